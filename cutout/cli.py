@@ -1,0 +1,37 @@
+"""The `cutout` command: one sub-command per module, imported only when it runs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name -> (module, one-line help). Each module defines add_arguments(parser) and run(args) -> int.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "render": ("cutout.cmd_render", "render a transformation string against a local file"),
+    "remove-bg": ("cutout.cmd_remove_bg", "remove the background of local images"),
+    "fetch-model": ("cutout.cmd_fetch_model", "fetch the IS-Net model into $CUTOUT_HOME"),
+    "serve": ("cutout.cmd_serve", "start the HTTP origin server"),
+    "eager": ("cutout.cmd_eager", "pre-generate derivatives into the cache or through a server"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="cutout", description=__doc__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    wanted = argv[0] if argv and argv[0] in COMMANDS else None
+    for name, (module_name, help_text) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        if name == wanted:
+            importlib.import_module(module_name).add_arguments(sp)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    module = importlib.import_module(COMMANDS[args.command][0])
+    return int(module.run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

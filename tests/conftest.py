@@ -1,0 +1,33 @@
+"""Shared test helpers: optional parts skip unless CUTOUT_REQUIRE_INTEGRATION=1, then they fail."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CUTOUT_SHARED_DIR", ROOT.parent / "shared"))
+OUTPUT_DIR = Path(os.environ.get("SAVE_OUTPUT_DIR", ROOT / "tests" / "output"))
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip (or fail under CUTOUT_REQUIRE_INTEGRATION=1) when an optional part is missing."""
+    if condition:
+        return
+    if os.environ.get("CUTOUT_REQUIRE_INTEGRATION") == "1":
+        pytest.fail(f"required integration part missing: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def eval_dir() -> Path:
+    path = SHARED / "eval"
+    require(path.is_dir(), f"evaluation images not found at {path}")
+    return path
