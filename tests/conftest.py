@@ -31,3 +31,14 @@ def eval_dir() -> Path:
     path = SHARED / "eval"
     require(path.is_dir(), f"evaluation images not found at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def segmenter():  # type: ignore[no-untyped-def]
+    """One real IS-Net session for the whole run; skips (or fails) when the model is not fetched."""
+    from transform.segment import ModelMissing, load_segmenter
+
+    try:
+        return load_segmenter()
+    except ModelMissing as exc:
+        require(False, f"{exc}")

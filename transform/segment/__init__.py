@@ -1,0 +1,41 @@
+"""Background removal: IS-Net on onnxruntime behind ``transform.seam.Segmenter``.
+
+``load_segmenter()`` is called once at start-up; it raises ModelMissing (with how to fix it) rather
+than letting the first request fail.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from transform.segment.model import (
+    ModelMissing,
+    SegmenterConfigError,
+    SegmenterError,
+    config_from_env,
+    default_model_path,
+    load_model,
+)
+from transform.segment.segmenter import PIPELINE_VERSION, IsNetSegmenter
+
+
+def load_segmenter(
+    model_path: str | os.PathLike[str] | None = None,
+    *,
+    threads: int | None = None,
+    providers: Sequence[str] | None = None,
+) -> IsNetSegmenter:
+    config = config_from_env(model_path, threads=threads, providers=providers)
+    return IsNetSegmenter(load_model(config))
+
+
+__all__ = [
+    "PIPELINE_VERSION",
+    "IsNetSegmenter",
+    "ModelMissing",
+    "SegmenterConfigError",
+    "SegmenterError",
+    "default_model_path",
+    "load_segmenter",
+]

