@@ -32,7 +32,8 @@ def derivative_key(
     ``layers`` carries the fingerprints of layer originals, so replacing an overlay file invalidates
     the derivatives that use it.
     """
-    return "d:" + _digest("derivative", canonical, public_id, fingerprint, format_key, layers, pipeline_version)
+    fields = (canonical, public_id, fingerprint, format_key, layers, pipeline_version)
+    return "d:" + _digest("derivative", *fields)
 
 
 def mask_key(source_key: str, model_id: str, fine_edges: bool) -> str:
