@@ -1,0 +1,107 @@
+"""Transformation text -> AST. The one place where lark errors become ``TransformationSyntaxError``."""
+
+from __future__ import annotations
+
+import functools
+from typing import cast
+
+from lark import Lark, Token, Transformer
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+
+from grammar.ast import Component, Param
+from grammar.errors import TransformationSyntaxError
+
+_SHOWN_CHARS = 120
+
+
+class _ToAst(Transformer[Token, tuple[Component, ...]]):
+    def start(self, components: list[Component]) -> tuple[Component, ...]:
+        return tuple(components)
+
+    def component(self, params: list[Param]) -> Component:
+        return Component(tuple(params), ",".join(f"{p.key}_{p.value}" for p in params))
+
+    def param(self, children: list[Token | str]) -> Param:
+        key, value = children
+        assert isinstance(key, Token) and key.column is not None
+        return Param(str(key), str(value), key.column)
+
+    def value(self, tokens: list[Token]) -> str:
+        return "".join(tokens)
+
+
+@functools.cache
+def parser() -> Lark:
+    return Lark.open_from_package(
+        __package__,
+        "transformation.lark",
+        parser="lalr",
+        strict=True,
+        maybe_placeholders=False,
+        transformer=_ToAst(),
+    )
+
+
+def parse_transformation(text: str) -> tuple[Component, ...]:
+    """Parse chained components: ``"c_scale,w_400/e_grayscale"`` -> two ``Component``s.
+
+    The empty string is the empty chain. Raises ``TransformationSyntaxError`` naming the column.
+    """
+    if not text:
+        return ()
+    try:
+        # With a tree-less transformer, parse() returns what _ToAst.start returns.
+        result = cast(tuple[Component, ...], parser().parse(text))
+    except UnexpectedInput as exc:
+        raise syntax_error(text, exc) from None
+    return result
+
+
+def syntax_error(text: str, exc: UnexpectedInput) -> TransformationSyntaxError:
+    column, expected = _position(text, exc)
+    reason = _reason(text, column, expected)
+    public = f"Invalid transformation syntax at column {column} of {show(text)}: {reason}"
+    return TransformationSyntaxError(public, detail=f"{public} ({type(exc).__name__})")
+
+
+def show(text: str) -> str:
+    """Quote client text for a message (and an HTTP header): ASCII only, bounded length."""
+    if len(text) > _SHOWN_CHARS:
+        text = text[:_SHOWN_CHARS] + "..."
+    return '"' + text.encode("ascii", "backslashreplace").decode("ascii").replace('"', '\\"') + '"'
+
+
+def _position(text: str, exc: UnexpectedInput) -> tuple[int, set[str]]:
+    if isinstance(exc, UnexpectedToken):
+        expected = set(exc.expected)
+        if exc.token.type == "$END":
+            return len(text) + 1, expected
+        return exc.column, expected
+    if isinstance(exc, UnexpectedCharacters):
+        return exc.column, set(exc.allowed or ())
+    return len(text) + 1, set()
+
+
+def _reason(text: str, column: int, expected: set[str]) -> str:
+    at = text[column - 1] if column <= len(text) else ""
+    before = text[: column - 1]
+    prev = before[-1:] or "/"
+    if "KEY" in expected:
+        if at in (",", "/", ""):
+            return "empty parameter" if "," in (at, prev) else "empty component"
+        return f"expected a parameter key (lower-case letters or a $variable), found {_char(at)}"
+    if "WORD" in expected and "SEP" not in expected:
+        if at in (",", "/", ""):
+            param_text = before[max(before.rfind(","), before.rfind("/")) + 1 :]
+            return f"missing value after {show(param_text)}"
+        return f"unexpected {_char(at)}"
+    if "WORD" not in expected and "SEP" not in expected:
+        key = before[max(before.rfind(","), before.rfind("/")) + 1 :]
+        return f"expected '_' after parameter key {show(key)}, found {_char(at) if at else 'end of text'}"
+    return f"unexpected {_char(at)}"
+
+
+def _char(char: str) -> str:
+    if not char:
+        return "end of text"
+    return "character " + char.encode("ascii", "backslashreplace").decode("ascii").join("''")

@@ -1,0 +1,164 @@
+"""Delivery path -> ``DeliveryPath``.
+
+The path must be the raw request path, still percent-encoded (ASGI ``scope["raw_path"]``):
+signatures hash the encoded text, and an encoded ``%2F`` must not become a folder separator before
+the public id is checked.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote
+
+from grammar.ast import DeliveryPath
+from grammar.errors import BadRequest
+from grammar.parse import parse_transformation, show
+from grammar.vocabulary import (
+    DELIVERY_TYPES,
+    IMAGE_EXTENSIONS,
+    MAX_PATH,
+    MAX_PUBLIC_ID,
+    PARAM_KEYS,
+    RESOURCE_TYPES,
+    SHORTCUTS,
+    SUPPORTED,
+)
+
+_SIGNATURE = re.compile(r"s--([A-Za-z0-9_-]{8}|[A-Za-z0-9_-]{32})--")
+_VERSION = re.compile(r"v[0-9]{1,18}")
+_CLOUD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,127}")
+_SHAPE = (
+    "expected /<cloud_name>/image/upload/[s--<signature>--/][<transformation>/][v<version>/]"
+    "<public_id>[.<extension>], or the same without /<cloud_name>"
+)
+
+
+def parse_path(path: str) -> DeliveryPath:
+    """Parse ``/demo/image/upload/c_scale,w_400/v1/docs/dog.jpg`` (cloud name optional)."""
+    if len(path) > MAX_PATH:
+        raise BadRequest(f"Delivery path is too long ({len(path)} characters; at most {MAX_PATH})")
+    if not path.startswith("/"):
+        raise BadRequest(f"Invalid delivery path {show(path)}: must start with '/'")
+    cloud_name, resource_type, delivery_type, rest = _split_prefix(path, path[1:].split("/"))
+    if not rest or rest == [""]:
+        raise BadRequest(f"Invalid delivery path {show(path)}: no public id")
+    if rest[-1] == "":
+        raise BadRequest(f"Invalid delivery path {show(path)}: no public id (the path ends with '/')")
+    if "" in rest:
+        raise BadRequest(f"Invalid delivery path {show(path)}: empty component ('//')")
+    signature, rest = _split_signature(rest)
+    component_texts, version, source_segments = _split_components(rest)
+    raw_transformation = "/".join(component_texts)
+    raw_source = "/".join(source_segments)
+    public_id, extension = _split_source(raw_source)
+    return DeliveryPath(
+        cloud_name=cloud_name,
+        resource_type=resource_type,
+        delivery_type=delivery_type,
+        signature=signature,
+        components=parse_transformation(raw_transformation),
+        version=version,
+        public_id=public_id,
+        extension=extension,
+        raw_transformation=raw_transformation,
+        raw_source=raw_source,
+    )
+
+
+def layer_public_id(value: str) -> str:
+    """The public id a layer value names: ``docs:road`` -> ``docs/road``; percent-decoded."""
+    decoded = "/".join(_decode(part, "layer public id") for part in value.split(":"))
+    _check_public_id(decoded, f"layer public id {show(value)}")
+    return decoded
+
+
+def is_component(segment: str) -> bool:
+    """True when any ``key_value`` token of the segment has a Cloudinary key (or is a $variable)."""
+    for token in segment.split(","):
+        key, underscore, _ = token.partition("_")
+        if underscore and (key in PARAM_KEYS or (key.startswith("$") and len(key) > 1)):
+            return True
+    return False
+
+
+def _split_prefix(path: str, segments: list[str]) -> tuple[str | None, str, str, list[str]]:
+    first, second = segments[0], segments[1] if len(segments) > 1 else ""
+    third = segments[2] if len(segments) > 2 else ""
+    if first in SHORTCUTS:
+        cloud_name, (resource_type, delivery_type), rest = None, SHORTCUTS[first], segments[1:]
+    elif first in RESOURCE_TYPES and second in DELIVERY_TYPES:
+        cloud_name, resource_type, delivery_type, rest = None, first, second, segments[2:]
+    elif second in SHORTCUTS:
+        cloud_name, (resource_type, delivery_type), rest = first, SHORTCUTS[second], segments[2:]
+    elif second in RESOURCE_TYPES and third in DELIVERY_TYPES:
+        cloud_name, resource_type, delivery_type, rest = first, second, third, segments[3:]
+    else:
+        raise BadRequest(
+            f"Invalid delivery path {show(path)}: {_SHAPE}"
+            " (root paths and /images/ SEO paths are not supported)"
+        )
+    if (resource_type, delivery_type) != SUPPORTED:
+        raise BadRequest(
+            f"Unsupported delivery type {resource_type}/{delivery_type}: only image/upload is supported"
+        )
+    if cloud_name is not None and not _CLOUD_NAME.fullmatch(cloud_name):
+        raise BadRequest(
+            f"Invalid cloud name {show(cloud_name)}:"
+            " expected a letter then up to 127 letters, digits, '-' or '_'"
+        )
+    return cloud_name, resource_type, delivery_type, rest
+
+
+def _split_signature(rest: list[str]) -> tuple[str | None, list[str]]:
+    first = rest[0]
+    if len(rest) == 1 or not (first.startswith("s--") and first.endswith("--")):
+        return None, rest
+    match = _SIGNATURE.fullmatch(first)
+    if match is None:
+        raise BadRequest(
+            f"Invalid signature component {show(first)}: expected s--<8 or 32 URL-safe base64 characters>--"
+        )
+    return match.group(1), rest[1:]
+
+
+def _split_components(rest: list[str]) -> tuple[list[str], int | None, list[str]]:
+    """The last segment is always the public id; a ``v<digits>`` segment ends the components.
+
+    Without a version, components are the leading segments that look like transformations and the
+    first one that does not starts the public id (``docs/rmv_bgd/dog``). With a version, a public id
+    cannot contain a ``v<digits>`` folder, so everything before it is a component, checked by the grammar.
+    """
+    head = rest[:-1]
+    for index, segment in enumerate(head):
+        if _VERSION.fullmatch(segment):
+            return head[:index], int(segment[1:]), rest[index + 1 :]
+    count = 0
+    while count < len(head) and is_component(head[count]):
+        count += 1
+    return head[:count], None, rest[count:]
+
+
+def _split_source(raw_source: str) -> tuple[str, str | None]:
+    raw_id, extension = raw_source, None
+    stem, dot, suffix = raw_source.rpartition(".")
+    if dot and stem and not stem.endswith("/") and "/" not in suffix and suffix.lower() in IMAGE_EXTENSIONS:
+        raw_id, extension = stem, suffix.lower()
+    public_id = _decode(raw_id, "public id")
+    _check_public_id(public_id, f"public id {show(public_id)}")
+    return public_id, extension
+
+
+def _decode(text: str, what: str) -> str:
+    try:
+        return unquote(text, errors="strict")
+    except UnicodeDecodeError:
+        raise BadRequest(f"Invalid {what} {show(text)}: percent-encoding is not valid UTF-8") from None
+
+
+def _check_public_id(public_id: str, label: str) -> None:
+    if len(public_id) > MAX_PUBLIC_ID:
+        raise BadRequest(f"public_id is too long ({len(public_id)} characters; at most {MAX_PUBLIC_ID})")
+    if "\\" in public_id or any(ord(char) < 32 or ord(char) == 127 for char in public_id):
+        raise BadRequest(f"Invalid {label}: backslashes and control characters are not allowed")
+    if any(part in ("", ".", "..") for part in public_id.split("/")):
+        raise BadRequest(f"Invalid {label}: folder names must not be empty, '.' or '..'")

@@ -1,0 +1,50 @@
+"""Delivery URL signatures: the ``s--SIG--`` component.
+
+``SIG`` is the URL-safe base64 digest of ``to_sign + api_secret``, cut to 8 characters (SHA-1 or
+SHA-256) or 32 characters (SHA-256). ``to_sign`` is the transformation text and the source
+(public id + extension) as written in the URL, joined by ``/``; the SDKs leave the version out.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from typing import Literal
+
+from grammar.ast import DeliveryPath
+
+Algorithm = Literal["sha1", "sha256"]
+
+
+def sign(to_sign: str, secret: str, *, algorithm: Algorithm = "sha1", length: Literal[8, 32] = 8) -> str:
+    """``sign("sample.jpg", "b")`` -> ``"v2fTPYTu"``."""
+    if length == 32 and algorithm != "sha256":
+        raise ValueError("32-character signatures are SHA-256 only")
+    digest = hashlib.new(algorithm, (to_sign + secret).encode("utf-8")).digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii")[:length]
+
+
+def strings_to_sign(path: DeliveryPath) -> list[str]:
+    """What the signature may cover: without the version (what SDKs sign) and with it."""
+    variants = ["/".join(filter(None, [path.raw_transformation, path.raw_source]))]
+    if path.version is not None:
+        parts = [path.raw_transformation, f"v{path.version}", path.raw_source]
+        variants.append("/".join(filter(None, parts)))
+    return variants
+
+
+def verify_delivery(path: DeliveryPath, secret: str) -> bool:
+    """True when the path's ``s--SIG--`` matches; every candidate is compared in constant time."""
+    if path.signature is None or not secret:
+        return False
+    given = path.signature.encode("ascii")
+    options: list[tuple[Algorithm, Literal[8, 32]]] = (
+        [("sha256", 32)] if len(given) == 32 else [("sha1", 8), ("sha256", 8)]
+    )
+    matched = False
+    for to_sign in strings_to_sign(path):
+        for algorithm, length in options:
+            expected = sign(to_sign, secret, algorithm=algorithm, length=length).encode("ascii")
+            matched |= hmac.compare_digest(expected, given)
+    return matched
