@@ -1,0 +1,36 @@
+"""How sure the network is about a mask, as one number in [0, 1].
+
+The score is ``presence * exp(-K * U / A)`` where, over the probability map ``p``:
+
+* ``U = sum(1 - |2p - 1|)`` is the total *uncertainty*: 0 for a pixel at 0 or 1, 1 for a pixel at 0.5;
+* ``A = sum(p > 0.5)`` is the foreground area, so ``U / A`` is the uncertain area per unit of
+  foreground. A crisp map is uncertain only along a thin edge and scores close to 1; a mushy one
+  (large half-grey regions) scores close to 0. ``K = 4``.
+* ``presence = min(1, A / (0.002 * N))`` with ``N`` pixels: a map with (almost) no foreground
+  means the network found nothing, which is not a confident cut-out however crisp it is.
+
+Example: a 100x100 square with a 2-pixel soft edge in a 1024x1024 map scores about 0.7; the same
+square blurred into a wide ramp scores under 0.1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+K = 4.0
+MIN_AREA_FRACTION = 0.002
+
+
+def score(prob: npt.NDArray[np.floating]) -> float:
+    p = np.asarray(prob, dtype=np.float32)
+    if p.size == 0:
+        return 0.0
+    area = float(np.count_nonzero(p > 0.5))
+    if area == 0:
+        return 0.0
+    uncertainty = float(np.sum(1 - np.abs(2 * p - 1), dtype=np.float64))
+    presence = min(1.0, area / (MIN_AREA_FRACTION * p.size))
+    return max(0.0, min(1.0, presence * math.exp(-K * uncertainty / area)))
