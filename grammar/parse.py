@@ -68,7 +68,12 @@ def show(text: str) -> str:
     """Quote client text for a message (and an HTTP header): ASCII only, bounded length."""
     if len(text) > _SHOWN_CHARS:
         text = text[:_SHOWN_CHARS] + "..."
-    return '"' + text.encode("ascii", "backslashreplace").decode("ascii").replace('"', '\\"') + '"'
+    return '"' + _escape(text).replace('"', '\\"') + '"'
+
+
+def _escape(text: str) -> str:
+    """Backslash escapes for anything outside printable ASCII (control characters included)."""
+    return text.encode("unicode_escape").decode("ascii")
 
 
 def _position(text: str, exc: UnexpectedInput) -> tuple[int, set[str]]:
@@ -104,4 +109,4 @@ def _reason(text: str, column: int, expected: set[str]) -> str:
 def _char(char: str) -> str:
     if not char:
         return "end of text"
-    return "character " + char.encode("ascii", "backslashreplace").decode("ascii").join("''")
+    return "character " + _escape(char).join("''")

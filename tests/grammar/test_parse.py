@@ -72,15 +72,21 @@ ERRORS = [
     ("c_fit,w_/h_3", 'column 9 of "c_fit,w_/h_3": missing value after "w_"'),
     ("e_blur:", 'column 8 of "e_blur:": missing value after "e_blur:"'),
     ("w400", "column 2 of \"w400\": expected '_' after parameter key \"w\", found character '4'"),
-    ("w", "column 2 of \"w\": expected '_' after parameter key \"w\", found end of text"),
-    ("W_400", "column 1 of \"W_400\": expected a parameter key (lower-case letters or a $variable), "
-     "found character 'W'"),
+    ("w", 'column 2 of "w": expected \'_\' after parameter key "w", found end of text'),
+    (
+        "W_400",
+        'column 1 of "W_400": expected a parameter key (lower-case letters or a $variable), '
+        "found character 'W'",
+    ),
     ("w_4 ", "column 4 of \"w_4 \": unexpected character ' '"),
     ("w_<x>", "column 3 of \"w_<x>\": unexpected character '<'"),
     ("e_blur::3", "column 8 of \"e_blur::3\": unexpected character ':'"),
-    ("\u00fc_3", "column 1 of \"\\xfc_3\": expected a parameter key (lower-case letters or a $variable), "
-     "found character '\\xfc'"),
-]  # fmt: skip
+    (
+        "\u00fc_3",
+        'column 1 of "\\xfc_3": expected a parameter key (lower-case letters or a $variable), '
+        "found character '\\xfc'",
+    ),
+]
 
 
 @pytest.mark.parametrize(("text", "message"), ERRORS, ids=[case[0] for case in ERRORS])

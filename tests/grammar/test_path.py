@@ -1,0 +1,213 @@
+"""Delivery path -> DeliveryPath, and the 400s for paths a client got wrong."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from grammar import is_component, layer_public_id, parse_path
+from grammar.errors import BadRequest, TransformationSyntaxError
+
+BR = "e_background_removal/c_scale,w_400/u_docs:road/fl_layer_apply,y_-200"
+
+# path -> expected fields (only those listed are checked; "comps" is the list of component raws)
+CASES: list[tuple[str, dict[str, Any]]] = [
+    (
+        f"/demo/image/upload/{BR}/docs/rmv_bgd/dog_couch_orig",
+        dict(
+            cloud_name="demo",
+            comps=BR.split("/"),
+            version=None,
+            public_id="docs/rmv_bgd/dog_couch_orig",
+            extension=None,
+            raw_transformation=BR,
+            raw_source="docs/rmv_bgd/dog_couch_orig",
+        ),
+    ),
+    (
+        "/demo/image/upload/ar_1.0,c_fill,h_250/bo_5px_solid_lightblue/leather_bag_gray.jpg",
+        dict(
+            comps=["ar_1.0,c_fill,h_250", "bo_5px_solid_lightblue"],
+            public_id="leather_bag_gray",
+            extension="jpg",
+            raw_source="leather_bag_gray.jpg",
+        ),
+    ),
+    (
+        "/test123/image/upload/s--Ai4Znfl3--/c_crop,h_20,w_10/v1234/image.jpg",
+        dict(
+            cloud_name="test123",
+            signature="Ai4Znfl3",
+            comps=["c_crop,h_20,w_10"],
+            version=1234,
+            public_id="image",
+            extension="jpg",
+            raw_transformation="c_crop,h_20,w_10",
+            raw_source="image.jpg",
+        ),
+    ),
+    (
+        "/test123/image/upload/s----SjmNDA--/image.jpg",
+        dict(signature="--SjmNDA", comps=[], public_id="image"),
+    ),
+    (
+        "/demo/image/upload/s--2hbrSMPOjj5BJ4xV7SgFbRDevFaQNUFf--/sample.jpg",
+        dict(signature="2hbrSMPOjj5BJ4xV7SgFbRDevFaQNUFf"),
+    ),
+    ("/image/upload/sample.png", dict(cloud_name=None, public_id="sample", extension="png")),
+    ("/image/upload/w_100/sample", dict(cloud_name=None, comps=["w_100"], public_id="sample")),
+    ("/iu/c_fit,w_10/sample", dict(cloud_name=None, comps=["c_fit,w_10"], public_id="sample")),
+    ("/demo/iu/sample", dict(cloud_name="demo", public_id="sample")),
+    ("/demo/image/upload/v1/folder/test", dict(version=1, comps=[], public_id="folder/test")),
+    ("/demo/image/upload/folder/test", dict(version=None, comps=[], public_id="folder/test")),
+    ("/demo/image/upload/v1/c_scale,w_4/x", dict(comps=[], public_id="c_scale,w_4/x")),
+    ("/demo/image/upload/w_400,foo_3/x", dict(comps=["w_400,foo_3"], public_id="x")),
+    ("/demo/image/upload/$w_150/t_passport/x", dict(comps=["$w_150", "t_passport"], public_id="x")),
+    ("/demo/image/upload/w_1/f_auto/q_auto/x", dict(comps=["w_1", "f_auto", "q_auto"], public_id="x")),
+    ("/demo/image/upload/SAMPLE.JPG", dict(public_id="SAMPLE", extension="jpg", raw_source="SAMPLE.JPG")),
+    ("/demo/image/upload/dog.couch", dict(public_id="dog.couch", extension=None)),
+    ("/demo/image/upload/a.b.webp", dict(public_id="a.b", extension="webp")),
+    ("/demo/image/upload/v2/docs.jpg/x", dict(public_id="docs.jpg/x", extension=None)),
+    ("/demo/image/upload/a%20b%2Bc.jpg", dict(public_id="a b+c", raw_source="a%20b%2Bc.jpg")),
+    ("/demo/image/upload/%C3%9F", dict(public_id="\u00df", raw_source="%C3%9F")),
+    ("/demo/image/upload/a:b", dict(public_id="a:b")),
+    ("/image/image/upload/x", dict(cloud_name="image", public_id="x")),
+    ("/demo/image/upload/s--foo/x", dict(signature=None, public_id="s--foo/x")),
+    ("/demo/image/upload/rmv_bgd", dict(comps=[], public_id="rmv_bgd")),
+]
+
+
+@pytest.mark.parametrize(("path", "expected"), CASES, ids=[case[0] for case in CASES])
+def test_parses(path: str, expected: dict[str, Any]) -> None:
+    parsed = parse_path(path)
+    assert parsed.resource_type == "image" and parsed.delivery_type == "upload"
+    actual = {name: getattr(parsed, name) for name in expected if name != "comps"}
+    if "comps" in expected:
+        actual["comps"] = [component.raw for component in parsed.components]
+    assert actual == expected
+
+
+def test_components_are_parsed() -> None:
+    parsed = parse_path(f"/demo/image/upload/{BR}/docs/rmv_bgd/dog_couch_orig")
+    assert [(p.key, p.value) for p in parsed.components[3].params] == [("fl", "layer_apply"), ("y", "-200")]
+
+
+SHAPE = (
+    "expected /<cloud_name>/image/upload/[s--<signature>--/][<transformation>/][v<version>/]"
+    "<public_id>[.<extension>], or the same without /<cloud_name>"
+    " (root paths and /images/ SEO paths are not supported)"
+)
+
+ERRORS = [
+    ("/demo/image/upload/", 'Invalid delivery path "/demo/image/upload/": no public id'),
+    ("/demo/image/upload", 'Invalid delivery path "/demo/image/upload": no public id'),
+    (
+        "/image/upload/w_4/",
+        "Invalid delivery path \"/image/upload/w_4/\": no public id (the path ends with '/')",
+    ),
+    (
+        "/demo/image/upload/w_4//x",
+        "Invalid delivery path \"/demo/image/upload/w_4//x\": empty component ('//')",
+    ),
+    ("/demo/image/upload//x", "Invalid delivery path \"/demo/image/upload//x\": empty component ('//')"),
+    ("/demo/video/upload/x", "Unsupported delivery type video/upload: only image/upload is supported"),
+    ("/demo/image/fetch/x", "Unsupported delivery type image/fetch: only image/upload is supported"),
+    ("/image/private/x", "Unsupported delivery type image/private: only image/upload is supported"),
+    ("/demo/test", f'Invalid delivery path "/demo/test": {SHAPE}'),
+    ("/demo/images/test/hello", f'Invalid delivery path "/demo/images/test/hello": {SHAPE}'),
+    ("/", f'Invalid delivery path "/": {SHAPE}'),
+    ("demo/image/upload/x", "Invalid delivery path \"demo/image/upload/x\": must start with '/'"),
+    (
+        "/de.mo/image/upload/x",
+        "Invalid cloud name \"de.mo\": expected a letter then up to 127 letters, digits, '-' or '_'",
+    ),
+    (
+        "/demo/image/upload/s--abc--/x",
+        'Invalid signature component "s--abc--": expected s--<8 or 32 URL-safe base64 characters>--',
+    ),
+    (
+        "/demo/image/upload/../etc/passwd",
+        "Invalid public id \"../etc/passwd\": folder names must not be empty, '.' or '..'",
+    ),
+    (
+        "/demo/image/upload/a/%2E%2E/b",
+        "Invalid public id \"a/../b\": folder names must not be empty, '.' or '..'",
+    ),
+    ("/demo/image/upload/%2Fetc", "Invalid public id \"/etc\": folder names must not be empty, '.' or '..'"),
+    ("/demo/image/upload/./x", "Invalid public id \"./x\": folder names must not be empty, '.' or '..'"),
+    (
+        "/demo/image/upload/a%5Cb",
+        'Invalid public id "a\\\\b": backslashes and control characters are not allowed',
+    ),
+    (
+        "/demo/image/upload/a%00b",
+        'Invalid public id "a\\x00b": backslashes and control characters are not allowed',
+    ),
+    ("/demo/image/upload/%FF", 'Invalid public id "%FF": percent-encoding is not valid UTF-8'),
+    ("/demo/image/upload/" + "a" * 256, "public_id is too long (256 characters; at most 255)"),
+    ("/demo/image/upload/" + "a" * 8200, "Delivery path is too long (8219 characters; at most 8192)"),
+]
+
+
+@pytest.mark.parametrize(("path", "message"), ERRORS, ids=[case[0][:60] for case in ERRORS])
+def test_rejects(path: str, message: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        parse_path(path)
+    assert caught.value.public == message
+    assert caught.value.status == 400
+
+
+def test_public_id_of_255_characters_is_fine() -> None:
+    assert parse_path("/demo/image/upload/" + "a" * 255 + ".jpg").public_id == "a" * 255
+
+
+def test_segments_before_version_must_be_transformations() -> None:
+    with pytest.raises(TransformationSyntaxError) as caught:
+        parse_path("/demo/image/upload/docs/v1/x")
+    assert caught.value.public == (
+        'Invalid transformation syntax at column 5 of "docs": expected \'_\' after parameter key "docs", '
+        "found end of text"
+    )
+
+
+def test_transformation_errors_name_the_column_of_the_transformation() -> None:
+    with pytest.raises(TransformationSyntaxError) as caught:
+        parse_path("/demo/image/upload/c_fit,w_,h_3/x.jpg")
+    assert (
+        caught.value.public
+        == 'Invalid transformation syntax at column 9 of "c_fit,w_,h_3": missing value after "w_"'
+    )
+
+
+@pytest.mark.parametrize(
+    ("segment", "expected"),
+    [
+        ("w_400", True),
+        ("w_400,foo_3", True),
+        ("foo_3,w_400", True),
+        ("$w_3", True),
+        ("rmv_bgd", False),
+        ("docs", False),
+        ("w", False),
+        ("$_3", False),
+        ("dog_couch_orig", False),
+        ("if_end", True),
+    ],
+)
+def test_is_component(segment: str, expected: bool) -> None:
+    assert is_component(segment) is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("docs:road", "docs/road"), ("road", "road"), ("a%20b:c", "a b/c"), ("docs:a%3Ab", "docs/a:b")],
+)
+def test_layer_public_id(value: str, expected: str) -> None:
+    assert layer_public_id(value) == expected
+
+
+@pytest.mark.parametrize("value", ["docs::road", "..:etc", ":road", "a%5Cb", "%FF"])
+def test_layer_public_id_rejects(value: str) -> None:
+    with pytest.raises(BadRequest, match="layer public id"):
+        layer_public_id(value)
