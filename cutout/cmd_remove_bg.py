@@ -1,0 +1,74 @@
+"""`cutout remove-bg`: cut-outs (RGBA) or masks of local images, one output per input."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pyvips
+
+from transform.segment import IsNetSegmenter, SegmenterError, load_segmenter
+from transform.segment.compose import apply_alpha
+from transform.segment.segmenter import MAX_SIDE
+
+# A 12 MP RGBA PNG costs ~0.7 s at libvips' default compression 6; level 2 is about 3x faster for
+# files ~10 % larger (bench/RESULTS.md). WebP: lossy colour, lossless alpha, so edges stay exact.
+SAVE_OPTIONS: dict[str, dict[str, object]] = {
+    "png": {"compression": 2},
+    "webp": {"Q": 90, "alpha_q": 100, "effort": 2},
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR", help="output folder")
+    parser.add_argument("--fine-edges", action="store_true", help="matting pass for hair and fur (slower)")
+    parser.add_argument("--mask", action="store_true", help="write the 8-bit single-band mask instead")
+    parser.add_argument("--format", choices=sorted(SAVE_OPTIONS), default="png", help="output format")
+
+
+def run(args: argparse.Namespace) -> int:
+    stems = [p.stem for p in args.inputs]
+    duplicates = sorted({s for s in stems if stems.count(s) > 1})
+    if duplicates:
+        print(f"cutout remove-bg: inputs share the output name(s) {', '.join(duplicates)}", file=sys.stderr)
+        return 2
+    try:
+        segmenter = load_segmenter()
+    except SegmenterError as exc:
+        print(f"cutout remove-bg: {exc}", file=sys.stderr)
+        return 2
+    args.output.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for path in args.inputs:
+        target = args.output / f"{path.stem}.{args.format}"
+        try:
+            confidence = process(segmenter, path, target, mask_only=args.mask, fine_edges=args.fine_edges)
+        except (pyvips.Error, OSError) as exc:
+            failed += 1
+            print(f"{path}: failed: {_reason(exc)}", file=sys.stderr)
+            continue
+        print(f"{path}: confidence {confidence:.3f} -> {target}")
+    return 1 if failed else 0
+
+
+def process(
+    segmenter: IsNetSegmenter, path: Path, target: Path, *, mask_only: bool, fine_edges: bool
+) -> float:
+    image = pyvips.Image.new_from_file(str(path)).autorot()
+    if max(image.width, image.height) > MAX_SIDE:
+        image = image.thumbnail_image(MAX_SIDE, height=MAX_SIDE)
+    if not mask_only:
+        image = image.copy_memory()  # the segmenter and the composer both read every pixel
+    mask = segmenter.segment(image, fine_edges=fine_edges)
+    out = mask.alpha if mask_only else apply_alpha(image, mask.alpha)
+    out.write_to_file(str(target), **SAVE_OPTIONS[target.suffix.lstrip(".")])
+    return mask.confidence
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, pyvips.Error):
+        lines = [line for line in str(exc.detail or exc.message).splitlines() if line.strip()]
+        return f"cannot decode: {lines[0] if lines else exc.message}"
+    return str(exc)
