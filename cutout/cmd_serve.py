@@ -1,0 +1,79 @@
+"""`cutout serve`: the HTTP origin under uvicorn. Every option can also come from its CUTOUT_* variable."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from cutout.settings import Settings, SettingsError, describe, load_settings
+
+_OPTIONS = ("originals", "cache_dir", "host", "port", "workers")
+
+EXAMPLES = (
+    ("the original", "docs/rmv_bgd/dog_couch_orig"),
+    ("scaled to 400 px wide", "c_scale,w_400/docs/road"),
+    ("filled to 300x300, WebP or AVIF when the browser takes it",
+     "c_fill,h_300,w_300/f_auto/docs/rmv_bgd/router_orig"),
+    ("background removed (423 until ready, then 200)", "e_background_removal/docs/rmv_bgd/dog_couch_orig"),
+    ("cut-out placed over another picture",
+     "e_background_removal/c_scale,w_400/u_docs:road/fl_layer_apply,y_-200/docs/rmv_bgd/dog_couch_orig"),
+    ("cut-out, scaled, over a backdrop, as PNG",
+     "e_background_removal/c_scale,h_375/u_docs:bg_beach/c_scale,w_800/fl_layer_apply,g_south/"
+     "docs/rmv_bgd/woman_orig.png"),
+    ("cut-out with a drop shadow",
+     "e_background_removal/e_dropshadow/c_scale,h_105/docs/rmv_bgd/router_orig"),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "environment variables:\n" + describe()
+    meta = {f.name: f.metadata for f in fields(Settings)}
+    for name in _OPTIONS:
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(flag, dest=name, default=None, help=f"{meta[name]['help']} [{meta[name]['env']}]")
+    parser.add_argument("--print-examples", action="store_true", help="print working example URLs")
+    levels = ["critical", "error", "warning", "info", "debug"]
+    parser.add_argument("--log-level", default="info", choices=levels)
+
+
+def example_urls(settings: Settings) -> list[str]:
+    base = f"http://{settings.host}:{settings.port}"
+    cloud = f"/{settings.cloud_name}" if settings.cloud_name else "/demo"
+    return [f"  {what}:\n    {base}{cloud}/image/upload/{path}" for what, path in EXAMPLES]
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from cutout.service import check_transformations
+
+    overrides = {name: getattr(args, name) for name in _OPTIONS}
+    try:
+        settings = load_settings(os.environ, overrides)
+        _, cache_dir = settings.require_paths()
+        check_transformations(settings)
+    except SettingsError as exc:
+        print(f"cutout serve: {exc}", file=sys.stderr)
+        return 2
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    # Workers are separate processes that build their own app from the environment.
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        if "env" in f.metadata and f.name in _OPTIONS and value is not None:
+            os.environ[f.metadata["env"]] = str(Path(value).resolve() if isinstance(value, Path) else value)
+    metrics_dir = cache_dir / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)  # counters from a previous run would be summed in
+    metrics_dir.mkdir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    if args.print_examples:
+        print("cutout is serving these example URLs:\n" + "\n".join(example_urls(settings)), flush=True)
+    uvicorn.run(
+        "cutout.app:create_app", factory=True, host=settings.host, port=settings.port,
+        workers=settings.workers, log_level=args.log_level, access_log=False,
+    )
+    return 0

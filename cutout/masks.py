@@ -1,0 +1,37 @@
+"""Background-removal masks cached per source image, so every size and format of one cut-out shares
+one model run (``e_background_removal/c_scale,w_400`` and ``..._w_800`` infer once)."""
+
+from __future__ import annotations
+
+import time
+
+import pyvips
+
+from cache import DerivativeCache, Entry, mask_key
+from cutout import metrics
+from transform.seam import Mask, Segmenter
+
+
+class CachedMasks:
+    """A ``transform.seam.MaskSource`` that runs the segmenter only on a cache miss."""
+
+    def __init__(self, segmenter: Segmenter, cache: DerivativeCache) -> None:
+        self.segmenter = segmenter
+        self.cache = cache
+
+    def __call__(self, image: pyvips.Image, *, key: str, fine_edges: bool) -> Mask:
+        cache_key = mask_key(key, self.segmenter.model_id, fine_edges)
+        entry = self.cache.get(cache_key)
+        if entry is not None:
+            alpha = pyvips.Image.new_from_buffer(entry.data, "")
+            if (alpha.width, alpha.height) == (image.width, image.height):
+                return Mask(alpha, float(entry.meta["confidence"]))
+        started = time.perf_counter()
+        mask = self.segmenter.segment(image, fine_edges=fine_edges)
+        metrics.inference_seconds.observe(time.perf_counter() - started)
+        metrics.inference_total.inc()
+        # PNG is lossless and small for masks; a 6144x6144 alpha is a few hundred KB.
+        data = mask.alpha.pngsave_buffer(compression=1)
+        self.cache.put(cache_key, Entry.of(data, format="png", confidence=mask.confidence,
+                                           width=image.width, height=image.height))
+        return mask

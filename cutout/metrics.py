@@ -1,0 +1,39 @@
+"""Prometheus metrics. With several worker processes, PROMETHEUS_MULTIPROC_DIR must be set before this
+module is imported (``cmd_serve`` does it), and ``render_latest`` then merges every process's files."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+requests_total = Counter("cutout_requests_total", "HTTP requests answered, by status", ["status"])
+render_seconds = Histogram("cutout_render_seconds", "Time to render one derivative (cache misses)")
+inference_total = Counter("cutout_inference_total", "Segmentation model runs (mask cache misses)")
+inference_seconds = Histogram(
+    "cutout_inference_seconds", "Time of one segmentation model run",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64),
+)
+cache_hits_total = Counter("cutout_cache_hits_total", "Derivatives served from the cache")
+cache_misses_total = Counter("cutout_cache_misses_total", "Derivatives not in the cache")
+queue_depth = Gauge(
+    "cutout_queue_depth", "Background-removal jobs queued or running", multiprocess_mode="livesum"
+)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def render_latest() -> bytes:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest()
