@@ -44,12 +44,13 @@ def test_masks_and_reports_undecodable_inputs(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", ["png", "webp"])
+@pytest.mark.parametrize(("fmt", "extra"), [("png", []), ("webp", ["--fine-edges"])])
 def test_cutout_is_rgba_and_transparent_outside(
-    segmenter: IsNetSegmenter, photos: tuple[Path, Path, np.ndarray], tmp_path: Path, fmt: str
+    segmenter: IsNetSegmenter, photos: tuple[Path, Path, np.ndarray], tmp_path: Path, fmt: str,
+    extra: list[str],
 ) -> None:
     good, _, truth = photos
-    assert main(["remove-bg", str(good), "-o", str(tmp_path / "out"), "--format", fmt]) == 0
+    assert main(["remove-bg", str(good), "-o", str(tmp_path / "out"), "--format", fmt, *extra]) == 0
     cut = pyvips.Image.new_from_file(str(tmp_path / "out" / f"ball.{fmt}"))
     assert (cut.width, cut.height, cut.bands) == (900, 600, 4)
     alpha = cut.numpy()[..., 3]

@@ -11,7 +11,10 @@ import numpy as np
 import pyvips
 
 from transform.seam import Mask
+from transform.segment.confidence import score
+from transform.segment.matting import fine_edges as refine_edges
 from transform.segment.model import FloatArray, Model, Normalization
+from transform.segment.refine import upsample_mask
 
 #: Bump when pre- or post-processing changes what masks look like: it is part of every mask cache key.
 PIPELINE_VERSION = "1"
@@ -32,11 +35,11 @@ class IsNetSegmenter:
     def segment(self, image: pyvips.Image, *, fine_edges: bool) -> Mask:
         rgb = prepare(image)
         raw = self.probability(rgb)
-        prob = stretch(raw)
-        alpha = _upsample(prob, rgb)
+        alpha = upsample_mask(stretch(raw), rgb)
         if fine_edges:
-            alpha = _fine_edges(rgb, alpha)
-        return Mask(to_uchar(alpha, rgb.width, rgb.height), _confidence(raw))
+            alpha = refine_edges(rgb, alpha)
+        # Confidence reads the raw map: min-max stretching would make an empty scene look decisive.
+        return Mask(to_uchar(alpha, rgb.width, rgb.height), score(raw))
 
     def probability(self, rgb: pyvips.Image) -> FloatArray:
         """The model's raw mask (values in [0, 1]) for an sRGB 3-band uchar image, at model size."""
@@ -78,44 +81,8 @@ def stretch(prob: FloatArray) -> FloatArray:
     return ((prob - lo) / (hi - lo)).astype(np.float32)
 
 
-def to_uchar(alpha: np.ndarray | pyvips.Image, width: int, height: int) -> pyvips.Image:
-    if isinstance(alpha, np.ndarray):
-        data = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        mask = pyvips.Image.new_from_array(data)
-    else:
-        mask = (alpha * 255.0 + 0.5).cast("uchar") if alpha.format != "uchar" else alpha
-    if (mask.width, mask.height) != (width, height) or mask.bands != 1:
-        raise ValueError(f"mask is {mask.width}x{mask.height}x{mask.bands}, expected {width}x{height}x1")
-    return mask.copy(interpretation="b-w")
-
-
-def resize_to(prob: FloatArray, width: int, height: int) -> pyvips.Image:
-    """Plain Lanczos upsampling of the probability map (rembg's way); float image in [0, 1]."""
-    image = pyvips.Image.new_from_array(prob)
-    return image.thumbnail_image(width, height=height, size="force").clamp(min=0.0, max=1.0)
-
-
-def _upsample(prob: FloatArray, guide: pyvips.Image) -> np.ndarray | pyvips.Image:
-    try:
-        from transform.segment.refine import upsample_mask
-    except ImportError:  # until the edge-aware upsampler lands
-        return resize_to(prob, guide.width, guide.height)
-    result: np.ndarray | pyvips.Image = upsample_mask(prob, guide)
-    return result
-
-
-def _fine_edges(rgb: pyvips.Image, alpha: np.ndarray | pyvips.Image) -> np.ndarray | pyvips.Image:
-    try:
-        from transform.segment.matting import fine_edges
-    except ImportError:  # until the matting step lands
-        return alpha
-    result: np.ndarray | pyvips.Image = fine_edges(rgb, alpha)
-    return result
-
-
-def _confidence(raw: FloatArray) -> float:
-    try:
-        from transform.segment.confidence import score
-    except ImportError:  # until the confidence score lands: share of decisive pixels
-        return float(np.mean((raw < 0.1) | (raw > 0.9)))
-    return float(score(raw))
+def to_uchar(alpha: FloatArray, width: int, height: int) -> pyvips.Image:
+    if alpha.shape != (height, width):
+        raise ValueError(f"alpha is {alpha.shape[1]}x{alpha.shape[0]}, expected {width}x{height}")
+    data = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return pyvips.Image.new_from_array(data, interpretation="b-w")
