@@ -42,6 +42,8 @@ def parser() -> Lark:
     )
 
 
+# Traffic repeats a few transformation strings across many images, and the result is immutable.
+@functools.lru_cache(maxsize=2048)
 def parse_transformation(text: str) -> tuple[Component, ...]:
     """Parse chained components: ``"c_scale,w_400/e_grayscale"`` -> two ``Component``s.
 
