@@ -1,0 +1,13 @@
+"""The rendering engine: transformation components -> Plan -> pyvips -> encoded bytes.
+
+plan = compile_plan(parse_transformation("c_fill,g_auto,w_400,h_300/f_auto"))
+choice = negotiate_format(plan, extension="jpg", accept=request_accept_header)
+rendered = render(plan, "originals/dog.jpg", source_key=etag, choice=choice, load_layer=..., masks=...)
+"""
+
+from transform.decode import Limits
+from transform.formats import FormatChoice, negotiate_format
+from transform.plan import Plan, compile_plan
+from transform.render import Rendered, render
+
+__all__ = ["FormatChoice", "Limits", "Plan", "Rendered", "compile_plan", "negotiate_format", "render"]

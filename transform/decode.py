@@ -1,0 +1,109 @@
+"""Opening originals safely: sniff the format, check the declared size before decoding, then decode.
+
+Only the formats below are opened: libvips can also read SVG, PDF, matrix and raw files, which an image
+origin has no business parsing from uploads. Pixel counts come from the header (libvips reads only the
+header until pixels are needed), so a tiny PNG declaring 100000 x 100000 pixels is refused before any
+memory is spent on it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+import pyvips
+
+from grammar.errors import NotFound, TooLarge, Undecodable
+from transform import pixels
+
+Source = str | os.PathLike[str] | bytes
+#: The libvips message of a failure inside a decoder (as opposed to an error of ours).
+DECODER_FAILURE = re.compile(
+    r"VipsForeignLoad|VipsJpeg|VipsPng|libpng|gifload|webp|heif|tiff|premature|truncat", re.I
+)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_pixels: int = 50_000_000
+
+
+def sniff(head: bytes) -> str | None:
+    """The format of an image from its first bytes: jpg, png, gif, webp, avif, heic, tiff; None otherwise."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"avif", b"avis"):
+            return "avif"
+        if brand in (b"heic", b"heix", b"mif1", b"msf1", b"heim", b"heis", b"hevc"):
+            return "heic"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    return None
+
+
+def open_image(source: Source, limits: Limits, *, access: str = "random") -> tuple[pyvips.Image, str]:
+    """The lazily-opened original (header read, pixels not yet) and its format."""
+    if isinstance(source, bytes):
+        fmt = sniff(source[:16])
+    else:
+        try:
+            with open(source, "rb") as handle:
+                fmt = sniff(handle.read(16))
+        except FileNotFoundError as exc:
+            raise NotFound("Resource not found", detail=str(exc)) from exc
+    if fmt is None:
+        raise Undecodable("Image cannot be decoded: not a JPEG, PNG, GIF, WebP, AVIF, HEIC or TIFF image")
+    try:
+        if isinstance(source, bytes):
+            image = pyvips.Image.new_from_buffer(source, "", access=access, fail_on="truncated")
+        else:
+            image = pyvips.Image.new_from_file(os.fspath(source), access=access, fail_on="truncated")
+    except pyvips.Error as exc:
+        raise Undecodable(f"Image cannot be decoded: damaged {fmt.upper()} data", detail=str(exc)) from exc
+    check_size(image.width, image.height, limits)
+    return image, fmt
+
+
+def check_size(width: int, height: int, limits: Limits) -> None:
+    if width * height > limits.max_pixels:
+        raise TooLarge(
+            f"Image is too large: {width}x{height} pixels ({width * height / 1e6:.1f} megapixels); "
+            f"the limit is {limits.max_pixels / 1e6:.1f} megapixels"
+        )
+
+
+def oriented_size(image: pyvips.Image) -> tuple[int, int]:
+    """Width and height after EXIF auto-rotation (orientations 5-8 swap them)."""
+    swap = image.get_typeof("orientation") != 0 and image.get("orientation") in (5, 6, 7, 8)
+    return (image.height, image.width) if swap else (image.width, image.height)
+
+
+def upright(image: pyvips.Image) -> bool:
+    return image.get_typeof("orientation") == 0 or image.get("orientation") in (0, 1)
+
+
+def decode(source: Source, limits: Limits) -> pyvips.Image:
+    """Open, check, auto-rotate and convert to 8-bit sRGB (used for layers and the general path)."""
+    image, _ = open_image(source, limits)
+    return pixels.normalize(image.autorot())
+
+
+def thumbnail(source: Source, width: int, height: int) -> pyvips.Image:
+    """Exactly ``width`` x ``height``, auto-rotated, decoded with shrink-on-load (JPEG DCT scaling, WebP
+    and HEIF reduced decodes): the fast path when the first step only scales the whole image."""
+    if isinstance(source, bytes):
+        image = pyvips.Image.thumbnail_buffer(source, width, height=height, size="force", fail_on="truncated")
+    else:
+        image = pyvips.Image.thumbnail(
+            os.fspath(source), width, height=height, size="force", fail_on="truncated"
+        )
+    return pixels.normalize(image)

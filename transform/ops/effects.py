@@ -1,0 +1,234 @@
+"""Effects: ``e_<name>[:<arguments>]``. Within one component only the last ``e_`` applies (Cloudinary)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pyvips
+
+from grammar.errors import BadRequest, InvalidArgument, NotAvailable
+from transform import pixels
+from transform.ops import args
+from transform.ops.registry import EFFECTS, Action, Ctx, EffectSpec, ParamSpec, builder, effect, param
+
+#: Cloudinary scales larger inputs down to this before removing the background.
+SEGMENT_MAX_SIDE = 6144
+
+
+@dataclass(frozen=True)
+class Effect:
+    spec: EffectSpec
+    arguments: Any
+
+    def __str__(self) -> str:
+        return self.spec.render(self.arguments)
+
+
+def _parse(key: str, value: str) -> Effect:
+    name, _, rest = value.partition(":")
+    spec = EFFECTS.get(name)
+    if spec is None:
+        raise InvalidArgument(key, value, f"effect must be one of {', '.join(EFFECTS)}")
+    return Effect(spec, spec.parse(value, rest))
+
+
+@builder("effect")
+def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action | None:
+    chosen: Effect | None = params.get("e")
+    if chosen is None:
+        return None
+    claimed.add("e")
+    return chosen.spec.build(chosen.arguments, prefix)
+
+
+def _no_arguments(name: str) -> Any:
+    def parse(value: str, rest: str) -> None:
+        if rest:
+            raise InvalidArgument("e", value, f"e_{name} takes no arguments")
+
+    return parse
+
+
+def _strength(name: str) -> Any:
+    def parse(value: str, rest: str) -> int:
+        return 100 if rest == "" else args.int_in("e", rest, f"{name} strength", 1, 2000, shown=value)
+
+    return parse
+
+
+def _rgb_only(image: pyvips.Image, fn: Any) -> pyvips.Image:
+    """Run ``fn`` on the colour bands and put the alpha band back unchanged."""
+    if not pixels.has_alpha(image):
+        return pixels.normalize(fn(image))
+    return pixels.normalize(fn(image.extract_band(0, n=3))).bandjoin(image.extract_band(3))
+
+
+def _grayscale(arguments: None, prefix: str) -> Action:
+    def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
+        return _rgb_only(image, lambda rgb: rgb.colourspace("b-w").colourspace("srgb"))
+
+    return Action("e_grayscale", run, sequential=True)
+
+
+def _blur(strength: int, prefix: str) -> Action:
+    sigma = max(0.3, strength / 20)  # e_blur:100 -> sigma 5 px; e_blur:2000 -> 100 px
+
+    def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
+        if not pixels.has_alpha(image):
+            return image.gaussblur(sigma).cast("uchar")
+        # Blur premultiplied, or transparent pixels' colours bleed into the visible ones.
+        blurred = image.premultiply().gaussblur(sigma).unpremultiply()
+        return blurred.cast("uchar").copy(interpretation="srgb")
+
+    return Action(f"e_{_render_strength('blur', strength)}", run)
+
+
+def _sharpen(strength: int, prefix: str) -> Action:
+    amount = 3.0 * strength / 100  # libvips' default slope at e_sharpen:100
+
+    def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
+        return _rgb_only(image, lambda rgb: rgb.sharpen(sigma=1.0, m2=amount, m1=0.0))
+
+    return Action(f"e_{_render_strength('sharpen', strength)}", run)
+
+
+def _render_strength(name: str, strength: int) -> str:
+    return name if strength == 100 else f"{name}:{strength}"
+
+
+_SHADOW_DEFAULTS = {"azimuth": 215, "elevation": 45, "spread": 50}
+
+
+def _parse_shadow(value: str, rest: str) -> dict[str, int]:
+    given = (
+        {}
+        if rest == ""
+        else args.named_options(
+            "e",
+            rest,
+            "e_dropshadow",
+            shown=value,
+            allowed={
+                "azimuth": lambda v: args.int_in("e", v, "azimuth", 0, 360, shown=value),
+                "elevation": lambda v: args.int_in("e", v, "elevation", 0, 90, shown=value),
+                "spread": lambda v: args.int_in("e", v, "spread", 0, 100, shown=value),
+            },
+        )
+    )
+    return {**_SHADOW_DEFAULTS, **given}
+
+
+def _render_shadow(options: dict[str, int]) -> str:
+    changed = [f"{k}_{v}" for k, v in options.items() if v != _SHADOW_DEFAULTS[k]]
+    return "dropshadow" + (":" + ";".join(changed) if changed else "")
+
+
+def _dropshadow(options: dict[str, int], prefix: str) -> Action:
+    def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
+        if not pixels.has_alpha(image):
+            raise BadRequest(
+                "Invalid transformation: e_dropshadow needs an image with transparency "
+                "(a transparent original, or e_background_removal before it)"
+            )
+        return cast_shadow(image, **options)
+
+    return Action(f"e_{_render_shadow(options)}", run)
+
+
+def cast_shadow(image: pyvips.Image, *, azimuth: int, elevation: int, spread: int) -> pyvips.Image:
+    """A soft shadow of the alpha channel behind the image. Light comes from ``azimuth`` (0 = from behind,
+    so the shadow falls towards the viewer, i.e. down; clockwise) at ``elevation`` above the ground; a
+    larger ``spread`` is a larger light, hence a softer shadow. The canvas keeps its size."""
+    side = min(image.width, image.height)
+    length = side * 0.08 * math.cos(math.radians(elevation))
+    dx = round(-math.sin(math.radians(azimuth)) * length)
+    dy = round(math.cos(math.radians(azimuth)) * length)
+    sigma = 0.5 + side * 0.03 * spread / 100
+    alpha = image.extract_band(3)
+    shade = (alpha.gaussblur(sigma) * 0.6).cast("uchar")
+    shade = shade.embed(dx, dy, image.width, image.height, extend="black")
+    shadow = pixels.solid(image.width, image.height, [0, 0, 0, 0]).extract_band(0, n=3).bandjoin(shade)
+    return shadow.composite2(image, "over").cast("uchar").copy(interpretation="srgb")
+
+
+def _parse_removal(value: str, rest: str) -> bool:
+    fine = False
+    for option in rest.split(";") if rest else []:
+        if option.startswith("hints_"):
+            raise InvalidArgument(
+                "e",
+                value,
+                "hints_ are not supported (the model finds the foreground "
+                "without hints); use e_background_removal[:fineedges_y]",
+            )
+        if option not in ("fineedges_y", "fineedges_n"):
+            raise InvalidArgument("e", value, "e_background_removal takes only fineedges_y or fineedges_n")
+        fine = option == "fineedges_y"
+    return fine
+
+
+def _background_removal(fine_edges: bool, prefix: str) -> Action:
+    def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
+        if ctx.masks is None:
+            raise NotAvailable("Background removal is not available: no segmentation model")
+        from transform.segment.compose import apply_alpha
+
+        if max(image.width, image.height) > SEGMENT_MAX_SIDE:
+            image = image.thumbnail_image(SEGMENT_MAX_SIDE, height=SEGMENT_MAX_SIDE)
+        image = image.copy_memory()  # read by the segmenter and by the compositing: decode once
+        mask = ctx.masks(image, key=f"{ctx.source_key}|{prefix}", fine_edges=fine_edges)
+        return pixels.normalize(apply_alpha(image, mask.alpha))
+
+    canonical = "e_background_removal" + (":fineedges_y" if fine_edges else "")
+    return Action(canonical, run, segmentation=True)
+
+
+effect(
+    EffectSpec(
+        "background_removal",
+        _parse_removal,
+        lambda fine: "background_removal" + (":fineedges_y" if fine else ""),
+        _background_removal,
+        "cut out the foreground with IS-Net (fineedges_y: finer hair and fur)",
+    )
+)
+effect(
+    EffectSpec(
+        "grayscale",
+        _no_arguments("grayscale"),
+        lambda _: "grayscale",
+        _grayscale,
+        "convert to greyscale (alpha kept)",
+    )
+)
+effect(
+    EffectSpec(
+        "blur",
+        _strength("blur"),
+        lambda s: _render_strength("blur", s),
+        _blur,
+        "Gaussian blur, strength 1-2000 (default 100)",
+    )
+)
+effect(
+    EffectSpec(
+        "sharpen",
+        _strength("sharpen"),
+        lambda s: _render_strength("sharpen", s),
+        _sharpen,
+        "unsharp mask, strength 1-2000 (default 100)",
+    )
+)
+effect(
+    EffectSpec(
+        "dropshadow",
+        _parse_shadow,
+        _render_shadow,
+        _dropshadow,
+        "shadow cast from the alpha channel: azimuth 0-360 (215), elevation 0-90 (45), spread 0-100 (50)",
+    )
+)
+param(ParamSpec("e", "effect", _parse, "an effect: " + ", ".join(EFFECTS), "effect"))

@@ -1,0 +1,119 @@
+"""Layers: ``l_<id>`` (overlay) and ``u_<id>`` (underlay) open a block that ``fl_layer_apply`` closes;
+the closing component places the layer with ``g_``, ``x_``, ``y_`` (and may size it with ``c_``/``w_``/``h_``,
+relative to the base under ``fl_relative``). The canvas grows to hold the layer unless ``fl_no_overflow``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyvips
+
+from grammar import layer_public_id
+from grammar.errors import BadRequest, InvalidArgument
+from transform import pixels
+from transform.ops.args import Dim
+from transform.ops.registry import ParamSpec, param
+from transform.ops.resize import Resize
+from transform.ops.style import set_opacity
+
+FLAGS = ("layer_apply", "no_overflow", "relative")
+_SOURCES = ("text", "fetch", "video", "audio", "subtitles", "lut", "private", "authenticated")
+_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".avif", ".gif", ".tif", ".tiff", ".heic", ".jxl", ".bmp")
+
+
+def _layer_id(key: str, value: str) -> str:
+    """``docs:road`` -> ``docs/road`` (a known image extension is dropped: layers are found by id)."""
+    head = value.split(":")[0]
+    if head in _SOURCES:
+        raise InvalidArgument(
+            key,
+            value,
+            f"{head}: layers are not supported; a layer must be an image public id "
+            "with ':' for '/' (u_docs:road)",
+        )
+    lowered = value.lower()
+    for ext in _EXTENSIONS:
+        if lowered.endswith(ext) and len(value) > len(ext):
+            value = value[: -len(ext)]
+            break
+    try:
+        return layer_public_id(value)
+    except BadRequest as exc:
+        raise InvalidArgument(key, value, exc.public) from exc
+
+
+def _flags(key: str, value: str) -> tuple[str, ...]:
+    flags = value.split(".")
+    for flag in flags:
+        if flag not in FLAGS:
+            raise InvalidArgument(
+                key, value, f"flags must be {', '.join(FLAGS)} (joined by '.'); {flag} is not supported"
+            )
+    return tuple(sorted(set(flags)))
+
+
+param(
+    ParamSpec(
+        "l",
+        "overlay",
+        _layer_id,
+        "open an overlay layer block with an image (l_docs:logo)",
+        "layer",
+        lambda v: v.replace("/", ":"),
+    )
+)
+param(
+    ParamSpec(
+        "u",
+        "underlay",
+        _layer_id,
+        "open an underlay layer block (placed under the image)",
+        "layer",
+        lambda v: v.replace("/", ":"),
+    )
+)
+param(
+    ParamSpec(
+        "fl",
+        "flags",
+        _flags,
+        "flags: layer_apply closes a layer block; no_overflow, relative qualify it",
+        "flags",
+        lambda v: ".".join(v),
+    )
+)
+
+
+@dataclass(frozen=True)
+class Placement:
+    gravity: str = "center"
+    x: Dim | None = None
+    y: Dim | None = None
+    sizing: Resize | None = None
+    relative: bool = False
+    no_overflow: bool = False
+    opacity: int | None = None
+
+
+def place_layer(base: pyvips.Image, layer: pyvips.Image, *, underlay: bool, at: Placement) -> pyvips.Image:
+    """Composite ``layer`` over (or under) ``base``; fractions of x/y are of the base's size."""
+    if at.sizing is not None:
+        layer = at.sizing.apply(layer, reference=(base.width, base.height) if at.relative else None)
+    if at.opacity is not None:
+        layer = set_opacity(layer, at.opacity)
+    dx = at.x.px(base.width) if at.x else 0
+    dy = at.y.px(base.height) if at.y else 0
+    left, top = pixels.place((base.width, base.height), (layer.width, layer.height), at.gravity, dx, dy)
+    if at.no_overflow:
+        x0, y0, width, height = 0, 0, base.width, base.height
+    else:
+        x0, y0 = min(0, left), min(0, top)
+        width = max(base.width, left + layer.width) - x0
+        height = max(base.height, top + layer.height) - y0
+    canvas = pixels.solid(width, height, [0, 0, 0, 0])
+    images = [pixels.with_alpha(base), pixels.with_alpha(layer)]
+    xs, ys = [-x0, left - x0], [-y0, top - y0]
+    if underlay:
+        images, xs, ys = images[::-1], xs[::-1], ys[::-1]
+    out = canvas.composite(images, "over", x=xs, y=ys)
+    return out.cast("uchar").copy(interpretation="srgb")

@@ -1,0 +1,52 @@
+"""Delivery format ``f_`` and quality ``q_``: they describe the output, not a step on the image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from grammar.errors import InvalidArgument
+from transform.ops import args
+from transform.ops.registry import ParamSpec, param
+
+FORMATS = ("png", "jpg", "webp", "avif", "gif", "tiff")
+_ALIASES = {"jpeg": "jpg", "tif": "tiff"}
+QUALITY_LEVELS = ("best", "good", "eco", "low")
+
+
+@dataclass(frozen=True)
+class Quality:
+    """``q_80`` -> Quality(80, None); ``q_auto:eco`` -> Quality(None, "eco")."""
+
+    number: int | None
+    level: str | None
+
+    def __str__(self) -> str:
+        if self.number is not None:
+            return str(self.number)
+        return "auto" if self.level == "good" else f"auto:{self.level}"
+
+
+def _format(key: str, value: str) -> str:
+    value = _ALIASES.get(value, value)
+    return args.enum_of(*FORMATS, "auto")(key, value, "format")
+
+
+def _quality(key: str, value: str) -> Quality:
+    if value == "auto" or value.startswith("auto:"):
+        level = value.partition(":")[2] or "good"
+        if level not in QUALITY_LEVELS:
+            raise InvalidArgument(
+                key, value, f"quality must be 1-100, auto, or auto:{'|'.join(QUALITY_LEVELS)}"
+            )
+        return Quality(None, level)
+    if value.isdigit() and 1 <= int(value) <= 100:
+        return Quality(int(value), None)
+    raise InvalidArgument(key, value, f"quality must be 1-100, auto, or auto:{'|'.join(QUALITY_LEVELS)}")
+
+
+param(
+    ParamSpec(
+        "f", "format", _format, "delivery format: " + ", ".join(FORMATS) + ", auto (by Accept)", "output"
+    )
+)
+param(ParamSpec("q", "quality", _quality, "encoder quality 1-100, or auto[:best|good|eco|low]", "output"))

@@ -1,0 +1,142 @@
+"""The one table of transformation parameters.
+
+Every URL key (``c``, ``w``, ``e`` ...) is one ``ParamSpec``: how its value is parsed (through the shared
+validators in ``args``), how it is written back canonically, a one-line help, and the *action* it
+belongs to. ``e_`` dispatches further to ``EFFECTS``; ``c_`` modes are listed in ``CROP_MODES``.
+A component's params become actions in ``ACTION_ORDER``; each action's builder lives in its family module.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pyvips
+
+from grammar.errors import UnknownParameter
+from transform.seam import MaskSource
+
+# Non-image actions (layer, flags, named, output) are handled by the plan compiler itself.
+ACTION_ORDER = ("resize", "angle", "effect", "radius", "border", "opacity", "background")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    key: str
+    noun: str
+    parse: Callable[[str, str], Any]
+    help: str
+    action: str
+    render: Callable[[Any], str] = str
+
+
+Source = str | os.PathLike[str] | bytes
+LoadLayer = Callable[[str], tuple[Source, str]]
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """What a step may need besides the image. ``source_key`` fingerprints the image the steps started
+    from (the original, or a layer's source inside a layer block); ``decode`` is the renderer's
+    limit-checking loader, used for layers."""
+
+    source_key: str
+    decode: Callable[[Source], pyvips.Image]
+    masks: MaskSource | None = None
+    load_layer: LoadLayer | None = None
+
+
+Apply = Callable[[Ctx, pyvips.Image], pyvips.Image]
+
+
+class Scaler(Protocol):
+    def scaled_size(self, width: int, height: int) -> tuple[int, int] | None:
+        """The output size when the action only scales the whole image (no crop, no pad), else None."""
+        ...
+
+
+@dataclass(frozen=True)
+class Action:
+    """One image operation built from a component's params. ``canonical`` is the text of the params it
+    consumed; ``sequential`` says it reads its input once, top to bottom (so the source may be loaded with
+    sequential access)."""
+
+    canonical: str
+    run: Apply
+    sequential: bool = False
+    segmentation: bool = False
+    scaler: Scaler | None = None  # set when the renderer may replace this action by shrink-on-load
+
+
+# Builders take the parsed params of one component (key -> typed value), the keys already claimed by
+# earlier builders (which they may extend), and the canonical prefix of everything before this action.
+Builder = Callable[[Mapping[str, Any], set[str], str], Action | None]
+
+
+@dataclass(frozen=True)
+class EffectSpec:
+    name: str
+    parse: Callable[[str, str], Any]  # (full value, text after "name:" or "") -> typed arguments
+    render: Callable[[Any], str]  # typed arguments -> canonical value text (including the name)
+    build: Callable[[Any, str], Action]  # (typed arguments, canonical prefix) -> Action
+    help: str
+
+
+PARAMS: dict[str, ParamSpec] = {}
+EFFECTS: dict[str, EffectSpec] = {}
+BUILDERS: dict[str, Builder] = {}
+CROP_MODES: dict[str, str] = {}  # mode -> help
+
+# Cloudinary keys this server knows of but does not implement: a clearer 400 than "unknown".
+UNSUPPORTED = {
+    "co": "colour (co_)",
+    "z": "zoom (z_)",
+    "d": "default images (d_)",
+    "pg": "pages (pg_)",
+    "if": "conditions (if_)",
+    "dn": "density (dn_)",
+    "cs": "colour spaces (cs_)",
+    "fn": "custom functions",
+    "p": "prefixes (p_)",
+    "bl": "baselines (bl_)",
+    "$": "user variables",
+}
+
+
+def param(spec: ParamSpec) -> ParamSpec:
+    PARAMS[spec.key] = spec
+    return spec
+
+
+def effect(spec: EffectSpec) -> EffectSpec:
+    EFFECTS[spec.name] = spec
+    return spec
+
+
+def builder(action: str) -> Callable[[Builder], Builder]:
+    def register(fn: Builder) -> Builder:
+        BUILDERS[action] = fn
+        return fn
+
+    return register
+
+
+def spec_for(key: str) -> ParamSpec:
+    spec = PARAMS.get(key)
+    if spec is not None:
+        return spec
+    label = UNSUPPORTED.get("$" if key.startswith("$") else key)
+    raise UnknownParameter(key, hint=f" ({label} not supported by this server)" if label else "")
+
+
+def op_names() -> list[str]:
+    """Every operation a test table must cover: each key, each effect and each crop mode."""
+    names = [f"{key}_" for key in PARAMS if key not in ("e", "c")]
+    names += [f"e_{name}" for name in EFFECTS] + [f"c_{mode}" for mode in CROP_MODES]
+    return sorted(names)
+
+
+def render_param(key: str, value: Any) -> str:
+    return f"{key}_{PARAMS[key].render(value)}"

@@ -1,0 +1,324 @@
+"""Resizing and cropping: ``c_`` with its qualifiers ``w_``, ``h_``, ``ar_``, ``dpr_``, ``g_``, ``x_``, ``y_``
+(and ``b_`` as the pad colour)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pyvips
+
+from grammar.errors import BadRequest, InvalidArgument
+from transform import pixels
+from transform.ops import args
+from transform.ops.args import Color, Dim
+from transform.ops.registry import CROP_MODES, Action, Ctx, ParamSpec, builder, param, render_param
+
+CROP_MODES.update(
+    scale="resize to exactly w x h (one given: keep aspect ratio)",
+    fit="largest size that fits inside w x h, aspect ratio kept",
+    limit="like fit, but only ever scales down",
+    mfit="like fit, but only ever scales up",
+    fill="cover w x h, then crop the excess at the gravity (g_auto: most interesting region)",
+    lfill="like fill, but never scales up",
+    pad="fit inside w x h, then pad to exactly w x h with b_ (default transparent or white)",
+    lpad="like pad, but never scales up",
+    mpad="pad to w x h without scaling, when the image is smaller than that",
+    crop="cut a w x h region out without scaling, at the gravity or at x,y",
+    thumb="like fill (gravity center or auto); a face gravity is not supported",
+)
+_PAD = ("pad", "lpad", "mpad")
+_GRAVITY_MODES = ("fill", "lfill", "pad", "lpad", "mpad", "crop", "thumb")
+_AUTO_MODES = ("fill", "lfill", "crop", "thumb")
+GRAVITIES = (*pixels.COMPASS, "auto")
+_UNSUPPORTED_GRAVITY = ("face", "faces", "custom", "liquid", "ocr_text", "adv_face", "adv_faces", "adv_eyes")
+
+
+@dataclass(frozen=True)
+class Ratio:
+    value: float
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _ratio(key: str, value: str) -> Ratio:
+    number = args.ratio(key, value, "aspect ratio")
+    if ":" in value:
+        left, right = value.split(":")
+        return Ratio(
+            number,
+            f"{args.fmt_float(float(left)).removesuffix('.0')}:"
+            f"{args.fmt_float(float(right)).removesuffix('.0')}",
+        )
+    return Ratio(number, args.fmt_float(number))
+
+
+def _dpr(key: str, value: str) -> float:
+    if value == "auto":
+        raise InvalidArgument(
+            key,
+            value,
+            "dpr_auto needs Client Hints, which this server does not use; give a number such as dpr_2.0",
+        )
+    return args.number(key, value, "device pixel ratio", low=0.1, high=10.0)
+
+
+def _gravity(key: str, value: str) -> str:
+    if value.split(":")[0] in _UNSUPPORTED_GRAVITY:
+        raise InvalidArgument(
+            key,
+            value,
+            f"gravity {value} is not supported (no face or object detection); "
+            f"expected one of {', '.join(GRAVITIES)}",
+        )
+    return args.enum_of(*GRAVITIES)(key, value, "gravity")
+
+
+param(
+    ParamSpec(
+        "c",
+        "crop mode",
+        lambda k, v: args.enum_of(*CROP_MODES)(k, v, "crop mode"),
+        "crop/resize mode: " + ", ".join(CROP_MODES),
+        "resize",
+    )
+)
+param(
+    ParamSpec(
+        "w",
+        "width",
+        lambda k, v: args.dimension(k, v, "width"),
+        "width in pixels, or a fraction of the current width (w_0.5)",
+        "resize",
+    )
+)
+param(
+    ParamSpec(
+        "h",
+        "height",
+        lambda k, v: args.dimension(k, v, "height"),
+        "height in pixels, or a fraction of the current height (h_0.5)",
+        "resize",
+    )
+)
+param(ParamSpec("ar", "aspect ratio", _ratio, "aspect ratio for c_ (ar_16:9 or ar_1.5)", "resize"))
+param(
+    ParamSpec("dpr", "device pixel ratio", _dpr, "multiplies w_ and h_ (dpr_2.0)", "resize", args.fmt_float)
+)
+param(
+    ParamSpec(
+        "g", "gravity", _gravity, "where to crop, pad or place a layer: compass point or auto", "resize"
+    )
+)
+param(
+    ParamSpec(
+        "x",
+        "x offset",
+        lambda k, v: args.offset(k, v, "x"),
+        "horizontal offset in pixels or a fraction, for c_crop and fl_layer_apply",
+        "resize",
+    )
+)
+param(
+    ParamSpec(
+        "y",
+        "y offset",
+        lambda k, v: args.offset(k, v, "y"),
+        "vertical offset in pixels or a fraction, for c_crop and fl_layer_apply",
+        "resize",
+    )
+)
+
+
+@dataclass(frozen=True)
+class Resize:
+    mode: str
+    w: Dim | None = None
+    h: Dim | None = None
+    ar: Ratio | None = None
+    dpr: float = 1.0
+    gravity: str | None = None
+    x: Dim | None = None
+    y: Dim | None = None
+    background: Color | None = None
+
+    def apply(self, image: pyvips.Image, reference: tuple[int, int] | None = None) -> pyvips.Image:
+        """``reference``: what fractions are relative to (the image itself unless a layer says otherwise)."""
+        iw, ih = image.width, image.height
+        width, height = self.box(iw, ih, reference or (iw, ih))
+        run = _MODES[self.mode]
+        return run(self, image, width, height)
+
+    def box(self, iw: int, ih: int, reference: tuple[int, int]) -> tuple[int, int]:
+        """The target box in pixels; a missing side follows ar_, else the image's own aspect ratio
+        (or, for c_crop, the image's own side)."""
+        w = self.w.px(reference[0]) * self.dpr if self.w else None
+        h = self.h.px(reference[1]) * self.dpr if self.h else None
+        if self.ar and w is None and h is None:
+            r = self.ar.value
+            if self.mode == "scale":
+                w, h = iw, iw / r
+            elif self.mode in _PAD:
+                w, h = max(iw, ih * r), max(ih, iw / r)
+            else:
+                w, h = min(iw, ih * r), min(ih, iw / r)
+        elif self.ar:
+            w, h = (w, w / self.ar.value) if w is not None else (h * self.ar.value, h)  # type: ignore[operator]
+        elif self.mode == "crop":
+            w, h = w or iw, h or ih
+        elif w is None:
+            w = h * iw / ih  # type: ignore[operator]
+        elif h is None:
+            h = w * ih / iw
+        return max(1, round(w)), max(1, round(h))  # type: ignore[arg-type]
+
+    def scaled_size(self, width: int, height: int) -> tuple[int, int] | None:
+        if self.mode not in ("scale", "fit", "limit", "mfit"):
+            return None
+        return _fit_size(self.mode, width, height, *self.box(width, height, (width, height)))
+
+    def offsets(self, outer: tuple[int, int]) -> tuple[int, int]:
+        return (self.x.px(outer[0]) if self.x else 0, self.y.px(outer[1]) if self.y else 0)
+
+
+def _fit_size(mode: str, iw: int, ih: int, width: int, height: int) -> tuple[int, int]:
+    if mode == "scale":
+        return width, height
+    scale = min(width / iw, height / ih)
+    if mode == "limit":
+        scale = min(scale, 1.0)
+    elif mode == "mfit":
+        scale = max(scale, 1.0)
+    return max(1, round(iw * scale)), max(1, round(ih * scale))
+
+
+def _fit(spec: Resize, image: pyvips.Image, width: int, height: int) -> pyvips.Image:
+    return pixels.scale_to(image, *_fit_size(spec.mode, image.width, image.height, width, height))
+
+
+def _fill(spec: Resize, image: pyvips.Image, width: int, height: int) -> pyvips.Image:
+    scale = max(width / image.width, height / image.height)
+    if spec.mode == "lfill":
+        scale = min(scale, 1.0)
+    image = pixels.scale_to(image, round(image.width * scale), round(image.height * scale))
+    width, height = min(width, image.width), min(height, image.height)
+    return _cut(image, width, height, spec.gravity or "center", (0, 0))
+
+
+def _cut(image: pyvips.Image, width: int, height: int, gravity: str, delta: tuple[int, int]) -> pyvips.Image:
+    if (width, height) == (image.width, image.height):
+        return image
+    if gravity == "auto":
+        return image.smartcrop(width, height, interesting="attention")
+    left, top = pixels.place((image.width, image.height), (width, height), gravity, *delta)
+    left = min(max(left, 0), image.width - width)
+    top = min(max(top, 0), image.height - height)
+    return image.extract_area(left, top, width, height)
+
+
+def _crop(spec: Resize, image: pyvips.Image, width: int, height: int) -> pyvips.Image:
+    width, height = min(width, image.width), min(height, image.height)
+    dx, dy = spec.offsets((image.width, image.height))
+    if spec.gravity is None and (spec.x or spec.y):
+        left = min(max(dx, 0), image.width - width)
+        top = min(max(dy, 0), image.height - height)
+        return image.extract_area(left, top, width, height)
+    return _cut(image, width, height, spec.gravity or "center", (dx, dy))
+
+
+def _pad(spec: Resize, image: pyvips.Image, width: int, height: int) -> pyvips.Image:
+    if spec.mode == "mpad":
+        if image.width > width or image.height > height:
+            return image
+    else:
+        scale = min(width / image.width, height / image.height)
+        if spec.mode == "lpad":
+            scale = min(scale, 1.0)
+        image = pixels.scale_to(image, round(image.width * scale), round(image.height * scale))
+    rgba = (
+        spec.background.rgba
+        if spec.background
+        else ([0, 0, 0, 0] if pixels.has_alpha(image) else [255, 255, 255, 255])
+    )
+    left, top = pixels.place((width, height), (image.width, image.height), spec.gravity or "center")
+    return pixels.extend(image, width, height, left, top, rgba)
+
+
+_MODES = {
+    "scale": _fit,
+    "fit": _fit,
+    "limit": _fit,
+    "mfit": _fit,
+    "fill": _fill,
+    "lfill": _fill,
+    "thumb": _fill,
+    "crop": _crop,
+    "pad": _pad,
+    "lpad": _pad,
+    "mpad": _pad,
+}
+_KEYS = ("ar", "c", "dpr", "g", "h", "w", "x", "y")
+
+
+def resize_from(params: Mapping[str, Any], *, placing: bool = False) -> Resize | None:
+    """The Resize a component's params ask for, with qualifier checks; None when there is nothing to size.
+    ``placing``: in a fl_layer_apply component g_, x_ and y_ place the layer instead."""
+    mode = params.get("c")
+    sizes = [k for k in ("w", "h", "ar") if k in params]
+    if mode is None and not sizes:
+        for key in ("dpr",) if placing else ("dpr", "g", "x", "y"):
+            if key in params:
+                raise BadRequest(
+                    f"Invalid transformation parameter - {key}_{params[key]}: "
+                    f"{key}_ needs a crop mode with w_ or h_" + (" or fl_layer_apply" if key != "dpr" else "")
+                )
+        return None
+    mode = mode or "scale"
+    if not sizes:
+        raise BadRequest(f"Invalid transformation parameter - c_{mode}: c_{mode} needs w_, h_ or ar_")
+    if "ar" in params and "w" in params and "h" in params:
+        raise BadRequest("Invalid transformation: ar_ cannot be combined with both w_ and h_")
+    if "dpr" in params and "w" not in params and "h" not in params:
+        raise BadRequest(
+            f"Invalid transformation parameter - dpr_{args.fmt_float(params['dpr'])}: dpr_ needs w_ or h_"
+        )
+    gravity = None if placing else params.get("g")
+    if gravity == "auto" and mode not in _AUTO_MODES:
+        raise BadRequest("Use auto gravity only with crop, fill, lfill or thumb")
+    if gravity is not None and mode not in _GRAVITY_MODES:
+        raise BadRequest(
+            f"Invalid transformation parameter - g_{gravity}: gravity needs c_ "
+            f"{', '.join(_GRAVITY_MODES)} (not c_{mode})"
+        )
+    if not placing and ("x" in params or "y" in params) and (mode != "crop" or gravity == "auto"):
+        raise BadRequest("Invalid transformation: x_ and y_ need c_crop (without g_auto) or fl_layer_apply")
+    return Resize(
+        mode=mode,
+        w=params.get("w"),
+        h=params.get("h"),
+        ar=params.get("ar"),
+        dpr=params.get("dpr", 1.0),
+        gravity=gravity,
+        x=None if placing else params.get("x"),
+        y=None if placing else params.get("y"),
+        background=params.get("b") if mode in _PAD else None,
+    )
+
+
+@builder("resize")
+def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action | None:
+    spec = resize_from(params)
+    if spec is None:
+        return None
+    keys = [k for k in _KEYS if k in params] + (["b"] if spec.background else [])
+    claimed.update(keys)
+
+    def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
+        return spec.apply(image)
+
+    sequential = spec.gravity != "auto" and spec.mode not in _PAD
+    canonical = ",".join(render_param(k, params[k]) for k in sorted(keys))
+    return Action(canonical, run, sequential=sequential, scaler=spec)

@@ -1,0 +1,238 @@
+"""Angle ``a_``, rounding ``r_``, border ``bo_``, opacity ``o_`` and background ``b_``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import pyvips
+
+from grammar.errors import BadRequest, InvalidArgument
+from transform import pixels
+from transform.ops import args
+from transform.ops.args import Color
+from transform.ops.registry import Action, Ctx, ParamSpec, builder, param, render_param
+
+_ANGLE_MODES = ("hflip", "vflip")
+_INT = re.compile(r"-?\d+")
+
+
+def _angle(key: str, value: str) -> tuple[str, ...]:
+    tokens = tuple(value.split("."))
+    for token in tokens:
+        if token not in _ANGLE_MODES and not (_INT.fullmatch(token) and abs(int(token)) <= 3600):
+            why = (
+                " (auto_right, auto_left and ignore are not supported)"
+                if token.startswith(("auto", "ign"))
+                else ""
+            )
+            raise InvalidArgument(
+                key, value, f"angle must be degrees (-3600 to 3600), hflip or vflip, joined by '.'{why}"
+            )
+    return tuple(t if t in _ANGLE_MODES else str(int(t)) for t in tokens)
+
+
+def _radius(key: str, value: str) -> tuple[int, ...] | str:
+    if value == "max":
+        return "max"
+    parts = value.split(":")
+    if len(parts) <= 4 and all(_INT.fullmatch(p) and 0 <= int(p) <= 100_000 for p in parts):
+        return tuple(int(p) for p in parts)
+    raise InvalidArgument(key, value, "radius must be max, or 1 to 4 pixel values (0 or more) joined by ':'")
+
+
+_BORDER = re.compile(r"(\d+)px_solid_(.+)")
+
+
+def _border(key: str, value: str) -> tuple[int, Color]:
+    match = _BORDER.fullmatch(value)
+    if not match or not 1 <= int(match[1]) <= 1000:
+        raise InvalidArgument(
+            key, value, "border must be <width>px_solid_<colour>, width 1 to 1000 (bo_5px_solid_black)"
+        )
+    return int(match[1]), args.color(key, match[2], "border colour")
+
+
+param(
+    ParamSpec(
+        "a",
+        "angle",
+        _angle,
+        "rotate clockwise by degrees; hflip, vflip; combine with '.' (a_hflip.45)",
+        "angle",
+        lambda t: ".".join(t),
+    )
+)
+param(
+    ParamSpec(
+        "r",
+        "radius",
+        _radius,
+        "round the corners: pixels, a:b[:c[:d]] (clockwise from top-left), or max",
+        "radius",
+        lambda v: v if isinstance(v, str) else ":".join(map(str, v)),
+    )
+)
+param(
+    ParamSpec(
+        "bo",
+        "border",
+        _border,
+        "solid border around the image (bo_5px_solid_black)",
+        "border",
+        lambda v: f"{v[0]}px_solid_{v[1]}",
+    )
+)
+param(
+    ParamSpec(
+        "o", "opacity", lambda k, v: args.int_in(k, v, "opacity", 0, 100), "opacity in percent", "opacity"
+    )
+)
+param(
+    ParamSpec(
+        "b",
+        "background",
+        lambda k, v: args.color(k, v, "background", allow_transparent=True),
+        "background colour: pad colour with c_pad, else fills transparent areas",
+        "background",
+    )
+)
+
+
+def rotate(image: pyvips.Image, tokens: tuple[str, ...]) -> pyvips.Image:
+    for token in tokens:
+        if token == "hflip":
+            image = image.fliphor()
+        elif token == "vflip":
+            image = image.flipver()
+        elif int(token) % 90 == 0:
+            turns = int(token) % 360 // 90
+            image = image.rot(("d0", "d90", "d180", "d270")[turns]) if turns else image
+        else:
+            # Premultiplied, or the transparent corners' black bleeds into the edges.
+            rotated = pixels.with_alpha(image).premultiply().rotate(int(token) % 360, background=[0, 0, 0, 0])
+            image = rotated.unpremultiply().cast("uchar").copy(interpretation="srgb")
+    return image
+
+
+def corner_radii(radius: tuple[int, ...] | str, width: int, height: int) -> tuple[float, ...] | None:
+    """(top-left, top-right, bottom-right, bottom-left) like CSS; None for an ellipse (r_max)."""
+    if radius == "max":
+        return None
+    # CSS order: one value for all; two: TL/BR and TR/BL; three: TL, TR/BL, BR; four: clockwise from TL.
+    picks = {1: (0, 0, 0, 0), 2: (0, 1, 0, 1), 3: (0, 1, 2, 1), 4: (0, 1, 2, 3)}[len(radius)]
+    limit = min(width, height) / 2
+    return tuple(min(float(radius[i]), limit) for i in picks)
+
+
+def shape_mask(width: int, height: int, radii: tuple[float, ...] | None) -> pyvips.Image:
+    """An antialiased one-band mask: 255 inside the rounded rectangle (or ellipse), 0 outside."""
+    if radii is None:
+        shape = f'<ellipse cx="{width / 2}" cy="{height / 2}" rx="{width / 2}" ry="{height / 2}"/>'
+    else:
+        tl, tr, br, bl = radii
+        shape = (
+            f'<path d="M{tl},0 H{width - tr} A{tr},{tr} 0 0 1 {width},{tr} V{height - br} '
+            f"A{br},{br} 0 0 1 {width - br},{height} H{bl} A{bl},{bl} 0 0 1 0,{height - bl} "
+            f'V{tl} A{tl},{tl} 0 0 1 {tl},0 Z"/>'
+        )
+    svg = f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">{shape}</svg>'
+    return pyvips.Image.svgload_buffer(svg.encode()).extract_band(3)
+
+
+def mask_alpha(image: pyvips.Image, mask: pyvips.Image) -> pyvips.Image:
+    """Multiply the image's alpha (opaque if none) by a one-band mask."""
+    if not pixels.has_alpha(image):
+        return image.bandjoin(mask).copy(interpretation="srgb")
+    alpha = (image.extract_band(3).cast("float") * mask / 255 + 0.5).cast("uchar")
+    return image.extract_band(0, n=3).bandjoin(alpha).copy(interpretation="srgb")
+
+
+def round_corners(image: pyvips.Image, radius: tuple[int, ...] | str) -> pyvips.Image:
+    radii = corner_radii(radius, image.width, image.height)
+    if radii is not None and not any(radii):
+        return image
+    return mask_alpha(image, shape_mask(image.width, image.height, radii))
+
+
+def add_border(
+    image: pyvips.Image, width: int, colour: Color, radius: tuple[int, ...] | str | None
+) -> pyvips.Image:
+    """A border ``width`` px wide around the image; with a radius (same component) it follows the corners."""
+    outer_w, outer_h = image.width + 2 * width, image.height + 2 * width
+    ring = pixels.solid(outer_w, outer_h, colour.rgba)
+    if radius is not None:
+        radii = corner_radii(radius, image.width, image.height)
+        grown = None if radii is None else tuple(r + width if r else 0.0 for r in radii)
+        ring = mask_alpha(ring, shape_mask(outer_w, outer_h, grown))
+    elif not pixels.has_alpha(image) and colour.a == 255:
+        return image.embed(width, width, outer_w, outer_h, extend="background", background=colour.rgba[:3])
+    return (
+        ring.composite2(pixels.with_alpha(image), "over", x=width, y=width)
+        .cast("uchar")
+        .copy(interpretation="srgb")
+    )
+
+
+@builder("angle")
+def build_angle(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action | None:
+    if "a" not in params:
+        return None
+    tokens = params["a"]
+    sequential = all(t == "hflip" or (t not in _ANGLE_MODES and int(t) % 360 == 0) for t in tokens)
+    return Action(render_param("a", tokens), lambda ctx, image: rotate(image, tokens), sequential=sequential)
+
+
+@builder("radius")
+def build_radius(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action | None:
+    if "r" not in params:
+        return None
+    radius = params["r"]
+    return Action(render_param("r", radius), lambda ctx, image: round_corners(image, radius))
+
+
+@builder("border")
+def build_border(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action | None:
+    if "bo" not in params:
+        return None
+    width, colour = params["bo"]
+    radius = params.get("r")
+    return Action(
+        render_param("bo", params["bo"]), lambda ctx, image: add_border(image, width, colour, radius)
+    )
+
+
+def set_opacity(image: pyvips.Image, percent: int) -> pyvips.Image:
+    if percent == 100:
+        return image
+    return mask_alpha(image, pyvips.Image.black(image.width, image.height) + round(255 * percent / 100))
+
+
+@builder("opacity")
+def build_opacity(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action | None:
+    if "o" not in params:
+        return None
+    percent = params["o"]
+
+    def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
+        return set_opacity(image, percent)
+
+    return Action(render_param("o", percent), run, sequential=True)
+
+
+@builder("background")
+def build_background(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action | None:
+    if "b" not in params or "b" in claimed:
+        return None
+    colour: Color = params["b"]
+    if colour.a == 0:
+        raise BadRequest(
+            f"Invalid transformation parameter - b_{colour}: a transparent background only "
+            "makes sense as the pad colour of c_pad, c_lpad or c_mpad"
+        )
+
+    def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
+        return pixels.flatten(image, colour.rgba)
+
+    return Action(render_param("b", colour), run, sequential=True)

@@ -1,0 +1,92 @@
+"""Small pyvips helpers shared by the ops: alpha handling, canvases, exact resizes, gravity placement.
+
+Images inside the engine are always 8-bit sRGB with 3 bands, or 4 with straight (not premultiplied) alpha.
+"""
+
+from __future__ import annotations
+
+import pyvips
+
+# Offsets flip direction by anchor (Cloudinary): east anchors count x leftwards, south ones y upwards.
+_ANCHORS: dict[str, tuple[float, float, int, int]] = {
+    "north_west": (0.0, 0.0, 1, 1),
+    "north": (0.5, 0.0, 1, 1),
+    "north_east": (1.0, 0.0, -1, 1),
+    "west": (0.0, 0.5, 1, 1),
+    "center": (0.5, 0.5, 1, 1),
+    "east": (1.0, 0.5, -1, 1),
+    "south_west": (0.0, 1.0, 1, -1),
+    "south": (0.5, 1.0, 1, -1),
+    "south_east": (1.0, 1.0, -1, -1),
+}
+COMPASS = tuple(_ANCHORS)
+
+
+def has_alpha(image: pyvips.Image) -> bool:
+    return image.bands in (2, 4)
+
+
+def with_alpha(image: pyvips.Image) -> pyvips.Image:
+    return image if has_alpha(image) else image.bandjoin(255)
+
+
+def normalize(image: pyvips.Image) -> pyvips.Image:
+    """Any decoded image -> 8-bit sRGB (3 bands, or 4 with alpha); embedded ICC profiles honoured."""
+    if image.get_typeof("icc-profile-data") != 0 and image.interpretation != "multiband":
+        try:
+            image = image.icc_transform("srgb", embedded=True, intent="perceptual")
+        except pyvips.Error:
+            pass  # a broken profile is not worth failing the image for: fall back to the plain conversion
+    if image.interpretation != "srgb" or image.format != "uchar":
+        image = image.colourspace("srgb")
+    if image.format != "uchar":
+        image = image.cast("uchar")
+    if image.bands > 4:
+        image = image.extract_band(0, n=4)
+    return image.copy(interpretation="srgb")
+
+
+def solid(width: int, height: int, rgba: list[int]) -> pyvips.Image:
+    """A canvas of one colour, 4 bands."""
+    return (pyvips.Image.black(width, height) + rgba).cast("uchar").copy(interpretation="srgb")
+
+
+def scale_to(image: pyvips.Image, width: int, height: int) -> pyvips.Image:
+    """Resize to exactly width x height (Lanczos; alpha premultiplied while resampling: no dark fringes)."""
+    width, height = max(1, width), max(1, height)
+    if (width, height) == (image.width, image.height):
+        return image
+    return image.thumbnail_image(width, height=height, size="force")
+
+
+def place(
+    outer: tuple[int, int], inner: tuple[int, int], gravity: str, dx: int = 0, dy: int = 0
+) -> tuple[int, int]:
+    """Top-left of an ``inner``-sized box put at ``gravity`` of an ``outer``-sized one, moved by (dx, dy)
+    in that anchor's own directions (Cloudinary: +x is leftwards from east anchors, +y upwards from south)."""
+    fx, fy, sx, sy = _ANCHORS[gravity]
+    left = round((outer[0] - inner[0]) * fx) + sx * dx
+    top = round((outer[1] - inner[1]) * fy) + sy * dy
+    return left, top
+
+
+def flatten(image: pyvips.Image, rgba: list[int]) -> pyvips.Image:
+    """Composite onto a colour; the result keeps an alpha band only when the colour is not opaque."""
+    if not has_alpha(image):
+        return image
+    if rgba[3] == 255:
+        return image.flatten(background=rgba[:3]).cast("uchar").copy(interpretation="srgb")
+    under = solid(image.width, image.height, rgba)
+    return under.composite2(image, "over").cast("uchar").copy(interpretation="srgb")
+
+
+def extend(
+    image: pyvips.Image, width: int, height: int, left: int, top: int, rgba: list[int]
+) -> pyvips.Image:
+    """Put ``image`` on a ``width`` x ``height`` canvas of ``rgba`` at (left, top)."""
+    if rgba[3] != 255:
+        image = with_alpha(image)
+        background = rgba
+    else:
+        background = rgba if has_alpha(image) else rgba[:3]
+    return image.embed(left, top, width, height, extend="background", background=background)

@@ -1,0 +1,196 @@
+"""Transformation components -> a Plan: a flat list of steps, layers as sub-plans, and a canonical string.
+
+Components run in URL order. Inside a component the params become actions in ``ACTION_ORDER`` and are
+written back in alphabetical order (what Cloudinary's SDKs emit), so ``w_400,c_scale`` and
+``c_scale,w_400`` give the same plan and the same ``canonical``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pyvips
+
+from grammar.ast import Component
+from grammar.errors import BadRequest, NotFound
+from transform.ops import ACTION_ORDER, BUILDERS, Action, Ctx, render_param, spec_for
+from transform.ops.args import Color
+from transform.ops.layers import Placement, place_layer
+from transform.ops.output import Quality
+from transform.ops.resize import resize_from
+
+MAX_NAMED_DEPTH = 8
+_PLACEMENT_KEYS = frozenset({"fl", "g", "x", "y", "c", "w", "h", "ar", "dpr", "o"})
+
+
+@dataclass(frozen=True)
+class Plan:
+    canonical: str
+    steps: tuple[Action, ...]
+    needs_segmentation: bool
+    layer_ids: frozenset[str]
+    requested_format: str | None
+    quality: Quality | None = None
+    #: The last b_ of the top level: the colour transparency is flattened onto for JPEG output.
+    background: Color | None = None
+
+    @property
+    def sequential(self) -> bool:
+        """True when every step reads its input once from top to bottom."""
+        return all(step.sequential for step in self.steps)
+
+
+@dataclass
+class _Block:
+    """A plan being built: the base image, or a layer between its opener and fl_layer_apply."""
+
+    opener: dict[str, Any] = field(default_factory=dict)
+    start: int = 0  # index of the opening component in the canonical list
+    steps: list[Action] = field(default_factory=list)
+    parts: list[str] = field(default_factory=list)  # canonical components, for mask keys
+
+
+def run_steps(steps: Sequence[Action], ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
+    for step in steps:
+        image = step.run(ctx, image)
+    return image
+
+
+def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | None = None) -> Plan:
+    blocks = [_Block()]
+    canonical: list[str] = []
+    out: dict[str, Any] = {}
+    layer_ids: set[str] = set()
+    for params in _expand(components, named or {}, 0):
+        canonical.append(",".join(render_param(key, params[key]) for key in sorted(params)))
+        for key in ("f", "q"):
+            if key in params:
+                if len(blocks) > 1:
+                    raise BadRequest(
+                        f"Invalid transformation: {key}_ applies to the delivered image, not inside a layer"
+                    )
+                out[key] = params.pop(key)
+        closes = "layer_apply" in params.get("fl", ())
+        if "l" in params or "u" in params:
+            if "l" in params and "u" in params:
+                raise BadRequest("Invalid transformation: l_ and u_ cannot open two layers in one component")
+            layer_ids.add(params.get("l") or params["u"])
+            block = _Block(opener=params, start=len(canonical) - 1)
+            blocks.append(block)
+            inner = {k: v for k, v in params.items() if k not in ("l", "u")}
+            if inner and not closes:
+                _add_component(block, inner)
+        elif not closes:
+            if "b" in params and len(blocks) == 1:
+                out["b"] = params["b"]
+            _add_component(blocks[-1], params)
+        if closes:
+            if len(blocks) == 1:
+                raise BadRequest("Invalid transformation: fl_layer_apply without an l_ or u_ layer to apply")
+            layer = blocks.pop()
+            step = _layer_step(layer, params, "/".join(canonical[layer.start :]))
+            blocks[-1].steps.append(step)
+            blocks[-1].parts.append(step.canonical)
+    if len(blocks) > 1:
+        opener = blocks[-1].opener
+        key = "l" if "l" in opener else "u"
+        raise BadRequest(
+            f"Invalid transformation: layer {render_param(key, opener[key])} is never closed "
+            "with fl_layer_apply"
+        )
+    steps = tuple(blocks[0].steps)
+    return Plan(
+        canonical="/".join(canonical),
+        steps=steps,
+        needs_segmentation=any(s.segmentation for s in steps),
+        layer_ids=frozenset(layer_ids),
+        requested_format=out.get("f"),
+        quality=out.get("q"),
+        background=out.get("b"),
+    )
+
+
+def _expand(components: Sequence[Component], named: Mapping[str, str], depth: int) -> list[dict[str, Any]]:
+    """Parse every component's params through the registry, replacing t_ components by their definitions."""
+    result: list[dict[str, Any]] = []
+    for component in components:
+        params: dict[str, Any] = {}
+        for p in component.params:
+            spec = spec_for(p.key)
+            if p.key in params and p.key != "e":  # Cloudinary: only the last effect of a component applies
+                raise BadRequest(f"Invalid transformation: {p.key}_ appears twice in {component.raw!r}")
+            params.pop(p.key, None)
+            params[p.key] = spec.parse(p.key, p.value)
+        if "t" not in params:
+            result.append(params)
+            continue
+        if len(params) > 1:
+            raise BadRequest(f"Invalid transformation: t_ must be alone in its component ({component.raw!r})")
+        if depth >= MAX_NAMED_DEPTH:
+            raise BadRequest("Invalid transformation: named transformations nest too deeply (a cycle?)")
+        for name in params["t"]:
+            if name not in named:
+                raise BadRequest(f"Unknown transformation {name}")
+            from grammar import parse_transformation
+
+            result.extend(_expand(parse_transformation(named[name]), named, depth + 1))
+    return result
+
+
+def _add_component(block: _Block, params: Mapping[str, Any]) -> None:
+    if "fl" in params:
+        raise BadRequest(
+            f"Invalid transformation parameter - {render_param('fl', params['fl'])}: "
+            "no_overflow and relative only qualify fl_layer_apply"
+        )
+    block.steps.extend(_actions(params, block.parts))
+    block.parts.append(",".join(render_param(k, params[k]) for k in sorted(params)))
+
+
+def _actions(params: Mapping[str, Any], parts: list[str]) -> list[Action]:
+    actions: list[Action] = []
+    claimed: set[str] = set()
+    for name in ACTION_ORDER:
+        done = ",".join(a.canonical for a in actions)
+        prefix = "/".join([*parts, done] if done else parts)
+        action = BUILDERS[name](params, claimed, prefix)
+        if action is not None:
+            actions.append(action)
+    return actions
+
+
+def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str) -> Action:
+    opener = layer.opener
+    underlay = "u" in opener
+    public_id: str = opener["u"] if underlay else opener["l"]
+    placing = {k: v for k, v in closer.items() if k not in ("l", "u")}
+    stray = sorted(set(placing) - _PLACEMENT_KEYS)
+    if stray:
+        raise BadRequest(
+            f"Invalid transformation parameter - {render_param(stray[0], placing[stray[0]])}: "
+            "not supported in a fl_layer_apply component (use g_, x_, y_, o_, c_, w_, h_, fl_)"
+        )
+    if placing.get("g") == "auto":
+        raise BadRequest("Invalid transformation: g_auto cannot place a layer; use a compass gravity")
+    flags = placing.get("fl", ())
+    at = Placement(
+        gravity=placing.get("g", "center"),
+        x=placing.get("x"),
+        y=placing.get("y"),
+        sizing=resize_from(placing, placing=True),
+        relative="relative" in flags,
+        no_overflow="no_overflow" in flags,
+        opacity=placing.get("o"),
+    )
+    steps = tuple(layer.steps)
+
+    def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
+        if ctx.load_layer is None:
+            raise NotFound(f"Unknown or invalid referenced image {public_id} of type upload")
+        source, key = ctx.load_layer(public_id)
+        content = run_steps(steps, replace(ctx, source_key=key), ctx.decode(source))
+        return place_layer(image, content, underlay=underlay, at=at)
+
+    return Action(canonical, run, segmentation=any(s.segmentation for s in steps))

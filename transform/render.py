@@ -1,0 +1,90 @@
+"""Run a Plan against an original and encode the result."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import pyvips
+
+from grammar.errors import Undecodable
+from transform import pixels
+from transform.decode import (
+    DECODER_FAILURE,
+    Limits,
+    Source,
+    decode,
+    open_image,
+    oriented_size,
+    thumbnail,
+    upright,
+)
+from transform.formats import WRITABLE, FormatChoice, encode
+from transform.ops import Action, Ctx, LoadLayer
+from transform.plan import Plan, run_steps
+from transform.seam import MaskSource
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class Rendered:
+    data: bytes
+    format: str
+    width: int
+    height: int
+    has_alpha: bool
+
+
+def render(
+    plan: Plan,
+    source: Source,
+    *,
+    source_key: str,
+    choice: FormatChoice,
+    load_layer: LoadLayer | None = None,
+    masks: MaskSource | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Rendered:
+    """Thread-safe: nothing is shared between calls but the (immutable) plan."""
+    ctx = Ctx(
+        source_key=source_key, decode=partial(decode, limits=limits), masks=masks, load_layer=load_layer
+    )
+    try:
+        image, original, steps = _start(plan, source, limits)
+        image = run_steps(steps, ctx, image)
+        return _finish(image, plan, choice, original)
+    except pyvips.Error as exc:
+        if DECODER_FAILURE.search(str(exc)):
+            raise Undecodable("Image cannot be decoded: damaged image data", detail=str(exc)) from exc
+        raise
+
+
+def _start(plan: Plan, source: Source, limits: Limits) -> tuple[pyvips.Image, str, Sequence[Action]]:
+    image, original = open_image(source, limits)
+    first = plan.steps[0].scaler if plan.steps else None
+    size = first.scaled_size(*oriented_size(image)) if first is not None else None
+    if size is not None:
+        return thumbnail(source, *size), original, plan.steps[1:]
+    if plan.sequential and upright(image):
+        image, _ = open_image(source, limits, access="sequential")
+    return pixels.normalize(image.autorot()), original, plan.steps
+
+
+def _finish(image: pyvips.Image, plan: Plan, choice: FormatChoice, original: str) -> Rendered:
+    fmt = choice.fmt or (original if original in WRITABLE else "png")
+    if pixels.has_alpha(image):
+        image = image.copy_memory()  # evaluated once here, then both inspected and encoded
+        if image.extract_band(3).min() >= 255:
+            image = image.extract_band(0, n=3)
+    transparent = pixels.has_alpha(image)
+    if fmt == "jpg" and transparent:
+        if choice.alpha_fallback:
+            fmt = "png"
+        else:
+            background = plan.background
+            rgba = background.rgba if background is not None and background.a == 255 else [255, 255, 255, 255]
+            image, transparent = pixels.flatten(image, rgba), False
+    data = encode(image, fmt, plan.quality)
+    return Rendered(data=data, format=fmt, width=image.width, height=image.height, has_alpha=transparent)
