@@ -118,11 +118,13 @@ def _expand(components: Sequence[Component], named: Mapping[str, str], depth: in
     for component in components:
         params: dict[str, Any] = {}
         for p in component.params:
-            spec = spec_for(p.key)
-            if p.key in params and p.key != "e":  # Cloudinary: only the last effect of a component applies
+            value = spec_for(p.key).parse(p.key, p.value)
+            if p.key == "fl" and "fl" in params:  # fl_layer_apply,fl_relative == fl_layer_apply.relative
+                value = tuple(sorted({*params["fl"], *value}))
+            elif p.key in params and p.key != "e":  # Cloudinary: only the last effect of a component applies
                 raise BadRequest(f"Invalid transformation: {p.key}_ appears twice in {component.raw!r}")
             params.pop(p.key, None)
-            params[p.key] = spec.parse(p.key, p.value)
+            params[p.key] = value
         if "t" not in params:
             result.append(params)
             continue

@@ -1,0 +1,94 @@
+"""Every registered op renders: one row per op (at least), checked for size, bands, format and a golden."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import pyvips
+import pytest
+from transform_helpers import CornerSegmenter, check_golden, run, slug, write_sources
+
+from transform.ops import op_names
+
+
+class Row(NamedTuple):
+    op: str
+    transformation: str
+    source: str  # photo (320x240 JPEG) or cutout (200x160 PNG with alpha)
+    size: tuple[int, int]
+    bands: int
+    fmt: str
+
+
+ROWS = [
+    Row("c_scale", "c_scale,w_160", "photo", (160, 120), 3, "jpg"),
+    Row("c_fit", "c_fit,h_100,w_100", "photo", (100, 75), 3, "jpg"),
+    Row("c_limit", "c_limit,h_100,w_500", "photo", (133, 100), 3, "jpg"),
+    Row("c_mfit", "c_mfit,h_640,w_640", "photo", (640, 480), 3, "jpg"),
+    Row("c_fill", "c_fill,g_east,h_100,w_100", "photo", (100, 100), 3, "jpg"),
+    Row("c_lfill", "c_lfill,h_400,w_100", "photo", (100, 240), 3, "jpg"),
+    Row("c_pad", "b_blue,c_pad,h_200,w_200", "photo", (200, 200), 3, "jpg"),
+    Row("c_lpad", "c_lpad,g_north,h_400,w_400", "photo", (400, 400), 3, "jpg"),
+    Row("c_mpad", "c_mpad,h_300,w_400", "cutout", (400, 300), 4, "png"),
+    Row("c_crop", "c_crop,h_80,w_100,x_20,y_30", "photo", (100, 80), 3, "jpg"),
+    Row("c_thumb", "c_thumb,g_auto,h_90,w_90", "photo", (90, 90), 3, "jpg"),
+    Row("w_", "w_0.5", "photo", (160, 120), 3, "jpg"),
+    Row("h_", "h_60", "photo", (80, 60), 3, "jpg"),
+    Row("ar_", "ar_1:1,c_fill,w_100", "photo", (100, 100), 3, "jpg"),
+    Row("dpr_", "c_scale,dpr_2.0,w_50", "photo", (100, 75), 3, "jpg"),
+    Row("g_", "c_fill,g_north_west,h_100,w_100", "photo", (100, 100), 3, "jpg"),
+    Row("g_", "c_crop,g_south_east,h_100,w_100,x_10,y_20", "photo", (100, 100), 3, "jpg"),
+    Row("x_", "c_crop,h_100,w_100,x_0.5,y_0.1", "photo", (100, 100), 3, "jpg"),
+    Row("y_", "l_logo/fl_layer_apply,g_south_east,x_10,y_10", "photo", (320, 240), 3, "jpg"),
+    Row("a_", "a_hflip.45", "photo", (396, 396), 4, "png"),
+    Row("a_", "a_90", "photo", (240, 320), 3, "jpg"),
+    Row("a_", "a_vflip", "photo", (320, 240), 3, "jpg"),
+    Row("r_", "r_20", "photo", (320, 240), 4, "png"),
+    Row("r_", "r_10:20:40:60", "photo", (320, 240), 4, "png"),
+    Row("r_", "r_max", "cutout", (200, 160), 4, "png"),
+    Row("bo_", "bo_4px_solid_red", "photo", (328, 248), 3, "jpg"),
+    Row("bo_", "bo_3px_solid_black,r_20", "photo", (326, 246), 4, "png"),
+    Row("o_", "o_50", "photo", (320, 240), 4, "png"),
+    Row("b_", "b_yellow", "cutout", (200, 160), 3, "png"),
+    Row("f_", "c_scale,w_100/f_webp", "cutout", (100, 80), 4, "webp"),
+    Row("f_", "c_scale,w_100/f_avif", "photo", (100, 75), 3, "avif"),
+    Row("f_", "c_scale,w_100/f_jpg", "cutout", (100, 80), 3, "jpg"),
+    Row("q_", "c_scale,w_100/q_30", "photo", (100, 75), 3, "jpg"),
+    Row("l_", "l_logo/c_scale,w_40/fl_layer_apply,g_north_east,x_5,y_5", "photo", (320, 240), 3, "jpg"),
+    Row("l_", "l_logo/fl_layer_apply,g_north_west,x_-30,y_-20", "photo", (350, 260), 4, "png"),
+    Row("u_", "u_road/fl_layer_apply,y_-40", "photo", (480, 360), 3, "jpg"),
+    Row("u_", "u_road/c_scale,w_240/fl_layer_apply,g_south", "cutout", (240, 180), 3, "png"),
+    Row("fl_", "l_road/fl_layer_apply,fl_no_overflow,g_south,y_-30", "photo", (320, 240), 3, "jpg"),
+    Row("fl_", "l_logo/c_scale,fl_layer_apply,fl_relative,w_0.5", "photo", (320, 240), 3, "jpg"),
+    Row("t_", "t_badge", "photo", (50, 50), 4, "png"),
+    Row("e_grayscale", "e_grayscale", "photo", (320, 240), 3, "jpg"),
+    Row("e_blur", "e_blur:400", "photo", (320, 240), 3, "jpg"),
+    Row("e_blur", "e_blur", "cutout", (200, 160), 4, "png"),
+    Row("e_sharpen", "e_sharpen:300", "photo", (320, 240), 3, "jpg"),
+    Row("e_dropshadow", "e_dropshadow:azimuth_90;spread_20", "cutout", (200, 160), 4, "png"),
+    Row("e_dropshadow", "e_dropshadow", "cutout", (200, 160), 4, "png"),
+    Row("e_background_removal", "e_background_removal", "photo", (320, 240), 4, "png"),
+]
+NAMED = {"badge": "c_fill,h_50,w_50/r_max"}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_sources(tmp_path_factory.mktemp("originals"))
+
+
+def test_every_registered_op_has_a_pixel_test() -> None:
+    missing = set(op_names()) - {row.op for row in ROWS}
+    assert not missing, f"ops without a row in ROWS: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[f"{r.source}-{slug(r.transformation)}" for r in ROWS])
+def test_op_renders(row: Row, files: dict[str, Path]) -> None:
+    rendered = run(row.transformation, files[row.source], files, segmenter=CornerSegmenter(), named=NAMED)
+    decoded = pyvips.Image.new_from_buffer(rendered.data, "")
+    assert (rendered.width, rendered.height) == row.size == (decoded.width, decoded.height)
+    assert decoded.bands == row.bands
+    assert rendered.format == row.fmt
+    assert rendered.has_alpha == (row.bands == 4)
+    check_golden(f"{row.source}-{slug(row.transformation)}", rendered)

@@ -1,0 +1,149 @@
+"""Synthetic originals, a deterministic stand-in segmenter, and golden thumbnails for the engine's tests.
+
+Goldens are 16x16 thumbnails of the decoded output, stored as ``tests/golden/<name>.npy`` and compared
+with a tolerance (mean absolute difference), so encoder or libvips updates do not break them while a
+wrong crop, colour or placement does. ``UPDATE_GOLDEN=1`` rewrites them; ``SAVE_OUTPUT_DIR=...`` also
+writes every rendered output there as a file to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyvips
+
+from grammar import parse_transformation
+from transform import Rendered, compile_plan, negotiate_format, render
+from transform.seam import DirectMasks, Mask
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+TOLERANCE = 4.0  # mean |difference| over 0..255 of the 16x16 thumbnail
+
+
+def _xy(width: int, height: int) -> tuple[pyvips.Image, pyvips.Image]:
+    xyz = pyvips.Image.xyz(width, height)
+    return xyz[0], xyz[1]
+
+
+def photo(width: int = 320, height: int = 240) -> pyvips.Image:
+    """A near-flat blue-grey backdrop (so the stand-in segmenter can find it) with a red disc right of
+    centre and a dark square at the top left: enough structure to see crops, flips and gravity."""
+    x, y = _xy(width, height)
+    backdrop = (x * 12 / width + 170).bandjoin([y * 12 / height + 180, x * 0 + 210])
+    disc = ((x - width * 0.62) ** 2 + (y - height * 0.55) ** 2) ** 0.5 < height * 0.28
+    square = (x < width * 0.2) & (y < height * 0.25)
+    image = disc.ifthenelse([210, 40, 30], square.ifthenelse([30, 40, 60], backdrop))
+    return image.cast("uchar").copy(interpretation="srgb")
+
+
+def cutout(width: int = 200, height: int = 160) -> pyvips.Image:
+    """An opaque green ellipse on a transparent background (RGBA)."""
+    x, y = _xy(width, height)
+    inside = ((x - width / 2) / (width * 0.35)) ** 2 + ((y - height / 2) / (height * 0.35)) ** 2 < 1
+    colour = (x * 0 + 40).bandjoin([x * 100 / width + 120, y * 0 + 60])
+    return colour.bandjoin(inside.ifthenelse(255, 0)).cast("uchar").copy(interpretation="srgb")
+
+
+def logo() -> pyvips.Image:
+    """An 80x60 yellow rounded badge with transparency."""
+    svg = (b'<svg xmlns="http://www.w3.org/2000/svg" width="80" height="60">'
+           b'<rect x="4" y="4" width="72" height="52" rx="14" fill="#f5c518"/>'
+           b'<rect x="20" y="22" width="40" height="16" fill="#222"/></svg>')
+    return pyvips.Image.svgload_buffer(svg).cast("uchar").copy(interpretation="srgb")
+
+
+def road() -> pyvips.Image:
+    """A 480x360 green-to-grey landscape."""
+    x, y = _xy(480, 360)
+    return (y * 0.3 + 60).bandjoin([x * 0.2 + 90, y * 0.2 + 50]).cast("uchar").copy(interpretation="srgb")
+
+
+def write_sources(folder: Path) -> dict[str, Path]:
+    """Writes the originals once: photo.jpg, cutout.png and the layers logo.png, road.jpg."""
+    files = {"photo": folder / "photo.jpg", "cutout": folder / "cutout.png",
+             "logo": folder / "logo.png", "road": folder / "road.jpg"}
+    photo().write_to_file(str(files["photo"]), Q=92)
+    cutout().write_to_file(str(files["cutout"]))
+    logo().write_to_file(str(files["logo"]))
+    road().write_to_file(str(files["road"]))
+    return files
+
+
+class CornerSegmenter:
+    """Test double for IS-Net (a unit isolation): foreground = pixels far from the top-right corner colour."""
+
+    model_id = "corner-distance-test-double"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int, bool]] = []
+
+    def segment(self, image: pyvips.Image, *, fine_edges: bool) -> Mask:
+        self.calls.append((image.width, image.height, fine_edges))
+        rgb = image.extract_band(0, n=3).cast("float")
+        corner = rgb.crop(image.width - 1, 0, 1, 1).getpoint(0, 0)
+        distance = ((rgb - corner) ** 2).bandmean() ** 0.5
+        alpha = (distance - 40) * 8
+        alpha = (alpha > 255).ifthenelse(255, (alpha < 0).ifthenelse(0, alpha))
+        return Mask(alpha.cast("uchar"), 1.0)
+
+
+def layer_loader(files: dict[str, Path]) -> Callable[[str], tuple[str, str]]:
+    def load(public_id: str) -> tuple[str, str]:
+        name = public_id.split("/")[-1]
+        alias = {"bg_beach": "road"}.get(name, name)
+        if alias not in files:
+            from grammar.errors import NotFound
+
+            raise NotFound(f"Resource not found - {public_id}")
+        return str(files[alias]), f"{alias}@1"
+
+    return load
+
+
+def run(
+    transformation: str,
+    source: Path | bytes,
+    files: dict[str, Path],
+    *,
+    segmenter: object | None = None,
+    named: dict[str, str] | None = None,
+    extension: str | None = None,
+    accept: str | None = None,
+) -> Rendered:
+    plan = compile_plan(parse_transformation(transformation), named=named)
+    choice = negotiate_format(plan, extension=extension, accept=accept)
+    masks = DirectMasks(segmenter) if segmenter is not None else None  # type: ignore[arg-type]
+    return render(plan, source if isinstance(source, bytes) else str(source), source_key="test-source",
+                  choice=choice, load_layer=layer_loader(files), masks=masks)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
+
+
+def thumb16(data: bytes) -> np.ndarray:
+    image = pyvips.Image.new_from_buffer(data, "")
+    return np.asarray(image.thumbnail_image(16, height=16, size="force").numpy(), dtype=np.float32)
+
+
+def check_golden(name: str, rendered: Rendered) -> None:
+    out_dir = os.environ.get("SAVE_OUTPUT_DIR")
+    if out_dir:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(out_dir) / f"{name}.{rendered.format}").write_bytes(rendered.data)
+    actual = thumb16(rendered.data)
+    path = GOLDEN / f"{name}.npy"
+    if os.environ.get("UPDATE_GOLDEN") == "1" or not path.exists():
+        if os.environ.get("UPDATE_GOLDEN") != "1":
+            raise AssertionError(f"no golden {path.name}; run with UPDATE_GOLDEN=1 and look at the output")
+        GOLDEN.mkdir(exist_ok=True)
+        np.save(path, actual.astype(np.uint8))
+        return
+    expected = np.load(path).astype(np.float32)
+    assert expected.shape == actual.shape, f"{name}: shape {actual.shape} != golden {expected.shape}"
+    diff = float(np.abs(expected - actual).mean())
+    assert diff <= TOLERANCE, f"{name}: differs from its golden by {diff:.2f} (tolerance {TOLERANCE})"
