@@ -13,9 +13,10 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from cutout.settings import SettingsError, load_settings
@@ -46,8 +47,9 @@ def to_path(line: str) -> str:
 
 
 def read_lines(files: list[str]) -> list[str]:
-    streams: Iterable[str] = sys.stdin if not files else (line for f in files for line in open(f))
-    return [s for s in (line.strip() for line in streams) if s and not s.startswith("#")]
+    texts = [sys.stdin.read()] if not files else [Path(f).read_text(encoding="utf-8") for f in files]
+    lines = (line.strip() for text in texts for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 @dataclass

@@ -1,0 +1,55 @@
+"""Helpers for the server tests (importable as tests.app.helpers)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyvips
+from starlette.testclient import TestClient
+
+from transform.seam import Mask
+
+ClientFactory = Callable[..., TestClient]
+SAMPLES = Path(__file__).resolve().parents[2] / "cutout" / "samples"
+
+
+class EllipseSegmenter:
+    """Foreground = the centred ellipse. Counts its calls and can be slowed down."""
+
+    model_id = "test-ellipse-1"
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def segment(self, image: pyvips.Image, *, fine_edges: bool) -> Mask:
+        with self._lock:
+            self.calls += 1
+        time.sleep(self.delay)
+        xy = pyvips.Image.xyz(image.width, image.height)
+        dx = (xy[0] - image.width / 2) / (image.width * 0.4)
+        dy = (xy[1] - image.height / 2) / (image.height * 0.4)
+        inside = (dx * dx + dy * dy) < 1
+        return Mask(inside.ifthenelse(255, 0).cast("uchar"), 0.9)
+
+
+def wait_for_200(client: TestClient, url: str, timeout: float = 30.0, **kwargs: Any) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.get(url, **kwargs)
+        if response.status_code != 423 or time.monotonic() > deadline:
+            return response
+        time.sleep(0.05)
+
+
+def metric(client: TestClient, name: str) -> float:
+    total = 0.0
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total

@@ -1,0 +1,189 @@
+"""End to end over HTTP (starlette TestClient): URLs made by Cloudinary's Python SDK, headers, errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pyvips
+from cloudinary.utils import cloudinary_url
+
+from tests.app.helpers import SAMPLES, ClientFactory, metric
+
+
+def sdk(public_id: str, **options: Any) -> str:
+    """The path part of the URL pycloudinary builds for ``public_id``."""
+    url, _ = cloudinary_url(public_id, cloud_name="demo", secure=False, cname="testserver", **options)
+    return str(url).removeprefix("http://testserver")
+
+
+def decoded(content: bytes) -> pyvips.Image:
+    return pyvips.Image.new_from_buffer(content, "")
+
+
+def test_original_and_scaled_from_sdk_urls(client: Any) -> None:
+    original = client.get(sdk("docs/road"))
+    assert original.status_code == 200, original.headers.get("x-cld-error")
+    assert original.headers["content-type"] == "image/jpeg"
+    assert (decoded(original.content).width, decoded(original.content).height) == (640, 427)
+    assert original.headers["access-control-allow-origin"] == "*"
+    assert original.headers["access-control-expose-headers"] == "X-Cld-Error,Content-Length"
+    # The SDK adds v1 to ids with folders: a versioned URL never changes.
+    assert original.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert "vary" not in original.headers
+
+    scaled = client.get(sdk("docs/road", width=400, crop="scale", force_version=False))
+    assert scaled.status_code == 200
+    assert decoded(scaled.content).width == 400
+    assert scaled.headers["cache-control"] == "public, max-age=3600"
+
+
+def test_format_from_extension_and_f_auto(client: Any) -> None:
+    png = client.get(sdk("docs/road", width=100, crop="scale", format="png"))
+    assert png.headers["content-type"] == "image/png"
+    auto = sdk("docs/road", width=100, crop="scale", fetch_format="auto")
+    webp = client.get(auto, headers={"Accept": "image/webp,*/*"})
+    assert webp.status_code == 200
+    assert webp.headers["content-type"] == "image/webp"
+    assert webp.headers["vary"] == "Accept"
+    plain = client.get(auto, headers={"Accept": "*/*"})
+    assert plain.headers["content-type"] in ("image/jpeg", "image/png")
+    assert plain.headers["etag"] != webp.headers["etag"]
+
+
+def test_etag_304_head_and_cache_hits(client: Any) -> None:
+    url = sdk("docs/rmv_bgd/router_orig", width=200, crop="scale")
+    first = client.get(url)
+    etag = first.headers["etag"]
+    assert etag.startswith('"') and not etag.startswith('W/')
+    hits = metric(client, "cutout_cache_hits_total")
+    again = client.get(url, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    assert metric(client, "cutout_cache_hits_total") == hits + 1
+    head = client.head(url)
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) == len(first.content)
+
+
+def test_equivalent_parameter_orders_share_one_cache_entry(client: Any) -> None:
+    client.get("/demo/image/upload/w_300,c_scale/docs/road.jpg")
+    hits = metric(client, "cutout_cache_hits_total")
+    response = client.get("/demo/image/upload/c_scale,w_300/docs/road.jpg")
+    assert response.status_code == 200
+    assert metric(client, "cutout_cache_hits_total") == hits + 1
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "message"),
+    [
+        ("/demo/image/upload/w_abc/docs/road", 400, "w"),
+        ("/demo/image/upload/zz_1/v1/docs/road", 400, "zz"),
+        ("/demo/image/upload/docs/nope", 404, "Resource not found - docs/nope"),
+        ("/demo/image/upload/u_docs:nope/fl_layer_apply/docs/road", 404, "docs/nope"),
+        ("/demo/image/upload/v1/docs/%2E%2E/%2E%2E/pyproject", 400, "public id"),
+        ("/demo/image/upload/v1/..%2F..%2Fpyproject", 400, "public id"),
+        ("/demo/video/upload/docs/road", 400, "image/upload"),
+    ],
+)
+def test_client_errors(client: Any, path: str, status: int, message: str) -> None:
+    response = client.get(path)
+    assert response.status_code == status, response.text
+    assert message in response.headers["x-cld-error"]
+    assert response.text.strip() == response.headers["x-cld-error"] or status == 404
+    assert response.headers["cache-control"] == "public, max-age=60"
+    assert response.headers["access-control-allow-origin"] == "*"
+
+
+def _originals(tmp_path: Path) -> Path:
+    root = tmp_path / "originals"
+    (root / "docs").mkdir(parents=True)
+    (root / "docs" / "road.jpg").write_bytes((SAMPLES / "docs" / "road.jpg").read_bytes())
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG at all" * 10)
+    (tmp_path / "secret.jpg").write_bytes((SAMPLES / "docs" / "road.jpg").read_bytes())
+    os.symlink(tmp_path / "secret.jpg", root / "escape.jpg")
+    return root
+
+
+def test_undecodable_too_large_and_symlinks_out(make_client: ClientFactory, tmp_path: Path) -> None:
+    client = make_client(originals=_originals(tmp_path), max_pixels=100_000)
+    broken = client.get("/demo/image/upload/c_scale,w_10/broken")
+    assert broken.status_code == 422, broken.text
+    large = client.get("/demo/image/upload/c_scale,w_10/docs/road")
+    assert large.status_code == 413, large.text
+    escape = client.get("/demo/image/upload/escape")
+    assert escape.status_code == 404
+
+
+def test_cloud_name_is_checked_when_configured(make_client: ClientFactory) -> None:
+    client = make_client(cloud_name="demo")
+    assert client.get("/demo/image/upload/docs/road").status_code == 200
+    assert client.get("/image/upload/docs/road").status_code == 200
+    other = client.get("/other/image/upload/docs/road")
+    assert other.status_code == 404 and "other" in other.headers["x-cld-error"]
+
+
+def test_signed_urls(make_client: ClientFactory) -> None:
+    client = make_client(api_secret="abcd")
+    for options in ({}, {"long_url_signature": True}, {"signature_algorithm": "sha256"}):
+        url = sdk("docs/road", width=120, crop="scale", sign_url=True, api_secret="abcd", **options)
+        assert "/s--" in url
+        assert client.get(url).status_code == 200, url
+    forged = sdk("docs/road", width=121, crop="scale", sign_url=True, api_secret="wrong")
+    response = client.get(forged)
+    assert response.status_code == 401 and "signature" in response.headers["x-cld-error"].lower()
+
+
+def test_strict_mode(make_client: ClientFactory, tmp_path: Path) -> None:
+    named = tmp_path / "named.toml"
+    named.write_text('thumb = "c_fill,h_100,w_100"\n')
+    from cutout.settings import load_settings
+
+    loaded = load_settings({"CUTOUT_NAMED_TRANSFORMATIONS": str(named)})
+    client = make_client(strict=True, api_secret="abcd", named=loaded.named,
+                         allowed_transformations=("w_50,c_scale",))
+    blocked = client.get("/demo/image/upload/c_scale,w_77/docs/road")
+    assert blocked.status_code == 401
+    assert blocked.headers["x-cld-error"] == "Transformation c_scale,w_77 is not allowed"
+    assert client.get("/demo/image/upload/docs/road").status_code == 200  # the original itself
+    assert client.get("/demo/image/upload/c_scale,w_50/docs/road").status_code == 200  # allow-list, any order
+    thumb = client.get("/demo/image/upload/t_thumb/docs/road")
+    assert thumb.status_code == 200 and decoded(thumb.content).width == 100
+    signed = sdk("docs/road", width=77, crop="scale", sign_url=True, api_secret="abcd")
+    assert client.get(signed).status_code == 200
+
+
+def test_unexpected_errors_are_generic_500s_and_the_server_stays_up(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import transform
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ZeroDivisionError("internal detail that must not leak")
+
+    monkeypatch.setattr(transform, "render", broken)
+    response = client.get("/demo/image/upload/c_scale,w_33/docs/road")
+    assert response.status_code == 500
+    assert response.headers["x-cld-error"] == "Internal error"
+    assert "detail" not in response.text
+    assert response.headers["cache-control"] == "no-store"
+    monkeypatch.undo()
+    assert client.get("/demo/image/upload/c_scale,w_34/docs/road").status_code == 200
+
+
+def test_health_ready_and_metrics(client: Any, make_client: ClientFactory) -> None:
+    assert client.get("/healthz").text == "ok\n"
+    assert client.get("/readyz").status_code == 200
+    client.get("/demo/image/upload/docs/road")
+    body = client.get("/metrics").text
+    for name in ("cutout_requests_total", "cutout_render_seconds", "cutout_inference_total",
+                 "cutout_inference_seconds", "cutout_cache_hits_total", "cutout_cache_misses_total",
+                 "cutout_queue_depth"):
+        assert name in body
+    no_model = make_client(segmenter=None)
+    ready = no_model.get("/readyz")
+    assert ready.status_code == 503 and "model" in ready.text
+    response = no_model.get("/demo/image/upload/e_background_removal/docs/road")
+    assert response.status_code == 501
+    assert "Background removal is not available" in response.headers["x-cld-error"]

@@ -1,0 +1,56 @@
+"""`cutout eager` straight into the cache: the server then finds the same keys, strict mode included."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import cutout.app
+from cutout.cli import main
+from tests.app.helpers import SAMPLES, ClientFactory, EllipseSegmenter, metric
+
+
+def test_eager_fills_the_servers_cache(
+    make_client: ClientFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    segmenter = EllipseSegmenter()
+    monkeypatch.setattr(cutout.app, "_load_segmenter", lambda: segmenter)
+    lines = tmp_path / "eager.txt"
+    lines.write_text(
+        "# comment and blank lines are skipped\n\n"
+        "/demo/image/upload/c_scale,w_150/docs/road\n"
+        "c_fill,h_90,w_90 docs/rmv_bgd/router_orig.webp\n"
+        "e_background_removal docs/rmv_bgd/dog_couch_orig\n"
+        "c_scale,w_10 docs/nope\n"
+        "just-one-word\n"
+    )
+    cache_dir = tmp_path / "cache"
+    code = main(["eager", str(lines), "--originals", str(SAMPLES), "--cache-dir", str(cache_dir),
+                 "--concurrency", "2"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "3 generated, 2 failed" in err
+    assert "FAILED c_scale,w_10 docs/nope: Resource not found - docs/nope" in err
+    assert "FAILED just-one-word: expected a delivery path" in err
+    assert segmenter.calls == 1
+
+    client = make_client(segmenter=EllipseSegmenter(), cache_dir=cache_dir, strict=True)
+    hits = metric(client, "cutout_cache_hits_total")
+    for url in ("/demo/image/upload/c_scale,w_150/docs/road",
+                "/demo/image/upload/c_fill,h_90,w_90/v1/docs/rmv_bgd/router_orig.webp",
+                "/demo/image/upload/e_background_removal/docs/rmv_bgd/dog_couch_orig"):
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.headers.get("x-cld-error"))
+    assert metric(client, "cutout_cache_hits_total") == hits + 3
+    # Strict mode: eager-generated derivatives render, others do not.
+    assert client.get("/demo/image/upload/c_scale,w_151/docs/road").status_code == 401
+
+
+def test_eager_with_nothing_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n")
+    assert main(["eager", str(empty), "--originals", str(SAMPLES), "--cache-dir", str(tmp_path)]) == 0

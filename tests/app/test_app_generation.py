@@ -1,0 +1,122 @@
+"""Background removal over HTTP: 423 then 200, one inference per source, leases, failures, back-pressure.
+
+The segmenter is a deterministic double here; tests/app/test_app_server.py runs the real model.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anyio
+import httpx
+import pyvips
+
+from grammar import parse_path
+from tests.app.helpers import ClientFactory, EllipseSegmenter, metric, wait_for_200
+
+CUTOUT = "/demo/image/upload/e_background_removal/docs/rmv_bgd/dog_couch_orig"
+
+
+def test_423_then_200_with_transparency(client: Any, stub: EllipseSegmenter) -> None:
+    first = client.get(CUTOUT)
+    assert first.status_code == 423
+    assert first.headers["retry-after"].isdigit()
+    assert first.headers["cache-control"] == "no-store"
+    assert "generated" in first.headers["x-cld-error"]
+    done = wait_for_200(client, CUTOUT)
+    assert done.status_code == 200
+    # A cut-out of a JPEG has transparency, so it comes back as PNG.
+    assert done.headers["content-type"] == "image/png"
+    image = pyvips.Image.new_from_buffer(done.content, "")
+    assert (image.width, image.height, image.bands) == (451, 300, 4)
+    assert image.extract_band(3).getpoint(5, 5) == [0.0]
+    assert image.extract_band(3).getpoint(225, 150) == [255.0]
+    assert stub.calls == 1
+
+
+def test_one_mask_serves_every_size(client: Any, stub: EllipseSegmenter) -> None:
+    for width in (400, 200, 100):
+        url = f"/demo/image/upload/e_background_removal/c_scale,w_{width}/docs/rmv_bgd/dog_couch_orig.png"
+        response = wait_for_200(client, url)
+        assert response.status_code == 200
+        assert pyvips.Image.new_from_buffer(response.content, "").width == width
+    assert stub.calls == 1
+
+
+def test_burst_of_50_requests_runs_the_model_once(make_client: ClientFactory, stub: EllipseSegmenter) -> None:
+    client = make_client()
+    before = metric(client, "cutout_inference_total")
+    app = client.app
+    statuses: list[int] = []
+
+    async def burst() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            async def one() -> None:
+                statuses.append((await http.get(CUTOUT)).status_code)
+
+            async with anyio.create_task_group() as group:
+                for _ in range(50):
+                    group.start_soon(one)
+
+    anyio.run(burst)
+    assert len(statuses) == 50 and set(statuses) <= {200, 423}
+    assert wait_for_200(client, CUTOUT).status_code == 200
+    assert stub.calls == 1
+    assert metric(client, "cutout_inference_total") == before + 1
+
+
+def test_a_dead_owners_claim_expires(client: Any, stub: EllipseSegmenter) -> None:
+    origin = client.app.state.origin
+    key = origin.prepare(parse_path(CUTOUT), accept=None).key
+    assert origin.cache.claim(key, "a-worker-that-was-killed", lease=1.0)
+    assert client.get(CUTOUT).status_code == 423
+    time.sleep(0.3)
+    assert client.get(CUTOUT).status_code == 423
+    assert stub.calls == 0, "nobody may generate while the lease holds"
+    time.sleep(1.0)
+    assert wait_for_200(client, CUTOUT).status_code == 200
+    assert stub.calls == 1
+
+
+def test_failures_are_reported_and_not_retried(make_client: ClientFactory, tmp_path: Any) -> None:
+    root = tmp_path / "originals"
+    root.mkdir()
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a JPEG" * 20)
+    client = make_client(originals=root)
+    origin = client.app.state.origin
+    calls = []
+    real = origin.render_entry
+
+    def counting(prepared: Any) -> Any:
+        calls.append(prepared.key)
+        return real(prepared)
+
+    origin.render_entry = counting
+    url = "/demo/image/upload/e_background_removal/broken"
+    first = client.get(url)
+    assert first.status_code in (423, 422)
+    response = wait_for_200(client, url)
+    assert response.status_code == 422
+    for _ in range(3):
+        again = client.get(url)
+        assert again.status_code == 422 and again.headers["x-cld-error"] == response.headers["x-cld-error"]
+    assert len(calls) == 1
+
+
+def test_full_queue_answers_503_at_once(make_client: ClientFactory) -> None:
+    client = make_client(segmenter=EllipseSegmenter(delay=1.5), queue_size=1)
+    assert client.get(CUTOUT).status_code == 423
+    router = "/demo/image/upload/e_background_removal/docs/rmv_bgd/router_orig"
+    other = client.get(router)
+    assert other.status_code == 503
+    assert other.headers["retry-after"].isdigit()
+    assert other.headers["cache-control"] == "no-store"
+    assert wait_for_200(client, CUTOUT).status_code == 200
+    assert wait_for_200(client, router).status_code == 200
+
+
+def test_wait_seconds_answers_200_on_the_first_request(make_client: ClientFactory) -> None:
+    client = make_client(wait_seconds=20)
+    assert client.get(CUTOUT).status_code == 200

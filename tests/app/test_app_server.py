@@ -1,0 +1,100 @@
+"""A real `cutout serve` (uvicorn subprocess): HTTP, multi-process metrics, eager through the server,
+and with the real model: one inference for a burst across two workers, recovery after SIGKILL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cutout.cli import main
+from tests.app.helpers import SAMPLES
+from tests.app.server_process import ServerProcess, metric
+from tests.conftest import require
+
+MODEL = Path.home() / ".cache" / "cutout" / "models" / "isnet-general-use.onnx"
+CUTOUT = "/demo/image/upload/e_background_removal/c_scale,w_300/docs/rmv_bgd/dog_couch_orig"
+
+
+@pytest.fixture
+def servers() -> Iterator[list[ServerProcess]]:
+    started: list[ServerProcess] = []
+    yield started
+    for server in started:
+        server.stop()
+
+
+def poll_200(url: str, timeout: float = 180.0) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = httpx.get(url, timeout=60)
+        if response.status_code != 423 or time.monotonic() > deadline:
+            return response
+        time.sleep(0.2)
+
+
+def test_real_server_two_workers_without_model(servers: list[ServerProcess], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    server = ServerProcess(SAMPLES, tmp_path / "cache", workers=2,
+                           env={"CUTOUT_MODEL": str(tmp_path / "no-model.onnx")})
+    servers.append(server)
+    server.wait_ready()
+    url = server.url + "/demo/image/upload/c_scale,w_200/docs/road"
+    first = httpx.get(url)
+    assert first.status_code == 200 and first.headers["content-type"] == "image/jpeg"
+    for _ in range(6):  # whichever worker answers, it is a hit in the shared cache
+        again = httpx.get(url, headers={"If-None-Match": first.headers["etag"]})
+        assert again.status_code == 304
+    assert metric(server.url, "cutout_cache_misses_total") == 1
+    assert metric(server.url, "cutout_cache_hits_total") == 6
+    head = httpx.head(server.url + "/demo/image/upload/docs/nope")
+    assert head.status_code == 404 and head.headers["x-cld-error"] == "Resource not found - docs/nope"
+    missing = httpx.get(server.url + "/demo/image/upload/e_background_removal/docs/road")
+    assert missing.status_code == 501
+    assert httpx.get(server.url + "/readyz").status_code == 503
+
+    lines = tmp_path / "lines.txt"
+    lines.write_text("/demo/image/upload/c_scale,w_64/docs/road\nc_scale,w_65 docs/road\n"
+                     "c_scale,w_1 docs/nope\n")
+    code = main(["eager", str(lines), "--server", server.url, "--timeout", "60"])
+    assert code == 1
+    assert "2 generated, 1 failed" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_burst_on_two_workers_runs_the_model_once(servers: list[ServerProcess], tmp_path: Path) -> None:
+    require(MODEL.exists(), f"model not found at {MODEL}")
+    server = ServerProcess(SAMPLES, tmp_path / "cache", workers=2)
+    servers.append(server)
+    server.wait_ready(path="/readyz", timeout=300)
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        statuses = list(pool.map(lambda _: httpx.get(server.url + CUTOUT, timeout=60).status_code, range(50)))
+    assert set(statuses) <= {200, 423}, statuses
+    done = poll_200(server.url + CUTOUT)
+    assert done.status_code == 200 and done.headers["content-type"] == "image/png"
+    assert metric(server.url, "cutout_inference_total") == 1
+
+
+@pytest.mark.slow
+def test_sigkill_mid_generation_then_a_later_request_succeeds(
+    servers: list[ServerProcess], tmp_path: Path
+) -> None:
+    require(MODEL.exists(), f"model not found at {MODEL}")
+    cache = tmp_path / "cache"
+    env = {"CUTOUT_LEASE_SECONDS": "2"}
+    first = ServerProcess(SAMPLES, cache, env=env)
+    servers.append(first)
+    first.wait_ready(path="/readyz", timeout=300)
+    assert httpx.get(first.url + CUTOUT, timeout=60).status_code == 423
+    first.kill()  # SIGKILL while the model runs: its claim stays behind until the lease expires
+
+    second = ServerProcess(SAMPLES, cache, env=env)
+    servers.append(second)
+    second.wait_ready(path="/readyz", timeout=300)
+    done = poll_200(second.url + CUTOUT)
+    assert done.status_code == 200
+    assert metric(second.url, "cutout_inference_total") == 1

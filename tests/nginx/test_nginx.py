@@ -1,0 +1,142 @@
+"""nginx/cutout.conf in front of a real cutout server: what nginx caches and what it passes through."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.app.helpers import SAMPLES
+from tests.app.server_process import ServerProcess, free_port
+from tests.conftest import require
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = Path.home() / ".cache" / "cutout" / "models" / "isnet-general-use.onnx"
+
+pytestmark = pytest.mark.integration
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    require(found is not None, "nginx not installed")
+    assert found is not None
+    return found
+
+
+def render_config(listen: int, upstream: str, cache: Path) -> str:
+    text = (ROOT / "nginx" / "cutout.conf").read_text()
+    for name, value in {"CUTOUT_LISTEN": f"127.0.0.1:{listen}", "CUTOUT_UPSTREAM": upstream,
+                        "CUTOUT_NGINX_CACHE": str(cache)}.items():
+        text = text.replace("${" + name + "}", value)
+    assert "${" not in text
+    return text
+
+
+def main_config(prefix: Path) -> str:
+    """A non-root-safe nginx.conf: everything under ``prefix``, in the foreground."""
+    temp = {name: prefix / name for name in ("client", "proxy", "fastcgi", "uwsgi", "scgi")}
+    for path in temp.values():
+        path.mkdir(exist_ok=True)
+    user = "user root;\n" if os.geteuid() == 0 else ""  # as root, workers would otherwise drop to nobody
+    return (
+        f"{user}daemon off;\nworker_processes 1;\npid {prefix}/nginx.pid;\n"
+        f"error_log {prefix}/error.log info;\n"
+        "events { worker_connections 1024; }\n"
+        "http {\n  access_log off;\n"
+        f"  client_body_temp_path {temp['client']};\n  proxy_temp_path {temp['proxy']};\n"
+        f"  fastcgi_temp_path {temp['fastcgi']};\n  uwsgi_temp_path {temp['uwsgi']};\n"
+        f"  scgi_temp_path {temp['scgi']};\n  include {prefix}/cutout.conf;\n}}\n"
+    )
+
+
+@dataclass
+class Stack:
+    nginx: str
+    origin: str
+
+
+def start_stack(tmp_path: Path, env: dict[str, str]) -> Iterator[Stack]:
+    binary = nginx_binary()
+    server = ServerProcess(SAMPLES, tmp_path / "cache", env=env)
+    prefix = tmp_path / "nginx"
+    prefix.mkdir()
+    port = free_port()
+    (prefix / "cutout.conf").write_text(render_config(port, f"127.0.0.1:{server.port}", prefix / "cache"))
+    (prefix / "nginx.conf").write_text(main_config(prefix))
+    check = subprocess.run([binary, "-t", "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    nginx = subprocess.Popen([binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        server.wait_ready(path="/readyz" if "CUTOUT_MODEL" not in env else "/healthz", timeout=300)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(url + "/healthz")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, (prefix / "error.log").read_text()
+                time.sleep(0.1)
+        yield Stack(url, server.url)
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=20)
+        server.stop()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    yield from start_stack(tmp_path, {"CUTOUT_MODEL": str(tmp_path / "no-model.onnx")})
+
+
+def test_hits_errors_and_headers_through_nginx(stack: Stack) -> None:
+    url = stack.nginx + "/demo/image/upload/c_scale,w_120/docs/road"
+    first = httpx.get(url)
+    assert first.status_code == 200 and first.headers["x-cache-status"] == "MISS"
+    second = httpx.get(url)
+    assert second.headers["x-cache-status"] == "HIT"
+    assert second.content == first.content and second.headers["etag"] == first.headers["etag"]
+    assert httpx.get(url, headers={"If-None-Match": first.headers["etag"]}).status_code == 304
+    head = httpx.head(url)
+    assert head.status_code == 200 and head.headers["x-cache-status"] == "HIT"
+
+    bad = httpx.get(stack.nginx + "/demo/image/upload/w_abc/docs/road")
+    assert bad.status_code == 400 and "w_abc" in bad.headers["x-cld-error"]
+    assert bad.headers["access-control-expose-headers"] == "X-Cld-Error,Content-Length"
+    assert httpx.get(stack.nginx + "/demo/image/upload/w_abc/docs/road").headers["x-cache-status"] == "HIT"
+
+    auto = stack.nginx + "/demo/image/upload/c_scale,w_90/f_auto/docs/road"
+    webp = httpx.get(auto, headers={"Accept": "text/html,image/webp,*/*;q=0.8"})
+    plain = httpx.get(auto, headers={"Accept": "*/*"})
+    assert webp.headers["content-type"] == "image/webp"
+    assert plain.headers["content-type"] != "image/webp"
+    again = httpx.get(auto, headers={"Accept": "image/webp,*/*"})
+    assert again.headers["content-type"] == "image/webp" and again.headers["x-cache-status"] == "HIT"
+    assert httpx.get(stack.nginx + "/metrics").status_code == 404
+
+
+@pytest.mark.slow
+def test_423_is_not_cached_and_the_200_is(tmp_path: Path) -> None:
+    require(MODEL.exists(), f"model not found at {MODEL}")
+    for stack in start_stack(tmp_path, {}):
+        path = "/demo/image/upload/e_background_removal/c_scale,w_200/docs/rmv_bgd/dog_couch_orig"
+        url = stack.nginx + path
+        first = httpx.get(url)
+        assert first.status_code == 423 and first.headers["cache-control"] == "no-store"
+        deadline = time.monotonic() + 180
+        response = first
+        while response.status_code == 423 and time.monotonic() < deadline:
+            time.sleep(0.3)
+            response = httpx.get(url)
+            assert response.headers["x-cache-status"] != "HIT" or response.status_code == 200
+        assert response.status_code == 200
+        assert httpx.get(url).headers["x-cache-status"] == "HIT"
