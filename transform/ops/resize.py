@@ -261,6 +261,12 @@ _MODES = {
     "mpad": _pad,
 }
 _KEYS = ("ar", "c", "dpr", "g", "h", "w", "x", "y")
+_NEEDS = {
+    "dpr": "dpr_ needs w_ or h_ in the same component",
+    "g": "g_ needs c_fill, c_lfill, c_pad, c_lpad, c_mpad, c_crop or c_thumb, or a fl_layer_apply component",
+    "x": "x_ needs c_crop, or a fl_layer_apply component",
+    "y": "y_ needs c_crop, or a fl_layer_apply component",
+}
 
 
 def resize_from(params: Mapping[str, Any], *, placing: bool = False) -> Resize | None:
@@ -272,8 +278,7 @@ def resize_from(params: Mapping[str, Any], *, placing: bool = False) -> Resize |
         for key in ("dpr",) if placing else ("dpr", "g", "x", "y"):
             if key in params:
                 raise BadRequest(
-                    f"Invalid transformation parameter - {key}_{params[key]}: "
-                    f"{key}_ needs a crop mode with w_ or h_" + (" or fl_layer_apply" if key != "dpr" else "")
+                    f"Invalid transformation parameter - {render_param(key, params[key])}: {_NEEDS[key]}"
                 )
         return None
     mode = mode or "scale"
@@ -283,18 +288,18 @@ def resize_from(params: Mapping[str, Any], *, placing: bool = False) -> Resize |
         raise BadRequest("Invalid transformation: ar_ cannot be combined with both w_ and h_")
     if "dpr" in params and "w" not in params and "h" not in params:
         raise BadRequest(
-            f"Invalid transformation parameter - dpr_{args.fmt_float(params['dpr'])}: dpr_ needs w_ or h_"
+            f"Invalid transformation parameter - {render_param('dpr', params['dpr'])}: {_NEEDS['dpr']}"
         )
     gravity = None if placing else params.get("g")
     if gravity == "auto" and mode not in _AUTO_MODES:
         raise BadRequest("Use auto gravity only with crop, fill, lfill or thumb")
     if gravity is not None and mode not in _GRAVITY_MODES:
-        raise BadRequest(
-            f"Invalid transformation parameter - g_{gravity}: gravity needs c_ "
-            f"{', '.join(_GRAVITY_MODES)} (not c_{mode})"
-        )
-    if not placing and ("x" in params or "y" in params) and (mode != "crop" or gravity == "auto"):
-        raise BadRequest("Invalid transformation: x_ and y_ need c_crop (without g_auto) or fl_layer_apply")
+        raise BadRequest(f"Invalid transformation parameter - g_{gravity}: {_NEEDS['g']} (not c_{mode})")
+    offsets = [key for key in ("x", "y") if key in params]
+    if not placing and offsets and (mode != "crop" or gravity == "auto"):
+        key = offsets[0]
+        why = _NEEDS[key] if mode != "crop" else f"{key}_ cannot be combined with g_auto"
+        raise BadRequest(f"Invalid transformation parameter - {render_param(key, params[key])}: {why}")
     return Resize(
         mode=mode,
         w=params.get("w"),

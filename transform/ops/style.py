@@ -30,6 +30,8 @@ def _angle(key: str, value: str) -> tuple[str, ...]:
             raise InvalidArgument(
                 key, value, f"angle must be degrees (-3600 to 3600), hflip or vflip, joined by '.'{why}"
             )
+    if sum(t not in _ANGLE_MODES for t in tokens) > 1:
+        raise InvalidArgument(key, value, "angle takes one number of degrees (a_45, a_hflip.45)")
     return tuple(t if t in _ANGLE_MODES else str(int(t)) for t in tokens)
 
 

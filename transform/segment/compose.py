@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pyvips
 
-from transform.segment.guided import F32, box, from_numpy, guide_at, rgb, work_size
+from transform.segment.guided import F32, box, from_numpy, guide_at, map_at, rgb, work_size
 
 WORK_SIDE = 1024
 #: Radius of the wide pass at the working size (about 90 px on a 3000 px photo, as in the paper).
@@ -48,7 +48,7 @@ def apply_alpha(image: pyvips.Image, alpha: pyvips.Image) -> pyvips.Image:
 def _foreground(photo: pyvips.Image, alpha: pyvips.Image) -> pyvips.Image:
     width, height = work_size(photo.width, photo.height, WORK_SIDE)
     i_small = guide_at(photo, width, height)
-    a_small = np.clip(guide_at(alpha.bandjoin([alpha, alpha]), width, height)[..., 0], 0, 1)
+    a_small = map_at(alpha, width, height)
     f1, b1 = _wide_pass(i_small, a_small)
 
     sx, sy = photo.width / width, photo.height / height

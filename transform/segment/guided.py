@@ -26,15 +26,15 @@ def box(x: F32, r: int) -> F32:
 
 def rgb(image: pyvips.Image) -> pyvips.Image:
     """The image as 3-band 8-bit sRGB, alpha dropped."""
-    if image.interpretation not in ("srgb", "b-w") or image.format != "uchar":
-        image = image.colourspace("srgb")
     if image.hasalpha():
         image = image.extract_band(0, n=image.bands - 1)
-    if image.bands == 1:
-        image = image.bandjoin([image, image])
-    if image.format != "uchar":
-        image = image.cast("uchar")
-    return image
+    if image.bands == 1 and image.format == "uchar":
+        return image.bandjoin([image, image]).copy(interpretation="srgb")
+    if image.interpretation != "srgb" or image.format != "uchar":
+        image = image.colourspace("srgb")
+    if image.bands > 3:
+        image = image.extract_band(0, n=3)
+    return image.cast("uchar") if image.format != "uchar" else image
 
 
 def resize_to(image: pyvips.Image, width: int, height: int) -> pyvips.Image:
@@ -55,6 +55,12 @@ def to_numpy(image: pyvips.Image) -> F32:
 
 def from_numpy(arr: F32) -> pyvips.Image:
     return pyvips.Image.new_from_array(np.ascontiguousarray(arr, dtype=np.float32))
+
+
+def map_at(alpha: pyvips.Image, width: int, height: int) -> F32:
+    """A one-band 8-bit map as float32 HxW in [0, 1] at the given size."""
+    out = to_numpy(resize_to(alpha.cast("float") / 255, width, height))
+    return np.clip(out, 0, 1, out=out)
 
 
 def work_size(width: int, height: int, max_side: int) -> tuple[int, int]:
