@@ -50,26 +50,31 @@ def example_urls(settings: Settings) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from cutout.service import check_transformations
-
     overrides = {name: getattr(args, name) for name in _OPTIONS}
     try:
         settings = load_settings(os.environ, overrides)
         _, cache_dir = settings.require_paths()
-        check_transformations(settings)
     except SettingsError as exc:
         print(f"cutout serve: {exc}", file=sys.stderr)
         return 2
     cache_dir.mkdir(parents=True, exist_ok=True)
+    # Before anything imports prometheus_client: it picks per-process files or memory at import time.
+    metrics_dir = cache_dir / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)  # counters from a previous run would be summed in
+    metrics_dir.mkdir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    from cutout.service import check_transformations
+
+    try:
+        check_transformations(settings)
+    except SettingsError as exc:
+        print(f"cutout serve: {exc}", file=sys.stderr)
+        return 2
     # Workers are separate processes that build their own app from the environment.
     for f in fields(Settings):
         value = getattr(settings, f.name)
         if "env" in f.metadata and f.name in _OPTIONS and value is not None:
             os.environ[f.metadata["env"]] = str(Path(value).resolve() if isinstance(value, Path) else value)
-    metrics_dir = cache_dir / "metrics"
-    shutil.rmtree(metrics_dir, ignore_errors=True)  # counters from a previous run would be summed in
-    metrics_dir.mkdir()
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     if args.print_examples:
         print("cutout is serving these example URLs:\n" + "\n".join(example_urls(settings)), flush=True)
     uvicorn.run(
