@@ -1,0 +1,201 @@
+"""The renderer: format choice, limits, failures, shrink-on-load, EXIF, mask keys and the seed's examples."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pyvips
+from transform_helpers import CornerSegmenter, check_golden, photo, run, thumb16, write_sources
+
+from grammar import parse_transformation
+from grammar.errors import BadRequest, NotAvailable, NotFound, TooLarge, Undecodable
+from transform import FormatChoice, Limits, compile_plan, negotiate_format, render
+from transform.seam import Mask
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_sources(tmp_path_factory.mktemp("originals"))
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A valid-looking PNG of a few hundred bytes whose header claims width x height pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 999)) + chunk(
+        b"IEND", b"")
+
+
+FORMATS = [
+    # (transformation, extension, accept) -> (fmt, vary, alpha_fallback)
+    ("c_scale,w_10", None, None, FormatChoice(None, False, True)),
+    ("c_scale,w_10", "jpeg", None, FormatChoice("jpg")),
+    ("c_scale,w_10", "TIF", None, FormatChoice("tiff")),
+    ("f_png", "jpg", None, FormatChoice("png")),
+    ("f_auto", "jpg", "image/avif,image/webp,*/*", FormatChoice("avif", True)),
+    ("f_auto", None, "image/avif;q=0,image/webp", FormatChoice("webp", True)),
+    ("f_auto", None, "image/*,*/*;q=0.8", FormatChoice("jpg", True, True)),
+    ("f_auto", None, None, FormatChoice("jpg", True, True)),
+]
+
+
+@pytest.mark.parametrize(("text", "extension", "accept", "choice"), FORMATS)
+def test_negotiate_format(text: str, extension: str | None, accept: str | None, choice: FormatChoice) -> None:
+    assert negotiate_format(compile_plan(parse_transformation(text)), extension=extension, accept=accept) == choice
+
+
+def test_format_keys_differ() -> None:
+    keys = {choice.key for *_, choice in FORMATS}
+    assert len(keys) == len({(c.fmt, c.alpha_fallback) for *_, c in FORMATS})
+
+
+def test_unwritable_extension_is_a_400() -> None:
+    with pytest.raises(BadRequest, match=r"Invalid extension \.bmp"):
+        negotiate_format(compile_plan(()), extension="bmp", accept=None)
+
+
+def test_decompression_bomb_is_refused_from_the_header(files: dict[str, Path]) -> None:
+    with pytest.raises(TooLarge) as caught:
+        run("c_scale,w_100", png_declaring(100_000, 100_000), files)
+    assert caught.value.status == 413
+    assert caught.value.public == ("Image is too large: 100000x100000 pixels (10000.0 megapixels); "
+                                   "the limit is 50.0 megapixels")
+
+
+def test_limit_applies_to_layers_and_is_configurable(files: dict[str, Path], tmp_path: Path) -> None:
+    plan = compile_plan(parse_transformation("l_big/fl_layer_apply"))
+    big = tmp_path / "big.png"
+    big.write_bytes(png_declaring(3000, 3000))
+    with pytest.raises(TooLarge, match="3000x3000"):
+        render(plan, str(files["photo"]), source_key="k", choice=FormatChoice("png"),
+               load_layer=lambda public_id: (str(big), "big@1"), limits=Limits(max_pixels=1_000_000))
+
+
+@pytest.mark.parametrize("data", [b"not an image at all", b"\xff\xd8\xff\xe0" + b"\0" * 40],
+                         ids=["garbage", "jpeg-header-only"])
+def test_undecodable_is_a_422(files: dict[str, Path], data: bytes) -> None:
+    with pytest.raises(Undecodable) as caught:
+        run("c_scale,w_10", data, files)
+    assert caught.value.status == 422
+
+
+def test_truncated_original_is_a_422(files: dict[str, Path]) -> None:
+    data = files["photo"].read_bytes()
+    with pytest.raises(Undecodable):
+        run("e_grayscale", data[: len(data) // 2], files)
+
+
+def test_svg_is_not_opened(files: dict[str, Path]) -> None:
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>'
+    with pytest.raises(Undecodable, match="not a JPEG, PNG"):
+        run("c_scale,w_10", svg, files)
+
+
+def test_missing_original_is_a_404(files: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(NotFound):
+        run("c_scale,w_10", tmp_path / "nope.jpg", files)
+
+
+def test_unknown_layer_is_a_404(files: dict[str, Path]) -> None:
+    with pytest.raises(NotFound, match="docs/nothing"):
+        run("l_docs:nothing/fl_layer_apply", files["photo"], files)
+
+
+def test_background_removal_without_a_model_is_a_501(files: dict[str, Path]) -> None:
+    with pytest.raises(NotAvailable) as caught:
+        run("e_background_removal", files["photo"], files, segmenter=None)
+    assert (caught.value.status, caught.value.public) == (501, "Background removal is not available: "
+                                                                "no segmentation model")
+
+
+def test_dropshadow_needs_transparency(files: dict[str, Path]) -> None:
+    with pytest.raises(BadRequest, match="e_dropshadow needs an image with transparency"):
+        run("e_dropshadow", files["photo"], files)
+
+
+def test_shrink_on_load_matches_the_general_path(tmp_path: Path) -> None:
+    big = tmp_path / "big.jpg"
+    photo(2400, 1800).write_to_file(str(big), Q=90)
+    fast = run("c_scale,w_300", big, {})
+    general = run("a_0/c_scale,w_300", big, {})  # a no-op first step turns the fast path off
+    assert (fast.width, fast.height) == (general.width, general.height) == (300, 225)
+    assert float(np.abs(thumb16(fast.data) - thumb16(general.data)).mean()) < 2.0
+
+
+@pytest.mark.parametrize("transformation", ["c_scale,w_60", "e_grayscale"])
+def test_exif_orientation_is_applied(tmp_path: Path, transformation: str) -> None:
+    rotated = photo(120, 80).copy()
+    rotated.set_type(pyvips.GValue.gint_type, "orientation", 6)
+    path = tmp_path / "rotated.jpg"
+    rotated.write_to_file(str(path))
+    out = pyvips.Image.new_from_buffer(run(transformation, path, {}).data, "")
+    expected = (60, 90) if transformation.startswith("c_") else (80, 120)
+    assert (out.width, out.height) == expected
+    assert out.get_typeof("orientation") == 0 or out.get("orientation") == 1
+
+
+def test_original_format_kept_or_png_for_transparency(files: dict[str, Path]) -> None:
+    assert run("c_scale,w_50", files["photo"], files).format == "jpg"
+    assert run("c_scale,w_50", files["cutout"], files).format == "png"
+    assert run("r_10", files["photo"], files).format == "png"  # a JPEG original that became transparent
+
+
+def test_jpeg_requested_flattens_on_background(files: dict[str, Path]) -> None:
+    white = run("c_scale,w_50", files["cutout"], files, extension="jpg")
+    red = run("b_red,c_pad,h_40,w_50", files["cutout"], files, extension="jpg")
+    assert (white.format, white.has_alpha, red.format) == ("jpg", False, "jpg")
+    assert pyvips.Image.new_from_buffer(white.data, "").getpoint(0, 0) == pytest.approx([255, 255, 255], abs=3)
+    assert pyvips.Image.new_from_buffer(red.data, "").getpoint(0, 0) == pytest.approx([254, 0, 0], abs=4)
+
+
+class RecordingMasks:
+    def __init__(self) -> None:
+        self.keys: list[tuple[str, int, int]] = []
+        self.segmenter = CornerSegmenter()
+
+    def __call__(self, image: pyvips.Image, *, key: str, fine_edges: bool) -> Mask:
+        self.keys.append((key, image.width, image.height))
+        return self.segmenter.segment(image, fine_edges=fine_edges)
+
+
+def test_mask_keys_name_the_source_and_the_steps_before(files: dict[str, Path]) -> None:
+    masks = RecordingMasks()
+    plan = compile_plan(parse_transformation(
+        "w_100,c_scale/e_background_removal:fineedges_y/l_logo/c_scale,e_background_removal,w_40/fl_layer_apply"))
+    render(plan, str(files["photo"]), source_key="photo@7", choice=FormatChoice("png"),
+           load_layer=lambda public_id: (str(files["logo"]), "logo@3"), masks=masks)
+    assert masks.keys == [("photo@7|c_scale,w_100", 100, 75), ("logo@3|c_scale,w_40", 40, 30)]
+
+
+def test_background_removal_input_is_capped_at_6144(tmp_path: Path) -> None:
+    wide = tmp_path / "wide.png"
+    photo(6400, 64).write_to_file(str(wide))
+    masks = RecordingMasks()
+    plan = compile_plan(parse_transformation("e_background_removal"))
+    out = render(plan, str(wide), source_key="w", choice=FormatChoice("png"), masks=masks)
+    assert masks.keys == [("w|", 6144, 61)]
+    assert (out.width, out.height) == (6144, 61)
+
+
+SEEDS = [
+    ("e_background_removal/c_scale,w_400/u_docs:road/fl_layer_apply,y_-200", (480, 530), 4, "png"),
+    ("e_background_removal/c_scale,h_375/u_docs:bg_beach/c_scale,w_800/fl_layer_apply,g_south", (800, 600), 3, "jpg"),
+    ("e_background_removal/e_dropshadow/c_scale,h_105", (140, 105), 4, "png"),
+    ("e_background_removal/e_grayscale", (320, 240), 4, "png"),
+]
+
+
+@pytest.mark.parametrize(("transformation", "size", "bands", "fmt"), SEEDS, ids=["road", "beach", "shadow", "grey"])
+def test_seed_examples(files: dict[str, Path], transformation: str, size: tuple[int, int], bands: int,
+                       fmt: str) -> None:
+    rendered = run(transformation, files["photo"], files, segmenter=CornerSegmenter())
+    decoded = pyvips.Image.new_from_buffer(rendered.data, "")
+    assert ((decoded.width, decoded.height), decoded.bands, rendered.format) == (size, bands, fmt)
+    check_golden(f"seed-{transformation.split('/')[1].replace(',', '-').replace(':', '-')}", rendered)
