@@ -4,7 +4,7 @@ Reference, measured in the same run: the same grammar parsed the usual lark way 
 then a separate ``Transformer.transform`` pass), which is what the tree-less LALR transformer in
 ``grammar/parse.py`` replaces.
 
-    .venv/bin/python bench/parse_bench.py [--repeat 5] [--number 20000]
+    .venv/bin/python bench/parse_bench.py [--repeat 15] [--number 2000]
 """
 
 from __future__ import annotations
@@ -32,14 +32,19 @@ def _uncached_parse_path(path: str) -> object:
     return parse_path(path)
 
 
-def best_us(call: Callable[[], object], *, repeat: int, number: int) -> float:
-    return min(timeit.repeat(call, repeat=repeat, number=number)) / number * 1e6
+def best_us(rows: list[tuple[str, Callable[[], object]]], *, repeat: int, number: int) -> list[float]:
+    """Best time per call of each row, rows interleaved so load changes on a shared machine hit all alike."""
+    best = [float("inf")] * len(rows)
+    for _ in range(repeat):
+        for index, (_, call) in enumerate(rows):
+            best[index] = min(best[index], timeit.timeit(call, number=number) / number * 1e6)
+    return best
 
 
 def main() -> None:
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    options.add_argument("--repeat", type=int, default=5)
-    options.add_argument("--number", type=int, default=20000)
+    options.add_argument("--repeat", type=int, default=15)
+    options.add_argument("--number", type=int, default=2000)
     args = options.parse_args()
 
     tree_parser = Lark.open_from_package(
@@ -70,11 +75,9 @@ def main() -> None:
     print(
         f"python {platform.python_version()}, {platform.machine()}, repeat={args.repeat} number={args.number}"
     )
-    reference = None
-    for label, call in rows:
-        micros = best_us(call, repeat=args.repeat, number=args.number)
-        reference = reference or micros
-        print(f"{label:<46} {micros:8.1f} us   x{micros / reference:.2f} of reference")
+    timings = best_us(rows, repeat=args.repeat, number=args.number)
+    for (label, _), micros in zip(rows, timings, strict=True):
+        print(f"{label:<46} {micros:8.1f} us   x{micros / timings[0]:.2f} of reference")
 
 
 if __name__ == "__main__":
