@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-import pyvips
 import pytest
+import pyvips
 from transform_helpers import CornerSegmenter, check_golden, run, slug, write_sources
 
 from transform.ops import op_names

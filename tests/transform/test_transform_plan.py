@@ -46,13 +46,17 @@ CANONICAL = [
     ("q_auto:eco", "q_auto:eco"),
     ("fl_relative,fl_layer_apply,u_docs:road", "fl_layer_apply.relative,u_docs:road"),
     ("u_docs:road.jpg/fl_layer_apply", "u_docs:road/fl_layer_apply"),
-    ("l_docs:logo,w_100,c_scale/fl_layer_apply,y_10,x_10,g_south_east",
-     "c_scale,l_docs:logo,w_100/fl_layer_apply,g_south_east,x_10,y_10"),
+    (
+        "l_docs:logo,w_100,c_scale/fl_layer_apply,y_10,x_10,g_south_east",
+        "c_scale,l_docs:logo,w_100/fl_layer_apply,g_south_east,x_10,y_10",
+    ),
     ("t_thumb", "c_fill,h_100,w_100"),
     ("t_thumb.round/e_grayscale", "c_fill,h_100,w_100/r_max/e_grayscale"),
     ("t_both", "c_fill,h_100,w_100/r_max"),
-    ("e_background_removal/c_scale,w_400/u_docs:road/fl_layer_apply,y_-200",
-     "e_background_removal/c_scale,w_400/u_docs:road/fl_layer_apply,y_-200"),
+    (
+        "e_background_removal/c_scale,w_400/u_docs:road/fl_layer_apply,y_-200",
+        "e_background_removal/c_scale,w_400/u_docs:road/fl_layer_apply,y_-200",
+    ),
 ]
 
 
@@ -63,7 +67,9 @@ def test_canonical(text: str, canonical: str) -> None:
 
 
 def test_plan_facts() -> None:
-    p = plan("e_background_removal/c_scale,w_400/u_docs:road/c_scale,w_800/fl_layer_apply,g_south/f_auto/q_70")
+    p = plan(
+        "e_background_removal/c_scale,w_400/u_docs:road/c_scale,w_800/fl_layer_apply,g_south/f_auto/q_70"
+    )
     assert p.needs_segmentation
     assert p.layer_ids == frozenset({"docs/road"})
     assert p.requested_format == "auto"
@@ -79,67 +85,175 @@ def test_segmentation_inside_a_layer_counts() -> None:
 
 
 ERRORS = [
-    ("w_-3", InvalidArgument, "Invalid transformation parameter - w_-3: width must be a positive integer or a fraction"),
-    ("w_0", InvalidArgument, "Invalid transformation parameter - w_0: width must be a positive integer or a fraction"),
+    (
+        "w_-3",
+        InvalidArgument,
+        "Invalid transformation parameter - w_-3: width must be a positive integer or a fraction",
+    ),
+    (
+        "w_0",
+        InvalidArgument,
+        "Invalid transformation parameter - w_0: width must be a positive integer or a fraction",
+    ),
     ("i_auto", UnknownParameter, "Invalid transformation parameter - i"),
-    ("co_red", UnknownParameter, "Invalid transformation parameter - co (colour (co_) not supported by this server)"),
-    ("c_bogus,w_10", InvalidArgument, "Invalid transformation parameter - c_bogus: crop mode must be one of "
-                                      "scale, fit, limit, mfit, fill, lfill, pad, lpad, mpad, crop, thumb"),
+    (
+        "co_red",
+        UnknownParameter,
+        "Invalid transformation parameter - co (colour (co_) not supported by this server)",
+    ),
+    (
+        "c_bogus,w_10",
+        InvalidArgument,
+        "Invalid transformation parameter - c_bogus: crop mode must be one of "
+        "scale, fit, limit, mfit, fill, lfill, pad, lpad, mpad, crop, thumb",
+    ),
     ("c_scale,g_auto,w_100", BadRequest, "Use auto gravity only with crop, fill, lfill or thumb"),
-    ("c_scale,g_north,w_10", BadRequest, "Invalid transformation parameter - g_north: g_ needs c_fill, c_lfill, "
-                                         "c_pad, c_lpad, c_mpad, c_crop or c_thumb, or a fl_layer_apply component "
-                                         "(not c_scale)"),
-    ("x_10", BadRequest, "Invalid transformation parameter - x_10: x_ needs c_crop, or a fl_layer_apply component"),
-    ("c_fill,w_100,y_10", BadRequest, "Invalid transformation parameter - y_10: y_ needs c_crop, or a "
-                                      "fl_layer_apply component"),
-    ("c_crop,g_auto,w_10,x_1", BadRequest, "Invalid transformation parameter - x_1: x_ cannot be combined with g_auto"),
+    (
+        "c_scale,g_north,w_10",
+        BadRequest,
+        "Invalid transformation parameter - g_north: g_ needs c_fill, c_lfill, "
+        "c_pad, c_lpad, c_mpad, c_crop or c_thumb, or a fl_layer_apply component "
+        "(not c_scale)",
+    ),
+    (
+        "x_10",
+        BadRequest,
+        "Invalid transformation parameter - x_10: x_ needs c_crop, or a fl_layer_apply component",
+    ),
+    (
+        "c_fill,w_100,y_10",
+        BadRequest,
+        "Invalid transformation parameter - y_10: y_ needs c_crop, or a fl_layer_apply component",
+    ),
+    (
+        "c_crop,g_auto,w_10,x_1",
+        BadRequest,
+        "Invalid transformation parameter - x_1: x_ cannot be combined with g_auto",
+    ),
     ("c_fill", BadRequest, "Invalid transformation parameter - c_fill: c_fill needs w_, h_ or ar_"),
-    ("dpr_2.0", BadRequest, "Invalid transformation parameter - dpr_2.0: dpr_ needs w_ or h_ in the same component"),
-    ("dpr_auto,w_100", InvalidArgument, "Invalid transformation parameter - dpr_auto: dpr_auto needs Client Hints, "
-                                        "which this server does not use; give a number such as dpr_2.0"),
+    (
+        "dpr_2.0",
+        BadRequest,
+        "Invalid transformation parameter - dpr_2.0: dpr_ needs w_ or h_ in the same component",
+    ),
+    (
+        "dpr_auto,w_100",
+        InvalidArgument,
+        "Invalid transformation parameter - dpr_auto: dpr_auto needs Client Hints, "
+        "which this server does not use; give a number such as dpr_2.0",
+    ),
     ("ar_16:9,h_9,w_16", BadRequest, "Invalid transformation: ar_ cannot be combined with both w_ and h_"),
-    ("c_fill,g_face,w_10", InvalidArgument, "Invalid transformation parameter - g_face: gravity face is not "
-                                            "supported (no face or object detection); expected one of north_west, "
-                                            "north, north_east, west, center, east, south_west, south, south_east, "
-                                            "auto"),
-    ("e_blur:2001", InvalidArgument, "Invalid transformation parameter - e_blur:2001: blur strength must be an "
-                                     "integer from 1 to 2000"),
-    ("e_grayscale:5", InvalidArgument, "Invalid transformation parameter - e_grayscale:5: e_grayscale takes no "
-                                       "arguments"),
-    ("e_oilpaint", InvalidArgument, "Invalid transformation parameter - e_oilpaint: effect must be one of "
-                                    "background_removal, grayscale, blur, sharpen, dropshadow"),
-    ("e_dropshadow:azimuth_400", InvalidArgument, "Invalid transformation parameter - e_dropshadow:azimuth_400: "
-                                                  "azimuth must be an integer from 0 to 360"),
-    ("e_background_removal:hints_(cat;dog)", InvalidArgument,
-     "Invalid transformation parameter - e_background_removal:hints_(cat;dog): hints_ are not supported (the model "
-     "finds the foreground without hints); use e_background_removal[:fineedges_y]"),
-    ("u_docs:road", BadRequest, "Invalid transformation: layer u_docs:road is never closed with fl_layer_apply"),
-    ("fl_layer_apply", BadRequest, "Invalid transformation: fl_layer_apply without an l_ or u_ layer to apply"),
-    ("l_text:Arial_40:hi/fl_layer_apply", InvalidArgument,
-     "Invalid transformation parameter - l_text:Arial_40:hi: text: layers are not supported; a layer must be an "
-     "image public id with ':' for '/' (u_docs:road)"),
-    ("fl_no_overflow", BadRequest, "Invalid transformation parameter - fl_no_overflow: no_overflow and relative "
-                                   "only qualify fl_layer_apply"),
-    ("b_transparent", BadRequest, "Invalid transformation parameter - b_transparent: a transparent background only "
-                                  "makes sense as the pad colour of c_pad, c_lpad or c_mpad"),
-    ("b_rgb:12345", InvalidArgument, "Invalid transformation parameter - b_rgb:12345: background must be a colour "
-                                     "name or rgb:RRGGBB[AA], transparent"),
-    ("bo_5px_dashed_red", InvalidArgument, "Invalid transformation parameter - bo_5px_dashed_red: border must be "
-                                           "<width>px_solid_<colour>, width 1 to 1000 (bo_5px_solid_black)"),
-    ("o_101", InvalidArgument, "Invalid transformation parameter - o_101: opacity must be an integer from 0 to 100"),
-    ("a_1.5", InvalidArgument, "Invalid transformation parameter - a_1.5: angle takes one number of degrees "
-                               "(a_45, a_hflip.45)"),
-    ("q_0", InvalidArgument, "Invalid transformation parameter - q_0: quality must be 1-100, auto, or "
-                             "auto:best|good|eco|low"),
-    ("f_bmp", InvalidArgument, "Invalid transformation parameter - f_bmp: format must be one of png, jpg, webp, "
-                               "avif, gif, tiff, auto"),
+    (
+        "c_fill,g_face,w_10",
+        InvalidArgument,
+        "Invalid transformation parameter - g_face: gravity face is not "
+        "supported (no face or object detection); expected one of north_west, "
+        "north, north_east, west, center, east, south_west, south, south_east, "
+        "auto",
+    ),
+    (
+        "e_blur:2001",
+        InvalidArgument,
+        "Invalid transformation parameter - e_blur:2001: blur strength must be an integer from 1 to 2000",
+    ),
+    (
+        "e_grayscale:5",
+        InvalidArgument,
+        "Invalid transformation parameter - e_grayscale:5: e_grayscale takes no arguments",
+    ),
+    (
+        "e_oilpaint",
+        InvalidArgument,
+        "Invalid transformation parameter - e_oilpaint: effect must be one of "
+        "background_removal, grayscale, blur, sharpen, dropshadow",
+    ),
+    (
+        "e_dropshadow:azimuth_400",
+        InvalidArgument,
+        "Invalid transformation parameter - e_dropshadow:azimuth_400: "
+        "azimuth must be an integer from 0 to 360",
+    ),
+    (
+        "e_background_removal:hints_(cat;dog)",
+        InvalidArgument,
+        "Invalid transformation parameter - e_background_removal:hints_(cat;dog): hints_ are not supported "
+        "(the model finds the foreground without hints); use e_background_removal[:fineedges_y]",
+    ),
+    (
+        "u_docs:road",
+        BadRequest,
+        "Invalid transformation: layer u_docs:road is never closed with fl_layer_apply",
+    ),
+    (
+        "fl_layer_apply",
+        BadRequest,
+        "Invalid transformation: fl_layer_apply without an l_ or u_ layer to apply",
+    ),
+    (
+        "l_text:Arial_40:hi/fl_layer_apply",
+        InvalidArgument,
+        "Invalid transformation parameter - l_text:Arial_40:hi: text: layers are not supported; "
+        "a layer must be an image public id with ':' for '/' (u_docs:road)",
+    ),
+    (
+        "fl_no_overflow",
+        BadRequest,
+        "Invalid transformation parameter - fl_no_overflow: no_overflow and relative "
+        "only qualify fl_layer_apply",
+    ),
+    (
+        "b_transparent",
+        BadRequest,
+        "Invalid transformation parameter - b_transparent: a transparent background only "
+        "makes sense as the pad colour of c_pad, c_lpad or c_mpad",
+    ),
+    (
+        "b_rgb:12345",
+        InvalidArgument,
+        "Invalid transformation parameter - b_rgb:12345: background must be a colour "
+        "name or rgb:RRGGBB[AA], transparent",
+    ),
+    (
+        "bo_5px_dashed_red",
+        InvalidArgument,
+        "Invalid transformation parameter - bo_5px_dashed_red: border must be "
+        "<width>px_solid_<colour>, width 1 to 1000 (bo_5px_solid_black)",
+    ),
+    (
+        "o_101",
+        InvalidArgument,
+        "Invalid transformation parameter - o_101: opacity must be an integer from 0 to 100",
+    ),
+    (
+        "a_1.5",
+        InvalidArgument,
+        "Invalid transformation parameter - a_1.5: angle takes one number of degrees (a_45, a_hflip.45)",
+    ),
+    (
+        "q_0",
+        InvalidArgument,
+        "Invalid transformation parameter - q_0: quality must be 1-100, auto, or auto:best|good|eco|low",
+    ),
+    (
+        "f_bmp",
+        InvalidArgument,
+        "Invalid transformation parameter - f_bmp: format must be one of png, jpg, webp, "
+        "avif, gif, tiff, auto",
+    ),
     ("t_nope", BadRequest, "Unknown transformation nope"),
     ("t_loop", BadRequest, "Invalid transformation: named transformations nest too deeply (a cycle?)"),
     ("w_10,w_20", BadRequest, "Invalid transformation: w_ appears twice in 'w_10,w_20'"),
-    ("l_a/q_80/fl_layer_apply", BadRequest, "Invalid transformation: q_ applies to the delivered image, not inside "
-                                            "a layer"),
-    ("l_a/fl_layer_apply,e_blur", BadRequest, "Invalid transformation parameter - e_blur: not supported in a "
-                                              "fl_layer_apply component (use g_, x_, y_, o_, c_, w_, h_, fl_)"),
+    (
+        "l_a/q_80/fl_layer_apply",
+        BadRequest,
+        "Invalid transformation: q_ applies to the delivered image, not inside a layer",
+    ),
+    (
+        "l_a/fl_layer_apply,e_blur",
+        BadRequest,
+        "Invalid transformation parameter - e_blur: not supported in a "
+        "fl_layer_apply component (use g_, x_, y_, o_, c_, w_, h_, fl_)",
+    ),
 ]
 
 

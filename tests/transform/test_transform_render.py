@@ -29,8 +29,12 @@ def png_declaring(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 999)) + chunk(
-        b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 999))
+        + chunk(b"IEND", b"")
+    )
 
 
 FORMATS = [
@@ -48,7 +52,10 @@ FORMATS = [
 
 @pytest.mark.parametrize(("text", "extension", "accept", "choice"), FORMATS)
 def test_negotiate_format(text: str, extension: str | None, accept: str | None, choice: FormatChoice) -> None:
-    assert negotiate_format(compile_plan(parse_transformation(text)), extension=extension, accept=accept) == choice
+    assert (
+        negotiate_format(compile_plan(parse_transformation(text)), extension=extension, accept=accept)
+        == choice
+    )
 
 
 def test_format_keys_differ() -> None:
@@ -65,8 +72,9 @@ def test_decompression_bomb_is_refused_from_the_header(files: dict[str, Path]) -
     with pytest.raises(TooLarge) as caught:
         run("c_scale,w_100", png_declaring(100_000, 100_000), files)
     assert caught.value.status == 413
-    assert caught.value.public == ("Image is too large: 100000x100000 pixels (10000.0 megapixels); "
-                                   "the limit is 50.0 megapixels")
+    assert caught.value.public == (
+        "Image is too large: 100000x100000 pixels (10000.0 megapixels); the limit is 50.0 megapixels"
+    )
 
 
 def test_limit_applies_to_layers_and_is_configurable(files: dict[str, Path], tmp_path: Path) -> None:
@@ -74,12 +82,19 @@ def test_limit_applies_to_layers_and_is_configurable(files: dict[str, Path], tmp
     big = tmp_path / "big.png"
     big.write_bytes(png_declaring(3000, 3000))
     with pytest.raises(TooLarge, match="3000x3000"):
-        render(plan, str(files["photo"]), source_key="k", choice=FormatChoice("png"),
-               load_layer=lambda public_id: (str(big), "big@1"), limits=Limits(max_pixels=1_000_000))
+        render(
+            plan,
+            str(files["photo"]),
+            source_key="k",
+            choice=FormatChoice("png"),
+            load_layer=lambda public_id: (str(big), "big@1"),
+            limits=Limits(max_pixels=1_000_000),
+        )
 
 
-@pytest.mark.parametrize("data", [b"not an image at all", b"\xff\xd8\xff\xe0" + b"\0" * 40],
-                         ids=["garbage", "jpeg-header-only"])
+@pytest.mark.parametrize(
+    "data", [b"not an image at all", b"\xff\xd8\xff\xe0" + b"\0" * 40], ids=["garbage", "jpeg-header-only"]
+)
 def test_undecodable_is_a_422(files: dict[str, Path], data: bytes) -> None:
     with pytest.raises(Undecodable) as caught:
         run("c_scale,w_10", data, files)
@@ -111,8 +126,10 @@ def test_unknown_layer_is_a_404(files: dict[str, Path]) -> None:
 def test_background_removal_without_a_model_is_a_501(files: dict[str, Path]) -> None:
     with pytest.raises(NotAvailable) as caught:
         run("e_background_removal", files["photo"], files, segmenter=None)
-    assert (caught.value.status, caught.value.public) == (501, "Background removal is not available: "
-                                                                "no segmentation model")
+    assert (caught.value.status, caught.value.public) == (
+        501,
+        "Background removal is not available: no segmentation model",
+    )
 
 
 def test_dropshadow_needs_transparency(files: dict[str, Path]) -> None:
@@ -151,7 +168,9 @@ def test_jpeg_requested_flattens_on_background(files: dict[str, Path]) -> None:
     white = run("c_scale,w_50", files["cutout"], files, extension="jpg")
     red = run("b_red,c_pad,h_40,w_50", files["cutout"], files, extension="jpg")
     assert (white.format, white.has_alpha, red.format) == ("jpg", False, "jpg")
-    assert pyvips.Image.new_from_buffer(white.data, "").getpoint(0, 0) == pytest.approx([255, 255, 255], abs=3)
+    assert pyvips.Image.new_from_buffer(white.data, "").getpoint(0, 0) == pytest.approx(
+        [255, 255, 255], abs=3
+    )
     assert pyvips.Image.new_from_buffer(red.data, "").getpoint(0, 0) == pytest.approx([254, 0, 0], abs=4)
 
 
@@ -167,10 +186,19 @@ class RecordingMasks:
 
 def test_mask_keys_name_the_source_and_the_steps_before(files: dict[str, Path]) -> None:
     masks = RecordingMasks()
-    plan = compile_plan(parse_transformation(
-        "w_100,c_scale/e_background_removal:fineedges_y/l_logo/c_scale,e_background_removal,w_40/fl_layer_apply"))
-    render(plan, str(files["photo"]), source_key="photo@7", choice=FormatChoice("png"),
-           load_layer=lambda public_id: (str(files["logo"]), "logo@3"), masks=masks)
+    plan = compile_plan(
+        parse_transformation(
+            "w_100,c_scale/e_background_removal:fineedges_y/l_logo/c_scale,e_background_removal,w_40/fl_layer_apply"
+        )
+    )
+    render(
+        plan,
+        str(files["photo"]),
+        source_key="photo@7",
+        choice=FormatChoice("png"),
+        load_layer=lambda public_id: (str(files["logo"]), "logo@3"),
+        masks=masks,
+    )
     assert masks.keys == [("photo@7|c_scale,w_100", 100, 75), ("logo@3|c_scale,w_40", 40, 30)]
 
 
@@ -186,15 +214,23 @@ def test_background_removal_input_is_capped_at_6144(tmp_path: Path) -> None:
 
 SEEDS = [
     ("e_background_removal/c_scale,w_400/u_docs:road/fl_layer_apply,y_-200", (480, 530), 4, "png"),
-    ("e_background_removal/c_scale,h_375/u_docs:bg_beach/c_scale,w_800/fl_layer_apply,g_south", (800, 600), 3, "jpg"),
+    (
+        "e_background_removal/c_scale,h_375/u_docs:bg_beach/c_scale,w_800/fl_layer_apply,g_south",
+        (800, 600),
+        3,
+        "jpg",
+    ),
     ("e_background_removal/e_dropshadow/c_scale,h_105", (140, 105), 4, "png"),
     ("e_background_removal/e_grayscale", (320, 240), 4, "png"),
 ]
 
 
-@pytest.mark.parametrize(("transformation", "size", "bands", "fmt"), SEEDS, ids=["road", "beach", "shadow", "grey"])
-def test_seed_examples(files: dict[str, Path], transformation: str, size: tuple[int, int], bands: int,
-                       fmt: str) -> None:
+@pytest.mark.parametrize(
+    ("transformation", "size", "bands", "fmt"), SEEDS, ids=["road", "beach", "shadow", "grey"]
+)
+def test_seed_examples(
+    files: dict[str, Path], transformation: str, size: tuple[int, int], bands: int, fmt: str
+) -> None:
     rendered = run(transformation, files["photo"], files, segmenter=CornerSegmenter())
     decoded = pyvips.Image.new_from_buffer(rendered.data, "")
     assert ((decoded.width, decoded.height), decoded.bands, rendered.format) == (size, bands, fmt)

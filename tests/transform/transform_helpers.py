@@ -50,9 +50,11 @@ def cutout(width: int = 200, height: int = 160) -> pyvips.Image:
 
 def logo() -> pyvips.Image:
     """An 80x60 yellow rounded badge with transparency."""
-    svg = (b'<svg xmlns="http://www.w3.org/2000/svg" width="80" height="60">'
-           b'<rect x="4" y="4" width="72" height="52" rx="14" fill="#f5c518"/>'
-           b'<rect x="20" y="22" width="40" height="16" fill="#222"/></svg>')
+    svg = (
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="80" height="60">'
+        b'<rect x="4" y="4" width="72" height="52" rx="14" fill="#f5c518"/>'
+        b'<rect x="20" y="22" width="40" height="16" fill="#222"/></svg>'
+    )
     return pyvips.Image.svgload_buffer(svg).cast("uchar").copy(interpretation="srgb")
 
 
@@ -64,8 +66,12 @@ def road() -> pyvips.Image:
 
 def write_sources(folder: Path) -> dict[str, Path]:
     """Writes the originals once: photo.jpg, cutout.png and the layers logo.png, road.jpg."""
-    files = {"photo": folder / "photo.jpg", "cutout": folder / "cutout.png",
-             "logo": folder / "logo.png", "road": folder / "road.jpg"}
+    files = {
+        "photo": folder / "photo.jpg",
+        "cutout": folder / "cutout.png",
+        "logo": folder / "logo.png",
+        "road": folder / "road.jpg",
+    }
     photo().write_to_file(str(files["photo"]), Q=92)
     cutout().write_to_file(str(files["cutout"]))
     logo().write_to_file(str(files["logo"]))
@@ -117,8 +123,14 @@ def run(
     plan = compile_plan(parse_transformation(transformation), named=named)
     choice = negotiate_format(plan, extension=extension, accept=accept)
     masks = DirectMasks(segmenter) if segmenter is not None else None  # type: ignore[arg-type]
-    return render(plan, source if isinstance(source, bytes) else str(source), source_key="test-source",
-                  choice=choice, load_layer=layer_loader(files), masks=masks)
+    return render(
+        plan,
+        source if isinstance(source, bytes) else str(source),
+        source_key="test-source",
+        choice=choice,
+        load_layer=layer_loader(files),
+        masks=masks,
+    )
 
 
 def slug(text: str) -> str:

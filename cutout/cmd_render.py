@@ -1,0 +1,89 @@
+"""`cutout render`: apply a transformation string to a local file, as the server would.
+
+    cutout render 'e_background_removal/c_scale,w_400/u_docs:road/fl_layer_apply,y_-200' dog.jpg \\
+        -o out.png --originals cutout/samples
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+
+from cutout.originals import Originals
+from grammar import parse_transformation
+from grammar.errors import NotFound, OriginError
+from transform import FormatChoice, Rendered, compile_plan, negotiate_format, render
+from transform.formats import WRITABLE
+from transform.seam import DirectMasks, MaskSource
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("transformation", help="e.g. 'c_fill,g_auto,h_300,w_400/f_webp' ('' for none)")
+    parser.add_argument("source", type=Path, help="the original image file")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output file")
+    parser.add_argument("--originals", type=Path, help="folder where layer ids are found as <id>.<ext>")
+    parser.add_argument(
+        "--format",
+        choices=WRITABLE,
+        help="output format (default: OUT's extension, else the original's, PNG if transparent)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        rendered = _render(args)
+    except OriginError as exc:
+        print(f"cutout render: {exc.status} {exc.public}", file=sys.stderr)
+        return 1
+    args.output.write_bytes(rendered.data)
+    alpha = ", alpha" if rendered.has_alpha else ""
+    size = f"{rendered.width}x{rendered.height}"
+    print(f"{args.output}: {rendered.format} {size}{alpha}, {len(rendered.data)} bytes")
+    return 0
+
+
+def _render(args: argparse.Namespace) -> Rendered:
+    text = args.transformation.strip("/")
+    plan = compile_plan(parse_transformation(text) if text else ())
+    if args.format:
+        choice = FormatChoice(args.format)
+    else:
+        suffix = args.output.suffix.lstrip(".").lower()
+        choice = negotiate_format(
+            plan, extension=suffix if suffix in (*WRITABLE, "jpeg", "tif") else None, accept=None
+        )
+    originals = Originals(args.originals) if args.originals else None
+
+    def load_layer(public_id: str) -> tuple[str, str]:
+        if originals is None:
+            raise NotFound(f"Layer {public_id}: pass --originals DIR to find layer images")
+        path = originals.find(public_id, what="Unknown or invalid referenced image {} of type upload")
+        return str(path), _fingerprint(path)
+
+    if not args.source.is_file():
+        raise NotFound(f"Resource not found - {args.source}")
+    return render(
+        plan,
+        str(args.source),
+        source_key=_fingerprint(args.source),
+        choice=choice,
+        load_layer=load_layer,
+        masks=_masks() if plan.needs_segmentation else None,
+    )
+
+
+def _masks() -> MaskSource | None:
+    from transform.segment import SegmenterError, load_segmenter  # onnxruntime only when needed
+
+    try:
+        return DirectMasks(load_segmenter())
+    except SegmenterError as exc:
+        print(f"cutout render: {exc}", file=sys.stderr)
+        return None  # the renderer then answers 501 for the background-removal step
+
+
+def _fingerprint(path: Path) -> str:
+    stat = path.stat()
+    return hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
