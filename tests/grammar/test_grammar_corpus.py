@@ -1,6 +1,6 @@
 """Golden corpus: each line of cases/<name>.txt parses to the AST stored in cases/<name>.json.
 
-Regenerate after a deliberate grammar change with ``UPDATE_GOLDEN=1 pytest tests/grammar/test_cases.py``
+Regenerate after a deliberate grammar change with ``UPDATE_GOLDEN=1 pytest tests/grammar/test_grammar_corpus.py``
 and review the diff.
 """
 
