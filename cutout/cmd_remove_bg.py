@@ -12,8 +12,9 @@ from transform.segment import IsNetSegmenter, SegmenterError, load_segmenter
 from transform.segment.compose import apply_alpha
 from transform.segment.segmenter import MAX_SIDE
 
-# A 12 MP RGBA PNG costs ~0.7 s at libvips' default compression 6; level 2 is about 3x faster for
-# files ~10 % larger (bench/RESULTS.md). WebP: lossy colour, lossless alpha, so edges stay exact.
+# 12 MP RGBA PNG: compression 6 (libvips' default) took 1.0-1.1 s, 2 took 0.55 s for a file 6 % larger,
+# 1 took 0.35 s but 43 % larger. WebP: lossy colour, lossless alpha so edges stay exact; effort 2 took
+# 2.6-3.0 s, the default 4 took 4.1-4.4 s for a file 1 % smaller (bench/RESULTS.md).
 SAVE_OPTIONS: dict[str, dict[str, object]] = {
     "png": {"compression": 2},
     "webp": {"Q": 90, "alpha_q": 100, "effort": 2},
