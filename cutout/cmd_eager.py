@@ -83,10 +83,10 @@ def run(args: argparse.Namespace) -> int:
         print("cutout eager: --concurrency must be at least 1", file=sys.stderr)
         return 2
     if args.server:
-        generate = _through_server(args.server, time.monotonic() + args.timeout)
+        generate, close = _through_server(args.server, time.monotonic() + args.timeout)
     else:
         try:
-            generate = _into_cache(args)
+            generate, close = _into_cache(args)
         except SettingsError as exc:
             print(f"cutout eager: {exc}", file=sys.stderr)
             return 2
@@ -102,15 +102,21 @@ def run(args: argparse.Namespace) -> int:
         else:
             progress.step(True)
 
-    with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
-        list(pool.map(one, lines))
+    try:
+        with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+            list(pool.map(one, lines))
+    finally:
+        close()
     print(f"cutout eager: {len(lines) - len(failures)} generated, {len(failures)} failed", file=sys.stderr)
     for line, reason in failures:
         print(f"  FAILED {line}: {reason}", file=sys.stderr)
     return 1 if failures else 0
 
 
-def _into_cache(args: argparse.Namespace) -> Callable[[str], None]:
+Generate = tuple[Callable[[str], None], Callable[[], None]]
+
+
+def _into_cache(args: argparse.Namespace) -> Generate:
     from cache import DerivativeCache
     from cutout.app import _load_segmenter
     from cutout.service import Origin
@@ -136,10 +142,14 @@ def _into_cache(args: argparse.Namespace) -> Callable[[str], None]:
             origin.produce(prepared)
         cache.allow(prepared.allow_name)
 
-    return generate
+    def close() -> None:
+        origin.close()
+        cache.close()
+
+    return generate, close
 
 
-def _through_server(server: str, deadline: float) -> Callable[[str], None]:
+def _through_server(server: str, deadline: float) -> Generate:
     import httpx
 
     client = httpx.Client(base_url=server.rstrip("/"), timeout=120.0)
@@ -157,4 +167,4 @@ def _through_server(server: str, deadline: float) -> Callable[[str], None]:
                 raise RuntimeError(f"timed out waiting ({reason})")
             time.sleep(wait)
 
-    return generate
+    return generate, client.close
