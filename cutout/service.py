@@ -19,6 +19,7 @@ from cache import DerivativeCache, Entry, Fingerprints, derivative_key
 from cutout import metrics
 from cutout.generate import Generator
 from cutout.masks import CachedMasks
+from cutout.memory import BoundedDict, MemoryEntries, Stamps, stamps
 from cutout.originals import Originals
 from cutout.settings import Settings, SettingsError
 from grammar import DeliveryPath, parse_path, parse_transformation, verify_delivery
@@ -105,6 +106,8 @@ class Origin:
                                    lease=settings.lease_seconds, failure_ttl=settings.failure_seconds)
         self._limiter: anyio.CapacityLimiter | None = None
         self._inflight = 0
+        self._hot: BoundedDict[tuple[str, str | None], tuple[Prepared, Stamps, float]] = BoundedDict(4096)
+        self._memory = MemoryEntries(settings.memory_cache)
 
     def use_segmenter(self, segmenter: Segmenter | None) -> None:
         self.segmenter = segmenter
@@ -112,6 +115,23 @@ class Origin:
 
     def close(self) -> None:
         self.generator.close()
+
+    def prepare_hot(self, raw_path: str, accept: str | None) -> Prepared:
+        """``prepare`` memoised for repeated URLs: a hit then costs one ``stat`` per file it uses.
+
+        Only successful preparations are remembered, and checks depend only on the URL and the
+        settings, so reuse is safe; the stamps catch changed originals and the short life catches
+        a new original that would now resolve first.
+        """
+        memo_key = (raw_path, accept)
+        known = self._hot.get(memo_key)
+        now = time.monotonic()
+        if known is not None and known[2] > now and stamps(known[1]) == known[1]:
+            return known[0]
+        prepared = self.prepare(parse_path(raw_path), accept=accept)
+        files = [prepared.source] + [self._layer(lid)[0] for lid in sorted(prepared.plan.layer_ids)]
+        self._hot[memo_key] = (prepared, stamps(tuple((str(f), 0, 0) for f in files)), now + 2.0)
+        return prepared
 
     # -- preparing (sync, cheap) -----------------------------------------------------------------
     def prepare(self, path: DeliveryPath, *, accept: str | None, signed_ok: bool = False) -> Prepared:
@@ -176,8 +196,12 @@ class Origin:
         return entry
 
     def lookup(self, prepared: Prepared) -> Entry | None:
+        entry = self._memory.get(prepared.key)
+        if entry is not None:
+            return entry
         entry = self.cache.get(prepared.key)
         if entry is not None:
+            self._memory.put(prepared.key, entry)
             return entry
         failure = self.cache.failure(prepared.key)
         if failure is not None:
@@ -186,7 +210,7 @@ class Origin:
 
     # -- serving (async) ---------------------------------------------------------------------------
     async def deliver(self, raw_path: str, accept: str | None) -> Delivered:
-        prepared = self.prepare(parse_path(raw_path), accept=accept)
+        prepared = self.prepare_hot(raw_path, accept)
         entry = self.lookup(prepared)
         if entry is not None:
             metrics.cache_hits_total.inc()

@@ -57,6 +57,8 @@ class Settings:
                                     "CUTOUT_LEASE_SECONDS", low=0.5)
     failure_seconds: float = _setting(30.0, "how long a failed generation is remembered",
                                       "CUTOUT_FAILURE_SECONDS", low=0.0)
+    memory_cache: int = _setting(64 << 20, "per-process memory for hot derivatives, bytes (K, M, G)",
+                                 "CUTOUT_MEMORY_CACHE", low=0)
     retry_after: int = _setting(2, "Retry-After seconds sent with 423", "CUTOUT_RETRY_AFTER", low=1)
     named: Mapping[str, str] = field(default_factory=dict, metadata={"help": "loaded named transformations"})
 
@@ -82,7 +84,7 @@ def _convert(name: str, kind: str, raw: Any, meta: Mapping[str, Any]) -> Any:
             if raw.strip().lower() not in _TRUE | _FALSE:
                 raise ValueError
             return raw.strip().lower() in _TRUE
-        if name == "cache_size":
+        if name in ("cache_size", "memory_cache"):
             match = _SIZE.match(raw)
             if not match:
                 raise ValueError
@@ -93,7 +95,7 @@ def _convert(name: str, kind: str, raw: Any, meta: Mapping[str, Any]) -> Any:
             return float(raw)
     except ValueError:
         expected = {"bool": "1/0/true/false", "int": "an integer", "float": "a number"}.get(kind, kind)
-        if name == "cache_size":
+        if name in ("cache_size", "memory_cache"):
             expected = "a size in bytes such as 2G or 500M"
         raise SettingsError(f"{env}: expected {expected}, got {raw!r}") from None
     if kind == "Path | None":
