@@ -133,15 +133,52 @@ def ecssd(folder: Path, limit: int, with_rembg: bool) -> dict[str, tuple[float, 
     return {name: (statistics.mean(t), mean(s)) for name, (t, s) in results.items()}
 
 
+def ort_options(photo: Path, repeats: int) -> None:
+    """Session build time and inference time for graph optimisation levels and thread counts."""
+    import onnxruntime as ort
+
+    from transform.segment.model import RECIPES
+    from transform.segment.segmenter import prepare, to_batch
+
+    small = prepare(pyvips.Image.new_from_file(str(photo))).thumbnail_image(1024, height=1024, size="force")
+    batch = to_batch(small.numpy(), RECIPES["isnet"])
+    cpu = ["CPUExecutionProvider"]
+    levels = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    print(f"onnxruntime options, one process, median of {repeats} inferences:")
+    for threads in (2, 1):
+        for name, level in levels.items():
+            options = ort.SessionOptions()
+            options.enable_cpu_mem_arena = False
+            options.enable_mem_pattern = False
+            options.intra_op_num_threads = threads
+            options.graph_optimization_level = level
+            start = time.perf_counter()
+            session = ort.InferenceSession(str(default_model_path()), options, providers=cpu)
+            built = time.perf_counter() - start
+            runs = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                session.run(["output"], {"input": batch})
+                runs.append(time.perf_counter() - start)
+            infer = statistics.median(runs)
+            print(f"  threads {threads} {name:9s} build {built:5.2f} s  inference {infer:5.2f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--ecssd", type=int, default=64, metavar="N", help="ecssd_subset64 images (0: skip)")
     parser.add_argument("--skip-rembg", action="store_true")
+    parser.add_argument("--ort-options", action="store_true", help="only compare onnxruntime settings")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cutout-bench-") as tmp:
         folder = Path(tmp)
         photo = photo_12mp(folder)
+        if args.ort_options:
+            ort_options(photo, args.runs)
+            return
         times = whole_process(folder, photo, args.runs, not args.skip_rembg)
         bare = statistics.median(times["bare script (thumbnail + inference)"])
         print(f"12 MP JPEG (4000x3000), whole process, median of {args.runs} (min):")

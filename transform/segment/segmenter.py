@@ -84,5 +84,8 @@ def stretch(prob: FloatArray) -> FloatArray:
 def to_uchar(alpha: FloatArray, width: int, height: int) -> pyvips.Image:
     if alpha.shape != (height, width):
         raise ValueError(f"alpha is {alpha.shape[1]}x{alpha.shape[0]}, expected {width}x{height}")
-    data = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return pyvips.Image.new_from_array(data, interpretation="b-w")
+    # In place: at 6144x6144 every float temporary is another 150 MB.
+    scaled = np.multiply(alpha, np.float32(255), dtype=np.float32)
+    scaled += np.float32(0.5)
+    np.clip(scaled, 0, 255, out=scaled)
+    return pyvips.Image.new_from_array(scaled.astype(np.uint8), interpretation="b-w")
