@@ -15,6 +15,8 @@ from starlette.routing import Route
 
 from cache import DerivativeCache
 from cutout import metrics
+from cutout.fasthits import FastHits
+from cutout.responses import CORS, answer
 from cutout.service import Delivered, Origin
 from cutout.settings import Settings, load_settings
 from grammar.errors import OriginError
@@ -22,41 +24,14 @@ from transform.seam import Segmenter
 
 log = logging.getLogger("cutout.app")
 
-CONTENT_TYPES = {
-    "jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": "image/avif",
-    "gif": "image/gif", "tif": "image/tiff", "tiff": "image/tiff", "heic": "image/heic", "jxl": "image/jxl",
-    "bmp": "image/bmp",
-}
-CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "X-Cld-Error,Content-Length"}
-IMMUTABLE = "public, max-age=31536000, immutable"
-
-
 def header_safe(text: str) -> str:
     """Header values must be latin-1 without control characters; public ids may be anything."""
     return "".join(c if " " <= c <= "~" else f"%{ord(c):02X}" if ord(c) < 256 else "?" for c in text)
 
 
-def _etag_matches(if_none_match: str, etag: str) -> bool:
-    candidates = [part.strip().removeprefix("W/") for part in if_none_match.split(",")]
-    return "*" in candidates or etag in candidates
-
-
 def image_response(request: Request, delivered: Delivered, max_age: int) -> Response:
-    entry = delivered.entry
-    etag = f'"{entry.etag}"'
-    headers = {
-        **CORS,
-        "ETag": etag,
-        "Cache-Control": IMMUTABLE if delivered.versioned else f"public, max-age={max_age}",
-    }
-    if delivered.vary:
-        headers["Vary"] = "Accept"
-    if _etag_matches(request.headers.get("if-none-match", ""), etag):
-        metrics.requests_total.labels("304").inc()
-        return Response(status_code=304, headers=headers)
-    metrics.requests_total.labels("200").inc()
-    media_type = CONTENT_TYPES.get(str(entry.meta["format"]), "application/octet-stream")
-    return Response(entry.data, media_type=media_type, headers=headers)
+    status, headers, body = answer(delivered, max_age, request.headers.get("if-none-match", ""))
+    return Response(body, status_code=status, headers=headers)
 
 
 async def deliver(request: Request) -> Response:
@@ -121,7 +96,7 @@ def _load_segmenter() -> Segmenter | None:
 
 def create_app(
     settings: Settings | None = None, *, segmenter: Segmenter | None = None, load_model: bool = True
-) -> Starlette:
+) -> FastHits:
     """The app. ``segmenter`` injects one (tests); otherwise the model is loaded once at start-up."""
     settings = settings or load_settings(os.environ)
     _, cache_dir = settings.require_paths()
@@ -149,4 +124,5 @@ def create_app(
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/{path:path}", deliver, methods=["GET", "HEAD"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={OriginError: on_origin_error})
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={OriginError: on_origin_error})
+    return FastHits(app)

@@ -123,15 +123,28 @@ class Origin:
         settings, so reuse is safe; the stamps catch changed originals and the short life catches
         a new original that would now resolve first.
         """
-        memo_key = (raw_path, accept)
-        known = self._hot.get(memo_key)
-        now = time.monotonic()
-        if known is not None and known[2] > now and stamps(known[1]) == known[1]:
-            return known[0]
+        known = self._known(raw_path, accept)
+        if known is not None:
+            return known
         prepared = self.prepare(parse_path(raw_path), accept=accept)
         files = [prepared.source] + [self._layer(lid)[0] for lid in sorted(prepared.plan.layer_ids)]
-        self._hot[memo_key] = (prepared, stamps(tuple((str(f), 0, 0) for f in files)), now + 2.0)
+        fresh = stamps(tuple((str(f), 0, 0) for f in files))
+        self._hot[(raw_path, accept)] = (prepared, fresh, time.monotonic() + 2.0)
         return prepared
+
+    def _known(self, raw_path: str, accept: str | None) -> Prepared | None:
+        known = self._hot.get((raw_path, accept))
+        if known is None or known[2] <= time.monotonic() or stamps(known[1]) != known[1]:
+            return None
+        return known[0]
+
+    def memory_hit(self, raw_path: str, accept: str | None) -> Delivered | None:
+        """The derivative when both its preparation and its bytes are in memory, else None."""
+        prepared = self._known(raw_path, accept)
+        entry = self._memory.get(prepared.key) if prepared is not None else None
+        if prepared is None or entry is None:
+            return None
+        return Delivered(entry, prepared.choice.vary, prepared.versioned)
 
     # -- preparing (sync, cheap) -----------------------------------------------------------------
     def prepare(self, path: DeliveryPath, *, accept: str | None, signed_ok: bool = False) -> Prepared:

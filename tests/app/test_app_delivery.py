@@ -187,3 +187,16 @@ def test_health_ready_and_metrics(client: Any, make_client: ClientFactory) -> No
     response = no_model.get("/demo/image/upload/e_background_removal/docs/road")
     assert response.status_code == 501
     assert "Background removal is not available" in response.headers["x-cld-error"]
+
+
+def test_hot_hits_answer_like_the_full_path(client: Any) -> None:
+    """The first request goes through Starlette; repeats are answered by the in-memory fast path."""
+    url = "/demo/image/upload/c_scale,w_90/f_auto/docs/road"
+    accept = {"Accept": "image/webp,*/*"}
+    full = client.get(url, headers=accept)
+    fast = client.get(url, headers=accept)
+    assert client.app.state.origin.memory_hit(url, accept["Accept"]) is not None
+    assert fast.content == full.content
+    names = ("content-type", "content-length", "etag", "cache-control", "vary", "access-control-allow-origin",
+             "access-control-expose-headers")
+    assert {n: fast.headers.get(n) for n in names} == {n: full.headers.get(n) for n in names}

@@ -1,0 +1,38 @@
+"""How a delivered derivative is answered: status, headers and body, shared by the app and its fast path."""
+
+from __future__ import annotations
+
+from cutout import metrics
+from cutout.service import Delivered
+
+CONTENT_TYPES = {
+    "jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": "image/avif",
+    "gif": "image/gif", "tif": "image/tiff", "tiff": "image/tiff", "heic": "image/heic", "jxl": "image/jxl",
+    "bmp": "image/bmp",
+}
+CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "X-Cld-Error,Content-Length"}
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    candidates = [part.strip().removeprefix("W/") for part in if_none_match.split(",")]
+    return "*" in candidates or etag in candidates
+
+
+def answer(delivered: Delivered, max_age: int, if_none_match: str) -> tuple[int, dict[str, str], bytes]:
+    """200 with the bytes, or 304 when the client already has them (strong ETag = hash of the bytes)."""
+    entry = delivered.entry
+    etag = f'"{entry.etag}"'
+    headers = {
+        **CORS,
+        "ETag": etag,
+        "Cache-Control": IMMUTABLE if delivered.versioned else f"public, max-age={max_age}",
+    }
+    if delivered.vary:
+        headers["Vary"] = "Accept"
+    if etag_matches(if_none_match, etag):
+        metrics.requests_total.labels("304").inc()
+        return 304, headers, b""
+    metrics.requests_total.labels("200").inc()
+    headers["Content-Type"] = CONTENT_TYPES.get(str(entry.meta["format"]), "application/octet-stream")
+    return 200, headers, entry.data
