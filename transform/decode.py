@@ -81,9 +81,9 @@ def check_size(width: int, height: int, limits: Limits) -> None:
         )
 
 
-def oriented_size(image: pyvips.Image) -> tuple[int, int]:
+def oriented_size(image: pyvips.Image, autorotate: bool = True) -> tuple[int, int]:
     """Width and height after EXIF auto-rotation (orientations 5-8 swap them)."""
-    swap = image.get_typeof("orientation") != 0 and image.get("orientation") in (5, 6, 7, 8)
+    swap = autorotate and image.get_typeof("orientation") != 0 and image.get("orientation") in (5, 6, 7, 8)
     return (image.height, image.width) if swap else (image.width, image.height)
 
 
@@ -91,19 +91,18 @@ def upright(image: pyvips.Image) -> bool:
     return image.get_typeof("orientation") == 0 or image.get("orientation") in (0, 1)
 
 
-def decode(source: Source, limits: Limits) -> pyvips.Image:
-    """Open, check, auto-rotate and convert to 8-bit sRGB (used for layers and the general path)."""
+def decode(source: Source, limits: Limits, autorotate: bool = True) -> pyvips.Image:
+    """Open, check, auto-rotate (unless told not to: a_ignore) and convert to 8-bit sRGB."""
     image, _ = open_image(source, limits)
-    return pixels.normalize(image.autorot())
+    return pixels.normalize(image.autorot() if autorotate else image)
 
 
-def thumbnail(source: Source, width: int, height: int) -> pyvips.Image:
-    """Exactly ``width`` x ``height``, auto-rotated, decoded with shrink-on-load (JPEG DCT scaling, WebP
-    and HEIF reduced decodes): the fast path when the first step only scales the whole image."""
+def thumbnail(source: Source, width: int, height: int, *, autorotate: bool = True) -> pyvips.Image:
+    """Exactly ``width`` x ``height``, auto-rotated (unless told not to), decoded with shrink-on-load (JPEG
+    DCT scaling, WebP and HEIF reduced decodes): the fast path when the first step only scales the image."""
+    options = {"height": height, "size": "force", "fail_on": "truncated", "no_rotate": not autorotate}
     if isinstance(source, bytes):
-        image = pyvips.Image.thumbnail_buffer(source, width, height=height, size="force", fail_on="truncated")
+        image = pyvips.Image.thumbnail_buffer(source, width, **options)
     else:
-        image = pyvips.Image.thumbnail(
-            os.fspath(source), width, height=height, size="force", fail_on="truncated"
-        )
+        image = pyvips.Image.thumbnail(os.fspath(source), width, **options)
     return pixels.normalize(image)

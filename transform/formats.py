@@ -8,7 +8,7 @@ PNG uses zlib level 6 (9 costs several times the CPU for ~1-2 %); WebP and AVIF 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pyvips
 
@@ -50,7 +50,15 @@ class FormatChoice:
 
 
 def negotiate_format(plan: Plan, *, extension: str | None, accept: str | None) -> FormatChoice:
-    """f_ wins over the extension. f_auto: AVIF, else WebP (by Accept), else JPEG (PNG if transparent)."""
+    """f_ wins over the extension. f_auto: AVIF, else WebP (by Accept), else JPEG (PNG if transparent).
+    Under fl_preserve_transparency every JPEG choice becomes PNG when the result is transparent."""
+    choice = _choose(plan, extension=extension, accept=accept)
+    if plan.preserve_transparency and choice.fmt == "jpg":
+        return replace(choice, alpha_fallback=True)
+    return choice
+
+
+def _choose(plan: Plan, *, extension: str | None, accept: str | None) -> FormatChoice:
     requested = plan.requested_format
     if requested == "auto":
         accepted = _accepted_types(accept or "")
@@ -94,12 +102,13 @@ def quality_for(fmt: str, quality: Quality | None) -> int:
     return table[quality.level if quality is not None and quality.level else "good"]
 
 
-def encode(image: pyvips.Image, fmt: str, quality: Quality | None) -> bytes:
+def encode(image: pyvips.Image, fmt: str, quality: Quality | None, *, progressive: bool = False) -> bytes:
+    """``progressive``: progressive JPEG, interlaced (Adam7) PNG; the other formats have no such mode."""
     q = quality_for(fmt, quality)
     if fmt == "jpg":
-        data = image.jpegsave_buffer(Q=q, optimize_coding=True, keep="none", interlace=False)
+        data = image.jpegsave_buffer(Q=q, optimize_coding=True, keep="none", interlace=progressive)
     elif fmt == "png":
-        data = image.pngsave_buffer(compression=6, keep="none")
+        data = image.pngsave_buffer(compression=6, keep="none", interlace=progressive)
     elif fmt == "webp":
         data = image.webpsave_buffer(Q=q, effort=4, keep="none")
     elif fmt == "avif":

@@ -17,6 +17,7 @@ from grammar.ast import Component
 from grammar.errors import BadRequest, NotFound
 from transform.ops import ACTION_ORDER, BUILDERS, Action, Ctx, render_param, spec_for
 from transform.ops.args import Color
+from transform.ops.flags import OUTPUT_FLAGS
 from transform.ops.layers import Placement, place_layer
 from transform.ops.output import Quality
 from transform.ops.resize import resize_from
@@ -35,6 +36,12 @@ class Plan:
     quality: Quality | None = None
     #: The last b_ of the top level: the colour transparency is flattened onto for JPEG output.
     background: Color | None = None
+    #: False under a_ignore: the original's EXIF orientation is not applied.
+    autorotate: bool = True
+    #: fl_preserve_transparency: a JPEG choice becomes PNG when the result is transparent.
+    preserve_transparency: bool = False
+    #: fl_progressive: progressive JPEG, interlaced PNG.
+    progressive: bool = False
 
     @property
     def sequential(self) -> bool:
@@ -50,6 +57,7 @@ class _Block:
     start: int = 0  # index of the opening component in the canonical list
     steps: list[Action] = field(default_factory=list)
     parts: list[str] = field(default_factory=list)  # canonical components, for mask keys
+    autorotate: bool = True  # False when a component of the block says a_ignore
 
 
 def run_steps(steps: Sequence[Action], ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
@@ -72,6 +80,7 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
                         f"Invalid transformation: {key}_ applies to the delivered image, not inside a layer"
                     )
                 out[key] = params.pop(key)
+        _take_output_flags(params, out, inside_layer=len(blocks) > 1)
         closes = "layer_apply" in params.get("fl", ())
         if "l" in params or "u" in params:
             if "l" in params and "u" in params:
@@ -109,7 +118,28 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
         requested_format=out.get("f"),
         quality=out.get("q"),
         background=out.get("b"),
+        autorotate=blocks[0].autorotate,
+        preserve_transparency="preserve_transparency" in out.get("fl", ()),
+        progressive="progressive" in out.get("fl", ()),
     )
+
+
+def _take_output_flags(params: dict[str, Any], out: dict[str, Any], *, inside_layer: bool) -> None:
+    """Moves the output flags out of a component's fl_ into ``out["fl"]``; the layer flags stay."""
+    flags = params.get("fl", ())
+    output = [flag for flag in flags if flag in OUTPUT_FLAGS]
+    if not output:
+        return
+    if inside_layer:
+        raise BadRequest(
+            f"Invalid transformation: fl_{output[0]} applies to the delivered image, not inside a layer"
+        )
+    out["fl"] = (*out.get("fl", ()), *output)
+    rest = tuple(flag for flag in flags if flag not in OUTPUT_FLAGS)
+    if rest:
+        params["fl"] = rest
+    else:
+        del params["fl"]
 
 
 def _expand(components: Sequence[Component], named: Mapping[str, str], depth: int) -> list[dict[str, Any]]:
@@ -142,6 +172,8 @@ def _expand(components: Sequence[Component], named: Mapping[str, str], depth: in
 
 
 def _add_component(block: _Block, params: Mapping[str, Any]) -> None:
+    if "ignore" in params.get("a", ()):
+        block.autorotate = False
     if "fl" in params:
         raise BadRequest(
             f"Invalid transformation parameter - {render_param('fl', params['fl'])}: "
@@ -187,12 +219,13 @@ def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str) -> Act
         opacity=placing.get("o"),
     )
     steps = tuple(layer.steps)
+    autorotate = layer.autorotate
 
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
         if ctx.load_layer is None:
             raise NotFound(f"Unknown or invalid referenced image {public_id} of type upload")
         source, key = ctx.load_layer(public_id)
-        content = run_steps(steps, replace(ctx, source_key=key), ctx.decode(source))
+        content = run_steps(steps, replace(ctx, source_key=key), ctx.decode(source, autorotate))
         return place_layer(image, content, underlay=underlay, at=at)
 
     return Action(canonical, run, segmentation=any(s.segmentation for s in steps))

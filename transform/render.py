@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 
 import pyvips
 
@@ -49,7 +48,10 @@ def render(
 ) -> Rendered:
     """Thread-safe: nothing is shared between calls but the (immutable) plan."""
     ctx = Ctx(
-        source_key=source_key, decode=partial(decode, limits=limits), masks=masks, load_layer=load_layer
+        source_key=source_key,
+        decode=lambda layer, autorotate: decode(layer, limits, autorotate),
+        masks=masks,
+        load_layer=load_layer,
     )
     try:
         image, original, steps = _start(plan, source, limits)
@@ -63,13 +65,14 @@ def render(
 
 def _start(plan: Plan, source: Source, limits: Limits) -> tuple[pyvips.Image, str, Sequence[Action]]:
     image, original = open_image(source, limits)
+    rotate = plan.autorotate
     first = plan.steps[0].scaler if plan.steps else None
-    size = first.scaled_size(*oriented_size(image)) if first is not None else None
+    size = first.scaled_size(*oriented_size(image, rotate)) if first is not None else None
     if size is not None:
-        return thumbnail(source, *size), original, plan.steps[1:]
-    if plan.sequential and upright(image):
+        return thumbnail(source, *size, autorotate=rotate), original, plan.steps[1:]
+    if plan.sequential and (upright(image) or not rotate):
         image, _ = open_image(source, limits, access="sequential")
-    return pixels.normalize(image.autorot()), original, plan.steps
+    return pixels.normalize(image.autorot() if rotate else image), original, plan.steps
 
 
 def _finish(image: pyvips.Image, plan: Plan, choice: FormatChoice, original: str) -> Rendered:
@@ -86,5 +89,5 @@ def _finish(image: pyvips.Image, plan: Plan, choice: FormatChoice, original: str
             background = plan.background
             rgba = background.rgba if background is not None and background.a == 255 else [255, 255, 255, 255]
             image, transparent = pixels.flatten(image, rgba), False
-    data = encode(image, fmt, plan.quality)
+    data = encode(image, fmt, plan.quality, progressive=plan.progressive)
     return Rendered(data=data, format=fmt, width=image.width, height=image.height, has_alpha=transparent)

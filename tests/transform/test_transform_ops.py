@@ -15,7 +15,9 @@ from transform.ops import op_names
 class Row(NamedTuple):
     op: str
     transformation: str
-    source: str  # photo (320x240 JPEG) or cutout (200x160 PNG with alpha)
+    source: (
+        str  # photo (320x240 JPEG), cutout (200x160 PNG with alpha), product, oriented (transform_helpers)
+    )
     size: tuple[int, int]
     bands: int
     fmt: str
@@ -44,6 +46,9 @@ ROWS = [
     Row("a_", "a_hflip.45", "photo", (396, 396), 4, "png"),
     Row("a_", "a_90", "photo", (240, 320), 3, "jpg"),
     Row("a_", "a_vflip", "photo", (320, 240), 3, "jpg"),
+    Row("a_", "a_ignore", "oriented", (120, 80), 3, "jpg"),
+    Row("a_", "a_ignore,c_scale,w_60", "oriented", (60, 40), 3, "jpg"),  # shrink-on-load path
+    Row("a_", "a_ignore.90", "oriented", (80, 120), 3, "jpg"),
     Row("r_", "r_20", "photo", (320, 240), 4, "png"),
     Row("r_", "r_10:20:40:60", "photo", (320, 240), 4, "png"),
     Row("r_", "r_max", "cutout", (200, 160), 4, "png"),
@@ -61,6 +66,9 @@ ROWS = [
     Row("u_", "u_road/c_scale,w_240/fl_layer_apply,g_south", "cutout", (240, 180), 3, "png"),
     Row("fl_", "l_road/fl_layer_apply,fl_no_overflow,g_south,y_-30", "photo", (320, 240), 3, "jpg"),
     Row("fl_", "l_logo/c_scale,fl_layer_apply,fl_relative,w_0.5", "photo", (320, 240), 3, "jpg"),
+    Row("fl_", "r_20/f_jpg,fl_preserve_transparency", "photo", (320, 240), 4, "png"),
+    Row("fl_", "c_scale,w_100/fl_progressive", "photo", (100, 75), 3, "jpg"),
+    Row("fl_", "c_scale,w_100/fl_progressive", "cutout", (100, 80), 4, "png"),
     Row("t_", "t_badge", "photo", (50, 50), 4, "png"),
     Row("e_grayscale", "e_grayscale", "photo", (320, 240), 3, "jpg"),
     Row("e_blur", "e_blur:400", "photo", (320, 240), 3, "jpg"),
@@ -69,6 +77,19 @@ ROWS = [
     Row("e_dropshadow", "e_dropshadow:azimuth_90;spread_20", "cutout", (200, 160), 4, "png"),
     Row("e_dropshadow", "e_dropshadow", "cutout", (200, 160), 4, "png"),
     Row("e_background_removal", "e_background_removal", "photo", (320, 240), 4, "png"),
+    Row("e_trim", "e_trim", "product", (100, 80), 3, "jpg"),
+    Row("e_trim", "e_trim", "cutout", (139, 111), 4, "png"),
+    Row("e_trim", "e_trim:5:rgb:b0bad2", "photo", (266, 200), 3, "jpg"),  # backdrop colour, not the corner's
+    Row("e_trim", "e_background_removal/e_trim/b_white,c_pad,h_500,w_500", "photo", (500, 500), 3, "jpg"),
+    Row("co_", "co_red,e_colorize:40", "photo", (320, 240), 3, "jpg"),
+    Row("e_colorize", "e_colorize", "cutout", (200, 160), 4, "png"),
+    Row("e_negate", "e_negate", "photo", (320, 240), 3, "jpg"),
+    Row("e_sepia", "e_sepia", "photo", (320, 240), 3, "jpg"),
+    Row("e_brightness", "e_brightness:30", "photo", (320, 240), 3, "jpg"),
+    Row("e_brightness", "e_brightness:-50", "cutout", (200, 160), 4, "png"),
+    Row("e_contrast", "e_contrast:50", "photo", (320, 240), 3, "jpg"),
+    Row("e_saturation", "e_saturation:-60", "cutout", (200, 160), 4, "png"),
+    Row("e_saturation", "e_saturation", "photo", (320, 240), 3, "jpg"),
 ]
 NAMED = {"badge": "c_fill,h_50,w_50/r_max"}
 

@@ -50,6 +50,24 @@ CANONICAL = [
         "l_docs:logo,w_100,c_scale/fl_layer_apply,y_10,x_10,g_south_east",
         "c_scale,l_docs:logo,w_100/fl_layer_apply,g_south_east,x_10,y_10",
     ),
+    ("e_trim:10", "e_trim"),
+    ("e_trim:0", "e_trim:0"),
+    ("e_trim:50:Yellow", "e_trim:50:yellow"),
+    ("e_trim:10:RGB:FF0", "e_trim:10:rgb:ffff00"),
+    ("e_colorize:100,co_RGB:F00", "co_rgb:ff0000,e_colorize"),
+    ("co_red,e_colorize:40", "co_red,e_colorize:40"),
+    ("e_negate", "e_negate"),
+    ("e_sepia:80", "e_sepia"),
+    ("e_brightness:+20", "e_brightness:20"),
+    ("e_brightness:80", "e_brightness"),
+    ("e_contrast:0", "e_contrast"),
+    ("e_contrast:-30", "e_contrast:-30"),
+    ("e_saturation:80", "e_saturation"),
+    ("a_ignore", "a_ignore"),
+    ("a_90.ignore", "a_ignore.90"),
+    ("fl_progressive.preserve_transparency", "fl_preserve_transparency.progressive"),
+    ("fl_preserve_transparency,f_auto", "f_auto,fl_preserve_transparency"),
+    ("fl_progressive:none", "fl_progressive:none"),
     ("t_thumb", "c_fill,h_100,w_100"),
     ("t_thumb.round/e_grayscale", "c_fill,h_100,w_100/r_max/e_grayscale"),
     ("t_both", "c_fill,h_100,w_100/r_max"),
@@ -77,6 +95,16 @@ def test_plan_facts() -> None:
     assert len(p.steps) == 3  # removal, scale, the layer block
 
 
+def test_output_flags_and_a_ignore() -> None:
+    p = plan("a_ignore/c_scale,w_10/f_jpg,fl_preserve_transparency/fl_progressive")
+    assert (p.autorotate, p.preserve_transparency, p.progressive) == (False, True, True)
+    assert [s.canonical for s in p.steps] == ["c_scale,w_10"]  # neither a_ignore nor fl_ is a step
+    q = plan("c_scale,w_10/fl_progressive:none")
+    assert (q.autorotate, q.preserve_transparency, q.progressive) == (True, False, False)
+    layered = plan("l_logo,a_ignore/fl_layer_apply")  # a_ignore in a layer: only the layer's source
+    assert layered.autorotate
+
+
 def test_segmentation_inside_a_layer_counts() -> None:
     p = plan("l_a:b/e_background_removal/fl_layer_apply/l_c/fl_layer_apply")
     assert p.needs_segmentation
@@ -97,9 +125,109 @@ ERRORS = [
     ),
     ("i_auto", UnknownParameter, "Invalid transformation parameter - i"),
     (
-        "co_red",
+        "z_1.5",
         UnknownParameter,
-        "Invalid transformation parameter - co (colour (co_) not supported by this server)",
+        "Invalid transformation parameter - z (zoom (z_) not supported by this server)",
+    ),
+    (
+        "co_red",
+        BadRequest,
+        "Invalid transformation parameter - co_red: co_ needs e_colorize in the same component",
+    ),
+    (
+        "co_red,e_blur",
+        BadRequest,
+        "Invalid transformation parameter - co_red: co_ needs e_colorize in the same component",
+    ),
+    (
+        "co_reddish,e_colorize",
+        InvalidArgument,
+        "Invalid transformation parameter - co_reddish: colour must be a colour name or rgb:RRGGBB[AA]",
+    ),
+    (
+        "e_colorize:101",
+        InvalidArgument,
+        "Invalid transformation parameter - e_colorize:101: colorize level must be an integer from 0 to 100",
+    ),
+    (
+        "e_sepia:0",
+        InvalidArgument,
+        "Invalid transformation parameter - e_sepia:0: sepia level must be an integer from 1 to 100",
+    ),
+    (
+        "e_brightness:-100",
+        InvalidArgument,
+        "Invalid transformation parameter - e_brightness:-100: brightness level must be an integer "
+        "from -99 to 100",
+    ),
+    (
+        "e_contrast:high",
+        InvalidArgument,
+        "Invalid transformation parameter - e_contrast:high: contrast level must be an integer "
+        "from -100 to 100",
+    ),
+    (
+        "e_saturation:101",
+        InvalidArgument,
+        "Invalid transformation parameter - e_saturation:101: saturation level must be an integer "
+        "from -100 to 100",
+    ),
+    (
+        "e_negate:5",
+        InvalidArgument,
+        "Invalid transformation parameter - e_negate:5: e_negate takes no arguments",
+    ),
+    (
+        "e_trim:101",
+        InvalidArgument,
+        "Invalid transformation parameter - e_trim:101: trim tolerance must be an integer from 0 to 100",
+    ),
+    (
+        "e_trim:10:reddish",
+        InvalidArgument,
+        "Invalid transformation parameter - e_trim:10:reddish: trim colour must be a colour name "
+        "or rgb:RRGGBB[AA]",
+    ),
+    (
+        "a_auto_right,c_fill,h_10,w_20",
+        InvalidArgument,
+        "Invalid transformation parameter - a_auto_right: auto_right is not supported (when Cloudinary "
+        "counts an aspect ratio as matching is not documented); rotate explicitly with a_90 or a_-90",
+    ),
+    (
+        "a_ignore.ignore",
+        InvalidArgument,
+        "Invalid transformation parameter - a_ignore.ignore: angle takes ignore once",
+    ),
+    (
+        "a_sideways",
+        InvalidArgument,
+        "Invalid transformation parameter - a_sideways: angle must be degrees (-3600 to 3600), "
+        "hflip, vflip or ignore, joined by '.'",
+    ),
+    (
+        "fl_progressive:semi",
+        InvalidArgument,
+        "Invalid transformation parameter - fl_progressive:semi: flags must be layer_apply, no_overflow, "
+        "relative, preserve_transparency, progressive (joined by '.'); progressive:semi is not supported "
+        "(use fl_progressive: libvips writes one progressive scan script)",
+    ),
+    (
+        "fl_lossy",
+        InvalidArgument,
+        "Invalid transformation parameter - fl_lossy: flags must be layer_apply, no_overflow, relative, "
+        "preserve_transparency, progressive (joined by '.'); lossy is not supported",
+    ),
+    (
+        "fl_progressive.progressive:none",
+        InvalidArgument,
+        "Invalid transformation parameter - fl_progressive.progressive:none: flags must not ask for "
+        "progressive and progressive:none together",
+    ),
+    (
+        "l_a/fl_progressive/fl_layer_apply",
+        BadRequest,
+        "Invalid transformation: fl_progressive applies to the delivered image, not inside a layer",
     ),
     (
         "c_bogus,w_10",
@@ -165,7 +293,8 @@ ERRORS = [
         "e_oilpaint",
         InvalidArgument,
         "Invalid transformation parameter - e_oilpaint: effect must be one of "
-        "background_removal, grayscale, blur, sharpen, dropshadow",
+        "background_removal, grayscale, blur, sharpen, dropshadow, colorize, negate, sepia, "
+        "brightness, contrast, saturation, trim",
     ),
     (
         "e_dropshadow:azimuth_400",

@@ -47,6 +47,9 @@ FORMATS = [
     ("f_auto", None, "image/avif;q=0,image/webp", FormatChoice("webp", True)),
     ("f_auto", None, "image/*,*/*;q=0.8", FormatChoice("jpg", True, True)),
     ("f_auto", None, None, FormatChoice("jpg", True, True)),
+    ("fl_preserve_transparency", "jpg", None, FormatChoice("jpg", False, True)),
+    ("f_jpg,fl_preserve_transparency", "png", None, FormatChoice("jpg", False, True)),
+    ("f_auto,fl_preserve_transparency", None, "image/webp", FormatChoice("webp", True)),
 ]
 
 
@@ -156,6 +159,52 @@ def test_exif_orientation_is_applied(tmp_path: Path, transformation: str) -> Non
     expected = (60, 90) if transformation.startswith("c_") else (80, 120)
     assert (out.width, out.height) == expected
     assert out.get_typeof("orientation") == 0 or out.get("orientation") == 1
+
+
+def test_a_ignore_leaves_exif_orientation_alone(files: dict[str, Path]) -> None:
+    assert (
+        run("e_grayscale", files["oriented"], files).width,
+        run("a_ignore", files["oriented"], files).width,
+    ) == (
+        80,
+        120,
+    )
+    # In a layer, a_ignore is about the layer's source; the layer grows the 80x60 logo's canvas.
+    turned = run("l_oriented/fl_layer_apply,g_north_west", files["logo"], files)
+    kept = run("l_oriented,a_ignore/fl_layer_apply,g_north_west", files["logo"], files)
+    assert ((turned.width, turned.height), (kept.width, kept.height)) == ((80, 120), (120, 80))
+
+
+@pytest.mark.parametrize(
+    ("transformation", "source", "interlaced"),
+    [("fl_progressive", "photo", True), ("c_scale,w_50", "photo", False), ("fl_progressive", "cutout", True)],
+)
+def test_progressive_flag(files: dict[str, Path], transformation: str, source: str, interlaced: bool) -> None:
+    out = pyvips.Image.new_from_buffer(run(transformation, files[source], files).data, "")
+    assert (out.get_typeof("interlaced") != 0 and out.get("interlaced") == 1) == interlaced
+
+
+def test_preserve_transparency_beats_a_jpg_extension(files: dict[str, Path]) -> None:
+    kept = run("r_20/fl_preserve_transparency", files["photo"], files, extension="jpg")
+    flat = run("r_20", files["photo"], files, extension="jpg")
+    opaque = run("c_scale,w_50/fl_preserve_transparency", files["photo"], files, extension="jpg")
+    assert [(r.format, r.has_alpha) for r in (kept, flat, opaque)] == [
+        ("png", True),
+        ("jpg", False),
+        ("jpg", False),
+    ]
+
+
+def test_trim_of_an_all_background_image_keeps_it(files: dict[str, Path]) -> None:
+    out = run("e_trim:100", files["product"], files)  # everything is within 100 % of white
+    assert (out.width, out.height) == (240, 180)
+
+
+def test_pad_colour_fills_transparency(files: dict[str, Path]) -> None:
+    out = run("b_red,c_pad,w_1.0", files["cutout"], files)  # Cloudinary's background idiom
+    decoded = pyvips.Image.new_from_buffer(out.data, "")
+    assert (out.width, out.height, out.has_alpha) == (200, 160, False)
+    assert decoded.getpoint(0, 0) == pytest.approx([255, 0, 0], abs=1)
 
 
 def test_original_format_kept_or_png_for_transparency(files: dict[str, Path]) -> None:

@@ -64,16 +64,36 @@ def road() -> pyvips.Image:
     return (y * 0.3 + 60).bandjoin([x * 0.2 + 90, y * 0.2 + 50]).cast("uchar").copy(interpretation="srgb")
 
 
+def product() -> pyvips.Image:
+    """A 240x180 product shot: an orange box (60..160 x 50..130) on a plain white backdrop."""
+    x, y = _xy(240, 180)
+    box = (x >= 60) & (x < 160) & (y >= 50) & (y < 130)
+    image = box.ifthenelse([230, 120, 20], [255, 255, 255])
+    return image.cast("uchar").copy(interpretation="srgb")
+
+
+def oriented() -> pyvips.Image:
+    """photo(120, 80) stored sideways: EXIF orientation 6 says "turn me 90 degrees clockwise"."""
+    image = photo(120, 80).copy()
+    image.set_type(pyvips.GValue.gint_type, "orientation", 6)
+    return image
+
+
 def write_sources(folder: Path) -> dict[str, Path]:
-    """Writes the originals once: photo.jpg, cutout.png and the layers logo.png, road.jpg."""
+    """Writes the originals once: photo.jpg, cutout.png, product.jpg, oriented.jpg and the layers
+    logo.png, road.jpg."""
     files = {
         "photo": folder / "photo.jpg",
         "cutout": folder / "cutout.png",
+        "product": folder / "product.jpg",
+        "oriented": folder / "oriented.jpg",
         "logo": folder / "logo.png",
         "road": folder / "road.jpg",
     }
     photo().write_to_file(str(files["photo"]), Q=92)
     cutout().write_to_file(str(files["cutout"]))
+    product().write_to_file(str(files["product"]), Q=92)
+    oriented().write_to_file(str(files["oriented"]), Q=92)
     logo().write_to_file(str(files["logo"]))
     road().write_to_file(str(files["road"]))
     return files

@@ -122,7 +122,9 @@ def enum_of(*choices: str) -> Callable[[str, str, str], str]:
     return parse
 
 
-def color(key: str, value: str, noun: str, *, allow_transparent: bool = False) -> Color:
+def color(
+    key: str, value: str, noun: str, *, allow_transparent: bool = False, shown: str | None = None
+) -> Color:
     """A CSS colour name, ``rgb:RGB[A]`` or ``rgb:RRGGBB[AA]``; ``transparent``/``none`` when allowed."""
     lowered = value.lower()
     if allow_transparent and lowered in ("transparent", "none"):
@@ -138,7 +140,7 @@ def color(key: str, value: str, noun: str, *, allow_transparent: bool = False) -
         alpha = channels[3] if len(channels) == 4 else 255
         return Color(channels[0], channels[1], channels[2], alpha, "rgb:" + digits)
     extra = ", transparent" if allow_transparent else ""
-    raise InvalidArgument(key, value, f"{noun} must be a colour name or rgb:RRGGBB[AA]{extra}")
+    raise InvalidArgument(key, shown or value, f"{noun} must be a colour name or rgb:RRGGBB[AA]{extra}")
 
 
 def named_options(

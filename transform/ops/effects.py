@@ -12,7 +12,17 @@ import pyvips
 from grammar.errors import BadRequest, InvalidArgument, NotAvailable
 from transform import pixels
 from transform.ops import args
-from transform.ops.registry import EFFECTS, Action, Ctx, EffectSpec, ParamSpec, builder, effect, param
+from transform.ops.registry import (
+    EFFECTS,
+    Action,
+    Ctx,
+    EffectSpec,
+    ParamSpec,
+    builder,
+    effect,
+    param,
+    render_param,
+)
 
 #: Cloudinary scales larger inputs down to this before removing the background.
 SEGMENT_MAX_SIDE = 6144
@@ -35,16 +45,31 @@ def _parse(key: str, value: str) -> Effect:
     return Effect(spec, spec.parse(value, rest))
 
 
+#: Keys that only qualify an effect; the effects that read them say so in ``EffectSpec.qualifiers``.
+EFFECT_QUALIFIERS = ("co",)
+
+
 @builder("effect")
 def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action | None:
     chosen: Effect | None = params.get("e")
+    for key in EFFECT_QUALIFIERS:
+        if key in params and (chosen is None or key not in chosen.spec.qualifiers):
+            users = ", ".join(f"e_{name}" for name, spec in EFFECTS.items() if key in spec.qualifiers)
+            raise BadRequest(
+                f"Invalid transformation parameter - {render_param(key, params[key])}: "
+                f"{key}_ needs {users} in the same component"
+            )
     if chosen is None:
         return None
     claimed.add("e")
-    return chosen.spec.build(chosen.arguments, prefix)
+    if not chosen.spec.qualifiers:
+        return chosen.spec.build(chosen.arguments, prefix)
+    extra = {key: params[key] for key in chosen.spec.qualifiers if key in params}
+    claimed.update(extra)
+    return chosen.spec.build((chosen.arguments, extra), prefix)
 
 
-def _no_arguments(name: str) -> Any:
+def no_arguments(name: str) -> Any:
     def parse(value: str, rest: str) -> None:
         if rest:
             raise InvalidArgument("e", value, f"e_{name} takes no arguments")
@@ -59,7 +84,7 @@ def _strength(name: str) -> Any:
     return parse
 
 
-def _rgb_only(image: pyvips.Image, fn: Any) -> pyvips.Image:
+def rgb_only(image: pyvips.Image, fn: Any) -> pyvips.Image:
     """Run ``fn`` on the colour bands and put the alpha band back unchanged."""
     if not pixels.has_alpha(image):
         return pixels.normalize(fn(image))
@@ -68,7 +93,7 @@ def _rgb_only(image: pyvips.Image, fn: Any) -> pyvips.Image:
 
 def _grayscale(arguments: None, prefix: str) -> Action:
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
-        return _rgb_only(image, lambda rgb: rgb.colourspace("b-w").colourspace("srgb"))
+        return rgb_only(image, lambda rgb: rgb.colourspace("b-w").colourspace("srgb"))
 
     return Action("e_grayscale", run, sequential=True)
 
@@ -90,7 +115,7 @@ def _sharpen(strength: int, prefix: str) -> Action:
     amount = 3.0 * strength / 100  # libvips' default slope at e_sharpen:100
 
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
-        return _rgb_only(image, lambda rgb: rgb.sharpen(sigma=1.0, m2=amount, m1=0.0))
+        return rgb_only(image, lambda rgb: rgb.sharpen(sigma=1.0, m2=amount, m1=0.0))
 
     return Action(f"e_{_render_strength('sharpen', strength)}", run)
 
@@ -198,7 +223,7 @@ effect(
 effect(
     EffectSpec(
         "grayscale",
-        _no_arguments("grayscale"),
+        no_arguments("grayscale"),
         lambda _: "grayscale",
         _grayscale,
         "convert to greyscale (alpha kept)",
@@ -231,4 +256,12 @@ effect(
         "shadow cast from the alpha channel: azimuth 0-360 (215), elevation 0-90 (45), spread 0-100 (50)",
     )
 )
-param(ParamSpec("e", "effect", _parse, "an effect: " + ", ".join(EFFECTS), "effect"))
+param(
+    ParamSpec(
+        "e",
+        "effect",
+        _parse,
+        "an effect e_<name>[:<arguments>] (the effects table); only the last e_ of a component applies",
+        "effect",
+    )
+)

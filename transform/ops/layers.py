@@ -16,7 +16,6 @@ from transform.ops.registry import ParamSpec, param
 from transform.ops.resize import Resize
 from transform.ops.style import set_opacity
 
-FLAGS = ("layer_apply", "no_overflow", "relative")
 _SOURCES = ("text", "fetch", "video", "audio", "subtitles", "lut", "private", "authenticated")
 _EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".avif", ".gif", ".tif", ".tiff", ".heic", ".jxl", ".bmp")
 
@@ -42,16 +41,6 @@ def _layer_id(key: str, value: str) -> str:
         raise InvalidArgument(key, value, exc.public) from exc
 
 
-def _flags(key: str, value: str) -> tuple[str, ...]:
-    flags = value.split(".")
-    for flag in flags:
-        if flag not in FLAGS:
-            raise InvalidArgument(
-                key, value, f"flags must be {', '.join(FLAGS)} (joined by '.'); {flag} is not supported"
-            )
-    return tuple(sorted(set(flags)))
-
-
 param(
     ParamSpec(
         "l",
@@ -70,16 +59,6 @@ param(
         "open an underlay layer block (placed under the image)",
         "layer",
         lambda v: v.replace("/", ":"),
-    )
-)
-param(
-    ParamSpec(
-        "fl",
-        "flags",
-        _flags,
-        "flags: layer_apply closes a layer block; no_overflow, relative qualify it",
-        "flags",
-        lambda v: ".".join(v),
     )
 )
 

@@ -40,10 +40,10 @@ LoadLayer = Callable[[str], tuple[Source, str]]
 class Ctx:
     """What a step may need besides the image. ``source_key`` fingerprints the image the steps started
     from (the original, or a layer's source inside a layer block); ``decode`` is the renderer's
-    limit-checking loader, used for layers."""
+    limit-checking loader, used for layers (``autorotate`` False under ``a_ignore``)."""
 
     source_key: str
-    decode: Callable[[Source], pyvips.Image]
+    decode: Callable[[Source, bool], pyvips.Image]  # (source, autorotate) -> image
     masks: MaskSource | None = None
     load_layer: LoadLayer | None = None
 
@@ -82,6 +82,9 @@ class EffectSpec:
     render: Callable[[Any], str]  # typed arguments -> canonical value text (including the name)
     build: Callable[[Any, str], Action]  # (typed arguments, canonical prefix) -> Action
     help: str
+    #: Other keys of its component the effect reads (``co_`` for e_colorize). When set, ``build`` gets
+    #: ``(arguments, {key: value of the keys present})`` as its arguments.
+    qualifiers: tuple[str, ...] = ()
 
 
 PARAMS: dict[str, ParamSpec] = {}
@@ -91,7 +94,6 @@ CROP_MODES: dict[str, str] = {}  # mode -> help
 
 # Cloudinary keys this server knows of but does not implement: a clearer 400 than "unknown".
 UNSUPPORTED = {
-    "co": "colour (co_)",
     "z": "zoom (z_)",
     "d": "default images (d_)",
     "pg": "pages (pg_)",

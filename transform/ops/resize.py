@@ -22,7 +22,8 @@ CROP_MODES.update(
     mfit="like fit, but only ever scales up",
     fill="cover w x h, then crop the excess at the gravity (g_auto: most interesting region)",
     lfill="like fill, but never scales up",
-    pad="fit inside w x h, then pad to exactly w x h with b_ (default transparent or white)",
+    pad="fit inside w x h, then pad to exactly w x h with b_ (default transparent or white); "
+    "b_ also fills transparent areas",
     lpad="like pad, but never scales up",
     mpad="pad to w x h without scaling, when the image is smaller than that",
     crop="cut a w x h region out without scaling, at the gravity or at x,y",
@@ -230,14 +231,17 @@ def _crop(spec: Resize, image: pyvips.Image, width: int, height: int) -> pyvips.
 
 
 def _pad(spec: Resize, image: pyvips.Image, width: int, height: int) -> pyvips.Image:
-    if spec.mode == "mpad":
-        if image.width > width or image.height > height:
-            return image
-    else:
+    if spec.mode != "mpad":
         scale = min(width / image.width, height / image.height)
         if spec.mode == "lpad":
             scale = min(scale, 1.0)
         image = pixels.scale_to(image, round(image.width * scale), round(image.height * scale))
+    if spec.background is not None:
+        # The pad colour also fills transparent areas: Cloudinary's recommended way to put a background
+        # under a cut-out is b_<colour>,c_pad,w_1.0 (a pad that adds nothing).
+        image = pixels.flatten(image, spec.background.rgba)
+    if spec.mode == "mpad" and (image.width > width or image.height > height):
+        return image
     rgba = (
         spec.background.rgba
         if spec.background

@@ -14,25 +14,31 @@ from transform.ops import args
 from transform.ops.args import Color
 from transform.ops.registry import Action, Ctx, ParamSpec, builder, param, render_param
 
-_ANGLE_MODES = ("hflip", "vflip")
+_ANGLE_MODES = ("hflip", "vflip", "ignore")
 _INT = re.compile(r"-?\d+")
 
 
 def _angle(key: str, value: str) -> tuple[str, ...]:
+    """Tokens in URL order, except ``ignore`` (a fact about loading, not a step), which goes first."""
     tokens = tuple(value.split("."))
     for token in tokens:
-        if token not in _ANGLE_MODES and not (_INT.fullmatch(token) and abs(int(token)) <= 3600):
-            why = (
-                " (auto_right, auto_left and ignore are not supported)"
-                if token.startswith(("auto", "ign"))
-                else ""
-            )
+        if token in ("auto_right", "auto_left"):
             raise InvalidArgument(
-                key, value, f"angle must be degrees (-3600 to 3600), hflip or vflip, joined by '.'{why}"
+                key,
+                value,
+                f"{token} is not supported (when Cloudinary counts an aspect ratio as matching is not "
+                "documented); rotate explicitly with a_90 or a_-90",
+            )
+        if token not in _ANGLE_MODES and not (_INT.fullmatch(token) and abs(int(token)) <= 3600):
+            raise InvalidArgument(
+                key, value, "angle must be degrees (-3600 to 3600), hflip, vflip or ignore, joined by '.'"
             )
     if sum(t not in _ANGLE_MODES for t in tokens) > 1:
         raise InvalidArgument(key, value, "angle takes one number of degrees (a_45, a_hflip.45)")
-    return tuple(t if t in _ANGLE_MODES else str(int(t)) for t in tokens)
+    if tokens.count("ignore") > 1:
+        raise InvalidArgument(key, value, "angle takes ignore once")
+    steps = tuple(t if t in _ANGLE_MODES else str(int(t)) for t in tokens if t != "ignore")
+    return ("ignore", *steps) if "ignore" in tokens else steps
 
 
 def _radius(key: str, value: str) -> tuple[int, ...] | str:
@@ -61,7 +67,8 @@ param(
         "a",
         "angle",
         _angle,
-        "rotate clockwise by degrees; hflip, vflip; combine with '.' (a_hflip.45)",
+        "rotate clockwise by degrees; hflip, vflip; combine with '.' (a_hflip.45); "
+        "ignore: do not apply the EXIF orientation",
         "angle",
         lambda t: ".".join(t),
     )
@@ -181,7 +188,9 @@ def add_border(
 def build_angle(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action | None:
     if "a" not in params:
         return None
-    tokens = params["a"]
+    tokens = tuple(t for t in params["a"] if t != "ignore")  # a_ignore acts when the source is loaded
+    if not tokens:
+        return None
     sequential = all(t == "hflip" or (t not in _ANGLE_MODES and int(t) % 360 == 0) for t in tokens)
     return Action(render_param("a", tokens), lambda ctx, image: rotate(image, tokens), sequential=sequential)
 
