@@ -1,7 +1,7 @@
 """Golden corpus: each line of cases/<name>.txt parses to the AST stored in cases/<name>.json.
 
-Regenerate after a deliberate grammar change with ``UPDATE_GOLDEN=1 pytest tests/grammar/test_grammar_corpus.py``
-and review the diff.
+Regenerate after a deliberate grammar change with
+``UPDATE_GOLDEN=1 pytest tests/grammar/test_grammar_corpus.py`` and review the diff.
 """
 
 from __future__ import annotations
