@@ -5,8 +5,8 @@ choice = negotiate_format(plan, extension="jpg", accept=request_accept_header)
 rendered = render(plan, "originals/dog.jpg", source_key=etag, choice=choice, load_layer=..., masks=...)
 """
 
-from transform.decode import Limits
 from transform.formats import FormatChoice, negotiate_format
+from transform.limits import Limits
 from transform.plan import Plan, compile_plan
 from transform.render import Rendered, render
 

@@ -10,23 +10,18 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 
 import pyvips
 
-from grammar.errors import NotFound, TooLarge, Undecodable
+from grammar.errors import NotFound, Undecodable
 from transform import pixels
+from transform.limits import Limits, check_original
 
 Source = str | os.PathLike[str] | bytes
 #: The libvips message of a failure inside a decoder (as opposed to an error of ours).
 DECODER_FAILURE = re.compile(
     r"VipsForeignLoad|VipsJpeg|VipsPng|libpng|gifload|webp|heif|tiff|premature|truncat", re.I
 )
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_pixels: int = 50_000_000
 
 
 def sniff(head: bytes) -> str | None:
@@ -69,16 +64,8 @@ def open_image(source: Source, limits: Limits, *, access: str = "random") -> tup
             image = pyvips.Image.new_from_file(os.fspath(source), access=access, fail_on="truncated")
     except pyvips.Error as exc:
         raise Undecodable(f"Image cannot be decoded: damaged {fmt.upper()} data", detail=str(exc)) from exc
-    check_size(image.width, image.height, limits)
+    check_original(image.width, image.height, limits)
     return image, fmt
-
-
-def check_size(width: int, height: int, limits: Limits) -> None:
-    if width * height > limits.max_pixels:
-        raise TooLarge(
-            f"Image is too large: {width}x{height} pixels ({width * height / 1e6:.1f} megapixels); "
-            f"the limit is {limits.max_pixels / 1e6:.1f} megapixels"
-        )
 
 
 def oriented_size(image: pyvips.Image, autorotate: bool = True) -> tuple[int, int]:

@@ -28,6 +28,10 @@ MIME = {
     "gif": "image/gif",
     "tiff": "image/tiff",
 }
+#: The longest side each encoder can write (libjpeg: 65500; WebP: 16383; AVIF through libheif: 16384;
+#: GIF: 65535). PNG and TIFF hold anything the pixel limits allow.
+MAX_SIDE = {"jpg": 65500, "webp": 16383, "avif": 16384, "gif": 65535}
+_NAMES = {"jpg": "JPEG", "webp": "WebP", "avif": "AVIF", "gif": "GIF"}
 _QUALITY = {  # q_auto levels, and the default when q_ is absent ("good")
     "jpg": {"best": 90, "good": 80, "eco": 70, "low": 60},
     "webp": {"best": 90, "good": 80, "eco": 70, "low": 60},
@@ -93,6 +97,19 @@ def _accepted_types(accept: str) -> set[str]:
         if weight > 0:
             types.add(media.lower())
     return types
+
+
+def fits(fmt: str, width: int, height: int) -> bool:
+    return max(width, height) <= MAX_SIDE.get(fmt, max(width, height))
+
+
+def check_fits(fmt: str, width: int, height: int) -> None:
+    """A 400 before encoding a result the format cannot hold (the request asked for that size)."""
+    if not fits(fmt, width, height):
+        raise BadRequest(
+            f"Invalid transformation: the result is {width}x{height} pixels, and {_NAMES[fmt]} holds at most "
+            f"{MAX_SIDE[fmt]} pixels a side; ask for a smaller size or another format (f_png)"
+        )
 
 
 def quality_for(fmt: str, quality: Quality | None) -> int:

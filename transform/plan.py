@@ -15,6 +15,7 @@ import pyvips
 
 from grammar.ast import Component
 from grammar.errors import BadRequest, NotFound
+from transform.limits import check_output
 from transform.ops import ACTION_ORDER, BUILDERS, Action, Ctx, render_param, spec_for
 from transform.ops.args import Color
 from transform.ops.flags import OUTPUT_FLAGS
@@ -61,8 +62,11 @@ class _Block:
 
 
 def run_steps(steps: Sequence[Action], ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
+    """Each step's result is checked against the output limit while it is still only described (steps
+    that would compute a larger intermediate check it themselves)."""
     for step in steps:
         image = step.run(ctx, image)
+        check_output(image.width, image.height, ctx.limits)
     return image
 
 
@@ -226,6 +230,6 @@ def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str) -> Act
             raise NotFound(f"Unknown or invalid referenced image {public_id} of type upload")
         source, key = ctx.load_layer(public_id)
         content = run_steps(steps, replace(ctx, source_key=key), ctx.decode(source, autorotate))
-        return place_layer(image, content, underlay=underlay, at=at)
+        return place_layer(image, content, underlay=underlay, at=at, limits=ctx.limits)
 
     return Action(canonical, run, segmentation=any(s.segmentation for s in steps))

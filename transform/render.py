@@ -9,17 +9,9 @@ import pyvips
 
 from grammar.errors import Undecodable
 from transform import pixels
-from transform.decode import (
-    DECODER_FAILURE,
-    Limits,
-    Source,
-    decode,
-    open_image,
-    oriented_size,
-    thumbnail,
-    upright,
-)
-from transform.formats import WRITABLE, FormatChoice, encode
+from transform.decode import DECODER_FAILURE, Source, decode, open_image, oriented_size, thumbnail, upright
+from transform.formats import WRITABLE, FormatChoice, check_fits, encode, fits
+from transform.limits import Limits, check_output
 from transform.ops import Action, Ctx, LoadLayer
 from transform.plan import Plan, run_steps
 from transform.seam import MaskSource
@@ -52,10 +44,12 @@ def render(
         decode=lambda layer, autorotate: decode(layer, limits, autorotate),
         masks=masks,
         load_layer=load_layer,
+        limits=limits,
     )
     try:
         image, original, steps = _start(plan, source, limits)
         image = run_steps(steps, ctx, image)
+        check_output(image.width, image.height, limits)  # also when there were no steps
         return _finish(image, plan, choice, original)
     except pyvips.Error as exc:
         if DECODER_FAILURE.search(str(exc)):
@@ -69,6 +63,7 @@ def _start(plan: Plan, source: Source, limits: Limits) -> tuple[pyvips.Image, st
     first = plan.steps[0].scaler if plan.steps else None
     size = first.scaled_size(*oriented_size(image, rotate)) if first is not None else None
     if size is not None:
+        check_output(*size, limits)
         return thumbnail(source, *size, autorotate=rotate), original, plan.steps[1:]
     if plan.sequential and (upright(image) or not rotate):
         image, _ = open_image(source, limits, access="sequential")
@@ -77,11 +72,16 @@ def _start(plan: Plan, source: Source, limits: Limits) -> tuple[pyvips.Image, st
 
 def _finish(image: pyvips.Image, plan: Plan, choice: FormatChoice, original: str) -> Rendered:
     fmt = choice.fmt or (original if original in WRITABLE else "png")
+    if not choice.vary and not choice.alpha_fallback:
+        check_fits(fmt, image.width, image.height)  # before computing anything, when nothing can change fmt
     if pixels.has_alpha(image):
         image = image.copy_memory()  # evaluated once here, then both inspected and encoded
         if image.extract_band(3).min() >= 255:
             image = image.extract_band(0, n=3)
     transparent = pixels.has_alpha(image)
+    if choice.vary and not fits(fmt, image.width, image.height):
+        # f_auto promises the best format the client takes; JPEG and PNG every client takes.
+        fmt = "jpg" if not transparent and fits("jpg", image.width, image.height) else "png"
     if fmt == "jpg" and transparent:
         if choice.alpha_fallback:
             fmt = "png"
@@ -89,5 +89,6 @@ def _finish(image: pyvips.Image, plan: Plan, choice: FormatChoice, original: str
             background = plan.background
             rgba = background.rgba if background is not None and background.a == 255 else [255, 255, 255, 255]
             image, transparent = pixels.flatten(image, rgba), False
+    check_fits(fmt, image.width, image.height)
     data = encode(image, fmt, plan.quality, progressive=plan.progressive)
     return Rendered(data=data, format=fmt, width=image.width, height=image.height, has_alpha=transparent)

@@ -17,7 +17,7 @@ import numpy as np
 import pyvips
 
 from grammar import parse_transformation
-from transform import Rendered, compile_plan, negotiate_format, render
+from transform import Limits, Rendered, compile_plan, negotiate_format, render
 from transform.seam import DirectMasks, Mask
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -130,6 +130,9 @@ def layer_loader(files: dict[str, Path]) -> Callable[[str], tuple[str, str]]:
     return load
 
 
+DEFAULT_LIMITS = Limits()
+
+
 def run(
     transformation: str,
     source: Path | bytes,
@@ -139,6 +142,7 @@ def run(
     named: dict[str, str] | None = None,
     extension: str | None = None,
     accept: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Rendered:
     plan = compile_plan(parse_transformation(transformation), named=named)
     choice = negotiate_format(plan, extension=extension, accept=accept)
@@ -150,6 +154,7 @@ def run(
         choice=choice,
         load_layer=layer_loader(files),
         masks=masks,
+        limits=limits,
     )
 
 

@@ -1,8 +1,8 @@
 """Shared argument validators. Each returns a typed value or raises InvalidArgument naming what was expected.
 
 Every validator takes ``(key, value)`` as written in the URL plus, where the message needs it, a noun:
-``positive_int("w", "-3", "width")`` raises ``Invalid transformation parameter - w_-3: width must be a
-positive integer``.
+``int_in("o", "101", "opacity", 0, 100)`` raises ``Invalid transformation parameter - o_101: opacity must
+be an integer from 0 to 100``.
 """
 
 from __future__ import annotations
@@ -14,10 +14,31 @@ from dataclasses import dataclass
 from grammar.errors import InvalidArgument
 from transform.colors import NAMED_COLORS
 
-_INT = re.compile(r"[+-]?\d+")
-_DECIMAL = re.compile(r"[+-]?(\d+\.\d*|\.\d+)")
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)")
+_INT = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+)")
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)")
 _HEX = re.compile(r"[0-9a-fA-F]+")
+
+#: The largest length in pixels a URL may ask for (w_, h_, x_, y_). Larger results are still possible
+#: (a fraction of a large original, dpr_, padding, borders), up to the renderer's pixel limit; 16384 is
+#: what WebP and AVIF can hold, beyond any screen, and keeps every size and offset far from libvips'
+#: 32-bit arguments.
+MAX_LENGTH = 16384
+#: The largest multiple a fraction may ask for (w_100.0 = a hundred times the width).
+MAX_FRACTION = 100.0
+#: Aspect ratios from 1:1000 to 1000:1: beyond any banner, and every box they make stays computable.
+MAX_RATIO = 1000.0
+
+
+def integer(value: str) -> int | None:
+    """The integer ``value`` writes (ASCII digits, optional sign), else None. Absurdly long numbers are
+    clamped to 10**18 (every range here is far smaller), so that int() never parses thousands of digits."""
+    if not _INT.fullmatch(value):
+        return None
+    digits = value.lstrip("+-").lstrip("0")
+    if len(digits) > 18:
+        return -(10**18) if value.startswith("-") else 10**18
+    return int(value)
 
 
 def fmt_float(value: float) -> str:
@@ -56,24 +77,12 @@ class Color:
         return self.text
 
 
-def positive_int(key: str, value: str, noun: str, *, maximum: int | None = None) -> int:
-    if not _INT.fullmatch(value) or int(value) < 1 or (maximum is not None and int(value) > maximum):
-        limit = f" up to {maximum}" if maximum is not None else ""
-        raise InvalidArgument(key, value, f"{noun} must be a positive integer{limit}")
-    return int(value)
-
-
 def int_in(key: str, value: str, noun: str, low: int, high: int, *, shown: str | None = None) -> int:
     """``shown``: the whole value to quote in the error, when ``value`` is one part of it."""
-    if not _INT.fullmatch(value) or not low <= int(value) <= high:
+    number = integer(value)
+    if number is None or not low <= number <= high:
         raise InvalidArgument(key, shown or value, f"{noun} must be an integer from {low} to {high}")
-    return int(value)
-
-
-def signed_int(key: str, value: str, noun: str) -> int:
-    if not _INT.fullmatch(value):
-        raise InvalidArgument(key, value, f"{noun} must be an integer")
-    return int(value)
+    return number
 
 
 def number(key: str, value: str, noun: str, *, low: float, high: float) -> float:
@@ -86,31 +95,52 @@ def number(key: str, value: str, noun: str, *, low: float, high: float) -> float
 
 def dimension(key: str, value: str, noun: str) -> Dim:
     """``400`` (pixels) or ``0.5`` (a fraction of the reference size; ``1.0`` means 100%)."""
-    if _INT.fullmatch(value) and int(value) >= 1:
-        return Dim(int(value), relative=False)
-    if _DECIMAL.fullmatch(value) and 0 < float(value) <= 100:
+    pixels = integer(value)
+    if pixels is not None and 1 <= pixels <= MAX_LENGTH:
+        return Dim(pixels, relative=False)
+    if _DECIMAL.fullmatch(value) and 0 < float(value) <= MAX_FRACTION:
         return Dim(float(value), relative=True)
-    raise InvalidArgument(key, value, f"{noun} must be a positive integer or a fraction")
+    raise InvalidArgument(
+        key,
+        value,
+        f"{noun} must be a positive integer up to {MAX_LENGTH} (pixels) "
+        f"or a decimal fraction up to {fmt_float(MAX_FRACTION)}",
+    )
 
 
 def offset(key: str, value: str, noun: str) -> Dim:
     """Signed pixels (``-200``) or a signed fraction of the reference size (``0.15``)."""
-    if _INT.fullmatch(value):
-        return Dim(int(value), relative=False)
-    if _DECIMAL.fullmatch(value) and abs(float(value)) <= 100:
+    pixels = integer(value)
+    if pixels is not None and abs(pixels) <= MAX_LENGTH:
+        return Dim(pixels, relative=False)
+    if _DECIMAL.fullmatch(value) and abs(float(value)) <= MAX_FRACTION:
         return Dim(float(value), relative=True)
-    raise InvalidArgument(key, value, f"{noun} must be an integer (pixels) or a decimal fraction")
+    raise InvalidArgument(
+        key,
+        value,
+        f"{noun} must be an integer from -{MAX_LENGTH} to {MAX_LENGTH} (pixels) "
+        f"or a decimal fraction from -{fmt_float(MAX_FRACTION)} to {fmt_float(MAX_FRACTION)}",
+    )
 
 
 def ratio(key: str, value: str, noun: str) -> float:
-    """``16:9`` or ``1.5``."""
+    """``16:9`` or ``1.5``, from 1:1000 to 1000:1."""
+    result = 0.0
     if ":" in value:
         left, _, right = value.partition(":")
-        if _NUMBER.fullmatch(left) and _NUMBER.fullmatch(right) and float(left) > 0 and float(right) > 0:
-            return float(left) / float(right)
-    elif _NUMBER.fullmatch(value) and float(value) > 0:
-        return float(value)
-    raise InvalidArgument(key, value, f"{noun} must be a ratio like 16:9 or a positive decimal like 1.5")
+        if _NUMBER.fullmatch(left) and _NUMBER.fullmatch(right) and float(right) > 0:
+            result = float(left) / float(right)
+    elif _NUMBER.fullmatch(value):
+        result = float(value)
+    # Also false for NaN (inf / inf), which huge numbers on both sides make.
+    if 1 / MAX_RATIO <= result <= MAX_RATIO:
+        return result
+    limit = f"{MAX_RATIO:.0f}"
+    raise InvalidArgument(
+        key,
+        value,
+        f"{noun} must be a ratio like 16:9 or a positive decimal like 1.5, from 1:{limit} to {limit}:1",
+    )
 
 
 def enum_of(*choices: str) -> Callable[[str, str, str], str]:

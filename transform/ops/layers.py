@@ -11,6 +11,7 @@ import pyvips
 from grammar import layer_public_id
 from grammar.errors import BadRequest, InvalidArgument
 from transform import pixels
+from transform.limits import Limits, check_output
 from transform.ops.args import Dim
 from transform.ops.registry import ParamSpec, param
 from transform.ops.resize import Resize
@@ -74,10 +75,13 @@ class Placement:
     opacity: int | None = None
 
 
-def place_layer(base: pyvips.Image, layer: pyvips.Image, *, underlay: bool, at: Placement) -> pyvips.Image:
+def place_layer(
+    base: pyvips.Image, layer: pyvips.Image, *, underlay: bool, at: Placement, limits: Limits
+) -> pyvips.Image:
     """Composite ``layer`` over (or under) ``base``; fractions of x/y are of the base's size."""
     if at.sizing is not None:
-        layer = at.sizing.apply(layer, reference=(base.width, base.height) if at.relative else None)
+        reference = (base.width, base.height) if at.relative else None
+        layer = at.sizing.apply(layer, limits, reference=reference)
     if at.opacity is not None:
         layer = set_opacity(layer, at.opacity)
     dx = at.x.px(base.width) if at.x else 0
@@ -85,10 +89,14 @@ def place_layer(base: pyvips.Image, layer: pyvips.Image, *, underlay: bool, at: 
     left, top = pixels.place((base.width, base.height), (layer.width, layer.height), at.gravity, dx, dy)
     if at.no_overflow:
         x0, y0, width, height = 0, 0, base.width, base.height
+        # A layer wholly outside the base changes nothing wherever it is: keep libvips' offsets small.
+        left = min(max(left, -layer.width), base.width)
+        top = min(max(top, -layer.height), base.height)
     else:
         x0, y0 = min(0, left), min(0, top)
         width = max(base.width, left + layer.width) - x0
         height = max(base.height, top + layer.height) - y0
+        check_output(width, height, limits, "Canvas holding the layer")
     canvas = pixels.solid(width, height, [0, 0, 0, 0])
     images = [pixels.with_alpha(base), pixels.with_alpha(layer)]
     xs, ys = [-x0, left - x0], [-y0, top - y0]

@@ -39,8 +39,9 @@ def _quality(key: str, value: str) -> Quality:
                 key, value, f"quality must be 1-100, auto, or auto:{'|'.join(QUALITY_LEVELS)}"
             )
         return Quality(None, level)
-    if value.isdigit() and 1 <= int(value) <= 100:
-        return Quality(int(value), None)
+    number = args.integer(value)
+    if number is not None and 1 <= number <= 100 and value.isdigit():  # no sign: q_+50 is not a quality
+        return Quality(number, None)
     raise InvalidArgument(key, value, f"quality must be 1-100, auto, or auto:{'|'.join(QUALITY_LEVELS)}")
 
 

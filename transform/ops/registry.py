@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import pyvips
 
 from grammar.errors import UnknownParameter
+from transform.limits import Limits
 from transform.seam import MaskSource
 
 # Non-image actions (layer, flags, named, output) are handled by the plan compiler itself.
@@ -40,12 +41,14 @@ LoadLayer = Callable[[str], tuple[Source, str]]
 class Ctx:
     """What a step may need besides the image. ``source_key`` fingerprints the image the steps started
     from (the original, or a layer's source inside a layer block); ``decode`` is the renderer's
-    limit-checking loader, used for layers (``autorotate`` False under ``a_ignore``)."""
+    limit-checking loader, used for layers (``autorotate`` False under ``a_ignore``); ``limits`` bound
+    every image the steps make."""
 
     source_key: str
     decode: Callable[[Source, bool], pyvips.Image]  # (source, autorotate) -> image
     masks: MaskSource | None = None
     load_layer: LoadLayer | None = None
+    limits: Limits = Limits()
 
 
 Apply = Callable[[Ctx, pyvips.Image], pyvips.Image]

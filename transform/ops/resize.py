@@ -11,6 +11,7 @@ import pyvips
 
 from grammar.errors import BadRequest, InvalidArgument
 from transform import pixels
+from transform.limits import Limits, check_output, check_sides
 from transform.ops import args
 from transform.ops.args import Color, Dim
 from transform.ops.registry import CROP_MODES, Action, Ctx, ParamSpec, builder, param, render_param
@@ -146,12 +147,16 @@ class Resize:
     y: Dim | None = None
     background: Color | None = None
 
-    def apply(self, image: pyvips.Image, reference: tuple[int, int] | None = None) -> pyvips.Image:
-        """``reference``: what fractions are relative to (the image itself unless a layer says otherwise)."""
+    def apply(
+        self, image: pyvips.Image, limits: Limits, reference: tuple[int, int] | None = None
+    ) -> pyvips.Image:
+        """``reference``: what fractions are relative to (the image itself unless a layer says otherwise).
+        Sizes are checked against ``limits`` before libvips is asked for them."""
         iw, ih = image.width, image.height
         width, height = self.box(iw, ih, reference or (iw, ih))
+        check_sides(width, height)  # the box itself may stay a description (c_limit, c_mpad, c_crop)
         run = _MODES[self.mode]
-        return run(self, image, width, height)
+        return run(self, image, width, height, limits)
 
     def box(self, iw: int, ih: int, reference: tuple[int, int]) -> tuple[int, int]:
         """The target box in pixels; a missing side follows ar_, else the image's own aspect ratio
@@ -196,15 +201,23 @@ def _fit_size(mode: str, iw: int, ih: int, width: int, height: int) -> tuple[int
     return max(1, round(iw * scale)), max(1, round(ih * scale))
 
 
-def _fit(spec: Resize, image: pyvips.Image, width: int, height: int) -> pyvips.Image:
-    return pixels.scale_to(image, *_fit_size(spec.mode, image.width, image.height, width, height))
+def _fit(spec: Resize, image: pyvips.Image, width: int, height: int, limits: Limits) -> pyvips.Image:
+    size = _fit_size(spec.mode, image.width, image.height, width, height)
+    check_output(*size, limits)
+    return pixels.scale_to(image, *size)
 
 
-def _fill(spec: Resize, image: pyvips.Image, width: int, height: int) -> pyvips.Image:
+def _fill(spec: Resize, image: pyvips.Image, width: int, height: int, limits: Limits) -> pyvips.Image:
     scale = max(width / image.width, height / image.height)
     if spec.mode == "lfill":
         scale = min(scale, 1.0)
-    image = pixels.scale_to(image, round(image.width * scale), round(image.height * scale))
+    scaled = round(image.width * scale), round(image.height * scale)
+    if spec.gravity == "auto":
+        check_output(*scaled, limits, "Image to smart-crop")  # smartcrop reads all of it
+    else:
+        check_sides(*scaled)  # only the part cut out is ever computed
+        check_output(min(width, scaled[0]), min(height, scaled[1]), limits)
+    image = pixels.scale_to(image, *scaled)
     width, height = min(width, image.width), min(height, image.height)
     return _cut(image, width, height, spec.gravity or "center", (0, 0))
 
@@ -220,7 +233,7 @@ def _cut(image: pyvips.Image, width: int, height: int, gravity: str, delta: tupl
     return image.extract_area(left, top, width, height)
 
 
-def _crop(spec: Resize, image: pyvips.Image, width: int, height: int) -> pyvips.Image:
+def _crop(spec: Resize, image: pyvips.Image, width: int, height: int, limits: Limits) -> pyvips.Image:
     width, height = min(width, image.width), min(height, image.height)
     dx, dy = spec.offsets((image.width, image.height))
     if spec.gravity is None and (spec.x or spec.y):
@@ -230,7 +243,10 @@ def _crop(spec: Resize, image: pyvips.Image, width: int, height: int) -> pyvips.
     return _cut(image, width, height, spec.gravity or "center", (dx, dy))
 
 
-def _pad(spec: Resize, image: pyvips.Image, width: int, height: int) -> pyvips.Image:
+def _pad(spec: Resize, image: pyvips.Image, width: int, height: int, limits: Limits) -> pyvips.Image:
+    if spec.mode == "mpad" and (image.width > width or image.height > height):
+        return image if spec.background is None else pixels.flatten(image, spec.background.rgba)
+    check_output(width, height, limits)
     if spec.mode != "mpad":
         scale = min(width / image.width, height / image.height)
         if spec.mode == "lpad":
@@ -240,8 +256,6 @@ def _pad(spec: Resize, image: pyvips.Image, width: int, height: int) -> pyvips.I
         # The pad colour also fills transparent areas: Cloudinary's recommended way to put a background
         # under a cut-out is b_<colour>,c_pad,w_1.0 (a pad that adds nothing).
         image = pixels.flatten(image, spec.background.rgba)
-    if spec.mode == "mpad" and (image.width > width or image.height > height):
-        return image
     rgba = (
         spec.background.rgba
         if spec.background
@@ -326,7 +340,7 @@ def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action |
     claimed.update(keys)
 
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
-        return spec.apply(image)
+        return spec.apply(image, ctx.limits)
 
     sequential = spec.gravity != "auto" and spec.mode not in _PAD
     canonical = ",".join(render_param(k, params[k]) for k in sorted(keys))

@@ -15,7 +15,6 @@ from transform.ops.args import Color
 from transform.ops.registry import Action, Ctx, ParamSpec, builder, param, render_param
 
 _ANGLE_MODES = ("hflip", "vflip", "ignore")
-_INT = re.compile(r"-?\d+")
 
 
 def _angle(key: str, value: str) -> tuple[str, ...]:
@@ -29,7 +28,8 @@ def _angle(key: str, value: str) -> tuple[str, ...]:
                 f"{token} is not supported (when Cloudinary counts an aspect ratio as matching is not "
                 "documented); rotate explicitly with a_90 or a_-90",
             )
-        if token not in _ANGLE_MODES and not (_INT.fullmatch(token) and abs(int(token)) <= 3600):
+        degrees = args.integer(token)
+        if token not in _ANGLE_MODES and not (degrees is not None and abs(degrees) <= 3600):
             raise InvalidArgument(
                 key, value, "angle must be degrees (-3600 to 3600), hflip, vflip or ignore, joined by '.'"
             )
@@ -37,29 +37,32 @@ def _angle(key: str, value: str) -> tuple[str, ...]:
         raise InvalidArgument(key, value, "angle takes one number of degrees (a_45, a_hflip.45)")
     if tokens.count("ignore") > 1:
         raise InvalidArgument(key, value, "angle takes ignore once")
-    steps = tuple(t if t in _ANGLE_MODES else str(int(t)) for t in tokens if t != "ignore")
+    steps = tuple(t if t in _ANGLE_MODES else str(args.integer(t)) for t in tokens if t != "ignore")
     return ("ignore", *steps) if "ignore" in tokens else steps
 
 
 def _radius(key: str, value: str) -> tuple[int, ...] | str:
     if value == "max":
         return "max"
-    parts = value.split(":")
-    if len(parts) <= 4 and all(_INT.fullmatch(p) and 0 <= int(p) <= 100_000 for p in parts):
-        return tuple(int(p) for p in parts)
-    raise InvalidArgument(key, value, "radius must be max, or 1 to 4 pixel values (0 or more) joined by ':'")
+    radii = [args.integer(p) for p in value.split(":")]
+    if len(radii) <= 4 and all(r is not None and 0 <= r <= args.MAX_LENGTH for r in radii):
+        return tuple(r for r in radii if r is not None)
+    raise InvalidArgument(
+        key, value, f"radius must be max, or 1 to 4 pixel values from 0 to {args.MAX_LENGTH} joined by ':'"
+    )
 
 
-_BORDER = re.compile(r"(\d+)px_solid_(.+)")
+_BORDER = re.compile(r"([0-9]+)px_solid_(.+)")
 
 
 def _border(key: str, value: str) -> tuple[int, Color]:
     match = _BORDER.fullmatch(value)
-    if not match or not 1 <= int(match[1]) <= 1000:
+    width = args.integer(match[1]) if match else None
+    if match is None or width is None or not 1 <= width <= 1000:
         raise InvalidArgument(
             key, value, "border must be <width>px_solid_<colour>, width 1 to 1000 (bo_5px_solid_black)"
         )
-    return int(match[1]), args.color(key, match[2], "border colour")
+    return width, args.color(key, match[2], "border colour")
 
 
 param(
