@@ -113,7 +113,7 @@ def main() -> int:
     originals = tmp / "originals"
     shutil.copytree(ROOT / "cutout/samples", originals)
     big_originals(originals, args.renders * 2 + 2)
-    env = {"CUTOUT_MODEL": str(tmp / "no-model.onnx"), "CUTOUT_RENDER_THREADS": "2"}
+    env = {"CUTOUT_BACKGROUND_REMOVAL": "0", "CUTOUT_RENDER_THREADS": "2"}
     server = ServerProcess(originals, tmp / "cache", workers=args.workers, env=env)
     processes: list[subprocess.Popen[bytes]] = []
     results: dict[str, float] = {}

@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -23,6 +25,27 @@ from grammar.errors import OriginError
 from transform.seam import Segmenter
 
 log = logging.getLogger("cutout.app")
+
+ROUTES_HELP = (
+    "delivery URLs are GET or HEAD /[<cloud_name>/]image/upload/[<transformations>/][v<version>/]"
+    "<public_id>[.<ext>]; also GET /healthz, /readyz, /metrics"
+)
+
+
+class AnythingConvertor(Convertor[str]):
+    """Like ``path`` but also across newlines: a public id may hold any character once decoded."""
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("cutout_anything", AnythingConvertor())
+
 
 def header_safe(text: str) -> str:
     """Header values must be latin-1 without control characters; public ids may be anything."""
@@ -63,6 +86,20 @@ async def on_origin_error(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(exc.public + "\n", exc.status, headers=headers)
 
 
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 (no route, wrong method) in the one error model."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        public = f"No route for {request.scope['path']!r}: {ROUTES_HELP}"
+    elif exc.status_code == 405:
+        public = f"Method {request.method} not allowed on {request.scope['path']}: {ROUTES_HELP}"
+    else:
+        public = exc.detail
+    error = OriginError(public, headers=exc.headers)
+    error.status = exc.status_code
+    return await on_origin_error(request, error)
+
+
 async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok\n")
 
@@ -70,26 +107,39 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     origin: Origin = request.app.state.origin
     problems = []
-    if origin.segmenter is None:
-        problems.append("segmentation model not loaded (background removal answers 501)")
+    if origin.segmenter is not None:
+        model = f"background removal with model {origin.segmenter.model_id}"
+    elif origin.settings.background_removal:
+        model = "segmentation model not loaded (background removal answers 501)"
+        problems.append(model)
+    else:
+        model = "background removal off (CUTOUT_BACKGROUND_REMOVAL=0)"
     if not await anyio.to_thread.run_sync(origin.cache.writable):
         problems.append(f"cache {origin.cache.directory} is not writable")
     no_store = {"Cache-Control": "no-store"}
     if problems:
         return PlainTextResponse("not ready: " + "; ".join(problems) + "\n", 503, headers=no_store)
-    return PlainTextResponse("ready\n", headers=no_store)
+    return PlainTextResponse(f"ready: {model}\n", headers=no_store)
 
 
 async def metrics_endpoint(request: Request) -> Response:
     return Response(metrics.render_latest(), media_type=metrics.CONTENT_TYPE)
 
 
+def start_segmenter() -> Segmenter:
+    """The model, loaded once per process; ``SegmenterError`` says what is wrong and how to fix it."""
+    from transform.segment import load_segmenter
+
+    return load_segmenter()
+
+
 def _load_segmenter() -> Segmenter | None:
-    from transform.segment import ModelMissing, load_segmenter
+    """For `cutout eager`, which only needs the model for some lines: None (with a warning) if absent."""
+    from transform.segment import SegmenterError
 
     try:
-        return load_segmenter()
-    except ModelMissing as exc:
+        return start_segmenter()
+    except SegmenterError as exc:
         log.warning("background removal disabled: %s", exc)
         return None
 
@@ -97,15 +147,17 @@ def _load_segmenter() -> Segmenter | None:
 def create_app(
     settings: Settings | None = None, *, segmenter: Segmenter | None = None, load_model: bool = True
 ) -> FastHits:
-    """The app. ``segmenter`` injects one (tests); otherwise the model is loaded once at start-up."""
+    """The app. ``segmenter`` injects one (tests, or `cutout serve` with one process); otherwise the
+    model is loaded once at start-up unless ``load_model`` is false or settings turn it off."""
     settings = settings or load_settings(os.environ)
     _, cache_dir = settings.require_paths()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         model = segmenter
-        if model is None and load_model:
-            model = await anyio.to_thread.run_sync(_load_segmenter)
+        if model is None and load_model and settings.background_removal:
+            # A missing or broken model stops the start-up (`cutout serve` checks it before any worker).
+            model = await anyio.to_thread.run_sync(start_segmenter)
         cache = DerivativeCache(cache_dir, size_limit=settings.cache_size)
         app.state.origin = Origin(settings, cache, segmenter=model)
         try:
@@ -122,7 +174,8 @@ def create_app(
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/readyz", readyz, methods=["GET", "HEAD"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
-        Route("/{path:path}", deliver, methods=["GET", "HEAD"]),
+        Route("/{path:cutout_anything}", deliver, methods=["GET", "HEAD"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={OriginError: on_origin_error})
+    handlers = {OriginError: on_origin_error, HTTPException: on_http_error}
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     return FastHits(app)

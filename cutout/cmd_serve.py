@@ -8,6 +8,7 @@ import shutil
 import sys
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from cutout.settings import Settings, SettingsError, describe, load_settings
 
@@ -75,10 +76,26 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(settings, f.name)
         if "env" in f.metadata and f.name in _OPTIONS and value is not None:
             os.environ[f.metadata["env"]] = str(Path(value).resolve() if isinstance(value, Path) else value)
+    segmenter = None
+    if settings.background_removal:
+        from cutout.app import start_segmenter
+        from transform.segment import SegmenterError
+
+        try:
+            segmenter = start_segmenter()
+        except SegmenterError as exc:
+            print(f"cutout serve: background removal: {exc}\n"
+                  "  (CUTOUT_BACKGROUND_REMOVAL=0 serves everything else without the model)", file=sys.stderr)
+            return 2
     if args.print_examples:
         print("cutout is serving these example URLs:\n" + "\n".join(example_urls(settings)), flush=True)
-    uvicorn.run(
-        "cutout.app:create_app", factory=True, host=settings.host, port=settings.port,
-        workers=settings.workers, log_level=args.log_level, access_log=False,
-    )
+    options: dict[str, Any] = dict(host=settings.host, port=settings.port, log_level=args.log_level,
+                                   access_log=False)
+    if settings.workers == 1:
+        from cutout.app import create_app
+
+        uvicorn.run(create_app(settings, segmenter=segmenter), **options)
+    else:
+        del segmenter  # checked; each worker process loads its own
+        uvicorn.run("cutout.app:create_app", factory=True, workers=settings.workers, **options)
     return 0

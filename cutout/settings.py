@@ -59,6 +59,9 @@ class Settings:
                                       "CUTOUT_FAILURE_SECONDS", low=0.0)
     memory_cache: int = _setting(64 << 20, "per-process memory for hot derivatives, bytes (K, M, G)",
                                  "CUTOUT_MEMORY_CACHE", low=0)
+    background_removal: bool = _setting(
+        True, "load the model at start-up (missing: no start); 0: serve without it, e_background_removal 501",
+        "CUTOUT_BACKGROUND_REMOVAL")
     retry_after: int = _setting(2, "Retry-After seconds sent with 423", "CUTOUT_RETRY_AFTER", low=1)
     named: Mapping[str, str] = field(default_factory=dict, metadata={"help": "loaded named transformations"})
 

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import pyvips
 from cloudinary.utils import cloudinary_url
+from starlette.types import Message
 
-from tests.app.helpers import SAMPLES, ClientFactory, metric
+from tests.app.helpers import SAMPLES, ClientFactory, EllipseSegmenter, metric
 
 
 def sdk(public_id: str, **options: Any) -> str:
@@ -85,6 +86,11 @@ def test_equivalent_parameter_orders_share_one_cache_entry(client: Any) -> None:
         ("/demo/image/upload/v1/docs/%2E%2E/%2E%2E/pyproject", 400, "public id"),
         ("/demo/image/upload/v1/..%2F..%2Fpyproject", 400, "public id"),
         ("/demo/video/upload/docs/road", 400, "image/upload"),
+        # Decoded newlines still reach the delivery route (Starlette's path convertor stops at them).
+        ("/image/upload/e_%0A/docs/road", 400, "e_%0A"),
+        ("/image/upload/w_10/a%0Ab.jpg", 400, "public id"),
+        ("/demo/image/upload/c_scale,w_50/docs/road%0A.jpg", 400, "public id"),
+        ("/favicon.ico", 400, "Invalid delivery path"),
     ],
 )
 def test_client_errors(client: Any, path: str, status: int, message: str) -> None:
@@ -94,6 +100,37 @@ def test_client_errors(client: Any, path: str, status: int, message: str) -> Non
     assert response.text.strip() == response.headers["x-cld-error"] or status == 404
     assert response.headers["cache-control"] == "public, max-age=60"
     assert response.headers["access-control-allow-origin"] == "*"
+
+
+def test_unrouted_requests_answer_in_the_error_model(client: Any) -> None:
+    post = client.post("/demo/image/upload/docs/road")
+    assert post.status_code == 405 and set(post.headers["allow"].split(", ")) == {"GET", "HEAD"}
+    assert post.headers["x-cld-error"].startswith("Method POST not allowed on /demo/image/upload/docs/road")
+    assert "/healthz" in post.headers["x-cld-error"] and post.text.strip() == post.headers["x-cld-error"]
+    assert client.delete("/metrics").status_code == 405
+    # A request target that is not a path (``OPTIONS *``) matches no route at all.
+    status, headers = asgi_call(client, "OPTIONS", "*")
+    assert status == 404
+    assert headers["x-cld-error"].startswith("No route for '*': delivery URLs are GET or HEAD")
+
+
+def asgi_call(client: Any, method: str, path: str) -> tuple[int, dict[str, str]]:
+    """Straight to the ASGI app: the test client cannot send a target that does not start with '/'."""
+    started: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        started.extend([message] if message["type"] == "http.response.start" else [])
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
+             "headers": [(b"host", b"testserver")], "server": ("testserver", 80),
+             "state": dict(client.app_state)}
+    client.portal.call(client.app, scope, receive, send)
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in started[0]["headers"]}
+    return started[0]["status"], headers
 
 
 def _originals(tmp_path: Path) -> Path:
@@ -172,9 +209,11 @@ def test_unexpected_errors_are_generic_500s_and_the_server_stays_up(
     assert client.get("/demo/image/upload/c_scale,w_34/docs/road").status_code == 200
 
 
-def test_health_ready_and_metrics(client: Any, make_client: ClientFactory) -> None:
+def test_health_ready_and_metrics(client: Any, make_client: ClientFactory, stub: EllipseSegmenter) -> None:
     assert client.get("/healthz").text == "ok\n"
-    assert client.get("/readyz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.text == f"ready: background removal with model {stub.model_id}\n"
     client.get("/demo/image/upload/docs/road")
     body = client.get("/metrics").text
     for name in ("cutout_requests_total", "cutout_render_seconds", "cutout_inference_total",
@@ -187,6 +226,8 @@ def test_health_ready_and_metrics(client: Any, make_client: ClientFactory) -> No
     response = no_model.get("/demo/image/upload/e_background_removal/docs/road")
     assert response.status_code == 501
     assert "Background removal is not available" in response.headers["x-cld-error"]
+    turned_off = make_client(segmenter=None, background_removal=False).get("/readyz")
+    assert turned_off.status_code == 200 and "background removal off" in turned_off.text
 
 
 def test_hot_hits_answer_like_the_full_path(client: Any) -> None:

@@ -3,6 +3,9 @@ and with the real model: one inference for a burst across two workers, recovery 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +16,7 @@ import pytest
 
 from cutout.cli import main
 from tests.app.helpers import SAMPLES
-from tests.app.server_process import ServerProcess, metric
+from tests.app.server_process import ROOT, ServerProcess, free_port, metric
 from tests.conftest import require
 
 MODEL = Path.home() / ".cache" / "cutout" / "models" / "isnet-general-use.onnx"
@@ -39,8 +42,7 @@ def poll_200(url: str, timeout: float = 180.0) -> httpx.Response:
 
 def test_real_server_two_workers_without_model(servers: list[ServerProcess], tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    server = ServerProcess(SAMPLES, tmp_path / "cache", workers=2,
-                           env={"CUTOUT_MODEL": str(tmp_path / "no-model.onnx")})
+    server = ServerProcess(SAMPLES, tmp_path / "cache", workers=2, env={"CUTOUT_BACKGROUND_REMOVAL": "0"})
     servers.append(server)
     server.wait_ready()
     url = server.url + "/demo/image/upload/c_scale,w_200/docs/road"
@@ -55,7 +57,8 @@ def test_real_server_two_workers_without_model(servers: list[ServerProcess], tmp
     assert head.status_code == 404 and head.headers["x-cld-error"] == "Resource not found - docs/nope"
     missing = httpx.get(server.url + "/demo/image/upload/e_background_removal/docs/road")
     assert missing.status_code == 501
-    assert httpx.get(server.url + "/readyz").status_code == 503
+    ready = httpx.get(server.url + "/readyz")
+    assert ready.status_code == 200 and "background removal off" in ready.text
 
     lines = tmp_path / "lines.txt"
     lines.write_text("/demo/image/upload/c_scale,w_64/docs/road\nc_scale,w_65 docs/road\n"
@@ -65,12 +68,28 @@ def test_real_server_two_workers_without_model(servers: list[ServerProcess], tmp
     assert "2 generated, 1 failed" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("model", ["missing", "corrupt"])
+def test_serve_stops_at_start_up_without_a_usable_model(tmp_path: Path, model: str) -> None:
+    path = tmp_path / "model.onnx"
+    if model == "corrupt":
+        path.write_bytes(b"not an onnx file")
+    command = [sys.executable, "-m", "cutout.cli", "serve", "--originals", str(SAMPLES),
+               "--cache-dir", str(tmp_path / "cache"), "--port", str(free_port())]
+    env = {**os.environ, "CUTOUT_MODEL": str(path), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("cutout serve: background removal: ")
+    assert str(path) in done.stderr and "cutout fetch-model" in done.stderr
+    assert "CUTOUT_BACKGROUND_REMOVAL=0" in done.stderr and "Traceback" not in done.stderr
+
+
 @pytest.mark.slow
 def test_burst_on_two_workers_runs_the_model_once(servers: list[ServerProcess], tmp_path: Path) -> None:
     require(MODEL.exists(), f"model not found at {MODEL}")
     server = ServerProcess(SAMPLES, tmp_path / "cache", workers=2)
     servers.append(server)
     server.wait_ready(path="/readyz", timeout=300)
+    assert "background removal with model " in httpx.get(server.url + "/readyz").text
     with ThreadPoolExecutor(max_workers=50) as pool:
         statuses = list(pool.map(lambda _: httpx.get(server.url + CUTOUT, timeout=60).status_code, range(50)))
     assert set(statuses) <= {200, 423}, statuses

@@ -76,7 +76,7 @@ def start_stack(tmp_path: Path, env: dict[str, str]) -> Iterator[Stack]:
     nginx = subprocess.Popen([binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        server.wait_ready(path="/readyz" if "CUTOUT_MODEL" not in env else "/healthz", timeout=300)
+        server.wait_ready(path="/readyz", timeout=300)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 20
         while True:
@@ -95,7 +95,7 @@ def start_stack(tmp_path: Path, env: dict[str, str]) -> Iterator[Stack]:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    yield from start_stack(tmp_path, {"CUTOUT_MODEL": str(tmp_path / "no-model.onnx")})
+    yield from start_stack(tmp_path, {"CUTOUT_BACKGROUND_REMOVAL": "0"})
 
 
 def test_hits_errors_and_headers_through_nginx(stack: Stack) -> None:
