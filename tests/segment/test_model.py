@@ -256,4 +256,12 @@ def test_alpha_grey_and_oversized_inputs(segmenter: IsNetSegmenter) -> None:
     wide = pyvips.Image.black(7000, 60).new_from_image([200, 200, 200]).copy(interpretation="srgb")
     mask = segmenter.segment(wide, fine_edges=False)
     assert (mask.alpha.width, mask.alpha.height) == (6144, 53)
-    assert segmenter.model_id == f"{MEDIUM.sha256[:12]}-p1-isnet"
+    # The file's own hash: the original's, or the float32 copy's that fetch-model recorded.
+    path = segmenter.model.config.path
+    expected = MEDIUM.sha256 if path.name == MEDIUM.filename else fp32_manifest(path)["sha256"]
+    assert segmenter.model_id == f"{expected[:12]}-p1-isnet"
+
+
+def fp32_manifest(path: Path) -> dict[str, str]:
+    manifest: dict[str, str] = json.loads(path.with_name(path.name + ".json").read_text())
+    return manifest

@@ -3,7 +3,9 @@
 Everything a deployment may change comes from arguments or the environment:
 
 - ``CUTOUT_MODEL``: an ONNX saliency model (one image input ``[1, 3, H, W]``, first output the mask);
-  default ``$CUTOUT_HOME/models/isnet-general-use.onnx`` (``CUTOUT_HOME`` default ``~/.cache/cutout``).
+  default ``$CUTOUT_HOME/models/isnet-general-use-fp32.onnx`` when `cutout fetch-model` has made that
+  float32 copy and it matches its manifest, else ``$CUTOUT_HOME/models/isnet-general-use.onnx``
+  (``CUTOUT_HOME`` default ``~/.cache/cutout``).
 - ``CUTOUT_MODEL_SIZE``: ``1024`` or ``1024x768`` (width x height), only for models with a dynamic input.
 - ``CUTOUT_MODEL_MEAN`` / ``CUTOUT_MODEL_STD``: three comma-separated floats applied to pixels scaled
   to [0, 1], or a recipe name for MEAN (``isnet``, ``imgly``, ``imagenet``) that sets both.
@@ -23,7 +25,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from transform.segment.fetch import MEDIUM, SMALL, file_sha256, model_path
+from transform.segment.fetch import (
+    FP32_FILENAME,
+    MEDIUM,
+    SMALL,
+    file_sha256,
+    fp32_is_valid,
+    model_path,
+    preferred_model_path,
+)
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -81,7 +91,7 @@ def config_from_env(
     environ: Mapping[str, str] = os.environ,
 ) -> ModelConfig:
     """Arguments win; None falls back to the environment, then to the defaults."""
-    path = Path(model_path or environ.get("CUTOUT_MODEL") or default_model_path()).expanduser()
+    path = Path(model_path or environ.get("CUTOUT_MODEL") or preferred_model_path()).expanduser()
     recipe, norm = _normalization(environ)
     if threads is None:
         threads = _positive_int(environ, "CUTOUT_ORT_THREADS") or len(os.sched_getaffinity(0))
@@ -221,20 +231,37 @@ def _check_file(path: Path) -> None:
     for variant in (MEDIUM, SMALL):
         if path.name == variant.filename and file_sha256(path) != variant.sha256:
             raise ModelMissing(f"The model at {path} is corrupt (sha256 mismatch). Delete it, then {how}")
+    if path.name == FP32_FILENAME and not fp32_is_valid(path):
+        raise ModelMissing(
+            f"The float32 copy at {path} does not match its manifest {path.name}.json. Delete both, "
+            "then run `cutout fetch-model` to write it again."
+        )
 
 
-def _session(config: ModelConfig) -> onnxruntime.InferenceSession:
+def ort_options(threads: int) -> onnxruntime.SessionOptions:
     import onnxruntime as ort  # deferred: importing it costs ~0.3 s, paid only when a model is loaded
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = config.threads
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     # The arena and memory patterns double peak memory (2.2 GB -> 1.16 GB measured) at equal speed.
     options.enable_cpu_mem_arena = False
     options.enable_mem_pattern = False
+    # ALL (with the NCHWc layout passes) beat EXTENDED by 14-25 % per inference (bench/RESULTS.md).
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle intra-op threads spinning for work burn a core that pyvips request threads need: with a
+    # render running alongside, spinning off measured 18 % faster inference and 11 % more renders, and
+    # equal speed alone.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
+    return options
+
+
+def _session(config: ModelConfig) -> onnxruntime.InferenceSession:
+    import onnxruntime as ort
+
+    options = ort_options(config.threads)
     providers = _providers(config.providers, ort.get_available_providers())
     try:
         return ort.InferenceSession(str(config.path), options, providers=providers)

@@ -1,0 +1,160 @@
+"""The float32 copy: conversion of a small half-precision model built here, its check, its manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import pyvips
+from onnx import TensorProto, helper, numpy_helper
+
+from tests.conftest import require
+from transform.segment import IsNetSegmenter, ModelMissing, default_model_path, load_segmenter
+from transform.segment.convert import ConversionError, probe_input, to_float32, write_float32
+from transform.segment.fetch import (
+    FP32_FILENAME,
+    MEDIUM,
+    ensure_fp32,
+    fp32_is_valid,
+    fp32_path,
+    preferred_model_path,
+)
+from transform.segment.model import config_from_env
+
+SAMPLE = Path(__file__).resolve().parents[2] / "cutout" / "samples" / "docs" / "rmv_bgd" / "woman_orig.jpg"
+
+
+def half_model() -> onnx.ModelProto:
+    """Shaped like the npm IS-Net: float32 in and out, float16 weights, Casts around a float32 Resize,
+    a side output and a feature-map output besides the mask."""
+    rng = np.random.default_rng(3)
+
+    def weight(name: str, *shape: int) -> onnx.TensorProto:
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float16), name)
+
+    nodes = [
+        helper.make_node("Cast", ["input"], ["x16"], to=TensorProto.FLOAT16),
+        helper.make_node("Conv", ["x16", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Cast", ["r1"], ["r1f"], to=TensorProto.FLOAT),
+        helper.make_node("Constant", [], ["scales"], value=numpy_helper.from_array(
+            np.array([1, 1, 2, 2], np.float32), "scales")),
+        helper.make_node("Resize", ["r1f", "", "scales"], ["up"], mode="linear"),
+        helper.make_node("Cast", ["up"], ["up16"], to=TensorProto.FLOAT16),
+        helper.make_node("Conv", ["up16", "w2"], ["logits"]),
+        helper.make_node("Sigmoid", ["logits"], ["mask16"]),
+        helper.make_node("Cast", ["mask16"], ["output"], to=TensorProto.FLOAT),
+        helper.make_node("Conv", ["x16", "w3"], ["side16"]),
+        helper.make_node("Sigmoid", ["side16"], ["side_sig"]),
+        helper.make_node("Cast", ["side_sig"], ["side"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["c1"], ["features"], to=TensorProto.FLOAT),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "half",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [
+            helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1, 32, 32]),
+            helper.make_tensor_value_info("side", TensorProto.FLOAT, [1, 1, 16, 16]),
+            helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, 4, 16, 16]),
+        ],
+        [weight("w1", 4, 3, 3, 3), weight("b1", 4), weight("w2", 1, 4, 1, 1), weight("w3", 1, 3, 1, 1)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def run(model: onnx.ModelProto, x: np.ndarray) -> dict[str, np.ndarray]:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, {"input": x}), strict=True))
+
+
+def test_float32_copy_has_no_half_precision_and_no_casts_and_the_same_outputs() -> None:
+    model = half_model()
+    converted = to_float32(model)
+    graph = converted.graph
+    assert {t.data_type for t in graph.initializer} == {TensorProto.FLOAT}
+    assert all(n.op_type != "Cast" for n in graph.node)
+    assert [o.name for o in graph.output] == ["output", "side", "features"]
+    x = probe_input([1, 3, 16, 16])
+    before, after = run(model, x), run(converted, x)
+    for name in before:
+        assert after[name].dtype == np.float32
+        np.testing.assert_allclose(after[name], before[name], atol=5e-3)
+    assert model.graph.initializer[0].data_type == TensorProto.FLOAT16  # the input is left alone
+
+
+def test_keeping_only_the_mask_output_drops_the_side_branches() -> None:
+    converted = to_float32(half_model(), keep_outputs=["output"])
+    assert [o.name for o in converted.graph.output] == ["output"]
+    assert sorted(t.name for t in converted.graph.initializer) == ["b1", "w1", "w2"]
+    ops = [n.op_type for n in converted.graph.node]
+    assert ops == ["Conv", "Relu", "Constant", "Resize", "Conv", "Sigmoid"]
+    x = probe_input([1, 3, 16, 16])
+    np.testing.assert_allclose(run(converted, x)["output"], run(half_model(), x)["output"], atol=5e-3)
+
+
+def test_unknown_output_and_unsupported_nodes_are_refused() -> None:
+    with pytest.raises(ConversionError, match="'mask'"):
+        to_float32(half_model(), keep_outputs=["mask"])
+    model = half_model()
+    model.graph.node.append(helper.make_node("EyeLike", ["input"], ["eye"], dtype=TensorProto.FLOAT16))
+    with pytest.raises(ConversionError, match="EyeLike"):
+        to_float32(model)
+
+
+def test_write_checks_the_copy_and_is_atomic(tmp_path: Path) -> None:
+    source = tmp_path / "half.onnx"
+    onnx.save(half_model(), source)
+    dest = tmp_path / "out" / "fp32.onnx"
+    diff = write_float32(source, dest)
+    assert 0 <= diff < 5e-3
+    assert onnx.load(dest).graph.initializer[0].data_type == TensorProto.FLOAT
+    with pytest.raises(ConversionError, match="differs"):
+        write_float32(source, tmp_path / "refused.onnx", tolerance=-1.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["half.onnx", "out"]
+    assert [p.name for p in dest.parent.iterdir()] == ["fp32.onnx"]
+
+
+def test_ensure_fp32_writes_a_manifest_and_the_default_path_follows_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUTOUT_HOME", str(tmp_path))
+    original = tmp_path / "models" / MEDIUM.filename
+    original.parent.mkdir()
+    onnx.save(half_model(), original)
+    assert preferred_model_path() == original
+    # The small model stands in for the real one: the manifest records the medium model's hash.
+    copy = ensure_fp32(original, source_sha256=MEDIUM.sha256, log=lambda line: None)
+    assert copy == original.with_name(FP32_FILENAME)
+    manifest = json.loads(copy.with_name(FP32_FILENAME + ".json").read_text())
+    assert manifest["sha256"] == hashlib.sha256(copy.read_bytes()).hexdigest()
+    assert manifest["source_sha256"] == MEDIUM.sha256
+    assert preferred_model_path() == copy == config_from_env(environ={}).path
+    assert config_from_env(environ={"CUTOUT_MODEL": str(original)}).path == original  # still usable
+    lines: list[str] = []
+    ensure_fp32(original, source_sha256=MEDIUM.sha256, log=lines.append)
+    assert lines == [f"float32 copy present and valid: {copy}"]
+    assert not fp32_is_valid(copy, source_sha256="0" * 64)
+    copy.write_bytes(copy.read_bytes() + b"\0")  # damaged: the original is used again
+    assert preferred_model_path() == original
+    with pytest.raises(ModelMissing, match="does not match its manifest"):
+        load_segmenter(copy)
+
+
+@pytest.mark.slow
+def test_the_real_float32_copy_is_the_default_and_masks_like_the_original(segmenter: IsNetSegmenter) -> None:
+    require(fp32_is_valid(fp32_path()), "float32 copy not written (run `cutout fetch-model`)")
+    assert segmenter.model.config.path == fp32_path()
+    original = load_segmenter(default_model_path())
+    photo = pyvips.Image.new_from_file(str(SAMPLE))
+    ours, theirs = (s.segment(photo, fine_edges=False).alpha.numpy() for s in (segmenter, original))
+    assert int(np.abs(ours.astype(np.int16) - theirs).max()) <= 2  # of 255
