@@ -93,7 +93,8 @@ def make_files(folder: Path) -> dict[str, Path]:
 def session_options(threads: int, level: str, spinning: bool) -> ort.SessionOptions:
     options = ort_options(threads)
     options.graph_optimization_level = LEVELS[level]
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    if spinning:  # ort_options turns it off
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1")
     return options
 
 

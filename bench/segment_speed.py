@@ -3,9 +3,11 @@
     .venv/bin/python bench/segment_speed.py [--runs 3] [--ecssd N] [--skip-rembg]
 
 The reference is a bare script doing the least possible work (pyvips thumbnail to 1024x1024, one
-onnxruntime inference of the same model file, nothing written), run in the same session, alternating
-with ours, so the ratio holds on a noisy shared machine. rembg (the `bench` extra) uses our model file
-through a symlink at $REMBG_HOME/models/isnet-general-use/isnet-general-use.onnx.
+onnxruntime inference with default settings, nothing written), run in the same session, alternating
+with ours, so the ratio holds on a noisy shared machine. All three use the model file remove-bg uses
+by default (the float32 copy when fetch-model has written it; printed at the start): rembg (the
+`bench` extra) through a symlink at $REMBG_HOME/models/isnet-general-use/isnet-general-use.onnx.
+Inference settings and model copies are compared in bench/segment_ort.py.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.metrics import Scores, load_mask, mean, pairs, scores  # noqa: E402
-from transform.segment import default_model_path, load_segmenter  # noqa: E402
+from transform.segment import load_segmenter  # noqa: E402
+from transform.segment.fetch import preferred_model_path  # noqa: E402
 
 PY = sys.executable
 CUTOUT = str(Path(PY).parent / "cutout")
@@ -67,7 +70,7 @@ def photo_12mp(folder: Path) -> Path:
 def rembg_home(folder: Path) -> Path:
     target = folder / "rembg" / "models" / "isnet-general-use" / "isnet-general-use.onnx"
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.symlink_to(default_model_path())
+    target.symlink_to(preferred_model_path())
     return folder / "rembg"
 
 
@@ -83,7 +86,7 @@ def whole_process(folder: Path, photo: Path, runs: int, with_rembg: bool) -> dic
     env = {**os.environ, "REMBG_HOME": str(rembg_home(folder))}
     (folder / "bare.py").write_text(BARE)
     (folder / "run_rembg.py").write_text(REMBG)
-    model = str(default_model_path())
+    model = str(preferred_model_path())
     cases: dict[str, list[str]] = {
         "bare script (thumbnail + inference)": [PY, str(folder / "bare.py"), model, str(photo)],
         "cutout remove-bg --mask": [CUTOUT, "remove-bg", str(photo), "-o", str(folder / "o"), "--mask"],
@@ -133,52 +136,16 @@ def ecssd(folder: Path, limit: int, with_rembg: bool) -> dict[str, tuple[float, 
     return {name: (statistics.mean(t), mean(s)) for name, (t, s) in results.items()}
 
 
-def ort_options(photo: Path, repeats: int) -> None:
-    """Session build time and inference time for graph optimisation levels and thread counts."""
-    import onnxruntime as ort
-
-    from transform.segment.model import RECIPES
-    from transform.segment.segmenter import prepare, to_batch
-
-    small = prepare(pyvips.Image.new_from_file(str(photo))).thumbnail_image(1024, height=1024, size="force")
-    batch = to_batch(small.numpy(), RECIPES["isnet"])
-    cpu = ["CPUExecutionProvider"]
-    levels = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
-    print(f"onnxruntime options, one process, median of {repeats} inferences:")
-    for threads in (2, 1):
-        for name, level in levels.items():
-            options = ort.SessionOptions()
-            options.enable_cpu_mem_arena = False
-            options.enable_mem_pattern = False
-            options.intra_op_num_threads = threads
-            options.graph_optimization_level = level
-            start = time.perf_counter()
-            session = ort.InferenceSession(str(default_model_path()), options, providers=cpu)
-            built = time.perf_counter() - start
-            runs = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                session.run(["output"], {"input": batch})
-                runs.append(time.perf_counter() - start)
-            infer = statistics.median(runs)
-            print(f"  threads {threads} {name:9s} build {built:5.2f} s  inference {infer:5.2f} s")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--ecssd", type=int, default=64, metavar="N", help="ecssd_subset64 images (0: skip)")
     parser.add_argument("--skip-rembg", action="store_true")
-    parser.add_argument("--ort-options", action="store_true", help="only compare onnxruntime settings")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cutout-bench-") as tmp:
         folder = Path(tmp)
         photo = photo_12mp(folder)
-        if args.ort_options:
-            ort_options(photo, args.runs)
-            return
+        print(f"model file (remove-bg, bare script, rembg): {preferred_model_path()}")
         times = whole_process(folder, photo, args.runs, not args.skip_rembg)
         bare = statistics.median(times["bare script (thumbnail + inference)"])
         print(f"12 MP JPEG (4000x3000), whole process, median of {args.runs} (min):")

@@ -42,8 +42,12 @@ def half_model() -> onnx.ModelProto:
         helper.make_node("Conv", ["x16", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["c1"], ["r1"]),
         helper.make_node("Cast", ["r1"], ["r1f"], to=TensorProto.FLOAT),
-        helper.make_node("Constant", [], ["scales"], value=numpy_helper.from_array(
-            np.array([1, 1, 2, 2], np.float32), "scales")),
+        helper.make_node(
+            "Constant",
+            [],
+            ["scales"],
+            value=numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales"),
+        ),
         helper.make_node("Resize", ["r1f", "", "scales"], ["up"], mode="linear"),
         helper.make_node("Cast", ["up"], ["up16"], to=TensorProto.FLOAT16),
         helper.make_node("Conv", ["up16", "w2"], ["logits"]),

@@ -28,7 +28,7 @@ class ConversionError(RuntimeError):
     """The model uses something this converter does not handle; the original stays usable."""
 
 
-_FLOATS = (1, 10)  # TensorProto.FLOAT, TensorProto.FLOAT16
+_FLOATS = (TensorProto.FLOAT, TensorProto.FLOAT16)
 _DTYPE_ATTRS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "EyeLike"}
 
 
@@ -43,6 +43,8 @@ def to_float32(model: onnx.ModelProto, *, keep_outputs: Sequence[str] | None = N
     graph = out.graph
     if any(n.domain not in ("", "ai.onnx") or n.op_type in ("If", "Loop", "Scan") for n in graph.node):
         raise ConversionError("custom-domain or control-flow nodes are not supported")
+    if any(t.values.data_type == TensorProto.FLOAT16 for t in graph.sparse_initializer):
+        raise ConversionError("half-precision sparse initializers are not supported")
     types = _elem_types(model)
     for index, tensor in enumerate(graph.initializer):
         if tensor.data_type == TensorProto.FLOAT16:
@@ -57,11 +59,11 @@ def to_float32(model: onnx.ModelProto, *, keep_outputs: Sequence[str] | None = N
                 raise ConversionError(f"tensor-list attribute on {node.name!r} is not supported")
             elif node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT16:
                 attr.i = TensorProto.FLOAT
-    for value in (*graph.input, *graph.output, *graph.value_info):
+    for value in (*graph.input, *graph.output):
         if value.type.tensor_type.elem_type == TensorProto.FLOAT16:
             value.type.tensor_type.elem_type = TensorProto.FLOAT
+    del graph.value_info[:]  # types and names change here; onnxruntime infers its own
     _drop_float_casts(graph, types)
-    del graph.value_info[:]  # names and types changed; onnxruntime infers its own
     if keep_outputs is not None:
         _keep_outputs(graph, keep_outputs)
     onnx.checker.check_model(out)

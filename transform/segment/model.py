@@ -251,8 +251,8 @@ def ort_options(threads: int) -> onnxruntime.SessionOptions:
     # ALL (with the NCHWc layout passes) beat EXTENDED by 14-25 % per inference (bench/RESULTS.md).
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # Idle intra-op threads spinning for work burn a core that pyvips request threads need: with a
-    # render running alongside, spinning off measured 18 % faster inference and 11 % more renders, and
-    # equal speed alone.
+    # render running alongside, spinning off gave 4-18 % faster inference and 5-11 % more renders (two
+    # runs), and the same speed alone (within 5 %).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
     return options
