@@ -116,7 +116,7 @@ def main() -> int:
     env = {"CUTOUT_BACKGROUND_REMOVAL": "0", "CUTOUT_RENDER_THREADS": "2"}
     server = ServerProcess(originals, tmp / "cache", workers=args.workers, env=env)
     processes: list[subprocess.Popen[bytes]] = []
-    results: dict[str, float] = {}
+    results: dict[str, float] = {"load_before": os.getloadavg()[0]}
     try:
         server.wait_ready()
         hit = httpx.get(server.url + HIT)
@@ -130,8 +130,8 @@ def main() -> int:
             render_config(proxy_port, f"127.0.0.1:{server.port}", prefix / "cache")
             + f"server {{ listen 127.0.0.1:{static_port}; root {static}; }}\n"
         )
-        two_workers = main_config(prefix).replace("worker_processes 1;", "worker_processes 2;")
-        (prefix / "nginx.conf").write_text(two_workers)
+        workers = main_config(prefix).replace("worker_processes 1;", f"worker_processes {args.workers};")
+        (prefix / "nginx.conf").write_text(workers)
         processes.append(subprocess.Popen([nginx_bin, "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                           start_new_session=True))
@@ -152,6 +152,7 @@ def main() -> int:
             httpx.get(f"{thumbor_url}/unsafe/400x0/big/img{count * 2}.jpg", timeout=60)  # warm-up
             thumb_urls = [f"{thumbor_url}/unsafe/400x0/big/img{count + i}.jpg" for i in range(count)]
             results["thumbor_renders"] = render_load(thumb_urls, args.concurrency)
+        results["load_after"] = os.getloadavg()[0]
     finally:
         for process in processes:
             process.terminate()
@@ -177,8 +178,13 @@ def format_report(r: dict[str, float], args: argparse.Namespace) -> str:
     lines = [
         f"## HTTP origin (bench/http_bench.py) — {date.today().isoformat()}, {machine()}",
         "",
-        f"Cached hit of `{HIT}` (the 400 px JPEG), wrk -t2 -c{args.connections} -d{args.seconds}s, "
-        f"cutout with {args.workers} workers; wrk, nginx and cutout share the same cores.",
+        f"Load average {r['load_before']:.2f} before, {r['load_after']:.2f} after (1 min, `os.getloadavg`).",
+        "",
+        f"Cached hit of `{HIT}` (the 400 px JPEG), wrk -t2 -c{args.connections} -d{args.seconds}s. "
+        f"Same cores for all: cutout has {args.workers} uvicorn workers (httptools, uvloop), nginx has "
+        f"{args.workers} worker processes; wrk, nginx and cutout share the machine's cores. The static "
+        "server and the proxy are in one nginx `http {}` (sendfile on, tcp_nopush on, access_log off: "
+        "as Debian's nginx.conf, except the log); cutout logs no access either.",
         "",
         "| what | requests/s | ratio | target |",
         "|---|---:|---:|---|",

@@ -12,15 +12,26 @@ from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
 from cutout import metrics
+from cutout.memory import BoundedDict
 from cutout.responses import answer
 from cutout.service import Origin
 
 _OWN_ROUTES = ("/healthz", "/readyz", "/metrics")
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+def encode(headers: dict[str, str], length: int) -> RawHeaders:
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    raw.append((b"content-length", str(length).encode()))
+    return raw
 
 
 class FastHits:
     def __init__(self, app: Starlette) -> None:
         self.app = app
+        # The headers of a 200 depend only on the derivative and how it was asked for, so they are
+        # encoded once: (etag, vary, versioned) -> raw headers.
+        self._encoded: BoundedDict[tuple[str, bool, bool], RawHeaders] = BoundedDict(4096)
 
     @property
     def state(self) -> Any:
@@ -43,8 +54,15 @@ class FastHits:
             return
         metrics.cache_hits_total.inc()
         if_none_match = headers.get(b"if-none-match", b"").decode("latin-1")
-        status, extra, body = answer(delivered, origin.settings.max_age, if_none_match)
-        raw = [(k.lower().encode(), v.encode()) for k, v in extra.items()]
-        raw.append((b"content-length", str(len(body)).encode()))
+        shape = (delivered.entry.etag, delivered.vary, delivered.versioned)
+        raw = None if if_none_match else self._encoded.get(shape)
+        if raw is None:
+            status, extra, body = answer(delivered, origin.settings.max_age, if_none_match)
+            raw = encode(extra, len(body))
+            if status == 200:
+                self._encoded[shape] = raw
+        else:
+            metrics.answered_200.inc()
+            status, body = 200, delivered.entry.data
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body if scope["method"] == "GET" else b""})

@@ -16,6 +16,9 @@ from prometheus_client import (
 )
 
 requests_total = Counter("cutout_requests_total", "HTTP requests answered, by status", ["status"])
+# Bound once: a label lookup per hit is measurable on the hot path.
+answered_200 = requests_total.labels("200")
+answered_304 = requests_total.labels("304")
 render_seconds = Histogram("cutout_render_seconds", "Time to render one derivative (cache misses)")
 inference_total = Counter("cutout_inference_total", "Segmentation model runs (mask cache misses)")
 inference_seconds = Histogram(

@@ -31,8 +31,8 @@ def answer(delivered: Delivered, max_age: int, if_none_match: str) -> tuple[int,
     if delivered.vary:
         headers["Vary"] = "Accept"
     if etag_matches(if_none_match, etag):
-        metrics.requests_total.labels("304").inc()
+        metrics.answered_304.inc()
         return 304, headers, b""
-    metrics.requests_total.labels("200").inc()
+    metrics.answered_200.inc()
     headers["Content-Type"] = CONTENT_TYPES.get(str(entry.meta["format"]), "application/octet-stream")
     return 200, headers, entry.data

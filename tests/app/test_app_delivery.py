@@ -241,3 +241,14 @@ def test_hot_hits_answer_like_the_full_path(client: Any) -> None:
     names = ("content-type", "content-length", "etag", "cache-control", "vary", "access-control-allow-origin",
              "access-control-expose-headers")
     assert {n: fast.headers.get(n) for n in names} == {n: full.headers.get(n) for n in names}
+    # Later hits reuse the encoded headers; they still count, and 304 and HEAD still apply.
+    answered = metric(client, 'cutout_requests_total{status="200"}')
+    again = client.get(url, headers=accept)
+    assert again.content == full.content
+    assert {n: again.headers.get(n) for n in names} == {n: full.headers.get(n) for n in names}
+    assert metric(client, 'cutout_requests_total{status="200"}') == answered + 1
+    cached = client.get(url, headers={**accept, "If-None-Match": full.headers["etag"]})
+    assert cached.status_code == 304 and cached.content == b""
+    head = client.head(url, headers=accept)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == full.headers["content-length"]

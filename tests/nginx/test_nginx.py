@@ -49,7 +49,7 @@ def main_config(prefix: Path) -> str:
         f"{user}daemon off;\nworker_processes 1;\npid {prefix}/nginx.pid;\n"
         f"error_log {prefix}/error.log info;\n"
         "events { worker_connections 1024; }\n"
-        "http {\n  access_log off;\n"
+        "http {\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n"  # as Debian's nginx.conf
         f"  client_body_temp_path {temp['client']};\n  proxy_temp_path {temp['proxy']};\n"
         f"  fastcgi_temp_path {temp['fastcgi']};\n  uwsgi_temp_path {temp['uwsgi']};\n"
         f"  scgi_temp_path {temp['scgi']};\n  include {prefix}/cutout.conf;\n}}\n"
