@@ -29,11 +29,15 @@ MAX_BAND = 250_000
 #: Trimap: alpha above HI is sure foreground, below LO sure background, after eroding both by
 #: BAND_FRACTION of the working size's longest side.
 LO, HI = 0.05, 0.95
-BAND_FRACTION = 1 / 100
+BAND_FRACTION = 1 / 128
 #: Closed-form matting regulariser and solver settings.
 EPS = 1e-7
 LAMBDA = 100.0
-MAX_ITER = 400
+#: Weight of the network's own alpha inside the band: keeps the solution near it where the photo
+#: gives no evidence either way (and makes the system well conditioned).
+PRIOR = 1e-4
+MAX_ITER = 500
+TOLERANCE = 1e-5
 #: Guided upsampling of the matte to full size.
 UP_RADIUS, UP_EPS = 1, 1e-5
 
@@ -55,7 +59,8 @@ def fine_edges(guide: pyvips.Image, alpha: F32) -> F32:
         unknown = _unknown(a0, band)
     if not unknown.any():
         return alpha
-    matte = solve(image, a0, unknown)
+    weights = np.where(unknown, np.float32(PRIOR), np.float32(LAMBDA)).astype(np.float32)
+    matte = solve(image, a0, weights, unknown)
     if (width, height) == (guide.width, guide.height):
         return matte
     a, b = coefficients(image, matte, UP_RADIUS, UP_EPS)
@@ -77,22 +82,23 @@ def _resize(alpha: F32, width: int, height: int) -> F32:
     return np.clip(out, 0, 1, out=out)
 
 
-def solve(image: F32, alpha: F32, unknown: npt.NDArray[np.bool_]) -> F32:
-    """Closed-form matting of the ``unknown`` pixels of ``image`` (HxWx3 in [0, 1]); other pixels keep
-    ``alpha`` and act as constraints."""
-    h, w = alpha.shape
-    centres = _window_centres(unknown)
+def solve(image: F32, target: F32, weights: F32, active: npt.NDArray[np.bool_]) -> F32:
+    """Minimise ``a' L a + sum(weights * (a - target)^2)`` over the pixels of ``image`` (HxWx3 in
+    [0, 1]) whose 3x3 windows touch ``active``, ``L`` being the closed-form matting Laplacian; other
+    pixels keep ``target``. Weights of pixels next to the active area should be large (they are the
+    boundary condition)."""
+    h, w = target.shape
+    centres = _window_centres(active)
     if centres.size == 0:
-        return alpha
+        return target
     offsets = np.array([dy * w + dx for dy in (-1, 0, 1) for dx in (-1, 0, 1)], dtype=np.int64)
     idx = centres[:, None] + offsets[None, :]  # (n, 9) flat pixel indices of each window
-    flat = image.reshape(-1, 3)
-    x = flat[idx].astype(np.float64)  # (n, 9, 3)
-    mu = x.mean(axis=1, keepdims=True)
-    xc = x - mu
-    cov = np.einsum("nki,nkj->nij", xc, xc) / 9 + (EPS / 9) * np.eye(3)
+    x = image.reshape(-1, 3)[idx].astype(np.float64)  # (n, 9, 3)
+    xc = x - x.mean(axis=1, keepdims=True)
+    cov = np.matmul(xc.transpose(0, 2, 1), xc) / 9 + (EPS / 9) * np.eye(3)
     inv = np.linalg.inv(cov)
-    vals = (np.eye(9)[None] - (1 + np.einsum("nki,nij,nlj->nkl", xc, inv, xc)) / 9).astype(np.float32)
+    vals = np.matmul(np.matmul(xc, inv), xc.transpose(0, 2, 1))
+    vals = (np.eye(9)[None] - (1 + vals) / 9).astype(np.float32)
     del x, xc, cov, inv
 
     touched, local = np.unique(idx, return_inverse=True)
@@ -103,16 +109,18 @@ def solve(image: F32, alpha: F32, unknown: npt.NDArray[np.bool_]) -> F32:
     lap = sparse.csr_matrix((vals.ravel(), (rows, cols)), shape=(m, m), dtype=np.float64)
     del rows, cols, vals
 
-    a_flat = alpha.reshape(-1)
-    known = ~unknown.reshape(-1)[touched]
-    prior = a_flat[touched].astype(np.float64)
-    d = LAMBDA * known.astype(np.float64)
-    system = lap + sparse.diags(d)
-    rhs = d * prior
+    t = target.reshape(-1)[touched].astype(np.float64)
+    d = weights.reshape(-1)[touched].astype(np.float64)
+    free = active.reshape(-1)[touched]
+    # Pixels outside ``active`` are fixed at ``target``: eliminating them keeps the right-hand side
+    # (and so the solver's stopping test) about the free pixels only.
+    lap_ff = lap[free][:, free]
+    rhs = d[free] * t[free] - lap[free][:, ~free] @ t[~free]
+    system = lap_ff + sparse.diags(d[free])
     precond = sparse.diags(1 / np.maximum(system.diagonal(), 1e-12))
-    sol, _ = cg(system, rhs, x0=prior, rtol=1e-6, maxiter=MAX_ITER, M=precond)
-    out = alpha.copy().reshape(-1)
-    out[touched] = np.clip(sol, 0, 1)
+    sol, _ = cg(system, rhs, x0=t[free], rtol=TOLERANCE, maxiter=MAX_ITER, M=precond)
+    out = target.copy().reshape(-1)
+    out[touched[free]] = np.clip(sol, 0, 1)
     return out.reshape(h, w)
 
 

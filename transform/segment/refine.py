@@ -4,7 +4,8 @@ A plain stretch of a 1024 map onto a 12 MP photo gives soft, blocky edges. Here 
 resized to a working size (the photo's size, capped), then passed through a colour guided filter whose
 guide is the photo itself: inside each window the output is an affine function of the photo's colour,
 so the mask's edge snaps to the photo's edge. The filter's coefficients are upsampled to full size and
-applied to the full-size photo (fast guided filter), which keeps strand-level detail beyond the cap.
+applied to the full-size photo (fast guided filter), which keeps strand-level detail beyond the cap. A contrast gain around 0.5 then
+firms up the edge.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ WORK_SIDE = 2048
 #: follows colour edges closely, a large one keeps the network's own soft map.
 RADIUS_FRACTION = 1 / 256
 EPS = 1e-3
+#: Contrast around 0.5 applied after filtering: the min-max-stretched sigmoid map is too soft at
+#: edges; 1.5 lowered MAE on both evaluation sets (binary ECSSD and soft alphamatting mattes).
+GAIN = 1.5
 
 
 def upsample_mask(prob: F32, guide: pyvips.Image, *, radius: int | None = None, eps: float = EPS) -> F32:
@@ -30,7 +34,11 @@ def upsample_mask(prob: F32, guide: pyvips.Image, *, radius: int | None = None, 
     p = _resize_map(prob, width, height)
     r = radius if radius is not None else max(1, round(max(width, height) * RADIUS_FRACTION))
     a, b = coefficients(guide_at(guide, width, height), p, r, eps)
-    return apply_full(guide, a, b)
+    alpha = apply_full(guide, a, b)
+    alpha -= 0.5
+    alpha *= GAIN
+    alpha += 0.5
+    return np.clip(alpha, 0, 1, out=alpha)
 
 
 def _resize_map(prob: F32, width: int, height: int) -> F32:
