@@ -4,8 +4,8 @@ A plain stretch of a 1024 map onto a 12 MP photo gives soft, blocky edges. Here 
 resized to a working size (the photo's size, capped), then passed through a colour guided filter whose
 guide is the photo itself: inside each window the output is an affine function of the photo's colour,
 so the mask's edge snaps to the photo's edge. The filter's coefficients are upsampled to full size and
-applied to the full-size photo (fast guided filter), which keeps strand-level detail beyond the cap. A contrast gain around 0.5 then
-firms up the edge.
+applied to the full-size photo (fast guided filter), which keeps strand-level detail beyond the cap.
+A contrast gain around 0.5 then firms up the edge.
 """
 
 from __future__ import annotations
