@@ -9,8 +9,8 @@ The score is ``presence * exp(-K * U / A)`` where, over the probability map ``p`
 * ``presence = min(1, A / (0.002 * N))`` with ``N`` pixels: a map with (almost) no foreground
   means the network found nothing, which is not a confident cut-out however crisp it is.
 
-Example: a 100x100 square with a 2-pixel soft edge in a 1024x1024 map scores about 0.7; the same
-square blurred into a wide ramp scores under 0.1.
+Example: a 100x100 square in a 1024x1024 map, its edge blurred by a Gaussian of sigma 1 px, scores
+0.79 (sigma 2: 0.61); blurred into a wide ramp (sigma 10) it scores 0.08.
 """
 
 from __future__ import annotations

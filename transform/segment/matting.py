@@ -20,6 +20,7 @@ from scipy import sparse
 from scipy.ndimage import binary_dilation, binary_erosion
 from scipy.sparse.linalg import cg
 
+from transform.segment.confidence import score
 from transform.segment.guided import F32, apply_full, coefficients, from_numpy, guide_at, resize_to
 
 #: Working resolution cap (pixels). The closed-form system costs about 400 MB per megapixel of band.
@@ -38,6 +39,9 @@ LAMBDA = 100.0
 PRIOR = 1e-4
 MAX_ITER = 500
 TOLERANCE = 1e-5
+#: Below this confidence (``confidence.score`` of the refined alpha) the mask itself is likely wrong,
+#: and matting would spread the error along the photo's edges: the alpha is returned unchanged.
+MIN_CONFIDENCE = 0.4
 #: Guided upsampling of the matte to full size.
 UP_RADIUS, UP_EPS = 1, 1e-5
 
@@ -52,6 +56,8 @@ def fine_edges(guide: pyvips.Image, alpha: F32) -> F32:
     width, height = working_size(guide.width, guide.height)
     image = guide_at(guide, width, height)
     a0 = _resize(alpha, width, height)
+    if score(a0) < MIN_CONFIDENCE:
+        return alpha
     band = max(1, round(max(width, height) * BAND_FRACTION))
     unknown = _unknown(a0, band)
     while np.count_nonzero(unknown) > MAX_BAND and band > 1:

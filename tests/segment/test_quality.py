@@ -1,0 +1,113 @@
+"""Mask refinement, fine edges and the confidence score: unit behaviour, then the real model on photos."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pyvips
+from scipy.ndimage import gaussian_filter
+
+from transform.segment import confidence, matting
+from transform.segment.guided import from_numpy, resize_to
+from transform.segment.refine import upsample_mask
+
+
+def photo(pixels: np.ndarray) -> pyvips.Image:
+    return pyvips.Image.new_from_array(pixels.astype(np.uint8)).copy(interpretation="srgb")
+
+
+def test_upsampled_edge_follows_the_photo() -> None:
+    # The photo has a sharp colour edge at x = 203; the network's map has a soft edge near x = 200.
+    width, height = 400, 300
+    pixels = np.zeros((height, width, 3), dtype=np.uint8)
+    pixels[:, :203] = (230, 40, 40)
+    pixels[:, 203:] = (30, 60, 200)
+    prob = np.zeros((1024, 1024), dtype=np.float32)
+    prob[:, : round(200 * 1024 / width)] = 1
+    prob = gaussian_filter(prob, 6).astype(np.float32)
+
+    alpha = upsample_mask(prob, photo(pixels))
+    plain = np.asarray(resize_to(from_numpy(prob), width, height).numpy())
+
+    assert alpha.shape == (height, width) and alpha.dtype == np.float32
+    assert 0 <= alpha.min() and alpha.max() <= 1
+    row, stretched = alpha[height // 2], plain[height // 2]
+    assert stretched[203:205].min() > 0.02  # a plain stretch bleeds over the photo's edge ...
+    assert row[203:].max() < 0.01  # ... the guided one stops at it
+    assert row[202] > 0.1
+    assert np.all(row[:203] >= stretched[:203] - 0.02)  # and does not eat into the object
+
+
+def test_upsampled_large_photo_works_at_capped_size() -> None:
+    image = pyvips.Image.black(5000, 3000, bands=3).copy(interpretation="srgb") + 128
+    prob = np.full((1024, 1024), 0.9, dtype=np.float32)
+    alpha = upsample_mask(prob, image.cast("uchar"))
+    assert alpha.shape == (3000, 5000)
+    assert float(alpha.min()) > 0.9
+
+
+def test_confidence_prefers_a_crisp_map() -> None:
+    square = np.zeros((1024, 1024), dtype=np.float32)
+    square[300:700, 250:800] = 1
+    crisp = gaussian_filter(square, 1.5)
+    mushy = np.clip(gaussian_filter(square, 25) * 0.7 + 0.15, 0, 1)
+    assert 0.5 < confidence.score(crisp) <= 1
+    assert 0 <= confidence.score(mushy) < 0.2
+    assert confidence.score(np.zeros((64, 64), dtype=np.float32)) == 0.0
+    speck = np.zeros((1024, 1024), dtype=np.float32)
+    speck[10:14, 10:14] = 1  # a few pixels of foreground: not a cut-out worth trusting
+    assert confidence.score(speck) < 0.01
+
+
+def test_matting_works_at_bounded_size() -> None:
+    width, height = matting.working_size(6144, 6144)
+    assert width * height <= matting.WORK_PIXELS * 1.01
+    assert matting.working_size(800, 600) == (800, 600)
+
+
+def test_fine_edges_recover_a_soft_edge_from_a_hard_mask() -> None:
+    # A disc whose true alpha ramps over 8 px; the given mask is the hard (thresholded) version.
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:240, 0:320]
+    truth = np.clip((70 - np.hypot(yy - 120, xx - 160)) / 8 + 0.5, 0, 1).astype(np.float32)
+    fg, bg = np.array([220, 180, 40.0]), np.array([20, 60, 150.0])
+    pixels = truth[..., None] * fg + (1 - truth[..., None]) * bg + rng.normal(0, 2, (240, 320, 3))
+    hard = gaussian_filter((truth > 0.5).astype(np.float32), 1.0)
+
+    alpha = matting.fine_edges(photo(np.clip(pixels, 0, 255)), hard)
+
+    assert alpha.shape == truth.shape and alpha.dtype == np.float32
+    assert np.abs(alpha - truth).sum() < 0.5 * np.abs(hard - truth).sum()
+
+
+def test_fine_edges_on_a_large_photo_stays_at_working_size() -> None:
+    image = (pyvips.Image.black(4000, 3000, bands=3) + 100).cast("uchar").copy(interpretation="srgb")
+    alpha = np.zeros((3000, 4000), dtype=np.float32)
+    alpha[1000:2000, 1500:2500] = 1
+    out = matting.fine_edges(image, alpha)
+    assert out.shape == (3000, 4000)
+    assert out[1500, 2000] > 0.95 and out[100, 100] < 0.05
+
+
+@pytest.mark.slow
+def test_real_cut_outs_on_eval_photos(segmenter: object, eval_dir: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from metrics import load_mask, scores
+
+    cases = [
+        ("ecssd_subset64", "0048", 0.95),
+        ("ecssd_subset64", "0304", 0.9),
+        ("alphamatting_train_lowres", "GT05", 0.95),
+    ]
+    for name, stem, floor in cases:
+        folder = eval_dir / name
+        image_path = next((folder / "image").glob(stem + ".*"))
+        truth = load_mask(next((folder / "mask").glob(stem + ".*")))
+        image = pyvips.Image.new_from_file(str(image_path))
+        mask = segmenter.segment(image, fine_edges=False)  # type: ignore[attr-defined]
+        alpha = np.asarray(mask.alpha.numpy(), dtype=np.float32) / 255
+        assert scores(alpha, truth).iou >= floor, (name, stem)
+        assert 0 < mask.confidence <= 1
