@@ -98,9 +98,9 @@ def test_real_cut_outs_on_eval_photos(segmenter: object, eval_dir: Path) -> None
     from metrics import load_mask, scores
 
     cases = [
-        ("ecssd_subset64", "0048", 0.95),
-        ("ecssd_subset64", "0304", 0.9),
-        ("alphamatting_train_lowres", "GT05", 0.95),
+        ("ecssd_subset64", "0048", 0.94),
+        ("ecssd_subset64", "0304", 0.86),
+        ("alphamatting_train_lowres", "GT05", 0.98),
     ]
     for name, stem, floor in cases:
         folder = eval_dir / name
