@@ -1,12 +1,17 @@
 """HTTP throughput of the origin, with the reference measured in the same run (loopback only).
 
-1. A cached hit at 64 connections (wrk): nginx serving the same bytes as a static file (reference),
-   the origin alone (target >= 0.3x), and the origin behind nginx/cutout.conf (target >= 0.9x).
+1. A cached hit at 64 connections (wrk): nginx serving the same bytes as a static file with the same
+   response headers cutout sends (reference), the origin alone (target >= 0.3x), and the origin behind
+   nginx/cutout.conf (target >= 0.9x). nginx's plain static file (its default headers only) is
+   measured too, and the CPU time nginx's workers spend per request on each path.
 2. Uncached ``c_scale,w_400`` renders of a 12-MP JPEG, each request a different public id so nothing
    is cached: cutout vs thumbor (in its own venv: THUMBOR_PYTHON, default /tmp/thumbor-venv/bin/python)
-   with the same concurrency and the same request count (target >= 1.5x).
+   with the same concurrency and the same request count (target >= 1.5x against thumbor as it starts
+   by default, one process); thumbor with as many processes as cutout has workers is measured too.
 
-    .venv/bin/python bench/http_bench.py [--seconds 10] [--renders 48] [--append-results]
+Cases are interleaved, the reference first in every round.
+
+    .venv/bin/python bench/http_bench.py [--seconds 10] [--rounds 3] [--renders 96] [--append-results]
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
@@ -33,17 +40,43 @@ from tests.app.server_process import ServerProcess, free_port  # noqa: E402
 from tests.nginx.test_nginx import main_config, render_config  # noqa: E402
 
 HIT = "/demo/image/upload/c_scale,w_400/docs/road"
+# What cutout adds to this (unversioned) hit, so that the static reference answers with comparable
+# headers: nginx's static module adds Last-Modified and Accept-Ranges, the proxy adds X-Cache-Status.
+SAME_HEADERS = ('add_header Cache-Control "public, max-age=3600"; '
+                'add_header Access-Control-Allow-Origin "*"; '
+                'add_header Access-Control-Expose-Headers "X-Cld-Error,Content-Length";')
 
 
-def wrk(url: str, seconds: int, connections: int) -> float:
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def wrk(url: str, seconds: int, connections: int, pids: list[int]) -> tuple[float, float]:
+    """Requests/s, and CPU microseconds per request spent by ``pids`` (the server's processes)."""
+    before = cpu_seconds(pids)
     out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", url],
                          capture_output=True, text=True, check=True).stdout
+    spent = cpu_seconds(pids) - before
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise RuntimeError(f"{url}: {errors.group(1)} error responses\n{out}")
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
     assert match, out
-    return float(match.group(1))
+    rate = float(match.group(1))
+    return rate, spent / (rate * seconds) * 1e6
 
 
 def big_originals(root: Path, count: int) -> None:
@@ -70,9 +103,11 @@ def render_load(urls: list[str], concurrency: int) -> float:
         return len(urls) / (time.perf_counter() - started)
 
 
-def start_thumbor(python: str, originals: Path, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_thumbor(
+    python: str, originals: Path, tmp: Path, *, processes: int = 1
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    conf = tmp / "thumbor.conf"
+    conf = tmp / f"thumbor-{port}.conf"
     conf.write_text(
         "LOADER = 'thumbor.loaders.file_loader'\n"
         f"FILE_LOADER_ROOT_PATH = '{originals}'\n"
@@ -82,7 +117,8 @@ def start_thumbor(python: str, originals: Path, tmp: Path) -> tuple[subprocess.P
         "QUALITY = 80\n"
     )
     thumbor = Path(python).parent / "thumbor"
-    process = subprocess.Popen([str(thumbor), "-p", str(port), "-c", str(conf), "-l", "warning"],
+    process = subprocess.Popen([str(thumbor), "-p", str(port), "-c", str(conf), "-l", "warning",
+                                f"--processes={processes}"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -96,63 +132,112 @@ def start_thumbor(python: str, originals: Path, tmp: Path) -> tuple[subprocess.P
             time.sleep(0.3)
 
 
+def start_nginx(
+    tmp: Path, body: bytes, upstream: int, workers: int
+) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """One nginx: the proxy (nginx/cutout.conf) and two static servers of the same bytes."""
+    static = tmp / "static"
+    static.mkdir()
+    (static / "hit.jpg").write_bytes(body)
+    prefix = tmp / "nginx"
+    prefix.mkdir()
+    ports = {name: free_port() for name in ("proxied", "static", "static_plain")}
+    (prefix / "cutout.conf").write_text(
+        render_config(ports["proxied"], f"127.0.0.1:{upstream}", prefix / "cache")
+        + f"server {{ listen 127.0.0.1:{ports['static']}; root {static}; location / {{ {SAME_HEADERS} }} }}\n"
+        + f"server {{ listen 127.0.0.1:{ports['static_plain']}; root {static}; }}\n"
+    )
+    config = main_config(prefix).replace("worker_processes 1;", f"worker_processes {workers};")
+    (prefix / "nginx.conf").write_text(config)
+    nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
+    process = subprocess.Popen([nginx_bin, "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    time.sleep(1)
+    paths = {"proxied": HIT, "static": "/hit.jpg", "static_plain": "/hit.jpg"}
+    urls = {name: f"http://127.0.0.1:{port}{paths[name]}" for name, port in ports.items()}
+    for url in urls.values():  # fills nginx's cache, checks every server answers
+        httpx.get(url).raise_for_status()
+    return process, urls
+
+
+Results = dict[str, list[float]]
+
+
+def hits(args: argparse.Namespace, server: ServerProcess, nginx: subprocess.Popen[bytes],
+         urls: dict[str, str], out: Results) -> None:
+    nginx_workers = children(nginx.pid)
+    cutout_pids = children(server.process.pid)
+    cases: dict[str, tuple[str, list[int]]] = {
+        "static": (urls["static"], nginx_workers),
+        "origin": (server.url + HIT, cutout_pids),
+        "proxied": (urls["proxied"], nginx_workers),
+        "static_plain": (urls["static_plain"], nginx_workers),
+    }
+    for _ in range(args.rounds):
+        for name, (url, pids) in cases.items():
+            rate, cpu = wrk(url, args.seconds, args.connections, pids)
+            out.setdefault(name, []).append(rate)
+            out.setdefault(name + "_cpu", []).append(cpu)
+
+
+def renders(args: argparse.Namespace, server: ServerProcess, thumbors: dict[str, str], out: Results) -> None:
+    taken = 0
+
+    def urls(count: int, make: Callable[[int], str]) -> list[str]:
+        nonlocal taken
+        taken += count
+        return [make(i) for i in range(taken - count, taken)]
+
+    def thumbor(base: str) -> Callable[[int], str]:
+        return lambda i: f"{base}/unsafe/400x0/big/img{i}.jpg"
+
+    makers = {name: thumbor(base) for name, base in thumbors.items()}
+    makers["cutout_renders"] = lambda i: f"{server.url}/demo/image/upload/c_scale,w_400/big/img{i}"
+    for make in makers.values():  # warm-up: enough requests to reach every worker process
+        render_load(urls(args.concurrency * 2, make), args.concurrency)
+    for _ in range(args.rounds):
+        for name, make in makers.items():
+            out.setdefault(name, []).append(render_load(urls(args.renders, make), args.concurrency))
+
+
 def main() -> int:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--renders", type=int, default=48)
+    parser.add_argument("--renders", type=int, default=96)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     thumbor_python = os.environ.get("THUMBOR_PYTHON", "/tmp/thumbor-venv/bin/python")
     parser.add_argument("--thumbor-python", default=thumbor_python)
+    parser.add_argument("--skip-hits", action="store_true")
+    parser.add_argument("--skip-renders", action="store_true")
     parser.add_argument("--append-results", action="store_true", help="append a section to bench/RESULTS.md")
     args = parser.parse_args()
-    nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
     tmp = Path(tempfile.mkdtemp(prefix="cutout-http-bench-"))
     originals = tmp / "originals"
     shutil.copytree(ROOT / "cutout/samples", originals)
-    big_originals(originals, args.renders * 2 + 2)
+    big_originals(originals, (args.renders * args.rounds + args.concurrency * 2) * 3)
     env = {"CUTOUT_BACKGROUND_REMOVAL": "0", "CUTOUT_RENDER_THREADS": "2"}
     server = ServerProcess(originals, tmp / "cache", workers=args.workers, env=env)
     processes: list[subprocess.Popen[bytes]] = []
-    results: dict[str, float] = {"load_before": os.getloadavg()[0]}
+    results: Results = {"load": [os.getloadavg()[0]]}
     try:
         server.wait_ready()
-        hit = httpx.get(server.url + HIT)
-        static = tmp / "static"
-        static.mkdir()
-        (static / "hit.jpg").write_bytes(hit.content)
-        prefix = tmp / "nginx"
-        prefix.mkdir()
-        proxy_port, static_port = free_port(), free_port()
-        (prefix / "cutout.conf").write_text(
-            render_config(proxy_port, f"127.0.0.1:{server.port}", prefix / "cache")
-            + f"server {{ listen 127.0.0.1:{static_port}; root {static}; }}\n"
-        )
-        workers = main_config(prefix).replace("worker_processes 1;", f"worker_processes {args.workers};")
-        (prefix / "nginx.conf").write_text(workers)
-        processes.append(subprocess.Popen([nginx_bin, "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                          start_new_session=True))
-        time.sleep(1)
-        httpx.get(f"http://127.0.0.1:{proxy_port}{HIT}")  # fill nginx's cache
-        results["static"] = wrk(f"http://127.0.0.1:{static_port}/hit.jpg", args.seconds, args.connections)
-        results["origin"] = wrk(server.url + HIT, args.seconds, args.connections)
-        results["proxied"] = wrk(f"http://127.0.0.1:{proxy_port}{HIT}", args.seconds, args.connections)
-
-        count = args.renders
-        cut_urls = [f"{server.url}/demo/image/upload/c_scale,w_400/big/img{i}" for i in range(count)]
-        warm_up = f"{server.url}/demo/image/upload/c_scale,w_400/big/img{count * 2 + 1}"
-        httpx.get(warm_up, timeout=60)
-        results["cutout_renders"] = render_load(cut_urls, args.concurrency)
-        if Path(args.thumbor_python).exists():
-            thumbor, thumbor_url = start_thumbor(args.thumbor_python, originals, tmp)
-            processes.append(thumbor)
-            httpx.get(f"{thumbor_url}/unsafe/400x0/big/img{count * 2}.jpg", timeout=60)  # warm-up
-            thumb_urls = [f"{thumbor_url}/unsafe/400x0/big/img{count + i}.jpg" for i in range(count)]
-            results["thumbor_renders"] = render_load(thumb_urls, args.concurrency)
-        results["load_after"] = os.getloadavg()[0]
+        if not args.skip_hits:
+            nginx, urls = start_nginx(tmp, httpx.get(server.url + HIT).content, server.port, args.workers)
+            processes.append(nginx)
+            hits(args, server, nginx, urls, results)
+        if not args.skip_renders:
+            thumbors = {}
+            if Path(args.thumbor_python).exists():
+                for name, count in (("thumbor_renders", 1), ("thumbor_n_renders", args.workers)):
+                    process, thumbors[name] = start_thumbor(args.thumbor_python, originals, tmp,
+                                                            processes=count)
+                    processes.append(process)
+            renders(args, server, thumbors, results)
+        results["load"].append(os.getloadavg()[0])
     finally:
         for process in processes:
             process.terminate()
@@ -174,38 +259,55 @@ def machine() -> str:
     return f"{model.group(1).strip() if model else 'unknown CPU'}, {cpus.group(1) if cpus else '?'} CPUs"
 
 
-def format_report(r: dict[str, float], args: argparse.Namespace) -> str:
+def row(r: Results, name: str, reference: str, label: str, target: str, digits: int = 0) -> str:
+    runs = " / ".join(f"{x:.{digits}f}" for x in r[name])
+    ratios = [x / y for x, y in zip(r[name], r[reference], strict=True)]
+    cpu = f" | {statistics.median(r[name + '_cpu']):.1f}" if name + "_cpu" in r else ""
+    ratio_text = ", ".join(f"{x:.2f}" for x in ratios)
+    return f"| {label} | {runs} | {ratio_text} (median {statistics.median(ratios):.2f}) | {target}{cpu} |"
+
+
+def format_report(r: Results, args: argparse.Namespace) -> str:
     lines = [
         f"## HTTP origin (bench/http_bench.py) — {date.today().isoformat()}, {machine()}",
         "",
-        f"Load average {r['load_before']:.2f} before, {r['load_after']:.2f} after (1 min, `os.getloadavg`).",
-        "",
-        f"Cached hit of `{HIT}` (the 400 px JPEG), wrk -t2 -c{args.connections} -d{args.seconds}s. "
-        f"Same cores for all: cutout has {args.workers} uvicorn workers (httptools, uvloop), nginx has "
-        f"{args.workers} worker processes; wrk, nginx and cutout share the machine's cores. The static "
-        "server and the proxy are in one nginx `http {}` (sendfile on, tcp_nopush on, access_log off: "
-        "as Debian's nginx.conf, except the log); cutout logs no access either.",
-        "",
-        "| what | requests/s | ratio | target |",
-        "|---|---:|---:|---|",
-        f"| nginx static file (reference) | {r['static']:.0f} | 1.00 | |",
-        f"| cutout origin alone | {r['origin']:.0f} | {r['origin'] / r['static']:.2f} | >= 0.3 |",
-        f"| cutout behind nginx/cutout.conf (HIT) | {r['proxied']:.0f} | "
-        f"{r['proxied'] / r['static']:.2f} | >= 0.9 |",
-        "",
-        f"Uncached `c_scale,w_400` of a 12-MP JPEG (4242x2828), {args.renders} requests for distinct ids, "
-        f"{args.concurrency} concurrent:",
-        "",
-        "| what | renders/s | ratio | target |",
-        "|---|---:|---:|---|",
+        "Load average " + ", ".join(f"{x:.2f}" for x in r["load"]) + " (1 min, start and end).",
     ]
-    if "thumbor_renders" in r:
-        reference = r["thumbor_renders"]
-        lines.append(f"| thumbor (reference, file loader, no storage) | {reference:.2f} | 1.00 | |")
-        ratio = f"{r['cutout_renders'] / r['thumbor_renders']:.2f}"
-    else:
-        ratio = "n/a (thumbor not installed)"
-    lines.append(f"| cutout | {r['cutout_renders']:.2f} | {ratio} | >= 1.5 |")
+    if "static" in r:
+        lines += [
+            "",
+            f"Cached hit of `{HIT}` (the 400 px JPEG), wrk -t2 -c{args.connections} -d{args.seconds}s, "
+            f"{args.rounds} rounds. cutout has {args.workers} uvicorn workers, nginx {args.workers} worker "
+            "processes; wrk, nginx and cutout share the machine's cores. The reference is nginx serving the "
+            "bytes as a static file with cutout's Cache-Control and CORS headers added.",
+            "",
+            "| what | requests/s (rounds) | ratio to reference | target | server CPU us/request |",
+            "|---|---:|---:|---|---:|",
+            row(r, "static", "static", "nginx static file, same headers (reference)", ""),
+            row(r, "origin", "static", "cutout origin alone", ">= 0.3"),
+            row(r, "proxied", "static", "cutout behind nginx/cutout.conf (HIT)", ">= 0.9"),
+            row(r, "static_plain", "static", "nginx static file, its own headers only", ""),
+        ]
+    if "cutout_renders" in r:
+        lines += [
+            "",
+            f"Uncached `c_scale,w_400` of a 12-MP JPEG (4242x2828), {args.renders} requests for distinct "
+            f"ids, {args.concurrency} concurrent, {args.rounds} rounds (after a warm-up of every side):",
+            "",
+            "| what | renders/s (rounds) | ratio to reference | target |",
+            "|---|---:|---:|---|",
+        ]
+        if "thumbor_renders" in r:
+            reference = "thumbor, 1 process (reference)"
+            lines.append(row(r, "thumbor_renders", "thumbor_renders", reference, "", 2))
+            lines.append(row(r, "cutout_renders", "thumbor_renders", "cutout", ">= 1.5", 2))
+            lines.append(row(r, "thumbor_n_renders", "thumbor_renders",
+                             f"thumbor, {args.workers} processes", "", 2))
+            lines.append(row(r, "cutout_renders", "thumbor_n_renders",
+                             f"cutout against thumbor with {args.workers} processes", "", 2))
+        else:
+            lines.append(f"| cutout | {' / '.join(f'{x:.2f}' for x in r['cutout_renders'])} | "
+                         "n/a (thumbor not installed) | >= 1.5 |")
     return "\n".join(lines) + "\n"
 
 
