@@ -20,6 +20,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -242,7 +243,11 @@ def main() -> int:
         results["load"].append(os.getloadavg()[0])
     finally:
         for process in processes:
-            process.terminate()
+            # The whole session: thumbor --processes=N forks children that outlive their parent.
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
             process.wait(timeout=20)
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
