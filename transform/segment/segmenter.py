@@ -12,9 +12,8 @@ import pyvips
 
 from transform.seam import Mask
 from transform.segment.confidence import score
-from transform.segment.matting import fine_edges as refine_edges
 from transform.segment.model import FloatArray, Model, Normalization
-from transform.segment.refine import upsample_mask
+from transform.segment.refine import upsample_alpha, upsample_mask
 
 #: Bump when pre- or post-processing changes what masks look like: it is part of every mask cache key.
 PIPELINE_VERSION = "1"
@@ -35,11 +34,15 @@ class IsNetSegmenter:
     def segment(self, image: pyvips.Image, *, fine_edges: bool) -> Mask:
         rgb = prepare(image)
         raw = self.probability(rgb)
-        alpha = upsample_mask(stretch(raw), rgb)
-        if fine_edges:
-            alpha = refine_edges(rgb, alpha)
         # Confidence reads the raw map: min-max stretching would make an empty scene look decisive.
-        return Mask(to_uchar(alpha, rgb.width, rgb.height), score(raw))
+        confidence = score(raw)
+        if not fine_edges:
+            return Mask(upsample_alpha(stretch(raw), rgb), confidence)
+        # Deferred: matting needs scipy (sparse solver), whose import costs about 0.3 s a process.
+        from transform.segment.matting import fine_edges as refine_edges
+
+        alpha = refine_edges(rgb, upsample_mask(stretch(raw), rgb))
+        return Mask(to_uchar(alpha, rgb.width, rgb.height), confidence)
 
     def probability(self, rgb: pyvips.Image) -> FloatArray:
         """The model's raw mask (values in [0, 1]) for an sRGB 3-band uchar image, at model size."""
