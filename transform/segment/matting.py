@@ -133,7 +133,9 @@ def solve(image: F32, target: F32, weights: F32, active: npt.NDArray[np.bool_]) 
     del x, xc, cov, inv
 
     touched, local = np.unique(idx, return_inverse=True)
-    local = local.reshape(idx.shape)
+    # int32 indices: the 81 entries per window are the largest arrays of the solve (int64 rows and
+    # cols alone took ~400 MB at MAX_BAND).
+    local = local.reshape(idx.shape).astype(np.int32)
     m = touched.size
     rows = np.repeat(local, 9, axis=1).ravel()
     cols = np.tile(local, (1, 9)).ravel()
