@@ -92,3 +92,24 @@ def test_mask_path_does_not_import_scipy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_flat_blocks_are_skipped_without_changing_the_mask(monkeypatch: pytest.MonkeyPatch) -> None:
+    from transform.segment import guided
+
+    image = photo(1500, 2000, seed=4)
+    prob = np.zeros((1024, 1024), dtype=np.float32)
+    prob[300:700, 200:512] = 1  # an object on the left half: most of the map is flat
+    a, b = refine_fit(prob, image)
+    assert guided._block_states(a, b, 2000, 1500) is not None  # the skipping path is taken
+    skipped = apply_uchar(image, a, b).numpy()
+    monkeypatch.setattr(guided, "MIN_FLAT_SHARE", 2.0)  # no block skipped: one whole-image pass
+    whole = apply_uchar(image, a, b).numpy()
+    assert np.array_equal(skipped, whole)
+    assert skipped.min() == 0 and skipped.max() == 255
+
+
+def refine_fit(prob: np.ndarray, image: pyvips.Image) -> tuple[np.ndarray, np.ndarray]:
+    from transform.segment.refine import _fit
+
+    return _fit(prob, image, None, 1e-3)

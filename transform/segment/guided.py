@@ -7,11 +7,19 @@ stays bounded for 36 MP photographs (He & Sun, "Fast Guided Filter", 2015).
 
 from __future__ import annotations
 
+import itertools
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import numpy.typing as npt
 import pyvips
 
 F32 = npt.NDArray[np.float32]
+
+#: Threads for ``coefficients`` on large maps, and the fewest rows worth a thread of their own.
+MAX_THREADS = 4
+MIN_BAND_ROWS = 256
 
 
 def box(x: F32, r: int) -> F32:
@@ -107,7 +115,27 @@ def guide_at(image: pyvips.Image, width: int, height: int) -> F32:
 
 def coefficients(guide: F32, p: F32, r: int, eps: float) -> tuple[F32, F32]:
     """Colour guided filter (He, Sun, Tang 2013): per-pixel ``A`` (HxWx3) and ``b`` (HxW), already
-    averaged over the window, so that the filtered output is ``sum(A * guide, axis=2) + b``."""
+    averaged over the window, so that the filtered output is ``sum(A * guide, axis=2) + b``.
+
+    numpy runs on one core; large maps are cut into horizontal bands filtered in threads (numpy
+    releases the GIL inside its loops). Each band reaches ``2r`` rows into its neighbours (two window
+    means of radius ``r``), so the result is the same as in one piece."""
+    height = p.shape[0]
+    parts = min(len(os.sched_getaffinity(0)), MAX_THREADS, height // MIN_BAND_ROWS)
+    if parts < 2:
+        return _coefficients(guide, p, r, eps)
+    cuts = [round(height * k / parts) for k in range(parts + 1)]
+    bands = list(itertools.pairwise(cuts))
+    spans = [(max(0, lo - 2 * r), min(height, hi + 2 * r)) for lo, hi in bands]
+    with ThreadPoolExecutor(parts) as pool:
+        done = list(pool.map(lambda s: _coefficients(guide[s[0] : s[1]], p[s[0] : s[1]], r, eps), spans))
+    keep = [slice(lo - s0, hi - s0) for (lo, hi), (s0, _) in zip(bands, spans, strict=True)]
+    a = np.concatenate([part[0][k] for part, k in zip(done, keep, strict=True)])
+    b = np.concatenate([part[1][k] for part, k in zip(done, keep, strict=True)])
+    return a, b
+
+
+def _coefficients(guide: F32, p: F32, r: int, eps: float) -> tuple[F32, F32]:
     g = np.ascontiguousarray(np.moveaxis(guide, -1, 0), dtype=np.float32)
     g0, g1, g2 = g
     # Every window mean the filter needs, in one pass over one stack of planes: I (3), p, I p (3), and
@@ -166,9 +194,69 @@ def apply_full(image: pyvips.Image, a: F32, b: F32) -> F32:
 
 
 def apply_uchar(image: pyvips.Image, a: F32, b: F32) -> pyvips.Image:
-    """``apply_full`` as a one-band 8-bit image (0..255, rounded), computed in libvips tiles and held in
-    memory: no full-size float array is ever made."""
-    q = affine_image(image, a, b, scale=255.0) + 0.5
-    # cast clamps to 0..255 and truncates, so +0.5 rounds: the same as ``segmenter.to_uchar``.
-    out: pyvips.Image = q.cast("uchar").copy(interpretation="b-w").copy_memory()
-    return out
+    """``apply_full`` as a one-band 8-bit image (0..255, rounded) held in memory, without any
+    full-size float array.
+
+    Most of a mask is flat: where the coefficients around a block bound its output below 0.5 or above
+    254.5 (bilinear weights are convex, and the photo lies in [0, 1]), the block is filled with 0 or
+    255 without computing it. The other blocks (about a sixth of a 12 MP portrait) are computed by
+    libvips, one crop of the lazy full-size image per run of neighbouring blocks."""
+    width, height = image.width, image.height
+    q = (affine_image(image, a, b, scale=255.0) + 0.5).cast("uchar")  # cast clamps, +0.5 rounds
+    state = _block_states(a, b, width, height)
+    if state is None:
+        out: pyvips.Image = q.copy(interpretation="b-w").copy_memory()
+        return out
+    states, xs, ys = state
+    pixels = np.empty((height, width), dtype=np.uint8)
+    for row, (y0, y1) in enumerate(itertools.pairwise(ys)):
+        col = 0
+        while col < len(xs) - 1:
+            end = col + 1
+            while end < len(xs) - 1 and states[row, end] == states[row, col]:
+                end += 1
+            x0, x1 = xs[col], xs[end]
+            if states[row, col] == _ACTIVE:
+                pixels[y0:y1, x0:x1] = q.crop(x0, y0, x1 - x0, y1 - y0).numpy().reshape(y1 - y0, x1 - x0)
+            else:
+                pixels[y0:y1, x0:x1] = 255 if states[row, col] == _OPAQUE else 0
+            col = end
+    return pyvips.Image.new_from_array(pixels, interpretation="b-w")
+
+
+#: ``apply_uchar`` blocks: this many coefficient pixels a side, and their states.
+BLOCK = 32
+_CLEAR, _OPAQUE, _ACTIVE = 0, 1, 2
+#: Below this share of flat blocks, one whole-image pass is cheaper than many crops.
+MIN_FLAT_SHARE = 0.3
+
+
+def _block_states(
+    a: F32, b: F32, width: int, height: int
+) -> tuple[npt.NDArray[np.int8], list[int], list[int]] | None:
+    """Per block of BLOCK x BLOCK coefficient pixels: clear, opaque or active, and the blocks' edges
+    in full-size pixels; None when too few blocks are flat to be worth skipping."""
+    h, w = b.shape
+    if (w, h) == (width, height):
+        return None
+    hi = b + np.clip(a, 0, None).sum(axis=2)  # the most (A . I + b) can be for I in [0, 1]^3
+    lo = b + np.clip(a, None, 0).sum(axis=2)
+    # Margins of 0.1 of a grey level against float rounding in libvips.
+    clear, opaque = hi < 0.4 / 255, lo > 1 - 0.4 / 255
+    rows, cols = -(-h // BLOCK), -(-w // BLOCK)
+    states = np.full((rows, cols), _ACTIVE, dtype=np.int8)
+    for by in range(rows):
+        # Two coefficient pixels of margin: the bilinear support of a block's pixels, whichever
+        # pixel-centre convention the resize uses.
+        sy = slice(max(0, by * BLOCK - 2), min(h, (by + 1) * BLOCK + 2))
+        for bx in range(cols):
+            sx = slice(max(0, bx * BLOCK - 2), min(w, (bx + 1) * BLOCK + 2))
+            if clear[sy, sx].all():
+                states[by, bx] = _CLEAR
+            elif opaque[sy, sx].all():
+                states[by, bx] = _OPAQUE
+    if np.count_nonzero(states != _ACTIVE) < MIN_FLAT_SHARE * states.size:
+        return None
+    xs = [min(width, round(bx * BLOCK * width / w)) for bx in range(cols)] + [width]
+    ys = [min(height, round(by * BLOCK * height / h)) for by in range(rows)] + [height]
+    return states, xs, ys
