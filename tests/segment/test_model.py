@@ -14,6 +14,7 @@ import pyvips
 
 from tests.conftest import require
 from transform.segment import (
+    PIPELINE_VERSION,
     IsNetSegmenter,
     ModelMissing,
     SegmenterConfigError,
@@ -259,7 +260,7 @@ def test_alpha_grey_and_oversized_inputs(segmenter: IsNetSegmenter) -> None:
     # The file's own hash: the original's, or the float32 copy's that fetch-model recorded.
     path = segmenter.model.config.path
     expected = MEDIUM.sha256 if path.name == MEDIUM.filename else fp32_manifest(path)["sha256"]
-    assert segmenter.model_id == f"{expected[:12]}-p1-isnet"
+    assert segmenter.model_id == f"{expected[:12]}-p{PIPELINE_VERSION}-isnet"
 
 
 def fp32_manifest(path: Path) -> dict[str, str]:

@@ -16,7 +16,7 @@ from transform.segment.model import FloatArray, Model, Normalization
 from transform.segment.refine import upsample_alpha, upsample_mask
 
 #: Bump when pre- or post-processing changes what masks look like: it is part of every mask cache key.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"
 MAX_SIDE = 6144
 
 
