@@ -110,6 +110,6 @@ def test_flat_blocks_are_skipped_without_changing_the_mask(monkeypatch: pytest.M
 
 
 def refine_fit(prob: np.ndarray, image: pyvips.Image) -> tuple[np.ndarray, np.ndarray]:
-    from transform.segment.refine import _fit
+    from transform.segment.refine import GAIN, _fit
 
-    return _fit(prob, image, None, 1e-3)
+    return _fit(prob, image, None, 1e-3, GAIN)

@@ -38,7 +38,9 @@ def test_upsampled_edge_follows_the_photo() -> None:
     assert stretched[203:205].min() > 0.02  # a plain stretch bleeds over the photo's edge ...
     assert row[203:].max() < 0.01  # ... the guided one stops at it
     assert row[202] > 0.1
-    assert np.all(row[:203] >= stretched[:203] - 0.02)  # and does not eat into the object
+    # ... and does not eat into the object: what the plain stretch calls foreground stays foreground.
+    inside = stretched[:203] > 0.5
+    assert inside.sum() >= 195 and np.all(row[:203][inside] > 0.5)
 
 
 def test_upsampled_large_photo_works_at_capped_size() -> None:

@@ -34,37 +34,44 @@ WORK_SIDE = 1024
 RADIUS_FRACTION = 1 / 256
 EPS = 1e-3
 #: Contrast around 0.5 applied after filtering: the min-max-stretched sigmoid map is too soft at
-#: edges; 1.5 lowered MAE on both evaluation sets (binary ECSSD and soft alphamatting mattes).
-GAIN = 1.5
+#: edges. Any gain from 1.25 to 2 lowers MAE on both evaluation sets against none (binary ECSSD wants
+#: more, soft alphamatting mattes less; their sum is flat over 1.5-2). 1.5 was chosen with libvips'
+#: bicubic model input; with the true Lanczos input (``resample.py``) 1.75 keeps both sets' MAE at or
+#: below what 1.5 gave before (bench/RESULTS.md, 2026-12-01). A gain around 0.5 does not move the 0.5
+#: threshold, so IoU is unchanged. Fine edges seed their trimap with their own gain
+#: (``matting.SEED_GAIN``).
+GAIN = 1.75
 
 
-def upsample_mask(prob: F32, guide: pyvips.Image, *, radius: int | None = None, eps: float = EPS) -> F32:
+def upsample_mask(
+    prob: F32, guide: pyvips.Image, *, radius: int | None = None, eps: float = EPS, gain: float = GAIN
+) -> F32:
     """The probability map ``prob`` (float32 HxW in [0, 1], any size) as a float32 alpha map of
     ``guide``'s full size, in [0, 1], with edges that follow the photograph's edges."""
-    a, b = _fit(prob, guide, radius, eps)
+    a, b = _fit(prob, guide, radius, eps, gain)
     return apply_full(guide, a, b)
 
 
 def upsample_alpha(
-    prob: F32, guide: pyvips.Image, *, radius: int | None = None, eps: float = EPS
+    prob: F32, guide: pyvips.Image, *, radius: int | None = None, eps: float = EPS, gain: float = GAIN
 ) -> pyvips.Image:
     """``upsample_mask`` as a one-band 8-bit image (0..255), made in libvips tiles straight from the
     small coefficients: at 12 MP this skips three full-size float32 arrays and their passes."""
-    a, b = _fit(prob, guide, radius, eps)
+    a, b = _fit(prob, guide, radius, eps, gain)
     return apply_uchar(guide, a, b)
 
 
-def _fit(prob: F32, guide: pyvips.Image, radius: int | None, eps: float) -> tuple[F32, F32]:
+def _fit(prob: F32, guide: pyvips.Image, radius: int | None, eps: float, gain: float) -> tuple[F32, F32]:
     """The guided filter's coefficients at the working size, with the contrast gain folded in: the
-    gain is affine, so ``GAIN * (A I + b - 0.5) + 0.5`` is ``(GAIN A) I + GAIN (b - 0.5) + 0.5``."""
+    gain is affine, so ``gain * (A I + b - 0.5) + 0.5`` is ``(gain A) I + gain (b - 0.5) + 0.5``."""
     width, height = work_size(guide.width, guide.height, WORK_SIDE)
     p = _resize_map(prob, width, height)
     r = radius if radius is not None else max(1, round(max(width, height) * RADIUS_FRACTION))
     a, b = coefficients(guide_at(guide, width, height), p, r, eps)
-    gain = np.float32(GAIN)
-    a *= gain
+    g = np.float32(gain)
+    a *= g
     b -= np.float32(0.5)
-    b *= gain
+    b *= g
     b += np.float32(0.5)
     return a, b
 

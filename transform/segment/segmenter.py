@@ -1,8 +1,9 @@
 """IsNetSegmenter: photograph -> model input -> probability map -> full-size alpha mask.
 
 Pre-processing follows rembg's recipe for isnet-general-use (model.md recipe B, measured slightly
-better than the npm package's): Lanczos resize to the model size, divide by the image's own maximum,
-subtract 0.5; the output is min-max normalised before it is brought back to full size.
+better than the npm package's): Lanczos resize to the model size (a true Lanczos-3 both ways,
+``resample.py``: libvips upscales with bicubic whatever kernel it is given), divide by the image's own
+maximum, subtract 0.5; the output is min-max normalised before it is brought back to full size.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from transform.seam import Mask
 from transform.segment.confidence import score
 from transform.segment.model import FloatArray, Model, Normalization
 from transform.segment.refine import upsample_alpha, upsample_mask
+from transform.segment.resample import to_model_size
 
 #: Bump when pre- or post-processing changes what masks look like: it is part of every mask cache key.
-PIPELINE_VERSION = "2"
+PIPELINE_VERSION = "3"
 MAX_SIDE = 6144
 
 
@@ -39,16 +41,16 @@ class IsNetSegmenter:
         if not fine_edges:
             return Mask(upsample_alpha(stretch(raw), rgb), confidence)
         # Deferred: matting needs scipy (sparse solver), whose import costs about 0.3 s a process.
+        from transform.segment.matting import SEED_GAIN
         from transform.segment.matting import fine_edges as refine_edges
 
-        alpha = refine_edges(rgb, upsample_mask(stretch(raw), rgb))
+        alpha = refine_edges(rgb, upsample_mask(stretch(raw), rgb, gain=SEED_GAIN))
         return Mask(to_uchar(alpha, rgb.width, rgb.height), confidence)
 
     def probability(self, rgb: pyvips.Image) -> FloatArray:
         """The model's raw mask (values in [0, 1]) for an sRGB 3-band uchar image, at model size."""
         width, height = self.model.size
-        small = rgb.thumbnail_image(width, height=height, size="force")
-        return self.model.run(to_batch(small.numpy(), self.model.config.norm))
+        return self.model.run(to_batch(to_model_size(rgb, width, height), self.model.config.norm))
 
 
 def prepare(image: pyvips.Image) -> pyvips.Image:
