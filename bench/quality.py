@@ -47,10 +47,10 @@ class MemoModel:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
+    def run(self, batch: np.ndarray, **options: Any) -> np.ndarray:
         key = hashlib.sha256(batch.tobytes()).hexdigest()
         if self._last is None or self._last[0] != key:
-            self._last = (key, self._model.run(batch))
+            self._last = (key, self._model.run(batch, **options))
         return self._last[1]
 
 

@@ -13,7 +13,7 @@ import pyvips
 
 from transform.seam import Mask
 from transform.segment.confidence import score
-from transform.segment.model import FloatArray, Model, Normalization
+from transform.segment.model import FloatArray, Model, Normalization, release_arena
 from transform.segment.refine import upsample_alpha, upsample_mask
 from transform.segment.resample import to_model_size
 
@@ -35,7 +35,7 @@ class IsNetSegmenter:
 
     def segment(self, image: pyvips.Image, *, fine_edges: bool) -> Mask:
         rgb = prepare(image)
-        raw = self.probability(rgb)
+        raw = self.probability(rgb, release=release_arena(rgb.width, rgb.height, fine_edges=fine_edges))
         # Confidence reads the raw map: min-max stretching would make an empty scene look decisive.
         confidence = score(raw)
         if not fine_edges:
@@ -47,10 +47,13 @@ class IsNetSegmenter:
         alpha = refine_edges(rgb, upsample_mask(stretch(raw), rgb, gain=SEED_GAIN))
         return Mask(to_uchar(alpha, rgb.width, rgb.height), confidence)
 
-    def probability(self, rgb: pyvips.Image) -> FloatArray:
-        """The model's raw mask (values in [0, 1]) for an sRGB 3-band uchar image, at model size."""
+    def probability(self, rgb: pyvips.Image, *, release: bool = False) -> FloatArray:
+        """The model's raw mask (values in [0, 1]) for an sRGB 3-band uchar image, at model size.
+
+        ``release``: the inference gives its memory back when done (``model.release_arena``)."""
         width, height = self.model.size
-        return self.model.run(to_batch(to_model_size(rgb, width, height), self.model.config.norm))
+        batch = to_batch(to_model_size(rgb, width, height), self.model.config.norm)
+        return self.model.run(batch, release=release)
 
 
 def prepare(image: pyvips.Image) -> pyvips.Image:
