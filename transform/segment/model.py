@@ -194,10 +194,11 @@ class Model:
         return prob
 
 
-# Images above this size (or with fine edges) release the arena after their inference: their full-size
-# work would otherwise run on top of the ~430 MB the arena keeps (6144x6144 with fine edges: 1.61 GB
-# peak instead of 1.5 GB at most). Smaller ones keep it warm for the next request (bench/RESULTS.md).
-RELEASE_ARENA_PIXELS = 16_000_000
+# Photos above 2048x2048 (or with fine edges) release the arena after their inference: their full-size
+# work would otherwise run on top of the ~440 MB the arena keeps (6144x6144 with fine edges: 1.61 GB
+# peak, over the 1.5 GB target; a server's 12 MP mask: 1.56 GB). Smaller ones, whose post-processing
+# is short, keep it warm for the next request (bench/RESULTS.md).
+RELEASE_ARENA_PIXELS = 2048 * 2048
 
 
 def release_arena(width: int, height: int, *, fine_edges: bool) -> bool:
