@@ -1,35 +1,41 @@
 """Background-removal speed: our command vs a bare script vs rembg, each as a whole process.
 
-    .venv/bin/python bench/segment_speed.py [--runs 3] [--ecssd N] [--skip-rembg]
+    flock /tmp/cutout-cpu.lock .venv/bin/python bench/segment_speed.py [--runs 3] [--ecssd N]
+        [--ecssd-rounds 2] [--skip-rembg] [--rembg-python PATH]
 
 The reference is a bare script doing the least possible work (pyvips thumbnail to 1024x1024, one
 onnxruntime inference with default settings, nothing written), run in the same session, alternating
 with ours, so the ratio holds on a noisy shared machine. All three use the model file remove-bg uses
-by default (the float32 copy when fetch-model has written it; printed at the start): rembg (the
-`bench` extra) through a symlink at $REMBG_HOME/models/isnet-general-use/isnet-general-use.onnx.
-Inference settings and model copies are compared in bench/segment_ort.py.
+by default (the float32 copy when fetch-model has written it; printed at the start): rembg through a
+symlink at $REMBG_HOME/models/isnet-general-use/isnet-general-use.onnx.
+
+rembg runs in a scratch virtual environment of its own (default /tmp/rembg-venv, made on first use
+with `pip install "rembg[cpu]"` and this environment's onnxruntime and numpy versions), never in the
+project's. ecssd: each side is one process that loads its session once, then decodes and masks every
+image (timed per image, session build excluded; masks written afterwards, untimed); the two
+processes alternate, round after round, and the masks are scored here with the same metric code.
+Inference settings and model copies are compared in bench/segment_ort.py, the onnxruntime arena in
+bench/segment_arena.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pyvips
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.metrics import Scores, load_mask, mean, pairs, scores  # noqa: E402
-from transform.segment import load_segmenter  # noqa: E402
 from transform.segment.fetch import preferred_model_path  # noqa: E402
 
 PY = sys.executable
@@ -82,8 +88,8 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> float:
     return time.perf_counter() - start
 
 
-def whole_process(folder: Path, photo: Path, runs: int, with_rembg: bool) -> dict[str, list[float]]:
-    env = {**os.environ, "REMBG_HOME": str(rembg_home(folder))}
+def whole_process(folder: Path, photo: Path, runs: int, rembg_python: str | None) -> dict[str, list[float]]:
+    env = {**os.environ, "REMBG_HOME": str(folder / "rembg")}
     (folder / "bare.py").write_text(BARE)
     (folder / "run_rembg.py").write_text(REMBG)
     model = str(preferred_model_path())
@@ -91,11 +97,23 @@ def whole_process(folder: Path, photo: Path, runs: int, with_rembg: bool) -> dic
         "bare script (thumbnail + inference)": [PY, str(folder / "bare.py"), model, str(photo)],
         "cutout remove-bg --mask": [CUTOUT, "remove-bg", str(photo), "-o", str(folder / "o"), "--mask"],
         "cutout remove-bg (cut-out PNG)": [CUTOUT, "remove-bg", str(photo), "-o", str(folder / "o")],
-        "cutout remove-bg (cut-out WebP)": [CUTOUT, "remove-bg", str(photo), "-o", str(folder / "o"),
-                                            "--format", "webp"],
+        "cutout remove-bg (cut-out WebP)": [
+            CUTOUT,
+            "remove-bg",
+            str(photo),
+            "-o",
+            str(folder / "o"),
+            "--format",
+            "webp",
+        ],
     }
-    if with_rembg:
-        cases["rembg only_mask (PNG)"] = [PY, str(folder / "run_rembg.py"), str(photo), str(folder / "r.png")]
+    if rembg_python:
+        cases["rembg only_mask (PNG)"] = [
+            rembg_python,
+            str(folder / "run_rembg.py"),
+            str(photo),
+            str(folder / "r.png"),
+        ]
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(runs):  # alternate, so slow phases of the shared machine hit every case alike
         for name, command in cases.items():
@@ -103,60 +121,130 @@ def whole_process(folder: Path, photo: Path, runs: int, with_rembg: bool) -> dic
     return times
 
 
-def ecssd(folder: Path, limit: int, with_rembg: bool) -> dict[str, tuple[float, Scores]]:
+OURS_BATCH = r"""
+import json, sys, time
+import pyvips
+from transform.segment import load_segmenter
+segmenter = load_segmenter()
+times = []
+for src, dst in json.loads(sys.argv[1]):
+    start = time.perf_counter()
+    mask = segmenter.segment(pyvips.Image.new_from_file(src), fine_edges=False)
+    pixels = mask.alpha.numpy()
+    times.append(time.perf_counter() - start)
+    pyvips.Image.new_from_array(pixels).write_to_file(dst)
+print(json.dumps(times))
+"""
+
+REMBG_BATCH = r"""
+import json, sys, time
+from PIL import Image
+from rembg import new_session, remove
+session = new_session("isnet-general-use")
+times = []
+for src, dst in json.loads(sys.argv[1]):
+    start = time.perf_counter()
+    mask = remove(Image.open(src), session=session, only_mask=True)
+    mask.load()
+    times.append(time.perf_counter() - start)
+    mask.save(dst)
+print(json.dumps(times))
+"""
+
+
+def ensure_rembg(python: str) -> str:
+    """The scratch environment's interpreter, made (once) when missing."""
+    if Path(python).is_file():
+        return python
+    import numpy
+    import onnxruntime
+
+    venv = Path(python).parents[1]
+    print(f"making {venv} for rembg (once) ...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pins = [f"onnxruntime=={onnxruntime.__version__}", f"numpy=={numpy.__version__}"]
+    subprocess.run([python, "-m", "pip", "install", "-q", "rembg[cpu]", *pins], check=True)
+    return python
+
+
+def batch(script: Path, python: str, jobs: list[tuple[str, str]], env: dict[str, str]) -> list[float]:
+    proc = subprocess.run([python, str(script), json.dumps(jobs)], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"{script.name} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    times: list[float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return times
+
+
+def ecssd(
+    folder: Path, limit: int, rounds: int, rembg_python: str | None
+) -> dict[str, tuple[list[float], Scores]]:
+    """Per side: every round's per-image times (all rounds pooled), and the last round's mean scores."""
     root = ROOT.parent / "shared" / "eval" / "ecssd_subset64"
     items = list(pairs(root, limit))
-    segmenter = load_segmenter()
-
-    def ours(path: Path) -> np.ndarray:
-        mask = segmenter.segment(pyvips.Image.new_from_file(str(path)), fine_edges=False)
-        return np.asarray(mask.alpha.numpy(), dtype=np.float32) / 255
-
-    runners: dict[str, Callable[[Path], np.ndarray]] = {"cutout": ours}
-    if with_rembg:
-        os.environ["REMBG_HOME"] = str(folder / "rembg")
-        from PIL import Image
-        from rembg import new_session, remove
-
-        session = new_session("isnet-general-use")
-
-        def theirs(path: Path) -> np.ndarray:
-            mask = remove(Image.open(path), session=session, only_mask=True)
-            return np.asarray(mask, dtype=np.float32) / 255
-
-        runners["rembg"] = theirs
-    results: dict[str, tuple[list[float], list[Scores]]] = {name: ([], []) for name in runners}
-    for pair in items:
-        truth = load_mask(pair.mask)
-        for name, run in runners.items():
-            start = time.perf_counter()
-            alpha = run(pair.image)
-            results[name][0].append(time.perf_counter() - start)
-            results[name][1].append(scores(alpha, truth))
-    return {name: (statistics.mean(t), mean(s)) for name, (t, s) in results.items()}
+    env = {**os.environ, "REMBG_HOME": str(folder / "rembg"), "PYTHONPATH": str(ROOT)}
+    sides: dict[str, tuple[Path, str]] = {"cutout": (folder / "ours_batch.py", PY)}
+    (folder / "ours_batch.py").write_text(OURS_BATCH)
+    if rembg_python:
+        sides["rembg"] = (folder / "rembg_batch.py", rembg_python)
+        (folder / "rembg_batch.py").write_text(REMBG_BATCH)
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    for n in range(rounds):
+        order = list(sides) if n % 2 == 0 else list(reversed(sides))
+        for name in order:
+            out = folder / f"masks-{name}"
+            out.mkdir(exist_ok=True)
+            jobs = [(str(p.image), str(out / f"{p.image.stem}.png")) for p in items]
+            times[name] += batch(sides[name][0], sides[name][1], jobs, env)
+    results = {}
+    for name in sides:
+        out = folder / f"masks-{name}"
+        s = [scores(load_mask(out / f"{p.image.stem}.png"), load_mask(p.mask)) for p in items]
+        results[name] = (times[name], mean(s))
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--ecssd", type=int, default=64, metavar="N", help="ecssd_subset64 images (0: skip)")
+    parser.add_argument(
+        "--ecssd-rounds", type=int, default=2, metavar="N", help="alternating batch processes"
+    )
     parser.add_argument("--skip-rembg", action="store_true")
+    parser.add_argument("--rembg-python", default="/tmp/rembg-venv/bin/python", metavar="PATH")
     args = parser.parse_args()
+    rembg_python = None if args.skip_rembg else ensure_rembg(args.rembg_python)
     with tempfile.TemporaryDirectory(prefix="cutout-bench-") as tmp:
         folder = Path(tmp)
         photo = photo_12mp(folder)
+        rembg_home(folder)
         print(f"model file (remove-bg, bare script, rembg): {preferred_model_path()}")
-        times = whole_process(folder, photo, args.runs, not args.skip_rembg)
-        bare = statistics.median(times["bare script (thumbnail + inference)"])
-        print(f"12 MP JPEG (4000x3000), whole process, median of {args.runs} (min):")
+        times = whole_process(folder, photo, args.runs, rembg_python) if args.runs else {}
+        bare = statistics.median(times.get("bare script (thumbnail + inference)", [1.0]))
+        if times:
+            print(f"12 MP JPEG (4000x3000), whole process, median of {args.runs} (min):")
         for name, values in times.items():
             med = statistics.median(values)
             print(f"  {name:40s} {med:6.2f} s ({min(values):.2f})  ratio {med / bare:.2f}")
         if args.ecssd:
-            print(f"ecssd_subset64 ({args.ecssd} images), in one process, mask only:")
-            for name, (seconds, s) in ecssd(folder, args.ecssd, not args.skip_rembg).items():
+            print(
+                f"ecssd_subset64 ({args.ecssd} images), one process per side and round, "
+                f"{args.ecssd_rounds} rounds alternating, mask only, decode included:"
+            )
+            results = ecssd(folder, args.ecssd, args.ecssd_rounds, rembg_python)
+            for name, (seconds, s) in results.items():
                 quality = f"IoU {s.iou:.4f}  MAE {s.mae:.4f}  SAD {s.sad:.2f}"
-                print(f"  {name:8s} mean {seconds:.2f} s/image  {quality}")
+                per_round = [
+                    statistics.mean(seconds[i : i + args.ecssd]) for i in range(0, len(seconds), args.ecssd)
+                ]
+                rounds = ", ".join(f"{r:.3f}" for r in per_round)
+                print(
+                    f"  {name:8s} mean {statistics.mean(seconds):.3f} s/image (rounds {rounds}; "
+                    f"median {statistics.median(seconds):.3f})  {quality}"
+                )
+            if "rembg" in results:
+                ratio = statistics.mean(results["cutout"][0]) / statistics.mean(results["rembg"][0])
+                print(f"  cutout / rembg: {ratio:.3f}")
 
 
 if __name__ == "__main__":
