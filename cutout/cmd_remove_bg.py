@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import os
 import sys
 from pathlib import Path
 
@@ -39,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     if max(map(_pixels, args.inputs)) <= KEEP_FREED_MAX_PIXELS:
         _keep_freed_memory()
     try:
-        segmenter = load_segmenter()
+        # A batch job has the cores to itself: idle onnxruntime threads may spin (CUTOUT_ORT_SPIN wins).
+        segmenter = load_segmenter(spin=None if "CUTOUT_ORT_SPIN" in os.environ else True)
     except SegmenterError as exc:
         print(f"cutout remove-bg: {exc}", file=sys.stderr)
         return 2

@@ -129,6 +129,7 @@ def test_config_defaults_and_arguments_win_over_environment(monkeypatch: pytest.
     assert config_from_env(environ=env).providers == ("cuda", "CPU")
     config = config_from_env("/b.onnx", threads=1, providers=["CPUExecutionProvider"], environ=env)
     assert (config.path, config.threads, config.providers) == (Path("/b.onnx"), 1, ("CPUExecutionProvider",))
+    assert config_from_env(spin=True, environ={"CUTOUT_ORT_SPIN": "0"}).spin is True
 
 
 @pytest.mark.parametrize(
@@ -137,6 +138,9 @@ def test_config_defaults_and_arguments_win_over_environment(monkeypatch: pytest.
         ({"CUTOUT_MODEL_SIZE": "320"}, {"size": (320, 320)}),
         ({"CUTOUT_MODEL_SIZE": "1024x768"}, {"size": (1024, 768)}),
         ({"CUTOUT_MODEL_MEAN": "ImageNet"}, {"recipe": "imagenet"}),
+        ({}, {"spin": False}),
+        ({"CUTOUT_ORT_SPIN": "1"}, {"spin": True}),
+        ({"CUTOUT_ORT_SPIN": "0"}, {"spin": False}),
         (
             {"CUTOUT_MODEL_MEAN": "0.4, 0.5,0.6", "CUTOUT_MODEL_STD": "0.2,0.2,0.25"},
             {"recipe": "custom", "norm.mean": (0.4, 0.5, 0.6), "norm.std": (0.2, 0.2, 0.25)},
@@ -157,6 +161,7 @@ def test_config_parses_model_variables(env: dict[str, str], expected: dict[str, 
     [
         ({"CUTOUT_ORT_THREADS": "0"}, "CUTOUT_ORT_THREADS='0': expected a positive integer"),
         ({"CUTOUT_ORT_THREADS": "many"}, "CUTOUT_ORT_THREADS='many'"),
+        ({"CUTOUT_ORT_SPIN": "yes"}, "CUTOUT_ORT_SPIN='yes': expected 0 or 1"),
         ({"CUTOUT_MODEL_SIZE": "big"}, "CUTOUT_MODEL_SIZE='big': expected a size like 1024"),
         ({"CUTOUT_MODEL_SIZE": "1024x8"}, "CUTOUT_MODEL_SIZE"),
         ({"CUTOUT_MODEL_MEAN": "0.5,0.5"}, "CUTOUT_MODEL_MEAN='0.5,0.5': expected three"),

@@ -25,8 +25,9 @@ def load_segmenter(
     *,
     threads: int | None = None,
     providers: Sequence[str] | None = None,
+    spin: bool | None = None,
 ) -> IsNetSegmenter:
-    config = config_from_env(model_path, threads=threads, providers=providers)
+    config = config_from_env(model_path, threads=threads, providers=providers, spin=spin)
     return IsNetSegmenter(load_model(config))
 
 
