@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from transform.segment import optimized
 from transform.segment.fetch import (
     FP32_FILENAME,
     MEDIUM,
@@ -310,7 +311,7 @@ def _session(config: ModelConfig) -> onnxruntime.InferenceSession:
     options = ort_options(config.threads, spin=config.spin)
     providers = _providers(config.providers, ort.get_available_providers())
     try:
-        return ort.InferenceSession(str(config.path), options, providers=providers)
+        return optimized.session(config.path, options, providers)
     except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable files
         raise ModelMissing(
             f"Cannot load the model at {config.path}: {exc}. Run `cutout fetch-model`, or point "
