@@ -301,6 +301,8 @@ def ort_options(threads: int, *, spin: bool = False) -> onnxruntime.SessionOptio
     # runs), and the same speed alone (within 5 %). Alone on the machine (remove-bg), spinning saves
     # about 3 % an inference (1.59 against 1.63 s, in-process, 5 rounds, 2026-12-01).
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    # Spinning ends with the run: the guided filter's own threads come right after it.
+    options.add_session_config_entry("session.force_spinning_stop", "1")
     options.log_severity_level = 3
     return options
 
