@@ -180,18 +180,6 @@ def batch(
     return times, wall
 
 
-def remove_bg_wall(files: list[str], out: Path, env: dict[str, str]) -> float:
-    """`cutout remove-bg --mask` over every file in one process: the command a user runs."""
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [CUTOUT, "remove-bg", "--mask", *files, "-o", str(out)], capture_output=True, env=env
-    )
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"cutout remove-bg failed ({proc.returncode}):\n{proc.stderr[-2000:]!r}")
-    return wall
-
-
 def ecssd(
     folder: Path, limit: int, rounds: int, rembg_python: str | None
 ) -> dict[str, tuple[list[float], list[float], Scores | None]]:
@@ -213,7 +201,9 @@ def ecssd(
             out = folder / f"masks-{name}"
             out.mkdir(exist_ok=True)
             if name == "remove-bg":
-                walls[name].append(remove_bg_wall([str(p.image) for p in items], out, env))
+                # `cutout remove-bg --mask` over every file in one process: the command a user runs.
+                command = [CUTOUT, "remove-bg", "--mask", *(str(p.image) for p in items), "-o", str(out)]
+                walls[name].append(timed(command, env))
                 continue
             jobs = [(str(p.image), str(out / f"{p.image.stem}.png")) for p in items]
             per_image, wall = batch(sides[name][0], sides[name][1], jobs, env)

@@ -255,8 +255,15 @@ def load_model(config: ModelConfig) -> Model:
     path = config.path
     _check_file(path)
     st = path.stat()
-    file = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    key = (*file, config.size, config.threads, config.providers, config.spin)
+    key = (
+        str(path.resolve()),
+        st.st_size,
+        st.st_mtime_ns,
+        config.size,
+        config.threads,
+        config.providers,
+        config.spin,
+    )
     with _lock:
         model = _sessions.get(key)
         if model is None:
