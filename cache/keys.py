@@ -9,7 +9,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 #: Bump when the rendering pipeline changes output for the same URL; old entries then simply miss.
-PIPELINE_VERSION = "3"
+PIPELINE_VERSION = "4"
 
 _SEP = "\x1f"  # unit separator: cannot occur in URL text, so the joined fields stay unambiguous
 

@@ -141,6 +141,9 @@ def test_config_defaults_and_arguments_win_over_environment(monkeypatch: pytest.
         ({}, {"spin": False}),
         ({"CUTOUT_ORT_SPIN": "1"}, {"spin": True}),
         ({"CUTOUT_ORT_SPIN": "0"}, {"spin": False}),
+        ({}, {"aspect": None}),
+        ({"CUTOUT_MODEL_ASPECT": " Stretch"}, {"aspect": "stretch"}),
+        ({"CUTOUT_MODEL_ASPECT": "keep"}, {"aspect": "keep"}),
         (
             {"CUTOUT_MODEL_MEAN": "0.4, 0.5,0.6", "CUTOUT_MODEL_STD": "0.2,0.2,0.25"},
             {"recipe": "custom", "norm.mean": (0.4, 0.5, 0.6), "norm.std": (0.2, 0.2, 0.25)},

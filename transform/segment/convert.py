@@ -6,6 +6,13 @@ x86, so at load time it wraps each one in further Casts back to float32 and conv
 every inference. Storing the weights as float32 and dropping the Casts gives the graph the CPU runs
 anyway, without the conversions. Optionally the copy keeps only some outputs (IS-Net's five side
 outputs and six feature maps are computed, converted and allocated on every run, and we read none).
+
+The copy also takes any input height and width (``dynamic_size``). The export traced IS-Net's
+``upsample_like(x, target)`` at 1024x1024, so each of its 34 Resize nodes asks for a constant output
+size (32x32, 64x64, ...) instead of the size of the tensor it is concatenated with; reading that size
+from the tensor's shape instead lets the network run at a photo's own aspect ratio (1024x768 for a
+4:3 photo: a quarter fewer operations, and better masks; bench/RESULTS.md). The native size stays in
+the model's metadata (``cutout.input_size``).
 """
 
 from __future__ import annotations
@@ -14,14 +21,17 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 import onnx
 from onnx import TensorProto, numpy_helper
 
-from transform.segment.fetch import readable_by_all
+from transform.segment.fetch import INPUT_SIZE_KEY, readable_by_all
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 
 class ConversionError(RuntimeError):
@@ -32,11 +42,14 @@ _FLOATS = (TensorProto.FLOAT, TensorProto.FLOAT16)
 _DTYPE_ATTRS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "EyeLike"}
 
 
-def to_float32(model: onnx.ModelProto, *, keep_outputs: Sequence[str] | None = None) -> onnx.ModelProto:
+def to_float32(
+    model: onnx.ModelProto, *, keep_outputs: Sequence[str] | None = None, dynamic: bool = False
+) -> onnx.ModelProto:
     """A float32 copy of ``model``: float16 weights, constants and types widened, float Casts removed.
 
     ``keep_outputs`` (names of graph outputs) drops the other outputs and every node only they need.
-    The input model is not changed.
+    ``dynamic`` also makes the input's height and width free (``dynamic_size``). The input model is
+    not changed.
     """
     out = onnx.ModelProto()
     out.CopyFrom(model)
@@ -66,8 +79,123 @@ def to_float32(model: onnx.ModelProto, *, keep_outputs: Sequence[str] | None = N
     _drop_float_casts(graph, types)
     if keep_outputs is not None:
         _keep_outputs(graph, keep_outputs)
+    if dynamic:
+        dynamic_size(out)
     onnx.checker.check_model(out)
     return out
+
+
+def dynamic_size(model: onnx.ModelProto) -> None:
+    """Let ``model`` (changed in place) take any input height and width.
+
+    Every Resize whose output size is ``Concat(<batch and channels of its input>, <constant HxW>)``
+    gets that constant replaced by the spatial shape of the tensor its output is concatenated with
+    (the skip connection of a U-Net), or of the graph's input when the constant is the input's own
+    size (the final upsampling). Resizes by scale factors need nothing. Anything else that fixes a
+    spatial size raises ConversionError; ``write_float32`` then runs the copy at another size to be
+    sure. The input's and output's height and width become symbolic.
+    """
+    graph = model.graph
+    if len(graph.input) != 1 or len(graph.input[0].type.tensor_type.shape.dim) != 4:
+        raise ConversionError("dynamic size needs one [batch, channels, height, width] input")
+    dims = graph.input[0].type.tensor_type.shape.dim
+    height, width = dims[2].dim_value, dims[3].dim_value
+    if height <= 0 or width <= 0:
+        return  # already dynamic
+    producer = {o: n for n in graph.node for o in n.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    initializers = {t.name: t for t in graph.initializer}
+    added: list[onnx.NodeProto] = []
+    for node in [n for n in graph.node if n.op_type == "Resize"]:
+        if len(node.input) < 4 or not node.input[3]:
+            continue  # scales: already follows its input's size
+        sizes = producer.get(node.input[3])
+        if sizes is None or sizes.op_type != "Concat":
+            raise ConversionError(f"Resize {node.name!r} has output sizes the converter cannot follow")
+        for slot, name in enumerate(sizes.input):
+            value = _constant(name, producer, initializers)
+            if value is None:
+                continue
+            if value.size != 2:
+                raise ConversionError(f"Resize {node.name!r} has constant sizes {value.tolist()}")
+            target = _size_source(node, consumers, graph.input[0].name, value.tolist() == [height, width])
+            shape_name = f"{node.output[0]}/cutout_hw"
+            added.extend(_spatial_shape(target, shape_name, initializers, graph))
+            sizes.input[slot] = shape_name
+    graph.node.extend(added)
+    _sort_topologically(graph)
+    for value_info in (graph.input[0], *graph.output):
+        shape = value_info.type.tensor_type.shape.dim
+        if len(shape) == 4:
+            shape[2].dim_param, shape[3].dim_param = "height", "width"
+    meta = {p.key: p for p in model.metadata_props}
+    entry = meta.get(INPUT_SIZE_KEY) or model.metadata_props.add()
+    entry.key, entry.value = INPUT_SIZE_KEY, f"{width}x{height}"
+
+
+def _constant(
+    name: str, producer: dict[str, onnx.NodeProto], initializers: dict[str, onnx.TensorProto]
+) -> npt.NDArray[Any] | None:
+    if name in initializers:
+        return numpy_helper.to_array(initializers[name])
+    node = producer.get(name)
+    if node is not None and node.op_type == "Constant" and node.attribute[0].name == "value":
+        return numpy_helper.to_array(node.attribute[0].t)
+    return None
+
+
+def _size_source(
+    resize: onnx.NodeProto, consumers: dict[str, list[onnx.NodeProto]], graph_input: str, is_input_size: bool
+) -> str:
+    """The tensor whose height and width ``resize`` must produce."""
+    for user in consumers.get(resize.output[0], []):
+        if user.op_type == "Concat":
+            others = [i for i in user.input if i != resize.output[0]]
+            if others:
+                return str(others[0])
+    if is_input_size:
+        return graph_input
+    raise ConversionError(f"cannot tell which tensor's size Resize {resize.name!r} should follow")
+
+
+def _spatial_shape(
+    source: str, name: str, initializers: dict[str, onnx.TensorProto], graph: onnx.GraphProto
+) -> list[onnx.NodeProto]:
+    """Nodes computing ``Shape(source)[2:4]`` into ``name`` (Shape then Slice: any opset from 10)."""
+    for const, value in (("cutout_two", 2), ("cutout_four", 4), ("cutout_zero", 0)):
+        if const not in initializers:
+            initializers[const] = numpy_helper.from_array(np.array([value], dtype=np.int64), const)
+            graph.initializer.append(initializers[const])
+    shape = f"{name}/shape"
+    return [
+        onnx.helper.make_node("Shape", [source], [shape], name=shape),
+        onnx.helper.make_node(
+            "Slice", [shape, "cutout_two", "cutout_four", "cutout_zero"], [name], name=name
+        ),
+    ]
+
+
+def _sort_topologically(graph: onnx.GraphProto) -> None:
+    """Order the nodes so that each comes after the producers of its inputs (stable otherwise)."""
+    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered: list[onnx.NodeProto] = []
+    while pending:
+        waiting = []
+        for node in pending:
+            if all(name in ready for name in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+            else:
+                waiting.append(node)
+        if len(waiting) == len(pending):
+            raise ConversionError("the graph has a cycle or an input nothing produces")
+        pending = waiting
+    del graph.node[:]
+    graph.node.extend(ordered)
 
 
 def _elem_types(model: onnx.ModelProto) -> dict[str, int]:
@@ -157,15 +285,17 @@ def write_float32(
     dest: Path,
     *,
     keep_outputs: Sequence[str] | None = ("output",),
+    dynamic: bool = True,
     tolerance: float = 0.02,
 ) -> float:
-    """Write ``to_float32(source)`` to ``dest`` atomically, after checking that onnxruntime loads it and
-    that its first output on a drawn test scene is within ``tolerance`` of the source's everywhere.
+    """Write ``to_float32(source)`` to ``dest`` atomically, after checking that onnxruntime loads it,
+    that its first output on a drawn test scene is within ``tolerance`` of the source's everywhere,
+    and (``dynamic``) that it also runs at a size other than the source's.
 
     Returns the largest difference found. Raises ConversionError (``dest`` untouched) otherwise.
     """
     try:
-        model = to_float32(onnx.load(str(source)), keep_outputs=keep_outputs)
+        model = to_float32(onnx.load(str(source)), keep_outputs=keep_outputs, dynamic=dynamic)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError) as exc:
         raise ConversionError(f"cannot convert {source}: {exc}") from exc
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -179,6 +309,8 @@ def write_float32(
         diff = max_difference(source, tmp)
         if not diff <= tolerance:
             raise ConversionError(f"the float32 copy differs from {source} by {diff:.4f} (> {tolerance})")
+        if dynamic:
+            check_other_size(tmp)
         readable_by_all(tmp)
         os.replace(tmp, dest)
     except BaseException:
@@ -187,23 +319,50 @@ def write_float32(
     return diff
 
 
-def max_difference(first: Path, second: Path) -> float:
-    """Largest absolute difference of the two models' first outputs on the same test scene."""
+def _load(path: Path) -> onnxruntime.InferenceSession:
     import onnxruntime as ort
 
     from transform.segment.model import ort_options  # model imports fetch, which imports us lazily
 
+    try:
+        return ort.InferenceSession(str(path), ort_options(1), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ConversionError(f"onnxruntime cannot load {path}: {exc}") from exc
+
+
+def max_difference(first: Path, second: Path) -> float:
+    """Largest absolute difference of the two models' first outputs on the same test scene, at the
+    first model's input size."""
     runs = []
+    shape = None
     for path in (first, second):
-        try:
-            session = ort.InferenceSession(str(path), ort_options(1), providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ConversionError(f"onnxruntime cannot load {path}: {exc}") from exc
+        session = _load(path)
         inp, out = session.get_inputs()[0], session.get_outputs()[0]
-        runs.append(np.asarray(session.run([out.name], {inp.name: probe_input(inp.shape)})[0], np.float32))
+        shape = shape or inp.shape
+        runs.append(np.asarray(session.run([out.name], {inp.name: probe_input(shape)})[0], np.float32))
     if runs[0].shape != runs[1].shape:
         return float("inf")
     return float(np.abs(runs[0] - runs[1]).max())
+
+
+def check_other_size(path: Path) -> None:
+    """Run the dynamic model at its native size with the height cut by a quarter; its first output
+    must come out with the input's aspect ratio and finite values."""
+    session = _load(path)
+    meta = session.get_modelmeta().custom_metadata_map.get(INPUT_SIZE_KEY, "")
+    try:
+        width, height = (int(v) for v in meta.split("x"))
+    except ValueError:
+        raise ConversionError(f"{path} has no valid {INPUT_SIZE_KEY} metadata: {meta!r}") from None
+    other = max(1, height * 3 // 4)
+    inp, out = session.get_inputs()[0], session.get_outputs()[0]
+    try:
+        result = session.run([out.name], {inp.name: probe_input([1, 3, other, width])})[0]
+    except Exception as exc:  # onnxruntime's own error: some node still fixes a size
+        raise ConversionError(f"the copy does not run at {width}x{other}: {exc}") from exc
+    h, w = result.shape[-2:]
+    if h * width != w * other or not np.isfinite(result).all():
+        raise ConversionError(f"at {width}x{other} the copy's output is {w}x{h}, not the input's aspect")
 
 
 def probe_input(shape: Sequence[Any]) -> npt.NDArray[np.float32]:

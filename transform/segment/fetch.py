@@ -54,6 +54,11 @@ SMALL = Variant(
 #: The float32 copy of MEDIUM that `cutout fetch-model` writes beside it (see convert.py); used by
 #: default when its manifest ``<name>.json`` matches, because it runs faster on CPU at equal quality.
 FP32_FILENAME = "isnet-general-use-fp32.onnx"
+#: What the copy is; a copy whose manifest records another version is made again by `fetch-model`.
+#: 2: the input's height and width are free (convert.dynamic_size).
+FP32_CONVERSION = 2
+#: Metadata key of the input size (``WIDTHxHEIGHT``) that a copy with a dynamic input was exported at.
+INPUT_SIZE_KEY = "cutout.input_size"
 
 
 def cutout_home() -> Path:
@@ -223,7 +228,9 @@ def fp32_is_valid(path: Path, source_sha256: str = MEDIUM.sha256) -> bool:
     try:
         manifest = json.loads(path.with_name(path.name + ".json").read_text())
         return bool(
-            manifest.get("source_sha256") == source_sha256 and manifest.get("sha256") == file_sha256(path)
+            manifest.get("source_sha256") == source_sha256
+            and manifest.get("conversion") == FP32_CONVERSION
+            and manifest.get("sha256") == file_sha256(path)
         )
     except (OSError, ValueError, AttributeError):
         return False
@@ -249,7 +256,12 @@ def ensure_fp32(
     log(f"writing a float32 copy (faster on CPU) to {dest}...")
     dest.with_name(dest.name + ".json").unlink(missing_ok=True)
     diff = write_float32(source, dest)
-    manifest = {"source_sha256": source_sha256, "sha256": file_sha256(dest), "max_difference": diff}
+    manifest = {
+        "source_sha256": source_sha256,
+        "conversion": FP32_CONVERSION,
+        "sha256": file_sha256(dest),
+        "max_difference": diff,
+    }
     _atomic_write_text(dest.with_name(dest.name + ".json"), json.dumps(manifest))
     log(f"float32 copy stored: {dest} (largest output difference {diff:.1e})")
     return dest

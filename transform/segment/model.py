@@ -6,7 +6,12 @@ Everything a deployment may change comes from arguments or the environment:
   default ``$CUTOUT_HOME/models/isnet-general-use-fp32.onnx`` when `cutout fetch-model` has made that
   float32 copy and it matches its manifest, else ``$CUTOUT_HOME/models/isnet-general-use.onnx``
   (``CUTOUT_HOME`` default ``~/.cache/cutout``).
-- ``CUTOUT_MODEL_SIZE``: ``1024`` or ``1024x768`` (width x height), only for models with a dynamic input.
+- ``CUTOUT_MODEL_SIZE``: ``1024`` or ``1024x768`` (width x height): the size a model with a dynamic
+  input was trained at (not needed for the float32 copy, whose metadata says 1024x1024).
+- ``CUTOUT_MODEL_ASPECT``: ``keep`` (the default for a model with a dynamic input) runs the network at
+  the photo's aspect ratio, its longer side at the model size's longer side and the other a multiple
+  of 32 (a 4:3 photo: 1024x768); ``stretch`` (the only choice for a fixed input) squeezes every photo
+  to the model size. Fine edges always stretch: their matting reads the square input's softer map.
 - ``CUTOUT_MODEL_MEAN`` / ``CUTOUT_MODEL_STD``: three comma-separated floats applied to pixels scaled
   to [0, 1], or a recipe name for MEAN (``isnet``, ``imgly``, ``imagenet``) that sets both.
 - ``CUTOUT_ORT_THREADS``: intra-op threads (default: every core this process may use).
@@ -31,6 +36,7 @@ import numpy.typing as npt
 from transform.segment import optimized
 from transform.segment.fetch import (
     FP32_FILENAME,
+    INPUT_SIZE_KEY,
     MEDIUM,
     SMALL,
     file_sha256,
@@ -71,6 +77,10 @@ RECIPES: dict[str, Normalization] = {
     "imagenet": Normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
 DEFAULT_RECIPE = "isnet"
+ASPECTS = ("keep", "stretch")
+#: A kept aspect ratio rounds the shorter side to a multiple of this: U-Net-style saliency networks
+#: halve their feature maps five times, and their skip connections need the halvings to be exact.
+SIZE_STEP = 32
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,7 @@ class ModelConfig:
     threads: int
     providers: tuple[str, ...]
     spin: bool = False
+    aspect: str | None = None  # "keep", "stretch", or None: keep when the input is dynamic
 
 
 def default_model_path() -> Path:
@@ -108,8 +119,14 @@ def config_from_env(
         providers = [p.strip() for p in raw.split(",") if p.strip()]
     if spin is None:
         spin = _flag(environ, "CUTOUT_ORT_SPIN")
+    aspect = environ.get("CUTOUT_MODEL_ASPECT", "").strip().lower() or None
+    if aspect not in (None, *ASPECTS):
+        raise SegmenterConfigError(
+            f"CUTOUT_MODEL_ASPECT={environ['CUTOUT_MODEL_ASPECT']!r}: expected one of {', '.join(ASPECTS)}"
+        )
     return ModelConfig(
         path=path,
+        aspect=aspect,
         size=_size(environ.get("CUTOUT_MODEL_SIZE")),
         recipe=recipe,
         norm=norm,
@@ -192,8 +209,28 @@ class Model:
         inp = session.get_inputs()[0]
         self.input_name: str = inp.name
         self.output_name: str = session.get_outputs()[0].name
-        self.size: tuple[int, int] = _input_size(config, inp.shape)
+        metadata = session.get_modelmeta().custom_metadata_map
+        #: The size the model was trained (or exported) at: (width, height).
+        self.size: tuple[int, int] = _input_size(config, inp.shape, metadata.get(INPUT_SIZE_KEY))
+        dynamic = not all(isinstance(d, int) for d in inp.shape[2:])
+        if config.aspect == "keep" and not dynamic:
+            raise SegmenterConfigError(
+                f"CUTOUT_MODEL_ASPECT=keep needs a model with a dynamic input; {config.path} takes only "
+                f"{list(inp.shape)} (`cutout fetch-model` writes a float32 copy of IS-Net that has one)"
+            )
+        self.keep_aspect: bool = dynamic and config.aspect != "stretch"
         self._release_options = _release_options()
+
+    def input_size(self, width: int, height: int, *, stretch: bool = False) -> tuple[int, int]:
+        """The network's input size (width, height) for a ``width x height`` photo: the model size, or
+        with ``keep_aspect`` (and not ``stretch``) the photo's aspect ratio at the model size's longer
+        side, the shorter side a multiple of SIZE_STEP."""
+        if not self.keep_aspect or stretch:
+            return self.size
+        side = max(self.size)
+        ratio = min(width, height) / max(width, height)
+        short = min(side, max(SIZE_STEP, round(side * ratio / SIZE_STEP) * SIZE_STEP))
+        return (side, short) if width >= height else (short, side)
 
     def run(self, batch: FloatArray, *, release: bool = False) -> FloatArray:
         """``batch`` is ``[1, 3, H, W]``; returns the first output as an ``H x W`` probability map.
@@ -230,7 +267,7 @@ def _release_options() -> onnxruntime.RunOptions:
     return options
 
 
-def _input_size(config: ModelConfig, shape: Sequence[Any]) -> tuple[int, int]:
+def _input_size(config: ModelConfig, shape: Sequence[Any], exported: str | None) -> tuple[int, int]:
     if len(shape) != 4 or shape[1] not in (3, "3"):
         raise ModelMissing(
             f"{config.path} is not a compatible saliency model: its input has shape {list(shape)}, "
@@ -239,6 +276,8 @@ def _input_size(config: ModelConfig, shape: Sequence[Any]) -> tuple[int, int]:
     height, width = shape[2], shape[3]
     if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
         return (width, height)
+    if config.size is None and exported:
+        return _size(exported) or (0, 0)
     if config.size is None:
         raise SegmenterConfigError(
             f"{config.path} has a dynamic input size ({list(shape)}); set CUTOUT_MODEL_SIZE, e.g. 1024"
@@ -263,6 +302,7 @@ def load_model(config: ModelConfig) -> Model:
         config.threads,
         config.providers,
         config.spin,
+        config.aspect,
     )
     with _lock:
         model = _sessions.get(key)

@@ -4,6 +4,12 @@ Pre-processing follows rembg's recipe for isnet-general-use (model.md recipe B, 
 better than the npm package's): Lanczos resize to the model size (a true Lanczos-3 both ways,
 ``resample.py``: libvips upscales with bicubic whatever kernel it is given), divide by the image's own
 maximum, subtract 0.5; the output is min-max normalised before it is brought back to full size.
+
+Unlike the recipe, the network sees the photo at its own aspect ratio when the model allows it
+(``Model.input_size``; the float32 copy does): a 4:3 photo runs at 1024x768, a quarter fewer operations
+than 1024x1024, and the masks came out better on both evaluation sets (ECSSD IoU 0.9364 -> 0.9415,
+alphamatting SAD 40.8 -> 37.6; bench/RESULTS.md, 2026-12-02). Fine edges keep the square input: its
+softer map at fur and hair gives the matting its band (SAD 32.1 against 34.9 from the kept aspect).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from transform.segment.refine import upsample_alpha, upsample_mask
 from transform.segment.resample import to_model_size
 
 #: Bump when pre- or post-processing changes what masks look like: it is part of every mask cache key.
-PIPELINE_VERSION = "3"
+PIPELINE_VERSION = "4"
 MAX_SIDE = 6144
 
 
@@ -35,7 +41,8 @@ class IsNetSegmenter:
 
     def segment(self, image: pyvips.Image, *, fine_edges: bool) -> Mask:
         rgb = prepare(image)
-        raw = self.probability(rgb, release=release_arena(rgb.width, rgb.height, fine_edges=fine_edges))
+        release = release_arena(rgb.width, rgb.height, fine_edges=fine_edges)
+        raw = self.probability(rgb, release=release, stretch=fine_edges)
         # Confidence reads the raw map: min-max stretching would make an empty scene look decisive.
         confidence = score(raw)
         if not fine_edges:
@@ -47,11 +54,12 @@ class IsNetSegmenter:
         alpha = refine_edges(rgb, upsample_mask(stretch(raw), rgb, gain=SEED_GAIN))
         return Mask(to_uchar(alpha, rgb.width, rgb.height), confidence)
 
-    def probability(self, rgb: pyvips.Image, *, release: bool = False) -> FloatArray:
-        """The model's raw mask (values in [0, 1]) for an sRGB 3-band uchar image, at model size.
+    def probability(self, rgb: pyvips.Image, *, release: bool = False, stretch: bool = False) -> FloatArray:
+        """The model's raw mask (values in [0, 1]) for an sRGB 3-band uchar image, at the network's
+        input size for it (``Model.input_size``; ``stretch``: the model size whatever the aspect).
 
         ``release``: the inference gives its memory back when done (``model.release_arena``)."""
-        width, height = self.model.size
+        width, height = self.model.input_size(rgb.width, rgb.height, stretch=stretch)
         batch = to_batch(to_model_size(rgb, width, height), self.model.config.norm)
         return self.model.run(batch, release=release)
 
