@@ -96,9 +96,11 @@ def dynamic_size(model: onnx.ModelProto) -> None:
     sure. The input's and output's height and width become symbolic.
     """
     graph = model.graph
-    if len(graph.input) != 1 or len(graph.input[0].type.tensor_type.shape.dim) != 4:
+    initializers = {t.name: t for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]  # old IRs list weights as inputs
+    if len(inputs) != 1 or len(inputs[0].type.tensor_type.shape.dim) != 4:
         raise ConversionError("dynamic size needs one [batch, channels, height, width] input")
-    dims = graph.input[0].type.tensor_type.shape.dim
+    dims = inputs[0].type.tensor_type.shape.dim
     height, width = dims[2].dim_value, dims[3].dim_value
     if height <= 0 or width <= 0:
         return  # already dynamic
@@ -107,7 +109,6 @@ def dynamic_size(model: onnx.ModelProto) -> None:
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
-    initializers = {t.name: t for t in graph.initializer}
     added: list[onnx.NodeProto] = []
     for node in [n for n in graph.node if n.op_type == "Resize"]:
         if len(node.input) < 4 or not node.input[3]:
@@ -115,19 +116,19 @@ def dynamic_size(model: onnx.ModelProto) -> None:
         sizes = producer.get(node.input[3])
         if sizes is None or sizes.op_type != "Concat":
             raise ConversionError(f"Resize {node.name!r} has output sizes the converter cannot follow")
-        for slot, name in enumerate(sizes.input):
-            value = _constant(name, producer, initializers)
-            if value is None:
-                continue
-            if value.size != 2:
-                raise ConversionError(f"Resize {node.name!r} has constant sizes {value.tolist()}")
-            target = _size_source(node, consumers, graph.input[0].name, value.tolist() == [height, width])
-            shape_name = f"{node.output[0]}/cutout_hw"
-            added.extend(_spatial_shape(target, shape_name, initializers, graph))
-            sizes.input[slot] = shape_name
+        # IS-Net's pattern: the batch and channels from the input's shape, then a constant height
+        # and width. A constant anywhere else would fix a size we cannot tell apart.
+        values = [_constant(name, producer, initializers) for name in sizes.input]
+        last = values[-1]
+        if any(v is not None for v in values[:-1]) or last is None or last.size != 2:
+            raise ConversionError(f"Resize {node.name!r} has output sizes the converter cannot follow")
+        target = _size_source(node, consumers, inputs[0].name, last.tolist() == [height, width])
+        shape_name = f"{node.output[0]}/cutout_hw"
+        added.extend(_spatial_shape(target, shape_name, initializers, graph))
+        sizes.input[len(values) - 1] = shape_name
     graph.node.extend(added)
     _sort_topologically(graph)
-    for value_info in (graph.input[0], *graph.output):
+    for value_info in (inputs[0], *graph.output):
         shape = value_info.type.tensor_type.shape.dim
         if len(shape) == 4:
             shape[2].dim_param, shape[3].dim_param = "height", "width"
