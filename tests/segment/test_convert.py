@@ -159,9 +159,15 @@ def test_ensure_fp32_writes_a_manifest_and_the_default_path_follows_it(
     manifest_path = copy.with_name(FP32_FILENAME + ".json")
     manifest_path.write_text(json.dumps({k: v for k, v in manifest.items() if k != "conversion"}))
     assert not fp32_is_valid(copy) and preferred_model_path() == original
+    stale = tmp_path / "models" / "optimized" / f"{copy.stem}-0123.onnx"
+    other = tmp_path / "models" / "optimized" / "someone-else-0123.onnx"
+    stale.parent.mkdir()
+    stale.write_bytes(b"old graph")
+    other.write_bytes(b"kept")
     lines.clear()
     ensure_fp32(original, source_sha256=MEDIUM.sha256, log=lines.append)
     assert lines[0].startswith("writing a float32 copy") and fp32_is_valid(copy)
+    assert not stale.exists() and other.exists()  # the old file's optimised graphs go with it
     copy.write_bytes(copy.read_bytes() + b"\0")  # damaged: the original is used again
     assert preferred_model_path() == original
     with pytest.raises(ModelMissing, match="does not match its manifest"):

@@ -263,6 +263,10 @@ def ensure_fp32(
         "max_difference": diff,
     }
     _atomic_write_text(dest.with_name(dest.name + ".json"), json.dumps(manifest))
+    # Optimised graphs of the file this one replaces (optimized.py) would never be read again, and
+    # they are about 170 MB each.
+    for stale in (dest.parent / "optimized").glob(f"{dest.stem}-*.onnx"):
+        stale.unlink(missing_ok=True)
     log(f"float32 copy stored: {dest} (largest output difference {diff:.1e})")
     return dest
 
