@@ -1,4 +1,4 @@
-"""Edge-aware upsampling of the network's 1024x1024 probability map to the photograph's size.
+"""Edge-aware upsampling of the network's probability map (1024 px long) to the photograph's size.
 
 A plain stretch of a 1024 map onto a 12 MP photo gives soft, blocky edges. Here the map is first
 resized to a working size (the photo's size, capped), then passed through a colour guided filter whose
