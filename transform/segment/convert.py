@@ -307,11 +307,12 @@ def write_float32(
             out.write(model.SerializeToString())
             out.flush()
             os.fsync(out.fileno())
-        diff = max_difference(source, tmp)
+        copy = _load(tmp)
+        diff = max_difference(_load(source), copy)
         if not diff <= tolerance:
             raise ConversionError(f"the float32 copy differs from {source} by {diff:.4f} (> {tolerance})")
         if dynamic:
-            check_other_size(tmp)
+            check_other_size(copy)
         readable_by_all(tmp)
         os.replace(tmp, dest)
     except BaseException:
@@ -331,13 +332,12 @@ def _load(path: Path) -> onnxruntime.InferenceSession:
         raise ConversionError(f"onnxruntime cannot load {path}: {exc}") from exc
 
 
-def max_difference(first: Path, second: Path) -> float:
+def max_difference(first: onnxruntime.InferenceSession, second: onnxruntime.InferenceSession) -> float:
     """Largest absolute difference of the two models' first outputs on the same test scene, at the
     first model's input size."""
     runs = []
     shape = None
-    for path in (first, second):
-        session = _load(path)
+    for session in (first, second):
         inp, out = session.get_inputs()[0], session.get_outputs()[0]
         shape = shape or inp.shape
         runs.append(np.asarray(session.run([out.name], {inp.name: probe_input(shape)})[0], np.float32))
@@ -346,15 +346,14 @@ def max_difference(first: Path, second: Path) -> float:
     return float(np.abs(runs[0] - runs[1]).max())
 
 
-def check_other_size(path: Path) -> None:
+def check_other_size(session: onnxruntime.InferenceSession) -> None:
     """Run the dynamic model at its native size with the height cut by a quarter; its first output
     must come out with the input's aspect ratio and finite values."""
-    session = _load(path)
     meta = session.get_modelmeta().custom_metadata_map.get(INPUT_SIZE_KEY, "")
     try:
         width, height = (int(v) for v in meta.split("x"))
     except ValueError:
-        raise ConversionError(f"{path} has no valid {INPUT_SIZE_KEY} metadata: {meta!r}") from None
+        raise ConversionError(f"the copy has no valid {INPUT_SIZE_KEY} metadata: {meta!r}") from None
     other = max(1, height * 3 // 4)
     inp, out = session.get_inputs()[0], session.get_outputs()[0]
     try:
