@@ -211,14 +211,14 @@ class Model:
         self.output_name: str = session.get_outputs()[0].name
         metadata = session.get_modelmeta().custom_metadata_map
         #: The size the model was trained (or exported) at: (width, height).
-        self.size: tuple[int, int] = _input_size(config, inp.shape, metadata.get(INPUT_SIZE_KEY))
-        dynamic = not all(isinstance(d, int) for d in inp.shape[2:])
-        if config.aspect == "keep" and not dynamic:
+        fixed = _fixed_size(config, inp.shape)
+        self.size: tuple[int, int] = fixed or _declared_size(config, inp.shape, metadata.get(INPUT_SIZE_KEY))
+        if config.aspect == "keep" and fixed:
             raise SegmenterConfigError(
                 f"CUTOUT_MODEL_ASPECT=keep needs a model with a dynamic input; {config.path} takes only "
                 f"{list(inp.shape)} (`cutout fetch-model` writes a float32 copy of IS-Net that has one)"
             )
-        self.keep_aspect: bool = dynamic and config.aspect != "stretch"
+        self.keep_aspect: bool = fixed is None and config.aspect != "stretch"
         self._release_options = _release_options()
 
     def input_size(self, width: int, height: int, *, stretch: bool = False) -> tuple[int, int]:
@@ -267,7 +267,8 @@ def _release_options() -> onnxruntime.RunOptions:
     return options
 
 
-def _input_size(config: ModelConfig, shape: Sequence[Any], exported: str | None) -> tuple[int, int]:
+def _fixed_size(config: ModelConfig, shape: Sequence[Any]) -> tuple[int, int] | None:
+    """The input's (width, height) when the model fixes it; None when they are dynamic."""
     if len(shape) != 4 or shape[1] not in (3, "3"):
         raise ModelMissing(
             f"{config.path} is not a compatible saliency model: its input has shape {list(shape)}, "
@@ -276,13 +277,18 @@ def _input_size(config: ModelConfig, shape: Sequence[Any], exported: str | None)
     height, width = shape[2], shape[3]
     if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
         return (width, height)
-    if config.size is None and exported:
-        return _size(exported) or (0, 0)
-    if config.size is None:
+    return None
+
+
+def _declared_size(config: ModelConfig, shape: Sequence[Any], exported: str | None) -> tuple[int, int]:
+    """The size a dynamic-input model is meant for: CUTOUT_MODEL_SIZE, else the size our float32 copy
+    records in its metadata."""
+    declared = config.size or (_size(exported) if exported else None)
+    if declared is None:
         raise SegmenterConfigError(
             f"{config.path} has a dynamic input size ({list(shape)}); set CUTOUT_MODEL_SIZE, e.g. 1024"
         )
-    return config.size
+    return declared
 
 
 _sessions: dict[tuple[object, ...], Model] = {}
