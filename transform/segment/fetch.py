@@ -247,6 +247,7 @@ def ensure_fp32(
 
     Raises ``convert.ConversionError`` when the copy cannot be made or differs from the original.
     """
+    from transform.segment import optimized  # both import this module
     from transform.segment.convert import write_float32
 
     dest = dest or source.with_name(FP32_FILENAME)
@@ -263,10 +264,7 @@ def ensure_fp32(
         "max_difference": diff,
     }
     _atomic_write_text(dest.with_name(dest.name + ".json"), json.dumps(manifest))
-    # Optimised graphs of the file this one replaces (optimized.py) would never be read again, and
-    # they are about 170 MB each.
-    for stale in (dest.parent / "optimized").glob(f"{dest.stem}-*.onnx"):
-        stale.unlink(missing_ok=True)
+    optimized.remove_copies(dest)  # the replaced file's optimised graphs
     log(f"float32 copy stored: {dest} (largest output difference {diff:.1e})")
     return dest
 

@@ -30,7 +30,18 @@ def copy_path(model: Path, ort_version: str, cpu: str | None = None) -> Path:
         (str(model.resolve()), str(st.st_size), str(st.st_mtime_ns), ort_version, cpu or cpu_flags())
     )
     digest = hashlib.sha256(identity.encode()).hexdigest()[:20]
-    return cutout_home() / "models" / "optimized" / f"{model.stem}-{digest}.onnx"
+    return _folder() / f"{model.stem}-{digest}.onnx"
+
+
+def remove_copies(model: Path) -> None:
+    """Delete every optimised copy made from a file named like ``model`` (for when it is replaced:
+    they would never be read again, and they are about 170 MB each)."""
+    for copy in _folder().glob(f"{model.stem}-*.onnx"):
+        copy.unlink(missing_ok=True)
+
+
+def _folder() -> Path:
+    return cutout_home() / "models" / "optimized"
 
 
 def cpu_flags() -> str:
