@@ -46,6 +46,8 @@ HIT = "/demo/image/upload/c_scale,w_400/docs/road"
 SAME_HEADERS = ('add_header Cache-Control "public, max-age=3600"; '
                 'add_header Access-Control-Allow-Origin "*"; '
                 'add_header Access-Control-Expose-Headers "X-Cld-Error,Content-Length";')
+# nginx/cutout.conf's own setting, for a static server measured like for like.
+OPEN_FILE_CACHE = re.findall(r"^\s*(open_file_cache .*;)", (ROOT / "nginx/cutout.conf").read_text(), re.M)[0]
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -142,11 +144,14 @@ def start_nginx(
     (static / "hit.jpg").write_bytes(body)
     prefix = tmp / "nginx"
     prefix.mkdir()
-    ports = {name: free_port() for name in ("proxied", "static", "static_plain")}
+    ports = {name: free_port() for name in ("proxied", "static", "static_plain", "static_fd")}
     (prefix / "cutout.conf").write_text(
         render_config(ports["proxied"], f"127.0.0.1:{upstream}", prefix / "cache")
         + f"server {{ listen 127.0.0.1:{ports['static']}; root {static}; location / {{ {SAME_HEADERS} }} }}\n"
         + f"server {{ listen 127.0.0.1:{ports['static_plain']}; root {static}; }}\n"
+        # Like for like: cutout.conf keeps hot files' descriptors open; a static server can do it too.
+        + f"server {{ listen 127.0.0.1:{ports['static_fd']}; root {static}; {OPEN_FILE_CACHE} "
+        f"location / {{ {SAME_HEADERS} }} }}\n"
     )
     config = main_config(prefix).replace("worker_processes 1;", f"worker_processes {workers};")
     (prefix / "nginx.conf").write_text(config)
@@ -154,7 +159,7 @@ def start_nginx(
     process = subprocess.Popen([nginx_bin, "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     time.sleep(1)
-    paths = {"proxied": HIT, "static": "/hit.jpg", "static_plain": "/hit.jpg"}
+    paths = {"proxied": HIT, "static": "/hit.jpg", "static_plain": "/hit.jpg", "static_fd": "/hit.jpg"}
     urls = {name: f"http://127.0.0.1:{port}{paths[name]}" for name, port in ports.items()}
     for url in urls.values():  # fills nginx's cache, checks every server answers
         httpx.get(url).raise_for_status()
@@ -173,6 +178,7 @@ def hits(args: argparse.Namespace, server: ServerProcess, nginx: subprocess.Pope
         "origin": (server.url + HIT, cutout_pids),
         "proxied": (urls["proxied"], nginx_workers),
         "static_plain": (urls["static_plain"], nginx_workers),
+        "static_fd": (urls["static_fd"], nginx_workers),
     }
     for url, pids in cases.values():  # warm-up, not recorded: every cutout worker memoises the hit
         wrk(url, 2, args.connections, pids)
@@ -287,7 +293,9 @@ def format_report(r: Results, args: argparse.Namespace) -> str:
             f"{args.rounds} rounds after a 2 s warm-up of each. cutout has {args.workers} uvicorn workers, "
             f"nginx {args.workers} worker "
             "processes; wrk, nginx and cutout share the machine's cores. The reference is nginx serving the "
-            "bytes as a static file with cutout's Cache-Control and CORS headers added.",
+            "bytes as a static file with cutout's Cache-Control and CORS headers added, as Debian's "
+            "nginx.conf serves files; nginx/cutout.conf also keeps hot cache files open "
+            "(`open_file_cache`), so the same static file with an `open_file_cache` is measured too.",
             "",
             "| what | requests/s (rounds) | ratio to reference | target | server CPU us/request |",
             "|---|---:|---:|---|---:|",
@@ -295,6 +303,8 @@ def format_report(r: Results, args: argparse.Namespace) -> str:
             row(r, "origin", "static", "cutout origin alone", ">= 0.3"),
             row(r, "proxied", "static", "cutout behind nginx/cutout.conf (HIT)", ">= 0.9"),
             row(r, "static_plain", "static", "nginx static file, its own headers only", ""),
+            row(r, "static_fd", "static", "nginx static file, same headers, open_file_cache", ""),
+            row(r, "proxied", "static_fd", "HIT against the static file with open_file_cache", ""),
         ]
     if "cutout_renders" in r:
         lines += [

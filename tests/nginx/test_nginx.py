@@ -46,7 +46,7 @@ def main_config(prefix: Path) -> str:
         path.mkdir(exist_ok=True)
     user = "user root;\n" if os.geteuid() == 0 else ""  # as root, workers would otherwise drop to nobody
     return (
-        f"{user}daemon off;\nworker_processes 1;\npid {prefix}/nginx.pid;\n"
+        f"{user}daemon off;\nworker_processes 1;\nworker_rlimit_nofile 8192;\npid {prefix}/nginx.pid;\n"
         f"error_log {prefix}/error.log info;\n"
         "events { worker_connections 1024; }\n"
         "http {\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n"  # as Debian's nginx.conf
@@ -62,9 +62,9 @@ class Stack:
     origin: str
 
 
-def start_stack(tmp_path: Path, env: dict[str, str]) -> Iterator[Stack]:
+def start_stack(tmp_path: Path, env: dict[str, str], originals: Path = SAMPLES) -> Iterator[Stack]:
     binary = nginx_binary()
-    server = ServerProcess(SAMPLES, tmp_path / "cache", env=env)
+    server = ServerProcess(originals, tmp_path / "cache", env=env)
     prefix = tmp_path / "nginx"
     prefix.mkdir()
     port = free_port()
@@ -122,6 +122,31 @@ def test_hits_errors_and_headers_through_nginx(stack: Stack) -> None:
     again = httpx.get(auto, headers={"Accept": "image/webp,*/*"})
     assert again.headers["content-type"] == "image/webp" and again.headers["x-cache-status"] == "HIT"
     assert httpx.get(stack.nginx + "/metrics").status_code == 404
+
+
+def test_a_replaced_entry_is_served_though_nginx_keeps_descriptors_open(tmp_path: Path) -> None:
+    """open_file_cache keeps the cache file's descriptor: when the entry expires and is fetched again
+    (the original was replaced meanwhile), nginx must notice the new file and serve the new image."""
+    originals = tmp_path / "originals"
+    shutil.copytree(SAMPLES, originals)
+    for stack in start_stack(tmp_path, {"CUTOUT_BACKGROUND_REMOVAL": "0", "CUTOUT_MAX_AGE": "1"}, originals):
+        url = stack.nginx + "/demo/image/upload/c_scale,w_100/docs/road"
+        first = httpx.get(url)
+        assert httpx.get(url).headers["x-cache-status"] == "HIT"
+        shutil.copy(originals / "docs" / "bg_beach.jpg", originals / "docs" / "road.jpg")
+        assert httpx.get(url).content == first.content  # still fresh for nginx: the old copy
+        time.sleep(2.2)
+        renewed = httpx.get(url)
+        assert renewed.headers["x-cache-status"] in ("EXPIRED", "REVALIDATED", "STALE", "UPDATING")
+        deadline = time.monotonic() + 10
+        while True:  # with background updates the stale copy may be served once more
+            current = httpx.get(url)
+            if current.content != first.content or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert current.status_code == 200 and current.content != first.content
+        assert current.headers["etag"] != first.headers["etag"]
+        assert httpx.get(url).headers["x-cache-status"] == "HIT"
 
 
 @pytest.mark.slow
