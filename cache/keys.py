@@ -9,6 +9,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 #: Bump when the rendering pipeline changes output for the same URL; old entries then simply miss.
+#: (Changes to background removal need no bump here: the segmenter's id is in the keys that use it.)
 PIPELINE_VERSION = "4"
 
 _SEP = "\x1f"  # unit separator: cannot occur in URL text, so the joined fields stay unambiguous
@@ -25,14 +26,17 @@ def derivative_key(
     format_key: str,
     *,
     layers: str = "",
+    model: str = "",
     pipeline_version: str = PIPELINE_VERSION,
 ) -> str:
     """The cache key of one rendered derivative.
 
     ``layers`` carries the fingerprints of layer originals, so replacing an overlay file invalidates
-    the derivatives that use it.
+    the derivatives that use it. ``model`` is the segmenter's id (model file, its pre- and
+    post-processing version, recipe) for derivatives that remove a background, so a new model or a
+    new mask pipeline makes new cut-outs.
     """
-    fields = (canonical, public_id, fingerprint, format_key, layers, pipeline_version)
+    fields = (canonical, public_id, fingerprint, format_key, layers, model, pipeline_version)
     return "d:" + _digest("derivative", *fields)
 
 

@@ -132,12 +132,15 @@ def _into_cache(args: argparse.Namespace) -> Generate:
     def generate(path: str) -> None:
         nonlocal model_tried
         # Eager is the operator's own doing: no signature or strict check, and it allow-lists the result.
-        prepared = origin.prepare(parse_path(path), accept=args.accept, signed_ok=True)
-        if prepared.plan.needs_segmentation:
+        delivery = parse_path(path)
+        prepared = origin.prepare(delivery, accept=args.accept, signed_ok=True)
+        if prepared.plan.needs_segmentation and origin.segmenter is None:
             with model_lock:  # loaded once, and only when a line needs it
                 if not model_tried:
                     model_tried = True
                     origin.use_segmenter(_load_segmenter())
+            # Again, now that the key can name the model (as the server's does).
+            prepared = origin.prepare(delivery, accept=args.accept, signed_ok=True)
         if cache.get(prepared.key) is None:
             origin.produce(prepared)
         cache.allow(prepared.allow_name)

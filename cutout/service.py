@@ -157,7 +157,9 @@ class Origin:
             self._check_strict(path, plan)
         layers = ",".join(f"{lid}={self._layer(lid)[1]}" for lid in sorted(plan.layer_ids))
         choice = transform.negotiate_format(plan, extension=path.extension, accept=accept)
-        key = derivative_key(plan.canonical, path.public_id, fingerprint, choice.key, layers=layers)
+        model = self.segmenter.model_id if plan.needs_segmentation and self.segmenter is not None else ""
+        key = derivative_key(plan.canonical, path.public_id, fingerprint, choice.key, layers=layers,
+                             model=model)
         return Prepared(key, plan, source, fingerprint, choice, path.public_id, path.version is not None)
 
     def _check_cloud(self, path: DeliveryPath) -> None:

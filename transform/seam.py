@@ -25,7 +25,8 @@ class Mask:
 class Segmenter(Protocol):
     """Something that turns a photograph into a foreground mask (IS-Net on onnxruntime, in practice)."""
 
-    #: Identifies model file and pipeline version; part of every mask cache key.
+    #: Identifies what the masks depend on (model file, pipeline version, input size and the like);
+    #: part of every cache key of a mask or of a derivative that removes a background.
     model_id: str
 
     def segment(self, image: pyvips.Image, *, fine_edges: bool) -> Mask: ...

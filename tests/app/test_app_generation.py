@@ -14,6 +14,7 @@ import pyvips
 
 from grammar import parse_path
 from tests.app.helpers import ClientFactory, EllipseSegmenter, metric, wait_for_200
+from transform.seam import Mask
 
 CUTOUT = "/demo/image/upload/e_background_removal/docs/rmv_bgd/dog_couch_orig"
 
@@ -42,6 +43,37 @@ def test_one_mask_serves_every_size(client: Any, stub: EllipseSegmenter) -> None
         assert response.status_code == 200
         assert pyvips.Image.new_from_buffer(response.content, "").width == width
     assert stub.calls == 1
+
+
+class OtherModel(EllipseSegmenter):
+    """Another model (or another pre/post-processing version): a circle of half the size."""
+
+    model_id = "test-circle-2"
+
+    def segment(self, image: pyvips.Image, *, fine_edges: bool) -> Mask:
+        self.calls += 1
+        xy = pyvips.Image.xyz(image.width, image.height)
+        r = ((xy[0] - image.width / 2) ** 2 + (xy[1] - image.height / 2) ** 2) ** 0.5
+        return Mask((r < image.height * 0.2).ifthenelse(255, 0).cast("uchar"), 0.9)
+
+
+def test_another_model_makes_new_cutouts(make_client: ClientFactory, stub: EllipseSegmenter) -> None:
+    """A derivative that removed the background depends on the model: after a model change (same
+    cache) it is generated again, while derivatives without background removal stay cached."""
+    plain = "/demo/image/upload/c_scale,w_100/docs/rmv_bgd/dog_couch_orig"
+    first = make_client()
+    before = wait_for_200(first, CUTOUT)
+    assert first.get(plain).status_code == 200 and stub.calls == 1
+    other = OtherModel()
+    second = make_client(segmenter=other)
+    assert second.get(CUTOUT).status_code == 423
+    after = wait_for_200(second, CUTOUT)
+    assert after.status_code == 200 and other.calls == 1 and after.content != before.content
+    alpha = pyvips.Image.new_from_buffer(after.content, "").extract_band(3)
+    assert alpha.getpoint(225 + 80, 150) == [0.0]  # outside the circle, inside the old ellipse
+    hits = metric(second, "cutout_cache_hits_total")
+    assert second.get(plain).status_code == 200
+    assert metric(second, "cutout_cache_hits_total") == hits + 1
 
 
 def test_burst_of_50_requests_runs_the_model_once(make_client: ClientFactory, stub: EllipseSegmenter) -> None:

@@ -39,6 +39,7 @@ def test_keys_change_with_every_input() -> None:
                          ("format_key", "webp")]:
         assert derivative_key(**{**base, field: other}) != key  # type: ignore[arg-type]
     assert derivative_key(**base, layers="x") != key  # type: ignore[arg-type]
+    assert derivative_key(**base, model="other-model") != key  # type: ignore[arg-type]
     assert derivative_key(**base, pipeline_version="999") != key  # type: ignore[arg-type]
     assert mask_key("s", "m1", True) != mask_key("s", "m1", False) != mask_key("s", "m2", False)
 

@@ -288,6 +288,9 @@ def test_the_network_runs_at_the_photos_aspect_ratio(tmp_path: Path) -> None:
     assert big.input_size(4000, 3000, stretch=True) == (1024, 1024)
     stretched = Model(config_from_env(environ={"CUTOUT_MODEL_ASPECT": "stretch"}), session, "0" * 64)
     assert not stretched.keep_aspect and stretched.input_size(4000, 3000) == (16, 16)
+    # Masks differ with the input size and shape, so the cache keys (via model_id) do too.
+    ids = {IsNetSegmenter(m).model_id for m in (free, big, stretched)}
+    assert len(ids) == 3 and IsNetSegmenter(free).model_id.endswith("-isnet-16x16-aspect")
     fixed_session = ort.InferenceSession(
         traced_unet().SerializeToString(), providers=["CPUExecutionProvider"]
     )

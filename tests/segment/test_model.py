@@ -268,7 +268,8 @@ def test_alpha_grey_and_oversized_inputs(segmenter: IsNetSegmenter) -> None:
     # The file's own hash: the original's, or the float32 copy's that fetch-model recorded.
     path = segmenter.model.config.path
     expected = MEDIUM.sha256 if path.name == MEDIUM.filename else fp32_manifest(path)["sha256"]
-    assert segmenter.model_id == f"{expected[:12]}-p{PIPELINE_VERSION}-isnet"
+    shape = "aspect" if segmenter.model.keep_aspect else "stretch"
+    assert segmenter.model_id == f"{expected[:12]}-p{PIPELINE_VERSION}-isnet-1024x1024-{shape}"
 
 
 def fp32_manifest(path: Path) -> dict[str, str]:

@@ -37,7 +37,10 @@ class IsNetSegmenter:
         if recipe == "custom":
             n = model.config.norm
             recipe = "m" + "_".join(f"{v:g}" for v in (*n.mean, *n.std))
-        self.model_id = f"{model.sha256[:12]}-p{PIPELINE_VERSION}-{recipe}"
+        width, height = model.size
+        shape = "aspect" if model.keep_aspect else "stretch"
+        # Everything that changes the masks: it is part of every mask and cut-out cache key.
+        self.model_id = f"{model.sha256[:12]}-p{PIPELINE_VERSION}-{recipe}-{width}x{height}-{shape}"
 
     def segment(self, image: pyvips.Image, *, fine_edges: bool) -> Mask:
         rgb = prepare(image)
