@@ -1,6 +1,6 @@
 """The derivative cache. Knows keys, bytes, claims and leases; nothing about images."""
 
-from cache.keys import PIPELINE_VERSION, Fingerprints, derivative_key, mask_key
+from cache.keys import PIPELINE_VERSION, FileStamp, Fingerprints, derivative_key, file_stamp, mask_key
 from cache.store import DerivativeCache, Entry, Failure
 
 __all__ = [
@@ -8,7 +8,9 @@ __all__ = [
     "DerivativeCache",
     "Entry",
     "Failure",
+    "FileStamp",
     "Fingerprints",
     "derivative_key",
+    "file_stamp",
     "mask_key",
 ]

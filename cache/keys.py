@@ -44,21 +44,29 @@ def mask_key(source_key: str, model_id: str, fine_edges: bool) -> str:
     return "m:" + _digest("mask", source_key, model_id, "fine" if fine_edges else "coarse", PIPELINE_VERSION)
 
 
+FileStamp = tuple[int, int, int, int]
+
+
+def file_stamp(st: os.stat_result) -> FileStamp:
+    """What changes when a file's content may have: size, mtime, and the two a copy that restores the
+    mtime (``cp -p``, ``rsync -t``, ``touch -r``) cannot set back: the change time and the inode."""
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
 class Fingerprints:
-    """sha256 of file contents, memoised by (path, size, mtime_ns) so a hit costs one ``stat``.
+    """sha256 of file contents, memoised by path and ``file_stamp`` so a hit costs one ``stat``.
 
     >>> Fingerprints().of(Path("cutout/samples/docs/road.jpg"))  # doctest: +SKIP
     'c0ffee...'
     """
 
     def __init__(self, max_entries: int = 4096) -> None:
-        self._memo: OrderedDict[tuple[str, int, int], str] = OrderedDict()
+        self._memo: OrderedDict[tuple[str, FileStamp], str] = OrderedDict()
         self._lock = threading.Lock()
         self._max = max_entries
 
     def of(self, path: Path) -> str:
-        st = os.stat(path)
-        memo_key = (str(path), st.st_size, st.st_mtime_ns)
+        memo_key = (str(path), file_stamp(os.stat(path)))
         with self._lock:
             known = self._memo.get(memo_key)
             if known is not None:

@@ -9,26 +9,28 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Generic, TypeVar
 
-from cache import Entry
+from cache import Entry, FileStamp, file_stamp
 
 K = TypeVar("K")
 V = TypeVar("V")
 
-#: (path, size, mtime_ns) per file; a changed file changes its stamp.
-Stamps = tuple[tuple[str, int, int], ...]
+#: (path, file_stamp) per file; a changed or replaced file changes its stamp.
+Stamps = tuple[tuple[str, FileStamp], ...]
 
 
-def stamps(files: Stamps) -> Stamps:
-    result = []
-    for path, _, _ in files:
-        try:
-            st = os.stat(path)
-        except OSError:
-            return ()
-        result.append((path, st.st_size, st.st_mtime_ns))
-    return tuple(result)
+def stamps(paths: Iterable[str]) -> Stamps:
+    """The files' stamps now; empty when one is gone (so it never equals a remembered one)."""
+    try:
+        return tuple((path, file_stamp(os.stat(path))) for path in paths)
+    except OSError:
+        return ()
+
+
+def unchanged(remembered: Stamps) -> bool:
+    return bool(remembered) and stamps(path for path, _ in remembered) == remembered
 
 
 class BoundedDict(Generic[K, V]):

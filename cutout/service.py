@@ -19,7 +19,7 @@ from cache import DerivativeCache, Entry, Fingerprints, derivative_key
 from cutout import metrics
 from cutout.generate import Generator
 from cutout.masks import CachedMasks
-from cutout.memory import BoundedDict, MemoryEntries, Stamps, stamps
+from cutout.memory import BoundedDict, MemoryEntries, Stamps, stamps, unchanged
 from cutout.originals import Originals
 from cutout.settings import Settings, SettingsError
 from grammar import DeliveryPath, parse_path, parse_transformation, verify_delivery
@@ -128,13 +128,13 @@ class Origin:
             return known
         prepared = self.prepare(parse_path(raw_path), accept=accept)
         files = [prepared.source] + [self._layer(lid)[0] for lid in sorted(prepared.plan.layer_ids)]
-        fresh = stamps(tuple((str(f), 0, 0) for f in files))
+        fresh = stamps(str(f) for f in files)
         self._hot[(raw_path, accept)] = (prepared, fresh, time.monotonic() + 2.0)
         return prepared
 
     def _known(self, raw_path: str, accept: str | None) -> Prepared | None:
         known = self._hot.get((raw_path, accept))
-        if known is None or known[2] <= time.monotonic() or stamps(known[1]) != known[1]:
+        if known is None or known[2] <= time.monotonic() or not unchanged(known[1]):
             return None
         return known[0]
 

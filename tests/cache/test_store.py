@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 import time
 from pathlib import Path
@@ -52,6 +53,24 @@ def test_fingerprint_follows_content(tmp_path: Path) -> None:
     assert prints.of(path) == first
     path.write_bytes(b"two!")
     assert prints.of(path) != first
+
+
+def test_fingerprint_follows_a_copy_that_restores_size_and_mtime(tmp_path: Path) -> None:
+    """``cp -p`` / ``rsync -t`` of a same-size file: size and mtime are as before, the content is not."""
+    path = tmp_path / "a.jpg"
+    path.write_bytes(b"one!")
+    prints = Fingerprints()
+    first = prints.of(path)
+    before = path.stat()
+    path.write_bytes(b"two!")  # same size, same inode
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert prints.of(path) != first
+    replacement = tmp_path / "b.jpg"
+    replacement.write_bytes(b"one!")
+    os.utime(replacement, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(replacement, path)  # rsync's way: a new inode under the old name
+    assert prints.of(path) == first
 
 
 def test_claim_is_exclusive_between_threads(tmp_path: Path) -> None:
