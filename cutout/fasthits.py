@@ -20,9 +20,10 @@ _OWN_ROUTES = ("/healthz", "/readyz", "/metrics")
 RawHeaders = list[tuple[bytes, bytes]]
 
 
-def encode(headers: dict[str, str], length: int) -> RawHeaders:
+def encode(headers: dict[str, str], length: int | None) -> RawHeaders:
     raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-    raw.append((b"content-length", str(length).encode()))
+    if length is not None:
+        raw.append((b"content-length", str(length).encode()))
     return raw
 
 
@@ -58,7 +59,8 @@ class FastHits:
         raw = None if if_none_match else self._encoded.get(shape)
         if raw is None:
             status, extra, body = answer(delivered, origin.settings.max_age, if_none_match)
-            raw = encode(extra, len(body))
+            # A 304 carries no Content-Length: it would have to be the 200's (RFC 9110, 8.6).
+            raw = encode(extra, len(body) if status != 304 else None)
             if status == 200:
                 self._encoded[shape] = raw
         else:

@@ -62,6 +62,7 @@ def test_etag_304_head_and_cache_hits(client: Any) -> None:
     hits = metric(client, "cutout_cache_hits_total")
     again = client.get(url, headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    assert "content-length" not in again.headers
     assert metric(client, "cutout_cache_hits_total") == hits + 1
     head = client.head(url)
     assert head.status_code == 200 and head.content == b""
@@ -249,6 +250,7 @@ def test_hot_hits_answer_like_the_full_path(client: Any) -> None:
     assert metric(client, 'cutout_requests_total{status="200"}') == answered + 1
     cached = client.get(url, headers={**accept, "If-None-Match": full.headers["etag"]})
     assert cached.status_code == 304 and cached.content == b""
+    assert "content-length" not in cached.headers  # RFC 9110 8.6: none, or the 200's; as the full path
     head = client.head(url, headers=accept)
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-length"] == full.headers["content-length"]
