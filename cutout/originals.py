@@ -24,8 +24,11 @@ class Originals:
             raise missing
         for ext in _CANDIDATES:
             candidate = self.root / f"{public_id}.{ext}"
-            if not candidate.is_file():
-                continue
+            try:
+                if not candidate.is_file():
+                    continue
+            except OSError:  # a name too long for the file system (ENAMETOOLONG) names nothing here
+                raise missing from None
             # Symlinks are fine inside the tree, refused when they point out of it.
             if candidate.resolve().is_relative_to(self.root):
                 return candidate

@@ -254,3 +254,16 @@ def test_hot_hits_answer_like_the_full_path(client: Any) -> None:
     head = client.head(url, headers=accept)
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-length"] == full.headers["content-length"]
+
+
+def test_names_too_long_for_the_file_system_are_404(client: Any) -> None:
+    """ENAMETOOLONG from the file system is a missing original (404, cacheable), not a 500."""
+    for path, message in [
+        ("/image/upload/" + "a" * 253, "Resource not found - aaaa"),
+        ("/image/upload/" + "%C3%A9" * 200 + ".jpg", "Resource not found - "),
+        ("/image/upload/l_" + "b" * 253 + "/fl_layer_apply/docs/road.jpg", "referenced image bbbb"),
+    ]:
+        response = client.get(path)
+        assert response.status_code == 404, (path[:40], response.status_code)
+        assert message in response.headers["x-cld-error"]
+        assert response.headers["cache-control"] == "public, max-age=60"
