@@ -4,12 +4,14 @@ one model run (``e_background_removal/c_scale,w_400`` and ``..._w_800`` infer on
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from functools import partial
 
 import pyvips
 
 from cache import DerivativeCache, Entry, mask_key
 from cutout import metrics
-from transform.seam import Mask, Segmenter
+from transform.seam import Mask, MaskSource, Segmenter
 
 
 class CachedMasks:
@@ -19,7 +21,14 @@ class CachedMasks:
         self.segmenter = segmenter
         self.cache = cache
 
-    def __call__(self, image: pyvips.Image, *, key: str, fine_edges: bool) -> Mask:
+    def storing_while(self, valid: Callable[[], bool]) -> MaskSource:
+        """The same masks, but a new one is stored only if ``valid()`` still holds when it is made
+        (the original did not change while the model ran)."""
+        return partial(self, store=valid)
+
+    def __call__(
+        self, image: pyvips.Image, *, key: str, fine_edges: bool, store: Callable[[], bool] = lambda: True
+    ) -> Mask:
         cache_key = mask_key(key, self.segmenter.model_id, fine_edges)
         entry = self.cache.get(cache_key)
         if entry is not None:
@@ -31,6 +40,8 @@ class CachedMasks:
         metrics.inference_seconds.observe(time.perf_counter() - started)
         metrics.inference_total.inc()
         # PNG is lossless and small for masks; a 6144x6144 alpha is a few hundred KB.
+        if not store():
+            return mask
         data = mask.alpha.pngsave_buffer(compression=1)
         self.cache.put(cache_key, Entry.of(data, format="png", confidence=mask.confidence,
                                            width=image.width, height=image.height))

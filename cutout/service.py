@@ -54,6 +54,9 @@ class Prepared:
     choice: transform.FormatChoice
     public_id: str
     versioned: bool
+    #: The original's and layers' file stamps, taken before their fingerprints: while they hold, the
+    #: files are the ones the key names, and a result may be stored under it.
+    files: Stamps
 
     @property
     def allow_name(self) -> str:
@@ -127,9 +130,7 @@ class Origin:
         if known is not None:
             return known
         prepared = self.prepare(parse_path(raw_path), accept=accept)
-        files = [prepared.source] + [self._layer(lid)[0] for lid in sorted(prepared.plan.layer_ids)]
-        fresh = stamps(str(f) for f in files)
-        self._hot[(raw_path, accept)] = (prepared, fresh, time.monotonic() + 2.0)
+        self._hot[(raw_path, accept)] = (prepared, prepared.files, time.monotonic() + 2.0)
         return prepared
 
     def _known(self, raw_path: str, accept: str | None) -> Prepared | None:
@@ -152,15 +153,21 @@ class Origin:
         signed = signed_ok or self._check_signature(path)
         plan = transform.compile_plan(path.components, named=self.settings.named)
         source = self.originals.find(path.public_id)
+        layer_ids = sorted(plan.layer_ids)
+        layer_files = [self._layer_file(lid) for lid in layer_ids]
+        files = stamps([str(source), *map(str, layer_files)])  # before the fingerprints: see Prepared
         fingerprint = self.fingerprints.of(source)
         if self.settings.strict and not signed and path.components:
             self._check_strict(path, plan)
-        layers = ",".join(f"{lid}={self._layer(lid)[1]}" for lid in sorted(plan.layer_ids))
+        prints = [self.fingerprints.of(f) for f in layer_files]
+        layers = ",".join(f"{lid}={fp}" for lid, fp in zip(layer_ids, prints, strict=True))
         choice = transform.negotiate_format(plan, extension=path.extension, accept=accept)
         model = self.segmenter.model_id if plan.needs_segmentation and self.segmenter is not None else ""
         key = derivative_key(plan.canonical, path.public_id, fingerprint, choice.key, layers=layers,
                              model=model)
-        return Prepared(key, plan, source, fingerprint, choice, path.public_id, path.version is not None)
+        return Prepared(
+            key, plan, source, fingerprint, choice, path.public_id, path.version is not None, files
+        )
 
     def _check_cloud(self, path: DeliveryPath) -> None:
         wanted = self.settings.cloud_name
@@ -184,16 +191,20 @@ class Origin:
             return
         raise Unauthorized(f"Transformation {path.raw_transformation} is not allowed")
 
+    def _layer_file(self, public_id: str) -> Path:
+        return self.originals.find(public_id, what="Unknown or invalid referenced image {} of type upload")
+
     def _layer(self, public_id: str) -> tuple[Path, str]:
-        found = self.originals.find(public_id, what="Unknown or invalid referenced image {} of type upload")
+        found = self._layer_file(public_id)
         return found, self.fingerprints.of(found)
 
     # -- rendering (sync, in a worker thread) ------------------------------------------------------
     def render_entry(self, prepared: Prepared) -> Entry:
         started = time.perf_counter()
+        masks = None if self.masks is None else self.masks.storing_while(lambda: unchanged(prepared.files))
         rendered = transform.render(
             prepared.plan, prepared.source, source_key=prepared.source_key, choice=prepared.choice,
-            load_layer=self._layer, masks=self.masks, limits=self.limits,
+            load_layer=self._layer, masks=masks, limits=self.limits,
         )
         metrics.render_seconds.observe(time.perf_counter() - started)
         return Entry.of(rendered.data, format=rendered.format, width=rendered.width, height=rendered.height,
@@ -207,8 +218,18 @@ class Origin:
             ttl = self.settings.failure_seconds
             self.cache.remember_failure(prepared.key, exc.status, exc.public, ttl=ttl)
             raise
-        self.cache.put(prepared.key, entry)
+        if self.current(prepared):
+            self.cache.put(prepared.key, entry)
         return entry
+
+    def current(self, prepared: Prepared) -> bool:
+        """Whether the files are still the ones ``prepared.key`` names. An original replaced while its
+        render waited or ran gave a result of other content: it is served (it is of the file as it is
+        now) but never stored under the old content's key; the next request has the new key."""
+        if unchanged(prepared.files):
+            return True
+        log.info("%s changed while rendering %s; the result is not stored", prepared.public_id, prepared.key)
+        return False
 
     def lookup(self, prepared: Prepared) -> Entry | None:
         entry = self._memory.get(prepared.key)

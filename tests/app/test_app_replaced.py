@@ -1,0 +1,69 @@
+"""An original replaced while its derivative waits or renders: the result is never stored under the
+key of the content it replaced (that key would come back if the old file did)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pyvips
+
+from cache import DerivativeCache
+from cutout.service import Origin
+from cutout.settings import Settings
+from grammar import parse_path
+from tests.app.helpers import EllipseSegmenter
+
+
+def square(path: Path, rgb: list[int]) -> Path:
+    (pyvips.Image.black(64, 64) + rgb).cast("uchar").copy(interpretation="srgb").pngsave(str(path))
+    return path
+
+
+def origin(tmp_path: Path, segmenter: EllipseSegmenter | None = None) -> Origin:
+    settings = Settings(originals=tmp_path / "originals", cache_dir=tmp_path / "cache", render_threads=1)
+    return Origin(settings, DerivativeCache(tmp_path / "cache"), segmenter=segmenter)
+
+
+def colour(data: bytes) -> list[float]:
+    """The colour at the centre (inside the stand-in segmenter's ellipse)."""
+    image = pyvips.Image.new_from_buffer(data, "")
+    return list(image(image.width // 2, image.height // 2))[:3]
+
+
+def test_a_render_of_replaced_content_is_served_not_stored(tmp_path: Path) -> None:
+    (tmp_path / "originals").mkdir()
+    red, blue = square(tmp_path / "red.png", [255, 0, 0]), square(tmp_path / "blue.png", [0, 0, 255])
+    shutil.copy(red, tmp_path / "originals" / "a.png")
+    server = origin(tmp_path)
+    path = parse_path("/image/upload/c_scale,w_10/a.png")
+    waiting = server.prepare(path, accept=None)  # the request is prepared (key of red)...
+    shutil.copy(blue, tmp_path / "originals" / "a.png")  # ...the operator replaces the original...
+    entry = server.produce(waiting)  # ...and the render runs
+    assert colour(entry.data) == [0, 0, 255]  # what the file holds now
+    assert server.lookup(waiting) is None  # not stored under red's key
+    assert server.lookup(server.prepare(path, accept=None)) is None  # nor under blue's: not asked yet
+    shutil.copy(red, tmp_path / "originals" / "a.png")  # red again: its key must give red
+    again = origin(tmp_path)
+    prepared = again.prepare(path, accept=None)
+    assert prepared.key == waiting.key and again.lookup(prepared) is None
+    assert colour(again.produce(prepared).data) == [255, 0, 0]
+    assert again.lookup(prepared) is not None  # unchanged files: stored as usual
+
+
+def test_a_mask_of_replaced_content_is_not_stored(tmp_path: Path) -> None:
+    (tmp_path / "originals").mkdir()
+    red, blue = square(tmp_path / "red.png", [255, 0, 0]), square(tmp_path / "blue.png", [0, 0, 255])
+    shutil.copy(red, tmp_path / "originals" / "a.png")
+    segmenter = EllipseSegmenter()
+    server = origin(tmp_path, segmenter)
+    path = parse_path("/image/upload/e_background_removal/a.png")
+    waiting = server.prepare(path, accept=None)
+    shutil.copy(blue, tmp_path / "originals" / "a.png")
+    assert colour(server.render_entry(waiting).data) == [0, 0, 255]
+    shutil.copy(red, tmp_path / "originals" / "a.png")
+    again = origin(tmp_path, segmenter)
+    prepared = again.prepare(path, accept=None)
+    assert prepared.key == waiting.key
+    assert colour(again.produce(prepared).data) == [255, 0, 0]
+    assert segmenter.calls == 2  # red's mask was not taken from the blue run
