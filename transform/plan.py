@@ -70,6 +70,13 @@ def run_steps(steps: Sequence[Action], ctx: Ctx, image: pyvips.Image) -> pyvips.
     return image
 
 
+def block_source_key(source_key: str, autorotate: bool) -> str:
+    """The key of the image a block's steps start from: under a_ignore, the source as stored rather than
+    turned upright. Mask keys need it: a_ignore may follow e_background_removal, so the canonical steps
+    before the mask do not tell the two apart."""
+    return source_key if autorotate else f"{source_key}|a_ignore"
+
+
 def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | None = None) -> Plan:
     blocks = [_Block()]
     canonical: list[str] = []
@@ -229,7 +236,8 @@ def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str) -> Act
         if ctx.load_layer is None:
             raise NotFound(f"Unknown or invalid referenced image {public_id} of type upload")
         source, key = ctx.load_layer(public_id)
-        content = run_steps(steps, replace(ctx, source_key=key), ctx.decode(source, autorotate))
+        layer_ctx = replace(ctx, source_key=block_source_key(key, autorotate))
+        content = run_steps(steps, layer_ctx, ctx.decode(source, autorotate))
         return place_layer(image, content, underlay=underlay, at=at, limits=ctx.limits)
 
     return Action(canonical, run, segmentation=any(s.segmentation for s in steps))

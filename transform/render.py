@@ -13,7 +13,7 @@ from transform.decode import DECODER_FAILURE, Source, decode, open_image, orient
 from transform.formats import WRITABLE, FormatChoice, check_fits, encode, fits
 from transform.limits import Limits, check_output
 from transform.ops import Action, Ctx, LoadLayer
-from transform.plan import Plan, run_steps
+from transform.plan import Plan, block_source_key, run_steps
 from transform.seam import MaskSource
 
 DEFAULT_LIMITS = Limits()
@@ -40,7 +40,7 @@ def render(
 ) -> Rendered:
     """Thread-safe: nothing is shared between calls but the (immutable) plan."""
     ctx = Ctx(
-        source_key=source_key,
+        source_key=block_source_key(source_key, plan.autorotate),
         decode=lambda layer, autorotate: decode(layer, limits, autorotate),
         masks=masks,
         load_layer=load_layer,

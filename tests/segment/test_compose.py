@@ -75,3 +75,11 @@ def test_greyscale_input_gives_rgba() -> None:
 def test_size_mismatch_is_refused() -> None:
     with pytest.raises(ValueError, match="alpha is 10x10"):
         apply_alpha(pyvips.Image.black(20, 20, bands=3), pyvips.Image.black(10, 10))
+
+
+@pytest.mark.parametrize(("width", "height"), [(1, 1), (1, 5), (5, 1)])
+def test_tiny_images_keep_their_colours(width: int, height: int) -> None:
+    pixels = np.full((height, width, 3), (200, 50, 30), dtype=np.uint8)
+    image = pyvips.Image.new_from_array(pixels).copy(interpretation="srgb")
+    out = apply_alpha(image, uchar(np.full((height, width), 0.5, dtype=np.float32))).numpy()
+    assert out.reshape(-1, 4).tolist() == [[200, 50, 30, 128]] * (width * height)

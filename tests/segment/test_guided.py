@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import pyvips
 
-from transform.segment.guided import apply_full, apply_uchar, box, coefficients, guide_at
+from transform.segment.guided import apply_full, apply_uchar, box, coefficients, guide_at, to_numpy
 from transform.segment.refine import upsample_alpha, upsample_mask
 from transform.segment.segmenter import to_uchar
 
@@ -82,6 +82,20 @@ def test_upsample_alpha_is_the_8_bit_upsample_mask() -> None:
     assert np.abs(alpha.numpy().astype(int) - expected).max() <= 1
     row = alpha.numpy()[150]
     assert row[:195].min() == 255 and row[205:].max() == 0  # the edge follows the photo's, at x = 200
+
+
+@pytest.mark.parametrize(("width", "height", "bands"), [(1, 1, 1), (1, 1, 3), (1, 4, 1), (4, 1, 1)])
+def test_to_numpy_keeps_every_axis(width: int, height: int, bands: int) -> None:
+    image = pyvips.Image.black(width, height, bands=bands)  # pyvips gives a 1x1 one-band image as 0-d
+    assert to_numpy(image).shape == ((height, width) if bands == 1 else (height, width, bands))
+
+
+@pytest.mark.parametrize(("width", "height"), [(1, 1), (1, 6), (6, 1)])
+def test_upsample_of_a_tiny_photo(width: int, height: int) -> None:
+    prob = np.ones((1024, 1024), dtype=np.float32)
+    alpha = upsample_alpha(prob, photo(height, width))
+    assert (alpha.width, alpha.height) == (width, height)
+    assert upsample_mask(prob, photo(height, width)).shape == (height, width)
 
 
 def test_mask_path_does_not_import_scipy() -> None:

@@ -200,6 +200,23 @@ def test_trim_of_an_all_background_image_keeps_it(files: dict[str, Path]) -> Non
     assert (out.width, out.height) == (240, 180)
 
 
+@pytest.mark.parametrize(
+    ("transformation", "source", "size"),
+    [
+        ("c_crop,h_1,w_1/e_trim", "photo", (1, 1)),
+        ("c_crop,h_2,w_2/e_trim:0:white", "photo", (2, 2)),
+        ("c_crop,h_50,w_1/e_trim", "photo", (1, 50)),
+        ("c_crop,h_2,w_50/e_trim", "photo", (50, 2)),
+        ("c_crop,g_north_west,h_2,w_40/e_trim", "cutout", (40, 2)),  # transparent corner: the alpha path
+    ],
+)
+def test_trim_keeps_an_image_too_small_to_trim(
+    files: dict[str, Path], transformation: str, source: str, size: tuple[int, int]
+) -> None:
+    out = run(transformation, files[source], files)  # libvips' find_trim needs 3 px a side
+    assert (out.width, out.height) == size
+
+
 def test_pad_colour_fills_transparency(files: dict[str, Path]) -> None:
     out = run("b_red,c_pad,w_1.0", files["cutout"], files)  # Cloudinary's background idiom
     decoded = pyvips.Image.new_from_buffer(out.data, "")
@@ -251,6 +268,17 @@ def test_mask_keys_name_the_source_and_the_steps_before(files: dict[str, Path]) 
     assert masks.keys == [("photo@7|c_scale,w_100", 100, 75), ("logo@3|c_scale,w_40", 40, 30)]
 
 
+@pytest.mark.parametrize("size", [(1, 1), (1, 9), (9, 1)])
+def test_background_removal_of_a_tiny_image(files: dict[str, Path], size: tuple[int, int]) -> None:
+    width, height = size
+    crop = f"c_crop,h_{height},w_{width}"
+    outs = [
+        run(f"{crop}/{effects}", files["photo"], files, segmenter=CornerSegmenter())
+        for effects in ("e_background_removal", "e_background_removal/e_dropshadow")
+    ]
+    assert [(r.width, r.height, r.format) for r in outs] == [(width, height, "png")] * 2
+
+
 def test_background_removal_input_is_capped_at_6144(tmp_path: Path) -> None:
     wide = tmp_path / "wide.png"
     photo(6400, 64).write_to_file(str(wide))
@@ -259,6 +287,84 @@ def test_background_removal_input_is_capped_at_6144(tmp_path: Path) -> None:
     out = render(plan, str(wide), source_key="w", choice=FormatChoice("png"), masks=masks)
     assert masks.keys == [("w|", 6144, 61)]
     assert (out.width, out.height) == (6144, 61)
+
+
+def test_mask_keys_say_when_a_ignore_keeps_the_source_as_stored(files: dict[str, Path]) -> None:
+    masks = RecordingMasks()
+    for text in (
+        "e_background_removal",
+        "e_background_removal/a_ignore",  # a_ignore after the mask: same steps before it
+        "a_ignore/e_background_removal",
+        "l_oriented,e_background_removal/fl_layer_apply",
+        "l_oriented,e_background_removal/a_ignore/fl_layer_apply",
+    ):
+        render(
+            compile_plan(parse_transformation(text)),
+            str(files["oriented"]),
+            source_key="oriented@2",
+            choice=FormatChoice("png"),
+            load_layer=lambda public_id: (str(files["oriented"]), "oriented@2"),
+            masks=masks,
+        )
+    assert [key for key, *_ in masks.keys] == [
+        "oriented@2|",
+        "oriented@2|a_ignore|",
+        "oriented@2|a_ignore|a_ignore",
+        "oriented@2|",
+        "oriented@2|a_ignore|",
+    ]
+
+
+class SharedMasks:
+    """Equal keys share a mask of the same size, as the server's mask cache does."""
+
+    def __init__(self) -> None:
+        self.masks: dict[str, Mask] = {}
+        self.segmenter = CornerSegmenter()
+
+    def __call__(self, image: pyvips.Image, *, key: str, fine_edges: bool) -> Mask:
+        mask = self.masks.get(key)
+        if mask is None or (mask.alpha.width, mask.alpha.height) != (image.width, image.height):
+            mask = self.masks[key] = self.segmenter.segment(image, fine_edges=fine_edges)
+        return mask
+
+
+@pytest.mark.parametrize(
+    ("upright", "as_stored"),
+    [
+        ("e_background_removal", "e_background_removal/a_ignore"),
+        (
+            "l_turned,e_background_removal/fl_layer_apply,g_north_west",
+            "l_turned,e_background_removal/a_ignore/fl_layer_apply,g_north_west",
+        ),
+    ],
+)
+def test_a_ignore_cut_out_is_not_served_the_upright_mask(
+    tmp_path: Path, upright: str, as_stored: str
+) -> None:
+    # Orientation 3 (half a turn) keeps the size, so a cached upright mask would fit, upside down.
+    turned = tmp_path / "turned.jpg"
+    image = photo(120, 80).copy()
+    image.set_type(pyvips.GValue.gint_type, "orientation", 3)
+    image.write_to_file(str(turned))
+    base = tmp_path / "base.png"
+    pyvips.Image.black(160, 120, bands=3).copy(interpretation="srgb").write_to_file(str(base))
+    source = str(turned) if upright.startswith("e_") else str(base)
+
+    def cut_out(text: str, masks: SharedMasks) -> np.ndarray:
+        rendered = render(
+            compile_plan(parse_transformation(text)),
+            source,
+            source_key="src@1",
+            choice=FormatChoice("png"),
+            load_layer=lambda public_id: (str(turned), "turned@1"),
+            masks=masks,
+        )
+        return np.asarray(pyvips.Image.new_from_buffer(rendered.data, "").numpy())
+
+    shared = SharedMasks()
+    cut_out(upright, shared)
+    assert np.array_equal(cut_out(as_stored, shared), cut_out(as_stored, SharedMasks()))
 
 
 SEEDS = [

@@ -40,9 +40,9 @@ LoadLayer = Callable[[str], tuple[Source, str]]
 @dataclass(frozen=True)
 class Ctx:
     """What a step may need besides the image. ``source_key`` fingerprints the image the steps started
-    from (the original, or a layer's source inside a layer block); ``decode`` is the renderer's
-    limit-checking loader, used for layers (``autorotate`` False under ``a_ignore``); ``limits`` bound
-    every image the steps make."""
+    from (the original, or a layer's source inside a layer block; marked when a_ignore leaves it as
+    stored, see ``plan.block_source_key``); ``decode`` is the renderer's limit-checking loader, used for
+    layers (``autorotate`` False under ``a_ignore``); ``limits`` bound every image the steps make."""
 
     source_key: str
     decode: Callable[[Source, bool], pyvips.Image]  # (source, autorotate) -> image

@@ -17,6 +17,8 @@ from transform.ops.args import Color
 from transform.ops.registry import Action, Ctx, EffectSpec, effect
 
 DEFAULT_TOLERANCE = 10
+#: find_trim's 3x3 median needs at least this many pixels a side.
+MIN_SIDE = 3
 
 Trim = tuple[int, Color | None]
 
@@ -40,7 +42,10 @@ def _render(trim: Trim) -> str:
 
 
 def trim_box(image: pyvips.Image, tolerance: int, colour: Color | None) -> tuple[int, int, int, int]:
-    """(left, top, width, height) of what is not background; width 0 when everything is."""
+    """(left, top, width, height) of what is not background; width 0 when everything is. An image
+    narrower or shorter than find_trim's median window is kept whole."""
+    if image.width < MIN_SIDE or image.height < MIN_SIDE:
+        return 0, 0, image.width, image.height
     threshold = tolerance * 2.55
     if colour is None and pixels.has_alpha(image) and image.getpoint(0, 0)[3] <= threshold:
         left, top, width, height = image.extract_band(3).find_trim(threshold=threshold, background=[0])

@@ -90,7 +90,9 @@ def resize_to(image: pyvips.Image, width: int, height: int) -> pyvips.Image:
 def to_numpy(image: pyvips.Image) -> F32:
     """A pyvips image as float32 HxW (one band) or HxWxB."""
     arr = np.asarray(image.numpy(), dtype=np.float32)
-    return arr
+    # pyvips squeezes a 1x1 one-band image to a 0-d array.
+    shape = (image.height, image.width) if image.bands == 1 else (image.height, image.width, image.bands)
+    return arr.reshape(shape)
 
 
 def from_numpy(arr: F32) -> pyvips.Image:

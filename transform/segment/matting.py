@@ -24,7 +24,7 @@ from scipy.ndimage import binary_dilation, binary_erosion
 from scipy.sparse.linalg import cg
 
 from transform.segment.colour_model import foreground_posterior
-from transform.segment.guided import F32, apply_full, coefficients, from_numpy, guide_at, resize_to
+from transform.segment.guided import F32, apply_full, coefficients, from_numpy, guide_at, resize_to, to_numpy
 
 #: Contrast gain of the guided upsampling that makes the mask these fine edges start from (the
 #: default pipeline's is ``refine.GAIN``). A firmer seed turns unsure pixels "sure" before the colour
@@ -114,7 +114,7 @@ def _unknown(alpha: F32, band: int) -> npt.NDArray[np.bool_]:
 def _resize(alpha: F32, width: int, height: int) -> F32:
     if alpha.shape == (height, width):
         return alpha.astype(np.float32, copy=False)
-    out = np.asarray(resize_to(from_numpy(alpha), width, height).numpy(), dtype=np.float32)
+    out = to_numpy(resize_to(from_numpy(alpha), width, height))
     return np.clip(out, 0, 1, out=out)
 
 

@@ -21,6 +21,7 @@ from transform.segment.guided import (
     from_numpy,
     guide_at,
     resize_to,
+    to_numpy,
     work_size,
 )
 
@@ -77,5 +78,5 @@ def _fit(prob: F32, guide: pyvips.Image, radius: int | None, eps: float, gain: f
 
 
 def _resize_map(prob: F32, width: int, height: int) -> F32:
-    out = np.asarray(resize_to(from_numpy(prob), width, height).numpy(), dtype=np.float32)
+    out = to_numpy(resize_to(from_numpy(prob), width, height))
     return np.clip(out, 0, 1, out=out)

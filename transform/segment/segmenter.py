@@ -24,7 +24,7 @@ from transform.segment.refine import upsample_alpha, upsample_mask
 from transform.segment.resample import to_model_size
 
 #: Bump when pre- or post-processing changes what masks look like: it is part of every mask cache key.
-PIPELINE_VERSION = "4"
+PIPELINE_VERSION = "5"  # 5: masks of a_ignore requests had the upright ones' keys
 MAX_SIDE = 6144
 
 
