@@ -54,9 +54,12 @@ class Entry:
         start = _HEADER.size + head_len
         if magic != _MAGIC or start > len(raw):
             return None
-        meta = json.loads(raw[_HEADER.size : start])
+        try:
+            meta = json.loads(raw[_HEADER.size : start])
+        except ValueError:  # garbled header (bad JSON or bad UTF-8): a miss, not a 500
+            return None
         data = raw[start:]
-        if meta.get("size") != len(data):
+        if not isinstance(meta, dict) or meta.get("size") != len(data):
             return None
         return cls(data, meta)
 
@@ -82,10 +85,21 @@ class DerivativeCache:
 
     # -- values --------------------------------------------------------------------------------
     def get(self, key: str) -> Entry | None:
+        """The entry under ``key``; None for a miss. An unreadable value is deleted, so that it counts
+        as absent everywhere (``in``, a new claim) and gets generated again instead of blocking the key."""
         raw = self.blobs.get(key)
-        if not isinstance(raw, bytes):
+        if raw is None:
             return None
-        return Entry.unpack(raw)
+        entry = Entry.unpack(raw) if isinstance(raw, bytes) else None
+        if entry is None:
+            self._drop(key, raw)
+        return entry
+
+    def _drop(self, key: str, unreadable: object) -> None:
+        # Only if it is still the value we read: a writer may have stored a good one meanwhile.
+        with self.blobs.transact():
+            if self.blobs.get(key) == unreadable:
+                self.blobs.delete(key)
 
     def put(self, key: str, entry: Entry) -> None:
         self.blobs.set(key, entry.pack())

@@ -7,6 +7,7 @@ the boot instead of the first request that needs the setting.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tomllib
@@ -55,8 +56,10 @@ class Settings:
                                "CUTOUT_QUEUE_SIZE", low=1)
     lease_seconds: float = _setting(60.0, "lease of a generation claim; renewed while the job runs",
                                     "CUTOUT_LEASE_SECONDS", low=0.5)
+    # At least a second: a failure that expires as it is written is never reported, and waiting requests
+    # would resubmit the job every poll, running the model in a loop while clients get 423.
     failure_seconds: float = _setting(30.0, "how long a failed generation is remembered",
-                                      "CUTOUT_FAILURE_SECONDS", low=0.0)
+                                      "CUTOUT_FAILURE_SECONDS", low=1.0)
     memory_cache: int = _setting(64 << 20, "per-process memory for hot derivatives, bytes (K, M, G)",
                                  "CUTOUT_MEMORY_CACHE", low=0)
     background_removal: bool = _setting(
@@ -112,8 +115,12 @@ def _convert(name: str, kind: str, raw: Any, meta: Mapping[str, Any]) -> Any:
 
 def _check_range(value: Any, meta: Mapping[str, Any]) -> None:
     low, high = meta.get("low"), meta.get("high")
+    bounds = f"at least {low}" if high is None else f"between {low} and {high}"
+    # nan passes every comparison, and an expiry of now + nan is stored as NULL (never expires), as good
+    # as one of now + inf: a failure remembered for ever, a dead worker's claim that never lapses.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SettingsError(f"{meta['env']}: expected a finite number, {bounds}, got {value}")
     if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f"at least {low}" if high is None else f"between {low} and {high}"
         raise SettingsError(f"{meta['env']}: expected {bounds}, got {value}")
 
 

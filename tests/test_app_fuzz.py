@@ -70,7 +70,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         cache_dir=tmp_path_factory.mktemp("cache"),
         render_threads=2,
         api_secret=SECRET,
-        failure_seconds=0.0,
+        failure_seconds=1.0,
     )
     with TestClient(create_app(config, load_model=False), raise_server_exceptions=False) as test_client:
         yield test_client

@@ -32,6 +32,22 @@ def test_truncated_or_foreign_values_are_misses(tmp_path: Path) -> None:
     assert cache.get("k") is None
 
 
+def test_a_garbled_header_is_a_miss() -> None:
+    packed = Entry.of(b"abcdef", format="jpg").pack()
+    head_len = int.from_bytes(packed[4:8], "big")
+    for head in (b"{" * head_len, b"\xff" * head_len, b"[1]".ljust(head_len)):
+        assert Entry.unpack(packed[:8] + head + packed[8 + head_len :]) is None
+
+
+def test_an_unreadable_value_is_deleted(tmp_path: Path) -> None:
+    """Else ``in`` and a lookup disagree, and the generation queue takes it for a stored result."""
+    cache = DerivativeCache(tmp_path)
+    cache.blobs.set("k", Entry.of(b"abcdef", format="jpg").pack()[:-2])
+    cache.blobs.set("foreign", 42)
+    assert cache.get("k") is None and cache.get("foreign") is None
+    assert "k" not in cache and "foreign" not in cache
+
+
 def test_keys_change_with_every_input() -> None:
     base = dict(canonical="c_scale,w_400", public_id="docs/road", fingerprint="f", format_key="jpg")
     key = derivative_key(**base)  # type: ignore[arg-type]
