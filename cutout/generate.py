@@ -13,7 +13,8 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 
 from cache import DerivativeCache, Entry
 from cutout import metrics
@@ -44,7 +45,7 @@ class Generator:
         self._renewer = threading.Thread(target=self._renew_loop, name="cutout-lease", daemon=True)
         self._renewer.start()
 
-    def submit(self, key: str, job: Callable[[], Entry]) -> bool:
+    def submit(self, key: str, job: Callable[[], Entry | None]) -> bool:
         """Start generating ``key`` unless somebody already is. True when this call queued it.
 
         Raises Overloaded (503) at once when the queue is full; memory stays bounded.
@@ -52,7 +53,10 @@ class Generator:
         if not self.cache.claim(key, self.owner, lease=self.lease):
             return False
         # The previous owner may have stored the result and released its claim after our cache lookup.
-        if key in self.cache:
+        # A readable entry only: an unreadable one is a miss to lookups too (and ``get`` deletes it), so
+        # treating it as done would answer 423 forever.
+        # Nor run again a job that has just failed: its remembered failure is the answer.
+        if self.cache.get(key) is not None or self.cache.failure(key) is not None:
             self.cache.release(key, self.owner)
             return False
         if not self._slots.acquire(blocking=False):
@@ -62,15 +66,24 @@ class Generator:
             self._active.add(key)
         metrics.queue_depth.inc()
         try:
-            self._pool.submit(self._run, key, job)
+            future = self._pool.submit(self._run, key, job)
         except RuntimeError:  # pool shut down
             self._finish(key)
             raise Overloaded(public="Server is shutting down; retry later") from None
+        future.add_done_callback(partial(self._cancelled, key))
         return True
 
-    def _run(self, key: str, job: Callable[[], Entry]) -> None:
+    def _cancelled(self, key: str, future: Future[None]) -> None:
+        # close() cancels queued jobs; ``_run`` never starts for them, so their claims and slots are
+        # given back here. Otherwise every worker would answer 423 for them until the lease runs out.
+        if future.cancelled():
+            self._finish(key)
+
+    def _run(self, key: str, job: Callable[[], Entry | None]) -> None:
         try:
-            self.cache.put(key, job())
+            entry = job()
+            if entry is not None:  # None: nothing to keep (the original changed while it ran)
+                self.cache.put(key, entry)
         except OriginError as exc:
             log.info("generation of %s failed: %s (%s)", key, exc.public, exc.detail)
             self.cache.remember_failure(key, exc.status, exc.public, ttl=self.failure_ttl)
@@ -83,16 +96,30 @@ class Generator:
     def _finish(self, key: str) -> None:
         with self._lock:
             self._active.discard(key)
-        self.cache.release(key, self.owner)
-        self._slots.release()
-        metrics.queue_depth.dec()
+        try:
+            self.cache.release(key, self.owner)
+        except Exception:
+            # No longer renewed, so the claim expires with its lease; nobody else would see this error.
+            log.exception("releasing the claim on %s failed; it expires with its lease", key)
+        finally:
+            # The slot comes back whatever happened, or a few errors would leave every request a 503.
+            self._slots.release()
+            metrics.queue_depth.dec()
 
     def _renew_loop(self) -> None:
         while not self._stop.wait(self.lease / 3):
             with self._lock:
                 active = list(self._active)
             for key in active:
-                self.cache.renew(key, self.owner, lease=self.lease)
+                self._renew(key)
+
+    def _renew(self, key: str) -> None:
+        try:
+            self.cache.renew(key, self.owner, lease=self.lease)
+        except Exception:
+            # A locked or full database must not end this thread: the next round tries again, well
+            # within the lease (renewal runs every third of it).
+            log.exception("renewing the claim on %s failed; retrying", key)
 
     def close(self) -> None:
         self._stop.set()

@@ -222,6 +222,10 @@ class Origin:
             self.cache.put(prepared.key, entry)
         return entry
 
+    def _generation(self, prepared: Prepared) -> Entry | None:
+        entry = self.render_entry(prepared)
+        return entry if self.current(prepared) else None
+
     def current(self, prepared: Prepared) -> bool:
         """Whether the files are still the ones ``prepared.key`` names. An original replaced while its
         render waited or ran gave a result of other content: it is served (it is of the file as it is
@@ -278,8 +282,10 @@ class Origin:
             entry = self.lookup(prepared)
             if entry is not None:
                 return entry
+            if not unchanged(prepared.files):  # replaced meanwhile: the next request asks for the new key
+                raise StillGenerating(self.settings.retry_after)
             if not self.cache.claimed(prepared.key):
-                self.generator.submit(prepared.key, partial(self.render_entry, prepared))
+                self.generator.submit(prepared.key, partial(self._generation, prepared))
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise StillGenerating(self.settings.retry_after)

@@ -5,14 +5,22 @@ The segmenter is a deterministic double here; tests/app/test_app_server.py runs 
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
+import pytest
 import pyvips
 
+from cache import DerivativeCache, Entry
+from cutout.generate import Generator
 from grammar import parse_path
+from grammar.errors import Overloaded
 from tests.app.helpers import ClientFactory, EllipseSegmenter, metric, wait_for_200
 from transform.seam import Mask
 
@@ -152,3 +160,129 @@ def test_full_queue_answers_503_at_once(make_client: ClientFactory) -> None:
 def test_wait_seconds_answers_200_on_the_first_request(make_client: ClientFactory) -> None:
     client = make_client(wait_seconds=20)
     assert client.get(CUTOUT).status_code == 200
+
+
+def test_an_unreadable_stored_cut_out_is_generated_again(make_client: ClientFactory) -> None:
+    """A value cut short (crash, full disk) is a miss to lookups; the claim must not take it for a
+    result, or every request answers 423 for ever."""
+    first = make_client()
+    good = wait_for_200(first, CUTOUT)
+    assert good.status_code == 200
+    cache = first.app.state.origin.cache
+    key = first.app.state.origin.prepare(parse_path(CUTOUT), accept=None).key
+    raw = cache.blobs.get(key)
+    cache.blobs.set(key, raw[: len(raw) // 2])
+    restarted = make_client()  # a fresh process: nothing in memory
+    again = wait_for_200(restarted, CUTOUT, timeout=10)
+    assert again.status_code == 200 and again.content == good.content
+    assert cache.get(key) is not None
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Iterator[DerivativeCache]:
+    store = DerivativeCache(tmp_path / "cache")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def make_generator(cache: DerivativeCache) -> Iterator[Callable[..., Generator]]:
+    made: list[Generator] = []
+
+    def make(**changes: Any) -> Generator:
+        options: dict[str, Any] = {"workers": 1, "queue_size": 4, "lease": 30.0, "failure_ttl": 30.0}
+        made.append(Generator(cache, **{**options, **changes}))
+        return made[-1]
+
+    yield make
+    for generator in made:
+        generator.close()
+
+
+def _png(data: bytes) -> Callable[[], Entry]:
+    return lambda: Entry.of(data, format="png")
+
+
+def _blocked(gate: threading.Event) -> Callable[[], Entry]:
+    def job() -> Entry:
+        assert gate.wait(10)
+        return Entry.of(b"slow", format="png")
+
+    return job
+
+
+def test_submit_generates_over_an_unreadable_value(
+    cache: DerivativeCache, make_generator: Callable[..., Generator]
+) -> None:
+    cache.blobs.set("k", Entry.of(b"abcdef", format="png").pack()[:-2])
+    assert make_generator().submit("k", _png(b"abcdef"))
+
+
+def test_close_releases_the_claims_of_queued_jobs(
+    cache: DerivativeCache, make_generator: Callable[..., Generator]
+) -> None:
+    """Shutdown cancels queued jobs; their claims must go with them, or after a restart their URLs
+    answer 423 until the lease runs out."""
+    gate = threading.Event()
+    generator = make_generator(queue_size=2)
+    try:
+        assert generator.submit("running", _blocked(gate))
+        assert generator.submit("queued", _png(b"q"))
+        generator.close()
+        assert not cache.claimed("queued")
+        assert cache.claimed("running"), "a running job keeps its claim until it is done"
+    finally:
+        gate.set()
+    assert make_generator().submit("queued", _png(b"q")), "a restarted process can generate it"
+
+
+def _submit_until_queued(generator: Generator, key: str, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return generator.submit(key, _png(b"ok"))
+        except Overloaded:
+            time.sleep(0.02)
+    return False
+
+
+def test_a_failed_release_gives_the_queue_slot_back(
+    cache: DerivativeCache, make_generator: Callable[..., Generator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = cache.release
+
+    def full_disk(key: str, owner: str) -> None:
+        if key == "bad":
+            raise sqlite3.OperationalError("database or disk is full")
+        real(key, owner)
+
+    monkeypatch.setattr(cache, "release", full_disk)
+    generator = make_generator(queue_size=1)
+    assert generator.submit("bad", _png(b"bad"))
+    assert _submit_until_queued(generator, "good"), "the slot of the failed release never came back"
+
+
+def test_renewal_survives_a_database_error(
+    cache: DerivativeCache, make_generator: Callable[..., Generator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = cache.renew
+    calls: list[str] = []
+    renewed_after_error = threading.Event()
+
+    def locked_once(key: str, owner: str, *, lease: float) -> bool:
+        calls.append(key)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        renewed = real(key, owner, lease=lease)
+        renewed_after_error.set()
+        return renewed
+
+    monkeypatch.setattr(cache, "renew", locked_once)
+    gate = threading.Event()
+    generator = make_generator(lease=0.6)
+    try:
+        assert generator.submit("k", _blocked(gate))
+        assert renewed_after_error.wait(5), "the renewer thread died with the first error"
+        assert cache.claimed("k")
+    finally:
+        gate.set()

@@ -4,14 +4,18 @@ key of the content it replaced (that key would come back if the old file did).""
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
+import anyio
+import pytest
 import pyvips
 
 from cache import DerivativeCache
 from cutout.service import Origin
 from cutout.settings import Settings
 from grammar import parse_path
+from grammar.errors import StillGenerating
 from tests.app.helpers import EllipseSegmenter
 
 
@@ -67,3 +71,28 @@ def test_a_mask_of_replaced_content_is_not_stored(tmp_path: Path) -> None:
     assert prepared.key == waiting.key
     assert colour(again.produce(prepared).data) == [255, 0, 0]
     assert segmenter.calls == 2  # red's mask was not taken from the blue run
+
+
+def test_a_generation_of_replaced_content_is_not_stored(tmp_path: Path) -> None:
+    """The queued (423) path: the job renders the new file while the key names the old one."""
+    (tmp_path / "originals").mkdir()
+    red, blue = square(tmp_path / "red.png", [255, 0, 0]), square(tmp_path / "blue.png", [0, 0, 255])
+    shutil.copy(red, tmp_path / "originals" / "a.png")
+    segmenter = EllipseSegmenter(delay=0.5)
+    server = origin(tmp_path, segmenter)
+    url = "/image/upload/e_background_removal/a.png"
+    waiting = server.prepare(parse_path(url), accept=None)
+
+    async def first_request() -> None:
+        with pytest.raises(StillGenerating):
+            await server.deliver(url, None)  # claims and queues the job: 423
+
+    anyio.run(first_request)
+    shutil.copy(blue, tmp_path / "originals" / "a.png")  # while the model runs
+    deadline = time.monotonic() + 10
+    while server.cache.claimed(waiting.key) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert segmenter.calls == 1 and server.lookup(waiting) is None  # done, but nothing kept for red
+    fresh = server.prepare(parse_path(url), accept=None)
+    assert fresh.key != waiting.key
+    server.close()
