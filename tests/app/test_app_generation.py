@@ -218,6 +218,16 @@ def test_submit_generates_over_an_unreadable_value(
     assert make_generator().submit("k", _png(b"abcdef"))
 
 
+def test_a_job_that_just_failed_is_not_run_again(
+    cache: DerivativeCache, make_generator: Callable[..., Generator]
+) -> None:
+    """A request that looked before the failure was remembered, and claims after the job released its
+    claim, must not run the model again: the remembered failure is the answer."""
+    cache.remember_failure("k", 422, "Image cannot be decoded", ttl=30)
+    assert not make_generator().submit("k", _png(b"abcdef"))
+    assert not cache.claimed("k") and cache.get("k") is None
+
+
 def test_close_releases_the_claims_of_queued_jobs(
     cache: DerivativeCache, make_generator: Callable[..., Generator]
 ) -> None:
