@@ -24,6 +24,11 @@ from transform.ops.output import Quality
 from transform.ops.resize import resize_from
 
 MAX_NAMED_DEPTH = 8
+#: Chained components a URL may ask for: far more than any real use, few enough that one URL cannot
+#: keep a worker busy for minutes.
+MAX_COMPONENTS = 64
+#: Steps after which the image is computed before going on (see run_steps).
+MATERIALISE_EVERY = 32
 _PLACEMENT_KEYS = frozenset({"fl", "g", "x", "y", "c", "w", "h", "ar", "dpr", "o"})
 
 
@@ -64,9 +69,13 @@ class _Block:
 def run_steps(steps: Sequence[Action], ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
     """Each step's result is checked against the output limit while it is still only described (steps
     that would compute a larger intermediate check it themselves)."""
-    for step in steps:
+    for done, step in enumerate(steps, 1):
         image = step.run(ctx, image)
         check_output(image.width, image.height, ctx.limits)
+        if done % MATERIALISE_EVERY == 0 and done < len(steps):
+            # A lazy pipeline thousands of operations deep overflows libvips' C stack when it is
+            # evaluated (a segfault that takes the worker down): compute it every so often instead.
+            image = image.copy_memory()
     return image
 
 
@@ -83,6 +92,11 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
     out: dict[str, Any] = {}
     layer_ids: set[str] = set()
     for params in _expand(components, named or {}, 0):
+        if len(canonical) == MAX_COMPONENTS:
+            raise BadRequest(
+                f"Invalid transformation: more than {MAX_COMPONENTS} chained components "
+                "(named transformations count with their own)"
+            )
         canonical.append(",".join(render_param(key, params[key]) for key in sorted(params)))
         for key in ("f", "q"):
             if key in params:

@@ -52,7 +52,8 @@ def render(
         check_output(image.width, image.height, limits)  # also when there were no steps
         return _finish(image, plan, choice, original)
     except pyvips.Error as exc:
-        if DECODER_FAILURE.search(str(exc)):
+        # "out of order read" is a pipeline of ours reading a sequential source twice: our bug, not damage.
+        if DECODER_FAILURE.search(str(exc)) and "out of order read" not in str(exc):
             raise Undecodable("Image cannot be decoded: damaged image data", detail=str(exc)) from exc
         raise
 
@@ -64,7 +65,12 @@ def _start(plan: Plan, source: Source, limits: Limits) -> tuple[pyvips.Image, st
     size = first.scaled_size(*oriented_size(image, rotate)) if first is not None else None
     if size is not None:
         check_output(*size, limits)
-        return thumbnail(source, *size, autorotate=rotate), original, plan.steps[1:]
+        image, rest = thumbnail(source, *size, autorotate=rotate), plan.steps[1:]
+        if not all(step.sequential for step in rest):
+            # thumbnail reads its source once, top to bottom; a rotation, a flip or a smart crop does not
+            # (libvips: "out of order read"). The image is already down to its delivered size.
+            image = image.copy_memory()
+        return image, original, rest
     if plan.sequential and (upright(image) or not rotate):
         image, _ = open_image(source, limits, access="sequential")
     return pixels.normalize(image.autorot() if rotate else image), original, plan.steps

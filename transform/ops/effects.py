@@ -98,15 +98,23 @@ def _grayscale(arguments: None, prefix: str) -> Action:
     return Action("e_grayscale", run, sequential=True)
 
 
+#: The sigma from which a blur is computed at once (see _blur).
+WIDE_BLUR = 10.0
+
+
 def _blur(strength: int, prefix: str) -> Action:
     sigma = max(0.3, strength / 20)  # e_blur:100 -> sigma 5 px; e_blur:2000 -> 100 px
 
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
         if not pixels.has_alpha(image):
-            return image.gaussblur(sigma).cast("uchar")
-        # Blur premultiplied, or transparent pixels' colours bleed into the visible ones.
-        blurred = image.premultiply().gaussblur(sigma).unpremultiply()
-        return blurred.cast("uchar").copy(interpretation="srgb")
+            blurred = image.gaussblur(sigma).cast("uchar")
+        else:
+            # Blur premultiplied, or transparent pixels' colours bleed into the visible ones.
+            blurred = image.premultiply().gaussblur(sigma).unpremultiply().cast("uchar")
+        # Computed here: a later blur would otherwise recompute this one's wide margins for each of its
+        # tiles, and chained blurs would cost quadratically (4 x e_blur:2000 on 4 MP: 19 s, not 5).
+        blurred = blurred.copy(interpretation="srgb")
+        return blurred.copy_memory() if sigma >= WIDE_BLUR else blurred
 
     return Action(f"e_{_render_strength('blur', strength)}", run)
 
