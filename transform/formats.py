@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import pyvips
 
-from grammar.errors import BadRequest
+from grammar.errors import BadRequest, InvalidArgument
 from transform.ops.output import Quality
 from transform.plan import Plan
 
@@ -32,6 +32,14 @@ MIME = {
 #: GIF: 65535). PNG and TIFF hold anything the pixel limits allow.
 MAX_SIDE = {"jpg": 65500, "webp": 16383, "avif": 16384, "gif": 65535}
 _NAMES = {"jpg": "JPEG", "webp": "WebP", "avif": "AVIF", "gif": "GIF"}
+#: Formats a number in q_ cannot affect, and why (Cloudinary's lossy GIF needs fl_lossy, which this server
+#: refuses). q_auto stays valid with them: choosing "as good as it gets" for a lossless format is an
+#: automatic choice, and f_auto/q_auto must work everywhere. (PNG takes a number: it is quantised to a
+#: palette at that quality, as a URL written for Cloudinary's PNG quantisation expects a smaller file.)
+_NO_QUALITY = {
+    "gif": "lossless once reduced to its 256-colour palette; lossy GIF, fl_lossy, is not supported",
+    "tiff": "lossless, deflate",
+}
 _QUALITY = {  # q_auto levels, and the default when q_ is absent ("good")
     "jpg": {"best": 90, "good": 80, "eco": 70, "low": 60},
     "webp": {"best": 90, "good": 80, "eco": 70, "low": 60},
@@ -57,6 +65,7 @@ def negotiate_format(plan: Plan, *, extension: str | None, accept: str | None) -
     """f_ wins over the extension. f_auto: AVIF, else WebP (by Accept), else JPEG (PNG if transparent).
     Under fl_preserve_transparency every JPEG choice becomes PNG when the result is transparent."""
     choice = _choose(plan, extension=extension, accept=accept)
+    check_quality(plan.quality, choice.fmt)
     if plan.preserve_transparency and choice.fmt == "jpg":
         return replace(choice, alpha_fallback=True)
     return choice
@@ -79,6 +88,20 @@ def _choose(plan: Plan, *, extension: str | None, accept: str | None) -> FormatC
             raise BadRequest(f"Invalid extension .{extension}: can deliver {', '.join(WRITABLE)}")
         return FormatChoice(fmt)
     return FormatChoice(None, alpha_fallback=True)
+
+
+def check_quality(quality: Quality | None, fmt: str | None) -> None:
+    """A 400 for q_<number> with a format it cannot affect (GIF, TIFF), rather than a silently ignored
+    parameter: before rendering when the URL names the format, after it when the original's is kept."""
+    if quality is None or quality.number is None or fmt not in _NO_QUALITY:
+        return
+    raise InvalidArgument(
+        "q",
+        str(quality),
+        f"quality has no effect on {fmt.upper()} output ({_NO_QUALITY[fmt]}); it sets JPEG, WebP and AVIF "
+        "compression and PNG quantisation: leave q_ out, use q_auto, or ask for f_jpg, f_webp, f_avif "
+        "or f_png",
+    )
 
 
 def _accepted_types(accept: str) -> set[str]:
@@ -124,6 +147,8 @@ def encode(image: pyvips.Image, fmt: str, quality: Quality | None, *, progressiv
     q = quality_for(fmt, quality)
     if fmt == "jpg":
         data = image.jpegsave_buffer(Q=q, optimize_coding=True, keep="none", interlace=progressive)
+    elif fmt == "png" and quality is not None and quality.number is not None:
+        data = image.pngsave_buffer(compression=6, keep="none", interlace=progressive, palette=True, Q=q)
     elif fmt == "png":
         data = image.pngsave_buffer(compression=6, keep="none", interlace=progressive)
     elif fmt == "webp":

@@ -34,7 +34,10 @@ def normalize(image: pyvips.Image) -> pyvips.Image:
     """Any decoded image -> 8-bit sRGB (3 bands, or 4 with alpha); embedded ICC profiles honoured."""
     if image.get_typeof("icc-profile-data") != 0 and image.interpretation != "multiband":
         try:
-            image = image.icc_transform("srgb", embedded=True, intent="perceptual")
+            # Relative colorimetric, the intent of libvips' thumbnail (the shrink-on-load route) and of
+            # colourspace(): every route then gives the same colours. It also round-trips what a CMYK
+            # file was separated with; perceptual tables (LUT profiles) came out ~18 levels darker.
+            image = image.icc_transform("srgb", embedded=True, intent="relative")
         except pyvips.Error:
             pass  # a broken profile is not worth failing the image for: fall back to the plain conversion
     if image.interpretation != "srgb" or image.format != "uchar":

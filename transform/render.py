@@ -10,7 +10,7 @@ import pyvips
 from grammar.errors import Undecodable
 from transform import pixels
 from transform.decode import DECODER_FAILURE, Source, decode, open_image, oriented_size, thumbnail, upright
-from transform.formats import WRITABLE, FormatChoice, check_fits, encode, fits
+from transform.formats import WRITABLE, FormatChoice, check_fits, check_quality, encode, fits
 from transform.limits import Limits, check_output
 from transform.ops import Action, Ctx, LoadLayer
 from transform.plan import Plan, block_source_key, run_steps
@@ -78,6 +78,7 @@ def _start(plan: Plan, source: Source, limits: Limits) -> tuple[pyvips.Image, st
 
 def _finish(image: pyvips.Image, plan: Plan, choice: FormatChoice, original: str) -> Rendered:
     fmt = choice.fmt or (original if original in WRITABLE else "png")
+    check_quality(plan.quality, fmt)  # the original's format kept: known only now
     if not choice.vary and not choice.alpha_fallback:
         check_fits(fmt, image.width, image.height)  # before computing anything, when nothing can change fmt
     if pixels.has_alpha(image):

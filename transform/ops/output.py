@@ -50,4 +50,8 @@ param(
         "f", "format", _format, "delivery format: " + ", ".join(FORMATS) + ", auto (by Accept)", "output"
     )
 )
-param(ParamSpec("q", "quality", _quality, "encoder quality 1-100, or auto[:best|good|eco|low]", "output"))
+_QUALITY_HELP = (
+    "JPEG/WebP/AVIF quality or PNG palette quantisation 1-100 (a 400 for GIF/TIFF), "
+    "or auto[:best|good|eco|low]"
+)
+param(ParamSpec("q", "quality", _quality, _QUALITY_HELP, "output"))

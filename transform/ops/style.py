@@ -171,20 +171,36 @@ def round_corners(image: pyvips.Image, radius: tuple[int, ...] | str) -> pyvips.
 def add_border(
     image: pyvips.Image, width: int, colour: Color, radius: tuple[int, ...] | str | None
 ) -> pyvips.Image:
-    """A border ``width`` px wide around the image; with a radius (same component) it follows the corners."""
+    """A border ``width`` px wide around the image; with a radius (same component) it follows the corners.
+    Only the ring is painted: transparent parts of the image stay transparent."""
     outer_w, outer_h = image.width + 2 * width, image.height + 2 * width
+    if radius is None and not pixels.has_alpha(image) and colour.a == 255:
+        return image.embed(width, width, outer_w, outer_h, extend="background", background=colour.rgba[:3])
     ring = pixels.solid(outer_w, outer_h, colour.rgba)
+    radii: tuple[float, ...] | None = (0.0, 0.0, 0.0, 0.0)
     if radius is not None:
         radii = corner_radii(radius, image.width, image.height)
         grown = None if radii is None else tuple(r + width if r else 0.0 for r in radii)
         ring = mask_alpha(ring, shape_mask(outer_w, outer_h, grown))
-    elif not pixels.has_alpha(image) and colour.a == 255:
-        return image.embed(width, width, outer_w, outer_h, extend="background", background=colour.rgba[:3])
+    ring = mask_alpha(ring, _around(image, width, radii))
+    # The ring's coverage and the image's never overlap (the hole is the shape r_ cut the image to), so
+    # adding them (premultiplied) gives the image inside, the ring outside and a seamless antialiased
+    # edge between: where an opaque image was rounded, its alpha and the ring's sum to exactly opaque.
     return (
-        ring.composite2(pixels.with_alpha(image), "over", x=width, y=width)
+        ring.composite2(pixels.with_alpha(image), "add", x=width, y=width)
         .cast("uchar")
         .copy(interpretation="srgb")
     )
+
+
+def _around(image: pyvips.Image, width: int, radii: tuple[float, ...] | None) -> pyvips.Image:
+    """A one-band mask of the bordered size: 0 where the image goes (the shape r_ cut it to, if it did),
+    255 around it."""
+    inner = shape_mask(image.width, image.height, radii) if radii is None or any(radii) else None
+    if inner is None:
+        inner = (pyvips.Image.black(image.width, image.height) + 255).cast("uchar")
+    outer_w, outer_h = image.width + 2 * width, image.height + 2 * width
+    return inner.embed(width, width, outer_w, outer_h).invert()
 
 
 @builder("angle")
