@@ -91,7 +91,10 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
     canonical: list[str] = []
     out: dict[str, Any] = {}
     layer_ids: set[str] = set()
-    for params in _expand(components, named or {}, 0):
+    expanded = _expand(components, named or {}, 0)
+    ratio = _delivery_dpr(expanded)
+    for params in expanded:
+        delivery_dpr = _is_delivery_dpr(params)
         if len(canonical) == MAX_COMPONENTS:
             raise BadRequest(
                 f"Invalid transformation: more than {MAX_COMPONENTS} chained components "
@@ -106,6 +109,10 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
                     )
                 out[key] = params.pop(key)
         _take_output_flags(params, out, inside_layer=len(blocks) > 1)
+        if delivery_dpr:
+            continue  # applied to every sized component (_delivery_dpr)
+        if ratio is not None and ("w" in params or "h" in params) and "dpr" not in params:
+            params = {**params, "dpr": ratio}
         closes = "layer_apply" in params.get("fl", ())
         if "l" in params or "u" in params:
             if "l" in params and "u" in params:
@@ -165,6 +172,25 @@ def _take_output_flags(params: dict[str, Any], out: dict[str, Any], *, inside_la
         params["fl"] = rest
     else:
         del params["fl"]
+
+
+def _is_delivery_dpr(params: Mapping[str, Any]) -> bool:
+    return set(params) - {"f", "q"} == {"dpr"}
+
+
+def _delivery_dpr(expanded: Sequence[Mapping[str, Any]]) -> float | None:
+    """The dpr_ of a component that holds nothing else (with f_/q_ at most): Cloudinary's URL-gen SDKs
+    write ``c_scale,h_300/dpr_2.0`` (a delivery action), which multiplies the requested sizes of the
+    whole chain (600 px high). None when there is none."""
+    alone = [p["dpr"] for p in expanded if _is_delivery_dpr(p)]
+    if not alone:
+        return None
+    if len(set(alone)) > 1:
+        raise BadRequest("Invalid transformation: dpr_ is given twice, with different values")
+    if not any("w" in p or "h" in p for p in expanded):
+        value = render_param("dpr", alone[0])
+        raise BadRequest(f"Invalid transformation parameter - {value}: dpr_ needs w_ or h_ to multiply")
+    return float(alone[0])
 
 
 def _expand(components: Sequence[Component], named: Mapping[str, str], depth: int) -> list[dict[str, Any]]:

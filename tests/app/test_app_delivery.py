@@ -41,6 +41,20 @@ def test_original_and_scaled_from_sdk_urls(client: Any) -> None:
     assert scaled.headers["cache-control"] == "public, max-age=3600"
 
 
+def test_a_delivery_dpr_in_its_own_component(client: Any) -> None:
+    """Cloudinary's URL-gen SDKs write dpr as its own (delivery) component; the reference's example:
+    c_scale,h_300/dpr_2.0 is 600 px high. pycloudinary writes the same chain for this transformation."""
+    path = sdk("docs/road", transformation=[{"crop": "scale", "height": 300}, {"dpr": "2.0"}])
+    assert "/c_scale,h_300/dpr_2.0/" in path
+    response = client.get(path)
+    assert response.status_code == 200, response.headers.get("x-cld-error")
+    assert decoded(response.content).height == 600
+    together = client.get(sdk("docs/road", crop="scale", height=300, dpr="2.0"))
+    assert decoded(together.content).height == 600
+    alone = client.get(sdk("docs/road", dpr="2.0"))
+    assert alone.status_code == 400 and "dpr_2.0: dpr_ needs w_ or h_" in alone.headers["x-cld-error"]
+
+
 def test_format_from_extension_and_f_auto(client: Any) -> None:
     png = client.get(sdk("docs/road", width=100, crop="scale", format="png"))
     assert png.headers["content-type"] == "image/png"

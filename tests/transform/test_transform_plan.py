@@ -326,7 +326,7 @@ ERRORS = [
     (
         "dpr_2.0",
         BadRequest,
-        "Invalid transformation parameter - dpr_2.0: dpr_ needs w_ or h_ in the same component",
+        "Invalid transformation parameter - dpr_2.0: dpr_ needs w_ or h_ to multiply",
     ),
     (
         "dpr_auto,w_100",

@@ -108,7 +108,14 @@ param(
 )
 param(ParamSpec("ar", "aspect ratio", _ratio, "aspect ratio for c_ (ar_16:9 or ar_1.5)", "resize"))
 param(
-    ParamSpec("dpr", "device pixel ratio", _dpr, "multiplies w_ and h_ (dpr_2.0)", "resize", args.fmt_float)
+    ParamSpec(
+        "dpr",
+        "device pixel ratio",
+        _dpr,
+        "multiplies w_ and h_ (dpr_2.0); alone in a component, those of the whole chain",
+        "resize",
+        args.fmt_float,
+    )
 )
 param(
     ParamSpec(
