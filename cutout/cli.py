@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 # name -> (module, one-line help). Each module defines add_arguments(parser) and run(args) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -31,6 +35,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     module = importlib.import_module(COMMANDS[args.command][0])
     return int(module.run(args))
+
+
+# -- helpers the sub-commands share ---------------------------------------------------------------------
+
+
+@contextmanager
+def replacing(target: Path) -> Iterator[Path]:
+    """A fresh file next to ``target`` to write into; it becomes ``target`` only when the block completes.
+
+    A failed write (disk full, file size limit) then leaves ``target`` as it was instead of truncated, and
+    the temporary file is removed. Same folder, so ``os.replace`` is a rename on one file system. The
+    temporary name keeps ``target``'s extension: libvips picks the format from it.
+    """
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}-", suffix=f".tmp{target.suffix}")
+    temp = Path(name)
+    try:
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would make private what a plain write would not
+        finally:
+            os.close(fd)
+        yield temp
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # only readable by setting it; the commands run one thread when they write
+    os.umask(mask)
+    return mask
+
+
+def make_folder(path: Path) -> str | None:
+    """Create ``path`` (and its parents) unless it is already a folder; the reason when it cannot be one."""
+    if path.is_dir():
+        return None
+    if path.exists():
+        return f"{path} is not a folder"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create the folder {path}: {exc.strerror or exc}"
+    return None
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ Blank lines and ``#`` comments are skipped. Straight into the cache, the keys ar
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import sqlite3
 import sys
 import threading
 import time
@@ -19,17 +21,38 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+from cutout.cli import make_folder
 from cutout.settings import SettingsError, load_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="*", help="files of lines to generate (default: stdin)")
+    parser.add_argument("files", nargs="*", help="files of lines to generate ('-' or none: stdin)")
     parser.add_argument("--originals", default=None, help="originals folder [CUTOUT_ORIGINALS]")
     parser.add_argument("--cache-dir", default=None, help="derivative cache folder [CUTOUT_CACHE_DIR]")
-    parser.add_argument("--concurrency", type=int, default=2, help="generated at once (default 2)")
+    parser.add_argument("--concurrency", type=_at_least_one, default=2, help="generated at once (default 2)")
     parser.add_argument("--accept", default=None, help="Accept header to negotiate f_auto with")
     parser.add_argument("--server", default=None, help="request the derivatives from this server instead")
-    parser.add_argument("--timeout", type=float, default=600.0, help="overall limit with --server (s)")
+    parser.add_argument("--timeout", type=_seconds, default=600.0, help="overall limit with --server (s)")
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:  # NaN would compare false everywhere and never time out
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
 
 
 def to_path(line: str) -> str:
@@ -46,10 +69,29 @@ def to_path(line: str) -> str:
     return f"/image/upload/{transformation.strip('/')}/v1/{quote(public_id, safe='/.')}"
 
 
+class InputError(Exception):
+    """An input file that cannot be read as text; the message names it."""
+
+
 def read_lines(files: list[str]) -> list[str]:
-    texts = [sys.stdin.read()] if not files else [Path(f).read_text(encoding="utf-8") for f in files]
+    """The lines to generate from ``files`` ('-' is stdin, as is no file at all); InputError says why not."""
+    texts = [_read_text(name) for name in files or ["-"]]
     lines = (line.strip() for text in texts for line in text.splitlines())
     return [line for line in lines if line and not line.startswith("#")]
+
+
+def _read_text(name: str) -> str:
+    label = "stdin" if name == "-" else name
+    try:
+        if name != "-":
+            return Path(name).read_text(encoding="utf-8")
+        # The bytes when there are some, so stdin is UTF-8 whatever the locale says, as files are.
+        stream = getattr(sys.stdin, "buffer", None)
+        return stream.read().decode("utf-8") if stream is not None else sys.stdin.read()
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{label} is not UTF-8 text (byte {exc.start})") from exc
+    except OSError as exc:
+        raise InputError(f"cannot read {label}: {exc.strerror or exc}") from exc
 
 
 @dataclass
@@ -57,15 +99,17 @@ class Progress:
     total: int
     done: int = 0
     failed: int = 0
+    cached: int = 0  # done lines that were in the cache already
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._tty = sys.stderr.isatty()
 
-    def step(self, ok: bool) -> None:
+    def step(self, ok: bool, *, cached: bool = False) -> None:
         with self._lock:
             self.done += 1
             self.failed += not ok
+            self.cached += cached
             width = 30
             filled = width * self.done // max(self.total, 1)
             bar = f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} failed {self.failed}"
@@ -75,15 +119,16 @@ class Progress:
 
 
 def run(args: argparse.Namespace) -> int:
-    lines = read_lines(args.files)
+    try:
+        lines = read_lines(args.files)
+    except InputError as exc:
+        print(f"cutout eager: {exc}", file=sys.stderr)
+        return 2
     if not lines:
         print("cutout eager: nothing to generate", file=sys.stderr)
         return 0
-    if args.concurrency < 1:
-        print("cutout eager: --concurrency must be at least 1", file=sys.stderr)
-        return 2
     if args.server:
-        generate, close = _through_server(args.server, time.monotonic() + args.timeout)
+        generate, close = _through_server(args.server, time.monotonic() + args.timeout, args.accept)
     else:
         try:
             generate, close = _into_cache(args)
@@ -95,25 +140,28 @@ def run(args: argparse.Namespace) -> int:
 
     def one(line: str) -> None:
         try:
-            generate(to_path(line))
+            made = generate(to_path(line))
         except Exception as exc:  # noqa: BLE001 - every failure is reported in the summary
             failures.append((line, getattr(exc, "public", None) or str(exc) or type(exc).__name__))
             progress.step(False)
         else:
-            progress.step(True)
+            progress.step(True, cached=not made)
 
     try:
         with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
             list(pool.map(one, lines))
     finally:
         close()
-    print(f"cutout eager: {len(lines) - len(failures)} generated, {len(failures)} failed", file=sys.stderr)
+    generated = len(lines) - len(failures) - progress.cached
+    cached = f", {progress.cached} already cached" if progress.cached else ""
+    print(f"cutout eager: {generated} generated, {len(failures)} failed{cached}", file=sys.stderr)
     for line, reason in failures:
         print(f"  FAILED {line}: {reason}", file=sys.stderr)
     return 1 if failures else 0
 
 
-Generate = tuple[Callable[[str], None], Callable[[], None]]
+#: generate(path) -> False when the derivative was there already; close().
+Generate = tuple[Callable[[str], bool], Callable[[], None]]
 
 
 def _into_cache(args: argparse.Namespace) -> Generate:
@@ -124,12 +172,19 @@ def _into_cache(args: argparse.Namespace) -> Generate:
 
     settings = load_settings(os.environ, {"originals": args.originals, "cache_dir": args.cache_dir})
     _, cache_dir = settings.require_paths()
-    cache = DerivativeCache(cache_dir, size_limit=settings.cache_size)
+    problem = make_folder(cache_dir)
+    if problem:
+        raise SettingsError(f"CUTOUT_CACHE_DIR (--cache-dir): {problem}")
+    try:
+        cache = DerivativeCache(cache_dir, size_limit=settings.cache_size)
+    except (OSError, sqlite3.Error) as exc:  # e.g. its blobs/ or state/ is a file, or it is read-only
+        problem = f"cannot use {cache_dir} as the cache: {exc}"
+        raise SettingsError(f"CUTOUT_CACHE_DIR (--cache-dir): {problem}") from exc
     origin = Origin(settings, cache, segmenter=None)
     model_lock = threading.Lock()
     model_tried = False
 
-    def generate(path: str) -> None:
+    def generate(path: str) -> bool:
         nonlocal model_tried
         # Eager is the operator's own doing: no signature or strict check, and it allow-lists the result.
         delivery = parse_path(path)
@@ -141,9 +196,11 @@ def _into_cache(args: argparse.Namespace) -> Generate:
                     origin.use_segmenter(_load_segmenter())
             # Again, now that the key can name the model (as the server's does).
             prepared = origin.prepare(delivery, accept=args.accept, signed_ok=True)
-        if cache.get(prepared.key) is None:
+        made = cache.get(prepared.key) is None
+        if made:
             origin.produce(prepared)
         cache.allow(prepared.allow_name)
+        return made
 
     def close() -> None:
         origin.close()
@@ -152,16 +209,30 @@ def _into_cache(args: argparse.Namespace) -> Generate:
     return generate, close
 
 
-def _through_server(server: str, deadline: float) -> Generate:
+#: The least time a request is given, however close the overall deadline: less would fail requests the
+#: server was about to answer.
+MIN_REQUEST_SECONDS = 1.0
+TIMED_OUT = "timed out (--timeout reached)"
+
+
+def _through_server(server: str, deadline: float, accept: str | None) -> Generate:
     import httpx
 
-    client = httpx.Client(base_url=server.rstrip("/"), timeout=120.0)
+    client = httpx.Client(base_url=server.rstrip("/"))
+    headers = {"Accept": accept or "*/*"}
 
-    def generate(path: str) -> None:
+    def generate(path: str) -> bool:
         while True:
-            response = client.get(path, headers={"Accept": "*/*"})
+            # Each request gets what is left of --timeout (the overall limit), not a fixed time of its own.
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(TIMED_OUT)
+            try:
+                response = client.get(path, headers=headers, timeout=max(left, MIN_REQUEST_SECONDS))
+            except httpx.TimeoutException as exc:
+                raise RuntimeError(TIMED_OUT) from exc
             if response.status_code == 200:
-                return
+                return True  # the server does not say whether it had it already
             reason = response.headers.get("x-cld-error") or f"HTTP {response.status_code}"
             if response.status_code not in (423, 503):
                 raise RuntimeError(f"HTTP {response.status_code}: {reason}")

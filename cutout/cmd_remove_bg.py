@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pyvips
 
+from cutout.cli import make_folder, replacing
 from transform.segment import IsNetSegmenter, SegmenterError, load_segmenter
 from transform.segment.compose import apply_alpha
 from transform.segment.segmenter import MAX_SIDE
@@ -32,10 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    stems = [p.stem for p in args.inputs]
-    duplicates = sorted({s for s in stems if stems.count(s) > 1})
-    if duplicates:
-        print(f"cutout remove-bg: inputs share the output name(s) {', '.join(duplicates)}", file=sys.stderr)
+    problem = _check_outputs(args.inputs, args.output, args.format)
+    if problem:
+        print(f"cutout remove-bg: {problem}", file=sys.stderr)
         return 2
     if max(map(_pixels, args.inputs)) <= KEEP_FREED_MAX_PIXELS:
         _keep_freed_memory()
@@ -45,18 +45,70 @@ def run(args: argparse.Namespace) -> int:
     except SegmenterError as exc:
         print(f"cutout remove-bg: {exc}", file=sys.stderr)
         return 2
-    args.output.mkdir(parents=True, exist_ok=True)
     failed = 0
     for path in args.inputs:
-        target = args.output / f"{path.stem}.{args.format}"
+        target = _target(args.output, path, args.format)
         try:
             confidence = process(segmenter, path, target, mask_only=args.mask, fine_edges=args.fine_edges)
+        except OutputError as exc:
+            failed += 1
+            print(f"{path}: failed: cannot write {target}: {exc}", file=sys.stderr)
+            continue
         except (pyvips.Error, OSError) as exc:
             failed += 1
-            print(f"{path}: failed: {_reason(exc)}", file=sys.stderr)
+            print(f"{path}: failed: cannot decode: {_decode_reason(exc)}", file=sys.stderr)
             continue
         print(f"{path}: confidence {confidence:.3f} -> {target}")
     return 1 if failed else 0
+
+
+def _target(folder: Path, path: Path, fmt: str) -> Path:
+    return folder / f"{path.stem}.{fmt}"
+
+
+def _check_outputs(inputs: list[Path], folder: Path, fmt: str) -> str | None:
+    """Why the outputs cannot be written, if so; checked (and the folder made) before the model loads."""
+    stems = [p.stem for p in inputs]
+    duplicates = sorted({s for s in stems if stems.count(s) > 1})
+    if duplicates:
+        return f"inputs share the output name(s) {', '.join(duplicates)}"
+    target = _overwritten_input(inputs, folder, fmt)
+    if target is not None:
+        return f"the output {target} would overwrite an input; choose another -o folder or --format"
+    problem = make_folder(folder)
+    return f"-o: {problem}" if problem else None
+
+
+def _overwritten_input(inputs: list[Path], folder: Path, fmt: str) -> Path | None:
+    """The first output that is also an input: the same path (symbolic links resolved), or the same file
+    under another name (a case-insensitive file system; a hard link, refused too though replacing it
+    would leave the input alone)."""
+    paths = {_resolved(p) for p in inputs}
+    files = {key for p in inputs if (key := _file_key(p)) is not None}
+    for path in inputs:
+        target = _target(folder, path, fmt)
+        if _resolved(target) in paths or _file_key(target) in files:
+            return target
+    return None
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: decoding it reports the problem later
+        return path.absolute()
+
+
+def _file_key(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+class OutputError(Exception):
+    """Writing the output failed (as opposed to reading the input); the message says why."""
 
 
 #: Above this size the freed memory glibc would keep raises the peak too much: 6144x6144 with fine
@@ -100,12 +152,34 @@ def process(
         image = image.copy_memory()  # the segmenter and the composer both read every pixel
     mask = segmenter.segment(image, fine_edges=fine_edges)
     out = mask.alpha if mask_only else apply_alpha(image, mask.alpha)
-    out.write_to_file(str(target), **SAVE_OPTIONS[target.suffix.lstrip(".")])
+    try:
+        with replacing(target) as temp:
+            try:
+                out.write_to_file(str(temp), **SAVE_OPTIONS[target.suffix.lstrip(".")])
+            except pyvips.Error as exc:
+                raise OutputError(_write_reason(exc, temp)) from exc
+    except OSError as exc:  # creating the temporary file or renaming it
+        raise OutputError(exc.strerror or str(exc)) from exc
     return mask.confidence
 
 
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, pyvips.Error):
-        lines = [line for line in str(exc.detail or exc.message).splitlines() if line.strip()]
-        return f"cannot decode: {lines[0] if lines else exc.message}"
-    return str(exc)
+def _lines(exc: pyvips.Error) -> list[str]:
+    return [line for line in str(exc.detail or exc.message).splitlines() if line.strip()]
+
+
+def _decode_reason(exc: pyvips.Error | OSError) -> str:
+    if isinstance(exc, OSError):
+        return str(exc)
+    lines = _lines(exc)
+    return lines[0] if lines else str(exc.message)
+
+
+def _write_reason(exc: pyvips.Error, temp: Path) -> str:
+    # libvips says "<temp>: write error", then "system error: File too large": the system's reason is the
+    # useful part, and the temporary name would only puzzle.
+    lines = _lines(exc)
+    for line in lines:
+        reason = line.removeprefix("system error: ")
+        if reason != line and not reason.startswith("Unknown error"):
+            return reason
+    return lines[0].replace(f"{temp}: ", "") if lines else str(exc.message)

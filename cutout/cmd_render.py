@@ -11,6 +11,7 @@ import hashlib
 import sys
 from pathlib import Path
 
+from cutout.cli import replacing
 from cutout.originals import Originals
 from grammar import parse_transformation
 from grammar.errors import NotFound, OriginError
@@ -32,16 +33,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    problem = _check_paths(args.output, args.originals)
+    if problem:
+        print(f"cutout render: {problem}", file=sys.stderr)
+        return 2
     try:
         rendered = _render(args)
     except OriginError as exc:
         print(f"cutout render: {exc.status} {exc.public}", file=sys.stderr)
         return 1
-    args.output.write_bytes(rendered.data)
+    try:
+        with replacing(args.output) as temp:  # a failed write leaves no truncated image behind
+            temp.write_bytes(rendered.data)
+    except OSError as exc:
+        print(f"cutout render: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     alpha = ", alpha" if rendered.has_alpha else ""
     size = f"{rendered.width}x{rendered.height}"
     print(f"{args.output}: {rendered.format} {size}{alpha}, {len(rendered.data)} bytes")
     return 0
+
+
+def _check_paths(output: Path, originals: Path | None) -> str | None:
+    """Mistakes in the paths given, found before rendering (which may load the model)."""
+    if output.is_dir():
+        return f"-o {output} is a folder: name the output file"
+    if not output.parent.is_dir():
+        missing = "no folder" if not output.parent.exists() else "not a folder:"
+        return f"-o {output}: {missing} {output.parent}"
+    if originals is not None and not originals.is_dir():
+        return f"--originals {originals} is not a folder"
+    return None
 
 
 def _render(args: argparse.Namespace) -> Rendered:

@@ -10,6 +10,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from cutout.cli import make_folder
 from cutout.settings import Settings, SettingsError, describe, load_settings
 
 _OPTIONS = ("originals", "cache_dir", "host", "port", "workers")
@@ -58,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"cutout serve: {exc}", file=sys.stderr)
         return 2
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    problem = make_folder(cache_dir)
+    if problem:
+        print(f"cutout serve: CUTOUT_CACHE_DIR (--cache-dir): {problem}", file=sys.stderr)
+        return 2
     # Before anything imports prometheus_client: it picks per-process files or memory at import time.
     metrics_dir = cache_dir / "metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)  # counters from a previous run would be summed in

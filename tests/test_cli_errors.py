@@ -1,0 +1,358 @@
+"""The commands' answers to user mistakes and failed writes: one line and an exit status, no traceback,
+no truncated or overwritten files. The model never runs: its loader is replaced or never reached."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pyvips
+
+import cutout.cmd_remove_bg
+from cutout.cli import main
+from tests.app.helpers import SAMPLES, EllipseSegmenter
+
+ROUTER = SAMPLES / "docs" / "rmv_bgd" / "router_orig.jpg"  # 600x400: a 318 kB cut-out, a 100 kB render
+LIMIT = 16 << 10  # far below either output
+
+
+@contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """Writes past ``limit`` bytes fail with EFBIG, as on a full disk (SIGXFSZ ignored: no kill)."""
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def one_line(err: str, prefix: str) -> None:
+    assert err.startswith(prefix) and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+# -- remove-bg ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def loads(monkeypatch: pytest.MonkeyPatch) -> list[EllipseSegmenter]:
+    """The segmenters remove-bg loaded: a double that draws an ellipse, so no model runs."""
+    loaded: list[EllipseSegmenter] = []
+
+    def load(**_: Any) -> EllipseSegmenter:
+        loaded.append(EllipseSegmenter())
+        return loaded[-1]
+
+    monkeypatch.setattr(cutout.cmd_remove_bg, "load_segmenter", load)
+    return loaded
+
+
+@pytest.mark.parametrize("via_link", [False, True], ids=["same-folder", "symlinked-folder"])
+def test_remove_bg_refuses_to_overwrite_an_input(
+    tmp_path: Path, loads: list[EllipseSegmenter], capsys: pytest.CaptureFixture[str], via_link: bool
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    source = folder / "router.png"  # a JPEG named .png: its cut-out, router.png, would replace it
+    shutil.copyfile(ROUTER, source)
+    output = folder
+    if via_link:
+        output = tmp_path / "alias"
+        output.symlink_to(folder)
+    assert main(["remove-bg", str(source), "-o", str(output)]) == 2
+    err = capsys.readouterr().err
+    one_line(err, f"cutout remove-bg: the output {output / 'router.png'} would overwrite an input")
+    assert loads == []  # refused before the model loads
+    assert [p.name for p in folder.iterdir()] == ["router.png"]
+    assert source.read_bytes() == ROUTER.read_bytes()
+
+
+@pytest.mark.parametrize("where", ["a-file", "under-a-file"])
+def test_remove_bg_output_folder_that_cannot_be_one(
+    tmp_path: Path, loads: list[EllipseSegmenter], capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    output = afile if where == "a-file" else afile / "sub"
+    assert main(["remove-bg", str(ROUTER), "-o", str(output)]) == 2
+    err = capsys.readouterr().err
+    one_line(err, "cutout remove-bg: -o: ")
+    assert str(output) in err
+    assert loads == []
+    assert afile.read_text() == "keep"
+
+
+def test_remove_bg_writes_through_a_temporary_file(
+    tmp_path: Path, loads: list[EllipseSegmenter], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert main(["remove-bg", str(ROUTER), "-o", str(out)]) == 0
+    assert f"-> {out / 'router_orig.png'}" in capsys.readouterr().out
+    assert [p.name for p in out.iterdir()] == ["router_orig.png"]  # no temporary file left
+    cut = pyvips.Image.new_from_file(str(out / "router_orig.png"))
+    assert (cut.width, cut.height, cut.bands) == (600, 400, 4)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE((out / "router_orig.png").stat().st_mode) == 0o666 & ~umask  # as a plain write
+
+
+def test_remove_bg_failed_write_keeps_the_previous_output(
+    tmp_path: Path, loads: list[EllipseSegmenter], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "router_orig.png").write_bytes(b"previous good output")
+    with file_size_limit(LIMIT):
+        status = main(["remove-bg", str(ROUTER), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err == f"{ROUTER}: failed: cannot write {out / 'router_orig.png'}: File too large\n"
+    assert [p.name for p in out.iterdir()] == ["router_orig.png"]
+    assert (out / "router_orig.png").read_bytes() == b"previous good output"
+
+
+def test_remove_bg_output_name_taken_by_a_folder(
+    tmp_path: Path, loads: list[EllipseSegmenter], capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "out" / "router_orig.webp").mkdir(parents=True)
+    assert main(["remove-bg", str(ROUTER), "-o", str(tmp_path / "out"), "--format", "webp"]) == 1
+    err = capsys.readouterr().err
+    assert "failed: cannot write" in err and "Is a directory" in err and "cannot decode" not in err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["router_orig.webp"]
+
+
+def test_remove_bg_undecodable_input_still_says_so(
+    tmp_path: Path, loads: list[EllipseSegmenter], capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    assert main(["remove-bg", str(broken), "-o", str(tmp_path / "out")]) == 1
+    assert f"{broken}: failed: cannot decode" in capsys.readouterr().err
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+# -- render -------------------------------------------------------------------------------------------------
+
+
+def test_render_failed_write_keeps_the_previous_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "part.png"
+    target.write_bytes(b"previous good output")
+    with file_size_limit(LIMIT):
+        status = main(["render", "", str(ROUTER), "-o", str(target)])
+    assert status == 1
+    one_line(capsys.readouterr().err, f"cutout render: cannot write {target}: File too large")
+    assert target.read_bytes() == b"previous good output"
+    assert [p.name for p in tmp_path.iterdir()] == ["part.png"]
+
+
+def test_render_writes_the_whole_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "out.png"
+    assert main(["render", "c_scale,w_50", str(ROUTER), "-o", str(target)]) == 0
+    assert pyvips.Image.new_from_file(str(target)).width == 50
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+@pytest.mark.parametrize(
+    ("output", "extra", "message"),
+    [
+        ("missing/out.png", [], "-o {tmp}/missing/out.png: no folder {tmp}/missing"),
+        ("afile/out.png", [], "-o {tmp}/afile/out.png: not a folder: {tmp}/afile"),
+        ("", [], "-o {tmp} is a folder: name the output file"),
+        ("out.png", ["--originals", "{tmp}/nonexistent"], "--originals {tmp}/nonexistent is not a folder"),
+        ("out.png", ["--originals", "{tmp}/afile"], "--originals {tmp}/afile is not a folder"),
+    ],
+    ids=["missing-folder", "under-a-file", "a-folder", "missing-originals", "originals-a-file"],
+)
+def test_render_path_mistakes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], output: str, extra: list[str], message: str
+) -> None:
+    (tmp_path / "afile").write_text("keep")
+    args = [a.format(tmp=tmp_path) for a in extra]
+    status = main(["render", "c_scale,w_50", str(ROUTER), "-o", str(tmp_path / output), *args])
+    assert status == 2
+    one_line(capsys.readouterr().err, "cutout render: " + message.format(tmp=tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+# -- eager: input ---------------------------------------------------------------------------------------
+
+
+def eager_into(tmp_path: Path, *args: str) -> int:
+    return main(["eager", *args, "--originals", str(SAMPLES), "--cache-dir", str(tmp_path / "cache")])
+
+
+def fake_stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+
+
+def test_eager_dash_reads_stdin_and_counts_what_was_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = tmp_path / "lines.txt"
+    lines.write_text("c_scale,w_10 docs/road\n")
+    fake_stdin(monkeypatch, b"c_scale,w_11 docs/road\n")
+    assert eager_into(tmp_path, "-", str(lines)) == 0
+    assert "cutout eager: 2 generated, 0 failed\n" in capsys.readouterr().err
+    fake_stdin(monkeypatch, b"c_scale,w_12 docs/road\n")
+    assert eager_into(tmp_path, str(lines), "-") == 0
+    assert "cutout eager: 1 generated, 0 failed, 1 already cached\n" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("source", ["missing", "not-utf8", "folder", "stdin-not-utf8"])
+def test_eager_unreadable_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], source: str
+) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe c_scale,w_10 docs/road\n")
+    fake_stdin(monkeypatch, bad.read_bytes())
+    name, message = {
+        "missing": (str(tmp_path / "nope.txt"), f"cannot read {tmp_path / 'nope.txt'}: No such file"),
+        "not-utf8": (str(bad), f"{bad} is not UTF-8 text (byte 0)"),
+        "folder": (str(tmp_path), f"cannot read {tmp_path}: Is a directory"),
+        "stdin-not-utf8": ("-", "stdin is not UTF-8 text (byte 0)"),
+    }[source]
+    assert eager_into(tmp_path, name) == 2
+    one_line(capsys.readouterr().err, f"cutout eager: {message}")
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--timeout", "-1"], "argument --timeout: must be a positive number of seconds"),
+        (["--timeout", "nan"], "argument --timeout: must be a positive number of seconds"),
+        (["--timeout", "soon"], "argument --timeout: not a number of seconds"),
+        (["--concurrency", "0"], "argument --concurrency: must be at least 1"),
+    ],
+)
+def test_eager_option_values_are_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    lines = tmp_path / "lines.txt"
+    lines.write_text("c_scale,w_10 docs/road\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["eager", str(lines), "--server", "http://127.0.0.1:9", *args])
+    assert exit_.value.code == 2
+    assert f"cutout eager: error: {message}" in capsys.readouterr().err
+
+
+# -- eager and serve: the cache folder -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["a-file", "under-a-file", "blobs-a-file"])
+def test_eager_cache_dir_that_cannot_be_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    lines = tmp_path / "lines.txt"
+    lines.write_text("c_scale,w_10 docs/road\n")
+    cache_dir = {"a-file": lines, "under-a-file": lines / "cache", "blobs-a-file": tmp_path / "cache"}[where]
+    if where == "blobs-a-file":
+        cache_dir.mkdir()
+        (cache_dir / "blobs").write_text("")
+    status = main(["eager", str(lines), "--originals", str(SAMPLES), "--cache-dir", str(cache_dir)])
+    assert status == 2
+    one_line(capsys.readouterr().err, "cutout eager: CUTOUT_CACHE_DIR (--cache-dir): ")
+
+
+@pytest.mark.parametrize("where", ["a-file", "under-a-file"])
+def test_serve_cache_dir_that_cannot_be_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    cache_dir = afile if where == "a-file" else afile / "cache"
+    assert main(["serve", "--originals", str(SAMPLES), "--cache-dir", str(cache_dir)]) == 2
+    err = capsys.readouterr().err
+    one_line(err, "cutout serve: CUTOUT_CACHE_DIR (--cache-dir): ")
+    assert str(cache_dir) in err
+    assert afile.read_text() == "keep"
+
+
+# -- eager through a server ------------------------------------------------------------------------------
+
+
+@dataclass
+class TinyServer:
+    """Answers 200 to every GET and notes its Accept header; ``slow`` holds each answer back."""
+
+    url: str = ""
+    accepts: list[str] = field(default_factory=list)
+    slow: bool = False
+    release: threading.Event = field(default_factory=threading.Event)
+
+
+@pytest.fixture
+def tiny_server() -> Iterator[TinyServer]:
+    state = TinyServer()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+            state.accepts.append(self.headers.get("Accept", ""))
+            if state.slow:
+                state.release.wait(5)
+                return  # no answer at all: the client has given up by then
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{httpd.server_port}"
+    yield state
+    state.release.set()
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+@pytest.mark.parametrize("accept", [None, "image/avif,image/webp,*/*"])
+def test_eager_through_a_server_sends_accept(
+    tmp_path: Path, tiny_server: TinyServer, capsys: pytest.CaptureFixture[str], accept: str | None
+) -> None:
+    lines = tmp_path / "lines.txt"
+    lines.write_text("c_scale,w_10 docs/road\nf_auto docs/road\n")
+    args = ["--accept", accept] if accept else []
+    assert main(["eager", str(lines), "--server", tiny_server.url, *args]) == 0
+    assert "2 generated, 0 failed" in capsys.readouterr().err
+    assert tiny_server.accepts == [accept or "*/*"] * 2
+
+
+def test_eager_through_a_slow_server_keeps_to_the_overall_timeout(
+    tmp_path: Path, tiny_server: TinyServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tiny_server.slow = True
+    lines = tmp_path / "lines.txt"
+    lines.write_text("c_scale,w_10 docs/road\nc_scale,w_11 docs/road\n")
+    start = time.monotonic()
+    args = ["--server", tiny_server.url, "--timeout", "0.2", "--concurrency", "1"]
+    status = main(["eager", str(lines), *args])
+    elapsed = time.monotonic() - start
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "0 generated, 2 failed" in err
+    assert err.count("timed out (--timeout reached)") == 2
+    # The first request gets the minimum second, the second none: the deadline had passed.
+    assert elapsed < 3, elapsed
+    assert len(tiny_server.accepts) == 1
