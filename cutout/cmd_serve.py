@@ -64,10 +64,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"cutout serve: CUTOUT_CACHE_DIR (--cache-dir): {problem}", file=sys.stderr)
         return 2
     # Before anything imports prometheus_client: it picks per-process files or memory at import time.
-    metrics_dir = cache_dir / "metrics"
-    shutil.rmtree(metrics_dir, ignore_errors=True)  # counters from a previous run would be summed in
-    metrics_dir.mkdir()
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_folder(cache_dir / "metrics"))
     from cutout.service import check_transformations
 
     try:
@@ -105,3 +102,30 @@ def run(args: argparse.Namespace) -> int:
         del segmenter  # checked; each worker process loads its own
         uvicorn.run("cutout.app:create_app", factory=True, workers=settings.workers, **options)
     return 0
+
+
+def _metrics_folder(root: Path) -> Path:
+    """This server's own folder of per-process metric files (``root/<pid>``). Another server sharing the
+    cache folder has its own, so starting one never wipes a running one's counters; folders of servers
+    that are gone (and files of the old flat layout) are removed, or their counts would be summed in."""
+    root.mkdir(exist_ok=True)
+    for entry in root.iterdir():
+        if entry.is_dir() and entry.name.isdigit() and _alive(int(entry.name)):
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    folder = root / str(os.getpid())
+    folder.mkdir()
+    return folder
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True

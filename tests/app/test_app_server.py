@@ -68,6 +68,24 @@ def test_real_server_two_workers_without_model(servers: list[ServerProcess], tmp
     assert "2 generated, 1 failed" in capsys.readouterr().err
 
 
+def test_a_second_server_on_the_same_cache_keeps_the_first_ones_metrics(
+    servers: list[ServerProcess], tmp_path: Path
+) -> None:
+    env = {"CUTOUT_BACKGROUND_REMOVAL": "0"}
+    first = ServerProcess(SAMPLES, tmp_path / "cache", env=env)
+    servers.append(first)
+    first.wait_ready()
+    for _ in range(3):
+        assert httpx.get(first.url + "/demo/image/upload/c_scale,w_50/docs/road").status_code == 200
+    counted = metric(first.url, "cutout_requests_total")
+    assert counted >= 3
+    second = ServerProcess(SAMPLES, tmp_path / "cache", env=env)
+    servers.append(second)
+    second.wait_ready()
+    assert metric(first.url, "cutout_requests_total") >= counted  # not wiped by the second start
+    assert metric(second.url, "cutout_requests_total") < counted  # nor summed into the second's
+
+
 @pytest.mark.parametrize("model", ["missing", "corrupt"])
 def test_serve_stops_at_start_up_without_a_usable_model(tmp_path: Path, model: str) -> None:
     path = tmp_path / "model.onnx"
