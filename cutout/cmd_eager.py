@@ -197,7 +197,9 @@ def _into_cache(args: argparse.Namespace) -> Generate:
             # Again, now that the key can name the model (as the server's does).
             prepared = origin.prepare(delivery, accept=args.accept, signed_ok=True)
         made = cache.get(prepared.key) is None
-        if made:
+        if made and prepared.plan.needs_segmentation:
+            origin.generate_and_wait(prepared)  # claims like a server: never two model runs for one key
+        elif made:
             origin.produce(prepared)
         cache.allow(prepared.allow_name)
         return made

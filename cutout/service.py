@@ -273,6 +273,21 @@ class Origin:
         finally:
             self._inflight -= 1
 
+    def generate_and_wait(self, prepared: Prepared) -> Entry:
+        """A slow derivative made through the same claim the servers use, so that exactly one generation
+        runs even while a server on this cache is making it too; waits for whoever holds the claim
+        (``cutout eager`` straight into the cache)."""
+        while True:
+            entry = self.lookup(prepared)  # a remembered failure raises
+            if entry is not None:
+                return entry
+            if not unchanged(prepared.files):
+                message = f"{prepared.public_id} changed while it was being generated; run again"
+                raise failure_error(409, message)
+            if not self.cache.claimed(prepared.key):
+                self.generator.submit(prepared.key, partial(self._generation, prepared))
+            time.sleep(0.05)
+
     async def _generated(self, prepared: Prepared) -> Entry:
         if self.masks is None:
             raise NotAvailable("Background removal is not available: no segmentation model")

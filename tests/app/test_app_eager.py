@@ -54,3 +54,22 @@ def test_eager_with_nothing_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing\n")
     assert main(["eager", str(empty), "--originals", str(SAMPLES), "--cache-dir", str(tmp_path)]) == 0
+
+
+def test_eager_waits_for_a_server_already_generating(
+    make_client: ClientFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server on the same cache is generating the cut-out (it holds the claim): eager waits for its
+    result instead of running the model a second time ("exactly one generation")."""
+    segmenter = EllipseSegmenter()
+    monkeypatch.setattr(cutout.app, "_load_segmenter", lambda: segmenter)
+    cache_dir = tmp_path / "cache"
+    server = make_client(segmenter=EllipseSegmenter(delay=1.0), cache_dir=cache_dir)
+    url = "/demo/image/upload/e_background_removal/docs/rmv_bgd/dog_couch_orig"
+    assert server.get(url).status_code == 423  # the server claimed it and is generating
+    lines = tmp_path / "eager.txt"
+    lines.write_text(url + "\n")
+    code = main(["eager", str(lines), "--originals", str(SAMPLES), "--cache-dir", str(cache_dir)])
+    assert code == 0
+    assert segmenter.calls == 0  # eager's model never ran: the server's result was waited for
+    assert server.get(url).status_code == 200
