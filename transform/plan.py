@@ -72,9 +72,10 @@ def run_steps(steps: Sequence[Action], ctx: Ctx, image: pyvips.Image) -> pyvips.
     for done, step in enumerate(steps, 1):
         image = step.run(ctx, image)
         check_output(image.width, image.height, ctx.limits)
-        if done % MATERIALISE_EVERY == 0 and done < len(steps):
-            # A lazy pipeline thousands of operations deep overflows libvips' C stack when it is
-            # evaluated (a segfault that takes the worker down): compute it every so often instead.
+        if done < len(steps) and (step.wide or done % MATERIALISE_EVERY == 0):
+            # Computed before the next step: after a wide-margin operation (see Action.wide), and every so
+            # often, because a lazy pipeline thousands of operations deep overflows libvips' C stack when
+            # it is evaluated (a segfault that takes the worker down). The last step's result streams.
             image = image.copy_memory()
     return image
 

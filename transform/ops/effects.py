@@ -111,12 +111,11 @@ def _blur(strength: int, prefix: str) -> Action:
         else:
             # Blur premultiplied, or transparent pixels' colours bleed into the visible ones.
             blurred = image.premultiply().gaussblur(sigma).unpremultiply().cast("uchar")
-        # Computed here: a later blur would otherwise recompute this one's wide margins for each of its
-        # tiles, and chained blurs would cost quadratically (4 x e_blur:2000 on 4 MP: 19 s, not 5).
-        blurred = blurred.copy(interpretation="srgb")
-        return blurred.copy_memory() if sigma >= WIDE_BLUR else blurred
+        return blurred.copy(interpretation="srgb")
 
-    return Action(f"e_{_render_strength('blur', strength)}", run)
+    # wide: a later blur would otherwise recompute this one's margins for each of its tiles, and chained
+    # blurs would cost quadratically (4 x e_blur:2000 on 4 MP: 19 s, not 1.2); run_steps computes it.
+    return Action(f"e_{_render_strength('blur', strength)}", run, wide=sigma >= WIDE_BLUR)
 
 
 def _sharpen(strength: int, prefix: str) -> Action:

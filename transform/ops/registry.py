@@ -64,11 +64,13 @@ class Scaler(Protocol):
 class Action:
     """One image operation built from a component's params. ``canonical`` is the text of the params it
     consumed; ``sequential`` says it reads its input once, top to bottom (so the source may be loaded with
-    sequential access)."""
+    sequential access); ``wide`` that each output tile needs a wide margin of input, so a later step
+    should get its result computed rather than recompute those margins for every tile of its own."""
 
     canonical: str
     run: Apply
     sequential: bool = False
+    wide: bool = False
     segmentation: bool = False
     scaler: Scaler | None = None  # set when the renderer may replace this action by shrink-on-load
 
