@@ -28,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR", help="output folder")
     parser.add_argument("--fine-edges", action="store_true", help="matting pass for hair and fur (slower)")
-    parser.add_argument("--mask", action="store_true", help="write the 8-bit single-band mask instead")
+    parser.add_argument(
+        "--mask", action="store_true", help="write the 8-bit mask instead (one band in PNG; WebP: grey RGB)"
+    )
     parser.add_argument("--format", choices=sorted(SAVE_OPTIONS), default="png", help="output format")
 
 

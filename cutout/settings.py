@@ -153,11 +153,11 @@ def _read_named(path: Path) -> dict[str, str]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SettingsError(f"{env}: cannot read {path}: {exc.strerror}") from None
+    kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+        data = json.loads(text) if kind == "JSON" else tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise SettingsError(f"{env}: {path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: "
-                            f"{exc}") from None
+        raise SettingsError(f"{env}: {path} is not valid {kind}: {exc}") from None
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         raise SettingsError(f"{env}: {path} must map names to transformation strings")
     for name in data:

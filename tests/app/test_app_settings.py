@@ -55,6 +55,10 @@ def test_named_transformations_are_validated_at_start_up(tmp_path: Path) -> None
         check_transformations(load_settings({"CUTOUT_NAMED_TRANSFORMATIONS": str(named)}))
     with pytest.raises(SettingsError, match="CUTOUT_ALLOWED_TRANSFORMATIONS"):
         check_transformations(load_settings({"CUTOUT_ALLOWED_TRANSFORMATIONS": "zz_9"}))
+    upper = tmp_path / "named.JSON"  # read as JSON whatever the case, and said so when it is broken
+    upper.write_text('{"thumb": ')
+    with pytest.raises(SettingsError, match="is not valid JSON"):
+        load_settings({"CUTOUT_NAMED_TRANSFORMATIONS": str(upper)})
 
 
 def test_originals_never_leave_their_folder(tmp_path: Path) -> None:

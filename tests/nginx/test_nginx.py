@@ -121,6 +121,10 @@ def test_hits_errors_and_headers_through_nginx(stack: Stack) -> None:
     assert plain.headers["content-type"] != "image/webp"
     again = httpx.get(auto, headers={"Accept": "image/webp,*/*"})
     assert again.headers["content-type"] == "image/webp" and again.headers["x-cache-status"] == "HIT"
+    refused = httpx.get(auto, headers={"Accept": "image/avif;q=0, image/webp; q=0.0, */*;q=0.8"})
+    assert refused.headers["content-type"] == plain.headers["content-type"]  # as cutout reads q=0
+    avif = httpx.get(auto, headers={"Accept": "image/avif;q=0.9,image/webp;q=0"})
+    assert avif.headers["content-type"] == "image/avif"
     assert httpx.get(stack.nginx + "/metrics").status_code == 404
 
 
