@@ -52,3 +52,21 @@ def test_upscale_keeps_a_step_edge_in_place() -> None:
     # The edge lies at 200/400 of the width: output pixel 511.5 is the crossing.
     assert row[:505].max() <= 3 and row[519:].min() >= 252
     assert row[511] < 128 < row[512]
+
+
+def test_transparency_is_flattened_onto_white_in_16_bits_too() -> None:
+    """A 16-bit PNG with alpha (remove-bg reads files as they are) went onto near black: libvips' flatten
+    counts the background in the image's own range."""
+    from transform.segment.segmenter import prepare
+
+    x = pyvips.Image.xyz(64, 48)[0]
+    alpha8 = (x > 32).ifthenelse(255, 0).cast("uchar")
+    grey = (x * 0 + 90).cast("uchar")
+    rgba8 = grey.bandjoin([grey, grey, alpha8]).copy(interpretation="srgb")
+    rgba16 = (rgba8.cast("ushort") * 257).cast("ushort").copy(interpretation="rgb16")
+    greya16 = rgba16.extract_band(0).bandjoin(rgba16.extract_band(3)).copy(interpretation="grey16")
+    for image in (rgba8, rgba16, greya16):
+        flat = prepare(image)
+        assert (flat.bands, flat.format) == (3, "uchar")
+        assert flat.getpoint(0, 0) == [255.0, 255.0, 255.0], image.interpretation  # transparent -> white
+        assert abs(flat.getpoint(60, 0)[0] - 90) <= 1  # opaque keeps its colour

@@ -104,10 +104,19 @@ def _target(image: F32, alpha: F32) -> F32:
 
 
 def _unknown(alpha: F32, band: int) -> npt.NDArray[np.bool_]:
-    structure = np.ones((2 * band + 1, 2 * band + 1), dtype=bool)
-    fg = binary_erosion(alpha > HI, structure=structure, border_value=1)
-    bg = binary_erosion(alpha < LO, structure=structure, border_value=1)
+    fg = _erode(alpha > HI, band)
+    bg = _erode(alpha < LO, band)
     out: npt.NDArray[np.bool_] = ~(fg | bg)
+    return out
+
+
+def _erode(mask: npt.NDArray[np.bool_], band: int) -> npt.NDArray[np.bool_]:
+    """Erosion by a (2 band + 1)-pixel square, as a row then a column pass: the same result for a
+    fraction of the work (the band grows with the longer side, so a 6144 x 160 banner took 10 s)."""
+    rows = binary_erosion(mask, structure=np.ones((1, 2 * band + 1), dtype=bool), border_value=1)
+    out: npt.NDArray[np.bool_] = binary_erosion(
+        rows, structure=np.ones((2 * band + 1, 1), dtype=bool), border_value=1
+    )
     return out
 
 

@@ -75,7 +75,8 @@ def prepare(image: pyvips.Image) -> pyvips.Image:
     if max(image.width, image.height) > MAX_SIDE:
         image = image.thumbnail_image(MAX_SIDE, height=MAX_SIDE)
     if image.hasalpha():
-        image = image.flatten(background=[255] * (image.bands - 1))
+        white = 65535 if image.format == "ushort" else 255  # flatten counts in the image's own range
+        image = image.flatten(background=[white] * (image.bands - 1))
     if image.interpretation != "srgb" or image.bands != 3:
         image = image.colourspace("srgb")
     if image.bands > 3:
