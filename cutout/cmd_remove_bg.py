@@ -153,7 +153,12 @@ def process(
     if not mask_only:
         image = image.copy_memory()  # the segmenter and the composer both read every pixel
     mask = segmenter.segment(image, fine_edges=fine_edges)
-    out = mask.alpha if mask_only else apply_alpha(image, mask.alpha)
+    if mask_only and not image.hasalpha():
+        out = mask.alpha
+    else:
+        out = apply_alpha(image, mask.alpha)
+        if mask_only:  # the cut-out's alpha: transparency the original already had stays transparent
+            out = out.extract_band(out.bands - 1)
     try:
         with replacing(target) as temp:
             try:

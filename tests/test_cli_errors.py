@@ -356,3 +356,20 @@ def test_eager_through_a_slow_server_keeps_to_the_overall_timeout(
     # The first request gets the minimum second, the second none: the deadline had passed.
     assert elapsed < 3, elapsed
     assert len(tiny_server.accepts) == 1
+
+
+def test_remove_bg_mask_of_a_transparent_original_is_the_cut_outs_alpha(
+    tmp_path: Path, loads: list[EllipseSegmenter], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--mask writes the alpha the cut-out would have: what the original had transparent stays 0."""
+    x = pyvips.Image.xyz(120, 80)[0]
+    photo = (x * 0 + 120).cast("uchar")
+    rgba = photo.bandjoin([photo, photo, (x < 60).ifthenelse(0, 255).cast("uchar")])
+    rgba.copy(interpretation="srgb").write_to_file(str(tmp_path / "half.png"))
+    assert main(["remove-bg", str(tmp_path / "half.png"), "-o", str(tmp_path / "masks"), "--mask"]) == 0
+    assert main(["remove-bg", str(tmp_path / "half.png"), "-o", str(tmp_path / "cuts")]) == 0
+    mask = pyvips.Image.new_from_file(str(tmp_path / "masks" / "half.png"))
+    cut = pyvips.Image.new_from_file(str(tmp_path / "cuts" / "half.png"))
+    assert mask.bands == 1 and mask.getpoint(40, 40) == [0.0]  # inside the ellipse, but transparent
+    assert mask.getpoint(60, 40) == cut.extract_band(3).getpoint(60, 40) == [255.0]
+    assert (mask == cut.extract_band(3)).min() == 255  # the same alpha, pixel for pixel
