@@ -215,15 +215,22 @@ class Origin:
         try:
             entry = self.render_entry(prepared)
         except OriginError as exc:
-            ttl = self.settings.failure_seconds
-            self.cache.remember_failure(prepared.key, exc.status, exc.public, ttl=ttl)
+            if self.current(prepared):  # a file rewritten under the render is not the URL's failure
+                ttl = self.settings.failure_seconds
+                self.cache.remember_failure(prepared.key, exc.status, exc.public, ttl=ttl)
             raise
         if self.current(prepared):
             self.cache.put(prepared.key, entry)
         return entry
 
     def _generation(self, prepared: Prepared) -> Entry | None:
-        entry = self.render_entry(prepared)
+        """The queued job: None (nothing stored, no failure remembered) when the files changed under it."""
+        try:
+            entry = self.render_entry(prepared)
+        except OriginError:
+            if self.current(prepared):
+                raise  # remembered by the generator
+            return None
         return entry if self.current(prepared) else None
 
     def current(self, prepared: Prepared) -> bool:

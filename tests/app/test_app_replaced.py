@@ -15,7 +15,7 @@ from cache import DerivativeCache
 from cutout.service import Origin
 from cutout.settings import Settings
 from grammar import parse_path
-from grammar.errors import StillGenerating
+from grammar.errors import StillGenerating, Undecodable
 from tests.app.helpers import EllipseSegmenter
 
 
@@ -92,7 +92,28 @@ def test_a_generation_of_replaced_content_is_not_stored(tmp_path: Path) -> None:
     deadline = time.monotonic() + 10
     while server.cache.claimed(waiting.key) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert segmenter.calls == 1 and server.lookup(waiting) is None  # done, but nothing kept for red
+    # Done, and nothing kept for red: neither a cut-out nor a failure (if the job read the file while it
+    # was being rewritten in place, the decode failed; that is not red's failure either).
+    assert segmenter.calls <= 1 and server.lookup(waiting) is None
     fresh = server.prepare(parse_path(url), accept=None)
     assert fresh.key != waiting.key
     server.close()
+
+
+def test_a_failure_while_the_file_is_rewritten_is_not_remembered(tmp_path: Path) -> None:
+    """A render that read the original while it was being rewritten fails (a half-written file); that is
+    not the URL's failure, so the old key must not answer with it later."""
+    (tmp_path / "originals").mkdir()
+    red = square(tmp_path / "red.png", [255, 0, 0])
+    shutil.copy(red, tmp_path / "originals" / "a.png")
+    server = origin(tmp_path)
+    waiting = server.prepare(parse_path("/image/upload/c_scale,w_10/a.png"), accept=None)
+    (tmp_path / "originals" / "a.png").write_bytes(red.read_bytes()[:60])  # caught half-written
+    with pytest.raises(Undecodable):
+        server.produce(waiting)
+    shutil.copy(red, tmp_path / "originals" / "a.png")  # the copy completes: the same content again
+    again = origin(tmp_path)
+    prepared = again.prepare(parse_path("/image/upload/c_scale,w_10/a.png"), accept=None)
+    assert prepared.key == waiting.key
+    assert again.lookup(prepared) is None  # no remembered 422 for red
+    assert colour(again.produce(prepared).data) == [255, 0, 0]
