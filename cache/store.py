@@ -74,8 +74,10 @@ class DerivativeCache:
     def __init__(self, directory: str | Path, *, size_limit: int = 2 << 30) -> None:
         root = Path(directory)
         self.directory = root
+        # cull_limit=0: diskcache's own cull drops a fixed 10 rows after a write, however far over the
+        # limit the cache is (8x after a run of large entries); put() culls down to the limit instead.
         self.blobs = diskcache.Cache(
-            str(root / "blobs"), size_limit=size_limit, eviction_policy="least-recently-used"
+            str(root / "blobs"), size_limit=size_limit, eviction_policy="least-recently-used", cull_limit=0
         )
         self.state = diskcache.Cache(str(root / "state"), eviction_policy="none")
 
@@ -103,6 +105,26 @@ class DerivativeCache:
 
     def put(self, key: str, entry: Entry) -> None:
         self.blobs.set(key, entry.pack())
+        self._shrink(keep=key)
+
+    def _shrink(self, keep: str) -> None:
+        """Least recently used entries out, one at a time, until the cache is within its limit; never the
+        entry just written (diskcache's cull takes ten at a time, which with a few large entries is the
+        whole cache, the new entry with it: generated again and again)."""
+        while self.blobs.volume() > self.blobs.size_limit:
+            oldest = self.blobs._sql(  # diskcache keeps access_time indexed for this policy
+                "SELECT key FROM Cache WHERE key != ? ORDER BY access_time LIMIT 1", (keep,)
+            ).fetchall()
+            if not oldest:
+                return
+            self.blobs.delete(oldest[0][0])
+
+    def mark_used(self, key: str) -> None:
+        """Record a use of ``key`` for the least-recently-used eviction, without reading its bytes (for
+        hits served from a process's memory, which the disk cache would otherwise never hear of)."""
+        handle = self.blobs.get(key, read=True)
+        if handle is not None:
+            handle.close()
 
     def __contains__(self, key: str) -> bool:
         return key in self.blobs

@@ -38,6 +38,9 @@ from transform.seam import Segmenter
 
 log = logging.getLogger("cutout.service")
 
+#: URL plus Accept header longer than this are not memoised (a client could fill the table with huge ones).
+MAX_MEMO_TEXT = 2048
+
 _BY_STATUS: Mapping[int, type[OriginError]] = {
     400: BadRequest, 401: Unauthorized, 404: NotFound, 413: TooLarge, 422: Undecodable, 501: NotAvailable,
 }
@@ -130,7 +133,8 @@ class Origin:
         if known is not None:
             return known
         prepared = self.prepare(parse_path(raw_path), accept=accept)
-        self._hot[(raw_path, accept)] = (prepared, prepared.files, time.monotonic() + 2.0)
+        if len(raw_path) + len(accept or "") <= MAX_MEMO_TEXT:  # the table bounds entries, not their size
+            self._hot[(raw_path, accept)] = (prepared, prepared.files, time.monotonic() + 2.0)
         return prepared
 
     def _known(self, raw_path: str, accept: str | None) -> Prepared | None:
@@ -145,7 +149,14 @@ class Origin:
         entry = self._memory.get(prepared.key) if prepared is not None else None
         if prepared is None or entry is None:
             return None
+        self._tell_disk(prepared.key)
         return Delivered(entry, prepared.choice.vary, prepared.versioned)
+
+    def _tell_disk(self, key: str) -> None:
+        # The shared disk cache evicts least recently used first; hits served from memory must count
+        # there too (about once a minute), or the hottest derivatives are the first evicted.
+        if self._memory.due(key):
+            self.cache.mark_used(key)
 
     # -- preparing (sync, cheap) -----------------------------------------------------------------
     def prepare(self, path: DeliveryPath, *, accept: str | None, signed_ok: bool = False) -> Prepared:
@@ -245,6 +256,7 @@ class Origin:
     def lookup(self, prepared: Prepared) -> Entry | None:
         entry = self._memory.get(prepared.key)
         if entry is not None:
+            self._tell_disk(prepared.key)
             return entry
         entry = self.cache.get(prepared.key)
         if entry is not None:

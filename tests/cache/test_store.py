@@ -173,3 +173,31 @@ def test_eager_allow_list_and_writable(tmp_path: Path) -> None:
     cache.allow("c_scale,w_400|docs/road")
     assert DerivativeCache(tmp_path).allowed("c_scale,w_400|docs/road")
     assert cache.writable()
+
+
+def test_the_cache_is_culled_down_to_its_limit_least_recently_used_first(tmp_path: Path) -> None:
+    """diskcache's own cull removed 10 rows a write: 8x over the limit after a run of large entries."""
+    limit = 1 << 20
+    cache = DerivativeCache(tmp_path, size_limit=limit)
+    for i in range(300):
+        cache.put(f"small{i}", Entry.of(os.urandom(1000), format="jpg"))
+    for i in range(40):
+        cache.put(f"big{i}", Entry.of(os.urandom(200_000), format="png"))
+        assert cache.blobs.volume() <= limit * 1.1, i
+        assert cache.get(f"big{i}") is not None  # the entry just written stays
+    assert cache.get("small0") is None and cache.get("big0") is None  # the oldest went first
+
+
+def test_a_use_recorded_without_reading_keeps_an_entry(tmp_path: Path) -> None:
+    """Hits served from a process's memory are told to the disk cache (mark_used), so what is hot there is
+    not what the disk evicts first."""
+    cache = DerivativeCache(tmp_path, size_limit=600_000)
+    for name in ("hot", "cold"):
+        cache.put(name, Entry.of(os.urandom(100_000), format="png"))
+    cache.mark_used("hot")
+    cache.mark_used("missing")  # nothing to record: no error
+    added = 0
+    while "cold" in cache and added < 20:  # (``in`` does not count as a use)
+        cache.put(f"new{added}", Entry.of(os.urandom(100_000), format="png"))
+        added += 1
+    assert "cold" not in cache and "hot" in cache

@@ -1,0 +1,36 @@
+"""Per-process memory stays within its bounds: the hot-derivative budget counts what entries really
+cost, and the URL memo does not keep arbitrarily long keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cache import Entry
+from cutout.memory import ENTRY_OVERHEAD, MemoryEntries
+from cutout.service import MAX_MEMO_TEXT
+
+
+def test_tiny_entries_are_charged_their_overhead() -> None:
+    memory = MemoryEntries(100_000)
+    for i in range(1000):
+        memory.put(f"d:{i:064d}", Entry.of(b"x" * 70, format="gif"))
+    held = sum(1 for i in range(1000) if memory.get(f"d:{i:064d}") is not None)
+    assert held <= 100_000 // ENTRY_OVERHEAD  # it held 1000 (counting 70 bytes each) before
+    assert memory.get(f"d:{999:064d}") is not None  # the newest stay
+
+
+def test_use_is_due_once_per_period() -> None:
+    memory = MemoryEntries(1 << 20)
+    memory.put("k", Entry.of(b"abc", format="png"))
+    assert not memory.due("k")  # just stored: the disk knows
+    assert memory.due("k", every=0.0)
+    assert not memory.due("missing", every=0.0)
+
+
+def test_long_urls_and_accept_headers_are_not_memoised(client: Any) -> None:
+    origin = client.app.state.origin
+    path = "/demo/image/upload/c_scale,w_40/docs/road"
+    assert client.get(path, headers={"Accept": "image/webp," + "x" * MAX_MEMO_TEXT}).status_code == 200
+    assert client.get(path, headers={"Accept": "image/webp"}).status_code == 200
+    keys = [accept for (raw, accept) in origin._hot._data if raw == path]
+    assert keys == ["image/webp"]
