@@ -122,9 +122,9 @@ class DerivativeCache:
     def mark_used(self, key: str) -> None:
         """Record a use of ``key`` for the least-recently-used eviction, without reading its bytes (for
         hits served from a process's memory, which the disk cache would otherwise never hear of)."""
-        handle = self.blobs.get(key, read=True)
-        if handle is not None:
-            handle.close()
+        value = self.blobs.get(key, read=True)  # a file handle, or the bytes of a value kept inline
+        if hasattr(value, "close"):
+            value.close()
 
     def __contains__(self, key: str) -> bool:
         return key in self.blobs

@@ -156,7 +156,10 @@ class Origin:
         # The shared disk cache evicts least recently used first; hits served from memory must count
         # there too (about once a minute), or the hottest derivatives are the first evicted.
         if self._memory.due(key):
-            self.cache.mark_used(key)
+            try:
+                self.cache.mark_used(key)
+            except Exception:  # noqa: BLE001 - bookkeeping: it must never fail the hit it rides on
+                log.exception("recording a use of %s in the disk cache failed", key)
 
     # -- preparing (sync, cheap) -----------------------------------------------------------------
     def prepare(self, path: DeliveryPath, *, accept: str | None, signed_ok: bool = False) -> Prepared:

@@ -27,6 +27,22 @@ def test_use_is_due_once_per_period() -> None:
     assert not memory.due("missing", every=0.0)
 
 
+def test_hits_from_memory_tell_the_disk_cache(client: Any) -> None:
+    """Once due, a memory hit records a use on disk; a small (inline) value must not break the hit."""
+    path = "/demo/image/upload/c_scale,w_30/docs/road"
+    for _ in range(2):  # rendered and stored; then read from disk into memory
+        assert client.get(path, headers={"Accept": "*/*"}).status_code == 200
+    origin = client.app.state.origin
+    key = origin._known(path, "*/*").key
+    told: list[str] = []
+    origin._memory.due = lambda k, every=60.0: True  # type: ignore[method-assign]
+    real = origin.cache.mark_used
+    origin.cache.mark_used = lambda k: (told.append(k), real(k))  # type: ignore[method-assign]
+    for _ in range(3):
+        assert client.get(path, headers={"Accept": "*/*"}).status_code == 200
+    assert told == [key] * 3
+
+
 def test_long_urls_and_accept_headers_are_not_memoised(client: Any) -> None:
     origin = client.app.state.origin
     path = "/demo/image/upload/c_scale,w_40/docs/road"

@@ -194,6 +194,8 @@ def test_a_use_recorded_without_reading_keeps_an_entry(tmp_path: Path) -> None:
     cache = DerivativeCache(tmp_path, size_limit=600_000)
     for name in ("hot", "cold"):
         cache.put(name, Entry.of(os.urandom(100_000), format="png"))
+    cache.put("tiny", Entry.of(b"abc", format="png"))  # kept inline by diskcache, not as a file
+    cache.mark_used("tiny")
     cache.mark_used("hot")
     cache.mark_used("missing")  # nothing to record: no error
     added = 0
