@@ -39,9 +39,9 @@ class CachedMasks:
         mask = self.segmenter.segment(image, fine_edges=fine_edges)
         metrics.inference_seconds.observe(time.perf_counter() - started)
         metrics.inference_total.inc()
-        # PNG is lossless and small for masks; a 6144x6144 alpha is a few hundred KB.
         if not store():
             return mask
+        # PNG is lossless and small for masks; a 6144x6144 alpha is a few hundred KB.
         data = mask.alpha.pngsave_buffer(compression=1)
         self.cache.put(cache_key, Entry.of(data, format="png", confidence=mask.confidence,
                                            width=image.width, height=image.height))

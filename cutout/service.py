@@ -112,7 +112,7 @@ class Origin:
                                    lease=settings.lease_seconds, failure_ttl=settings.failure_seconds)
         self._limiter: anyio.CapacityLimiter | None = None
         self._inflight = 0
-        self._hot: BoundedDict[tuple[str, str | None], tuple[Prepared, Stamps, float]] = BoundedDict(4096)
+        self._hot: BoundedDict[tuple[str, str | None], tuple[Prepared, float]] = BoundedDict(4096)
         self._memory = MemoryEntries(settings.memory_cache)
 
     def use_segmenter(self, segmenter: Segmenter | None) -> None:
@@ -134,12 +134,12 @@ class Origin:
             return known
         prepared = self.prepare(parse_path(raw_path), accept=accept)
         if len(raw_path) + len(accept or "") <= MAX_MEMO_TEXT:  # the table bounds entries, not their size
-            self._hot[(raw_path, accept)] = (prepared, prepared.files, time.monotonic() + 2.0)
+            self._hot[(raw_path, accept)] = (prepared, time.monotonic() + 2.0)
         return prepared
 
     def _known(self, raw_path: str, accept: str | None) -> Prepared | None:
         known = self._hot.get((raw_path, accept))
-        if known is None or known[2] <= time.monotonic() or not unchanged(known[1]):
+        if known is None or known[1] <= time.monotonic() or not unchanged(known[0].files):
             return None
         return known[0]
 
