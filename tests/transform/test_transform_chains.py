@@ -9,17 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pyvips
-from transform_helpers import photo, run, thumb16, write_sources
+from transform_helpers import photo, run, thumb16
 
 from grammar.errors import BadRequest
 from transform.plan import MAX_COMPONENTS
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return write_sources(tmp_path_factory.mktemp("sources"))
 
 
 @pytest.mark.parametrize("suffix", ["jpg", "png"])

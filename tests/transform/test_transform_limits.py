@@ -7,16 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from transform_helpers import run, write_sources
+from transform_helpers import run
 
 from grammar.errors import BadRequest, TooLarge
 from transform import Limits
 from transform.limits import megapixels
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return write_sources(tmp_path_factory.mktemp("originals"))
 
 
 def too_large(size: str, mp: str, what: str = "Result", limit: str = "50.0") -> str:

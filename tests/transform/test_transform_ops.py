@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import pytest
 import pyvips
-from transform_helpers import CornerSegmenter, check_golden, run, slug, write_sources
+from transform_helpers import CornerSegmenter, check_golden, run, slug
 
 from transform.ops import op_names
 
@@ -92,11 +92,6 @@ ROWS = [
     Row("e_saturation", "e_saturation", "photo", (320, 240), 3, "jpg"),
 ]
 NAMED = {"badge": "c_fill,h_50,w_50/r_max"}
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return write_sources(tmp_path_factory.mktemp("originals"))
 
 
 def test_every_registered_op_has_a_pixel_test() -> None:

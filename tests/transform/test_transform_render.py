@@ -9,17 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pyvips
-from transform_helpers import CornerSegmenter, check_golden, photo, run, thumb16, write_sources
+from transform_helpers import CornerSegmenter, check_golden, photo, run, thumb16
 
 from grammar import parse_transformation
 from grammar.errors import BadRequest, NotAvailable, NotFound, TooLarge, Undecodable
 from transform import FormatChoice, Limits, compile_plan, negotiate_format, render
 from transform.seam import Mask
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return write_sources(tmp_path_factory.mktemp("originals"))
 
 
 def png_declaring(width: int, height: int) -> bytes:
