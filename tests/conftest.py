@@ -25,6 +25,16 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+def require_model() -> None:
+    """Skip (or fail) unless the model is where a server started now would look: wherever
+    ``CUTOUT_HOME`` points, read at call time (a path fixed at import named ~/.cache/cutout and skipped
+    the real-model server tests when CI set CUTOUT_HOME elsewhere)."""
+    from transform.segment.fetch import preferred_model_path
+
+    path = preferred_model_path()
+    require(path.is_file(), f"model not found at {path} (run `cutout fetch-model`)")
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     return SHARED

@@ -17,9 +17,8 @@ import pytest
 from cutout.cli import main
 from tests.app.helpers import SAMPLES
 from tests.app.server_process import ROOT, ServerProcess, free_port, metric
-from tests.conftest import require
+from tests.conftest import require_model
 
-MODEL = Path.home() / ".cache" / "cutout" / "models" / "isnet-general-use.onnx"
 CUTOUT = "/demo/image/upload/e_background_removal/c_scale,w_300/docs/rmv_bgd/dog_couch_orig"
 
 
@@ -103,7 +102,7 @@ def test_serve_stops_at_start_up_without_a_usable_model(tmp_path: Path, model: s
 
 @pytest.mark.slow
 def test_burst_on_two_workers_runs_the_model_once(servers: list[ServerProcess], tmp_path: Path) -> None:
-    require(MODEL.exists(), f"model not found at {MODEL}")
+    require_model()
     server = ServerProcess(SAMPLES, tmp_path / "cache", workers=2)
     servers.append(server)
     server.wait_ready(path="/readyz", timeout=300)
@@ -120,7 +119,7 @@ def test_burst_on_two_workers_runs_the_model_once(servers: list[ServerProcess], 
 def test_sigkill_mid_generation_then_a_later_request_succeeds(
     servers: list[ServerProcess], tmp_path: Path
 ) -> None:
-    require(MODEL.exists(), f"model not found at {MODEL}")
+    require_model()
     cache = tmp_path / "cache"
     env = {"CUTOUT_LEASE_SECONDS": "2"}
     first = ServerProcess(SAMPLES, cache, env=env)

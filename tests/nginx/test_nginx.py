@@ -15,10 +15,9 @@ import pytest
 
 from tests.app.helpers import SAMPLES
 from tests.app.server_process import ServerProcess, free_port
-from tests.conftest import require
+from tests.conftest import require, require_model
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL = Path.home() / ".cache" / "cutout" / "models" / "isnet-general-use.onnx"
 
 pytestmark = pytest.mark.integration
 
@@ -155,7 +154,7 @@ def test_a_replaced_entry_is_served_though_nginx_keeps_descriptors_open(tmp_path
 
 @pytest.mark.slow
 def test_423_is_not_cached_and_the_200_is(tmp_path: Path) -> None:
-    require(MODEL.exists(), f"model not found at {MODEL}")
+    require_model()
     for stack in start_stack(tmp_path, {}):
         path = "/demo/image/upload/e_background_removal/c_scale,w_200/docs/rmv_bgd/dog_couch_orig"
         url = stack.nginx + path
