@@ -274,27 +274,38 @@ def test_the_network_runs_at_the_photos_aspect_ratio(tmp_path: Path) -> None:
     onnx.save(traced_unet(), source)
     write_float32(source, tmp_path / "free.onnx", keep_outputs=None)
     session = ort.InferenceSession(str(tmp_path / "free.onnx"), providers=["CPUExecutionProvider"])
-    free = Model(config_from_env(tmp_path / "free.onnx", environ={}), session, "0" * 64)
+    # The square input is the default (the kept aspect lost objects on photos nobody tuned on).
+    default = Model(config_from_env(tmp_path / "free.onnx", environ={}), session, "0" * 64)
+    assert default.dynamic and not default.keep_aspect and default.input_size(4000, 3000) == (16, 16)
+    assert default.input_size(4000, 3000, keep_aspect=True) == (16, 16)
+    keep = {"CUTOUT_MODEL_ASPECT": "keep"}
+    free = Model(config_from_env(tmp_path / "free.onnx", environ=keep), session, "0" * 64)
     assert free.size == (16, 16) and free.keep_aspect
     # The longer side at the model size, the other rounded to a multiple of 32 (at least 32, at
     # most the model size: this toy model is smaller than one step).
     assert free.input_size(4000, 3000) == (16, 16)
-    big = Model(config_from_env(environ={"CUTOUT_MODEL_SIZE": "1024"}), session, "0" * 64)
+    big = Model(config_from_env(environ={"CUTOUT_MODEL_SIZE": "1024", **keep}), session, "0" * 64)
     big.size = (1024, 1024)
     assert big.input_size(4000, 3000) == (1024, 768)
     assert big.input_size(300, 400) == (768, 1024)
     assert big.input_size(7000, 60) == (1024, 32)
     assert big.input_size(1000, 1000) == (1024, 1024)
-    assert big.input_size(4000, 3000, stretch=True) == (1024, 1024)
+    assert big.input_size(4000, 3000, keep_aspect=False) == (1024, 1024)
     stretched = Model(config_from_env(environ={"CUTOUT_MODEL_ASPECT": "stretch"}), session, "0" * 64)
     assert not stretched.keep_aspect and stretched.input_size(4000, 3000) == (16, 16)
     # Masks differ with the input size and shape, so the cache keys (via model_id) do too.
     ids = {IsNetSegmenter(m).model_id for m in (free, big, stretched)}
-    assert len(ids) == 3 and IsNetSegmenter(free).model_id.endswith("-isnet-16x16-aspect")
+    ids.add(IsNetSegmenter(stretched, quality="best").model_id)
+    assert IsNetSegmenter(default, aspect=True).model_id == IsNetSegmenter(free).model_id
+    assert len(ids) == 4 and IsNetSegmenter(free).model_id.endswith("-isnet-16x16-aspect-default")
+    assert IsNetSegmenter(default).model_id == IsNetSegmenter(stretched).model_id
     fixed_session = ort.InferenceSession(
         traced_unet().SerializeToString(), providers=["CPUExecutionProvider"]
     )
-    assert not Model(config_from_env(environ={}), fixed_session, "0" * 64).keep_aspect
+    fixed = Model(config_from_env(environ={}), fixed_session, "0" * 64)
+    assert not fixed.keep_aspect and not fixed.dynamic
+    with pytest.raises(SegmenterConfigError, match="cannot keep the aspect ratio"):
+        IsNetSegmenter(fixed, aspect=True)
     with pytest.raises(SegmenterConfigError, match="CUTOUT_MODEL_ASPECT=keep needs a model with a dynamic"):
         Model(config_from_env(environ={"CUTOUT_MODEL_ASPECT": "keep"}), fixed_session, "0" * 64)
     with pytest.raises(
@@ -307,9 +318,10 @@ def test_the_network_runs_at_the_photos_aspect_ratio(tmp_path: Path) -> None:
 def test_the_real_copy_runs_a_4_3_photo_at_1024x768(segmenter: IsNetSegmenter) -> None:
     require(fp32_is_valid(fp32_path()), "float32 copy not written (run `cutout fetch-model`)")
     model = segmenter.model
-    assert model.size == (1024, 1024) and model.keep_aspect
-    assert model.input_size(4032, 3024) == (1024, 768)
+    assert model.size == (1024, 1024) and model.dynamic and not model.keep_aspect
+    assert model.input_size(4032, 3024, keep_aspect=True) == (1024, 768)
     photo = pyvips.Image.new_from_file(str(SAMPLE))
-    prob = segmenter.probability(photo)
-    assert prob.shape == tuple(reversed(model.input_size(photo.width, photo.height)))
-    assert segmenter.probability(photo, stretch=True).shape == (1024, 1024)
+    prob = segmenter.probability(photo, keep_aspect=True)
+    assert prob.shape == tuple(reversed(model.input_size(photo.width, photo.height, keep_aspect=True)))
+    assert segmenter.probability(photo).shape == (1024, 1024)
+    assert segmenter.probability(photo, side=512, mirror=True).shape == (512, 512)

@@ -170,6 +170,8 @@ def test_config_defaults_and_arguments_win_over_environment(monkeypatch: pytest.
         ({}, {"aspect": None}),
         ({"CUTOUT_MODEL_ASPECT": " Stretch"}, {"aspect": "stretch"}),
         ({"CUTOUT_MODEL_ASPECT": "keep"}, {"aspect": "keep"}),
+        ({}, {"quality": "default"}),
+        ({"CUTOUT_QUALITY": " Best"}, {"quality": "best"}),
         (
             {"CUTOUT_MODEL_MEAN": "0.4, 0.5,0.6", "CUTOUT_MODEL_STD": "0.2,0.2,0.25"},
             {"recipe": "custom", "norm.mean": (0.4, 0.5, 0.6), "norm.std": (0.2, 0.2, 0.25)},
@@ -191,6 +193,7 @@ def test_config_parses_model_variables(env: dict[str, str], expected: dict[str, 
         ({"CUTOUT_ORT_THREADS": "0"}, "CUTOUT_ORT_THREADS='0': expected a positive integer"),
         ({"CUTOUT_ORT_THREADS": "many"}, "CUTOUT_ORT_THREADS='many'"),
         ({"CUTOUT_ORT_SPIN": "yes"}, "CUTOUT_ORT_SPIN='yes': expected 0 or 1"),
+        ({"CUTOUT_QUALITY": "max"}, "CUTOUT_QUALITY='max': expected one of default, best"),
         ({"CUTOUT_MODEL_SIZE": "big"}, "CUTOUT_MODEL_SIZE='big': expected a size like 1024"),
         ({"CUTOUT_MODEL_SIZE": "1024x8"}, "CUTOUT_MODEL_SIZE"),
         ({"CUTOUT_MODEL_SIZE": "1024x\u00b2"}, "CUTOUT_MODEL_SIZE='1024x\u00b2': expected a size"),
@@ -296,8 +299,9 @@ def test_alpha_grey_and_oversized_inputs(segmenter: IsNetSegmenter) -> None:
     # The file's own hash: the original's, or the float32 copy's that fetch-model recorded.
     path = segmenter.model.config.path
     expected = MEDIUM.sha256 if path.name == MEDIUM.filename else fp32_manifest(path)["sha256"]
-    shape = "aspect" if segmenter.model.keep_aspect else "stretch"
-    assert segmenter.model_id == f"{expected[:12]}-p{PIPELINE_VERSION}-isnet-1024x1024-{shape}"
+    shape = "aspect" if segmenter.aspect else "stretch"
+    quality = segmenter.quality
+    assert segmenter.model_id == f"{expected[:12]}-p{PIPELINE_VERSION}-isnet-1024x1024-{shape}-{quality}"
 
 
 def fp32_manifest(path: Path) -> dict[str, str]:

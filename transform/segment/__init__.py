@@ -28,7 +28,7 @@ def load_segmenter(
     spin: bool | None = None,
 ) -> IsNetSegmenter:
     config = config_from_env(model_path, threads=threads, providers=providers, spin=spin)
-    return IsNetSegmenter(load_model(config))
+    return IsNetSegmenter(load_model(config), quality=config.quality)
 
 
 __all__ = [

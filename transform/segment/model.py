@@ -8,10 +8,12 @@ Everything a deployment may change comes from arguments or the environment:
   (``CUTOUT_HOME`` default ``~/.cache/cutout``).
 - ``CUTOUT_MODEL_SIZE``: ``1024`` or ``1024x768`` (width x height): the size a model with a dynamic
   input was trained at (not needed for the float32 copy, whose metadata says 1024x1024).
-- ``CUTOUT_MODEL_ASPECT``: ``keep`` (the default for a model with a dynamic input) runs the network at
-  the photo's aspect ratio, its longer side at the model size's longer side and the other a multiple
-  of 32 (a 4:3 photo: 1024x768); ``stretch`` (the only choice for a fixed input) squeezes every photo
-  to the model size. Fine edges always stretch: their matting reads the square input's softer map.
+- ``CUTOUT_MODEL_ASPECT``: ``stretch`` (the default) squeezes every photo to the model size, as the
+  model was trained; ``keep`` (a model with a dynamic input only) runs the network at the photo's
+  aspect ratio, its longer side at the model size's longer side and the other a multiple of 32 (a 4:3
+  photo: 1024x768, 0.78x the time) but loses the object on some photos (bench/RESULTS.md, 2026-12-06).
+  Fine edges always stretch.
+- ``CUTOUT_QUALITY``: ``default`` or ``best`` (``segmenter.QUALITIES``; best costs more inference).
 - ``CUTOUT_MODEL_MEAN`` / ``CUTOUT_MODEL_STD``: three comma-separated floats applied to pixels scaled
   to [0, 1], or a recipe name for MEAN (``isnet``, ``imgly``, ``imagenet``) that sets both.
 - ``CUTOUT_ORT_THREADS``: intra-op threads (default: every core this process may use).
@@ -78,6 +80,8 @@ RECIPES: dict[str, Normalization] = {
 }
 DEFAULT_RECIPE = "isnet"
 ASPECTS = ("keep", "stretch")
+#: Background-removal quality levels (``CUTOUT_QUALITY``); what each runs is in segmenter.py.
+QUALITIES = ("default", "best")
 #: A kept aspect ratio rounds the shorter side to a multiple of this: U-Net-style saliency networks
 #: halve their feature maps five times, and their skip connections need the halvings to be exact.
 SIZE_STEP = 32
@@ -92,7 +96,8 @@ class ModelConfig:
     threads: int
     providers: tuple[str, ...]
     spin: bool = False
-    aspect: str | None = None  # "keep", "stretch", or None: keep when the input is dynamic
+    aspect: str | None = None  # "keep", "stretch", or None: stretch
+    quality: str = "default"  # a segmenter.QUALITIES name
 
 
 def default_model_path() -> Path:
@@ -124,9 +129,15 @@ def config_from_env(
         raise SegmenterConfigError(
             f"CUTOUT_MODEL_ASPECT={environ['CUTOUT_MODEL_ASPECT']!r}: expected one of {', '.join(ASPECTS)}"
         )
+    quality = environ.get("CUTOUT_QUALITY", "").strip().lower() or "default"
+    if quality not in QUALITIES:
+        raise SegmenterConfigError(
+            f"CUTOUT_QUALITY={environ['CUTOUT_QUALITY']!r}: expected one of {', '.join(QUALITIES)}"
+        )
     return ModelConfig(
         path=path,
         aspect=aspect,
+        quality=quality,
         size=_size(environ.get("CUTOUT_MODEL_SIZE")),
         recipe=recipe,
         norm=norm,
@@ -218,15 +229,19 @@ class Model:
                 f"CUTOUT_MODEL_ASPECT=keep needs a model with a dynamic input; {config.path} takes only "
                 f"{list(inp.shape)} (`cutout fetch-model` writes a float32 copy of IS-Net that has one)"
             )
-        self.keep_aspect: bool = fixed is None and config.aspect != "stretch"
+        #: The network takes any input size (a multiple of SIZE_STEP): the float32 copy does.
+        self.dynamic: bool = fixed is None
+        self.keep_aspect: bool = self.dynamic and config.aspect == "keep"
         self._release_options = _release_options()
 
-    def input_size(self, width: int, height: int, *, stretch: bool = False) -> tuple[int, int]:
+    def input_size(self, width: int, height: int, *, keep_aspect: bool | None = None) -> tuple[int, int]:
         """The network's input size (width, height) for a ``width x height`` photo: the model size, or
-        with ``keep_aspect`` (and not ``stretch``) the photo's aspect ratio at the model size's longer
-        side, the shorter side a multiple of SIZE_STEP."""
-        if not self.keep_aspect or stretch:
+        with ``keep_aspect`` (default: the configured ``self.keep_aspect``; a dynamic model only) the
+        photo's aspect ratio at the model size's longer side, the shorter side a multiple of SIZE_STEP."""
+        if not (self.keep_aspect if keep_aspect is None else keep_aspect):
             return self.size
+        if not self.dynamic:
+            raise ValueError(f"the model at {self.config.path} takes only {self.size[0]}x{self.size[1]}")
         side = max(self.size)
         ratio = min(width, height) / max(width, height)
         short = min(side, max(SIZE_STEP, round(side * ratio / SIZE_STEP) * SIZE_STEP))

@@ -66,7 +66,7 @@ def _fit(prob: F32, guide: pyvips.Image, radius: int | None, eps: float, gain: f
     """The guided filter's coefficients at the working size, with the contrast gain folded in: the
     gain is affine, so ``gain * (A I + b - 0.5) + 0.5`` is ``(gain A) I + gain (b - 0.5) + 0.5``."""
     width, height = work_size(guide.width, guide.height, WORK_SIDE)
-    p = _resize_map(prob, width, height)
+    p = resize_map(prob, width, height)
     r = radius if radius is not None else max(1, round(max(width, height) * RADIUS_FRACTION))
     a, b = coefficients(guide_at(guide, width, height), p, r, eps)
     g = np.float32(gain)
@@ -77,6 +77,6 @@ def _fit(prob: F32, guide: pyvips.Image, radius: int | None, eps: float, gain: f
     return a, b
 
 
-def _resize_map(prob: F32, width: int, height: int) -> F32:
+def resize_map(prob: F32, width: int, height: int) -> F32:
     out = to_numpy(resize_to(from_numpy(prob), width, height))
     return np.clip(out, 0, 1, out=out)

@@ -3,13 +3,18 @@
 Pre-processing follows rembg's recipe for isnet-general-use (model.md recipe B, measured slightly
 better than the npm package's): Lanczos resize to the model size (a true Lanczos-3 both ways,
 ``resample.py``: libvips upscales with bicubic whatever kernel it is given), divide by the image's own
-maximum, subtract 0.5; the output is min-max normalised before it is brought back to full size.
+maximum, subtract 0.5; the output is min-max normalised before it is brought back to full size with
+the edge-aware upsampler (``refine.py``).
 
-Unlike the recipe, the network sees the photo at its own aspect ratio when the model allows it
-(``Model.input_size``; the float32 copy does): a 4:3 photo runs at 1024x768, a quarter fewer operations
-than 1024x1024, and the masks came out better on both evaluation sets (ECSSD IoU 0.9364 -> 0.9415,
-alphamatting SAD 40.8 -> 37.6; bench/RESULTS.md, 2026-12-02). Fine edges keep the square input: its
-softer map at fur and hair gives the matting its band (SAD 32.1 against 34.9 from the kept aspect).
+The network sees every photo squeezed to its square training size, as in the recipe. Running it at the
+photo's own aspect ratio (``CUTOUT_MODEL_ASPECT=keep``, the default from 2026-12-02 to 2026-12-06) is
+0.78x the time for a 4:3 photo and won +0.005 IoU on the 64 photos it was chosen on, but lost the object
+almost entirely on some photos nobody had tuned on (ecssd_val200: 0.876 mean IoU against the square
+input's 0.894, 24 photos more than 0.05 below the raw model; bench/RESULTS.md, 2026-12-06).
+
+Quality levels (``CUTOUT_QUALITY``): ``default`` runs the network once; ``best`` averages the maps of
+several inputs (``BEST_INPUTS``) before the same post-processing, for about that many times the
+inference.
 """
 
 from __future__ import annotations
@@ -19,33 +24,55 @@ import pyvips
 
 from transform.seam import Mask
 from transform.segment.confidence import score
-from transform.segment.model import FloatArray, Model, Normalization, release_arena
-from transform.segment.refine import upsample_alpha, upsample_mask
+from transform.segment.model import (
+    QUALITIES,
+    FloatArray,
+    Model,
+    Normalization,
+    SegmenterConfigError,
+    release_arena,
+)
+from transform.segment.refine import resize_map, upsample_alpha, upsample_mask
 from transform.segment.resample import to_model_size
 
 #: Bump when pre- or post-processing changes what masks look like: it is part of every mask cache key.
-PIPELINE_VERSION = "5"  # 5: masks of a_ignore requests had the upright ones' keys
+PIPELINE_VERSION = "6"  # 6: the square input is the default again; quality levels
 MAX_SIDE = 6144
+#: The inputs ``best`` averages: (longer side, or None for the model size; mirrored left to right).
+BEST_INPUTS: tuple[tuple[int | None, bool], ...] = ((None, False), (None, True))
 
 
 class IsNetSegmenter:
     """Implements ``transform.seam.Segmenter``; thread-safe (holds nothing mutable)."""
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, *, quality: str = "default", aspect: bool | None = None) -> None:
+        """``aspect``: run the network at the photo's aspect ratio (default: as the model is
+        configured, ``CUTOUT_MODEL_ASPECT``); only for a model with a dynamic input."""
+        if quality not in QUALITIES:
+            raise SegmenterConfigError(f"quality {quality!r}: expected one of {', '.join(QUALITIES)}")
         self.model = model
+        self.quality = quality
+        self.aspect = model.keep_aspect if aspect is None else aspect
+        if self.aspect and not model.dynamic:
+            raise SegmenterConfigError(f"the model at {model.config.path} cannot keep the aspect ratio")
         recipe = model.config.recipe
         if recipe == "custom":
             n = model.config.norm
             recipe = "m" + "_".join(f"{v:g}" for v in (*n.mean, *n.std))
         width, height = model.size
-        shape = "aspect" if model.keep_aspect else "stretch"
+        shape = "aspect" if self.aspect else "stretch"
         # Everything that changes the masks: it is part of every mask and cut-out cache key.
-        self.model_id = f"{model.sha256[:12]}-p{PIPELINE_VERSION}-{recipe}-{width}x{height}-{shape}"
+        self.model_id = f"{model.sha256[:12]}-p{PIPELINE_VERSION}-{recipe}-{width}x{height}-{shape}-{quality}"
 
     def segment(self, image: pyvips.Image, *, fine_edges: bool) -> Mask:
         rgb = prepare(image)
         release = release_arena(rgb.width, rgb.height, fine_edges=fine_edges)
-        raw = self.probability(rgb, release=release, stretch=fine_edges)
+        if fine_edges:  # the square input's softer map gives the matting its band
+            raw = self.probability(rgb, release=release)
+        elif self.quality == "best":
+            raw = self.averaged(rgb, release=release)
+        else:
+            raw = self.probability(rgb, release=release, keep_aspect=self.aspect)
         # Confidence reads the raw map: min-max stretching would make an empty scene look decisive.
         confidence = score(raw)
         if not fine_edges:
@@ -57,14 +84,45 @@ class IsNetSegmenter:
         alpha = refine_edges(rgb, upsample_mask(stretch(raw), rgb, gain=SEED_GAIN))
         return Mask(to_uchar(alpha, rgb.width, rgb.height), confidence)
 
-    def probability(self, rgb: pyvips.Image, *, release: bool = False, stretch: bool = False) -> FloatArray:
+    def probability(
+        self,
+        rgb: pyvips.Image,
+        *,
+        release: bool = False,
+        keep_aspect: bool = False,
+        side: int | None = None,
+        mirror: bool = False,
+    ) -> FloatArray:
         """The model's raw mask (values in [0, 1]) for an sRGB 3-band uchar image, at the network's
-        input size for it (``Model.input_size``; ``stretch``: the model size whatever the aspect).
+        input size for it: the model size, or the photo's aspect ratio with ``keep_aspect``
+        (``Model.input_size``); ``side``: a square input of that side instead (a dynamic model only);
+        ``mirror``: the photo goes in mirrored left to right, and the map comes back unmirrored.
 
         ``release``: the inference gives its memory back when done (``model.release_arena``)."""
-        width, height = self.model.input_size(rgb.width, rgb.height, stretch=stretch)
-        batch = to_batch(to_model_size(rgb, width, height), self.model.config.norm)
-        return self.model.run(batch, release=release)
+        width, height = (side, side) if side else self.model.input_size(
+            rgb.width, rgb.height, keep_aspect=keep_aspect
+        )
+        pixels = to_model_size(rgb, width, height)
+        if mirror:
+            pixels = pixels[:, ::-1]
+        prob = self.model.run(to_batch(pixels, self.model.config.norm), release=release)
+        return np.ascontiguousarray(prob[:, ::-1]) if mirror else prob
+
+    def averaged(self, rgb: pyvips.Image, *, release: bool = False) -> FloatArray:
+        """The mean of the maps of ``BEST_INPUTS``, at the model size."""
+        total: FloatArray | None = None
+        for i, (side, mirror) in enumerate(BEST_INPUTS):
+            last = i == len(BEST_INPUTS) - 1
+            prob = self.probability(rgb, release=release and last, side=side, mirror=mirror)
+            if total is None:
+                total = prob.copy()
+                continue
+            if prob.shape != total.shape:
+                prob = resize_map(prob, total.shape[1], total.shape[0])
+            total += prob
+        assert total is not None
+        total /= np.float32(len(BEST_INPUTS))
+        return total
 
 
 def prepare(image: pyvips.Image) -> pyvips.Image:
