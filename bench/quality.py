@@ -97,7 +97,7 @@ def fmt(s: Scores) -> str:
 
 
 def recipe_b(segmenter: IsNetSegmenter, rgb: pyvips.Image) -> np.ndarray:
-    raw = resize_to(from_numpy(stretch(segmenter.probability(rgb, stretch=True))), rgb.width, rgb.height)
+    raw = resize_to(from_numpy(stretch(segmenter.probability(rgb))), rgb.width, rgb.height)
     return to_float((raw.clamp(min=0, max=1) * 255 + 0.5).cast("uchar"))
 
 

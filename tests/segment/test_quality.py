@@ -10,6 +10,7 @@ import pytest
 import pyvips
 from scipy.ndimage import gaussian_filter
 
+from tests.conftest import require
 from transform.segment import confidence, matting
 from transform.segment.guided import from_numpy, resize_to
 from transform.segment.refine import upsample_mask
@@ -113,3 +114,35 @@ def test_real_cut_outs_on_eval_photos(segmenter: object, eval_dir: Path) -> None
         alpha = np.asarray(mask.alpha.numpy(), dtype=np.float32) / 255
         assert scores(alpha, truth).iou >= floor, (name, stem)
         assert 0 < mask.confidence <= 1
+
+
+@pytest.mark.slow
+def test_no_photo_of_ecssd_val200_falls_under_the_raw_models_floor(segmenter: object, eval_dir: Path) -> None:
+    """The default cut-out is never much worse than the network alone with rembg's recipe (recipe B),
+    photo by photo, on 200 photos nobody tuned on; and better on average (bench/quality.py prints
+    the same comparison with every figure)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from metrics import load_mask, mean, pairs, scores
+    from quality import FLOOR, MemoModel, recipe_b
+
+    from transform.segment.segmenter import IsNetSegmenter, prepare
+
+    folder = eval_dir / "ecssd_val200"
+    require(folder.is_dir(), f"evaluation set not found at {folder}")
+    memo = MemoModel(segmenter.model)  # type: ignore[attr-defined]
+    ours = IsNetSegmenter(memo)  # type: ignore[arg-type]
+    assert ours.model_id == segmenter.model_id  # type: ignore[attr-defined]  # the served default
+    raw, default, under = [], [], []
+    for pair in pairs(folder):
+        memo.new_photo()  # recipe B and the default share the photo's one inference
+        image = pyvips.Image.new_from_file(str(pair.image))
+        truth = load_mask(pair.mask)
+        b = scores(recipe_b(ours, prepare(image)), truth)
+        d = scores(np.asarray(ours.segment(image, fine_edges=False).alpha.numpy(), np.float32) / 255, truth)
+        raw.append(b)
+        default.append(d)
+        if d.iou < b.iou - FLOOR:
+            under.append(f"{pair.stem}: {d.iou:.3f} against recipe B's {b.iou:.3f}")
+    assert len(default) == 200
+    assert not under, under
+    assert mean(default).iou > mean(raw).iou and mean(default).mae < mean(raw).mae
