@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sqlite3
 import sys
 import threading
@@ -170,7 +169,7 @@ def _into_cache(args: argparse.Namespace) -> Generate:
     from cutout.service import Origin
     from grammar import parse_path
 
-    settings = load_settings(os.environ, {"originals": args.originals, "cache_dir": args.cache_dir})
+    settings = load_settings(overrides={"originals": args.originals, "cache_dir": args.cache_dir})
     _, cache_dir = settings.require_paths()
     problem = make_folder(cache_dir)
     if problem:

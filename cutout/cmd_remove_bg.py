@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import os
 import sys
 from pathlib import Path
 
 import pyvips
 
-from cutout.cli import make_folder, replacing
+from cutout.cli import make_folder
+from transform.files import replacing
 from transform.segment import IsNetSegmenter, SegmenterError, load_segmenter
 from transform.segment.compose import apply_alpha
 from transform.segment.segmenter import MAX_SIDE
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         _keep_freed_memory()
     try:
         # A batch job has the cores to itself: idle onnxruntime threads may spin (CUTOUT_ORT_SPIN wins).
-        segmenter = load_segmenter(spin=None if "CUTOUT_ORT_SPIN" in os.environ else True)
+        segmenter = load_segmenter(spin_default=True)
     except SegmenterError as exc:
         print(f"cutout remove-bg: {exc}", file=sys.stderr)
         return 2

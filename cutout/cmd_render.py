@@ -11,11 +11,11 @@ import hashlib
 import sys
 from pathlib import Path
 
-from cutout.cli import replacing
 from cutout.originals import Originals
 from grammar import parse_transformation
 from grammar.errors import NotFound, OriginError
 from transform import FormatChoice, Rendered, compile_plan, negotiate_format, render
+from transform.files import replacing
 from transform.formats import WRITABLE
 from transform.seam import DirectMasks, MaskSource
 
