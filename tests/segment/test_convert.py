@@ -21,11 +21,11 @@ from transform.segment import (
     default_model_path,
     load_segmenter,
 )
-from transform.segment.convert import ConversionError, probe_input, to_float32, write_float32
 from transform.segment.checks import fp32_is_valid, preferred_model_path
+from transform.segment.convert import ConversionError, probe_input, to_float32, write_float32
 from transform.segment.fetch import ensure_fp32
-from transform.segment.paths import FP32_CONVERSION, FP32_FILENAME, MEDIUM, fp32_path
 from transform.segment.model import Model, config_from_env
+from transform.segment.paths import FP32_CONVERSION, FP32_FILENAME, MEDIUM, fp32_path
 
 SAMPLE = Path(__file__).resolve().parents[2] / "cutout" / "samples" / "docs" / "rmv_bgd" / "woman_orig.jpg"
 
