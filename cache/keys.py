@@ -8,6 +8,8 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+from transform.files import sha256_of
+
 #: Bump when the rendering pipeline changes output for the same URL; old entries then simply miss.
 #: (Changes to background removal need no bump here: the segmenter's id is in the keys that use it.)
 PIPELINE_VERSION = "5"  # 5: CMYK colours, borders around transparency, q_ on PNG
@@ -72,11 +74,7 @@ class Fingerprints:
             if known is not None:
                 self._memo.move_to_end(memo_key)
                 return known
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        value = digest.hexdigest()
+        value = sha256_of(path)
         with self._lock:
             self._memo[memo_key] = value
             while len(self._memo) > self._max:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from grammar.errors import NotFound
+from grammar.image_formats import EXTENSIONS
 
 #: Tried in this order, so a public id present as both .jpg and .png resolves the same way every time.
-EXTENSIONS = ("jpg", "jpeg", "png", "webp", "avif", "gif", "tif", "tiff", "heic", "jxl", "bmp")
 _CANDIDATES = tuple(ext for lower in EXTENSIONS for ext in (lower, lower.upper()))
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pyvips
 
+from transform.seam import SEGMENT_MAX_SIDE as MAX_SIDE
 from transform.seam import Mask
 from transform.segment.confidence import score
 from transform.segment.model import (
@@ -37,7 +38,6 @@ from transform.segment.resample import to_model_size
 
 #: Bump when pre- or post-processing changes what masks look like: it is part of every mask cache key.
 PIPELINE_VERSION = "6"  # 6: the square input is the default again; quality levels
-MAX_SIDE = 6144
 #: The inputs ``best`` averages: (longer side, or None for the model size; mirrored left to right).
 BEST_INPUTS: tuple[tuple[int | None, bool], ...] = ((None, False), (None, True))
 
