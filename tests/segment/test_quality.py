@@ -117,6 +117,7 @@ def test_real_cut_outs_on_eval_photos(segmenter: object, eval_dir: Path) -> None
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 200 inferences: about 5 minutes on 2 idle cores, more on a shared machine
 def test_no_photo_of_ecssd_val200_falls_under_the_raw_models_floor(segmenter: object, eval_dir: Path) -> None:
     """The default cut-out is never much worse than the network alone with rembg's recipe (recipe B),
     photo by photo, on 200 photos nobody tuned on; and better on average (bench/quality.py prints
