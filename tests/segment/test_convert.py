@@ -318,4 +318,4 @@ def test_the_real_copy_runs_a_4_3_photo_at_1024x768(segmenter: IsNetSegmenter) -
     prob = segmenter.probability(photo, keep_aspect=True)
     assert prob.shape == tuple(reversed(model.input_size(photo.width, photo.height, keep_aspect=True)))
     assert segmenter.probability(photo).shape == (1024, 1024)
-    assert segmenter.probability(photo, side=512, mirror=True).shape == (512, 512)
+    assert segmenter.probability(photo, mirror=True).shape == (1024, 1024)
