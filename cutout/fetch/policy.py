@@ -48,7 +48,8 @@ class FetchPolicy:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> FetchPolicy:
-        """The image fetcher's policy from the ``fetch`` variables of the settings table (raises VariableError naming a bad one)."""
+        """The image fetcher's policy from the ``fetch`` variables of the settings table (raises
+        VariableError naming a bad one)."""
         values = variables.read("fetch", environ)
         return cls(
             allow=values["CUTOUT_FETCH_ALLOW"],

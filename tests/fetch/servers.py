@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-Route = Callable[[BaseHTTPRequestHandler], None]
+Route = Callable[["RecordingHandler"], None]
 
 
 @dataclass(frozen=True)
@@ -28,9 +28,10 @@ class _Server(ThreadingHTTPServer):
     owner: LocalServer
 
 
-class _Handler(BaseHTTPRequestHandler):
+class RecordingHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+    body: bytes = b""  # the request's body, read before the route runs
 
     def do_GET(self) -> None:
         self._handle()
@@ -40,7 +41,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self.body = self.rfile.read(length) if length else b""
         owner = self.server.owner
         with owner.lock:
             owner.seen.append(
@@ -68,7 +69,7 @@ class LocalServer:
         server_class = (
             type("_Server6", (_Server,), {"address_family": socket.AF_INET6}) if ":" in host else _Server
         )
-        self._server = server_class((host, 0), _Handler)
+        self._server = server_class((host, 0), RecordingHandler)
         self._server.owner = self
         self.port: int = self._server.server_address[1]
         # A short poll, or every fixture's shutdown waits half a second.
@@ -101,7 +102,7 @@ def serving(host: str) -> Iterator[LocalServer]:
 
 
 def send(
-    handler: BaseHTTPRequestHandler,
+    handler: RecordingHandler,
     status: int,
     body: bytes,
     content_type: str | None,
@@ -128,7 +129,7 @@ def redirect(location: str, status: int = 302) -> Route:
 
 
 def chunked(body: bytes, content_type: str, chunk: int = 16384) -> Route:
-    def route(handler: BaseHTTPRequestHandler) -> None:
+    def route(handler: RecordingHandler) -> None:
         handler.send_response(200)
         handler.send_header("Content-Type", content_type)
         handler.send_header("Transfer-Encoding", "chunked")
@@ -144,7 +145,7 @@ def chunked(body: bytes, content_type: str, chunk: int = 16384) -> Route:
 def until_close(body: bytes, content_type: str) -> Route:
     """No Content-Length, no chunking: the body ends when the connection does (HTTP/1.0 style)."""
 
-    def route(handler: BaseHTTPRequestHandler) -> None:
+    def route(handler: RecordingHandler) -> None:
         handler.send_response(200)
         handler.send_header("Content-Type", content_type)
         handler.send_header("Connection", "close")
@@ -158,7 +159,7 @@ def until_close(body: bytes, content_type: str) -> Route:
 def trickle(head: bytes, content_type: str, every: float = 0.1, for_seconds: float = 8.0) -> Route:
     """A slow-loris server: a valid start, then one byte every ``every`` seconds, never finishing in time."""
 
-    def route(handler: BaseHTTPRequestHandler) -> None:
+    def route(handler: RecordingHandler) -> None:
         handler.send_response(200)
         handler.send_header("Content-Type", content_type)
         handler.send_header("Content-Length", str(len(head) + 100_000))
@@ -178,7 +179,7 @@ def trickle(head: bytes, content_type: str, every: float = 0.1, for_seconds: flo
 def stall(seconds: float) -> Route:
     """Accepts the request and says nothing for ``seconds``."""
 
-    def route(handler: BaseHTTPRequestHandler) -> None:
+    def route(handler: RecordingHandler) -> None:
         time.sleep(seconds)
         handler.close_connection = True
 

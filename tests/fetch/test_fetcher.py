@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import time
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -18,13 +17,23 @@ from cutout.fetch import (
     InvalidFileType,
     IPAddress,
     NotModified,
+    Resolver,
     Validators,
     fetch,
     resolve,
     revalidate,
 )
 from tests.fetch.conftest import ORIGIN_HOST
-from tests.fetch.servers import LocalServer, answer, chunked, redirect, stall, trickle, until_close
+from tests.fetch.servers import (
+    LocalServer,
+    RecordingHandler,
+    answer,
+    chunked,
+    redirect,
+    stall,
+    trickle,
+    until_close,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -117,10 +126,11 @@ async def test_a_name_that_resolves_to_a_private_address_is_refused_before_conne
     victim: LocalServer, policy: FetchPolicy
 ) -> None:
     victim.routes["/photo.jpg"] = answer(200, b"\xff\xd8\xff secret", "image/jpeg")
-    for url, dns in [
+    cases: list[tuple[str, Resolver]] = [
         (f"http://localhost:{victim.port}/photo.jpg", resolve),
         (f"http://rebind.test:{victim.port}/photo.jpg", FakeDns({"rebind.test": ["8.8.8.8", "127.0.0.1"]})),
-    ]:
+    ]
+    for url, dns in cases:
         with pytest.raises(ForbiddenUrl, match="127.0.0.1 is a loopback address"):
             await fetch(url, policy, resolver=dns)
     assert victim.seen == []
@@ -267,7 +277,7 @@ async def test_error_statuses_and_unreachable_servers(origin: LocalServer, polic
 async def test_revalidation_with_etag_and_last_modified(
     origin: LocalServer, policy: FetchPolicy, jpeg: bytes
 ) -> None:
-    def conditional(handler: BaseHTTPRequestHandler) -> None:
+    def conditional(handler: RecordingHandler) -> None:
         etag = handler.headers.get("If-None-Match")
         since = handler.headers.get("If-Modified-Since")
         if etag == '"v1"' or (etag is None and since == "Wed, 21 Oct 2026 07:28:00 GMT"):
