@@ -4,6 +4,7 @@ function, and every request is recorded (so a test can show that a refused addre
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -61,8 +62,9 @@ class RecordingHandler(BaseHTTPRequestHandler):
 
 
 class LocalServer:
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, tls: ssl.SSLContext | None = None) -> None:
         self.host = host
+        self.scheme = "https" if tls else "http"
         self.routes: dict[str, Route] = {}
         self.seen: list[Seen] = []
         self.lock = threading.Lock()
@@ -71,13 +73,16 @@ class LocalServer:
         )
         self._server = server_class((host, 0), RecordingHandler)
         self._server.owner = self
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self.port: int = self._server.server_address[1]
         # A short poll, or every fixture's shutdown waits half a second.
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
 
     @property
     def origin(self) -> str:
-        return f"http://[{self.host}]:{self.port}" if ":" in self.host else f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
 
     def url(self, path: str) -> str:
         return self.origin + path
@@ -88,8 +93,8 @@ class LocalServer:
 
 
 @contextmanager
-def serving(host: str) -> Iterator[LocalServer]:
-    server = LocalServer(host)
+def serving(host: str, tls: ssl.SSLContext | None = None) -> Iterator[LocalServer]:
+    server = LocalServer(host, tls)
     server._thread.start()
     try:
         yield server

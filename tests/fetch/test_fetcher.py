@@ -108,6 +108,9 @@ async def test_the_name_is_resolved_once_and_the_connection_pinned(
         ("http://internal.test/photo.jpg", "192.168.0.10 is a private address"),
         ("http://localhost:{victim}/photo.jpg", "127.0.0.1 is a loopback address"),  # the real resolver
         ("http://0.0.0.0:{victim}/photo.jpg", "0.0.0.0 is an unspecified address"),
+        # Legacy spellings of 127.0.0.1 that inet_aton (and so getaddrinfo) accepts.
+        ("http://2130706433:{victim}/photo.jpg", "127.0.0.1 is a loopback address"),
+        ("http://0x7f.1:{victim}/photo.jpg", "127.0.0.1 is a loopback address"),
     ],
 )
 async def test_redirects_to_non_public_addresses_are_refused(
