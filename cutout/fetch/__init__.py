@@ -16,7 +16,15 @@ from cutout.fetch.errors import (
 )
 from cutout.fetch.fetcher import Fetched, NotModified, Validators, fetch, revalidate
 from cutout.fetch.guard import GuardedClient, PinnedTransport, Resolver, resolve
-from cutout.fetch.policy import FetchPolicy, IPAddress, check_address, host_allowed, refusal
+from cutout.fetch.policy import (
+    FetchPolicy,
+    IPAddress,
+    check_address,
+    check_url,
+    host_allowed,
+    parse_url,
+    refusal,
+)
 
 __all__ = [
     "DownloadTimeout",
@@ -34,8 +42,10 @@ __all__ = [
     "Resolver",
     "Validators",
     "check_address",
+    "check_url",
     "fetch",
     "host_allowed",
+    "parse_url",
     "refusal",
     "resolve",
     "revalidate",

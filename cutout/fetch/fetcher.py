@@ -62,7 +62,7 @@ class NotModified:
     """A revalidation's answer when the stored copy is still current (HTTP 304)."""
 
     url: str
-    validators: Validators  # the server's, when it sent new ones; else the ones asked with
+    validators: Validators  # the ones asked with, updated by any the server sent
 
 
 async def fetch(
@@ -122,8 +122,11 @@ async def _follow(
                 url = _next_hop(url, response.headers["location"], visited, policy)
                 continue
             if response.status_code == 304 and validators is not None:
-                fresh = Validators.of(response.headers)
-                return NotModified(str(url), fresh if (fresh.etag or fresh.last_modified) else validators)
+                fresh = Validators.of(response.headers)  # a 304 may refresh one validator, or none
+                kept = Validators(
+                    fresh.etag or validators.etag, fresh.last_modified or validators.last_modified
+                )
+                return NotModified(str(url), kept)
             if response.status_code != 200:
                 raise FailedDownload(
                     f"{url.host} answered {response.status_code} {response.reason_phrase}".rstrip(),

@@ -19,7 +19,15 @@ from typing import Any, Literal
 
 import anyio
 
-from cutout.fetch import FetchError, FetchPolicy, ForbiddenUrl, GuardedClient, Resolver, resolve
+from cutout.fetch import (
+    DownloadTimeout,
+    FetchError,
+    FetchPolicy,
+    ForbiddenUrl,
+    GuardedClient,
+    Resolver,
+    resolve,
+)
 from cutout.fetch.policy import parse_url
 from cutout.webhooks.signing import Scheme, Signer
 from transform import variables
@@ -29,12 +37,18 @@ State = Literal["pending", "delivered", "failed"]
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
+#: Why an attempt failed: refused by policy (never retried), no answer in time, no connection or a
+#: broken one, or an answer that was not 2xx (``status`` says which).
+FailureCode = Literal["forbidden_url", "timeout", "connection_failed", "receiver_error"]
+
+
 @dataclass
 class Attempt:
     at: float  # Unix time the attempt started
     seconds: float  # how long it took
     status: int | None = None  # the receiver's HTTP status, None when none came
-    error: str | None = None  # "<code>: <message>" when it failed, None when delivered
+    code: FailureCode | None = None  # None when delivered
+    error: str | None = None  # what went wrong, in words; None when delivered
 
 
 @dataclass
@@ -95,9 +109,12 @@ def webhook_policy(environ: Mapping[str, str] | None = None) -> FetchPolicy:
 
 
 class _Outcome(Exception):
-    def __init__(self, status: int | None, error: str, retry: bool, retry_after: float | None = None) -> None:
+    def __init__(
+        self, status: int | None, code: FailureCode, error: str, retry: bool, retry_after: float | None = None
+    ) -> None:
         super().__init__(error)
-        self.status, self.error, self.retry, self.retry_after = status, error, retry, retry_after
+        self.status, self.code, self.error = status, code, error
+        self.retry, self.retry_after = retry, retry_after
 
 
 async def attempt(
@@ -117,7 +134,7 @@ async def attempt(
     try:
         status = await _post(delivery, signer, policy, retry.timeout, resolver, started)
     except _Outcome as failed:
-        outcome = Attempt(started, clock() - started, failed.status, failed.error)
+        outcome = Attempt(started, clock() - started, failed.status, failed.code, failed.error)
         delivery.attempts.append(outcome)
         if failed.retry and len(delivery.attempts) < retry.tries:
             wait = retry.delay(len(delivery.attempts), failed.retry_after, rng or random.Random())
@@ -172,19 +189,22 @@ async def _post(
                 response = await client.open("POST", parse_url(delivery.url), headers=headers, content=body)
                 await response.aclose()  # the answer's body says nothing we act on
     except TimeoutError:
-        raise _Outcome(None, f"download_timeout: no answer within {timeout:g} s", retry=True) from None
+        raise _Outcome(None, "timeout", f"No answer within {timeout:g} s", retry=True) from None
     except ForbiddenUrl as exc:  # the address or the URL will not become allowed by waiting
-        raise _Outcome(None, f"{exc.code}: {exc.public}", retry=False) from None
+        raise _Outcome(None, "forbidden_url", exc.public, retry=False) from None
+    except DownloadTimeout as exc:
+        raise _Outcome(None, "timeout", exc.public, retry=True) from None
     except FetchError as exc:  # connection refused or broken, DNS failure: worth another try
-        raise _Outcome(None, f"{exc.code}: {exc.public}", retry=True) from None
+        raise _Outcome(None, "connection_failed", exc.public, retry=True) from None
     status = response.status_code
     if 200 <= status < 300:
         return status
-    retry_after = _retry_after(response.headers.get("retry-after"), now)
+    error = f"The receiver answered {status}"
     if status in RETRY_STATUSES:
-        raise _Outcome(status, f"webhook_failed: the receiver answered {status}", True, retry_after)
+        retry_after = _retry_after(response.headers.get("retry-after"), now)
+        raise _Outcome(status, "receiver_error", error, True, retry_after)
     # A redirect is not followed (its target was never checked or signed for); other 4xx mean "never".
-    raise _Outcome(status, f"webhook_failed: the receiver answered {status}", retry=False)
+    raise _Outcome(status, "receiver_error", error, retry=False)
 
 
 def _retry_after(value: str | None, now: float) -> float | None:
