@@ -21,6 +21,7 @@ import httpx
 
 from cutout.fetch.errors import ForbiddenUrl
 from transform import variables
+from transform.variables import BY_NAME
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -35,13 +36,14 @@ _HOST_NAME = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)(\.(?!-)[a-z0-9_-]{1,63}(?<
 class FetchPolicy:
     """How a fetch is bounded. ``allow`` empty means fetching is off; ``("*",)`` allows any host."""
 
-    allow: tuple[str, ...] = ()
-    allow_private: bool = False
+    # The defaults are the settings table's (one place per fact); from_environ reads the same rows.
+    allow: tuple[str, ...] = BY_NAME["CUTOUT_FETCH_ALLOW"].default
+    allow_private: bool = BY_NAME["CUTOUT_FETCH_ALLOW_PRIVATE"].default
     #: Non-public networks allowed all the same (``10.1.0.0/16``), when allow_private is off.
-    allow_networks: tuple[str, ...] = ()
-    max_bytes: int = 50 << 20
-    connect_timeout: float = 5.0
-    timeout: float = 30.0
+    allow_networks: tuple[str, ...] = BY_NAME["CUTOUT_FETCH_ALLOW_NETWORKS"].default
+    max_bytes: int = BY_NAME["CUTOUT_FETCH_MAX_BYTES"].default
+    connect_timeout: float = BY_NAME["CUTOUT_FETCH_CONNECT_TIMEOUT"].default
+    timeout: float = BY_NAME["CUTOUT_FETCH_TIMEOUT"].default
     max_redirects: int = 3
     #: The setting ``allow`` came from, for the messages that tell an operator what to change.
     allow_name: str = "CUTOUT_FETCH_ALLOW"

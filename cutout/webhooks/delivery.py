@@ -31,6 +31,7 @@ from cutout.fetch import (
 from cutout.fetch.policy import parse_url
 from cutout.webhooks.signing import Scheme, Signer
 from transform import variables
+from transform.variables import BY_NAME
 
 State = Literal["pending", "delivered", "failed"]
 #: Answers worth another try: the receiver is overloaded, restarting or asked us to wait.
@@ -84,7 +85,7 @@ class RetryPolicy:
     """At most ``tries`` attempts; before try n+1, a delay drawn between half and all of
     ``base * factor**(n-1)`` (capped at ``max_delay``), or the receiver's Retry-After."""
 
-    tries: int = 8
+    tries: int = BY_NAME["CUTOUT_WEBHOOK_TRIES"].default
     base: float = 1.0
     factor: float = 2.0
     max_delay: float = 600.0

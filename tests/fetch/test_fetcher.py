@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import time
 from dataclasses import replace
 
@@ -304,3 +305,24 @@ async def test_revalidation_with_etag_and_last_modified(
     origin.routes["/plain"] = answer(304, b"", None)
     with pytest.raises(FailedDownload, match="answered 304"):  # a 304 nobody asked for is not an image
         await fetch(origin.url("/plain"), policy)
+
+
+async def test_a_server_that_never_accepts_hits_the_connect_timeout(policy: FetchPolicy) -> None:
+    """A listening socket whose backlog is full drops further SYNs: the connection never opens."""
+    with socket.socket() as listener:
+        listener.bind((ORIGIN_HOST, 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = [socket.socket() for _ in range(3)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex((ORIGIN_HOST, port))
+        time.sleep(0.1)
+        started = time.monotonic()
+        try:
+            with pytest.raises(DownloadTimeout, match=f"Could not connect to {ORIGIN_HOST} in time"):
+                await fetch(f"http://{ORIGIN_HOST}:{port}/p.png", replace(policy, connect_timeout=0.3))
+        finally:
+            for filler in fillers:
+                filler.close()
+        assert time.monotonic() - started < 1.5  # the connect timeout, well before the total one (2 s)
