@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import doctest
 import ipaddress
+from types import ModuleType
 
+import httpx
 import pytest
 
-from cutout.fetch import FetchPolicy, ForbiddenUrl, check_address, host_allowed, refusal
+import cutout.fetch.fetcher
+import cutout.fetch.policy
+from cutout.fetch import FetchPolicy, ForbiddenUrl, PinnedTransport, check_address, host_allowed, refusal
 from cutout.fetch.policy import check_url, parse_url
 from transform.variables import VariableError
 
@@ -116,3 +121,17 @@ def test_policy_from_the_settings_table() -> None:
     assert FetchPolicy.from_environ({}) == FetchPolicy()
     with pytest.raises(VariableError, match="^CUTOUT_FETCH_ALLOW_NETWORKS: expected"):
         FetchPolicy.from_environ({"CUTOUT_FETCH_ALLOW_NETWORKS": "10.0.0.0/33"})
+
+
+@pytest.mark.parametrize("module", [cutout.fetch.policy, cutout.fetch.fetcher], ids=lambda m: m.__name__)
+def test_the_docstring_examples_hold(module: ModuleType) -> None:
+    assert doctest.testmod(module).failed == 0
+
+
+@pytest.mark.anyio
+async def test_the_transport_refuses_a_host_nobody_checked() -> None:
+    """Even if other code followed a redirect through the pinned transport, it could not reach a new host."""
+    transport = PinnedTransport({"images.test": ipaddress.ip_address("127.0.0.2")})
+    with pytest.raises(ForbiddenUrl, match="other.test is not allowed: its address was not checked"):
+        await transport.handle_async_request(httpx.Request("GET", "http://other.test/a.jpg"))
+    await transport.aclose()

@@ -3,6 +3,7 @@ reference code: the cloudinary SDK's verify_notification_signature, the standard
 
 from __future__ import annotations
 
+import doctest
 import ipaddress
 import json
 import random
@@ -16,6 +17,7 @@ import cloudinary.utils
 import pytest
 import standardwebhooks
 
+import cutout.webhooks.signing
 from cutout.fetch import FetchPolicy, IPAddress
 from cutout.webhooks import (
     CloudinarySigner,
@@ -277,3 +279,7 @@ def test_backoff_bounds_and_the_settings() -> None:
     assert RetryPolicy.from_environ({"CUTOUT_WEBHOOK_TRIES": "3"}).tries == 3
     policy = webhook_policy({"CUTOUT_FETCH_ALLOW": "", "CUTOUT_FETCH_ALLOW_PRIVATE": "1"})
     assert policy.allow == ("*",) and policy.allow_private and policy.allow_name == "CUTOUT_WEBHOOK_ALLOW"
+
+
+def test_the_docstring_example_holds() -> None:
+    assert doctest.testmod(cutout.webhooks.signing).failed == 0
