@@ -19,6 +19,7 @@ transform.variables.VariableError: CUTOUT_PORT: expected an integer, got 'eighty
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -29,8 +30,9 @@ from typing import Any, Literal
 
 #: Where a variable is read: ``server`` by ``cutout.settings.load_settings`` (one ``Settings`` attribute
 #: each, named like the variable without its prefix), ``model`` by ``transform.segment.model``, ``home``
-#: by ``transform.segment.paths`` (also used by ``cutout fetch-model``, which reads nothing else).
-Group = Literal["server", "model", "home"]
+#: by ``transform.segment.paths`` (also used by ``cutout fetch-model``, which reads nothing else),
+#: ``fetch`` by ``cutout.fetch.FetchPolicy.from_environ`` and ``cutout.webhooks`` (outgoing requests).
+Group = Literal["server", "model", "home", "fetch"]
 
 
 class VariableError(ValueError):
@@ -107,6 +109,12 @@ ASPECTS = ("keep", "stretch")
 QUALITIES = ("default", "best")
 
 
+def _networks(text: str) -> tuple[str, ...]:
+    """``10.1.0.0/16, fd00::/8`` -> ('10.1.0.0/16', 'fd00::/8'), each checked to be an address or network."""
+    names = tuple(p.strip() for p in text.split(",") if p.strip())
+    return tuple(str(ipaddress.ip_network(name, strict=False)) for name in names)
+
+
 def _mean(text: str) -> str | tuple[float, float, float]:
     return text.strip().lower() if text.strip().lower() in RECIPE_NAMES else _triple(text)
 
@@ -128,6 +136,7 @@ TRANSFORMATIONS = Kind(
     "transformations separated by '|'", lambda text: tuple(p.strip() for p in text.split("|") if p.strip())
 )
 NAMES = Kind("names separated by ','", lambda text: tuple(p.strip() for p in text.split(",") if p.strip()))
+NETWORKS = Kind("addresses or networks such as 10.1.0.0/16, separated by ','", _networks)
 MODEL_SIZE = Kind("a size like 1024 or 1024x768 (16 to 8192 pixels)", _model_size)
 MEAN = Kind(
     "three comma-separated numbers (R,G,B, for pixels in [0, 1]) or one of the recipes "
@@ -171,6 +180,10 @@ def _server(name: str, kind: Kind, default: Any, help: str, **extra: Any) -> Var
 
 def _model(name: str, kind: Kind, default: Any, help: str, **extra: Any) -> Variable:
     return Variable(name, "model", kind, default, help, **extra)
+
+
+def _fetch(name: str, kind: Kind, default: Any, help: str, **extra: Any) -> Variable:
+    return Variable(name, "fetch", kind, default, help, **extra)
 
 
 VARIABLES: tuple[Variable, ...] = (
@@ -242,6 +255,27 @@ VARIABLES: tuple[Variable, ...] = (
     _model("CUTOUT_ORT_SPIN", BOOLEAN, None,
            "1 lets idle onnxruntime threads spin between operators: about 3 % faster inference when "
            "nothing else needs the cores, slower renders beside it", shown="0 (remove-bg: 1)"),
+    _fetch("CUTOUT_FETCH_ALLOW", NAMES, (),
+           "hosts or glob patterns (*.example.org) images may be fetched from, separated by ','; * allows "
+           "any host; unset: fetching is off", shown="unset (off)"),
+    _fetch("CUTOUT_FETCH_ALLOW_PRIVATE", BOOLEAN, False,
+           "1 lets fetches and webhooks reach loopback, private, link-local, multicast and reserved "
+           "addresses (tests, closed networks); 0 refuses them after resolving the name once"),
+    _fetch("CUTOUT_FETCH_ALLOW_NETWORKS", NETWORKS, (),
+           "networks fetches and webhooks may reach although they are not public (an internal image "
+           "store at 10.1.0.0/16), separated by ','; narrower than CUTOUT_FETCH_ALLOW_PRIVATE", shown="none"),
+    _fetch("CUTOUT_FETCH_MAX_BYTES", BYTES, 50 << 20,
+           "largest fetched image in bytes (suffixes K, M, G), enforced while it downloads", shown="50M",
+           low=1),
+    _fetch("CUTOUT_FETCH_CONNECT_TIMEOUT", NUMBER, 5.0, "seconds to connect to a server fetched from",
+           low=0.1, high=600.0),
+    _fetch("CUTOUT_FETCH_TIMEOUT", NUMBER, 30.0,
+           "seconds for a whole fetch, redirects and body included (a server that trickles is cut)",
+           low=0.1, high=3600.0),
+    _fetch("CUTOUT_WEBHOOK_ALLOW", NAMES, ("*",),
+           "hosts or glob patterns webhooks may be sent to, separated by ','", shown="*"),
+    _fetch("CUTOUT_WEBHOOK_TRIES", INTEGER, 8, "attempts of a webhook delivery before it is given up",
+           low=1, high=100),
 )  # fmt: skip
 
 BY_NAME: dict[str, Variable] = {v.name: v for v in VARIABLES}
