@@ -49,9 +49,10 @@ def worker(case: str, images: int) -> None:
     import pyvips
 
     from bench.metrics import pairs
-    from transform.segment.fetch import preferred_model_path
-    from transform.segment.model import config_from_env, load_model, ort_options
+    from transform.segment.checks import preferred_model_path
+    from transform.segment.model import config_from_env, load_model
     from transform.segment.segmenter import prepare, to_batch
+    from transform.segment.session_options import ort_options
 
     config = config_from_env()
     batches = []

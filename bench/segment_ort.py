@@ -31,9 +31,10 @@ sys.path.insert(0, str(ROOT))
 from bench.metrics import load_mask, pairs, scores  # noqa: E402
 from transform.segment import IsNetSegmenter, default_model_path  # noqa: E402
 from transform.segment.convert import write_float32  # noqa: E402
-from transform.segment.fetch import MEDIUM  # noqa: E402
-from transform.segment.model import Model, config_from_env, ort_options  # noqa: E402
+from transform.segment.model import Model, config_from_env  # noqa: E402
+from transform.segment.paths import MEDIUM  # noqa: E402
 from transform.segment.segmenter import prepare, to_batch  # noqa: E402
+from transform.segment.session_options import ort_options  # noqa: E402
 
 SAMPLE = ROOT / "cutout" / "samples" / "docs" / "rmv_bgd" / "woman_orig.jpg"
 LEVELS = {

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.metrics import Scores, load_mask, mean, pairs, scores  # noqa: E402
-from transform.segment.fetch import preferred_model_path  # noqa: E402
+from transform.segment.checks import preferred_model_path  # noqa: E402
 
 PY = sys.executable
 CUTOUT = str(Path(PY).parent / "cutout")

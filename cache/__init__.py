@@ -6,13 +6,12 @@
 
 from cache.blobs import DiskBlobs, Entry
 from cache.coordinator import DiskCoordinator, Failure
-from cache.folder import EXTENSIONS, FileStamp, Fingerprints, FolderOriginals, file_stamp
+from cache.folder import FileStamp, Fingerprints, FolderOriginals, file_stamp
 from cache.keys import PIPELINE_VERSION, derivative_key, mask_key
 from cache.seams import BlobStore, Coordinator, Located, OriginalsStore
 from cache.store import DerivativeCache
 
 __all__ = [
-    "EXTENSIONS",
     "PIPELINE_VERSION",
     "BlobStore",
     "Coordinator",

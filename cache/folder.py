@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import threading
@@ -16,9 +15,11 @@ from cachetools import LRUCache
 
 from cache.seams import Located
 from grammar.errors import NotFound
+from grammar.image_formats import EXTENSIONS
+from transform.files import sha256_of
 
-#: Tried in this order, so a public id present as both .jpg and .png resolves the same way every time.
-EXTENSIONS = ("jpg", "jpeg", "png", "webp", "avif", "gif", "tif", "tiff", "heic", "jxl", "bmp")
+#: Tried in this order (the formats table's), so a public id present as both .jpg and .png resolves the
+#: same way every time.
 _RANK = {ext: i for i, ext in enumerate(e for lower in EXTENSIONS for e in (lower, lower.upper()))}
 
 FileStamp = tuple[int, int, int, int]
@@ -51,8 +52,7 @@ class Fingerprints:
             known = self._memo.get(memo_key)
         if known is not None:
             return known
-        with open(path, "rb") as f:
-            value = hashlib.file_digest(f, "sha256").hexdigest()  # hashlib lets other threads run meanwhile
+        value = sha256_of(path)  # hashlib.file_digest: other threads run meanwhile
         with self._lock:
             self._memo[memo_key] = value
         return value

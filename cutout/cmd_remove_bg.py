@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import os
 import sys
 from pathlib import Path
 
 import pyvips
 
-from cutout.cli import make_folder, replacing
+from cutout.cli import make_folder
+from transform.files import replacing
+from transform.seam import cut_out, fit_for_segmentation
 from transform.segment import IsNetSegmenter, SegmenterError, load_segmenter
-from transform.segment.compose import apply_alpha
-from transform.segment.segmenter import MAX_SIDE
 
 # 12 MP RGBA PNG: compression 6 (libvips' default) took 1.0-1.1 s, 2 took 0.55 s for a file 6 % larger,
 # 1 took 0.35 s but 43 % larger. WebP: lossy colour, lossless alpha so edges stay exact; effort 2 took
@@ -43,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         _keep_freed_memory()
     try:
         # A batch job has the cores to itself: idle onnxruntime threads may spin (CUTOUT_ORT_SPIN wins).
-        segmenter = load_segmenter(spin=None if "CUTOUT_ORT_SPIN" in os.environ else True)
+        segmenter = load_segmenter(spin_default=True)
     except SegmenterError as exc:
         print(f"cutout remove-bg: {exc}", file=sys.stderr)
         return 2
@@ -148,15 +147,14 @@ def process(
     segmenter: IsNetSegmenter, path: Path, target: Path, *, mask_only: bool, fine_edges: bool
 ) -> float:
     image = pyvips.Image.new_from_file(str(path)).autorot()
-    if max(image.width, image.height) > MAX_SIDE:
-        image = image.thumbnail_image(MAX_SIDE, height=MAX_SIDE)
+    image = fit_for_segmentation(image)
     if not mask_only:
         image = image.copy_memory()  # the segmenter and the composer both read every pixel
     mask = segmenter.segment(image, fine_edges=fine_edges)
     if mask_only and not image.hasalpha():
         out = mask.alpha
     else:
-        out = apply_alpha(image, mask.alpha)
+        out = cut_out(image, mask.alpha)
         if mask_only:  # the cut-out's alpha: transparency the original already had stays transparent
             out = out.extract_band(out.bands - 1)
     try:

@@ -11,12 +11,12 @@ import hashlib
 import sys
 from pathlib import Path
 
-from cutout.cli import replacing
 from cutout.originals import Originals
 from grammar import parse_transformation
 from grammar.errors import NotFound, OriginError
+from grammar.image_formats import FORMAT_OF, WRITABLE
 from transform import FormatChoice, Rendered, compile_plan, negotiate_format, render
-from transform.formats import WRITABLE
+from transform.files import replacing
 from transform.seam import DirectMasks, MaskSource
 
 
@@ -74,7 +74,7 @@ def _render(args: argparse.Namespace) -> Rendered:
     else:
         suffix = args.output.suffix.lstrip(".").lower()
         choice = negotiate_format(
-            plan, extension=suffix if suffix in (*WRITABLE, "jpeg", "tif") else None, accept=None
+            plan, extension=suffix if FORMAT_OF.get(suffix) in WRITABLE else None, accept=None
         )
     originals = Originals(args.originals) if args.originals else None
 

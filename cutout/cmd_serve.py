@@ -6,12 +6,12 @@ import argparse
 import os
 import shutil
 import sys
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from cutout.cli import make_folder
-from cutout.settings import Settings, SettingsError, describe, load_settings
+from cutout.settings import Settings, SettingsError, describe, export_for_workers, load_settings
+from transform.variables import BY_NAME
 
 _OPTIONS = ("originals", "cache_dir", "host", "port", "workers")
 
@@ -33,11 +33,11 @@ EXAMPLES = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = "environment variables:\n" + describe()
-    meta = {f.name: f.metadata for f in fields(Settings)}
+    parser.epilog = "environment variables (empty counts as unset):\n" + describe()
     for name in _OPTIONS:
+        variable = BY_NAME[f"CUTOUT_{name.upper()}"]
         flag = "--" + name.replace("_", "-")
-        parser.add_argument(flag, dest=name, default=None, help=f"{meta[name]['help']} [{meta[name]['env']}]")
+        parser.add_argument(flag, dest=name, default=None, help=f"{variable.help} [{variable.name}]")
     parser.add_argument("--print-examples", action="store_true", help="print working example URLs")
     levels = ["critical", "error", "warning", "info", "debug"]
     parser.add_argument("--log-level", default="info", choices=levels)
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {name: getattr(args, name) for name in _OPTIONS}
     try:
-        settings = load_settings(os.environ, overrides)
+        settings = load_settings(overrides=overrides)
         _, cache_dir = settings.require_paths()
     except SettingsError as exc:
         print(f"cutout serve: {exc}", file=sys.stderr)
@@ -63,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"cutout serve: CUTOUT_CACHE_DIR (--cache-dir): {problem}", file=sys.stderr)
         return 2
-    # Before anything imports prometheus_client: it picks per-process files or memory at import time.
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_folder(cache_dir / "metrics"))
+    # Before anything imports prometheus_client (cutout.service does).
+    export_for_workers(settings, _OPTIONS, _metrics_folder(cache_dir / "metrics"))
     from cutout.service import check_transformations
 
     try:
@@ -72,11 +72,6 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"cutout serve: {exc}", file=sys.stderr)
         return 2
-    # Workers are separate processes that build their own app from the environment.
-    for f in fields(Settings):
-        value = getattr(settings, f.name)
-        if "env" in f.metadata and f.name in _OPTIONS and value is not None:
-            os.environ[f.metadata["env"]] = str(Path(value).resolve() if isinstance(value, Path) else value)
     segmenter = None
     if settings.background_removal:
         from cutout.app import start_segmenter

@@ -6,12 +6,8 @@ from dataclasses import dataclass
 
 from cache import Entry
 from cutout import metrics
+from grammar.image_formats import MIME
 
-CONTENT_TYPES = {
-    "jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": "image/avif",
-    "gif": "image/gif", "tif": "image/tiff", "tiff": "image/tiff", "heic": "image/heic", "jxl": "image/jxl",
-    "bmp": "image/bmp",
-}
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "X-Cld-Error,Content-Length"}
 IMMUTABLE = "public, max-age=31536000, immutable"
 
@@ -46,5 +42,5 @@ def answer(delivered: Delivered, max_age: int, if_none_match: str) -> tuple[int,
         metrics.answered_304.inc()
         return 304, headers, b""
     metrics.answered_200.inc()
-    headers["Content-Type"] = CONTENT_TYPES.get(str(entry.meta["format"]), "application/octet-stream")
+    headers["Content-Type"] = MIME.get(str(entry.meta["format"]), "application/octet-stream")
     return 200, headers, entry.data

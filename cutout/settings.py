@@ -1,71 +1,67 @@
-"""Server settings: one frozen table, read from CUTOUT_* variables and command-line overrides.
+"""Server settings: one frozen dataclass over the ``server`` variables of ``transform/variables.py``,
+read from the environment and command-line overrides.
 
 ``load_settings`` validates everything at start-up and names the offending variable, so a typo fails
-the boot instead of the first request that needs the setting.
+the boot instead of the first request that needs the setting. The README's settings table and
+``cutout serve --help`` are generated here from the variables table (``python -m cutout.settings --write
+README.md``).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
+import sys
+import textwrap
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from transform import variables
+from transform.variables import BY_NAME
 
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
-def _setting(default: Any, help: str, env: str, **extra: Any) -> Any:
-    return field(default=default, metadata={"help": help, "env": env, **extra})
+def _setting(name: str) -> Any:
+    """A field whose default, help and validation are the ``transform.variables`` entry ``name``."""
+    variable = BY_NAME[name]
+    assert variable.group == "server" and variable.attribute, name
+    return field(default=variable.default, metadata={"help": variable.help, "env": name})
 
 
 @dataclass(frozen=True)
 class Settings:
-    originals: Path | None = _setting(None, "originals: <public_id>.<ext>", "CUTOUT_ORIGINALS")
-    cache_dir: Path | None = _setting(None, "derivative cache folder (shared)", "CUTOUT_CACHE_DIR")
-    host: str = _setting("127.0.0.1", "address to listen on", "CUTOUT_HOST")
-    port: int = _setting(8080, "TCP port to listen on", "CUTOUT_PORT", low=1, high=65535)
-    workers: int = _setting(1, "uvicorn worker processes", "CUTOUT_WORKERS", low=1, high=64)
-    cache_size: int = _setting(2 << 30, "cache size limit in bytes (suffixes K, M, G)", "CUTOUT_CACHE_SIZE",
-                               low=1 << 20)
-    wait_seconds: float = _setting(0.0, "how long a request waits for a queued generation before 423",
-                                   "CUTOUT_WAIT_SECONDS", low=0.0, high=600.0)
-    cloud_name: str | None = _setting(None, "the only cloud name accepted (unset: any)", "CUTOUT_CLOUD_NAME")
-    api_secret: str | None = _setting(None, "secret that verifies s--SIG-- signed URLs", "CUTOUT_API_SECRET")
-    strict: bool = _setting(False, "only signed, eager, allowed or named transformations render",
-                            "CUTOUT_STRICT")
-    named_transformations: Path | None = _setting(
-        None, "TOML or JSON file: name -> transformation string, used as t_<name>",
-        "CUTOUT_NAMED_TRANSFORMATIONS")
-    allowed_transformations: tuple[str, ...] = _setting(
-        (), "transformations allowed in strict mode, separated by '|'", "CUTOUT_ALLOWED_TRANSFORMATIONS")
-    max_age: int = _setting(3600, "Cache-Control max-age (s) for URLs without a version", "CUTOUT_MAX_AGE",
-                            low=0)
-    max_pixels: int = _setting(50_000_000, "largest original accepted, in pixels", "CUTOUT_MAX_PIXELS", low=1)
-    render_threads: int = _setting(os.cpu_count() or 2, "threads for cheap renders", "CUTOUT_RENDER_THREADS",
-                                   low=1, high=256)
-    model_workers: int = _setting(1, "concurrent background-removal jobs per process",
-                                  "CUTOUT_MODEL_WORKERS", low=1, high=64)
-    queue_size: int = _setting(64, "renders waiting or running per process before 503",
-                               "CUTOUT_QUEUE_SIZE", low=1)
-    lease_seconds: float = _setting(60.0, "lease of a generation claim; renewed while the job runs",
-                                    "CUTOUT_LEASE_SECONDS", low=0.5)
-    # At least a second: a failure that expires as it is written is never reported, and waiting requests
-    # would resubmit the job every poll, running the model in a loop while clients get 423.
-    failure_seconds: float = _setting(30.0, "how long a failed generation is remembered",
-                                      "CUTOUT_FAILURE_SECONDS", low=1.0)
-    memory_cache: int = _setting(64 << 20, "per-process memory for hot derivatives, bytes (K, M, G)",
-                                 "CUTOUT_MEMORY_CACHE", low=0)
-    background_removal: bool = _setting(
-        True, "load the model at start-up (missing: no start); 0: serve without it, e_background_removal 501",
-        "CUTOUT_BACKGROUND_REMOVAL")
-    retry_after: int = _setting(2, "Retry-After seconds sent with 423", "CUTOUT_RETRY_AFTER", low=1)
+    """The server's settings; each attribute is the variable ``CUTOUT_<ATTRIBUTE>`` of the table in
+    ``transform/variables.py`` (``tests/test_settings.py`` checks that they match one to one)."""
+
+    originals: Path | None = _setting("CUTOUT_ORIGINALS")
+    cache_dir: Path | None = _setting("CUTOUT_CACHE_DIR")
+    host: str = _setting("CUTOUT_HOST")
+    port: int = _setting("CUTOUT_PORT")
+    workers: int = _setting("CUTOUT_WORKERS")
+    cache_size: int = _setting("CUTOUT_CACHE_SIZE")
+    wait_seconds: float = _setting("CUTOUT_WAIT_SECONDS")
+    cloud_name: str | None = _setting("CUTOUT_CLOUD_NAME")
+    api_secret: str | None = _setting("CUTOUT_API_SECRET")
+    strict: bool = _setting("CUTOUT_STRICT")
+    named_transformations: Path | None = _setting("CUTOUT_NAMED_TRANSFORMATIONS")
+    allowed_transformations: tuple[str, ...] = _setting("CUTOUT_ALLOWED_TRANSFORMATIONS")
+    max_age: int = _setting("CUTOUT_MAX_AGE")
+    max_pixels: int = _setting("CUTOUT_MAX_PIXELS")
+    render_threads: int = _setting("CUTOUT_RENDER_THREADS")
+    model_workers: int = _setting("CUTOUT_MODEL_WORKERS")
+    queue_size: int = _setting("CUTOUT_QUEUE_SIZE")
+    lease_seconds: float = _setting("CUTOUT_LEASE_SECONDS")
+    failure_seconds: float = _setting("CUTOUT_FAILURE_SECONDS")
+    memory_cache: int = _setting("CUTOUT_MEMORY_CACHE")
+    background_removal: bool = _setting("CUTOUT_BACKGROUND_REMOVAL")
+    retry_after: int = _setting("CUTOUT_RETRY_AFTER")
     named: Mapping[str, str] = field(default_factory=dict, metadata={"help": "loaded named transformations"})
 
     def require_paths(self) -> tuple[Path, Path]:
@@ -76,70 +72,17 @@ class Settings:
         return self.originals, self.cache_dir
 
 
-_SIZE = re.compile(r"^\s*(\d+)\s*([kKmMgGtT]?)[bB]?\s*$")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-
-
-def _convert(name: str, kind: str, raw: Any, meta: Mapping[str, Any]) -> Any:
-    env = meta["env"]
-    if raw is None or not isinstance(raw, str):
-        return raw
+def load_settings(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Settings from CUTOUT_* variables (``environ``, default this process's environment), with
+    ``overrides`` (command-line values by attribute name, None = unset) on top."""
+    by_variable = {f"CUTOUT_{name.upper()}": value for name, value in (overrides or {}).items()}
     try:
-        if kind == "bool":
-            if raw.strip().lower() not in _TRUE | _FALSE:
-                raise ValueError
-            return raw.strip().lower() in _TRUE
-        if name in ("cache_size", "memory_cache"):
-            match = _SIZE.match(raw)
-            if not match:
-                raise ValueError
-            return int(match.group(1)) * 1024 ** "_KMGT".index((match.group(2) or "_").upper())
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
-    except ValueError:
-        expected = {"bool": "1/0/true/false", "int": "an integer", "float": "a number"}.get(kind, kind)
-        if name in ("cache_size", "memory_cache"):
-            expected = "a size in bytes such as 2G or 500M"
-        raise SettingsError(f"{env}: expected {expected}, got {raw!r}") from None
-    if kind == "Path | None":
-        return Path(raw) if raw else None
-    if kind == "tuple[str, ...]":
-        return tuple(part.strip() for part in raw.split("|") if part.strip())
-    if kind == "str | None":
-        return raw or None
-    return raw
-
-
-def _check_range(value: Any, meta: Mapping[str, Any]) -> None:
-    low, high = meta.get("low"), meta.get("high")
-    bounds = f"at least {low}" if high is None else f"between {low} and {high}"
-    # nan passes every comparison, and an expiry of now + nan is stored as NULL (never expires), as good
-    # as one of now + inf: a failure remembered for ever, a dead worker's claim that never lapses.
-    if isinstance(value, float) and not math.isfinite(value):
-        raise SettingsError(f"{meta['env']}: expected a finite number, {bounds}, got {value}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise SettingsError(f"{meta['env']}: expected {bounds}, got {value}")
-
-
-def load_settings(environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> Settings:
-    """Settings from CUTOUT_* variables, with ``overrides`` (command-line values, None = unset) on top."""
-    values: dict[str, Any] = {}
-    for f in fields(Settings):
-        if "env" not in f.metadata:
-            continue
-        raw: Any = environ.get(f.metadata["env"])
-        if overrides and overrides.get(f.name) is not None:
-            raw = overrides[f.name]
-        if raw is None:
-            continue
-        value = _convert(f.name, str(f.type), raw, f.metadata)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            _check_range(value, f.metadata)
-        values[f.name] = value
-    settings = Settings(**values)
+        values = variables.read("server", environ, by_variable)
+    except variables.VariableError as exc:
+        raise SettingsError(str(exc)) from None
+    settings = Settings(**{BY_NAME[name].attribute: value for name, value in values.items()})
     if settings.originals is not None and not settings.originals.is_dir():
         raise SettingsError(f"CUTOUT_ORIGINALS: {settings.originals} is not a folder")
     if settings.named_transformations is not None:
@@ -167,14 +110,73 @@ def _read_named(path: Path) -> dict[str, str]:
 
 
 def _with_named(settings: Settings, named: dict[str, str]) -> Settings:
-    return Settings(**{f.name: getattr(settings, f.name) for f in fields(Settings) if f.name != "named"},
-                    named=named)
+    return replace(settings, named=named)
 
 
-def describe() -> str:
-    """One line per setting, for --help and the README."""
+# -- what passes the settings to uvicorn's worker processes ------------------------------------------------
+
+
+def export_for_workers(settings: Settings, options: Iterable[str], metrics_folder: Path) -> None:
+    """Put the command-line ``options`` (attribute names) and the metrics folder into this process's
+    environment. The one place cutout writes ``os.environ``, because it is the only channel there is:
+    with ``--workers N`` uvicorn starts fresh interpreters that call ``cutout.app:create_app()`` with no
+    arguments, and they inherit nothing but the environment, from which they load the same settings.
+    Before anything imports prometheus_client: it picks per-process files or memory at import time."""
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_folder)
+    for name in options:
+        value = getattr(settings, name)
+        if value is not None:
+            os.environ[f"CUTOUT_{name.upper()}"] = str(value.resolve() if isinstance(value, Path) else value)
+
+
+# -- documentation: `cutout serve --help` and the README's settings table ----------------------------------
+
+
+def describe(width: int = 100) -> str:
+    """Every variable, its default and its help, for ``cutout serve --help``."""
     lines = []
-    for f in fields(Settings):
-        if "env" in f.metadata:
-            lines.append(f"  {f.metadata['env']:<32} {f.metadata['help']} (default: {f.default!r})")
+    for variable in variables.VARIABLES:
+        text = f"{variable.help} (default: {variable.default_text})"
+        lines.append(f"  {variable.name}")
+        lines += textwrap.wrap(text, width, initial_indent="      ", subsequent_indent="      ")
     return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def markdown_table() -> str:
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for variable in variables.VARIABLES:
+        lines.append(f"| `{variable.name}` | {_cell(variable.default_text)} | {_cell(variable.help)} |")
+    return "\n".join(lines) + "\n"
+
+
+BEGIN = "<!-- settings: generated by `python -m cutout.settings --write README.md` -->"
+END = "<!-- end of generated settings -->"
+
+
+def with_table(readme: str) -> str:
+    """``readme`` with the text between BEGIN and END replaced by the current table."""
+    head, begin, rest = readme.partition(BEGIN)
+    _, end, tail = rest.partition(END)
+    if not begin or not end:
+        raise ValueError(f"README has no {BEGIN!r} ... {END!r} block")
+    return f"{head}{BEGIN}\n{markdown_table()}{END}{tail}"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "--write":
+        path = Path(argv[1])
+        path.write_text(with_table(path.read_text(encoding="utf-8")), encoding="utf-8")
+        return 0
+    if not argv:
+        print(markdown_table(), end="")
+        return 0
+    print("usage: python -m cutout.settings [--write README.md]", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

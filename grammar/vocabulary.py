@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from grammar.image_formats import EXTENSIONS
+
 #: Every transformation parameter key of Cloudinary's delivery URLs, images and video alike. A path
 #: segment containing one of these as ``key_value`` is a transformation component, not a folder.
 PARAM_KEYS: frozenset[str] = frozenset(
@@ -13,9 +15,7 @@ PARAM_KEYS: frozenset[str] = frozenset(
 )  # fmt: skip
 
 #: Extensions that select a delivery format; any other suffix stays part of the public id.
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {"jpg", "jpeg", "png", "webp", "avif", "gif", "tif", "tiff", "heic", "jxl", "bmp"}
-)
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(EXTENSIONS)
 
 RESOURCE_TYPES: frozenset[str] = frozenset({"image", "video", "raw"})
 

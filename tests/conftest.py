@@ -29,7 +29,7 @@ def require_model() -> None:
     """Skip (or fail) unless the model is where a server started now would look: wherever
     ``CUTOUT_HOME`` points, read at call time (a path fixed at import named ~/.cache/cutout and skipped
     the real-model server tests when CI set CUTOUT_HOME elsewhere)."""
-    from transform.segment.fetch import preferred_model_path
+    from transform.segment.checks import preferred_model_path
 
     path = preferred_model_path()
     require(path.is_file(), f"model not found at {path} (run `cutout fetch-model`)")

@@ -13,21 +13,10 @@ from dataclasses import dataclass, replace
 import pyvips
 
 from grammar.errors import BadRequest, InvalidArgument
+from grammar.image_formats import FORMAT_OF, WRITABLE
 from transform.ops.output import Quality
 from transform.plan import Plan
 
-#: Formats this engine writes; anything else requested is a 400, an original in another format
-#: (HEIC, BMP, JPEG XL ...) is delivered as PNG when no format is asked for.
-WRITABLE = ("jpg", "png", "webp", "avif", "gif", "tiff")
-_EXTENSIONS = {"jpeg": "jpg", "tif": "tiff"}
-MIME = {
-    "jpg": "image/jpeg",
-    "png": "image/png",
-    "webp": "image/webp",
-    "avif": "image/avif",
-    "gif": "image/gif",
-    "tiff": "image/tiff",
-}
 #: The longest side each encoder can write (libjpeg: 65500; WebP: 16383; AVIF through libheif: 16384;
 #: GIF: 65535). PNG and TIFF hold anything the pixel limits allow.
 MAX_SIDE = {"jpg": 65500, "webp": 16383, "avif": 16384, "gif": 65535}
@@ -83,7 +72,7 @@ def _choose(plan: Plan, *, extension: str | None, accept: str | None) -> FormatC
     if requested is not None:
         return FormatChoice(requested)
     if extension is not None:
-        fmt = _EXTENSIONS.get(extension.lower(), extension.lower())
+        fmt = FORMAT_OF.get(extension.lower(), extension.lower())
         if fmt not in WRITABLE:
             raise BadRequest(f"Invalid extension .{extension}: can deliver {', '.join(WRITABLE)}")
         return FormatChoice(fmt)

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import pyvips
 
 from grammar.errors import Undecodable
+from grammar.image_formats import WRITABLE
 from transform import pixels
 from transform.decode import DECODER_FAILURE, Source, decode, open_image, oriented_size, thumbnail, upright
-from transform.formats import WRITABLE, FormatChoice, check_fits, check_quality, encode, fits
+from transform.formats import FormatChoice, check_fits, check_quality, encode, fits
 from transform.limits import Limits, check_output
 from transform.ops import Action, Ctx, LoadLayer
 from transform.plan import Plan, block_source_key, run_steps

@@ -1,9 +1,9 @@
 """The seam between the rendering engine and background removal.
 
-The engine never talks to onnxruntime. At an ``e_background_removal`` step it asks a ``MaskSource``
-for the alpha mask of the image it holds, then composes the cut-out with
-``transform.segment.compose.apply_alpha``. The server's MaskSource looks in the mask cache first;
-the command line's calls the segmenter directly.
+The engine never talks to onnxruntime. At an ``e_background_removal`` step it fits the image into
+``SEGMENT_MAX_SIDE``, asks a ``MaskSource`` for the alpha mask of the image it holds, then composes the
+cut-out with ``cut_out``. The server's MaskSource looks in the mask cache first; the command line's calls
+the segmenter directly. ``transform/ops/`` reaches background removal only through this module.
 """
 
 from __future__ import annotations
@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import pyvips
+
+#: Larger photographs are scaled down to this longer side before their background is removed (as
+#: Cloudinary does); the segmenter's own inputs never exceed it either.
+SEGMENT_MAX_SIDE = 6144
 
 
 @dataclass(frozen=True)
@@ -47,3 +51,18 @@ class DirectMasks:
 
     def __call__(self, image: pyvips.Image, *, key: str, fine_edges: bool) -> Mask:
         return self.segmenter.segment(image, fine_edges=fine_edges)
+
+
+def fit_for_segmentation(image: pyvips.Image) -> pyvips.Image:
+    """``image``, scaled down to fit ``SEGMENT_MAX_SIDE`` when it is larger."""
+    if max(image.width, image.height) <= SEGMENT_MAX_SIDE:
+        return image
+    return image.thumbnail_image(SEGMENT_MAX_SIDE, height=SEGMENT_MAX_SIDE)
+
+
+def cut_out(image: pyvips.Image, alpha: pyvips.Image) -> pyvips.Image:
+    """``image`` with ``alpha`` as its transparency and the foreground colours estimated at the edges
+    (see transform/segment/compose.py, imported here only when a background is removed)."""
+    from transform.segment.compose import apply_alpha
+
+    return apply_alpha(image, alpha)

@@ -21,17 +21,11 @@ from transform.segment import (
     default_model_path,
     load_segmenter,
 )
+from transform.segment.checks import fp32_is_valid, preferred_model_path
 from transform.segment.convert import ConversionError, probe_input, to_float32, write_float32
-from transform.segment.fetch import (
-    FP32_CONVERSION,
-    FP32_FILENAME,
-    MEDIUM,
-    ensure_fp32,
-    fp32_is_valid,
-    fp32_path,
-    preferred_model_path,
-)
+from transform.segment.fetch import ensure_fp32
 from transform.segment.model import Model, config_from_env
+from transform.segment.paths import FP32_CONVERSION, FP32_FILENAME, MEDIUM, fp32_path
 
 SAMPLE = Path(__file__).resolve().parents[2] / "cutout" / "samples" / "docs" / "rmv_bgd" / "woman_orig.jpg"
 
@@ -309,7 +303,7 @@ def test_the_network_runs_at_the_photos_aspect_ratio(tmp_path: Path) -> None:
     with pytest.raises(SegmenterConfigError, match="CUTOUT_MODEL_ASPECT=keep needs a model with a dynamic"):
         Model(config_from_env(environ={"CUTOUT_MODEL_ASPECT": "keep"}), fixed_session, "0" * 64)
     with pytest.raises(
-        SegmenterConfigError, match="CUTOUT_MODEL_ASPECT='wide': expected one of keep, stretch"
+        SegmenterConfigError, match="CUTOUT_MODEL_ASPECT: expected one of keep, stretch, got 'wide'"
     ):
         config_from_env(environ={"CUTOUT_MODEL_ASPECT": "wide"})
 
@@ -324,4 +318,4 @@ def test_the_real_copy_runs_a_4_3_photo_at_1024x768(segmenter: IsNetSegmenter) -
     prob = segmenter.probability(photo, keep_aspect=True)
     assert prob.shape == tuple(reversed(model.input_size(photo.width, photo.height, keep_aspect=True)))
     assert segmenter.probability(photo).shape == (1024, 1024)
-    assert segmenter.probability(photo, side=512, mirror=True).shape == (512, 512)
+    assert segmenter.probability(photo, mirror=True).shape == (1024, 1024)

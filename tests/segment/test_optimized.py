@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from transform.segment import optimized
-from transform.segment.model import ort_options
+from transform.segment.session_options import ort_options
 
 
 def conv_model(path: Path) -> Path:
@@ -51,7 +51,7 @@ def test_first_session_writes_the_copy_and_later_ones_load_it(tmp_path: Path, ho
     first = optimized.session(model, ort_options(1), cpu)
     copy = optimized.copy_path(model, ort.__version__)
     assert copy.is_file() and copy.parent == home / "models" / "optimized"
-    assert not list(copy.parent.glob(".partial-*"))
+    assert not list(copy.parent.glob(".*"))  # no temporary file left
     second = optimized.session(model, ort_options(1), cpu)
     np.testing.assert_array_equal(infer(first), infer(second))
     reference = ort.InferenceSession(str(model), providers=cpu)

@@ -430,7 +430,7 @@ ERRORS = [
     (
         "f_bmp",
         InvalidArgument,
-        "Invalid transformation parameter - f_bmp: format must be one of png, jpg, webp, "
+        "Invalid transformation parameter - f_bmp: format must be one of jpg, png, webp, "
         "avif, gif, tiff, auto",
     ),
     ("t_nope", BadRequest, "Unknown transformation nope"),

@@ -23,9 +23,7 @@ from transform.ops.registry import (
     param,
     render_param,
 )
-
-#: Cloudinary scales larger inputs down to this before removing the background.
-SEGMENT_MAX_SIDE = 6144
+from transform.seam import cut_out, fit_for_segmentation
 
 
 @dataclass(frozen=True)
@@ -206,13 +204,10 @@ def _background_removal(fine_edges: bool, prefix: str) -> Action:
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
         if ctx.masks is None:
             raise NotAvailable("Background removal is not available: no segmentation model")
-        from transform.segment.compose import apply_alpha
-
-        if max(image.width, image.height) > SEGMENT_MAX_SIDE:
-            image = image.thumbnail_image(SEGMENT_MAX_SIDE, height=SEGMENT_MAX_SIDE)
+        image = fit_for_segmentation(image)
         image = image.copy_memory()  # read by the segmenter and by the compositing: decode once
         mask = ctx.masks(image, key=f"{ctx.source_key}|{prefix}", fine_edges=fine_edges)
-        return pixels.normalize(apply_alpha(image, mask.alpha))
+        return pixels.normalize(cut_out(image, mask.alpha))
 
     canonical = "e_background_removal" + (":fineedges_y" if fine_edges else "")
     return Action(canonical, run, segmentation=True)

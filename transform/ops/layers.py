@@ -10,6 +10,7 @@ import pyvips
 
 from grammar import layer_public_id
 from grammar.errors import BadRequest, InvalidArgument
+from grammar.image_formats import EXTENSIONS
 from transform import pixels
 from transform.limits import Limits, check_output
 from transform.ops.args import Dim
@@ -18,7 +19,7 @@ from transform.ops.resize import Resize
 from transform.ops.style import set_opacity
 
 _SOURCES = ("text", "fetch", "video", "audio", "subtitles", "lut", "private", "authenticated")
-_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".avif", ".gif", ".tif", ".tiff", ".heic", ".jxl", ".bmp")
+_EXTENSIONS = tuple(f".{ext}" for ext in EXTENSIONS)
 
 
 def _layer_id(key: str, value: str) -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from grammar.errors import InvalidArgument
+from grammar.image_formats import FORMAT_OF, WRITABLE
 from transform.ops import args
 from transform.ops.registry import ParamSpec, param
 
-FORMATS = ("png", "jpg", "webp", "avif", "gif", "tiff")
-_ALIASES = {"jpeg": "jpg", "tif": "tiff"}
+FORMATS = WRITABLE
 QUALITY_LEVELS = ("best", "good", "eco", "low")
 
 
@@ -27,7 +27,7 @@ class Quality:
 
 
 def _format(key: str, value: str) -> str:
-    value = _ALIASES.get(value, value)
+    value = FORMAT_OF.get(value, value)
     return args.enum_of(*FORMATS, "auto")(key, value, "format")
 
 

@@ -14,9 +14,9 @@ from transform.segment.model import (
     SegmenterConfigError,
     SegmenterError,
     config_from_env,
-    default_model_path,
     load_model,
 )
+from transform.segment.paths import default_model_path
 from transform.segment.segmenter import PIPELINE_VERSION, IsNetSegmenter
 
 
@@ -26,8 +26,11 @@ def load_segmenter(
     threads: int | None = None,
     providers: Sequence[str] | None = None,
     spin: bool | None = None,
+    spin_default: bool = False,
 ) -> IsNetSegmenter:
-    config = config_from_env(model_path, threads=threads, providers=providers, spin=spin)
+    """``spin_default``: what an unset CUTOUT_ORT_SPIN means (a batch command may let threads spin)."""
+    config = config_from_env(model_path, threads=threads, providers=providers, spin=spin,
+                             spin_default=spin_default)
     return IsNetSegmenter(load_model(config), quality=config.quality)
 
 

@@ -18,7 +18,6 @@ the model's metadata (``cutout.input_size``).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +27,9 @@ import numpy.typing as npt
 import onnx
 from onnx import TensorProto, numpy_helper
 
-from transform.segment.fetch import INPUT_SIZE_KEY, readable_by_all
+from transform.files import replacing
+from transform.segment.paths import INPUT_SIZE_KEY
+from transform.segment.session_options import ort_options
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -300,31 +301,22 @@ def write_float32(
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError) as exc:
         raise ConversionError(f"cannot convert {source}: {exc}") from exc
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with replacing(dest) as temp:
+        with temp.open("wb") as out:
             out.write(model.SerializeToString())
             out.flush()
-            os.fsync(out.fileno())
-        copy = _load(tmp)
+            os.fsync(out.fileno())  # on disk before the rename makes it the copy servers load
+        copy = _load(temp)
         diff = max_difference(_load(source), copy)
         if not diff <= tolerance:
             raise ConversionError(f"the float32 copy differs from {source} by {diff:.4f} (> {tolerance})")
         if dynamic:
             check_other_size(copy)
-        readable_by_all(tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return diff
 
 
 def _load(path: Path) -> onnxruntime.InferenceSession:
     import onnxruntime as ort
-
-    from transform.segment.model import ort_options  # model imports fetch, which imports us lazily
 
     try:
         return ort.InferenceSession(str(path), ort_options(1), providers=["CPUExecutionProvider"])

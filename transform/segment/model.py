@@ -1,26 +1,15 @@
 """The onnxruntime side of background removal: configuration, one session per process, inference.
 
-Everything a deployment may change comes from arguments or the environment:
-
-- ``CUTOUT_MODEL``: an ONNX saliency model (one image input ``[1, 3, H, W]``, first output the mask);
-  default ``$CUTOUT_HOME/models/isnet-general-use-fp32.onnx`` when `cutout fetch-model` has made that
-  float32 copy and it matches its manifest, else ``$CUTOUT_HOME/models/isnet-general-use.onnx``
-  (``CUTOUT_HOME`` default ``~/.cache/cutout``).
-- ``CUTOUT_MODEL_SIZE``: ``1024`` or ``1024x768`` (width x height): the size a model with a dynamic
-  input was trained at (not needed for the float32 copy, whose metadata says 1024x1024).
-- ``CUTOUT_MODEL_ASPECT``: ``stretch`` (the default) squeezes every photo to the model size, as the
-  model was trained; ``keep`` (a model with a dynamic input only) runs the network at the photo's
-  aspect ratio, its longer side at the model size's longer side and the other a multiple of 32 (a 4:3
-  photo: 1024x768, 0.78x the time) but loses the object on some photos (bench/RESULTS.md, 2026-12-06).
-  Fine edges always stretch.
-- ``CUTOUT_QUALITY``: ``default`` or ``best`` (``segmenter.QUALITIES``; best costs more inference).
-- ``CUTOUT_MODEL_MEAN`` / ``CUTOUT_MODEL_STD``: three comma-separated floats applied to pixels scaled
-  to [0, 1], or a recipe name for MEAN (``isnet``, ``imgly``, ``imagenet``) that sets both.
-- ``CUTOUT_ORT_THREADS``: intra-op threads (default: every core this process may use).
-- ``CUTOUT_ORT_SPIN``: ``1`` lets idle intra-op threads spin for work between operators (faster when
-  nothing else shares the cores, as in `cutout remove-bg`, which turns it on unless this is set);
-  ``0`` (the server's default) lets them sleep so pyvips request threads get the cores.
-- ``CUTOUT_ORT_PROVIDERS``: comma list of execution providers, e.g. ``CUDAExecutionProvider,CPU``.
+What a deployment may change comes from arguments or the ``model`` variables of
+``transform/variables.py`` (``CUTOUT_MODEL``, ``CUTOUT_MODEL_SIZE``, ``CUTOUT_MODEL_ASPECT``,
+``CUTOUT_QUALITY``, ``CUTOUT_MODEL_MEAN``/``_STD``, ``CUTOUT_ORT_THREADS``, ``CUTOUT_ORT_SPIN``,
+``CUTOUT_ORT_PROVIDERS``), where each is described once. The default model is
+``$CUTOUT_HOME/models/isnet-general-use-fp32.onnx`` when `cutout fetch-model` has made that float32 copy
+and it matches its manifest, else ``$CUTOUT_HOME/models/isnet-general-use.onnx``. ``aspect`` stretch (the
+default) squeezes every photo to the model size, as the model was trained; keep (a model with a dynamic
+input only) runs the network at the photo's aspect ratio, its longer side at the model size's longer side
+and the other a multiple of 32 (a 4:3 photo: 1024x768, 0.78x the time) but loses the object on some
+photos (bench/RESULTS.md, 2026-12-06). Fine edges always stretch.
 """
 
 from __future__ import annotations
@@ -35,17 +24,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from transform import variables
 from transform.segment import optimized
-from transform.segment.fetch import (
-    FP32_FILENAME,
-    INPUT_SIZE_KEY,
-    MEDIUM,
-    SMALL,
-    file_sha256,
-    fp32_is_valid,
-    model_path,
-    preferred_model_path,
-)
+from transform.segment.checks import file_sha256, fp32_is_valid, preferred_model_path
+from transform.segment.paths import FP32_FILENAME, INPUT_SIZE_KEY, MEDIUM, SMALL
+from transform.segment.session_options import ort_options, release_options
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -79,9 +62,9 @@ RECIPES: dict[str, Normalization] = {
     "imagenet": Normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
 DEFAULT_RECIPE = "isnet"
-ASPECTS = ("keep", "stretch")
+ASPECTS = variables.ASPECTS
 #: Background-removal quality levels (``CUTOUT_QUALITY``); what each runs is in segmenter.py.
-QUALITIES = ("default", "best")
+QUALITIES = variables.QUALITIES
 #: A kept aspect ratio rounds the shorter side to a multiple of this: U-Net-style saliency networks
 #: halve their feature maps five times, and their skip connections need the halvings to be exact.
 SIZE_STEP = 32
@@ -100,111 +83,57 @@ class ModelConfig:
     quality: str = "default"  # a segmenter.QUALITIES name
 
 
-def default_model_path() -> Path:
-    return model_path(MEDIUM)
-
-
 def config_from_env(
     model_path: str | os.PathLike[str] | None = None,
     *,
     threads: int | None = None,
     providers: Sequence[str] | None = None,
     spin: bool | None = None,
-    environ: Mapping[str, str] = os.environ,
+    spin_default: bool = False,
+    environ: Mapping[str, str] | None = None,
 ) -> ModelConfig:
-    """Arguments win; None falls back to the environment, then to the defaults."""
-    path = Path(model_path or environ.get("CUTOUT_MODEL") or preferred_model_path()).expanduser()
-    recipe, norm = _normalization(environ)
+    """Arguments win; None falls back to the variables (``environ``, default this process's
+    environment), then to the defaults. ``spin_default`` is what an unset CUTOUT_ORT_SPIN means."""
+    try:
+        env = variables.read("model", environ)
+    except variables.VariableError as exc:
+        raise SegmenterConfigError(str(exc)) from None
+    path = Path(model_path).expanduser() if model_path else env["CUTOUT_MODEL"] or preferred_model_path()
     if threads is None:
-        threads = _positive_int(environ, "CUTOUT_ORT_THREADS") or len(os.sched_getaffinity(0))
+        threads = env["CUTOUT_ORT_THREADS"] or len(os.sched_getaffinity(0))
     elif threads < 1:
         raise SegmenterConfigError(f"threads={threads}: expected a positive integer")
-    if providers is None:
-        raw = environ.get("CUTOUT_ORT_PROVIDERS", "")
-        providers = [p.strip() for p in raw.split(",") if p.strip()]
     if spin is None:
-        spin = _flag(environ, "CUTOUT_ORT_SPIN")
-    aspect = environ.get("CUTOUT_MODEL_ASPECT", "").strip().lower() or None
-    if aspect not in (None, *ASPECTS):
-        raise SegmenterConfigError(
-            f"CUTOUT_MODEL_ASPECT={environ['CUTOUT_MODEL_ASPECT']!r}: expected one of {', '.join(ASPECTS)}"
-        )
-    quality = environ.get("CUTOUT_QUALITY", "").strip().lower() or "default"
-    if quality not in QUALITIES:
-        raise SegmenterConfigError(
-            f"CUTOUT_QUALITY={environ['CUTOUT_QUALITY']!r}: expected one of {', '.join(QUALITIES)}"
-        )
+        spin = spin_default if env["CUTOUT_ORT_SPIN"] is None else env["CUTOUT_ORT_SPIN"]
+    recipe, norm = _normalization(env["CUTOUT_MODEL_MEAN"], env["CUTOUT_MODEL_STD"])
     return ModelConfig(
         path=path,
-        aspect=aspect,
-        quality=quality,
-        size=_size(environ.get("CUTOUT_MODEL_SIZE")),
+        aspect=env["CUTOUT_MODEL_ASPECT"],
+        quality=env["CUTOUT_QUALITY"],
+        size=env["CUTOUT_MODEL_SIZE"],
         recipe=recipe,
         norm=norm,
         threads=threads,
-        providers=tuple(providers),
+        providers=tuple(env["CUTOUT_ORT_PROVIDERS"] if providers is None else providers),
         spin=spin,
     )
 
 
-def _flag(environ: Mapping[str, str], name: str) -> bool:
-    raw = environ.get(name, "").strip()
-    if raw not in ("", "0", "1"):
-        raise SegmenterConfigError(f"{name}={raw!r}: expected 0 or 1")
-    return raw == "1"
+Triple = tuple[float, float, float]
 
 
-def _positive_int(environ: Mapping[str, str], name: str) -> int | None:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return None
-    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:  # "²".isdigit(), but int("²") fails
-        raise SegmenterConfigError(f"{name}={raw!r}: expected a positive integer")
-    return int(raw)
-
-
-def _size(raw: str | None) -> tuple[int, int] | None:
-    if not raw or not raw.strip():
-        return None
-    parts = raw.lower().replace(" ", "").split("x")
-    if len(parts) in (1, 2) and all(p.isascii() and p.isdigit() and 16 <= int(p) <= 8192 for p in parts):
-        w = int(parts[0])
-        return (w, int(parts[-1]))
-    raise SegmenterConfigError(
-        f"CUTOUT_MODEL_SIZE={raw!r}: expected a size like 1024 or 1024x768 (16 to 8192 pixels)"
-    )
-
-
-def _normalization(environ: Mapping[str, str]) -> tuple[str, Normalization]:
-    mean_raw = environ.get("CUTOUT_MODEL_MEAN", "").strip()
-    std_raw = environ.get("CUTOUT_MODEL_STD", "").strip()
-    if not mean_raw and not std_raw:
+def _normalization(mean: str | Triple | None, std: Triple | None) -> tuple[str, Normalization]:
+    """The recipe name (or "custom") and values for CUTOUT_MODEL_MEAN and CUTOUT_MODEL_STD, as parsed."""
+    if mean is None and std is None:
         return DEFAULT_RECIPE, RECIPES[DEFAULT_RECIPE]
-    if mean_raw.lower() in RECIPES:
-        if std_raw and std_raw.lower() != mean_raw.lower():
+    if isinstance(mean, str):
+        if std is not None:
             raise SegmenterConfigError(
-                f"CUTOUT_MODEL_STD={std_raw!r} cannot be combined with the recipe "
-                f"CUTOUT_MODEL_MEAN={mean_raw!r}; leave it empty"
+                f"CUTOUT_MODEL_STD={','.join(f'{v:g}' for v in std)} cannot be combined with the recipe "
+                f"CUTOUT_MODEL_MEAN={mean}; leave it empty"
             )
-        return mean_raw.lower(), RECIPES[mean_raw.lower()]
-    mean = _triple("CUTOUT_MODEL_MEAN", mean_raw or "0.5,0.5,0.5")
-    std = _triple("CUTOUT_MODEL_STD", std_raw or "1,1,1")
-    if min(std) <= 0:
-        raise SegmenterConfigError(f"CUTOUT_MODEL_STD={std_raw!r}: every value must be greater than 0")
-    return "custom", Normalization(mean, std)
-
-
-def _triple(name: str, raw: str) -> tuple[float, float, float]:
-    try:
-        values = [float(v) for v in raw.split(",")]
-    except ValueError:
-        values = []
-    if len(values) != 3 or not all(np.isfinite(values)):
-        raise SegmenterConfigError(
-            f"{name}={raw!r}: expected three comma-separated numbers (R,G,B, for pixels in [0, 1]) "
-            f"or one of the recipes {', '.join(sorted(RECIPES))}"
-        )
-    return values[0], values[1], values[2]
+        return mean, RECIPES[mean]
+    return "custom", Normalization(mean or (0.5, 0.5, 0.5), std or (1.0, 1.0, 1.0))
 
 
 class Model:
@@ -232,7 +161,7 @@ class Model:
         #: The network takes any input size (a multiple of SIZE_STEP): the float32 copy does.
         self.dynamic: bool = fixed is None
         self.keep_aspect: bool = self.dynamic and config.aspect == "keep"
-        self._release_options = _release_options()
+        self._release_options = release_options()
 
     def input_size(self, width: int, height: int, *, keep_aspect: bool | None = None) -> tuple[int, int]:
         """The network's input size (width, height) for a ``width x height`` photo: the model size, or
@@ -274,14 +203,6 @@ def release_arena(width: int, height: int, *, fine_edges: bool) -> bool:
     return fine_edges or width * height > RELEASE_ARENA_PIXELS
 
 
-def _release_options() -> onnxruntime.RunOptions:
-    import onnxruntime as ort
-
-    options = ort.RunOptions()
-    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-    return options
-
-
 def _fixed_size(config: ModelConfig, shape: Sequence[Any]) -> tuple[int, int] | None:
     """The input's (width, height) when the model fixes it; None when they are dynamic."""
     if len(shape) != 4 or shape[1] not in (3, "3"):
@@ -295,10 +216,18 @@ def _fixed_size(config: ModelConfig, shape: Sequence[Any]) -> tuple[int, int] | 
     return None
 
 
+def _exported_size(text: str) -> tuple[int, int]:
+    try:
+        size: tuple[int, int] = variables.MODEL_SIZE.parse(text)
+    except ValueError:
+        raise ModelMissing(f"the model's metadata {INPUT_SIZE_KEY}={text!r} is not a size") from None
+    return size
+
+
 def _declared_size(config: ModelConfig, shape: Sequence[Any], exported: str | None) -> tuple[int, int]:
     """The size a dynamic-input model is meant for: CUTOUT_MODEL_SIZE, else the size our float32 copy
     records in its metadata."""
-    declared = config.size or (_size(exported) if exported else None)
+    declared = config.size or (_exported_size(exported) if exported else None)
     if declared is None:
         raise SegmenterConfigError(
             f"{config.path} has a dynamic input size ({list(shape)}); set CUTOUT_MODEL_SIZE, e.g. 1024"
@@ -348,31 +277,6 @@ def _check_file(path: Path) -> None:
             f"The float32 copy at {path} does not match its manifest {path.name}.json. Delete both, "
             "then run `cutout fetch-model` to write it again."
         )
-
-
-def ort_options(threads: int, *, spin: bool = False) -> onnxruntime.SessionOptions:
-    import onnxruntime as ort  # deferred: importing it costs ~0.3 s, paid only when a model is loaded
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    # The CPU arena keeps the activations' memory between runs (about 430 MB here): every inference
-    # after a process's first is about 10 % faster (no fresh pages to fault in). Large photos give it
-    # back after their run (Model.run(release=True)). Memory patterns add ~450 MB kept for no speed.
-    options.enable_cpu_mem_arena = True
-    options.enable_mem_pattern = False
-    # ALL (with the NCHWc layout passes) beat EXTENDED by 14-25 % per inference (bench/RESULTS.md).
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Idle intra-op threads spinning for work burn a core that pyvips request threads need: with a
-    # render running alongside, spinning off gave 4-18 % faster inference and 5-11 % more renders (two
-    # runs), and the same speed alone (within 5 %). Alone on the machine (remove-bg), spinning saves
-    # about 3 % an inference (1.59 against 1.63 s, in-process, 5 rounds, 2026-12-01).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-    # Spinning ends with the run: the guided filter's own threads come right after it.
-    options.add_session_config_entry("session.force_spinning_stop", "1")
-    options.log_severity_level = 3
-    return options
 
 
 def _session(config: ModelConfig) -> onnxruntime.InferenceSession:

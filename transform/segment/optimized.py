@@ -11,13 +11,12 @@ Only CPU-only sessions use it: the saved graph holds CPU-specific fused operator
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from transform.segment.fetch import cutout_home
+from transform.files import replacing
+from transform.segment.paths import optimized_folder
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -30,18 +29,14 @@ def copy_path(model: Path, ort_version: str, cpu: str | None = None) -> Path:
         (str(model.resolve()), str(st.st_size), str(st.st_mtime_ns), ort_version, cpu or cpu_flags())
     )
     digest = hashlib.sha256(identity.encode()).hexdigest()[:20]
-    return _folder() / f"{model.stem}-{digest}.onnx"
+    return optimized_folder() / f"{model.stem}-{digest}.onnx"
 
 
 def remove_copies(model: Path) -> None:
     """Delete every optimised copy made from a file named like ``model`` (for when it is replaced:
     they would never be read again, and they are about 170 MB each)."""
-    for copy in _folder().glob(f"{model.stem}-*.onnx"):
+    for copy in optimized_folder().glob(f"{model.stem}-*.onnx"):
         copy.unlink(missing_ok=True)
-
-
-def _folder() -> Path:
-    return cutout_home() / "models" / "optimized"
 
 
 def cpu_flags() -> str:
@@ -85,18 +80,14 @@ def _build_and_save(
 
     try:
         copy.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=copy.parent, prefix=".partial-", suffix=".onnx")
-        os.fchmod(fd, 0o644)  # readable by the other users that may run cutout with this home
-        os.close(fd)
+        with replacing(copy) as temp:
+            options.optimized_model_filepath = str(temp)
+            try:
+                # onnxruntime writes the optimised graph as it builds the session; the rename makes
+                # it the copy. Several worker processes may start at once: each writes its own, one wins.
+                return ort.InferenceSession(str(model), options, providers=providers)
+            finally:
+                options.optimized_model_filepath = ""
     except OSError as exc:  # a read-only home: run from the file every time, as before
         print(f"cutout: cannot write an optimised model copy in {copy.parent}: {exc}", file=sys.stderr)
         return ort.InferenceSession(str(model), options, providers=providers)
-    options.optimized_model_filepath = name
-    try:
-        built = ort.InferenceSession(str(model), options, providers=providers)
-        # Atomic: several worker processes may start at once; each writes its own file, one wins.
-        os.replace(name, copy)
-        return built
-    finally:
-        options.optimized_model_filepath = ""
-        Path(name).unlink(missing_ok=True)

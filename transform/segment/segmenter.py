@@ -12,9 +12,9 @@ photo's own aspect ratio (``CUTOUT_MODEL_ASPECT=keep``, the default from 2026-12
 almost entirely on some photos nobody had tuned on (ecssd_val200: 0.876 mean IoU against the square
 input's 0.894, 24 photos more than 0.05 below the raw model; bench/RESULTS.md, 2026-12-06).
 
-Quality levels (``CUTOUT_QUALITY``): ``default`` runs the network once; ``best`` averages the maps of
-several inputs (``BEST_INPUTS``) before the same post-processing, for about that many times the
-inference.
+Quality levels (``CUTOUT_QUALITY``): ``default`` runs the network once; ``best`` runs it on the photo
+and on its mirror image (twice the inference) and averages the two maps where they agree
+(``AGREEMENT``), before the same post-processing.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pyvips
 
+from transform.seam import SEGMENT_MAX_SIDE as MAX_SIDE
 from transform.seam import Mask
 from transform.segment.confidence import score
 from transform.segment.model import (
@@ -32,14 +33,16 @@ from transform.segment.model import (
     SegmenterConfigError,
     release_arena,
 )
-from transform.segment.refine import resize_map, upsample_alpha, upsample_mask
+from transform.segment.refine import upsample_alpha, upsample_mask
 from transform.segment.resample import to_model_size
 
 #: Bump when pre- or post-processing changes what masks look like: it is part of every mask cache key.
 PIPELINE_VERSION = "6"  # 6: the square input is the default again; quality levels
-MAX_SIDE = 6144
-#: The inputs ``best`` averages: (longer side, or None for the model size; mirrored left to right).
-BEST_INPUTS: tuple[tuple[int | None, bool], ...] = ((None, False), (None, True))
+#: ``best`` averages the maps of the photo and of its mirror image when their masks (p > 0.5) overlap
+#: at least this much (IoU); below it they found different objects, and the more confident map is kept
+#: alone (an average of two different objects is half of each). Chosen on ecssd_val200, confirmed on
+#: ecssd_subset64 (bench/RESULTS.md, 2026-12-06).
+AGREEMENT = 0.9
 
 
 class IsNetSegmenter:
@@ -90,18 +93,15 @@ class IsNetSegmenter:
         *,
         release: bool = False,
         keep_aspect: bool = False,
-        side: int | None = None,
         mirror: bool = False,
     ) -> FloatArray:
         """The model's raw mask (values in [0, 1]) for an sRGB 3-band uchar image, at the network's
         input size for it: the model size, or the photo's aspect ratio with ``keep_aspect``
-        (``Model.input_size``); ``side``: a square input of that side instead (a dynamic model only);
-        ``mirror``: the photo goes in mirrored left to right, and the map comes back unmirrored.
+        (``Model.input_size``); ``mirror``: the photo goes in mirrored left to right, and the map
+        comes back unmirrored.
 
         ``release``: the inference gives its memory back when done (``model.release_arena``)."""
-        width, height = (side, side) if side else self.model.input_size(
-            rgb.width, rgb.height, keep_aspect=keep_aspect
-        )
+        width, height = self.model.input_size(rgb.width, rgb.height, keep_aspect=keep_aspect)
         pixels = to_model_size(rgb, width, height)
         if mirror:
             pixels = pixels[:, ::-1]
@@ -109,20 +109,22 @@ class IsNetSegmenter:
         return np.ascontiguousarray(prob[:, ::-1]) if mirror else prob
 
     def averaged(self, rgb: pyvips.Image, *, release: bool = False) -> FloatArray:
-        """The mean of the maps of ``BEST_INPUTS``, at the model size."""
-        total: FloatArray | None = None
-        for i, (side, mirror) in enumerate(BEST_INPUTS):
-            last = i == len(BEST_INPUTS) - 1
-            prob = self.probability(rgb, release=release and last, side=side, mirror=mirror)
-            if total is None:
-                total = prob.copy()
-                continue
-            if prob.shape != total.shape:
-                prob = resize_map(prob, total.shape[1], total.shape[0])
-            total += prob
-        assert total is not None
-        total /= np.float32(len(BEST_INPUTS))
-        return total
+        """``best``'s map: the mean of the photo's and its mirror image's maps where they agree, else
+        the more confident of the two."""
+        plain = self.probability(rgb)
+        mirrored = self.probability(rgb, release=release, mirror=True)
+        if overlap(plain, mirrored) < AGREEMENT:
+            return plain if score(plain) >= score(mirrored) else mirrored
+        plain += mirrored
+        plain *= np.float32(0.5)
+        return plain
+
+
+def overlap(a: FloatArray, b: FloatArray) -> float:
+    """IoU of the two maps' masks (p > 0.5); 1.0 when both are empty."""
+    sure_a, sure_b = a > 0.5, b > 0.5
+    union = np.count_nonzero(sure_a | sure_b)
+    return np.count_nonzero(sure_a & sure_b) / union if union else 1.0
 
 
 def prepare(image: pyvips.Image) -> pyvips.Image:

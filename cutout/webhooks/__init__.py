@@ -1,0 +1,30 @@
+"""Webhook delivery (issues 11 and 12): signed JSON POSTs through the guarded fetcher's address checks,
+retried with exponential back-off and jitter, every attempt recorded on a ``Delivery`` the caller can
+persist and resume."""
+
+from cutout.webhooks.delivery import (
+    RETRY_STATUSES,
+    Attempt,
+    Delivery,
+    FailureCode,
+    RetryPolicy,
+    attempt,
+    deliver,
+    webhook_policy,
+)
+from cutout.webhooks.signing import CloudinarySigner, Scheme, Signer, StandardSigner
+
+__all__ = [
+    "RETRY_STATUSES",
+    "Attempt",
+    "CloudinarySigner",
+    "Delivery",
+    "FailureCode",
+    "RetryPolicy",
+    "Scheme",
+    "Signer",
+    "StandardSigner",
+    "attempt",
+    "deliver",
+    "webhook_policy",
+]

@@ -1,0 +1,92 @@
+"""The settings table is the one place a CUTOUT_* variable is declared: the README's table and
+``cutout serve --help`` are generated from it, ``Settings`` mirrors its server part, and no other module
+reads the environment for one (``python -m cutout.settings --write README.md`` refreshes the README)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from cutout.cli import main
+from cutout.settings import BEGIN, END, Settings, load_settings, markdown_table, with_table
+from transform.variables import NAMES, PATH, TEXT, TRANSFORMATIONS, VARIABLES, Variable, VariableError, parse
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+PACKAGES = ("grammar", "transform", "cache", "cutout")
+REFRESH = "run `python -m cutout.settings --write README.md`"
+
+
+def sources() -> dict[str, str]:
+    return {
+        str(path.relative_to(ROOT)): path.read_text(encoding="utf-8")
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+    }
+
+
+def test_readme_table_is_the_generated_one() -> None:
+    text = README.read_text(encoding="utf-8")
+    block = text[text.index(BEGIN) + len(BEGIN) + 1 : text.index(END)]
+    assert block == markdown_table(), f"the README's settings table is stale: {REFRESH}"
+
+
+def test_with_table_replaces_only_the_generated_block() -> None:
+    text = f"before\n{BEGIN}\nold rows\n{END}\nafter\n"
+    assert with_table(text) == f"before\n{BEGIN}\n{markdown_table()}{END}\nafter\n"
+    with pytest.raises(ValueError, match="no"):
+        with_table("no markers")
+
+
+def test_serve_help_lists_every_variable_with_help_and_default(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse and textwrap break lines anywhere
+    for variable in VARIABLES:
+        assert f"{variable.name} {variable.help} (default: {variable.default_text})" in text, variable.name
+    for option in ("--originals", "--cache-dir", "--host", "--port", "--workers"):
+        assert option in text
+
+
+def test_settings_has_one_attribute_per_server_variable_with_its_default() -> None:
+    declared = {f.name: f for f in fields(Settings) if "env" in f.metadata}
+    server = {v.attribute: v for v in VARIABLES if v.group == "server"}
+    assert declared.keys() == server.keys()
+    for name, variable in server.items():
+        assert declared[name].metadata["env"] == variable.name
+        assert declared[name].default == variable.default, name
+    assert load_settings({}) == Settings()
+
+
+@pytest.mark.parametrize("variable", VARIABLES, ids=[v.name for v in VARIABLES])
+def test_every_variable_has_help_and_an_unset_value_is_its_default(variable: Variable) -> None:
+    assert variable.name.startswith("CUTOUT_") and variable.help
+    assert parse(variable, None) == parse(variable, "") == parse(variable, "  ") == variable.default
+    if variable.kind not in (TEXT, PATH, TRANSFORMATIONS, NAMES):  # these take any text
+        with pytest.raises(VariableError, match=f"^{variable.name}: expected "):
+            parse(variable, "\x00?")
+
+
+def test_every_variable_the_code_names_is_declared() -> None:
+    declared = {v.name for v in VARIABLES}
+    named = {name for text in sources().values() for name in re.findall(r"\bCUTOUT_[A-Z0-9_]*[A-Z0-9]", text)}
+    assert named <= declared, f"not in transform/variables.py: {sorted(named - declared)}"
+
+
+def test_only_the_table_reads_and_only_settings_writes_the_environment() -> None:
+    """Reading: transform/variables.read. Writing: cutout.settings.export_for_workers, the one channel to
+    uvicorn's worker processes. (prometheus_client's own PROMETHEUS_MULTIPROC_DIR is read where
+    the metrics are.)"""
+    readers, writers = set(), set()
+    for name, text in sources().items():
+        for line in text.splitlines():
+            if re.search(r"os\.environ\s*\[[^]]*\]\s*=|os\.environ\.(setdefault|update|pop)|putenv", line):
+                writers.add(name)
+            elif re.search(r"os\.environ|getenv", line) and "PROMETHEUS_MULTIPROC_DIR" not in line:
+                readers.add(name)
+    assert writers == {"cutout/settings.py"}
+    assert readers <= {"transform/variables.py", "cutout/settings.py"}  # the latter only says it writes

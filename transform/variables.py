@@ -1,0 +1,326 @@
+"""Every ``CUTOUT_*`` environment variable, declared once: name, type, default, validation and help.
+
+The server's settings (``cutout/settings.py``), the model's configuration (``transform/segment/model.py``)
+and the model's home (``transform/segment/paths.py``) get their values from ``read`` and from nowhere
+else; ``cutout serve --help`` and the README's settings table are generated from ``VARIABLES``
+(``python -m cutout.settings --write README.md``), and ``tests/test_settings.py`` fails when they drift.
+A leaf module (standard library only) so that both ``transform/`` and ``cutout/`` can import it.
+
+An empty value counts as unset (``CUTOUT_PORT= cutout serve`` listens on the default port), as a
+systemd ``Environment=CUTOUT_PORT=`` line or an empty Docker ``-e`` would mean.
+
+>>> read("server", {"CUTOUT_PORT": "9000"})["CUTOUT_PORT"]
+9000
+>>> read("server", {"CUTOUT_PORT": "eighty"})
+Traceback (most recent call last):
+...
+transform.variables.VariableError: CUTOUT_PORT: expected an integer, got 'eighty'
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+#: Where a variable is read: ``server`` by ``cutout.settings.load_settings`` (one ``Settings`` attribute
+#: each, named like the variable without its prefix), ``model`` by ``transform.segment.model``, ``home``
+#: by ``transform.segment.paths`` (also used by ``cutout fetch-model``, which reads nothing else),
+#: ``fetch`` by ``cutout.fetch.FetchPolicy.from_environ`` and ``cutout.webhooks`` (outgoing requests).
+Group = Literal["server", "model", "home", "fetch"]
+
+
+class VariableError(ValueError):
+    """A variable has a value that cannot be used; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A value type: ``parse`` turns the text into the value or raises ValueError; ``expected`` is what
+    the error message says a value should look like."""
+
+    expected: str
+    parse: Callable[[str], Any]
+
+
+def _integer(text: str) -> int:
+    # ASCII only: int() takes "٣" (an Arabic-Indic 3) and "1_000", which no operator means.
+    if not re.fullmatch(r"\s*[+-]?[0-9]+\s*", text):
+        raise ValueError(text)
+    return int(text)
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _boolean(text: str) -> bool:
+    word = text.strip().lower()
+    if word not in _TRUE + _FALSE:
+        raise ValueError(text)
+    return word in _TRUE
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kKmMgGtT]?)[bB]?\s*$")
+
+
+def _bytes(text: str) -> int:
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(text)
+    scale: int = 1024 ** "_KMGT".index((match.group(2) or "_").upper())
+    return int(match.group(1)) * scale
+
+
+def _choice(*names: str) -> Kind:
+    def parse(text: str) -> str:
+        word = text.strip().lower()
+        if word not in names:
+            raise ValueError(text)
+        return word
+
+    return Kind(f"one of {', '.join(names)}", parse)
+
+
+def _model_size(text: str) -> tuple[int, int]:
+    """``1024`` -> (1024, 1024); ``1024x768`` -> (1024, 768): width x height."""
+    parts = text.lower().replace(" ", "").split("x")
+    if len(parts) in (1, 2) and all(p.isascii() and p.isdigit() and 16 <= int(p) <= 8192 for p in parts):
+        return int(parts[0]), int(parts[-1])
+    raise ValueError(text)
+
+
+def _triple(text: str) -> tuple[float, float, float]:
+    values = [float(v) for v in text.split(",")]
+    if len(values) != 3 or not all(math.isfinite(v) for v in values):
+        raise ValueError(text)
+    return values[0], values[1], values[2]
+
+
+#: The normalisation recipes ``CUTOUT_MODEL_MEAN`` may name; transform/segment/model.py holds their values.
+RECIPE_NAMES = ("imagenet", "imgly", "isnet")
+#: ``CUTOUT_MODEL_ASPECT`` and ``CUTOUT_QUALITY`` (transform/segment/segmenter.py says what each level runs).
+ASPECTS = ("keep", "stretch")
+QUALITIES = ("default", "best")
+
+
+def _networks(text: str) -> tuple[str, ...]:
+    """``10.1.0.0/16, fd00::/8`` -> ('10.1.0.0/16', 'fd00::/8'), each checked to be an address or network."""
+    names = tuple(p.strip() for p in text.split(",") if p.strip())
+    return tuple(str(ipaddress.ip_network(name, strict=False)) for name in names)
+
+
+def _mean(text: str) -> str | tuple[float, float, float]:
+    return text.strip().lower() if text.strip().lower() in RECIPE_NAMES else _triple(text)
+
+
+def _positive_triple(text: str) -> tuple[float, float, float]:
+    values = _triple(text)
+    if min(values) <= 0:
+        raise ValueError(text)
+    return values
+
+
+TEXT = Kind("text", lambda text: text)
+PATH = Kind("a path", lambda text: Path(text).expanduser())  # "~/..." from systemd or Docker, unexpanded
+INTEGER = Kind("an integer", _integer)
+NUMBER = Kind("a number", float)
+BOOLEAN = Kind("1/0/true/false", _boolean)
+BYTES = Kind("a size in bytes such as 2G or 500M", _bytes)
+TRANSFORMATIONS = Kind(
+    "transformations separated by '|'", lambda text: tuple(p.strip() for p in text.split("|") if p.strip())
+)
+NAMES = Kind("names separated by ','", lambda text: tuple(p.strip() for p in text.split(",") if p.strip()))
+NETWORKS = Kind("addresses or networks such as 10.1.0.0/16, separated by ','", _networks)
+MODEL_SIZE = Kind("a size like 1024 or 1024x768 (16 to 8192 pixels)", _model_size)
+MEAN = Kind(
+    "three comma-separated numbers (R,G,B, for pixels in [0, 1]) or one of the recipes "
+    + ", ".join(RECIPE_NAMES),
+    _mean,
+)
+STD = Kind("three comma-separated numbers greater than 0 (R,G,B, for pixels in [0, 1])", _positive_triple)
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    group: Group
+    kind: Kind
+    default: Any
+    help: str
+    #: How the README and --help show the default, when ``str(default)`` does not say it.
+    shown: str | None = None
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def attribute(self) -> str:
+        """``CUTOUT_CACHE_DIR`` -> ``cache_dir``: the ``Settings`` attribute of a server variable."""
+        return self.name.removeprefix("CUTOUT_").lower()
+
+    @property
+    def default_text(self) -> str:
+        if self.shown is not None:
+            return self.shown
+        if isinstance(self.default, bool):
+            return "1" if self.default else "0"
+        if isinstance(self.default, float):
+            return f"{self.default:g}"
+        return "unset" if self.default is None else str(self.default)
+
+
+def _server(name: str, kind: Kind, default: Any, help: str, **extra: Any) -> Variable:
+    return Variable(name, "server", kind, default, help, **extra)
+
+
+def _model(name: str, kind: Kind, default: Any, help: str, **extra: Any) -> Variable:
+    return Variable(name, "model", kind, default, help, **extra)
+
+
+def _fetch(name: str, kind: Kind, default: Any, help: str, **extra: Any) -> Variable:
+    return Variable(name, "fetch", kind, default, help, **extra)
+
+
+VARIABLES: tuple[Variable, ...] = (
+    _server("CUTOUT_ORIGINALS", PATH, None, "originals folder: <public_id>.<ext>", shown="—"),
+    _server("CUTOUT_CACHE_DIR", PATH, None, "derivative and mask cache folder (shared by workers)",
+            shown="—"),
+    _server("CUTOUT_HOST", TEXT, "127.0.0.1", "address to listen on"),
+    _server("CUTOUT_PORT", INTEGER, 8080, "TCP port to listen on", low=1, high=65535),
+    _server("CUTOUT_WORKERS", INTEGER, 1, "uvicorn worker processes", low=1, high=64),
+    _server("CUTOUT_CACHE_SIZE", BYTES, 2 << 30,
+            "cache size limit in bytes (suffixes K, M, G); least recently used entries go first",
+            shown="2G", low=1 << 20),
+    _server("CUTOUT_WAIT_SECONDS", NUMBER, 0.0,
+            "how long a request waits for a queued generation before 423", low=0.0, high=600.0),
+    _server("CUTOUT_CLOUD_NAME", TEXT, None, "the only cloud name accepted in paths (others 404)",
+            shown="any"),
+    _server("CUTOUT_API_SECRET", TEXT, None, "secret that verifies s--SIG-- signed URLs"),
+    _server("CUTOUT_STRICT", BOOLEAN, False,
+            "strict mode: only signed, eager, allowed or named transformations render"),
+    _server("CUTOUT_NAMED_TRANSFORMATIONS", PATH, None,
+            "TOML or JSON file: name -> transformation string, used as t_<name>"),
+    _server("CUTOUT_ALLOWED_TRANSFORMATIONS", TRANSFORMATIONS, (),
+            "transformations allowed in strict mode, separated by '|'", shown="unset"),
+    _server("CUTOUT_MAX_AGE", INTEGER, 3600, "Cache-Control max-age (s) for URLs without a version", low=0),
+    _server("CUTOUT_MAX_PIXELS", INTEGER, 50_000_000,
+            "largest original (and result) in pixels; refused from the header", low=1),
+    _server("CUTOUT_RENDER_THREADS", INTEGER, os.cpu_count() or 2, "threads for cheap renders",
+            shown="cores", low=1, high=256),
+    _server("CUTOUT_MODEL_WORKERS", INTEGER, 1, "concurrent background-removal jobs per process",
+            low=1, high=64),
+    _server("CUTOUT_QUEUE_SIZE", INTEGER, 64, "renders waiting or running per process before 503", low=1),
+    _server("CUTOUT_LEASE_SECONDS", NUMBER, 60.0,
+            "lease of a generation claim (renewed while the job runs), at least 0.5", low=0.5),
+    # At least a second: a failure that expires as it is written is never reported, and waiting requests
+    # would resubmit the job every poll, running the model in a loop while clients get 423.
+    _server("CUTOUT_FAILURE_SECONDS", NUMBER, 30.0, "how long a failed generation is remembered, at least 1",
+            low=1.0),
+    _server("CUTOUT_RETRY_AFTER", INTEGER, 2, "Retry-After seconds of a 423 (a 503 says 1)", low=1),
+    _server("CUTOUT_MEMORY_CACHE", BYTES, 64 << 20,
+            "per-process memory for hot derivatives, bytes (suffixes K, M, G)", shown="64M", low=0),
+    _server("CUTOUT_BACKGROUND_REMOVAL", BOOLEAN, True,
+            "load the model at start-up (missing: no start); 0 serves without it "
+            "(e_background_removal answers 501)"),
+    Variable("CUTOUT_HOME", "home", PATH, Path("~/.cache/cutout"),
+             "where `cutout fetch-model` stores the model; the first session also saves onnxruntime's "
+             "optimised graph there (models/optimized/, ~170 MB per model, onnxruntime version and CPU; "
+             "safe to delete)"),
+    _model("CUTOUT_MODEL", PATH, None,
+           "another compatible ONNX saliency model (one input [1, 3, H, W], first output the mask)",
+           shown="IS-Net in CUTOUT_HOME"),
+    _model("CUTOUT_MODEL_SIZE", MODEL_SIZE, None,
+           "input size of a custom model with a dynamic input: 1024 or 1024x768 (width x height)",
+           shown="the model's"),
+    _model("CUTOUT_MODEL_MEAN", MEAN, None,
+           "normalisation of a custom model: three comma-separated means for pixels in [0, 1], or a "
+           f"recipe that also sets the deviations ({', '.join(RECIPE_NAMES)})", shown="isnet"),
+    _model("CUTOUT_MODEL_STD", STD, None, "the three standard deviations that go with numeric means",
+           shown="1,1,1"),
+    _model("CUTOUT_MODEL_ASPECT", _choice(*ASPECTS), None,
+           "stretch squeezes every photo to the model size, as the model was trained; keep (a model with "
+           "a dynamic input only) runs the network at the photo's aspect ratio (4:3: 1024x768, 0.78x the "
+           "time) but loses the object on some photos. Fine edges always stretch", shown="stretch"),
+    _model("CUTOUT_QUALITY", _choice(*QUALITIES), "default",
+           "background-removal quality: best averages the maps of several inputs (more inference)"),
+    _model("CUTOUT_ORT_THREADS", INTEGER, None, "onnxruntime intra-op threads", shown="all cores", low=1),
+    _model("CUTOUT_ORT_PROVIDERS", NAMES, (),
+           "onnxruntime execution providers, e.g. CUDAExecutionProvider,CPUExecutionProvider with "
+           "onnxruntime-gpu", shown="CPU"),
+    _model("CUTOUT_ORT_SPIN", BOOLEAN, None,
+           "1 lets idle onnxruntime threads spin between operators: about 3 % faster inference when "
+           "nothing else needs the cores, slower renders beside it", shown="0 (remove-bg: 1)"),
+    _fetch("CUTOUT_FETCH_ALLOW", NAMES, (),
+           "hosts or glob patterns (*.example.org) images may be fetched from, separated by ','; * allows "
+           "any host; unset: fetching is off", shown="unset (off)"),
+    _fetch("CUTOUT_FETCH_ALLOW_PRIVATE", BOOLEAN, False,
+           "1 lets fetches and webhooks reach loopback, private, link-local, multicast and reserved "
+           "addresses (tests, closed networks); 0 refuses them after resolving the name once"),
+    _fetch("CUTOUT_FETCH_ALLOW_NETWORKS", NETWORKS, (),
+           "networks fetches and webhooks may reach although they are not public (an internal image "
+           "store at 10.1.0.0/16), separated by ','; narrower than CUTOUT_FETCH_ALLOW_PRIVATE", shown="none"),
+    _fetch("CUTOUT_FETCH_MAX_BYTES", BYTES, 50 << 20,
+           "largest fetched image in bytes (suffixes K, M, G), enforced while it downloads", shown="50M",
+           low=1),
+    _fetch("CUTOUT_FETCH_CONNECT_TIMEOUT", NUMBER, 5.0, "seconds to connect to a server fetched from",
+           low=0.1, high=600.0),
+    _fetch("CUTOUT_FETCH_TIMEOUT", NUMBER, 30.0,
+           "seconds for a whole fetch, redirects and body included (a server that trickles is cut)",
+           low=0.1, high=3600.0),
+    _fetch("CUTOUT_WEBHOOK_ALLOW", NAMES, ("*",),
+           "hosts or glob patterns webhooks may be sent to, separated by ','", shown="*"),
+    _fetch("CUTOUT_WEBHOOK_TRIES", INTEGER, 8, "attempts of a webhook delivery before it is given up",
+           low=1, high=100),
+)  # fmt: skip
+
+BY_NAME: dict[str, Variable] = {v.name: v for v in VARIABLES}
+
+
+def parse(variable: Variable, raw: object) -> Any:
+    """The value of ``variable`` given ``raw``: text as found in the environment (None or empty:
+    unset, the default), or an already typed value (a command-line option), which is only range-checked."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return variable.default
+    value = raw
+    if isinstance(raw, str):
+        try:
+            value = variable.kind.parse(raw)
+        except ValueError:
+            raise VariableError(f"{variable.name}: expected {variable.kind.expected}, got {raw!r}") from None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        _check_range(variable, value)
+    return value
+
+
+def _check_range(variable: Variable, value: float) -> None:
+    low, high = variable.low, variable.high
+    bounds = f"at least {low}" if high is None else f"between {low} and {high}"
+    # nan passes every comparison, and an expiry of now + nan is stored as NULL (never expires), as good
+    # as one of now + inf: a failure remembered for ever, a dead worker's claim that never lapses.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise VariableError(f"{variable.name}: expected a finite number, {bounds}, got {value}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise VariableError(f"{variable.name}: expected {bounds}, got {value}")
+
+
+def read(
+    group: Group, environ: Mapping[str, str] | None = None, overrides: Mapping[str, object] | None = None
+) -> dict[str, Any]:
+    """``group``'s values by variable name, from ``environ`` (default: this process's environment) with
+    ``overrides`` (by variable name; None = not given) on top. The one place a ``CUTOUT_*`` variable
+    is read; raises VariableError naming the first bad one."""
+    source = os.environ if environ is None else environ
+    values = {}
+    for variable in VARIABLES:
+        if variable.group != group:
+            continue
+        raw: object = source.get(variable.name)
+        if overrides and overrides.get(variable.name) is not None:
+            raw = overrides[variable.name]
+        values[variable.name] = parse(variable, raw)
+    return values
