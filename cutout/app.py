@@ -16,7 +16,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from cache import DerivativeCache
-from cutout import metrics
+from cutout import api, metrics
 from cutout.fasthits import FastHits
 from cutout.responses import CORS, Delivered, answer
 from cutout.service import Service
@@ -25,7 +25,6 @@ from grammar.errors import OriginError
 from transform.seam import Segmenter
 
 log = logging.getLogger("cutout.app")
-
 
 
 class AnythingConvertor(Convertor[str]):
@@ -172,7 +171,8 @@ def create_app(
         cache = DerivativeCache(cache_dir, size_limit=settings.cache_size)
         app.state.service = Service.open(settings, cache, segmenter=model)
         try:
-            yield
+            async with api.running(settings, app.state.service) as app.state.api:
+                yield
         finally:
             app.state.service.close()
             cache.close()
@@ -181,7 +181,7 @@ def create_app(
 
                 multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
-    routes = [*OWN_ROUTES, Route("/{path:cutout_anything}", deliver, methods=["GET", "HEAD"])]
+    routes = [*OWN_ROUTES, *api.ROUTES, Route("/{path:cutout_anything}", deliver, methods=["GET", "HEAD"])]
     handlers = {OriginError: on_origin_error, HTTPException: on_http_error}
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     return FastHits(app, skip=frozenset(route.path for route in OWN_ROUTES))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import anyio
 import anyio.to_thread
+import pyvips
 
 import transform
 from cache import Coordinator, Entry, OriginalsStore
@@ -22,11 +23,23 @@ from cutout.resolve import LAYER_MISSING, Prepared
 from cutout.settings import Settings
 from cutout.store import Store, failure_error
 from grammar.errors import NotAvailable, OriginError, Overloaded, StillGenerating
+from transform.seam import Mask, MaskSource
 
 log = logging.getLogger("cutout.schedule")
 
 #: How often a waiting request (or ``cutout eager``) looks whether a queued generation is done.
 POLL_SECONDS = 0.05
+
+
+def noting(masks: MaskSource, confidences: list[float]) -> MaskSource:
+    """``masks`` that also append each mask's confidence to ``confidences``."""
+
+    def source(image: pyvips.Image, *, key: str, fine_edges: bool) -> Mask:
+        mask = masks(image, key=key, fine_edges=fine_edges)
+        confidences.append(mask.confidence)
+        return mask
+
+    return source
 
 
 class Scheduler:
@@ -58,13 +71,17 @@ class Scheduler:
         started = time.perf_counter()
         cached, files = self.models.masks, prepared.files
         masks = None if cached is None else cached.storing_while(lambda: self.originals.current(files))
+        confidences: list[float] = []
         rendered = transform.render(
             prepared.plan, prepared.source.path, source_key=prepared.source_key, choice=prepared.choice,
-            load_layer=self._layer, masks=masks, limits=self.limits,
+            load_layer=self._layer, masks=None if masks is None else noting(masks, confidences),
+            limits=self.limits,
         )
         metrics.render_seconds.observe(time.perf_counter() - started)
+        # The model's confidence travels with the cut-out: the HTTP API reports it with every result.
+        extra = {"confidence": min(confidences)} if confidences else {}
         return Entry.of(rendered.data, format=rendered.format, width=rendered.width, height=rendered.height,
-                        has_alpha=rendered.has_alpha)
+                        has_alpha=rendered.has_alpha, **extra)
 
     def _layer(self, public_id: str) -> tuple[Path, str]:
         found = self.originals.locate(public_id, what=LAYER_MISSING)

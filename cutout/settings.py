@@ -62,6 +62,13 @@ class Settings:
     memory_cache: int = _setting("CUTOUT_MEMORY_CACHE")
     background_removal: bool = _setting("CUTOUT_BACKGROUND_REMOVAL")
     retry_after: int = _setting("CUTOUT_RETRY_AFTER")
+    api_keys: tuple[str, ...] = _setting("CUTOUT_API_KEYS")
+    api_open: bool = _setting("CUTOUT_API_OPEN")
+    api_wait_seconds: float = _setting("CUTOUT_API_WAIT_SECONDS")
+    api_rate: float = _setting("CUTOUT_API_RATE")
+    task_ttl: float = _setting("CUTOUT_TASK_TTL")
+    api_webhook_secret: str | None = _setting("CUTOUT_API_WEBHOOK_SECRET")
+    max_upload_bytes: int = _setting("CUTOUT_MAX_UPLOAD_BYTES")
     named: Mapping[str, str] = field(default_factory=dict, metadata={"help": "loaded named transformations"})
 
     def require_paths(self) -> tuple[Path, Path]:

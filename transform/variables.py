@@ -227,6 +227,25 @@ VARIABLES: tuple[Variable, ...] = (
     _server("CUTOUT_BACKGROUND_REMOVAL", BOOLEAN, True,
             "load the model at start-up (missing: no start); 0 serves without it "
             "(e_background_removal answers 501)"),
+    _server("CUTOUT_API_KEYS", NAMES, (),
+            "keys of the HTTP API (/v1/...), separated by ','; a request sends one as Authorization: "
+            "Bearer <key> or X-Api-Key; unset (and CUTOUT_API_OPEN=0): the API is off (404)", shown="unset"),
+    _server("CUTOUT_API_OPEN", BOOLEAN, False,
+            "1 serves the HTTP API without keys (local use); with CUTOUT_API_KEYS set, keys are still "
+            "checked"),
+    _server("CUTOUT_API_WAIT_SECONDS", NUMBER, 60.0,
+            "how long a synchronous API request waits for its result before it answers 202 with a task",
+            low=0.0, high=600.0),
+    _server("CUTOUT_API_RATE", NUMBER, 0.0,
+            "API requests per second per key (a token bucket holding 10 seconds' worth); 0: no limit",
+            shown="0 (no limit)", low=0.0),
+    _server("CUTOUT_TASK_TTL", NUMBER, 86400.0, "seconds an API task and its result are kept", low=1.0),
+    _server("CUTOUT_API_WEBHOOK_SECRET", TEXT, None,
+            "Standard Webhooks secret (whsec_<base64>) that signs the API's webhook_url notifications; "
+            "unset: webhook_url is refused"),
+    _server("CUTOUT_MAX_UPLOAD_BYTES", BYTES, 25 << 20,
+            "largest API request body in bytes (suffixes K, M, G), enforced while it streams", shown="25M",
+            low=1024),
     Variable("CUTOUT_HOME", "home", PATH, Path("~/.cache/cutout"),
              "where `cutout fetch-model` stores the model; the first session also saves onnxruntime's "
              "optimised graph there (models/optimized/, ~170 MB per model, onnxruntime version and CPU; "

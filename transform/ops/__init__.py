@@ -1,6 +1,17 @@
 """The op registry and its families. Importing this package registers every op, in this order."""
 
-from transform.ops import effects, flags, layers, named, output, resize, style, tone, trim  # noqa: F401  (registration)
+from transform.ops import (  # noqa: F401  (registration)
+    effects,
+    flags,
+    layers,
+    matte,
+    named,
+    output,
+    resize,
+    style,
+    tone,
+    trim,
+)
 from transform.ops.registry import (
     ACTION_ORDER,
     BUILDERS,

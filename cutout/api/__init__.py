@@ -1,0 +1,43 @@
+"""The HTTP API (issue 12): ``/v1/...`` over the same core as the delivery URLs. ``routes`` is the face,
+``intake`` reads requests, ``options`` compiles them onto engine operations, ``remover`` talks to the
+core, ``tasks`` and ``runner`` keep what is not ready at once, ``auth`` checks keys and rates."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+
+from cutout.api.auth import Gate, enabled
+from cutout.api.remover import Remover
+from cutout.api.routes import ROUTES, Api
+from cutout.api.runner import Runner
+from cutout.api.tasks import Tasks
+from cutout.fetch import FetchPolicy
+from cutout.service import Service
+from cutout.settings import Settings
+from cutout.webhooks import StandardSigner, webhook_policy
+
+__all__ = ["ROUTES", "Api", "running"]
+
+
+@asynccontextmanager
+async def running(settings: Settings, service: Service) -> AsyncIterator[Api | None]:
+    """The API while the app runs (None when it is off): its tasks' drivers live in this task group."""
+    if not enabled(settings):
+        yield None
+        return
+    _, cache_dir = settings.require_paths()
+    tasks = Tasks(cache_dir / "api-tasks", settings.task_ttl)
+    secret = settings.api_webhook_secret
+    signer = StandardSigner(secret) if secret else None
+    runner = Runner(Remover(service, FetchPolicy.from_environ()), tasks, signer, webhook_policy())
+    try:
+        async with anyio.create_task_group() as group:
+            runner.group = group
+            group.start_soon(runner.sweep_forever)
+            yield Api(settings, Gate(settings), runner.remover, tasks, runner)
+            group.cancel_scope.cancel()
+    finally:
+        tasks.close()

@@ -1,0 +1,74 @@
+"""Who may call the API, and how often: keys from ``CUTOUT_API_KEYS`` (compared in constant time) and a
+token bucket per key (``CUTOUT_API_RATE`` requests a second, bursts of ten seconds' worth)."""
+
+from __future__ import annotations
+
+import hmac
+import math
+import threading
+import time
+
+from starlette.requests import Request
+
+from cutout.api.errors import ApiError
+from cutout.memory import BoundedDict
+from cutout.settings import Settings
+
+#: A bucket holds this many seconds of the rate, so a client may burst after a quiet spell.
+BURST_SECONDS = 10.0
+
+
+def enabled(settings: Settings) -> bool:
+    return bool(settings.api_keys) or settings.api_open
+
+
+def presented(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-api-key") or None
+
+
+class Gate:
+    def __init__(self, settings: Settings) -> None:
+        self.keys = tuple(key.encode() for key in settings.api_keys)
+        self.rate = settings.api_rate
+        self._buckets: BoundedDict[str, tuple[float, float]] = BoundedDict(10_000)  # key -> (tokens, when)
+        self._lock = threading.Lock()
+
+    def check(self, request: Request) -> str:
+        """The caller's key ('' when the API is open without keys), or 401 / 429."""
+        key = presented(request)
+        if self.keys:
+            given = (key or "").encode()
+            # Every key compared, each in constant time: neither the time nor the position leaks a match.
+            matched = [hmac.compare_digest(given, known) for known in self.keys]
+            if key is None or not any(matched):
+                raise ApiError(
+                    "auth_failed",
+                    "Send a valid API key as Authorization: Bearer <key> or X-Api-Key",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        else:
+            key = ""
+        self._take(key)
+        return key
+
+    def _take(self, key: str) -> None:
+        if self.rate <= 0:
+            return
+        capacity = max(1.0, self.rate * BURST_SECONDS)
+        now = time.monotonic()
+        with self._lock:
+            tokens, when = self._buckets.get(key) or (capacity, now)
+            tokens = min(capacity, tokens + (now - when) * self.rate)
+            if tokens < 1:
+                self._buckets[key] = (tokens, now)
+                wait = math.ceil((1 - tokens) / self.rate)
+                raise ApiError(
+                    "rate_limited",
+                    f"At most {self.rate:g} requests a second; retry in {wait} s",
+                    headers={"Retry-After": str(wait)},
+                )
+            self._buckets[key] = (tokens - 1, now)

@@ -1,0 +1,78 @@
+"""The API's one error shape: ``{"errors": [{"code", "title", "detail", "parameter"}]}`` with stable codes.
+
+Every failure a client can cause becomes an ``ApiError`` with one of ``CODES``; the engine's and the
+fetcher's ``OriginError``s are translated here, in one place, so the delivery URLs keep their plain-text
+errors while the API answers JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from cutout.fetch import FetchError
+from grammar.errors import OriginError
+
+#: code -> (HTTP status, title). The OpenAPI document lists these; a test checks it lists them all.
+CODES: dict[str, tuple[int, str]] = {
+    "missing_source": (400, "No image given"),
+    "multiple_sources": (400, "More than one image given"),
+    "invalid_parameter": (400, "Invalid parameter"),
+    "invalid_body": (400, "Malformed request body"),
+    "failed_image_download": (400, "The image could not be downloaded"),
+    "auth_failed": (401, "Missing or invalid API key"),
+    "forbidden_url": (403, "This URL may not be fetched"),
+    "not_found": (404, "Not found"),
+    "file_too_large": (413, "File too large"),
+    "resolution_too_high": (413, "Resolution too high"),
+    "invalid_file_type": (415, "Unsupported file type"),
+    "failed_to_read_image": (422, "The image cannot be read"),
+    "rate_limited": (429, "Too many requests"),
+    "internal_error": (500, "Internal error"),
+    "model_unavailable": (501, "Background removal is not available"),
+    "queue_full": (503, "Queue full"),
+    "download_timeout": (504, "The image download timed out"),
+}
+
+
+class ApiError(Exception):
+    def __init__(
+        self, code: str, detail: str, *, parameter: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.status, self.title = CODES[code]
+        self.detail = detail
+        self.parameter = parameter
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        error = {"code": self.code, "title": self.title, "detail": self.detail, "parameter": self.parameter}
+        return {"errors": [error]}
+
+    def response(self) -> JSONResponse:
+        headers = {"Cache-Control": "no-store", **self.headers}
+        return JSONResponse(self.body(), self.status, headers=headers)
+
+
+def invalid(parameter: str, detail: str) -> ApiError:
+    return ApiError("invalid_parameter", detail, parameter=parameter)
+
+
+_BY_STATUS = {
+    400: "invalid_parameter", 401: "auth_failed", 404: "not_found", 413: "resolution_too_high",
+    415: "invalid_file_type", 422: "failed_to_read_image", 501: "model_unavailable", 503: "queue_full",
+}  # fmt: skip
+
+
+def from_origin(exc: OriginError, *, parameter: str | None = None) -> ApiError:
+    """The engine's or the fetcher's error in the API's shape (its public message as the detail)."""
+    if isinstance(exc, FetchError):
+        return ApiError(exc.code, exc.public, parameter=parameter or "image_url", headers=dict(exc.headers))
+    code = _BY_STATUS.get(exc.status, "internal_error")
+    return ApiError(
+        code,
+        exc.public,
+        parameter=parameter if code == "invalid_parameter" else None,
+        headers=dict(exc.headers),
+    )

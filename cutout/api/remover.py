@@ -1,0 +1,192 @@
+"""The API's face over the core: an image becomes an original (stored once, by content), its options a
+delivery path, and the result is claimed, queued, generated and cached exactly as a delivery URL's is.
+
+Masks are cached per content (the original's version is its sha256), so the same image sent twice, by
+URL and then by bytes, or named by ``public_id`` and requested by a delivery URL, runs the model once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import pyvips
+
+from cache import Entry
+from cutout.api.errors import ApiError, from_origin
+from cutout.api.intake import Intake
+from cutout.api.options import Options, companion, parse_options, transformation
+from cutout.fetch import FetchPolicy, fetch
+from cutout.schedule import POLL_SECONDS
+from cutout.service import Prepared, Service
+from grammar import parse_path
+from grammar.errors import NotFound, OriginError
+from transform.decode import sniff
+
+#: The originals folder where the API keeps what it is sent, named by sha256 (so stored once).
+UPLOADS = "api-uploads"
+
+
+@dataclass(frozen=True)
+class Job:
+    """What to make: the result and, for the foreground box, the mask of the same geometry."""
+
+    public_id: str
+    options: Options
+    transformation: str
+    companion: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "public_id": self.public_id,
+            "transformation": self.transformation,
+            "companion": self.companion,
+            "output": self.options.output,
+            "encoding": self.options.encoding,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Job:
+        options = Options(output=data["output"], encoding=data["encoding"])
+        return cls(data["public_id"], options, data["transformation"], data["companion"])
+
+
+@dataclass(frozen=True)
+class Result:
+    entry: Entry
+    meta: dict[str, Any]  # width, height, format, bytes, confidence, foreground, box
+
+
+class Remover:
+    def __init__(self, service: Service, policy: FetchPolicy) -> None:
+        self.service = service
+        self.policy = policy
+
+    # -- the image, stored once ----------------------------------------------------------------------
+    async def original(self, intake: Intake) -> str:
+        """The public id of the request's image, stored first when it came with the request."""
+        if intake.source == "public_id":
+            public_id = intake.fields["public_id"]
+            await self._located(public_id)
+            return public_id
+        data = intake.data
+        if intake.source == "image_url":
+            try:
+                data = (await fetch(intake.fields["image_url"], self.policy)).content
+            except OriginError as exc:
+                raise from_origin(exc, parameter="image_url") from None
+        assert data is not None
+        return await anyio.to_thread.run_sync(self._store, data, intake.source)
+
+    async def _located(self, public_id: str) -> None:
+        try:
+            await anyio.to_thread.run_sync(self.service.originals.locate, public_id)
+        except NotFound:
+            raise ApiError("not_found", f"No original {public_id!r}", parameter="public_id") from None
+
+    def _store(self, data: bytes, source: str) -> str:
+        fmt = sniff(data[:16])
+        if fmt is None:
+            where = "the body" if source == "body" else source
+            raise ApiError(
+                "invalid_file_type",
+                f"{where} is not a JPEG, PNG, GIF, WebP, AVIF, HEIC or TIFF image",
+                parameter=None if source == "body" else source,
+            )
+        public_id = f"{UPLOADS}/{hashlib.sha256(data).hexdigest()}"
+        originals = self.service.originals
+        try:
+            originals.locate(public_id)
+            return public_id  # already here: rewriting it would make renders in flight discard their results
+        except NotFound:
+            originals.write(public_id, fmt, data)
+        return public_id
+
+    # -- the job ----------------------------------------------------------------------------------------
+    async def job(self, public_id: str, fields: dict[str, str]) -> Job:
+        options = parse_options(fields)
+        width, height = await anyio.to_thread.run_sync(self._size, public_id)
+        return Job(
+            public_id, options, transformation(options, width, height), companion(options, width, height)
+        )
+
+    def _size(self, public_id: str) -> tuple[int, int]:
+        path = self.service.originals.locate(public_id).path
+        try:
+            header = pyvips.Image.new_from_file(str(path))
+        except pyvips.Error:
+            raise ApiError("failed_to_read_image", "The image cannot be decoded") from None
+        width, height = int(header.width), int(header.height)
+        if width * height > self.service.settings.max_pixels:
+            raise ApiError(
+                "resolution_too_high",
+                f"The image has {width}x{height} pixels; the limit is "
+                f"{self.service.settings.max_pixels} pixels",
+            )
+        return width, height
+
+    def _prepare(self, public_id: str, transformation: str) -> Prepared:
+        path = parse_path(f"/image/upload/{transformation}/{public_id}")
+        # The API checked its caller's key: strict mode's URL checks are for unauthenticated URLs.
+        return self.service.resolver.prepare(path, accept=None, signed_ok=True)
+
+    # -- making it -----------------------------------------------------------------------------------------
+    async def make(self, job: Job, wait: float) -> Result | None:
+        """The result, or None when it is not ready within ``wait`` seconds (it goes on being made)."""
+        deadline = time.monotonic() + wait
+        try:
+            main = await anyio.to_thread.run_sync(self._prepare, job.public_id, job.transformation)
+            entry = await self._wait(main, deadline)
+            if entry is None:
+                return None
+            mask_entry = entry
+            if job.companion != job.transformation:
+                mask = await anyio.to_thread.run_sync(self._prepare, job.public_id, job.companion)
+                found = await self._wait(mask, deadline)
+                if found is None:
+                    return None
+                mask_entry = found
+        except OriginError as exc:
+            raise from_origin(exc) from None
+        meta = await anyio.to_thread.run_sync(describe, entry, mask_entry)
+        return Result(entry, meta)
+
+    async def _wait(self, prepared: Prepared, deadline: float) -> Entry | None:
+        scheduler = self.service.scheduler
+        if self.service.models.masks is None:
+            raise ApiError("model_unavailable", "Background removal is not available: no segmentation model")
+        while True:
+            entry = await anyio.to_thread.run_sync(scheduler.poll, prepared)
+            if entry is not None:
+                return entry
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            await anyio.sleep(min(POLL_SECONDS, remaining))
+
+
+def describe(entry: Entry, mask: Entry) -> dict[str, Any]:
+    """The result's description. The box is where the mask is at least half opaque, in the result's
+    pixels (the mask went through the same trim, margin and scaling)."""
+    width, height = int(entry.meta["width"]), int(entry.meta["height"])
+    alpha = pyvips.Image.new_from_buffer(mask.data, "")
+    left, top, box_w, box_h = alpha.extract_band(0).find_trim(threshold=127, background=[0])
+    confidence = entry.meta.get("confidence", mask.meta.get("confidence"))
+    return {
+        "width": width,
+        "height": height,
+        "format": entry.meta["format"],
+        "bytes": len(entry.data),
+        "confidence": None if confidence is None else round(float(confidence), 4),
+        "foreground": {"left": left, "top": top, "width": box_w, "height": box_h},
+        "box": {
+            "left": round(left / width, 4),
+            "top": round(top / height, 4),
+            "width": round(box_w / width, 4),
+            "height": round(box_h / height, 4),
+        },
+    }

@@ -1,0 +1,178 @@
+"""The HTTP API's routes: ``POST /v1/remove-background`` and the tasks. Each handler is parse -> core ->
+respond; every failure leaves as the one JSON error shape (``errors.ApiError``)."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from cutout.api import auth, intake
+from cutout.api.errors import ApiError, from_origin, invalid
+from cutout.api.options import flag
+from cutout.api.remover import Job, Remover, Result
+from cutout.api.runner import Runner, public_view
+from cutout.api.tasks import FINAL, SUCCESS, Tasks
+from cutout.fetch import check_url, parse_url
+from cutout.settings import Settings
+from grammar.errors import OriginError
+from grammar.image_formats import MIME
+
+log = logging.getLogger("cutout.api")
+
+#: How soon a client should poll a task again.
+POLL_AFTER_MS = 500
+
+
+@dataclass
+class Api:
+    settings: Settings
+    gate: auth.Gate
+    remover: Remover
+    tasks: Tasks
+    runner: Runner
+
+
+Handler = Callable[[Request, Api], Awaitable[Response]]
+
+
+def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """404 while the API is off; the caller's key checked; any error in the API's JSON shape."""
+
+    async def run(request: Request) -> Response:
+        api: Api | None = getattr(request.app.state, "api", None)
+        if api is None:
+            raise HTTPException(404)
+        try:
+            api.gate.check(request)
+            return await handler(request, api)
+        except ApiError as exc:
+            return exc.response()
+        except OriginError as exc:
+            return from_origin(exc).response()
+        except Exception:
+            log.exception("unexpected error in %s %s", request.method, request.url.path)
+            return ApiError("internal_error", "Internal error").response()
+
+    return run
+
+
+async def remove_background(request: Request, api: Api) -> Response:
+    received = await intake.read(request, api.settings.max_upload_bytes)
+    fields = received.fields
+    run_async = flag("async", fields.get("async", "false")) or _prefers_async(request)
+    webhook_url = fields.get("webhook_url")
+    if webhook_url is not None:
+        _check_webhook(api, webhook_url)
+    public_id = await api.remover.original(received)
+    job = await api.remover.job(public_id, fields)
+    if not run_async:
+        result = await api.remover.make(job, wait=api.settings.api_wait_seconds)
+        if result is not None:
+            if webhook_url is not None:  # told too, as promised, although the answer carries the result
+                await _queued(api, job, webhook_url)
+            return result_response(result, job)
+    return await _queued(api, job, webhook_url)
+
+
+def _prefers_async(request: Request) -> bool:
+    prefer = request.headers.get("prefer", "")
+    return any(part.strip().lower() == "respond-async" for part in prefer.replace(";", ",").split(","))
+
+
+def _check_webhook(api: Api, url: str) -> None:
+    if api.runner.signer is None:
+        raise invalid("webhook_url", "webhook_url needs CUTOUT_API_WEBHOOK_SECRET set on the server")
+    try:
+        check_url(parse_url(url), api.runner.hook_policy)
+    except OriginError as exc:
+        raise invalid("webhook_url", f"webhook_url: {exc.public}") from None
+
+
+async def _queued(api: Api, job: Job, webhook_url: str | None) -> Response:
+    task = await anyio.to_thread.run_sync(api.tasks.create, job.as_json(), webhook_url)
+    api.runner.start(task)
+    location = f"/v1/tasks/{task['task_id']}"
+    body = {"task_id": task["task_id"], "status": task["status"], "poll_after_ms": POLL_AFTER_MS}
+    return JSONResponse(body, 202, headers={"Location": location, "Cache-Control": "no-store"})
+
+
+def result_headers(meta: dict[str, Any]) -> dict[str, str]:
+    box = meta["foreground"]
+    headers = {
+        "X-Width": str(meta["width"]), "X-Height": str(meta["height"]),
+        "X-Foreground-Left": str(box["left"]), "X-Foreground-Top": str(box["top"]),
+        "X-Foreground-Width": str(box["width"]), "X-Foreground-Height": str(box["height"]),
+        "Cache-Control": "no-store",
+    }  # fmt: skip
+    if meta["confidence"] is not None:
+        headers["X-Confidence"] = str(meta["confidence"])
+    return headers
+
+
+def encoded(data: bytes, meta: dict[str, Any], encoding: str) -> str:
+    text = base64.b64encode(data).decode("ascii")
+    return f"data:{MIME[meta['format']]};base64,{text}" if encoding == "data_uri" else text
+
+
+def result_response(result: Result, job: Job) -> Response:
+    return _answer(result.entry.data, result.meta, job.options.output, job.options.encoding)
+
+
+def _answer(data: bytes, meta: dict[str, Any], output: str, encoding: str) -> Response:
+    if output == "json":
+        body = {**meta, "encoding": encoding, "image": encoded(data, meta, encoding)}
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+    return Response(data, media_type=MIME[meta["format"]], headers=result_headers(meta))
+
+
+async def _task(request: Request, api: Api) -> dict[str, Any]:
+    task = await anyio.to_thread.run_sync(api.tasks.get, request.path_params["task_id"])
+    if task is None:
+        raise ApiError("not_found", "No such task (unknown, deleted or expired)", parameter="task_id")
+    return task
+
+
+async def get_task(request: Request, api: Api) -> Response:
+    task = await _task(request, api)
+    view = public_view(task)
+    if task["status"] not in FINAL:
+        view["poll_after_ms"] = POLL_AFTER_MS
+    return JSONResponse(view, headers={"Cache-Control": "no-store"})
+
+
+async def get_result(request: Request, api: Api) -> Response:
+    task = await _task(request, api)
+    if task["status"] not in FINAL:
+        view = {**public_view(task), "poll_after_ms": POLL_AFTER_MS}
+        return JSONResponse(view, 202, headers={"Retry-After": "1", "Cache-Control": "no-store"})
+    if task["status"] != SUCCESS:
+        error = task["error"]
+        raise ApiError(error["code"], error["message"])
+    data = await anyio.to_thread.run_sync(api.tasks.data, task["task_id"])
+    if data is None:  # expired between the two reads
+        raise ApiError("not_found", "No such task (unknown, deleted or expired)", parameter="task_id")
+    job = task["job"]
+    return _answer(data, task["result"], job["output"], job["encoding"])
+
+
+async def delete_task(request: Request, api: Api) -> Response:
+    if not await anyio.to_thread.run_sync(api.tasks.delete, request.path_params["task_id"]):
+        raise ApiError("not_found", "No such task (unknown, deleted or expired)", parameter="task_id")
+    return Response(status_code=204)
+
+
+ROUTES = (
+    Route("/v1/remove-background", endpoint(remove_background), methods=["POST"]),
+    Route("/v1/tasks/{task_id}", endpoint(get_task), methods=["GET"]),
+    Route("/v1/tasks/{task_id}/result", endpoint(get_result), methods=["GET"]),
+    Route("/v1/tasks/{task_id}", endpoint(delete_task), methods=["DELETE"]),
+)

@@ -1,0 +1,97 @@
+"""Drives tasks to their end: asks the core for the result until it is there or has failed, keeps it
+with the task, and tells the task's ``webhook_url`` (Standard Webhooks, retried with back-off)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from functools import partial
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from cutout.api.errors import ApiError
+from cutout.api.remover import Job, Remover
+from cutout.api.tasks import RUNNING, Tasks
+from cutout.fetch import FetchPolicy
+from cutout.webhooks import Delivery, Signer, deliver
+
+log = logging.getLogger("cutout.api")
+
+#: A driver's claim on its task; renewed each round, so a dead driver's task is swept up this soon.
+LEASE_SECONDS = 30.0
+
+
+class Runner:
+    def __init__(
+        self, remover: Remover, tasks: Tasks, signer: Signer | None, hook_policy: FetchPolicy
+    ) -> None:
+        self.remover = remover
+        self.tasks = tasks
+        self.signer = signer
+        self.hook_policy = hook_policy
+        self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.group: TaskGroup | None = None
+
+    def start(self, task: dict[str, Any]) -> None:
+        assert self.group is not None, "the runner is started by the app's lifespan"
+        self.group.start_soon(self.drive, task)
+
+    async def sweep_forever(self) -> None:
+        """Pick up tasks nobody drives (after a restart, or a worker that died), now and every lease."""
+        while True:
+            for task in await anyio.to_thread.run_sync(self.tasks.unfinished):
+                self.start(task)
+            await anyio.sleep(LEASE_SECONDS)
+
+    async def drive(self, task: dict[str, Any]) -> None:
+        task_id = task["task_id"]
+        if not await anyio.to_thread.run_sync(self.tasks.claim, task_id, self.owner, LEASE_SECONDS):
+            return  # somebody else drives it
+        try:
+            task = await self._run(task)
+        finally:
+            await anyio.to_thread.run_sync(self.tasks.release, task_id)
+        if task["webhook_url"] and self.signer is not None:
+            await self._notify(task)
+
+    async def _run(self, task: dict[str, Any]) -> dict[str, Any]:
+        task = {**task, "status": RUNNING}
+        await anyio.to_thread.run_sync(self.tasks.put, task)
+        job = Job.from_json(task["job"])
+        while True:
+            try:
+                result = await self.remover.make(job, wait=LEASE_SECONDS / 3)
+            except ApiError as exc:
+                return await self._finish(task, error={"code": exc.code, "message": exc.detail})
+            except Exception:
+                # Never a task without an end: a bug here is an internal_error, logged with its traceback.
+                log.exception("task %s failed", task["task_id"])
+                return await self._finish(task, error={"code": "internal_error", "message": "Internal error"})
+            if result is not None:
+                return await self._finish(task, result=result.meta, data=result.entry.data)
+            await anyio.to_thread.run_sync(self.tasks.renew, task["task_id"], self.owner, LEASE_SECONDS)
+
+    async def _finish(self, task: dict[str, Any], **outcome: Any) -> dict[str, Any]:
+        return await anyio.to_thread.run_sync(partial(self.tasks.finish, task, **outcome))
+
+    async def _notify(self, task: dict[str, Any]) -> None:
+        assert self.signer is not None
+        payload = {"type": f"task.{task['status']}", "data": public_view(task)}
+        delivery = Delivery.new(task["webhook_url"], payload, self.signer.scheme)
+        try:
+            await deliver(delivery, self.signer, self.hook_policy)
+        except Exception:
+            log.exception("webhook of task %s", task["task_id"])
+
+
+def public_view(task: dict[str, Any]) -> dict[str, Any]:
+    """What clients see of a task (its job is the server's business)."""
+    view = {k: task[k] for k in ("task_id", "status", "created_at", "finished_at")}
+    if task["result"] is not None:
+        view["result"] = task["result"]
+    if task["error"] is not None:
+        view["error"] = task["error"]
+    return view

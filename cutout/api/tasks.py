@@ -1,0 +1,107 @@
+"""Tasks: a request whose result is not ready at once (``async=true``, or the sync wait ran out).
+
+A task is a small JSON record in its own diskcache folder, kept ``CUTOUT_TASK_TTL`` (diskcache expires
+it; an expired id is a 404) together with its result's bytes. It names its job (original and
+transformations), not a queue entry: whoever drives it asks the core for the result, which claims and
+queues the generation like any request. So a task survives a restart, and one whose driver died (its
+claim on ``task:<id>`` lapses) is picked up again by the next sweep: it never ends without a result or
+an error."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import diskcache
+
+PENDING, RUNNING, SUCCESS, ERROR = "pending", "running", "success", "error"
+FINAL = (SUCCESS, ERROR)
+
+
+def new_id() -> str:
+    return "tsk_" + uuid.uuid4().hex
+
+
+class Tasks:
+    def __init__(self, folder: Path, ttl: float) -> None:
+        self.cache = diskcache.Cache(str(folder))
+        self.ttl = ttl
+
+    def close(self) -> None:
+        self.cache.close()
+
+    def create(self, job: dict[str, Any], webhook_url: str | None) -> dict[str, Any]:
+        task = {
+            "task_id": new_id(),
+            "status": PENDING,
+            "created_at": time.time(),
+            "finished_at": None,
+            "job": job,
+            "webhook_url": webhook_url,
+            "result": None,
+            "error": None,
+        }
+        self.put(task)
+        return task
+
+    def put(self, task: dict[str, Any]) -> None:
+        # Expiry counts from creation: a task and its result live CUTOUT_TASK_TTL in all.
+        remaining = max(1.0, task["created_at"] + self.ttl - time.time())
+        self.cache.set(task["task_id"], task, expire=remaining)
+
+    def get(self, task_id: str) -> dict[str, Any] | None:
+        task: dict[str, Any] | None = self.cache.get(task_id)
+        return task
+
+    def finish(
+        self,
+        task: dict[str, Any],
+        *,
+        result: dict[str, Any] | None = None,
+        data: bytes | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        task = {
+            **task,
+            "status": SUCCESS if error is None else ERROR,
+            "finished_at": time.time(),
+            "result": result,
+            "error": error,
+        }
+        if data is not None:
+            remaining = max(1.0, task["created_at"] + self.ttl - time.time())
+            self.cache.set(f"{task['task_id']}:data", data, expire=remaining)
+        self.put(task)
+        return task
+
+    def data(self, task_id: str) -> bytes | None:
+        data: bytes | None = self.cache.get(f"{task_id}:data")
+        return data
+
+    def delete(self, task_id: str) -> bool:
+        found = self.cache.delete(task_id)
+        self.cache.delete(f"{task_id}:data")
+        self.cache.delete(f"{task_id}:claim")
+        return bool(found)
+
+    def claim(self, task_id: str, owner: str, lease: float) -> bool:
+        """Become the one driver of a task (atomic ``add``, as the coordinator's claims); the lease lets
+        a dead driver's task be picked up by the next sweep."""
+        return bool(self.cache.add(f"{task_id}:claim", owner, expire=lease))
+
+    def renew(self, task_id: str, owner: str, lease: float) -> None:
+        self.cache.set(f"{task_id}:claim", owner, expire=lease)
+
+    def release(self, task_id: str) -> None:
+        self.cache.delete(f"{task_id}:claim")
+
+    def unfinished(self) -> list[dict[str, Any]]:
+        found = []
+        for key in list(self.cache.iterkeys()):
+            if isinstance(key, str) and ":" not in key.removeprefix("tsk_"):
+                task = self.get(key)
+                if task is not None and task["status"] not in FINAL:
+                    found.append(task)
+        return found

@@ -1,0 +1,64 @@
+"""Fixtures for the HTTP API tests: the real app over a copy of the sample originals (the API writes the
+images it is sent there), with the deterministic ellipse segmenter."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from cutout.app import create_app
+from cutout.settings import Settings
+from tests.app.helpers import SAMPLES, ClientFactory, EllipseSegmenter
+
+KEY = "test-key-1"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+@pytest.fixture
+def api_settings(tmp_path: Path) -> Settings:
+    originals = tmp_path / "originals"
+    shutil.copytree(SAMPLES, originals)
+    return Settings(
+        originals=originals,
+        cache_dir=tmp_path / "cache",
+        render_threads=2,
+        lease_seconds=5,
+        api_keys=(KEY,),
+        api_wait_seconds=10,
+    )
+
+
+@pytest.fixture
+def stub() -> EllipseSegmenter:
+    return EllipseSegmenter(delay=0.05)
+
+
+@pytest.fixture
+def make_api(api_settings: Settings, stub: EllipseSegmenter) -> Iterator[ClientFactory]:
+    clients: list[TestClient] = []
+
+    def make(segmenter: Any = stub, **changes: Any) -> TestClient:
+        app = create_app(replace(api_settings, **changes), segmenter=segmenter, load_model=False)
+        client = TestClient(app, raise_server_exceptions=False, headers=AUTH)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def api(make_api: ClientFactory) -> TestClient:
+    return make_api()
+
+
+def road() -> bytes:
+    return (SAMPLES / "docs" / "road.jpg").read_bytes()

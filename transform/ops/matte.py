@@ -1,0 +1,115 @@
+"""Mattes: what the HTTP API's cut-out options need beyond Cloudinary's operations, usable in URLs too.
+
+``e_alpha_mask`` turns the image into its alpha band alone, one greyscale band the size of the image
+(white = foreground): the ``channels=alpha`` of ``POST /v1/remove-background``, after
+``e_background_removal``. ``e_margin:<n>[:<n>[:<n>:<n>]]`` adds transparent space around the image
+(CSS order: top, right, bottom, left; ``%`` of the width for left/right, of the height for top/bottom),
+the ``crop_margin`` that follows ``e_trim``; a later ``b_`` fills it."""
+
+from __future__ import annotations
+
+import pyvips
+
+from grammar.errors import BadRequest
+from transform import pixels
+from transform.limits import check_output
+from transform.ops import args
+from transform.ops.effects import no_arguments
+from transform.ops.registry import Action, Ctx, EffectSpec, effect
+
+#: One side of a margin: (amount, whether it is a percentage).
+Side = tuple[int, bool]
+Margin = tuple[Side, Side, Side, Side]
+MAX_MARGIN_PX = 4096
+MAX_MARGIN_PERCENT = 100
+
+
+def _alpha_mask(arguments: None, prefix: str) -> Action:
+    def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
+        if not pixels.has_alpha(image):
+            # An opaque image's mask would be all white: almost surely a missing e_background_removal.
+            raise BadRequest(
+                "Invalid transformation: e_alpha_mask needs an image with transparency "
+                "(a transparent original, or e_background_removal before it)"
+            )
+        return image.extract_band(image.bands - 1).copy(interpretation="b-w")
+
+    return Action("e_alpha_mask", run)
+
+
+def _side(value: str, text: str) -> Side:
+    if text.endswith("p") or text.endswith("%"):  # "p" too: '%' must be escaped in a URL
+        number = args.int_in("e", text[:-1], "margin percentage", 0, MAX_MARGIN_PERCENT, shown=value)
+        return number, True
+    return args.int_in("e", text, "margin", 0, MAX_MARGIN_PX, shown=value), False
+
+
+def _parse_margin(value: str, rest: str) -> Margin:
+    parts = rest.split(":") if rest else []
+    if len(parts) not in (1, 2, 4):
+        raise BadRequest(
+            f"Invalid transformation parameter - e_{value}: e_margin takes 1, 2 or 4 values "
+            "(pixels, or percent with p: e_margin:10p)"
+        )
+    sides = [_side(value, part) for part in parts]
+    if len(sides) == 1:
+        sides *= 4
+    elif len(sides) == 2:
+        sides = [sides[0], sides[1], sides[0], sides[1]]
+    return sides[0], sides[1], sides[2], sides[3]
+
+
+def _render_side(side: Side) -> str:
+    return f"{side[0]}p" if side[1] else str(side[0])
+
+
+def _render_margin(margin: Margin) -> str:
+    top, right, bottom, left = margin
+    if top == right == bottom == left:
+        return f"margin:{_render_side(top)}"
+    if top == bottom and right == left:
+        return f"margin:{_render_side(top)}:{_render_side(right)}"
+    return "margin:" + ":".join(_render_side(s) for s in margin)
+
+
+def _pixels(side: Side, extent: int) -> int:
+    amount, percent = side
+    return round(extent * amount / 100) if percent else amount
+
+
+def _margin(margin: Margin, prefix: str) -> Action:
+    def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
+        top, right, bottom, left = (
+            _pixels(margin[0], image.height), _pixels(margin[1], image.width),
+            _pixels(margin[2], image.height), _pixels(margin[3], image.width),
+        )  # fmt: skip
+        if top == right == bottom == left == 0:
+            return image
+        width, height = image.width + left + right, image.height + top + bottom
+        check_output(width, height, ctx.limits)
+        return pixels.with_alpha(image).embed(
+            left, top, width, height, extend="background", background=[0] * 4
+        )
+
+    return Action("e_" + _render_margin(margin), run)
+
+
+effect(
+    EffectSpec(
+        "alpha_mask",
+        no_arguments("alpha_mask"),
+        lambda _: "alpha_mask",
+        _alpha_mask,
+        "the alpha band alone: one greyscale band, white where opaque (after e_background_removal: the mask)",
+    )
+)
+effect(
+    EffectSpec(
+        "margin",
+        _parse_margin,
+        _render_margin,
+        _margin,
+        "transparent space around the image: 1, 2 or 4 values (top, right, bottom, left), pixels 0-4096 "
+        "or percent 0-100 with p (e_margin:10p)",
+    )
+)
