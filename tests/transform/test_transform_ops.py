@@ -90,6 +90,10 @@ ROWS = [
     Row("e_contrast", "e_contrast:50", "photo", (320, 240), 3, "jpg"),
     Row("e_saturation", "e_saturation:-60", "cutout", (200, 160), 4, "png"),
     Row("e_saturation", "e_saturation", "photo", (320, 240), 3, "jpg"),
+    Row("e_alpha_mask", "e_alpha_mask", "cutout", (200, 160), 1, "png"),
+    Row("e_alpha_mask", "e_background_removal/e_alpha_mask/c_scale,w_160", "photo", (160, 120), 1, "jpg"),
+    Row("e_margin", "e_margin:10", "cutout", (220, 180), 4, "png"),
+    Row("e_margin", "e_margin:10p:5/b_white", "photo", (330, 288), 3, "jpg"),
 ]
 NAMED = {"badge": "c_fill,h_50,w_50/r_max"}
 

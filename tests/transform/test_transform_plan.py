@@ -51,6 +51,11 @@ CANONICAL = [
         "c_scale,l_docs:logo,w_100/fl_layer_apply,g_south_east,x_10,y_10",
     ),
     ("e_trim:10", "e_trim"),
+    ("e_margin:10:10:10:10", "e_margin:10"),
+    ("e_margin:5:10:5:10", "e_margin:5:10"),
+    ("e_margin:10p:0", "e_margin:10p:0"),
+    ("e_margin:1:2:3:4", "e_margin:1:2:3:4"),
+    ("e_alpha_mask", "e_alpha_mask"),
     ("e_trim:0", "e_trim:0"),
     ("e_trim:50:Yellow", "e_trim:50:yellow"),
     ("e_trim:10:RGB:FF0", "e_trim:10:rgb:ffff00"),
@@ -242,6 +247,22 @@ ERRORS = [
         "Invalid transformation parameter - e_negate:5: e_negate takes no arguments",
     ),
     (
+        "e_alpha_mask:5",
+        InvalidArgument,
+        "Invalid transformation parameter - e_alpha_mask:5: e_alpha_mask takes no arguments",
+    ),
+    (
+        "e_margin:1:2:3",
+        BadRequest,
+        "Invalid transformation parameter - e_margin:1:2:3: e_margin takes 1, 2 or 4 values "
+        "(pixels, or percent with p: e_margin:10p)",
+    ),
+    (
+        "e_margin:5000",
+        InvalidArgument,
+        "Invalid transformation parameter - e_margin:5000: margin must be an integer from 0 to 4096",
+    ),
+    (
         "e_trim:101",
         InvalidArgument,
         "Invalid transformation parameter - e_trim:101: trim tolerance must be an integer from 0 to 100",
@@ -357,8 +378,8 @@ ERRORS = [
         "e_oilpaint",
         InvalidArgument,
         "Invalid transformation parameter - e_oilpaint: effect must be one of "
-        "background_removal, grayscale, blur, sharpen, dropshadow, colorize, negate, sepia, "
-        "brightness, contrast, saturation, trim",
+        "background_removal, grayscale, blur, sharpen, dropshadow, alpha_mask, margin, colorize, negate, "
+        "sepia, brightness, contrast, saturation, trim",
     ),
     (
         "e_dropshadow:azimuth_400",
