@@ -23,6 +23,7 @@ CODES: dict[str, tuple[int, str]] = {
     "auth_failed": (401, "Missing or invalid API key"),
     "forbidden_url": (403, "This URL may not be fetched"),
     "not_found": (404, "Not found"),
+    "method_not_allowed": (405, "Method not allowed"),
     "file_too_large": (413, "File too large"),
     "resolution_too_high": (413, "Resolution too high"),
     "invalid_file_type": (415, "Unsupported file type"),

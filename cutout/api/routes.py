@@ -170,9 +170,26 @@ async def delete_task(request: Request, api: Api) -> Response:
     return Response(status_code=204)
 
 
-ROUTES = (
+async def no_route(request: Request, api: Api) -> Response:
+    """Anything else under /v1/ answers in the API's shape, instead of falling to the delivery URLs."""
+    path = request.url.path
+    allowed = [
+        m for route in ROUTES[:-1] if route.path_regex.match(path) for m in sorted(route.methods or ())
+    ]
+    if allowed:
+        return JSONResponse(
+            ApiError("method_not_allowed", f"{request.method} is not allowed on {path}").body(),
+            405,
+            headers={"Allow": ", ".join(dict.fromkeys(allowed))},
+        )
+    raise ApiError("not_found", f"No API route {path}")
+
+
+_ANY = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+ROUTES: tuple[Route, ...] = (
     Route("/v1/remove-background", endpoint(remove_background), methods=["POST"]),
     Route("/v1/tasks/{task_id}", endpoint(get_task), methods=["GET"]),
     Route("/v1/tasks/{task_id}/result", endpoint(get_result), methods=["GET"]),
     Route("/v1/tasks/{task_id}", endpoint(delete_task), methods=["DELETE"]),
+    Route("/v1/{rest:path}", endpoint(no_route), methods=_ANY),
 )

@@ -53,7 +53,10 @@ class Runner:
         try:
             task = await self._run(task)
         finally:
-            await anyio.to_thread.run_sync(self.tasks.release, task_id)
+            # Shielded: when the app stops mid-task, the claim must go now, or the next process to start
+            # would wait out the lease before it picks the task up.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.tasks.release, task_id)
         if task["webhook_url"] and self.signer is not None:
             await self._notify(task)
 

@@ -1,0 +1,75 @@
+"""Who may call, how often, how much: keys, the per-key rate, the body limit while it streams, a full
+queue, and the error shape of each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from starlette.testclient import TestClient
+
+from tests.api.conftest import KEY, road
+from tests.app.helpers import ClientFactory, EllipseSegmenter
+
+URL = "/v1/remove-background"
+JPEG = {"Content-Type": "image/jpeg"}
+
+
+def error_of(response: object) -> dict[str, object]:
+    body = response.json()  # type: ignore[attr-defined]
+    (error,) = body["errors"]
+    assert set(error) == {"code", "title", "detail", "parameter"}
+    return error  # type: ignore[no-any-return]
+
+
+def test_missing_or_wrong_key_is_401(api: TestClient) -> None:
+    for headers in ({"Authorization": ""}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic x"}):
+        response = api.post(URL, content=road(), headers={**JPEG, **headers})
+        assert response.status_code == 401
+        assert error_of(response)["code"] == "auth_failed"
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert api.get("/v1/tasks/tsk_x", headers={"Authorization": ""}).status_code == 401
+
+
+def test_x_api_key_works_too(api: TestClient) -> None:
+    response = api.post(URL, content=road(), headers={**JPEG, "Authorization": "", "X-Api-Key": KEY})
+    assert response.status_code == 200
+
+
+def test_rate_limit_per_key(make_api: ClientFactory) -> None:
+    client = make_api(api_rate=0.1)  # a bucket of one request
+    assert client.get("/v1/tasks/tsk_x").status_code == 404
+    limited = client.get("/v1/tasks/tsk_x")
+    assert limited.status_code == 429
+    assert error_of(limited)["code"] == "rate_limited"
+    assert int(limited.headers["retry-after"]) >= 1
+
+
+def test_a_body_over_the_limit_is_413(make_api: ClientFactory) -> None:
+    client = make_api(max_upload_bytes=10_000)
+    declared = client.post(URL, content=road(), headers=JPEG)
+    assert declared.status_code == 413 and error_of(declared)["code"] == "file_too_large"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted while it streams
+        data = road()
+        for start in range(0, len(data), 4096):
+            yield data[start : start + 4096]
+
+    streamed = client.post(URL, content=chunks(), headers=JPEG)
+    assert streamed.status_code == 413 and error_of(streamed)["code"] == "file_too_large"
+    form = client.post(URL, files={"image_file": ("road.jpg", road(), "image/jpeg")})
+    assert form.status_code == 413
+
+
+def test_a_full_queue_is_503_with_retry_after(make_api: ClientFactory) -> None:
+    client = make_api(segmenter=EllipseSegmenter(delay=1.0), queue_size=1, api_wait_seconds=0.05)
+    first = client.post(URL, json={"public_id": "docs/road"})
+    assert first.status_code == 202
+    second = client.post(URL, json={"public_id": "docs/bg_beach"})
+    assert second.status_code == 503
+    assert error_of(second)["code"] == "queue_full"
+    assert second.headers["retry-after"]
+
+
+def test_unknown_routes_under_v1(api: TestClient) -> None:
+    assert api.get("/v1/remove-background").status_code == 405
+    assert api.get("/v1/tasks/tsk_nothing").status_code == 404

@@ -1,0 +1,149 @@
+"""Tasks over HTTP: async and sync-that-waited-too-long requests, polling, results, deletion, expiry,
+restarts, and the Standard Webhooks notification when a task ends."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import pyvips
+from standardwebhooks import Webhook
+from starlette.testclient import TestClient
+
+from tests.api.conftest import road
+from tests.app.helpers import ClientFactory, EllipseSegmenter
+from tests.fetch.servers import LocalServer, send, serving
+
+URL = "/v1/remove-background"
+JPEG = {"Content-Type": "image/jpeg"}
+SECRET = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"
+
+
+def finished(client: TestClient, location: str, timeout: float = 20.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        task: dict[str, Any] = client.get(location).json()
+        if task["status"] in ("success", "error") or time.monotonic() > deadline:
+            return task
+        time.sleep(0.05)
+
+
+def test_async_answers_202_with_a_location_then_the_result(api: TestClient) -> None:
+    response = api.post(URL, content=road(), headers=JPEG, params={"async": "true"})
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["status"] in ("pending", "running") and body["poll_after_ms"] > 0
+    location = response.headers["location"]
+    assert location == f"/v1/tasks/{body['task_id']}"
+    task = finished(api, location)
+    assert task["status"] == "success"
+    assert task["result"]["width"] == 640 and task["result"]["confidence"] == 0.9
+    assert task["finished_at"] >= task["created_at"]
+    result = api.get(location + "/result")
+    assert result.status_code == 200 and result.headers["x-width"] == "640"
+    assert pyvips.Image.new_from_buffer(result.content, "").bands == 4
+
+
+def test_prefer_respond_async(api: TestClient) -> None:
+    response = api.post(URL, content=road(), headers={**JPEG, "Prefer": "respond-async"})
+    assert response.status_code == 202
+
+
+def test_a_sync_request_that_waits_too_long_becomes_a_task(make_api: ClientFactory) -> None:
+    client = make_api(segmenter=EllipseSegmenter(delay=1.0), api_wait_seconds=0.1)
+    response = client.post(URL, content=road(), headers=JPEG)
+    assert response.status_code == 202
+    location = response.headers["location"]
+    pending = client.get(location + "/result")
+    assert pending.status_code == 202 and pending.headers["retry-after"]
+    assert finished(client, location)["status"] == "success"
+
+
+def test_a_failed_task_ends_with_its_error(api: TestClient) -> None:
+    data = road()
+    truncated = data[: len(data) // 2]  # the header reads; the pixels do not
+    response = api.post(URL, content=truncated, headers=JPEG, params={"async": "1"})
+    assert response.status_code == 202
+    task = finished(api, response.headers["location"])
+    assert task["status"] == "error"
+    assert task["error"]["code"] == "failed_to_read_image" and task["error"]["message"]
+    result = api.get(response.headers["location"] + "/result")
+    assert result.status_code == 422
+    assert result.json()["errors"][0]["code"] == "failed_to_read_image"
+
+
+def test_a_sync_request_for_a_damaged_image_is_422(api: TestClient) -> None:
+    data = road()
+    response = api.post(URL, content=data[: len(data) // 2], headers=JPEG)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["code"] == "failed_to_read_image"
+
+
+def test_json_output_of_a_task(api: TestClient) -> None:
+    response = api.post(URL, content=road(), headers=JPEG, params={"async": "1", "output": "json"})
+    finished(api, response.headers["location"])
+    body = api.get(response.headers["location"] + "/result").json()
+    assert body["format"] == "png" and body["image"]
+
+
+def test_delete_and_unknown_tasks(api: TestClient) -> None:
+    response = api.post(URL, content=road(), headers=JPEG, params={"async": "1"})
+    location = response.headers["location"]
+    finished(api, location)
+    assert api.delete(location).status_code == 204
+    for answer in (api.get(location), api.get(location + "/result"), api.delete(location)):
+        assert answer.status_code == 404
+        assert answer.json()["errors"][0]["code"] == "not_found"
+
+
+def test_an_expired_task_is_404(make_api: ClientFactory) -> None:
+    client = make_api(task_ttl=1.0)
+    location = client.post(URL, content=road(), headers=JPEG, params={"async": "1"}).headers["location"]
+    assert finished(client, location)["status"] == "success"
+    time.sleep(1.2)
+    assert client.get(location).status_code == 404
+
+
+def test_a_task_survives_a_restart(make_api: ClientFactory) -> None:
+    first = make_api(segmenter=EllipseSegmenter(delay=0.5))
+    location = first.post(URL, content=road(), headers=JPEG, params={"async": "1"}).headers["location"]
+    first.__exit__(None, None, None)  # stopped while the model runs: the task is not finished
+    second = make_api()
+    assert finished(second, location)["status"] == "success"
+    assert second.get(location + "/result").status_code == 200
+
+
+@pytest.fixture
+def receiver() -> Iterator[LocalServer]:
+    with serving("127.0.0.2") as server:
+        server.routes["/hook"] = lambda handler: send(handler, 204, b"", None)
+        yield server
+
+
+def test_webhook_signed_with_standard_webhooks(
+    receiver: LocalServer, make_api: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUTOUT_FETCH_ALLOW_NETWORKS", "127.0.0.2/32")
+    client = make_api(api_webhook_secret=SECRET)
+    params = {"async": "1", "webhook_url": receiver.url("/hook")}
+    location = client.post(URL, content=road(), headers=JPEG, params=params).headers["location"]
+    finished(client, location)
+    deadline = time.monotonic() + 10
+    while not receiver.seen and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (seen,) = receiver.seen
+    payload = Webhook(SECRET).verify(seen.body, seen.headers)
+    assert payload["type"] == "task.success"
+    assert payload["data"]["task_id"] == location.rsplit("/", 1)[1]
+    assert json.loads(seen.body)["data"]["result"]["width"] == 640
+
+
+def test_webhook_url_needs_a_secret_and_an_allowed_url(api: TestClient, make_api: ClientFactory) -> None:
+    no_secret = api.post(URL, content=road(), headers=JPEG, params={"webhook_url": "https://example.org/h"})
+    assert no_secret.status_code == 400 and no_secret.json()["errors"][0]["parameter"] == "webhook_url"
+    client = make_api(api_webhook_secret=SECRET)
+    private = client.post(URL, content=road(), headers=JPEG, params={"webhook_url": "ftp://example.org/h"})
+    assert private.status_code == 400 and private.json()["errors"][0]["parameter"] == "webhook_url"
