@@ -129,6 +129,7 @@ OWN_ROUTES = (
     Route("/healthz", healthz, methods=["GET", "HEAD"]),
     Route("/readyz", readyz, methods=["GET", "HEAD"]),
     Route("/metrics", metrics_endpoint, methods=["GET"]),
+    *api.DOC_ROUTES,
 )
 ROUTES_HELP = (
     "delivery URLs are GET or HEAD /[<cloud_name>/]image/upload/[<transformations>/][v<version>/]"

@@ -11,7 +11,7 @@ import anyio
 
 from cutout.api.auth import Gate, enabled
 from cutout.api.remover import Remover
-from cutout.api.routes import ROUTES, Api
+from cutout.api.routes import DOC_ROUTES, ROUTES, Api
 from cutout.api.runner import Runner
 from cutout.api.tasks import Tasks
 from cutout.fetch import FetchPolicy
@@ -19,7 +19,7 @@ from cutout.service import Service
 from cutout.settings import Settings
 from cutout.webhooks import StandardSigner, webhook_policy
 
-__all__ = ["ROUTES", "Api", "running"]
+__all__ = ["DOC_ROUTES", "ROUTES", "Api", "running"]
 
 
 @asynccontextmanager

@@ -26,6 +26,32 @@ NOT_YET = ("bg_image_file", "bg_image_url", "bg_public_id", "shadow", "roi", "ta
 PREVIEW_MEGAPIXELS = 0.25
 MAX_MEGAPIXELS = 1000.0
 
+_BOOL: dict[str, object] = {"type": "string", "enum": ["true", "false", "1", "0"]}
+_TEXT: dict[str, object] = {"type": "string"}
+#: name -> (JSON schema of the field's text, what it means): the OpenAPI document and docs page.
+SOURCE_DOCS: dict[str, tuple[dict[str, object], str]] = {
+    "image_file": ({"type": "string", "format": "binary"}, "the image, as a multipart file part"),
+    "image_file_b64": (_TEXT, "the image in base64, bare or as a data URI"),
+    "image_url": (_TEXT, "the image's http(s) URL, fetched by the server (CUTOUT_FETCH_ALLOW)"),
+    "public_id": (_TEXT, "an original the server already has"),
+}
+OPTION_DOCS: dict[str, tuple[dict[str, object], str]] = {
+    "channels": ({"type": "string", "enum": ["rgba", "alpha"]},
+                 "rgba: the cut-out; alpha: a one-band mask the size of the input"),
+    "fine_edges": (_BOOL, "finer hair and fur"),
+    "bg_color": (_TEXT, "background colour: hex (#f00, ff0000, ff000080), a colour name, or r,g,b[,a]"),
+    "crop": (_BOOL, "crop to the foreground"),
+    "crop_margin": (_TEXT, "space kept around the cropped foreground: 1, 2 or 4 values in px or %"),
+    "size": (_TEXT, "full (default), auto, preview (0.25 megapixels at most) or <width>x<height> to fit in"),
+    "max_megapixels": ({"type": "string", "pattern": "^[0-9.]+$"}, "scale the result down to at most this"),
+    "format": ({"type": "string", "enum": ["auto", "png", "jpg", "webp"]},
+               "auto: JPEG when bg_color is opaque, else PNG"),
+    "output": ({"type": "string", "enum": ["binary", "json"]}, "the image itself, or JSON describing it"),
+    "encoding": ({"type": "string", "enum": ["base64", "data_uri"]}, "the image's encoding in JSON output"),
+    "async": (_BOOL, "answer 202 with a task at once"),
+    "webhook_url": (_TEXT, "notified (Standard Webhooks) when the task ends"),
+}  # fmt: skip
+
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 _HEX = re.compile(r"#?([0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})")

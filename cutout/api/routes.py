@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cutout.api import auth, intake
+from cutout.api import auth, intake, openapi
 from cutout.api.errors import ApiError, from_origin, invalid
 from cutout.api.options import flag
 from cutout.api.remover import Job, Remover, Result
@@ -192,4 +192,9 @@ ROUTES: tuple[Route, ...] = (
     Route("/v1/tasks/{task_id}/result", endpoint(get_result), methods=["GET"]),
     Route("/v1/tasks/{task_id}", endpoint(delete_task), methods=["DELETE"]),
     Route("/v1/{rest:path}", endpoint(no_route), methods=_ANY),
+)
+#: Public while the API is on: the document says how to authenticate.
+DOC_ROUTES = (
+    Route("/openapi.json", openapi.openapi_json, methods=["GET", "HEAD"]),
+    Route("/docs", openapi.docs_page, methods=["GET", "HEAD"]),
 )

@@ -1,0 +1,63 @@
+"""/openapi.json and /docs describe the implementation: every route and method, every error code and
+every field the API accepts (a new one that is not documented fails here)."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.testclient import TestClient
+
+from cutout.api.errors import CODES
+from cutout.api.options import CONTROL, OPTION_DOCS, SOURCE_DOCS, SOURCES, parse_options
+from cutout.api.routes import ROUTES
+from tests.app.helpers import ClientFactory
+
+
+def test_every_route_and_method_is_documented(api: TestClient) -> None:
+    spec = api.get("/openapi.json").json()
+    assert spec["openapi"].startswith("3.1")
+    documented = {(path, method.upper()) for path, methods in spec["paths"].items() for method in methods}
+    for route in ROUTES:
+        if route.path == "/v1/{rest:path}":  # the JSON 404/405 for everything else under /v1/
+            continue
+        for method in route.methods or ():
+            if method != "HEAD":
+                assert (route.path, method) in documented, f"{method} {route.path} is not in /openapi.json"
+
+
+def test_every_error_code_is_documented(api: TestClient) -> None:
+    spec = api.get("/openapi.json").json()
+    error = spec["components"]["schemas"]["Errors"]["properties"]["errors"]["items"]
+    assert set(error["properties"]["code"]["enum"]) == set(CODES)
+    described = " ".join(
+        response.get("description", "")
+        for methods in spec["paths"].values()
+        for operation in methods.values()
+        for response in operation["responses"].values()
+    )
+    missing = [code for code in CODES if f"{code}:" not in described]
+    assert not missing, f"codes no response of /openapi.json names: {missing}"
+
+
+def test_the_documented_fields_are_the_accepted_ones() -> None:
+    assert set(SOURCE_DOCS) == set(SOURCES)
+    assert set(CONTROL) <= set(OPTION_DOCS)
+    samples = {"channels": "alpha", "bg_color": "red", "size": "preview", "max_megapixels": "1",
+               "format": "png", "output": "json", "encoding": "base64", "crop": "1", "crop_margin": "1",
+               "fine_edges": "1", "async": "1", "webhook_url": "https://example.org/"}  # fmt: skip
+    assert set(samples) == set(OPTION_DOCS)
+    for name, value in samples.items():
+        fields = {name: value, **({"output": "json"} if name == "encoding" else {})}
+        fields.update({"crop": "1"} if name == "crop_margin" else {})
+        parse_options(fields)  # accepted: no invalid_parameter for a documented field
+
+
+def test_docs_page(api: TestClient) -> None:
+    page = api.get("/docs")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    for needle in ("/v1/remove-background", "queue_full", "crop_margin", "/openapi.json"):
+        assert needle in page.text
+
+
+@pytest.mark.parametrize("path", ["/openapi.json", "/docs"])
+def test_off_with_the_api(make_api: ClientFactory, path: str) -> None:
+    assert make_api(api_keys=()).get(path).status_code == 404
