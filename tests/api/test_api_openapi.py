@@ -3,6 +3,8 @@ every field the API accepts (a new one that is not documented fails here)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from starlette.testclient import TestClient
 
@@ -61,3 +63,10 @@ def test_docs_page(api: TestClient) -> None:
 @pytest.mark.parametrize("path", ["/openapi.json", "/docs"])
 def test_off_with_the_api(make_api: ClientFactory, path: str) -> None:
     assert make_api(api_keys=()).get(path).status_code == 404
+
+
+def test_the_readme_error_table_lists_every_code() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("<!-- api errors -->") : readme.index("<!-- end of api errors -->")]
+    rows = {line.split("|")[1].strip(" `"): int(line.split("|")[2]) for line in table.splitlines()[3:]}
+    assert rows == {code: status for code, (status, _) in CODES.items()}
