@@ -1,0 +1,45 @@
+"""The API with the real model, where the pixels matter: the mask is one band the size of the input, the
+box lies inside the image and matches the mask, bg_color fills the background, and the same image twice
+(by bytes, then as a data URI) costs one inference by /metrics."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+import pyvips
+
+from tests.app.helpers import SAMPLES, ClientFactory, metric
+
+URL = "/v1/remove-background"
+JPEG = {"Content-Type": "image/jpeg"}
+
+
+@pytest.mark.slow
+def test_real_model_mask_box_background_and_one_inference(make_api: ClientFactory, segmenter: object) -> None:
+    client = make_api(segmenter=segmenter, api_wait_seconds=300)
+    data = (SAMPLES / "docs" / "rmv_bgd" / "dog_couch_orig.jpg").read_bytes()
+    source = pyvips.Image.new_from_buffer(data, "")
+    before = metric(client, "cutout_inference_total")
+
+    alpha = client.post(URL, content=data, headers=JPEG, params={"channels": "alpha"})
+    assert alpha.status_code == 200, alpha.text
+    mask = pyvips.Image.new_from_buffer(alpha.content, "")
+    assert (mask.width, mask.height, mask.bands) == (source.width, source.height, 1)
+    left, top, width, height = (
+        int(alpha.headers[f"x-foreground-{k}"]) for k in ("left", "top", "width", "height")
+    )
+    assert 0 <= left and 0 <= top and left + width <= mask.width and top + height <= mask.height
+    assert 0 < width * height < mask.width * mask.height
+    assert (left, top, width, height) == tuple(mask.find_trim(threshold=127, background=[0]))
+    assert 0 < float(alpha.headers["x-confidence"]) <= 1
+
+    encoded = "data:image/jpeg;base64," + base64.b64encode(data).decode()
+    red = client.post(URL, json={"image_file_b64": encoded, "bg_color": "ff0000", "format": "png"})
+    assert red.status_code == 200, red.text
+    composite = pyvips.Image.new_from_buffer(red.content, "")
+    assert composite.bands == 3
+    # Where the mask says background, the composite is the colour asked for.
+    corner = [int(v) for v in composite.getpoint(2, 2)]
+    assert mask.getpoint(2, 2)[0] < 10 and corner[0] > 240 and corner[1] < 20 and corner[2] < 20
+    assert metric(client, "cutout_inference_total") - before == 1
