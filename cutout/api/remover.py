@@ -24,7 +24,7 @@ from cutout.fetch import FetchPolicy, fetch
 from cutout.schedule import POLL_SECONDS
 from cutout.service import Prepared, Service
 from grammar import parse_path
-from grammar.errors import NotFound, OriginError
+from grammar.errors import NotFound, OriginError, StillGenerating
 from transform.decode import sniff
 
 #: The originals folder where the API keeps what it is sent, named by sha256 (so stored once).
@@ -139,14 +139,12 @@ class Remover:
         """The result, or None when it is not ready within ``wait`` seconds (it goes on being made)."""
         deadline = time.monotonic() + wait
         try:
-            main = await anyio.to_thread.run_sync(self._prepare, job.public_id, job.transformation)
-            entry = await self._wait(main, deadline)
+            entry = await self._made(job.public_id, job.transformation, deadline)
             if entry is None:
                 return None
             mask_entry = entry
             if job.companion != job.transformation:
-                mask = await anyio.to_thread.run_sync(self._prepare, job.public_id, job.companion)
-                found = await self._wait(mask, deadline)
+                found = await self._made(job.public_id, job.companion, deadline)
                 if found is None:
                     return None
                 mask_entry = found
@@ -154,6 +152,18 @@ class Remover:
             raise from_origin(exc) from None
         meta = await anyio.to_thread.run_sync(describe, entry, mask_entry)
         return Result(entry, meta)
+
+    async def _made(self, public_id: str, transformation: str, deadline: float) -> Entry | None:
+        while True:
+            prepared = await anyio.to_thread.run_sync(self._prepare, public_id, transformation)
+            try:
+                return await self._wait(prepared, deadline)
+            except StillGenerating:
+                # The original was rewritten meanwhile (two uploads of one image at once: same content,
+                # new file): prepare again, against the file as it is now.
+                if time.monotonic() >= deadline:
+                    return None
+                await anyio.sleep(POLL_SECONDS)
 
     async def _wait(self, prepared: Prepared, deadline: float) -> Entry | None:
         scheduler = self.service.scheduler

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -248,3 +249,11 @@ def test_no_model_is_501(make_api: ClientFactory) -> None:
     response = client.post(URL, content=road(), headers=JPEG)
     assert response.status_code == 501
     assert response.json()["errors"][0]["code"] == "model_unavailable"
+
+
+def test_the_same_image_sent_at_once_many_times(api: TestClient, stub: EllipseSegmenter) -> None:
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda _: api.post(URL, content=road(), headers=JPEG), range(6)))
+    assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers if a.status_code != 200]
+    assert len({a.content for a in answers}) == 1
+    assert stub.calls == 1
