@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.types import Message
@@ -99,7 +100,9 @@ async def _form(request: Request, fields: dict[str, str], limit: int) -> bytes |
     try:
         form = await request.form(max_files=2, max_fields=64, max_part_size=limit)
     except MultiPartException as exc:
-        raise ApiError("invalid_body", f"Malformed multipart body: {exc.message}") from None
+        raise ApiError("invalid_body", f"Malformed form body: {exc.message}") from None
+    except HTTPException as exc:  # starlette's own wrapping of a MultiPartException (no boundary, ...)
+        raise ApiError("invalid_body", f"Malformed form body: {exc.detail}") from None
     upload: bytes | None = None
     try:
         for name, value in form.multi_items():
