@@ -69,6 +69,8 @@ class Remover:
     # -- the image, stored once ----------------------------------------------------------------------
     async def original(self, intake: Intake) -> str:
         """The public id of the request's image, stored first when it came with the request."""
+        if self.service.models.masks is None:  # before storing what could never be used
+            raise ApiError("model_unavailable", "Background removal is not available: no segmentation model")
         if intake.source == "public_id":
             public_id = intake.fields["public_id"]
             await self._located(public_id)

@@ -244,11 +244,13 @@ def test_the_api_is_off_without_keys_or_open(make_api: ClientFactory) -> None:
     assert opened.post(URL, content=road(), headers=JPEG).status_code == 200
 
 
-def test_no_model_is_501(make_api: ClientFactory) -> None:
+def test_no_model_is_501_and_nothing_is_stored(make_api: ClientFactory, api_settings: Settings) -> None:
     client = make_api(segmenter=None)
     response = client.post(URL, content=road(), headers=JPEG)
     assert response.status_code == 501
     assert response.json()["errors"][0]["code"] == "model_unavailable"
+    assert api_settings.originals is not None
+    assert not (api_settings.originals / "api-uploads").exists()
 
 
 def test_the_same_image_sent_at_once_many_times(api: TestClient, stub: EllipseSegmenter) -> None:

@@ -127,6 +127,25 @@ def test_hits_errors_and_headers_through_nginx(stack: Stack) -> None:
     assert httpx.get(stack.nginx + "/metrics").status_code == 404
 
 
+def test_the_api_through_nginx_is_not_cached_and_cutout_sets_the_body_limit(tmp_path: Path) -> None:
+    env = {"CUTOUT_BACKGROUND_REMOVAL": "0", "CUTOUT_API_OPEN": "1", "CUTOUT_MAX_UPLOAD_BYTES": "3M"}
+    originals = tmp_path / "originals"  # the API stores what it is sent among the originals
+    shutil.copytree(SAMPLES, originals)
+    for stack in start_stack(tmp_path, env, originals):
+        url = stack.nginx + "/v1/remove-background"
+        # Past nginx's 1 MB default body limit, within cutout's: cutout answers (no model here: 501).
+        body = (SAMPLES / "docs" / "road.jpg").read_bytes() + b"\0" * (2 << 20)
+        for _ in range(2):
+            answer = httpx.post(url, content=body, headers={"Content-Type": "image/jpeg"}, timeout=60)
+            assert answer.status_code == 501, answer.text
+            assert answer.json()["errors"][0]["code"] == "model_unavailable"
+            assert "x-cache-status" not in answer.headers
+        big = httpx.post(url, content=b"\xff\xd8\xff" + b"\0" * (4 << 20),
+                         headers={"Content-Type": "image/jpeg"})
+        assert big.status_code == 413 and big.json()["errors"][0]["code"] == "file_too_large"
+        assert httpx.get(stack.nginx + "/openapi.json").json()["openapi"].startswith("3.1")
+
+
 def test_a_replaced_entry_is_served_though_nginx_keeps_descriptors_open(tmp_path: Path) -> None:
     """open_file_cache keeps the cache file's descriptor: when the entry expires and is fetched again
     (the original was replaced meanwhile), nginx must notice the new file and serve the new image."""
