@@ -18,6 +18,8 @@ from starlette.routing import Route
 from cache import DerivativeCache
 from cutout import api, metrics
 from cutout.fasthits import FastHits
+from cutout.fetch import FetchPolicy
+from cutout.remote import RemoteOriginals, split_fetch_path
 from cutout.responses import CORS, Delivered, answer
 from cutout.service import Service
 from cutout.settings import Settings, load_settings
@@ -54,9 +56,14 @@ def image_response(request: Request, delivered: Delivered, max_age: int) -> Resp
 
 async def deliver(request: Request) -> Response:
     service: Service = request.app.state.service
-    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    raw_path = (request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1")
     try:
-        delivered = await service.deliver(raw_path.decode("latin-1"), request.headers.get("accept"))
+        fetched = split_fetch_path(raw_path)
+        if fetched is not None:  # /image/fetch/: the fetched image becomes an original, then as upload
+            prefix, components, url = fetched
+            public_id = await request.app.state.remote.public_id(url)
+            raw_path = f"{prefix}/image/upload/{components}{'/' if components else ''}{public_id}"
+        delivered = await service.deliver(raw_path, request.headers.get("accept"))
     except OriginError:
         raise
     except Exception as exc:
@@ -133,7 +140,8 @@ OWN_ROUTES = (
 )
 ROUTES_HELP = (
     "delivery URLs are GET or HEAD /[<cloud_name>/]image/upload/[<transformations>/][v<version>/]"
-    "<public_id>[.<ext>]; also GET " + ", ".join(route.path for route in OWN_ROUTES)
+    "<public_id>[.<ext>] or /[<cloud_name>/]image/fetch/[<transformations>/]<url>; also GET "
+    + ", ".join(route.path for route in OWN_ROUTES)
 )
 
 
@@ -171,11 +179,14 @@ def create_app(
             model = await anyio.to_thread.run_sync(start_segmenter)
         cache = DerivativeCache(cache_dir, size_limit=settings.cache_size)
         app.state.service = Service.open(settings, cache, segmenter=model)
+        app.state.remote = RemoteOriginals(app.state.service.originals, cache_dir / "fetched",
+                                           FetchPolicy.from_environ(), settings.fetch_ttl)
         try:
             async with api.running(settings, app.state.service) as app.state.api:
                 yield
         finally:
             app.state.service.close()
+            app.state.remote.close()
             cache.close()
             if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
                 from prometheus_client import multiprocess

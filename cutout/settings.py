@@ -68,6 +68,7 @@ class Settings:
     api_rate: float = _setting("CUTOUT_API_RATE")
     task_ttl: float = _setting("CUTOUT_TASK_TTL")
     api_webhook_secret: str | None = _setting("CUTOUT_API_WEBHOOK_SECRET")
+    fetch_ttl: float = _setting("CUTOUT_FETCH_TTL")
     max_upload_bytes: int = _setting("CUTOUT_MAX_UPLOAD_BYTES")
     named: Mapping[str, str] = field(default_factory=dict, metadata={"help": "loaded named transformations"})
 

@@ -243,6 +243,9 @@ VARIABLES: tuple[Variable, ...] = (
     _server("CUTOUT_API_WEBHOOK_SECRET", TEXT, None,
             "Standard Webhooks secret (whsec_<base64>) that signs the API's webhook_url notifications; "
             "unset: webhook_url is refused"),
+    _server("CUTOUT_FETCH_TTL", NUMBER, 3600.0,
+            "seconds an image fetched for /image/fetch/ is used before it is revalidated with its ETag "
+            "or modification date", low=0.0),
     _server("CUTOUT_MAX_UPLOAD_BYTES", BYTES, 25 << 20,
             "largest API request body in bytes (suffixes K, M, G), enforced while it streams", shown="25M",
             low=1024),

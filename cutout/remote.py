@@ -1,0 +1,96 @@
+"""The ``/image/fetch/`` delivery type: ``/[<cloud_name>/]image/fetch/[<transformations>/]<url>``.
+
+The image at ``url`` is fetched through the guarded fetcher (``CUTOUT_FETCH_ALLOW``), stored among the
+originals by content (``fetched/<sha256>``, as the HTTP API stores its uploads), and the request is then
+an ordinary upload URL for that original: claimed, queued, rendered and cached by the same core, with
+``e_background_removal`` too (which Cloudinary refuses on fetched images), and one mask per content
+whichever way the image came. The URL's validators (ETag, Last-Modified) are kept, and the copy is
+revalidated once it is older than ``CUTOUT_FETCH_TTL``.
+
+>>> split_fetch_path("/demo/image/fetch/c_scale,w_100/https://example.org/a.jpg")
+('/demo', 'c_scale,w_100', 'https://example.org/a.jpg')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import asdict
+from pathlib import Path
+from urllib.parse import unquote
+
+import anyio.to_thread
+import diskcache
+
+from cache import OriginalsStore
+from cutout.fetch import FetchPolicy, NotModified, Validators, fetch, revalidate
+from grammar.errors import BadRequest, NotFound
+from transform.decode import sniff
+
+FOLDER = "fetched"
+_MARK = "/image/fetch/"
+_URL_START = re.compile(r"https?(:|%3A)", re.IGNORECASE)
+
+
+def split_fetch_path(raw_path: str) -> tuple[str, str, str] | None:
+    """(prefix with the cloud name, transformations, the remote URL) of a fetch path, else None."""
+    prefix, mark, rest = raw_path.partition(_MARK)
+    if not mark or prefix.count("/") > 1:
+        return None
+    segments = rest.split("/")
+    for i, segment in enumerate(segments):
+        if _URL_START.match(segment):
+            url = unquote("/".join(segments[i:]))
+            # A browser or proxy may fold "https://" into "https:/"; Cloudinary accepts both.
+            url = re.sub(r"^(https?):/(?!/)", r"\1://", url, flags=re.IGNORECASE)
+            return prefix, "/".join(segments[:i]), url
+    raise BadRequest("A fetch URL ends with the image's http(s) URL: /image/fetch/[<transformations>/]<url>")
+
+
+class RemoteOriginals:
+    """Fetched images as originals, with their validators in a small diskcache beside the cache."""
+
+    def __init__(self, originals: OriginalsStore, folder: Path, policy: FetchPolicy, ttl: float) -> None:
+        self.originals = originals
+        self.records = diskcache.Cache(str(folder))
+        self.policy = policy
+        self.ttl = ttl
+
+    def close(self) -> None:
+        self.records.close()
+
+    async def public_id(self, url: str) -> str:
+        """The original holding ``url``'s image: fetched now, revalidated, or as stored."""
+        if not self.policy.allow:
+            raise NotFound("Fetch URLs are off on this server (CUTOUT_FETCH_ALLOW)")
+        key = hashlib.sha256(url.encode()).hexdigest()
+        record = await anyio.to_thread.run_sync(self.records.get, key)
+        now = time.time()
+        if isinstance(record, dict):
+            if now - record["checked_at"] < self.ttl:
+                return str(record["public_id"])
+            validators = Validators(record["etag"], record["last_modified"])
+            fresh = await revalidate(url, validators, self.policy)
+            if isinstance(fresh, NotModified):
+                await self._remember(key, str(record["public_id"]), fresh.validators, now)
+                return str(record["public_id"])
+        else:
+            fresh = await fetch(url, self.policy)
+        public_id = await anyio.to_thread.run_sync(self._store, fresh.content)
+        await self._remember(key, public_id, fresh.validators, now)
+        return public_id
+
+    async def _remember(self, key: str, public_id: str, validators: Validators, now: float) -> None:
+        record = {"public_id": public_id, "checked_at": now, **asdict(validators)}
+        await anyio.to_thread.run_sync(self.records.set, key, record)
+
+    def _store(self, data: bytes) -> str:
+        public_id = f"{FOLDER}/{hashlib.sha256(data).hexdigest()}"
+        try:
+            self.originals.locate(public_id)
+        except NotFound:  # new content; stored content is never rewritten (renders in flight keep theirs)
+            fmt = sniff(data[:16])
+            assert fmt is not None, "the fetcher checks the magic bytes"
+            self.originals.write(public_id, fmt, data)
+        return public_id

@@ -1,0 +1,87 @@
+"""/image/fetch/ over HTTP: the fetched image is an original like an upload (transformations, background
+removal, one mask per content shared with the API), revalidated with its validators after
+CUTOUT_FETCH_TTL, and refused when fetching is off or the URL is not allowed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import pyvips
+from starlette.testclient import TestClient
+
+from cutout.remote import split_fetch_path
+from tests.api.conftest import road
+from tests.app.helpers import ClientFactory, EllipseSegmenter, wait_for_200
+from tests.fetch.servers import LocalServer, RecordingHandler, send, serving
+
+ETAG = '"road-1"'
+
+
+def road_route(handler: RecordingHandler) -> None:
+    if handler.headers.get("If-None-Match") == ETAG:
+        send(handler, 304, b"", None, {"ETag": ETAG})
+    else:
+        send(handler, 200, road(), "image/jpeg", {"ETag": ETAG})
+
+
+@pytest.fixture
+def origin(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalServer]:
+    """List it before the client: the app reads the fetch policy when it starts."""
+    monkeypatch.setenv("CUTOUT_FETCH_ALLOW", "127.0.0.2")
+    monkeypatch.setenv("CUTOUT_FETCH_ALLOW_NETWORKS", "127.0.0.2/32")
+    with serving("127.0.0.2") as server:
+        server.routes["/road.jpg"] = road_route
+        yield server
+
+
+def test_split() -> None:
+    assert split_fetch_path("/image/fetch/https://a.org/x.jpg") == ("", "", "https://a.org/x.jpg")
+    assert split_fetch_path("/image/fetch/w_10/e_grayscale/https:/a.org/x.jpg?v=1") == (
+        "", "w_10/e_grayscale", "https://a.org/x.jpg?v=1",
+    )  # fmt: skip
+    assert split_fetch_path("/image/fetch/https%3A%2F%2Fa.org%2Fx.jpg") == ("", "", "https://a.org/x.jpg")
+    assert split_fetch_path("/image/upload/docs/road.jpg") is None
+
+
+def test_fetch_with_transformations(origin: LocalServer, api: TestClient) -> None:
+    response = api.get(f"/image/fetch/c_scale,w_100/{origin.url('/road.jpg')}")
+    assert response.status_code == 200, response.text
+    out = pyvips.Image.new_from_buffer(response.content, "")
+    assert out.width == 100 and response.headers["content-type"] == "image/jpeg"
+    again = api.get(f"/demo/image/fetch/c_scale,w_100/{origin.url('/road.jpg')}")
+    assert again.content == response.content
+    assert origin.paths() == ["/road.jpg"]  # within CUTOUT_FETCH_TTL: fetched once
+
+
+def test_fetch_with_background_removal_shares_the_mask_with_the_api(
+    origin: LocalServer, api: TestClient, stub: EllipseSegmenter
+) -> None:
+    cut = wait_for_200(api, f"/image/fetch/e_background_removal/f_png/{origin.url('/road.jpg')}")
+    assert cut.status_code == 200 and pyvips.Image.new_from_buffer(cut.content, "").bands == 4
+    assert (
+        api.post("/v1/remove-background", content=road(), headers={"Content-Type": "image/jpeg"}).status_code
+        == 200
+    )
+    assert stub.calls == 1
+
+
+def test_revalidated_after_the_ttl(origin: LocalServer, make_api: ClientFactory) -> None:
+    client = make_api(fetch_ttl=0.0)
+    url = f"/image/fetch/c_scale,w_50/{origin.url('/road.jpg')}"
+    assert client.get(url).status_code == 200
+    assert client.get(url).status_code == 200
+    assert len(origin.seen) == 2
+    assert origin.seen[1].headers.get("if-none-match") == ETAG
+
+
+def test_fetch_is_off_without_an_allow_list(api: TestClient) -> None:
+    response = api.get("/image/fetch/https://example.org/a.jpg")
+    assert response.status_code == 404
+    assert "CUTOUT_FETCH_ALLOW" in response.headers["x-cld-error"]
+
+
+def test_a_host_not_allowed_and_a_private_address(origin: LocalServer, api: TestClient) -> None:
+    other = api.get("/image/fetch/https://example.org/a.jpg")
+    assert other.status_code == 403
+    assert api.get("/image/fetch/w_10").status_code == 400
