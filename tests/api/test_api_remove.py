@@ -259,3 +259,16 @@ def test_the_same_image_sent_at_once_many_times(api: TestClient, stub: EllipseSe
     assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers if a.status_code != 200]
     assert len({a.content for a in answers}) == 1
     assert stub.calls == 1
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (1, 50), (3, 3)])
+@pytest.mark.parametrize(
+    "params", [{}, {"crop": "1"}, {"channels": "alpha"}, {"bg_color": "red", "crop": "1"}]
+)
+def test_tiny_images(api: TestClient, size: tuple[int, int], params: dict[str, str]) -> None:
+    data = pyvips.Image.black(*size).new_from_image([10, 20, 30]).pngsave_buffer()
+    response = api.post(URL, content=data, headers={"Content-Type": "image/png"}, params=params)
+    assert response.status_code == 200, response.text
+    box = [int(response.headers[f"x-foreground-{k}"]) for k in ("left", "top", "width", "height")]
+    assert box[0] + box[2] <= int(response.headers["x-width"])
+    assert box[1] + box[3] <= int(response.headers["x-height"])
