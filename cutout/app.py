@@ -18,18 +18,14 @@ from starlette.routing import Route
 from cache import DerivativeCache
 from cutout import metrics
 from cutout.fasthits import FastHits
-from cutout.responses import CORS, answer
-from cutout.service import Delivered, Origin
+from cutout.responses import CORS, Delivered, answer
+from cutout.service import Service
 from cutout.settings import Settings, load_settings
 from grammar.errors import OriginError
 from transform.seam import Segmenter
 
 log = logging.getLogger("cutout.app")
 
-ROUTES_HELP = (
-    "delivery URLs are GET or HEAD /[<cloud_name>/]image/upload/[<transformations>/][v<version>/]"
-    "<public_id>[.<ext>]; also GET /healthz, /readyz, /metrics"
-)
 
 
 class AnythingConvertor(Convertor[str]):
@@ -58,17 +54,17 @@ def image_response(request: Request, delivered: Delivered, max_age: int) -> Resp
 
 
 async def deliver(request: Request) -> Response:
-    origin: Origin = request.app.state.origin
+    service: Service = request.app.state.service
     raw_path = request.scope.get("raw_path") or request.url.path.encode()
     try:
-        delivered = await origin.deliver(raw_path.decode("latin-1"), request.headers.get("accept"))
+        delivered = await service.deliver(raw_path.decode("latin-1"), request.headers.get("accept"))
     except OriginError:
         raise
     except Exception as exc:
         # A bug, not the client's doing: logged with its traceback, answered with a generic 500.
         log.exception("unexpected error serving %s", request.url.path)
         raise OriginError() from exc
-    return image_response(request, delivered, origin.settings.max_age)
+    return image_response(request, delivered, service.settings.max_age)
 
 
 async def on_origin_error(request: Request, exc: Exception) -> Response:
@@ -105,17 +101,18 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    origin: Origin = request.app.state.origin
+    service: Service = request.app.state.service
     problems = []
-    if origin.segmenter is not None:
-        model = f"background removal with model {origin.segmenter.model_id}"
-    elif origin.settings.background_removal:
+    segmenter = service.models.segmenter
+    if segmenter is not None:
+        model = f"background removal with model {segmenter.model_id}"
+    elif service.settings.background_removal:
         model = "segmentation model not loaded (background removal answers 501)"
         problems.append(model)
     else:
         model = "background removal off (CUTOUT_BACKGROUND_REMOVAL=0)"
-    if not await anyio.to_thread.run_sync(origin.cache.writable):
-        problems.append(f"cache {origin.cache.directory} is not writable")
+    if not await anyio.to_thread.run_sync(service.coordinator.writable):
+        problems.append(f"cache {service.settings.cache_dir} is not writable")
     no_store = {"Cache-Control": "no-store"}
     if problems:
         return PlainTextResponse("not ready: " + "; ".join(problems) + "\n", 503, headers=no_store)
@@ -124,6 +121,18 @@ async def readyz(request: Request) -> Response:
 
 async def metrics_endpoint(request: Request) -> Response:
     return Response(metrics.render_latest(), media_type=metrics.CONTENT_TYPE)
+
+
+#: The server's own routes; every other GET or HEAD path is a delivery URL (the fast path skips these).
+OWN_ROUTES = (
+    Route("/healthz", healthz, methods=["GET", "HEAD"]),
+    Route("/readyz", readyz, methods=["GET", "HEAD"]),
+    Route("/metrics", metrics_endpoint, methods=["GET"]),
+)
+ROUTES_HELP = (
+    "delivery URLs are GET or HEAD /[<cloud_name>/]image/upload/[<transformations>/][v<version>/]"
+    "<public_id>[.<ext>]; also GET " + ", ".join(route.path for route in OWN_ROUTES)
+)
 
 
 def start_segmenter() -> Segmenter:
@@ -159,23 +168,18 @@ def create_app(
             # A missing or broken model stops the start-up (`cutout serve` checks it before any worker).
             model = await anyio.to_thread.run_sync(start_segmenter)
         cache = DerivativeCache(cache_dir, size_limit=settings.cache_size)
-        app.state.origin = Origin(settings, cache, segmenter=model)
+        app.state.service = Service.open(settings, cache, segmenter=model)
         try:
             yield
         finally:
-            app.state.origin.close()
+            app.state.service.close()
             cache.close()
             if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
                 from prometheus_client import multiprocess
 
                 multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
-    routes = [
-        Route("/healthz", healthz, methods=["GET", "HEAD"]),
-        Route("/readyz", readyz, methods=["GET", "HEAD"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
-        Route("/{path:cutout_anything}", deliver, methods=["GET", "HEAD"]),
-    ]
+    routes = [*OWN_ROUTES, Route("/{path:cutout_anything}", deliver, methods=["GET", "HEAD"])]
     handlers = {OriginError: on_origin_error, HTTPException: on_http_error}
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
-    return FastHits(app)
+    return FastHits(app, skip=frozenset(route.path for route in OWN_ROUTES))

@@ -3,7 +3,7 @@
 Input lines (files or stdin) are delivery paths or URLs (``/demo/image/upload/c_scale,w_400/docs/road``)
 or ``TRANSFORMATION PUBLIC_ID`` pairs (``e_background_removal docs/rmv_bgd/dog_couch_orig.png``).
 Blank lines and ``#`` comments are skipped. Straight into the cache, the keys are the server's own
-(same ``Origin.prepare``), and each derivative is recorded as allowed for strict mode.
+(the same resolver), and each derivative is recorded as allowed for strict mode.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ Generate = tuple[Callable[[str], bool], Callable[[], None]]
 def _into_cache(args: argparse.Namespace) -> Generate:
     from cache import DerivativeCache
     from cutout.app import _load_segmenter
-    from cutout.service import Origin
+    from cutout.service import Service
     from grammar import parse_path
 
     settings = load_settings(overrides={"originals": args.originals, "cache_dir": args.cache_dir})
@@ -181,7 +181,7 @@ def _into_cache(args: argparse.Namespace) -> Generate:
     except (OSError, sqlite3.Error) as exc:  # e.g. its blobs/ or state/ is a file, or it is read-only
         problem = f"cannot use {cache_dir} as the cache: {exc}"
         raise SettingsError(f"CUTOUT_CACHE_DIR (--cache-dir): {problem}") from exc
-    origin = Origin(settings, cache, segmenter=None)
+    service = Service.open(settings, cache, segmenter=None)
     model_lock = threading.Lock()
     model_tried = False
 
@@ -189,24 +189,24 @@ def _into_cache(args: argparse.Namespace) -> Generate:
         nonlocal model_tried
         # Eager is the operator's own doing: no signature or strict check, and it allow-lists the result.
         delivery = parse_path(path)
-        prepared = origin.prepare(delivery, accept=args.accept, signed_ok=True)
-        if prepared.plan.needs_segmentation and origin.segmenter is None:
+        prepared = service.resolver.prepare(delivery, accept=args.accept, signed_ok=True)
+        if prepared.plan.needs_segmentation and service.models.segmenter is None:
             with model_lock:  # loaded once, and only when a line needs it
                 if not model_tried:
                     model_tried = True
-                    origin.use_segmenter(_load_segmenter())
+                    service.models.use(_load_segmenter())
             # Again, now that the key can name the model (as the server's does).
-            prepared = origin.prepare(delivery, accept=args.accept, signed_ok=True)
+            prepared = service.resolver.prepare(delivery, accept=args.accept, signed_ok=True)
         made = cache.get(prepared.key) is None
         if made and prepared.plan.needs_segmentation:
-            origin.generate_and_wait(prepared)  # claims like a server: never two model runs for one key
+            service.scheduler.generate_and_wait(prepared)  # claims like a server: never two model runs
         elif made:
-            origin.produce(prepared)
-        cache.allow(prepared.allow_name)
+            service.scheduler.produce(prepared)
+        service.coordinator.allow(prepared.allow_name)
         return made
 
     def close() -> None:
-        origin.close()
+        service.close()
         cache.close()
 
     return generate, close

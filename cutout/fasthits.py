@@ -1,7 +1,8 @@
 """An ASGI front that answers hot cache hits before Starlette's routing and middleware run.
 
 Only a URL whose preparation is memoised and whose bytes are in this process's memory is answered
-here; everything else, errors included, goes to the Starlette app unchanged.
+here (``Service.hot``, which never blocks); everything else, errors included, goes to the Starlette app
+unchanged.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from starlette.types import Receive, Scope, Send
 from cutout import metrics
 from cutout.memory import BoundedDict
 from cutout.responses import answer
-from cutout.service import Origin
+from cutout.service import Service
 
-_OWN_ROUTES = ("/healthz", "/readyz", "/metrics")
 RawHeaders = list[tuple[bytes, bytes]]
 
 
@@ -28,8 +28,10 @@ def encode(headers: dict[str, str], length: int | None) -> RawHeaders:
 
 
 class FastHits:
-    def __init__(self, app: Starlette) -> None:
+    def __init__(self, app: Starlette, *, skip: frozenset[str]) -> None:
+        """``skip``: the app's own paths (health, metrics), never delivery URLs."""
         self.app = app
+        self.skip = skip
         # The headers of a 200 depend only on the derivative and how it was asked for, so they are
         # encoded once: (etag, vary, versioned) -> raw headers.
         self._encoded: BoundedDict[tuple[str, bool, bool], RawHeaders] = BoundedDict(4096)
@@ -39,26 +41,29 @@ class FastHits:
         return self.app.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        origin: Origin | None = getattr(self.app.state, "origin", None)
+        service: Service | None = getattr(self.app.state, "service", None)
         hot = scope["type"] == "http" and scope["method"] in ("GET", "HEAD")
-        hot = hot and scope["path"] not in _OWN_ROUTES
-        if origin is None or not hot:
+        if service is None or not hot or scope["path"] in self.skip:
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        accept = headers.get(b"accept")
+        accept = if_none_match = None
+        for name, value in scope["headers"]:  # the last of repeated headers wins, as in a dict
+            if name == b"accept":
+                accept = value
+            elif name == b"if-none-match":
+                if_none_match = value
         raw_path = scope.get("raw_path") or scope["path"].encode()
         accept_text = accept.decode("latin-1") if accept else None
-        delivered = origin.memory_hit(raw_path.decode("latin-1"), accept_text)
+        delivered = await service.hot(raw_path.decode("latin-1"), accept_text)
         if delivered is None:
             await self.app(scope, receive, send)
             return
         metrics.cache_hits_total.inc()
-        if_none_match = headers.get(b"if-none-match", b"").decode("latin-1")
         shape = (delivered.entry.etag, delivered.vary, delivered.versioned)
         raw = None if if_none_match else self._encoded.get(shape)
         if raw is None:
-            status, extra, body = answer(delivered, origin.settings.max_age, if_none_match)
+            inm = if_none_match.decode("latin-1") if if_none_match else ""
+            status, extra, body = answer(delivered, service.settings.max_age, inm)
             # A 304 carries no Content-Length: it would have to be the 200's (RFC 9110, 8.6).
             raw = encode(extra, len(body) if status != 304 else None)
             if status == 200:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 
-from cache import DerivativeCache, Entry
+from cache import BlobStore, Coordinator, Entry
 from cutout import metrics
 from grammar.errors import OriginError, Overloaded
 
@@ -26,14 +26,16 @@ log = logging.getLogger("cutout.generate")
 class Generator:
     def __init__(
         self,
-        cache: DerivativeCache,
+        blobs: BlobStore,
+        coordinator: Coordinator,
         *,
         workers: int,
         queue_size: int,
         lease: float,
         failure_ttl: float,
     ) -> None:
-        self.cache = cache
+        self.blobs = blobs
+        self.coordinator = coordinator
         self.lease = lease
         self.failure_ttl = failure_ttl
         self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -50,17 +52,17 @@ class Generator:
 
         Raises Overloaded (503) at once when the queue is full; memory stays bounded.
         """
-        if not self.cache.claim(key, self.owner, lease=self.lease):
+        if not self.coordinator.claim(key, self.owner, lease=self.lease):
             return False
         # The previous owner may have stored the result and released its claim after our cache lookup.
         # A readable entry only: an unreadable one is a miss to lookups too (and ``get`` deletes it), so
         # treating it as done would answer 423 forever.
         # Nor run again a job that has just failed: its remembered failure is the answer.
-        if self.cache.get(key) is not None or self.cache.failure(key) is not None:
-            self.cache.release(key, self.owner)
+        if self.blobs.get(key) is not None or self.coordinator.failure(key) is not None:
+            self.coordinator.release(key, self.owner)
             return False
         if not self._slots.acquire(blocking=False):
-            self.cache.release(key, self.owner)
+            self.coordinator.release(key, self.owner)
             raise Overloaded(public="Background-removal queue is full; retry later")
         with self._lock:
             self._active.add(key)
@@ -83,13 +85,13 @@ class Generator:
         try:
             entry = job()
             if entry is not None:  # None: nothing to keep (the original changed while it ran)
-                self.cache.put(key, entry)
+                self.blobs.put(key, entry)
         except OriginError as exc:
             log.info("generation of %s failed: %s (%s)", key, exc.public, exc.detail)
-            self.cache.remember_failure(key, exc.status, exc.public, ttl=self.failure_ttl)
+            self.coordinator.remember_failure(key, exc.status, exc.public, ttl=self.failure_ttl)
         except Exception:
             log.exception("generation of %s crashed", key)
-            self.cache.remember_failure(key, 500, OriginError.default_public, ttl=self.failure_ttl)
+            self.coordinator.remember_failure(key, 500, OriginError.default_public, ttl=self.failure_ttl)
         finally:
             self._finish(key)
 
@@ -97,7 +99,7 @@ class Generator:
         with self._lock:
             self._active.discard(key)
         try:
-            self.cache.release(key, self.owner)
+            self.coordinator.release(key, self.owner)
         except Exception:
             # No longer renewed, so the claim expires with its lease; nobody else would see this error.
             log.exception("releasing the claim on %s failed; it expires with its lease", key)
@@ -115,7 +117,7 @@ class Generator:
 
     def _renew(self, key: str) -> None:
         try:
-            self.cache.renew(key, self.owner, lease=self.lease)
+            self.coordinator.renew(key, self.owner, lease=self.lease)
         except Exception:
             # A locked or full database must not end this thread: the next round tries again, well
             # within the lease (renewal runs every third of it).

@@ -9,15 +9,16 @@ from functools import partial
 
 import pyvips
 
-from cache import DerivativeCache, Entry, mask_key
+from cache import BlobStore, Entry, mask_key
 from cutout import metrics
+from transform import Plan
 from transform.seam import Mask, MaskSource, Segmenter
 
 
 class CachedMasks:
     """A ``transform.seam.MaskSource`` that runs the segmenter only on a cache miss."""
 
-    def __init__(self, segmenter: Segmenter, cache: DerivativeCache) -> None:
+    def __init__(self, segmenter: Segmenter, cache: BlobStore) -> None:
         self.segmenter = segmenter
         self.cache = cache
 
@@ -46,3 +47,20 @@ class CachedMasks:
         self.cache.put(cache_key, Entry.of(data, format="png", confidence=mask.confidence,
                                            width=image.width, height=image.height))
         return mask
+
+
+class Segmentation:
+    """The segmenter in use (or none) and its cached masks, shared by the resolver (the model is in the
+    keys of cut-outs) and the scheduler; ``cutout eager`` loads the model only once a line needs it."""
+
+    def __init__(self, segmenter: Segmenter | None, blobs: BlobStore) -> None:
+        self._blobs = blobs
+        self.use(segmenter)
+
+    def use(self, segmenter: Segmenter | None) -> None:
+        self.segmenter = segmenter
+        self.masks = CachedMasks(segmenter, self._blobs) if segmenter is not None else None
+
+    def model_for(self, plan: Plan) -> str:
+        """The model's id for a plan that removes a background (part of its key), else ''."""
+        return self.segmenter.model_id if plan.needs_segmentation and self.segmenter is not None else ""

@@ -1,60 +1,43 @@
-"""Per-process memory in front of the disk cache, for the hottest URLs.
+"""Per-process memory for the hottest URLs, on ``cachetools`` (least recently used out first).
 
-Derivative keys include the original's content fingerprint, so a remembered entry can never be
-stale; it only has to stay within its byte budget.
+cachetools' caches are not thread-safe, and these are shared by the event loop and the thread pool, so
+each sits behind a lock. Derivative keys include the original's version, so a remembered entry can never
+be stale; it only has to stay within its byte budget.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Hashable
 from typing import Generic, TypeVar
 
-from cache import Entry, FileStamp, file_stamp
+from cachetools import LRUCache
 
-K = TypeVar("K")
+from cache import Entry
+
+K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
-
-#: (path, file_stamp) per file; a changed or replaced file changes its stamp.
-Stamps = tuple[tuple[str, FileStamp], ...]
-
-
-def stamps(paths: Iterable[str]) -> Stamps:
-    """The files' stamps now; empty when one is gone (so it never equals a remembered one)."""
-    try:
-        return tuple((path, file_stamp(os.stat(path))) for path in paths)
-    except OSError:
-        return ()
-
-
-def unchanged(remembered: Stamps) -> bool:
-    return bool(remembered) and stamps(path for path, _ in remembered) == remembered
 
 
 class BoundedDict(Generic[K, V]):
-    """A small least-recently-used dict, safe to share between threads."""
+    """A least-recently-used dict of at most ``max_entries``, safe to share between threads."""
 
     def __init__(self, max_entries: int) -> None:
-        self._data: OrderedDict[K, V] = OrderedDict()
-        self._max = max_entries
+        self._data: LRUCache[K, V] = LRUCache(max_entries)
         self._lock = threading.Lock()
 
     def get(self, key: K) -> V | None:
         with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
+            return self._data.get(key)
 
     def __setitem__(self, key: K, value: V) -> None:
         with self._lock:
             self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self._max:
-                self._data.popitem(last=False)
+
+    def __contains__(self, key: K) -> bool:
+        with self._lock:
+            return key in self._data
 
 
 #: What an entry costs besides its bytes (key, Entry, metadata, the table's own slot), measured at about
@@ -62,22 +45,23 @@ class BoundedDict(Generic[K, V]):
 ENTRY_OVERHEAD = 1024
 
 
+def _cost(held: tuple[Entry, float, int]) -> int:
+    return held[2]
+
+
 class MemoryEntries:
     """Entries by cache key within ``budget`` bytes, least recently used out first."""
 
     def __init__(self, budget: int) -> None:
-        self._data: OrderedDict[str, tuple[Entry, float]] = OrderedDict()  # entry, when last told to disk
+        # key -> (entry, when last told to the disk cache, cost)
+        self._data: LRUCache[str, tuple[Entry, float, int]] = LRUCache(max(budget, 1), getsizeof=_cost)
         self._budget = budget
-        self._used = 0
         self._lock = threading.Lock()
 
     def get(self, key: str) -> Entry | None:
         with self._lock:
             held = self._data.get(key)
-            if held is None:
-                return None
-            self._data.move_to_end(key)
-            return held[0]
+        return None if held is None else held[0]
 
     def due(self, key: str, every: float = 60.0) -> bool:
         """True at most once per ``every`` seconds per entry: time to tell the disk cache it is used."""
@@ -86,22 +70,13 @@ class MemoryEntries:
             held = self._data.get(key)
             if held is None or now - held[1] < every:
                 return False
-            self._data[key] = (held[0], now)
+            self._data[key] = (held[0], now, held[2])
             return True
 
     def put(self, key: str, entry: Entry) -> None:
-        size = _cost(key, entry)
+        size = len(entry.data) + len(key) + ENTRY_OVERHEAD
         if size > self._budget // 8:  # large images would push out many small hot ones
             return
         with self._lock:
-            if key in self._data:
-                return
-            self._data[key] = (entry, time.monotonic())
-            self._used += size
-            while self._used > self._budget:
-                old_key, (old, _) = self._data.popitem(last=False)
-                self._used -= _cost(old_key, old)
-
-
-def _cost(key: str, entry: Entry) -> int:
-    return len(entry.data) + len(key) + ENTRY_OVERHEAD
+            if key not in self._data:
+                self._data[key] = (entry, time.monotonic(), size)

@@ -1,36 +1,8 @@
-"""Finding originals on disk: ``<root>/<public_id>.<ext>``, and never anything outside ``root``."""
+"""Originals on disk, for the commands that read them directly (``cutout render``): the folder store."""
 
-from __future__ import annotations
-
-from pathlib import Path
-
-from grammar.errors import NotFound
+from cache.folder import FolderOriginals
 from grammar.image_formats import EXTENSIONS
 
-#: Tried in this order, so a public id present as both .jpg and .png resolves the same way every time.
-_CANDIDATES = tuple(ext for lower in EXTENSIONS for ext in (lower, lower.upper()))
+Originals = FolderOriginals
 
-
-class Originals:
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root).resolve(strict=True)
-
-    def find(self, public_id: str, *, what: str = "Resource not found - {}") -> Path:
-        """The file holding ``public_id``. ``what`` formats the 404 message (layers use their own)."""
-        missing = NotFound(what.format(public_id))
-        if not public_id or "\x00" in public_id or "\\" in public_id or public_id.startswith("/"):
-            raise missing
-        if any(part in ("", ".", "..") for part in public_id.split("/")):
-            raise missing
-        for ext in _CANDIDATES:
-            candidate = self.root / f"{public_id}.{ext}"
-            try:
-                if not candidate.is_file():
-                    continue
-            except OSError:  # a name too long for the file system (ENAMETOOLONG) names nothing here
-                raise missing from None
-            # Symlinks are fine inside the tree, refused when they point out of it.
-            if candidate.resolve().is_relative_to(self.root):
-                return candidate
-            raise missing
-        raise missing
+__all__ = ["EXTENSIONS", "Originals"]

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from cache import Entry
 from cutout import metrics
-from cutout.service import Delivered
 from grammar.image_formats import MIME
 
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "X-Cld-Error,Content-Length"}
 IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A derivative and how it was asked for: ``vary`` when f_auto chose by Accept, ``versioned`` when
+    the URL has a version (then it is immutable)."""
+
+    entry: Entry
+    vary: bool
+    versioned: bool
 
 
 def etag_matches(if_none_match: str, etag: str) -> bool:

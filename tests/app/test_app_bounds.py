@@ -7,7 +7,7 @@ from typing import Any
 
 from cache import Entry
 from cutout.memory import ENTRY_OVERHEAD, MemoryEntries
-from cutout.service import MAX_MEMO_TEXT
+from cutout.resolve import MAX_MEMO_TEXT
 
 
 def test_tiny_entries_are_charged_their_overhead() -> None:
@@ -32,21 +32,22 @@ def test_hits_from_memory_tell_the_disk_cache(client: Any) -> None:
     path = "/demo/image/upload/c_scale,w_30/docs/road"
     for _ in range(2):  # rendered and stored; then read from disk into memory
         assert client.get(path, headers={"Accept": "*/*"}).status_code == 200
-    origin = client.app.state.origin
-    key = origin._known(path, "*/*").key
+    service = client.app.state.service
+    key = service.resolver.memoised(path, "*/*").key
     told: list[str] = []
-    origin._memory.due = lambda k, every=60.0: True  # type: ignore[method-assign]
-    real = origin.cache.mark_used
-    origin.cache.mark_used = lambda k: (told.append(k), real(k))  # type: ignore[method-assign]
+    service.store.memory.due = lambda k, every=60.0: True  # type: ignore[method-assign]
+    real = service.store.blobs.mark_used
+    service.store.blobs.mark_used = lambda k: (told.append(k), real(k))  # type: ignore[method-assign]
     for _ in range(3):
         assert client.get(path, headers={"Accept": "*/*"}).status_code == 200
     assert told == [key] * 3
 
 
 def test_long_urls_and_accept_headers_are_not_memoised(client: Any) -> None:
-    origin = client.app.state.origin
+    resolver = client.app.state.service.resolver
     path = "/demo/image/upload/c_scale,w_40/docs/road"
-    assert client.get(path, headers={"Accept": "image/webp," + "x" * MAX_MEMO_TEXT}).status_code == 200
+    long_accept = "image/webp," + "x" * MAX_MEMO_TEXT
+    assert client.get(path, headers={"Accept": long_accept}).status_code == 200
     assert client.get(path, headers={"Accept": "image/webp"}).status_code == 200
-    keys = [accept for (raw, accept) in origin._hot._data if raw == path]
-    assert keys == ["image/webp"]
+    assert resolver.memoised(path, long_accept) is None
+    assert resolver.memoised(path, "image/webp") is not None

@@ -108,9 +108,9 @@ def test_burst_of_50_requests_runs_the_model_once(make_client: ClientFactory, st
 
 
 def test_a_dead_owners_claim_expires(client: Any, stub: EllipseSegmenter) -> None:
-    origin = client.app.state.origin
-    key = origin.prepare(parse_path(CUTOUT), accept=None).key
-    assert origin.cache.claim(key, "a-worker-that-was-killed", lease=1.0)
+    service = client.app.state.service
+    key = service.resolver.prepare(parse_path(CUTOUT), accept=None).key
+    assert service.coordinator.claim(key, "a-worker-that-was-killed", lease=1.0)
     assert client.get(CUTOUT).status_code == 423
     time.sleep(0.3)
     assert client.get(CUTOUT).status_code == 423
@@ -125,15 +125,15 @@ def test_failures_are_reported_and_not_retried(make_client: ClientFactory, tmp_p
     root.mkdir()
     (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a JPEG" * 20)
     client = make_client(originals=root)
-    origin = client.app.state.origin
+    scheduler = client.app.state.service.scheduler
     calls = []
-    real = origin.render_entry
+    real = scheduler.render_entry
 
     def counting(prepared: Any) -> Any:
         calls.append(prepared.key)
         return real(prepared)
 
-    origin.render_entry = counting
+    scheduler.render_entry = counting
     url = "/demo/image/upload/e_background_removal/broken"
     first = client.get(url)
     assert first.status_code in (423, 422)
@@ -168,8 +168,8 @@ def test_an_unreadable_stored_cut_out_is_generated_again(make_client: ClientFact
     first = make_client()
     good = wait_for_200(first, CUTOUT)
     assert good.status_code == 200
-    cache = first.app.state.origin.cache
-    key = first.app.state.origin.prepare(parse_path(CUTOUT), accept=None).key
+    cache = DerivativeCache(first.app.state.service.settings.cache_dir)
+    key = first.app.state.service.resolver.prepare(parse_path(CUTOUT), accept=None).key
     raw = cache.blobs.get(key)
     cache.blobs.set(key, raw[: len(raw) // 2])
     restarted = make_client()  # a fresh process: nothing in memory
@@ -191,7 +191,7 @@ def make_generator(cache: DerivativeCache) -> Iterator[Callable[..., Generator]]
 
     def make(**changes: Any) -> Generator:
         options: dict[str, Any] = {"workers": 1, "queue_size": 4, "lease": 30.0, "failure_ttl": 30.0}
-        made.append(Generator(cache, **{**options, **changes}))
+        made.append(Generator(cache, cache, **{**options, **changes}))
         return made[-1]
 
     yield make

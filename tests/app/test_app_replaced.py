@@ -12,7 +12,7 @@ import pytest
 import pyvips
 
 from cache import DerivativeCache
-from cutout.service import Origin
+from cutout.service import Service
 from cutout.settings import Settings
 from grammar import parse_path
 from grammar.errors import StillGenerating, Undecodable
@@ -24,9 +24,9 @@ def square(path: Path, rgb: list[int]) -> Path:
     return path
 
 
-def origin(tmp_path: Path, segmenter: EllipseSegmenter | None = None) -> Origin:
+def origin(tmp_path: Path, segmenter: EllipseSegmenter | None = None) -> Service:
     settings = Settings(originals=tmp_path / "originals", cache_dir=tmp_path / "cache", render_threads=1)
-    return Origin(settings, DerivativeCache(tmp_path / "cache"), segmenter=segmenter)
+    return Service.open(settings, DerivativeCache(tmp_path / "cache"), segmenter=segmenter)
 
 
 def colour(data: bytes) -> list[float]:
@@ -41,18 +41,19 @@ def test_a_render_of_replaced_content_is_served_not_stored(tmp_path: Path) -> No
     shutil.copy(red, tmp_path / "originals" / "a.png")
     server = origin(tmp_path)
     path = parse_path("/image/upload/c_scale,w_10/a.png")
-    waiting = server.prepare(path, accept=None)  # the request is prepared (key of red)...
+    waiting = server.resolver.prepare(path, accept=None)  # the request is prepared (key of red)...
     shutil.copy(blue, tmp_path / "originals" / "a.png")  # ...the operator replaces the original...
-    entry = server.produce(waiting)  # ...and the render runs
+    entry = server.scheduler.produce(waiting)  # ...and the render runs
     assert colour(entry.data) == [0, 0, 255]  # what the file holds now
-    assert server.lookup(waiting) is None  # not stored under red's key
-    assert server.lookup(server.prepare(path, accept=None)) is None  # nor under blue's: not asked yet
+    assert server.store.lookup(waiting.key) is None  # not stored under red's key
+    blue_key = server.resolver.prepare(path, accept=None).key
+    assert server.store.lookup(blue_key) is None  # nor under blue's: not asked yet
     shutil.copy(red, tmp_path / "originals" / "a.png")  # red again: its key must give red
     again = origin(tmp_path)
-    prepared = again.prepare(path, accept=None)
-    assert prepared.key == waiting.key and again.lookup(prepared) is None
-    assert colour(again.produce(prepared).data) == [255, 0, 0]
-    assert again.lookup(prepared) is not None  # unchanged files: stored as usual
+    prepared = again.resolver.prepare(path, accept=None)
+    assert prepared.key == waiting.key and again.store.lookup(prepared.key) is None
+    assert colour(again.scheduler.produce(prepared).data) == [255, 0, 0]
+    assert again.store.lookup(prepared.key) is not None  # unchanged files: stored as usual
 
 
 def test_a_mask_of_replaced_content_is_not_stored(tmp_path: Path) -> None:
@@ -62,14 +63,14 @@ def test_a_mask_of_replaced_content_is_not_stored(tmp_path: Path) -> None:
     segmenter = EllipseSegmenter()
     server = origin(tmp_path, segmenter)
     path = parse_path("/image/upload/e_background_removal/a.png")
-    waiting = server.prepare(path, accept=None)
+    waiting = server.resolver.prepare(path, accept=None)
     shutil.copy(blue, tmp_path / "originals" / "a.png")
-    assert colour(server.render_entry(waiting).data) == [0, 0, 255]
+    assert colour(server.scheduler.render_entry(waiting).data) == [0, 0, 255]
     shutil.copy(red, tmp_path / "originals" / "a.png")
     again = origin(tmp_path, segmenter)
-    prepared = again.prepare(path, accept=None)
+    prepared = again.resolver.prepare(path, accept=None)
     assert prepared.key == waiting.key
-    assert colour(again.produce(prepared).data) == [255, 0, 0]
+    assert colour(again.scheduler.produce(prepared).data) == [255, 0, 0]
     assert segmenter.calls == 2  # red's mask was not taken from the blue run
 
 
@@ -81,7 +82,7 @@ def test_a_generation_of_replaced_content_is_not_stored(tmp_path: Path) -> None:
     segmenter = EllipseSegmenter(delay=0.5)
     server = origin(tmp_path, segmenter)
     url = "/image/upload/e_background_removal/a.png"
-    waiting = server.prepare(parse_path(url), accept=None)
+    waiting = server.resolver.prepare(parse_path(url), accept=None)
 
     async def first_request() -> None:
         with pytest.raises(StillGenerating):
@@ -90,12 +91,12 @@ def test_a_generation_of_replaced_content_is_not_stored(tmp_path: Path) -> None:
     anyio.run(first_request)
     shutil.copy(blue, tmp_path / "originals" / "a.png")  # while the model runs
     deadline = time.monotonic() + 10
-    while server.cache.claimed(waiting.key) and time.monotonic() < deadline:
+    while server.coordinator.claimed(waiting.key) and time.monotonic() < deadline:
         time.sleep(0.05)
     # Done, and nothing kept for red: neither a cut-out nor a failure (if the job read the file while it
     # was being rewritten in place, the decode failed; that is not red's failure either).
-    assert segmenter.calls <= 1 and server.lookup(waiting) is None
-    fresh = server.prepare(parse_path(url), accept=None)
+    assert segmenter.calls <= 1 and server.store.lookup(waiting.key) is None
+    fresh = server.resolver.prepare(parse_path(url), accept=None)
     assert fresh.key != waiting.key
     server.close()
 
@@ -107,13 +108,13 @@ def test_a_failure_while_the_file_is_rewritten_is_not_remembered(tmp_path: Path)
     red = square(tmp_path / "red.png", [255, 0, 0])
     shutil.copy(red, tmp_path / "originals" / "a.png")
     server = origin(tmp_path)
-    waiting = server.prepare(parse_path("/image/upload/c_scale,w_10/a.png"), accept=None)
+    waiting = server.resolver.prepare(parse_path("/image/upload/c_scale,w_10/a.png"), accept=None)
     (tmp_path / "originals" / "a.png").write_bytes(red.read_bytes()[:60])  # caught half-written
     with pytest.raises(Undecodable):
-        server.produce(waiting)
+        server.scheduler.produce(waiting)
     shutil.copy(red, tmp_path / "originals" / "a.png")  # the copy completes: the same content again
     again = origin(tmp_path)
-    prepared = again.prepare(parse_path("/image/upload/c_scale,w_10/a.png"), accept=None)
+    prepared = again.resolver.prepare(parse_path("/image/upload/c_scale,w_10/a.png"), accept=None)
     assert prepared.key == waiting.key
-    assert again.lookup(prepared) is None  # no remembered 422 for red
-    assert colour(again.produce(prepared).data) == [255, 0, 0]
+    assert again.store.lookup(prepared.key) is None  # no remembered 422 for red
+    assert colour(again.scheduler.produce(prepared).data) == [255, 0, 0]

@@ -1,0 +1,170 @@
+"""The originals store of today: a folder of ``<root>/<public_id>.<ext>`` files, never anything outside
+``root``. Versions are content hashes, memoised by a file stamp so a known file costs one ``stat``."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cachetools import LRUCache
+
+from cache.seams import Located
+from grammar.errors import NotFound
+from grammar.image_formats import EXTENSIONS
+from transform.files import sha256_of, write_atomically
+
+#: Tried in this order, so a public id present as both .jpg and .png resolves the same way every time.
+_RANK = {ext: i for i, ext in enumerate(e for lower in EXTENSIONS for e in (lower, lower.upper()))}
+
+FileStamp = tuple[int, int, int, int]
+
+#: A folder listing is trusted only once the folder has been quiet this long when it is taken: its mtime
+#: ticks coarsely (a few ms), so two changes within one tick look like one ("racy git").
+_QUIET_NS = 1_000_000_000
+
+
+def file_stamp(st: os.stat_result) -> FileStamp:
+    """What changes when a file's content may have: size, mtime, and the two a copy that restores the
+    mtime (``cp -p``, ``rsync -t``, ``touch -r``) cannot set back: the change time and the inode."""
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+class Fingerprints:
+    """sha256 of file contents, memoised by path and ``file_stamp`` so a hit costs one ``stat``.
+
+    >>> Fingerprints().of(Path("cutout/samples/docs/road.jpg"))  # doctest: +SKIP
+    'c0ffee...'
+    """
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._memo: LRUCache[tuple[str, FileStamp], str] = LRUCache(max_entries)
+        self._lock = threading.Lock()
+
+    def of(self, path: Path) -> str:
+        memo_key = (str(path), file_stamp(os.stat(path)))
+        with self._lock:
+            known = self._memo.get(memo_key)
+        if known is not None:
+            return known
+        value = sha256_of(path)  # hashlib lets other threads (the event loop) run meanwhile
+        with self._lock:
+            self._memo[memo_key] = value
+        return value
+
+
+def _valid(public_id: str) -> bool:
+    """Whether an original may have this id: no empty, ``.`` or ``..`` folders, no backslash or NUL."""
+    if not public_id or "\x00" in public_id or "\\" in public_id:
+        return False
+    return all(part not in ("", ".", "..") for part in public_id.split("/"))
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """One folder's originals: stem -> (file name, whether it resolves inside the root)."""
+
+    stat: tuple[int, int, int]
+    taken_ns: int
+    best: dict[str, tuple[str, bool]]
+
+
+class FolderOriginals:
+    """The ``OriginalsStore`` of a folder.
+
+    >>> FolderOriginals("cutout/samples").locate("docs/road").path.name  # doctest: +SKIP
+    'road.jpg'
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve(strict=True)
+        self.fingerprints = Fingerprints()
+        self._listings: LRUCache[str, _Listing] = LRUCache(1024)
+        self._lock = threading.Lock()
+
+    def locate(self, public_id: str, *, what: str = "Resource not found - {}") -> Located:
+        missing = NotFound(what.format(public_id))
+        if not _valid(public_id):
+            raise missing
+        folder, _, stem = public_id.rpartition("/")
+        try:
+            found = self._listing(folder).best.get(stem)
+            if found is None:
+                raise missing
+            name, inside = found
+            if not inside:  # symlinks are fine inside the tree, refused when they point out of it
+                raise missing
+            path = self.root / folder / name
+            return Located(public_id, path, file_stamp(os.stat(path)))
+        except OSError:  # gone meanwhile, or a name too long for the file system (ENAMETOOLONG)
+            raise missing from None
+
+    def find(self, public_id: str, *, what: str = "Resource not found - {}") -> Path:
+        return self.locate(public_id, what=what).path
+
+    def _listing(self, folder: str) -> _Listing:
+        path = self.root / folder
+        st = os.stat(path)
+        stat = (st.st_mtime_ns, st.st_ino, st.st_dev)
+        with self._lock:
+            known = self._listings.get(folder)
+        if known is not None and known.stat == stat and known.taken_ns - st.st_mtime_ns > _QUIET_NS:
+            return known
+        listing = _Listing(stat, time.time_ns(), self._list(path))
+        with self._lock:
+            self._listings[folder] = listing
+        return listing
+
+    def _list(self, path: Path) -> dict[str, tuple[str, bool]]:
+        best: dict[str, tuple[int, str]] = {}
+        with os.scandir(path) as entries:
+            for entry in entries:
+                stem, dot, ext = entry.name.rpartition(".")
+                rank = _RANK.get(ext)
+                if not dot or not stem or rank is None or rank >= best.get(stem, (len(_RANK), ""))[0]:
+                    continue
+                if entry.is_file():  # follows symlinks: a link to a file counts, a broken one does not
+                    best[stem] = (rank, entry.name)
+        real = path.resolve()
+        inside = {name: (real / name).resolve().is_relative_to(self.root) for _, name in best.values()}
+        return {stem: (name, inside[name]) for stem, (_, name) in best.items()}
+
+    def version(self, found: Located) -> str:
+        return self.fingerprints.of(found.path)
+
+    def current(self, found: Sequence[Located]) -> bool:
+        try:
+            return bool(found) and all(file_stamp(os.stat(f.path)) == f.stamp for f in found)
+        except OSError:
+            return False
+
+    def read(self, public_id: str) -> bytes:
+        return self.locate(public_id).path.read_bytes()
+
+    def write(self, public_id: str, extension: str, data: bytes) -> Located:
+        if extension not in _RANK:
+            raise ValueError(f"not an original's extension: {extension!r}")
+        if not _valid(public_id):
+            raise NotFound(f"Resource not found - {public_id}")
+        target = self.root / f"{public_id}.{extension}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(target, data)
+        return self.locate(public_id)
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        folder = prefix.rpartition("/")[0]
+        start = self.root / folder
+        if not start.is_dir():
+            return
+        for parent, dirs, files in os.walk(start):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            base = Path(parent).relative_to(self.root).as_posix()
+            names = (name.rpartition(".") for name in files)
+            stems = {stem for stem, dot, ext in names if dot and stem and ext in _RANK}
+            for stem in sorted(stems):
+                public_id = stem if base == "." else f"{base}/{stem}"
+                if public_id.startswith(prefix):
+                    yield public_id

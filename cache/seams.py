@@ -1,0 +1,89 @@
+"""The three storage seams under the origin. Each is a small protocol with today's implementation
+behind it (a folder of originals, and diskcache for the rest); other backends (object storage, Redis)
+implement the same calls, and nothing above ``cache/`` knows which one it talks to.
+
+Calls marked *blocking* may touch a disk or a network: the server runs them in its thread pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from cache.blobs import Entry
+from cache.coordinator import Failure
+
+
+@dataclass(frozen=True)
+class Located:
+    """One original, as found: ``stamp`` is a cheap token that changes whenever the content may have
+    (for a folder: size, times and inode), ``path`` a local file the renderer can open."""
+
+    public_id: str
+    path: Path
+    stamp: Hashable
+
+
+class OriginalsStore(Protocol):
+    def locate(self, public_id: str, *, what: str = "Resource not found - {}") -> Located:
+        """One lookup (blocking); ``NotFound(what.format(public_id))`` when there is none."""
+        ...
+
+    def version(self, found: Located) -> str:
+        """A token that changes when the content does (blocking: a new original is hashed)."""
+        ...
+
+    def current(self, found: Sequence[Located]) -> bool:
+        """Whether every one still holds what it held when located: cheap enough for a cached hit."""
+        ...
+
+    def read(self, public_id: str) -> bytes: ...
+
+    def write(self, public_id: str, extension: str, data: bytes) -> Located:
+        """Store an original atomically: readers see the old content or the new, never a part."""
+        ...
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Public ids starting with ``prefix``, in no particular order."""
+        ...
+
+
+class BlobStore(Protocol):
+    """Derivatives and masks by key, bounded (least recently used out first)."""
+
+    def get(self, key: str) -> Entry | None: ...
+
+    def put(self, key: str, entry: Entry) -> None: ...
+
+    def mark_used(self, key: str) -> None:
+        """Count a use served from elsewhere (a process's memory) for the eviction order."""
+        ...
+
+
+class Coordinator(Protocol):
+    """What every process serving one cache agrees on: who generates what, recent failures, the
+    strict-mode allow-list. Claims carry a lease so that a dead process's claim expires."""
+
+    def claim(self, key: str, owner: str, *, lease: float) -> bool: ...
+
+    def renew(self, key: str, owner: str, *, lease: float) -> bool: ...
+
+    def release(self, key: str, owner: str) -> None: ...
+
+    def claimed(self, key: str) -> bool: ...
+
+    def depth(self) -> int:
+        """Generations claimed now, by every process: the shared queue's depth."""
+        ...
+
+    def remember_failure(self, key: str, status: int, message: str, *, ttl: float) -> None: ...
+
+    def failure(self, key: str) -> Failure | None: ...
+
+    def allow(self, name: str) -> None: ...
+
+    def allowed(self, name: str) -> bool: ...
+
+    def writable(self) -> bool: ...

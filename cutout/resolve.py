@@ -1,0 +1,150 @@
+"""The resolver: a request (path, Accept) becomes a prepared plan and its cache key.
+
+It checks the cloud name, the signature and strict mode, expands named transformations, negotiates the
+format, finds the original and its layers and reads their versions. Finding and hashing touch the
+originals store, so ``resolve`` is blocking (the server runs it in its thread pool); ``memoised`` answers
+repeated URLs without blocking.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import anyio.to_thread
+from cachetools import TTLCache
+
+import transform
+from cache import Coordinator, Located, OriginalsStore, derivative_key
+from cutout.masks import Segmentation
+from cutout.settings import Settings, SettingsError
+from grammar import DeliveryPath, parse_path, parse_transformation, verify_delivery
+from grammar.errors import NotFound, OriginError, Unauthorized
+
+#: URL plus Accept header longer than this are not memoised (a client could fill the table with huge ones).
+MAX_MEMO_TEXT = 2048
+#: How long a memoised preparation is trusted. Its stamps catch changed files at once; the short life
+#: catches a new original that would now resolve first (a .jpg added next to the .png served).
+MEMO_SECONDS = 2.0
+LAYER_MISSING = "Unknown or invalid referenced image {} of type upload"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything needed to find or make one derivative."""
+
+    key: str
+    plan: transform.Plan
+    source: Located
+    source_key: str
+    choice: transform.FormatChoice
+    public_id: str
+    versioned: bool
+    #: The original and its layers as located, before their versions were read: while they are current
+    #: (``OriginalsStore.current``), the files are the ones the key names, and a result may be stored.
+    files: tuple[Located, ...]
+
+    @property
+    def allow_name(self) -> str:
+        return f"{self.plan.canonical}|{self.public_id}"
+
+
+def check_transformations(settings: Settings) -> tuple[str, ...]:
+    """Compile named and allowed transformations at start-up; returns the allowed canonical forms."""
+    for name, text in settings.named.items():
+        try:
+            transform.compile_plan(parse_transformation(text), named=settings.named)
+        except OriginError as exc:
+            raise SettingsError(f"CUTOUT_NAMED_TRANSFORMATIONS: t_{name} = {text!r}: {exc.public}") from None
+    allowed = []
+    for text in settings.allowed_transformations:
+        try:
+            allowed.append(transform.compile_plan(parse_transformation(text), named=settings.named).canonical)
+        except OriginError as exc:
+            raise SettingsError(f"CUTOUT_ALLOWED_TRANSFORMATIONS: {text!r}: {exc.public}") from None
+    return tuple(allowed)
+
+
+class Resolver:
+    def __init__(
+        self, settings: Settings, originals: OriginalsStore, coordinator: Coordinator, models: Segmentation
+    ) -> None:
+        self.settings = settings
+        self.originals = originals
+        self.coordinator = coordinator
+        self.models = models
+        self.allowed = frozenset(check_transformations(settings))
+        self._memo: TTLCache[tuple[str, str | None], Prepared] = TTLCache(4096, MEMO_SECONDS, time.monotonic)
+        self._lock = threading.Lock()
+
+    def memoised(self, raw_path: str, accept: str | None) -> Prepared | None:
+        """The preparation of a URL resolved in the last ``MEMO_SECONDS`` whose files are unchanged, else
+        None. Never blocks for long: a dict lookup and one ``stat`` per file (of inodes the kernel
+        holds; that check is what lets a replaced original be served at once)."""
+        with self._lock:
+            known = self._memo.get((raw_path, accept))
+        if known is None or not self.originals.current(known.files):
+            return None
+        return known
+
+    def resolve(self, raw_path: str, accept: str | None) -> Prepared:
+        """``prepare`` for a raw URL path, memoised (blocking: see the module docstring).
+
+        Only successful preparations are remembered, and checks depend only on the URL and the settings,
+        so reuse is safe.
+        """
+        known = self.memoised(raw_path, accept)
+        if known is not None:
+            return known
+        prepared = self.prepare(parse_path(raw_path), accept=accept)
+        if len(raw_path) + len(accept or "") <= MAX_MEMO_TEXT:  # the table bounds entries, not their size
+            with self._lock:
+                self._memo[(raw_path, accept)] = prepared
+        return prepared
+
+    async def resolve_async(self, raw_path: str, accept: str | None) -> Prepared:
+        known = self.memoised(raw_path, accept)
+        if known is not None:
+            return known
+        return await anyio.to_thread.run_sync(self.resolve, raw_path, accept)
+
+    def prepare(self, path: DeliveryPath, *, accept: str | None, signed_ok: bool = False) -> Prepared:
+        """Blocking. ``signed_ok``: the caller vouches for the URL (``cutout eager`` into the cache)."""
+        self._check_cloud(path)
+        signed = signed_ok or self._check_signature(path)
+        plan = transform.compile_plan(path.components, named=self.settings.named)
+        source = self.originals.locate(path.public_id)
+        layer_ids = sorted(plan.layer_ids)
+        layers = [self.originals.locate(lid, what=LAYER_MISSING) for lid in layer_ids]
+        fingerprint = self.originals.version(source)  # after locating: see Prepared.files
+        if self.settings.strict and not signed and path.components:
+            self._check_strict(path, plan)
+        prints = ",".join(f"{i}={self.originals.version(f)}" for i, f in zip(layer_ids, layers, strict=True))
+        choice = transform.negotiate_format(plan, extension=path.extension, accept=accept)
+        key = derivative_key(plan.canonical, path.public_id, fingerprint, choice.key, layers=prints,
+                             model=self.models.model_for(plan))
+        return Prepared(key, plan, source, fingerprint, choice, path.public_id, path.version is not None,
+                        (source, *layers))
+
+    def _check_cloud(self, path: DeliveryPath) -> None:
+        wanted = self.settings.cloud_name
+        if wanted and path.cloud_name is not None and path.cloud_name != wanted:
+            raise NotFound(f"Resource not found - unknown cloud name {path.cloud_name}")
+
+    def _check_signature(self, path: DeliveryPath) -> bool:
+        if path.signature is None:
+            return False
+        if self.settings.api_secret is None:
+            raise Unauthorized(f"Signature s--{path.signature}-- cannot be checked: no API secret configured")
+        if not verify_delivery(path, self.settings.api_secret):
+            raise Unauthorized(f"Invalid signature s--{path.signature}-- for {path.raw_transformation}")
+        return True
+
+    def _check_strict(self, path: DeliveryPath, plan: transform.Plan) -> None:
+        named_only = all(p.key == "t" for c in path.components for p in c.params)
+        if named_only or plan.canonical in self.allowed:
+            return
+        if self.coordinator.allowed(f"{plan.canonical}|{path.public_id}"):
+            return
+        raise Unauthorized(f"Transformation {path.raw_transformation} is not allowed")

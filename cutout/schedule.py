@@ -1,0 +1,165 @@
+"""The scheduler: makes what the store does not have. Cheap renders run now in the render threads
+(bounded; 503 when too many wait); slow ones (background removal) are claimed for every process and
+queued (423 until done). Failures a client caused are remembered briefly, never the results of files
+that changed while they were rendered."""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import partial
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+import transform
+from cache import Coordinator, Entry, OriginalsStore
+from cutout import metrics
+from cutout.generate import Generator
+from cutout.masks import Segmentation
+from cutout.resolve import LAYER_MISSING, Prepared
+from cutout.settings import Settings
+from cutout.store import Store, failure_error
+from grammar.errors import NotAvailable, OriginError, Overloaded, StillGenerating
+
+log = logging.getLogger("cutout.schedule")
+
+#: How often a waiting request (or ``cutout eager``) looks whether a queued generation is done.
+POLL_SECONDS = 0.05
+
+
+class Scheduler:
+    def __init__(
+        self,
+        settings: Settings,
+        originals: OriginalsStore,
+        store: Store,
+        coordinator: Coordinator,
+        models: Segmentation,
+    ) -> None:
+        self.settings = settings
+        self.originals = originals
+        self.store = store
+        self.coordinator = coordinator
+        self.models = models
+        self.limits = transform.Limits(max_pixels=settings.max_pixels)
+        self.generator = Generator(store.blobs, coordinator, workers=settings.model_workers,
+                                   queue_size=settings.queue_size, lease=settings.lease_seconds,
+                                   failure_ttl=settings.failure_seconds)
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._inflight = 0
+
+    def close(self) -> None:
+        self.generator.close()
+
+    # -- rendering (blocking, in a worker thread) ----------------------------------------------------
+    def render_entry(self, prepared: Prepared) -> Entry:
+        started = time.perf_counter()
+        cached, files = self.models.masks, prepared.files
+        masks = None if cached is None else cached.storing_while(lambda: self.originals.current(files))
+        rendered = transform.render(
+            prepared.plan, prepared.source.path, source_key=prepared.source_key, choice=prepared.choice,
+            load_layer=self._layer, masks=masks, limits=self.limits,
+        )
+        metrics.render_seconds.observe(time.perf_counter() - started)
+        return Entry.of(rendered.data, format=rendered.format, width=rendered.width, height=rendered.height,
+                        has_alpha=rendered.has_alpha)
+
+    def _layer(self, public_id: str) -> tuple[Path, str]:
+        found = self.originals.locate(public_id, what=LAYER_MISSING)
+        return found.path, self.originals.version(found)
+
+    def current(self, prepared: Prepared) -> bool:
+        """Whether the files are still the ones ``prepared.key`` names. An original replaced while its
+        render waited or ran gave a result of other content: it is served (it is of the file as it is
+        now) but never stored under the old content's key; the next request has the new key."""
+        if self.originals.current(prepared.files):
+            return True
+        log.info("%s changed while rendering %s; the result is not stored", prepared.public_id, prepared.key)
+        return False
+
+    def produce(self, prepared: Prepared) -> Entry:
+        """Render and store, remembering a client-caused failure briefly (blocking; cheap renders and
+        ``cutout eager``)."""
+        try:
+            entry = self.render_entry(prepared)
+        except OriginError as exc:
+            if self.current(prepared):  # a file rewritten under the render is not the URL's failure
+                ttl = self.settings.failure_seconds
+                self.coordinator.remember_failure(prepared.key, exc.status, exc.public, ttl=ttl)
+            raise
+        if self.current(prepared):
+            self.store.keep(prepared.key, entry)
+        return entry
+
+    def _generation(self, prepared: Prepared) -> Entry | None:
+        """The queued job: None (nothing stored, no failure remembered) when the files changed under it."""
+        try:
+            entry = self.render_entry(prepared)
+        except OriginError:
+            if self.current(prepared):
+                raise  # remembered by the generator
+            return None
+        return entry if self.current(prepared) else None
+
+    # -- generations (claimed for every process) -----------------------------------------------------
+    def poll(self, prepared: Prepared) -> Entry | None:
+        """One look at a slow derivative (blocking): the entry when it is made; otherwise make sure that
+        somebody generates it (claim and queue it here unless another process holds the claim) and
+        return None. A remembered failure raises; so does StillGenerating when the files changed (the
+        next request asks for the new key)."""
+        entry = self.store.lookup(prepared.key)  # look first: a remembered failure is not generated again
+        if entry is not None:
+            return entry
+        if not self.originals.current(prepared.files):
+            raise StillGenerating(self.settings.retry_after)
+        if not self.coordinator.claimed(prepared.key):
+            self.generator.submit(prepared.key, partial(self._generation, prepared))
+        return None
+
+    def generate_and_wait(self, prepared: Prepared) -> Entry:
+        """A slow derivative made through the same claim the servers use, so that exactly one generation
+        runs even while a server on this cache is making it too; waits for whoever holds the claim
+        (blocking; ``cutout eager`` straight into the cache)."""
+        while True:
+            try:
+                entry = self.poll(prepared)
+            except StillGenerating:
+                raise failure_error(409, f"{prepared.public_id} changed while it was being generated; "
+                                         "run again") from None
+            if entry is not None:
+                return entry
+            time.sleep(POLL_SECONDS)
+
+    # -- serving a miss (async) --------------------------------------------------------------------
+    async def make(self, prepared: Prepared) -> Entry:
+        """The derivative for a request the store missed: rendered now, or generated (423 until done,
+        or until ``wait_seconds``)."""
+        if prepared.plan.needs_segmentation:
+            return await self._generated(prepared)
+        return await self._render_now(prepared)
+
+    async def _render_now(self, prepared: Prepared) -> Entry:
+        if self._inflight >= self.settings.queue_size:
+            raise Overloaded(public="Too many renders in progress; retry later")
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.settings.render_threads)
+        self._inflight += 1
+        try:
+            return await anyio.to_thread.run_sync(self.produce, prepared, limiter=self._limiter)
+        finally:
+            self._inflight -= 1
+
+    async def _generated(self, prepared: Prepared) -> Entry:
+        if self.models.masks is None:
+            raise NotAvailable("Background removal is not available: no segmentation model")
+        deadline = time.monotonic() + self.settings.wait_seconds
+        while True:
+            entry = await anyio.to_thread.run_sync(self.poll, prepared)
+            if entry is not None:
+                return entry
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise StillGenerating(self.settings.retry_after)
+            await anyio.sleep(min(POLL_SECONDS, remaining))
