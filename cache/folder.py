@@ -137,9 +137,12 @@ class FolderOriginals:
 
     def current(self, found: Sequence[Located]) -> bool:
         try:
-            return bool(found) and all(file_stamp(os.stat(f.path)) == f.stamp for f in found)
+            for f in found:  # a loop, not all(...): this runs on every cached hit
+                if file_stamp(os.stat(f.path)) != f.stamp:
+                    return False
         except OSError:
             return False
+        return bool(found)
 
     def read(self, public_id: str) -> bytes:
         return self.locate(public_id).path.read_bytes()

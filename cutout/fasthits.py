@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
@@ -54,7 +55,7 @@ class FastHits:
                 if_none_match = value
         raw_path = scope.get("raw_path") or scope["path"].encode()
         accept_text = accept.decode("latin-1") if accept else None
-        delivered = await service.hot(raw_path.decode("latin-1"), accept_text)
+        delivered = service.hot(raw_path.decode("latin-1"), accept_text)
         if delivered is None:
             await self.app(scope, receive, send)
             return
@@ -73,3 +74,5 @@ class FastHits:
             status, body = 200, delivered.entry.data
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body if scope["method"] == "GET" else b""})
+        if service.store.uses_pending:  # after the answer: the client does not wait for this bookkeeping
+            await anyio.to_thread.run_sync(service.store.record_uses)

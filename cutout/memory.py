@@ -20,6 +20,14 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
+def _get(cache: LRUCache[K, V], key: K) -> V | None:
+    # cachetools' ``get`` looks the key up twice (``in``, then ``[]``); on the hot path a miss is rare.
+    try:
+        return cache[key]
+    except KeyError:
+        return None
+
+
 class BoundedDict(Generic[K, V]):
     """A least-recently-used dict of at most ``max_entries``, safe to share between threads."""
 
@@ -29,7 +37,7 @@ class BoundedDict(Generic[K, V]):
 
     def get(self, key: K) -> V | None:
         with self._lock:
-            return self._data.get(key)
+            return _get(self._data, key)
 
     def __setitem__(self, key: K, value: V) -> None:
         with self._lock:
@@ -60,8 +68,18 @@ class MemoryEntries:
 
     def get(self, key: str) -> Entry | None:
         with self._lock:
-            held = self._data.get(key)
+            held = _get(self._data, key)
         return None if held is None else held[0]
+
+    def get_due(self, key: str, every: float = 60.0) -> tuple[Entry | None, bool]:
+        """``get``, and whether the entry is ``due`` (one look-up while it is not: the hot path)."""
+        with self._lock:
+            held = _get(self._data, key)
+        if held is None:
+            return None, False
+        if time.monotonic() - held[1] < every:
+            return held[0], False
+        return held[0], self.due(key, every)
 
     def due(self, key: str, every: float = 60.0) -> bool:
         """True at most once per ``every`` seconds per entry: time to tell the disk cache it is used."""

@@ -76,12 +76,12 @@ class Service:
             entry = await self.scheduler.make(prepared)
         return Delivered(entry, prepared.choice.vary, prepared.versioned)
 
-    async def hot(self, raw_path: str, accept: str | None) -> Delivered | None:
+    def hot(self, raw_path: str, accept: str | None) -> Delivered | None:
         """The derivative when both its preparation and its bytes are in this process's memory, else None
-        (then ``deliver``)."""
+        (then ``deliver``). Never blocks; the caller runs ``store.record_uses`` in a thread when
+        ``store.uses_pending``, after answering."""
         prepared = self.resolver.memoised(raw_path, accept)
         entry = self.store.cached(prepared.key) if prepared is not None else None
         if prepared is None or entry is None:
             return None
-        await self.store.told_used(prepared.key)
         return Delivered(entry, prepared.choice.vary, prepared.versioned)

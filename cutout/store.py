@@ -4,6 +4,7 @@ and the remembered failure of a key that was tried recently."""
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Mapping
 
 import anyio.to_thread
@@ -41,17 +42,38 @@ class Store:
         self.blobs = blobs
         self.coordinator = coordinator
         self.memory = MemoryEntries(memory_budget)
+        #: Seconds between two uses of one memory entry told to the blob store.
+        self.use_period = 60.0
+        self._uses: deque[str] = deque()
 
     def cached(self, key: str) -> Entry | None:
-        """The entry if this process holds it in memory (never blocks)."""
-        return self.memory.get(key)
+        """The entry if this process holds it in memory (never blocks). A use due to be told to the blob
+        store is noted for ``record_uses``."""
+        entry, due = self.memory.get_due(key, self.use_period)
+        if due:
+            self._uses.append(key)
+        return entry
+
+    @property
+    def uses_pending(self) -> bool:
+        return bool(self._uses)
+
+    def record_uses(self) -> None:
+        """Tell the blob store the uses noted by ``cached`` (blocking)."""
+        while self._uses:
+            try:
+                key = self._uses.popleft()
+            except IndexError:  # taken by another thread meanwhile
+                return
+            self._mark_used(key)
 
     def lookup(self, key: str) -> Entry | None:
         """Memory, then the blob store; None for a miss. A failure remembered for ``key`` raises it
         (blocking: run it in a thread from async code, or use ``fetch``)."""
-        entry = self.memory.get(key)
+        entry, due = self.memory.get_due(key, self.use_period)
         if entry is not None:
-            self.tell_used(key)
+            if due:
+                self._mark_used(key)
             return entry
         entry = self.blobs.get(key)
         if entry is not None:
@@ -64,24 +86,16 @@ class Store:
 
     async def fetch(self, key: str) -> Entry | None:
         """``lookup`` without blocking the event loop: a memory hit answers at once."""
-        entry = self.memory.get(key)
+        entry = self.cached(key)
         if entry is None:
             return await anyio.to_thread.run_sync(self.lookup, key)
-        await self.told_used(key)
+        if self.uses_pending:
+            await anyio.to_thread.run_sync(self.record_uses)
         return entry
 
-    async def told_used(self, key: str) -> None:
-        """For a memory hit: ``tell_used`` when it is due (about once a minute a key), in a thread."""
-        if self.memory.due(key):
-            await anyio.to_thread.run_sync(self._mark_used, key)
-
-    def tell_used(self, key: str) -> None:
+    def _mark_used(self, key: str) -> None:
         # The shared blob store evicts least recently used first; hits served from memory must count
         # there too (about once a minute), or the hottest derivatives are the first evicted.
-        if self.memory.due(key):
-            self._mark_used(key)
-
-    def _mark_used(self, key: str) -> None:
         try:
             self.blobs.mark_used(key)
         except Exception:  # noqa: BLE001 - bookkeeping: it must never fail the hit it rides on

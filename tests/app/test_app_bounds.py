@@ -35,7 +35,7 @@ def test_hits_from_memory_tell_the_disk_cache(client: Any) -> None:
     service = client.app.state.service
     key = service.resolver.memoised(path, "*/*").key
     told: list[str] = []
-    service.store.memory.due = lambda k, every=60.0: True  # type: ignore[method-assign]
+    service.store.use_period = 0.0  # every hit is due
     real = service.store.blobs.mark_used
     service.store.blobs.mark_used = lambda k: (told.append(k), real(k))  # type: ignore[method-assign]
     for _ in range(3):
