@@ -203,3 +203,17 @@ def test_a_use_recorded_without_reading_keeps_an_entry(tmp_path: Path) -> None:
         cache.put(f"new{added}", Entry.of(os.urandom(100_000), format="png"))
         added += 1
     assert "cold" not in cache and "hot" in cache
+
+
+def test_queue_depth_counts_live_claims_of_every_process(tmp_path: Path) -> None:
+    cache = DerivativeCache(tmp_path)
+    other = DerivativeCache(tmp_path)  # another process's view of the same folder
+    assert cache.depth() == 0
+    assert cache.claim("a", "p1", lease=30) and other.claim("b", "p2", lease=0.2)
+    cache.state.set("claimz", 1)  # a key that sorts after the claims is no claim
+    cache.remember_failure("c", 500, "x", ttl=30)
+    assert cache.depth() == 2 and other.depth() == 2
+    time.sleep(0.3)
+    assert cache.depth() == 1  # an expired lease is no longer a claim
+    cache.release("a", "p1")
+    assert other.depth() == 0

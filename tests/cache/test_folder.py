@@ -1,0 +1,91 @@
+"""The folder originals store: one listing per folder, found again after changes, versions by content."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from cache import FolderOriginals, OriginalsStore
+from grammar.errors import NotFound
+
+
+def test_the_folder_is_an_originals_store(tmp_path: Path) -> None:
+    store: OriginalsStore = FolderOriginals(tmp_path)
+    found = store.write("docs/a", "png", b"one")
+    assert found.path == tmp_path.resolve() / "docs" / "a.png"
+    assert store.read("docs/a") == b"one" and store.current([found])
+    version = store.version(found)
+    store.write("docs/a", "png", b"two")
+    assert not store.current([found])  # a new inode: the old stamp no longer holds
+    assert store.version(store.locate("docs/a")) != version
+    assert not list(tmp_path.glob("docs/.*")), "no temporary file left behind"
+    with pytest.raises(NotFound):
+        store.write("../outside", "png", b"x")
+    with pytest.raises(ValueError):
+        store.write("docs/b", "exe", b"x")
+
+
+def test_list_by_prefix(tmp_path: Path) -> None:
+    store = FolderOriginals(tmp_path)
+    for public_id in ("docs/a", "docs/ab", "docs/sub/c", "other/d"):
+        store.write(public_id, "jpg", b"x")
+    (tmp_path / "docs" / "a.png").write_bytes(b"x")  # a second file of one id: listed once
+    (tmp_path / "docs" / "notes.txt").write_bytes(b"x")
+    assert sorted(store.list("docs/a")) == ["docs/a", "docs/ab"]
+    assert sorted(store.list("docs/")) == ["docs/a", "docs/ab", "docs/sub/c"]
+    assert sorted(store.list()) == ["docs/a", "docs/ab", "docs/sub/c", "other/d"]
+    assert list(store.list("missing/")) == []
+
+
+def test_one_listing_finds_every_extension_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a.PNG").write_bytes(b"x")
+    (tmp_path / "a.png").write_bytes(b"x")
+    (tmp_path / "b.webp").write_bytes(b"x")
+    (tmp_path / "c.jpg").mkdir()  # a folder named like an original is not one
+    os.utime(tmp_path, ns=(1_000_000_000, 1_000_000_000))  # a quiet folder: its listing is kept
+    store = FolderOriginals(tmp_path)
+    assert store.locate("a").path.name == "a.png"  # lower case before upper, as before
+    assert store.locate("b").path.name == "b.webp"
+    with pytest.raises(NotFound):
+        store.locate("c")
+    stats: list[str] = []
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: (stats.append(str(p)), real_stat(p, *a, **k))[1])
+    store.locate("a")
+    with pytest.raises(NotFound):
+        store.locate("missing")
+    monkeypatch.undo()
+    # The folder and the file found: not one stat per candidate extension (22 before).
+    assert stats == [str(tmp_path.resolve()), str(tmp_path.resolve() / "a.png"), str(tmp_path.resolve())]
+
+
+def test_a_new_original_is_found_at_once(tmp_path: Path) -> None:
+    """A folder's listing is not trusted while the folder is young (its mtime ticks coarsely)."""
+    store = FolderOriginals(tmp_path)
+    with pytest.raises(NotFound):
+        store.locate("new")
+    for i in range(20):  # changes within one mtime tick of each other
+        (tmp_path / f"new{i}.jpg").write_bytes(b"x")
+        assert store.locate(f"new{i}").path.name == f"new{i}.jpg"
+    (tmp_path / "new0.jpg").unlink()
+    with pytest.raises(NotFound):
+        store.locate("new0")
+    old = 1_000_000_000
+    os.utime(tmp_path, ns=(old, old))  # an old, quiet folder: its listing is kept
+    assert store.locate("new1").path.name == "new1.jpg"
+    (tmp_path / "new1.png").write_bytes(b"x")  # not preferred over .jpg, but the folder changed
+    assert store.locate("new1").path.name == "new1.jpg"
+
+
+def test_long_names_and_escapes_are_not_found(tmp_path: Path) -> None:
+    store = FolderOriginals(tmp_path)
+    (tmp_path / "outside.jpg").write_bytes(b"x")
+    root = tmp_path / "root"
+    root.mkdir()
+    os.symlink(tmp_path / "outside.jpg", root / "link.jpg")
+    store = FolderOriginals(root)
+    for bad in ("link", "a" * 300, "b" * 300 + "/c", "../outside", "/etc/passwd", "docs//a"):
+        with pytest.raises(NotFound):
+            store.locate(bad)
