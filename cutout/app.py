@@ -120,7 +120,9 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    return Response(metrics.render_latest(), media_type=metrics.CONTENT_TYPE)
+    # With several workers this reads every process's metric files: not on the event loop.
+    latest = await anyio.to_thread.run_sync(metrics.render_latest)
+    return Response(latest, media_type=metrics.CONTENT_TYPE)
 
 
 #: The server's own routes; every other GET or HEAD path is a delivery URL (the fast path skips these).
