@@ -119,18 +119,21 @@ class FolderOriginals:
         return listing
 
     def _list(self, path: Path) -> dict[str, tuple[str, bool]]:
-        best: dict[str, tuple[int, str]] = {}
+        best: dict[str, tuple[int, str, bool]] = {}
         with os.scandir(path) as entries:
             for entry in entries:
                 stem, dot, ext = entry.name.rpartition(".")
                 rank = _RANK.get(ext)
-                if not dot or not stem or rank is None or rank >= best.get(stem, (len(_RANK), ""))[0]:
+                if not dot or not stem or rank is None or rank >= best.get(stem, (len(_RANK), "", False))[0]:
                     continue
                 if entry.is_file():  # follows symlinks: a link to a file counts, a broken one does not
-                    best[stem] = (rank, entry.name)
+                    best[stem] = (rank, entry.name, entry.is_symlink())
         real = path.resolve()
-        inside = {name: (real / name).resolve().is_relative_to(self.root) for _, name in best.values()}
-        return {stem: (name, inside[name]) for stem, (_, name) in best.items()}
+        here = real.is_relative_to(self.root)  # a plain file is where its folder is; only links move
+        return {
+            stem: (name, (real / name).resolve().is_relative_to(self.root) if link else here)
+            for stem, (_, name, link) in best.items()
+        }
 
     def version(self, found: Located) -> str:
         return self.fingerprints.of(found.path)
