@@ -83,12 +83,15 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--label", default="", help="a word for the report (before/after)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable for the server (repeatable)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="cutout-latency-bench-"))
     originals = tmp / "originals"
     shutil.copytree(ROOT / "cutout/samples", originals)
     size = big_original(originals)
-    server = ServerProcess(originals, tmp / "cache", env={"CUTOUT_BACKGROUND_REMOVAL": "0"})
+    env = {"CUTOUT_BACKGROUND_REMOVAL": "0", **dict(item.split("=", 1) for item in args.env)}
+    server = ServerProcess(originals, tmp / "cache", env=env)
     idle: list[float] = []
     loaded: list[float] = []
     counts: list[int] = []

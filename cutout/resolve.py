@@ -11,8 +11,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import anyio.to_thread
-
 import transform
 from cache import Coordinator, Located, OriginalsStore, derivative_key
 from cutout.masks import Segmentation
@@ -99,12 +97,6 @@ class Resolver:
         if len(raw_path) + len(accept or "") <= MAX_MEMO_TEXT:  # the table bounds entries, not their size
             self._memo[(raw_path, accept)] = (prepared, time.monotonic() + MEMO_SECONDS)
         return prepared
-
-    async def resolve_async(self, raw_path: str, accept: str | None) -> Prepared:
-        known = self.memoised(raw_path, accept)
-        if known is not None:
-            return known
-        return await anyio.to_thread.run_sync(self.resolve, raw_path, accept)
 
     def prepare(self, path: DeliveryPath, *, accept: str | None, signed_ok: bool = False) -> Prepared:
         """Blocking. ``signed_ok``: the caller vouches for the URL (``cutout eager`` into the cache)."""

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cache import BlobStore, Coordinator, DerivativeCache, FolderOriginals, OriginalsStore
+import anyio.to_thread
+
+from cache import BlobStore, Coordinator, DerivativeCache, Entry, FolderOriginals, OriginalsStore
 from cutout import metrics
 from cutout.masks import Segmentation
 from cutout.resolve import MAX_MEMO_TEXT, Prepared, Resolver, check_transformations
@@ -67,14 +69,21 @@ class Service:
         self.scheduler.close()
 
     async def deliver(self, raw_path: str, accept: str | None) -> Delivered:
-        prepared = await self.resolver.resolve_async(raw_path, accept)
-        entry = await self.store.fetch(prepared.key)
+        known = self.resolver.memoised(raw_path, accept)
+        if known is not None:
+            prepared, entry = known, await self.store.fetch(known.key)
+        else:  # one trip to the thread pool for both: each costs the event loop some work too
+            prepared, entry = await anyio.to_thread.run_sync(self._resolve_and_look_up, raw_path, accept)
         if entry is not None:
             metrics.cache_hits_total.inc()
         else:
             metrics.cache_misses_total.inc()
             entry = await self.scheduler.make(prepared)
         return Delivered(entry, prepared.choice.vary, prepared.versioned)
+
+    def _resolve_and_look_up(self, raw_path: str, accept: str | None) -> tuple[Prepared, Entry | None]:
+        prepared = self.resolver.resolve(raw_path, accept)
+        return prepared, self.store.lookup(prepared.key)
 
     def hot(self, raw_path: str, accept: str | None) -> Delivered | None:
         """The derivative when both its preparation and its bytes are in this process's memory, else None
