@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -24,9 +25,22 @@ def square(path: Path, rgb: list[int]) -> Path:
     return path
 
 
-def origin(tmp_path: Path, segmenter: EllipseSegmenter | None = None) -> Service:
-    settings = Settings(originals=tmp_path / "originals", cache_dir=tmp_path / "cache", render_threads=1)
-    return Service.open(settings, DerivativeCache(tmp_path / "cache"), segmenter=segmenter)
+MakeService = Callable[..., Service]
+
+
+@pytest.fixture
+def origin() -> Iterator[MakeService]:
+    """Services over ``tmp_path``; closed at the end (their lease threads would outlive the test)."""
+    made: list[Service] = []
+
+    def make(tmp_path: Path, segmenter: EllipseSegmenter | None = None) -> Service:
+        settings = Settings(originals=tmp_path / "originals", cache_dir=tmp_path / "cache", render_threads=1)
+        made.append(Service.open(settings, DerivativeCache(tmp_path / "cache"), segmenter=segmenter))
+        return made[-1]
+
+    yield make
+    for service in made:
+        service.close()
 
 
 def colour(data: bytes) -> list[float]:
@@ -35,7 +49,7 @@ def colour(data: bytes) -> list[float]:
     return list(image(image.width // 2, image.height // 2))[:3]
 
 
-def test_a_render_of_replaced_content_is_served_not_stored(tmp_path: Path) -> None:
+def test_a_render_of_replaced_content_is_served_not_stored(tmp_path: Path, origin: MakeService) -> None:
     (tmp_path / "originals").mkdir()
     red, blue = square(tmp_path / "red.png", [255, 0, 0]), square(tmp_path / "blue.png", [0, 0, 255])
     shutil.copy(red, tmp_path / "originals" / "a.png")
@@ -56,7 +70,7 @@ def test_a_render_of_replaced_content_is_served_not_stored(tmp_path: Path) -> No
     assert again.store.lookup(prepared.key) is not None  # unchanged files: stored as usual
 
 
-def test_a_mask_of_replaced_content_is_not_stored(tmp_path: Path) -> None:
+def test_a_mask_of_replaced_content_is_not_stored(tmp_path: Path, origin: MakeService) -> None:
     (tmp_path / "originals").mkdir()
     red, blue = square(tmp_path / "red.png", [255, 0, 0]), square(tmp_path / "blue.png", [0, 0, 255])
     shutil.copy(red, tmp_path / "originals" / "a.png")
@@ -74,7 +88,7 @@ def test_a_mask_of_replaced_content_is_not_stored(tmp_path: Path) -> None:
     assert segmenter.calls == 2  # red's mask was not taken from the blue run
 
 
-def test_a_generation_of_replaced_content_is_not_stored(tmp_path: Path) -> None:
+def test_a_generation_of_replaced_content_is_not_stored(tmp_path: Path, origin: MakeService) -> None:
     """The queued (423) path: the job renders the new file while the key names the old one."""
     (tmp_path / "originals").mkdir()
     red, blue = square(tmp_path / "red.png", [255, 0, 0]), square(tmp_path / "blue.png", [0, 0, 255])
@@ -101,7 +115,7 @@ def test_a_generation_of_replaced_content_is_not_stored(tmp_path: Path) -> None:
     server.close()
 
 
-def test_a_failure_while_the_file_is_rewritten_is_not_remembered(tmp_path: Path) -> None:
+def test_a_failure_while_the_file_is_rewritten_is_not_remembered(tmp_path: Path, origin: MakeService) -> None:
     """A render that read the original while it was being rewritten fails (a half-written file); that is
     not the URL's failure, so the old key must not answer with it later."""
     (tmp_path / "originals").mkdir()
