@@ -5,9 +5,9 @@
 
 The reference is a bare script doing the least possible work (pyvips thumbnail to 1024x1024, one
 onnxruntime inference with default settings, nothing written), run in the same session, alternating
-with ours, so the ratio holds on a noisy shared machine. (cutout itself runs the network at the
-photo's aspect ratio, 1024x768 for a 4:3 photo; the reference keeps the issue's 1024x1024, as rembg
-does.) All three use the model file remove-bg uses
+with ours, so the ratio holds on a noisy shared machine. (cutout, the reference and rembg all run
+the network at 1024x1024; ``CUTOUT_MODEL_ASPECT=keep`` would run cutout at the photo's aspect ratio.)
+All three use the model file remove-bg uses
 by default (the float32 copy when fetch-model has written it; printed at the start): rembg through a
 symlink at $REMBG_HOME/models/isnet-general-use/isnet-general-use.onnx.
 

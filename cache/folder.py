@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -16,10 +15,9 @@ from cachetools import LRUCache
 from cache.seams import Located
 from grammar.errors import NotFound
 from grammar.image_formats import EXTENSIONS
-from transform.files import sha256_of
+from transform.files import sha256_of, write_atomically
 
-#: Tried in this order (the formats table's), so a public id present as both .jpg and .png resolves the
-#: same way every time.
+#: Tried in this order, so a public id present as both .jpg and .png resolves the same way every time.
 _RANK = {ext: i for i, ext in enumerate(e for lower in EXTENSIONS for e in (lower, lower.upper()))}
 
 FileStamp = tuple[int, int, int, int]
@@ -52,7 +50,7 @@ class Fingerprints:
             known = self._memo.get(memo_key)
         if known is not None:
             return known
-        value = sha256_of(path)  # hashlib.file_digest: other threads run meanwhile
+        value = sha256_of(path)  # hashlib lets other threads (the event loop) run meanwhile
         with self._lock:
             self._memo[memo_key] = value
         return value
@@ -159,14 +157,7 @@ class FolderOriginals:
             raise NotFound(f"Resource not found - {public_id}")
         target = self.root / f"{public_id}.{extension}"
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(name, target)  # same folder: a rename, so readers see all or nothing
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
+        write_atomically(target, data)
         return self.locate(public_id)
 
     def list(self, prefix: str = "") -> Iterator[str]:
