@@ -14,7 +14,7 @@ from anyio.abc import TaskGroup
 
 from cutout.api.errors import ApiError
 from cutout.api.remover import Job, Remover
-from cutout.api.tasks import RUNNING, Tasks
+from cutout.api.tasks import FINAL, RUNNING, Tasks
 from cutout.fetch import FetchPolicy
 from cutout.webhooks import Delivery, Signer, deliver
 
@@ -47,18 +47,29 @@ class Runner:
             await anyio.sleep(LEASE_SECONDS)
 
     async def drive(self, task: dict[str, Any]) -> None:
+        """Make the task's result, then tell its webhook; either may have been begun by a driver that
+        stopped (its claim lapsed): the result is asked for again, the delivery resumed where it was."""
         task_id = task["task_id"]
         if not await anyio.to_thread.run_sync(self.tasks.claim, task_id, self.owner, LEASE_SECONDS):
             return  # somebody else drives it
         try:
-            task = await self._run(task)
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._keep_claim, task_id)
+                if task["status"] not in FINAL:
+                    task = await self._run(task)
+                if task["webhook_url"] and self.signer is not None:
+                    await self._notify(task)
+                group.cancel_scope.cancel()
         finally:
             # Shielded: when the app stops mid-task, the claim must go now, or the next process to start
             # would wait out the lease before it picks the task up.
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self.tasks.release, task_id)
-        if task["webhook_url"] and self.signer is not None:
-            await self._notify(task)
+
+    async def _keep_claim(self, task_id: str) -> None:
+        while True:
+            await anyio.sleep(LEASE_SECONDS / 3)
+            await anyio.to_thread.run_sync(self.tasks.renew, task_id, self.owner, LEASE_SECONDS)
 
     async def _run(self, task: dict[str, Any]) -> dict[str, Any]:
         task = {**task, "status": RUNNING}
@@ -75,17 +86,31 @@ class Runner:
                 return await self._finish(task, error={"code": "internal_error", "message": "Internal error"})
             if result is not None:
                 return await self._finish(task, result=result.meta, data=result.entry.data)
-            await anyio.to_thread.run_sync(self.tasks.renew, task["task_id"], self.owner, LEASE_SECONDS)
 
     async def _finish(self, task: dict[str, Any], **outcome: Any) -> dict[str, Any]:
         return await anyio.to_thread.run_sync(partial(self.tasks.finish, task, **outcome))
 
     async def _notify(self, task: dict[str, Any]) -> None:
+        """Deliver (or resume delivering) the task's webhook, kept with the task after every attempt."""
         assert self.signer is not None
-        payload = {"type": f"task.{task['status']}", "data": public_view(task)}
-        delivery = Delivery.new(task["webhook_url"], payload, self.signer.scheme)
+        if task.get("webhook") is None:
+            payload = {"type": f"task.{task['status']}", "data": public_view(task)}
+            task = {
+                **task,
+                "webhook": Delivery.new(task["webhook_url"], payload, self.signer.scheme).to_json(),
+            }
+            await anyio.to_thread.run_sync(self.tasks.put, task)
+        delivery = Delivery.from_json(task["webhook"])
+        if delivery.state != "pending":
+            return
+
+        async def keep(attempted: Delivery) -> None:
+            nonlocal task
+            task = {**task, "webhook": attempted.to_json()}
+            await anyio.to_thread.run_sync(self.tasks.put, task)
+
         try:
-            await deliver(delivery, self.signer, self.hook_policy)
+            await deliver(delivery, self.signer, self.hook_policy, on_attempt=keep)
         except Exception:
             log.exception("webhook of task %s", task["task_id"])
 

@@ -9,6 +9,7 @@ an error."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -98,10 +99,18 @@ class Tasks:
         self.cache.delete(f"{task_id}:claim")
 
     def unfinished(self) -> list[dict[str, Any]]:
+        """Tasks without their result yet, or whose webhook is not yet delivered (nor given up)."""
         found = []
         for key in list(self.cache.iterkeys()):
             if isinstance(key, str) and ":" not in key.removeprefix("tsk_"):
                 task = self.get(key)
-                if task is not None and task["status"] not in FINAL:
+                if task is not None and (task["status"] not in FINAL or _hook_pending(task)):
                     found.append(task)
         return found
+
+
+def _hook_pending(task: dict[str, Any]) -> bool:
+    if not task.get("webhook_url"):
+        return False
+    webhook = task.get("webhook")
+    return webhook is None or json.loads(webhook)["state"] == "pending"

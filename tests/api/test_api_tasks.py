@@ -147,3 +147,28 @@ def test_webhook_url_needs_a_secret_and_an_allowed_url(api: TestClient, make_api
     client = make_api(api_webhook_secret=SECRET)
     private = client.post(URL, content=road(), headers=JPEG, params={"webhook_url": "ftp://example.org/h"})
     assert private.status_code == 400 and private.json()["errors"][0]["parameter"] == "webhook_url"
+
+
+def test_a_webhook_interrupted_by_a_restart_is_resumed(
+    receiver: LocalServer, make_api: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUTOUT_FETCH_ALLOW_NETWORKS", "127.0.0.2/32")
+    retry_later = {"Retry-After": "3"}
+    receiver.routes["/hook"] = lambda handler: send(handler, 503, b"down", "text/plain", retry_later)
+    first = make_api(api_webhook_secret=SECRET)
+    params = {"async": "1", "webhook_url": receiver.url("/hook")}
+    location = first.post(URL, content=road(), headers=JPEG, params=params).headers["location"]
+    finished(first, location)
+    deadline = time.monotonic() + 10
+    while not receiver.seen and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first.__exit__(None, None, None)  # waiting 3 s before its second try: stopped
+    receiver.routes["/hook"] = lambda handler: send(handler, 204, b"", None)
+    make_api(api_webhook_secret=SECRET)
+    deadline = time.monotonic() + 20
+    while len(receiver.seen) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(receiver.seen) == 2
+    first_try, second_try = receiver.seen
+    assert first_try.headers["webhook-id"] == second_try.headers["webhook-id"]  # the same delivery
+    assert Webhook(SECRET).verify(second_try.body, second_try.headers)["type"] == "task.success"
