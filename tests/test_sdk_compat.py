@@ -104,6 +104,22 @@ SUPPORTED: list[dict[str, Any]] = [
         "format": "png",
     },
     {"transformation": [{"effect": "blur:300"}, {"effect": "sharpen"}], "effect": "grayscale"},
+    {
+        "transformation": [
+            {"overlay": "cloudinary_icon_blue"},
+            {"crop": "scale", "flags": "relative", "width": 0.3},
+            {"flags": "layer_apply", "gravity": "north_east"},
+        ]
+    },
+    {"overlay": "cloudinary_icon", "gravity": "north_east"},
+    {
+        "overlay": "docs:logo",
+        "crop": "scale",
+        "width": 0.2,
+        "flags": "relative",
+        "gravity": "south_east",
+        "x": 10,
+    },
     {"transformation": [{"width": 400, "crop": "scale"}, {"fetch_format": "auto"}, {"quality": "auto"}]},
 ]
 

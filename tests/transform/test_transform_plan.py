@@ -50,6 +50,14 @@ CANONICAL = [
         "l_docs:logo,w_100,c_scale/fl_layer_apply,y_10,x_10,g_south_east",
         "c_scale,l_docs:logo,w_100/fl_layer_apply,g_south_east,x_10,y_10",
     ),
+    # A layer no fl_layer_apply closes is whole in its component (older SDKs and tutorials).
+    ("u_docs:road", "u_docs:road"),
+    ("l_docs:logo,g_north_east", "g_north_east,l_docs:logo"),
+    ("l_a,w_0.2,fl_relative,c_scale,x_10", "c_scale,fl_relative,l_a,w_0.2,x_10"),
+    (
+        "l_docs:logo/w_0.3,fl_relative,c_scale/fl_layer_apply,g_north_east",
+        "l_docs:logo/c_scale,fl_relative,w_0.3/fl_layer_apply,g_north_east",
+    ),
     ("e_trim:10", "e_trim"),
     ("e_trim:0", "e_trim:0"),
     ("e_trim:50:Yellow", "e_trim:50:yellow"),
@@ -373,9 +381,21 @@ ERRORS = [
         "(the model finds the foreground without hints); use e_background_removal[:fineedges_y]",
     ),
     (
-        "u_docs:road",
+        "l_a/c_scale,fl_no_overflow,w_0.5/fl_layer_apply",
         BadRequest,
-        "Invalid transformation: layer u_docs:road is never closed with fl_layer_apply",
+        "Invalid transformation parameter - fl_no_overflow: no_overflow and relative "
+        "qualify fl_layer_apply (relative also a layer's own w_ or h_)",
+    ),
+    (
+        "l_a/e_grayscale,fl_relative/fl_layer_apply",
+        BadRequest,
+        "Invalid transformation parameter - fl_relative: fl_relative needs w_ or h_ to size",
+    ),
+    (
+        "c_scale,fl_relative,w_0.5",
+        BadRequest,
+        "Invalid transformation parameter - fl_relative: no_overflow and relative "
+        "qualify fl_layer_apply (relative also a layer's own w_ or h_)",
     ),
     (
         "fl_layer_apply",
@@ -392,7 +412,7 @@ ERRORS = [
         "fl_no_overflow",
         BadRequest,
         "Invalid transformation parameter - fl_no_overflow: no_overflow and relative "
-        "only qualify fl_layer_apply",
+        "qualify fl_layer_apply (relative also a layer's own w_ or h_)",
     ),
     (
         "b_transparent",

@@ -343,12 +343,15 @@ def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action |
     spec = resize_from(params)
     if spec is None:
         return None
+    # fl_relative reaches here only inside a layer (the plan compiler checks): fractions of the base.
+    relative = "relative" in params.get("fl", ())
     keys = [k for k in _KEYS if k in params] + (["b"] if spec.background else [])
+    keys += ["fl"] if relative else []
     claimed.update(keys)
 
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
-        return spec.apply(image, ctx.limits)
+        return spec.apply(image, ctx.limits, reference=ctx.layer_base if relative else None)
 
     sequential = spec.gravity != "auto" and spec.mode not in _PAD
     canonical = ",".join(render_param(k, params[k]) for k in sorted(keys))
-    return Action(canonical, run, sequential=sequential, scaler=spec)
+    return Action(canonical, run, sequential=sequential, scaler=None if relative else spec)
