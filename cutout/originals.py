@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grammar.errors import NotFound
-from grammar.image_formats import EXTENSIONS
+from grammar.errors import BadRequest, NotFound
+from grammar.image_formats import EXTENSIONS, UNREADABLE
 
 #: Tried in this order, so a public id present as both .jpg and .png resolves the same way every time.
 _CANDIDATES = tuple(ext for lower in EXTENSIONS for ext in (lower, lower.upper()))
+_UNREADABLE = tuple(ext for lower in UNREADABLE for ext in (lower, lower.upper()))
 
 
 class Originals:
@@ -33,4 +34,20 @@ class Originals:
             if candidate.resolve().is_relative_to(self.root):
                 return candidate
             raise missing
+        self._refuse_unreadable(public_id)
         raise missing
+
+    def _refuse_unreadable(self, public_id: str) -> None:
+        """A 400 naming the format when the original is there in one cutout cannot read (photo.psd): more
+        use to whoever stored it than "not found". Only asked on the way to a 404."""
+        for ext in _UNREADABLE:
+            candidate = self.root / f"{public_id}.{ext}"
+            try:
+                found = candidate.is_file() and candidate.resolve().is_relative_to(self.root)
+            except OSError:  # as in find: a name too long names nothing
+                return
+            if found:
+                raise BadRequest(
+                    f"Unsupported original format .{ext} - {public_id}: cutout reads "
+                    f"{', '.join(EXTENSIONS)} originals"
+                )

@@ -112,6 +112,9 @@ SUPPORTED: list[dict[str, Any]] = [
         ]
     },
     {"overlay": "cloudinary_icon", "gravity": "north_east"},
+    {"effect": "contrast:level_-70"},
+    {"effect": "contrast:level_150;type_linear"},
+    {"effect": "brightness:level_30"},
     {
         "overlay": "docs:logo",
         "crop": "scale",

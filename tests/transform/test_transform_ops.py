@@ -90,6 +90,7 @@ ROWS = [
     Row("e_brightness", "e_brightness:30", "photo", (320, 240), 3, "jpg"),
     Row("e_brightness", "e_brightness:-50", "cutout", (200, 160), 4, "png"),
     Row("e_contrast", "e_contrast:50", "photo", (320, 240), 3, "jpg"),
+    Row("e_contrast", "e_contrast:level_-70", "photo", (320, 240), 3, "jpg"),
     Row("e_saturation", "e_saturation:-60", "cutout", (200, 160), 4, "png"),
     Row("e_saturation", "e_saturation", "photo", (320, 240), 3, "jpg"),
 ]

@@ -71,6 +71,17 @@ CANONICAL = [
     ("e_contrast:0", "e_contrast"),
     ("e_contrast:-30", "e_contrast:-30"),
     ("e_saturation:80", "e_saturation"),
+    # The reference's verbose level_ form; a linear contrast level n is the default scale's n - 100.
+    ("e_contrast:level_-70", "e_contrast:-70"),
+    ("e_contrast:level_150;type_linear", "e_contrast:50"),
+    ("e_contrast:type_linear;level_150", "e_contrast:50"),
+    ("e_contrast:150:linear", "e_contrast:50"),
+    ("e_contrast:level_20;type_sigmoidal", "e_contrast:20"),
+    ("e_contrast:type_linear", "e_contrast"),
+    ("e_brightness:level_30", "e_brightness:30"),
+    ("e_saturation:level_-50", "e_saturation:-50"),
+    ("e_sepia:level_100", "e_sepia:100"),
+    ("co_red,e_colorize:level_40", "co_red,e_colorize:40"),
     ("a_ignore", "a_ignore"),
     ("a_90.ignore", "a_ignore.90"),
     ("fl_progressive.preserve_transparency", "fl_preserve_transparency.progressive"),
@@ -219,30 +230,32 @@ ERRORS = [
     (
         "e_colorize:101",
         InvalidArgument,
-        "Invalid transformation parameter - e_colorize:101: colorize level must be an integer from 0 to 100",
+        "Invalid transformation parameter - e_colorize:101: colorize level must be an integer from 0 to 100 "
+        "(bare or level_<n>)",
     ),
     (
         "e_sepia:0",
         InvalidArgument,
-        "Invalid transformation parameter - e_sepia:0: sepia level must be an integer from 1 to 100",
+        "Invalid transformation parameter - e_sepia:0: sepia level must be an integer from 1 to 100 "
+        "(bare or level_<n>)",
     ),
     (
         "e_brightness:-100",
         InvalidArgument,
         "Invalid transformation parameter - e_brightness:-100: brightness level must be an integer "
-        "from -99 to 100",
+        "from -99 to 100 (bare or level_<n>)",
     ),
     (
         "e_contrast:high",
         InvalidArgument,
         "Invalid transformation parameter - e_contrast:high: contrast level must be an integer "
-        "from -100 to 100",
+        "from -100 to 100 (bare or level_<n>)",
     ),
     (
         "e_saturation:101",
         InvalidArgument,
         "Invalid transformation parameter - e_saturation:101: saturation level must be an integer "
-        "from -100 to 100",
+        "from -100 to 100 (bare or level_<n>)",
     ),
     (
         "e_negate:5",
@@ -396,6 +409,30 @@ ERRORS = [
         BadRequest,
         "Invalid transformation parameter - fl_relative: no_overflow and relative "
         "qualify fl_layer_apply (relative also a layer's own w_ or h_)",
+    ),
+    (
+        "e_contrast:level_150",
+        InvalidArgument,
+        "Invalid transformation parameter - e_contrast:level_150: contrast level must be an integer "
+        "from -100 to 100 (bare or level_<n>)",
+    ),
+    (
+        "e_contrast:level_0;type_linear",
+        InvalidArgument,
+        "Invalid transformation parameter - e_contrast:level_0;type_linear: linear contrast level must be "
+        "an integer from 1 to 200 (bare or level_<n>)",
+    ),
+    (
+        "e_contrast:level_10;type_cubic",
+        InvalidArgument,
+        "Invalid transformation parameter - e_contrast:level_10;type_cubic: contrast takes level_<n> "
+        "(-100 to 100) and type_sigmoidal or type_linear (level 1 to 200) separated by ';', or <n>[:<type>]",
+    ),
+    (
+        "e_brightness:level_101",
+        InvalidArgument,
+        "Invalid transformation parameter - e_brightness:level_101: brightness level must be an integer "
+        "from -99 to 100 (bare or level_<n>)",
     ),
     (
         "fl_layer_apply",

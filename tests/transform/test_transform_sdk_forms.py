@@ -124,3 +124,24 @@ def test_an_unclosed_opener_before_a_block_is_a_one_component_layer(files: dict[
         "l_road,w_0.1,fl_relative,g_south_east/l_logo/fl_layer_apply,g_north_west", files["photo"], files
     )
     assert (out.width, out.height) == (320, 240)
+
+
+# The reference's verbose level_ syntax, with e_contrast's function type.
+LEVEL_FORMS = [
+    (sdk_transformation({"effect": "contrast:level_-70"}), "e_contrast:-70"),
+    (sdk_transformation({"effect": "contrast:level_150;type_linear"}), "e_contrast:50"),
+    ("e_contrast:type_linear;level_150", "e_contrast:50"),
+    (sdk_transformation({"effect": "brightness:level_30"}), "e_brightness:30"),
+    (sdk_transformation({"effect": "saturation:level_-50"}), "e_saturation:-50"),
+    (sdk_transformation({"effect": "sepia:level_40"}), "e_sepia:40"),
+    (sdk_transformation({"effect": "colorize:level_40", "color": "red"}), "co_red,e_colorize:40"),
+]
+
+
+@pytest.mark.parametrize(("verbose", "plain"), LEVEL_FORMS)
+def test_level_forms_render_like_the_plain_level(verbose: str, plain: str, files: dict[str, Path]) -> None:
+    assert "level_" in verbose
+    rendered = pixels(run(verbose, files["photo"], files, extension="png").data)
+    assert np.array_equal(rendered, pixels(run(plain, files["photo"], files, extension="png").data))
+    original = pixels(run("", files["photo"], files, extension="png").data)
+    assert np.abs(rendered - original).mean() > 5  # and it is not the identity
