@@ -115,6 +115,18 @@ SUPPORTED: list[dict[str, Any]] = [
     {"effect": "contrast:level_-70"},
     {"effect": "contrast:level_150;type_linear"},
     {"effect": "brightness:level_30"},
+    {"effect": "outline:fill:10:25", "color": "blue"},
+    {"effect": "outline"},
+    {"effect": "shadow:60", "color": "red", "x": 1, "y": 2},
+    {"effect": "shadow"},
+    {
+        "crop": "fill_pad",
+        "gravity": "auto",
+        "width": 300,
+        "height": 200,
+        "background": "auto:border_contrast",
+    },
+    {"crop": "pad", "width": 150, "height": 150, "background": "auto:predominant"},
     {
         "overlay": "docs:logo",
         "crop": "scale",

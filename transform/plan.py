@@ -129,8 +129,8 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
             if inner and not closes:
                 _add_component(block, inner, inside_layer=True)
         elif not closes:
-            if "b" in params and len(blocks) == 1:
-                out["b"] = params["b"]
+            if isinstance(params.get("b"), Color) and len(blocks) == 1:
+                out["b"] = params["b"]  # b_auto has no colour until the image is seen: JPEG gets white
             _add_component(blocks[-1], params, inside_layer=len(blocks) > 1)
         if closes:
             if len(blocks) == 1:

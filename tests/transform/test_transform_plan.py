@@ -59,6 +59,15 @@ CANONICAL = [
         "l_docs:logo/c_scale,fl_relative,w_0.3/fl_layer_apply,g_north_east",
     ),
     ("e_trim:10", "e_trim"),
+    ("co_red,e_shadow:60,x_1,y_2", "co_red,e_shadow:60,x_1,y_2"),
+    ("e_shadow:40", "e_shadow"),
+    ("e_shadow:strength_50", "e_shadow:50"),
+    ("co_blue,e_outline:fill:10:25", "co_blue,e_outline:fill:10:25"),
+    ("e_outline:outer:5", "e_outline:outer"),
+    ("e_outline:5:0", "e_outline"),
+    ("e_outline:inner:8", "e_outline:inner:8"),
+    ("b_auto:border,c_pad,h_10,w_10", "b_auto,c_pad,h_10,w_10"),
+    ("b_auto:predominant,c_fill_pad,g_auto,h_10,w_10", "b_auto:predominant,c_fill_pad,g_auto,h_10,w_10"),
     ("e_trim:0", "e_trim:0"),
     ("e_trim:50:Yellow", "e_trim:50:yellow"),
     ("e_trim:10:RGB:FF0", "e_trim:10:rgb:ffff00"),
@@ -215,12 +224,14 @@ ERRORS = [
     (
         "co_red",
         BadRequest,
-        "Invalid transformation parameter - co_red: co_ needs e_colorize in the same component",
+        "Invalid transformation parameter - co_red: co_ needs e_colorize, e_outline or e_shadow in the "
+        "same component",
     ),
     (
         "co_red,e_blur",
         BadRequest,
-        "Invalid transformation parameter - co_red: co_ needs e_colorize in the same component",
+        "Invalid transformation parameter - co_red: co_ needs e_colorize, e_outline or e_shadow in the "
+        "same component",
     ),
     (
         "co_reddish,e_colorize",
@@ -318,9 +329,9 @@ ERRORS = [
         "c_bogus,w_10",
         InvalidArgument,
         "Invalid transformation parameter - c_bogus: crop mode must be one of "
-        "scale, fit, limit, mfit, fill, lfill, pad, lpad, mpad, crop, thumb",
+        "scale, fit, limit, mfit, fill, lfill, pad, lpad, mpad, crop, thumb, fill_pad",
     ),
-    ("c_scale,g_auto,w_100", BadRequest, "Use auto gravity only with crop, fill, lfill or thumb"),
+    ("c_scale,g_auto,w_100", BadRequest, "Use auto gravity only with crop, fill, lfill, fill_pad or thumb"),
     (
         "c_scale,g_north,w_10",
         BadRequest,
@@ -331,12 +342,12 @@ ERRORS = [
     (
         "x_10",
         BadRequest,
-        "Invalid transformation parameter - x_10: x_ needs c_crop, or a fl_layer_apply component",
+        "Invalid transformation parameter - x_10: x_ needs c_crop, e_shadow or a fl_layer_apply component",
     ),
     (
         "c_fill,w_100,y_10",
         BadRequest,
-        "Invalid transformation parameter - y_10: y_ needs c_crop, or a fl_layer_apply component",
+        "Invalid transformation parameter - y_10: y_ needs c_crop, e_shadow or a fl_layer_apply component",
     ),
     (
         "c_crop,g_auto,w_10,x_1",
@@ -378,8 +389,8 @@ ERRORS = [
         "e_oilpaint",
         InvalidArgument,
         "Invalid transformation parameter - e_oilpaint: effect must be one of "
-        "background_removal, grayscale, blur, sharpen, dropshadow, colorize, negate, sepia, "
-        "brightness, contrast, saturation, trim",
+        "background_removal, grayscale, blur, sharpen, dropshadow, outline, shadow, colorize, negate, "
+        "sepia, brightness, contrast, saturation, trim",
     ),
     (
         "e_dropshadow:azimuth_400",
@@ -435,6 +446,47 @@ ERRORS = [
         "from -99 to 100 (bare or level_<n>)",
     ),
     (
+        "c_fill_pad,h_100,w_100",
+        BadRequest,
+        "Invalid transformation parameter - c_fill_pad: c_fill_pad needs g_auto (it pads only where "
+        "automatic cropping would cut the content)",
+    ),
+    (
+        "b_auto",
+        BadRequest,
+        "Invalid transformation parameter - b_auto: b_auto is the pad colour of c_pad, c_lpad, c_mpad or "
+        "c_fill_pad, in the same component",
+    ),
+    (
+        "b_auto:predominant_gradient:2,c_pad,h_10,w_10",
+        InvalidArgument,
+        "Invalid transformation parameter - b_auto:predominant_gradient:2: b_auto takes one of border, "
+        "predominant, border_contrast, predominant_contrast (gradient modes and palettes are not supported)",
+    ),
+    (
+        "b_reddish",
+        InvalidArgument,
+        "Invalid transformation parameter - b_reddish: background must be a colour name or rgb:RRGGBB[AA], "
+        "transparent, or auto[:<mode>] with a pad",
+    ),
+    (
+        "e_outline:dotted",
+        InvalidArgument,
+        "Invalid transformation parameter - e_outline:dotted: outline takes [mode:][width[:blur]], mode one "
+        "of inner, outer, inner_fill, fill",
+    ),
+    (
+        "e_outline:outer:5:201",
+        InvalidArgument,
+        "Invalid transformation parameter - e_outline:outer:5:201: outline blur must be an integer from 0 "
+        "to 200",
+    ),
+    (
+        "e_shadow:101",
+        InvalidArgument,
+        "Invalid transformation parameter - e_shadow:101: shadow strength must be an integer from 0 to 100",
+    ),
+    (
         "fl_layer_apply",
         BadRequest,
         "Invalid transformation: fl_layer_apply without an l_ or u_ layer to apply",
@@ -461,7 +513,7 @@ ERRORS = [
         "b_rgb:12345",
         InvalidArgument,
         "Invalid transformation parameter - b_rgb:12345: background must be a colour "
-        "name or rgb:RRGGBB[AA], transparent",
+        "name or rgb:RRGGBB[AA], transparent, or auto[:<mode>] with a pad",
     ),
     (
         "bo_5px_dashed_red",

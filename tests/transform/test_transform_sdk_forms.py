@@ -145,3 +145,48 @@ def test_level_forms_render_like_the_plain_level(verbose: str, plain: str, files
     assert np.array_equal(rendered, pixels(run(plain, files["photo"], files, extension="png").data))
     original = pixels(run("", files["photo"], files, extension="png").data)
     assert np.abs(rendered - original).mean() > 5  # and it is not the identity
+
+
+# Outlines, shadows and content-aware padding as the SDK writes them and as the reference's examples are
+# written, with the size each must have: a pad is exactly w x h; outer outlines and shadows grow the
+# canvas by their reach (see transform/ops/outline.py and shadow.py).
+NEW_OPS = [
+    (
+        sdk_transformation({"effect": "outline:fill:10:25", "color": "blue"}),
+        "cutout",
+        (200 + 2 * 15, 160 + 2 * 15),
+    ),
+    ("co_orange,e_outline:outer:15:200", "cutout", (200 + 2 * 55, 160 + 2 * 55)),  # the reference's example
+    (sdk_transformation({"effect": "outline:inner", "color": "red"}), "photo", (320, 240)),
+    # Shadow reach: 3 sigma, sigma = strength / 8 (60 -> 23 px, 50 -> 19 px), on both sides of the moved
+    # shape: W + max(0, reach - x) + max(0, reach + x).
+    (sdk_transformation({"effect": "shadow:60", "color": "red", "x": 1, "y": 2}), "photo", (366, 286)),
+    ("co_rgb:1a8502,e_shadow:50,x_-15,y_15", "photo", (320 + 34 + 4, 240 + 4 + 34)),  # the reference's
+    (
+        sdk_transformation(
+            {
+                "crop": "fill_pad",
+                "gravity": "auto",
+                "width": 300,
+                "height": 200,
+                "background": "auto:border_contrast",
+            }
+        ),
+        "photo",
+        (300, 200),
+    ),  # fmt: skip
+    ("b_auto:predominant,c_pad,h_150,w_150", "photo", (150, 150)),  # the reference's example
+    (
+        sdk_transformation({"crop": "lpad", "width": 400, "height": 300, "background": "auto"}),
+        "product",
+        (400, 300),
+    ),
+]
+
+
+@pytest.mark.parametrize(("transformation", "source", "size"), NEW_OPS)
+def test_outlines_shadows_and_auto_pads(
+    transformation: str, source: str, size: tuple[int, int], files: dict[str, Path]
+) -> None:
+    rendered = run(transformation, files[source], files)
+    assert (rendered.width, rendered.height) == size, transformation

@@ -1,6 +1,18 @@
 """The op registry and its families. Importing this package registers every op, in this order."""
 
-from transform.ops import effects, flags, layers, named, output, resize, style, tone, trim  # noqa: F401  (registration)
+from transform.ops import (  # noqa: F401  (registration)
+    effects,
+    flags,
+    layers,
+    named,
+    outline,
+    output,
+    resize,
+    shadow,
+    style,
+    tone,
+    trim,
+)
 from transform.ops.registry import (
     ACTION_ORDER,
     BUILDERS,

@@ -133,6 +133,13 @@ def builder(action: str) -> Callable[[Builder], Builder]:
     return register
 
 
+def effect_claims(params: Mapping[str, Any]) -> tuple[str, ...]:
+    """The keys of a component that its e_ reads as qualifiers (co_, and x_/y_ for e_shadow): other
+    builders leave them alone."""
+    chosen = params.get("e")
+    return chosen.spec.qualifiers if chosen is not None else ()
+
+
 def spec_for(key: str) -> ParamSpec:
     spec = PARAMS.get(key)
     if spec is not None:

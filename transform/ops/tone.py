@@ -157,7 +157,7 @@ param(
         "co",
         "colour",
         lambda k, v: args.color(k, v, "colour"),
-        "the colour of e_colorize (default gray)",
+        "the colour of e_colorize (default gray), e_outline (black) or e_shadow (gray)",
         "effect",
     )
 )
