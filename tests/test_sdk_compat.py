@@ -117,6 +117,16 @@ SUPPORTED: list[dict[str, Any]] = [
     {"effect": "brightness:level_30"},
     {"effect": "outline:fill:10:25", "color": "blue"},
     {"effect": "outline"},
+    {
+        "transformation": [
+            {
+                "overlay": {"font_family": "Arial", "font_size": 40, "font_weight": "bold", "text": "a/b!"},
+                "color": "red",
+            },
+            {"flags": "layer_apply", "gravity": "south"},
+        ]
+    },
+    {"overlay": {"font_family": "Arial", "font_size": 20, "text": "caption"}, "gravity": "north"},
     {"effect": "shadow:60", "color": "red", "x": 1, "y": 2},
     {"effect": "shadow"},
     {

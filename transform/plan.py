@@ -22,6 +22,7 @@ from transform.ops.flags import OUTPUT_FLAGS
 from transform.ops.layers import Placement, place_layer
 from transform.ops.output import Quality
 from transform.ops.resize import resize_from
+from transform.ops.text import TextLayer, render_text
 
 MAX_NAMED_DEPTH = 8
 #: Chained components a URL may ask for: far more than any real use, few enough that one URL cannot
@@ -64,6 +65,7 @@ class _Block:
     steps: list[Action] = field(default_factory=list)
     parts: list[str] = field(default_factory=list)  # canonical components, for mask keys
     autorotate: bool = True  # False when a component of the block says a_ignore
+    text: TextOptions | None = None  # the opener's co_, b_ and text box, when the layer is text
 
 
 def run_steps(steps: Sequence[Action], ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
@@ -119,8 +121,13 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
         if "l" in params or "u" in params:
             if "l" in params and "u" in params:
                 raise BadRequest("Invalid transformation: l_ and u_ cannot open two layers in one component")
-            layer_ids.add(params.get("l") or params["u"])
-            block = _Block(opener=params, start=len(canonical) - 1)
+            source = params.get("l") or params["u"]
+            text = None
+            if isinstance(source, TextLayer):
+                params, text = _text_options(params)
+            else:
+                layer_ids.add(source)  # text is drawn, not looked up
+            block = _Block(opener=params, start=len(canonical) - 1, text=text)
             inner = {k: v for k, v in params.items() if k not in ("l", "u")}
             if index in alone:
                 _add_layer(blocks[-1], _one_component_layer(block, inner, canonical[-1]))
@@ -246,6 +253,32 @@ def _one_component_layer(block: _Block, params: Mapping[str, Any], canonical: st
     return _layer_step(block, {k: v for k, v in params.items() if k in _PLACEMENT_KEYS}, canonical)
 
 
+@dataclass(frozen=True)
+class TextOptions:
+    colour: Color | None = None
+    background: Color | None = None
+    wrap: int | None = None
+
+
+def _text_options(params: Mapping[str, Any]) -> tuple[dict[str, Any], TextOptions]:
+    """A text layer's own qualifiers, taken out of its opening component: ``co_`` is the text colour,
+    ``b_`` its background, and ``c_fit`` with a pixel ``w_`` (no ``h_``) a text box the lines wrap to,
+    rather than a scaling of the drawn text."""
+    rest = dict(params)
+    background = rest.pop("b", None)
+    if background is not None and not isinstance(background, Color):
+        raise BadRequest(
+            f"Invalid transformation parameter - {render_param('b', background)}: "
+            "a text layer's background is a colour"
+        )
+    wrap = None
+    width = rest.get("w")
+    if rest.get("c") == "fit" and width is not None and not width.relative and "h" not in rest:
+        wrap = int(width.value)
+        del rest["c"], rest["w"]
+    return rest, TextOptions(rest.pop("co", None), background, wrap)
+
+
 def _add_layer(block: _Block, step: Action) -> None:
     block.steps.append(step)
     block.parts.append(step.canonical)
@@ -283,7 +316,8 @@ def _actions(params: Mapping[str, Any], parts: list[str]) -> list[Action]:
 def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str) -> Action:
     opener = layer.opener
     underlay = "u" in opener
-    public_id: str = opener["u"] if underlay else opener["l"]
+    source: str | TextLayer = opener["u"] if underlay else opener["l"]
+    text = layer.text
     placing = {k: v for k, v in closer.items() if k not in ("l", "u")}
     stray = sorted(set(placing) - _PLACEMENT_KEYS)
     if stray:
@@ -307,13 +341,18 @@ def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str) -> Act
     autorotate = layer.autorotate
 
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
+        base = (image.width, image.height)
+        if isinstance(source, TextLayer):
+            options = text or TextOptions()
+            drawn = render_text(source, options.colour, options.background, options.wrap, ctx.limits)
+            layer_ctx = replace(ctx, source_key=f"{source}|{options}", layer_base=base)
+            content = run_steps(steps, layer_ctx, drawn)
+            return place_layer(image, content, underlay=underlay, at=at, limits=ctx.limits)
         if ctx.load_layer is None:
-            raise NotFound(f"Unknown or invalid referenced image {public_id} of type upload")
-        source, key = ctx.load_layer(public_id)
-        layer_ctx = replace(
-            ctx, source_key=block_source_key(key, autorotate), layer_base=(image.width, image.height)
-        )
-        content = run_steps(steps, layer_ctx, ctx.decode(source, autorotate))
+            raise NotFound(f"Unknown or invalid referenced image {source} of type upload")
+        found, key = ctx.load_layer(source)
+        layer_ctx = replace(ctx, source_key=block_source_key(key, autorotate), layer_base=base)
+        content = run_steps(steps, layer_ctx, ctx.decode(found, autorotate))
         return place_layer(image, content, underlay=underlay, at=at, limits=ctx.limits)
 
     return Action(canonical, run, segmentation=any(s.segmentation for s in steps))

@@ -492,10 +492,10 @@ ERRORS = [
         "Invalid transformation: fl_layer_apply without an l_ or u_ layer to apply",
     ),
     (
-        "l_text:Arial_40:hi/fl_layer_apply",
+        "l_fetch:aHR0cA==/fl_layer_apply",
         InvalidArgument,
-        "Invalid transformation parameter - l_text:Arial_40:hi: text: layers are not supported; "
-        "a layer must be an image public id with ':' for '/' (u_docs:road)",
+        "Invalid transformation parameter - l_fetch:aHR0cA==: fetch: layers are not supported; "
+        "a layer must be an image public id with ':' for '/' (u_docs:road) or text:<font>_<size>:<text>",
     ),
     (
         "fl_no_overflow",

@@ -130,9 +130,7 @@ def content_span(image: pyvips.Image, horizontal: bool) -> tuple[float, float]:
     return low / len(values), (high + 1) / len(values)
 
 
-def fill_pad(
-    spec: Resize, image: pyvips.Image, width: int, height: int, limits: Limits
-) -> pyvips.Image:
+def fill_pad(spec: Resize, image: pyvips.Image, width: int, height: int, limits: Limits) -> pyvips.Image:
     iw, ih = image.width, image.height
     check_output(width, height, limits)
     fill = max(width / iw, height / ih)
