@@ -170,3 +170,10 @@ def test_arial_is_liberation_sans(fonts: None, files: dict[str, Path]) -> None:
 def test_text_goldens(fonts: None, files: dict[str, Path], transformation: str) -> None:
     rendered = run(transformation, files["photo"], files)
     check_golden("text-" + slug(transformation.split("/")[0]), rendered)
+
+
+def test_a_huge_text_is_refused_before_it_is_drawn(files: dict[str, Path]) -> None:
+    from grammar.errors import TooLarge
+
+    with pytest.raises(TooLarge, match="Text layer is too large"):
+        run(f"l_text:Arial_1000:{'W' * 1500}/fl_layer_apply", files["photo"], files)

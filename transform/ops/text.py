@@ -93,6 +93,18 @@ def _is_int(text: str) -> bool:
     return text.lstrip("-").isdigit() and len(text) < 6
 
 
+def _estimated_size(layer: TextLayer, wrap: int | None) -> tuple[int, int]:
+    """A generous bound on the drawn size, known before drawing: glyphs are at most about as wide as the
+    font size, lines 1.5 times as tall (so 2,000 characters at 1000 px are refused, not drawn)."""
+    lines = layer.text.split("\n")
+    widest = max(len(line) for line in lines) * layer.size
+    rows = len(lines)
+    if wrap is not None and widest > wrap:
+        rows += sum(len(line) for line in lines) * layer.size // max(1, wrap)
+        widest = wrap
+    return max(1, widest), max(1, int(rows * layer.size * 1.5))
+
+
 def render_text(
     layer: TextLayer, colour: Color | None, background: Color | None, wrap: int | None, limits: Limits
 ) -> pyvips.Image:
@@ -120,6 +132,7 @@ def render_text(
         options["spacing"] = max(0, layer.size + line)
     if wrap is not None:
         options["width"] = wrap
+    check_output(*_estimated_size(layer, wrap), limits, "Text layer")  # libvips draws it all at once
     mask = pyvips.Image.text(markup, **options)
     check_output(mask.width, mask.height, limits, "Text layer")
     ink = colour or BLACK
