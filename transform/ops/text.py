@@ -83,6 +83,8 @@ def parse_text(key: str, value: str) -> TextLayer:
         text = unquote(unquote(encoded, errors="strict"), errors="strict")
     except UnicodeDecodeError:
         raise InvalidArgument(key, value, "the text's percent-encoding is not valid UTF-8") from None
+    if not text.strip():
+        raise InvalidArgument(key, value, "the text of a text layer must have something to draw")
     if len(text) > MAX_TEXT:
         raise InvalidArgument(key, value[:40] + "...", f"text layers hold at most {MAX_TEXT} characters")
     family = "_".join(tokens[:size_at])
@@ -133,7 +135,10 @@ def render_text(
     if wrap is not None:
         options["width"] = wrap
     check_output(*_estimated_size(layer, wrap), limits, "Text layer")  # libvips draws it all at once
-    mask = pyvips.Image.text(markup, **options)
+    try:
+        mask = pyvips.Image.text(markup, **options)
+    except pyvips.Error as exc:  # Pango refusing this text or font description: the client's input
+        raise InvalidArgument("l", str(layer), f"the text cannot be drawn ({exc.message.strip()})") from exc
     check_output(mask.width, mask.height, limits, "Text layer")
     ink = colour or BLACK
     text = pixels.solid(mask.width, mask.height, [ink.r, ink.g, ink.b, 0]).extract_band(0, n=3)
