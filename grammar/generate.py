@@ -36,6 +36,20 @@ def header(digest: str) -> str:
     )
 
 
+#: Optional imports of lark's runtime that this parser never uses, taken out so that the module imports
+#: only the standard library (tests/test_packaging.py checks every import is a declared dependency) and
+#: start-up does not look for them: the ``regex`` module (for ``regex=True`` grammars) and ``rich``
+#: (pretty-printing trees).
+UNUSED_IMPORTS = {
+    "try:\n    import regex\n    _has_regex = True\nexcept ImportError:\n    _has_regex = False\n": (
+        "_has_regex = False  # (cutout: the regex module is never used)\n"
+    ),
+    "            import rich.tree\n            tree = rich.tree.Tree(self.data)\n": (
+        "            raise NotImplementedError('cutout: rich is not used')\n"
+    ),
+}
+
+
 def generate() -> str:
     from lark import Lark
     from lark.tools.standalone import gen_standalone
@@ -43,7 +57,12 @@ def generate() -> str:
     parser = Lark(GRAMMAR.read_text(encoding="utf-8"), **OPTIONS)
     out = io.StringIO()
     gen_standalone(parser, out=out)  # type: ignore[no-untyped-call]
-    return header(grammar_digest()) + out.getvalue()
+    code = out.getvalue()
+    for old, new in UNUSED_IMPORTS.items():
+        if old not in code:
+            raise SystemExit(f"lark's stand-alone code changed: {old!r} not found; update UNUSED_IMPORTS")
+        code = code.replace(old, new)
+    return header(grammar_digest()) + code
 
 
 def main() -> int:
