@@ -15,7 +15,7 @@ import platform
 import timeit
 from collections.abc import Callable
 
-from lark import Lark
+from lark import Lark, Transformer
 
 from grammar import parse_path, parse_transformation
 from grammar.parse import _ToAst
@@ -50,7 +50,9 @@ def main() -> None:
     tree_parser = Lark.open_from_package(
         "grammar", "transformation.lark", parser="lalr", strict=True, maybe_placeholders=False
     )
-    to_ast = _ToAst()
+    # _ToAst belongs to the generated stand-alone module; the same methods on lark's own Transformer.
+    methods = {name: getattr(_ToAst, name) for name in ("start", "component", "param", "value")}
+    to_ast = type("ToAst", (Transformer,), methods)()
     assert to_ast.transform(tree_parser.parse(TRANSFORMATION)) == parse_transformation(TRANSFORMATION)
 
     rows: list[tuple[str, Callable[[], object]]] = [

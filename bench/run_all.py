@@ -3,7 +3,7 @@
 A benchmark whose external part is missing (wrk or nginx for the HTTP one, the evaluation sets for
 quality) is skipped with the reason. Takes about 40 minutes on 2 cores; ``--only`` picks some.
 
-    .venv/bin/python bench/run_all.py [--only parse,render,http,segment_speed,segment_memory,quality]
+    .venv/bin/python bench/run_all.py [--only parse,startup,render,http,segment_speed,segment_memory,quality]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ def plan() -> dict[str, tuple[list[list[str]], str | None]]:
     sets = [EVAL / name for name in ("ecssd_subset64", "alphamatting_train_lowres") if (EVAL / name).is_dir()]
     return {
         "parse": ([["parse_bench.py"]], None),
+        "startup": ([["startup_bench.py"]], None),
         "render": ([["render_bench.py"]], None),
         "http": ([["http_bench.py"]], f"{' and '.join(missing)} not installed" if missing else None),
         "segment_speed": ([["segment_speed.py"]], None),

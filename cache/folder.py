@@ -13,8 +13,8 @@ from pathlib import Path
 from cachetools import LRUCache
 
 from cache.seams import Located
-from grammar.errors import NotFound
-from grammar.image_formats import EXTENSIONS
+from grammar.errors import BadRequest, NotFound
+from grammar.image_formats import EXTENSIONS, UNREADABLE
 from transform.files import sha256_of, write_atomically
 
 #: Tried in this order, so a public id present as both .jpg and .png resolves the same way every time.
@@ -93,6 +93,7 @@ class FolderOriginals:
         try:
             found = self._listing(folder).best.get(stem)
             if found is None:
+                self._refuse_unreadable(folder, stem, public_id)
                 raise missing
             name, inside = found
             if not inside:  # symlinks are fine inside the tree, refused when they point out of it
@@ -101,6 +102,17 @@ class FolderOriginals:
             return Located(public_id, path, file_stamp(os.stat(path)))
         except OSError:  # gone meanwhile, or a name too long for the file system (ENAMETOOLONG)
             raise missing from None
+
+    def _refuse_unreadable(self, folder: str, stem: str, public_id: str) -> None:
+        """A 400 naming the format when the original is there in one cutout cannot read (photo.psd): more
+        use to whoever stored it than "not found". Only asked on the way to a 404."""
+        for ext in (e for lower in UNREADABLE for e in (lower, lower.upper())):
+            candidate = self.root / folder / f"{stem}.{ext}"
+            if candidate.is_file() and candidate.resolve().is_relative_to(self.root):
+                raise BadRequest(
+                    f"Unsupported original format .{ext} - {public_id}: cutout reads "
+                    f"{', '.join(EXTENSIONS)} originals"
+                )
 
     def find(self, public_id: str, *, what: str = "Resource not found - {}") -> Path:
         return self.locate(public_id, what=what).path

@@ -42,3 +42,10 @@ FORMAT_OF: dict[str, str] = {ext: fmt.name for fmt in IMAGE_FORMATS for ext in f
 WRITABLE: tuple[str, ...] = tuple(fmt.name for fmt in IMAGE_FORMATS if fmt.writable)
 #: MIME type by extension and by canonical name.
 MIME: dict[str, str] = {ext: fmt.mime for fmt in IMAGE_FORMATS for ext in fmt.extensions}
+#: Image formats of Cloudinary's that this server neither decodes nor delivers (layered, vector, document and
+#: camera raw formats): as a URL's extension the format asked for (a 400: it cannot be delivered), and an
+#: original stored in one is a 400 naming it rather than a 404.
+UNREADABLE: tuple[str, ...] = (
+    "psd", "pdf", "ai", "eps", "eps3", "ept", "ps", "svg", "ico", "jp2", "jxr", "wdp", "hdp", "tga",
+    "dng", "arw", "cr2", "djvu", "flif", "indd",
+)  # fmt: skip

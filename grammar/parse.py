@@ -5,9 +5,17 @@ from __future__ import annotations
 import functools
 from typing import cast
 
-from lark import Lark, Token, Transformer
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
-
+# The parser is lark's stand-alone module generated from transformation.lark (grammar/generate.py says
+# why): it brings its own copies of lark's classes, so Transformer, Token and the errors come from it.
+from grammar._lalr import (
+    Lark,
+    Lark_StandAlone,
+    Token,
+    Transformer,
+    UnexpectedCharacters,
+    UnexpectedInput,
+    UnexpectedToken,
+)
 from grammar.ast import Component, Param
 from grammar.errors import TransformationSyntaxError
 
@@ -23,8 +31,10 @@ class _ToAst(Transformer[Token, tuple[Component, ...]]):
 
     def param(self, children: list[Token | str]) -> Param:
         key, value = children
-        assert isinstance(key, Token) and key.column is not None
-        return Param(str(key), str(value), key.column)
+        # Duck-typed: the methods also serve lark's own Token (tests compare with a fresh lark build).
+        column = getattr(key, "column", None)
+        assert isinstance(column, int)
+        return Param(str(key), str(value), column)
 
     def value(self, tokens: list[Token]) -> str:
         return "".join(tokens)
@@ -32,14 +42,9 @@ class _ToAst(Transformer[Token, tuple[Component, ...]]):
 
 @functools.cache
 def parser() -> Lark:
-    return Lark.open_from_package(
-        __package__,
-        "transformation.lark",
-        parser="lalr",
-        strict=True,
-        maybe_placeholders=False,
-        transformer=_ToAst(),
-    )
+    """Built once per process from the generated tables: about a millisecond, not a quarter second."""
+    built: Lark = Lark_StandAlone(transformer=_ToAst())  # type: ignore[no-untyped-call]
+    return built
 
 
 # Traffic repeats a few transformation strings across many images, and the result is immutable.

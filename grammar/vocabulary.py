@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from grammar.image_formats import EXTENSIONS
+from grammar.image_formats import EXTENSIONS, UNREADABLE
 
 #: Every transformation parameter key of Cloudinary's delivery URLs, images and video alike. A path
 #: segment containing one of these as ``key_value`` is a transformation component, not a folder.
@@ -14,8 +14,10 @@ PARAM_KEYS: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 
-#: Extensions that select a delivery format; any other suffix stays part of the public id.
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(EXTENSIONS)
+#: Extensions that select a delivery format; any other suffix stays part of the public id. Cloudinary's
+#: formats this server cannot read are extensions too: ``poster.psd`` is a PSD (a 400 says it cannot be
+#: delivered), not a public id "poster.psd" that is not found.
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(EXTENSIONS) | frozenset(UNREADABLE)
 
 RESOURCE_TYPES: frozenset[str] = frozenset({"image", "video", "raw"})
 

@@ -104,6 +104,47 @@ SUPPORTED: list[dict[str, Any]] = [
         "format": "png",
     },
     {"transformation": [{"effect": "blur:300"}, {"effect": "sharpen"}], "effect": "grayscale"},
+    {
+        "transformation": [
+            {"overlay": "cloudinary_icon_blue"},
+            {"crop": "scale", "flags": "relative", "width": 0.3},
+            {"flags": "layer_apply", "gravity": "north_east"},
+        ]
+    },
+    {"overlay": "cloudinary_icon", "gravity": "north_east"},
+    {"effect": "contrast:level_-70"},
+    {"effect": "contrast:level_150;type_linear"},
+    {"effect": "brightness:level_30"},
+    {"effect": "outline:fill:10:25", "color": "blue"},
+    {"effect": "outline"},
+    {
+        "transformation": [
+            {
+                "overlay": {"font_family": "Arial", "font_size": 40, "font_weight": "bold", "text": "a/b!"},
+                "color": "red",
+            },
+            {"flags": "layer_apply", "gravity": "south"},
+        ]
+    },
+    {"overlay": {"font_family": "Arial", "font_size": 20, "text": "caption"}, "gravity": "north"},
+    {"effect": "shadow:60", "color": "red", "x": 1, "y": 2},
+    {"effect": "shadow"},
+    {
+        "crop": "fill_pad",
+        "gravity": "auto",
+        "width": 300,
+        "height": 200,
+        "background": "auto:border_contrast",
+    },
+    {"crop": "pad", "width": 150, "height": 150, "background": "auto:predominant"},
+    {
+        "overlay": "docs:logo",
+        "crop": "scale",
+        "width": 0.2,
+        "flags": "relative",
+        "gravity": "south_east",
+        "x": 10,
+    },
     {"transformation": [{"width": 400, "crop": "scale"}, {"fetch_format": "auto"}, {"quality": "auto"}]},
 ]
 

@@ -22,6 +22,7 @@ from transform.ops.flags import OUTPUT_FLAGS
 from transform.ops.layers import Placement, place_layer
 from transform.ops.output import Quality
 from transform.ops.resize import resize_from
+from transform.ops.text import TextLayer, render_text
 
 MAX_NAMED_DEPTH = 8
 #: Chained components a URL may ask for: far more than any real use, few enough that one URL cannot
@@ -64,6 +65,7 @@ class _Block:
     steps: list[Action] = field(default_factory=list)
     parts: list[str] = field(default_factory=list)  # canonical components, for mask keys
     autorotate: bool = True  # False when a component of the block says a_ignore
+    text: TextOptions | None = None  # the opener's co_, b_ and text box, when the layer is text
 
 
 def run_steps(steps: Sequence[Action], ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
@@ -94,7 +96,8 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
     layer_ids: set[str] = set()
     expanded = _expand(components, named or {}, 0)
     ratio = _delivery_dpr(expanded)
-    for params in expanded:
+    alone = _unclosed_openers(expanded)
+    for index, params in enumerate(expanded):
         delivery_dpr = _is_delivery_dpr(params)
         if len(canonical) == MAX_COMPONENTS:
             raise BadRequest(
@@ -118,30 +121,31 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
         if "l" in params or "u" in params:
             if "l" in params and "u" in params:
                 raise BadRequest("Invalid transformation: l_ and u_ cannot open two layers in one component")
-            layer_ids.add(params.get("l") or params["u"])
-            block = _Block(opener=params, start=len(canonical) - 1)
-            blocks.append(block)
+            source = params.get("l") or params["u"]
+            text = None
+            if isinstance(source, TextLayer):
+                params, text = _text_options(params)
+            else:
+                layer_ids.add(source)  # text is drawn, not looked up
+            block = _Block(opener=params, start=len(canonical) - 1, text=text)
             inner = {k: v for k, v in params.items() if k not in ("l", "u")}
+            if index in alone:
+                _add_layer(blocks[-1], _one_component_layer(block, inner, canonical[-1]))
+                continue
+            blocks.append(block)
             if inner and not closes:
-                _add_component(block, inner)
+                _add_component(block, inner, inside_layer=True)
         elif not closes:
-            if "b" in params and len(blocks) == 1:
-                out["b"] = params["b"]
-            _add_component(blocks[-1], params)
+            if isinstance(params.get("b"), Color) and len(blocks) == 1:
+                out["b"] = params["b"]  # b_auto has no colour until the image is seen: JPEG gets white
+            _add_component(blocks[-1], params, inside_layer=len(blocks) > 1)
         if closes:
             if len(blocks) == 1:
                 raise BadRequest("Invalid transformation: fl_layer_apply without an l_ or u_ layer to apply")
             layer = blocks.pop()
-            step = _layer_step(layer, params, "/".join(canonical[layer.start :]))
-            blocks[-1].steps.append(step)
-            blocks[-1].parts.append(step.canonical)
-    if len(blocks) > 1:
-        opener = blocks[-1].opener
-        key = "l" if "l" in opener else "u"
-        raise BadRequest(
-            f"Invalid transformation: layer {render_param(key, opener[key])} is never closed "
-            "with fl_layer_apply"
-        )
+            _add_layer(blocks[-1], _layer_step(layer, params, "/".join(canonical[layer.start :])))
+    # Every opener left open was made a one-component layer (_unclosed_openers).
+    assert len(blocks) == 1
     steps = tuple(blocks[0].steps)
     return Plan(
         canonical="/".join(canonical),
@@ -223,14 +227,76 @@ def _expand(components: Sequence[Component], named: Mapping[str, str], depth: in
     return result
 
 
-def _add_component(block: _Block, params: Mapping[str, Any]) -> None:
+def _unclosed_openers(expanded: Sequence[Mapping[str, Any]]) -> set[int]:
+    """Indices of the l_/u_ components that no later fl_layer_apply closes (matched innermost first,
+    like brackets). Such a component is a whole layer by itself, as older SDKs and Cloudinary's training
+    material write it: ``l_logo,g_north_east`` (or the SDK's ``g_north_east,l_logo``) places the logo at
+    the top right; the component's c_/w_/h_ size the layer and its g_/x_/y_ place it."""
+    open_: list[int] = []
+    for index, params in enumerate(expanded):
+        opens = "l" in params or "u" in params
+        closes = "layer_apply" in params.get("fl", ())
+        if opens and not closes:
+            open_.append(index)
+        elif closes and not opens and open_:
+            open_.pop()
+    return set(open_)
+
+
+def _one_component_layer(block: _Block, params: Mapping[str, Any], canonical: str) -> Action:
+    """The layer of a component that opens and applies it at once: the placement keys (and sizing, which
+    fl_relative makes relative to the base) go to fl_layer_apply's Placement, the rest (e_, a_, r_, bo_ ...)
+    transforms the layer first."""
+    own = {k: v for k, v in params.items() if k not in _PLACEMENT_KEYS}
+    if own:
+        _add_component(block, own, inside_layer=True)
+    return _layer_step(block, {k: v for k, v in params.items() if k in _PLACEMENT_KEYS}, canonical)
+
+
+@dataclass(frozen=True)
+class TextOptions:
+    colour: Color | None = None
+    background: Color | None = None
+    wrap: int | None = None
+
+
+def _text_options(params: Mapping[str, Any]) -> tuple[dict[str, Any], TextOptions]:
+    """A text layer's own qualifiers, taken out of its opening component: ``co_`` is the text colour,
+    ``b_`` its background, and ``c_fit`` with a pixel ``w_`` (no ``h_``) a text box the lines wrap to,
+    rather than a scaling of the drawn text."""
+    rest = dict(params)
+    background = rest.pop("b", None)
+    if background is not None and not isinstance(background, Color):
+        raise BadRequest(
+            f"Invalid transformation parameter - {render_param('b', background)}: "
+            "a text layer's background is a colour"
+        )
+    wrap = None
+    width = rest.get("w")
+    if rest.get("c") == "fit" and width is not None and not width.relative and "h" not in rest:
+        wrap = int(width.value)
+        del rest["c"], rest["w"]
+    return rest, TextOptions(rest.pop("co", None), background, wrap)
+
+
+def _add_layer(block: _Block, step: Action) -> None:
+    block.steps.append(step)
+    block.parts.append(step.canonical)
+
+
+def _add_component(block: _Block, params: Mapping[str, Any], *, inside_layer: bool) -> None:
     if "ignore" in params.get("a", ()):
         block.autorotate = False
-    if "fl" in params:
+    flags = params.get("fl", ())
+    # fl_relative in a layer's own sizing component (the reference's l_icon/c_scale,fl_relative,w_0.3/
+    # fl_layer_apply) makes w_/h_ fractions of the image the layer is placed on.
+    if flags and (not inside_layer or flags != ("relative",)):
         raise BadRequest(
-            f"Invalid transformation parameter - {render_param('fl', params['fl'])}: "
-            "no_overflow and relative only qualify fl_layer_apply"
+            f"Invalid transformation parameter - {render_param('fl', flags)}: no_overflow and relative "
+            "qualify fl_layer_apply (relative also a layer's own w_ or h_)"
         )
+    if flags and "w" not in params and "h" not in params:
+        raise BadRequest("Invalid transformation parameter - fl_relative: fl_relative needs w_ or h_ to size")
     block.steps.extend(_actions(params, block.parts))
     block.parts.append(",".join(render_param(k, params[k]) for k in sorted(params)))
 
@@ -250,7 +316,8 @@ def _actions(params: Mapping[str, Any], parts: list[str]) -> list[Action]:
 def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str) -> Action:
     opener = layer.opener
     underlay = "u" in opener
-    public_id: str = opener["u"] if underlay else opener["l"]
+    source: str | TextLayer = opener["u"] if underlay else opener["l"]
+    text = layer.text
     placing = {k: v for k, v in closer.items() if k not in ("l", "u")}
     stray = sorted(set(placing) - _PLACEMENT_KEYS)
     if stray:
@@ -274,11 +341,18 @@ def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str) -> Act
     autorotate = layer.autorotate
 
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
+        base = (image.width, image.height)
+        if isinstance(source, TextLayer):
+            options = text or TextOptions()
+            drawn = render_text(source, options.colour, options.background, options.wrap, ctx.limits)
+            layer_ctx = replace(ctx, source_key=f"{source}|{options}", layer_base=base)
+            content = run_steps(steps, layer_ctx, drawn)
+            return place_layer(image, content, underlay=underlay, at=at, limits=ctx.limits)
         if ctx.load_layer is None:
-            raise NotFound(f"Unknown or invalid referenced image {public_id} of type upload")
-        source, key = ctx.load_layer(public_id)
-        layer_ctx = replace(ctx, source_key=block_source_key(key, autorotate))
-        content = run_steps(steps, layer_ctx, ctx.decode(source, autorotate))
+            raise NotFound(f"Unknown or invalid referenced image {source} of type upload")
+        found, key = ctx.load_layer(source)
+        layer_ctx = replace(ctx, source_key=block_source_key(key, autorotate), layer_base=base)
+        content = run_steps(steps, layer_ctx, ctx.decode(found, autorotate))
         return place_layer(image, content, underlay=underlay, at=at, limits=ctx.limits)
 
     return Action(canonical, run, segmentation=any(s.segmentation for s in steps))

@@ -68,6 +68,9 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("/demo/image/upload/SAMPLE.JPG", dict(public_id="SAMPLE", extension="jpg", raw_source="SAMPLE.JPG")),
     ("/demo/image/upload/dog.couch", dict(public_id="dog.couch", extension=None)),
     ("/demo/image/upload/a.b.webp", dict(public_id="a.b", extension="webp")),
+    # Formats cutout cannot deliver are still the extension (the renderer's 400 names them).
+    ("/demo/image/upload/docs/poster.psd", dict(public_id="docs/poster", extension="psd")),
+    ("/demo/image/upload/brochure.PDF", dict(public_id="brochure", extension="pdf")),
     ("/demo/image/upload/v2/docs.jpg/x", dict(public_id="docs.jpg/x", extension=None)),
     ("/demo/image/upload/a%20b%2Bc.jpg", dict(public_id="a b+c", raw_source="a%20b%2Bc.jpg")),
     ("/demo/image/upload/%C3%9F", dict(public_id="\u00df", raw_source="%C3%9F")),

@@ -7,7 +7,16 @@ from typing import NamedTuple
 
 import pytest
 import pyvips
-from transform_helpers import CornerSegmenter, check_golden, run, slug
+from transform_helpers import (
+    CornerSegmenter,
+    check_golden,
+    golden_distance,
+    golden_pixels,
+    load_golden,
+    run,
+    slug,
+    within_tolerance,
+)
 
 from transform.ops import op_names
 
@@ -51,7 +60,7 @@ ROWS = [
     Row("a_", "a_ignore.90", "oriented", (80, 120), 3, "jpg"),
     Row("r_", "r_20", "photo", (320, 240), 4, "png"),
     Row("r_", "r_10:20:40:60", "photo", (320, 240), 4, "png"),
-    Row("r_", "r_max", "cutout", (200, 160), 4, "png"),
+    Row("r_", "r_max", "photo", (320, 240), 4, "png"),
     Row("bo_", "bo_4px_solid_red", "photo", (328, 248), 3, "jpg"),
     Row("bo_", "bo_3px_solid_black,r_20", "photo", (326, 246), 4, "png"),
     Row("o_", "o_50", "photo", (320, 240), 4, "png"),
@@ -62,10 +71,12 @@ ROWS = [
     Row("q_", "c_scale,w_100/q_30", "photo", (100, 75), 3, "jpg"),
     Row("l_", "l_logo/c_scale,w_40/fl_layer_apply,g_north_east,x_5,y_5", "photo", (320, 240), 3, "jpg"),
     Row("l_", "l_logo/fl_layer_apply,g_north_west,x_-30,y_-20", "photo", (350, 260), 4, "png"),
+    Row("l_", "g_north_east,l_logo", "photo", (320, 240), 3, "jpg"),
     Row("u_", "u_road/fl_layer_apply,y_-40", "photo", (480, 360), 3, "jpg"),
     Row("u_", "u_road/c_scale,w_240/fl_layer_apply,g_south", "cutout", (240, 180), 3, "png"),
     Row("fl_", "l_road/fl_layer_apply,fl_no_overflow,g_south,y_-30", "photo", (320, 240), 3, "jpg"),
     Row("fl_", "l_logo/c_scale,fl_layer_apply,fl_relative,w_0.5", "photo", (320, 240), 3, "jpg"),
+    Row("fl_", "l_road/c_scale,fl_relative,w_0.3/fl_layer_apply,g_north_east", "photo", (320, 240), 3, "jpg"),
     Row("fl_", "r_20/f_jpg,fl_preserve_transparency", "photo", (320, 240), 4, "png"),
     Row("fl_", "c_scale,w_100/fl_progressive", "photo", (100, 75), 3, "jpg"),
     Row("fl_", "c_scale,w_100/fl_progressive", "cutout", (100, 80), 4, "png"),
@@ -88,12 +99,31 @@ ROWS = [
     Row("e_brightness", "e_brightness:30", "photo", (320, 240), 3, "jpg"),
     Row("e_brightness", "e_brightness:-50", "cutout", (200, 160), 4, "png"),
     Row("e_contrast", "e_contrast:50", "photo", (320, 240), 3, "jpg"),
+    Row("e_contrast", "e_contrast:level_-70", "photo", (320, 240), 3, "jpg"),
     Row("e_saturation", "e_saturation:-60", "cutout", (200, 160), 4, "png"),
     Row("e_saturation", "e_saturation", "photo", (320, 240), 3, "jpg"),
     Row("e_alpha_mask", "e_alpha_mask", "cutout", (200, 160), 1, "png"),
     Row("e_alpha_mask", "e_background_removal/e_alpha_mask/c_scale,w_160", "photo", (160, 120), 1, "jpg"),
     Row("e_margin", "e_margin:10", "cutout", (220, 180), 4, "png"),
     Row("e_margin", "e_margin:10p:5/b_white", "photo", (330, 288), 3, "jpg"),
+    # Outlines: modes reaching outside the shape grow the canvas by width (+ 2 sigma of blur) a side.
+    Row("e_outline", "co_blue,e_outline", "cutout", (210, 170), 4, "png"),
+    Row("e_outline", "co_red,e_outline:inner:8", "cutout", (200, 160), 4, "png"),
+    Row("e_outline", "co_orange,e_outline:outer:15:200", "cutout", (310, 270), 4, "png"),
+    Row("e_outline", "e_outline:fill:10", "logo", (100, 80), 4, "png"),
+    Row("e_outline", "co_green,e_outline:inner_fill", "cutout", (200, 160), 4, "png"),
+    Row("e_outline", "co_red,e_outline:6", "photo", (332, 252), 4, "png"),
+    # Shadows: the canvas holds the moved shape plus 3 sigma of blur (strength x 0.125 px).
+    Row("e_shadow", "co_red,e_shadow:60,x_10,y_12", "photo", (366, 286), 4, "png"),
+    Row("e_shadow", "e_shadow", "cutout", (230, 190), 4, "png"),
+    Row("e_shadow", "co_rgb:1a8502,e_shadow:0,x_-15,y_15", "logo", (95, 75), 4, "png"),
+    # Content-aware padding.
+    Row("c_fill_pad", "c_fill_pad,g_auto,h_300,w_100", "photo", (100, 300), 3, "jpg"),
+    Row("c_fill_pad", "b_auto:predominant,c_fill_pad,g_auto,h_100,w_300", "photo", (300, 100), 3, "jpg"),
+    Row("c_fill_pad", "c_fill_pad,g_auto,h_120,w_300", "product", (300, 120), 3, "jpg"),
+    Row("b_", "b_auto,c_pad,h_200,w_200", "photo", (200, 200), 3, "jpg"),
+    Row("b_", "b_auto:border_contrast,c_pad,h_200,w_200", "photo", (200, 200), 3, "jpg"),
+    Row("b_", "b_auto:predominant_contrast,c_pad,h_200,w_200", "product", (200, 200), 3, "jpg"),
 ]
 NAMED = {"badge": "c_fill,h_50,w_50/r_max"}
 
@@ -112,3 +142,19 @@ def test_op_renders(row: Row, files: dict[str, Path]) -> None:
     assert rendered.format == row.fmt
     assert rendered.has_alpha == (row.bands == 4)
     check_golden(f"{row.source}-{slug(row.transformation)}", rendered)
+
+
+#: Rows whose golden must differ from the unchanged image: every effect, and the new paddings (a resize
+#: or a crop is measured by its size; an effect that does nothing keeps the size).
+CHANGING = [r for r in ROWS if r.op.startswith(("e_", "co_")) or "b_auto" in r.transformation]
+
+
+@pytest.mark.parametrize("row", CHANGING, ids=[f"{r.source}-{slug(r.transformation)}" for r in CHANGING])
+def test_goldens_are_not_the_identity(row: Row, files: dict[str, Path]) -> None:
+    """The golden comparison would catch an effect that does nothing: the unchanged image, brought to the
+    output's size, is outside the tolerance of each effect's golden."""
+    golden = load_golden(f"{row.source}-{slug(row.transformation)}")
+    unchanged = pyvips.Image.new_from_file(str(files[row.source]))
+    unchanged = unchanged.thumbnail_image(row.size[0], height=row.size[1], size="force")
+    distance = golden_distance(golden, golden_pixels(unchanged))
+    assert not within_tolerance(distance), f"{row.transformation}: golden is the unchanged image {distance}"

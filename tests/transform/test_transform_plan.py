@@ -50,12 +50,29 @@ CANONICAL = [
         "l_docs:logo,w_100,c_scale/fl_layer_apply,y_10,x_10,g_south_east",
         "c_scale,l_docs:logo,w_100/fl_layer_apply,g_south_east,x_10,y_10",
     ),
+    # A layer no fl_layer_apply closes is whole in its component (older SDKs and tutorials).
+    ("u_docs:road", "u_docs:road"),
+    ("l_docs:logo,g_north_east", "g_north_east,l_docs:logo"),
+    ("l_a,w_0.2,fl_relative,c_scale,x_10", "c_scale,fl_relative,l_a,w_0.2,x_10"),
+    (
+        "l_docs:logo/w_0.3,fl_relative,c_scale/fl_layer_apply,g_north_east",
+        "l_docs:logo/c_scale,fl_relative,w_0.3/fl_layer_apply,g_north_east",
+    ),
     ("e_trim:10", "e_trim"),
     ("e_margin:10:10:10:10", "e_margin:10"),
     ("e_margin:5:10:5:10", "e_margin:5:10"),
     ("e_margin:10p:0", "e_margin:10p:0"),
     ("e_margin:1:2:3:4", "e_margin:1:2:3:4"),
     ("e_alpha_mask", "e_alpha_mask"),
+    ("co_red,e_shadow:60,x_1,y_2", "co_red,e_shadow:60,x_1,y_2"),
+    ("e_shadow:40", "e_shadow"),
+    ("e_shadow:strength_50", "e_shadow:50"),
+    ("co_blue,e_outline:fill:10:25", "co_blue,e_outline:fill:10:25"),
+    ("e_outline:outer:5", "e_outline:outer"),
+    ("e_outline:5:0", "e_outline"),
+    ("e_outline:inner:8", "e_outline:inner:8"),
+    ("b_auto:border,c_pad,h_10,w_10", "b_auto,c_pad,h_10,w_10"),
+    ("b_auto:predominant,c_fill_pad,g_auto,h_10,w_10", "b_auto:predominant,c_fill_pad,g_auto,h_10,w_10"),
     ("e_trim:0", "e_trim:0"),
     ("e_trim:50:Yellow", "e_trim:50:yellow"),
     ("e_trim:10:RGB:FF0", "e_trim:10:rgb:ffff00"),
@@ -68,6 +85,17 @@ CANONICAL = [
     ("e_contrast:0", "e_contrast"),
     ("e_contrast:-30", "e_contrast:-30"),
     ("e_saturation:80", "e_saturation"),
+    # The reference's verbose level_ form; a linear contrast level n is the default scale's n - 100.
+    ("e_contrast:level_-70", "e_contrast:-70"),
+    ("e_contrast:level_150;type_linear", "e_contrast:50"),
+    ("e_contrast:type_linear;level_150", "e_contrast:50"),
+    ("e_contrast:150:linear", "e_contrast:50"),
+    ("e_contrast:level_20;type_sigmoidal", "e_contrast:20"),
+    ("e_contrast:type_linear", "e_contrast"),
+    ("e_brightness:level_30", "e_brightness:30"),
+    ("e_saturation:level_-50", "e_saturation:-50"),
+    ("e_sepia:level_100", "e_sepia:100"),
+    ("co_red,e_colorize:level_40", "co_red,e_colorize:40"),
     ("a_ignore", "a_ignore"),
     ("a_90.ignore", "a_ignore.90"),
     ("fl_progressive.preserve_transparency", "fl_preserve_transparency.progressive"),
@@ -201,12 +229,14 @@ ERRORS = [
     (
         "co_red",
         BadRequest,
-        "Invalid transformation parameter - co_red: co_ needs e_colorize in the same component",
+        "Invalid transformation parameter - co_red: co_ needs e_colorize, e_outline or e_shadow in the "
+        "same component",
     ),
     (
         "co_red,e_blur",
         BadRequest,
-        "Invalid transformation parameter - co_red: co_ needs e_colorize in the same component",
+        "Invalid transformation parameter - co_red: co_ needs e_colorize, e_outline or e_shadow in the "
+        "same component",
     ),
     (
         "co_reddish,e_colorize",
@@ -216,30 +246,32 @@ ERRORS = [
     (
         "e_colorize:101",
         InvalidArgument,
-        "Invalid transformation parameter - e_colorize:101: colorize level must be an integer from 0 to 100",
+        "Invalid transformation parameter - e_colorize:101: colorize level must be an integer from 0 to 100 "
+        "(bare or level_<n>)",
     ),
     (
         "e_sepia:0",
         InvalidArgument,
-        "Invalid transformation parameter - e_sepia:0: sepia level must be an integer from 1 to 100",
+        "Invalid transformation parameter - e_sepia:0: sepia level must be an integer from 1 to 100 "
+        "(bare or level_<n>)",
     ),
     (
         "e_brightness:-100",
         InvalidArgument,
         "Invalid transformation parameter - e_brightness:-100: brightness level must be an integer "
-        "from -99 to 100",
+        "from -99 to 100 (bare or level_<n>)",
     ),
     (
         "e_contrast:high",
         InvalidArgument,
         "Invalid transformation parameter - e_contrast:high: contrast level must be an integer "
-        "from -100 to 100",
+        "from -100 to 100 (bare or level_<n>)",
     ),
     (
         "e_saturation:101",
         InvalidArgument,
         "Invalid transformation parameter - e_saturation:101: saturation level must be an integer "
-        "from -100 to 100",
+        "from -100 to 100 (bare or level_<n>)",
     ),
     (
         "e_negate:5",
@@ -318,9 +350,9 @@ ERRORS = [
         "c_bogus,w_10",
         InvalidArgument,
         "Invalid transformation parameter - c_bogus: crop mode must be one of "
-        "scale, fit, limit, mfit, fill, lfill, pad, lpad, mpad, crop, thumb",
+        "scale, fit, limit, mfit, fill, lfill, pad, lpad, mpad, crop, thumb, fill_pad",
     ),
-    ("c_scale,g_auto,w_100", BadRequest, "Use auto gravity only with crop, fill, lfill or thumb"),
+    ("c_scale,g_auto,w_100", BadRequest, "Use auto gravity only with crop, fill, lfill, fill_pad or thumb"),
     (
         "c_scale,g_north,w_10",
         BadRequest,
@@ -331,12 +363,12 @@ ERRORS = [
     (
         "x_10",
         BadRequest,
-        "Invalid transformation parameter - x_10: x_ needs c_crop, or a fl_layer_apply component",
+        "Invalid transformation parameter - x_10: x_ needs c_crop, e_shadow or a fl_layer_apply component",
     ),
     (
         "c_fill,w_100,y_10",
         BadRequest,
-        "Invalid transformation parameter - y_10: y_ needs c_crop, or a fl_layer_apply component",
+        "Invalid transformation parameter - y_10: y_ needs c_crop, e_shadow or a fl_layer_apply component",
     ),
     (
         "c_crop,g_auto,w_10,x_1",
@@ -378,7 +410,8 @@ ERRORS = [
         "e_oilpaint",
         InvalidArgument,
         "Invalid transformation parameter - e_oilpaint: effect must be one of "
-        "background_removal, grayscale, blur, sharpen, dropshadow, alpha_mask, margin, colorize, negate, "
+        "background_removal, grayscale, blur, sharpen, dropshadow, alpha_mask, margin, outline, shadow, "
+        "colorize, negate, "
         "sepia, brightness, contrast, saturation, trim",
     ),
     (
@@ -394,9 +427,86 @@ ERRORS = [
         "(the model finds the foreground without hints); use e_background_removal[:fineedges_y]",
     ),
     (
-        "u_docs:road",
+        "l_a/c_scale,fl_no_overflow,w_0.5/fl_layer_apply",
         BadRequest,
-        "Invalid transformation: layer u_docs:road is never closed with fl_layer_apply",
+        "Invalid transformation parameter - fl_no_overflow: no_overflow and relative "
+        "qualify fl_layer_apply (relative also a layer's own w_ or h_)",
+    ),
+    (
+        "l_a/e_grayscale,fl_relative/fl_layer_apply",
+        BadRequest,
+        "Invalid transformation parameter - fl_relative: fl_relative needs w_ or h_ to size",
+    ),
+    (
+        "c_scale,fl_relative,w_0.5",
+        BadRequest,
+        "Invalid transformation parameter - fl_relative: no_overflow and relative "
+        "qualify fl_layer_apply (relative also a layer's own w_ or h_)",
+    ),
+    (
+        "e_contrast:level_150",
+        InvalidArgument,
+        "Invalid transformation parameter - e_contrast:level_150: contrast level must be an integer "
+        "from -100 to 100 (bare or level_<n>)",
+    ),
+    (
+        "e_contrast:level_0;type_linear",
+        InvalidArgument,
+        "Invalid transformation parameter - e_contrast:level_0;type_linear: linear contrast level must be "
+        "an integer from 1 to 200 (bare or level_<n>)",
+    ),
+    (
+        "e_contrast:level_10;type_cubic",
+        InvalidArgument,
+        "Invalid transformation parameter - e_contrast:level_10;type_cubic: contrast takes level_<n> "
+        "(-100 to 100) and type_sigmoidal or type_linear (level 1 to 200) separated by ';', or <n>[:<type>]",
+    ),
+    (
+        "e_brightness:level_101",
+        InvalidArgument,
+        "Invalid transformation parameter - e_brightness:level_101: brightness level must be an integer "
+        "from -99 to 100 (bare or level_<n>)",
+    ),
+    (
+        "c_fill_pad,h_100,w_100",
+        BadRequest,
+        "Invalid transformation parameter - c_fill_pad: c_fill_pad needs g_auto (it pads only where "
+        "automatic cropping would cut the content)",
+    ),
+    (
+        "b_auto",
+        BadRequest,
+        "Invalid transformation parameter - b_auto: b_auto is the pad colour of c_pad, c_lpad, c_mpad or "
+        "c_fill_pad, in the same component",
+    ),
+    (
+        "b_auto:predominant_gradient:2,c_pad,h_10,w_10",
+        InvalidArgument,
+        "Invalid transformation parameter - b_auto:predominant_gradient:2: b_auto takes one of border, "
+        "predominant, border_contrast, predominant_contrast (gradient modes and palettes are not supported)",
+    ),
+    (
+        "b_reddish",
+        InvalidArgument,
+        "Invalid transformation parameter - b_reddish: background must be a colour name or rgb:RRGGBB[AA], "
+        "transparent, or auto[:<mode>] with a pad",
+    ),
+    (
+        "e_outline:dotted",
+        InvalidArgument,
+        "Invalid transformation parameter - e_outline:dotted: outline takes [mode:][width[:blur]], mode one "
+        "of inner, outer, inner_fill, fill",
+    ),
+    (
+        "e_outline:outer:5:201",
+        InvalidArgument,
+        "Invalid transformation parameter - e_outline:outer:5:201: outline blur must be an integer from 0 "
+        "to 200",
+    ),
+    (
+        "e_shadow:101",
+        InvalidArgument,
+        "Invalid transformation parameter - e_shadow:101: shadow strength must be an integer from 0 to 100",
     ),
     (
         "fl_layer_apply",
@@ -404,16 +514,16 @@ ERRORS = [
         "Invalid transformation: fl_layer_apply without an l_ or u_ layer to apply",
     ),
     (
-        "l_text:Arial_40:hi/fl_layer_apply",
+        "l_fetch:aHR0cA==/fl_layer_apply",
         InvalidArgument,
-        "Invalid transformation parameter - l_text:Arial_40:hi: text: layers are not supported; "
-        "a layer must be an image public id with ':' for '/' (u_docs:road)",
+        "Invalid transformation parameter - l_fetch:aHR0cA==: fetch: layers are not supported; "
+        "a layer must be an image public id with ':' for '/' (u_docs:road) or text:<font>_<size>:<text>",
     ),
     (
         "fl_no_overflow",
         BadRequest,
         "Invalid transformation parameter - fl_no_overflow: no_overflow and relative "
-        "only qualify fl_layer_apply",
+        "qualify fl_layer_apply (relative also a layer's own w_ or h_)",
     ),
     (
         "b_transparent",
@@ -425,7 +535,7 @@ ERRORS = [
         "b_rgb:12345",
         InvalidArgument,
         "Invalid transformation parameter - b_rgb:12345: background must be a colour "
-        "name or rgb:RRGGBB[AA], transparent",
+        "name or rgb:RRGGBB[AA], transparent, or auto[:<mode>] with a pad",
     ),
     (
         "bo_5px_dashed_red",

@@ -52,7 +52,8 @@ def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action |
     chosen: Effect | None = params.get("e")
     for key in EFFECT_QUALIFIERS:
         if key in params and (chosen is None or key not in chosen.spec.qualifiers):
-            users = ", ".join(f"e_{name}" for name, spec in EFFECTS.items() if key in spec.qualifiers)
+            names = sorted(f"e_{name}" for name, spec in EFFECTS.items() if key in spec.qualifiers)
+            users = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
             raise BadRequest(
                 f"Invalid transformation parameter - {render_param(key, params[key])}: "
                 f"{key}_ needs {users} in the same component"

@@ -36,7 +36,8 @@ param(
         "fl",
         "flags",
         _flags,
-        "flags: layer_apply closes a layer block (no_overflow, relative qualify it); "
+        "flags: layer_apply closes a layer block (no_overflow, relative qualify it; relative also makes "
+        "a layer's own w_/h_ fractions of the image it is placed on); "
         "preserve_transparency keeps alpha by delivering PNG instead of JPEG; "
         "progressive makes progressive JPEG or interlaced PNG",
         "flags",

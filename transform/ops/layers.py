@@ -17,20 +17,24 @@ from transform.ops.args import Dim
 from transform.ops.registry import ParamSpec, param
 from transform.ops.resize import Resize
 from transform.ops.style import set_opacity
+from transform.ops.text import TextLayer, parse_text
 
-_SOURCES = ("text", "fetch", "video", "audio", "subtitles", "lut", "private", "authenticated")
+_SOURCES = ("fetch", "video", "audio", "subtitles", "lut", "private", "authenticated")
 _EXTENSIONS = tuple(f".{ext}" for ext in EXTENSIONS)
 
 
-def _layer_id(key: str, value: str) -> str:
-    """``docs:road`` -> ``docs/road`` (a known image extension is dropped: layers are found by id)."""
+def _layer_id(key: str, value: str) -> str | TextLayer:
+    """``docs:road`` -> ``docs/road`` (a known image extension is dropped: layers are found by id);
+    ``text:Arial_40:Hi`` -> a TextLayer (transform/ops/text.py)."""
     head = value.split(":")[0]
+    if head == "text":
+        return parse_text(key, value)
     if head in _SOURCES:
         raise InvalidArgument(
             key,
             value,
             f"{head}: layers are not supported; a layer must be an image public id "
-            "with ':' for '/' (u_docs:road)",
+            "with ':' for '/' (u_docs:road) or text:<font>_<size>:<text>",
         )
     lowered = value.lower()
     for ext in _EXTENSIONS:
@@ -43,14 +47,19 @@ def _layer_id(key: str, value: str) -> str:
         raise InvalidArgument(key, value, exc.public) from exc
 
 
+def _render_layer(value: str | TextLayer) -> str:
+    return str(value) if isinstance(value, TextLayer) else value.replace("/", ":")
+
+
 param(
     ParamSpec(
         "l",
         "overlay",
         _layer_id,
-        "open an overlay layer block with an image (l_docs:logo)",
+        "open an overlay layer block with an image (l_docs:logo) or text (l_text:Arial_40_bold:Hello; "
+        "co_ colours it, b_ puts a background behind it, c_fit,w_ wraps it)",
         "layer",
-        lambda v: v.replace("/", ":"),
+        _render_layer,
     )
 )
 param(
@@ -60,7 +69,7 @@ param(
         _layer_id,
         "open an underlay layer block (placed under the image)",
         "layer",
-        lambda v: v.replace("/", ":"),
+        _render_layer,
     )
 )
 

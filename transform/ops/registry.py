@@ -42,13 +42,16 @@ class Ctx:
     """What a step may need besides the image. ``source_key`` fingerprints the image the steps started
     from (the original, or a layer's source inside a layer block; marked when a_ignore leaves it as
     stored, see ``plan.block_source_key``); ``decode`` is the renderer's limit-checking loader, used for
-    layers (``autorotate`` False under ``a_ignore``); ``limits`` bound every image the steps make."""
+    layers (``autorotate`` False under ``a_ignore``); ``limits`` bound every image the steps make;
+    ``layer_base``, inside a layer block, is the size of the image the layer will be placed on (what a
+    fl_relative w_/h_ of the layer's own components is a fraction of)."""
 
     source_key: str
     decode: Callable[[Source, bool], pyvips.Image]  # (source, autorotate) -> image
     masks: MaskSource | None = None
     load_layer: LoadLayer | None = None
     limits: Limits = Limits()
+    layer_base: tuple[int, int] | None = None
 
 
 Apply = Callable[[Ctx, pyvips.Image], pyvips.Image]
@@ -128,6 +131,13 @@ def builder(action: str) -> Callable[[Builder], Builder]:
         return fn
 
     return register
+
+
+def effect_claims(params: Mapping[str, Any]) -> tuple[str, ...]:
+    """The keys of a component that its e_ reads as qualifiers (co_, and x_/y_ for e_shadow): other
+    builders leave them alone."""
+    chosen = params.get("e")
+    return chosen.spec.qualifiers if chosen is not None else ()
 
 
 def spec_for(key: str) -> ParamSpec:

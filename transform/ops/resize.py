@@ -12,9 +12,19 @@ import pyvips
 from grammar.errors import BadRequest, InvalidArgument
 from transform import pixels
 from transform.limits import Limits, check_output, check_sides
-from transform.ops import args
+from transform.ops import args, autopad
 from transform.ops.args import Color, Dim
-from transform.ops.registry import CROP_MODES, Action, Ctx, ParamSpec, builder, param, render_param
+from transform.ops.autopad import AutoBackground
+from transform.ops.registry import (
+    CROP_MODES,
+    Action,
+    Ctx,
+    ParamSpec,
+    builder,
+    effect_claims,
+    param,
+    render_param,
+)
 
 CROP_MODES.update(
     scale="resize to exactly w x h (one given: keep aspect ratio)",
@@ -29,10 +39,13 @@ CROP_MODES.update(
     mpad="pad to w x h without scaling, when the image is smaller than that",
     crop="cut a w x h region out without scaling, at the gravity or at x,y",
     thumb="like fill (gravity center or auto); a face gravity is not supported",
+    fill_pad="with g_auto only: exactly w x h, filled where the interesting content fits the crop, else "
+    "scaled until it does and padded with b_ (b_auto: a colour from the image)",
 )
 _PAD = ("pad", "lpad", "mpad")
-_GRAVITY_MODES = ("fill", "lfill", "pad", "lpad", "mpad", "crop", "thumb")
-_AUTO_MODES = ("fill", "lfill", "crop", "thumb")
+_PADDED = (*_PAD, "fill_pad")  # modes whose b_ is the pad colour
+_GRAVITY_MODES = ("fill", "lfill", "pad", "lpad", "mpad", "crop", "thumb", "fill_pad")
+_AUTO_MODES = ("fill", "lfill", "crop", "thumb", "fill_pad")
 GRAVITIES = (*pixels.COMPASS, "auto")
 _UNSUPPORTED_GRAVITY = ("face", "faces", "custom", "liquid", "ocr_text", "adv_face", "adv_faces", "adv_eyes")
 
@@ -152,7 +165,7 @@ class Resize:
     gravity: str | None = None
     x: Dim | None = None
     y: Dim | None = None
-    background: Color | None = None
+    background: Color | AutoBackground | None = None
 
     def apply(
         self, image: pyvips.Image, limits: Limits, reference: tuple[int, int] | None = None
@@ -251,23 +264,20 @@ def _crop(spec: Resize, image: pyvips.Image, width: int, height: int, limits: Li
 
 
 def _pad(spec: Resize, image: pyvips.Image, width: int, height: int, limits: Limits) -> pyvips.Image:
+    colour = autopad.resolve(spec.background, image)  # b_auto: measured on the image before scaling
     if spec.mode == "mpad" and (image.width > width or image.height > height):
-        return image if spec.background is None else pixels.flatten(image, spec.background.rgba)
+        return image if colour is None else pixels.flatten(image, colour.rgba)
     check_output(width, height, limits)
     if spec.mode != "mpad":
         scale = min(width / image.width, height / image.height)
         if spec.mode == "lpad":
             scale = min(scale, 1.0)
         image = pixels.scale_to(image, round(image.width * scale), round(image.height * scale))
-    if spec.background is not None:
+    if colour is not None:
         # The pad colour also fills transparent areas: Cloudinary's recommended way to put a background
         # under a cut-out is b_<colour>,c_pad,w_1.0 (a pad that adds nothing).
-        image = pixels.flatten(image, spec.background.rgba)
-    rgba = (
-        spec.background.rgba
-        if spec.background
-        else ([0, 0, 0, 0] if pixels.has_alpha(image) else [255, 255, 255, 255])
-    )
+        image = pixels.flatten(image, colour.rgba)
+    rgba = colour.rgba if colour else ([0, 0, 0, 0] if pixels.has_alpha(image) else [255, 255, 255, 255])
     left, top = pixels.place((width, height), (image.width, image.height), spec.gravity or "center")
     return pixels.extend(image, width, height, left, top, rgba)
 
@@ -284,13 +294,14 @@ _MODES = {
     "pad": _pad,
     "lpad": _pad,
     "mpad": _pad,
+    "fill_pad": autopad.fill_pad,
 }
 _KEYS = ("ar", "c", "dpr", "g", "h", "w", "x", "y")
 _NEEDS = {
     "dpr": "dpr_ needs w_ or h_ in the same component",
     "g": "g_ needs c_fill, c_lfill, c_pad, c_lpad, c_mpad, c_crop or c_thumb, or a fl_layer_apply component",
-    "x": "x_ needs c_crop, or a fl_layer_apply component",
-    "y": "y_ needs c_crop, or a fl_layer_apply component",
+    "x": "x_ needs c_crop, e_shadow or a fl_layer_apply component",
+    "y": "y_ needs c_crop, e_shadow or a fl_layer_apply component",
 }
 
 
@@ -317,7 +328,12 @@ def resize_from(params: Mapping[str, Any], *, placing: bool = False) -> Resize |
         )
     gravity = None if placing else params.get("g")
     if gravity == "auto" and mode not in _AUTO_MODES:
-        raise BadRequest("Use auto gravity only with crop, fill, lfill or thumb")
+        raise BadRequest("Use auto gravity only with crop, fill, lfill, fill_pad or thumb")
+    if mode == "fill_pad" and gravity != "auto":
+        raise BadRequest(
+            "Invalid transformation parameter - c_fill_pad: c_fill_pad needs g_auto "
+            "(it pads only where automatic cropping would cut the content)"
+        )
     if gravity is not None and mode not in _GRAVITY_MODES:
         raise BadRequest(f"Invalid transformation parameter - g_{gravity}: {_NEEDS['g']} (not c_{mode})")
     offsets = [key for key in ("x", "y") if key in params]
@@ -334,21 +350,26 @@ def resize_from(params: Mapping[str, Any], *, placing: bool = False) -> Resize |
         gravity=gravity,
         x=None if placing else params.get("x"),
         y=None if placing else params.get("y"),
-        background=params.get("b") if mode in _PAD else None,
+        background=params.get("b") if mode in _PADDED else None,
     )
 
 
 @builder("resize")
 def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action | None:
+    # x_/y_ (and co_) may belong to the component's effect (co_red,e_shadow:50,x_-15,y_15).
+    params = {k: v for k, v in params.items() if k not in effect_claims(params)}
     spec = resize_from(params)
     if spec is None:
         return None
+    # fl_relative reaches here only inside a layer (the plan compiler checks): fractions of the base.
+    relative = "relative" in params.get("fl", ())
     keys = [k for k in _KEYS if k in params] + (["b"] if spec.background else [])
+    keys += ["fl"] if relative else []
     claimed.update(keys)
 
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
-        return spec.apply(image, ctx.limits)
+        return spec.apply(image, ctx.limits, reference=ctx.layer_base if relative else None)
 
-    sequential = spec.gravity != "auto" and spec.mode not in _PAD
+    sequential = spec.gravity != "auto" and spec.mode not in _PADDED
     canonical = ",".join(render_param(k, params[k]) for k in sorted(keys))
-    return Action(canonical, run, sequential=sequential, scaler=spec)
+    return Action(canonical, run, sequential=sequential, scaler=None if relative else spec)

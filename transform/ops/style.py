@@ -12,6 +12,7 @@ from grammar.errors import BadRequest, InvalidArgument
 from transform import pixels
 from transform.ops import args
 from transform.ops.args import Color
+from transform.ops.autopad import AutoBackground, parse_auto
 from transform.ops.registry import Action, Ctx, ParamSpec, builder, param, render_param
 
 _ANGLE_MODES = ("hflip", "vflip", "ignore")
@@ -65,6 +66,15 @@ def _border(key: str, value: str) -> tuple[int, Color]:
     return width, args.color(key, match[2], "border colour")
 
 
+def _background(key: str, value: str) -> Color | AutoBackground:
+    if value == "auto" or value.startswith("auto:"):
+        return parse_auto(key, value)
+    try:
+        return args.color(key, value, "background", allow_transparent=True)
+    except InvalidArgument as exc:
+        raise InvalidArgument(key, value, exc.expected + ", or auto[:<mode>] with a pad") from None
+
+
 param(
     ParamSpec(
         "a",
@@ -105,8 +115,10 @@ param(
     ParamSpec(
         "b",
         "background",
-        lambda k, v: args.color(k, v, "background", allow_transparent=True),
-        "background colour: pad colour with c_pad, else fills transparent areas",
+        lambda k, v: _background(k, v),
+        "background colour: pad colour with c_pad (b_auto[:border|predominant|border_contrast|"
+        "predominant_contrast]: taken from the image, with c_pad, c_lpad, c_mpad, c_fill_pad), else fills "
+        "transparent areas",
         "background",
     )
 )
@@ -255,7 +267,12 @@ def build_opacity(params: Mapping[str, Any], claimed: set[str], prefix: str) -> 
 def build_background(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action | None:
     if "b" not in params or "b" in claimed:
         return None
-    colour: Color = params["b"]
+    colour = params["b"]
+    if isinstance(colour, AutoBackground):
+        raise BadRequest(
+            f"Invalid transformation parameter - b_{colour}: b_auto is the pad colour of c_pad, c_lpad, "
+            "c_mpad or c_fill_pad, in the same component"
+        )
     if colour.a == 0:
         raise BadRequest(
             f"Invalid transformation parameter - b_{colour}: a transparent background only "

@@ -13,6 +13,7 @@ from typing import Any
 
 import pyvips
 
+from grammar.errors import InvalidArgument
 from transform.ops import args
 from transform.ops.args import Color
 from transform.ops.effects import no_arguments, rgb_only
@@ -22,10 +23,55 @@ GRAY = Color(128, 128, 128, 255, "gray")
 
 
 def _level(name: str, low: int, high: int, default: int) -> Callable[[str, str], int]:
+    """``e_<name>:<n>``, or the reference's verbose form ``e_<name>:level_<n>`` (the same level)."""
+
     def parse(value: str, rest: str) -> int:
-        return default if rest == "" else args.int_in("e", rest, f"{name} level", low, high, shown=value)
+        if rest == "":
+            return default
+        return _level_number(value, rest.removeprefix("level_"), f"{name} level", low, high)
 
     return parse
+
+
+def _level_number(value: str, text: str, noun: str, low: int, high: int) -> int:
+    number = args.integer(text)
+    if number is None or not low <= number <= high:
+        expected = f"{noun} must be an integer from {low} to {high} (bare or level_<n>)"
+        raise InvalidArgument("e", value, expected)
+    return number
+
+
+def _parse_contrast(value: str, rest: str) -> int:
+    """``e_contrast[:level_<n>][;type_<sigmoidal|linear>]``, or the ordered ``e_contrast[:<n>[:<type>]]``.
+    The result is on the default (sigmoidal) scale, -100 to 100: a linear level n (1 to 200, CSS
+    contrast(n%)) is the same curve as level n - 100, so both spellings share one canonical form and one
+    cache entry (``e_contrast:level_150;type_linear`` is ``e_contrast:50``)."""
+    if rest == "":
+        return 0
+    if rest.startswith(("level_", "type_")):
+        options: dict[str, str] = {}
+        for item in rest.split(";"):
+            name, sep, text = item.partition("_")
+            if not sep or name not in ("level", "type") or name in options:
+                raise InvalidArgument("e", value, _CONTRAST_FORMS)
+            options[name] = text
+        level_text, kind = options.get("level"), options.get("type", "sigmoidal")
+    else:
+        level_text, _, kind = rest.partition(":")
+        kind = kind or "sigmoidal"
+    if kind not in ("sigmoidal", "linear"):
+        raise InvalidArgument("e", value, _CONTRAST_FORMS)
+    if kind == "linear":
+        if level_text is None:
+            return 0  # linear's default, 100 %, is no change
+        return _level_number(value, level_text, "linear contrast level", 1, 200) - 100
+    return 0 if level_text is None else _level_number(value, level_text, "contrast level", -100, 100)
+
+
+_CONTRAST_FORMS = (
+    "contrast takes level_<n> (-100 to 100) and type_sigmoidal or type_linear (level 1 to 200) separated "
+    "by ';', or <n>[:<type>]"
+)
 
 
 def _render_level(name: str, default: int) -> Callable[[int], str]:
@@ -111,7 +157,7 @@ param(
         "co",
         "colour",
         lambda k, v: args.color(k, v, "colour"),
-        "the colour of e_colorize (default gray)",
+        "the colour of e_colorize (default gray), e_outline (black) or e_shadow (gray)",
         "effect",
     )
 )
@@ -151,11 +197,13 @@ effect(
 effect(
     EffectSpec(
         "contrast",
-        _level("contrast", -100, 100, 0),
+        _parse_contrast,
         _render_level("contrast", 0),
         _contrast,
-        "stretch (or, below 0, flatten) around mid-grey by 1 + level/100: level -100 to 100 "
-        "(default 0, no change: the default Cloudinary's SDKs document)",
+        "stretch (or, below 0, flatten) around mid-grey by 1 + level/100: level -100 to 100 (default 0, no "
+        "change); type_linear: level 1 to 200 (default 100) as CSS contrast(level%), the same curve as "
+        "level - 100. Cloudinary's sigmoidal curve (its default type) is not published: type_sigmoidal "
+        "is rendered with this one",
     )
 )
 effect(

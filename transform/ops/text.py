@@ -1,0 +1,148 @@
+"""Text layers: ``l_text:<font>_<size>[_<style>...]:<text>`` (and ``u_text:...``), drawn with libvips'
+text renderer (Pango and fontconfig).
+
+The text is percent-decoded twice, as Cloudinary's escaping rules ask: the SDKs write a comma as ``%252C``
+and a slash as ``%252F`` (one decoding leaves ``%2C``, which the URL's structure does not split on), and a
+space as ``%20``. The family is looked up by fontconfig: ``Arial`` is Liberation Sans where
+``fonts-liberation2`` is installed (metric-compatible), and any family it does not know falls back to
+its default sans-serif (DejaVu Sans with ``fonts-dejavu-core``), as a browser would; ``.ci/run`` installs
+both. Sizes are pixels (72 dpi). Styles: ``bold``, ``semibold``, ``light``, ``italic``, ``oblique``,
+``normal``, ``underline``, ``strikethrough``, ``left``/``center``/``right``/``justify`` (alignment of
+lines), ``letter_spacing_<n>`` and ``line_spacing_<n>`` (pixels). ``co_`` in the opening component is the
+text colour (default black), ``b_`` a background behind the text's box; ``c_fit`` with ``w_`` there wraps
+the text to that width instead of scaling it (Cloudinary's text boxes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+import pyvips
+
+from grammar.errors import InvalidArgument
+from transform import pixels
+from transform.limits import Limits, check_output
+from transform.ops.args import Color
+
+MAX_SIZE = 1000
+MAX_TEXT = 2000  # characters, after decoding
+BLACK = Color(0, 0, 0, 255, "black")
+_WEIGHTS = {"bold": "Bold", "semibold": "Semi-Bold", "light": "Light", "thin": "Thin", "black": "Heavy"}
+_SLANTS = {"italic": "Italic", "oblique": "Oblique", "normal": ""}
+_DECORATIONS = ("underline", "strikethrough")
+_ALIGNMENTS = {
+    "left": "low",
+    "start": "low",
+    "center": "centre",
+    "right": "high",
+    "end": "high",
+    "justify": "low",
+}
+_EXPECTED = (
+    "text layer must be text:<font>_<size>[_<style>...]:<text>, size 1 to 1000, styles bold, semibold, "
+    "light, thin, black, italic, oblique, normal, underline, strikethrough, left, center, right, justify, "
+    "letter_spacing_<n>, line_spacing_<n>"
+)
+
+
+@dataclass(frozen=True)
+class TextLayer:
+    family: str
+    size: int
+    styles: tuple[str, ...]
+    text: str
+    raw: str  # the URL's own spelling (after "text:"), for the canonical form
+
+    def __str__(self) -> str:
+        return f"text:{self.raw}"
+
+
+def parse_text(key: str, value: str) -> TextLayer:
+    """``text:Arial_40_bold:Hi%252C%20there`` -> TextLayer("Arial", 40, ("bold",), "Hi, there")."""
+    _, _, rest = value.partition(":")
+    style, sep, encoded = rest.partition(":")
+    if not sep or not encoded:
+        raise InvalidArgument(key, value, _EXPECTED)
+    tokens = unquote(style).split("_")
+    size_at = next((i for i, t in enumerate(tokens) if t.isdigit()), None)
+    if size_at is None or size_at == 0 or not 1 <= int(tokens[size_at]) <= MAX_SIZE:
+        raise InvalidArgument(key, value, _EXPECTED)
+    styles: list[str] = []
+    extra = tokens[size_at + 1 :]
+    while extra:
+        token = extra.pop(0)
+        if token in ("letter", "line") and len(extra) >= 2 and extra[0] == "spacing" and _is_int(extra[1]):
+            styles.append(f"{token}_spacing_{int(extra[1])}")
+            del extra[:2]
+        elif token in _WEIGHTS or token in _SLANTS or token in _DECORATIONS or token in _ALIGNMENTS:
+            styles.append(token)
+        else:
+            raise InvalidArgument(key, value, f"{_EXPECTED}; {token} is not supported")
+    try:
+        text = unquote(unquote(encoded, errors="strict"), errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidArgument(key, value, "the text's percent-encoding is not valid UTF-8") from None
+    if not text.strip():
+        raise InvalidArgument(key, value, "the text of a text layer must have something to draw")
+    if len(text) > MAX_TEXT:
+        raise InvalidArgument(key, value[:40] + "...", f"text layers hold at most {MAX_TEXT} characters")
+    family = "_".join(tokens[:size_at])
+    return TextLayer(family, int(tokens[size_at]), tuple(styles), text, rest)
+
+
+def _is_int(text: str) -> bool:
+    return text.lstrip("-").isdigit() and len(text) < 6
+
+
+def _estimated_size(layer: TextLayer, wrap: int | None) -> tuple[int, int]:
+    """A generous bound on the drawn size, known before drawing: glyphs are at most about as wide as the
+    font size, lines 1.5 times as tall (so 2,000 characters at 1000 px are refused, not drawn)."""
+    lines = layer.text.split("\n")
+    widest = max(len(line) for line in lines) * layer.size
+    rows = len(lines)
+    if wrap is not None and widest > wrap:
+        rows += sum(len(line) for line in lines) * layer.size // max(1, wrap)
+        widest = wrap
+    return max(1, widest), max(1, int(rows * layer.size * 1.5))
+
+
+def render_text(
+    layer: TextLayer, colour: Color | None, background: Color | None, wrap: int | None, limits: Limits
+) -> pyvips.Image:
+    """The text as an RGBA image just large enough for it (plus its background, when given)."""
+    weight = next((_WEIGHTS[s] for s in layer.styles if s in _WEIGHTS), "")
+    slant = next((_SLANTS[s] for s in layer.styles if s in _SLANTS), "")
+    font = " ".join(part for part in (layer.family, weight, slant, f"{layer.size}px") if part)
+    # Pango markup: the client's text is escaped (it could otherwise inject markup, or fail to parse).
+    # (Not html.escape: the html package loads its 2,000-entity table, start-up time every process pays.)
+    markup = layer.text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    letter = next((int(s.rsplit("_", 1)[1]) for s in layer.styles if s.startswith("letter_spacing_")), 0)
+    if letter:
+        markup = f'<span letter_spacing="{letter * 1024}">{markup}</span>'
+    if "underline" in layer.styles:
+        markup = f'<span underline="single">{markup}</span>'
+    if "strikethrough" in layer.styles:
+        markup = f'<span strikethrough="true">{markup}</span>'
+    options: dict[str, object] = {"font": font, "dpi": 72}
+    align = next((s for s in layer.styles if s in _ALIGNMENTS), None)
+    if align:
+        options["align"] = _ALIGNMENTS[align]
+        options["justify"] = align == "justify"
+    line = next((int(s.rsplit("_", 1)[1]) for s in layer.styles if s.startswith("line_spacing_")), None)
+    if line is not None:
+        options["spacing"] = max(0, layer.size + line)
+    if wrap is not None:
+        options["width"] = wrap
+    check_output(*_estimated_size(layer, wrap), limits, "Text layer")  # libvips draws it all at once
+    try:
+        mask = pyvips.Image.text(markup, **options)
+    except pyvips.Error as exc:  # Pango refusing this text or font description: the client's input
+        raise InvalidArgument("l", str(layer), f"the text cannot be drawn ({exc.message.strip()})") from exc
+    check_output(mask.width, mask.height, limits, "Text layer")
+    ink = colour or BLACK
+    text = pixels.solid(mask.width, mask.height, [ink.r, ink.g, ink.b, 0]).extract_band(0, n=3)
+    text = text.bandjoin((mask * (ink.a / 255)).cast("uchar")).copy(interpretation="srgb")
+    if background is None:
+        return text
+    return pixels.solid(mask.width, mask.height, background.rgba).composite2(text, "over").cast("uchar")
