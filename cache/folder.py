@@ -18,6 +18,7 @@ from grammar.image_formats import EXTENSIONS, UNREADABLE
 from transform.files import sha256_of, write_atomically
 
 #: Tried in this order, so a public id present as both .jpg and .png resolves the same way every time.
+_UNREADABLE = frozenset(UNREADABLE)
 _RANK = {ext: i for i, ext in enumerate(e for lower in EXTENSIONS for e in (lower, lower.upper()))}
 
 FileStamp = tuple[int, int, int, int]
@@ -65,11 +66,13 @@ def _valid(public_id: str) -> bool:
 
 @dataclass(frozen=True)
 class _Listing:
-    """One folder's originals: stem -> (file name, whether it resolves inside the root)."""
+    """One folder's originals: stem -> (file name, whether it resolves inside the root); and the stems
+    only present in a format cutout cannot read (photo.psd), for a clearer refusal than "not found"."""
 
     stat: tuple[int, int, int]
     taken_ns: int
     best: dict[str, tuple[str, bool]]
+    unreadable: dict[str, str]
 
 
 class FolderOriginals:
@@ -91,9 +94,14 @@ class FolderOriginals:
             raise missing
         folder, _, stem = public_id.rpartition("/")
         try:
-            found = self._listing(folder).best.get(stem)
+            listing = self._listing(folder)
+            found = listing.best.get(stem)
             if found is None:
-                self._refuse_unreadable(folder, stem, public_id)
+                if stem in listing.unreadable:
+                    raise BadRequest(
+                        f"Unsupported original format .{listing.unreadable[stem]} - {public_id}: cutout "
+                        f"reads {', '.join(EXTENSIONS)} originals"
+                    )
                 raise missing
             name, inside = found
             if not inside:  # symlinks are fine inside the tree, refused when they point out of it
@@ -102,17 +110,6 @@ class FolderOriginals:
             return Located(public_id, path, file_stamp(os.stat(path)))
         except OSError:  # gone meanwhile, or a name too long for the file system (ENAMETOOLONG)
             raise missing from None
-
-    def _refuse_unreadable(self, folder: str, stem: str, public_id: str) -> None:
-        """A 400 naming the format when the original is there in one cutout cannot read (photo.psd): more
-        use to whoever stored it than "not found". Only asked on the way to a 404."""
-        for ext in (e for lower in UNREADABLE for e in (lower, lower.upper())):
-            candidate = self.root / folder / f"{stem}.{ext}"
-            if candidate.is_file() and candidate.resolve().is_relative_to(self.root):
-                raise BadRequest(
-                    f"Unsupported original format .{ext} - {public_id}: cutout reads "
-                    f"{', '.join(EXTENSIONS)} originals"
-                )
 
     def find(self, public_id: str, *, what: str = "Resource not found - {}") -> Path:
         return self.locate(public_id, what=what).path
@@ -125,16 +122,20 @@ class FolderOriginals:
             known = self._listings.get(folder)
         if known is not None and known.stat == stat and known.taken_ns - st.st_mtime_ns > _QUIET_NS:
             return known
-        listing = _Listing(stat, time.time_ns(), self._list(path))
+        listing = _Listing(stat, time.time_ns(), *self._list(path))
         with self._lock:
             self._listings[folder] = listing
         return listing
 
-    def _list(self, path: Path) -> dict[str, tuple[str, bool]]:
+    def _list(self, path: Path) -> tuple[dict[str, tuple[str, bool]], dict[str, str]]:
         best: dict[str, tuple[int, str, bool]] = {}
+        unreadable: dict[str, str] = {}
         with os.scandir(path) as entries:
             for entry in entries:
                 stem, dot, ext = entry.name.rpartition(".")
+                if dot and stem and ext.lower() in _UNREADABLE and entry.is_file():
+                    unreadable[stem] = ext
+                    continue
                 rank = _RANK.get(ext)
                 if not dot or not stem or rank is None or rank >= best.get(stem, (len(_RANK), "", False))[0]:
                     continue
@@ -145,7 +146,7 @@ class FolderOriginals:
         return {
             stem: (name, (real / name).resolve().is_relative_to(self.root) if link else here)
             for stem, (_, name, link) in best.items()
-        }
+        }, unreadable
 
     def version(self, found: Located) -> str:
         return self.fingerprints.of(found.path)
