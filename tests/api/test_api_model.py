@@ -16,9 +16,26 @@ URL = "/v1/remove-background"
 JPEG = {"Content-Type": "image/jpeg"}
 
 
+class Counting:
+    """The real segmenter, counting its runs: the process-wide inference metric also counts late jobs of
+    earlier tests' stand-in segmenters, which made the metric check flaky in a full run."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.runs = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def segment(self, image: pyvips.Image, *, fine_edges: bool) -> object:
+        self.runs += 1
+        return self.inner.segment(image, fine_edges=fine_edges)  # type: ignore[attr-defined]
+
+
 @pytest.mark.slow
 def test_real_model_mask_box_background_and_one_inference(make_api: ClientFactory, segmenter: object) -> None:
-    client = make_api(segmenter=segmenter, api_wait_seconds=300)
+    counting = Counting(segmenter)
+    client = make_api(segmenter=counting, api_wait_seconds=300)
     data = (SAMPLES / "docs" / "rmv_bgd" / "dog_couch_orig.jpg").read_bytes()
     source = pyvips.Image.new_from_buffer(data, "")
     before = metric(client, "cutout_inference_total")
@@ -48,4 +65,5 @@ def test_real_model_mask_box_background_and_one_inference(make_api: ClientFactor
     # Where the mask says background, the composite is the colour asked for.
     corner = [int(v) for v in composite.getpoint(2, 2)]
     assert mask.getpoint(2, 2)[0] < 10 and corner[0] > 240 and corner[1] < 20 and corner[2] < 20
-    assert metric(client, "cutout_inference_total") - before == 1
+    assert counting.runs == 1
+    assert metric(client, "cutout_inference_total") - before >= 1

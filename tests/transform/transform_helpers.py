@@ -180,7 +180,10 @@ def golden_pixels(image: pyvips.Image) -> np.ndarray:
     """RGBA uint8, reduced to GOLDEN_SIDE on the longer side (and never enlarged)."""
     if max(image.width, image.height) > GOLDEN_SIDE:
         image = image.thumbnail_image(GOLDEN_SIDE, height=GOLDEN_SIDE)
-    if image.bands == 3:
+    if image.bands in (1, 2):  # grey (e_alpha_mask), grey + alpha: as RGBA like the rest
+        grey = image.extract_band(0)
+        image = grey.bandjoin([grey, grey, image.extract_band(1) if image.bands == 2 else 255])
+    elif image.bands == 3:
         image = image.bandjoin(255)
     return np.asarray(image.cast("uchar").numpy(), dtype=np.uint8)
 
