@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from transform import variables
+from transform.ops.docs import cell, replace_block, table_command
 from transform.variables import BY_NAME
 
 
@@ -150,14 +151,10 @@ def describe(width: int = 100) -> str:
     return "\n".join(lines)
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def markdown_table() -> str:
     lines = ["| variable | default | meaning |", "|---|---|---|"]
     for variable in variables.VARIABLES:
-        lines.append(f"| `{variable.name}` | {_cell(variable.default_text)} | {_cell(variable.help)} |")
+        lines.append(f"| `{variable.name}` | {cell(variable.default_text)} | {cell(variable.help)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -167,23 +164,11 @@ END = "<!-- end of generated settings -->"
 
 def with_table(readme: str) -> str:
     """``readme`` with the text between BEGIN and END replaced by the current table."""
-    head, begin, rest = readme.partition(BEGIN)
-    _, end, tail = rest.partition(END)
-    if not begin or not end:
-        raise ValueError(f"README has no {BEGIN!r} ... {END!r} block")
-    return f"{head}{BEGIN}\n{markdown_table()}{END}{tail}"
+    return replace_block(readme, BEGIN, END, markdown_table())
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) == 2 and argv[0] == "--write":
-        path = Path(argv[1])
-        path.write_text(with_table(path.read_text(encoding="utf-8")), encoding="utf-8")
-        return 0
-    if not argv:
-        print(markdown_table(), end="")
-        return 0
-    print("usage: python -m cutout.settings [--write README.md]", file=sys.stderr)
-    return 2
+    return table_command(argv, "cutout.settings", markdown_table(), with_table)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from grammar.errors import InvalidArgument
@@ -56,7 +57,8 @@ def _expectation(exc: InvalidArgument) -> str:
     return text.replace(f"; {_PROBE} is not supported", "")
 
 
-def _cell(text: str) -> str:
+def cell(text: str) -> str:
+    """``text`` safe inside a Markdown table cell."""
     return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -72,12 +74,12 @@ def markdown_table() -> str:
     for key, spec in PARAMS.items():
         values = expected_values(spec)
         default = DEFAULTS.get(key, "")
-        lines.append(_row(f"`{key}_`", spec.noun, _cell(values), _cell(default), _cell(spec.help)))
+        lines.append(_row(f"`{key}_`", spec.noun, cell(values), cell(default), cell(spec.help)))
     lines += ["", _row("crop mode", "what it does"), "|---|---|"]
-    lines += [_row(f"`c_{mode}`", _cell(help)) for mode, help in CROP_MODES.items()]
+    lines += [_row(f"`c_{mode}`", cell(help)) for mode, help in CROP_MODES.items()]
     lines += ["", _row("effect", "arguments after ':'", "what it does"), "|---|---|---|"]
     lines += [
-        _row(f"`e_{name}`", _cell(effect_arguments(spec)), _cell(spec.help)) for name, spec in EFFECTS.items()
+        _row(f"`e_{name}`", cell(effect_arguments(spec)), cell(spec.help)) for name, spec in EFFECTS.items()
     ]
     return "\n".join(lines) + "\n"
 
@@ -88,23 +90,34 @@ END = "<!-- end of generated parameters -->"
 
 def with_table(readme: str) -> str:
     """``readme`` with the text between BEGIN and END replaced by the current table."""
-    head, begin, rest = readme.partition(BEGIN)
-    _, end, tail = rest.partition(END)
-    if not begin or not end:
-        raise ValueError(f"README has no {BEGIN!r} ... {END!r} block")
-    return f"{head}{BEGIN}\n{markdown_table()}{END}{tail}"
+    return replace_block(readme, BEGIN, END, markdown_table())
+
+
+def replace_block(readme: str, begin: str, end: str, table: str) -> str:
+    """``readme`` with the text between the ``begin`` and ``end`` markers replaced by ``table`` (also
+    used for the README's settings table, cutout/settings.py)."""
+    head, found_begin, rest = readme.partition(begin)
+    _, found_end, tail = rest.partition(end)
+    if not found_begin or not found_end:
+        raise ValueError(f"README has no {begin!r} ... {end!r} block")
+    return f"{head}{begin}\n{table}{end}{tail}"
+
+
+def table_command(argv: list[str], program: str, table: str, write: Callable[[str], str]) -> int:
+    """``python -m <program> [--write README.md]``: print ``table``, or rewrite the file with ``write``."""
+    if len(argv) == 2 and argv[0] == "--write":
+        path = Path(argv[1])
+        path.write_text(write(path.read_text(encoding="utf-8")), encoding="utf-8")
+        return 0
+    if not argv:
+        print(table, end="")
+        return 0
+    print(f"usage: python -m {program} [--write README.md]", file=sys.stderr)
+    return 2
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) == 2 and argv[0] == "--write":
-        path = Path(argv[1])
-        path.write_text(with_table(path.read_text(encoding="utf-8")), encoding="utf-8")
-        return 0
-    if not argv:
-        print(markdown_table(), end="")
-        return 0
-    print("usage: python -m transform.ops.docs [--write README.md]", file=sys.stderr)
-    return 2
+    return table_command(argv, "transform.ops.docs", markdown_table(), with_table)
 
 
 if __name__ == "__main__":
