@@ -171,12 +171,19 @@ class Scheduler:
     async def _generated(self, prepared: Prepared) -> Entry:
         if self.models.masks is None:
             raise NotAvailable("Background removal is not available: no segmentation model")
-        deadline = time.monotonic() + self.settings.wait_seconds
+        entry = await self.wait_until(prepared, time.monotonic() + self.settings.wait_seconds)
+        if entry is None:
+            raise StillGenerating(self.settings.retry_after)
+        return entry
+
+    async def wait_until(self, prepared: Prepared, deadline: float) -> Entry | None:
+        """Polls (in the thread pool) for ``prepared``'s entry until the monotonic ``deadline``; None
+        when it is not there by then."""
         while True:
             entry = await anyio.to_thread.run_sync(self.poll, prepared)
             if entry is not None:
                 return entry
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise StillGenerating(self.settings.retry_after)
+                return None
             await anyio.sleep(min(POLL_SECONDS, remaining))

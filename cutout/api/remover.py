@@ -169,17 +169,9 @@ class Remover:
                 await anyio.sleep(POLL_SECONDS)
 
     async def _wait(self, prepared: Prepared, deadline: float) -> Entry | None:
-        scheduler = self.service.scheduler
         if self.service.models.masks is None:
             raise ApiError("model_unavailable", "Background removal is not available: no segmentation model")
-        while True:
-            entry = await anyio.to_thread.run_sync(scheduler.poll, prepared)
-            if entry is not None:
-                return entry
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            await anyio.sleep(min(POLL_SECONDS, remaining))
+        return await self.service.scheduler.wait_until(prepared, deadline)
 
 
 def describe(entry: Entry, mask: Entry) -> dict[str, Any]:
