@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-from cutout.app import create_app
 from cutout.settings import Settings
-from tests.app.helpers import SAMPLES, ClientFactory, EllipseSegmenter
+from tests.app.helpers import SAMPLES, ClientFactory, EllipseSegmenter, client_factory
 
 KEY = "test-key-1"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -41,18 +38,7 @@ def stub() -> EllipseSegmenter:
 
 @pytest.fixture
 def make_api(api_settings: Settings, stub: EllipseSegmenter) -> Iterator[ClientFactory]:
-    clients: list[TestClient] = []
-
-    def make(segmenter: Any = stub, **changes: Any) -> TestClient:
-        app = create_app(replace(api_settings, **changes), segmenter=segmenter, load_model=False)
-        client = TestClient(app, raise_server_exceptions=False, headers=AUTH)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
+    yield from client_factory(api_settings, stub, AUTH)
 
 
 @pytest.fixture

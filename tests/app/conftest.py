@@ -4,16 +4,13 @@ segmenter double (the real model runs in the tests marked slow)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-from cutout.app import create_app
 from cutout.settings import Settings
-from tests.app.helpers import SAMPLES, ClientFactory, EllipseSegmenter
+from tests.app.helpers import SAMPLES, ClientFactory, EllipseSegmenter, client_factory
 
 
 @pytest.fixture
@@ -28,18 +25,7 @@ def stub() -> EllipseSegmenter:
 
 @pytest.fixture
 def make_client(settings: Settings, stub: EllipseSegmenter) -> Iterator[ClientFactory]:
-    clients: list[TestClient] = []
-
-    def make(segmenter: Any = stub, **changes: Any) -> TestClient:
-        app = create_app(replace(settings, **changes), segmenter=segmenter, load_model=False)
-        client = TestClient(app, raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
+    yield from client_factory(settings, stub)
 
 
 @pytest.fixture

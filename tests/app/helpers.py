@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,27 @@ from starlette.testclient import TestClient
 from transform.seam import Mask
 
 ClientFactory = Callable[..., TestClient]
+
+
+def client_factory(
+    settings: Any, stub: Any, headers: dict[str, str] | None = None
+) -> Iterator[ClientFactory]:
+    """A fixture body: ``make(segmenter=stub, **changes)`` builds an app on ``settings`` with those
+    changes and an entered TestClient sending ``headers``; every client is closed at the end."""
+    from cutout.app import create_app
+
+    clients: list[TestClient] = []
+
+    def make(segmenter: Any = stub, **changes: Any) -> TestClient:
+        app = create_app(replace(settings, **changes), segmenter=segmenter, load_model=False)
+        client = TestClient(app, raise_server_exceptions=False, headers=headers)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
 SAMPLES = Path(__file__).resolve().parents[2] / "cutout" / "samples"
 
 
