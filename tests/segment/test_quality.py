@@ -156,6 +156,16 @@ def test_best_averages_the_mirror_where_it_agrees_else_keeps_the_surer_map() -> 
     # The same object: the maps are averaged (1.0 and 0.8 -> 0.9).
     both = IsNetSegmenter(Bright(), quality="best").averaged(left_bright)  # type: ignore[arg-type]
     assert np.allclose(both[:, 1:48], 0.9) and np.all(both[:, 48:] == 0)
+    # A model that hands back maps it keeps (as bench/quality.py's memo does) finds them unchanged.
+    kept: dict[bytes, np.ndarray] = {}
+
+    class Keeping(Bright):
+        def run(self, batch: np.ndarray, *, release: bool = False) -> np.ndarray:
+            return kept.setdefault(batch.tobytes(), super().run(batch))
+
+    keeping = IsNetSegmenter(Keeping(), quality="best")  # type: ignore[arg-type]
+    keeping.averaged(left_bright)
+    assert sorted(float(m.max()) for m in kept.values()) == [np.float32(0.8), 1.0]
     a = np.zeros((10, 10), dtype=np.float32)
     a[2:8, 2:8] = 0.9
     assert overlap(a, a * 0.7) == 1.0 and overlap(a, np.zeros_like(a)) == 0.0

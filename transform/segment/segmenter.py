@@ -115,9 +115,10 @@ class IsNetSegmenter:
         mirrored = self.probability(rgb, release=release, mirror=True)
         if overlap(plain, mirrored) < AGREEMENT:
             return plain if score(plain) >= score(mirrored) else mirrored
-        plain += mirrored
-        plain *= np.float32(0.5)
-        return plain
+        # A new array, not in place: a caller's model may hand back a map it keeps (bench/quality.py's
+        # memo shares one square run among recipe B, the default and fine edges).
+        mean: FloatArray = (plain + mirrored) * np.float32(0.5)
+        return mean
 
 
 def overlap(a: FloatArray, b: FloatArray) -> float:
