@@ -126,7 +126,10 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    # With several workers this reads every process's metric files: not on the event loop.
+    service: Service = request.app.state.service
+    # Both read files (the coordinator's state, every worker's metric files): not on the event loop.
+    depth = await anyio.to_thread.run_sync(service.coordinator.depth)
+    metrics.claims_active.set(depth)
     latest = await anyio.to_thread.run_sync(metrics.render_latest)
     return Response(latest, media_type=metrics.CONTENT_TYPE)
 

@@ -31,6 +31,13 @@ queue_depth = Gauge(
     "cutout_queue_depth", "Background-removal jobs queued or running", multiprocess_mode="livesum"
 )
 
+# The coordinator's count of live generation claims, shared by every process and (with a shared
+# coordinator) every replica: read at scrape time, so "mostrecent" rather than a per-process sum.
+claims_active = Gauge(
+    "cutout_claims_active", "Generations claimed now across all processes (the coordinator's depth)",
+    multiprocess_mode="mostrecent",
+)
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 

@@ -233,7 +233,7 @@ def test_health_ready_and_metrics(client: Any, make_client: ClientFactory, stub:
     body = client.get("/metrics").text
     for name in ("cutout_requests_total", "cutout_render_seconds", "cutout_inference_total",
                  "cutout_inference_seconds", "cutout_cache_hits_total", "cutout_cache_misses_total",
-                 "cutout_queue_depth"):
+                 "cutout_queue_depth", "cutout_claims_active"):
         assert name in body
     no_model = make_client(segmenter=None)
     ready = no_model.get("/readyz")

@@ -111,6 +111,7 @@ def test_a_dead_owners_claim_expires(client: Any, stub: EllipseSegmenter) -> Non
     service = client.app.state.service
     key = service.resolver.prepare(parse_path(CUTOUT), accept=None).key
     assert service.coordinator.claim(key, "a-worker-that-was-killed", lease=1.0)
+    assert metric(client, "cutout_claims_active") == 1, "the coordinator's depth is in /metrics"
     assert client.get(CUTOUT).status_code == 423
     time.sleep(0.3)
     assert client.get(CUTOUT).status_code == 423
