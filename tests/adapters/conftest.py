@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from starlette.testclient import TestClient
 from cutout.settings import Settings
 from tests.app.helpers import SAMPLES, EllipseSegmenter
 from tests.app.server_process import free_port
+from tests.fetch.servers import LocalServer, RecordingHandler, send, serving
 
 KEY = "adapter-key-1"
 
@@ -63,7 +65,26 @@ def stub() -> EllipseSegmenter:
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory, stub: EllipseSegmenter) -> Iterator[TestClient]:
+def origin() -> Iterator[LocalServer]:
+    """A web server on 127.0.0.2 with the sample photos, allowed to the fetcher (set before the apps
+    start: they read the fetch policy then)."""
+    with pytest.MonkeyPatch.context() as patch, serving("127.0.0.2") as server:
+        patch.setenv("CUTOUT_FETCH_ALLOW", "127.0.0.2")
+        patch.setenv("CUTOUT_FETCH_ALLOW_NETWORKS", "127.0.0.2/32")
+        for name, data in (("/road.jpg", road()), ("/dog.jpg", photo()), ("/bg.jpg", beach())):
+            server.routes[name] = partial(_send, data=data)
+        server.routes["/text.txt"] = partial(_send, data=b"not an image", kind="text/plain")
+        yield server
+
+
+def _send(handler: RecordingHandler, data: bytes, kind: str = "image/jpeg") -> None:
+    send(handler, 200, data, kind, {})
+
+
+@pytest.fixture(scope="module")
+def client(
+    tmp_path_factory: pytest.TempPathFactory, stub: EllipseSegmenter, origin: LocalServer
+) -> Iterator[TestClient]:
     """The app with the stand-in segmenter; no default headers (each case sends its vendor's own)."""
     from cutout.app import create_app
 
@@ -92,6 +113,10 @@ def real(tmp_path_factory: pytest.TempPathFactory, segmenter: object) -> Iterato
 def photo() -> bytes:
     """The photo of the pixel tests (451x300: small, one clear subject)."""
     return (SAMPLES / "docs" / "rmv_bgd" / "dog_couch_orig.jpg").read_bytes()
+
+
+def beach() -> bytes:
+    return (SAMPLES / "docs" / "bg_beach.jpg").read_bytes()
 
 
 def road() -> bytes:
