@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from cutout.adapters import rembg, removebg
+from cutout.adapters import api4ai, rembg, removebg
 
 #: Mounted before the native API's routes: its catch-all ``/v1/{rest}`` would take API4AI's paths.
-ROUTES: tuple[Route, ...] = (*removebg.ROUTES, *rembg.ROUTES)
+ROUTES: tuple[Route, ...] = (*removebg.ROUTES, *rembg.ROUTES, *api4ai.ROUTES)
 
 __all__ = ["ROUTES"]

@@ -22,6 +22,7 @@ from cutout.api import Api
 from cutout.api.errors import ApiError, from_origin
 from cutout.api.intake import Intake, limit_body
 from cutout.api.remover import Job
+from cutout.fetch import fetch
 from grammar.errors import OriginError
 from grammar.signature import sign
 
@@ -97,6 +98,15 @@ async def store(
         return await api.remover.original(Intake({"image_url": url}, "image_url", None))
     assert public_id is not None
     return await api.remover.original(Intake({"public_id": public_id}, "public_id", None))
+
+
+async def download(api: Api, url: str) -> bytes:
+    """An image's bytes by URL through the guarded fetcher, under the API's fetch policy (for a vendor
+    that needs the bytes themselves, as API4AI's md5)."""
+    try:
+        return (await fetch(url, api.remover.policy)).content
+    except OriginError as exc:
+        raise from_origin(exc, parameter="url") from None
 
 
 async def job(api: Api, public_id: str, fields: Mapping[str, str]) -> Job:
