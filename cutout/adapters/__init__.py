@@ -4,11 +4,11 @@ so a client moves to cutout by changing its base URL. ``base`` holds what they s
 
 from __future__ import annotations
 
-from starlette.routing import Route
+from starlette.routing import BaseRoute
 
-from cutout.adapters import api4ai, rembg, removebg
+from cutout.adapters import api4ai, rembg, removebg, runware
 
 #: Mounted before the native API's routes: its catch-all ``/v1/{rest}`` would take API4AI's paths.
-ROUTES: tuple[Route, ...] = (*removebg.ROUTES, *rembg.ROUTES, *api4ai.ROUTES)
+ROUTES: tuple[BaseRoute, ...] = (*removebg.ROUTES, *rembg.ROUTES, *api4ai.ROUTES, *runware.ROUTES)
 
 __all__ = ["ROUTES"]

@@ -53,16 +53,20 @@ def header_key(*names: str, bearer: bool = False) -> KeyReader:
     return read
 
 
-def endpoint(handler: Handler, key: KeyReader, error: ErrorShape) -> Callable[[Request], Awaitable[Response]]:
+def endpoint(
+    handler: Handler, key: KeyReader | None, error: ErrorShape
+) -> Callable[[Request], Awaitable[Response]]:
     """As ``cutout.api.routes.endpoint``: 404 while the API is off (CUTOUT_API_KEYS / CUTOUT_API_OPEN),
-    the key checked by the API's own gate (same keys, same rate), every failure in the vendor's shape."""
+    the key checked by the API's own gate (same keys, same rate), every failure in the vendor's shape.
+    ``key`` None: the handler checks it (a key that comes in the body)."""
 
     async def run(request: Request) -> Response:
         api: Api | None = getattr(request.app.state, "api", None)
         if api is None:
             raise HTTPException(404)
         try:
-            api.gate.check_key(key(request))
+            if key is not None:
+                api.gate.check_key(key(request))
             return await handler(request, api)
         except ApiError as exc:
             return error(exc)
@@ -126,9 +130,14 @@ async def make(api: Api, job: Job) -> Made:
     return Made(result.entry.data, result.meta, job)
 
 
-async def queue(api: Api, job: Job, webhook_url: str | None = None) -> dict[str, Any]:
-    """A native task for ``job`` (driven by the API's runner, swept up again after a restart)."""
-    task = await anyio.to_thread.run_sync(api.tasks.create, job.as_json(), webhook_url)
+async def queue(
+    api: Api, job: Job, webhook_url: str | None = None, context: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A native task for ``job`` (driven by the API's runner, swept up again after a restart).
+    ``context`` rides along in the task's job: what the adapter needs to answer for it later, and
+    ``payload``, the name of its webhook body in ``cutout.api.runner.PAYLOADS``."""
+    record = {**(context or {}), **job.as_json()}
+    task = await anyio.to_thread.run_sync(api.tasks.create, record, webhook_url)
     api.runner.start(task)
     return task
 
@@ -143,14 +152,22 @@ async def task_data(api: Api, task_id: str) -> bytes | None:
     return data
 
 
-def result_url(request: Request, api: Api, public_id: str, transformation: str) -> str:
+async def note(api: Api, name: str, value: Any) -> None:
+    await anyio.to_thread.run_sync(api.tasks.note, name, value)
+
+
+async def noted(api: Api, name: str) -> Any:
+    return await anyio.to_thread.run_sync(api.tasks.noted, name)
+
+
+def result_url(base_url: str, api: Api, public_id: str, transformation: str) -> str:
     """A URL of the result: the delivery URL of the same transformation, served from the same cache
     entry by the delivery route (signed when CUTOUT_API_SECRET is set, so strict mode serves it)."""
     path = f"{transformation}/{public_id}"
     secret = api.settings.api_secret
     if secret:
         path = f"s--{sign(path, secret, algorithm='sha256', length=32)}--/{path}"
-    return str(request.base_url).rstrip("/") + "/image/upload/" + path
+    return base_url.rstrip("/") + "/image/upload/" + path
 
 
 def hints(ignored: list[str]) -> dict[str, str]:
