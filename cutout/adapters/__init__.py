@@ -6,9 +6,15 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from cutout.adapters import api4ai, rembg, removebg, runware
+from cutout.adapters import api4ai, azure, rembg, removebg, runware
 
 #: Mounted before the native API's routes: its catch-all ``/v1/{rest}`` would take API4AI's paths.
-ROUTES: tuple[BaseRoute, ...] = (*removebg.ROUTES, *rembg.ROUTES, *api4ai.ROUTES, *runware.ROUTES)
+ROUTES: tuple[BaseRoute, ...] = (
+    *removebg.ROUTES,
+    *rembg.ROUTES,
+    *api4ai.ROUTES,
+    *runware.ROUTES,
+    *azure.ROUTES,
+)
 
 __all__ = ["ROUTES"]
