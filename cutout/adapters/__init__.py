@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from cutout.adapters import api4ai, azure, rembg, removebg, runware
+from cutout.adapters import api4ai, azure, perfectcorp, rembg, removebg, runware
 
 #: Mounted before the native API's routes: its catch-all ``/v1/{rest}`` would take API4AI's paths.
 ROUTES: tuple[BaseRoute, ...] = (
@@ -15,6 +15,7 @@ ROUTES: tuple[BaseRoute, ...] = (
     *api4ai.ROUTES,
     *runware.ROUTES,
     *azure.ROUTES,
+    *perfectcorp.ROUTES,
 )
 
 __all__ = ["ROUTES"]
