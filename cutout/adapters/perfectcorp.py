@@ -157,22 +157,23 @@ async def create_task(request: Request, api: Api) -> Response:
         raise Refused(400, "invalid_parameter", f"The image is {width}x{height}; the longest side must "
                       f"not exceed {MAX_SIDE}")  # fmt: skip
     job = await base.job(api, public_id, {"format": "png"})
-    dst_id = uuid.uuid4().hex
-    await base.note(api, f"perfectcorp-file:{dst_id}", {"job": job.as_json()})
-    task = await base.queue(api, job, None, {"perfectcorp": {"dst_id": dst_id}})
-    await base.note(api, f"perfectcorp-poll:{task['task_id']}", time.time())
+    task = await base.queue(api, job, None, {"perfectcorp": {}})
     return ok({"task_id": task["task_id"]})
 
 
 async def _by_id(api: Api, file_id: str) -> str:
-    known = await base.noted(api, f"perfectcorp-file:{file_id}")
+    """An uploaded file's original, or a result's (its dst_id is its task's id: made again from the
+    cache, stored as an original)."""
+    task = await base.task(api, file_id) if file_id.startswith("tsk_") else None
+    known = {"job": task["job"]} if task is not None and "perfectcorp" in task["job"] else None
+    known = known or await base.noted(api, f"perfectcorp-file:{file_id}")
     if known is None or "size" in known:  # the seed: a file not uploaded to its URL is a 404
         raise Refused(404, "unknown_internal_error", f"File {file_id} was not uploaded (or has expired)")
     if known.get("undecodable"):
         raise Refused(400, "error_decode_image", "The file is not a JPG or PNG image")
     if "public_id" in known:
         return str(known["public_id"])
-    made = await base.make(api, Job.from_json(known["job"]))  # a dst_id: the result, again from the cache
+    made = await base.make(api, Job.from_json(known["job"]))
     return await base.store(api, data=made.data)
 
 
@@ -187,8 +188,9 @@ async def _by_url(api: Api, url: str) -> str:
 
 async def get_task(request: Request, api: Api) -> Response:
     task_id = request.path_params["task_id"]
-    last = await base.noted(api, f"perfectcorp-poll:{task_id}")
-    task = None if last is None else await base.task(api, task_id)
+    task = await base.task(api, task_id)
+    if task is not None:  # polled last at creation, or at the last poll that found it running
+        last = await base.noted(api, f"perfectcorp-poll:{task_id}") or task["created_at"]
     if task is None or "perfectcorp" not in task["job"] or time.time() - last > POLL_TIMEOUT:
         raise Refused(400, "InvalidTaskId", f"No task {task_id} (unknown, or timed out: poll within the "
                       "polling_interval)")  # fmt: skip
@@ -200,7 +202,7 @@ async def get_task(request: Request, api: Api) -> Response:
         return ok({"task_status": "error", "error": code, "error_message": task["error"]["message"]})
     job = Job.from_json(task["job"])
     url = base.result_url(str(request.base_url), api, job.public_id, job.transformation)
-    dst_id = task["job"]["perfectcorp"]["dst_id"]
+    dst_id = task["task_id"]
     return ok({"task_status": "success", "results": {"url": url, "dst_id": dst_id}, "dst_id": dst_id})
 
 

@@ -16,11 +16,13 @@ own codes are still being standardised.
 
 Every image the adapter names with an ``imageUUID`` (an upload, a result) is a note beside the native
 tasks (``Tasks.note``, kept CUTOUT_TASK_TTL): a result's note is its job, so naming it later makes it
-again from the cache, never a second store of results."""
+again from the cache, never a second store of results. The UUID is derived from the image (a UUID v4 in
+form: its version bits set on a sha256), so the same image keeps one UUID."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import uuid
@@ -125,11 +127,19 @@ class Session:
         if not isinstance(image, str) or not image:
             raise TaskError("invalidImage", "image must be a data URI, base64 or URL", "image")
         public_id = await self._stored(image, "image")
-        image_uuid = str(uuid.uuid4())
-        await base.note(self.api, f"runware-image:{image_uuid}", {"public_id": public_id})
+        image_uuid = await self._named({"public_id": public_id})
         url = f"{self.base_url}/image/upload/{public_id}"
         return {"taskType": "imageUpload", "taskUUID": task["taskUUID"], "imageUUID": image_uuid,
                 "imageURL": url}  # fmt: skip
+
+    async def _named(self, what: dict[str, Any]) -> str:
+        """The imageUUID of an image: derived from what it is (an original, or a job's result), so the
+        same image keeps its UUID, and the note is written only the first time (a read after that)."""
+        digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+        image_uuid = str(uuid.UUID(digest[:32], version=4))
+        if await base.noted(self.api, f"runware-image:{image_uuid}") is None:
+            await base.note(self.api, f"runware-image:{image_uuid}", what)
+        return image_uuid
 
     async def _stored(self, image: str, field: str) -> str:
         """The public id of an image given as the UUID of an earlier one, a URL, a data URI or base64."""
@@ -167,8 +177,7 @@ class Session:
             raise TaskError("invalidInputImage", message, "inputImage")
         public_id = await self._stored(image, "inputImage")
         job = await base.job(self.api, public_id, native)
-        image_uuid = str(uuid.uuid4())
-        await base.note(self.api, f"runware-image:{image_uuid}", {"job": job.as_json()})
+        image_uuid = await self._named({"job": job.as_json()})
         context = {
             "taskUUID": task["taskUUID"],
             "imageUUID": image_uuid,
