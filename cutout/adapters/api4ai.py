@@ -133,7 +133,10 @@ async def _process(
     url = None if data is not None else name
     label = name if data is not None else PurePosixPath(urlsplit(name).path).name or name
     public_id, data = await _image(api, data, url, label)
-    width, height = await api.remover.dimensions(public_id)
+    try:
+        width, height = await api.remover.dimensions(public_id)
+    except ApiError as exc:
+        raise Failure(f"Can not load image. {exc.detail}", label, data) from None
     if width > MAX_SIDE or height > MAX_SIDE:
         raise Failure(f"Resolution is too big: {width}x{height}. Max allowed resolution: "
                       f"{MAX_SIDE}x{MAX_SIDE}.", label, data)  # fmt: skip
@@ -177,9 +180,7 @@ async def _image(api: Api, data: bytes | None, url: str | None, label: str) -> t
             raise Failure("Image file is too big. Max allowed size: 16Mb.", label, data)
         if sniff(data[:16]) not in ("jpg", "png"):
             raise Failure("Can not load image.", label, data)
-        public_id = await base.store(api, data=data)
-        await api.remover.dimensions(public_id)  # an undecodable file fails here, as a failure
-        return public_id, data
+        return await base.store(api, data=data), data
     except ApiError as exc:
         if exc.code in IMAGE_ERRORS:
             raise Failure(f"Can not load image. {exc.detail}", label, data) from None
