@@ -4,6 +4,9 @@ validation shape, the key, a chained request, and one real-model run checking pi
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,6 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.adapters.conftest import KEY, Live, check_composite, check_mask, image, photo, road
+from tests.conftest import require
 from tests.fetch.servers import LocalServer
 
 URL = "/api/remove"
@@ -121,3 +125,21 @@ def test_real_model(real: Live) -> None:
         real.url + URL, headers=KEYED, files=sent, params={"bgc": "0,0,255,255"}, timeout=300
     )
     check_composite(composite.content, (0, 0, 255))
+
+
+def test_the_readme_commands(live: Live, origin: LocalServer, tmp_path: Path) -> None:
+    """rembg's README server examples, with rembg's host replaced by the live server (and cutout's key)."""
+    require(shutil.which("curl") is not None, "curl is not installed")
+    (tmp_path / "input.jpg").write_bytes(road())
+    commands = [
+        'curl -s "http://localhost:7000/api/remove?url=http://input.png" -o output.png',
+        'curl -s -F file=@/path/to/input.jpg "http://localhost:7000/api/remove" -o output2.png',
+    ]
+    for command in commands:
+        command = command.replace("http://input.png", origin.url("/road.jpg")).replace("/path/to/", "")
+        command = command.replace("http://localhost:7000", live.url).replace(
+            "curl -s", f"curl -s -f -H 'X-Api-Key: {KEY}'"
+        )
+        subprocess.run(["bash", "-c", command], cwd=tmp_path, check=True, timeout=60)
+    for name in ("output.png", "output2.png"):
+        assert image((tmp_path / name).read_bytes()).bands == 4

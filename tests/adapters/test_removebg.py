@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import io
+import shutil
+import subprocess
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -223,3 +225,30 @@ def test_real_model(real: Live) -> None:
         source.width,
         source.height,
     )
+
+
+def test_the_documented_samples(live: Live, tmp_path: Path) -> None:
+    """remove.bg's own curl and Python (requests) samples, as its API page writes them, with the host
+    replaced by the live server and the key by a valid one."""
+    require(shutil.which("curl") is not None, "curl is not installed")
+    (tmp_path / "file.jpg").write_bytes(road())
+    host, endpoint = "https://api.remove.bg", live.url
+    command = (
+        "curl -H 'X-API-Key: INSERT_YOUR_API_KEY_HERE' -F 'image_file=@/path/to/file.jpg' -F 'size=auto' "
+        "-f https://api.remove.bg/v1.0/removebg -o no-bg.png"
+    )
+    command = command.replace(host, endpoint).replace("INSERT_YOUR_API_KEY_HERE", KEY)
+    subprocess.run(["bash", "-c", command.replace("/path/to/", "")], cwd=tmp_path, check=True, timeout=60)
+    assert image((tmp_path / "no-bg.png").read_bytes()).bands == 4
+    import requests
+
+    with open(tmp_path / "file.jpg", "rb") as photo_file:
+        response = requests.post(
+            f"{endpoint}/v1.0/removebg",
+            files={"image_file": photo_file},
+            data={"size": "auto"},
+            headers={"X-Api-Key": KEY},
+            timeout=60,
+        )
+    assert response.status_code == requests.codes.ok
+    assert image(response.content).bands == 4
