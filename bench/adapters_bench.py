@@ -3,11 +3,11 @@
 One ``cutout serve`` worker with the real model. The photo is segmented once (warm-up), so every timed
 request is a cached result: what is measured is reading the request, storing the (known) original,
 resolving the job, finding the result and shaping the answer. Each face sends the same photo and asks
-for the same full-size cut-out; faces that answer JSON with the image in base64 (API4AI, Runware) are
-compared with the native API's ``output=json`` (the same base64 work), binary faces with its binary
-answer; Perfect Corp's four-step flow (file, PUT, task, poll) with the native async flow (POST async,
-poll, GET result). The faces take turns call by call; the ratio is each face's median over its reference's in
-the same round. Target: each at most 1.1x.
+for the same full-size cut-out, and is compared with the native API called the same way: a multipart
+file (remove.bg, rembg), a multipart file answered in JSON (API4AI), base64 in a JSON body answered in
+JSON (Runware), the raw body (Azure); Perfect Corp's four-step flow (file, PUT, task, poll) with the
+native async flow (POST async, poll, GET result). The faces take turns call by call; the ratio is each
+face's median over its reference's in the same round. Target: each at most 1.1x.
 
     .venv/bin/python bench/adapters_bench.py [--requests 40] [--rounds 3]
 """
@@ -52,9 +52,19 @@ def native(c: httpx.Client) -> None:
     )
 
 
-def native_json(c: httpx.Client) -> None:
-    ok(c.post("/v1/remove-background", content=PHOTO, params={"output": "json"},
-              headers={"Content-Type": "image/jpeg", "X-Api-Key": KEY}))  # fmt: skip
+def native_multipart(c: httpx.Client) -> None:
+    files = {"image_file": ("a.jpg", PHOTO, "image/jpeg")}
+    ok(c.post("/v1/remove-background", files=files, headers={"X-Api-Key": KEY}))
+
+
+def native_multipart_json(c: httpx.Client) -> None:
+    files = {"image_file": ("a.jpg", PHOTO, "image/jpeg")}
+    ok(c.post("/v1/remove-background", files=files, data={"output": "json"}, headers={"X-Api-Key": KEY}))
+
+
+def native_b64_json(c: httpx.Client) -> None:
+    body = {"image_file_b64": B64, "output": "json"}
+    ok(c.post("/v1/remove-background", json=body, headers={"X-Api-Key": KEY}))
 
 
 def native_async(c: httpx.Client) -> None:
@@ -115,11 +125,12 @@ def perfectcorp(c: httpx.Client) -> None:
 
 #: face -> (call, the reference it is compared with)
 FACES: dict[str, tuple[Call, str]] = {
-    "native": (native, "native"), "native_json": (native_json, "native_json"),
-    "native_async": (native_async, "native_async"),
-    "removebg": (removebg, "native"), "rembg": (rembg, "native"), "azure": (azure, "native"),
-    "api4ai": (api4ai, "native_json"), "runware": (runware, "native_json"),
-    "perfectcorp": (perfectcorp, "native_async"),
+    "native": (native, "native"), "native_multipart": (native_multipart, "native_multipart"),
+    "native_multipart_json": (native_multipart_json, "native_multipart_json"),
+    "native_b64_json": (native_b64_json, "native_b64_json"), "native_async": (native_async, "native_async"),
+    "removebg": (removebg, "native_multipart"), "rembg": (rembg, "native_multipart"),
+    "azure": (azure, "native"), "api4ai": (api4ai, "native_multipart_json"),
+    "runware": (runware, "native_b64_json"), "perfectcorp": (perfectcorp, "native_async"),
 }  # fmt: skip
 
 
