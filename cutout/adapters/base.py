@@ -113,9 +113,14 @@ async def download(api: Api, url: str) -> bytes:
         raise from_origin(exc, parameter="url") from None
 
 
-async def job(api: Api, public_id: str, fields: Mapping[str, str]) -> Job:
-    """The native job for native option fields (checked by the native parser: a bad value is a 400)."""
-    return await api.remover.job(public_id, dict(fields))
+async def job(
+    api: Api, public_id: str, fields: Mapping[str, str], files: Mapping[str, bytes] | None = None
+) -> Job:
+    """The native job for native option fields (checked by the native parser: a bad value is a 400).
+    ``files``: multipart parts besides the image (``bg_image_file``), for a server whose API takes them;
+    passed only when there are some."""
+    extra: dict[str, Any] = {"files": dict(files)} if files else {}
+    return await api.remover.job(public_id, dict(fields), **extra)
 
 
 async def make(api: Api, job: Job) -> Made:

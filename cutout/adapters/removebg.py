@@ -110,15 +110,18 @@ async def remove(request: Request, api: Api) -> Response:
     if is_zip and native.get("channels") == "alpha":
         raise invalid("format", "format=zip holds the colour image and its alpha: not with channels=alpha")
     public_id = await api.remover.original(Intake(native, received.source, received.data))
+    files = getattr(received, "files", None)  # bg_image_file, where the native intake reads it
     options = {k: v for k, v in native.items() if k not in ("image_url", "image_file_b64", "public_id")}
     if is_zip:
-        colour = await base.make(api, await base.job(api, public_id, {**options, "format": "jpg"}))
+        colour = await base.make(api, await base.job(api, public_id, {**options, "format": "jpg"}, files))
+        # The matte of the same geometry: what composes the background is not part of it.
+        matte = {k: v for k, v in options.items() if k not in ("bg_color", "bg_image_url", "shadow")}
         alpha = await base.make(
-            api, await base.job(api, public_id, {**options, "channels": "alpha", "format": "png"})
+            api, await base.job(api, public_id, {**matte, "channels": "alpha", "format": "png"})
         )
         data, meta, mime = _zip(colour.data, alpha.data), colour.meta, "application/zip"
     else:
-        made = await base.make(api, await base.job(api, public_id, options))
+        made = await base.make(api, await base.job(api, public_id, options, files))
         data, meta, mime = made.data, made.meta, MIME[made.meta["format"]]
     headers = {**_headers(meta), **base.hints(ignored)}
     if "application/json" in request.headers.get("accept", ""):

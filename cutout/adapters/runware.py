@@ -359,6 +359,9 @@ async def socket(websocket: WebSocket) -> None:
             await send({"data": [await Session(api, base_url).run(task)]})
         except TaskError as exc:
             await send({"errors": [exc.body(task)]})
+        except Exception:  # a bug: logged, answered, and the socket's other tasks go on
+            base.log.exception("runware task over the WebSocket")
+            await send({"errors": [TaskError("internalError", "Internal error", status=500).body(task)]})
 
     async def received(tasks: list[Any]) -> bool:
         """Answer a message's tasks (the slow ones in the background); False once it failed to."""

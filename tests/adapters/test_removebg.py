@@ -162,7 +162,7 @@ def test_json_answer_and_zip(client: TestClient) -> None:
         out.width,
         out.height,
     )
-    packed = client.post(URL, headers=KEYED, files=files(), data={"format": "zip"})
+    packed = client.post(URL, headers=KEYED, files=files(), data={"format": "zip", "bg_color": "blue"})
     assert packed.headers["content-type"] == "application/zip"
     archive = zipfile.ZipFile(io.BytesIO(packed.content))
     assert sorted(archive.namelist()) == ["alpha.png", "color.jpg"]
