@@ -254,3 +254,19 @@ def test_real_model(real: Live) -> None:
     mask, composite = (base64.b64decode(item["imageBase64Data"]) for item in answer["data"])
     check_mask(mask, source.width, source.height)
     check_composite(composite, (255, 255, 0))
+
+
+def test_url_output_is_signed_for_strict_mode(tmp_path_factory: pytest.TempPathFactory, stub: Any) -> None:
+    """Under CUTOUT_STRICT an unsigned transformation is refused: the URL output is signed with
+    CUTOUT_API_SECRET, so it is served."""
+    from cutout.app import create_app
+    from tests.adapters.conftest import settings_in
+
+    settings = settings_in(tmp_path_factory.mktemp("strict"), strict=True, api_secret="s3cret")
+    with TestClient(create_app(settings, segmenter=stub, load_model=False)) as client:
+        [item] = client.post("/v1", headers=BEARER, json=[removal(outputType="URL")]).json()["data"]
+        assert "/s--" in item["imageURL"]
+        signed = client.get(item["imageURL"].removeprefix("http://testserver"))
+        assert signed.status_code == 200 and image(signed.content).bands == 4
+        unsigned = client.get("/image/upload/" + item["imageURL"].split("--/", 1)[1])
+        assert unsigned.status_code in (401, 403)
