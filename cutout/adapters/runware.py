@@ -290,6 +290,15 @@ def webhook_payload(task: dict[str, Any], data: bytes | None) -> dict[str, Any]:
 PAYLOADS["runware"] = webhook_payload
 
 
+def refusal(exc: ApiError, key: str | None) -> dict[str, Any]:
+    """The gate's answer (no key, a wrong one, too many requests) as Runware's authentication error."""
+    if exc.code == "rate_limited":
+        code = "rateLimitExceeded"
+    else:
+        code = "missingApiKey" if not key else "invalidApiKey"
+    return {"code": code, "message": exc.detail, "parameter": "apiKey", "taskType": "authentication"}
+
+
 # -- HTTP --------------------------------------------------------------------------------------------------
 def error(exc: ApiError) -> Response:
     failed = from_api(exc)
@@ -310,9 +319,7 @@ async def post(request: Request, api: Api) -> Response:
     try:
         api.gate.check_key(key)
     except ApiError as exc:
-        code = "missingApiKey" if key is None else "invalidApiKey"
-        refused = {"code": code, "message": exc.detail, "parameter": "apiKey", "taskType": "authentication"}
-        return JSONResponse({"errors": [refused]}, exc.status, headers=exc.headers)
+        return JSONResponse({"errors": [refusal(exc, key)]}, exc.status, headers=exc.headers)
     session = Session(api, str(request.base_url).rstrip("/"))
     data: list[dict[str, Any]] = []
     errors: list[tuple[TaskError, dict[str, Any]]] = []
@@ -347,7 +354,7 @@ async def socket(websocket: WebSocket) -> None:
         await websocket.close(1008, "the API is off")
         return
     base_url = str(websocket.base_url).replace("ws", "http", 1).rstrip("/")
-    authenticated = False
+    key: str | None = None  # the authenticated key ("" where the API is open without keys)
     lock = anyio.Lock()
 
     async def send(message: dict[str, Any]) -> None:
@@ -363,48 +370,40 @@ async def socket(websocket: WebSocket) -> None:
             base.log.exception("runware task over the WebSocket")
             await send({"errors": [TaskError("internalError", "Internal error", status=500).body(task)]})
 
-    async def received(tasks: list[Any]) -> bool:
-        """Answer a message's tasks (the slow ones in the background); False once it failed to."""
-        nonlocal authenticated
+    async def received(tasks: list[Any]) -> None:
+        """Answer a message's tasks (the slow ones in the background). Each message after the
+        authentication takes one request from the key's rate, as one HTTP request does."""
+        nonlocal key
         for task in tasks:
             kind = task.get("taskType") if isinstance(task, dict) else None
             if kind == "authentication":
                 try:
                     api.gate.check_key(task.get("apiKey"))
                 except ApiError as exc:
-                    await send(
-                        {
-                            "errors": [
-                                {
-                                    "code": "invalidApiKey",
-                                    "message": exc.detail,
-                                    "parameter": "apiKey",
-                                    "taskType": "authentication",
-                                }
-                            ]
-                        }
-                    )
+                    await send({"errors": [refusal(exc, task.get("apiKey"))]})
                     continue
-                authenticated = True
+                key = task.get("apiKey") or ""
                 session_uuid = task.get("connectionSessionUUID") or str(uuid.uuid4())
                 await send({"data": [{"taskType": "authentication", "connectionSessionUUID": session_uuid}]})
             elif kind == "ping":
                 await send({"data": [{"taskType": "ping", "pong": True}]})
-            elif not authenticated:
-                await send(
-                    {
-                        "errors": [
-                            {
-                                "code": "missingApiKey",
-                                "message": "Authenticate first",
-                                "taskType": kind,
-                                "taskUUID": (task or {}).get("taskUUID"),
-                            }
-                        ]
-                    }
-                )
+            elif key is None:
+                error = {"code": "missingApiKey", "message": "Authenticate first", "taskType": kind,
+                         "taskUUID": (task or {}).get("taskUUID")}  # fmt: skip
+                await send({"errors": [error]})
             else:
                 group.start_soon(one, task)
+
+    async def allowed(tasks: list[Any]) -> bool:
+        """The key's rate, taken once for a message that carries tasks (not for pings or logins)."""
+        if key is None or all(isinstance(t, dict) and t.get("taskType") in ("authentication", "ping")
+                              for t in tasks):  # fmt: skip
+            return True
+        try:
+            api.gate.check_key(key or None)
+        except ApiError as exc:
+            await send({"errors": [refusal(exc, key)]})
+            return False
         return True
 
     async with anyio.create_task_group() as group:
@@ -419,7 +418,9 @@ async def socket(websocket: WebSocket) -> None:
             except ValueError:
                 await send({"errors": [{"code": "invalidJSON", "message": "Send a JSON array of tasks"}]})
                 continue
-            await received(tasks if isinstance(tasks, list) else [tasks])
+            tasks = tasks if isinstance(tasks, list) else [tasks]
+            if await allowed(tasks):
+                await received(tasks)
 
 
 ROUTES = (

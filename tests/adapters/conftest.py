@@ -93,6 +93,16 @@ def client(
         yield test_client
 
 
+@pytest.fixture
+def limited(tmp_path: Path, stub: EllipseSegmenter) -> Iterator[TestClient]:
+    """An app whose keys may make one request, then 429 (CUTOUT_API_RATE 0.05: a bucket of one)."""
+    from cutout.app import create_app
+
+    app = create_app(settings_in(tmp_path, api_rate=0.05), segmenter=stub, load_model=False)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, stub: EllipseSegmenter) -> Iterator[Live]:
     from cutout.app import create_app

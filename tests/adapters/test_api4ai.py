@@ -222,3 +222,9 @@ def test_real_model(real: Live) -> None:
         assert "bg_" in with_bg.json()["detail"]
         return
     check_composite(base64.b64decode(with_bg.json()["results"][0]["entities"][0]["image"]), (255, 0, 255))
+
+
+def test_rate_limited(limited: TestClient) -> None:
+    assert limited.post(URL, headers=KEYED, files=img()).status_code == 200
+    again = limited.post(URL, headers=KEYED, files=img())
+    assert again.status_code == 429 and again.json()["message"] and int(again.headers["retry-after"]) > 0

@@ -218,3 +218,10 @@ def test_real_model(real: Live) -> None:
         httpx.post(real.url + PATH, params=query(), headers=OCTET, content=photo(), timeout=300).content
     )
     assert cutout.bands == 4 and (image(matte.content) - cutout[3]).abs().max() == 0
+
+
+def test_rate_limited(limited: TestClient) -> None:
+    assert limited.post(PATH, params=query(), headers=OCTET, content=road()).status_code == 200
+    again = limited.post(PATH, params=query(), headers=OCTET, content=road())
+    assert (again.status_code, again.json()["error"]["code"]) == (429, "429")
+    assert int(again.headers["retry-after"]) > 0

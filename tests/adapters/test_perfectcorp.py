@@ -144,3 +144,11 @@ def test_real_model(real: Live) -> None:
     source = image(photo())
     assert (cutout.bands, cutout.width, cutout.height) == (4, source.width, source.height)
     check_mask(cutout[3].pngsave_buffer(), source.width, source.height)
+
+
+def test_rate_limited(limited: TestClient) -> None:
+    files = [{"content_type": "image/jpg", "file_name": "a.jpg", "file_size": 10}]
+    assert limited.post("/s2s/v2.0/file/sod", headers=BEARER, json={"files": files}).status_code == 200
+    again = limited.post("/s2s/v2.0/file/sod", headers=BEARER, json={"files": files})
+    assert (again.status_code, again.json()["error_code"]) == (429, "rate_limited")
+    assert int(again.headers["retry-after"]) > 0

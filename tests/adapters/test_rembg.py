@@ -143,3 +143,9 @@ def test_the_readme_commands(live: Live, origin: LocalServer, tmp_path: Path) ->
         subprocess.run(["bash", "-c", command], cwd=tmp_path, check=True, timeout=60)
     for name in ("output.png", "output2.png"):
         assert image((tmp_path / name).read_bytes()).bands == 4
+
+
+def test_rate_limited(limited: TestClient) -> None:
+    assert limited.post(URL, headers=KEYED, files=files()).status_code == 200
+    again = limited.post(URL, headers=KEYED, files=files())
+    assert again.status_code == 429 and again.json()["detail"] and int(again.headers["retry-after"]) > 0

@@ -252,3 +252,10 @@ def test_the_documented_samples(live: Live, tmp_path: Path) -> None:
         )
     assert response.status_code == requests.codes.ok
     assert image(response.content).bands == 4
+
+
+def test_rate_limited(limited: TestClient) -> None:
+    assert limited.post(URL, headers=KEYED, files=files()).status_code == 200
+    again = limited.post(URL, headers=KEYED, files=files())
+    assert (again.status_code, again.json()["errors"][0]["code"]) == (429, "rate_limited")
+    assert int(again.headers["retry-after"]) > 0

@@ -270,3 +270,33 @@ def test_url_output_is_signed_for_strict_mode(tmp_path_factory: pytest.TempPathF
         assert signed.status_code == 200 and image(signed.content).bands == 4
         unsigned = client.get("/image/upload/" + item["imageURL"].split("--/", 1)[1])
         assert unsigned.status_code in (401, 403)
+
+
+def test_rate_limited(limited: TestClient) -> None:
+    assert limited.post("/v1", headers=BEARER, json=[removal()]).status_code == 200
+    again = limited.post("/v1", headers=BEARER, json=[removal()])
+    assert (again.status_code, again.json()["errors"][0]["code"]) == (429, "rateLimitExceeded")
+    assert int(again.headers["retry-after"]) > 0
+
+
+def test_socket_protocol(client: TestClient) -> None:
+    """The WebSocket as the SDKs speak it: tasks before authentication, a wrong key, ping, a task, a
+    bad task, all answered by taskUUID on one socket."""
+    with client.websocket_connect("/v1") as socket:
+        first = removal()
+        socket.send_json([first])
+        assert socket.receive_json()["errors"][0]["code"] == "missingApiKey"
+        socket.send_json([{"taskType": "authentication", "apiKey": "wrong"}])
+        assert socket.receive_json()["errors"][0]["code"] == "invalidApiKey"
+        socket.send_json([{"taskType": "authentication", "apiKey": KEY}])
+        assert socket.receive_json()["data"][0]["connectionSessionUUID"]
+        socket.send_json([{"taskType": "ping", "ping": True}])
+        assert socket.receive_json() == {"data": [{"taskType": "ping", "pong": True}]}
+        bad = removal(outputFormat="GIF")
+        socket.send_json([first, bad])
+        answers = [socket.receive_json(), socket.receive_json()]
+        by_uuid = {(a.get("data") or a.get("errors"))[0]["taskUUID"]: a for a in answers}
+        assert decoded(by_uuid[first["taskUUID"]]["data"][0]).bands == 4
+        assert by_uuid[bad["taskUUID"]]["errors"][0]["code"] == "invalidOutputFormat"
+        socket.send_text("not json")
+        assert socket.receive_json()["errors"][0]["code"] == "invalidJSON"
