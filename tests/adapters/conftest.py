@@ -104,6 +104,16 @@ def limited(tmp_path: Path, stub: EllipseSegmenter) -> Iterator[TestClient]:
 
 
 @pytest.fixture(scope="module")
+def modelless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """An app with the API on and no segmentation model: every face answers its 5xx."""
+    from cutout.app import create_app
+
+    app = create_app(settings_in(tmp_path_factory.mktemp("modelless")), segmenter=None, load_model=False)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, stub: EllipseSegmenter) -> Iterator[Live]:
     from cutout.app import create_app
 

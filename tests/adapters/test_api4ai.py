@@ -228,3 +228,8 @@ def test_rate_limited(limited: TestClient) -> None:
     assert limited.post(URL, headers=KEYED, files=img()).status_code == 200
     again = limited.post(URL, headers=KEYED, files=img())
     assert again.status_code == 429 and again.json()["message"] and int(again.headers["retry-after"]) > 0
+
+
+def test_no_model(modelless: TestClient) -> None:
+    none = modelless.post(URL, headers=KEYED, files=img())
+    assert none.status_code == 501 and "model" in none.json()["detail"]

@@ -225,3 +225,8 @@ def test_rate_limited(limited: TestClient) -> None:
     again = limited.post(PATH, params=query(), headers=OCTET, content=road())
     assert (again.status_code, again.json()["error"]["code"]) == (429, "429")
     assert int(again.headers["retry-after"]) > 0
+
+
+def test_no_model(modelless: TestClient) -> None:
+    none = modelless.post(PATH, params=query(), headers=OCTET, content=road())
+    assert (none.status_code, none.json()["error"]["code"]) == (501, "InternalServerError")

@@ -152,3 +152,13 @@ def test_rate_limited(limited: TestClient) -> None:
     again = limited.post("/s2s/v2.0/file/sod", headers=BEARER, json={"files": files})
     assert (again.status_code, again.json()["error_code"]) == (429, "rate_limited")
     assert int(again.headers["retry-after"]) > 0
+
+
+def test_no_model(modelless: TestClient) -> None:
+    """Without a model the upload is refused already (the image would never be used)."""
+    files = [{"content_type": "image/jpg", "file_name": "a.jpg", "file_size": len(road())}]
+    entry = modelless.post("/s2s/v2.0/file/sod", headers=BEARER, json={"files": files}).json()["data"][
+        "files"
+    ][0]
+    none = modelless.put(entry["requests"][0]["url"], content=road())
+    assert (none.status_code, none.json()["error_code"]) == (501, "error_inference")

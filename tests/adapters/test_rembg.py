@@ -149,3 +149,8 @@ def test_rate_limited(limited: TestClient) -> None:
     assert limited.post(URL, headers=KEYED, files=files()).status_code == 200
     again = limited.post(URL, headers=KEYED, files=files())
     assert again.status_code == 429 and again.json()["detail"] and int(again.headers["retry-after"]) > 0
+
+
+def test_no_model(modelless: TestClient) -> None:
+    none = modelless.post(URL, headers=KEYED, files=files())
+    assert none.status_code == 501 and "model" in none.json()["detail"]

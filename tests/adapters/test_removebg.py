@@ -8,6 +8,7 @@ import base64
 import io
 import shutil
 import subprocess
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -259,3 +260,22 @@ def test_rate_limited(limited: TestClient) -> None:
     again = limited.post(URL, headers=KEYED, files=files())
     assert (again.status_code, again.json()["errors"][0]["code"]) == (429, "rate_limited")
     assert int(again.headers["retry-after"]) > 0
+
+
+def test_no_model_and_a_slow_result(modelless: TestClient, tmp_path: Path) -> None:
+    none = modelless.post(URL, headers=KEYED, files=files())
+    assert (none.status_code, none.json()["errors"][0]["code"]) == (503, "model_unavailable")
+    from cutout.app import create_app
+    from tests.adapters.conftest import settings_in
+    from tests.app.helpers import EllipseSegmenter
+
+    slow = EllipseSegmenter(delay=1.0)
+    app = create_app(settings_in(tmp_path, api_wait_seconds=0.1), segmenter=slow, load_model=False)
+    with TestClient(app) as client:
+        waited = client.post(URL, headers=KEYED, files=files())
+        assert waited.status_code == 503 and waited.headers["retry-after"]  # no task to hand back
+        deadline = time.monotonic() + 30  # the job went on: a retry finds it (and its box's mask)
+        while (retry := client.post(URL, headers=KEYED, files=files())).status_code == 503:
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        assert retry.status_code == 200 and slow.calls == 1

@@ -300,3 +300,8 @@ def test_socket_protocol(client: TestClient) -> None:
         assert by_uuid[bad["taskUUID"]]["errors"][0]["code"] == "invalidOutputFormat"
         socket.send_text("not json")
         assert socket.receive_json()["errors"][0]["code"] == "invalidJSON"
+
+
+def test_no_model(modelless: TestClient) -> None:
+    [error] = modelless.post("/v1", headers=BEARER, json=[removal()]).json()["errors"]
+    assert error["code"] == "modelUnavailable" and error["taskType"] == "imageBackgroundRemoval"
