@@ -124,6 +124,8 @@ def test_url_output_cost_hints_and_chaining(client: TestClient, stub: Any) -> No
         "image": "data:image/jpeg;base64," + ROAD_B64,
     }
     uploaded = client.post("/v1", headers=BEARER, json=[upload]).json()["data"][0]
+    original = client.get(uploaded["imageURL"].removeprefix("http://testserver"))
+    assert original.status_code == 200 and image(original.content).width == 640
     calls = stub.calls
     chained = client.post("/v1", headers=BEARER, json=[
         removal(inputImage=item["imageUUID"], returnOnlyMask=True),
