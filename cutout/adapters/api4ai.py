@@ -27,7 +27,7 @@ from starlette.routing import Route
 from cutout.adapters import base
 from cutout.api import Api
 from cutout.api.errors import ApiError
-from cutout.api.options import NOT_YET
+from cutout.api.options import parse_options
 from transform.decode import sniff
 
 VERSION = "v1.3.0"  # the seed's example answer
@@ -50,8 +50,13 @@ class Failure(Exception):
 
 
 def modes() -> list[str]:
-    """The seed's modes; fg-image-shadow only once the native API has its ``shadow`` option."""
-    return [mode for mode in MODES if mode != "fg-image-shadow" or "shadow" not in NOT_YET]
+    """The seed's modes; fg-image-shadow only where the native API has its ``shadow`` option (asked of
+    its own parser, so this follows the API as it grows)."""
+    try:
+        parse_options({"shadow": "true"})
+    except ApiError:
+        return [mode for mode in MODES if mode != "fg-image-shadow"]
+    return list(MODES)
 
 
 def error(exc: ApiError) -> Response:
