@@ -21,12 +21,12 @@ from cutout.webhooks import Delivery, Signer, deliver
 
 log = logging.getLogger("cutout.api")
 
+#: A driver's claim on its task; renewed each round, so a dead driver's task is swept up this soon.
+LEASE_SECONDS = 30.0
+
 #: Webhook bodies in a vendor's shape (registered by cutout.adapters), by the name a task's job gives
 #: under "payload": (task, its result's bytes or None) -> the JSON body. Others get the native body.
 PAYLOADS: dict[str, Callable[[dict[str, Any], bytes | None], dict[str, Any]]] = {}
-
-#: A driver's claim on its task; renewed each round, so a dead driver's task is swept up this soon.
-LEASE_SECONDS = 30.0
 
 
 class Runner:
