@@ -168,3 +168,16 @@ def check_box(left: float, top: float, width: float, height: float, full_w: floa
     assert 0 <= left and 0 <= top and width > 0 and height > 0
     assert left + width <= full_w + 1e-6 and top + height <= full_h + 1e-6
     assert width * height < full_w * full_h
+
+
+def native_has(option: str, value: str = "true") -> bool:
+    """Whether the HTTP API's own parser takes ``option`` (background images, shadow and roi arrive with
+    the HTTP API's growth; until then the adapters refuse them by name)."""
+    from cutout.api.errors import ApiError
+    from cutout.api.options import parse_options
+
+    try:
+        parse_options({option: value})
+    except ApiError as exc:
+        return exc.parameter != option or "not supported" not in exc.detail
+    return True
