@@ -165,7 +165,8 @@ def test_results(
     [found] = objects["objects"]
     check_box(*found["box"], 1.0, 1.0)
     assert found["entities"][0]["classes"] == {"opaque-content": 1}
-    assert response.headers.get("x-cutout-ignored-hints") == ("image-bg" if "image-bg" in files else None)
+    ignored = "image-bg" if "image-bg" in files and query.get("mode") == "fg-mask" else None
+    assert response.headers.get("x-cutout-ignored-hints") == ignored
 
 
 def test_version_modes_and_keys(client: TestClient) -> None:
