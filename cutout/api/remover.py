@@ -117,6 +117,10 @@ class Remover:
             public_id, options, transformation(options, width, height), companion(options, width, height)
         )
 
+    async def dimensions(self, public_id: str) -> tuple[int, int]:
+        """The original's width and height (400/413 as ``job``): for the adapters' vendor limits."""
+        return await anyio.to_thread.run_sync(self._size, public_id)
+
     def _size(self, public_id: str) -> tuple[int, int]:
         path = self.service.originals.locate(public_id).path
         try:

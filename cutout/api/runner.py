@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -22,6 +23,10 @@ log = logging.getLogger("cutout.api")
 
 #: A driver's claim on its task; renewed each round, so a dead driver's task is swept up this soon.
 LEASE_SECONDS = 30.0
+
+#: Webhook bodies in a vendor's shape (registered by cutout.adapters), by the name a task's job gives
+#: under "payload": (task, its result's bytes or None) -> the JSON body. Others get the native body.
+PAYLOADS: dict[str, Callable[[dict[str, Any], bytes | None], dict[str, Any]]] = {}
 
 
 class Runner:
@@ -94,7 +99,11 @@ class Runner:
         """Deliver (or resume delivering) the task's webhook, kept with the task after every attempt."""
         assert self.signer is not None
         if task.get("webhook") is None:
-            payload = {"type": f"task.{task['status']}", "data": public_view(task)}
+            shape = PAYLOADS.get(task["job"].get("payload", ""))
+            if shape is None:
+                payload = {"type": f"task.{task['status']}", "data": public_view(task)}
+            else:
+                payload = shape(task, await anyio.to_thread.run_sync(self.tasks.data, task["task_id"]))
             task = {
                 **task,
                 "webhook": Delivery.new(task["webhook_url"], payload, self.signer.scheme).to_json(),

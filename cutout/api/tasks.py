@@ -87,6 +87,14 @@ class Tasks:
         self.cache.delete(f"{task_id}:claim")
         return bool(found)
 
+    def note(self, name: str, value: Any) -> None:
+        """Keep a small record beside the tasks for CUTOUT_TASK_TTL: the vendor adapters' own ids (a
+        Runware taskUUID -> its task, a Perfect Corp file id -> its original). Never a task itself."""
+        self.cache.set(f"note:{name}", value, expire=self.ttl)
+
+    def noted(self, name: str) -> Any:
+        return self.cache.get(f"note:{name}")
+
     def claim(self, task_id: str, owner: str, lease: float) -> bool:
         """Become the one driver of a task (atomic ``add``, as the coordinator's claims); the lease lets
         a dead driver's task be picked up by the next sweep."""

@@ -1,0 +1,181 @@
+"""Overhead of the vendor adapters (issue 13) against the native ``POST /v1/remove-background``.
+
+One ``cutout serve`` worker with the real model. The photo is segmented once (warm-up), so every timed
+request is a cached result: what is measured is reading the request, storing the (known) original,
+resolving the job, finding the result and shaping the answer. Each face sends the same photo and asks
+for the same full-size cut-out, and is compared with the native API called the same way: a multipart
+file (remove.bg, rembg), a multipart file answered in JSON (API4AI), base64 in a JSON body answered in
+JSON (Runware), the raw body (Azure); Perfect Corp's four-step flow (file, PUT, task, poll) with the
+native async flow (POST async, poll, GET result). The faces take turns call by call; the ratio is each
+face's median over its reference's in the same round. Target: each at most 1.1x.
+
+    .venv/bin/python bench/adapters_bench.py [--requests 40] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.http_bench import machine  # noqa: E402
+from tests.app.server_process import ServerProcess  # noqa: E402
+
+KEY = "bench-key"
+PHOTO = (ROOT / "cutout/samples/docs/rmv_bgd/dog_couch_orig.jpg").read_bytes()
+B64 = base64.b64encode(PHOTO).decode()
+Call = Callable[[httpx.Client], None]
+
+
+def ok(response: httpx.Response) -> httpx.Response:
+    assert response.status_code == 200, response.text[:300]
+    return response
+
+
+def native(c: httpx.Client) -> None:
+    ok(
+        c.post(
+            "/v1/remove-background", content=PHOTO, headers={"Content-Type": "image/jpeg", "X-Api-Key": KEY}
+        )
+    )
+
+
+def native_multipart(c: httpx.Client) -> None:
+    files = {"image_file": ("a.jpg", PHOTO, "image/jpeg")}
+    ok(c.post("/v1/remove-background", files=files, headers={"X-Api-Key": KEY}))
+
+
+def native_multipart_json(c: httpx.Client) -> None:
+    files = {"image_file": ("a.jpg", PHOTO, "image/jpeg")}
+    ok(c.post("/v1/remove-background", files=files, data={"output": "json"}, headers={"X-Api-Key": KEY}))
+
+
+def native_b64_json(c: httpx.Client) -> None:
+    body = {"image_file_b64": B64, "output": "json"}
+    ok(c.post("/v1/remove-background", json=body, headers={"X-Api-Key": KEY}))
+
+
+def native_async(c: httpx.Client) -> None:
+    headers = {"Content-Type": "image/jpeg", "X-Api-Key": KEY}
+    location = c.post("/v1/remove-background", content=PHOTO, params={"async": "1"}, headers=headers)
+    task = location.headers["location"]
+    while c.get(task, headers=headers).json()["status"] not in ("success", "error"):
+        time.sleep(0.002)
+    ok(c.get(task + "/result", headers=headers))
+
+
+def removebg(c: httpx.Client) -> None:
+    ok(c.post("/v1.0/removebg", files={"image_file": ("a.jpg", PHOTO, "image/jpeg")}, data={"size": "full"},
+              headers={"X-Api-Key": KEY}))  # fmt: skip
+
+
+def rembg(c: httpx.Client) -> None:
+    ok(c.post("/api/remove", files={"file": ("a.jpg", PHOTO, "image/jpeg")}, headers={"X-Api-Key": KEY}))
+
+
+def azure(c: httpx.Client) -> None:
+    ok(
+        c.post(
+            "/computervision/imageanalysis:segment",
+            content=PHOTO,
+            params={"api-version": "2023-02-01-preview", "mode": "backgroundRemoval"},
+            headers={"Content-Type": "application/octet-stream", "Ocp-Apim-Subscription-Key": KEY},
+        )
+    )
+
+
+def api4ai(c: httpx.Client) -> None:
+    ok(
+        c.post(
+            "/v1/results", files={"image": ("a.jpg", PHOTO, "image/jpeg")}, headers={"X-RapidAPI-Key": KEY}
+        )
+    )
+
+
+def runware(c: httpx.Client) -> None:
+    task = {"taskType": "imageBackgroundRemoval", "taskUUID": str(uuid.uuid4()), "inputImage": B64,
+            "outputType": "base64Data"}  # fmt: skip
+    ok(c.post("/v1", json=[task], headers={"Authorization": f"Bearer {KEY}"}))
+
+
+def perfectcorp(c: httpx.Client) -> None:
+    auth = {"Authorization": f"Bearer {KEY}"}
+    files = [{"content_type": "image/jpg", "file_name": "a.jpg", "file_size": len(PHOTO)}]
+    entry = ok(c.post("/s2s/v2.0/file/sod", json={"files": files}, headers=auth)).json()["data"]["files"][0]
+    put = entry["requests"][0]
+    ok(c.put(put["url"], content=PHOTO, headers=put["headers"]))
+    task_id = ok(c.post("/s2s/v2.0/task/sod", json={"src_file_id": entry["file_id"]}, headers=auth)).json()
+    path = f"/s2s/v2.0/task/sod/{task_id['data']['task_id']}"
+    while (data := ok(c.get(path, headers=auth)).json()["data"])["task_status"] == "running":
+        time.sleep(0.002)
+    ok(c.get(data["results"]["url"]))
+
+
+#: face -> (call, the reference it is compared with)
+FACES: dict[str, tuple[Call, str]] = {
+    "native": (native, "native"), "native_multipart": (native_multipart, "native_multipart"),
+    "native_multipart_json": (native_multipart_json, "native_multipart_json"),
+    "native_b64_json": (native_b64_json, "native_b64_json"), "native_async": (native_async, "native_async"),
+    "removebg": (removebg, "native_multipart"), "rembg": (rembg, "native_multipart"),
+    "azure": (azure, "native"), "api4ai": (api4ai, "native_multipart_json"),
+    "runware": (runware, "native_b64_json"), "perfectcorp": (perfectcorp, "native_async"),
+}  # fmt: skip
+
+
+def round_of(client: httpx.Client, count: int) -> dict[str, float]:
+    """Each face's median milliseconds over ``count`` calls, the faces interleaved call by call (so a
+    burst of load on the shared machine lands on all of them alike)."""
+    times: dict[str, list[float]] = {face: [] for face in FACES}
+    for _ in range(count):
+        for face, (call, _) in FACES.items():
+            start = time.perf_counter()
+            call(client)
+            times[face].append((time.perf_counter() - start) * 1000)
+    return {face: statistics.median(values) for face, values in times.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        (root / "originals").mkdir()
+        server = ServerProcess(root / "originals", root / "cache", env={"CUTOUT_API_KEYS": KEY})
+        try:
+            server.wait_ready()
+            with httpx.Client(base_url=server.url, timeout=300) as client:
+                for call, _ in FACES.values():  # the segmentation, once; each face's first request
+                    call(client)
+                medians: dict[str, list[float]] = {face: [] for face in FACES}
+                for _ in range(args.rounds):
+                    for face, median in round_of(client, args.requests).items():
+                        medians[face].append(median)
+        finally:
+            server.stop()
+    print(f"adapters overhead, {date.today()}, {machine()}, {args.rounds} rounds x {args.requests} requests")
+    print("| face | median ms per round | ratio to its reference per round | reference |")
+    print("|---|---|---|---|")
+    for face, (_, reference) in FACES.items():
+        ratios = [a / b for a, b in zip(medians[face], medians[reference], strict=True)]
+        runs = " / ".join(f"{m:.1f}" for m in medians[face])
+        print(f"| {face} | {runs} | {', '.join(f'{r:.2f}' for r in ratios)} (median "
+              f"{statistics.median(ratios):.2f}) | {reference} |")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,166 @@
+"""Azure AI Vision Image Analysis 4.0 segmentation (seed 004; Microsoft retired it in March 2025):
+``POST /computervision/imageanalysis:segment?api-version=2023-02-01-preview&mode=...``.
+
+From the seed: ``mode`` backgroundRemoval (a four-channel PNG, at most 16 megapixels, aspect kept) or
+foregroundMatting (a one-channel PNG the size of the input); the image as JSON ``{"url": ...}`` or as
+the body (``application/octet-stream`` or ``multipart/form-data``); ``Ocp-Apim-Subscription-Key``;
+errors as ``{"error": {"code", "message", "innererror": {"code", "message"}}}`` with the seed's codes and
+messages (401 for the key, 400 InvalidRequest for the rest, 20971520 bytes at most). From Azure's
+Image Analysis 4.0 input requirements (where the seed is silent): JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF or
+MPO, larger than 50x50 and smaller than 16000x16000; cutout reads JPEG, PNG, GIF, WebP and TIFF of those,
+and answers InvalidImageFormat for the others."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from cutout.adapters import base
+from cutout.api import Api
+from cutout.api.errors import ApiError
+from transform.decode import sniff
+
+API_VERSIONS = ("2023-02-01-preview",)
+MODES = {"backgroundRemoval": {"format": "png", "max_megapixels": "16"},
+         "foregroundMatting": {"format": "png", "channels": "alpha"}}  # fmt: skip
+MAX_BYTES = 20971520
+FORMATS = ("jpg", "png", "gif", "webp", "tiff")
+MIN_SIDE, MAX_SIDE = 50, 16000
+DENIED = (
+    "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid "
+    "key for an active subscription and use a correct regional API endpoint for your resource."
+)
+
+
+class AzureError(Exception):
+    def __init__(
+        self, message: str, inner: tuple[str, str] | None = None, code: str = "InvalidRequest"
+    ) -> None:
+        super().__init__(message)
+        self.code, self.message, self.inner = code, message, inner
+
+    def response(self, status: int = 400) -> JSONResponse:
+        error: dict[str, object] = {"code": self.code, "message": self.message}
+        if self.inner is not None:
+            error["innererror"] = {"code": self.inner[0], "message": self.inner[1]}
+        return JSONResponse({"error": error}, status, headers={"Cache-Control": "no-store"})
+
+
+_FORMAT = AzureError("Image format is not valid.", ("InvalidImageFormat", "Image format is not valid."))
+_SIZE = AzureError(f"The image size is not allowed to be zero or larger than {MAX_BYTES} bytes.")
+
+
+def error(exc: ApiError) -> Response:
+    if exc.code == "auth_failed":
+        return AzureError(DENIED, code="401").response(401)
+    if exc.code == "rate_limited":
+        answer = AzureError(f"Rate limit is exceeded. {exc.detail}.", code="429").response(429)
+        answer.headers.update(exc.headers)
+        return answer
+    if exc.code == "file_too_large":
+        return _SIZE.response()
+    if exc.code in ("invalid_file_type", "failed_to_read_image"):
+        return _FORMAT.response()
+    if exc.code in ("failed_image_download", "forbidden_url", "download_timeout"):
+        inner = ("InvalidImageUrl", exc.detail)
+        return AzureError("Image URL is badly formatted or not accessible.", inner).response()
+    if exc.status >= 500:
+        return AzureError(exc.detail, code="InternalServerError").response(exc.status)
+    return AzureError(exc.detail).response()
+
+
+async def segment(request: Request, api: Api) -> Response:
+    try:
+        return await _segment(request, api)
+    except AzureError as failed:
+        return failed.response()
+
+
+async def _segment(request: Request, api: Api) -> Response:
+    query = request.query_params
+    if query.get("api-version") not in API_VERSIONS:
+        raise AzureError(
+            f"The api-version must be {' or '.join(API_VERSIONS)}.",
+            ("InvalidApiVersion", f"api-version {query.get('api-version')!r} is not supported"),
+        )
+    mode = query.get("mode")
+    if mode not in MODES:
+        raise AzureError(
+            "Analyze query is invalid.",
+            (
+                "NotSupportedVisualFeature",
+                f"Specified feature type is not valid: mode must be {' or '.join(MODES)}",
+            ),
+        )
+    unknown = sorted(set(query) - {"api-version", "mode"})
+    if unknown:
+        raise AzureError(
+            "Analyze query is invalid.", ("InvalidArgument", f"Unknown query parameter {unknown[0]!r}")
+        )
+    base.limited(request, api, MAX_BYTES + 64 * 1024)  # the image and a multipart envelope's headers
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "application/json":
+        public_id = await base.store(api, url=_url(await request.body()))
+    elif media in ("application/octet-stream", "multipart/form-data"):
+        data = await request.body() if media == "application/octet-stream" else await _part(request)
+        if not data or len(data) > MAX_BYTES:
+            raise _SIZE
+        if sniff(data[:16]) not in FORMATS:
+            raise _FORMAT
+        public_id = await base.store(api, data=data)
+    else:
+        raise AzureError(f"The provided image content type {media or '(none)'} is not supported.")
+    width, height = await api.remover.dimensions(public_id)
+    if not (MIN_SIDE < width < MAX_SIDE and MIN_SIDE < height < MAX_SIDE):
+        raise AzureError(
+            "Image dimensions are not valid.",
+            (
+                "InvalidImageDimension",
+                f"The image is {width}x{height}; each side must be over {MIN_SIDE} and under {MAX_SIDE}",
+            ),
+        )
+    made = await base.make(api, await base.job(api, public_id, MODES[mode]))
+    return Response(made.data, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+def _url(raw: bytes) -> str:
+    body = None
+    # Microsoft's own curl samples send {'url':'...'} (single quotes), which the service took.
+    for text in (raw, raw.replace(b"'", b'"')):
+        try:
+            body = json.loads(text)
+            break
+        except (ValueError, UnicodeDecodeError):
+            continue
+    if not isinstance(body, dict) or not isinstance(body.get("url"), str) or set(body) != {"url"}:
+        raise AzureError("The request body must be JSON {\"url\": \"<image URL>\"}.",
+                         ("InvalidArgument", "Expected one field, url, a string"))  # fmt: skip
+    return str(body["url"])
+
+
+async def _part(request: Request) -> bytes:
+    """The one file part of a multipart body (Azure names no field)."""
+    try:
+        form = await request.form(max_files=1, max_fields=4, max_part_size=MAX_BYTES + 1)
+    except (MultiPartException, HTTPException):
+        raise AzureError("The request body is not valid multipart/form-data.") from None
+    try:
+        files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
+        return await files[0].read() if files else b""
+    finally:
+        await form.close()
+
+
+ROUTES = (
+    Route(
+        "/computervision/imageanalysis:segment",
+        base.endpoint(segment, base.header_key("ocp-apim-subscription-key"), error),
+        methods=["POST"],
+    ),
+)

@@ -1,0 +1,179 @@
+"""What every vendor adapter shares: the guarded endpoint (key from the vendor's own header, errors in
+the vendor's own envelope) and the few calls into cutout's API core they translate onto.
+
+An adapter never claims, queues, generates or caches by itself: an image becomes an original through
+``Remover.original``, the options a job through ``Remover.job`` (so the native option parser checks every
+value), the result comes from ``Remover.make`` and what is not ready at once is a native task
+(``Tasks`` + ``Runner``). Each adapter only renames fields on the way in and reshapes the answer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cutout.api import Api
+from cutout.api.errors import ApiError, from_origin
+from cutout.api.intake import Intake, limit_body
+from cutout.api.remover import Job
+from cutout.fetch import fetch
+from grammar.errors import OriginError
+from grammar.signature import sign
+
+log = logging.getLogger("cutout.adapters")
+
+#: The response header that lists what a vendor treats as a hint and cutout does not act on.
+HINTS_HEADER = "X-Cutout-Ignored-Hints"
+
+Handler = Callable[[Request, Api], Awaitable[Response]]
+KeyReader = Callable[[Request], str | None]
+ErrorShape = Callable[[ApiError], Response]
+
+
+def header_key(*names: str, bearer: bool = False) -> KeyReader:
+    """The key from the first of ``names`` present, or from ``Authorization: Bearer`` when ``bearer``."""
+
+    def read(request: Request) -> str | None:
+        if bearer:
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+        for name in names:
+            value = request.headers.get(name)
+            if value:
+                return value
+        return None
+
+    return read
+
+
+def endpoint(
+    handler: Handler, key: KeyReader | None, error: ErrorShape
+) -> Callable[[Request], Awaitable[Response]]:
+    """As ``cutout.api.routes.endpoint``: 404 while the API is off (CUTOUT_API_KEYS / CUTOUT_API_OPEN),
+    the key checked by the API's own gate (same keys, same rate), every failure in the vendor's shape.
+    ``key`` None: the handler checks it (a key that comes in the body)."""
+
+    async def run(request: Request) -> Response:
+        api: Api | None = getattr(request.app.state, "api", None)
+        if api is None:
+            raise HTTPException(404)
+        try:
+            if key is not None:
+                api.gate.check_key(key(request))
+            return await handler(request, api)
+        except ApiError as exc:
+            return error(exc)
+        except OriginError as exc:
+            return error(from_origin(exc))
+        except Exception:
+            log.exception("unexpected error in %s %s", request.method, request.url.path)
+            return error(ApiError("internal_error", "Internal error"))
+
+    return run
+
+
+def limited(request: Request, api: Api, limit: int | None = None) -> None:
+    """The body refused past the vendor's limit, or the server's when that is lower (413)."""
+    server = api.settings.max_upload_bytes
+    limit_body(request, server if limit is None else min(limit, server))
+
+
+@dataclass(frozen=True)
+class Made:
+    data: bytes
+    meta: dict[str, Any]  # width, height, format, bytes, confidence, foreground (px), box (relative)
+    job: Job
+
+
+async def store(
+    api: Api, *, data: bytes | None = None, url: str | None = None, public_id: str | None = None
+) -> str:
+    """The public id of an image given as bytes, as a URL (the guarded fetcher) or by id."""
+    if data is not None:
+        return await api.remover.original(Intake({}, "body", data))
+    if url is not None:
+        return await api.remover.original(Intake({"image_url": url}, "image_url", None))
+    assert public_id is not None
+    return await api.remover.original(Intake({"public_id": public_id}, "public_id", None))
+
+
+async def download(api: Api, url: str) -> bytes:
+    """An image's bytes by URL through the guarded fetcher, under the API's fetch policy (for a vendor
+    that needs the bytes themselves, as API4AI's md5)."""
+    try:
+        return (await fetch(url, api.remover.policy)).content
+    except OriginError as exc:
+        raise from_origin(exc, parameter="url") from None
+
+
+async def job(
+    api: Api, public_id: str, fields: Mapping[str, str], files: Mapping[str, bytes] | None = None
+) -> Job:
+    """The native job for native option fields (checked by the native parser: a bad value is a 400).
+    ``files``: multipart parts besides the image (``bg_image_file``), for a server whose API takes them;
+    passed only when there are some."""
+    extra: dict[str, Any] = {"files": dict(files)} if files else {}
+    return await api.remover.job(public_id, dict(fields), **extra)
+
+
+async def make(api: Api, job: Job) -> Made:
+    """The result within the API's sync wait (CUTOUT_API_WAIT_SECONDS). A synchronous vendor has no
+    task to hand back, so past the wait the answer is 503 ``queue_full`` with Retry-After: the job goes
+    on, and the retry is a cache hit."""
+    result = await api.remover.make(job, wait=api.settings.api_wait_seconds)
+    if result is None:
+        raise ApiError(
+            "queue_full", "The result is still being made; retry shortly", headers={"Retry-After": "2"}
+        )
+    return Made(result.entry.data, result.meta, job)
+
+
+async def queue(
+    api: Api, job: Job, webhook_url: str | None = None, context: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A native task for ``job`` (driven by the API's runner, swept up again after a restart).
+    ``context`` rides along in the task's job: what the adapter needs to answer for it later, and
+    ``payload``, the name of its webhook body in ``cutout.api.runner.PAYLOADS``."""
+    record = {**(context or {}), **job.as_json()}
+    task = await anyio.to_thread.run_sync(api.tasks.create, record, webhook_url)
+    api.runner.start(task)
+    return task
+
+
+async def task(api: Api, task_id: str) -> dict[str, Any] | None:
+    found: dict[str, Any] | None = await anyio.to_thread.run_sync(api.tasks.get, task_id)
+    return found
+
+
+async def task_data(api: Api, task_id: str) -> bytes | None:
+    data: bytes | None = await anyio.to_thread.run_sync(api.tasks.data, task_id)
+    return data
+
+
+async def note(api: Api, name: str, value: Any) -> None:
+    await anyio.to_thread.run_sync(api.tasks.note, name, value)
+
+
+async def noted(api: Api, name: str) -> Any:
+    return await anyio.to_thread.run_sync(api.tasks.noted, name)
+
+
+def result_url(base_url: str, api: Api, public_id: str, transformation: str) -> str:
+    """A URL of the result: the delivery URL of the same transformation, served from the same cache
+    entry by the delivery route (signed when CUTOUT_API_SECRET is set, so strict mode serves it)."""
+    path = f"{transformation}/{public_id}"
+    secret = api.settings.api_secret
+    if secret:
+        path = f"s--{sign(path, secret, algorithm='sha256', length=32)}--/{path}"
+    return base_url.rstrip("/") + "/image/upload/" + path
+
+
+def hints(ignored: list[str]) -> dict[str, str]:
+    return {HINTS_HEADER: ", ".join(ignored)} if ignored else {}

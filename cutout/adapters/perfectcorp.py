@@ -1,0 +1,215 @@
+"""Perfect Corp YouCam AI Photo Background Removal (seed 003): the file step, the task, the polling.
+
+    POST /s2s/v2.0/file/sod            {"files": [{content_type, file_name, file_size}]}
+                                       -> data.files[].file_id and requests[] {method PUT, url, headers}
+    PUT  <the upload URL>              the bytes (served by cutout: a capability URL, as a presigned one)
+    POST /s2s/v2.0/task/sod            {"src_file_id": ...} or {"src_file_url": ...} -> data.task_id
+    GET  /s2s/v2.0/task/sod/<task_id>  data.task_status running|success|error, results.url, dst_id
+
+From the seed: the steps, Bearer auth, JPG and PNG under 10 MB with the longest side at most 4096, the
+statuses, the error codes (exceed_max_filesize, invalid_parameter, error_download_image,
+error_decode_image, error_inference, unknown_internal_error, InvalidTaskId), a result ``dst_id`` to chain
+without uploading again, a task that was not polled within its ``polling_interval`` timing out
+(InvalidTaskId), and a file never uploaded answering 404. Where the seed is silent, the JSON shapes are
+Perfect Corp's v2.0 reference as its clients read it: ``{"status": 200, "data": {...}}`` and errors as
+``{"status", "error_code", "error"}``.
+
+Deliberate leniency: polling_interval says 2 s, but a task times out only after ``POLL_TIMEOUT`` without
+a poll (a slow client is not punished for a missed beat); the result URL is the delivery URL of the
+result, valid as long as the cache keeps it rather than for a limited time."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from cutout.adapters import base
+from cutout.api import Api
+from cutout.api.errors import ApiError
+from cutout.api.remover import Job
+from cutout.api.tasks import ERROR, FINAL
+from transform.decode import sniff
+
+MAX_BYTES = 10 * 1024 * 1024  # the seed: "<10MB"
+MAX_SIDE = 4096
+TYPES = ("image/jpg", "image/jpeg", "image/png")
+POLLING_INTERVAL_MS = 2000
+POLL_TIMEOUT = 30.0
+UPLOAD = "/s2s/v2.0/file/sod/upload/{file_id}"
+#: Native error codes -> the seed's.
+_CODES = {"invalid_file_type": "error_decode_image", "failed_to_read_image": "error_decode_image",
+          "failed_image_download": "error_download_image", "download_timeout": "error_download_image",
+          "forbidden_url": "error_download_image", "file_too_large": "exceed_max_filesize",
+          "model_unavailable": "error_inference", "internal_error": "unknown_internal_error",
+          "queue_full": "unknown_internal_error", "rate_limited": "rate_limited"}  # fmt: skip
+
+
+class Refused(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+    def response(self) -> JSONResponse:
+        body = {"status": self.status, "error_code": self.code, "error": self.message}
+        return JSONResponse(body, self.status, headers={"Cache-Control": "no-store"})
+
+
+def error(exc: ApiError) -> Response:
+    if exc.code == "auth_failed":
+        return Refused(401, "InvalidApiKey", "Send your API key as Authorization: Bearer <key>").response()
+    code = _CODES.get(exc.code, "invalid_parameter" if exc.status < 500 else "unknown_internal_error")
+    status = exc.status if exc.status >= 500 or exc.code in ("not_found", "rate_limited") else 400
+    answer = Refused(status, code, exc.detail).response()
+    answer.headers.update(exc.headers)
+    return answer
+
+
+def guarded(handler: base.Handler) -> base.Handler:
+    async def run(request: Request, api: Api) -> Response:
+        try:
+            return await handler(request, api)
+        except Refused as refused:
+            return refused.response()
+
+    return run
+
+
+async def _json(request: Request, api: Api) -> dict[str, Any]:
+    base.limited(request, api, 64 * 1024)
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    if not isinstance(body, dict):
+        raise Refused(400, "invalid_parameter", "The body must be a JSON object")
+    return body
+
+
+def ok(data: dict[str, Any]) -> JSONResponse:
+    return JSONResponse({"status": 200, "data": data}, headers={"Cache-Control": "no-store"})
+
+
+# -- files ---------------------------------------------------------------------------------------------------
+async def create_files(request: Request, api: Api) -> Response:
+    files = (await _json(request, api)).get("files")
+    if not isinstance(files, list) or not files:
+        raise Refused(
+            400, "invalid_parameter", "files must be a list of {content_type, file_name, file_size}"
+        )
+    answered = []
+    for entry in files:
+        if not isinstance(entry, dict):
+            raise Refused(400, "invalid_parameter", "each file must be an object")
+        kind, name, size = entry.get("content_type"), entry.get("file_name"), entry.get("file_size")
+        if kind not in TYPES:
+            raise Refused(400, "invalid_parameter", f"content_type must be one of {', '.join(TYPES)}")
+        if not isinstance(name, str) or not name:
+            raise Refused(400, "invalid_parameter", "file_name is required")
+        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+            raise Refused(400, "invalid_parameter", "file_size must be the file's size in bytes")
+        if size >= MAX_BYTES:
+            raise Refused(400, "exceed_max_filesize", f"The file must be under {MAX_BYTES} bytes")
+        file_id = uuid.uuid4().hex
+        await base.note(api, f"perfectcorp-file:{file_id}", {"size": size, "content_type": kind})
+        url = str(request.base_url).rstrip("/") + UPLOAD.format(file_id=file_id)
+        headers = {"Content-Type": kind, "Content-Length": str(size)}
+        answered.append({"content_type": kind, "file_name": name, "file_id": file_id,
+                         "requests": [{"method": "PUT", "url": url, "headers": headers}]})  # fmt: skip
+    return ok({"files": answered})
+
+
+async def upload(request: Request, api: Api) -> Response:
+    """The upload URL: only a file id just handed out, once, up to its declared size (what a presigned
+    URL allows); the id itself, 128 random bits, is the credential, as a presigned URL's signature is."""
+    file_id = request.path_params["file_id"]
+    pending = await base.noted(api, f"perfectcorp-file:{file_id}")
+    if pending is None or "size" not in pending:
+        raise Refused(403, "invalid_parameter", "This upload URL is unknown, expired or already used")
+    base.limited(request, api, MAX_BYTES)
+    data = await request.body()
+    if len(data) != pending["size"]:
+        raise Refused(400, "invalid_parameter", f"Expected {pending['size']} bytes, got {len(data)}")
+    if sniff(data[:16]) not in ("jpg", "png"):
+        await base.note(api, f"perfectcorp-file:{file_id}", {"undecodable": True})
+    else:
+        await base.note(api, f"perfectcorp-file:{file_id}", {"public_id": await base.store(api, data=data)})
+    return Response(status_code=200)
+
+
+# -- tasks ---------------------------------------------------------------------------------------------------
+async def create_task(request: Request, api: Api) -> Response:
+    body = await _json(request, api)
+    file_id, url = body.get("src_file_id"), body.get("src_file_url")
+    unknown = sorted(set(body) - {"src_file_id", "src_file_url"})
+    if unknown:
+        raise Refused(400, "invalid_parameter", f"unknown parameter {unknown[0]!r}")
+    if (file_id is None) == (url is None) or not isinstance(file_id or url, str):
+        raise Refused(400, "invalid_parameter", "Give one of src_file_id or src_file_url")
+    public_id = await (_by_id(api, str(file_id)) if file_id else _by_url(api, str(url)))
+    width, height = await api.remover.dimensions(public_id)
+    if max(width, height) > MAX_SIDE:
+        raise Refused(400, "invalid_parameter", f"The image is {width}x{height}; the longest side must "
+                      f"not exceed {MAX_SIDE}")  # fmt: skip
+    job = await base.job(api, public_id, {"format": "png"})
+    task = await base.queue(api, job, None, {"perfectcorp": {}})
+    return ok({"task_id": task["task_id"]})
+
+
+async def _by_id(api: Api, file_id: str) -> str:
+    """An uploaded file's original, or a result's (its dst_id is its task's id: made again from the
+    cache, stored as an original)."""
+    task = await base.task(api, file_id) if file_id.startswith("tsk_") else None
+    known = {"job": task["job"]} if task is not None and "perfectcorp" in task["job"] else None
+    known = known or await base.noted(api, f"perfectcorp-file:{file_id}")
+    if known is None or "size" in known:  # the seed: a file not uploaded to its URL is a 404
+        raise Refused(404, "unknown_internal_error", f"File {file_id} was not uploaded (or has expired)")
+    if known.get("undecodable"):
+        raise Refused(400, "error_decode_image", "The file is not a JPG or PNG image")
+    if "public_id" in known:
+        return str(known["public_id"])
+    made = await base.make(api, Job.from_json(known["job"]))
+    return await base.store(api, data=made.data)
+
+
+async def _by_url(api: Api, url: str) -> str:
+    data = await base.download(api, url)
+    if len(data) >= MAX_BYTES:
+        raise Refused(400, "exceed_max_filesize", f"The file must be under {MAX_BYTES} bytes")
+    if sniff(data[:16]) not in ("jpg", "png"):
+        raise Refused(400, "error_decode_image", "The file is not a JPG or PNG image")
+    return await base.store(api, data=data)
+
+
+async def get_task(request: Request, api: Api) -> Response:
+    task_id = request.path_params["task_id"]
+    task = await base.task(api, task_id)
+    if task is not None:  # polled last at creation, or at the last poll that found it running
+        last = await base.noted(api, f"perfectcorp-poll:{task_id}") or task["created_at"]
+    if task is None or "perfectcorp" not in task["job"] or time.time() - last > POLL_TIMEOUT:
+        raise Refused(400, "InvalidTaskId", f"No task {task_id} (unknown, or timed out: poll within the "
+                      "polling_interval)")  # fmt: skip
+    if task["status"] not in FINAL:
+        await base.note(api, f"perfectcorp-poll:{task_id}", time.time())
+        return ok({"task_status": "running", "polling_interval": POLLING_INTERVAL_MS})
+    if task["status"] == ERROR:
+        code = _CODES.get(task["error"]["code"], "unknown_internal_error")
+        return ok({"task_status": "error", "error": code, "error_message": task["error"]["message"]})
+    job = Job.from_json(task["job"])
+    url = base.result_url(str(request.base_url), api, job.public_id, job.transformation)
+    dst_id = task["task_id"]
+    return ok({"task_status": "success", "results": {"url": url, "dst_id": dst_id}, "dst_id": dst_id})
+
+
+_KEY = base.header_key(bearer=True)
+ROUTES = (
+    Route("/s2s/v2.0/file/sod", base.endpoint(guarded(create_files), _KEY, error), methods=["POST"]),
+    Route(UPLOAD, base.endpoint(guarded(upload), None, error), methods=["PUT"]),
+    Route("/s2s/v2.0/task/sod", base.endpoint(guarded(create_task), _KEY, error), methods=["POST"]),
+    Route("/s2s/v2.0/task/sod/{task_id}", base.endpoint(guarded(get_task), _KEY, error), methods=["GET"]),
+)

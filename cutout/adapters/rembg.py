@@ -1,0 +1,143 @@
+"""rembg's HTTP server (``rembg s``): ``GET /api/remove?url=...`` and ``POST /api/remove`` (multipart
+``file``), so a client of a self-hosted rembg keeps its code.
+
+Source of the rules: rembg's own server, rembg/commands/s_command.py (2.0.x). Its options: ``model``
+(one of rembg's model names), ``a`` alpha matting with ``af`` (foreground threshold, 0-255, default 240),
+``ab`` (background threshold, 0-255, default 10) and ``ae`` (erode size, >= 0, default 10), ``om`` only
+the mask, ``ppm`` post-process the mask, ``bgc`` a background colour ``r,g,b,a``, ``extras`` JSON for the
+model session. On GET they are query parameters; on POST ``bgc`` and ``extras`` stay in the query and the
+rest are form fields, as rembg reads them. The answer is always a PNG; a bad value is FastAPI's 422
+``{"detail": [{"loc", "msg", "type"}]}``, other errors ``{"detail": "..."}``.
+
+How they land on cutout: ``a`` asks for refined edges, which is cutout's ``fine_edges``; the thresholds,
+``ppm``, ``model`` and ``extras`` tune rembg's own models and matting and are listed in
+X-Cutout-Ignored-Hints when they differ from rembg's defaults (the result is cutout's model's)."""
+
+from __future__ import annotations
+
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from cutout.adapters import base
+from cutout.api import Api
+from cutout.api.errors import ApiError, invalid
+from cutout.api.intake import limit_body
+from cutout.api.options import flag
+
+#: rembg's model names (rembg/sessions, 2.0.x): any is accepted; cutout runs its own model.
+MODELS = ("u2net", "u2netp", "u2net_human_seg", "u2net_cloth_seg", "silueta", "isnet-general-use",
+          "isnet-anime", "sam", "birefnet-general", "birefnet-general-lite", "birefnet-portrait",
+          "birefnet-dis", "birefnet-hrsod", "birefnet-cod", "birefnet-massive", "bria-rmbg",
+          "ben2-base", "u2net_custom", "dis_custom", "birefnet_custom")  # fmt: skip
+#: name -> (default, upper bound or None) of rembg's integer options.
+INTEGERS = {"af": (240, 255), "ab": (10, 255), "ae": (10, None)}
+FORM = ("model", "a", "af", "ab", "ae", "om", "ppm")  # POST: form fields; bgc and extras stay in the query
+
+
+def error(exc: ApiError) -> Response:
+    """A bad value as FastAPI's validation error (422, ``detail`` a list naming it); the rest as
+    ``{"detail": "..."}`` with cutout's status (rembg itself would answer 500 for an unreadable image)."""
+    if exc.code in ("invalid_parameter", "missing_source"):
+        where = "query" if exc.parameter in ("url", "bgc", "extras") else "body"
+        detail = [{"loc": [where, exc.parameter or "file"], "msg": exc.detail, "type": "value_error"}]
+        return JSONResponse({"detail": detail}, 422, headers={"Cache-Control": "no-store"})
+    return JSONResponse(
+        {"detail": exc.detail}, exc.status, headers={"Cache-Control": "no-store", **exc.headers}
+    )
+
+
+def translate(values: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """rembg's options -> (native fields, hints not acted on)."""
+    native = {"format": "png"}  # rembg answers PNG whatever the background
+    ignored: list[str] = []
+    model = values.pop("model", "u2net")
+    if model not in MODELS:
+        raise invalid("model", f"model must be one of {', '.join(MODELS)}, got {model!r}")
+    if model != "u2net":
+        ignored.append(f"model={model}")
+    if flag("a", values.pop("a", "false")):
+        native["fine_edges"] = "true"
+    for name, (default, top) in INTEGERS.items():
+        text = values.pop(name, str(default))
+        if not text.strip().isdigit() or (top is not None and int(text) > top):
+            bound = f"from 0 to {top}" if top is not None else "0 or more"
+            raise invalid(name, f"{name} must be an integer {bound}, got {text!r}")
+        if int(text) != default:
+            ignored.append(f"{name}={int(text)}")
+    if flag("om", values.pop("om", "false")):
+        native["channels"] = "alpha"
+    if flag("ppm", values.pop("ppm", "false")):
+        ignored.append("ppm=true")
+    if "extras" in values:
+        values.pop("extras")
+        ignored.append("extras")
+    bgc = values.pop("bgc", "")
+    if bgc:
+        parts = bgc.split(",")
+        if len(parts) != 4 or not all(p.strip().isdigit() and int(p) <= 255 for p in parts):
+            raise invalid("bgc", f"bgc must be r,g,b,a with each from 0 to 255, got {bgc!r}")
+        native["bg_color"] = "#" + "".join(f"{int(p):02x}" for p in parts)
+    for name in values:
+        raise invalid(name, f"unknown parameter {name!r}")
+    return native, ignored
+
+
+async def remove_get(request: Request, api: Api) -> Response:
+    values = dict(request.query_params)
+    url = values.pop("url", None)
+    if not url:
+        raise ApiError("missing_source", "url is required", parameter="url")
+    native, ignored = translate(values)
+    return await _answer(api, await base.store(api, url=url), native, ignored)
+
+
+async def remove_post(request: Request, api: Api) -> Response:
+    limit_body(request, api.settings.max_upload_bytes)
+    values = dict(request.query_params)
+    misplaced = [name for name in values if name in FORM]
+    if misplaced:  # rembg reads these from the form on POST: in the query they would do nothing
+        raise invalid(misplaced[0], f"on POST, {misplaced[0]} is a form field, not a query parameter")
+    data: bytes | None = None
+    try:
+        form = await request.form(max_files=1, max_fields=16, max_part_size=api.settings.max_upload_bytes)
+    except (MultiPartException, HTTPException) as exc:
+        raise ApiError("invalid_body", f"Malformed form body: {exc}") from None
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if name != "file":
+                    raise invalid(name, f"only file may be a file, not {name}")
+                data = await value.read()
+            elif name in values:
+                raise invalid(name, f"{name} is given more than once")
+            elif name not in FORM:
+                raise invalid(
+                    name,
+                    f"unknown parameter {name!r}"
+                    + (" (rembg reads it from the query)" if name in ("bgc", "extras") else ""),
+                )
+            else:
+                values[name] = value
+    finally:
+        await form.close()
+    if not data:
+        raise ApiError("missing_source", "file is required", parameter="file")
+    native, ignored = translate(values)
+    return await _answer(api, await base.store(api, data=data), native, ignored)
+
+
+async def _answer(api: Api, public_id: str, native: dict[str, str], ignored: list[str]) -> Response:
+    made = await base.make(api, await base.job(api, public_id, native))
+    headers = {"Cache-Control": "no-store", **base.hints(ignored)}
+    return Response(made.data, media_type="image/png", headers=headers)
+
+
+_KEY = base.header_key("x-api-key", bearer=True)
+ROUTES = (
+    Route("/api/remove", base.endpoint(remove_get, _KEY, error), methods=["GET"]),
+    Route("/api/remove", base.endpoint(remove_post, _KEY, error), methods=["POST"]),
+)

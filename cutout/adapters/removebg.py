@@ -1,0 +1,162 @@
+"""remove.bg: ``POST /v1.0/removebg``, so a remove.bg client needs only its base URL changed.
+
+Sources of the rules: remove.bg's API reference and OpenAPI file (https://www.remove.bg/api, the
+``removebg`` client on PyPI). The request is read by the native intake (multipart, form or JSON with
+``image_file``, ``image_file_b64`` or ``image_url``), its fields renamed onto the native options, and the
+answer shaped as remove.bg's: the image with ``X-Width``, ``X-Height`` and ``X-Foreground-*`` headers,
+``{"data": {"result_b64", "foreground_*"}}`` under ``Accept: application/json``, and errors as
+``{"errors": [{"title", "code", "detail"}]}`` with remove.bg's statuses (400 bad input, 403 key, 429).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import zipfile
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from cutout.adapters import base
+from cutout.api import Api
+from cutout.api.errors import ApiError, invalid
+from cutout.api.intake import Intake, read
+from cutout.api.options import flag
+from grammar.image_formats import MIME
+
+#: remove.bg's ``size`` -> at most this many megapixels (None: the input's own size). remove.bg: preview
+#: (and its old names small, regular) 0.25 MP, medium 1.5 MP, hd 4 MP, full (and 4k) up to 25 MP, 50MP up
+#: to 50 MP; auto "the highest resolution available", which is full. Its default is preview.
+SIZES: dict[str, float] = {
+    "preview": 0.25, "small": 0.25, "regular": 0.25, "medium": 1.5, "hd": 4.0,
+    "full": 25.0, "4k": 25.0, "auto": 25.0, "50MP": 50.0,
+}  # fmt: skip
+#: remove.bg's foreground types: hints to its classifier; cutout's model has one kind (listed as ignored).
+TYPES = ("auto", "person", "product", "animal", "car", "car_interior", "car_part", "transportation",
+         "graphics", "other")  # fmt: skip
+TYPE_LEVELS = ("none", "latest", "1", "2")
+#: The region of interest that is the whole image (what the clients send by default): nothing to do.
+_WHOLE = re.compile(r"0(px|%)? 0(px|%)? 100% 100%")
+#: remove.bg's 400s are all "invalid parameters or input file unprocessable"; only these keep their own.
+_STATUS = {"auth_failed": 403, "rate_limited": 429, "internal_error": 500, "model_unavailable": 503,
+           "queue_full": 503, "download_timeout": 400}  # fmt: skip
+
+
+def error(exc: ApiError) -> Response:
+    status = _STATUS.get(exc.code, 400 if exc.status < 500 else exc.status)
+    body = {"errors": [{"title": exc.title, "code": exc.code, "detail": exc.detail}]}
+    return JSONResponse(body, status, headers={"Cache-Control": "no-store", **exc.headers})
+
+
+def translate(fields: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """remove.bg's fields -> (native fields, the hints cutout does not act on)."""
+    native: dict[str, str] = {}
+    ignored: list[str] = []
+    values = dict(fields)
+    native["max_megapixels"] = str(SIZES[_one_of(values.pop("size", "preview"), "size", tuple(SIZES))])
+    kind = _one_of(values.pop("type", "auto"), "type", TYPES)
+    if kind != "auto":
+        ignored.append(f"type={kind}")
+    level = _one_of(values.pop("type_level", "none"), "type_level", TYPE_LEVELS)
+    if level != "none":
+        ignored.append(f"type_level={level}")  # it only names the class in X-Type, which is not sent
+    # remove.bg: semitransparency (default true) keeps glass semi-transparent on cars; cutout's mask is
+    # soft everywhere, so only asking for false is a hint not acted on.
+    if not flag("semitransparency", values.pop("semitransparency", "true")):
+        ignored.append("semitransparency=false")
+    crop = flag("crop", values.pop("crop", "false"))
+    margin = values.pop("crop_margin", None)
+    if crop:
+        native["crop"] = "true"
+        if margin is not None:
+            native["crop_margin"] = ",".join(margin.replace(",", " ").split())  # remove.bg separates by space
+    elif margin is not None and re.fullmatch(r"0(px|%)?", margin.strip()) is None:
+        raise invalid("crop_margin", "crop_margin needs crop=true")
+    roi = values.pop("roi", None)
+    if roi is not None and _WHOLE.fullmatch(" ".join(roi.split())) is None:
+        native["roi"] = roi  # the native option (a 400 naming it where the server has no roi)
+    for name, default in (("scale", "original"), ("position", "original")):
+        value = values.pop(name, default)
+        if value != default:
+            raise invalid(name, f"{name}={value!r} is not supported by this server (only {default})")
+    if flag("add_shadow", values.pop("add_shadow", "false")):
+        native["shadow"] = "true"
+    if "bg_image_url" in values:
+        native["bg_image_url"] = values.pop("bg_image_url")
+    for name in ("channels", "bg_color", "image_url", "image_file_b64", "public_id"):
+        if name in values:
+            native[name] = values.pop(name)
+    fmt = values.pop("format", "auto")
+    if fmt != "zip":
+        native["format"] = _one_of(fmt, "format", ("auto", "png", "jpg", "webp"))
+    for name in values:
+        raise invalid(name, f"unknown parameter {name!r}")
+    return native, ignored
+
+
+def _one_of(value: str, name: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise invalid(name, f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+async def remove(request: Request, api: Api) -> Response:
+    received = await read(request, api.settings.max_upload_bytes)
+    native, ignored = translate(received.fields)
+    is_zip = received.fields.get("format") == "zip"
+    if is_zip and native.get("channels") == "alpha":
+        raise invalid("format", "format=zip holds the colour image and its alpha: not with channels=alpha")
+    public_id = await api.remover.original(Intake(native, received.source, received.data))
+    files = getattr(received, "files", None)  # bg_image_file, where the native intake reads it
+    options = {k: v for k, v in native.items() if k not in ("image_url", "image_file_b64", "public_id")}
+    if is_zip:
+        colour = await base.make(api, await base.job(api, public_id, {**options, "format": "jpg"}, files))
+        # The matte of the same geometry: what composes the background is not part of it.
+        matte = {k: v for k, v in options.items() if k not in ("bg_color", "bg_image_url", "shadow")}
+        alpha = await base.make(
+            api, await base.job(api, public_id, {**matte, "channels": "alpha", "format": "png"})
+        )
+        data, meta, mime = _zip(colour.data, alpha.data), colour.meta, "application/zip"
+    else:
+        made = await base.make(api, await base.job(api, public_id, options, files))
+        data, meta, mime = made.data, made.meta, MIME[made.meta["format"]]
+    headers = {**_headers(meta), **base.hints(ignored)}
+    if "application/json" in request.headers.get("accept", ""):
+        box = meta["foreground"]
+        body = {"data": {"result_b64": base64.b64encode(data).decode("ascii"),
+                         "foreground_top": box["top"], "foreground_left": box["left"],
+                         "foreground_width": box["width"], "foreground_height": box["height"]}}  # fmt: skip
+        return JSONResponse(body, headers=headers)
+    return Response(data, media_type=mime, headers=headers)
+
+
+def _headers(meta: dict[str, Any]) -> dict[str, str]:
+    box = meta["foreground"]
+    return {
+        "X-Width": str(meta["width"]), "X-Height": str(meta["height"]),
+        "X-Foreground-Top": str(box["top"]), "X-Foreground-Left": str(box["left"]),
+        "X-Foreground-Width": str(box["width"]), "X-Foreground-Height": str(box["height"]),
+        "X-Credits-Charged": "0",  # remove.bg's clients read it; a self-hosted server charges nothing
+        "Cache-Control": "no-store",
+    }  # fmt: skip
+
+
+def _zip(colour: bytes, alpha: bytes) -> bytes:
+    """remove.bg's zip: ``color.jpg`` (the result's colours) and ``alpha.png`` (its matte), same size."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("color.jpg", colour)
+        archive.writestr("alpha.png", alpha)
+    return out.getvalue()
+
+
+ROUTES = (
+    Route(
+        "/v1.0/removebg",
+        base.endpoint(remove, base.header_key("x-api-key", bearer=True), error),
+        methods=["POST"],
+    ),
+)

@@ -1,0 +1,429 @@
+"""Runware (seed 002): ``POST /v1`` with a JSON array of tasks, and the same tasks over the WebSocket at
+``/v1`` that Runware's own SDKs speak (``Runware(api_key, url="ws://<cutout>/v1")``).
+
+Task types: ``imageBackgroundRemoval`` (the seed's fields), ``imageUpload`` (what the Python SDK sends
+first for a local file: it answers the ``imageUUID`` the removal then names), ``getResponse`` (polling
+an ``deliveryMethod: async`` task), and on the WebSocket ``authentication`` and ``ping``.
+
+Sources: the seed for the task's fields and the response's; Runware's public docs where it is silent:
+the ``{"errors": [{code, message, parameter, taskType, taskUUID}]}`` envelope (platform/errors), the key
+as ``Authorization: Bearer`` or an ``authentication`` task first in the array (platform/authentication),
+``getResponse`` with statuses ``processing|success|error`` (platform/task-polling), and a webhook POST of
+the complete task response to ``webhookURL`` (platform/webhooks); the defaults (``outputType`` URL,
+``outputFormat`` PNG, ``rgba`` [255, 255, 255, 0], alpha matting thresholds 240 / 10 / 10 in 1-255) are
+the imageBackgroundRemoval reference page's. Error codes are Runware-style camelCase; Runware says its
+own codes are still being standardised.
+
+Every image the adapter names with an ``imageUUID`` (an upload, a result) is a note beside the native
+tasks (``Tasks.note``, kept CUTOUT_TASK_TTL): a result's note is its job, so naming it later makes it
+again from the cache, never a second store of results. The UUID is derived from the image (a UUID v4 in
+form: its version bits set on a sha256), so the same image keeps one UUID."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import uuid
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from cutout.adapters import base
+from cutout.api import Api
+from cutout.api.errors import ApiError
+from cutout.api.intake import decode_b64
+from cutout.api.remover import Job
+from cutout.api.runner import PAYLOADS
+from cutout.api.tasks import ERROR, FINAL, SUCCESS
+from grammar.image_formats import MIME
+
+REMOVAL = "imageBackgroundRemoval"
+FORMATS = {"PNG": "png", "JPG": "jpg", "JPEG": "jpg", "WEBP": "webp"}
+OUTPUT_TYPES = {"URL": "imageURL", "dataURI": "imageDataURI", "base64Data": "imageBase64Data"}
+THRESHOLDS = {"alphaMattingForegroundThreshold": 240, "alphaMattingBackgroundThreshold": 10,
+              "alphaMattingErodeSize": 10}  # fmt: skip
+#: Fields of an imageBackgroundRemoval task: what it is, how it is answered, and the options.
+FIELDS = frozenset({"taskType", "taskUUID", "inputImage", "outputType", "outputFormat", "outputQuality",
+                    "includeCost", "rgba", "postProcessMask", "returnOnlyMask", "alphaMatting", "model",
+                    "deliveryMethod", "webhookURL", "settings", *THRESHOLDS})  # fmt: skip
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+MAX_BODY = 64 * 1024 * 1024
+
+
+class TaskError(Exception):
+    """One task's failure, in Runware's error object."""
+
+    def __init__(self, code: str, message: str, parameter: str | None = None, status: int = 400) -> None:
+        super().__init__(message)
+        self.code, self.message, self.parameter, self.status = code, message, parameter, status
+
+    def body(self, task: dict[str, Any]) -> dict[str, Any]:
+        error = {"code": self.code, "message": self.message, "taskType": task.get("taskType"),
+                 "taskUUID": task.get("taskUUID")}  # fmt: skip
+        if self.parameter is not None:
+            error["parameter"] = self.parameter
+        return error
+
+
+def _camel(code: str) -> str:
+    head, *rest = code.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
+#: Native option names -> Runware's, for the parameter an error names.
+_NAMES = {"image_url": "inputImage", "image_file_b64": "inputImage", "url": "inputImage", None: None,
+          "channels": "returnOnlyMask", "bg_color": "rgba", "format": "outputFormat",
+          "fine_edges": "alphaMatting"}  # fmt: skip
+
+
+def from_api(exc: ApiError) -> TaskError:
+    parameter = _NAMES.get(exc.parameter, exc.parameter)
+    if exc.code == "auth_failed":
+        return TaskError("invalidApiKey", "Invalid API key", "apiKey", 401)
+    return TaskError(_camel(exc.code), exc.detail, parameter, exc.status)
+
+
+def _check(condition: bool, field: str, message: str) -> None:
+    if not condition:
+        raise TaskError(f"invalid{field[0].upper()}{field[1:]}", message, field)
+
+
+class Session:
+    """One request's (or one socket's) tasks: the server, its base URL for result URLs."""
+
+    def __init__(self, api: Api, base_url: str) -> None:
+        self.api = api
+        self.base_url = base_url
+        self.ignored: list[str] = []
+
+    async def run(self, task: Any) -> dict[str, Any]:
+        if not isinstance(task, dict):
+            raise TaskError("invalidTask", "Each task must be a JSON object")
+        kind = task.get("taskType")
+        task_uuid = task.get("taskUUID")
+        if not isinstance(task_uuid, str) or not _UUID.fullmatch(task_uuid):
+            raise TaskError("invalidTaskUUID", "taskUUID must be a UUID v4 string", "taskUUID")
+        try:
+            if kind == REMOVAL:
+                return await self.removal(task)
+            if kind == "imageUpload":
+                return await self.upload(task)
+            if kind == "getResponse":
+                return await self.response(task_uuid)
+        except ApiError as exc:
+            raise from_api(exc) from None
+        raise TaskError("unsupportedTaskType", f"taskType {kind!r} is not served here: {REMOVAL}, "
+                        "imageUpload, getResponse", "taskType")  # fmt: skip
+
+    # -- imageUpload -------------------------------------------------------------------------------
+    async def upload(self, task: dict[str, Any]) -> dict[str, Any]:
+        image = task.get("image")
+        if not isinstance(image, str) or not image:
+            raise TaskError("invalidImage", "image must be a data URI, base64 or URL", "image")
+        public_id = await self._stored(image, "image")
+        image_uuid = await self._named({"public_id": public_id})
+        url = f"{self.base_url}/image/upload/{public_id}"
+        return {"taskType": "imageUpload", "taskUUID": task["taskUUID"], "imageUUID": image_uuid,
+                "imageURL": url}  # fmt: skip
+
+    async def _named(self, what: dict[str, Any]) -> str:
+        """The imageUUID of an image: derived from what it is (an original, or a job's result), so the
+        same image keeps its UUID, and the note is written only the first time (a read after that)."""
+        digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+        image_uuid = str(uuid.UUID(digest[:32], version=4))
+        if await base.noted(self.api, f"runware-image:{image_uuid}") is None:
+            await base.note(self.api, f"runware-image:{image_uuid}", what)
+        return image_uuid
+
+    async def _stored(self, image: str, field: str) -> str:
+        """The public id of an image given as the UUID of an earlier one, a URL, a data URI or base64."""
+        if _UUID.fullmatch(image):
+            known = await base.noted(self.api, f"runware-image:{image.lower()}")
+            if known is None:
+                raise TaskError("invalidImageUUID", f"No image {image} (unknown, or older than the "
+                                "server's CUTOUT_TASK_TTL)", field)  # fmt: skip
+            if "public_id" in known:
+                return str(known["public_id"])
+            made = await base.make(self.api, Job.from_json(known["job"]))  # a result: again, from the cache
+            return await base.store(self.api, data=made.data)
+        if re.match(r"https?://", image):
+            return await base.store(self.api, url=image)
+        try:
+            data = decode_b64(image)
+        except ApiError:
+            raise TaskError(
+                "invalidInputImage" if field == "inputImage" else "invalidImage",
+                f"{field} is not a UUID, URL, data URI or base64 image",
+                field,
+            ) from None
+        return await base.store(self.api, data=data)
+
+    # -- imageBackgroundRemoval ------------------------------------------------------------------------
+    async def removal(self, task: dict[str, Any]) -> dict[str, Any]:
+        task = {**task, **(task.get("settings") or {})}  # the newer API nests the options in settings
+        unknown = sorted(set(task) - FIELDS)
+        if unknown:
+            raise TaskError("unsupportedParameter", f"unknown parameter {unknown[0]!r}", unknown[0])
+        native, output_type, fmt = self._options(task)
+        image = task.get("inputImage")
+        if not isinstance(image, str) or not image:
+            message = "inputImage is required: a UUID, URL, data URI or base64 image"
+            raise TaskError("invalidInputImage", message, "inputImage")
+        public_id = await self._stored(image, "inputImage")
+        job = await base.job(self.api, public_id, native)
+        image_uuid = await self._named({"job": job.as_json()})
+        context = {
+            "taskUUID": task["taskUUID"],
+            "imageUUID": image_uuid,
+            "outputType": output_type,
+            "includeCost": task.get("includeCost") is True,
+            "imageURL": base.result_url(self.base_url, self.api, job.public_id, job.transformation),
+        }
+        delivery = task.get("deliveryMethod", "sync")
+        _check(delivery in ("sync", "async"), "deliveryMethod", "deliveryMethod must be sync or async")
+        webhook = task.get("webhookURL")
+        if webhook is not None:
+            _check(isinstance(webhook, str), "webhookURL", "webhookURL must be a URL")
+            self._check_webhook(webhook)
+        if delivery == "async" or webhook is not None:
+            if await base.noted(self.api, f"runware-task:{task['taskUUID']}") is not None:
+                raise TaskError("duplicateTaskUUID", "taskUUID was already used", "taskUUID")
+            queued = await base.queue(self.api, job, webhook, {"payload": "runware", "runware": context})
+            await base.note(self.api, f"runware-task:{task['taskUUID']}", queued["task_id"])
+            if delivery == "async":
+                return {"taskType": REMOVAL, "taskUUID": task["taskUUID"], "status": "processing"}
+        made = await base.make(self.api, job)
+        return item(context, made.data, made.meta["format"])
+
+    def _options(self, task: dict[str, Any]) -> tuple[dict[str, str], str, str]:
+        """The task's options -> (native fields, outputType, outputFormat)."""
+        output_type = task.get("outputType", "URL")
+        _check(output_type in OUTPUT_TYPES, "outputType", "outputType must be URL, dataURI or base64Data")
+        fmt = task.get("outputFormat", "PNG")
+        _check(isinstance(fmt, str) and fmt.upper() in FORMATS, "outputFormat",
+               "outputFormat must be PNG, JPG or WEBP")  # fmt: skip
+        native = {"format": FORMATS[fmt.upper()]}
+        for name in ("includeCost", "postProcessMask", "returnOnlyMask", "alphaMatting"):
+            _check(isinstance(task.get(name, False), bool), name, f"{name} must be true or false")
+        if task.get("returnOnlyMask"):
+            native["channels"] = "alpha"
+        if task.get("alphaMatting"):
+            native["fine_edges"] = "true"
+        for name, default in THRESHOLDS.items():
+            value = task.get(name, default)
+            _check(isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 255, name,
+                   f"{name} must be an integer from 1 to 255")  # fmt: skip
+            if value != default:
+                self.ignored.append(f"{name}={value}")  # tunes rembg-style matting, not cutout's model
+        if task.get("postProcessMask"):
+            self.ignored.append("postProcessMask")
+        for name in ("model", "outputQuality"):
+            if name in task:
+                self.ignored.append(f"{name}={task[name]}")
+        rgba = task.get("rgba", [255, 255, 255, 0])
+        _check(
+            isinstance(rgba, list)
+            and len(rgba) == 4
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in rgba),
+            "rgba",
+            "rgba must be [red, green, blue, alpha], each 0-255",
+        )
+        if rgba[3] > 0:  # a transparent background is the cut-out itself
+            native["bg_color"] = ",".join(str(v) for v in rgba)
+        return native, output_type, fmt
+
+    def _check_webhook(self, url: str) -> None:
+        from cutout.api.routes import _check_webhook  # the native check: the same secret and policy
+
+        try:
+            _check_webhook(self.api, url)
+        except ApiError as exc:
+            raise TaskError("invalidWebhookURL", exc.detail, "webhookURL") from None
+
+    # -- getResponse -----------------------------------------------------------------------------------
+    async def response(self, task_uuid: str) -> dict[str, Any]:
+        task_id = await base.noted(self.api, f"runware-task:{task_uuid}")
+        found = None if task_id is None else await base.task(self.api, task_id)
+        if found is None:
+            raise TaskError("invalidTaskUUID", f"No async task {task_uuid} (unknown or expired)", "taskUUID")
+        context = found["job"]["runware"]
+        if found["status"] not in FINAL:
+            return {"taskType": REMOVAL, "taskUUID": task_uuid, "status": "processing"}
+        if found["status"] == ERROR:
+            error = found["error"]
+            raise TaskError(_camel(error["code"]), error["message"])
+        data = await base.task_data(self.api, found["task_id"])
+        if data is None:
+            raise TaskError("invalidTaskUUID", f"No async task {task_uuid} (expired)", "taskUUID")
+        return {**item(context, data, found["result"]["format"]), "status": "success"}
+
+
+def item(context: dict[str, Any], data: bytes, fmt: str) -> dict[str, Any]:
+    """The response object of a finished imageBackgroundRemoval."""
+    answer: dict[str, Any] = {"taskType": REMOVAL, "taskUUID": context["taskUUID"],
+                              "imageUUID": context["imageUUID"]}  # fmt: skip
+    field = OUTPUT_TYPES[context["outputType"]]
+    text = base64.b64encode(data).decode("ascii")
+    answer[field] = {"imageURL": context["imageURL"], "imageBase64Data": text,
+                     "imageDataURI": f"data:{MIME[fmt]};base64,{text}"}[field]  # fmt: skip
+    if context["includeCost"]:
+        answer["cost"] = 0  # USD: a self-hosted server charges nothing
+    return answer
+
+
+def webhook_payload(task: dict[str, Any], data: bytes | None) -> dict[str, Any]:
+    """The webhook's body: the complete task response, as the HTTP answer would have been."""
+    context = task["job"]["runware"]
+    if task["status"] == SUCCESS and data is not None:
+        return {"data": [{**item(context, data, task["result"]["format"]), "status": "success"}]}
+    error = task["error"] or {"code": "internal_error", "message": "No result"}
+    return {"errors": [{"code": _camel(error["code"]), "message": error["message"], "taskType": REMOVAL,
+                        "taskUUID": context["taskUUID"], "status": "error"}]}  # fmt: skip
+
+
+PAYLOADS["runware"] = webhook_payload
+
+
+def refusal(exc: ApiError, key: str | None) -> dict[str, Any]:
+    """The gate's answer (no key, a wrong one, too many requests) as Runware's authentication error."""
+    if exc.code == "rate_limited":
+        code = "rateLimitExceeded"
+    else:
+        code = "missingApiKey" if not key else "invalidApiKey"
+    return {"code": code, "message": exc.detail, "parameter": "apiKey", "taskType": "authentication"}
+
+
+# -- HTTP --------------------------------------------------------------------------------------------------
+def error(exc: ApiError) -> Response:
+    failed = from_api(exc)
+    return JSONResponse({"errors": [failed.body({})]}, failed.status, headers=exc.headers)
+
+
+async def post(request: Request, api: Api) -> Response:
+    base.limited(request, api, MAX_BODY)
+    try:
+        tasks = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        raise TaskError("invalidJSON", "The body must be a JSON array of tasks") from None
+    tasks = tasks if isinstance(tasks, list) else [tasks]
+    key = base.header_key(bearer=True)(request)
+    if tasks and isinstance(tasks[0], dict) and tasks[0].get("taskType") == "authentication":
+        key = key or tasks[0].get("apiKey")
+        tasks = tasks[1:]
+    try:
+        api.gate.check_key(key)
+    except ApiError as exc:
+        return JSONResponse({"errors": [refusal(exc, key)]}, exc.status, headers=exc.headers)
+    session = Session(api, str(request.base_url).rstrip("/"))
+    data: list[dict[str, Any]] = []
+    errors: list[tuple[TaskError, dict[str, Any]]] = []
+    for task in tasks:
+        try:
+            data.append(await session.run(task))
+        except TaskError as exc:
+            errors.append((exc, task if isinstance(task, dict) else {}))
+    body: dict[str, Any] = {}
+    if data:
+        body["data"] = data
+    if errors:
+        body["errors"] = [exc.body(task) for exc, task in errors]
+    status = 200 if data or not errors else max(exc.status for exc, _ in errors)
+    return JSONResponse(body, status, headers=base.hints(session.ignored))
+
+
+async def posted(request: Request, api: Api) -> Response:
+    try:
+        return await post(request, api)
+    except TaskError as exc:
+        return JSONResponse({"errors": [exc.body({})]}, exc.status)
+
+
+# -- WebSocket (the SDKs) -----------------------------------------------------------------------------------
+async def socket(websocket: WebSocket) -> None:
+    """Runware's WebSocket protocol for these task types: each message a JSON array of tasks, each
+    answer ``{"data": [...]}`` or ``{"errors": [...]}`` matched by taskUUID; ``authentication`` first."""
+    api: Api | None = getattr(websocket.app.state, "api", None)
+    await websocket.accept()
+    if api is None:
+        await websocket.close(1008, "the API is off")
+        return
+    base_url = str(websocket.base_url).replace("ws", "http", 1).rstrip("/")
+    key: str | None = None  # the authenticated key ("" where the API is open without keys)
+    lock = anyio.Lock()
+
+    async def send(message: dict[str, Any]) -> None:
+        async with lock:
+            await websocket.send_text(json.dumps(message))
+
+    async def one(task: dict[str, Any]) -> None:
+        try:
+            await send({"data": [await Session(api, base_url).run(task)]})
+        except TaskError as exc:
+            await send({"errors": [exc.body(task)]})
+        except Exception:  # a bug: logged, answered, and the socket's other tasks go on
+            base.log.exception("runware task over the WebSocket")
+            await send({"errors": [TaskError("internalError", "Internal error", status=500).body(task)]})
+
+    async def received(tasks: list[Any]) -> None:
+        """Answer a message's tasks (the slow ones in the background). Each message after the
+        authentication takes one request from the key's rate, as one HTTP request does."""
+        nonlocal key
+        for task in tasks:
+            kind = task.get("taskType") if isinstance(task, dict) else None
+            if kind == "authentication":
+                try:
+                    api.gate.check_key(task.get("apiKey"))
+                except ApiError as exc:
+                    await send({"errors": [refusal(exc, task.get("apiKey"))]})
+                    continue
+                key = task.get("apiKey") or ""
+                session_uuid = task.get("connectionSessionUUID") or str(uuid.uuid4())
+                await send({"data": [{"taskType": "authentication", "connectionSessionUUID": session_uuid}]})
+            elif kind == "ping":
+                await send({"data": [{"taskType": "ping", "pong": True}]})
+            elif key is None:
+                error = {"code": "missingApiKey", "message": "Authenticate first", "taskType": kind,
+                         "taskUUID": (task or {}).get("taskUUID")}  # fmt: skip
+                await send({"errors": [error]})
+            else:
+                group.start_soon(one, task)
+
+    async def allowed(tasks: list[Any]) -> bool:
+        """The key's rate, taken once for a message that carries tasks (not for pings or logins)."""
+        if key is None or all(isinstance(t, dict) and t.get("taskType") in ("authentication", "ping")
+                              for t in tasks):  # fmt: skip
+            return True
+        try:
+            api.gate.check_key(key or None)
+        except ApiError as exc:
+            await send({"errors": [refusal(exc, key)]})
+            return False
+        return True
+
+    async with anyio.create_task_group() as group:
+        while True:
+            try:
+                text = await websocket.receive_text()
+            except WebSocketDisconnect:
+                group.cancel_scope.cancel()  # nobody to answer: the tasks' native jobs go on regardless
+                return
+            try:
+                tasks = json.loads(text)
+            except ValueError:
+                await send({"errors": [{"code": "invalidJSON", "message": "Send a JSON array of tasks"}]})
+                continue
+            tasks = tasks if isinstance(tasks, list) else [tasks]
+            if await allowed(tasks):
+                await received(tasks)
+
+
+ROUTES = (
+    Route("/v1", base.endpoint(posted, None, error), methods=["POST"]),
+    WebSocketRoute("/v1", socket),
+)

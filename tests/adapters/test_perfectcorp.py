@@ -1,0 +1,164 @@
+"""Perfect Corp YouCam (seed 003): the file step with its upload URL, the task by file id, by URL and by
+an earlier result's dst_id, polling to success or error, the seed's error codes, the polling-interval
+rule, Bearer auth, and one real-model run checking pixels."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from cutout.adapters import perfectcorp
+from tests.adapters.conftest import KEY, Live, check_mask, image, photo, road
+from tests.fetch.servers import LocalServer
+
+BEARER = {"Authorization": f"Bearer {KEY}"}
+
+
+def uploaded(client: Any, data: bytes, kind: str = "image/jpg", size: int | None = None) -> str:
+    """The seed's steps 2: ask for an upload URL, PUT the bytes there as told; the file id."""
+    files = [{"content_type": kind, "file_name": "photo.jpg", "file_size": size or len(data)}]
+    answer = client.post("/s2s/v2.0/file/sod", headers=BEARER, json={"files": files})
+    assert answer.status_code == 200, answer.text
+    [entry] = answer.json()["data"]["files"]
+    [put] = entry["requests"]
+    assert put["method"] == "PUT"
+    done = client.put(put["url"], headers=put["headers"], content=data)  # no key: the URL is the credential
+    assert done.status_code == 200, done.text
+    return str(entry["file_id"])
+
+
+def finished(client: Any, task_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while True:
+        data = client.get(f"/s2s/v2.0/task/sod/{task_id}", headers=BEARER).json()["data"]
+        if data["task_status"] != "running":
+            return data
+        assert data["polling_interval"] > 0 and time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def started(client: Any, body: dict[str, Any]) -> Any:
+    return client.post("/s2s/v2.0/task/sod", headers=BEARER, json=body)
+
+
+def test_file_task_poll_and_chain(client: TestClient, stub: Any) -> None:
+    file_id = uploaded(client, road())
+    answer = started(client, {"src_file_id": file_id})
+    assert answer.status_code == 200 and answer.json()["status"] == 200
+    result = finished(client, answer.json()["data"]["task_id"])
+    assert result["task_status"] == "success"
+    png = client.get(result["results"]["url"].removeprefix("http://testserver"))
+    assert png.headers["content-type"] == "image/png" and image(png.content).bands == 4
+    calls = stub.calls  # the result chained by its dst_id: a new image, no upload
+    chained = finished(client, started(client, {"src_file_id": result["dst_id"]}).json()["data"]["task_id"])
+    assert chained["task_status"] == "success" and stub.calls == calls + 1
+
+
+def test_by_url(client: TestClient, origin: LocalServer) -> None:
+    task_id = started(client, {"src_file_url": origin.url("/road.jpg")}).json()["data"]["task_id"]
+    assert finished(client, task_id)["task_status"] == "success"
+
+
+#: (case, the task's body or a step that fails, status, error_code)
+ERRORS: list[tuple[str, Any, int, str]] = [
+    ("not uploaded", "not uploaded", 404, "unknown_internal_error"),
+    ("not an image", "text", 400, "error_decode_image"),
+    ("url refused", {"src_file_url": "http://169.254.169.254/x.jpg"}, 400, "error_download_image"),
+    ("url not an image", {"src_file_url": "ORIGIN/text.txt"}, 400, "error_decode_image"),
+    ("both sources", {"src_file_id": "a", "src_file_url": "b"}, 400, "invalid_parameter"),
+    ("no source", {}, 400, "invalid_parameter"),
+    ("unknown field", {"src_file_id": "a", "mode": "x"}, 400, "invalid_parameter"),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "status", "code"), ERRORS, ids=[e[0] for e in ERRORS])
+def test_task_errors(
+    client: TestClient, origin: LocalServer, case: str, body: Any, status: int, code: str
+) -> None:
+    if body == "not uploaded":
+        files = [{"content_type": "image/png", "file_name": "a.png", "file_size": 10}]
+        body = {"src_file_id": client.post("/s2s/v2.0/file/sod", headers=BEARER, json={"files": files})
+                .json()["data"]["files"][0]["file_id"]}  # fmt: skip
+    elif body == "text":
+        body = {"src_file_id": uploaded(client, b"plain text, not an image")}
+    else:
+        body = {k: v.replace("ORIGIN", origin.origin) for k, v in body.items()}
+    answer = started(client, body)
+    assert (answer.status_code, answer.json()["error_code"]) == (status, code), answer.text
+    assert answer.json()["status"] == status and answer.json()["error"]
+
+
+@pytest.mark.parametrize(("files", "code"), [
+    ([{"content_type": "image/jpg", "file_name": "a.jpg", "file_size": 11 << 20}], "exceed_max_filesize"),
+    ([{"content_type": "image/webp", "file_name": "a.webp", "file_size": 10}], "invalid_parameter"),
+    ([{"content_type": "image/jpg", "file_name": "a.jpg"}], "invalid_parameter"),
+    ([], "invalid_parameter"),
+])  # fmt: skip
+def test_file_errors(client: TestClient, files: list[Any], code: str) -> None:
+    answer = client.post("/s2s/v2.0/file/sod", headers=BEARER, json={"files": files})
+    assert (answer.status_code, answer.json()["error_code"]) == (400, code)
+
+
+def test_upload_url_rules(client: TestClient) -> None:
+    files = [{"content_type": "image/jpg", "file_name": "a.jpg", "file_size": len(road())}]
+    put = client.post("/s2s/v2.0/file/sod", headers=BEARER, json={"files": files}).json()["data"]["files"][0]
+    url = put["requests"][0]["url"]
+    assert client.put(url, content=road()[:100]).status_code == 400  # not the declared size
+    assert client.put(url, content=road()).status_code == 200
+    assert client.put(url, content=road()).status_code == 403  # once
+    assert client.put(url.replace(put["file_id"], "0" * 32), content=road()).status_code == 403
+
+
+def test_decode_error_is_a_task_error(client: TestClient) -> None:
+    task_id = started(client, {"src_file_id": uploaded(client, road()[:3000])}).json()["data"]["task_id"]
+    result = finished(client, task_id)
+    assert (result["task_status"], result["error"]) == ("error", "error_decode_image")
+
+
+def test_polling_interval_rule(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    unknown = client.get("/s2s/v2.0/task/sod/tsk_nothing", headers=BEARER)
+    assert (unknown.status_code, unknown.json()["error_code"]) == (400, "InvalidTaskId")
+    task_id = started(client, {"src_file_id": uploaded(client, road())}).json()["data"]["task_id"]
+    monkeypatch.setattr(perfectcorp, "POLL_TIMEOUT", 0.0)
+    time.sleep(0.01)
+    late = client.get(f"/s2s/v2.0/task/sod/{task_id}", headers=BEARER)
+    assert late.json()["error_code"] == "InvalidTaskId"
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"X-Api-Key": KEY}])
+def test_auth(client: TestClient, headers: dict[str, str]) -> None:
+    answer = client.post("/s2s/v2.0/task/sod", headers=headers, json={"src_file_id": "x"})
+    assert (answer.status_code, answer.json()["status"]) == (401, 401)
+
+
+@pytest.mark.slow
+def test_real_model(real: Live) -> None:
+    with httpx.Client(base_url=real.url, timeout=300) as client:
+        task_id = started(client, {"src_file_id": uploaded(client, photo())}).json()["data"]["task_id"]
+        result = finished(client, task_id)
+        cutout = image(client.get(result["results"]["url"]).content)
+    source = image(photo())
+    assert (cutout.bands, cutout.width, cutout.height) == (4, source.width, source.height)
+    check_mask(cutout[3].pngsave_buffer(), source.width, source.height)
+
+
+def test_rate_limited(limited: TestClient) -> None:
+    files = [{"content_type": "image/jpg", "file_name": "a.jpg", "file_size": 10}]
+    assert limited.post("/s2s/v2.0/file/sod", headers=BEARER, json={"files": files}).status_code == 200
+    again = limited.post("/s2s/v2.0/file/sod", headers=BEARER, json={"files": files})
+    assert (again.status_code, again.json()["error_code"]) == (429, "rate_limited")
+    assert int(again.headers["retry-after"]) > 0
+
+
+def test_no_model(modelless: TestClient) -> None:
+    """Without a model the upload is refused already (the image would never be used)."""
+    files = [{"content_type": "image/jpg", "file_name": "a.jpg", "file_size": len(road())}]
+    entry = modelless.post("/s2s/v2.0/file/sod", headers=BEARER, json={"files": files}).json()["data"][
+        "files"
+    ][0]
+    none = modelless.put(entry["requests"][0]["url"], content=road())
+    assert (none.status_code, none.json()["error_code"]) == (501, "error_inference")

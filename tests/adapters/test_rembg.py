@@ -1,0 +1,156 @@
+"""rembg's server API (``rembg s``): GET /api/remove?url= and POST /api/remove with a ``file`` part, its
+options where rembg reads them (form on POST, query on GET; bgc and extras always in the query), its 422
+validation shape, the key, a chained request, and one real-model run checking pixels."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from tests.adapters.conftest import KEY, Live, check_composite, check_mask, image, photo, road
+from tests.conftest import require
+from tests.fetch.servers import LocalServer
+
+URL = "/api/remove"
+KEYED = {"X-Api-Key": KEY}
+
+
+def files() -> dict[str, Any]:
+    return {"file": ("road.jpg", road(), "image/jpeg")}
+
+
+#: (case, method, request keyword arguments (a url=None is replaced by the origin's), status,
+#: bands of the PNG or the parameter a 422 names, hints header)
+CASES: list[tuple[str, str, dict[str, Any], int, Any, str | None]] = [
+    ("post file", "POST", {"files": files()}, 200, 4, None),
+    ("post only mask", "POST", {"files": files(), "data": {"om": "true"}}, 200, 1, None),
+    (
+        "post alpha matting",
+        "POST",
+        {"files": files(), "data": {"a": "true", "af": "240", "ab": "10", "ae": "10"}},
+        200,
+        4,
+        None,
+    ),
+    (
+        "post thresholds are hints",
+        "POST",
+        {"files": files(), "data": {"a": "true", "af": "200", "ppm": "true", "model": "isnet-general-use"}},
+        200,
+        4,
+        "model=isnet-general-use, af=200, ppm=true",
+    ),
+    ("post background colour", "POST", {"files": files(), "params": {"bgc": "255,0,0,255"}}, 200, 3, None),
+    ("get url", "GET", {"params": {"url": None}}, 200, 4, None),
+    ("get url mask", "GET", {"params": {"url": None, "om": "true", "extras": "{}"}}, 200, 1, "extras"),
+    ("bad threshold", "POST", {"files": files(), "data": {"af": "300"}}, 422, "af", None),
+    ("bad model", "POST", {"files": files(), "data": {"model": "nope"}}, 422, "model", None),
+    ("bad bgc", "GET", {"params": {"url": None, "bgc": "red"}}, 422, "bgc", None),
+    ("form field in the query", "POST", {"files": files(), "params": {"om": "true"}}, 422, "om", None),
+    ("no file", "POST", {"data": {"a": "true"}}, 422, "file", None),
+    ("no url", "GET", {}, 422, "url", None),
+    ("unknown option", "GET", {"params": {"url": None, "size": "1"}}, 422, "size", None),
+]
+
+
+@pytest.mark.parametrize(("case", "method", "kwargs", "status", "expected", "hinted"), CASES,
+                         ids=[c[0] for c in CASES])  # fmt: skip
+def test_requests(
+    client: TestClient,
+    origin: LocalServer,
+    case: str,
+    method: str,
+    kwargs: dict[str, Any],
+    status: int,
+    expected: Any,
+    hinted: str | None,
+) -> None:
+    if kwargs.get("params", {}).get("url", "") is None:
+        kwargs = {**kwargs, "params": {**kwargs["params"], "url": origin.url("/road.jpg")}}
+    response = client.request(method, URL, headers=KEYED, **kwargs)
+    assert response.status_code == status, response.text
+    if status == 422:
+        assert response.json()["detail"][0]["loc"][1] == expected
+        return
+    assert response.headers["content-type"] == "image/png"
+    out = image(response.content)
+    assert (out.bands, out.width, out.height) == (expected, 640, 427)
+    assert response.headers.get("x-cutout-ignored-hints") == hinted
+
+
+@pytest.mark.parametrize(("headers", "status"), [
+    ({}, 401), ({"X-Api-Key": "wrong"}, 401), ({"Authorization": f"Bearer {KEY}"}, 200), (KEYED, 200),
+])  # fmt: skip
+def test_auth(client: TestClient, headers: dict[str, str], status: int) -> None:
+    response = client.post(URL, headers=headers, files=files())
+    assert response.status_code == status
+    if status == 401:
+        assert "key" in response.json()["detail"]
+
+
+def test_errors_other_than_validation(client: TestClient, origin: LocalServer) -> None:
+    not_image = client.post(URL, headers=KEYED, files={"file": ("a.txt", b"hello", "text/plain")})
+    assert (not_image.status_code, "JPEG" in not_image.json()["detail"]) == (415, True)
+    fetched_text = client.get(URL, headers=KEYED, params={"url": origin.url("/text.txt")})
+    assert fetched_text.status_code in (400, 415) and fetched_text.json()["detail"]
+    refused = client.get(URL, headers=KEYED, params={"url": "http://169.254.169.254/latest"})
+    assert refused.status_code == 403 and refused.json()["detail"]
+
+
+def test_chained_mask_then_cutout(client: TestClient, stub: Any) -> None:
+    """The mask and then the cutout of one image: one segmentation, the mask matching the alpha."""
+    data = image(road()).crop(10, 10, 320, 200).jpegsave_buffer()
+    before = stub.calls
+    sent = {"file": ("a.jpg", data, "image/jpeg")}
+    mask = image(client.post(URL, headers=KEYED, files=sent, data={"om": "true"}).content)
+    cutout = image(client.post(URL, headers=KEYED, files=sent).content)
+    assert stub.calls == before + 1
+    assert (mask - cutout[3]).abs().max() == 0
+
+
+@pytest.mark.slow
+def test_real_model(real: Live) -> None:
+    source = image(photo())
+    sent = {"file": ("dog.jpg", photo(), "image/jpeg")}
+    mask = httpx.post(real.url + URL, headers=KEYED, files=sent, data={"om": "true"}, timeout=300)
+    assert mask.status_code == 200, mask.text
+    check_mask(mask.content, source.width, source.height)
+    composite = httpx.post(
+        real.url + URL, headers=KEYED, files=sent, params={"bgc": "0,0,255,255"}, timeout=300
+    )
+    check_composite(composite.content, (0, 0, 255))
+
+
+def test_the_readme_commands(live: Live, origin: LocalServer, tmp_path: Path) -> None:
+    """rembg's README server examples, with rembg's host replaced by the live server (and cutout's key)."""
+    require(shutil.which("curl") is not None, "curl is not installed")
+    (tmp_path / "input.jpg").write_bytes(road())
+    commands = [
+        'curl -s "http://localhost:7000/api/remove?url=http://input.png" -o output.png',
+        'curl -s -F file=@/path/to/input.jpg "http://localhost:7000/api/remove" -o output2.png',
+    ]
+    for command in commands:
+        command = command.replace("http://input.png", origin.url("/road.jpg")).replace("/path/to/", "")
+        command = command.replace("http://localhost:7000", live.url).replace(
+            "curl -s", f"curl -s -f -H 'X-Api-Key: {KEY}'"
+        )
+        subprocess.run(["bash", "-c", command], cwd=tmp_path, check=True, timeout=60)
+    for name in ("output.png", "output2.png"):
+        assert image((tmp_path / name).read_bytes()).bands == 4
+
+
+def test_rate_limited(limited: TestClient) -> None:
+    assert limited.post(URL, headers=KEYED, files=files()).status_code == 200
+    again = limited.post(URL, headers=KEYED, files=files())
+    assert again.status_code == 429 and again.json()["detail"] and int(again.headers["retry-after"]) > 0
+
+
+def test_no_model(modelless: TestClient) -> None:
+    none = modelless.post(URL, headers=KEYED, files=files())
+    assert none.status_code == 501 and "model" in none.json()["detail"]
