@@ -47,10 +47,9 @@ def notified(receiver: Receiver, public_id: str, kind: str) -> dict[str, Any]:
     post = receiver.wait_for(match)
     from cloudinary.utils import verify_notification_signature
 
-    headers = post.headers
-    assert verify_notification_signature(post.body.decode(), headers["x-cld-timestamp"], headers["x-cld-signature"])
-    assert not verify_notification_signature(post.body.decode() + " ", headers["x-cld-timestamp"],
-                                             headers["x-cld-signature"])  # fmt: skip
+    stamp, signature = post.headers["x-cld-timestamp"], post.headers["x-cld-signature"]
+    assert verify_notification_signature(post.body.decode(), stamp, signature)
+    assert not verify_notification_signature(post.body.decode() + " ", stamp, signature)
     return dict(json.loads(post.body))
 
 
@@ -62,9 +61,10 @@ def _originals(server: ServerProcess) -> Path:
 
 def test_background_removal_on_upload(sdk: Any, server: ServerProcess, receiver: Receiver) -> None:
     runs = metric(server.url, "cutout_inference_total")
+    eager = [{"width": 100, "crop": "scale"}, {"effect": "background_removal"}]
     up = sdk.uploader.upload(str(ROUTER), public_id="shop/router", background_removal="cloudinary_ai",
                              notification_url=receiver.url, tags=["new", "shop"], context={"sku": "R-1"},
-                             eager=[{"width": 100, "crop": "scale"}, {"effect": "background_removal"}])  # fmt: skip
+                             eager=eager)  # fmt: skip
     assert status_of(up) == "pending" and up["format"] == "jpg" and up["public_id"] == "shop/router"
     assert up["url"].endswith(f"/{CLOUD}/image/upload/v{up['version']}/shop/router.jpg")
     assert up["tags"] == ["new", "shop"] and up["context"] == {"custom": {"sku": "R-1"}}
