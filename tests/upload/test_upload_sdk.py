@@ -201,12 +201,12 @@ def test_upload_notification_retried_and_recorded(sdk: Any, receiver: Receiver) 
     assert notes[0]["state"] == "delivered" and notes[0]["attempts"] == 2 and notes[0]["last_status"] == 200
 
 
-def _png_header(width: int, height: int) -> bytes:
+def _png_header(width: int, height: int, idat: bytes | None = None) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 4096)
+    idat = zlib.compress(b"\x00" * 4096) if idat is None else idat
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
@@ -275,3 +275,18 @@ def test_curl_form_with_basic_auth_and_data_uri(server: ServerProcess) -> None:
     assert missing.status_code == 401 and missing.json() == {"error": {"message": "Must supply api_key"}}
     other = httpx.get(f"{server.url}/v1_1/other-cloud/resources/image", auth=(KEY, "upload-test-secret"))
     assert other.status_code == 404 and "Unknown cloud name" in other.json()["error"]["message"]
+
+
+def test_failed_removal_keeps_the_original_and_notifies(sdk: Any, receiver: Receiver) -> None:
+    # Whole in structure (so the upload takes it) but its pixel data cannot be decoded.
+    damaged = _png_header(64, 64, idat=bytes(range(256)) * 2)
+    up = sdk.uploader.upload(("damaged.png", damaged), public_id="fail/damaged",
+                             background_removal="cloudinary_ai", notification_url=receiver.url)  # fmt: skip
+    assert status_of(up) == "pending"
+    note = notified(receiver, "fail/damaged", "info")
+    assert note["info_status"] == "failed" and "decod" in note["info_data"]["error"]["message"]
+    resource = dict(sdk.api.resource("fail/damaged"))
+    assert status_of(resource) == "failed"
+    assert "decod" in resource["info"]["background_removal"]["cloudinary_ai"]["reason"]
+    assert resource["etag"] == hashlib.md5(damaged).hexdigest() and resource["version"] == up["version"]
+
