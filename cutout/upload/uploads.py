@@ -417,6 +417,10 @@ class Uploads:
             url, secure_url = base.urls(delivery_path(record, item.transformation, item.extension))
             try:
                 entry = await self.service.scheduler.wait_until(prepared, time.monotonic() + 600)
+            except StillGenerating:  # the original changed under it (a new upload, a removal done)
+                reason = f"{record['public_id']} has a newer version than v{record['version']}"
+                made.append({"transformation": item.transformation, "status": "failed", "reason": reason})
+                continue
             except OriginError as exc:
                 made.append({"transformation": item.transformation, "status": "failed", "reason": exc.public})
                 continue
@@ -441,9 +445,12 @@ class Uploads:
     ) -> None:
         with self.assets.locked(made["public_id"]):
             record = self.assets.current(made["public_id"])
-            if record is None or record["version"] != made["version"]:
-                return  # replaced meanwhile: those derivatives belong to an older version
-            for item in derived:
+            if record is None:
+                return
+            # Replaced meanwhile (a new upload, or the background removal done): those derivatives are of
+            # an older version and are not listed, but whoever asked is told all the same.
+            fresh = record["version"] == made["version"]
+            for item in derived if fresh else []:
                 entry = {**item, "id": hashlib.md5(item["url"].encode()).hexdigest()}
                 record["derived"] = [d for d in record.get("derived", []) if d["id"] != entry["id"]] + [entry]
             if notice is not None and notice[0]:
