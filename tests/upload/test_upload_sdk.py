@@ -264,6 +264,10 @@ def test_admin_refusals(sdk: Any) -> None:
         sdk.api.resource("docs/road", api_secret="wrong")
     with pytest.raises(sdk.exceptions.BadRequest, match="resource_type video"):
         sdk.api.resource("x", resource_type="video")
+    with pytest.raises(sdk.exceptions.BadRequest, match="DELETE /resources/image/upload is not supported"):
+        sdk.api.delete_resources(["docs/road"])
+    with pytest.raises(sdk.exceptions.BadRequest, match="action rename is not supported"):
+        sdk.uploader.rename("docs/road", "docs/street")
     # A hand-placed original (no record) is an asset too.
     road = dict(sdk.api.resource("docs/road"))
     assert road["format"] == "jpg" and road["width"] > 0 and road["url"].endswith("/docs/road.jpg")
