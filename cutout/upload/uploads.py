@@ -109,11 +109,11 @@ class Uploads:
             return {**shown, "existing": True}
         if outcome == "overwritten":
             shown["overwritten"] = True
-        self._start_if_unfinished(record)
-        if eagers:
+        if eagers:  # before the driver starts: its eager batch goes first, on this version
             shown["eager"] = await self._eager(
                 record, eagers, base, eager_async, eager_url or notification_url
             )
+        self._start_if_unfinished(record)
         return {**shown, "api_key": self.api_key}
 
     def _check_type(self, params: dict[str, str]) -> None:
@@ -187,6 +187,7 @@ class Uploads:
                 "backups": list(before.get("backups", [])) if before else [],
                 "derived": [], "info": {}, "job": None,
                 "notifications": _pending(before),
+                "eager_jobs": list(before.get("eager_jobs", [])) if before else [],
             }  # fmt: skip
             record["backup"] = bool(details["backup"] or (before and before.get("backup")))
             if record["backup"]:
@@ -237,12 +238,12 @@ class Uploads:
         record = await anyio.to_thread.run_sync(
             partial(self._change, public_id, changes, fine, notification_url, base)
         )
-        self._start_if_unfinished(record)
         shown = view(record, base, self.api_secret)
         if eagers:
             shown["eager"] = await self._eager(
                 record, eagers, base, eager_async, eager_url or notification_url
             )
+        self._start_if_unfinished(record)
         return shown
 
     def _change(
@@ -381,14 +382,16 @@ class Uploads:
     async def _eager(
         self, record: Record, eagers: list[p.Eager], base: Base, background: bool, notify: str | None
     ) -> list[Record]:
+        """Cheap eager transformations made now; background removals and ``eager_async`` ones kept on
+        the record as a batch the asset's driver makes (so a restart makes them too)."""
         shown: list[Record] = []
-        later: list[tuple[p.Eager, Prepared]] = []
+        later: list[p.Eager] = []
         batch = uuid.uuid4().hex
         for item in eagers:
             prepared = await anyio.to_thread.run_sync(self._prepare_eager, record, item)
             url, secure_url = base.urls(delivery_path(record, item.transformation, item.extension))
             if background or prepared.plan.needs_segmentation:
-                later.append((item, prepared))
+                later.append(item)
                 shown.append({"transformation": item.transformation, "status": "processing",
                               "batch_id": batch, "url": url, "secure_url": secure_url})  # fmt: skip
                 continue
@@ -401,11 +404,17 @@ class Uploads:
                 continue
             shown.append(_derived(item, entry, url, secure_url))
         done = [item for item in shown if "status" not in item]
-        if done:
-            await anyio.to_thread.run_sync(self._add_derived, record, done, None)
+        queued = None
         if later:
-            assert self.group is not None
-            self.group.start_soon(self._eager_later, record, later, base, batch, notify)
+            queued = {
+                "batch": batch, "notify": notify, "base": base.to_json(),
+                "of": {k: record[k] for k in ("public_id", "version", "format", "sha256", "asset_id")},
+                "items": [{"transformation": e.transformation, "extension": e.extension} for e in later],
+            }  # fmt: skip
+        if done or queued:
+            await anyio.to_thread.run_sync(self._add_derived, record, done, queued)
+        if queued:
+            self.start(record["public_id"])
         return shown
 
     def _prepare_eager(self, record: Record, item: p.Eager) -> Prepared:
@@ -414,58 +423,60 @@ class Uploads:
         self.service.coordinator.allow(prepared.allow_name)  # eager derivatives are allowed in strict mode
         return prepared
 
-    async def _eager_later(
-        self,
-        record: Record,
-        later: list[tuple[p.Eager, Prepared]],
-        base: Base,
-        batch: str,
-        notify: str | None,
-    ) -> None:
-        made = []
-        for item, prepared in later:
-            url, secure_url = base.urls(delivery_path(record, item.transformation, item.extension))
-            try:
-                entry = await self.service.scheduler.wait_until(prepared, time.monotonic() + 600)
-            except StillGenerating:  # the original changed under it (a new upload, a removal done)
-                reason = f"{record['public_id']} has a newer version than v{record['version']}"
-                made.append({"transformation": item.transformation, "status": "failed", "reason": reason})
-                continue
-            except OriginError as exc:
-                made.append({"transformation": item.transformation, "status": "failed", "reason": exc.public})
-                continue
-            if entry is None:
-                made.append(
-                    {"transformation": item.transformation, "status": "failed", "reason": "timed out"}
-                )
-                continue
-            made.append(_derived(item, entry, url, secure_url))
-        payload = None
-        if notify:
-            payload = {"notification_type": "eager", "eager": made, "batch_id": batch,
-                       "public_id": record["public_id"], "asset_id": record["asset_id"],
-                       "version": record["version"]}  # fmt: skip
-        await anyio.to_thread.run_sync(
-            self._add_derived, record, [m for m in made if "status" not in m], (notify, payload)
-        )
-        self.start(record["public_id"])
-
-    def _add_derived(
-        self, made: Record, derived: list[Record], notice: tuple[str | None, Any] | None
-    ) -> None:
+    def _add_derived(self, made: Record, derived: list[Record], queued: Record | None) -> None:
         with self.assets.locked(made["public_id"]):
             record = self.assets.current(made["public_id"])
             if record is None:
                 return
-            # Replaced meanwhile (a new upload, or the background removal done): those derivatives are of
-            # an older version and are not listed, but whoever asked is told all the same.
-            fresh = record["version"] == made["version"]
-            for item in derived if fresh else []:
-                entry = {**item, "id": hashlib.md5(item["url"].encode()).hexdigest()}
-                record["derived"] = [d for d in record.get("derived", []) if d["id"] != entry["id"]] + [entry]
-            if notice is not None and notice[0]:
-                self._notify(record, notice[0], notice[1])
+            if record["version"] == made["version"]:  # else those are derivatives of an older version
+                _list_derived(record, derived)
+            if queued is not None:
+                record["eager_jobs"] = [*record.get("eager_jobs", []), queued]
                 self.assets.mark_unfinished(record["public_id"])
+            self.assets.save(record)
+
+    async def _run_eager(self, public_id: str, batch: Record) -> None:
+        """Make one kept batch of eager transformations, then list them and tell whoever asked."""
+        of, base = batch["of"], Base.from_json(batch["base"])
+        made = []
+        for spec in batch["items"]:
+            item = p.Eager(spec["transformation"], spec["extension"])
+            made.append(await self._make_eager(of, item, base))
+        await anyio.to_thread.run_sync(self._eager_done, public_id, batch, made)
+
+    async def _make_eager(self, of: Record, item: p.Eager, base: Base) -> Record:
+        def failed(reason: str) -> Record:
+            return {"transformation": item.transformation, "status": "failed", "reason": reason}
+
+        newer = f"{of['public_id']} has a newer version than v{of['version']}"
+        while True:
+            try:
+                prepared = await anyio.to_thread.run_sync(self._prepare_eager, of, item)
+                if prepared.source_key != of["sha256"]:
+                    return failed(newer)
+                entry = await self.service.scheduler.wait_until(prepared, time.monotonic() + self.lease / 3)
+            except StillGenerating:  # the original changed under it (a new upload, a removal done)
+                return failed(newer)
+            except OriginError as exc:
+                return failed(exc.public)
+            if entry is not None:
+                url, secure_url = base.urls(delivery_path(of, item.transformation, item.extension))
+                return _derived(item, entry, url, secure_url)
+
+    def _eager_done(self, public_id: str, batch: Record, made: list[Record]) -> None:
+        with self.assets.locked(public_id):
+            record = self.assets.record(public_id)
+            if record is None:
+                return
+            record["eager_jobs"] = [b for b in record.get("eager_jobs", []) if b["batch"] != batch["batch"]]
+            if record["version"] == batch["of"]["version"]:
+                _list_derived(record, [m for m in made if "status" not in m])
+            if batch["notify"]:
+                of = batch["of"]
+                payload = {"notification_type": "eager", "eager": made, "batch_id": batch["batch"],
+                           "public_id": public_id, "asset_id": of["asset_id"],
+                           "version": of["version"]}  # fmt: skip
+                self._notify(record, batch["notify"], payload)
             self.assets.save(record)
 
     # == the driver =====================================================================================
@@ -499,6 +510,8 @@ class Uploads:
                     kind, item = step
                     if kind == "run":
                         await self._run(public_id, item)
+                    elif kind == "eager":
+                        await self._run_eager(public_id, item)
                     else:
                         await self._deliver(public_id, item)
                 group.cancel_scope.cancel()
@@ -516,7 +529,8 @@ class Uploads:
             )
 
     def _next_step(self, public_id: str, key: str) -> tuple[str, Any] | None:
-        """What is left to do on an asset (blocking): ('run', job), ('deliver', delivery JSON), or None
+        """What is left to do on an asset (blocking): ('eager', batch), ('run', job), ('deliver', delivery
+        JSON), or None
         when nothing is (the marker and the claim are then gone, under the lock, so that an upload
         that adds work after this look starts a driver that can claim)."""
         with self.assets.locked(public_id):
@@ -527,6 +541,10 @@ class Uploads:
                 if job is not None and job["phase"] == "committed":
                     self._complete(record)
                     job = None
+                # Eager batches first: they are of the version the upload answered with, which a
+                # background removal is about to replace (and they share its mask).
+                if record.get("eager_jobs") and not record.get("deleted"):
+                    return "eager", record["eager_jobs"][0]
                 if job is not None and not record.get("deleted"):
                     return "run", job
                 for text in record.get("notifications", []):
@@ -699,7 +717,13 @@ def _pending(record: Record | None) -> list[str]:
 
 
 def _unfinished(record: Record) -> bool:
-    return record.get("job") is not None or bool(_pending(record))
+    return record.get("job") is not None or bool(record.get("eager_jobs")) or bool(_pending(record))
+
+
+def _list_derived(record: Record, derived: list[Record]) -> None:
+    for item in derived:
+        entry = {**item, "id": hashlib.md5(item["url"].encode()).hexdigest()}
+        record["derived"] = [d for d in record.get("derived", []) if d["id"] != entry["id"]] + [entry]
 
 
 def _summary(delivery: Delivery) -> Record:

@@ -100,9 +100,9 @@ def test_background_removal_on_upload(sdk: Any, server: ServerProcess, receiver:
     # One model run for the upload's removal and the eager e_background_removal of the same original.
     eager_note = notified(receiver, "shop/router", "eager")
     made = eager_note["eager"][0]
-    # Made from the JPEG, or dropped when the removal replaced it first (it is of an older version).
-    assert made["transformation"] == "e_background_removal"
-    assert made.get("format") == "jpg" or "newer version" in made["reason"]
+    # Made from the JPEG the upload answered with, before the removal replaced it.
+    assert made["transformation"] == "e_background_removal" and made.get("format") == "jpg", made
+    assert eager_note["batch_id"] == up["eager"][1]["batch_id"] and eager_note["version"] == up["version"]
     assert metric(server.url, "cutout_inference_total") == runs + 1
     versions = dict(sdk.api.resource("shop/router", versions=True))["versions"]
     assert [v["format"] for v in versions] == ["jpg", "png"]
@@ -120,8 +120,13 @@ def test_update_explicit_destroy_restore(sdk: Any, server: ServerProcess, receiv
 
     explicit = sdk.uploader.explicit("docs2/road", type="upload", eager=[{"width": 50, "crop": "scale"}])
     assert explicit["eager"][0]["width"] == 50 and explicit["format"] == "png"
+    later = sdk.uploader.explicit("docs2/road", type="upload", eager=[{"width": 30, "crop": "scale"}],
+                                  eager_async=True, eager_notification_url=receiver.url)  # fmt: skip
+    assert later["eager"][0]["status"] == "processing"
+    eager_note = notified(receiver, "docs2/road", "eager")
+    assert eager_note["eager"][0]["width"] == 30 and eager_note["eager"][0]["url"].endswith(".png")
     derived = dict(sdk.api.resource("docs2/road"))["derived"]
-    assert [d["transformation"] for d in derived] == ["c_scale,w_50"]
+    assert [d["transformation"] for d in derived] == ["c_scale,w_50", "c_scale,w_30"]
 
     assert sdk.uploader.destroy("docs2/road") == {"result": "ok"}
     with pytest.raises(sdk.exceptions.NotFound, match="Resource not found - docs2/road"):
