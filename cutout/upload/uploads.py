@@ -658,6 +658,7 @@ class Uploads:
             record["job"] = {**job, "phase": "committed", "confidence": confidence}
             self.assets.save(record)
             self._complete(record)
+        log.info("background of %s removed: v%d, confidence %.3f", public_id, record["version"], confidence)
 
     def _complete(self, record: Record) -> None:
         """Finish a committed job (under the lock): the original is the record's, the client is told."""
