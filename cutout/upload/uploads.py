@@ -278,11 +278,14 @@ class Uploads:
             record = self.assets.current(public_id)
             if record is None:
                 return {"result": "not found"}
+            self.assets.mark_unfinished(public_id)  # a crash before the record says so is reconciled
             self.service.originals.delete(public_id)
             if record.get("backups"):  # kept, so that api.restore can bring it back
                 self.assets.save({**record, "deleted": True, "job": None})
             else:
                 self.assets.forget(public_id)
+            if not _unfinished(record) or not record.get("backups"):
+                self.assets.mark_finished(public_id)
             return {"result": "ok"}
 
     # == the Admin API ================================================================================
@@ -374,8 +377,11 @@ class Uploads:
             record["version_id"] = chosen["version_id"]  # the same bytes: the backup stands for it
             record.update({"version": new_version(record["version"]), "deleted": False, "derived": [],
                            "job": None, "uploaded_at": iso(time.time())})  # fmt: skip
+            self.assets.mark_unfinished(public_id)  # a crash between the two writes is reconciled
             self.service.originals.write(public_id, found.format, data)
             self.assets.save(record)
+            if not _unfinished(record):
+                self.assets.mark_finished(public_id)
             return self._detailed(record, base)
 
     # == eager transformations ==========================================================================
@@ -555,26 +561,31 @@ class Uploads:
             return None
 
     def _reconcile(self, record: Record) -> None:
-        """After a crash between writing an original and its record: the record follows the file."""
+        """After a crash between writing an original and its record (an upload, a restore, a destroy):
+        the record follows the file. A committed job is finished by ``_complete`` instead."""
         job = record.get("job")
-        if record.get("deleted") or (job is not None and job["phase"] == "committed"):
+        if job is not None and job["phase"] == "committed":
             return
+        public_id = record["public_id"]
         try:
-            found = self.service.originals.locate(record["public_id"])
+            found = self.service.originals.locate(public_id)
         except NotFound:
+            if not record.get("deleted"):
+                log.warning(
+                    "%s: its original is gone (a crash mid-destroy?); the asset is deleted", public_id
+                )
+                self.assets.save({**record, "deleted": True, "job": None})
             return
-        if self.service.originals.version(found) == record["sha256"]:
+        if not record.get("deleted") and self.service.originals.version(found) == record["sha256"]:
             return
-        data = self.service.originals.read(record["public_id"])
+        data = self.service.originals.read(public_id)
         try:
             shape = inspect(data, self.settings.max_pixels)
         except UploadError:
             return
-        log.warning(
-            "%s: the record did not match the original (a crash mid-upload); reconciled", record["public_id"]
-        )
+        log.warning("%s: the record did not match the original (a crash mid-write); reconciled", public_id)
         record.update(content_fields(data, shape.format, shape.width, shape.height))
-        record.update({"version": new_version(record["version"]), "job": None, "info": {}})
+        record.update({"version": new_version(record["version"]), "job": None, "info": {}, "deleted": False})
         self.assets.save(record)
 
     async def _run(self, public_id: str, job: Record) -> None:
