@@ -4,6 +4,7 @@ authenticate -> parse -> ``Uploads`` -> JSON; every failure leaves as ``{"error"
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -67,7 +68,16 @@ async def _admin(request: Request, uploads: Uploads) -> dict[str, str]:
 
 
 async def upload(request: Request, uploads: Uploads) -> Any:
+    _whole(request)
     return await uploads.upload(await _signed(request, uploads), base_of(request))
+
+
+def _whole(request: Request) -> None:
+    """The SDKs' ``upload_large`` sends a big file in parts (``Content-Range``), which this server does
+    not assemble: one part alone would be taken for a truncated file, so it is refused by name."""
+    match = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+)", request.headers.get("content-range", "").strip())
+    if match and (int(match[1]) != 0 or int(match[2]) + 1 != int(match[3])):
+        raise bad("Chunked uploads (upload_large, Content-Range) are not supported: send the file whole")
 
 
 async def explicit(request: Request, uploads: Uploads) -> Any:
