@@ -224,7 +224,7 @@ class FolderOriginals:
     def list_records(self, prefix: str) -> Iterator[str]:
         base = self.root / RECORDS
         start = base / prefix
-        if not start.is_dir():
+        if not _valid(prefix) or not start.is_dir():
             return
         for parent, _, files in os.walk(start):
             here = Path(parent).relative_to(base).as_posix()
@@ -234,6 +234,8 @@ class FolderOriginals:
 
     def list(self, prefix: str = "") -> Iterator[str]:
         folder = prefix.rpartition("/")[0]
+        if folder and not _valid(folder):  # '..', '/abs': nothing outside the root is listed
+            return
         start = self.root / folder
         if not start.is_dir():
             return

@@ -331,8 +331,11 @@ class Uploads:
             raise bad("max_results must be an integer from 1 to 500") from None
         if not 1 <= limit <= 500:
             raise bad("max_results must be an integer from 1 to 500")
+        prefix = query.get("prefix", "")
+        if prefix.rpartition("/")[0]:
+            p.check_public_id(prefix.rpartition("/")[0], "prefix")
         after = _uncursor(query["next_cursor"]) if query.get("next_cursor") else None
-        return await anyio.to_thread.run_sync(self._list, query.get("prefix", ""), limit, after, base)
+        return await anyio.to_thread.run_sync(self._list, prefix, limit, after, base)
 
     def _list(self, prefix: str, limit: int, after: str | None, base: Base) -> Record:
         ids = sorted(i for i in self.service.originals.list(prefix) if after is None or i > after)

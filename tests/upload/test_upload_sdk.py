@@ -155,6 +155,9 @@ def test_list_with_prefix_and_cursor(sdk: Any) -> None:
     assert [r["public_id"] for r in first["resources"]] == ["list/a", "list/b"]
     second = sdk.api.resources(type="upload", prefix="list/", max_results=2, next_cursor=first["next_cursor"])
     assert [r["public_id"] for r in second["resources"]] == ["list/c"] and "next_cursor" not in second
+    for hostile in ("../", "/etc/", "a/../../"):
+        with pytest.raises(sdk.exceptions.BadRequest, match="prefix"):
+            sdk.api.resources(prefix=hostile)
 
 
 def test_overwrite_false_and_a_new_upload_over_a_running_job(sdk: Any, server: ServerProcess) -> None:

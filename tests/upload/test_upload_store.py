@@ -35,6 +35,9 @@ def test_records_beside_the_originals_are_never_originals(tmp_path: Path) -> Non
     assert list(store.list_records("jobs")) == []
     with pytest.raises(ValueError):
         store.put_record("../escape", b"")
+    store.write("inside", "jpg", ROAD)
+    assert list(store.list("../")) == [] and list(store.list("/etc/")) == []
+    assert list(store.list_records("../")) == []
 
 
 def test_write_replaces_the_other_formats_and_delete_removes_all(tmp_path: Path) -> None:
