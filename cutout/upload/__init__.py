@@ -1,7 +1,8 @@
 """The Upload and Admin API (issue 11): Cloudinary's write side, ``/v1_1/<cloud>/...``, over the same
 core as the delivery URLs. ``routes`` is the face, ``auth`` checks signatures and Basic credentials,
 ``params`` reads requests, ``images`` checks uploaded files, ``assets`` keeps records beside the
-originals, ``uploads`` does the work (uploads, background removal jobs, notifications, eager)."""
+originals, ``uploads`` answers the calls and ``jobs`` drives what is left (background removals, eager
+batches, notifications)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ async def running(settings: Settings, service: Service) -> AsyncIterator[Uploads
         return
     uploads = Uploads(settings, service)
     async with anyio.create_task_group() as group:
-        uploads.group = group
-        group.start_soon(uploads.sweep_forever)
+        uploads.jobs.group = group
+        group.start_soon(uploads.jobs.sweep_forever)
         yield uploads
         group.cancel_scope.cancel()

@@ -44,7 +44,7 @@ def uploads(tmp_path: Path) -> Iterator[Uploads]:
 def restart(uploads: Uploads, public_id: str) -> dict[str, Any] | None:
     """What a restarted server's driver does for a marked asset; the record afterwards."""
     assert public_id in uploads.assets.unfinished()
-    assert uploads._next_step(public_id, f"upload-job:{public_id}") is None
+    assert uploads.jobs.next_step(public_id, f"upload-job:{public_id}") is None
     assert public_id not in uploads.assets.unfinished()
     return uploads.assets.record(public_id)
 
