@@ -246,9 +246,15 @@ VARIABLES: tuple[Variable, ...] = (
     _server("CUTOUT_FETCH_TTL", NUMBER, 3600.0,
             "seconds an image fetched for /image/fetch/ is used before it is revalidated with its ETag "
             "or modification date", low=0.0),
-    _server("CUTOUT_MAX_UPLOAD_BYTES", BYTES, 25 << 20,
-            "largest API request body in bytes (suffixes K, M, G), enforced while it streams", shown="25M",
-            low=1024),
+    _server("CUTOUT_MAX_UPLOAD_BYTES", BYTES, 50 << 20,
+            "largest HTTP API or Upload API request body in bytes (suffixes K, M, G), enforced while it "
+            "streams", shown="50M", low=1024),
+    _server("CUTOUT_UPLOAD", BOOLEAN, False,
+            "1 turns on the Cloudinary-compatible Upload and Admin API (/v1_1/<cloud>/...; needs "
+            "CUTOUT_API_KEY and CUTOUT_API_SECRET); 0: those routes answer 404"),
+    _server("CUTOUT_API_KEY", TEXT, None,
+            "the api_key of the Upload and Admin API (CUTOUT_API_SECRET is its secret), as Cloudinary's "
+            "SDKs send it"),
     Variable("CUTOUT_HOME", "home", PATH, Path("~/.cache/cutout"),
              "where `cutout fetch-model` stores the model; the first session also saves onnxruntime's "
              "optimised graph there (models/optimized/, ~170 MB per model, onnxruntime version and CPU; "

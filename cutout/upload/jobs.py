@@ -1,0 +1,390 @@
+"""The Upload API's unfinished work, driven to its end: background removals on upload (a job that asks
+the core for ``e_background_removal`` of the original, so it is claimed, queued and cached like any
+delivery of it: one model run per original, whichever way it was asked for), eager batches, and
+Cloudinary-signed notifications, all kept on the asset's record.
+
+Durability: work is written on the record with a ``jobs/<public_id>`` marker before anything else
+happens; a driver (one per asset, across processes: a claim in the coordinator with a lease) works until
+nothing is left, and a sweep at start-up and every lease picks up assets whose driver died. A job commits
+in steps that a restart can finish: backups first, then the record (phase ``committed``), then the
+original, then the notification; a record that disagrees with its file after a crash follows the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+from urllib.parse import quote
+
+import anyio
+import anyio.to_thread
+from anyio.abc import TaskGroup
+
+from cache import Entry
+from cutout.schedule import POLL_SECONDS
+from cutout.service import Prepared, Service
+from cutout.settings import Settings
+from cutout.upload import params as p
+from cutout.upload.assets import Assets, Base, Record, content_fields, delivery_path, new_version
+from cutout.upload.errors import UploadError
+from cutout.upload.images import inspect
+from cutout.webhooks import CloudinarySigner, Delivery, RetryPolicy, deliver, webhook_policy
+from grammar import parse_path
+from grammar.errors import NotFound, OriginError, StillGenerating
+
+log = logging.getLogger("cutout.upload")
+
+#: Notifications and deliveries kept on a record (the oldest go first).
+KEPT_NOTIFICATIONS = 20
+
+
+class Jobs:
+    def __init__(self, settings: Settings, service: Service, assets: Assets) -> None:
+        assert settings.api_key and settings.api_secret, "checked by load_settings"
+        self.settings = settings
+        self.service = service
+        self.assets = assets
+        self.api_key = settings.api_key
+        self.signer = CloudinarySigner(settings.api_secret)
+        self.hook_policy = webhook_policy()
+        self.retry = RetryPolicy.from_environ()
+        self.lease = settings.lease_seconds
+        self.owner = assets.owner
+        self.group: TaskGroup | None = None
+
+    def ask_removal(self, record: Record, fine: bool, notification_url: str | None, base: Base) -> None:
+        record["info"] = {"background_removal": {"cloudinary_ai": {"status": "pending"}}}
+        record["job"] = {
+            "id": uuid.uuid4().hex, "fine_edges": fine, "source": record["sha256"], "phase": "run",
+            "notification_url": notification_url, "base": base.to_json(), "asked_at": time.time(),
+        }  # fmt: skip
+
+    def notify(self, record: Record, url: str, payload: dict[str, Any]) -> None:
+        delivery = Delivery.new(url, {**payload, "signature_key": self.api_key}, "cloudinary")
+        record["notifications"] = [*record["notifications"], delivery.to_json()][-KEPT_NOTIFICATIONS:]
+
+    def prepare_eager(self, record: Record, item: p.Eager) -> Prepared:
+        path = parse_path(f"/image/upload/{delivery_path(record, item.transformation, item.extension)}")
+        prepared = self.service.resolver.prepare(path, accept=None, signed_ok=True)
+        self.service.coordinator.allow(prepared.allow_name)  # eager derivatives are allowed in strict mode
+        return prepared
+
+    async def _run_eager(self, public_id: str, batch: Record) -> None:
+        """Make one kept batch of eager transformations, then list them and tell whoever asked."""
+        of, base = batch["of"], Base.from_json(batch["base"])
+        made = []
+        for spec in batch["items"]:
+            item = p.Eager(spec["transformation"], spec["extension"])
+            made.append(await self._make_eager(of, item, base))
+        await anyio.to_thread.run_sync(self._eager_done, public_id, batch, made)
+
+    async def _make_eager(self, of: Record, item: p.Eager, base: Base) -> Record:
+        def failed(reason: str) -> Record:
+            return {"transformation": item.transformation, "status": "failed", "reason": reason}
+
+        newer = f"{of['public_id']} has a newer version than v{of['version']}"
+        while True:
+            try:
+                prepared = await anyio.to_thread.run_sync(self.prepare_eager, of, item)
+                if prepared.source_key != of["sha256"]:
+                    return failed(newer)
+                entry = await self.service.scheduler.wait_until(prepared, time.monotonic() + self.lease / 3)
+            except StillGenerating:  # the original changed under it (a new upload, a removal done)
+                return failed(newer)
+            except OriginError as exc:
+                return failed(exc.public)
+            if entry is not None:
+                url, secure_url = base.urls(delivery_path(of, item.transformation, item.extension))
+                return derived(item, entry, url, secure_url)
+
+    def _eager_done(self, public_id: str, batch: Record, made: list[Record]) -> None:
+        with self.assets.locked(public_id):
+            record = self.assets.record(public_id)
+            if record is None:
+                return
+            record["eager_jobs"] = [b for b in record.get("eager_jobs", []) if b["batch"] != batch["batch"]]
+            if record["version"] == batch["of"]["version"]:
+                list_derived(record, [m for m in made if "status" not in m])
+            if batch["notify"]:
+                of = batch["of"]
+                payload = {"notification_type": "eager", "eager": made, "batch_id": batch["batch"],
+                           "public_id": public_id, "asset_id": of["asset_id"],
+                           "version": of["version"]}  # fmt: skip
+                self.notify(record, batch["notify"], payload)
+            self.assets.save(record)
+
+    def start_if_unfinished(self, record: Record) -> None:
+        if unfinished(record):
+            self.start(record["public_id"])
+
+    def start(self, public_id: str) -> None:
+        assert self.group is not None, "started by the app's lifespan"
+        self.group.start_soon(self.drive, public_id)
+
+    async def sweep_forever(self) -> None:
+        """Finish what a stopped or dead process left: at start-up, then every lease."""
+        while True:
+            for public_id in await anyio.to_thread.run_sync(self.assets.unfinished):
+                self.start(public_id)
+            await anyio.sleep(max(self.lease, 1.0))
+
+    async def drive(self, public_id: str) -> None:
+        key = f"upload-job:{public_id}"
+        claim = self.service.coordinator.claim
+        if not await anyio.to_thread.run_sync(partial(claim, key, self.owner, lease=self.lease)):
+            return  # somebody drives it; if they die, the sweep comes back after the lease
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._keep_claim, key)
+                while True:
+                    step = await anyio.to_thread.run_sync(self.next_step, public_id, key)
+                    if step is None:
+                        break
+                    kind, item = step
+                    if kind == "run":
+                        await self._run(public_id, item)
+                    elif kind == "eager":
+                        await self._run_eager(public_id, item)
+                    else:
+                        await self._deliver(public_id, item)
+                group.cancel_scope.cancel()
+        except Exception:
+            log.exception("upload work on %s failed; the sweep retries it", public_id)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.service.coordinator.release, key, self.owner)
+
+    async def _keep_claim(self, key: str) -> None:
+        while True:
+            await anyio.sleep(self.lease / 3)
+            await anyio.to_thread.run_sync(
+                partial(self.service.coordinator.renew, key, self.owner, lease=self.lease)
+            )
+
+    def next_step(self, public_id: str, key: str) -> tuple[str, Any] | None:
+        """What is left to do on an asset (blocking): ('eager', batch), ('run', job), ('deliver', delivery
+        JSON), or None
+        when nothing is (the marker and the claim are then gone, under the lock, so that an upload
+        that adds work after this look starts a driver that can claim)."""
+        with self.assets.locked(public_id):
+            record = self.assets.record(public_id)
+            if record is not None:
+                self._reconcile(record)
+                job = record.get("job")
+                if job is not None and job["phase"] == "committed":
+                    self._complete(record)
+                    job = None
+                # Eager batches first: they are of the version the upload answered with, which a
+                # background removal is about to replace (and they share its mask).
+                if record.get("eager_jobs") and not record.get("deleted"):
+                    return "eager", record["eager_jobs"][0]
+                if job is not None and not record.get("deleted"):
+                    return "run", job
+                for text in record.get("notifications", []):
+                    if Delivery.from_json(text).state == "pending":
+                        return "deliver", text
+            self.assets.mark_finished(public_id)
+            self.service.coordinator.release(key, self.owner)
+            return None
+
+    def _reconcile(self, record: Record) -> None:
+        """After a crash between writing an original and its record (an upload, a restore, a destroy):
+        the record follows the file. A committed job is finished by ``_complete`` instead."""
+        job = record.get("job")
+        if job is not None and job["phase"] == "committed":
+            return
+        public_id = record["public_id"]
+        try:
+            found = self.service.originals.locate(public_id)
+        except NotFound:
+            if not record.get("deleted"):
+                log.warning(
+                    "%s: its original is gone (a crash mid-destroy?); the asset is deleted", public_id
+                )
+                self.assets.save({**record, "deleted": True, "job": None})
+            return
+        if not record.get("deleted") and self.service.originals.version(found) == record["sha256"]:
+            return
+        data = self.service.originals.read(public_id)
+        try:
+            shape = inspect(data, self.settings.max_pixels)
+        except UploadError:
+            return
+        log.warning("%s: the record did not match the original (a crash mid-write); reconciled", public_id)
+        record.update(content_fields(data, shape.format, shape.width, shape.height))
+        record.update({"version": new_version(record["version"]), "job": None, "info": {}, "deleted": False})
+        self.assets.save(record)
+
+    async def _run(self, public_id: str, job: Record) -> None:
+        effect = "e_background_removal" + (":fineedges_y" if job["fine_edges"] else "")
+        path = parse_path(f"/image/upload/{effect}/v1/{quote(public_id, safe='/')}.png")
+        resolver, scheduler = self.service.resolver, self.service.scheduler
+        while True:
+            try:
+                prepared = await anyio.to_thread.run_sync(
+                    partial(resolver.prepare, path, accept=None, signed_ok=True)
+                )
+                if prepared.source_key != job["source"]:
+                    if await anyio.to_thread.run_sync(self._wanted, public_id, job):
+                        await self._fail(
+                            public_id, job, "The original changed while its background was removed"
+                        )
+                    return
+                if self.service.models.masks is None:
+                    await self._fail(
+                        public_id, job, "Background removal is not available: no segmentation model"
+                    )
+                    return
+                entry = await scheduler.wait_until(prepared, time.monotonic() + self.lease / 3)
+            except StillGenerating:
+                await anyio.sleep(POLL_SECONDS)
+                continue
+            except OriginError as exc:
+                await self._fail(public_id, job, exc.public)
+                return
+            if entry is not None:
+                await anyio.to_thread.run_sync(self._commit, public_id, job, entry)
+                return
+            if not await anyio.to_thread.run_sync(self._wanted, public_id, job):
+                return  # replaced by a newer upload or removed: its result would be of old content
+
+    def _wanted(self, public_id: str, job: Record) -> bool:
+        record = self.assets.record(public_id)
+        return (
+            record is not None
+            and not record.get("deleted")
+            and (record.get("job") or {}).get("id") == job["id"]
+        )
+
+    async def _fail(self, public_id: str, job: Record, reason: str) -> None:
+        await anyio.to_thread.run_sync(self._failed, public_id, job, reason)
+
+    def _failed(self, public_id: str, job: Record, reason: str) -> None:
+        with self.assets.locked(public_id):
+            record = self.assets.record(public_id)
+            if record is None or (record.get("job") or {}).get("id") != job["id"]:
+                return
+            record["info"] = {"background_removal": {"cloudinary_ai": {"status": "failed", "reason": reason}}}
+            record["job"] = None
+            if job.get("notification_url"):
+                self.notify(
+                    record,
+                    job["notification_url"],
+                    self._info_payload(record, job, "failed", {"error": {"message": reason}}),
+                )
+            self.assets.save(record)
+        log.info("background removal of %s failed: %s", public_id, reason)
+
+    def _commit(self, public_id: str, job: Record, entry: Entry) -> None:
+        """The cut-out becomes the asset (blocking): backups, then the record, then the original."""
+        with self.assets.locked(public_id):
+            record = self.assets.record(public_id)
+            if record is None or record.get("deleted") or (record.get("job") or {}).get("id") != job["id"]:
+                return  # replaced or removed meanwhile: the newer original stays
+            original = self.service.originals.read(public_id)
+            if hashlib.sha256(original).hexdigest() != job["source"]:
+                return
+            self.assets.back_up(record, original)
+            width, height = int(entry.meta["width"]), int(entry.meta["height"])
+            record.update(content_fields(entry.data, "png", width, height))
+            record["version"] = new_version(record["version"])
+            self.assets.back_up(record, entry.data)
+            confidence = float(entry.meta.get("confidence", 0.0))
+            record["info"] = {"background_removal": {"cloudinary_ai": {
+                "status": "complete", "data": {"confidence_score": confidence}}}}  # fmt: skip
+            record["derived"] = []
+            record["job"] = {**job, "phase": "committed", "confidence": confidence}
+            self.assets.save(record)
+            self._complete(record)
+        log.info("background of %s removed: v%d, confidence %.3f", public_id, record["version"], confidence)
+
+    def _complete(self, record: Record) -> None:
+        """Finish a committed job (under the lock): the original is the record's, the client is told."""
+        job = record["job"]
+        try:
+            current = self.service.originals.version(self.service.originals.locate(record["public_id"]))
+        except NotFound:
+            current = None
+        if current != record["sha256"]:
+            data = self.assets.backup(record["public_id"], record["version_id"])
+            assert data is not None, "a committed cut-out is backed up before the record says so"
+            self.service.originals.write(record["public_id"], record["format"], data)
+        record["job"] = None
+        if job.get("notification_url"):
+            score = {"confidence_score": job["confidence"]}
+            self.notify(record, job["notification_url"], self._info_payload(record, job, "complete", score))
+        self.assets.save(record)
+
+    def _info_payload(self, record: Record, job: Record, status: str, data: dict[str, Any]) -> dict[str, Any]:
+        url, secure_url = Base.from_json(job["base"]).urls(delivery_path(record))
+        return {
+            "info_kind": "cloudinary_ai", "info_status": status, "etag": record["etag"],
+            "notification_type": "info", "asset_id": record["asset_id"], "public_id": record["public_id"],
+            "uploaded_at": record["uploaded_at"], "version": record["version"], "url": url,
+            "secure_url": secure_url,
+            "info_data": {"cloudinary_ai_hints": [], "cloudinary_ai_fine_edges": job["fine_edges"], **data},
+            "notification_context": {"triggered_at": _now_precise()},
+        }  # fmt: skip
+
+    async def _deliver(self, public_id: str, text: str) -> None:
+        async def keep(attempted: Delivery) -> None:
+            await anyio.to_thread.run_sync(self._keep_delivery, public_id, attempted)
+
+        delivery = Delivery.from_json(text)
+        await deliver(delivery, self.signer, self.hook_policy, self.retry, on_attempt=keep)
+        if delivery.state == "pending":  # not kept (the record was replaced): nothing more to do here
+            delivery.state = "failed"
+
+    def _keep_delivery(self, public_id: str, attempted: Delivery) -> None:
+        with self.assets.locked(public_id):
+            record = self.assets.record(public_id)
+            if record is None:
+                return
+            texts = record.get("notifications", [])
+            for i, text in enumerate(texts):
+                if Delivery.from_json(text).id == attempted.id:
+                    texts[i] = attempted.to_json()
+                    self.assets.save(record)
+                    return
+
+
+def _now_precise() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def pending(record: Record | None) -> list[str]:
+    """The notifications of an asset's earlier version that are still to be delivered."""
+    if record is None:
+        return []
+    return [t for t in record.get("notifications", []) if Delivery.from_json(t).state == "pending"]
+
+
+def unfinished(record: Record) -> bool:
+    return record.get("job") is not None or bool(record.get("eager_jobs")) or bool(pending(record))
+
+
+def list_derived(record: Record, derived: list[Record]) -> None:
+    for item in derived:
+        entry = {**item, "id": hashlib.md5(item["url"].encode()).hexdigest()}
+        record["derived"] = [d for d in record.get("derived", []) if d["id"] != entry["id"]] + [entry]
+
+
+def summary(delivery: Delivery) -> Record:
+    last = delivery.attempts[-1] if delivery.attempts else None
+    return {
+        "id": delivery.id, "url": delivery.url, "state": delivery.state, "attempts": len(delivery.attempts),
+        "last_status": last.status if last else None, "last_error": last.error if last else None,
+    }  # fmt: skip
+
+
+def derived(item: p.Eager, entry: Entry, url: str, secure_url: str) -> Record:
+    return {
+        "transformation": item.transformation, "width": int(entry.meta["width"]),
+        "height": int(entry.meta["height"]), "bytes": len(entry.data), "format": entry.meta["format"],
+        "url": url, "secure_url": secure_url,
+    }  # fmt: skip

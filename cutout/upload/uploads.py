@@ -1,0 +1,428 @@
+"""The Upload and Admin API's calls over the core: uploads become originals (through the originals store)
+with a record beside them (``assets``); what is not done before the answer (background removal, eager
+batches, notifications) is left on the record for the asset's driver (``jobs``).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+import uuid
+from functools import partial
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from cutout.fetch import FetchPolicy, check_url, fetch, parse_url
+from cutout.service import Service
+from cutout.settings import Settings
+from cutout.upload import params as p
+from cutout.upload.assets import Assets, Base, Record, content_fields, delivery_path, iso, new_version, view
+from cutout.upload.errors import UploadError, bad, from_origin, not_found
+from cutout.upload.images import decode_file_field, inspect
+from cutout.upload.jobs import Jobs, derived, list_derived, pending, summary, unfinished
+from cutout.webhooks import Delivery, webhook_policy
+from grammar.errors import OriginError
+
+log = logging.getLogger("cutout.upload")
+
+#: Parameters each call understands; anything else is refused with a 400 naming it.
+SIGNING = ("timestamp", "signature", "api_key")
+UPLOAD_PARAMS = (*SIGNING, "file", "public_id", "folder", "use_filename", "unique_filename", "overwrite",
+                 "tags", "context", "eager", "eager_async", "eager_notification_url", "notification_url",
+                 "background_removal", "backup", "invalidate", "type", "filename_override", "display_name",
+                 "resource_type")  # fmt: skip
+EXPLICIT_PARAMS = (*SIGNING, "public_id", "type", "eager", "eager_async", "eager_notification_url",
+                   "notification_url", "background_removal", "tags", "context", "invalidate",
+                   "resource_type")  # fmt: skip
+DESTROY_PARAMS = (*SIGNING, "public_id", "type", "invalidate", "resource_type")
+UPDATE_PARAMS = ("background_removal", "notification_url", "tags", "context", "display_name")
+RESOURCE_PARAMS = ("versions", "max_results")
+LIST_PARAMS = ("prefix", "max_results", "next_cursor", "tags", "context", "type")
+RESTORE_PARAMS = ("public_ids", "versions")
+
+
+class Uploads:
+    def __init__(self, settings: Settings, service: Service) -> None:
+        assert settings.api_key and settings.api_secret, "checked by load_settings"
+        self.settings = settings
+        self.service = service
+        self.api_key, self.api_secret = settings.api_key, settings.api_secret
+        self.assets = Assets(service.originals, service.coordinator)
+        self.jobs = Jobs(settings, service, self.assets)
+        self.hook_policy = webhook_policy()
+        self.fetch_policy = FetchPolicy.from_environ()
+
+    # == the Upload API ================================================================================
+    async def upload(self, received: p.Received, base: Base) -> Record:
+        params = received.params
+        p.refuse_unknown(params, UPLOAD_PARAMS, "Upload API")
+        self._check_type(params)
+        public_id = p.choose_public_id(params, params.get("filename_override") or received.filename)
+        tags, context = p.tags(params), p.context(params)
+        fine = self._removal(params)
+        eagers = p.eager(params, self.settings.named)
+        notification_url = self._hook(params, "notification_url")
+        eager_url = self._hook(params, "eager_notification_url")
+        overwrite, backup = p.flag(params, "overwrite", True), p.flag(params, "backup")
+        eager_async = p.flag(params, "eager_async")
+        p.flag(params, "invalidate")  # accepted (a new version is a new URL), but only as a boolean
+        data = await self._file(received)
+        found = await anyio.to_thread.run_sync(inspect, data, self.settings.max_pixels)
+        details = {
+            "tags": tags or [], "context": context or {}, "backup": backup,
+            "original_filename": _stem(params.get("filename_override") or received.filename),
+            "display_name": params.get("display_name"),
+        }  # fmt: skip
+        record, outcome = await anyio.to_thread.run_sync(
+            partial(self._store, public_id, data, found.format, found.width, found.height, details,
+                    overwrite=overwrite, fine=fine, notification_url=notification_url, base=base)
+        )  # fmt: skip
+        shown = view(record, base, self.api_secret)
+        if outcome == "existing":
+            return {**shown, "existing": True}
+        if outcome == "overwritten":
+            shown["overwritten"] = True
+        if eagers:  # before the driver starts: its eager batch goes first, on this version
+            shown["eager"] = await self._eager(
+                record, eagers, base, eager_async, eager_url or notification_url
+            )
+        self.jobs.start_if_unfinished(record)
+        return {**shown, "api_key": self.api_key}
+
+    def _check_type(self, params: dict[str, str]) -> None:
+        kind = params.get("type", "upload")
+        if kind != "upload":
+            raise bad(f"type {kind[:40]!r} is not supported: only upload (public) assets")
+        if params.get("resource_type", "image") != "image":
+            raise bad("resource_type: only image is supported")
+
+    def _removal(self, params: dict[str, str]) -> bool | None:
+        fine = p.background_removal(params)
+        if fine is not None and self.service.models.masks is None:
+            raise bad("background_removal: background removal is not available on this server (no model)")
+        return fine
+
+    def _hook(self, params: dict[str, str], name: str) -> str | None:
+        url = params.get(name) or None
+        if url is not None:
+            try:
+                check_url(parse_url(url), self.hook_policy)
+            except OriginError as exc:  # a parameter the server cannot use: 400, whatever the reason
+                raise bad(f"{name}: {exc.public}") from None
+        return url
+
+    async def _file(self, received: p.Received) -> bytes:
+        if received.file is not None:
+            return received.file
+        text = received.params.get("file")
+        if text is None:
+            raise bad("Missing required parameter - file")
+        data = decode_file_field(text)
+        if data is not None:
+            return data
+        if not self.fetch_policy.allow:
+            raise bad("file: uploading from a URL is off on this server (CUTOUT_FETCH_ALLOW lists the hosts)")
+        try:
+            return (await fetch(text.strip(), self.fetch_policy)).content
+        except OriginError as exc:
+            raise from_origin(exc, "file") from None
+
+    def _store(
+        self,
+        public_id: str,
+        data: bytes,
+        fmt: str,
+        width: int,
+        height: int,
+        details: dict[str, Any],
+        *,
+        overwrite: bool,
+        fine: bool | None,
+        notification_url: str | None,
+        base: Base,
+    ) -> tuple[Record, str]:
+        """Store one upload under the asset's lock (blocking): (the record, new|overwritten|existing)."""
+        with self.assets.locked(public_id):
+            old = self.assets.current(public_id)
+            if old is not None and not overwrite:
+                return old, "existing"
+            stored = self.assets.record(public_id)  # a deleted asset's record keeps its backups
+            before = old or stored
+            now = time.time()
+            record: Record = {
+                "public_id": public_id,
+                "asset_id": before["asset_id"] if before else uuid.uuid4().hex,
+                "version": new_version(before["version"] if before else None),
+                **content_fields(data, fmt, width, height),
+                "created_at": old["created_at"] if old else iso(now),
+                "uploaded_at": iso(now),
+                **{k: v for k, v in details.items() if v is not None},
+                "backups": list(before.get("backups", [])) if before else [],
+                "derived": [], "info": {}, "job": None,
+                "notifications": pending(before),
+                "eager_jobs": list(before.get("eager_jobs", [])) if before else [],
+            }  # fmt: skip
+            record["backup"] = bool(details["backup"] or (before and before.get("backup")))
+            if record["backup"]:
+                self.assets.back_up(record, data)
+            if fine is not None:
+                self.jobs.ask_removal(record, fine, notification_url, base)
+            elif notification_url:
+                payload = {
+                    "notification_type": "upload",
+                    "timestamp": iso(now),
+                    **view(record, base, self.api_secret),
+                }
+                self.jobs.notify(record, notification_url, payload)
+            # The marker first when a crash between the writes would matter: a record that no longer
+            # describes the original (a restart reconciles it), or work a restart must find. A new id
+            # without work needs none: its original alone is an asset, described from the file.
+            marked = stored is not None or unfinished(record)
+            if marked:
+                self.assets.mark_unfinished(public_id)
+            self.service.originals.write(public_id, fmt, data)
+            self.assets.save(record)
+            if marked and not unfinished(record):
+                self.assets.mark_finished(public_id)
+            return record, "overwritten" if old is not None else "new"
+
+    async def explicit(self, params: dict[str, str], base: Base) -> Record:
+        p.refuse_unknown(params, EXPLICIT_PARAMS, "explicit")
+        self._check_type(params)
+        public_id = p.check_public_id(params.get("public_id", ""))
+        fine = self._removal(params)
+        eagers = p.eager(params, self.settings.named)
+        notification_url = self._hook(params, "notification_url")
+        eager_url = self._hook(params, "eager_notification_url")
+        changes = {"tags": p.tags(params), "context": p.context(params)}
+        eager_async = p.flag(params, "eager_async")
+        p.flag(params, "invalidate")
+        record = await anyio.to_thread.run_sync(
+            partial(self._change, public_id, changes, fine, notification_url, base)
+        )
+        shown = view(record, base, self.api_secret)
+        if eagers:
+            shown["eager"] = await self._eager(
+                record, eagers, base, eager_async, eager_url or notification_url
+            )
+        self.jobs.start_if_unfinished(record)
+        return shown
+
+    def _change(
+        self,
+        public_id: str,
+        changes: dict[str, Any],
+        fine: bool | None,
+        notification_url: str | None,
+        base: Base,
+    ) -> Record:
+        with self.assets.locked(public_id):
+            record = self.assets.current(public_id)
+            if record is None:
+                raise not_found(public_id)
+            record.update({k: v for k, v in changes.items() if v is not None})
+            if fine is not None:
+                if record.get("job"):
+                    raise UploadError(420, f"Background removal of {public_id} is already pending")
+                self.jobs.ask_removal(record, fine, notification_url, base)
+                self.assets.mark_unfinished(public_id)
+            self.assets.save(record)
+            return record
+
+    async def destroy(self, params: dict[str, str]) -> dict[str, str]:
+        p.refuse_unknown(params, DESTROY_PARAMS, "destroy")
+        self._check_type(params)
+        public_id = p.check_public_id(params.get("public_id", ""))
+        return await anyio.to_thread.run_sync(self._destroy, public_id)
+
+    def _destroy(self, public_id: str) -> dict[str, str]:
+        with self.assets.locked(public_id):
+            record = self.assets.current(public_id)
+            if record is None:
+                return {"result": "not found"}
+            self.assets.mark_unfinished(public_id)  # a crash before the record says so is reconciled
+            self.service.originals.delete(public_id)
+            if record.get("backups"):  # kept, so that api.restore can bring it back
+                self.assets.save({**record, "deleted": True, "job": None})
+            else:
+                self.assets.forget(public_id)
+            if not unfinished(record) or not record.get("backups"):
+                self.assets.mark_finished(public_id)
+            return {"result": "ok"}
+
+    # == the Admin API ================================================================================
+    async def resource(self, public_id: str, query: dict[str, str], base: Base) -> Record:
+        p.refuse_unknown(query, RESOURCE_PARAMS, "Admin API resource")
+        record = await anyio.to_thread.run_sync(self.assets.current, public_id)
+        if record is None:
+            raise not_found(public_id)
+        shown = self._detailed(record, base, versions=p.flag(query, "versions"))
+        shown["derived"] = shown["derived"][: _max_results(query, 500)]
+        return shown
+
+    def _detailed(self, record: Record, base: Base, *, versions: bool = False) -> Record:
+        shown = view(record, base, self.api_secret)
+        shown["backup"] = bool(record.get("backups"))
+        shown["derived"] = record.get("derived", [])
+        if versions:
+            shown["versions"] = [{**b, "restorable": True} for b in record.get("backups", [])]
+        if record.get("notifications"):
+            shown["notifications"] = [summary(Delivery.from_json(d)) for d in record["notifications"]]
+        return shown
+
+    async def update(self, public_id: str, params: dict[str, str], base: Base) -> Record:
+        p.refuse_unknown(params, UPDATE_PARAMS, "Admin API update")
+        fine = self._removal(params)
+        notification_url = self._hook(params, "notification_url")
+        changes = {
+            "tags": p.tags(params),
+            "context": p.context(params),
+            "display_name": params.get("display_name"),
+        }
+        record = await anyio.to_thread.run_sync(
+            partial(self._change, public_id, changes, fine, notification_url, base)
+        )
+        self.jobs.start_if_unfinished(record)
+        return self._detailed(record, base)
+
+    async def listing(self, query: dict[str, str], base: Base) -> Record:
+        p.refuse_unknown(query, LIST_PARAMS, "Admin API resources")
+        if query.get("type", "upload") != "upload":
+            raise bad("type: only upload is supported")
+        limit = _max_results(query, 10)
+        prefix = query.get("prefix", "")
+        if prefix.rpartition("/")[0]:
+            p.check_public_id(prefix.rpartition("/")[0], "prefix")
+        after = _uncursor(query["next_cursor"]) if query.get("next_cursor") else None
+        return await anyio.to_thread.run_sync(self._list, prefix, limit, after, base)
+
+    def _list(self, prefix: str, limit: int, after: str | None, base: Base) -> Record:
+        ids = sorted(i for i in self.service.originals.list(prefix) if after is None or i > after)
+        found: list[Record] = []
+        last = None
+        for public_id in ids:
+            if len(found) == limit:
+                break
+            last = public_id
+            record = self.assets.current(public_id)
+            if record is not None:
+                found.append(view(record, base, self.api_secret))
+        more = last is not None and ids[-1] != last
+        return {"resources": found, **({"next_cursor": _cursor(last)} if more and last else {})}
+
+    async def restore(self, params: dict[str, str], base: Base) -> Record:
+        p.refuse_unknown(params, RESTORE_PARAMS, "Admin API restore")
+        ids = [i for i in params.get("public_ids", "").split(",") if i]
+        if not ids:
+            raise bad("Missing required parameter - public_ids")
+        versions = [v for v in params.get("versions", "").split(",") if v]
+        results = {}
+        for public_id in ids:
+            p.check_public_id(public_id, "public_ids")
+            results[public_id] = await anyio.to_thread.run_sync(self._restore, public_id, versions, base)
+        return results
+
+    def _restore(self, public_id: str, versions: list[str], base: Base) -> Record:
+        with self.assets.locked(public_id):
+            record = self.assets.record(public_id)
+            backups = (record or {}).get("backups", [])
+            wanted = [b for b in backups if not versions or b["version_id"] in versions
+                      or str(b["version"]) in versions]  # fmt: skip
+            if record is None or not wanted:
+                return {"error": "no_backup"}
+            chosen = wanted[-1]
+            data = self.assets.backup(public_id, chosen["version_id"])
+            if data is None:
+                return {"error": "no_backup"}
+            found = inspect(data, self.settings.max_pixels)
+            record.update(content_fields(data, found.format, found.width, found.height))
+            record["version_id"] = chosen["version_id"]  # the same bytes: the backup stands for it
+            record.update({"version": new_version(record["version"]), "deleted": False, "derived": [],
+                           "job": None, "uploaded_at": iso(time.time())})  # fmt: skip
+            self.assets.mark_unfinished(public_id)  # a crash between the two writes is reconciled
+            self.service.originals.write(public_id, found.format, data)
+            self.assets.save(record)
+            if not unfinished(record):
+                self.assets.mark_finished(public_id)
+            return self._detailed(record, base)
+
+    # == eager transformations ==========================================================================
+    async def _eager(
+        self, record: Record, eagers: list[p.Eager], base: Base, background: bool, notify: str | None
+    ) -> list[Record]:
+        """Cheap eager transformations made now; background removals and ``eager_async`` ones kept on
+        the record as a batch the asset's driver makes (so a restart makes them too)."""
+        shown: list[Record] = []
+        later: list[p.Eager] = []
+        batch = uuid.uuid4().hex
+        for item in eagers:
+            prepared = await anyio.to_thread.run_sync(self.jobs.prepare_eager, record, item)
+            url, secure_url = base.urls(delivery_path(record, item.transformation, item.extension))
+            if background or prepared.plan.needs_segmentation:
+                later.append(item)
+                shown.append({"transformation": item.transformation, "status": "processing",
+                              "batch_id": batch, "url": url, "secure_url": secure_url})  # fmt: skip
+                continue
+            try:
+                entry = await self.service.scheduler.make(prepared)
+            except OriginError as exc:  # the upload is stored: the item says why it was not made
+                shown.append(
+                    {"transformation": item.transformation, "status": "failed", "reason": exc.public}
+                )
+                continue
+            shown.append(derived(item, entry, url, secure_url))
+        done = [item for item in shown if "status" not in item]
+        queued = None
+        if later:
+            queued = {
+                "batch": batch, "notify": notify, "base": base.to_json(),
+                "of": {k: record[k] for k in ("public_id", "version", "format", "sha256", "asset_id")},
+                "items": [{"transformation": e.transformation, "extension": e.extension} for e in later],
+            }  # fmt: skip
+        if done or queued:
+            await anyio.to_thread.run_sync(self._add_derived, record, done, queued)
+        if queued:
+            self.jobs.start(record["public_id"])
+        return shown
+
+    def _add_derived(self, made: Record, derived: list[Record], queued: Record | None) -> None:
+        with self.assets.locked(made["public_id"]):
+            record = self.assets.current(made["public_id"])
+            if record is None:
+                return
+            if record["version"] == made["version"]:  # else those are derivatives of an older version
+                list_derived(record, derived)
+            if queued is not None:
+                record["eager_jobs"] = [*record.get("eager_jobs", []), queued]
+                self.assets.mark_unfinished(record["public_id"])
+            self.assets.save(record)
+
+
+def _stem(filename: str | None) -> str | None:
+    if not filename:
+        return None
+    return filename.replace("\\", "/").rpartition("/")[2].rpartition(".")[0] or None
+
+
+def _max_results(query: dict[str, str], default: int) -> int:
+    try:
+        limit = int(query.get("max_results", str(default)))
+    except ValueError:
+        raise bad("max_results must be an integer from 1 to 500") from None
+    if not 1 <= limit <= 500:
+        raise bad("max_results must be an integer from 1 to 500")
+    return limit
+
+
+def _cursor(public_id: str) -> str:
+    return base64.urlsafe_b64encode(public_id.encode()).decode().rstrip("=")
+
+
+def _uncursor(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise bad("next_cursor is not a cursor this server returned") from None

@@ -1,0 +1,104 @@
+"""What a restarted server does with an asset whose last change was cut short (in-process, no model): the
+record follows the file, a committed background removal is finished, nothing stays marked. And the
+Upload API's switch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from cache import DerivativeCache
+from cutout.app import create_app
+from cutout.service import Service
+from cutout.settings import Settings, SettingsError, load_settings
+from cutout.upload.assets import Base
+from cutout.upload.uploads import Uploads
+from tests.app.helpers import SAMPLES
+
+ROAD = (SAMPLES / "docs" / "road.jpg").read_bytes()
+LOGO = (SAMPLES / "docs" / "rmv_bgd" / "router_orig.jpg").read_bytes()
+BASE = Base("127.0.0.1:1", "http", "demo")
+DETAILS: dict[str, Any] = {"tags": [], "context": {}, "backup": True, "original_filename": None,
+                           "display_name": None}  # fmt: skip
+
+
+@pytest.fixture
+def uploads(tmp_path: Path) -> Iterator[Uploads]:
+    (tmp_path / "originals").mkdir()
+    settings = Settings(originals=tmp_path / "originals", cache_dir=tmp_path / "cache", upload=True,
+                        api_key="k", api_secret="s", background_removal=False)  # fmt: skip
+    cache = DerivativeCache(tmp_path / "cache", size_limit=1 << 30)
+    service = Service.open(settings, cache, segmenter=None)
+    yield Uploads(settings, service)
+    service.close()
+    cache.close()
+
+
+def restart(uploads: Uploads, public_id: str) -> dict[str, Any] | None:
+    """What a restarted server's driver does for a marked asset; the record afterwards."""
+    assert public_id in uploads.assets.unfinished()
+    assert uploads.jobs.next_step(public_id, f"upload-job:{public_id}") is None
+    assert public_id not in uploads.assets.unfinished()
+    return uploads.assets.record(public_id)
+
+
+def store(uploads: Uploads, public_id: str, data: bytes) -> dict[str, Any]:
+    record, _ = uploads._store(public_id, data, "jpg", 1, 1, DETAILS, overwrite=True, fine=None,
+                               notification_url=None, base=BASE)  # fmt: skip
+    return record
+
+
+def test_an_overwrite_cut_short_is_reconciled(uploads: Uploads) -> None:
+    first = store(uploads, "a/x", ROAD)
+    uploads.assets.mark_unfinished("a/x")  # as _store does, then the crash after the original's write
+    uploads.service.originals.write("a/x", "jpg", LOGO)
+    record = restart(uploads, "a/x")
+    assert record is not None and record["sha256"] == hashlib.sha256(LOGO).hexdigest()
+    assert record["version"] > first["version"] and record["etag"] == hashlib.md5(LOGO).hexdigest()
+
+
+def test_a_destroy_and_a_restore_cut_short_are_reconciled(uploads: Uploads) -> None:
+    store(uploads, "a/y", ROAD)
+    uploads.assets.mark_unfinished("a/y")
+    uploads.service.originals.delete("a/y")  # crash before the record says deleted
+    record = restart(uploads, "a/y")
+    assert record is not None and record["deleted"] is True and uploads.assets.current("a/y") is None
+    uploads.assets.mark_unfinished("a/y")
+    uploads.service.originals.write("a/y", "jpg", ROAD)  # a restore, cut short the same way
+    record = restart(uploads, "a/y")
+    assert record is not None and record["deleted"] is False and uploads.assets.current("a/y") is not None
+
+
+def test_a_committed_removal_is_finished(uploads: Uploads, tmp_path: Path) -> None:
+    record = store(uploads, "a/z", ROAD)
+    cut = (SAMPLES / "docs" / "rmv_bgd" / "dog_couch_orig.jpg").read_bytes()  # stands in for the PNG
+    job = {"id": "j1", "fine_edges": False, "source": record["sha256"], "phase": "committed",
+           "notification_url": None, "base": BASE.to_json(), "confidence": 0.9}  # fmt: skip
+    record.update({"sha256": hashlib.sha256(cut).hexdigest(), "version_id": "v2", "format": "png",
+                   "job": job})  # fmt: skip
+    uploads.assets.originals.put_record("backups/a/z/v2", cut)  # backed up before the record said so
+    uploads.assets.save(record)
+    uploads.assets.mark_unfinished("a/z")  # the crash: the record is committed, the original is not
+    done = restart(uploads, "a/z")
+    assert done is not None and done["job"] is None
+    stored = next((tmp_path / "originals" / "a").glob("z.*"))
+    assert stored.name == "z.png" and stored.read_bytes() == cut
+
+
+def test_off_answers_404_in_cloudinarys_shape(tmp_path: Path) -> None:
+    originals = tmp_path / "originals"
+    shutil.copytree(SAMPLES, originals)
+    settings = Settings(originals=originals, cache_dir=tmp_path / "cache", background_removal=False)
+    with TestClient(create_app(settings, load_model=False)) as client:
+        answer = client.post("/v1_1/demo/image/upload", data={"public_id": "x"})
+        assert answer.status_code == 404
+        assert "CUTOUT_UPLOAD=1" in json.loads(answer.content)["error"]["message"]
+    with pytest.raises(SettingsError, match="CUTOUT_UPLOAD=1 needs CUTOUT_API_KEY"):
+        load_settings({"CUTOUT_UPLOAD": "1", "CUTOUT_API_SECRET": "s"})
