@@ -3,7 +3,9 @@
 A benchmark whose external part is missing (wrk or nginx for the HTTP one, the evaluation sets for
 quality) is skipped with the reason. Takes about 40 minutes on 2 cores; ``--only`` picks some.
 
-    .venv/bin/python bench/run_all.py [--only parse,startup,render,http,segment_speed,segment_memory,regression,quality]
+    .venv/bin/python bench/run_all.py [--only NAME,...]
+
+NAME: parse, startup, render, http, segment_speed, segment_memory, regression, quality.
 """
 
 from __future__ import annotations
