@@ -16,7 +16,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from cache import DerivativeCache
-from cutout import api, metrics
+from cutout import api, console, metrics
 from cutout.fasthits import FastHits
 from cutout.fetch import FetchPolicy
 from cutout.remote import RemoteOriginals, split_fetch_path
@@ -193,7 +193,8 @@ def create_app(
 
                 multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
-    routes = [*OWN_ROUTES, *api.ROUTES, Route("/{path:cutout_anything}", deliver, methods=["GET", "HEAD"])]
+    routes = [*OWN_ROUTES, *api.ROUTES, *console.ROUTES,
+              Route("/{path:cutout_anything}", deliver, methods=["GET", "HEAD"])]
     handlers = {OriginError: on_origin_error, HTTPException: on_http_error}
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     return FastHits(app, skip=frozenset(route.path for route in OWN_ROUTES))

@@ -50,6 +50,7 @@ class Settings:
     wait_seconds: float = _setting("CUTOUT_WAIT_SECONDS")
     cloud_name: str | None = _setting("CUTOUT_CLOUD_NAME")
     api_secret: str | None = _setting("CUTOUT_API_SECRET")
+    api_key: str | None = _setting("CUTOUT_API_KEY")
     strict: bool = _setting("CUTOUT_STRICT")
     named_transformations: Path | None = _setting("CUTOUT_NAMED_TRANSFORMATIONS")
     allowed_transformations: tuple[str, ...] = _setting("CUTOUT_ALLOWED_TRANSFORMATIONS")
@@ -71,6 +72,7 @@ class Settings:
     api_webhook_secret: str | None = _setting("CUTOUT_API_WEBHOOK_SECRET")
     fetch_ttl: float = _setting("CUTOUT_FETCH_TTL")
     max_upload_bytes: int = _setting("CUTOUT_MAX_UPLOAD_BYTES")
+    console: bool = _setting("CUTOUT_CONSOLE")
     named: Mapping[str, str] = field(default_factory=dict, metadata={"help": "loaded named transformations"})
 
     def require_paths(self) -> tuple[Path, Path]:

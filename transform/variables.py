@@ -201,6 +201,8 @@ VARIABLES: tuple[Variable, ...] = (
     _server("CUTOUT_CLOUD_NAME", TEXT, None, "the only cloud name accepted in paths (others 404)",
             shown="any"),
     _server("CUTOUT_API_SECRET", TEXT, None, "secret that verifies s--SIG-- signed URLs"),
+    _server("CUTOUT_API_KEY", TEXT, None,
+            "the API key that goes with CUTOUT_API_SECRET: the console's HTTP Basic user name"),
     _server("CUTOUT_STRICT", BOOLEAN, False,
             "strict mode: only signed, eager, allowed or named transformations render"),
     _server("CUTOUT_NAMED_TRANSFORMATIONS", PATH, None,
@@ -249,6 +251,9 @@ VARIABLES: tuple[Variable, ...] = (
     _server("CUTOUT_MAX_UPLOAD_BYTES", BYTES, 25 << 20,
             "largest API request body in bytes (suffixes K, M, G), enforced while it streams", shown="25M",
             low=1024),
+    _server("CUTOUT_CONSOLE", BOOLEAN, False,
+            "1 serves the console page at /console (browse, upload, build transformations): HTTP Basic "
+            "with the API key and secret, or open on loopback when no secret is set"),
     Variable("CUTOUT_HOME", "home", PATH, Path("~/.cache/cutout"),
              "where `cutout fetch-model` stores the model; the first session also saves onnxruntime's "
              "optimised graph there (models/optimized/, ~170 MB per model, onnxruntime version and CPU; "

@@ -1,0 +1,188 @@
+// The originals: a paged grid from the Admin API's listing (thumbnails are delivery URLs with
+// c_fill and f_auto), search by prefix, and uploads by drag and drop or file picker, each with its
+// progress; pending background removals are polled until they are done, then show their confidence.
+import { deliveryPath, getResource, listResources, removal, upload } from "./api.js";
+
+const $ = (id) => document.getElementById(id);
+const THUMB = "c_fill,h_208,w_208/f_auto";
+const POLL_MS = 1500;
+
+export class Originals {
+  constructor(config, { onSelect }) {
+    this.config = config;
+    this.cloud = config.cloud;
+    this.onSelect = onSelect;
+    this.cursor = "";
+    this.prefix = "";
+    this.items = new Map(); // public_id -> { asset, li }
+    this.selected = null;
+    $("search").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.prefix = $("prefix").value.trim();
+      this.reload();
+    });
+    $("more").addEventListener("click", () => this.page());
+    this.wireUploads();
+  }
+
+  ids() {
+    return [...this.items.keys()];
+  }
+
+  async reload() {
+    this.cursor = "";
+    this.items.clear();
+    $("grid").replaceChildren();
+    await this.page();
+  }
+
+  async page() {
+    const status = $("grid-status");
+    if (!this.config.upload) {
+      status.textContent = "Listing needs the Admin API (CUTOUT_UPLOAD=1); open an original by its public id instead.";
+      return;
+    }
+    status.textContent = "Loading…";
+    try {
+      const listing = await listResources(this.cloud, { prefix: this.prefix, cursor: this.cursor });
+      for (const asset of listing.resources || []) this.show(asset, false);
+      this.cursor = listing.next_cursor || "";
+      $("more").hidden = !this.cursor;
+      const count = this.items.size;
+      status.textContent = count ? `${count} original${count === 1 ? "" : "s"}${this.cursor ? " (more below)" : ""}`
+        : `No originals${this.prefix ? ` under “${this.prefix}”` : ""}.`;
+      if (!this.selected && count) this.select(this.ids()[0]);
+    } catch (error) {
+      status.textContent = `Cannot list originals: ${error.message}`;
+    }
+  }
+
+  // One grid entry (created or updated in place).
+  show(asset, first) {
+    let item = this.items.get(asset.public_id);
+    if (!item) {
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "thumb";
+      button.setAttribute("aria-pressed", "false");
+      const img = document.createElement("img");
+      img.loading = "lazy";
+      img.alt = "";
+      const id = document.createElement("span");
+      id.className = "id";
+      id.textContent = asset.public_id;
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      button.append(img, id, badge);
+      button.addEventListener("click", () => this.select(asset.public_id));
+      li.append(button);
+      item = { asset, li };
+      this.items.set(asset.public_id, item);
+      if (first) $("grid").prepend(li); else $("grid").append(li);
+    }
+    item.asset = { ...item.asset, ...asset };
+    const button = item.li.firstChild;
+    const img = button.querySelector("img");
+    const src = deliveryPath(this.cloud, THUMB, item.asset);
+    if (img.getAttribute("src") !== src) img.src = src;
+    button.setAttribute("aria-label", `${asset.public_id}${asset.width ? `, ${asset.width} × ${asset.height}` : ""}`);
+    const badge = button.querySelector(".badge");
+    const state = removal(item.asset);
+    badge.className = `badge ${state ? state.status : ""}`;
+    badge.textContent = !state ? ""
+      : state.status === "complete" ? `cut-out · confidence ${Number(state.confidence ?? 0).toFixed(2)}`
+      : state.status === "pending" ? "removing background…" : `background removal ${state.status}`;
+    return item;
+  }
+
+  select(publicId) {
+    const item = this.items.get(publicId);
+    if (!item) return;
+    for (const other of this.items.values()) other.li.firstChild.setAttribute("aria-pressed", "false");
+    item.li.firstChild.setAttribute("aria-pressed", "true");
+    this.selected = publicId;
+    this.onSelect(item.asset);
+  }
+
+  wireUploads() {
+    const drop = $("drop");
+    const picker = $("files");
+    if (!this.config.upload) {
+      $("upload-off").hidden = false;
+      $("upload-off").textContent = "Uploads are off: start the server with CUTOUT_UPLOAD=1 (make run does).";
+    }
+    drop.addEventListener("click", () => picker.click());
+    drop.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") { event.preventDefault(); picker.click(); }
+    });
+    picker.addEventListener("change", () => { this.uploadAll([...picker.files]); picker.value = ""; });
+    drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+    drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+    drop.addEventListener("drop", (event) => {
+      event.preventDefault();
+      drop.classList.remove("over");
+      this.uploadAll([...event.dataTransfer.files].filter((f) => f.type.startsWith("image/") || !f.type));
+    });
+  }
+
+  uploadAll(files) {
+    return Promise.all(files.map((file) => this.uploadOne(file)));
+  }
+
+  async uploadOne(file) {
+    const row = document.createElement("li");
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = file.name;
+    const status = document.createElement("span");
+    status.textContent = "waiting";
+    const bar = document.createElement("progress");
+    bar.max = 1;
+    bar.value = 0;
+    bar.setAttribute("aria-label", `Upload of ${file.name}`);
+    row.append(name, status, bar);
+    $("uploads").prepend(row);
+    const params = { use_filename: "true", unique_filename: "true" };
+    const prefix = this.prefix.includes("/") ? this.prefix.slice(0, this.prefix.lastIndexOf("/")) : "";
+    if (prefix) params.folder = prefix;
+    if ($("remove-bg").checked) params.background_removal = "cloudinary_ai";
+    try {
+      const asset = await upload(this.cloud, file, params, (fraction) => {
+        bar.value = fraction;
+        status.textContent = `${Math.round(fraction * 100)} %`;
+      });
+      bar.value = 1;
+      const state = removal(asset);
+      status.textContent = state?.status === "pending" ? "uploaded · removing background…" : "uploaded";
+      this.show(asset, true);
+      this.select(asset.public_id);
+      if (state?.status === "pending") await this.follow(asset.public_id, status);
+    } catch (error) {
+      status.textContent = `failed: ${error.message}`;
+      row.classList.add("failed");
+    }
+  }
+
+  // Poll the Admin API until the background removal is no longer pending.
+  async follow(publicId, status) {
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      let asset;
+      try {
+        asset = await getResource(this.cloud, publicId);
+      } catch (error) {
+        status.textContent = `cannot follow: ${error.message}`;
+        return;
+      }
+      const state = removal(asset);
+      if (state?.status === "pending") continue;
+      this.show(asset, true);
+      status.textContent = state?.status === "complete"
+        ? `background removed · confidence ${Number(state.confidence ?? 0).toFixed(2)}`
+        : `background removal ${state?.status || "ended"}`;
+      if (this.selected === publicId) this.onSelect(this.items.get(publicId).asset);
+      return;
+    }
+  }
+}
