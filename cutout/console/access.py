@@ -30,8 +30,8 @@ def loopback(request: Request) -> bool:
     host = request.client.host if request.client else ""
     try:
         return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a Unix socket or a test client's made-up name: not known to be local
-        return host in ("testclient", "localhost")
+    except ValueError:  # no address (a Unix socket behind a proxy): not known to be local
+        return False
 
 
 def basic_credentials(request: Request) -> tuple[str, str] | None:
@@ -54,7 +54,8 @@ def check(request: Request, settings: Settings) -> None:
         raise Refused(403, "The console is open only on loopback while no CUTOUT_API_SECRET is set; "
                            "set CUTOUT_API_KEY and CUTOUT_API_SECRET to sign in from elsewhere")
     if settings.api_key is None:
-        raise Refused(403, "CUTOUT_API_SECRET is set but CUTOUT_API_KEY is not: the console signs in with both")
+        raise Refused(403, "CUTOUT_API_SECRET is set but CUTOUT_API_KEY is not: the console signs in "
+                           "with both")
     given = basic_credentials(request)
     if given is None:
         raise Refused(401, "Sign in with the API key as user name and the API secret as password")

@@ -1,6 +1,7 @@
-"""The Upload API's request signature, as Cloudinary's SDKs compute it (``cloudinary.utils.api_sign_request``):
-the parameters other than ``file``, ``cloud_name``, ``resource_type``, ``api_key`` and ``signature``, with
-a value, sorted by name as ``name=value`` joined by ``&``, the secret appended, SHA-1 in hex."""
+"""The Upload API's request signature, as Cloudinary's SDKs compute it
+(``cloudinary.utils.api_sign_request``): the parameters other than ``file``, ``cloud_name``,
+``resource_type``, ``api_key`` and ``signature`` that have a value, sorted by name as ``name=value``
+joined by ``&``, the secret appended, SHA-1 in hex."""
 
 from __future__ import annotations
 
