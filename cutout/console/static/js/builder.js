@@ -134,6 +134,11 @@ export class Builder {
       this.message(`${answer.status} ${answer.message}`, "bad", answer.column);
       $("python").textContent = "";
       $("javascript").textContent = "";
+      this.loading?.abort();
+      $("after").removeAttribute("src");
+      $("after-info").textContent = `The delivery URL answers ${answer.status}.`;
+      $("generating").hidden = true;
+      $("compare").hidden = true;
       return;
     }
     this.message(text ? `Valid: ${answer.canonical || "(no change)"}` : "No transformation: the original.", "good",
