@@ -23,6 +23,11 @@ _RANK = {ext: i for i, ext in enumerate(e for lower in EXTENSIONS for e in (lowe
 
 FileStamp = tuple[int, int, int, int]
 
+#: Records live under this hidden folder of the root (``list`` skips hidden folders) with this suffix,
+#: which no original has: no delivery URL reaches one.
+RECORDS = ".cutout"
+RECORD_SUFFIX = ".record"
+
 #: A folder listing is trusted only once the folder has been quiet this long when it is taken: its mtime
 #: ticks coarsely (a few ms), so two changes within one tick look like one ("racy git").
 _QUIET_NS = 1_000_000_000
@@ -171,7 +176,61 @@ class FolderOriginals:
         target = self.root / f"{public_id}.{extension}"
         target.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(target, data)
+        self._remove_others(public_id, keep=target.name)
         return self.locate(public_id)
+
+    def _remove_others(self, public_id: str, keep: str) -> bool:
+        """Remove ``public_id`` in every format but the file ``keep``; whether any was removed."""
+        folder, _, stem = public_id.rpartition("/")
+        removed = False
+        for ext in _RANK:
+            name = f"{stem}.{ext}"
+            if name != keep:
+                try:
+                    (self.root / folder / name).unlink()
+                    removed = True
+                except FileNotFoundError:
+                    pass
+        return removed
+
+    def delete(self, public_id: str) -> bool:
+        if not _valid(public_id):
+            return False
+        try:
+            return self._remove_others(public_id, keep="")
+        except OSError:  # a name too long for the file system: there is no such original
+            return False
+
+    # -- records ---------------------------------------------------------------------------------------
+    def _record_path(self, name: str) -> Path:
+        if not _valid(name):
+            raise ValueError(f"not a record name: {name!r}")
+        return self.root / RECORDS / f"{name}{RECORD_SUFFIX}"
+
+    def put_record(self, name: str, data: bytes) -> None:
+        target = self._record_path(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(target, data)
+
+    def get_record(self, name: str) -> bytes | None:
+        try:
+            return self._record_path(name).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def delete_record(self, name: str) -> None:
+        self._record_path(name).unlink(missing_ok=True)
+
+    def list_records(self, prefix: str) -> Iterator[str]:
+        base = self.root / RECORDS
+        start = base / prefix
+        if not start.is_dir():
+            return
+        for parent, _, files in os.walk(start):
+            here = Path(parent).relative_to(base).as_posix()
+            for name in files:  # temporary files of writes in progress start with '.'
+                if name.endswith(RECORD_SUFFIX) and not name.startswith("."):
+                    yield f"{here}/{name.removesuffix(RECORD_SUFFIX)}"
 
     def list(self, prefix: str = "") -> Iterator[str]:
         folder = prefix.rpartition("/")[0]

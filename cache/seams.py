@@ -42,11 +42,32 @@ class OriginalsStore(Protocol):
     def read(self, public_id: str) -> bytes: ...
 
     def write(self, public_id: str, extension: str, data: bytes) -> Located:
-        """Store an original atomically: readers see the old content or the new, never a part."""
+        """Store an original atomically: readers see the old content or the new, never a part. The same
+        id in another format is removed after the new one is in place (an upload that becomes a PNG)."""
+        ...
+
+    def delete(self, public_id: str) -> bool:
+        """Remove an original, in every format it has; False when there was none."""
         ...
 
     def list(self, prefix: str = "") -> Iterator[str]:
         """Public ids starting with ``prefix``, in no particular order."""
+        ...
+
+    # Records: small named objects kept beside the originals, never served as originals (the Upload
+    # API's asset records, backups and unfinished jobs), so that they live wherever the originals do.
+    # ``name`` is a relative path whose parts are valid public-id parts.
+
+    def put_record(self, name: str, data: bytes) -> None:
+        """Store atomically (blocking): readers see the old bytes or the new, never a part."""
+        ...
+
+    def get_record(self, name: str) -> bytes | None: ...
+
+    def delete_record(self, name: str) -> None: ...
+
+    def list_records(self, prefix: str) -> Iterator[str]:
+        """Names of records under the folder ``prefix`` (recursively), in no particular order."""
         ...
 
 

@@ -16,7 +16,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from cache import DerivativeCache
-from cutout import api, console, metrics
+from cutout import api, console, metrics, upload
 from cutout.fasthits import FastHits
 from cutout.fetch import FetchPolicy
 from cutout.remote import RemoteOriginals, split_fetch_path
@@ -182,7 +182,10 @@ def create_app(
         app.state.remote = RemoteOriginals(app.state.service.originals, cache_dir / "fetched",
                                            FetchPolicy.from_environ(), settings.fetch_ttl)
         try:
-            async with api.running(settings, app.state.service) as app.state.api:
+            async with (
+                api.running(settings, app.state.service) as app.state.api,
+                upload.running(settings, app.state.service) as app.state.uploads,
+            ):
                 yield
         finally:
             app.state.service.close()
@@ -193,8 +196,8 @@ def create_app(
 
                 multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
-    routes = [*OWN_ROUTES, *api.ROUTES, *console.ROUTES,
-              Route("/{path:cutout_anything}", deliver, methods=["GET", "HEAD"])]
+    catch_all = Route("/{path:cutout_anything}", deliver, methods=["GET", "HEAD"])
+    routes = [*OWN_ROUTES, *api.ROUTES, *upload.ROUTES, *console.ROUTES, catch_all]
     handlers = {OriginError: on_origin_error, HTTPException: on_http_error}
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     return FastHits(app, skip=frozenset(route.path for route in OWN_ROUTES))

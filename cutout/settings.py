@@ -50,7 +50,6 @@ class Settings:
     wait_seconds: float = _setting("CUTOUT_WAIT_SECONDS")
     cloud_name: str | None = _setting("CUTOUT_CLOUD_NAME")
     api_secret: str | None = _setting("CUTOUT_API_SECRET")
-    api_key: str | None = _setting("CUTOUT_API_KEY")
     strict: bool = _setting("CUTOUT_STRICT")
     named_transformations: Path | None = _setting("CUTOUT_NAMED_TRANSFORMATIONS")
     allowed_transformations: tuple[str, ...] = _setting("CUTOUT_ALLOWED_TRANSFORMATIONS")
@@ -72,6 +71,8 @@ class Settings:
     api_webhook_secret: str | None = _setting("CUTOUT_API_WEBHOOK_SECRET")
     fetch_ttl: float = _setting("CUTOUT_FETCH_TTL")
     max_upload_bytes: int = _setting("CUTOUT_MAX_UPLOAD_BYTES")
+    upload: bool = _setting("CUTOUT_UPLOAD")
+    api_key: str | None = _setting("CUTOUT_API_KEY")
     console: bool = _setting("CUTOUT_CONSOLE")
     named: Mapping[str, str] = field(default_factory=dict, metadata={"help": "loaded named transformations"})
 
@@ -96,6 +97,9 @@ def load_settings(
     settings = Settings(**{BY_NAME[name].attribute: value for name, value in values.items()})
     if settings.originals is not None and not settings.originals.is_dir():
         raise SettingsError(f"CUTOUT_ORIGINALS: {settings.originals} is not a folder")
+    if settings.upload and not (settings.api_key and settings.api_secret):
+        raise SettingsError("CUTOUT_UPLOAD=1 needs CUTOUT_API_KEY and CUTOUT_API_SECRET (the SDK's api_key "
+                            "and api_secret)")
     if settings.named_transformations is not None:
         settings = _with_named(settings, _read_named(settings.named_transformations))
     return settings

@@ -201,8 +201,6 @@ VARIABLES: tuple[Variable, ...] = (
     _server("CUTOUT_CLOUD_NAME", TEXT, None, "the only cloud name accepted in paths (others 404)",
             shown="any"),
     _server("CUTOUT_API_SECRET", TEXT, None, "secret that verifies s--SIG-- signed URLs"),
-    _server("CUTOUT_API_KEY", TEXT, None,
-            "the API key that goes with CUTOUT_API_SECRET: the console's HTTP Basic user name"),
     _server("CUTOUT_STRICT", BOOLEAN, False,
             "strict mode: only signed, eager, allowed or named transformations render"),
     _server("CUTOUT_NAMED_TRANSFORMATIONS", PATH, None,
@@ -248,9 +246,15 @@ VARIABLES: tuple[Variable, ...] = (
     _server("CUTOUT_FETCH_TTL", NUMBER, 3600.0,
             "seconds an image fetched for /image/fetch/ is used before it is revalidated with its ETag "
             "or modification date", low=0.0),
-    _server("CUTOUT_MAX_UPLOAD_BYTES", BYTES, 25 << 20,
-            "largest API request body in bytes (suffixes K, M, G), enforced while it streams", shown="25M",
-            low=1024),
+    _server("CUTOUT_MAX_UPLOAD_BYTES", BYTES, 50 << 20,
+            "largest HTTP API or Upload API request body in bytes (suffixes K, M, G), enforced while it "
+            "streams", shown="50M", low=1024),
+    _server("CUTOUT_UPLOAD", BOOLEAN, False,
+            "1 turns on the Cloudinary-compatible Upload and Admin API (/v1_1/<cloud>/...; needs "
+            "CUTOUT_API_KEY and CUTOUT_API_SECRET); 0: those routes answer 404"),
+    _server("CUTOUT_API_KEY", TEXT, None,
+            "the api_key of the Upload and Admin API (CUTOUT_API_SECRET is its secret), as Cloudinary's "
+            "SDKs send it"),
     _server("CUTOUT_CONSOLE", BOOLEAN, False,
             "1 serves the console page at /console (browse, upload, build transformations): HTTP Basic "
             "with the API key and secret, or open on loopback when no secret is set"),

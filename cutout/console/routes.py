@@ -5,8 +5,8 @@
   server);
 - ``GET /console/config``: what the page needs to know (cloud name, API key, whether uploads are on);
 - ``GET /console/check``: live validation of a transformation string (``check.py``);
-- ``POST /console/sign``: the Upload API's signature for the page's upload parameters, made here so the
-  secret never reaches the browser.
+- ``POST /console/sign``: the Upload API's signature (``cutout.upload.auth.sign``) for the page's upload
+  parameters, made here so the secret never reaches the browser.
 
 Everything else the page does goes through the Upload/Admin API and the delivery URLs, like any client.
 """
@@ -28,9 +28,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cutout.console import access
 from cutout.console.check import Target, check
-from cutout.console.signing import SIGNABLE, api_sign_request
 from cutout.service import Service
 from cutout.settings import Settings
+from cutout.upload.auth import sign as api_sign_request
 
 #: The page may talk to this server only: no CDN, no fonts, no analytics (and the browser test checks it).
 CSP = (
@@ -44,6 +44,10 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
 }
 MAX_TRANSFORMATION = 4096
+#: What the page may ask to have signed: the upload options it offers, nothing else.
+SIGNABLE = frozenset({
+    "public_id", "folder", "use_filename", "unique_filename", "overwrite", "tags", "background_removal",
+})
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -109,15 +113,11 @@ async def config(request: Request, service: Service) -> Response:
     return JSONResponse({
         "cloud": cloud(settings),
         "api_key": settings.api_key or "",
-        "upload": upload_enabled(settings),
+        "upload": getattr(request.app.state, "uploads", None) is not None,
         "signed": settings.api_secret is not None,
         "background_removal": service.models.segmenter is not None,
         "retry_after": settings.retry_after,
     }, headers=PAGE_HEADERS)
-
-
-def upload_enabled(settings: Settings) -> bool:
-    return bool(getattr(settings, "upload", False))
 
 
 async def check_endpoint(request: Request, service: Service) -> Response:

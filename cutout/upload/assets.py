@@ -1,0 +1,217 @@
+"""Asset records: what Cloudinary knows about an upload that the file does not say (version, asset id,
+tags, context, background-removal status, backups, notifications), kept as JSON records beside the
+originals through the originals store's record calls, so they live wherever the originals do.
+
+Record names: ``assets/<public_id>`` (the record), ``backups/<public_id>/<version_id>`` (a backed-up
+version's bytes), ``jobs/<public_id>`` (the asset has unfinished work: a background removal or a
+notification to deliver; a restarted server finishes these). Changes to one asset happen under a lock
+that every process agrees on (a claim in the coordinator), so two uploads of one id never mix.
+
+An original put into the folder by hand has no record: it is described from the file (version from its
+modification time) and gets a record the first time it is changed through the API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import pyvips
+
+from cache import Coordinator, OriginalsStore
+from grammar.errors import NotFound
+
+Record = dict[str, Any]
+
+#: How long one asset's lock is held at most (a dead process's lock lapses after this).
+LOCK_LEASE = 30.0
+
+
+def iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_version(previous: int | None) -> int:
+    """Cloudinary's versions are Unix seconds; a new one is always higher than the one it replaces."""
+    now = int(time.time())
+    return now if previous is None else max(now, previous + 1)
+
+
+class Assets:
+    def __init__(self, originals: OriginalsStore, coordinator: Coordinator) -> None:
+        self.originals = originals
+        self.coordinator = coordinator
+        self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    # -- locking -----------------------------------------------------------------------------------------
+    @contextmanager
+    def locked(self, public_id: str) -> Iterator[None]:
+        """Hold ``public_id``'s lock (blocking): one change to an asset at a time, in every process."""
+        key = f"upload-lock:{public_id}"
+        deadline = time.monotonic() + 2 * LOCK_LEASE
+        while not self.coordinator.claim(key, self.owner, lease=LOCK_LEASE):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the lock on {public_id} was not released")
+            time.sleep(0.005)
+        try:
+            yield
+        finally:
+            self.coordinator.release(key, self.owner)
+
+    # -- records -----------------------------------------------------------------------------------------
+    def record(self, public_id: str) -> Record | None:
+        """The stored record (deleted ones included), else None."""
+        data = self.originals.get_record(f"assets/{public_id}")
+        return None if data is None else dict(json.loads(data))
+
+    def save(self, record: Record) -> None:
+        self.originals.put_record(
+            f"assets/{record['public_id']}", json.dumps(record, sort_keys=True).encode()
+        )
+
+    def forget(self, public_id: str) -> None:
+        self.originals.delete_record(f"assets/{public_id}")
+
+    def current(self, public_id: str) -> Record | None:
+        """The asset as it is now: its record, or one made from a file without a record; None when there
+        is no such asset (or it was deleted)."""
+        record = self.record(public_id)
+        if record is not None:
+            return None if record.get("deleted") else record
+        try:
+            found = self.originals.locate(public_id)
+        except NotFound:
+            return None
+        st = os.stat(found.path)
+        header = pyvips.Image.new_from_file(str(found.path))
+        fmt = found.path.suffix.lower().lstrip(".")
+        return {
+            "public_id": public_id,
+            "asset_id": hashlib.md5(public_id.encode()).hexdigest(),
+            "version": int(st.st_mtime),
+            "version_id": self.originals.version(found)[:32],
+            "format": "jpg" if fmt == "jpeg" else fmt,
+            "bytes": st.st_size,
+            "width": int(header.width),
+            "height": int(header.height),
+            "etag": self.originals.version(found)[:32],
+            "sha256": self.originals.version(found),
+            "created_at": iso(st.st_mtime),
+            "uploaded_at": iso(st.st_mtime),
+            "tags": [],
+            "context": {},
+            "backups": [],
+            "derived": [],
+            "info": {},
+            "job": None,
+            "notifications": [],
+        }
+
+    # -- backups -----------------------------------------------------------------------------------------
+    def back_up(self, record: Record, data: bytes) -> None:
+        """Keep ``data`` as the backup of the record's current version (once)."""
+        if any(b["version_id"] == record["version_id"] for b in record["backups"]):
+            return
+        self.originals.put_record(f"backups/{record['public_id']}/{record['version_id']}", data)
+        record["backups"].append({
+            "version_id": record["version_id"], "version": record["version"], "format": record["format"],
+            "size": len(data), "time": iso(time.time()),
+        })  # fmt: skip
+
+    def backup(self, public_id: str, version_id: str) -> bytes | None:
+        return self.originals.get_record(f"backups/{public_id}/{version_id}")
+
+    # -- unfinished work -----------------------------------------------------------------------------
+    def mark_unfinished(self, public_id: str) -> None:
+        self.originals.put_record(f"jobs/{public_id}", b"{}")
+
+    def mark_finished(self, public_id: str) -> None:
+        self.originals.delete_record(f"jobs/{public_id}")
+
+    def unfinished(self) -> list[str]:
+        return sorted(name.removeprefix("jobs/") for name in self.originals.list_records("jobs"))
+
+
+def content_fields(data: bytes, fmt: str, width: int, height: int) -> Record:
+    """The fields of a record that describe one version's bytes."""
+    return {
+        "format": fmt, "bytes": len(data), "width": width, "height": height,
+        "etag": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest(),
+        "version_id": uuid.uuid4().hex,
+    }  # fmt: skip
+
+
+# -- what clients see -------------------------------------------------------------------------------------
+class Base:
+    """Where delivery URLs point: the host the client reached, as http (``url``) and as the scheme it
+    used (``secure_url``: https behind a TLS proxy that says so)."""
+
+    def __init__(self, host: str, scheme: str, cloud: str) -> None:
+        self.host, self.scheme, self.cloud = host, scheme, cloud
+
+    def to_json(self) -> dict[str, str]:
+        return {"host": self.host, "scheme": self.scheme, "cloud": self.cloud}
+
+    @classmethod
+    def from_json(cls, data: dict[str, str]) -> Base:
+        return cls(data["host"], data["scheme"], data["cloud"])
+
+    def urls(self, path: str) -> tuple[str, str]:
+        tail = f"{self.host}/{quote(self.cloud, safe='')}/image/upload/{path}"
+        return f"http://{tail}", f"{self.scheme}://{tail}"
+
+
+def delivery_path(record: Record, transformation: str = "", extension: str = "") -> str:
+    public_id = quote(record["public_id"], safe="/")
+    prefix = f"{transformation}/" if transformation else ""
+    return f"{prefix}v{record['version']}/{public_id}.{extension or record['format']}"
+
+
+def response_signature(public_id: str, version: int, secret: str) -> str:
+    """What ``cloudinary.utils.verify_api_response_signature`` checks (signature version 1)."""
+    return hashlib.sha1(f"public_id={public_id}&version={version}{secret}".encode()).hexdigest()
+
+
+def view(record: Record, base: Base, secret: str) -> Record:
+    """The asset as the Upload API's responses and the Admin API describe it (Cloudinary's fields)."""
+    url, secure_url = base.urls(delivery_path(record))
+    public_id = record["public_id"]
+    folder = public_id.rpartition("/")[0]
+    shown: Record = {
+        "asset_id": record["asset_id"],
+        "public_id": public_id,
+        "version": record["version"],
+        "version_id": record["version_id"],
+        "signature": response_signature(public_id, record["version"], secret),
+        "width": record["width"],
+        "height": record["height"],
+        "format": record["format"],
+        "resource_type": "image",
+        "created_at": record["created_at"],
+        "uploaded_at": record["uploaded_at"],
+        "tags": record["tags"],
+        "bytes": record["bytes"],
+        "type": "upload",
+        "etag": record["etag"],
+        "placeholder": False,
+        "url": url,
+        "secure_url": secure_url,
+        "asset_folder": record.get("asset_folder", folder),
+        "display_name": record.get("display_name") or public_id.rpartition("/")[2],
+        "access_mode": "public",
+    }
+    if record.get("original_filename"):
+        shown["original_filename"] = record["original_filename"]
+    if record["context"]:
+        shown["context"] = {"custom": dict(record["context"])}
+    if record.get("info"):
+        shown["info"] = record["info"]
+    return shown

@@ -1,0 +1,260 @@
+"""Reading an Upload or Admin API request: its parameters (multipart, form-urlencoded, JSON or the query,
+lists sent as ``key[]``) and the values the server understands: public ids, folders, tags, context,
+eager transformations, booleans. Every parameter is either understood or refused with a 400 naming it."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import string
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+
+import transform
+from cutout.api.errors import ApiError
+from cutout.api.intake import limit_body
+from cutout.upload.errors import UploadError, bad
+from grammar import parse_transformation
+from grammar.errors import OriginError
+from grammar.image_formats import EXTENSIONS
+
+#: Cloudinary's limit on a public id.
+MAX_PUBLIC_ID = 255
+#: One folder or name of a public id (the file system's limit, less room for an extension).
+MAX_PART_BYTES = 200
+_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\?#]")
+_RANDOM = string.ascii_lowercase + string.digits
+
+
+@dataclass(frozen=True)
+class Received:
+    params: dict[str, str]
+    file: bytes | None  # the ``file`` part's bytes when it came as a file
+    filename: str | None
+
+
+async def read(request: Request, limit: int) -> Received:
+    """The request's parameters (query and body) and its ``file`` part; 400 for a malformed body and
+    for a body over ``limit`` bytes (counted while it streams)."""
+    try:
+        limit_body(request, limit)
+        return await _read(request, limit)
+    except ApiError as exc:  # the body limit, in the HTTP API's shape
+        if exc.code == "file_too_large":
+            raise bad(
+                f"File size too large: the request body is over CUTOUT_MAX_UPLOAD_BYTES ({limit} bytes)"
+            ) from None
+        raise UploadError(exc.status, exc.detail) from None
+
+
+async def _read(request: Request, limit: int) -> Received:
+    items: list[tuple[str, str]] = list(request.query_params.multi_items())
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    file: bytes | None = None
+    filename: str | None = None
+    if media in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        try:
+            form = await request.form(max_files=1, max_fields=256, max_part_size=limit)
+        except MultiPartException as exc:
+            raise bad(f"Malformed form body: {exc.message}") from None
+        except HTTPException as exc:
+            raise bad(f"Malformed form body: {exc.detail}") from None
+        try:
+            for name, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    if name != "file":
+                        raise bad(f"Only file may be a file part, not {name}")
+                    file, filename = await value.read(), value.filename
+                else:
+                    items.append((name, value))
+        finally:
+            await form.close()
+    elif media == "application/json":
+        items += _json(await request.body())
+    elif media and request.method != "GET":
+        raise bad(f"Content-Type {media} is not multipart/form-data, form-urlencoded or JSON")
+    return Received(_merge(items), file, filename)
+
+
+def _json(raw: bytes) -> list[tuple[str, str]]:
+    try:
+        data = json.loads(raw) if raw else {}
+    except (ValueError, UnicodeDecodeError):
+        raise bad("The body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise bad("The JSON body must be an object")
+    items = []
+    for name, value in data.items():
+        values = value if isinstance(value, list) else [value]
+        for one in values:
+            if isinstance(one, bool):
+                one = "true" if one else "false"
+            elif isinstance(one, int | float):
+                one = str(one)
+            elif one is None:
+                continue
+            elif not isinstance(one, str):
+                raise bad(f"{name} must be a string, number, boolean or a list of them")
+            items.append((f"{name}[]" if isinstance(value, list) else name, one))
+    return items
+
+
+def _merge(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """One value per name; ``key[]`` lists (as the SDK sends them) joined by ',' as it signs them."""
+    fields: dict[str, str] = {}
+    lists: dict[str, list[str]] = {}
+    for name, value in items:
+        if name.endswith("[]"):
+            lists.setdefault(name[:-2], []).append(value)
+            continue
+        if name in fields:
+            raise bad(f"{name} is given more than once")
+        fields[name] = value
+    for name, values in lists.items():
+        if name in fields:
+            raise bad(f"{name} is given more than once")
+        fields[name] = ",".join(values)
+    return fields
+
+
+def refuse_unknown(params: Mapping[str, str], known: Iterable[str], what: str) -> None:
+    """400 naming the first parameter this server does not implement (never silently ignored)."""
+    allowed = set(known)
+    for name in sorted(params):
+        if name not in allowed:
+            raise bad(f"Parameter {name} is not supported by this server's {what}")
+
+
+def flag(params: Mapping[str, str], name: str, default: bool = False) -> bool:
+    value = params.get(name, "").strip().lower()
+    if value == "":
+        return default
+    if value in ("1", "true"):
+        return True
+    if value in ("0", "false"):
+        return False
+    raise bad(f"{name} must be true or false (1 or 0), not {value[:40]!r}")
+
+
+def check_public_id(public_id: str, what: str = "public_id") -> str:
+    """The id itself, or a 400 saying what is wrong with it (it becomes a path in the originals store)."""
+    if not public_id:
+        raise bad(f"{what} is empty")
+    if len(public_id) > MAX_PUBLIC_ID:
+        raise bad(f"{what} is too long: {len(public_id)} characters, at most {MAX_PUBLIC_ID}")
+    if _FORBIDDEN.search(public_id):
+        raise bad(f"{what} may not contain control characters, backslashes, '?' or '#'")
+    if public_id.startswith("/"):
+        raise bad(f"{what} may not be an absolute path")
+    for part in public_id.split("/"):
+        if part in ("", ".", ".."):
+            raise bad(f"{what} may not contain empty, '.' or '..' folders: {public_id[:80]!r}")
+        if part.startswith("."):
+            raise bad(f"{what} may not have a part starting with '.': {part[:80]!r}")
+        if part != part.strip():
+            raise bad(f"{what} may not have a part starting or ending with a space: {part[:80]!r}")
+        if len(part.encode()) > MAX_PART_BYTES:
+            raise bad(f"{what} has a part longer than {MAX_PART_BYTES} bytes")
+    return public_id
+
+
+def check_folder(folder: str) -> str:
+    folder = folder.strip("/")
+    return check_public_id(folder, "folder") if folder else ""
+
+
+def random_id(length: int = 20) -> str:
+    return "".join(secrets.choice(_RANDOM) for _ in range(length))
+
+
+def choose_public_id(params: Mapping[str, str], filename: str | None) -> str:
+    """``public_id``, else the file's name (``use_filename``, with a random suffix unless
+    ``unique_filename=false``), else a random id; under ``folder``."""
+    folder = check_folder(params.get("folder", ""))
+    public_id = params.get("public_id", "")
+    if not public_id and flag(params, "use_filename") and filename:
+        stem = re.sub(r"[^\w.-]+", "_", PurePosixPath(filename.replace("\\", "/")).stem).strip("._")
+        if stem:
+            public_id = stem + (f"_{random_id(6)}" if flag(params, "unique_filename", True) else "")
+    if not public_id:
+        public_id = random_id()
+    return check_public_id(f"{folder}/{public_id}" if folder else public_id)
+
+
+def tags(params: Mapping[str, str]) -> list[str] | None:
+    if "tags" not in params:
+        return None
+    found = [t.strip() for t in params["tags"].split(",") if t.strip()]
+    for tag in found:
+        if len(tag) > 255 or _FORBIDDEN.search(tag):
+            raise bad(
+                f"tags: {tag[:40]!r} is not a valid tag (at most 255 characters, no control characters)"
+            )
+    return list(dict.fromkeys(found))
+
+
+def context(params: Mapping[str, str]) -> dict[str, str] | None:
+    """``k=v|k2=v2`` with ``\\=`` and ``\\|`` escaped (as the SDKs encode it) -> {k: v}."""
+    if "context" not in params:
+        return None
+    text = params["context"]
+    pairs: dict[str, str] = {}
+    for raw in re.split(r"(?<!\\)\|", text) if text else []:
+        key, eq, value = (part.replace("\\=", "=").replace("\\|", "|") for part in _split_eq(raw))
+        if not eq or not key:
+            raise bad(f"context: {raw[:60]!r} is not key=value (pairs separated by '|')")
+        pairs[key] = value
+    return pairs
+
+
+def _split_eq(raw: str) -> tuple[str, str, str]:
+    match = re.search(r"(?<!\\)=", raw)
+    if match is None:
+        return raw, "", ""
+    return raw[: match.start()], "=", raw[match.end() :]
+
+
+def background_removal(params: Mapping[str, str]) -> bool | None:
+    """None when not asked for; else whether fine edges were."""
+    value = params.get("background_removal", "")
+    if value == "":
+        return None
+    if value == "cloudinary_ai":
+        return False
+    if value == "cloudinary_ai:fine_edges":
+        return True
+    raise bad(
+        f"background_removal {value[:40]!r} is not supported: cloudinary_ai or cloudinary_ai:fine_edges"
+    )
+
+
+@dataclass(frozen=True)
+class Eager:
+    transformation: str
+    extension: str  # '' for the asset's own format
+
+
+def eager(params: Mapping[str, str], named: Mapping[str, str]) -> list[Eager]:
+    """``eager``: transformations separated by '|', each optionally ending in ``/<extension>``; each
+    compiled now, so a bad one is a 400 before anything is stored."""
+    found = []
+    for item in [p for p in params.get("eager", "").split("|") if p.strip()]:
+        head, slash, tail = item.rpartition("/")
+        extension = ""
+        if slash and ("_" not in tail and "," not in tail):
+            if tail and tail.lower() not in EXTENSIONS:
+                raise bad(f"eager: {tail!r} is not an image format ({', '.join(EXTENSIONS)})")
+            item, extension = head, tail.lower()
+        try:
+            transform.compile_plan(parse_transformation(item), named=named)
+        except OriginError as exc:
+            raise bad(f"eager: {exc.public}") from None
+        found.append(Eager(item, extension))
+    return found

@@ -1,0 +1,130 @@
+"""The Upload and Admin API's routes, in Cloudinary's shapes (``/v1_1/<cloud>/...``). Each handler is
+authenticate -> parse -> ``Uploads`` -> JSON; every failure leaves as ``{"error": {"message": ...}}``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from cutout.upload import auth
+from cutout.upload.assets import Base
+from cutout.upload.errors import UploadError, bad, from_origin
+from cutout.upload.params import Received, read
+from cutout.upload.uploads import Uploads
+from grammar.errors import OriginError
+
+log = logging.getLogger("cutout.upload")
+
+Handler = Callable[[Request, Uploads], Awaitable[Any]]
+
+
+def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """404 while the Upload API is off or for another cloud name; any error in Cloudinary's shape."""
+
+    async def run(request: Request) -> Response:
+        uploads: Uploads | None = getattr(request.app.state, "uploads", None)
+        try:
+            if uploads is None:
+                raise UploadError(404, "The Upload API is off on this server (CUTOUT_UPLOAD=1 turns it on)")
+            wanted = uploads.settings.cloud_name
+            cloud = request.path_params["cloud"]
+            if wanted and cloud != wanted:
+                raise UploadError(404, f"Unknown cloud name {cloud[:64]}")
+            body = await handler(request, uploads)
+            return JSONResponse(body, headers={"Cache-Control": "no-store"})
+        except UploadError as exc:
+            return exc.response()
+        except OriginError as exc:
+            return from_origin(exc).response()
+        except Exception:
+            log.exception("unexpected error in %s %s", request.method, request.url.path)
+            return UploadError(500, "Internal error").response()
+
+    return run
+
+
+def base_of(request: Request) -> Base:
+    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
+    return Base(host, request.url.scheme, request.path_params["cloud"])
+
+
+async def _signed(request: Request, uploads: Uploads) -> Received:
+    """The request's parameters once its caller is known: HTTP Basic, or the SDK's signature."""
+    received = await read(request, uploads.settings.max_upload_bytes)
+    if not auth.basic(request, uploads.api_key, uploads.api_secret):
+        auth.check_signed(received.params, uploads.api_key, uploads.api_secret)
+    return received
+
+
+async def _admin(request: Request, uploads: Uploads) -> dict[str, str]:
+    auth.check_admin(request, uploads.api_key, uploads.api_secret)
+    return (await read(request, uploads.settings.max_upload_bytes)).params
+
+
+async def upload(request: Request, uploads: Uploads) -> Any:
+    return await uploads.upload(await _signed(request, uploads), base_of(request))
+
+
+async def explicit(request: Request, uploads: Uploads) -> Any:
+    return await uploads.explicit((await _signed(request, uploads)).params, base_of(request))
+
+
+async def destroy(request: Request, uploads: Uploads) -> Any:
+    return await uploads.destroy((await _signed(request, uploads)).params)
+
+
+async def listing(request: Request, uploads: Uploads) -> Any:
+    params = await _admin(request, uploads)
+    if "type" in request.path_params:
+        params = {**params, "type": request.path_params["type"]}
+    return await uploads.listing(params, base_of(request))
+
+
+async def resource(request: Request, uploads: Uploads) -> Any:
+    params = await _admin(request, uploads)
+    return await uploads.resource(request.path_params["public_id"], params, base_of(request))
+
+
+async def update(request: Request, uploads: Uploads) -> Any:
+    params = await _admin(request, uploads)
+    return await uploads.update(request.path_params["public_id"], params, base_of(request))
+
+
+async def restore(request: Request, uploads: Uploads) -> Any:
+    return await uploads.restore(await _admin(request, uploads), base_of(request))
+
+
+async def unsupported(request: Request, uploads: Uploads) -> Any:
+    """Every other ``/v1_1/`` path: other resource or delivery types are named; the rest is a 404."""
+    parts = request.path_params["rest"].split("/")
+    if parts[0] == "resources" and len(parts) > 1:
+        if parts[1] != "image":
+            raise bad(f"resource_type {parts[1][:40]} is not supported: only image")
+        if len(parts) > 2 and parts[2] != "upload":
+            raise bad(f"type {parts[2][:40]} is not supported: only upload")
+    elif parts[0] in ("video", "raw", "auto"):
+        raise bad(f"resource_type {parts[0]} is not supported: only image")
+    elif parts[0] == "image" and len(parts) == 2:
+        raise bad(f"The Upload API action {parts[1][:40]} is not supported: upload, explicit and destroy are")
+    raise UploadError(404, f"No Upload or Admin API route {request.url.path[:200]}")
+
+
+_ANY = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+_UPLOAD = "/v1_1/{cloud}/image"
+_RESOURCES = "/v1_1/{cloud}/resources/image"
+ROUTES: tuple[Route, ...] = (
+    Route(f"{_UPLOAD}/upload", endpoint(upload), methods=["POST"]),
+    Route(f"{_UPLOAD}/explicit", endpoint(explicit), methods=["POST"]),
+    Route(f"{_UPLOAD}/destroy", endpoint(destroy), methods=["POST"]),
+    Route(_RESOURCES, endpoint(listing), methods=["GET"]),
+    Route(f"{_RESOURCES}/{{type}}", endpoint(listing), methods=["GET"]),
+    Route(f"{_RESOURCES}/upload/restore", endpoint(restore), methods=["POST"]),
+    Route(f"{_RESOURCES}/upload/{{public_id:path}}", endpoint(resource), methods=["GET"]),
+    Route(f"{_RESOURCES}/upload/{{public_id:path}}", endpoint(update), methods=["POST"]),
+    Route("/v1_1/{cloud}/{rest:path}", endpoint(unsupported), methods=_ANY),
+)
