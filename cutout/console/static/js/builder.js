@@ -1,6 +1,6 @@
 // The transformation builder: the text field, validated live by the server's own parser; presets; the
 // result beside the original (a before/after slider for cut-outs); the URL and the SDK snippets.
-import { check, deliveryPath, fetchImage } from "./api.js";
+import { check, deliveryPath, fetchImage, getResource } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -48,10 +48,20 @@ export class Builder {
     document.querySelectorAll("button[data-copy]").forEach((button) => {
       button.addEventListener("click", () => this.copy(button.dataset.copy));
     });
-    $("open").addEventListener("submit", (event) => {
+    $("open").addEventListener("submit", async (event) => {
       event.preventDefault();
       const id = $("public-id").value.trim();
-      if (id) this.select({ public_id: id });
+      if (!id) return;
+      // With the Admin API, the asset's record (its version goes in the URL); else the id alone.
+      let asset = { public_id: id };
+      if (config.upload) {
+        try {
+          asset = await getResource(this.cloud, id);
+        } catch {
+          asset = { public_id: id }; // the check below says what the delivery URL answers (404...)
+        }
+      }
+      this.select(asset);
     });
   }
 

@@ -6,6 +6,8 @@ import { deliveryPath, getResource, listResources, removal, upload } from "./api
 const $ = (id) => document.getElementById(id);
 const THUMB = "c_fill,h_208,w_208/f_auto";
 const POLL_MS = 1500;
+// Originals per page of the listing (?page_size=N on the page's URL changes it, 1 to 500).
+const PAGE_SIZE = Math.min(500, Math.max(1, Number(new URLSearchParams(location.search).get("page_size")) || 30));
 
 export class Originals {
   constructor(config, { onSelect }) {
@@ -44,17 +46,22 @@ export class Originals {
     }
     status.textContent = "Loading…";
     try {
-      const listing = await listResources(this.cloud, { prefix: this.prefix, cursor: this.cursor });
+      const listing = await listResources(this.cloud, { prefix: this.prefix, cursor: this.cursor, max: PAGE_SIZE });
       for (const asset of listing.resources || []) this.show(asset, false);
       this.cursor = listing.next_cursor || "";
       $("more").hidden = !this.cursor;
-      const count = this.items.size;
-      status.textContent = count ? `${count} original${count === 1 ? "" : "s"}${this.cursor ? " (more below)" : ""}`
-        : `No originals${this.prefix ? ` under “${this.prefix}”` : ""}.`;
-      if (!this.selected && count) this.select(this.ids()[0]);
+      this.count();
+      if (!this.selected && this.items.size) this.select(this.ids()[0]);
     } catch (error) {
       status.textContent = `Cannot list originals: ${error.message}`;
     }
+  }
+
+  count() {
+    const count = this.items.size;
+    $("grid-status").textContent = count
+      ? `${count} original${count === 1 ? "" : "s"}${this.cursor ? " (more below)" : ""}`
+      : `No originals${this.prefix ? ` under “${this.prefix}”` : ""}.`;
   }
 
   // One grid entry (created or updated in place).
@@ -67,6 +74,7 @@ export class Originals {
       button.className = "thumb";
       button.setAttribute("aria-pressed", "false");
       const img = document.createElement("img");
+      img.className = "checker";
       img.loading = "lazy";
       img.alt = "";
       const id = document.createElement("span");
@@ -86,13 +94,18 @@ export class Originals {
     const img = button.querySelector("img");
     const src = deliveryPath(this.cloud, THUMB, item.asset);
     if (img.getAttribute("src") !== src) img.src = src;
-    button.setAttribute("aria-label", `${asset.public_id}${asset.width ? `, ${asset.width} × ${asset.height}` : ""}`);
     const badge = button.querySelector(".badge");
     const state = removal(item.asset);
     badge.className = `badge ${state ? state.status : ""}`;
     badge.textContent = !state ? ""
-      : state.status === "complete" ? `cut-out · confidence ${Number(state.confidence ?? 0).toFixed(2)}`
-      : state.status === "pending" ? "removing background…" : `background removal ${state.status}`;
+      : state.status === "complete" ? `cut-out ${Number(state.confidence ?? 0).toFixed(2)}`
+      : state.status === "pending" ? "removing…" : `removal ${state.status}`;
+    badge.title = !state ? "" : state.status === "complete"
+      ? `background removed, confidence ${Number(state.confidence ?? 0).toFixed(2)}` : `background removal ${state.status}`;
+    const { width, height } = item.asset;
+    button.setAttribute("aria-label", [asset.public_id, width ? `${width} × ${height}` : "", badge.title]
+      .filter(Boolean).join(", "));
+    if (first) this.count();
     return item;
   }
 
@@ -122,7 +135,8 @@ export class Originals {
     drop.addEventListener("drop", (event) => {
       event.preventDefault();
       drop.classList.remove("over");
-      this.uploadAll([...event.dataTransfer.files].filter((f) => f.type.startsWith("image/") || !f.type));
+      // Every file goes to the Upload API, which says why it refuses one (the row shows it).
+      this.uploadAll([...event.dataTransfer.files]);
     });
   }
 
@@ -136,6 +150,7 @@ export class Originals {
     name.className = "name";
     name.textContent = file.name;
     const status = document.createElement("span");
+    status.className = "state";
     status.textContent = "waiting";
     const bar = document.createElement("progress");
     bar.max = 1;
@@ -144,8 +159,8 @@ export class Originals {
     row.append(name, status, bar);
     $("uploads").prepend(row);
     const params = { use_filename: "true", unique_filename: "true" };
-    const prefix = this.prefix.includes("/") ? this.prefix.slice(0, this.prefix.lastIndexOf("/")) : "";
-    if (prefix) params.folder = prefix;
+    // Browsing a folder ("shop/"): uploads go into it.
+    if (this.prefix.endsWith("/") && this.prefix.length > 1) params.folder = this.prefix.slice(0, -1);
     if ($("remove-bg").checked) params.background_removal = "cloudinary_ai";
     try {
       const asset = await upload(this.cloud, file, params, (fraction) => {
