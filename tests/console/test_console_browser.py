@@ -20,6 +20,7 @@ from tests.app.helpers import SAMPLES
 from tests.app.server_process import ServerProcess
 from tests.conftest import OUTPUT_DIR, require_model
 from tests.console.browser import PHONE, Session, chromium, require_browser
+from tests.console.test_snippets import python_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -46,12 +47,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def browser(server: ServerProcess) -> Iterator[Session]:
+    from playwright.sync_api import expect
+
     SHOTS.mkdir(parents=True, exist_ok=True)
+    expect.set_options(timeout=20_000)  # the machine may be busy: patience before any check fails
     with chromium(http_credentials={"username": KEY, "password": SECRET}) as session:
+        session.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
         yield session
-    # Every request any page made went to the cutout server (blob: URLs are the page's own images).
-    outside = [url for url in session.requests if not url.startswith((server.url + "/", "blob:", "data:"))]
-    assert not outside, outside
 
 
 def message(page: object) -> str:
@@ -91,12 +93,16 @@ def test_upload_with_background_removal(server: ServerProcess, browser: Session,
     page = browser.page()
     page.goto(server.url + "/console")
     expect(page.locator("body[data-ready=true]")).to_have_count(1, timeout=20_000)
-    # Two files at once through the picker, background removal on (the default).
+    # Two files at once through the picker, opened from the keyboard; background removal is on by default.
     chair, woman = tmp_path / "chair.jpg", tmp_path / "woman.jpg"
     shutil.copy(SAMPLES / "docs/rmv_bgd/router_orig.jpg", chair)
     shutil.copy(SAMPLES / "docs/rmv_bgd/woman_orig.jpg", woman)
     assert page.is_checked("#remove-bg")
-    page.set_input_files("#files", [str(chair), str(woman)])
+    page.focus("#drop")
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    assert chooser.value.is_multiple()
+    chooser.value.set_files([str(chair), str(woman)])
     rows = page.locator("#uploads li")
     expect(rows).to_have_count(2)
     expect(page.locator("#uploads progress").first).to_have_js_property("value", 1, timeout=30_000)
@@ -113,7 +119,8 @@ def test_upload_with_background_removal(server: ServerProcess, browser: Session,
     page.screenshot(path=str(SHOTS / "uploaded.png"), full_page=True)
     uploaded = page.input_value("#public-id")
     assert uploaded.startswith(("chair", "woman"))
-    resource = httpx.get(f"{server.url}/v1_1/demo/resources/image/upload/{uploaded}", auth=(KEY, SECRET)).json()
+    admin = f"{server.url}/v1_1/demo/resources/image/upload/{uploaded}"
+    resource = httpx.get(admin, auth=(KEY, SECRET)).json()
     assert resource["format"] == "png"
     assert resource["info"]["background_removal"]["cloudinary_ai"]["status"] == "complete"
 
@@ -191,7 +198,11 @@ def test_cut_out_through_423_bad_and_good_transformations(server: ServerProcess,
                         auth=(KEY, SECRET)).json()["version"]
     assert url == f"{server.url}/demo/image/upload/e_background_removal/c_fill,g_auto,h_150,w_240/f_webp/" \
                   f"v{version}/docs/rmv_bgd/dog_couch_orig"
-    assert "CloudinaryImage(\"docs/rmv_bgd/dog_couch_orig\")" in page.inner_text("#python")
+    # The Python snippet, run with Cloudinary's SDK, builds the URL shown; Copy puts it on the clipboard.
+    assert python_url(page.inner_text("#python")) == url
+    page.click("button[data-copy=python]")
+    expect(page.locator("#copied")).to_contain_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == page.inner_text("#python")
     assert ".addTransformation(" in page.inner_text("#javascript")
     assert not [line for line in browser.console if line.startswith("pageerror")], browser.console
 
@@ -225,3 +236,13 @@ def test_signed_out_browser_is_asked_to_sign_in(server: ServerProcess) -> None:
     response = httpx.get(server.url + "/console")
     assert response.status_code == 401 and "Basic" in response.headers["www-authenticate"]
     assert SECRET not in httpx.get(server.url + "/console/config", auth=(KEY, SECRET)).text
+
+
+def test_no_request_left_the_server(server: ServerProcess, browser: Session) -> None:
+    """Last in this module: every request any page above made went to the cutout server (blob: URLs are
+    the page's own copies of images it fetched), and the page's policy allows nothing else."""
+    assert len(browser.requests) > 20
+    outside = [url for url in browser.requests if not url.startswith((server.url + "/", "blob:", "data:"))]
+    assert not outside, outside
+    policy = httpx.get(server.url + "/console", auth=(KEY, SECRET)).headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "connect-src 'self'" in policy
