@@ -132,8 +132,8 @@ class Uploads:
         if url is not None:
             try:
                 check_url(parse_url(url), self.hook_policy)
-            except OriginError as exc:
-                raise from_origin(exc, name) from None
+            except OriginError as exc:  # a parameter the server cannot use: 400, whatever the reason
+                raise bad(f"{name}: {exc.public}") from None
         return url
 
     async def _file(self, received: p.Received) -> bytes:

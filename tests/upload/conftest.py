@@ -105,6 +105,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 @pytest.fixture
 def sdk(server: ServerProcess) -> Iterator[Any]:
     import cloudinary
+    import cloudinary.api
+    import cloudinary.exceptions
+    import cloudinary.uploader
+    import cloudinary.utils
 
     cloudinary.config(cloud_name=CLOUD, api_key=KEY, api_secret=SECRET, upload_prefix=server.url,
                       secure=False)  # fmt: skip

@@ -1,0 +1,292 @@
+"""End to end with Cloudinary's own Python SDK against a real `cutout serve` (real model): upload with
+background removal, the signed notification, the Admin API, explicit, destroy, restore, and every
+refusal raised as the SDK's own exception with our message."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import struct
+import threading
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pyvips
+
+from tests.app.helpers import SAMPLES
+from tests.app.server_process import ServerProcess, metric
+from tests.upload.conftest import CLOUD, KEY, Receiver
+
+ROUTER = SAMPLES / "docs" / "rmv_bgd" / "router_orig.jpg"
+ROAD = SAMPLES / "docs" / "road.jpg"
+
+
+def status_of(resource: dict[str, Any]) -> str:
+    return str(resource.get("info", {}).get("background_removal", {}).get("cloudinary_ai", {}).get("status"))
+
+
+def wait_status(sdk: Any, public_id: str, timeout: float = 120.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        resource = dict(sdk.api.resource(public_id))
+        if status_of(resource) != "pending" or time.monotonic() > deadline:
+            return resource
+        time.sleep(0.3)
+
+
+def notified(receiver: Receiver, public_id: str, kind: str) -> dict[str, Any]:
+    def match(post: Any) -> bool:
+        body = json.loads(post.body)
+        return bool(body.get("public_id") == public_id and body.get("notification_type") == kind)
+
+    post = receiver.wait_for(match)
+    from cloudinary.utils import verify_notification_signature
+
+    stamp, signature = post.headers["x-cld-timestamp"], post.headers["x-cld-signature"]
+    assert verify_notification_signature(post.body.decode(), stamp, signature)
+    assert not verify_notification_signature(post.body.decode() + " ", stamp, signature)
+    return dict(json.loads(post.body))
+
+
+def _originals(server: ServerProcess) -> Path:
+    command = server.process.args
+    assert isinstance(command, list)
+    return Path(command[command.index("--originals") + 1])
+
+
+def test_background_removal_on_upload(sdk: Any, server: ServerProcess, receiver: Receiver) -> None:
+    runs = metric(server.url, "cutout_inference_total")
+    eager = [{"width": 100, "crop": "scale"}, {"effect": "background_removal"}]
+    up = sdk.uploader.upload(str(ROUTER), public_id="shop/router", background_removal="cloudinary_ai",
+                             notification_url=receiver.url, tags=["new", "shop"], context={"sku": "R-1"},
+                             eager=eager)  # fmt: skip
+    assert status_of(up) == "pending" and up["format"] == "jpg" and up["public_id"] == "shop/router"
+    assert up["url"].endswith(f"/{CLOUD}/image/upload/v{up['version']}/shop/router.jpg")
+    assert up["tags"] == ["new", "shop"] and up["context"] == {"custom": {"sku": "R-1"}}
+    assert up["eager"][0]["width"] == 100 and up["eager"][0]["transformation"] == "c_scale,w_100"
+    assert up["eager"][1]["status"] == "processing"
+    assert sdk.utils.verify_api_response_signature(up["public_id"], up["version"], up["signature"])
+
+    note = notified(receiver, "shop/router", "info")
+    assert note["info_kind"] == "cloudinary_ai" and note["info_status"] == "complete"
+    assert note["signature_key"] == KEY and note["asset_id"] == up["asset_id"]
+    assert 0.0 <= note["info_data"]["confidence_score"] <= 1.0
+    assert note["info_data"]["cloudinary_ai_fine_edges"] is False
+    assert note["url"].endswith(".png") and note["version"] > up["version"]
+    assert note["notification_context"]["triggered_at"].endswith("Z")
+
+    resource = dict(sdk.api.resource("shop/router"))
+    assert resource["format"] == "png" and status_of(resource) == "complete"
+    confidence = resource["info"]["background_removal"]["cloudinary_ai"]["data"]["confidence_score"]
+    assert confidence == note["info_data"]["confidence_score"]
+    assert resource["version"] == note["version"] > up["version"] and resource["backup"] is True
+    assert resource["secure_url"].endswith(f"/v{resource['version']}/shop/router.png")
+
+    served = httpx.get(resource["secure_url"], timeout=30)
+    assert served.status_code == 200 and served.headers["content-type"] == "image/png"
+    image = pyvips.Image.new_from_buffer(served.content, "")
+    assert image.bands == 4
+    alpha = image.extract_band(3)
+    assert alpha.min() == 0 and alpha.max() == 255  # transparent background, opaque router
+    stored = next(_originals(server).joinpath("shop").glob("router.*"))
+    assert stored.name == "router.png"  # the JPEG is gone from the originals
+    assert hashlib.md5(stored.read_bytes()).hexdigest() == resource["etag"]
+
+    # One model run for the upload's removal and the eager e_background_removal of the same original.
+    deadline = time.monotonic() + 60
+    while not dict(sdk.api.resource("shop/router"))["derived"] and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert metric(server.url, "cutout_inference_total") == runs + 1
+    versions = dict(sdk.api.resource("shop/router", versions=True))["versions"]
+    assert [v["format"] for v in versions] == ["jpg", "png"]
+
+
+def test_update_explicit_destroy_restore(sdk: Any, server: ServerProcess, receiver: Receiver) -> None:
+    up = sdk.uploader.upload(str(ROAD), public_id="docs2/road", backup=True)
+    assert status_of(up) == "None" and up["format"] == "jpg"
+    updated = sdk.api.update("docs2/road", background_removal="cloudinary_ai:fine_edges",
+                             notification_url=receiver.url, tags=["road"])  # fmt: skip
+    assert status_of(updated) == "pending" and updated["tags"] == ["road"]
+    note = notified(receiver, "docs2/road", "info")
+    assert note["info_data"]["cloudinary_ai_fine_edges"] is True
+    assert dict(sdk.api.resource("docs2/road"))["format"] == "png"
+
+    explicit = sdk.uploader.explicit("docs2/road", type="upload", eager=[{"width": 50, "crop": "scale"}])
+    assert explicit["eager"][0]["width"] == 50 and explicit["format"] == "png"
+    derived = dict(sdk.api.resource("docs2/road"))["derived"]
+    assert [d["transformation"] for d in derived] == ["c_scale,w_50"]
+
+    assert sdk.uploader.destroy("docs2/road") == {"result": "ok"}
+    with pytest.raises(sdk.exceptions.NotFound, match="Resource not found - docs2/road"):
+        sdk.api.resource("docs2/road")
+    assert sdk.uploader.destroy("docs2/road") == {"result": "not found"}
+
+    original = next(v for v in [*_versions_of(server, "docs2/road")] if v["format"] == "jpg")
+    restored = sdk.api.restore(["docs2/road"], versions=[original["version_id"]])
+    assert restored["docs2/road"]["format"] == "jpg"
+    resource = dict(sdk.api.resource("docs2/road"))
+    assert resource["format"] == "jpg" and resource["bytes"] == ROAD.stat().st_size
+    assert httpx.get(resource["url"], timeout=30).headers["content-type"] == "image/jpeg"
+    assert sdk.api.restore(["never/there"])["never/there"] == {"error": "no_backup"}
+
+
+def _versions_of(server: ServerProcess, public_id: str) -> list[dict[str, Any]]:
+    """A deleted asset's backups, from its record (the Admin API answers 404 for it)."""
+    record = _originals(server) / ".cutout" / "assets" / f"{public_id}.record"
+    return list(json.loads(record.read_bytes())["backups"])
+
+
+def test_list_with_prefix_and_cursor(sdk: Any) -> None:
+    for name in ("a", "b", "c"):
+        sdk.uploader.upload(str(ROAD), public_id=f"list/{name}")
+    first = sdk.api.resources(prefix="list/", max_results=2)
+    assert [r["public_id"] for r in first["resources"]] == ["list/a", "list/b"]
+    second = sdk.api.resources(type="upload", prefix="list/", max_results=2, next_cursor=first["next_cursor"])
+    assert [r["public_id"] for r in second["resources"]] == ["list/c"] and "next_cursor" not in second
+
+
+def test_overwrite_false_and_a_new_upload_over_a_running_job(sdk: Any, server: ServerProcess) -> None:
+    sdk.uploader.upload(str(ROAD), public_id="keep/one")
+    again = sdk.uploader.upload(str(ROUTER), public_id="keep/one", overwrite=False)
+    assert again["existing"] is True and again["bytes"] == ROAD.stat().st_size
+
+    runs = metric(server.url, "cutout_inference_total")
+    sdk.uploader.upload(str(ROUTER), public_id="keep/raced", background_removal="cloudinary_ai")
+    newer = sdk.uploader.upload(str(ROAD), public_id="keep/raced")  # while the removal runs
+    deadline = time.monotonic() + 60
+    while metric(server.url, "cutout_inference_total") == runs and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)  # the stale job's result, had it been kept, would be stored by now
+    resource = dict(sdk.api.resource("keep/raced"))
+    assert resource["format"] == "jpg" and resource["etag"] == newer["etag"] and "info" not in resource
+
+
+def test_concurrent_uploads_of_one_id(sdk: Any, server: ServerProcess) -> None:
+    answers: dict[str, dict[str, Any]] = {}
+
+    def send(path: Path) -> None:
+        answers[path.name] = dict(sdk.uploader.upload(str(path), public_id="race/one"))
+
+    threads = [threading.Thread(target=send, args=(p,)) for p in (ROAD, ROUTER)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for path in (ROAD, ROUTER):
+        assert answers[path.name]["etag"] == hashlib.md5(path.read_bytes()).hexdigest()
+    assert answers["road.jpg"]["version"] != answers["router_orig.jpg"]["version"]
+    resource = dict(sdk.api.resource("race/one"))
+    winner = max(answers.values(), key=lambda a: a["version"])
+    assert resource["etag"] == winner["etag"]
+    files = list(_originals(server).joinpath("race").glob("one.*"))
+    assert len(files) == 1 and hashlib.md5(files[0].read_bytes()).hexdigest() == winner["etag"]
+
+
+def test_upload_notification_retried_and_recorded(sdk: Any, receiver: Receiver) -> None:
+    receiver.fail_first = 1
+    sdk.uploader.upload(str(ROAD), public_id="hooks/one", notification_url=receiver.url)
+    note = notified(receiver, "hooks/one", "upload")
+    assert note["format"] == "jpg"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        notes = dict(sdk.api.resource("hooks/one")).get("notifications", [])
+        if notes and notes[0]["state"] == "delivered":
+            break
+        time.sleep(0.2)
+    assert notes[0]["state"] == "delivered" and notes[0]["attempts"] == 2 and notes[0]["last_status"] == 200
+
+
+def _png_header(width: int, height: int, idat: bytes | None = None) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 4096) if idat is None else idat
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    ("options", "file", "exception", "words"),
+    [
+        ({"moderation": "manual"}, None, "BadRequest", "Parameter moderation is not supported"),
+        ({"upload_preset": "preset"}, None, "BadRequest", "upload_preset"),
+        ({"ocr": "adv_ocr"}, None, "BadRequest", "Parameter ocr"),
+        ({"auto_tagging": 0.5}, None, "BadRequest", "Parameter auto_tagging"),
+        ({"width": 100, "crop": "scale"}, None, "BadRequest", "Parameter transformation"),
+        ({"background_removal": "pixelz"}, None, "BadRequest", "background_removal 'pixelz'"),
+        ({"resource_type": "video"}, None, "BadRequest", "resource_type video is not supported"),
+        ({"type": "private"}, None, "BadRequest", "type 'private' is not supported"),
+        ({"eager": "w_abc"}, None, "BadRequest", "eager: Invalid transformation parameter - w_abc"),
+        ({"notification_url": "ftp://example.org/x"}, None, "BadRequest", "notification_url: Only http"),
+        ({"api_secret": "wrong"}, None, "AuthorizationRequired", "Invalid Signature"),
+        ({"api_key": "999"}, None, "AuthorizationRequired", "Unknown API key 999"),
+        ({}, ("empty.jpg", b""), "BadRequest", "Empty file"),
+        ({}, ("half.jpg", ROUTER.read_bytes()[:20000]), "BadRequest", "truncated or damaged JPG"),
+        ({}, ("bomb.png", _png_header(60000, 60000)), "BadRequest", "Image is too large: 60000x60000"),
+        ({}, ("notes.txt", b"hello, world"), "BadRequest", "Invalid image file"),
+        ({}, ("huge.jpg", b"\xff\xd8\xff" + bytes(4 << 20)), "BadRequest", "File size too large"),
+        ({"public_id": "../../etc/passwd"}, None, "BadRequest", "'..' folders"),
+        ({"public_id": "/abs/path"}, None, "BadRequest", "absolute path"),
+        ({"public_id": "bad\x01id"}, None, "BadRequest", "control characters"),
+        ({"public_id": "x" * 300}, None, "BadRequest", "public_id is too long"),
+        ({"public_id": "ok", "folder": "../up"}, None, "BadRequest", "folder may not contain"),
+        ({"public_id": "a/.hidden"}, None, "BadRequest", "starting with '.'"),
+    ],
+)
+def test_refusals_raise_the_sdks_exceptions(
+    sdk: Any, server: ServerProcess, options: dict[str, Any], file: Any, exception: str, words: str
+) -> None:
+    before = sorted(p for p in _originals(server).rglob("*") if ".cutout" not in p.parts)
+    with pytest.raises(getattr(sdk.exceptions, exception), match=words.replace("(", r"\(")):
+        sdk.uploader.upload(io.BytesIO(ROAD.read_bytes()) if file is None else file, **options)
+    after = sorted(p for p in _originals(server).rglob("*") if ".cutout" not in p.parts)
+    assert after == before  # nothing stored, no partial file left behind
+
+
+def test_admin_refusals(sdk: Any) -> None:
+    with pytest.raises(sdk.exceptions.NotFound, match="Resource not found - nope"):
+        sdk.api.resource("nope")
+    with pytest.raises(sdk.exceptions.BadRequest, match="Parameter faces"):
+        sdk.api.resource("docs/road", faces=True)
+    with pytest.raises(sdk.exceptions.BadRequest, match="Parameter moderation_status"):
+        sdk.api.update("docs/road", moderation_status="approved")
+    with pytest.raises(sdk.exceptions.AuthorizationRequired, match="Invalid api_key or api_secret"):
+        sdk.api.resource("docs/road", api_secret="wrong")
+    with pytest.raises(sdk.exceptions.BadRequest, match="resource_type video"):
+        sdk.api.resource("x", resource_type="video")
+    # A hand-placed original (no record) is an asset too.
+    road = dict(sdk.api.resource("docs/road"))
+    assert road["format"] == "jpg" and road["width"] > 0 and road["url"].endswith("/docs/road.jpg")
+
+
+def test_curl_form_with_basic_auth_and_data_uri(server: ServerProcess) -> None:
+    import base64
+
+    data_uri = "data:image/jpeg;base64," + base64.b64encode(ROAD.read_bytes()).decode()
+    answer = httpx.post(f"{server.url}/v1_1/{CLOUD}/image/upload", auth=(KEY, "upload-test-secret"),
+                        data={"file": data_uri, "public_id": "curl/road"}, timeout=30)  # fmt: skip
+    assert answer.status_code == 200 and answer.json()["public_id"] == "curl/road"
+    missing = httpx.post(f"{server.url}/v1_1/{CLOUD}/image/upload", data={"public_id": "x"}, timeout=30)
+    assert missing.status_code == 401 and missing.json() == {"error": {"message": "Must supply api_key"}}
+    other = httpx.get(f"{server.url}/v1_1/other-cloud/resources/image", auth=(KEY, "upload-test-secret"))
+    assert other.status_code == 404 and "Unknown cloud name" in other.json()["error"]["message"]
+
+
+def test_failed_removal_keeps_the_original_and_notifies(sdk: Any, receiver: Receiver) -> None:
+    # Whole in structure (so the upload takes it) but its pixel data cannot be decoded.
+    damaged = _png_header(64, 64, idat=bytes(range(256)) * 2)
+    up = sdk.uploader.upload(("damaged.png", damaged), public_id="fail/damaged",
+                             background_removal="cloudinary_ai", notification_url=receiver.url)  # fmt: skip
+    assert status_of(up) == "pending"
+    note = notified(receiver, "fail/damaged", "info")
+    assert note["info_status"] == "failed" and "decod" in note["info_data"]["error"]["message"]
+    resource = dict(sdk.api.resource("fail/damaged"))
+    assert status_of(resource) == "failed"
+    assert "decod" in resource["info"]["background_removal"]["cloudinary_ai"]["reason"]
+    assert resource["etag"] == hashlib.md5(damaged).hexdigest() and resource["version"] == up["version"]
+

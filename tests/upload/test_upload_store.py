@@ -1,0 +1,73 @@
+"""The originals store's calls the Upload API adds (records, delete, a write that replaces the other
+formats of an id), on today's folder store; and the request values the Upload API parses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cache import FolderOriginals
+from cutout.upload import params
+from cutout.upload.errors import UploadError
+from grammar.errors import NotFound
+from tests.app.helpers import SAMPLES
+
+ROAD = (SAMPLES / "docs" / "road.jpg").read_bytes()
+
+
+def test_records_beside_the_originals_are_never_originals(tmp_path: Path) -> None:
+    store = FolderOriginals(tmp_path)
+    store.put_record("assets/shop/router", b'{"a": 1}')
+    store.put_record("backups/shop/router/abc", ROAD)
+    store.put_record("jobs/shop/router", b"{}")
+    assert store.get_record("assets/shop/router") == b'{"a": 1}'
+    assert store.get_record("assets/missing") is None
+    assert sorted(store.list_records("jobs")) == ["jobs/shop/router"]
+    assert sorted(store.list_records("backups")) == ["backups/shop/router/abc"]
+    assert list(store.list()) == []  # no record is listed, located or served as an original
+    with pytest.raises(NotFound):
+        store.locate(".cutout/backups/shop/router/abc")
+    store.put_record("assets/shop/router", b"{}")  # replaced atomically: no temporary file stays
+    assert [p.name for p in (tmp_path / ".cutout" / "assets" / "shop").iterdir()] == ["router.record"]
+    store.delete_record("jobs/shop/router")
+    store.delete_record("jobs/shop/router")
+    assert list(store.list_records("jobs")) == []
+    with pytest.raises(ValueError):
+        store.put_record("../escape", b"")
+
+
+def test_write_replaces_the_other_formats_and_delete_removes_all(tmp_path: Path) -> None:
+    store = FolderOriginals(tmp_path)
+    store.write("a/photo", "jpg", ROAD)
+    png = (SAMPLES / "docs" / "rmv_bgd" / "router_orig.jpg").read_bytes()  # bytes only: the name matters
+    found = store.write("a/photo", "png", png)
+    assert found.path.name == "photo.png"
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["photo.png"]
+    assert store.delete("a/photo") is True and store.delete("a/photo") is False
+    assert store.delete("../x") is False
+    with pytest.raises(NotFound):
+        store.locate("a/photo")
+
+
+def test_context_tags_and_eager() -> None:
+    assert params.context({"context": r"alt=a \= b|caption=x\|y|empty="}) == {
+        "alt": "a = b", "caption": "x|y", "empty": ""}  # fmt: skip
+    assert params.tags({"tags": "a, b,,a"}) == ["a", "b"]
+    eager = params.eager({"eager": "c_pad,h_300,w_400|c_crop,g_north,h_200,w_260/jpg|e_grayscale/"}, {})
+    assert [(e.transformation, e.extension) for e in eager] == [
+        ("c_pad,h_300,w_400", ""), ("c_crop,g_north,h_200,w_260", "jpg"), ("e_grayscale", "")]  # fmt: skip
+    for bad in ({"context": "novalue"}, {"eager": "c_scale,w_10/bmpx"}):
+        with pytest.raises(UploadError):
+            params.context(bad) if "context" in bad else params.eager(bad, {})
+
+
+def test_public_ids() -> None:
+    assert params.choose_public_id({"folder": "/shop/", "public_id": "a b"}, None) == "shop/a b"
+    chosen = params.choose_public_id({"use_filename": "1"}, "/tmp/My Photo.JPG")
+    assert chosen.startswith("My_Photo_") and len(chosen) == len("My_Photo_") + 6
+    assert params.choose_public_id({"use_filename": "true", "unique_filename": "false"}, "x.jpg") == "x"
+    assert len(params.choose_public_id({}, None)) == 20
+    for hostile in ("a//b", "a/./b", " lead", "a\nb", "é" * 201):
+        with pytest.raises(UploadError):
+            params.check_public_id(hostile)
