@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -21,6 +23,9 @@ from tests.app.server_process import ServerProcess
 from tests.conftest import OUTPUT_DIR, require_model
 from tests.console.browser import PHONE, Session, chromium, require_browser
 from tests.console.test_snippets import python_url
+
+if TYPE_CHECKING:
+    from playwright.sync_api import FileChooser
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -90,19 +95,24 @@ def test_browse_search_and_page(server: ServerProcess, browser: Session) -> None
 def test_upload_with_background_removal(server: ServerProcess, browser: Session, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
-    page = browser.page()
-    page.goto(server.url + "/console")
-    expect(page.locator("body[data-ready=true]")).to_have_count(1, timeout=20_000)
     # Two files at once through the picker, opened from the keyboard; background removal is on by default.
     chair, woman = tmp_path / "chair.jpg", tmp_path / "woman.jpg"
     shutil.copy(SAMPLES / "docs/rmv_bgd/router_orig.jpg", chair)
     shutil.copy(SAMPLES / "docs/rmv_bgd/woman_orig.jpg", woman)
+    page = browser.page()
+    choosers: list[FileChooser] = []
+    # Listening from the start: the browser intercepts the picker well before the key is pressed.
+    page.on("filechooser", lambda chooser: choosers.append(chooser))
+    page.goto(server.url + "/console")
+    expect(page.locator("body[data-ready=true]")).to_have_count(1, timeout=20_000)
     assert page.is_checked("#remove-bg")
     page.focus("#drop")
-    with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Enter")
-    assert chooser.value.is_multiple()
-    chooser.value.set_files([str(chair), str(woman)])
+    page.keyboard.press("Enter")
+    deadline = time.monotonic() + 20
+    while not choosers and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert len(choosers) == 1 and choosers[0].is_multiple()
+    choosers[0].set_files([str(chair), str(woman)])
     rows = page.locator("#uploads li")
     expect(rows).to_have_count(2)
     expect(page.locator("#uploads progress").first).to_have_js_property("value", 1, timeout=30_000)
