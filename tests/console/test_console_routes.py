@@ -4,6 +4,7 @@ answers exactly what the delivery URL answers, and upload signatures the SDK wou
 from __future__ import annotations
 
 import base64
+import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -177,3 +178,22 @@ def test_static_modules_are_served_as_javascript(make: Any) -> None:
         outside = client.get(path)
         assert outside.status_code == 404 and "Route(" not in outside.text, path
     assert client.get("/console/").status_code == 200  # redirected to /console
+
+
+def test_a_signed_upload_is_accepted_by_the_upload_api(make: Any, tmp_path: Path) -> None:
+    """The page's way: /console/sign, then the Upload API with those parameters and no credentials."""
+    originals = tmp_path / "originals"
+    shutil.copytree(SAMPLES, originals)
+    client = make(client=REMOTE, api_key=KEY, api_secret=SECRET, upload=True, originals=originals)
+    params = {"public_id": "shop/shoe", "tags": "a&b,c"}  # '&' in a value: the SDK's signature version 2
+    signed = client.post("/console/sign", json=params, headers=basic(KEY, SECRET)).json()
+    form = {**signed["params"], "api_key": signed["api_key"], "signature": signed["signature"]}
+    image = (SAMPLES / "docs/road.jpg").read_bytes()
+    uploaded = client.post("/v1_1/demo/image/upload", data=form, files={"file": ("road.jpg", image)})
+    assert uploaded.status_code == 200, uploaded.text
+    assert uploaded.json()["public_id"] == "shop/shoe"
+    forged = {**form, "public_id": "shop/other"}
+    refused = client.post("/v1_1/demo/image/upload", data=forged, files={"file": ("road.jpg", image)})
+    assert refused.status_code == 401
+    config = client.get("/console/config", headers=basic(KEY, SECRET)).json()
+    assert config["upload"] is True
