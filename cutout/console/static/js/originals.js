@@ -41,7 +41,7 @@ export class Originals {
   async page() {
     const status = $("grid-status");
     if (!this.config.upload) {
-      status.textContent = "Listing needs the Admin API (CUTOUT_UPLOAD=1); open an original by its public id instead.";
+      status.textContent = "Open an original by its public id (in the Transformation panel).";
       return;
     }
     status.textContent = "Loading…";
@@ -123,7 +123,8 @@ export class Originals {
     const picker = $("files");
     if (!this.config.upload) {
       $("upload-off").hidden = false;
-      $("upload-off").textContent = "Uploads are off: start the server with CUTOUT_UPLOAD=1 (make run does).";
+      $("upload-off").textContent = "Uploads and the originals list need the Upload/Admin API: start the server "
+        + "with CUTOUT_UPLOAD=1, CUTOUT_API_KEY and CUTOUT_API_SECRET, and sign in here with the key and secret.";
     }
     drop.addEventListener("click", () => picker.click());
     drop.addEventListener("keydown", (event) => {
