@@ -122,6 +122,8 @@ export class Originals {
     const drop = $("drop");
     const picker = $("files");
     if (!this.config.upload) {
+      drop.hidden = true;
+      $("remove-bg").closest("label").hidden = true;
       $("upload-off").hidden = false;
       $("upload-off").textContent = "Uploads and the originals list need the Upload/Admin API: start the server "
         + "with CUTOUT_UPLOAD=1, CUTOUT_API_KEY and CUTOUT_API_SECRET, and sign in here with the key and secret.";
