@@ -116,6 +116,13 @@ def test_upload_with_background_removal(server: ServerProcess, browser: Session,
     rows = page.locator("#uploads li")
     expect(rows).to_have_count(2)
     expect(page.locator("#uploads progress").first).to_have_js_property("value", 1, timeout=30_000)
+    expect(rows.filter(has_text="removing background")).not_to_have_count(0, timeout=30_000)
+    # Another tab opened while a removal is pending lists it as such and follows it until it is done.
+    other = browser.page()
+    other.goto(server.url + "/console")
+    other.wait_for_selector("body[data-ready=true]")
+    expect(other.locator("#grid .badge.complete")).to_have_count(2, timeout=180_000)
+    other.close()
     for name in ("chair.jpg", "woman.jpg"):
         row = rows.filter(has_text=name)
         expect(row).to_contain_text("background removed · confidence 0.", timeout=180_000)

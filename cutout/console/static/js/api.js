@@ -51,7 +51,7 @@ export async function getResource(cloud, publicId) {
 export function removal(resource) {
   const state = resource?.info?.background_removal?.cloudinary_ai;
   if (!state) return null;
-  return { status: state.status, confidence: state.data?.confidence_score ?? null };
+  return { status: state.status, confidence: state.data?.confidence_score ?? null, reason: state.reason ?? "" };
 }
 
 // The server signs the parameters (the secret stays there), then the browser posts the file to the

@@ -18,6 +18,7 @@ export class Originals {
     this.prefix = "";
     this.items = new Map(); // public_id -> { asset, li }
     this.selected = null;
+    this.following = new Set(); // public ids whose pending background removal is being polled
     $("search").addEventListener("submit", (event) => {
       event.preventDefault();
       this.prefix = $("prefix").value.trim();
@@ -106,6 +107,8 @@ export class Originals {
     button.setAttribute("aria-label", [asset.public_id, width ? `${width} × ${height}` : "", badge.title]
       .filter(Boolean).join(", "));
     if (first) this.count();
+    // A removal still pending (listed after a reload, say) is followed until it is done.
+    if (state?.status === "pending" && !this.following.has(asset.public_id)) this.follow(asset.public_id, null);
     return item;
   }
 
@@ -173,34 +176,43 @@ export class Originals {
       bar.value = 1;
       const state = removal(asset);
       status.textContent = state?.status === "pending" ? "uploaded · removing background…" : "uploaded";
+      const pending = state?.status === "pending";
+      if (pending) this.following.add(asset.public_id); // followed here, with this row's status
       this.show(asset, true);
       this.select(asset.public_id);
-      if (state?.status === "pending") await this.follow(asset.public_id, status);
+      if (pending) await this.follow(asset.public_id, status);
     } catch (error) {
       status.textContent = `failed: ${error.message}`;
       row.classList.add("failed");
     }
   }
 
-  // Poll the Admin API until the background removal is no longer pending.
+  // Poll the Admin API until the background removal is no longer pending; ``status`` is the upload
+  // row to tell (null for one listed as pending).
   async follow(publicId, status) {
-    for (;;) {
-      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-      let asset;
-      try {
-        asset = await getResource(this.cloud, publicId);
-      } catch (error) {
-        status.textContent = `cannot follow: ${error.message}`;
+    this.following.add(publicId);
+    const say = (text) => { if (status) status.textContent = text; };
+    try {
+      for (;;) {
+        await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+        let asset;
+        try {
+          asset = await getResource(this.cloud, publicId);
+        } catch (error) {
+          say(`cannot follow: ${error.message}`);
+          return;
+        }
+        const state = removal(asset);
+        if (state?.status === "pending") continue;
+        this.show(asset, false);
+        say(state?.status === "complete"
+          ? `background removed · confidence ${Number(state.confidence ?? 0).toFixed(2)}`
+          : `background removal ${state?.status || "ended"}${state?.reason ? `: ${state.reason}` : ""}`);
+        if (this.selected === publicId) this.onSelect(this.items.get(publicId).asset);
         return;
       }
-      const state = removal(asset);
-      if (state?.status === "pending") continue;
-      this.show(asset, true);
-      status.textContent = state?.status === "complete"
-        ? `background removed · confidence ${Number(state.confidence ?? 0).toFixed(2)}`
-        : `background removal ${state?.status || "ended"}`;
-      if (this.selected === publicId) this.onSelect(this.items.get(publicId).asset);
-      return;
+    } finally {
+      this.following.delete(publicId);
     }
   }
 }
