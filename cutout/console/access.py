@@ -26,7 +26,14 @@ class Refused(Exception):
         self.message = message
 
 
+#: Headers a reverse proxy adds: behind one on the same machine every client comes from loopback, so a
+#: request carrying them is not taken for a local one (set a secret to use the console through a proxy).
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
 def loopback(request: Request) -> bool:
+    if any(name in request.headers for name in PROXY_HEADERS):
+        return False
     host = request.client.host if request.client else ""
     try:
         return ipaddress.ip_address(host).is_loopback

@@ -55,6 +55,8 @@ def test_open_on_loopback_without_a_secret_and_refused_from_elsewhere(make: Any)
     assert page.status_code == 200
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert '<script type="module" src="/console/static/js/main.js">' in page.text
+    proxied = make().get("/console", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert proxied.status_code == 403  # through a proxy on this machine: not a local user
     remote = make(client=REMOTE).get("/console")
     assert remote.status_code == 403
     assert "CUTOUT_API_SECRET" in remote.json()["error"]["message"]
