@@ -69,7 +69,10 @@ class Assets:
     # -- records -----------------------------------------------------------------------------------------
     def record(self, public_id: str) -> Record | None:
         """The stored record (deleted ones included), else None."""
-        data = self.originals.get_record(f"assets/{public_id}")
+        try:
+            data = self.originals.get_record(f"assets/{public_id}")
+        except ValueError:  # not a name the store can hold: no such asset
+            return None
         return None if data is None else dict(json.loads(data))
 
     def save(self, record: Record) -> None:
@@ -91,7 +94,11 @@ class Assets:
         except NotFound:
             return None
         st = os.stat(found.path)
-        header = pyvips.Image.new_from_file(str(found.path))
+        try:
+            header = pyvips.Image.new_from_file(str(found.path))
+            width, height = int(header.width), int(header.height)
+        except pyvips.Error:  # described all the same; delivering it answers why it cannot be read
+            width = height = 0
         fmt = found.path.suffix.lower().lstrip(".")
         return {
             "public_id": public_id,
@@ -100,8 +107,8 @@ class Assets:
             "version_id": self.originals.version(found)[:32],
             "format": "jpg" if fmt == "jpeg" else fmt,
             "bytes": st.st_size,
-            "width": int(header.width),
-            "height": int(header.height),
+            "width": width,
+            "height": height,
             "etag": self.originals.version(found)[:32],
             "sha256": self.originals.version(found),
             "created_at": iso(st.st_mtime),

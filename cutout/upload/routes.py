@@ -107,6 +107,8 @@ async def unsupported(request: Request, uploads: Uploads) -> Any:
             raise bad(f"resource_type {parts[1][:40]} is not supported: only image")
         if len(parts) > 2 and parts[2] != "upload":
             raise bad(f"type {parts[2][:40]} is not supported: only upload")
+        call = "/".join(parts[:3])
+        raise bad(f"The Admin API call {request.method} /{call} is not supported by this server")
     elif parts[0] in ("video", "raw", "auto"):
         raise bad(f"resource_type {parts[0]} is not supported: only image")
     elif parts[0] == "image" and len(parts) == 2:

@@ -43,7 +43,7 @@ from grammar.errors import NotFound, OriginError, StillGenerating
 log = logging.getLogger("cutout.upload")
 
 #: Parameters each call understands; anything else is refused with a 400 naming it.
-SIGNING = ("timestamp", "signature", "api_key", "signature_algorithm")
+SIGNING = ("timestamp", "signature", "api_key")
 UPLOAD_PARAMS = (*SIGNING, "file", "public_id", "folder", "use_filename", "unique_filename", "overwrite",
                  "tags", "context", "eager", "eager_async", "eager_notification_url", "notification_url",
                  "background_removal", "backup", "invalidate", "type", "filename_override", "display_name",
@@ -91,6 +91,8 @@ class Uploads:
         notification_url = self._hook(params, "notification_url")
         eager_url = self._hook(params, "eager_notification_url")
         overwrite, backup = p.flag(params, "overwrite", True), p.flag(params, "backup")
+        eager_async = p.flag(params, "eager_async")
+        p.flag(params, "invalidate")  # accepted (a new version is a new URL), but only as a boolean
         data = await self._file(received)
         found = await anyio.to_thread.run_sync(inspect, data, self.settings.max_pixels)
         details = {
@@ -110,7 +112,7 @@ class Uploads:
         self._start_if_unfinished(record)
         if eagers:
             shown["eager"] = await self._eager(
-                record, eagers, base, p.flag(params, "eager_async"), eager_url or notification_url
+                record, eagers, base, eager_async, eager_url or notification_url
             )
         return {**shown, "api_key": self.api_key}
 
@@ -198,12 +200,15 @@ class Uploads:
                     **view(record, base, self.api_secret),
                 }
                 self._notify(record, notification_url, payload)
-            # The marker first: a crash after it leaves work that a restart reconciles, never a record
-            # and an original that disagree unnoticed.
-            self.assets.mark_unfinished(public_id)
+            # The marker first when a crash between the writes would matter: a record that no longer
+            # describes the original (a restart reconciles it), or work a restart must find. A new id
+            # without work needs none: its original alone is an asset, described from the file.
+            marked = stored is not None or _unfinished(record)
+            if marked:
+                self.assets.mark_unfinished(public_id)
             self.service.originals.write(public_id, fmt, data)
             self.assets.save(record)
-            if not _unfinished(record):
+            if marked and not _unfinished(record):
                 self.assets.mark_finished(public_id)
             return record, "overwritten" if old is not None else "new"
 
@@ -227,6 +232,8 @@ class Uploads:
         notification_url = self._hook(params, "notification_url")
         eager_url = self._hook(params, "eager_notification_url")
         changes = {"tags": p.tags(params), "context": p.context(params)}
+        eager_async = p.flag(params, "eager_async")
+        p.flag(params, "invalidate")
         record = await anyio.to_thread.run_sync(
             partial(self._change, public_id, changes, fine, notification_url, base)
         )
@@ -234,7 +241,7 @@ class Uploads:
         shown = view(record, base, self.api_secret)
         if eagers:
             shown["eager"] = await self._eager(
-                record, eagers, base, p.flag(params, "eager_async"), eager_url or notification_url
+                record, eagers, base, eager_async, eager_url or notification_url
             )
         return shown
 
@@ -387,10 +394,13 @@ class Uploads:
                 continue
             try:
                 entry = await self.service.scheduler.make(prepared)
-            except OriginError as exc:
-                raise from_origin(exc, f"eager {item.transformation}") from None
+            except OriginError as exc:  # the upload is stored: the item says why it was not made
+                shown.append(
+                    {"transformation": item.transformation, "status": "failed", "reason": exc.public}
+                )
+                continue
             shown.append(_derived(item, entry, url, secure_url))
-        done = [s for s in shown if "status" not in s]
+        done = [item for item in shown if "status" not in item]
         if done:
             await anyio.to_thread.run_sync(self._add_derived, record, done, None)
         if later:
@@ -417,6 +427,10 @@ class Uploads:
             url, secure_url = base.urls(delivery_path(record, item.transformation, item.extension))
             try:
                 entry = await self.service.scheduler.wait_until(prepared, time.monotonic() + 600)
+            except StillGenerating:  # the original changed under it (a new upload, a removal done)
+                reason = f"{record['public_id']} has a newer version than v{record['version']}"
+                made.append({"transformation": item.transformation, "status": "failed", "reason": reason})
+                continue
             except OriginError as exc:
                 made.append({"transformation": item.transformation, "status": "failed", "reason": exc.public})
                 continue
@@ -441,9 +455,12 @@ class Uploads:
     ) -> None:
         with self.assets.locked(made["public_id"]):
             record = self.assets.current(made["public_id"])
-            if record is None or record["version"] != made["version"]:
-                return  # replaced meanwhile: those derivatives belong to an older version
-            for item in derived:
+            if record is None:
+                return
+            # Replaced meanwhile (a new upload, or the background removal done): those derivatives are of
+            # an older version and are not listed, but whoever asked is told all the same.
+            fresh = record["version"] == made["version"]
+            for item in derived if fresh else []:
                 entry = {**item, "id": hashlib.md5(item["url"].encode()).hexdigest()}
                 record["derived"] = [d for d in record.get("derived", []) if d["id"] != entry["id"]] + [entry]
             if notice is not None and notice[0]:

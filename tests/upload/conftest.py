@@ -22,7 +22,7 @@ CLOUD, KEY, SECRET = "demo", "123456789012345", "upload-test-secret"
 ENV = {
     "CUTOUT_UPLOAD": "1", "CUTOUT_API_KEY": KEY, "CUTOUT_API_SECRET": SECRET, "CUTOUT_CLOUD_NAME": CLOUD,
     "CUTOUT_FETCH_ALLOW_PRIVATE": "1", "CUTOUT_LEASE_SECONDS": "3", "CUTOUT_MAX_UPLOAD_BYTES": "3M",
-    "CUTOUT_MAX_PIXELS": "30000000", "CUTOUT_ORT_THREADS": "2",
+    "CUTOUT_MAX_PIXELS": "30000000", "CUTOUT_ORT_THREADS": "2", "CUTOUT_FETCH_ALLOW": "127.0.0.1",
 }  # fmt: skip
 
 
@@ -72,6 +72,14 @@ def receiver() -> Iterator[Receiver]:
             if failing:
                 self.send_header("Retry-After", "1")
             self.end_headers()
+
+        def do_GET(self) -> None:  # noqa: N802 - an image to upload by URL
+            data = (SAMPLES / "docs" / "road.jpg").read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
         def log_message(self, *args: Any) -> None:
             pass
