@@ -20,8 +20,9 @@ install: $(STAMP)
 model: $(STAMP)
 	$(CUTOUT) fetch-model
 
+# The console (/console) is on, open on loopback; its address is printed with the example URLs.
 run: model
-	$(CUTOUT) serve --originals cutout/samples --cache-dir $${CUTOUT_CACHE_DIR:-$$HOME/.cache/cutout/derived} --port $(PORT) --print-examples
+	CUTOUT_CONSOLE=$${CUTOUT_CONSOLE:-1} $(CUTOUT) serve --originals cutout/samples --cache-dir $${CUTOUT_CACHE_DIR:-$$HOME/.cache/cutout/derived} --port $(PORT) --print-examples
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check grammar transform cache cutout tests bench

@@ -16,7 +16,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from cache import DerivativeCache
-from cutout import adapters, api, metrics, upload
+from cutout import adapters, api, console, metrics, upload
 from cutout.fasthits import FastHits
 from cutout.fetch import FetchPolicy
 from cutout.remote import RemoteOriginals, split_fetch_path
@@ -201,7 +201,7 @@ def create_app(
 
     catch_all = Route("/{path:cutout_anything}", deliver, methods=["GET", "HEAD"])
     # The adapters first: the API's catch-all /v1/{rest} would otherwise answer API4AI's /v1/... paths.
-    routes = [*OWN_ROUTES, *adapters.ROUTES, *api.ROUTES, *upload.ROUTES, catch_all]
+    routes = [*OWN_ROUTES, *adapters.ROUTES, *api.ROUTES, *upload.ROUTES, *console.ROUTES, catch_all]
     handlers = {OriginError: on_origin_error, HTTPException: on_http_error}
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     return FastHits(app, skip=frozenset(route.path for route in OWN_ROUTES))

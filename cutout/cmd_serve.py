@@ -85,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
     if args.print_examples:
         print("cutout is serving these example URLs:\n" + "\n".join(example_urls(settings)), flush=True)
+        if settings.console:
+            print(f"the console: http://{settings.host}:{settings.port}/console", flush=True)
     # cutout never uses the client's address, so uvicorn's X-Forwarded-For middleware would only
     # cost time on every hit; no access log for the same reason (nginx in front keeps one).
     options: dict[str, Any] = dict(host=settings.host, port=settings.port, log_level=args.log_level,

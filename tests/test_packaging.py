@@ -93,6 +93,8 @@ def test_the_wheel_installs_and_runs_without_the_test_extras(tmp_path: Path) -> 
                   work).stdout.strip()
     road = Path(samples) / "samples" / "docs" / "road.jpg"
     assert road.is_file(), "the samples are not in the wheel"
+    page = Path(samples) / "console" / "static"
+    assert (page / "index.html").is_file() and (page / "js" / "main.js").is_file(), "the console's page"
     rendered = run([str(cutout), "render", "c_scale,w_64/e_grayscale", str(road), "-o", "road.png"], work)
     assert rendered.returncode == 0, rendered.stderr[-2000:]
     image = pyvips.Image.new_from_file(str(work / "road.png"))

@@ -255,6 +255,9 @@ VARIABLES: tuple[Variable, ...] = (
     _server("CUTOUT_API_KEY", TEXT, None,
             "the api_key of the Upload and Admin API (CUTOUT_API_SECRET is its secret), as Cloudinary's "
             "SDKs send it"),
+    _server("CUTOUT_CONSOLE", BOOLEAN, False,
+            "1 serves the console page at /console (browse, upload, build transformations): HTTP Basic "
+            "with the API key and secret, or open on loopback when no secret is set"),
     Variable("CUTOUT_HOME", "home", PATH, Path("~/.cache/cutout"),
              "where `cutout fetch-model` stores the model; the first session also saves onnxruntime's "
              "optimised graph there (models/optimized/, ~170 MB per model, onnxruntime version and CPU; "

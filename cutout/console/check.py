@@ -1,0 +1,100 @@
+"""Live validation for the builder: a transformation string is checked by the server's own parser,
+compiler and resolver, exactly as its delivery URL would be, and answers with the same status and
+message (and the column the message is about, for the caret under the field).
+
+Nothing is rendered here: the page asks the delivery URL itself for the image.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import transform
+from cutout.console import snippets
+from cutout.service import Service
+from grammar import parse_path, parse_transformation
+from grammar.errors import BadRequest, OriginError
+
+_SYNTAX_COLUMN = re.compile(r"at column (\d+) of ")
+_PARAMETER = re.compile(r"parameter - ([a-z]+)(?:_([^:\s]*))?")
+_COMPONENT = re.compile(r"in '([^']*)'$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the transformation is for: the image and where its URL points."""
+
+    base_url: str  # scheme://host[:port] the page was served from
+    cloud: str
+    public_id: str
+    version: int | None
+
+
+def delivery_path(target: Target, transformation: str) -> str:
+    parts = [f"/{target.cloud}/image/upload"]
+    if transformation:
+        parts.append(transformation)
+    if target.version:
+        parts.append(f"v{target.version}")
+    parts.append(snippets.escape_public_id(target.public_id))
+    return "/".join(parts)
+
+
+def column_of(error: OriginError, transformation: str) -> int | None:
+    """The 1-based column of ``transformation`` the error is about, when it names one."""
+    found = _SYNTAX_COLUMN.search(error.public)
+    if found:
+        return int(found.group(1))
+    try:
+        components = parse_transformation(transformation)
+    except OriginError:
+        return None
+    key = getattr(error, "key", None)
+    value = getattr(error, "value", None)
+    named = _PARAMETER.search(error.public)
+    if key is None and named:
+        key, value = named.group(1), named.group(2)
+    if key is not None:
+        params = [p for c in components for p in c.params if p.key == key]
+        exact = [p for p in params if value is None or p.value == value]
+        if exact or params:
+            return (exact or params)[0].column
+    quoted = _COMPONENT.search(error.public)
+    if quoted:
+        start = 0
+        for component in components:  # the component's own text, where it starts in the whole string
+            start = transformation.find(component.raw, start)
+            if component.raw == quoted.group(1) and start >= 0:
+                return start + 1
+            start += len(component.raw)
+    return None
+
+
+def check(service: Service, target: Target, transformation: str, accept: str | None) -> dict[str, Any]:
+    """Blocking (the resolver reads the originals store): run it in a thread."""
+    path = delivery_path(target, transformation)
+    answer: dict[str, Any] = {"transformation": transformation, "path": path, "url": target.base_url + path}
+    try:
+        # The parser and compiler first: they name the column even where the path would read the text
+        # as folders (then the delivery URL would say the original is missing, which helps nobody).
+        plan = transform.compile_plan(parse_transformation(transformation), named=service.settings.named)
+        if parse_path(path).raw_transformation != transformation:
+            raise BadRequest(f"{transformation!r} is not read as a transformation in a delivery URL: its "
+                             "first component has no known parameter key, so it would be a folder")
+        # The original, its layers, strict mode: resolved as the URL would be (nothing is rendered).
+        service.resolver.resolve(path, accept)
+    except OriginError as exc:
+        answer.update(ok=False, status=exc.status, message=exc.public,
+                      column=column_of(exc, transformation))
+        return answer
+    answer.update(
+        ok=True, status=200, message="", column=None, canonical=plan.canonical,
+        cutout=plan.needs_segmentation,
+        python=snippets.python(target.base_url, target.cloud, transformation, target.public_id,
+                               target.version),
+        javascript=snippets.javascript(target.base_url, target.cloud, transformation, target.public_id,
+                                       target.version),
+    )
+    return answer

@@ -1,0 +1,179 @@
+"""The console's routes, all under ``/console`` and all 404 unless ``CUTOUT_CONSOLE=1``:
+
+- ``GET /console``: the page; ``GET /console/static/...``: its CSS and JavaScript modules, from the package
+  (no build step, nothing fetched from elsewhere: the page's Content-Security-Policy allows only this
+  server);
+- ``GET /console/config``: what the page needs to know (cloud name, API key, whether uploads are on);
+- ``GET /console/check``: live validation of a transformation string (``check.py``);
+- ``POST /console/sign``: the Upload API's signature (``cutout.upload.auth.sign``) for the page's upload
+  parameters, made here so the secret never reaches the browser.
+
+Everything else the page does goes through the Upload/Admin API and the delivery URLs, like any client.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Any
+
+import anyio.to_thread
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cutout.console import access
+from cutout.console.check import Target, check
+from cutout.service import Service
+from cutout.settings import Settings
+from cutout.upload.auth import sign as api_sign_request
+
+#: The page may talk to this server only: no CDN, no fonts, no analytics (and the browser test checks it).
+CSP = (
+    "default-src 'self'; img-src 'self' blob: data:; script-src 'self'; style-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+MAX_TRANSFORMATION = 4096
+#: What the page may ask to have signed: the upload options it offers, nothing else.
+SIGNABLE = frozenset({
+    "public_id", "folder", "use_filename", "unique_filename", "overwrite", "tags", "background_removal",
+})
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    # Cloudinary's error shape, which the page already reads from the Upload/Admin API.
+    return JSONResponse({"error": {"message": message}}, status, headers={**PAGE_HEADERS, **(headers or {})})
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+def refusal(request: Request, settings: Settings) -> Response | None:
+    """None when the console is on and the request may use it; else the answer to send."""
+    if not settings.console:
+        raise HTTPException(404)
+    try:
+        access.check(request, settings)
+    except access.Refused as exc:
+        headers = {"WWW-Authenticate": access.REALM} if exc.status == 401 else {}
+        return _error(exc.status, exc.message, headers)
+    return None
+
+
+Handler = Callable[[Request, Service], Awaitable[Response]]
+
+
+def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    async def run(request: Request) -> Response:
+        service = _service(request)
+        return refusal(request, service.settings) or await handler(request, service)
+
+    return run
+
+
+class GuardedStatic:
+    """The page's static files behind the same door as the page."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        answer = refusal(request, _service(request).settings)
+        await (answer or self.app)(scope, receive, send)
+
+
+def cloud(settings: Settings) -> str:
+    return settings.cloud_name or "demo"
+
+
+def base_url(request: Request) -> str:
+    return f"{request.url.scheme}://{request.url.netloc}"
+
+
+async def page(request: Request, service: Service) -> Response:
+    html = resources.files("cutout.console").joinpath("static/index.html").read_bytes()
+    return Response(html, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+
+
+async def config(request: Request, service: Service) -> Response:
+    settings = service.settings
+    return JSONResponse({
+        "cloud": cloud(settings),
+        "api_key": settings.api_key or "",
+        "upload": getattr(request.app.state, "uploads", None) is not None,
+        "signed": settings.api_secret is not None,
+        "background_removal": service.models.segmenter is not None,
+        "retry_after": settings.retry_after,
+    }, headers=PAGE_HEADERS)
+
+
+async def check_endpoint(request: Request, service: Service) -> Response:
+    query = request.query_params
+    unknown = sorted(set(query) - {"transformation", "public_id", "version"})
+    if unknown:
+        return _error(400, f"Unknown parameter {unknown[0]!r}: expected transformation, public_id, version")
+    transformation = query.get("transformation", "").strip()
+    public_id = query.get("public_id", "")
+    version_text = query.get("version", "")
+    if not public_id:
+        return _error(400, "Missing public_id: the original the transformation is for")
+    if len(transformation) > MAX_TRANSFORMATION:
+        return _error(400, f"transformation is longer than {MAX_TRANSFORMATION} characters")
+    if version_text and not (version_text.isascii() and version_text.isdigit()):
+        return _error(400, f"version must be digits, got {version_text!r}")
+    target = Target(base_url(request), cloud(service.settings), public_id, int(version_text or 0) or None)
+    answer = await anyio.to_thread.run_sync(check, service, target, transformation,
+                                            request.headers.get("accept"))
+    return JSONResponse(answer, headers=PAGE_HEADERS)
+
+
+async def sign(request: Request, service: Service) -> Response:
+    settings = service.settings
+    # JSON only: a form from another site cannot send it without a CORS preflight, which is refused.
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return _error(415, "Send the parameters to sign as application/json")
+    origin = request.headers.get("origin")
+    if origin is not None and origin != base_url(request):
+        return _error(403, f"Signing is for the console's own page, not {origin}")
+    try:
+        body: Any = await request.json()
+    except ValueError:
+        return _error(400, "The body is not valid JSON")
+    if not isinstance(body, dict) or not all(isinstance(v, str) for v in body.values()):
+        return _error(400, "Send a JSON object of upload parameters with string values")
+    unknown = sorted(set(body) - SIGNABLE)
+    if unknown:
+        return _error(400, f"Parameter {unknown[0]!r} is not signed by the console: "
+                           f"expected some of {', '.join(sorted(SIGNABLE))}")
+    params = {**body, "timestamp": str(int(time.time()))}
+    answer = {"params": params, "api_key": settings.api_key or ""}
+    if settings.api_secret is not None:
+        answer["signature"] = api_sign_request(params, settings.api_secret)
+    return JSONResponse(answer, headers=PAGE_HEADERS)
+
+
+async def slash(request: Request, service: Service) -> Response:
+    return RedirectResponse("/console", 308)
+
+
+ROUTES = [
+    Route("/console", guarded(page), methods=["GET", "HEAD"]),
+    Route("/console/", guarded(slash), methods=["GET", "HEAD"]),
+    Route("/console/config", guarded(config), methods=["GET"]),
+    Route("/console/check", guarded(check_endpoint), methods=["GET"]),
+    Route("/console/sign", guarded(sign), methods=["POST"]),
+    Mount("/console/static", GuardedStatic(StaticFiles(packages=[("cutout.console", "static")]))),
+]

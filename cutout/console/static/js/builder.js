@@ -1,0 +1,214 @@
+// The transformation builder: the text field, validated live by the server's own parser; presets; the
+// result beside the original (a before/after slider for cut-outs); the URL and the SDK snippets.
+import { check, deliveryPath, fetchImage, getResource } from "./api.js";
+
+const $ = (id) => document.getElementById(id);
+
+// Presets: Cloudinary's own examples for background removal, on whatever image is selected. The
+// underlay goes under the cut-out: the first other original that is listed (docs/bg_beach in the samples).
+const PRESETS = {
+  cutout: () => "e_background_removal",
+  colour: () => "e_background_removal/b_rgb:dbe7f7",
+  shadow: () => "e_background_removal/e_dropshadow:azimuth_220;elevation_60;spread_20",
+  square: () => "c_fill,g_auto,h_300,w_300",
+  underlay: (builder) => {
+    const layer = builder.underlayId();
+    return `e_background_removal/c_scale,w_400/u_${layer.replaceAll("/", ":")}/c_fill,h_500,w_700/fl_layer_apply`;
+  },
+};
+
+function describe(width, height, type, bytes) {
+  const format = (type.split("/")[1] || type || "?").replace("jpeg", "jpg");
+  const size = bytes >= 1024 * 1024 ? `${(bytes / 1048576).toFixed(2)} MB`
+    : bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KB` : `${bytes} B`;
+  return `${width} × ${height} · ${format} · ${size} (${bytes.toLocaleString("en")} bytes)`;
+}
+
+export class Builder {
+  constructor(config, { otherIds }) {
+    this.cloud = config.cloud;
+    this.otherIds = otherIds; // () -> public ids listed in the grid
+    this.asset = null;
+    this.field = $("transformation");
+    this.timer = 0;
+    this.checking = null; // AbortController of the check in flight
+    this.loading = null; // AbortController of the result image being fetched
+    this.urls = []; // object URLs to revoke
+    this.field.addEventListener("input", () => this.schedule());
+    this.field.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") { event.preventDefault(); this.validate(); }
+    });
+    $("presets").addEventListener("click", (event) => {
+      const name = event.target.closest("button[data-preset]")?.dataset.preset;
+      if (!name) return;
+      this.field.value = PRESETS[name](this);
+      this.validate();
+    });
+    $("compare-range").addEventListener("input", () => this.split());
+    document.querySelectorAll("button[data-copy]").forEach((button) => {
+      button.addEventListener("click", () => this.copy(button.dataset.copy));
+    });
+    $("open").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const id = $("public-id").value.trim();
+      if (!id) return;
+      // With the Admin API, the asset's record (its version goes in the URL); else the id alone.
+      let asset = { public_id: id };
+      if (config.upload) {
+        try {
+          asset = await getResource(this.cloud, id);
+        } catch {
+          asset = { public_id: id }; // the check below says what the delivery URL answers (404...)
+        }
+      }
+      this.select(asset);
+    });
+  }
+
+  underlayId() {
+    const others = this.otherIds().filter((id) => id !== this.asset?.public_id);
+    return others.find((id) => id.endsWith("bg_beach")) || others[0] || "docs/road";
+  }
+
+  select(asset) {
+    this.asset = asset;
+    $("public-id").value = asset.public_id;
+    const before = deliveryPath(this.cloud, "", asset);
+    this.showImage($("before"), before, $("before-info"));
+    $("compare-before").src = before;
+    this.validate();
+  }
+
+  // The original at its real size, with what the delivery URL answers.
+  async showImage(img, url, info) {
+    try {
+      const { blob, type } = await fetchImage(url);
+      await this.place(img, blob);
+      info.textContent = describe(img.naturalWidth, img.naturalHeight, type, blob.size);
+    } catch (error) {
+      info.textContent = `${error.status || ""} ${error.message}`.trim();
+    }
+  }
+
+  place(img, blob) {
+    const url = URL.createObjectURL(blob);
+    this.urls.push(url);
+    while (this.urls.length > 8) URL.revokeObjectURL(this.urls.shift());
+    return new Promise((resolve) => {
+      img.onload = () => resolve();
+      img.onerror = () => resolve();
+      img.src = url;
+    });
+  }
+
+  schedule() {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.validate(), 250);
+  }
+
+  message(text, kind, column) {
+    const box = $("t-message");
+    box.className = `message ${kind}`;
+    box.textContent = text;
+    if (column) {
+      // A caret under the field's text: the column the parser named (1-based).
+      const caret = document.createElement("span");
+      caret.className = "caret";
+      const value = this.field.value;
+      caret.textContent = `${value}\n${" ".repeat(column - 1)}^`;
+      box.prepend(caret);
+    }
+  }
+
+  async validate() {
+    clearTimeout(this.timer);
+    if (!this.asset) {
+      this.message("Choose an original (or type its public id) first.", "", null);
+      return;
+    }
+    this.checking?.abort();
+    const controller = (this.checking = new AbortController());
+    const text = this.field.value.trim();
+    let answer;
+    try {
+      answer = await check(text, this.asset, controller.signal);
+    } catch (error) {
+      if (error.name !== "AbortError") this.message(error.message, "bad", null);
+      return;
+    }
+    if (controller.signal.aborted) return;
+    this.field.setAttribute("aria-invalid", String(!answer.ok));
+    $("url").value = answer.url;
+    $("open-url").href = answer.url;
+    if (!answer.ok) {
+      this.message(`${answer.status} ${answer.message}`, "bad", answer.column);
+      $("python").textContent = "";
+      $("javascript").textContent = "";
+      this.loading?.abort();
+      $("after").removeAttribute("src");
+      $("after-info").textContent = `The delivery URL answers ${answer.status}.`;
+      $("generating").hidden = true;
+      $("compare").hidden = true;
+      return;
+    }
+    this.message(text ? `Valid: ${answer.canonical || "(no change)"}` : "No transformation: the original.", "good",
+                 null);
+    $("python").textContent = answer.python;
+    $("javascript").textContent = answer.javascript;
+    this.load(answer.path, answer.cutout);
+  }
+
+  // The result, through the delivery URL itself: 423 shows "Generating…" until it is ready.
+  async load(path, cutout) {
+    this.loading?.abort();
+    const controller = (this.loading = new AbortController());
+    const generating = $("generating");
+    const info = $("after-info");
+    info.textContent = "Loading…";
+    $("compare").hidden = true;
+    try {
+      const { blob, type } = await fetchImage(path, {
+        signal: controller.signal,
+        onGenerating: () => { generating.hidden = false; info.textContent = "Generating (423): the image appears when it is ready."; },
+      });
+      if (controller.signal.aborted) return;
+      await this.place($("after"), blob);
+      const img = $("after");
+      img.dataset.path = path;
+      info.textContent = describe(img.naturalWidth, img.naturalHeight, type, blob.size);
+      if (cutout) {
+        $("compare-after").src = img.src;
+        $("compare").hidden = false;
+        this.split();
+      }
+    } catch (error) {
+      if (error.name === "AbortError" || controller.signal.aborted) return;
+      $("after").removeAttribute("src");
+      info.textContent = `${error.status || ""} ${error.message}`.trim();
+    } finally {
+      if (!controller.signal.aborted) generating.hidden = true;
+    }
+  }
+
+  split() {
+    const value = `${$("compare-range").value}%`;
+    document.querySelector(".compare-box").style.setProperty("--split", value);
+    $("compare-range").setAttribute("aria-valuetext", `${$("compare-range").value}% before`);
+  }
+
+  async copy(what) {
+    const source = $(what);
+    const text = source.value ?? source.textContent;
+    try {
+      await navigator.clipboard.writeText(text);
+      $("copied").textContent = `Copied the ${what === "url" ? "URL" : what} to the clipboard.`;
+    } catch {
+      // No clipboard permission (plain http on another host): select it for Ctrl+C instead.
+      const range = document.createRange();
+      range.selectNodeContents(source);
+      getSelection().removeAllRanges();
+      if (source.select) source.select(); else getSelection().addRange(range);
+      $("copied").textContent = "Selected: press Ctrl+C to copy.";
+    }
+  }
+}
