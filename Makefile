@@ -21,8 +21,17 @@ model: $(STAMP)
 	$(CUTOUT) fetch-model
 
 # The console (/console) is on, open on loopback; its address is printed with the example URLs.
+# The originals live in a writable copy of the samples under CUTOUT_HOME (the console uploads into it, and
+# the checkout stays clean); uploads are on with a key "local" and a random secret kept in
+# CUTOUT_HOME/run-secret, which is the console's password (the secret never goes in a URL).
+RUN_HOME := $${CUTOUT_HOME:-$$HOME/.cache/cutout}
 run: model
-	CUTOUT_CONSOLE=$${CUTOUT_CONSOLE:-1} $(CUTOUT) serve --originals cutout/samples --cache-dir $${CUTOUT_CACHE_DIR:-$$HOME/.cache/cutout/derived} --port $(PORT) --print-examples
+	@mkdir -p "$(RUN_HOME)/originals" && cp -Rn cutout/samples/. "$(RUN_HOME)/originals/"
+	@test -s "$(RUN_HOME)/run-secret" || (umask 077 && $(PY) -c 'import secrets; print(secrets.token_urlsafe(18))' > "$(RUN_HOME)/run-secret")
+	@echo "console sign-in: user $${CUTOUT_API_KEY:-local}, password in $(RUN_HOME)/run-secret"
+	CUTOUT_CONSOLE=$${CUTOUT_CONSOLE:-1} CUTOUT_UPLOAD=$${CUTOUT_UPLOAD:-1} CUTOUT_API_KEY=$${CUTOUT_API_KEY:-local} \
+	CUTOUT_API_SECRET=$${CUTOUT_API_SECRET:-$$(cat "$(RUN_HOME)/run-secret")} \
+	$(CUTOUT) serve --originals "$(RUN_HOME)/originals" --cache-dir $${CUTOUT_CACHE_DIR:-$(RUN_HOME)/derived} --port $(PORT) --print-examples
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check grammar transform cache cutout tests bench
