@@ -73,7 +73,8 @@ class Scheduler:
         masks = None if cached is None else cached.storing_while(lambda: self.originals.current(files))
         confidences: list[float] = []
         rendered = transform.render(
-            prepared.plan, prepared.source.path, source_key=prepared.source_key, choice=prepared.choice,
+            prepared.plan, self.originals.local(prepared.source), source_key=prepared.source_key,
+            choice=prepared.choice,
             load_layer=self._layer, masks=None if masks is None else noting(masks, confidences),
             limits=self.limits,
         )
@@ -85,7 +86,7 @@ class Scheduler:
 
     def _layer(self, public_id: str) -> tuple[Path, str]:
         found = self.originals.locate(public_id, what=LAYER_MISSING)
-        return found.path, self.originals.version(found)
+        return self.originals.local(found), self.originals.version(found)
 
     def current(self, prepared: Prepared) -> bool:
         """Whether the files are still the ones ``prepared.key`` names. An original replaced while its
