@@ -6,10 +6,22 @@ an S3 second tier when ``CUTOUT_SHARED_CACHE`` is set, for blobs; the cache fold
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from cache import BlobStore, Coordinator, DerivativeCache, FolderOriginals, OriginalsStore
 from cutout import metrics
 from cutout.settings import Settings, SettingsError
+from transform.seam import Segmenter
+
+
+def queued_model(settings: Settings) -> Segmenter:
+    """A server's stand-in for the model when `cutout worker` processes run it."""
+    assert settings.state is not None
+    from cache.redis_queue import ModelQueue
+    from cutout.queued import QueuedModel
+
+    # A read-only model_id (read from Redis), where the protocol declares a plain attribute.
+    return cast(Segmenter, QueuedModel(ModelQueue(settings.state, retry_after=settings.retry_after)))
 
 
 @dataclass(frozen=True)

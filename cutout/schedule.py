@@ -19,6 +19,7 @@ from cache import Coordinator, Entry, OriginalsStore
 from cutout import metrics
 from cutout.generate import Generator
 from cutout.masks import Segmentation
+from cutout.queued import QueuedGenerator
 from cutout.resolve import LAYER_MISSING, Prepared
 from cutout.settings import Settings
 from cutout.store import Store, failure_error
@@ -57,9 +58,13 @@ class Scheduler:
         self.coordinator = coordinator
         self.models = models
         self.limits = transform.Limits(max_pixels=settings.max_pixels)
-        self.generator = Generator(store.blobs, coordinator, workers=settings.model_workers,
-                                   queue_size=settings.queue_size, lease=settings.lease_seconds,
-                                   failure_ttl=settings.failure_seconds)
+        self.generator: Generator | QueuedGenerator
+        if settings.queued:  # `cutout worker` processes run the jobs (CUTOUT_BACKGROUND_REMOVAL=queue)
+            self.generator = QueuedGenerator(settings, store.blobs, coordinator)
+        else:
+            self.generator = Generator(store.blobs, coordinator, workers=settings.model_workers,
+                                       queue_size=settings.queue_size, lease=settings.lease_seconds,
+                                       failure_ttl=settings.failure_seconds)
         self._limiter: anyio.CapacityLimiter | None = None
         self._inflight = 0
 
@@ -111,7 +116,7 @@ class Scheduler:
             self.store.keep(prepared.key, entry)
         return entry
 
-    def _generation(self, prepared: Prepared) -> Entry | None:
+    def generation(self, prepared: Prepared) -> Entry | None:
         """The queued job: None (nothing stored, no failure remembered) when the files changed under it."""
         try:
             entry = self.render_entry(prepared)
@@ -133,7 +138,7 @@ class Scheduler:
         if not self.originals.current(prepared.files):
             raise StillGenerating(self.settings.retry_after)
         if not self.coordinator.claimed(prepared.key):
-            self.generator.submit(prepared.key, partial(self._generation, prepared))
+            self.generator.submit(prepared.key, partial(self.generation, prepared), request=prepared.request)
         return None
 
     def generate_and_wait(self, prepared: Prepared) -> Entry:

@@ -16,7 +16,7 @@ import anyio.to_thread
 
 from cache import BlobStore, Coordinator, DerivativeCache, Entry, OriginalsStore
 from cutout import metrics
-from cutout.backends import open_stores
+from cutout.backends import open_stores, queued_model
 from cutout.masks import Segmentation
 from cutout.resolve import MAX_MEMO_TEXT, Prepared, Resolver, check_transformations
 from cutout.responses import Delivered
@@ -64,6 +64,8 @@ class Service:
         """The stores settings choose (``cutout.backends``): by default the originals folder, and one
         diskcache folder as blobs and coordinator."""
         stores = open_stores(settings, cache)
+        if settings.queued and segmenter is None:
+            segmenter = queued_model(settings)
         return cls.over(settings, originals=stores.originals, blobs=stores.blobs,
                         coordinator=stores.coordinator, segmenter=segmenter)
 
