@@ -67,6 +67,16 @@ class RedisServer:
             self.process.wait(timeout=20)
         self.process = None
 
+    def pending(self) -> int:
+        """Model jobs handed to a worker and not yet acknowledged."""
+        import redis
+
+        with redis.Redis(port=self.port) as client:
+            try:
+                return int(client.xpending("cutout:jobs", "workers")["pending"])
+            except redis.ResponseError:  # no stream or group yet
+                return 0
+
     def flush(self) -> None:
         import redis
 

@@ -1,0 +1,187 @@
+"""Three replicas and a worker on loopback behind nginx/cluster.conf, over a real SeaweedFS and Redis:
+the same bytes as one machine, one inference for many variants, shared derivatives, and faults."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.app.helpers import SAMPLES
+from tests.app.server_process import ServerProcess, metric
+from tests.conftest import require_model
+from tests.scale.cluster import (
+    Nginx,
+    WorkerProcess,
+    cluster_env,
+    start_replicas,
+    until_made,
+    upload_samples,
+)
+from tests.scale.servers import RedisServer, SeaweedS3
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CHEAP = [
+    "docs/rmv_bgd/dog_couch_orig",
+    "c_scale,w_400/docs/road",
+    "c_fill,h_300,w_300/f_auto/docs/rmv_bgd/router_orig",
+    "c_thumb,g_auto,h_120,w_120/e_grayscale/docs/bg_beach.png",
+    "l_docs:road/c_scale,w_200/fl_layer_apply,g_north_east/docs/bg_beach.webp",
+]
+CUTOUTS = [
+    "e_background_removal/c_scale,w_300/docs/rmv_bgd/woman_orig.png",
+    "e_background_removal/e_dropshadow/c_scale,h_105/docs/rmv_bgd/router_orig",
+]
+
+
+@dataclass
+class Cluster:
+    nginx: Nginx
+    replicas: list[ServerProcess]
+    workers: list[WorkerProcess]
+    originals: str
+    env: dict[str, str]
+    folder: Path
+    redis: RedisServer
+
+    def inferences(self) -> float:
+        live = [r.url for r in self.replicas if r.process.poll() is None]
+        return sum(metric(url, "cutout_inference_total") for url in live) + sum(
+            w.inferences() for w in self.workers if w.process.poll() is None)
+
+
+@pytest.fixture(scope="module")
+def cluster(seaweed: SeaweedS3, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[Cluster]:
+    require_model()
+    if redis_server.process is None:
+        redis_server.start()
+    redis_server.flush()
+    folder = tmp_path_factory.mktemp("cluster")
+    bucket = "cluster"
+    seaweed.client().create_bucket(Bucket=bucket)
+    upload_samples(seaweed, bucket)
+    originals = f"s3://{bucket}/originals"
+    env = cluster_env(seaweed, redis_server.url, bucket, CUTOUT_LEASE_SECONDS="4", CUTOUT_RETRY_AFTER="1",
+                      CUTOUT_ORT_THREADS="2")
+    worker = WorkerProcess(originals, folder / "worker" / "cache", env)
+    replicas = start_replicas(3, originals, folder, env)
+    nginx = Nginx(folder / "nginx", [f"127.0.0.1:{r.port}" for r in replicas])
+    try:
+        worker.wait_ready()
+        yield Cluster(nginx, replicas, [worker], originals, env, folder, redis_server)
+    finally:
+        nginx.stop()
+        for replica in replicas:
+            replica.stop()
+        for w in [worker]:
+            w.kill()
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The one-machine mode: a folder of originals, the model in the server."""
+    folder = tmp_path_factory.mktemp("single")
+    server = ServerProcess(SAMPLES, folder / "cache", env={"CUTOUT_WAIT_SECONDS": "120",
+                                                           "CUTOUT_ORT_THREADS": "2"})
+    try:
+        server.wait_ready(path="/readyz", timeout=300)
+        yield server
+    finally:
+        server.stop()
+
+
+def test_the_cluster_gives_the_bytes_of_one_machine(cluster: Cluster, single: ServerProcess) -> None:
+    for path in CHEAP + CUTOUTS:
+        url = f"/demo/image/upload/{path}"
+        mine = until_made(cluster.nginx.url + url)
+        theirs = httpx.get(single.url + url, timeout=180)
+        assert mine.status_code == theirs.status_code == 200, (path, mine.text, theirs.text)
+        assert mine.content == theirs.content, path
+        assert mine.headers["content-type"] == theirs.headers["content-type"]
+        assert mine.headers["x-cutout-replica"]  # nginx names the replica that made it
+
+
+def test_twenty_variants_sent_to_every_replica_at_once_cost_one_inference(cluster: Cluster) -> None:
+    before = cluster.inferences()
+    paths = [f"/demo/image/upload/e_background_removal/c_scale,w_{100 + 10 * i}/docs/rmv_bgd/dog_couch_orig"
+             for i in range(20)]
+    answers: list[int] = []
+
+    def ask(base: str, path: str) -> None:
+        answers.append(httpx.get(base + path, timeout=60).status_code)
+
+    threads = [threading.Thread(target=ask, args=(r.url, p)) for p in paths for r in cluster.replicas]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(answers) <= {423, 200}, answers
+    for path in paths:
+        for replica in cluster.replicas:
+            made = until_made(replica.url + path)
+            assert made.status_code == 200 and made.headers["content-type"] == "image/jpeg"
+    assert cluster.inferences() - before == 1
+
+
+def test_a_derivative_rendered_on_one_replica_is_a_storage_hit_on_another(cluster: Cluster) -> None:
+    one, other = cluster.replicas[0], cluster.replicas[1]
+    path = "/demo/image/upload/c_scale,w_123/e_sepia/docs/road"
+    made = httpx.get(one.url + path)
+    hits = metric(other.url, "cutout_shared_cache_hits_total")
+    renders = metric(other.url, "cutout_render_seconds_count")
+    again = httpx.get(other.url + path)
+    assert again.status_code == made.status_code == 200 and again.content == made.content
+    assert metric(other.url, "cutout_shared_cache_hits_total") == hits + 1
+    assert metric(other.url, "cutout_render_seconds_count") == renders  # not rendered again
+
+
+def test_a_worker_killed_mid_job_has_its_job_finished_by_the_next(cluster: Cluster) -> None:
+    [first] = [w for w in cluster.workers if w.process.poll() is None]
+    before = first.inferences()
+    path = "/demo/image/upload/e_background_removal/c_scale,w_222/docs/bg_beach"
+    assert httpx.get(cluster.replicas[2].url + path).status_code == 423
+    deadline = time.monotonic() + 60
+    while cluster.redis.pending() == 0 and time.monotonic() < deadline:  # until the job is in its hands
+        time.sleep(0.02)
+    time.sleep(0.3)
+    first.kill()
+    second = WorkerProcess(cluster.originals, cluster.folder / "worker2" / "cache", cluster.env)
+    cluster.workers.append(second)
+    second.wait_ready()
+    made = until_made(cluster.replicas[2].url + path, timeout=240)
+    assert made.status_code == 200
+    assert second.inferences() <= 1 and before >= 0  # the first's count died with it: at most two in all
+
+
+def test_redis_down_keeps_cached_answers_and_503s_new_model_work_then_recovers(cluster: Cluster) -> None:
+    replica = cluster.replicas[0]
+    cached = "/demo/image/upload/c_scale,w_321/docs/road"
+    assert httpx.get(replica.url + cached).status_code == 200
+    cluster.redis.stop()
+    try:
+        assert httpx.get(replica.url + cached, timeout=30).status_code == 200
+        fresh = httpx.get(replica.url + "/demo/image/upload/c_scale,w_77/docs/road", timeout=30)
+        assert fresh.status_code == 200  # a cheap render needs no agreement
+        new = httpx.get(replica.url + "/demo/image/upload/e_background_removal/c_scale,w_99/docs/road",
+                        timeout=30)
+        assert new.status_code == 503 and int(new.headers["retry-after"]) >= 1, new.text
+    finally:
+        cluster.redis.start()
+    made = until_made(replica.url + "/demo/image/upload/e_background_removal/c_scale,w_99/docs/road")
+    assert made.status_code == 200, made.text
+
+
+def test_every_url_answers_with_one_replica_of_three_killed(cluster: Cluster) -> None:
+    victim = cluster.replicas[1]
+    victim.kill()
+    for i in range(12):
+        answer = httpx.get(cluster.nginx.url + f"/demo/image/upload/c_scale,w_{40 + i}/docs/road", timeout=60)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-cutout-replica"].split(", ")[-1] != f"127.0.0.1:{victim.port}"
