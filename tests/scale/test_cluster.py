@@ -73,14 +73,15 @@ def cluster(seaweed: SeaweedS3, redis_server: RedisServer, tmp_path_factory: pyt
     worker = WorkerProcess(originals, folder / "worker" / "cache", env)
     replicas = start_replicas(3, originals, folder, env)
     nginx = Nginx(folder / "nginx", [f"127.0.0.1:{r.port}" for r in replicas])
+    made = Cluster(nginx, replicas, [worker], originals, env, folder, redis_server)
     try:
         worker.wait_ready()
-        yield Cluster(nginx, replicas, [worker], originals, env, folder, redis_server)
+        yield made
     finally:
         nginx.stop()
         for replica in replicas:
             replica.stop()
-        for w in [worker]:
+        for w in made.workers:  # the fault tests start more
             w.kill()
 
 
@@ -126,7 +127,7 @@ def test_twenty_variants_sent_to_every_replica_at_once_cost_one_inference(cluste
     for path in paths:
         for replica in cluster.replicas:
             made = until_made(replica.url + path)
-            assert made.status_code == 200 and made.headers["content-type"] == "image/jpeg"
+            assert made.status_code == 200 and made.headers["content-type"] == "image/png"
     assert cluster.inferences() - before == 1
 
 
@@ -151,6 +152,7 @@ def test_a_worker_killed_mid_job_has_its_job_finished_by_the_next(cluster: Clust
     while cluster.redis.pending() == 0 and time.monotonic() < deadline:  # until the job is in its hands
         time.sleep(0.02)
     time.sleep(0.3)
+    assert cluster.redis.pending() == 1  # taken, not finished: killed mid-job
     first.kill()
     second = WorkerProcess(cluster.originals, cluster.folder / "worker2" / "cache", cluster.env)
     cluster.workers.append(second)
