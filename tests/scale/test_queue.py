@@ -35,7 +35,8 @@ def test_a_job_of_a_worker_that_stopped_renewing_goes_to_the_next_after_the_leas
     assert servers.model() == "isnet-abc"
 
 
-def test_the_queue_survives_a_redis_restart_without_its_data(redis_server: RedisServer, redis_url: str) -> None:
+def test_the_queue_survives_a_redis_restart_without_its_data(redis_server: RedisServer,
+                                                             redis_url: str) -> None:
     queue = ModelQueue(redis_url, lease=5)
     queue.enqueue("d:a", "/image/upload/docs/road", None, "job:a")
     redis_server.stop()
