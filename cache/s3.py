@@ -22,6 +22,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -115,6 +116,10 @@ class S3Originals:
         self.s3 = s3 if s3 is not None else client(endpoint)
         self.hot = HotFiles(Path(cache_dir), cache_size)
         self._checked: LRUCache[str, tuple[str, float]] = LRUCache(65536)  # key -> (etag, when confirmed)
+        # public id -> (found, when listed): every size of one original within a second costs one listing,
+        # as the folder store's cached directory listings do. Misses are never kept: a new upload is
+        # found at once.
+        self._located: LRUCache[str, tuple[Located, float]] = LRUCache(65536)
         self._errors = _errors()
 
     def _key(self, public_id: str, ext: str) -> str:
@@ -124,6 +129,9 @@ class S3Originals:
         missing = NotFound(what.format(public_id))
         if not _valid(public_id):
             raise missing
+        known = self._located.get(public_id)
+        if known is not None and time.monotonic() - known[1] <= RECHECK_SECONDS:
+            return known[0]
         start = f"{self.location.prefix}{public_id}."
         try:
             listed = self.s3.list_objects_v2(Bucket=self.location.bucket, Prefix=start, MaxKeys=100)
@@ -150,8 +158,11 @@ class S3Originals:
             raise missing
         _, ext, etag = best
         key = start + ext
-        self._checked[key] = (etag, time.monotonic())
-        return Located(public_id, self.hot.path(key, etag, ext), (key, etag))
+        now = time.monotonic()
+        self._checked[key] = (etag, now)
+        found = Located(public_id, self.hot.path(key, etag, ext), (key, etag))
+        self._located[public_id] = (found, now)
+        return found
 
     def version(self, found: Located) -> str:
         key, etag = _stamp(found)
@@ -176,6 +187,7 @@ class S3Originals:
                 known = (head["ETag"], now)
                 self._checked[key] = known
             if known[0] != etag:
+                self._located.pop(f.public_id, None)
                 return False
         return bool(found)
 
@@ -193,6 +205,7 @@ class S3Originals:
         except self._errors as exc:
             if _code(exc) in ("412", "PreconditionFailed"):
                 self._checked.pop(key, None)
+                self._located.pop(found.public_id, None)
                 raise Overloaded(1, public=f"{found.public_id} changed while it was read; retry") from None
             if _missing(exc):
                 raise NotFound(f"Resource not found - {found.public_id}") from None
@@ -296,11 +309,16 @@ class S3Blobs:
 
 class TieredBlobs:
     """The local diskcache first (bounded, per replica), the shared store second: a shared hit is copied
-    into the local tier; a put goes to both. ``on_shared_hit`` counts hits from the second tier."""
+    into the local tier (by a background thread, after the answer: the local tier is only a cache, and a
+    copy that does not fit the backlog is simply skipped); a put goes to both, the shared one first
+    done when ``put`` returns (a claim released after it must find the result from any replica).
+    ``on_shared_hit`` counts hits from the second tier."""
 
-    def __init__(self, local: DiskBlobs, shared: S3Blobs, *, on_shared_hit: Callable[[], None] = lambda: None
-                 ) -> None:
+    def __init__(self, local: DiskBlobs, shared: S3Blobs, *, on_shared_hit: Callable[[], None] = lambda: None,
+                 backlog: int = 64) -> None:
         self.local, self.shared, self.on_shared_hit = local, shared, on_shared_hit
+        self._copier = ThreadPoolExecutor(1, thread_name_prefix="cutout-promote")
+        self._backlog = threading.BoundedSemaphore(backlog)
 
     def get(self, key: str) -> Entry | None:
         entry = self.local.get(key)
@@ -309,8 +327,21 @@ class TieredBlobs:
         entry = self.shared.get(key)
         if entry is not None:
             self.on_shared_hit()
-            self.local.put(key, entry)
+            if self._backlog.acquire(blocking=False):
+                self._copier.submit(self._promote, key, entry)
         return entry
+
+    def settle(self) -> None:
+        """Wait for the copies queued so far (tests; a clean shutdown)."""
+        self._copier.submit(lambda: None).result()
+
+    def _promote(self, key: str, entry: Entry) -> None:
+        try:
+            self.local.put(key, entry)
+        except Exception:  # noqa: BLE001 - a copy for speed only: the shared tier still has it
+            log.exception("copying %s into the local cache failed", key)
+        finally:
+            self._backlog.release()
 
     def put(self, key: str, entry: Entry) -> None:
         self.local.put(key, entry)

@@ -117,6 +117,7 @@ def test_the_shared_tier_serves_what_another_replica_stored(s3: Counting, bucket
     assert other.get("d:k") is None
     one.put("d:k", entry)
     assert other.get("d:k") == entry and hits == [1]
+    other.settle()
     assert other.get("d:k") == entry and hits == [1]  # now from its own first tier
     s3.put_object(Bucket=bucket, Key="derived/d:bad", Body=b"CUT1garbage")
     assert other.get("d:bad") is None  # unreadable: a miss, never a 500
