@@ -5,7 +5,7 @@ the same resolver (so its key is computed the same way, with the model it runs) 
 the scheduler's own ``generation``, writing masks and derivatives to the shared stores. It renews the
 job's claim and the stream entry while it works; killed, its job goes to the next worker once the lease
 has passed. It reads the same settings as the servers (CUTOUT_ORIGINALS, CUTOUT_CACHE_DIR, CUTOUT_STATE,
-CUTOUT_SHARED_CACHE, CUTOUT_NAMED_TRANSFORMATIONS, the model's CUTOUT_ORT_* variables).
+CUTOUT_SHARED_CACHE, CUTOUT_NAMED_TRANSFORMATIONS, and the model's variables such as CUTOUT_ORT_PROVIDERS).
 """
 
 from __future__ import annotations
