@@ -111,9 +111,14 @@ class S3Originals:
     """The ``OriginalsStore`` of a bucket and prefix."""
 
     def __init__(self, url: str, cache_dir: str | Path, *, endpoint: str | None = None,
-                 cache_size: int = 2 << 30, s3: Any = None) -> None:
+                 cache_size: int = 2 << 30, s3: Any = None, timeout: float = 5.0) -> None:
         self.location = S3Location.parse(url)
-        self.s3 = s3 if s3 is not None else client(endpoint)
+        self.s3 = s3 if s3 is not None else client(endpoint, timeout=timeout)
+        # After a request that did not get through, the storage counts as down for this long: lookups
+        # answer from what was located before, or 503 at once, instead of each holding a thread for the
+        # whole timeout (a stalled storage would otherwise exhaust the thread pool).
+        self.pause = 2 * timeout
+        self._down_until = 0.0
         self.hot = HotFiles(Path(cache_dir), cache_size)
         self._checked: LRUCache[str, tuple[str, float]] = LRUCache(65536)  # key -> (etag, when confirmed)
         # public id -> (found, when listed): every size of one original within a second costs one listing,
@@ -132,6 +137,10 @@ class S3Originals:
         known = self._located.get(public_id)
         if known is not None and time.monotonic() - known[1] <= RECHECK_SECONDS:
             return known[0]
+        if time.monotonic() < self._down_until:
+            if known is not None:  # storage away: what was there a moment ago (cached results still serve)
+                return known[0]
+            raise StorageUnavailable()
         start = f"{self.location.prefix}{public_id}."
         try:
             listed = self.s3.list_objects_v2(Bucket=self.location.bucket, Prefix=start, MaxKeys=100)
@@ -139,6 +148,10 @@ class S3Originals:
             if _code(exc) == "NoSuchBucket":
                 raise missing from None
             log.warning("listing %s: %s", start, exc)
+            if not _code(exc):  # no answer at all (refused, timed out), not an error the storage sent
+                self._down_until = time.monotonic() + self.pause
+                if known is not None:
+                    return known[0]
             raise StorageUnavailable() from exc
         best: tuple[int, str, str] | None = None
         unreadable = ""
@@ -178,12 +191,18 @@ class S3Originals:
             if known is None or now - known[1] > RECHECK_SECONDS:
                 if _on_event_loop():  # a memoised hit: never a request there; the thread path locates again
                     return False
+                if now < self._down_until:  # storage away: the located version stands
+                    continue
                 try:
                     head = self.s3.head_object(Bucket=self.location.bucket, Key=key)
                 except self._errors as exc:
-                    if not _missing(exc):
-                        log.warning("HEAD %s: %s", key, exc)
-                    return False
+                    if _missing(exc):
+                        return False
+                    log.warning("HEAD %s: %s", key, exc)
+                    if _code(exc):
+                        return False
+                    self._down_until = time.monotonic() + self.pause  # no answer: as above, it stands
+                    continue
                 known = (head["ETag"], now)
                 self._checked[key] = known
             if known[0] != etag:
@@ -197,6 +216,8 @@ class S3Originals:
         if self.hot.touch(found.path):
             return found.path
         key, etag = _stamp(found)
+        if time.monotonic() < self._down_until:
+            raise StorageUnavailable()
         try:
             got = self.s3.get_object(Bucket=self.location.bucket, Key=key, IfMatch=etag)
             with replacing(found.path) as temp, temp.open("wb") as out:
@@ -210,6 +231,8 @@ class S3Originals:
             if _missing(exc):
                 raise NotFound(f"Resource not found - {found.public_id}") from None
             log.warning("GET %s: %s", key, exc)
+            if not _code(exc):
+                self._down_until = time.monotonic() + self.pause
             raise StorageUnavailable() from exc
         self.hot.added(found.path)
         return found.path
@@ -282,26 +305,39 @@ class S3Blobs:
     old objects (README), so ``mark_used`` records nothing. Storage errors are misses and unstored
     writes (logged): this tier only saves work, the local tier and the render still answer."""
 
-    def __init__(self, url: str, *, endpoint: str | None = None, s3: Any = None) -> None:
+    def __init__(self, url: str, *, endpoint: str | None = None, s3: Any = None, timeout: float = 5.0
+                 ) -> None:
         self.location = S3Location.parse(url)
-        self.s3 = s3 if s3 is not None else client(endpoint)
+        self.s3 = s3 if s3 is not None else client(endpoint, timeout=timeout)
+        self.pause = 2 * timeout  # as S3Originals: after a request that got no answer, skip the tier a while
+        self._down_until = 0.0
         self._errors = _errors()
 
+    def _failed(self, what: str, key: str, exc: Exception) -> None:
+        log.warning("%s %s in the shared cache: %s", what, key, exc)
+        if not _code(exc):
+            self._down_until = time.monotonic() + self.pause
+
     def get(self, key: str) -> Entry | None:
+        if time.monotonic() < self._down_until:
+            return None
         try:
             got = self.s3.get_object(Bucket=self.location.bucket, Key=self.location.prefix + key)
             raw = got["Body"].read()
         except self._errors as exc:
             if not _missing(exc):
-                log.warning("GET %s from the shared cache: %s", key, exc)
+                self._failed("GET", key, exc)
             return None
         return Entry.unpack(raw)
 
     def put(self, key: str, entry: Entry) -> None:
+        if time.monotonic() < self._down_until:
+            log.warning("PUT %s skipped: the shared cache is unavailable", key)
+            return
         try:
             self.s3.put_object(Bucket=self.location.bucket, Key=self.location.prefix + key, Body=entry.pack())
         except self._errors as exc:
-            log.warning("PUT %s to the shared cache: %s", key, exc)
+            self._failed("PUT", key, exc)
 
     def mark_used(self, key: str) -> None:
         return None

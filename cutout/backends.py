@@ -48,7 +48,7 @@ def open_stores(settings: Settings, cache: DerivativeCache) -> Stores:
         from cache.s3 import S3Originals
 
         originals = S3Originals(originals_at, cache.directory / "originals", endpoint=settings.s3_endpoint,
-                                cache_size=settings.originals_cache)
+                                cache_size=settings.originals_cache, timeout=settings.s3_timeout)
     else:
         originals = FolderOriginals(originals_at)
     blobs: BlobStore = cache
@@ -56,7 +56,8 @@ def open_stores(settings: Settings, cache: DerivativeCache) -> Stores:
         _scale_extra("CUTOUT_SHARED_CACHE")
         from cache.s3 import S3Blobs, TieredBlobs
 
-        blobs = TieredBlobs(cache, S3Blobs(settings.shared_cache, endpoint=settings.s3_endpoint),
+        shared = S3Blobs(settings.shared_cache, endpoint=settings.s3_endpoint, timeout=settings.s3_timeout)
+        blobs = TieredBlobs(cache, shared,
                             on_shared_hit=metrics.shared_cache_hits_total.inc)
     coordinator: Coordinator = cache
     if settings.state is not None:

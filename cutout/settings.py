@@ -65,6 +65,7 @@ class Settings:
     state: str | None = _setting("CUTOUT_STATE")
     shared_cache: str | None = _setting("CUTOUT_SHARED_CACHE")
     s3_endpoint: str | None = _setting("CUTOUT_S3_ENDPOINT")
+    s3_timeout: float = _setting("CUTOUT_S3_TIMEOUT")
     originals_cache: int = _setting("CUTOUT_ORIGINALS_CACHE")
     retry_after: int = _setting("CUTOUT_RETRY_AFTER")
     api_keys: tuple[str, ...] = _setting("CUTOUT_API_KEYS")

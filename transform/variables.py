@@ -267,6 +267,10 @@ VARIABLES: tuple[Variable, ...] = (
     _server("CUTOUT_S3_ENDPOINT", HTTP_URL, None,
             "S3-compatible endpoint (SeaweedFS, MinIO, R2...) for s3:// settings; unset: AWS_ENDPOINT_URL "
             "or AWS", shown="AWS"),
+    _server("CUTOUT_S3_TIMEOUT", NUMBER, 5.0,
+            "seconds to connect to or wait on S3 storage per try (two tries); a storage that does not answer "
+            "is then skipped for twice this long: 503 for what needs it, cached answers still served",
+            low=0.1, high=120.0),
     _server("CUTOUT_ORIGINALS_CACHE", BYTES, 2 << 30,
             "local copies of s3:// originals kept for renders, bytes (suffixes K, M, G); least recently "
             "used out first", shown="2G", low=1 << 20),
