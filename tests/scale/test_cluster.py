@@ -180,6 +180,21 @@ def test_redis_down_keeps_cached_answers_and_503s_new_model_work_then_recovers(c
     assert made.status_code == 200, made.text
 
 
+def test_adding_a_replica_moves_about_a_quarter_of_the_urls(cluster: Cluster) -> None:
+    paths = [f"/demo/image/upload/c_scale,w_{200 + i}/docs/bg_beach" for i in range(80)]
+    before = {p: httpx.get(cluster.nginx.url + p, timeout=60).headers["x-cutout-replica"] for p in paths}
+    fourth = start_replicas(1, cluster.originals, cluster.folder / "fourth", cluster.env)[0]
+    bigger = Nginx(cluster.folder / "nginx4", [f"127.0.0.1:{r.port}" for r in [*cluster.replicas, fourth]])
+    try:
+        after = {p: httpx.get(bigger.url + p, timeout=60).headers["x-cutout-replica"] for p in paths}
+    finally:
+        bigger.stop()
+        fourth.stop()
+    moved = [p for p in paths if after[p] != before[p]]
+    assert all(after[p] == f"127.0.0.1:{fourth.port}" for p in moved)  # only to the new one
+    assert 0.1 * len(paths) <= len(moved) <= 0.4 * len(paths), len(moved)
+
+
 def test_every_url_answers_with_one_replica_of_three_killed(cluster: Cluster) -> None:
     victim = cluster.replicas[1]
     victim.kill()
