@@ -3,6 +3,7 @@ the same bytes as one machine, one inference for many variants, shared derivativ
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import pyvips
 
 from tests.app.helpers import SAMPLES
 from tests.app.server_process import ServerProcess, metric
@@ -178,6 +180,75 @@ def test_redis_down_keeps_cached_answers_and_503s_new_model_work_then_recovers(c
         cluster.redis.start()
     made = until_made(replica.url + "/demo/image/upload/e_background_removal/c_scale,w_99/docs/road")
     assert made.status_code == 200, made.text
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_mixed_load_through_nginx_no_5xx_bounded_memory_one_inference_per_new_original(
+        cluster: Cluster, seaweed: SeaweedS3) -> None:
+    """SCALE_LOAD_SECONDS (default 30; the issue's figure is 60) of hits, new renders, new cut-outs,
+    404s and 400s from 8 clients at once."""
+    seconds = float(os.environ.get("SCALE_LOAD_SECONDS", "30"))
+    road = pyvips.Image.new_from_file(str(SAMPLES / "docs" / "road.jpg"))
+    for i, quality in enumerate((70, 60)):  # new content: new masks (the key is the content's ETag)
+        seaweed.client().put_object(Bucket="cluster", Key=f"originals/load/photo{i}.jpg",
+                                    Body=road.jpegsave_buffer(Q=quality))
+    hits = [f"/demo/image/upload/{p}" for p in CHEAP]
+    cutouts = [f"/demo/image/upload/e_background_removal/c_scale,w_{w}/load/photo{i}"
+               for i in range(2) for w in (150, 250, 350)]
+    before = cluster.inferences()
+    statuses: dict[int, int] = {}
+    serial = iter(range(10**6))
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+    peaks: dict[int, float] = {}
+
+    def client() -> None:
+        with httpx.Client(base_url=cluster.nginx.url, timeout=60) as http:
+            while time.monotonic() < deadline:
+                n = next(serial)
+                kind = n % 5
+                if kind == 0:
+                    path = hits[n % len(hits)]
+                elif kind == 1:
+                    path = f"/demo/image/upload/c_scale,w_{20 + n % 600}/e_blur:{50 + n}/docs/bg_beach"
+                elif kind == 2:
+                    path = cutouts[n % len(cutouts)]
+                elif kind == 3:
+                    path = f"/demo/image/upload/c_scale,w_10/missing/photo{n}"
+                else:
+                    path = f"/demo/image/upload/w_abc{n}/docs/road"
+                status = http.get(path).status_code
+                with lock:
+                    statuses[status] = statuses.get(status, 0) + 1
+
+    def watch() -> None:
+        processes = [r.process.pid for r in cluster.replicas] + [w.process.pid for w in cluster.workers
+                                                                  if w.process.poll() is None]
+        while time.monotonic() < deadline:
+            for pid in processes:
+                peaks[pid] = max(peaks.get(pid, 0.0), rss_mb(pid))
+            time.sleep(1)
+
+    threads = [threading.Thread(target=client) for _ in range(8)] + [threading.Thread(target=watch)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(f"load {seconds:.0f}s: answers by status {statuses}; peak RSS MB by pid {peaks}")
+    assert not {s for s in statuses if s >= 500}, statuses
+    assert {200, 404, 400} <= set(statuses), statuses
+    for path in cutouts:
+        assert until_made(cluster.nginx.url + path).status_code == 200
+    assert cluster.inferences() - before == 2  # one per new original, whatever the sizes and requests
+    replica_peaks = [peaks[r.process.pid] for r in cluster.replicas]
+    assert max(replica_peaks) < 1024, peaks  # MB; the model is not in the replicas
+    assert max(peaks.values()) < 4096, peaks
 
 
 def test_adding_a_replica_moves_about_a_quarter_of_the_urls(cluster: Cluster) -> None:
