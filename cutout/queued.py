@@ -13,13 +13,16 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from cache import BlobStore, Coordinator, Entry
-from cache.redis_queue import ModelQueue
 from cutout import metrics
 from cutout.settings import Settings
 from grammar.errors import NotAvailable, Overloaded
 from transform.seam import Mask
+
+if TYPE_CHECKING:  # redis-py is the `cutout[scale]` extra: imported only when a queue is made
+    from cache.redis_queue import ModelQueue
 
 #: How long a server trusts the model id the workers announced before it reads it again.
 MODEL_ID_SECONDS = 5.0
@@ -28,6 +31,8 @@ MODEL_ID_SECONDS = 5.0
 class QueuedGenerator:
     def __init__(self, settings: Settings, blobs: BlobStore, coordinator: Coordinator) -> None:
         assert settings.state is not None
+        from cache.redis_queue import ModelQueue
+
         self.queue = ModelQueue(settings.state, lease=settings.lease_seconds,
                                 retry_after=settings.retry_after)
         self.blobs, self.coordinator = blobs, coordinator

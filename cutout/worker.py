@@ -19,14 +19,16 @@ import sys
 import threading
 import time
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from cache import DerivativeCache
-from cache.redis_queue import Job, ModelQueue
 from cutout.cli import make_folder
-from cutout.service import Service
 from cutout.settings import SettingsError, load_settings
 from grammar import parse_path
 from grammar.errors import OriginError
+
+if TYPE_CHECKING:  # `cutout worker --help` works without the `cutout[scale]` extra
+    from cache.redis_queue import Job, ModelQueue
+    from cutout.service import Service
 
 log = logging.getLogger("cutout.worker")
 
@@ -172,6 +174,15 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"cutout worker: CUTOUT_CACHE_DIR (--cache-dir): {problem}", file=sys.stderr)
         return 2
+    try:
+        from cache.redis_queue import ModelQueue
+    except ImportError as exc:
+        print(f"cutout worker: needs the scale-out clients: pip install 'cutout[scale]' ({exc})",
+              file=sys.stderr)
+        return 2
+    from cache import DerivativeCache
+    from cutout.service import Service
+
     if args.metrics_port is not None:
         from prometheus_client import start_http_server
 
