@@ -85,7 +85,10 @@ class Worker:
                 if once:
                     return
                 continue
-            self.work(job)
+            try:
+                self.work(job)
+            except Exception:  # noqa: BLE001 - e.g. Redis gone mid-job: the job is taken again later
+                log.exception("job %s for %s failed", job.id, job.key)
 
     def work(self, job: Job) -> None:
         coordinator = self.service.coordinator
@@ -121,8 +124,9 @@ class Worker:
             prepared = service.resolver.prepare(parse_path(job.request), accept=job.accept or None,
                                                 signed_ok=True)
         except OriginError as exc:  # the original is gone, or the request no longer resolves
-            service.coordinator.remember_failure(job.key, exc.status, exc.public,
-                                                 ttl=service.settings.failure_seconds)
+            if exc.status < 500:  # a storage that did not answer is not the URL's failure
+                service.coordinator.remember_failure(job.key, exc.status, exc.public,
+                                                     ttl=service.settings.failure_seconds)
             return
         if prepared.key != job.key:
             # The original, a layer or the model changed since the job was queued: its key names content
