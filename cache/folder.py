@@ -165,6 +165,9 @@ class FolderOriginals:
             return False
         return bool(found)
 
+    def local(self, found: Located) -> Path:
+        return found.path
+
     def read(self, public_id: str) -> bytes:
         return self.locate(public_id).path.read_bytes()
 

@@ -19,7 +19,8 @@ from cache.coordinator import Failure
 @dataclass(frozen=True)
 class Located:
     """One original, as found: ``stamp`` is a cheap token that changes whenever the content may have
-    (for a folder: size, times and inode), ``path`` a local file the renderer can open."""
+    (for a folder: size, times and inode; for object storage: key and ETag), ``path`` the local file the
+    renderer opens once ``OriginalsStore.local`` has made sure it is there."""
 
     public_id: str
     path: Path
@@ -37,6 +38,11 @@ class OriginalsStore(Protocol):
 
     def current(self, found: Sequence[Located]) -> bool:
         """Whether every one still holds what it held when located: cheap enough for a cached hit."""
+        ...
+
+    def local(self, found: Located) -> Path:
+        """``found.path`` holding ``found``'s content, fetched first where the store is remote (blocking;
+        only renders call it, so a cached hit never reads an original)."""
         ...
 
     def read(self, public_id: str) -> bytes: ...

@@ -112,13 +112,16 @@ async def readyz(request: Request) -> Response:
     segmenter = service.models.segmenter
     if segmenter is not None:
         model = f"background removal with model {segmenter.model_id}"
+    elif service.settings.queued:
+        model = "background removal queued for `cutout worker` (CUTOUT_BACKGROUND_REMOVAL=queue)"
     elif service.settings.background_removal:
         model = "segmentation model not loaded (background removal answers 501)"
         problems.append(model)
     else:
         model = "background removal off (CUTOUT_BACKGROUND_REMOVAL=0)"
     if not await anyio.to_thread.run_sync(service.coordinator.writable):
-        problems.append(f"cache {service.settings.cache_dir} is not writable")
+        where = service.settings.state or f"cache {service.settings.cache_dir}"
+        problems.append(f"{where} is not writable")
     no_store = {"Cache-Control": "no-store"}
     if problems:
         return PlainTextResponse("not ready: " + "; ".join(problems) + "\n", 503, headers=no_store)
@@ -177,7 +180,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         model = segmenter
-        if model is None and load_model and settings.background_removal:
+        if model is None and load_model and settings.loads_model:
             # A missing or broken model stops the start-up (`cutout serve` checks it before any worker).
             model = await anyio.to_thread.run_sync(start_segmenter)
         cache = DerivativeCache(cache_dir, size_limit=settings.cache_size)

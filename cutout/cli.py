@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fetch-model": ("cutout.cmd_fetch_model", "fetch the IS-Net model into $CUTOUT_HOME"),
     "serve": ("cutout.cmd_serve", "start the HTTP origin server"),
     "eager": ("cutout.cmd_eager", "pre-generate derivatives into the cache or through a server"),
+    "worker": ("cutout.worker", "run background removal for servers with CUTOUT_BACKGROUND_REMOVAL=queue"),
 }
 
 

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"cutout serve: {exc}", file=sys.stderr)
         return 2
     segmenter = None
-    if settings.background_removal:
+    if settings.loads_model:
         from cutout.app import start_segmenter
         from transform.segment import SegmenterError
 

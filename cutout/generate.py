@@ -47,8 +47,9 @@ class Generator:
         self._renewer = threading.Thread(target=self._renew_loop, name="cutout-lease", daemon=True)
         self._renewer.start()
 
-    def submit(self, key: str, job: Callable[[], Entry | None]) -> bool:
+    def submit(self, key: str, job: Callable[[], Entry | None], *, request: object = None) -> bool:
         """Start generating ``key`` unless somebody already is. True when this call queued it.
+        (``request`` is for ``cutout.queued.QueuedGenerator``, which sends it to a worker instead.)
 
         Raises Overloaded (503) at once when the queue is full; memory stays bounded.
         """

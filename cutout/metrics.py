@@ -26,6 +26,10 @@ inference_seconds = Histogram(
     buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64),
 )
 cache_hits_total = Counter("cutout_cache_hits_total", "Derivatives served from the cache")
+shared_cache_hits_total = Counter(
+    "cutout_shared_cache_hits_total", "Derivatives and masks found in the shared (second-tier) store"
+)
+jobs_queued_total = Counter("cutout_jobs_queued_total", "Background-removal jobs queued for workers")
 cache_misses_total = Counter("cutout_cache_misses_total", "Derivatives not in the cache")
 queue_depth = Gauge(
     "cutout_queue_depth", "Background-removal jobs queued or running", multiprocess_mode="livesum"

@@ -41,6 +41,9 @@ class Prepared:
     #: The original and its layers as located, before their versions were read: while they are current
     #: (``OriginalsStore.current``), the files are the ones the key names, and a result may be stored.
     files: tuple[Located, ...]
+    #: The delivery path without cloud name, signature or version, and the Accept header: what a
+    #: ``cutout worker`` prepares again to make it (CUTOUT_BACKGROUND_REMOVAL=queue).
+    request: tuple[str, str | None] = ("", None)
 
     @property
     def allow_name(self) -> str:
@@ -113,8 +116,9 @@ class Resolver:
         choice = transform.negotiate_format(plan, extension=path.extension, accept=accept)
         key = derivative_key(plan.canonical, path.public_id, fingerprint, choice.key, layers=prints,
                              model=self.models.model_for(plan))
+        request = "/image/upload/" + (f"{path.raw_transformation}/" if path.raw_transformation else "")
         return Prepared(key, plan, source, fingerprint, choice, path.public_id, path.version is not None,
-                        (source, *layers))
+                        (source, *layers), (request + path.raw_source, accept))
 
     def _check_cloud(self, path: DeliveryPath) -> None:
         wanted = self.settings.cloud_name

@@ -19,6 +19,7 @@ from cache import Coordinator, Entry, OriginalsStore
 from cutout import metrics
 from cutout.generate import Generator
 from cutout.masks import Segmentation
+from cutout.queued import QueuedGenerator
 from cutout.resolve import LAYER_MISSING, Prepared
 from cutout.settings import Settings
 from cutout.store import Store, failure_error
@@ -57,9 +58,13 @@ class Scheduler:
         self.coordinator = coordinator
         self.models = models
         self.limits = transform.Limits(max_pixels=settings.max_pixels)
-        self.generator = Generator(store.blobs, coordinator, workers=settings.model_workers,
-                                   queue_size=settings.queue_size, lease=settings.lease_seconds,
-                                   failure_ttl=settings.failure_seconds)
+        self.generator: Generator | QueuedGenerator
+        if settings.queued:  # `cutout worker` processes run the jobs (CUTOUT_BACKGROUND_REMOVAL=queue)
+            self.generator = QueuedGenerator(settings, store.blobs, coordinator)
+        else:
+            self.generator = Generator(store.blobs, coordinator, workers=settings.model_workers,
+                                       queue_size=settings.queue_size, lease=settings.lease_seconds,
+                                       failure_ttl=settings.failure_seconds)
         self._limiter: anyio.CapacityLimiter | None = None
         self._inflight = 0
 
@@ -73,7 +78,8 @@ class Scheduler:
         masks = None if cached is None else cached.storing_while(lambda: self.originals.current(files))
         confidences: list[float] = []
         rendered = transform.render(
-            prepared.plan, prepared.source.path, source_key=prepared.source_key, choice=prepared.choice,
+            prepared.plan, self.originals.local(prepared.source), source_key=prepared.source_key,
+            choice=prepared.choice,
             load_layer=self._layer, masks=None if masks is None else noting(masks, confidences),
             limits=self.limits,
         )
@@ -85,7 +91,7 @@ class Scheduler:
 
     def _layer(self, public_id: str) -> tuple[Path, str]:
         found = self.originals.locate(public_id, what=LAYER_MISSING)
-        return found.path, self.originals.version(found)
+        return self.originals.local(found), self.originals.version(found)
 
     def current(self, prepared: Prepared) -> bool:
         """Whether the files are still the ones ``prepared.key`` names. An original replaced while its
@@ -110,7 +116,7 @@ class Scheduler:
             self.store.keep(prepared.key, entry)
         return entry
 
-    def _generation(self, prepared: Prepared) -> Entry | None:
+    def generation(self, prepared: Prepared) -> Entry | None:
         """The queued job: None (nothing stored, no failure remembered) when the files changed under it."""
         try:
             entry = self.render_entry(prepared)
@@ -132,7 +138,7 @@ class Scheduler:
         if not self.originals.current(prepared.files):
             raise StillGenerating(self.settings.retry_after)
         if not self.coordinator.claimed(prepared.key):
-            self.generator.submit(prepared.key, partial(self._generation, prepared))
+            self.generator.submit(prepared.key, partial(self.generation, prepared), request=prepared.request)
         return None
 
     def generate_and_wait(self, prepared: Prepared) -> Entry:

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import anyio.to_thread
 
-from cache import BlobStore, Coordinator, DerivativeCache, Entry, FolderOriginals, OriginalsStore
+from cache import BlobStore, Coordinator, DerivativeCache, Entry, OriginalsStore
 from cutout import metrics
+from cutout.backends import open_stores, queued_model
 from cutout.masks import Segmentation
 from cutout.resolve import MAX_MEMO_TEXT, Prepared, Resolver, check_transformations
 from cutout.responses import Delivered
@@ -60,10 +61,13 @@ class Service:
 
     @classmethod
     def open(cls, settings: Settings, cache: DerivativeCache, *, segmenter: Segmenter | None) -> Service:
-        """Today's stores: the originals folder, and one diskcache folder as blobs and coordinator."""
-        originals, _ = settings.require_paths()
-        return cls.over(settings, originals=FolderOriginals(originals), blobs=cache, coordinator=cache,
-                        segmenter=segmenter)
+        """The stores settings choose (``cutout.backends``): by default the originals folder, and one
+        diskcache folder as blobs and coordinator."""
+        stores = open_stores(settings, cache)
+        if settings.queued and segmenter is None:
+            segmenter = queued_model(settings)
+        return cls.over(settings, originals=stores.originals, blobs=stores.blobs,
+                        coordinator=stores.coordinator, segmenter=segmenter)
 
     def close(self) -> None:
         self.scheduler.close()

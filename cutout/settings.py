@@ -41,7 +41,7 @@ class Settings:
     """The server's settings; each attribute is the variable ``CUTOUT_<ATTRIBUTE>`` of the table in
     ``transform/variables.py`` (``tests/test_settings.py`` checks that they match one to one)."""
 
-    originals: Path | None = _setting("CUTOUT_ORIGINALS")
+    originals: Path | str | None = _setting("CUTOUT_ORIGINALS")
     cache_dir: Path | None = _setting("CUTOUT_CACHE_DIR")
     host: str = _setting("CUTOUT_HOST")
     port: int = _setting("CUTOUT_PORT")
@@ -61,7 +61,12 @@ class Settings:
     lease_seconds: float = _setting("CUTOUT_LEASE_SECONDS")
     failure_seconds: float = _setting("CUTOUT_FAILURE_SECONDS")
     memory_cache: int = _setting("CUTOUT_MEMORY_CACHE")
-    background_removal: bool = _setting("CUTOUT_BACKGROUND_REMOVAL")
+    background_removal: bool | str = _setting("CUTOUT_BACKGROUND_REMOVAL")
+    state: str | None = _setting("CUTOUT_STATE")
+    shared_cache: str | None = _setting("CUTOUT_SHARED_CACHE")
+    s3_endpoint: str | None = _setting("CUTOUT_S3_ENDPOINT")
+    s3_timeout: float = _setting("CUTOUT_S3_TIMEOUT")
+    originals_cache: int = _setting("CUTOUT_ORIGINALS_CACHE")
     retry_after: int = _setting("CUTOUT_RETRY_AFTER")
     api_keys: tuple[str, ...] = _setting("CUTOUT_API_KEYS")
     api_open: bool = _setting("CUTOUT_API_OPEN")
@@ -76,7 +81,16 @@ class Settings:
     console: bool = _setting("CUTOUT_CONSOLE")
     named: Mapping[str, str] = field(default_factory=dict, metadata={"help": "loaded named transformations"})
 
-    def require_paths(self) -> tuple[Path, Path]:
+    @property
+    def loads_model(self) -> bool:
+        """Whether this process runs the model (not with 0, nor with queue: `cutout worker` runs it)."""
+        return self.background_removal is True
+
+    @property
+    def queued(self) -> bool:
+        return self.background_removal == "queue"
+
+    def require_paths(self) -> tuple[Path | str, Path]:
         if self.originals is None:
             raise SettingsError("CUTOUT_ORIGINALS (--originals) is required: the folder of original images")
         if self.cache_dir is None:
@@ -95,11 +109,13 @@ def load_settings(
     except variables.VariableError as exc:
         raise SettingsError(str(exc)) from None
     settings = Settings(**{BY_NAME[name].attribute: value for name, value in values.items()})
-    if settings.originals is not None and not settings.originals.is_dir():
+    if isinstance(settings.originals, Path) and not settings.originals.is_dir():
         raise SettingsError(f"CUTOUT_ORIGINALS: {settings.originals} is not a folder")
     if settings.upload and not (settings.api_key and settings.api_secret):
         raise SettingsError("CUTOUT_UPLOAD=1 needs CUTOUT_API_KEY and CUTOUT_API_SECRET (the SDK's api_key "
                             "and api_secret)")
+    if settings.queued and settings.state is None:
+        raise SettingsError("CUTOUT_BACKGROUND_REMOVAL=queue needs CUTOUT_STATE (the Redis the queue is in)")
     if settings.named_transformations is not None:
         settings = _with_named(settings, _read_named(settings.named_transformations))
     return settings

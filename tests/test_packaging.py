@@ -28,7 +28,10 @@ def _normal(name: str) -> str:
 
 def declared() -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    return {_normal(re.split(r"[\[<>=!~;\s]", req, maxsplit=1)[0]) for req in project["dependencies"]}
+    # The `scale` extra's clients (boto3, redis) are imported only by the backends that settings choose
+    # (cache/s3.py, cache/redis_state.py, cutout/worker.py), never on the default path.
+    requirements = [*project["dependencies"], *project["optional-dependencies"]["scale"]]
+    return {_normal(re.split(r"[\[<>=!~;\s]", req, maxsplit=1)[0]) for req in requirements}
 
 
 def third_party_imports() -> dict[str, str]:

@@ -11,8 +11,18 @@ from pathlib import Path
 import pytest
 
 from cutout.cli import main
-from cutout.settings import BEGIN, END, Settings, load_settings, markdown_table, with_table
-from transform.variables import NAMES, PATH, TEXT, TRANSFORMATIONS, VARIABLES, Variable, VariableError, parse
+from cutout.settings import BEGIN, END, Settings, SettingsError, load_settings, markdown_table, with_table
+from transform.variables import (
+    NAMES,
+    ORIGINALS,
+    PATH,
+    TEXT,
+    TRANSFORMATIONS,
+    VARIABLES,
+    Variable,
+    VariableError,
+    parse,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -66,7 +76,7 @@ def test_settings_has_one_attribute_per_server_variable_with_its_default() -> No
 def test_every_variable_has_help_and_an_unset_value_is_its_default(variable: Variable) -> None:
     assert variable.name.startswith("CUTOUT_") and variable.help
     assert parse(variable, None) == parse(variable, "") == parse(variable, "  ") == variable.default
-    if variable.kind not in (TEXT, PATH, TRANSFORMATIONS, NAMES):  # these take any text
+    if variable.kind not in (TEXT, PATH, ORIGINALS, TRANSFORMATIONS, NAMES):  # these take any text
         with pytest.raises(VariableError, match=f"^{variable.name}: expected "):
             parse(variable, "\x00?")
 
@@ -90,3 +100,16 @@ def test_only_the_table_reads_and_only_settings_writes_the_environment() -> None
                 readers.add(name)
     assert writers == {"cutout/settings.py"}
     assert readers <= {"transform/variables.py", "cutout/settings.py"}  # the latter only says it writes
+
+
+def test_the_scale_out_settings_take_urls_and_name_what_is_wrong(tmp_path: Path) -> None:
+    settings = load_settings({"CUTOUT_ORIGINALS": "s3://photos/shop", "CUTOUT_STATE": "redis://127.0.0.1:6379/0",
+                              "CUTOUT_SHARED_CACHE": "s3://derived", "CUTOUT_BACKGROUND_REMOVAL": "queue"})
+    assert settings.originals == "s3://photos/shop" and settings.queued and not settings.loads_model
+    assert load_settings({"CUTOUT_ORIGINALS": str(tmp_path)}).originals == tmp_path
+    for name, value in (("CUTOUT_STATE", "http://x"), ("CUTOUT_SHARED_CACHE", "s3://"),
+                        ("CUTOUT_S3_ENDPOINT", "localhost:8333"), ("CUTOUT_BACKGROUND_REMOVAL", "later")):
+        with pytest.raises(SettingsError, match=f"^{name}: expected"):
+            load_settings({name: value})
+    with pytest.raises(SettingsError, match="queue needs CUTOUT_STATE"):
+        load_settings({"CUTOUT_BACKGROUND_REMOVAL": "queue"})

@@ -126,7 +126,33 @@ def _positive_triple(text: str) -> tuple[float, float, float]:
     return values
 
 
+def _originals(text: str) -> Path | str:
+    """A folder, or ``s3://bucket[/prefix]`` (kept as text: a Path would fold its ``//``)."""
+    if text.strip().lower().startswith("s3:"):
+        return _url(text, ("s3",))
+    return Path(text).expanduser()
+
+
+def _url(text: str, schemes: tuple[str, ...]) -> str:
+    """``text`` if it is a URL of one of ``schemes`` with a host (a bucket, a server)."""
+    url = text.strip()
+    scheme, sep, rest = url.partition("://")
+    if scheme.lower() not in schemes or not sep or not (rest.split("/", 1)[0] or scheme == "unix"):
+        raise ValueError(text)
+    return url
+
+
+def _removal(text: str) -> bool | str:
+    return "queue" if text.strip().lower() == "queue" else _boolean(text)
+
+
 TEXT = Kind("text", lambda text: text)
+ORIGINALS = Kind("a folder or s3://bucket[/prefix]", _originals)
+S3_URL = Kind("s3://bucket[/prefix]", lambda text: _url(text, ("s3",)))
+REDIS_URL = Kind("redis://[:password@]host[:port][/db], rediss://... or unix:///path",
+                 lambda text: _url(text, ("redis", "rediss", "unix")))
+HTTP_URL = Kind("an http:// or https:// URL", lambda text: _url(text, ("http", "https")))
+REMOVAL = Kind("1/0/true/false or queue", _removal)
 PATH = Kind("a path", lambda text: Path(text).expanduser())  # "~/..." from systemd or Docker, unexpanded
 INTEGER = Kind("an integer", _integer)
 NUMBER = Kind("a number", float)
@@ -187,7 +213,10 @@ def _fetch(name: str, kind: Kind, default: Any, help: str, **extra: Any) -> Vari
 
 
 VARIABLES: tuple[Variable, ...] = (
-    _server("CUTOUT_ORIGINALS", PATH, None, "originals folder: <public_id>.<ext>", shown="—"),
+    _server("CUTOUT_ORIGINALS", ORIGINALS, None,
+            "originals: a folder of <public_id>.<ext>, or s3://bucket/prefix (objects "
+            "<prefix>/<public_id>.<ext>; endpoint and credentials from CUTOUT_S3_ENDPOINT and the AWS_* "
+            "variables)", shown="—"),
     _server("CUTOUT_CACHE_DIR", PATH, None, "derivative and mask cache folder (shared by workers)",
             shown="—"),
     _server("CUTOUT_HOST", TEXT, "127.0.0.1", "address to listen on"),
@@ -224,9 +253,27 @@ VARIABLES: tuple[Variable, ...] = (
     _server("CUTOUT_RETRY_AFTER", INTEGER, 2, "Retry-After seconds of a 423 (a 503 says 1)", low=1),
     _server("CUTOUT_MEMORY_CACHE", BYTES, 64 << 20,
             "per-process memory for hot derivatives, bytes (suffixes K, M, G)", shown="64M", low=0),
-    _server("CUTOUT_BACKGROUND_REMOVAL", BOOLEAN, True,
+    _server("CUTOUT_BACKGROUND_REMOVAL", REMOVAL, True,
             "load the model at start-up (missing: no start); 0 serves without it "
-            "(e_background_removal answers 501)"),
+            "(e_background_removal answers 501); queue (with CUTOUT_STATE) serves without it and queues "
+            "background removal in Redis for `cutout worker` processes (423 until done)"),
+    _server("CUTOUT_STATE", REDIS_URL, None,
+            "Redis for what every replica agrees on: generation claims and leases, remembered failures, the "
+            "strict-mode allow-list, and the model queue; unset: the cache folder (one machine)",
+            shown="the cache folder"),
+    _server("CUTOUT_SHARED_CACHE", S3_URL, None,
+            "s3://bucket/prefix: derivatives and masks also stored there, a second tier behind each "
+            "replica's CUTOUT_CACHE_DIR, so one replica's render is a hit on every other", shown="none"),
+    _server("CUTOUT_S3_ENDPOINT", HTTP_URL, None,
+            "S3-compatible endpoint (SeaweedFS, MinIO, R2...) for s3:// settings; unset: AWS_ENDPOINT_URL "
+            "or AWS", shown="AWS"),
+    _server("CUTOUT_S3_TIMEOUT", NUMBER, 5.0,
+            "seconds to connect to or wait on S3 storage per try (two tries); a storage that does not answer "
+            "is then skipped for twice this long: 503 for what needs it, cached answers still served",
+            low=0.1, high=120.0),
+    _server("CUTOUT_ORIGINALS_CACHE", BYTES, 2 << 30,
+            "local copies of s3:// originals kept for renders, bytes (suffixes K, M, G); least recently "
+            "used out first", shown="2G", low=1 << 20),
     _server("CUTOUT_API_KEYS", NAMES, (),
             "keys of the HTTP API (/v1/...), separated by ','; a request sends one as Authorization: "
             "Bearer <key> or X-Api-Key; unset (and CUTOUT_API_OPEN=0): the API is off (404)", shown="unset"),

@@ -29,7 +29,13 @@ async def running(settings: Settings, service: Service) -> AsyncIterator[Api | N
         yield None
         return
     _, cache_dir = settings.require_paths()
-    tasks = Tasks(cache_dir / "api-tasks", settings.task_ttl)
+    tasks: Tasks
+    if settings.state is not None:  # several replicas: every one must know every task
+        from cutout.api.redis_tasks import RedisTasks
+
+        tasks = RedisTasks(settings.state, settings.task_ttl)
+    else:
+        tasks = Tasks(cache_dir / "api-tasks", settings.task_ttl)
     secret = settings.api_webhook_secret
     signer = StandardSigner(secret) if secret else None
     runner = Runner(Remover(service, FetchPolicy.from_environ()), tasks, signer, webhook_policy())

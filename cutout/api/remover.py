@@ -122,7 +122,8 @@ class Remover:
         return await anyio.to_thread.run_sync(self._size, public_id)
 
     def _size(self, public_id: str) -> tuple[int, int]:
-        path = self.service.originals.locate(public_id).path
+        originals = self.service.originals
+        path = originals.local(originals.locate(public_id))
         try:
             header = pyvips.Image.new_from_file(str(path))
         except pyvips.Error:

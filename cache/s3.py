@@ -1,0 +1,387 @@
+"""The originals store and a second blob tier on S3-compatible object storage (boto3).
+
+``S3Originals`` (``CUTOUT_ORIGINALS=s3://bucket/prefix``): an original is the object
+``<prefix><public_id>.<ext>``. A lookup is one listing of ``<prefix><public_id>.`` (every candidate
+extension in one request, never one HEAD per extension); the object's ETag is its version, so a
+50-megapixel original is fingerprinted without reading it. Its bytes are fetched only when a render needs
+them (``local``), with ``If-Match: <etag>``: a replaced object answers 412 instead of new bytes, so a
+render never stores the new content under the old content's key. Fetched originals are kept in a bounded
+local folder (least recently used out first), named by key and ETag, so a file there never changes.
+
+``S3Blobs`` (``CUTOUT_SHARED_CACHE=s3://bucket/prefix``): derivatives and masks as objects, each a packed
+``Entry``; a PUT is atomic, so a reader sees the whole entry or none. ``TieredBlobs`` puts it behind the
+local diskcache: a derivative made on one replica is a hit on every other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from cachetools import LRUCache
+
+from cache.blobs import DiskBlobs, Entry
+from cache.folder import _RANK, _UNREADABLE, _valid
+from cache.seams import Located
+from grammar.errors import BadRequest, NotFound, Overloaded
+from grammar.image_formats import EXTENSIONS
+from transform.files import replacing
+
+log = logging.getLogger("cutout.s3")
+
+#: How long a confirmed ETag is trusted by ``current`` (run on every memoised hit): one HEAD per original
+#: per second at most, instead of one per request.
+RECHECK_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    prefix: str
+
+    @classmethod
+    def parse(cls, url: str) -> S3Location:
+        """``s3://bucket/some/prefix`` -> bucket and ``some/prefix/`` (always ending in ``/`` when set)."""
+        parts = urlsplit(url)
+        if parts.scheme != "s3" or not parts.netloc:
+            raise ValueError(f"expected s3://bucket[/prefix], got {url!r}")
+        prefix = parts.path.strip("/")
+        return cls(parts.netloc, prefix + "/" if prefix else "")
+
+
+class StorageUnavailable(Overloaded):
+    """503: object storage did not answer in time; the client retries."""
+
+    def __init__(self) -> None:
+        super().__init__(2, public="Storage is unavailable; retry later")
+
+
+def client(endpoint: str | None = None, *, timeout: float = 5.0, pool: int = 32) -> Any:
+    """A boto3 S3 client: endpoint from ``endpoint`` (CUTOUT_S3_ENDPOINT) or AWS_ENDPOINT_URL, region and
+    credentials from the usual AWS_* variables and files. Timeouts are bounded and retries few, so a
+    stalled storage turns into a 503 within about ``2 * timeout`` seconds instead of holding a thread."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(connect_timeout=timeout, read_timeout=timeout, max_pool_connections=pool,
+                    retries={"max_attempts": 2, "mode": "standard"}, s3={"addressing_style": "path"})
+    return boto3.session.Session().client("s3", endpoint_url=endpoint or None, config=config)
+
+
+def _code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _missing(exc: Exception) -> bool:
+    return _code(exc) in ("404", "NoSuchKey", "NotFound")
+
+
+def _errors() -> tuple[type[Exception], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return BotoCoreError, ClientError
+
+
+def _stamp(found: Located) -> tuple[str, str]:
+    """An S3 original's stamp: its key and the ETag it had when located."""
+    key, etag = cast(tuple[str, str], found.stamp)
+    return key, etag
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class S3Originals:
+    """The ``OriginalsStore`` of a bucket and prefix."""
+
+    def __init__(self, url: str, cache_dir: str | Path, *, endpoint: str | None = None,
+                 cache_size: int = 2 << 30, s3: Any = None, timeout: float = 5.0) -> None:
+        self.location = S3Location.parse(url)
+        self.s3 = s3 if s3 is not None else client(endpoint, timeout=timeout)
+        # After a request that did not get through, the storage counts as down for this long: lookups
+        # answer from what was located before, or 503 at once, instead of each holding a thread for the
+        # whole timeout (a stalled storage would otherwise exhaust the thread pool).
+        self.pause = 2 * timeout
+        self._down_until = 0.0
+        self.hot = HotFiles(Path(cache_dir), cache_size)
+        self._checked: LRUCache[str, tuple[str, float]] = LRUCache(65536)  # key -> (etag, when confirmed)
+        # public id -> (found, when listed): every size of one original within a second costs one listing,
+        # as the folder store's cached directory listings do. Misses are never kept: a new upload is
+        # found at once.
+        self._located: LRUCache[str, tuple[Located, float]] = LRUCache(65536)
+        self._errors = _errors()
+
+    def _key(self, public_id: str, ext: str) -> str:
+        return f"{self.location.prefix}{public_id}.{ext}"
+
+    def locate(self, public_id: str, *, what: str = "Resource not found - {}") -> Located:
+        missing = NotFound(what.format(public_id))
+        if not _valid(public_id):
+            raise missing
+        known = self._located.get(public_id)
+        if known is not None and time.monotonic() - known[1] <= RECHECK_SECONDS:
+            return known[0]
+        if time.monotonic() < self._down_until:
+            if known is not None:  # storage away: what was there a moment ago (cached results still serve)
+                return known[0]
+            raise StorageUnavailable()
+        start = f"{self.location.prefix}{public_id}."
+        try:
+            listed = self.s3.list_objects_v2(Bucket=self.location.bucket, Prefix=start, MaxKeys=100)
+        except self._errors as exc:
+            if _code(exc) == "NoSuchBucket":
+                raise missing from None
+            log.warning("listing %s: %s", start, exc)
+            if not _code(exc):  # no answer at all (refused, timed out), not an error the storage sent
+                self._down_until = time.monotonic() + self.pause
+                if known is not None:
+                    return known[0]
+            raise StorageUnavailable() from exc
+        best: tuple[int, str, str] | None = None
+        unreadable = ""
+        for item in listed.get("Contents", []):
+            ext = item["Key"][len(start):]
+            if "/" in ext:
+                continue
+            if ext.lower() in _UNREADABLE:
+                unreadable = ext
+            rank = _RANK.get(ext)
+            if rank is not None and (best is None or rank < best[0]):
+                best = (rank, ext, item["ETag"])
+        if best is None:
+            if unreadable:
+                raise BadRequest(f"Unsupported original format .{unreadable} - {public_id}: cutout reads "
+                                 f"{', '.join(EXTENSIONS)} originals")
+            raise missing
+        _, ext, etag = best
+        key = start + ext
+        now = time.monotonic()
+        self._checked[key] = (etag, now)
+        found = Located(public_id, self.hot.path(key, etag, ext), (key, etag))
+        self._located[public_id] = (found, now)
+        return found
+
+    def version(self, found: Located) -> str:
+        key, etag = _stamp(found)
+        return "s3:" + str(etag).strip('"')
+
+    def current(self, found: Sequence[Located]) -> bool:
+        """Whether each object still has the ETag it was located with: one HEAD per object at most every
+        ``RECHECK_SECONDS`` (a file's local copy never changes: it is named by its ETag)."""
+        now = time.monotonic()
+        for f in found:
+            key, etag = _stamp(f)
+            known = self._checked.get(key)
+            if known is None or now - known[1] > RECHECK_SECONDS:
+                if _on_event_loop():  # a memoised hit: never a request there; the thread path locates again
+                    return False
+                if now < self._down_until:  # storage away: the located version stands
+                    continue
+                try:
+                    head = self.s3.head_object(Bucket=self.location.bucket, Key=key)
+                except self._errors as exc:
+                    if _missing(exc):
+                        return False
+                    log.warning("HEAD %s: %s", key, exc)
+                    if _code(exc):
+                        return False
+                    self._down_until = time.monotonic() + self.pause  # no answer: as above, it stands
+                    continue
+                known = (head["ETag"], now)
+                self._checked[key] = known
+            if known[0] != etag:
+                self._located.pop(f.public_id, None)
+                return False
+        return bool(found)
+
+    def local(self, found: Located) -> Path:
+        """The original's bytes as a local file, fetched if needed with ``If-Match`` on its ETag (blocking).
+        A 412 means it was replaced since it was located: 503, the retry locates the new one."""
+        if self.hot.touch(found.path):
+            return found.path
+        key, etag = _stamp(found)
+        if time.monotonic() < self._down_until:
+            raise StorageUnavailable()
+        try:
+            got = self.s3.get_object(Bucket=self.location.bucket, Key=key, IfMatch=etag)
+            with replacing(found.path) as temp, temp.open("wb") as out:
+                for chunk in got["Body"].iter_chunks(1 << 20):
+                    out.write(chunk)
+        except self._errors as exc:
+            if _code(exc) in ("412", "PreconditionFailed"):
+                self._checked.pop(key, None)
+                self._located.pop(found.public_id, None)
+                raise Overloaded(1, public=f"{found.public_id} changed while it was read; retry") from None
+            if _missing(exc):
+                raise NotFound(f"Resource not found - {found.public_id}") from None
+            log.warning("GET %s: %s", key, exc)
+            if not _code(exc):
+                self._down_until = time.monotonic() + self.pause
+            raise StorageUnavailable() from exc
+        self.hot.added(found.path)
+        return found.path
+
+    def read(self, public_id: str) -> bytes:
+        return self.local(self.locate(public_id)).read_bytes()
+
+    def write(self, public_id: str, extension: str, data: bytes) -> Located:
+        if extension not in _RANK:
+            raise ValueError(f"not an original's extension: {extension!r}")
+        if not _valid(public_id):
+            raise NotFound(f"Resource not found - {public_id}")
+        try:  # one PUT: readers see the old object or the new one
+            self.s3.put_object(Bucket=self.location.bucket, Key=self._key(public_id, extension), Body=data)
+        except self._errors as exc:
+            log.warning("PUT %s: %s", public_id, exc)
+            raise StorageUnavailable() from exc
+        return self.locate(public_id)
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        pages = self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.location.bucket, Prefix=self.location.prefix + prefix)
+        seen: set[str] = set()
+        for page in pages:
+            for item in page.get("Contents", []):
+                stem, dot, ext = item["Key"][len(self.location.prefix):].rpartition(".")
+                if dot and stem and ext in _RANK and stem not in seen:
+                    seen.add(stem)
+                    yield stem
+
+
+class HotFiles:
+    """A folder of fetched originals bounded by total size, least recently used (by mtime) out first."""
+
+    def __init__(self, folder: Path, limit: int) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self.limit = folder, limit
+        self._lock = threading.Lock()
+        self._sizes = {p: p.stat().st_size for p in folder.iterdir()
+                       if p.is_file() and not p.name.startswith(".")}
+
+    def path(self, key: str, etag: str, ext: str) -> Path:
+        name = hashlib.sha256(f"{key}\x1f{etag}".encode()).hexdigest()[:40]
+        return self.folder / f"{name}.{ext.lower()}"
+
+    def touch(self, path: Path) -> bool:
+        try:
+            os.utime(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def added(self, path: Path) -> None:
+        with self._lock:
+            self._sizes[path] = path.stat().st_size
+            total = sum(self._sizes.values())
+            if total <= self.limit:
+                return
+            by_age = sorted(self._sizes, key=lambda p: p.stat().st_mtime if p.exists() else 0)
+            for old in by_age:
+                if total <= self.limit or old == path:
+                    continue
+                total -= self._sizes.pop(old)
+                # A render holding it open keeps reading the unlinked file; the next one fetches again.
+                old.unlink(missing_ok=True)
+
+
+class S3Blobs:
+    """The ``BlobStore`` of a bucket and prefix. Unbounded here: the bucket's lifecycle rules expire
+    old objects (README), so ``mark_used`` records nothing. Storage errors are misses and unstored
+    writes (logged): this tier only saves work, the local tier and the render still answer."""
+
+    def __init__(self, url: str, *, endpoint: str | None = None, s3: Any = None, timeout: float = 5.0
+                 ) -> None:
+        self.location = S3Location.parse(url)
+        self.s3 = s3 if s3 is not None else client(endpoint, timeout=timeout)
+        self.pause = 2 * timeout  # as S3Originals: after a request that got no answer, skip the tier a while
+        self._down_until = 0.0
+        self._errors = _errors()
+
+    def _failed(self, what: str, key: str, exc: Exception) -> None:
+        log.warning("%s %s in the shared cache: %s", what, key, exc)
+        if not _code(exc):
+            self._down_until = time.monotonic() + self.pause
+
+    def get(self, key: str) -> Entry | None:
+        if time.monotonic() < self._down_until:
+            return None
+        try:
+            got = self.s3.get_object(Bucket=self.location.bucket, Key=self.location.prefix + key)
+            raw = got["Body"].read()
+        except self._errors as exc:
+            if not _missing(exc):
+                self._failed("GET", key, exc)
+            return None
+        return Entry.unpack(raw)
+
+    def put(self, key: str, entry: Entry) -> None:
+        if time.monotonic() < self._down_until:
+            log.warning("PUT %s skipped: the shared cache is unavailable", key)
+            return
+        try:
+            self.s3.put_object(Bucket=self.location.bucket, Key=self.location.prefix + key, Body=entry.pack())
+        except self._errors as exc:
+            self._failed("PUT", key, exc)
+
+    def mark_used(self, key: str) -> None:
+        return None
+
+
+class TieredBlobs:
+    """The local diskcache first (bounded, per replica), the shared store second: a shared hit is copied
+    into the local tier (by a background thread, after the answer: the local tier is only a cache, and a
+    copy that does not fit the backlog is simply skipped); a put goes to both, the shared one first
+    done when ``put`` returns (a claim released after it must find the result from any replica).
+    ``on_shared_hit`` counts hits from the second tier."""
+
+    def __init__(self, local: DiskBlobs, shared: S3Blobs, *, on_shared_hit: Callable[[], None] = lambda: None,
+                 backlog: int = 64) -> None:
+        self.local, self.shared, self.on_shared_hit = local, shared, on_shared_hit
+        self._copier = ThreadPoolExecutor(1, thread_name_prefix="cutout-promote")
+        self._backlog = threading.BoundedSemaphore(backlog)
+
+    def get(self, key: str) -> Entry | None:
+        entry = self.local.get(key)
+        if entry is not None:
+            return entry
+        entry = self.shared.get(key)
+        if entry is not None:
+            self.on_shared_hit()
+            if self._backlog.acquire(blocking=False):
+                self._copier.submit(self._promote, key, entry)
+        return entry
+
+    def settle(self) -> None:
+        """Wait for the copies queued so far (tests; a clean shutdown)."""
+        self._copier.submit(lambda: None).result()
+
+    def _promote(self, key: str, entry: Entry) -> None:
+        try:
+            self.local.put(key, entry)
+        except Exception:  # noqa: BLE001 - a copy for speed only: the shared tier still has it
+            log.exception("copying %s into the local cache failed", key)
+        finally:
+            self._backlog.release()
+
+    def put(self, key: str, entry: Entry) -> None:
+        self.local.put(key, entry)
+        self.shared.put(key, entry)
+
+    def mark_used(self, key: str) -> None:
+        self.local.mark_used(key)

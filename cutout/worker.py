@@ -1,0 +1,223 @@
+"""`cutout worker`: runs the model for servers started with ``CUTOUT_BACKGROUND_REMOVAL=queue``.
+
+A worker takes jobs from the Redis stream (``cache.redis_queue``), prepares each request again through
+the same resolver (so its key is computed the same way, with the model it runs) and generates it through
+the scheduler's own ``generation``, writing masks and derivatives to the shared stores. It renews the
+job's claim and the stream entry while it works; killed, its job goes to the next worker once the lease
+has passed. It reads the same settings as the servers (CUTOUT_ORIGINALS, CUTOUT_CACHE_DIR, CUTOUT_STATE,
+CUTOUT_SHARED_CACHE, CUTOUT_NAMED_TRANSFORMATIONS, and the model's variables such as CUTOUT_ORT_PROVIDERS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from cutout.cli import make_folder
+from cutout.settings import SettingsError, load_settings
+from grammar import parse_path
+from grammar.errors import OriginError
+
+if TYPE_CHECKING:  # `cutout worker --help` works without the `cutout[scale]` extra
+    from cache.redis_queue import Job, ModelQueue
+    from cutout.service import Service
+
+log = logging.getLogger("cutout.worker")
+
+#: Providers that need a GPU: asked for and not what the session runs on, the worker refuses to start.
+#: How often a worker tells Redis which model it runs (the servers put its id in cut-outs' keys).
+ANNOUNCE_SECONDS = 5.0
+ACCELERATORS = ("CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--originals", default=None, help="originals folder or s3:// URL [CUTOUT_ORIGINALS]")
+    parser.add_argument("--cache-dir", default=None,
+                        help="this worker's local cache folder [CUTOUT_CACHE_DIR]")
+    parser.add_argument("--state", default=None, help="Redis URL of the queue [CUTOUT_STATE]")
+    parser.add_argument("--metrics-port", type=int, default=None,
+                        help="serve Prometheus /metrics on 127.0.0.1:PORT (inference counts, times)")
+    parser.add_argument("--once", action="store_true", help="exit when the queue is empty (batch runs)")
+    levels = ["critical", "error", "warning", "info", "debug"]
+    parser.add_argument("--log-level", default="info", choices=levels)
+
+
+def provider_problem(requested: tuple[str, ...], running: list[str]) -> str | None:
+    """Why the worker must not start: an accelerator was asked for and the session does not run on it
+    (onnxruntime falls back to the CPU silently when CUDA's libraries or the device are missing)."""
+    for name in requested:
+        wanted = next((a for a in ACCELERATORS if a.lower().startswith(name.lower().removesuffix(
+            "executionprovider"))), None)
+        if wanted is not None and wanted not in running:
+            return (f"CUTOUT_ORT_PROVIDERS asks for {wanted}, but onnxruntime runs on {', '.join(running)} "
+                    "(install cutout[gpu] on a machine with CUDA, or drop it from CUTOUT_ORT_PROVIDERS)")
+    return None
+
+
+class Worker:
+    def __init__(self, service: Service, queue: ModelQueue, *, consumer: str) -> None:
+        self.service, self.queue, self.consumer = service, queue, consumer
+        self.lease = service.settings.lease_seconds
+        self.stopping = threading.Event()
+
+    def run(self, *, once: bool = False, announce: tuple[str, str] | None = None) -> None:
+        announced = 0.0
+        while not self.stopping.is_set():
+            try:
+                if announce is not None and time.monotonic() - announced > ANNOUNCE_SECONDS:
+                    # Again and again: a Redis restarted without persistence has forgotten it.
+                    self.queue.announce(*announce)
+                    announced = time.monotonic()
+                job = self.queue.take(self.consumer, block=1.0)
+            except Exception as exc:  # noqa: BLE001 - Redis away: wait and try again, never exit
+                log.warning("taking a job failed: %s; retrying", exc)
+                self.stopping.wait(1.0)
+                continue
+            if job is None:
+                if once:
+                    return
+                continue
+            try:
+                self.work(job)
+            except Exception:  # noqa: BLE001 - e.g. Redis gone mid-job: the job is taken again later
+                log.exception("job %s for %s failed", job.id, job.key)
+
+    def work(self, job: Job) -> None:
+        coordinator = self.service.coordinator
+        try:
+            # The claim was the job's since it was queued; after a lease without renewal (queued long,
+            # or its first worker died) it may have lapsed: take it again unless another job has it.
+            mine = coordinator.renew(job.key, job.owner, lease=self.lease) or coordinator.claim(
+                job.key, job.owner, lease=self.lease)
+        except OriginError as exc:
+            log.warning("claim of %s: %s", job.key, exc.public)
+            return  # stays pending in the stream; taken again after the lease
+        if not mine:
+            log.info("%s is claimed by another job; this one is dropped", job.key)
+            self._done(job)
+            return
+        finished = threading.Event()
+        threading.Thread(target=self._heartbeat, args=(job, finished), daemon=True).start()
+        try:
+            self._generate(job)
+        finally:
+            finished.set()
+            try:
+                coordinator.release(job.key, job.owner)
+            except Exception:  # noqa: BLE001 - it lapses with its lease
+                log.exception("releasing %s failed", job.key)
+            self._done(job)
+
+    def _generate(self, job: Job) -> None:
+        service = self.service
+        if service.store.blobs.get(job.key) is not None:
+            return  # made meanwhile (a job queued twice)
+        try:
+            prepared = service.resolver.prepare(parse_path(job.request), accept=job.accept or None,
+                                                signed_ok=True)
+        except OriginError as exc:  # the original is gone, or the request no longer resolves
+            if exc.status < 500:  # a storage that did not answer is not the URL's failure
+                service.coordinator.remember_failure(job.key, exc.status, exc.public,
+                                                     ttl=service.settings.failure_seconds)
+            return
+        if prepared.key != job.key:
+            # The original, a layer or the model changed since the job was queued: its key names content
+            # that is no longer there. The next request asks for the new key.
+            log.info("%s: %s changed since it was queued; dropped", job.key, prepared.public_id)
+            return
+        started = time.perf_counter()
+        try:
+            entry = service.scheduler.generation(prepared)
+            if entry is not None:
+                service.store.keep(job.key, entry)
+        except OriginError as exc:
+            log.info("generation of %s failed: %s (%s)", job.key, exc.public, exc.detail)
+            service.coordinator.remember_failure(job.key, exc.status, exc.public,
+                                                 ttl=service.settings.failure_seconds)
+        except Exception:
+            log.exception("generation of %s crashed", job.key)
+            service.coordinator.remember_failure(job.key, 500, OriginError.default_public,
+                                                 ttl=service.settings.failure_seconds)
+        log.info("%s done in %.2fs", prepared.public_id, time.perf_counter() - started)
+
+    def _heartbeat(self, job: Job, finished: threading.Event) -> None:
+        while not finished.wait(self.lease / 3):
+            try:
+                self.queue.heartbeat(job, self.consumer)
+                self.service.coordinator.renew(job.key, job.owner, lease=self.lease)
+            except Exception as exc:  # noqa: BLE001 - retried next round, well within the lease
+                log.warning("renewing %s failed: %s", job.key, exc)
+
+    def _done(self, job: Job) -> None:
+        try:
+            self.queue.done(job)
+        except Exception as exc:  # noqa: BLE001 - still pending: a later take finds the result stored
+            log.warning("acknowledging %s failed: %s", job.key, exc)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    overrides = {"originals": args.originals, "cache_dir": args.cache_dir, "state": args.state}
+    try:
+        settings = load_settings(overrides=overrides)
+        _, cache_dir = settings.require_paths()
+        if settings.state is None:
+            raise SettingsError("CUTOUT_STATE (--state) is required: the Redis the queue is in")
+    except SettingsError as exc:
+        print(f"cutout worker: {exc}", file=sys.stderr)
+        return 2
+    problem = make_folder(cache_dir)
+    if problem:
+        print(f"cutout worker: CUTOUT_CACHE_DIR (--cache-dir): {problem}", file=sys.stderr)
+        return 2
+    try:
+        from cache.redis_queue import ModelQueue
+    except ImportError as exc:
+        print(f"cutout worker: needs the scale-out clients: pip install 'cutout[scale]' ({exc})",
+              file=sys.stderr)
+        return 2
+    from cache import DerivativeCache
+    from cutout.service import Service
+
+    if args.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr="127.0.0.1")
+    from transform.segment import SegmenterError, load_segmenter
+
+    try:
+        segmenter = load_segmenter()
+    except SegmenterError as exc:
+        print(f"cutout worker: {exc}", file=sys.stderr)
+        return 2
+    running = list(segmenter.model.session.get_providers())
+    problem = provider_problem(segmenter.model.config.providers, running)
+    if problem:
+        print(f"cutout worker: {problem}", file=sys.stderr)
+        return 2
+    print(f"cutout worker: model {segmenter.model_id} on {running[0]}", flush=True)
+    cache = DerivativeCache(cache_dir, size_limit=settings.cache_size)
+    service = Service.open(settings, cache, segmenter=segmenter)
+    queue = ModelQueue(settings.state, lease=settings.lease_seconds)
+    queue.wait_ready()
+    worker = Worker(service, queue, consumer=f"{socket.gethostname()}-{os.getpid()}")
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        worker.stopping.set()  # the job in hand is finished first
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        worker.run(once=args.once, announce=(segmenter.model_id, running[0]))
+    finally:
+        service.close()
+        cache.close()
+    return 0

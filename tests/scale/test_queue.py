@@ -1,0 +1,63 @@
+"""The model queue on a real redis-server, and `cutout worker`'s refusals (no model run here)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from cache.redis_queue import ModelQueue
+from cutout.cli import main
+from cutout.worker import provider_problem
+from tests.scale.servers import RedisServer
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_job_of_a_worker_that_stopped_renewing_goes_to_the_next_after_the_lease(redis_url: str) -> None:
+    servers, one, two = (ModelQueue(redis_url, lease=0.4) for _ in range(3))
+    servers.enqueue("d:k", "/image/upload/e_background_removal/docs/road", None, "job:1")
+    assert servers.depth() == 1 and servers.model() is None
+    job = one.take("one", block=0.1)
+    assert job is not None and (job.key, job.owner, job.accept) == ("d:k", "job:1", "")
+    assert two.take("two", block=0.1) is None  # in one's hands
+    time.sleep(0.25)
+    one.heartbeat(job, "one")  # still working: the idle time starts again
+    time.sleep(0.25)
+    assert two.take("two", block=0.05) is None
+    time.sleep(0.5)  # one died: no heartbeat for a lease
+    taken = two.take("two", block=0.05)
+    assert taken is not None and taken.id == job.id
+    two.done(taken)
+    assert servers.depth() == 0 and two.take("two", block=0.05) is None
+    two.announce("isnet-abc", "CPUExecutionProvider")
+    assert servers.model() == "isnet-abc"
+
+
+def test_the_queue_survives_a_redis_restart_without_its_data(redis_server: RedisServer,
+                                                             redis_url: str) -> None:
+    queue = ModelQueue(redis_url, lease=5)
+    queue.enqueue("d:a", "/image/upload/docs/road", None, "job:a")
+    redis_server.stop()
+    redis_server.start()  # persistence off: stream and group are gone
+    queue.enqueue("d:b", "/image/upload/docs/road", None, "job:b")
+    job = queue.take("w", block=0.1)
+    assert job is not None and job.key == "d:b"
+
+
+def test_a_worker_asked_for_cuda_refuses_unless_it_runs_on_it(tmp_path: Path, redis_url: str,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert provider_problem(("CUDAExecutionProvider", "CPUExecutionProvider"), ["CPUExecutionProvider"])
+    assert provider_problem(("cuda",), ["CPUExecutionProvider"])
+    on_gpu = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert provider_problem(("CUDAExecutionProvider",), on_gpu) is None
+    assert provider_problem((), ["CPUExecutionProvider"]) is None
+    monkeypatch.setenv("CUTOUT_ORT_PROVIDERS", "CUDAExecutionProvider,CPUExecutionProvider")
+    folders = ["--originals", str(tmp_path), "--cache-dir", str(tmp_path / "c")]
+    code = main(["worker", *folders, "--state", redis_url])
+    assert code == 2 and "CUDAExecutionProvider" in capsys.readouterr().err
+    monkeypatch.delenv("CUTOUT_ORT_PROVIDERS")
+    assert main(["worker", *folders]) == 2
+    assert "CUTOUT_STATE" in capsys.readouterr().err

@@ -1,0 +1,58 @@
+"""RedisCoordinator against a real redis-server: claims, leases, compare-and-set, failures, allow-list."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cache.redis_state import RedisCoordinator, StateUnavailable
+from tests.scale.servers import RedisServer
+
+pytestmark = pytest.mark.integration
+
+
+def test_claims_are_exclusive_leased_and_only_the_owner_renews_or_releases(redis_url: str) -> None:
+    state = RedisCoordinator(redis_url)
+    assert state.claim("k", "a", lease=0.3)
+    assert not state.claim("k", "b", lease=5)
+    assert state.claimed("k") and state.depth() == 1
+    assert not state.renew("k", "b", lease=5)
+    state.release("k", "b")  # not b's: stays
+    assert state.claimed("k")
+    assert state.renew("k", "a", lease=0.3)
+    time.sleep(0.45)  # expired: a dead owner's claim no longer blocks the key
+    assert not state.claimed("k") and state.depth() == 0
+    assert state.claim("k", "b", lease=5)
+    assert not state.renew("k", "a", lease=5)  # a lost it: cannot extend b's claim
+    state.release("k", "a")
+    assert state.claimed("k")
+    state.release("k", "b")
+    assert not state.claimed("k") and state.depth() == 0
+
+
+def test_failures_expire_and_the_allow_list_is_shared(redis_url: str) -> None:
+    one, other = RedisCoordinator(redis_url), RedisCoordinator(redis_url)
+    one.remember_failure("k", 422, "cannot decode é", ttl=0.3)
+    failure = other.failure("k")
+    assert failure is not None and (failure.status, failure.message) == (422, "cannot decode é")
+    time.sleep(0.4)
+    assert other.failure("k") is None
+    assert not other.allowed("c_scale,w_10|docs/road")
+    one.allow("c_scale,w_10|docs/road")
+    assert other.allowed("c_scale,w_10|docs/road") and other.writable()
+
+
+def test_redis_down_claims_answer_503_and_failures_degrade(redis_server: RedisServer, redis_url: str) -> None:
+    state = RedisCoordinator(redis_url, timeout=0.5)
+    redis_server.stop()
+    try:
+        with pytest.raises(StateUnavailable) as raised:
+            state.claim("k", "a", lease=5)
+        assert raised.value.status == 503 and raised.value.headers["Retry-After"]
+        assert state.failure("k") is None  # not known: the render is tried again
+        state.remember_failure("k", 400, "bad", ttl=5)  # logged, not raised
+        assert not state.writable()
+    finally:
+        redis_server.start()
+    assert state.claim("k", "a", lease=5)  # the client reconnects by itself

@@ -1,0 +1,123 @@
+"""S3Originals and the shared blob tier against a real S3 (SeaweedFS on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cache import DiskBlobs, Entry
+from cache.s3 import S3Blobs, S3Originals, TieredBlobs, client
+from grammar.errors import BadRequest, NotFound, Overloaded
+from tests.app.helpers import SAMPLES
+from tests.scale.servers import SeaweedS3
+
+pytestmark = pytest.mark.integration
+
+ROAD = (SAMPLES / "docs" / "road.jpg").read_bytes()
+
+
+class Counting:
+    """The real boto3 client, counting the requests made through it (what a lookup costs)."""
+
+    def __init__(self, s3: Any) -> None:
+        self.s3, self.calls = s3, []  # type: ignore[var-annotated]
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.s3, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            return method(*args, **kwargs)
+
+        return call
+
+
+@pytest.fixture
+def s3(seaweed: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> Counting:
+    for name, value in seaweed.env().items():
+        monkeypatch.setenv(name, value)
+    return Counting(client(seaweed.endpoint))
+
+
+def test_one_listing_per_lookup_etag_version_and_conditional_fetch(s3: Counting, bucket: str,
+                                                                     tmp_path: Path) -> None:
+    s3.put_object(Bucket=bucket, Key="shop/docs/road.png", Body=b"not the jpeg")
+    s3.put_object(Bucket=bucket, Key="shop/docs/road.jpg", Body=ROAD)
+    s3.put_object(Bucket=bucket, Key="shop/docs/road.jpg.bak/x.jpg", Body=b"")
+    s3.put_object(Bucket=bucket, Key="shop/docs/sketch.psd", Body=b"8BPS")
+    originals = S3Originals(f"s3://{bucket}/shop", tmp_path / "hot", s3=s3)
+    s3.calls.clear()
+    found = originals.locate("docs/road")
+    assert s3.calls == ["list_objects_v2"]  # every extension in one request
+    assert found.stamp[0] == "shop/docs/road.jpg"  # type: ignore[index]
+    version = originals.version(found)
+    assert version.startswith("s3:") and s3.calls == ["list_objects_v2"]  # the ETag: no read
+    assert not found.path.exists()  # nothing fetched for a lookup
+    assert originals.local(found).read_bytes() == ROAD
+    assert originals.local(found) == found.path and s3.calls.count("get_object") == 1  # kept locally
+    assert originals.current([found])
+    with pytest.raises(NotFound, match="docs/none"):
+        originals.locate("docs/none")
+    with pytest.raises(NotFound):
+        originals.locate("../etc/passwd")
+    with pytest.raises(BadRequest, match=r"\.psd"):
+        originals.locate("docs/sketch")
+    assert sorted(originals.list("docs/")) == ["docs/road", "docs/road.jpg.bak/x"]
+
+
+def test_an_original_replaced_after_lookup_is_never_read_as_the_old_version(s3: Counting, bucket: str,
+                                                                           tmp_path: Path) -> None:
+    originals = S3Originals(f"s3://{bucket}", tmp_path / "hot", s3=s3)
+    s3.put_object(Bucket=bucket, Key="a.jpg", Body=ROAD)
+    found = originals.locate("a")
+    s3.put_object(Bucket=bucket, Key="a.jpg", Body=ROAD + b"\0")  # replaced mid-render
+    with pytest.raises(Overloaded) as raised:  # If-Match: 412, never the new bytes under the old key
+        originals.local(found)
+    assert raised.value.status == 503 and not found.path.exists()
+    assert not originals.current([found])
+    again = originals.locate("a")
+    assert originals.version(again) != originals.version(found)
+    assert originals.local(again).read_bytes() == ROAD + b"\0"
+
+
+def test_current_never_sends_a_request_on_the_event_loop(s3: Counting, bucket: str, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    originals = S3Originals(f"s3://{bucket}", tmp_path / "hot", s3=s3)
+    s3.put_object(Bucket=bucket, Key="a.jpg", Body=ROAD)
+    found = originals.locate("a")
+    monkeypatch.setattr("cache.s3.RECHECK_SECONDS", 0.0)
+    s3.calls.clear()
+
+    async def on_loop() -> bool:
+        return originals.current([found])
+
+    assert not asyncio.run(on_loop()) and s3.calls == []  # stale: the thread path locates again
+    assert originals.current([found]) and s3.calls == ["head_object"]  # in a thread: one HEAD
+
+
+def test_the_hot_originals_folder_is_bounded(s3: Counting, bucket: str, tmp_path: Path) -> None:
+    originals = S3Originals(f"s3://{bucket}", tmp_path / "hot", s3=s3, cache_size=len(ROAD) * 2 + 10)
+    for name in "abcd":
+        s3.put_object(Bucket=bucket, Key=f"{name}.jpg", Body=ROAD + name.encode())
+        originals.read(name)
+    kept = sum(p.stat().st_size for p in (tmp_path / "hot").iterdir())
+    assert kept <= len(ROAD) * 2 + 10 and (originals.locate("d").path.exists())
+
+
+def test_the_shared_tier_serves_what_another_replica_stored(s3: Counting, bucket: str,
+                                                            tmp_path: Path) -> None:
+    one = TieredBlobs(DiskBlobs(tmp_path / "one"), S3Blobs(f"s3://{bucket}/derived", s3=s3))
+    hits: list[int] = []
+    other = TieredBlobs(DiskBlobs(tmp_path / "two"), S3Blobs(f"s3://{bucket}/derived", s3=s3),
+                        on_shared_hit=lambda: hits.append(1))
+    entry = Entry.of(b"rendered", format="png")
+    assert other.get("d:k") is None
+    one.put("d:k", entry)
+    assert other.get("d:k") == entry and hits == [1]
+    other.settle()
+    assert other.get("d:k") == entry and hits == [1]  # now from its own first tier
+    s3.put_object(Bucket=bucket, Key="derived/d:bad", Body=b"CUT1garbage")
+    assert other.get("d:bad") is None  # unreadable: a miss, never a 500
