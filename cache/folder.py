@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -155,6 +156,9 @@ class FolderOriginals:
 
     def version(self, found: Located) -> str:
         return self.fingerprints.of(found.path)
+
+    def fingerprint(self, data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()  # what sha256_of gives the written file
 
     def current(self, found: Sequence[Located]) -> bool:
         try:

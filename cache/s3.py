@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from cachetools import LRUCache
 
 from cache.blobs import DiskBlobs, Entry
-from cache.folder import _RANK, _UNREADABLE, _valid
+from cache.folder import _RANK, _UNREADABLE, RECORD_SUFFIX, RECORDS, _valid
 from cache.seams import Located
 from grammar.errors import BadRequest, NotFound, Overloaded
 from grammar.image_formats import EXTENSIONS
@@ -181,6 +181,10 @@ class S3Originals:
         key, etag = _stamp(found)
         return "s3:" + str(etag).strip('"')
 
+    def fingerprint(self, data: bytes) -> str:
+        # The ETag of an object stored by one plain PUT (``write``) is the MD5 of its bytes.
+        return "s3:" + hashlib.md5(data).hexdigest()
+
     def current(self, found: Sequence[Located]) -> bool:
         """Whether each object still has the ETag it was located with: one HEAD per object at most every
         ``RECHECK_SECONDS`` (a file's local copy never changes: it is named by its ETag)."""
@@ -247,10 +251,82 @@ class S3Originals:
             raise NotFound(f"Resource not found - {public_id}")
         try:  # one PUT: readers see the old object or the new one
             self.s3.put_object(Bucket=self.location.bucket, Key=self._key(public_id, extension), Body=data)
+            # As the folder does: the same id in another format goes once the new one is in place (an
+            # upload that becomes a PNG), so a lookup never finds the older format first.
+            self._remove_formats(public_id, keep=extension)
         except self._errors as exc:
             log.warning("PUT %s: %s", public_id, exc)
             raise StorageUnavailable() from exc
+        self._located.pop(public_id, None)
         return self.locate(public_id)
+
+    def _remove_formats(self, public_id: str, keep: str) -> bool:
+        """Delete ``public_id`` in every original format but ``keep`` (one listing); whether any was."""
+        start = f"{self.location.prefix}{public_id}."
+        listed = self.s3.list_objects_v2(Bucket=self.location.bucket, Prefix=start, MaxKeys=100)
+        doomed = [item["Key"] for item in listed.get("Contents", [])
+                  if item["Key"][len(start):] in _RANK and item["Key"][len(start):] != keep]
+        for key in doomed:
+            self.s3.delete_object(Bucket=self.location.bucket, Key=key)
+            self._checked.pop(key, None)
+        return bool(doomed)
+
+    def delete(self, public_id: str) -> bool:
+        if not _valid(public_id):
+            return False
+        try:
+            removed = self._remove_formats(public_id, keep="")
+        except self._errors as exc:
+            log.warning("DELETE %s: %s", public_id, exc)
+            raise StorageUnavailable() from exc
+        self._located.pop(public_id, None)
+        return removed
+
+    # -- records: objects under <prefix>.cutout/, which no original's key can reach (a public id's parts
+    # never start with a dot), as the folder keeps them in <root>/.cutout/ --------------------------------
+    def _record_key(self, name: str) -> str:
+        if not _valid(name):
+            raise ValueError(f"not a record name: {name!r}")
+        return f"{self.location.prefix}{RECORDS}/{name}{RECORD_SUFFIX}"
+
+    def put_record(self, name: str, data: bytes) -> None:
+        key = self._record_key(name)
+        try:  # one PUT is atomic: readers see the old object or the new one
+            self.s3.put_object(Bucket=self.location.bucket, Key=key, Body=data)
+        except self._errors as exc:
+            log.warning("PUT %s: %s", key, exc)
+            raise StorageUnavailable() from exc
+
+    def get_record(self, name: str) -> bytes | None:
+        key = self._record_key(name)
+        try:
+            got = self.s3.get_object(Bucket=self.location.bucket, Key=key)
+            return cast(bytes, got["Body"].read())
+        except self._errors as exc:
+            if _missing(exc):
+                return None
+            log.warning("GET %s: %s", key, exc)
+            raise StorageUnavailable() from exc
+
+    def delete_record(self, name: str) -> None:
+        key = self._record_key(name)
+        try:  # S3 deletes are idempotent: a missing key is not an error
+            self.s3.delete_object(Bucket=self.location.bucket, Key=key)
+        except self._errors as exc:
+            log.warning("DELETE %s: %s", key, exc)
+            raise StorageUnavailable() from exc
+
+    def list_records(self, prefix: str) -> Iterator[str]:
+        if not _valid(prefix):
+            return
+        base = f"{self.location.prefix}{RECORDS}/"
+        pages = self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.location.bucket, Prefix=f"{base}{prefix}/")
+        for page in pages:
+            for item in page.get("Contents", []):
+                name = item["Key"][len(base):]
+                if name.endswith(RECORD_SUFFIX) and not name.rpartition("/")[2].startswith("."):
+                    yield name.removesuffix(RECORD_SUFFIX)
 
     def list(self, prefix: str = "") -> Iterator[str]:
         pages = self.s3.get_paginator("list_objects_v2").paginate(

@@ -40,6 +40,11 @@ class OriginalsStore(Protocol):
         """Whether every one still holds what it held when located: cheap enough for a cached hit."""
         ...
 
+    def fingerprint(self, data: bytes) -> str:
+        """The ``version`` these bytes have once written here, computed from the bytes alone (the Upload
+        API records it, to know later whether the stored original is still the one it wrote)."""
+        ...
+
     def local(self, found: Located) -> Path:
         """``found.path`` holding ``found``'s content, fetched first where the store is remote (blocking;
         only renders call it, so a cached hit never reads an original)."""

@@ -93,13 +93,14 @@ class Assets:
             found = self.originals.locate(public_id)
         except NotFound:
             return None
-        st = os.stat(found.path)
+        path = self.originals.local(found)  # object storage: fetched first (a lookup only lists)
+        st = os.stat(path)
         try:
-            header = pyvips.Image.new_from_file(str(found.path))
+            header = pyvips.Image.new_from_file(str(path))
             width, height = int(header.width), int(header.height)
         except pyvips.Error:  # described all the same; delivering it answers why it cannot be read
             width = height = 0
-        fmt = found.path.suffix.lower().lstrip(".")
+        fmt = path.suffix.lower().lstrip(".")
         return {
             "public_id": public_id,
             "asset_id": hashlib.md5(public_id.encode()).hexdigest(),
@@ -110,7 +111,7 @@ class Assets:
             "width": width,
             "height": height,
             "etag": self.originals.version(found)[:32],
-            "sha256": self.originals.version(found),
+            "fingerprint": self.originals.version(found),
             "created_at": iso(st.st_mtime),
             "uploaded_at": iso(st.st_mtime),
             "tags": [],
@@ -143,17 +144,19 @@ class Assets:
     def mark_finished(self, public_id: str) -> None:
         self.originals.delete_record(f"jobs/{public_id}")
 
+    def content_fields(self, data: bytes, fmt: str, width: int, height: int) -> Record:
+        """The fields of a record that describe one version's bytes; ``fingerprint`` is the version the
+        originals store gives them once written (a folder: sha256; object storage: the ETag)."""
+        return {
+            "format": fmt, "bytes": len(data), "width": width, "height": height,
+            "etag": hashlib.md5(data).hexdigest(), "fingerprint": self.originals.fingerprint(data),
+            "version_id": uuid.uuid4().hex,
+        }  # fmt: skip
+
     def unfinished(self) -> list[str]:
         return sorted(name.removeprefix("jobs/") for name in self.originals.list_records("jobs"))
 
 
-def content_fields(data: bytes, fmt: str, width: int, height: int) -> Record:
-    """The fields of a record that describe one version's bytes."""
-    return {
-        "format": fmt, "bytes": len(data), "width": width, "height": height,
-        "etag": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest(),
-        "version_id": uuid.uuid4().hex,
-    }  # fmt: skip
 
 
 # -- what clients see -------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from cutout.schedule import POLL_SECONDS
 from cutout.service import Prepared, Service
 from cutout.settings import Settings
 from cutout.upload import params as p
-from cutout.upload.assets import Assets, Base, Record, content_fields, delivery_path, new_version
+from cutout.upload.assets import Assets, Base, Record, delivery_path, new_version
 from cutout.upload.errors import UploadError
 from cutout.upload.images import inspect
 from cutout.webhooks import CloudinarySigner, Delivery, RetryPolicy, deliver, webhook_policy
@@ -60,7 +60,7 @@ class Jobs:
     def ask_removal(self, record: Record, fine: bool, notification_url: str | None, base: Base) -> None:
         record["info"] = {"background_removal": {"cloudinary_ai": {"status": "pending"}}}
         record["job"] = {
-            "id": uuid.uuid4().hex, "fine_edges": fine, "source": record["sha256"], "phase": "run",
+            "id": uuid.uuid4().hex, "fine_edges": fine, "source": record["fingerprint"], "phase": "run",
             "notification_url": notification_url, "base": base.to_json(), "asked_at": time.time(),
         }  # fmt: skip
 
@@ -91,7 +91,7 @@ class Jobs:
         while True:
             try:
                 prepared = await anyio.to_thread.run_sync(self.prepare_eager, of, item)
-                if prepared.source_key != of["sha256"]:
+                if prepared.source_key != of["fingerprint"]:
                     return failed(newer)
                 entry = await self.service.scheduler.wait_until(prepared, time.monotonic() + self.lease / 3)
             except StillGenerating:  # the original changed under it (a new upload, a removal done)
@@ -208,7 +208,7 @@ class Jobs:
                 )
                 self.assets.save({**record, "deleted": True, "job": None})
             return
-        if not record.get("deleted") and self.service.originals.version(found) == record["sha256"]:
+        if not record.get("deleted") and self.service.originals.version(found) == record["fingerprint"]:
             return
         data = self.service.originals.read(public_id)
         try:
@@ -216,7 +216,7 @@ class Jobs:
         except UploadError:
             return
         log.warning("%s: the record did not match the original (a crash mid-write); reconciled", public_id)
-        record.update(content_fields(data, shape.format, shape.width, shape.height))
+        record.update(self.assets.content_fields(data, shape.format, shape.width, shape.height))
         record.update({"version": new_version(record["version"]), "job": None, "info": {}, "deleted": False})
         self.assets.save(record)
 
@@ -287,11 +287,11 @@ class Jobs:
             if record is None or record.get("deleted") or (record.get("job") or {}).get("id") != job["id"]:
                 return  # replaced or removed meanwhile: the newer original stays
             original = self.service.originals.read(public_id)
-            if hashlib.sha256(original).hexdigest() != job["source"]:
+            if self.service.originals.fingerprint(original) != job["source"]:
                 return
             self.assets.back_up(record, original)
             width, height = int(entry.meta["width"]), int(entry.meta["height"])
-            record.update(content_fields(entry.data, "png", width, height))
+            record.update(self.assets.content_fields(entry.data, "png", width, height))
             record["version"] = new_version(record["version"])
             self.assets.back_up(record, entry.data)
             confidence = float(entry.meta.get("confidence", 0.0))
@@ -310,7 +310,7 @@ class Jobs:
             current = self.service.originals.version(self.service.originals.locate(record["public_id"]))
         except NotFound:
             current = None
-        if current != record["sha256"]:
+        if current != record["fingerprint"]:
             data = self.assets.backup(record["public_id"], record["version_id"])
             assert data is not None, "a committed cut-out is backed up before the record says so"
             self.service.originals.write(record["public_id"], record["format"], data)

@@ -19,7 +19,7 @@ from cutout.fetch import FetchPolicy, check_url, fetch, parse_url
 from cutout.service import Service
 from cutout.settings import Settings
 from cutout.upload import params as p
-from cutout.upload.assets import Assets, Base, Record, content_fields, delivery_path, iso, new_version, view
+from cutout.upload.assets import Assets, Base, Record, delivery_path, iso, new_version, view
 from cutout.upload.errors import UploadError, bad, from_origin, not_found
 from cutout.upload.images import decode_file_field, inspect
 from cutout.upload.jobs import Jobs, derived, list_derived, pending, summary, unfinished
@@ -156,7 +156,7 @@ class Uploads:
                 "public_id": public_id,
                 "asset_id": before["asset_id"] if before else uuid.uuid4().hex,
                 "version": new_version(before["version"] if before else None),
-                **content_fields(data, fmt, width, height),
+                **self.assets.content_fields(data, fmt, width, height),
                 "created_at": old["created_at"] if old else iso(now),
                 "uploaded_at": iso(now),
                 **{k: v for k, v in details.items() if v is not None},
@@ -338,7 +338,7 @@ class Uploads:
             if data is None:
                 return {"error": "no_backup"}
             found = inspect(data, self.settings.max_pixels)
-            record.update(content_fields(data, found.format, found.width, found.height))
+            record.update(self.assets.content_fields(data, found.format, found.width, found.height))
             record["version_id"] = chosen["version_id"]  # the same bytes: the backup stands for it
             record.update({"version": new_version(record["version"]), "deleted": False, "derived": [],
                            "job": None, "uploaded_at": iso(time.time())})  # fmt: skip
@@ -379,7 +379,7 @@ class Uploads:
         if later:
             queued = {
                 "batch": batch, "notify": notify, "base": base.to_json(),
-                "of": {k: record[k] for k in ("public_id", "version", "format", "sha256", "asset_id")},
+                "of": {k: record[k] for k in ("public_id", "version", "format", "fingerprint", "asset_id")},
                 "items": [{"transformation": e.transformation, "extension": e.extension} for e in later],
             }  # fmt: skip
         if done or queued:

@@ -121,3 +121,32 @@ def test_the_shared_tier_serves_what_another_replica_stored(s3: Counting, bucket
     assert other.get("d:k") == entry and hits == [1]  # now from its own first tier
     s3.put_object(Bucket=bucket, Key="derived/d:bad", Body=b"CUT1garbage")
     assert other.get("d:bad") is None  # unreadable: a miss, never a 500
+
+
+def test_writes_deletes_and_records_as_the_folder_keeps_them(s3: Counting, bucket: str,
+                                                              tmp_path: Path) -> None:
+    """The calls the Upload API makes on the originals seam (issue 11), on object storage: a write that
+    changes format removes the old one, delete removes every format, records live beside the originals
+    and are never listed as originals."""
+    originals = S3Originals(f"s3://{bucket}/shop", tmp_path / "hot", s3=s3)
+    originals.write("items/bag", "jpg", ROAD)
+    assert originals.locate("items/bag").stamp[0] == "shop/items/bag.jpg"  # type: ignore[index]
+    originals.write("items/bag", "png", b"\x89PNG new")
+    assert originals.locate("items/bag").stamp[0] == "shop/items/bag.png"  # type: ignore[index]
+    keys = {item["Key"] for item in s3.list_objects_v2(Bucket=bucket, Prefix="shop/items/")["Contents"]}
+    assert keys == {"shop/items/bag.png"}
+    originals.put_record("assets/items/bag", b'{"version": 1}')
+    originals.put_record("assets/items/bag", b'{"version": 2}')
+    originals.put_record("jobs/items/bag", b"{}")
+    assert originals.get_record("assets/items/bag") == b'{"version": 2}'
+    assert originals.get_record("assets/items/none") is None
+    assert sorted(originals.list_records("assets")) == ["assets/items/bag"]
+    assert sorted(originals.list("")) == ["items/bag"]  # records are not originals
+    originals.delete_record("jobs/items/bag")
+    originals.delete_record("jobs/items/bag")  # idempotent
+    assert list(originals.list_records("jobs")) == []
+    with pytest.raises(ValueError):
+        originals.put_record("../escape", b"")
+    assert originals.delete("items/bag") and not originals.delete("items/bag")
+    with pytest.raises(NotFound):
+        originals.locate("items/bag")

@@ -60,7 +60,7 @@ def test_an_overwrite_cut_short_is_reconciled(uploads: Uploads) -> None:
     uploads.assets.mark_unfinished("a/x")  # as _store does, then the crash after the original's write
     uploads.service.originals.write("a/x", "jpg", LOGO)
     record = restart(uploads, "a/x")
-    assert record is not None and record["sha256"] == hashlib.sha256(LOGO).hexdigest()
+    assert record is not None and record["fingerprint"] == hashlib.sha256(LOGO).hexdigest()
     assert record["version"] > first["version"] and record["etag"] == hashlib.md5(LOGO).hexdigest()
 
 
@@ -79,9 +79,9 @@ def test_a_destroy_and_a_restore_cut_short_are_reconciled(uploads: Uploads) -> N
 def test_a_committed_removal_is_finished(uploads: Uploads, tmp_path: Path) -> None:
     record = store(uploads, "a/z", ROAD)
     cut = (SAMPLES / "docs" / "rmv_bgd" / "dog_couch_orig.jpg").read_bytes()  # stands in for the PNG
-    job = {"id": "j1", "fine_edges": False, "source": record["sha256"], "phase": "committed",
+    job = {"id": "j1", "fine_edges": False, "source": record["fingerprint"], "phase": "committed",
            "notification_url": None, "base": BASE.to_json(), "confidence": 0.9}  # fmt: skip
-    record.update({"sha256": hashlib.sha256(cut).hexdigest(), "version_id": "v2", "format": "png",
+    record.update({"fingerprint": hashlib.sha256(cut).hexdigest(), "version_id": "v2", "format": "png",
                    "job": job})  # fmt: skip
     uploads.assets.originals.put_record("backups/a/z/v2", cut)  # backed up before the record said so
     uploads.assets.save(record)

@@ -1,0 +1,78 @@
+"""The Upload and Admin API with the originals in object storage (issues 11 and 17): the same SDK calls
+as against a folder, and the asset records, backups and the cut-out end up in the bucket."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pyvips
+
+from tests.app.server_process import ServerProcess
+from tests.conftest import require_model
+from tests.scale.servers import SeaweedS3
+from tests.upload.conftest import CLOUD, ENV, KEY, SECRET
+from tests.upload.test_upload_sdk import ROAD, ROUTER, status_of
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def server(seaweed: SeaweedS3, bucket: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    require_model()
+    originals = f"s3://{bucket}/originals"
+    process = ServerProcess(originals, tmp_path / "cache", env={**ENV, **seaweed.env()})  # type: ignore[arg-type]
+    process.wait_ready()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def sdk(server: ServerProcess) -> Iterator[Any]:
+    import cloudinary
+    import cloudinary.api
+    import cloudinary.exceptions
+    import cloudinary.uploader
+
+    cloudinary.config(cloud_name=CLOUD, api_key=KEY, api_secret=SECRET, upload_prefix=server.url,
+                      secure=False)
+    yield cloudinary
+    cloudinary.reset_config()
+
+
+def keys(seaweed: SeaweedS3, bucket: str) -> set[str]:
+    listed = seaweed.client().list_objects_v2(Bucket=bucket, Prefix="originals/")
+    return {item["Key"] for item in listed.get("Contents", [])}
+
+
+def test_upload_background_removal_destroy_and_restore_in_a_bucket(sdk: Any, seaweed: SeaweedS3,
+                                                                   bucket: str) -> None:
+    up = sdk.uploader.upload(str(ROUTER), public_id="shop/router", background_removal="cloudinary_ai")
+    assert status_of(up) == "pending" and up["format"] == "jpg"
+    deadline = time.monotonic() + 180
+    while status_of(resource := dict(sdk.api.resource("shop/router"))) == "pending":
+        assert time.monotonic() < deadline, resource
+        time.sleep(0.3)
+    assert status_of(resource) == "complete" and resource["format"] == "png", resource
+    assert resource["version"] > up["version"] and resource["backup"] is True
+    served = httpx.get(resource["url"], timeout=30)
+    assert served.status_code == 200 and served.headers["content-type"] == "image/png"
+    assert pyvips.Image.new_from_buffer(served.content, "").bands == 4
+    stored = keys(seaweed, bucket)
+    assert "originals/shop/router.png" in stored and "originals/shop/router.jpg" not in stored
+    assert "originals/.cutout/assets/shop/router.record" in stored  # the record lives beside the original
+
+    sdk.uploader.upload(str(ROAD), public_id="docs/road", backup=True)
+    assert [r["public_id"] for r in sdk.api.resources(prefix="docs/")["resources"]] == ["docs/road"]
+    assert sdk.uploader.destroy("docs/road") == {"result": "ok"}
+    assert "originals/docs/road.jpg" not in keys(seaweed, bucket)
+    with pytest.raises(sdk.exceptions.NotFound):
+        sdk.api.resource("docs/road")
+    restored = sdk.api.restore(["docs/road"])
+    assert restored["docs/road"]["format"] == "jpg"
+    back = httpx.get(dict(sdk.api.resource("docs/road"))["url"], timeout=30)
+    assert back.headers["content-type"] == "image/jpeg"
