@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,3 +58,14 @@ def segmenter() -> IsNetSegmenter:
     except ModelMissing as exc:
         require(False, str(exc))
         raise
+
+
+@pytest.fixture(scope="session", autouse=True)
+def samples_stay_untouched() -> Iterator[None]:
+    """Tests serve ``cutout/samples`` read-only; one that writes there (the HTTP API stores what it is
+    sent among the originals) leaves files in the checkout that later tests copy as originals."""
+    samples = Path(__file__).resolve().parents[1] / "cutout" / "samples"
+    before = sorted(str(p) for p in samples.rglob("*"))
+    yield
+    after = sorted(str(p) for p in samples.rglob("*"))
+    assert after == before, f"a test wrote into {samples}: {sorted(set(after) - set(before))[:5]}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def make_replica(tmp_path: Path, redis_url: str) -> Iterator[ClientFactory]:
-    settings = Settings(originals=SAMPLES, cache_dir=tmp_path / "one", render_threads=2, lease_seconds=5,
+    originals = tmp_path / "originals"  # the API stores what it is sent among the originals: not the repo's
+    shutil.copytree(SAMPLES, originals)
+    settings = Settings(originals=originals, cache_dir=tmp_path / "one", render_threads=2, lease_seconds=5,
                         api_keys=(KEY,), api_wait_seconds=10, state=redis_url)
     yield from client_factory(settings, EllipseSegmenter(delay=0.3), AUTH)
 
