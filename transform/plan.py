@@ -15,6 +15,7 @@ import pyvips
 
 from grammar.ast import Component
 from grammar.errors import BadRequest, NotFound
+from transform import pixels
 from transform.limits import check_output
 from transform.ops import ACTION_ORDER, BUILDERS, Action, Ctx, render_param, spec_for
 from transform.ops.args import Color
@@ -49,6 +50,8 @@ class Plan:
     preserve_transparency: bool = False
     #: fl_progressive: progressive JPEG, interlaced PNG.
     progressive: bool = False
+    #: A face gravity: faces are detected (the detector's id then goes into the derivative's key).
+    needs_faces: bool = False
 
     @property
     def sequential(self) -> bool:
@@ -158,6 +161,7 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
         autorotate=blocks[0].autorotate,
         preserve_transparency="preserve_transparency" in out.get("fl", ()),
         progressive="progressive" in out.get("fl", ()),
+        needs_faces=any(s.faces for s in steps),
     )
 
 
@@ -325,8 +329,9 @@ def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str) -> Act
             f"Invalid transformation parameter - {render_param(stray[0], placing[stray[0]])}: "
             "not supported in a fl_layer_apply component (use g_, x_, y_, o_, c_, w_, h_, fl_)"
         )
-    if placing.get("g") == "auto":
-        raise BadRequest("Invalid transformation: g_auto cannot place a layer; use a compass gravity")
+    if placing.get("g", "center") not in pixels.COMPASS:
+        gravity = placing["g"]
+        raise BadRequest(f"Invalid transformation: g_{gravity} cannot place a layer; use a compass gravity")
     flags = placing.get("fl", ())
     at = Placement(
         gravity=placing.get("g", "center"),
@@ -355,4 +360,5 @@ def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str) -> Act
         content = run_steps(steps, layer_ctx, ctx.decode(found, autorotate))
         return place_layer(image, content, underlay=underlay, at=at, limits=ctx.limits)
 
-    return Action(canonical, run, segmentation=any(s.segmentation for s in steps))
+    return Action(canonical, run, segmentation=any(s.segmentation for s in steps),
+                  faces=any(s.faces for s in steps))

@@ -11,6 +11,7 @@ from grammar.errors import Undecodable
 from grammar.image_formats import WRITABLE
 from transform import pixels
 from transform.decode import DECODER_FAILURE, Source, decode, open_image, oriented_size, thumbnail, upright
+from transform.faces import FaceSource
 from transform.formats import FormatChoice, check_fits, check_quality, encode, fits
 from transform.limits import Limits, check_output
 from transform.ops import Action, Ctx, LoadLayer
@@ -37,6 +38,7 @@ def render(
     choice: FormatChoice,
     load_layer: LoadLayer | None = None,
     masks: MaskSource | None = None,
+    faces: FaceSource | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Rendered:
     """Thread-safe: nothing is shared between calls but the (immutable) plan."""
@@ -44,6 +46,7 @@ def render(
         source_key=block_source_key(source_key, plan.autorotate),
         decode=lambda layer, autorotate: decode(layer, limits, autorotate),
         masks=masks,
+        faces=faces,
         load_layer=load_layer,
         limits=limits,
     )

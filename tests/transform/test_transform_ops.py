@@ -18,6 +18,7 @@ from transform_helpers import (
     within_tolerance,
 )
 
+from tests.conftest import require_face_model
 from transform.ops import op_names
 
 
@@ -124,6 +125,20 @@ ROWS = [
     Row("b_", "b_auto,c_pad,h_200,w_200", "photo", (200, 200), 3, "jpg"),
     Row("b_", "b_auto:border_contrast,c_pad,h_200,w_200", "photo", (200, 200), 3, "jpg"),
     Row("b_", "b_auto:predominant_contrast,c_pad,h_200,w_200", "product", (200, 200), 3, "jpg"),
+    # Face gravities on a real photograph (the astronaut, 512x512), with the real detector.
+    Row("c_thumb", "c_thumb,g_face,h_150,w_150", "face", (150, 150), 3, "jpg"),
+    Row("z_", "c_thumb,g_face,h_150,w_150,z_0.5", "face", (150, 150), 3, "jpg"),
+    Row("z_", "c_thumb,g_face,h_100,w_200,z_1.5", "face", (200, 100), 3, "jpg"),
+    Row("g_", "c_fill,g_face,h_300,w_100", "face", (100, 300), 3, "jpg"),
+    Row("g_", "c_fill,g_auto:faces,h_100,w_300", "face", (300, 100), 3, "jpg"),
+    Row("g_", "c_crop,g_face,h_150,w_150", "face", (150, 150), 3, "jpg"),
+    Row("g_", "ar_1,c_crop,g_face", "face", (289, 289), 3, "jpg"),  # the thumbnail's region, unscaled
+    Row("g_", "c_thumb,g_face,h_90,w_90", "photo", (90, 90), 3, "jpg"),  # no face: north
+    # The subject (the stand-in segmenter's foreground: the red disc and the dark square).
+    Row("c_auto", "c_auto,h_100,w_100", "photo", (100, 100), 3, "jpg"),
+    Row("c_auto", "c_auto,g_auto:face,h_120,w_90", "face", (90, 120), 3, "jpg"),
+    Row("g_", "c_fill,g_auto:subject,h_240,w_100", "photo", (100, 240), 3, "jpg"),
+    Row("g_", "c_thumb,g_auto:object,h_100,w_100", "product", (100, 100), 3, "jpg"),
 ]
 NAMED = {"badge": "c_fill,h_50,w_50/r_max"}
 
@@ -135,6 +150,8 @@ def test_every_registered_op_has_a_pixel_test() -> None:
 
 @pytest.mark.parametrize("row", ROWS, ids=[f"{r.source}-{slug(r.transformation)}" for r in ROWS])
 def test_op_renders(row: Row, files: dict[str, Path]) -> None:
+    if "g_face" in row.transformation or ":face" in row.transformation:
+        require_face_model()
     rendered = run(row.transformation, files[row.source], files, segmenter=CornerSegmenter(), named=NAMED)
     decoded = pyvips.Image.new_from_buffer(rendered.data, "")
     assert (rendered.width, rendered.height) == row.size == (decoded.width, decoded.height)
