@@ -37,8 +37,12 @@ def load(folder: Path) -> dict[str, list[Box]]:
     truth: dict[str, list[Box]] = {}
     for name in ("training.xml", "testing.xml"):
         for image in ET.parse(folder / name).getroot().iter("image"):
-            boxes = [(float(b.get("left", 0)), float(b.get("top", 0)), float(b.get("width", 0)),
-                      float(b.get("height", 0))) for b in image.iter("box") if b.get("ignore") != "1"]  # fmt: skip
+            boxes = [
+                (float(b.get("left", 0)), float(b.get("top", 0)), float(b.get("width", 0)),
+                 float(b.get("height", 0)))
+                for b in image.iter("box")
+                if b.get("ignore") != "1"
+            ]  # fmt: skip
             if boxes:
                 truth[image.get("file", "")] = boxes
     return truth
@@ -74,7 +78,8 @@ def main() -> None:
               f"{args.threshold}, {times[-1] * 1000:.0f} ms")  # fmt: skip
     print(f"\n{len(truth)} photos, {total} faces: recall {matched / total:.2f}, precision "
           f"{matched / max(found, 1):.2f} at IoU {args.threshold}; centre inside a true box: "
-          f"{centre_hits}/{found} detections; median {statistics.median(times) * 1000:.0f} ms per photo")  # fmt: skip
+          f"{centre_hits}/{found} detections; "
+          f"median {statistics.median(times) * 1000:.0f} ms per photo")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -127,7 +127,7 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
             source = params.get("l") or params["u"]
             text = None
             if isinstance(source, TextLayer):
-                params, text = _text_options(params)
+                params, text = _text_options(params, source)
             else:
                 layer_ids.add(source)  # text is drawn, not looked up
             block = _Block(opener=params, start=len(canonical) - 1, text=text)
@@ -262,13 +262,15 @@ class TextOptions:
     colour: Color | None = None
     background: Color | None = None
     wrap: int | None = None
+    stroke: tuple[int, Color] | None = None
 
 
-def _text_options(params: Mapping[str, Any]) -> tuple[dict[str, Any], TextOptions]:
+def _text_options(params: Mapping[str, Any], layer: TextLayer) -> tuple[dict[str, Any], TextOptions]:
     """A text layer's own qualifiers, taken out of its opening component: ``co_`` is the text colour,
-    ``b_`` its background, and ``c_fit`` with a pixel ``w_`` (no ``h_``) a text box the lines wrap to,
-    rather than a scaling of the drawn text."""
+    ``b_`` its background, ``c_fit`` with a pixel ``w_`` (no ``h_``) a text box the lines wrap to,
+    rather than a scaling of the drawn text, and with the ``stroke`` style ``bo_`` the stroke."""
     rest = dict(params)
+    stroke = rest.pop("bo", None) if "stroke" in layer.styles else None
     background = rest.pop("b", None)
     if background is not None and not isinstance(background, Color):
         raise BadRequest(
@@ -280,7 +282,7 @@ def _text_options(params: Mapping[str, Any]) -> tuple[dict[str, Any], TextOption
     if rest.get("c") == "fit" and width is not None and not width.relative and "h" not in rest:
         wrap = int(width.value)
         del rest["c"], rest["w"]
-    return rest, TextOptions(rest.pop("co", None), background, wrap)
+    return rest, TextOptions(rest.pop("co", None), background, wrap, stroke)
 
 
 def _add_layer(block: _Block, step: Action) -> None:
@@ -349,7 +351,8 @@ def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str) -> Act
         base = (image.width, image.height)
         if isinstance(source, TextLayer):
             options = text or TextOptions()
-            drawn = render_text(source, options.colour, options.background, options.wrap, ctx.limits)
+            drawn = render_text(source, options.colour, options.background, options.wrap, ctx.limits,
+                                options.stroke)  # fmt: skip
             layer_ctx = replace(ctx, source_key=f"{source}|{options}", layer_base=base)
             content = run_steps(steps, layer_ctx, drawn)
             return place_layer(image, content, underlay=underlay, at=at, limits=ctx.limits)

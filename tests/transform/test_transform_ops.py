@@ -125,6 +125,12 @@ ROWS = [
     Row("b_", "b_auto,c_pad,h_200,w_200", "photo", (200, 200), 3, "jpg"),
     Row("b_", "b_auto:border_contrast,c_pad,h_200,w_200", "photo", (200, 200), 3, "jpg"),
     Row("b_", "b_auto:predominant_contrast,c_pad,h_200,w_200", "product", (200, 200), 3, "jpg"),
+    # b_auto gradients: the reference's example as written, 4 corners, contrasts limited to a palette.
+    Row("b_", "b_auto:predominant_gradient:2:diagonal_desc,c_pad,h_150,w_150", "photo", (150, 150), 3, "jpg"),
+    Row("b_", "b_auto:border_gradient:4,c_pad,h_300,w_200", "photo", (200, 300), 3, "jpg"),
+    Row("b_", "b_auto:predominant_gradient_contrast:2:vertical:palette_red_blue_orange,c_pad,h_300,w_300",
+        "photo", (300, 300), 3, "jpg"),  # fmt: skip
+    Row("c_fill_pad", "b_auto:border_gradient,c_fill_pad,g_auto,h_300,w_100", "photo", (100, 300), 3, "jpg"),
     # Face gravities on a real photograph (the astronaut, 512x512), with the real detector.
     Row("c_thumb", "c_thumb,g_face,h_150,w_150", "face", (150, 150), 3, "jpg"),
     Row("z_", "c_thumb,g_face,h_150,w_150,z_0.5", "face", (150, 150), 3, "jpg"),

@@ -474,10 +474,13 @@ ERRORS = [
         "c_fill_pad, in the same component",
     ),
     (
-        "b_auto:predominant_gradient:2,c_pad,h_10,w_10",
+        "b_auto:predominant_gradient:3,c_pad,h_10,w_10",
         InvalidArgument,
-        "Invalid transformation parameter - b_auto:predominant_gradient:2: b_auto takes one of border, "
-        "predominant, border_contrast, predominant_contrast (gradient modes and palettes are not supported)",
+        "Invalid transformation parameter - b_auto:predominant_gradient:3: b_auto takes "
+        "auto[:<mode>][:2|4][:<direction>][:palette_<colour>_<colour>...], mode one of border, predominant, "
+        "border_contrast, predominant_contrast, border_gradient, predominant_gradient, "
+        "border_gradient_contrast, predominant_gradient_contrast; number and direction only with a "
+        "gradient mode; direction one of horizontal, vertical, diagonal_desc, diagonal_asc",
     ),
     (
         "b_reddish",

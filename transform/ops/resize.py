@@ -369,20 +369,19 @@ def _auto(spec: Resize, image: pyvips.Image, width: int, height: int, limits: Li
 def _pad(spec: Resize, image: pyvips.Image, width: int, height: int, limits: Limits) -> pyvips.Image:
     colour = autopad.resolve(spec.background, image)  # b_auto: measured on the image before scaling
     if spec.mode == "mpad" and (image.width > width or image.height > height):
-        return image if colour is None else pixels.flatten(image, colour.rgba)
+        if colour is None:
+            return image
+        return autopad.pad_to(image, image.width, image.height, 0, 0, colour)  # fills transparent areas
     check_output(width, height, limits)
     if spec.mode != "mpad":
         scale = min(width / image.width, height / image.height)
         if spec.mode == "lpad":
             scale = min(scale, 1.0)
         image = pixels.scale_to(image, round(image.width * scale), round(image.height * scale))
-    if colour is not None:
-        # The pad colour also fills transparent areas: Cloudinary's recommended way to put a background
-        # under a cut-out is b_<colour>,c_pad,w_1.0 (a pad that adds nothing).
-        image = pixels.flatten(image, colour.rgba)
-    rgba = colour.rgba if colour else ([0, 0, 0, 0] if pixels.has_alpha(image) else [255, 255, 255, 255])
+    # The pad colour also fills transparent areas: Cloudinary's recommended way to put a background
+    # under a cut-out is b_<colour>,c_pad,w_1.0 (a pad that adds nothing).
     left, top = pixels.place((width, height), (image.width, image.height), spec.gravity or "center")
-    return pixels.extend(image, width, height, left, top, rgba)
+    return autopad.pad_to(image, width, height, left, top, colour)
 
 
 _MODES = {
