@@ -353,13 +353,13 @@ def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str) -> Act
             options = text or TextOptions()
             drawn = render_text(source, options.colour, options.background, options.wrap, ctx.limits,
                                 options.stroke)  # fmt: skip
-            layer_ctx = replace(ctx, source_key=f"{source}|{options}", layer_base=base)
+            layer_ctx = replace(ctx, source_key=f"{source}|{options}", layer_base=base, preview=None)
             content = run_steps(steps, layer_ctx, drawn)
             return place_layer(image, content, underlay=underlay, at=at, limits=ctx.limits)
         if ctx.load_layer is None:
             raise NotFound(f"Unknown or invalid referenced image {source} of type upload")
         found, key = ctx.load_layer(source)
-        layer_ctx = replace(ctx, source_key=block_source_key(key, autorotate), layer_base=base)
+        layer_ctx = replace(ctx, source_key=block_source_key(key, autorotate), layer_base=base, preview=None)
         content = run_steps(steps, layer_ctx, ctx.decode(found, autorotate))
         return place_layer(image, content, underlay=underlay, at=at, limits=ctx.limits)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pyvips
@@ -49,6 +49,7 @@ def render(
         faces=faces,
         load_layer=load_layer,
         limits=limits,
+        preview=_preview(source, plan.autorotate, limits),
     )
     try:
         image, original, steps = _start(plan, source, limits)
@@ -60,6 +61,17 @@ def render(
         if DECODER_FAILURE.search(str(exc)) and "out of order read" not in str(exc):
             raise Undecodable("Image cannot be decoded: damaged image data", detail=str(exc)) from exc
         raise
+
+
+def _preview(source: Source, autorotate: bool, limits: Limits) -> Callable[[int], pyvips.Image]:
+    def preview(side: int) -> pyvips.Image:
+        header, _ = open_image(source, limits)
+        width, height = oriented_size(header, autorotate)
+        scale = min(1.0, side / max(width, height))
+        size = max(1, round(width * scale)), max(1, round(height * scale))
+        return thumbnail(source, *size, autorotate=autorotate)
+
+    return preview
 
 
 def _start(plan: Plan, source: Source, limits: Limits) -> tuple[pyvips.Image, str, Sequence[Action]]:

@@ -20,6 +20,7 @@ import pyvips
 
 from grammar.errors import NotAvailable
 from transform.faces import Face, largest, union
+from transform.faces.centerface import DETECT_SIDE
 from transform.ops.registry import Ctx
 from transform.seam import fit_for_segmentation
 
@@ -71,7 +72,10 @@ def find(gravity: str, ctx: Ctx, image: pyvips.Image, prefix: str) -> Face | Non
     if gravity in FACE_GRAVITIES:
         if ctx.faces is None:
             raise NotAvailable("Face detection is not available on this server")
-        faces = ctx.faces(image, key=key)
+        # The untouched original: the detector's input decoded with shrink-on-load (a 12-megapixel JPEG
+        # at 1/8 scale) rather than the whole image the crop reads. Read only when not cached.
+        seen = ctx.preview(DETECT_SIDE) if prefix == "" and ctx.preview is not None else image
+        faces = ctx.faces(seen, key=key)
         if not faces:
             return None
         return largest(faces) if FACE_GRAVITIES[gravity][0] == "largest" else union(faces)

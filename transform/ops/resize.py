@@ -488,10 +488,9 @@ def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action |
     claimed.update(keys)
 
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
-        found = None
-        if spec.content and spec.gravity:
-            image = image.copy_memory()  # read by the detector (or the mask) and by the crop: decode once
-            found = focus.find(spec.gravity, ctx, image, prefix)
+        # (No copy_memory for the detector and the crop to share: an original loaded with random access
+        # is decoded once per image anyway, and a cached detection never reads the pixels at all.)
+        found = focus.find(spec.gravity, ctx, image, prefix) if spec.content and spec.gravity else None
         return spec.apply(image, ctx.limits, reference=ctx.layer_base if relative else None, found=found)
 
     sequential = spec.gravity != "auto" and spec.mode not in _PADDED and not spec.content
