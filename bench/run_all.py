@@ -3,7 +3,8 @@
 A benchmark whose external part is missing (wrk or nginx for the HTTP one, the evaluation sets for
 quality) is skipped with the reason. Takes about 40 minutes on 2 cores; ``--only`` picks some.
 
-    .venv/bin/python bench/run_all.py [--only parse,startup,render,faces,http,segment_speed,segment_memory,quality]
+    .venv/bin/python bench/run_all.py \
+        [--only parse,startup,render,faces,http,segment_speed,segment_memory,quality]
 """
 
 from __future__ import annotations
