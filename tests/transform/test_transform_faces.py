@@ -277,3 +277,19 @@ def test_an_empty_mask_falls_back_to_the_automatic_crop(files: dict[str, Path]) 
 
     got = run("c_fill,g_auto:subject,h_200,w_100", files["photo"], files, segmenter=Nothing())
     assert got.data == run("c_fill,g_auto,h_200,w_100", files["photo"], files).data
+
+
+def test_face_is_the_largest_and_faces_is_every_face(tmp_path: Path, files: dict[str, Path]) -> None:
+    """Two real faces (the astronaut, and beside her a copy at 60 %): g_face crops around the larger
+    one, g_faces around both."""
+    photo = pyvips.Image.new_from_file(str(FACE_PHOTO))
+    pair = photo.embed(0, 0, 900, 512, extend="white").insert(photo.resize(0.6), 560, 60)
+    path = tmp_path / "pair.jpg"
+    pair.write_to_file(str(path), Q=92)
+    assert len(default_detector().detect(pyvips.Image.new_from_file(str(path)))) == 2
+    one = run("c_thumb,g_face,h_200,w_200", path, files)
+    found = default_detector().detect(image_of(one.data))
+    assert len(found) == 1 and found[0].height > 0.3  # the large face, close up
+    both = run("c_thumb,g_faces,h_200,w_400", path, files)
+    assert (both.width, both.height) == (400, 200)
+    assert len(default_detector().detect(image_of(both.data))) == 2
