@@ -201,6 +201,7 @@ def test_the_server_detects_once_and_caches(tmp_path: Path) -> None:
         ("c_scale,g_faces,w_100", "face or subject gravity needs c_fill"),
         ("c_fill,h_100,w_100,z_2", "z_ needs c_thumb, c_crop or c_auto"),
         ("z_2", "z_ needs c_thumb"),
+        ("c_crop,g_north,h_100,w_100,z_2", "z_ with c_crop needs a face or subject gravity"),
         ("c_fill,g_auto:dog,h_100,w_100", "object classes such as g_auto:dog are not supported"),
         ("c_fill,g_custom,h_100,w_100", "gravity custom is not supported"),
         ("c_thumb,g_face,h_100,w_100,z_0", "zoom must be a number from 0.1 to 10.0"),

@@ -216,8 +216,6 @@ class Resize:
         if self.gravity in focus.CONTENT_GRAVITIES:
             gravity = focus.FOCUS if found is not None else focus.fallback(self.gravity)
             spec = replace(self, gravity=gravity, focus=found, spread=focus.context(self.gravity))
-        elif self.mode == "auto":
-            spec = replace(self, gravity="auto")  # no content found to centre on: the automatic crop
         run = _MODES[spec.mode]
         return run(spec, image, width, height, limits)
 
@@ -335,7 +333,8 @@ def _region(
 
 
 def _thumb(spec: Resize, image: pyvips.Image, width: int, height: int, limits: Limits) -> pyvips.Image:
-    """c_thumb: around the face or subject, scaled to exactly w x h; otherwise a fill (zoomed by z_)."""
+    """c_thumb: around the face or subject, scaled to exactly w x h; otherwise a fill (z_ above 1 zooms
+    into the fill's window; below 1 there is nothing beyond the largest w:h window to show)."""
     check_output(width, height, limits)
     if spec.focus is not None:
         region = _region(spec, image, width / height)
@@ -446,6 +445,10 @@ def resize_from(params: Mapping[str, Any], *, placing: bool = False) -> Resize |
     if "z" in params and not placing and mode not in _ZOOM_MODES:
         zoom = render_param("z", params["z"])
         raise BadRequest(f"Invalid transformation parameter - {zoom}: {_NEEDS['z']} (not c_{mode})")
+    if "z" in params and not placing and mode == "crop" and gravity not in focus.CONTENT_GRAVITIES:
+        zoom = render_param("z", params["z"])
+        raise BadRequest(f"Invalid transformation parameter - {zoom}: z_ with c_crop needs a face or "
+                         "subject gravity (g_face, g_faces, g_auto:subject...)")  # fmt: skip
     if gravity == "auto" and mode not in _AUTO_MODES:
         raise BadRequest("Use auto gravity only with crop, fill, lfill, fill_pad or thumb")
     if mode == "fill_pad" and gravity != "auto":
@@ -488,8 +491,8 @@ def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action |
     claimed.update(keys)
 
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
-        # (No copy_memory for the detector and the crop to share: an original loaded with random access
-        # is decoded once per image anyway, and a cached detection never reads the pixels at all.)
+        # The detector reads a shrink-on-load preview of the original (a first step) or this image (after
+        # other steps); a cached detection reads no pixels at all. So no copy_memory to share them.
         found = focus.find(spec.gravity, ctx, image, prefix) if spec.content and spec.gravity else None
         return spec.apply(image, ctx.limits, reference=ctx.layer_base if relative else None, found=found)
 
