@@ -62,14 +62,29 @@ def test_no_face_in_a_photo_without_one() -> None:
     assert default_detector().detect(pyvips.Image.new_from_file(str(road))) == ()
 
 
-def test_a_face_in_a_12_megapixel_photo_is_found_in_well_under_a_second(tmp_path: Path) -> None:
+def test_a_face_in_a_12_megapixel_photo_is_found_in_well_under_a_second(
+    tmp_path: Path, files: dict[str, Path]
+) -> None:
+    """As the renderer finds it (the original read through a shrink-on-load preview, then one network
+    pass), timed inside the face source. Best of three: the machine may be shared."""
     big = tmp_path / "big.jpg"
-    pyvips.Image.new_from_file(str(FACE_PHOTO)).resize(4000 / 512).write_to_file(str(big), Q=90)
+    photo = pyvips.Image.new_from_file(str(FACE_PHOTO))
+    photo.resize(4000 / 512).crop(0, 0, 4000, 3000).write_to_file(str(big), Q=90)
     default_detector()  # loaded once per process; not what is timed
-    started = time.perf_counter()
-    faces = default_detector().detect(pyvips.Image.new_from_file(str(big)))
-    elapsed = time.perf_counter() - started
-    assert len(faces) == 1 and elapsed < 1.0, (faces, elapsed)
+    times: list[float] = []
+    found: list[tuple[Face, ...]] = []
+
+    def timing(image: pyvips.Image, *, key: str) -> tuple[Face, ...]:
+        started = time.perf_counter()
+        found.append(default_detector().detect(image))  # the preview is decoded here, lazily
+        times.append(time.perf_counter() - started)
+        return found[-1]
+
+    for _ in range(3):
+        out = run("c_thumb,g_face,h_150,w_150", big, files, faces=timing)
+        assert (out.width, out.height) == (150, 150)
+    assert all(len(faces) == 1 for faces in found)
+    assert min(times) < 1.0, times
 
 
 AVATARS = [
@@ -294,3 +309,23 @@ def test_face_is_the_largest_and_faces_is_every_face(tmp_path: Path, files: dict
     both = run("c_thumb,g_faces,h_200,w_400", path, files)
     assert (both.width, both.height) == (400, 200)
     assert len(default_detector().detect(image_of(both.data))) == 2
+
+
+@pytest.mark.parametrize("transformation", ["e_blur_faces", "e_pixelate_faces:10", "e_blur_faces:2000"])
+def test_face_effects_change_the_face_and_nothing_else(transformation: str, files: dict[str, Path]) -> None:
+    out = np.asarray(image_of(run(transformation, files["face"], files, extension="png").data).numpy(),
+                     dtype=np.int16)  # fmt: skip
+    base = np.asarray(image_of(run("", files["face"], files, extension="png").data).numpy(), dtype=np.int16)
+    face = default_detector().detect(pyvips.Image.new_from_file(str(FACE_PHOTO)))[0]
+    x0, y0 = int(face.left * 512), int(face.top * 512)
+    x1, y1 = int((face.left + face.width) * 512) + 1, int((face.top + face.height) * 512) + 1
+    inside = np.abs(out - base)[y0:y1, x0:x1].mean()
+    outside = np.abs(out - base).copy()
+    outside[y0:y1, x0:x1] = 0
+    assert inside > 5, inside  # the face is no longer recognisable pixel for pixel
+    assert outside.max() == 0  # the rest is untouched
+
+
+def test_face_effects_leave_a_photo_without_faces_alone(files: dict[str, Path]) -> None:
+    out = run("e_blur_faces", files["photo"], files, extension="png")
+    assert out.data == run("", files["photo"], files, extension="png").data

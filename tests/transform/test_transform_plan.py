@@ -404,7 +404,8 @@ ERRORS = [
         "e_oilpaint",
         InvalidArgument,
         "Invalid transformation parameter - e_oilpaint: effect must be one of "
-        "background_removal, grayscale, blur, sharpen, dropshadow, alpha_mask, margin, outline, shadow, "
+        "background_removal, grayscale, blur, sharpen, dropshadow, blur_faces, pixelate_faces, alpha_mask, "
+        "margin, outline, shadow, "
         "colorize, negate, "
         "sepia, brightness, contrast, saturation, trim",
     ),

@@ -70,12 +70,7 @@ def find(gravity: str, ctx: Ctx, image: pyvips.Image, prefix: str) -> Face | Non
     """The box a content gravity centres on in ``image`` (fractions), or None when there is none."""
     key = f"{ctx.source_key}|{prefix}"
     if gravity in FACE_GRAVITIES:
-        if ctx.faces is None:
-            raise NotAvailable("Face detection is not available on this server")
-        # The untouched original: the detector's input decoded with shrink-on-load (a 12-megapixel JPEG
-        # at 1/8 scale) rather than the whole image the crop reads. Read only when not cached.
-        seen = ctx.preview(DETECT_SIDE) if prefix == "" and ctx.preview is not None else image
-        faces = ctx.faces(seen, key=key)
+        faces = detect(ctx, image, prefix)
         if not faces:
             return None
         return largest(faces) if FACE_GRAVITIES[gravity][0] == "largest" else union(faces)
@@ -85,6 +80,16 @@ def find(gravity: str, ctx: Ctx, image: pyvips.Image, prefix: str) -> Face | Non
     fitted = fit_for_segmentation(image).copy_memory()
     mask = ctx.masks(fitted, key=key, fine_edges=False)
     return subject_box(mask.alpha)
+
+
+def detect(ctx: Ctx, image: pyvips.Image, prefix: str) -> tuple[Face, ...]:
+    """The faces in ``image`` (the image after the steps ``prefix`` names), from the cache when known."""
+    if ctx.faces is None:
+        raise NotAvailable("Face detection is not available on this server")
+    # The untouched original: the detector's input decoded with shrink-on-load (a 12-megapixel JPEG at
+    # 1/8 scale) rather than the whole image the crop reads. Read only when the detection is not cached.
+    seen = ctx.preview(DETECT_SIDE) if prefix == "" and ctx.preview is not None else image
+    return ctx.faces(seen, key=f"{ctx.source_key}|{prefix}")
 
 
 def subject_box(alpha: pyvips.Image) -> Face | None:
