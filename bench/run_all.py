@@ -5,7 +5,7 @@ quality) is skipped with the reason. Takes about 40 minutes on 2 cores; ``--only
 
     .venv/bin/python bench/run_all.py [--only NAME,...]
 
-NAME: parse, startup, render, http, segment_speed, segment_memory, regression, quality.
+NAME: parse, startup, render, faces, http, segment_speed, segment_memory, regression, quality.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def plan() -> dict[str, tuple[list[list[str]], str | None]]:
         "parse": ([["parse_bench.py"]], None),
         "startup": ([["startup_bench.py"]], None),
         "render": ([["render_bench.py"]], None),
+        "faces": ([["faces_bench.py"]], None),
         "http": ([["http_bench.py"]], f"{' and '.join(missing)} not installed" if missing else None),
         "segment_speed": ([["segment_speed.py"]], None),
         "segment_memory": ([["segment_memory.py"]], None),

@@ -7,7 +7,7 @@
 from cache.blobs import DiskBlobs, Entry
 from cache.coordinator import DiskCoordinator, Failure
 from cache.folder import FileStamp, Fingerprints, FolderOriginals, file_stamp
-from cache.keys import PIPELINE_VERSION, derivative_key, mask_key
+from cache.keys import PIPELINE_VERSION, derivative_key, face_key, mask_key
 from cache.seams import BlobStore, Coordinator, Located, OriginalsStore
 from cache.store import DerivativeCache
 
@@ -28,4 +28,5 @@ __all__ = [
     "derivative_key",
     "file_stamp",
     "mask_key",
+    "face_key",
 ]

@@ -39,3 +39,8 @@ def derivative_key(
 
 def mask_key(source_key: str, model_id: str, fine_edges: bool) -> str:
     return "m:" + _digest("mask", source_key, model_id, "fine" if fine_edges else "coarse", PIPELINE_VERSION)
+
+
+def face_key(source_key: str, detector_id: str) -> str:
+    """The faces found in one source image (an original, or the image at a step of a plan)."""
+    return "f:" + _digest("faces", source_key, detector_id, PIPELINE_VERSION)

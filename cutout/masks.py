@@ -1,5 +1,6 @@
 """Background-removal masks cached per source image, so every size and format of one cut-out shares
-one model run (``e_background_removal/c_scale,w_400`` and ``..._w_800`` infer once)."""
+one model run (``e_background_removal/c_scale,w_400`` and ``..._w_800`` infer once); faces likewise, one
+detection per source image for every face URL."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from functools import partial
 
 import pyvips
 
-from cache import BlobStore, Entry, mask_key
+from cache import BlobStore, Entry, face_key, mask_key
 from cutout import metrics
-from transform import Plan
+from transform import Plan, faces
+from transform.faces import Detector, Face, FaceSource
+from transform.faces.centerface import DETECTOR_ID, default_detector
 from transform.seam import Mask, MaskSource, Segmenter
 
 
@@ -49,12 +52,37 @@ class CachedMasks:
         return mask
 
 
+class CachedFaces:
+    """A ``transform.faces.FaceSource`` that runs the face detector only on a cache miss."""
+
+    def __init__(self, cache: BlobStore, detector: Callable[[], Detector] = default_detector) -> None:
+        self.cache = cache
+        self.detector = detector
+
+    def storing_while(self, valid: Callable[[], bool]) -> FaceSource:
+        return partial(self, store=valid)
+
+    def __call__(
+        self, image: pyvips.Image, *, key: str, store: Callable[[], bool] = lambda: True
+    ) -> tuple[Face, ...]:
+        detector = self.detector()
+        cache_key = face_key(key, detector.detector_id)
+        entry = self.cache.get(cache_key)
+        if entry is not None:
+            return faces.decode(entry.data)
+        found = detector.detect(image)
+        if store():
+            self.cache.put(cache_key, Entry.of(faces.encode(found), format="json", faces=len(found)))
+        return found
+
+
 class Segmentation:
     """The segmenter in use (or none) and its cached masks, shared by the resolver (the model is in the
     keys of cut-outs) and the scheduler; ``cutout eager`` loads the model only once a line needs it."""
 
     def __init__(self, segmenter: Segmenter | None, blobs: BlobStore) -> None:
         self._blobs = blobs
+        self.faces = CachedFaces(blobs)
         self.use(segmenter)
 
     def use(self, segmenter: Segmenter | None) -> None:
@@ -62,5 +90,7 @@ class Segmentation:
         self.masks = CachedMasks(segmenter, self._blobs) if segmenter is not None else None
 
     def model_for(self, plan: Plan) -> str:
-        """The model's id for a plan that removes a background (part of its key), else ''."""
-        return self.segmenter.model_id if plan.needs_segmentation and self.segmenter is not None else ""
+        """The model's id for a plan that removes a background (part of its key), and the face detector's
+        for one with a face gravity, else ''."""
+        model = self.segmenter.model_id if plan.needs_segmentation and self.segmenter is not None else ""
+        return f"{model}+{DETECTOR_ID}" if plan.needs_faces else model

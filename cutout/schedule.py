@@ -81,7 +81,7 @@ class Scheduler:
             prepared.plan, self.originals.local(prepared.source), source_key=prepared.source_key,
             choice=prepared.choice,
             load_layer=self._layer, masks=None if masks is None else noting(masks, confidences),
-            limits=self.limits,
+            faces=self.models.faces.storing_while(lambda: self.originals.current(files)), limits=self.limits,
         )
         metrics.render_seconds.observe(time.perf_counter() - started)
         # The model's confidence travels with the cut-out: the HTTP API reports it with every result.

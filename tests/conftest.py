@@ -36,6 +36,14 @@ def require_model() -> None:
     require(path.is_file(), f"model not found at {path} (run `cutout fetch-model`)")
 
 
+def require_face_model() -> None:
+    """Skip (or fail) unless `cutout fetch-model` has put the face detector where CUTOUT_HOME says."""
+    from transform.faces.paths import face_model_path
+
+    path = face_model_path()
+    require(path.is_file(), f"face model not found at {path} (run `cutout fetch-model`)")
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     return SHARED

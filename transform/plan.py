@@ -15,6 +15,7 @@ import pyvips
 
 from grammar.ast import Component
 from grammar.errors import BadRequest, NotFound
+from transform import pixels
 from transform.limits import check_output
 from transform.ops import ACTION_ORDER, BUILDERS, Action, Ctx, render_param, spec_for
 from transform.ops.args import Color
@@ -49,6 +50,8 @@ class Plan:
     preserve_transparency: bool = False
     #: fl_progressive: progressive JPEG, interlaced PNG.
     progressive: bool = False
+    #: A face gravity: faces are detected (the detector's id then goes into the derivative's key).
+    needs_faces: bool = False
 
     @property
     def sequential(self) -> bool:
@@ -124,7 +127,7 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
             source = params.get("l") or params["u"]
             text = None
             if isinstance(source, TextLayer):
-                params, text = _text_options(params)
+                params, text = _text_options(params, source)
             else:
                 layer_ids.add(source)  # text is drawn, not looked up
             block = _Block(opener=params, start=len(canonical) - 1, text=text)
@@ -158,6 +161,7 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
         autorotate=blocks[0].autorotate,
         preserve_transparency="preserve_transparency" in out.get("fl", ()),
         progressive="progressive" in out.get("fl", ()),
+        needs_faces=any(s.faces for s in steps),
     )
 
 
@@ -258,13 +262,15 @@ class TextOptions:
     colour: Color | None = None
     background: Color | None = None
     wrap: int | None = None
+    stroke: tuple[int, Color] | None = None
 
 
-def _text_options(params: Mapping[str, Any]) -> tuple[dict[str, Any], TextOptions]:
+def _text_options(params: Mapping[str, Any], layer: TextLayer) -> tuple[dict[str, Any], TextOptions]:
     """A text layer's own qualifiers, taken out of its opening component: ``co_`` is the text colour,
-    ``b_`` its background, and ``c_fit`` with a pixel ``w_`` (no ``h_``) a text box the lines wrap to,
-    rather than a scaling of the drawn text."""
+    ``b_`` its background, ``c_fit`` with a pixel ``w_`` (no ``h_``) a text box the lines wrap to,
+    rather than a scaling of the drawn text, and with the ``stroke`` style ``bo_`` the stroke."""
     rest = dict(params)
+    stroke = rest.pop("bo", None) if "stroke" in layer.styles else None
     background = rest.pop("b", None)
     if background is not None and not isinstance(background, Color):
         raise BadRequest(
@@ -276,7 +282,7 @@ def _text_options(params: Mapping[str, Any]) -> tuple[dict[str, Any], TextOption
     if rest.get("c") == "fit" and width is not None and not width.relative and "h" not in rest:
         wrap = int(width.value)
         del rest["c"], rest["w"]
-    return rest, TextOptions(rest.pop("co", None), background, wrap)
+    return rest, TextOptions(rest.pop("co", None), background, wrap, stroke)
 
 
 def _add_layer(block: _Block, step: Action) -> None:
@@ -325,8 +331,9 @@ def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str) -> Act
             f"Invalid transformation parameter - {render_param(stray[0], placing[stray[0]])}: "
             "not supported in a fl_layer_apply component (use g_, x_, y_, o_, c_, w_, h_, fl_)"
         )
-    if placing.get("g") == "auto":
-        raise BadRequest("Invalid transformation: g_auto cannot place a layer; use a compass gravity")
+    if placing.get("g", "center") not in pixels.COMPASS:
+        gravity = placing["g"]
+        raise BadRequest(f"Invalid transformation: g_{gravity} cannot place a layer; use a compass gravity")
     flags = placing.get("fl", ())
     at = Placement(
         gravity=placing.get("g", "center"),
@@ -344,15 +351,17 @@ def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str) -> Act
         base = (image.width, image.height)
         if isinstance(source, TextLayer):
             options = text or TextOptions()
-            drawn = render_text(source, options.colour, options.background, options.wrap, ctx.limits)
-            layer_ctx = replace(ctx, source_key=f"{source}|{options}", layer_base=base)
+            drawn = render_text(source, options.colour, options.background, options.wrap, ctx.limits,
+                                options.stroke)  # fmt: skip
+            layer_ctx = replace(ctx, source_key=f"{source}|{options}", layer_base=base, preview=None)
             content = run_steps(steps, layer_ctx, drawn)
             return place_layer(image, content, underlay=underlay, at=at, limits=ctx.limits)
         if ctx.load_layer is None:
             raise NotFound(f"Unknown or invalid referenced image {source} of type upload")
         found, key = ctx.load_layer(source)
-        layer_ctx = replace(ctx, source_key=block_source_key(key, autorotate), layer_base=base)
+        layer_ctx = replace(ctx, source_key=block_source_key(key, autorotate), layer_base=base, preview=None)
         content = run_steps(steps, layer_ctx, ctx.decode(found, autorotate))
         return place_layer(image, content, underlay=underlay, at=at, limits=ctx.limits)
 
-    return Action(canonical, run, segmentation=any(s.segmentation for s in steps))
+    return Action(canonical, run, segmentation=any(s.segmentation for s in steps),
+                  faces=any(s.faces for s in steps))

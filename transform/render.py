@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pyvips
@@ -11,6 +11,7 @@ from grammar.errors import Undecodable
 from grammar.image_formats import WRITABLE
 from transform import pixels
 from transform.decode import DECODER_FAILURE, Source, decode, open_image, oriented_size, thumbnail, upright
+from transform.faces import FaceSource
 from transform.formats import FormatChoice, check_fits, check_quality, encode, fits
 from transform.limits import Limits, check_output
 from transform.ops import Action, Ctx, LoadLayer
@@ -37,6 +38,7 @@ def render(
     choice: FormatChoice,
     load_layer: LoadLayer | None = None,
     masks: MaskSource | None = None,
+    faces: FaceSource | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Rendered:
     """Thread-safe: nothing is shared between calls but the (immutable) plan."""
@@ -44,8 +46,10 @@ def render(
         source_key=block_source_key(source_key, plan.autorotate),
         decode=lambda layer, autorotate: decode(layer, limits, autorotate),
         masks=masks,
+        faces=faces,
         load_layer=load_layer,
         limits=limits,
+        preview=_preview(source, plan.autorotate, limits),
     )
     try:
         image, original, steps = _start(plan, source, limits)
@@ -57,6 +61,17 @@ def render(
         if DECODER_FAILURE.search(str(exc)) and "out of order read" not in str(exc):
             raise Undecodable("Image cannot be decoded: damaged image data", detail=str(exc)) from exc
         raise
+
+
+def _preview(source: Source, autorotate: bool, limits: Limits) -> Callable[[int], pyvips.Image]:
+    def preview(side: int) -> pyvips.Image:
+        header, _ = open_image(source, limits)
+        width, height = oriented_size(header, autorotate)
+        scale = min(1.0, side / max(width, height))
+        size = max(1, round(width * scale)), max(1, round(height * scale))
+        return thumbnail(source, *size, autorotate=autorotate)
+
+    return preview
 
 
 def _start(plan: Plan, source: Source, limits: Limits) -> tuple[pyvips.Image, str, Sequence[Action]]:

@@ -221,11 +221,7 @@ ERRORS = [
         "auto:best|good|eco|low",
     ),
     ("i_auto", UnknownParameter, "Invalid transformation parameter - i"),
-    (
-        "z_1.5",
-        UnknownParameter,
-        "Invalid transformation parameter - z (zoom (z_) not supported by this server)",
-    ),
+    ("z_1.5", BadRequest, "Invalid transformation parameter - z_1.5: z_ needs c_thumb, c_crop or c_auto"),
     (
         "co_red",
         BadRequest,
@@ -350,7 +346,7 @@ ERRORS = [
         "c_bogus,w_10",
         InvalidArgument,
         "Invalid transformation parameter - c_bogus: crop mode must be one of "
-        "scale, fit, limit, mfit, fill, lfill, pad, lpad, mpad, crop, thumb, fill_pad",
+        "scale, fit, limit, mfit, fill, lfill, pad, lpad, mpad, crop, thumb, fill_pad, auto",
     ),
     ("c_scale,g_auto,w_100", BadRequest, "Use auto gravity only with crop, fill, lfill, fill_pad or thumb"),
     (
@@ -389,12 +385,10 @@ ERRORS = [
     ),
     ("ar_16:9,h_9,w_16", BadRequest, "Invalid transformation: ar_ cannot be combined with both w_ and h_"),
     (
-        "c_fill,g_face,w_10",
+        "c_fill,g_auto:cat,w_10",
         InvalidArgument,
-        "Invalid transformation parameter - g_face: gravity face is not "
-        "supported (no face or object detection); expected one of north_west, "
-        "north, north_east, west, center, east, south_west, south, south_east, "
-        "auto",
+        "Invalid transformation parameter - g_auto:cat: g_auto takes face, faces, subject or object "
+        "(object classes such as g_auto:dog are not supported)",
     ),
     (
         "e_blur:2001",
@@ -410,7 +404,8 @@ ERRORS = [
         "e_oilpaint",
         InvalidArgument,
         "Invalid transformation parameter - e_oilpaint: effect must be one of "
-        "background_removal, grayscale, blur, sharpen, dropshadow, alpha_mask, margin, outline, shadow, "
+        "background_removal, grayscale, blur, sharpen, dropshadow, blur_faces, pixelate_faces, alpha_mask, "
+        "margin, outline, shadow, "
         "colorize, negate, "
         "sepia, brightness, contrast, saturation, trim",
     ),
@@ -480,10 +475,13 @@ ERRORS = [
         "c_fill_pad, in the same component",
     ),
     (
-        "b_auto:predominant_gradient:2,c_pad,h_10,w_10",
+        "b_auto:predominant_gradient:3,c_pad,h_10,w_10",
         InvalidArgument,
-        "Invalid transformation parameter - b_auto:predominant_gradient:2: b_auto takes one of border, "
-        "predominant, border_contrast, predominant_contrast (gradient modes and palettes are not supported)",
+        "Invalid transformation parameter - b_auto:predominant_gradient:3: b_auto takes "
+        "auto[:<mode>][:2|4][:<direction>][:palette_<colour>_<colour>...], mode one of border, predominant, "
+        "border_contrast, predominant_contrast, border_gradient, predominant_gradient, "
+        "border_gradient_contrast, predominant_gradient_contrast; number and direction only with a "
+        "gradient mode; direction one of horizontal, vertical, diagonal_desc, diagonal_asc",
     ),
     (
         "b_reddish",

@@ -83,7 +83,7 @@ def test_parse(value: str, family: str, size: int, styles: tuple[str, ...], text
         ("l_text:Arial:Hi/fl_layer_apply", "text layer must be text:<font>_<size>"),
         ("l_text:Arial_40/fl_layer_apply", "text layer must be text:<font>_<size>"),
         ("l_text:Arial_0:Hi/fl_layer_apply", "size 1 to 1000"),
-        ("l_text:Arial_40_stroke:Hi/fl_layer_apply", "stroke is not supported"),
+        ("l_text:Arial_40_shadow:Hi/fl_layer_apply", "shadow is not supported"),
         ("l_text:Arial_40:%25FF/fl_layer_apply", "percent-encoding is not valid UTF-8"),
         ("b_auto,l_text:Arial_40:Hi/fl_layer_apply", "a text layer's background is a colour"),
     ],
@@ -165,6 +165,7 @@ def test_arial_is_liberation_sans(fonts: None, files: dict[str, Path]) -> None:
     [
         "co_red,l_text:DejaVu%20Sans_30_bold:Hello%252C%20world/fl_layer_apply,g_south,y_10",
         "b_rgb:00000080,co_white,l_text:DejaVu%20Serif_24_italic_underline:Caption/fl_layer_apply,g_north_west",
+        "bo_3px_solid_rgb:1a1a80,co_white,l_text:DejaVu%20Sans_36_bold_stroke:Stroke/fl_layer_apply,g_south",
     ],
 )
 def test_text_goldens(fonts: None, files: dict[str, Path], transformation: str) -> None:
@@ -183,3 +184,30 @@ def test_a_huge_text_is_refused_before_it_is_drawn(files: dict[str, Path]) -> No
 def test_a_text_with_nothing_to_draw_is_a_400(text: str) -> None:
     with pytest.raises(InvalidArgument, match="must have something to draw"):
         compile_plan(parse_transformation(f"l_text:Arial_20:{text}/fl_layer_apply"))
+
+
+STROKE_TEXT = "Stroke"
+
+
+def test_stroke_outlines_the_letters_in_the_bo_colour(fonts: None, files: dict[str, Path]) -> None:
+    """The reference pairs the stroke style with bo_ (its width and colour): an outline around the glyphs,
+    which the same text without the style does not have (a no-op would fail here)."""
+    written = sdk_transformation(
+        {
+            "overlay": {"font_family": "Arial", "font_size": 40, "font_weight": "bold",
+                        "stroke": "stroke", "text": STROKE_TEXT},
+            "color": "white",
+            "border": "4px_solid_blue",
+        }
+    )  # fmt: skip
+    assert "_stroke:" in written and "bo_4px_solid_blue" in written
+    stroked = pixels(run(written + "/fl_layer_apply", files["road"], files, extension="png").data)
+    plain_text = written.replace("_stroke:", ":").replace("bo_4px_solid_blue,", "")
+    plain = pixels(run(plain_text + "/fl_layer_apply", files["road"], files, extension="png").data)
+    blue = (stroked[..., 2] > 200) & (stroked[..., 0] < 60) & (stroked[..., 1] < 60)
+    assert blue.sum() > 400 and not ((plain[..., 2] > 200) & (plain[..., 0] < 60)).any()
+    white = (stroked.min(axis=2) > 230).sum()
+    assert abs(white - (plain.min(axis=2) > 230).sum()) < 0.25 * white  # the letters keep their size
+    default = run(f"l_text:DejaVu%20Sans_40_bold_stroke:{STROKE_TEXT},co_white/fl_layer_apply",
+                  files["road"], files, extension="png")  # fmt: skip
+    assert (pixels(default.data).max(axis=2) < 30).sum() > 100  # 1px black by default

@@ -24,6 +24,8 @@ import pyvips
 
 from grammar import parse_transformation
 from transform import Limits, Rendered, compile_plan, negotiate_format, render
+from transform.faces import FaceSource
+from transform.faces.centerface import detect_faces
 from transform.seam import DirectMasks, Mask
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -88,10 +90,16 @@ def oriented() -> pyvips.Image:
     return image
 
 
+#: A real photograph with one face (the astronaut from scikit-image's data, public domain: see
+#: cutout/samples/LICENSES.md), for the face gravities.
+FACE_PHOTO = Path(__file__).resolve().parents[2] / "cutout/samples/docs/rmv_bgd/woman_orig.jpg"
+
+
 def write_sources(folder: Path) -> dict[str, Path]:
     """Writes the originals once: photo.jpg, cutout.png, product.jpg, oriented.jpg and the layers
-    logo.png, road.jpg."""
+    logo.png, road.jpg; ``face`` is the real photograph FACE_PHOTO."""
     files = {
+        "face": FACE_PHOTO,
         "photo": folder / "photo.jpg",
         "cutout": folder / "cutout.png",
         "product": folder / "product.jpg",
@@ -152,7 +160,9 @@ def run(
     extension: str | None = None,
     accept: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    faces: FaceSource | None = detect_faces,
 ) -> Rendered:
+    """``faces``: the real detector by default (loaded only when a face gravity asks for it)."""
     plan = compile_plan(parse_transformation(transformation), named=named)
     choice = negotiate_format(plan, extension=extension, accept=accept)
     masks = DirectMasks(segmenter) if segmenter is not None else None  # type: ignore[arg-type]
@@ -163,6 +173,7 @@ def run(
         choice=choice,
         load_layer=layer_loader(files),
         masks=masks,
+        faces=faces,
         limits=limits,
     )
 

@@ -2,6 +2,7 @@
 
 from transform.ops import (  # noqa: F401  (registration)
     effects,
+    facefx,
     flags,
     layers,
     matte,

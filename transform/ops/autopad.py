@@ -9,10 +9,17 @@ scaled down just enough for the content to span the window across the cropped ax
 padded (``b_``, ``b_auto``, else transparent or white as with ``c_pad``): between fill and pad, never
 cutting the content.
 
-``b_auto`` modes (the reference's single-colour ones): ``border`` (default) is the most frequent colour of
-the image's border pixels, ``predominant`` of all its pixels; ``border_contrast`` and
-``predominant_contrast`` the colour contrasting most with that one (opposite hue, lightness mirrored away
-from mid-grey). Gradient modes and palettes are refused with a 400.
+``b_auto[:<mode>][:<number>][:<direction>][:palette_<colour>_<colour>...]``, as the reference writes it.
+Single-colour modes: ``border`` (default) is the most frequent colour of the image's border pixels,
+``predominant`` of all its pixels; ``border_contrast`` and ``predominant_contrast`` the colour contrasting
+most with that one (opposite hue, lightness mirrored away from mid-grey). Gradient modes
+(``border_gradient``, ``predominant_gradient``, and their ``_contrast`` forms) fade between the 2 or 4
+(``number``, default 2) most frequent colours (or their contrasts): 2 colours along ``direction``
+(``horizontal``, the default, left to right; ``vertical``, top to bottom; ``diagonal_desc``, top left to
+bottom right; ``diagonal_asc``, bottom left to top right), 4 colours from the four corners (top left, top
+right, bottom left, bottom right; the reference: "each gets interpolated between the four corners and this
+parameter is ignored", so a direction given with 4 is accepted and has no effect). A ``palette`` limits
+the colours to the named ones: each chosen colour becomes the nearest palette colour.
 """
 
 from __future__ import annotations
@@ -25,16 +32,27 @@ import pyvips
 from grammar.errors import InvalidArgument
 from transform import pixels
 from transform.limits import Limits, check_output, check_sides
-from transform.ops.args import Color
+from transform.ops.args import Color, color
 
 if TYPE_CHECKING:
     from transform.ops.resize import Resize
 
-AUTO_MODES = ("border", "predominant", "border_contrast", "predominant_contrast")
+SOLID_MODES = ("border", "predominant", "border_contrast", "predominant_contrast")
+GRADIENT_MODES = ("border_gradient", "predominant_gradient", "border_gradient_contrast",
+                  "predominant_gradient_contrast")  # fmt: skip
+AUTO_MODES = (*SOLID_MODES, *GRADIENT_MODES)
+DIRECTIONS = ("horizontal", "vertical", "diagonal_desc", "diagonal_asc")
+_EXPECTED = (
+    "b_auto takes auto[:<mode>][:2|4][:<direction>][:palette_<colour>_<colour>...], mode one of "
+    + ", ".join(AUTO_MODES) + "; number and direction only with a gradient mode; direction one of "
+    + ", ".join(DIRECTIONS)
+)
 #: Share of the interesting content c_fill_pad keeps in view along the cropped axis.
 KEEP = 0.9
 #: Padding thinner than this share of the padded side is not worth it: fill instead.
 SNAP = 0.95
+#: RGB distance between the colours of a gradient, when the image has that many distinct ones.
+DISTINCT = 64
 #: Side of the thumbnail the content and colours are measured on.
 PROBE = 128
 
@@ -42,37 +60,113 @@ PROBE = 128
 @dataclass(frozen=True)
 class AutoBackground:
     mode: str = "border"
+    number: int | None = None  # gradient modes: 2 or 4 colours
+    direction: str | None = None  # gradient modes
+    palette: tuple[Color, ...] = ()
+
+    @property
+    def gradient(self) -> bool:
+        return self.mode in GRADIENT_MODES
 
     def __str__(self) -> str:
-        return "auto" if self.mode == "border" else f"auto:{self.mode}"
+        parts = ["auto"] + ([] if self.mode == "border" and not self.palette else [self.mode])
+        parts += [str(self.number)] if self.number else []
+        parts += [self.direction] if self.direction else []
+        parts += ["palette_" + "_".join(str(c) for c in self.palette)] if self.palette else []
+        return ":".join(parts)
+
+
+@dataclass(frozen=True)
+class Gradient:
+    """A pad of 2 colours faded along a direction, or 4 from the corners."""
+
+    colours: tuple[Color, ...]
+    direction: str = "horizontal"
+
+    def canvas(self, width: int, height: int) -> pyvips.Image:
+        """The gradient as an opaque RGB image."""
+        x, y = _unit_ramps(width, height)
+        if len(self.colours) == 4:
+            tl, tr, bl, br = ([float(v) for v in c.rgba[:3]] for c in self.colours)
+            top = x * [b - a for a, b in zip(tl, tr, strict=True)] + tl
+            bottom = x * [b - a for a, b in zip(bl, br, strict=True)] + bl
+            image = top + (bottom - top) * y
+        else:
+            t = {"horizontal": x, "vertical": y, "diagonal_desc": (x + y) / 2,
+                 "diagonal_asc": (x + (1 - y)) / 2}[self.direction]  # fmt: skip
+            first, second = ([float(v) for v in c.rgba[:3]] for c in self.colours)
+            image = t * [b - a for a, b in zip(first, second, strict=True)] + first
+        return (image + 0.5).cast("uchar").copy(interpretation="srgb")
+
+
+def _unit_ramps(width: int, height: int) -> tuple[pyvips.Image, pyvips.Image]:
+    """x and y from 0 at the first pixel to 1 at the last, one band each (float)."""
+    xyz = pyvips.Image.xyz(width, height)
+    return xyz[0] / max(1, width - 1), xyz[1] / max(1, height - 1)
 
 
 def parse_auto(key: str, value: str) -> AutoBackground:
-    mode = value.removeprefix("auto").removeprefix(":") or "border"
-    if mode not in AUTO_MODES:
-        unsupported = "gradient" in mode or "palette" in mode
-        why = " (gradient modes and palettes are not supported)" if unsupported else ""
-        raise InvalidArgument(key, value, f"b_auto takes one of {', '.join(AUTO_MODES)}{why}")
-    return AutoBackground(mode)
+    parts = value.split(":")[1:]
+    mode = parts.pop(0) if parts and parts[0] in AUTO_MODES else "border"
+    number = direction = None
+    palette: tuple[Color, ...] = ()
+    if parts and mode in GRADIENT_MODES and parts[0] in ("2", "4"):
+        number = int(parts.pop(0))
+    if parts and mode in GRADIENT_MODES and parts[0] in DIRECTIONS:
+        direction = parts.pop(0)
+    if parts and parts[0].startswith("palette_") and len(parts[0]) > len("palette_"):
+        names = parts.pop(0).removeprefix("palette_").split("_")
+        palette = tuple(color(key, name, "palette colour", shown=value) for name in names)
+    if parts:
+        raise InvalidArgument(key, value, _EXPECTED)
+    return AutoBackground(mode, number, direction, palette)
 
 
-def resolve(background: Color | AutoBackground | None, image: pyvips.Image) -> Color | None:
-    """The colour a pad gets: b_auto's is measured on ``image`` (the image being padded)."""
+def resolve(background: Color | AutoBackground | None, image: pyvips.Image) -> Color | Gradient | None:
+    """The colour (or gradient) a pad gets: b_auto's is measured on ``image`` (the image being padded)."""
     if not isinstance(background, AutoBackground):
         return background
     mode = background.mode
-    r, g, b = _predominant(image, border=mode.startswith("border"))
+    count = (background.number or 2) if background.gradient else 1
+    found = _predominant(image, border=mode.startswith("border"), count=count)
     if mode.endswith("_contrast"):
-        r, g, b = _contrasting(r, g, b)
-    return Color(r, g, b, 255, f"rgb:{r:02x}{g:02x}{b:02x}")
+        found = [_contrasting(*rgb) for rgb in found]
+    if background.palette:
+        found = [_nearest(rgb, background.palette) for rgb in found]
+    colours = tuple(Color(r, g, b, 255, f"rgb:{r:02x}{g:02x}{b:02x}") for r, g, b in found)
+    if background.gradient:
+        return Gradient(colours, background.direction or "horizontal")
+    return colours[0]
+
+
+def _nearest(rgb: tuple[int, int, int], palette: tuple[Color, ...]) -> tuple[int, int, int]:
+    best = min(palette, key=lambda c: sum((a - b) ** 2 for a, b in zip(c.rgba[:3], rgb, strict=True)))
+    return best.r, best.g, best.b
+
+
+def pad_to(
+    image: pyvips.Image, width: int, height: int, left: int, top: int, fill: Color | Gradient | None
+) -> pyvips.Image:
+    """``image`` on a ``width`` x ``height`` canvas at (left, top): of the colour, the gradient (which also
+    fills the image's transparent areas, as a colour does), or, with none, transparent (an image with
+    alpha) or white."""
+    if isinstance(fill, Gradient):
+        canvas = fill.canvas(width, height)
+        return canvas.composite2(pixels.with_alpha(image), "over", x=left, y=top).extract_band(0, n=3).cast(
+            "uchar").copy(interpretation="srgb")  # fmt: skip
+    if fill is not None:
+        image = pixels.flatten(image, fill.rgba)
+    rgba = fill.rgba if fill else ([0, 0, 0, 0] if pixels.has_alpha(image) else [255, 255, 255, 255])
+    return pixels.extend(image, width, height, left, top, rgba)
 
 
 def _probe(image: pyvips.Image) -> pyvips.Image:
     return pixels.with_alpha(image).thumbnail_image(PROBE, height=PROBE).cast("uchar")
 
 
-def _predominant(image: pyvips.Image, *, border: bool) -> tuple[int, int, int]:
-    """The mean colour of the most populated cell of a 16x16x16 RGB histogram (opaque pixels only)."""
+def _predominant(image: pyvips.Image, *, border: bool, count: int = 1) -> list[tuple[int, int, int]]:
+    """The mean colours of the ``count`` most populated cells of a 16x16x16 RGB histogram (opaque pixels
+    only), most frequent first; an image with fewer colours repeats its last one."""
     import numpy as np  # only when a b_auto is rendered: keeps numpy out of every process's start-up
 
     small = np.asarray(_probe(image).numpy(), dtype=np.int32)
@@ -85,11 +179,25 @@ def _predominant(image: pyvips.Image, *, border: bool) -> tuple[int, int, int]:
         small = small.reshape(-1, small.shape[-1])
     opaque = small[small[:, 3] >= 128][:, :3]
     if len(opaque) == 0:
-        return 255, 255, 255
+        return [(255, 255, 255)] * count
     cells = (opaque[:, 0] // 16) * 256 + (opaque[:, 1] // 16) * 16 + opaque[:, 2] // 16
-    top = np.bincount(cells).argmax()
-    mean = opaque[cells == top].mean(axis=0)
-    return int(round(mean[0])), int(round(mean[1])), int(round(mean[2]))
+    counts = np.bincount(cells)
+    order = [int(c) for c in np.argsort(-counts, kind="stable") if counts[c] > 0]
+    means = {}
+    for cell in order[: 64 if count > 1 else 1]:
+        mean = opaque[cells == cell].mean(axis=0)
+        means[cell] = (int(round(mean[0])), int(round(mean[1])), int(round(mean[2])))
+    # The most frequent colours that differ visibly from those already taken (neighbouring histogram
+    # cells are mostly one colour split in two); then, if the image has too few, the next most frequent.
+    found: list[tuple[int, int, int]] = []
+    for rgb in means.values():
+        if len(found) < count and all(sum((a - b) ** 2 for a, b in zip(rgb, o, strict=True)) >= DISTINCT**2
+                                      for o in found):  # fmt: skip
+            found.append(rgb)
+    for rgb in means.values():
+        if len(found) < count and rgb not in found:
+            found.append(rgb)
+    return found + [found[-1]] * (count - len(found))
 
 
 def _contrasting(r: int, g: int, b: int) -> tuple[int, int, int]:
@@ -153,8 +261,5 @@ def fill_pad(spec: Resize, image: pyvips.Image, width: int, height: int, limits:
         image = image.extract_area(0, start, scaled_w, min(height, scaled_h))
     if (image.width, image.height) == (width, height):
         return image
-    if colour is not None:
-        image = pixels.flatten(image, colour.rgba)
-    rgba = colour.rgba if colour else ([0, 0, 0, 0] if pixels.has_alpha(image) else [255, 255, 255, 255])
     left, top = pixels.place((width, height), (image.width, image.height), "center")
-    return pixels.extend(image, width, height, left, top, rgba)
+    return pad_to(image, width, height, left, top, colour)

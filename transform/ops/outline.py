@@ -22,7 +22,7 @@ import pyvips
 
 from grammar.errors import InvalidArgument
 from transform import pixels
-from transform.limits import check_output
+from transform.limits import Limits, check_output
 from transform.ops import args
 from transform.ops.args import Color
 from transform.ops.registry import Action, Ctx, EffectSpec, effect, render_param
@@ -67,20 +67,21 @@ def _outline(arguments: tuple[Outline, Mapping[str, Any]], prefix: str) -> Actio
     canonical = ",".join(parts[k] for k in sorted(parts))
 
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
-        return draw_outline(image, mode, width, blur / 10, colour, ctx)
+        return draw_outline(image, mode, width, blur / 10, colour, ctx.limits)
 
     return Action(canonical, run, wide=True)
 
 
 def draw_outline(
-    image: pyvips.Image, mode: str, width: int, sigma: float, colour: Color, ctx: Ctx
+    image: pyvips.Image, mode: str, width: int, sigma: float, colour: Color, limits: Limits
 ) -> pyvips.Image:
+    """(Also the stroke of text layers, transform/ops/text.py: mode outer.)"""
     image = pixels.with_alpha(image)
     outside = mode in ("", "outer", "fill")
     if outside:
         grow = width + math.ceil(2 * sigma)
         outer_w, outer_h = image.width + 2 * grow, image.height + 2 * grow
-        check_output(outer_w, outer_h, ctx.limits, "Canvas holding the outline")
+        check_output(outer_w, outer_h, limits, "Canvas holding the outline")
         image = image.embed(grow, grow, outer_w, outer_h, extend="black")
     alpha = image.extract_band(3)
     shape = (alpha > 127).ifthenelse(255, 0).cast("uchar").copy_memory()

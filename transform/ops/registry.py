@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import pyvips
 
 from grammar.errors import UnknownParameter
+from transform.faces import FaceSource
 from transform.limits import Limits
 from transform.seam import MaskSource
 
@@ -49,9 +50,13 @@ class Ctx:
     source_key: str
     decode: Callable[[Source, bool], pyvips.Image]  # (source, autorotate) -> image
     masks: MaskSource | None = None
+    faces: FaceSource | None = None
     load_layer: LoadLayer | None = None
     limits: Limits = Limits()
     layer_base: tuple[int, int] | None = None
+    #: The original, upright, scaled down to fit a side with shrink-on-load (cheap): for a detector that
+    #: looks at the untouched original (a first step, prefix ""). None inside layers.
+    preview: Callable[[int], pyvips.Image] | None = None
 
 
 Apply = Callable[[Ctx, pyvips.Image], pyvips.Image]
@@ -75,6 +80,7 @@ class Action:
     sequential: bool = False
     wide: bool = False
     segmentation: bool = False
+    faces: bool = False  # it detects faces (the detector's id is then part of the derivative's key)
     scaler: Scaler | None = None  # set when the renderer may replace this action by shrink-on-load
 
 
@@ -102,7 +108,6 @@ CROP_MODES: dict[str, str] = {}  # mode -> help
 
 # Cloudinary keys this server knows of but does not implement: a clearer 400 than "unknown".
 UNSUPPORTED = {
-    "z": "zoom (z_)",
     "d": "default images (d_)",
     "pg": "pages (pg_)",
     "if": "conditions (if_)",

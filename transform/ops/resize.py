@@ -4,15 +4,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyvips
 
 from grammar.errors import BadRequest, InvalidArgument
 from transform import pixels
+from transform.faces import Face
 from transform.limits import Limits, check_output, check_sides
-from transform.ops import args, autopad
+from transform.ops import args, autopad, focus
 from transform.ops.args import Color, Dim
 from transform.ops.autopad import AutoBackground
 from transform.ops.registry import (
@@ -38,16 +39,24 @@ CROP_MODES.update(
     lpad="like pad, but never scales up",
     mpad="pad to w x h without scaling, when the image is smaller than that",
     crop="cut a w x h region out without scaling, at the gravity or at x,y",
-    thumb="like fill (gravity center or auto); a face gravity is not supported",
+    thumb="exactly w x h: with a face or subject gravity, the region around it (the face about half the "
+    "height; z_ zooms) scaled to w x h; with no face found, or another gravity, like fill",
     fill_pad="with g_auto only: exactly w x h, filled where the interesting content fits the crop, else "
     "scaled until it does and padded with b_ (b_auto: a colour from the image)",
+    auto="exactly w x h: the region around the subject (g_auto, the default: the background-removal "
+    "mask's object, 423 while it is made) or the faces (g_auto:face), at least w x h of the image where it "
+    "has them, scaled to w x h; z_ zooms",
 )
 _PAD = ("pad", "lpad", "mpad")
 _PADDED = (*_PAD, "fill_pad")  # modes whose b_ is the pad colour
-_GRAVITY_MODES = ("fill", "lfill", "pad", "lpad", "mpad", "crop", "thumb", "fill_pad")
-_AUTO_MODES = ("fill", "lfill", "crop", "thumb", "fill_pad")
-GRAVITIES = (*pixels.COMPASS, "auto")
-_UNSUPPORTED_GRAVITY = ("face", "faces", "custom", "liquid", "ocr_text", "adv_face", "adv_faces", "adv_eyes")
+_GRAVITY_MODES = ("fill", "lfill", "pad", "lpad", "mpad", "crop", "thumb", "fill_pad", "auto")
+_AUTO_MODES = ("fill", "lfill", "crop", "thumb", "fill_pad", "auto")
+_CONTENT_MODES = ("fill", "lfill", "crop", "thumb", "auto")  # those a face or subject gravity may steer
+_ZOOM_MODES = ("thumb", "crop", "auto")
+GRAVITIES = (*pixels.COMPASS, "auto", *focus.CONTENT_GRAVITIES)
+_UNSUPPORTED_GRAVITY = (
+    "custom", "liquid", "ocr_text", "adv_face", "adv_faces", "adv_eyes", "body", "no_faces"
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -86,8 +95,15 @@ def _gravity(key: str, value: str) -> str:
         raise InvalidArgument(
             key,
             value,
-            f"gravity {value} is not supported (no face or object detection); "
-            f"expected one of {', '.join(GRAVITIES)}",
+            f"gravity {value} is not supported (custom coordinates, text, eye and body detection are "
+            f"not); expected one of {', '.join(GRAVITIES)}",
+        )
+    if value.startswith("auto:") and value not in GRAVITIES:
+        raise InvalidArgument(
+            key,
+            value,
+            "g_auto takes face, faces, subject or object (object classes such as g_auto:dog are not "
+            "supported)",
         )
     return args.enum_of(*GRAVITIES)(key, value, "gravity")
 
@@ -137,6 +153,17 @@ param(
 )
 param(
     ParamSpec(
+        "z",
+        "zoom",
+        lambda k, v: args.number(k, v, "zoom", low=0.1, high=10.0),
+        "zoom of c_thumb, c_crop (with ar_ or one side) and c_auto around the face or subject: above 1.0 "
+        "closer, below 1.0 more of the surroundings",
+        "resize",
+        args.fmt_float,
+    )
+)
+param(
+    ParamSpec(
         "x",
         "x offset",
         lambda k, v: args.offset(k, v, "x"),
@@ -166,17 +193,36 @@ class Resize:
     x: Dim | None = None
     y: Dim | None = None
     background: Color | AutoBackground | None = None
+    zoom: float | None = None
+    #: The box a face or subject gravity found (fractions of the image) and how much room a region
+    #: around it gets (focus.FACE_CONTEXT, SUBJECT_CONTEXT), set by ``apply``.
+    focus: Face | None = None
+    spread: float = 1.0
 
     def apply(
-        self, image: pyvips.Image, limits: Limits, reference: tuple[int, int] | None = None
+        self,
+        image: pyvips.Image,
+        limits: Limits,
+        reference: tuple[int, int] | None = None,
+        found: Face | None = None,
     ) -> pyvips.Image:
-        """``reference``: what fractions are relative to (the image itself unless a layer says otherwise).
+        """``reference``: what fractions are relative to (the image itself unless a layer says otherwise);
+        ``found``: the face or subject box a content gravity found in ``image`` (None: none was).
         Sizes are checked against ``limits`` before libvips is asked for them."""
         iw, ih = image.width, image.height
         width, height = self.box(iw, ih, reference or (iw, ih))
         check_sides(width, height)  # the box itself may stay a description (c_limit, c_mpad, c_crop)
-        run = _MODES[self.mode]
-        return run(self, image, width, height, limits)
+        spec = self
+        if self.gravity in focus.CONTENT_GRAVITIES:
+            gravity = focus.FOCUS if found is not None else focus.fallback(self.gravity)
+            spec = replace(self, gravity=gravity, focus=found, spread=focus.context(self.gravity))
+        run = _MODES[spec.mode]
+        return run(spec, image, width, height, limits)
+
+    @property
+    def content(self) -> bool:
+        """Whether the crop centres on faces or the subject (found at render time)."""
+        return self.gravity in focus.CONTENT_GRAVITIES
 
     def box(self, iw: int, ih: int, reference: tuple[int, int]) -> tuple[int, int]:
         """The target box in pixels; a missing side follows ar_, else the image's own aspect ratio
@@ -239,12 +285,22 @@ def _fill(spec: Resize, image: pyvips.Image, width: int, height: int, limits: Li
         check_output(min(width, scaled[0]), min(height, scaled[1]), limits)
     image = pixels.scale_to(image, *scaled)
     width, height = min(width, image.width), min(height, image.height)
-    return _cut(image, width, height, spec.gravity or "center", (0, 0))
+    return _cut(image, width, height, spec.gravity or "center", (0, 0), spec.focus)
 
 
-def _cut(image: pyvips.Image, width: int, height: int, gravity: str, delta: tuple[int, int]) -> pyvips.Image:
+def _cut(
+    image: pyvips.Image,
+    width: int,
+    height: int,
+    gravity: str,
+    delta: tuple[int, int],
+    found: Face | None = None,
+) -> pyvips.Image:
     if (width, height) == (image.width, image.height):
         return image
+    if gravity == focus.FOCUS and found is not None:
+        region = focus.window((image.width, image.height), found, width, height, delta)
+        return image.extract_area(region.left, region.top, region.width, region.height)
     if gravity == "auto":
         return image.smartcrop(width, height, interesting="attention")
     left, top = pixels.place((image.width, image.height), (width, height), gravity, *delta)
@@ -254,32 +310,77 @@ def _cut(image: pyvips.Image, width: int, height: int, gravity: str, delta: tupl
 
 
 def _crop(spec: Resize, image: pyvips.Image, width: int, height: int, limits: Limits) -> pyvips.Image:
+    if spec.focus is not None and spec.w is None and spec.h is None:
+        # c_crop around a face with only ar_: the thumbnail's region (z_ zooms), not scaled.
+        aspect = spec.ar.value if spec.ar else image.width / image.height
+        region = _region(spec, image, aspect)
+        return image.extract_area(region.left, region.top, region.width, region.height)
     width, height = min(width, image.width), min(height, image.height)
     dx, dy = spec.offsets((image.width, image.height))
     if spec.gravity is None and (spec.x or spec.y):
         left = min(max(dx, 0), image.width - width)
         top = min(max(dy, 0), image.height - height)
         return image.extract_area(left, top, width, height)
-    return _cut(image, width, height, spec.gravity or "center", (dx, dy))
+    return _cut(image, width, height, spec.gravity or "center", (dx, dy), spec.focus)
+
+
+def _region(
+    spec: Resize, image: pyvips.Image, aspect: float, at_least: tuple[float, float] = (0, 0)
+) -> focus.Region:
+    assert spec.focus is not None
+    return focus.around((image.width, image.height), spec.focus, aspect, spread=spec.spread,
+                        zoom=spec.zoom or 1.0, at_least=at_least)  # fmt: skip
+
+
+def _thumb(spec: Resize, image: pyvips.Image, width: int, height: int, limits: Limits) -> pyvips.Image:
+    """c_thumb: around the face or subject, scaled to exactly w x h; otherwise a fill (z_ above 1 zooms
+    into the fill's window; below 1 there is nothing beyond the largest w:h window to show)."""
+    check_output(width, height, limits)
+    if spec.focus is not None:
+        region = _region(spec, image, width / height)
+    elif (spec.zoom or 1.0) <= 1.0:
+        return _fill(spec, image, width, height, limits)
+    else:
+        # No focus: the largest w:h window at the gravity, made smaller (closer) by z_ above 1.
+        scale = min(image.width / width, image.height / height) / (spec.zoom or 1.0)
+        side = (max(1, min(image.width, round(width * scale))),
+                max(1, min(image.height, round(height * scale))))  # fmt: skip
+        if spec.gravity == "auto":
+            check_output(image.width, image.height, limits, "Image to smart-crop")
+        cut = _cut(image, side[0], side[1], spec.gravity or "center", (0, 0))
+        return pixels.scale_to(cut, width, height)
+    cut = image.extract_area(region.left, region.top, region.width, region.height)
+    return pixels.scale_to(cut, width, height)
+
+
+def _auto(spec: Resize, image: pyvips.Image, width: int, height: int, limits: Limits) -> pyvips.Image:
+    """c_auto: the region around the subject or faces, at least w x h of the image where it has them
+    (so it only scales down unless the image is smaller), scaled to exactly w x h; with nothing found,
+    the automatic fill."""
+    check_output(width, height, limits)
+    if spec.focus is None:
+        return _fill(replace(spec, gravity="auto"), image, width, height, limits)
+    region = _region(spec, image, width / height, at_least=(width, height))
+    cut = image.extract_area(region.left, region.top, region.width, region.height)
+    return pixels.scale_to(cut, width, height)
 
 
 def _pad(spec: Resize, image: pyvips.Image, width: int, height: int, limits: Limits) -> pyvips.Image:
     colour = autopad.resolve(spec.background, image)  # b_auto: measured on the image before scaling
     if spec.mode == "mpad" and (image.width > width or image.height > height):
-        return image if colour is None else pixels.flatten(image, colour.rgba)
+        if colour is None:
+            return image
+        return autopad.pad_to(image, image.width, image.height, 0, 0, colour)  # fills transparent areas
     check_output(width, height, limits)
     if spec.mode != "mpad":
         scale = min(width / image.width, height / image.height)
         if spec.mode == "lpad":
             scale = min(scale, 1.0)
         image = pixels.scale_to(image, round(image.width * scale), round(image.height * scale))
-    if colour is not None:
-        # The pad colour also fills transparent areas: Cloudinary's recommended way to put a background
-        # under a cut-out is b_<colour>,c_pad,w_1.0 (a pad that adds nothing).
-        image = pixels.flatten(image, colour.rgba)
-    rgba = colour.rgba if colour else ([0, 0, 0, 0] if pixels.has_alpha(image) else [255, 255, 255, 255])
+    # The pad colour also fills transparent areas: Cloudinary's recommended way to put a background
+    # under a cut-out is b_<colour>,c_pad,w_1.0 (a pad that adds nothing).
     left, top = pixels.place((width, height), (image.width, image.height), spec.gravity or "center")
-    return pixels.extend(image, width, height, left, top, rgba)
+    return autopad.pad_to(image, width, height, left, top, colour)
 
 
 _MODES = {
@@ -289,19 +390,21 @@ _MODES = {
     "mfit": _fit,
     "fill": _fill,
     "lfill": _fill,
-    "thumb": _fill,
+    "thumb": _thumb,
     "crop": _crop,
     "pad": _pad,
     "lpad": _pad,
     "mpad": _pad,
     "fill_pad": autopad.fill_pad,
+    "auto": _auto,
 }
-_KEYS = ("ar", "c", "dpr", "g", "h", "w", "x", "y")
+_KEYS = ("ar", "c", "dpr", "g", "h", "w", "x", "y", "z")
 _NEEDS = {
     "dpr": "dpr_ needs w_ or h_ in the same component",
     "g": "g_ needs c_fill, c_lfill, c_pad, c_lpad, c_mpad, c_crop or c_thumb, or a fl_layer_apply component",
     "x": "x_ needs c_crop, e_shadow or a fl_layer_apply component",
     "y": "y_ needs c_crop, e_shadow or a fl_layer_apply component",
+    "z": "z_ needs c_thumb, c_crop or c_auto",
 }
 
 
@@ -311,7 +414,7 @@ def resize_from(params: Mapping[str, Any], *, placing: bool = False) -> Resize |
     mode = params.get("c")
     sizes = [k for k in ("w", "h", "ar") if k in params]
     if mode is None and not sizes:
-        for key in ("dpr",) if placing else ("dpr", "g", "x", "y"):
+        for key in ("dpr",) if placing else ("dpr", "g", "x", "y", "z"):
             if key in params:
                 raise BadRequest(
                     f"Invalid transformation parameter - {render_param(key, params[key])}: {_NEEDS[key]}"
@@ -327,6 +430,25 @@ def resize_from(params: Mapping[str, Any], *, placing: bool = False) -> Resize |
             f"Invalid transformation parameter - {render_param('dpr', params['dpr'])}: {_NEEDS['dpr']}"
         )
     gravity = None if placing else params.get("g")
+    if mode == "auto":
+        if gravity is not None and gravity not in ("auto", *focus.CONTENT_GRAVITIES):
+            raise BadRequest(
+                f"Invalid transformation parameter - g_{gravity}: c_auto takes g_auto, g_auto:subject, "
+                "g_auto:face or another face gravity, not a compass point"
+            )
+        gravity = "auto:subject" if gravity in (None, "auto") else gravity
+    if gravity in focus.CONTENT_GRAVITIES and mode not in _CONTENT_MODES:
+        raise BadRequest(
+            f"Invalid transformation parameter - g_{gravity}: a face or subject gravity needs c_fill, "
+            f"c_lfill, c_crop, c_thumb or c_auto (not c_{mode})"
+        )
+    if "z" in params and not placing and mode not in _ZOOM_MODES:
+        zoom = render_param("z", params["z"])
+        raise BadRequest(f"Invalid transformation parameter - {zoom}: {_NEEDS['z']} (not c_{mode})")
+    if "z" in params and not placing and mode == "crop" and gravity not in focus.CONTENT_GRAVITIES:
+        zoom = render_param("z", params["z"])
+        raise BadRequest(f"Invalid transformation parameter - {zoom}: z_ with c_crop needs a face or "
+                         "subject gravity (g_face, g_faces, g_auto:subject...)")  # fmt: skip
     if gravity == "auto" and mode not in _AUTO_MODES:
         raise BadRequest("Use auto gravity only with crop, fill, lfill, fill_pad or thumb")
     if mode == "fill_pad" and gravity != "auto":
@@ -351,6 +473,7 @@ def resize_from(params: Mapping[str, Any], *, placing: bool = False) -> Resize |
         x=None if placing else params.get("x"),
         y=None if placing else params.get("y"),
         background=params.get("b") if mode in _PADDED else None,
+        zoom=None if placing else params.get("z"),
     )
 
 
@@ -368,8 +491,18 @@ def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action |
     claimed.update(keys)
 
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
-        return spec.apply(image, ctx.limits, reference=ctx.layer_base if relative else None)
+        # The detector reads a shrink-on-load preview of the original (a first step) or this image (after
+        # other steps); a cached detection reads no pixels at all. So no copy_memory to share them.
+        found = focus.find(spec.gravity, ctx, image, prefix) if spec.content and spec.gravity else None
+        return spec.apply(image, ctx.limits, reference=ctx.layer_base if relative else None, found=found)
 
-    sequential = spec.gravity != "auto" and spec.mode not in _PADDED
+    sequential = spec.gravity != "auto" and spec.mode not in _PADDED and not spec.content
     canonical = ",".join(render_param(k, params[k]) for k in sorted(keys))
-    return Action(canonical, run, sequential=sequential, scaler=None if relative else spec)
+    return Action(
+        canonical,
+        run,
+        sequential=sequential,
+        scaler=None if relative else spec,
+        segmentation=focus.needs_mask(spec.gravity),
+        faces=focus.needs_faces(spec.gravity),
+    )

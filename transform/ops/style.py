@@ -116,9 +116,9 @@ param(
         "b",
         "background",
         lambda k, v: _background(k, v),
-        "background colour: pad colour with c_pad (b_auto[:border|predominant|border_contrast|"
-        "predominant_contrast]: taken from the image, with c_pad, c_lpad, c_mpad, c_fill_pad), else fills "
-        "transparent areas",
+        "background colour: pad colour with c_pad (b_auto[:<mode>][:2|4][:<direction>][:palette_<colours>]: "
+        "taken from the image, a colour or, with a gradient mode, a fade of 2 or 4 colours, with c_pad, "
+        "c_lpad, c_mpad, c_fill_pad), else fills transparent areas",
         "background",
     )
 )

@@ -8,9 +8,12 @@ space as ``%20``. The family is looked up by fontconfig: ``Arial`` is Liberation
 its default sans-serif (DejaVu Sans with ``fonts-dejavu-core``), as a browser would; ``.ci/run`` installs
 both. Sizes are pixels (72 dpi). Styles: ``bold``, ``semibold``, ``light``, ``italic``, ``oblique``,
 ``normal``, ``underline``, ``strikethrough``, ``left``/``center``/``right``/``justify`` (alignment of
-lines), ``letter_spacing_<n>`` and ``line_spacing_<n>`` (pixels). ``co_`` in the opening component is the
-text colour (default black), ``b_`` a background behind the text's box; ``c_fit`` with ``w_`` there wraps
-the text to that width instead of scaling it (Cloudinary's text boxes).
+lines), ``letter_spacing_<n>`` and ``line_spacing_<n>`` (pixels), and ``stroke``: an outline around the
+letters, whose width and colour the opening component's ``bo_<width>px_solid_<colour>`` gives (as the
+reference pairs them; default 1px black), drawn outside the glyphs so the letters keep their size.
+``co_`` in the opening component is the text colour (default black), ``b_`` a background behind the
+text's box; ``c_fit`` with ``w_`` there wraps the text to that width instead of scaling it (Cloudinary's
+text boxes).
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ MAX_TEXT = 2000  # characters, after decoding
 BLACK = Color(0, 0, 0, 255, "black")
 _WEIGHTS = {"bold": "Bold", "semibold": "Semi-Bold", "light": "Light", "thin": "Thin", "black": "Heavy"}
 _SLANTS = {"italic": "Italic", "oblique": "Oblique", "normal": ""}
-_DECORATIONS = ("underline", "strikethrough")
+_DECORATIONS = ("underline", "strikethrough", "stroke")
+#: The stroke of ``stroke`` without a bo_ in the component.
+DEFAULT_STROKE = (1, BLACK)
 _ALIGNMENTS = {
     "left": "low",
     "start": "low",
@@ -41,8 +46,8 @@ _ALIGNMENTS = {
 }
 _EXPECTED = (
     "text layer must be text:<font>_<size>[_<style>...]:<text>, size 1 to 1000, styles bold, semibold, "
-    "light, thin, black, italic, oblique, normal, underline, strikethrough, left, center, right, justify, "
-    "letter_spacing_<n>, line_spacing_<n>"
+    "light, thin, black, italic, oblique, normal, underline, strikethrough, stroke, left, center, right, "
+    "justify, letter_spacing_<n>, line_spacing_<n>"
 )
 
 
@@ -108,9 +113,15 @@ def _estimated_size(layer: TextLayer, wrap: int | None) -> tuple[int, int]:
 
 
 def render_text(
-    layer: TextLayer, colour: Color | None, background: Color | None, wrap: int | None, limits: Limits
+    layer: TextLayer,
+    colour: Color | None,
+    background: Color | None,
+    wrap: int | None,
+    limits: Limits,
+    stroke: tuple[int, Color] | None = None,
 ) -> pyvips.Image:
-    """The text as an RGBA image just large enough for it (plus its background, when given)."""
+    """The text as an RGBA image just large enough for it (and its stroke; plus its background, when
+    given). ``stroke``: the bo_ of a ``stroke`` style (width, colour)."""
     weight = next((_WEIGHTS[s] for s in layer.styles if s in _WEIGHTS), "")
     slant = next((_SLANTS[s] for s in layer.styles if s in _SLANTS), "")
     font = " ".join(part for part in (layer.family, weight, slant, f"{layer.size}px") if part)
@@ -143,6 +154,13 @@ def render_text(
     ink = colour or BLACK
     text = pixels.solid(mask.width, mask.height, [ink.r, ink.g, ink.b, 0]).extract_band(0, n=3)
     text = text.bandjoin((mask * (ink.a / 255)).cast("uchar")).copy(interpretation="srgb")
+    if "stroke" in layer.styles:
+        # Imported here: importing it at the top would register e_outline before the effects ahead of it
+        # in the table (and every listing of effects would change order).
+        from transform.ops.outline import draw_outline
+
+        width, paint = stroke or DEFAULT_STROKE
+        text = draw_outline(text, "outer", width, 0.0, paint, limits)
     if background is None:
         return text
-    return pixels.solid(mask.width, mask.height, background.rgba).composite2(text, "over").cast("uchar")
+    return pixels.solid(text.width, text.height, background.rgba).composite2(text, "over").cast("uchar")

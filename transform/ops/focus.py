@@ -1,0 +1,149 @@
+"""What a crop centres on when its gravity names content: faces (``g_face``, ``g_faces``, their
+``:center``/``:auto`` fallbacks, ``g_auto:face[s]``) or the subject (``g_auto:subject``,
+``g_auto:object``: the background-removal mask's object), and the regions ``c_thumb``, ``c_crop`` and
+``c_auto`` cut around it.
+
+Faces come from ``ctx.faces`` (one cached detection per source image); the subject from ``ctx.masks``
+(the same cached mask as ``e_background_removal`` of that image, so 423 while it is made). A focus is a
+box in fractions of the image, so it survives the scaling ``c_fill`` does before it cuts.
+
+No face found: ``g_face``/``g_faces`` fall back to north, as Cloudinary documents ("defaults to north
+gravity if no face is detected"), ``g_face:center`` to the centre, ``g_face:auto`` and ``g_auto:face``
+to the automatic (attention) crop. An empty subject mask falls back to the automatic crop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyvips
+
+from grammar.errors import NotAvailable
+from transform.faces import Face, largest, union
+from transform.faces.centerface import DETECT_SIDE
+from transform.ops.registry import Ctx
+from transform.seam import fit_for_segmentation
+
+#: gravity -> (which faces, gravity when none is found)
+FACE_GRAVITIES = {
+    "face": ("largest", "north"),
+    "faces": ("all", "north"),
+    "face:center": ("largest", "center"),
+    "faces:center": ("all", "center"),
+    "face:auto": ("largest", "auto"),
+    "faces:auto": ("all", "auto"),
+    "auto:face": ("largest", "auto"),
+    "auto:faces": ("all", "auto"),
+}
+SUBJECT_GRAVITIES = ("auto:subject", "auto:object")
+CONTENT_GRAVITIES = (*FACE_GRAVITIES, *SUBJECT_GRAVITIES)
+#: The gravity a crop gets once its focus is found.
+FOCUS = "focus"
+#: How much wider and taller than the face box c_thumb's region is at z_1.0: the face about half the
+#: thumbnail's height, with hair, neck and some shoulder (the look of Cloudinary's c_thumb,g_face avatars).
+FACE_CONTEXT = 2.4
+#: The same for a subject: its box and a little room around it.
+SUBJECT_CONTEXT = 1.15
+#: Mask value (0-255) from which a pixel counts as subject.
+SUBJECT_LEVEL = 128
+#: Side of the mask thumbnail the subject's box is measured on.
+PROBE = 512
+
+
+def needs_faces(gravity: str | None) -> bool:
+    return gravity in FACE_GRAVITIES
+
+
+def needs_mask(gravity: str | None) -> bool:
+    return gravity in SUBJECT_GRAVITIES
+
+
+def fallback(gravity: str) -> str:
+    return FACE_GRAVITIES[gravity][1] if gravity in FACE_GRAVITIES else "auto"
+
+
+def context(gravity: str | None) -> float:
+    return FACE_CONTEXT if gravity in FACE_GRAVITIES else SUBJECT_CONTEXT
+
+
+def find(gravity: str, ctx: Ctx, image: pyvips.Image, prefix: str) -> Face | None:
+    """The box a content gravity centres on in ``image`` (fractions), or None when there is none."""
+    key = f"{ctx.source_key}|{prefix}"
+    if gravity in FACE_GRAVITIES:
+        faces = detect(ctx, image, prefix)
+        if not faces:
+            return None
+        return largest(faces) if FACE_GRAVITIES[gravity][0] == "largest" else union(faces)
+    if ctx.masks is None:
+        raise NotAvailable("Background removal is not available: no segmentation model")
+    # The mask e_background_removal of this image would use (same fitting, same key): made once.
+    fitted = fit_for_segmentation(image).copy_memory()
+    mask = ctx.masks(fitted, key=key, fine_edges=False)
+    return subject_box(mask.alpha)
+
+
+def detect(ctx: Ctx, image: pyvips.Image, prefix: str) -> tuple[Face, ...]:
+    """The faces in ``image`` (the image after the steps ``prefix`` names), from the cache when known."""
+    if ctx.faces is None:
+        raise NotAvailable("Face detection is not available on this server")
+    # The untouched original: the detector's input decoded with shrink-on-load (a 12-megapixel JPEG at
+    # 1/8 scale) rather than the whole image the crop reads. Read only when the detection is not cached.
+    seen = ctx.preview(DETECT_SIDE) if prefix == "" and ctx.preview is not None else image
+    return ctx.faces(seen, key=f"{ctx.source_key}|{prefix}")
+
+
+def subject_box(alpha: pyvips.Image) -> Face | None:
+    """The bounding box of the mask's opaque part, as fractions; None when nothing is opaque."""
+    import numpy as np  # only when a subject gravity is rendered
+
+    small = alpha.thumbnail_image(PROBE, height=PROBE) if max(alpha.width, alpha.height) > PROBE else alpha
+    values = np.asarray(small.extract_band(0).numpy())
+    ys, xs = np.nonzero(values >= SUBJECT_LEVEL)
+    if len(ys) == 0:
+        return None
+    h, w = values.shape
+    left, top, right, bottom = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+    return Face(left / w, top / h, (right - left) / w, (bottom - top) / h, 1.0)
+
+
+@dataclass(frozen=True)
+class Region:
+    left: int
+    top: int
+    width: int
+    height: int
+
+
+def around(
+    size: tuple[int, int],
+    focus: Face,
+    aspect: float,
+    *,
+    spread: float,
+    zoom: float = 1.0,
+    at_least: tuple[float, float] = (0.0, 0.0),
+) -> Region:
+    """The ``aspect`` (width / height) region of an image of ``size`` holding the focus box grown
+    ``spread / zoom`` times (and at least ``at_least`` pixels), centred on the focus, shrunk to fit the
+    image and moved inside it."""
+    iw, ih = size
+    want_w = max(focus.width * iw * spread / zoom, at_least[0], 1.0)
+    want_h = max(focus.height * ih * spread / zoom, at_least[1], 1.0)
+    width = max(want_w, want_h * aspect)
+    height = width / aspect
+    shrink = min(1.0, iw / width, ih / height)
+    width, height = max(1, min(iw, round(width * shrink))), max(1, min(ih, round(height * shrink)))
+    cx, cy = (focus.left + focus.width / 2) * iw, (focus.top + focus.height / 2) * ih
+    left = min(max(round(cx - width / 2), 0), iw - width)
+    top = min(max(round(cy - height / 2), 0), ih - height)
+    return Region(left, top, width, height)
+
+
+def window(size: tuple[int, int], focus: Face, width: int, height: int, delta: tuple[int, int]) -> Region:
+    """A ``width`` x ``height`` window of an image of ``size`` centred on the focus (moved by ``delta``),
+    kept inside the image."""
+    iw, ih = size
+    cx, cy = (focus.left + focus.width / 2) * iw, (focus.top + focus.height / 2) * ih
+    left = min(max(round(cx - width / 2) + delta[0], 0), iw - width)
+    top = min(max(round(cy - height / 2) + delta[1], 0), ih - height)
+    return Region(left, top, width, height)
