@@ -292,9 +292,9 @@ ERRORS = [
     ),
     (
         "e_roi:1:2:3",
-        BadRequest,
+        InvalidArgument,
         "Invalid transformation parameter - e_roi:1:2:3: e_roi takes 4 values x1:y1:x2:y2, the corners of "
-        "the region (pixels, or percent with p: e_roi:10p:0:90p:100p)",
+        "the region (pixels 0-16384, or percent 0-100 with p: e_roi:10p:0:90p:100p)",
     ),
     (
         "e_roi:50:0:10:10",

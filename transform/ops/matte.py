@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pyvips
 
-from grammar.errors import BadRequest
+from grammar.errors import BadRequest, InvalidArgument
 from transform import pixels
 from transform.limits import check_output
 from transform.ops import args
@@ -103,9 +103,9 @@ def _margin(margin: Margin, prefix: str) -> Action:
 def _parse_roi(value: str, rest: str) -> Roi:
     parts = rest.split(":") if rest else []
     if len(parts) != 4:
-        raise BadRequest(
-            f"Invalid transformation parameter - e_{value}: e_roi takes 4 values x1:y1:x2:y2, the "
-            "corners of the region (pixels, or percent with p: e_roi:10p:0:90p:100p)"
+        raise InvalidArgument(
+            "e", value, "e_roi takes 4 values x1:y1:x2:y2, the corners of the region (pixels 0-16384, or "
+            "percent 0-100 with p: e_roi:10p:0:90p:100p)"
         )
     corners = tuple(_corner(value, part) for part in parts)
     x1, y1, x2, y2 = corners
@@ -172,7 +172,7 @@ effect(
         _parse_roi,
         _render_roi,
         _roi,
-        "only this region may be foreground: outside the rectangle x1:y1:x2:y2 (pixels 0-16384, or percent "
-        "0-100 with p) becomes transparent; after e_background_removal it limits the cut-out to the region",
+        "only this region may be foreground: outside the rectangle becomes transparent (after "
+        "e_background_removal: the cut-out is limited to it; the canvas keeps its size)",
     )
 )
