@@ -32,7 +32,8 @@ async def running(settings: Settings, service: Service) -> AsyncIterator[Api | N
     tasks = Tasks(cache_dir / "api-tasks", settings.task_ttl)
     secret = settings.api_webhook_secret
     signer = StandardSigner(secret) if secret else None
-    runner = Runner(Remover(service, FetchPolicy.from_environ()), tasks, signer, webhook_policy())
+    remover = Remover(service, FetchPolicy.from_environ(), tasks)
+    runner = Runner(remover, tasks, signer, webhook_policy())
     try:
         async with anyio.create_task_group() as group:
             runner.group = group

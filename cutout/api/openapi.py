@@ -108,8 +108,12 @@ def _schemas() -> dict[str, Any]:
             "allOf": [{"$ref": _REF + "Description"}],
             "type": "object",
             "properties": {
-                "encoding": {"type": "string", "enum": ["base64", "data_uri"]},
-                "image": {"type": "string", "description": "the image, base64 or a data URI"},
+                "encoding": {"type": "string", "enum": ["base64", "data_uri", "url"]},
+                "image": {
+                    "type": "string",
+                    "description": "the image: base64, a data URI, or (encoding=url) the delivery URL that "
+                    "GETs the same bytes without a key (signed when the server has CUTOUT_API_SECRET)",
+                },
             },
             "required": ["encoding", "image"],
         },

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
@@ -19,7 +20,7 @@ import pyvips
 
 from cache import Entry
 from cutout.api.errors import ApiError, from_origin
-from cutout.api.intake import Intake
+from cutout.api.intake import Intake, decode_b64
 from cutout.api.options import Options, companion, parse_options, transformation
 from cutout.fetch import FetchPolicy, fetch
 from cutout.schedule import POLL_SECONDS
@@ -27,6 +28,9 @@ from cutout.service import Prepared, Service
 from grammar import parse_path
 from grammar.errors import NotFound, OriginError, StillGenerating
 from transform.decode import sniff
+
+if TYPE_CHECKING:
+    from cutout.api.tasks import Tasks
 
 #: The originals folder where the API keeps what it is sent, named by sha256 (so stored once).
 UPLOADS = "api-uploads"
@@ -63,9 +67,11 @@ class Result:
 
 
 class Remover:
-    def __init__(self, service: Service, policy: FetchPolicy) -> None:
+    def __init__(self, service: Service, policy: FetchPolicy, tasks: Tasks | None = None) -> None:
         self.service = service
         self.policy = policy
+        #: Where ``task_id`` inputs are found (None: chaining is not available).
+        self.tasks = tasks
 
     # -- the image, stored once ----------------------------------------------------------------------
     async def original(self, intake: Intake) -> str:
@@ -78,18 +84,92 @@ class Remover:
             return public_id
         data = intake.data
         if intake.source == "image_url":
-            try:
-                data = (await fetch(intake.fields["image_url"], self.policy)).content
-            except OriginError as exc:
-                raise from_origin(exc, parameter="image_url") from None
+            data = await self._fetched(intake.fields["image_url"], "image_url")
+        elif intake.source == "task_id":
+            data = await self._task_result(intake.fields["task_id"])
         assert data is not None
         return await anyio.to_thread.run_sync(self._store, data, intake.source)
 
-    async def _located(self, public_id: str) -> None:
+    async def _fetched(self, url: str, parameter: str) -> bytes:
+        try:
+            return (await fetch(url, self.policy)).content
+        except OriginError as exc:
+            raise from_origin(exc, parameter=parameter) from None
+
+    async def _task_result(self, task_id: str) -> bytes:
+        """The result of an earlier task, to chain: a new image (stored by content like any other)."""
+        if self.tasks is None:
+            raise ApiError("invalid_parameter", "task_id is not available here", parameter="task_id")
+        tasks = self.tasks
+        task = await anyio.to_thread.run_sync(tasks.get, task_id)
+        if task is None:
+            raise ApiError("not_found", "No such task (unknown, deleted or expired)", parameter="task_id")
+        if task["status"] == "error":
+            raise ApiError(
+                "invalid_parameter",
+                f"task {task_id} ended with an error ({task['error']['code']}): it has no result to chain",
+                parameter="task_id",
+            )
+        if task["status"] != "success":
+            raise ApiError(
+                "task_not_finished",
+                f"task {task_id} is {task['status']}: chain onto it once it has finished",
+                parameter="task_id",
+                headers={"Retry-After": "1"},
+            )
+        data = await anyio.to_thread.run_sync(tasks.data, task_id)
+        if data is None:  # expired between the two reads
+            raise ApiError("not_found", "No such task (unknown, deleted or expired)", parameter="task_id")
+        return data
+
+    async def _located(self, public_id: str, parameter: str = "public_id") -> None:
         try:
             await anyio.to_thread.run_sync(self.service.originals.locate, public_id)
         except NotFound:
-            raise ApiError("not_found", f"No original {public_id!r}", parameter="public_id") from None
+            raise ApiError("not_found", f"No original {public_id!r}", parameter=parameter) from None
+        except OriginError as exc:  # a malformed id (bg_public_id is not checked by the intake)
+            detail = f"No original {public_id!r}: {exc.public}"
+            raise ApiError("not_found", detail, parameter=parameter) from None
+
+    async def background(
+        self, options: Options, fields: Mapping[str, str], files: Mapping[str, bytes] | None = None
+    ) -> Options:
+        """``options`` with its background image (bg_image_file, bg_image_url or bg_public_id) stored and
+        named by its public id, and ``bg_opaque`` set from it (an opaque background makes format=auto
+        JPEG). Without one, ``options`` unchanged."""
+        source = options.bg_source
+        if source is None:
+            return options
+        if source == "bg_public_id":
+            public_id = fields[source]
+            await self._located(public_id, source)
+        else:
+            if source == "bg_image_url":
+                data = await self._fetched(fields[source], source)
+            else:
+                given = (files or {}).get(source)
+                data = given if given is not None else decode_b64(fields[source], source)
+            public_id = await anyio.to_thread.run_sync(self._store, data, source)
+        opaque = await anyio.to_thread.run_sync(self._opaque, public_id, source)
+        return replace(options, bg_image=public_id, bg_opaque=opaque)
+
+    def _opaque(self, public_id: str, parameter: str) -> bool:
+        """Whether the background image has no alpha; its header is checked like an input's."""
+        path = self.service.originals.locate(public_id).path
+        try:
+            header = pyvips.Image.new_from_file(str(path))
+        except pyvips.Error:
+            raise ApiError(
+                "failed_to_read_image", f"{parameter}: the image cannot be decoded", parameter=parameter
+            ) from None
+        if header.width * header.height > self.service.settings.max_pixels:
+            raise ApiError(
+                "resolution_too_high",
+                f"{parameter} has {header.width}x{header.height} pixels; the limit is "
+                f"{self.service.settings.max_pixels} pixels",
+                parameter=parameter,
+            )
+        return not bool(header.hasalpha())
 
     def _store(self, data: bytes, source: str) -> str:
         fmt = sniff(data[:16])
@@ -110,9 +190,16 @@ class Remover:
         return public_id
 
     # -- the job ----------------------------------------------------------------------------------------
-    async def job(self, public_id: str, fields: dict[str, str]) -> Job:
-        options = parse_options(fields)
+    async def job(
+        self, public_id: str, fields: dict[str, str], files: Mapping[str, bytes] | None = None
+    ) -> Job:
+        """The job for the options in ``fields`` (``files``: multipart parts such as bg_image_file)."""
+        options = parse_options(fields, tuple(files or ()))
+        if options.bg_source == "bg_image_file" and "bg_image_file" not in fields:
+            if not (files or {}).get("bg_image_file"):
+                raise ApiError("invalid_parameter", "bg_image_file is empty", parameter="bg_image_file")
         width, height = await anyio.to_thread.run_sync(self._size, public_id)
+        options = await self.background(options, fields, files)
         return Job(
             public_id, options, transformation(options, width, height), companion(options, width, height)
         )

@@ -25,6 +25,7 @@ from cutout.fetch import check_url, parse_url
 from cutout.settings import Settings
 from grammar.errors import OriginError
 from grammar.image_formats import MIME
+from grammar.signature import sign
 
 log = logging.getLogger("cutout.api")
 
@@ -72,14 +73,18 @@ async def remove_background(request: Request, api: Api) -> Response:
     webhook_url = fields.get("webhook_url")
     if webhook_url is not None:
         _check_webhook(api, webhook_url)
+    if fields.get("encoding") == "url" and api.settings.strict and not api.settings.api_secret:
+        raise invalid(
+            "encoding", "encoding=url needs CUTOUT_API_SECRET on a server in strict mode (to sign the URL)"
+        )
     public_id = await api.remover.original(received)
-    job = await api.remover.job(public_id, fields)
+    job = await api.remover.job(public_id, fields, received.files)
     if not run_async:
         result = await api.remover.make(job, wait=api.settings.api_wait_seconds)
         if result is not None:
             if webhook_url is not None:  # told too, as promised, although the answer carries the result
                 await _queued(api, job, webhook_url)
-            return result_response(result, job)
+            return result_response(result, job, request, api.settings)
     return await _queued(api, job, webhook_url)
 
 
@@ -123,13 +128,41 @@ def encoded(data: bytes, meta: dict[str, Any], encoding: str) -> str:
     return f"data:{MIME[meta['format']]};base64,{text}" if encoding == "data_uri" else text
 
 
-def result_response(result: Result, job: Job) -> Response:
-    return _answer(result.entry.data, result.meta, job.options.output, job.options.encoding)
+def delivery_path(public_id: str, transformation: str, settings: Settings | None = None) -> str:
+    """The delivery URL path of a job's result: the API compiles every request onto the engine's
+    operations, so its result *is* this derivative (same key, same bytes, same cache). Signed (SHA-256,
+    32 characters) when the server has CUTOUT_API_SECRET, so it renders in strict mode too."""
+    secret = settings.api_secret if settings is not None else None
+    if not secret:
+        return f"/image/upload/{transformation}/{public_id}"
+    signature = sign(f"{transformation}/{public_id}", secret, algorithm="sha256", length=32)
+    return f"/image/upload/s--{signature}--/{transformation}/{public_id}"
 
 
-def _answer(data: bytes, meta: dict[str, Any], output: str, encoding: str) -> Response:
+def result_response(
+    result: Result, job: Job, request: Request | None = None, settings: Settings | None = None
+) -> Response:
+    url = None
+    if job.options.encoding == "url":  # without the request: the path alone
+        path = delivery_path(job.public_id, job.transformation, settings)
+        url = _absolute(request, path) if request is not None else path
+    return _answer(result.entry.data, result.meta, job.options.output, job.options.encoding, url)
+
+
+def _absolute(request: Request, path: str) -> str:
+    return str(request.base_url).rstrip("/") + path
+
+
+def _answer(
+    data: bytes, meta: dict[str, Any], output: str, encoding: str, url: str | None = None
+) -> Response:
+    """``encoding=url``: ``image`` is ``url``, the delivery URL of the same derivative rather than a
+    ``/v1/tasks/<id>/result`` URL: it needs no key (an <img> or a CDN can GET it), costs no copy of the
+    bytes, outlives CUTOUT_TASK_TTL (an evicted derivative is made again from the same mask, with a 423
+    meanwhile) and exists for a sync answer too, which has no task."""
     if output == "json":
-        body = {**meta, "encoding": encoding, "image": encoded(data, meta, encoding)}
+        image = url if encoding == "url" and url is not None else encoded(data, meta, encoding)
+        body = {**meta, "encoding": encoding, "image": image}
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
     return Response(data, media_type=MIME[meta["format"]], headers=result_headers(meta))
 
@@ -161,7 +194,10 @@ async def get_result(request: Request, api: Api) -> Response:
     if data is None:  # expired between the two reads
         raise ApiError("not_found", "No such task (unknown, deleted or expired)", parameter="task_id")
     job = task["job"]
-    return _answer(data, task["result"], job["output"], job["encoding"])
+    url = None
+    if job["encoding"] == "url":
+        url = _absolute(request, delivery_path(job["public_id"], job["transformation"], api.settings))
+    return _answer(data, task["result"], job["output"], job["encoding"], url)
 
 
 async def delete_task(request: Request, api: Api) -> Response:

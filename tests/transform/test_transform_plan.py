@@ -304,7 +304,8 @@ ERRORS = [
     (
         "e_roi:0:0:101p:10",
         InvalidArgument,
-        "Invalid transformation parameter - e_roi:0:0:101p:10: region percentage must be an integer from 0 to 100",
+        "Invalid transformation parameter - e_roi:0:0:101p:10: "
+        "region percentage must be an integer from 0 to 100",
     ),
     (
         "e_margin:5000",

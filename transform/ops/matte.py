@@ -104,8 +104,10 @@ def _parse_roi(value: str, rest: str) -> Roi:
     parts = rest.split(":") if rest else []
     if len(parts) != 4:
         raise InvalidArgument(
-            "e", value, "e_roi takes 4 values x1:y1:x2:y2, the corners of the region (pixels 0-16384, or "
-            "percent 0-100 with p: e_roi:10p:0:90p:100p)"
+            "e",
+            value,
+            "e_roi takes 4 values x1:y1:x2:y2, the corners of the region (pixels 0-16384, or "
+            "percent 0-100 with p: e_roi:10p:0:90p:100p)",
         )
     corners = tuple(_corner(value, part) for part in parts)
     x1, y1, x2, y2 = corners
