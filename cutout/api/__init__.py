@@ -12,7 +12,7 @@ import anyio
 from cutout.api.auth import Gate, enabled
 from cutout.api.remover import Remover
 from cutout.api.routes import DOC_ROUTES, ROUTES, Api
-from cutout.api.runner import Runner
+from cutout.api.runner import LEASE_SECONDS, Runner
 from cutout.api.tasks import Tasks
 from cutout.fetch import FetchPolicy
 from cutout.service import Service
@@ -33,7 +33,8 @@ async def running(settings: Settings, service: Service) -> AsyncIterator[Api | N
     secret = settings.api_webhook_secret
     signer = StandardSigner(secret) if secret else None
     remover = Remover(service, FetchPolicy.from_environ(), tasks)
-    runner = Runner(remover, tasks, signer, webhook_policy())
+    lease = min(LEASE_SECONDS, settings.lease_seconds)
+    runner = Runner(remover, tasks, signer, webhook_policy(), lease=lease)
     try:
         async with anyio.create_task_group() as group:
             runner.group = group

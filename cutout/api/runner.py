@@ -20,14 +20,21 @@ from cutout.webhooks import Delivery, Signer, deliver
 
 log = logging.getLogger("cutout.api")
 
-#: A driver's claim on its task; renewed each round, so a dead driver's task is swept up this soon.
+#: A driver's claim on its task; renewed each round, so a dead driver's task is swept up this soon. A
+#: shorter CUTOUT_LEASE_SECONDS (the generation claims' lease) shortens it too (``running`` passes it).
 LEASE_SECONDS = 30.0
 
 
 class Runner:
     def __init__(
-        self, remover: Remover, tasks: Tasks, signer: Signer | None, hook_policy: FetchPolicy
+        self,
+        remover: Remover,
+        tasks: Tasks,
+        signer: Signer | None,
+        hook_policy: FetchPolicy,
+        lease: float = LEASE_SECONDS,
     ) -> None:
+        self.lease = lease
         self.remover = remover
         self.tasks = tasks
         self.signer = signer
@@ -44,13 +51,13 @@ class Runner:
         while True:
             for task in await anyio.to_thread.run_sync(self.tasks.unfinished):
                 self.start(task)
-            await anyio.sleep(LEASE_SECONDS)
+            await anyio.sleep(self.lease)
 
     async def drive(self, task: dict[str, Any]) -> None:
         """Make the task's result, then tell its webhook; either may have been begun by a driver that
         stopped (its claim lapsed): the result is asked for again, the delivery resumed where it was."""
         task_id = task["task_id"]
-        if not await anyio.to_thread.run_sync(self.tasks.claim, task_id, self.owner, LEASE_SECONDS):
+        if not await anyio.to_thread.run_sync(self.tasks.claim, task_id, self.owner, self.lease):
             return  # somebody else drives it
         try:
             async with anyio.create_task_group() as group:
@@ -68,8 +75,8 @@ class Runner:
 
     async def _keep_claim(self, task_id: str) -> None:
         while True:
-            await anyio.sleep(LEASE_SECONDS / 3)
-            await anyio.to_thread.run_sync(self.tasks.renew, task_id, self.owner, LEASE_SECONDS)
+            await anyio.sleep(self.lease / 3)
+            await anyio.to_thread.run_sync(self.tasks.renew, task_id, self.owner, self.lease)
 
     async def _run(self, task: dict[str, Any]) -> dict[str, Any]:
         task = {**task, "status": RUNNING}
@@ -77,7 +84,7 @@ class Runner:
         job = Job.from_json(task["job"])
         while True:
             try:
-                result = await self.remover.make(job, wait=LEASE_SECONDS / 3)
+                result = await self.remover.make(job, wait=self.lease / 3)
             except ApiError as exc:
                 return await self._finish(task, error={"code": exc.code, "message": exc.detail})
             except Exception:
