@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cutout import metrics
 from cutout.api import auth, intake, openapi
 from cutout.api.errors import ApiError, from_origin, invalid
 from cutout.api.options import flag
@@ -45,25 +46,32 @@ class Api:
 Handler = Callable[[Request, Api], Awaitable[Response]]
 
 
-def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """404 while the API is off; the caller's key checked; any error in the API's JSON shape."""
+def endpoint(handler: Handler, route: str = "other") -> Callable[[Request], Awaitable[Response]]:
+    """404 while the API is off; the caller's key checked; any error in the API's JSON shape; each
+    answer counted in ``cutout_api_requests_total`` under ``route`` (the route's template)."""
 
     async def run(request: Request) -> Response:
         api: Api | None = getattr(request.app.state, "api", None)
         if api is None:
             raise HTTPException(404)
-        try:
-            api.gate.check(request)
-            return await handler(request, api)
-        except ApiError as exc:
-            return exc.response()
-        except OriginError as exc:
-            return from_origin(exc).response()
-        except Exception:
-            log.exception("unexpected error in %s %s", request.method, request.url.path)
-            return ApiError("internal_error", "Internal error").response()
+        response = await _answered(handler, request, api)
+        metrics.api_requests_total.labels(route, str(response.status_code)).inc()
+        return response
 
     return run
+
+
+async def _answered(handler: Handler, request: Request, api: Api) -> Response:
+    try:
+        api.gate.check(request)
+        return await handler(request, api)
+    except ApiError as exc:
+        return exc.response()
+    except OriginError as exc:
+        return from_origin(exc).response()
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, request.url.path)
+        return ApiError("internal_error", "Internal error").response()
 
 
 async def remove_background(request: Request, api: Api) -> Response:
@@ -104,6 +112,7 @@ def _check_webhook(api: Api, url: str) -> None:
 
 async def _queued(api: Api, job: Job, webhook_url: str | None) -> Response:
     task = await anyio.to_thread.run_sync(api.tasks.create, job.as_json(), webhook_url)
+    metrics.api_tasks_total.labels("created").inc()
     api.runner.start(task)
     location = f"/v1/tasks/{task['task_id']}"
     body = {"task_id": task["task_id"], "status": task["status"], "poll_after_ms": POLL_AFTER_MS}
@@ -223,10 +232,16 @@ async def no_route(request: Request, api: Api) -> Response:
 
 _ANY = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 ROUTES: tuple[Route, ...] = (
-    Route("/v1/remove-background", endpoint(remove_background), methods=["POST"]),
-    Route("/v1/tasks/{task_id}", endpoint(get_task), methods=["GET"]),
-    Route("/v1/tasks/{task_id}/result", endpoint(get_result), methods=["GET"]),
-    Route("/v1/tasks/{task_id}", endpoint(delete_task), methods=["DELETE"]),
+    Route(
+        "/v1/remove-background", endpoint(remove_background, "POST /v1/remove-background"), methods=["POST"]
+    ),
+    Route("/v1/tasks/{task_id}", endpoint(get_task, "GET /v1/tasks/{task_id}"), methods=["GET"]),
+    Route(
+        "/v1/tasks/{task_id}/result",
+        endpoint(get_result, "GET /v1/tasks/{task_id}/result"),
+        methods=["GET"],
+    ),
+    Route("/v1/tasks/{task_id}", endpoint(delete_task, "DELETE /v1/tasks/{task_id}"), methods=["DELETE"]),
     Route("/v1/{rest:path}", endpoint(no_route), methods=_ANY),
 )
 #: Public while the API is on: the document says how to authenticate.

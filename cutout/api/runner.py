@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
+from cutout import metrics
 from cutout.api.errors import ApiError
 from cutout.api.remover import Job, Remover
 from cutout.api.tasks import FINAL, RUNNING, Tasks
@@ -50,10 +51,11 @@ class Runner:
         """Pick up tasks nobody drives (after a restart, or a worker that died), now and every lease."""
         while True:
             for task in await anyio.to_thread.run_sync(self.tasks.unfinished):
-                self.start(task)
+                assert self.group is not None
+                self.group.start_soon(partial(self.drive, task, resumed=True))
             await anyio.sleep(self.lease)
 
-    async def drive(self, task: dict[str, Any]) -> None:
+    async def drive(self, task: dict[str, Any], resumed: bool = False) -> None:
         """Make the task's result, then tell its webhook; either may have been begun by a driver that
         stopped (its claim lapsed): the result is asked for again, the delivery resumed where it was."""
         task_id = task["task_id"]
@@ -63,7 +65,13 @@ class Runner:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._keep_claim, task_id)
                 if task["status"] not in FINAL:
-                    task = await self._run(task)
+                    if resumed:  # swept up: its driver stopped (a restart, a dead worker)
+                        metrics.api_tasks_total.labels("resumed").inc()
+                    metrics.api_queue_depth.inc()
+                    try:
+                        task = await self._run(task)
+                    finally:
+                        metrics.api_queue_depth.dec()
                 if task["webhook_url"] and self.signer is not None:
                     await self._notify(task)
                 group.cancel_scope.cancel()
@@ -95,7 +103,9 @@ class Runner:
                 return await self._finish(task, result=result.meta, data=result.entry.data)
 
     async def _finish(self, task: dict[str, Any], **outcome: Any) -> dict[str, Any]:
-        return await anyio.to_thread.run_sync(partial(self.tasks.finish, task, **outcome))
+        finished = await anyio.to_thread.run_sync(partial(self.tasks.finish, task, **outcome))
+        metrics.api_tasks_total.labels(finished["status"]).inc()
+        return finished
 
     async def _notify(self, task: dict[str, Any]) -> None:
         """Deliver (or resume delivering) the task's webhook, kept with the task after every attempt."""
