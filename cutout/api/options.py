@@ -323,7 +323,12 @@ def transformation(options: Options, width: int, height: int) -> str:
 
 
 def companion(options: Options, width: int, height: int) -> str:
-    """The mask of the same geometry (same trim, margin and scale): where the foreground box is read."""
+    """The mask of the same geometry (same trim, margin and scale): where the foreground box is read.
+    A cut-out that keeps its transparency (no background, no shadow, PNG or WebP) is its own companion:
+    its alpha band is that mask, and rendering the cut-out a second time would double a new image's
+    work after the model (the foreground colour estimation and the encoding)."""
+    if keeps_mask(options):
+        return transformation(options, width, height)
     mask = Options(
         channels="alpha",
         fine_edges=options.fine_edges,
@@ -335,6 +340,12 @@ def companion(options: Options, width: int, height: int) -> str:
         roi=options.roi,
     )
     return transformation(mask, width, height)
+
+
+def keeps_mask(options: Options) -> bool:
+    """Whether the result's last band is the foreground mask, unchanged (see ``companion``)."""
+    plain = options.bg_color is None and options.bg_source is None and options.shadow is None
+    return options.channels == "alpha" or (plain and output_format(options) in ("png", "webp"))
 
 
 def roi_effect(roi: tuple[Corner, Corner, Corner, Corner], width: int, height: int) -> str:

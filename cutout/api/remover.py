@@ -266,7 +266,8 @@ def describe(entry: Entry, mask: Entry) -> dict[str, Any]:
     pixels (the mask went through the same trim, margin and scaling); zeros when nothing is."""
     width, height = int(entry.meta["width"]), int(entry.meta["height"])
     alpha = pyvips.Image.new_from_buffer(mask.data, "")
-    left, top, box_w, box_h = foreground_box(alpha.extract_band(0))
+    # The mask alone (one band), or a cut-out that is its own companion: its alpha is the mask.
+    left, top, box_w, box_h = foreground_box(alpha.extract_band(alpha.bands - 1))
     confidence = entry.meta.get("confidence", mask.meta.get("confidence"))
     return {
         "width": width,
