@@ -21,8 +21,10 @@ import pyvips
 from cache import Entry
 from cutout.api.errors import ApiError, from_origin
 from cutout.api.intake import Intake, decode_b64
-from cutout.api.options import Options, companion, parse_options, transformation
+from cutout.api.options import CONTROL, SOURCES, Options, companion, parse_options, transformation
 from cutout.fetch import FetchPolicy, fetch
+from cutout.memory import BoundedDict
+from cutout.resolve import MEMO_SECONDS
 from cutout.schedule import POLL_SECONDS
 from cutout.service import Prepared, Service
 from grammar import parse_path
@@ -34,6 +36,14 @@ if TYPE_CHECKING:
 
 #: The originals folder where the API keeps what it is sent, named by sha256 (so stored once).
 UPLOADS = "api-uploads"
+#: Sources whose content the request itself carries: the image is known by its hash before anything
+#: is stored, so a repeated request can find its job in memory (``known_job``).
+_CARRIED = ("body", "image_file", "image_file_b64")
+#: The largest image whose request is looked up in memory: it is hashed on the event loop (2 MB: about
+#: 1 ms), a larger one in the thread pool by ``original``.
+HOT_BYTES = 2 << 20
+#: How many jobs, preparations and descriptions each process remembers.
+MEMO_ENTRIES = 4096
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,65 @@ class Remover:
         self.policy = policy
         #: Where ``task_id`` inputs are found (None: chaining is not available).
         self.tasks = tasks
+        # The hot path of a repeated request (the same image and options, its result in memory): the
+        # job by the request's content, the preparation by the job's path (checked against the files,
+        # as the resolver's own memo is), the description by the entries' etags. Without them, a
+        # cached answer cost five thread-pool hops, a header read, a plan compilation and a PNG decode.
+        self._jobs: BoundedDict[tuple[Any, ...], Job] = BoundedDict(MEMO_ENTRIES)
+        self._prepared: BoundedDict[tuple[str, str], tuple[Prepared, float]] = BoundedDict(MEMO_ENTRIES)
+        self._described: BoundedDict[tuple[str, str], dict[str, Any]] = BoundedDict(MEMO_ENTRIES)
+
+    # -- the hot path: a request seen before, its result in this process's memory -----------------------
+    @staticmethod
+    def _request_key(intake: Intake) -> tuple[Any, ...] | None:
+        """What decides a job, for a request that carries its image (and any background image) itself;
+        None for the others (a URL's or a public id's content may change, a task's result is rare)."""
+        if intake.source not in _CARRIED or intake.data is None or len(intake.data) > HOT_BYTES:
+            return None
+        if any(name in intake.fields for name in ("bg_image_url", "bg_public_id", "bg_image_file")):
+            return None  # fetched, mutable, or carried as text that is costlier to key than to store
+        options = tuple(
+            sorted((k, v) for k, v in intake.fields.items() if k not in SOURCES and k not in CONTROL)
+        )
+        extra = tuple(sorted((k, hashlib.sha256(v).digest()) for k, v in intake.files.items()))
+        return hashlib.sha256(intake.data).digest(), options, extra
+
+    def known_job(self, intake: Intake) -> Job | None:
+        """The job of a request made before whose original is still there, else None (never blocks for
+        long: a hash of the image and a ``stat``)."""
+        key = self._request_key(intake)
+        job = self._jobs.get(key) if key is not None else None
+        if job is None or self._memoised(job.public_id, job.transformation) is None:
+            return None
+        return job
+
+    def remember_job(self, intake: Intake, job: Job) -> None:
+        key = self._request_key(intake)
+        if key is not None:
+            self._jobs[key] = job
+
+    def ready(self, job: Job) -> Result | None:
+        """The result if it and its description are in this process's memory, else None (never blocks)."""
+        entries = []
+        for made in dict.fromkeys((job.transformation, job.companion)):
+            prepared = self._memoised(job.public_id, made)
+            entry = self.service.store.cached(prepared.key) if prepared is not None else None
+            if entry is None:
+                return None
+            entries.append(entry)
+        entry, mask = entries[0], entries[-1]
+        meta = self._described.get((entry.etag, mask.etag))
+        return Result(entry, meta) if meta is not None else None
+
+    def _memoised(self, public_id: str, transformation: str) -> Prepared | None:
+        known = self._prepared.get((public_id, transformation))
+        if (
+            known is None
+            or known[1] <= time.monotonic()
+            or not self.service.originals.current(known[0].files)
+        ):
+            return None
+        return known[0]
 
     # -- the image, stored once ----------------------------------------------------------------------
     async def original(self, intake: Intake) -> str:
@@ -220,13 +289,21 @@ class Remover:
         return width, height
 
     def _prepare(self, public_id: str, transformation: str) -> Prepared:
+        known = self._memoised(public_id, transformation)
+        if known is not None:
+            return known
         path = parse_path(f"/image/upload/{transformation}/{public_id}")
         # The API checked its caller's key: strict mode's URL checks are for unauthenticated URLs.
-        return self.service.resolver.prepare(path, accept=None, signed_ok=True)
+        prepared = self.service.resolver.prepare(path, accept=None, signed_ok=True)
+        self._prepared[(public_id, transformation)] = (prepared, time.monotonic() + MEMO_SECONDS)
+        return prepared
 
     # -- making it -----------------------------------------------------------------------------------------
     async def make(self, job: Job, wait: float) -> Result | None:
         """The result, or None when it is not ready within ``wait`` seconds (it goes on being made)."""
+        hot = self.ready(job)
+        if hot is not None:
+            return hot
         deadline = time.monotonic() + wait
         try:
             entry = await self._made(job.public_id, job.transformation, deadline)
@@ -240,7 +317,10 @@ class Remover:
                 mask_entry = found
         except OriginError as exc:
             raise from_origin(exc) from None
-        meta = await anyio.to_thread.run_sync(describe, entry, mask_entry)
+        meta = self._described.get((entry.etag, mask_entry.etag))
+        if meta is None:
+            meta = await anyio.to_thread.run_sync(describe, entry, mask_entry)
+            self._described[(entry.etag, mask_entry.etag)] = meta
         return Result(entry, meta)
 
     async def _made(self, public_id: str, transformation: str, deadline: float) -> Entry | None:

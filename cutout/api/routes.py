@@ -85,8 +85,11 @@ async def remove_background(request: Request, api: Api) -> Response:
         raise invalid(
             "encoding", "encoding=url needs CUTOUT_API_SECRET on a server in strict mode (to sign the URL)"
         )
-    public_id = await api.remover.original(received)
-    job = await api.remover.job(public_id, fields, received.files)
+    job = api.remover.known_job(received)
+    if job is None:
+        public_id = await api.remover.original(received)
+        job = await api.remover.job(public_id, fields, received.files)
+        api.remover.remember_job(received, job)
     if not run_async:
         result = await api.remover.make(job, wait=api.settings.api_wait_seconds)
         if result is not None:
