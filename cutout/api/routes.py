@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -55,10 +56,27 @@ def endpoint(handler: Handler, route: str = "other") -> Callable[[Request], Awai
         if api is None:
             raise HTTPException(404)
         response = await _answered(handler, request, api)
-        metrics.api_requests_total.labels(route, str(response.status_code)).inc()
+        _counter(route, response.status_code).inc()
+        store = api.remover.service.store
+        if store.uses_pending and response.background is None:
+            # Memory hits note their use for the disk cache's LRU (as the delivery URLs' hot path does):
+            # told after the answer, so the client does not wait for it.
+            response.background = BackgroundTask(anyio.to_thread.run_sync, store.record_uses)
         return response
 
     return run
+
+
+_COUNTERS: dict[tuple[str, int], Any] = {}
+
+
+def _counter(route: str, status: int) -> Any:
+    """The labelled request counter, looked up once per route and status (a label lookup per request
+    is measurable on the hot path, as ``metrics.answered_200`` notes)."""
+    counter = _COUNTERS.get((route, status))
+    if counter is None:
+        counter = _COUNTERS[(route, status)] = metrics.api_requests_total.labels(route, str(status))
+    return counter
 
 
 async def _answered(handler: Handler, request: Request, api: Api) -> Response:
