@@ -29,7 +29,8 @@ from cutout.schedule import POLL_SECONDS
 from cutout.service import Prepared, Service
 from grammar import parse_path
 from grammar.errors import NotFound, OriginError, StillGenerating
-from transform.decode import sniff
+from transform import compile_plan
+from transform.decode import oriented_size, sniff
 
 if TYPE_CHECKING:
     from cutout.api.tasks import Tasks
@@ -212,6 +213,7 @@ class Remover:
         if source == "bg_public_id":
             public_id = fields[source]
             await self._located(public_id, source)
+            _check_layer_id(public_id, source)
         else:
             if source == "bg_image_url":
                 data = await self._fetched(fields[source], source)
@@ -279,7 +281,9 @@ class Remover:
             header = pyvips.Image.new_from_file(str(path))
         except pyvips.Error:
             raise ApiError("failed_to_read_image", "The image cannot be decoded") from None
-        width, height = int(header.width), int(header.height)
+        # As the engine will see it: upright (EXIF orientations 5-8 swap the sides), or a portrait photo's
+        # roi in pixels and max_megapixels box would be laid on its sideways shape.
+        width, height = oriented_size(header)
         if width * height > self.service.settings.max_pixels:
             raise ApiError(
                 "resolution_too_high",
@@ -339,6 +343,21 @@ class Remover:
         if self.service.models.masks is None:
             raise ApiError("model_unavailable", "Background removal is not available: no segmentation model")
         return await self.service.scheduler.wait_until(prepared, deadline)
+
+
+def _check_layer_id(public_id: str, parameter: str) -> None:
+    """A background is placed with ``u_<id>``: an id that a layer cannot name (a comma, a colon, a
+    percent sign...) is a 400 naming the field, not a failed render later."""
+    layer = public_id.replace("/", ":")
+    try:
+        path = parse_path(f"/image/upload/u_{layer}/fl_layer_apply/x")
+        named = compile_plan(path.components).layer_ids
+    except OriginError:
+        named = frozenset()
+    if set(named) != {public_id}:
+        raise ApiError(
+            "invalid_parameter", f"{parameter} {public_id!r} cannot be used as a layer", parameter=parameter
+        )
 
 
 def describe(entry: Entry, mask: Entry) -> dict[str, Any]:

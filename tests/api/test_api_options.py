@@ -99,6 +99,7 @@ def test_a_transparent_background_image_keeps_png(api: TestClient) -> None:
     ("kwargs", "status", "code", "parameter"),
     [
         ({"params": {"bg_public_id": "docs/nothing"}}, 404, "not_found", "bg_public_id"),
+        ({"params": {"bg_public_id": "docs/road,x"}}, 404, "not_found", "bg_public_id"),
         ({"params": {"bg_public_id": "docs/road", "bg_color": "red"}}, 400, BAD, "bg_public_id"),
         ({"params": {"bg_public_id": "docs/road", "bg_image_url": "https://example.org/a.jpg"}},
          400, "invalid_parameter", "bg_image_url"),
@@ -143,6 +144,19 @@ def test_shadow_darkens_below_the_cutout(api: TestClient) -> None:
 
 def plain_header(api: TestClient, name: str) -> str:
     return str(api.post(URL, content=road(), headers=JPEG).headers[name])
+
+
+def test_roi_is_laid_on_the_upright_image(api: TestClient) -> None:
+    """A photo stored sideways with EXIF orientation 6 (stored 427x640, shown 640x427): the region's
+    percentages are of the image as shown, as the engine renders it."""
+    sideways = pyvips.Image.new_from_buffer(road(), "").rot270().copy()
+    sideways.set_type(pyvips.GValue.gint_type, "orientation", 6)
+    data = sideways.jpegsave_buffer(keep="exif")
+    response = api.post(URL, content=data, headers=JPEG, params={"roi": "0 0 50% 50%"})
+    assert response.status_code == 200, response.text
+    assert (response.headers["x-width"], response.headers["x-height"]) == ("640", "427")
+    box = {k: int(response.headers[f"x-foreground-{k}"]) for k in ("left", "top", "width", "height")}
+    assert box["left"] + box["width"] == 320 and abs(box["top"] + box["height"] - 214) <= 1
 
 
 def test_roi_limits_the_foreground_and_its_box(api: TestClient, stub: EllipseSegmenter) -> None:
