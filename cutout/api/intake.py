@@ -71,11 +71,11 @@ async def read(request: Request, limit: int) -> Intake:
         files = await _files(request, fields, limit)
         upload = files.pop("image_file", None)
     elif media == "application/json":
-        _json(await request.body(), fields)
+        _json(await _body(request), fields)
     elif media.startswith("image/") or media in _RAW_TYPES:
-        body = await request.body()
+        body = await _body(request)
     else:
-        body = await request.body()
+        body = await _body(request)
         if body:
             raise ApiError(
                 "invalid_file_type",
@@ -92,6 +92,14 @@ async def read(request: Request, limit: int) -> Intake:
     if source == "image_file_b64":
         return Intake(fields, source, decode_b64(fields["image_file_b64"]), files)
     return Intake(fields, source, None, files)
+
+
+async def _body(request: Request) -> bytes:
+    """The body, read from the stream rather than with ``request.body()``, which keeps a copy on the
+    request: the Intake is then the one holder of the image, and a handler that lets go of it (once
+    the image is stored) frees it while it waits for the result."""
+    chunks = [chunk async for chunk in request.stream()]
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _merge(fields: dict[str, str], items: Any, where: str) -> None:

@@ -108,6 +108,7 @@ async def remove_background(request: Request, api: Api) -> Response:
         public_id = await api.remover.original(received)
         job = await api.remover.job(public_id, fields, received.files)
         api.remover.remember_job(received, job)
+    del received  # the image is stored: not held while the result is waited for (25 MB a request)
     if not run_async:
         result = await api.remover.make(job, wait=api.settings.api_wait_seconds)
         if result is not None:
