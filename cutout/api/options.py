@@ -59,7 +59,7 @@ OPTION_DOCS: dict[str, tuple[dict[str, object], str]] = {
     "size": (_TEXT, "full (default), auto, preview (0.25 megapixels at most) or <width>x<height> to fit in"),
     "max_megapixels": ({"type": "string", "pattern": "^[0-9.]+$"}, "scale the result down to at most this"),
     "format": ({"type": "string", "enum": ["auto", "png", "jpg", "webp"]},
-               "auto: JPEG when bg_color is opaque, else PNG"),
+               "auto: JPEG when the background (bg_color or the background image) is opaque, else PNG"),
     "output": ({"type": "string", "enum": ["binary", "json"]}, "the image itself, or JSON describing it"),
     "encoding": ({"type": "string", "enum": ["base64", "data_uri", "url"]},
                  "the image's encoding in JSON output; url: a delivery URL that GETs it without a key"),
@@ -271,9 +271,10 @@ def _check_together(options: Options, fields: Mapping[str, str]) -> None:
         )
     if options.bg_source is not None and options.bg_color is not None:
         raise invalid(options.bg_source, f"give bg_color or {options.bg_source}, not both")
-    for name, given in ((options.bg_source, options.bg_source), ("shadow", options.shadow)):
-        if options.channels == "alpha" and name is not None and given is not None:
-            raise invalid(name, f"{name} cannot be combined with channels=alpha (a mask is one band)")
+    if options.channels == "alpha":
+        for name in (options.bg_source, "shadow" if options.shadow is not None else None):
+            if name is not None:
+                raise invalid(name, f"{name} cannot be combined with channels=alpha (a mask is one band)")
     if options.channels == "alpha" and options.format == "jpg":
         raise invalid("format", "channels=alpha is delivered as png or webp")
     if "encoding" in fields and options.output != "json":
