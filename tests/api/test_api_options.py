@@ -175,10 +175,24 @@ def test_roi_limits_the_foreground_and_its_box(api: TestClient, stub: EllipseSeg
     assert stub.calls == 1
 
 
+def settled(client: TestClient, name: str, quiet: float = 0.5, timeout: float = 5.0) -> float:
+    """The metric once it has stopped moving: the counter is process-wide, and a job an earlier test
+    left behind may still be finishing."""
+    deadline = time.monotonic() + timeout
+    value = metric(client, name)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        again = metric(client, name)
+        if again == value:
+            break
+        value = again
+    return value
+
+
 def test_every_option_of_one_image_is_one_model_run(
     origin: LocalServer, api: TestClient, stub: EllipseSegmenter
 ) -> None:
-    before = metric(api, "cutout_inference_total")
+    before = settled(api, "cutout_inference_total")
     variants: list[dict[str, str]] = [
         {}, {"channels": "alpha"}, {"bg_color": "red"}, {"crop": "1", "crop_margin": "5%"},
         {"shadow": "1"}, {"roi": "10% 10% 90% 90%"}, {"bg_image_url": origin.url("/green.png")},
