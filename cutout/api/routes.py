@@ -189,7 +189,7 @@ def _answer(
 ) -> Response:
     """``encoding=url``: ``image`` is ``url``, the delivery URL of the same derivative rather than a
     ``/v1/tasks/<id>/result`` URL: it needs no key (an <img> or a CDN can GET it), costs no copy of the
-    bytes, outlives CUTOUT_TASK_TTL (an evicted derivative is made again from the same mask, with a 423
+    bytes, outlives CUTOUT_TASK_TTL (an evicted derivative is made again, with a 423
     meanwhile) and exists for a sync answer too, which has no task."""
     if output == "json":
         image = url if encoding == "url" and url is not None else encoded(data, meta, encoding)
