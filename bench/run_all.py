@@ -29,9 +29,9 @@ def plan() -> dict[str, tuple[list[list[str]], str | None]]:
         "startup": ([["startup_bench.py"]], None),
         "render": ([["render_bench.py"]], None),
         "http": ([["http_bench.py"]], f"{' and '.join(missing)} not installed" if missing else None),
+        "api": ([["api_bench.py"]], None),  # without wrk it skips its rps part itself
         "segment_speed": ([["segment_speed.py"]], None),
         "segment_memory": ([["segment_memory.py"]], None),
-        "api": ([["api_bench.py"]], None),  # without wrk it skips its rps part itself
         "quality": (
             [["quality.py", str(s), "--fine-edges"] for s in sets],
             None if sets else f"no evaluation sets in {EVAL}",

@@ -22,16 +22,11 @@ answered_304 = requests_total.labels("304")
 render_seconds = Histogram("cutout_render_seconds", "Time to render one derivative (cache misses)")
 inference_total = Counter("cutout_inference_total", "Segmentation model runs (mask cache misses)")
 inference_seconds = Histogram(
-    "cutout_inference_seconds",
-    "Time of one segmentation model run",
+    "cutout_inference_seconds", "Time of one segmentation model run",
     buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64),
 )
 cache_hits_total = Counter("cutout_cache_hits_total", "Derivatives served from the cache")
 cache_misses_total = Counter("cutout_cache_misses_total", "Derivatives not in the cache")
-queue_depth = Gauge(
-    "cutout_queue_depth", "Background-removal jobs queued or running", multiprocess_mode="livesum"
-)
-
 # The HTTP API (/v1/...). Routes are labelled by their template ("POST /v1/remove-background"), never by
 # the path itself (task ids would make a series per task).
 api_requests_total = Counter(
@@ -47,6 +42,9 @@ api_queue_depth = Gauge(
     "cutout_api_queue_depth",
     "HTTP API tasks waiting for or making their result (pending or running)",
     multiprocess_mode="livesum",
+)
+queue_depth = Gauge(
+    "cutout_queue_depth", "Background-removal jobs queued or running", multiprocess_mode="livesum"
 )
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
