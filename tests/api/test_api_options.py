@@ -268,3 +268,10 @@ def test_task_id_that_is_unknown_unfinished_or_failed(make_api: ClientFactory) -
     assert failed.status_code == 400 and failed.json()["errors"][0]["parameter"] == "task_id"
     both = client.post(URL, json={"task_id": slow, "public_id": "docs/road"})
     assert both.status_code == 400 and both.json()["errors"][0]["code"] == "multiple_sources"
+
+
+def test_a_background_url_that_fails_names_bg_image_url(origin: LocalServer, api: TestClient) -> None:
+    missing = api.post(URL, content=road(), headers=JPEG, params={"bg_image_url": origin.url("/none.png")})
+    assert missing.status_code == 400, missing.text
+    assert missing.json()["errors"][0]["code"] == "failed_image_download"
+    assert missing.json()["errors"][0]["parameter"] == "bg_image_url"
