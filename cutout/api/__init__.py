@@ -15,6 +15,7 @@ from cutout.api.routes import DOC_ROUTES, ROUTES, Api
 from cutout.api.runner import LEASE_SECONDS, Runner
 from cutout.api.tasks import Tasks
 from cutout.fetch import FetchPolicy
+from cutout.remote import RemoteOriginals
 from cutout.service import Service
 from cutout.settings import Settings
 from cutout.webhooks import StandardSigner, webhook_policy
@@ -23,8 +24,11 @@ __all__ = ["DOC_ROUTES", "ROUTES", "Api", "running"]
 
 
 @asynccontextmanager
-async def running(settings: Settings, service: Service) -> AsyncIterator[Api | None]:
-    """The API while the app runs (None when it is off): its tasks' drivers live in this task group."""
+async def running(
+    settings: Settings, service: Service, remote: RemoteOriginals | None = None
+) -> AsyncIterator[Api | None]:
+    """The API while the app runs (None when it is off): its tasks' drivers live in this task group.
+    ``remote``: the fetched originals of /image/fetch/, which image_url and bg_image_url share."""
     if not enabled(settings):
         yield None
         return
@@ -32,7 +36,7 @@ async def running(settings: Settings, service: Service) -> AsyncIterator[Api | N
     tasks = Tasks(cache_dir / "api-tasks", settings.task_ttl)
     secret = settings.api_webhook_secret
     signer = StandardSigner(secret) if secret else None
-    remover = Remover(service, FetchPolicy.from_environ(), tasks)
+    remover = Remover(service, FetchPolicy.from_environ(), tasks, remote)
     lease = min(LEASE_SECONDS, settings.lease_seconds)
     runner = Runner(remover, tasks, signer, webhook_policy(), lease=lease)
     try:

@@ -34,6 +34,7 @@ from transform.decode import oriented_size, sniff
 
 if TYPE_CHECKING:
     from cutout.api.tasks import Tasks
+    from cutout.remote import RemoteOriginals
 
 #: The originals folder where the API keeps what it is sent, named by sha256 (so stored once).
 UPLOADS = "api-uploads"
@@ -78,11 +79,21 @@ class Result:
 
 
 class Remover:
-    def __init__(self, service: Service, policy: FetchPolicy, tasks: Tasks | None = None) -> None:
+    def __init__(
+        self,
+        service: Service,
+        policy: FetchPolicy,
+        tasks: Tasks | None = None,
+        remote: RemoteOriginals | None = None,
+    ) -> None:
         self.service = service
         self.policy = policy
         #: Where ``task_id`` inputs are found (None: chaining is not available).
         self.tasks = tasks
+        #: The fetched originals of ``/image/fetch/`` (None: every image_url is downloaded again). With
+        #: them an image_url (or bg_image_url) is downloaded once and revalidated after CUTOUT_FETCH_TTL,
+        #: as a fetch URL's image is: one fetcher, one copy per URL.
+        self.remote = remote
         # The hot path of a repeated request (the same image and options, its result in memory): the
         # job by the request's content, the preparation by the job's path (checked against the files,
         # as the resolver's own memo is), the description by the entries' etags. Without them, a
@@ -154,11 +165,21 @@ class Remover:
             return public_id
         data = intake.data
         if intake.source == "image_url":
-            data = await self._fetched(intake.fields["image_url"], "image_url")
-        elif intake.source == "task_id":
+            return await self._fetched_original(intake.fields["image_url"], "image_url")
+        if intake.source == "task_id":
             data = await self._task_result(intake.fields["task_id"])
         assert data is not None
         return await anyio.to_thread.run_sync(self._store, data, intake.source)
+
+    async def _fetched_original(self, url: str, parameter: str) -> str:
+        """The original holding ``url``'s image (``fetched/<sha256>``, shared with /image/fetch/)."""
+        if self.remote is None or not self.policy.allow:  # no store of fetched images, or fetching is off
+            data = await self._fetched(url, parameter)  # (off: the fetcher's 403 says so)
+            return await anyio.to_thread.run_sync(self._store, data, parameter)
+        try:
+            return await self.remote.public_id(url)
+        except OriginError as exc:
+            raise from_origin(exc, parameter=parameter) from None
 
     async def _fetched(self, url: str, parameter: str) -> bytes:
         try:
@@ -214,12 +235,11 @@ class Remover:
             public_id = fields[source]
             await self._located(public_id, source)
             _check_layer_id(public_id, source)
+        elif source == "bg_image_url":
+            public_id = await self._fetched_original(fields[source], source)
         else:
-            if source == "bg_image_url":
-                data = await self._fetched(fields[source], source)
-            else:
-                given = (files or {}).get(source)
-                data = given if given is not None else decode_b64(fields[source], source)
+            given = (files or {}).get(source)
+            data = given if given is not None else decode_b64(fields[source], source)
             public_id = await anyio.to_thread.run_sync(self._store, data, source)
         opaque = await anyio.to_thread.run_sync(self._opaque, public_id, source)
         return replace(options, bg_image=public_id, bg_opaque=opaque)

@@ -275,3 +275,22 @@ def test_a_background_url_that_fails_names_bg_image_url(origin: LocalServer, api
     assert missing.status_code == 400, missing.text
     assert missing.json()["errors"][0]["code"] == "failed_image_download"
     assert missing.json()["errors"][0]["parameter"] == "bg_image_url"
+
+
+def test_an_image_url_is_downloaded_once_and_shared_with_fetch_urls(
+    origin: LocalServer, api: TestClient, stub: EllipseSegmenter
+) -> None:
+    """image_url and bg_image_url go through the store of /image/fetch/: one download per URL (until
+    CUTOUT_FETCH_TTL), the same original a fetch URL of that URL renders."""
+    origin.routes["/road.jpg"] = answer(200, road(), "image/jpeg")
+    url = origin.url("/road.jpg")
+    for params in ({}, {"channels": "alpha"}, {"bg_image_url": origin.url("/green.png")}):
+        response = api.post(URL, json={"image_url": url, **params})
+        assert response.status_code == 200, response.text
+    again = api.post(URL, json={"image_url": url, "bg_image_url": origin.url("/green.png"), "shadow": "1"})
+    assert again.status_code == 200
+    assert origin.paths().count("/road.jpg") == 1 and origin.paths().count("/green.png") == 1
+    fetched = api.get(f"/image/fetch/e_background_removal/f_png/{url}")
+    assert fetched.status_code in (200, 423)  # rendered from the stored copy: no new download
+    assert origin.paths().count("/road.jpg") == 1
+    assert stub.calls == 1
