@@ -122,9 +122,7 @@ class Remover:
         long: a hash of the image and a ``stat``)."""
         key = self._request_key(intake)
         job = self._jobs.get(key) if key is not None else None
-        if job is None or self._memoised(job.public_id, job.transformation) is None:
-            return None
-        return job
+        return job if job is not None and self._unchanged(job) else None
 
     def remember_job(self, intake: Intake, job: Job) -> None:
         key = self._request_key(intake)
@@ -143,6 +141,12 @@ class Remover:
         entry, mask = entries[0], entries[-1]
         meta = self._described.get((entry.etag, mask.etag))
         return Result(entry, meta) if meta is not None else None
+
+    def _unchanged(self, job: Job) -> bool:
+        """Whether the files a job was made for (the original, a background) are as they were then: a
+        job depends on nothing else, so unlike a preparation it does not expire."""
+        known = self._prepared.get((job.public_id, job.transformation))
+        return known is not None and self.service.originals.current(known[0].files)
 
     def _memoised(self, public_id: str, transformation: str) -> Prepared | None:
         known = self._prepared.get((public_id, transformation))
@@ -284,7 +288,35 @@ class Remover:
     async def job(
         self, public_id: str, fields: dict[str, str], files: Mapping[str, bytes] | None = None
     ) -> Job:
-        """The job for the options in ``fields`` (``files``: multipart parts such as bg_image_file)."""
+        """The job for the options in ``fields`` (``files``: multipart parts such as bg_image_file).
+        Remembered by the original and the options: the same request again (by public_id, or by an
+        image_url already stored) skips the header read, while its files are unchanged."""
+        key = self._job_key(public_id, fields, files)
+        known = self._jobs.get(key) if key is not None else None
+        if known is not None and self._unchanged(known):
+            return known
+        made = await self._new_job(public_id, fields, files)
+        if key is not None:
+            self._jobs[key] = made
+        return made
+
+    @staticmethod
+    def _job_key(
+        public_id: str, fields: Mapping[str, str], files: Mapping[str, bytes] | None
+    ) -> tuple[Any, ...] | None:
+        """None when the job may change although the original and the options do not: a background by
+        URL (its content may), or one carried as text or in large parts (costlier to key than to make)."""
+        if "bg_image_url" in fields or "bg_image_file" in fields:
+            return None
+        if sum(len(v) for v in (files or {}).values()) > HOT_BYTES:
+            return None
+        options = tuple(sorted((k, v) for k, v in fields.items() if k not in SOURCES and k not in CONTROL))
+        extra = tuple(sorted((k, hashlib.sha256(v).digest()) for k, v in (files or {}).items()))
+        return "original", public_id, options, extra
+
+    async def _new_job(
+        self, public_id: str, fields: Mapping[str, str], files: Mapping[str, bytes] | None
+    ) -> Job:
         options = parse_options(fields, tuple(files or ()))
         if options.bg_source == "bg_image_file" and "bg_image_file" not in fields:
             if not (files or {}).get("bg_image_file"):
