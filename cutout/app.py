@@ -182,7 +182,7 @@ def create_app(
         app.state.remote = RemoteOriginals(app.state.service.originals, cache_dir / "fetched",
                                            FetchPolicy.from_environ(), settings.fetch_ttl)
         try:
-            async with api.running(settings, app.state.service, app.state.remote) as app.state.api:
+            async with api.running(settings, app.state.service) as app.state.api:
                 yield
         finally:
             app.state.service.close()

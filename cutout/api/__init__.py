@@ -36,7 +36,12 @@ async def running(
     tasks = Tasks(cache_dir / "api-tasks", settings.task_ttl)
     secret = settings.api_webhook_secret
     signer = StandardSigner(secret) if secret else None
-    remover = Remover(service, FetchPolicy.from_environ(), tasks, remote)
+    # image_url and bg_image_url share /image/fetch/'s store of fetched images (the same folder: diskcache
+    # takes several handles), so each URL is downloaded once and revalidated after CUTOUT_FETCH_TTL.
+    fetched = remote or RemoteOriginals(
+        service.originals, cache_dir / "fetched", FetchPolicy.from_environ(), settings.fetch_ttl
+    )
+    remover = Remover(service, FetchPolicy.from_environ(), tasks, fetched)
     lease = min(LEASE_SECONDS, settings.lease_seconds)
     runner = Runner(remover, tasks, signer, webhook_policy(), lease=lease)
     try:
@@ -47,3 +52,5 @@ async def running(
             group.cancel_scope.cancel()
     finally:
         tasks.close()
+        if remote is None:
+            fetched.close()
