@@ -32,6 +32,7 @@ def plan() -> dict[str, tuple[list[list[str]], str | None]]:
         "render": ([["render_bench.py"]], None),
         "faces": ([["faces_bench.py"]], None),
         "http": ([["http_bench.py"]], f"{' and '.join(missing)} not installed" if missing else None),
+        "api": ([["api_bench.py"]], None),  # without wrk it skips its rps part itself
         "segment_speed": ([["segment_speed.py"]], None),
         "segment_memory": ([["segment_memory.py"]], None),
         "regression": ([["regression.py"]], f"{' and '.join(missing)} not installed" if missing else None),

@@ -31,6 +31,22 @@ shared_cache_hits_total = Counter(
 )
 jobs_queued_total = Counter("cutout_jobs_queued_total", "Background-removal jobs queued for workers")
 cache_misses_total = Counter("cutout_cache_misses_total", "Derivatives not in the cache")
+# The HTTP API (/v1/...). Routes are labelled by their template ("POST /v1/remove-background"), never by
+# the path itself (task ids would make a series per task).
+api_requests_total = Counter(
+    "cutout_api_requests_total", "HTTP API requests answered, by route and status", ["route", "status"]
+)
+api_tasks_total = Counter(
+    "cutout_api_tasks_total",
+    "HTTP API tasks by what happened to them: created, resumed (picked up again after a restart or a "
+    "dead worker), success, error",
+    ["state"],
+)
+api_queue_depth = Gauge(
+    "cutout_api_queue_depth",
+    "HTTP API tasks waiting for or making their result (pending or running)",
+    multiprocess_mode="livesum",
+)
 queue_depth = Gauge(
     "cutout_queue_depth", "Background-removal jobs queued or running", multiprocess_mode="livesum"
 )

@@ -12,9 +12,10 @@ import anyio
 from cutout.api.auth import Gate, enabled
 from cutout.api.remover import Remover
 from cutout.api.routes import DOC_ROUTES, ROUTES, Api
-from cutout.api.runner import Runner
+from cutout.api.runner import LEASE_SECONDS, Runner
 from cutout.api.tasks import Tasks
 from cutout.fetch import FetchPolicy
+from cutout.remote import RemoteOriginals
 from cutout.service import Service
 from cutout.settings import Settings
 from cutout.webhooks import StandardSigner, webhook_policy
@@ -23,8 +24,11 @@ __all__ = ["DOC_ROUTES", "ROUTES", "Api", "running"]
 
 
 @asynccontextmanager
-async def running(settings: Settings, service: Service) -> AsyncIterator[Api | None]:
-    """The API while the app runs (None when it is off): its tasks' drivers live in this task group."""
+async def running(
+    settings: Settings, service: Service, remote: RemoteOriginals | None = None
+) -> AsyncIterator[Api | None]:
+    """The API while the app runs (None when it is off): its tasks' drivers live in this task group.
+    ``remote``: the fetched originals of /image/fetch/, which image_url and bg_image_url share."""
     if not enabled(settings):
         yield None
         return
@@ -38,7 +42,14 @@ async def running(settings: Settings, service: Service) -> AsyncIterator[Api | N
         tasks = Tasks(cache_dir / "api-tasks", settings.task_ttl)
     secret = settings.api_webhook_secret
     signer = StandardSigner(secret) if secret else None
-    runner = Runner(Remover(service, FetchPolicy.from_environ()), tasks, signer, webhook_policy())
+    # image_url and bg_image_url share /image/fetch/'s store of fetched images (the same folder: diskcache
+    # takes several handles), so each URL is downloaded once and revalidated after CUTOUT_FETCH_TTL.
+    fetched = remote or RemoteOriginals(
+        service.originals, cache_dir / "fetched", FetchPolicy.from_environ(), settings.fetch_ttl
+    )
+    remover = Remover(service, FetchPolicy.from_environ(), tasks, fetched)
+    lease = min(LEASE_SECONDS, settings.lease_seconds)
+    runner = Runner(remover, tasks, signer, webhook_policy(), lease=lease)
     try:
         async with anyio.create_task_group() as group:
             runner.group = group
@@ -47,3 +58,5 @@ async def running(settings: Settings, service: Service) -> AsyncIterator[Api | N
             group.cancel_scope.cancel()
     finally:
         tasks.close()
+        if remote is None:
+            fetched.close()

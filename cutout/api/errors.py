@@ -24,6 +24,7 @@ CODES: dict[str, tuple[int, str]] = {
     "forbidden_url": (403, "This URL may not be fetched"),
     "not_found": (404, "Not found"),
     "method_not_allowed": (405, "Method not allowed"),
+    "task_not_finished": (409, "The task to chain onto has not finished"),
     "file_too_large": (413, "File too large"),
     "resolution_too_high": (413, "Resolution too high"),
     "invalid_file_type": (415, "Unsupported file type"),

@@ -1,5 +1,6 @@
 """Reading a request: its fields (query and body: multipart, form-urlencoded or JSON) and its one image
-(raw body, ``image_file``, ``image_file_b64``, ``image_url`` or ``public_id``).
+(raw body, ``image_file``, ``image_file_b64``, ``image_url``, ``public_id`` or ``task_id``), and the file
+parts of other fields (``bg_image_file``).
 
 The body is counted while it streams and refused past ``CUTOUT_MAX_UPLOAD_BYTES`` (413), so nothing
 beyond the limit is ever buffered, whatever Content-Length claims."""
@@ -10,7 +11,7 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.datastructures import UploadFile
@@ -20,7 +21,7 @@ from starlette.requests import Request
 from starlette.types import Message
 
 from cutout.api.errors import ApiError
-from cutout.api.options import SOURCES, check_sources
+from cutout.api.options import FILES, SOURCES, check_sources
 
 _DATA_URI = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.ASCII)
 _RAW_TYPES = ("application/octet-stream",)
@@ -30,7 +31,9 @@ _RAW_TYPES = ("application/octet-stream",)
 class Intake:
     fields: dict[str, str]
     source: str  # which one of SOURCES, or "body"
-    data: bytes | None  # the image's bytes, unless it comes by image_url or public_id
+    data: bytes | None  # the image's bytes, unless it comes by image_url, public_id or task_id
+    #: Multipart file parts other than the image (bg_image_file), by field name.
+    files: dict[str, bytes] = field(default_factory=dict)
 
 
 def limit_body(request: Request, limit: int) -> None:
@@ -63,14 +66,16 @@ async def read(request: Request, limit: int) -> Intake:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body: bytes | None = None
     upload: bytes | None = None
+    files: dict[str, bytes] = {}
     if media == "multipart/form-data" or media == "application/x-www-form-urlencoded":
-        upload = await _form(request, fields, limit)
+        files = await _files(request, fields, limit)
+        upload = files.pop("image_file", None)
     elif media == "application/json":
-        _json(await request.body(), fields)
+        _json(await _body(request), fields)
     elif media.startswith("image/") or media in _RAW_TYPES:
-        body = await request.body()
+        body = await _body(request)
     else:
-        body = await request.body()
+        body = await _body(request)
         if body:
             raise ApiError(
                 "invalid_file_type",
@@ -81,12 +86,20 @@ async def read(request: Request, limit: int) -> Intake:
     given += [name for name in SOURCES if name in fields and name != "image_file"]
     source = check_sources(given)
     if source == "body":
-        return Intake(fields, source, body)
+        return Intake(fields, source, body, files)
     if source == "image_file":
-        return Intake(fields, source, upload)
+        return Intake(fields, source, upload, files)
     if source == "image_file_b64":
-        return Intake(fields, source, decode_b64(fields["image_file_b64"]))
-    return Intake(fields, source, None)
+        return Intake(fields, source, decode_b64(fields["image_file_b64"]), files)
+    return Intake(fields, source, None, files)
+
+
+async def _body(request: Request) -> bytes:
+    """The body, read from the stream rather than with ``request.body()``, which keeps a copy on the
+    request: the Intake is then the one holder of the image, and a handler that lets go of it (once
+    the image is stored) frees it while it waits for the result."""
+    chunks = [chunk async for chunk in request.stream()]
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _merge(fields: dict[str, str], items: Any, where: str) -> None:
@@ -97,28 +110,39 @@ def _merge(fields: dict[str, str], items: Any, where: str) -> None:
 
 
 async def _form(request: Request, fields: dict[str, str], limit: int) -> bytes | None:
+    """The form's fields into ``fields``; the image_file part's bytes (kept for callers of old)."""
+    return (await _files(request, fields, limit)).get("image_file")
+
+
+async def _files(request: Request, fields: dict[str, str], limit: int) -> dict[str, bytes]:
+    """The form's text fields into ``fields``; its file parts (only those of FILES) by name."""
     try:
         form = await request.form(max_files=2, max_fields=64, max_part_size=limit)
     except MultiPartException as exc:
         raise ApiError("invalid_body", f"Malformed form body: {exc.message}") from None
     except HTTPException as exc:  # starlette's own wrapping of a MultiPartException (no boundary, ...)
         raise ApiError("invalid_body", f"Malformed form body: {exc.detail}") from None
-    upload: bytes | None = None
+    files: dict[str, bytes] = {}
     try:
         for name, value in form.multi_items():
             if isinstance(value, UploadFile):
-                if name != "image_file":
+                if name not in FILES:
                     raise ApiError(
-                        "invalid_parameter", f"only image_file may be a file, not {name}", parameter=name
+                        "invalid_parameter",
+                        f"only {' and '.join(FILES)} may be files, not {name}",
+                        parameter=name,
                     )
-                if upload is not None:
-                    raise ApiError("multiple_sources", "image_file is given more than once", parameter=name)
-                upload = await value.read()
+                if name in files or name in fields:
+                    code = "multiple_sources" if name == "image_file" else "invalid_parameter"
+                    raise ApiError(code, f"{name} is given more than once", parameter=name)
+                files[name] = await value.read()
             else:
+                if name in files:
+                    raise ApiError("invalid_parameter", f"{name} is given more than once", parameter=name)
                 _merge(fields, [(name, value)], "body")
     finally:
         await form.close()
-    return upload
+    return files
 
 
 def _json(raw: bytes, fields: dict[str, str]) -> None:
@@ -140,25 +164,24 @@ def _json(raw: bytes, fields: dict[str, str]) -> None:
     _merge(fields, items, "body")
 
 
-def decode_b64(text: str) -> bytes:
-    """Bare base64 or a ``data:`` URI; whitespace (line breaks of MIME encoders) is allowed."""
+def decode_b64(text: str, name: str = "image_file_b64") -> bytes:
+    """Bare base64 or a ``data:`` URI (the field ``name``); whitespace (line breaks of MIME encoders) is
+    allowed."""
     text = text.strip()
     if text.startswith("data:"):
         match = _DATA_URI.match(text)
         if match is None:
             raise ApiError(
                 "invalid_parameter",
-                "image_file_b64: a data URI must be data:<type>;base64,<data>",
-                parameter="image_file_b64",
+                f"{name}: a data URI must be data:<type>;base64,<data>",
+                parameter=name,
             )
         text = text[match.end() :]
     compact = "".join(text.split())  # 20x faster than re.sub on a photo's worth of base64
     try:
         data = base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise ApiError(
-            "invalid_parameter", "image_file_b64 is not valid base64", parameter="image_file_b64"
-        ) from None
+        raise ApiError("invalid_parameter", f"{name} is not valid base64", parameter=name) from None
     if not data:
-        raise ApiError("invalid_parameter", "image_file_b64 is empty", parameter="image_file_b64")
+        raise ApiError("invalid_parameter", f"{name} is empty", parameter=name)
     return data

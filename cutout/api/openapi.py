@@ -108,8 +108,12 @@ def _schemas() -> dict[str, Any]:
             "allOf": [{"$ref": _REF + "Description"}],
             "type": "object",
             "properties": {
-                "encoding": {"type": "string", "enum": ["base64", "data_uri"]},
-                "image": {"type": "string", "description": "the image, base64 or a data URI"},
+                "encoding": {"type": "string", "enum": ["base64", "data_uri", "url"]},
+                "image": {
+                    "type": "string",
+                    "description": "the image: base64, a data URI, or (encoding=url) the delivery URL that "
+                    "GETs the same bytes without a key (signed when the server has CUTOUT_API_SECRET)",
+                },
             },
             "required": ["encoding", "image"],
         },
@@ -148,11 +152,13 @@ def _schemas() -> dict[str, Any]:
 @cache
 def document() -> dict[str, Any]:
     fields = {"type": "object", "properties": _fields(), "additionalProperties": False}
+    # A file part cannot be a query parameter; bg_image_file may be, as base64 text.
     query = [
-        {"name": name, "in": "query", "required": False, "schema": schema, "description": text}
+        {"name": name, "in": "query", "required": False, "description": text,
+         "schema": {"type": "string"} if schema.get("format") == "binary" else schema}
         for name, (schema, text) in {**SOURCE_DOCS, **OPTION_DOCS}.items()
         if name != "image_file"
-    ]
+    ]  # fmt: skip
     return {
         "openapi": "3.1.0",
         "info": {

@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from cutout.api.errors import ApiError, invalid
 from grammar.errors import InvalidArgument
-from transform.ops import args
+from transform.ops import EFFECTS, args
+from transform.seam import SEGMENT_MAX_SIDE
 
 #: Fields that name the image (exactly one of them) or steer the request rather than the result.
-SOURCES = ("image_file", "image_file_b64", "image_url", "public_id")
+SOURCES = ("image_file", "image_file_b64", "image_url", "public_id", "task_id")
 CONTROL = ("async", "webhook_url")
-#: In the issue, not built yet: refused by name rather than ignored.
-NOT_YET = ("bg_image_file", "bg_image_url", "bg_public_id", "shadow", "roi", "task_id")
+#: Fields that name one background image (at most one of them, and not with bg_color). The Remover
+#: stores it like an input and puts it under the cut-out (``u_``).
+BACKGROUNDS = ("bg_image_file", "bg_image_url", "bg_public_id")
+#: Fields that may come as multipart file parts.
+FILES = ("image_file", "bg_image_file")
 PREVIEW_MEGAPIXELS = 0.25
 MAX_MEGAPIXELS = 1000.0
 
@@ -34,20 +38,31 @@ SOURCE_DOCS: dict[str, tuple[dict[str, object], str]] = {
     "image_file_b64": (_TEXT, "the image in base64, bare or as a data URI"),
     "image_url": (_TEXT, "the image's http(s) URL, fetched by the server (CUTOUT_FETCH_ALLOW)"),
     "public_id": (_TEXT, "an original the server already has"),
+    "task_id": (_TEXT, "the result of an earlier task (finished): chains another request onto it"),
 }
 OPTION_DOCS: dict[str, tuple[dict[str, object], str]] = {
     "channels": ({"type": "string", "enum": ["rgba", "alpha"]},
                  "rgba: the cut-out; alpha: a one-band mask the size of the input"),
     "fine_edges": (_BOOL, "finer hair and fur"),
     "bg_color": (_TEXT, "background colour: hex (#f00, ff0000, ff000080), a colour name, or r,g,b[,a]"),
+    "bg_image_file": ({"type": "string", "format": "binary"},
+                      "a background image, cover-fitted behind the cut-out: a multipart file part, or base64 "
+                      "(bare or a data URI) in a form or JSON field"),
+    "bg_image_url": (_TEXT, "a background image's http(s) URL, fetched by the server (CUTOUT_FETCH_ALLOW)"),
+    "bg_public_id": (_TEXT, "an original the server has, as the background image"),
+    "shadow": (_TEXT, "a drop shadow under the cut-out: true, false, or e_dropshadow's arguments "
+                      "(azimuth_<0-360>;elevation_<0-90>;spread_<0-100>)"),
+    "roi": (_TEXT, "only this region may be foreground: x1 y1 x2 y2 (corners; px or %, separated by spaces "
+                   "or commas), e.g. 10% 0% 90% 100%"),
     "crop": (_BOOL, "crop to the foreground"),
     "crop_margin": (_TEXT, "space kept around the cropped foreground: 1, 2 or 4 values in px or %"),
     "size": (_TEXT, "full (default), auto, preview (0.25 megapixels at most) or <width>x<height> to fit in"),
     "max_megapixels": ({"type": "string", "pattern": "^[0-9.]+$"}, "scale the result down to at most this"),
     "format": ({"type": "string", "enum": ["auto", "png", "jpg", "webp"]},
-               "auto: JPEG when bg_color is opaque, else PNG"),
+               "auto: JPEG when the background (bg_color or the background image) is opaque, else PNG"),
     "output": ({"type": "string", "enum": ["binary", "json"]}, "the image itself, or JSON describing it"),
-    "encoding": ({"type": "string", "enum": ["base64", "data_uri"]}, "the image's encoding in JSON output"),
+    "encoding": ({"type": "string", "enum": ["base64", "data_uri", "url"]},
+                 "the image's encoding in JSON output; url: a delivery URL that GETs it without a key"),
     "async": (_BOOL, "answer 202 with a task at once"),
     "webhook_url": (_TEXT, "notified (Standard Webhooks) when the task ends"),
 }  # fmt: skip
@@ -57,6 +72,9 @@ _FALSE = ("0", "false", "no", "off", "")
 _HEX = re.compile(r"#?([0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})")
 _SIZE = re.compile(r"([1-9][0-9]{0,4})x([1-9][0-9]{0,4})")
 _MARGIN = re.compile(r"([0-9]{1,4})(px|%)?")
+_CORNER = re.compile(r"([0-9]{1,5})(px|%)?")
+#: A corner of a region: (amount, whether it is a percentage).
+Corner = tuple[int, bool]
 
 
 @dataclass(frozen=True)
@@ -72,6 +90,11 @@ class Options:
     format: str = "auto"
     output: str = "binary"
     encoding: str = "base64"
+    #: Which of BACKGROUNDS names the background image; ``bg_image`` is its public id once stored.
+    bg_source: str | None = None
+    bg_image: str | None = None
+    shadow: str | None = None  # e_dropshadow's canonical text
+    roi: tuple[Corner, Corner, Corner, Corner] | None = None
 
 
 def flag(name: str, value: str) -> bool:
@@ -141,14 +164,16 @@ def _megapixels(value: str) -> float:
     return number
 
 
-def parse_options(fields: Mapping[str, str]) -> Options:
-    """Every field that is not a source or a control field must be an option; unknown ones are refused."""
+def parse_options(fields: Mapping[str, str], file_fields: Collection[str] = ()) -> Options:
+    """Every field that is not a source or a control field must be an option; unknown ones are refused.
+    ``file_fields`` names the multipart file parts that came besides the image (bg_image_file)."""
     values: dict[str, object] = {}
+    for name in file_fields:
+        if name in BACKGROUNDS:
+            _background(values, name)
     for name, value in fields.items():
         if name in SOURCES or name in CONTROL:
             continue
-        if name in NOT_YET:
-            raise invalid(name, f"{name} is not supported by this server yet")
         if name == "channels":
             values[name] = _choice(name, value, "rgba", "alpha")
         elif name in ("fine_edges", "crop"):
@@ -166,12 +191,64 @@ def parse_options(fields: Mapping[str, str]) -> Options:
         elif name == "output":
             values[name] = _choice(name, value, "binary", "json")
         elif name == "encoding":
-            values[name] = _choice(name, value, "base64", "data_uri")
+            values[name] = _choice(name, value, "base64", "data_uri", "url")
+        elif name in BACKGROUNDS:
+            if not value.strip():
+                raise invalid(name, f"{name} is empty")
+            _background(values, name)
+            if name == "bg_public_id":
+                values["bg_image"] = value
+        elif name == "shadow":
+            values[name] = _shadow(value)
+        elif name == "roi":
+            values[name] = _roi(value)
         else:
             raise invalid(name, f"unknown parameter {name!r}")
     options = Options(**values)  # type: ignore[arg-type]
     _check_together(options, fields)
     return options
+
+
+def _background(values: dict[str, object], name: str) -> None:
+    if "bg_source" in values:
+        raise invalid(name, f"give one background image, not {values['bg_source']} and {name}")
+    values["bg_source"] = name
+
+
+def _shadow(value: str) -> str | None:
+    word = value.strip().lower()
+    if word in _TRUE:
+        return "dropshadow"
+    if word in _FALSE:
+        return None
+    spec = EFFECTS["dropshadow"]
+    try:
+        return spec.render(spec.parse(f"dropshadow:{value}", value))
+    except InvalidArgument as exc:
+        raise invalid(
+            "shadow",
+            f"shadow must be true, false or azimuth_<0-360>;elevation_<0-90>;spread_<0-100>: {exc.expected}",
+        ) from None
+
+
+def _roi(value: str) -> tuple[Corner, Corner, Corner, Corner]:
+    """remove.bg's form: ``x1 y1 x2 y2``, the region's corners, each px or % (``0% 0% 100% 100%``)."""
+    parts = value.replace(",", " ").split()
+    corners = [_CORNER.fullmatch(p) for p in parts]
+    if len(parts) != 4 or not all(corners):
+        raise invalid("roi", f"roi must be 4 values x1 y1 x2 y2 in px or % (10% 0% 90% 100%), got {value!r}")
+    parsed: list[Corner] = []
+    for corner in corners:
+        assert corner is not None
+        amount, percent = int(corner.group(1)), corner.group(2) == "%"
+        if amount > (100 if percent else args.MAX_LENGTH):
+            raise invalid("roi", f"roi: at most 100 % or {args.MAX_LENGTH} px a value, got {value!r}")
+        parsed.append((amount, percent))
+    x1, y1, x2, y2 = parsed
+    for low, high, axis in ((x1, x2, "x"), (y1, y2, "y")):
+        if low[1] == high[1] and low[0] >= high[0]:
+            raise invalid("roi", f"roi: {axis}2 must be greater than {axis}1, got {value!r}")
+    return x1, y1, x2, y2
 
 
 def _size(value: str) -> dict[str, object]:
@@ -192,6 +269,12 @@ def _check_together(options: Options, fields: Mapping[str, str]) -> None:
         raise invalid(
             "bg_color", "bg_color cannot be combined with channels=alpha (a mask has no background)"
         )
+    if options.bg_source is not None and options.bg_color is not None:
+        raise invalid(options.bg_source, f"give bg_color or {options.bg_source}, not both")
+    if options.channels == "alpha":
+        for name in (options.bg_source, "shadow" if options.shadow is not None else None):
+            if name is not None:
+                raise invalid(name, f"{name} cannot be combined with channels=alpha (a mask is one band)")
     if options.channels == "alpha" and options.format == "jpg":
         raise invalid("format", "channels=alpha is delivered as png or webp")
     if "encoding" in fields and options.output != "json":
@@ -210,12 +293,19 @@ def output_format(options: Options) -> str:
 def transformation(options: Options, width: int, height: int) -> str:
     """The engine transformation for ``options`` on a ``width`` x ``height`` original. max_megapixels
     becomes a c_limit box of the original's aspect ratio: a cropped result fits in it too, so it never
-    exceeds the limit (it may be scaled a little more than needed when the crop changes the shape)."""
+    exceeds the limit (it may be scaled a little more than needed when the crop changes the shape).
+    The order: the region limits the cut-out before it is cropped; the shadow is cast by the cropped
+    cut-out; the background image (``u_``, cover-fitted to the result) goes under the scaled result,
+    shadow included, so it is scaled once."""
     steps = ["e_background_removal" + (":fineedges_y" if options.fine_edges else "")]
+    if options.roi is not None:
+        steps.append(roi_effect(options.roi, width, height))
     if options.crop:
         steps.append("e_trim")
         if options.crop_margin is not None:
             steps.append(f"e_margin:{options.crop_margin}")
+    if options.shadow is not None:
+        steps.append(f"e_{options.shadow}")
     if options.channels == "alpha":
         steps.append("e_alpha_mask")
     box = options.size
@@ -224,6 +314,9 @@ def transformation(options: Options, width: int, height: int) -> str:
         box = (max(1, math.floor(width * scale)), max(1, math.floor(height * scale)))
     if box is not None:
         steps.append(f"c_limit,h_{box[1]},w_{box[0]}")
+    if options.bg_image is not None:
+        layer = options.bg_image.replace("/", ":")
+        steps.append(f"u_{layer}/c_fill,fl_layer_apply.relative,h_1.0,w_1.0")
     if options.bg_color is not None:
         steps.append(f"b_{options.bg_color}")
     steps.append(f"f_{output_format(options)}")
@@ -231,7 +324,12 @@ def transformation(options: Options, width: int, height: int) -> str:
 
 
 def companion(options: Options, width: int, height: int) -> str:
-    """The mask of the same geometry (same trim, margin and scale): where the foreground box is read."""
+    """The mask of the same geometry (same trim, margin and scale): where the foreground box is read.
+    A cut-out that keeps its transparency (no background, no shadow, PNG or WebP) is its own companion:
+    its alpha band is that mask, and rendering the cut-out a second time would double a new image's
+    work after the model (the foreground colour estimation and the encoding)."""
+    if keeps_mask(options):
+        return transformation(options, width, height)
     mask = Options(
         channels="alpha",
         fine_edges=options.fine_edges,
@@ -240,14 +338,41 @@ def companion(options: Options, width: int, height: int) -> str:
         size=options.size,
         max_megapixels=options.max_megapixels,
         format="png",
+        roi=options.roi,
     )
     return transformation(mask, width, height)
+
+
+def keeps_mask(options: Options) -> bool:
+    """Whether the result's last band is the foreground mask, unchanged (see ``companion``)."""
+    plain = options.bg_color is None and options.bg_source is None and options.shadow is None
+    return options.channels == "alpha" or (plain and output_format(options) in ("png", "webp"))
+
+
+def roi_effect(roi: tuple[Corner, Corner, Corner, Corner], width: int, height: int) -> str:
+    """``e_roi`` in pixels of the image the model's cut-out has: the original's, unless it is larger than
+    SEGMENT_MAX_SIDE (then scaled like it). Percentages become pixels too, so a region written either
+    way is one derivative. A region that holds no pixel of the image is refused here, before any work."""
+    scale = min(1.0, SEGMENT_MAX_SIDE / max(width, height))
+    cut_w, cut_h = max(1, round(width * scale)), max(1, round(height * scale))
+
+    def px(corner: Corner, extent: int, cut_extent: int) -> int:
+        amount, percent = corner
+        exact = extent * amount / 100 if percent else amount
+        return min(cut_extent, round(exact * scale))
+
+    x1, x2 = px(roi[0], width, cut_w), px(roi[2], width, cut_w)
+    y1, y2 = px(roi[1], height, cut_h), px(roi[3], height, cut_h)
+    if x2 <= x1 or y2 <= y1:
+        raise invalid("roi", f"roi holds no pixel of the {width}x{height} image")
+    return f"e_roi:{x1}:{y1}:{x2}:{y2}"
 
 
 def check_sources(given: list[str]) -> str:
     if not given:
         raise ApiError(
-            "missing_source", "Send the image as the body, image_file, image_file_b64, image_url or public_id"
+            "missing_source",
+            "Send the image as the body, image_file, image_file_b64, image_url, public_id or task_id",
         )
     if len(given) > 1:
         raise ApiError(

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
@@ -19,17 +20,32 @@ import pyvips
 
 from cache import Entry
 from cutout.api.errors import ApiError, from_origin
-from cutout.api.intake import Intake
-from cutout.api.options import Options, companion, parse_options, transformation
+from cutout.api.intake import Intake, decode_b64
+from cutout.api.options import CONTROL, SOURCES, Options, companion, parse_options, transformation
 from cutout.fetch import FetchPolicy, fetch
+from cutout.memory import BoundedDict
+from cutout.resolve import MEMO_SECONDS
 from cutout.schedule import POLL_SECONDS
 from cutout.service import Prepared, Service
 from grammar import parse_path
 from grammar.errors import NotFound, OriginError, StillGenerating
-from transform.decode import sniff
+from transform import compile_plan
+from transform.decode import oriented_size, sniff
+
+if TYPE_CHECKING:
+    from cutout.api.tasks import Tasks
+    from cutout.remote import RemoteOriginals
 
 #: The originals folder where the API keeps what it is sent, named by sha256 (so stored once).
 UPLOADS = "api-uploads"
+#: Sources whose content the request itself carries: the image is known by its hash before anything
+#: is stored, so a repeated request can find its job in memory (``known_job``).
+_CARRIED = ("body", "image_file", "image_file_b64")
+#: The largest image whose request is looked up in memory: it is hashed on the event loop (2 MB: about
+#: 1 ms), a larger one in the thread pool by ``original``.
+HOT_BYTES = 2 << 20
+#: How many jobs, preparations and descriptions each process remembers.
+MEMO_ENTRIES = 4096
 
 
 @dataclass(frozen=True)
@@ -63,9 +79,84 @@ class Result:
 
 
 class Remover:
-    def __init__(self, service: Service, policy: FetchPolicy) -> None:
+    def __init__(
+        self,
+        service: Service,
+        policy: FetchPolicy,
+        tasks: Tasks | None = None,
+        remote: RemoteOriginals | None = None,
+    ) -> None:
         self.service = service
         self.policy = policy
+        #: Where ``task_id`` inputs are found (None: chaining is not available).
+        self.tasks = tasks
+        #: The fetched originals of ``/image/fetch/`` (None: every image_url is downloaded again). With
+        #: them an image_url (or bg_image_url) is downloaded once and revalidated after CUTOUT_FETCH_TTL,
+        #: as a fetch URL's image is: one fetcher, one copy per URL.
+        self.remote = remote
+        # The hot path of a repeated request (the same image and options, its result in memory): the
+        # job by the request's content, the preparation by the job's path (checked against the files,
+        # as the resolver's own memo is), the description by the entries' etags. Without them, a
+        # cached answer cost five thread-pool hops, a header read, a plan compilation and a PNG decode.
+        self._jobs: BoundedDict[tuple[Any, ...], Job] = BoundedDict(MEMO_ENTRIES)
+        self._prepared: BoundedDict[tuple[str, str], tuple[Prepared, float]] = BoundedDict(MEMO_ENTRIES)
+        self._described: BoundedDict[tuple[str, str], dict[str, Any]] = BoundedDict(MEMO_ENTRIES)
+
+    # -- the hot path: a request seen before, its result in this process's memory -----------------------
+    @staticmethod
+    def _request_key(intake: Intake) -> tuple[Any, ...] | None:
+        """What decides a job, for a request that carries its image (and any background image) itself;
+        None for the others (a URL's or a public id's content may change, a task's result is rare)."""
+        if intake.source not in _CARRIED or intake.data is None or len(intake.data) > HOT_BYTES:
+            return None
+        if any(name in intake.fields for name in ("bg_image_url", "bg_public_id", "bg_image_file")):
+            return None  # fetched, mutable, or carried as text that is costlier to key than to store
+        options = tuple(
+            sorted((k, v) for k, v in intake.fields.items() if k not in SOURCES and k not in CONTROL)
+        )
+        extra = tuple(sorted((k, hashlib.sha256(v).digest()) for k, v in intake.files.items()))
+        return hashlib.sha256(intake.data).digest(), options, extra
+
+    def known_job(self, intake: Intake) -> Job | None:
+        """The job of a request made before whose original is still there, else None (never blocks for
+        long: a hash of the image and a ``stat``)."""
+        key = self._request_key(intake)
+        job = self._jobs.get(key) if key is not None else None
+        return job if job is not None and self._unchanged(job) else None
+
+    def remember_job(self, intake: Intake, job: Job) -> None:
+        key = self._request_key(intake)
+        if key is not None:
+            self._jobs[key] = job
+
+    def ready(self, job: Job) -> Result | None:
+        """The result if it and its description are in this process's memory, else None (never blocks)."""
+        entries = []
+        for made in dict.fromkeys((job.transformation, job.companion)):
+            prepared = self._memoised(job.public_id, made)
+            entry = self.service.store.cached(prepared.key) if prepared is not None else None
+            if entry is None:
+                return None
+            entries.append(entry)
+        entry, mask = entries[0], entries[-1]
+        meta = self._described.get((entry.etag, mask.etag))
+        return Result(entry, meta) if meta is not None else None
+
+    def _unchanged(self, job: Job) -> bool:
+        """Whether the files a job was made for (the original, a background) are as they were then: a
+        job depends on nothing else, so unlike a preparation it does not expire."""
+        known = self._prepared.get((job.public_id, job.transformation))
+        return known is not None and self.service.originals.current(known[0].files)
+
+    def _memoised(self, public_id: str, transformation: str) -> Prepared | None:
+        known = self._prepared.get((public_id, transformation))
+        if (
+            known is None
+            or known[1] <= time.monotonic()
+            or not self.service.originals.current(known[0].files)
+        ):
+            return None
+        return known[0]
 
     # -- the image, stored once ----------------------------------------------------------------------
     async def original(self, intake: Intake) -> str:
@@ -78,18 +169,102 @@ class Remover:
             return public_id
         data = intake.data
         if intake.source == "image_url":
-            try:
-                data = (await fetch(intake.fields["image_url"], self.policy)).content
-            except OriginError as exc:
-                raise from_origin(exc, parameter="image_url") from None
+            return await self._fetched_original(intake.fields["image_url"], "image_url")
+        if intake.source == "task_id":
+            data = await self._task_result(intake.fields["task_id"])
         assert data is not None
         return await anyio.to_thread.run_sync(self._store, data, intake.source)
 
-    async def _located(self, public_id: str) -> None:
+    async def _fetched_original(self, url: str, parameter: str) -> str:
+        """The original holding ``url``'s image (``fetched/<sha256>``, shared with /image/fetch/)."""
+        if self.remote is None or not self.policy.allow:  # no store of fetched images, or fetching is off
+            data = await self._fetched(url, parameter)  # (off: the fetcher's 403 says so)
+            return await anyio.to_thread.run_sync(self._store, data, parameter)
+        try:
+            return await self.remote.public_id(url)
+        except OriginError as exc:
+            raise from_origin(exc, parameter=parameter) from None
+
+    async def _fetched(self, url: str, parameter: str) -> bytes:
+        try:
+            return (await fetch(url, self.policy)).content
+        except OriginError as exc:
+            raise from_origin(exc, parameter=parameter) from None
+
+    async def _task_result(self, task_id: str) -> bytes:
+        """The result of an earlier task, to chain: a new image (stored by content like any other)."""
+        if self.tasks is None:
+            raise ApiError("invalid_parameter", "task_id is not available here", parameter="task_id")
+        tasks = self.tasks
+        task = await anyio.to_thread.run_sync(tasks.get, task_id)
+        if task is None:
+            raise ApiError("not_found", "No such task (unknown, deleted or expired)", parameter="task_id")
+        if task["status"] == "error":
+            raise ApiError(
+                "invalid_parameter",
+                f"task {task_id} ended with an error ({task['error']['code']}): it has no result to chain",
+                parameter="task_id",
+            )
+        if task["status"] != "success":
+            raise ApiError(
+                "task_not_finished",
+                f"task {task_id} is {task['status']}: chain onto it once it has finished",
+                parameter="task_id",
+                headers={"Retry-After": "1"},
+            )
+        data = await anyio.to_thread.run_sync(tasks.data, task_id)
+        if data is None:  # expired between the two reads
+            raise ApiError("not_found", "No such task (unknown, deleted or expired)", parameter="task_id")
+        return data
+
+    async def _located(self, public_id: str, parameter: str = "public_id") -> None:
         try:
             await anyio.to_thread.run_sync(self.service.originals.locate, public_id)
         except NotFound:
-            raise ApiError("not_found", f"No original {public_id!r}", parameter="public_id") from None
+            raise ApiError("not_found", f"No original {public_id!r}", parameter=parameter) from None
+        except OriginError as exc:  # a malformed id (bg_public_id is not checked by the intake)
+            detail = f"No original {public_id!r}: {exc.public}"
+            raise ApiError("not_found", detail, parameter=parameter) from None
+
+    async def background(
+        self, options: Options, fields: Mapping[str, str], files: Mapping[str, bytes] | None = None
+    ) -> Options:
+        """``options`` with its background image (bg_image_file, bg_image_url or bg_public_id) stored and
+        named by its public id, and ``bg_opaque`` set from it (an opaque background makes format=auto
+        JPEG). Without one, ``options`` unchanged."""
+        source = options.bg_source
+        if source is None:
+            return options
+        if source == "bg_public_id":
+            public_id = fields[source]
+            await self._located(public_id, source)
+            _check_layer_id(public_id, source)
+        elif source == "bg_image_url":
+            public_id = await self._fetched_original(fields[source], source)
+        else:
+            given = (files or {}).get(source)
+            data = given if given is not None else decode_b64(fields[source], source)
+            public_id = await anyio.to_thread.run_sync(self._store, data, source)
+        opaque = await anyio.to_thread.run_sync(self._opaque, public_id, source)
+        return replace(options, bg_image=public_id, bg_opaque=opaque)
+
+    def _opaque(self, public_id: str, parameter: str) -> bool:
+        """Whether the background image has no alpha; its header is checked like an input's."""
+        path = self.service.originals.locate(public_id).path
+        try:
+            header = pyvips.Image.new_from_file(str(path))
+        except pyvips.Error:
+            raise ApiError(
+                "failed_to_read_image", f"{parameter}: the image cannot be decoded", parameter=parameter
+            ) from None
+        if header.width * header.height > self.service.settings.max_pixels:
+            raise ApiError(
+                "resolution_too_high",
+                f"{parameter} has {header.width}x{header.height} pixels; the limit is "
+                f"{self.service.settings.max_pixels} pixels",
+                parameter=parameter,
+            )
+        return not bool(header.hasalpha())
 
     def _store(self, data: bytes, source: str) -> str:
         fmt = sniff(data[:16])
@@ -110,9 +285,44 @@ class Remover:
         return public_id
 
     # -- the job ----------------------------------------------------------------------------------------
-    async def job(self, public_id: str, fields: dict[str, str]) -> Job:
-        options = parse_options(fields)
+    async def job(
+        self, public_id: str, fields: dict[str, str], files: Mapping[str, bytes] | None = None
+    ) -> Job:
+        """The job for the options in ``fields`` (``files``: multipart parts such as bg_image_file).
+        Remembered by the original and the options: the same request again (by public_id, or by an
+        image_url already stored) skips the header read, while its files are unchanged."""
+        key = self._job_key(public_id, fields, files)
+        known = self._jobs.get(key) if key is not None else None
+        if known is not None and self._unchanged(known):
+            return known
+        made = await self._new_job(public_id, fields, files)
+        if key is not None:
+            self._jobs[key] = made
+        return made
+
+    @staticmethod
+    def _job_key(
+        public_id: str, fields: Mapping[str, str], files: Mapping[str, bytes] | None
+    ) -> tuple[Any, ...] | None:
+        """None when the job may change although the original and the options do not: a background by
+        URL (its content may), or one carried as text or in large parts (costlier to key than to make)."""
+        if "bg_image_url" in fields or "bg_image_file" in fields:
+            return None
+        if sum(len(v) for v in (files or {}).values()) > HOT_BYTES:
+            return None
+        options = tuple(sorted((k, v) for k, v in fields.items() if k not in SOURCES and k not in CONTROL))
+        extra = tuple(sorted((k, hashlib.sha256(v).digest()) for k, v in (files or {}).items()))
+        return "original", public_id, options, extra
+
+    async def _new_job(
+        self, public_id: str, fields: Mapping[str, str], files: Mapping[str, bytes] | None
+    ) -> Job:
+        options = parse_options(fields, tuple(files or ()))
+        if options.bg_source == "bg_image_file" and "bg_image_file" not in fields:
+            if not (files or {}).get("bg_image_file"):
+                raise ApiError("invalid_parameter", "bg_image_file is empty", parameter="bg_image_file")
         width, height = await anyio.to_thread.run_sync(self._size, public_id)
+        options = await self.background(options, fields, files)
         return Job(
             public_id, options, transformation(options, width, height), companion(options, width, height)
         )
@@ -128,7 +338,9 @@ class Remover:
             header = pyvips.Image.new_from_file(str(path))
         except pyvips.Error:
             raise ApiError("failed_to_read_image", "The image cannot be decoded") from None
-        width, height = int(header.width), int(header.height)
+        # As the engine will see it: upright (EXIF orientations 5-8 swap the sides), or a portrait photo's
+        # roi in pixels and max_megapixels box would be laid on its sideways shape.
+        width, height = oriented_size(header)
         if width * height > self.service.settings.max_pixels:
             raise ApiError(
                 "resolution_too_high",
@@ -138,13 +350,21 @@ class Remover:
         return width, height
 
     def _prepare(self, public_id: str, transformation: str) -> Prepared:
+        known = self._memoised(public_id, transformation)
+        if known is not None:
+            return known
         path = parse_path(f"/image/upload/{transformation}/{public_id}")
         # The API checked its caller's key: strict mode's URL checks are for unauthenticated URLs.
-        return self.service.resolver.prepare(path, accept=None, signed_ok=True)
+        prepared = self.service.resolver.prepare(path, accept=None, signed_ok=True)
+        self._prepared[(public_id, transformation)] = (prepared, time.monotonic() + MEMO_SECONDS)
+        return prepared
 
     # -- making it -----------------------------------------------------------------------------------------
     async def make(self, job: Job, wait: float) -> Result | None:
         """The result, or None when it is not ready within ``wait`` seconds (it goes on being made)."""
+        hot = self.ready(job)
+        if hot is not None:
+            return hot
         deadline = time.monotonic() + wait
         try:
             entry = await self._made(job.public_id, job.transformation, deadline)
@@ -158,7 +378,10 @@ class Remover:
                 mask_entry = found
         except OriginError as exc:
             raise from_origin(exc) from None
-        meta = await anyio.to_thread.run_sync(describe, entry, mask_entry)
+        meta = self._described.get((entry.etag, mask_entry.etag))
+        if meta is None:
+            meta = await anyio.to_thread.run_sync(describe, entry, mask_entry)
+            self._described[(entry.etag, mask_entry.etag)] = meta
         return Result(entry, meta)
 
     async def _made(self, public_id: str, transformation: str, deadline: float) -> Entry | None:
@@ -179,12 +402,28 @@ class Remover:
         return await self.service.scheduler.wait_until(prepared, deadline)
 
 
+def _check_layer_id(public_id: str, parameter: str) -> None:
+    """A background is placed with ``u_<id>``: an id that a layer cannot name (a comma, a colon, a
+    percent sign...) is a 400 naming the field, not a failed render later."""
+    layer = public_id.replace("/", ":")
+    try:
+        path = parse_path(f"/image/upload/u_{layer}/fl_layer_apply/x")
+        named = compile_plan(path.components).layer_ids
+    except OriginError:
+        named = frozenset()
+    if set(named) != {public_id}:
+        raise ApiError(
+            "invalid_parameter", f"{parameter} {public_id!r} cannot be used as a layer", parameter=parameter
+        )
+
+
 def describe(entry: Entry, mask: Entry) -> dict[str, Any]:
     """The result's description. The box is where the mask is at least half opaque, in the result's
     pixels (the mask went through the same trim, margin and scaling); zeros when nothing is."""
     width, height = int(entry.meta["width"]), int(entry.meta["height"])
     alpha = pyvips.Image.new_from_buffer(mask.data, "")
-    left, top, box_w, box_h = foreground_box(alpha.extract_band(0))
+    # The mask alone (one band), or a cut-out that is its own companion: its alpha is the mask.
+    left, top, box_w, box_h = foreground_box(alpha.extract_band(alpha.bands - 1))
     confidence = entry.meta.get("confidence", mask.meta.get("confidence"))
     return {
         "width": width,

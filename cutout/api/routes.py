@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cutout import metrics
 from cutout.api import auth, intake, openapi
 from cutout.api.errors import ApiError, from_origin, invalid
 from cutout.api.options import flag
@@ -25,6 +27,7 @@ from cutout.fetch import check_url, parse_url
 from cutout.settings import Settings
 from grammar.errors import OriginError
 from grammar.image_formats import MIME
+from grammar.signature import sign
 
 log = logging.getLogger("cutout.api")
 
@@ -44,25 +47,49 @@ class Api:
 Handler = Callable[[Request, Api], Awaitable[Response]]
 
 
-def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """404 while the API is off; the caller's key checked; any error in the API's JSON shape."""
+def endpoint(handler: Handler, route: str = "other") -> Callable[[Request], Awaitable[Response]]:
+    """404 while the API is off; the caller's key checked; any error in the API's JSON shape; each
+    answer counted in ``cutout_api_requests_total`` under ``route`` (the route's template)."""
 
     async def run(request: Request) -> Response:
         api: Api | None = getattr(request.app.state, "api", None)
         if api is None:
             raise HTTPException(404)
-        try:
-            api.gate.check(request)
-            return await handler(request, api)
-        except ApiError as exc:
-            return exc.response()
-        except OriginError as exc:
-            return from_origin(exc).response()
-        except Exception:
-            log.exception("unexpected error in %s %s", request.method, request.url.path)
-            return ApiError("internal_error", "Internal error").response()
+        response = await _answered(handler, request, api)
+        _counter(route, response.status_code).inc()
+        store = api.remover.service.store
+        if store.uses_pending and response.background is None:
+            # Memory hits note their use for the disk cache's LRU (as the delivery URLs' hot path does):
+            # told after the answer, so the client does not wait for it.
+            response.background = BackgroundTask(anyio.to_thread.run_sync, store.record_uses)
+        return response
 
     return run
+
+
+_COUNTERS: dict[tuple[str, int], Any] = {}
+
+
+def _counter(route: str, status: int) -> Any:
+    """The labelled request counter, looked up once per route and status (a label lookup per request
+    is measurable on the hot path, as ``metrics.answered_200`` notes)."""
+    counter = _COUNTERS.get((route, status))
+    if counter is None:
+        counter = _COUNTERS[(route, status)] = metrics.api_requests_total.labels(route, str(status))
+    return counter
+
+
+async def _answered(handler: Handler, request: Request, api: Api) -> Response:
+    try:
+        api.gate.check(request)
+        return await handler(request, api)
+    except ApiError as exc:
+        return exc.response()
+    except OriginError as exc:
+        return from_origin(exc).response()
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, request.url.path)
+        return ApiError("internal_error", "Internal error").response()
 
 
 async def remove_background(request: Request, api: Api) -> Response:
@@ -72,14 +99,22 @@ async def remove_background(request: Request, api: Api) -> Response:
     webhook_url = fields.get("webhook_url")
     if webhook_url is not None:
         _check_webhook(api, webhook_url)
-    public_id = await api.remover.original(received)
-    job = await api.remover.job(public_id, fields)
+    if fields.get("encoding") == "url" and api.settings.strict and not api.settings.api_secret:
+        raise invalid(
+            "encoding", "encoding=url needs CUTOUT_API_SECRET on a server in strict mode (to sign the URL)"
+        )
+    job = api.remover.known_job(received)
+    if job is None:
+        public_id = await api.remover.original(received)
+        job = await api.remover.job(public_id, fields, received.files)
+        api.remover.remember_job(received, job)
+    del received  # the image is stored: not held while the result is waited for (25 MB a request)
     if not run_async:
         result = await api.remover.make(job, wait=api.settings.api_wait_seconds)
         if result is not None:
             if webhook_url is not None:  # told too, as promised, although the answer carries the result
                 await _queued(api, job, webhook_url)
-            return result_response(result, job)
+            return result_response(result, job, request, api.settings)
     return await _queued(api, job, webhook_url)
 
 
@@ -99,6 +134,7 @@ def _check_webhook(api: Api, url: str) -> None:
 
 async def _queued(api: Api, job: Job, webhook_url: str | None) -> Response:
     task = await anyio.to_thread.run_sync(api.tasks.create, job.as_json(), webhook_url)
+    metrics.api_tasks_total.labels("created").inc()
     api.runner.start(task)
     location = f"/v1/tasks/{task['task_id']}"
     body = {"task_id": task["task_id"], "status": task["status"], "poll_after_ms": POLL_AFTER_MS}
@@ -123,13 +159,41 @@ def encoded(data: bytes, meta: dict[str, Any], encoding: str) -> str:
     return f"data:{MIME[meta['format']]};base64,{text}" if encoding == "data_uri" else text
 
 
-def result_response(result: Result, job: Job) -> Response:
-    return _answer(result.entry.data, result.meta, job.options.output, job.options.encoding)
+def delivery_path(public_id: str, transformation: str, settings: Settings | None = None) -> str:
+    """The delivery URL path of a job's result: the API compiles every request onto the engine's
+    operations, so its result *is* this derivative (same key, same bytes, same cache). Signed (SHA-256,
+    32 characters) when the server has CUTOUT_API_SECRET, so it renders in strict mode too."""
+    secret = settings.api_secret if settings is not None else None
+    if not secret:
+        return f"/image/upload/{transformation}/{public_id}"
+    signature = sign(f"{transformation}/{public_id}", secret, algorithm="sha256", length=32)
+    return f"/image/upload/s--{signature}--/{transformation}/{public_id}"
 
 
-def _answer(data: bytes, meta: dict[str, Any], output: str, encoding: str) -> Response:
+def result_response(
+    result: Result, job: Job, request: Request | None = None, settings: Settings | None = None
+) -> Response:
+    url = None
+    if job.options.encoding == "url":  # without the request: the path alone
+        path = delivery_path(job.public_id, job.transformation, settings)
+        url = _absolute(request, path) if request is not None else path
+    return _answer(result.entry.data, result.meta, job.options.output, job.options.encoding, url)
+
+
+def _absolute(request: Request, path: str) -> str:
+    return str(request.base_url).rstrip("/") + path
+
+
+def _answer(
+    data: bytes, meta: dict[str, Any], output: str, encoding: str, url: str | None = None
+) -> Response:
+    """``encoding=url``: ``image`` is ``url``, the delivery URL of the same derivative rather than a
+    ``/v1/tasks/<id>/result`` URL: it needs no key (an <img> or a CDN can GET it), costs no copy of the
+    bytes, outlives CUTOUT_TASK_TTL (an evicted derivative is made again, with a 423
+    meanwhile) and exists for a sync answer too, which has no task."""
     if output == "json":
-        body = {**meta, "encoding": encoding, "image": encoded(data, meta, encoding)}
+        image = url if encoding == "url" and url is not None else encoded(data, meta, encoding)
+        body = {**meta, "encoding": encoding, "image": image}
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
     return Response(data, media_type=MIME[meta["format"]], headers=result_headers(meta))
 
@@ -161,7 +225,10 @@ async def get_result(request: Request, api: Api) -> Response:
     if data is None:  # expired between the two reads
         raise ApiError("not_found", "No such task (unknown, deleted or expired)", parameter="task_id")
     job = task["job"]
-    return _answer(data, task["result"], job["output"], job["encoding"])
+    url = None
+    if job["encoding"] == "url":
+        url = _absolute(request, delivery_path(job["public_id"], job["transformation"], api.settings))
+    return _answer(data, task["result"], job["output"], job["encoding"], url)
 
 
 async def delete_task(request: Request, api: Api) -> Response:
@@ -187,10 +254,16 @@ async def no_route(request: Request, api: Api) -> Response:
 
 _ANY = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 ROUTES: tuple[Route, ...] = (
-    Route("/v1/remove-background", endpoint(remove_background), methods=["POST"]),
-    Route("/v1/tasks/{task_id}", endpoint(get_task), methods=["GET"]),
-    Route("/v1/tasks/{task_id}/result", endpoint(get_result), methods=["GET"]),
-    Route("/v1/tasks/{task_id}", endpoint(delete_task), methods=["DELETE"]),
+    Route(
+        "/v1/remove-background", endpoint(remove_background, "POST /v1/remove-background"), methods=["POST"]
+    ),
+    Route("/v1/tasks/{task_id}", endpoint(get_task, "GET /v1/tasks/{task_id}"), methods=["GET"]),
+    Route(
+        "/v1/tasks/{task_id}/result",
+        endpoint(get_result, "GET /v1/tasks/{task_id}/result"),
+        methods=["GET"],
+    ),
+    Route("/v1/tasks/{task_id}", endpoint(delete_task, "DELETE /v1/tasks/{task_id}"), methods=["DELETE"]),
     Route("/v1/{rest:path}", endpoint(no_route), methods=_ANY),
 )
 #: Public while the API is on: the document says how to authenticate.

@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
+from cutout import metrics
 from cutout.api.errors import ApiError
 from cutout.api.remover import Job, Remover
 from cutout.api.tasks import FINAL, RUNNING, Tasks
@@ -21,7 +22,8 @@ from cutout.webhooks import Delivery, Signer, deliver
 
 log = logging.getLogger("cutout.api")
 
-#: A driver's claim on its task; renewed each round, so a dead driver's task is swept up this soon.
+#: A driver's claim on its task; renewed each round, so a dead driver's task is swept up this soon. A
+#: shorter CUTOUT_LEASE_SECONDS (the generation claims' lease) shortens it too (``running`` passes it).
 LEASE_SECONDS = 30.0
 
 #: Webhook bodies in a vendor's shape (registered by cutout.adapters), by the name a task's job gives
@@ -31,8 +33,14 @@ PAYLOADS: dict[str, Callable[[dict[str, Any], bytes | None], dict[str, Any]]] = 
 
 class Runner:
     def __init__(
-        self, remover: Remover, tasks: Tasks, signer: Signer | None, hook_policy: FetchPolicy
+        self,
+        remover: Remover,
+        tasks: Tasks,
+        signer: Signer | None,
+        hook_policy: FetchPolicy,
+        lease: float = LEASE_SECONDS,
     ) -> None:
+        self.lease = lease
         self.remover = remover
         self.tasks = tasks
         self.signer = signer
@@ -48,20 +56,27 @@ class Runner:
         """Pick up tasks nobody drives (after a restart, or a worker that died), now and every lease."""
         while True:
             for task in await anyio.to_thread.run_sync(self.tasks.unfinished):
-                self.start(task)
-            await anyio.sleep(LEASE_SECONDS)
+                assert self.group is not None
+                self.group.start_soon(partial(self.drive, task, resumed=True))
+            await anyio.sleep(self.lease)
 
-    async def drive(self, task: dict[str, Any]) -> None:
+    async def drive(self, task: dict[str, Any], resumed: bool = False) -> None:
         """Make the task's result, then tell its webhook; either may have been begun by a driver that
         stopped (its claim lapsed): the result is asked for again, the delivery resumed where it was."""
         task_id = task["task_id"]
-        if not await anyio.to_thread.run_sync(self.tasks.claim, task_id, self.owner, LEASE_SECONDS):
+        if not await anyio.to_thread.run_sync(self.tasks.claim, task_id, self.owner, self.lease):
             return  # somebody else drives it
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._keep_claim, task_id)
                 if task["status"] not in FINAL:
-                    task = await self._run(task)
+                    if resumed:  # swept up: its driver stopped (a restart, a dead worker)
+                        metrics.api_tasks_total.labels("resumed").inc()
+                    metrics.api_queue_depth.inc()
+                    try:
+                        task = await self._run(task)
+                    finally:
+                        metrics.api_queue_depth.dec()
                 if task["webhook_url"] and self.signer is not None:
                     await self._notify(task)
                 group.cancel_scope.cancel()
@@ -73,8 +88,8 @@ class Runner:
 
     async def _keep_claim(self, task_id: str) -> None:
         while True:
-            await anyio.sleep(LEASE_SECONDS / 3)
-            await anyio.to_thread.run_sync(self.tasks.renew, task_id, self.owner, LEASE_SECONDS)
+            await anyio.sleep(self.lease / 3)
+            await anyio.to_thread.run_sync(self.tasks.renew, task_id, self.owner, self.lease)
 
     async def _run(self, task: dict[str, Any]) -> dict[str, Any]:
         task = {**task, "status": RUNNING}
@@ -82,7 +97,7 @@ class Runner:
         job = Job.from_json(task["job"])
         while True:
             try:
-                result = await self.remover.make(job, wait=LEASE_SECONDS / 3)
+                result = await self.remover.make(job, wait=self.lease / 3)
             except ApiError as exc:
                 return await self._finish(task, error={"code": exc.code, "message": exc.detail})
             except Exception:
@@ -93,7 +108,9 @@ class Runner:
                 return await self._finish(task, result=result.meta, data=result.entry.data)
 
     async def _finish(self, task: dict[str, Any], **outcome: Any) -> dict[str, Any]:
-        return await anyio.to_thread.run_sync(partial(self.tasks.finish, task, **outcome))
+        finished = await anyio.to_thread.run_sync(partial(self.tasks.finish, task, **outcome))
+        metrics.api_tasks_total.labels(finished["status"]).inc()
+        return finished
 
     async def _notify(self, task: dict[str, Any]) -> None:
         """Deliver (or resume delivering) the task's webhook, kept with the task after every attempt."""

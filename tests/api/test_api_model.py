@@ -65,5 +65,22 @@ def test_real_model_mask_box_background_and_one_inference(make_api: ClientFactor
     # Where the mask says background, the composite is the colour asked for.
     corner = [int(v) for v in composite.getpoint(2, 2)]
     assert mask.getpoint(2, 2)[0] < 10 and corner[0] > 240 and corner[1] < 20 and corner[2] < 20
+    # A background image under the cut-out, limited to the left half and with a shadow: the same mask.
+    params = {"bg_public_id": "docs/bg_beach", "roi": "0 0 50% 100%", "shadow": "1", "format": "png"}
+    beach = client.post(URL, content=data, headers=JPEG, params=params)
+    assert beach.status_code == 200, beach.text
+    placed = pyvips.Image.new_from_buffer(beach.content, "")
+    assert (placed.width, placed.height, placed.bands) == (source.width, source.height, 3)
+    assert int(beach.headers["x-foreground-left"]) + int(beach.headers["x-foreground-width"]) <= round(
+        source.width / 2
+    )
+    background = pyvips.Image.new_from_file(str(SAMPLES / "docs" / "bg_beach.jpg"))
+    cover = max(source.width / background.width, source.height / background.height)
+    fitted = background.resize(cover).crop(0, 0, source.width, source.height)  # the same spot, roughly
+    right = placed.crop(source.width * 3 // 4, 0, source.width // 4, source.height).numpy().mean()
+    assert (
+        abs(right - fitted.crop(fitted.width * 3 // 4, 0, fitted.width // 4, source.height).numpy().mean())
+        < 40
+    )
     assert counting.runs == 1
     assert metric(client, "cutout_inference_total") - before >= 1

@@ -45,7 +45,9 @@ def test_the_documented_fields_are_the_accepted_ones() -> None:
     assert set(CONTROL) <= set(OPTION_DOCS)
     samples = {"channels": "alpha", "bg_color": "red", "size": "preview", "max_megapixels": "1",
                "format": "png", "output": "json", "encoding": "base64", "crop": "1", "crop_margin": "1",
-               "fine_edges": "1", "async": "1", "webhook_url": "https://example.org/"}  # fmt: skip
+               "fine_edges": "1", "async": "1", "webhook_url": "https://example.org/",
+               "bg_image_file": "aGVsbG8=", "bg_image_url": "https://example.org/bg.jpg",
+               "bg_public_id": "docs/road", "shadow": "true", "roi": "0 0 50% 100%"}  # fmt: skip
     assert set(samples) == set(OPTION_DOCS)
     for name, value in samples.items():
         fields = {name: value, **({"output": "json"} if name == "encoding" else {})}

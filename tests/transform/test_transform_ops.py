@@ -107,6 +107,8 @@ ROWS = [
     Row("e_alpha_mask", "e_background_removal/e_alpha_mask/c_scale,w_160", "photo", (160, 120), 1, "jpg"),
     Row("e_margin", "e_margin:10", "cutout", (220, 180), 4, "png"),
     Row("e_margin", "e_margin:10p:5/b_white", "photo", (330, 288), 3, "jpg"),
+    Row("e_roi", "e_roi:20:10:120:100", "cutout", (200, 160), 4, "png"),
+    Row("e_roi", "e_background_removal/e_roi:0:0:50p:100p/b_white", "photo", (320, 240), 3, "jpg"),
     # Outlines: modes reaching outside the shape grow the canvas by width (+ 2 sigma of blur) a side.
     Row("e_outline", "co_blue,e_outline", "cutout", (210, 170), 4, "png"),
     Row("e_outline", "co_red,e_outline:inner:8", "cutout", (200, 160), 4, "png"),

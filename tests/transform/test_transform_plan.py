@@ -64,6 +64,7 @@ CANONICAL = [
     ("e_margin:10p:0", "e_margin:10p:0"),
     ("e_margin:1:2:3:4", "e_margin:1:2:3:4"),
     ("e_alpha_mask", "e_alpha_mask"),
+    ("e_roi:0:0:50p:100%", "e_roi:0:0:50p:100p"),
     ("co_red,e_shadow:60,x_1,y_2", "co_red,e_shadow:60,x_1,y_2"),
     ("e_shadow:40", "e_shadow"),
     ("e_shadow:strength_50", "e_shadow:50"),
@@ -286,6 +287,23 @@ ERRORS = [
         "(pixels, or percent with p: e_margin:10p)",
     ),
     (
+        "e_roi:1:2:3",
+        InvalidArgument,
+        "Invalid transformation parameter - e_roi:1:2:3: e_roi takes 4 values x1:y1:x2:y2, the corners of "
+        "the region (pixels 0-16384, or percent 0-100 with p: e_roi:10p:0:90p:100p)",
+    ),
+    (
+        "e_roi:50:0:10:10",
+        BadRequest,
+        "Invalid transformation parameter - e_roi:50:0:10:10: e_roi's x2 must be greater than x1",
+    ),
+    (
+        "e_roi:0:0:101p:10",
+        InvalidArgument,
+        "Invalid transformation parameter - e_roi:0:0:101p:10: "
+        "region percentage must be an integer from 0 to 100",
+    ),
+    (
         "e_margin:5000",
         InvalidArgument,
         "Invalid transformation parameter - e_margin:5000: margin must be an integer from 0 to 4096",
@@ -405,7 +423,7 @@ ERRORS = [
         InvalidArgument,
         "Invalid transformation parameter - e_oilpaint: effect must be one of "
         "background_removal, grayscale, blur, sharpen, dropshadow, blur_faces, pixelate_faces, alpha_mask, "
-        "margin, outline, shadow, "
+        "margin, roi, outline, shadow, "
         "colorize, negate, "
         "sepia, brightness, contrast, saturation, trim",
     ),

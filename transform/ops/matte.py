@@ -4,13 +4,17 @@
 (white = foreground): the ``channels=alpha`` of ``POST /v1/remove-background``, after
 ``e_background_removal``. ``e_margin:<n>[:<n>[:<n>:<n>]]`` adds transparent space around the image
 (CSS order: top, right, bottom, left; ``%`` of the width for left/right, of the height for top/bottom),
-the ``crop_margin`` that follows ``e_trim``; a later ``b_`` fills it."""
+the ``crop_margin`` that follows ``e_trim``; a later ``b_`` fills it. ``e_roi:<x1>:<y1>:<x2>:<y2>`` (pixels,
+or percent with ``p``, of the image the step gets) makes everything outside that rectangle transparent:
+the API's ``roi`` ("only this region may be foreground"). It runs after ``e_background_removal``, on the
+mask the model made for the whole image, so a region costs no second inference and every region of one
+image shares its one mask."""
 
 from __future__ import annotations
 
 import pyvips
 
-from grammar.errors import BadRequest
+from grammar.errors import BadRequest, InvalidArgument
 from transform import pixels
 from transform.limits import check_output
 from transform.ops import args
@@ -20,6 +24,8 @@ from transform.ops.registry import Action, Ctx, EffectSpec, effect
 #: One side of a margin: (amount, whether it is a percentage).
 Side = tuple[int, bool]
 Margin = tuple[Side, Side, Side, Side]
+#: A region's corners x1, y1, x2, y2.
+Roi = tuple[Side, Side, Side, Side]
 MAX_MARGIN_PX = 4096
 MAX_MARGIN_PERCENT = 100
 
@@ -94,6 +100,55 @@ def _margin(margin: Margin, prefix: str) -> Action:
     return Action("e_" + _render_margin(margin), run)
 
 
+def _parse_roi(value: str, rest: str) -> Roi:
+    parts = rest.split(":") if rest else []
+    if len(parts) != 4:
+        raise InvalidArgument(
+            "e",
+            value,
+            "e_roi takes 4 values x1:y1:x2:y2, the corners of the region (pixels 0-16384, or "
+            "percent 0-100 with p: e_roi:10p:0:90p:100p)",
+        )
+    corners = tuple(_corner(value, part) for part in parts)
+    x1, y1, x2, y2 = corners
+    for (low, high), axis in (((x1, x2), "x"), ((y1, y2), "y")):
+        if low[1] == high[1] and low[0] >= high[0]:
+            raise BadRequest(
+                f"Invalid transformation parameter - e_{value}: e_roi's {axis}2 must be greater than {axis}1"
+            )
+    return x1, y1, x2, y2
+
+
+def _corner(value: str, text: str) -> Side:
+    if text.endswith("p") or text.endswith("%"):
+        return args.int_in("e", text[:-1], "region percentage", 0, MAX_MARGIN_PERCENT, shown=value), True
+    return args.int_in("e", text, "region coordinate", 0, args.MAX_LENGTH, shown=value), False
+
+
+def _render_roi(roi: Roi) -> str:
+    return "roi:" + ":".join(_render_side(corner) for corner in roi)
+
+
+def _roi(roi: Roi, prefix: str) -> Action:
+    def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
+        x1, x2 = (min(_pixels(c, image.width), image.width) for c in (roi[0], roi[2]))
+        y1, y2 = (min(_pixels(c, image.height), image.height) for c in (roi[1], roi[3]))
+        if x2 <= x1 or y2 <= y1:
+            raise BadRequest(
+                f"Invalid transformation parameter - e_{_render_roi(roi)}: the region holds no pixel of "
+                f"the {image.width}x{image.height} image"
+            )
+        image = pixels.with_alpha(image)
+        # The region's rectangle (255 inside, 0 outside) picks the alpha: outside is background.
+        inside = (pyvips.Image.black(x2 - x1, y2 - y1) + 255).cast("uchar")
+        inside = inside.embed(x1, y1, image.width, image.height)
+        alpha = inside.ifthenelse(image.extract_band(image.bands - 1), 0)
+        colour = image.extract_band(0, n=image.bands - 1)
+        return colour.bandjoin(alpha).copy(interpretation=image.interpretation)
+
+    return Action("e_" + _render_roi(roi), run, sequential=True)
+
+
 effect(
     EffectSpec(
         "alpha_mask",
@@ -111,5 +166,15 @@ effect(
         _margin,
         "transparent space around the image: 1, 2 or 4 values (top, right, bottom, left), pixels 0-4096 "
         "or percent 0-100 with p (e_margin:10p)",
+    )
+)
+effect(
+    EffectSpec(
+        "roi",
+        _parse_roi,
+        _render_roi,
+        _roi,
+        "only this region may be foreground: outside the rectangle becomes transparent (after "
+        "e_background_removal: the cut-out is limited to it; the canvas keeps its size)",
     )
 )

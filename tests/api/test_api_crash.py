@@ -1,0 +1,86 @@
+"""A real `cutout serve` killed (SIGKILL) while it makes a task's result: after a restart on the same
+cache, the task is picked up again and ends with its result. A task never ends without one or an error."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pyvips
+
+from tests.app.helpers import SAMPLES
+from tests.app.server_process import ServerProcess, metric
+from tests.conftest import require_model
+
+KEY = "crash-key"
+AUTH = {"X-Api-Key": KEY}
+# A short lease: the dead server's claims (the task's and the generation's) lapse within seconds.
+ENV = {"CUTOUT_API_KEYS": KEY, "CUTOUT_LEASE_SECONDS": "2", "CUTOUT_API_WAIT_SECONDS": "0"}
+
+
+@pytest.fixture
+def servers() -> Iterator[list[ServerProcess]]:
+    started: list[ServerProcess] = []
+    yield started
+    for server in started:
+        server.stop()
+
+
+def task(server: ServerProcess, location: str) -> dict[str, Any]:
+    response = httpx.get(server.url + location, headers=AUTH, timeout=30)
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+def wait_status(
+    server: ServerProcess, location: str, wanted: tuple[str, ...], timeout: float
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = task(server, location)
+        if found["status"] in wanted or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_a_server_killed_mid_task_finishes_it_after_a_restart(
+    servers: list[ServerProcess], tmp_path: Path
+) -> None:
+    require_model()
+    originals, cache = tmp_path / "originals", tmp_path / "cache"
+    shutil.copytree(SAMPLES, originals)  # the API stores what it is sent among the originals
+    photo = (SAMPLES / "docs" / "rmv_bgd" / "dog_couch_orig.jpg").read_bytes()
+
+    first = ServerProcess(originals, cache, env=ENV)
+    servers.append(first)
+    first.wait_ready(path="/readyz", timeout=300)
+    accepted = httpx.post(
+        first.url + "/v1/remove-background", content=photo, timeout=60,
+        headers={**AUTH, "Content-Type": "image/jpeg"}, params={"async": "1", "channels": "alpha"},
+    )  # fmt: skip
+    assert accepted.status_code == 202, accepted.text
+    location = accepted.headers["location"]
+    running = wait_status(first, location, ("running", "success", "error"), timeout=60)
+    assert running["status"] == "running", running  # the model needs seconds: killed while it runs
+    time.sleep(0.3)
+    first.kill()  # SIGKILL: no shutdown, its claims stay behind until their leases lapse
+
+    second = ServerProcess(originals, cache, env=ENV)
+    servers.append(second)
+    second.wait_ready(path="/readyz", timeout=300)
+    done = wait_status(second, location, ("success", "error"), timeout=240)
+    assert done["status"] == "success", done
+    assert done["created_at"] == running["created_at"]  # the same task, not a new one
+    result = httpx.get(second.url + location + "/result", headers=AUTH, timeout=30)
+    assert result.status_code == 200
+    mask = pyvips.Image.new_from_buffer(result.content, "")
+    source = pyvips.Image.new_from_buffer(photo, "")
+    assert (mask.width, mask.height, mask.bands) == (source.width, source.height, 1)
+    assert metric(second.url, "cutout_inference_total") == 1  # the mask was made again, once

@@ -1,0 +1,296 @@
+"""The options built onto the engine's operations after the first cut: a background image (file, URL or
+public id, cover-fitted under the cut-out), shadow, roi, task_id chaining and encoding=url; each bad
+value a 400 naming it, and one model run for every option of one image (by /metrics)."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import pyvips
+from starlette.testclient import TestClient
+
+from cutout.settings import Settings
+from tests.api.conftest import road
+from tests.app.helpers import SAMPLES, ClientFactory, EllipseSegmenter, metric
+from tests.fetch.servers import LocalServer, answer, serving
+
+URL = "/v1/remove-background"
+JPEG = {"Content-Type": "image/jpeg"}
+BAD = "invalid_parameter"
+
+
+def image(content: bytes) -> pyvips.Image:
+    return pyvips.Image.new_from_buffer(content, "")
+
+
+def beach() -> bytes:
+    return (SAMPLES / "docs" / "bg_beach.jpg").read_bytes()
+
+
+def solid_png(rgb: list[int], width: int = 50, height: int = 200) -> bytes:
+    data: bytes = pyvips.Image.black(width, height).new_from_image(rgb).cast("uchar").pngsave_buffer()
+    return data
+
+
+def finished(client: TestClient, location: str, timeout: float = 20.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        task: dict[str, Any] = client.get(location).json()
+        if task["status"] in ("success", "error") or time.monotonic() > deadline:
+            return task
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def origin(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalServer]:  # before ``api``: read at start
+    monkeypatch.setenv("CUTOUT_FETCH_ALLOW", "*")
+    monkeypatch.setenv("CUTOUT_FETCH_ALLOW_NETWORKS", "127.0.0.2/32")
+    with serving("127.0.0.2") as server:
+        server.routes["/green.png"] = answer(200, solid_png([0, 200, 0]), "image/png")
+        yield server
+
+
+def test_a_background_image_by_file_is_cover_fitted_under_the_cutout(api: TestClient) -> None:
+    # A tall green image under a wide photo: cover-fitting scales it to the width and crops its height.
+    files = {"image_file": ("road.jpg", road(), "image/jpeg"),
+             "bg_image_file": ("bg.png", solid_png([0, 200, 0]), "image/png")}  # fmt: skip
+    response = api.post(URL, files=files)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/jpeg"  # auto: the background is opaque
+    out = image(response.content)
+    assert (out.width, out.height, out.bands) == (640, 427, 3)
+    corner = out.getpoint(3, 3)
+    assert corner[0] < 30 and corner[1] > 170 and corner[2] < 30  # the background everywhere outside
+    centre = image(road()).getpoint(320, 213)
+    assert all(abs(a - b) < 25 for a, b in zip(out.getpoint(320, 213), centre, strict=True))
+
+
+def test_background_by_url_by_public_id_and_as_base64_are_one_derivative(
+    origin: LocalServer, api: TestClient, api_settings: Settings, stub: EllipseSegmenter
+) -> None:
+    green = solid_png([0, 200, 0])
+    by_url = api.post(URL, content=road(), headers=JPEG, params={"bg_image_url": origin.url("/green.png")})
+    by_b64 = api.post(URL, json={"public_id": "docs/road", "bg_image_file": base64.b64encode(green).decode()})
+    assert by_url.status_code == by_b64.status_code == 200, (by_url.text, by_b64.text)
+    assert by_url.content == by_b64.content  # the background was stored once, by content
+    assert api_settings.originals is not None
+    stored = sorted(p.stem for p in (api_settings.originals / "api-uploads").iterdir())
+    assert len(stored) == 2  # the photo and the background
+    beach_bg = api.post(URL, content=road(), headers=JPEG, params={"bg_public_id": "docs/bg_beach"})
+    assert beach_bg.status_code == 200
+    assert stub.calls == 1
+
+
+def test_a_transparent_background_image_keeps_png(api: TestClient) -> None:
+    half = pyvips.Image.black(40, 40).new_from_image([255, 0, 0, 100]).cast("uchar").pngsave_buffer()
+    files = {"image_file": ("road.jpg", road(), "image/jpeg"), "bg_image_file": ("bg.png", half, "image/png")}
+    response = api.post(URL, files=files)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    assert image(response.content).getpoint(3, 3)[3] == 100
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "code", "parameter"),
+    [
+        ({"params": {"bg_public_id": "docs/nothing"}}, 404, "not_found", "bg_public_id"),
+        ({"params": {"bg_public_id": "docs/road,x"}}, 404, "not_found", "bg_public_id"),
+        ({"params": {"bg_public_id": "docs/road", "bg_color": "red"}}, 400, BAD, "bg_public_id"),
+        ({"params": {"bg_public_id": "docs/road", "bg_image_url": "https://example.org/a.jpg"}},
+         400, "invalid_parameter", "bg_image_url"),
+        ({"params": {"bg_public_id": "docs/road", "channels": "alpha"}}, 400, BAD, "bg_public_id"),
+        ({"params": {"bg_image_url": "file:///etc/passwd"}}, 403, "forbidden_url", "bg_image_url"),
+        ({"params": {"bg_image_file": base64.b64encode(b"not an image").decode()}},
+         415, "invalid_file_type", "bg_image_file"),
+        ({"params": {"shadow": "1", "channels": "alpha"}}, 400, "invalid_parameter", "shadow"),
+    ],
+)  # fmt: skip
+def test_bad_backgrounds_and_shadows(
+    api: TestClient, kwargs: dict[str, Any], status: int, code: str, parameter: str
+) -> None:
+    response = api.post(URL, content=road(), headers=JPEG, **kwargs)
+    assert response.status_code == status, response.text
+    (error,) = response.json()["errors"]
+    assert (error["code"], error["parameter"]) == (code, parameter)
+
+
+def test_a_background_file_part_that_is_empty_or_a_stray_file(api: TestClient) -> None:
+    empty = api.post(URL, files={"image_file": ("r.jpg", road(), "image/jpeg"), "bg_image_file": ("b", b"")})
+    assert empty.status_code == 400 and empty.json()["errors"][0]["parameter"] == "bg_image_file"
+    stray = api.post(URL, files={"image_file": ("r.jpg", road(), "image/jpeg"), "other": ("o", b"x")})
+    assert stray.status_code == 400 and stray.json()["errors"][0]["parameter"] == "other"
+
+
+def test_shadow_darkens_below_the_cutout(api: TestClient) -> None:
+    params = {"bg_color": "white", "format": "png"}
+    plain = image(api.post(URL, content=road(), headers=JPEG, params=params).content)
+    shaded = api.post(URL, content=road(), headers=JPEG, params={**params, "shadow": "true"})
+    custom = api.post(URL, content=road(), headers=JPEG, params={**params, "shadow": "azimuth_90;spread_10"})
+    assert shaded.status_code == custom.status_code == 200, shaded.text
+    assert shaded.content != custom.content
+    out = image(shaded.content)
+    # e_dropshadow's default light (azimuth 215) casts it up and to the right: just above the ellipse
+    # (centre 320, top edge ~43) the white turns grey; the corner stays white.
+    assert plain.getpoint(330, 35)[0] == 255 and out.getpoint(330, 35)[0] < 200
+    assert out.getpoint(3, 3)[:3] == [255.0, 255.0, 255.0]
+    # The box is still the foreground's, not the shadow's.
+    assert shaded.headers["x-foreground-width"] == plain_header(api, "x-foreground-width")
+
+
+def plain_header(api: TestClient, name: str) -> str:
+    return str(api.post(URL, content=road(), headers=JPEG).headers[name])
+
+
+def test_roi_is_laid_on_the_upright_image(api: TestClient) -> None:
+    """A photo stored sideways with EXIF orientation 6 (stored 427x640, shown 640x427): the region's
+    percentages are of the image as shown, as the engine renders it."""
+    sideways = pyvips.Image.new_from_buffer(road(), "").rot270().copy()
+    sideways.set_type(pyvips.GValue.gint_type, "orientation", 6)
+    data = sideways.jpegsave_buffer(keep="exif")
+    response = api.post(URL, content=data, headers=JPEG, params={"roi": "0 0 50% 50%"})
+    assert response.status_code == 200, response.text
+    assert (response.headers["x-width"], response.headers["x-height"]) == ("640", "427")
+    box = {k: int(response.headers[f"x-foreground-{k}"]) for k in ("left", "top", "width", "height")}
+    assert box["left"] + box["width"] == 320 and abs(box["top"] + box["height"] - 214) <= 1
+
+
+def test_roi_limits_the_foreground_and_its_box(api: TestClient, stub: EllipseSegmenter) -> None:
+    response = api.post(URL, content=road(), headers=JPEG, params={"roi": "0% 0% 50% 100%"})
+    assert response.status_code == 200, response.text
+    out = image(response.content)
+    assert (out.width, out.height) == (640, 427)
+    assert out.getpoint(250, 213)[3] == 255 and out.getpoint(400, 213)[3] == 0
+    left, width = int(response.headers["x-foreground-left"]), int(response.headers["x-foreground-width"])
+    assert left + width == 320
+    # Written in pixels it is the same region, the same derivative; with crop, cropped to it.
+    same = api.post(URL, content=road(), headers=JPEG, params={"roi": "0,0,320,427"})
+    assert same.content == response.content
+    cropped = api.post(URL, content=road(), headers=JPEG, params={"roi": "0 0 50% 100%", "crop": "1"})
+    assert int(cropped.headers["x-width"]) == width
+    assert stub.calls == 1
+
+
+def settled(client: TestClient, name: str, quiet: float = 0.5, timeout: float = 5.0) -> float:
+    """The metric once it has stopped moving: the counter is process-wide, and a job an earlier test
+    left behind may still be finishing."""
+    deadline = time.monotonic() + timeout
+    value = metric(client, name)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        again = metric(client, name)
+        if again == value:
+            break
+        value = again
+    return value
+
+
+def test_every_option_of_one_image_is_one_model_run(
+    origin: LocalServer, api: TestClient, stub: EllipseSegmenter
+) -> None:
+    before = settled(api, "cutout_inference_total")
+    variants: list[dict[str, str]] = [
+        {}, {"channels": "alpha"}, {"bg_color": "red"}, {"crop": "1", "crop_margin": "5%"},
+        {"shadow": "1"}, {"roi": "10% 10% 90% 90%"}, {"bg_image_url": origin.url("/green.png")},
+        {"bg_public_id": "docs/bg_beach", "shadow": "1", "size": "320x320"}, {"format": "webp"},
+        {"output": "json", "encoding": "url"}, {"max_megapixels": "0.1", "roi": "0 0 100 100"},
+    ]  # fmt: skip
+    for params in variants:
+        response = api.post(URL, content=road(), headers=JPEG, params=params)
+        assert response.status_code == 200, (params, response.text)
+    assert stub.calls == 1
+    assert metric(api, "cutout_inference_total") - before == 1
+
+
+def test_encoding_url_is_the_delivery_url_of_the_same_bytes(api: TestClient) -> None:
+    params = {"output": "json", "encoding": "url", "bg_color": "red", "crop": "1"}
+    body = api.post(URL, content=road(), headers=JPEG, params=params).json()
+    assert body["encoding"] == "url"
+    url = httpx.URL(body["image"])
+    assert url.path.startswith("/image/upload/e_background_removal/")
+    binary = api.post(URL, content=road(), headers=JPEG, params={"bg_color": "red", "crop": "1"})
+    got = api.get(url.raw_path.decode())  # a delivery URL: no key needed
+
+    assert got.status_code == 200 and got.content == binary.content
+    assert body["bytes"] == len(binary.content)
+
+
+def test_encoding_url_is_signed_in_strict_mode(make_api: ClientFactory) -> None:
+    strict = make_api(strict=True, api_secret="s3cret")
+    body = strict.post(URL, content=road(), headers=JPEG, params={"output": "json", "encoding": "url"}).json()
+    path = httpx.URL(body["image"]).raw_path.decode()
+    assert path.startswith("/image/upload/s--")
+    assert strict.get(path).status_code == 200
+    unsigned = path.replace(path.split("/")[3] + "/", "")
+    assert strict.get(unsigned).status_code == 401
+    no_secret = make_api(strict=True)
+    refused = no_secret.post(URL, content=road(), headers=JPEG, params={"output": "json", "encoding": "url"})
+    assert refused.status_code == 400 and refused.json()["errors"][0]["parameter"] == "encoding"
+
+
+def test_encoding_url_of_a_task_result(api: TestClient) -> None:
+    params = {"async": "1", "output": "json", "encoding": "url", "format": "webp"}
+    location = api.post(URL, content=road(), headers=JPEG, params=params).headers["location"]
+    assert finished(api, location)["status"] == "success"
+    body = api.get(location + "/result").json()
+    got = api.get(httpx.URL(body["image"]).raw_path.decode())
+    assert got.status_code == 200 and got.headers["content-type"] == "image/webp"
+
+
+def test_task_id_chains_onto_an_earlier_result(api: TestClient, make_api: ClientFactory) -> None:
+    first = api.post(URL, content=road(), headers=JPEG, params={"async": "1", "crop": "1"})
+    task_id = first.json()["task_id"]
+    assert finished(api, first.headers["location"])["status"] == "success"
+    cropped = image(api.get(first.headers["location"] + "/result").content)
+    chained = api.post(URL, json={"task_id": task_id, "bg_color": "white", "format": "png"})
+    assert chained.status_code == 200, chained.text
+    out = image(chained.content)
+    assert (out.width, out.height, out.bands) == (cropped.width, cropped.height, 3)
+    assert out.getpoint(1, 1) == [255.0, 255.0, 255.0]  # transparent corners of the crop: white now
+
+
+def test_task_id_that_is_unknown_unfinished_or_failed(make_api: ClientFactory) -> None:
+    client = make_api(segmenter=EllipseSegmenter(delay=1.5))
+    unknown = client.post(URL, json={"task_id": "tsk_nothing"})
+    assert unknown.status_code == 404 and unknown.json()["errors"][0]["parameter"] == "task_id"
+    slow = client.post(URL, content=road(), headers=JPEG, params={"async": "1"}).json()["task_id"]
+    running = client.post(URL, json={"task_id": slow})
+    assert running.status_code == 409 and running.headers["retry-after"] == "1"
+    assert running.json()["errors"][0]["code"] == "task_not_finished"
+    data = road()
+    broken = client.post(URL, content=data[: len(data) // 2], headers=JPEG, params={"async": "1"})
+    assert finished(client, broken.headers["location"])["status"] == "error"
+    failed = client.post(URL, json={"task_id": broken.json()["task_id"]})
+    assert failed.status_code == 400 and failed.json()["errors"][0]["parameter"] == "task_id"
+    both = client.post(URL, json={"task_id": slow, "public_id": "docs/road"})
+    assert both.status_code == 400 and both.json()["errors"][0]["code"] == "multiple_sources"
+
+
+def test_a_background_url_that_fails_names_bg_image_url(origin: LocalServer, api: TestClient) -> None:
+    missing = api.post(URL, content=road(), headers=JPEG, params={"bg_image_url": origin.url("/none.png")})
+    assert missing.status_code == 400, missing.text
+    assert missing.json()["errors"][0]["code"] == "failed_image_download"
+    assert missing.json()["errors"][0]["parameter"] == "bg_image_url"
+
+
+def test_an_image_url_is_downloaded_once_and_shared_with_fetch_urls(
+    origin: LocalServer, api: TestClient, stub: EllipseSegmenter
+) -> None:
+    """image_url and bg_image_url go through the store of /image/fetch/: one download per URL (until
+    CUTOUT_FETCH_TTL), the same original a fetch URL of that URL renders."""
+    origin.routes["/road.jpg"] = answer(200, road(), "image/jpeg")
+    url = origin.url("/road.jpg")
+    for params in ({}, {"channels": "alpha"}, {"bg_image_url": origin.url("/green.png")}):
+        response = api.post(URL, json={"image_url": url, **params})
+        assert response.status_code == 200, response.text
+    again = api.post(URL, json={"image_url": url, "bg_image_url": origin.url("/green.png"), "shadow": "1"})
+    assert again.status_code == 200
+    assert origin.paths().count("/road.jpg") == 1 and origin.paths().count("/green.png") == 1
+    fetched = api.get(f"/image/fetch/e_background_removal/f_png/{url}")
+    assert fetched.status_code in (200, 423)  # rendered from the stored copy: no new download
+    assert origin.paths().count("/road.jpg") == 1
+    assert stub.calls == 1
