@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import ctypes
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyvips
@@ -46,21 +48,38 @@ def run(args: argparse.Namespace) -> int:
     except SegmenterError as exc:
         print(f"cutout remove-bg: {exc}", file=sys.stderr)
         return 2
-    failed = 0
-    for path in args.inputs:
+    # Small photos are pipelined: while one runs the network (alone: the model is exclusive), the next is
+    # decoded and prepared and the one before is upsampled and saved, so the pre- and post-processing
+    # hides behind inference instead of adding to it. Large ones go one at a time (two in flight would
+    # hold two photos' full-size work at once: the memory target).
+    pipelined = len(args.inputs) > 1 and max(map(_pixels, args.inputs)) <= PIPELINE_MAX_PIXELS
+    if pipelined:
+        segmenter.model.exclusive = threading.Lock()
+
+    def one(path: Path) -> tuple[Path, Path, float | str]:
         target = _target(args.output, path, args.format)
         try:
-            confidence = process(segmenter, path, target, mask_only=args.mask, fine_edges=args.fine_edges)
+            return path, target, process(segmenter, path, target, mask_only=args.mask,
+                                         fine_edges=args.fine_edges)
         except OutputError as exc:
-            failed += 1
-            print(f"{path}: failed: cannot write {target}: {exc}", file=sys.stderr)
-            continue
+            return path, target, f"cannot write {target}: {exc}"
         except (pyvips.Error, OSError) as exc:
-            failed += 1
-            print(f"{path}: failed: cannot decode: {_decode_reason(exc)}", file=sys.stderr)
-            continue
-        print(f"{path}: confidence {confidence:.3f} -> {target}")
+            return path, target, f"cannot decode: {_decode_reason(exc)}"
+
+    failed = 0
+    with ThreadPoolExecutor(PIPELINE_DEPTH if pipelined else 1) as pool:
+        for path, target, outcome in pool.map(one, args.inputs):  # in input order
+            if isinstance(outcome, str):
+                failed += 1
+                print(f"{path}: failed: {outcome}", file=sys.stderr)
+            else:
+                print(f"{path}: confidence {outcome:.3f} -> {target}", flush=True)
     return 1 if failed else 0
+
+
+#: Photos in flight at once when pipelining, and the largest photo that is (see ``run``).
+PIPELINE_DEPTH = 2
+PIPELINE_MAX_PIXELS = 2048 * 2048
 
 
 def _target(folder: Path, path: Path, fmt: str) -> Path:

@@ -44,6 +44,29 @@ def test_masks_and_reports_undecodable_inputs(
 
 
 @pytest.mark.slow
+def test_several_photos_pipelined_give_what_one_at_a_time_gives(
+    segmenter: IsNetSegmenter, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Small photos go through in a pipeline (the next prepared, the last finished, while one runs the
+    network): the same bytes as each alone, reported in input order."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    inputs = []
+    for name in ("textured", "plain", "textured"):
+        image, _ = scene(name)
+        path = folder / f"{name}-{len(inputs)}.jpg"
+        image.write_to_file(str(path), Q=90)
+        inputs.append(path)
+    assert main(["remove-bg", *map(str, inputs), "-o", str(tmp_path / "together"), "--mask"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [str(p) for p in inputs]
+    for path in inputs:
+        assert main(["remove-bg", str(path), "-o", str(tmp_path / "alone"), "--mask"]) == 0
+        name = path.with_suffix(".png").name
+        assert (tmp_path / "together" / name).read_bytes() == (tmp_path / "alone" / name).read_bytes()
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(("fmt", "extra"), [("png", []), ("webp", ["--fine-edges"])])
 def test_cutout_is_rgba_and_transparent_outside(
     segmenter: IsNetSegmenter, photos: tuple[Path, Path, np.ndarray], tmp_path: Path, fmt: str,

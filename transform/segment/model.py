@@ -162,6 +162,9 @@ class Model:
         self.dynamic: bool = fixed is None
         self.keep_aspect: bool = self.dynamic and config.aspect == "keep"
         self._release_options = release_options()
+        #: Set by a caller that pipelines photos in threads (``cutout remove-bg``): one inference at a
+        #: time, each with every intra-op thread, while the other threads prepare and finish photos.
+        self.exclusive: threading.Lock | None = None
 
     def input_size(self, width: int, height: int, *, keep_aspect: bool | None = None) -> tuple[int, int]:
         """The network's input size (width, height) for a ``width x height`` photo: the model size, or
@@ -184,7 +187,11 @@ class Model:
         for the next run, which is then about 10 % faster.
         """
         options = self._release_options if release else None
-        out = self.session.run([self.output_name], {self.input_name: batch}, options)[0]
+        if self.exclusive is not None:
+            with self.exclusive:
+                out = self.session.run([self.output_name], {self.input_name: batch}, options)[0]
+        else:
+            out = self.session.run([self.output_name], {self.input_name: batch}, options)[0]
         prob = np.asarray(out, dtype=np.float32).reshape(out.shape[-2], out.shape[-1])
         if prob.min() < 0.0 or prob.max() > 1.0:  # logits, not yet passed through a sigmoid
             prob = (1.0 / (1.0 + np.exp(-prob))).astype(np.float32)
