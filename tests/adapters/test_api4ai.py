@@ -169,6 +169,12 @@ def test_results(
     assert response.headers.get("x-cutout-ignored-hints") == ignored
 
 
+def test_the_native_api_has_the_background_and_shadow_api4ai_maps_onto_it(client: TestClient) -> None:
+    """The cases above allow a refusal only while the HTTP API lacked background images; it has them now."""
+    assert BACKGROUND
+    assert "fg-image-shadow" in client.get("/v1/modes", headers=KEYED).json()
+
+
 def test_version_modes_and_keys(client: TestClient) -> None:
     assert client.get("/v1/version", headers=KEYED).text == "v1.3.0"
     assert client.get("/v1/modes", headers=KEYED).json() == modes()

@@ -22,6 +22,7 @@ from tests.adapters.conftest import (
     Live,
     check_box,
     check_composite,
+    beach,
     check_mask,
     image,
     native_has,
@@ -143,6 +144,13 @@ CASES: list[tuple[str, dict[str, Any], int, Any, str | None]] = [
         None,
     ),
     (
+        "background image file",
+        {"files": {**files(), "bg_image_file": ("beach.jpg", beach(), "image/jpeg")}, "data": {"format": "jpg"}},
+        200,
+        (3, "jpeg"),
+        None,
+    ),
+    (
         "background image url",
         {"data": {"image_file_b64": B64, "bg_image_url": "ORIGIN/bg.jpg", "format": "jpg"}},
         200 if BACKGROUND else 400,
@@ -150,6 +158,12 @@ CASES: list[tuple[str, dict[str, Any], int, Any, str | None]] = [
         None,
     ),
 ]
+
+
+def test_the_native_api_has_every_option_remove_bg_maps_onto_it() -> None:
+    """The cases above allow a refusal only while the HTTP API lacks an option; it has them all now, so
+    each of them must be served."""
+    assert ROI and SHADOW and BACKGROUND
 
 
 @pytest.mark.parametrize(("case", "kwargs", "status", "expected", "hinted"), CASES, ids=[c[0] for c in CASES])
