@@ -20,9 +20,9 @@ from starlette.testclient import TestClient
 from tests.adapters.conftest import (
     KEY,
     Live,
+    beach,
     check_box,
     check_composite,
-    beach,
     check_mask,
     image,
     native_has,
