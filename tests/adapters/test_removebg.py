@@ -145,7 +145,8 @@ CASES: list[tuple[str, dict[str, Any], int, Any, str | None]] = [
     ),
     (
         "background image file",
-        {"files": {**files(), "bg_image_file": ("beach.jpg", beach(), "image/jpeg")}, "data": {"format": "jpg"}},
+        {"files": {**files(), "bg_image_file": ("beach.jpg", beach(), "image/jpeg")},
+         "data": {"format": "jpg"}},
         200,
         (3, "jpeg"),
         None,
