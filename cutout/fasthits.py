@@ -11,7 +11,7 @@ from typing import Any
 
 import anyio.to_thread
 from starlette.applications import Starlette
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from cutout import metrics
 from cutout.memory import BoundedDict
@@ -37,12 +37,27 @@ class FastHits:
         # encoded once: (etag, vary, versioned) -> raw headers.
         self._encoded: BoundedDict[tuple[str, bool, bool], RawHeaders] = BoundedDict(4096)
 
+    @staticmethod
+    def _naming(send: Send, name: str) -> Send:
+        """``send`` with this replica's name added to every response (CUTOUT_REPLICA_NAME), the app's and
+        the fast path's alike, so that tests and operators see which replica answered."""
+        header = (b"x-cutout-replica", name.encode("latin-1", "replace"))
+
+        async def named(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), header]}
+            await send(message)
+
+        return named
+
     @property
     def state(self) -> Any:
         return self.app.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         service: Service | None = getattr(self.app.state, "service", None)
+        if service is not None and service.settings.replica_name and scope["type"] == "http":
+            send = self._naming(send, service.settings.replica_name)
         hot = scope["type"] == "http" and scope["method"] in ("GET", "HEAD")
         if service is None or not hot or scope["path"] in self.skip:
             await self.app(scope, receive, send)

@@ -64,6 +64,7 @@ class Settings:
     background_removal: bool | str = _setting("CUTOUT_BACKGROUND_REMOVAL")
     state: str | None = _setting("CUTOUT_STATE")
     shared_cache: str | None = _setting("CUTOUT_SHARED_CACHE")
+    replica_name: str | None = _setting("CUTOUT_REPLICA_NAME")
     s3_endpoint: str | None = _setting("CUTOUT_S3_ENDPOINT")
     s3_timeout: float = _setting("CUTOUT_S3_TIMEOUT")
     originals_cache: int = _setting("CUTOUT_ORIGINALS_CACHE")
@@ -114,6 +115,9 @@ def load_settings(
     if settings.upload and not (settings.api_key and settings.api_secret):
         raise SettingsError("CUTOUT_UPLOAD=1 needs CUTOUT_API_KEY and CUTOUT_API_SECRET (the SDK's api_key "
                             "and api_secret)")
+    if settings.replica_name is not None and not re.fullmatch(r"[!-~]{1,64}", settings.replica_name):
+        raise SettingsError("CUTOUT_REPLICA_NAME: 1 to 64 printable ASCII characters without spaces (it is "
+                            f"sent as a response header), got {settings.replica_name!r}")
     if settings.queued and settings.state is None:
         raise SettingsError("CUTOUT_BACKGROUND_REMOVAL=queue needs CUTOUT_STATE (the Redis the queue is in)")
     if settings.named_transformations is not None:

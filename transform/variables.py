@@ -261,6 +261,9 @@ VARIABLES: tuple[Variable, ...] = (
             "Redis for what every replica agrees on: generation claims and leases, remembered failures, the "
             "strict-mode allow-list, and the model queue; unset: the cache folder (one machine)",
             shown="the cache folder"),
+    _server("CUTOUT_REPLICA_NAME", TEXT, None,
+            "this server's name among replicas, sent on every response as X-Cutout-Replica (which replica "
+            "answered, behind a load balancer); unset: no header", shown="none"),
     _server("CUTOUT_SHARED_CACHE", S3_URL, None,
             "s3://bucket/prefix: derivatives and masks also stored there, a second tier behind each "
             "replica's CUTOUT_CACHE_DIR, so one replica's render is a hit on every other", shown="none"),

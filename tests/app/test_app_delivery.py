@@ -282,3 +282,13 @@ def test_names_too_long_for_the_file_system_are_404(client: Any) -> None:
         assert response.status_code == 404, (path[:40], response.status_code)
         assert message in response.headers["x-cld-error"]
         assert response.headers["cache-control"] == "public, max-age=60"
+
+
+def test_a_named_replica_names_itself_on_every_answer(make_client: ClientFactory) -> None:
+    """CUTOUT_REPLICA_NAME: on the fast path's hits, the app's answers and errors alike."""
+    named = make_client(replica_name="replica-7")
+    url = "/demo/image/upload/c_scale,w_50/docs/road"
+    for response in (named.get(url), named.get(url), named.get("/demo/image/upload/docs/none"),
+                     named.get("/healthz")):
+        assert response.headers["x-cutout-replica"] == "replica-7", response.status_code
+    assert "x-cutout-replica" not in make_client().get(url).headers

@@ -39,6 +39,8 @@ def test_settings_from_environment_and_overrides(tmp_path: Path) -> None:
         ({"CUTOUT_LEASE_SECONDS": "nan"}, "CUTOUT_LEASE_SECONDS: expected a finite number, at least 0.5"),
         ({"CUTOUT_FAILURE_SECONDS": "inf"}, "CUTOUT_FAILURE_SECONDS: expected a finite number, at least 1.0"),
         ({"CUTOUT_WAIT_SECONDS": "NaN"}, "CUTOUT_WAIT_SECONDS: expected a finite number, between 0.0 and"),
+        # Sent as a header: a newline would break every response.
+        ({"CUTOUT_REPLICA_NAME": "a\nb"}, "CUTOUT_REPLICA_NAME: 1 to 64 printable ASCII characters"),
     ],
 )
 def test_bad_settings_name_the_variable(environ: dict[str, str], message: str) -> None:

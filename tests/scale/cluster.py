@@ -103,7 +103,9 @@ def start_replicas(count: int, originals: str, folder: Path, env: Mapping[str, s
     replicas = []
     for i in range(count):
         (folder / f"replica{i}").mkdir(parents=True, exist_ok=True)
-        replicas.append(ServerProcess(originals, folder / f"replica{i}" / "cache", env=env))  # type: ignore[arg-type]
+        # Each names itself (X-Cutout-Replica): "<folder>-<i>", e.g. "cluster-1" or "fourth-0".
+        named = {**env, "CUTOUT_REPLICA_NAME": f"{folder.name}-{i}"}
+        replicas.append(ServerProcess(originals, folder / f"replica{i}" / "cache", env=named))  # type: ignore[arg-type]
     for replica in replicas:
         replica.wait_ready(path="/healthz", timeout=120)
     return replicas
