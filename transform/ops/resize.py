@@ -484,8 +484,10 @@ def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action |
     spec = resize_from(params)
     if spec is None:
         return None
-    # fl_relative reaches here only inside a layer (the plan compiler checks): fractions of the base.
-    relative = "relative" in params.get("fl", ())
+    # fl_relative reaches here only inside a layer (the plan compiler checks): fractions of the base;
+    # fl_region_relative only inside a layer placed on a face or the subject: fractions of that box.
+    region = "region_relative" in params.get("fl", ())
+    relative = region or "relative" in params.get("fl", ())
     keys = [k for k in _KEYS if k in params] + (["b"] if spec.background else [])
     keys += ["fl"] if relative else []
     claimed.update(keys)
@@ -494,7 +496,8 @@ def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action |
         # The detector reads a shrink-on-load preview of the original (a first step) or this image (after
         # other steps); a cached detection reads no pixels at all. So no copy_memory to share them.
         found = focus.find(spec.gravity, ctx, image, prefix) if spec.content and spec.gravity else None
-        return spec.apply(image, ctx.limits, reference=ctx.layer_base if relative else None, found=found)
+        reference = (ctx.layer_region if region else ctx.layer_base) if relative else None
+        return spec.apply(image, ctx.limits, reference=reference, found=found)
 
     sequential = spec.gravity != "auto" and spec.mode not in _PADDED and not spec.content
     canonical = ",".join(render_param(k, params[k]) for k in sorted(keys))
