@@ -148,7 +148,12 @@ param(
 )
 param(
     ParamSpec(
-        "g", "gravity", _gravity, "where to crop, pad or place a layer: compass point or auto", "resize"
+        "g",
+        "gravity",
+        _gravity,
+        "where to crop, pad or place a layer: compass point, auto, or the faces or the subject "
+        "(a layer on g_faces gets one copy per face)",
+        "resize",
     )
 )
 param(
