@@ -379,35 +379,39 @@ def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str, prefix
     # A layer sized to the face moves in fractions of the face too (g_face,y_-0.1: a tenth of its height up).
     region_offsets = at.region_relative or layer.region_sized
 
-    def content(ctx: Ctx, base: tuple[int, int], box: tuple[int, int] | None) -> pyvips.Image:
+    def start(ctx: Ctx) -> tuple[pyvips.Image, str]:
+        """The layer's image before its own steps, and the key of that image."""
         if isinstance(source, TextLayer):
             options = text or TextOptions()
             drawn = render_text(source, options.colour, options.background, options.wrap, ctx.limits,
                                 options.stroke)  # fmt: skip
-            layer_ctx = replace(ctx, source_key=f"{source}|{options}", layer_base=base, layer_region=box,
-                                preview=None)  # fmt: skip
-            return run_steps(steps, layer_ctx, drawn)
+            return drawn, f"{source}|{options}"
         if ctx.load_layer is None:
             raise NotFound(f"Unknown or invalid referenced image {source} of type upload")
         found, key = ctx.load_layer(source)
-        layer_ctx = replace(ctx, source_key=block_source_key(key, autorotate), layer_base=base,
-                            layer_region=box, preview=None)  # fmt: skip
-        return run_steps(steps, layer_ctx, ctx.decode(found, autorotate))
+        return ctx.decode(found, autorotate), block_source_key(key, autorotate)
+
+    def content(ctx: Ctx, begun: tuple[pyvips.Image, str], base: tuple[int, int],
+                box: tuple[int, int] | None) -> pyvips.Image:  # fmt: skip
+        layer_ctx = replace(ctx, source_key=begun[1], layer_base=base, layer_region=box, preview=None)
+        return run_steps(steps, layer_ctx, begun[0])
 
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
         base = (image.width, image.height)
         if region is None:
-            return place_layer(image, content(ctx, base, None), underlay=underlay, at=at, limits=ctx.limits)
+            layer = content(ctx, start(ctx), base, None)
+            return place_layer(image, layer, underlay=underlay, at=at, limits=ctx.limits)
         boxes = [
             Box(f.left * base[0], f.top * base[1], f.width * base[0], f.height * base[1])
             for f in regions(region, ctx, image, prefix)
         ]
         if not boxes:
             return image  # Cloudinary: no face (no special position) found, no layer placed
-        shared = None if per_region else content(ctx, base, None)
+        begun = start(ctx)  # decoded (or drawn) once, however many faces
+        shared = None if per_region else content(ctx, begun, base, None)
         placed = []
         for box in boxes:
-            drawn = content(ctx, base, box.size) if shared is None else shared
+            drawn = content(ctx, begun, base, box.size) if shared is None else shared
             drawn = finish_layer(drawn, at, box.size if at.region_relative else base, ctx.limits)
             placed.append((drawn, *on_region(drawn, box, at, base, region_offsets=region_offsets)))
         return composite(image, placed, underlay=underlay, no_overflow=at.no_overflow, limits=ctx.limits)
