@@ -20,7 +20,7 @@ from transform.limits import check_output
 from transform.ops import ACTION_ORDER, BUILDERS, Action, Ctx, focus, render_param, spec_for
 from transform.ops.args import Color
 from transform.ops.flags import OUTPUT_FLAGS
-from transform.ops.focus import PLACING_GRAVITIES, regions
+from transform.ops.focus import CONTENT_GRAVITIES, PLACING_GRAVITIES, regions
 from transform.ops.layers import Box, Placement, composite, finish_layer, on_region, place_layer
 from transform.ops.output import Quality
 from transform.ops.resize import resize_from
@@ -306,7 +306,12 @@ def _add_component(block: _Block, params: Mapping[str, Any], *, inside_layer: bo
     # fl_relative in a layer's own sizing component (the reference's l_icon/c_scale,fl_relative,w_0.3/
     # fl_layer_apply) makes w_/h_ fractions of the image the layer is placed on; fl_region_relative
     # (l_mask/c_scale,fl_region_relative,w_1.0/fl_layer_apply,g_faces) of the face it is placed on.
-    if flags and (not inside_layer or flags not in (("relative",), ("region_relative",))):
+    # Outside a layer, fl_region_relative makes a face or subject crop's w_/h_ fractions of that box
+    # (c_crop,fl_region_relative,g_face,h_2.0,w_2.0: twice the face's size, around it).
+    region_crop = (
+        flags == ("region_relative",) and params.get("c") == "crop" and params.get("g") in CONTENT_GRAVITIES
+    )
+    if flags and not region_crop and (not inside_layer or flags not in (("relative",), ("region_relative",))):
         raise BadRequest(
             f"Invalid transformation parameter - {render_param('fl', flags)}: no_overflow, relative and "
             "region_relative qualify fl_layer_apply (relative or region_relative also a layer's own w_ or h_)"
@@ -315,7 +320,7 @@ def _add_component(block: _Block, params: Mapping[str, Any], *, inside_layer: bo
         raise BadRequest(
             f"Invalid transformation parameter - fl_{flags[0]}: fl_{flags[0]} needs w_ or h_ to size"
         )
-    if flags == ("region_relative",):
+    if flags == ("region_relative",) and inside_layer:
         block.region_sized = True
     block.steps.extend(_actions(params, block.parts))
     block.parts.append(",".join(render_param(k, params[k]) for k in sorted(params)))

@@ -220,9 +220,44 @@ def test_g_auto_subject_places_the_layer_on_the_subject(layered: dict[str, Path]
         ("l_glasses/fl_layer_apply,fl_region_relative,w_1.0", "fl_region_relative: it needs a region"),
         ("l_glasses/fl_layer_apply.region_relative.relative,g_faces,w_1.0", "fl_relative and fl_region"),
         ("c_scale,fl_region_relative,w_0.5", "fl_region_relative: no_overflow, relative and region_rel"),
+        ("c_crop,fl_region_relative,g_north,w_0.5", "fl_region_relative: no_overflow, relative and"),
         ("l_glasses/e_grayscale,fl_region_relative/fl_layer_apply,g_faces", "fl_region_relative needs w_ or"),
     ],
 )
 def test_refusals_name_the_parameter(transformation: str, message: str, layered: dict[str, Path]) -> None:
     with pytest.raises(BadRequest, match=message):
         run(transformation, layered["pair"], layered)
+
+
+# -- fl_region_relative on a face crop outside layers, as Cloudinary's own site writes its profile photos:
+# fl_region_relative,w_2.0,h_2.0,c_crop,g_face/w_145,h_145,r_max,c_fill/...
+
+
+@pytest.mark.parametrize(
+    ("transformation", "scale"),
+    [
+        ("fl_region_relative,w_2.0,h_2.0,c_crop,g_face", 2.0),
+        (sdk({"flags": "region_relative", "width": 2.0, "height": 2.0, "crop": "crop", "gravity": "face"}),
+         2.0),  # fmt: skip
+        ("c_crop,fl_region_relative,g_faces,h_1.0,w_1.0", 1.0),
+    ],
+)
+def test_a_region_relative_crop_is_a_multiple_of_the_face_around_it(
+    transformation: str, scale: float, layered: dict[str, Path]
+) -> None:
+    faces = Recording()
+    out = run(transformation, FACE_PHOTO, layered, faces=faces, extension="png")
+    face = faces.found[0][0]
+    width, height = round(face.width * 512), round(face.height * 512)
+    assert (out.width, out.height) == (round(width * scale), round(height * scale))
+    # The face is in the middle of it: the detector finds it there again, the same size.
+    again = detect_faces(pyvips.Image.new_from_buffer(out.data, ""), key="")
+    assert len(again) == 1
+    centre = (again[0].left + again[0].width / 2, again[0].top + again[0].height / 2)
+    assert abs(centre[0] - 0.5) < 0.06 and abs(centre[1] - 0.5) < 0.06, centre
+
+
+def test_a_region_relative_crop_without_a_face_is_relative_to_the_image(layered: dict[str, Path]) -> None:
+    out = run("c_crop,fl_region_relative,g_face,h_0.5,w_0.5", layered["road"], layered, extension="png")
+    road = pyvips.Image.new_from_file(str(layered["road"]))
+    assert (out.width, out.height) == (round(road.width * 0.5), round(road.height * 0.5))

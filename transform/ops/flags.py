@@ -38,7 +38,8 @@ param(
         _flags,
         "flags: layer_apply closes a layer block (no_overflow, relative qualify it; relative also makes "
         "a layer's own w_/h_ fractions of the image it is placed on; region_relative makes them, and "
-        "x_/y_, fractions of the face or subject box g_face, g_faces or g_auto:subject places it on); "
+        "x_/y_, fractions of the face or subject box g_face, g_faces or g_auto:subject places it on, and "
+        "a c_crop's w_/h_ fractions of the face it cuts around); "
         "preserve_transparency keeps alpha by delivering PNG instead of JPEG; "
         "progressive makes progressive JPEG or interlaced PNG",
         "flags",

@@ -490,7 +490,8 @@ def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action |
     if spec is None:
         return None
     # fl_relative reaches here only inside a layer (the plan compiler checks): fractions of the base;
-    # fl_region_relative only inside a layer placed on a face or the subject: fractions of that box.
+    # fl_region_relative inside a layer placed on a face or the subject: fractions of that box; on a face
+    # or subject crop outside layers, of the box the crop found.
     region = "region_relative" in params.get("fl", ())
     relative = region or "relative" in params.get("fl", ())
     keys = [k for k in _KEYS if k in params] + (["b"] if spec.background else [])
@@ -502,6 +503,11 @@ def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action |
         # other steps); a cached detection reads no pixels at all. So no copy_memory to share them.
         found = focus.find(spec.gravity, ctx, image, prefix) if spec.content and spec.gravity else None
         reference = (ctx.layer_region if region else ctx.layer_base) if relative else None
+        if region and ctx.layer_region is None:
+            # Not in a layer on a face: a crop with fl_region_relative, fractions of the box it found (of
+            # the image when none was found, as without the flag).
+            box = (found.width * image.width, found.height * image.height) if found is not None else None
+            reference = (max(1, round(box[0])), max(1, round(box[1]))) if box is not None else None
         return spec.apply(image, ctx.limits, reference=reference, found=found)
 
     sequential = spec.gravity != "auto" and spec.mode not in _PADDED and not spec.content
