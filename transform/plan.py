@@ -17,10 +17,11 @@ from grammar.ast import Component
 from grammar.errors import BadRequest, NotFound
 from transform import pixels
 from transform.limits import check_output
-from transform.ops import ACTION_ORDER, BUILDERS, Action, Ctx, render_param, spec_for
+from transform.ops import ACTION_ORDER, BUILDERS, Action, Ctx, focus, render_param, spec_for
 from transform.ops.args import Color
 from transform.ops.flags import OUTPUT_FLAGS
-from transform.ops.layers import Placement, place_layer
+from transform.ops.focus import CONTENT_GRAVITIES, PLACING_GRAVITIES, regions
+from transform.ops.layers import Box, Placement, composite, finish_layer, on_region, place_layer
 from transform.ops.output import Quality
 from transform.ops.resize import resize_from
 from transform.ops.text import TextLayer, render_text
@@ -69,6 +70,7 @@ class _Block:
     parts: list[str] = field(default_factory=list)  # canonical components, for mask keys
     autorotate: bool = True  # False when a component of the block says a_ignore
     text: TextOptions | None = None  # the opener's co_, b_ and text box, when the layer is text
+    region_sized: bool = False  # a component of the layer says fl_region_relative
 
 
 def run_steps(steps: Sequence[Action], ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
@@ -133,7 +135,7 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
             block = _Block(opener=params, start=len(canonical) - 1, text=text)
             inner = {k: v for k, v in params.items() if k not in ("l", "u")}
             if index in alone:
-                _add_layer(blocks[-1], _one_component_layer(block, inner, canonical[-1]))
+                _add_layer(blocks[-1], _one_component_layer(block, inner, canonical[-1], _prefix(blocks[-1])))
                 continue
             blocks.append(block)
             if inner and not closes:
@@ -146,7 +148,8 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
             if len(blocks) == 1:
                 raise BadRequest("Invalid transformation: fl_layer_apply without an l_ or u_ layer to apply")
             layer = blocks.pop()
-            _add_layer(blocks[-1], _layer_step(layer, params, "/".join(canonical[layer.start :])))
+            closed = _layer_step(layer, params, "/".join(canonical[layer.start :]), _prefix(blocks[-1]))
+            _add_layer(blocks[-1], closed)
     # Every opener left open was made a one-component layer (_unclosed_openers).
     assert len(blocks) == 1
     steps = tuple(blocks[0].steps)
@@ -247,14 +250,20 @@ def _unclosed_openers(expanded: Sequence[Mapping[str, Any]]) -> set[int]:
     return set(open_)
 
 
-def _one_component_layer(block: _Block, params: Mapping[str, Any], canonical: str) -> Action:
+def _prefix(block: _Block) -> str:
+    """The canonical steps a layer closed now is placed after (what a face detection of the image under it
+    is keyed by)."""
+    return "/".join(block.parts)
+
+
+def _one_component_layer(block: _Block, params: Mapping[str, Any], canonical: str, prefix: str) -> Action:
     """The layer of a component that opens and applies it at once: the placement keys (and sizing, which
     fl_relative makes relative to the base) go to fl_layer_apply's Placement, the rest (e_, a_, r_, bo_ ...)
     transforms the layer first."""
     own = {k: v for k, v in params.items() if k not in _PLACEMENT_KEYS}
     if own:
         _add_component(block, own, inside_layer=True)
-    return _layer_step(block, {k: v for k, v in params.items() if k in _PLACEMENT_KEYS}, canonical)
+    return _layer_step(block, {k: v for k, v in params.items() if k in _PLACEMENT_KEYS}, canonical, prefix)
 
 
 @dataclass(frozen=True)
@@ -295,14 +304,24 @@ def _add_component(block: _Block, params: Mapping[str, Any], *, inside_layer: bo
         block.autorotate = False
     flags = params.get("fl", ())
     # fl_relative in a layer's own sizing component (the reference's l_icon/c_scale,fl_relative,w_0.3/
-    # fl_layer_apply) makes w_/h_ fractions of the image the layer is placed on.
-    if flags and (not inside_layer or flags != ("relative",)):
+    # fl_layer_apply) makes w_/h_ fractions of the image the layer is placed on; fl_region_relative
+    # (l_mask/c_scale,fl_region_relative,w_1.0/fl_layer_apply,g_faces) of the face it is placed on.
+    # Outside a layer, fl_region_relative makes a face or subject crop's w_/h_ fractions of that box
+    # (c_crop,fl_region_relative,g_face,h_2.0,w_2.0: twice the face's size, around it).
+    region_crop = (
+        flags == ("region_relative",) and params.get("c") == "crop" and params.get("g") in CONTENT_GRAVITIES
+    )
+    if flags and not region_crop and (not inside_layer or flags not in (("relative",), ("region_relative",))):
         raise BadRequest(
-            f"Invalid transformation parameter - {render_param('fl', flags)}: no_overflow and relative "
-            "qualify fl_layer_apply (relative also a layer's own w_ or h_)"
+            f"Invalid transformation parameter - {render_param('fl', flags)}: no_overflow, relative and "
+            "region_relative qualify fl_layer_apply (relative or region_relative also a layer's own w_ or h_)"
         )
     if flags and "w" not in params and "h" not in params:
-        raise BadRequest("Invalid transformation parameter - fl_relative: fl_relative needs w_ or h_ to size")
+        raise BadRequest(
+            f"Invalid transformation parameter - fl_{flags[0]}: fl_{flags[0]} needs w_ or h_ to size"
+        )
+    if flags == ("region_relative",) and inside_layer:
+        block.region_sized = True
     block.steps.extend(_actions(params, block.parts))
     block.parts.append(",".join(render_param(k, params[k]) for k in sorted(params)))
 
@@ -319,7 +338,7 @@ def _actions(params: Mapping[str, Any], parts: list[str]) -> list[Action]:
     return actions
 
 
-def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str) -> Action:
+def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str, prefix: str) -> Action:
     opener = layer.opener
     underlay = "u" in opener
     source: str | TextLayer = opener["u"] if underlay else opener["l"]
@@ -331,37 +350,77 @@ def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str) -> Act
             f"Invalid transformation parameter - {render_param(stray[0], placing[stray[0]])}: "
             "not supported in a fl_layer_apply component (use g_, x_, y_, o_, c_, w_, h_, fl_)"
         )
-    if placing.get("g", "center") not in pixels.COMPASS:
-        gravity = placing["g"]
-        raise BadRequest(f"Invalid transformation: g_{gravity} cannot place a layer; use a compass gravity")
+    gravity = placing.get("g", "center")
+    region = gravity if gravity in PLACING_GRAVITIES else None
+    if gravity not in pixels.COMPASS and region is None:
+        raise BadRequest(
+            f"Invalid transformation: g_{gravity} cannot place a layer; use a compass gravity, or g_face, "
+            "g_faces, g_auto:face, g_auto:faces or g_auto:subject"
+        )
     flags = placing.get("fl", ())
+    if "relative" in flags and "region_relative" in flags:
+        raise BadRequest(
+            "Invalid transformation parameter - fl_region_relative: fl_relative and fl_region_relative "
+            "cannot size one layer together"
+        )
+    if region is None and ("region_relative" in flags or layer.region_sized):
+        raise BadRequest(
+            "Invalid transformation parameter - fl_region_relative: it needs a region to be relative to "
+            "(g_face, g_faces, g_auto:face or g_auto:subject in the fl_layer_apply component)"
+        )
     at = Placement(
-        gravity=placing.get("g", "center"),
+        gravity="center" if region else gravity,
         x=placing.get("x"),
         y=placing.get("y"),
         sizing=resize_from(placing, placing=True),
         relative="relative" in flags,
         no_overflow="no_overflow" in flags,
         opacity=placing.get("o"),
+        region_relative="region_relative" in flags,
     )
     steps = tuple(layer.steps)
     autorotate = layer.autorotate
+    per_region = layer.region_sized  # the layer's own steps differ per face: run once per face
+    # A layer sized to the face moves in fractions of the face too (g_face,y_-0.1: a tenth of its height up).
+    region_offsets = at.region_relative or layer.region_sized
 
-    def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
-        base = (image.width, image.height)
+    def start(ctx: Ctx) -> tuple[pyvips.Image, str]:
+        """The layer's image before its own steps, and the key of that image."""
         if isinstance(source, TextLayer):
             options = text or TextOptions()
             drawn = render_text(source, options.colour, options.background, options.wrap, ctx.limits,
                                 options.stroke)  # fmt: skip
-            layer_ctx = replace(ctx, source_key=f"{source}|{options}", layer_base=base, preview=None)
-            content = run_steps(steps, layer_ctx, drawn)
-            return place_layer(image, content, underlay=underlay, at=at, limits=ctx.limits)
+            return drawn, f"{source}|{options}"
         if ctx.load_layer is None:
             raise NotFound(f"Unknown or invalid referenced image {source} of type upload")
         found, key = ctx.load_layer(source)
-        layer_ctx = replace(ctx, source_key=block_source_key(key, autorotate), layer_base=base, preview=None)
-        content = run_steps(steps, layer_ctx, ctx.decode(found, autorotate))
-        return place_layer(image, content, underlay=underlay, at=at, limits=ctx.limits)
+        return ctx.decode(found, autorotate), block_source_key(key, autorotate)
 
-    return Action(canonical, run, segmentation=any(s.segmentation for s in steps),
-                  faces=any(s.faces for s in steps))
+    def content(ctx: Ctx, begun: tuple[pyvips.Image, str], base: tuple[int, int],
+                box: tuple[int, int] | None) -> pyvips.Image:  # fmt: skip
+        layer_ctx = replace(ctx, source_key=begun[1], layer_base=base, layer_region=box, preview=None)
+        return run_steps(steps, layer_ctx, begun[0])
+
+    def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
+        base = (image.width, image.height)
+        if region is None:
+            layer = content(ctx, start(ctx), base, None)
+            return place_layer(image, layer, underlay=underlay, at=at, limits=ctx.limits)
+        boxes = [
+            Box(f.left * base[0], f.top * base[1], f.width * base[0], f.height * base[1])
+            for f in regions(region, ctx, image, prefix)
+        ]
+        if not boxes:
+            return image  # Cloudinary: no face (no special position) found, no layer placed
+        begun = start(ctx)  # decoded (or drawn) once, however many faces
+        shared = None if per_region else content(ctx, begun, base, None)
+        placed = []
+        for box in boxes:
+            drawn = content(ctx, begun, base, box.size) if shared is None else shared
+            drawn = finish_layer(drawn, at, box.size if at.region_relative else base, ctx.limits)
+            placed.append((drawn, *on_region(drawn, box, at, base, region_offsets=region_offsets)))
+        return composite(image, placed, underlay=underlay, no_overflow=at.no_overflow, limits=ctx.limits)
+
+    return Action(canonical, run,
+                  segmentation=any(s.segmentation for s in steps) or focus.needs_mask(region),
+                  faces=any(s.faces for s in steps) or focus.needs_faces(region))  # fmt: skip

@@ -220,7 +220,7 @@ def test_the_server_detects_once_and_caches(tmp_path: Path) -> None:
         ("c_fill,g_auto:dog,h_100,w_100", "object classes such as g_auto:dog are not supported"),
         ("c_fill,g_custom,h_100,w_100", "gravity custom is not supported"),
         ("c_thumb,g_face,h_100,w_100,z_0", "zoom must be a number from 0.1 to 10.0"),
-        ("l_logo/fl_layer_apply,g_face", "g_face cannot place a layer"),
+        ("l_logo/fl_layer_apply,g_face:center", "g_face:center cannot place a layer"),
         ("c_auto,g_north,h_100,w_100", "c_auto takes g_auto"),
     ],
 )

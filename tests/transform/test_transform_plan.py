@@ -340,14 +340,14 @@ ERRORS = [
         "fl_progressive:semi",
         InvalidArgument,
         "Invalid transformation parameter - fl_progressive:semi: flags must be layer_apply, no_overflow, "
-        "relative, preserve_transparency, progressive (joined by '.'); progressive:semi is not supported "
-        "(use fl_progressive: libvips writes one progressive scan script)",
+        "relative, region_relative, preserve_transparency, progressive (joined by '.'); "
+        "progressive:semi is not supported (use fl_progressive: libvips writes one progressive scan script)",
     ),
     (
         "fl_lossy",
         InvalidArgument,
         "Invalid transformation parameter - fl_lossy: flags must be layer_apply, no_overflow, relative, "
-        "preserve_transparency, progressive (joined by '.'); lossy is not supported",
+        "region_relative, preserve_transparency, progressive (joined by '.'); lossy is not supported",
     ),
     (
         "fl_progressive.progressive:none",
@@ -442,8 +442,8 @@ ERRORS = [
     (
         "l_a/c_scale,fl_no_overflow,w_0.5/fl_layer_apply",
         BadRequest,
-        "Invalid transformation parameter - fl_no_overflow: no_overflow and relative "
-        "qualify fl_layer_apply (relative also a layer's own w_ or h_)",
+        "Invalid transformation parameter - fl_no_overflow: no_overflow, relative and "
+        "region_relative qualify fl_layer_apply (relative or region_relative also a layer's own w_ or h_)",
     ),
     (
         "l_a/e_grayscale,fl_relative/fl_layer_apply",
@@ -453,8 +453,8 @@ ERRORS = [
     (
         "c_scale,fl_relative,w_0.5",
         BadRequest,
-        "Invalid transformation parameter - fl_relative: no_overflow and relative "
-        "qualify fl_layer_apply (relative also a layer's own w_ or h_)",
+        "Invalid transformation parameter - fl_relative: no_overflow, relative and "
+        "region_relative qualify fl_layer_apply (relative or region_relative also a layer's own w_ or h_)",
     ),
     (
         "e_contrast:level_150",
@@ -538,8 +538,8 @@ ERRORS = [
     (
         "fl_no_overflow",
         BadRequest,
-        "Invalid transformation parameter - fl_no_overflow: no_overflow and relative "
-        "qualify fl_layer_apply (relative also a layer's own w_ or h_)",
+        "Invalid transformation parameter - fl_no_overflow: no_overflow, relative and "
+        "region_relative qualify fl_layer_apply (relative or region_relative also a layer's own w_ or h_)",
     ),
     (
         "b_transparent",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from grammar.errors import InvalidArgument
 from transform.ops.registry import ParamSpec, param
 
-LAYER_FLAGS = ("layer_apply", "no_overflow", "relative")
+LAYER_FLAGS = ("layer_apply", "no_overflow", "relative", "region_relative")
 #: preserve_transparency: a JPEG choice becomes PNG when the result is transparent.
 #: progressive: progressive JPEG, interlaced PNG (other formats have no such mode); :none is the default.
 OUTPUT_FLAGS = ("preserve_transparency", "progressive", "progressive:none")
@@ -37,7 +37,9 @@ param(
         "flags",
         _flags,
         "flags: layer_apply closes a layer block (no_overflow, relative qualify it; relative also makes "
-        "a layer's own w_/h_ fractions of the image it is placed on); "
+        "a layer's own w_/h_ fractions of the image it is placed on; region_relative makes them, and "
+        "x_/y_, fractions of the face or subject box g_face, g_faces or g_auto:subject places it on, and "
+        "a c_crop's w_/h_ fractions of the face it cuts around); "
         "preserve_transparency keeps alpha by delivering PNG instead of JPEG; "
         "progressive makes progressive JPEG or interlaced PNG",
         "flags",

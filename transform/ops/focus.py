@@ -37,6 +37,9 @@ FACE_GRAVITIES = {
 }
 SUBJECT_GRAVITIES = ("auto:subject", "auto:object")
 CONTENT_GRAVITIES = (*FACE_GRAVITIES, *SUBJECT_GRAVITIES)
+#: The content gravities that place a layer (fl_layer_apply,g_faces): on the largest face, on every face
+#: (one copy each) or on the subject. The :center/:auto fallbacks name crops, not placements.
+PLACING_GRAVITIES = ("face", "faces", "auto:face", "auto:faces", *SUBJECT_GRAVITIES)
 #: The gravity a crop gets once its focus is found.
 FOCUS = "focus"
 #: How much wider and taller than the face box c_thumb's region is at z_1.0: the face about half the
@@ -80,6 +83,18 @@ def find(gravity: str, ctx: Ctx, image: pyvips.Image, prefix: str) -> Face | Non
     fitted = fit_for_segmentation(image).copy_memory()
     mask = ctx.masks(fitted, key=key, fine_edges=False)
     return subject_box(mask.alpha)
+
+
+def regions(gravity: str, ctx: Ctx, image: pyvips.Image, prefix: str) -> tuple[Face, ...]:
+    """The boxes a placing gravity puts a layer on (fractions of ``image``): the largest face, every face,
+    or the subject; empty when there is none."""
+    if gravity in FACE_GRAVITIES:
+        faces = detect(ctx, image, prefix)
+        if FACE_GRAVITIES[gravity][0] == "largest" and faces:
+            return (largest(faces),)
+        return faces
+    found = find(gravity, ctx, image, prefix)
+    return () if found is None else (found,)
 
 
 def detect(ctx: Ctx, image: pyvips.Image, prefix: str) -> tuple[Face, ...]:

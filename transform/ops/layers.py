@@ -1,6 +1,13 @@
 """Layers: ``l_<id>`` (overlay) and ``u_<id>`` (underlay) open a block that ``fl_layer_apply`` closes;
 the closing component places the layer with ``g_``, ``x_``, ``y_`` (and may size it with ``c_``/``w_``/``h_``,
-relative to the base under ``fl_relative``). The canvas grows to hold the layer unless ``fl_no_overflow``."""
+relative to the base under ``fl_relative``). The canvas grows to hold the layer unless ``fl_no_overflow``.
+
+A face or subject gravity in the closing component (``g_face``, ``g_faces``, ``g_auto:face``,
+``g_auto:subject``) places the layer on a *region* instead: centred on the largest face, on each face (one
+copy per face), or on the background-removal mask's object. ``fl_region_relative`` then makes the layer's
+fractional w_/h_ (and x_/y_) fractions of that region's box, as Cloudinary's "sizing relative to the
+detected region" does (``l_mask/c_scale,fl_region_relative,w_1.0/fl_layer_apply,g_faces``). No region
+found: the layer is not placed at all, as Cloudinary documents for special positions."""
 
 from __future__ import annotations
 
@@ -83,33 +90,90 @@ class Placement:
     relative: bool = False
     no_overflow: bool = False
     opacity: int | None = None
+    #: fl_region_relative: fractions of the region (face, subject) the layer is placed on.
+    region_relative: bool = False
+
+
+@dataclass(frozen=True)
+class Box:
+    """A region of the base in pixels (a face's or the subject's box)."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return max(1, round(self.width)), max(1, round(self.height))
+
+
+def finish_layer(
+    layer: pyvips.Image, at: Placement, reference: tuple[int, int], limits: Limits
+) -> pyvips.Image:
+    """The closing component's own sizing and opacity; ``reference`` is what fl_relative or
+    fl_region_relative fractions are of."""
+    if at.sizing is not None:
+        relative = at.relative or at.region_relative
+        layer = at.sizing.apply(layer, limits, reference=reference if relative else None)
+    if at.opacity is not None:
+        layer = set_opacity(layer, at.opacity)
+    return layer
 
 
 def place_layer(
     base: pyvips.Image, layer: pyvips.Image, *, underlay: bool, at: Placement, limits: Limits
 ) -> pyvips.Image:
-    """Composite ``layer`` over (or under) ``base``; fractions of x/y are of the base's size."""
-    if at.sizing is not None:
-        reference = (base.width, base.height) if at.relative else None
-        layer = at.sizing.apply(layer, limits, reference=reference)
-    if at.opacity is not None:
-        layer = set_opacity(layer, at.opacity)
+    """Composite ``layer`` over (or under) ``base`` at a compass gravity; fractions of x/y are of the
+    base's size."""
+    layer = finish_layer(layer, at, (base.width, base.height), limits)
     dx = at.x.px(base.width) if at.x else 0
     dy = at.y.px(base.height) if at.y else 0
     left, top = pixels.place((base.width, base.height), (layer.width, layer.height), at.gravity, dx, dy)
-    if at.no_overflow:
+    return composite(base, [(layer, left, top)], underlay=underlay, no_overflow=at.no_overflow, limits=limits)
+
+
+def on_region(
+    layer: pyvips.Image, box: Box, at: Placement, base: tuple[int, int], *, region_offsets: bool
+) -> tuple[int, int]:
+    """Top-left of ``layer`` centred on ``box`` and moved by x_/y_ (+x right, +y down, as from the centre):
+    fractions of the box when the layer is sized with fl_region_relative (``region_offsets``), else of
+    the base."""
+    reference = box.size if region_offsets else base
+    dx = at.x.px(reference[0]) if at.x else 0
+    dy = at.y.px(reference[1]) if at.y else 0
+    left = round(box.left + box.width / 2 - layer.width / 2) + dx
+    top = round(box.top + box.height / 2 - layer.height / 2) + dy
+    return left, top
+
+
+def composite(
+    base: pyvips.Image,
+    layers: list[tuple[pyvips.Image, int, int]],
+    *,
+    underlay: bool,
+    no_overflow: bool,
+    limits: Limits,
+) -> pyvips.Image:
+    """``layers`` (image, left, top in base pixels) over (or under) ``base`` in one composite, on a canvas
+    grown to hold them unless ``no_overflow``."""
+    if no_overflow:
         x0, y0, width, height = 0, 0, base.width, base.height
         # A layer wholly outside the base changes nothing wherever it is: keep libvips' offsets small.
-        left = min(max(left, -layer.width), base.width)
-        top = min(max(top, -layer.height), base.height)
+        layers = [
+            (layer, min(max(left, -layer.width), base.width), min(max(top, -layer.height), base.height))
+            for layer, left, top in layers
+        ]
     else:
-        x0, y0 = min(0, left), min(0, top)
-        width = max(base.width, left + layer.width) - x0
-        height = max(base.height, top + layer.height) - y0
+        x0 = min(0, *(left for _, left, _ in layers))
+        y0 = min(0, *(top for _, _, top in layers))
+        width = max(base.width, *(left + layer.width for layer, left, _ in layers)) - x0
+        height = max(base.height, *(top + layer.height for layer, _, top in layers)) - y0
         check_output(width, height, limits, "Canvas holding the layer")
     canvas = pixels.solid(width, height, [0, 0, 0, 0])
-    images = [pixels.with_alpha(base), pixels.with_alpha(layer)]
-    xs, ys = [-x0, left - x0], [-y0, top - y0]
+    images = [pixels.with_alpha(base)] + [pixels.with_alpha(layer) for layer, _, _ in layers]
+    xs = [-x0] + [left - x0 for _, left, _ in layers]
+    ys = [-y0] + [top - y0 for _, _, top in layers]
     if underlay:
         images, xs, ys = images[::-1], xs[::-1], ys[::-1]
     out = canvas.composite(images, "over", x=xs, y=ys)

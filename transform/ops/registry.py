@@ -54,6 +54,9 @@ class Ctx:
     load_layer: LoadLayer | None = None
     limits: Limits = Limits()
     layer_base: tuple[int, int] | None = None
+    #: Inside a layer placed on a face or the subject: that box's size (what fl_region_relative w_/h_ of
+    #: the layer's own components are fractions of).
+    layer_region: tuple[int, int] | None = None
     #: The original, upright, scaled down to fit a side with shrink-on-load (cheap): for a detector that
     #: looks at the untouched original (a first step, prefix ""). None inside layers.
     preview: Callable[[int], pyvips.Image] | None = None

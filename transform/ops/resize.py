@@ -148,7 +148,12 @@ param(
 )
 param(
     ParamSpec(
-        "g", "gravity", _gravity, "where to crop, pad or place a layer: compass point or auto", "resize"
+        "g",
+        "gravity",
+        _gravity,
+        "where to crop, pad or place a layer: compass point, auto, or the faces or the subject "
+        "(a layer on g_faces gets one copy per face)",
+        "resize",
     )
 )
 param(
@@ -484,8 +489,11 @@ def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action |
     spec = resize_from(params)
     if spec is None:
         return None
-    # fl_relative reaches here only inside a layer (the plan compiler checks): fractions of the base.
-    relative = "relative" in params.get("fl", ())
+    # fl_relative reaches here only inside a layer (the plan compiler checks): fractions of the base;
+    # fl_region_relative inside a layer placed on a face or the subject: fractions of that box; on a face
+    # or subject crop outside layers, of the box the crop found.
+    region = "region_relative" in params.get("fl", ())
+    relative = region or "relative" in params.get("fl", ())
     keys = [k for k in _KEYS if k in params] + (["b"] if spec.background else [])
     keys += ["fl"] if relative else []
     claimed.update(keys)
@@ -494,7 +502,13 @@ def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action |
         # The detector reads a shrink-on-load preview of the original (a first step) or this image (after
         # other steps); a cached detection reads no pixels at all. So no copy_memory to share them.
         found = focus.find(spec.gravity, ctx, image, prefix) if spec.content and spec.gravity else None
-        return spec.apply(image, ctx.limits, reference=ctx.layer_base if relative else None, found=found)
+        reference = (ctx.layer_region if region else ctx.layer_base) if relative else None
+        if region and ctx.layer_region is None:
+            # Not in a layer on a face: a crop with fl_region_relative, fractions of the box it found (of
+            # the image when none was found, as without the flag).
+            box = (found.width * image.width, found.height * image.height) if found is not None else None
+            reference = (max(1, round(box[0])), max(1, round(box[1]))) if box is not None else None
+        return spec.apply(image, ctx.limits, reference=reference, found=found)
 
     sequential = spec.gravity != "auto" and spec.mode not in _PADDED and not spec.content
     canonical = ",".join(render_param(k, params[k]) for k in sorted(keys))
