@@ -157,7 +157,7 @@ class FolderOriginals:
     def version(self, found: Located) -> str:
         return self.fingerprints.of(found.path)
 
-    def fingerprint(self, data: bytes) -> str:
+    def fingerprint(self, data: bytes, *, md5: str | None = None) -> str:
         return hashlib.sha256(data).hexdigest()  # what sha256_of gives the written file
 
     def current(self, found: Sequence[Located]) -> bool:

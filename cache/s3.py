@@ -181,9 +181,9 @@ class S3Originals:
         key, etag = _stamp(found)
         return "s3:" + str(etag).strip('"')
 
-    def fingerprint(self, data: bytes) -> str:
+    def fingerprint(self, data: bytes, *, md5: str | None = None) -> str:
         # The ETag of an object stored by one plain PUT (``write``) is the MD5 of its bytes.
-        return "s3:" + hashlib.md5(data).hexdigest()
+        return "s3:" + (md5 or hashlib.md5(data).hexdigest())
 
     def current(self, found: Sequence[Located]) -> bool:
         """Whether each object still has the ETag it was located with: one HEAD per object at most every

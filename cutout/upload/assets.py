@@ -147,9 +147,10 @@ class Assets:
     def content_fields(self, data: bytes, fmt: str, width: int, height: int) -> Record:
         """The fields of a record that describe one version's bytes; ``fingerprint`` is the version the
         originals store gives them once written (a folder: sha256; object storage: the ETag)."""
+        etag = hashlib.md5(data).hexdigest()  # Cloudinary's etag: the file's MD5
         return {
             "format": fmt, "bytes": len(data), "width": width, "height": height,
-            "etag": hashlib.md5(data).hexdigest(), "fingerprint": self.originals.fingerprint(data),
+            "etag": etag, "fingerprint": self.originals.fingerprint(data, md5=etag),
             "version_id": uuid.uuid4().hex,
         }  # fmt: skip
 
