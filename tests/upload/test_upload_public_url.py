@@ -63,3 +63,14 @@ def test_base_from_pending_work_written_before_the_setting() -> None:
     assert old.urls("v1/a.jpg") == ("http://127.0.0.1:8080/demo/image/upload/v1/a.jpg",
                                     "https://127.0.0.1:8080/demo/image/upload/v1/a.jpg")  # fmt: skip
     assert Base.from_json(Base(PUBLIC, "demo").to_json()).public == PUBLIC
+
+
+@pytest.mark.parametrize("value", ["images.example.org", "ftp://images.example.org", "https://x.org/?a=1"])
+def test_a_public_url_that_cannot_be_a_base_is_refused_at_start(value: str) -> None:
+    from cutout.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="CUTOUT_PUBLIC_URL"):
+        load_settings({"CUTOUT_PUBLIC_URL": value})
+    assert load_settings({"CUTOUT_PUBLIC_URL": "http://127.0.0.1:8080/img/"}).public_url == (
+        "http://127.0.0.1:8080/img"
+    )
