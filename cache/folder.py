@@ -157,7 +157,7 @@ class FolderOriginals:
     def version(self, found: Located) -> str:
         return self.fingerprints.of(found.path)
 
-    def fingerprint(self, data: bytes) -> str:
+    def fingerprint(self, data: bytes, *, md5: str | None = None) -> str:
         return hashlib.sha256(data).hexdigest()  # what sha256_of gives the written file
 
     def current(self, found: Sequence[Located]) -> bool:
@@ -184,7 +184,12 @@ class FolderOriginals:
         target.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(target, data)
         self._remove_others(public_id, keep=target.name)
-        return self.locate(public_id)
+        # Located from the file just written, the only format of this id left, rather than by listing
+        # its folder again (a folder of 100 000 originals would be read whole on every upload), but
+        # refused as ``locate`` refuses it when the folder leads out of the root through a link.
+        if not target.parent.resolve().is_relative_to(self.root):
+            raise NotFound(f"Resource not found - {public_id}")
+        return Located(public_id, target, file_stamp(os.stat(target)))
 
     def _remove_others(self, public_id: str, keep: str) -> bool:
         """Remove ``public_id`` in every format but the file ``keep``; whether any was removed."""

@@ -181,9 +181,9 @@ class S3Originals:
         key, etag = _stamp(found)
         return "s3:" + str(etag).strip('"')
 
-    def fingerprint(self, data: bytes) -> str:
+    def fingerprint(self, data: bytes, *, md5: str | None = None) -> str:
         # The ETag of an object stored by one plain PUT (``write``) is the MD5 of its bytes.
-        return "s3:" + hashlib.md5(data).hexdigest()
+        return "s3:" + (md5 or hashlib.md5(data).hexdigest())
 
     def current(self, found: Sequence[Located]) -> bool:
         """Whether each object still has the ETag it was located with: one HEAD per object at most every
@@ -249,16 +249,21 @@ class S3Originals:
             raise ValueError(f"not an original's extension: {extension!r}")
         if not _valid(public_id):
             raise NotFound(f"Resource not found - {public_id}")
+        key = self._key(public_id, extension)
         try:  # one PUT: readers see the old object or the new one
-            self.s3.put_object(Bucket=self.location.bucket, Key=self._key(public_id, extension), Body=data)
+            put = self.s3.put_object(Bucket=self.location.bucket, Key=key, Body=data)
             # As the folder does: the same id in another format goes once the new one is in place (an
             # upload that becomes a PNG), so a lookup never finds the older format first.
             self._remove_formats(public_id, keep=extension)
         except self._errors as exc:
             log.warning("PUT %s: %s", public_id, exc)
             raise StorageUnavailable() from exc
-        self._located.pop(public_id, None)
-        return self.locate(public_id)
+        # The PUT's answer says what a listing would (the key and its ETag): no second request.
+        now = time.monotonic()
+        found = Located(public_id, self.hot.path(key, put["ETag"], extension), (key, put["ETag"]))
+        self._checked[key] = (put["ETag"], now)
+        self._located[public_id] = (found, now)
+        return found
 
     def _remove_formats(self, public_id: str, keep: str) -> bool:
         """Delete ``public_id`` in every original format but ``keep`` (one listing); whether any was."""

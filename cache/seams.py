@@ -40,9 +40,11 @@ class OriginalsStore(Protocol):
         """Whether every one still holds what it held when located: cheap enough for a cached hit."""
         ...
 
-    def fingerprint(self, data: bytes) -> str:
+    def fingerprint(self, data: bytes, *, md5: str | None = None) -> str:
         """The ``version`` these bytes have once written here, computed from the bytes alone (the Upload
-        API records it, to know later whether the stored original is still the one it wrote)."""
+        API records it, to know later whether the stored original is still the one it wrote). ``md5``:
+        the bytes' hex MD5 when the caller has it already (the Upload API's ``etag``), for a store whose
+        version is that digest, so that a 50 MB upload is not hashed twice."""
         ...
 
     def local(self, found: Located) -> Path:

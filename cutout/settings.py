@@ -79,6 +79,7 @@ class Settings:
     max_upload_bytes: int = _setting("CUTOUT_MAX_UPLOAD_BYTES")
     upload: bool = _setting("CUTOUT_UPLOAD")
     api_key: str | None = _setting("CUTOUT_API_KEY")
+    public_url: str | None = _setting("CUTOUT_PUBLIC_URL")
     console: bool = _setting("CUTOUT_CONSOLE")
     named: Mapping[str, str] = field(default_factory=dict, metadata={"help": "loaded named transformations"})
 

@@ -142,6 +142,14 @@ def _url(text: str, schemes: tuple[str, ...]) -> str:
     return url
 
 
+def _base_url(text: str) -> str:
+    """An http(s) URL that paths are appended to: no query or fragment, no trailing '/'."""
+    url = _url(text, ("http", "https"))
+    if "?" in url or "#" in url:
+        raise ValueError(text)
+    return url.rstrip("/")
+
+
 def _removal(text: str) -> bool | str:
     return "queue" if text.strip().lower() == "queue" else _boolean(text)
 
@@ -152,6 +160,7 @@ S3_URL = Kind("s3://bucket[/prefix]", lambda text: _url(text, ("s3",)))
 REDIS_URL = Kind("redis://[:password@]host[:port][/db], rediss://... or unix:///path",
                  lambda text: _url(text, ("redis", "rediss", "unix")))
 HTTP_URL = Kind("an http:// or https:// URL", lambda text: _url(text, ("http", "https")))
+BASE_URL = Kind("an http:// or https:// URL without a query", lambda text: _base_url(text))
 REMOVAL = Kind("1/0/true/false or queue", _removal)
 PATH = Kind("a path", lambda text: Path(text).expanduser())  # "~/..." from systemd or Docker, unexpanded
 INTEGER = Kind("an integer", _integer)
@@ -305,6 +314,11 @@ VARIABLES: tuple[Variable, ...] = (
     _server("CUTOUT_API_KEY", TEXT, None,
             "the api_key of the Upload and Admin API (CUTOUT_API_SECRET is its secret), as Cloudinary's "
             "SDKs send it"),
+    _server("CUTOUT_PUBLIC_URL", BASE_URL, None,
+            "the base URL clients reach delivery at (https://images.example.org, or with a path behind a "
+            "proxy): the url and secure_url of Upload and Admin API answers and notifications are made from "
+            "it (secure_url as given, url with http://, as Cloudinary's); unset: the Host the request came "
+            "to, secure_url in the scheme the client used", shown="unset (the request's host)"),
     _server("CUTOUT_CONSOLE", BOOLEAN, False,
             "1 serves the console page at /console (browse, upload, build transformations): HTTP Basic "
             "with the API key and secret, or open on loopback when no secret is set"),

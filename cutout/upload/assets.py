@@ -147,9 +147,10 @@ class Assets:
     def content_fields(self, data: bytes, fmt: str, width: int, height: int) -> Record:
         """The fields of a record that describe one version's bytes; ``fingerprint`` is the version the
         originals store gives them once written (a folder: sha256; object storage: the ETag)."""
+        etag = hashlib.md5(data).hexdigest()  # Cloudinary's etag: the file's MD5
         return {
             "format": fmt, "bytes": len(data), "width": width, "height": height,
-            "etag": hashlib.md5(data).hexdigest(), "fingerprint": self.originals.fingerprint(data),
+            "etag": etag, "fingerprint": self.originals.fingerprint(data, md5=etag),
             "version_id": uuid.uuid4().hex,
         }  # fmt: skip
 
@@ -161,22 +162,26 @@ class Assets:
 
 # -- what clients see -------------------------------------------------------------------------------------
 class Base:
-    """Where delivery URLs point: the host the client reached, as http (``url``) and as the scheme it
-    used (``secure_url``: https behind a TLS proxy that says so)."""
+    """Where delivery URLs point: ``public``, the base URL clients reach delivery at (``CUTOUT_PUBLIC_URL``,
+    else the scheme and Host the request came with), is ``secure_url``'s; ``url`` is the same in http, as
+    Cloudinary's ``url`` and ``secure_url`` are. Kept on pending work as JSON, so that a notification sent
+    after a restart points where the answer did."""
 
-    def __init__(self, host: str, scheme: str, cloud: str) -> None:
-        self.host, self.scheme, self.cloud = host, scheme, cloud
+    def __init__(self, public: str, cloud: str) -> None:
+        self.public, self.cloud = public.rstrip("/"), cloud
 
     def to_json(self) -> dict[str, str]:
-        return {"host": self.host, "scheme": self.scheme, "cloud": self.cloud}
+        return {"public": self.public, "cloud": self.cloud}
 
     @classmethod
     def from_json(cls, data: dict[str, str]) -> Base:
-        return cls(data["host"], data["scheme"], data["cloud"])
+        if "public" not in data:  # written before CUTOUT_PUBLIC_URL: the request's scheme and host
+            return cls(f"{data['scheme']}://{data['host']}", data["cloud"])
+        return cls(data["public"], data["cloud"])
 
     def urls(self, path: str) -> tuple[str, str]:
-        tail = f"{self.host}/{quote(self.cloud, safe='')}/image/upload/{path}"
-        return f"http://{tail}", f"{self.scheme}://{tail}"
+        tail = f"{quote(self.cloud, safe='')}/image/upload/{path}"
+        return f"http://{self.public.partition('://')[2]}/{tail}", f"{self.public}/{tail}"
 
 
 def delivery_path(record: Record, transformation: str = "", extension: str = "") -> str:

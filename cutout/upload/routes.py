@@ -49,9 +49,13 @@ def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     return run
 
 
-def base_of(request: Request) -> Base:
+def base_of(request: Request, uploads: Uploads) -> Base:
+    """Where this request's answer points delivery URLs: ``CUTOUT_PUBLIC_URL``, else where it came to."""
+    cloud = request.path_params["cloud"]
+    if uploads.settings.public_url:
+        return Base(uploads.settings.public_url, cloud)
     host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
-    return Base(host, request.url.scheme, request.path_params["cloud"])
+    return Base(f"{request.url.scheme}://{host}", cloud)
 
 
 async def _signed(request: Request, uploads: Uploads) -> Received:
@@ -69,7 +73,7 @@ async def _admin(request: Request, uploads: Uploads) -> dict[str, str]:
 
 async def upload(request: Request, uploads: Uploads) -> Any:
     _whole(request)
-    return await uploads.upload(await _signed(request, uploads), base_of(request))
+    return await uploads.upload(await _signed(request, uploads), base_of(request, uploads))
 
 
 def _whole(request: Request) -> None:
@@ -81,7 +85,7 @@ def _whole(request: Request) -> None:
 
 
 async def explicit(request: Request, uploads: Uploads) -> Any:
-    return await uploads.explicit((await _signed(request, uploads)).params, base_of(request))
+    return await uploads.explicit((await _signed(request, uploads)).params, base_of(request, uploads))
 
 
 async def destroy(request: Request, uploads: Uploads) -> Any:
@@ -92,21 +96,21 @@ async def listing(request: Request, uploads: Uploads) -> Any:
     params = await _admin(request, uploads)
     if "type" in request.path_params:
         params = {**params, "type": request.path_params["type"]}
-    return await uploads.listing(params, base_of(request))
+    return await uploads.listing(params, base_of(request, uploads))
 
 
 async def resource(request: Request, uploads: Uploads) -> Any:
     params = await _admin(request, uploads)
-    return await uploads.resource(request.path_params["public_id"], params, base_of(request))
+    return await uploads.resource(request.path_params["public_id"], params, base_of(request, uploads))
 
 
 async def update(request: Request, uploads: Uploads) -> Any:
     params = await _admin(request, uploads)
-    return await uploads.update(request.path_params["public_id"], params, base_of(request))
+    return await uploads.update(request.path_params["public_id"], params, base_of(request, uploads))
 
 
 async def restore(request: Request, uploads: Uploads) -> Any:
-    return await uploads.restore(await _admin(request, uploads), base_of(request))
+    return await uploads.restore(await _admin(request, uploads), base_of(request, uploads))
 
 
 async def unsupported(request: Request, uploads: Uploads) -> Any:

@@ -27,6 +27,22 @@ def test_the_folder_is_an_originals_store(tmp_path: Path) -> None:
         store.write("docs/b", "exe", b"x")
 
 
+def test_write_answers_what_locate_would_without_listing_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "root").mkdir()
+    store = FolderOriginals(tmp_path / "root")
+    store.write("docs/a", "jpg", b"jpeg")
+    monkeypatch.setattr(store, "_list", lambda path: pytest.fail("listed the folder on a write"))
+    found = store.write("docs/a", "png", b"png")  # the jpg goes: the png is the only format left
+    monkeypatch.undo()
+    assert found == store.locate("docs/a") and not (store.root / "docs" / "a.jpg").exists()
+    (tmp_path / "elsewhere").mkdir()
+    (store.root / "out").symlink_to(tmp_path / "elsewhere")  # a folder leading out of the root
+    with pytest.raises(NotFound):
+        store.write("out/b", "png", b"x")
+
+
 def test_list_by_prefix(tmp_path: Path) -> None:
     store = FolderOriginals(tmp_path)
     for public_id in ("docs/a", "docs/ab", "docs/sub/c", "other/d"):

@@ -24,7 +24,7 @@ from tests.app.helpers import SAMPLES
 
 ROAD = (SAMPLES / "docs" / "road.jpg").read_bytes()
 LOGO = (SAMPLES / "docs" / "rmv_bgd" / "router_orig.jpg").read_bytes()
-BASE = Base("127.0.0.1:1", "http", "demo")
+BASE = Base("http://127.0.0.1:1", "demo")
 DETAILS: dict[str, Any] = {"tags": [], "context": {}, "backup": True, "original_filename": None,
                            "display_name": None}  # fmt: skip
 
