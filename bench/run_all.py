@@ -1,11 +1,12 @@
 """Every benchmark in turn (``make bench``), each printing its ratios against the reference it measures.
 
 A benchmark whose external part is missing (wrk or nginx for the HTTP one, the evaluation sets for
-quality) is skipped with the reason. Takes about 40 minutes on 2 cores; ``--only`` picks some.
+quality) is skipped with the reason. Takes about an hour on 2 cores; ``--only`` picks some.
 
     .venv/bin/python bench/run_all.py [--only NAME,...]
 
-NAME: parse, startup, render, faces, http, segment_speed, segment_memory, regression, quality.
+NAME: parse, startup, render, faces, http, api, upload, adapters, face_layers, scale, segment_speed,
+segment_memory, regression, quality.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ def plan() -> dict[str, tuple[list[list[str]], str | None]]:
         "faces": ([["faces_bench.py"]], None),
         "http": ([["http_bench.py"]], f"{' and '.join(missing)} not installed" if missing else None),
         "api": ([["api_bench.py"]], None),  # without wrk it skips its rps part itself
+        "upload": ([["upload_bench.py"]], "nginx not installed" if "nginx" in missing else None),
+        "adapters": ([["adapters_bench.py"]], None),
+        "face_layers": ([["face_layers_bench.py"]], None),
+        "scale": ([["scale_bench.py"]], None if shutil.which("redis-server", path=search)
+                  else "redis-server not installed"),
         "segment_speed": ([["segment_speed.py"]], None),
         "segment_memory": ([["segment_memory.py"]], None),
         "regression": ([["regression.py"]], f"{' and '.join(missing)} not installed" if missing else None),
