@@ -217,9 +217,9 @@ def rss_mb(pid: int) -> float:
 
 def test_mixed_load_through_nginx_no_5xx_bounded_memory_one_inference_per_new_original(
         cluster: Cluster, seaweed: SeaweedS3) -> None:
-    """SCALE_LOAD_SECONDS (default 30; the issue's figure is 60) of hits, new renders, new cut-outs,
+    """SCALE_LOAD_SECONDS (default 60, the issue's figure) of hits, new renders, new cut-outs,
     404s and 400s from 8 clients at once."""
-    seconds = float(os.environ.get("SCALE_LOAD_SECONDS", "30"))
+    seconds = float(os.environ.get("SCALE_LOAD_SECONDS", "60"))
     road = pyvips.Image.new_from_file(str(SAMPLES / "docs" / "road.jpg"))
     for i, quality in enumerate((70, 60)):  # new content: new masks (the key is the content's ETag)
         seaweed.client().put_object(Bucket="cluster", Key=f"originals/load/photo{i}.jpg",
