@@ -14,42 +14,28 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pyvips
 
-from cache import DiskBlobs
-from cutout.masks import CachedFaces
-from grammar import parse_transformation
-from transform import FormatChoice, compile_plan, render
-from transform.faces import FaceSource
-
 ROOT = Path(__file__).resolve().parents[1]
-FACE_PHOTO = ROOT / "cutout" / "samples" / "docs" / "rmv_bgd" / "woman_orig.jpg"
+sys.path.insert(0, str(ROOT))
+
+from bench.faces_bench import make_original, renderer  # noqa: E402
+from cache import DiskBlobs  # noqa: E402
+from cutout.masks import CachedFaces  # noqa: E402
 
 
 def make_files(folder: Path) -> tuple[Path, Path]:
-    path = folder / "face_4000x3000.jpg"
-    photo = pyvips.Image.new_from_file(str(FACE_PHOTO))
-    photo.resize(4000 / photo.width, kernel="lanczos3").crop(0, 0, 4000, 3000).write_to_file(str(path), Q=90)
+    """The 12 MP face photo of faces_bench, and a small opaque logo to place on it."""
     logo = folder / "logo.png"
     (pyvips.Image.black(200, 80) + [250, 200, 20]).bandjoin(255).cast("uchar").copy(
         interpretation="srgb"
     ).write_to_file(str(logo))
-    return path, logo
-
-
-def renderer(transformation: str, path: Path, logo: Path) -> Callable[[str, FaceSource | None], bytes]:
-    plan = compile_plan(parse_transformation(transformation))
-
-    def run(source_key: str, faces: FaceSource | None) -> bytes:
-        return render(plan, str(path), source_key=source_key, choice=FormatChoice("jpg"), faces=faces,
-                      load_layer=lambda public_id: (str(logo), "logo@1")).data  # fmt: skip
-
-    return run
+    return make_original(folder), logo
 
 
 def main() -> int:

@@ -42,11 +42,15 @@ def make_original(folder: Path) -> Path:
     return path
 
 
-def renderer(transformation: str, path: Path) -> Callable[[str, FaceSource | None], bytes]:
+def renderer(transformation: str, path: Path, logo: Path | None = None
+             ) -> Callable[[str, FaceSource | None], bytes]:
+    """A render of ``path`` as the server makes it; ``logo``: the file every image layer reads."""
     plan = compile_plan(parse_transformation(transformation))
+    layers = None if logo is None else (lambda public_id: (str(logo), "logo@1"))
 
     def run(source_key: str, faces: FaceSource | None) -> bytes:
-        return render(plan, str(path), source_key=source_key, choice=FormatChoice("jpg"), faces=faces).data
+        return render(plan, str(path), source_key=source_key, choice=FormatChoice("jpg"), faces=faces,
+                      load_layer=layers).data
 
     return run
 
