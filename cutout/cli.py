@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cutout.settings import Settings
 
 # name -> (module, one-line help). Each module defines add_arguments(parser) and run(args) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -36,6 +40,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # -- helpers the sub-commands share ---------------------------------------------------------------------
+
+
+def settings_with_cache_folder(
+    overrides: Mapping[str, Any], check: Callable[[Settings], None] | None = None
+) -> tuple[Settings, Path]:
+    """The server's settings with its cache folder made (serve, worker, eager); ``SettingsError``
+    naming the variable when either cannot be had. ``check`` (a command's own requirement) runs before
+    anything is created."""
+    from cutout.settings import SettingsError, load_settings
+
+    settings = load_settings(overrides=overrides)
+    _, cache_dir = settings.require_paths()
+    if check is not None:
+        check(settings)
+    problem = make_folder(cache_dir)
+    if problem:
+        raise SettingsError(f"CUTOUT_CACHE_DIR (--cache-dir): {problem}")
+    return settings, cache_dir
 
 
 def make_folder(path: Path) -> str | None:

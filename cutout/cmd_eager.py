@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from cutout.cli import make_folder
-from cutout.settings import SettingsError, load_settings
+from cutout.cli import settings_with_cache_folder
+from cutout.settings import SettingsError
 from transform.variables import BY_NAME
 
 
@@ -171,11 +171,8 @@ def _into_cache(args: argparse.Namespace) -> Generate:
     from cutout.service import Service
     from grammar import parse_path
 
-    settings = load_settings(overrides={"originals": args.originals, "cache_dir": args.cache_dir})
-    _, cache_dir = settings.require_paths()
-    problem = make_folder(cache_dir)
-    if problem:
-        raise SettingsError(f"CUTOUT_CACHE_DIR (--cache-dir): {problem}")
+    overrides = {"originals": args.originals, "cache_dir": args.cache_dir}
+    settings, cache_dir = settings_with_cache_folder(overrides)
     try:
         cache = DerivativeCache(cache_dir, size_limit=settings.cache_size)
     except (OSError, sqlite3.Error) as exc:  # e.g. its blobs/ or state/ is a file, or it is read-only

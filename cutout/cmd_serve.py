@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cutout.cli import make_folder
-from cutout.settings import Settings, SettingsError, describe, export_for_workers, load_settings
+from cutout.cli import settings_with_cache_folder
+from cutout.settings import Settings, SettingsError, describe, export_for_workers
 from transform.variables import BY_NAME
 
 _OPTIONS = ("originals", "cache_dir", "host", "port", "workers")
@@ -54,14 +54,9 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {name: getattr(args, name) for name in _OPTIONS}
     try:
-        settings = load_settings(overrides=overrides)
-        _, cache_dir = settings.require_paths()
+        settings, cache_dir = settings_with_cache_folder(overrides)
     except SettingsError as exc:
         print(f"cutout serve: {exc}", file=sys.stderr)
-        return 2
-    problem = make_folder(cache_dir)
-    if problem:
-        print(f"cutout serve: CUTOUT_CACHE_DIR (--cache-dir): {problem}", file=sys.stderr)
         return 2
     # Before anything imports prometheus_client (cutout.service does).
     export_for_workers(settings, _OPTIONS, _metrics_folder(cache_dir / "metrics"))

@@ -21,8 +21,8 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from cutout.cli import make_folder
-from cutout.settings import SettingsError, load_settings
+from cutout.cli import settings_with_cache_folder
+from cutout.settings import Settings, SettingsError
 from grammar import parse_path
 from grammar.errors import OriginError
 
@@ -166,17 +166,14 @@ class Worker:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     overrides = {"originals": args.originals, "cache_dir": args.cache_dir, "state": args.state}
-    try:
-        settings = load_settings(overrides=overrides)
-        _, cache_dir = settings.require_paths()
+    def needs_state(settings: Settings) -> None:
         if settings.state is None:
             raise SettingsError("CUTOUT_STATE (--state) is required: the Redis the queue is in")
+
+    try:
+        settings, cache_dir = settings_with_cache_folder(overrides, needs_state)
     except SettingsError as exc:
         print(f"cutout worker: {exc}", file=sys.stderr)
-        return 2
-    problem = make_folder(cache_dir)
-    if problem:
-        print(f"cutout worker: CUTOUT_CACHE_DIR (--cache-dir): {problem}", file=sys.stderr)
         return 2
     try:
         from cache.redis_queue import ModelQueue
@@ -206,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"cutout worker: model {segmenter.model_id} on {running[0]}", flush=True)
     cache = DerivativeCache(cache_dir, size_limit=settings.cache_size)
     service = Service.open(settings, cache, segmenter=segmenter)
+    assert settings.state is not None  # needs_state checked it
     queue = ModelQueue(settings.state, lease=settings.lease_seconds)
     queue.wait_ready()
     worker = Worker(service, queue, consumer=f"{socket.gethostname()}-{os.getpid()}")
