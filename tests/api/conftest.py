@@ -4,8 +4,10 @@ images it is sent there), with the deterministic ellipse segmenter."""
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -48,3 +50,13 @@ def api(make_api: ClientFactory) -> TestClient:
 
 def road() -> bytes:
     return (SAMPLES / "docs" / "road.jpg").read_bytes()
+
+
+def finished(client: TestClient, location: str, timeout: float = 20.0) -> dict[str, Any]:
+    """The task at ``location`` once it has ended (or as it is at ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        task: dict[str, Any] = client.get(location).json()
+        if task["status"] in ("success", "error") or time.monotonic() > deadline:
+            return task
+        time.sleep(0.05)

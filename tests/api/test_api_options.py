@@ -15,7 +15,7 @@ import pyvips
 from starlette.testclient import TestClient
 
 from cutout.settings import Settings
-from tests.api.conftest import road
+from tests.api.conftest import finished, road
 from tests.app.helpers import SAMPLES, ClientFactory, EllipseSegmenter, metric
 from tests.fetch.servers import LocalServer, answer, serving
 
@@ -35,15 +35,6 @@ def beach() -> bytes:
 def solid_png(rgb: list[int], width: int = 50, height: int = 200) -> bytes:
     data: bytes = pyvips.Image.black(width, height).new_from_image(rgb).cast("uchar").pngsave_buffer()
     return data
-
-
-def finished(client: TestClient, location: str, timeout: float = 20.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        task: dict[str, Any] = client.get(location).json()
-        if task["status"] in ("success", "error") or time.monotonic() > deadline:
-            return task
-        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -6,29 +6,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import pyvips
 from standardwebhooks import Webhook
 from starlette.testclient import TestClient
 
-from tests.api.conftest import road
+from tests.api.conftest import finished, road
 from tests.app.helpers import ClientFactory, EllipseSegmenter
 from tests.fetch.servers import LocalServer, send, serving
 
 URL = "/v1/remove-background"
 JPEG = {"Content-Type": "image/jpeg"}
 SECRET = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"
-
-
-def finished(client: TestClient, location: str, timeout: float = 20.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        task: dict[str, Any] = client.get(location).json()
-        if task["status"] in ("success", "error") or time.monotonic() > deadline:
-            return task
-        time.sleep(0.05)
 
 
 def test_async_answers_202_with_a_location_then_the_result(api: TestClient) -> None:
