@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"cutout remove-bg: {problem}", file=sys.stderr)
         return 2
-    if max(map(_pixels, args.inputs)) <= KEEP_FREED_MAX_PIXELS:
+    largest = max(map(_pixels, args.inputs))  # each header read once, for both choices below
+    if largest <= KEEP_FREED_MAX_PIXELS:
         _keep_freed_memory()
     try:
         # A batch job has the cores to itself: idle onnxruntime threads may spin (CUTOUT_ORT_SPIN wins).
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     # decoded and prepared and the one before is upsampled and saved, so the pre- and post-processing
     # hides behind inference instead of adding to it. Large ones go one at a time (two in flight would
     # hold two photos' full-size work at once: the memory target).
-    pipelined = len(args.inputs) > 1 and max(map(_pixels, args.inputs)) <= PIPELINE_MAX_PIXELS
+    pipelined = len(args.inputs) > 1 and largest <= PIPELINE_MAX_PIXELS
     if pipelined:
         segmenter.model.exclusive = threading.Lock()
 
