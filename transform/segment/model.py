@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import nullcontext
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,10 +188,7 @@ class Model:
         for the next run, which is then about 10 % faster.
         """
         options = self._release_options if release else None
-        if self.exclusive is not None:
-            with self.exclusive:
-                out = self.session.run([self.output_name], {self.input_name: batch}, options)[0]
-        else:
+        with self.exclusive or nullcontext():
             out = self.session.run([self.output_name], {self.input_name: batch}, options)[0]
         prob = np.asarray(out, dtype=np.float32).reshape(out.shape[-2], out.shape[-1])
         if prob.min() < 0.0 or prob.max() > 1.0:  # logits, not yet passed through a sigmoid
