@@ -121,7 +121,11 @@ class SeaweedS3:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                client.create_bucket(Bucket="cutout-probe")
+                try:
+                    client.create_bucket(Bucket="cutout-probe")
+                except Exception as exc:  # noqa: BLE001 - a retried create whose first try landed
+                    if getattr(exc, "response", {}).get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+                        raise
                 client.put_object(Bucket="cutout-probe", Key="probe", Body=b"1")
                 return
             except Exception:
