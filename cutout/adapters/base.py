@@ -9,6 +9,7 @@ value), the result comes from ``Remover.make`` and what is not ready at once is 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +19,14 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cutout import metrics
 from cutout.api import Api
 from cutout.api.errors import ApiError, from_origin
 from cutout.api.intake import Intake, limit_body
-from cutout.api.remover import Job
+from cutout.api.remover import UPLOADS, Job, Result
+from cutout.api.tasks import SUCCESS, new_id
 from cutout.fetch import fetch
+from cutout.memory import BoundedDict
 from grammar.errors import OriginError
 from grammar.signature import sign
 
@@ -104,6 +108,38 @@ async def store(
     return await api.remover.original(Intake({"public_id": public_id}, "public_id", None))
 
 
+async def carried_job(
+    api: Api, data: bytes, fields: Mapping[str, str], files: Mapping[str, bytes] | None = None
+) -> Job:
+    """The job for an image the request carries and native option ``fields``: the native POST's own hot
+    path (``Remover.known_job``: the image's hash and the options, looked up in memory, no thread hop
+    and no ``stat`` beyond the memo's), else stored and made as ``store`` + ``job`` would, then
+    remembered for the next request with the same content and options, whichever face sends it."""
+    intake = Intake(dict(fields), "body", data, dict(files or {}))
+    known = api.remover.known_job(intake)
+    if known is not None:
+        return known
+    made = await job(api, await api.remover.original(intake), fields, files)
+    api.remover.remember_job(intake, made)
+    return made
+
+
+#: Width and height of stored uploads, by public id. ``api-uploads/<sha256>`` names its content, so its
+#: size never changes: a vendor's size limit is checked without a thread hop and a header read each time.
+_SIZES: BoundedDict[str, tuple[int, int]] = BoundedDict(4096)
+
+
+async def dimensions(api: Api, public_id: str) -> tuple[int, int]:
+    """The original's upright width and height (400/413 as ``Remover.job``), for a vendor's own limits."""
+    known = _SIZES.get(public_id)
+    if known is not None:
+        return known
+    size = await api.remover.dimensions(public_id)
+    if public_id.startswith(UPLOADS + "/"):
+        _SIZES[public_id] = size
+    return size
+
+
 async def download(api: Api, url: str) -> bytes:
     """An image's bytes by URL through the guarded fetcher, under the API's fetch policy (for a vendor
     that needs the bytes themselves, as API4AI's md5)."""
@@ -143,8 +179,28 @@ async def queue(
     ``payload``, the name of its webhook body in ``cutout.api.runner.PAYLOADS``."""
     record = {**(context or {}), **job.as_json()}
     task = await anyio.to_thread.run_sync(api.tasks.create, record, webhook_url)
+    metrics.api_tasks_total.labels("created").inc()  # as the native API counts its own
     api.runner.start(task)
     return task
+
+
+async def finished_task(
+    api: Api, job: Job, result: Result, context: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A task born successful, for a job whose result is already made (``Remover.ready``): what the
+    runner would have recorded after driving it, written once, with no driver. Its bytes are not kept
+    with it: for a vendor whose answer is the result's delivery URL (a cached entry already), not the
+    task's copy."""
+    now = time.time()
+    record = {
+        "task_id": new_id(), "status": SUCCESS, "created_at": now, "finished_at": now,
+        "job": {**(context or {}), **job.as_json()}, "webhook_url": None, "result": result.meta,
+        "error": None,
+    }  # fmt: skip
+    await anyio.to_thread.run_sync(api.tasks.put, record)
+    metrics.api_tasks_total.labels("created").inc()
+    metrics.api_tasks_total.labels(SUCCESS).inc()
+    return record
 
 
 async def task(api: Api, task_id: str) -> dict[str, Any] | None:

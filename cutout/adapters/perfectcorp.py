@@ -25,6 +25,7 @@ import time
 import uuid
 from typing import Any
 
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -33,7 +34,7 @@ from cutout.adapters import base
 from cutout.api import Api
 from cutout.api.errors import ApiError
 from cutout.api.remover import Job
-from cutout.api.tasks import ERROR, FINAL
+from cutout.api.tasks import ERROR, FINAL, Tasks
 from transform.decode import sniff
 
 MAX_BYTES = 10 * 1024 * 1024  # the seed: "<10MB"
@@ -42,6 +43,9 @@ TYPES = ("image/jpg", "image/jpeg", "image/png")
 POLLING_INTERVAL_MS = 2000
 POLL_TIMEOUT = 30.0
 UPLOAD = "/s2s/v2.0/file/sod/upload/{file_id}"
+#: The native options of the seed's one output (a PNG cut-out), and what its tasks carry to be known.
+OPTIONS = {"format": "png"}
+CONTEXT: dict[str, Any] = {"perfectcorp": {}}
 #: Native error codes -> the seed's.
 _CODES = {"invalid_file_type": "error_decode_image", "failed_to_read_image": "error_decode_image",
           "failed_image_download": "error_download_image", "download_timeout": "error_download_image",
@@ -138,8 +142,19 @@ async def upload(request: Request, api: Api) -> Response:
     if sniff(data[:16]) not in ("jpg", "png"):
         await base.note(api, f"perfectcorp-file:{file_id}", {"undecodable": True})
     else:
-        await base.note(api, f"perfectcorp-file:{file_id}", {"public_id": await base.store(api, data=data)})
+        await base.note(api, f"perfectcorp-file:{file_id}", {"public_id": await _stored(api, data)})
     return Response(status_code=200)
+
+
+async def _stored(api: Api, data: bytes) -> str:
+    """The upload's public id, through the native POST's hot path (a photo sent before, by any face, is
+    found by its hash in memory: no thread hop); the job it will get is made now for the same reason.
+    An image the job refuses (undecodable past its magic bytes, too many pixels) is only stored: the task
+    that names it answers the refusal, as the seed has it."""
+    try:
+        return (await base.carried_job(api, data, OPTIONS)).public_id
+    except ApiError:
+        return await base.store(api, data=data)
 
 
 # -- tasks ---------------------------------------------------------------------------------------------------
@@ -152,12 +167,18 @@ async def create_task(request: Request, api: Api) -> Response:
     if (file_id is None) == (url is None) or not isinstance(file_id or url, str):
         raise Refused(400, "invalid_parameter", "Give one of src_file_id or src_file_url")
     public_id = await (_by_id(api, str(file_id)) if file_id else _by_url(api, str(url)))
-    width, height = await api.remover.dimensions(public_id)
+    width, height = await base.dimensions(api, public_id)
     if max(width, height) > MAX_SIDE:
         raise Refused(400, "invalid_parameter", f"The image is {width}x{height}; the longest side must "
                       f"not exceed {MAX_SIDE}")  # fmt: skip
-    job = await base.job(api, public_id, {"format": "png"})
-    task = await base.queue(api, job, None, {"perfectcorp": {}})
+    job = await base.job(api, public_id, OPTIONS)
+    # A result already made (the same photo before, by any face) makes the task successful at once: one
+    # record written, no driver, and the first poll answers it.
+    made = api.remover.ready(job)
+    if made is not None:
+        task = await base.finished_task(api, job, made, CONTEXT)
+    else:
+        task = await base.queue(api, job, None, CONTEXT)
     return ok({"task_id": task["task_id"]})
 
 
@@ -188,22 +209,33 @@ async def _by_url(api: Api, url: str) -> str:
 
 async def get_task(request: Request, api: Api) -> Response:
     task_id = request.path_params["task_id"]
-    task = await base.task(api, task_id)
-    if task is not None:  # polled last at creation, or at the last poll that found it running
-        last = await base.noted(api, f"perfectcorp-poll:{task_id}") or task["created_at"]
-    if task is None or "perfectcorp" not in task["job"] or time.time() - last > POLL_TIMEOUT:
+    task = await anyio.to_thread.run_sync(_polled, api.tasks, task_id)
+    if task is None:
         raise Refused(400, "InvalidTaskId", f"No task {task_id} (unknown, or timed out: poll within the "
                       "polling_interval)")  # fmt: skip
     if task["status"] not in FINAL:
-        await base.note(api, f"perfectcorp-poll:{task_id}", time.time())
         return ok({"task_status": "running", "polling_interval": POLLING_INTERVAL_MS})
     if task["status"] == ERROR:
         code = _CODES.get(task["error"]["code"], "unknown_internal_error")
         return ok({"task_status": "error", "error": code, "error_message": task["error"]["message"]})
-    job = Job.from_json(task["job"])
-    url = base.result_url(str(request.base_url), api, job.public_id, job.transformation)
+    job = task["job"]
+    url = base.result_url(str(request.base_url), api, job["public_id"], job["transformation"])
     dst_id = task["task_id"]
     return ok({"task_status": "success", "results": {"url": url, "dst_id": dst_id}, "dst_id": dst_id})
+
+
+def _polled(tasks: Tasks, task_id: str) -> dict[str, Any] | None:
+    """The task as this poll finds it (None: unknown, not this vendor's, or timed out), the poll noted
+    while it runs: one thread hop for the task, its last poll and the note."""
+    task = tasks.get(task_id)
+    if task is None or "perfectcorp" not in task["job"]:
+        return None
+    # Polled last at creation, or at the last poll that found it running.
+    if time.time() - (tasks.noted(f"perfectcorp-poll:{task_id}") or task["created_at"]) > POLL_TIMEOUT:
+        return None
+    if task["status"] not in FINAL:
+        tasks.note(f"perfectcorp-poll:{task_id}", time.time())
+    return task
 
 
 _KEY = base.header_key(bearer=True)
