@@ -108,13 +108,23 @@ async def store(
     return await api.remover.original(Intake({"public_id": public_id}, "public_id", None))
 
 
+def known_job(api: Api, data: bytes, fields: Mapping[str, str]) -> Job | None:
+    """The job of an image the request carries with native option ``fields``, when the same content and
+    options came before (by any face, the native POST too) and its original is unchanged: the native
+    POST's own hot path (``Remover.known_job``: the image's hash looked up in memory, no thread hop)."""
+    return api.remover.known_job(Intake(dict(fields), "body", data))
+
+
+def remember(api: Api, data: bytes, fields: Mapping[str, str], job: Job) -> None:
+    api.remover.remember_job(Intake(dict(fields), "body", data), job)
+
+
 async def carried_job(
     api: Api, data: bytes, fields: Mapping[str, str], files: Mapping[str, bytes] | None = None
 ) -> Job:
-    """The job for an image the request carries and native option ``fields``: the native POST's own hot
-    path (``Remover.known_job``: the image's hash and the options, looked up in memory, no thread hop
-    and no ``stat`` beyond the memo's), else stored and made as ``store`` + ``job`` would, then
-    remembered for the next request with the same content and options, whichever face sends it."""
+    """The job for an image the request carries and native option ``fields`` (``files``: other parts,
+    as bg_image_file): found as ``known_job`` does, else stored and made as ``store`` + ``job`` would,
+    then remembered for the next request with the same content and options, whichever face sends it."""
     intake = Intake(dict(fields), "body", data, dict(files or {}))
     known = api.remover.known_job(intake)
     if known is not None:
