@@ -25,7 +25,9 @@ import base64
 import hashlib
 import json
 import re
+import time
 import uuid
+import weakref
 from typing import Any
 
 import anyio
@@ -40,7 +42,8 @@ from cutout.api.errors import ApiError
 from cutout.api.intake import decode_b64
 from cutout.api.remover import Job
 from cutout.api.runner import PAYLOADS
-from cutout.api.tasks import ERROR, FINAL, SUCCESS
+from cutout.api.tasks import ERROR, FINAL, SUCCESS, Tasks
+from cutout.memory import BoundedDict
 from grammar.image_formats import MIME
 
 REMOVAL = "imageBackgroundRemoval"
@@ -52,6 +55,9 @@ THRESHOLDS = {"alphaMattingForegroundThreshold": 240, "alphaMattingBackgroundThr
 FIELDS = frozenset({"taskType", "taskUUID", "inputImage", "outputType", "outputFormat", "outputQuality",
                     "includeCost", "rgba", "postProcessMask", "returnOnlyMask", "alphaMatting", "model",
                     "deliveryMethod", "webhookURL", "settings", *THRESHOLDS})  # fmt: skip
+#: When this process last wrote each imageUUID's note, per task store (a store is the notes' home: a
+#: server has one, the tests several).
+_NAMED: weakref.WeakKeyDictionary[Tasks, BoundedDict[str, float]] = weakref.WeakKeyDictionary()
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 MAX_BODY = 64 * 1024 * 1024
 
@@ -137,8 +143,16 @@ class Session:
         same image keeps its UUID, and the note is written only the first time (a read after that)."""
         digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
         image_uuid = str(uuid.UUID(digest[:32], version=4))
-        if await base.noted(self.api, f"runware-image:{image_uuid}") is None:
+        # Written (again: the same value, its lifetime renewed) unless this process wrote it within the
+        # last half of the notes' lifetime, so a repeated request costs no thread hop for it.
+        now = time.monotonic()
+        named = _NAMED.get(self.api.tasks)
+        if named is None:
+            named = _NAMED[self.api.tasks] = BoundedDict(4096)
+        written = named.get(image_uuid)
+        if written is None or now - written > self.api.tasks.ttl / 2:
             await base.note(self.api, f"runware-image:{image_uuid}", what)
+            named[image_uuid] = now
         return image_uuid
 
     async def _stored(self, image: str, field: str) -> str:
@@ -154,15 +168,14 @@ class Session:
             return await base.store(self.api, data=made.data)
         if re.match(r"https?://", image):
             return await base.store(self.api, url=image)
-        try:
-            data = decode_b64(image)
-        except ApiError:
-            raise TaskError(
-                "invalidInputImage" if field == "inputImage" else "invalidImage",
-                f"{field} is not a UUID, URL, data URI or base64 image",
-                field,
-            ) from None
-        return await base.store(self.api, data=data)
+        return await base.store(self.api, data=_decoded(image, field))
+
+    async def _job(self, image: str, field: str, native: dict[str, str]) -> Job:
+        """The job for ``native`` on an image given as ``_stored`` takes it; one carried as base64 or a
+        data URI through the native POST's hot path (seen before, by any face: found in memory)."""
+        if _UUID.fullmatch(image) or re.match(r"https?://", image):
+            return await base.job(self.api, await self._stored(image, field), native)
+        return await base.carried_job(self.api, _decoded(image, field), native)
 
     # -- imageBackgroundRemoval ------------------------------------------------------------------------
     async def removal(self, task: dict[str, Any]) -> dict[str, Any]:
@@ -175,8 +188,7 @@ class Session:
         if not isinstance(image, str) or not image:
             message = "inputImage is required: a UUID, URL, data URI or base64 image"
             raise TaskError("invalidInputImage", message, "inputImage")
-        public_id = await self._stored(image, "inputImage")
-        job = await base.job(self.api, public_id, native)
+        job = await self._job(image, "inputImage", native)
         image_uuid = await self._named({"job": job.as_json()})
         context = {
             "taskUUID": task["taskUUID"],
@@ -262,6 +274,17 @@ class Session:
         if data is None:
             raise TaskError("invalidTaskUUID", f"No async task {task_uuid} (expired)", "taskUUID")
         return {**item(context, data, found["result"]["format"]), "status": "success"}
+
+
+def _decoded(image: str, field: str) -> bytes:
+    try:
+        return decode_b64(image, field)
+    except ApiError:
+        raise TaskError(
+            "invalidInputImage" if field == "inputImage" else "invalidImage",
+            f"{field} is not a UUID, URL, data URI or base64 image",
+            field,
+        ) from None
 
 
 def item(context: dict[str, Any], data: bytes, fmt: str) -> dict[str, Any]:
