@@ -1,0 +1,91 @@
+"""The adapters on the native POST's hot path (a photo seen before, by any face, found by its hash in
+memory): the answer is the one the vendor gives without it, the vendor's own checks still run on a
+photo the native API took, and a Perfect Corp task on a result already made is done at once."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Any
+
+import pyvips
+from starlette.testclient import TestClient
+
+from tests.adapters.conftest import KEY, photo, road
+from tests.adapters.test_perfectcorp import BEARER, started, uploaded
+
+NATIVE = {"X-Api-Key": KEY}
+
+
+def native(client: TestClient, data: bytes, kind: str, **fields: str) -> None:
+    answer = client.post("/v1/remove-background", files={"image_file": ("a", data, kind)}, data=fields,
+                         headers=NATIVE)  # fmt: skip
+    assert answer.status_code == 200, answer.text
+
+
+def test_perfectcorp_task_on_a_made_result_succeeds_at_the_first_poll(client: TestClient, stub: Any) -> None:
+    native(client, road(), "image/jpeg", format="png")
+    calls = stub.calls
+    task_id = started(client, {"src_file_id": uploaded(client, road())}).json()["data"]["task_id"]
+    first = client.get(f"/s2s/v2.0/task/sod/{task_id}", headers=BEARER).json()["data"]
+    assert first["task_status"] == "success" and stub.calls == calls
+    png = client.get(first["results"]["url"].removeprefix("http://testserver"))
+    assert png.status_code == 200 and pyvips.Image.new_from_buffer(png.content, "").bands == 4
+    # Born finished, it is still a task: it chains by its dst_id and is seen by the native task route.
+    chained = started(client, {"src_file_id": first["dst_id"]})
+    assert chained.status_code == 200, chained.text
+    view = client.get(f"/v1/tasks/{task_id}", headers=NATIVE).json()
+    assert view["status"] == "success" and view["result"]["width"] > 0
+    assert view["finished_at"] == view["created_at"]  # done when made, not by a driver after
+
+
+def test_api4ai_refuses_a_webp_the_native_api_took(client: TestClient) -> None:
+    webp = pyvips.Image.new_from_buffer(road(), "").webpsave_buffer()
+    native(client, webp, "image/webp", format="png")
+    answer = client.post("/v1/results", files={"image": ("a.webp", webp, "image/webp")},
+                         headers={"X-RapidAPI-Key": KEY})  # fmt: skip
+    [result] = answer.json()["results"]
+    assert (answer.status_code, result["status"]["code"]) == (200, "failure")
+
+
+def test_azure_refuses_a_small_image_the_native_api_took(client: TestClient) -> None:
+    small = pyvips.Image.new_from_buffer(road(), "").thumbnail_image(40).jpegsave_buffer()
+    native(client, small, "image/jpeg", format="png", max_megapixels="16")
+    answer = client.post(
+        "/computervision/imageanalysis:segment",
+        params={"api-version": "2023-02-01-preview", "mode": "backgroundRemoval"},
+        content=small,
+        headers={"Content-Type": "application/octet-stream", "Ocp-Apim-Subscription-Key": KEY},
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"]["innererror"]["code"] == "InvalidImageDimension"
+
+
+def test_same_bytes_from_the_native_api_and_the_faces(client: TestClient, stub: Any) -> None:
+    """The same photo and options through remove.bg, rembg and the native API: one cut-out, made once."""
+    native(client, photo(), "image/jpeg", size="full")
+    calls = stub.calls
+    first = client.post("/v1/remove-background", files={"image_file": ("a", photo(), "image/jpeg")},
+                        data={"size": "full"}, headers=NATIVE).content  # fmt: skip
+    removebg = client.post("/v1.0/removebg", files={"image_file": ("a.jpg", photo(), "image/jpeg")},
+                           data={"size": "full"}, headers=NATIVE)  # fmt: skip
+    rembg = client.post("/api/remove", files={"file": ("a.jpg", photo(), "image/jpeg")}, headers=NATIVE)
+    assert removebg.status_code == rembg.status_code == 200
+    assert removebg.content == first and removebg.headers["x-width"] == "451"
+    assert pyvips.Image.new_from_buffer(rembg.content, "").bands == 4 and stub.calls == calls
+
+
+def test_runware_image_uuid_chains_after_repeats(client: TestClient) -> None:
+    """The imageUUID's note is written once per half its lifetime, not per request: it still chains."""
+    bearer = {"Authorization": f"Bearer {KEY}"}
+    task = {"taskType": "imageBackgroundRemoval", "inputImage": base64.b64encode(road()).decode(),
+            "outputType": "URL"}  # fmt: skip
+    uuids = set()
+    for _ in range(3):
+        answer = client.post("/v1", json=[{**task, "taskUUID": str(uuid.uuid4())}], headers=bearer)
+        assert answer.status_code == 200, answer.text
+        uuids.add(answer.json()["data"][0]["imageUUID"])
+    [image_uuid] = uuids
+    chained = {**task, "taskUUID": str(uuid.uuid4()), "inputImage": image_uuid, "returnOnlyMask": True}
+    answer = client.post("/v1", json=[chained], headers=bearer)
+    assert answer.status_code == 200 and answer.json()["data"][0]["imageURL"], answer.text
