@@ -32,6 +32,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -82,6 +83,18 @@ def native_b64_json(c: httpx.Client) -> None:
     ok(c.post("/v1/remove-background", json=body, headers={"X-Api-Key": KEY}))
 
 
+FINAL = ("success", "error")
+#: Each request of the two task flows, by face and step: milliseconds.
+STEPS: dict[str, dict[str, list[float]]] = {"native_async": {}, "perfectcorp": {}}
+
+
+def step(face: str, name: str, request: Callable[[], httpx.Response]) -> httpx.Response:
+    start = time.perf_counter()
+    response = request()
+    STEPS[face].setdefault(name, []).append((time.perf_counter() - start) * 1000)
+    return response
+
+
 #: The polls each flow made, by face.
 POLLS: dict[str, list[int]] = {"native_async": [], "perfectcorp": []}
 
@@ -92,14 +105,14 @@ def floor(c: httpx.Client) -> None:
 
 def native_async(c: httpx.Client) -> None:
     headers = {"Content-Type": "image/jpeg", "X-Api-Key": KEY}
-    location = c.post("/v1/remove-background", content=PHOTO, params={"async": "1"}, headers=headers)
-    task = location.headers["location"]
+    post = partial(c.post, "/v1/remove-background", content=PHOTO, params={"async": "1"}, headers=headers)
+    task = step("native_async", "POST async", post).headers["location"]
     polls = 1
-    while c.get(task, headers=headers).json()["status"] not in ("success", "error"):
+    while step("native_async", "poll", partial(c.get, task, headers=headers)).json()["status"] not in FINAL:
         time.sleep(0.002)
         polls += 1
     POLLS["native_async"].append(polls)
-    ok(c.get(task + "/result", headers=headers))
+    ok(step("native_async", "GET result", partial(c.get, task + "/result", headers=headers)))
 
 
 def removebg(c: httpx.Client) -> None:
@@ -139,17 +152,23 @@ def runware(c: httpx.Client) -> None:
 def perfectcorp(c: httpx.Client) -> None:
     auth = {"Authorization": f"Bearer {KEY}"}
     files = [{"content_type": "image/jpg", "file_name": "a.jpg", "file_size": len(PHOTO)}]
-    entry = ok(c.post("/s2s/v2.0/file/sod", json={"files": files}, headers=auth)).json()["data"]["files"][0]
+    asked = step("perfectcorp", "file step", partial(c.post, "/s2s/v2.0/file/sod", json={"files": files},
+                                                     headers=auth))  # fmt: skip
+    entry = ok(asked).json()["data"]["files"][0]
     put = entry["requests"][0]
-    ok(c.put(put["url"], content=PHOTO, headers=put["headers"]))
-    task_id = ok(c.post("/s2s/v2.0/task/sod", json={"src_file_id": entry["file_id"]}, headers=auth)).json()
-    path = f"/s2s/v2.0/task/sod/{task_id['data']['task_id']}"
+    ok(step("perfectcorp", "PUT", partial(c.put, put["url"], content=PHOTO, headers=put["headers"])))
+    body = {"src_file_id": entry["file_id"]}
+    task_id = ok(step("perfectcorp", "task", partial(c.post, "/s2s/v2.0/task/sod", json=body, headers=auth)))
+    path = f"/s2s/v2.0/task/sod/{task_id.json()['data']['task_id']}"
     polls = 1
-    while (data := ok(c.get(path, headers=auth)).json()["data"])["task_status"] == "running":
+    while True:
+        data = ok(step("perfectcorp", "poll", partial(c.get, path, headers=auth))).json()["data"]
+        if data["task_status"] != "running":
+            break
         time.sleep(0.002)
         polls += 1
     POLLS["perfectcorp"].append(polls)
-    ok(c.get(data["results"]["url"]))
+    ok(step("perfectcorp", "GET result URL", partial(c.get, data["results"]["url"])))
 
 
 #: face -> (call, the reference it is compared with)
@@ -197,6 +216,8 @@ def main() -> int:
                     call(client)
                 for polls in POLLS.values():
                     polls.clear()
+                for steps in STEPS.values():
+                    steps.clear()
                 medians: dict[str, list[float]] = {face: [] for face in FACES}
                 for _ in range(args.rounds):
                     for face, median in round_of(client, args.requests).items():
@@ -222,6 +243,9 @@ def main() -> int:
           f"(median {statistics.median(bare):.2f})")  # fmt: skip
     for face, polls in POLLS.items():
         print(f"{face}: polls per flow mean {statistics.mean(polls):.2f}, max {max(polls)}")
+    for face, steps in STEPS.items():
+        print(f"{face} requests, median ms: " + ", ".join(
+            f"{name} {statistics.median(times):.2f}" for name, times in steps.items()))  # fmt: skip
     return 0
 
 
