@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -221,6 +222,32 @@ async def task(api: Api, task_id: str) -> dict[str, Any] | None:
 async def task_data(api: Api, task_id: str) -> bytes | None:
     data: bytes | None = await anyio.to_thread.run_sync(api.tasks.data, task_id)
     return data
+
+
+#: What this process wrote to each task store's notes, with when it stops trusting it (monotonic).
+_WRITTEN: weakref.WeakKeyDictionary[Any, BoundedDict[str, tuple[Any, float]]] = weakref.WeakKeyDictionary()
+
+
+def written(api: Api, name: str) -> Any:
+    """A note this process wrote within the notes' lifetime, from memory (None: not known here; read
+    it with ``noted``). For notes that are written once and never change: a repeated request finds
+    them without a thread hop; another worker's are read as usual."""
+    known = _memory(api).get(name)
+    return known[0] if known is not None and known[1] > time.monotonic() else None
+
+
+def remember_note(api: Api, name: str, value: Any, share: float = 1.0) -> None:
+    """Remember a note just written (``note``, or ``Tasks.note`` in a thread) for ``written``, for this
+    ``share`` of the notes' lifetime."""
+    _memory(api)[name] = (value, time.monotonic() + api.tasks.ttl * share)
+
+
+def _memory(api: Api) -> BoundedDict[str, tuple[Any, float]]:
+    # Per task store (a server has one; the tests several, each with its own notes).
+    memory = _WRITTEN.get(api.tasks)
+    if memory is None:
+        memory = _WRITTEN[api.tasks] = BoundedDict(4096)
+    return memory
 
 
 async def note(api: Api, name: str, value: Any) -> None:

@@ -181,6 +181,7 @@ async def upload(request: Request, api: Api) -> Response:
     record = {"undecodable": True} if undecodable else {"public_id": await _stored(api, data)}
     if not await anyio.to_thread.run_sync(_first_use, api.tasks, file_id, record):
         raise Refused(403, "invalid_parameter", "This upload URL is unknown, expired or already used")
+    base.remember_note(api, f"perfectcorp-file:{file_id}", record)  # the task that follows reads it here
     return Response(status_code=200)
 
 
@@ -233,7 +234,8 @@ async def _by_id(api: Api, file_id: str) -> str:
     cache, stored as an original)."""
     task = await base.task(api, file_id) if file_id.startswith("tsk_") else None
     known = {"job": task["job"]} if task is not None and "perfectcorp" in task["job"] else None
-    known = known or await base.noted(api, f"perfectcorp-file:{file_id}")
+    name = f"perfectcorp-file:{file_id}"
+    known = known or base.written(api, name) or await base.noted(api, name)
     if known is None:  # the seed: a file not uploaded to its URL is a 404
         raise Refused(404, "unknown_internal_error", f"File {file_id} was not uploaded (or has expired)")
     if known.get("undecodable"):

@@ -25,9 +25,7 @@ import base64
 import hashlib
 import json
 import re
-import time
 import uuid
-import weakref
 from typing import Any
 
 import anyio
@@ -42,8 +40,7 @@ from cutout.api.errors import ApiError
 from cutout.api.intake import decode_b64
 from cutout.api.remover import Job
 from cutout.api.runner import PAYLOADS
-from cutout.api.tasks import ERROR, FINAL, SUCCESS, Tasks
-from cutout.memory import BoundedDict
+from cutout.api.tasks import ERROR, FINAL, SUCCESS
 from grammar.image_formats import MIME
 
 REMOVAL = "imageBackgroundRemoval"
@@ -55,9 +52,6 @@ THRESHOLDS = {"alphaMattingForegroundThreshold": 240, "alphaMattingBackgroundThr
 FIELDS = frozenset({"taskType", "taskUUID", "inputImage", "outputType", "outputFormat", "outputQuality",
                     "includeCost", "rgba", "postProcessMask", "returnOnlyMask", "alphaMatting", "model",
                     "deliveryMethod", "webhookURL", "settings", *THRESHOLDS})  # fmt: skip
-#: When this process last wrote each imageUUID's note, per task store (a store is the notes' home: a
-#: server has one, the tests several).
-_NAMED: weakref.WeakKeyDictionary[Tasks, BoundedDict[str, float]] = weakref.WeakKeyDictionary()
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 MAX_BODY = 64 * 1024 * 1024
 
@@ -145,14 +139,10 @@ class Session:
         image_uuid = str(uuid.UUID(digest[:32], version=4))
         # Written (again: the same value, its lifetime renewed) unless this process wrote it within the
         # last half of the notes' lifetime, so a repeated request costs no thread hop for it.
-        now = time.monotonic()
-        named = _NAMED.get(self.api.tasks)
-        if named is None:
-            named = _NAMED[self.api.tasks] = BoundedDict(4096)
-        written = named.get(image_uuid)
-        if written is None or now - written > self.api.tasks.ttl / 2:
+        renew = f"runware-renew:{image_uuid}"
+        if base.written(self.api, renew) is None:
             await base.note(self.api, f"runware-image:{image_uuid}", what)
-            named[image_uuid] = now
+            base.remember_note(self.api, renew, True, share=0.5)
         return image_uuid
 
     async def _stored(self, image: str, field: str) -> str:
