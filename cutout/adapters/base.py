@@ -258,14 +258,21 @@ async def noted(api: Api, name: str) -> Any:
     return await anyio.to_thread.run_sync(api.tasks.noted, name)
 
 
+def delivery_root(base_url: str, api: Api) -> str:
+    """Where clients reach delivery URLs: CUTOUT_PUBLIC_URL (a CDN or proxy in front, as the Upload API's
+    answers use it), else ``base_url``, where this request came to."""
+    return (api.settings.public_url or base_url).rstrip("/")
+
+
 def result_url(base_url: str, api: Api, public_id: str, transformation: str) -> str:
     """A URL of the result: the delivery URL of the same transformation, served from the same cache
-    entry by the delivery route (signed when CUTOUT_API_SECRET is set, so strict mode serves it)."""
+    entry by the delivery route (signed when CUTOUT_API_SECRET is set, so strict mode serves it), under
+    ``delivery_root``."""
     path = f"{transformation}/{public_id}"
     secret = api.settings.api_secret
     if secret:
         path = f"s--{sign(path, secret, algorithm='sha256', length=32)}--/{path}"
-    return base_url.rstrip("/") + "/image/upload/" + path
+    return delivery_root(base_url, api) + "/image/upload/" + path
 
 
 def hints(ignored: list[str]) -> dict[str, str]:

@@ -129,6 +129,8 @@ async def create_files(request: Request, api: Api) -> Response:
         if size >= MAX_BYTES:
             raise Refused(400, "exceed_max_filesize", f"The file must be under {MAX_BYTES} bytes")
         file_id = _file_id(api, size)
+        # An API route, not a delivery URL: where this request came to (CUTOUT_PUBLIC_URL names delivery's
+        # host, which may be a CDN that does not take PUTs).
         url = str(request.base_url).rstrip("/") + UPLOAD.format(file_id=file_id)
         headers = {"Content-Type": kind, "Content-Length": str(size)}
         answered.append({"content_type": kind, "file_name": name, "file_id": file_id,

@@ -128,7 +128,7 @@ class Session:
             raise TaskError("invalidImage", "image must be a data URI, base64 or URL", "image")
         public_id = await self._stored(image, "image")
         image_uuid = await self._named({"public_id": public_id})
-        url = f"{self.base_url}/image/upload/{public_id}"
+        url = f"{base.delivery_root(self.base_url, self.api)}/image/upload/{public_id}"
         return {"taskType": "imageUpload", "taskUUID": task["taskUUID"], "imageUUID": image_uuid,
                 "imageURL": url}  # fmt: skip
 
