@@ -121,12 +121,17 @@ def remember(api: Api, data: bytes, fields: Mapping[str, str], job: Job) -> None
 
 
 async def carried_job(
-    api: Api, data: bytes, fields: Mapping[str, str], files: Mapping[str, bytes] | None = None
+    api: Api,
+    data: bytes,
+    fields: Mapping[str, str],
+    files: Mapping[str, bytes] | None = None,
+    source: str = "body",
 ) -> Job:
     """The job for an image the request carries and native option ``fields`` (``files``: other parts,
     as bg_image_file): found as ``known_job`` does, else stored and made as ``store`` + ``job`` would,
-    then remembered for the next request with the same content and options, whichever face sends it."""
-    intake = Intake(dict(fields), "body", data, dict(files or {}))
+    then remembered for the next request with the same content and options, whichever face sends it.
+    ``source``: the field that carried it (``image_file``, ``image_file_b64``), named by the errors."""
+    intake = Intake(dict(fields), source, data, dict(files or {}))
     known = api.remover.known_job(intake)
     if known is not None:
         return known

@@ -122,7 +122,7 @@ async def remove(request: Request, api: Api) -> Response:
         data, meta, mime = _zip(colour.data, alpha.data), colour.meta, "application/zip"
     else:
         if received.data is not None:  # the native POST's hot path: a photo seen before, in memory
-            job = await base.carried_job(api, received.data, options, files)
+            job = await base.carried_job(api, received.data, options, files, received.source)
         else:
             public_id = await api.remover.original(Intake(native, received.source, None))
             job = await base.job(api, public_id, options, files)

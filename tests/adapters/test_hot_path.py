@@ -89,3 +89,12 @@ def test_runware_image_uuid_chains_after_repeats(client: TestClient) -> None:
     chained = {**task, "taskUUID": str(uuid.uuid4()), "inputImage": image_uuid, "returnOnlyMask": True}
     answer = client.post("/v1", json=[chained], headers=bearer)
     assert answer.status_code == 200 and answer.json()["data"][0]["imageURL"], answer.text
+
+
+def test_removebg_error_names_the_field_that_carried_the_image(client: TestClient) -> None:
+    for fields, files in (({}, {"image_file": ("a.txt", b"hello there", "text/plain")}),
+                          ({"image_file_b64": base64.b64encode(b"hello there").decode()}, None)):  # fmt: skip
+        answer = client.post("/v1.0/removebg", data=fields, files=files, headers=NATIVE)
+        [error] = answer.json()["errors"]
+        name = "image_file" if files else "image_file_b64"
+        assert answer.status_code == 400 and error["detail"].startswith(f"{name} is not"), error
