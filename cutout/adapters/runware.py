@@ -282,9 +282,11 @@ def item(context: dict[str, Any], data: bytes, fmt: str) -> dict[str, Any]:
     answer: dict[str, Any] = {"taskType": REMOVAL, "taskUUID": context["taskUUID"],
                               "imageUUID": context["imageUUID"]}  # fmt: skip
     field = OUTPUT_TYPES[context["outputType"]]
-    text = base64.b64encode(data).decode("ascii")
-    answer[field] = {"imageURL": context["imageURL"], "imageBase64Data": text,
-                     "imageDataURI": f"data:{MIME[fmt]};base64,{text}"}[field]  # fmt: skip
+    if field == "imageURL":  # the URL alone: the bytes are not encoded for nothing
+        answer[field] = context["imageURL"]
+    else:
+        text = base64.b64encode(data).decode("ascii")
+        answer[field] = text if field == "imageBase64Data" else f"data:{MIME[fmt]};base64,{text}"
     if context["includeCost"]:
         answer["cost"] = 0  # USD: a self-hosted server charges nothing
     return answer
