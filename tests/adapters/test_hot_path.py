@@ -5,6 +5,7 @@ photo the native API took, and a Perfect Corp task on a result already made is d
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
 from typing import Any
 
@@ -98,3 +99,27 @@ def test_removebg_error_names_the_field_that_carried_the_image(client: TestClien
         [error] = answer.json()["errors"]
         name = "image_file" if files else "image_file_b64"
         assert answer.status_code == 400 and error["detail"].startswith(f"{name} is not"), error
+
+
+def test_a_seen_image_is_compared_in_full(client: TestClient) -> None:
+    """The adapters find a photo they answered before by its bytes (no second sha256): one that differs
+    only in its middle (same length, same first and last 64 bytes) is another image with its own job."""
+    from cutout.adapters import azure, base
+
+    api = client.app.app.state.api  # type: ignore[attr-defined]
+    first = road()
+    changed = bytearray(first)
+    changed[len(changed) // 2] ^= 0x01  # a bit of the scan: still a JPEG, other pixels
+    other = bytes(changed)
+    for data in (first, other):
+        answer = client.post(
+            "/computervision/imageanalysis:segment",
+            params={"api-version": "2023-02-01-preview", "mode": "backgroundRemoval"},
+            content=data,
+            headers={"Content-Type": "application/octet-stream", "Ocp-Apim-Subscription-Key": KEY},
+        )
+        assert answer.status_code == 200, answer.text
+    fields = azure.MODES["backgroundRemoval"]
+    for data in (first, other):
+        job = base.known_job(api, data, fields)
+        assert job is not None and job.public_id.endswith(hashlib.sha256(data).hexdigest())
