@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio.to_thread
 from cachetools import LRUCache
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -73,7 +74,7 @@ def endpoint(
         try:
             if key is not None:
                 api.gate.check_key(key(request))
-            return await handler(request, api)
+            response = await handler(request, api)
         except ApiError as exc:
             return error(exc)
         except OriginError as exc:
@@ -81,6 +82,12 @@ def endpoint(
         except Exception:
             log.exception("unexpected error in %s %s", request.method, request.url.path)
             return error(ApiError("internal_error", "Internal error"))
+        store = api.remover.service.store
+        if store.uses_pending and response.background is None:
+            # As the native route: memory hits tell the disk cache's LRU of their use (about once a minute
+            # a result), after the answer. Without it an adapter's hits were told only by other routes.
+            response.background = BackgroundTask(anyio.to_thread.run_sync, store.record_uses)
+        return response
 
     return run
 

@@ -123,3 +123,16 @@ def test_a_seen_image_is_compared_in_full(client: TestClient) -> None:
     for data in (first, other):
         job = base.known_job(api, data, fields)
         assert job is not None and job.public_id.endswith(hashlib.sha256(data).hexdigest())
+
+
+def test_memory_hits_are_told_to_the_disk_cache(client: TestClient, monkeypatch: Any) -> None:
+    """As the native route does: an adapter's answer from memory notes the use for the disk cache's LRU
+    (once a minute a result), told after the answer; none is left pending."""
+    store = client.app.app.state.api.remover.service.store  # type: ignore[attr-defined]
+    rembg = {"files": {"file": ("a.jpg", photo(), "image/jpeg")}, "headers": NATIVE}
+    assert client.post("/api/remove", **rembg).status_code == 200  # type: ignore[arg-type]
+    monkeypatch.setattr(store, "use_period", 0.0)  # every hit due
+    told: list[str] = []
+    monkeypatch.setattr(store.blobs, "mark_used", told.append)
+    assert client.post("/api/remove", **rembg).status_code == 200  # type: ignore[arg-type]
+    assert told and not store.uses_pending
