@@ -186,19 +186,23 @@ async def carried_job(
     return made
 
 
-#: Width and height of stored uploads, by public id. ``api-uploads/<sha256>`` names its content, so its
-#: size never changes: a vendor's size limit is checked without a thread hop and a header read each time.
-_SIZES: BoundedDict[str, tuple[int, int]] = BoundedDict(4096)
+#: Width and height of stored uploads, by public id, per Remover (its settings' pixel limit passed them).
+#: ``api-uploads/<sha256>`` names its content, so its size never changes: a vendor's size limit is
+#: checked without a thread hop and a header read each time.
+_SIZES: weakref.WeakKeyDictionary[Any, BoundedDict[str, tuple[int, int]]] = weakref.WeakKeyDictionary()
 
 
 async def dimensions(api: Api, public_id: str) -> tuple[int, int]:
     """The original's upright width and height (400/413 as ``Remover.job``), for a vendor's own limits."""
-    known = _SIZES.get(public_id)
+    sizes = _SIZES.get(api.remover)
+    if sizes is None:
+        sizes = _SIZES[api.remover] = BoundedDict(4096)
+    known = sizes.get(public_id)
     if known is not None:
         return known
     size = await api.remover.dimensions(public_id)
     if public_id.startswith(UPLOADS + "/"):
-        _SIZES[public_id] = size
+        sizes[public_id] = size
     return size
 
 
