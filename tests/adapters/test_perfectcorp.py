@@ -123,8 +123,8 @@ def test_upload_url_is_signed(client: TestClient, monkeypatch: pytest.MonkeyPatc
     nonce, size, expires, signature = file_id.split("-")
     bigger = f"{nonce}-{int(size, 16) + 1:x}-{expires}-{signature}"
     later = f"{nonce}-{size}-{int(expires, 16) + 3600:x}-{signature}"
-    keyless = type("Api", (), {"settings": type("S", (), {"api_secret": None, "api_keys": ()})})()
-    forged = f"{nonce}-{size}-{expires}-{perfectcorp._signature(keyless, f'{nonce}-{size}-{expires}')}"  # type: ignore[arg-type]
+    keyless: Any = SimpleNamespace(settings=SimpleNamespace(api_secret=None, api_keys=()))
+    forged = f"{nonce}-{size}-{expires}-{perfectcorp._signature(keyless, f'{nonce}-{size}-{expires}')}"
     for other in (bigger, later, forged):
         assert client.put(url.replace(file_id, other), content=road()).status_code == 403
     monkeypatch.setattr(perfectcorp, "time", SimpleNamespace(time=lambda: int(expires, 16) + 1.0))
