@@ -137,19 +137,26 @@ async def _process(
 ) -> dict[str, Any]:
     url = None if data is not None else name
     label = name if data is not None else PurePosixPath(urlsplit(name).path).name or name
-    public_id, data = await _image(api, data, url, label)
-    try:
-        width, height = await api.remover.dimensions(public_id)
-    except ApiError as exc:
-        raise Failure(f"Can not load image. {exc.detail}", label, data) from None
-    if width > MAX_SIDE or height > MAX_SIDE:
-        raise Failure(f"Resolution is too big: {width}x{height}. Max allowed resolution: "
-                      f"{MAX_SIDE}x{MAX_SIDE}.", label, data)  # fmt: skip
     native = {"format": "png"}
     if mode == "fg-mask":
         native["channels"] = "alpha"
     elif mode == "fg-image-shadow":
         native["shadow"] = "true"  # the native option (a 422 naming it where the server has none)
+    # The native POST's hot path for a carried image without a background (the job, by the image's hash
+    # and the options, in memory, after this vendor's own checks of the bytes).
+    carried = data is not None and not any(field in given for field in ("image-bg", "url-bg"))
+    known = base.known_job(api, _checked(data, label), native) if carried and data is not None else None
+    if known is not None:
+        public_id = known.public_id
+    else:
+        public_id, data = await _image(api, data, url, label)
+    try:
+        width, height = await base.dimensions(api, public_id)
+    except ApiError as exc:
+        raise Failure(f"Can not load image. {exc.detail}", label, data) from None
+    if width > MAX_SIDE or height > MAX_SIDE:
+        raise Failure(f"Resolution is too big: {width}x{height}. Max allowed resolution: "
+                      f"{MAX_SIDE}x{MAX_SIDE}.", label, data)  # fmt: skip
     for field, option in (("image-bg", "bg_public_id"), ("url-bg", "bg_image_url")):
         if field not in given:
             continue
@@ -160,7 +167,12 @@ async def _process(
         else:
             native[option], _ = await _image(api, given[field][1], None, given[field][0])
     try:
-        made = await base.make(api, await base.job(api, public_id, native))
+        job = known
+        if job is None:
+            job = await base.job(api, public_id, native)
+            if carried and data is not None:
+                base.remember(api, data, native, job)
+        made = await base.make(api, job)
     except ApiError as exc:  # a file that only fails when decoded in full (a truncated JPEG)
         if exc.code in IMAGE_ERRORS:
             raise Failure(f"Can not load image. {exc.detail}", label, data) from None
@@ -181,15 +193,20 @@ async def _image(api: Api, data: bytes | None, url: str | None, label: str) -> t
         if data is None:
             assert url is not None
             data = await base.download(api, url)
-        if len(data) >= MAX_IMAGE_BYTES:
-            raise Failure("Image file is too big. Max allowed size: 16Mb.", label, data)
-        if sniff(data[:16]) not in ("jpg", "png"):
-            raise Failure("Can not load image.", label, data)
-        return await base.store(api, data=data), data
+        return await base.store(api, data=_checked(data, label)), data
     except ApiError as exc:
         if exc.code in IMAGE_ERRORS:
             raise Failure(f"Can not load image. {exc.detail}", label, data) from None
         raise
+
+
+def _checked(data: bytes, label: str) -> bytes:
+    """``data`` if it is a JPEG or PNG within the seed's size; else the seed's failure."""
+    if len(data) >= MAX_IMAGE_BYTES:
+        raise Failure("Image file is too big. Max allowed size: 16Mb.", label, data)
+    if sniff(data[:16]) not in ("jpg", "png"):
+        raise Failure("Can not load image.", label, data)
+    return data
 
 
 def _status(message: str, name: str, data: bytes | None, *, code: str) -> dict[str, Any]:

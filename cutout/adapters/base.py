@@ -9,20 +9,27 @@ value), the result comes from ``Remover.make`` and what is not ready at once is 
 from __future__ import annotations
 
 import logging
+import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
+from cachetools import LRUCache
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cutout import metrics
 from cutout.api import Api
 from cutout.api.errors import ApiError, from_origin
 from cutout.api.intake import Intake, limit_body
-from cutout.api.remover import Job
+from cutout.api.remover import UPLOADS, Job, Result
+from cutout.api.tasks import SUCCESS, new_id
 from cutout.fetch import fetch
+from cutout.memory import BoundedDict
 from grammar.errors import OriginError
 from grammar.signature import sign
 
@@ -67,7 +74,7 @@ def endpoint(
         try:
             if key is not None:
                 api.gate.check_key(key(request))
-            return await handler(request, api)
+            response = await handler(request, api)
         except ApiError as exc:
             return error(exc)
         except OriginError as exc:
@@ -75,6 +82,12 @@ def endpoint(
         except Exception:
             log.exception("unexpected error in %s %s", request.method, request.url.path)
             return error(ApiError("internal_error", "Internal error"))
+        store = api.remover.service.store
+        if store.uses_pending and response.background is None:
+            # As the native route: memory hits tell the disk cache's LRU of their use (about once a minute
+            # a result), after the answer. Without it an adapter's hits were told only by other routes.
+            response.background = BackgroundTask(anyio.to_thread.run_sync, store.record_uses)
+        return response
 
     return run
 
@@ -102,6 +115,95 @@ async def store(
         return await api.remover.original(Intake({"image_url": url}, "image_url", None))
     assert public_id is not None
     return await api.remover.original(Intake({"public_id": public_id}, "public_id", None))
+
+
+def known_job(api: Api, data: bytes, fields: Mapping[str, str]) -> Job | None:
+    """The job of an image the request carries with native option ``fields``, when the same content and
+    options came before (by any face, the native POST too) and its original is unchanged: the native
+    POST's own hot path (``Remover.known_job``: the image's hash looked up in memory, no thread hop).
+    An image this face answered before is found by its bytes, without hashing them again (``_Seen``)."""
+    seen = _seen(api)
+    shape = _shape(data, fields)
+    hit = seen.get(shape)
+    # Byte for byte the same image with the same options has the same job; ready(): its result is in
+    # memory and its original unchanged (else the native path below checks, or the job is made again).
+    if hit is not None and hit[0] == data and api.remover.ready(hit[1]) is not None:
+        return hit[1]
+    job = api.remover.known_job(Intake(dict(fields), "body", data))
+    if job is not None:
+        seen[shape] = (data, job)
+    return job
+
+
+def remember(api: Api, data: bytes, fields: Mapping[str, str], job: Job) -> None:
+    api.remover.remember_job(Intake(dict(fields), "body", data), job)
+    _seen(api)[_shape(data, fields)] = (data, job)
+
+
+#: The carried images whose jobs were found, with their bytes, by a sample of the bytes and the options,
+#: per Remover (a server has one; the tests several): an image whose bytes are the same (compared in full:
+#: 1 us for a 47 KB photo) has the same job, found without its sha256 (40 us). Bounded by the bytes kept;
+#: only touched on the event loop. (The native POST's ASGI front keeps the same for its own requests.)
+_SEEN_BYTES = 16 << 20
+_Seen = LRUCache[tuple[Any, ...], tuple[bytes, Job]]
+_SEEN: weakref.WeakKeyDictionary[Any, _Seen] = weakref.WeakKeyDictionary()
+
+
+def _seen(api: Api) -> _Seen:
+    seen = _SEEN.get(api.remover)
+    if seen is None:
+        seen = _SEEN[api.remover] = LRUCache(_SEEN_BYTES, getsizeof=lambda value: len(value[0]) + 1)
+    return seen
+
+
+def _shape(data: bytes, fields: Mapping[str, str]) -> tuple[Any, ...]:
+    return tuple(sorted(fields.items())), len(data), data[:64], data[-64:]
+
+
+async def carried_job(
+    api: Api,
+    data: bytes,
+    fields: Mapping[str, str],
+    files: Mapping[str, bytes] | None = None,
+    source: str = "body",
+) -> Job:
+    """The job for an image the request carries and native option ``fields`` (``files``: other parts,
+    as bg_image_file): found as ``known_job`` does, else stored and made as ``store`` + ``job`` would,
+    then remembered for the next request with the same content and options, whichever face sends it.
+    ``source``: the field that carried it (``image_file``, ``image_file_b64``), named by the errors."""
+    if not files:
+        known = known_job(api, data, fields)
+        if known is not None:
+            return known
+    intake = Intake(dict(fields), source, data, dict(files or {}))
+    known = api.remover.known_job(intake) if files else None
+    if known is not None:
+        return known
+    made = await job(api, await api.remover.original(intake), fields, files)
+    api.remover.remember_job(intake, made)
+    if not files:
+        _seen(api)[_shape(data, fields)] = (data, made)
+    return made
+
+
+#: Width and height of stored uploads, by public id, per Remover (its settings' pixel limit passed them).
+#: ``api-uploads/<sha256>`` names its content, so its size never changes: a vendor's size limit is
+#: checked without a thread hop and a header read each time.
+_SIZES: weakref.WeakKeyDictionary[Any, BoundedDict[str, tuple[int, int]]] = weakref.WeakKeyDictionary()
+
+
+async def dimensions(api: Api, public_id: str) -> tuple[int, int]:
+    """The original's upright width and height (400/413 as ``Remover.job``), for a vendor's own limits."""
+    sizes = _SIZES.get(api.remover)
+    if sizes is None:
+        sizes = _SIZES[api.remover] = BoundedDict(4096)
+    known = sizes.get(public_id)
+    if known is not None:
+        return known
+    size = await api.remover.dimensions(public_id)
+    if public_id.startswith(UPLOADS + "/"):
+        sizes[public_id] = size
+    return size
 
 
 async def download(api: Api, url: str) -> bytes:
@@ -143,8 +245,28 @@ async def queue(
     ``payload``, the name of its webhook body in ``cutout.api.runner.PAYLOADS``."""
     record = {**(context or {}), **job.as_json()}
     task = await anyio.to_thread.run_sync(api.tasks.create, record, webhook_url)
+    metrics.api_tasks_total.labels("created").inc()  # as the native API counts its own
     api.runner.start(task)
     return task
+
+
+async def finished_task(
+    api: Api, job: Job, result: Result, context: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A task born successful, for a job whose result is already made (``Remover.ready``): what the
+    runner would have recorded after driving it, written once, with no driver. Its bytes are not kept
+    with it: for a vendor whose answer is the result's delivery URL (a cached entry already), not the
+    task's copy."""
+    now = time.time()
+    record = {
+        "task_id": new_id(), "status": SUCCESS, "created_at": now, "finished_at": now,
+        "job": {**(context or {}), **job.as_json()}, "webhook_url": None, "result": result.meta,
+        "error": None,
+    }  # fmt: skip
+    await anyio.to_thread.run_sync(api.tasks.put, record)
+    metrics.api_tasks_total.labels("created").inc()
+    metrics.api_tasks_total.labels(SUCCESS).inc()
+    return record
 
 
 async def task(api: Api, task_id: str) -> dict[str, Any] | None:
@@ -157,6 +279,32 @@ async def task_data(api: Api, task_id: str) -> bytes | None:
     return data
 
 
+#: What this process wrote to each task store's notes, with when it stops trusting it (monotonic).
+_WRITTEN: weakref.WeakKeyDictionary[Any, BoundedDict[str, tuple[Any, float]]] = weakref.WeakKeyDictionary()
+
+
+def written(api: Api, name: str) -> Any:
+    """A note this process wrote within the notes' lifetime, from memory (None: not known here; read
+    it with ``noted``). For notes that are written once and never change: a repeated request finds
+    them without a thread hop; another worker's are read as usual."""
+    known = _memory(api).get(name)
+    return known[0] if known is not None and known[1] > time.monotonic() else None
+
+
+def remember_note(api: Api, name: str, value: Any, share: float = 1.0) -> None:
+    """Remember a note just written (``note``, or ``Tasks.note`` in a thread) for ``written``, for this
+    ``share`` of the notes' lifetime."""
+    _memory(api)[name] = (value, time.monotonic() + api.tasks.ttl * share)
+
+
+def _memory(api: Api) -> BoundedDict[str, tuple[Any, float]]:
+    # Per task store (a server has one; the tests several, each with its own notes).
+    memory = _WRITTEN.get(api.tasks)
+    if memory is None:
+        memory = _WRITTEN[api.tasks] = BoundedDict(4096)
+    return memory
+
+
 async def note(api: Api, name: str, value: Any) -> None:
     await anyio.to_thread.run_sync(api.tasks.note, name, value)
 
@@ -165,14 +313,21 @@ async def noted(api: Api, name: str) -> Any:
     return await anyio.to_thread.run_sync(api.tasks.noted, name)
 
 
+def delivery_root(base_url: str, api: Api) -> str:
+    """Where clients reach delivery URLs: CUTOUT_PUBLIC_URL (a CDN or proxy in front, as the Upload API's
+    answers use it), else ``base_url``, where this request came to."""
+    return (api.settings.public_url or base_url).rstrip("/")
+
+
 def result_url(base_url: str, api: Api, public_id: str, transformation: str) -> str:
     """A URL of the result: the delivery URL of the same transformation, served from the same cache
-    entry by the delivery route (signed when CUTOUT_API_SECRET is set, so strict mode serves it)."""
+    entry by the delivery route (signed when CUTOUT_API_SECRET is set, so strict mode serves it), under
+    ``delivery_root``."""
     path = f"{transformation}/{public_id}"
     secret = api.settings.api_secret
     if secret:
         path = f"s--{sign(path, secret, algorithm='sha256', length=32)}--/{path}"
-    return base_url.rstrip("/") + "/image/upload/" + path
+    return delivery_root(base_url, api) + "/image/upload/" + path
 
 
 def hints(ignored: list[str]) -> dict[str, str]:

@@ -16,15 +16,25 @@ Perfect Corp's v2.0 reference as its clients read it: ``{"status": 200, "data": 
 
 Deliberate leniency: polling_interval says 2 s, but a task times out only after ``POLL_TIMEOUT`` without
 a poll (a slow client is not punished for a missed beat); the result URL is the delivery URL of the
-result, valid as long as the cache keeps it rather than for a limited time."""
+result, valid as long as the cache keeps it rather than for a limited time.
+
+What each step costs a repeated photo (the flow has five requests where the native async one has three,
+so each is kept to bookkeeping): the file step writes nothing (the file id is signed: it carries its
+size and expiry); the PUT finds the photo by its hash in memory, as the native POST does, and records
+the upload in one thread hop; a task on a result already made is created successful (one record, no
+driver), so the first poll answers it; a poll is one thread hop; the result URL is a delivery URL,
+served by the delivery hot path."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 import uuid
 from typing import Any
 
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -33,7 +43,7 @@ from cutout.adapters import base
 from cutout.api import Api
 from cutout.api.errors import ApiError
 from cutout.api.remover import Job
-from cutout.api.tasks import ERROR, FINAL
+from cutout.api.tasks import ERROR, FINAL, Tasks
 from transform.decode import sniff
 
 MAX_BYTES = 10 * 1024 * 1024  # the seed: "<10MB"
@@ -42,6 +52,9 @@ TYPES = ("image/jpg", "image/jpeg", "image/png")
 POLLING_INTERVAL_MS = 2000
 POLL_TIMEOUT = 30.0
 UPLOAD = "/s2s/v2.0/file/sod/upload/{file_id}"
+#: The native options of the seed's one output (a PNG cut-out), and what its tasks carry to be known.
+OPTIONS = {"format": "png"}
+CONTEXT: dict[str, Any] = {"perfectcorp": {}}
 #: Native error codes -> the seed's.
 _CODES = {"invalid_file_type": "error_decode_image", "failed_to_read_image": "error_decode_image",
           "failed_image_download": "error_download_image", "download_timeout": "error_download_image",
@@ -115,8 +128,9 @@ async def create_files(request: Request, api: Api) -> Response:
             raise Refused(400, "invalid_parameter", "file_size must be the file's size in bytes")
         if size >= MAX_BYTES:
             raise Refused(400, "exceed_max_filesize", f"The file must be under {MAX_BYTES} bytes")
-        file_id = uuid.uuid4().hex
-        await base.note(api, f"perfectcorp-file:{file_id}", {"size": size, "content_type": kind})
+        file_id = _file_id(api, size)
+        # An API route, not a delivery URL: where this request came to (CUTOUT_PUBLIC_URL names delivery's
+        # host, which may be a CDN that does not take PUTs).
         url = str(request.base_url).rstrip("/") + UPLOAD.format(file_id=file_id)
         headers = {"Content-Type": kind, "Content-Length": str(size)}
         answered.append({"content_type": kind, "file_name": name, "file_id": file_id,
@@ -124,22 +138,72 @@ async def create_files(request: Request, api: Api) -> Response:
     return ok({"files": answered})
 
 
+def _file_id(api: Api, size: int) -> str:
+    """A file id that carries what its upload URL allows, signed: 128 random bits, the declared size and
+    the expiry (CUTOUT_TASK_TTL from now, as a presigned URL's), so handing it out writes nothing and
+    any worker can check it; only its first use is recorded (by the PUT)."""
+    body = f"{uuid.uuid4().hex}-{size:x}-{int(time.time() + api.settings.task_ttl):x}"
+    return f"{body}-{_signature(api, body)}"
+
+
+def _declared(api: Api, file_id: str) -> int | None:
+    """The size a file id was handed out for; None for one this server did not sign, or expired."""
+    body, _, signature = file_id.rpartition("-")
+    parts = body.split("-")
+    if len(parts) != 3 or not hmac.compare_digest(signature.encode(), _signature(api, body).encode()):
+        return None
+    size, expires = int(parts[1], 16), int(parts[2], 16)  # hex: what this server signed
+    return size if time.time() <= expires else None
+
+
+def _signature(api: Api, body: str) -> str:
+    """HMAC-SHA256 under a key derived from the server's secrets (CUTOUT_API_SECRET and the API keys),
+    which every worker and replica shares. A server with neither (CUTOUT_API_OPEN) has no secret to
+    sign with: there anyone may store an image through the API already, and an upload URL made up
+    without the file step grants nothing more."""
+    settings = api.settings
+    secret = "\0".join(["cutout perfectcorp upload", settings.api_secret or "", *sorted(settings.api_keys)])
+    key = hashlib.sha256(secret.encode()).digest()
+    return hmac.new(key, body.encode(), "sha256").hexdigest()[:32]
+
+
 async def upload(request: Request, api: Api) -> Response:
-    """The upload URL: only a file id just handed out, once, up to its declared size (what a presigned
-    URL allows); the id itself, 128 random bits, is the credential, as a presigned URL's signature is."""
+    """The upload URL: only a file id handed out by the file step and not expired (its signature says
+    so), once, with its declared size (what a presigned URL allows); the id is the credential, as a
+    presigned URL's signature is."""
     file_id = request.path_params["file_id"]
-    pending = await base.noted(api, f"perfectcorp-file:{file_id}")
-    if pending is None or "size" not in pending:
+    size = _declared(api, file_id)
+    if size is None:
         raise Refused(403, "invalid_parameter", "This upload URL is unknown, expired or already used")
     base.limited(request, api, MAX_BYTES)
     data = await request.body()
-    if len(data) != pending["size"]:
-        raise Refused(400, "invalid_parameter", f"Expected {pending['size']} bytes, got {len(data)}")
-    if sniff(data[:16]) not in ("jpg", "png"):
-        await base.note(api, f"perfectcorp-file:{file_id}", {"undecodable": True})
-    else:
-        await base.note(api, f"perfectcorp-file:{file_id}", {"public_id": await base.store(api, data=data)})
+    if len(data) != size:
+        raise Refused(400, "invalid_parameter", f"Expected {size} bytes, got {len(data)}")
+    undecodable = sniff(data[:16]) not in ("jpg", "png")
+    record = {"undecodable": True} if undecodable else {"public_id": await _stored(api, data)}
+    if not await anyio.to_thread.run_sync(_first_use, api.tasks, file_id, record):
+        raise Refused(403, "invalid_parameter", "This upload URL is unknown, expired or already used")
+    base.remember_note(api, f"perfectcorp-file:{file_id}", record)  # the task that follows reads it here
     return Response(status_code=200)
+
+
+def _first_use(tasks: Tasks, file_id: str, record: dict[str, Any]) -> bool:
+    """Record the upload of ``file_id`` unless it was uploaded before (one thread hop for both)."""
+    if tasks.noted(f"perfectcorp-file:{file_id}") is not None:
+        return False
+    tasks.note(f"perfectcorp-file:{file_id}", record)
+    return True
+
+
+async def _stored(api: Api, data: bytes) -> str:
+    """The upload's public id, through the native POST's hot path (a photo sent before, by any face, is
+    found by its hash in memory: no thread hop); the job it will get is made now for the same reason.
+    An image the job refuses (undecodable past its magic bytes, too many pixels) is only stored: the task
+    that names it answers the refusal, as the seed has it."""
+    try:
+        return (await base.carried_job(api, data, OPTIONS)).public_id
+    except ApiError:
+        return await base.store(api, data=data)
 
 
 # -- tasks ---------------------------------------------------------------------------------------------------
@@ -152,12 +216,18 @@ async def create_task(request: Request, api: Api) -> Response:
     if (file_id is None) == (url is None) or not isinstance(file_id or url, str):
         raise Refused(400, "invalid_parameter", "Give one of src_file_id or src_file_url")
     public_id = await (_by_id(api, str(file_id)) if file_id else _by_url(api, str(url)))
-    width, height = await api.remover.dimensions(public_id)
+    width, height = await base.dimensions(api, public_id)
     if max(width, height) > MAX_SIDE:
         raise Refused(400, "invalid_parameter", f"The image is {width}x{height}; the longest side must "
                       f"not exceed {MAX_SIDE}")  # fmt: skip
-    job = await base.job(api, public_id, {"format": "png"})
-    task = await base.queue(api, job, None, {"perfectcorp": {}})
+    job = await base.job(api, public_id, OPTIONS)
+    # A result already made (the same photo before, by any face) makes the task successful at once: one
+    # record written, no driver, and the first poll answers it.
+    made = api.remover.ready(job)
+    if made is not None:
+        task = await base.finished_task(api, job, made, CONTEXT)
+    else:
+        task = await base.queue(api, job, None, CONTEXT)
     return ok({"task_id": task["task_id"]})
 
 
@@ -166,8 +236,9 @@ async def _by_id(api: Api, file_id: str) -> str:
     cache, stored as an original)."""
     task = await base.task(api, file_id) if file_id.startswith("tsk_") else None
     known = {"job": task["job"]} if task is not None and "perfectcorp" in task["job"] else None
-    known = known or await base.noted(api, f"perfectcorp-file:{file_id}")
-    if known is None or "size" in known:  # the seed: a file not uploaded to its URL is a 404
+    name = f"perfectcorp-file:{file_id}"
+    known = known or base.written(api, name) or await base.noted(api, name)
+    if known is None:  # the seed: a file not uploaded to its URL is a 404
         raise Refused(404, "unknown_internal_error", f"File {file_id} was not uploaded (or has expired)")
     if known.get("undecodable"):
         raise Refused(400, "error_decode_image", "The file is not a JPG or PNG image")
@@ -188,22 +259,33 @@ async def _by_url(api: Api, url: str) -> str:
 
 async def get_task(request: Request, api: Api) -> Response:
     task_id = request.path_params["task_id"]
-    task = await base.task(api, task_id)
-    if task is not None:  # polled last at creation, or at the last poll that found it running
-        last = await base.noted(api, f"perfectcorp-poll:{task_id}") or task["created_at"]
-    if task is None or "perfectcorp" not in task["job"] or time.time() - last > POLL_TIMEOUT:
+    task = await anyio.to_thread.run_sync(_polled, api.tasks, task_id)
+    if task is None:
         raise Refused(400, "InvalidTaskId", f"No task {task_id} (unknown, or timed out: poll within the "
                       "polling_interval)")  # fmt: skip
     if task["status"] not in FINAL:
-        await base.note(api, f"perfectcorp-poll:{task_id}", time.time())
         return ok({"task_status": "running", "polling_interval": POLLING_INTERVAL_MS})
     if task["status"] == ERROR:
         code = _CODES.get(task["error"]["code"], "unknown_internal_error")
         return ok({"task_status": "error", "error": code, "error_message": task["error"]["message"]})
-    job = Job.from_json(task["job"])
-    url = base.result_url(str(request.base_url), api, job.public_id, job.transformation)
+    job = task["job"]
+    url = base.result_url(str(request.base_url), api, job["public_id"], job["transformation"])
     dst_id = task["task_id"]
     return ok({"task_status": "success", "results": {"url": url, "dst_id": dst_id}, "dst_id": dst_id})
+
+
+def _polled(tasks: Tasks, task_id: str) -> dict[str, Any] | None:
+    """The task as this poll finds it (None: unknown, not this vendor's, or timed out), the poll noted
+    while it runs: one thread hop for the task, its last poll and the note."""
+    task = tasks.get(task_id)
+    if task is None or "perfectcorp" not in task["job"]:
+        return None
+    # Polled last at creation, or at the last poll that found it running.
+    if time.time() - (tasks.noted(f"perfectcorp-poll:{task_id}") or task["created_at"]) > POLL_TIMEOUT:
+        return None
+    if task["status"] not in FINAL:
+        tasks.note(f"perfectcorp-poll:{task_id}", time.time())
+    return task
 
 
 _KEY = base.header_key(bearer=True)

@@ -27,6 +27,7 @@ from cutout.api import Api
 from cutout.api.errors import ApiError, invalid
 from cutout.api.intake import limit_body
 from cutout.api.options import flag
+from cutout.api.remover import Job
 
 #: rembg's model names (rembg/sessions, 2.0.x): any is accepted; cutout runs its own model.
 MODELS = ("u2net", "u2netp", "u2net_human_seg", "u2net_cloth_seg", "silueta", "isnet-general-use",
@@ -92,7 +93,7 @@ async def remove_get(request: Request, api: Api) -> Response:
     if not url:
         raise ApiError("missing_source", "url is required", parameter="url")
     native, ignored = translate(values)
-    return await _answer(api, await base.store(api, url=url), native, ignored)
+    return await _answer(api, await base.job(api, await base.store(api, url=url), native), ignored)
 
 
 async def remove_post(request: Request, api: Api) -> Response:
@@ -127,11 +128,11 @@ async def remove_post(request: Request, api: Api) -> Response:
     if not data:
         raise ApiError("missing_source", "file is required", parameter="file")
     native, ignored = translate(values)
-    return await _answer(api, await base.store(api, data=data), native, ignored)
+    return await _answer(api, await base.carried_job(api, data, native), ignored)
 
 
-async def _answer(api: Api, public_id: str, native: dict[str, str], ignored: list[str]) -> Response:
-    made = await base.make(api, await base.job(api, public_id, native))
+async def _answer(api: Api, job: Job, ignored: list[str]) -> Response:
+    made = await base.make(api, job)
     headers = {"Cache-Control": "no-store", **base.hints(ignored)}
     return Response(made.data, media_type="image/png", headers=headers)
 

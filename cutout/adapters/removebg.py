@@ -24,7 +24,7 @@ from cutout.adapters import base
 from cutout.api import Api
 from cutout.api.errors import ApiError, invalid
 from cutout.api.intake import Intake, read
-from cutout.api.options import flag
+from cutout.api.options import SOURCES, flag
 from grammar.image_formats import MIME
 
 #: remove.bg's ``size`` -> at most this many megapixels (None: the input's own size). remove.bg: preview
@@ -109,10 +109,10 @@ async def remove(request: Request, api: Api) -> Response:
     is_zip = received.fields.get("format") == "zip"
     if is_zip and native.get("channels") == "alpha":
         raise invalid("format", "format=zip holds the colour image and its alpha: not with channels=alpha")
-    public_id = await api.remover.original(Intake(native, received.source, received.data))
-    files = getattr(received, "files", None)  # bg_image_file, where the native intake reads it
-    options = {k: v for k, v in native.items() if k not in ("image_url", "image_file_b64", "public_id")}
+    files = received.files or None  # bg_image_file
+    options = {k: v for k, v in native.items() if k not in SOURCES}
     if is_zip:
+        public_id = await api.remover.original(Intake(native, received.source, received.data))
         colour = await base.make(api, await base.job(api, public_id, {**options, "format": "jpg"}, files))
         # The matte of the same geometry: what composes the background is not part of it.
         matte = {k: v for k, v in options.items() if k not in ("bg_color", "bg_image_url", "shadow")}
@@ -121,7 +121,12 @@ async def remove(request: Request, api: Api) -> Response:
         )
         data, meta, mime = _zip(colour.data, alpha.data), colour.meta, "application/zip"
     else:
-        made = await base.make(api, await base.job(api, public_id, options, files))
+        if received.data is not None:  # the native POST's hot path: a photo seen before, in memory
+            job = await base.carried_job(api, received.data, options, files, received.source)
+        else:
+            public_id = await api.remover.original(Intake(native, received.source, None))
+            job = await base.job(api, public_id, options, files)
+        made = await base.make(api, job)
         data, meta, mime = made.data, made.meta, MIME[made.meta["format"]]
     headers = {**_headers(meta), **base.hints(ignored)}
     if "application/json" in request.headers.get("accept", ""):

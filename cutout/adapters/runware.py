@@ -128,7 +128,7 @@ class Session:
             raise TaskError("invalidImage", "image must be a data URI, base64 or URL", "image")
         public_id = await self._stored(image, "image")
         image_uuid = await self._named({"public_id": public_id})
-        url = f"{self.base_url}/image/upload/{public_id}"
+        url = f"{base.delivery_root(self.base_url, self.api)}/image/upload/{public_id}"
         return {"taskType": "imageUpload", "taskUUID": task["taskUUID"], "imageUUID": image_uuid,
                 "imageURL": url}  # fmt: skip
 
@@ -137,8 +137,12 @@ class Session:
         same image keeps its UUID, and the note is written only the first time (a read after that)."""
         digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
         image_uuid = str(uuid.UUID(digest[:32], version=4))
-        if await base.noted(self.api, f"runware-image:{image_uuid}") is None:
+        # Written (again: the same value, its lifetime renewed) unless this process wrote it within the
+        # last half of the notes' lifetime, so a repeated request costs no thread hop for it.
+        renew = f"runware-renew:{image_uuid}"
+        if base.written(self.api, renew) is None:
             await base.note(self.api, f"runware-image:{image_uuid}", what)
+            base.remember_note(self.api, renew, True, share=0.5)
         return image_uuid
 
     async def _stored(self, image: str, field: str) -> str:
@@ -154,15 +158,14 @@ class Session:
             return await base.store(self.api, data=made.data)
         if re.match(r"https?://", image):
             return await base.store(self.api, url=image)
-        try:
-            data = decode_b64(image)
-        except ApiError:
-            raise TaskError(
-                "invalidInputImage" if field == "inputImage" else "invalidImage",
-                f"{field} is not a UUID, URL, data URI or base64 image",
-                field,
-            ) from None
-        return await base.store(self.api, data=data)
+        return await base.store(self.api, data=_decoded(image, field))
+
+    async def _job(self, image: str, field: str, native: dict[str, str]) -> Job:
+        """The job for ``native`` on an image given as ``_stored`` takes it; one carried as base64 or a
+        data URI through the native POST's hot path (seen before, by any face: found in memory)."""
+        if _UUID.fullmatch(image) or re.match(r"https?://", image):
+            return await base.job(self.api, await self._stored(image, field), native)
+        return await base.carried_job(self.api, _decoded(image, field), native)
 
     # -- imageBackgroundRemoval ------------------------------------------------------------------------
     async def removal(self, task: dict[str, Any]) -> dict[str, Any]:
@@ -175,8 +178,7 @@ class Session:
         if not isinstance(image, str) or not image:
             message = "inputImage is required: a UUID, URL, data URI or base64 image"
             raise TaskError("invalidInputImage", message, "inputImage")
-        public_id = await self._stored(image, "inputImage")
-        job = await base.job(self.api, public_id, native)
+        job = await self._job(image, "inputImage", native)
         image_uuid = await self._named({"job": job.as_json()})
         context = {
             "taskUUID": task["taskUUID"],
@@ -264,14 +266,27 @@ class Session:
         return {**item(context, data, found["result"]["format"]), "status": "success"}
 
 
+def _decoded(image: str, field: str) -> bytes:
+    try:
+        return decode_b64(image, field)
+    except ApiError:
+        raise TaskError(
+            "invalidInputImage" if field == "inputImage" else "invalidImage",
+            f"{field} is not a UUID, URL, data URI or base64 image",
+            field,
+        ) from None
+
+
 def item(context: dict[str, Any], data: bytes, fmt: str) -> dict[str, Any]:
     """The response object of a finished imageBackgroundRemoval."""
     answer: dict[str, Any] = {"taskType": REMOVAL, "taskUUID": context["taskUUID"],
                               "imageUUID": context["imageUUID"]}  # fmt: skip
     field = OUTPUT_TYPES[context["outputType"]]
-    text = base64.b64encode(data).decode("ascii")
-    answer[field] = {"imageURL": context["imageURL"], "imageBase64Data": text,
-                     "imageDataURI": f"data:{MIME[fmt]};base64,{text}"}[field]  # fmt: skip
+    if field == "imageURL":  # the URL alone: the bytes are not encoded for nothing
+        answer[field] = context["imageURL"]
+    else:
+        text = base64.b64encode(data).decode("ascii")
+        answer[field] = text if field == "imageBase64Data" else f"data:{MIME[fmt]};base64,{text}"
     if context["includeCost"]:
         answer["cost"] = 0  # USD: a self-hosted server charges nothing
     return answer

@@ -15,6 +15,7 @@ from cache.redis_state import PREFIX, connect
 from cutout.api.tasks import ERROR, FINAL, PENDING, SUCCESS, Tasks, _hook_pending, new_id
 
 _TASK = PREFIX + "task:"
+_NOTE = PREFIX + "note:"  # the vendor adapters' notes (``Tasks.note``), JSON
 _OPEN = PREFIX + "tasks:open"  # a set of the ids of tasks not yet final (what the sweeps look at)
 
 
@@ -73,6 +74,13 @@ class RedisTasks(Tasks):
         pipe.srem(_OPEN, task_id)
         found, _, _ = pipe.execute()
         return bool(found)
+
+    def note(self, name: str, value: Any) -> None:
+        self.client.set(_NOTE + name, json.dumps(value), px=max(1000, int(self.ttl * 1000)))
+
+    def noted(self, name: str) -> Any:
+        raw = self.client.get(_NOTE + name)
+        return None if raw is None else json.loads(raw)
 
     def claim(self, task_id: str, owner: str, lease: float) -> bool:
         return bool(self.client.set(_TASK + task_id + ":claim", owner, nx=True, px=max(1, int(lease * 1000))))

@@ -5,6 +5,7 @@ rule, Bearer auth, and one real-model run checking pixels."""
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -111,6 +112,23 @@ def test_upload_url_rules(client: TestClient) -> None:
     assert client.put(url, content=road()).status_code == 200
     assert client.put(url, content=road()).status_code == 403  # once
     assert client.put(url.replace(put["file_id"], "0" * 32), content=road()).status_code == 403
+
+
+def test_upload_url_is_signed(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file id carries its size and expiry under the server's signature: changing either, or
+    signing without the server's keys, gives a URL that takes nothing; an expired one neither."""
+    files = [{"content_type": "image/jpg", "file_name": "a.jpg", "file_size": len(road())}]
+    put = client.post("/s2s/v2.0/file/sod", headers=BEARER, json={"files": files}).json()["data"]["files"][0]
+    url, file_id = put["requests"][0]["url"], put["file_id"]
+    nonce, size, expires, signature = file_id.split("-")
+    bigger = f"{nonce}-{int(size, 16) + 1:x}-{expires}-{signature}"
+    later = f"{nonce}-{size}-{int(expires, 16) + 3600:x}-{signature}"
+    keyless: Any = SimpleNamespace(settings=SimpleNamespace(api_secret=None, api_keys=()))
+    forged = f"{nonce}-{size}-{expires}-{perfectcorp._signature(keyless, f'{nonce}-{size}-{expires}')}"
+    for other in (bigger, later, forged):
+        assert client.put(url.replace(file_id, other), content=road()).status_code == 403
+    monkeypatch.setattr(perfectcorp, "time", SimpleNamespace(time=lambda: int(expires, 16) + 1.0))
+    assert client.put(url, content=road()).status_code == 403
 
 
 def test_decode_error_is_a_task_error(client: TestClient) -> None:
