@@ -124,6 +124,20 @@ class Remover:
         job = self._jobs.get(key) if key is not None else None
         return job if job is not None and self._unchanged(job) else None
 
+    def repeat(self, intake: Intake) -> tuple[Job, Result] | None:
+        """The job and its result when ``intake`` repeats a request made before (the same image bytes by
+        sha256, the same options) and the result and its description are in this process's memory;
+        else None. Never blocks for long (a hash of the image and a ``stat``), so it may run on the event
+        loop before any routing: ``cutout.api.front`` answers the native POST with it. A vendor adapter
+        that reads its request into a native ``Intake`` (image bytes as source ``body``, ``image_file``
+        or ``image_file_b64``; native option fields) can answer its own repeats with it too; its key and
+        rate must be checked as its route checks them, and anything else (None) left to the route."""
+        job = self.known_job(intake)
+        if job is None:
+            return None
+        result = self.ready(job)
+        return (job, result) if result is not None else None
+
     def remember_job(self, intake: Intake, job: Job) -> None:
         key = self._request_key(intake)
         if key is not None:

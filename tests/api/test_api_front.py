@@ -1,0 +1,111 @@
+"""A repeated POST /v1/remove-background is answered before Starlette (``cutout.api.front``) with exactly
+what the route sends: same status, headers and body, counted the same; everything else, a wrong key
+above all, still reaches the route."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from cutout.api import front
+from tests.api.conftest import KEY, road
+from tests.api.test_api_metrics import sample
+from tests.app.helpers import ClientFactory, EllipseSegmenter
+
+URL = "/v1/remove-background"
+JPEG = {"Content-Type": "image/jpeg"}
+ROUTE = "POST /v1/remove-background"
+
+
+@pytest.fixture
+def answered(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
+    """Whether each POST was answered by the front (True) or handed to the route (False), in order."""
+    seen: list[bool] = []
+    real = front.answer_repeat
+
+    async def spy(*args: Any) -> Any:
+        replay = await real(*args)
+        seen.append(replay is None)
+        return replay
+
+    monkeypatch.setattr(front, "answer_repeat", spy)
+    yield seen
+
+
+def twice(client: TestClient, **request: Any) -> None:
+    """The same request twice: the second is answered by the front, identically."""
+    first = client.post(URL, **request)
+    second = client.post(URL, **request)
+    assert first.status_code == 200, first.text
+    assert second.status_code == first.status_code
+    assert second.headers.multi_items() == first.headers.multi_items()
+    assert second.content == first.content
+
+
+def test_a_raw_body_repeat_is_the_routes_answer(api: TestClient, answered: list[bool]) -> None:
+    before = sample(api, "cutout_api_requests_total", route=ROUTE, status="200")
+    twice(api, content=road(), headers=JPEG, params={"channels": "alpha"})
+    assert answered == [False, True]
+    assert sample(api, "cutout_api_requests_total", route=ROUTE, status="200") == before + 2
+    twice(api, content=road(), headers=JPEG, params={"bg_color": "red", "crop": "true"})
+    assert answered[2:] == [False, True]
+    response = api.post(URL, content=road(), headers=JPEG)  # other options: a new job, for the route
+    assert response.status_code == 200 and "x-foreground-width" in response.headers
+    assert answered[4:] == [False]
+
+
+@pytest.mark.parametrize("encoding", ["base64", "data_uri", "url"])
+def test_multipart_and_json_repeats(api: TestClient, answered: list[bool], encoding: str) -> None:
+    data = road()
+    options = {"channels": "alpha", "output": "json", "encoding": encoding}
+    twice(api, files={"image_file": ("road.jpg", data, "image/jpeg")}, data=options)
+    b64 = base64.b64encode(data).decode()
+    # Another option, so the route answers the first one: the front's answer is compared with the route's.
+    twice(api, json={"image_file_b64": b64, "fine_edges": "false", **options})
+    assert answered == [False, True, False, True]
+    response = api.post(URL, json={"image_file_b64": b64, **options})  # the multipart one's job, by hash
+    assert response.json()["image"] and answered[4:] == [True]
+
+
+def test_a_wrong_or_missing_key_gets_the_routes_401(api: TestClient, answered: list[bool]) -> None:
+    api.post(URL, content=road(), headers=JPEG).raise_for_status()
+    assert api.post(URL, content=road(), headers=JPEG).status_code == 200
+    before = sample(api, "cutout_api_requests_total", route=ROUTE, status="401")
+    wrong = api.post(URL, content=road(), headers={**JPEG, "Authorization": "Bearer nope"})
+    missing = api.post(URL, content=road(), headers={**JPEG, "Authorization": ""})
+    by_header = api.post(URL, content=road(), headers={**JPEG, "Authorization": "", "X-Api-Key": KEY})
+    assert [wrong.status_code, missing.status_code, by_header.status_code] == [401, 401, 200]
+    assert wrong.json()["errors"][0]["code"] == "auth_failed"
+    assert wrong.headers["www-authenticate"] == "Bearer"
+    assert answered == [False, True, False, False, True]
+    assert sample(api, "cutout_api_requests_total", route=ROUTE, status="401") == before + 2
+
+
+def test_tasks_errors_and_the_rate_go_to_the_route(make_api: ClientFactory, answered: list[bool]) -> None:
+    client = make_api(api_rate=0.1)  # a bucket of one request
+    client.post(URL, content=road(), headers=JPEG).raise_for_status()
+    limited = client.post(URL, content=road(), headers=JPEG)  # a repeat, but over the rate: the route's 429
+    assert limited.status_code == 429 and limited.headers["retry-after"]
+    assert answered == [False, False]
+    client = make_api(segmenter=EllipseSegmenter())
+    client.post(URL, content=road(), headers=JPEG).raise_for_status()
+    queued = client.post(URL, content=road(), headers=JPEG, params={"async": "true"})
+    preferred = client.post(URL, content=road(), headers={**JPEG, "Prefer": "respond-async"})
+    bad = client.post(URL, content=road(), headers=JPEG, params={"channels": "x"})
+    twice_given = client.post(URL + "?channels=alpha&channels=alpha", content=road(), headers=JPEG)
+    assert [queued.status_code, preferred.status_code, bad.status_code] == [202, 202, 400]
+    assert twice_given.status_code == 400 and twice_given.json()["errors"][0]["parameter"] == "channels"
+    assert answered[2:] == [False, False, False, False, False]
+
+
+def test_the_same_options_with_another_image_is_not_a_repeat(api: TestClient, answered: list[bool]) -> None:
+    data = road()
+    api.post(URL, content=data, headers=JPEG).raise_for_status()
+    other = data[:-2] + b"\xff\xd9" if data[-2:] != b"\xff\xd9" else data + b"\x00"
+    response = api.post(URL, content=other, headers=JPEG)
+    assert response.status_code == 200
+    assert answered == [False, False]
