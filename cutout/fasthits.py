@@ -38,6 +38,7 @@ class FastHits:
         # The headers of a 200 depend only on the derivative and how it was asked for, so they are
         # encoded once: (etag, vary, versioned) -> raw headers.
         self._encoded: BoundedDict[tuple[str, bool, bool], RawHeaders] = BoundedDict(4096)
+        self._repeats = front.RepeatFront()
 
     @staticmethod
     def _naming(send: Send, name: str) -> Send:
@@ -64,7 +65,7 @@ class FastHits:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == front.PATH:
             api: Api | None = getattr(self.app.state, "api", None)
             if api is not None:  # a repeated API request, answered from memory (else the body replayed)
-                replay = await front.answer_repeat(api, scope, receive, send)
+                replay = await self._repeats.answer(api, scope, receive, send)
                 if replay is None:
                     return
                 receive = replay

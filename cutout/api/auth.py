@@ -23,11 +23,15 @@ def enabled(settings: Settings) -> bool:
 
 
 def presented(request: Request) -> str | None:
-    auth = request.headers.get("authorization", "")
-    scheme, _, token = auth.partition(" ")
+    return presented_in(request.headers.get("authorization", ""), request.headers.get("x-api-key"))
+
+
+def presented_in(authorization: str, x_api_key: str | None) -> str | None:
+    """The key of ``Authorization: Bearer <key>``, else of ``X-Api-Key``, else None."""
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return request.headers.get("x-api-key") or None
+    return x_api_key or None
 
 
 class Gate:

@@ -76,6 +76,9 @@ class Job:
 class Result:
     entry: Entry
     meta: dict[str, Any]  # width, height, format, bytes, confidence, foreground, box
+    #: The etag of the mask the description was made from (the entry's own when it is its companion):
+    #: with the entry's, what the description, and so a binary answer's headers, depend on.
+    mask_etag: str = ""
 
 
 class Remover:
@@ -154,7 +157,7 @@ class Remover:
             entries.append(entry)
         entry, mask = entries[0], entries[-1]
         meta = self._described.get((entry.etag, mask.etag))
-        return Result(entry, meta) if meta is not None else None
+        return Result(entry, meta, mask.etag) if meta is not None else None
 
     def _unchanged(self, job: Job) -> bool:
         """Whether the files a job was made for (the original, a background) are as they were then: a
@@ -396,7 +399,7 @@ class Remover:
         if meta is None:
             meta = await anyio.to_thread.run_sync(describe, entry, mask_entry)
             self._described[(entry.etag, mask_entry.etag)] = meta
-        return Result(entry, meta)
+        return Result(entry, meta, mask_entry.etag)
 
     async def _made(self, public_id: str, transformation: str, deadline: float) -> Entry | None:
         while True:

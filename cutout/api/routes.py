@@ -119,7 +119,11 @@ async def remove_background(request: Request, api: Api) -> Response:
 
 
 def _prefers_async(request: Request) -> bool:
-    prefer = request.headers.get("prefer", "")
+    return prefers_async(request.headers.get("prefer", ""))
+
+
+def prefers_async(prefer: str) -> bool:
+    """Whether a ``Prefer`` header asks for ``respond-async``."""
     return any(part.strip().lower() == "respond-async" for part in prefer.replace(";", ",").split(","))
 
 

@@ -25,14 +25,14 @@ ROUTE = "POST /v1/remove-background"
 def answered(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
     """Whether each POST was answered by the front (True) or handed to the route (False), in order."""
     seen: list[bool] = []
-    real = front.answer_repeat
+    real = front.RepeatFront.answer
 
     async def spy(*args: Any) -> Any:
         replay = await real(*args)
         seen.append(replay is None)
         return replay
 
-    monkeypatch.setattr(front, "answer_repeat", spy)
+    monkeypatch.setattr(front.RepeatFront, "answer", spy)
     yield seen
 
 
@@ -109,3 +109,16 @@ def test_the_same_options_with_another_image_is_not_a_repeat(api: TestClient, an
     response = api.post(URL, content=other, headers=JPEG)
     assert response.status_code == 200
     assert answered == [False, False]
+
+
+def test_a_body_like_a_known_one_is_hashed_not_taken_for_it(api: TestClient, answered: list[bool]) -> None:
+    """The front recognises a repeated body by its bytes, compared in full: a body of the same length,
+    beginning and end (the sample it is looked up by) but another middle is another image."""
+    data = road()
+    middle = len(data) // 2
+    crafted = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :]
+    for body in (data, data, data, crafted, crafted, data):
+        assert api.post(URL, content=body, headers=JPEG).status_code == 200
+    assert answered == [False, True, True, False, True, True]
+    originals = api.app.state.service.originals.root / "api-uploads"
+    assert len(list(originals.iterdir())) == 2  # two images stored: the crafted one was not taken for the other
