@@ -121,4 +121,4 @@ def test_a_body_like_a_known_one_is_hashed_not_taken_for_it(api: TestClient, ans
         assert api.post(URL, content=body, headers=JPEG).status_code == 200
     assert answered == [False, True, True, False, True, True]
     originals = api.app.state.service.originals.root / "api-uploads"
-    assert len(list(originals.iterdir())) == 2  # two images stored: the crafted one was not taken for the other
+    assert len(list(originals.iterdir())) == 2  # the crafted one was stored, not taken for the other
