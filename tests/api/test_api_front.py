@@ -122,3 +122,42 @@ def test_a_body_like_a_known_one_is_hashed_not_taken_for_it(api: TestClient, ans
     assert answered == [False, True, True, False, True, True]
     originals = api.app.state.service.originals.root / "api-uploads"
     assert len(list(originals.iterdir())) == 2  # the crafted one was stored, not taken for the other
+
+
+def test_a_body_in_several_messages_is_replayed_whole(api: TestClient, answered: list[bool]) -> None:
+    """The front reads a body however uvicorn splits it, and hands the route every message it read."""
+    data = road()
+    parts = [data[:1000], data[1000:20000], data[20000:]]
+    scope = {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}, "http_version": "1.1",
+        "method": "POST", "scheme": "http", "path": URL, "raw_path": URL.encode(),
+        "query_string": b"channels=alpha", "root_path": "", "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80), "state": {},
+        "headers": [(b"host", b"testserver"), (b"content-type", b"image/jpeg"),
+                    (b"content-length", str(len(data)).encode()),
+                    (b"authorization", f"Bearer {KEY}".encode())],
+    }  # fmt: skip
+
+    async def post() -> tuple[int, dict[bytes, bytes], bytes]:
+        messages = [
+            {"type": "http.request", "body": part, "more_body": i < 2} for i, part in enumerate(parts)
+        ]
+        sent: list[Any] = []
+
+        async def receive() -> Any:
+            return messages.pop(0)
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        await api.app(scope, receive, send)
+        assert not messages  # all read, once
+        body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        return sent[0]["status"], dict(sent[0]["headers"]), body
+
+    first = api.portal.call(post)  # type: ignore[union-attr]
+    second = api.portal.call(post)  # type: ignore[union-attr]
+    assert first[0] == 200 and first == second
+    assert answered == [False, True]
+    whole = api.post(URL, content=data, headers=JPEG, params={"channels": "alpha"})
+    assert whole.content == first[2]
