@@ -31,14 +31,17 @@ def encode(headers: dict[str, str], length: int | None) -> RawHeaders:
 
 
 class FastHits:
-    def __init__(self, app: Starlette, *, skip: frozenset[str]) -> None:
-        """``skip``: the app's own paths (health, metrics), never delivery URLs."""
+    def __init__(
+        self, app: Starlette, *, skip: frozenset[str], repeats: tuple[front.Face, ...] = (front.NATIVE,)
+    ) -> None:
+        """``skip``: the app's own paths (health, metrics), never delivery URLs. ``repeats``: the POST
+        routes whose repeated requests are answered here (``cutout.api.front``)."""
         self.app = app
         self.skip = skip
         # The headers of a 200 depend only on the derivative and how it was asked for, so they are
         # encoded once: (etag, vary, versioned) -> raw headers.
         self._encoded: BoundedDict[tuple[str, bool, bool], RawHeaders] = BoundedDict(4096)
-        self._repeats = front.RepeatFront()
+        self._repeats = front.RepeatFront(repeats)
 
     @staticmethod
     def _naming(send: Send, name: str) -> Send:
@@ -62,7 +65,7 @@ class FastHits:
         if service is not None and service.settings.replica_name and scope["type"] == "http":
             send = self._naming(send, service.settings.replica_name)
         hot = scope["type"] == "http" and scope["method"] in ("GET", "HEAD")
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == front.PATH:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self._repeats.faces:
             api: Api | None = getattr(self.app.state, "api", None)
             if api is not None:  # a repeated API request, answered from memory (else the body replayed)
                 replay = await self._repeats.answer(api, scope, receive, send)
