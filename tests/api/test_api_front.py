@@ -161,3 +161,39 @@ def test_a_body_in_several_messages_is_replayed_whole(api: TestClient, answered:
     assert answered == [False, True]
     whole = api.post(URL, content=data, headers=JPEG, params={"channels": "alpha"})
     assert whole.content == first[2]
+
+
+def test_another_face_answers_its_own_repeats(api: TestClient) -> None:
+    """A vendor adapter's route can be answered by the front through a Face of its own: its key, its
+    reading of the request as a native Intake, its answer; what it cannot answer reaches its route."""
+    from starlette.responses import Response
+
+    from cutout.api.intake import Intake
+    from cutout.fasthits import FastHits
+
+    async def as_native(api_: Any, request: Any, headers: Any, body: bytes) -> Intake | None:
+        return Intake({"channels": "alpha"}, "body", body)
+
+    def respond(api_: Any, job: Any, result: Any, request: Any) -> Response:
+        return Response(result.entry.data, media_type="image/png", headers={"X-Face": "vendor"})
+
+    vendor = front.Face(
+        path="/v1/vendor-segment",  # no such route: the API's catch-all answers what the face does not
+        reads=frozenset((b"content-length", b"x-vendor-key")),
+        key=lambda headers: headers.get(b"x-vendor-key", b"").decode() or None,
+        intake=as_native,
+        respond=respond,
+    )
+    fasthits = api.app
+    assert isinstance(fasthits, FastHits)
+    # The same started app (its state: service, api) behind a front that also knows the vendor's face.
+    client = TestClient(FastHits(fasthits.app, skip=fasthits.skip, repeats=(front.NATIVE, vendor)))
+    native = api.post(URL, content=road(), headers=JPEG, params={"channels": "alpha"})
+    answered = client.post("/v1/vendor-segment", content=road(), headers={"X-Vendor-Key": KEY})
+    assert answered.status_code == 200 and answered.headers["x-face"] == "vendor"
+    assert answered.content == native.content
+    both = {"X-Vendor-Key": KEY, "Authorization": f"Bearer {KEY}"}  # the catch-all checks the native key
+    unknown = client.post("/v1/vendor-segment", content=road()[:-10], headers=both)  # not a repeat
+    wrong = client.post("/v1/vendor-segment", content=road(), headers={"X-Vendor-Key": "nope"})
+    assert unknown.status_code == 404 and unknown.json()["errors"][0]["code"] == "not_found"
+    assert wrong.status_code == 401  # the route's
