@@ -1,4 +1,5 @@
-"""An ASGI front that answers hot cache hits before Starlette's routing and middleware run.
+"""An ASGI front that answers hot cache hits, and repeated API requests (``cutout.api.front``), before
+Starlette's routing and middleware run.
 
 Only a URL whose preparation is memoised and whose bytes are in this process's memory is answered
 here (``Service.hot``, which never blocks); everything else, errors included, goes to the Starlette app
@@ -14,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.types import Message, Receive, Scope, Send
 
 from cutout import metrics
+from cutout.api import Api, front
 from cutout.memory import BoundedDict
 from cutout.responses import answer
 from cutout.service import Service
@@ -29,13 +31,17 @@ def encode(headers: dict[str, str], length: int | None) -> RawHeaders:
 
 
 class FastHits:
-    def __init__(self, app: Starlette, *, skip: frozenset[str]) -> None:
-        """``skip``: the app's own paths (health, metrics), never delivery URLs."""
+    def __init__(
+        self, app: Starlette, *, skip: frozenset[str], repeats: tuple[front.Face, ...] = (front.NATIVE,)
+    ) -> None:
+        """``skip``: the app's own paths (health, metrics), never delivery URLs. ``repeats``: the POST
+        routes whose repeated requests are answered here (``cutout.api.front``)."""
         self.app = app
         self.skip = skip
         # The headers of a 200 depend only on the derivative and how it was asked for, so they are
         # encoded once: (etag, vary, versioned) -> raw headers.
         self._encoded: BoundedDict[tuple[str, bool, bool], RawHeaders] = BoundedDict(4096)
+        self._repeats = front.RepeatFront(repeats)
 
     @staticmethod
     def _naming(send: Send, name: str) -> Send:
@@ -59,6 +65,15 @@ class FastHits:
         if service is not None and service.settings.replica_name and scope["type"] == "http":
             send = self._naming(send, service.settings.replica_name)
         hot = scope["type"] == "http" and scope["method"] in ("GET", "HEAD")
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self._repeats.faces:
+            api: Api | None = getattr(self.app.state, "api", None)
+            if api is not None:  # a repeated API request, answered from memory (else the body replayed)
+                replay = await self._repeats.answer(api, scope, receive, send)
+                if replay is None:
+                    return
+                receive = replay
+            await self.app(scope, receive, send)
+            return
         if service is None or not hot or scope["path"] in self.skip:
             await self.app(scope, receive, send)
             return

@@ -23,11 +23,15 @@ def enabled(settings: Settings) -> bool:
 
 
 def presented(request: Request) -> str | None:
-    auth = request.headers.get("authorization", "")
-    scheme, _, token = auth.partition(" ")
+    return presented_in(request.headers.get("authorization", ""), request.headers.get("x-api-key"))
+
+
+def presented_in(authorization: str, x_api_key: str | None) -> str | None:
+    """The key of ``Authorization: Bearer <key>``, else of ``X-Api-Key``, else None."""
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return request.headers.get("x-api-key") or None
+    return x_api_key or None
 
 
 class Gate:
@@ -43,22 +47,29 @@ class Gate:
 
     def check_key(self, key: str | None) -> str:
         """``check`` for a key read elsewhere (the vendor adapters' own headers: X-RapidAPI-Key, ...)."""
-        if self.keys:
-            given = (key or "").encode()
-            # Every key compared, each in constant time: neither the time nor the position leaks a match.
-            matched = [hmac.compare_digest(given, known) for known in self.keys]
-            if key is None or not any(matched):
-                raise ApiError(
-                    "auth_failed",
-                    "Send a valid API key as Authorization: Bearer <key> or X-Api-Key",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-        else:
-            key = ""
-        self._take(key)
-        return key
+        known = self.known(key)
+        if known is None:
+            raise ApiError(
+                "auth_failed",
+                "Send a valid API key as Authorization: Bearer <key> or X-Api-Key",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        self.take(known)
+        return known
 
-    def _take(self, key: str) -> None:
+    def known(self, key: str | None) -> str | None:
+        """The caller's key as ``check_key`` returns it ('' when the API is open without keys), or None
+        when ``check_key`` would refuse it (401). Takes nothing from the rate."""
+        if not self.keys:
+            return ""
+        given = (key or "").encode()
+        # Every key compared, each in constant time: neither the time nor the position leaks a match.
+        matched = [hmac.compare_digest(given, known) for known in self.keys]
+        return key if key is not None and any(matched) else None
+
+    def take(self, key: str) -> None:
+        """One request from ``key``'s bucket, or 429. A refusal takes nothing, so asking again at once
+        is refused again."""
         if self.rate <= 0:
             return
         capacity = max(1.0, self.rate * BURST_SECONDS)

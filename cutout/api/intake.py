@@ -36,6 +36,16 @@ class Intake:
     files: dict[str, bytes] = field(default_factory=dict)
 
 
+def media_type(content_type: str) -> str:
+    """The media type of a Content-Type header, lower case, without parameters."""
+    return content_type.split(";")[0].strip().lower()
+
+
+def is_raw(media: str) -> bool:
+    """Whether a body of this media type is the image itself."""
+    return media.startswith("image/") or media in _RAW_TYPES
+
+
 def limit_body(request: Request, limit: int) -> None:
     """Make the request's body stream fail with 413 once it passes ``limit`` bytes."""
     declared = request.headers.get("content-length", "")
@@ -63,7 +73,7 @@ async def read(request: Request, limit: int) -> Intake:
     limit_body(request, limit)
     fields: dict[str, str] = {}
     _merge(fields, request.query_params.multi_items(), "query")
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media = media_type(request.headers.get("content-type", ""))
     body: bytes | None = None
     upload: bytes | None = None
     files: dict[str, bytes] = {}
@@ -72,7 +82,7 @@ async def read(request: Request, limit: int) -> Intake:
         upload = files.pop("image_file", None)
     elif media == "application/json":
         _json(await _body(request), fields)
-    elif media.startswith("image/") or media in _RAW_TYPES:
+    elif is_raw(media):
         body = await _body(request)
     else:
         body = await _body(request)

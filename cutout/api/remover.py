@@ -76,6 +76,9 @@ class Job:
 class Result:
     entry: Entry
     meta: dict[str, Any]  # width, height, format, bytes, confidence, foreground, box
+    #: The etag of the mask the description was made from (the entry's own when it is its companion):
+    #: with the entry's, what the description, and so a binary answer's headers, depend on.
+    mask_etag: str = ""
 
 
 class Remover:
@@ -124,6 +127,20 @@ class Remover:
         job = self._jobs.get(key) if key is not None else None
         return job if job is not None and self._unchanged(job) else None
 
+    def repeat(self, intake: Intake) -> tuple[Job, Result] | None:
+        """The job and its result when ``intake`` repeats a request made before (the same image bytes by
+        sha256, the same options) and the result and its description are in this process's memory;
+        else None. Never blocks for long (a hash of the image and a ``stat``), so it may run on the event
+        loop before any routing: ``cutout.api.front`` answers the native POST with it. A vendor adapter
+        that reads its request into a native ``Intake`` (image bytes as source ``body``, ``image_file``
+        or ``image_file_b64``; native option fields) can answer its own repeats with it too; its key and
+        rate must be checked as its route checks them, and anything else (None) left to the route."""
+        job = self.known_job(intake)
+        if job is None:
+            return None
+        result = self.ready(job)
+        return (job, result) if result is not None else None
+
     def remember_job(self, intake: Intake, job: Job) -> None:
         key = self._request_key(intake)
         if key is not None:
@@ -140,7 +157,7 @@ class Remover:
             entries.append(entry)
         entry, mask = entries[0], entries[-1]
         meta = self._described.get((entry.etag, mask.etag))
-        return Result(entry, meta) if meta is not None else None
+        return Result(entry, meta, mask.etag) if meta is not None else None
 
     def _unchanged(self, job: Job) -> bool:
         """Whether the files a job was made for (the original, a background) are as they were then: a
@@ -382,7 +399,7 @@ class Remover:
         if meta is None:
             meta = await anyio.to_thread.run_sync(describe, entry, mask_entry)
             self._described[(entry.etag, mask_entry.etag)] = meta
-        return Result(entry, meta)
+        return Result(entry, meta, mask_entry.etag)
 
     async def _made(self, public_id: str, transformation: str, deadline: float) -> Entry | None:
         while True:

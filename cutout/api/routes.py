@@ -119,7 +119,11 @@ async def remove_background(request: Request, api: Api) -> Response:
 
 
 def _prefers_async(request: Request) -> bool:
-    prefer = request.headers.get("prefer", "")
+    return prefers_async(request.headers.get("prefer", ""))
+
+
+def prefers_async(prefer: str) -> bool:
+    """Whether a ``Prefer`` header asks for ``respond-async``."""
     return any(part.strip().lower() == "respond-async" for part in prefer.replace(";", ",").split(","))
 
 
@@ -176,12 +180,17 @@ def result_response(
     url = None
     if job.options.encoding == "url":  # without the request: the path alone
         path = delivery_path(job.public_id, job.transformation, settings)
-        url = _absolute(request, path) if request is not None else path
+        url = public_base(request, settings) + path if request is not None else path
     return _answer(result.entry.data, result.meta, job.options.output, job.options.encoding, url)
 
 
-def _absolute(request: Request, path: str) -> str:
-    return str(request.base_url).rstrip("/") + path
+def public_base(request: Request, settings: Settings | None) -> str:
+    """Where clients reach delivery, without a trailing slash: ``CUTOUT_PUBLIC_URL`` when set (behind a
+    proxy or a CDN the Host a request came to is not that), else the request's own base URL. For every
+    delivery URL an API answer carries (the vendor adapters' result URLs too)."""
+    if settings is not None and settings.public_url:
+        return settings.public_url.rstrip("/")
+    return str(request.base_url).rstrip("/")
 
 
 def _answer(
@@ -227,7 +236,8 @@ async def get_result(request: Request, api: Api) -> Response:
     job = task["job"]
     url = None
     if job["encoding"] == "url":
-        url = _absolute(request, delivery_path(job["public_id"], job["transformation"], api.settings))
+        path = delivery_path(job["public_id"], job["transformation"], api.settings)
+        url = public_base(request, api.settings) + path
     return _answer(data, task["result"], job["output"], job["encoding"], url)
 
 

@@ -223,6 +223,23 @@ def test_encoding_url_is_signed_in_strict_mode(make_api: ClientFactory) -> None:
     assert refused.status_code == 400 and refused.json()["errors"][0]["parameter"] == "encoding"
 
 
+def test_encoding_url_starts_at_the_public_url(make_api: ClientFactory) -> None:
+    """Behind a proxy or a CDN, CUTOUT_PUBLIC_URL is where clients reach delivery (as the Upload API's
+    url and secure_url): the sync answer, its repeat and a task's result all point there."""
+    client = make_api(public_url="https://images.example.org/media/")
+    params = {"output": "json", "encoding": "url"}
+    sync = [client.post(URL, content=road(), headers=JPEG, params=params).json()["image"] for _ in "12"]
+    location = client.post(URL, content=road(), headers=JPEG, params={**params, "async": "1"}).headers[
+        "location"
+    ]
+    assert finished(client, location)["status"] == "success"
+    task = client.get(location + "/result").json()["image"]
+    assert sync[0] == sync[1] == task
+    assert sync[0].startswith("https://images.example.org/media/image/upload/e_background_removal/")
+    path = "/" + sync[0].split("/media/", 1)[1]
+    assert client.get(path).status_code == 200
+
+
 def test_encoding_url_of_a_task_result(api: TestClient) -> None:
     params = {"async": "1", "output": "json", "encoding": "url", "format": "webp"}
     location = api.post(URL, content=road(), headers=JPEG, params=params).headers["location"]
