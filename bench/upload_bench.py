@@ -13,8 +13,9 @@
      scale tests start it), beside a `cutout serve` with ``CUTOUT_ORIGINALS=s3://bucket/originals``;
      uploads through the SDK. ``--no-s3`` skips it.
 
-   Each case also reports the CPU each call cost the server's processes (from /proc, so the machine's
-   load does not move it the way it moves the rates) and this client process.
+   Each case also reports the CPU each call cost the server's processes (from /proc: the machine's load
+   moves it far less than it moves the rates) and this client process; "server CPU, nginx PUT / upload"
+   is the ratio of the two servers' CPU per request.
 
 2. The time from the upload of a 12 MP photo with ``background_removal=cloudinary_ai`` to its signed
    notification, against the bare background removal of the same photo in this process
@@ -274,7 +275,7 @@ def main() -> int:
         print(f"1. {len(small) / 1e6:.2f} MB JPEG, batches of {args.uploads} for {args.seconds} s per case "
               f"and round, {args.clients} clients"
               f"{'' if dav else '; nginx not found: no WebDAV reference'}"
-              f"{'' if s3 else '; weed not found: no S3 case'}", flush=True)  # fmt: skip
+              f"{'' if s3 else '; no S3 case (--no-s3, or weed not found)'}", flush=True)  # fmt: skip
         cases: dict[str, list[float]] = {}
 
         form = SignedForm(small)
