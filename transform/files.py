@@ -46,7 +46,7 @@ def write_atomically(path: Path, data: bytes | str) -> None:
             f.write(data.encode() if isinstance(data, str) else data)
         os.replace(name, path)
     except BaseException:
-        os.unlink(name)
+        Path(name).unlink(missing_ok=True)
         raise
 
 
