@@ -1,13 +1,21 @@
 """The Upload API (issue 11), each figure against a reference measured in the same run (loopback only):
 
-1. Uploads per second of a 2 MB JPEG (no background removal) through Cloudinary's own SDK against a real
-   `cutout serve`, against plain HTTP PUTs of the same bytes into the originals store it writes to, with
-   the same number of concurrent clients (``--clients``). Target >= 0.5x. One row per originals store:
+1. Uploads per second of a 2 MB JPEG (no background removal) to a real `cutout serve`, against plain
+   HTTP PUTs of the same bytes into the originals store it writes to, with the same number of concurrent
+   clients (``--clients``). Target >= 0.5x. One row per originals store:
 
-   - folder: the reference is nginx's WebDAV module (``dav_methods PUT``) writing into the same folder;
-     a second, clearly labelled row has ``FolderOriginals.write`` in this process (no HTTP at all).
+   - folder: the reference is nginx's WebDAV module (``dav_methods PUT``) writing into the same folder.
+     The uploads are sent by the same client as the PUTs (urllib3, the file's bytes as they are, in the
+     multipart body the SDK builds, signed as it signs), so the ratio compares the two servers; a second
+     row sends them through Cloudinary's own SDK (whose client builds the multipart body in Python), a
+     third has ``FolderOriginals.write`` in this process (no HTTP at all).
    - S3: the reference is boto3's ``put_object`` into a real SeaweedFS (``weed server -s3``, as the
-     scale tests start it), beside a `cutout serve` with ``CUTOUT_ORIGINALS=s3://bucket/originals``.
+     scale tests start it), beside a `cutout serve` with ``CUTOUT_ORIGINALS=s3://bucket/originals``;
+     uploads through the SDK. ``--no-s3`` skips it.
+
+   Each case also reports the CPU each call cost the server's processes (from /proc: the machine's load
+   moves it far less than it moves the rates) and this client process; "server CPU, nginx PUT / upload"
+   is the ratio of the two servers' CPU per request.
 
 2. The time from the upload of a 12 MP photo with ``background_removal=cloudinary_ai`` to its signed
    notification, against the bare background removal of the same photo in this process
@@ -17,7 +25,7 @@
 Cases alternate, the reference first in every round; medians are reported.
 
     .venv/bin/python bench/upload_bench.py [--uploads 40] [--seconds 2] [--clients 4] [--rounds 3]
-        [--latency-rounds 1]
+        [--latency-rounds 1] [--no-s3]
 """
 
 from __future__ import annotations
@@ -32,8 +40,10 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -131,18 +141,80 @@ class WebDav:
             self.process.wait(timeout=20)
 
 
-def rate(count: int, clients: int, one: Callable[[int], object], least: float = 0.0) -> float:
+@dataclass(frozen=True)
+class Measured:
+    """One case of one round: calls per second, and the CPU each call cost the server side (every
+    process of its group, from /proc: load-independent, unlike the rate) and this client process."""
+
+    rate: float
+    server_ms: float
+    client_ms: float
+
+    def __str__(self) -> str:
+        return f"{self.rate:.1f}/s (server {self.server_ms:.2f} ms CPU, client {self.client_ms:.2f} ms CPU)"
+
+
+def group_cpu(group: int | None) -> float:
+    """CPU seconds (user + system) used so far by the processes of the process group ``group`` (each
+    server here is started in its own session: its workers and threads are counted, nothing else)."""
+    if group is None:
+        return 0.0
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rpartition(b")")[2].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[2]) == group:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def rate(count: int, clients: int, one: Callable[[int], object], least: float = 0.0,
+         group: int | None = None) -> Measured:  # fmt: skip
     """Calls of ``one(i)`` per second, spread over ``clients`` threads: ``count`` of them, and batches of
     ``count`` more until ``least`` seconds have passed (a fast reference measured over 80 ms would be
-    one scheduler hiccup away from any figure)."""
+    one scheduler hiccup away from any figure). ``group``: the server's process group, for its CPU."""
     done = 0
     with ThreadPoolExecutor(clients) as pool:
+        server, client = group_cpu(group), time.process_time()
         started = time.perf_counter()
         while done == 0 or time.perf_counter() - started < least:
             for answer in pool.map(one, range(done, done + count)):
                 assert answer is not None
             done += count
-        return done / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        server, client = group_cpu(group) - server, time.process_time() - client
+    return Measured(done / elapsed, 1000 * server / done, 1000 * client / done)
+
+
+class SignedForm:
+    """The multipart body the SDK sends for ``upload(data, public_id=...)`` (its fields, signed as it
+    signs them), sent by plain urllib3 as three chunks (head, the file's own bytes, tail): the same
+    client and the same bytes as the PUTs, so that the ratio compares the servers, not the clients."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def body(self, public_id: str) -> tuple[list[bytes], dict[str, str]]:
+        import cloudinary.utils
+
+        params = {"public_id": public_id, "timestamp": str(int(time.time()))}
+        params["signature"] = cloudinary.utils.api_sign_request(params, SECRET)
+        params["api_key"] = KEY
+        boundary = uuid.uuid4().hex
+        head = b"".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+            for name, value in params.items()
+        ) + (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="file"\r\n'
+             "Content-Type: application/octet-stream\r\n\r\n").encode()  # fmt: skip
+        tail = f"\r\n--{boundary}--\r\n".encode()
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}",
+                   "Content-Length": str(len(head) + len(self.data) + len(tail))}  # fmt: skip
+        return [head, self.data, tail], headers
 
 
 def main() -> int:
@@ -152,6 +224,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency-rounds", type=int, default=1, help="rounds of figure 2 (0: skip it)")
     parser.add_argument("--seconds", type=float, default=2.0, help="each case: batches until this long")
+    parser.add_argument("--no-s3", action="store_true", help="skip the S3 case (SeaweedFS)")
     args = parser.parse_args()
 
     import cloudinary
@@ -171,7 +244,7 @@ def main() -> int:
         dav = WebDav(nginx, work / "originals", work / "nginx") if Path(nginx).exists() else None
         if dav is not None:
             servers.append(dav)
-        weed = weed_binary()
+        weed = None if args.no_s3 else weed_binary()
         s3 = s3_server = None
         if weed is not None:
             s3 = SeaweedS3(weed, work / "seaweed")
@@ -187,6 +260,7 @@ def main() -> int:
         cloudinary.uploader._http = cloudinary.utils.get_http_connector(
             cloudinary.config(), {**cloudinary.CERT_KWARGS, "maxsize": args.clients}
         )
+        # The client of the PUTs and of the "uploads" rows; the "through the SDK" rows use the SDK's.
         http = urllib3.PoolManager(maxsize=args.clients)
         boto = None
         if s3 is not None:
@@ -201,15 +275,27 @@ def main() -> int:
         print(f"1. {len(small) / 1e6:.2f} MB JPEG, batches of {args.uploads} for {args.seconds} s per case "
               f"and round, {args.clients} clients"
               f"{'' if dav else '; nginx not found: no WebDAV reference'}"
-              f"{'' if s3 else '; weed not found: no S3 case'}", flush=True)  # fmt: skip
+              f"{'' if s3 else '; no S3 case (--no-s3, or weed not found)'}", flush=True)  # fmt: skip
         cases: dict[str, list[float]] = {}
 
-        def measure(one: Callable[[int], object]) -> float:
-            return rate(args.uploads, args.clients, one, args.seconds)
+        form = SignedForm(small)
+
+        def measure(one: Callable[[int], object], group: int | None = None) -> Measured:
+            return rate(args.uploads, args.clients, one, args.seconds, group)
 
         def upload(prefix: str, server: ServerProcess) -> Callable[[int], object]:
             return lambda i: cloudinary.uploader.upload(small, public_id=f"{prefix}/u{i}",
                                                         upload_prefix=server.url)  # fmt: skip
+
+        def post(prefix: str, server: ServerProcess) -> Callable[[int], object]:
+            def one(i: int) -> object:
+                body, headers = form.body(f"{prefix}/u{i}")
+                answer = http.request("POST", f"{server.url}/v1_1/{CLOUD}/image/upload", body=body,
+                                      headers=headers)  # fmt: skip
+                assert answer.status == 200, answer.data[:300]
+                return answer.status
+
+            return one
 
         def put(prefix: str) -> Callable[[int], object]:
             def one(i: int) -> object:
@@ -230,35 +316,49 @@ def main() -> int:
                                              ContentType="image/jpeg")  # fmt: skip
 
         # Warm every path once (connections, SeaweedFS's first volume, the servers' first requests).
-        warm = [put("warm"), write("warm"), upload("warm", folder)]
+        warm = [write("warm"), upload("warm", folder), post("warm-post", folder)]
+        if dav is not None:
+            warm.append(put("warm"))
         if boto is not None and s3_server is not None:
             warm += [put_object("warm"), upload("warm-s3", s3_server)]
-        for one in warm if dav is not None else warm[1:]:
+        for one in warm:
             rate(args.clients, args.clients, one)
+        dav_group = dav.process.pid if dav is not None else None
         for round_ in range(args.rounds):
             r = f"r{round_}"
-            figures: dict[str, float] = {}
+            figures: dict[str, Measured] = {}
             if dav is not None:
-                figures["folder: nginx WebDAV PUT"] = measure(put(f"dav-{r}"))
+                figures["folder: nginx WebDAV PUT"] = measure(put(f"dav-{r}"), dav_group)
+            here = folder.process.pid
+            figures["folder: uploads"] = measure(post(f"post-{r}", folder), here)
+            figures["folder: uploads through the SDK"] = measure(upload(f"up-{r}", folder), here)
             figures["folder: in-process FolderOriginals.write"] = measure(write(r))
-            figures["folder: uploads"] = measure(upload(f"up-{r}", folder))
             for case in ("dav", "w"):  # not needed again (the uploads stay: cutout has records of them)
                 shutil.rmtree(work / "originals" / f"{case}-{r}", ignore_errors=True)
-            if boto is not None and s3_server is not None:
-                figures["S3: put_object"] = measure(put_object(r))
-                figures["S3: uploads"] = measure(upload(f"up-{r}", s3_server))
+            if boto is not None and s3_server is not None and s3 is not None:
+                figures["S3: put_object"] = measure(put_object(r), s3.process.pid)
+                figures["S3: uploads through the SDK"] = measure(upload(f"up-{r}", s3_server),
+                                                                 s3_server.process.pid)  # fmt: skip
+            print(f"round {round_ + 1}:", flush=True)
+            for name, figure in figures.items():
+                print(f"  {name}: {figure}", flush=True)
             ratios = {
                 "folder / WebDAV": ("folder: uploads", "folder: nginx WebDAV PUT"),
+                "folder (SDK) / WebDAV": ("folder: uploads through the SDK", "folder: nginx WebDAV PUT"),
                 "folder / in-process write": ("folder: uploads", "folder: in-process FolderOriginals.write"),
-                "S3 / put_object": ("S3: uploads", "S3: put_object"),
+                "S3 (SDK) / put_object": ("S3: uploads through the SDK", "S3: put_object"),
             }
             shown = []
             for name, (top, bottom) in ratios.items():
                 if top in figures and bottom in figures:
-                    cases.setdefault(name, []).append(figures[top] / figures[bottom])
-                    shown.append(f"{name} {figures[top] / figures[bottom]:.2f}x")
-            print(f"round {round_ + 1}: " + ", ".join(f"{k} {v:.1f}/s" for k, v in figures.items())
-                  + "; " + ", ".join(shown), flush=True)  # fmt: skip
+                    ratio = figures[top].rate / figures[bottom].rate
+                    cases.setdefault(name, []).append(ratio)
+                    shown.append(f"{name} {ratio:.2f}x")
+            if "folder: nginx WebDAV PUT" in figures:  # the servers' own CPU: what the load cannot move
+                ratio = figures["folder: nginx WebDAV PUT"].server_ms / figures["folder: uploads"].server_ms
+                cases.setdefault("server CPU, nginx PUT / upload", []).append(ratio)
+                shown.append(f"server CPU, nginx PUT / upload {ratio:.2f}x")
+            print("  " + ", ".join(shown), flush=True)
         print("median: " + ", ".join(f"{k} {statistics.median(v):.2f}x" for k, v in cases.items())
               + " (target >= 0.5)", flush=True)  # fmt: skip
         if args.latency_rounds:

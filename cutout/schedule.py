@@ -6,7 +6,12 @@ that changed while they were rendered."""
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -119,12 +124,45 @@ class Scheduler:
     def generation(self, prepared: Prepared) -> Entry | None:
         """The queued job: None (nothing stored, no failure remembered) when the files changed under it."""
         try:
-            entry = self.render_entry(prepared)
+            with self._segmenting(prepared):
+                entry = self.render_entry(prepared)
         except OriginError:
             if self.current(prepared):
                 raise  # remembered by the generator
             return None
         return entry if self.current(prepared) else None
+
+    @contextmanager
+    def _segmenting(self, prepared: Prepared) -> Iterator[None]:
+        """One model run per content: generations are claimed per derivative, but the mask is keyed by
+        the original's content, so two derivatives of the same bytes (one photo uploaded under two ids
+        at once, two sizes of one cut-out) would each run the model on a cache miss. The second waits
+        for the first's claim on the content and then finds its mask cached. The holder renews the claim
+        while it renders; a dead holder's claim lapses with its lease and the waiter goes on."""
+        if not prepared.plan.needs_segmentation or self.models.masks is None:
+            yield
+            return
+        key, owner = f"segment:{prepared.source_key}", f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        lease = self.settings.lease_seconds
+        while not self.coordinator.claim(key, owner, lease=lease):
+            time.sleep(POLL_SECONDS)
+        done = threading.Event()
+
+        def renew() -> None:  # held while the model runs, however long that takes
+            while not done.wait(lease / 3):
+                try:
+                    self.coordinator.renew(key, owner, lease=lease)
+                except Exception:  # a locked database: the next round tries again, within the lease
+                    log.exception("renewing the claim on %s failed; retrying", key)
+
+        renewer = threading.Thread(target=renew, name="cutout-segment-lease", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            done.set()
+            renewer.join()
+            self.coordinator.release(key, owner)
 
     # -- generations (claimed for every process) -----------------------------------------------------
     def poll(self, prepared: Prepared) -> Entry | None:

@@ -36,9 +36,18 @@ def replacing(target: Path) -> Iterator[Path]:
 
 
 def write_atomically(path: Path, data: bytes | str) -> None:
-    """``path`` holds ``data`` (str as UTF-8) in full or keeps what it held; see ``replacing``."""
-    with replacing(path) as temp:
-        temp.write_bytes(data.encode() if isinstance(data, str) else data)
+    """``path`` holds ``data`` (str as UTF-8) in full or keeps what it held; see ``replacing``. Written
+    through the descriptor ``mkstemp`` opened (``replacing`` closes it for writers that take a name): no
+    second open and no chmod by name, on a path every upload takes twice (its original, its record)."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=f".tmp{path.suffix}")
+    try:
+        with open(fd, "wb") as f:
+            os.fchmod(fd, 0o666 & ~_UMASK)  # as readable_by_all
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
 
 
 def readable_by_all(path: Path) -> None:

@@ -50,7 +50,8 @@ def inspect(data: bytes, max_pixels: int) -> Inspected:
     if fmt is None:
         raise bad("Invalid image file: not a JPEG, PNG, GIF, WebP, AVIF, HEIC or TIFF image")
     try:
-        header = pyvips.Image.new_from_buffer(data, "", access="sequential")
+        # From a source over the bytes, not ``new_from_buffer``, which copies the whole file first.
+        header = pyvips.Image.new_from_source(pyvips.Source.new_from_memory(data), "", access="sequential")
         width, height = int(header.width), int(header.height)
     except pyvips.Error:
         raise bad(f"Invalid image file: its {fmt.upper()} header cannot be read") from None

@@ -11,17 +11,16 @@ import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any
 
-from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
 import transform
 from cutout.api.errors import ApiError
 from cutout.api.intake import limit_body
 from cutout.upload.errors import UploadError, bad
+from cutout.upload.form import read_multipart
 from grammar import parse_transformation
 from grammar.errors import OriginError
 from grammar.image_formats import EXTENSIONS
@@ -60,26 +59,20 @@ async def _read(request: Request, limit: int) -> Received:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     file: bytes | None = None
     filename: str | None = None
-    if media in ("multipart/form-data", "application/x-www-form-urlencoded"):
+    if media == "multipart/form-data":
+        fields, part = await read_multipart(request.headers["content-type"], request.stream(), limit)
+        items += fields
+        if part is not None:
+            file, filename = b"".join(part.chunks), part.filename
+    elif media == "application/x-www-form-urlencoded":
         try:
-            if media == "multipart/form-data":
-                parser = _InMemoryParser(request.headers, request.stream(), max_files=1, max_fields=256,
-                                         max_part_size=limit, spool_max_size=limit)  # fmt: skip
-                form = await parser.parse()
-            else:
-                form = await request.form(max_files=1, max_fields=256, max_part_size=limit)
+            form = await request.form(max_files=1, max_fields=256, max_part_size=limit)
         except MultiPartException as exc:
             raise bad(f"Malformed form body: {exc.message}") from None
         except HTTPException as exc:
             raise bad(f"Malformed form body: {exc.detail}") from None
         try:
-            for name, value in form.multi_items():
-                if isinstance(value, UploadFile):
-                    if name != "file":
-                        raise bad(f"Only file may be a file part, not {name}")
-                    file, filename = await value.read(), value.filename
-                else:
-                    items.append((name, value))
+            items += [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
         finally:
             await form.close()
     elif media == "application/json":
@@ -87,18 +80,6 @@ async def _read(request: Request, limit: int) -> Received:
     elif media and request.method != "GET":
         raise bad(f"Content-Type {media} is not multipart/form-data, form-urlencoded or JSON")
     return Received(_merge(items), file, filename)
-
-
-class _InMemoryParser(MultiPartParser):
-    """starlette's multipart parser with the file part kept in memory up to the body limit. Its default
-    spools a part over 1 MB to a temporary file, written chunk by chunk through the thread pool and read
-    back whole, when the upload needs the bytes in memory anyway (to check, hash and store them): for a
-    2 MB photo that was a dozen thread hops and 4 MB of file traffic per upload for nothing. The body is
-    already bounded (``limit_body``), so memory is bounded as before."""
-
-    def __init__(self, *args: Any, spool_max_size: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.spool_max_size = spool_max_size
 
 
 def _json(raw: bytes) -> list[tuple[str, str]]:

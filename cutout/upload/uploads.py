@@ -70,15 +70,14 @@ class Uploads:
         eager_async = p.flag(params, "eager_async")
         p.flag(params, "invalidate")  # accepted (a new version is a new URL), but only as a boolean
         data = await self._file(received)
-        found = await anyio.to_thread.run_sync(inspect, data, self.settings.max_pixels)
         details = {
             "tags": tags or [], "context": context or {}, "backup": backup,
             "original_filename": _stem(params.get("filename_override") or received.filename),
             "display_name": params.get("display_name"),
         }  # fmt: skip
         record, outcome = await anyio.to_thread.run_sync(
-            partial(self._store, public_id, data, found.format, found.width, found.height, details,
-                    overwrite=overwrite, fine=fine, notification_url=notification_url, base=base)
+            partial(self._store, public_id, data, details, overwrite=overwrite, fine=fine,
+                    notification_url=notification_url, base=base)
         )  # fmt: skip
         shown = view(record, base, self.api_secret)
         if outcome == "existing":
@@ -134,9 +133,6 @@ class Uploads:
         self,
         public_id: str,
         data: bytes,
-        fmt: str,
-        width: int,
-        height: int,
         details: dict[str, Any],
         *,
         overwrite: bool,
@@ -144,7 +140,10 @@ class Uploads:
         notification_url: str | None,
         base: Base,
     ) -> tuple[Record, str]:
-        """Store one upload under the asset's lock (blocking): (the record, new|overwritten|existing)."""
+        """Check one upload, then store it under the asset's lock (blocking, one trip to the thread pool
+        for both): (the record, new|overwritten|existing)."""
+        found = inspect(data, self.settings.max_pixels)
+        fmt, width, height = found.format, found.width, found.height
         with self.assets.locked(public_id):
             old = self.assets.current(public_id)
             if old is not None and not overwrite:

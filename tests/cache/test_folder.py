@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cache import FolderOriginals, OriginalsStore
-from grammar.errors import NotFound
+from grammar.errors import BadRequest, NotFound
 
 
 def test_the_folder_is_an_originals_store(tmp_path: Path) -> None:
@@ -105,3 +105,42 @@ def test_long_names_and_escapes_are_not_found(tmp_path: Path) -> None:
     for bad in ("link", "a" * 300, "b" * 300 + "/c", "../outside", "/etc/passwd", "docs//a"):
         with pytest.raises(NotFound):
             store.locate(bad)
+
+
+def test_a_big_folder_changing_now_is_not_listed_per_lookup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Uploads into a folder of thousands keep it young: each lookup would list it whole again (23 ms for
+    20 000 files). Once it is known to be big, a lookup while it changes tries the names instead, with
+    the listing's answers: the preferred format first, files only, links out of the root refused."""
+    root = tmp_path / "root"
+    (root / "big").mkdir(parents=True)
+    for i in range(200):
+        (root / "big" / f"f{i}.jpg").write_bytes(b"x")
+    store = FolderOriginals(root)
+    assert store.locate("big/f0").path.name == "f0.jpg"  # the first lookup lists it: now it is known big
+    monkeypatch.setattr(store, "_list", lambda path: pytest.fail("listed a big folder that is changing"))
+    store.write("big/new", "png", b"png")
+    assert store.locate("big/new").path.name == "new.png"
+    (root / "big" / "new.jpg").write_bytes(b"jpeg")  # preferred over .png
+    found = store.locate("big/new")
+    assert found.path.name == "new.jpg" and store.current([found])
+    (root / "big" / "dir.jpg").mkdir()  # a folder named like an original is not one
+    (root / "big" / "dir.PNG").write_bytes(b"x")
+    assert store.locate("big/dir").path.name == "dir.PNG"
+    (root / "big" / "poster.PSD").write_bytes(b"x")
+    with pytest.raises(BadRequest, match=r"Unsupported original format \.PSD - big/poster"):
+        store.locate("big/poster")
+    (tmp_path / "outside.jpg").write_bytes(b"x")
+    (root / "big" / "link.jpg").symlink_to(tmp_path / "outside.jpg")
+    (root / "big" / "inside.jpg").symlink_to(root / "big" / "f1.jpg")
+    with pytest.raises(NotFound):
+        store.locate("big/link")
+    assert store.locate("big/inside").path.name == "inside.jpg"
+    for missing in ("big/none", "big/" + "a" * 300):
+        with pytest.raises(NotFound):
+            store.locate(missing)
+    monkeypatch.undo()
+    os.utime(root / "big", ns=(1_000_000_000, 1_000_000_000))  # quiet again: listed, and kept
+    assert store.locate("big/new").path.name == "new.jpg"
+    assert store._listing("big") is not None

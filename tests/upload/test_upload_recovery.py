@@ -50,7 +50,7 @@ def restart(uploads: Uploads, public_id: str) -> dict[str, Any] | None:
 
 
 def store(uploads: Uploads, public_id: str, data: bytes) -> dict[str, Any]:
-    record, _ = uploads._store(public_id, data, "jpg", 1, 1, DETAILS, overwrite=True, fine=None,
+    record, _ = uploads._store(public_id, data, DETAILS, overwrite=True, fine=None,
                                notification_url=None, base=BASE)  # fmt: skip
     return record
 

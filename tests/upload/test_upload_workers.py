@@ -120,3 +120,33 @@ def test_jobs_on_two_workers_complete_exactly_once(two_workers: ServerProcess, r
         assert len([n for n in by_process.values() if n]) == 2, by_process
     finally:
         cloudinary.reset_config()
+
+
+def test_one_photo_under_two_ids_at_once_runs_the_model_once(two_workers: ServerProcess) -> None:
+    """The mask is keyed by content, the generations by derivative (so by public id): the same bytes
+    uploaded under two ids at the same moment, each job in its own process, are one model run. The
+    second waits for the first's claim on the content (the scheduler's ``_segmenting``) and finds the
+    mask cached."""
+    import cloudinary
+    import cloudinary.api
+    import cloudinary.uploader
+
+    cloudinary.config(cloud_name=CLOUD, api_key=KEY, api_secret=SECRET, upload_prefix=two_workers.url,
+                      secure=False, disable_tcp_keep_alive=True)  # fmt: skip
+    try:
+        photo = pyvips.Image.new_from_file(str(PHOTOS[0])).flipver().jpegsave_buffer(Q=90)  # new content
+        before = metric(two_workers.url, "cutout_inference_total")
+        ids = ["same/one", "same/two", "same/three", "same/four"]
+
+        def upload(public_id: str) -> dict[str, Any]:
+            return dict(cloudinary.uploader.upload(photo, public_id=public_id,
+                                                   background_removal="cloudinary_ai"))  # fmt: skip
+
+        with ThreadPoolExecutor(len(ids)) as pool:
+            assert all(status_of(a) == "pending" for a in pool.map(upload, ids))
+        for public_id in ids:
+            resource = wait_status(cloudinary, public_id)
+            assert status_of(resource) == "complete" and resource["format"] == "png", resource
+        assert metric(two_workers.url, "cutout_inference_total") == before + 1
+    finally:
+        cloudinary.reset_config()
