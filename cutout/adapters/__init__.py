@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
+from cutout.api.front import Face
+
 from cutout.adapters import api4ai, azure, perfectcorp, rembg, removebg, runware
 
 #: Mounted before the native API's routes: its catch-all ``/v1/{rest}`` would take API4AI's paths.
@@ -18,4 +20,8 @@ ROUTES: tuple[BaseRoute, ...] = (
     *perfectcorp.ROUTES,
 )
 
-__all__ = ["ROUTES"]
+#: The POST routes whose repeats the ASGI front answers (``cutout.api.front``; ``create_app`` gives them
+#: to ``FastHits``): each built from its route's own functions, so the answer is the route's.
+FACES: tuple[Face, ...] = (azure.FACE,)
+
+__all__ = ["FACES", "ROUTES"]

@@ -1,0 +1,107 @@
+"""A vendor adapter's repeated POST is answered by the ASGI front (``cutout.api.front``, each adapter's
+``FACE``) with exactly the route's answer: status, every header, body. A wrong or missing key, and a
+request the vendor refuses (its formats, its size limits), still get the route's answer in the vendor's
+own envelope, repeated or not."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import pyvips
+from starlette.testclient import TestClient
+
+from cutout.api import front
+from tests.adapters.conftest import KEY, road
+
+AZURE = "/computervision/imageanalysis:segment"
+AZURE_QUERY = {"api-version": "2023-02-01-preview", "mode": "backgroundRemoval"}
+
+
+@pytest.fixture
+def answered(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
+    """Whether each repeatable POST was answered by the front (True) or handed to the route (False)."""
+    seen: list[bool] = []
+    real = front.RepeatFront.answer
+
+    async def spy(*args: Any) -> Any:
+        replay = await real(*args)
+        seen.append(replay is None)
+        return replay
+
+    monkeypatch.setattr(front.RepeatFront, "answer", spy)
+    yield seen
+
+
+_made = iter(range(100, 400, 7))
+
+
+def fresh(kind: str = "jpeg") -> bytes:
+    """A photo no other test sent (its first request is the route's)."""
+    thumbnail = pyvips.Image.new_from_buffer(road(), "").thumbnail_image(next(_made))
+    return thumbnail.jpegsave_buffer() if kind == "jpeg" else thumbnail.webpsave_buffer()
+
+
+# Each vendor's request for a photo, with the key given as ``key`` (None: no key header at all).
+Build = Callable[[bytes, "str | None"], dict[str, Any]]
+
+
+def _azure(data: bytes, key: str | None, mode: str = "backgroundRemoval") -> dict[str, Any]:
+    headers = {"Content-Type": "application/octet-stream"}
+    if key is not None:
+        headers["Ocp-Apim-Subscription-Key"] = key
+    return {"url": AZURE, "params": {**AZURE_QUERY, "mode": mode}, "content": data, "headers": headers}
+
+
+def _azure_multipart(data: bytes, key: str | None) -> dict[str, Any]:
+    headers = {"Ocp-Apim-Subscription-Key": key} if key is not None else {}
+    return {"url": AZURE, "params": {**AZURE_QUERY, "mode": "foregroundMatting"},
+            "files": {"image": ("a.jpg", data, "image/jpeg")}, "headers": headers}  # fmt: skip
+
+
+#: vendor -> (request, the refusal's check: status and the vendor's own envelope)
+VENDORS: dict[str, tuple[Build, Callable[[Any], bool]]] = {
+    "azure": (_azure, lambda r: r.status_code == 401 and r.json()["error"]["code"] == "401"),
+    "azure-multipart": (_azure_multipart, lambda r: r.status_code == 401 and r.json()["error"]["code"] == "401"),
+}
+
+
+def post(client: TestClient, request: dict[str, Any]) -> Any:
+    return client.post(**request)
+
+
+@pytest.mark.parametrize("vendor", list(VENDORS))
+def test_a_repeat_is_the_routes_answer(client: TestClient, answered: list[bool], vendor: str) -> None:
+    build, refused = VENDORS[vendor]
+    data = fresh()
+    first = post(client, build(data, KEY))
+    second = post(client, build(data, KEY))
+    assert first.status_code == 200, first.text
+    assert answered == [False, True]
+    assert second.status_code == first.status_code
+    assert second.headers.multi_items() == first.headers.multi_items()
+    assert second.content == first.content
+    # A wrong or missing key on a repeat: the route's refusal, in the vendor's envelope.
+    wrong = post(client, build(data, "wrong"))
+    missing = post(client, build(data, None))
+    assert refused(wrong) and refused(missing), (wrong.text, missing.text)
+    assert answered[2:] == [False, False]
+
+
+def test_azure_limits_apply_to_a_repeat(client: TestClient, answered: list[bool]) -> None:
+    """A photo the native API took with Azure's options, too small for Azure: refused every time."""
+    small = pyvips.Image.new_from_buffer(road(), "").thumbnail_image(40).jpegsave_buffer()
+    native = client.post("/v1/remove-background", content=small, params={"format": "png", "max_megapixels": "16"},
+                         headers={"Content-Type": "image/jpeg", "X-Api-Key": KEY})  # fmt: skip
+    assert native.status_code == 200
+    for _ in range(2):
+        answer = post(client, _azure(small, KEY))
+        assert answer.status_code == 400
+        assert answer.json()["error"]["innererror"]["code"] == "InvalidImageDimension"
+    assert answered == [False, False, False]
+    bad_version = _azure(fresh(), KEY)
+    bad_version["params"] = {**AZURE_QUERY, "api-version": "2024-01-01"}
+    assert [post(client, bad_version).status_code for _ in range(2)] == [400, 400]
