@@ -62,10 +62,37 @@ def _azure_multipart(data: bytes, key: str | None) -> dict[str, Any]:
             "files": {"image": ("a.jpg", data, "image/jpeg")}, "headers": headers}  # fmt: skip
 
 
+def _keyed(key: str | None, name: str = "X-Api-Key") -> dict[str, str]:
+    return {name: key} if key is not None else {}
+
+
+def _rembg(data: bytes, key: str | None) -> dict[str, Any]:
+    return {"url": "/api/remove", "files": {"file": ("a.jpg", data, "image/jpeg")},
+            "data": {"model": "u2netp", "a": "true"}, "params": {"bgc": "0,0,255,255"},
+            "headers": _keyed(key)}  # fmt: skip
+
+
+def _removebg(data: bytes, key: str | None) -> dict[str, Any]:
+    return {"url": "/v1.0/removebg", "files": {"image_file": ("a.jpg", data, "image/jpeg")},
+            "data": {"size": "full", "type": "car"}, "headers": _keyed(key)}  # fmt: skip
+
+
+def _removebg_json(data: bytes, key: str | None) -> dict[str, Any]:
+    return {"url": "/v1.0/removebg", "json": {"image_file_b64": base64.b64encode(data).decode(), "bg_color": "red"},
+            "headers": {**_keyed(key), "Accept": "application/json"}}  # fmt: skip
+
+
+def _removebg_refused(r: Any) -> bool:
+    return r.status_code == 403 and r.json()["errors"][0]["code"] == "auth_failed"
+
+
 #: vendor -> (request, the refusal's check: status and the vendor's own envelope)
 VENDORS: dict[str, tuple[Build, Callable[[Any], bool]]] = {
     "azure": (_azure, lambda r: r.status_code == 401 and r.json()["error"]["code"] == "401"),
     "azure-multipart": (_azure_multipart, lambda r: r.status_code == 401 and r.json()["error"]["code"] == "401"),
+    "rembg": (_rembg, lambda r: r.status_code == 401 and isinstance(r.json()["detail"], str)),
+    "removebg": (_removebg, _removebg_refused),
+    "removebg-json": (_removebg_json, _removebg_refused),
 }
 
 
