@@ -86,6 +86,11 @@ def _removebg_refused(r: Any) -> bool:
     return r.status_code == 403 and r.json()["errors"][0]["code"] == "auth_failed"
 
 
+def _api4ai(data: bytes, key: str | None, mode: str = "fg-mask") -> dict[str, Any]:
+    return {"url": "/v1/results", "params": {"mode": mode}, "files": {"image": ("a.jpg", data, "image/jpeg")},
+            "headers": _keyed(key, "X-RapidAPI-Key")}  # fmt: skip
+
+
 #: vendor -> (request, the refusal's check: status and the vendor's own envelope)
 VENDORS: dict[str, tuple[Build, Callable[[Any], bool]]] = {
     "azure": (_azure, lambda r: r.status_code == 401 and r.json()["error"]["code"] == "401"),
@@ -93,6 +98,7 @@ VENDORS: dict[str, tuple[Build, Callable[[Any], bool]]] = {
     "rembg": (_rembg, lambda r: r.status_code == 401 and isinstance(r.json()["detail"], str)),
     "removebg": (_removebg, _removebg_refused),
     "removebg-json": (_removebg_json, _removebg_refused),
+    "api4ai": (_api4ai, lambda r: r.status_code == 401 and r.json()["message"]),
 }
 
 
@@ -132,3 +138,16 @@ def test_azure_limits_apply_to_a_repeat(client: TestClient, answered: list[bool]
     bad_version = _azure(fresh(), KEY)
     bad_version["params"] = {**AZURE_QUERY, "api-version": "2024-01-01"}
     assert [post(client, bad_version).status_code for _ in range(2)] == [400, 400]
+
+
+def test_api4ai_formats_and_failures_apply_to_a_repeat(client: TestClient, answered: list[bool]) -> None:
+    """A WebP the native API took with API4AI's options: API4AI's 200 with a failure status, every time."""
+    webp = fresh("webp")
+    native = client.post("/v1/remove-background", content=webp, params={"format": "png"},
+                         headers={"Content-Type": "image/webp", "X-Api-Key": KEY})  # fmt: skip
+    assert native.status_code == 200
+    for _ in range(2):
+        answer = post(client, {**_api4ai(webp, KEY, "fg-image"), "files": {"image": ("a.webp", webp, "image/webp")}})
+        [result] = answer.json()["results"]
+        assert (answer.status_code, result["status"]["code"]) == (200, "failure")
+    assert answered == [False, False, False]
