@@ -22,6 +22,6 @@ ROUTES: tuple[BaseRoute, ...] = (
 
 #: The POST routes whose repeats the ASGI front answers (``cutout.api.front``; ``create_app`` gives them
 #: to ``FastHits``): each built from its route's own functions, so the answer is the route's.
-FACES: tuple[Face, ...] = (azure.FACE, rembg.FACE, removebg.FACE, api4ai.FACE)
+FACES: tuple[Face, ...] = (azure.FACE, rembg.FACE, removebg.FACE, api4ai.FACE, runware.FACE)
 
 __all__ = ["FACES", "ROUTES"]

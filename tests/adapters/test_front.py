@@ -91,6 +91,23 @@ def _api4ai(data: bytes, key: str | None, mode: str = "fg-mask") -> dict[str, An
             "headers": _keyed(key, "X-RapidAPI-Key")}  # fmt: skip
 
 
+def _runware(data: bytes, key: str | None, output: str = "base64Data") -> dict[str, Any]:
+    task = {"taskType": "imageBackgroundRemoval", "taskUUID": "b1a2c3d4-0000-4000-8000-000000000001",
+            "inputImage": base64.b64encode(data).decode(), "outputType": output, "includeCost": True,
+            "postProcessMask": True}  # fmt: skip
+    return {"url": "/v1", "json": [task], "headers": _keyed(key and f"Bearer {key}", "Authorization")}
+
+
+def _runware_url(data: bytes, key: str | None) -> dict[str, Any]:
+    request = _runware(data, key, "URL")
+    request["json"][0]["inputImage"] = "data:image/jpeg;base64," + request["json"][0]["inputImage"]
+    return request
+
+
+def _runware_refused(r: Any) -> bool:
+    return r.status_code == 401 and r.json()["errors"][0]["code"] in ("missingApiKey", "invalidApiKey")
+
+
 #: vendor -> (request, the refusal's check: status and the vendor's own envelope)
 VENDORS: dict[str, tuple[Build, Callable[[Any], bool]]] = {
     "azure": (_azure, lambda r: r.status_code == 401 and r.json()["error"]["code"] == "401"),
@@ -99,6 +116,8 @@ VENDORS: dict[str, tuple[Build, Callable[[Any], bool]]] = {
     "removebg": (_removebg, _removebg_refused),
     "removebg-json": (_removebg_json, _removebg_refused),
     "api4ai": (_api4ai, lambda r: r.status_code == 401 and r.json()["message"]),
+    "runware": (_runware, _runware_refused),
+    "runware-url": (_runware_url, _runware_refused),
 }
 
 
@@ -151,3 +170,25 @@ def test_api4ai_formats_and_failures_apply_to_a_repeat(client: TestClient, answe
         [result] = answer.json()["results"]
         assert (answer.status_code, result["status"]["code"]) == (200, "failure")
     assert answered == [False, False, False]
+
+
+def test_runware_a_new_task_uuid_is_answered_too(client: TestClient, answered: list[bool]) -> None:
+    """Each Runware task has its own taskUUID: the same photo under a new one is still a repeat, answered
+    with that taskUUID; several tasks, async ones and images named by UUID are the route's."""
+    data = fresh()
+    first = post(client, _runware(data, KEY))
+    renamed = _runware(data, KEY)
+    renamed["json"][0]["taskUUID"] = str(uuid.uuid4())
+    second = post(client, renamed)
+    assert answered == [False, True]
+    assert second.json()["data"][0]["taskUUID"] == renamed["json"][0]["taskUUID"]
+    assert second.json()["data"][0]["imageBase64Data"] == first.json()["data"][0]["imageBase64Data"]
+    both = _runware(data, KEY)
+    both["json"] = [both["json"][0], {**both["json"][0], "taskUUID": str(uuid.uuid4())}]
+    queued = _runware(data, KEY)
+    queued["json"][0] = {**queued["json"][0], "taskUUID": str(uuid.uuid4()), "deliveryMethod": "async"}
+    chained = _runware(data, KEY)
+    chained["json"][0]["inputImage"] = first.json()["data"][0]["imageUUID"]
+    for request in (both, queued, chained):
+        assert post(client, request).status_code == 200
+    assert answered[2:] == [False, False, False]
