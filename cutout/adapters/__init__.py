@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from cutout.api.front import Face
-
 from cutout.adapters import api4ai, azure, perfectcorp, rembg, removebg, runware
+from cutout.api.front import Face
 
 #: Mounted before the native API's routes: its catch-all ``/v1/{rest}`` would take API4AI's paths.
 ROUTES: tuple[BaseRoute, ...] = (

@@ -359,7 +359,9 @@ def _tasks(raw: bytes, key: str | None) -> tuple[list[Any], str | None]:
     return tasks, key
 
 
-def _answer(data: list[dict[str, Any]], errors: list[dict[str, Any]], status: int, ignored: list[str]) -> Response:
+def _answer(
+    data: list[dict[str, Any]], errors: list[dict[str, Any]], status: int, ignored: list[str]
+) -> Response:
     body: dict[str, Any] = {}
     if data:
         body["data"] = data

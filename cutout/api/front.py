@@ -27,6 +27,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from cutout.api import auth, intake
+from cutout.api.intake import Intake
 from cutout.api.options import SOURCES, flag
 from cutout.api.remover import HOT_BYTES, MEMO_ENTRIES, Job, Result
 from cutout.api.routes import Api, _counter, prefers_async, result_response
@@ -71,12 +72,12 @@ class Face:
     #: The route's answer for the job's result (in memory), given what ``intake`` returned (a face keeps
     #: what its answer needs besides the job in a subclass of ``Intake``; it depends only on the path,
     #: content type, query and body, as ``intake`` is not asked again for a body seen before).
-    respond: Callable[[Api, Job, Result, Request, intake.Intake], Response]
+    respond: Callable[[Api, Job, Result, Request, Intake], Response]
     #: False leaves the request to the route before its body is read (the native: a task asked for).
     admits: Callable[[Headers], bool] = _always
     #: The route's own checks that need the job (a vendor's limits on the image's size): False leaves
     #: the request to the route. Asked for every request answered here, before the key's rate is taken.
-    fits: Callable[[Api, Job, intake.Intake], bool] = _fits
+    fits: Callable[[Api, Job, Intake], bool] = _fits
     #: The ``cutout_api_requests_total`` route label the route counts its answers under, if any.
     label: str | None = None
 
@@ -90,7 +91,7 @@ class RepeatFront:
         # full, so this is exact: a crafted body that matches the sample is merely not found here, and
         # takes the sha256 path. The sha256 costs more than the rest of the answer (27 us for a 47 KB
         # photo, the comparison 1 us). Only touched on the event loop.
-        self._seen: LRUCache[Shape, tuple[bytes, Job, intake.Intake]] = LRUCache(SEEN_BYTES, getsizeof=_body_size)
+        self._seen: LRUCache[Shape, tuple[bytes, Job, Intake]] = LRUCache(SEEN_BYTES, getsizeof=_body_size)
 
     async def answer(self, api: Api, scope: Scope, receive: Receive, send: Send) -> Receive | None:
         """Answer ``scope`` (a POST to one of the faces' paths) when it repeats a request whose result is
@@ -131,7 +132,7 @@ class RepeatFront:
         receive: Receive,
         recorded: list[Message],
         length: int,
-    ) -> tuple[Job, Result, Request, intake.Intake] | None:
+    ) -> tuple[Job, Result, Request, Intake] | None:
         chunks = []
         more = True
         while more:
@@ -162,7 +163,7 @@ class RepeatFront:
         return repeat[0], repeat[1], request, received
 
 
-def _body_size(seen: tuple[bytes, Job, intake.Intake]) -> int:
+def _body_size(seen: tuple[bytes, Job, Intake]) -> int:
     carried = seen[2].data
     return len(seen[0]) + (len(carried) if carried is not None and carried is not seen[0] else 0) + 1
 
@@ -235,7 +236,7 @@ async def _native_intake(api: Api, request: Request, headers: Headers, body: byt
 _binary: BoundedDict[tuple[str, str], RawHeaders] = BoundedDict(MEMO_ENTRIES)
 
 
-def _native_respond(api: Api, job: Job, result: Result, request: Request, received: intake.Intake) -> Response:
+def _native_respond(api: Api, job: Job, result: Result, request: Request, received: Intake) -> Response:
     if job.options.output != "binary":
         return result_response(result, job, request, api.settings)
     shape = (result.entry.etag, result.mask_etag)

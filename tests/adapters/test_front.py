@@ -78,8 +78,8 @@ def _removebg(data: bytes, key: str | None) -> dict[str, Any]:
 
 
 def _removebg_json(data: bytes, key: str | None) -> dict[str, Any]:
-    return {"url": "/v1.0/removebg", "json": {"image_file_b64": base64.b64encode(data).decode(), "bg_color": "red"},
-            "headers": {**_keyed(key), "Accept": "application/json"}}  # fmt: skip
+    body = {"image_file_b64": base64.b64encode(data).decode(), "bg_color": "red"}
+    return {"url": "/v1.0/removebg", "json": body, "headers": {**_keyed(key), "Accept": "application/json"}}
 
 
 def _removebg_refused(r: Any) -> bool:
@@ -109,9 +109,13 @@ def _runware_refused(r: Any) -> bool:
 
 
 #: vendor -> (request, the refusal's check: status and the vendor's own envelope)
+def _azure_refused(r: Any) -> bool:
+    return r.status_code == 401 and r.json()["error"]["code"] == "401"
+
+
 VENDORS: dict[str, tuple[Build, Callable[[Any], bool]]] = {
-    "azure": (_azure, lambda r: r.status_code == 401 and r.json()["error"]["code"] == "401"),
-    "azure-multipart": (_azure_multipart, lambda r: r.status_code == 401 and r.json()["error"]["code"] == "401"),
+    "azure": (_azure, _azure_refused),
+    "azure-multipart": (_azure_multipart, _azure_refused),
     "rembg": (_rembg, lambda r: r.status_code == 401 and isinstance(r.json()["detail"], str)),
     "removebg": (_removebg, _removebg_refused),
     "removebg-json": (_removebg_json, _removebg_refused),
@@ -146,7 +150,8 @@ def test_a_repeat_is_the_routes_answer(client: TestClient, answered: list[bool],
 def test_azure_limits_apply_to_a_repeat(client: TestClient, answered: list[bool]) -> None:
     """A photo the native API took with Azure's options, too small for Azure: refused every time."""
     small = pyvips.Image.new_from_buffer(road(), "").thumbnail_image(40).jpegsave_buffer()
-    native = client.post("/v1/remove-background", content=small, params={"format": "png", "max_megapixels": "16"},
+    native = client.post("/v1/remove-background", content=small,
+                         params={"format": "png", "max_megapixels": "16"},
                          headers={"Content-Type": "image/jpeg", "X-Api-Key": KEY})  # fmt: skip
     assert native.status_code == 200
     for _ in range(2):
@@ -166,7 +171,8 @@ def test_api4ai_formats_and_failures_apply_to_a_repeat(client: TestClient, answe
                          headers={"Content-Type": "image/webp", "X-Api-Key": KEY})  # fmt: skip
     assert native.status_code == 200
     for _ in range(2):
-        answer = post(client, {**_api4ai(webp, KEY, "fg-image"), "files": {"image": ("a.webp", webp, "image/webp")}})
+        files = {"image": ("a.webp", webp, "image/webp")}
+        answer = post(client, {**_api4ai(webp, KEY, "fg-image"), "files": files})
         [result] = answer.json()["results"]
         assert (answer.status_code, result["status"]["code"]) == (200, "failure")
     assert answered == [False, False, False]
