@@ -176,6 +176,14 @@ def test_api4ai_formats_and_failures_apply_to_a_repeat(client: TestClient, answe
         [result] = answer.json()["results"]
         assert (answer.status_code, result["status"]["code"]) == (200, "failure")
     assert answered == [False, False, False]
+    wide = pyvips.Image.black(4100, 60).jpegsave_buffer()  # over API4AI's 4096 a side
+    native = client.post("/v1/remove-background", content=wide, params={"format": "png", "channels": "alpha"},
+                         headers={"Content-Type": "image/jpeg", "X-Api-Key": KEY})  # fmt: skip
+    assert native.status_code == 200
+    for _ in range(2):
+        [result] = post(client, _api4ai(wide, KEY)).json()["results"]
+        assert result["status"]["code"] == "failure" and "Resolution is too big" in result["status"]["message"]
+    assert answered[3:] == [False, False, False]
 
 
 def test_runware_a_new_task_uuid_is_answered_too(client: TestClient, answered: list[bool]) -> None:
