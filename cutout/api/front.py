@@ -1,6 +1,6 @@
 """A repeated ``POST /v1/remove-background`` answered before Starlette's routing and middleware, as
 ``cutout.fasthits`` answers hot delivery hits; a vendor adapter's route can be answered the same way
-through a ``Face`` of its own.
+through a ``Face`` of its own (``cutout.adapters.FACES``).
 
 A request is answered here only when it is fully known to be a repeat: its key passes the route's own
 gate (``Gate.known``, then ``Gate.take``), its body (declared, at most ``HOT_BYTES``) reads as the route
