@@ -129,22 +129,46 @@ def post(client: TestClient, request: dict[str, Any]) -> Any:
     return client.post(**request)
 
 
+def counters(client: TestClient) -> dict[str, float]:
+    """Every counter series of /metrics (process-wide: tests compare differences)."""
+    found = {}
+    for line in client.get("/metrics").text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if line.startswith("cutout_") and "_total" in name.split("{")[0]:
+            found[name] = float(value)
+    return found
+
+
+def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: value - before.get(name, 0.0) for name, value in after.items() if value != before.get(name)}
+
+
 @pytest.mark.parametrize("vendor", list(VENDORS))
 def test_a_repeat_is_the_routes_answer(client: TestClient, answered: list[bool], vendor: str) -> None:
     build, refused = VENDORS[vendor]
     data = fresh()
     first = post(client, build(data, KEY))
-    second = post(client, build(data, KEY))
     assert first.status_code == 200, first.text
-    assert answered == [False, True]
-    assert second.status_code == first.status_code
-    assert second.headers.multi_items() == first.headers.multi_items()
-    assert second.content == first.content
+    start = counters(client)
+    second = post(client, build(data, KEY))
+    by_front = counters(client)
+    # The same repeat with its key header given twice: the front leaves it to the route, which answers it.
+    request = build(data, KEY)
+    request["headers"] = [*request["headers"].items(), *request["headers"].items()]
+    third = post(client, request)
+    by_route = counters(client)
+    assert answered == [False, True, False]
+    for other in (second, third):
+        assert other.status_code == first.status_code
+        assert other.headers.multi_items() == first.headers.multi_items()
+        assert other.content == first.content
+    # Counted alike: the adapters' routes count no request series (no Face.label), and neither does the front.
+    assert delta(start, by_front) == delta(by_front, by_route)
     # A wrong or missing key on a repeat: the route's refusal, in the vendor's envelope.
     wrong = post(client, build(data, "wrong"))
     missing = post(client, build(data, None))
     assert refused(wrong) and refused(missing), (wrong.text, missing.text)
-    assert answered[2:] == [False, False]
+    assert answered[3:] == [False, False]
 
 
 def test_azure_limits_apply_to_a_repeat(client: TestClient, answered: list[bool]) -> None:
@@ -182,7 +206,8 @@ def test_api4ai_formats_and_failures_apply_to_a_repeat(client: TestClient, answe
     assert native.status_code == 200
     for _ in range(2):
         [result] = post(client, _api4ai(wide, KEY)).json()["results"]
-        assert result["status"]["code"] == "failure" and "Resolution is too big" in result["status"]["message"]
+        status = result["status"]
+        assert status["code"] == "failure" and "Resolution is too big" in status["message"]
     assert answered[3:] == [False, False, False]
 
 
