@@ -46,7 +46,7 @@ def _always(headers: Headers) -> bool:
     return True
 
 
-def _fits(api: Api, job: Job, received: intake.Intake) -> bool:
+def _fits(api: Api, job: Job, received: Intake) -> bool:
     return True
 
 
