@@ -12,6 +12,12 @@ order each turn (a face's background work, such as a task's driver, lands on whi
 a fixed order would charge it to the same neighbour every time); the ratio is each face's median over
 its reference's in the same round. Target: each at most 1.1x.
 
+Every one-request face and its reference are answered by the ASGI front on a repeat
+(``cutout.api.front``; the adapters' ``FACE``s). A body seen before byte for byte is recognised there
+without parsing or hashing it again: the raw and JSON native references repeat their bodies exactly,
+a multipart body never does (httpx draws a new boundary each time), nor does Runware's (a new taskUUID
+each task, as its protocol asks), so Runware pays a JSON parse and a sha256 its reference does not.
+
 Perfect Corp's protocol has five requests where the native flow has three, so part of its ratio is two
 round trips no adapter can save: ``floor`` (a bare ``GET /healthz``) is timed alongside, and the
 Perfect Corp line also prints its ratio with two floors taken off (what the adapter adds beyond the

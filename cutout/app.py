@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from cache import DerivativeCache
 from cutout import adapters, api, console, metrics, upload
+from cutout.api import front as api_front
 from cutout.fasthits import FastHits
 from cutout.fetch import FetchPolicy
 from cutout.remote import RemoteOriginals, split_fetch_path
@@ -207,4 +208,5 @@ def create_app(
     routes = [*OWN_ROUTES, *adapters.ROUTES, *api.ROUTES, *upload.ROUTES, *console.ROUTES, catch_all]
     handlers = {OriginError: on_origin_error, HTTPException: on_http_error}
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
-    return FastHits(app, skip=frozenset(route.path for route in OWN_ROUTES))
+    repeats = (api_front.NATIVE, *adapters.FACES)  # repeated POSTs answered before Starlette's routing
+    return FastHits(app, skip=frozenset(route.path for route in OWN_ROUTES), repeats=repeats)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from cutout.adapters import api4ai, azure, perfectcorp, rembg, removebg, runware
+from cutout.api.front import Face
 
 #: Mounted before the native API's routes: its catch-all ``/v1/{rest}`` would take API4AI's paths.
 ROUTES: tuple[BaseRoute, ...] = (
@@ -18,4 +19,8 @@ ROUTES: tuple[BaseRoute, ...] = (
     *perfectcorp.ROUTES,
 )
 
-__all__ = ["ROUTES"]
+#: The POST routes whose repeats the ASGI front answers (``cutout.api.front``; ``create_app`` gives them
+#: to ``FastHits``): each built from its route's own functions, so the answer is the route's.
+FACES: tuple[Face, ...] = (azure.FACE, rembg.FACE, removebg.FACE, api4ai.FACE, runware.FACE)
+
+__all__ = ["FACES", "ROUTES"]

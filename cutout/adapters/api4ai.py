@@ -25,9 +25,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from cutout.adapters import base
-from cutout.api import Api
+from cutout.api import Api, front
 from cutout.api.errors import ApiError
+from cutout.api.intake import Intake
 from cutout.api.options import parse_options
+from cutout.api.remover import Job, Result
 from transform.decode import sniff
 
 VERSION = "v1.3.0"  # the seed's example answer
@@ -79,25 +81,40 @@ async def list_modes(request: Request, api: Api) -> Response:
 
 
 async def results(request: Request, api: Api) -> Response:
+    mode = _mode(request)
+    given = await _given(request, api)
+    name, data = given.get("image") or given["url"]
+    ignored: list[str] = []
+    try:
+        result = await _process(api, mode, name, data, given, ignored)
+    except Failure as failed:
+        result = _status(failed.message, failed.name, _md5(failed.data), code="failure")
+        result["entities"] = []
+    return _answer(result, ignored)
+
+
+def _mode(request: Request) -> str:
     mode = request.query_params.get("mode", "fg-image")
     if mode not in MODES:
         raise ApiError("invalid_parameter", f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     extra = [name for name in request.query_params if name != "mode"]
     if extra:
         raise ApiError("invalid_parameter", f"unknown query parameter {extra[0]!r}")
+    return mode
+
+
+async def _given(request: Request, api: Api) -> dict[str, tuple[str, bytes | None]]:
+    """The form's fields (``_form``), with one image, as a file or a URL."""
     base.limited(request, api, MAX_REQUEST_BYTES)
     given = await _form(request)
     if "image" in given and "url" in given:
         raise ApiError("invalid_parameter", "Send the image as image or url, not both.")
     if "image" not in given and "url" not in given:
         raise ApiError("invalid_parameter", "Missing image or url field.")
-    name, data = given.get("image") or given["url"]
-    ignored: list[str] = []
-    try:
-        result = await _process(api, mode, name, data, given, ignored)
-    except Failure as failed:
-        result = _status(failed.message, failed.name, failed.data, code="failure")
-        result["entities"] = []
+    return given
+
+
+def _answer(result: dict[str, Any], ignored: list[str]) -> Response:
     headers = {"Cache-Control": "no-store", **base.hints(ignored)}
     return JSONResponse({"results": [result]}, headers=headers)
 
@@ -137,11 +154,7 @@ async def _process(
 ) -> dict[str, Any]:
     url = None if data is not None else name
     label = name if data is not None else PurePosixPath(urlsplit(name).path).name or name
-    native = {"format": "png"}
-    if mode == "fg-mask":
-        native["channels"] = "alpha"
-    elif mode == "fg-image-shadow":
-        native["shadow"] = "true"  # the native option (a 422 naming it where the server has none)
+    native = _native(mode)
     # The native POST's hot path for a carried image without a background (the job, by the image's hash
     # and the options, in memory, after this vendor's own checks of the bytes).
     carried = data is not None and not any(field in given for field in ("image-bg", "url-bg"))
@@ -154,7 +167,7 @@ async def _process(
         width, height = await base.dimensions(api, public_id)
     except ApiError as exc:
         raise Failure(f"Can not load image. {exc.detail}", label, data) from None
-    if width > MAX_SIDE or height > MAX_SIDE:
+    if not _fits(width, height):
         raise Failure(f"Resolution is too big: {width}x{height}. Max allowed resolution: "
                       f"{MAX_SIDE}x{MAX_SIDE}.", label, data)  # fmt: skip
     for field, option in (("image-bg", "bg_public_id"), ("url-bg", "bg_image_url")):
@@ -177,14 +190,31 @@ async def _process(
         if exc.code in IMAGE_ERRORS:
             raise Failure(f"Can not load image. {exc.detail}", label, data) from None
         raise
-    result = _status("Success", label, data, code="ok")
-    result.update(width=made.meta["width"], height=made.meta["height"])
+    return _success(mode, label, _md5(data), made.data, made.meta)
+
+
+def _native(mode: str) -> dict[str, str]:
+    native = {"format": "png"}
+    if mode == "fg-mask":
+        native["channels"] = "alpha"
+    elif mode == "fg-image-shadow":
+        native["shadow"] = "true"  # the native option (a 422 naming it where the server has none)
+    return native
+
+
+def _success(mode: str, label: str, md5: str, data: bytes, meta: dict[str, Any]) -> dict[str, Any]:
+    result = _status("Success", label, md5, code="ok")
+    result.update(width=meta["width"], height=meta["height"])
     result["entities"] = [
-        {"kind": "image", "name": f"general-{mode}", "image": base64.b64encode(made.data).decode("ascii"),
+        {"kind": "image", "name": f"general-{mode}", "image": base64.b64encode(data).decode("ascii"),
          "format": "PNG", "representation": "base64"},
-        {"kind": "objects", "name": "objects", "objects": _objects(made.meta)},
+        {"kind": "objects", "name": "objects", "objects": _objects(meta)},
     ]  # fmt: skip
     return result
+
+
+def _fits(width: int, height: int) -> bool:
+    return width <= MAX_SIDE and height <= MAX_SIDE
 
 
 async def _image(api: Api, data: bytes | None, url: str | None, label: str) -> tuple[str, bytes]:
@@ -209,8 +239,11 @@ def _checked(data: bytes, label: str) -> bytes:
     return data
 
 
-def _status(message: str, name: str, data: bytes | None, *, code: str) -> dict[str, Any]:
-    md5 = hashlib.md5(data or b"", usedforsecurity=False).hexdigest()
+def _md5(data: bytes | None) -> str:
+    return hashlib.md5(data or b"", usedforsecurity=False).hexdigest()
+
+
+def _status(message: str, name: str, md5: str, *, code: str) -> dict[str, Any]:
     return {"status": {"code": code, "message": message}, "name": name, "md5": md5}
 
 
@@ -224,9 +257,50 @@ def _objects(meta: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"box": relative, "entities": [classes]}]
 
 
-_KEY = base.header_key("x-rapidapi-key", "x-api-key", bearer=True)
+_KEYS = ("x-rapidapi-key", "x-api-key")
+_KEY = base.header_key(*_KEYS, bearer=True)
 ROUTES = (
     Route("/v1/version", base.endpoint(version, _KEY, error), methods=["GET"]),
     Route("/v1/modes", base.endpoint(list_modes, _KEY, error), methods=["GET"]),
     Route("/v1/results", base.endpoint(results, _KEY, error), methods=["POST"]),
+)
+
+
+# -- a repeat answered by the ASGI front (cutout.api.front), with the route's own functions ----------------
+async def _front_intake(api: Api, request: Request, headers: front.Headers, body: bytes) -> base.Read | None:
+    try:
+        mode = _mode(request)
+        given = await _given(request, api)
+    except ApiError:
+        return None  # the route's error
+    if set(given) != {"image"}:
+        return None  # by URL (fetched), or with a background: the route's
+    name, data = given["image"]
+    if data is None:
+        return None
+    try:
+        _checked(data, name)
+    except Failure:
+        return None  # the route's 200 with a failure status, never the front's
+    return base.Read(_native(mode), "image_file", data, context=(mode, name, _md5(data)))
+
+
+def _front_fits(api: Api, job: Job, received: Intake) -> bool:
+    size = base.known_size(api, job.public_id)  # known once the route has checked this image
+    return size is not None and _fits(*size)
+
+
+def _front_respond(api: Api, job: Job, result: Result, request: Request, received: Intake) -> Response:
+    assert isinstance(received, base.Read)
+    mode, name, md5 = received.context
+    return _answer(_success(mode, name, md5, result.entry.data, result.meta), [])
+
+
+FACE = front.Face(
+    path="/v1/results",
+    reads=base.key_headers(*_KEYS, bearer=True),
+    key=base.raw_key(*_KEYS, bearer=True),
+    intake=_front_intake,
+    respond=_front_respond,
+    fits=_front_fits,
 )

@@ -22,9 +22,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cutout.adapters import base
-from cutout.api import Api
+from cutout.api import Api, front, intake
 from cutout.api.errors import ApiError
-from cutout.api.remover import Job
+from cutout.api.intake import Intake
+from cutout.api.remover import Job, Result
 from transform.decode import sniff
 
 API_VERSIONS = ("2023-02-01-preview",)
@@ -84,6 +85,30 @@ async def segment(request: Request, api: Api) -> Response:
 
 
 async def _segment(request: Request, api: Api) -> Response:
+    mode = _mode(request)
+    base.limited(request, api, MAX_BYTES + 64 * 1024)  # the image and a multipart envelope's headers
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    job: Job | None = None
+    data: bytes | None = None
+    if media == "application/json":
+        public_id = await base.store(api, url=_url(await request.body()))
+    elif media in ("application/octet-stream", "multipart/form-data"):
+        data = await _carried(request, media)
+        job = base.known_job(api, data, MODES[mode])  # the native POST's hot path: seen before, in memory
+        public_id = job.public_id if job is not None else await base.store(api, data=data)
+    else:
+        raise AzureError(f"The provided image content type {media or '(none)'} is not supported.")
+    _check_dimensions(*await base.dimensions(api, public_id))
+    if job is None:
+        job = await base.job(api, public_id, MODES[mode])
+        if data is not None:
+            base.remember(api, data, MODES[mode], job)
+    made = await base.make(api, job)
+    return _answer(made.data)
+
+
+def _mode(request: Request) -> str:
+    """The query's mode, once api-version and the query's names are checked (Azure's 400s)."""
     query = request.query_params
     if query.get("api-version") not in API_VERSIONS:
         raise AzureError(
@@ -104,24 +129,25 @@ async def _segment(request: Request, api: Api) -> Response:
         raise AzureError(
             "Analyze query is invalid.", ("InvalidArgument", f"Unknown query parameter {unknown[0]!r}")
         )
-    base.limited(request, api, MAX_BYTES + 64 * 1024)  # the image and a multipart envelope's headers
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    job: Job | None = None
-    data: bytes | None = None
-    if media == "application/json":
-        public_id = await base.store(api, url=_url(await request.body()))
-    elif media in ("application/octet-stream", "multipart/form-data"):
-        data = await request.body() if media == "application/octet-stream" else await _part(request)
-        if not data or len(data) > MAX_BYTES:
-            raise _SIZE
-        if sniff(data[:16]) not in FORMATS:
-            raise _FORMAT
-        job = base.known_job(api, data, MODES[mode])  # the native POST's hot path: seen before, in memory
-        public_id = job.public_id if job is not None else await base.store(api, data=data)
-    else:
-        raise AzureError(f"The provided image content type {media or '(none)'} is not supported.")
-    width, height = await base.dimensions(api, public_id)
-    if not (MIN_SIDE < width < MAX_SIDE and MIN_SIDE < height < MAX_SIDE):
+    return mode
+
+
+async def _carried(request: Request, media: str) -> bytes:
+    """The image a body carries (raw or the one multipart file), within Azure's size and formats."""
+    data = await request.body() if media == "application/octet-stream" else await _part(request)
+    if not data or len(data) > MAX_BYTES:
+        raise _SIZE
+    if sniff(data[:16]) not in FORMATS:
+        raise _FORMAT
+    return data
+
+
+def _fits(width: int, height: int) -> bool:
+    return MIN_SIDE < width < MAX_SIDE and MIN_SIDE < height < MAX_SIDE
+
+
+def _check_dimensions(width: int, height: int) -> None:
+    if not _fits(width, height):
         raise AzureError(
             "Image dimensions are not valid.",
             (
@@ -129,12 +155,10 @@ async def _segment(request: Request, api: Api) -> Response:
                 f"The image is {width}x{height}; each side must be over {MIN_SIDE} and under {MAX_SIDE}",
             ),
         )
-    if job is None:
-        job = await base.job(api, public_id, MODES[mode])
-        if data is not None:
-            base.remember(api, data, MODES[mode], job)
-    made = await base.make(api, job)
-    return Response(made.data, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+def _answer(data: bytes) -> Response:
+    return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
 def _url(raw: bytes) -> str:
@@ -165,10 +189,38 @@ async def _part(request: Request) -> bytes:
         await form.close()
 
 
-ROUTES = (
-    Route(
-        "/computervision/imageanalysis:segment",
-        base.endpoint(segment, base.header_key("ocp-apim-subscription-key"), error),
-        methods=["POST"],
-    ),
+PATH = "/computervision/imageanalysis:segment"
+_KEY = ("ocp-apim-subscription-key",)
+ROUTES = (Route(PATH, base.endpoint(segment, base.header_key(*_KEY), error), methods=["POST"]),)
+
+
+# -- a repeat answered by the ASGI front (cutout.api.front), with the route's own functions ----------------
+async def _front_intake(api: Api, request: Request, headers: front.Headers, body: bytes) -> Intake | None:
+    media = intake.media_type(headers.get(b"content-type", b"").decode("latin-1"))
+    if media not in ("application/octet-stream", "multipart/form-data"):
+        return None  # a URL (fetched, may change), or the route's 400
+    try:
+        mode = _mode(request)
+        data = await _carried(request, media)
+    except AzureError:
+        return None  # the route's 400
+    return Intake(MODES[mode], "body", data)
+
+
+def _front_fits(api: Api, job: Job, received: Intake) -> bool:
+    size = base.known_size(api, job.public_id)  # known once the route has checked this image
+    return size is not None and _fits(*size)
+
+
+def _front_respond(api: Api, job: Job, result: Result, request: Request, received: Intake) -> Response:
+    return _answer(result.entry.data)
+
+
+FACE = front.Face(
+    path=PATH,
+    reads=base.key_headers(*_KEY),
+    key=base.raw_key(*_KEY),
+    intake=_front_intake,
+    respond=_front_respond,
+    fits=_front_fits,
 )

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cutout import metrics
-from cutout.api import Api
+from cutout.api import Api, front
 from cutout.api.errors import ApiError, from_origin
 from cutout.api.intake import Intake, limit_body
 from cutout.api.remover import UPLOADS, Job, Result
@@ -47,17 +47,55 @@ def header_key(*names: str, bearer: bool = False) -> KeyReader:
     """The key from the first of ``names`` present, or from ``Authorization: Bearer`` when ``bearer``."""
 
     def read(request: Request) -> str | None:
-        if bearer:
-            scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
-        for name in names:
-            value = request.headers.get(name)
-            if value:
-                return value
-        return None
+        return _key(request.headers.get, names, bearer)
 
     return read
+
+
+def raw_key(*names: str, bearer: bool = False) -> Callable[[front.Headers], str | None]:
+    """``header_key`` for the ASGI front (``Face.key``): the same key from the raw headers it read."""
+
+    def read(headers: front.Headers) -> str | None:
+        def get(name: str) -> str | None:
+            value = headers.get(name.encode())
+            return value.decode("latin-1") if value is not None else None
+
+        return _key(get, names, bearer)
+
+    return read
+
+
+def _key(get: Callable[[str], str | None], names: tuple[str, ...], bearer: bool) -> str | None:
+    if bearer:
+        scheme, _, token = (get("authorization") or "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    for name in names:
+        value = get(name)
+        if value:
+            return value
+    return None
+
+
+def key_headers(*names: str, bearer: bool = False) -> frozenset[bytes]:
+    """The headers a ``raw_key`` reads (with the body's length and type, which every face reads)."""
+    return frozenset({b"content-length", b"content-type", *(n.encode() for n in names),
+                      *([b"authorization"] if bearer else [])})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Read(Intake):
+    """What a face's route read of a request (``Face.intake``): the native intake, and what its answer
+    needs besides the job and result (``context``), for the front's ``Face.respond``."""
+
+    context: Any = None
+
+
+def known_size(api: Api, public_id: str) -> tuple[int, int] | None:
+    """The width and height ``dimensions`` found before, from memory (None: not known here), for the
+    front's ``Face.fits``: it never waits."""
+    sizes = _SIZES.get(api.remover)
+    return sizes.get(public_id) if sizes is not None else None
 
 
 def endpoint(

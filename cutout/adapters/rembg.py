@@ -23,11 +23,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cutout.adapters import base
-from cutout.api import Api
+from cutout.api import Api, front
 from cutout.api.errors import ApiError, invalid
-from cutout.api.intake import limit_body
+from cutout.api.intake import Intake, limit_body
 from cutout.api.options import flag
-from cutout.api.remover import Job
+from cutout.api.remover import Job, Result
 
 #: rembg's model names (rembg/sessions, 2.0.x): any is accepted; cutout runs its own model.
 MODELS = ("u2net", "u2netp", "u2net_human_seg", "u2net_cloth_seg", "silueta", "isnet-general-use",
@@ -97,6 +97,12 @@ async def remove_get(request: Request, api: Api) -> Response:
 
 
 async def remove_post(request: Request, api: Api) -> Response:
+    data, native, ignored = await _posted(request, api)
+    return await _answer(api, await base.carried_job(api, data, native), ignored)
+
+
+async def _posted(request: Request, api: Api) -> tuple[bytes, dict[str, str], list[str]]:
+    """A POST's image, native fields and hints, read as rembg reads them (its errors raised)."""
     limit_body(request, api.settings.max_upload_bytes)
     values = dict(request.query_params)
     misplaced = [name for name in values if name in FORM]
@@ -128,17 +134,44 @@ async def remove_post(request: Request, api: Api) -> Response:
     if not data:
         raise ApiError("missing_source", "file is required", parameter="file")
     native, ignored = translate(values)
-    return await _answer(api, await base.carried_job(api, data, native), ignored)
+    return data, native, ignored
 
 
 async def _answer(api: Api, job: Job, ignored: list[str]) -> Response:
-    made = await base.make(api, job)
+    return _png((await base.make(api, job)).data, ignored)
+
+
+def _png(data: bytes, ignored: list[str]) -> Response:
     headers = {"Cache-Control": "no-store", **base.hints(ignored)}
-    return Response(made.data, media_type="image/png", headers=headers)
+    return Response(data, media_type="image/png", headers=headers)
 
 
-_KEY = base.header_key("x-api-key", bearer=True)
+_KEYS = ("x-api-key",)
+_KEY = base.header_key(*_KEYS, bearer=True)
 ROUTES = (
     Route("/api/remove", base.endpoint(remove_get, _KEY, error), methods=["GET"]),
     Route("/api/remove", base.endpoint(remove_post, _KEY, error), methods=["POST"]),
+)
+
+
+# -- a repeated POST answered by the ASGI front (cutout.api.front), with the route's own functions ---------
+async def _front_intake(api: Api, request: Request, headers: front.Headers, body: bytes) -> base.Read | None:
+    try:
+        data, native, ignored = await _posted(request, api)
+    except ApiError:
+        return None  # the route's error
+    return base.Read(native, "body", data, context=ignored)
+
+
+def _front_respond(api: Api, job: Job, result: Result, request: Request, received: Intake) -> Response:
+    assert isinstance(received, base.Read)
+    return _png(result.entry.data, received.context)
+
+
+FACE = front.Face(
+    path="/api/remove",
+    reads=base.key_headers(*_KEYS, bearer=True),
+    key=base.raw_key(*_KEYS, bearer=True),
+    intake=_front_intake,
+    respond=_front_respond,
 )

@@ -14,6 +14,7 @@ import base64
 import io
 import re
 import zipfile
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -21,10 +22,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cutout.adapters import base
-from cutout.api import Api
+from cutout.api import Api, front
 from cutout.api.errors import ApiError, invalid
 from cutout.api.intake import Intake, read
 from cutout.api.options import SOURCES, flag
+from cutout.api.remover import Job, Result
 from grammar.image_formats import MIME
 
 #: remove.bg's ``size`` -> at most this many megapixels (None: the input's own size). remove.bg: preview
@@ -103,15 +105,31 @@ def _one_of(value: str, name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-async def remove(request: Request, api: Api) -> Response:
+@dataclass(frozen=True)
+class _Asked:
+    received: Intake  # the request as the native intake reads it, in remove.bg's names
+    native: dict[str, str]  # the native fields, image source included
+    options: dict[str, str]  # the native options
+    ignored: list[str]
+    is_zip: bool
+
+
+async def _asked(request: Request, api: Api) -> _Asked:
+    """The request read and translated as remove.bg's (its errors raised)."""
     received = await read(request, api.settings.max_upload_bytes)
     native, ignored = translate(received.fields)
     is_zip = received.fields.get("format") == "zip"
     if is_zip and native.get("channels") == "alpha":
         raise invalid("format", "format=zip holds the colour image and its alpha: not with channels=alpha")
-    files = received.files or None  # bg_image_file
     options = {k: v for k, v in native.items() if k not in SOURCES}
-    if is_zip:
+    return _Asked(received, native, options, ignored, is_zip)
+
+
+async def remove(request: Request, api: Api) -> Response:
+    asked = await _asked(request, api)
+    received, native, options = asked.received, asked.native, asked.options
+    files = received.files or None  # bg_image_file
+    if asked.is_zip:
         public_id = await api.remover.original(Intake(native, received.source, received.data))
         colour = await base.make(api, await base.job(api, public_id, {**options, "format": "jpg"}, files))
         # The matte of the same geometry: what composes the background is not part of it.
@@ -128,6 +146,10 @@ async def remove(request: Request, api: Api) -> Response:
             job = await base.job(api, public_id, options, files)
         made = await base.make(api, job)
         data, meta, mime = made.data, made.meta, MIME[made.meta["format"]]
+    return _answer(request, data, meta, mime, asked.ignored)
+
+
+def _answer(request: Request, data: bytes, meta: dict[str, Any], mime: str, ignored: list[str]) -> Response:
     headers = {**_headers(meta), **base.hints(ignored)}
     if "application/json" in request.headers.get("accept", ""):
         box = meta["foreground"]
@@ -158,10 +180,33 @@ def _zip(colour: bytes, alpha: bytes) -> bytes:
     return out.getvalue()
 
 
-ROUTES = (
-    Route(
-        "/v1.0/removebg",
-        base.endpoint(remove, base.header_key("x-api-key", bearer=True), error),
-        methods=["POST"],
-    ),
+PATH = "/v1.0/removebg"
+_KEYS = ("x-api-key",)
+ROUTES = (Route(PATH, base.endpoint(remove, base.header_key(*_KEYS, bearer=True), error), methods=["POST"]),)
+
+
+# -- a repeat answered by the ASGI front (cutout.api.front), with the route's own functions ----------------
+async def _front_intake(api: Api, request: Request, headers: front.Headers, body: bytes) -> base.Read | None:
+    try:
+        asked = await _asked(request, api)
+    except ApiError:
+        return None  # the route's error
+    received = asked.received
+    if asked.is_zip or received.data is None:
+        return None  # two results in one answer, or an image by URL or id: the route's
+    return base.Read(asked.options, received.source, received.data, received.files, context=asked.ignored)
+
+
+def _front_respond(api: Api, job: Job, result: Result, request: Request, received: Intake) -> Response:
+    assert isinstance(received, base.Read)
+    meta = result.meta
+    return _answer(request, result.entry.data, meta, MIME[meta["format"]], received.context)
+
+
+FACE = front.Face(
+    path=PATH,
+    reads=base.key_headers(*_KEYS, bearer=True) | {b"accept"},
+    key=base.raw_key(*_KEYS, bearer=True),
+    intake=_front_intake,
+    respond=_front_respond,
 )

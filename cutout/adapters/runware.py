@@ -29,16 +29,17 @@ import uuid
 from typing import Any
 
 import anyio
+from cachetools import LRUCache
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from cutout.adapters import base
-from cutout.api import Api
+from cutout.api import Api, front
 from cutout.api.errors import ApiError
-from cutout.api.intake import decode_b64
-from cutout.api.remover import Job
+from cutout.api.intake import Intake, decode_b64
+from cutout.api.remover import HOT_BYTES, Job, Result
 from cutout.api.runner import PAYLOADS
 from cutout.api.tasks import ERROR, FINAL, SUCCESS
 from grammar.image_formats import MIME
@@ -106,9 +107,7 @@ class Session:
         if not isinstance(task, dict):
             raise TaskError("invalidTask", "Each task must be a JSON object")
         kind = task.get("taskType")
-        task_uuid = task.get("taskUUID")
-        if not isinstance(task_uuid, str) or not _UUID.fullmatch(task_uuid):
-            raise TaskError("invalidTaskUUID", "taskUUID must be a UUID v4 string", "taskUUID")
+        task_uuid = _task_uuid(task)
         try:
             if kind == REMOVAL:
                 return await self.removal(task)
@@ -135,11 +134,10 @@ class Session:
     async def _named(self, what: dict[str, Any]) -> str:
         """The imageUUID of an image: derived from what it is (an original, or a job's result), so the
         same image keeps its UUID, and the note is written only the first time (a read after that)."""
-        digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
-        image_uuid = str(uuid.UUID(digest[:32], version=4))
+        image_uuid = _image_uuid(what)
         # Written (again: the same value, its lifetime renewed) unless this process wrote it within the
         # last half of the notes' lifetime, so a repeated request costs no thread hop for it.
-        renew = f"runware-renew:{image_uuid}"
+        renew = _renew(image_uuid)
         if base.written(self.api, renew) is None:
             await base.note(self.api, f"runware-image:{image_uuid}", what)
             base.remember_note(self.api, renew, True, share=0.5)
@@ -169,24 +167,10 @@ class Session:
 
     # -- imageBackgroundRemoval ------------------------------------------------------------------------
     async def removal(self, task: dict[str, Any]) -> dict[str, Any]:
-        task = {**task, **(task.get("settings") or {})}  # the newer API nests the options in settings
-        unknown = sorted(set(task) - FIELDS)
-        if unknown:
-            raise TaskError("unsupportedParameter", f"unknown parameter {unknown[0]!r}", unknown[0])
-        native, output_type, fmt = self._options(task)
-        image = task.get("inputImage")
-        if not isinstance(image, str) or not image:
-            message = "inputImage is required: a UUID, URL, data URI or base64 image"
-            raise TaskError("invalidInputImage", message, "inputImage")
+        task, native, output_type, image = self.removal_asked(task)
         job = await self._job(image, "inputImage", native)
         image_uuid = await self._named({"job": job.as_json()})
-        context = {
-            "taskUUID": task["taskUUID"],
-            "imageUUID": image_uuid,
-            "outputType": output_type,
-            "includeCost": task.get("includeCost") is True,
-            "imageURL": base.result_url(self.base_url, self.api, job.public_id, job.transformation),
-        }
+        context = _context(self.base_url, self.api, task, job, image_uuid, output_type)
         delivery = task.get("deliveryMethod", "sync")
         _check(delivery in ("sync", "async"), "deliveryMethod", "deliveryMethod must be sync or async")
         webhook = task.get("webhookURL")
@@ -202,6 +186,20 @@ class Session:
                 return {"taskType": REMOVAL, "taskUUID": task["taskUUID"], "status": "processing"}
         made = await base.make(self.api, job)
         return item(context, made.data, made.meta["format"])
+
+    def removal_asked(self, task: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], str, str]:
+        """An imageBackgroundRemoval task read: (the task with its settings merged, native fields,
+        outputType, inputImage); its errors raised."""
+        task = {**task, **(task.get("settings") or {})}  # the newer API nests the options in settings
+        unknown = sorted(set(task) - FIELDS)
+        if unknown:
+            raise TaskError("unsupportedParameter", f"unknown parameter {unknown[0]!r}", unknown[0])
+        native, output_type, fmt = self._options(task)
+        image = task.get("inputImage")
+        if not isinstance(image, str) or not image:
+            message = "inputImage is required: a UUID, URL, data URI or base64 image"
+            raise TaskError("invalidInputImage", message, "inputImage")
+        return task, native, output_type, image
 
     def _options(self, task: dict[str, Any]) -> tuple[dict[str, str], str, str]:
         """The task's options -> (native fields, outputType, outputFormat)."""
@@ -266,15 +264,61 @@ class Session:
         return {**item(context, data, found["result"]["format"]), "status": "success"}
 
 
+def _task_uuid(task: dict[str, Any]) -> str:
+    task_uuid = task.get("taskUUID")
+    if not isinstance(task_uuid, str) or not _UUID.fullmatch(task_uuid):
+        raise TaskError("invalidTaskUUID", "taskUUID must be a UUID v4 string", "taskUUID")
+    return task_uuid
+
+
+def _image_uuid(what: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+    return str(uuid.UUID(digest[:32], version=4))
+
+
+def _renew(image_uuid: str) -> str:
+    return f"runware-renew:{image_uuid}"
+
+
+def _context(
+    base_url: str, api: Api, task: dict[str, Any], job: Job, image_uuid: str, output_type: str
+) -> dict[str, Any]:
+    """What a removal's answer says besides the image (``item``)."""
+    return {
+        "taskUUID": task["taskUUID"],
+        "imageUUID": image_uuid,
+        "outputType": output_type,
+        "includeCost": task.get("includeCost") is True,
+        "imageURL": base.result_url(base_url, api, job.public_id, job.transformation),
+    }
+
+
+#: Carried images decoded, by their text's length and ends (the text compared in full: 3 us for a 47 KB
+#: photo): a client sending a photo again sends it under a new taskUUID (each task has its own), so the
+#: body is new but the image's text the same, and decoding it (200 us for 47 KB, validated) costs more
+#: than the rest of a repeat's answer. A pure function of the text, shared by every server in the
+#: process; only touched on the event loop. Bounded by the bytes kept.
+_DECODED: LRUCache[tuple[int, str, str], tuple[str, bytes]] = LRUCache(
+    16 << 20, getsizeof=lambda known: len(known[0]) + len(known[1])
+)
+
+
 def _decoded(image: str, field: str) -> bytes:
+    shape = (len(image), image[:64], image[-64:])
+    known = _DECODED.get(shape)
+    if known is not None and known[0] == image:
+        return known[1]
     try:
-        return decode_b64(image, field)
+        data = decode_b64(image, field)
     except ApiError:
         raise TaskError(
             "invalidInputImage" if field == "inputImage" else "invalidImage",
             f"{field} is not a UUID, URL, data URI or base64 image",
             field,
         ) from None
+    if len(image) <= HOT_BYTES:
+        _DECODED[shape] = (image, data)
+    return data
 
 
 def item(context: dict[str, Any], data: bytes, fmt: str) -> dict[str, Any]:
@@ -320,17 +364,33 @@ def error(exc: ApiError) -> Response:
     return JSONResponse({"errors": [failed.body({})]}, failed.status, headers=exc.headers)
 
 
-async def post(request: Request, api: Api) -> Response:
-    base.limited(request, api, MAX_BODY)
+def _tasks(raw: bytes, key: str | None) -> tuple[list[Any], str | None]:
+    """A body's tasks, and the key: the header's, else an ``authentication`` task's (taken off)."""
     try:
-        tasks = json.loads(await request.body())
+        tasks = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise TaskError("invalidJSON", "The body must be a JSON array of tasks") from None
     tasks = tasks if isinstance(tasks, list) else [tasks]
-    key = base.header_key(bearer=True)(request)
     if tasks and isinstance(tasks[0], dict) and tasks[0].get("taskType") == "authentication":
         key = key or tasks[0].get("apiKey")
         tasks = tasks[1:]
+    return tasks, key
+
+
+def _answer(
+    data: list[dict[str, Any]], errors: list[dict[str, Any]], status: int, ignored: list[str]
+) -> Response:
+    body: dict[str, Any] = {}
+    if data:
+        body["data"] = data
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status, headers=base.hints(ignored))
+
+
+async def post(request: Request, api: Api) -> Response:
+    base.limited(request, api, MAX_BODY)
+    tasks, key = _tasks(await request.body(), _KEY(request))
     try:
         api.gate.check_key(key)
     except ApiError as exc:
@@ -343,13 +403,8 @@ async def post(request: Request, api: Api) -> Response:
             data.append(await session.run(task))
         except TaskError as exc:
             errors.append((exc, task if isinstance(task, dict) else {}))
-    body: dict[str, Any] = {}
-    if data:
-        body["data"] = data
-    if errors:
-        body["errors"] = [exc.body(task) for exc, task in errors]
     status = 200 if data or not errors else max(exc.status for exc, _ in errors)
-    return JSONResponse(body, status, headers=base.hints(session.ignored))
+    return _answer(data, [exc.body(task) for exc, task in errors], status, session.ignored)
 
 
 async def posted(request: Request, api: Api) -> Response:
@@ -438,7 +493,52 @@ async def socket(websocket: WebSocket) -> None:
                 await received(tasks)
 
 
+_KEY = base.header_key(bearer=True)
 ROUTES = (
     Route("/v1", base.endpoint(posted, None, error), methods=["POST"]),
     WebSocketRoute("/v1", socket),
+)
+
+
+# -- a repeated removal answered by the ASGI front (cutout.api.front), with the route's own functions ------
+async def _front_intake(api: Api, request: Request, headers: front.Headers, body: bytes) -> base.Read | None:
+    """One synchronous imageBackgroundRemoval whose image is carried (base64 or a data URI); anything
+    else (several tasks, a UUID or URL, async, a webhook, an error) is the route's."""
+    try:
+        tasks, _ = _tasks(body, None)
+        if len(tasks) != 1 or not isinstance(tasks[0], dict) or tasks[0].get("taskType") != REMOVAL:
+            return None
+        _task_uuid(tasks[0])
+        session = Session(api, "")
+        task, native, output_type, image = session.removal_asked(tasks[0])
+        if task.get("deliveryMethod", "sync") != "sync" or "webhookURL" in task:
+            return None
+        if _UUID.fullmatch(image) or re.match(r"https?://", image):
+            return None
+        data = _decoded(image, "inputImage")
+    except TaskError:
+        return None
+    return base.Read(native, "image_file_b64", data, context=(task, output_type, session.ignored))
+
+
+def _front_fits(api: Api, job: Job, received: Intake) -> bool:
+    # The result's imageUUID note: written by the route within half its lifetime, else the route writes it.
+    return base.written(api, _renew(_image_uuid({"job": job.as_json()}))) is not None
+
+
+def _front_respond(api: Api, job: Job, result: Result, request: Request, received: Intake) -> Response:
+    assert isinstance(received, base.Read)
+    task, output_type, ignored = received.context
+    image_uuid = _image_uuid({"job": job.as_json()})
+    context = _context(str(request.base_url).rstrip("/"), api, task, job, image_uuid, output_type)
+    return _answer([item(context, result.entry.data, result.meta["format"])], [], 200, ignored)
+
+
+FACE = front.Face(
+    path="/v1",
+    reads=base.key_headers(bearer=True),
+    key=base.raw_key(bearer=True),
+    intake=_front_intake,
+    respond=_front_respond,
+    fits=_front_fits,
 )

@@ -1,6 +1,6 @@
 """A repeated ``POST /v1/remove-background`` answered before Starlette's routing and middleware, as
 ``cutout.fasthits`` answers hot delivery hits; a vendor adapter's route can be answered the same way
-through a ``Face`` of its own.
+through a ``Face`` of its own (``cutout.adapters.FACES``).
 
 A request is answered here only when it is fully known to be a repeat: its key passes the route's own
 gate (``Gate.known``, then ``Gate.take``), its body (declared, at most ``HOT_BYTES``) reads as the route
@@ -27,6 +27,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from cutout.api import auth, intake
+from cutout.api.intake import Intake
 from cutout.api.options import SOURCES, flag
 from cutout.api.remover import HOT_BYTES, MEMO_ENTRIES, Job, Result
 from cutout.api.routes import Api, _counter, prefers_async, result_response
@@ -42,6 +43,10 @@ Shape = tuple[str, bytes, bytes, int, bytes, bytes]
 
 
 def _always(headers: Headers) -> bool:
+    return True
+
+
+def _fits(api: Api, job: Job, received: Intake) -> bool:
     return True
 
 
@@ -64,10 +69,15 @@ class Face:
     #: The native ``Intake`` the route would make of the request (fields in the native API's names), or
     #: None. Given the API, a request whose body is read already, its headers and the body.
     intake: Callable[[Api, Request, Headers, bytes], Awaitable[intake.Intake | None]]
-    #: The route's answer for the job's result (in memory).
-    respond: Callable[[Api, Job, Result, Request], Response]
+    #: The route's answer for the job's result (in memory), given what ``intake`` returned (a face keeps
+    #: what its answer needs besides the job in a subclass of ``Intake``; it depends only on the path,
+    #: content type, query and body, as ``intake`` is not asked again for a body seen before).
+    respond: Callable[[Api, Job, Result, Request, Intake], Response]
     #: False leaves the request to the route before its body is read (the native: a task asked for).
     admits: Callable[[Headers], bool] = _always
+    #: The route's own checks that need the job (a vendor's limits on the image's size): False leaves
+    #: the request to the route. Asked for every request answered here, before the key's rate is taken.
+    fits: Callable[[Api, Job, Intake], bool] = _fits
     #: The ``cutout_api_requests_total`` route label the route counts its answers under, if any.
     label: str | None = None
 
@@ -81,7 +91,7 @@ class RepeatFront:
         # full, so this is exact: a crafted body that matches the sample is merely not found here, and
         # takes the sha256 path. The sha256 costs more than the rest of the answer (27 us for a 47 KB
         # photo, the comparison 1 us). Only touched on the event loop.
-        self._seen: LRUCache[Shape, tuple[bytes, Job]] = LRUCache(SEEN_BYTES, getsizeof=_body_size)
+        self._seen: LRUCache[Shape, tuple[bytes, Job, Intake]] = LRUCache(SEEN_BYTES, getsizeof=_body_size)
 
     async def answer(self, api: Api, scope: Scope, receive: Receive, send: Send) -> Receive | None:
         """Answer ``scope`` (a POST to one of the faces' paths) when it repeats a request whose result is
@@ -103,8 +113,8 @@ class RepeatFront:
             answered = None
         if answered is None:
             return _replaying(recorded, receive)
-        job, result, request = answered
-        await face.respond(api, job, result, request)(scope, request.receive, send)
+        job, result, request, received = answered
+        await face.respond(api, job, result, request, received)(scope, request.receive, send)
         if face.label is not None:
             _counter(face.label, 200).inc()
         store = api.remover.service.store
@@ -122,7 +132,7 @@ class RepeatFront:
         receive: Receive,
         recorded: list[Message],
         length: int,
-    ) -> tuple[Job, Result, Request] | None:
+    ) -> tuple[Job, Result, Request, Intake] | None:
         chunks = []
         more = True
         while more:
@@ -141,20 +151,21 @@ class RepeatFront:
         seen = self._seen.get(shape)
         if seen is not None and seen[0] == body:
             result = api.remover.ready(seen[1])
-            if result is not None:
+            if result is not None and face.fits(api, seen[1], seen[2]):
                 api.gate.take(key)
-                return seen[1], result, request
+                return seen[1], result, request, seen[2]
         received = await face.intake(api, request, headers, body)
         repeat = api.remover.repeat(received) if received is not None else None
-        if repeat is None:
+        if received is None or repeat is None or not face.fits(api, repeat[0], received):
             return None
         api.gate.take(key)  # only now: a request handed to the route is counted there (a 429 is its)
-        self._seen[shape] = (body, repeat[0])
-        return repeat[0], repeat[1], request
+        self._seen[shape] = (body, repeat[0], received)
+        return repeat[0], repeat[1], request, received
 
 
-def _body_size(seen: tuple[bytes, Job]) -> int:
-    return len(seen[0]) + 1
+def _body_size(seen: tuple[bytes, Job, Intake]) -> int:
+    carried = seen[2].data
+    return len(seen[0]) + (len(carried) if carried is not None and carried is not seen[0] else 0) + 1
 
 
 def _read(scope: Scope, names: frozenset[bytes]) -> Headers | None:
@@ -225,7 +236,7 @@ async def _native_intake(api: Api, request: Request, headers: Headers, body: byt
 _binary: BoundedDict[tuple[str, str], RawHeaders] = BoundedDict(MEMO_ENTRIES)
 
 
-def _native_respond(api: Api, job: Job, result: Result, request: Request) -> Response:
+def _native_respond(api: Api, job: Job, result: Result, request: Request, received: Intake) -> Response:
     if job.options.output != "binary":
         return result_response(result, job, request, api.settings)
     shape = (result.entry.etag, result.mask_etag)

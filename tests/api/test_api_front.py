@@ -174,7 +174,7 @@ def test_another_face_answers_its_own_repeats(api: TestClient) -> None:
     async def as_native(api_: Any, request: Any, headers: Any, body: bytes) -> Intake | None:
         return Intake({"channels": "alpha"}, "body", body)
 
-    def respond(api_: Any, job: Any, result: Any, request: Any) -> Response:
+    def respond(api_: Any, job: Any, result: Any, request: Any, received: Any) -> Response:
         return Response(result.entry.data, media_type="image/png", headers={"X-Face": "vendor"})
 
     vendor = front.Face(
