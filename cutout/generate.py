@@ -42,6 +42,9 @@ class Generator:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cutout-model")
         self._slots = threading.BoundedSemaphore(queue_size)
         self._active: set[str] = set()
+        # Called once the job of a key has stored its result (or failed) and released its claim: a
+        # request waiting on it in this process wakes then, not at its next poll.
+        self._when_done: dict[str, list[Callable[[], None]]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._renewer = threading.Thread(target=self._renew_loop, name="cutout-lease", daemon=True)
@@ -96,9 +99,19 @@ class Generator:
         finally:
             self._finish(key)
 
+    def when_done(self, key: str, callback: Callable[[], None]) -> bool:
+        """Call ``callback`` (from the worker thread) once this process's job for ``key`` has ended;
+        False, and nothing registered, when no such job is queued or running here."""
+        with self._lock:
+            if key not in self._active:
+                return False
+            self._when_done.setdefault(key, []).append(callback)
+            return True
+
     def _finish(self, key: str) -> None:
         with self._lock:
             self._active.discard(key)
+            callbacks = self._when_done.pop(key, [])
         try:
             self.coordinator.release(key, self.owner)
         except Exception:
@@ -108,6 +121,11 @@ class Generator:
             # The slot comes back whatever happened, or a few errors would leave every request a 503.
             self._slots.release()
             metrics.queue_depth.dec()
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # a waiter gone away (its loop closed): it polls no more either
+                log.debug("a waiter on %s could not be woken", key, exc_info=True)
 
     def _renew_loop(self) -> None:
         while not self._stop.wait(self.lease / 3):

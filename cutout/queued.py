@@ -55,6 +55,10 @@ class QueuedGenerator:
         metrics.jobs_queued_total.inc()
         return True
 
+    def when_done(self, key: str, callback: Callable[[], None]) -> bool:
+        """Never: the jobs run in `cutout worker` processes, so waiters poll the shared store."""
+        return False
+
     def close(self) -> None:
         self.queue.close()
 
