@@ -521,15 +521,26 @@ async def _front_intake(api: Api, request: Request, headers: front.Headers, body
     return base.Read(native, "image_file_b64", data, context=(task, output_type, session.ignored))
 
 
+#: A job's result imageUUID (a JSON dump and a sha256, twice per repeat before), by job.
+_RESULT_UUIDS: LRUCache[Job, str] = LRUCache(4096)
+
+
+def _result_uuid(job: Job) -> str:
+    known = _RESULT_UUIDS.get(job)
+    if known is None:
+        known = _RESULT_UUIDS[job] = _image_uuid({"job": job.as_json()})
+    return known
+
+
 def _front_fits(api: Api, job: Job, received: Intake) -> bool:
     # The result's imageUUID note: written by the route within half its lifetime, else the route writes it.
-    return base.written(api, _renew(_image_uuid({"job": job.as_json()}))) is not None
+    return base.written(api, _renew(_result_uuid(job))) is not None
 
 
 def _front_respond(api: Api, job: Job, result: Result, request: Request, received: Intake) -> Response:
     assert isinstance(received, base.Read)
     task, output_type, ignored = received.context
-    image_uuid = _image_uuid({"job": job.as_json()})
+    image_uuid = _result_uuid(job)
     context = _context(str(request.base_url).rstrip("/"), api, task, job, image_uuid, output_type)
     return _answer([item(context, result.entry.data, result.meta["format"])], [], 200, ignored)
 
