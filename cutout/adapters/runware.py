@@ -26,10 +26,10 @@ import hashlib
 import json
 import re
 import uuid
+from functools import partial
 from typing import Any
 
 import anyio
-from cachetools import LRUCache
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -42,6 +42,7 @@ from cutout.api.intake import Intake, decode_b64
 from cutout.api.remover import HOT_BYTES, Job, Result
 from cutout.api.runner import PAYLOADS
 from cutout.api.tasks import ERROR, FINAL, SUCCESS
+from cutout.memory import BoundedDict, ByContent
 from grammar.image_formats import MIME
 
 REMOVAL = "imageBackgroundRemoval"
@@ -293,32 +294,28 @@ def _context(
     }
 
 
-#: Carried images decoded, by their text's length and ends (the text compared in full: 3 us for a 47 KB
-#: photo): a client sending a photo again sends it under a new taskUUID (each task has its own), so the
-#: body is new but the image's text the same, and decoding it (200 us for 47 KB, validated) costs more
-#: than the rest of a repeat's answer. A pure function of the text, shared by every server in the
-#: process; only touched on the event loop. Bounded by the bytes kept.
-_DECODED: LRUCache[tuple[int, str, str], tuple[str, bytes]] = LRUCache(
-    16 << 20, getsizeof=lambda known: len(known[0]) + len(known[1])
+#: Carried images decoded, by their text (``ByContent``): a client sending a photo again sends it under a
+#: new taskUUID (each task has its own), so the body is new but the image's text the same, and decoding it
+#: (200 us for 47 KB, validated) costs more than the rest of a repeat's answer. A pure function of the
+#: text, shared by every server in the process. Bounded by the text and bytes kept.
+_DECODED: ByContent[str, bytes] = ByContent(
+    16 << 20, HOT_BYTES, cost=lambda text, data: len(text) + len(data)
 )
 
 
 def _decoded(image: str, field: str) -> bytes:
-    shape = (len(image), image[:64], image[-64:])
-    known = _DECODED.get(shape)
-    if known is not None and known[0] == image:
-        return known[1]
+    return _DECODED.get(image, partial(_decode, field=field))
+
+
+def _decode(image: str, field: str) -> bytes:
     try:
-        data = decode_b64(image, field)
+        return decode_b64(image, field)
     except ApiError:
         raise TaskError(
             "invalidInputImage" if field == "inputImage" else "invalidImage",
             f"{field} is not a UUID, URL, data URI or base64 image",
             field,
         ) from None
-    if len(image) <= HOT_BYTES:
-        _DECODED[shape] = (image, data)
-    return data
 
 
 def item(context: dict[str, Any], data: bytes, fmt: str) -> dict[str, Any]:
@@ -522,7 +519,7 @@ async def _front_intake(api: Api, request: Request, headers: front.Headers, body
 
 
 #: A job's result imageUUID (a JSON dump and a sha256, twice per repeat before), by job.
-_RESULT_UUIDS: LRUCache[Job, str] = LRUCache(4096)
+_RESULT_UUIDS: BoundedDict[Job, str] = BoundedDict(4096)
 
 
 def _result_uuid(job: Job) -> str:

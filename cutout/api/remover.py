@@ -8,7 +8,6 @@ URL and then by bytes, or named by ``public_id`` and requested by a delivery URL
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -18,14 +17,13 @@ import anyio
 import anyio.to_thread
 import numpy as np
 import pyvips
-from cachetools import LRUCache
 
 from cache import Entry
 from cutout.api.errors import ApiError, from_origin
 from cutout.api.intake import Intake, decode_b64
 from cutout.api.options import CONTROL, SOURCES, Options, companion, parse_options, transformation
 from cutout.fetch import FetchPolicy, fetch
-from cutout.memory import BoundedDict
+from cutout.memory import BoundedDict, ByContent
 from cutout.resolve import MEMO_SECONDS
 from cutout.schedule import POLL_SECONDS
 from cutout.service import Prepared, Service
@@ -48,39 +46,12 @@ _CARRIED = ("body", "image_file", "image_file_b64")
 HOT_BYTES = 2 << 20
 #: How many jobs, preparations and descriptions each process remembers.
 MEMO_ENTRIES = 4096
-#: The images whose sha256 is remembered by their bytes, in bytes (see ``Digests``).
+#: The images whose sha256 is remembered by their bytes (``ByContent``), in bytes.
 DIGEST_BYTES = 16 << 20
 
 
-Sample = tuple[int, bytes, bytes]
-
-
-def _held(item: tuple[bytes, bytes]) -> int:
-    return len(item[0])
-
-
-class Digests:
-    """The sha256 of images seen lately, found again by comparing bytes instead of hashing them: a
-    vendor's repeated request carries the same image in a body that differs (a new multipart boundary,
-    Runware's new taskUUID), so the front's whole-body memo misses it, but its image is the same. Bytes
-    found equal in full (``==``, a memcmp: about 2 us for 47 KB against 28 us for the hash) have the same
-    digest, so nothing weaker than the sha256 ever names an image. Sampled by length and both ends."""
-
-    def __init__(self, budget: int = DIGEST_BYTES) -> None:
-        self._known: LRUCache[Sample, tuple[bytes, bytes]] = LRUCache(budget, getsizeof=_held)
-        self._lock = threading.Lock()
-
-    def of(self, data: bytes) -> bytes:
-        sample = (len(data), data[:64], data[-64:])
-        with self._lock:
-            known = self._known.get(sample)
-        if known is not None and known[0] == data:
-            return known[1]
-        digest = hashlib.sha256(data).digest()
-        if len(data) <= HOT_BYTES:
-            with self._lock:
-                self._known[sample] = (data, digest)
-        return digest
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
 
 
 @dataclass(frozen=True)
@@ -137,7 +108,8 @@ class Remover:
         # as the resolver's own memo is), the description by the entries' etags. Without them, a
         # cached answer cost five thread-pool hops, a header read, a plan compilation and a PNG decode.
         self._jobs: BoundedDict[tuple[Any, ...], Job] = BoundedDict(MEMO_ENTRIES)
-        self._digests = Digests()
+        # A vendor's repeat carries the same image in a new body: its sha256 is not computed again.
+        self._digests: ByContent[bytes, bytes] = ByContent(DIGEST_BYTES, HOT_BYTES)
         self._prepared: BoundedDict[tuple[str, str], tuple[Prepared, float]] = BoundedDict(MEMO_ENTRIES)
         self._described: BoundedDict[tuple[str, str], dict[str, Any]] = BoundedDict(MEMO_ENTRIES)
 
@@ -153,7 +125,7 @@ class Remover:
             sorted((k, v) for k, v in intake.fields.items() if k not in SOURCES and k not in CONTROL)
         )
         extra = tuple(sorted((k, hashlib.sha256(v).digest()) for k, v in intake.files.items()))
-        return self._digests.of(intake.data), options, extra
+        return self._digests.get(intake.data, _sha256), options, extra
 
     def known_job(self, intake: Intake) -> Job | None:
         """The job of a request made before whose original is still there, else None (never blocks for
