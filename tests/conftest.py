@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from tests.app.server_process import ServerProcess
     from transform.segment import IsNetSegmenter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,3 +78,12 @@ def samples_stay_untouched() -> Iterator[None]:
     yield
     after = sorted(str(p) for p in samples.rglob("*"))
     assert after == before, f"a test wrote into {samples}: {sorted(set(after) - set(before))[:5]}"
+
+
+@pytest.fixture
+def servers() -> Iterator[list[ServerProcess]]:
+    """`cutout serve` processes a test starts (it appends them); each is stopped afterwards."""
+    started: list[ServerProcess] = []
+    yield started
+    for server in started:
+        server.stop()

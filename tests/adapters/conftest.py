@@ -19,6 +19,7 @@ import uvicorn
 from starlette.testclient import TestClient
 
 from cutout.settings import Settings
+from tests.api.conftest import answered  # noqa: F401 - the API front's spy, for test_front.py
 from tests.app.helpers import SAMPLES, EllipseSegmenter
 from tests.app.server_process import free_port
 from tests.fetch.servers import LocalServer, RecordingHandler, send, serving

@@ -7,33 +7,17 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import pyvips
 from starlette.testclient import TestClient
 
-from cutout.api import front
 from tests.adapters.conftest import KEY, road
 
 AZURE = "/computervision/imageanalysis:segment"
 AZURE_QUERY = {"api-version": "2023-02-01-preview", "mode": "backgroundRemoval"}
-
-
-@pytest.fixture
-def answered(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
-    """Whether each repeatable POST was answered by the front (True) or handed to the route (False)."""
-    seen: list[bool] = []
-    real = front.RepeatFront.answer
-
-    async def spy(*args: Any) -> Any:
-        replay = await real(*args)
-        seen.append(replay is None)
-        return replay
-
-    monkeypatch.setattr(front.RepeatFront, "answer", spy)
-    yield seen
 
 
 _made = iter(range(100, 400, 7))

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from cutout.api import front
 from cutout.settings import Settings
 from tests.app.helpers import SAMPLES, ClientFactory, EllipseSegmenter, client_factory
 
@@ -60,3 +61,19 @@ def finished(client: TestClient, location: str, timeout: float = 20.0) -> dict[s
         if task["status"] in ("success", "error") or time.monotonic() > deadline:
             return task
         time.sleep(0.05)
+
+
+@pytest.fixture
+def answered(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
+    """Whether each POST to one of the API front's faces (``cutout.api.front``) was answered by the front
+    (True) or handed to the route (False), in order. Used by tests/adapters too."""
+    seen: list[bool] = []
+    real = front.RepeatFront.answer
+
+    async def spy(*args: Any) -> Any:
+        replay = await real(*args)
+        seen.append(replay is None)
+        return replay
+
+    monkeypatch.setattr(front.RepeatFront, "answer", spy)
+    yield seen

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +20,6 @@ KEY = "crash-key"
 AUTH = {"X-Api-Key": KEY}
 # A short lease: the dead server's claims (the task's and the generation's) lapse within seconds.
 ENV = {"CUTOUT_API_KEYS": KEY, "CUTOUT_LEASE_SECONDS": "2", "CUTOUT_API_WAIT_SECONDS": "0"}
-
-
-@pytest.fixture
-def servers() -> Iterator[list[ServerProcess]]:
-    started: list[ServerProcess] = []
-    yield started
-    for server in started:
-        server.stop()
 
 
 def task(server: ServerProcess, location: str) -> dict[str, Any]:

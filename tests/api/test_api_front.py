@@ -5,7 +5,6 @@ above all, still reaches the route."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,21 +18,6 @@ from tests.app.helpers import ClientFactory, EllipseSegmenter
 URL = "/v1/remove-background"
 JPEG = {"Content-Type": "image/jpeg"}
 ROUTE = "POST /v1/remove-background"
-
-
-@pytest.fixture
-def answered(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
-    """Whether each POST was answered by the front (True) or handed to the route (False), in order."""
-    seen: list[bool] = []
-    real = front.RepeatFront.answer
-
-    async def spy(*args: Any) -> Any:
-        replay = await real(*args)
-        seen.append(replay is None)
-        return replay
-
-    monkeypatch.setattr(front.RepeatFront, "answer", spy)
-    yield seen
 
 
 def twice(client: TestClient, **request: Any) -> None:

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,14 +19,6 @@ from tests.app.server_process import ROOT, ServerProcess, free_port, metric
 from tests.conftest import require_model
 
 CUTOUT = "/demo/image/upload/e_background_removal/c_scale,w_300/docs/rmv_bgd/dog_couch_orig"
-
-
-@pytest.fixture
-def servers() -> Iterator[list[ServerProcess]]:
-    started: list[ServerProcess] = []
-    yield started
-    for server in started:
-        server.stop()
 
 
 def poll_200(url: str, timeout: float = 180.0) -> httpx.Response:
