@@ -10,7 +10,7 @@ conventions: pixel centres aligned (source position ``(i + 0.5) * in / out``), s
 ``sinc(x) sinc(x / 3)`` normalised to sum 1, taps outside the image dropped, each pass rounded and
 clipped to 8 bits (as PIL does; clipping also keeps Lanczos overshoot from raising the image's
 maximum, which the isnet recipe divides by). Both axes of the output are at most the model size, so
-the numpy part is cheap (about 20 ms for 1024x1024).
+the numpy part is cheap (about 18 ms for a 300x400 photo to 1024x1024).
 """
 
 from __future__ import annotations
@@ -67,14 +67,26 @@ def weights(size_in: int, size_out: int) -> tuple[npt.NDArray[np.intp], npt.NDAr
     return np.clip(index, 0, size_in - 1), w.astype(np.float32)
 
 
+#: Output rows (of the axis being grown) computed at a time: each block's float32 sums stay in the
+#: CPU's cache across the six taps instead of six passes over a 12 MB array (40 -> 19 ms for a
+#: 300x400 photo to 1024x1024, the same bytes).
+BLOCK_ROWS = 64
+
+
 def upscale_axis(pixels: U8, size: int, *, axis: int) -> U8:
     """``pixels`` (uint8 HxWxB) with ``axis`` (0 rows, 1 columns) grown to ``size``, rounded to 8 bits."""
     index, w = weights(pixels.shape[axis], size)
-    shape = [1, 1, 1]
-    shape[axis] = size
-    out = np.zeros(pixels.shape[:axis] + (size,) + pixels.shape[axis + 1 :], dtype=np.float32)
-    for k in range(index.shape[1]):
-        out += np.take(pixels, index[:, k], axis=axis) * w[:, k].reshape(shape)
-    out += np.float32(0.5)
-    np.clip(out, 0, 255, out=out)
-    return out.astype(np.uint8)
+    # The grown axis first, so that every tap gathers whole contiguous rows.
+    source = np.ascontiguousarray(np.moveaxis(pixels, axis, 0))
+    flat = source.reshape(source.shape[0], -1)
+    out = np.empty((size, flat.shape[1]), dtype=np.uint8)
+    for start in range(0, size, BLOCK_ROWS):
+        end = min(size, start + BLOCK_ROWS)
+        acc = np.zeros((end - start, flat.shape[1]), dtype=np.float32)
+        for k in range(index.shape[1]):
+            acc += flat[index[start:end, k]] * w[start:end, k, np.newaxis]
+        acc += np.float32(0.5)
+        np.clip(acc, 0, 255, out=acc)
+        out[start:end] = acc  # truncates: rounded by the 0.5 above
+    grown = out.reshape((size, *source.shape[1:]))
+    return np.ascontiguousarray(np.moveaxis(grown, 0, axis))
