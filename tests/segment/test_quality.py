@@ -148,7 +148,7 @@ def test_best_averages_the_mirror_where_it_agrees_else_keeps_the_surer_map() -> 
     left_bright = photo(pixels)
     # Different objects: the crisp map is kept alone, not half of each.
     best = IsNetSegmenter(LeftThird(), quality="best")  # type: ignore[arg-type]
-    assert best.model_id.endswith("-stretch-best")
+    assert best.model_id.endswith("-stretch-best2")
     assert np.array_equal(best.averaged(left_bright), best.probability(left_bright))
     # A tie keeps the plain input's map.
     flat = photo(np.full((96, 96, 3), 128, dtype=np.uint8))

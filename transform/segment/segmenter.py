@@ -13,8 +13,9 @@ almost entirely on some photos nobody had tuned on (ecssd_val200: 0.876 mean IoU
 input's 0.894, 24 photos more than 0.05 below the raw model; bench/RESULTS.md, 2026-12-06).
 
 Quality levels (``CUTOUT_QUALITY``): ``default`` runs the network once; ``best`` runs it on the photo
-and on its mirror image (twice the inference) and averages the two maps where they agree
-(``AGREEMENT``), before the same post-processing.
+and on its mirror image (twice the inference), averages the two maps where they agree
+(``AGREEMENT``), and tidies the hard mask (``tidy.py``: small islands off, small holes filled) before
+the same post-processing.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ PIPELINE_VERSION = "6"  # 6: the square input is the default again; quality leve
 #: alone (an average of two different objects is half of each). Chosen on ecssd_val200, confirmed on
 #: ecssd_subset64 (bench/RESULTS.md, 2026-12-06).
 AGREEMENT = 0.9
+#: Bumped per quality level when only that level's masks change (its cut-outs' cache keys with it),
+#: so that the other levels' cached masks stay valid. 2: ``best`` tidies its map (session 9).
+LEVEL_VERSIONS = {"best": "2"}
 
 
 class IsNetSegmenter:
@@ -65,7 +69,8 @@ class IsNetSegmenter:
         width, height = model.size
         shape = "aspect" if self.aspect else "stretch"
         # Everything that changes the masks: it is part of every mask and cut-out cache key.
-        self.model_id = f"{model.sha256[:12]}-p{PIPELINE_VERSION}-{recipe}-{width}x{height}-{shape}-{quality}"
+        level = f"{quality}{LEVEL_VERSIONS.get(quality, '')}"
+        self.model_id = f"{model.sha256[:12]}-p{PIPELINE_VERSION}-{recipe}-{width}x{height}-{shape}-{level}"
 
     def segment(self, image: pyvips.Image, *, fine_edges: bool) -> Mask:
         rgb = prepare(image)
@@ -74,6 +79,10 @@ class IsNetSegmenter:
             raw = self.probability(rgb, release=release)
         elif self.quality == "best":
             raw = self.averaged(rgb, release=release)
+            # Confidence reads the averaged map, untidied (see below); only the cut-out is tidied.
+            from transform.segment.tidy import tidy  # deferred: scipy, for the best level only
+
+            return Mask(upsample_alpha(tidy(stretch(raw)), rgb), score(raw))
         else:
             raw = self.probability(rgb, release=release, keep_aspect=self.aspect)
         # Confidence reads the raw map: min-max stretching would make an empty scene look decisive.
