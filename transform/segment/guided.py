@@ -43,6 +43,8 @@ def box_planes(x: F32, r: int) -> F32:
     sum over 2000 pixels drifts by ~1e-4, a tenth of the guided filter's regulariser."""
     if r <= 0:
         return x
+    if r <= SMALL_RADIUS:
+        return _box_small(x, r)
     c, h, w = x.shape
     scale = 1.0 / (2 * r + 1)
     # Down the columns: one whole row per step (np.cumsum along a non-last axis walks memory column
@@ -62,6 +64,27 @@ def box_planes(x: F32, r: int) -> F32:
     out -= sums[..., :w]
     out *= scale
     return out.astype(np.float32)
+
+
+#: Up to this radius a window sum is ``2r + 1`` shifted slices added in float32: no running sum, so
+#: nothing drifts, and 2r + 1 whole-array adds beat a Python loop over the rows (the guided upsampler's
+#: r = 2 at 400 px: 22 -> 5 ms for its 13 planes; r = 4 at 1024 px: 141 -> 98 ms).
+SMALL_RADIUS = 8
+
+
+def _box_small(x: F32, r: int) -> F32:
+    _, h, w = x.shape
+    window = 2 * r + 1
+    padded = np.pad(x, ((0, 0), (r, r), (0, 0)), mode="symmetric")
+    columns = padded[:, 0:h].copy()
+    for d in range(1, window):
+        columns += padded[:, d : d + h]
+    padded = np.pad(columns, ((0, 0), (0, 0), (r, r)), mode="symmetric")
+    out = padded[:, :, 0:w].copy()
+    for d in range(1, window):
+        out += padded[:, :, d : d + w]
+    out *= np.float32(1.0 / (window * window))
+    return out
 
 
 def rgb(image: pyvips.Image) -> pyvips.Image:
