@@ -218,7 +218,7 @@ class FolderOriginals:
     def read(self, public_id: str) -> bytes:
         return self.locate(public_id).path.read_bytes()
 
-    def write(self, public_id: str, extension: str, data: bytes) -> Located:
+    def write(self, public_id: str, extension: str, data: bytes, *, replacing: bool = True) -> Located:
         if extension not in _RANK:
             raise ValueError(f"not an original's extension: {extension!r}")
         if not _valid(public_id):
@@ -231,7 +231,8 @@ class FolderOriginals:
         except FileNotFoundError:  # its folder is new (made only then: one syscall fewer per upload)
             target.parent.mkdir(parents=True, exist_ok=True)
             write_atomically(target, data)
-        self._remove_others(public_id, keep=target.name)
+        if replacing:
+            self._remove_others(public_id, keep=target.name)
         # Located from the file just written, the only format of this id left, rather than by listing
         # its folder again (a folder of 100 000 originals would be read whole on every upload), but
         # refused as ``locate`` refuses it when the folder leads out of the root through a link.

@@ -182,7 +182,9 @@ class Uploads:
             marked = stored is not None or unfinished(record)
             if marked:
                 self.assets.mark_unfinished(public_id)
-            self.service.originals.write(public_id, fmt, data)
+            # A new id (no record, no original found just now, under the lock): no other format of it
+            # to remove, so none is looked for.
+            self.service.originals.write(public_id, fmt, data, replacing=before is not None)
             self.assets.save(record)
             if marked and not unfinished(record):
                 self.assets.mark_finished(public_id)

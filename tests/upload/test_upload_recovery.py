@@ -102,3 +102,17 @@ def test_off_answers_404_in_cloudinarys_shape(tmp_path: Path) -> None:
         assert "CUTOUT_UPLOAD=1" in json.loads(answer.content)["error"]["message"]
     with pytest.raises(SettingsError, match="CUTOUT_UPLOAD=1 needs CUTOUT_API_KEY"):
         load_settings({"CUTOUT_UPLOAD": "1", "CUTOUT_API_SECRET": "s"})
+
+
+def test_an_upload_replaces_a_hand_placed_original_in_another_format(uploads: Uploads) -> None:
+    root = uploads.settings.originals
+    assert isinstance(root, Path)
+    (root / "hand").mkdir()
+    (root / "hand" / "made.png").write_bytes(LOGO)  # no record: found by the lookup under the lock
+    record, outcome = uploads._store("hand/made", ROAD, DETAILS, overwrite=True, fine=None,
+                                     notification_url=None, base=BASE)  # fmt: skip
+    assert outcome == "overwritten" and record["format"] == "jpg"
+    assert sorted(p.name for p in (root / "hand").iterdir()) == ["made.jpg"]
+    new = store(uploads, "hand/fresh", ROAD)  # a new id: written alone
+    assert new["format"] == "jpg"
+    assert sorted(p.name for p in (root / "hand").iterdir()) == ["fresh.jpg", "made.jpg"]
