@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -16,7 +17,7 @@ from cachetools import LRUCache
 from cache.seams import Located
 from grammar.errors import BadRequest, NotFound
 from grammar.image_formats import EXTENSIONS, UNREADABLE
-from transform.files import Pieces, digest, sha256_of, write_atomically
+from transform.files import sha256_of, write_atomically
 
 #: Tried in this order, so a public id present as both .jpg and .png resolves the same way every time.
 _UNREADABLE = frozenset(UNREADABLE)
@@ -199,8 +200,8 @@ class FolderOriginals:
     def version(self, found: Located) -> str:
         return self.fingerprints.of(found.path)
 
-    def fingerprint(self, data: bytes | Pieces, *, md5: str | None = None) -> str:
-        return digest(data, "sha256")  # what sha256_of gives the written file
+    def fingerprint(self, data: bytes, *, md5: str | None = None) -> str:
+        return hashlib.sha256(data).hexdigest()  # what sha256_of gives the written file
 
     def current(self, found: Sequence[Located]) -> bool:
         try:
@@ -217,9 +218,7 @@ class FolderOriginals:
     def read(self, public_id: str) -> bytes:
         return self.locate(public_id).path.read_bytes()
 
-    def write(
-        self, public_id: str, extension: str, data: bytes | Pieces, *, replacing: bool = True
-    ) -> Located:
+    def write(self, public_id: str, extension: str, data: bytes, *, replacing: bool = True) -> Located:
         if extension not in _RANK:
             raise ValueError(f"not an original's extension: {extension!r}")
         if not _valid(public_id):

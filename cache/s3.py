@@ -35,7 +35,7 @@ from cache.folder import _RANK, _UNREADABLE, RECORD_SUFFIX, RECORDS, _valid
 from cache.seams import Located
 from grammar.errors import BadRequest, NotFound, Overloaded
 from grammar.image_formats import EXTENSIONS
-from transform.files import Pieces, digest, replacing
+from transform.files import replacing
 
 log = logging.getLogger("cutout.s3")
 
@@ -181,9 +181,9 @@ class S3Originals:
         key, etag = _stamp(found)
         return "s3:" + str(etag).strip('"')
 
-    def fingerprint(self, data: bytes | Pieces, *, md5: str | None = None) -> str:
+    def fingerprint(self, data: bytes, *, md5: str | None = None) -> str:
         # The ETag of an object stored by one plain PUT (``write``) is the MD5 of its bytes.
-        return "s3:" + (md5 or digest(data, "md5"))
+        return "s3:" + (md5 or hashlib.md5(data).hexdigest())
 
     def current(self, found: Sequence[Located]) -> bool:
         """Whether each object still has the ETag it was located with: one HEAD per object at most every
@@ -244,17 +244,14 @@ class S3Originals:
     def read(self, public_id: str) -> bytes:
         return self.local(self.locate(public_id)).read_bytes()
 
-    def write(
-        self, public_id: str, extension: str, data: bytes | Pieces, *, replacing: bool = True
-    ) -> Located:
+    def write(self, public_id: str, extension: str, data: bytes, *, replacing: bool = True) -> Located:
         if extension not in _RANK:
             raise ValueError(f"not an original's extension: {extension!r}")
         if not _valid(public_id):
             raise NotFound(f"Resource not found - {public_id}")
         key = self._key(public_id, extension)
         try:  # one PUT: readers see the old object or the new one
-            body = data if isinstance(data, bytes) else b"".join(data)  # one PUT: one buffer
-            put = self.s3.put_object(Bucket=self.location.bucket, Key=key, Body=body)
+            put = self.s3.put_object(Bucket=self.location.bucket, Key=key, Body=data)
             # As the folder does: the same id in another format goes once the new one is in place (an
             # upload that becomes a PNG), so a lookup never finds the older format first.
             if replacing:

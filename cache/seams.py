@@ -14,7 +14,6 @@ from typing import Protocol
 
 from cache.blobs import Entry
 from cache.coordinator import Failure
-from transform.files import Pieces
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ class OriginalsStore(Protocol):
         """Whether every one still holds what it held when located: cheap enough for a cached hit."""
         ...
 
-    def fingerprint(self, data: bytes | Pieces, *, md5: str | None = None) -> str:
+    def fingerprint(self, data: bytes, *, md5: str | None = None) -> str:
         """The ``version`` these bytes have once written here, computed from the bytes alone (the Upload
         API records it, to know later whether the stored original is still the one it wrote). ``md5``:
         the bytes' hex MD5 when the caller has it already (the Upload API's ``etag``), for a store whose
@@ -55,9 +54,7 @@ class OriginalsStore(Protocol):
 
     def read(self, public_id: str) -> bytes: ...
 
-    def write(
-        self, public_id: str, extension: str, data: bytes | Pieces, *, replacing: bool = True
-    ) -> Located:
+    def write(self, public_id: str, extension: str, data: bytes, *, replacing: bool = True) -> Located:
         """Store an original atomically: readers see the old content or the new, never a part. The same
         id in another format is removed after the new one is in place (an upload that becomes a PNG).
         ``replacing=False``: the caller has just looked this id up under its asset lock and found no

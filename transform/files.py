@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,34 +35,15 @@ def replacing(target: Path) -> Iterator[Path]:
         raise
 
 
-#: Bytes as the pieces they arrived in (an upload's body as the server received it), in order: written
-#: and hashed piece by piece, never joined into one copy.
-Pieces = Sequence[bytes | memoryview]
-
-
-def digest(data: bytes | Pieces, name: str) -> str:
-    """The hex digest (``hashlib``'s ``name``) of ``data``, whole or in pieces."""
-    if isinstance(data, bytes):
-        return hashlib.new(name, data).hexdigest()
-    hashed = hashlib.new(name)
-    for piece in data:
-        hashed.update(piece)
-    return hashed.hexdigest()
-
-
-def write_atomically(path: Path, data: bytes | str | Pieces) -> None:
-    """``path`` holds ``data`` (str as UTF-8; pieces one after the other) in full or keeps what it held;
-    see ``replacing``. Written through the descriptor ``mkstemp`` opened (``replacing`` closes it for
-    writers that take a name): no second open and no chmod by name, on a path every upload takes twice
-    (its original, its record)."""
+def write_atomically(path: Path, data: bytes | str) -> None:
+    """``path`` holds ``data`` (str as UTF-8) in full or keeps what it held; see ``replacing``. Written
+    through the descriptor ``mkstemp`` opened (``replacing`` closes it for writers that take a name): no
+    second open and no chmod by name, on a path every upload takes twice (its original, its record)."""
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=f".tmp{path.suffix}")
     try:
         with open(fd, "wb") as f:
             os.fchmod(fd, 0o666 & ~_UMASK)  # as readable_by_all
-            if isinstance(data, bytes | str):
-                f.write(data.encode() if isinstance(data, str) else data)
-            else:
-                f.writelines(data)
+            f.write(data.encode() if isinstance(data, str) else data)
         os.replace(name, path)
     except BaseException:
         Path(name).unlink(missing_ok=True)

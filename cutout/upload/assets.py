@@ -27,9 +27,7 @@ from urllib.parse import quote
 import pyvips
 
 from cache import Coordinator, OriginalsStore
-from cutout.upload.body import Body
 from grammar.errors import NotFound
-from transform.files import digest
 
 Record = dict[str, Any]
 
@@ -146,14 +144,13 @@ class Assets:
     def mark_finished(self, public_id: str) -> None:
         self.originals.delete_record(f"jobs/{public_id}")
 
-    def content_fields(self, data: bytes | Body, fmt: str, width: int, height: int) -> Record:
+    def content_fields(self, data: bytes, fmt: str, width: int, height: int) -> Record:
         """The fields of a record that describe one version's bytes; ``fingerprint`` is the version the
         originals store gives them once written (a folder: sha256; object storage: the ETag)."""
-        pieces = Body.of(data).pieces
-        etag = digest(pieces, "md5")  # Cloudinary's etag: the file's MD5
+        etag = hashlib.md5(data).hexdigest()  # Cloudinary's etag: the file's MD5
         return {
-            "format": fmt, "bytes": len(Body.of(data)), "width": width, "height": height,
-            "etag": etag, "fingerprint": self.originals.fingerprint(pieces, md5=etag),
+            "format": fmt, "bytes": len(data), "width": width, "height": height,
+            "etag": etag, "fingerprint": self.originals.fingerprint(data, md5=etag),
             "version_id": uuid.uuid4().hex,
         }  # fmt: skip
 

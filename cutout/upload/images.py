@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import pyvips
 
-from cutout.upload.body import Body
 from cutout.upload.errors import bad
 from transform.decode import sniff
 
@@ -44,17 +43,15 @@ def decode_file_field(text: str) -> bytes | None:
         raise bad("file must be a file part, a data URI, base64 or an http(s) URL") from None
 
 
-def inspect(data: bytes | Body, max_pixels: int) -> Inspected:
-    body = Body.of(data)
-    if not body:
+def inspect(data: bytes, max_pixels: int) -> Inspected:
+    if not data:
         raise bad("Empty file")
-    fmt = sniff(body.head(16))
+    fmt = sniff(data[:16])
     if fmt is None:
         raise bad("Invalid image file: not a JPEG, PNG, GIF, WebP, AVIF, HEIC or TIFF image")
     try:
-        # From a source over the bytes (in the pieces they came in), not ``new_from_buffer``, which
-        # copies the whole file first.
-        header = pyvips.Image.new_from_source(body.source(), "", access="sequential")
+        # From a source over the bytes, not ``new_from_buffer``, which copies the whole file first.
+        header = pyvips.Image.new_from_source(pyvips.Source.new_from_memory(data), "", access="sequential")
         width, height = int(header.width), int(header.height)
     except pyvips.Error:
         raise bad(f"Invalid image file: its {fmt.upper()} header cannot be read") from None
@@ -63,16 +60,16 @@ def inspect(data: bytes | Body, max_pixels: int) -> Inspected:
             f"Image is too large: {width}x{height} pixels ({width * height}); the limit is "
             f"{max_pixels} pixels (CUTOUT_MAX_PIXELS)"
         )
-    if not _looks_complete(fmt, body):
+    if not _looks_complete(fmt, data):
         try:
-            pyvips.Image.new_from_buffer(body.joined(), "", access="sequential", fail_on="truncated").avg()
+            pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on="truncated").avg()
         except pyvips.Error:
             raise bad(f"Invalid image file: truncated or damaged {fmt.upper()} data") from None
     return Inspected(fmt, width, height)
 
 
-def _looks_complete(fmt: str, body: Body) -> bool:
-    tail = body.tail(64).rstrip(b"\x00\r\n ")
+def _looks_complete(fmt: str, data: bytes) -> bool:
+    tail = data[-64:].rstrip(b"\x00\r\n ")
     if fmt == "jpg":
         return tail.endswith(b"\xff\xd9")
     if fmt == "png":
@@ -80,5 +77,5 @@ def _looks_complete(fmt: str, body: Body) -> bool:
     if fmt == "gif":
         return tail.endswith(b";")
     if fmt == "webp":
-        return int.from_bytes(body.head(8)[4:8], "little") + 8 <= len(body)
+        return int.from_bytes(data[4:8], "little") + 8 <= len(data)
     return False  # TIFF, AVIF, HEIC: decoded in full

@@ -19,7 +19,6 @@ from starlette.requests import Request
 import transform
 from cutout.api.errors import ApiError
 from cutout.api.intake import limit_body
-from cutout.upload.body import Body
 from cutout.upload.errors import UploadError, bad
 from cutout.upload.form import read_multipart
 from grammar import parse_transformation
@@ -37,7 +36,7 @@ _RANDOM = string.ascii_lowercase + string.digits
 @dataclass(frozen=True)
 class Received:
     params: dict[str, str]
-    file: Body | None  # the ``file`` part's bytes when it came as a file, as they were received
+    file: bytes | None  # the ``file`` part's bytes when it came as a file
     filename: str | None
 
 
@@ -58,13 +57,13 @@ async def read(request: Request, limit: int) -> Received:
 async def _read(request: Request, limit: int) -> Received:
     items: list[tuple[str, str]] = list(request.query_params.multi_items())
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    file: Body | None = None
+    file: bytes | None = None
     filename: str | None = None
     if media == "multipart/form-data":
         fields, part = await read_multipart(request.headers["content-type"], request.stream(), limit)
         items += fields
         if part is not None:
-            file, filename = Body(part.chunks), part.filename
+            file, filename = b"".join(part.chunks), part.filename
     elif media == "application/x-www-form-urlencoded":
         try:
             form = await request.form(max_files=1, max_fields=256, max_part_size=limit)

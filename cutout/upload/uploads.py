@@ -20,7 +20,6 @@ from cutout.service import Service
 from cutout.settings import Settings
 from cutout.upload import params as p
 from cutout.upload.assets import Assets, Base, Record, delivery_path, iso, new_version, view
-from cutout.upload.body import Body
 from cutout.upload.errors import UploadError, bad, from_origin, not_found
 from cutout.upload.images import decode_file_field, inspect
 from cutout.upload.jobs import Jobs, derived, list_derived, pending, summary, unfinished
@@ -114,7 +113,7 @@ class Uploads:
                 raise bad(f"{name}: {exc.public}") from None
         return url
 
-    async def _file(self, received: p.Received) -> Body:
+    async def _file(self, received: p.Received) -> bytes:
         if received.file is not None:
             return received.file
         text = received.params.get("file")
@@ -122,18 +121,18 @@ class Uploads:
             raise bad("Missing required parameter - file")
         data = decode_file_field(text)
         if data is not None:
-            return Body.of(data)
+            return data
         if not self.fetch_policy.allow:
             raise bad("file: uploading from a URL is off on this server (CUTOUT_FETCH_ALLOW lists the hosts)")
         try:
-            return Body.of((await fetch(text.strip(), self.fetch_policy)).content)
+            return (await fetch(text.strip(), self.fetch_policy)).content
         except OriginError as exc:
             raise from_origin(exc, "file") from None
 
     def _store(
         self,
         public_id: str,
-        data: bytes | Body,
+        data: bytes,
         details: dict[str, Any],
         *,
         overwrite: bool,
@@ -143,7 +142,6 @@ class Uploads:
     ) -> tuple[Record, str]:
         """Check one upload, then store it under the asset's lock (blocking, one trip to the thread pool
         for both): (the record, new|overwritten|existing)."""
-        data = Body.of(data)
         found = inspect(data, self.settings.max_pixels)
         fmt, width, height = found.format, found.width, found.height
         with self.assets.locked(public_id):
@@ -168,7 +166,7 @@ class Uploads:
             }  # fmt: skip
             record["backup"] = bool(details["backup"] or (before and before.get("backup")))
             if record["backup"]:
-                self.assets.back_up(record, data.joined())
+                self.assets.back_up(record, data)
             if fine is not None:
                 self.jobs.ask_removal(record, fine, notification_url, base)
             elif notification_url:
@@ -186,7 +184,7 @@ class Uploads:
                 self.assets.mark_unfinished(public_id)
             # A new id (no record, no original found just now, under the lock): no other format of it
             # to remove, so none is looked for.
-            self.service.originals.write(public_id, fmt, data.pieces, replacing=before is not None)
+            self.service.originals.write(public_id, fmt, data, replacing=before is not None)
             self.assets.save(record)
             if marked and not unfinished(record):
                 self.assets.mark_finished(public_id)
