@@ -244,7 +244,16 @@ class S3Originals:
     def read(self, public_id: str) -> bytes:
         return self.local(self.locate(public_id)).read_bytes()
 
-    def write(self, public_id: str, extension: str, data: bytes, *, replacing: bool = True) -> Located:
+    def write(
+        self,
+        public_id: str,
+        extension: str,
+        data: bytes,
+        *,
+        replacing: bool = True,
+        version: str | None = None,
+    ) -> Located:
+        # ``version`` is not needed: the PUT's answer carries the object's ETag, its version.
         if extension not in _RANK:
             raise ValueError(f"not an original's extension: {extension!r}")
         if not _valid(public_id):

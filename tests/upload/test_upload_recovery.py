@@ -116,3 +116,16 @@ def test_an_upload_replaces_a_hand_placed_original_in_another_format(uploads: Up
     new = store(uploads, "hand/fresh", ROAD)  # a new id: written alone
     assert new["format"] == "jpg"
     assert sorted(p.name for p in (root / "hand").iterdir()) == ["fresh.jpg", "made.jpg"]
+
+
+def test_the_written_original_is_not_hashed_again(uploads: Uploads, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cache.folder
+
+    monkeypatch.setattr(cache.folder, "sha256_of", lambda path: pytest.fail(f"hashed {path} again"))
+    record = store(uploads, "known/road", ROAD)
+    originals = uploads.service.originals
+    assert originals.version(originals.locate("known/road")) == record["fingerprint"]
+    assert record["fingerprint"] == hashlib.sha256(ROAD).hexdigest()
+    monkeypatch.undo()
+    (uploads.settings.originals / "known" / "road.jpg").write_bytes(LOGO)  # type: ignore[operator]
+    assert originals.version(originals.locate("known/road")) == hashlib.sha256(LOGO).hexdigest()
