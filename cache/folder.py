@@ -69,6 +69,11 @@ class Fingerprints:
             self._memo[memo_key] = value
         return value
 
+    def remember(self, path: Path, stamp: FileStamp, value: str) -> None:
+        """``value`` is the sha256 of the file at ``path`` while it has ``stamp`` (its writer hashed it)."""
+        with self._lock:
+            self._memo[(str(path), stamp)] = value
+
 
 def _valid(public_id: str) -> bool:
     """Whether an original may have this id: no empty, ``.`` or ``..`` folders, no backslash or NUL."""
@@ -218,7 +223,15 @@ class FolderOriginals:
     def read(self, public_id: str) -> bytes:
         return self.locate(public_id).path.read_bytes()
 
-    def write(self, public_id: str, extension: str, data: bytes) -> Located:
+    def write(
+        self,
+        public_id: str,
+        extension: str,
+        data: bytes,
+        *,
+        replacing: bool = True,
+        version: str | None = None,
+    ) -> Located:
         if extension not in _RANK:
             raise ValueError(f"not an original's extension: {extension!r}")
         if not _valid(public_id):
@@ -231,13 +244,17 @@ class FolderOriginals:
         except FileNotFoundError:  # its folder is new (made only then: one syscall fewer per upload)
             target.parent.mkdir(parents=True, exist_ok=True)
             write_atomically(target, data)
-        self._remove_others(public_id, keep=target.name)
+        if replacing:
+            self._remove_others(public_id, keep=target.name)
         # Located from the file just written, the only format of this id left, rather than by listing
         # its folder again (a folder of 100 000 originals would be read whole on every upload), but
         # refused as ``locate`` refuses it when the folder leads out of the root through a link.
         if not Path(base).resolve().is_relative_to(self.root):
             raise NotFound(f"Resource not found - {public_id}")
-        return Located(public_id, target, file_stamp(os.stat(target)))
+        stamp = file_stamp(os.stat(target))
+        if version is not None:
+            self.fingerprints.remember(target, stamp, version)
+        return Located(public_id, target, stamp)
 
     def _remove_others(self, public_id: str, keep: str) -> bool:
         """Remove ``public_id`` in every format but the file ``keep``; whether any was removed."""

@@ -244,7 +244,16 @@ class S3Originals:
     def read(self, public_id: str) -> bytes:
         return self.local(self.locate(public_id)).read_bytes()
 
-    def write(self, public_id: str, extension: str, data: bytes) -> Located:
+    def write(
+        self,
+        public_id: str,
+        extension: str,
+        data: bytes,
+        *,
+        replacing: bool = True,
+        version: str | None = None,
+    ) -> Located:
+        # ``version`` is not needed: the PUT's answer carries the object's ETag, its version.
         if extension not in _RANK:
             raise ValueError(f"not an original's extension: {extension!r}")
         if not _valid(public_id):
@@ -254,7 +263,8 @@ class S3Originals:
             put = self.s3.put_object(Bucket=self.location.bucket, Key=key, Body=data)
             # As the folder does: the same id in another format goes once the new one is in place (an
             # upload that becomes a PNG), so a lookup never finds the older format first.
-            self._remove_formats(public_id, keep=extension)
+            if replacing:
+                self._remove_formats(public_id, keep=extension)
         except self._errors as exc:
             log.warning("PUT %s: %s", public_id, exc)
             raise StorageUnavailable() from exc

@@ -54,9 +54,23 @@ class OriginalsStore(Protocol):
 
     def read(self, public_id: str) -> bytes: ...
 
-    def write(self, public_id: str, extension: str, data: bytes) -> Located:
+    def write(
+        self,
+        public_id: str,
+        extension: str,
+        data: bytes,
+        *,
+        replacing: bool = True,
+        version: str | None = None,
+    ) -> Located:
         """Store an original atomically: readers see the old content or the new, never a part. The same
-        id in another format is removed after the new one is in place (an upload that becomes a PNG)."""
+        id in another format is removed after the new one is in place (an upload that becomes a PNG).
+        ``replacing=False``: the caller has just looked this id up under its asset lock and found no
+        original and no record, so there is no other format to remove and none is looked for (a
+        folder: 21 names unlinked in vain on every new upload; object storage: a LIST request).
+        ``version``: ``fingerprint(data)`` when the caller has it (the Upload API's record), so that a
+        store that hashes its files (a folder) knows the written file's ``version`` without reading it
+        back (an upload's eager transformations, its background removal and its first delivery)."""
         ...
 
     def delete(self, public_id: str) -> bool:

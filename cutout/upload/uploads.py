@@ -182,7 +182,10 @@ class Uploads:
             marked = stored is not None or unfinished(record)
             if marked:
                 self.assets.mark_unfinished(public_id)
-            self.service.originals.write(public_id, fmt, data)
+            # A new id (no record, no original found just now, under the lock): no other format of it
+            # to remove, so none is looked for.
+            self.service.originals.write(public_id, fmt, data, replacing=before is not None,
+                                         version=record["fingerprint"])
             self.assets.save(record)
             if marked and not unfinished(record):
                 self.assets.mark_finished(public_id)
@@ -342,7 +345,7 @@ class Uploads:
             record.update({"version": new_version(record["version"]), "deleted": False, "derived": [],
                            "job": None, "uploaded_at": iso(time.time())})  # fmt: skip
             self.assets.mark_unfinished(public_id)  # a crash between the two writes is reconciled
-            self.service.originals.write(public_id, found.format, data)
+            self.service.originals.write(public_id, found.format, data, version=record["fingerprint"])
             self.assets.save(record)
             if not unfinished(record):
                 self.assets.mark_finished(public_id)

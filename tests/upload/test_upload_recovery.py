@@ -102,3 +102,30 @@ def test_off_answers_404_in_cloudinarys_shape(tmp_path: Path) -> None:
         assert "CUTOUT_UPLOAD=1" in json.loads(answer.content)["error"]["message"]
     with pytest.raises(SettingsError, match="CUTOUT_UPLOAD=1 needs CUTOUT_API_KEY"):
         load_settings({"CUTOUT_UPLOAD": "1", "CUTOUT_API_SECRET": "s"})
+
+
+def test_an_upload_replaces_a_hand_placed_original_in_another_format(uploads: Uploads) -> None:
+    root = uploads.settings.originals
+    assert isinstance(root, Path)
+    (root / "hand").mkdir()
+    (root / "hand" / "made.png").write_bytes(LOGO)  # no record: found by the lookup under the lock
+    record, outcome = uploads._store("hand/made", ROAD, DETAILS, overwrite=True, fine=None,
+                                     notification_url=None, base=BASE)  # fmt: skip
+    assert outcome == "overwritten" and record["format"] == "jpg"
+    assert sorted(p.name for p in (root / "hand").iterdir()) == ["made.jpg"]
+    new = store(uploads, "hand/fresh", ROAD)  # a new id: written alone
+    assert new["format"] == "jpg"
+    assert sorted(p.name for p in (root / "hand").iterdir()) == ["fresh.jpg", "made.jpg"]
+
+
+def test_the_written_original_is_not_hashed_again(uploads: Uploads, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cache.folder
+
+    monkeypatch.setattr(cache.folder, "sha256_of", lambda path: pytest.fail(f"hashed {path} again"))
+    record = store(uploads, "known/road", ROAD)
+    originals = uploads.service.originals
+    assert originals.version(originals.locate("known/road")) == record["fingerprint"]
+    assert record["fingerprint"] == hashlib.sha256(ROAD).hexdigest()
+    monkeypatch.undo()
+    (uploads.settings.originals / "known" / "road.jpg").write_bytes(LOGO)  # type: ignore[operator]
+    assert originals.version(originals.locate("known/road")) == hashlib.sha256(LOGO).hexdigest()

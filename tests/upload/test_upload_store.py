@@ -74,3 +74,12 @@ def test_public_ids() -> None:
     for hostile in ("a//b", "a/./b", " lead", "a\nb", "é" * 201):
         with pytest.raises(UploadError):
             params.check_public_id(hostile)
+
+
+def test_a_write_of_a_new_id_looks_for_no_other_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FolderOriginals(tmp_path)
+    monkeypatch.setattr(store, "_remove_others", lambda *a, **k: pytest.fail("looked for other formats"))
+    found = store.write("a/new", "jpg", ROAD, replacing=False)
+    assert found == store.locate("a/new") and found.path.read_bytes() == ROAD
