@@ -150,3 +150,23 @@ def test_writes_deletes_and_records_as_the_folder_keeps_them(s3: Counting, bucke
     assert originals.delete("items/bag") and not originals.delete("items/bag")
     with pytest.raises(NotFound):
         originals.locate("items/bag")
+
+
+def test_a_write_with_the_uploads_md5_is_checked_by_the_storage(s3: Counting, bucket: str,
+                                                                tmp_path: Path) -> None:
+    """The version the Upload API computed (``fingerprint``: the MD5 of the bytes) goes along as
+    Content-MD5: bytes that do not match it are refused by the storage (a 503 to the client, nothing
+    stored), bytes that do are stored with that ETag."""
+    import hashlib
+
+    from cache.s3 import StorageUnavailable
+
+    originals = S3Originals(f"s3://{bucket}/shop", tmp_path / "hot", s3=s3)
+    version = originals.fingerprint(ROAD)
+    assert version == "s3:" + hashlib.md5(ROAD).hexdigest()
+    with pytest.raises(StorageUnavailable):
+        originals.write("items/shoe", "jpg", ROAD[:-1] + b"\x00", version=version)
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="shop/items/shoe")
+    found = originals.write("items/shoe", "jpg", ROAD, version=version)
+    assert originals.version(found) == version
+    assert s3.get_object(Bucket=bucket, Key="shop/items/shoe.jpg")["Body"].read() == ROAD
