@@ -258,16 +258,16 @@ class S3Originals:
         replacing: bool = True,
         version: str | None = None,
     ) -> Located:
+        if extension not in _RANK:
+            raise ValueError(f"not an original's extension: {extension!r}")
+        if not _valid(public_id):
+            raise NotFound(f"Resource not found - {public_id}")
         # The PUT's answer carries the object's ETag, its version; a ``version`` the caller computed (the
         # MD5 of these bytes, ``fingerprint``) goes along as Content-MD5, so the storage refuses bytes that
         # changed on the way (BadDigest) instead of storing them.
         checked: dict[str, str] = {}
         if version is not None and version.startswith("s3:"):
             checked["ContentMD5"] = base64.b64encode(bytes.fromhex(version[3:])).decode()
-        if extension not in _RANK:
-            raise ValueError(f"not an original's extension: {extension!r}")
-        if not _valid(public_id):
-            raise NotFound(f"Resource not found - {public_id}")
         key = self._key(public_id, extension)
         try:  # one PUT: readers see the old object or the new one
             put = self.s3.put_object(Bucket=self.location.bucket, Key=key, Body=data, **checked)

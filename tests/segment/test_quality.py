@@ -172,6 +172,33 @@ def test_best_averages_the_mirror_where_it_agrees_else_keeps_the_surer_map() -> 
     assert overlap(np.zeros_like(a), np.zeros_like(a)) == 1.0
 
 
+
+class Specked(StandInModel):
+    """The same map whatever the photo, symmetric left to right (so the photo and its mirror agree): a
+    square object with a pinhole, and two specks of foreground in the background."""
+
+    def foreground(self, red: np.ndarray) -> np.ndarray:
+        prob = np.full(self.size, 0.05, dtype=np.float32)
+        prob[28:68, 28:68] = 0.95
+        prob[46:50, 46:50] = 0.1  # the pinhole (16 px, under 2 % of the object)
+        prob[4:10, 4:10] = prob[4:10, 86:92] = 0.9  # the specks
+        return prob
+
+
+def test_best_cut_outs_are_tidied_and_its_confidence_is_not() -> None:
+    from transform.segment.segmenter import IsNetSegmenter
+
+    image = photo(np.full((96, 96, 3), 128, dtype=np.uint8))
+    plain = IsNetSegmenter(Specked(), quality="default")  # type: ignore[arg-type]
+    best = IsNetSegmenter(Specked(), quality="best")  # type: ignore[arg-type]
+    a, b = plain.segment(image, fine_edges=False), best.segment(image, fine_edges=False)
+    alpha_plain, alpha_best = a.alpha.numpy(), b.alpha.numpy()
+    assert alpha_plain[7, 7] > 127 and alpha_plain[48, 48] < 128  # the network's map, as it is
+    assert alpha_best[7, 7] == 0 and alpha_best[7, 89] == 0 and alpha_best[48, 48] == 255
+    assert np.array_equal(alpha_best[30:40, 30:40], alpha_plain[30:40, 30:40])
+    assert b.confidence == a.confidence  # read from the untidied map
+
+
 @pytest.mark.slow
 def test_real_cut_outs_on_eval_photos(segmenter: object, eval_dir: Path) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))

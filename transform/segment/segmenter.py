@@ -79,16 +79,17 @@ class IsNetSegmenter:
             raw = self.probability(rgb, release=release)
         elif self.quality == "best":
             raw = self.averaged(rgb, release=release)
-            # Confidence reads the averaged map, untidied (see below); only the cut-out is tidied.
-            from transform.segment.tidy import tidy  # deferred: scipy, for the best level only
-
-            return Mask(upsample_alpha(tidy(stretch(raw)), rgb), score(raw))
         else:
             raw = self.probability(rgb, release=release, keep_aspect=self.aspect)
         # Confidence reads the raw map: min-max stretching would make an empty scene look decisive.
         confidence = score(raw)
         if not fine_edges:
-            return Mask(upsample_alpha(stretch(raw), rgb), confidence)
+            mapped = stretch(raw)
+            if self.quality == "best":  # the cut-out's map is tidied, not the one confidence reads
+                from transform.segment.tidy import tidy  # deferred: scipy, for the best level only
+
+                mapped = tidy(mapped)
+            return Mask(upsample_alpha(mapped, rgb), confidence)
         # Deferred: matting needs scipy (sparse solver), whose import costs about 0.3 s a process.
         from transform.segment.matting import SEED_GAIN
         from transform.segment.matting import fine_edges as refine_edges

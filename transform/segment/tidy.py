@@ -17,7 +17,11 @@ scipy's import alone costs a process about 0.2 s, and soft mattes lose SAD.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+import numpy.typing as npt
+from scipy import ndimage  # this module is imported only by the best level (segmenter.segment)
 
 from transform.segment.model import FloatArray
 
@@ -26,27 +30,29 @@ ISLAND_FRACTION = 0.2
 #: Enclosed background smaller than this share of the foreground's area is filled.
 HOLE_FRACTION = 0.02
 
+Mask = npt.NDArray[np.bool_]
+
 
 def tidy(prob: FloatArray) -> FloatArray:
-    """``prob`` (values in [0, 1]) with small islands set to 0 and small holes to 1; a new array."""
-    from scipy import ndimage  # deferred: only the best level pays for the import
-
+    """``prob`` (values in [0, 1]) with small holes set to 1 and small islands to 0; a new array."""
     out: FloatArray = np.array(prob, dtype=np.float32, copy=True)
     hard = out > 0.5
     if not hard.any():
         return out
     # Holes first, measured against the foreground as the network gave it; then islands, measured
     # with their holes filled (the order the figures above were measured in).
+    area = np.count_nonzero(hard)
     holes = ndimage.binary_fill_holes(hard) & ~hard
-    labels, count = ndimage.label(holes)
-    if count:
-        sizes = np.bincount(labels.ravel())[1:]
-        small = np.nonzero(sizes < HOLE_FRACTION * np.count_nonzero(hard))[0] + 1
-        out[np.isin(labels, small)] = 1.0
-        hard = out > 0.5
-    labels, count = ndimage.label(hard)
-    if count > 1:
-        sizes = np.bincount(labels.ravel())[1:]
-        small = np.nonzero(sizes < ISLAND_FRACTION * sizes.max())[0] + 1
-        out[np.isin(labels, small)] = 0.0
+    out[_pieces_under(holes, lambda sizes: HOLE_FRACTION * area)] = 1.0
+    out[_pieces_under(out > 0.5, lambda sizes: ISLAND_FRACTION * sizes.max())] = 0.0
     return out
+
+
+def _pieces_under(mask: Mask, limit: Callable[[npt.NDArray[np.intp]], float]) -> Mask:
+    """The connected pieces of ``mask`` smaller than ``limit(sizes of all its pieces)`` pixels."""
+    labels, count = ndimage.label(mask)
+    if not count:
+        return np.zeros_like(mask)
+    sizes = np.bincount(labels.ravel())[1:]
+    small: Mask = np.isin(labels, np.nonzero(sizes < limit(sizes))[0] + 1)
+    return small
