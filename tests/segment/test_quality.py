@@ -97,7 +97,8 @@ def test_fine_edges_on_a_large_photo_stays_at_working_size() -> None:
 
 
 class StandInModel:
-    """Stands in for the network to isolate ``best``'s rule (``foreground`` says what it finds)."""
+    """Stands in for the network to isolate ``best``'s rule (``foreground`` says what it finds, at the
+    size of the input it is given). ``sizes``: the input widths it was run at."""
 
     size = (96, 96)
     dynamic = True
@@ -109,10 +110,14 @@ class StandInModel:
         norm = RECIPES["isnet"]
         path = Path("stand-in.onnx")
 
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
     def input_size(self, width: int, height: int, *, keep_aspect: bool | None = None) -> tuple[int, int]:
         return self.size
 
     def run(self, batch: np.ndarray, *, release: bool = False) -> np.ndarray:
+        self.sizes.append(batch.shape[-1])
         return self.foreground(batch[0, 0])
 
     def foreground(self, red: np.ndarray) -> np.ndarray:
@@ -124,9 +129,10 @@ class LeftThird(StandInModel):
     mushy. The photo and its mirror image then find different objects."""
 
     def foreground(self, red: np.ndarray) -> np.ndarray:
-        prob = np.zeros(self.size, dtype=np.float32)
-        prob[:, :32] = 1
-        crisp = red[:, :48].mean() > red[:, 48:].mean()
+        width = red.shape[1]
+        prob = np.zeros(red.shape, dtype=np.float32)
+        prob[:, : width // 3] = 1
+        crisp = red[:, : width // 2].mean() > red[:, width // 2 :].mean()
         return prob if crisp else (0.35 + 0.3 * prob).astype(np.float32)
 
 
@@ -148,13 +154,13 @@ def test_best_averages_the_mirror_where_it_agrees_else_keeps_the_surer_map() -> 
     left_bright = photo(pixels)
     # Different objects: the crisp map is kept alone, not half of each.
     best = IsNetSegmenter(LeftThird(), quality="best")  # type: ignore[arg-type]
-    assert best.model_id.endswith("-stretch-best2")
-    assert np.array_equal(best.averaged(left_bright), best.probability(left_bright))
+    assert best.model_id.endswith("-stretch-best3")
+    assert np.array_equal(best.mirrored(left_bright), best.probability(left_bright))
     # A tie keeps the plain input's map.
     flat = photo(np.full((96, 96, 3), 128, dtype=np.uint8))
-    assert np.array_equal(best.averaged(flat), best.probability(flat))
+    assert np.array_equal(best.mirrored(flat), best.probability(flat))
     # The same object: the maps are averaged (1.0 and 0.8 -> 0.9).
-    both = IsNetSegmenter(Bright(), quality="best").averaged(left_bright)  # type: ignore[arg-type]
+    both = IsNetSegmenter(Bright(), quality="best").mirrored(left_bright)  # type: ignore[arg-type]
     assert np.allclose(both[:, 1:48], 0.9) and np.all(both[:, 48:] == 0)
     # A model that hands back maps it keeps (as bench/quality.py's memo does) finds them unchanged.
     kept: dict[bytes, np.ndarray] = {}
@@ -165,17 +171,61 @@ def test_best_averages_the_mirror_where_it_agrees_else_keeps_the_surer_map() -> 
 
     keeping = IsNetSegmenter(Keeping(), quality="best")  # type: ignore[arg-type]
     keeping.averaged(left_bright)
-    assert sorted(float(m.max()) for m in kept.values()) == [np.float32(0.8), 1.0]
+    assert sorted(float(m.max()) for m in kept.values()) == [np.float32(0.8), np.float32(0.8), 1.0, 1.0]
     a = np.zeros((10, 10), dtype=np.float32)
     a[2:8, 2:8] = 0.9
     assert overlap(a, a * 0.7) == 1.0 and overlap(a, np.zeros_like(a)) == 0.0
     assert overlap(np.zeros_like(a), np.zeros_like(a)) == 1.0
 
 
+class TwoScales(StandInModel):
+    """A centred square, sure at the trained size; at a smaller input the same square less sure, or
+    (``other``) a band along the top instead: a different object. Symmetric left to right, so each
+    scale's photo and mirror image agree."""
+
+    other = False
+
+    def foreground(self, red: np.ndarray) -> np.ndarray:
+        height, width = red.shape
+        prob = np.zeros(red.shape, dtype=np.float32)
+        if width == self.size[0]:
+            prob[height // 4 : 3 * height // 4, width // 4 : 3 * width // 4] = 1.0
+        elif self.other:
+            prob[: height // 8] = 1.0
+        else:
+            prob[height // 4 : 3 * height // 4, width // 4 : 3 * width // 4] = 0.6
+        return prob
+
+
+def test_best_joins_a_smaller_scale_where_it_agrees() -> None:
+    from transform.segment.segmenter import IsNetSegmenter
+
+    flat = photo(np.full((96, 96, 3), 128, dtype=np.uint8))
+    model = TwoScales()
+    best = IsNetSegmenter(model, quality="best")  # type: ignore[arg-type]
+    joined = best.averaged(flat)
+    # The photo and its mirror at 96 px, then at 3/4 of it (72, rounded to the network's step of 32).
+    assert model.sizes == [96, 96, 64, 64]
+    assert joined.shape == (96, 96)
+    assert np.allclose(joined[36:60, 36:60], 0.8, atol=0.01) and np.allclose(joined[:8, :8], 0, atol=0.01)
+    # A different object at the smaller scale: the trained size's map alone.
+    other = TwoScales()
+    other.other = True
+    alone = IsNetSegmenter(other, quality="best")  # type: ignore[arg-type]
+    assert np.array_equal(alone.averaged(flat), alone.probability(flat))
+    # A model with a fixed input runs the trained size only.
+    fixed = TwoScales()
+    fixed.dynamic = False
+    assert np.array_equal(IsNetSegmenter(fixed, quality="best").averaged(flat), best.probability(flat))  # type: ignore[arg-type]
+    assert fixed.sizes == [96, 96]
+
 
 class Specked(StandInModel):
     """The same map whatever the photo, symmetric left to right (so the photo and its mirror agree): a
-    square object with a pinhole, and two specks of foreground in the background."""
+    square object with a pinhole, and two specks of foreground in the background. A fixed input, so
+    that ``best`` runs only the trained size (its second scale is tested above)."""
+
+    dynamic = False
 
     def foreground(self, red: np.ndarray) -> np.ndarray:
         prob = np.full(self.size, 0.05, dtype=np.float32)
