@@ -343,7 +343,8 @@ VARIABLES: tuple[Variable, ...] = (
            "a dynamic input only) runs the network at the photo's aspect ratio (4:3: 1024x768, 0.78x the "
            "time) but loses the object on some photos. Fine edges always stretch", shown="stretch"),
     _model("CUTOUT_QUALITY", _choice(*QUALITIES), "default",
-           "background-removal quality: best averages the maps of several inputs (more inference)"),
+           "background-removal quality: best averages the maps of four inputs (the photo and its mirror "
+           "image at two sizes: 3.1x the inference)"),
     _model("CUTOUT_ORT_THREADS", INTEGER, None, "onnxruntime intra-op threads", shown="all cores", low=1),
     _model("CUTOUT_ORT_PROVIDERS", NAMES, (),
            "onnxruntime execution providers, e.g. CUDAExecutionProvider,CPUExecutionProvider with "
