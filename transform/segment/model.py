@@ -71,6 +71,11 @@ QUALITIES = variables.QUALITIES
 SIZE_STEP = 32
 
 
+def stepped(length: float) -> int:
+    """``length`` rounded to the nearest multiple of SIZE_STEP, at least SIZE_STEP."""
+    return max(SIZE_STEP, round(length / SIZE_STEP) * SIZE_STEP)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     path: Path
@@ -177,7 +182,7 @@ class Model:
             raise ValueError(f"the model at {self.config.path} takes only {self.size[0]}x{self.size[1]}")
         side = max(self.size)
         ratio = min(width, height) / max(width, height)
-        short = min(side, max(SIZE_STEP, round(side * ratio / SIZE_STEP) * SIZE_STEP))
+        short = min(side, stepped(side * ratio))
         return (side, short) if width >= height else (short, side)
 
     def run(self, batch: FloatArray, *, release: bool = False) -> FloatArray:

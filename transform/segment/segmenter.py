@@ -29,12 +29,12 @@ from transform.seam import Mask
 from transform.segment.confidence import score
 from transform.segment.model import (
     QUALITIES,
-    SIZE_STEP,
     FloatArray,
     Model,
     Normalization,
     SegmenterConfigError,
     release_arena,
+    stepped,
 )
 from transform.segment.refine import resize_map, upsample_alpha, upsample_mask
 from transform.segment.resample import to_model_size
@@ -133,11 +133,10 @@ class IsNetSegmenter:
     def averaged(self, rgb: pyvips.Image, *, release: bool = False) -> FloatArray:
         """``best``'s map: the photo and its mirror image at the trained size and at ``SMALL_SCALE``
         of it (``mirrored``), the smaller scale's map joining the trained size's where they agree."""
-        width, height = self.model.size
         if not self.model.dynamic:
             return self.mirrored(rgb, release=release)
         trained = self.mirrored(rgb)
-        side = max(SIZE_STEP, round(min(width, height) * SMALL_SCALE / SIZE_STEP) * SIZE_STEP)
+        side = stepped(min(self.model.size) * SMALL_SCALE)
         small = self.mirrored(rgb, release=release, size=(side, side))
         small = resize_map(small, trained.shape[1], trained.shape[0])
         if overlap(trained, small) < SCALE_AGREEMENT:
