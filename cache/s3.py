@@ -43,6 +43,9 @@ log = logging.getLogger("cutout.s3")
 #: How long a confirmed ETag is trusted by ``current`` (run on every memoised hit): one HEAD per original
 #: per second at most, instead of one per request.
 RECHECK_SECONDS = 1.0
+#: An original's version token is this prefix and its ETag, the MD5 of its bytes (one plain PUT):
+#: ``version`` and ``fingerprint`` make it, ``write`` reads the MD5 back out of it for Content-MD5.
+_VERSION = "s3:"
 
 
 @dataclass(frozen=True)
@@ -184,11 +187,11 @@ class S3Originals:
 
     def version(self, found: Located) -> str:
         key, etag = _stamp(found)
-        return "s3:" + str(etag).strip('"')
+        return _VERSION + str(etag).strip('"')
 
     def fingerprint(self, data: bytes, *, md5: str | None = None) -> str:
         # The ETag of an object stored by one plain PUT (``write``) is the MD5 of its bytes.
-        return "s3:" + (md5 or hashlib.md5(data).hexdigest())
+        return _VERSION + (md5 or hashlib.md5(data).hexdigest())
 
     def current(self, found: Sequence[Located]) -> bool:
         """Whether each object still has the ETag it was located with: one HEAD per object at most every
@@ -266,8 +269,8 @@ class S3Originals:
         # MD5 of these bytes, ``fingerprint``) goes along as Content-MD5, so the storage refuses bytes that
         # changed on the way (BadDigest) instead of storing them.
         checked: dict[str, str] = {}
-        if version is not None and version.startswith("s3:"):
-            checked["ContentMD5"] = base64.b64encode(bytes.fromhex(version[3:])).decode()
+        if version is not None and version.startswith(_VERSION):
+            checked["ContentMD5"] = base64.b64encode(bytes.fromhex(version[len(_VERSION) :])).decode()
         key = self._key(public_id, extension)
         try:  # one PUT: readers see the old object or the new one
             put = self.s3.put_object(Bucket=self.location.bucket, Key=key, Body=data, **checked)
