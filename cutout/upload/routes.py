@@ -4,7 +4,6 @@ authenticate -> parse -> ``Uploads`` -> JSON; every failure leaves as ``{"error"
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,6 +15,7 @@ from cutout.upload import auth
 from cutout.upload.assets import Base
 from cutout.upload.errors import UploadError, bad, from_origin
 from cutout.upload.params import Received, read
+from cutout.upload.parts import content_range
 from cutout.upload.uploads import Uploads
 from grammar.errors import OriginError
 
@@ -72,16 +72,16 @@ async def _admin(request: Request, uploads: Uploads) -> dict[str, str]:
 
 
 async def upload(request: Request, uploads: Uploads) -> Any:
-    _whole(request)
-    return await uploads.upload(await _signed(request, uploads), base_of(request, uploads))
-
-
-def _whole(request: Request) -> None:
-    """The SDKs' ``upload_large`` sends a big file in parts (``Content-Range``), which this server does
-    not assemble: one part alone would be taken for a truncated file, so it is refused by name."""
-    match = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+)", request.headers.get("content-range", "").strip())
-    if match and (int(match[1]) != 0 or int(match[2]) + 1 != int(match[3])):
-        raise bad("Chunked uploads (upload_large, Content-Range) are not supported: send the file whole")
+    """An upload, or one part of a chunked one (``parts``: the SDKs' ``upload_large``)."""
+    part = content_range(request.headers)  # before the body: a bad header is refused unread
+    received = await _signed(request, uploads)
+    if part is None or part.whole:
+        if part is not None and received.file is not None and len(received.file) != part.size:
+            raise bad(f"Content-Range says the file is {part.size} bytes, but the file part has "
+                      f"{len(received.file)}")  # fmt: skip
+        return await uploads.upload(received, base_of(request, uploads))
+    upload_id = request.headers.get("x-unique-upload-id")
+    return await uploads.upload_part(received, part, upload_id, base_of(request, uploads))
 
 
 async def explicit(request: Request, uploads: Uploads) -> Any:
@@ -123,8 +123,10 @@ async def unsupported(request: Request, uploads: Uploads) -> Any:
             raise bad(f"type {parts[2][:40]} is not supported: only upload")
         call = "/".join(parts[:3])
         raise bad(f"The Admin API call {request.method} /{call} is not supported by this server")
-    elif parts[0] in ("video", "raw", "auto"):
+    elif parts[0] in ("video", "raw"):
         raise bad(f"resource_type {parts[0]} is not supported: only image")
+    elif parts[0] == "auto":
+        raise bad(f"resource_type auto is only for upload: {'/'.join(parts[1:])[:40]} needs image")
     elif parts[0] == "image" and len(parts) == 2:
         raise bad(f"The Upload API action {parts[1][:40]} is not supported: upload, explicit and destroy are")
     raise UploadError(404, f"No Upload or Admin API route {request.url.path[:200]}")
@@ -135,6 +137,9 @@ _UPLOAD = "/v1_1/{cloud}/image"
 _RESOURCES = "/v1_1/{cloud}/resources/image"
 ROUTES: tuple[Route, ...] = (
     Route(f"{_UPLOAD}/upload", endpoint(upload), methods=["POST"]),
+    # resource_type auto (the upload widget's, and many a browser form's): this server stores images,
+    # so an auto upload is an image upload, and anything else is refused as not an image.
+    Route("/v1_1/{cloud}/auto/upload", endpoint(upload), methods=["POST"]),
     Route(f"{_UPLOAD}/explicit", endpoint(explicit), methods=["POST"]),
     Route(f"{_UPLOAD}/destroy", endpoint(destroy), methods=["POST"]),
     Route(_RESOURCES, endpoint(listing), methods=["GET"]),

@@ -9,6 +9,7 @@ import base64
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -23,6 +24,7 @@ from cutout.upload.assets import Assets, Base, Record, delivery_path, iso, new_v
 from cutout.upload.errors import UploadError, bad, from_origin, not_found
 from cutout.upload.images import decode_file_field, inspect
 from cutout.upload.jobs import Jobs, derived, list_derived, pending, summary, unfinished
+from cutout.upload.parts import Parts, Range
 from cutout.webhooks import Delivery, webhook_policy
 from grammar.errors import OriginError
 
@@ -44,6 +46,22 @@ LIST_PARAMS = ("prefix", "max_results", "next_cursor", "tags", "context", "type"
 RESTORE_PARAMS = ("public_ids", "versions")
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """What an upload asks for, from its parameters."""
+
+    public_id: str
+    tags: list[str] | None
+    context: dict[str, str] | None
+    fine: bool | None
+    eagers: list[p.Eager]
+    notification_url: str | None
+    eager_url: str | None
+    overwrite: bool
+    backup: bool
+    eager_async: bool
+
+
 class Uploads:
     def __init__(self, settings: Settings, service: Service) -> None:
         assert settings.api_key and settings.api_secret, "checked by load_settings"
@@ -54,42 +72,76 @@ class Uploads:
         self.jobs = Jobs(settings, service, self.assets)
         self.hook_policy = webhook_policy()
         self.fetch_policy = FetchPolicy.from_environ()
+        self.parts = Parts(service.originals, settings.max_upload_bytes)
 
     # == the Upload API ================================================================================
     async def upload(self, received: p.Received, base: Base) -> Record:
-        params = received.params
-        p.refuse_unknown(params, UPLOAD_PARAMS, "Upload API")
-        self._check_type(params)
-        public_id = p.choose_public_id(params, params.get("filename_override") or received.filename)
-        tags, context = p.tags(params), p.context(params)
-        fine = self._removal(params)
-        eagers = p.eager(params, self.settings.named)
-        notification_url = self._hook(params, "notification_url")
-        eager_url = self._hook(params, "eager_notification_url")
-        overwrite, backup = p.flag(params, "overwrite", True), p.flag(params, "backup")
-        eager_async = p.flag(params, "eager_async")
-        p.flag(params, "invalidate")  # accepted (a new version is a new URL), but only as a boolean
+        asked = self._asked(received)
         data = await self._file(received)
+        params = received.params
         details = {
-            "tags": tags or [], "context": context or {}, "backup": backup,
+            "tags": asked.tags or [], "context": asked.context or {}, "backup": asked.backup,
             "original_filename": _stem(params.get("filename_override") or received.filename),
             "display_name": params.get("display_name"),
         }  # fmt: skip
         record, outcome = await anyio.to_thread.run_sync(
-            partial(self._store, public_id, data, details, overwrite=overwrite, fine=fine,
-                    notification_url=notification_url, base=base)
+            partial(self._store, asked.public_id, data, details, overwrite=asked.overwrite, fine=asked.fine,
+                    notification_url=asked.notification_url, base=base)
         )  # fmt: skip
         shown = view(record, base, self.api_secret)
         if outcome == "existing":
             return {**shown, "existing": True}
         if outcome == "overwritten":
             shown["overwritten"] = True
-        if eagers:  # before the driver starts: its eager batch goes first, on this version
+        if asked.eagers:  # before the driver starts: its eager batch goes first, on this version
             shown["eager"] = await self._eager(
-                record, eagers, base, eager_async, eager_url or notification_url
+                record, asked.eagers, base, asked.eager_async, asked.eager_url or asked.notification_url
             )
         self.jobs.start_if_unfinished(record)
         return {**shown, "api_key": self.api_key}
+
+    def _asked(self, received: p.Received) -> _Asked:
+        """An upload's parameters, each understood or refused with a 400 naming it, before its file is
+        read (and at every part of a chunked upload, so that a bad one is refused at the first)."""
+        params = received.params
+        p.refuse_unknown(params, UPLOAD_PARAMS, "Upload API")
+        self._check_type(params)
+        asked = _Asked(
+            public_id=p.choose_public_id(params, params.get("filename_override") or received.filename),
+            tags=p.tags(params), context=p.context(params), fine=self._removal(params),
+            eagers=p.eager(params, self.settings.named),
+            notification_url=self._hook(params, "notification_url"),
+            eager_url=self._hook(params, "eager_notification_url"),
+            overwrite=p.flag(params, "overwrite", True), backup=p.flag(params, "backup"),
+            eager_async=p.flag(params, "eager_async"),
+        )  # fmt: skip
+        p.flag(params, "invalidate")  # accepted (a new version is a new URL), but only as a boolean
+        return asked
+
+    async def upload_part(
+        self, received: p.Received, part: Range, upload_id: str | None, base: Base
+    ) -> Record:
+        """One part of a chunked upload (``parts``): kept and answered ``done: false``; the last part
+        joins them and is answered as the whole file's upload."""
+        self._asked(received)
+        if received.file is None:
+            raise bad("A chunked upload's parts must each come as the file part of a multipart body")
+        folder = self.parts.check(upload_id, part, received.file)
+        if not part.last:
+            await anyio.to_thread.run_sync(self.parts.put, folder, part, received.file)
+            await anyio.to_thread.run_sync(self.parts.sweep)
+            # The SDKs send the answer's public_id with the next part: the one asked for, as asked.
+            named = {"public_id": received.params["public_id"]} if received.params.get("public_id") else {}
+            return {"done": False, "upload_id": upload_id, "bytes": part.end + 1, **named}
+        whole = await anyio.to_thread.run_sync(self.parts.join, folder, part, received.file)
+        try:
+            answer = await self.upload(p.Received(received.params, whole, received.filename), base)
+        except UploadError as exc:
+            if exc.status < 500:  # the whole file was refused: its parts cannot make another answer
+                await anyio.to_thread.run_sync(self.parts.drop, folder)
+            raise
+        await anyio.to_thread.run_sync(self.parts.drop, folder)
+        return answer
 
     def _check_type(self, params: dict[str, str]) -> None:
         kind = params.get("type", "upload")
@@ -184,8 +236,9 @@ class Uploads:
                 self.assets.mark_unfinished(public_id)
             # A new id (no record, no original found just now, under the lock): no other format of it
             # to remove, so none is looked for.
-            self.service.originals.write(public_id, fmt, data, replacing=before is not None,
-                                         version=record["fingerprint"])
+            self.service.originals.write(
+                public_id, fmt, data, replacing=before is not None, version=record["fingerprint"]
+            )
             self.assets.save(record)
             if marked and not unfinished(record):
                 self.assets.mark_finished(public_id)

@@ -170,3 +170,20 @@ def test_a_write_with_the_uploads_md5_is_checked_by_the_storage(s3: Counting, bu
     found = originals.write("items/shoe", "jpg", ROAD, version=version)
     assert originals.version(found) == version
     assert s3.get_object(Bucket=bucket, Key="shop/items/shoe.jpg")["Body"].read() == ROAD
+
+
+def test_a_chunked_uploads_parts_on_object_storage(s3: Counting, bucket: str, tmp_path: Path) -> None:
+    """``upload_large``'s parts are records in the originals store: a replica other than the one that
+    kept the first parts joins them (issue 11)."""
+    from cutout.upload.parts import Parts, Range
+
+    one = Parts(S3Originals(f"s3://{bucket}/shop", tmp_path / "hot1", s3=s3), 10_000_000)
+    other = Parts(S3Originals(f"s3://{bucket}/shop", tmp_path / "hot2", s3=s3), 10_000_000)
+    total = len(ROAD)
+    folder = one.check("upload-on-s3", Range(0, 29_999, total), ROAD[:30_000])
+    one.put(folder, Range(30_000, 59_999, total), ROAD[30_000:60_000])
+    one.put(folder, Range(0, 29_999, total), ROAD[:30_000])
+    assert other.join(folder, Range(60_000, total - 1, total), ROAD[60_000:]) == ROAD
+    other.drop(folder)
+    assert list(one.originals.list_records("parts")) == []
+    assert sorted(one.originals.list("")) == []  # parts were never originals

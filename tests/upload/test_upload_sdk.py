@@ -274,9 +274,6 @@ def test_admin_refusals(sdk: Any) -> None:
         sdk.api.resource("x", resource_type="video")
     with pytest.raises(sdk.exceptions.BadRequest, match="DELETE /resources/image/upload is not supported"):
         sdk.api.delete_resources(["docs/road"])
-    with pytest.raises(sdk.exceptions.BadRequest, match="Chunked uploads"):
-        sdk.uploader.upload_large(str(ROAD), public_id="large/parts", chunk_size=30_000,
-                                  resource_type="image")
     whole = sdk.uploader.upload_large(str(ROAD), public_id="large/one", resource_type="image")
     assert whole["public_id"] == "large/one"  # one part: the whole file
     with pytest.raises(sdk.exceptions.BadRequest, match="action rename is not supported"):
