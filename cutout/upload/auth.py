@@ -71,8 +71,17 @@ def check_admin(request: Request, api_key: str, api_secret: str) -> None:
         raise unauthorized("Missing credentials: the Admin API takes HTTP Basic api_key:api_secret")
 
 
-def check_signed(params: Mapping[str, str], api_key: str, api_secret: str, now: float | None = None) -> None:
-    """401 unless ``params`` carry our api_key, a fresh timestamp and a valid signature of the rest."""
+def check_signed(
+    params: Mapping[str, str],
+    api_key: str,
+    api_secret: str,
+    now: float | None = None,
+    unsigned: frozenset[str] = frozenset(),
+) -> None:
+    """401 unless ``params`` carry our api_key, a fresh timestamp and a valid signature of the rest
+    (less ``unsigned``: parameters the SDKs send but leave out of the signature for that call)."""
+    if unsigned:
+        params = {k: v for k, v in params.items() if k not in unsigned}
     given_key = params.get("api_key", "")
     if not given_key:
         raise unauthorized("Must supply api_key")

@@ -58,12 +58,16 @@ def base_of(request: Request, uploads: Uploads) -> Base:
     return Base(f"{request.url.scheme}://{host}", cloud)
 
 
-async def _signed(request: Request, uploads: Uploads) -> Received:
+async def _signed(request: Request, uploads: Uploads, unsigned: frozenset[str] = frozenset()) -> Received:
     """The request's parameters once its caller is known: HTTP Basic, or the SDK's signature."""
     received = await read(request, uploads.settings.max_upload_bytes)
     if not auth.basic(request, uploads.api_key, uploads.api_secret):
-        auth.check_signed(received.params, uploads.api_key, uploads.api_secret)
+        auth.check_signed(received.params, uploads.api_key, uploads.api_secret, unsigned=unsigned)
     return received
+
+
+#: The SDKs send these with the ``tags`` and ``context`` calls but leave them out of the signature.
+_NOT_SIGNED_FOR_TAGS = frozenset({"notification_url", "batch_id"})
 
 
 async def _admin(request: Request, uploads: Uploads) -> dict[str, str]:
@@ -90,6 +94,18 @@ async def explicit(request: Request, uploads: Uploads) -> Any:
 
 async def destroy(request: Request, uploads: Uploads) -> Any:
     return await uploads.destroy((await _signed(request, uploads)).params)
+
+
+async def rename(request: Request, uploads: Uploads) -> Any:
+    return await uploads.rename((await _signed(request, uploads)).params, base_of(request, uploads))
+
+
+async def tags(request: Request, uploads: Uploads) -> Any:
+    return await uploads.tags((await _signed(request, uploads, _NOT_SIGNED_FOR_TAGS)).params)
+
+
+async def delete_resources(request: Request, uploads: Uploads) -> Any:
+    return await uploads.delete_resources(await _admin(request, uploads))
 
 
 async def listing(request: Request, uploads: Uploads) -> Any:
@@ -119,7 +135,7 @@ async def unsupported(request: Request, uploads: Uploads) -> Any:
     if parts[0] == "resources" and len(parts) > 1:
         if parts[1] != "image":
             raise bad(f"resource_type {parts[1][:40]} is not supported: only image")
-        if len(parts) > 2 and parts[2] != "upload":
+        if len(parts) > 2 and parts[2] not in ("upload", "tags", "context", "moderations"):
             raise bad(f"type {parts[2][:40]} is not supported: only upload")
         call = "/".join(parts[:3])
         raise bad(f"The Admin API call {request.method} /{call} is not supported by this server")
@@ -128,7 +144,10 @@ async def unsupported(request: Request, uploads: Uploads) -> Any:
     elif parts[0] == "auto":
         raise bad(f"resource_type auto is only for upload: {'/'.join(parts[1:])[:40]} needs image")
     elif parts[0] == "image" and len(parts) == 2:
-        raise bad(f"The Upload API action {parts[1][:40]} is not supported: upload, explicit and destroy are")
+        raise bad(
+            f"The Upload API action {parts[1][:40]} is not supported: upload, explicit, destroy, rename "
+            "and tags are"
+        )
     raise UploadError(404, f"No Upload or Admin API route {request.url.path[:200]}")
 
 
@@ -142,6 +161,9 @@ ROUTES: tuple[Route, ...] = (
     Route("/v1_1/{cloud}/auto/upload", endpoint(upload), methods=["POST"]),
     Route(f"{_UPLOAD}/explicit", endpoint(explicit), methods=["POST"]),
     Route(f"{_UPLOAD}/destroy", endpoint(destroy), methods=["POST"]),
+    Route(f"{_UPLOAD}/rename", endpoint(rename), methods=["POST"]),
+    Route(f"{_UPLOAD}/tags", endpoint(tags), methods=["POST"]),
+    Route(f"{_RESOURCES}/upload", endpoint(delete_resources), methods=["DELETE"]),
     Route(_RESOURCES, endpoint(listing), methods=["GET"]),
     Route(f"{_RESOURCES}/{{type}}", endpoint(listing), methods=["GET"]),
     Route(f"{_RESOURCES}/upload/restore", endpoint(restore), methods=["POST"]),

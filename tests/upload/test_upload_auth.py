@@ -66,3 +66,18 @@ def test_refusals() -> None:
     stale = {"public_id": "x", "timestamp": str(int(now) - 3700)}
     with pytest.raises(UploadError, match="Stale request"):
         auth.check_signed({**stale, "api_key": "k", "signature": auth.sign(stale, SECRET)}, "k", SECRET)
+
+
+def test_parameters_the_sdk_leaves_unsigned() -> None:
+    # The SDK's tags and context calls send notification_url and batch_id outside the signature.
+    from cloudinary.utils import sign_request
+
+    params = {"tag": "a", "public_ids": "x/y", "command": "add", "timestamp": "1700000000",
+              "notification_url": "http://h/x", "batch_id": "b1"}  # fmt: skip
+    signed = sign_request(dict(params), {"api_key": "k", "api_secret": SECRET,
+                                         "non_signable": ("notification_url", "batch_id")})  # fmt: skip
+    auth.check_signed(
+        signed, "k", SECRET, now=1700000000, unsigned=frozenset({"notification_url", "batch_id"})
+    )
+    with pytest.raises(UploadError, match="Invalid Signature"):
+        auth.check_signed(signed, "k", SECRET, now=1700000000)

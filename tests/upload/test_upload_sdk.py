@@ -272,12 +272,12 @@ def test_admin_refusals(sdk: Any) -> None:
         sdk.api.resource("docs/road", api_secret="wrong")
     with pytest.raises(sdk.exceptions.BadRequest, match="resource_type video"):
         sdk.api.resource("x", resource_type="video")
-    with pytest.raises(sdk.exceptions.BadRequest, match="DELETE /resources/image/upload is not supported"):
-        sdk.api.delete_resources(["docs/road"])
+    with pytest.raises(sdk.exceptions.BadRequest, match="DELETE /resources/image/tags is not supported"):
+        sdk.api.delete_resources_by_tag("t")
     whole = sdk.uploader.upload_large(str(ROAD), public_id="large/one", resource_type="image")
     assert whole["public_id"] == "large/one"  # one part: the whole file
-    with pytest.raises(sdk.exceptions.BadRequest, match="action rename is not supported"):
-        sdk.uploader.rename("docs/road", "docs/street")
+    with pytest.raises(sdk.exceptions.BadRequest, match="action context is not supported"):
+        sdk.uploader.add_context({"a": "b"}, ["docs/road"])
     # A hand-placed original (no record) is an asset too.
     road = dict(sdk.api.resource("docs/road"))
     assert road["format"] == "jpg" and road["width"] > 0 and road["url"].endswith("/docs/road.jpg")

@@ -1,0 +1,132 @@
+"""Managing assets with Cloudinary's own SDK against a real `cutout serve`: ``uploader.rename``, the tag
+commands (``add_tag``, ``remove_tag``, ``replace_tag``, ``remove_all_tags``) and the Admin API's
+``delete_resources`` and ``delete_resources_by_prefix``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.app.helpers import SAMPLES
+from tests.app.server_process import ServerProcess
+
+ROAD = SAMPLES / "docs" / "road.jpg"
+ROUTER = SAMPLES / "docs" / "rmv_bgd" / "router_orig.jpg"
+
+
+def _originals(server: ServerProcess) -> Path:
+    command = server.process.args
+    assert isinstance(command, list)
+    return Path(command[command.index("--originals") + 1])
+
+
+def test_rename_moves_the_original_its_record_and_backups(sdk: Any, server: ServerProcess) -> None:
+    up = sdk.uploader.upload(str(ROAD), public_id="ren/a", backup=True, tags=["t"], context={"k": "v"})
+    moved = sdk.uploader.rename("ren/a", "ren/b")
+    assert moved["public_id"] == "ren/b" and moved["version"] == up["version"]
+    assert moved["asset_id"] == up["asset_id"] and moved["etag"] == up["etag"] and moved["tags"] == ["t"]
+    assert moved["url"].endswith(f"/v{up['version']}/ren/b.jpg")
+    assert httpx.get(moved["url"], timeout=30).headers["content-type"] == "image/jpeg"
+    assert httpx.get(up["url"], timeout=30).status_code == 404  # the old id is gone
+    with pytest.raises(sdk.exceptions.NotFound, match="Resource not found - ren/a"):
+        sdk.api.resource("ren/a")
+    root = _originals(server)
+    assert (root / "ren" / "b.jpg").read_bytes() == ROAD.read_bytes()
+    assert not (root / "ren" / "a.jpg").exists()
+    assert not any((root / ".cutout" / "backups" / "ren" / "a").rglob("*.record"))
+    resource = dict(sdk.api.resource("ren/b", versions=True))
+    assert resource["context"] == {"custom": {"k": "v"}} and resource["backup"] is True
+    # The backups came along: destroy, then restore under the new id.
+    assert sdk.uploader.destroy("ren/b") == {"result": "ok"}
+    assert sdk.api.restore(["ren/b"])["ren/b"]["etag"] == up["etag"]
+
+    # Onto an existing id: refused unless overwrite.
+    sdk.uploader.upload(str(ROUTER), public_id="ren/c")
+    with pytest.raises(sdk.exceptions.AlreadyExists, match=r"to_public_id \(ren/c\) already exists"):
+        sdk.uploader.rename("ren/b", "ren/c")
+    over = sdk.uploader.rename("ren/b", "ren/c", overwrite=True)
+    assert over["etag"] == up["etag"] and dict(sdk.api.resource("ren/c"))["etag"] == up["etag"]
+    assert sorted(p.name for p in (root / "ren").iterdir()) == ["c.jpg"]
+
+    # A file put into the folder by hand (no record) is renamed too.
+    by_hand = sdk.uploader.rename("docs/road", "ren/by_hand")
+    assert by_hand["etag"] == hashlib.md5(ROAD.read_bytes()).hexdigest()
+    sdk.uploader.rename("ren/by_hand", "docs/road")  # put back for the other tests
+
+    with pytest.raises(sdk.exceptions.NotFound, match="Resource not found - ren/none"):
+        sdk.uploader.rename("ren/none", "ren/d")
+    with pytest.raises(sdk.exceptions.BadRequest, match="to_public_id may not contain"):
+        sdk.uploader.rename("ren/c", "../escape")
+    with pytest.raises(sdk.exceptions.BadRequest, match="to_type 'private' is not supported"):
+        sdk.uploader.rename("ren/c", "ren/e", to_type="private")
+    with pytest.raises(sdk.exceptions.BadRequest, match="Parameter metadata is not supported"):
+        sdk.uploader.rename("ren/c", "ren/e", metadata="a=b")
+    assert dict(sdk.api.resource("ren/c"))["public_id"] == "ren/c"  # nothing changed by the refusals
+
+
+def test_rename_waits_for_pending_work(sdk: Any, server: ServerProcess) -> None:
+    sdk.uploader.upload(str(ROUTER), public_id="ren/busy", background_removal="cloudinary_ai")
+    with pytest.raises(sdk.exceptions.RateLimited, match="ren/busy has work pending"):
+        sdk.uploader.rename("ren/busy", "ren/idle")
+    marker = _originals(server) / ".cutout" / "jobs" / "ren" / "busy.record"
+    deadline = time.monotonic() + 120
+    while marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    moved = sdk.uploader.rename("ren/busy", "ren/idle")
+    assert (
+        moved["format"] == "png"
+        and moved["info"]["background_removal"]["cloudinary_ai"]["status"] == "complete"
+    )
+
+
+def test_tag_commands(sdk: Any) -> None:
+    for name in ("x", "y"):
+        sdk.uploader.upload(str(ROAD), public_id=f"tag/{name}", tags=["old"])
+    added = sdk.uploader.add_tag("new", ["tag/x", "tag/y", "tag/none"])
+    assert added == {"public_ids": ["tag/x", "tag/y"]}
+    assert dict(sdk.api.resource("tag/x"))["tags"] == ["old", "new"]
+    assert sdk.uploader.remove_tag("old", ["tag/x"]) == {"public_ids": ["tag/x"]}
+    assert dict(sdk.api.resource("tag/x"))["tags"] == ["new"]
+    sdk.uploader.replace_tag("only", ["tag/y"])
+    assert dict(sdk.api.resource("tag/y"))["tags"] == ["only"]
+    sdk.uploader.remove_all_tags(["tag/x", "tag/y"])
+    assert dict(sdk.api.resource("tag/x"))["tags"] == [] and dict(sdk.api.resource("tag/y"))["tags"] == []
+    sdk.uploader.add_tag("a,b", "tag/x")  # several tags at once, one id as a string
+    assert dict(sdk.api.resource("tag/x"))["tags"] == ["a", "b"]
+    with pytest.raises(sdk.exceptions.BadRequest, match="Missing required parameter - tag"):
+        sdk.uploader.add_tag("", ["tag/x"])
+    with pytest.raises(sdk.exceptions.BadRequest, match="Missing required parameter - public_ids"):
+        sdk.uploader.add_tag("a", [])
+    with pytest.raises(sdk.exceptions.BadRequest, match="public_ids may not contain"):
+        sdk.uploader.add_tag("a", ["../x"])
+    with pytest.raises(sdk.exceptions.BadRequest, match="Parameter notification_url is not supported"):
+        sdk.uploader.add_tag("a", ["tag/x"], notification_url="http://127.0.0.1/x")
+
+
+def test_delete_resources_by_ids_and_by_prefix(sdk: Any, server: ServerProcess) -> None:
+    for name in ("p/1", "p/2", "p/sub/3", "q/1"):
+        sdk.uploader.upload(str(ROAD), public_id=f"del/{name}", backup=name == "q/1")
+    gone = sdk.api.delete_resources(["del/q/1", "del/none"])
+    assert gone["deleted"] == {"del/q/1": "deleted", "del/none": "not_found"} and gone["partial"] is False
+    assert gone["deleted_counts"]["del/q/1"] == {"original": 1, "derived": 0}
+    assert sdk.api.restore(["del/q/1"])["del/q/1"]["public_id"] == "del/q/1"  # its backup was kept
+    by_prefix = sdk.api.delete_resources_by_prefix("del/p/")
+    assert sorted(by_prefix["deleted"]) == ["del/p/1", "del/p/2", "del/p/sub/3"]
+    assert [r["public_id"] for r in sdk.api.resources(prefix="del/")["resources"]] == ["del/q/1"]
+    record = _originals(server) / ".cutout" / "assets" / "del" / "p" / "1.record"
+    assert not record.exists()  # no backups: nothing kept
+    with pytest.raises(sdk.exceptions.BadRequest, match="public_ids or prefix"):
+        sdk.api.delete_resources([])
+    with pytest.raises(sdk.exceptions.BadRequest, match="Parameter all is not supported"):
+        sdk.api.delete_all_resources()
+    with pytest.raises(sdk.exceptions.BadRequest, match="prefix"):
+        sdk.api.delete_resources_by_prefix("../")
+    with pytest.raises(sdk.exceptions.AuthorizationRequired):
+        sdk.api.delete_resources(["del/q/1"], api_secret="wrong")
+    assert json.loads(json.dumps(sdk.api.resource("del/q/1")))["public_id"] == "del/q/1"
