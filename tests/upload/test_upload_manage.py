@@ -130,3 +130,14 @@ def test_delete_resources_by_ids_and_by_prefix(sdk: Any, server: ServerProcess) 
     with pytest.raises(sdk.exceptions.AuthorizationRequired):
         sdk.api.delete_resources(["del/q/1"], api_secret="wrong")
     assert json.loads(json.dumps(sdk.api.resource("del/q/1")))["public_id"] == "del/q/1"
+
+
+def test_resources_by_ids(sdk: Any) -> None:
+    for name in ("b", "a"):
+        sdk.uploader.upload(str(ROAD), public_id=f"ids/{name}")
+    found = sdk.api.resources_by_ids(["ids/b", "ids/none", "ids/a", "ids/b"])
+    assert [r["public_id"] for r in found["resources"]] == ["ids/b", "ids/a"]
+    with pytest.raises(sdk.exceptions.BadRequest, match="public_ids may not contain"):
+        sdk.api.resources_by_ids(["../x"])
+    with pytest.raises(sdk.exceptions.BadRequest, match="1 to 100 ids"):
+        sdk.api.resources_by_ids([f"ids/{i}" for i in range(101)])
