@@ -84,9 +84,39 @@ class Assets:
         return None if data is None else dict(json.loads(data))
 
     def save(self, record: Record) -> None:
+        """Store the record (under the asset's lock), its tags indexed first (``tagged``)."""
+        if not record.get("deleted"):
+            indexed = record.get("indexed", [])
+            fresh = [t for t in record.get("tags", []) if t not in indexed]
+            for tag in fresh:
+                self.originals.put_record(f"{_tag_folder(tag)}/{record['public_id']}", b"")
+            if fresh:
+                record["indexed"] = sorted({*indexed, *fresh})
         self.originals.put_record(
             f"assets/{record['public_id']}", json.dumps(record, sort_keys=True).encode()
         )
+
+    # -- the tag index -----------------------------------------------------------------------------------
+    # ``tags/<hash of the tag>/<public_id>``: an empty record per asset that has (or had) the tag, written
+    # before the record that names it, so that the index holds every tagged asset. It may hold more (a
+    # tag since removed, an asset since deleted): readers check the record, and ``untag`` drops the entry
+    # then. ``indexed`` on a record lists the tags already in the index, so that a save writes nothing
+    # for tags it did not add.
+    def tagged(self, tag: str) -> list[str]:
+        """Public ids the index lists for ``tag`` (a superset of those that have it), sorted."""
+        folder = _tag_folder(tag)
+        return sorted(name[len(folder) + 1 :] for name in self.originals.list_records(folder))
+
+    def untag(self, public_id: str, tag: str) -> None:
+        """Drop ``public_id``'s index entry for ``tag`` if its record does not have the tag (blocking)."""
+        with self.locked(public_id):
+            record = self.record(public_id)
+            if record is not None and not record.get("deleted") and tag in record.get("tags", []):
+                return
+            self.originals.delete_record(f"{_tag_folder(tag)}/{public_id}")
+            if record is not None and tag in record.get("indexed", []):
+                record["indexed"] = [t for t in record["indexed"] if t != tag]
+                self.originals.put_record(f"assets/{public_id}", json.dumps(record, sort_keys=True).encode())
 
     def forget(self, public_id: str) -> None:
         self.originals.delete_record(f"assets/{public_id}")
@@ -164,6 +194,11 @@ class Assets:
 
     def unfinished(self) -> list[str]:
         return sorted(name.removeprefix("jobs/") for name in self.originals.list_records("jobs"))
+
+
+def _tag_folder(tag: str) -> str:
+    # Hashed: a tag may hold characters and lengths no record name can.
+    return f"tags/{hashlib.sha256(tag.encode()).hexdigest()[:32]}"
 
 
 # -- what clients see -------------------------------------------------------------------------------------

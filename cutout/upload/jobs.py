@@ -313,8 +313,9 @@ class Jobs:
         if current != record["fingerprint"]:
             data = self.assets.backup(record["public_id"], record["version_id"])
             assert data is not None, "a committed cut-out is backed up before the record says so"
-            self.service.originals.write(record["public_id"], record["format"], data,
-                                         version=record["fingerprint"])
+            self.service.originals.write(
+                record["public_id"], record["format"], data, version=record["fingerprint"]
+            )
         record["job"] = None
         if job.get("notification_url"):
             score = {"confidence_score": job["confidence"]}

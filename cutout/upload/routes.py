@@ -108,6 +108,21 @@ async def delete_resources(request: Request, uploads: Uploads) -> Any:
     return await uploads.delete_resources(await _admin(request, uploads))
 
 
+async def by_tag(request: Request, uploads: Uploads) -> Any:
+    params = await _admin(request, uploads)
+    return await uploads.by_tag(request.path_params["tag"], params, base_of(request, uploads))
+
+
+async def delete_by_tag(request: Request, uploads: Uploads) -> Any:
+    return await uploads.delete_resources(await _admin(request, uploads), tag=request.path_params["tag"])
+
+
+async def ping(request: Request, uploads: Uploads) -> Any:
+    """``api.ping``: the Admin API answers (and these credentials are good)."""
+    await _admin(request, uploads)
+    return {"status": "ok"}
+
+
 async def listing(request: Request, uploads: Uploads) -> Any:
     params = await _admin(request, uploads)
     if "type" in request.path_params:
@@ -139,6 +154,8 @@ async def unsupported(request: Request, uploads: Uploads) -> Any:
             raise bad(f"type {parts[2][:40]} is not supported: only upload")
         call = "/".join(parts[:3])
         raise bad(f"The Admin API call {request.method} /{call} is not supported by this server")
+    elif parts[0] in _ADMIN_CALLS:
+        raise bad(f"The Admin API call {request.method} /{parts[0]} is not supported by this server")
     elif parts[0] in ("video", "raw"):
         raise bad(f"resource_type {parts[0]} is not supported: only image")
     elif parts[0] == "auto":
@@ -151,6 +168,10 @@ async def unsupported(request: Request, uploads: Uploads) -> Any:
     raise UploadError(404, f"No Upload or Admin API route {request.url.path[:200]}")
 
 
+#: Admin API calls outside ``resources`` (named in their refusal; any other path is a 404).
+_ADMIN_CALLS = frozenset({"tags", "upload_presets", "upload_mappings", "folders", "metadata_fields",
+                          "transformations", "streaming_profiles", "usage", "triggers", "derived_resources",
+                          "resources_by_asset_ids", "resources_by_asset_folder"})  # fmt: skip
 _ANY = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 _UPLOAD = "/v1_1/{cloud}/image"
 _RESOURCES = "/v1_1/{cloud}/resources/image"
@@ -164,10 +185,13 @@ ROUTES: tuple[Route, ...] = (
     Route(f"{_UPLOAD}/rename", endpoint(rename), methods=["POST"]),
     Route(f"{_UPLOAD}/tags", endpoint(tags), methods=["POST"]),
     Route(f"{_RESOURCES}/upload", endpoint(delete_resources), methods=["DELETE"]),
+    Route(f"{_RESOURCES}/tags/{{tag:path}}", endpoint(by_tag), methods=["GET"]),
+    Route(f"{_RESOURCES}/tags/{{tag:path}}", endpoint(delete_by_tag), methods=["DELETE"]),
     Route(_RESOURCES, endpoint(listing), methods=["GET"]),
     Route(f"{_RESOURCES}/{{type}}", endpoint(listing), methods=["GET"]),
     Route(f"{_RESOURCES}/upload/restore", endpoint(restore), methods=["POST"]),
     Route(f"{_RESOURCES}/upload/{{public_id:path}}", endpoint(resource), methods=["GET"]),
     Route(f"{_RESOURCES}/upload/{{public_id:path}}", endpoint(update), methods=["POST"]),
+    Route("/v1_1/{cloud}/ping", endpoint(ping), methods=["GET"]),
     Route("/v1_1/{cloud}/{rest:path}", endpoint(unsupported), methods=_ANY),
 )

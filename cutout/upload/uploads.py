@@ -44,6 +44,7 @@ RENAME_PARAMS = (*SIGNING, "from_public_id", "to_public_id", "overwrite", "inval
                  "resource_type")  # fmt: skip
 TAGS_PARAMS = (*SIGNING, "tag", "public_ids", "command", "type", "resource_type")
 DELETE_PARAMS = ("public_ids", "prefix", "invalidate", "next_cursor", "type")
+BY_TAG_PARAMS = ("max_results", "next_cursor", "tags", "context")
 #: Cloudinary's cap on the assets one ``tags`` call changes and one ``delete_resources`` call deletes.
 MAX_TAGGED, MAX_DELETED = 1000, 1000
 UPDATE_PARAMS = ("background_removal", "notification_url", "tags", "context", "display_name")
@@ -357,7 +358,7 @@ class Uploads:
                 if copy is not None:
                     self.service.originals.put_record(f"backups/{target}/{moved['version_id']}", copy)
             renamed: Record = {**record, "public_id": target, "backups": [*backups, *record["backups"]],
-                               "derived": [], "notifications": []}  # fmt: skip
+                               "derived": [], "notifications": [], "indexed": []}  # fmt: skip
             renamed.pop("deleted", None)
             # The target as an upload writes it (its marker first: a restart makes the record follow the
             # file), then the source as a destroy removes it.
@@ -414,29 +415,33 @@ class Uploads:
             return True
 
     # == the Admin API ================================================================================
-    async def delete_resources(self, params: dict[str, str]) -> Record:
-        """``api.delete_resources`` (``public_ids``) and ``delete_resources_by_prefix`` (``prefix``): each
-        as ``destroy`` deletes it (backups kept for ``restore``), at most ``MAX_DELETED`` a call."""
+    async def delete_resources(self, params: dict[str, str], *, tag: str | None = None) -> Record:
+        """``api.delete_resources`` (``public_ids``), ``delete_resources_by_prefix`` (``prefix``) and
+        ``delete_resources_by_tag`` (``tag``, from the path): each as ``destroy`` deletes it (backups kept
+        for ``restore``), at most ``MAX_DELETED`` a call (``partial`` when more are left)."""
         p.refuse_unknown(params, DELETE_PARAMS, "Admin API delete_resources")
         if params.get("type", "upload") != "upload":
             raise bad("type: only upload is supported")
         p.flag(params, "invalidate")
         ids = [i for i in params.get("public_ids", "").split(",") if i]
         prefix = params.get("prefix")
-        if bool(ids) == (prefix is not None):
+        if [bool(ids), prefix is not None, tag is not None].count(True) != 1:
             raise bad("Missing required parameter - public_ids or prefix (one of them)")
+        if params.get("next_cursor"):
+            raise bad(
+                "next_cursor: deleting starts from the first asset left each call; call again while partial"
+            )
         more = False
         if prefix is not None:
-            if params.get("next_cursor"):
-                raise bad(
-                    "next_cursor: a prefix is deleted from its start each call; call again while partial"
-                )
             if not prefix:
                 raise bad("prefix is empty")
             if prefix.rpartition("/")[0]:
                 p.check_public_id(prefix.rpartition("/")[0], "prefix")
             found = sorted(await anyio.to_thread.run_sync(lambda: list(self.service.originals.list(prefix))))
             ids, more = found[:MAX_DELETED], len(found) > MAX_DELETED
+        elif tag is not None:
+            page = await anyio.to_thread.run_sync(self._tagged, _tag(tag), MAX_DELETED, None)
+            ids, more = [r["public_id"] for r in page[0]], page[1] is not None
         elif len(ids) > MAX_DELETED:
             raise bad(f"public_ids: at most {MAX_DELETED} assets per call, not {len(ids)}")
         deleted: dict[str, str] = {}
@@ -445,6 +450,31 @@ class Uploads:
             deleted[public_id] = "deleted" if result["result"] == "ok" else "not_found"
         counts = {i: {"original": int(r == "deleted"), "derived": 0} for i, r in deleted.items()}
         return {"deleted": deleted, "deleted_counts": counts, "partial": more}
+
+    async def by_tag(self, tag: str, query: dict[str, str], base: Base) -> Record:
+        """``api.resources_by_tag``: the assets with ``tag``, by public id, ``max_results`` a page."""
+        p.refuse_unknown(query, BY_TAG_PARAMS, "Admin API resources_by_tag")
+        limit = _max_results(query, 10)
+        after = _uncursor(query["next_cursor"]) if query.get("next_cursor") else None
+        records, last = await anyio.to_thread.run_sync(self._tagged, _tag(tag), limit, after)
+        found = [view(r, base, self.api_secret) for r in records]
+        return {"resources": found, **({"next_cursor": _cursor(last)} if last else {})}
+
+    def _tagged(self, tag: str, limit: int, after: str | None) -> tuple[list[Record], str | None]:
+        """Up to ``limit`` current records with ``tag`` after the id ``after``, and the last id given when
+        the index lists more (else None). Index entries that no longer hold are dropped on the way."""
+        found: list[Record] = []
+        for public_id in self.assets.tagged(tag):
+            if after is not None and public_id <= after:
+                continue
+            if len(found) == limit:
+                return found, found[-1]["public_id"]
+            record = self.assets.current(public_id)
+            if record is None or tag not in record.get("tags", []):
+                self.assets.untag(public_id, tag)
+                continue
+            found.append(record)
+        return found, None
 
     async def resource(self, public_id: str, query: dict[str, str], base: Base) -> Record:
         p.refuse_unknown(query, RESOURCE_PARAMS, "Admin API resource")
@@ -600,6 +630,14 @@ class Uploads:
                 record["eager_jobs"] = [*record.get("eager_jobs", []), queued]
                 self.assets.mark_unfinished(record["public_id"])
             self.assets.save(record)
+
+
+def _tag(text: str) -> str:
+    """A tag named in a path: one valid tag, else a 400."""
+    found = p.tags({"tags": text})
+    if found != [text]:
+        raise bad(f"tag {text[:40]!r} is not one valid tag")
+    return text
 
 
 def _stem(filename: str | None) -> str | None:

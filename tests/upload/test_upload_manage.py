@@ -141,3 +141,36 @@ def test_resources_by_ids(sdk: Any) -> None:
         sdk.api.resources_by_ids(["../x"])
     with pytest.raises(sdk.exceptions.BadRequest, match="1 to 100 ids"):
         sdk.api.resources_by_ids([f"ids/{i}" for i in range(101)])
+
+
+def test_resources_by_tag_and_delete_by_tag(sdk: Any, server: ServerProcess) -> None:
+    for name in ("c", "a", "b"):
+        sdk.uploader.upload(str(ROAD), public_id=f"bytag/{name}", tags=["shelf", f"only-{name}"])
+    sdk.uploader.add_tag("shelf", ["docs/road"])  # a file put in by hand, tagged through the API
+    first = sdk.api.resources_by_tag("shelf", max_results=2)
+    assert [r["public_id"] for r in first["resources"]] == ["bytag/a", "bytag/b"]
+    rest = sdk.api.resources_by_tag("shelf", max_results=2, next_cursor=first["next_cursor"])
+    assert [r["public_id"] for r in rest["resources"]] == [
+        "bytag/c",
+        "docs/road",
+    ] and "next_cursor" not in rest
+    # A tag removed, an asset renamed, an asset destroyed: the listing follows the records.
+    sdk.uploader.remove_tag("shelf", ["docs/road"])
+    sdk.uploader.rename("bytag/a", "bytag/renamed")
+    sdk.uploader.destroy("bytag/b")
+    listed = sdk.api.resources_by_tag("shelf")["resources"]
+    assert [r["public_id"] for r in listed] == ["bytag/c", "bytag/renamed"]
+    assert sdk.api.resources_by_tag("only-a")["resources"][0]["public_id"] == "bytag/renamed"
+    assert sdk.api.resources_by_tag("never-used") == {"resources": []}
+    # The index entries that no longer held were dropped as the listing met them.
+    index = _originals(server) / ".cutout" / "tags" / hashlib.sha256(b"shelf").hexdigest()[:32]
+    assert sorted(str(p.relative_to(index)) for p in index.rglob("*.record")) == [
+        "bytag/c.record", "bytag/renamed.record"]  # fmt: skip
+
+    gone = sdk.api.delete_resources_by_tag("shelf")
+    assert gone["deleted"] == {"bytag/c": "deleted", "bytag/renamed": "deleted"} and gone["partial"] is False
+    assert sdk.api.resources_by_tag("shelf") == {"resources": []}
+    with pytest.raises(sdk.exceptions.BadRequest, match="is not one valid tag"):
+        sdk.api.resources_by_tag("a,b")
+    with pytest.raises(sdk.exceptions.BadRequest, match="Parameter direction is not supported"):
+        sdk.api.resources_by_tag("shelf", direction="desc")

@@ -272,8 +272,13 @@ def test_admin_refusals(sdk: Any) -> None:
         sdk.api.resource("docs/road", api_secret="wrong")
     with pytest.raises(sdk.exceptions.BadRequest, match="resource_type video"):
         sdk.api.resource("x", resource_type="video")
-    with pytest.raises(sdk.exceptions.BadRequest, match="DELETE /resources/image/tags is not supported"):
-        sdk.api.delete_resources_by_tag("t")
+    with pytest.raises(sdk.exceptions.BadRequest, match="GET /tags is not supported"):
+        sdk.api.tags()
+    with pytest.raises(sdk.exceptions.BadRequest, match="GET /folders is not supported"):
+        sdk.api.root_folders()
+    assert sdk.api.ping() == {"status": "ok"}
+    with pytest.raises(sdk.exceptions.AuthorizationRequired):
+        sdk.api.ping(api_secret="wrong")
     whole = sdk.uploader.upload_large(str(ROAD), public_id="large/one", resource_type="image")
     assert whole["public_id"] == "large/one"  # one part: the whole file
     with pytest.raises(sdk.exceptions.BadRequest, match="action context is not supported"):
