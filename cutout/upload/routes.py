@@ -104,6 +104,10 @@ async def tags(request: Request, uploads: Uploads) -> Any:
     return await uploads.tags((await _signed(request, uploads, _NOT_SIGNED_FOR_TAGS)).params)
 
 
+async def context(request: Request, uploads: Uploads) -> Any:
+    return await uploads.context((await _signed(request, uploads, _NOT_SIGNED_FOR_TAGS)).params)
+
+
 async def delete_resources(request: Request, uploads: Uploads) -> Any:
     return await uploads.delete_resources(await _admin(request, uploads))
 
@@ -162,8 +166,8 @@ async def unsupported(request: Request, uploads: Uploads) -> Any:
         raise bad(f"resource_type auto is only for upload: {'/'.join(parts[1:])[:40]} needs image")
     elif parts[0] == "image" and len(parts) == 2:
         raise bad(
-            f"The Upload API action {parts[1][:40]} is not supported: upload, explicit, destroy, rename "
-            "and tags are"
+            f"The Upload API action {parts[1][:40]} is not supported: upload, explicit, destroy, rename, "
+            "tags and context are"
         )
     raise UploadError(404, f"No Upload or Admin API route {request.url.path[:200]}")
 
@@ -184,6 +188,7 @@ ROUTES: tuple[Route, ...] = (
     Route(f"{_UPLOAD}/destroy", endpoint(destroy), methods=["POST"]),
     Route(f"{_UPLOAD}/rename", endpoint(rename), methods=["POST"]),
     Route(f"{_UPLOAD}/tags", endpoint(tags), methods=["POST"]),
+    Route(f"{_UPLOAD}/context", endpoint(context), methods=["POST"]),
     Route(f"{_RESOURCES}/upload", endpoint(delete_resources), methods=["DELETE"]),
     Route(f"{_RESOURCES}/tags/{{tag:path}}", endpoint(by_tag), methods=["GET"]),
     Route(f"{_RESOURCES}/tags/{{tag:path}}", endpoint(delete_by_tag), methods=["DELETE"]),

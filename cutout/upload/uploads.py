@@ -43,6 +43,7 @@ DESTROY_PARAMS = (*SIGNING, "public_id", "type", "invalidate", "resource_type")
 RENAME_PARAMS = (*SIGNING, "from_public_id", "to_public_id", "overwrite", "invalidate", "type", "to_type",
                  "resource_type")  # fmt: skip
 TAGS_PARAMS = (*SIGNING, "tag", "public_ids", "command", "type", "resource_type")
+CONTEXT_PARAMS = (*SIGNING, "context", "public_ids", "command", "type", "resource_type")
 DELETE_PARAMS = ("public_ids", "prefix", "invalidate", "next_cursor", "type")
 BY_TAG_PARAMS = ("max_results", "next_cursor", "tags", "context")
 #: Cloudinary's cap on the assets one ``tags`` call changes and one ``delete_resources`` call deletes.
@@ -385,13 +386,8 @@ class Uploads:
         named = p.tags({"tags": params.get("tag", "")}) or []
         if command != "remove_all" and not named:
             raise bad("Missing required parameter - tag")
-        ids = [i for i in params.get("public_ids", "").split(",") if i]
-        if not ids:
-            raise bad("Missing required parameter - public_ids")
-        if len(ids) > MAX_TAGGED:
-            raise bad(f"public_ids: at most {MAX_TAGGED} assets per call, not {len(ids)}")
         changed = []
-        for public_id in dict.fromkeys(p.check_public_id(i, "public_ids") for i in ids):
+        for public_id in self._ids(params, MAX_TAGGED):
             if await anyio.to_thread.run_sync(self._tag, public_id, command, named):
                 changed.append(public_id)
         return {"public_ids": changed}
@@ -413,6 +409,44 @@ class Uploads:
                 tags = []
             self.assets.save({**record, "tags": tags})
             return True
+
+    async def context(self, params: dict[str, str]) -> dict[str, list[str]]:
+        """``uploader.add_context`` (merged into each asset's context) and ``remove_all_context``: the
+        ids changed."""
+        p.refuse_unknown(params, CONTEXT_PARAMS, "context")
+        self._check_type(params)
+        command = params.get("command", "")
+        if command not in ("add", "remove_all"):
+            raise bad(f"command {command[:40]!r}: expected add or remove_all")
+        pairs = p.context(params) or {}
+        if command == "add" and not pairs:
+            raise bad("Missing required parameter - context")
+        changed = []
+        for public_id in self._ids(params, MAX_TAGGED):
+            if await anyio.to_thread.run_sync(
+                self._set_context, public_id, pairs if command == "add" else None
+            ):
+                changed.append(public_id)
+        return {"public_ids": changed}
+
+    def _set_context(self, public_id: str, pairs: dict[str, str] | None) -> bool:
+        """``pairs`` merged into the asset's context (None: all removed); False when there is no asset."""
+        with self.assets.locked(public_id):
+            record = self.assets.current(public_id)
+            if record is None:
+                return False
+            context = {**record.get("context", {}), **pairs} if pairs is not None else {}
+            self.assets.save({**record, "context": context})
+            return True
+
+    def _ids(self, params: dict[str, str], most: int) -> list[str]:
+        """The call's ``public_ids``, each checked, once each; a 400 for none or more than ``most``."""
+        ids = [i for i in params.get("public_ids", "").split(",") if i]
+        if not ids:
+            raise bad("Missing required parameter - public_ids")
+        if len(ids) > most:
+            raise bad(f"public_ids: at most {most} assets per call, not {len(ids)}")
+        return list(dict.fromkeys(p.check_public_id(i, "public_ids") for i in ids))
 
     # == the Admin API ================================================================================
     async def delete_resources(self, params: dict[str, str], *, tag: str | None = None) -> Record:

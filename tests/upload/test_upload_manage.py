@@ -174,3 +174,18 @@ def test_resources_by_tag_and_delete_by_tag(sdk: Any, server: ServerProcess) -> 
         sdk.api.resources_by_tag("a,b")
     with pytest.raises(sdk.exceptions.BadRequest, match="Parameter direction is not supported"):
         sdk.api.resources_by_tag("shelf", direction="desc")
+
+
+def test_context_commands(sdk: Any) -> None:
+    sdk.uploader.upload(str(ROAD), public_id="ctx/a", context={"sku": "1", "colour": "red"})
+    added = sdk.uploader.add_context({"colour": "blue", "size": "L"}, ["ctx/a", "ctx/none"])
+    assert added == {"public_ids": ["ctx/a"]}
+    assert dict(sdk.api.resource("ctx/a"))["context"] == {
+        "custom": {"sku": "1", "colour": "blue", "size": "L"}
+    }
+    assert sdk.uploader.remove_all_context(["ctx/a"]) == {"public_ids": ["ctx/a"]}
+    assert "context" not in dict(sdk.api.resource("ctx/a"))
+    with pytest.raises(sdk.exceptions.BadRequest, match="not key=value"):
+        sdk.uploader.add_context("novalue", ["ctx/a"])
+    with pytest.raises(sdk.exceptions.BadRequest, match="Missing required parameter - public_ids"):
+        sdk.uploader.add_context({"a": "b"}, [])

@@ -281,8 +281,8 @@ def test_admin_refusals(sdk: Any) -> None:
         sdk.api.ping(api_secret="wrong")
     whole = sdk.uploader.upload_large(str(ROAD), public_id="large/one", resource_type="image")
     assert whole["public_id"] == "large/one"  # one part: the whole file
-    with pytest.raises(sdk.exceptions.BadRequest, match="action context is not supported"):
-        sdk.uploader.add_context({"a": "b"}, ["docs/road"])
+    with pytest.raises(sdk.exceptions.BadRequest, match="action metadata is not supported"):
+        sdk.uploader.update_metadata({"a": "b"}, ["docs/road"])
     # A hand-placed original (no record) is an asset too.
     road = dict(sdk.api.resource("docs/road"))
     assert road["format"] == "jpg" and road["width"] > 0 and road["url"].endswith("/docs/road.jpg")
