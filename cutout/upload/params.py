@@ -4,6 +4,7 @@ eager transformations, booleans. Every parameter is either understood or refused
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import secrets
@@ -25,6 +26,8 @@ from grammar import parse_transformation
 from grammar.errors import OriginError
 from grammar.image_formats import EXTENSIONS
 
+#: The parameters every signed call carries besides its own.
+SIGNING = ("timestamp", "signature", "api_key")
 #: Cloudinary's limit on a public id.
 MAX_PUBLIC_ID = 255
 #: One folder or name of a public id (the file system's limit, less room for an extension).
@@ -257,3 +260,24 @@ def eager(params: Mapping[str, str], named: Mapping[str, str]) -> list[Eager]:
             raise bad(f"eager: {exc.public}") from None
         found.append(Eager(item, extension))
     return found
+
+
+def max_results(query: dict[str, str], default: int) -> int:
+    try:
+        limit = int(query.get("max_results", str(default)))
+    except ValueError:
+        raise bad("max_results must be an integer from 1 to 500") from None
+    if not 1 <= limit <= 500:
+        raise bad("max_results must be an integer from 1 to 500")
+    return limit
+
+
+def cursor(public_id: str) -> str:
+    return base64.urlsafe_b64encode(public_id.encode()).decode().rstrip("=")
+
+
+def uncursor(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise bad("next_cursor is not a cursor this server returned") from None

@@ -97,28 +97,30 @@ async def destroy(request: Request, uploads: Uploads) -> Any:
 
 
 async def rename(request: Request, uploads: Uploads) -> Any:
-    return await uploads.rename((await _signed(request, uploads)).params, base_of(request, uploads))
+    return await uploads.manage.rename((await _signed(request, uploads)).params, base_of(request, uploads))
 
 
 async def tags(request: Request, uploads: Uploads) -> Any:
-    return await uploads.tags((await _signed(request, uploads, _NOT_SIGNED_FOR_TAGS)).params)
+    return await uploads.manage.tags((await _signed(request, uploads, _NOT_SIGNED_FOR_TAGS)).params)
 
 
 async def context(request: Request, uploads: Uploads) -> Any:
-    return await uploads.context((await _signed(request, uploads, _NOT_SIGNED_FOR_TAGS)).params)
+    return await uploads.manage.context((await _signed(request, uploads, _NOT_SIGNED_FOR_TAGS)).params)
 
 
 async def delete_resources(request: Request, uploads: Uploads) -> Any:
-    return await uploads.delete_resources(await _admin(request, uploads))
+    return await uploads.manage.delete_resources(await _admin(request, uploads))
 
 
 async def by_tag(request: Request, uploads: Uploads) -> Any:
     params = await _admin(request, uploads)
-    return await uploads.by_tag(request.path_params["tag"], params, base_of(request, uploads))
+    return await uploads.manage.by_tag(request.path_params["tag"], params, base_of(request, uploads))
 
 
 async def delete_by_tag(request: Request, uploads: Uploads) -> Any:
-    return await uploads.delete_resources(await _admin(request, uploads), tag=request.path_params["tag"])
+    return await uploads.manage.delete_resources(
+        await _admin(request, uploads), tag=request.path_params["tag"]
+    )
 
 
 async def ping(request: Request, uploads: Uploads) -> Any:
