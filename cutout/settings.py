@@ -78,6 +78,7 @@ class Settings:
     fetch_ttl: float = _setting("CUTOUT_FETCH_TTL")
     max_upload_bytes: int = _setting("CUTOUT_MAX_UPLOAD_BYTES")
     upload: bool = _setting("CUTOUT_UPLOAD")
+    resource_list: bool = _setting("CUTOUT_RESOURCE_LIST")
     api_key: str | None = _setting("CUTOUT_API_KEY")
     public_url: str | None = _setting("CUTOUT_PUBLIC_URL")
     console: bool = _setting("CUTOUT_CONSOLE")
@@ -116,6 +117,8 @@ def load_settings(
     if settings.upload and not (settings.api_key and settings.api_secret):
         raise SettingsError("CUTOUT_UPLOAD=1 needs CUTOUT_API_KEY and CUTOUT_API_SECRET (the SDK's api_key "
                             "and api_secret)")
+    if settings.resource_list and not settings.upload:
+        raise SettingsError("CUTOUT_RESOURCE_LIST=1 needs CUTOUT_UPLOAD=1 (the list reads the assets' tags)")
     if settings.replica_name is not None and not re.fullmatch(r"[!-~]{1,64}", settings.replica_name):
         raise SettingsError("CUTOUT_REPLICA_NAME: 1 to 64 printable ASCII characters without spaces (it is "
                             f"sent as a response header), got {settings.replica_name!r}")

@@ -311,6 +311,9 @@ VARIABLES: tuple[Variable, ...] = (
     _server("CUTOUT_UPLOAD", BOOLEAN, False,
             "1 turns on the Cloudinary-compatible Upload and Admin API (/v1_1/<cloud>/...; needs "
             "CUTOUT_API_KEY and CUTOUT_API_SECRET); 0: those routes answer 404"),
+    _server("CUTOUT_RESOURCE_LIST", BOOLEAN, False,
+            "1 serves Cloudinary's client-side resource list, /image/list/<tag>.json: the assets with that "
+            "tag, to anyone (Cloudinary restricts it by default too); needs CUTOUT_UPLOAD"),
     _server("CUTOUT_API_KEY", TEXT, None,
             "the api_key of the Upload and Admin API (CUTOUT_API_SECRET is its secret), as Cloudinary's "
             "SDKs send it"),

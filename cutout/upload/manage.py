@@ -4,6 +4,7 @@ records as an upload (``assets``); deleting is ``destroy``'s, one asset at a tim
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,7 @@ import anyio
 import anyio.to_thread
 
 from cutout.upload import params as p
-from cutout.upload.assets import Base, Record, view
+from cutout.upload.assets import Base, Record, iso, view
 from cutout.upload.errors import UploadError, bad, not_found
 from cutout.upload.jobs import unfinished
 
@@ -27,6 +28,8 @@ DELETE_PARAMS = ("public_ids", "prefix", "invalidate", "next_cursor", "type")
 BY_TAG_PARAMS = ("max_results", "next_cursor", "tags", "context")
 #: Cloudinary's cap on the assets one ``tags`` call changes and one ``delete_resources`` call deletes.
 MAX_TAGGED, MAX_DELETED = 1000, 1000
+#: At most this many assets in a client-side resource list (Cloudinary's cap).
+MAX_LISTED = 1000
 
 
 class Manage:
@@ -211,6 +214,19 @@ class Manage:
         records, last = await anyio.to_thread.run_sync(self._tagged, _tag(tag), limit, after)
         found = [view(r, base, self.uploads.api_secret) for r in records]
         return {"resources": found, **({"next_cursor": p.cursor(last)} if last else {})}
+
+    async def resource_list(self, tag: str) -> Record:
+        """Cloudinary's client-side list (``/image/list/<tag>.json``): the first ``MAX_LISTED`` assets with
+        ``tag``, by public id, in its short shape."""
+        records, _ = await anyio.to_thread.run_sync(self._tagged, _tag(tag), MAX_LISTED, None)
+        shown = []
+        for record in records:
+            item = {k: record[k] for k in ("public_id", "version", "format", "width", "height", "created_at")}
+            item["type"] = "upload"
+            if record.get("context"):
+                item["context"] = {"custom": dict(record["context"])}
+            shown.append(item)
+        return {"resources": shown, "updated_at": iso(time.time())}
 
     def _tagged(self, tag: str, limit: int, after: str | None) -> tuple[list[Record], str | None]:
         """Up to ``limit`` current records with ``tag`` after the id ``after``, and the last id given when

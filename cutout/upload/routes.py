@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from cutout.upload import auth
@@ -174,6 +174,22 @@ async def unsupported(request: Request, uploads: Uploads) -> Any:
     raise UploadError(404, f"No Upload or Admin API route {request.url.path[:200]}")
 
 
+async def resource_list(request: Request) -> Response:
+    """``/image/list/<tag>.json``, when ``CUTOUT_RESOURCE_LIST=1``: public, cached a minute (as
+    Cloudinary's CDN caches it), errors as the delivery side answers them (plain text)."""
+    uploads: Uploads | None = getattr(request.app.state, "uploads", None)
+    if uploads is None or not uploads.settings.resource_list:
+        return PlainTextResponse("The resource list is off on this server (CUTOUT_RESOURCE_LIST=1)", 404)
+    wanted = uploads.settings.cloud_name
+    if wanted and request.path_params.get("cloud", wanted) != wanted:
+        return PlainTextResponse(f"Unknown cloud name {request.path_params['cloud'][:64]}", 404)
+    try:
+        body = await uploads.manage.resource_list(request.path_params["tag"])
+    except UploadError as exc:
+        return PlainTextResponse(exc.message, exc.status)
+    return JSONResponse(body, headers={"Cache-Control": "public, max-age=60"})
+
+
 #: Admin API calls outside ``resources`` (named in their refusal; any other path is a 404).
 _ADMIN_CALLS = frozenset({"tags", "upload_presets", "upload_mappings", "folders", "metadata_fields",
                           "transformations", "streaming_profiles", "usage", "triggers", "derived_resources",
@@ -200,5 +216,7 @@ ROUTES: tuple[Route, ...] = (
     Route(f"{_RESOURCES}/upload/{{public_id:path}}", endpoint(resource), methods=["GET"]),
     Route(f"{_RESOURCES}/upload/{{public_id:path}}", endpoint(update), methods=["POST"]),
     Route("/v1_1/{cloud}/ping", endpoint(ping), methods=["GET"]),
+    Route("/{cloud}/image/list/{tag}.json", resource_list, methods=["GET", "HEAD"]),
+    Route("/image/list/{tag}.json", resource_list, methods=["GET", "HEAD"]),
     Route("/v1_1/{cloud}/{rest:path}", endpoint(unsupported), methods=_ANY),
 )

@@ -15,6 +15,7 @@ import pytest
 
 from tests.app.helpers import SAMPLES
 from tests.app.server_process import ServerProcess
+from tests.upload.conftest import CLOUD
 
 ROAD = SAMPLES / "docs" / "road.jpg"
 ROUTER = SAMPLES / "docs" / "rmv_bgd" / "router_orig.jpg"
@@ -189,3 +190,20 @@ def test_context_commands(sdk: Any) -> None:
         sdk.uploader.add_context("novalue", ["ctx/a"])
     with pytest.raises(sdk.exceptions.BadRequest, match="Missing required parameter - public_ids"):
         sdk.uploader.add_context({"a": "b"}, [])
+
+
+def test_client_side_resource_list(sdk: Any, server: ServerProcess) -> None:
+    sdk.uploader.upload(str(ROAD), public_id="gallery/two", tags=["gallery"], context={"alt": "A road"})
+    sdk.uploader.upload(str(ROUTER), public_id="gallery/one", tags=["gallery"])
+    for path in ("/image/list/gallery.json", f"/{CLOUD}/image/list/gallery.json"):
+        answer = httpx.get(server.url + path)
+        assert answer.status_code == 200 and answer.headers["cache-control"] == "public, max-age=60"
+        listed = answer.json()["resources"]
+        assert [r["public_id"] for r in listed] == ["gallery/one", "gallery/two"]
+        assert set(listed[1]) == {"public_id", "version", "format", "width", "height", "type", "created_at",
+                                  "context"}  # fmt: skip
+        assert listed[1]["context"] == {"custom": {"alt": "A road"}} and listed[1]["type"] == "upload"
+    assert httpx.get(server.url + "/image/list/nothing.json").json()["resources"] == []
+    assert httpx.get(server.url + "/other/image/list/gallery.json").status_code == 404
+    refused = httpx.get(server.url + "/image/list/a,b.json")
+    assert refused.status_code == 400 and "is not one valid tag" in refused.text

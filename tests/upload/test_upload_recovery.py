@@ -100,8 +100,12 @@ def test_off_answers_404_in_cloudinarys_shape(tmp_path: Path) -> None:
         answer = client.post("/v1_1/demo/image/upload", data={"public_id": "x"})
         assert answer.status_code == 404
         assert "CUTOUT_UPLOAD=1" in json.loads(answer.content)["error"]["message"]
+        listed = client.get("/image/list/gallery.json")
+        assert listed.status_code == 404 and "CUTOUT_RESOURCE_LIST=1" in listed.text
     with pytest.raises(SettingsError, match="CUTOUT_UPLOAD=1 needs CUTOUT_API_KEY"):
         load_settings({"CUTOUT_UPLOAD": "1", "CUTOUT_API_SECRET": "s"})
+    with pytest.raises(SettingsError, match="CUTOUT_RESOURCE_LIST=1 needs CUTOUT_UPLOAD=1"):
+        load_settings({"CUTOUT_RESOURCE_LIST": "1"})
 
 
 def test_an_upload_replaces_a_hand_placed_original_in_another_format(uploads: Uploads) -> None:
