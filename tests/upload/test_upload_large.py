@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cache import FolderOriginals
 from cutout.upload import parts as parts_module
@@ -183,3 +185,33 @@ def _originals(server: ServerProcess) -> Path:
     command = server.process.args
     assert isinstance(command, list)
     return Path(command[command.index("--originals") + 1])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    size=st.integers(min_value=1, max_value=400),
+    cuts=st.lists(st.integers(min_value=1, max_value=399), max_size=8),
+    again=st.lists(st.tuples(st.integers(0, 399), st.integers(0, 399)), max_size=4),
+    order=st.randoms(use_true_random=False),
+)
+def test_any_split_in_any_order_joins_to_the_file(
+    tmp_path_factory: pytest.TempPathFactory,
+    size: int,
+    cuts: list[int],
+    again: list[tuple[int, int]],
+    order: Any,
+) -> None:
+    """However the file is cut, whatever order the middle parts come in, and whatever overlapping parts
+    are sent again, the last part joins exactly the file."""
+    data = os.urandom(size)
+    bounds = sorted({0, size, *(c for c in cuts if c < size)})
+    parts = [Range(a, b - 1, size) for a, b in zip(bounds, bounds[1:], strict=False)]
+    extra = [Range(min(a, b), max(a, b), size) for a, b in again if max(a, b) < size - 1]
+    kept = Parts(FolderOriginals(tmp_path_factory.mktemp("parts")), 1000)
+    *middle, last = parts
+    folder = kept.check("u", last, data[last.start :])
+    shuffled = [*middle, *extra]
+    order.shuffle(shuffled)
+    for part in shuffled:
+        kept.put(folder, part, data[part.start : part.end + 1])
+    assert kept.join(folder, last, data[last.start :]) == data
