@@ -99,7 +99,7 @@ class Parts:
                 f"Content-Range says bytes {part.start}-{part.end} ({part.size} bytes), "
                 f"but the file part has {len(data)}"
             )
-        # Hashed: the client's id may hold anything, and another API key's upload never meets it.
+        # Hashed: the client's id may hold characters and lengths no record name can.
         return f"{_PREFIX}/{hashlib.sha256(upload_id.encode()).hexdigest()[:32]}"
 
     def put(self, folder: str, part: Range, data: bytes) -> None:
