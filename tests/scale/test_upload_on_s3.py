@@ -76,3 +76,21 @@ def test_upload_background_removal_destroy_and_restore_in_a_bucket(sdk: Any, sea
     assert restored["docs/road"]["format"] == "jpg"
     back = httpx.get(dict(sdk.api.resource("docs/road"))["url"], timeout=30)
     assert back.headers["content-type"] == "image/jpeg"
+
+
+def test_parts_rename_and_tags_in_a_bucket(sdk: Any, seaweed: SeaweedS3, bucket: str) -> None:
+    """``upload_large`` in parts, ``rename`` and the tag index, with everything in the bucket."""
+    up = sdk.uploader.upload_large(str(ROAD), public_id="big/road", chunk_size=30_000, resource_type="image",
+                                   tags=["shelf"], backup=True)  # fmt: skip
+    assert up["bytes"] == ROAD.stat().st_size
+    assert not any(k.startswith("originals/.cutout/parts/") for k in keys(seaweed, bucket))
+    moved = sdk.uploader.rename("big/road", "big/street")
+    assert moved["etag"] == up["etag"] and moved["version"] == up["version"]
+    stored = keys(seaweed, bucket)
+    assert "originals/big/street.jpg" in stored and "originals/big/road.jpg" not in stored
+    assert httpx.get(moved["url"], timeout=30).headers["content-type"] == "image/jpeg"
+    assert [r["public_id"] for r in sdk.api.resources_by_tag("shelf")["resources"]] == ["big/street"]
+    sdk.uploader.destroy("big/street")
+    assert sdk.api.restore(["big/street"])["big/street"]["etag"] == up["etag"]  # the backup moved too
+    sdk.uploader.remove_all_tags(["big/street"])
+    assert sdk.api.resources_by_tag("shelf") == {"resources": []}
