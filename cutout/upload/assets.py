@@ -129,10 +129,10 @@ class Assets:
             return None if record.get("deleted") else record
         try:
             found = self.originals.locate(public_id)
-        except NotFound:
+            path = self.originals.local(found)  # object storage: fetched first (a lookup only lists)
+            st = os.stat(path)
+        except (NotFound, FileNotFoundError):  # or gone since it was listed (another replica removed it)
             return None
-        path = self.originals.local(found)  # object storage: fetched first (a lookup only lists)
-        st = os.stat(path)
         try:
             header = pyvips.Image.new_from_file(str(path))
             width, height = int(header.width), int(header.height)

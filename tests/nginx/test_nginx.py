@@ -187,3 +187,34 @@ def test_423_is_not_cached_and_the_200_is(tmp_path: Path) -> None:
             assert response.headers["x-cache-status"] != "HIT" or response.status_code == 200
         assert response.status_code == 200
         assert httpx.get(url).headers["x-cache-status"] == "HIT"
+
+
+def test_the_upload_api_through_nginx(tmp_path: Path) -> None:
+    """Cloudinary's SDK through the recipe: a chunked upload (its Content-Range and X-Unique-Upload-Id pass),
+    a rename, a DELETE with a JSON body, and the client-side list, which nginx caches for its minute."""
+    import cloudinary
+    import cloudinary.api
+    import cloudinary.uploader
+
+    from tests.upload.conftest import CLOUD, ENV, KEY, SECRET
+
+    env = {**ENV, "CUTOUT_BACKGROUND_REMOVAL": "0"}
+    originals = tmp_path / "originals"
+    shutil.copytree(SAMPLES, originals)
+    road = SAMPLES / "docs" / "road.jpg"
+    for stack in start_stack(tmp_path, env, originals):
+        cloudinary.config(cloud_name=CLOUD, api_key=KEY, api_secret=SECRET, upload_prefix=stack.nginx,
+                          secure=False)  # fmt: skip
+        try:
+            up = cloudinary.uploader.upload_large(str(road), public_id="via/nginx", chunk_size=30_000,
+                                                  resource_type="image", tags=["front"])  # fmt: skip
+            assert up["bytes"] == road.stat().st_size and up["url"].startswith(stack.nginx)
+            assert cloudinary.uploader.rename("via/nginx", "via/proxy")["public_id"] == "via/proxy"
+            listed = httpx.get(stack.nginx + "/image/list/front.json")
+            assert [r["public_id"] for r in listed.json()["resources"]] == ["via/proxy"]
+            again = httpx.get(stack.nginx + "/image/list/front.json")
+            assert listed.headers["x-cache-status"] == "MISS" and again.headers["x-cache-status"] == "HIT"
+            gone = cloudinary.api.delete_resources(["via/proxy"])
+            assert gone["deleted"] == {"via/proxy": "deleted"}
+        finally:
+            cloudinary.reset_config()

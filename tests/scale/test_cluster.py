@@ -27,6 +27,7 @@ from tests.scale.cluster import (
     upload_samples,
 )
 from tests.scale.servers import RedisServer, SeaweedS3
+from tests.upload.conftest import CLOUD, KEY, SECRET
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -72,7 +73,8 @@ def cluster(seaweed: SeaweedS3, redis_server: RedisServer, tmp_path_factory: pyt
     upload_samples(seaweed, bucket)
     originals = f"s3://{bucket}/originals"
     env = cluster_env(seaweed, redis_server.url, bucket, CUTOUT_LEASE_SECONDS="4", CUTOUT_RETRY_AFTER="1",
-                      CUTOUT_ORT_THREADS="2")
+                      CUTOUT_ORT_THREADS="2", CUTOUT_UPLOAD="1", CUTOUT_API_KEY=KEY, CUTOUT_API_SECRET=SECRET,
+                      CUTOUT_CLOUD_NAME=CLOUD, CUTOUT_RESOURCE_LIST="1")  # fmt: skip
     worker = WorkerProcess(originals, folder / "worker" / "cache", env)
     replicas = start_replicas(3, originals, folder, env)
     nginx = Nginx(folder / "nginx", [f"127.0.0.1:{r.port}" for r in replicas])
@@ -169,6 +171,31 @@ def test_a_derivative_rendered_on_one_replica_is_a_storage_hit_on_another(cluste
     assert again.status_code == made.status_code == 200 and again.content == made.content
     assert metric(other.url, "cutout_shared_cache_hits_total") == hits + 1
     assert metric(other.url, "cutout_render_seconds_count") == renders  # not rendered again
+
+
+def test_uploads_through_nginx_are_seen_by_every_replica(cluster: Cluster) -> None:
+    """The Upload API behind nginx/cluster.conf: a chunked upload, a rename and the tag index, each
+    request on whichever replica nginx picks, then read from every replica (records on S3, locks in
+    Redis)."""
+    import cloudinary
+    import cloudinary.api
+    import cloudinary.uploader
+
+    road = SAMPLES / "docs" / "road.jpg"
+    cloudinary.config(cloud_name=CLOUD, api_key=KEY, api_secret=SECRET, upload_prefix=cluster.nginx.url,
+                      secure=False)  # fmt: skip
+    try:
+        up = cloudinary.uploader.upload_large(str(road), public_id="shared/road", chunk_size=30_000,
+                                              resource_type="image", tags=["cluster"])  # fmt: skip
+        assert up["bytes"] == road.stat().st_size and up["url"].startswith(cluster.nginx.url)
+        cloudinary.uploader.rename("shared/road", "shared/street")
+        for replica in cluster.replicas:
+            seen = httpx.get(f"{replica.url}/v1_1/{CLOUD}/resources/image/tags/cluster", auth=(KEY, SECRET))
+            assert seen.status_code == 200, seen.text
+            assert [r["public_id"] for r in seen.json()["resources"]] == ["shared/street"], replica.url
+        assert httpx.get(up["url"].replace("shared/road", "shared/street"), timeout=60).status_code == 200
+    finally:
+        cloudinary.reset_config()
 
 
 def test_a_worker_killed_mid_job_has_its_job_finished_by_the_next(cluster: Cluster) -> None:
