@@ -57,12 +57,14 @@ class Cluster:
     def inferences(self) -> float:
         live = [r.url for r in self.replicas if r.process.poll() is None]
         return sum(metric(url, "cutout_inference_total") for url in live) + sum(
-            w.inferences() for w in self.workers if w.process.poll() is None)
+            w.inferences() for w in self.workers if w.process.poll() is None
+        )
 
 
 @pytest.fixture(scope="module")
-def cluster(seaweed: SeaweedS3, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[Cluster]:
+def cluster(
+    seaweed: SeaweedS3, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
     require_model()
     if redis_server.process is None:
         redis_server.start()
@@ -94,8 +96,9 @@ def cluster(seaweed: SeaweedS3, redis_server: RedisServer, tmp_path_factory: pyt
 def single(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """The one-machine mode: a folder of originals, the model in the server."""
     folder = tmp_path_factory.mktemp("single")
-    server = ServerProcess(SAMPLES, folder / "cache", env={"CUTOUT_WAIT_SECONDS": "120",
-                                                           "CUTOUT_ORT_THREADS": "2"})
+    server = ServerProcess(
+        SAMPLES, folder / "cache", env={"CUTOUT_WAIT_SECONDS": "120", "CUTOUT_ORT_THREADS": "2"}
+    )
     try:
         server.wait_ready(path="/readyz", timeout=300)
         yield server
@@ -141,8 +144,10 @@ def test_the_cluster_gives_the_bytes_of_one_machine(cluster: Cluster, single: Se
 
 def test_twenty_variants_sent_to_every_replica_at_once_cost_one_inference(cluster: Cluster) -> None:
     before = cluster.inferences()
-    paths = [f"/demo/image/upload/e_background_removal/c_scale,w_{100 + 10 * i}/docs/rmv_bgd/dog_couch_orig"
-             for i in range(20)]
+    paths = [
+        f"/demo/image/upload/e_background_removal/c_scale,w_{100 + 10 * i}/docs/rmv_bgd/dog_couch_orig"
+        for i in range(20)
+    ]
     answers: list[int] = []
 
     def ask(base: str, path: str) -> None:
@@ -194,6 +199,20 @@ def test_uploads_through_nginx_are_seen_by_every_replica(cluster: Cluster) -> No
             assert seen.status_code == 200, seen.text
             assert [r["public_id"] for r in seen.json()["resources"]] == ["shared/street"], replica.url
         assert httpx.get(up["url"].replace("shared/road", "shared/street"), timeout=60).status_code == 200
+        # Background removal on upload: the job goes through the queue to the worker like any cut-out.
+        router = SAMPLES / "docs" / "rmv_bgd" / "router_orig.jpg"
+        cut = cloudinary.uploader.upload(
+            str(router), public_id="shared/router", background_removal="cloudinary_ai"
+        )
+        deadline = time.monotonic() + 240
+        while True:
+            seen = httpx.get(f"{cluster.replicas[2].url}/v1_1/{CLOUD}/resources/image/upload/shared/router",
+                             auth=(KEY, SECRET)).json()  # fmt: skip
+            status = seen.get("info", {}).get("background_removal", {}).get("cloudinary_ai", {}).get("status")
+            if status != "pending" or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert status == "complete" and seen["format"] == "png" and seen["version"] > cut["version"], seen
     finally:
         cloudinary.reset_config()
 
@@ -226,8 +245,9 @@ def test_redis_down_keeps_cached_answers_and_503s_new_model_work_then_recovers(c
         assert httpx.get(replica.url + cached, timeout=30).status_code == 200
         fresh = httpx.get(replica.url + "/demo/image/upload/c_scale,w_77/docs/road", timeout=30)
         assert fresh.status_code == 200  # a cheap render needs no agreement
-        new = httpx.get(replica.url + "/demo/image/upload/e_background_removal/c_scale,w_99/docs/road",
-                        timeout=30)
+        new = httpx.get(
+            replica.url + "/demo/image/upload/e_background_removal/c_scale,w_99/docs/road", timeout=30
+        )
         assert new.status_code == 503 and int(new.headers["retry-after"]) >= 1, new.text
     finally:
         cluster.redis.start()
@@ -243,17 +263,22 @@ def rss_mb(pid: int) -> float:
 
 
 def test_mixed_load_through_nginx_no_5xx_bounded_memory_one_inference_per_new_original(
-        cluster: Cluster, seaweed: SeaweedS3) -> None:
+    cluster: Cluster, seaweed: SeaweedS3
+) -> None:
     """SCALE_LOAD_SECONDS (default 60, the issue's figure) of hits, new renders, new cut-outs,
     404s and 400s from 8 clients at once."""
     seconds = float(os.environ.get("SCALE_LOAD_SECONDS", "60"))
     road = pyvips.Image.new_from_file(str(SAMPLES / "docs" / "road.jpg"))
     for i, quality in enumerate((70, 60)):  # new content: new masks (the key is the content's ETag)
-        seaweed.client().put_object(Bucket="cluster", Key=f"originals/load/photo{i}.jpg",
-                                    Body=road.jpegsave_buffer(Q=quality))
+        seaweed.client().put_object(
+            Bucket="cluster", Key=f"originals/load/photo{i}.jpg", Body=road.jpegsave_buffer(Q=quality)
+        )
     hits = [f"/demo/image/upload/{p}" for p in CHEAP]
-    cutouts = [f"/demo/image/upload/e_background_removal/c_scale,w_{w}/load/photo{i}"
-               for i in range(2) for w in (150, 250, 350)]
+    cutouts = [
+        f"/demo/image/upload/e_background_removal/c_scale,w_{w}/load/photo{i}"
+        for i in range(2)
+        for w in (150, 250, 350)
+    ]
     before = cluster.inferences()
     statuses: dict[int, int] = {}
     serial = iter(range(10**6))
@@ -281,8 +306,9 @@ def test_mixed_load_through_nginx_no_5xx_bounded_memory_one_inference_per_new_or
                     statuses[status] = statuses.get(status, 0) + 1
 
     def watch() -> None:
-        processes = [r.process.pid for r in cluster.replicas] + [w.process.pid for w in cluster.workers
-                                                                  if w.process.poll() is None]
+        processes = [r.process.pid for r in cluster.replicas] + [
+            w.process.pid for w in cluster.workers if w.process.poll() is None
+        ]
         while time.monotonic() < deadline:
             for pid in processes:
                 peaks[pid] = max(peaks.get(pid, 0.0), rss_mb(pid))
