@@ -8,16 +8,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cutout.responses import CORS
 from cutout.upload import auth
 from cutout.upload.assets import Base
 from cutout.upload.errors import UploadError, bad, from_origin
 from cutout.upload.params import Received, read
 from cutout.upload.parts import content_range
 from cutout.upload.uploads import Uploads
-from grammar.errors import OriginError
+from grammar.errors import BadRequest, NotFound, OriginError
 
 log = logging.getLogger("cutout.upload")
 
@@ -175,19 +176,19 @@ async def unsupported(request: Request, uploads: Uploads) -> Any:
 
 
 async def resource_list(request: Request) -> Response:
-    """``/image/list/<tag>.json``, when ``CUTOUT_RESOURCE_LIST=1``: public, cached a minute (as
-    Cloudinary's CDN caches it), errors as the delivery side answers them (plain text)."""
+    """``/image/list/<tag>.json``, when ``CUTOUT_RESOURCE_LIST=1``: public (a gallery on another site reads
+    it), cached a minute as Cloudinary's CDN caches it; errors are the delivery side's (``OriginError``)."""
     uploads: Uploads | None = getattr(request.app.state, "uploads", None)
     if uploads is None or not uploads.settings.resource_list:
-        return PlainTextResponse("The resource list is off on this server (CUTOUT_RESOURCE_LIST=1)", 404)
+        raise NotFound("The resource list is off on this server (CUTOUT_RESOURCE_LIST=1)")
     wanted = uploads.settings.cloud_name
     if wanted and request.path_params.get("cloud", wanted) != wanted:
-        return PlainTextResponse(f"Unknown cloud name {request.path_params['cloud'][:64]}", 404)
+        raise NotFound(f"Unknown cloud name {request.path_params['cloud'][:64]}")
     try:
         body = await uploads.manage.resource_list(request.path_params["tag"])
-    except UploadError as exc:
-        return PlainTextResponse(exc.message, exc.status)
-    return JSONResponse(body, headers={"Cache-Control": "public, max-age=60"})
+    except UploadError as exc:  # a tag that is not one: the only refusal
+        raise BadRequest(exc.message) from None
+    return JSONResponse(body, headers={**CORS, "Cache-Control": "public, max-age=60"})
 
 
 #: Admin API calls outside ``resources`` (named in their refusal; any other path is a 404).

@@ -198,6 +198,7 @@ def test_client_side_resource_list(sdk: Any, server: ServerProcess) -> None:
     for path in ("/image/list/gallery.json", f"/{CLOUD}/image/list/gallery.json"):
         answer = httpx.get(server.url + path)
         assert answer.status_code == 200 and answer.headers["cache-control"] == "public, max-age=60"
+        assert answer.headers["access-control-allow-origin"] == "*"
         listed = answer.json()["resources"]
         assert [r["public_id"] for r in listed] == ["gallery/one", "gallery/two"]
         assert set(listed[1]) == {"public_id", "version", "format", "width", "height", "type", "created_at",
@@ -206,4 +207,4 @@ def test_client_side_resource_list(sdk: Any, server: ServerProcess) -> None:
     assert httpx.get(server.url + "/image/list/nothing.json").json()["resources"] == []
     assert httpx.get(server.url + "/other/image/list/gallery.json").status_code == 404
     refused = httpx.get(server.url + "/image/list/a,b.json")
-    assert refused.status_code == 400 and "is not one valid tag" in refused.text
+    assert refused.status_code == 400 and "is not one valid tag" in refused.headers["x-cld-error"]

@@ -101,7 +101,7 @@ def test_off_answers_404_in_cloudinarys_shape(tmp_path: Path) -> None:
         assert answer.status_code == 404
         assert "CUTOUT_UPLOAD=1" in json.loads(answer.content)["error"]["message"]
         listed = client.get("/image/list/gallery.json")
-        assert listed.status_code == 404 and "CUTOUT_RESOURCE_LIST=1" in listed.text
+        assert listed.status_code == 404 and "CUTOUT_RESOURCE_LIST=1" in listed.headers["x-cld-error"]
     with pytest.raises(SettingsError, match="CUTOUT_UPLOAD=1 needs CUTOUT_API_KEY"):
         load_settings({"CUTOUT_UPLOAD": "1", "CUTOUT_API_SECRET": "s"})
     with pytest.raises(SettingsError, match="CUTOUT_RESOURCE_LIST=1 needs CUTOUT_UPLOAD=1"):
