@@ -1,8 +1,9 @@
 """The Upload and Admin API (issue 11): Cloudinary's write side, ``/v1_1/<cloud>/...``, over the same
 core as the delivery URLs. ``routes`` is the face, ``auth`` checks signatures and Basic credentials,
 ``params`` reads requests, ``images`` checks uploaded files, ``assets`` keeps records beside the
-originals, ``uploads`` answers the calls and ``jobs`` drives what is left (background removals, eager
-batches, notifications)."""
+originals, ``uploads`` answers the upload and read calls, ``manage`` the calls that change or delete many
+(rename, tags, context, by prefix or tag), ``parts`` keeps chunked uploads' parts, and ``jobs`` drives
+what is left (background removals, eager batches, notifications)."""
 
 from __future__ import annotations
 
@@ -29,5 +30,6 @@ async def running(settings: Settings, service: Service) -> AsyncIterator[Uploads
     async with anyio.create_task_group() as group:
         uploads.jobs.group = group
         group.start_soon(uploads.jobs.sweep_forever)
+        group.start_soon(uploads.parts.sweep_forever)
         yield uploads
         group.cancel_scope.cancel()

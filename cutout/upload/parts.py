@@ -8,7 +8,8 @@ Parts are kept as records in the originals store (``parts/<upload>/START-END-TOT
 a local folder: a server restarted between two parts, or a replica other than the one that took the
 first part, still finds them. The last part joins them, in order, into the file the ordinary upload
 path then checks and stores; the parts are dropped once that upload has an answer. An upload whose
-last part never comes is dropped by ``sweep`` after ``PARTS_TTL``.
+last part never comes is dropped by ``sweep`` after ``PARTS_TTL`` (every process sweeps at start-up and
+hourly).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+import anyio
+import anyio.to_thread
 
 from cache.seams import OriginalsStore
 from cutout.upload.errors import bad
@@ -144,6 +148,16 @@ class Parts:
     def drop(self, folder: str) -> None:
         for name in list(self.originals.list_records(folder)):
             self.originals.delete_record(name)
+
+    async def sweep_forever(self) -> None:
+        """``sweep`` at start-up and every ``SWEEP_EVERY``, so that abandoned parts go even when no other
+        chunked upload comes; a storage failure is logged and tried again next time."""
+        while True:
+            try:
+                await anyio.to_thread.run_sync(self.sweep)
+            except Exception:
+                log.exception("sweeping abandoned chunked uploads failed; trying again later")
+            await anyio.sleep(SWEEP_EVERY)
 
     def sweep(self, now: float | None = None) -> int:
         """Drop uploads abandoned for ``PARTS_TTL`` (blocking; at most once per ``SWEEP_EVERY`` unless

@@ -215,3 +215,27 @@ def test_any_split_in_any_order_joins_to_the_file(
     for part in shuffled:
         kept.put(folder, part, data[part.start : part.end + 1])
     assert kept.join(folder, last, data[last.start :]) == data
+
+
+def test_a_starting_server_sweeps_abandoned_parts(tmp_path: Path) -> None:
+    import shutil
+    import time
+
+    from starlette.testclient import TestClient
+
+    from cutout.app import create_app
+    from cutout.settings import Settings
+
+    shutil.copytree(SAMPLES, tmp_path / "originals")
+    store = FolderOriginals(tmp_path / "originals")
+    kept = Parts(store, 1000)
+    folder = kept.check("left-behind", Range(0, 9, 20), b"x" * 10)
+    store.put_record(f"{folder}/started", b'{"at": 1000.0}')  # long ago
+    store.put_record(f"{folder}/0-9-20", b"x" * 10)
+    config = Settings(originals=tmp_path / "originals", cache_dir=tmp_path / "cache", upload=True,
+                      api_key="k", api_secret="s", background_removal=False)  # fmt: skip
+    with TestClient(create_app(config, load_model=False)):
+        deadline = time.monotonic() + 10
+        while list(store.list_records("parts")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(store.list_records("parts")) == []
