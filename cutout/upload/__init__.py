@@ -7,10 +7,12 @@ what is left (background removals, eager batches, notifications)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
+import anyio.to_thread
 
 from cutout.service import Service
 from cutout.settings import Settings
@@ -18,6 +20,8 @@ from cutout.upload.routes import ROUTES
 from cutout.upload.uploads import Uploads
 
 __all__ = ["ROUTES", "Uploads", "running"]
+
+log = logging.getLogger("cutout.upload")
 
 
 @asynccontextmanager
@@ -31,5 +35,18 @@ async def running(settings: Settings, service: Service) -> AsyncIterator[Uploads
         uploads.jobs.group = group
         group.start_soon(uploads.jobs.sweep_forever)
         group.start_soon(uploads.parts.sweep_forever)
+        group.start_soon(_index_existing, uploads)
         yield uploads
         group.cancel_scope.cancel()
+
+
+async def _index_existing(uploads: Uploads) -> None:
+    """Records from before the tag index get indexed once, in the background (a failure is logged, and
+    the next start tries again)."""
+    try:
+        indexed = await anyio.to_thread.run_sync(uploads.assets.index_existing)
+    except Exception:
+        log.exception("indexing the tags of existing assets failed; the next start tries again")
+        return
+    if indexed:
+        log.info("indexed the tags of %d existing assets", indexed)

@@ -107,6 +107,25 @@ class Assets:
         folder = _tag_folder(tag)
         return sorted(name[len(folder) + 1 :] for name in self.originals.list_records(folder))
 
+    def index_existing(self) -> int:
+        """Index the tags of records saved before the tag index existed (blocking; once per store: a
+        marker record says it is done, and running it twice is harmless). How many were indexed."""
+        if self.originals.get_record(_INDEXED_MARKER) is not None:
+            return 0
+        indexed = 0
+        for name in list(self.originals.list_records("assets")):
+            public_id = name.removeprefix("assets/")
+            with self.locked(public_id):
+                record = self.record(public_id)
+                if record is None or record.get("deleted"):
+                    continue
+                if all(t in record.get("indexed", []) for t in record.get("tags", [])):
+                    continue
+                self.save(record)
+                indexed += 1
+        self.originals.put_record(_INDEXED_MARKER, b"{}")
+        return indexed
+
     def untag(self, public_id: str, tag: str) -> None:
         """Drop ``public_id``'s index entry for ``tag`` if its record does not have the tag (blocking)."""
         with self.locked(public_id):
@@ -194,6 +213,10 @@ class Assets:
 
     def unfinished(self) -> list[str]:
         return sorted(name.removeprefix("jobs/") for name in self.originals.list_records("jobs"))
+
+
+#: Written once every record saved before the tag index existed has been indexed.
+_INDEXED_MARKER = "index/tags-1"
 
 
 def _tag_folder(tag: str) -> str:
