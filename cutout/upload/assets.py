@@ -92,6 +92,9 @@ class Assets:
                 self.originals.put_record(f"{_tag_folder(tag)}/{record['public_id']}", b"")
             if fresh:
                 record["indexed"] = sorted({*indexed, *fresh})
+        self._write(record)
+
+    def _write(self, record: Record) -> None:
         self.originals.put_record(
             f"assets/{record['public_id']}", json.dumps(record, sort_keys=True).encode()
         )
@@ -135,7 +138,7 @@ class Assets:
             self.originals.delete_record(f"{_tag_folder(tag)}/{public_id}")
             if record is not None and tag in record.get("indexed", []):
                 record["indexed"] = [t for t in record["indexed"] if t != tag]
-                self.originals.put_record(f"assets/{public_id}", json.dumps(record, sort_keys=True).encode())
+                self._write(record)  # not ``save``: nothing to index
 
     def forget(self, public_id: str) -> None:
         self.originals.delete_record(f"assets/{public_id}")

@@ -190,8 +190,7 @@ class Manage:
         if prefix is not None:
             if not prefix:
                 raise bad("prefix is empty")
-            if prefix.rpartition("/")[0]:
-                p.check_public_id(prefix.rpartition("/")[0], "prefix")
+            p.check_prefix(prefix)
             found = sorted(await anyio.to_thread.run_sync(lambda: list(self.service.originals.list(prefix))))
             ids, more = found[:MAX_DELETED], len(found) > MAX_DELETED
         elif tag is not None:

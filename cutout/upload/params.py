@@ -167,6 +167,14 @@ def check_public_id(public_id: str, what: str = "public_id") -> str:
     return public_id
 
 
+def check_prefix(prefix: str) -> str:
+    """A listing's ``prefix``: its folders must be valid (its last part may be any start of a name)."""
+    folder = prefix.rpartition("/")[0]
+    if folder:
+        check_public_id(folder, "prefix")
+    return prefix
+
+
 def check_folder(folder: str) -> str:
     folder = folder.strip("/")
     return check_public_id(folder, "folder") if folder else ""

@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import re
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ log = logging.getLogger("cutout.upload")
 
 #: An upload whose last part has not come this long after its first is abandoned, and its parts go.
 PARTS_TTL = 24 * 3600.0
-#: ``sweep`` looks for abandoned uploads at most this often (per process).
+#: Every process looks for abandoned uploads this often (``sweep_forever``).
 SWEEP_EVERY = 3600.0
 _PREFIX = "parts"
 _RANGE = re.compile(r"bytes\s+(\d{1,15})-(\d{1,15})/(\d{1,15})")
@@ -86,8 +85,6 @@ class Parts:
     def __init__(self, originals: OriginalsStore, max_bytes: int) -> None:
         self.originals = originals
         self.max_bytes = max_bytes
-        self._swept = 0.0
-        self._sweeping = threading.Lock()
 
     def check(self, upload_id: str | None, part: Range, data: bytes) -> str:
         """The folder that holds this upload's parts; a 400 when the part cannot belong to one."""
@@ -150,8 +147,9 @@ class Parts:
             self.originals.delete_record(name)
 
     async def sweep_forever(self) -> None:
-        """``sweep`` at start-up and every ``SWEEP_EVERY``, so that abandoned parts go even when no other
-        chunked upload comes; a storage failure is logged and tried again next time."""
+        """``sweep`` at start-up and every ``SWEEP_EVERY`` (one loop per process: the only caller), so that
+        abandoned parts go whether or not other chunked uploads come; a storage failure is logged and
+        tried again next time."""
         while True:
             try:
                 await anyio.to_thread.run_sync(self.sweep)
@@ -160,26 +158,20 @@ class Parts:
             await anyio.sleep(SWEEP_EVERY)
 
     def sweep(self, now: float | None = None) -> int:
-        """Drop uploads abandoned for ``PARTS_TTL`` (blocking; at most once per ``SWEEP_EVERY`` unless
-        ``now`` is given). Returns how many were dropped."""
+        """Drop uploads abandoned for ``PARTS_TTL`` as of ``now`` (default: the clock) (blocking). Returns
+        how many were dropped."""
         current = time.time() if now is None else now
-        if (now is None and current - self._swept < SWEEP_EVERY) or not self._sweeping.acquire(False):
-            return 0
-        try:
-            self._swept = current
-            folders = {name.rsplit("/", 1)[0] for name in self.originals.list_records(_PREFIX)}
-            dropped = 0
-            for folder in folders:
-                started = self.originals.get_record(f"{folder}/started")
-                try:
-                    at = float(json.loads(started)["at"]) if started else 0.0
-                except (ValueError, KeyError, TypeError):
-                    at = 0.0
-                if current - at > PARTS_TTL:
-                    self.drop(folder)
-                    dropped += 1
-            if dropped:
-                log.info("dropped %d chunked uploads abandoned for over %.0f s", dropped, PARTS_TTL)
-            return dropped
-        finally:
-            self._sweeping.release()
+        folders = {name.rsplit("/", 1)[0] for name in self.originals.list_records(_PREFIX)}
+        dropped = 0
+        for folder in folders:
+            started = self.originals.get_record(f"{folder}/started")
+            try:
+                at = float(json.loads(started)["at"]) if started else 0.0
+            except (ValueError, KeyError, TypeError):
+                at = 0.0
+            if current - at > PARTS_TTL:
+                self.drop(folder)
+                dropped += 1
+        if dropped:
+            log.info("dropped %d chunked uploads abandoned for over %.0f s", dropped, PARTS_TTL)
+        return dropped

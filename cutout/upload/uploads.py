@@ -130,7 +130,6 @@ class Uploads:
         folder = self.parts.check(upload_id, part, received.file)
         if not part.last:
             await anyio.to_thread.run_sync(self.parts.put, folder, part, received.file)
-            await anyio.to_thread.run_sync(self.parts.sweep)
             # The SDKs send the answer's public_id with the next part: the one asked for, as asked.
             named = {"public_id": received.params["public_id"]} if received.params.get("public_id") else {}
             return {"done": False, "upload_id": upload_id, "bytes": part.end + 1, **named}
@@ -358,9 +357,7 @@ class Uploads:
             records = [await anyio.to_thread.run_sync(self.assets.current, i) for i in wanted]
             return {"resources": [view(r, base, self.api_secret) for r in records if r is not None]}
         limit = p.max_results(query, 10)
-        prefix = query.get("prefix", "")
-        if prefix.rpartition("/")[0]:
-            p.check_public_id(prefix.rpartition("/")[0], "prefix")
+        prefix = p.check_prefix(query.get("prefix", ""))
         after = p.uncursor(query["next_cursor"]) if query.get("next_cursor") else None
         return await anyio.to_thread.run_sync(self._list, prefix, limit, after, base)
 

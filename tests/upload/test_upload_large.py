@@ -85,7 +85,7 @@ def test_abandoned_uploads_are_swept(tmp_path: Path, monkeypatch: pytest.MonkeyP
     kept.put(new, Range(0, 9, 20), b"x" * 10)
     assert kept.sweep(now=1_000_000.0 + parts_module.PARTS_TTL + 1) == 1
     assert {n.rsplit("/", 1)[0] for n in store.list_records("parts")} == {new}
-    # Without ``now``: the first call sweeps, the next within SWEEP_EVERY does not look.
+    # Without ``now``: as of the clock; a second sweep finds nothing left to drop.
     monkeypatch.setattr(parts_module.time, "time", lambda: 1_000_000.0 + 3 * parts_module.PARTS_TTL)
     fresh = Parts(store, 1000)
     assert fresh.sweep() == 1 and fresh.sweep() == 0
