@@ -62,6 +62,12 @@ class Range:
     def name(self) -> str:
         return f"{self.start}-{self.end}-{self.total}"
 
+    def check_size(self, data: bytes) -> None:
+        """A 400 when the file part sent is not as long as this range says."""
+        if len(data) != self.size:
+            where = "the file is" if self.whole else f"bytes {self.start}-{self.end} are"
+            raise bad(f"Content-Range says {where} {self.size} bytes, but the file part has {len(data)}")
+
 
 def content_range(headers: Mapping[str, str]) -> Range | None:
     """The request's ``Content-Range`` (None without one); a 400 naming what is wrong with a bad one."""
@@ -95,11 +101,7 @@ class Parts:
                 f"File size too large: the chunked upload is {part.total} bytes, over "
                 f"CUTOUT_MAX_UPLOAD_BYTES ({self.max_bytes} bytes)"
             )
-        if len(data) != part.size:
-            raise bad(
-                f"Content-Range says bytes {part.start}-{part.end} ({part.size} bytes), "
-                f"but the file part has {len(data)}"
-            )
+        part.check_size(data)
         # Hashed: the client's id may hold characters and lengths no record name can.
         return f"{_PREFIX}/{hashlib.sha256(upload_id.encode()).hexdigest()[:32]}"
 

@@ -81,9 +81,8 @@ async def upload(request: Request, uploads: Uploads) -> Any:
     part = content_range(request.headers)  # before the body: a bad header is refused unread
     received = await _signed(request, uploads)
     if part is None or part.whole:
-        if part is not None and received.file is not None and len(received.file) != part.size:
-            raise bad(f"Content-Range says the file is {part.size} bytes, but the file part has "
-                      f"{len(received.file)}")  # fmt: skip
+        if part is not None and received.file is not None:
+            part.check_size(received.file)
         return await uploads.upload(received, base_of(request, uploads))
     upload_id = request.headers.get("x-unique-upload-id")
     return await uploads.upload_part(received, part, upload_id, base_of(request, uploads))

@@ -117,8 +117,13 @@ def test_delete_resources_by_ids_and_by_prefix(sdk: Any, server: ServerProcess) 
     assert gone["deleted"] == {"del/q/1": "deleted", "del/none": "not_found"} and gone["partial"] is False
     assert gone["deleted_counts"]["del/q/1"] == {"original": 1, "derived": 0}
     assert sdk.api.restore(["del/q/1"])["del/q/1"]["public_id"] == "del/q/1"  # its backup was kept
+    # an original placed by hand under a name no upload could choose (a part ending in a space) goes too,
+    # not a 400 for the whole call
+    (_originals(server) / "del" / "p" / "by hand .jpg").write_bytes(ROAD.read_bytes())
     by_prefix = sdk.api.delete_resources_by_prefix("del/p/")
-    assert sorted(by_prefix["deleted"]) == ["del/p/1", "del/p/2", "del/p/sub/3"]
+    assert sorted(by_prefix["deleted"]) == ["del/p/1", "del/p/2", "del/p/by hand ", "del/p/sub/3"]
+    assert by_prefix["deleted"]["del/p/by hand "] == "deleted"
+    assert not (_originals(server) / "del" / "p" / "by hand .jpg").exists()
     assert [r["public_id"] for r in sdk.api.resources(prefix="del/")["resources"]] == ["del/q/1"]
     record = _originals(server) / ".cutout" / "assets" / "del" / "p" / "1.record"
     assert not record.exists()  # no backups: nothing kept
