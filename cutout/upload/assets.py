@@ -140,9 +140,6 @@ class Assets:
                 record["indexed"] = [t for t in record["indexed"] if t != tag]
                 self._write(record)  # not ``save``: nothing to index
 
-    def forget(self, public_id: str) -> None:
-        self.originals.delete_record(f"assets/{public_id}")
-
     def current(self, public_id: str) -> Record | None:
         """The asset as it is now: its record, or one made from a file without a record; None when there
         is no such asset (or it was deleted)."""

@@ -12,7 +12,7 @@ import anyio
 import anyio.to_thread
 
 from cutout.upload import params as p
-from cutout.upload.assets import Base, Record, iso, view
+from cutout.upload.assets import Base, Record, iso, new_version, view
 from cutout.upload.errors import UploadError, bad, not_found
 from cutout.upload.jobs import unfinished
 
@@ -82,6 +82,10 @@ class Manage:
                     self.service.originals.put_record(f"backups/{target}/{moved['version_id']}", copy)
             renamed: Record = {**record, "public_id": target, "backups": [*backups, *record["backups"]],
                                "derived": [], "notifications": [], "indexed": []}  # fmt: skip
+            if kept is not None and kept["version"] >= record["version"]:
+                # The version moves with the asset, unless the target's URLs had it or a higher one: a
+                # cached URL of the replaced target must not show the renamed image.
+                renamed["version"] = new_version(kept["version"])
             renamed.pop("deleted", None)
             # The target as an upload writes it (its marker first: a restart makes the record follow the
             # file), then the source as a destroy removes it.
@@ -92,7 +96,8 @@ class Manage:
             self.assets.mark_finished(target)
             self.assets.mark_unfinished(source)
             self.service.originals.delete(source)
-            self.assets.forget(source)
+            # Kept, deleted, as a destroy keeps it: the source id's next upload gets a higher version.
+            self.assets.save({**record, "deleted": True, "job": None, "backups": [], "tags": []})
             for moved in record["backups"]:
                 self.service.originals.delete_record(f"backups/{source}/{moved['version_id']}")
             self.assets.mark_finished(source)

@@ -4,6 +4,7 @@ authenticate -> parse -> ``Uploads`` -> JSON; every failure leaves as ``{"error"
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,10 +26,24 @@ log = logging.getLogger("cutout.upload")
 Handler = Callable[[Request, Uploads], Awaitable[Any]]
 
 
-def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """404 while the Upload API is off or for another cloud name; any error in Cloudinary's shape."""
+#: Browsers upload straight to the Upload API (a signed form, the upload widget, chunked uploads from a
+#: page): any page may read its answers, errors included. The Admin API takes the secret itself, never
+#: from a browser: its answers carry none of this.
+UPLOAD_CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Content-Length"}
+_TOKENS = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+(\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*")
+
+
+def endpoint(handler: Handler, *, cors: bool = False) -> Callable[[Request], Awaitable[Response]]:
+    """404 while the Upload API is off or for another cloud name; any error in Cloudinary's shape; with
+    ``cors``, every answer readable by any page."""
 
     async def run(request: Request) -> Response:
+        response = await answer(request)
+        if cors:
+            response.headers.update(UPLOAD_CORS)
+        return response
+
+    async def answer(request: Request) -> Response:
         uploads: Uploads | None = getattr(request.app.state, "uploads", None)
         try:
             if uploads is None:
@@ -38,6 +53,8 @@ def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             if wanted and cloud != wanted:
                 raise UploadError(404, f"Unknown cloud name {cloud[:64]}")
             body = await handler(request, uploads)
+            if isinstance(body, Response):
+                return body
             return JSONResponse(body, headers={"Cache-Control": "no-store"})
         except UploadError as exc:
             return exc.response()
@@ -56,7 +73,20 @@ def base_of(request: Request, uploads: Uploads) -> Base:
     if uploads.settings.public_url:
         return Base(uploads.settings.public_url, cloud)
     host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
-    return Base(f"{request.url.scheme}://{host}", cloud)
+    if not _HOST.fullmatch(host):
+        raise bad(f"The Host header {host[:80]!r} is not a host name (and port)")
+    # A TLS proxy in front says so (nginx: X-Forwarded-Proto $scheme); only this caller's own, signed
+    # answer is shaped by it, so it is taken from whoever sends it, as the Host header is.
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    if not forwarded:
+        found = _FORWARDED_PROTO.search(request.headers.get("forwarded", ""))
+        forwarded = found[1].lower() if found else ""
+    scheme = forwarded if forwarded in ("http", "https") else request.url.scheme
+    return Base(f"{scheme}://{host}", cloud)
+
+
+_HOST = re.compile(r"([A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(:[0-9]{1,5})?")
+_FORWARDED_PROTO = re.compile(r"(?:^|[;,\s])proto=\"?(https?)\"?", re.IGNORECASE)
 
 
 async def _signed(request: Request, uploads: Uploads, unsigned: frozenset[str] = frozenset()) -> Received:
@@ -150,6 +180,18 @@ async def restore(request: Request, uploads: Uploads) -> Any:
     return await uploads.restore(await _admin(request, uploads), base_of(request, uploads))
 
 
+async def preflight(request: Request, uploads: Uploads) -> Any:
+    """A browser's CORS preflight of an Upload API call: POST, with whatever headers it asks for (no
+    credentials are involved: the call is signed in its body)."""
+    asked = request.headers.get("access-control-request-headers", "").strip()
+    if len(asked) > 1000 or (asked and not _TOKENS.fullmatch(asked)):
+        raise bad("Access-Control-Request-Headers is not a list of header names")
+    headers = {"Access-Control-Allow-Methods": "POST, OPTIONS", "Access-Control-Max-Age": "86400"}
+    if asked:
+        headers["Access-Control-Allow-Headers"] = asked
+    return Response(status_code=204, headers=headers)
+
+
 async def unsupported(request: Request, uploads: Uploads) -> Any:
     """Every other ``/v1_1/`` path: other resource or delivery types are named; the rest is a 404."""
     parts = request.path_params["rest"].split("/")
@@ -166,6 +208,8 @@ async def unsupported(request: Request, uploads: Uploads) -> Any:
         raise bad(f"resource_type {parts[0]} is not supported: only image")
     elif parts[0] == "auto":
         raise bad(f"resource_type auto is only for upload: {'/'.join(parts[1:])[:40]} needs image")
+    elif parts[0] == "image" and len(parts) == 2 and parts[1] in _UPLOAD_ACTIONS:
+        raise bad(f"The Upload API action {parts[1]} takes POST, not {request.method}")
     elif parts[0] == "image" and len(parts) == 2:
         raise bad(
             f"The Upload API action {parts[1][:40]} is not supported: upload, explicit, destroy, rename, "
@@ -194,19 +238,22 @@ async def resource_list(request: Request) -> Response:
 _ADMIN_CALLS = frozenset({"tags", "upload_presets", "upload_mappings", "folders", "metadata_fields",
                           "transformations", "streaming_profiles", "usage", "triggers", "derived_resources",
                           "resources_by_asset_ids", "resources_by_asset_folder"})  # fmt: skip
-_ANY = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+_UPLOAD_ACTIONS = frozenset({"upload", "explicit", "destroy", "rename", "tags", "context"})
+_ANY = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _UPLOAD = "/v1_1/{cloud}/image"
 _RESOURCES = "/v1_1/{cloud}/resources/image"
 ROUTES: tuple[Route, ...] = (
-    Route(f"{_UPLOAD}/upload", endpoint(upload), methods=["POST"]),
+    Route(f"{_UPLOAD}/upload", endpoint(upload, cors=True), methods=["POST"]),
     # resource_type auto (the upload widget's, and many a browser form's): this server stores images,
     # so an auto upload is an image upload, and anything else is refused as not an image.
-    Route("/v1_1/{cloud}/auto/upload", endpoint(upload), methods=["POST"]),
-    Route(f"{_UPLOAD}/explicit", endpoint(explicit), methods=["POST"]),
-    Route(f"{_UPLOAD}/destroy", endpoint(destroy), methods=["POST"]),
-    Route(f"{_UPLOAD}/rename", endpoint(rename), methods=["POST"]),
-    Route(f"{_UPLOAD}/tags", endpoint(tags), methods=["POST"]),
-    Route(f"{_UPLOAD}/context", endpoint(context), methods=["POST"]),
+    Route("/v1_1/{cloud}/auto/upload", endpoint(upload, cors=True), methods=["POST"]),
+    Route(f"{_UPLOAD}/explicit", endpoint(explicit, cors=True), methods=["POST"]),
+    Route(f"{_UPLOAD}/destroy", endpoint(destroy, cors=True), methods=["POST"]),
+    Route(f"{_UPLOAD}/rename", endpoint(rename, cors=True), methods=["POST"]),
+    Route(f"{_UPLOAD}/tags", endpoint(tags, cors=True), methods=["POST"]),
+    Route(f"{_UPLOAD}/context", endpoint(context, cors=True), methods=["POST"]),
+    Route(f"{_UPLOAD}/{{action}}", endpoint(preflight, cors=True), methods=["OPTIONS"]),
+    Route("/v1_1/{cloud}/auto/upload", endpoint(preflight, cors=True), methods=["OPTIONS"]),
     Route(f"{_RESOURCES}/upload", endpoint(delete_resources), methods=["DELETE"]),
     Route(f"{_RESOURCES}/tags/{{tag:path}}", endpoint(by_tag), methods=["GET"]),
     Route(f"{_RESOURCES}/tags/{{tag:path}}", endpoint(delete_by_tag), methods=["DELETE"]),

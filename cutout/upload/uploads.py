@@ -205,7 +205,9 @@ class Uploads:
             now = time.time()
             record: Record = {
                 "public_id": public_id,
-                "asset_id": before["asset_id"] if before else uuid.uuid4().hex,
+                # a deleted asset with backups comes back as the same asset (restore's lineage)
+                "asset_id": before["asset_id"] if before and (old or before.get("backups"))
+                else uuid.uuid4().hex,
                 "version": new_version(before["version"] if before else None),
                 **self.assets.content_fields(data, fmt, width, height),
                 "created_at": old["created_at"] if old else iso(now),
@@ -300,10 +302,9 @@ class Uploads:
                 return {"result": "not found"}
             self.assets.mark_unfinished(public_id)  # a crash before the record says so is reconciled
             self.service.originals.delete(public_id)
-            if record.get("backups"):  # kept, so that api.restore can bring it back
-                self.assets.save({**record, "deleted": True, "job": None})
-            else:
-                self.assets.forget(public_id)
+            # Kept, deleted: its backups stay for api.restore, and its version for the next upload of the
+            # id, whose version must be higher (a cached URL of this one must not show another image).
+            self.assets.save({**record, "deleted": True, "job": None})
             if not unfinished(record) or not record.get("backups"):
                 self.assets.mark_finished(public_id)
             return {"result": "ok"}

@@ -33,6 +33,7 @@ ROUTES = [
     ("POST", "/v1_1/demo/resources/image/upload/restore"), ("GET", "/v1_1/demo/resources/image/tags/t"),
     ("DELETE", "/v1_1/demo/resources/image/tags/t"), ("GET", "/v1_1/demo/ping"),
     ("GET", "/image/list/t.json"), ("PUT", "/v1_1/demo/image/upload"), ("GET", "/v1_1/demo/usage"),
+    ("OPTIONS", "/v1_1/demo/image/upload"), ("OPTIONS", "/v1_1/demo/resources/image"),
 ]  # fmt: skip
 NAMES = ["file", "public_id", "public_ids", "public_ids[]", "from_public_id", "to_public_id", "folder",
          "tags", "tag", "context", "command", "eager", "background_removal", "overwrite", "use_filename",
@@ -101,7 +102,7 @@ def test_random_requests_answer_in_cloudinarys_shape(
         data = [(k, v) for k, v in params if not (files and k == "file")]
         answer = client.request(method, path, data=dict(data), files=files, headers=headers)
     assert answer.status_code < 500 or answer.status_code in {501, 503}, (answer.status_code, answer.text)
-    if path.startswith("/v1_1/"):
+    if path.startswith("/v1_1/") and answer.status_code != 204:  # 204: a CORS preflight's empty answer
         body = answer.json()
         assert answer.status_code in MAPPED | {200}, answer.status_code
         if answer.status_code != 200:

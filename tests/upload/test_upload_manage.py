@@ -48,11 +48,14 @@ def test_rename_moves_the_original_its_record_and_backups(sdk: Any, server: Serv
     assert sdk.api.restore(["ren/b"])["ren/b"]["etag"] == up["etag"]
 
     # Onto an existing id: refused unless overwrite.
-    sdk.uploader.upload(str(ROUTER), public_id="ren/c")
+    replaced = sdk.uploader.upload(str(ROUTER), public_id="ren/c")
     with pytest.raises(sdk.exceptions.AlreadyExists, match=r"to_public_id \(ren/c\) already exists"):
         sdk.uploader.rename("ren/b", "ren/c")
     over = sdk.uploader.rename("ren/b", "ren/c", overwrite=True)
     assert over["etag"] == up["etag"] and dict(sdk.api.resource("ren/c"))["etag"] == up["etag"]
+    # ren/b's version is older than the one it replaces: a higher one, so that the replaced image's URL
+    # (cached for a year) is not the renamed image's
+    assert over["version"] > replaced["version"] and over["version"] > up["version"]
     assert sorted(p.name for p in (root / "ren").iterdir()) == ["c.jpg"]
 
     # A file put into the folder by hand (no record) is renamed too.
@@ -126,7 +129,7 @@ def test_delete_resources_by_ids_and_by_prefix(sdk: Any, server: ServerProcess) 
     assert not (_originals(server) / "del" / "p" / "by hand .jpg").exists()
     assert [r["public_id"] for r in sdk.api.resources(prefix="del/")["resources"]] == ["del/q/1"]
     record = _originals(server) / ".cutout" / "assets" / "del" / "p" / "1.record"
-    assert not record.exists()  # no backups: nothing kept
+    assert json.loads(record.read_bytes())["deleted"] is True  # kept, for the next upload's version
     with pytest.raises(sdk.exceptions.BadRequest, match="public_ids or prefix"):
         sdk.api.delete_resources([])
     with pytest.raises(sdk.exceptions.BadRequest, match="Parameter all is not supported"):
@@ -250,3 +253,17 @@ def test_assets_from_before_the_tag_index_are_indexed_at_start_up(tmp_path: Path
             time.sleep(0.05)
         assert [r["public_id"] for r in listed] == ["old/one"]
     assert Assets(store, None).index_existing() == 0  # type: ignore[arg-type]  # done: the marker says so
+
+
+def test_an_id_uploaded_again_gets_a_higher_version(sdk: Any) -> None:
+    """Whatever happened to the id between (destroyed, renamed away), within the same second too: a
+    versioned URL is served as immutable, so one version is one image."""
+    first = sdk.uploader.upload(str(ROAD), public_id="ver/a")
+    assert sdk.uploader.destroy("ver/a") == {"result": "ok"}
+    second = sdk.uploader.upload(str(ROUTER), public_id="ver/a")
+    assert second["version"] > first["version"] and second["asset_id"] != first["asset_id"]
+    sdk.uploader.rename("ver/a", "ver/b")
+    third = sdk.uploader.upload(str(ROAD), public_id="ver/a")
+    assert third["version"] > second["version"]
+    assert third["asset_id"] != second["asset_id"]  # ver/b is the asset that was ver/a
+    assert dict(sdk.api.resource("ver/b"))["asset_id"] == second["asset_id"]
