@@ -144,6 +144,8 @@ def check_url(url: httpx.URL, policy: FetchPolicy) -> str:
         raise ForbiddenUrl(f"Fetching URLs is turned off on this server ({policy.allow_name} is empty)")
     if not host_allowed(host, policy.allow):
         raise ForbiddenUrl(f"Fetching from {host} is not allowed (not in {policy.allow_name})")
+    if _is_address(host):  # known now, not only once resolved: a webhook to 127.0.0.1 is refused at once
+        check_address(ipaddress.ip_address(host.strip("[]")), host, policy)
     return host
 
 

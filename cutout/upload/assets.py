@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -167,7 +168,7 @@ class Assets:
             "bytes": st.st_size,
             "width": width,
             "height": height,
-            "etag": self.originals.version(found)[:32],
+            "etag": _md5_of(str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino),
             "fingerprint": self.originals.version(found),
             "created_at": iso(st.st_mtime),
             "uploaded_at": iso(st.st_mtime),
@@ -189,6 +190,7 @@ class Assets:
         record["backups"].append({
             "version_id": record["version_id"], "version": record["version"], "format": record["format"],
             "size": len(data), "time": iso(time.time()),
+            **({"original_filename": record["original_filename"]} if record.get("original_filename") else {}),
         })  # fmt: skip
 
     def backup(self, public_id: str, version_id: str) -> bytes | None:
@@ -217,6 +219,14 @@ class Assets:
 
 #: Written once every record saved before the tag index existed has been indexed.
 _INDEXED_MARKER = "index/tags-1"
+
+
+@lru_cache(maxsize=4096)
+def _md5_of(path: str, *stamp: int) -> str:
+    """Cloudinary's etag (the MD5) of a file put in by hand, memoised by path and stamp: a listing reads
+    each such file once per process, not at every call."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "md5").hexdigest()
 
 
 def _tag_folder(tag: str) -> str:

@@ -46,7 +46,7 @@ class Manage:
         if params.get("to_type", "upload") != "upload":
             raise bad(f"to_type {params['to_type'][:40]!r} is not supported: only upload (public) assets")
         source = p.check_public_id(params.get("from_public_id", ""), "from_public_id")
-        target = p.check_public_id(params.get("to_public_id", ""), "to_public_id")
+        target = p.check_new_public_id(params.get("to_public_id", ""), "to_public_id")
         overwrite = p.flag(params, "overwrite")
         p.flag(params, "invalidate")
         record = await anyio.to_thread.run_sync(partial(self._rename, source, target, overwrite=overwrite))
@@ -242,12 +242,12 @@ class Manage:
         for public_id in self.assets.tagged(tag):
             if after is not None and public_id <= after:
                 continue
-            if len(found) == limit:
-                return found, found[-1]["public_id"]
             record = self.assets.current(public_id)
             if record is None or tag not in record.get("tags", []):
                 self.assets.untag(public_id, tag)
                 continue
+            if len(found) == limit:  # one more holds: a cursor never leads to an empty page
+                return found, found[-1]["public_id"]
             found.append(record)
         return found, None
 

@@ -33,6 +33,8 @@ MAX_PUBLIC_ID = 255
 #: One folder or name of a public id (the file system's limit, less room for an extension).
 MAX_PART_BYTES = 200
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\?#]")
+_NOT_IN_NEW_IDS = re.compile(r"[&%<>+,]")
+_VERSION_LIKE = re.compile(r"v[0-9]+")
 _RANDOM = string.ascii_lowercase + string.digits
 
 
@@ -167,6 +169,28 @@ def check_public_id(public_id: str, what: str = "public_id") -> str:
     return public_id
 
 
+def check_new_public_id(public_id: str, what: str = "public_id") -> str:
+    """An id an asset is about to get (an upload's, a rename's target): as ``check_public_id``, and
+    within Cloudinary's naming rules, so that the asset can be reached by every call and URL after."""
+    return _named_as_cloudinary_names(check_public_id(public_id, what), what, public_id.split("/")[:-1])
+
+
+def _named_as_cloudinary_names(public_id: str, what: str, folders: list[str]) -> str:
+    odd = sorted(set(_NOT_IN_NEW_IDS.findall(public_id)))
+    if odd:
+        raise bad(
+            f"{what} may not contain {' '.join(odd)}: Cloudinary forbids ?&#\\%<>+ in public ids, and a "
+            f"comma would split the id in calls that take a list of them ({public_id[:80]!r})"
+        )
+    for part in folders:
+        if _VERSION_LIKE.fullmatch(part):
+            raise bad(
+                f"{what}: a folder may not be named {part[:40]!r}: 'v' and digits is read as a version in "
+                "delivery URLs"
+            )
+    return public_id
+
+
 def check_prefix(prefix: str) -> str:
     """A listing's ``prefix``: its folders must be valid (its last part may be any start of a name)."""
     folder = prefix.rpartition("/")[0]
@@ -177,7 +201,9 @@ def check_prefix(prefix: str) -> str:
 
 def check_folder(folder: str) -> str:
     folder = folder.strip("/")
-    return check_public_id(folder, "folder") if folder else ""
+    if not folder:
+        return ""
+    return _named_as_cloudinary_names(check_public_id(folder, "folder"), "folder", folder.split("/"))
 
 
 def random_id(length: int = 20) -> str:
@@ -195,7 +221,7 @@ def choose_public_id(params: Mapping[str, str], filename: str | None) -> str:
             public_id = stem + (f"_{random_id(6)}" if flag(params, "unique_filename", True) else "")
     if not public_id:
         public_id = random_id()
-    return check_public_id(f"{folder}/{public_id}" if folder else public_id)
+    return check_new_public_id(f"{folder}/{public_id}" if folder else public_id)
 
 
 def tags(params: Mapping[str, str]) -> list[str] | None:
@@ -205,7 +231,8 @@ def tags(params: Mapping[str, str]) -> list[str] | None:
     for tag in found:
         if len(tag) > 255 or _FORBIDDEN.search(tag):
             raise bad(
-                f"tags: {tag[:40]!r} is not a valid tag (at most 255 characters, no control characters)"
+                f"tags: {tag[:40]!r} is not a valid tag (at most 255 characters; no control characters, "
+                "backslashes, '?' or '#')"
             )
     return list(dict.fromkeys(found))
 
@@ -285,7 +312,10 @@ def cursor(public_id: str) -> str:
 
 
 def uncursor(cursor: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    try:  # validated: b64decode would skip characters outside the alphabet, "!!!" reading as no cursor
+        found = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (ValueError, UnicodeDecodeError):
-        raise bad("next_cursor is not a cursor this server returned") from None
+        found = ""
+    if not found:
+        raise bad("next_cursor is not a cursor this server returned")
+    return found

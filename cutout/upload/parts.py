@@ -123,9 +123,11 @@ class Parts:
         # By start, the longest first: a part sent again with other bounds overlaps, and only the bytes
         # not already joined are taken from it.
         for part, held in sorted(pieces, key=lambda p: (p[0].start, -p[0].end)):
-            if part.total != last.total:
+            if part.total != last.total:  # no part can mend that: the parts go, the upload starts again
+                self.drop(folder)
                 raise bad(
-                    f"Chunked upload: a part says the file is {part.total} bytes, the last part {last.total}"
+                    f"Chunked upload: a part says the file is {part.total} bytes, the last part {last.total} "
+                    "(its parts are dropped: send the upload again)"
                 )
             if part.end < len(whole):
                 continue

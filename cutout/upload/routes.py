@@ -161,6 +161,9 @@ async def ping(request: Request, uploads: Uploads) -> Any:
 
 async def listing(request: Request, uploads: Uploads) -> Any:
     params = await _admin(request, uploads)
+    if request.path_params.get("type") in ("context", "moderations"):
+        call = {"context": "resources_by_context", "moderations": "resources_by_moderation"}
+        raise bad(f"The Admin API call {call[request.path_params['type']]} is not supported by this server")
     if "type" in request.path_params:
         params = {**params, "type": request.path_params["type"]}
     return await uploads.listing(params, base_of(request, uploads))
@@ -204,6 +207,11 @@ async def unsupported(request: Request, uploads: Uploads) -> Any:
         raise bad(f"The Admin API call {request.method} /{call} is not supported by this server")
     elif parts[0] in _ADMIN_CALLS:
         raise bad(f"The Admin API call {request.method} /{parts[0]} is not supported by this server")
+    elif parts[0] == "raw" and parts[1:] == ["upload"]:
+        raise bad(
+            "resource_type raw is not supported: only image (the SDKs' upload_large sends raw unless given "
+            "resource_type='image' or 'auto')"
+        )
     elif parts[0] in ("video", "raw"):
         raise bad(f"resource_type {parts[0]} is not supported: only image")
     elif parts[0] == "auto":

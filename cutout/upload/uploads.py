@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import anyio
 import anyio.to_thread
@@ -82,7 +83,7 @@ class Uploads:
         params = received.params
         details = {
             "tags": asked.tags or [], "context": asked.context or {}, "backup": asked.backup,
-            "original_filename": _stem(params.get("filename_override") or received.filename),
+            "original_filename": _stem(_filename(received)),
             "display_name": params.get("display_name"),
         }  # fmt: skip
         record, outcome = await anyio.to_thread.run_sync(
@@ -108,7 +109,7 @@ class Uploads:
         p.refuse_unknown(params, UPLOAD_PARAMS, "Upload API")
         self.check_type(params)
         asked = _Asked(
-            public_id=p.choose_public_id(params, params.get("filename_override") or received.filename),
+            public_id=p.choose_public_id(params, _filename(received)),
             tags=p.tags(params), context=p.context(params), fine=self._removal(params),
             eagers=p.eager(params, self.settings.named),
             notification_url=self._hook(params, "notification_url"),
@@ -403,6 +404,8 @@ class Uploads:
             found = inspect(data, self.settings.max_pixels)
             record.update(self.assets.content_fields(data, found.format, found.width, found.height))
             record["version_id"] = chosen["version_id"]  # the same bytes: the backup stands for it
+            if chosen.get("original_filename"):  # the name those bytes came with
+                record["original_filename"] = chosen["original_filename"]
             record.update({"version": new_version(record["version"]), "deleted": False, "derived": [],
                            "job": None, "uploaded_at": iso(time.time())})  # fmt: skip
             self.assets.mark_unfinished(public_id)  # a crash between the two writes is reconciled
@@ -462,6 +465,18 @@ class Uploads:
                 record["eager_jobs"] = [*record.get("eager_jobs", []), queued]
                 self.assets.mark_unfinished(record["public_id"])
             self.assets.save(record)
+
+
+def _filename(received: p.Received) -> str | None:
+    """The name ``use_filename`` and ``original_filename`` go by: ``filename_override``, the file part's
+    name, or the last part of the path of a URL the file is fetched from."""
+    named = received.params.get("filename_override") or received.filename
+    if named or received.file is not None:
+        return named
+    text = received.params.get("file", "").strip()
+    if not text.lower().startswith(("http://", "https://")):
+        return None
+    return unquote(urlsplit(text).path.rpartition("/")[2]) or None
 
 
 def _stem(filename: str | None) -> str | None:

@@ -100,6 +100,15 @@ def test_urls_refused_before_resolving(url: str, message: str) -> None:
         check_url(parse_url(url), FetchPolicy(allow=("example.org",)))
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/hook", "http://[::1]/x", "https://10.0.0.7/a.jpg",
+                                 "http://169.254.169.254/latest/meta-data/"])
+def test_a_private_address_written_in_the_url_is_refused_before_anything(url: str) -> None:
+    with pytest.raises(ForbiddenUrl, match="is not allowed: .* address"):
+        check_url(parse_url(url), FetchPolicy(allow=("*",)))
+    assert check_url(parse_url(url), FetchPolicy(allow=("*",), allow_private=True))  # allowed when asked
+    assert check_url(parse_url("http://93.184.216.34/a.jpg"), FetchPolicy(allow=("*",))) == "93.184.216.34"
+
+
 def test_empty_allow_list_turns_fetching_off() -> None:
     with pytest.raises(ForbiddenUrl, match="turned off.*CUTOUT_FETCH_ALLOW is empty"):
         check_url(parse_url("https://example.org/a.jpg"), FetchPolicy())

@@ -103,3 +103,12 @@ def test_an_upload_action_asked_with_get_says_so(client: TestClient) -> None:
 def _version(client: TestClient, public_id: str) -> int:
     answer = client.get(f"/v1_1/demo/resources/image/upload/{public_id}", auth=(KEY, SECRET))
     return int(answer.json()["version"])
+
+
+def test_a_webhook_to_a_private_address_is_refused_at_once(client: TestClient) -> None:
+    """Not accepted, then failed in the background: the address is in the URL, so it is known now."""
+    hook = {"public_id": "b/hook", "notification_url": "http://127.0.0.1:9/hook"}
+    answer = client.post("/v1_1/demo/image/upload", files={"file": ("road.jpg", ROAD)}, auth=(KEY, SECRET),
+                         data=hook)  # fmt: skip
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"].startswith("notification_url: Fetching 127.0.0.1 is not allowed")

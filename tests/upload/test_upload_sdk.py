@@ -246,6 +246,11 @@ def _png_header(width: int, height: int, idat: bytes | None = None) -> bytes:
         ({"public_id": "x" * 300}, None, "BadRequest", "public_id is too long"),
         ({"public_id": "ok", "folder": "../up"}, None, "BadRequest", "folder may not contain"),
         ({"public_id": "a/.hidden"}, None, "BadRequest", "starting with '.'"),
+        ({"public_id": "a,b"}, None, "BadRequest", "public_id may not contain ,: Cloudinary forbids"),
+        ({"public_id": "fish&chips <1>"}, None, "BadRequest", "public_id may not contain & < >"),
+        ({"public_id": "v123/x"}, None, "BadRequest", "a folder may not be named 'v123'"),
+        ({"public_id": "x", "folder": "shop/v2"}, None, "BadRequest", "folder: a folder may not be"),
+        ({"public_id": "x", "folder": "50%"}, None, "BadRequest", "folder may not contain %"),
     ],
 )
 def test_refusals_raise_the_sdks_exceptions(
@@ -281,16 +286,27 @@ def test_admin_refusals(sdk: Any) -> None:
         sdk.api.ping(api_secret="wrong")
     whole = sdk.uploader.upload_large(str(ROAD), public_id="large/one", resource_type="image")
     assert whole["public_id"] == "large/one"  # one part: the whole file
+    with pytest.raises(sdk.exceptions.BadRequest, match="resource_type raw is not supported.*upload_large"):
+        sdk.uploader.upload_large(str(ROAD), public_id="large/raw")  # Python's default: raw
     with pytest.raises(sdk.exceptions.BadRequest, match="action metadata is not supported"):
         sdk.uploader.update_metadata({"a": "b"}, ["docs/road"])
-    # A hand-placed original (no record) is an asset too.
+    with pytest.raises(sdk.exceptions.BadRequest, match="resources_by_context is not supported"):
+        sdk.api.resources_by_context("key")
+    with pytest.raises(sdk.exceptions.BadRequest, match="next_cursor is not a cursor this server returned"):
+        sdk.api.resources(next_cursor="!!!")
+    # A hand-placed original (no record) is an asset too, its etag the file's MD5 as an upload's is.
     road = dict(sdk.api.resource("docs/road"))
     assert road["format"] == "jpg" and road["width"] > 0 and road["url"].endswith("/docs/road.jpg")
+    assert road["etag"] == hashlib.md5(ROAD.read_bytes()).hexdigest()
 
 
 def test_upload_by_url_through_the_guarded_fetcher(sdk: Any, receiver: Receiver) -> None:
     up = sdk.uploader.upload(receiver.url.replace("/hook", "/road.jpg"), public_id="fetched/road")
     assert up["bytes"] == ROAD.stat().st_size and up["etag"] == hashlib.md5(ROAD.read_bytes()).hexdigest()
+    # use_filename takes the name from the URL's path, as Cloudinary does
+    named = sdk.uploader.upload(receiver.url.replace("/hook", "/road%20trip.jpg?size=big"), folder="fetched",
+                                use_filename=True, unique_filename=False)  # fmt: skip
+    assert named["public_id"] == "fetched/road_trip" and named["original_filename"] == "road trip"
     with pytest.raises(sdk.exceptions.NotAllowed, match="file: Fetching from localhost.invalid is not"):
         sdk.uploader.upload("http://localhost.invalid/x.jpg", public_id="fetched/no")
 
