@@ -20,7 +20,7 @@ from cutout import adapters, api, console, metrics, upload
 from cutout.api import front as api_front
 from cutout.fasthits import FastHits
 from cutout.fetch import FetchPolicy
-from cutout.remote import RemoteOriginals, split_fetch_path
+from cutout.remote import RemoteOriginals, fetch_signed, split_fetch_path
 from cutout.responses import CORS, Delivered, answer
 from cutout.service import Service
 from cutout.settings import Settings, load_settings
@@ -60,11 +60,13 @@ async def deliver(request: Request) -> Response:
     raw_path = (request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1")
     try:
         fetched = split_fetch_path(raw_path)
+        vouched = False
         if fetched is not None:  # /image/fetch/: the fetched image becomes an original, then as upload
             prefix, components, url = fetched
+            vouched = fetch_signed(raw_path, components, service.settings.api_secret)
             public_id = await request.app.state.remote.public_id(url)
             raw_path = f"{prefix}/image/upload/{components}{'/' if components else ''}{public_id}"
-        delivered = await service.deliver(raw_path, request.headers.get("accept"))
+        delivered = await service.deliver(raw_path, request.headers.get("accept"), vouched=vouched)
     except OriginError:
         raise
     except Exception as exc:

@@ -25,12 +25,14 @@ import diskcache
 
 from cache import OriginalsStore
 from cutout.fetch import FetchPolicy, NotModified, Validators, fetch, revalidate
-from grammar.errors import BadRequest, NotFound
+from grammar.errors import BadRequest, NotFound, Unauthorized
+from grammar.signature import verify_fetch
 from transform.decode import sniff
 
 FOLDER = "fetched"
 _MARK = "/image/fetch/"
 _URL_START = re.compile(r"https?(:|%3A)", re.IGNORECASE)
+_SIGNATURE = re.compile(r"s--([A-Za-z0-9_-]{8}|[A-Za-z0-9_-]{32})--")
 
 
 def split_fetch_path(raw_path: str) -> tuple[str, str, str] | None:
@@ -46,6 +48,28 @@ def split_fetch_path(raw_path: str) -> tuple[str, str, str] | None:
             url = re.sub(r"^(https?):/(?!/)", r"\1://", url, flags=re.IGNORECASE)
             return prefix, "/".join(segments[:i]), url
     raise BadRequest("A fetch URL ends with the image's http(s) URL: /image/fetch/[<transformations>/]<url>")
+
+
+def fetch_signed(raw_path: str, components: str, secret: str | None) -> bool:
+    """Whether a fetch path carries a good ``s--SIG--`` (checked here, as the path is written: the SDKs
+    sign the remote URL, which the upload path it becomes no longer holds); a 401 for a bad one."""
+    first, _, transformation = components.partition("/")
+    if not (first.startswith("s--") and first.endswith("--")):
+        return False
+    match = _SIGNATURE.fullmatch(first)
+    if match is None:
+        raise BadRequest(
+            f"Invalid signature component {first[:80]!r}: expected s--<8 or 32 URL-safe base64 characters>--"
+        )
+    if not secret:
+        raise Unauthorized(f"Signature {first} cannot be checked: no API secret configured")
+    raw_url = raw_path.partition(_MARK)[2][len(components) + 1 :]
+    # as signed, and as a browser or proxy may have folded its "//" (accepted as Cloudinary accepts it)
+    written = {raw_url, re.sub(r"^(https?(?::|%3A))/(?!/)", r"\1//", raw_url, flags=re.IGNORECASE)}
+    if not any(verify_fetch(match[1], transformation, url, secret) for url in written):
+        raise Unauthorized(f"Invalid signature {first} for {transformation or 'no transformation'} of "
+                           f"{raw_url[:200]}")  # fmt: skip
+    return True
 
 
 class RemoteOriginals:

@@ -87,16 +87,17 @@ class Resolver:
             return None
         return known[0]
 
-    def resolve(self, raw_path: str, accept: str | None) -> Prepared:
+    def resolve(self, raw_path: str, accept: str | None, *, signed_ok: bool = False) -> Prepared:
         """``prepare`` for a raw URL path, memoised (blocking: see the module docstring).
 
         Only successful preparations are remembered, and checks depend only on the URL and the settings,
-        so reuse is safe.
+        so reuse is safe (``signed_ok`` comes with a path that keeps its own ``s--SIG--``, so a memo made
+        with it is reached only by the same signature).
         """
         known = self.memoised(raw_path, accept)
         if known is not None:
             return known
-        prepared = self.prepare(parse_path(raw_path), accept=accept)
+        prepared = self.prepare(parse_path(raw_path), accept=accept, signed_ok=signed_ok)
         if len(raw_path) + len(accept or "") <= MAX_MEMO_TEXT:  # the table bounds entries, not their size
             self._memo[(raw_path, accept)] = (prepared, time.monotonic() + MEMO_SECONDS)
         return prepared

@@ -72,12 +72,15 @@ class Service:
     def close(self) -> None:
         self.scheduler.close()
 
-    async def deliver(self, raw_path: str, accept: str | None) -> Delivered:
+    async def deliver(self, raw_path: str, accept: str | None, *, vouched: bool = False) -> Delivered:
+        """``vouched``: the caller checked the path's ``s--SIG--`` against what it signs (a fetch URL's)."""
         known = self.resolver.memoised(raw_path, accept)
         if known is not None:
             prepared, entry = known, await self.store.fetch(known.key)
         else:  # one trip to the thread pool for both: each costs the event loop some work too
-            prepared, entry = await anyio.to_thread.run_sync(self._resolve_and_look_up, raw_path, accept)
+            prepared, entry = await anyio.to_thread.run_sync(
+                self._resolve_and_look_up, raw_path, accept, vouched
+            )
         if entry is not None:
             metrics.cache_hits_total.inc()
         else:
@@ -85,8 +88,10 @@ class Service:
             entry = await self.scheduler.make(prepared)
         return Delivered(entry, prepared.choice.vary, prepared.versioned)
 
-    def _resolve_and_look_up(self, raw_path: str, accept: str | None) -> tuple[Prepared, Entry | None]:
-        prepared = self.resolver.resolve(raw_path, accept)
+    def _resolve_and_look_up(
+        self, raw_path: str, accept: str | None, vouched: bool = False
+    ) -> tuple[Prepared, Entry | None]:
+        prepared = self.resolver.resolve(raw_path, accept, signed_ok=vouched)
         return prepared, self.store.lookup(prepared.key)
 
     def hot(self, raw_path: str, accept: str | None) -> Delivered | None:

@@ -36,14 +36,27 @@ def strings_to_sign(path: DeliveryPath) -> list[str]:
 
 def verify_delivery(path: DeliveryPath, secret: str) -> bool:
     """True when the path's ``s--SIG--`` matches; every candidate is compared in constant time."""
-    if path.signature is None or not secret:
+    if path.signature is None:
         return False
-    given = path.signature.encode("ascii")
+    return verify(path.signature, strings_to_sign(path), secret)
+
+
+def verify_fetch(signature: str, transformation: str, raw_url: str, secret: str) -> bool:
+    """A fetch URL's ``s--SIG--``: the SDKs sign its transformation and the remote URL as written in the
+    delivery URL (escaped as they escape it), not the original cutout keeps the fetched image under."""
+    return verify(signature, ["/".join(filter(None, [transformation, raw_url]))], secret)
+
+
+def verify(signature: str, strings: list[str], secret: str) -> bool:
+    """True when ``signature`` signs one of ``strings``; every candidate is compared in constant time."""
+    if not secret:
+        return False
+    given = signature.encode("ascii")
     options: list[tuple[Algorithm, Literal[8, 32]]] = (
         [("sha256", 32)] if len(given) == 32 else [("sha1", 8), ("sha256", 8)]
     )
     matched = False
-    for to_sign in strings_to_sign(path):
+    for to_sign in strings:
         for algorithm, length in options:
             expected = sign(to_sign, secret, algorithm=algorithm, length=length).encode("ascii")
             matched |= hmac.compare_digest(expected, given)

@@ -4,6 +4,7 @@ CUTOUT_FETCH_TTL, and refused when fetching is off or the URL is not allowed."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -85,3 +86,30 @@ def test_a_host_not_allowed_and_a_private_address(origin: LocalServer, api: Test
     other = api.get("/image/fetch/https://example.org/a.jpg")
     assert other.status_code == 403
     assert api.get("/image/fetch/w_10").status_code == 400
+
+
+def test_fetch_urls_signed_by_the_sdk(origin: LocalServer, make_api: ClientFactory) -> None:
+    """The SDKs sign a fetch URL's transformation and remote URL as the path writes them: such a URL is
+    served, in strict mode too; a wrong signature, or one for another remote URL, is a 401."""
+    import cloudinary.utils
+
+    remote = origin.url("/road.jpg")
+    api = make_api(api_secret="fetch-secret", strict=True)
+
+    def signed(transformation: dict[str, object], url: str = remote, secret: str = "fetch-secret") -> str:
+        made, _ = cloudinary.utils.cloudinary_url(url, type="fetch", sign_url=True, cloud_name="demo",
+                                                  api_secret=secret, **transformation)  # fmt: skip
+        return str(made).split("res.cloudinary.com", 1)[1]
+
+    path = signed({"width": 60, "crop": "scale"})
+    assert "/s--" in path and "/c_scale,w_60/" in path
+    response = api.get(path)
+    assert response.status_code == 200, response.text
+    assert pyvips.Image.new_from_buffer(response.content, "").width == 60
+    assert api.get(signed({})).status_code == 200  # signed with no transformation
+    unsigned = api.get(re.sub(r"/s--[^/]+--/", "/", path))
+    assert unsigned.status_code == 401 and "not allowed" in unsigned.text  # strict mode
+    wrong = api.get(signed({"width": 60, "crop": "scale"}, secret="other"))
+    assert wrong.status_code == 401 and "Invalid signature" in wrong.text
+    other = signed({"width": 60, "crop": "scale"}).replace("road.jpg", "road.jpg%3Fx%3D1")
+    assert api.get(other).status_code == 401  # the signature is for another remote URL
