@@ -202,6 +202,11 @@ def test_strict_mode(make_client: ClientFactory, tmp_path: Path) -> None:
     assert client.get("/demo/image/upload/c_scale,w_50/docs/road").status_code == 200  # allow-list, any order
     thumb = client.get("/demo/image/upload/t_thumb/docs/road")
     assert thumb.status_code == 200 and decoded(thumb.content).width == 100
+    # a format change, an automatic quality, and both after a named transformation: no signature needed
+    for served in ("f_png", "f_auto", "q_auto:eco", "t_thumb/f_auto/q_auto", "t_thumb/f_auto,q_auto"):
+        assert client.get(f"/demo/image/upload/{served}/docs/road").status_code == 200, served
+    for refused in ("q_80", "t_thumb/c_scale,w_20", "f_auto,w_20"):
+        assert client.get(f"/demo/image/upload/{refused}/docs/road").status_code == 401, refused
     signed = sdk("docs/road", width=77, crop="scale", sign_url=True, api_secret="abcd")
     assert client.get(signed).status_code == 200
 
