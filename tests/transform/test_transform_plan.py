@@ -91,6 +91,7 @@ CANONICAL = [
     ("e_contrast:level_150;type_linear", "e_contrast:50"),
     ("e_contrast:type_linear;level_150", "e_contrast:50"),
     ("e_contrast:150:linear", "e_contrast:50"),
+    ("e_contrast:150:type_linear", "e_contrast:50"),
     ("e_contrast:level_20;type_sigmoidal", "e_contrast:20"),
     ("e_contrast:type_linear", "e_contrast"),
     ("e_brightness:level_30", "e_brightness:30"),
@@ -161,6 +162,18 @@ ERRORS = [
     ("w_2147483647", InvalidArgument, "Invalid transformation parameter - w_2147483647: width " + WIDTH),
     ("w_16385", InvalidArgument, "Invalid transformation parameter - w_16385: width " + WIDTH),
     ("w_100.5", InvalidArgument, "Invalid transformation parameter - w_100.5: width " + WIDTH),
+    (
+        "w_auto",
+        InvalidArgument,
+        "Invalid transformation parameter - w_auto: width " + WIDTH
+        + "; w_auto (a size from Client Hints) is not supported",
+    ),
+    (
+        "h_ih_div_2",
+        InvalidArgument,
+        "Invalid transformation parameter - h_ih_div_2: height " + WIDTH
+        + "; arithmetic and variables (iw, ih, $name, _div_, ...) are not supported",
+    ),
     ("h_4294967296", InvalidArgument, "Invalid transformation parameter - h_4294967296: height " + WIDTH),
     (
         "w_" + "9" * 5000,

@@ -116,6 +116,22 @@ def test_text_is_drawn_where_placed_in_its_colour(fonts: None, files: dict[str, 
     assert red[200:].sum() > 300
 
 
+def test_line_spacing_adds_pixels_between_lines(fonts: None) -> None:
+    """Cloudinary's line_spacing_<n>: n pixels more (or, negative, fewer) between lines than the font's
+    own; 0 is the font's own spacing."""
+    from transform.limits import Limits
+    from transform.ops.text import render_text
+
+    def height(styles: str) -> int:
+        layer = parse_text("l", f"text:DejaVu%20Sans_40{styles}:One%0ATwo")
+        return int(render_text(layer, None, None, None, Limits()).height)
+
+    plain = height("")
+    assert height("_line_spacing_0") == plain
+    assert height("_line_spacing_10") == plain + 10
+    assert height("_line_spacing_-10") == plain - 10
+
+
 def test_markup_in_the_text_is_drawn_as_text(fonts: None, files: dict[str, Path]) -> None:
     """Pango reads markup: the client's <b> must come out as characters, not as bold (nor as an error)."""
     tagged = run("l_text:DejaVu%20Sans_20:%3Cb%3Ex%3C%2Fb%3E/fl_layer_apply", files["photo"], files)

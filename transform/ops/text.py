@@ -100,16 +100,17 @@ def _is_int(text: str) -> bool:
     return text.lstrip("-").isdigit() and len(text) < 6
 
 
-def _estimated_size(layer: TextLayer, wrap: int | None) -> tuple[int, int]:
+def _estimated_size(layer: TextLayer, wrap: int | None, line_spacing: int = 0) -> tuple[int, int]:
     """A generous bound on the drawn size, known before drawing: glyphs are at most about as wide as the
-    font size, lines 1.5 times as tall (so 2,000 characters at 1000 px are refused, not drawn)."""
+    font size, lines 1.5 times as tall plus the extra spacing between them (so 2,000 characters at
+    1000 px are refused, not drawn)."""
     lines = layer.text.split("\n")
     widest = max(len(line) for line in lines) * layer.size
     rows = len(lines)
     if wrap is not None and widest > wrap:
         rows += sum(len(line) for line in lines) * layer.size // max(1, wrap)
         widest = wrap
-    return max(1, widest), max(1, int(rows * layer.size * 1.5))
+    return max(1, widest), max(1, int(rows * layer.size * 1.5) + max(0, line_spacing) * (rows - 1))
 
 
 def render_text(
@@ -140,12 +141,14 @@ def render_text(
     if align:
         options["align"] = _ALIGNMENTS[align]
         options["justify"] = align == "justify"
-    line = next((int(s.rsplit("_", 1)[1]) for s in layer.styles if s.startswith("line_spacing_")), None)
-    if line is not None:
-        options["spacing"] = max(0, layer.size + line)
+    # Pixels added between lines (negative: fewer), as Cloudinary's line_spacing is; libvips' spacing is
+    # the same (Pango's), and 0 there means its default.
+    line = next((int(s.rsplit("_", 1)[1]) for s in layer.styles if s.startswith("line_spacing_")), 0)
+    if line:
+        options["spacing"] = line
     if wrap is not None:
         options["width"] = wrap
-    check_output(*_estimated_size(layer, wrap), limits, "Text layer")  # libvips draws it all at once
+    check_output(*_estimated_size(layer, wrap, line), limits, "Text layer")  # libvips draws it at once
     try:
         mask = pyvips.Image.text(markup, **options)
     except pyvips.Error as exc:  # Pango refusing this text or font description: the client's input

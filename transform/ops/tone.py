@@ -58,7 +58,7 @@ def _parse_contrast(value: str, rest: str) -> int:
         level_text, kind = options.get("level"), options.get("type", "sigmoidal")
     else:
         level_text, _, kind = rest.partition(":")
-        kind = kind or "sigmoidal"
+        kind = kind.removeprefix("type_") or "sigmoidal"  # 50:sigmoidal, and 50:type_sigmoidal
     if kind not in ("sigmoidal", "linear"):
         raise InvalidArgument("e", value, _CONTRAST_FORMS)
     if kind == "linear":
