@@ -7,6 +7,8 @@ import hashlib
 
 #: Bump when the rendering pipeline changes output for the same URL; old entries then simply miss.
 #: (Changes to background removal need no bump here: the segmenter's id is in the keys that use it.)
+#: The canonical text standing for "no transformation" in a derivative's key.
+AS_STORED = "(as stored)"
 PIPELINE_VERSION = "5"  # 5: CMYK colours, borders around transparency, q_ on PNG
 
 _SEP = "\x1f"  # unit separator: cannot occur in URL text, so the joined fields stay unambiguous
@@ -33,7 +35,9 @@ def derivative_key(
     ``model`` is the segmenter's id (model file, its pre- and post-processing version, recipe) for
     derivatives that remove a background, so a new model or a new mask pipeline makes new cut-outs.
     """
-    fields = (canonical, public_id, fingerprint, format_key, layers, model, pipeline_version)
+    # No transformation: the original as stored (``transform.render``), no longer a re-encoding of it,
+    # under a key of its own so that re-encodings cached before are not served for it.
+    fields = (canonical or AS_STORED, public_id, fingerprint, format_key, layers, model, pipeline_version)
     return "d:" + _digest("derivative", *fields)
 
 

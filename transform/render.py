@@ -42,6 +42,9 @@ def render(
     limits: Limits = DEFAULT_LIMITS,
 ) -> Rendered:
     """Thread-safe: nothing is shared between calls but the (immutable) plan."""
+    stored = _as_stored(plan, source, choice, limits)
+    if stored is not None:
+        return stored
     ctx = Ctx(
         source_key=block_source_key(source_key, plan.autorotate),
         decode=lambda layer, autorotate: decode(layer, limits, autorotate),
@@ -61,6 +64,25 @@ def render(
         if DECODER_FAILURE.search(str(exc)) and "out of order read" not in str(exc):
             raise Undecodable("Image cannot be decoded: damaged image data", detail=str(exc)) from exc
         raise
+
+
+def _as_stored(plan: Plan, source: Source, choice: FormatChoice, limits: Limits) -> Rendered | None:
+    """The original's own bytes when the URL asks for it as it is (no transformation at all, its own
+    format or none named): as Cloudinary delivers an original, so that the upload's ``bytes`` and
+    ``etag`` are what is served, its metadata and animation kept, and nothing is decoded."""
+    if plan.canonical or choice.vary:  # (no transformation makes transparency: alpha_fallback is moot)
+        return None
+    header, original = open_image(source, limits)
+    if original not in WRITABLE or choice.fmt not in (None, original):
+        return None
+    width, height = oriented_size(header)
+    check_output(width, height, limits)
+    if isinstance(source, bytes):
+        data = source
+    else:
+        with open(source, "rb") as handle:
+            data = handle.read()
+    return Rendered(data, original, width, height, pixels.has_alpha(header))
 
 
 def _preview(source: Source, autorotate: bool, limits: Limits) -> Callable[[int], pyvips.Image]:

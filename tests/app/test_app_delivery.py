@@ -41,6 +41,34 @@ def test_original_and_scaled_from_sdk_urls(client: Any) -> None:
     assert scaled.headers["cache-control"] == "public, max-age=3600"
 
 
+def test_an_original_asked_as_it_is_is_its_own_bytes(make_client: ClientFactory, tmp_path: Path) -> None:
+    """No transformation, its own format or none named: the stored file, as Cloudinary delivers an
+    original (metadata and animation kept, nothing decoded); anything else is rendered."""
+    originals = tmp_path / "originals"
+    (originals / "docs").mkdir(parents=True)
+    road = (SAMPLES / "docs" / "road.jpg").read_bytes()
+    (originals / "docs" / "road.jpg").write_bytes(road)
+    client = make_client(originals=originals)
+    for path in ("/image/upload/docs/road.jpg", "/image/upload/docs/road", "/image/upload/v1/docs/road.jpg",
+                 "/image/upload/docs/road.jpeg"):  # fmt: skip
+        answer = client.get(path)
+        assert answer.status_code == 200 and answer.content == road, path
+        assert answer.headers["content-type"] == "image/jpeg"
+    for path in ("/image/upload/docs/road.png", "/image/upload/q_auto/docs/road.jpg",
+                 "/image/upload/f_auto/docs/road.jpg", "/image/upload/a_ignore/docs/road.jpg"):  # fmt: skip
+        answer = client.get(path, headers={"Accept": "image/webp"})
+        assert answer.status_code == 200 and answer.content != road, path
+    frames = [pyvips.Image.black(8, 8).copy(interpretation="srgb") + i * 80 for i in range(3)]
+    animated = pyvips.Image.arrayjoin([f.bandjoin([f, f]) for f in frames], across=1).cast("uchar")
+    animated = animated.copy()
+    animated.set_type(pyvips.GValue.gint_type, "page-height", 8)
+    animated.set_type(pyvips.GValue.array_int_type, "delay", [100, 100, 100])
+    (originals / "anim.gif").write_bytes(animated.gifsave_buffer())
+    served = client.get("/image/upload/anim.gif")
+    assert served.status_code == 200
+    assert pyvips.Image.new_from_buffer(served.content, "", n=-1).get("n-pages") == 3  # still animated
+
+
 def test_a_delivery_dpr_in_its_own_component(client: Any) -> None:
     """Cloudinary's URL-gen SDKs write dpr as its own (delivery) component; the reference's example:
     c_scale,h_300/dpr_2.0 is 600 px high. pycloudinary writes the same chain for this transformation."""
