@@ -287,11 +287,14 @@ class FolderOriginals:
 
     def put_record(self, name: str, data: bytes) -> None:
         target = self._record_path(name)
-        try:
-            write_atomically(target, data)
-        except FileNotFoundError:  # a new folder of records
-            target.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(target, data)
+        for attempt in range(3):
+            try:
+                write_atomically(target, data)
+                return
+            except FileNotFoundError:  # a new folder of records, or one pruned as this write came
+                if attempt == 2:
+                    raise
+                target.parent.mkdir(parents=True, exist_ok=True)
 
     def get_record(self, name: str) -> bytes | None:
         try:
@@ -300,7 +303,19 @@ class FolderOriginals:
             return None
 
     def delete_record(self, name: str) -> None:
-        self._record_path(name).unlink(missing_ok=True)
+        path = self._record_path(name)
+        path.unlink(missing_ok=True)
+        # Folders left empty go too (a chunked upload's parts, a folder's job markers): else one empty
+        # folder per upload ever made stays. rmdir fails on a folder a writer has just put a file into,
+        # and a writer whose folder went just before retries (put_record).
+        top = self.root / RECORDS
+        for folder in path.parents:
+            if folder == top or not folder.is_relative_to(top):
+                break
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
     def list_records(self, prefix: str) -> Iterator[str]:
         base = self.root / RECORDS

@@ -30,9 +30,16 @@ def test_records_beside_the_originals_are_never_originals(tmp_path: Path) -> Non
         store.locate(".cutout/backups/shop/router/abc")
     store.put_record("assets/shop/router", b"{}")  # replaced atomically: no temporary file stays
     assert [p.name for p in (tmp_path / ".cutout" / "assets" / "shop").iterdir()] == ["router.record"]
+    store.put_record("jobs/shop/other", b"{}")
     store.delete_record("jobs/shop/router")
     store.delete_record("jobs/shop/router")
+    assert list(store.list_records("jobs")) == ["jobs/shop/other"]
+    store.delete_record("jobs/shop/other")
     assert list(store.list_records("jobs")) == []
+    # folders left empty go (else one per chunked upload ever made would stay), up to the records' own
+    assert not (tmp_path / ".cutout" / "jobs").exists() and (tmp_path / ".cutout" / "assets").is_dir()
+    store.put_record("jobs/shop/router", b"{}")  # and come back when needed
+    assert store.get_record("jobs/shop/router") == b"{}"
     with pytest.raises(ValueError):
         store.put_record("../escape", b"")
     store.write("inside", "jpg", ROAD)
