@@ -14,7 +14,7 @@ import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.types import Message, Receive, Scope, Send
 
-from cutout import metrics
+from cutout import cors, metrics
 from cutout.api import Api, front
 from cutout.memory import BoundedDict
 from cutout.responses import answer
@@ -64,6 +64,10 @@ class FastHits:
         service: Service | None = getattr(self.app.state, "service", None)
         if service is not None and service.settings.replica_name and scope["type"] == "http":
             send = self._naming(send, service.settings.replica_name)
+        if scope["type"] == "http" and cors.is_api_path(scope["path"]):
+            if await cors.answer_preflight(scope, send):
+                return
+            send = cors.allowing(send)
         hot = scope["type"] == "http" and scope["method"] in ("GET", "HEAD")
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self._repeats.faces:
             api: Api | None = getattr(self.app.state, "api", None)

@@ -13,6 +13,7 @@ and answers InvalidImageFormat for the others."""
 from __future__ import annotations
 
 import json
+import re
 
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -55,7 +56,14 @@ class AzureError(Exception):
 
 
 _FORMAT = AzureError("Image format is not valid.", ("InvalidImageFormat", "Image format is not valid."))
-_SIZE = AzureError(f"The image size is not allowed to be zero or larger than {MAX_BYTES} bytes.")
+
+
+def _size(limit: int) -> AzureError:
+    """Azure's size refusal, naming the limit that holds here (its own, or the server's when lower)."""
+    return AzureError(f"The image size is not allowed to be zero or larger than {limit} bytes.")
+
+
+_LIMIT = re.compile(r"limit of ([0-9]+) bytes")
 
 
 def error(exc: ApiError) -> Response:
@@ -65,15 +73,18 @@ def error(exc: ApiError) -> Response:
         answer = AzureError(f"Rate limit is exceeded. {exc.detail}.", code="429").response(429)
         answer.headers.update(exc.headers)
         return answer
-    if exc.code == "file_too_large":
-        return _SIZE.response()
+    if exc.code == "file_too_large":  # the body stopped at the limit (``limit_body`` names it)
+        found = _LIMIT.search(exc.detail)
+        return _size(int(found[1]) if found else MAX_BYTES).response()
     if exc.code in ("invalid_file_type", "failed_to_read_image"):
         return _FORMAT.response()
     if exc.code in ("failed_image_download", "forbidden_url", "download_timeout"):
         inner = ("InvalidImageUrl", exc.detail)
         return AzureError("Image URL is badly formatted or not accessible.", inner).response()
     if exc.status >= 500:
-        return AzureError(exc.detail, code="InternalServerError").response(exc.status)
+        answer = AzureError(exc.detail, code="InternalServerError").response(exc.status)
+        answer.headers.update(exc.headers)  # Retry-After, when the result is still being made
+        return answer
     return AzureError(exc.detail).response()
 
 
@@ -93,7 +104,7 @@ async def _segment(request: Request, api: Api) -> Response:
     if media == "application/json":
         public_id = await base.store(api, url=_url(await request.body()))
     elif media in ("application/octet-stream", "multipart/form-data"):
-        data = await _carried(request, media)
+        data = await _carried(request, media, min(MAX_BYTES, api.settings.max_upload_bytes))
         job = base.known_job(api, data, MODES[mode])  # the native POST's hot path: seen before, in memory
         public_id = job.public_id if job is not None else await base.store(api, data=data)
     else:
@@ -132,11 +143,11 @@ def _mode(request: Request) -> str:
     return mode
 
 
-async def _carried(request: Request, media: str) -> bytes:
-    """The image a body carries (raw or the one multipart file), within Azure's size and formats."""
+async def _carried(request: Request, media: str, limit: int) -> bytes:
+    """The image a body carries (raw or the one multipart file), within ``limit`` and Azure's formats."""
     data = await request.body() if media == "application/octet-stream" else await _part(request)
-    if not data or len(data) > MAX_BYTES:
-        raise _SIZE
+    if not data or len(data) > limit:
+        raise _size(limit)
     if sniff(data[:16]) not in FORMATS:
         raise _FORMAT
     return data
@@ -201,7 +212,7 @@ async def _front_intake(api: Api, request: Request, headers: front.Headers, body
         return None  # a URL (fetched, may change), or the route's 400
     try:
         mode = _mode(request)
-        data = await _carried(request, media)
+        data = await _carried(request, media, min(MAX_BYTES, api.settings.max_upload_bytes))
     except AzureError:
         return None  # the route's 400
     return Intake(MODES[mode], "body", data)

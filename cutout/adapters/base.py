@@ -265,12 +265,15 @@ async def job(
 
 async def make(api: Api, job: Job) -> Made:
     """The result within the API's sync wait (CUTOUT_API_WAIT_SECONDS). A synchronous vendor has no
-    task to hand back, so past the wait the answer is 503 ``queue_full`` with Retry-After: the job goes
-    on, and the retry is a cache hit."""
+    task to hand back, so past the wait the answer is 503 ``still_processing`` with Retry-After: the job
+    goes on, and the retry is a cache hit."""
     result = await api.remover.make(job, wait=api.settings.api_wait_seconds)
     if result is None:
         raise ApiError(
-            "queue_full", "The result is still being made; retry shortly", headers={"Retry-After": "2"}
+            "still_processing",
+            f"The result is still being made (past CUTOUT_API_WAIT_SECONDS, "
+            f"{api.settings.api_wait_seconds:g} s); retry shortly, it goes on meanwhile",
+            headers={"Retry-After": "2"},
         )
     return Made(result.entry.data, result.meta, job)
 

@@ -60,7 +60,8 @@ _CODES = {"invalid_file_type": "error_decode_image", "failed_to_read_image": "er
           "failed_image_download": "error_download_image", "download_timeout": "error_download_image",
           "forbidden_url": "error_download_image", "file_too_large": "exceed_max_filesize",
           "model_unavailable": "error_inference", "internal_error": "unknown_internal_error",
-          "queue_full": "unknown_internal_error", "rate_limited": "rate_limited"}  # fmt: skip
+          "queue_full": "unknown_internal_error", "still_processing": "unknown_internal_error",
+          "rate_limited": "rate_limited"}  # fmt: skip
 
 
 class Refused(Exception):

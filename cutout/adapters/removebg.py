@@ -44,7 +44,7 @@ TYPE_LEVELS = ("none", "latest", "1", "2")
 _WHOLE = re.compile(r"0(px|%)? 0(px|%)? 100% 100%")
 #: remove.bg's 400s are all "invalid parameters or input file unprocessable"; only these keep their own.
 _STATUS = {"auth_failed": 403, "rate_limited": 429, "internal_error": 500, "model_unavailable": 503,
-           "queue_full": 503, "download_timeout": 400}  # fmt: skip
+           "queue_full": 503, "still_processing": 503, "download_timeout": 400}  # fmt: skip
 
 
 def error(exc: ApiError) -> Response:

@@ -61,9 +61,13 @@ MAX_BODY = 64 * 1024 * 1024
 class TaskError(Exception):
     """One task's failure, in Runware's error object."""
 
-    def __init__(self, code: str, message: str, parameter: str | None = None, status: int = 400) -> None:
+    def __init__(
+        self, code: str, message: str, parameter: str | None = None, status: int = 400,
+        headers: dict[str, str] | None = None,
+    ) -> None:  # fmt: skip
         super().__init__(message)
         self.code, self.message, self.parameter, self.status = code, message, parameter, status
+        self.headers = headers or {}  # Retry-After, when the answer is to try again
 
     def body(self, task: dict[str, Any]) -> dict[str, Any]:
         error = {"code": self.code, "message": self.message, "taskType": task.get("taskType"),
@@ -88,7 +92,7 @@ def from_api(exc: ApiError) -> TaskError:
     parameter = _NAMES.get(exc.parameter, exc.parameter)
     if exc.code == "auth_failed":
         return TaskError("invalidApiKey", "Invalid API key", "apiKey", 401)
-    return TaskError(_camel(exc.code), exc.detail, parameter, exc.status)
+    return TaskError(_camel(exc.code), exc.detail, parameter, exc.status, exc.headers)
 
 
 def _check(condition: bool, field: str, message: str) -> None:
@@ -375,14 +379,15 @@ def _tasks(raw: bytes, key: str | None) -> tuple[list[Any], str | None]:
 
 
 def _answer(
-    data: list[dict[str, Any]], errors: list[dict[str, Any]], status: int, ignored: list[str]
-) -> Response:
+    data: list[dict[str, Any]], errors: list[dict[str, Any]], status: int, ignored: list[str],
+    headers: dict[str, str] | None = None,
+) -> Response:  # fmt: skip
     body: dict[str, Any] = {}
     if data:
         body["data"] = data
     if errors:
         body["errors"] = errors
-    return JSONResponse(body, status, headers=base.hints(ignored))
+    return JSONResponse(body, status, headers={**base.hints(ignored), **(headers or {})})
 
 
 async def post(request: Request, api: Api) -> Response:
@@ -395,13 +400,21 @@ async def post(request: Request, api: Api) -> Response:
     session = Session(api, str(request.base_url).rstrip("/"))
     data: list[dict[str, Any]] = []
     errors: list[tuple[TaskError, dict[str, Any]]] = []
+    seen: set[str] = set()
     for task in tasks:
         try:
+            named = task.get("taskUUID") if isinstance(task, dict) else None
+            if isinstance(named, str) and named in seen:  # its answers could not be told apart
+                raise TaskError("invalidTaskUUID", f"taskUUID {named} is given to two tasks of this request; "
+                                "each task needs its own", "taskUUID")  # fmt: skip
+            if isinstance(named, str):
+                seen.add(named)
             data.append(await session.run(task))
         except TaskError as exc:
             errors.append((exc, task if isinstance(task, dict) else {}))
     status = 200 if data or not errors else max(exc.status for exc, _ in errors)
-    return _answer(data, [exc.body(task) for exc, task in errors], status, session.ignored)
+    retry = {k: v for exc, _ in errors for k, v in exc.headers.items()} if status != 200 else {}
+    return _answer(data, [exc.body(task) for exc, task in errors], status, session.ignored, retry)
 
 
 async def posted(request: Request, api: Api) -> Response:

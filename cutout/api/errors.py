@@ -33,6 +33,7 @@ CODES: dict[str, tuple[int, str]] = {
     "internal_error": (500, "Internal error"),
     "model_unavailable": (501, "Background removal is not available"),
     "queue_full": (503, "Queue full"),
+    "still_processing": (503, "Still processing"),
     "download_timeout": (504, "The image download timed out"),
 }
 

@@ -1,0 +1,123 @@
+"""What every face shares over HTTP: CORS for pages (the native API and each vendor's paths; not the
+Upload API's Admin calls, not changed for delivery), a wrong method answered in the vendor's shape
+rather than by the delivery URLs' catch-all, and a sync answer past the API's wait named as what it is
+(still being made, retry) with Retry-After, whatever the vendor."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from tests.adapters.conftest import KEY, road, settings_in
+from tests.app.helpers import EllipseSegmenter
+
+PAGE = "https://app.example"
+CALLS = [
+    ("/v1/remove-background", {"X-Api-Key": KEY}),
+    ("/v1.0/removebg", {"X-Api-Key": KEY}),
+    ("/api/remove", {}),
+    ("/v1/results", {"X-Api-Key": KEY}),
+    ("/v1", {"Authorization": f"Bearer {KEY}"}),
+    ("/computervision/imageanalysis:segment", {"Ocp-Apim-Subscription-Key": KEY}),
+    ("/s2s/v2.0/task/sod", {"Authorization": f"Bearer {KEY}"}),
+]
+
+
+@pytest.mark.parametrize(("path", "key"), CALLS)
+def test_pages_may_call_every_face(client: TestClient, path: str, key: dict[str, str]) -> None:
+    preflight = client.options(path, headers={"Origin": PAGE, "Access-Control-Request-Method": "POST",
+                                              "Access-Control-Request-Headers": "x-api-key, content-type"})
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert preflight.headers["access-control-allow-headers"] == "x-api-key, content-type"
+    answered = client.post(path, headers={**key, "Origin": PAGE}, content=b"not an image")
+    assert answered.status_code >= 400  # whatever the vendor says of it, the page may read it
+    assert answered.headers["access-control-allow-origin"] == "*"
+    assert answered.headers["access-control-expose-headers"] == "*"
+
+
+def test_other_paths_keep_their_own_cors(client: TestClient) -> None:
+    delivered = client.get("/image/upload/docs/road.jpg", headers={"Origin": PAGE})
+    assert delivered.headers["access-control-expose-headers"] == "X-Cld-Error,Content-Length"
+    admin = client.options("/v1_1/demo/resources/image/upload",
+                           headers={"Origin": PAGE, "Access-Control-Request-Method": "GET"})  # fmt: skip
+    assert "access-control-allow-origin" not in admin.headers
+
+
+@pytest.mark.parametrize(("method", "path", "shape"), [
+    ("GET", "/v1.0/removebg", "errors"),
+    ("GET", "/computervision/imageanalysis:segment", "error"),
+    ("GET", "/v1", "errors"),
+    ("DELETE", "/api/remove", "detail"),
+    ("GET", "/v1/results", "detail"),  # API4AI: FastAPI's shape
+])  # fmt: skip
+def test_a_wrong_method_is_the_vendors_refusal(
+    client: TestClient, method: str, path: str, shape: str
+) -> None:
+    answer = client.request(method, path, headers={"X-Api-Key": KEY, "Authorization": f"Bearer {KEY}",
+                                                   "Ocp-Apim-Subscription-Key": KEY})  # fmt: skip
+    assert 400 <= answer.status_code < 500 and "x-cld-error" not in answer.headers, answer.text
+    assert shape in answer.json()
+    assert "takes" in answer.text and method in answer.text
+
+
+@pytest.fixture
+def slow(tmp_path: Path) -> Iterator[TestClient]:
+    """Removals that take longer than the API waits for a sync answer."""
+    from cutout.app import create_app
+
+    app = create_app(settings_in(tmp_path, api_wait_seconds=0.2), segmenter=EllipseSegmenter(delay=3.0),
+                     load_model=False)  # fmt: skip
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def test_past_the_wait_a_vendor_is_told_to_retry(slow: TestClient) -> None:
+    removebg = slow.post("/v1.0/removebg", headers={"X-Api-Key": KEY},
+                         files={"image_file": ("a.jpg", road())})  # fmt: skip
+    assert removebg.status_code == 503 and removebg.headers["retry-after"] == "2"
+    assert removebg.json()["errors"][0]["code"] == "still_processing"
+    assert "still being made" in removebg.json()["errors"][0]["detail"]
+    azure = slow.post("/computervision/imageanalysis:segment", content=road(),
+                      params={"api-version": "2023-02-01-preview", "mode": "foregroundMatting"},
+                      headers={"Ocp-Apim-Subscription-Key": KEY, "Content-Type": "application/octet-stream"})
+    assert azure.status_code == 503 and azure.headers["retry-after"] == "2"
+    import base64
+
+    task = {"taskType": "imageBackgroundRemoval", "taskUUID": str(uuid.uuid4()), "outputType": "base64Data",
+            "inputImage": base64.b64encode(road()).decode(), "outputFormat": "WEBP"}  # fmt: skip
+    runware = slow.post("/v1", headers={"Authorization": f"Bearer {KEY}"}, json=[task])
+    assert runware.status_code == 503 and runware.headers["retry-after"] == "2"
+    assert runware.json()["errors"][0]["code"] == "stillProcessing"
+
+
+def test_azure_names_the_limit_that_holds(tmp_path: Path) -> None:
+    from cutout.app import create_app
+
+    app = create_app(settings_in(tmp_path, max_upload_bytes=50_000), segmenter=EllipseSegmenter(),
+                     load_model=False)  # fmt: skip
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.post("/computervision/imageanalysis:segment", content=road(),
+                             params={"api-version": "2023-02-01-preview", "mode": "backgroundRemoval"},
+                             headers={"Ocp-Apim-Subscription-Key": KEY,
+                                      "Content-Type": "application/octet-stream"})  # fmt: skip
+    assert answer.status_code == 400
+    assert "larger than 50000 bytes" in answer.json()["error"]["message"]
+
+
+def test_runware_refuses_one_task_uuid_for_two_tasks(client: TestClient) -> None:
+    import base64
+
+    same = str(uuid.uuid4())
+    task = {"taskType": "imageBackgroundRemoval", "taskUUID": same, "outputType": "base64Data",
+            "inputImage": base64.b64encode(road()).decode()}  # fmt: skip
+    answer = client.post("/v1", headers={"Authorization": f"Bearer {KEY}"}, json=[task, dict(task)])
+    assert answer.status_code == 200
+    assert len(answer.json()["data"]) == 1
+    [error] = answer.json()["errors"]
+    assert error["code"] == "invalidTaskUUID" and "given to two tasks" in error["message"]
