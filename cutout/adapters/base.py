@@ -27,7 +27,7 @@ from cutout.api import Api, front
 from cutout.api.errors import ApiError, from_origin
 from cutout.api.intake import Intake, limit_body
 from cutout.api.remover import UPLOADS, Job, Result
-from cutout.api.tasks import SUCCESS, new_id
+from cutout.api.tasks import ERROR, SUCCESS, new_id
 from cutout.fetch import fetch
 from cutout.memory import BoundedDict
 from grammar.errors import OriginError
@@ -307,6 +307,20 @@ async def finished_task(
     await anyio.to_thread.run_sync(api.tasks.put, record)
     metrics.api_tasks_total.labels("created").inc()
     metrics.api_tasks_total.labels(SUCCESS).inc()
+    return record
+
+
+async def failed_task(api: Api, code: str, message: str, context: Mapping[str, Any]) -> dict[str, Any]:
+    """A task born failed: for a vendor whose engine-side failures (the source cannot be downloaded or
+    decoded) are a task's ``error`` status rather than the creating request's refusal."""
+    now = time.time()
+    record = {
+        "task_id": new_id(), "status": ERROR, "created_at": now, "finished_at": now, "job": dict(context),
+        "webhook_url": None, "result": None, "error": {"code": code, "message": message},
+    }  # fmt: skip
+    await anyio.to_thread.run_sync(api.tasks.put, record)
+    metrics.api_tasks_total.labels("created").inc()
+    metrics.api_tasks_total.labels(ERROR).inc()
     return record
 
 

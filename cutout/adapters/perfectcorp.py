@@ -64,6 +64,10 @@ _CODES = {"invalid_file_type": "error_decode_image", "failed_to_read_image": "er
           "rate_limited": "rate_limited"}  # fmt: skip
 
 
+#: What the seed's engine reports as a task's error, not as the creating request's refusal.
+_ENGINE_SIDE = frozenset({"error_download_image", "error_decode_image", "exceed_max_filesize"})
+
+
 class Refused(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
@@ -216,7 +220,18 @@ async def create_task(request: Request, api: Api) -> Response:
         raise Refused(400, "invalid_parameter", f"unknown parameter {unknown[0]!r}")
     if (file_id is None) == (url is None) or not isinstance(file_id or url, str):
         raise Refused(400, "invalid_parameter", "Give one of src_file_id or src_file_url")
-    public_id = await (_by_id(api, str(file_id)) if file_id else _by_url(api, str(url)))
+    try:
+        public_id = await (_by_id(api, str(file_id)) if file_id else _by_url(api, str(url)))
+    except Refused as refused:  # the engine's failures (seed: the task's status becomes 'error')
+        if refused.code not in _ENGINE_SIDE:
+            raise
+        failed = await base.failed_task(api, refused.code, refused.message, CONTEXT)
+        return ok({"task_id": failed["task_id"]})
+    except ApiError as exc:
+        if _CODES.get(exc.code) not in _ENGINE_SIDE:
+            raise
+        failed = await base.failed_task(api, exc.code, exc.detail, CONTEXT)
+        return ok({"task_id": failed["task_id"]})
     width, height = await base.dimensions(api, public_id)
     if max(width, height) > MAX_SIDE:
         raise Refused(400, "invalid_parameter", f"The image is {width}x{height}; the longest side must "
@@ -267,7 +282,8 @@ async def get_task(request: Request, api: Api) -> Response:
     if task["status"] not in FINAL:
         return ok({"task_status": "running", "polling_interval": POLLING_INTERVAL_MS})
     if task["status"] == ERROR:
-        code = _CODES.get(task["error"]["code"], "unknown_internal_error")
+        native = task["error"]["code"]
+        code = native if native in _ENGINE_SIDE else _CODES.get(native, "unknown_internal_error")
         return ok({"task_status": "error", "error": code, "error_message": task["error"]["message"]})
     job = task["job"]
     url = base.result_url(str(request.base_url), api, job["public_id"], job["transformation"])
