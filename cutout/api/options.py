@@ -138,7 +138,7 @@ def _colour(value: str) -> tuple[str, bool]:
 
 
 def _margin(value: str) -> str:
-    parts = [p.strip() for p in value.split(",")]
+    parts = value.replace(",", " ").split()  # "10,20" or remove.bg's "10px 20px", as roi takes both
     sides = [_MARGIN.fullmatch(p) for p in parts]
     if len(parts) not in (1, 2, 4) or not all(sides):
         raise invalid("crop_margin", f"crop_margin must be 1, 2 or 4 values in px or %, got {value!r}")

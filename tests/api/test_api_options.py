@@ -302,3 +302,15 @@ def test_an_image_url_is_downloaded_once_and_shared_with_fetch_urls(
     assert fetched.status_code in (200, 423)  # rendered from the stored copy: no new download
     assert origin.paths().count("/road.jpg") == 1
     assert stub.calls == 1
+
+
+def test_crop_margin_takes_commas_or_spaces() -> None:
+    """As roi does, and as remove.bg writes it ("10px 20px")."""
+    from cutout.api.errors import ApiError
+    from cutout.api.options import parse_options, transformation
+
+    for text in ("10,20", "10px 20px", " 10 , 20px "):
+        options = parse_options({"crop": "true", "crop_margin": text})
+        assert "e_margin:10:20" in transformation(options, 640, 480), text
+    with pytest.raises(ApiError, match="1, 2 or 4 values"):
+        parse_options({"crop": "true", "crop_margin": "1 2 3"})
