@@ -180,9 +180,19 @@ def _zip(colour: bytes, alpha: bytes) -> bytes:
     return out.getvalue()
 
 
+async def account(request: Request, api: Api) -> Response:
+    """remove.bg's credit balance: cutout has no credits to report, and a made-up balance would be
+    worse than a refusal a client can show."""
+    raise ApiError("not_found", "GET /v1.0/account is not supported by this server: it charges no credits")
+
+
 PATH = "/v1.0/removebg"
 _KEYS = ("x-api-key",)
-ROUTES = (Route(PATH, base.endpoint(remove, base.header_key(*_KEYS, bearer=True), error), methods=["POST"]),)
+_KEYED = base.header_key(*_KEYS, bearer=True)
+ROUTES = (
+    Route(PATH, base.endpoint(remove, _KEYED, error), methods=["POST"]),
+    Route("/v1.0/account", base.endpoint(account, _KEYED, error), methods=["GET"]),
+)
 
 
 # -- a repeat answered by the ASGI front (cutout.api.front), with the route's own functions ----------------
