@@ -75,7 +75,16 @@ class QueuedModel:
     def model_id(self) -> str:
         now = time.monotonic()
         if self._known is None or now - self._known[1] > MODEL_ID_SECONDS:
-            announced = self.queue.model()
+            from cache.redis_state import StateUnavailable  # redis-py: here only with a queue
+
+            try:
+                announced = self.queue.model()
+            except StateUnavailable:
+                if self._known is None:
+                    raise
+                # Redis is away: the id announced last still names the cut-outs already made, so the
+                # cached ones keep being served (new ones wait for Redis, as their queue does).
+                return self._known[0]
             if announced is None:
                 raise Overloaded(5, public="No background-removal worker has started yet; retry later")
             self._known = (announced, now)

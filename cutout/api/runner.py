@@ -53,14 +53,27 @@ class Runner:
         self.group.start_soon(self.drive, task)
 
     async def sweep_forever(self) -> None:
-        """Pick up tasks nobody drives (after a restart, or a worker that died), now and every lease."""
+        """Pick up tasks nobody drives (after a restart, or a worker that died), now and every lease. A
+        failure (the task store unreachable: Redis restarting) is logged and the sweep tried again: an
+        exception here would end the app's task group, and with it every task it drives."""
         while True:
-            for task in await anyio.to_thread.run_sync(self.tasks.unfinished):
-                assert self.group is not None
-                self.group.start_soon(partial(self.drive, task, resumed=True))
+            try:
+                for task in await anyio.to_thread.run_sync(self.tasks.unfinished):
+                    assert self.group is not None
+                    self.group.start_soon(partial(self.drive, task, resumed=True))
+            except Exception as exc:
+                log.warning("sweeping unfinished API tasks failed (%s); again in %.0f s", exc, self.lease)
             await anyio.sleep(self.lease)
 
     async def drive(self, task: dict[str, Any], resumed: bool = False) -> None:
+        """``_drive``, whose failure (the task store unreachable mid-task) is logged, never raised into
+        the app's task group: the task stays unfinished and the sweep picks it up once its claim lapses."""
+        try:
+            await self._drive(task, resumed)
+        except Exception:
+            log.exception("driving task %s stopped; the sweep takes it up again", task.get("task_id"))
+
+    async def _drive(self, task: dict[str, Any], resumed: bool = False) -> None:
         """Make the task's result, then tell its webhook; either may have been begun by a driver that
         stopped (its claim lapsed): the result is asked for again, the delivery resumed where it was."""
         task_id = task["task_id"]

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import pyvips
 
+from cutout.queued import MODEL_ID_SECONDS
 from tests.app.helpers import SAMPLES
 from tests.app.server_process import ServerProcess, metric
 from tests.conftest import require_model
@@ -28,6 +29,8 @@ from tests.scale.cluster import (
 )
 from tests.scale.servers import RedisServer, SeaweedS3
 from tests.upload.conftest import CLOUD, KEY, SECRET
+
+API_KEY = "cluster-api-key"
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -76,7 +79,7 @@ def cluster(
     originals = f"s3://{bucket}/originals"
     env = cluster_env(seaweed, redis_server.url, bucket, CUTOUT_LEASE_SECONDS="4", CUTOUT_RETRY_AFTER="1",
                       CUTOUT_ORT_THREADS="2", CUTOUT_UPLOAD="1", CUTOUT_API_KEY=KEY, CUTOUT_API_SECRET=SECRET,
-                      CUTOUT_CLOUD_NAME=CLOUD, CUTOUT_RESOURCE_LIST="1")  # fmt: skip
+                      CUTOUT_CLOUD_NAME=CLOUD, CUTOUT_RESOURCE_LIST="1", CUTOUT_API_KEYS=API_KEY)  # fmt: skip
     worker = WorkerProcess(originals, folder / "worker" / "cache", env)
     replicas = start_replicas(3, originals, folder, env)
     nginx = Nginx(folder / "nginx", [f"127.0.0.1:{r.port}" for r in replicas])
@@ -239,10 +242,16 @@ def test_a_worker_killed_mid_job_has_its_job_finished_by_the_next(cluster: Clust
 def test_redis_down_keeps_cached_answers_and_503s_new_model_work_then_recovers(cluster: Cluster) -> None:
     replica = cluster.replicas[0]
     cached = "/demo/image/upload/c_scale,w_321/docs/road"
+    cut = "/demo/image/upload/e_background_removal/c_scale,w_98/docs/road"
     assert httpx.get(replica.url + cached).status_code == 200
+    assert until_made(replica.url + cut).status_code == 200
     cluster.redis.stop()
     try:
         assert httpx.get(replica.url + cached, timeout=30).status_code == 200
+        # Past the time a replica trusts the model id it read from Redis, a cut-out already made is
+        # still served (its key names the id announced last), and the API's task sweep fails meanwhile.
+        time.sleep(MODEL_ID_SECONDS + 4.5)
+        assert httpx.get(replica.url + cut, timeout=30).status_code == 200
         fresh = httpx.get(replica.url + "/demo/image/upload/c_scale,w_77/docs/road", timeout=30)
         assert fresh.status_code == 200  # a cheap render needs no agreement
         new = httpx.get(
@@ -253,6 +262,19 @@ def test_redis_down_keeps_cached_answers_and_503s_new_model_work_then_recovers(c
         cluster.redis.start()
     made = until_made(replica.url + "/demo/image/upload/e_background_removal/c_scale,w_99/docs/road")
     assert made.status_code == 200, made.text
+    # The HTTP API's tasks work again too (its sweep failed while Redis was away; it must not have taken
+    # the replica's task group down with it).
+    task = httpx.post(replica.url + "/v1/remove-background", params={"async": "true", "size": "preview"},
+                      content=(SAMPLES / "docs" / "bg_beach.jpg").read_bytes(),
+                      headers={"X-Api-Key": API_KEY, "Content-Type": "image/jpeg"}, timeout=30)  # fmt: skip
+    assert task.status_code == 202, task.text
+    deadline = time.monotonic() + 120
+    while True:
+        polled = httpx.get(replica.url + task.headers["location"], headers={"X-Api-Key": API_KEY}).json()
+        if polled["status"] in ("success", "error") or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert polled["status"] == "success", polled
 
 
 def rss_mb(pid: int) -> float:
