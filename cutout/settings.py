@@ -109,9 +109,19 @@ def load_settings(
     by_variable = {f"CUTOUT_{name.upper()}": value for name, value in (overrides or {}).items()}
     try:
         values = variables.read("server", environ, by_variable)
+        # The fetcher's and the webhooks' variables are read where they are used; checked here too, so
+        # that a bad one stops the start with its name, not with a traceback from the app's start-up.
+        variables.read("fetch", environ)
     except variables.VariableError as exc:
         raise SettingsError(str(exc)) from None
     settings = Settings(**{BY_NAME[name].attribute: value for name, value in values.items()})
+    if settings.api_webhook_secret is not None:
+        from cutout.webhooks.signing import StandardSigner
+
+        try:
+            StandardSigner(settings.api_webhook_secret)
+        except ValueError as exc:
+            raise SettingsError(f"CUTOUT_API_WEBHOOK_SECRET: {exc}") from None
     if isinstance(settings.originals, Path) and not settings.originals.is_dir():
         raise SettingsError(f"CUTOUT_ORIGINALS: {settings.originals} is not a folder")
     if settings.upload and not (settings.api_key and settings.api_secret):

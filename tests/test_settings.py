@@ -113,3 +113,14 @@ def test_the_scale_out_settings_take_urls_and_name_what_is_wrong(tmp_path: Path)
             load_settings({name: value})
     with pytest.raises(SettingsError, match="queue needs CUTOUT_STATE"):
         load_settings({"CUTOUT_BACKGROUND_REMOVAL": "queue"})
+
+
+def test_the_fetchers_and_webhooks_variables_are_checked_at_start_up(tmp_path: Path) -> None:
+    """Read where they are used (the fetcher, webhooks), but checked with the rest: a bad one stops
+    `cutout serve` with its name, not with a traceback from the app's start-up."""
+    for name, value in (("CUTOUT_FETCH_TIMEOUT", "-3"), ("CUTOUT_FETCH_ALLOW_PRIVATE", "x"),
+                        ("CUTOUT_FETCH_ALLOW_NETWORKS", "10.0.0.0/33"), ("CUTOUT_WEBHOOK_TRIES", "0")):
+        with pytest.raises(SettingsError, match=f"^{name}: "):
+            load_settings({"CUTOUT_ORIGINALS": str(tmp_path), name: value})
+    with pytest.raises(SettingsError, match="^CUTOUT_API_WEBHOOK_SECRET: a Standard Webhooks secret"):
+        load_settings({"CUTOUT_ORIGINALS": str(tmp_path), "CUTOUT_API_WEBHOOK_SECRET": "whsec_!!"})
