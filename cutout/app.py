@@ -110,25 +110,36 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """503 only for what stops this process serving: no model where it should run one, a cache it cannot
+    write. A queue-mode replica with no worker yet, or with Redis away, still serves renders and cached
+    answers (what a load balancer sends it): ready, and says what is degraded."""
     service: Service = request.app.state.service
-    problems = []
+    problems, degraded = [], []
     segmenter = service.models.segmenter
-    if segmenter is not None:
-        model = f"background removal with model {segmenter.model_id}"
-    elif service.settings.queued:
+    if service.settings.queued and segmenter is not None:
         model = "background removal queued for `cutout worker` (CUTOUT_BACKGROUND_REMOVAL=queue)"
+        queue = segmenter
+        try:  # the id the workers announced (Redis, read at most every few seconds)
+            model += f", model {await anyio.to_thread.run_sync(lambda: queue.model_id)}"
+        except OriginError as exc:  # no worker has announced its model, or Redis cannot be reached
+            degraded.append(f"new cut-outs wait: {exc.public}")
+    elif segmenter is not None:
+        model = f"background removal with model {segmenter.model_id}"
     elif service.settings.background_removal:
         model = "segmentation model not loaded (background removal answers 501)"
         problems.append(model)
     else:
         model = "background removal off (CUTOUT_BACKGROUND_REMOVAL=0)"
     if not await anyio.to_thread.run_sync(service.coordinator.writable):
-        where = service.settings.state or f"cache {service.settings.cache_dir}"
-        problems.append(f"{where} is not writable")
+        if service.settings.state:  # shared state: cached answers and renders go on without it
+            degraded.append(f"{service.settings.state} cannot be written (new generations answer 503)")
+        else:
+            problems.append(f"cache {service.settings.cache_dir} is not writable")
     no_store = {"Cache-Control": "no-store"}
     if problems:
         return PlainTextResponse("not ready: " + "; ".join(problems) + "\n", 503, headers=no_store)
-    return PlainTextResponse(f"ready: {model}\n", headers=no_store)
+    note = f" (degraded: {'; '.join(degraded)})" if degraded else ""
+    return PlainTextResponse(f"ready: {model}{note}\n", headers=no_store)
 
 
 async def metrics_endpoint(request: Request) -> Response:

@@ -252,6 +252,8 @@ def test_redis_down_keeps_cached_answers_and_503s_new_model_work_then_recovers(c
         # still served (its key names the id announced last), and the API's task sweep fails meanwhile.
         time.sleep(MODEL_ID_SECONDS + 4.5)
         assert httpx.get(replica.url + cut, timeout=30).status_code == 200
+        ready = httpx.get(replica.url + "/readyz", timeout=30)  # a load balancer keeps sending it hits
+        assert ready.status_code == 200 and "degraded" in ready.text, ready.text
         fresh = httpx.get(replica.url + "/demo/image/upload/c_scale,w_77/docs/road", timeout=30)
         assert fresh.status_code == 200  # a cheap render needs no agreement
         new = httpx.get(
