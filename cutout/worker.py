@@ -176,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"cutout worker: {exc}", file=sys.stderr)
         return 2
     try:
+        import redis
+
         from cache.redis_queue import ModelQueue
     except ImportError as exc:
         print(f"cutout worker: needs the scale-out clients: pip install 'cutout[scale]' ({exc})",
@@ -205,7 +207,13 @@ def run(args: argparse.Namespace) -> int:
     service = Service.open(settings, cache, segmenter=segmenter)
     assert settings.state is not None  # needs_state checked it
     queue = ModelQueue(settings.state, lease=settings.lease_seconds)
-    queue.wait_ready()
+    while True:  # a worker may start before Redis, or while it restarts: it waits, and says so
+        try:
+            queue.wait_ready(timeout=10)
+            break
+        except redis.ConnectionError as exc:
+            print(f"cutout worker: the Redis of CUTOUT_STATE cannot be reached ({exc}); waiting for it",
+                  file=sys.stderr, flush=True)  # fmt: skip
     worker = Worker(service, queue, consumer=f"{socket.gethostname()}-{os.getpid()}")
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -10,6 +10,7 @@ import pytest
 from cache.redis_queue import ModelQueue
 from cutout.cli import main
 from cutout.worker import provider_problem
+from tests.app.helpers import SAMPLES
 from tests.scale.servers import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -61,3 +62,29 @@ def test_a_worker_asked_for_cuda_refuses_unless_it_runs_on_it(tmp_path: Path, re
     monkeypatch.delenv("CUTOUT_ORT_PROVIDERS")
     assert main(["worker", *folders]) == 2
     assert "CUTOUT_STATE" in capsys.readouterr().err
+
+
+def test_a_worker_started_before_redis_waits_for_it(redis_server: RedisServer, redis_url: str,
+                                                    tmp_path: Path) -> None:
+    """It says it is waiting (not 30 s of silence, then a traceback), and takes jobs once Redis is up."""
+    from tests.conftest import require_model
+    from tests.scale.cluster import WorkerProcess
+
+    require_model()
+    redis_server.stop()
+    worker = WorkerProcess(str(SAMPLES), tmp_path / "cache", {"CUTOUT_STATE": redis_url})
+    try:
+        deadline = time.monotonic() + 120
+        while "waiting for it" not in worker.log.read_text():
+            assert worker.process.poll() is None and time.monotonic() < deadline, worker.log.read_text()
+            time.sleep(0.5)
+        redis_server.start()
+        queue = ModelQueue(redis_url, lease=5)
+        while queue.model() is None:  # announced once it is connected
+            assert worker.process.poll() is None and time.monotonic() < deadline, worker.log.read_text()
+            time.sleep(0.5)
+        assert "Traceback" not in worker.log.read_text()
+    finally:
+        if redis_server.process is None:
+            redis_server.start()
+        worker.kill()
