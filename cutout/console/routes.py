@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cutout.console import access
 from cutout.console.check import Target, check
@@ -84,7 +84,9 @@ def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
 
 class GuardedStatic:
-    """The page's static files behind the same door as the page."""
+    """The page's static files behind the same door as the page, marked private (revalidated each use
+    by ETag): a shared cache in front (the nginx recipes cache 200s for 30 days) would otherwise hand
+    them out without sign-in, and old modules with a new page after an upgrade."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -92,7 +94,17 @@ class GuardedStatic:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         answer = refusal(request, _service(request).settings)
-        await (answer or self.app)(scope, receive, send)
+        if answer is not None:
+            await answer(scope, receive, send)
+            return
+
+        async def private(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"]
+                message = {**message, "headers": [*headers, (b"cache-control", b"private, no-cache")]}
+            await send(message)
+
+        await self.app(scope, receive, private)
 
 
 def cloud(settings: Settings) -> str:

@@ -176,6 +176,10 @@ def test_static_modules_are_served_as_javascript(make: Any) -> None:
         response = client.get(f"/console/static/js/{name}.js")
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/javascript")
+        # never kept by a shared cache (nginx in front would serve them without sign-in, and stale)
+        assert response.headers["cache-control"] == "private, no-cache"
+        assert client.get(f"/console/static/js/{name}.js",
+                          headers={"If-None-Match": response.headers["etag"]}).status_code == 304  # fmt: skip
     for path in ("/console/static/%2e%2e/routes.py", "/console/static/..%2froutes.py"):
         outside = client.get(path)
         assert outside.status_code == 404 and "Route(" not in outside.text, path
