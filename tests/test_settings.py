@@ -124,3 +124,13 @@ def test_the_fetchers_and_webhooks_variables_are_checked_at_start_up(tmp_path: P
             load_settings({"CUTOUT_ORIGINALS": str(tmp_path), name: value})
     with pytest.raises(SettingsError, match="^CUTOUT_API_WEBHOOK_SECRET: a Standard Webhooks secret"):
         load_settings({"CUTOUT_ORIGINALS": str(tmp_path), "CUTOUT_API_WEBHOOK_SECRET": "whsec_!!"})
+
+
+def test_lists_hosts_and_the_cloud_name_that_can_never_work_are_refused(tmp_path: Path) -> None:
+    for name, value in (("CUTOUT_API_KEYS", ", ,"), ("CUTOUT_CLOUD_NAME", "a/b"), ("CUTOUT_CLOUD_NAME", "a b"),
+                        ("CUTOUT_FETCH_ALLOW", "bad host!"), ("CUTOUT_WEBHOOK_ALLOW", "hooks.example.org/x")):
+        with pytest.raises(SettingsError, match=f"^{name}: expected"):
+            load_settings({"CUTOUT_ORIGINALS": str(tmp_path), name: value})
+    fine = load_settings({"CUTOUT_ORIGINALS": str(tmp_path), "CUTOUT_CLOUD_NAME": "my-shop_2",
+                          "CUTOUT_FETCH_ALLOW": "*.example.org, ::1, 127.0.0.2"})
+    assert fine.cloud_name == "my-shop_2"

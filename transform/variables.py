@@ -170,7 +170,30 @@ BYTES = Kind("a size in bytes such as 2G or 500M", _bytes)
 TRANSFORMATIONS = Kind(
     "transformations separated by '|'", lambda text: tuple(p.strip() for p in text.split("|") if p.strip())
 )
-NAMES = Kind("names separated by ','", lambda text: tuple(p.strip() for p in text.split(",") if p.strip()))
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(p.strip() for p in text.split(",") if p.strip())
+    if not names:  # set, but to nothing a list can hold (", ,"): not silently the same as unset
+        raise ValueError(text)
+    return names
+
+
+def _host_patterns(text: str) -> tuple[str, ...]:
+    patterns = _names(text)
+    for pattern in patterns:
+        if not re.fullmatch(r"[A-Za-z0-9*?.:\-\[\]]+", pattern):  # IPv6 literals too
+            raise ValueError(pattern)
+    return patterns
+
+
+def _cloud_name(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,127}", text):  # what a delivery path can name
+        raise ValueError(text)
+    return text
+
+
+NAMES = Kind("names separated by ','", _names)
+HOST_PATTERNS = Kind("host names or glob patterns (*.example.org, *) separated by ','", _host_patterns)
+CLOUD_NAME = Kind("a letter, then up to 127 letters, digits, '-' or '_'", _cloud_name)
 NETWORKS = Kind("addresses or networks such as 10.1.0.0/16, separated by ','", _networks)
 MODEL_SIZE = Kind("a size like 1024 or 1024x768 (16 to 8192 pixels)", _model_size)
 MEAN = Kind(
@@ -236,7 +259,7 @@ VARIABLES: tuple[Variable, ...] = (
             shown="2G", low=1 << 20),
     _server("CUTOUT_WAIT_SECONDS", NUMBER, 0.0,
             "how long a request waits for a queued generation before 423", low=0.0, high=600.0),
-    _server("CUTOUT_CLOUD_NAME", TEXT, None, "the only cloud name accepted in paths (others 404)",
+    _server("CUTOUT_CLOUD_NAME", CLOUD_NAME, None, "the only cloud name accepted in paths (others 404)",
             shown="any"),
     _server("CUTOUT_API_SECRET", TEXT, None, "secret that verifies s--SIG-- signed URLs"),
     _server("CUTOUT_STRICT", BOOLEAN, False,
@@ -355,7 +378,7 @@ VARIABLES: tuple[Variable, ...] = (
     _model("CUTOUT_ORT_SPIN", BOOLEAN, None,
            "1 lets idle onnxruntime threads spin between operators: about 3 % faster inference when "
            "nothing else needs the cores, slower renders beside it", shown="0 (remove-bg: 1)"),
-    _fetch("CUTOUT_FETCH_ALLOW", NAMES, (),
+    _fetch("CUTOUT_FETCH_ALLOW", HOST_PATTERNS, (),
            "hosts or glob patterns (*.example.org) images may be fetched from, separated by ','; * allows "
            "any host; unset: fetching is off", shown="unset (off)"),
     _fetch("CUTOUT_FETCH_ALLOW_PRIVATE", BOOLEAN, False,
@@ -372,7 +395,7 @@ VARIABLES: tuple[Variable, ...] = (
     _fetch("CUTOUT_FETCH_TIMEOUT", NUMBER, 30.0,
            "seconds for a whole fetch, redirects and body included (a server that trickles is cut)",
            low=0.1, high=3600.0),
-    _fetch("CUTOUT_WEBHOOK_ALLOW", NAMES, ("*",),
+    _fetch("CUTOUT_WEBHOOK_ALLOW", HOST_PATTERNS, ("*",),
            "hosts or glob patterns webhooks may be sent to, separated by ','", shown="*"),
     _fetch("CUTOUT_WEBHOOK_TRIES", INTEGER, 8, "attempts of a webhook delivery before it is given up",
            low=1, high=100),
