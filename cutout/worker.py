@@ -165,6 +165,8 @@ class Worker:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    if args.log_level != "debug":  # libvips' own chatter (threadpool start and end, dozens a job)
+        logging.getLogger("pyvips").setLevel(logging.WARNING)
     overrides = {"originals": args.originals, "cache_dir": args.cache_dir, "state": args.state}
     def needs_state(settings: Settings) -> None:
         if settings.state is None:
