@@ -86,6 +86,18 @@ def client(endpoint: str | None = None, *, timeout: float = 5.0, pool: int = 32)
     return boto3.session.Session().client("s3", endpoint_url=endpoint or None, config=config)
 
 
+def missing_bucket(url: str, endpoint: str | None = None, *, timeout: float = 5.0) -> str | None:
+    """The bucket of ``url`` when the storage answers that it does not exist, else None (it exists, or
+    the storage does not answer now: a start before the storage is up is not refused for that)."""
+    location = S3Location.parse(url)
+    try:
+        client(endpoint, timeout=timeout).head_bucket(Bucket=location.bucket)
+    except _errors() as exc:
+        if _code(exc) in ("404", "NoSuchBucket", "NotFound"):
+            return location.bucket
+    return None
+
+
 def _code(exc: Exception) -> str:
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cutout.cli import settings_with_cache_folder
-from cutout.settings import Settings, SettingsError, describe, export_for_workers
+from cutout.settings import Settings, SettingsError, check_buckets, describe, export_for_workers
 from transform.variables import BY_NAME
 
 _OPTIONS = ("originals", "cache_dir", "host", "port", "workers")
@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         check_transformations(settings)
+        check_buckets(settings)
     except SettingsError as exc:
         print(f"cutout serve: {exc}", file=sys.stderr)
         return 2

@@ -139,6 +139,19 @@ def load_settings(
     return settings
 
 
+def check_buckets(settings: Settings) -> None:
+    """A SettingsError naming the variable whose bucket the storage says does not exist (a typo there
+    otherwise shows only as a warning per request, and cut-outs that stay 423 for ever)."""
+    from cache.s3 import missing_bucket
+
+    named = (("CUTOUT_ORIGINALS", settings.originals), ("CUTOUT_SHARED_CACHE", settings.shared_cache))
+    for name, url in named:
+        if isinstance(url, str) and url.startswith("s3://"):
+            bucket = missing_bucket(url, settings.s3_endpoint, timeout=settings.s3_timeout)
+            if bucket is not None:
+                raise SettingsError(f"{name}: the storage has no bucket {bucket!r} ({url})")
+
+
 def _read_named(path: Path) -> dict[str, str]:
     env = "CUTOUT_NAMED_TRANSFORMATIONS"
     try:

@@ -22,7 +22,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from cutout.cli import settings_with_cache_folder
-from cutout.settings import Settings, SettingsError
+from cutout.settings import Settings, SettingsError, check_buckets
 from grammar import parse_path
 from grammar.errors import OriginError
 
@@ -168,9 +168,11 @@ def run(args: argparse.Namespace) -> int:
     if args.log_level != "debug":  # libvips' own chatter (threadpool start and end, dozens a job)
         logging.getLogger("pyvips").setLevel(logging.WARNING)
     overrides = {"originals": args.originals, "cache_dir": args.cache_dir, "state": args.state}
+
     def needs_state(settings: Settings) -> None:
         if settings.state is None:
             raise SettingsError("CUTOUT_STATE (--state) is required: the Redis the queue is in")
+        check_buckets(settings)
 
     try:
         settings, cache_dir = settings_with_cache_folder(overrides, needs_state)

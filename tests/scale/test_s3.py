@@ -187,3 +187,21 @@ def test_a_chunked_uploads_parts_on_object_storage(s3: Counting, bucket: str, tm
     other.drop(folder)
     assert list(one.originals.list_records("parts")) == []
     assert sorted(one.originals.list("")) == []  # parts were never originals
+
+
+def test_a_bucket_the_storage_does_not_have_stops_the_start_with_the_variables_name(
+        seaweed: SeaweedS3, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Else a typo shows only as a warning per request, and cut-outs stay 423 for ever."""
+    from cutout.settings import SettingsError, check_buckets, load_settings
+
+    for name, value in seaweed.env().items():
+        monkeypatch.setenv(name, value)
+    env = {**seaweed.env(), "CUTOUT_ORIGINALS": f"s3://{bucket}/originals"}
+    check_buckets(load_settings({**env, "CUTOUT_SHARED_CACHE": f"s3://{bucket}/derived"}))  # both there
+    with pytest.raises(SettingsError, match="^CUTOUT_SHARED_CACHE: the storage has no bucket 'nosuchbucket'"):
+        check_buckets(load_settings({**env, "CUTOUT_SHARED_CACHE": "s3://nosuchbucket/derived"}))
+    with pytest.raises(SettingsError, match="^CUTOUT_ORIGINALS: the storage has no bucket 'nosuch'"):
+        check_buckets(load_settings({**env, "CUTOUT_ORIGINALS": "s3://nosuch/originals"}))
+    # A storage that does not answer (not started yet) is not a reason to refuse the start.
+    away = {"CUTOUT_S3_ENDPOINT": "http://127.0.0.1:1", "CUTOUT_S3_TIMEOUT": "0.5"}
+    check_buckets(load_settings({**env, **away}))
