@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, default=None, help=f"{BY_NAME[name].help} [{name}]")
     parser.add_argument("--concurrency", type=_at_least_one, default=2, help="generated at once (default 2)")
     parser.add_argument("--accept", default=None, help="Accept header to negotiate f_auto with")
-    parser.add_argument("--server", default=None, help="request the derivatives from this server instead")
+    parser.add_argument("--server", type=_server_url, default=None,
+                        help="request the derivatives from this server (an http:// or https:// URL) instead")
     parser.add_argument("--timeout", type=_seconds, default=600.0, help="overall limit with --server (s)")
 
 
@@ -44,6 +45,14 @@ def _at_least_one(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def _server_url(text: str) -> str:
+    """Checked once here, not as every line fails against it."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"not an http:// or https:// URL of a server: {text!r}")
+    return text
 
 
 def _seconds(text: str) -> float:

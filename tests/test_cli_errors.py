@@ -240,6 +240,7 @@ def test_eager_unreadable_input(
         (["--timeout", "nan"], "argument --timeout: must be a positive number of seconds"),
         (["--timeout", "soon"], "argument --timeout: not a number of seconds"),
         (["--concurrency", "0"], "argument --concurrency: must be at least 1"),
+        (["--server", "notaurl"], "argument --server: not an http:// or https:// URL of a server"),
     ],
 )
 def test_eager_option_values_are_checked(
