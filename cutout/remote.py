@@ -26,13 +26,13 @@ import diskcache
 from cache import OriginalsStore
 from cutout.fetch import FetchPolicy, NotModified, Validators, fetch, revalidate
 from grammar.errors import BadRequest, NotFound, Unauthorized
+from grammar.path import split_signature
 from grammar.signature import verify_fetch
 from transform.decode import sniff
 
 FOLDER = "fetched"
 _MARK = "/image/fetch/"
 _URL_START = re.compile(r"https?(:|%3A)", re.IGNORECASE)
-_SIGNATURE = re.compile(r"s--([A-Za-z0-9_-]{8}|[A-Za-z0-9_-]{32})--")
 
 
 def split_fetch_path(raw_path: str) -> tuple[str, str, str] | None:
@@ -53,22 +53,18 @@ def split_fetch_path(raw_path: str) -> tuple[str, str, str] | None:
 def fetch_signed(raw_path: str, components: str, secret: str | None) -> bool:
     """Whether a fetch path carries a good ``s--SIG--`` (checked here, as the path is written: the SDKs
     sign the remote URL, which the upload path it becomes no longer holds); a 401 for a bad one."""
-    first, _, transformation = components.partition("/")
-    if not (first.startswith("s--") and first.endswith("--")):
-        return False
-    match = _SIGNATURE.fullmatch(first)
-    if match is None:
-        raise BadRequest(
-            f"Invalid signature component {first[:80]!r}: expected s--<8 or 32 URL-safe base64 characters>--"
-        )
-    if not secret:
-        raise Unauthorized(f"Signature {first} cannot be checked: no API secret configured")
     raw_url = raw_path.partition(_MARK)[2][len(components) + 1 :]
+    signature, rest = split_signature([*components.split("/"), raw_url] if components else [raw_url])
+    if signature is None:
+        return False
+    if not secret:
+        raise Unauthorized(f"Signature s--{signature}-- cannot be checked: no API secret configured")
+    transformation = "/".join(rest[:-1])
     # as signed, and as a browser or proxy may have folded its "//" (accepted as Cloudinary accepts it)
     written = {raw_url, re.sub(r"^(https?(?::|%3A))/(?!/)", r"\1//", raw_url, flags=re.IGNORECASE)}
-    if not any(verify_fetch(match[1], transformation, url, secret) for url in written):
-        raise Unauthorized(f"Invalid signature {first} for {transformation or 'no transformation'} of "
-                           f"{raw_url[:200]}")  # fmt: skip
+    if not any(verify_fetch(signature, transformation, url, secret) for url in written):
+        raise Unauthorized(f"Invalid signature s--{signature}-- for {transformation or 'no transformation'} "
+                           f"of {raw_url[:200]}")  # fmt: skip
     return True
 
 

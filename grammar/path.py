@@ -46,7 +46,7 @@ def parse_path(path: str) -> DeliveryPath:
         raise BadRequest(f"Invalid delivery path {show(path)}: no public id (the path ends with '/')")
     if "" in rest:
         raise BadRequest(f"Invalid delivery path {show(path)}: empty component ('//')")
-    signature, rest = _split_signature(rest)
+    signature, rest = split_signature(rest)
     component_texts, version, source_segments = _split_components(rest)
     raw_transformation = "/".join(component_texts)
     raw_source = "/".join(source_segments)
@@ -109,7 +109,9 @@ def _split_prefix(path: str, segments: list[str]) -> tuple[str | None, str, str,
     return cloud_name, resource_type, delivery_type, rest
 
 
-def _split_signature(rest: list[str]) -> tuple[str | None, list[str]]:
+def split_signature(rest: list[str]) -> tuple[str | None, list[str]]:
+    """A leading ``s--SIG--`` segment of a path's segments (the last one, the source, never is): its
+    SIG and the segments after it; a 400 for a segment shaped like one that is not."""
     first = rest[0]
     if len(rest) == 1 or not (first.startswith("s--") and first.endswith("--")):
         return None, rest
