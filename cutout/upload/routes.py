@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cutout.cors import HEADER_NAMES
 from cutout.responses import CORS
 from cutout.upload import auth
 from cutout.upload.assets import Base
@@ -30,7 +31,6 @@ Handler = Callable[[Request, Uploads], Awaitable[Any]]
 #: page): any page may read its answers, errors included. The Admin API takes the secret itself, never
 #: from a browser: its answers carry none of this.
 UPLOAD_CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Content-Length"}
-_TOKENS = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+(\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*")
 
 
 def endpoint(handler: Handler, *, cors: bool = False) -> Callable[[Request], Awaitable[Response]]:
@@ -187,7 +187,7 @@ async def preflight(request: Request, uploads: Uploads) -> Any:
     """A browser's CORS preflight of an Upload API call: POST, with whatever headers it asks for (no
     credentials are involved: the call is signed in its body)."""
     asked = request.headers.get("access-control-request-headers", "").strip()
-    if len(asked) > 1000 or (asked and not _TOKENS.fullmatch(asked)):
+    if len(asked) > 1000 or (asked and not HEADER_NAMES.fullmatch(asked)):
         raise bad("Access-Control-Request-Headers is not a list of header names")
     headers = {"Access-Control-Allow-Methods": "POST, OPTIONS", "Access-Control-Max-Age": "86400"}
     if asked:
