@@ -222,15 +222,11 @@ async def create_task(request: Request, api: Api) -> Response:
         raise Refused(400, "invalid_parameter", "Give one of src_file_id or src_file_url")
     try:
         public_id = await (_by_id(api, str(file_id)) if file_id else _by_url(api, str(url)))
-    except Refused as refused:  # the engine's failures (seed: the task's status becomes 'error')
-        if refused.code not in _ENGINE_SIDE:
+    except (Refused, ApiError) as exc:  # the engine's failures (seed: the task's status becomes 'error')
+        code, message = (exc.code, exc.message) if isinstance(exc, Refused) else (exc.code, exc.detail)
+        if code not in _ENGINE_SIDE and _CODES.get(code) not in _ENGINE_SIDE:
             raise
-        failed = await base.failed_task(api, refused.code, refused.message, CONTEXT)
-        return ok({"task_id": failed["task_id"]})
-    except ApiError as exc:
-        if _CODES.get(exc.code) not in _ENGINE_SIDE:
-            raise
-        failed = await base.failed_task(api, exc.code, exc.detail, CONTEXT)
+        failed = await base.failed_task(api, code, message, CONTEXT)
         return ok({"task_id": failed["task_id"]})
     width, height = await base.dimensions(api, public_id)
     if max(width, height) > MAX_SIDE:
