@@ -7,9 +7,9 @@ import hashlib
 
 #: Bump when the rendering pipeline changes output for the same URL; old entries then simply miss.
 #: (Changes to background removal need no bump here: the segmenter's id is in the keys that use it.)
+PIPELINE_VERSION = "5"  # 5: CMYK colours, borders around transparency, q_ on PNG
 #: The canonical text standing for "no transformation" in a derivative's key.
 AS_STORED = "(as stored)"
-PIPELINE_VERSION = "5"  # 5: CMYK colours, borders around transparency, q_ on PNG
 
 _SEP = "\x1f"  # unit separator: cannot occur in URL text, so the joined fields stay unambiguous
 

@@ -93,7 +93,7 @@ def missing_bucket(url: str, endpoint: str | None = None, *, timeout: float = 5.
     try:
         client(endpoint, timeout=timeout).head_bucket(Bucket=location.bucket)
     except _errors() as exc:
-        if _code(exc) in ("404", "NoSuchBucket", "NotFound"):
+        if _missing(exc) or _code(exc) == "NoSuchBucket":
             return location.bucket
     return None
 

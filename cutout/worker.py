@@ -169,13 +169,14 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("pyvips").setLevel(logging.WARNING)
     overrides = {"originals": args.originals, "cache_dir": args.cache_dir, "state": args.state}
 
-    def needs_state(settings: Settings) -> None:
+    def checked(settings: Settings) -> None:
+        """What a worker needs beyond a server's settings: the queue's Redis, and buckets that exist."""
         if settings.state is None:
             raise SettingsError("CUTOUT_STATE (--state) is required: the Redis the queue is in")
         check_buckets(settings)
 
     try:
-        settings, cache_dir = settings_with_cache_folder(overrides, needs_state)
+        settings, cache_dir = settings_with_cache_folder(overrides, checked)
     except SettingsError as exc:
         print(f"cutout worker: {exc}", file=sys.stderr)
         return 2
@@ -209,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"cutout worker: model {segmenter.model_id} on {running[0]}", flush=True)
     cache = DerivativeCache(cache_dir, size_limit=settings.cache_size)
     service = Service.open(settings, cache, segmenter=segmenter)
-    assert settings.state is not None  # needs_state checked it
+    assert settings.state is not None  # checked it
     queue = ModelQueue(settings.state, lease=settings.lease_seconds)
     while True:  # a worker may start before Redis, or while it restarts: it waits, and says so
         try:
