@@ -343,9 +343,10 @@ VARIABLES: tuple[Variable, ...] = (
     _server("CUTOUT_PUBLIC_URL", BASE_URL, None,
             "the base URL clients reach delivery at (https://images.example.org, or with a path behind a "
             "proxy): the url and secure_url of Upload and Admin API answers and notifications are made from "
-            "it (secure_url as given, url with http://, as Cloudinary's), and so is the HTTP API's "
-            "encoding=url image; unset: the Host the request came to, secure_url in the scheme the client "
-            "used", shown="unset (the request's host)"),
+            "it (secure_url as given, url with http://, as Cloudinary's), and so are the HTTP API's "
+            "encoding=url image and the adapters' result URLs; unset: the Host the request came to, in the "
+            "scheme the client used or the one a TLS proxy names in X-Forwarded-Proto",
+            shown="unset (the request's host)"),
     _server("CUTOUT_CONSOLE", BOOLEAN, False,
             "1 serves the console page at /console (browse, upload, build transformations): HTTP Basic "
             "with the API key and secret, or open on loopback when no secret is set"),

@@ -370,7 +370,7 @@ async def noted(api: Api, name: str) -> Any:
 
 def delivery_root(base_url: str, api: Api) -> str:
     """Where clients reach delivery URLs: CUTOUT_PUBLIC_URL (a CDN or proxy in front, as the Upload API's
-    answers use it), else ``base_url``, where this request came to."""
+    answers use it), else ``base_url``, where this request came to (``request_base``)."""
     return (api.settings.public_url or base_url).rstrip("/")
 
 

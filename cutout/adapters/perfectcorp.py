@@ -41,7 +41,7 @@ from starlette.routing import Route
 
 from cutout.adapters import base
 from cutout.api import Api
-from cutout.api.errors import ApiError
+from cutout.api.errors import ApiError, request_base
 from cutout.api.remover import Job
 from cutout.api.tasks import ERROR, FINAL, Tasks
 from transform.decode import sniff
@@ -136,7 +136,7 @@ async def create_files(request: Request, api: Api) -> Response:
         file_id = _file_id(api, size)
         # An API route, not a delivery URL: where this request came to (CUTOUT_PUBLIC_URL names delivery's
         # host, which may be a CDN that does not take PUTs).
-        url = str(request.base_url).rstrip("/") + UPLOAD.format(file_id=file_id)
+        url = request_base(request) + UPLOAD.format(file_id=file_id)
         headers = {"Content-Type": kind, "Content-Length": str(size)}
         answered.append({"content_type": kind, "file_name": name, "file_id": file_id,
                          "requests": [{"method": "PUT", "url": url, "headers": headers}]})  # fmt: skip
@@ -282,7 +282,7 @@ async def get_task(request: Request, api: Api) -> Response:
         code = native if native in _ENGINE_SIDE else _CODES.get(native, "unknown_internal_error")
         return ok({"task_status": "error", "error": code, "error_message": task["error"]["message"]})
     job = task["job"]
-    url = base.result_url(str(request.base_url), api, job["public_id"], job["transformation"])
+    url = base.result_url(request_base(request), api, job["public_id"], job["transformation"])
     dst_id = task["task_id"]
     return ok({"task_status": "success", "results": {"url": url, "dst_id": dst_id}, "dst_id": dst_id})
 

@@ -37,7 +37,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from cutout.adapters import base
 from cutout.api import Api, front
-from cutout.api.errors import ApiError
+from cutout.api.errors import ApiError, request_base
 from cutout.api.intake import Intake, decode_b64
 from cutout.api.remover import HOT_BYTES, Job, Result
 from cutout.api.runner import PAYLOADS
@@ -397,7 +397,7 @@ async def post(request: Request, api: Api) -> Response:
         api.gate.check_key(key)
     except ApiError as exc:
         return JSONResponse({"errors": [refusal(exc, key)]}, exc.status, headers=exc.headers)
-    session = Session(api, str(request.base_url).rstrip("/"))
+    session = Session(api, request_base(request))
     data: list[dict[str, Any]] = []
     errors: list[tuple[TaskError, dict[str, Any]]] = []
     seen: set[str] = set()
@@ -433,7 +433,11 @@ async def socket(websocket: WebSocket) -> None:
     if api is None:
         await websocket.close(1008, "the API is off")
         return
-    base_url = str(websocket.base_url).replace("ws", "http", 1).rstrip("/")
+    try:
+        base_url = request_base(websocket)
+    except ApiError as exc:
+        await websocket.close(1008, exc.detail[:120])  # a close reason is at most 123 bytes
+        return
     key: str | None = None  # the authenticated key ("" where the API is open without keys)
     lock = anyio.Lock()
 
@@ -551,7 +555,7 @@ def _front_respond(api: Api, job: Job, result: Result, request: Request, receive
     assert isinstance(received, base.Read)
     task, output_type, ignored = received.context
     image_uuid = _result_uuid(job)
-    context = _context(str(request.base_url).rstrip("/"), api, task, job, image_uuid, output_type)
+    context = _context(request_base(request), api, task, job, image_uuid, output_type)
     return _answer([item(context, result.entry.data, result.meta["format"])], [], 200, ignored)
 
 

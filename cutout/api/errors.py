@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 
+from cutout import public_url
 from cutout.fetch import FetchError
 from grammar.errors import OriginError
 
@@ -79,3 +81,18 @@ def from_origin(exc: OriginError, *, parameter: str | None = None) -> ApiError:
         parameter=parameter if code == "invalid_parameter" else None,
         headers=dict(exc.headers),
     )
+
+
+def public_base(conn: HTTPConnection, public: str | None) -> str:
+    """``cutout.public_url.public_base`` with a bad ``Host`` as the API's 400: where clients reach delivery,
+    for every delivery URL an API answer carries (the vendor adapters' result URLs too)."""
+    try:
+        return public_url.public_base(conn, public)
+    except public_url.BadHost as exc:
+        raise ApiError("invalid_parameter", str(exc), parameter="Host") from None
+
+
+def request_base(conn: HTTPConnection) -> str:
+    """Where this request came to, for URLs that must reach this server rather than a CDN in front of
+    delivery (an upload URL); a bad ``Host`` as ``public_base``'s."""
+    return public_base(conn, None)

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from cutout import metrics
 from cutout.api import auth, intake, openapi
-from cutout.api.errors import ApiError, from_origin, invalid
+from cutout.api.errors import ApiError, from_origin, invalid, public_base
 from cutout.api.options import flag
 from cutout.api.remover import Job, Remover, Result
 from cutout.api.runner import Runner, public_view
@@ -180,17 +180,11 @@ def result_response(
     url = None
     if job.options.encoding == "url":  # without the request: the path alone
         path = delivery_path(job.public_id, job.transformation, settings)
-        url = public_base(request, settings) + path if request is not None else path
+        if request is not None:
+            url = public_base(request, settings.public_url if settings is not None else None) + path
+        else:
+            url = path
     return _answer(result.entry.data, result.meta, job.options.output, job.options.encoding, url)
-
-
-def public_base(request: Request, settings: Settings | None) -> str:
-    """Where clients reach delivery, without a trailing slash: ``CUTOUT_PUBLIC_URL`` when set (behind a
-    proxy or a CDN the Host a request came to is not that), else the request's own base URL. For every
-    delivery URL an API answer carries (the vendor adapters' result URLs too)."""
-    if settings is not None and settings.public_url:
-        return settings.public_url.rstrip("/")
-    return str(request.base_url).rstrip("/")
 
 
 def _answer(
@@ -237,7 +231,7 @@ async def get_result(request: Request, api: Api) -> Response:
     url = None
     if job["encoding"] == "url":
         path = delivery_path(job["public_id"], job["transformation"], api.settings)
-        url = public_base(request, api.settings) + path
+        url = public_base(request, api.settings.public_url) + path
     return _answer(data, task["result"], job["output"], job["encoding"], url)
 
 

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cutout.console import access
 from cutout.console.check import Target, check
+from cutout.public_url import BadHost, request_base
 from cutout.service import Service
 from cutout.settings import Settings
 from cutout.upload.auth import sign as api_sign_request
@@ -78,7 +79,10 @@ Handler = Callable[[Request, Service], Awaitable[Response]]
 def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def run(request: Request) -> Response:
         service = _service(request)
-        return refusal(request, service.settings) or await handler(request, service)
+        try:
+            return refusal(request, service.settings) or await handler(request, service)
+        except BadHost as exc:  # a URL the answer would carry (a snippet, the page's own origin)
+            return _error(400, str(exc))
 
     return run
 
@@ -112,7 +116,8 @@ def cloud(settings: Settings) -> str:
 
 
 def base_url(request: Request) -> str:
-    return f"{request.url.scheme}://{request.url.netloc}"
+    """The page's own origin as its browser sees it (https behind a TLS proxy that says so)."""
+    return request_base(request)
 
 
 async def page(request: Request, service: Service) -> Response:

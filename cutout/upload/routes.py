@@ -4,7 +4,6 @@ authenticate -> parse -> ``Uploads`` -> JSON; every failure leaves as ``{"error"
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cutout.cors import HEADER_NAMES
+from cutout.public_url import BadHost, public_base
 from cutout.responses import CORS
 from cutout.upload import auth
 from cutout.upload.assets import Base
@@ -69,24 +69,10 @@ def endpoint(handler: Handler, *, cors: bool = False) -> Callable[[Request], Awa
 
 def base_of(request: Request, uploads: Uploads) -> Base:
     """Where this request's answer points delivery URLs: ``CUTOUT_PUBLIC_URL``, else where it came to."""
-    cloud = request.path_params["cloud"]
-    if uploads.settings.public_url:
-        return Base(uploads.settings.public_url, cloud)
-    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
-    if not _HOST.fullmatch(host):
-        raise bad(f"The Host header {host[:80]!r} is not a host name (and port)")
-    # A TLS proxy in front says so (nginx: X-Forwarded-Proto $scheme); only this caller's own, signed
-    # answer is shaped by it, so it is taken from whoever sends it, as the Host header is.
-    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-    if not forwarded:
-        found = _FORWARDED_PROTO.search(request.headers.get("forwarded", ""))
-        forwarded = found[1].lower() if found else ""
-    scheme = forwarded if forwarded in ("http", "https") else request.url.scheme
-    return Base(f"{scheme}://{host}", cloud)
-
-
-_HOST = re.compile(r"([A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(:[0-9]{1,5})?")
-_FORWARDED_PROTO = re.compile(r"(?:^|[;,\s])proto=\"?(https?)\"?", re.IGNORECASE)
+    try:
+        return Base(public_base(request, uploads.settings.public_url), request.path_params["cloud"])
+    except BadHost as exc:
+        raise bad(str(exc)) from None
 
 
 async def _signed(request: Request, uploads: Uploads, unsigned: frozenset[str] = frozenset()) -> Received:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,3 +221,48 @@ def test_the_upload_api_through_nginx(tmp_path: Path) -> None:
             assert gone["deleted"] == {"via/proxy": "deleted"}
         finally:
             cloudinary.reset_config()
+
+
+def test_every_api_face_and_the_console_pass_through_nginx(tmp_path: Path) -> None:
+    """The drop-in paths (remove.bg, rembg, Azure, Perfect Corp, API4AI, Runware's POST and WebSocket) and
+    the console's POST reach cutout through the recipe, uncached and with the TLS scheme forwarded: each
+    answers in its own shape (no model here: its 'not available'), not nginx's 403 for a POST."""
+    import websockets.sync.client
+
+    key = "nginx-key"
+    env = {"CUTOUT_BACKGROUND_REMOVAL": "0", "CUTOUT_API_KEYS": key, "CUTOUT_CONSOLE": "1",
+           "CUTOUT_API_KEY": "console-key", "CUTOUT_API_SECRET": "console-secret"}  # fmt: skip
+    originals = tmp_path / "originals"
+    shutil.copytree(SAMPLES, originals)
+    road = (SAMPLES / "docs" / "road.jpg").read_bytes()
+    bearer = {"Authorization": f"Bearer {key}"}
+    for stack in start_stack(tmp_path, env, originals):
+        asked = [
+            ("/v1.0/removebg", {"headers": {"X-Api-Key": key}, "files": {"image_file": ("a.jpg", road)}}),
+            ("/api/remove", {"headers": bearer, "files": {"file": ("a.jpg", road)}}),
+            ("/computervision/imageanalysis:segment?api-version=2023-02-01-preview&mode=backgroundRemoval",
+             {"headers": {"Ocp-Apim-Subscription-Key": key, "Content-Type": "image/jpeg"}, "content": road}),
+            ("/v1/results", {"headers": {"X-Api-Key": key}, "files": {"image": ("a.jpg", road)}}),
+            ("/v1", {"headers": bearer, "json": [{"taskType": "imageBackgroundRemoval",
+                                                  "taskUUID": str(uuid.uuid4()), "inputImage": "x"}]}),
+        ]  # fmt: skip
+        for path, kwargs in asked:
+            answer = httpx.post(stack.nginx + path, timeout=60, **kwargs)
+            assert answer.status_code != 403 and "x-cache-status" not in answer.headers, (path, answer.text)
+            assert answer.headers["content-type"].startswith("application/json"), (path, answer.text)
+        files = [{"content_type": "image/jpg", "file_name": "a.jpg", "file_size": len(road)}]
+        upload = httpx.post(stack.nginx + "/s2s/v2.0/file/sod", headers=bearer, json={"files": files})
+        assert upload.status_code == 200, upload.text
+        [put] = upload.json()["data"]["files"][0]["requests"]
+        assert put["url"].startswith(stack.nginx + "/s2s/"), put  # the client's Host, port included
+        sent = httpx.put(put["url"], headers=put["headers"], content=road)
+        assert sent.status_code != 403 and sent.headers["content-type"].startswith("application/json")
+
+        with websockets.sync.client.connect(stack.nginx.replace("http", "ws", 1) + "/v1") as socket:
+            socket.send(json.dumps([{"taskType": "authentication", "apiKey": key}]))
+            assert "connectionSessionUUID" in socket.recv(timeout=30)
+
+        console = {"Authorization": "Basic " + base64.b64encode(b"console-key:console-secret").decode()}
+        signed = httpx.post(stack.nginx + "/console/sign", json={"public_id": "a"},
+                            headers={**console, "Origin": stack.nginx})  # fmt: skip
+        assert signed.status_code == 200 and "signature" in signed.json(), signed.text
