@@ -200,7 +200,8 @@ def create_app(
         cache = DerivativeCache(cache_dir, size_limit=settings.cache_size)
         app.state.service = Service.open(settings, cache, segmenter=model)
         app.state.remote = RemoteOriginals(app.state.service.originals, cache_dir / "fetched",
-                                           FetchPolicy.from_environ(), settings.fetch_ttl)
+                                           FetchPolicy.from_environ(), settings.fetch_ttl,
+                                           settings.max_pixels)  # fmt: skip
         try:
             async with (
                 api.running(settings, app.state.service) as app.state.api,

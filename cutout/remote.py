@@ -25,10 +25,10 @@ import diskcache
 
 from cache import OriginalsStore
 from cutout.fetch import FetchPolicy, NotModified, Validators, fetch, revalidate
+from cutout.image_check import check_image
 from grammar.errors import BadRequest, NotFound, Unauthorized
 from grammar.path import split_signature
 from grammar.signature import verify_fetch
-from transform.decode import sniff
 
 FOLDER = "fetched"
 _MARK = "/image/fetch/"
@@ -71,8 +71,11 @@ def fetch_signed(raw_path: str, components: str, secret: str | None) -> bool:
 class RemoteOriginals:
     """Fetched images as originals, with their validators in a small diskcache beside the cache."""
 
-    def __init__(self, originals: OriginalsStore, folder: Path, policy: FetchPolicy, ttl: float) -> None:
+    def __init__(
+        self, originals: OriginalsStore, folder: Path, policy: FetchPolicy, ttl: float, max_pixels: int
+    ) -> None:
         self.originals = originals
+        self.max_pixels = max_pixels
         self.records = diskcache.Cache(str(folder))
         self.policy = policy
         self.ttl = ttl
@@ -110,7 +113,7 @@ class RemoteOriginals:
         try:
             self.originals.locate(public_id)
         except NotFound:  # new content; stored content is never rewritten (renders in flight keep theirs)
-            fmt = sniff(data[:16])
-            assert fmt is not None, "the fetcher checks the magic bytes"
-            self.originals.write(public_id, fmt, data)
+            # Checked before the write (413 past CUTOUT_MAX_PIXELS, 422 truncated): never kept when refused.
+            checked = check_image(data, self.max_pixels)
+            self.originals.write(public_id, checked.format, data)
         return public_id

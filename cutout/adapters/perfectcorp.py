@@ -185,7 +185,7 @@ async def upload(request: Request, api: Api) -> Response:
     if len(data) != size:
         raise Refused(400, "invalid_parameter", f"Expected {size} bytes, got {len(data)}")
     undecodable = sniff(data[:16]) not in ("jpg", "png")
-    record = {"undecodable": True} if undecodable else {"public_id": await _stored(api, data)}
+    record = {"undecodable": True} if undecodable else await _stored(api, data)
     if not await anyio.to_thread.run_sync(_first_use, api.tasks, file_id, record):
         raise Refused(403, "invalid_parameter", "This upload URL is unknown, expired or already used")
     base.remember_note(api, f"perfectcorp-file:{file_id}", record)  # the task that follows reads it here
@@ -200,15 +200,25 @@ def _first_use(tasks: Tasks, file_id: str, record: dict[str, Any]) -> bool:
     return True
 
 
-async def _stored(api: Api, data: bytes) -> str:
-    """The upload's public id, through the native POST's hot path (a photo sent before, by any face, is
-    found by its hash in memory: no thread hop); the job it will get is made now for the same reason.
-    An image the job refuses (undecodable past its magic bytes, too many pixels) is only stored: the task
-    that names it answers the refusal, as the seed has it."""
+async def _stored(api: Api, data: bytes) -> dict[str, Any]:
+    """The upload's record: its public id, through the native POST's hot path (a photo sent before, by
+    any face, is found by its hash in memory: no thread hop; the job it will get is made now for the same
+    reason), or the refusal of an image the API will not take (undecodable past its magic bytes, too
+    many pixels), which is not stored: the task that names it answers the refusal, as the seed has it."""
     try:
-        return (await base.carried_job(api, data, OPTIONS)).public_id
+        return {"public_id": (await base.carried_job(api, data, OPTIONS)).public_id}
     except ApiError:
-        return await base.store(api, data=data)
+        pass
+    try:
+        return {"public_id": await base.store(api, data=data)}
+    except ApiError as exc:
+        if exc.code not in _IMAGE_REFUSALS:
+            raise
+        return {"refused": {"code": exc.code, "message": exc.detail}}
+
+
+#: What the API says of the image itself; anything else (no model, a full queue) answers the PUT.
+_IMAGE_REFUSALS = frozenset({"invalid_file_type", "failed_to_read_image", "resolution_too_high"})
 
 
 # -- tasks ---------------------------------------------------------------------------------------------------
@@ -254,6 +264,8 @@ async def _by_id(api: Api, file_id: str) -> str:
         raise Refused(404, "unknown_internal_error", f"File {file_id} was not uploaded (or has expired)")
     if known.get("undecodable"):
         raise Refused(400, "error_decode_image", "The file is not a JPG or PNG image")
+    if "refused" in known:
+        raise ApiError(known["refused"]["code"], known["refused"]["message"])
     if "public_id" in known:
         return str(known["public_id"])
     made = await base.make(api, Job.from_json(known["job"]))

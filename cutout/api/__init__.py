@@ -45,7 +45,8 @@ async def running(
     # image_url and bg_image_url share /image/fetch/'s store of fetched images (the same folder: diskcache
     # takes several handles), so each URL is downloaded once and revalidated after CUTOUT_FETCH_TTL.
     fetched = remote or RemoteOriginals(
-        service.originals, cache_dir / "fetched", FetchPolicy.from_environ(), settings.fetch_ttl
+        service.originals, cache_dir / "fetched", FetchPolicy.from_environ(), settings.fetch_ttl,
+        settings.max_pixels,
     )
     remover = Remover(service, FetchPolicy.from_environ(), tasks, fetched)
     lease = min(LEASE_SECONDS, settings.lease_seconds)

@@ -23,6 +23,7 @@ from cutout.api.errors import ApiError, from_origin
 from cutout.api.intake import Intake, decode_b64
 from cutout.api.options import CONTROL, SOURCES, Options, companion, parse_options, transformation
 from cutout.fetch import FetchPolicy, fetch
+from cutout.image_check import check_image
 from cutout.memory import BoundedDict, ByContent
 from cutout.resolve import MEMO_SECONDS
 from cutout.schedule import POLL_SECONDS
@@ -305,7 +306,12 @@ class Remover:
             originals.locate(public_id)
             return public_id  # already here: rewriting it would make renders in flight discard their results
         except NotFound:
-            originals.write(public_id, fmt, data)
+            pass
+        try:  # before the write: a refused file is never kept (originals stay for ever)
+            check_image(data, self.service.settings.max_pixels)
+        except OriginError as exc:
+            raise from_origin(exc, parameter=None if source == "body" else source) from None
+        originals.write(public_id, fmt, data)
         return public_id
 
     # -- the job ----------------------------------------------------------------------------------------

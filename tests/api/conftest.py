@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pyvips
 from starlette.testclient import TestClient
 
 from cutout.api import front
@@ -51,6 +52,15 @@ def api(make_api: ClientFactory) -> TestClient:
 
 def road() -> bytes:
     return (SAMPLES / "docs" / "road.jpg").read_bytes()
+
+
+def damaged_png() -> bytes:
+    """The road as a PNG damaged inside but complete to the check before storing (it ends with IEND):
+    stored, then refused by the decoder (a task that fails)."""
+    png = bytearray(pyvips.Image.new_from_buffer(road(), "").pngsave_buffer())
+    middle = len(png) // 2
+    png[middle : middle + 200] = bytes(b ^ 0x55 for b in png[middle : middle + 200])
+    return bytes(png)
 
 
 def finished(client: TestClient, location: str, timeout: float = 20.0) -> dict[str, Any]:

@@ -7,11 +7,12 @@ import time
 
 from starlette.testclient import TestClient
 
-from tests.api.conftest import road
+from tests.api.conftest import damaged_png, road
 from tests.app.helpers import ClientFactory, EllipseSegmenter
 
 URL = "/v1/remove-background"
 JPEG = {"Content-Type": "image/jpeg"}
+PNG = {"Content-Type": "image/png"}
 
 
 def sample(client: TestClient, name: str, **labels: str) -> float:
@@ -46,8 +47,8 @@ def test_task_counts_and_queue_depth(make_api: ClientFactory) -> None:
     succeeded = sample(client, "cutout_api_tasks_total", state="success")
     failed = sample(client, "cutout_api_tasks_total", state="error")
     location = client.post(URL, content=road(), headers=JPEG, params={"async": "1"}).headers["location"]
-    data = road()
-    broken = client.post(URL, content=data[: len(data) // 2], headers=JPEG, params={"async": "1"})
+    broken = client.post(URL, content=damaged_png(), headers=PNG, params={"async": "1"})
+    assert broken.status_code == 202, broken.text
     assert sample(client, "cutout_api_tasks_total", state="created") == created + 2
     deadline = time.monotonic() + 5
     while sample(client, "cutout_api_queue_depth") < 1 and time.monotonic() < deadline:

@@ -15,12 +15,13 @@ import pyvips
 from starlette.testclient import TestClient
 
 from cutout.settings import Settings
-from tests.api.conftest import finished, road
+from tests.api.conftest import damaged_png, finished, road
 from tests.app.helpers import SAMPLES, ClientFactory, EllipseSegmenter, metric
 from tests.fetch.servers import LocalServer, answer, serving
 
 URL = "/v1/remove-background"
 JPEG = {"Content-Type": "image/jpeg"}
+PNG = {"Content-Type": "image/png"}
 BAD = "invalid_parameter"
 
 
@@ -269,8 +270,7 @@ def test_task_id_that_is_unknown_unfinished_or_failed(make_api: ClientFactory) -
     running = client.post(URL, json={"task_id": slow})
     assert running.status_code == 409 and running.headers["retry-after"] == "1"
     assert running.json()["errors"][0]["code"] == "task_not_finished"
-    data = road()
-    broken = client.post(URL, content=data[: len(data) // 2], headers=JPEG, params={"async": "1"})
+    broken = client.post(URL, content=damaged_png(), headers=PNG, params={"async": "1"})
     assert finished(client, broken.headers["location"])["status"] == "error"
     failed = client.post(URL, json={"task_id": broken.json()["task_id"]})
     assert failed.status_code == 400 and failed.json()["errors"][0]["parameter"] == "task_id"

@@ -12,12 +12,13 @@ import pyvips
 from standardwebhooks import Webhook
 from starlette.testclient import TestClient
 
-from tests.api.conftest import finished, road
+from tests.api.conftest import damaged_png, finished, road
 from tests.app.helpers import ClientFactory, EllipseSegmenter
 from tests.fetch.servers import LocalServer, send, serving
 
 URL = "/v1/remove-background"
 JPEG = {"Content-Type": "image/jpeg"}
+PNG = {"Content-Type": "image/png"}
 SECRET = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"
 
 
@@ -53,9 +54,7 @@ def test_a_sync_request_that_waits_too_long_becomes_a_task(make_api: ClientFacto
 
 
 def test_a_failed_task_ends_with_its_error(api: TestClient) -> None:
-    data = road()
-    truncated = data[: len(data) // 2]  # the header reads; the pixels do not
-    response = api.post(URL, content=truncated, headers=JPEG, params={"async": "1"})
+    response = api.post(URL, content=damaged_png(), headers=PNG, params={"async": "1"})
     assert response.status_code == 202
     task = finished(api, response.headers["location"])
     assert task["status"] == "error"
@@ -66,10 +65,25 @@ def test_a_failed_task_ends_with_its_error(api: TestClient) -> None:
 
 
 def test_a_sync_request_for_a_damaged_image_is_422(api: TestClient) -> None:
-    data = road()
-    response = api.post(URL, content=data[: len(data) // 2], headers=JPEG)
+    response = api.post(URL, content=damaged_png(), headers=PNG)
     assert response.status_code == 422
     assert response.json()["errors"][0]["code"] == "failed_to_read_image"
+
+
+def test_an_image_refused_before_storing_is_refused_at_once_and_never_kept(make_api: ClientFactory) -> None:
+    """Truncated, or past CUTOUT_MAX_PIXELS by its header: the answer at once, even for async, and
+    nothing written among the originals (kept for ever, outside the cache's size limit)."""
+    client = make_api(max_pixels=300_000)
+    data = road()
+    big = pyvips.Image.black(600, 600).jpegsave_buffer()
+    for content, status, code in ((data[: len(data) // 2], 422, "failed_to_read_image"),
+                                  (big, 413, "resolution_too_high")):  # fmt: skip
+        for params in ({}, {"async": "1"}):
+            response = client.post(URL, content=content, headers=JPEG, params=params)
+            assert response.status_code == status, response.text
+            assert response.json()["errors"][0]["code"] == code
+    stored = client.app.state.service.settings.originals / "api-uploads"  # type: ignore[attr-defined]
+    assert not stored.exists() or not any(stored.iterdir())
 
 
 def test_json_output_of_a_task(api: TestClient) -> None:
