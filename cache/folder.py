@@ -208,6 +208,12 @@ class FolderOriginals:
     def fingerprint(self, data: bytes, *, md5: str | None = None) -> str:
         return hashlib.sha256(data).hexdigest()  # what sha256_of gives the written file
 
+    def modified(self, found: Located) -> float:
+        try:
+            return os.stat(found.path).st_mtime
+        except FileNotFoundError:  # removed since it was located
+            raise NotFound(f"Resource not found - {found.public_id}") from None
+
     def current(self, found: Sequence[Located]) -> bool:
         try:
             for f in found:  # a loop, not all(...): this runs on every cached hit

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -146,6 +147,8 @@ class S3Originals:
         # found at once.
         self._located: LRUCache[str, tuple[Located, float]] = LRUCache(65536)
         self._errors = _errors()
+        # key -> (etag, LastModified as a POSIX time), from the listing that located it: ``modified``.
+        self._modified: LRUCache[str, tuple[str, float]] = LRUCache(65536)
 
     def _key(self, public_id: str, ext: str) -> str:
         return f"{self.location.prefix}{public_id}.{ext}"
@@ -174,6 +177,7 @@ class S3Originals:
                     return known[0]
             raise StorageUnavailable() from exc
         best: tuple[int, str, str] | None = None
+        modified: Any = None
         unreadable = ""
         for item in listed.get("Contents", []):
             ext = item["Key"][len(start):]
@@ -184,6 +188,7 @@ class S3Originals:
             rank = _RANK.get(ext)
             if rank is not None and (best is None or rank < best[0]):
                 best = (rank, ext, item["ETag"])
+                modified = item.get("LastModified")
         if best is None:
             if unreadable:
                 raise BadRequest(f"Unsupported original format .{unreadable} - {public_id}: cutout reads "
@@ -193,6 +198,8 @@ class S3Originals:
         key = start + ext
         now = time.monotonic()
         self._checked[key] = (etag, now)
+        if isinstance(modified, datetime):
+            self._modified[key] = (etag, modified.timestamp())
         found = Located(public_id, self.hot.path(key, etag, ext), (key, etag))
         self._located[public_id] = (found, now)
         return found
@@ -200,6 +207,28 @@ class S3Originals:
     def version(self, found: Located) -> str:
         key, etag = _stamp(found)
         return _VERSION + str(etag).strip('"')
+
+    def modified(self, found: Located) -> float:
+        """The object's LastModified, as the listing that located it gave it (else one HEAD): the same
+        on every replica, unlike the time its local copy was fetched."""
+        key, etag = _stamp(found)
+        known = self._modified.get(key)
+        if known is not None and known[0] == etag:
+            return known[1]
+        if time.monotonic() < self._down_until:
+            raise StorageUnavailable()
+        try:
+            head = self.s3.head_object(Bucket=self.location.bucket, Key=key)
+        except self._errors as exc:
+            if _missing(exc):
+                raise NotFound(f"Resource not found - {found.public_id}") from None
+            log.warning("HEAD %s: %s", key, exc)
+            if not _code(exc):
+                self._down_until = time.monotonic() + self.pause
+            raise StorageUnavailable() from exc
+        when = float(head["LastModified"].timestamp())
+        self._modified[key] = (str(head["ETag"]), when)
+        return when
 
     def fingerprint(self, data: bytes, *, md5: str | None = None) -> str:
         # The ETag of an object stored by one plain PUT (``write``) is the MD5 of its bytes.

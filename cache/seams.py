@@ -40,6 +40,12 @@ class OriginalsStore(Protocol):
         """Whether every one still holds what it held when located: cheap enough for a cached hit."""
         ...
 
+    def modified(self, found: Located) -> float:
+        """When the original was last written, as a POSIX time, the same wherever it is asked (a folder:
+        the file's mtime; object storage: the object's LastModified, not the local copy's time): the
+        version and dates the Admin API gives an original placed without the Upload API (blocking)."""
+        ...
+
     def fingerprint(self, data: bytes, *, md5: str | None = None) -> str:
         """The ``version`` these bytes have once written here, computed from the bytes alone (the Upload
         API records it, to know later whether the stored original is still the one it wrote). ``md5``:

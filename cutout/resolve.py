@@ -16,6 +16,7 @@ from cache import Coordinator, Located, OriginalsStore, derivative_key
 from cutout.masks import Segmentation
 from cutout.memory import BoundedDict
 from cutout.settings import Settings, SettingsError
+from cutout.versions import Versions
 from grammar import DeliveryPath, parse_path, parse_transformation, verify_delivery
 from grammar.errors import NotFound, OriginError, Unauthorized
 
@@ -75,6 +76,7 @@ class Resolver:
         self.coordinator = coordinator
         self.models = models
         self.allowed = frozenset(check_transformations(settings))
+        self.versions = Versions(originals)
         # (prepared, expiry); cachetools' TTLCache would do, at 4x the cost of a look-up on the hot path.
         self._memo: BoundedDict[tuple[str, str | None], tuple[Prepared, float]] = BoundedDict(4096)
 
@@ -118,7 +120,9 @@ class Resolver:
         key = derivative_key(plan.canonical, path.public_id, fingerprint, choice.key, layers=prints,
                              model=self.models.model_for(plan))
         request = "/image/upload/" + (f"{path.raw_transformation}/" if path.raw_transformation else "")
-        return Prepared(key, plan, source, fingerprint, choice, path.public_id, path.version is not None,
+        # Immutable only when the URL names the version the original has now (cutout/versions.py).
+        versioned = path.version is not None and self.versions.is_current(source, path.version)
+        return Prepared(key, plan, source, fingerprint, choice, path.public_id, versioned,
                         (source, *layers), (request + path.raw_source, accept))
 
     def _check_cloud(self, path: DeliveryPath) -> None:

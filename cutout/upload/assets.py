@@ -28,6 +28,7 @@ from urllib.parse import quote
 import pyvips
 
 from cache import Coordinator, OriginalsStore
+from cutout.versions import ASSET_RECORDS, asset_record_name
 from grammar.errors import NotFound
 
 Record = dict[str, Any]
@@ -79,7 +80,7 @@ class Assets:
     def record(self, public_id: str) -> Record | None:
         """The stored record (deleted ones included), else None."""
         try:
-            data = self.originals.get_record(f"assets/{public_id}")
+            data = self.originals.get_record(asset_record_name(public_id))
         except ValueError:  # not a name the store can hold: no such asset
             return None
         return None if data is None else dict(json.loads(data))
@@ -97,7 +98,7 @@ class Assets:
 
     def _write(self, record: Record) -> None:
         self.originals.put_record(
-            f"assets/{record['public_id']}", json.dumps(record, sort_keys=True).encode()
+            asset_record_name(record["public_id"]), json.dumps(record, sort_keys=True).encode()
         )
 
     # -- the tag index -----------------------------------------------------------------------------------
@@ -117,8 +118,8 @@ class Assets:
         if self.originals.get_record(_INDEXED_MARKER) is not None:
             return 0
         indexed = 0
-        for name in list(self.originals.list_records("assets")):
-            public_id = name.removeprefix("assets/")
+        for name in list(self.originals.list_records(ASSET_RECORDS)):
+            public_id = name.removeprefix(f"{ASSET_RECORDS}/")
             with self.locked(public_id):
                 record = self.record(public_id)
                 if record is None or record.get("deleted"):
@@ -151,6 +152,9 @@ class Assets:
             found = self.originals.locate(public_id)
             path = self.originals.local(found)  # object storage: fetched first (a lookup only lists)
             st = os.stat(path)
+            # Not the local copy's time: object storage's copy is as new as its download, a different
+            # time on every replica (each answer gave another version, so another immutable URL).
+            modified = self.originals.modified(found)
         except (NotFound, FileNotFoundError):  # or gone since it was listed (another replica removed it)
             return None
         try:
@@ -162,7 +166,7 @@ class Assets:
         return {
             "public_id": public_id,
             "asset_id": hashlib.md5(public_id.encode()).hexdigest(),
-            "version": int(st.st_mtime),
+            "version": int(modified),
             "version_id": self.originals.version(found)[:32],
             "format": "jpg" if fmt == "jpeg" else fmt,
             "bytes": st.st_size,
@@ -170,8 +174,8 @@ class Assets:
             "height": height,
             "etag": _md5_of(str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino),
             "fingerprint": self.originals.version(found),
-            "created_at": iso(st.st_mtime),
-            "uploaded_at": iso(st.st_mtime),
+            "created_at": iso(modified),
+            "uploaded_at": iso(modified),
             "tags": [],
             "context": {},
             "backups": [],

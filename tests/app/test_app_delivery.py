@@ -31,8 +31,12 @@ def test_original_and_scaled_from_sdk_urls(client: Any) -> None:
     assert (decoded(original.content).width, decoded(original.content).height) == (640, 427)
     assert original.headers["access-control-allow-origin"] == "*"
     assert original.headers["access-control-expose-headers"] == "X-Cld-Error,Content-Length"
-    # The SDK adds v1 to ids with folders: a versioned URL never changes.
-    assert original.headers["cache-control"] == "public, max-age=31536000, immutable"
+    # The SDK adds v1 to ids with folders: not this original's version (the time it was written), so
+    # not immutable (the file may be replaced); its own version is.
+    assert original.headers["cache-control"] == "public, max-age=3600"
+    version = int((SAMPLES / "docs" / "road.jpg").stat().st_mtime)
+    own = client.get(f"/demo/image/upload/v{version}/docs/road.jpg")
+    assert own.headers["cache-control"] == "public, max-age=31536000, immutable"
     assert "vary" not in original.headers
 
     scaled = client.get(sdk("docs/road", width=400, crop="scale", force_version=False))

@@ -94,3 +94,20 @@ def test_parts_rename_and_tags_in_a_bucket(sdk: Any, seaweed: SeaweedS3, bucket:
     assert sdk.api.restore(["big/street"])["big/street"]["etag"] == up["etag"]  # the backup moved too
     sdk.uploader.remove_all_tags(["big/street"])
     assert sdk.api.resources_by_tag("shelf") == {"resources": []}
+
+
+def test_an_original_put_straight_into_the_bucket_has_one_version(sdk: Any, seaweed: SeaweedS3,
+                                                                  bucket: str) -> None:
+    """Its version and dates come from the object's LastModified, not from its local copy (whose time
+    moves with every use and differs per replica): each answer named another version before, so
+    another immutable URL."""
+    s3 = seaweed.client()
+    s3.put_object(Bucket=bucket, Key="originals/placed/road.jpg", Body=ROAD.read_bytes())
+    modified = s3.head_object(Bucket=bucket, Key="originals/placed/road.jpg")["LastModified"]
+    first = dict(sdk.api.resource("placed/road"))
+    time.sleep(1.2)
+    httpx.get(first["url"], timeout=30)  # a delivery uses the local copy
+    listed = sdk.api.resources(prefix="placed/")["resources"]
+    again = dict(sdk.api.resource("placed/road"))
+    assert first["version"] == again["version"] == listed[0]["version"] == int(modified.timestamp())
+    assert first["created_at"] == again["created_at"]

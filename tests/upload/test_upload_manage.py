@@ -277,6 +277,22 @@ def test_an_id_uploaded_again_gets_a_higher_version(sdk: Any) -> None:
     assert dict(sdk.api.resource("ver/b"))["asset_id"] == second["asset_id"]
 
 
+def test_only_the_current_version_is_served_as_immutable(sdk: Any) -> None:
+    """The URL an upload answers is immutable while it names the asset's version; once the id holds a
+    newer upload (or for a made-up version) the same URL serves the current image with the short max-age,
+    so no cache keeps the old image under it for a year."""
+    immutable = "public, max-age=31536000, immutable"
+    first = sdk.uploader.upload(str(ROAD), public_id="imm/a")
+    assert httpx.get(first["secure_url"]).headers["cache-control"] == immutable
+    second = sdk.uploader.upload(str(ROUTER), public_id="imm/a")
+    assert httpx.get(second["secure_url"]).headers["cache-control"] == immutable
+    old = httpx.get(first["secure_url"])
+    assert old.status_code == 200 and old.headers["cache-control"] != immutable
+    assert old.content == httpx.get(second["secure_url"]).content  # the current image, as Cloudinary serves
+    made_up = httpx.get(second["secure_url"].replace(f"/v{second['version']}/", "/v1/"))
+    assert made_up.status_code == 200 and made_up.headers["cache-control"] != immutable
+
+
 def test_restore_brings_back_the_name_those_bytes_came_with(sdk: Any) -> None:
     first = sdk.uploader.upload(str(ROAD), public_id="names/a", backup=True)
     second = sdk.uploader.upload(str(ROUTER), public_id="names/a", backup=True)
