@@ -176,7 +176,8 @@ export class Builder {
       const img = $("after");
       img.dataset.path = path;
       info.textContent = describe(img.naturalWidth, img.naturalHeight, type, blob.size);
-      if (cutout) {
+      if (cutout && (await sameShape($("compare-before"), img))) {
+        if (controller.signal.aborted) return;
         $("compare-after").src = img.src;
         $("compare").hidden = false;
         this.split();
@@ -211,4 +212,18 @@ export class Builder {
       $("copied").textContent = "Selected: press Ctrl+C to copy.";
     }
   }
+}
+
+// The slider lays the result over the original, so it means something only when both have one shape: a
+// crop, a pad or an underlay's canvas changes it, and the two halves would show different regions at
+// different scales.
+async function sameShape(before, after) {
+  try {
+    await before.decode();
+  } catch {
+    return false;
+  }
+  const a = before.naturalWidth / before.naturalHeight;
+  const b = after.naturalWidth / after.naturalHeight;
+  return Math.abs(a - b) <= 0.01 * a;
 }
