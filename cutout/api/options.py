@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from cutout.api.errors import ApiError, invalid
 from grammar.errors import InvalidArgument
 from transform.ops import EFFECTS, args
+from transform.ops.effects import Removal
 from transform.seam import SEGMENT_MAX_SIDE
 
 #: Fields that name the image (exactly one of them) or steer the request rather than the result.
@@ -297,9 +298,19 @@ def transformation(options: Options, width: int, height: int) -> str:
     The order: the region limits the cut-out before it is cropped; the shadow is cast by the cropped
     cut-out; the background image (``u_``, cover-fitted to the result) goes under the scaled result,
     shadow included, so it is scaled once."""
-    steps = ["e_background_removal" + (":fineedges_y" if options.fine_edges else "")]
+    box = options.size
+    if options.max_megapixels is not None and width * height > options.max_megapixels * 1e6:
+        scale = math.sqrt(options.max_megapixels * 1e6 / (width * height))
+        box = (max(1, math.floor(width * scale)), max(1, math.floor(height * scale)))
+    # An original over SEGMENT_MAX_SIDE keeps its size (fullsize_y) when the result may be larger than
+    # that side: the API's "full" is the original's size, as remove.bg's and Azure's are, where a
+    # Cloudinary URL scales it to that side first. Named only then, so that every other image's
+    # transformation (and cache key) is as it was.
+    kept = min(1.0, box[0] / width, box[1] / height) if box is not None else 1.0
+    removal = Removal(options.fine_edges, full_size=kept * max(width, height) > SEGMENT_MAX_SIDE)
+    steps = ["e_" + removal.render()]
     if options.roi is not None:
-        steps.append(roi_effect(options.roi, width, height))
+        steps.append(roi_effect(options.roi, width, height, removal.full_size))
     if options.crop:
         steps.append("e_trim")
         if options.crop_margin is not None:
@@ -308,10 +319,6 @@ def transformation(options: Options, width: int, height: int) -> str:
         steps.append(f"e_{options.shadow}")
     if options.channels == "alpha":
         steps.append("e_alpha_mask")
-    box = options.size
-    if options.max_megapixels is not None and width * height > options.max_megapixels * 1e6:
-        scale = math.sqrt(options.max_megapixels * 1e6 / (width * height))
-        box = (max(1, math.floor(width * scale)), max(1, math.floor(height * scale)))
     if box is not None:
         steps.append(f"c_limit,h_{box[1]},w_{box[0]}")
     if options.bg_image is not None:
@@ -349,11 +356,14 @@ def keeps_mask(options: Options) -> bool:
     return options.channels == "alpha" or (plain and output_format(options) in ("png", "webp"))
 
 
-def roi_effect(roi: tuple[Corner, Corner, Corner, Corner], width: int, height: int) -> str:
+def roi_effect(
+    roi: tuple[Corner, Corner, Corner, Corner], width: int, height: int, full_size: bool = False
+) -> str:
     """``e_roi`` in pixels of the image the model's cut-out has: the original's, unless it is larger than
-    SEGMENT_MAX_SIDE (then scaled like it). Percentages become pixels too, so a region written either
-    way is one derivative. A region that holds no pixel of the image is refused here, before any work."""
-    scale = min(1.0, SEGMENT_MAX_SIDE / max(width, height))
+    SEGMENT_MAX_SIDE and not kept at ``full_size`` (then scaled like it). Percentages become pixels too,
+    so a region written either way is one derivative. A region that holds no pixel of the image is
+    refused here, before any work."""
+    scale = 1.0 if full_size else min(1.0, SEGMENT_MAX_SIDE / max(width, height))
     cut_w, cut_h = max(1, round(width * scale)), max(1, round(height * scale))
 
     def px(corner: Corner, extent: int, cut_extent: int) -> int:

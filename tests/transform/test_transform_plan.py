@@ -37,6 +37,8 @@ CANONICAL = [
     ("e_dropshadow:spread_20;azimuth_220", "e_dropshadow:azimuth_220;spread_20"),
     ("e_background_removal:fineedges_n", "e_background_removal"),
     ("e_background_removal:fineedges_y", "e_background_removal:fineedges_y"),
+    ("e_background_removal:fullsize_y;fineedges_y", "e_background_removal:fineedges_y;fullsize_y"),
+    ("e_background_removal:fullsize_n", "e_background_removal"),
     ("a_hflip.45", "a_hflip.45"),
     ("a_090", "a_90"),
     ("r_10:20", "r_10:20"),

@@ -284,6 +284,29 @@ def test_background_removal_input_is_capped_at_6144(tmp_path: Path) -> None:
     assert (out.width, out.height) == (6144, 61)
 
 
+def test_fullsize_y_keeps_the_size_of_an_image_over_6144(tmp_path: Path) -> None:
+    """cutout's own qualifier (the HTTP API's and the vendors' "full"): the same mask, made at 6144 and
+    laid on the whole photo."""
+    wide = tmp_path / "wide.png"
+    photo(6400, 64).write_to_file(str(wide))
+    masks = RecordingMasks()
+    capped = render(compile_plan(parse_transformation("e_background_removal")), str(wide), source_key="w",
+                    choice=FormatChoice("png"), masks=masks)  # fmt: skip
+    full = render(compile_plan(parse_transformation("e_background_removal:fullsize_y")), str(wide),
+                  source_key="w", choice=FormatChoice("png"), masks=masks)  # fmt: skip
+    assert masks.keys == [("w|", 6144, 61)] * 2  # one key: the mask is shared
+    assert (full.width, full.height, full.has_alpha) == (6400, 64, True)
+    # The same cut-out, at two sizes: as transparent on the whole.
+    full_alpha = pyvips.Image.new_from_buffer(full.data, "").extract_band(3)
+    capped_alpha = pyvips.Image.new_from_buffer(capped.data, "").extract_band(3)
+    assert abs(full_alpha.avg() - capped_alpha.avg()) < 2
+    small = tmp_path / "small.png"
+    photo(300, 200).write_to_file(str(small))
+    same = render(compile_plan(parse_transformation("e_background_removal:fullsize_y")), str(small),
+                  source_key="s", choice=FormatChoice("png"), masks=masks)  # fmt: skip
+    assert (same.width, same.height) == (300, 200)
+
+
 def test_mask_keys_say_when_a_ignore_keeps_the_source_as_stored(files: dict[str, Path]) -> None:
     masks = RecordingMasks()
     for text in (

@@ -185,8 +185,22 @@ def cast_shadow(image: pyvips.Image, *, azimuth: int, elevation: int, spread: in
     return shadow.composite2(image, "over").cast("uchar").copy(interpretation="srgb")
 
 
-def _parse_removal(value: str, rest: str) -> bool:
-    fine = False
+@dataclass(frozen=True)
+class Removal:
+    fine_edges: bool = False
+    #: cutout's own qualifier (``fullsize_y``): an image larger than SEGMENT_MAX_SIDE keeps its size, its
+    #: mask made at that side and laid on it. Cloudinary (and the default) scale such an image down first;
+    #: the HTTP API and the vendors' faces promise the original's size ("full").
+    full_size: bool = False
+
+    def render(self) -> str:
+        flags = (("fineedges_y", self.fine_edges), ("fullsize_y", self.full_size))
+        options = [name for name, on in flags if on]
+        return "background_removal" + (":" + ";".join(options) if options else "")
+
+
+def _parse_removal(value: str, rest: str) -> Removal:
+    fine = full = False
     for option in rest.split(";") if rest else []:
         if option.startswith("hints_"):
             raise InvalidArgument(
@@ -195,32 +209,44 @@ def _parse_removal(value: str, rest: str) -> bool:
                 "hints_ are not supported (the model finds the foreground "
                 "without hints); use e_background_removal[:fineedges_y]",
             )
-        if option not in ("fineedges_y", "fineedges_n"):
-            raise InvalidArgument("e", value, "e_background_removal takes only fineedges_y or fineedges_n")
-        fine = option == "fineedges_y"
-    return fine
+        if option in ("fineedges_y", "fineedges_n"):
+            fine = option == "fineedges_y"
+        elif option in ("fullsize_y", "fullsize_n"):
+            full = option == "fullsize_y"
+        else:
+            expected = "e_background_removal takes fineedges_y|n and cutout's fullsize_y|n, separated by ;"
+            raise InvalidArgument("e", value, expected)
+    return Removal(fine, full)
 
 
-def _background_removal(fine_edges: bool, prefix: str) -> Action:
+def _background_removal(removal: Removal, prefix: str) -> Action:
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
         if ctx.masks is None:
             raise NotAvailable("Background removal is not available: no segmentation model")
-        image = fit_for_segmentation(image)
-        image = image.copy_memory()  # read by the segmenter and by the compositing: decode once
-        mask = ctx.masks(image, key=f"{ctx.source_key}|{prefix}", fine_edges=fine_edges)
-        return pixels.normalize(cut_out(image, mask.alpha))
+        fitted = fit_for_segmentation(image)
+        fitted = fitted.copy_memory()  # read by the segmenter and by the compositing: decode once
+        # The same key with or without fullsize_y: one mask, made at the fitted size.
+        mask = ctx.masks(fitted, key=f"{ctx.source_key}|{prefix}", fine_edges=removal.fine_edges)
+        if not removal.full_size or (fitted.width, fitted.height) == (image.width, image.height):
+            return pixels.normalize(cut_out(fitted, mask.alpha))
+        # The guided upsampling has followed the photo's edges up to the fitted size; the last step to
+        # the full size (at most 50 MP / 6144 px: about 1.5x) is a smooth resize of the mask.
+        alpha = mask.alpha.resize(image.width / fitted.width, vscale=image.height / fitted.height,
+                                  kernel="linear")  # no ringing at the edge, as lanczos would make
+        alpha = alpha.gravity("north-west", image.width, image.height, extend="copy")  # rounding: +-1 px
+        return pixels.normalize(cut_out(image.copy_memory(), alpha))
 
-    canonical = "e_background_removal" + (":fineedges_y" if fine_edges else "")
-    return Action(canonical, run, segmentation=True)
+    return Action("e_" + removal.render(), run, segmentation=True)
 
 
 effect(
     EffectSpec(
         "background_removal",
         _parse_removal,
-        lambda fine: "background_removal" + (":fineedges_y" if fine else ""),
+        Removal.render,
         _background_removal,
-        "cut out the foreground with IS-Net (fineedges_y: finer hair and fur)",
+        "cut out the foreground with IS-Net (fineedges_y: finer hair and fur; fullsize_y, cutout's own: an "
+        "image over 6144 px keeps its size instead of being scaled to 6144 first)",
     )
 )
 effect(
