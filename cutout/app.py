@@ -24,7 +24,7 @@ from cutout.remote import RemoteOriginals, fetch_signed, split_fetch_path
 from cutout.responses import CORS, Delivered, answer
 from cutout.service import Service
 from cutout.settings import Settings, load_settings
-from grammar.errors import OriginError
+from grammar.errors import OriginError, Overloaded
 from transform.seam import Segmenter
 
 log = logging.getLogger("cutout.app")
@@ -145,8 +145,13 @@ async def readyz(request: Request) -> Response:
 async def metrics_endpoint(request: Request) -> Response:
     service: Service = request.app.state.service
     # Both read files (the coordinator's state, every worker's metric files): not on the event loop.
-    depth = await anyio.to_thread.run_sync(service.coordinator.depth)
-    metrics.claims_active.set(depth)
+    try:
+        depth = await anyio.to_thread.run_sync(service.coordinator.depth)
+    except Overloaded:  # Redis away (StateUnavailable): the scrape is how that is seen, so it answers
+        metrics.state_reachable.set(0)
+    else:
+        metrics.claims_active.set(depth)
+        metrics.state_reachable.set(1)
     latest = await anyio.to_thread.run_sync(metrics.render_latest)
     return Response(latest, media_type=metrics.CONTENT_TYPE)
 

@@ -1,0 +1,42 @@
+"""What a queue-mode replica on S3 and Redis says about its health (/readyz, /metrics) while the parts it
+depends on are away: a real replica process, a real redis-server stopped, a real SeaweedFS stalled."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.app.server_process import ServerProcess
+from tests.scale.cluster import cluster_env, upload_samples
+from tests.scale.servers import RedisServer, SeaweedS3
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def replica(seaweed: SeaweedS3, bucket: str, redis_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A replica with no worker: the model queue is in Redis, nothing takes its jobs."""
+    upload_samples(seaweed, bucket)
+    env = cluster_env(seaweed, redis_url, bucket, CUTOUT_S3_TIMEOUT="1")
+    server = ServerProcess(f"s3://{bucket}/originals", tmp_path / "cache", env=env)  # type: ignore[arg-type]
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def test_metrics_are_served_while_redis_is_down(replica: ServerProcess, redis_server: RedisServer) -> None:
+    up = httpx.get(replica.url + "/metrics", timeout=30)
+    assert up.status_code == 200 and "cutout_state_reachable 1.0" in up.text, up.text
+    redis_server.stop()
+    try:
+        down = httpx.get(replica.url + "/metrics", timeout=30)
+        assert down.status_code == 200, down.text
+        assert "cutout_state_reachable 0.0" in down.text and "cutout_claims_active" in down.text
+    finally:
+        redis_server.start()
+    assert "cutout_state_reachable 1.0" in httpx.get(replica.url + "/metrics", timeout=30).text
