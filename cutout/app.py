@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -20,6 +21,7 @@ from cutout import adapters, api, console, metrics, upload
 from cutout.api import front as api_front
 from cutout.fasthits import FastHits
 from cutout.fetch import FetchPolicy
+from cutout.queued import QueuedModel
 from cutout.remote import RemoteOriginals, fetch_signed, split_fetch_path
 from cutout.responses import CORS, Delivered, answer
 from cutout.service import Service
@@ -111,16 +113,19 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     """503 only for what stops this process serving: no model where it should run one, a cache it cannot
-    write. A queue-mode replica with no worker yet, or with Redis away, still serves renders and cached
+    write. A queue-mode replica with no live worker, or with Redis away, still serves renders and cached
     answers (what a load balancer sends it): ready, and says what is degraded."""
     service: Service = request.app.state.service
     problems, degraded = [], []
     segmenter = service.models.segmenter
     if service.settings.queued and segmenter is not None:
         model = "background removal queued for `cutout worker` (CUTOUT_BACKGROUND_REMOVAL=queue)"
-        queue = segmenter
+        queue = cast(QueuedModel, segmenter)
         try:  # the id the workers announced (Redis, read at most every few seconds)
             model += f", model {await anyio.to_thread.run_sync(lambda: queue.model_id)}"
+            # The id stays once announced: whether a worker runs now is its own heartbeat's question.
+            if not await anyio.to_thread.run_sync(queue.workers_alive):
+                degraded.append("no background-removal worker is alive (new cut-outs queue and wait)")
         except OriginError as exc:  # no worker has announced its model, or Redis cannot be reached
             degraded.append(f"new cut-outs wait: {exc.public}")
     elif segmenter is not None:

@@ -74,7 +74,7 @@ class Worker:
             try:
                 if announce is not None and time.monotonic() - announced > ANNOUNCE_SECONDS:
                     # Again and again: a Redis restarted without persistence has forgotten it.
-                    self.queue.announce(*announce)
+                    self.queue.announce(*announce, self.consumer)
                     announced = time.monotonic()
                 job = self.queue.take(self.consumer, block=1.0)
             except Exception as exc:  # noqa: BLE001 - Redis away: wait and try again, never exit

@@ -3,12 +3,14 @@ depends on are away: a real replica process, a real redis-server stopped, a real
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from cache.redis_queue import ModelQueue
 from tests.app.server_process import ServerProcess
 from tests.scale.cluster import cluster_env, upload_samples
 from tests.scale.servers import RedisServer, SeaweedS3
@@ -40,3 +42,20 @@ def test_metrics_are_served_while_redis_is_down(replica: ServerProcess, redis_se
     finally:
         redis_server.start()
     assert "cutout_state_reachable 1.0" in httpx.get(replica.url + "/metrics", timeout=30).text
+
+
+def test_readyz_is_degraded_while_no_worker_is_alive(replica: ServerProcess, redis_url: str) -> None:
+    def ready() -> str:
+        answer = httpx.get(replica.url + "/readyz", timeout=30)
+        assert answer.status_code == 200, answer.text  # renders and hits go on: never taken out
+        return answer.text
+
+    assert "No background-removal worker has started yet" in ready()
+    worker = ModelQueue(redis_url, lease=1, beat=1)  # what `cutout worker` calls, with a short heartbeat
+    worker.announce("isnet-test", "CPUExecutionProvider", "w1")
+    assert "degraded" not in ready() and "isnet-test" in ready()
+    time.sleep(1.5)  # the worker died: its heartbeat lapses, the model id it announced stays
+    text = ready()
+    assert "no background-removal worker is alive" in text and "isnet-test" in text, text
+    worker.beat("w1")
+    assert "degraded" not in ready()
