@@ -17,6 +17,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from cache import DerivativeCache
+from cache.s3 import S3Blobs, S3Endpoint, S3Originals, TieredBlobs
 from cutout import adapters, api, console, metrics, upload
 from cutout.api import front as api_front
 from cutout.fasthits import FastHits
@@ -111,10 +112,20 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok\n")
 
 
+def on_s3(service: Service) -> dict[tuple[int, str], tuple[str, S3Endpoint]]:
+    """The S3 buckets the service's stores use, each once: (endpoint, bucket) -> (setting, endpoint)."""
+    shared = service.store.blobs.shared if isinstance(service.store.blobs, TieredBlobs) else None
+    found: dict[tuple[int, str], tuple[str, S3Endpoint]] = {}
+    for setting, store in (("CUTOUT_ORIGINALS", service.originals), ("CUTOUT_SHARED_CACHE", shared)):
+        if isinstance(store, S3Originals | S3Blobs):
+            found.setdefault((id(store.at), store.location.bucket), (setting, store.at))
+    return found
+
+
 async def readyz(request: Request) -> Response:
     """503 only for what stops this process serving: no model where it should run one, a cache it cannot
-    write. A queue-mode replica with no live worker, or with Redis away, still serves renders and cached
-    answers (what a load balancer sends it): ready, and says what is degraded."""
+    write. A queue-mode replica with no live worker, with Redis away or with S3 not answering still
+    serves cached answers (what a load balancer sends it): ready, and says what is degraded."""
     service: Service = request.app.state.service
     problems, degraded = [], []
     segmenter = service.models.segmenter
@@ -140,6 +151,11 @@ async def readyz(request: Request) -> Response:
             degraded.append(f"{service.settings.state} cannot be written (new generations answer 503)")
         else:
             problems.append(f"cache {service.settings.cache_dir} is not writable")
+    for (_, bucket), (setting, endpoint) in on_s3(service).items():
+        # At most one HEAD of the bucket every few seconds per endpoint, however often this is polled.
+        trouble = await anyio.to_thread.run_sync(endpoint.problem, bucket)
+        if trouble is not None:
+            degraded.append(f"the storage of {setting} (bucket {bucket}) {trouble}: what needs it is 503")
     no_store = {"Cache-Control": "no-store"}
     if problems:
         return PlainTextResponse("not ready: " + "; ".join(problems) + "\n", 503, headers=no_store)

@@ -59,3 +59,28 @@ def test_readyz_is_degraded_while_no_worker_is_alive(replica: ServerProcess, red
     assert "no background-removal worker is alive" in text and "isnet-test" in text, text
     worker.beat("w1")
     assert "degraded" not in ready()
+
+
+def test_readyz_is_degraded_while_the_storage_stalls_and_asks_it_rarely(
+        replica: ServerProcess, seaweed: SeaweedS3, redis_url: str) -> None:
+    ModelQueue(redis_url).announce("isnet-test", "CPUExecutionProvider", "w1")
+    assert "degraded" not in httpx.get(replica.url + "/readyz", timeout=30).text
+    seaweed.pause()
+    try:
+        time.sleep(5.5)  # past the interval between two checks of the storage
+        started = time.monotonic()
+        first = httpx.get(replica.url + "/readyz", timeout=30)
+        assert time.monotonic() - started < 2 * 1 + 2  # one HEAD of the bucket: two tries of 1 s
+        assert first.status_code == 200 and "storage of CUTOUT_ORIGINALS" in first.text, first.text
+        assert "does not answer" in first.text
+        for _ in range(10):  # a busy health checker: answered from the last check, S3 not asked again
+            started = time.monotonic()
+            again = httpx.get(replica.url + "/readyz", timeout=30)
+            assert again.status_code == 200 and "storage" in again.text
+            assert time.monotonic() - started < 0.5
+    finally:
+        seaweed.resume()
+    deadline = time.monotonic() + 30
+    while "storage" in (text := httpx.get(replica.url + "/readyz", timeout=30).text):
+        assert time.monotonic() < deadline, text
+        time.sleep(0.5)
