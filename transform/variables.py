@@ -449,3 +449,9 @@ def read(
             raw = overrides[variable.name]
         values[variable.name] = parse(variable, raw)
     return values
+
+
+def given(group: Group, environ: Mapping[str, str] | None = None) -> list[str]:
+    """The names of ``group``'s variables set (not empty) in ``environ`` (default: this process's)."""
+    source = os.environ if environ is None else environ
+    return [v.name for v in VARIABLES if v.group == group and source.get(v.name)]

@@ -22,13 +22,21 @@ pytestmark = pytest.mark.integration
 def replica(seaweed: SeaweedS3, bucket: str, redis_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
     """A replica with no worker: the model queue is in Redis, nothing takes its jobs."""
     upload_samples(seaweed, bucket)
-    env = cluster_env(seaweed, redis_url, bucket, CUTOUT_S3_TIMEOUT="1")
+    # Model settings as QA set them on a replica, where `cutout worker` runs the model.
+    env = cluster_env(seaweed, redis_url, bucket, CUTOUT_S3_TIMEOUT="1", CUTOUT_QUALITY="best",
+                      CUTOUT_MODEL_ASPECT="keep")
     server = ServerProcess(f"s3://{bucket}/originals", tmp_path / "cache", env=env)  # type: ignore[arg-type]
     try:
         server.wait_ready()
         yield server
     finally:
         server.stop()
+
+
+def test_model_settings_a_queue_mode_replica_never_reads_are_named_at_start(replica: ServerProcess) -> None:
+    log = replica.log.read_text()
+    assert ("warning: CUTOUT_MODEL_ASPECT, CUTOUT_QUALITY are not used by this server: the model runs in "
+            "`cutout worker`") in log, log
 
 
 def test_metrics_are_served_while_redis_is_down(replica: ServerProcess, redis_server: RedisServer) -> None:
