@@ -120,3 +120,34 @@ def test_a_key_whose_claim_lapses_while_no_worker_runs_waits_in_the_queue_once(r
     finally:
         generator.close()
         cache.close()
+
+
+def test_a_worker_logs_a_failed_job_as_failed(redis_url: str, tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    from cache import DerivativeCache
+    from cutout.service import Service
+    from cutout.settings import load_settings
+    from cutout.worker import Worker
+    from grammar import parse_path
+    from tests.app.helpers import EllipseSegmenter
+
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg at all")
+    settings = load_settings({"CUTOUT_ORIGINALS": str(tmp_path / "o"),
+                              "CUTOUT_CACHE_DIR": str(tmp_path / "c"), "CUTOUT_STATE": redis_url})
+    cache = DerivativeCache(tmp_path / "c")
+    service = Service.open(settings, cache, segmenter=EllipseSegmenter())
+    queue = ModelQueue(redis_url, lease=5)
+    try:
+        request = "/image/upload/e_background_removal/broken"
+        key = service.resolver.prepare(parse_path(request), accept=None, signed_ok=True).key
+        queue.enqueue(key, request, None, "job:1")
+        with caplog.at_level("INFO", logger="cutout.worker"):
+            Worker(service, queue, consumer="w").run(once=True)
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("broken ")]
+        assert len(lines) == 1 and lines[0].startswith("broken failed in "), lines
+        assert service.coordinator.failure(key) is not None  # remembered: polls get the error
+    finally:
+        queue.close()
+        service.close()
+        cache.close()
