@@ -26,6 +26,34 @@ log = logging.getLogger("cutout.queue")
 STREAM = PREFIX + "jobs"
 GROUP = "workers"
 MODEL = PREFIX + "model"  # what the workers run: model id and provider, set at each worker's start
+# The model id above never expires (it names the cut-outs already made); liveness is apart: each worker's
+# heartbeat is its member here, scored by when it lapses (ms, Redis's clock, as the claims' sorted set).
+WORKERS = PREFIX + "workers"
+#: key -> the job queued for it (owner and stream id), so a key waits in the stream once however often
+#: its claim lapses while no worker takes it. Long-lived only as a bound: ``done`` deletes it.
+WAITING = PREFIX + "waiting:"
+WAITING_MS = 24 * 3600 * 1000
+#: A heartbeat lasts a lease, and at least three of an idle worker's announcements (every 5 s).
+BEAT_MS = 15_000
+
+_NOW = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000) "
+_BEAT = _NOW + """
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+"""
+_ALIVE = _NOW + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZCARD', KEYS[1])
+"""
+_WAITING = """
+local owner = redis.call('HGET', KEYS[1], 'owner')
+local id = redis.call('HGET', KEYS[1], 'id')
+if owner and id and #redis.call('XRANGE', KEYS[2], id, id) > 0 then return owner end
+return false
+"""
+_FORGET = """
+if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+"""
 
 
 @dataclass(frozen=True)
@@ -42,12 +70,18 @@ def _text(value: bytes | str) -> str:
 
 
 class ModelQueue:
-    def __init__(self, url: str, *, lease: float = 60.0, timeout: float = 2.0, retry_after: int = 5) -> None:
+    def __init__(self, url: str, *, lease: float = 60.0, timeout: float = 2.0, retry_after: int = 5,
+                 beat: float = BEAT_MS / 1000) -> None:
         self.url = url
         self.lease_ms = max(1, int(lease * 1000))
+        self.beat_ms = max(self.lease_ms, int(beat * 1000))
         self.client = connect(url, timeout=timeout)
         self.retry_after = retry_after
         self._group_ready = False
+        self._beat = self.client.register_script(_BEAT)
+        self._alive = self.client.register_script(_ALIVE)
+        self._waiting = self.client.register_script(_WAITING)
+        self._forget = self.client.register_script(_FORGET)
 
     def close(self) -> None:
         self.client.close()
@@ -66,10 +100,26 @@ class ModelQueue:
     def enqueue(self, key: str, request: str, accept: str | None, owner: str) -> None:
         try:
             self._group()
-            self.client.xadd(STREAM, {"key": key, "request": request, "accept": accept or "", "owner": owner})
+            entry = self.client.xadd(STREAM, {"key": key, "request": request, "accept": accept or "",
+                                              "owner": owner})
         except redis.RedisError as exc:
             log.warning("Redis at %s: job for %s not queued: %s", self.url, key, exc)
             raise StateUnavailable(self.retry_after) from exc
+        try:
+            self.client.hset(WAITING + key, mapping={"owner": owner, "id": _text(entry)})
+            self.client.pexpire(WAITING + key, WAITING_MS)
+        except redis.RedisError as exc:  # queued all the same: at worst a later lapse queues it again
+            log.warning("Redis at %s: job for %s not noted as waiting: %s", self.url, key, exc)
+
+    def waiting(self, key: str) -> str | None:
+        """The owner of the job still in the stream for ``key``, if there is one: its claim lapsed (no
+        worker took it within a lease), and taking the claim again under that owner lets the job that
+        waits stand for the new request, instead of a duplicate that counts toward CUTOUT_QUEUE_SIZE."""
+        try:
+            owner = self._waiting(keys=[WAITING + key, STREAM])
+        except redis.RedisError as exc:
+            raise StateUnavailable(self.retry_after) from exc
+        return None if owner is None else _text(owner)
 
     def depth(self) -> int:
         """Jobs waiting or running (entries not yet acknowledged)."""
@@ -86,9 +136,22 @@ class ModelQueue:
             raise StateUnavailable(self.retry_after) from exc
         return None if raw is None else _text(raw)
 
+    def alive(self) -> int:
+        """Workers whose heartbeat has not lapsed (``beat``)."""
+        try:
+            return int(self._alive(keys=[WORKERS]))
+        except redis.RedisError as exc:
+            raise StateUnavailable(self.retry_after) from exc
+
     # -- the workers' side -----------------------------------------------------------------------
-    def announce(self, model_id: str, provider: str) -> None:
+    def announce(self, model_id: str, provider: str, consumer: str) -> None:
         self.client.hset(MODEL, mapping={"id": model_id, "provider": provider})
+        self.beat(consumer)
+
+    def beat(self, consumer: str) -> None:
+        """``consumer`` is alive for one more lease: it beats between jobs (``announce``, every few
+        seconds) and during one (``heartbeat``, every third of a lease)."""
+        self._beat(keys=[WORKERS], args=[consumer, self.beat_ms])
 
     def take(self, consumer: str, *, block: float = 1.0) -> Job | None:
         """The next job for ``consumer``: first one whose worker stopped renewing it for a lease (died
@@ -120,11 +183,13 @@ class ModelQueue:
     def heartbeat(self, job: Job, consumer: str) -> None:
         """Reset the job's idle time: it is being worked on (``XCLAIM`` to the same consumer)."""
         self.client.xclaim(STREAM, GROUP, consumer, min_idle_time=0, message_ids=[job.id], justid=True)
+        self.beat(consumer)
 
     def done(self, job: Job) -> None:
         pipe = self.client.pipeline()
         pipe.xack(STREAM, GROUP, job.id)
         pipe.xdel(STREAM, job.id)
+        self._forget(keys=[WAITING + job.key], args=[job.owner], client=pipe)
         pipe.execute()
 
     def wait_ready(self, timeout: float = 30.0) -> None:

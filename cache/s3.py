@@ -44,6 +44,8 @@ log = logging.getLogger("cutout.s3")
 #: How long a confirmed ETag is trusted by ``current`` (run on every memoised hit): one HEAD per original
 #: per second at most, instead of one per request.
 RECHECK_SECONDS = 1.0
+#: How often /readyz may ask the storage whether it answers (``S3Endpoint.problem``).
+PROBE_SECONDS = 5.0
 #: An original's version token is this prefix and its ETag, the MD5 of its bytes (one plain PUT):
 #: ``version`` and ``fingerprint`` make it, ``write`` reads the MD5 back out of it for Content-MD5.
 _VERSION = "s3:"
@@ -85,6 +87,52 @@ def client(endpoint: str | None = None, *, timeout: float = 5.0, pool: int = 32)
                     retries={"max_attempts": 2, "mode": "standard"}, s3={"addressing_style": "path"},
                     request_checksum_calculation="when_required")
     return boto3.session.Session().client("s3", endpoint_url=endpoint or None, config=config)
+
+
+class S3Endpoint:
+    """One S3 endpoint's client and whether it answers, shared by every store on it (the originals and
+    the shared cache of ``cutout.backends``). A call that got no answer marks the endpoint down for all
+    of them: one request then meets at most one failed call (two tries of the timeout), where a down
+    state per store let each store's call wait out the whole timeout in turn (the shared cache's GET, the
+    original's HEAD, the shared cache's PUT: three in a row)."""
+
+    def __init__(self, s3: Any, *, timeout: float = 5.0) -> None:
+        self.s3 = s3
+        # Long enough to outlast what a request does after its failed call (at most 2 tries of the
+        # timeout): its render, then its second-tier PUT, which is skipped rather than tried again.
+        self.pause = 4 * timeout
+        self._down_until = 0.0
+        self._errors = _errors()
+        self._probed: dict[str, tuple[float, str | None]] = {}  # bucket -> when, and what was wrong
+
+    def down(self) -> bool:
+        return time.monotonic() < self._down_until
+
+    def failed(self, exc: Exception) -> None:
+        """After ``exc`` from a call: no answer at all (refused, timed out), not an error the storage
+        sent, marks the endpoint down for ``pause`` seconds."""
+        if not _code(exc):
+            self._down_until = time.monotonic() + self.pause
+
+    def problem(self, bucket: str, *, every: float = PROBE_SECONDS) -> str | None:
+        """What is wrong with reaching ``bucket`` (None: nothing), for /readyz: one HEAD of the bucket at
+        most every ``every`` seconds, so a busy health checker never adds load on the storage. While the
+        endpoint is marked down it is not asked at all."""
+        now = time.monotonic()
+        if self.down():
+            return "does not answer (skipped for a while after a call timed out)"
+        known = self._probed.get(bucket)
+        if known is not None and now - known[0] < every:
+            return known[1]
+        self._probed[bucket] = (now, None)  # at once: concurrent checks meanwhile read this, not S3
+        try:
+            self.s3.head_bucket(Bucket=bucket)
+            found = None
+        except self._errors as exc:
+            self.failed(exc)
+            found = f"does not answer ({exc})" if not _code(exc) else f"answers {_code(exc)}"
+        self._probed[bucket] = (time.monotonic(), found)
+        return found
 
 
 def missing_bucket(url: str, endpoint: str | None = None, *, timeout: float = 5.0) -> str | None:
@@ -132,14 +180,15 @@ class S3Originals:
     """The ``OriginalsStore`` of a bucket and prefix."""
 
     def __init__(self, url: str, cache_dir: str | Path, *, endpoint: str | None = None,
-                 cache_size: int = 2 << 30, s3: Any = None, timeout: float = 5.0) -> None:
+                 cache_size: int = 2 << 30, s3: Any = None, timeout: float = 5.0,
+                 at: S3Endpoint | None = None) -> None:
         self.location = S3Location.parse(url)
-        self.s3 = s3 if s3 is not None else client(endpoint, timeout=timeout)
-        # After a request that did not get through, the storage counts as down for this long: lookups
-        # answer from what was located before, or 503 at once, instead of each holding a thread for the
-        # whole timeout (a stalled storage would otherwise exhaust the thread pool).
-        self.pause = 2 * timeout
-        self._down_until = 0.0
+        # After a request that did not get through, the endpoint counts as down a while (``at``, shared
+        # with the shared cache on it): lookups answer from what was located before, or 503 at once,
+        # instead of each holding a thread for the whole timeout (that would exhaust the thread pool).
+        self.at = at or S3Endpoint(s3 if s3 is not None else client(endpoint, timeout=timeout),
+                                   timeout=timeout)
+        self.s3 = self.at.s3
         self.hot = HotFiles(Path(cache_dir), cache_size)
         self._checked: LRUCache[str, tuple[str, float]] = LRUCache(65536)  # key -> (etag, when confirmed)
         # public id -> (found, when listed): every size of one original within a second costs one listing,
@@ -160,7 +209,7 @@ class S3Originals:
         known = self._located.get(public_id)
         if known is not None and time.monotonic() - known[1] <= RECHECK_SECONDS:
             return known[0]
-        if time.monotonic() < self._down_until:
+        if self.at.down():
             if known is not None:  # storage away: what was there a moment ago (cached results still serve)
                 return known[0]
             raise StorageUnavailable()
@@ -171,10 +220,9 @@ class S3Originals:
             if _code(exc) == "NoSuchBucket":
                 raise missing from None
             log.warning("listing %s: %s", start, exc)
-            if not _code(exc):  # no answer at all (refused, timed out), not an error the storage sent
-                self._down_until = time.monotonic() + self.pause
-                if known is not None:
-                    return known[0]
+            self.at.failed(exc)
+            if not _code(exc) and known is not None:  # no answer at all: what was there a moment ago
+                return known[0]
             raise StorageUnavailable() from exc
         best: tuple[int, str, str] | None = None
         modified: Any = None
@@ -244,7 +292,7 @@ class S3Originals:
             if known is None or now - known[1] > RECHECK_SECONDS:
                 if _on_event_loop():  # a memoised hit: never a request there; the thread path locates again
                     return False
-                if now < self._down_until:  # storage away: the located version stands
+                if self.at.down():  # storage away: the located version stands
                     continue
                 try:
                     head = self.s3.head_object(Bucket=self.location.bucket, Key=key)
@@ -254,7 +302,7 @@ class S3Originals:
                     log.warning("HEAD %s: %s", key, exc)
                     if _code(exc):
                         return False
-                    self._down_until = time.monotonic() + self.pause  # no answer: as above, it stands
+                    self.at.failed(exc)  # no answer: as above, it stands
                     continue
                 known = (head["ETag"], now)
                 self._checked[key] = known
@@ -269,7 +317,7 @@ class S3Originals:
         if self.hot.touch(found.path):
             return found.path
         key, etag = _stamp(found)
-        if time.monotonic() < self._down_until:
+        if self.at.down():
             raise StorageUnavailable()
         try:
             got = self.s3.get_object(Bucket=self.location.bucket, Key=key, IfMatch=etag)
@@ -284,8 +332,7 @@ class S3Originals:
             if _missing(exc):
                 raise NotFound(f"Resource not found - {found.public_id}") from None
             log.warning("GET %s: %s", key, exc)
-            if not _code(exc):
-                self._down_until = time.monotonic() + self.pause
+            self.at.failed(exc)
             raise StorageUnavailable() from exc
         self.hot.added(found.path)
         return found.path
@@ -450,21 +497,21 @@ class S3Blobs:
     old objects (README), so ``mark_used`` records nothing. Storage errors are misses and unstored
     writes (logged): this tier only saves work, the local tier and the render still answer."""
 
-    def __init__(self, url: str, *, endpoint: str | None = None, s3: Any = None, timeout: float = 5.0
-                 ) -> None:
+    def __init__(self, url: str, *, endpoint: str | None = None, s3: Any = None, timeout: float = 5.0,
+                 at: S3Endpoint | None = None) -> None:
         self.location = S3Location.parse(url)
-        self.s3 = s3 if s3 is not None else client(endpoint, timeout=timeout)
-        self.pause = 2 * timeout  # as S3Originals: after a request that got no answer, skip the tier a while
-        self._down_until = 0.0
+        # As S3Originals: after a call that got no answer the endpoint is skipped a while (``at``).
+        self.at = at or S3Endpoint(s3 if s3 is not None else client(endpoint, timeout=timeout),
+                                   timeout=timeout)
+        self.s3 = self.at.s3
         self._errors = _errors()
 
     def _failed(self, what: str, key: str, exc: Exception) -> None:
         log.warning("%s %s in the shared cache: %s", what, key, exc)
-        if not _code(exc):
-            self._down_until = time.monotonic() + self.pause
+        self.at.failed(exc)
 
     def get(self, key: str) -> Entry | None:
-        if time.monotonic() < self._down_until:
+        if self.at.down():
             return None
         try:
             got = self.s3.get_object(Bucket=self.location.bucket, Key=self.location.prefix + key)
@@ -476,7 +523,7 @@ class S3Blobs:
         return Entry.unpack(raw)
 
     def put(self, key: str, entry: Entry) -> None:
-        if time.monotonic() < self._down_until:
+        if self.at.down():
             log.warning("PUT %s skipped: the shared cache is unavailable", key)
             return
         try:

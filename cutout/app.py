@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -16,15 +17,17 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from cache import DerivativeCache
+from cache.s3 import S3Blobs, S3Endpoint, S3Originals, TieredBlobs
 from cutout import adapters, api, console, metrics, upload
 from cutout.api import front as api_front
 from cutout.fasthits import FastHits
 from cutout.fetch import FetchPolicy
+from cutout.queued import QueuedModel
 from cutout.remote import RemoteOriginals, fetch_signed, split_fetch_path
 from cutout.responses import CORS, Delivered, answer
 from cutout.service import Service
 from cutout.settings import Settings, load_settings
-from grammar.errors import OriginError
+from grammar.errors import OriginError, Overloaded
 from transform.seam import Segmenter
 
 log = logging.getLogger("cutout.app")
@@ -109,18 +112,31 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok\n")
 
 
+def on_s3(service: Service) -> dict[tuple[int, str], tuple[str, S3Endpoint]]:
+    """The S3 buckets the service's stores use, each once: (endpoint, bucket) -> (setting, endpoint)."""
+    shared = service.store.blobs.shared if isinstance(service.store.blobs, TieredBlobs) else None
+    found: dict[tuple[int, str], tuple[str, S3Endpoint]] = {}
+    for setting, store in (("CUTOUT_ORIGINALS", service.originals), ("CUTOUT_SHARED_CACHE", shared)):
+        if isinstance(store, S3Originals | S3Blobs):
+            found.setdefault((id(store.at), store.location.bucket), (setting, store.at))
+    return found
+
+
 async def readyz(request: Request) -> Response:
     """503 only for what stops this process serving: no model where it should run one, a cache it cannot
-    write. A queue-mode replica with no worker yet, or with Redis away, still serves renders and cached
-    answers (what a load balancer sends it): ready, and says what is degraded."""
+    write. A queue-mode replica with no live worker, with Redis away or with S3 not answering still
+    serves cached answers (what a load balancer sends it): ready, and says what is degraded."""
     service: Service = request.app.state.service
     problems, degraded = [], []
     segmenter = service.models.segmenter
     if service.settings.queued and segmenter is not None:
         model = "background removal queued for `cutout worker` (CUTOUT_BACKGROUND_REMOVAL=queue)"
-        queue = segmenter
+        queue = cast(QueuedModel, segmenter)
         try:  # the id the workers announced (Redis, read at most every few seconds)
             model += f", model {await anyio.to_thread.run_sync(lambda: queue.model_id)}"
+            # The id stays once announced: whether a worker runs now is its own heartbeat's question.
+            if not await anyio.to_thread.run_sync(queue.workers_alive):
+                degraded.append("no background-removal worker is alive (new cut-outs queue and wait)")
         except OriginError as exc:  # no worker has announced its model, or Redis cannot be reached
             degraded.append(f"new cut-outs wait: {exc.public}")
     elif segmenter is not None:
@@ -135,6 +151,11 @@ async def readyz(request: Request) -> Response:
             degraded.append(f"{service.settings.state} cannot be written (new generations answer 503)")
         else:
             problems.append(f"cache {service.settings.cache_dir} is not writable")
+    for (_, bucket), (setting, endpoint) in on_s3(service).items():
+        # At most one HEAD of the bucket every few seconds per endpoint, however often this is polled.
+        trouble = await anyio.to_thread.run_sync(endpoint.problem, bucket)
+        if trouble is not None:
+            degraded.append(f"the storage of {setting} (bucket {bucket}) {trouble}: what needs it is 503")
     no_store = {"Cache-Control": "no-store"}
     if problems:
         return PlainTextResponse("not ready: " + "; ".join(problems) + "\n", 503, headers=no_store)
@@ -145,8 +166,13 @@ async def readyz(request: Request) -> Response:
 async def metrics_endpoint(request: Request) -> Response:
     service: Service = request.app.state.service
     # Both read files (the coordinator's state, every worker's metric files): not on the event loop.
-    depth = await anyio.to_thread.run_sync(service.coordinator.depth)
-    metrics.claims_active.set(depth)
+    try:
+        depth = await anyio.to_thread.run_sync(service.coordinator.depth)
+    except Overloaded:  # Redis away (StateUnavailable): the scrape is how that is seen, so it answers
+        metrics.state_reachable.set(0)
+    else:
+        metrics.claims_active.set(depth)
+        metrics.state_reachable.set(1)
     latest = await anyio.to_thread.run_sync(metrics.render_latest)
     return Response(latest, media_type=metrics.CONTENT_TYPE)
 

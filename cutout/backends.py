@@ -43,11 +43,18 @@ def _scale_extra(setting: str) -> None:
 def open_stores(settings: Settings, cache: DerivativeCache) -> Stores:
     originals_at, _ = settings.require_paths()
     originals: OriginalsStore
+    endpoint = None
+    if isinstance(originals_at, str) or settings.shared_cache is not None:
+        _scale_extra("CUTOUT_ORIGINALS=s3://..." if isinstance(originals_at, str) else "CUTOUT_SHARED_CACHE")
+        from cache.s3 import S3Endpoint, client
+
+        # One client and one down state for both stores: they are one storage that answers or not.
+        timeout = settings.s3_timeout
+        endpoint = S3Endpoint(client(settings.s3_endpoint, timeout=timeout), timeout=timeout)
     if isinstance(originals_at, str):
-        _scale_extra("CUTOUT_ORIGINALS=s3://...")
         from cache.s3 import S3Originals
 
-        originals = S3Originals(originals_at, cache.directory / "originals", endpoint=settings.s3_endpoint,
+        originals = S3Originals(originals_at, cache.directory / "originals", at=endpoint,
                                 cache_size=settings.originals_cache, timeout=settings.s3_timeout)
     else:
         originals = FolderOriginals(originals_at)
@@ -56,7 +63,7 @@ def open_stores(settings: Settings, cache: DerivativeCache) -> Stores:
         _scale_extra("CUTOUT_SHARED_CACHE")
         from cache.s3 import S3Blobs, TieredBlobs
 
-        shared = S3Blobs(settings.shared_cache, endpoint=settings.s3_endpoint, timeout=settings.s3_timeout)
+        shared = S3Blobs(settings.shared_cache, at=endpoint, timeout=settings.s3_timeout)
         blobs = TieredBlobs(cache, shared,
                             on_shared_hit=metrics.shared_cache_hits_total.inc)
     coordinator: Coordinator = cache

@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from cutout.cli import settings_with_cache_folder
-from cutout.settings import Settings, SettingsError, check_buckets, describe, export_for_workers
+from cutout.settings import (
+    Settings,
+    SettingsError,
+    check_buckets,
+    describe,
+    export_for_workers,
+    ignored_model_variables,
+)
 from transform.variables import BY_NAME
 
 _OPTIONS = ("originals", "cache_dir", "host", "port", "workers")
@@ -58,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"cutout serve: {exc}", file=sys.stderr)
         return 2
+    ignored = ignored_model_variables(settings)
+    if ignored:
+        print(f"cutout serve: warning: {ignored}", file=sys.stderr, flush=True)
     # Before anything imports prometheus_client (cutout.service does).
     export_for_workers(settings, _OPTIONS, _metrics_folder(cache_dir / "metrics"))
     from cutout.service import check_transformations

@@ -57,6 +57,14 @@ claims_active = Gauge(
     "cutout_claims_active", "Generations claimed now across all processes (the coordinator's depth)",
     multiprocess_mode="mostrecent",
 )
+# Whether that count could be read at the last scrape: with Redis away the scrape still answers (it is
+# how an outage is seen), and cutout_claims_active then keeps its last value rather than a false 0.
+state_reachable = Gauge(
+    "cutout_state_reachable",
+    "1 if the coordinator's state (Redis with CUTOUT_STATE) answered at the last scrape, else 0 "
+    "(cutout_claims_active is then stale)",
+    multiprocess_mode="mostrecent",
+)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 

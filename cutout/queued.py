@@ -41,12 +41,17 @@ class QueuedGenerator:
     def submit(self, key: str, job: Callable[[], Entry | None], *, request: object = None) -> bool:
         """Claim ``key`` for a new job and enqueue it (``job``, the in-process way, is not run here)."""
         assert isinstance(request, tuple), "a queued generation needs the request that names it"
-        owner = f"job:{uuid.uuid4().hex}"
+        # A job still waiting for ``key`` (queued, and its claim lapsed: no worker took it in a lease)
+        # stands for this request too: its claim is taken again under its owner, nothing is queued.
+        waiting = self.queue.waiting(key)
+        owner = waiting or f"job:{uuid.uuid4().hex}"
         if not self.coordinator.claim(key, owner, lease=self.lease):
             return False
         if self.blobs.get(key) is not None or self.coordinator.failure(key) is not None:
             self.coordinator.release(key, owner)
             return False
+        if waiting is not None:
+            return True
         if self.queue.depth() >= self.limit:
             self.coordinator.release(key, owner)
             raise Overloaded(public="Background-removal queue is full; retry later")
@@ -89,6 +94,10 @@ class QueuedModel:
                 raise Overloaded(5, public="No background-removal worker has started yet; retry later")
             self._known = (announced, now)
         return self._known[0]
+
+    def workers_alive(self) -> int:
+        """`cutout worker` processes whose heartbeat has not lapsed (Redis, read each time)."""
+        return self.queue.alive()
 
     def segment(self, image: object, *, fine_edges: bool) -> Mask:
         raise NotAvailable("Background removal runs in `cutout worker` processes here")

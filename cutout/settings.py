@@ -139,6 +139,24 @@ def load_settings(
     return settings
 
 
+def ignored_model_variables(settings: Settings, environ: Mapping[str, str] | None = None) -> str | None:
+    """A warning naming each model variable set in ``environ`` that a server with these settings never
+    reads (None when there is none): with CUTOUT_BACKGROUND_REMOVAL=queue `cutout worker` runs the model
+    with its own environment, with 0 nothing runs it. Not an error: the same environment file may well
+    serve both commands, but a setting that changes nothing must not pass in silence."""
+    if settings.loads_model:
+        return None
+    named = variables.given("model", environ)
+    if not named:
+        return None
+    if settings.queued:
+        where = ("the model runs in `cutout worker` (CUTOUT_BACKGROUND_REMOVAL=queue): set them there; "
+                 "cut-outs use the worker's")
+    else:
+        where = "background removal is off here (CUTOUT_BACKGROUND_REMOVAL=0)"
+    return f"{', '.join(named)} {'is' if len(named) == 1 else 'are'} not used by this server: {where}"
+
+
 def check_buckets(settings: Settings) -> None:
     """A SettingsError naming the variable whose bucket the storage says does not exist (a typo there
     otherwise shows only as a warning per request, and cut-outs that stay 423 for ever)."""

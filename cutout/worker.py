@@ -74,7 +74,7 @@ class Worker:
             try:
                 if announce is not None and time.monotonic() - announced > ANNOUNCE_SECONDS:
                     # Again and again: a Redis restarted without persistence has forgotten it.
-                    self.queue.announce(*announce)
+                    self.queue.announce(*announce, self.consumer)
                     announced = time.monotonic()
                 job = self.queue.take(self.consumer, block=1.0)
             except Exception as exc:  # noqa: BLE001 - Redis away: wait and try again, never exit
@@ -139,14 +139,19 @@ class Worker:
             if entry is not None:
                 service.store.keep(job.key, entry)
         except OriginError as exc:
-            log.info("generation of %s failed: %s (%s)", job.key, exc.public, exc.detail)
+            log.info("%s failed in %.2fs: %s (%s)", prepared.public_id, time.perf_counter() - started,
+                     exc.public, exc.detail)
             service.coordinator.remember_failure(job.key, exc.status, exc.public,
                                                  ttl=service.settings.failure_seconds)
+            return
         except Exception:
-            log.exception("generation of %s crashed", job.key)
+            log.exception("generation of %s (%s) crashed", prepared.public_id, job.key)
             service.coordinator.remember_failure(job.key, 500, OriginError.default_public,
                                                  ttl=service.settings.failure_seconds)
-        log.info("%s done in %.2fs", prepared.public_id, time.perf_counter() - started)
+            return
+        # None: the original changed while it ran, nothing is stored (the next request has a new key).
+        outcome = "done" if entry is not None else "dropped (its original changed meanwhile)"
+        log.info("%s %s in %.2fs", prepared.public_id, outcome, time.perf_counter() - started)
 
     def _heartbeat(self, job: Job, finished: threading.Event) -> None:
         while not finished.wait(self.lease / 3):

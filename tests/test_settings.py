@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 from cutout.cli import main
-from cutout.settings import BEGIN, END, Settings, SettingsError, load_settings, markdown_table, with_table
+from cutout.settings import (
+    BEGIN,
+    END,
+    Settings,
+    SettingsError,
+    ignored_model_variables,
+    load_settings,
+    markdown_table,
+    with_table,
+)
 from transform.variables import (
     NAMES,
     ORIGINALS,
@@ -135,3 +144,16 @@ def test_lists_hosts_and_the_cloud_name_that_can_never_work_are_refused(tmp_path
     fine = load_settings({"CUTOUT_ORIGINALS": str(tmp_path), "CUTOUT_CLOUD_NAME": "my-shop_2",
                           "CUTOUT_FETCH_ALLOW": "*.example.org, ::1, 127.0.0.2"})
     assert fine.cloud_name == "my-shop_2"
+
+
+def test_model_variables_a_server_never_reads_are_named(tmp_path: Path) -> None:
+    base = {"CUTOUT_ORIGINALS": str(tmp_path), "CUTOUT_CACHE_DIR": str(tmp_path)}
+    model = {"CUTOUT_QUALITY": "best", "CUTOUT_MODEL_ASPECT": "keep", "CUTOUT_ORT_THREADS": ""}
+    queued = load_settings({**base, "CUTOUT_BACKGROUND_REMOVAL": "queue", "CUTOUT_STATE": "redis://r:6379/0"})
+    warning = ignored_model_variables(queued, model)
+    assert warning is not None and warning.startswith("CUTOUT_MODEL_ASPECT, CUTOUT_QUALITY are not used")
+    assert "`cutout worker`" in warning and "THREADS" not in warning  # empty counts as unset
+    off = ignored_model_variables(load_settings({**base, "CUTOUT_BACKGROUND_REMOVAL": "0"}), model)
+    assert off is not None and "CUTOUT_BACKGROUND_REMOVAL=0" in off
+    assert ignored_model_variables(load_settings(base), model) is None  # this process runs the model
+    assert ignored_model_variables(queued, {}) is None

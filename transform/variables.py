@@ -304,7 +304,8 @@ VARIABLES: tuple[Variable, ...] = (
             "or AWS", shown="AWS"),
     _server("CUTOUT_S3_TIMEOUT", NUMBER, 5.0,
             "seconds to connect to or wait on S3 storage per try (two tries); a storage that does not answer "
-            "is then skipped for twice this long: 503 for what needs it, cached answers still served",
+            "is then skipped for four times this long by every store on its endpoint: 503 for what needs "
+            "it, cached answers still served, second-tier writes skipped",
             low=0.1, high=120.0),
     _server("CUTOUT_ORIGINALS_CACHE", BYTES, 2 << 30,
             "local copies of s3:// originals kept for renders, bytes (suffixes K, M, G); least recently "
@@ -448,3 +449,9 @@ def read(
             raw = overrides[variable.name]
         values[variable.name] = parse(variable, raw)
     return values
+
+
+def given(group: Group, environ: Mapping[str, str] | None = None) -> list[str]:
+    """The names of ``group``'s variables set (not empty) in ``environ`` (default: this process's)."""
+    source = os.environ if environ is None else environ
+    return [v.name for v in VARIABLES if v.group == group and source.get(v.name)]

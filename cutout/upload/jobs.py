@@ -35,12 +35,21 @@ from cutout.upload.errors import UploadError
 from cutout.upload.images import inspect
 from cutout.webhooks import CloudinarySigner, Delivery, RetryPolicy, deliver, webhook_policy
 from grammar import parse_path
-from grammar.errors import NotFound, OriginError, StillGenerating
+from grammar.errors import NotFound, OriginError, Overloaded, StillGenerating
 
 log = logging.getLogger("cutout.upload")
 
 #: Notifications and deliveries kept on a record (the oldest go first).
 KEPT_NOTIFICATIONS = 20
+
+
+def _outage(exc: BaseException) -> Overloaded | None:
+    """The 503 of a store that is away (StateUnavailable, StorageUnavailable) when that is all ``exc``
+    is: itself, or every exception of the task group's ExceptionGroup; else None (a bug: a traceback)."""
+    if isinstance(exc, BaseExceptionGroup):
+        found = [_outage(inner) for inner in exc.exceptions]
+        return found[0] if found and all(found) else None
+    return exc if isinstance(exc, Overloaded) else None
 
 
 class Jobs:
@@ -153,8 +162,13 @@ class Jobs:
                     else:
                         await self._deliver(public_id, item)
                 group.cancel_scope.cancel()
-        except Exception:
-            log.exception("upload work on %s failed; the sweep retries it", public_id)
+        except Exception as exc:
+            outage = _outage(exc)
+            if outage is None:
+                log.exception("upload work on %s failed; the sweep retries it", public_id)
+            else:  # Redis or S3 away: expected, and retried; one line, not a traceback per asset
+                log.warning("upload work on %s waits: %s (%s); the sweep retries it", public_id,
+                            outage.public, outage.__cause__ or outage.detail)
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self.service.coordinator.release, key, self.owner)

@@ -71,9 +71,8 @@ class Nginx:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         text = (ROOT / "nginx" / "cluster.conf").read_text()
-        lines = "\n".join(f"    server {r} max_fails=2 fail_timeout=10s;" for r in replicas)
-        text = text.replace("\n".join(f"    server ${{CUTOUT_REPLICA_{i}}} max_fails=2 fail_timeout=10s;"
-                                      for i in (1, 2, 3)), lines)
+        lines = "\n".join(f"server {r} max_fails=2 fail_timeout=10s;" for r in replicas)
+        text = text.replace("${CUTOUT_REPLICAS}", lines)
         text = text.replace("${CUTOUT_LISTEN}", f"127.0.0.1:{self.port}")
         text = text.replace("${CUTOUT_NGINX_CACHE}", str(prefix / "cache"))
         assert "${" not in text

@@ -32,7 +32,7 @@ def test_a_job_of_a_worker_that_stopped_renewing_goes_to_the_next_after_the_leas
     assert taken is not None and taken.id == job.id
     two.done(taken)
     assert servers.depth() == 0 and two.take("two", block=0.05) is None
-    two.announce("isnet-abc", "CPUExecutionProvider")
+    two.announce("isnet-abc", "CPUExecutionProvider", "two")
     assert servers.model() == "isnet-abc"
 
 
@@ -88,3 +88,66 @@ def test_a_worker_started_before_redis_waits_for_it(redis_server: RedisServer, r
         if redis_server.process is None:
             redis_server.start()
         worker.kill()
+
+
+def test_a_key_whose_claim_lapses_while_no_worker_runs_waits_in_the_queue_once(redis_url: str,
+                                                                              tmp_path: Path) -> None:
+    from cache import DerivativeCache
+    from cache.redis_state import RedisCoordinator
+    from cutout.queued import QueuedGenerator
+    from cutout.settings import load_settings
+
+    settings = load_settings({"CUTOUT_ORIGINALS": str(SAMPLES), "CUTOUT_CACHE_DIR": str(tmp_path),
+                              "CUTOUT_STATE": redis_url, "CUTOUT_BACKGROUND_REMOVAL": "queue",
+                              "CUTOUT_LEASE_SECONDS": "0.5"})
+    cache = DerivativeCache(tmp_path)
+    generator = QueuedGenerator(settings, cache, RedisCoordinator(redis_url))
+    request = ("/image/upload/e_background_removal/docs/road", None)
+    try:
+        assert generator.submit("d:k", lambda: None, request=request)
+        assert not generator.submit("d:k", lambda: None, request=request)  # claimed: 423
+        for _ in range(2):  # no worker: each lease lapses, and the next poll takes the claim again
+            time.sleep(0.6)
+            assert generator.submit("d:k", lambda: None, request=request)
+            assert generator.queue.depth() == 1  # the job that waits stands for it: no duplicate
+        worker = ModelQueue(redis_url, lease=0.5)
+        job = worker.take("w", block=0.1)
+        assert job is not None and RedisCoordinator(redis_url).renew("d:k", job.owner, lease=0.5)
+        worker.done(job)
+        time.sleep(0.6)  # done, nothing stored (say the original was gone): a new request queues anew
+        assert generator.submit("d:k", lambda: None, request=request)
+        assert generator.queue.depth() == 1 and worker.take("w", block=0.1) is not None
+    finally:
+        generator.close()
+        cache.close()
+
+
+def test_a_worker_logs_a_failed_job_as_failed(redis_url: str, tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    from cache import DerivativeCache
+    from cutout.service import Service
+    from cutout.settings import load_settings
+    from cutout.worker import Worker
+    from grammar import parse_path
+    from tests.app.helpers import EllipseSegmenter
+
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg at all")
+    settings = load_settings({"CUTOUT_ORIGINALS": str(tmp_path / "o"),
+                              "CUTOUT_CACHE_DIR": str(tmp_path / "c"), "CUTOUT_STATE": redis_url})
+    cache = DerivativeCache(tmp_path / "c")
+    service = Service.open(settings, cache, segmenter=EllipseSegmenter())
+    queue = ModelQueue(redis_url, lease=5)
+    try:
+        request = "/image/upload/e_background_removal/broken"
+        key = service.resolver.prepare(parse_path(request), accept=None, signed_ok=True).key
+        queue.enqueue(key, request, None, "job:1")
+        with caplog.at_level("INFO", logger="cutout.worker"):
+            Worker(service, queue, consumer="w").run(once=True)
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("broken ")]
+        assert len(lines) == 1 and lines[0].startswith("broken failed in "), lines
+        assert service.coordinator.failure(key) is not None  # remembered: polls get the error
+    finally:
+        queue.close()
+        service.close()
+        cache.close()

@@ -70,6 +70,25 @@ def test_a_stalled_storage_is_503_within_the_bound_while_cached_answers_serve(
     assert answer.status_code == 200
 
 
+def test_a_stalled_storage_costs_a_render_one_failed_call_not_one_per_store(
+        replica: tuple[ServerProcess, str], seaweed: SeaweedS3) -> None:
+    """The originals and the shared cache are one endpoint: once a call got no answer, the others skip
+    it (the original's HEAD, the shared cache's GET and PUT) instead of each waiting out its own timeout.
+    The original is already local, so the render itself answers."""
+    server, _ = replica
+    assert httpx.get(server.url + "/demo/image/upload/c_scale,w_150/docs/road").status_code == 200
+    time.sleep(1.2)  # the lookup is no longer fresh: the render lists, HEADs, GETs and PUTs
+    seaweed.pause()
+    try:
+        started = time.monotonic()
+        answer = httpx.get(server.url + "/demo/image/upload/c_scale,w_151/docs/road", timeout=60)
+        took = time.monotonic() - started
+    finally:
+        seaweed.resume()
+    assert answer.status_code == 200, answer.text
+    assert took < 2 * TIMEOUT + 1.5, took  # one call's two tries (and botocore's backoff), no more
+
+
 def test_an_original_replaced_in_storage_gets_a_new_key_and_the_old_key_keeps_old_bytes(
         replica: tuple[ServerProcess, str], seaweed: SeaweedS3) -> None:
     server, bucket = replica

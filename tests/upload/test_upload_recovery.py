@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from starlette.testclient import TestClient
 
@@ -133,3 +134,31 @@ def test_the_written_original_is_not_hashed_again(uploads: Uploads, monkeypatch:
     monkeypatch.undo()
     (uploads.settings.originals / "known" / "road.jpg").write_bytes(LOGO)  # type: ignore[operator]
     assert originals.version(originals.locate("known/road")) == hashlib.sha256(LOGO).hexdigest()
+
+
+def test_an_outage_under_an_assets_driver_is_one_warning_line(uploads: Uploads,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """Redis or S3 away while an upload's work is pending: expected (the sweep retries), so a warning
+    without the task group's ExceptionGroup traceback; anything else still logs its traceback."""
+    from cache.s3 import StorageUnavailable
+
+    def away(public_id: str, key: str) -> None:
+        raise StorageUnavailable() from TimeoutError("read timed out")
+
+    monkeypatch.setattr(uploads.jobs, "next_step", away)
+    with caplog.at_level("WARNING", logger="cutout.upload"):
+        anyio.run(uploads.jobs.drive, "docs/road")
+    [record] = [r for r in caplog.records if "docs/road" in r.getMessage()]
+    assert record.levelname == "WARNING" and record.exc_info is None
+    assert "waits: Storage is unavailable; retry later (read timed out)" in record.getMessage()
+
+    def bug(public_id: str, key: str) -> None:
+        raise KeyError("job")
+
+    caplog.clear()
+    monkeypatch.setattr(uploads.jobs, "next_step", bug)
+    with caplog.at_level("WARNING", logger="cutout.upload"):
+        anyio.run(uploads.jobs.drive, "docs/road")
+    [record] = [r for r in caplog.records if "docs/road" in r.getMessage()]
+    assert record.levelname == "ERROR" and record.exc_info is not None
