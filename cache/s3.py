@@ -263,7 +263,7 @@ class S3Originals:
         known = self._modified.get(key)
         if known is not None and known[0] == etag:
             return known[1]
-        if time.monotonic() < self._down_until:
+        if self.at.down():
             raise StorageUnavailable()
         try:
             head = self.s3.head_object(Bucket=self.location.bucket, Key=key)
@@ -271,8 +271,7 @@ class S3Originals:
             if _missing(exc):
                 raise NotFound(f"Resource not found - {found.public_id}") from None
             log.warning("HEAD %s: %s", key, exc)
-            if not _code(exc):
-                self._down_until = time.monotonic() + self.pause
+            self.at.failed(exc)
             raise StorageUnavailable() from exc
         when = float(head["LastModified"].timestamp())
         self._modified[key] = (str(head["ETag"]), when)
