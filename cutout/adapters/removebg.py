@@ -5,7 +5,8 @@ Sources of the rules: remove.bg's API reference and OpenAPI file (https://www.re
 ``image_file``, ``image_file_b64`` or ``image_url``), its fields renamed onto the native options, and the
 answer shaped as remove.bg's: the image with ``X-Width``, ``X-Height`` and ``X-Foreground-*`` headers,
 ``{"data": {"result_b64", "foreground_*"}}`` under ``Accept: application/json``, and errors as
-``{"errors": [{"title", "code", "detail"}]}`` with remove.bg's statuses (400 bad input, 403 key, 429).
+``{"errors": [{"title", "code", "detail"}]}`` with remove.bg's statuses (400 bad input, 403 key, 429), and
+remove.bg's 400 ``unknown_foreground`` for an image with nothing to cut out.
 """
 
 from __future__ import annotations
@@ -47,9 +48,22 @@ _STATUS = {"auth_failed": 403, "rate_limited": 429, "internal_error": 500, "mode
            "queue_full": 503, "still_processing": 503, "download_timeout": 400}  # fmt: skip
 
 
+class NoForeground(ApiError):
+    """remove.bg's 400 for an image it finds nothing to cut out of (a plain colour, a 1x1 pixel): its
+    code and title word for word, and no detail, as remove.bg sends it. Its clients branch on the code;
+    a 200 with an empty cut-out would be charged to their users as a success."""
+
+    def __init__(self) -> None:
+        super().__init__("invalid_parameter", "")  # a 400 of the API's; code and title are remove.bg's
+        self.code = "unknown_foreground"
+        self.title = ("Could not identify foreground in image. For details and recommendations see "
+                      "https://www.remove.bg/supported-images.")  # fmt: skip
+
+
 def error(exc: ApiError) -> Response:
     status = _STATUS.get(exc.code, 400 if exc.status < 500 else exc.status)
-    body = {"errors": [{"title": exc.title, "code": exc.code, "detail": exc.detail}]}
+    detail = {"detail": exc.detail} if exc.detail else {}
+    body = {"errors": [{"title": exc.title, "code": exc.code, **detail}]}
     return JSONResponse(body, status, headers={"Cache-Control": "no-store", **exc.headers})
 
 
@@ -150,6 +164,8 @@ async def remove(request: Request, api: Api) -> Response:
 
 
 def _answer(request: Request, data: bytes, meta: dict[str, Any], mime: str, ignored: list[str]) -> Response:
+    if meta["foreground"]["width"] == 0:  # no pixel of the mask is half opaque: nothing was found
+        raise NoForeground()  # (in the ASGI front too: the route then answers it, in this shape)
     headers = {**_headers(meta), **base.hints(ignored)}
     if "application/json" in request.headers.get("accept", ""):
         box = meta["foreground"]

@@ -340,3 +340,21 @@ def test_no_model_and_a_slow_result(modelless: TestClient, tmp_path: Path) -> No
             assert time.monotonic() < deadline
             time.sleep(0.3)
         assert retry.status_code == 200 and slow.calls == 1
+
+
+def test_nothing_to_cut_out(client: TestClient, answered: list[bool]) -> None:
+    """An image with no foreground (the stand-in finds none in one pixel) is remove.bg's 400
+    ``unknown_foreground``, its body as remove.bg sends it, in every answer form, and on a repeat too
+    (which the ASGI front would otherwise answer from memory: it hands it to the route)."""
+    pixel = image(road()).crop(0, 0, 1, 1).pngsave_buffer()
+    expected = {"errors": [{
+        "title": "Could not identify foreground in image. For details and recommendations see "
+                 "https://www.remove.bg/supported-images.",
+        "code": "unknown_foreground",
+    }]}  # fmt: skip
+    sent = {"image_file": ("dot.png", pixel, "image/png")}
+    for headers, data in (({}, {}), ({}, {}), ({"Accept": "application/json"}, {}), ({}, {"format": "zip"}),
+                          ({}, {"channels": "alpha"})):  # fmt: skip
+        response = client.post(URL, headers={**KEYED, **headers}, files=sent, data=data)
+        assert (response.status_code, response.json()) == (400, expected), (headers, data)
+    assert not any(answered)
