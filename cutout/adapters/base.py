@@ -19,7 +19,7 @@ import anyio.to_thread
 from cachetools import LRUCache
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from cutout import metrics
@@ -29,6 +29,7 @@ from cutout.api.intake import Intake, limit_body
 from cutout.api.remover import UPLOADS, Job, Result
 from cutout.api.tasks import ERROR, SUCCESS, new_id
 from cutout.fetch import fetch
+from cutout.gone import client_gone
 from cutout.memory import BoundedDict
 from grammar.errors import OriginError
 from grammar.signature import sign
@@ -117,6 +118,8 @@ def endpoint(
             return error(exc)
         except OriginError as exc:
             return error(from_origin(exc))
+        except ClientDisconnect:
+            return client_gone(request)
         except Exception:
             log.exception("unexpected error in %s %s", request.method, request.url.path)
             return error(ApiError("internal_error", "Internal error"))

@@ -12,7 +12,7 @@ from typing import Any
 import anyio.to_thread
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -24,6 +24,7 @@ from cutout.api.remover import Job, Remover, Result
 from cutout.api.runner import Runner, public_view
 from cutout.api.tasks import FINAL, SUCCESS, Tasks
 from cutout.fetch import check_url, parse_url
+from cutout.gone import client_gone
 from cutout.settings import Settings
 from grammar.errors import OriginError
 from grammar.image_formats import MIME
@@ -87,6 +88,8 @@ async def _answered(handler: Handler, request: Request, api: Api) -> Response:
         return exc.response()
     except OriginError as exc:
         return from_origin(exc).response()
+    except ClientDisconnect:
+        return client_gone(request)
     except Exception:
         log.exception("unexpected error in %s %s", request.method, request.url.path)
         return ApiError("internal_error", "Internal error").response()
