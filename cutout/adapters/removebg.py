@@ -18,6 +18,8 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.to_thread
+import pyvips
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -29,6 +31,7 @@ from cutout.api.intake import Intake, read
 from cutout.api.options import SOURCES, flag
 from cutout.api.remover import Job, Result
 from grammar.image_formats import MIME
+from transform.formats import encode
 
 #: remove.bg's ``size`` -> at most this many megapixels (None: the input's own size). remove.bg: preview
 #: (and its old names small, regular) 0.25 MP, medium 1.5 MP, hd 4 MP, full (and 4k) up to 25 MP, 50MP up
@@ -145,13 +148,21 @@ async def remove(request: Request, api: Api) -> Response:
     files = received.files or None  # bg_image_file
     if asked.is_zip:
         public_id = await api.remover.original(Intake(native, received.source, received.data))
-        colour = await base.make(api, await base.job(api, public_id, {**options, "format": "jpg"}, files))
         # The matte of the same geometry: what composes the background is not part of it.
         matte = {k: v for k, v in options.items() if k not in ("bg_color", "bg_image_url", "shadow")}
+        if matte == options and not files:
+            # Nothing goes behind the cut-out: color.jpg is its estimated foreground colours, opaque,
+            # so that color x alpha gives the cut-out back. Flattened on white (f_jpg), soft edges
+            # would keep part of the white: a light fringe once recombined.
+            colour = await base.make(api, await base.job(api, public_id, {**options, "format": "png"}))
+            colour_data = await anyio.to_thread.run_sync(_opaque_jpg, colour.data)
+        else:  # the composite the options ask for is the colour image
+            colour = await base.make(api, await base.job(api, public_id, {**options, "format": "jpg"}, files))
+            colour_data = colour.data
         alpha = await base.make(
             api, await base.job(api, public_id, {**matte, "channels": "alpha", "format": "png"})
         )
-        data, meta, mime = _zip(colour.data, alpha.data), colour.meta, "application/zip"
+        data, meta, mime = _zip(colour_data, alpha.data), colour.meta, "application/zip"
     else:
         if received.data is not None:  # the native POST's hot path: a photo seen before, in memory
             job = await base.carried_job(api, received.data, options, files, received.source)
@@ -187,8 +198,18 @@ def _headers(meta: dict[str, Any]) -> dict[str, str]:
     }  # fmt: skip
 
 
+def _opaque_jpg(cut_out: bytes) -> bytes:
+    """A cut-out's colours without its alpha (the foreground estimates, edges and background included),
+    as a JPEG of the engine's default quality."""
+    image = pyvips.Image.new_from_buffer(cut_out, "")
+    if image.hasalpha():
+        image = image.extract_band(0, n=image.bands - 1)
+    return encode(image.colourspace("srgb"), "jpg", None)
+
+
 def _zip(colour: bytes, alpha: bytes) -> bytes:
-    """remove.bg's zip: ``color.jpg`` (the result's colours) and ``alpha.png`` (its matte), same size."""
+    """remove.bg's zip: ``color.jpg`` (the result's colours, opaque) and ``alpha.png`` (its matte), same
+    size."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
         archive.writestr("color.jpg", colour)

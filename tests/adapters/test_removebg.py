@@ -358,3 +358,24 @@ def test_nothing_to_cut_out(client: TestClient, answered: list[bool]) -> None:
         response = client.post(URL, headers={**KEYED, **headers}, files=sent, data=data)
         assert (response.status_code, response.json()) == (400, expected), (headers, data)
     assert not any(answered)
+
+
+def test_zip_colours_recombine_with_the_alpha_into_the_cut_out(client: TestClient) -> None:
+    """color.jpg is the cut-out's foreground colours, opaque (not flattened on white): color x alpha
+    gives the PNG cut-out back at the soft edges (the preview's downscale softens the stand-in's mask),
+    within JPEG's error, with no light fringe."""
+    import numpy as np
+
+    cut = client.post(URL, headers=KEYED, files=files())
+    packed = client.post(URL, headers=KEYED, files=files(), data={"format": "zip"})
+    assert (cut.status_code, packed.status_code) == (200, 200)
+    archive = zipfile.ZipFile(io.BytesIO(packed.content))
+    colour = image(archive.read("color.jpg")).numpy().astype(float)
+    alpha = image(archive.read("alpha.png")).numpy().astype(float) / 255
+    rgba = image(cut.content).numpy().astype(float)
+    assert colour.shape == rgba[..., :3].shape and np.array_equal(alpha, rgba[..., 3] / 255)
+    soft = (alpha > 0.1) & (alpha < 0.9)
+    assert soft.sum() > 50  # the edges this is about
+    recombined, expected = colour * alpha[..., None], rgba[..., :3] * alpha[..., None]
+    assert np.abs(recombined - expected)[soft].mean() < 4
+    assert (recombined - expected)[soft].mean() < 2  # no fringe: not lighter on average
