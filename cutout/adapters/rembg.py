@@ -6,8 +6,9 @@ Source of the rules: rembg's own server, rembg/commands/s_command.py (2.0.x). It
 ``ab`` (background threshold, 0-255, default 10) and ``ae`` (erode size, >= 0, default 10), ``om`` only
 the mask, ``ppm`` post-process the mask, ``bgc`` a background colour ``r,g,b,a``, ``extras`` JSON for the
 model session. On GET they are query parameters; on POST ``bgc`` and ``extras`` stay in the query and the
-rest are form fields, as rembg reads them. The answer is always a PNG; a bad value is FastAPI's 422
-``{"detail": [{"loc", "msg", "type"}]}``, other errors ``{"detail": "..."}``.
+rest are form fields, as rembg reads them. The answer is always a PNG, RGBA even when opaque (one band for
+``om``); a bad value is FastAPI's 422 ``{"detail": [{"loc", "msg", "type"}]}``, other errors
+``{"detail": "..."}``.
 
 How they land on cutout: ``a`` asks for refined edges, which is cutout's ``fine_edges``; the thresholds,
 ``ppm``, ``model`` and ``extras`` tune rembg's own models and matting and are listed in
@@ -15,6 +16,8 @@ X-Cutout-Ignored-Hints when they differ from rembg's defaults (the result is cut
 
 from __future__ import annotations
 
+import anyio.to_thread
+import pyvips
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
@@ -28,6 +31,7 @@ from cutout.api.errors import ApiError, invalid
 from cutout.api.intake import Intake, limit_body
 from cutout.api.options import flag
 from cutout.api.remover import Job, Result
+from transform.formats import encode
 
 #: rembg's model names (rembg/sessions, 2.0.x): any is accepted; cutout runs its own model.
 MODELS = ("u2net", "u2netp", "u2net_human_seg", "u2net_cloth_seg", "silueta", "isnet-general-use",
@@ -93,12 +97,12 @@ async def remove_get(request: Request, api: Api) -> Response:
     if not url:
         raise ApiError("missing_source", "url is required", parameter="url")
     native, ignored = translate(values)
-    return await _answer(api, await base.job(api, await base.store(api, url=url), native), ignored)
+    return await _answer(api, await base.job(api, await base.store(api, url=url), native), native, ignored)
 
 
 async def remove_post(request: Request, api: Api) -> Response:
     data, native, ignored = await _posted(request, api)
-    return await _answer(api, await base.carried_job(api, data, native), ignored)
+    return await _answer(api, await base.carried_job(api, data, native), native, ignored)
 
 
 async def _posted(request: Request, api: Api) -> tuple[bytes, dict[str, str], list[str]]:
@@ -137,8 +141,25 @@ async def _posted(request: Request, api: Api) -> tuple[bytes, dict[str, str], li
     return data, native, ignored
 
 
-async def _answer(api: Api, job: Job, ignored: list[str]) -> Response:
-    return _png((await base.make(api, job)).data, ignored)
+async def _answer(api: Api, job: Job, native: dict[str, str], ignored: list[str]) -> Response:
+    data = (await base.make(api, job)).data
+    if not _as_rembg(data, native):
+        data = await anyio.to_thread.run_sync(_with_alpha, data)
+    return _png(data, ignored)
+
+
+def _as_rembg(data: bytes, native: dict[str, str]) -> bool:
+    """Whether the engine's PNG is what rembg answers: RGBA (PNG colour type 6, in the IHDR chunk's
+    byte 25), or the one-band mask for ``om``. The engine drops an alpha band that is opaque everywhere
+    (an opaque ``bgc``, a foreground that fills the image); rembg's clients unpack four channels."""
+    return native.get("channels") == "alpha" or data[25:26] == b"\x06"
+
+
+def _with_alpha(data: bytes) -> bytes:
+    image = pyvips.Image.new_from_buffer(data, "").colourspace("srgb")
+    if not image.hasalpha():
+        image = image.bandjoin(255)
+    return encode(image, "png", None)
 
 
 def _png(data: bytes, ignored: list[str]) -> Response:
@@ -165,6 +186,8 @@ async def _front_intake(api: Api, request: Request, headers: front.Headers, body
 
 def _front_respond(api: Api, job: Job, result: Result, request: Request, received: Intake) -> Response:
     assert isinstance(received, base.Read)
+    if not _as_rembg(result.entry.data, received.fields):
+        raise ValueError("an opaque result: the route adds its alpha band (in a thread)")
     return _png(result.entry.data, received.context)
 
 
