@@ -185,7 +185,7 @@ def _png(data: bytes, ignored: list[str]) -> Response:
     return Response(data, media_type="image/png", headers=headers)
 
 
-_KEYS = ("x-api-key",)
+_KEYS = ("X-Api-Key",)
 _KEY = base.header_key(*_KEYS, bearer=True)
 ROUTES = (
     Route("/api/remove", base.endpoint(remove_get, _KEY, error), methods=["GET"]),

@@ -224,7 +224,7 @@ async def account(request: Request, api: Api) -> Response:
 
 
 PATH = "/v1.0/removebg"
-_KEYS = ("x-api-key",)
+_KEYS = ("X-Api-Key",)
 _KEYED = base.header_key(*_KEYS, bearer=True)
 ROUTES = (
     Route(PATH, base.endpoint(remove, _KEYED, error), methods=["POST"]),
