@@ -44,6 +44,7 @@ SIZES: dict[str, float] = {
 TYPES = ("auto", "person", "product", "animal", "car", "car_interior", "car_part", "transportation",
          "graphics", "other")  # fmt: skip
 TYPE_LEVELS = ("none", "latest", "1", "2")
+_NO_IMAGE = "Send the image as image_file, image_file_b64 or image_url"
 #: The region of interest that is the whole image (what the clients send by default): nothing to do.
 _WHOLE = re.compile(r"0(px|%)? 0(px|%)? 100% 100%")
 #: remove.bg's 400s are all "invalid parameters or input file unprocessable"; only these keep their own.
@@ -133,7 +134,14 @@ class _Asked:
 
 async def _asked(request: Request, api: Api) -> _Asked:
     """The request read and translated as remove.bg's (its errors raised)."""
-    received = await read(request, api.settings.max_upload_bytes)
+    try:
+        received = await read(request, api.settings.max_upload_bytes)
+    except ApiError as exc:
+        if exc.code != "missing_source":
+            raise
+        # The native intake names the HTTP API's own fields (public_id, task_id): a remove.bg client
+        # is told remove.bg's.
+        raise ApiError("missing_source", _NO_IMAGE) from None
     native, ignored = translate(received.fields)
     is_zip = received.fields.get("format") == "zip"
     if is_zip and native.get("channels") == "alpha":

@@ -202,6 +202,14 @@ def test_requests(
         assert out.width * out.height <= 250_000
 
 
+def test_no_image_names_remove_bgs_fields(client: TestClient) -> None:
+    refused = client.post(URL, headers=KEYED, data={"size": "auto"})
+    assert refused.status_code == 400
+    error = refused.json()["errors"][0]
+    assert error["code"] == "missing_source"
+    assert error["detail"] == "Send the image as image_file, image_file_b64 or image_url"
+
+
 @pytest.mark.parametrize(("headers", "status"), [
     ({}, 403), ({"X-Api-Key": "wrong"}, 403), ({"Authorization": f"Bearer {KEY}"}, 200), (KEYED, 200),
 ])  # fmt: skip
