@@ -153,6 +153,13 @@ def test_webhook_url_needs_a_secret_and_an_allowed_url(api: TestClient, make_api
     client = make_api(api_webhook_secret=SECRET)
     private = client.post(URL, content=road(), headers=JPEG, params={"webhook_url": "ftp://example.org/h"})
     assert private.status_code == 400 and private.json()["errors"][0]["parameter"] == "webhook_url"
+    assert private.json()["errors"][0]["detail"] == (
+        "webhook_url: Only http and https URLs can be fetched, not ftp: URLs"
+    )
+    bare = client.post(URL, content=road(), headers=JPEG, params={"webhook_url": "example.org/h"})
+    assert bare.status_code == 400 and bare.json()["errors"][0]["detail"] == (
+        "webhook_url: The URL has no scheme: write it in full, with http:// or https://"
+    )
 
 
 def test_a_webhook_interrupted_by_a_restart_is_resumed(
