@@ -257,7 +257,7 @@ def _objects(meta: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"box": relative, "entities": [classes]}]
 
 
-_KEYS = ("x-rapidapi-key", "x-api-key")
+_KEYS = ("X-RapidAPI-Key", "X-Api-Key")
 _KEY = base.header_key(*_KEYS, bearer=True)
 ROUTES = (
     Route("/v1/version", base.endpoint(version, _KEY, error), methods=["GET"]),

@@ -201,7 +201,7 @@ async def _part(request: Request) -> bytes:
 
 
 PATH = "/computervision/imageanalysis:segment"
-_KEY = ("ocp-apim-subscription-key",)
+_KEY = ("Ocp-Apim-Subscription-Key",)
 ROUTES = (Route(PATH, base.endpoint(segment, base.header_key(*_KEY), error), methods=["POST"]),)
 
 

@@ -19,7 +19,7 @@ import anyio.to_thread
 from cachetools import LRUCache
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from cutout import metrics
@@ -29,6 +29,7 @@ from cutout.api.intake import Intake, limit_body
 from cutout.api.remover import UPLOADS, Job, Result
 from cutout.api.tasks import ERROR, SUCCESS, new_id
 from cutout.fetch import fetch
+from cutout.gone import client_gone
 from cutout.memory import BoundedDict
 from grammar.errors import OriginError
 from grammar.signature import sign
@@ -39,17 +40,29 @@ log = logging.getLogger("cutout.adapters")
 HINTS_HEADER = "X-Cutout-Ignored-Hints"
 
 Handler = Callable[[Request, Api], Awaitable[Response]]
-KeyReader = Callable[[Request], str | None]
 ErrorShape = Callable[[ApiError], Response]
 
 
-def header_key(*names: str, bearer: bool = False) -> KeyReader:
+@dataclass(frozen=True)
+class HeaderKey:
+    """A face's key: from the first of ``names`` present (as the vendor writes them), or from
+    ``Authorization: Bearer`` when ``bearer``; ``sent_as`` names them for the face's 401."""
+
+    names: tuple[str, ...]
+    bearer: bool = False
+
+    def __call__(self, request: Request) -> str | None:
+        return _key(request.headers.get, self.names, self.bearer)
+
+    @property
+    def sent_as(self) -> str:
+        named = [*self.names, *(["Authorization: Bearer <key>"] if self.bearer else [])]
+        return named[0] if len(named) == 1 else ", ".join(named[:-1]) + " or " + named[-1]
+
+
+def header_key(*names: str, bearer: bool = False) -> HeaderKey:
     """The key from the first of ``names`` present, or from ``Authorization: Bearer`` when ``bearer``."""
-
-    def read(request: Request) -> str | None:
-        return _key(request.headers.get, names, bearer)
-
-    return read
+    return HeaderKey(names, bearer)
 
 
 def raw_key(*names: str, bearer: bool = False) -> Callable[[front.Headers], str | None]:
@@ -57,7 +70,7 @@ def raw_key(*names: str, bearer: bool = False) -> Callable[[front.Headers], str 
 
     def read(headers: front.Headers) -> str | None:
         def get(name: str) -> str | None:
-            value = headers.get(name.encode())
+            value = headers.get(name.lower().encode())  # ASGI's raw header names are lower case
             return value.decode("latin-1") if value is not None else None
 
         return _key(get, names, bearer)
@@ -79,7 +92,7 @@ def _key(get: Callable[[str], str | None], names: tuple[str, ...], bearer: bool)
 
 def key_headers(*names: str, bearer: bool = False) -> frozenset[bytes]:
     """The headers a ``raw_key`` reads (with the body's length and type, which every face reads)."""
-    return frozenset({b"content-length", b"content-type", *(n.encode() for n in names),
+    return frozenset({b"content-length", b"content-type", *(n.lower().encode() for n in names),
                       *([b"authorization"] if bearer else [])})  # fmt: skip
 
 
@@ -99,7 +112,7 @@ def known_size(api: Api, public_id: str) -> tuple[int, int] | None:
 
 
 def endpoint(
-    handler: Handler, key: KeyReader | None, error: ErrorShape
+    handler: Handler, key: HeaderKey | None, error: ErrorShape
 ) -> Callable[[Request], Awaitable[Response]]:
     """As ``cutout.api.routes.endpoint``: 404 while the API is off (CUTOUT_API_KEYS / CUTOUT_API_OPEN),
     the key checked by the API's own gate (same keys, same rate), every failure in the vendor's shape.
@@ -111,12 +124,14 @@ def endpoint(
             raise HTTPException(404)
         try:
             if key is not None:
-                api.gate.check_key(key(request))
+                api.gate.check_key(key(request), key.sent_as)
             response = await handler(request, api)
         except ApiError as exc:
             return error(exc)
         except OriginError as exc:
             return error(from_origin(exc))
+        except ClientDisconnect:
+            return client_gone(request)
         except Exception:
             log.exception("unexpected error in %s %s", request.method, request.url.path)
             return error(ApiError("internal_error", "Internal error"))

@@ -6,8 +6,9 @@ Source of the rules: rembg's own server, rembg/commands/s_command.py (2.0.x). It
 ``ab`` (background threshold, 0-255, default 10) and ``ae`` (erode size, >= 0, default 10), ``om`` only
 the mask, ``ppm`` post-process the mask, ``bgc`` a background colour ``r,g,b,a``, ``extras`` JSON for the
 model session. On GET they are query parameters; on POST ``bgc`` and ``extras`` stay in the query and the
-rest are form fields, as rembg reads them. The answer is always a PNG; a bad value is FastAPI's 422
-``{"detail": [{"loc", "msg", "type"}]}``, other errors ``{"detail": "..."}``.
+rest are form fields, as rembg reads them. The answer is always a PNG, RGBA even when opaque (one band for
+``om``); a bad value is FastAPI's 422 ``{"detail": [{"loc", "msg", "type"}]}``, other errors
+``{"detail": "..."}``.
 
 How they land on cutout: ``a`` asks for refined edges, which is cutout's ``fine_edges``; the thresholds,
 ``ppm``, ``model`` and ``extras`` tune rembg's own models and matting and are listed in
@@ -15,6 +16,9 @@ X-Cutout-Ignored-Hints when they differ from rembg's defaults (the result is cut
 
 from __future__ import annotations
 
+import anyio.to_thread
+import pyvips
+from cachetools import LRUCache
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
@@ -28,6 +32,7 @@ from cutout.api.errors import ApiError, invalid
 from cutout.api.intake import Intake, limit_body
 from cutout.api.options import flag
 from cutout.api.remover import Job, Result
+from transform.formats import encode
 
 #: rembg's model names (rembg/sessions, 2.0.x): any is accepted; cutout runs its own model.
 MODELS = ("u2net", "u2netp", "u2net_human_seg", "u2net_cloth_seg", "silueta", "isnet-general-use",
@@ -93,12 +98,12 @@ async def remove_get(request: Request, api: Api) -> Response:
     if not url:
         raise ApiError("missing_source", "url is required", parameter="url")
     native, ignored = translate(values)
-    return await _answer(api, await base.job(api, await base.store(api, url=url), native), ignored)
+    return await _answer(api, await base.job(api, await base.store(api, url=url), native), native, ignored)
 
 
 async def remove_post(request: Request, api: Api) -> Response:
     data, native, ignored = await _posted(request, api)
-    return await _answer(api, await base.carried_job(api, data, native), ignored)
+    return await _answer(api, await base.carried_job(api, data, native), native, ignored)
 
 
 async def _posted(request: Request, api: Api) -> tuple[bytes, dict[str, str], list[str]]:
@@ -137,8 +142,42 @@ async def _posted(request: Request, api: Api) -> tuple[bytes, dict[str, str], li
     return data, native, ignored
 
 
-async def _answer(api: Api, job: Job, ignored: list[str]) -> Response:
-    return _png((await base.make(api, job)).data, ignored)
+async def _answer(api: Api, job: Job, native: dict[str, str], ignored: list[str]) -> Response:
+    data = (await base.make(api, job)).data
+    if not _as_rembg(data, native):
+        made = _RGBA.get(_shape(data))
+        if made is not None and made[0] == data:
+            data = made[1]
+        else:
+            rgba = await anyio.to_thread.run_sync(_with_alpha, data)
+            _RGBA[_shape(data)] = (data, rgba)
+            data = rgba
+    return _png(data, ignored)
+
+
+def _as_rembg(data: bytes, native: dict[str, str]) -> bool:
+    """Whether the engine's PNG is what rembg answers: RGBA (PNG colour type 6, in the IHDR chunk's
+    byte 25), or the one-band mask for ``om``. The engine drops an alpha band that is opaque everywhere
+    (an opaque ``bgc``, a foreground that fills the image); rembg's clients unpack four channels."""
+    return native.get("channels") == "alpha" or data[25:26] == b"\x06"
+
+
+#: The engine's opaque results with their RGBA re-encoding, so that a repeat (the ASGI front's too) does
+#: not decode and encode again: by a sample of the bytes, checked against them in full. Bounded by bytes.
+_RGBA: LRUCache[tuple[int, bytes, bytes], tuple[bytes, bytes]] = LRUCache(
+    16 << 20, getsizeof=lambda value: len(value[0]) + len(value[1])
+)
+
+
+def _shape(data: bytes) -> tuple[int, bytes, bytes]:
+    return len(data), data[:64], data[-64:]
+
+
+def _with_alpha(data: bytes) -> bytes:
+    image = pyvips.Image.new_from_buffer(data, "").colourspace("srgb")
+    if not image.hasalpha():
+        image = image.bandjoin(255)
+    return encode(image, "png", None)
 
 
 def _png(data: bytes, ignored: list[str]) -> Response:
@@ -146,7 +185,7 @@ def _png(data: bytes, ignored: list[str]) -> Response:
     return Response(data, media_type="image/png", headers=headers)
 
 
-_KEYS = ("x-api-key",)
+_KEYS = ("X-Api-Key",)
 _KEY = base.header_key(*_KEYS, bearer=True)
 ROUTES = (
     Route("/api/remove", base.endpoint(remove_get, _KEY, error), methods=["GET"]),
@@ -165,7 +204,13 @@ async def _front_intake(api: Api, request: Request, headers: front.Headers, body
 
 def _front_respond(api: Api, job: Job, result: Result, request: Request, received: Intake) -> Response:
     assert isinstance(received, base.Read)
-    return _png(result.entry.data, received.context)
+    data = result.entry.data
+    if not _as_rembg(data, received.fields):
+        made = _RGBA.get(_shape(data))
+        if made is None or made[0] != data:
+            raise ValueError("an opaque result not seen yet: the route adds its alpha band (in a thread)")
+        data = made[1]
+    return _png(data, received.context)
 
 
 FACE = front.Face(

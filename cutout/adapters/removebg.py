@@ -5,7 +5,8 @@ Sources of the rules: remove.bg's API reference and OpenAPI file (https://www.re
 ``image_file``, ``image_file_b64`` or ``image_url``), its fields renamed onto the native options, and the
 answer shaped as remove.bg's: the image with ``X-Width``, ``X-Height`` and ``X-Foreground-*`` headers,
 ``{"data": {"result_b64", "foreground_*"}}`` under ``Accept: application/json``, and errors as
-``{"errors": [{"title", "code", "detail"}]}`` with remove.bg's statuses (400 bad input, 403 key, 429).
+``{"errors": [{"title", "code", "detail"}]}`` with remove.bg's statuses (400 bad input, 403 key, 429), and
+remove.bg's 400 ``unknown_foreground`` for an image with nothing to cut out.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.to_thread
+import pyvips
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -28,6 +31,7 @@ from cutout.api.intake import Intake, read
 from cutout.api.options import SOURCES, flag
 from cutout.api.remover import Job, Result
 from grammar.image_formats import MIME
+from transform.formats import encode
 
 #: remove.bg's ``size`` -> at most this many megapixels (None: the input's own size). remove.bg: preview
 #: (and its old names small, regular) 0.25 MP, medium 1.5 MP, hd 4 MP, full (and 4k) up to 25 MP, 50MP up
@@ -40,6 +44,7 @@ SIZES: dict[str, float] = {
 TYPES = ("auto", "person", "product", "animal", "car", "car_interior", "car_part", "transportation",
          "graphics", "other")  # fmt: skip
 TYPE_LEVELS = ("none", "latest", "1", "2")
+_NO_IMAGE = "Send the image as image_file, image_file_b64 or image_url"
 #: The region of interest that is the whole image (what the clients send by default): nothing to do.
 _WHOLE = re.compile(r"0(px|%)? 0(px|%)? 100% 100%")
 #: remove.bg's 400s are all "invalid parameters or input file unprocessable"; only these keep their own.
@@ -47,9 +52,22 @@ _STATUS = {"auth_failed": 403, "rate_limited": 429, "internal_error": 500, "mode
            "queue_full": 503, "still_processing": 503, "download_timeout": 400}  # fmt: skip
 
 
+class NoForeground(ApiError):
+    """remove.bg's 400 for an image it finds nothing to cut out of (a plain colour, a 1x1 pixel): its
+    code and title word for word, and no detail, as remove.bg sends it. Its clients branch on the code;
+    a 200 with an empty cut-out would be charged to their users as a success."""
+
+    def __init__(self) -> None:
+        super().__init__("invalid_parameter", "")  # a 400 of the API's; code and title are remove.bg's
+        self.code = "unknown_foreground"
+        self.title = ("Could not identify foreground in image. For details and recommendations see "
+                      "https://www.remove.bg/supported-images.")  # fmt: skip
+
+
 def error(exc: ApiError) -> Response:
     status = _STATUS.get(exc.code, 400 if exc.status < 500 else exc.status)
-    body = {"errors": [{"title": exc.title, "code": exc.code, "detail": exc.detail}]}
+    detail = {"detail": exc.detail} if exc.detail else {}
+    body = {"errors": [{"title": exc.title, "code": exc.code, **detail}]}
     return JSONResponse(body, status, headers={"Cache-Control": "no-store", **exc.headers})
 
 
@@ -116,7 +134,14 @@ class _Asked:
 
 async def _asked(request: Request, api: Api) -> _Asked:
     """The request read and translated as remove.bg's (its errors raised)."""
-    received = await read(request, api.settings.max_upload_bytes)
+    try:
+        received = await read(request, api.settings.max_upload_bytes)
+    except ApiError as exc:
+        if exc.code != "missing_source":
+            raise
+        # The native intake names the HTTP API's own fields (public_id, task_id): a remove.bg client
+        # is told remove.bg's.
+        raise ApiError("missing_source", _NO_IMAGE) from None
     native, ignored = translate(received.fields)
     is_zip = received.fields.get("format") == "zip"
     if is_zip and native.get("channels") == "alpha":
@@ -131,13 +156,21 @@ async def remove(request: Request, api: Api) -> Response:
     files = received.files or None  # bg_image_file
     if asked.is_zip:
         public_id = await api.remover.original(Intake(native, received.source, received.data))
-        colour = await base.make(api, await base.job(api, public_id, {**options, "format": "jpg"}, files))
         # The matte of the same geometry: what composes the background is not part of it.
         matte = {k: v for k, v in options.items() if k not in ("bg_color", "bg_image_url", "shadow")}
+        if matte == options and not files:
+            # Nothing goes behind the cut-out: color.jpg is its estimated foreground colours, opaque,
+            # so that color x alpha gives the cut-out back. Flattened on white (f_jpg), soft edges
+            # would keep part of the white: a light fringe once recombined.
+            colour = await base.make(api, await base.job(api, public_id, {**options, "format": "png"}))
+            colour_data = await anyio.to_thread.run_sync(_opaque_jpg, colour.data)
+        else:  # the composite the options ask for is the colour image
+            colour = await base.make(api, await base.job(api, public_id, {**options, "format": "jpg"}, files))
+            colour_data = colour.data
         alpha = await base.make(
             api, await base.job(api, public_id, {**matte, "channels": "alpha", "format": "png"})
         )
-        data, meta, mime = _zip(colour.data, alpha.data), colour.meta, "application/zip"
+        data, meta, mime = _zip(colour_data, alpha.data), colour.meta, "application/zip"
     else:
         if received.data is not None:  # the native POST's hot path: a photo seen before, in memory
             job = await base.carried_job(api, received.data, options, files, received.source)
@@ -150,6 +183,8 @@ async def remove(request: Request, api: Api) -> Response:
 
 
 def _answer(request: Request, data: bytes, meta: dict[str, Any], mime: str, ignored: list[str]) -> Response:
+    if meta["foreground"]["width"] == 0:  # no pixel of the mask is half opaque: nothing was found
+        raise NoForeground()  # (in the ASGI front too: the route then answers it, in this shape)
     headers = {**_headers(meta), **base.hints(ignored)}
     if "application/json" in request.headers.get("accept", ""):
         box = meta["foreground"]
@@ -171,8 +206,18 @@ def _headers(meta: dict[str, Any]) -> dict[str, str]:
     }  # fmt: skip
 
 
+def _opaque_jpg(cut_out: bytes) -> bytes:
+    """A cut-out's colours without its alpha (the foreground estimates, edges and background included),
+    as a JPEG of the engine's default quality."""
+    image = pyvips.Image.new_from_buffer(cut_out, "")
+    if image.hasalpha():
+        image = image.extract_band(0, n=image.bands - 1)
+    return encode(image.colourspace("srgb"), "jpg", None)
+
+
 def _zip(colour: bytes, alpha: bytes) -> bytes:
-    """remove.bg's zip: ``color.jpg`` (the result's colours) and ``alpha.png`` (its matte), same size."""
+    """remove.bg's zip: ``color.jpg`` (the result's colours, opaque) and ``alpha.png`` (its matte), same
+    size."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
         archive.writestr("color.jpg", colour)
@@ -187,7 +232,7 @@ async def account(request: Request, api: Api) -> Response:
 
 
 PATH = "/v1.0/removebg"
-_KEYS = ("x-api-key",)
+_KEYS = ("X-Api-Key",)
 _KEYED = base.header_key(*_KEYS, bearer=True)
 ROUTES = (
     Route(PATH, base.endpoint(remove, _KEYED, error), methods=["POST"]),

@@ -394,7 +394,7 @@ async def post(request: Request, api: Api) -> Response:
     base.limited(request, api, MAX_BODY)
     tasks, key = _tasks(await request.body(), _KEY(request))
     try:
-        api.gate.check_key(key)
+        api.gate.check_key(key, _SENT_AS)
     except ApiError as exc:
         return JSONResponse({"errors": [refusal(exc, key)]}, exc.status, headers=exc.headers)
     session = Session(api, request_base(request))
@@ -462,7 +462,7 @@ async def socket(websocket: WebSocket) -> None:
             kind = task.get("taskType") if isinstance(task, dict) else None
             if kind == "authentication":
                 try:
-                    api.gate.check_key(task.get("apiKey"))
+                    api.gate.check_key(task.get("apiKey"), "the apiKey of an authentication task")
                 except ApiError as exc:
                     await send({"errors": [refusal(exc, task.get("apiKey"))]})
                     continue
@@ -508,6 +508,8 @@ async def socket(websocket: WebSocket) -> None:
 
 
 _KEY = base.header_key(bearer=True)
+#: Runware takes the key in a header or in the body's authentication task.
+_SENT_AS = f"{_KEY.sent_as} or the apiKey of an authentication task"
 ROUTES = (
     Route("/v1", base.endpoint(posted, None, error), methods=["POST"]),
     WebSocketRoute("/v1", socket),

@@ -34,6 +34,10 @@ def presented_in(authorization: str, x_api_key: str | None) -> str | None:
     return x_api_key or None
 
 
+#: Where the native API reads its key (``presented``).
+SENT_AS = "Authorization: Bearer <key> or X-Api-Key"
+
+
 class Gate:
     def __init__(self, settings: Settings) -> None:
         self.keys = tuple(key.encode() for key in settings.api_keys)
@@ -45,14 +49,14 @@ class Gate:
         """The caller's key ('' when the API is open without keys), or 401 / 429."""
         return self.check_key(presented(request))
 
-    def check_key(self, key: str | None) -> str:
-        """``check`` for a key read elsewhere (the vendor adapters' own headers: X-RapidAPI-Key, ...)."""
+    def check_key(self, key: str | None, sent_as: str = SENT_AS) -> str:
+        """``check`` for a key read elsewhere (the vendor adapters' own headers: X-RapidAPI-Key, ...);
+        ``sent_as``: where that face reads it, for the refusal to name (a client of one vendor is
+        told its own header, not the native API's)."""
         known = self.known(key)
         if known is None:
             raise ApiError(
-                "auth_failed",
-                "Send a valid API key as Authorization: Bearer <key> or X-Api-Key",
-                headers={"WWW-Authenticate": "Bearer"},
+                "auth_failed", f"Send a valid API key as {sent_as}", headers={"WWW-Authenticate": "Bearer"}
             )
         self.take(known)
         return known

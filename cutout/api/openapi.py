@@ -36,7 +36,8 @@ _REMOVE = tuple(code for code in CODES if code != "method_not_allowed")
 _IMAGE = {"schema": {"type": "string", "contentMediaType": "image/*"}}
 _ACCEPTED = {
     "description": "Not ready yet (async, or the sync wait ran out): poll the task at Location",
-    "headers": {"Location": {"schema": {"type": "string"}}},
+    "headers": {"Location": {"schema": {"type": "string"}},
+                "Retry-After": {"schema": {"type": "integer"}, "description": "seconds, as poll_after_ms"}},
     "content": {"application/json": {"schema": {"$ref": _REF + "TaskAccepted"}}},
 }
 _RESULT = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import anyio.to_thread
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -24,6 +25,7 @@ from cutout.api.remover import Job, Remover, Result
 from cutout.api.runner import Runner, public_view
 from cutout.api.tasks import FINAL, SUCCESS, Tasks
 from cutout.fetch import check_url, parse_url
+from cutout.gone import client_gone
 from cutout.settings import Settings
 from grammar.errors import OriginError
 from grammar.image_formats import MIME
@@ -33,6 +35,8 @@ log = logging.getLogger("cutout.api")
 
 #: How soon a client should poll a task again.
 POLL_AFTER_MS = 500
+#: The same in whole seconds, as ``Retry-After`` on every 202 (clients that know no ``poll_after_ms``).
+RETRY_AFTER = str(math.ceil(POLL_AFTER_MS / 1000))
 
 
 @dataclass
@@ -87,6 +91,8 @@ async def _answered(handler: Handler, request: Request, api: Api) -> Response:
         return exc.response()
     except OriginError as exc:
         return from_origin(exc).response()
+    except ClientDisconnect:
+        return client_gone(request)
     except Exception:
         log.exception("unexpected error in %s %s", request.method, request.url.path)
         return ApiError("internal_error", "Internal error").response()
@@ -142,7 +148,8 @@ async def _queued(api: Api, job: Job, webhook_url: str | None) -> Response:
     api.runner.start(task)
     location = f"/v1/tasks/{task['task_id']}"
     body = {"task_id": task["task_id"], "status": task["status"], "poll_after_ms": POLL_AFTER_MS}
-    return JSONResponse(body, 202, headers={"Location": location, "Cache-Control": "no-store"})
+    headers = {"Location": location, "Retry-After": RETRY_AFTER, "Cache-Control": "no-store"}
+    return JSONResponse(body, 202, headers=headers)
 
 
 def result_headers(meta: dict[str, Any]) -> dict[str, str]:
@@ -220,7 +227,7 @@ async def get_result(request: Request, api: Api) -> Response:
     task = await _task(request, api)
     if task["status"] not in FINAL:
         view = {**public_view(task), "poll_after_ms": POLL_AFTER_MS}
-        return JSONResponse(view, 202, headers={"Retry-After": "1", "Cache-Control": "no-store"})
+        return JSONResponse(view, 202, headers={"Retry-After": RETRY_AFTER, "Cache-Control": "no-store"})
     if task["status"] != SUCCESS:
         error = task["error"]
         raise ApiError(error["code"], error["message"])

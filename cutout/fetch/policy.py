@@ -130,8 +130,10 @@ def host_allowed(host: str, allow: tuple[str, ...]) -> bool:
 
 def check_url(url: httpx.URL, policy: FetchPolicy) -> str:
     """Refuse what may never be fetched, before resolving anything; the host, as matched."""
+    if not url.scheme:  # "example.org/a.jpg": httpx reads it as a relative path
+        raise ForbiddenUrl("The URL has no scheme: write it in full, with http:// or https://")
     if url.scheme not in ("http", "https"):
-        raise ForbiddenUrl(f"Only http and https URLs can be fetched, not {url.scheme or 'no scheme'}:")
+        raise ForbiddenUrl(f"Only http and https URLs can be fetched, not {url.scheme}: URLs")
     if url.userinfo:
         # Credentials in a URL end up in logs and in the Referer of whatever the server redirects to.
         raise ForbiddenUrl("URLs with a user name or password are not fetched")

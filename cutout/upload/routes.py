@@ -7,11 +7,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cutout.cors import HEADER_NAMES
+from cutout.gone import client_gone
 from cutout.public_url import BadHost, public_base
 from cutout.responses import CORS
 from cutout.upload import auth
@@ -60,6 +61,8 @@ def endpoint(handler: Handler, *, cors: bool = False) -> Callable[[Request], Awa
             return exc.response()
         except OriginError as exc:
             return from_origin(exc).response()
+        except ClientDisconnect:
+            return client_gone(request)
         except Exception:
             log.exception("unexpected error in %s %s", request.method, request.url.path)
             return UploadError(500, "Internal error").response()

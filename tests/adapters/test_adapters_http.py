@@ -127,3 +127,20 @@ def test_remove_bg_account_is_refused_in_its_shape(client: TestClient) -> None:
     answer = client.get("/v1.0/account", headers={"X-Api-Key": KEY})
     assert answer.status_code == 400 and "x-cld-error" not in answer.headers
     assert "charges no credits" in answer.json()["errors"][0]["detail"]
+
+
+@pytest.mark.parametrize(("path", "named", "not_named"), [
+    ("/v1/remove-background", "Authorization: Bearer <key> or X-Api-Key", "RapidAPI"),
+    ("/v1.0/removebg", "X-Api-Key or Authorization: Bearer <key>", "RapidAPI"),
+    ("/api/remove", "X-Api-Key or Authorization: Bearer <key>", "RapidAPI"),
+    ("/v1/results", "X-RapidAPI-Key, X-Api-Key or Authorization: Bearer <key>", "Ocp-Apim"),
+    ("/v1", "Authorization: Bearer <key> or the apiKey of an authentication task", "X-Api-Key"),
+])  # fmt: skip
+def test_a_missing_key_is_told_the_faces_own_header(
+    client: TestClient, path: str, named: str, not_named: str
+) -> None:
+    """Each face's 401/403 names where that vendor's clients send the key (API4AI's is X-RapidAPI-Key),
+    not the native API's headers. (Azure and Perfect Corp answer with their vendors' own sentences.)"""
+    refused = client.post(path, content=b"{}", headers={"Content-Type": "application/json"})
+    assert refused.status_code in (401, 403)
+    assert f"Send a valid API key as {named}" in refused.text and not_named not in refused.text

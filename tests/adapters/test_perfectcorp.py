@@ -4,6 +4,7 @@ rule, Bearer auth, and one real-model run checking pixels."""
 
 from __future__ import annotations
 
+import logging
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -14,6 +15,7 @@ from starlette.testclient import TestClient
 
 from cutout.adapters import perfectcorp
 from tests.adapters.conftest import KEY, Live, check_mask, image, photo, road
+from tests.app.helpers import hang_up
 from tests.fetch.servers import LocalServer
 
 BEARER = {"Authorization": f"Bearer {KEY}"}
@@ -121,6 +123,24 @@ def test_upload_url_rules(client: TestClient) -> None:
     assert client.put(url, content=road()).status_code == 403  # once
     assert client.put(url.replace(put["file_id"], "0" * 32), content=road()).status_code == 403
 
+
+
+def test_a_client_hanging_up_mid_upload_is_no_server_error(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The upload URL's PUT (and remove.bg's POST, through the same guarded endpoint) whose client goes
+    away mid-body: an info line, no traceback, no internal_error; the URL is still unused after."""
+    files = [{"content_type": "image/jpg", "file_name": "a.jpg", "file_size": len(road()) + 1000}]
+    put = client.post("/s2s/v2.0/file/sod", headers=BEARER, json={"files": files}).json()["data"]["files"][0]
+    path = put["requests"][0]["url"].removeprefix("http://testserver")
+    with caplog.at_level(logging.INFO):
+        assert hang_up(client, path, {"Content-Type": "image/jpg"}, road(), method="PUT") == 499
+        removebg = {"X-Api-Key": KEY, "Content-Type": "multipart/form-data; boundary=b"}
+        start = b'--b\r\nContent-Disposition: form-data; name="image_file"; filename="a.jpg"\r\n\r\n'
+        assert hang_up(client, "/v1.0/removebg", removebg, start + road()[:500]) == 499
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info] == []
+    assert sum("client went away" in r.getMessage() for r in caplog.records) == 2
+    assert client.put(path, content=road() + bytes(1000)).status_code == 200  # not used up by the hang-up
 
 def test_upload_url_is_signed(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """The file id carries its size and expiry under the server's signature: changing either, or

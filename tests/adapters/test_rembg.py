@@ -46,7 +46,12 @@ CASES: list[tuple[str, str, dict[str, Any], int, Any, str | None]] = [
         4,
         "model=isnet-general-use, af=200, ppm=true",
     ),
-    ("post background colour", "POST", {"files": files(), "params": {"bgc": "255,0,0,255"}}, 200, 3, None),
+    # rembg answers RGBA whatever the background: an opaque one too (its clients unpack four channels).
+    ("post background colour", "POST", {"files": files(), "params": {"bgc": "255,0,0,255"}}, 200, 4, None),
+    ("post background colour again", "POST", {"files": files(), "params": {"bgc": "255,0,0,255"}}, 200, 4,
+     None),  # fmt: skip
+    ("get background colour", "GET", {"params": {"url": None, "bgc": "0,0,255,255"}}, 200, 4, None),
+    ("get translucent background", "GET", {"params": {"url": None, "bgc": "0,0,255,128"}}, 200, 4, None),
     ("get url", "GET", {"params": {"url": None}}, 200, 4, None),
     ("get url mask", "GET", {"params": {"url": None, "om": "true", "extras": "{}"}}, 200, 1, "extras"),
     ("bad threshold", "POST", {"files": files(), "data": {"af": "300"}}, 422, "af", None),
@@ -154,3 +159,15 @@ def test_rate_limited(limited: TestClient) -> None:
 def test_no_model(modelless: TestClient) -> None:
     none = modelless.post(URL, headers=KEYED, files=files())
     assert none.status_code == 501 and "model" in none.json()["detail"]
+
+
+def test_an_opaque_background_is_still_rgba(client: TestClient, answered: list[bool]) -> None:
+    """rembg pastes the cut-out on an RGBA ``bgc``: four bands, the colour in the corners, opaque; the
+    repeat is answered alike by the ASGI front, from memory."""
+    sent = {"file": ("a.jpg", image(road()).crop(0, 0, 320, 200).jpegsave_buffer(), "image/jpeg")}
+    for _ in range(2):
+        response = client.post(URL, headers=KEYED, files=sent, params={"bgc": "255,0,0,255"})
+        out = image(response.content)
+        assert out.bands == 4 and out.extract_band(3).min() == 255
+        assert [round(out.crop(0, 0, 4, 4)[band].avg()) for band in range(3)] == [255, 0, 0]
+    assert answered == [False, True]

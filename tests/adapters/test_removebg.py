@@ -202,6 +202,14 @@ def test_requests(
         assert out.width * out.height <= 250_000
 
 
+def test_no_image_names_remove_bgs_fields(client: TestClient) -> None:
+    refused = client.post(URL, headers=KEYED, data={"size": "auto"})
+    assert refused.status_code == 400
+    error = refused.json()["errors"][0]
+    assert error["code"] == "missing_source"
+    assert error["detail"] == "Send the image as image_file, image_file_b64 or image_url"
+
+
 @pytest.mark.parametrize(("headers", "status"), [
     ({}, 403), ({"X-Api-Key": "wrong"}, 403), ({"Authorization": f"Bearer {KEY}"}, 200), (KEYED, 200),
 ])  # fmt: skip
@@ -340,3 +348,42 @@ def test_no_model_and_a_slow_result(modelless: TestClient, tmp_path: Path) -> No
             assert time.monotonic() < deadline
             time.sleep(0.3)
         assert retry.status_code == 200 and slow.calls == 1
+
+
+def test_nothing_to_cut_out(client: TestClient, answered: list[bool]) -> None:
+    """An image with no foreground (the stand-in finds none in one pixel) is remove.bg's 400
+    ``unknown_foreground``, its body as remove.bg sends it, in every answer form, and on a repeat too
+    (which the ASGI front would otherwise answer from memory: it hands it to the route)."""
+    pixel = image(road()).crop(0, 0, 1, 1).pngsave_buffer()
+    expected = {"errors": [{
+        "title": "Could not identify foreground in image. For details and recommendations see "
+                 "https://www.remove.bg/supported-images.",
+        "code": "unknown_foreground",
+    }]}  # fmt: skip
+    sent = {"image_file": ("dot.png", pixel, "image/png")}
+    for headers, data in (({}, {}), ({}, {}), ({"Accept": "application/json"}, {}), ({}, {"format": "zip"}),
+                          ({}, {"channels": "alpha"})):  # fmt: skip
+        response = client.post(URL, headers={**KEYED, **headers}, files=sent, data=data)
+        assert (response.status_code, response.json()) == (400, expected), (headers, data)
+    assert not any(answered)
+
+
+def test_zip_colours_recombine_with_the_alpha_into_the_cut_out(client: TestClient) -> None:
+    """color.jpg is the cut-out's foreground colours, opaque (not flattened on white): color x alpha
+    gives the PNG cut-out back at the soft edges (the preview's downscale softens the stand-in's mask),
+    within JPEG's error, with no light fringe."""
+    import numpy as np
+
+    cut = client.post(URL, headers=KEYED, files=files())
+    packed = client.post(URL, headers=KEYED, files=files(), data={"format": "zip"})
+    assert (cut.status_code, packed.status_code) == (200, 200)
+    archive = zipfile.ZipFile(io.BytesIO(packed.content))
+    colour = image(archive.read("color.jpg")).numpy().astype(float)
+    alpha = image(archive.read("alpha.png")).numpy().astype(float) / 255
+    rgba = image(cut.content).numpy().astype(float)
+    assert colour.shape == rgba[..., :3].shape and np.array_equal(alpha, rgba[..., 3] / 255)
+    soft = (alpha > 0.1) & (alpha < 0.9)
+    assert soft.sum() > 50  # the edges this is about
+    recombined, expected = colour * alpha[..., None], rgba[..., :3] * alpha[..., None]
+    assert np.abs(recombined - expected)[soft].mean() < 4
+    assert (recombined - expected)[soft].mean() < 2  # no fringe: not lighter on average

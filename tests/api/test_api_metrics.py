@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
+import pytest
 from starlette.testclient import TestClient
 
-from tests.api.conftest import damaged_png, road
-from tests.app.helpers import ClientFactory, EllipseSegmenter
+from tests.api.conftest import AUTH, damaged_png, road
+from tests.app.helpers import ClientFactory, EllipseSegmenter, hang_up
 
 URL = "/v1/remove-background"
 JPEG = {"Content-Type": "image/jpeg"}
@@ -73,3 +75,22 @@ def test_a_task_picked_up_after_a_restart_counts_as_resumed(make_api: ClientFact
     while second.get(location).json()["status"] != "success" and time.monotonic() < deadline:
         time.sleep(0.05)
     assert sample(second, "cutout_api_tasks_total", state="resumed") == resumed + 1
+
+
+def test_a_client_hanging_up_mid_upload_is_no_server_error(
+    api: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client gone before its body was read is not a bug: no traceback, no 500 counted (a 499,
+    nginx's "client closed request"), one info line; as a raw body and as a multipart form."""
+    remove = "POST /v1/remove-background"
+    before_500 = sample(api, "cutout_api_requests_total", route=remove, status="500")
+    before_499 = sample(api, "cutout_api_requests_total", route=remove, status="499")
+    form = {"Content-Type": "multipart/form-data; boundary=b"}
+    start = b'--b\r\nContent-Disposition: form-data; name="image_file"; filename="a.jpg"\r\n\r\n'
+    with caplog.at_level(logging.INFO):
+        assert hang_up(api, URL, {**AUTH, **JPEG}, road()[:500]) == 499
+        assert hang_up(api, URL, {**AUTH, **form}, start + road()[:500]) == 499
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info] == []
+    assert sum("client went away" in r.getMessage() for r in caplog.records) == 2
+    assert sample(api, "cutout_api_requests_total", route=remove, status="500") == before_500
+    assert sample(api, "cutout_api_requests_total", route=remove, status="499") == before_499 + 2

@@ -27,6 +27,8 @@ def test_async_answers_202_with_a_location_then_the_result(api: TestClient) -> N
     assert response.status_code == 202, response.text
     body = response.json()
     assert body["status"] in ("pending", "running") and body["poll_after_ms"] > 0
+    # Retry-After too, for clients that know HTTP's header and not the body's poll_after_ms.
+    assert int(response.headers["retry-after"]) * 1000 >= body["poll_after_ms"]
     location = response.headers["location"]
     assert location == f"/v1/tasks/{body['task_id']}"
     task = finished(api, location)
@@ -46,7 +48,7 @@ def test_prefer_respond_async(api: TestClient) -> None:
 def test_a_sync_request_that_waits_too_long_becomes_a_task(make_api: ClientFactory) -> None:
     client = make_api(segmenter=EllipseSegmenter(delay=1.0), api_wait_seconds=0.1)
     response = client.post(URL, content=road(), headers=JPEG)
-    assert response.status_code == 202
+    assert response.status_code == 202 and int(response.headers["retry-after"]) >= 1
     location = response.headers["location"]
     pending = client.get(location + "/result")
     assert pending.status_code == 202 and pending.headers["retry-after"]
@@ -151,6 +153,13 @@ def test_webhook_url_needs_a_secret_and_an_allowed_url(api: TestClient, make_api
     client = make_api(api_webhook_secret=SECRET)
     private = client.post(URL, content=road(), headers=JPEG, params={"webhook_url": "ftp://example.org/h"})
     assert private.status_code == 400 and private.json()["errors"][0]["parameter"] == "webhook_url"
+    assert private.json()["errors"][0]["detail"] == (
+        "webhook_url: Only http and https URLs can be fetched, not ftp: URLs"
+    )
+    bare = client.post(URL, content=road(), headers=JPEG, params={"webhook_url": "example.org/h"})
+    assert bare.status_code == 400 and bare.json()["errors"][0]["detail"] == (
+        "webhook_url: The URL has no scheme: write it in full, with http:// or https://"
+    )
 
 
 def test_a_webhook_interrupted_by_a_restart_is_resumed(

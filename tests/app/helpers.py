@@ -75,3 +75,31 @@ def metric(client: TestClient, name: str) -> float:
         if line.startswith(name + " ") or line.startswith(name + "{"):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def hang_up(client: TestClient, path: str, headers: dict[str, str], part: bytes, method: str = "POST") -> int:
+    """Send ``client``'s app a request whose client goes away after ``part`` of a longer body (the ASGI
+    ``http.disconnect`` a server passes on); the status the app answered (None: it sent nothing). The
+    app is called as a server calls it, so the ASGI front and every middleware see the request."""
+    length = len(part) + 1000
+    raw = [(b"host", b"testserver"), (b"content-length", str(length).encode())]
+    raw += [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
+        "headers": raw, "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
+    }  # fmt: skip
+    messages = [{"type": "http.request", "body": part, "more_body": True}, {"type": "http.disconnect"}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if len(messages) > 1 else messages[0]
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    assert client.portal is not None  # an entered client: its app's lifespan ran
+    client.portal.call(client.app, scope, receive, send)
+    starts = [m["status"] for m in sent if m["type"] == "http.response.start"]
+    return int(starts[0]) if starts else 0
+

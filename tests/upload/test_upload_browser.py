@@ -4,6 +4,8 @@ scheme a TLS proxy forwards, and a Host header that is not a host. In process: n
 
 from __future__ import annotations
 
+import base64
+import logging
 import shutil
 from collections.abc import Iterator
 
@@ -12,7 +14,7 @@ from starlette.testclient import TestClient
 
 from cutout.app import create_app
 from cutout.settings import Settings
-from tests.app.helpers import SAMPLES
+from tests.app.helpers import SAMPLES, hang_up
 
 KEY, SECRET = "browser-key", "browser-secret"
 ROAD = (SAMPLES / "docs" / "road.jpg").read_bytes()
@@ -112,3 +114,16 @@ def test_a_webhook_to_a_private_address_is_refused_at_once(client: TestClient) -
                          data=hook)  # fmt: skip
     assert answer.status_code == 400
     assert answer.json()["error"]["message"].startswith("notification_url: Fetching 127.0.0.1 is not allowed")
+
+
+def test_a_client_hanging_up_mid_upload_is_no_server_error(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A browser closed mid-upload is not a bug: an info line, no traceback, no 500."""
+    basic = "Basic " + base64.b64encode(f"{KEY}:{SECRET}".encode()).decode()
+    form = {"Authorization": basic, "Content-Type": "multipart/form-data; boundary=b"}
+    start = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'
+    with caplog.at_level(logging.INFO):
+        assert hang_up(client, "/v1_1/demo/image/upload", form, start + ROAD[:500]) == 499
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info] == []
+    assert sum("client went away" in r.getMessage() for r in caplog.records) == 1
