@@ -27,7 +27,7 @@ from cutout.api import Api, front
 from cutout.api.errors import ApiError, from_origin
 from cutout.api.intake import Intake, limit_body
 from cutout.api.remover import UPLOADS, Job, Result
-from cutout.api.tasks import ERROR, SUCCESS, new_id
+from cutout.api.tasks import ERROR, SUCCESS, new_id, owner_of, visible
 from cutout.fetch import fetch
 from cutout.gone import client_gone
 from cutout.memory import BoundedDict
@@ -124,7 +124,7 @@ def endpoint(
             raise HTTPException(404)
         try:
             if key is not None:
-                api.gate.check_key(key(request), key.sent_as)
+                request.state.owner = owner_of(api.gate.check_key(key(request), key.sent_as))
             response = await handler(request, api)
         except ApiError as exc:
             return error(exc)
@@ -293,21 +293,32 @@ async def make(api: Api, job: Job) -> Made:
     return Made(result.entry.data, result.meta, job)
 
 
+def caller(request: Request) -> str:
+    """The caller as its tasks are marked (``owner_of`` its key), as ``endpoint`` (or a face that reads
+    its key from the body) found it."""
+    return str(getattr(request.state, "owner", ""))
+
+
 async def queue(
-    api: Api, job: Job, webhook_url: str | None = None, context: Mapping[str, Any] | None = None
+    api: Api,
+    job: Job,
+    webhook_url: str | None = None,
+    context: Mapping[str, Any] | None = None,
+    owner: str = "",
 ) -> dict[str, Any]:
     """A native task for ``job`` (driven by the API's runner, swept up again after a restart).
     ``context`` rides along in the task's job: what the adapter needs to answer for it later, and
-    ``payload``, the name of its webhook body in ``cutout.api.runner.PAYLOADS``."""
+    ``payload``, the name of its webhook body in ``cutout.api.runner.PAYLOADS``. ``owner``: the caller,
+    whose key alone reads the task back."""
     record = {**(context or {}), **job.as_json()}
-    task = await anyio.to_thread.run_sync(api.tasks.create, record, webhook_url)
+    task = await anyio.to_thread.run_sync(api.tasks.create, record, webhook_url, owner)
     metrics.api_tasks_total.labels("created").inc()  # as the native API counts its own
     api.runner.start(task)
     return task
 
 
 async def finished_task(
-    api: Api, job: Job, result: Result, context: Mapping[str, Any] | None = None
+    api: Api, job: Job, result: Result, context: Mapping[str, Any] | None = None, owner: str = ""
 ) -> dict[str, Any]:
     """A task born successful, for a job whose result is already made (``Remover.ready``): what the
     runner would have recorded after driving it, written once, with no driver. Its bytes are not kept
@@ -317,7 +328,7 @@ async def finished_task(
     record = {
         "task_id": new_id(), "status": SUCCESS, "created_at": now, "finished_at": now,
         "job": {**(context or {}), **job.as_json()}, "webhook_url": None, "result": result.meta,
-        "error": None,
+        "error": None, "owner": owner,
     }  # fmt: skip
     await anyio.to_thread.run_sync(api.tasks.put, record)
     metrics.api_tasks_total.labels("created").inc()
@@ -325,13 +336,15 @@ async def finished_task(
     return record
 
 
-async def failed_task(api: Api, code: str, message: str, context: Mapping[str, Any]) -> dict[str, Any]:
+async def failed_task(
+    api: Api, code: str, message: str, context: Mapping[str, Any], owner: str = ""
+) -> dict[str, Any]:
     """A task born failed: for a vendor whose engine-side failures (the source cannot be downloaded or
     decoded) are a task's ``error`` status rather than the creating request's refusal."""
     now = time.time()
     record = {
         "task_id": new_id(), "status": ERROR, "created_at": now, "finished_at": now, "job": dict(context),
-        "webhook_url": None, "result": None, "error": {"code": code, "message": message},
+        "webhook_url": None, "result": None, "error": {"code": code, "message": message}, "owner": owner,
     }  # fmt: skip
     await anyio.to_thread.run_sync(api.tasks.put, record)
     metrics.api_tasks_total.labels("created").inc()
@@ -339,9 +352,10 @@ async def failed_task(api: Api, code: str, message: str, context: Mapping[str, A
     return record
 
 
-async def task(api: Api, task_id: str) -> dict[str, Any] | None:
+async def task(api: Api, task_id: str, owner: str) -> dict[str, Any] | None:
+    """The task, if it is ``owner``'s (another key's is as unknown)."""
     found: dict[str, Any] | None = await anyio.to_thread.run_sync(api.tasks.get, task_id)
-    return found
+    return visible(found, owner)
 
 
 async def task_data(api: Api, task_id: str) -> bytes | None:

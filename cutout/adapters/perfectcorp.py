@@ -43,7 +43,7 @@ from cutout.adapters import base
 from cutout.api import Api
 from cutout.api.errors import ApiError, request_base
 from cutout.api.remover import Job
-from cutout.api.tasks import ERROR, FINAL, Tasks
+from cutout.api.tasks import ERROR, FINAL, Tasks, visible
 from transform.decode import sniff
 
 MAX_BYTES = 10 * 1024 * 1024  # the seed: "<10MB"
@@ -231,12 +231,13 @@ async def create_task(request: Request, api: Api) -> Response:
     if (file_id is None) == (url is None) or not isinstance(file_id or url, str):
         raise Refused(400, "invalid_parameter", "Give one of src_file_id or src_file_url")
     try:
-        public_id = await (_by_id(api, str(file_id)) if file_id else _by_url(api, str(url)))
+        source = _by_id(api, str(file_id), base.caller(request)) if file_id else _by_url(api, str(url))
+        public_id = await source
     except (Refused, ApiError) as exc:  # the engine's failures (seed: the task's status becomes 'error')
         code, message = (exc.code, exc.message) if isinstance(exc, Refused) else (exc.code, exc.detail)
         if code not in _ENGINE_SIDE and _CODES.get(code) not in _ENGINE_SIDE:
             raise
-        failed = await base.failed_task(api, code, message, CONTEXT)
+        failed = await base.failed_task(api, code, message, CONTEXT, base.caller(request))
         return ok({"task_id": failed["task_id"]})
     width, height = await base.dimensions(api, public_id)
     if max(width, height) > MAX_SIDE:
@@ -247,16 +248,16 @@ async def create_task(request: Request, api: Api) -> Response:
     # record written, no driver, and the first poll answers it.
     made = api.remover.ready(job)
     if made is not None:
-        task = await base.finished_task(api, job, made, CONTEXT)
+        task = await base.finished_task(api, job, made, CONTEXT, base.caller(request))
     else:
-        task = await base.queue(api, job, None, CONTEXT)
+        task = await base.queue(api, job, None, CONTEXT, base.caller(request))
     return ok({"task_id": task["task_id"]})
 
 
-async def _by_id(api: Api, file_id: str) -> str:
+async def _by_id(api: Api, file_id: str, owner: str) -> str:
     """An uploaded file's original, or a result's (its dst_id is its task's id: made again from the
-    cache, stored as an original)."""
-    task = await base.task(api, file_id) if file_id.startswith("tsk_") else None
+    cache, stored as an original; the caller's own task only)."""
+    task = await base.task(api, file_id, owner) if file_id.startswith("tsk_") else None
     known = {"job": task["job"]} if task is not None and "perfectcorp" in task["job"] else None
     name = f"perfectcorp-file:{file_id}"
     known = known or base.written(api, name) or await base.noted(api, name)
@@ -283,7 +284,7 @@ async def _by_url(api: Api, url: str) -> str:
 
 async def get_task(request: Request, api: Api) -> Response:
     task_id = request.path_params["task_id"]
-    task = await anyio.to_thread.run_sync(_polled, api.tasks, task_id)
+    task = await anyio.to_thread.run_sync(_polled, api.tasks, task_id, base.caller(request))
     if task is None:
         raise Refused(400, "InvalidTaskId", f"No task {task_id} (unknown, or timed out: poll within the "
                       "polling_interval)")  # fmt: skip
@@ -299,10 +300,10 @@ async def get_task(request: Request, api: Api) -> Response:
     return ok({"task_status": "success", "results": {"url": url, "dst_id": dst_id}, "dst_id": dst_id})
 
 
-def _polled(tasks: Tasks, task_id: str) -> dict[str, Any] | None:
-    """The task as this poll finds it (None: unknown, not this vendor's, or timed out), the poll noted
-    while it runs: one thread hop for the task, its last poll and the note."""
-    task = tasks.get(task_id)
+def _polled(tasks: Tasks, task_id: str, owner: str) -> dict[str, Any] | None:
+    """The task as this poll finds it (None: unknown, another key's, not this vendor's, or timed out),
+    the poll noted while it runs: one thread hop for the task, its last poll and the note."""
+    task = visible(tasks.get(task_id), owner)
     if task is None or "perfectcorp" not in task["job"]:
         return None
     # Polled last at creation, or at the last poll that found it running.

@@ -41,7 +41,7 @@ from cutout.api.errors import ApiError, request_base
 from cutout.api.intake import Intake, decode_b64
 from cutout.api.remover import HOT_BYTES, Job, Result
 from cutout.api.runner import PAYLOADS
-from cutout.api.tasks import ERROR, FINAL, SUCCESS
+from cutout.api.tasks import ERROR, FINAL, SUCCESS, owner_of
 from cutout.memory import BoundedDict, ByContent
 from grammar.image_formats import MIME
 
@@ -101,11 +101,13 @@ def _check(condition: bool, field: str, message: str) -> None:
 
 
 class Session:
-    """One request's (or one socket's) tasks: the server, its base URL for result URLs."""
+    """One request's (or one socket's) tasks: the server, its base URL for result URLs, and the caller
+    (``owner_of`` its key), whose async tasks alone ``getResponse`` reads."""
 
-    def __init__(self, api: Api, base_url: str) -> None:
+    def __init__(self, api: Api, base_url: str, owner: str = "") -> None:
         self.api = api
         self.base_url = base_url
+        self.owner = owner
         self.ignored: list[str] = []
 
     async def run(self, task: Any) -> dict[str, Any]:
@@ -185,7 +187,8 @@ class Session:
         if delivery == "async" or webhook is not None:
             if await base.noted(self.api, f"runware-task:{task['taskUUID']}") is not None:
                 raise TaskError("duplicateTaskUUID", "taskUUID was already used", "taskUUID")
-            queued = await base.queue(self.api, job, webhook, {"payload": "runware", "runware": context})
+            queued = await base.queue(self.api, job, webhook, {"payload": "runware", "runware": context},
+                                      self.owner)
             await base.note(self.api, f"runware-task:{task['taskUUID']}", queued["task_id"])
             if delivery == "async":
                 return {"taskType": REMOVAL, "taskUUID": task["taskUUID"], "status": "processing"}
@@ -254,7 +257,7 @@ class Session:
     # -- getResponse -----------------------------------------------------------------------------------
     async def response(self, task_uuid: str) -> dict[str, Any]:
         task_id = await base.noted(self.api, f"runware-task:{task_uuid}")
-        found = None if task_id is None else await base.task(self.api, task_id)
+        found = None if task_id is None else await base.task(self.api, task_id, self.owner)
         if found is None:
             raise TaskError("invalidTaskUUID", f"No async task {task_uuid} (unknown or expired)", "taskUUID")
         context = found["job"]["runware"]
@@ -394,10 +397,10 @@ async def post(request: Request, api: Api) -> Response:
     base.limited(request, api, MAX_BODY)
     tasks, key = _tasks(await request.body(), _KEY(request))
     try:
-        api.gate.check_key(key, _SENT_AS)
+        known = api.gate.check_key(key, _SENT_AS)
     except ApiError as exc:
         return JSONResponse({"errors": [refusal(exc, key)]}, exc.status, headers=exc.headers)
-    session = Session(api, request_base(request))
+    session = Session(api, request_base(request), owner_of(known))
     data: list[dict[str, Any]] = []
     errors: list[tuple[TaskError, dict[str, Any]]] = []
     seen: set[str] = set()
@@ -447,7 +450,7 @@ async def socket(websocket: WebSocket) -> None:
 
     async def one(task: dict[str, Any]) -> None:
         try:
-            await send({"data": [await Session(api, base_url).run(task)]})
+            await send({"data": [await Session(api, base_url, owner_of(key or "")).run(task)]})
         except TaskError as exc:
             await send({"errors": [exc.body(task)]})
         except Exception:  # a bug: logged, answered, and the socket's other tasks go on
@@ -462,11 +465,10 @@ async def socket(websocket: WebSocket) -> None:
             kind = task.get("taskType") if isinstance(task, dict) else None
             if kind == "authentication":
                 try:
-                    api.gate.check_key(task.get("apiKey"), "the apiKey of an authentication task")
+                    key = api.gate.check_key(task.get("apiKey"), "the apiKey of an authentication task")
                 except ApiError as exc:
                     await send({"errors": [refusal(exc, task.get("apiKey"))]})
                     continue
-                key = task.get("apiKey") or ""
                 session_uuid = task.get("connectionSessionUUID") or str(uuid.uuid4())
                 await send({"data": [{"taskType": "authentication", "connectionSessionUUID": session_uuid}]})
             elif kind == "ping":

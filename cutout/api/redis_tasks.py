@@ -32,9 +32,9 @@ class RedisTasks(Tasks):
     def _remaining_ms(self, task: dict[str, Any]) -> int:
         return max(1000, int((task["created_at"] + self.ttl - time.time()) * 1000))
 
-    def create(self, job: dict[str, Any], webhook_url: str | None) -> dict[str, Any]:
+    def create(self, job: dict[str, Any], webhook_url: str | None, owner: str = "") -> dict[str, Any]:
         task = {"task_id": new_id(), "status": PENDING, "created_at": time.time(), "finished_at": None,
-                "job": job, "webhook_url": webhook_url, "result": None, "error": None}
+                "job": job, "webhook_url": webhook_url, "result": None, "error": None, "owner": owner}
         self.put(task)
         return task
 

@@ -22,6 +22,7 @@ from cache import Entry
 from cutout.api.errors import ApiError, from_origin
 from cutout.api.intake import Intake, decode_b64
 from cutout.api.options import CONTROL, SOURCES, Options, companion, parse_options, transformation
+from cutout.api.tasks import visible
 from cutout.fetch import FetchPolicy, fetch
 from cutout.image_check import check_image
 from cutout.memory import BoundedDict, ByContent
@@ -184,8 +185,9 @@ class Remover:
         return known[0]
 
     # -- the image, stored once ----------------------------------------------------------------------
-    async def original(self, intake: Intake) -> str:
-        """The public id of the request's image, stored first when it came with the request."""
+    async def original(self, intake: Intake, owner: str = "") -> str:
+        """The public id of the request's image, stored first when it came with the request. ``owner``:
+        the caller (``owner_of`` its key), whose tasks alone it may chain onto."""
         if self.service.models.masks is None:  # before storing what could never be used
             raise ApiError("model_unavailable", "Background removal is not available: no segmentation model")
         if intake.source == "public_id":
@@ -196,7 +198,7 @@ class Remover:
         if intake.source == "image_url":
             return await self._fetched_original(intake.fields["image_url"], "image_url")
         if intake.source == "task_id":
-            data = await self._task_result(intake.fields["task_id"])
+            data = await self._task_result(intake.fields["task_id"], owner)
         assert data is not None
         return await anyio.to_thread.run_sync(self._store, data, intake.source)
 
@@ -216,12 +218,13 @@ class Remover:
         except OriginError as exc:
             raise from_origin(exc, parameter=parameter) from None
 
-    async def _task_result(self, task_id: str) -> bytes:
-        """The result of an earlier task, to chain: a new image (stored by content like any other)."""
+    async def _task_result(self, task_id: str, owner: str) -> bytes:
+        """The result of an earlier task of the same caller, to chain: a new image (stored by content like
+        any other)."""
         if self.tasks is None:
             raise ApiError("invalid_parameter", "task_id is not available here", parameter="task_id")
         tasks = self.tasks
-        task = await anyio.to_thread.run_sync(tasks.get, task_id)
+        task = visible(await anyio.to_thread.run_sync(tasks.get, task_id), owner)
         if task is None:
             raise ApiError("not_found", "No such task (unknown, deleted or expired)", parameter="task_id")
         if task["status"] == "error":

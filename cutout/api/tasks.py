@@ -9,6 +9,7 @@ an error."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -19,6 +20,20 @@ import diskcache
 
 PENDING, RUNNING, SUCCESS, ERROR = "pending", "running", "success", "error"
 FINAL = (SUCCESS, ERROR)
+
+
+def owner_of(key: str) -> str:
+    """What a task keeps of the key that made it: a digest (the task store never holds a key), '' for an
+    API open without keys."""
+    return hashlib.sha256(b"cutout task owner\0" + key.encode()).hexdigest()[:32] if key else ""
+
+
+def visible(task: dict[str, Any] | None, owner: str) -> dict[str, Any] | None:
+    """``task`` when the caller ``owner`` may see it (its own; a task from before owners were kept has
+    none and is anyone's), else None: another key's task is answered as an unknown one, a 404."""
+    if task is None or task.get("owner", owner) != owner:
+        return None
+    return task
 
 
 def new_id() -> str:
@@ -33,7 +48,8 @@ class Tasks:
     def close(self) -> None:
         self.cache.close()
 
-    def create(self, job: dict[str, Any], webhook_url: str | None) -> dict[str, Any]:
+    def create(self, job: dict[str, Any], webhook_url: str | None, owner: str = "") -> dict[str, Any]:
+        """``owner``: ``owner_of`` the key that asked for it; only that key sees the task."""
         task = {
             "task_id": new_id(),
             "status": PENDING,
@@ -43,6 +59,7 @@ class Tasks:
             "webhook_url": webhook_url,
             "result": None,
             "error": None,
+            "owner": owner,
         }
         self.put(task)
         return task

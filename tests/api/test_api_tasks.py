@@ -185,3 +185,25 @@ def test_a_webhook_interrupted_by_a_restart_is_resumed(
     first_try, second_try = receiver.seen
     assert first_try.headers["webhook-id"] == second_try.headers["webhook-id"]  # the same delivery
     assert Webhook(SECRET).verify(second_try.body, second_try.headers)["type"] == "task.success"
+
+
+def test_a_task_is_its_keys_alone(make_api: ClientFactory) -> None:
+    """With several keys, a task is seen, fetched, deleted and chained onto only with the key that made
+    it; any other key is told what an unknown task is told (404), so ids of other keys' tasks give
+    nothing away. The vendors' faces keep the same rule (Runware's getResponse, Perfect Corp's poll)."""
+    client = make_api(api_keys=("key-a", "key-b"))
+    mine, theirs = {"Authorization": "Bearer key-a"}, {"Authorization": "Bearer key-b"}
+    made = client.post(URL, content=road(), headers={**JPEG, **mine}, params={"async": "1"})
+    location, task_id = made.headers["location"], made.json()["task_id"]
+    deadline = time.monotonic() + 20
+    while client.get(location, headers=mine).json()["status"] != "success":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    for method, path in (("GET", location), ("GET", location + "/result"), ("DELETE", location)):
+        other = client.request(method, path, headers=theirs)
+        assert other.status_code == 404 and other.json()["errors"][0]["code"] == "not_found", (method, path)
+    chained = client.post(URL, json={"task_id": task_id}, headers=theirs)
+    assert chained.status_code == 404 and chained.json()["errors"][0]["parameter"] == "task_id"
+    assert client.get(location + "/result", headers=mine).status_code == 200  # still there, for its key
+    assert client.post(URL, json={"task_id": task_id}, headers=mine).status_code == 200
+    assert client.delete(location, headers=mine).status_code == 204
