@@ -223,10 +223,10 @@ def test_the_upload_api_through_nginx(tmp_path: Path) -> None:
             cloudinary.reset_config()
 
 
-def test_every_api_face_and_the_console_pass_through_nginx(tmp_path: Path) -> None:
-    """The drop-in paths (remove.bg, rembg, Azure, Perfect Corp, API4AI, Runware's POST and WebSocket) and
-    the console's POST reach cutout through the recipe, uncached and with the TLS scheme forwarded: each
-    answers in its own shape (no model here: its 'not available'), not nginx's 403 for a POST."""
+def test_every_api_face_passes_through_nginx_and_the_console_does_not(tmp_path: Path) -> None:
+    """The drop-in paths (remove.bg, rembg, Azure, Perfect Corp, API4AI, Runware's POST and WebSocket)
+    reach cutout through the recipe, uncached and with the TLS scheme forwarded: each answers in its own
+    shape (no model here: its 'not available'), not nginx's 403 for a POST."""
     import websockets.sync.client
 
     key = "nginx-key"
@@ -262,7 +262,9 @@ def test_every_api_face_and_the_console_pass_through_nginx(tmp_path: Path) -> No
             socket.send(json.dumps([{"taskType": "authentication", "apiKey": key}]))
             assert "connectionSessionUUID" in socket.recv(timeout=30)
 
+        # The console stays off the CDN-facing port, signed in or not (on cutout's own port it answers).
         console = {"Authorization": "Basic " + base64.b64encode(b"console-key:console-secret").decode()}
-        signed = httpx.post(stack.nginx + "/console/sign", json={"public_id": "a"},
-                            headers={**console, "Origin": stack.nginx})  # fmt: skip
-        assert signed.status_code == 200 and "signature" in signed.json(), signed.text
+        for path in ("/console", "/console/config", "/console/static/js/main.js"):
+            assert httpx.get(stack.nginx + path, headers=console).status_code == 404, path
+        assert httpx.post(stack.nginx + "/console/sign", json={}, headers=console).status_code == 404
+        assert httpx.get(stack.origin + "/console", headers=console).status_code == 200
