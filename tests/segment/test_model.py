@@ -232,6 +232,44 @@ def test_unloadable_custom_model_is_model_missing(tmp_path: Path) -> None:
         load_segmenter(bad)
 
 
+def _identity_model(path: Path, given: list[object], made: list[object]) -> Path:
+    """A valid ONNX file of any input and output shape (a Reshape of its input): loads, runs nothing."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    shape = helper.make_tensor("shape", TensorProto.INT64, [len(made)], [d if isinstance(d, int) else -1
+                                                                         for d in made])  # fmt: skip
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["input", "shape"], ["output"])], "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, given)],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, made)], [shape],
+    )  # fmt: skip
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("given", "made", "what"),
+    [
+        ([10, 3, 32, 32], [10, 1, 32, 32], "its input has shape"),  # a face detector's batch of 10
+        ([1, 3, 32, 32], [1, 2, 8, 8], "its first output has shape"),  # two maps per image
+        ([1, 3, 32, 32], [1, 1024], "its first output has shape"),  # a classifier
+    ],
+)
+def test_a_model_of_another_shape_is_refused_at_load(
+    tmp_path: Path, given: list[object], made: list[object], what: str
+) -> None:
+    """Refused when it loads (the server's start, exit 2), not at every cut-out with a 500."""
+    path = _identity_model(tmp_path / "other.onnx", given, made)
+    with pytest.raises(ModelMissing, match=f"not a compatible saliency model: {what}"):
+        load_segmenter(path)
+
+
+def test_a_model_of_the_right_shape_loads(tmp_path: Path) -> None:
+    path = _identity_model(tmp_path / "saliency.onnx", [1, 3, 64, 64], [1, 1, 64, 64])
+    assert load_segmenter(path).model.size == (64, 64)
+
+
 def test_absent_provider_fails_at_load_listing_available_ones() -> None:
     require(default_model_path().is_file(), "model not fetched (run `cutout fetch-model`)")
     with pytest.raises(SegmenterConfigError, match="'NoSuchExecutionProvider'.*CPUExecutionProvider"):

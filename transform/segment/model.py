@@ -153,8 +153,10 @@ class Model:
         self.session = session
         self.sha256 = sha256
         inp = session.get_inputs()[0]
+        out = session.get_outputs()[0]
+        _check_output(config, inp.shape, out.shape)
         self.input_name: str = inp.name
-        self.output_name: str = session.get_outputs()[0].name
+        self.output_name: str = out.name
         metadata = session.get_modelmeta().custom_metadata_map
         #: The size the model was trained (or exported) at: (width, height).
         fixed = _fixed_size(config, inp.shape)
@@ -215,7 +217,7 @@ def release_arena(width: int, height: int, *, fine_edges: bool) -> bool:
 
 def _fixed_size(config: ModelConfig, shape: Sequence[Any]) -> tuple[int, int] | None:
     """The input's (width, height) when the model fixes it; None when they are dynamic."""
-    if len(shape) != 4 or shape[1] not in (3, "3"):
+    if len(shape) != 4 or shape[1] not in (3, "3") or not _one_or_open(shape[0]):
         raise ModelMissing(
             f"{config.path} is not a compatible saliency model: its input has shape {list(shape)}, "
             "expected [1, 3, height, width]"
@@ -224,6 +226,25 @@ def _fixed_size(config: ModelConfig, shape: Sequence[Any]) -> tuple[int, int] | 
     if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
         return (width, height)
     return None
+
+
+def _one_or_open(dimension: Any) -> bool:
+    """A batch or channel dimension cutout can use: 1, or left open (a name, or unknown)."""
+    return dimension in (1, "1") or not isinstance(dimension, int)
+
+
+def _check_output(config: ModelConfig, given: Sequence[Any], made: Sequence[Any]) -> None:
+    """Refuse at load what would fail at every inference: the first output must be one map per image,
+    [1, 1, height, width] or [1, height, width] (a face detector's or a classifier's outputs are not)."""
+    _fixed_size(config, given)  # the input first: its message is the clearer one
+    if len(made) == 4 and _one_or_open(made[0]) and _one_or_open(made[1]):
+        return
+    if len(made) == 3 and _one_or_open(made[0]):
+        return
+    raise ModelMissing(
+        f"{config.path} is not a compatible saliency model: its first output has shape {list(made)}, "
+        "expected one map per image, [1, 1, height, width]"
+    )
 
 
 def _exported_size(text: str) -> tuple[int, int]:
