@@ -43,11 +43,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", default=None,
                         help="this worker's local cache folder [CUTOUT_CACHE_DIR]")
     parser.add_argument("--state", default=None, help="Redis URL of the queue [CUTOUT_STATE]")
-    parser.add_argument("--metrics-port", type=int, default=None,
+    parser.add_argument("--metrics-port", type=_port, default=None,
                         help="serve Prometheus /metrics on 127.0.0.1:PORT (inference counts, times)")
     parser.add_argument("--once", action="store_true", help="exit when the queue is empty (batch runs)")
     levels = ["critical", "error", "warning", "info", "debug"]
     parser.add_argument("--log-level", default="info", choices=levels)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 < value <= 65535:  # beyond it the socket layer answers with an OverflowError traceback
+        raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535, not {value}")
+    return value
 
 
 def provider_problem(requested: tuple[str, ...], running: list[str]) -> str | None:
@@ -199,7 +209,12 @@ def run(args: argparse.Namespace) -> int:
     if args.metrics_port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(args.metrics_port, addr="127.0.0.1")
+        try:
+            start_http_server(args.metrics_port, addr="127.0.0.1")
+        except OSError as exc:  # in use, or below 1024 without the right to it; before the model loads
+            print(f"cutout worker: --metrics-port {args.metrics_port}: cannot listen on 127.0.0.1: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return 2
     from transform.segment import SegmenterError, load_segmenter
 
     try:

@@ -7,6 +7,7 @@ import io
 import os
 import shutil
 import signal
+import socket
 import stat
 import threading
 import time
@@ -374,3 +375,41 @@ def test_remove_bg_mask_of_a_transparent_original_is_the_cut_outs_alpha(
     assert mask.bands == 1 and mask.getpoint(40, 40) == [0.0]  # inside the ellipse, but transparent
     assert mask.getpoint(60, 40) == cut.extract_band(3).getpoint(60, 40) == [255.0]
     assert (mask == cut.extract_band(3)).min() == 255  # the same alpha, pixel for pixel
+
+
+# -- worker ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("port", "message"),
+    [("99999", "must be a port from 1 to 65535, not 99999"), ("-1", "must be a port from 1 to 65535, not -1"),
+     ("0", "must be a port from 1 to 65535, not 0"), ("http", "not a port number: 'http'")],
+)
+def test_worker_metrics_port_out_of_range(
+    capsys: pytest.CaptureFixture[str], port: str, message: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["worker", "--metrics-port", port])
+    assert exit_.value.code == 2
+    assert f"cutout worker: error: argument --metrics-port: {message}" in capsys.readouterr().err
+
+
+def test_worker_metrics_port_in_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("redis")
+    pytest.importorskip("prometheus_client")
+    import transform.segment
+
+    def no_model(**_: Any) -> None:
+        raise AssertionError("the model loaded before the port was checked")
+
+    monkeypatch.setattr(transform.segment, "load_segmenter", no_model)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status = main(["worker", "--originals", str(SAMPLES), "--cache-dir", str(tmp_path / "cache"),
+                       "--state", "redis://127.0.0.1:9/0", "--metrics-port", str(port)])
+    assert status == 2
+    one_line(capsys.readouterr().err, f"cutout worker: --metrics-port {port}: cannot listen on 127.0.0.1: ")
