@@ -192,6 +192,62 @@ def test_render_path_mistakes(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
+WRITES = ".jpg, .jpeg, .png, .webp, .avif, .gif, .tif, .tiff"
+
+
+@pytest.mark.parametrize(
+    ("output", "transformation", "extra", "message"),
+    [
+        ("x.heic", "", [], f"-o {{out}}: cannot write .heic files; the extensions it writes: {WRITES}"),
+        ("x.xyz", "w_5", [], f"-o {{out}}: cannot write .xyz files; the extensions it writes: {WRITES}"),
+        ("x.jpg", "", ["--format", "png"], "-o {out} and --format png disagree on the output format"),
+        ("x.jpg", "f_webp", [], "-o {out} and f_webp disagree on the output format"),
+        ("x", "f_webp", ["--format", "png"], "--format png and f_webp disagree on the output format"),
+        ("x", "f_auto", ["--format", "png"], "--format png and f_auto disagree on the output format"),
+        ("x.png", "f_png", ["--format", "jpg"], "-o {out} and --format jpg disagree on the output format"),
+        ("x.png", "f_jpg", ["--format", "png"], "--format png and f_jpg disagree on the output format"),
+    ],
+)
+def test_render_refuses_an_output_format_it_would_not_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], output: str, transformation: str, extra: list[str],
+    message: str,
+) -> None:
+    out = tmp_path / output
+    assert main(["render", transformation, str(ROUTER), "-o", str(out), *extra]) == 2
+    one_line(capsys.readouterr().err, "cutout render: " + message.format(out=out))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_render_refuses_a_result_its_name_does_not_match(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """f_auto decides while rendering (JPEG without Accept, PNG when transparent): checked on the result."""
+    made = tmp_path / "half.png"
+    x = pyvips.Image.xyz(40, 20)[0]
+    grey = (x * 0 + 120).cast("uchar")
+    grey.bandjoin([grey, grey, (x < 20).ifthenelse(0, 255).cast("uchar")]).copy(
+        interpretation="srgb").write_to_file(str(made))
+    out = tmp_path / "x.jpg"
+    assert main(["render", "f_auto", str(made), "-o", str(out)]) == 2
+    one_line(capsys.readouterr().err, f"cutout render: -o {out}: the transformation made a PNG, not a JPG: ")
+    assert not out.exists()
+    assert main(["render", "f_auto", str(ROUTER), "-o", str(out)]) == 0  # opaque: a JPEG, as named
+    assert out.read_bytes()[:2] == b"\xff\xd8"
+
+
+@pytest.mark.parametrize(
+    ("output", "transformation", "extra", "magic"),
+    [("x.JPEG", "", ["--format", "jpg"], b"\xff\xd8"), ("x.webp", "f_webp", [], b"RIFF"),
+     ("x", "", ["--format", "png"], b"\x89PNG"), ("x.tif", "", [], b"II*\x00")],
+)
+def test_render_formats_that_agree(
+    tmp_path: Path, output: str, transformation: str, extra: list[str], magic: bytes
+) -> None:
+    out = tmp_path / output
+    assert main(["render", transformation, str(ROUTER), "-o", str(out), *extra]) == 0
+    assert out.read_bytes().startswith(magic)
+
+
 # -- eager: input ---------------------------------------------------------------------------------------
 
 
