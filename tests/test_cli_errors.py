@@ -144,7 +144,34 @@ def test_remove_bg_undecodable_input_still_says_so(
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
     assert main(["remove-bg", str(broken), "-o", str(tmp_path / "out")]) == 1
     assert f"{broken}: failed: cannot decode" in capsys.readouterr().err
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()  # nothing written: the folder it made is gone again
+
+
+@pytest.mark.parametrize("what", ["missing", "folder"])
+def test_remove_bg_input_that_is_not_a_file(
+    tmp_path: Path, loads: list[EllipseSegmenter], capsys: pytest.CaptureFixture[str], what: str
+) -> None:
+    bad = tmp_path / "missing.jpg" if what == "missing" else tmp_path / "photos"
+    if what == "folder":
+        bad.mkdir()
+    out = tmp_path / "out" / "sub"
+    assert main(["remove-bg", str(ROUTER), str(bad), "-o", str(out)]) == 2
+    message = f"{bad}: no such file" if what == "missing" else f"{bad} is a folder: give image files"
+    one_line(capsys.readouterr().err, f"cutout remove-bg: {message}\n")
+    assert loads == []
+    assert not (tmp_path / "out").exists()
+
+
+def test_remove_bg_output_folder_that_refuses_files(
+    loads: list[EllipseSegmenter], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder where files cannot be made (sysfs refuses even root) is found before any inference."""
+    refusing = Path("/sys/kernel")
+    if not refusing.is_dir():
+        pytest.skip("no /sys/kernel here")
+    assert main(["remove-bg", str(ROUTER), "-o", str(refusing)]) == 2
+    one_line(capsys.readouterr().err, f"cutout remove-bg: -o: cannot write files in {refusing}: ")
+    assert loads == []
 
 
 # -- render -------------------------------------------------------------------------------------------------
