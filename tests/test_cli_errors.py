@@ -629,3 +629,32 @@ def test_a_second_interrupt_does_not_wait_for_the_work_in_hand(
         process.communicate(timeout=30)
     assert time.monotonic() - start < 3
     assert process.returncode == -signal.SIGINT
+
+
+# -- serve: where it listens -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [("999.1.1.1", "CUTOUT_HOST (--host): '999.1.1.1' is neither an address nor a name this machine"),
+     ("192.0.2.1", "CUTOUT_HOST (--host): cannot listen on 192.0.2.1: Cannot assign requested address"),
+     ("in-use", "CUTOUT_PORT (--port): cannot listen on port {port}: Address already in use")],
+)
+def test_serve_where_it_cannot_listen_is_said_before_the_model_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], host: str,
+    message: str,
+) -> None:
+    import cutout.app
+
+    def no_model() -> None:
+        raise AssertionError("the model loaded before the address was checked")
+
+    monkeypatch.setattr(cutout.app, "start_segmenter", no_model)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        where = ["--host", "127.0.0.1", "--port", str(port)] if host == "in-use" else ["--host", host]
+        status = main(["serve", "--originals", str(SAMPLES), "--cache-dir", str(tmp_path / "cache"), *where])
+    assert status == 2
+    one_line(capsys.readouterr().err, "cutout serve: " + message.format(port=port))
