@@ -327,6 +327,9 @@ def test_eager_unreadable_input(
         (["--timeout", "soon"], "argument --timeout: not a number of seconds"),
         (["--concurrency", "0"], "argument --concurrency: must be at least 1"),
         (["--server", "notaurl"], "argument --server: not an http:// or https:// URL of a server"),
+        (["--accept", "garbage!!"], "argument --accept: not an Accept header (media ranges such as "),
+        (["--accept", "image/webp;q=2"], "argument --accept: not an Accept header"),
+        (["--accept", "image/avif,,*/*"], "argument --accept: not an Accept header"),
     ],
 )
 def test_eager_option_values_are_checked(
@@ -338,6 +341,37 @@ def test_eager_option_values_are_checked(
         main(["eager", str(lines), "--server", "http://127.0.0.1:9", *args])
     assert exit_.value.code == 2
     assert f"cutout eager: error: {message}" in capsys.readouterr().err
+
+
+def test_eager_timeout_without_a_server_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = tmp_path / "lines.txt"
+    lines.write_text("c_scale,w_10 docs/road\n")
+    assert eager_into(tmp_path, str(lines), "--timeout", "5") == 2
+    one_line(capsys.readouterr().err, "cutout eager: --timeout applies only with --server")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_eager_help_says_the_timeout_default_and_the_exit_statuses(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["eager", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default 600)" in out and "1 a line failed or --server cannot be reached" in out
+
+
+def test_eager_unreachable_server_stops_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = tmp_path / "lines.txt"
+    lines.write_text("".join(f"c_scale,w_{w} docs/road\n" for w in range(10, 30)))
+    server = f"http://127.0.0.1:{closed_port()}"
+    assert main(["eager", str(lines), "--server", server]) == 1
+    err = capsys.readouterr().err
+    one_line(err, f"cutout eager: cannot connect to --server {server}: ")
+    assert err.endswith("; stopped\n")
 
 
 # -- eager and serve: the cache folder -----------------------------------------------------------------
