@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -692,3 +693,47 @@ def test_serve_where_it_cannot_listen_is_said_before_the_model_loads(
         status = main(["serve", "--originals", str(SAMPLES), "--cache-dir", str(tmp_path / "cache"), *where])
     assert status == 2
     one_line(capsys.readouterr().err, "cutout serve: " + message.format(port=port))
+
+
+class RunsNowhere(EllipseSegmenter):
+    """What the worker asks of a loaded model, without one: it runs on the CPU, as asked."""
+
+    model = types.SimpleNamespace(
+        session=types.SimpleNamespace(get_providers=lambda: ["CPUExecutionProvider"]),
+        config=types.SimpleNamespace(providers=("CPUExecutionProvider",)),
+    )
+
+
+def test_worker_once_gives_up_on_a_redis_that_is_away(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("redis")
+    import cutout.worker
+    import transform.segment
+
+    monkeypatch.setattr(transform.segment, "load_segmenter", lambda **_: RunsNowhere())
+    monkeypatch.setattr(cutout.worker, "REDIS_WAIT_SECONDS", 0.5)
+    state = f"redis://127.0.0.1:{closed_port()}/0"
+    start = time.monotonic()
+    status = main(["worker", "--originals", str(SAMPLES), "--cache-dir", str(tmp_path / "cache"),
+                   "--state", state, "--once"])
+    assert status == 1
+    assert time.monotonic() - start < 10
+    err = capsys.readouterr().err
+    one_line(err, "cutout worker: the Redis of CUTOUT_STATE cannot be reached (")
+    assert err.endswith("; --once gives up after 0.5 s\n")
+
+
+def test_worker_once_gives_up_when_redis_goes_away_midway(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cutout.worker import Worker
+
+    class Away:
+        def take(self, consumer: str, block: float) -> None:
+            raise ConnectionError("Redis is away")
+
+    monkeypatch.setattr("cutout.worker.REDIS_WAIT_SECONDS", 0.5)
+    service = types.SimpleNamespace(settings=types.SimpleNamespace(lease_seconds=30))
+    worker = Worker(service, Away(), consumer="w")  # type: ignore[arg-type]
+    start = time.monotonic()
+    assert worker.run(once=True) is False
+    assert time.monotonic() - start < 5
