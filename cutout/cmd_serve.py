@@ -53,9 +53,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def example_urls(settings: Settings) -> list[str]:
+    """The examples that work here: without background removal (CUTOUT_BACKGROUND_REMOVAL=0) those that
+    need it would answer 501, so they are left out, and a last line says why."""
     base = f"http://{settings.host}:{settings.port}"
     cloud = f"/{settings.cloud_name}" if settings.cloud_name else "/demo"
-    return [f"  {what}:\n    {base}{cloud}/image/upload/{path}" for what, path in EXAMPLES]
+    off = settings.background_removal is False
+    urls = [f"  {what}:\n    {base}{cloud}/image/upload/{path}" for what, path in EXAMPLES
+            if not (off and "e_background_removal" in path)]
+    if off:
+        urls.append("  (background removal is off, CUTOUT_BACKGROUND_REMOVAL=0: its examples are left out)")
+    return urls
 
 
 def run(args: argparse.Namespace) -> int:

@@ -737,3 +737,19 @@ def test_worker_once_gives_up_when_redis_goes_away_midway(monkeypatch: pytest.Mo
     start = time.monotonic()
     assert worker.run(once=True) is False
     assert time.monotonic() - start < 5
+
+
+# -- serve --print-examples -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("removal", ["1", "0", "queue"])
+def test_serve_examples_leave_out_background_removal_when_it_is_off(removal: str) -> None:
+    from cutout.cmd_serve import example_urls
+    from cutout.settings import load_settings
+
+    environ = {"CUTOUT_BACKGROUND_REMOVAL": removal, "CUTOUT_STATE": "redis://127.0.0.1:9/0"}
+    text = "\n".join(example_urls(load_settings(environ)))
+    assert ("e_background_removal" in text) is (removal != "0")
+    assert ("423 until ready" in text) is (removal != "0")
+    assert "c_scale,w_400/docs/road" in text  # the rest is still listed
+    assert ("background removal is off" in text) is (removal == "0")
