@@ -4,9 +4,15 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 CUTOUT := $(VENV)/bin/cutout
-PORT   ?= 8080
+# The server's own variables, when set, are what `make run` serves with; `make run PORT=9000` wins over both.
+PORT      ?= $(or $(CUTOUT_PORT),8080)
+ORIGINALS ?= $(CUTOUT_ORIGINALS)
 
-.PHONY: install model run test test-fast lint bench clean
+.PHONY: help install model run test test-fast lint bench clean
+
+# `make help`: the targets marked with `## ` below, one line each (kept beside each target, not listed twice).
+help: ## list the targets
+	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,39 +20,39 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) ## create .venv and install cutout with its test tools
 
-# Fetches IS-Net once into $$CUTOUT_HOME (default ~/.cache/cutout); a no-op when present and valid.
-model: $(STAMP)
+model: $(STAMP) ## fetch IS-Net into $CUTOUT_HOME (default ~/.cache/cutout); a no-op when it is there
 	$(CUTOUT) fetch-model
 
 # The console (/console) is on, open on loopback; its address is printed with the example URLs.
-# The originals live in a writable copy of the samples under CUTOUT_HOME (the console uploads into it, and
-# the checkout stays clean); uploads are on with a key "local" and a random secret kept in
-# CUTOUT_HOME/run-secret, which is the console's password (the secret never goes in a URL).
+# Without ORIGINALS (or CUTOUT_ORIGINALS) the originals are a writable copy of the samples under CUTOUT_HOME
+# (the console uploads into it, and the checkout stays clean); a folder of one's own gets no samples copied
+# in. Uploads are on with a key "local" and a random secret kept in CUTOUT_HOME/run-secret, which is the
+# console's password (the secret never goes in a URL).
 RUN_HOME := $${CUTOUT_HOME:-$$HOME/.cache/cutout}
-run: model
-	@mkdir -p "$(RUN_HOME)/originals" && cp -Rn cutout/samples/. "$(RUN_HOME)/originals/"
+run: model ## start the server on :8080 (PORT=..., ORIGINALS=...; or CUTOUT_PORT, CUTOUT_ORIGINALS)
+	@test -n "$(ORIGINALS)" || (mkdir -p "$(RUN_HOME)/originals" && cp -Rn cutout/samples/. "$(RUN_HOME)/originals/")
 	@test -s "$(RUN_HOME)/run-secret" || (umask 077 && $(PY) -c 'import secrets; print(secrets.token_urlsafe(18))' > "$(RUN_HOME)/run-secret")
 	@echo "console sign-in: user $${CUTOUT_API_KEY:-local}, password in $(RUN_HOME)/run-secret"
 	CUTOUT_CONSOLE=$${CUTOUT_CONSOLE:-1} CUTOUT_UPLOAD=$${CUTOUT_UPLOAD:-1} CUTOUT_API_KEY=$${CUTOUT_API_KEY:-local} \
 	CUTOUT_API_SECRET=$${CUTOUT_API_SECRET:-$$(cat "$(RUN_HOME)/run-secret")} \
-	$(CUTOUT) serve --originals "$(RUN_HOME)/originals" --cache-dir $${CUTOUT_CACHE_DIR:-$(RUN_HOME)/derived} --port $(PORT) --print-examples
+	$(CUTOUT) serve --originals "$(or $(ORIGINALS),$(RUN_HOME)/originals)" --cache-dir $${CUTOUT_CACHE_DIR:-$(RUN_HOME)/derived} --port $(PORT) --print-examples
 
-lint: $(STAMP)
+lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check grammar transform cache cutout tests bench
 	$(VENV)/bin/mypy
 
-test: model lint
+test: model lint ## lint, then the whole test suite
 	$(PY) -m pytest
 
 # Fast subset: everything except the real-model tests.
-test-fast: $(STAMP)
+test-fast: $(STAMP) ## the tests without the real-model ones
 	$(PY) -m pytest -m "not slow"
 
-bench: model
+bench: model ## the benchmarks (bench/run_all.py)
 	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) bench/run_all.py
 
-clean:
+clean: ## remove .venv and the tools' caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

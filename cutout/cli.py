@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,8 +38,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    module = importlib.import_module(COMMANDS[args.command][0])
-    return int(module.run(args))
+    with _second_interrupt_ends_at_once():
+        try:
+            module = importlib.import_module(COMMANDS[args.command][0])
+            return int(module.run(args))
+        except KeyboardInterrupt:  # Ctrl-C is the user's choice, not a crash: no traceback
+            print(f"cutout {args.command}: interrupted", file=sys.stderr)
+            return 130  # as a shell reports a command that SIGINT ended
+
+
+@contextmanager
+def _second_interrupt_ends_at_once() -> Iterator[None]:
+    """The first Ctrl-C raises KeyboardInterrupt as usual; the commands then finish the work in hand (the
+    image being written, the request being answered), and a second one ends the process at once."""
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGINT) is not signal.default_int_handler  # ignored, or the caller's own
+    ):
+        yield
+        return
+
+    def first(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # -- helpers the sub-commands share ---------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sqlite3
 import sys
 import threading
@@ -31,10 +32,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--" + name.removeprefix("CUTOUT_").lower().replace("_", "-")
         parser.add_argument(flag, default=None, help=f"{BY_NAME[name].help} [{name}]")
     parser.add_argument("--concurrency", type=_at_least_one, default=2, help="generated at once (default 2)")
-    parser.add_argument("--accept", default=None, help="Accept header to negotiate f_auto with")
+    parser.add_argument("--accept", type=_accept, default=None,
+                        help="Accept header to negotiate f_auto with, e.g. 'image/avif,image/webp,*/*'")
     parser.add_argument("--server", type=_server_url, default=None,
-                        help="request the derivatives from this server (an http:// or https:// URL) instead")
-    parser.add_argument("--timeout", type=_seconds, default=600.0, help="overall limit with --server (s)")
+                        help="request the derivatives from this server (an http:// or https:// URL) instead; "
+                        "one it cannot connect to stops the run (exit 1)")
+    parser.add_argument("--timeout", type=_seconds, default=None,
+                        help=f"overall limit in seconds, with --server only (default {DEFAULT_TIMEOUT:g})")
+    parser.epilog = ("exit status: 0 all generated, 1 a line failed or --server cannot be reached, "
+                     "2 a mistake in the command (an option, an input file)")
+
+
+#: --timeout's default: the whole run through a server, however many lines.
+DEFAULT_TIMEOUT = 600.0
+
+# RFC 9110 media ranges: type/subtype (either "*"), each with ;name=value parameters, q a weight 0 to 1.
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_WEIGHT = r"[qQ]=(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)"
+_PARAMETER = rf"(?:{_WEIGHT}|(?![qQ]=){_TOKEN}=(?:{_TOKEN}|\"[^\"]*\"))"
+_MEDIA_RANGE = re.compile(rf"(?:\*/\*|(?!\*/){_TOKEN}/(?:\*|{_TOKEN}))(?:\s*;\s*{_PARAMETER})*")
+
+
+def _accept(text: str) -> str:
+    """Checked here: a malformed header would only make every f_auto line quietly fall back to JPEG."""
+    ranges = [part.strip() for part in text.split(",")]
+    bad = next((r for r in ranges if not _MEDIA_RANGE.fullmatch(r)), None)
+    if bad is not None:
+        raise argparse.ArgumentTypeError(
+            f"not an Accept header (media ranges such as image/avif,image/webp,*/*;q=0.8): {bad!r}")
+    return text
 
 
 def _at_least_one(text: str) -> int:
@@ -129,6 +155,10 @@ class Progress:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.timeout is not None and not args.server:
+        print("cutout eager: --timeout applies only with --server (straight into the cache there is none)",
+              file=sys.stderr)
+        return 2
     try:
         lines = read_lines(args.files)
     except InputError as exc:
@@ -138,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
         print("cutout eager: nothing to generate", file=sys.stderr)
         return 0
     if args.server:
-        generate, close = _through_server(args.server, time.monotonic() + args.timeout, args.accept)
+        deadline = time.monotonic() + (args.timeout or DEFAULT_TIMEOUT)
+        generate, close = _through_server(args.server, deadline, args.accept)
     else:
         try:
             generate, close = _into_cache(args)
@@ -147,10 +178,15 @@ def run(args: argparse.Namespace) -> int:
             return 2
     progress = Progress(len(lines))
     failures: list[tuple[str, str]] = []
+    unreachable: list[str] = []
 
     def one(line: str) -> None:
+        if unreachable:
+            return  # every other line would fail the same way
         try:
             made = generate(to_path(line))
+        except Unreachable as exc:
+            unreachable.append(str(exc))
         except Exception as exc:  # noqa: BLE001 - every failure is reported in the summary
             failures.append((line, getattr(exc, "public", None) or str(exc) or type(exc).__name__))
             progress.step(False)
@@ -162,12 +198,19 @@ def run(args: argparse.Namespace) -> int:
             list(pool.map(one, lines))
     finally:
         close()
+    if unreachable:
+        print(f"cutout eager: {unreachable[0]}; stopped", file=sys.stderr)
+        return 1
     generated = len(lines) - len(failures) - progress.cached
     cached = f", {progress.cached} already cached" if progress.cached else ""
     print(f"cutout eager: {generated} generated, {len(failures)} failed{cached}", file=sys.stderr)
     for line, reason in failures:
         print(f"  FAILED {line}: {reason}", file=sys.stderr)
     return 1 if failures else 0
+
+
+class Unreachable(Exception):
+    """The server cannot be connected to: the run stops rather than fail each line alike."""
 
 
 #: generate(path) -> False when the derivative was there already; close().
@@ -240,6 +283,8 @@ def _through_server(server: str, deadline: float, accept: str | None) -> Generat
                 response = client.get(path, headers=headers, timeout=max(left, MIN_REQUEST_SECONDS))
             except httpx.TimeoutException as exc:
                 raise RuntimeError(TIMED_OUT) from exc
+            except httpx.ConnectError as exc:  # refused, or a name that does not resolve
+                raise Unreachable(f"cannot connect to --server {server}: {exc}") from exc
             if response.status_code == 200:
                 return True  # the server does not say whether it had it already
             reason = response.headers.get("x-cld-error") or f"HTTP {response.status_code}"

@@ -35,9 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     variant = SMALL if args.small else MEDIUM
+    dist: Path | None = args.from_dist
+    if dist is not None and not dist.is_dir():  # checked even when the model is there: never ignored
+        problem = "no such folder" if not dist.exists() else "not a folder"
+        print(f"cutout fetch-model: --from-dist {dist}: {problem}", file=sys.stderr)
+        return 2
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731
     try:
-        path = ensure_model(variant, dist=args.from_dist, log=log)
+        path = ensure_model(variant, dist=dist, log=log)
         if variant is MEDIUM and not args.no_fp32:
             ensure_fp32(path, log=log)
         ensure_face_model(log=log)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
+import os
 import sys
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,8 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    problem = _check_outputs(args.inputs, args.output, args.format)
+    created = _missing_folders(args.output)
+    problem = _check_inputs(args.inputs) or _check_outputs(args.inputs, args.output, args.format)
     if problem:
+        _remove_folders(created)
         print(f"cutout remove-bg: {problem}", file=sys.stderr)
         return 2
     largest = max(map(_pixels, args.inputs))  # each header read once, for both choices below
@@ -75,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{path}: failed: {outcome}", file=sys.stderr)
             else:
                 print(f"{path}: confidence {outcome:.3f} -> {target}", flush=True)
+    if failed == len(args.inputs):
+        _remove_folders(created)  # nothing was written: no empty folder of ours left behind
     return 1 if failed else 0
 
 
@@ -87,8 +94,20 @@ def _target(folder: Path, path: Path, fmt: str) -> Path:
     return folder / f"{path.stem}.{fmt}"
 
 
+def _check_inputs(inputs: list[Path]) -> str | None:
+    """The first input that is not a file at all: said before the model loads, and in plain words rather
+    than as libvips' failure to decode it."""
+    for path in inputs:
+        if path.is_dir():
+            return f"{path} is a folder: give image files"
+        if not path.exists():
+            return f"{path}: no such file"
+    return None
+
+
 def _check_outputs(inputs: list[Path], folder: Path, fmt: str) -> str | None:
-    """Why the outputs cannot be written, if so; checked (and the folder made) before the model loads."""
+    """Why the outputs cannot be written, if so; checked (and the folder made and written to once) before
+    the model loads, so a folder that refuses files costs no inference."""
     stems = [p.stem for p in inputs]
     duplicates = sorted({s for s in stems if stems.count(s) > 1})
     if duplicates:
@@ -97,7 +116,26 @@ def _check_outputs(inputs: list[Path], folder: Path, fmt: str) -> str | None:
     if target is not None:
         return f"the output {target} would overwrite an input; choose another -o folder or --format"
     problem = make_folder(folder)
-    return f"-o: {problem}" if problem else None
+    if problem:
+        return f"-o: {problem}"
+    try:  # is_dir and os.access do not tell: root passes the permission bits, sysfs still refuses files
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".cutout-probe-")
+    except OSError as exc:
+        return f"-o: cannot write files in {folder}: {exc.strerror or exc}"
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first (what -o would create)."""
+    return [p for p in (folder, *folder.parents) if not p.exists() and not p.is_symlink()]
+
+
+def _remove_folders(folders: list[Path]) -> None:
+    for path in folders:  # deepest first; one that holds anything (ours or not) stays
+        with contextlib.suppress(OSError):
+            path.rmdir()
 
 
 def _overwritten_input(inputs: list[Path], folder: Path, fmt: str) -> Path | None:

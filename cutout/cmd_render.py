@@ -14,8 +14,8 @@ from pathlib import Path
 from cutout.originals import Originals
 from grammar import parse_transformation
 from grammar.errors import NotFound, OriginError
-from grammar.image_formats import FORMAT_OF, WRITABLE
-from transform import FormatChoice, Rendered, compile_plan, negotiate_format, render
+from grammar.image_formats import EXTENSIONS, FORMAT_OF, WRITABLE
+from transform import FormatChoice, Plan, Rendered, compile_plan, negotiate_format, render
 from transform.faces.centerface import detect_faces
 from transform.files import replacing
 from transform.seam import DirectMasks, MaskSource
@@ -29,8 +29,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
         choices=WRITABLE,
-        help="output format (default: OUT's extension, else the original's, PNG if transparent)",
+        help="output format (default: OUT's extension, else the original's, PNG if transparent); "
+        "it, OUT's extension and an f_ in the transformation must agree",
     )
+
+
+#: The extensions -o may have: those of the formats this server writes (none at all is fine too).
+WRITABLE_EXTENSIONS = tuple(ext for ext in EXTENSIONS if FORMAT_OF[ext] in WRITABLE)
+
+
+class UsageError(Exception):
+    """A mistake in the command's arguments: one line, exit 2."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,9 +49,18 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         rendered = _render(args)
+    except UsageError as exc:
+        print(f"cutout render: {exc}", file=sys.stderr)
+        return 2
     except OriginError as exc:
         print(f"cutout render: {exc.status} {exc.public}", file=sys.stderr)
         return 1
+    wanted = _extension_format(args.output)
+    if wanted is not None and rendered.format != wanted:
+        # f_auto, or fl_preserve_transparency on a transparent result, chose while rendering.
+        made = f"the transformation made a {rendered.format.upper()}, not a {wanted.upper()}"
+        print(f"cutout render: -o {args.output}: {made}: name the file .{rendered.format}", file=sys.stderr)
+        return 2
     try:
         with replacing(args.output) as temp:  # a failed write leaves no truncated image behind
             temp.write_bytes(rendered.data)
@@ -67,16 +85,38 @@ def _check_paths(output: Path, originals: Path | None) -> str | None:
     return None
 
 
+def _extension_format(output: Path) -> str | None:
+    """The format -o's extension names (None: it has none); UsageError for one this cannot write, rather
+    than bytes of another format under its name."""
+    suffix = output.suffix.lstrip(".").lower()
+    if not suffix:
+        return None
+    if suffix not in WRITABLE_EXTENSIONS:
+        can = ", ".join("." + ext for ext in WRITABLE_EXTENSIONS)
+        raise UsageError(f"-o {output}: cannot write .{suffix} files; the extensions it writes: {can}")
+    return FORMAT_OF[suffix]
+
+
+def _choice(plan: Plan, output: Path, option: str | None) -> FormatChoice:
+    """The output format from --format, -o's extension and the transformation's f_, which must agree:
+    whichever was left unsaid silently losing would write one format under another's name."""
+    extension = _extension_format(output)
+    named = {f"-o {output}": extension, f"--format {option}": option, f"f_{plan.requested_format}": (
+        plan.requested_format)}
+    given = [(label, fmt) for label, fmt in named.items() if fmt is not None]
+    for (label, fmt), (other, other_fmt) in zip(given, given[1:], strict=False):
+        # f_auto with an extension is left to the check of the result: without Accept it is JPEG, or PNG
+        # when transparent.
+        if fmt != other_fmt and not (other_fmt == "auto" and label.startswith("-o")):
+            raise UsageError(f"{label} and {other} disagree on the output format: give one, or the same")
+    # As an extension: f_ (the same, or f_auto) still wins, and fl_preserve_transparency still applies.
+    return negotiate_format(plan, extension=option or extension, accept=None)
+
+
 def _render(args: argparse.Namespace) -> Rendered:
     text = args.transformation.strip("/")
     plan = compile_plan(parse_transformation(text) if text else ())
-    if args.format:
-        choice = FormatChoice(args.format)
-    else:
-        suffix = args.output.suffix.lstrip(".").lower()
-        choice = negotiate_format(
-            plan, extension=suffix if FORMAT_OF.get(suffix) in WRITABLE else None, accept=None
-        )
+    choice = _choice(plan, args.output, args.format)
     originals = Originals(args.originals) if args.originals else None
 
     def load_layer(public_id: str) -> tuple[str, str]:

