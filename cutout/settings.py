@@ -157,6 +157,23 @@ def ignored_model_variables(settings: Settings, environ: Mapping[str, str] | Non
     return f"{', '.join(named)} {'is' if len(named) == 1 else 'are'} not used by this server: {where}"
 
 
+def unknown_variables(environ: Mapping[str, str] | None = None) -> str | None:
+    """A warning naming each cutout-prefixed variable in ``environ`` that no part of cutout reads, with
+    the setting it was probably meant to be (None when there is none): a misspelt CUTOUT_STRICT would
+    otherwise leave strict mode off without a word."""
+    import difflib
+
+    strays = variables.undeclared(environ)
+    if not strays:
+        return None
+    known = [v.name for v in variables.VARIABLES]
+    named = []
+    for name in strays:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        named.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return f"{', '.join(named)}: not a cutout setting, ignored (the settings: README, 'Settings')"
+
+
 def check_buckets(settings: Settings) -> None:
     """A SettingsError naming the variable whose bucket the storage says does not exist (a typo there
     otherwise shows only as a warning per request, and cut-outs that stay 423 for ever)."""

@@ -22,7 +22,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from cutout.cli import settings_with_cache_folder
-from cutout.settings import Settings, SettingsError, check_buckets
+from cutout.settings import Settings, SettingsError, check_buckets, unknown_variables
 from grammar import parse_path
 from grammar.errors import OriginError
 
@@ -206,6 +206,9 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"cutout worker: {exc}", file=sys.stderr)
         return 2
+    stray = unknown_variables()
+    if stray:
+        print(f"cutout worker: warning: {stray}", file=sys.stderr, flush=True)
     try:
         import redis
 

@@ -5,6 +5,8 @@ reads the environment for one (``python -m cutout.settings --write README.md`` r
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from cutout.settings import (
     ignored_model_variables,
     load_settings,
     markdown_table,
+    unknown_variables,
     with_table,
 )
 from transform.variables import (
@@ -144,6 +147,22 @@ def test_lists_hosts_and_the_cloud_name_that_can_never_work_are_refused(tmp_path
     fine = load_settings({"CUTOUT_ORIGINALS": str(tmp_path), "CUTOUT_CLOUD_NAME": "my-shop_2",
                           "CUTOUT_FETCH_ALLOW": "*.example.org, ::1, 127.0.0.2"})
     assert fine.cloud_name == "my-shop_2"
+
+
+def test_a_cutout_variable_nothing_reads_is_named_with_the_setting_it_looks_like() -> None:
+    warning = unknown_variables({"CUTOUT_STRCT": "1", "CUTOUT_PORT": "80", "CUTOUT_FOO": "x", "PATH": "/bin",
+                                 "CUTOUT_REQUIRE_INTEGRATION": "1"})  # fmt: skip
+    assert warning == (
+        "CUTOUT_FOO, CUTOUT_STRCT (did you mean CUTOUT_STRICT?): not a cutout setting, ignored "
+        "(the settings: README, 'Settings')"
+    )
+    assert unknown_variables({"CUTOUT_STRICT": "1", "HOME": "/root"}) is None
+
+
+def test_cutout_version() -> None:
+    done = subprocess.run([sys.executable, "-m", "cutout.cli", "--version"], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    assert done.returncode == 0 and done.stdout.startswith("cutout ")
 
 
 def test_model_variables_a_server_never_reads_are_named(tmp_path: Path) -> None:

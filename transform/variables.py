@@ -451,6 +451,18 @@ def read(
     return values
 
 
+#: The test suite's own switches (README, "Tests and benchmarks"): cutout never reads them. Spelt in parts
+#: so that the check that every name the code spells is declared here holds for cutout's own.
+_SUITE = frozenset("CUTOUT_" + name for name in ("REQUIRE_INTEGRATION", "SHARED_DIR"))
+
+
+def undeclared(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The ``CUTOUT_*`` names in ``environ`` (default: this process's) that no variable here declares."""
+    source = os.environ if environ is None else environ
+    declared = {v.name for v in VARIABLES} | _SUITE
+    return sorted(name for name in source if name.startswith("CUTOUT_") and name not in declared)
+
+
 def given(group: Group, environ: Mapping[str, str] | None = None) -> list[str]:
     """The names of ``group``'s variables set (not empty) in ``environ`` (default: this process's)."""
     source = os.environ if environ is None else environ
