@@ -99,7 +99,8 @@ def _split_prefix(path: str, segments: list[str]) -> tuple[str | None, str, str,
         )
     if (resource_type, delivery_type) != SUPPORTED:
         raise BadRequest(
-            f"Unsupported delivery type {resource_type}/{delivery_type}: only image/upload is supported"
+            f"Unsupported delivery type {resource_type}/{delivery_type}: only image/upload is supported (and "
+            "image/fetch where the server fetches)"
         )
     if cloud_name is not None and not _CLOUD_NAME.fullmatch(cloud_name):
         raise BadRequest(

@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 from grammar import DeliveryPath, parse_path, verify_delivery
 from grammar.errors import BadRequest
 
+ONLY = "only image/upload is supported (and image/fetch where the server fetches)"
+
 SECRET = "s3cr3t-for-tests"
 
 # Options whose transformations cutout implements: compile_plan must accept each of them.
@@ -326,14 +328,14 @@ def test_random_option_combinations(
             {"url_suffix": "hello", "private_cdn": True},
             'Invalid delivery path "/images/sample/hello": expected',
         ),
-        ({"type": "fetch"}, "Unsupported delivery type image/fetch: only image/upload is supported"),
+        ({"type": "fetch"}, "Unsupported delivery type image/fetch: " + ONLY),
         ({"type": "authenticated", "sign_url": True}, "Unsupported delivery type image/authenticated: only"),
-        ({"type": "private"}, "Unsupported delivery type image/private: only image/upload is supported"),
+        ({"type": "private"}, "Unsupported delivery type image/private: " + ONLY),
         (
             {"resource_type": "video"},
             "Unsupported delivery type video/upload: only image/upload is supported",
         ),
-        ({"resource_type": "raw"}, "Unsupported delivery type raw/upload: only image/upload is supported"),
+        ({"resource_type": "raw"}, "Unsupported delivery type raw/upload: " + ONLY),
     ],
 )
 def test_unsupported_url_forms_are_clear_400s(options: dict[str, Any], message: str) -> None:

@@ -9,6 +9,8 @@ import pytest
 from grammar import is_component, layer_public_id, parse_path
 from grammar.errors import BadRequest, TransformationSyntaxError
 
+ONLY = "only image/upload is supported (and image/fetch where the server fetches)"
+
 BR = "e_background_removal/c_scale,w_400/u_docs:road/fl_layer_apply,y_-200"
 
 # path -> expected fields (only those listed are checked; "comps" is the list of component raws)
@@ -114,9 +116,9 @@ ERRORS = [
         "Invalid delivery path \"/demo/image/upload/w_4//x\": empty component ('//')",
     ),
     ("/demo/image/upload//x", "Invalid delivery path \"/demo/image/upload//x\": empty component ('//')"),
-    ("/demo/video/upload/x", "Unsupported delivery type video/upload: only image/upload is supported"),
-    ("/demo/image/fetch/x", "Unsupported delivery type image/fetch: only image/upload is supported"),
-    ("/image/private/x", "Unsupported delivery type image/private: only image/upload is supported"),
+    ("/demo/video/upload/x", "Unsupported delivery type video/upload: " + ONLY),
+    ("/demo/image/fetch/x", "Unsupported delivery type image/fetch: " + ONLY),
+    ("/image/private/x", "Unsupported delivery type image/private: " + ONLY),
     ("/demo/test", f'Invalid delivery path "/demo/test": {SHAPE}'),
     ("/demo/images/test/hello", f'Invalid delivery path "/demo/images/test/hello": {SHAPE}'),
     ("/", f'Invalid delivery path "/": {SHAPE}'),
