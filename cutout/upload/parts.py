@@ -2,7 +2,8 @@
 series of upload requests, each carrying one part of it. Cloudinary's rules, which the SDKs follow:
 every part names its place with ``Content-Range: bytes START-END/TOTAL`` and the whole upload with the
 same ``X-Unique-Upload-Id``; the first part comes first and the last part last (the ones between may
-come in parallel); the last part's answer is the upload's.
+come in parallel); the last part's answer is the upload's. TOTAL may be ``-1``, "not known yet", on every
+part but the last (Cloudinary's Node SDK streams so: it learns the size at the end).
 
 Parts are kept as records in the originals store (``parts/<upload>/START-END-TOTAL``), not in memory or
 a local folder: a server restarted between two parts, or a replica other than the one that took the
@@ -35,13 +36,16 @@ PARTS_TTL = 24 * 3600.0
 #: Every process looks for abandoned uploads this often (``sweep_forever``).
 SWEEP_EVERY = 3600.0
 _PREFIX = "parts"
-_RANGE = re.compile(r"bytes\s+(\d{1,15})-(\d{1,15})/(\d{1,15})")
-_PART = re.compile(r"(\d+)-(\d+)-(\d+)")
+_RANGE = re.compile(r"bytes\s+(\d{1,15})-(\d{1,15})/(\d{1,15}|-1)")
+_PART = re.compile(r"(\d+)-(\d+)-(\d+|x)")
+#: ``Range.total`` of a part that does not know it yet (``/-1``).
+UNKNOWN = -1
 
 
 @dataclass(frozen=True)
 class Range:
-    """One part's place in the file: bytes ``start`` to ``end`` inclusive, of ``total``."""
+    """One part's place in the file: bytes ``start`` to ``end`` inclusive, of ``total`` (``UNKNOWN``: a part
+    before the last that does not say)."""
 
     start: int
     end: int
@@ -53,14 +57,23 @@ class Range:
 
     @property
     def last(self) -> bool:
-        return self.end + 1 == self.total
+        return self.total != UNKNOWN and self.end + 1 == self.total
 
     @property
     def whole(self) -> bool:
         return self.start == 0 and self.last
 
     def name(self) -> str:
-        return f"{self.start}-{self.end}-{self.total}"
+        return f"{self.start}-{self.end}-{'x' if self.total == UNKNOWN else self.total}"
+
+    @staticmethod
+    def named(name: str) -> Range | None:
+        """The range a kept part's ``name`` says (None: not a part's name)."""
+        match = _PART.fullmatch(name)
+        if not match:
+            return None
+        total = UNKNOWN if match[3] == "x" else int(match[3])
+        return Range(int(match[1]), int(match[2]), total)
 
     def check_size(self, data: bytes) -> None:
         """A 400 when the file part sent is not as long as this range says."""
@@ -76,8 +89,12 @@ def content_range(headers: Mapping[str, str]) -> Range | None:
         return None
     match = _RANGE.fullmatch(text.strip())
     if not match:
-        raise bad(f"Content-Range {text[:60]!r} is not 'bytes START-END/TOTAL'")
+        raise bad(f"Content-Range {text[:60]!r} is not 'bytes START-END/TOTAL' (TOTAL -1 while not known)")
     found = Range(int(match[1]), int(match[2]), int(match[3]))
+    if found.total == UNKNOWN:
+        if found.start > found.end:
+            raise bad(f"Content-Range {text[:60]!r}: bytes {found.start}-{found.end} are no range")
+        return found
     if not found.start <= found.end < found.total:
         raise bad(
             f"Content-Range {text[:60]!r}: bytes {found.start}-{found.end} are not inside {found.total}"
@@ -96,10 +113,11 @@ class Parts:
         """The folder that holds this upload's parts; a 400 when the part cannot belong to one."""
         if not upload_id or not upload_id.strip():
             raise bad("A chunked upload (Content-Range) needs the X-Unique-Upload-Id header")
-        if part.total > self.max_bytes:
+        size = part.end + 1 if part.total == UNKNOWN else part.total  # at least, while it is not said
+        if size > self.max_bytes:
             raise bad(
-                f"File size too large: the chunked upload is {part.total} bytes, over "
-                f"CUTOUT_MAX_UPLOAD_BYTES ({self.max_bytes} bytes)"
+                f"File size too large: the chunked upload is {'over ' if part.total == UNKNOWN else ''}"
+                f"{size} bytes, over CUTOUT_MAX_UPLOAD_BYTES ({self.max_bytes} bytes)"
             )
         part.check_size(data)
         # Hashed: the client's id may hold characters and lengths no record name can.
@@ -116,17 +134,21 @@ class Parts:
         the bytes that never came, or a part that disagrees about the total."""
         pieces: list[tuple[Range, bytes | None]] = [(last, data)]
         for name in self.originals.list_records(folder):
-            match = _PART.fullmatch(name.rpartition("/")[2])
-            if match:
-                pieces.append((Range(int(match[1]), int(match[2]), int(match[3])), None))
+            kept = Range.named(name.rpartition("/")[2])
+            if kept is not None:
+                pieces.append((kept, None))
         whole = bytearray()
         # By start, the longest first: a part sent again with other bounds overlaps, and only the bytes
         # not already joined are taken from it.
         for part, held in sorted(pieces, key=lambda p: (p[0].start, -p[0].end)):
-            if part.total != last.total:  # no part can mend that: the parts go, the upload starts again
+            # A part that said another total, or none but ends past it: no part can mend that, the parts
+            # go and the upload starts again.
+            if part.total not in (last.total, UNKNOWN) or part.end >= last.total:
+                known = part.total != UNKNOWN
+                said = f"says the file is {part.total} bytes" if known else f"ends at byte {part.end}"
                 self.drop(folder)
                 raise bad(
-                    f"Chunked upload: a part says the file is {part.total} bytes, the last part {last.total} "
+                    f"Chunked upload: a part {said}, the last part that it is {last.total} bytes "
                     "(its parts are dropped: send the upload again)"
                 )
             if part.end < len(whole):

@@ -55,6 +55,28 @@ def test_parts_join_in_order_whatever_order_they_came(tmp_path: Path) -> None:
     assert list(store.list_records("parts")) == []
 
 
+def test_parts_that_do_not_know_the_total_yet(tmp_path: Path) -> None:
+    """Cloudinary's Node SDK sends ``/-1`` on every part but the last (it streams: the size is known at
+    the end): kept as parts whose total is open, joined by the last, which says it."""
+    assert content_range({"content-range": "bytes 0-99/-1"}) == Range(0, 99, parts_module.UNKNOWN)
+    assert not Range(0, 99, parts_module.UNKNOWN).last and not Range(0, 99, parts_module.UNKNOWN).whole
+    with pytest.raises(UploadError, match="no range"):
+        content_range({"content-range": "bytes 9-3/-1"})
+    store = FolderOriginals(tmp_path)
+    kept = Parts(store, 1000)
+    data = os.urandom(250)
+    folder = kept.check("node", Range(0, 99, -1), data[:100])
+    kept.put(folder, Range(0, 99, -1), data[:100])
+    kept.put(folder, Range(100, 199, -1), data[100:200])
+    assert kept.join(folder, Range(200, 249, 250), data[200:]) == data
+    kept.drop(folder)
+    kept.put(folder, Range(0, 199, -1), data[:200])  # a part past the total the last part says
+    with pytest.raises(UploadError, match="a part ends at byte 199, the last part that it is 150 bytes"):
+        kept.join(folder, Range(100, 149, 150), data[100:150])
+    with pytest.raises(UploadError, match="over 1001 bytes, over CUTOUT_MAX_UPLOAD_BYTES"):
+        kept.check("node", Range(0, 1000, -1), b"x" * 1001)
+
+
 def test_parts_refusals(tmp_path: Path) -> None:
     kept = Parts(FolderOriginals(tmp_path), 1000)
     refusals: list[tuple[Any, str]] = [
@@ -71,7 +93,7 @@ def test_parts_refusals(tmp_path: Path) -> None:
     with pytest.raises(UploadError, match="bytes 10-19 of 30 never arrived"):
         kept.join(folder, Range(20, 29, 30), b"c" * 10)
     kept.put(folder, Range(10, 19, 40), b"b" * 10)
-    with pytest.raises(UploadError, match="a part says the file is 40 bytes, the last part 30 .*dropped"):
+    with pytest.raises(UploadError, match="says the file is 40 bytes, the last part that it is 30 .*dropped"):
         kept.join(folder, Range(20, 29, 30), b"c" * 10)
     assert list(kept.originals.list_records("parts")) == []  # nothing can mend that: the parts went
 
@@ -135,6 +157,17 @@ def test_chunked_upload_refusals(sdk: Any, server: ServerProcess) -> None:
             headers["X-Unique-Upload-Id"] = upload_id
         return sdk.uploader.upload_large_part(("road.jpg", data[start : end + 1]), http_headers=headers,
                                               resource_type="image", **options)  # fmt: skip
+
+    def open_part(start: int, end: int, said: int, public_id: str) -> Any:
+        headers = {"Content-Range": f"bytes {start}-{end}/{said}", "X-Unique-Upload-Id": "node-style"}
+        return sdk.uploader.upload_large_part(("road.jpg", data[start : end + 1]), http_headers=headers,
+                                              resource_type="image", public_id=public_id)  # fmt: skip
+
+    # As Cloudinary's Node SDK streams a file: the total only on the last part.
+    assert open_part(0, 29_999, -1, "large/node")["done"] is False
+    assert open_part(30_000, 59_999, -1, "large/node")["done"] is False
+    streamed = open_part(60_000, total - 1, total, "large/node")
+    assert streamed["public_id"] == "large/node" and streamed["bytes"] == total
 
     first = part(0, 29_999, public_id="large/gap")
     assert first == {"done": False, "upload_id": "refusals", "bytes": 30_000, "public_id": "large/gap"}
