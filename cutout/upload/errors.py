@@ -1,7 +1,8 @@
 """The Upload API's one error shape, Cloudinary's: ``{"error": {"message": "..."}}`` with a status its SDKs
 map to their own exceptions (400 BadRequest, 401 AuthorizationRequired, 403 NotAllowed, 404 NotFound,
 409 AlreadyExists, 420 RateLimited, 500 GeneralError). A status outside that list would reach the SDK as
-a bare ``Error``, so the engine's 413, 415 and 422 are answered as 400 with their message."""
+a bare ``Error``, so the engine's 413, 415 and 422 are answered as 400 with their message (and the Upload
+API's calls answer 403 and 409 as 400 too: ``routes._UPLOAD_AS_400``)."""
 
 from __future__ import annotations
 

@@ -33,6 +33,11 @@ Handler = Callable[[Request, Uploads], Awaitable[Any]]
 #: from a browser: its answers carry none of this.
 UPLOAD_CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Content-Length"}
 
+#: Statuses of the Upload API's refusals that Cloudinary's Node SDK turns into an error with our message;
+#: it answers any other one (403, 409) with a bare "unexpected status code" (its Admin API client takes
+#: them, and the Python SDK takes all). Those are sent as 400, the Upload API's refusal, message kept.
+_UPLOAD_AS_400 = frozenset({403, 409})
+
 
 def endpoint(handler: Handler, *, cors: bool = False) -> Callable[[Request], Awaitable[Response]]:
     """404 while the Upload API is off or for another cloud name; any error in Cloudinary's shape; with
@@ -40,8 +45,10 @@ def endpoint(handler: Handler, *, cors: bool = False) -> Callable[[Request], Awa
 
     async def run(request: Request) -> Response:
         response = await answer(request)
-        if cors:
+        if cors:  # the Upload API's calls
             response.headers.update(UPLOAD_CORS)
+            if response.status_code in _UPLOAD_AS_400:
+                response.status_code = 400
         return response
 
     async def answer(request: Request) -> Response:

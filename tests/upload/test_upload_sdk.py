@@ -307,7 +307,7 @@ def test_upload_by_url_through_the_guarded_fetcher(sdk: Any, receiver: Receiver)
     named = sdk.uploader.upload(receiver.url.replace("/hook", "/road%20trip.jpg?size=big"), folder="fetched",
                                 use_filename=True, unique_filename=False)  # fmt: skip
     assert named["public_id"] == "fetched/road_trip" and named["original_filename"] == "road trip"
-    with pytest.raises(sdk.exceptions.NotAllowed, match="file: Fetching from localhost.invalid is not"):
+    with pytest.raises(sdk.exceptions.BadRequest, match="file: Fetching from localhost.invalid is not"):
         sdk.uploader.upload("http://localhost.invalid/x.jpg", public_id="fetched/no")
 
 
