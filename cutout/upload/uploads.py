@@ -480,6 +480,10 @@ def _filename(received: p.Received) -> str | None:
 
 
 def _stem(filename: str | None) -> str | None:
+    """The file's name without its folders and extension; a name without a dot whole (Node's streams
+    send ``file``, its ``upload_large`` the name without its extension); None for none."""
     if not filename:
         return None
-    return filename.replace("\\", "/").rpartition("/")[2].rpartition(".")[0] or None
+    name = filename.replace("\\", "/").rpartition("/")[2]
+    stem, dot, _ = name.rpartition(".")
+    return (stem if dot else name) or None

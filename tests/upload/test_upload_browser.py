@@ -127,3 +127,14 @@ def test_a_client_hanging_up_mid_upload_is_no_server_error(
         assert hang_up(client, "/v1_1/demo/image/upload", form, start + ROAD[:500]) == 499
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info] == []
     assert sum("client went away" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_file_name_without_an_extension_is_the_original_filename(client: TestClient) -> None:
+    """Node's upload_stream sends the file part as ``file``, its upload_large the name without its
+    extension: the whole name is the original_filename (it was missing)."""
+    names = (("file", "file"), ("myphoto", "myphoto"), ("a/b/road.jpg", "road"), ("x.tar.gz", "x.tar"))
+    for sent, expected in names:
+        answer = client.post("/v1_1/demo/image/upload", data={"public_id": "b/names"},
+                             files={"file": (sent, ROAD)}, auth=(KEY, SECRET))  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["original_filename"] == expected, sent
