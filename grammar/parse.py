@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from typing import cast
 
 # The parser is lark's stand-alone module generated from transformation.lark (grammar/generate.py says
@@ -61,7 +62,29 @@ def parse_transformation(text: str) -> tuple[Component, ...]:
         result = cast(tuple[Component, ...], parser().parse(text))
     except UnexpectedInput as exc:
         raise syntax_error(text, exc) from None
+    for component in result:
+        for param in component.params:
+            _check_pieces(text, param)
     return result
+
+
+#: An empty piece: a separator followed by another, or ending the value (NUMBER holds a '.' only between
+#: digits, and WORD none of these characters, so only separators match).
+_EMPTY_PIECE = re.compile(r"[:;._](?=[:;._]|$)")
+
+
+def _check_pieces(text: str, param: Param) -> None:
+    """The grammar lets a piece be empty after a separator, for the effects' positional arguments
+    (``e_trim::white``, as url-gen writes a trim without its tolerance); any other parameter's value is
+    refused as before."""
+    if param.key == "e":
+        return
+    found = _EMPTY_PIECE.search(param.value)
+    if found is not None:
+        column = param.column + len(param.key) + 1 + found.start() + 1  # just after the separator
+        after = show(text[param.column - 1 : column - 1])
+        public = f"Invalid transformation syntax at column {column} of {show(text)}"
+        raise TransformationSyntaxError(f"{public}: missing value after {after}")
 
 
 def syntax_error(text: str, exc: UnexpectedInput) -> TransformationSyntaxError:

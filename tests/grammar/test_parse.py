@@ -70,7 +70,8 @@ ERRORS = [
     ("w_4/", 'column 5 of "w_4/": empty component'),
     ("w_", 'column 3 of "w_": missing value after "w_"'),
     ("c_fit,w_/h_3", 'column 9 of "c_fit,w_/h_3": missing value after "w_"'),
-    ("e_blur:", 'column 8 of "e_blur:": missing value after "e_blur:"'),
+    ("w_4:", 'column 5 of "w_4:": missing value after "w_4:"'),
+    ("c_scale,ar_16::9", 'column 15 of "c_scale,ar_16::9": missing value after "ar_16:"'),
     ("w400", "column 2 of \"w400\": expected '_' after parameter key \"w\", found character '4'"),
     ("w", 'column 2 of "w": expected \'_\' after parameter key "w", found end of text'),
     (
@@ -80,7 +81,7 @@ ERRORS = [
     ),
     ("w_4 ", "column 4 of \"w_4 \": unexpected character ' '"),
     ("w_<x>", "column 3 of \"w_<x>\": unexpected character '<'"),
-    ("e_blur::3", "column 8 of \"e_blur::3\": unexpected character ':'"),
+    ("q_auto::good", "column 8 of \"q_auto::good\": missing value after \"q_auto:\""),
     (
         "\u00fc_3",
         'column 1 of "\\xfc_3": expected a parameter key (lower-case letters or a $variable), '

@@ -39,6 +39,10 @@ CANONICAL = [
     ("e_background_removal:fineedges_y", "e_background_removal:fineedges_y"),
     ("e_background_removal:fullsize_y;fineedges_y", "e_background_removal:fineedges_y;fullsize_y"),
     ("e_background_removal:fullsize_n", "e_background_removal"),
+    # url-gen's trim() leaves the arguments it was not given empty
+    ("e_trim::", "e_trim"),
+    ("e_trim:20:", "e_trim:20"),
+    ("e_trim::white", "e_trim:10:white"),
     ("a_hflip.45", "a_hflip.45"),
     ("a_090", "a_90"),
     ("r_10:20", "r_10:20"),
