@@ -206,6 +206,19 @@ def check_folder(folder: str) -> str:
     return _named_as_cloudinary_names(check_public_id(folder, "folder"), "folder", folder.split("/"))
 
 
+def asset_folder(params: dict[str, str]) -> str | None:
+    """``asset_folder`` (dynamic folders: where the asset is filed, apart from its public id), checked as
+    a folder is; None when not given ("" is the root)."""
+    given = params.get("asset_folder")
+    if given is None:
+        return None
+    folder = given.strip("/")
+    if not folder:
+        return ""
+    checked = check_public_id(folder, "asset_folder")
+    return _named_as_cloudinary_names(checked, "asset_folder", folder.split("/"))
+
+
 def random_id(length: int = 20) -> str:
     return "".join(secrets.choice(_RANDOM) for _ in range(length))
 

@@ -36,12 +36,12 @@ SIGNING = p.SIGNING
 UPLOAD_PARAMS = (*SIGNING, "file", "public_id", "folder", "use_filename", "unique_filename", "overwrite",
                  "tags", "context", "eager", "eager_async", "eager_notification_url", "notification_url",
                  "background_removal", "backup", "invalidate", "type", "filename_override", "display_name",
-                 "resource_type")  # fmt: skip
+                 "resource_type", "asset_folder")  # fmt: skip
 EXPLICIT_PARAMS = (*SIGNING, "public_id", "type", "eager", "eager_async", "eager_notification_url",
                    "notification_url", "background_removal", "tags", "context", "invalidate",
                    "resource_type")  # fmt: skip
 DESTROY_PARAMS = (*SIGNING, "public_id", "type", "invalidate", "resource_type")
-UPDATE_PARAMS = ("background_removal", "notification_url", "tags", "context", "display_name")
+UPDATE_PARAMS = ("background_removal", "notification_url", "tags", "context", "display_name", "asset_folder")
 RESOURCE_PARAMS = ("versions", "max_results")
 LIST_PARAMS = ("prefix", "max_results", "next_cursor", "tags", "context", "type", "public_ids")
 RESTORE_PARAMS = ("public_ids", "versions")
@@ -85,6 +85,7 @@ class Uploads:
             "tags": asked.tags or [], "context": asked.context or {}, "backup": asked.backup,
             "original_filename": _stem(_filename(received)),
             "display_name": params.get("display_name"),
+            "asset_folder": p.asset_folder(params),
         }  # fmt: skip
         record, outcome = await anyio.to_thread.run_sync(
             partial(self._store, asked.public_id, data, details, overwrite=asked.overwrite, fine=asked.fine,
@@ -338,6 +339,7 @@ class Uploads:
             "tags": p.tags(params),
             "context": p.context(params),
             "display_name": params.get("display_name"),
+            "asset_folder": p.asset_folder(params),
         }
         record = await anyio.to_thread.run_sync(
             partial(self._change, public_id, changes, fine, notification_url, base)

@@ -138,3 +138,21 @@ def test_a_file_name_without_an_extension_is_the_original_filename(client: TestC
                              files={"file": (sent, ROAD)}, auth=(KEY, SECRET))  # fmt: skip
         assert answer.status_code == 200, answer.text
         assert answer.json()["original_filename"] == expected, sent
+
+
+def test_asset_folder_files_the_asset_apart_from_its_public_id(client: TestClient) -> None:
+    """Dynamic folders (new Cloudinary accounts): ``asset_folder`` on upload and update is where the
+    asset is filed; its public id is unchanged. It was refused, so every such upload failed."""
+    filed = {"public_id": "sku-1", "asset_folder": "/shop/summer/"}
+    answer = client.post("/v1_1/demo/image/upload", data=filed, files={"file": ("road.jpg", ROAD)},
+                         auth=(KEY, SECRET))  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["public_id"], answer.json()["asset_folder"]) == ("sku-1", "shop/summer")
+    moved = client.post("/v1_1/demo/resources/image/upload/sku-1", data={"asset_folder": "shop/autumn"},
+                        auth=(KEY, SECRET))  # fmt: skip
+    assert moved.status_code == 200 and moved.json()["asset_folder"] == "shop/autumn", moved.text
+    shown = client.get("/v1_1/demo/resources/image/upload/sku-1", auth=(KEY, SECRET)).json()
+    assert shown["asset_folder"] == "shop/autumn" and shown["public_id"] == "sku-1"
+    bad = client.post("/v1_1/demo/image/upload", data={"public_id": "sku-2", "asset_folder": "a/../b"},
+                      files={"file": ("road.jpg", ROAD)}, auth=(KEY, SECRET))  # fmt: skip
+    assert bad.status_code == 400 and "asset_folder" in bad.json()["error"]["message"]
