@@ -187,13 +187,17 @@ class Assets:
 
     # -- backups -----------------------------------------------------------------------------------------
     def back_up(self, record: Record, data: bytes) -> None:
-        """Keep ``data`` as the backup of the record's current version (once)."""
+        """Keep ``data`` as the backup of the record's current version (once), with what describes those
+        bytes: the name they came with, and their ``info`` (a finished background removal's; one still
+        pending is not theirs), which ``restore`` brings back with them."""
         if any(b["version_id"] == record["version_id"] for b in record["backups"]):
             return
         self.originals.put_record(f"backups/{record['public_id']}/{record['version_id']}", data)
+        info = {name: value for name, value in record.get("info", {}).items()
+                if name != "background_removal" or _removal_status(value) == "complete"}  # fmt: skip
         record["backups"].append({
             "version_id": record["version_id"], "version": record["version"], "format": record["format"],
-            "size": len(data), "time": iso(time.time()),
+            "size": len(data), "time": iso(time.time()), "info": info,
             **({"original_filename": record["original_filename"]} if record.get("original_filename") else {}),
         })  # fmt: skip
 
@@ -223,6 +227,15 @@ class Assets:
 
 #: Written once every record saved before the tag index existed has been indexed.
 _INDEXED_MARKER = "index/tags-1"
+
+
+def _removal_status(info: Any) -> str | None:
+    """The status of ``info["background_removal"]`` (its one add-on's), None when it says none."""
+    if isinstance(info, dict):
+        for value in info.values():
+            if isinstance(value, dict):
+                return str(value.get("status"))
+    return None
 
 
 @lru_cache(maxsize=4096)

@@ -307,10 +307,10 @@ class Jobs:
             width, height = int(entry.meta["width"]), int(entry.meta["height"])
             record.update(self.assets.content_fields(entry.data, "png", width, height))
             record["version"] = new_version(record["version"])
-            self.assets.back_up(record, entry.data)
             confidence = float(entry.meta.get("confidence", 0.0))
             record["info"] = {"background_removal": {"cloudinary_ai": {
                 "status": "complete", "data": {"confidence_score": confidence}}}}  # fmt: skip
+            self.assets.back_up(record, entry.data)  # with its info: a restore of it says so again
             record["derived"] = []
             record["job"] = {**job, "phase": "committed", "confidence": confidence}
             self.assets.save(record)

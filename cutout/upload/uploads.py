@@ -45,6 +45,7 @@ UPDATE_PARAMS = ("background_removal", "notification_url", "tags", "context", "d
 RESOURCE_PARAMS = ("versions", "max_results")
 LIST_PARAMS = ("prefix", "max_results", "next_cursor", "tags", "context", "type", "public_ids")
 RESTORE_PARAMS = ("public_ids", "versions")
+_VERSION_FIELDS = ("version_id", "version", "format", "size", "time")
 
 
 @dataclass(frozen=True)
@@ -326,7 +327,9 @@ class Uploads:
         shown["backup"] = bool(record.get("backups"))
         shown["derived"] = record.get("derived", [])
         if versions:
-            shown["versions"] = [{**b, "restorable": True} for b in record.get("backups", [])]
+            # Cloudinary's fields only: a backup also keeps what restore brings back (its name, its info).
+            shown["versions"] = [{**{k: b[k] for k in _VERSION_FIELDS if k in b}, "restorable": True}
+                                 for b in record.get("backups", [])]  # fmt: skip
         if record.get("notifications"):
             shown["notifications"] = [summary(Delivery.from_json(d)) for d in record["notifications"]]
         return shown
@@ -408,6 +411,8 @@ class Uploads:
             record["version_id"] = chosen["version_id"]  # the same bytes: the backup stands for it
             if chosen.get("original_filename"):  # the name those bytes came with
                 record["original_filename"] = chosen["original_filename"]
+            if "info" in chosen:  # what those bytes are (backups made before it was kept: unchanged)
+                record["info"] = chosen["info"]
             record.update({"version": new_version(record["version"]), "deleted": False, "derived": [],
                            "job": None, "uploaded_at": iso(time.time())})  # fmt: skip
             self.assets.mark_unfinished(public_id)  # a crash between the two writes is reconciled

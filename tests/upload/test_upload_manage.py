@@ -16,6 +16,7 @@ import pytest
 from tests.app.helpers import SAMPLES
 from tests.app.server_process import ServerProcess
 from tests.upload.conftest import CLOUD
+from tests.upload.test_upload_sdk import status_of, wait_status
 
 ROAD = SAMPLES / "docs" / "road.jpg"
 ROUTER = SAMPLES / "docs" / "rmv_bgd" / "router_orig.jpg"
@@ -292,6 +293,20 @@ def test_only_the_current_version_is_served_as_immutable(sdk: Any) -> None:
     assert old.content == httpx.get(second["secure_url"]).content  # the current image, as Cloudinary serves
     made_up = httpx.get(second["secure_url"].replace(f"/v{second['version']}/", "/v1/"))
     assert made_up.status_code == 200 and made_up.headers["cache-control"] != immutable
+
+
+def test_restore_brings_back_what_those_bytes_are(sdk: Any) -> None:
+    """The photo before its background was removed comes back without the removal's info (it said
+    'complete' with the cut-out's confidence); the cut-out's own backup comes back with it."""
+    up = sdk.uploader.upload(str(ROUTER), public_id="info/a", backup=True, background_removal="cloudinary_ai")
+    done = wait_status(sdk, "info/a")
+    assert status_of(done) == "complete", done
+    photo = sdk.api.restore(["info/a"], versions=[up["version_id"]])["info/a"]
+    assert photo["format"] == "jpg" and "background_removal" not in photo.get("info", {}), photo
+    cut = sdk.api.restore(["info/a"], versions=[done["version_id"]])["info/a"]
+    assert cut["format"] == "png" and status_of(cut) == "complete", cut
+    listed = dict(sdk.api.resource("info/a", versions=True))["versions"]
+    assert all(set(v) == {"version_id", "version", "format", "size", "time", "restorable"} for v in listed)
 
 
 def test_restore_brings_back_the_name_those_bytes_came_with(sdk: Any) -> None:
