@@ -3,6 +3,7 @@ real model, Cloudinary's own SDK pointed at it, and a local webhook receiver."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -123,3 +124,10 @@ def sdk(server: ServerProcess) -> Iterator[Any]:
                       secure=False)  # fmt: skip
     yield cloudinary
     cloudinary.reset_config()
+
+
+def records(folder: Path) -> list[Path]:
+    """The ``.record`` files under ``folder`` (none when it is gone), read with os.walk, which passes over a
+    folder removed while it walks (the server prunes empty record folders; rglob fails on them)."""
+    return sorted(Path(parent) / name for parent, _, files in os.walk(folder) for name in files
+                  if name.endswith(".record"))  # fmt: skip

@@ -21,6 +21,7 @@ from cutout.upload.parts import Parts, Range, content_range
 from tests.app.helpers import SAMPLES
 from tests.app.server_process import ServerProcess
 from tests.upload.conftest import CLOUD
+from tests.upload.conftest import records as records_in
 
 ROAD = SAMPLES / "docs" / "road.jpg"
 
@@ -127,7 +128,7 @@ def test_upload_large_in_parts(sdk: Any, server: ServerProcess) -> None:
     assert (_originals(server) / "large" / "parts.jpg").read_bytes() == data  # byte for byte
     assert httpx.get(up["url"]).headers["content-type"] == "image/jpeg"
     records = _originals(server) / ".cutout" / "parts"
-    assert not records.exists() or not any(records.rglob("*.record"))  # dropped once answered
+    assert not records_in(records)  # dropped once answered
     # No public id: the server chooses one when the last part comes; use_filename names it after the file.
     named = sdk.uploader.upload_large(str(ROAD), chunk_size=40_000, resource_type="image", use_filename=True,
                                       unique_filename=False, folder="large")  # fmt: skip
@@ -201,7 +202,7 @@ def test_chunked_upload_refusals(sdk: Any, server: ServerProcess) -> None:
                                            "Content-Range": f"bytes 30000-{total - 1}/{total}",
                                            "X-Unique-Upload-Id": "damaged"})  # fmt: skip
     records = _originals(server) / ".cutout" / "parts"
-    assert not records.exists() or not any(records.rglob("*.record"))  # nothing refused was kept
+    assert not records_in(records)  # nothing refused was kept
     with pytest.raises(sdk.exceptions.NotFound):
         sdk.api.resource("large/damaged")
 

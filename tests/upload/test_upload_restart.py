@@ -12,7 +12,7 @@ import cloudinary.api
 import cloudinary.uploader
 
 from tests.conftest import require_model
-from tests.upload.conftest import CLOUD, KEY, SECRET, Receiver, start_server
+from tests.upload.conftest import CLOUD, KEY, SECRET, Receiver, records, start_server
 from tests.upload.test_upload_sdk import ROUTER, notified, status_of
 
 
@@ -36,9 +36,9 @@ def test_a_job_killed_mid_way_finishes_after_restart(tmp_path: Path, receiver: R
         assert resource["format"] == "png" and status_of(resource) == "complete"
         jobs = tmp_path / "originals" / ".cutout" / "jobs"
         deadline = time.monotonic() + 20
-        while list(jobs.rglob("*.record")) and time.monotonic() < deadline:  # the delivery is recorded last
+        while records(jobs) and time.monotonic() < deadline:  # the delivery is recorded last
             time.sleep(0.1)
-        assert not list(jobs.rglob("*.record"))  # nothing left pending
+        assert not records(jobs)  # nothing left pending
     finally:
         second.stop()
         cloudinary.reset_config()

@@ -19,7 +19,7 @@ import pyvips
 from tests.app.helpers import SAMPLES
 from tests.app.server_process import ServerProcess, metric
 from tests.conftest import require_model
-from tests.upload.conftest import CLOUD, ENV, KEY, SECRET, Receiver
+from tests.upload.conftest import CLOUD, ENV, KEY, SECRET, Receiver, records
 from tests.upload.test_upload_sdk import notified, status_of, wait_status
 
 pytestmark = pytest.mark.slow
@@ -135,9 +135,9 @@ def _one_batch(wanted: dict[str, bytes], folder: Path, receiver: Receiver) -> No
         assert len(infos) == 1, [p.body[:200] for p in infos]
     # The driver clears an asset's marker of unfinished work once its notification is delivered.
     deadline = time.monotonic() + 30
-    while list((folder / ".cutout" / "jobs").rglob("*.record")) and time.monotonic() < deadline:
+    while records(folder / ".cutout" / "jobs") and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not list((folder / ".cutout" / "jobs").rglob("*.record")), "unfinished work left behind"
+    assert not records(folder / ".cutout" / "jobs"), "unfinished work left behind"
 
 
 def test_one_photo_under_two_ids_at_once_runs_the_model_once(two_workers: ServerProcess) -> None:
