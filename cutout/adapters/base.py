@@ -23,11 +23,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from cutout import metrics
-from cutout.api import Api, front
+from cutout.api import Api, auth, front
 from cutout.api.errors import ApiError, from_origin
 from cutout.api.intake import Intake, limit_body
 from cutout.api.remover import UPLOADS, Job, Result
-from cutout.api.tasks import ERROR, SUCCESS, new_id, owner_of, visible
+from cutout.api.tasks import ERROR, SUCCESS, new_id, visible
 from cutout.fetch import fetch
 from cutout.gone import client_gone
 from cutout.memory import BoundedDict
@@ -124,7 +124,7 @@ def endpoint(
             raise HTTPException(404)
         try:
             if key is not None:
-                request.state.owner = owner_of(api.gate.check_key(key(request), key.sent_as))
+                auth.admit(request, api.gate.check_key(key(request), key.sent_as))
             response = await handler(request, api)
         except ApiError as exc:
             return error(exc)
@@ -291,12 +291,6 @@ async def make(api: Api, job: Job) -> Made:
             headers={"Retry-After": "2"},
         )
     return Made(result.entry.data, result.meta, job)
-
-
-def caller(request: Request) -> str:
-    """The caller as its tasks are marked (``owner_of`` its key), as ``endpoint`` (or a face that reads
-    its key from the body) found it."""
-    return str(getattr(request.state, "owner", ""))
 
 
 async def queue(

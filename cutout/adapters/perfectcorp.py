@@ -40,7 +40,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cutout.adapters import base
-from cutout.api import Api
+from cutout.api import Api, auth
 from cutout.api.errors import ApiError, request_base
 from cutout.api.remover import Job
 from cutout.api.tasks import ERROR, FINAL, Tasks, visible
@@ -231,13 +231,13 @@ async def create_task(request: Request, api: Api) -> Response:
     if (file_id is None) == (url is None) or not isinstance(file_id or url, str):
         raise Refused(400, "invalid_parameter", "Give one of src_file_id or src_file_url")
     try:
-        source = _by_id(api, str(file_id), base.caller(request)) if file_id else _by_url(api, str(url))
+        source = _by_id(api, str(file_id), auth.caller(request)) if file_id else _by_url(api, str(url))
         public_id = await source
     except (Refused, ApiError) as exc:  # the engine's failures (seed: the task's status becomes 'error')
         code, message = (exc.code, exc.message) if isinstance(exc, Refused) else (exc.code, exc.detail)
         if code not in _ENGINE_SIDE and _CODES.get(code) not in _ENGINE_SIDE:
             raise
-        failed = await base.failed_task(api, code, message, CONTEXT, base.caller(request))
+        failed = await base.failed_task(api, code, message, CONTEXT, auth.caller(request))
         return ok({"task_id": failed["task_id"]})
     width, height = await base.dimensions(api, public_id)
     if max(width, height) > MAX_SIDE:
@@ -248,9 +248,9 @@ async def create_task(request: Request, api: Api) -> Response:
     # record written, no driver, and the first poll answers it.
     made = api.remover.ready(job)
     if made is not None:
-        task = await base.finished_task(api, job, made, CONTEXT, base.caller(request))
+        task = await base.finished_task(api, job, made, CONTEXT, auth.caller(request))
     else:
-        task = await base.queue(api, job, None, CONTEXT, base.caller(request))
+        task = await base.queue(api, job, None, CONTEXT, auth.caller(request))
     return ok({"task_id": task["task_id"]})
 
 
@@ -284,7 +284,7 @@ async def _by_url(api: Api, url: str) -> str:
 
 async def get_task(request: Request, api: Api) -> Response:
     task_id = request.path_params["task_id"]
-    task = await anyio.to_thread.run_sync(_polled, api.tasks, task_id, base.caller(request))
+    task = await anyio.to_thread.run_sync(_polled, api.tasks, task_id, auth.caller(request))
     if task is None:
         raise Refused(400, "InvalidTaskId", f"No task {task_id} (unknown, or timed out: poll within the "
                       "polling_interval)")  # fmt: skip

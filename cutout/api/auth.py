@@ -11,6 +11,7 @@ import time
 from starlette.requests import Request
 
 from cutout.api.errors import ApiError
+from cutout.api.tasks import owner_of
 from cutout.memory import BoundedDict
 from cutout.settings import Settings
 
@@ -90,3 +91,14 @@ class Gate:
                     headers={"Retry-After": str(wait)},
                 )
             self._buckets[key] = (tokens - 1, now)
+
+
+def admit(request: Request, key: str) -> None:
+    """Mark ``request`` with its caller, the key the gate let in, as the tasks it makes are marked
+    (``owner_of``): read back by ``caller``, for every face."""
+    request.state.owner = owner_of(key)
+
+
+def caller(request: Request) -> str:
+    """The caller ``admit`` marked ('' for none: an API open without keys)."""
+    return str(getattr(request.state, "owner", ""))

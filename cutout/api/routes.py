@@ -23,7 +23,7 @@ from cutout.api.errors import ApiError, from_origin, invalid, public_base
 from cutout.api.options import flag
 from cutout.api.remover import Job, Remover, Result
 from cutout.api.runner import Runner, public_view
-from cutout.api.tasks import FINAL, SUCCESS, Tasks, owner_of, visible
+from cutout.api.tasks import FINAL, SUCCESS, Tasks, visible
 from cutout.fetch import check_url, parse_url
 from cutout.gone import client_gone
 from cutout.settings import Settings
@@ -85,7 +85,7 @@ def _counter(route: str, status: int) -> Any:
 
 async def _answered(handler: Handler, request: Request, api: Api) -> Response:
     try:
-        request.state.owner = owner_of(api.gate.check(request))
+        auth.admit(request, api.gate.check(request))
         return await handler(request, api)
     except ApiError as exc:
         return exc.response()
@@ -111,7 +111,7 @@ async def remove_background(request: Request, api: Api) -> Response:
         )
     job = api.remover.known_job(received)
     if job is None:
-        public_id = await api.remover.original(received, owner=caller(request))
+        public_id = await api.remover.original(received, owner=auth.caller(request))
         job = await api.remover.job(public_id, fields, received.files)
         api.remover.remember_job(received, job)
     del received  # the image is stored: not held while the result is waited for (25 MB a request)
@@ -119,9 +119,9 @@ async def remove_background(request: Request, api: Api) -> Response:
         result = await api.remover.make(job, wait=api.settings.api_wait_seconds)
         if result is not None:
             if webhook_url is not None:  # told too, as promised, although the answer carries the result
-                await _queued(api, job, webhook_url, caller(request))
+                await _queued(api, job, webhook_url, auth.caller(request))
             return result_response(result, job, request, api.settings)
-    return await _queued(api, job, webhook_url, caller(request))
+    return await _queued(api, job, webhook_url, auth.caller(request))
 
 
 def _prefers_async(request: Request) -> bool:
@@ -140,11 +140,6 @@ def _check_webhook(api: Api, url: str) -> None:
         check_url(parse_url(url), api.runner.hook_policy)
     except OriginError as exc:
         raise invalid("webhook_url", f"webhook_url: {exc.public}") from None
-
-
-def caller(request: Request) -> str:
-    """The caller as its tasks are marked (``owner_of`` its key), as the gate found it."""
-    return str(getattr(request.state, "owner", ""))
 
 
 async def _queued(api: Api, job: Job, webhook_url: str | None, owner: str) -> Response:
@@ -216,7 +211,7 @@ def _answer(
 async def _task(request: Request, api: Api) -> dict[str, Any]:
     """The task the path names, if it is the caller's: another key's is answered as an unknown one."""
     found = await anyio.to_thread.run_sync(api.tasks.get, request.path_params["task_id"])
-    task = visible(found, caller(request))
+    task = visible(found, auth.caller(request))
     if task is None:
         raise ApiError("not_found", "No such task (unknown, deleted or expired)", parameter="task_id")
     return task
