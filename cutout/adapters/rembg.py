@@ -145,13 +145,11 @@ async def _posted(request: Request, api: Api) -> tuple[bytes, dict[str, str], li
 async def _answer(api: Api, job: Job, native: dict[str, str], ignored: list[str]) -> Response:
     data = (await base.make(api, job)).data
     if not _as_rembg(data, native):
-        made = _RGBA.get(_shape(data))
-        if made is not None and made[0] == data:
-            data = made[1]
-        else:
+        rgba = _known_rgba(data)
+        if rgba is None:
             rgba = await anyio.to_thread.run_sync(_with_alpha, data)
             _RGBA[_shape(data)] = (data, rgba)
-            data = rgba
+        data = rgba
     return _png(data, ignored)
 
 
@@ -171,6 +169,12 @@ _RGBA: LRUCache[tuple[int, bytes, bytes], tuple[bytes, bytes]] = LRUCache(
 
 def _shape(data: bytes) -> tuple[int, bytes, bytes]:
     return len(data), data[:64], data[-64:]
+
+
+def _known_rgba(data: bytes) -> bytes | None:
+    """The RGBA re-encoding of ``data`` made before (None: not yet)."""
+    made = _RGBA.get(_shape(data))
+    return made[1] if made is not None and made[0] == data else None
 
 
 def _with_alpha(data: bytes) -> bytes:
@@ -206,10 +210,10 @@ def _front_respond(api: Api, job: Job, result: Result, request: Request, receive
     assert isinstance(received, base.Read)
     data = result.entry.data
     if not _as_rembg(data, received.fields):
-        made = _RGBA.get(_shape(data))
-        if made is None or made[0] != data:
+        rgba = _known_rgba(data)
+        if rgba is None:
             raise ValueError("an opaque result not seen yet: the route adds its alpha band (in a thread)")
-        data = made[1]
+        data = rgba
     return _png(data, received.context)
 
 
