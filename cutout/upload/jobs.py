@@ -160,7 +160,7 @@ class Jobs:
                     elif kind == "eager":
                         await self._run_eager(public_id, item)
                     else:
-                        await self._deliver(public_id, item)
+                        await self._deliver(public_id, item, wait=kind == "deliver")
                 group.cancel_scope.cancel()
         except Exception as exc:
             outage = _outage(exc)
@@ -181,8 +181,8 @@ class Jobs:
             )
 
     def next_step(self, public_id: str, key: str) -> tuple[str, Any] | None:
-        """What is left to do on an asset (blocking): ('eager', batch), ('run', job), ('deliver', delivery
-        JSON), or None
+        """What is left to do on an asset (blocking): ('notify', delivery JSON: one due now, tried before
+        the work and not waited for), ('eager', batch), ('run', job), ('deliver', delivery JSON), or None
         when nothing is (the marker and the claim are then gone, under the lock, so that an upload
         that adds work after this look starts a driver that can claim)."""
         with self.assets.locked(public_id):
@@ -193,15 +193,21 @@ class Jobs:
                 if job is not None and job["phase"] == "committed":
                     self._complete(record)
                     job = None
+                # Deliveries go in the order they were made (a receiver hears of the upload, then of its
+                # background removal); the first, when due, goes before the work: the upload's
+                # notification is sent when the upload is done, as Cloudinary sends it, not held back
+                # until the removal ends. One that must wait for its next try waits behind the work.
+                waiting = pending(record)
+                if waiting and Delivery.from_json(waiting[0]).next_attempt_at <= time.time():
+                    return "notify", waiting[0]
                 # Eager batches first: they are of the version the upload answered with, which a
                 # background removal is about to replace (and they share its mask).
                 if record.get("eager_jobs") and not record.get("deleted"):
                     return "eager", record["eager_jobs"][0]
                 if job is not None and not record.get("deleted"):
                     return "run", job
-                for text in record.get("notifications", []):
-                    if Delivery.from_json(text).state == "pending":
-                        return "deliver", text
+                if waiting:
+                    return "deliver", waiting[0]
             self.assets.mark_finished(public_id)
             self.service.coordinator.release(key, self.owner)
             return None
@@ -347,14 +353,14 @@ class Jobs:
             "notification_context": {"triggered_at": _now_precise()},
         }  # fmt: skip
 
-    async def _deliver(self, public_id: str, text: str) -> None:
+    async def _deliver(self, public_id: str, text: str, *, wait: bool = True) -> None:
+        """Deliver one notification; without ``wait``, only the tries due now (other work comes first)."""
+
         async def keep(attempted: Delivery) -> None:
             await anyio.to_thread.run_sync(self._keep_delivery, public_id, attempted)
 
         delivery = Delivery.from_json(text)
-        await deliver(delivery, self.signer, self.hook_policy, self.retry, on_attempt=keep)
-        if delivery.state == "pending":  # not kept (the record was replaced): nothing more to do here
-            delivery.state = "failed"
+        await deliver(delivery, self.signer, self.hook_policy, self.retry, on_attempt=keep, wait=wait)
 
     def _keep_delivery(self, public_id: str, attempted: Delivery) -> None:
         with self.assets.locked(public_id):

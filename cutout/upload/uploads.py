@@ -226,7 +226,9 @@ class Uploads:
                 self.assets.back_up(record, data)
             if fine is not None:
                 self.jobs.ask_removal(record, fine, notification_url, base)
-            elif notification_url:
+            # With a background removal too: Cloudinary sends the upload's notification when the upload
+            # is done (the answer's fields: info says the removal is pending), its ``info`` one later.
+            if notification_url:
                 payload = {
                     "notification_type": "upload",
                     "timestamp": iso(now),

@@ -160,15 +160,20 @@ async def deliver(
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     rng: random.Random | None = None,
+    wait: bool = True,
 ) -> Delivery:
-    """Try until delivered, refused for good, or out of tries; ``on_attempt`` (to persist it) after each."""
+    """Try until delivered, refused for good, or out of tries; ``on_attempt`` (to persist it) after each.
+    Without ``wait``, it returns still pending once the next try is not due yet: the caller has other
+    work to do meanwhile, and calls again later."""
     rng = rng or random.Random()
     if delivery.state == "pending" and len(delivery.attempts) >= retry.tries:
         delivery.state = "failed"  # resumed with fewer tries allowed than were already made
     while delivery.state == "pending":
-        wait = delivery.next_attempt_at - clock()
-        if wait > 0:
-            await sleep(wait)
+        left = delivery.next_attempt_at - clock()
+        if left > 0:
+            if not wait:
+                break
+            await sleep(left)
         await attempt(delivery, signer, policy, retry, resolver=resolver, clock=clock, rng=rng)
         if on_attempt is not None:
             await on_attempt(delivery)

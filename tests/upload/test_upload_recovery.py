@@ -21,7 +21,9 @@ from cutout.service import Service
 from cutout.settings import Settings, SettingsError, load_settings
 from cutout.upload.assets import Base
 from cutout.upload.uploads import Uploads
+from cutout.webhooks import Delivery, webhook_policy
 from tests.app.helpers import SAMPLES
+from tests.upload.conftest import Receiver
 
 ROAD = (SAMPLES / "docs" / "road.jpg").read_bytes()
 LOGO = (SAMPLES / "docs" / "rmv_bgd" / "router_orig.jpg").read_bytes()
@@ -162,3 +164,74 @@ def test_an_outage_under_an_assets_driver_is_one_warning_line(uploads: Uploads,
         anyio.run(uploads.jobs.drive, "docs/road")
     [record] = [r for r in caplog.records if "docs/road" in r.getMessage()]
     assert record.levelname == "ERROR" and record.exc_info is not None
+
+
+def test_a_removal_on_upload_notifies_of_the_upload_first(uploads: Uploads, receiver: Receiver,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cloudinary's two notifications of an upload with background_removal: ``upload`` when the upload is
+    done (before the removal runs), then ``info`` when the removal ends (here it fails: no model)."""
+    jobs = uploads.jobs
+    jobs.hook_policy = webhook_policy({"CUTOUT_FETCH_ALLOW_PRIVATE": "1"})  # the receiver is on loopback
+    public_id = "hooks/removed"
+
+    def mine() -> list[dict[str, Any]]:
+        with receiver.condition:
+            bodies = [json.loads(p.body) for p in receiver.posts]
+        return [b for b in bodies if b.get("public_id") == public_id]
+
+    seen_by_the_run: list[list[str]] = []
+    run = jobs._run
+
+    async def noting(public_id: str, job: dict[str, Any]) -> None:
+        seen_by_the_run.append([b["notification_type"] for b in mine()])
+        await run(public_id, job)
+
+    monkeypatch.setattr(jobs, "_run", noting)
+    record, _ = uploads._store(public_id, ROAD, DETAILS, overwrite=True, fine=False,
+                               notification_url=receiver.url, base=BASE)  # fmt: skip
+    anyio.run(jobs.drive, public_id)
+    assert seen_by_the_run == [["upload"]]  # told of the upload before its background removal ran
+    upload, info = mine()
+    assert upload["notification_type"] == "upload" and info["notification_type"] == "info"
+    assert upload["version"] == record["version"] and upload["format"] == "jpg"
+    assert upload["info"] == {"background_removal": {"cloudinary_ai": {"status": "pending"}}}
+    assert upload["signature_key"] == "k" and upload["timestamp"].endswith("Z")
+    assert info["info_status"] == "failed" and info["signature_key"] == "k"
+    with receiver.condition:
+        posts = [p for p in receiver.posts if json.loads(p.body).get("public_id") == public_id]
+    import cloudinary
+    from cloudinary.utils import verify_notification_signature
+
+    cloudinary.config(api_secret="s")
+    try:
+        for post in posts:  # both signed as Cloudinary signs them
+            stamp, signature = post.headers["x-cld-timestamp"], post.headers["x-cld-signature"]
+            assert verify_notification_signature(post.body.decode(), stamp, signature)
+    finally:
+        cloudinary.reset_config()
+    stored = uploads.assets.record(public_id)
+    assert stored is not None
+    assert [Delivery.from_json(t).state for t in stored["notifications"]] == ["delivered", "delivered"]
+
+
+def test_an_upload_notification_retried_still_comes_before_the_removals(
+        uploads: Uploads, receiver: Receiver) -> None:
+    """Its first try refused (503, Retry-After: 1): the removal does not wait for the retry, and the
+    ``info`` notification waits for the ``upload`` one, retried with the same back-off."""
+    jobs = uploads.jobs
+    jobs.hook_policy = webhook_policy({"CUTOUT_FETCH_ALLOW_PRIVATE": "1"})
+    public_id = "hooks/retried"
+    receiver.fail_first = 1
+    uploads._store(public_id, ROAD, DETAILS, overwrite=True, fine=False, notification_url=receiver.url,
+                   base=BASE)  # fmt: skip
+    anyio.run(jobs.drive, public_id)
+    with receiver.condition:
+        kinds = [json.loads(p.body)["notification_type"] for p in receiver.posts
+                 if json.loads(p.body).get("public_id") == public_id]  # fmt: skip
+    assert kinds == ["upload", "info"]
+    stored = uploads.assets.record(public_id)
+    assert stored is not None
+    upload, info = map(Delivery.from_json, stored["notifications"])
+    assert [len(upload.attempts), upload.attempts[0].status, upload.state] == [2, 503, "delivered"]
+    assert [len(info.attempts), info.state] == [1, "delivered"]
+    assert info.attempts[0].at >= upload.attempts[1].at

@@ -80,6 +80,14 @@ def test_background_removal_on_upload(sdk: Any, server: ServerProcess, receiver:
     assert note["info_data"]["cloudinary_ai_fine_edges"] is False
     assert note["url"].endswith(".png") and note["version"] > up["version"]
     assert note["notification_context"]["triggered_at"].endswith("Z")
+    # Before it, the upload's own notification, sent when the upload was done: the answer's fields.
+    told = notified(receiver, "shop/router", "upload")
+    assert told["version"] == up["version"] and told["format"] == "jpg" and status_of(told) == "pending"
+    assert told["asset_id"] == up["asset_id"] and told["signature_key"] == KEY
+    with receiver.condition:
+        kinds = [json.loads(p.body)["notification_type"] for p in receiver.posts
+                 if json.loads(p.body).get("public_id") == "shop/router"]  # fmt: skip
+    assert kinds == ["upload", "eager", "info"], kinds
 
     resource = dict(sdk.api.resource("shop/router"))
     assert resource["format"] == "png" and status_of(resource) == "complete"

@@ -269,6 +269,21 @@ async def test_a_persisted_delivery_resumes_where_it_stopped(
     assert (await deliver(exhausted, signer, policy, RetryPolicy(tries=3))).state == "failed"
 
 
+async def test_without_wait_it_stops_at_a_try_not_yet_due(receiver: LocalServer, policy: FetchPolicy) -> None:
+    """``wait=False`` (an asset's driver with other work in hand): the tries due now, then back, pending;
+    called again, it waits out the back-off and goes on from the same attempts."""
+    receiver.routes["/hook"] = flaky([(503, {})], anything)
+    delivery = Delivery.new(receiver.url("/hook"), PAYLOAD, "cloudinary")
+    sleeps = Sleeps()
+    await deliver(delivery, CloudinarySigner(SECRET), policy, sleep=sleeps, wait=False)
+    assert delivery.state == "pending" and len(delivery.attempts) == 1 and sleeps.delays == []
+    await deliver(delivery, CloudinarySigner(SECRET), policy, sleep=sleeps, wait=False)
+    assert len(delivery.attempts) == 1  # not due yet: nothing sent
+    done = await deliver(delivery, CloudinarySigner(SECRET), policy, sleep=sleeps)
+    assert done.state == "delivered" and [a.status for a in done.attempts] == [503, 200]
+    assert len(sleeps.delays) == 1
+
+
 def test_backoff_bounds_and_the_settings() -> None:
     retry = RetryPolicy(base=1.0, factor=2.0, max_delay=10.0)
     rng = random.Random(0)
