@@ -153,6 +153,11 @@ class ModelQueue:
         seconds) and during one (``heartbeat``, every third of a lease)."""
         self._beat(keys=[WORKERS], args=[consumer, self.beat_ms])
 
+    def leave(self, consumer: str) -> None:
+        """``consumer`` stopped: its heartbeat goes now rather than when it lapses, so /readyz stops
+        counting it alive at once."""
+        self.client.zrem(WORKERS, consumer)
+
     def take(self, consumer: str, *, block: float = 1.0) -> Job | None:
         """The next job for ``consumer``: first one whose worker stopped renewing it for a lease (died
         mid-job), else a new one, waiting up to ``block`` seconds."""

@@ -82,7 +82,14 @@ class Worker:
         self.stopping = threading.Event()
 
     def run(self, *, once: bool = False, announce: tuple[str, str] | None = None) -> bool:
-        """False when, with ``once``, Redis stayed away for REDIS_WAIT_SECONDS (without, it waits for it)."""
+        """False when, with ``once``, Redis stayed away for REDIS_WAIT_SECONDS (without, it waits for it).
+        However it ends, its heartbeat goes with it (``leave``)."""
+        try:
+            return self._take_jobs(once, announce)
+        finally:
+            self._leave()
+
+    def _take_jobs(self, once: bool, announce: tuple[str, str] | None) -> bool:
         announced = 0.0
         failing_since: float | None = None
         while not self.stopping.is_set():
@@ -126,11 +133,13 @@ class Worker:
             self._done(job)
             return
         finished = threading.Event()
-        threading.Thread(target=self._heartbeat, args=(job, finished), daemon=True).start()
+        beating = threading.Thread(target=self._heartbeat, args=(job, finished), daemon=True)
+        beating.start()
         try:
             self._generate(job)
         finally:
             finished.set()
+            beating.join()  # a renewal in flight would beat again after a stopping worker left
             try:
                 coordinator.release(job.key, job.owner)
             except Exception:  # noqa: BLE001 - it lapses with its lease
@@ -181,6 +190,12 @@ class Worker:
                 self.service.coordinator.renew(job.key, job.owner, lease=self.lease)
             except Exception as exc:  # noqa: BLE001 - retried next round, well within the lease
                 log.warning("renewing %s failed: %s", job.key, exc)
+
+    def _leave(self) -> None:
+        try:
+            self.queue.leave(self.consumer)
+        except Exception as exc:  # noqa: BLE001 - Redis away: the heartbeat lapses on its own
+            log.warning("removing this worker's heartbeat failed: %s; it lapses within a lease", exc)
 
     def _done(self, job: Job) -> None:
         try:

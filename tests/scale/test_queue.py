@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -151,3 +155,68 @@ def test_a_worker_logs_a_failed_job_as_failed(redis_url: str, tmp_path: Path,
         queue.close()
         service.close()
         cache.close()
+
+
+def _in_process_worker(redis_url: str, tmp_path: Path) -> tuple[Any, ModelQueue, Callable[[], None]]:
+    """A Worker over the samples with a stand-in model (no model load); and what closes it."""
+    from cache import DerivativeCache
+    from cutout.service import Service
+    from cutout.settings import load_settings
+    from cutout.worker import Worker
+    from tests.app.helpers import EllipseSegmenter
+
+    settings = load_settings({"CUTOUT_ORIGINALS": str(SAMPLES), "CUTOUT_CACHE_DIR": str(tmp_path / "c"),
+                              "CUTOUT_STATE": redis_url})
+    cache = DerivativeCache(tmp_path / "c")
+    service = Service.open(settings, cache, segmenter=EllipseSegmenter())
+    queue = ModelQueue(redis_url, lease=5)
+
+    def close() -> None:
+        queue.close()
+        service.close()
+        cache.close()
+
+    return Worker(service, queue, consumer="w"), queue, close
+
+
+def test_a_worker_that_stops_takes_its_heartbeat_with_it(redis_url: str, tmp_path: Path) -> None:
+    """--once at the queue's end, or stopped (what SIGTERM and Ctrl-C set): it is not counted alive
+    for the rest of its heartbeat's lease (15 s here)."""
+    worker, queue, close = _in_process_worker(redis_url, tmp_path)
+    try:
+        assert worker.run(once=True, announce=("isnet-test", "CPUExecutionProvider"))
+        assert queue.model() == "isnet-test" and queue.alive() == 0
+        running = threading.Thread(target=worker.run, kwargs={"announce": ("isnet-test", "CPU")})
+        running.start()
+        deadline = time.monotonic() + 10
+        while queue.alive() == 0:
+            assert time.monotonic() < deadline, "the worker never announced itself"
+            time.sleep(0.05)
+        worker.stopping.set()
+        running.join(timeout=10)
+        assert not running.is_alive() and queue.alive() == 0
+    finally:
+        close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_cutout_worker_stopped_by_a_signal_is_not_counted_alive(redis_url: str, tmp_path: Path,
+                                                                sig: signal.Signals) -> None:
+    from tests.conftest import require_model
+    from tests.scale.cluster import WorkerProcess
+
+    require_model()
+    worker = WorkerProcess(str(SAMPLES), tmp_path / "cache", {"CUTOUT_STATE": redis_url})
+    queue = ModelQueue(redis_url, lease=5)
+    try:
+        worker.wait_ready()
+        deadline = time.monotonic() + 60
+        while queue.alive() == 0:
+            assert worker.process.poll() is None and time.monotonic() < deadline, worker.log.read_text()
+            time.sleep(0.1)
+        worker.kill(sig)
+        assert worker.process.returncode == 0, worker.log.read_text()
+        assert queue.alive() == 0  # at once, not after its heartbeat's 15 s
+    finally:
+        worker.kill()
+        queue.close()
