@@ -256,9 +256,20 @@ class S3Originals:
         key, etag = _stamp(found)
         return _VERSION + str(etag).strip('"')
 
+    def _head(self, key: str) -> tuple[str, float]:
+        """One HEAD of ``key``: its ETag and LastModified, kept for both readers of them, ``current``
+        (the ETag, confirmed now) and ``modified`` (the time, under that ETag: an object that changes
+        gets another, so the time is never read for content it was not said of). A request that asks
+        both then costs one HEAD, not one each. Storage errors are the caller's to handle."""
+        head = self.s3.head_object(Bucket=self.location.bucket, Key=key)
+        etag, when = str(head["ETag"]), float(head["LastModified"].timestamp())
+        self._checked[key] = (etag, time.monotonic())
+        self._modified[key] = (etag, when)
+        return etag, when
+
     def modified(self, found: Located) -> float:
-        """The object's LastModified, as the listing that located it gave it (else one HEAD): the same
-        on every replica, unlike the time its local copy was fetched."""
+        """The object's LastModified, as the listing that located it or the last HEAD gave it (else one
+        HEAD): the same on every replica, unlike the time its local copy was fetched."""
         key, etag = _stamp(found)
         known = self._modified.get(key)
         if known is not None and known[0] == etag:
@@ -266,15 +277,13 @@ class S3Originals:
         if self.at.down():
             raise StorageUnavailable()
         try:
-            head = self.s3.head_object(Bucket=self.location.bucket, Key=key)
+            _, when = self._head(key)
         except self._errors as exc:
             if _missing(exc):
                 raise NotFound(f"Resource not found - {found.public_id}") from None
             log.warning("HEAD %s: %s", key, exc)
             self.at.failed(exc)
             raise StorageUnavailable() from exc
-        when = float(head["LastModified"].timestamp())
-        self._modified[key] = (str(head["ETag"]), when)
         return when
 
     def fingerprint(self, data: bytes, *, md5: str | None = None) -> str:
@@ -294,7 +303,7 @@ class S3Originals:
                 if self.at.down():  # storage away: the located version stands
                     continue
                 try:
-                    head = self.s3.head_object(Bucket=self.location.bucket, Key=key)
+                    known = (self._head(key)[0], now)
                 except self._errors as exc:
                     if _missing(exc):
                         return False
@@ -303,8 +312,6 @@ class S3Originals:
                         return False
                     self.at.failed(exc)  # no answer: as above, it stands
                     continue
-                known = (head["ETag"], now)
-                self._checked[key] = known
             if known[0] != etag:
                 self._located.pop(f.public_id, None)
                 return False

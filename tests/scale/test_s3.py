@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,36 @@ def test_current_never_sends_a_request_on_the_event_loop(s3: Counting, bucket: s
 
     assert not asyncio.run(on_loop()) and s3.calls == []  # stale: the thread path locates again
     assert originals.current([found]) and s3.calls == ["head_object"]  # in a thread: one HEAD
+
+
+def test_one_head_answers_current_and_modified(s3: Counting, bucket: str, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request that checks an original is current and reads its time (a versioned URL of an original
+    without a record) costs one HEAD, in either order; a changed object is not answered from it."""
+    monkeypatch.setattr("cache.s3.RECHECK_SECONDS", 0.2)
+    originals = S3Originals(f"s3://{bucket}", tmp_path / "hot", s3=s3)
+    # Written here: the PUT's answer gives the ETag but no LastModified, so ``modified`` must ask.
+    road = originals.write("a", "jpg", ROAD)
+    other = originals.write("b", "jpg", ROAD + b"\0")
+    time.sleep(0.3)  # past the recheck: ``current`` asks the storage again
+    s3.calls.clear()
+    assert originals.current([road])
+    when = originals.modified(road)
+    assert s3.calls == ["head_object"]
+    s3.calls.clear()
+    assert originals.modified(other) > 0
+    assert originals.current([other])
+    assert s3.calls == ["head_object"]
+
+    time.sleep(1.1)  # LastModified is in whole seconds: the replacement's is later
+    s3.put_object(Bucket=bucket, Key="a.jpg", Body=ROAD + b"\1")  # replaced by another replica
+    time.sleep(0.3)
+    s3.calls.clear()
+    assert not originals.current([road])  # its one HEAD saw the new ETag
+    again = originals.locate("a")
+    assert originals.version(again) != originals.version(road)
+    assert originals.current([again]) and originals.modified(again) > when
+    assert s3.calls == ["head_object", "list_objects_v2"]
 
 
 def test_the_hot_originals_folder_is_bounded(s3: Counting, bucket: str, tmp_path: Path) -> None:
