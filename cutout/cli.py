@@ -60,7 +60,8 @@ def _version() -> str:
 @contextmanager
 def _second_interrupt_ends_at_once() -> Iterator[None]:
     """The first Ctrl-C raises KeyboardInterrupt as usual; the commands then finish the work in hand (the
-    image being written, the request being answered), and a second one ends the process at once."""
+    image being written, the derivative being cached; `eager --server` leaves its requests in flight,
+    which only wait for a server's answer), and a second one ends the process at once."""
     if threading.current_thread() is not threading.main_thread() or (
         signal.getsignal(signal.SIGINT) is not signal.default_int_handler  # ignored, or the caller's own
     ):

@@ -179,23 +179,33 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress(len(lines))
     failures: list[tuple[str, str]] = []
     unreachable: list[str] = []
+    interrupted = threading.Event()
 
     def one(line: str) -> None:
-        if unreachable:
-            return  # every other line would fail the same way
+        if unreachable or interrupted.is_set():
+            return  # every other line would fail the same way; or Ctrl-C: nothing more is started
         try:
             made = generate(to_path(line))
         except Unreachable as exc:
             unreachable.append(str(exc))
+            return
         except Exception as exc:  # noqa: BLE001 - every failure is reported in the summary
-            failures.append((line, getattr(exc, "public", None) or str(exc) or type(exc).__name__))
-            progress.step(False)
-        else:
+            if not interrupted.is_set():  # a request abandoned by Ctrl-C: "interrupted" is all that is said
+                failures.append((line, getattr(exc, "public", None) or str(exc) or type(exc).__name__))
+                progress.step(False)
+            return
+        if not interrupted.is_set():
             progress.step(True, cached=not made)
 
     try:
-        with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
-            list(pool.map(one, lines))
+        if args.server:
+            _abandoning_on_interrupt(one, lines, args.concurrency)
+        else:  # the first Ctrl-C lets the derivatives in hand be written: the cache gets whole entries
+            with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+                list(pool.map(one, lines))
+    except KeyboardInterrupt:
+        interrupted.set()
+        raise
     finally:
         close()
     if unreachable:
@@ -207,6 +217,29 @@ def run(args: argparse.Namespace) -> int:
     for line, reason in failures:
         print(f"  FAILED {line}: {reason}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _abandoning_on_interrupt(one: Callable[[str], None], lines: list[str], concurrency: int) -> None:
+    """``one`` of each line on ``concurrency`` daemon threads, waited for in an interruptible join. A
+    Ctrl-C (KeyboardInterrupt, raised here in the main thread) returns at once and leaves the requests in
+    flight behind: their answers only say the server made what it makes anyway, and a thread pool's
+    would be waited for at exit (its threads are joined), up to the whole --timeout."""
+    todo = iter(lines)
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                line = next(todo, None)
+            if line is None:
+                return
+            one(line)
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(min(concurrency, len(lines)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 class Unreachable(Exception):

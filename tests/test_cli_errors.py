@@ -601,9 +601,10 @@ def test_fetch_model_from_dist_without_a_listing(
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: remove-bg with a segmenter that marks when it runs and takes its time: the model never loads.
+#: remove-bg with a segmenter that marks when it runs and takes its time (SLOW_SECONDS, default 1): the
+#: model never loads.
 SLOW_REMOVE_BG = """
-import sys, pathlib, types, cutout.cmd_remove_bg
+import os, sys, pathlib, types, cutout.cmd_remove_bg
 from tests.app.helpers import EllipseSegmenter
 
 class Marking(EllipseSegmenter):
@@ -613,7 +614,7 @@ class Marking(EllipseSegmenter):
         pathlib.Path(sys.argv[1]).touch()
         return super().segment(image, fine_edges=fine_edges)
 
-cutout.cmd_remove_bg.load_segmenter = lambda **_: Marking(delay=1.0)
+cutout.cmd_remove_bg.load_segmenter = lambda **_: Marking(delay=float(os.environ.get("SLOW_SECONDS", "1")))
 from cutout.cli import main
 sys.exit(main(sys.argv[2:]))
 """
@@ -644,7 +645,9 @@ def test_remove_bg_interrupted_exits_130_quietly(tmp_path: Path) -> None:
     assert len(list((tmp_path / "out").iterdir())) < 3  # those in hand finished, the rest never started
 
 
-def test_eager_interrupted_exits_130_quietly(tmp_path: Path, tiny_server: TinyServer) -> None:
+def test_eager_through_a_server_stops_at_the_first_interrupt(tmp_path: Path, tiny_server: TinyServer) -> None:
+    """Ctrl-C while a request is in flight (the server holds its answer 5 s): the run ends at once with
+    one line, without waiting for that answer, and the next line is never sent."""
     tiny_server.slow = True
     lines = tmp_path / "lines.txt"
     lines.write_text("c_scale,w_10 docs/road\nc_scale,w_11 docs/road\n")
@@ -652,25 +655,29 @@ def test_eager_interrupted_exits_130_quietly(tmp_path: Path, tiny_server: TinySe
                "--concurrency", "1"]
     with subprocess.Popen(command, cwd=ROOT, text=True, stderr=subprocess.PIPE) as process:
         wait_until(lambda: bool(tiny_server.accepts), process)
+        start = time.monotonic()
         process.send_signal(signal.SIGINT)
-        tiny_server.release.set()  # the request in hand ends; the next is never sent
         _, err = process.communicate(timeout=30)
+        took = time.monotonic() - start
     assert process.returncode == 130
     assert err == "cutout eager: interrupted\n"
+    assert took < 2.5, f"waited {took:.1f} s for the request in flight"
     assert len(tiny_server.accepts) == 1
 
 
-def test_a_second_interrupt_does_not_wait_for_the_work_in_hand(
-    tmp_path: Path, tiny_server: TinyServer
-) -> None:
-    tiny_server.slow = True  # its answer would take 5 s: the first Ctrl-C waits for it, the second not
-    lines = tmp_path / "lines.txt"
-    lines.write_text("c_scale,w_10 docs/road\n")
-    command = [sys.executable, "-m", "cutout.cli", "eager", str(lines), "--server", tiny_server.url]
-    with subprocess.Popen(command, cwd=ROOT, text=True, stderr=subprocess.PIPE) as process:
-        wait_until(lambda: bool(tiny_server.accepts), process)
+def test_a_second_interrupt_does_not_wait_for_the_work_in_hand(tmp_path: Path) -> None:
+    """remove-bg's first Ctrl-C lets the image in hand be finished (10 s here); a second ends at once."""
+    source = tmp_path / "a.jpg"
+    shutil.copyfile(ROUTER, source)
+    started = tmp_path / "started"
+    args = [str(started), "remove-bg", str(source), "-o", str(tmp_path / "out")]
+    env = {**os.environ, "SLOW_SECONDS": "10"}
+    with subprocess.Popen([sys.executable, "-c", SLOW_REMOVE_BG, *args], cwd=ROOT, text=True, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        wait_until(started.exists, process)
         process.send_signal(signal.SIGINT)
         time.sleep(1)  # the first handled (two signals at once would count as one)
+        assert process.poll() is None  # waiting for the image in hand
         start = time.monotonic()
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=30)
