@@ -80,6 +80,18 @@ def samples_stay_untouched() -> Iterator[None]:
     assert after == before, f"a test wrote into {samples}: {sorted(set(after) - set(before))[:5]}"
 
 
+@pytest.fixture(autouse=True)
+def environment_restored() -> Iterator[None]:
+    """Each test leaves ``os.environ`` as it found it. ``cutout serve`` run in-process (tests/test_cli_errors)
+    exports its settings and PROMETHEUS_MULTIPROC_DIR for uvicorn's worker processes; left set, a later
+    test's /metrics reads the (empty) multiprocess folder instead of this process's counters."""
+    saved = dict(os.environ)
+    yield
+    if dict(os.environ) != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @pytest.fixture
 def servers() -> Iterator[list[ServerProcess]]:
     """`cutout serve` processes a test starts (it appends them); each is stopped afterwards."""

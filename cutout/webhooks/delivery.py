@@ -168,6 +168,8 @@ async def deliver(
     rng = rng or random.Random()
     if delivery.state == "pending" and len(delivery.attempts) >= retry.tries:
         delivery.state = "failed"  # resumed with fewer tries allowed than were already made
+        if on_attempt is not None:  # saved, or the caller finds it pending again and resumes it for ever
+            await on_attempt(delivery)
     while delivery.state == "pending":
         left = delivery.next_attempt_at - clock()
         if left > 0:
