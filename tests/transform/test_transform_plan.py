@@ -110,6 +110,9 @@ CANONICAL = [
     ("fl_preserve_transparency,f_auto", "f_auto,fl_preserve_transparency"),
     ("fl_progressive:none", "fl_progressive:none"),
     ("t_thumb", "c_fill,h_100,w_100"),
+    # A default image's extension is dropped (it is found by public id, as originals are).
+    ("d_docs:placeholders:avatar.png/c_scale,w_100", "d_docs:placeholders:avatar/c_scale,w_100"),
+    ("w_100,d_avatar.PNG,c_scale", "c_scale,d_avatar,w_100"),
     ("t_thumb.round/e_grayscale", "c_fill,h_100,w_100/r_max/e_grayscale"),
     ("t_both", "c_fill,h_100,w_100/r_max"),
     (
@@ -144,6 +147,33 @@ def test_output_flags_and_a_ignore() -> None:
     assert (q.autorotate, q.preserve_transparency, q.progressive) == (True, False, False)
     layered = plan("l_logo,a_ignore/fl_layer_apply")  # a_ignore in a layer: only the layer's source
     assert layered.autorotate
+
+
+# (transformation, derivative: what its bytes are keyed by, default image)
+NOT_STEPS = [
+    ("d_docs:avatar.png/c_scale,w_100", "c_scale,w_100", "docs/avatar"),
+    ("c_scale,d_avatar,w_100", "c_scale,w_100", "avatar"),
+    ("c_scale,w_100/d_avatar", "c_scale,w_100", "avatar"),
+    ("d_avatar", "", "avatar"),
+    ("d_x/e_background_removal/c_scale,w_10", "e_background_removal/c_scale,w_10", "x"),
+    ("dpr_2.0,d_x/c_scale,w_10", "dpr_2.0/c_scale,w_10", "x"),
+    ("d_a:b/d_a:b.jpg", "", "a/b"),  # the same default twice is no contradiction
+    ("t_thumb/d_x,f_png", "c_fill,h_100,w_100/f_png", "x"),
+]
+
+
+@pytest.mark.parametrize(("text", "derivative", "default"), NOT_STEPS)
+def test_a_default_image_is_not_a_step(text: str, derivative: str, default: str | None) -> None:
+    """d_ picks the source: the plan's steps are those of the transformation without it, and so is the
+    text the derivative is cached under."""
+    p, bare = plan(text), plan(derivative)
+    assert (p.derivative, p.default_image) == (derivative, default)
+    assert [s.canonical for s in p.steps] == [s.canonical for s in bare.steps]
+    assert (p.needs_segmentation, p.progressive, p.requested_format) == (
+        bare.needs_segmentation, bare.progressive, bare.requested_format
+    )
+    assert p.canonical != derivative  # the full text keeps them (strict mode's and the console's)
+    assert plan(p.canonical).derivative == derivative
 
 
 def test_segmentation_inside_a_layer_counts() -> None:
@@ -613,6 +643,51 @@ ERRORS = [
         "Invalid transformation parameter - e_blur: not supported in a "
         "fl_layer_apply component (use g_, x_, y_, o_, c_, w_, h_, fl_)",
     ),
+    # d_: a public id checked as a delivered one is; the default of the delivered image only.
+    (
+        "d_%2E%2E:x.png",
+        InvalidArgument,
+        'Invalid transformation parameter - d_%2E%2E:x.png: Invalid default image public id "%2E%2E:x": '
+        "folder names must not be empty, '.' or '..'",
+    ),
+    (
+        "d_a:%5Cb.png",
+        InvalidArgument,
+        'Invalid transformation parameter - d_a:%5Cb.png: Invalid default image public id "a:%5Cb": '
+        "backslashes and control characters are not allowed",
+    ),
+    (
+        "d_a:%0Ab",
+        InvalidArgument,
+        'Invalid transformation parameter - d_a:%0Ab: Invalid default image public id "a:%0Ab": '
+        "backslashes and control characters are not allowed",
+    ),
+    (
+        "d_%FF",
+        InvalidArgument,
+        'Invalid transformation parameter - d_%FF: Invalid default image public id "%FF": '
+        "percent-encoding is not valid UTF-8",
+    ),
+    (
+        "l_docs:road,d_x/fl_layer_apply",
+        BadRequest,
+        "Invalid transformation: d_ names the default of the delivered image; it cannot be inside a layer "
+        "or in the component that opens one",
+    ),
+    (
+        "l_docs:road/d_x/fl_layer_apply",
+        BadRequest,
+        "Invalid transformation: d_ names the default of the delivered image; it cannot be inside a layer "
+        "or in the component that opens one",
+    ),
+    (
+        "l_docs:logo,g_north_east,d_x",
+        BadRequest,
+        "Invalid transformation: d_ names the default of the delivered image; it cannot be inside a layer "
+        "or in the component that opens one",
+    ),
+    ("d_a/c_scale,d_b,w_10", BadRequest, "Invalid transformation: d_ is given twice, with different images"),
+    ("d_a,d_b", BadRequest, "Invalid transformation: d_ appears twice in 'd_a,d_b'"),
 ]
 
 
