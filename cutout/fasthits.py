@@ -39,7 +39,7 @@ class FastHits:
         self.app = app
         self.skip = skip
         # The headers of a 200 depend only on the derivative and how it was asked for, so they are
-        # encoded once per ``Delivered.shape`` (etag, vary, versioned, warning).
+        # encoded once per ``Delivered.shape`` (etag, vary, versioned, warning, attachment).
         self._encoded: BoundedDict[Shape, RawHeaders] = BoundedDict(4096)
         self._repeats = front.RepeatFront(repeats)
 

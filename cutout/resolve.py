@@ -19,6 +19,7 @@ from cutout.settings import Settings, SettingsError
 from cutout.versions import Versions
 from grammar import DeliveryPath, Param, parse_path, parse_transformation, verify_delivery
 from grammar.errors import NotFound, OriginError, Unauthorized
+from transform.ops.flags import attachment_name
 
 #: URL plus Accept header longer than this are not memoised (a client could fill the table with huge ones).
 MAX_MEMO_TEXT = 2048
@@ -48,6 +49,8 @@ class Prepared:
     #: The default image (d_) delivered in place of ``public_id``, which does not exist; then ``source``
     #: and ``key`` are the default's own, and the answer says so (cutout/responses.py).
     substitute: str | None = None
+    #: fl_attachment: the download's file name without extension; None when not an attachment.
+    attachment: str | None = None
 
     @property
     def allow_name(self) -> str:
@@ -133,8 +136,11 @@ class Resolver:
         # default standing in for it: the URL's image is still to come.
         versioned = (path.version is not None and substitute is None
                      and self.versions.is_current(source, path.version))  # fmt: skip
+        attachment = plan.attachment
+        if attachment == "":  # fl_attachment without a name: named after the public id's last part
+            attachment = path.public_id.rpartition("/")[2]
         return Prepared(key, plan, source, fingerprint, choice, path.public_id, versioned,
-                        (source, *layers), (request + path.raw_source, accept), substitute)
+                        (source, *layers), (request + path.raw_source, accept), substitute, attachment)
 
     def _locate(self, public_id: str, default: str | None) -> tuple[Located, str | None]:
         """The original, else the default image d_ names (and its id, as the substitute); a default that is
@@ -178,6 +184,8 @@ class Resolver:
 
 def _free(param: Param) -> bool:
     """A parameter strict mode lets through unsigned: a named transformation, or a choice that renders
-    nothing new: the format, an automatic quality or a default image (the same transformation on another
-    original)."""
-    return param.key in ("t", "f", "d") or (param.key == "q" and param.value.startswith("auto"))
+    nothing new: the format, an automatic quality, a default image (the same transformation on another
+    original) or an attachment (only the headers change)."""
+    if param.key in ("t", "f", "d") or (param.key == "q" and param.value.startswith("auto")):
+        return True
+    return param.key == "fl" and all(attachment_name(flag) is not None for flag in param.value.split("."))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from cache import Entry
 from cutout import metrics
+from cutout.disposition import content_disposition
 from grammar.image_formats import MIME
 
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "X-Cld-Error,Content-Length"}
@@ -14,26 +15,28 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 #: (app.py), so that a CDN shields the origin from a page of missing images, yet serves the original
 #: within a minute of its upload instead of the placeholder for CUTOUT_MAX_AGE or, versioned, a year.
 PLACEHOLDER_MAX_AGE = 60
-#: What the headers of a 200 depend on: (etag, vary, versioned, warning).
-Shape = tuple[str, bool, bool, str | None]
+#: What the headers of a 200 depend on: (etag, vary, versioned, warning, attachment).
+Shape = tuple[str, bool, bool, str | None, str | None]
 
 
 @dataclass(frozen=True)
 class Delivered:
     """A derivative and how it was asked for: ``vary`` when f_auto chose by Accept, ``versioned`` when
     the URL has a version (then it is immutable). ``warning``: the X-Cld-Error of a success that is not
-    quite what was asked (a default image for a missing original)."""
+    quite what was asked (a default image for a missing original). ``attachment``: fl_attachment's file
+    name without extension."""
 
     entry: Entry
     vary: bool
     versioned: bool
     warning: str | None = None
+    attachment: str | None = None
 
     @property
     def shape(self) -> Shape:
         """Everything the headers of a 200 depend on (FastHits encodes them once per shape). Not the
-        entry alone: one image is answered with and without a warning."""
-        return self.entry.etag, self.vary, self.versioned, self.warning
+        entry alone: one image is answered with and without Content-Disposition or a warning."""
+        return self.entry.etag, self.vary, self.versioned, self.warning, self.attachment
 
 
 def header_safe(text: str) -> str:
@@ -63,5 +66,8 @@ def answer(delivered: Delivered, max_age: int, if_none_match: str) -> tuple[int,
         metrics.answered_304.inc()
         return 304, headers, b""
     metrics.answered_200.inc()
-    headers["Content-Type"] = MIME.get(str(entry.meta["format"]), "application/octet-stream")
+    fmt = str(entry.meta["format"])
+    headers["Content-Type"] = MIME.get(fmt, "application/octet-stream")
+    if delivered.attachment is not None:
+        headers["Content-Disposition"] = content_disposition(delivered.attachment, fmt)
     return 200, headers, entry.data

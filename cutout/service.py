@@ -110,4 +110,4 @@ def delivered(prepared: Prepared, entry: Entry) -> Delivered:
     warning = None
     if prepared.substitute is not None:  # Cloudinary warns in X-Cld-Error on such a success too
         warning = f"Resource not found - {prepared.public_id} (default image {prepared.substitute} delivered)"
-    return Delivered(entry, prepared.choice.vary, prepared.versioned, warning)
+    return Delivered(entry, prepared.choice.vary, prepared.versioned, warning, prepared.attachment)

@@ -21,6 +21,8 @@ CASES: list[tuple[str, list[list[tuple[str, str]]]]] = [
     ("u_docs:road", [[("u", "docs:road")]]),
     ("d_docs:placeholders:avatar.png", [[("d", "docs:placeholders:avatar.png")]]),
     ("c_scale,d_docs:a%20b.png,w_10", [[("c", "scale"), ("d", "docs:a%20b.png"), ("w", "10")]]),
+    ("fl_attachment:my%20photo;v2_final", [[("fl", "attachment:my%20photo;v2_final")]]),
+    ("fl_attachment.progressive", [[("fl", "attachment.progressive")]]),
     ("fl_layer_apply.relative", [[("fl", "layer_apply.relative")]]),
     ("a_hflip.45", [[("a", "hflip.45")]]),
     ("bo_5px_solid_black", [[("bo", "5px_solid_black")]]),

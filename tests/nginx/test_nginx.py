@@ -174,13 +174,22 @@ def test_a_replaced_entry_is_served_though_nginx_keeps_descriptors_open(tmp_path
         assert httpx.get(url).headers["x-cache-status"] == "HIT"
 
 
-def test_placeholders_keep_their_headers_in_nginxs_cache(tmp_path: Path) -> None:
-    """nginx stores each answer's headers with it, under the URL: a default image delivered for a
+def test_attachments_and_placeholders_keep_their_headers_in_nginxs_cache(tmp_path: Path) -> None:
+    """nginx stores each answer's headers with it, under the URL: a download (fl_attachment) keeps its
+    Content-Disposition on a HIT and the plain URL never gets one; a default image delivered for a
     missing original keeps its X-Cld-Error and its short max-age, and once the original is uploaded
     nginx serves it as soon as that runs out."""
     originals = tmp_path / "originals"
     shutil.copytree(SAMPLES, originals)
     for stack in start_stack(tmp_path, {"CUTOUT_BACKGROUND_REMOVAL": "0", "CUTOUT_MAX_AGE": "3"}, originals):
+        plain = stack.nginx + "/demo/image/upload/c_scale,w_70/docs/road.jpg"
+        download = stack.nginx + "/demo/image/upload/c_scale,fl_attachment:my%20road,w_70/docs/road.jpg"
+        for status in ("MISS", "HIT"):
+            for url, header in ((plain, None), (download, 'attachment; filename="my road.jpg"')):
+                answer = httpx.get(url)
+                assert answer.status_code == 200 and answer.headers["x-cache-status"] == status, url
+                assert answer.headers.get("content-disposition") == header, url
+
         url = stack.nginx + "/demo/image/upload/d_docs:road.jpg/c_scale,w_50/nobody.jpg"
         placeholder = httpx.get(url)
         assert placeholder.status_code == 200 and placeholder.headers["x-cache-status"] == "MISS"

@@ -157,10 +157,12 @@ NAMED = {"badge": "c_fill,h_50,w_50/r_max"}
 NO_FACE = "e_pixelate_faces"  # on the photo, which has no face: the one effect row that changes nothing
 
 
-@pytest.mark.parametrize("extra", ["d_road.png", "d_docs:road"])
-def test_a_default_image_leaves_the_bytes_alone(extra: str, files: dict[str, Path]) -> None:
-    """It chooses the source (when the original is missing), never the pixels: the bytes are those of the
-    transformation without it, so the cache may share one entry."""
+@pytest.mark.parametrize(
+    "extra", ["d_road.png", "fl_attachment", "fl_attachment:photo", "d_road,fl_attachment"]
+)
+def test_default_image_and_attachment_leave_the_bytes_alone(extra: str, files: dict[str, Path]) -> None:
+    """They choose the source (when the original is missing) and the headers, never the pixels: the bytes
+    are those of the transformation without them, so the cache may share one entry."""
     plain = run("c_scale,w_90/e_grayscale", files["photo"], files)
     for transformation in (f"{extra}/c_scale,w_90/e_grayscale", f"c_scale,w_90/e_grayscale,{extra}"):
         assert run(transformation, files["photo"], files).data == plain.data, transformation
