@@ -24,7 +24,7 @@ from cutout.fasthits import FastHits
 from cutout.fetch import FetchPolicy
 from cutout.queued import QueuedModel
 from cutout.remote import RemoteOriginals, fetch_signed, split_fetch_path
-from cutout.responses import CORS, Delivered, answer
+from cutout.responses import CORS, Delivered, answer, header_safe
 from cutout.service import Service
 from cutout.settings import Settings, load_settings
 from grammar.errors import OriginError, Overloaded
@@ -46,11 +46,6 @@ class AnythingConvertor(Convertor[str]):
 
 
 register_url_convertor("cutout_anything", AnythingConvertor())
-
-
-def header_safe(text: str) -> str:
-    """Header values must be latin-1 without control characters; public ids may be anything."""
-    return "".join(c if " " <= c <= "~" else f"%{ord(c):02X}" if ord(c) < 256 else "?" for c in text)
 
 
 def image_response(request: Request, delivered: Delivered, max_age: int) -> Response:

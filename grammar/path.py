@@ -65,10 +65,12 @@ def parse_path(path: str) -> DeliveryPath:
     )
 
 
-def layer_public_id(value: str) -> str:
-    """The public id a layer value names: ``docs:road`` -> ``docs/road``; percent-decoded."""
-    decoded = "/".join(_decode(part, "layer public id") for part in value.split(":"))
-    _check_public_id(decoded, f"layer public id {show(value)}")
+def layer_public_id(value: str, what: str = "layer public id") -> str:
+    """The public id a layer (or default image) value names: ``docs:road`` -> ``docs/road``;
+    percent-decoded, and checked as a delivered public id is (no ``..`` folder reaches out of the store).
+    ``what`` names the value in the 400."""
+    decoded = "/".join(_decode(part, what) for part in value.split(":"))
+    _check_public_id(decoded, f"{what} {show(value)}")
     return decoded
 
 
