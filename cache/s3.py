@@ -393,6 +393,9 @@ class S3Originals:
             self._checked.pop(key, None)
         return bool(doomed)
 
+    def writable(self, public_id: str) -> bool:
+        return True  # a key is a name: no link can lead it elsewhere
+
     def delete(self, public_id: str) -> bool:
         if not _valid(public_id):
             return False
