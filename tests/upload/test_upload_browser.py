@@ -161,3 +161,17 @@ def test_asset_folder_files_the_asset_apart_from_its_public_id(client: TestClien
     bad = client.post("/v1_1/demo/image/upload", data={"public_id": "sku-2", "asset_folder": "a/../b"},
                       files={"file": ("road.jpg", ROAD)}, auth=(KEY, SECRET))  # fmt: skip
     assert bad.status_code == 400 and "asset_folder" in bad.json()["error"]["message"]
+
+
+def test_an_absolute_folder_is_a_400_and_stores_nothing(client: TestClient) -> None:
+    """``folder=/abs`` was stored as ``abs/<random id>``; the README says an absolute folder is a 400."""
+    answer = client.post("/v1_1/demo/image/upload", data={"folder": "/absolute"},
+                         files={"file": ("road.jpg", ROAD)}, auth=(KEY, SECRET))  # fmt: skip
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"] == "folder may not be an absolute path: '/absolute'"
+    prefix = {"prefix": "absolute/"}
+    listed = client.get("/v1_1/demo/resources/image/upload", params=prefix, auth=(KEY, SECRET))
+    assert listed.json()["resources"] == []
+    kept = client.post("/v1_1/demo/image/upload", data={"folder": "relative/", "public_id": "a"},
+                       files={"file": ("road.jpg", ROAD)}, auth=(KEY, SECRET))  # fmt: skip
+    assert kept.status_code == 200 and kept.json()["public_id"] == "relative/a"
