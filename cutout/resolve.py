@@ -42,8 +42,8 @@ class Prepared:
     #: The original and its layers as located, before their versions were read: while they are current
     #: (``OriginalsStore.current``), the files are the ones the key names, and a result may be stored.
     files: tuple[Located, ...]
-    #: The delivery path without cloud name, signature or version, and the Accept header: what a
-    #: ``cutout worker`` prepares again to make it (CUTOUT_BACKGROUND_REMOVAL=queue).
+    #: The delivery path without cloud name or signature, and the Accept header: what a ``cutout
+    #: worker`` prepares again to make it (CUTOUT_BACKGROUND_REMOVAL=queue).
     request: tuple[str, str | None] = ("", None)
 
     @property
@@ -120,6 +120,8 @@ class Resolver:
         key = derivative_key(plan.canonical, path.public_id, fingerprint, choice.key, layers=prints,
                              model=self.models.model_for(plan))
         request = "/image/upload/" + (f"{path.raw_transformation}/" if path.raw_transformation else "")
+        if path.version is not None:  # kept: without it a folder named like a component (w_100/x) is one
+            request += f"v{path.version}/"
         # Immutable only when the URL names the version the original has now (cutout/versions.py).
         versioned = path.version is not None and self.versions.is_current(source, path.version)
         return Prepared(key, plan, source, fingerprint, choice, path.public_id, versioned,

@@ -31,6 +31,7 @@ from cutout.schedule import POLL_SECONDS
 from cutout.service import Prepared, Service
 from grammar import parse_path
 from grammar.errors import NotFound, OriginError, StillGenerating
+from grammar.path import versioned_source
 from transform import compile_plan
 from transform.decode import oriented_size, sniff
 
@@ -386,7 +387,7 @@ class Remover:
         known = self._memoised(public_id, transformation)
         if known is not None:
             return known
-        path = parse_path(f"/image/upload/{transformation}/{public_id}")
+        path = parse_path(f"/image/upload/{transformation}/{versioned_source(public_id)}")
         # The API checked its caller's key: strict mode's URL checks are for unauthenticated URLs.
         prepared = self.service.resolver.prepare(path, accept=None, signed_ok=True)
         self._prepared[(public_id, transformation)] = (prepared, time.monotonic() + MEMO_SECONDS)
