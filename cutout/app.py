@@ -68,6 +68,7 @@ async def deliver(request: Request) -> Response:
         if fetched is not None:  # /image/fetch/: the fetched image becomes an original, then as upload
             prefix, components, url = fetched
             vouched = fetch_signed(raw_path, components, service.settings.api_secret)
+            service.resolver.check_fetch(prefix, components, signed=vouched)  # before anything is fetched
             public_id = await request.app.state.remote.public_id(url)
             source = versioned_source(public_id)  # v1: the folder is never read as a component
             raw_path = f"{prefix}/image/upload/{components}{'/' if components else ''}{source}"

@@ -127,6 +127,19 @@ class Resolver:
         return Prepared(key, plan, source, fingerprint, choice, path.public_id, versioned,
                         (source, *layers), (request + path.raw_source, accept))
 
+    def check_fetch(self, prefix: str, components: str, *, signed: bool) -> None:
+        """What can be told of a fetch URL before its image is fetched, so that a URL refused anyway
+        fetches and stores nothing: its cloud name, its transformation (400s), and in strict mode an
+        unsigned one's right to render (401), by the rule its upload URL meets after (``_check_strict``;
+        the allow-list of ``cutout eager`` names originals, which a fetched image is not yet)."""
+        slash = "/" if components else ""
+        path = parse_path(f"{prefix}/image/upload/{components}{slash}v1/fetched/image")
+        self._check_cloud(path)
+        plan = transform.compile_plan(path.components, named=self.settings.named)
+        if self.settings.strict and not signed and path.components and not self._unsigned_ok(path, plan):
+            raise Unauthorized(f"Transformation {path.raw_transformation} is not allowed on an unsigned "
+                               "fetch URL in strict mode: sign it")  # fmt: skip
+
     def _check_cloud(self, path: DeliveryPath) -> None:
         wanted = self.settings.cloud_name
         if wanted and path.cloud_name is not None and path.cloud_name != wanted:
@@ -141,13 +154,16 @@ class Resolver:
             raise Unauthorized(f"Invalid signature s--{path.signature}-- for {path.raw_transformation}")
         return True
 
-    def _check_strict(self, path: DeliveryPath, plan: transform.Plan) -> None:
+    def _unsigned_ok(self, path: DeliveryPath, plan: transform.Plan) -> bool:
         # Named transformations, with the delivery choices Cloudinary's rollout guide chains after them
         # (t_<name>/f_auto/q_auto): a format or an automatic quality changes what the image shows no more
         # than the extension does, which needs no signature either.
         named_only = all(p.key == "t" or p.key == "f" or (p.key == "q" and p.value.startswith("auto"))
                          for c in path.components for p in c.params)  # fmt: skip
-        if named_only or plan.canonical in self.allowed:
+        return named_only or plan.canonical in self.allowed
+
+    def _check_strict(self, path: DeliveryPath, plan: transform.Plan) -> None:
+        if self._unsigned_ok(path, plan):
             return
         if self.coordinator.allowed(f"{plan.canonical}|{path.public_id}"):
             return

@@ -113,3 +113,23 @@ def test_fetch_urls_signed_by_the_sdk(origin: LocalServer, make_api: ClientFacto
     assert wrong.status_code == 401 and "Invalid signature" in wrong.text
     other = signed({"width": 60, "crop": "scale"}).replace("road.jpg", "road.jpg%3Fx%3D1")
     assert api.get(other).status_code == 401  # the signature is for another remote URL
+
+
+def test_a_fetch_url_refused_anyway_fetches_nothing(origin: LocalServer, make_api: ClientFactory) -> None:
+    """Strict mode asks an unsigned fetch URL what it asks an upload URL (named, allowed or format-only
+    transformations), before the image is fetched: it was fetched and stored first, then refused. A bad
+    transformation or another cloud name is refused before any fetch too."""
+    remote = origin.url("/road.jpg")
+    strict = make_api(api_secret="fetch-secret", strict=True, cloud_name="demo",
+                      allowed_transformations=("c_scale,w_40",))  # fmt: skip
+    refused = strict.get(f"/image/fetch/e_grayscale/{remote}")
+    assert refused.status_code == 401 and "unsigned fetch URL in strict mode" in refused.text
+    assert strict.get(f"/image/fetch/w_abc/{remote}").status_code == 400
+    assert strict.get(f"/other/image/fetch/c_scale,w_40/{remote}").status_code == 404
+    assert origin.paths() == []  # nothing fetched, so nothing stored
+    for allowed in ("c_scale,w_40/", "f_auto,q_auto/", ""):
+        assert strict.get(f"/image/fetch/{allowed}{remote}").status_code == 200, allowed
+    assert len(origin.paths()) == 1
+    loose = make_api()
+    assert loose.get(f"/image/fetch/w_abc/{remote}").status_code == 400
+    assert len(origin.paths()) == 1
