@@ -7,9 +7,8 @@ request came to, as its client addressed it: the ``Host`` header, and ``https`` 
 front says so (``X-Forwarded-Proto``, or ``Forwarded: proto=``; both nginx recipes send the first).
 uvicorn runs with ``proxy_headers=False`` (every delivery hit would pay for it), so the scheme is read
 here, on the few paths that build URLs. Both headers are taken from whoever sends them, as the ``Host``
-header is: they only shape URLs in that caller's own answer, and the origin ``foreign_page`` compares a
-browser's ``Origin`` with (which a page cannot set: neither a form nor a credentialed ``fetch`` can send
-them).
+header is: they only shape URLs in that caller's own answer, and the scheme of the origin
+``foreign_page`` compares a browser's ``Origin`` with (another site's ``Origin`` matches neither).
 """
 
 from __future__ import annotations
