@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from stat import S_ISLNK, S_ISREG
+from stat import S_ISDIR, S_ISLNK, S_ISREG
 
 from cachetools import LRUCache
 
@@ -25,8 +25,9 @@ _RANK = {ext: i for i, ext in enumerate(e for lower in EXTENSIONS for e in (lowe
 
 FileStamp = tuple[int, int, int, int]
 
-#: Why an id whose folder leads out of the root through a link is refused (a 400: nothing is written).
-OUTSIDE = "public_id/folder leads outside the originals folder (through a symbolic link)"
+#: Why an id whose folder leads out of the root through a link (or is a file) is refused: a 400, and
+#: nothing is written.
+OUTSIDE = "public_id/folder leads outside the originals folder (through a symbolic link) or into a file"
 
 #: Records live under this hidden folder of the root (``list`` skips hidden folders) with this suffix,
 #: which no original has: no delivery URL reaches one.
@@ -207,11 +208,11 @@ class FolderOriginals:
         raise missing
 
     def inside(self, folder: str) -> bool:
-        """Whether ``root/folder`` stays in the root through every link on the way: each link met must
-        resolve inside it (a link out, even one whose path comes back in, such as ``up -> ..`` then
-        ``up/originals/...``, would let an id reach files, or other originals, by a name of its own).
-        Only the part that exists is checked: ``write`` makes the rest as plain folders. One ``lstat``
-        per folder, a resolve only at a link: this runs on every upload."""
+        """Whether ``root/folder`` is a folder (or can be made one) that stays in the root: no part of it
+        is a file, and each link met on the way resolves inside the root (a link out, even one whose path
+        comes back in, such as ``up -> ..`` then ``up/originals/...``, would let an id reach files, or
+        other originals, by a name of its own). Only the part that exists is checked: ``write`` makes the
+        rest as plain folders. One ``lstat`` per folder, more only at a link: this runs on every upload."""
         path = str(self.root)
         for part in folder.split("/") if folder else ():
             path = f"{path}/{part}"
@@ -219,9 +220,12 @@ class FolderOriginals:
                 st = os.lstat(path)
             except FileNotFoundError:
                 return True
-            except OSError:  # not a folder, or a name too long: nothing can be written or found there
-                return True
-            if S_ISLNK(st.st_mode) and not Path(path).resolve().is_relative_to(self.root):
+            except NotADirectoryError:  # reached through a file
+                return False
+            if S_ISLNK(st.st_mode):
+                if not (Path(path).resolve().is_relative_to(self.root) and os.path.isdir(path)):
+                    return False
+            elif not S_ISDIR(st.st_mode):  # a file where a folder would be
                 return False
         return True
 

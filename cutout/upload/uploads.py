@@ -147,11 +147,11 @@ class Uploads:
         return answer
 
     def check_writable(self, public_id: str, what: str) -> str:
-        """The id, or a 400 when its original would land outside the originals store (a folder there is a
-        symbolic link out of it): refused before any record of it is written."""
+        """The id, or a 400 when its original cannot be stored there (a folder of it is a symbolic link out
+        of the originals folder, or a file): refused before any record of it is written."""
         if not self.service.originals.writable(public_id):
             raise bad(f"{what} {public_id[:80]!r} leads outside the originals folder (through a symbolic "
-                      "link): nothing was stored")  # fmt: skip
+                      "link) or into a file: nothing was stored")  # fmt: skip
         return public_id
 
     def check_type(self, params: dict[str, str]) -> None:

@@ -74,3 +74,14 @@ def test_a_link_made_later_is_noticed(store: FolderOriginals, tmp_path: Path) ->
     assert not store.writable("later/b")
     with pytest.raises(NotFound):
         store.locate("later/secret")
+
+
+def test_a_folder_that_is_a_file_is_not_writable(store: FolderOriginals) -> None:
+    """``docs/road.jpg/x``: its folder is a file; the write failed with NotADirectoryError (a 500)."""
+    (store.root / "docs" / "file").write_bytes(b"x")
+    (store.root / "filelink").symlink_to(store.root / "docs" / "road.jpg")
+    for public_id in ("docs/road.jpg/x", "docs/file/x", "docs/file/deeper/x", "filelink/x"):
+        assert not store.writable(public_id), public_id
+        with pytest.raises(BadRequest, match="or into a file"):
+            store.write(public_id, "jpg", b"x")
+    assert list(store.list("docs/road.jpg/")) == []

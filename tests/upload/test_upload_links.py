@@ -96,3 +96,12 @@ def test_delete_by_prefix_never_goes_through_a_link_out(site: tuple[TestClient, 
         assert answer.json()["deleted"] == {ids: "not_found"}, answer.text
     assert (outside / "kept.jpg").exists() and (originals / "docs" / "road.jpg").exists()
     assert _records(originals) == []
+
+
+def test_an_upload_into_a_file_is_a_400(site: tuple[TestClient, Path, Path]) -> None:
+    """A folder of the id that is a file (docs/road.jpg/x) was a 500 (NotADirectoryError on write)."""
+    client, originals, _ = site
+    for form in ({"public_id": "docs/road.jpg/x"}, {"folder": "docs/road.jpg", "public_id": "y"}):
+        status, message = _upload(client, **form)
+        assert status == 400 and "into a file" in message, (form, status, message)
+    assert (originals / "docs" / "road.jpg").is_file()
