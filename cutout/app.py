@@ -28,6 +28,7 @@ from cutout.responses import CORS, Delivered, answer, header_safe
 from cutout.service import Service
 from cutout.settings import Settings, load_settings
 from grammar.errors import OriginError, Overloaded
+from grammar.path import versioned_source
 from transform.seam import Segmenter
 
 log = logging.getLogger("cutout.app")
@@ -62,8 +63,10 @@ async def deliver(request: Request) -> Response:
         if fetched is not None:  # /image/fetch/: the fetched image becomes an original, then as upload
             prefix, components, url = fetched
             vouched = fetch_signed(raw_path, components, service.settings.api_secret)
+            service.resolver.check_fetch(prefix, components, signed=vouched)  # before anything is fetched
             public_id = await request.app.state.remote.public_id(url)
-            raw_path = f"{prefix}/image/upload/{components}{'/' if components else ''}{public_id}"
+            source = versioned_source(public_id)  # v1: the folder is never read as a component
+            raw_path = f"{prefix}/image/upload/{components}{'/' if components else ''}{source}"
         delivered = await service.deliver(raw_path, request.headers.get("accept"), vouched=vouched)
     except OriginError:
         raise

@@ -43,8 +43,8 @@ class Prepared:
     #: The original and its layers as located, before their versions were read: while they are current
     #: (``OriginalsStore.current``), the files are the ones the key names, and a result may be stored.
     files: tuple[Located, ...]
-    #: The delivery path without cloud name, signature or version, and the Accept header: what a
-    #: ``cutout worker`` prepares again to make it (CUTOUT_BACKGROUND_REMOVAL=queue).
+    #: The delivery path without cloud name or signature, and the Accept header: what a ``cutout
+    #: worker`` prepares again to make it (CUTOUT_BACKGROUND_REMOVAL=queue).
     request: tuple[str, str | None] = ("", None)
     #: The default image (d_) delivered in place of ``public_id``, which does not exist; then ``source``
     #: and ``key`` are the default's own, and the answer says so (cutout/responses.py).
@@ -132,6 +132,8 @@ class Resolver:
         key = derivative_key(plan.derivative, substitute or path.public_id, fingerprint, choice.key,
                              layers=prints, model=self.models.model_for(plan))
         request = "/image/upload/" + (f"{path.raw_transformation}/" if path.raw_transformation else "")
+        if path.version is not None:  # kept: without it a folder named like a component (w_100/x) is one
+            request += f"v{path.version}/"
         # Immutable only when the URL names the version the original has now (cutout/versions.py); never a
         # default standing in for it: the URL's image is still to come.
         versioned = (path.version is not None and substitute is None
@@ -156,6 +158,19 @@ class Resolver:
             except NotFound:
                 raise missing from None
 
+    def check_fetch(self, prefix: str, components: str, *, signed: bool) -> None:
+        """What can be told of a fetch URL before its image is fetched, so that a URL refused anyway
+        fetches and stores nothing: its cloud name, its transformation (400s), and in strict mode an
+        unsigned one's right to render (401), by the rule its upload URL meets after (``_check_strict``;
+        the allow-list of ``cutout eager`` names originals, which a fetched image is not yet)."""
+        slash = "/" if components else ""
+        path = parse_path(f"{prefix}/image/upload/{components}{slash}v1/fetched/image")
+        self._check_cloud(path)
+        plan = transform.compile_plan(path.components, named=self.settings.named)
+        if self.settings.strict and not signed and path.components and not self._unsigned_ok(path, plan):
+            raise Unauthorized(f"Transformation {path.raw_transformation} is not allowed on an unsigned "
+                               "fetch URL in strict mode: sign it")  # fmt: skip
+
     def _check_cloud(self, path: DeliveryPath) -> None:
         wanted = self.settings.cloud_name
         if wanted and path.cloud_name is not None and path.cloud_name != wanted:
@@ -170,12 +185,15 @@ class Resolver:
             raise Unauthorized(f"Invalid signature s--{path.signature}-- for {path.raw_transformation}")
         return True
 
-    def _check_strict(self, path: DeliveryPath, plan: transform.Plan) -> None:
+    def _unsigned_ok(self, path: DeliveryPath, plan: transform.Plan) -> bool:
         # Named transformations, with the delivery choices Cloudinary's rollout guide chains after them
         # (t_<name>/f_auto/q_auto): a format or an automatic quality changes what the image shows no more
         # than the extension does, which needs no signature either.
         named_only = all(_free(p) for c in path.components for p in c.params)
-        if named_only or plan.derivative in self.allowed:
+        return named_only or plan.derivative in self.allowed
+
+    def _check_strict(self, path: DeliveryPath, plan: transform.Plan) -> None:
+        if self._unsigned_ok(path, plan):
             return
         if self.coordinator.allowed(f"{plan.derivative}|{path.public_id}"):
             return

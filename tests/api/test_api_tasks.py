@@ -84,7 +84,7 @@ def test_an_image_refused_before_storing_is_refused_at_once_and_never_kept(make_
             response = client.post(URL, content=content, headers=JPEG, params=params)
             assert response.status_code == status, response.text
             assert response.json()["errors"][0]["code"] == code
-    stored = client.app.state.service.settings.originals / "api-uploads"  # type: ignore[attr-defined]
+    stored = client.app.state.service.settings.cache_dir / "transient" / "api-uploads"  # type: ignore[attr-defined]
     assert not stored.exists() or not any(stored.iterdir())
 
 
