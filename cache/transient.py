@@ -1,7 +1,8 @@
 """Originals the server stores for itself, named by their content: ``fetched/<sha256>`` (images fetched
 for ``/image/fetch/`` and the HTTP API's ``image_url``) and ``api-uploads/<sha256>`` (images sent to the
 HTTP API). Anyone allowed a fetch URL, or holding an API key, makes them, so they are not kept among the
-originals for ever: with a folder of originals, each kind lives in a folder of the cache bounded by size
+originals for ever: with a folder of originals, each kind lives in a folder beside the originals' records
+(``<originals>/.cutout/transient/``, never delivered by a URL of its own) bounded by size
 (``CUTOUT_FETCH_CACHE``, ``CUTOUT_API_UPLOAD_CACHE``), least recently used out first. A dropped fetched
 image is fetched again when next asked (``cutout.remote``); a dropped upload is a 404 until it is sent
 again.
@@ -23,7 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cache.folder import _RANK
+from cache.folder import _RANK, RECORDS, FolderOriginals
 from cache.hotfiles import HotFiles
 from cache.seams import Located, OriginalsStore
 from grammar.errors import NotFound
@@ -145,8 +146,18 @@ class TransientOriginals:
         return self.originals.list_records(prefix)
 
 
-def transient(originals: OriginalsStore, cache_dir: Path, fetched: int, uploads: int) -> TransientOriginals:
-    """``originals`` with the fetched and sent images in bounded folders of ``cache_dir``."""
-    base = cache_dir / "transient"
-    folders = {FETCHED: HotFiles(base / FETCHED, fetched), API_UPLOADS: HotFiles(base / API_UPLOADS, uploads)}
+def transient(originals: FolderOriginals, cache_dir: Path, fetched: int, uploads: int) -> TransientOriginals:
+    """``originals`` with the fetched and sent images in bounded folders beside its records
+    (``<originals>/.cutout/transient/``): replicas and ``cutout worker`` processes sharing the folder of
+    originals, each with a cache of its own, must all reach an image one of them was sent. A folder of
+    originals cutout may not write into keeps them in ``cache_dir`` instead (one process's own)."""
+    folders: dict[str, HotFiles] = {}
+    for base in (originals.root / RECORDS / "transient", cache_dir / "transient"):
+        try:
+            folders = {FETCHED: HotFiles(base / FETCHED, fetched),
+                       API_UPLOADS: HotFiles(base / API_UPLOADS, uploads)}
+            break
+        except OSError:  # a read-only folder of originals: the cache folder's turn
+            if base.is_relative_to(cache_dir):
+                raise
     return TransientOriginals(originals, folders)

@@ -28,8 +28,8 @@ def image(response_content: bytes) -> pyvips.Image:
 
 
 def uploads(settings: Settings) -> list[Path]:
-    assert settings.cache_dir is not None  # kept in a bounded folder of the cache (cache/transient.py)
-    return sorted((settings.cache_dir / "transient" / "api-uploads").iterdir())
+    # Kept in a bounded folder beside the originals' records (cache/transient.py).
+    return sorted((Path(settings.originals) / ".cutout" / "transient" / "api-uploads").iterdir())
 
 
 @pytest.fixture

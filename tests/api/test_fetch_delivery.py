@@ -143,7 +143,7 @@ def test_fetched_images_live_in_a_bounded_store(origin: LocalServer, make_api: C
     origin.routes["/b.png"] = answer(200, noise_png(2), "image/png")
     client = make_api(fetch_cache=1 << 20)
     settings = client.app.state.service.settings  # type: ignore[attr-defined]
-    kept = Path(settings.cache_dir) / "transient" / "fetched"
+    kept = Path(settings.originals) / ".cutout" / "transient" / "fetched"
     for name in ("a", "b", "a"):
         response = client.get(f"/image/fetch/c_scale,w_10/{origin.url(f'/{name}.png')}")
         assert response.status_code == 200, response.text

@@ -1,6 +1,6 @@
 """The images the server fetched or was sent (``fetched/<sha256>``, ``api-uploads/<sha256>``) live in
-bounded folders of the cache, least recently used out first, never among the originals; every other id
-and every record is the originals'."""
+bounded folders beside the originals' records (else of the cache), least recently used out first, never
+among the originals; every other id and every record is the originals'."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from cache import FolderOriginals
 from cache.hotfiles import HotFiles
-from cache.transient import Held, TransientOriginals
+from cache.transient import Held, TransientOriginals, transient
 from grammar.errors import NotFound
 
 
@@ -82,3 +82,25 @@ def test_those_stored_among_the_originals_before_are_still_found(
     (tmp_path / "originals" / f"{public_id}.png").write_bytes(data)
     assert store.read(public_id) == data
     assert store.delete(public_id) and not (tmp_path / "originals" / f"{public_id}.png").exists()
+
+
+def test_replicas_sharing_the_originals_share_what_was_sent(tmp_path: Path) -> None:
+    """Two processes with caches of their own and one folder of originals (replicas, a ``cutout worker``):
+    an image one of them was sent is found by the other."""
+    originals = tmp_path / "originals"
+    originals.mkdir()
+    one = transient(FolderOriginals(originals), tmp_path / "one", 1 << 20, 1 << 20)
+    other = transient(FolderOriginals(originals), tmp_path / "two", 1 << 20, 1 << 20)
+    data = b"\xff\xd8\xff" + b"x" * 100
+    public_id = f"api-uploads/{hashlib.sha256(data).hexdigest()}"
+    one.write(public_id, "jpg", data)
+    assert other.locate(public_id).path.read_bytes() == data
+    assert (originals / ".cutout" / "transient" / "api-uploads").is_dir()
+
+
+def test_originals_that_cannot_be_written_keep_them_in_the_cache(tmp_path: Path) -> None:
+    originals = tmp_path / "originals"
+    originals.mkdir()
+    (originals / ".cutout").write_text("not a folder")  # what a read-only folder does to mkdir: an OSError
+    store = transient(FolderOriginals(originals), tmp_path / "cache", 1 << 20, 1 << 20)
+    assert store.folders["fetched"].folder == tmp_path / "cache" / "transient" / "fetched"
