@@ -14,12 +14,15 @@ from pathlib import Path
 class HotFiles:
     """A folder of files bounded by total size, least recently used (by mtime: ``touch``) out first."""
 
-    def __init__(self, folder: Path, limit: int) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+    def __init__(self, folder: Path, limit: int, *, create: bool = True) -> None:
+        """``create``: make the folder now; else its writer makes it with its first file (a folder among
+        the user's originals appears only once something is kept there)."""
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
         self.folder, self.limit = folder, limit
         self._lock = threading.Lock()
         self._sizes = {p: p.stat().st_size for p in folder.iterdir()
-                       if p.is_file() and not p.name.startswith(".")}
+                       if p.is_file() and not p.name.startswith(".")} if folder.is_dir() else {}
 
     def path(self, key: str, etag: str, ext: str) -> Path:
         name = hashlib.sha256(f"{key}\x1f{etag}".encode()).hexdigest()[:40]

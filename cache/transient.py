@@ -115,7 +115,11 @@ class TransientOriginals:
             raise ValueError(f"not an original's extension: {extension!r}")
         hot, digest = routed
         path = hot.folder / f"{digest}.{extension}"
-        write_atomically(path, data)
+        try:
+            write_atomically(path, data)
+        except FileNotFoundError:  # the first one kept: its folder is made only now
+            hot.folder.mkdir(parents=True, exist_ok=True)
+            write_atomically(path, data)
         hot.added(path)  # counted, and the least recently used ones dropped past the limit
         return Located(public_id, path, Held(digest))
 
@@ -151,13 +155,11 @@ def transient(originals: FolderOriginals, cache_dir: Path, fetched: int, uploads
     (``<originals>/.cutout/transient/``): replicas and ``cutout worker`` processes sharing the folder of
     originals, each with a cache of its own, must all reach an image one of them was sent. A folder of
     originals cutout may not write into keeps them in ``cache_dir`` instead (one process's own)."""
-    folders: dict[str, HotFiles] = {}
-    for base in (originals.root / RECORDS / "transient", cache_dir / "transient"):
-        try:
-            folders = {FETCHED: HotFiles(base / FETCHED, fetched),
-                       API_UPLOADS: HotFiles(base / API_UPLOADS, uploads)}
-            break
-        except OSError:  # a read-only folder of originals: the cache folder's turn
-            if base.is_relative_to(cache_dir):
-                raise
+    records = originals.root / RECORDS
+    if os.access(records if records.exists() else originals.root, os.W_OK) and not records.is_file():
+        base, create = records / "transient", False  # made with the first image kept there
+    else:  # a folder of originals cutout may not write into: the cache folder's turn
+        base, create = cache_dir / "transient", True
+    folders = {FETCHED: HotFiles(base / FETCHED, fetched, create=create),
+               API_UPLOADS: HotFiles(base / API_UPLOADS, uploads, create=create)}
     return TransientOriginals(originals, folders)

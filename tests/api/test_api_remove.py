@@ -28,8 +28,9 @@ def image(response_content: bytes) -> pyvips.Image:
 
 
 def uploads(settings: Settings) -> list[Path]:
-    # Kept in a bounded folder beside the originals' records (cache/transient.py).
-    return sorted((Path(settings.originals) / ".cutout" / "transient" / "api-uploads").iterdir())
+    # Kept in a bounded folder beside the originals' records (cache/transient.py), made with its first.
+    folder = Path(settings.originals) / ".cutout" / "transient" / "api-uploads"
+    return sorted(folder.iterdir()) if folder.is_dir() else []
 
 
 @pytest.fixture
