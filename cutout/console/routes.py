@@ -149,8 +149,9 @@ async def check_endpoint(request: Request, service: Service) -> Response:
         return _error(400, "Missing public_id: the original the transformation is for")
     if len(transformation) > MAX_TRANSFORMATION:
         return _error(400, f"transformation is longer than {MAX_TRANSFORMATION} characters")
-    if version_text and not (version_text.isascii() and version_text.isdigit()):
-        return _error(400, f"version must be digits, got {version_text!r}")
+    # A URL's v<version> has at most 18 digits too (grammar/path.py); int() fails past 4300.
+    if version_text and not (version_text.isascii() and version_text.isdigit() and len(version_text) <= 18):
+        return _error(400, f"version must be up to 18 digits, got {version_text[:40]!r}")
     target = Target(base_url(request), cloud(service.settings), public_id, int(version_text or 0) or None)
     answer = await anyio.to_thread.run_sync(check, service, target, transformation,
                                             request.headers.get("accept"))
