@@ -12,7 +12,6 @@ and answers InvalidImageFormat for the others."""
 
 from __future__ import annotations
 
-import json
 import re
 
 from starlette.datastructures import UploadFile
@@ -22,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cutout import jsonbody
 from cutout.adapters import base
 from cutout.api import Api, front, intake
 from cutout.api.errors import ApiError
@@ -177,9 +177,9 @@ def _url(raw: bytes) -> str:
     # Microsoft's own curl samples send {'url':'...'} (single quotes), which the service took.
     for text in (raw, raw.replace(b"'", b'"')):
         try:
-            body = json.loads(text)
+            body = jsonbody.loads(text)
             break
-        except (ValueError, UnicodeDecodeError):
+        except jsonbody.JsonBodyError:
             continue
     if not isinstance(body, dict) or not isinstance(body.get("url"), str) or set(body) != {"url"}:
         raise AzureError("The request body must be JSON {\"url\": \"<image URL>\"}.",

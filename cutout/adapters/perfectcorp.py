@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 import uuid
 from typing import Any
@@ -39,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cutout import jsonbody
 from cutout.adapters import base
 from cutout.api import Api, auth
 from cutout.api.errors import ApiError, request_base
@@ -101,8 +101,8 @@ def guarded(handler: base.Handler) -> base.Handler:
 async def _json(request: Request, api: Api) -> dict[str, Any]:
     base.limited(request, api, 64 * 1024)
     try:
-        body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
+        body = jsonbody.loads(await request.body())
+    except jsonbody.JsonBodyError:
         body = None
     if not isinstance(body, dict):
         raise Refused(400, "invalid_parameter", "The body must be a JSON object")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.types import Message
 
+from cutout import jsonbody
 from cutout.api.errors import ApiError
 from cutout.api.options import FILES, SOURCES, check_sources
 
@@ -157,9 +157,9 @@ async def _files(request: Request, fields: dict[str, str], limit: int) -> dict[s
 
 def _json(raw: bytes, fields: dict[str, str]) -> None:
     try:
-        data = json.loads(raw) if raw else {}
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError("invalid_body", "The body is not valid JSON") from None
+        data = jsonbody.loads(raw) if raw else {}
+    except jsonbody.JsonBodyError as exc:
+        raise ApiError("invalid_body", f"The body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError("invalid_body", "The JSON body must be an object")
     items = []

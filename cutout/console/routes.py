@@ -26,6 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cutout import jsonbody
 from cutout.console import access
 from cutout.console.check import Target, check
 from cutout.public_url import BadHost, request_base
@@ -167,9 +168,9 @@ async def sign(request: Request, service: Service) -> Response:
     if origin is not None and origin != base_url(request):
         return _error(403, f"Signing is for the console's own page, not {origin}")
     try:
-        body: Any = await request.json()
-    except ValueError:
-        return _error(400, "The body is not valid JSON")
+        body: Any = jsonbody.loads(await request.body())
+    except jsonbody.JsonBodyError as exc:
+        return _error(400, f"The body is not valid JSON: {exc}")
     if not isinstance(body, dict) or not all(isinstance(v, str) for v in body.values()):
         return _error(400, "Send a JSON object of upload parameters with string values")
     unknown = sorted(set(body) - SIGNABLE)

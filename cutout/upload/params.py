@@ -5,7 +5,6 @@ eager transformations, booleans. Every parameter is either understood or refused
 from __future__ import annotations
 
 import base64
-import json
 import re
 import secrets
 import string
@@ -18,6 +17,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
 import transform
+from cutout import jsonbody
 from cutout.api.errors import ApiError
 from cutout.api.intake import limit_body
 from cutout.upload.errors import UploadError, bad
@@ -89,9 +89,9 @@ async def _read(request: Request, limit: int) -> Received:
 
 def _json(raw: bytes) -> list[tuple[str, str]]:
     try:
-        data = json.loads(raw) if raw else {}
-    except (ValueError, UnicodeDecodeError):
-        raise bad("The body is not valid JSON") from None
+        data = jsonbody.loads(raw) if raw else {}
+    except jsonbody.JsonBodyError as exc:
+        raise bad(f"The body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise bad("The JSON body must be an object")
     items = []
