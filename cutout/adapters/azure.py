@@ -27,6 +27,7 @@ from cutout.api import Api, front, intake
 from cutout.api.errors import ApiError
 from cutout.api.intake import Intake
 from cutout.api.remover import Job, Result
+from cutout.formbody import read_form
 from transform.decode import sniff
 
 API_VERSIONS = ("2023-02-01-preview",)
@@ -190,7 +191,7 @@ def _url(raw: bytes) -> str:
 async def _part(request: Request) -> bytes:
     """The one file part of a multipart body (Azure names no field)."""
     try:
-        form = await request.form(max_files=1, max_fields=4, max_part_size=MAX_BYTES + 1)
+        form = await read_form(request, max_files=1, max_fields=4, max_part_size=MAX_BYTES + 1)
     except (MultiPartException, HTTPException):
         raise AzureError("The request body is not valid multipart/form-data.") from None
     try:

@@ -32,6 +32,7 @@ from cutout.api.errors import ApiError, invalid
 from cutout.api.intake import Intake, limit_body
 from cutout.api.options import flag
 from cutout.api.remover import Job, Result
+from cutout.formbody import read_form
 from transform.formats import encode
 from transform.ops.args import integer
 
@@ -127,7 +128,8 @@ async def _posted(request: Request, api: Api) -> tuple[bytes, dict[str, str], li
         raise invalid(misplaced[0], f"on POST, {misplaced[0]} is a form field, not a query parameter")
     data: bytes | None = None
     try:
-        form = await request.form(max_files=1, max_fields=16, max_part_size=api.settings.max_upload_bytes)
+        limit = api.settings.max_upload_bytes
+        form = await read_form(request, max_files=1, max_fields=16, max_part_size=limit)
     except (MultiPartException, HTTPException) as exc:
         raise ApiError("invalid_body", f"Malformed form body: {exc}") from None
     try:

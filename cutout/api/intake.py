@@ -22,6 +22,7 @@ from starlette.types import Message
 from cutout import jsonbody
 from cutout.api.errors import ApiError
 from cutout.api.options import FILES, SOURCES, check_sources
+from cutout.formbody import read_form
 
 _DATA_URI = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.ASCII)
 _RAW_TYPES = ("application/octet-stream",)
@@ -127,7 +128,7 @@ async def _form(request: Request, fields: dict[str, str], limit: int) -> bytes |
 async def _files(request: Request, fields: dict[str, str], limit: int) -> dict[str, bytes]:
     """The form's text fields into ``fields``; its file parts (only those of FILES) by name."""
     try:
-        form = await request.form(max_files=2, max_fields=64, max_part_size=limit)
+        form = await read_form(request, max_files=2, max_fields=64, max_part_size=limit)
     except MultiPartException as exc:
         raise ApiError("invalid_body", f"Malformed form body: {exc.message}") from None
     except HTTPException as exc:  # starlette's own wrapping of a MultiPartException (no boundary, ...)
