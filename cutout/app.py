@@ -23,7 +23,7 @@ from cutout.api import front as api_front
 from cutout.fasthits import FastHits
 from cutout.fetch import FetchPolicy
 from cutout.queued import QueuedModel
-from cutout.remote import RemoteOriginals, fetch_signed, split_fetch_path
+from cutout.remote import RemoteOriginals, fetch_query, fetch_signed, split_fetch_path, with_query
 from cutout.responses import CORS, Delivered, answer
 from cutout.service import Service
 from cutout.settings import Settings, load_settings
@@ -66,8 +66,10 @@ async def deliver(request: Request) -> Response:
         vouched = False
         if fetched is not None:  # /image/fetch/: the fetched image becomes an original, then as upload
             prefix, components, url = fetched
-            vouched = fetch_signed(raw_path, components, service.settings.api_secret)
-            public_id = await request.app.state.remote.public_id(url)
+            query = fetch_query(request.scope.get("query_string", b"").decode("latin-1"))
+            vouched = fetch_signed(raw_path, components, service.settings.api_secret, query)
+            # The query is the remote URL's (the original, fetched and remembered, is by the whole URL).
+            public_id = await request.app.state.remote.public_id(with_query(url, query))
             raw_path = f"{prefix}/image/upload/{components}{'/' if components else ''}{public_id}"
         delivered = await service.deliver(raw_path, request.headers.get("accept"), vouched=vouched)
     except OriginError:
