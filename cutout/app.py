@@ -22,6 +22,7 @@ from cutout import adapters, api, console, metrics, upload
 from cutout.api import front as api_front
 from cutout.fasthits import FastHits
 from cutout.fetch import FetchPolicy
+from cutout.headers import header_safe
 from cutout.queued import QueuedModel
 from cutout.remote import RemoteOriginals, fetch_query, fetch_signed, split_fetch_path, with_query
 from cutout.responses import CORS, Delivered, answer
@@ -46,11 +47,6 @@ class AnythingConvertor(Convertor[str]):
 
 
 register_url_convertor("cutout_anything", AnythingConvertor())
-
-
-def header_safe(text: str) -> str:
-    """Header values must be latin-1 without control characters; public ids may be anything."""
-    return "".join(c if " " <= c <= "~" else f"%{ord(c):02X}" if ord(c) < 256 else "?" for c in text)
 
 
 def image_response(request: Request, delivered: Delivered, max_age: int) -> Response:
