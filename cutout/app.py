@@ -25,7 +25,7 @@ from cutout.fetch import FetchPolicy
 from cutout.headers import header_safe
 from cutout.queued import QueuedModel
 from cutout.remote import RemoteOriginals, fetch_query, fetch_signed, split_fetch_path, with_query
-from cutout.responses import CORS, Delivered, answer
+from cutout.responses import CORS, NOSNIFF, Delivered, answer
 from cutout.service import Service
 from cutout.settings import Settings, load_settings
 from grammar.errors import OriginError, Overloaded
@@ -84,6 +84,7 @@ async def on_origin_error(request: Request, exc: Exception) -> Response:
     no_store = exc.status == 423 or exc.status >= 500
     headers = {
         **CORS,
+        **NOSNIFF,
         **exc.headers,
         "X-Cld-Error": header_safe(exc.public),
         "Cache-Control": "no-store" if no_store else "public, max-age=60",

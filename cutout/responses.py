@@ -10,6 +10,9 @@ from grammar.image_formats import MIME
 
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "X-Cld-Error,Content-Length"}
 IMMUTABLE = "public, max-age=31536000, immutable"
+#: On every delivery answer, images and text/plain errors alike: a browser must not sniff an image, or an
+#: error that quotes the URL, into HTML or script.
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ def answer(delivered: Delivered, max_age: int, if_none_match: str) -> tuple[int,
     etag = f'"{entry.etag}"'
     headers = {
         **CORS,
+        **NOSNIFF,
         "ETag": etag,
         "Cache-Control": IMMUTABLE if delivered.versioned else f"public, max-age={max_age}",
     }

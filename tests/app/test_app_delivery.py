@@ -166,6 +166,18 @@ def test_the_error_header_is_utf8_percent_encoding_of_the_body(
     assert unquote(header) == response.text.strip() == f"Resource not found - docs/{unquote(public_id)}"
 
 
+def test_every_delivery_answer_says_nosniff(client: Any) -> None:
+    """Images, 304s, hits from memory (the fast path) and text/plain errors alike."""
+    url = "/image/upload/c_scale,w_30/docs/road.jpg"
+    answers = [client.get(url), client.get(url), client.get(url)]  # rendered, from disk, from memory
+    answers.append(client.get(url, headers={"If-None-Match": answers[0].headers["etag"]}))
+    answers += [client.get("/image/upload/w_abc/docs/road"), client.get("/image/upload/docs/nope")]
+    answers.append(client.post("/image/upload/docs/road"))  # starlette's own 405, in the error model
+    assert [a.status_code for a in answers] == [200, 200, 200, 304, 400, 404, 405]
+    for answer in answers:
+        assert answer.headers.get_list("x-content-type-options") == ["nosniff"], answer.status_code
+
+
 def test_unrouted_requests_answer_in_the_error_model(client: Any) -> None:
     post = client.post("/demo/image/upload/docs/road")
     assert post.status_code == 405 and set(post.headers["allow"].split(", ")) == {"GET", "HEAD"}

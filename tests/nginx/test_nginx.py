@@ -113,6 +113,8 @@ def test_hits_errors_and_headers_through_nginx(stack: Stack) -> None:
 
     bad = httpx.get(stack.nginx + "/demo/image/upload/w_abc/docs/road")
     assert bad.status_code == 400 and "w_abc" in bad.headers["x-cld-error"]
+    for answer in (first, second, head, bad):  # once: nginx's own, cutout's hidden
+        assert answer.headers.get_list("x-content-type-options") == ["nosniff"]
     assert bad.headers["access-control-expose-headers"] == "X-Cld-Error,Content-Length"
     assert httpx.get(stack.nginx + "/demo/image/upload/w_abc/docs/road").headers["x-cache-status"] == "HIT"
 
