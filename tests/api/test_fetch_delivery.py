@@ -85,6 +85,11 @@ def test_fetch_is_off_without_an_allow_list(api: TestClient) -> None:
 def test_a_host_not_allowed_and_a_private_address(origin: LocalServer, api: TestClient) -> None:
     other = api.get("/image/fetch/https://example.org/a.jpg")
     assert other.status_code == 403
+    octal = api.get("/image/fetch/http://0177.0.0.1/a.jpg")  # not a URL at all: the client's 400
+    assert octal.status_code == 400 and octal.text.startswith("Not a valid URL")
+    as_api = api.post("/v1/remove-background", json={"image_url": "http://0177.0.0.1/a.jpg"})
+    error = as_api.json()["errors"][0]
+    assert (as_api.status_code, error["code"], error["parameter"]) == (400, "invalid_parameter", "image_url")
     assert api.get("/image/fetch/w_10").status_code == 400
 
 
