@@ -36,6 +36,9 @@ _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\?#]")
 _NOT_IN_NEW_IDS = re.compile(r"[&%<>+,]")
 _VERSION_LIKE = re.compile(r"v[0-9]+")
 _RANDOM = string.ascii_lowercase + string.digits
+#: Eager transformations one upload or explicit may ask for. Cloudinary publishes no such limit; each one
+#: is a render (and its result is kept on the record), so one call must not queue thousands.
+MAX_EAGER = 50
 
 
 @dataclass(frozen=True)
@@ -293,9 +296,12 @@ class Eager:
 
 def eager(params: Mapping[str, str], named: Mapping[str, str]) -> list[Eager]:
     """``eager``: transformations separated by '|', each optionally ending in ``/<extension>``; each
-    compiled now, so a bad one is a 400 before anything is stored."""
+    compiled now, so a bad one is a 400 before anything is stored. At most MAX_EAGER of them."""
     found = []
-    for item in [p for p in params.get("eager", "").split("|") if p.strip()]:
+    items = [p for p in params.get("eager", "").split("|") if p.strip()]
+    if len(items) > MAX_EAGER:  # counted before any is compiled: a body of thousands costs nothing
+        raise bad(f"eager: at most {MAX_EAGER} transformations per call, got {len(items)}")
+    for item in items:
         head, slash, tail = item.rpartition("/")
         extension = ""
         if slash and ("_" not in tail and "," not in tail):
