@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from stat import S_ISREG
+from stat import S_ISDIR, S_ISLNK, S_ISREG
 
 from cachetools import LRUCache
 
@@ -24,6 +24,10 @@ _UNREADABLE = frozenset(UNREADABLE)
 _RANK = {ext: i for i, ext in enumerate(e for lower in EXTENSIONS for e in (lower, lower.upper()))}
 
 FileStamp = tuple[int, int, int, int]
+
+#: Why an id whose folder leads out of the root through a link (or is a file) is refused: a 400, and
+#: nothing is written.
+OUTSIDE = "public_id/folder leads outside the originals folder (through a symbolic link) or into a file"
 
 #: Records live under this hidden folder of the root (``list`` skips hidden folders) with this suffix,
 #: which no original has: no delivery URL reaches one.
@@ -154,12 +158,12 @@ class FolderOriginals:
             return known
         if known is not None and now - st.st_mtime_ns <= _QUIET_NS and known.size >= _PROBE_FROM:
             return None
-        listing = _Listing(stat, now, *self._list(path))
+        listing = _Listing(stat, now, *self._list(folder, path))
         with self._lock:
             self._listings[folder] = listing
         return listing
 
-    def _list(self, path: Path) -> tuple[dict[str, tuple[str, bool]], dict[str, str]]:
+    def _list(self, folder: str, path: Path) -> tuple[dict[str, tuple[str, bool]], dict[str, str]]:
         best: dict[str, tuple[int, str, bool]] = {}
         unreadable: dict[str, str] = {}
         with os.scandir(path) as entries:
@@ -174,9 +178,9 @@ class FolderOriginals:
                 if entry.is_file():  # follows symlinks: a link to a file counts, a broken one does not
                     best[stem] = (rank, entry.name, entry.is_symlink())
         real = path.resolve()
-        here = real.is_relative_to(self.root)  # a plain file is where its folder is; only links move
+        here = self.inside(folder)  # a plain file is where its folder is; only links move
         return {
-            stem: (name, (real / name).resolve().is_relative_to(self.root) if link else here)
+            stem: (name, here and (real / name).resolve().is_relative_to(self.root) if link else here)
             for stem, (_, name, link) in best.items()
         }, unreadable
 
@@ -193,14 +197,40 @@ class FolderOriginals:
                 continue
             if not S_ISREG(st.st_mode):
                 continue
-            real = Path(path) if os.path.islink(path) else Path(base)
-            if not real.resolve().is_relative_to(self.root):
+            if not self.inside(folder):
+                raise missing
+            if os.path.islink(path) and not Path(path).resolve().is_relative_to(self.root):
                 raise missing
             return Located(public_id, Path(path), file_stamp(st))
         for ext in _UNREADABLE_NAMES:
             if os.path.isfile(f"{base}/{stem}.{ext}"):
                 raise _unsupported(public_id, ext)
         raise missing
+
+    def inside(self, folder: str) -> bool:
+        """Whether ``root/folder`` is a folder (or can be made one) that stays in the root: no part of it
+        is a file, and each link met on the way resolves inside the root (a link out, even one whose path
+        comes back in, such as ``up -> ..`` then ``up/originals/...``, would let an id reach files, or
+        other originals, by a name of its own). Only the part that exists is checked: ``write`` makes the
+        rest as plain folders. One ``lstat`` per folder, more only at a link: this runs on every upload."""
+        path = str(self.root)
+        for part in folder.split("/") if folder else ():
+            path = f"{path}/{part}"
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                return True
+            except NotADirectoryError:  # reached through a file
+                return False
+            if S_ISLNK(st.st_mode):
+                if not (Path(path).resolve().is_relative_to(self.root) and os.path.isdir(path)):
+                    return False
+            elif not S_ISDIR(st.st_mode):  # a file where a folder would be
+                return False
+        return True
+
+    def writable(self, public_id: str) -> bool:
+        return self.inside(public_id.rpartition("/")[0])
 
     def version(self, found: Located) -> str:
         return self.fingerprints.of(found.path)
@@ -243,6 +273,8 @@ class FolderOriginals:
         if not _valid(public_id):
             raise NotFound(f"Resource not found - {public_id}")
         folder, _, stem = public_id.rpartition("/")
+        if not self.inside(folder):  # before anything is written: a link leads out of the root
+            raise BadRequest(f"{public_id}: {OUTSIDE}")
         base = f"{self.root}/{folder}" if folder else str(self.root)
         target = Path(f"{base}/{stem}.{extension}")
         try:
@@ -253,10 +285,7 @@ class FolderOriginals:
         if replacing:
             self._remove_others(public_id, keep=target.name)
         # Located from the file just written, the only format of this id left, rather than by listing
-        # its folder again (a folder of 100 000 originals would be read whole on every upload), but
-        # refused as ``locate`` refuses it when the folder leads out of the root through a link.
-        if not Path(base).resolve().is_relative_to(self.root):
-            raise NotFound(f"Resource not found - {public_id}")
+        # its folder again (a folder of 100 000 originals would be read whole on every upload).
         stamp = file_stamp(os.stat(target))
         if version is not None:
             self.fingerprints.remember(target, stamp, version)
@@ -278,7 +307,7 @@ class FolderOriginals:
         return removed
 
     def delete(self, public_id: str) -> bool:
-        if not _valid(public_id):
+        if not _valid(public_id) or not self.writable(public_id):  # never through a link out of the root
             return False
         try:
             return self._remove_others(public_id, keep="")
@@ -337,6 +366,8 @@ class FolderOriginals:
     def list(self, prefix: str = "") -> Iterator[str]:
         folder = prefix.rpartition("/")[0]
         if folder and not _valid(folder):  # '..', '/abs': nothing outside the root is listed
+            return
+        if not self.inside(folder):  # nor anything through a link out of it (links below: not followed)
             return
         start = self.root / folder
         if not start.is_dir():

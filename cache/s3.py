@@ -19,7 +19,6 @@ import asyncio
 import base64
 import hashlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +33,7 @@ from cachetools import LRUCache
 
 from cache.blobs import DiskBlobs, Entry
 from cache.folder import _RANK, _UNREADABLE, RECORD_SUFFIX, RECORDS, _valid
+from cache.hotfiles import HotFiles
 from cache.seams import Located
 from grammar.errors import BadRequest, NotFound, Overloaded
 from grammar.image_formats import EXTENSIONS
@@ -393,6 +393,9 @@ class S3Originals:
             self._checked.pop(key, None)
         return bool(doomed)
 
+    def writable(self, public_id: str) -> bool:
+        return True  # a key is a name: no link can lead it elsewhere
+
     def delete(self, public_id: str) -> bool:
         if not _valid(public_id):
             return False
@@ -460,42 +463,6 @@ class S3Originals:
                 if dot and stem and ext in _RANK and stem not in seen:
                     seen.add(stem)
                     yield stem
-
-
-class HotFiles:
-    """A folder of fetched originals bounded by total size, least recently used (by mtime) out first."""
-
-    def __init__(self, folder: Path, limit: int) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.folder, self.limit = folder, limit
-        self._lock = threading.Lock()
-        self._sizes = {p: p.stat().st_size for p in folder.iterdir()
-                       if p.is_file() and not p.name.startswith(".")}
-
-    def path(self, key: str, etag: str, ext: str) -> Path:
-        name = hashlib.sha256(f"{key}\x1f{etag}".encode()).hexdigest()[:40]
-        return self.folder / f"{name}.{ext.lower()}"
-
-    def touch(self, path: Path) -> bool:
-        try:
-            os.utime(path)
-        except FileNotFoundError:
-            return False
-        return True
-
-    def added(self, path: Path) -> None:
-        with self._lock:
-            self._sizes[path] = path.stat().st_size
-            total = sum(self._sizes.values())
-            if total <= self.limit:
-                return
-            by_age = sorted(self._sizes, key=lambda p: p.stat().st_mtime if p.exists() else 0)
-            for old in by_age:
-                if total <= self.limit or old == path:
-                    continue
-                total -= self._sizes.pop(old)
-                # A render holding it open keeps reading the unlinked file; the next one fetches again.
-                old.unlink(missing_ok=True)
 
 
 class S3Blobs:

@@ -79,6 +79,12 @@ class OriginalsStore(Protocol):
         back (an upload's eager transformations, its background removal and its first delivery)."""
         ...
 
+    def writable(self, public_id: str) -> bool:
+        """Whether an original under this id would be inside the store (a folder: no symbolic link on
+        the way leads out of it; ``write`` refuses the others with a 400), so that a caller can refuse
+        the id before writing anything else about it (a record). Cheap: it runs on every upload."""
+        ...
+
     def delete(self, public_id: str) -> bool:
         """Remove an original, in every format it has; False when there was none."""
         ...

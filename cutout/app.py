@@ -29,6 +29,7 @@ from cutout.responses import CORS, NOSNIFF, Delivered, answer
 from cutout.service import Service
 from cutout.settings import Settings, load_settings
 from grammar.errors import OriginError, Overloaded
+from grammar.path import versioned_source
 from transform.seam import Segmenter
 
 log = logging.getLogger("cutout.app")
@@ -64,9 +65,11 @@ async def deliver(request: Request) -> Response:
             prefix, components, url = fetched
             query = fetch_query(request.scope.get("query_string", b"").decode("latin-1"))
             vouched = fetch_signed(raw_path, components, service.settings.api_secret, query)
+            service.resolver.check_fetch(prefix, components, signed=vouched)  # before anything is fetched
             # The query is the remote URL's (the original, fetched and remembered, is by the whole URL).
             public_id = await request.app.state.remote.public_id(with_query(url, query))
-            raw_path = f"{prefix}/image/upload/{components}{'/' if components else ''}{public_id}"
+            source = versioned_source(public_id)  # v1: the folder is never read as a component
+            raw_path = f"{prefix}/image/upload/{components}{'/' if components else ''}{source}"
         delivered = await service.deliver(raw_path, request.headers.get("accept"), vouched=vouched)
     except OriginError:
         raise

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from cache import BlobStore, Coordinator, DerivativeCache, FolderOriginals, OriginalsStore
+from cache.transient import transient
 from cutout import metrics
 from cutout.settings import Settings, SettingsError
 from transform.seam import Segmenter
@@ -57,7 +58,11 @@ def open_stores(settings: Settings, cache: DerivativeCache) -> Stores:
         originals = S3Originals(originals_at, cache.directory / "originals", at=endpoint,
                                 cache_size=settings.originals_cache, timeout=settings.s3_timeout)
     else:
-        originals = FolderOriginals(originals_at)
+        # One machine: what the server fetched or was sent lives in bounded folders of the cache, not
+        # among the originals (cache/transient.py). On S3 every replica and worker must reach it: it stays
+        # in the bucket, which a lifecycle rule expires.
+        originals = transient(FolderOriginals(originals_at), cache.directory, settings.fetch_cache,
+                              settings.api_upload_cache)
     blobs: BlobStore = cache
     if settings.shared_cache is not None:
         _scale_extra("CUTOUT_SHARED_CACHE")

@@ -17,7 +17,7 @@ from starlette.types import Message, Receive, Scope, Send
 from cutout import cors, metrics
 from cutout.api import Api, front
 from cutout.memory import BoundedDict
-from cutout.responses import answer
+from cutout.responses import Shape, answer
 from cutout.service import Service
 
 RawHeaders = list[tuple[bytes, bytes]]
@@ -39,8 +39,8 @@ class FastHits:
         self.app = app
         self.skip = skip
         # The headers of a 200 depend only on the derivative and how it was asked for, so they are
-        # encoded once: (etag, vary, versioned) -> raw headers.
-        self._encoded: BoundedDict[tuple[str, bool, bool], RawHeaders] = BoundedDict(4096)
+        # encoded once per ``Delivered.shape`` (etag, vary, versioned, warning, attachment).
+        self._encoded: BoundedDict[Shape, RawHeaders] = BoundedDict(4096)
         self._repeats = front.RepeatFront(repeats)
 
     @staticmethod
@@ -94,7 +94,7 @@ class FastHits:
             await self.app(scope, receive, send)
             return
         metrics.cache_hits_total.inc()
-        shape = (delivered.entry.etag, delivered.vary, delivered.versioned)
+        shape = delivered.shape
         raw = None if if_none_match else self._encoded.get(shape)
         if raw is None:
             inm = if_none_match.decode("latin-1") if if_none_match else ""

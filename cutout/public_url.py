@@ -7,7 +7,8 @@ request came to, as its client addressed it: the ``Host`` header, and ``https`` 
 front says so (``X-Forwarded-Proto``, or ``Forwarded: proto=``; both nginx recipes send the first).
 uvicorn runs with ``proxy_headers=False`` (every delivery hit would pay for it), so the scheme is read
 here, on the few paths that build URLs. Both headers are taken from whoever sends them, as the ``Host``
-header is: they only shape URLs in that caller's own answer.
+header is: they only shape URLs in that caller's own answer, and the scheme of the origin
+``foreign_page`` compares a browser's ``Origin`` with (another site's ``Origin`` matches neither).
 """
 
 from __future__ import annotations
@@ -55,3 +56,42 @@ def public_base(conn: HTTPConnection, public_url: str | None) -> str:
     """Where clients reach delivery, without a trailing slash: ``CUTOUT_PUBLIC_URL`` when set, else
     ``request_base``."""
     return public_url.rstrip("/") if public_url else request_base(conn)
+
+
+#: What ``Sec-Fetch-Site`` says of a request made by another site's page (``same-site`` is a sibling
+#: host or another port of this one: a different origin all the same).
+_OTHER_SITES = frozenset({"cross-site", "same-site"})
+_DEFAULT_PORTS = {"http": ":80", "https": ":443"}
+
+
+def _normal(origin: str) -> str:
+    """``origin`` in lower case without its scheme's default port (browsers leave it out, a ``Host``
+    header may carry it)."""
+    origin = origin.strip().lower()
+    scheme_name = origin.partition("://")[0]
+    port = _DEFAULT_PORTS.get(scheme_name)
+    return origin.removesuffix(port) if port else origin
+
+
+def foreign_page(conn: HTTPConnection) -> str | None:
+    """Why ``conn`` comes from a page of another origin than this server's, or None.
+
+    A browser attaches the HTTP Basic credentials it holds for this server (the console's sign-in) to
+    any request to it, a form or a ``fetch`` posted by any site included; what tells those apart is what
+    browsers add and pages cannot forge: ``Sec-Fetch-Site`` (every current browser) and ``Origin`` (on
+    every cross-origin POST). An SDK, curl or a server sends neither, and neither does a page's own
+    same-origin GET (``Sec-Fetch-Site: same-origin``, no ``Origin``), so both pass. An ``Origin`` of
+    ``null`` (a sandboxed frame, a ``data:`` page) is foreign too."""
+    site = conn.headers.get("sec-fetch-site", "").strip().lower()
+    if site in _OTHER_SITES:
+        return f"Sec-Fetch-Site says it is {site}"
+    origin = conn.headers.get("origin")
+    if origin is None:
+        return None
+    try:
+        own = request_base(conn)
+    except BadHost:
+        own = ""
+    if _normal(origin) != _normal(own):
+        return f"its Origin is {origin[:100]}, not {own or 'this server'}"
+    return None

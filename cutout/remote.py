@@ -1,7 +1,7 @@
 """The ``/image/fetch/`` delivery type: ``/[<cloud_name>/]image/fetch/[<transformations>/]<url>``.
 
-The image at ``url`` is fetched through the guarded fetcher (``CUTOUT_FETCH_ALLOW``), stored among the
-originals by content (``fetched/<sha256>``, as the HTTP API stores its uploads), and the request is then
+The image at ``url`` is fetched through the guarded fetcher (``CUTOUT_FETCH_ALLOW``), stored by content
+as the original ``fetched/<sha256>`` (in a bounded store: ``cache.transient``), and the request is then
 an ordinary upload URL for that original: claimed, queued, rendered and cached by the same core, with
 ``e_background_removal`` too (which Cloudinary refuses on fetched images), and one mask per content
 whichever way the image came. The URL's validators (ETag, Last-Modified) are kept, and the copy is
@@ -30,13 +30,14 @@ import anyio.to_thread
 import diskcache
 
 from cache import OriginalsStore
+from cache.transient import FETCHED
 from cutout.fetch import FetchPolicy, NotModified, Validators, fetch, revalidate
 from cutout.image_check import check_image
 from grammar.errors import BadRequest, NotFound, Unauthorized
 from grammar.path import split_signature
 from grammar.signature import verify_fetch
 
-FOLDER = "fetched"
+FOLDER = FETCHED
 #: The query parameter @cloudinary/url-gen adds to delivery URLs for Cloudinary's analytics.
 SDK_ANALYTICS = "_a"
 _MARK = "/image/fetch/"
@@ -118,7 +119,7 @@ class RemoteOriginals:
         if not self.policy.allow:
             raise NotFound("Fetch URLs are off on this server (CUTOUT_FETCH_ALLOW)")
         key = hashlib.sha256(url.encode()).hexdigest()
-        record = await anyio.to_thread.run_sync(self.records.get, key)
+        record = await anyio.to_thread.run_sync(self._held, key)
         now = time.time()
         if isinstance(record, dict):
             if now - record["checked_at"] < self.ttl:
@@ -134,16 +135,28 @@ class RemoteOriginals:
         await self._remember(key, public_id, fresh.validators, now)
         return public_id
 
+    def _held(self, key: str) -> object:
+        """The URL's record while its image is still held (blocking): a fetched image is dropped from
+        its bounded store (``cache.transient``) when room is needed, and is then fetched again."""
+        record = self.records.get(key)
+        if isinstance(record, dict):
+            try:
+                self.originals.locate(str(record["public_id"]))
+            except NotFound:
+                return None
+        return record
+
     async def _remember(self, key: str, public_id: str, validators: Validators, now: float) -> None:
         record = {"public_id": public_id, "checked_at": now, **asdict(validators)}
         await anyio.to_thread.run_sync(self.records.set, key, record)
 
     def _store(self, data: bytes) -> str:
-        public_id = f"{FOLDER}/{hashlib.sha256(data).hexdigest()}"
+        digest = hashlib.sha256(data).hexdigest()
+        public_id = f"{FOLDER}/{digest}"
         try:
             self.originals.locate(public_id)
         except NotFound:  # new content; stored content is never rewritten (renders in flight keep theirs)
             # Checked before the write (413 past CUTOUT_MAX_PIXELS, 422 truncated): never kept when refused.
             checked = check_image(data, self.max_pixels)
-            self.originals.write(public_id, checked.format, data)
+            self.originals.write(public_id, checked.format, data, version=digest)
         return public_id

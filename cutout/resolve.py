@@ -1,9 +1,9 @@
 """The resolver: a request (path, Accept) becomes a prepared plan and its cache key.
 
 It checks the cloud name, the signature and strict mode, expands named transformations, negotiates the
-format, finds the original and its layers and reads their versions. Finding and hashing touch the
-originals store, so ``resolve`` is blocking (the server runs it in its thread pool); ``memoised`` answers
-repeated URLs without blocking.
+format, finds the original (or, when it is missing, the default image ``d_`` names) and its layers and
+reads their versions. Finding and hashing touch the originals store, so ``resolve`` is blocking (the
+server runs it in its thread pool); ``memoised`` answers repeated URLs without blocking.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from cutout.masks import Segmentation
 from cutout.memory import BoundedDict
 from cutout.settings import Settings, SettingsError
 from cutout.versions import Versions
-from grammar import DeliveryPath, parse_path, parse_transformation, verify_delivery
+from grammar import DeliveryPath, Param, parse_path, parse_transformation, verify_delivery
 from grammar.errors import NotFound, OriginError, Unauthorized
+from transform.ops.flags import attachment_name
 
 #: URL plus Accept header longer than this are not memoised (a client could fill the table with huge ones).
 MAX_MEMO_TEXT = 2048
@@ -42,13 +43,18 @@ class Prepared:
     #: The original and its layers as located, before their versions were read: while they are current
     #: (``OriginalsStore.current``), the files are the ones the key names, and a result may be stored.
     files: tuple[Located, ...]
-    #: The delivery path without cloud name, signature or version, and the Accept header: what a
-    #: ``cutout worker`` prepares again to make it (CUTOUT_BACKGROUND_REMOVAL=queue).
+    #: The delivery path without cloud name or signature, and the Accept header: what a ``cutout
+    #: worker`` prepares again to make it (CUTOUT_BACKGROUND_REMOVAL=queue).
     request: tuple[str, str | None] = ("", None)
+    #: The default image (d_) delivered in place of ``public_id``, which does not exist; then ``source``
+    #: and ``key`` are the default's own, and the answer says so (cutout/responses.py).
+    substitute: str | None = None
+    #: fl_attachment: the download's file name without extension; None when not an attachment.
+    attachment: str | None = None
 
     @property
     def allow_name(self) -> str:
-        return f"{self.plan.canonical}|{self.public_id}"
+        return f"{self.plan.derivative}|{self.public_id}"
 
 
 def check_transformations(settings: Settings) -> tuple[str, ...]:
@@ -61,7 +67,8 @@ def check_transformations(settings: Settings) -> tuple[str, ...]:
     allowed = []
     for text in settings.allowed_transformations:
         try:
-            allowed.append(transform.compile_plan(parse_transformation(text), named=settings.named).canonical)
+            plan = transform.compile_plan(parse_transformation(text), named=settings.named)
+            allowed.append(plan.derivative)
         except OriginError as exc:
             raise SettingsError(f"CUTOUT_ALLOWED_TRANSFORMATIONS: {text!r}: {exc.public}") from None
     return tuple(allowed)
@@ -100,7 +107,10 @@ class Resolver:
         if known is not None:
             return known
         prepared = self.prepare(parse_path(raw_path), accept=accept, signed_ok=signed_ok)
-        if len(raw_path) + len(accept or "") <= MAX_MEMO_TEXT:  # the table bounds entries, not their size
+        # A default delivered for a missing original is not remembered: the memo's check is that its files
+        # are unchanged, and an upload of the missing original changes none of them. Looked up every time,
+        # the real original is served from the first request after it arrives.
+        if prepared.substitute is None and len(raw_path) + len(accept or "") <= MAX_MEMO_TEXT:
             self._memo[(raw_path, accept)] = (prepared, time.monotonic() + MEMO_SECONDS)
         return prepared
 
@@ -109,7 +119,7 @@ class Resolver:
         self._check_cloud(path)
         signed = signed_ok or self._check_signature(path)
         plan = transform.compile_plan(path.components, named=self.settings.named)
-        source = self.originals.locate(path.public_id)
+        source, substitute = self._locate(path.public_id, plan.default_image)
         layer_ids = sorted(plan.layer_ids)
         layers = [self.originals.locate(lid, what=LAYER_MISSING) for lid in layer_ids]
         fingerprint = self.originals.version(source)  # after locating: see Prepared.files
@@ -117,13 +127,49 @@ class Resolver:
             self._check_strict(path, plan)
         prints = ",".join(f"{i}={self.originals.version(f)}" for i, f in zip(layer_ids, layers, strict=True))
         choice = transform.negotiate_format(plan, extension=path.extension, accept=accept)
-        key = derivative_key(plan.canonical, path.public_id, fingerprint, choice.key, layers=prints,
-                             model=self.models.model_for(plan))
+        # Keyed by the source used: a default delivered for a missing original is the default's own
+        # derivative (one entry for every missing id), and the original uploaded later has a key of its own.
+        key = derivative_key(plan.derivative, substitute or path.public_id, fingerprint, choice.key,
+                             layers=prints, model=self.models.model_for(plan))
         request = "/image/upload/" + (f"{path.raw_transformation}/" if path.raw_transformation else "")
-        # Immutable only when the URL names the version the original has now (cutout/versions.py).
-        versioned = path.version is not None and self.versions.is_current(source, path.version)
+        if path.version is not None:  # kept: without it a folder named like a component (w_100/x) is one
+            request += f"v{path.version}/"
+        # Immutable only when the URL names the version the original has now (cutout/versions.py); never a
+        # default standing in for it: the URL's image is still to come.
+        versioned = (path.version is not None and substitute is None
+                     and self.versions.is_current(source, path.version))  # fmt: skip
+        attachment = plan.attachment
+        if attachment == "":  # fl_attachment without a name: named after the public id's last part
+            attachment = path.public_id.rpartition("/")[2]
         return Prepared(key, plan, source, fingerprint, choice, path.public_id, versioned,
-                        (source, *layers), (request + path.raw_source, accept))
+                        (source, *layers), (request + path.raw_source, accept), substitute, attachment)
+
+    def _locate(self, public_id: str, default: str | None) -> tuple[Located, str | None]:
+        """The original, else the default image d_ names (and its id, as the substitute); a default that is
+        missing too is the original's 404. Only "not found" falls back: a storage that does not answer
+        (503) or an original cutout cannot read (400) is not replaced by a placeholder."""
+        try:
+            return self.originals.locate(public_id), None
+        except NotFound as missing:
+            if default is None or default == public_id:
+                raise
+            try:
+                return self.originals.locate(default), default
+            except NotFound:
+                raise missing from None
+
+    def check_fetch(self, prefix: str, components: str, *, signed: bool) -> None:
+        """What can be told of a fetch URL before its image is fetched, so that a URL refused anyway
+        fetches and stores nothing: its cloud name, its transformation (400s), and in strict mode an
+        unsigned one's right to render (401), by the rule its upload URL meets after (``_check_strict``;
+        the allow-list of ``cutout eager`` names originals, which a fetched image is not yet)."""
+        slash = "/" if components else ""
+        path = parse_path(f"{prefix}/image/upload/{components}{slash}v1/fetched/image")
+        self._check_cloud(path)
+        plan = transform.compile_plan(path.components, named=self.settings.named)
+        if self.settings.strict and not signed and path.components and not self._unsigned_ok(path, plan):
+            raise Unauthorized(f"Transformation {path.raw_transformation} is not allowed on an unsigned "
+                               "fetch URL in strict mode: sign it")  # fmt: skip
 
     def _check_cloud(self, path: DeliveryPath) -> None:
         wanted = self.settings.cloud_name
@@ -139,14 +185,25 @@ class Resolver:
             raise Unauthorized(f"Invalid signature s--{path.signature}-- for {path.raw_transformation}")
         return True
 
-    def _check_strict(self, path: DeliveryPath, plan: transform.Plan) -> None:
+    def _unsigned_ok(self, path: DeliveryPath, plan: transform.Plan) -> bool:
         # Named transformations, with the delivery choices Cloudinary's rollout guide chains after them
         # (t_<name>/f_auto/q_auto): a format or an automatic quality changes what the image shows no more
         # than the extension does, which needs no signature either.
-        named_only = all(p.key == "t" or p.key == "f" or (p.key == "q" and p.value.startswith("auto"))
-                         for c in path.components for p in c.params)  # fmt: skip
-        if named_only or plan.canonical in self.allowed:
+        named_only = all(_free(p) for c in path.components for p in c.params)
+        return named_only or plan.derivative in self.allowed
+
+    def _check_strict(self, path: DeliveryPath, plan: transform.Plan) -> None:
+        if self._unsigned_ok(path, plan):
             return
-        if self.coordinator.allowed(f"{plan.canonical}|{path.public_id}"):
+        if self.coordinator.allowed(f"{plan.derivative}|{path.public_id}"):
             return
         raise Unauthorized(f"Transformation {path.raw_transformation} is not allowed")
+
+
+def _free(param: Param) -> bool:
+    """A parameter strict mode lets through unsigned: a named transformation, or a choice that renders
+    nothing new: the format, an automatic quality, a default image (the same transformation on another
+    original) or an attachment (only the headers change)."""
+    if param.key in ("t", "f", "d") or (param.key == "q" and param.value.startswith("auto")):
+        return True
+    return param.key == "fl" and all(attachment_name(flag) is not None for flag in param.value.split("."))

@@ -6,10 +6,18 @@ from dataclasses import dataclass
 
 from cache import Entry
 from cutout import metrics
+from cutout.disposition import content_disposition
+from cutout.headers import header_safe
 from grammar.image_formats import MIME
 
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "X-Cld-Error,Content-Length"}
 IMMUTABLE = "public, max-age=31536000, immutable"
+#: The longest a default image delivered for a missing original (d_) may be cached: as long as a 404
+#: (app.py), so that a CDN shields the origin from a page of missing images, yet serves the original
+#: within a minute of its upload instead of the placeholder for CUTOUT_MAX_AGE or, versioned, a year.
+PLACEHOLDER_MAX_AGE = 60
+#: What the headers of a 200 depend on: (etag, vary, versioned, warning, attachment).
+Shape = tuple[str, bool, bool, str | None, str | None]
 #: On every delivery answer, images and text/plain errors alike: a browser must not sniff an image, or an
 #: error that quotes the URL, into HTML or script.
 NOSNIFF = {"X-Content-Type-Options": "nosniff"}
@@ -18,11 +26,21 @@ NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 @dataclass(frozen=True)
 class Delivered:
     """A derivative and how it was asked for: ``vary`` when f_auto chose by Accept, ``versioned`` when
-    the URL has a version (then it is immutable)."""
+    the URL has a version (then it is immutable). ``warning``: the X-Cld-Error of a success that is not
+    quite what was asked (a default image for a missing original). ``attachment``: fl_attachment's file
+    name without extension."""
 
     entry: Entry
     vary: bool
     versioned: bool
+    warning: str | None = None
+    attachment: str | None = None
+
+    @property
+    def shape(self) -> Shape:
+        """Everything the headers of a 200 depend on (FastHits encodes them once per shape). Not the
+        entry alone: one image is answered with and without Content-Disposition or a warning."""
+        return self.entry.etag, self.vary, self.versioned, self.warning, self.attachment
 
 
 def etag_matches(if_none_match: str, etag: str) -> bool:
@@ -34,17 +52,21 @@ def answer(delivered: Delivered, max_age: int, if_none_match: str) -> tuple[int,
     """200 with the bytes, or 304 when the client already has them (strong ETag = hash of the bytes)."""
     entry = delivered.entry
     etag = f'"{entry.etag}"'
-    headers = {
-        **CORS,
-        **NOSNIFF,
-        "ETag": etag,
-        "Cache-Control": IMMUTABLE if delivered.versioned else f"public, max-age={max_age}",
-    }
+    if delivered.warning is not None:
+        cache_control = f"public, max-age={min(max_age, PLACEHOLDER_MAX_AGE)}"  # never immutable
+    else:
+        cache_control = IMMUTABLE if delivered.versioned else f"public, max-age={max_age}"
+    headers = {**CORS, **NOSNIFF, "ETag": etag, "Cache-Control": cache_control}
     if delivered.vary:
         headers["Vary"] = "Accept"
+    if delivered.warning is not None:
+        headers["X-Cld-Error"] = header_safe(delivered.warning)
     if etag_matches(if_none_match, etag):
         metrics.answered_304.inc()
         return 304, headers, b""
     metrics.answered_200.inc()
-    headers["Content-Type"] = MIME.get(str(entry.meta["format"]), "application/octet-stream")
+    fmt = str(entry.meta["format"])
+    headers["Content-Type"] = MIME.get(fmt, "application/octet-stream")
+    if delivered.attachment is not None:
+        headers["Content-Disposition"] = content_disposition(delivered.attachment, fmt)
     return 200, headers, entry.data

@@ -86,7 +86,7 @@ class Service:
         else:
             metrics.cache_misses_total.inc()
             entry = await self.scheduler.make(prepared)
-        return Delivered(entry, prepared.choice.vary, prepared.versioned)
+        return delivered(prepared, entry)
 
     def _resolve_and_look_up(
         self, raw_path: str, accept: str | None, vouched: bool = False
@@ -102,4 +102,12 @@ class Service:
         entry = self.store.cached(prepared.key) if prepared is not None else None
         if prepared is None or entry is None:
             return None
-        return Delivered(entry, prepared.choice.vary, prepared.versioned)
+        return delivered(prepared, entry)
+
+
+def delivered(prepared: Prepared, entry: Entry) -> Delivered:
+    """How ``entry`` answers the request ``prepared`` stands for."""
+    warning = None
+    if prepared.substitute is not None:  # Cloudinary warns in X-Cld-Error on such a success too
+        warning = f"Resource not found - {prepared.public_id} (default image {prepared.substitute} delivered)"
+    return Delivered(entry, prepared.choice.vary, prepared.versioned, warning, prepared.attachment)

@@ -8,7 +8,7 @@ the public id is checked.
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from grammar.ast import DeliveryPath
 from grammar.errors import BadRequest
@@ -65,10 +65,29 @@ def parse_path(path: str) -> DeliveryPath:
     )
 
 
-def layer_public_id(value: str) -> str:
-    """The public id a layer value names: ``docs:road`` -> ``docs/road``; percent-decoded."""
-    decoded = "/".join(_decode(part, "layer public id") for part in value.split(":"))
-    _check_public_id(decoded, f"layer public id {show(value)}")
+def escape_public_id(public_id: str) -> str:
+    """A public id as a delivery path writes it: percent-encoded but for its ``/`` (``parse_path``
+    decodes it back), as the Upload API's ``url`` writes it."""
+    return quote(public_id, safe="/")
+
+
+def versioned_source(public_id: str, version: int | None = None) -> str:
+    """The ``v<version>/<public id>`` tail of a delivery path the server composes (``v1`` when there is
+    no version, as the SDKs write ids in folders). Without the version, a folder named like a component
+    (``w_100/x``) would be read as a transformation of ``x``; a version segment ends the components.
+
+    >>> versioned_source("w_100/my photo")
+    'v1/w_100/my%20photo'
+    """
+    return f"v{version or 1}/{escape_public_id(public_id)}"
+
+
+def layer_public_id(value: str, what: str = "layer public id") -> str:
+    """The public id a layer (or default image) value names: ``docs:road`` -> ``docs/road``;
+    percent-decoded, and checked as a delivered public id is (no ``..`` folder reaches out of the store).
+    ``what`` names the value in the 400."""
+    decoded = "/".join(_decode(part, what) for part in value.split(":"))
+    _check_public_id(decoded, f"{what} {show(value)}")
     return decoded
 
 

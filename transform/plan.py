@@ -2,7 +2,8 @@
 
 Components run in URL order. Inside a component the params become actions in ``ACTION_ORDER`` and are
 written back in alphabetical order (what Cloudinary's SDKs emit), so ``w_400,c_scale`` and
-``c_scale,w_400`` give the same plan and the same ``canonical``.
+``c_scale,w_400`` give the same plan and the same ``canonical``. ``d_`` and ``fl_attachment`` choose the
+source and the headers, not the bytes: ``derivative``, what a cached result is keyed by, leaves them out.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from transform import pixels
 from transform.limits import check_output
 from transform.ops import ACTION_ORDER, BUILDERS, Action, Ctx, focus, render_param, spec_for
 from transform.ops.args import Color
-from transform.ops.flags import OUTPUT_FLAGS
+from transform.ops.flags import attachment_name, is_output_flag
 from transform.ops.focus import CONTENT_GRAVITIES, PLACING_GRAVITIES, regions
 from transform.ops.layers import Box, Placement, composite, finish_layer, on_region, place_layer
 from transform.ops.output import Quality
@@ -37,7 +38,13 @@ _PLACEMENT_KEYS = frozenset({"fl", "g", "x", "y", "c", "w", "h", "ar", "dpr", "o
 
 @dataclass(frozen=True)
 class Plan:
+    #: The whole transformation, canonical: ``w_400,c_scale`` and ``c_scale,w_400`` read alike (the
+    #: console shows it; keys, strict mode and eager use ``derivative``).
     canonical: str
+    #: ``canonical`` without what does not change the bytes (d_, fl_attachment): the text a derivative is
+    #: cached under, so ``d_avatar/c_scale,w_90`` delivering the default shares its entry with
+    #: ``c_scale,w_90`` of the default itself, and a download shares the image's. "" is no transformation.
+    derivative: str
     steps: tuple[Action, ...]
     needs_segmentation: bool
     layer_ids: frozenset[str]
@@ -53,6 +60,11 @@ class Plan:
     progressive: bool = False
     #: A face gravity: faces are detected (the detector's id then goes into the derivative's key).
     needs_faces: bool = False
+    #: d_: the public id delivered (with this plan) when the requested original does not exist.
+    default_image: str | None = None
+    #: fl_attachment: the download's file name without extension ("" names it after the public id);
+    #: None when the image is not sent as an attachment.
+    attachment: str | None = None
 
     @property
     def sequential(self) -> bool:
@@ -97,6 +109,7 @@ def block_source_key(source_key: str, autorotate: bool) -> str:
 def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | None = None) -> Plan:
     blocks = [_Block()]
     canonical: list[str] = []
+    derivative: list[str] = []
     out: dict[str, Any] = {}
     layer_ids: set[str] = set()
     expanded = _expand(components, named or {}, 0)
@@ -110,6 +123,9 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
                 "(named transformations count with their own)"
             )
         canonical.append(",".join(render_param(key, params[key]) for key in sorted(params)))
+        bytes_part = _derivative_part(params)
+        if bytes_part:
+            derivative.append(bytes_part)
         for key in ("f", "q"):
             if key in params:
                 if len(blocks) > 1:
@@ -118,6 +134,10 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
                     )
                 out[key] = params.pop(key)
         _take_output_flags(params, out, inside_layer=len(blocks) > 1)
+        if "d" in params:
+            _take_default(params, out, inside_layer=len(blocks) > 1)
+        if not bytes_part:
+            continue  # only d_ or fl_attachment: no step (nor an empty part in later steps' prefixes)
         if delivery_dpr:
             continue  # applied to every sized component (_delivery_dpr)
         if ratio is not None and ("w" in params or "h" in params) and "dpr" not in params:
@@ -155,6 +175,7 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
     steps = tuple(blocks[0].steps)
     return Plan(
         canonical="/".join(canonical),
+        derivative="/".join(derivative),
         steps=steps,
         needs_segmentation=any(s.segmentation for s in steps),
         layer_ids=frozenset(layer_ids),
@@ -165,13 +186,47 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
         preserve_transparency="preserve_transparency" in out.get("fl", ()),
         progressive="progressive" in out.get("fl", ()),
         needs_faces=any(s.faces for s in steps),
+        default_image=out.get("d"),
+        attachment=_attachment(out.get("fl", ())),
     )
+
+
+def _derivative_part(params: Mapping[str, Any]) -> str:
+    """A component's canonical text without the params that leave the bytes alone (d_, fl_attachment)."""
+    kept = []
+    for key in sorted(params):
+        value = params[key]
+        if key == "fl":
+            value = tuple(flag for flag in value if attachment_name(flag) is None)
+        if key != "d" and value:
+            kept.append(render_param(key, value))
+    return ",".join(kept)
+
+
+def _take_default(params: dict[str, Any], out: dict[str, Any], *, inside_layer: bool) -> None:
+    """d_ names the default of the delivered image, wherever it is in the chain (outside layers): the
+    whole transformation then applies to the default. A layer's own missing image stays a 404."""
+    default = params.pop("d")
+    if inside_layer or "l" in params or "u" in params:
+        raise BadRequest(
+            "Invalid transformation: d_ names the default of the delivered image; it cannot be inside a "
+            "layer or in the component that opens one"
+        )
+    if out.setdefault("d", default) != default:
+        raise BadRequest("Invalid transformation: d_ is given twice, with different images")
+
+
+def _attachment(flags: Sequence[str]) -> str | None:
+    names = {name for name in map(attachment_name, flags) if name is not None}
+    if len(names) > 1:
+        raise BadRequest("Invalid transformation: fl_attachment is given twice, with different names")
+    return names.pop() if names else None
 
 
 def _take_output_flags(params: dict[str, Any], out: dict[str, Any], *, inside_layer: bool) -> None:
     """Moves the output flags out of a component's fl_ into ``out["fl"]``; the layer flags stay."""
     flags = params.get("fl", ())
-    output = [flag for flag in flags if flag in OUTPUT_FLAGS]
+    output = [flag for flag in flags if is_output_flag(flag)]
     if not output:
         return
     if inside_layer:
@@ -179,7 +234,7 @@ def _take_output_flags(params: dict[str, Any], out: dict[str, Any], *, inside_la
             f"Invalid transformation: fl_{output[0]} applies to the delivered image, not inside a layer"
         )
     out["fl"] = (*out.get("fl", ()), *output)
-    rest = tuple(flag for flag in flags if flag not in OUTPUT_FLAGS)
+    rest = tuple(flag for flag in flags if not is_output_flag(flag))
     if rest:
         params["fl"] = rest
     else:
@@ -187,7 +242,7 @@ def _take_output_flags(params: dict[str, Any], out: dict[str, Any], *, inside_la
 
 
 def _is_delivery_dpr(params: Mapping[str, Any]) -> bool:
-    return set(params) - {"f", "q"} == {"dpr"}
+    return set(params) - {"f", "q", "d"} == {"dpr"}
 
 
 def _delivery_dpr(expanded: Sequence[Mapping[str, Any]]) -> float | None:

@@ -68,9 +68,10 @@ def render(
 
 def _as_stored(plan: Plan, source: Source, choice: FormatChoice, limits: Limits) -> Rendered | None:
     """The original's own bytes when the URL asks for it as it is (no transformation at all, its own
-    format or none named): as Cloudinary delivers an original, so that the upload's ``bytes`` and
-    ``etag`` are what is served, its metadata and animation kept, and nothing is decoded."""
-    if plan.canonical or choice.vary:  # (no transformation makes transparency: alpha_fallback is moot)
+    format or none named; d_ and fl_attachment change no byte): as Cloudinary delivers an original, so
+    that the upload's ``bytes`` and ``etag`` are what is served, its metadata and animation kept, and
+    nothing is decoded."""
+    if plan.derivative or choice.vary:  # (no transformation makes transparency: alpha_fallback is moot)
         return None
     header, original = open_image(source, limits)
     if original not in WRITABLE or choice.fmt not in (None, original):

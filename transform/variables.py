@@ -333,12 +333,22 @@ VARIABLES: tuple[Variable, ...] = (
             "API requests per second per key (a token bucket holding 10 seconds' worth); 0: no limit",
             shown="0 (no limit)", low=0.0),
     _server("CUTOUT_TASK_TTL", NUMBER, 86400.0, "seconds an API task and its result are kept", low=1.0),
+    _server("CUTOUT_API_UPLOAD_CACHE", BYTES, 2 << 30,
+            "images sent to the HTTP API (api-uploads/<sha256>), kept beside the originals "
+            "(.cutout/transient/), bytes (suffixes K, M, G); least recently used out first: a dropped one's "
+            "delivery URLs (encoding=url) answer 404 until it is sent again. With s3:// originals they are "
+            "objects under api-uploads/ (expire them with a lifecycle rule)", shown="2G", low=1 << 20),
     _server("CUTOUT_API_WEBHOOK_SECRET", TEXT, None,
             "Standard Webhooks secret (whsec_<base64>) that signs the API's webhook_url notifications; "
             "unset: webhook_url is refused"),
     _server("CUTOUT_FETCH_TTL", NUMBER, 3600.0,
             "seconds an image fetched for /image/fetch/ is used before it is revalidated with its ETag "
             "or modification date", low=0.0),
+    _server("CUTOUT_FETCH_CACHE", BYTES, 1 << 30,
+            "images fetched for /image/fetch/ and the HTTP API's image_url (fetched/<sha256>), kept beside "
+            "the originals (.cutout/transient/), bytes (suffixes K, M, G); least recently used out first "
+            "(fetched again when next asked). With s3:// originals they are objects under fetched/ (expire "
+            "them with a lifecycle rule)", shown="1G", low=1 << 20),
     _server("CUTOUT_MAX_UPLOAD_BYTES", BYTES, 50 << 20,
             "largest HTTP API or Upload API request body in bytes (suffixes K, M, G), enforced while it "
             "streams", shown="50M", low=1024),

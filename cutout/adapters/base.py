@@ -27,13 +27,13 @@ from cutout.api import Api, auth, front
 from cutout.api.errors import ApiError, from_origin
 from cutout.api.intake import Intake, limit_body
 from cutout.api.remover import UPLOADS, Job, Result
+from cutout.api.routes import delivery_path
 from cutout.api.tasks import ERROR, SUCCESS, new_id, visible
 from cutout.fetch import fetch
 from cutout.gone import client_gone
 from cutout.headers import header_safe
 from cutout.memory import BoundedDict
 from grammar.errors import OriginError
-from grammar.signature import sign
 
 log = logging.getLogger("cutout.adapters")
 
@@ -402,11 +402,7 @@ def result_url(base_url: str, api: Api, public_id: str, transformation: str) -> 
     """A URL of the result: the delivery URL of the same transformation, served from the same cache
     entry by the delivery route (signed when CUTOUT_API_SECRET is set, so strict mode serves it), under
     ``delivery_root``."""
-    path = f"{transformation}/{public_id}"
-    secret = api.settings.api_secret
-    if secret:
-        path = f"s--{sign(path, secret, algorithm='sha256', length=32)}--/{path}"
-    return delivery_root(base_url, api) + "/image/upload/" + path
+    return delivery_root(base_url, api) + delivery_path(public_id, transformation, api.settings)
 
 
 def hints(ignored: list[str]) -> dict[str, str]:

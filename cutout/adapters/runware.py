@@ -47,6 +47,7 @@ from cutout.api.runner import PAYLOADS
 from cutout.api.tasks import ERROR, FINAL, SUCCESS, owner_of
 from cutout.memory import BoundedDict, ByContent
 from grammar.image_formats import MIME
+from grammar.path import versioned_source
 
 REMOVAL = "imageBackgroundRemoval"
 FORMATS = {"PNG": "png", "JPG": "jpg", "JPEG": "jpg", "WEBP": "webp"}
@@ -137,7 +138,7 @@ class Session:
             raise TaskError("invalidImage", "image must be a data URI, base64 or URL", "image")
         public_id = await self._stored(image, "image")
         image_uuid = await self._named({"public_id": public_id})
-        url = f"{base.delivery_root(self.base_url, self.api)}/image/upload/{public_id}"
+        url = f"{base.delivery_root(self.base_url, self.api)}/image/upload/{versioned_source(public_id)}"
         return {"taskType": "imageUpload", "taskUUID": task["taskUUID"], "imageUUID": image_uuid,
                 "imageURL": url}  # fmt: skip
 

@@ -19,6 +19,7 @@ import numpy as np
 import pyvips
 
 from cache import Entry
+from cache.transient import API_UPLOADS
 from cutout.api.errors import ApiError, from_origin
 from cutout.api.intake import Intake, decode_b64
 from cutout.api.options import CONTROL, SOURCES, Options, companion, parse_options, transformation
@@ -31,6 +32,7 @@ from cutout.schedule import POLL_SECONDS
 from cutout.service import Prepared, Service
 from grammar import parse_path
 from grammar.errors import NotFound, OriginError, StillGenerating
+from grammar.path import versioned_source
 from transform import compile_plan
 from transform.decode import oriented_size, sniff
 
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
     from cutout.remote import RemoteOriginals
 
 #: The originals folder where the API keeps what it is sent, named by sha256 (so stored once).
-UPLOADS = "api-uploads"
+UPLOADS = API_UPLOADS
 #: Sources whose content the request itself carries: the image is known by its hash before anything
 #: is stored, so a repeated request can find its job in memory (``known_job``).
 _CARRIED = ("body", "image_file", "image_file_b64")
@@ -303,18 +305,19 @@ class Remover:
                 f"{where} is not a JPEG, PNG, GIF, WebP, AVIF, HEIC or TIFF image",
                 parameter=None if source == "body" else source,
             )
-        public_id = f"{UPLOADS}/{hashlib.sha256(data).hexdigest()}"
+        digest = hashlib.sha256(data).hexdigest()
+        public_id = f"{UPLOADS}/{digest}"
         originals = self.service.originals
         try:
             originals.locate(public_id)
             return public_id  # already here: rewriting it would make renders in flight discard their results
         except NotFound:
             pass
-        try:  # before the write: a refused file is never kept (originals stay for ever)
+        try:  # before the write: a refused file is never kept
             check_image(data, self.service.settings.max_pixels)
         except OriginError as exc:
             raise from_origin(exc, parameter=None if source == "body" else source) from None
-        originals.write(public_id, fmt, data)
+        originals.write(public_id, fmt, data, version=digest)  # cache.transient: bounded, by content
         return public_id
 
     # -- the job ----------------------------------------------------------------------------------------
@@ -386,7 +389,7 @@ class Remover:
         known = self._memoised(public_id, transformation)
         if known is not None:
             return known
-        path = parse_path(f"/image/upload/{transformation}/{public_id}")
+        path = parse_path(f"/image/upload/{transformation}/{versioned_source(public_id)}")
         # The API checked its caller's key: strict mode's URL checks are for unauthenticated URLs.
         prepared = self.service.resolver.prepare(path, accept=None, signed_ok=True)
         self._prepared[(public_id, transformation)] = (prepared, time.monotonic() + MEMO_SECONDS)

@@ -29,6 +29,7 @@ from cutout.gone import client_gone
 from cutout.settings import Settings
 from grammar.errors import OriginError
 from grammar.image_formats import MIME
+from grammar.path import escape_public_id, versioned_source
 from grammar.signature import sign
 
 log = logging.getLogger("cutout.api")
@@ -175,10 +176,12 @@ def delivery_path(public_id: str, transformation: str, settings: Settings | None
     operations, so its result *is* this derivative (same key, same bytes, same cache). Signed (SHA-256,
     32 characters) when the server has CUTOUT_API_SECRET, so it renders in strict mode too."""
     secret = settings.api_secret if settings is not None else None
+    tail = f"{transformation}/{versioned_source(public_id)}"
     if not secret:
-        return f"/image/upload/{transformation}/{public_id}"
-    signature = sign(f"{transformation}/{public_id}", secret, algorithm="sha256", length=32)
-    return f"/image/upload/s--{signature}--/{transformation}/{public_id}"
+        return f"/image/upload/{tail}"
+    # The SDKs' signature, which leaves the version out.
+    signature = sign(f"{transformation}/{escape_public_id(public_id)}", secret, algorithm="sha256", length=32)
+    return f"/image/upload/s--{signature}--/{tail}"
 
 
 def result_response(

@@ -36,8 +36,9 @@ def delivery_path(target: Target, transformation: str) -> str:
     parts = [f"/{target.cloud}/image/upload"]
     if transformation:
         parts.append(transformation)
-    if target.version:
-        parts.append(f"v{target.version}")
+    version = target.version or snippets.default_version(target.public_id)
+    if version:
+        parts.append(f"v{version}")
     parts.append(snippets.escape_public_id(target.public_id))
     return "/".join(parts)
 

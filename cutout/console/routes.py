@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cutout import jsonbody
 from cutout.console import access
 from cutout.console.check import Target, check
-from cutout.public_url import BadHost, request_base
+from cutout.public_url import BadHost, foreign_page, request_base
 from cutout.service import Service
 from cutout.settings import Settings
 from cutout.upload.auth import sign as api_sign_request
@@ -164,9 +164,9 @@ async def sign(request: Request, service: Service) -> Response:
     # JSON only: a form from another site cannot send it without a CORS preflight, which is refused.
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
         return _error(415, "Send the parameters to sign as application/json")
-    origin = request.headers.get("origin")
-    if origin is not None and origin != base_url(request):
-        return _error(403, f"Signing is for the console's own page, not {origin}")
+    foreign = foreign_page(request)
+    if foreign is not None:
+        return _error(403, f"Signing is for the console's own page, not another site's ({foreign})")
     try:
         body: Any = jsonbody.loads(await request.body())
     except jsonbody.JsonBodyError as exc:

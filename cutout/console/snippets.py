@@ -34,6 +34,15 @@ def escape_public_id(public_id: str) -> str:
     return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group(0).encode()), public_id)
 
 
+def default_version(public_id: str) -> int | None:
+    """The version the SDKs write for an id with no version of its own (their ``force_version``, on by
+    default): 1 for an id in folders, which a delivery path needs (a folder named like a component,
+    ``w_100/x``, would be read as a transformation), else none. The console writes the same."""
+    if "/" in public_id and not re.match(r"v[0-9]+", public_id):
+        return 1
+    return None
+
+
 def _value(text: str) -> int | str:
     """An integer when the SDK's ``str()`` gives the same text back, so the snippet reads naturally."""
     if re.fullmatch(r"-?[1-9][0-9]*|0", text):
@@ -79,10 +88,12 @@ def python(base_url: str, cloud: str, transformation: str, public_id: str, versi
     if components:
         inner = ",\n".join(f"        {_py_dict(c)}" for c in components)
         options.append(f"    transformation=[\n{inner},\n    ]")
-    # The SDK adds v1 to a public id in folders unless told not to; the console's URL has the real one.
-    options.append(f"    version={version}" if version else "    force_version=False")
+    # Without a version the SDK adds v1 to an id in folders, as the console's URL does (default_version).
+    if version:
+        options.append(f"    version={version}")
     body = ",\n".join(options)
-    lines.append(f"url = CloudinaryImage({json.dumps(public_id)}).build_url(\n{body},\n)")
+    call = f"(\n{body},\n)" if body else "()"
+    lines.append(f"url = CloudinaryImage({json.dumps(public_id)}).build_url{call}")
     return "\n".join(lines) + "\n"
 
 
@@ -94,8 +105,9 @@ def javascript(base_url: str, cloud: str, transformation: str, public_id: str, v
     secure, host = _host_config(base_url)
     where = f"secure: true, secureDistribution: {json.dumps(host)}" if secure else \
         f"secure: false, cname: {json.dumps(host)}"
-    # analytics: false, or url-gen appends ?_a=... to every URL; forceVersion: false, or it adds v1.
-    url = [f"    {where}, analytics: false" + ("" if version else ", forceVersion: false")]
+    # analytics: false, or url-gen appends ?_a=... to every URL. Without a version it adds v1 to an id
+    # in folders, as the console's URL does (default_version).
+    url = [f"    {where}, analytics: false"]
     chain = f"cld.image({json.dumps(public_id)})"
     if version:
         chain += f"\n  .setVersion({version})"

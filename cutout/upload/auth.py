@@ -22,7 +22,8 @@ from collections.abc import Mapping
 
 from starlette.requests import Request
 
-from cutout.upload.errors import unauthorized
+from cutout.public_url import foreign_page
+from cutout.upload.errors import UploadError, unauthorized
 
 EXCLUDED = frozenset({"file", "cloud_name", "resource_type", "api_key", "signature"})
 #: How old a signed request's timestamp may be (and how far ahead of our clock), seconds.
@@ -48,6 +49,10 @@ def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+def sends_basic(request: Request) -> bool:
+    return request.headers.get("authorization", "").partition(" ")[0].lower() == "basic"
+
+
 def basic(request: Request, api_key: str, api_secret: str) -> bool:
     """True for a valid ``Authorization: Basic``; False when there is none; 401 when it is wrong."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -66,7 +71,33 @@ def basic(request: Request, api_key: str, api_secret: str) -> bool:
     return True
 
 
+def check_basic_upload(request: Request, api_key: str, api_secret: str, signed: bool) -> bool:
+    """True when the Upload API call is the operator's through HTTP Basic; False when its signature
+    decides (none sent, or a page of another site sent the request); 401 for wrong credentials; 403 for
+    Basic ones from another site's page with no signature: a browser attaches the credentials it holds
+    for this server (the console's sign-in) to a form any site posts here, so they prove nothing there.
+    (403, not 401: Chromium forgets credentials a 401 answers, which would sign the operator out.) A
+    signed call from a page (a signed form, the upload widget) is judged by its signature alone."""
+    if not sends_basic(request):
+        return False
+    foreign = foreign_page(request)
+    if foreign is None:
+        return basic(request, api_key, api_secret)
+    if signed:
+        return False
+    raise UploadError(
+        403,
+        f"HTTP Basic credentials are not accepted from another site's page ({foreign}): a browser "
+        "sends them with any site's request; sign the call (api_key, timestamp, signature) instead",
+    )
+
+
 def check_admin(request: Request, api_key: str, api_secret: str) -> None:
+    """The Admin API takes HTTP Basic only, never from another site's page (whose browser would lend it
+    the operator's credentials): 403 for those, 401 for missing or wrong credentials."""
+    foreign = foreign_page(request)
+    if foreign is not None:
+        raise UploadError(403, f"The Admin API does not take requests from another site's page ({foreign})")
     if not basic(request, api_key, api_secret):
         raise unauthorized("Missing credentials: the Admin API takes HTTP Basic api_key:api_secret")
 

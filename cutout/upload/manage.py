@@ -46,7 +46,9 @@ class Manage:
         if params.get("to_type", "upload") != "upload":
             raise bad(f"to_type {params['to_type'][:40]!r} is not supported: only upload (public) assets")
         source = p.check_public_id(params.get("from_public_id", ""), "from_public_id")
-        target = p.check_new_public_id(params.get("to_public_id", ""), "to_public_id")
+        target = self.uploads.check_writable(
+            p.check_new_public_id(params.get("to_public_id", ""), "to_public_id"), "to_public_id"
+        )
         overwrite = p.flag(params, "overwrite")
         p.flag(params, "invalidate")
         record = await anyio.to_thread.run_sync(partial(self._rename, source, target, overwrite=overwrite))

@@ -203,7 +203,11 @@ def check_prefix(prefix: str) -> str:
 
 
 def check_folder(folder: str) -> str:
-    folder = folder.strip("/")
+    """``folder``, its trailing slashes dropped (``shop/`` is the folder ``shop``); an absolute one
+    (``/shop``) is a 400, as the id it would make is."""
+    if folder.startswith("/"):
+        raise bad(f"folder may not be an absolute path: {folder[:80]!r}")
+    folder = folder.rstrip("/")
     if not folder:
         return ""
     return _named_as_cloudinary_names(check_public_id(folder, "folder"), "folder", folder.split("/"))

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from cutout.cors import HEADER_NAMES
 from cutout.gone import client_gone
-from cutout.public_url import BadHost, public_base
+from cutout.public_url import BadHost, foreign_page, public_base
 from cutout.responses import CORS, NOSNIFF
 from cutout.upload import auth
 from cutout.upload.assets import Base
@@ -39,6 +39,12 @@ UPLOAD_CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Header
 _UPLOAD_AS_400 = frozenset({403, 409})
 
 
+def _from_page(request: Request, response: Response) -> bool:
+    """A 403 refusing another site's page stays a 403 (the page reads it; Node's SDK, for which 403 turns
+    into 400, sends no Origin)."""
+    return response.status_code == 403 and foreign_page(request) is not None
+
+
 def endpoint(handler: Handler, *, cors: bool = False) -> Callable[[Request], Awaitable[Response]]:
     """404 while the Upload API is off or for another cloud name; any error in Cloudinary's shape; with
     ``cors``, every answer readable by any page."""
@@ -47,7 +53,7 @@ def endpoint(handler: Handler, *, cors: bool = False) -> Callable[[Request], Awa
         response = await answer(request)
         if cors:  # the Upload API's calls
             response.headers.update(UPLOAD_CORS)
-            if response.status_code in _UPLOAD_AS_400:
+            if response.status_code in _UPLOAD_AS_400 and not _from_page(request, response):
                 response.status_code = 400
         return response
 
@@ -88,7 +94,8 @@ def base_of(request: Request, uploads: Uploads) -> Base:
 async def _signed(request: Request, uploads: Uploads, unsigned: frozenset[str] = frozenset()) -> Received:
     """The request's parameters once its caller is known: HTTP Basic, or the SDK's signature."""
     received = await read(request, uploads.settings.max_upload_bytes)
-    if not auth.basic(request, uploads.api_key, uploads.api_secret):
+    signed = "signature" in received.params
+    if not auth.check_basic_upload(request, uploads.api_key, uploads.api_secret, signed):
         auth.check_signed(received.params, uploads.api_key, uploads.api_secret, unsigned=unsigned)
     return received
 

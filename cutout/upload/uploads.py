@@ -111,7 +111,7 @@ class Uploads:
         p.refuse_unknown(params, UPLOAD_PARAMS, "Upload API")
         self.check_type(params)
         asked = _Asked(
-            public_id=p.choose_public_id(params, _filename(received)),
+            public_id=self.check_writable(p.choose_public_id(params, _filename(received)), "public_id"),
             tags=p.tags(params), context=p.context(params), fine=self._removal(params),
             eagers=p.eager(params, self.settings.named),
             notification_url=self._hook(params, "notification_url"),
@@ -145,6 +145,14 @@ class Uploads:
             raise
         await anyio.to_thread.run_sync(self.parts.drop, folder)
         return answer
+
+    def check_writable(self, public_id: str, what: str) -> str:
+        """The id, or a 400 when its original cannot be stored there (a folder of it is a symbolic link out
+        of the originals folder, or a file): refused before any record of it is written."""
+        if not self.service.originals.writable(public_id):
+            raise bad(f"{what} {public_id[:80]!r} leads outside the originals folder (through a symbolic "
+                      "link) or into a file: nothing was stored")  # fmt: skip
+        return public_id
 
     def check_type(self, params: dict[str, str]) -> None:
         kind = params.get("type", "upload")

@@ -54,6 +54,13 @@ def road() -> bytes:
     return (SAMPLES / "docs" / "road.jpg").read_bytes()
 
 
+def noise_png(seed: int) -> bytes:
+    """About 690 KB that no compression shrinks: two of them do not fit in 1 MB."""
+    grey = [pyvips.Image.gaussnoise(480, 480, mean=128, sigma=60, seed=seed + n) for n in range(3)]
+    data: bytes = grey[0].bandjoin(grey[1:]).cast("uchar").pngsave_buffer(compression=0)
+    return data
+
+
 def damaged_png() -> bytes:
     """The road as a PNG damaged inside but complete to the check before storing (it ends with IEND):
     stored, then refused by the decoder (a task that fails)."""

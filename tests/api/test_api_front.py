@@ -5,6 +5,7 @@ above all, still reaches the route."""
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -104,8 +105,8 @@ def test_a_body_like_a_known_one_is_hashed_not_taken_for_it(api: TestClient, ans
     for body in (data, data, data, crafted, crafted, data):
         assert api.post(URL, content=body, headers=JPEG).status_code == 200
     assert answered == [False, True, True, False, True, True]
-    originals = api.app.state.service.originals.root / "api-uploads"
-    assert len(list(originals.iterdir())) == 2  # the crafted one was stored, not taken for the other
+    stored = Path(api.app.state.service.settings.originals) / ".cutout" / "transient" / "api-uploads"
+    assert len(list(stored.iterdir())) == 2  # the crafted one was stored, not taken for the other
 
 
 def test_a_body_in_several_messages_is_replayed_whole(api: TestClient, answered: list[bool]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -70,8 +71,8 @@ def test_background_by_url_by_public_id_and_as_base64_are_one_derivative(
     by_b64 = api.post(URL, json={"public_id": "docs/road", "bg_image_file": base64.b64encode(green).decode()})
     assert by_url.status_code == by_b64.status_code == 200, (by_url.text, by_b64.text)
     assert by_url.content == by_b64.content  # the background was stored once, by content
-    assert api_settings.originals is not None
-    stored = sorted(p.stem for p in (api_settings.originals / "api-uploads").iterdir())
+    folder = Path(api_settings.originals) / ".cutout" / "transient" / "api-uploads"
+    stored = sorted(p.stem for p in folder.iterdir())
     assert len(stored) == 2  # the photo and the background
     beach_bg = api.post(URL, content=road(), headers=JPEG, params={"bg_public_id": "docs/bg_beach"})
     assert beach_bg.status_code == 200

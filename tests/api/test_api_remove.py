@@ -4,6 +4,7 @@ option, and the model run once per image whichever way it comes (the API and del
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,12 +14,13 @@ import pyvips
 from starlette.testclient import TestClient
 
 from cutout.settings import Settings
-from tests.api.conftest import road
+from tests.api.conftest import noise_png, road
 from tests.app.helpers import ClientFactory, EllipseSegmenter, wait_for_200
 from tests.fetch.servers import LocalServer, answer, serving
 
 URL = "/v1/remove-background"
 JPEG = {"Content-Type": "image/jpeg"}
+PNG = {"Content-Type": "image/png"}
 
 
 def image(response_content: bytes) -> pyvips.Image:
@@ -26,8 +28,8 @@ def image(response_content: bytes) -> pyvips.Image:
 
 
 def uploads(settings: Settings) -> list[Path]:
-    assert settings.originals is not None
-    return sorted((settings.originals / "api-uploads").iterdir())
+    # Kept in a bounded folder beside the originals' records (cache/transient.py).
+    return sorted((Path(settings.originals) / ".cutout" / "transient" / "api-uploads").iterdir())
 
 
 @pytest.fixture
@@ -257,8 +259,7 @@ def test_no_model_is_501_and_nothing_is_stored(make_api: ClientFactory, api_sett
     response = client.post(URL, content=road(), headers=JPEG)
     assert response.status_code == 501
     assert response.json()["errors"][0]["code"] == "model_unavailable"
-    assert api_settings.originals is not None
-    assert not (api_settings.originals / "api-uploads").exists()
+    assert uploads(api_settings) == []
 
 
 def test_the_same_image_sent_at_once_many_times(api: TestClient, stub: EllipseSegmenter) -> None:
@@ -280,3 +281,23 @@ def test_tiny_images(api: TestClient, size: tuple[int, int], params: dict[str, s
     box = [int(response.headers[f"x-foreground-{k}"]) for k in ("left", "top", "width", "height")]
     assert box[0] + box[2] <= int(response.headers["x-width"])
     assert box[1] + box[3] <= int(response.headers["x-height"])
+
+
+def test_sent_images_live_in_a_bounded_store(make_api: ClientFactory, api_settings: Settings) -> None:
+    """api-uploads/<sha256> is kept in a folder of the cache bounded by CUTOUT_API_UPLOAD_CACHE, least
+    recently used out first, not among the originals for ever: a dropped one is a 404 (its delivery URL
+    too) until it is sent again."""
+    client = make_api(api_upload_cache=1 << 20)
+    first, second = noise_png(1), noise_png(2)
+    params = {"output": "json", "encoding": "url", "format": "png"}
+    url = client.post(URL, content=first, headers=PNG, params=params).json()["image"]
+    assert len(uploads(api_settings)) == 1
+    assert client.post(URL, content=second, headers=PNG).status_code == 200
+    assert len(uploads(api_settings)) == 1  # the first was dropped to make room
+    public_id = "api-uploads/" + hashlib.sha256(first).hexdigest()
+    gone = client.post(URL, data={"public_id": public_id})
+    assert gone.status_code == 404 and gone.json()["errors"][0]["code"] == "not_found"
+    assert client.get(url.split("testserver", 1)[1]).status_code == 404
+    assert client.post(URL, content=first, headers=PNG).status_code == 200  # sent again: kept again
+    assert client.post(URL, data={"public_id": public_id}).status_code == 200
+    assert api_settings.originals is not None and not (api_settings.originals / "api-uploads").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import pyvips
@@ -84,7 +85,8 @@ def test_an_image_refused_before_storing_is_refused_at_once_and_never_kept(make_
             response = client.post(URL, content=content, headers=JPEG, params=params)
             assert response.status_code == status, response.text
             assert response.json()["errors"][0]["code"] == code
-    stored = client.app.state.service.settings.originals / "api-uploads"  # type: ignore[attr-defined]
+    settings = client.app.state.service.settings  # type: ignore[attr-defined]
+    stored = Path(settings.originals) / ".cutout" / "transient" / "api-uploads"
     assert not stored.exists() or not any(stored.iterdir())
 
 

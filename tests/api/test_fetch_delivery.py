@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import pyvips
 from starlette.testclient import TestClient
 
 from cutout.remote import split_fetch_path
-from tests.api.conftest import road
+from tests.api.conftest import noise_png, road
 from tests.app.helpers import ClientFactory, EllipseSegmenter, wait_for_200
-from tests.fetch.servers import LocalServer, RecordingHandler, send, serving
+from tests.fetch.servers import LocalServer, RecordingHandler, answer, send, serving
 
 ETAG = '"road-1"'
 
@@ -118,6 +119,42 @@ def test_fetch_urls_signed_by_the_sdk(origin: LocalServer, make_api: ClientFacto
     assert wrong.status_code == 401 and "Invalid signature" in wrong.text
     other = signed({"width": 60, "crop": "scale"}).replace("road.jpg", "road.jpg%3Fx%3D1")
     assert api.get(other).status_code == 401  # the signature is for another remote URL
+
+
+def test_a_fetch_url_refused_anyway_fetches_nothing(origin: LocalServer, make_api: ClientFactory) -> None:
+    """Strict mode asks an unsigned fetch URL what it asks an upload URL (named, allowed or format-only
+    transformations), before the image is fetched: it was fetched and stored first, then refused. A bad
+    transformation or another cloud name is refused before any fetch too."""
+    remote = origin.url("/road.jpg")
+    strict = make_api(api_secret="fetch-secret", strict=True, cloud_name="demo",
+                      allowed_transformations=("c_scale,w_40",))  # fmt: skip
+    refused = strict.get(f"/image/fetch/e_grayscale/{remote}")
+    assert refused.status_code == 401 and "unsigned fetch URL in strict mode" in refused.text
+    assert strict.get(f"/image/fetch/w_abc/{remote}").status_code == 400
+    assert strict.get(f"/other/image/fetch/c_scale,w_40/{remote}").status_code == 404
+    assert origin.paths() == []  # nothing fetched, so nothing stored
+    for allowed in ("c_scale,w_40/", "f_auto,q_auto/", ""):
+        assert strict.get(f"/image/fetch/{allowed}{remote}").status_code == 200, allowed
+    assert len(origin.paths()) == 1
+    loose = make_api()
+    assert loose.get(f"/image/fetch/w_abc/{remote}").status_code == 400
+    assert len(origin.paths()) == 1
+
+
+def test_fetched_images_live_in_a_bounded_store(origin: LocalServer, make_api: ClientFactory) -> None:
+    """Not among the originals for ever: in a folder of the cache bounded by CUTOUT_FETCH_CACHE, least
+    recently used out first; an image dropped from it is fetched again when next asked."""
+    origin.routes["/a.png"] = answer(200, noise_png(1), "image/png")
+    origin.routes["/b.png"] = answer(200, noise_png(2), "image/png")
+    client = make_api(fetch_cache=1 << 20)
+    settings = client.app.state.service.settings  # type: ignore[attr-defined]
+    kept = Path(settings.originals) / ".cutout" / "transient" / "fetched"
+    for name in ("a", "b", "a"):
+        response = client.get(f"/image/fetch/c_scale,w_10/{origin.url(f'/{name}.png')}")
+        assert response.status_code == 200, response.text
+        assert len(list(kept.iterdir())) == 1  # the other one was dropped to make room
+    assert origin.paths() == ["/a.png", "/b.png", "/a.png"]  # a, dropped for b, was fetched again
+    assert not (Path(settings.originals) / "fetched").exists()
 
 
 def test_the_query_string_is_the_remote_urls(origin: LocalServer, api: TestClient) -> None:

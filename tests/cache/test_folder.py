@@ -33,14 +33,15 @@ def test_write_answers_what_locate_would_without_listing_again(
     (tmp_path / "root").mkdir()
     store = FolderOriginals(tmp_path / "root")
     store.write("docs/a", "jpg", b"jpeg")
-    monkeypatch.setattr(store, "_list", lambda path: pytest.fail("listed the folder on a write"))
+    monkeypatch.setattr(store, "_list", lambda *_: pytest.fail("listed the folder on a write"))
     found = store.write("docs/a", "png", b"png")  # the jpg goes: the png is the only format left
     monkeypatch.undo()
     assert found == store.locate("docs/a") and not (store.root / "docs" / "a.jpg").exists()
     (tmp_path / "elsewhere").mkdir()
     (store.root / "out").symlink_to(tmp_path / "elsewhere")  # a folder leading out of the root
-    with pytest.raises(NotFound):
+    with pytest.raises(BadRequest, match="leads outside the originals folder"):
         store.write("out/b", "png", b"x")
+    assert list((tmp_path / "elsewhere").iterdir()) == []  # refused before it was written
 
 
 def test_list_by_prefix(tmp_path: Path) -> None:
@@ -119,7 +120,7 @@ def test_a_big_folder_changing_now_is_not_listed_per_lookup(
         (root / "big" / f"f{i}.jpg").write_bytes(b"x")
     store = FolderOriginals(root)
     assert store.locate("big/f0").path.name == "f0.jpg"  # the first lookup lists it: now it is known big
-    monkeypatch.setattr(store, "_list", lambda path: pytest.fail("listed a big folder that is changing"))
+    monkeypatch.setattr(store, "_list", lambda *_: pytest.fail("listed a big folder that is changing"))
     store.write("big/new", "png", b"png")
     assert store.locate("big/new").path.name == "new.png"
     (root / "big" / "new.jpg").write_bytes(b"jpeg")  # preferred over .png

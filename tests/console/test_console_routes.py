@@ -97,11 +97,11 @@ BAD = [
 def test_check_says_what_the_delivery_url_says(make: Any, text: str) -> None:
     client = make()
     answer = client.get("/console/check", params={"transformation": text, "public_id": "docs/road"}).json()
-    delivered = client.get(f"/demo/image/upload/{text}/docs/road")
+    delivered = client.get(f"/demo/image/upload/{text}/v1/docs/road")
     assert answer["ok"] is False
     assert answer["status"] == delivered.status_code
     assert answer["message"] == delivered.text.strip() == delivered.headers["x-cld-error"]
-    assert answer["url"].endswith(f"/demo/image/upload/{text}/docs/road")
+    assert answer["url"].endswith(f"/demo/image/upload/{text}/v1/docs/road")  # v1: the SDKs' for folders
 
 
 def test_check_columns_point_at_the_problem(make: Any) -> None:
@@ -130,7 +130,9 @@ def test_check_of_a_good_transformation(make: Any) -> None:
     assert answer["canonical"] == "e_background_removal/c_scale,w_400"
     plain = client.get("/console/check", params={"transformation": "", "public_id": "docs/road"}).json()
     assert plain["ok"] is True and plain["cutout"] is False
-    assert plain["path"] == "/demo/image/upload/docs/road"
+    assert plain["path"] == "/demo/image/upload/v1/docs/road"
+    alone = client.get("/console/check", params={"transformation": "", "public_id": "road"}).json()
+    assert alone["path"] == "/demo/image/upload/road"  # no folder: nothing to mistake for a component
 
 
 def test_check_refuses_what_is_no_transformation_and_bad_requests(make: Any) -> None:

@@ -39,7 +39,19 @@ TARGETS = [
     Target("http://127.0.0.1:8080", "demo", "docs/road", 1700000000),
     Target("http://localhost:9000", "shop", "shoes/red shoe (1)", None),
     Target("https://img.example.org", "demo", "sample", None),
+    Target("http://127.0.0.1:8080", "demo", "w_100/x", None),  # a folder named like a component
 ]
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.public_id)
+@pytest.mark.parametrize("text", CASES)
+def test_the_consoles_url_names_its_public_id(target: Target, text: str) -> None:
+    """Without a version, ``w_100/x`` was read as the transformation w_100 of ``x``: a folder's id gets
+    v1, as the SDKs write it."""
+    from grammar import parse_path
+
+    path = parse_path(delivery_path(target, text))
+    assert path.public_id == target.public_id and path.raw_transformation == text
 
 
 def python_url(code: str) -> str:

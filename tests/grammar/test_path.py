@@ -216,3 +216,10 @@ def test_layer_public_id(value: str, expected: str) -> None:
 def test_layer_public_id_rejects(value: str) -> None:
     with pytest.raises(BadRequest, match="layer public id"):
         layer_public_id(value)
+
+
+def test_a_default_image_is_checked_as_a_layer_is_and_named_in_the_400() -> None:
+    found = layer_public_id("docs:placeholders:avatar", "default image public id")
+    assert found == "docs/placeholders/avatar"
+    with pytest.raises(BadRequest, match='^Invalid default image public id "%2E%2E:etc": folder names'):
+        layer_public_id("%2E%2E:etc", "default image public id")

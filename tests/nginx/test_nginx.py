@@ -191,6 +191,41 @@ def test_a_replaced_entry_is_served_though_nginx_keeps_descriptors_open(tmp_path
         assert httpx.get(url).headers["x-cache-status"] == "HIT"
 
 
+def test_attachments_and_placeholders_keep_their_headers_in_nginxs_cache(tmp_path: Path) -> None:
+    """nginx stores each answer's headers with it, under the URL: a download (fl_attachment) keeps its
+    Content-Disposition on a HIT and the plain URL never gets one; a default image delivered for a
+    missing original keeps its X-Cld-Error and its short max-age, and once the original is uploaded
+    nginx serves it as soon as that runs out."""
+    originals = tmp_path / "originals"
+    shutil.copytree(SAMPLES, originals)
+    for stack in start_stack(tmp_path, {"CUTOUT_BACKGROUND_REMOVAL": "0", "CUTOUT_MAX_AGE": "3"}, originals):
+        plain = stack.nginx + "/demo/image/upload/c_scale,w_70/docs/road.jpg"
+        download = stack.nginx + "/demo/image/upload/c_scale,fl_attachment:my%20road,w_70/docs/road.jpg"
+        for status in ("MISS", "HIT"):
+            for url, header in ((plain, None), (download, 'attachment; filename="my road.jpg"')):
+                answer = httpx.get(url)
+                assert answer.status_code == 200 and answer.headers["x-cache-status"] == status, url
+                assert answer.headers.get("content-disposition") == header, url
+
+        url = stack.nginx + "/demo/image/upload/d_docs:road.jpg/c_scale,w_50/nobody.jpg"
+        placeholder = httpx.get(url)
+        assert placeholder.status_code == 200 and placeholder.headers["x-cache-status"] == "MISS"
+        warning = "Resource not found - nobody (default image docs/road delivered)"
+        assert placeholder.headers["x-cld-error"] == warning
+        assert placeholder.headers["cache-control"] == "public, max-age=3"  # CUTOUT_MAX_AGE, under 60
+        hit = httpx.get(url)
+        assert hit.headers["x-cache-status"] == "HIT" and hit.headers["x-cld-error"] == warning
+        shutil.copy(originals / "docs" / "bg_beach.jpg", originals / "nobody.jpg")
+        deadline = time.monotonic() + 20
+        while True:  # fresh for nginx up to 3 s; then revalidated (a stale copy may be served once more)
+            current = httpx.get(url)
+            if current.content != placeholder.content or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert current.status_code == 200 and "x-cld-error" not in current.headers
+        assert current.content != placeholder.content
+
+
 @pytest.mark.slow
 def test_423_is_not_cached_and_the_200_is(tmp_path: Path) -> None:
     require_model()

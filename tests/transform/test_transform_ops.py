@@ -82,6 +82,8 @@ ROWS = [
     Row("fl_", "c_scale,w_100/fl_progressive", "photo", (100, 75), 3, "jpg"),
     Row("fl_", "c_scale,w_100/fl_progressive", "cutout", (100, 80), 4, "png"),
     Row("t_", "t_badge", "photo", (50, 50), 4, "png"),
+    # The original is there: the default image is not used (what it stands in for is tests/app's).
+    Row("d_", "d_road.png/c_scale,w_160", "photo", (160, 120), 3, "jpg"),
     Row("e_grayscale", "e_grayscale", "photo", (320, 240), 3, "jpg"),
     Row("e_blur", "e_blur:400", "photo", (320, 240), 3, "jpg"),
     Row("e_blur", "e_blur", "cutout", (200, 160), 4, "png"),
@@ -153,6 +155,17 @@ ROWS = [
 ]
 NAMED = {"badge": "c_fill,h_50,w_50/r_max"}
 NO_FACE = "e_pixelate_faces"  # on the photo, which has no face: the one effect row that changes nothing
+
+
+@pytest.mark.parametrize(
+    "extra", ["d_road.png", "fl_attachment", "fl_attachment:photo", "d_road,fl_attachment"]
+)
+def test_default_image_and_attachment_leave_the_bytes_alone(extra: str, files: dict[str, Path]) -> None:
+    """They choose the source (when the original is missing) and the headers, never the pixels: the bytes
+    are those of the transformation without them, so the cache may share one entry."""
+    plain = run("c_scale,w_90/e_grayscale", files["photo"], files)
+    for transformation in (f"{extra}/c_scale,w_90/e_grayscale", f"c_scale,w_90/e_grayscale,{extra}"):
+        assert run(transformation, files["photo"], files).data == plain.data, transformation
 
 
 def test_every_registered_op_has_a_pixel_test() -> None:

@@ -110,6 +110,11 @@ CANONICAL = [
     ("fl_preserve_transparency,f_auto", "f_auto,fl_preserve_transparency"),
     ("fl_progressive:none", "fl_progressive:none"),
     ("t_thumb", "c_fill,h_100,w_100"),
+    # A default image's extension is dropped (it is found by public id, as originals are).
+    ("d_docs:placeholders:avatar.png/c_scale,w_100", "d_docs:placeholders:avatar/c_scale,w_100"),
+    ("w_100,d_avatar.PNG,c_scale", "c_scale,d_avatar,w_100"),
+    ("fl_attachment:my%20photo", "fl_attachment:my%20photo"),
+    ("fl_progressive.attachment", "fl_attachment.progressive"),
     ("t_thumb.round/e_grayscale", "c_fill,h_100,w_100/r_max/e_grayscale"),
     ("t_both", "c_fill,h_100,w_100/r_max"),
     (
@@ -144,6 +149,42 @@ def test_output_flags_and_a_ignore() -> None:
     assert (q.autorotate, q.preserve_transparency, q.progressive) == (True, False, False)
     layered = plan("l_logo,a_ignore/fl_layer_apply")  # a_ignore in a layer: only the layer's source
     assert layered.autorotate
+
+
+# (transformation, derivative: what its bytes are keyed by, default image, attachment name)
+NOT_STEPS = [
+    ("d_docs:avatar.png/c_scale,w_100", "c_scale,w_100", "docs/avatar", None),
+    ("c_scale,d_avatar,w_100", "c_scale,w_100", "avatar", None),
+    ("c_scale,w_100/d_avatar", "c_scale,w_100", "avatar", None),
+    ("d_avatar", "", "avatar", None),
+    ("d_x/e_background_removal/c_scale,w_10", "e_background_removal/c_scale,w_10", "x", None),
+    ("dpr_2.0,d_x/c_scale,w_10", "dpr_2.0/c_scale,w_10", "x", None),
+    ("d_a:b/d_a:b.jpg", "", "a/b", None),  # the same default twice is no contradiction
+    ("fl_attachment", "", None, ""),
+    ("fl_attachment:my%20photo/c_scale,w_10", "c_scale,w_10", None, "my photo"),
+    ("fl_attachment:caf%C3%A9%22;x", "", None, 'café";x'),
+    ("fl_attachment:report%2Efinal", "", None, "report.final"),  # '.' separates flags: %2E in a name
+    ("fl_attachment.progressive/f_png", "fl_progressive/f_png", None, ""),
+    ("c_scale,fl_attachment,w_10", "c_scale,w_10", None, ""),
+    ("t_thumb/d_x,fl_attachment:a", "c_fill,h_100,w_100", "x", "a"),
+    ("u_docs:road/fl_layer_apply/fl_attachment", "u_docs:road/fl_layer_apply", None, ""),
+]
+
+
+@pytest.mark.parametrize(("text", "derivative", "default", "attachment"), NOT_STEPS)
+def test_default_image_and_attachment_are_not_steps(
+    text: str, derivative: str, default: str | None, attachment: str | None
+) -> None:
+    """d_ picks the source and fl_attachment the headers: the plan's steps are those of the
+    transformation without them, and so is the text the derivative is cached under."""
+    p, bare = plan(text), plan(derivative)
+    assert (p.derivative, p.default_image, p.attachment) == (derivative, default, attachment)
+    assert [s.canonical for s in p.steps] == [s.canonical for s in bare.steps]
+    assert (p.needs_segmentation, p.progressive, p.requested_format) == (
+        bare.needs_segmentation, bare.progressive, bare.requested_format
+    )
+    assert p.canonical != derivative  # the full text keeps them (strict mode's and the console's)
+    assert plan(p.canonical).derivative == derivative
 
 
 def test_segmentation_inside_a_layer_counts() -> None:
@@ -359,14 +400,16 @@ ERRORS = [
         "fl_progressive:semi",
         InvalidArgument,
         "Invalid transformation parameter - fl_progressive:semi: flags must be layer_apply, no_overflow, "
-        "relative, region_relative, preserve_transparency, progressive (joined by '.'); "
-        "progressive:semi is not supported (use fl_progressive: libvips writes one progressive scan script)",
+        "relative, region_relative, preserve_transparency, progressive, attachment[:<filename>] (joined by "
+        "'.'); progressive:semi is not supported (use fl_progressive: libvips writes one progressive scan "
+        "script)",
     ),
     (
         "fl_lossy",
         InvalidArgument,
         "Invalid transformation parameter - fl_lossy: flags must be layer_apply, no_overflow, relative, "
-        "region_relative, preserve_transparency, progressive (joined by '.'); lossy is not supported",
+        "region_relative, preserve_transparency, progressive, attachment[:<filename>] (joined by '.'); "
+        "lossy is not supported",
     ),
     (
         "fl_progressive.progressive:none",
@@ -612,6 +655,104 @@ ERRORS = [
         BadRequest,
         "Invalid transformation parameter - e_blur: not supported in a "
         "fl_layer_apply component (use g_, x_, y_, o_, c_, w_, h_, fl_)",
+    ),
+    # d_: a public id checked as a delivered one is; the default of the delivered image only.
+    (
+        "d_%2E%2E:x.png",
+        InvalidArgument,
+        'Invalid transformation parameter - d_%2E%2E:x.png: Invalid default image public id "%2E%2E:x": '
+        "folder names must not be empty, '.' or '..'",
+    ),
+    (
+        "d_a:%5Cb.png",
+        InvalidArgument,
+        'Invalid transformation parameter - d_a:%5Cb.png: Invalid default image public id "a:%5Cb": '
+        "backslashes and control characters are not allowed",
+    ),
+    (
+        "d_a:%0Ab",
+        InvalidArgument,
+        'Invalid transformation parameter - d_a:%0Ab: Invalid default image public id "a:%0Ab": '
+        "backslashes and control characters are not allowed",
+    ),
+    (
+        "d_%FF",
+        InvalidArgument,
+        'Invalid transformation parameter - d_%FF: Invalid default image public id "%FF": '
+        "percent-encoding is not valid UTF-8",
+    ),
+    (
+        "l_docs:road,d_x/fl_layer_apply",
+        BadRequest,
+        "Invalid transformation: d_ names the default of the delivered image; it cannot be inside a layer "
+        "or in the component that opens one",
+    ),
+    (
+        "l_docs:road/d_x/fl_layer_apply",
+        BadRequest,
+        "Invalid transformation: d_ names the default of the delivered image; it cannot be inside a layer "
+        "or in the component that opens one",
+    ),
+    (
+        "l_docs:logo,g_north_east,d_x",
+        BadRequest,
+        "Invalid transformation: d_ names the default of the delivered image; it cannot be inside a layer "
+        "or in the component that opens one",
+    ),
+    ("d_a/c_scale,d_b,w_10", BadRequest, "Invalid transformation: d_ is given twice, with different images"),
+    ("d_a,d_b", BadRequest, "Invalid transformation: d_ appears twice in 'd_a,d_b'"),
+    # fl_attachment:<name>: the name goes into a header, so what could break it is refused.
+    (
+        "fl_attachment:a%0D%0AX-Evil:%201",
+        InvalidArgument,
+        "Invalid transformation parameter - fl_attachment:a%0D%0AX-Evil:%201: the attachment's file name "
+        "must not contain control characters, '/' or '\\'",
+    ),
+    (
+        "fl_attachment:%2E%2E%2Fetc",
+        InvalidArgument,
+        "Invalid transformation parameter - fl_attachment:%2E%2E%2Fetc: the attachment's file name "
+        "must not contain control characters, '/' or '\\'",
+    ),
+    (
+        "fl_attachment:a%5Cb",
+        InvalidArgument,
+        "Invalid transformation parameter - fl_attachment:a%5Cb: the attachment's file name "
+        "must not contain control characters, '/' or '\\'",
+    ),
+    (
+        "fl_attachment:%2E%2E",
+        InvalidArgument,
+        "Invalid transformation parameter - fl_attachment:%2E%2E: the attachment's file name must not be "
+        "'.' or '..'",
+    ),
+    (
+        "fl_attachment:%C3",
+        InvalidArgument,
+        "Invalid transformation parameter - fl_attachment:%C3: the attachment's file name is not valid "
+        "UTF-8 once percent-decoded",
+    ),
+    (
+        "fl_attachment:" + "a" * 201,
+        InvalidArgument,
+        "Invalid transformation parameter - fl_attachment:" + "a" * 201 + ": the attachment's file name "
+        "must be at most 200 characters",
+    ),
+    (
+        "fl_attachment:a.attachment:b",
+        InvalidArgument,
+        "Invalid transformation parameter - fl_attachment:a.attachment:b: flags must not name two "
+        "attachments",
+    ),
+    (
+        "fl_attachment:a/fl_attachment:b",
+        BadRequest,
+        "Invalid transformation: fl_attachment is given twice, with different names",
+    ),
+    (
+        "l_a/fl_attachment/fl_layer_apply",
+        BadRequest,
+        "Invalid transformation: fl_attachment applies to the delivered image, not inside a layer",
     ),
 ]
 

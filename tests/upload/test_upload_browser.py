@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import logging
 import shutil
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +15,7 @@ from starlette.testclient import TestClient
 
 from cutout.app import create_app
 from cutout.settings import Settings
+from cutout.upload.auth import sign
 from tests.app.helpers import SAMPLES, hang_up
 
 KEY, SECRET = "browser-key", "browser-secret"
@@ -50,8 +52,9 @@ def test_a_page_may_upload_and_read_the_answer(client: TestClient) -> None:
         assert preflight.headers["access-control-allow-headers"] == (
             "content-range, x-unique-upload-id, x-requested-with"
         )
-    answer = client.post("/v1_1/demo/image/upload", data={"public_id": "b/one"},
-                         files={"file": ("road.jpg", ROAD)}, auth=(KEY, SECRET),
+    params = {"public_id": "b/one", "timestamp": str(int(time.time()))}  # a signed form, as pages send
+    answer = client.post("/v1_1/demo/image/upload", data={**params, "api_key": KEY,
+                         "signature": sign(params, SECRET)}, files={"file": ("road.jpg", ROAD)},
                          headers={"Origin": PAGE})  # fmt: skip
     assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == "*"
     refused = client.post("/v1_1/demo/image/upload", data={"public_id": "b/two"}, headers={"Origin": PAGE})
@@ -60,8 +63,10 @@ def test_a_page_may_upload_and_read_the_answer(client: TestClient) -> None:
 
 
 def test_the_admin_api_is_not_for_pages(client: TestClient) -> None:
-    listed = client.get("/v1_1/demo/resources/image/upload", auth=(KEY, SECRET), headers={"Origin": PAGE})
+    listed = client.get("/v1_1/demo/resources/image/upload", auth=(KEY, SECRET))
     assert listed.status_code == 200 and "access-control-allow-origin" not in listed.headers
+    paged = client.get("/v1_1/demo/resources/image/upload", auth=(KEY, SECRET), headers={"Origin": PAGE})
+    assert paged.status_code == 403 and "access-control-allow-origin" not in paged.headers
     preflight = client.options("/v1_1/demo/resources/image/upload", headers={"Origin": PAGE})
     assert "access-control-allow-origin" not in preflight.headers
 
@@ -156,3 +161,17 @@ def test_asset_folder_files_the_asset_apart_from_its_public_id(client: TestClien
     bad = client.post("/v1_1/demo/image/upload", data={"public_id": "sku-2", "asset_folder": "a/../b"},
                       files={"file": ("road.jpg", ROAD)}, auth=(KEY, SECRET))  # fmt: skip
     assert bad.status_code == 400 and "asset_folder" in bad.json()["error"]["message"]
+
+
+def test_an_absolute_folder_is_a_400_and_stores_nothing(client: TestClient) -> None:
+    """``folder=/abs`` was stored as ``abs/<random id>``; the README says an absolute folder is a 400."""
+    answer = client.post("/v1_1/demo/image/upload", data={"folder": "/absolute"},
+                         files={"file": ("road.jpg", ROAD)}, auth=(KEY, SECRET))  # fmt: skip
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"] == "folder may not be an absolute path: '/absolute'"
+    prefix = {"prefix": "absolute/"}
+    listed = client.get("/v1_1/demo/resources/image/upload", params=prefix, auth=(KEY, SECRET))
+    assert listed.json()["resources"] == []
+    kept = client.post("/v1_1/demo/image/upload", data={"folder": "relative/", "public_id": "a"},
+                       files={"file": ("road.jpg", ROAD)}, auth=(KEY, SECRET))  # fmt: skip
+    assert kept.status_code == 200 and kept.json()["public_id"] == "relative/a"

@@ -11,13 +11,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from grammar.errors import InvalidArgument
+from grammar.errors import BadRequest, InvalidArgument
+from grammar.image_formats import EXTENSIONS
+from grammar.path import layer_public_id
 from transform.colors import NAMED_COLORS
 
 _INT = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+)")
 _NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)")
 _HEX = re.compile(r"[0-9a-fA-F]+")
+_EXTENSIONS = tuple(f".{ext}" for ext in EXTENSIONS)
 
 #: The largest length in pixels a URL may ask for (w_, h_, x_, y_). Larger results are still possible
 #: (a fraction of a large original, dpr_, padding, borders), up to the renderer's pixel limit; 16384 is
@@ -196,3 +199,21 @@ def named_options(
             raise InvalidArgument(key, shown or value, f"{noun} options must be {names} separated by ';'")
         result[name] = allowed[name](raw)
     return result
+
+
+def public_id(key: str, value: str, what: str) -> str:
+    """An image named by its public id inside a parameter (l_, u_, d_): ``docs:road.jpg`` -> ``docs/road``.
+
+    A known image extension is dropped, because originals are found by public id whatever format they
+    are stored in (``d_avatar.png`` finds ``avatar.jpg`` as ``/image/upload/avatar.png`` does); folders are
+    written with ':'; the id is checked as a delivered one is (``..`` and empty folders are a 400).
+    """
+    stem = value
+    for ext in _EXTENSIONS:
+        if value.lower().endswith(ext) and len(value) > len(ext):
+            stem = value[: -len(ext)]
+            break
+    try:
+        return layer_public_id(stem, what)
+    except BadRequest as exc:
+        raise InvalidArgument(key, value, exc.public) from exc

@@ -22,6 +22,7 @@ _PROBE = "?"
 _FREE_TEXT = {
     "l": "an image public id, ':' between folders (docs:road); a known image extension is dropped",
     "u": "an image public id, ':' between folders (docs:road); a known image extension is dropped",
+    "d": "an image public id, ':' between folders, with its extension (docs:placeholders:avatar.png)",
 }
 
 #: What applies when the parameter is absent (where that is not "nothing happens").

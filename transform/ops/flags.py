@@ -3,6 +3,8 @@ output flags describe the delivered file, like ``f_`` and ``q_``."""
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 from grammar.errors import InvalidArgument
 from transform.ops.registry import ParamSpec, param
 
@@ -10,17 +12,60 @@ LAYER_FLAGS = ("layer_apply", "no_overflow", "relative", "region_relative")
 #: preserve_transparency: a JPEG choice becomes PNG when the result is transparent.
 #: progressive: progressive JPEG, interlaced PNG (other formats have no such mode); :none is the default.
 OUTPUT_FLAGS = ("preserve_transparency", "progressive", "progressive:none")
+#: attachment[:<filename>]: the same image, sent with ``Content-Disposition: attachment`` (a download)
+#: named <filename>.<delivered format>, or after the public id; only the headers change.
+ATTACHMENT = "attachment"
+#: Longest attachment file name, in characters: far more than any real one, well under header limits.
+MAX_FILENAME = 200
 _WHY = {
     "progressive:semi": " (use fl_progressive: libvips writes one progressive scan script)",
     "progressive:steep": " (use fl_progressive: libvips writes one progressive scan script)",
 }
 
 
+def is_output_flag(flag: str) -> bool:
+    """A flag that describes the delivered file rather than a layer."""
+    return flag in OUTPUT_FLAGS or attachment_name(flag) is not None
+
+
+def attachment_name(flag: str) -> str | None:
+    """``attachment`` -> "" (named after the public id); ``attachment:my%20photo`` -> "my photo" (checked
+    by ``_flags`` already); any other flag -> None."""
+    if flag == ATTACHMENT:
+        return ""
+    head, colon, name = flag.partition(":")
+    return unquote(name, errors="strict") if head == ATTACHMENT and colon else None
+
+
+def _check_filename(key: str, value: str, flag: str) -> None:
+    """The file name of ``attachment:<name>``: percent-decoded, it goes into a header, so characters that
+    could end the header or name a folder are refused rather than silently changed."""
+    raw = flag.partition(":")[2]
+    try:
+        name = unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidArgument(key, value, "the attachment's file name is not valid UTF-8 once "
+                              "percent-decoded") from None  # fmt: skip
+    problem = None
+    if not name:
+        problem = "must not be empty"
+    elif any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name) or "/" in name or "\\" in name:
+        problem = "must not contain control characters, '/' or '\\'"
+    elif name in (".", ".."):
+        problem = "must not be '.' or '..'"
+    elif len(name) > MAX_FILENAME:
+        problem = f"must be at most {MAX_FILENAME} characters"
+    if problem is not None:
+        raise InvalidArgument(key, value, f"the attachment's file name {problem}")
+
+
 def _flags(key: str, value: str) -> tuple[str, ...]:
     flags = value.split(".")
     for flag in flags:
-        if flag not in LAYER_FLAGS + OUTPUT_FLAGS:
-            known = ", ".join(LAYER_FLAGS + OUTPUT_FLAGS[:2])
+        if flag.startswith(f"{ATTACHMENT}:"):
+            _check_filename(key, value, flag)
+        elif flag not in LAYER_FLAGS + OUTPUT_FLAGS + (ATTACHMENT,):
+            known = ", ".join(LAYER_FLAGS + OUTPUT_FLAGS[:2]) + f", {ATTACHMENT}[:<filename>]"
             raise InvalidArgument(
                 key,
                 value,
@@ -28,6 +73,8 @@ def _flags(key: str, value: str) -> tuple[str, ...]:
             )
     if "progressive" in flags and "progressive:none" in flags:
         raise InvalidArgument(key, value, "flags must not ask for progressive and progressive:none together")
+    if len({flag for flag in flags if attachment_name(flag) is not None}) > 1:
+        raise InvalidArgument(key, value, "flags must not name two attachments")
     return tuple(sorted(set(flags)))
 
 
@@ -41,7 +88,9 @@ param(
         "x_/y_, fractions of the face or subject box g_face, g_faces or g_auto:subject places it on, and "
         "a c_crop's w_/h_ fractions of the face it cuts around); "
         "preserve_transparency keeps alpha by delivering PNG instead of JPEG; "
-        "progressive makes progressive JPEG or interlaced PNG",
+        "progressive makes progressive JPEG or interlaced PNG; "
+        "attachment[:<filename>] sends the image as a download named <filename> (default: the public id's "
+        "last part) with the delivered format's extension",
         "flags",
         lambda v: ".".join(v),
     )

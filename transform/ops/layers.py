@@ -15,11 +15,10 @@ from dataclasses import dataclass
 
 import pyvips
 
-from grammar import layer_public_id
-from grammar.errors import BadRequest, InvalidArgument
-from grammar.image_formats import EXTENSIONS
+from grammar.errors import InvalidArgument
 from transform import pixels
 from transform.limits import Limits, check_output
+from transform.ops import args
 from transform.ops.args import Dim
 from transform.ops.registry import ParamSpec, param
 from transform.ops.resize import Resize
@@ -27,7 +26,6 @@ from transform.ops.style import set_opacity
 from transform.ops.text import TextLayer, parse_text
 
 _SOURCES = ("fetch", "video", "audio", "subtitles", "lut", "private", "authenticated")
-_EXTENSIONS = tuple(f".{ext}" for ext in EXTENSIONS)
 
 
 def _layer_id(key: str, value: str) -> str | TextLayer:
@@ -43,15 +41,7 @@ def _layer_id(key: str, value: str) -> str | TextLayer:
             f"{head}: layers are not supported; a layer must be an image public id "
             "with ':' for '/' (u_docs:road) or text:<font>_<size>:<text>",
         )
-    lowered = value.lower()
-    for ext in _EXTENSIONS:
-        if lowered.endswith(ext) and len(value) > len(ext):
-            value = value[: -len(ext)]
-            break
-    try:
-        return layer_public_id(value)
-    except BadRequest as exc:
-        raise InvalidArgument(key, value, exc.public) from exc
+    return args.public_id(key, value, "layer public id")
 
 
 def _render_layer(value: str | TextLayer) -> str:

@@ -20,7 +20,7 @@ from transform.faces import FaceSource
 from transform.limits import Limits
 from transform.seam import MaskSource
 
-# Non-image actions (layer, flags, named, output) are handled by the plan compiler itself.
+# Non-image actions (layer, flags, named, output, default) are handled by the plan compiler itself.
 ACTION_ORDER = ("resize", "angle", "effect", "radius", "border", "opacity", "background")
 
 
@@ -111,7 +111,6 @@ CROP_MODES: dict[str, str] = {}  # mode -> help
 
 # Cloudinary keys this server knows of but does not implement: a clearer 400 than "unknown".
 UNSUPPORTED = {
-    "d": "default images (d_)",
     "pg": "pages (pg_)",
     "if": "conditions (if_)",
     "dn": "density (dn_)",

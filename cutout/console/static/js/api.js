@@ -94,10 +94,17 @@ export function escapePublicId(publicId) {
   }).join("");
 }
 
+// The version the SDKs write for an id with none of its own (force_version): v1 for an id in folders,
+// which a delivery path needs (a folder named like a component, w_100/x, would read as a transformation).
+export function defaultVersion(publicId) {
+  return publicId.includes("/") && !/^v[0-9]+/.test(publicId) ? 1 : null;
+}
+
 export function deliveryPath(cloud, transformation, asset) {
   const parts = [`/${cloud}/image/upload`];
   if (transformation) parts.push(transformation);
-  if (asset.version) parts.push(`v${asset.version}`);
+  const version = asset.version || defaultVersion(asset.public_id);
+  if (version) parts.push(`v${version}`);
   parts.push(escapePublicId(asset.public_id));
   return parts.join("/");
 }
