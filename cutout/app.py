@@ -22,9 +22,10 @@ from cutout import adapters, api, console, metrics, upload
 from cutout.api import front as api_front
 from cutout.fasthits import FastHits
 from cutout.fetch import FetchPolicy
+from cutout.headers import header_safe
 from cutout.queued import QueuedModel
-from cutout.remote import RemoteOriginals, fetch_signed, split_fetch_path
-from cutout.responses import CORS, Delivered, answer, header_safe
+from cutout.remote import RemoteOriginals, fetch_query, fetch_signed, split_fetch_path, with_query
+from cutout.responses import CORS, NOSNIFF, Delivered, answer
 from cutout.service import Service
 from cutout.settings import Settings, load_settings
 from grammar.errors import OriginError, Overloaded
@@ -62,9 +63,11 @@ async def deliver(request: Request) -> Response:
         vouched = False
         if fetched is not None:  # /image/fetch/: the fetched image becomes an original, then as upload
             prefix, components, url = fetched
-            vouched = fetch_signed(raw_path, components, service.settings.api_secret)
+            query = fetch_query(request.scope.get("query_string", b"").decode("latin-1"))
+            vouched = fetch_signed(raw_path, components, service.settings.api_secret, query)
             service.resolver.check_fetch(prefix, components, signed=vouched)  # before anything is fetched
-            public_id = await request.app.state.remote.public_id(url)
+            # The query is the remote URL's (the original, fetched and remembered, is by the whole URL).
+            public_id = await request.app.state.remote.public_id(with_query(url, query))
             source = versioned_source(public_id)  # v1: the folder is never read as a component
             raw_path = f"{prefix}/image/upload/{components}{'/' if components else ''}{source}"
         delivered = await service.deliver(raw_path, request.headers.get("accept"), vouched=vouched)
@@ -84,6 +87,7 @@ async def on_origin_error(request: Request, exc: Exception) -> Response:
     no_store = exc.status == 423 or exc.status >= 500
     headers = {
         **CORS,
+        **NOSNIFF,
         **exc.headers,
         "X-Cld-Error": header_safe(exc.public),
         "Cache-Control": "no-store" if no_store else "public, max-age=60",

@@ -69,6 +69,8 @@ def example_urls(settings: Settings) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from cutout import serving
+
     overrides = {name: getattr(args, name) for name in _OPTIONS}
     try:
         settings, cache_dir = settings_with_cache_folder(overrides)
@@ -106,8 +108,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"the console: http://{settings.host}:{settings.port}/console", flush=True)
     # cutout never uses the client's address, so uvicorn's X-Forwarded-For middleware would only
     # cost time on every hit; no access log for the same reason (nginx in front keeps one).
+    # httptools with a header size limit and a header timeout (cutout/serving.py), named by import
+    # path so that every worker builds it; limit_concurrency answers 503 past CUTOUT_MAX_CONNECTIONS.
     options: dict[str, Any] = dict(host=settings.host, port=settings.port, log_level=args.log_level,
-                                   access_log=False, proxy_headers=False, server_header=False)
+                                   access_log=False, proxy_headers=False, server_header=False,
+                                   http=serving.IMPORT_PATH, limit_concurrency=settings.max_connections)
     if settings.workers == 1:
         from cutout.app import create_app
 

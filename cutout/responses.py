@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from cache import Entry
 from cutout import metrics
 from cutout.disposition import content_disposition
+from cutout.headers import header_safe
 from grammar.image_formats import MIME
 
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "X-Cld-Error,Content-Length"}
@@ -17,6 +18,9 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 PLACEHOLDER_MAX_AGE = 60
 #: What the headers of a 200 depend on: (etag, vary, versioned, warning, attachment).
 Shape = tuple[str, bool, bool, str | None, str | None]
+#: On every delivery answer, images and text/plain errors alike: a browser must not sniff an image, or an
+#: error that quotes the URL, into HTML or script.
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 
 
 @dataclass(frozen=True)
@@ -39,11 +43,6 @@ class Delivered:
         return self.entry.etag, self.vary, self.versioned, self.warning, self.attachment
 
 
-def header_safe(text: str) -> str:
-    """Header values must be latin-1 without control characters; public ids may be anything."""
-    return "".join(c if " " <= c <= "~" else f"%{ord(c):02X}" if ord(c) < 256 else "?" for c in text)
-
-
 def etag_matches(if_none_match: str, etag: str) -> bool:
     candidates = [part.strip().removeprefix("W/") for part in if_none_match.split(",")]
     return "*" in candidates or etag in candidates
@@ -57,7 +56,7 @@ def answer(delivered: Delivered, max_age: int, if_none_match: str) -> tuple[int,
         cache_control = f"public, max-age={min(max_age, PLACEHOLDER_MAX_AGE)}"  # never immutable
     else:
         cache_control = IMMUTABLE if delivered.versioned else f"public, max-age={max_age}"
-    headers = {**CORS, "ETag": etag, "Cache-Control": cache_control}
+    headers = {**CORS, **NOSNIFF, "ETag": etag, "Cache-Control": cache_control}
     if delivered.vary:
         headers["Vary"] = "Accept"
     if delivered.warning is not None:

@@ -254,6 +254,16 @@ VARIABLES: tuple[Variable, ...] = (
     _server("CUTOUT_HOST", TEXT, "127.0.0.1", "address to listen on"),
     _server("CUTOUT_PORT", INTEGER, 8080, "TCP port to listen on", low=1, high=65535),
     _server("CUTOUT_WORKERS", INTEGER, 1, "uvicorn worker processes", low=1, high=64),
+    _server("CUTOUT_MAX_CONNECTIONS", INTEGER, 1000,
+            "open connections (and requests in flight) per worker process; past it uvicorn answers 503 "
+            "(its limit_concurrency). Facing the internet, nginx in front limits clients (README)",
+            low=1),
+    _server("CUTOUT_HEADER_TIMEOUT", NUMBER, 15.0,
+            "seconds a client has to send a request's line and headers, from connecting or from its first "
+            "byte; slower ones (slowloris) get 408 and are closed", low=1.0, high=600.0),
+    _server("CUTOUT_MAX_HEADER_BYTES", BYTES, 64 << 10,
+            "largest request line plus headers, bytes (suffixes K, M); larger gets 431 and is closed",
+            shown="64K", low=4 << 10, high=16 << 20),
     _server("CUTOUT_CACHE_SIZE", BYTES, 2 << 30,
             "cache size limit in bytes (suffixes K, M, G); least recently used entries go first",
             shown="2G", low=1 << 20),

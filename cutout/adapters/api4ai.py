@@ -30,6 +30,7 @@ from cutout.api.errors import ApiError
 from cutout.api.intake import Intake
 from cutout.api.options import parse_options
 from cutout.api.remover import Job, Result
+from cutout.formbody import read_form
 from transform.decode import sniff
 
 VERSION = "v1.3.0"  # the seed's example answer
@@ -122,7 +123,7 @@ def _answer(result: dict[str, Any], ignored: list[str]) -> Response:
 async def _form(request: Request) -> dict[str, tuple[str, bytes | None]]:
     """field -> (name, bytes): a file part's file name and content, or a URL and None."""
     try:
-        form = await request.form(max_files=2, max_fields=8, max_part_size=MAX_REQUEST_BYTES)
+        form = await read_form(request, max_files=2, max_fields=8, max_part_size=MAX_REQUEST_BYTES)
     except (MultiPartException, HTTPException) as exc:
         raise ApiError("invalid_body", f"Malformed form body: {exc}") from None
     given: dict[str, tuple[str, bytes | None]] = {}

@@ -12,7 +12,6 @@ and answers InvalidImageFormat for the others."""
 
 from __future__ import annotations
 
-import json
 import re
 
 from starlette.datastructures import UploadFile
@@ -22,11 +21,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cutout import jsonbody
 from cutout.adapters import base
 from cutout.api import Api, front, intake
 from cutout.api.errors import ApiError
 from cutout.api.intake import Intake
 from cutout.api.remover import Job, Result
+from cutout.formbody import read_form
 from transform.decode import sniff
 
 API_VERSIONS = ("2023-02-01-preview",)
@@ -177,9 +178,9 @@ def _url(raw: bytes) -> str:
     # Microsoft's own curl samples send {'url':'...'} (single quotes), which the service took.
     for text in (raw, raw.replace(b"'", b'"')):
         try:
-            body = json.loads(text)
+            body = jsonbody.loads(text)
             break
-        except (ValueError, UnicodeDecodeError):
+        except jsonbody.JsonBodyError:
             continue
     if not isinstance(body, dict) or not isinstance(body.get("url"), str) or set(body) != {"url"}:
         raise AzureError("The request body must be JSON {\"url\": \"<image URL>\"}.",
@@ -190,7 +191,7 @@ def _url(raw: bytes) -> str:
 async def _part(request: Request) -> bytes:
     """The one file part of a multipart body (Azure names no field)."""
     try:
-        form = await request.form(max_files=1, max_fields=4, max_part_size=MAX_BYTES + 1)
+        form = await read_form(request, max_files=1, max_fields=4, max_part_size=MAX_BYTES + 1)
     except (MultiPartException, HTTPException):
         raise AzureError("The request body is not valid multipart/form-data.") from None
     try:

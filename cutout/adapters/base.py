@@ -31,6 +31,7 @@ from cutout.api.routes import delivery_path
 from cutout.api.tasks import ERROR, SUCCESS, new_id, visible
 from cutout.fetch import fetch
 from cutout.gone import client_gone
+from cutout.headers import header_safe
 from cutout.memory import BoundedDict
 from grammar.errors import OriginError
 
@@ -405,4 +406,6 @@ def result_url(base_url: str, api: Api, public_id: str, transformation: str) -> 
 
 
 def hints(ignored: list[str]) -> dict[str, str]:
-    return {HINTS_HEADER: ", ".join(ignored)} if ignored else {}
+    # Hints quote the client's values (Runware's model is any JSON): a CR LF, or '日', in a header was an
+    # injected header, or a 500.
+    return {HINTS_HEADER: ", ".join(header_safe(hint) for hint in ignored)} if ignored else {}

@@ -32,7 +32,9 @@ from cutout.api.errors import ApiError, invalid
 from cutout.api.intake import Intake, limit_body
 from cutout.api.options import flag
 from cutout.api.remover import Job, Result
+from cutout.formbody import read_form
 from transform.formats import encode
+from transform.ops.args import integer
 
 #: rembg's model names (rembg/sessions, 2.0.x): any is accepted; cutout runs its own model.
 MODELS = ("u2net", "u2netp", "u2net_human_seg", "u2net_cloth_seg", "silueta", "isnet-general-use",
@@ -69,11 +71,12 @@ def translate(values: dict[str, str]) -> tuple[dict[str, str], list[str]]:
         native["fine_edges"] = "true"
     for name, (default, top) in INTEGERS.items():
         text = values.pop(name, str(default))
-        if not text.strip().isdigit() or (top is not None and int(text) > top):
+        number = _count(text, top)
+        if number is None:
             bound = f"from 0 to {top}" if top is not None else "0 or more"
-            raise invalid(name, f"{name} must be an integer {bound}, got {text!r}")
-        if int(text) != default:
-            ignored.append(f"{name}={int(text)}")
+            raise invalid(name, f"{name} must be an integer {bound}, got {text[:40]!r}")
+        if number != default:
+            ignored.append(f"{name}={number}")
     if flag("om", values.pop("om", "false")):
         native["channels"] = "alpha"
     if flag("ppm", values.pop("ppm", "false")):
@@ -84,12 +87,22 @@ def translate(values: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     bgc = values.pop("bgc", "")
     if bgc:
         parts = bgc.split(",")
-        if len(parts) != 4 or not all(p.strip().isdigit() and int(p) <= 255 for p in parts):
-            raise invalid("bgc", f"bgc must be r,g,b,a with each from 0 to 255, got {bgc!r}")
-        native["bg_color"] = "#" + "".join(f"{int(p):02x}" for p in parts)
+        channels = [_count(p, 255) for p in parts]
+        if len(parts) != 4 or None in channels:
+            raise invalid("bgc", f"bgc must be r,g,b,a with each from 0 to 255, got {bgc[:60]!r}")
+        native["bg_color"] = "#" + "".join(f"{c:02x}" for c in channels if c is not None)
     for name in values:
         raise invalid(name, f"unknown parameter {name!r}")
     return native, ignored
+
+
+def _count(text: str, top: int | None) -> int | None:
+    """A whole number from 0 to ``top`` (or below 10**18), else None. ASCII digits only: str.isdigit()
+    takes '²', and int() refuses more than 4300 digits, each a 500 before."""
+    number = integer(text.strip())
+    if number is None or text.strip().startswith(("-", "+")) or number >= 10**18:
+        return None
+    return number if top is None or number <= top else None
 
 
 async def remove_get(request: Request, api: Api) -> Response:
@@ -115,7 +128,8 @@ async def _posted(request: Request, api: Api) -> tuple[bytes, dict[str, str], li
         raise invalid(misplaced[0], f"on POST, {misplaced[0]} is a form field, not a query parameter")
     data: bytes | None = None
     try:
-        form = await request.form(max_files=1, max_fields=16, max_part_size=api.settings.max_upload_bytes)
+        limit = api.settings.max_upload_bytes
+        form = await read_form(request, max_files=1, max_fields=16, max_part_size=limit)
     except (MultiPartException, HTTPException) as exc:
         raise ApiError("invalid_body", f"Malformed form body: {exc}") from None
     try:

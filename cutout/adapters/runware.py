@@ -22,10 +22,12 @@ form: its version bits set on a sha256), so the same image keeps one UUID."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -35,6 +37,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from cutout import jsonbody
 from cutout.adapters import base
 from cutout.api import Api, front
 from cutout.api.errors import ApiError, request_base
@@ -372,9 +375,9 @@ def error(exc: ApiError) -> Response:
 def _tasks(raw: bytes, key: str | None) -> tuple[list[Any], str | None]:
     """A body's tasks, and the key: the header's, else an ``authentication`` task's (taken off)."""
     try:
-        tasks = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise TaskError("invalidJSON", "The body must be a JSON array of tasks") from None
+        tasks = jsonbody.loads(raw)
+    except jsonbody.JsonBodyError as exc:
+        raise TaskError("invalidJSON", f"The body must be a JSON array of tasks: {exc}") from None
     tasks = tasks if isinstance(tasks, list) else [tasks]
     if tasks and isinstance(tasks[0], dict) and tasks[0].get("taskType") == "authentication":
         key = key or tasks[0].get("apiKey")
@@ -493,21 +496,43 @@ async def socket(websocket: WebSocket) -> None:
             return False
         return True
 
-    async with anyio.create_task_group() as group:
-        while True:
-            try:
-                text = await websocket.receive_text()
-            except WebSocketDisconnect:
-                group.cancel_scope.cancel()  # nobody to answer: the tasks' native jobs go on regardless
-                return
-            try:
-                tasks = json.loads(text)
-            except ValueError:
-                await send({"errors": [{"code": "invalidJSON", "message": "Send a JSON array of tasks"}]})
-                continue
-            tasks = tasks if isinstance(tasks, list) else [tasks]
-            if await allowed(tasks):
-                await received(tasks)
+    try:
+        async with anyio.create_task_group() as group:
+            while True:
+                try:
+                    text = await _receive(websocket)
+                except WebSocketDisconnect:
+                    group.cancel_scope.cancel()  # nobody to answer: the tasks' native jobs go on regardless
+                    return
+                try:
+                    tasks = jsonbody.loads(text)
+                except jsonbody.JsonBodyError as exc:
+                    refused = {"code": "invalidJSON", "message": f"Send a JSON array of tasks: {exc}"}
+                    await send({"errors": [refused]})
+                    continue
+                tasks = tasks if isinstance(tasks, list) else [tasks]
+                if await allowed(tasks):
+                    await received(tasks)
+    except Exception:  # a bug: logged, answered in Runware's shape, and the socket closed with a frame
+        base.log.exception("runware WebSocket")
+        await _close_broken(websocket, send)
+
+
+async def _receive(websocket: WebSocket) -> str:
+    """The next message's text; a binary frame's bytes as UTF-8 (starlette's receive_text() raised
+    KeyError on one, and a bytes frame that is not UTF-8 is as invalid JSON as any other)."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    return text if text is not None else (message.get("bytes") or b"").decode("utf-8", "replace")
+
+
+async def _close_broken(websocket: WebSocket, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    """Tell the client, then close with 1011 (internal error), unless it is gone already."""
+    with contextlib.suppress(Exception):
+        await send({"errors": [TaskError("internalError", "Internal error", status=500).body({})]})
+        await websocket.close(1011, "Internal error")
 
 
 _KEY = base.header_key(bearer=True)

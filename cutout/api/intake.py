@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,8 +19,10 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.types import Message
 
+from cutout import jsonbody
 from cutout.api.errors import ApiError
 from cutout.api.options import FILES, SOURCES, check_sources
+from cutout.formbody import read_form
 
 _DATA_URI = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.ASCII)
 _RAW_TYPES = ("application/octet-stream",)
@@ -127,7 +128,7 @@ async def _form(request: Request, fields: dict[str, str], limit: int) -> bytes |
 async def _files(request: Request, fields: dict[str, str], limit: int) -> dict[str, bytes]:
     """The form's text fields into ``fields``; its file parts (only those of FILES) by name."""
     try:
-        form = await request.form(max_files=2, max_fields=64, max_part_size=limit)
+        form = await read_form(request, max_files=2, max_fields=64, max_part_size=limit)
     except MultiPartException as exc:
         raise ApiError("invalid_body", f"Malformed form body: {exc.message}") from None
     except HTTPException as exc:  # starlette's own wrapping of a MultiPartException (no boundary, ...)
@@ -157,9 +158,9 @@ async def _files(request: Request, fields: dict[str, str], limit: int) -> dict[s
 
 def _json(raw: bytes, fields: dict[str, str]) -> None:
     try:
-        data = json.loads(raw) if raw else {}
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError("invalid_body", "The body is not valid JSON") from None
+        data = jsonbody.loads(raw) if raw else {}
+    except jsonbody.JsonBodyError as exc:
+        raise ApiError("invalid_body", f"The body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError("invalid_body", "The JSON body must be an object")
     items = []

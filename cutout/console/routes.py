@@ -26,6 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cutout import jsonbody
 from cutout.console import access
 from cutout.console.check import Target, check
 from cutout.public_url import BadHost, foreign_page, request_base
@@ -149,8 +150,9 @@ async def check_endpoint(request: Request, service: Service) -> Response:
         return _error(400, "Missing public_id: the original the transformation is for")
     if len(transformation) > MAX_TRANSFORMATION:
         return _error(400, f"transformation is longer than {MAX_TRANSFORMATION} characters")
-    if version_text and not (version_text.isascii() and version_text.isdigit()):
-        return _error(400, f"version must be digits, got {version_text!r}")
+    # A URL's v<version> has at most 18 digits too (grammar/path.py); int() fails past 4300.
+    if version_text and not (version_text.isascii() and version_text.isdigit() and len(version_text) <= 18):
+        return _error(400, f"version must be up to 18 digits, got {version_text[:40]!r}")
     target = Target(base_url(request), cloud(service.settings), public_id, int(version_text or 0) or None)
     answer = await anyio.to_thread.run_sync(check, service, target, transformation,
                                             request.headers.get("accept"))
@@ -166,9 +168,9 @@ async def sign(request: Request, service: Service) -> Response:
     if foreign is not None:
         return _error(403, f"Signing is for the console's own page, not another site's ({foreign})")
     try:
-        body: Any = await request.json()
-    except ValueError:
-        return _error(400, "The body is not valid JSON")
+        body: Any = jsonbody.loads(await request.body())
+    except jsonbody.JsonBodyError as exc:
+        return _error(400, f"The body is not valid JSON: {exc}")
     if not isinstance(body, dict) or not all(isinstance(v, str) for v in body.values()):
         return _error(400, "Send a JSON object of upload parameters with string values")
     unknown = sorted(set(body) - SIGNABLE)

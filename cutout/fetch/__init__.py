@@ -13,6 +13,7 @@ from cutout.fetch.errors import (
     FileTooLarge,
     ForbiddenUrl,
     InvalidFileType,
+    InvalidUrl,
 )
 from cutout.fetch.fetcher import Fetched, NotModified, Validators, fetch, revalidate
 from cutout.fetch.guard import GuardedClient, PinnedTransport, Resolver, resolve
@@ -37,6 +38,7 @@ __all__ = [
     "GuardedClient",
     "IPAddress",
     "InvalidFileType",
+    "InvalidUrl",
     "NotModified",
     "PinnedTransport",
     "Resolver",

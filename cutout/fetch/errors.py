@@ -26,6 +26,15 @@ class ForbiddenUrl(FetchError):
     default_public = "This URL may not be fetched"
 
 
+class InvalidUrl(ForbiddenUrl):
+    """Not a URL at all (no scheme or host, a host that is no name or address, ``0177.0.0.1``): the
+    client's mistake, a 400 naming the parameter; still refused before connecting, as ForbiddenUrl is."""
+
+    code = "invalid_parameter"
+    status = 400
+    default_public = "Not a valid URL"
+
+
 class FailedDownload(FetchError):
     """The server could not be reached, answered an error, redirected too often or in a loop."""
 

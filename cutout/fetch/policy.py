@@ -19,7 +19,7 @@ from fnmatch import fnmatchcase
 
 import httpx
 
-from cutout.fetch.errors import ForbiddenUrl
+from cutout.fetch.errors import ForbiddenUrl, InvalidUrl
 from transform import variables
 from transform.variables import BY_NAME
 
@@ -131,7 +131,7 @@ def host_allowed(host: str, allow: tuple[str, ...]) -> bool:
 def check_url(url: httpx.URL, policy: FetchPolicy) -> str:
     """Refuse what may never be fetched, before resolving anything; the host, as matched."""
     if not url.scheme:  # "example.org/a.jpg": httpx reads it as a relative path
-        raise ForbiddenUrl("The URL has no scheme: write it in full, with http:// or https://")
+        raise InvalidUrl("The URL has no scheme: write it in full, with http:// or https://")
     if url.scheme not in ("http", "https"):
         raise ForbiddenUrl(f"Only http and https URLs can be fetched, not {url.scheme}: URLs")
     if url.userinfo:
@@ -139,9 +139,9 @@ def check_url(url: httpx.URL, policy: FetchPolicy) -> str:
         raise ForbiddenUrl("URLs with a user name or password are not fetched")
     host = url.raw_host.decode("ascii").lower()
     if not host:
-        raise ForbiddenUrl("The URL has no host")
+        raise InvalidUrl("The URL has no host")
     if not (_HOST_NAME.fullmatch(host) or _is_address(host)):
-        raise ForbiddenUrl(f"The URL's host {host[:100]!r} is not a valid host name")
+        raise InvalidUrl(f"The URL's host {host[:100]!r} is not a valid host name")
     if not policy.allow:
         raise ForbiddenUrl(f"Fetching URLs is turned off on this server ({policy.allow_name} is empty)")
     if not host_allowed(host, policy.allow):
@@ -163,4 +163,4 @@ def parse_url(text: str) -> httpx.URL:
     try:
         return httpx.URL(text)
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
-        raise ForbiddenUrl(f"Not a valid URL: {text[:200]!r}", detail=str(exc)) from None
+        raise InvalidUrl(f"Not a valid URL: {text[:200]!r} ({str(exc)[:100]})", detail=str(exc)) from None

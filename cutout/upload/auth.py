@@ -122,7 +122,8 @@ def check_signed(
     if not signature:
         raise unauthorized("Missing required parameter - signature")
     stamp = params.get("timestamp", "")
-    if not stamp.isascii() or not stamp.isdigit():
+    # At most 18 digits: int() of thousands of them is a ValueError (and no clock is that far off).
+    if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 18:
         raise unauthorized("Missing or invalid parameter - timestamp (Unix seconds)")
     now = time.time() if now is None else now
     if now - int(stamp) > MAX_AGE:

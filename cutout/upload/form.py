@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from cutout.formbody import MISSING_END
 from cutout.upload.errors import bad
 
 #: More fields than this are refused (starlette's ``max_fields`` as the Upload API set it).
@@ -44,6 +45,7 @@ class MultipartForm:
         self.max_field_bytes = max_field_bytes  # a data URI or base64 ``file`` comes as a field
         self.fields: list[tuple[str, str]] = []
         self.file: FilePart | None = None
+        self.ended = False  # the closing boundary was read
         self._part = _Part()
         self._header_name = bytearray()
         self._header_value = bytearray()
@@ -104,6 +106,9 @@ class MultipartForm:
         if self._part.file is None:
             self.fields.append((self._part.name, self._text(bytes(self._part.data))))
 
+    def on_end(self) -> None:
+        self.ended = True
+
 
 async def read_multipart(
     content_type: str, stream: AsyncIterator[bytes], max_field_bytes: int
@@ -128,4 +133,8 @@ async def read_multipart(
         parser.finalize()
     except FormParserError as exc:
         raise bad(f"Malformed form body: Invalid multipart data ({exc})") from None
+    # python-multipart's finalize() does not check that the body got to its end: a body cut short (a
+    # client that died, a proxy's limit) would pass as complete, its last part truncated or dropped.
+    if not form.ended:
+        raise bad(f"Malformed form body: {MISSING_END}")
     return form.fields, form.file

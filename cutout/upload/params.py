@@ -5,7 +5,6 @@ eager transformations, booleans. Every parameter is either understood or refused
 from __future__ import annotations
 
 import base64
-import json
 import re
 import secrets
 import string
@@ -18,6 +17,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
 import transform
+from cutout import jsonbody
 from cutout.api.errors import ApiError
 from cutout.api.intake import limit_body
 from cutout.upload.errors import UploadError, bad
@@ -36,6 +36,9 @@ _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\?#]")
 _NOT_IN_NEW_IDS = re.compile(r"[&%<>+,]")
 _VERSION_LIKE = re.compile(r"v[0-9]+")
 _RANDOM = string.ascii_lowercase + string.digits
+#: Eager transformations one upload or explicit may ask for. Cloudinary publishes no such limit; each one
+#: is a render (and its result is kept on the record), so one call must not queue thousands.
+MAX_EAGER = 50
 
 
 @dataclass(frozen=True)
@@ -89,9 +92,9 @@ async def _read(request: Request, limit: int) -> Received:
 
 def _json(raw: bytes) -> list[tuple[str, str]]:
     try:
-        data = json.loads(raw) if raw else {}
-    except (ValueError, UnicodeDecodeError):
-        raise bad("The body is not valid JSON") from None
+        data = jsonbody.loads(raw) if raw else {}
+    except jsonbody.JsonBodyError as exc:
+        raise bad(f"The body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise bad("The JSON body must be an object")
     items = []
@@ -297,9 +300,12 @@ class Eager:
 
 def eager(params: Mapping[str, str], named: Mapping[str, str]) -> list[Eager]:
     """``eager``: transformations separated by '|', each optionally ending in ``/<extension>``; each
-    compiled now, so a bad one is a 400 before anything is stored."""
+    compiled now, so a bad one is a 400 before anything is stored. At most MAX_EAGER of them."""
     found = []
-    for item in [p for p in params.get("eager", "").split("|") if p.strip()]:
+    items = [p for p in params.get("eager", "").split("|") if p.strip()]
+    if len(items) > MAX_EAGER:  # counted before any is compiled: a body of thousands costs nothing
+        raise bad(f"eager: at most {MAX_EAGER} transformations per call, got {len(items)}")
+    for item in items:
         head, slash, tail = item.rpartition("/")
         extension = ""
         if slash and ("_" not in tail and "," not in tail):

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from cutout.cors import HEADER_NAMES
 from cutout.gone import client_gone
 from cutout.public_url import BadHost, foreign_page, public_base
-from cutout.responses import CORS
+from cutout.responses import CORS, NOSNIFF
 from cutout.upload import auth
 from cutout.upload.assets import Base
 from cutout.upload.errors import UploadError, bad, from_origin
@@ -242,7 +242,7 @@ async def resource_list(request: Request) -> Response:
         body = await uploads.manage.resource_list(request.path_params["tag"])
     except UploadError as exc:  # a tag that is not one: the only refusal
         raise BadRequest(exc.message) from None
-    return JSONResponse(body, headers={**CORS, "Cache-Control": "public, max-age=60"})
+    return JSONResponse(body, headers={**CORS, **NOSNIFF, "Cache-Control": "public, max-age=60"})
 
 
 #: Admin API calls outside ``resources`` (named in their refusal; any other path is a 404).

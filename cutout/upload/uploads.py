@@ -325,6 +325,7 @@ class Uploads:
     # == the Admin API ================================================================================
     async def resource(self, public_id: str, query: dict[str, str], base: Base) -> Record:
         p.refuse_unknown(query, RESOURCE_PARAMS, "Admin API resource")
+        p.check_public_id(public_id)  # the path's id, checked as destroy checks its parameter's
         record = await anyio.to_thread.run_sync(self.assets.current, public_id)
         if record is None:
             raise not_found(public_id)
@@ -346,6 +347,7 @@ class Uploads:
 
     async def update(self, public_id: str, params: dict[str, str], base: Base) -> Record:
         p.refuse_unknown(params, UPDATE_PARAMS, "Admin API update")
+        p.check_public_id(public_id)
         fine = self._removal(params)
         notification_url = self._hook(params, "notification_url")
         changes = {

@@ -219,7 +219,7 @@ def _retry_after(value: str | None, now: float) -> float | None:
     """Retry-After as seconds: a number of seconds or an HTTP date; None when absent or unreadable."""
     if not value:
         return None
-    if value.strip().isdigit():
+    if value.strip().isascii() and value.strip().isdigit():  # isdigit() alone takes '²', float() does not
         return float(value.strip())
     try:
         return max(parsedate_to_datetime(value).timestamp() - now, 0.0)

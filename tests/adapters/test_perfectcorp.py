@@ -122,6 +122,8 @@ def test_upload_url_rules(client: TestClient) -> None:
     assert client.put(url, content=road()).status_code == 200
     assert client.put(url, content=road()).status_code == 403  # once
     assert client.put(url.replace(put["file_id"], "0" * 32), content=road()).status_code == 403
+    slashed = client.put(url.replace(put["file_id"], "a%2Fb"), content=road())  # was delivery's 405 text
+    assert slashed.status_code == 403 and slashed.json()["error_code"]
 
 
 
@@ -168,6 +170,9 @@ def test_decode_error_is_a_task_error(client: TestClient) -> None:
 def test_polling_interval_rule(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     unknown = client.get("/s2s/v2.0/task/sod/tsk_nothing", headers=BEARER)
     assert (unknown.status_code, unknown.json()["error_code"]) == (400, "InvalidTaskId")
+    # A %2F in the id is decoded before routing: it fell through to the delivery URLs' error text.
+    slashed = client.get("/s2s/v2.0/task/sod/tsk%2Fnothing", headers=BEARER)
+    assert (slashed.status_code, slashed.json()["error_code"]) == (400, "InvalidTaskId")
     task_id = started(client, {"src_file_id": uploaded(client, road())}).json()["data"]["task_id"]
     monkeypatch.setattr(perfectcorp, "POLL_TIMEOUT", 0.0)
     time.sleep(0.01)

@@ -57,6 +57,12 @@ CASES: list[tuple[str, str, dict[str, Any], int, Any, str | None]] = [
     ("bad threshold", "POST", {"files": files(), "data": {"af": "300"}}, 422, "af", None),
     ("bad model", "POST", {"files": files(), "data": {"model": "nope"}}, 422, "model", None),
     ("bad bgc", "GET", {"params": {"url": None, "bgc": "red"}}, 422, "bgc", None),
+    # str.isdigit() takes '²' and int() refuses 4300+ digits: both were a 500.
+    ("superscript bgc", "GET", {"params": {"url": None, "bgc": "1,1,1,²"}}, 422, "bgc", None),
+    ("huge bgc", "GET", {"params": {"url": None, "bgc": "1,1,1," + "9" * 5000}}, 422, "bgc", None),
+    ("huge erode size", "GET", {"params": {"url": None, "ae": "9" * 5000}}, 422, "ae", None),
+    ("zero-padded erode size", "GET", {"params": {"url": None, "ae": "0" * 5000 + "7"}}, 200, 4, "ae=7"),
+    ("superscript threshold", "POST", {"files": files(), "data": {"af": "²"}}, 422, "af", None),
     ("form field in the query", "POST", {"files": files(), "params": {"om": "true"}}, 422, "om", None),
     ("no file", "POST", {"data": {"a": "true"}}, 422, "file", None),
     ("no url", "GET", {}, 422, "url", None),

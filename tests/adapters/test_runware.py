@@ -107,6 +107,22 @@ def test_removal(
     assert error["taskType"] == "imageBackgroundRemoval" and error["message"]
 
 
+@pytest.mark.parametrize(
+    ("model", "hint"),
+    [
+        ("日本", "model=%E6%97%A5%E6%9C%AC"),
+        ("a\r\nX-Injected: 1", "model=a%0D%0AX-Injected: 1"),
+        ("5%", "model=5%25"),
+    ],
+    ids=["non-latin-1", "crlf", "percent"],
+)
+def test_hints_quoting_the_client_are_header_safe(client: TestClient, model: str, hint: str) -> None:
+    """The model is any text the client sends: '日' was a 500 (latin-1), CR LF an injected header."""
+    answer = client.post("/v1", headers=BEARER, json=[removal(model=model)])
+    assert answer.status_code == 200, answer.text[:200]
+    assert answer.headers["x-cutout-ignored-hints"] == hint and "x-injected" not in answer.headers
+
+
 def test_url_output_cost_hints_and_chaining(client: TestClient, stub: Any) -> None:
     first = removal(outputType="URL", includeCost=True, model="runware:109@1", alphaMattingErodeSize=5)
     answer = client.post("/v1", headers=BEARER, json=[first])

@@ -86,6 +86,11 @@ def test_fetch_is_off_without_an_allow_list(api: TestClient) -> None:
 def test_a_host_not_allowed_and_a_private_address(origin: LocalServer, api: TestClient) -> None:
     other = api.get("/image/fetch/https://example.org/a.jpg")
     assert other.status_code == 403
+    octal = api.get("/image/fetch/http://0177.0.0.1/a.jpg")  # not a URL at all: the client's 400
+    assert octal.status_code == 400 and octal.text.startswith("Not a valid URL")
+    as_api = api.post("/v1/remove-background", json={"image_url": "http://0177.0.0.1/a.jpg"})
+    error = as_api.json()["errors"][0]
+    assert (as_api.status_code, error["code"], error["parameter"]) == (400, "invalid_parameter", "image_url")
     assert api.get("/image/fetch/w_10").status_code == 400
 
 
@@ -150,3 +155,35 @@ def test_fetched_images_live_in_a_bounded_store(origin: LocalServer, make_api: C
         assert len(list(kept.iterdir())) == 1  # the other one was dropped to make room
     assert origin.paths() == ["/a.png", "/b.png", "/a.png"]  # a, dropped for b, was fetched again
     assert not (Path(settings.originals) / "fetched").exists()
+
+
+def test_the_query_string_is_the_remote_urls(origin: LocalServer, api: TestClient) -> None:
+    """``?token=abc`` goes to the remote server (it fetched /road.jpg without it before), less the ``_a``
+    @cloudinary/url-gen adds to delivery URLs; each query is its own remote URL, remembered apart."""
+    remote = origin.url("/road.jpg")
+    first = api.get(f"/image/fetch/c_scale,w_40/{remote}?token=abc&_a=BAMAABDE0&v=2")
+    assert first.status_code == 200, first.text
+    assert api.get(f"/image/fetch/c_scale,w_40/{remote}?token=abc&v=2").status_code == 200  # remembered
+    assert api.get(f"/image/fetch/c_scale,w_40/{remote}?token=def").status_code == 200
+    escaped = api.get(f"/image/fetch/c_scale,w_40/{remote}%3Ftoken%3Dghi")  # as the SDKs write it
+    assert escaped.status_code == 200
+    assert origin.paths() == ["/road.jpg?token=abc&v=2", "/road.jpg?token=def", "/road.jpg?token=ghi"]
+    # An upload URL's query string is no part of it: the SDK's _a there changes nothing.
+    assert api.get("/image/upload/c_scale,w_40/docs/road.jpg?_a=BAMAABDE0").status_code == 200
+
+
+def test_a_signed_fetch_url_signs_its_query_string(origin: LocalServer, make_api: ClientFactory) -> None:
+    """The query is part of the remote URL, so of what is signed: a signature of the path alone does not
+    vouch for a query added to it (else any signed fetch URL fetched whatever ?query a client added)."""
+    from grammar.signature import sign
+
+    api = make_api(api_secret="fetch-secret", strict=True)
+    remote = origin.url("/road.jpg")
+    with_query = sign(f"c_scale,w_60/{remote}?token=abc", "fetch-secret")
+    assert api.get(f"/image/fetch/s--{with_query}--/c_scale,w_60/{remote}?token=abc").status_code == 200
+    assert api.get(f"/image/fetch/s--{with_query}--/c_scale,w_60/{remote}?token=abc&_a=X").status_code == 200
+    path_only = sign(f"c_scale,w_60/{remote}", "fetch-secret")
+    assert api.get(f"/image/fetch/s--{path_only}--/c_scale,w_60/{remote}?_a=BAMAABDE0").status_code == 200
+    added = api.get(f"/image/fetch/s--{path_only}--/c_scale,w_60/{remote}?token=other")
+    assert added.status_code == 401 and "Invalid signature" in added.text
+    assert origin.paths() == ["/road.jpg?token=abc", "/road.jpg"]

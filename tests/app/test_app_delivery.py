@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 import pyvips
@@ -143,10 +144,38 @@ def test_equivalent_parameter_orders_share_one_cache_entry(client: Any) -> None:
 def test_client_errors(client: Any, path: str, status: int, message: str) -> None:
     response = client.get(path)
     assert response.status_code == status, response.text
-    assert message in response.headers["x-cld-error"]
-    assert response.text.strip() == response.headers["x-cld-error"] or status == 404
+    assert message in unquote(response.headers["x-cld-error"])
+    assert response.text.strip() == unquote(response.headers["x-cld-error"]) or status == 404
     assert response.headers["cache-control"] == "public, max-age=60"
     assert response.headers["access-control-allow-origin"] == "*"
+
+
+@pytest.mark.parametrize(
+    ("public_id", "quoted"),
+    [("caf%C3%A9", "caf%C3%A9"), ("100%25", "100%25"), ("%E6%97%A5", "%E6%97%A5"), ("a%2525b", "a%2525b")],
+)
+def test_the_error_header_is_utf8_percent_encoding_of_the_body(
+    client: Any, public_id: str, quoted: str
+) -> None:
+    """X-Cld-Error escapes '%' too and writes UTF-8 (é was Latin-1 %E9, 日 a '?', and a literal '%' was
+    left as it was, so "%E9" in the header could be either): unquote() gives the body's text back."""
+    response = client.get(f"/image/upload/docs/{public_id}.jpg")
+    assert response.status_code == 404
+    header = response.headers["x-cld-error"]
+    assert header == f"Resource not found - docs/{quoted}"
+    assert unquote(header) == response.text.strip() == f"Resource not found - docs/{unquote(public_id)}"
+
+
+def test_every_delivery_answer_says_nosniff(client: Any) -> None:
+    """Images, 304s, hits from memory (the fast path) and text/plain errors alike."""
+    url = "/image/upload/c_scale,w_30/docs/road.jpg"
+    answers = [client.get(url), client.get(url), client.get(url)]  # rendered, from disk, from memory
+    answers.append(client.get(url, headers={"If-None-Match": answers[0].headers["etag"]}))
+    answers += [client.get("/image/upload/w_abc/docs/road"), client.get("/image/upload/docs/nope")]
+    answers.append(client.post("/image/upload/docs/road"))  # starlette's own 405, in the error model
+    assert [a.status_code for a in answers] == [200, 200, 200, 304, 400, 404, 405]
+    for answer in answers:
+        assert answer.headers.get_list("x-content-type-options") == ["nosniff"], answer.status_code
 
 
 def test_unrouted_requests_answer_in_the_error_model(client: Any) -> None:

@@ -145,6 +145,8 @@ def test_check_refuses_what_is_no_transformation_and_bad_requests(make: Any) -> 
     unknown = client.get("/console/check", params={"public_id": "a", "colour": "red"})
     assert unknown.status_code == 400 and "colour" in unknown.json()["error"]["message"]
     assert client.get("/console/check", params={"public_id": "a", "version": "x1"}).status_code == 400
+    huge = client.get("/console/check", params={"public_id": "a", "version": "1" * 5000})  # was a 500
+    assert huge.status_code == 400 and "up to 18 digits" in huge.json()["error"]["message"]
 
 
 def test_strict_mode_answers_like_the_url(make: Any) -> None:

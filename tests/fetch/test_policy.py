@@ -100,6 +100,24 @@ def test_urls_refused_before_resolving(url: str, message: str) -> None:
         check_url(parse_url(url), FetchPolicy(allow=("example.org",)))
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://0177.0.0.1/a.jpg", "Not a valid URL"),  # octal: httpx refuses to guess, as we must
+        ("example.org/a.jpg", "no scheme"),
+        ("http:///a.jpg", "no host"),
+        ("http://[not-an-address/", "not a valid host name|Not a valid URL"),
+        ("http://exa mple.org/a.jpg", "not a valid host name"),
+    ],
+)
+def test_what_is_no_url_is_the_clients_400(url: str, message: str) -> None:
+    """Not a URL at all is a mistake in the request (400, invalid_parameter), not a URL the policy
+    refuses (403, forbidden_url); still refused before anything is resolved."""
+    with pytest.raises(ForbiddenUrl, match=message) as refused:
+        check_url(parse_url(url), FetchPolicy(allow=("*",)))
+    assert (refused.value.status, refused.value.code) == (400, "invalid_parameter")
+
+
 @pytest.mark.parametrize("url", ["http://127.0.0.1:9/hook", "http://[::1]/x", "https://10.0.0.7/a.jpg",
                                  "http://169.254.169.254/latest/meta-data/"])
 def test_a_private_address_written_in_the_url_is_refused_before_anything(url: str) -> None:

@@ -113,6 +113,8 @@ def test_hits_errors_and_headers_through_nginx(stack: Stack) -> None:
 
     bad = httpx.get(stack.nginx + "/demo/image/upload/w_abc/docs/road")
     assert bad.status_code == 400 and "w_abc" in bad.headers["x-cld-error"]
+    for answer in (first, second, head, bad):  # once: nginx's own, cutout's hidden
+        assert answer.headers.get_list("x-content-type-options") == ["nosniff"]
     assert bad.headers["access-control-expose-headers"] == "X-Cld-Error,Content-Length"
     assert httpx.get(stack.nginx + "/demo/image/upload/w_abc/docs/road").headers["x-cache-status"] == "HIT"
 
@@ -128,6 +130,21 @@ def test_hits_errors_and_headers_through_nginx(stack: Stack) -> None:
     avif = httpx.get(auto, headers={"Accept": "image/avif;q=0.9,image/webp;q=0"})
     assert avif.headers["content-type"] == "image/avif"
     assert httpx.get(stack.nginx + "/metrics").status_code == 404
+
+
+def test_nginx_bounds_the_request_headers(stack: Stack) -> None:
+    """The recipe's own limits, before anything reaches cutout: a header line over 16 kB, a URL over
+    16 kB; and its client timeouts are set (10 s for headers: cutout's 15 s is the last line)."""
+    big = httpx.get(stack.nginx + "/healthz", headers={"X-Big": "a" * 20_000})
+    assert big.status_code == 400
+    long_url = httpx.get(stack.nginx + "/demo/image/upload/docs/" + "a" * 20_000)
+    assert long_url.status_code == 414
+    assert httpx.get(stack.nginx + "/healthz", headers={"X-Ok": "a" * 8_000}).status_code == 200
+    for recipe in ("cutout.conf", "cluster.conf"):
+        text = (ROOT / "nginx" / recipe).read_text()
+        for directive in ("client_header_timeout 10s;", "large_client_header_buffers 4 16k;",
+                          "client_body_timeout 30s;", "send_timeout 30s;"):  # fmt: skip
+            assert directive in text, (recipe, directive)
 
 
 def test_the_api_through_nginx_is_not_cached_and_cutout_sets_the_body_limit(tmp_path: Path) -> None:

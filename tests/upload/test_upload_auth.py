@@ -58,6 +58,10 @@ def test_refusals() -> None:
         ({**good, "signature": "abc"}, "Invalid Signature"),
         ({**good, "public_id": "y"}, "Invalid Signature"),
         ({**good, "timestamp": "soon"}, "timestamp"),
+        # int() refuses more than 4300 digits: this was a 500, before any signature was checked.
+        ({**good, "timestamp": "1" * 5000}, "invalid parameter - timestamp"),
+        ({**good, "timestamp": "0" * 5000 + str(int(now))}, "invalid parameter - timestamp"),
+        ({**good, "timestamp": "\u0661\u0662"}, "invalid parameter - timestamp"),  # Arabic-Indic digits
     ]
     for bad, words in cases:
         with pytest.raises(UploadError, match=words) as info:

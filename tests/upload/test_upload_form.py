@@ -67,3 +67,27 @@ def test_malformed_bodies() -> None:
     body = b"--zz\r\nContent-Disposition: form-data\r\n\r\nvalue\r\n--zz--\r\n"
     with pytest.raises(UploadError, match='no Content-Disposition "name"'):
         read(body, "multipart/form-data; boundary=zz", 10)
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        b"",  # right after the file's bytes
+        b"\r\n",
+        b"\r\n--b0undary",  # the closing boundary without its "--"
+        b'\r\n--b0undary\r\nContent-Disposition: form-data; name="tags"\r\n\r\nabc',  # a part unfinished
+    ],
+    ids=["after-file", "crlf", "boundary-no-dashes", "unfinished-part"],
+)
+def test_a_body_without_its_closing_boundary_is_refused(cut: bytes) -> None:
+    """python-multipart's finalize() does not check the parser's final state: these were accepted, the
+    file stored, the unfinished part's field dropped."""
+    data = os.urandom(5_000)
+    fields = [("public_id", "a"), ("file", ("a.jpg", data))]
+    body, content_type = encode_multipart_formdata(fields, "b0undary")
+    cut_body = body[: body.index(data) + len(data)] + cut
+    for chunk in (7, 4096, len(cut_body)):
+        with pytest.raises(UploadError, match="ends before the closing boundary") as caught:
+            read(cut_body, content_type, chunk)
+        assert caught.value.status == 400
+    assert read(body, content_type, 4096)[1] == data  # the whole body still reads

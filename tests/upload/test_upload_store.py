@@ -72,6 +72,14 @@ def test_context_tags_and_eager() -> None:
             params.context(bad) if "context" in bad else params.eager(bad, {})
 
 
+def test_eager_is_capped() -> None:
+    """Fifty per call; more is a 400 naming the limit (each one is a render, kept on the record)."""
+    assert len(params.eager({"eager": "|".join(f"c_scale,w_{w}" for w in range(10, 60))}, {})) == 50
+    with pytest.raises(UploadError, match="eager: at most 50 transformations per call, got 51") as caught:
+        params.eager({"eager": "|".join(f"c_scale,w_{w}" for w in range(10, 61))}, {})
+    assert caught.value.status == 400
+
+
 def test_public_ids() -> None:
     assert params.choose_public_id({"folder": "shop/", "public_id": "a b"}, None) == "shop/a b"
     for absolute in ("/shop", "/shop/", "//shop", "/"):  # the README's rule: an absolute folder is a 400

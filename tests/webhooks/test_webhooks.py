@@ -306,3 +306,10 @@ def test_backoff_bounds_and_the_settings() -> None:
 
 def test_the_docstring_example_holds() -> None:
     assert doctest.testmod(cutout.webhooks.signing).failed == 0
+
+
+def test_a_receivers_unreadable_retry_after_is_ignored() -> None:
+    """A receiver's header is not ours to trust: '²' passed str.isdigit() and float() raised."""
+    from cutout.webhooks.delivery import _retry_after
+
+    assert [_retry_after(v, 0.0) for v in ("5", " 7 ", "²", "soon", "")] == [5.0, 7.0, None, None, None]

@@ -35,13 +35,15 @@ MAX_RATIO = 1000.0
 
 def integer(value: str) -> int | None:
     """The integer ``value`` writes (ASCII digits, optional sign), else None. Absurdly long numbers are
-    clamped to 10**18 (every range here is far smaller), so that int() never parses thousands of digits."""
+    clamped to 10**18 (every range here is far smaller), so that int() never parses thousands of digits:
+    it refuses more than 4300 with a ValueError, leading zeros included (``w_000...0400``)."""
     if not _INT.fullmatch(value):
         return None
+    sign = -1 if value.startswith("-") else 1
     digits = value.lstrip("+-").lstrip("0")
     if len(digits) > 18:
-        return -(10**18) if value.startswith("-") else 10**18
-    return int(value)
+        return sign * 10**18
+    return sign * int(digits or "0")
 
 
 def fmt_float(value: float) -> str:

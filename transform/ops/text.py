@@ -26,7 +26,7 @@ import pyvips
 from grammar.errors import InvalidArgument
 from transform import pixels
 from transform.limits import Limits, check_output
-from transform.ops.args import Color
+from transform.ops.args import Color, integer
 
 MAX_SIZE = 1000
 MAX_TEXT = 2000  # characters, after decoding
@@ -70,15 +70,18 @@ def parse_text(key: str, value: str) -> TextLayer:
     if not sep or not encoded:
         raise InvalidArgument(key, value, _EXPECTED)
     tokens = unquote(style).split("_")
-    size_at = next((i for i, t in enumerate(tokens) if t.isdigit()), None)
-    if size_at is None or size_at == 0 or not 1 <= int(tokens[size_at]) <= MAX_SIZE:
+    # The first token of digits is the size (str.isdigit() also takes '²', which int() does not).
+    size_at = next((i for i, t in enumerate(tokens) if t.isascii() and t.isdigit()), None)
+    size = None if size_at is None else integer(tokens[size_at])
+    if size_at is None or size_at == 0 or size is None or not 1 <= size <= MAX_SIZE:
         raise InvalidArgument(key, value, _EXPECTED)
     styles: list[str] = []
     extra = tokens[size_at + 1 :]
     while extra:
         token = extra.pop(0)
-        if token in ("letter", "line") and len(extra) >= 2 and extra[0] == "spacing" and _is_int(extra[1]):
-            styles.append(f"{token}_spacing_{int(extra[1])}")
+        spacing = _spacing(extra[1]) if token in ("letter", "line") and len(extra) >= 2 else None
+        if extra[:1] == ["spacing"] and spacing is not None:
+            styles.append(f"{token}_spacing_{spacing}")
             del extra[:2]
         elif token in _WEIGHTS or token in _SLANTS or token in _DECORATIONS or token in _ALIGNMENTS:
             styles.append(token)
@@ -93,11 +96,13 @@ def parse_text(key: str, value: str) -> TextLayer:
     if len(text) > MAX_TEXT:
         raise InvalidArgument(key, value[:40] + "...", f"text layers hold at most {MAX_TEXT} characters")
     family = "_".join(tokens[:size_at])
-    return TextLayer(family, int(tokens[size_at]), tuple(styles), text, rest)
+    return TextLayer(family, size, tuple(styles), text, rest)
 
 
-def _is_int(text: str) -> bool:
-    return text.lstrip("-").isdigit() and len(text) < 6
+def _spacing(text: str) -> int | None:
+    """A spacing in pixels, under 100000 either way (the renderer's canvas bounds the rest), else None."""
+    number = integer(text)
+    return number if number is not None and abs(number) < 100_000 else None
 
 
 def _estimated_size(layer: TextLayer, wrap: int | None, line_spacing: int = 0) -> tuple[int, int]:
