@@ -24,7 +24,7 @@ from cutout.fasthits import FastHits
 from cutout.fetch import FetchPolicy
 from cutout.headers import header_safe
 from cutout.queued import QueuedModel
-from cutout.remote import RemoteOriginals, fetch_query, fetch_signed, split_fetch_path, with_query
+from cutout.remote import RemoteOriginals, fetch_signed, split_fetch_path
 from cutout.responses import CORS, NOSNIFF, Delivered, answer
 from cutout.service import Service
 from cutout.settings import Settings, load_settings
@@ -63,11 +63,11 @@ async def deliver(request: Request) -> Response:
         vouched = False
         if fetched is not None:  # /image/fetch/: the fetched image becomes an original, then as upload
             prefix, components, url = fetched
-            query = fetch_query(request.scope.get("query_string", b"").decode("latin-1"))
-            vouched = fetch_signed(raw_path, components, service.settings.api_secret, query)
+            # The delivery URL's query string is ignored, as Cloudinary ignores it on fetch URLs: a remote
+            # URL's own query is escaped into the path (a.png%3Ftoken%3Dabc), as the SDKs write it.
+            vouched = fetch_signed(raw_path, components, service.settings.api_secret)
             service.resolver.check_fetch(prefix, components, signed=vouched)  # before anything is fetched
-            # The query is the remote URL's (the original, fetched and remembered, is by the whole URL).
-            public_id = await request.app.state.remote.public_id(with_query(url, query))
+            public_id = await request.app.state.remote.public_id(url)
             source = versioned_source(public_id)  # v1: the folder is never read as a component
             raw_path = f"{prefix}/image/upload/{components}{'/' if components else ''}{source}"
         delivered = await service.deliver(raw_path, request.headers.get("accept"), vouched=vouched)

@@ -7,11 +7,9 @@ an ordinary upload URL for that original: claimed, queued, rendered and cached b
 whichever way the image came. The URL's validators (ETag, Last-Modified) are kept, and the copy is
 revalidated once it is older than ``CUTOUT_FETCH_TTL``.
 
-The delivery URL's own query string belongs to the remote URL (``/image/fetch/http://h/a.png?token=abc``
-fetches ``http://h/a.png?token=abc``; dropping it fetched another image), less the ``_a`` analytics
-parameter Cloudinary's JavaScript SDK (@cloudinary/url-gen) appends to every delivery URL. The SDKs
-themselves escape a remote URL's ``?`` and ``=`` into the path (``a.png%3Ftoken%3Dabc``), which is read
-the same. Cloudinary ignores the query string of a fetch URL; a parameter is never ignored here.
+The delivery URL's own query string is ignored, as Cloudinary ignores it on fetch URLs (a cache-busting
+``?v=2`` or @cloudinary/url-gen's ``_a`` changes nothing, and a signed URL stays valid with one): a remote
+URL's own query is escaped into the path, as the SDKs write it (``a.png%3Ftoken%3Dabc``).
 
 >>> split_fetch_path("/demo/image/fetch/c_scale,w_100/https://example.org/a.jpg")
 ('/demo', 'c_scale,w_100', 'https://example.org/a.jpg')
@@ -38,8 +36,6 @@ from grammar.path import split_signature
 from grammar.signature import verify_fetch
 
 FOLDER = FETCHED
-#: The query parameter @cloudinary/url-gen adds to delivery URLs for Cloudinary's analytics.
-SDK_ANALYTICS = "_a"
 _MARK = "/image/fetch/"
 _URL_START = re.compile(r"https?(:|%3A)", re.IGNORECASE)
 
@@ -59,32 +55,10 @@ def split_fetch_path(raw_path: str) -> tuple[str, str, str] | None:
     raise BadRequest("A fetch URL ends with the image's http(s) URL: /image/fetch/[<transformations>/]<url>")
 
 
-def fetch_query(query_string: str) -> str:
-    """The delivery URL's query string, as written, for the remote URL: less the SDK's ``_a``.
-
-    >>> fetch_query("token=abc&_a=BAMAABDE0&v=2")
-    'token=abc&v=2'
-    """
-    return "&".join(p for p in query_string.split("&") if p and p.partition("=")[0] != SDK_ANALYTICS)
-
-
-def with_query(url: str, query: str) -> str:
-    """``url`` with ``query`` (from ``fetch_query``) added to its own.
-
-    >>> with_query("http://h/a.png?x=1", "y=2")
-    'http://h/a.png?x=1&y=2'
-    """
-    if not query:
-        return url
-    return f"{url}{'&' if '?' in url else '?'}{query}"
-
-
-def fetch_signed(raw_path: str, components: str, secret: str | None, query: str = "") -> bool:
+def fetch_signed(raw_path: str, components: str, secret: str | None) -> bool:
     """Whether a fetch path carries a good ``s--SIG--`` (checked here, as the path is written: the SDKs
-    sign the remote URL, which the upload path it becomes no longer holds); a 401 for a bad one.
-    ``query`` (``fetch_query``'s) is part of the remote URL, so of what must be signed: a signature of
-    the path alone does not vouch for ``?anything`` added to it."""
-    raw_url = with_query(raw_path.partition(_MARK)[2][len(components) + 1 :], query)
+    sign the remote URL, which the upload path it becomes no longer holds); a 401 for a bad one."""
+    raw_url = raw_path.partition(_MARK)[2][len(components) + 1 :]
     signature, rest = split_signature([*components.split("/"), raw_url] if components else [raw_url])
     if signature is None:
         return False
