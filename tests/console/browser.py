@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tests.app.helpers import SAMPLES
+from tests.app.server_process import ServerProcess
 from tests.conftest import require
 
 if TYPE_CHECKING:
@@ -26,6 +28,19 @@ ARGS = [
 ]
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
+
+
+def console_server(root: Path, env: dict[str, str]) -> Iterator[ServerProcess]:
+    """A ``cutout serve`` with the console on (``env`` adds to ``CUTOUT_CONSOLE=1``) over a copy of the
+    sample originals in ``root``, for a module's tests; skips without a browser to drive it."""
+    require_browser()
+    shutil.copytree(SAMPLES, root / "originals")
+    process = ServerProcess(root / "originals", root / "cache", env={"CUTOUT_CONSOLE": "1", **env})
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.stop()
 
 
 def require_browser() -> None:

@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.app.helpers import SAMPLES
-from tests.app.server_process import ServerProcess, free_port
-from tests.console.browser import chromium, require_browser
+from tests.app.server_process import ServerProcess
+from tests.console.browser import chromium, console_server
+from tests.fetch.servers import answer, serving
 
 pytestmark = pytest.mark.integration
 
@@ -61,17 +59,9 @@ Promise.all({calls}.map(([path, fields]) => {{
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    require_browser()
-    root = tmp_path_factory.mktemp("console-cross")
-    shutil.copytree(SAMPLES, root / "originals")
-    env = {"CUTOUT_CONSOLE": "1", "CUTOUT_UPLOAD": "1", "CUTOUT_API_KEY": KEY, "CUTOUT_API_SECRET": SECRET,
+    env = {"CUTOUT_UPLOAD": "1", "CUTOUT_API_KEY": KEY, "CUTOUT_API_SECRET": SECRET,
            "CUTOUT_BACKGROUND_REMOVAL": "0"}  # fmt: skip
-    process = ServerProcess(root / "originals", root / "cache", env=env)
-    try:
-        process.wait_ready()
-        yield process
-    finally:
-        process.stop()
+    yield from console_server(tmp_path_factory.mktemp("console-cross"), env)
 
 
 @pytest.fixture(scope="module")
@@ -80,32 +70,15 @@ def evil_site(server: ServerProcess) -> Iterator[str]:
     pages = {f"/{name}": _form_page(server.url, path, fields) for name, (path, fields, _) in CALLS.items()}
     pages["/fetch"] = _fetch_page(server.url)
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            page = pages.get(self.path)
-            if page is None:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(page)))
-            self.end_headers()
-            self.wfile.write(page)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.2", free_port()), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.2:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving("127.0.0.2") as site:
+        for path, page in pages.items():
+            site.routes[path] = answer(200, page, "text/html")
+        yield site.origin
 
 
 def _asset(server: ServerProcess, public_id: str) -> dict[str, Any] | None:
-    answer = httpx.get(f"{server.url}/v1_1/demo/resources/image/upload/{public_id}", auth=(KEY, SECRET))
-    return dict(answer.json()) if answer.status_code == 200 else None
+    got = httpx.get(f"{server.url}/v1_1/demo/resources/image/upload/{public_id}", auth=(KEY, SECRET))
+    return dict(got.json()) if got.status_code == 200 else None
 
 
 def test_another_site_cannot_use_the_consoles_credentials(server: ServerProcess, evil_site: str) -> None:

@@ -4,31 +4,20 @@ background removal with its 501 under the result."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import pytest
 
-from tests.app.helpers import SAMPLES
 from tests.app.server_process import ServerProcess
 from tests.conftest import OUTPUT_DIR
-from tests.console.browser import PHONE, chromium, require_browser
+from tests.console.browser import PHONE, chromium, console_server
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    require_browser()
-    root = tmp_path_factory.mktemp("console-open")
-    shutil.copytree(SAMPLES, root / "originals")
-    env = {"CUTOUT_CONSOLE": "1", "CUTOUT_BACKGROUND_REMOVAL": "0"}
-    process = ServerProcess(root / "originals", root / "cache", env=env)
-    try:
-        process.wait_ready()
-        yield process
-    finally:
-        process.stop()
+    yield from console_server(tmp_path_factory.mktemp("console-open"), {"CUTOUT_BACKGROUND_REMOVAL": "0"})
 
 
 def test_open_console_without_uploads_or_model(server: ServerProcess) -> None:
