@@ -207,23 +207,22 @@ def check_folder(folder: str) -> str:
     (``/shop``) is a 400, as the id it would make is."""
     if folder.startswith("/"):
         raise bad(f"folder may not be an absolute path: {folder[:80]!r}")
-    folder = folder.rstrip("/")
-    if not folder:
-        return ""
-    return _named_as_cloudinary_names(check_public_id(folder, "folder"), "folder", folder.split("/"))
+    return _checked_folder(folder.rstrip("/"), "folder")
 
 
 def asset_folder(params: dict[str, str]) -> str | None:
     """``asset_folder`` (dynamic folders: where the asset is filed, apart from its public id), checked as
     a folder is; None when not given ("" is the root)."""
     given = params.get("asset_folder")
-    if given is None:
-        return None
-    folder = given.strip("/")
+    return None if given is None else _checked_folder(given.strip("/"), "asset_folder")
+
+
+def _checked_folder(folder: str, name: str) -> str:
+    """``folder`` (no leading or trailing slash) checked as a public id is, and its names as Cloudinary's
+    are; "" is the root."""
     if not folder:
         return ""
-    checked = check_public_id(folder, "asset_folder")
-    return _named_as_cloudinary_names(checked, "asset_folder", folder.split("/"))
+    return _named_as_cloudinary_names(check_public_id(folder, name), name, folder.split("/"))
 
 
 def random_id(length: int = 20) -> str:
