@@ -154,7 +154,7 @@ def test_best_averages_the_mirror_where_it_agrees_else_keeps_the_surer_map() -> 
     left_bright = photo(pixels)
     # Different objects: the crisp map is kept alone, not half of each.
     best = IsNetSegmenter(LeftThird(), quality="best")  # type: ignore[arg-type]
-    assert best.model_id.endswith("-stretch-best3")
+    assert best.model_id.endswith("-stretch-best4")
     assert np.array_equal(best.mirrored(left_bright), best.probability(left_bright))
     # A tie keeps the plain input's map.
     flat = photo(np.full((96, 96, 3), 128, dtype=np.uint8))
@@ -218,6 +218,59 @@ def test_best_joins_a_smaller_scale_where_it_agrees() -> None:
     fixed.dynamic = False
     assert np.array_equal(IsNetSegmenter(fixed, quality="best").averaged(flat), best.probability(flat))  # type: ignore[arg-type]
     assert fixed.sizes == [96, 96]
+
+
+class Tailed(StandInModel):
+    """A crisp body on the left, and a grey tail (p 0.55) on the right that only the plain input at the
+    trained size shows: the mirror image's map is the surer, but its mask lies inside the plain one's.
+    ``apart``: the plain input's tail lies away from the body and the mirror image finds a second body
+    the plain input does not, so that neither mask holds the other."""
+
+    apart = False
+
+    def foreground(self, red: np.ndarray) -> np.ndarray:
+        height, width = red.shape
+        prob = np.zeros(red.shape, dtype=np.float32)
+        mirrored = red[0, 0] > red[0, -1]  # the photo has a bright marker top right
+        body = slice(width // 4, width // 2)
+        if mirrored:
+            body = slice(width - width // 2, width - width // 4)  # the same body, seen mirrored
+        prob[height // 4 : 3 * height // 4, body] = 1.0
+        if width == self.size[0] and not mirrored:
+            prob[height // 2 : height // 2 + 8, width // 2 : width // 2 + 24] = 0.55
+        if self.apart and mirrored:
+            prob[:8, :8] = 1.0
+        return prob
+
+
+def test_best_keeps_the_larger_of_two_nested_maps_alone() -> None:
+    from transform.segment.segmenter import IsNetSegmenter, holder
+
+    pixels = np.full((96, 96, 3), 100, dtype=np.uint8)
+    pixels[0, -1] = 255
+    image = photo(pixels)
+    model = Tailed()
+    best = IsNetSegmenter(model, quality="best")  # type: ignore[arg-type]
+    kept = best.averaged(image)
+    # The plain input's map, tail and all; the smaller scale is not run (it would average the tail away).
+    assert model.sizes == [96, 96]
+    assert np.array_equal(kept, best.probability(image))
+    assert np.allclose(kept[48:56, 48:72], 0.55)
+    # Neither holds the other: the surer map, and the smaller scale runs as before.
+    apart = Tailed()
+    apart.apart = True
+    other = IsNetSegmenter(apart, quality="best").averaged(image)  # type: ignore[arg-type]
+    assert apart.sizes == [96, 96, 64, 64]
+    assert other[48, 36] > 0.5 and other[50, 60] == 0  # the body, not the plain input's tail
+    a = np.zeros((10, 10), dtype=np.float32)
+    a[2:8, 2:8] = 1
+    b = a.copy()
+    b[2:8, 8:] = 1
+    assert holder(a, b) is b and holder(b, a) is b and holder(a, a) is None
+    assert holder(np.zeros_like(a), a) is a
+    c = a.copy()
+    c[0, 0] = 1  # one pixel of c's 37 outside b: 97 % held
+    assert holder(c, b) is None
 
 
 class Specked(StandInModel):
