@@ -57,11 +57,11 @@ def still_only(plan_reason: str | None) -> None:
 
 
 def load(
-    source: Source, pages: Sequence[int], limits: Limits, size: tuple[int, int] | None
+    source: Source, header: pyvips.Image, pages: Sequence[int], limits: Limits, size: tuple[int, int] | None
 ) -> tuple[list[pyvips.Image], list[int], int]:
-    """The chosen frames (0-based page numbers, in that order) as separate 8-bit sRGB images, scaled to
-    ``size`` with shrink-on-load when given; their delays (ms) and the loop count."""
-    header, _ = open_image(source, limits)
+    """The chosen frames (0-based page numbers, in that order) of ``source`` (whose first page's header
+    is ``header``) as separate 8-bit sRGB images, scaled to ``size`` with shrink-on-load when given;
+    their delays (ms) and the loop count."""
     delays = _delays(header)
     loop = int(header.get("loop")) if header.get_typeof("loop") != 0 else 0
     frames: list[pyvips.Image] = []

@@ -155,7 +155,7 @@ def _animate(
     size = first.scaled_size(width, height) if first is not None else None
     if size is not None:
         check_output(size[0], size[1] * len(pages), ctx.limits)
-    images, delays, loop = frames.load(source, pages, ctx.limits, size)
+    images, delays, loop = frames.load(source, header, pages, ctx.limits, size)
     steps = plan.steps[1:] if size is not None else plan.steps
     images = frames.run_frames(steps, replace(ctx, animated=True), images)
     strip = frames.join(images, delays, loop)
