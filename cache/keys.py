@@ -7,7 +7,7 @@ import hashlib
 
 #: Bump when the rendering pipeline changes output for the same URL; old entries then simply miss.
 #: (Changes to background removal need no bump here: the segmenter's id is in the keys that use it.)
-PIPELINE_VERSION = "5"  # 5: CMYK colours, borders around transparency, q_ on PNG
+PIPELINE_VERSION = "6"  # 6: animations kept (were their first frame); 5: CMYK, borders, q_ on PNG
 #: The canonical text standing for "no transformation" in a derivative's key.
 AS_STORED = "(as stored)"
 

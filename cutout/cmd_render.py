@@ -69,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     alpha = ", alpha" if rendered.has_alpha else ""
     size = f"{rendered.width}x{rendered.height}"
+    if rendered.frames > 1:
+        size += f", {rendered.frames} frames"
     print(f"{args.output}: {rendered.format} {size}{alpha}, {len(rendered.data)} bytes")
     return 0
 

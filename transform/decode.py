@@ -45,8 +45,11 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-def open_image(source: Source, limits: Limits, *, access: str = "random") -> tuple[pyvips.Image, str]:
-    """The lazily-opened original (header read, pixels not yet) and its format."""
+def open_image(
+    source: Source, limits: Limits, *, access: str = "random", page: int = 0, pages: int = 1
+) -> tuple[pyvips.Image, str]:
+    """The lazily-opened original (header read, pixels not yet) and its format: its first page, or
+    ``pages`` pages from ``page`` (0-based) as one tall strip, each ``page-height`` high (animations)."""
     if isinstance(source, bytes):
         fmt = sniff(source[:16])
     else:
@@ -57,15 +60,27 @@ def open_image(source: Source, limits: Limits, *, access: str = "random") -> tup
             raise NotFound("Resource not found", detail=str(exc)) from exc
     if fmt is None:
         raise Undecodable("Image cannot be decoded: not a JPEG, PNG, GIF, WebP, AVIF, HEIC or TIFF image")
+    options = {"access": access, "fail_on": "truncated", **_page_options(page, pages)}
     try:
         if isinstance(source, bytes):
-            image = pyvips.Image.new_from_buffer(source, "", access=access, fail_on="truncated")
+            image = pyvips.Image.new_from_buffer(source, "", **options)
         else:
-            image = pyvips.Image.new_from_file(os.fspath(source), access=access, fail_on="truncated")
+            image = pyvips.Image.new_from_file(os.fspath(source), **options)
     except pyvips.Error as exc:
         raise Undecodable(f"Image cannot be decoded: damaged {fmt.upper()} data", detail=str(exc)) from exc
     check_original(image.width, image.height, limits)
     return image, fmt
+
+
+def page_count(image: pyvips.Image) -> int:
+    """How many pages (frames of an animation) the opened file holds: 1 for formats without pages."""
+    return int(image.get("n-pages")) if image.get_typeof("n-pages") != 0 else 1
+
+
+def _page_options(page: int, pages: int) -> dict[str, int]:
+    """Loader options choosing pages; none for the first page alone, which every loader gives (JPEG's and
+    PNG's loaders refuse ``page`` and ``n``)."""
+    return {"page": page, "n": pages} if page or pages != 1 else {}
 
 
 def oriented_size(image: pyvips.Image, autorotate: bool = True) -> tuple[int, int]:
@@ -84,12 +99,20 @@ def decode(source: Source, limits: Limits, autorotate: bool = True) -> pyvips.Im
     return pixels.normalize(image.autorot() if autorotate else image)
 
 
-def thumbnail(source: Source, width: int, height: int, *, autorotate: bool = True) -> pyvips.Image:
+def thumbnail(
+    source: Source, width: int, height: int, *, autorotate: bool = True, page: int = 0, pages: int = 1
+) -> pyvips.Image:
     """Exactly ``width`` x ``height``, auto-rotated (unless told not to), decoded with shrink-on-load (JPEG
-    DCT scaling, WebP and HEIF reduced decodes): the fast path when the first step only scales the image."""
-    options = {"height": height, "size": "force", "fail_on": "truncated", "no_rotate": not autorotate}
+    DCT scaling, WebP and HEIF reduced decodes): the fast path when the first step only scales the image.
+    ``page``, ``pages``: as ``open_image``; each page of the strip is scaled to ``width`` x ``height``."""
+    options: dict[str, object] = {"height": height, "size": "force", "fail_on": "truncated",
+                                  "no_rotate": not autorotate}  # fmt: skip
+    # Loader options go into the file name ("anim.gif[page=2]") or option_string: thumbnail has no
+    # arguments of its own for them.
+    chosen = ",".join(f"{name}={value}" for name, value in _page_options(page, pages).items())
     if isinstance(source, bytes):
-        image = pyvips.Image.thumbnail_buffer(source, width, **options)
+        image = pyvips.Image.thumbnail_buffer(source, width, option_string=chosen, **options)
     else:
-        image = pyvips.Image.thumbnail(os.fspath(source), width, **options)
+        name = os.fspath(source)
+        image = pyvips.Image.thumbnail(f"{name}[{chosen}]" if chosen else name, width, **options)
     return pixels.normalize(image)

@@ -18,8 +18,11 @@ from transform.ops.output import Quality
 from transform.plan import Plan
 
 #: The longest side each encoder can write (libjpeg: 65500; WebP: 16383; AVIF through libheif: 16384;
-#: GIF: 65535). PNG and TIFF hold anything the pixel limits allow.
+#: GIF: 65535). PNG and TIFF hold anything the pixel limits allow. (Of an animation: of one frame.)
 MAX_SIDE = {"jpg": 65500, "webp": 16383, "avif": 16384, "gif": 65535}
+#: The formats written with every frame of an animation; the others get its first (selected) frame, as
+#: Cloudinary delivers an animated GIF asked as JPEG. (libvips writes no animated AVIF or PNG.)
+ANIMATED = ("gif", "webp")
 _NAMES = {"jpg": "JPEG", "webp": "WebP", "avif": "AVIF", "gif": "GIF"}
 #: Formats a number in q_ cannot affect, and why (Cloudinary's lossy GIF needs fl_lossy, which this server
 #: refuses). q_auto stays valid with them: choosing "as good as it gets" for a lossless format is an
@@ -39,15 +42,27 @@ _QUALITY = {  # q_auto levels, and the default when q_ is absent ("good")
 @dataclass(frozen=True)
 class FormatChoice:
     """``fmt`` None: keep the original's format. ``vary``: decided by Accept (send ``Vary: Accept``).
-    ``alpha_fallback``: a JPEG choice becomes PNG when the result has transparency."""
+    ``alpha_fallback``: a JPEG choice becomes PNG when the result has transparency. ``animation``: under
+    f_auto, the format an animated result is delivered in instead of ``fmt`` (WebP where the client takes
+    it, else GIF, which every client takes), so that f_auto keeps an animation moving."""
 
     fmt: str | None
     vary: bool = False
     alpha_fallback: bool = False
+    animation: str | None = None
 
     @property
     def key(self) -> str:
-        return (self.fmt or "original") + ("|png-if-alpha" if self.alpha_fallback else "")
+        animation = f"|animated-{self.animation}" if self.animation else ""
+        return (self.fmt or "original") + ("|png-if-alpha" if self.alpha_fallback else "") + animation
+
+    def animated_format(self, original: str) -> str | None:
+        """The format an animation of an ``original``-format image is delivered in; None when the choice
+        holds no animation (the first frame is delivered)."""
+        if self.vary:
+            return self.animation
+        fmt = self.fmt or original
+        return fmt if fmt in ANIMATED else None
 
 
 def negotiate_format(plan: Plan, *, extension: str | None, accept: str | None) -> FormatChoice:
@@ -55,6 +70,11 @@ def negotiate_format(plan: Plan, *, extension: str | None, accept: str | None) -
     Under fl_preserve_transparency every JPEG choice becomes PNG when the result is transparent."""
     choice = _choose(plan, extension=extension, accept=accept)
     check_quality(plan.quality, choice.fmt)
+    if plan.animated and choice.fmt is not None and not choice.vary and choice.fmt not in ANIMATED:
+        raise BadRequest(
+            "Invalid transformation: fl_animated and fl_awebp ask for an animation, and "
+            f"{choice.fmt.upper()} cannot hold one here: deliver it as GIF or WebP (f_gif, f_webp, f_auto)"
+        )
     if plan.preserve_transparency and choice.fmt == "jpg":
         return replace(choice, alpha_fallback=True)
     return choice
@@ -64,11 +84,12 @@ def _choose(plan: Plan, *, extension: str | None, accept: str | None) -> FormatC
     requested = plan.requested_format
     if requested == "auto":
         accepted = _accepted_types(accept or "")
+        animation = "webp" if "image/webp" in accepted else "gif"
         if "image/avif" in accepted:
-            return FormatChoice("avif", vary=True)
+            return FormatChoice("avif", vary=True, animation=animation)
         if "image/webp" in accepted:
-            return FormatChoice("webp", vary=True)
-        return FormatChoice("jpg", vary=True, alpha_fallback=True)
+            return FormatChoice("webp", vary=True, animation=animation)
+        return FormatChoice("jpg", vary=True, alpha_fallback=True, animation=animation)
     if requested is not None:
         return FormatChoice(requested)
     if extension is not None:

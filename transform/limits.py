@@ -17,11 +17,14 @@ MAX_SIDE = 100_000_000
 
 @dataclass(frozen=True)
 class Limits:
-    """``max_pixels``: the largest original (or layer image) opened. ``max_output_pixels``: the largest
-    image made from it; None means the same as ``max_pixels``, so what may be opened may be delivered."""
+    """``max_pixels``: the largest original (or layer image) opened; the frames of an animation count
+    together. ``max_output_pixels``: the largest image made from it; None means the same as
+    ``max_pixels``, so what may be opened may be delivered. ``max_frames``: the most frames of an
+    animation delivered (the first ones): Cloudinary's own cap on what it transforms on the fly."""
 
     max_pixels: int = 50_000_000
     max_output_pixels: int | None = None
+    max_frames: int = 100
 
     @property
     def output_pixels(self) -> int:

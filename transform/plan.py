@@ -20,10 +20,11 @@ from transform import pixels
 from transform.limits import check_output
 from transform.ops import ACTION_ORDER, BUILDERS, Action, Ctx, focus, render_param, spec_for
 from transform.ops.args import Color
-from transform.ops.flags import attachment_name, is_output_flag
+from transform.ops.flags import ANIMATION_FLAGS, attachment_name, is_output_flag
 from transform.ops.focus import CONTENT_GRAVITIES, PLACING_GRAVITIES, regions
 from transform.ops.layers import Box, Placement, composite, finish_layer, on_region, place_layer
 from transform.ops.output import Quality
+from transform.ops.pages import Pages
 from transform.ops.resize import resize_from
 from transform.ops.text import TextLayer, render_text
 
@@ -65,11 +66,21 @@ class Plan:
     #: fl_attachment: the download's file name without extension ("" names it after the public id);
     #: None when the image is not sent as an attachment.
     attachment: str | None = None
+    #: pg_: the frames (pages) of the original delivered; None: all of them.
+    pages: Pages | None = None
+    #: fl_animated or fl_awebp: the URL asks for an animation (a format that cannot hold one is a 400).
+    animated: bool = False
 
     @property
     def sequential(self) -> bool:
         """True when every step reads its input once from top to bottom."""
         return all(step.sequential for step in self.steps)
+
+    @property
+    def still_only(self) -> str | None:
+        """Why the steps cannot run on each frame of an animation (the first step that cannot, named as
+        the 400 names it); None when they can."""
+        return next((step.still_only for step in self.steps if step.still_only), None)
 
 
 @dataclass
@@ -126,12 +137,14 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
         bytes_part = _derivative_part(params)
         if bytes_part:
             derivative.append(bytes_part)
-        for key in ("f", "q"):
+        for key in ("f", "q", "pg"):
             if key in params:
-                if len(blocks) > 1:
+                if len(blocks) > 1 or (key == "pg" and ("l" in params or "u" in params)):
                     raise BadRequest(
                         f"Invalid transformation: {key}_ applies to the delivered image, not inside a layer"
                     )
+                if key == "pg" and out.get(key, params[key]) != params[key]:
+                    raise BadRequest("Invalid transformation: pg_ is given twice, with different pages")
                 out[key] = params.pop(key)
         _take_output_flags(params, out, inside_layer=len(blocks) > 1)
         if "d" in params:
@@ -188,16 +201,19 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
         needs_faces=any(s.faces for s in steps),
         default_image=out.get("d"),
         attachment=_attachment(out.get("fl", ())),
+        pages=out.get("pg"),
+        animated=any(flag in ANIMATION_FLAGS for flag in out.get("fl", ())),
     )
 
 
 def _derivative_part(params: Mapping[str, Any]) -> str:
-    """A component's canonical text without the params that leave the bytes alone (d_, fl_attachment)."""
+    """A component's canonical text without the params that leave the bytes alone (d_, fl_attachment, and
+    fl_animated and fl_awebp: an animation is delivered animated with or without them)."""
     kept = []
     for key in sorted(params):
         value = params[key]
         if key == "fl":
-            value = tuple(flag for flag in value if attachment_name(flag) is None)
+            value = tuple(f for f in value if attachment_name(f) is None and f not in ANIMATION_FLAGS)
         if key != "d" and value:
             kept.append(render_param(key, value))
     return ",".join(kept)
@@ -453,7 +469,9 @@ def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str, prefix
 
     def content(ctx: Ctx, begun: tuple[pyvips.Image, str], base: tuple[int, int],
                 box: tuple[int, int] | None) -> pyvips.Image:  # fmt: skip
-        layer_ctx = replace(ctx, source_key=begun[1], layer_base=base, layer_region=box, preview=None)
+        # A layer's image is a still (the first frame of an animated one), whatever it is placed on.
+        layer_ctx = replace(ctx, source_key=begun[1], layer_base=base, layer_region=box, preview=None,
+                            animated=False)  # fmt: skip
         return run_steps(steps, layer_ctx, begun[0])
 
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
@@ -478,4 +496,5 @@ def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str, prefix
 
     return Action(canonical, run,
                   segmentation=any(s.segmentation for s in steps) or focus.needs_mask(region),
-                  faces=any(s.faces for s in steps) or focus.needs_faces(region))  # fmt: skip
+                  faces=any(s.faces for s in steps) or focus.needs_faces(region),
+                  still_only=f"a layer placed with g_{region}" if region else None)  # fmt: skip

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pyvips
 
 from grammar.errors import Undecodable
 from grammar.image_formats import WRITABLE
-from transform import pixels
-from transform.decode import DECODER_FAILURE, Source, decode, open_image, oriented_size, thumbnail, upright
+from transform import frames, pixels
+from transform.decode import (
+    DECODER_FAILURE,
+    Source,
+    decode,
+    open_image,
+    oriented_size,
+    page_count,
+    thumbnail,
+    upright,
+)
 from transform.faces import FaceSource
-from transform.formats import FormatChoice, check_fits, check_quality, encode, fits
+from transform.formats import ANIMATED, FormatChoice, check_fits, check_quality, encode, fits
 from transform.limits import Limits, check_output
 from transform.ops import Action, Ctx, LoadLayer
 from transform.plan import Plan, block_source_key, run_steps
@@ -26,8 +35,9 @@ class Rendered:
     data: bytes
     format: str
     width: int
-    height: int
+    height: int  # of one frame, for an animation
     has_alpha: bool
+    frames: int = 1
 
 
 def render(
@@ -52,10 +62,20 @@ def render(
         faces=faces,
         load_layer=load_layer,
         limits=limits,
-        preview=_preview(source, plan.autorotate, limits),
     )
     try:
-        image, original, steps = _start(plan, source, limits)
+        header, original = open_image(source, limits)
+        count = page_count(header)
+        pages = plan.pages.select(count, limits.max_frames) if plan.pages else tuple(range(count))
+        animation = choice.animated_format(original) if original in ANIMATED and len(pages) > 1 else None
+        if animation is not None:
+            return _animate(plan, source, header, pages[: limits.max_frames], animation, choice, ctx)
+        # A still: the first frame chosen (pg_), or the first of an animation asked in a still format.
+        if pages[0] != 0:
+            # The page's key: a face detection or mask of page 3 is not page 1's.
+            ctx = replace(ctx, source_key=f"{ctx.source_key}|page{pages[0] + 1}")
+        ctx = replace(ctx, preview=_preview(source, plan.autorotate, limits, pages[0]))
+        image, original, steps = _start(plan, source, limits, pages[0])
         image = run_steps(steps, ctx, image)
         check_output(image.width, image.height, limits)  # also when there were no steps
         return _finish(image, plan, choice, original)
@@ -86,33 +106,79 @@ def _as_stored(plan: Plan, source: Source, choice: FormatChoice, limits: Limits)
     return Rendered(data, original, width, height, pixels.has_alpha(header))
 
 
-def _preview(source: Source, autorotate: bool, limits: Limits) -> Callable[[int], pyvips.Image]:
+def _preview(source: Source, autorotate: bool, limits: Limits, page: int) -> Callable[[int], pyvips.Image]:
     def preview(side: int) -> pyvips.Image:
-        header, _ = open_image(source, limits)
+        header, _ = open_image(source, limits, page=page)
         width, height = oriented_size(header, autorotate)
         scale = min(1.0, side / max(width, height))
         size = max(1, round(width * scale)), max(1, round(height * scale))
-        return thumbnail(source, *size, autorotate=autorotate)
+        return thumbnail(source, *size, autorotate=autorotate, page=page)
 
     return preview
 
 
-def _start(plan: Plan, source: Source, limits: Limits) -> tuple[pyvips.Image, str, Sequence[Action]]:
-    image, original = open_image(source, limits)
+def _start(
+    plan: Plan, source: Source, limits: Limits, page: int
+) -> tuple[pyvips.Image, str, Sequence[Action]]:
+    image, original = open_image(source, limits, page=page)
     rotate = plan.autorotate
     first = plan.steps[0].scaler if plan.steps else None
     size = first.scaled_size(*oriented_size(image, rotate)) if first is not None else None
     if size is not None:
         check_output(*size, limits)
-        image, rest = thumbnail(source, *size, autorotate=rotate), plan.steps[1:]
+        image, rest = thumbnail(source, *size, autorotate=rotate, page=page), plan.steps[1:]
         if not all(step.sequential for step in rest):
             # thumbnail reads its source once, top to bottom; a rotation, a flip or a smart crop does not
             # (libvips: "out of order read"). The image is already down to its delivered size.
             image = image.copy_memory()
         return image, original, rest
     if plan.sequential and (upright(image) or not rotate):
-        image, _ = open_image(source, limits, access="sequential")
+        image, _ = open_image(source, limits, access="sequential", page=page)
     return pixels.normalize(image.autorot() if rotate else image), original, plan.steps
+
+
+def _animate(
+    plan: Plan,
+    source: Source,
+    header: pyvips.Image,
+    pages: Sequence[int],
+    fmt: str,
+    choice: FormatChoice,
+    ctx: Ctx,
+) -> Rendered:
+    """Every chosen frame through the steps (transform/frames.py), delivered as an animation in ``fmt``.
+    EXIF orientation is not applied: GIF has none, and libvips turns no animation upright."""
+    frames.still_only(plan.still_only)
+    width, height = header.width, header.height  # of one frame: the header is the first page's
+    frames.check_frames(width, height, len(pages), ctx.limits)
+    first = plan.steps[0].scaler if plan.steps else None
+    size = first.scaled_size(width, height) if first is not None else None
+    if size is not None:
+        check_output(size[0], size[1] * len(pages), ctx.limits)
+    images, delays, loop = frames.load(source, header, pages, ctx.limits, size)
+    steps = plan.steps[1:] if size is not None else plan.steps
+    images = frames.run_frames(steps, replace(ctx, animated=True), images)
+    strip = frames.join(images, delays, loop)
+    check_output(strip.width, strip.height, ctx.limits)
+    if not choice.vary:
+        check_quality(plan.quality, fmt)  # under f_auto, q_ applies where the format chosen takes it
+    frame_height = images[0].height
+    if choice.vary and not fits(fmt, strip.width, frame_height):
+        fmt = "gif"  # what every client takes
+    check_fits(fmt, strip.width, frame_height)
+    strip = _opaque(strip)
+    data = encode(strip, fmt, plan.quality)
+    return Rendered(data, fmt, strip.width, frame_height, pixels.has_alpha(strip), frames=len(images))
+
+
+def _opaque(image: pyvips.Image) -> pyvips.Image:
+    """``image`` without its alpha band when nothing in it is transparent (a smaller file), computed
+    once here: the result is then both inspected and encoded."""
+    if not pixels.has_alpha(image):
+        return image
+    image = image.copy_memory()
+    opaque = image.extract_band(image.bands - 1).min() >= 255
+    return image.extract_band(0, n=image.bands - 1) if opaque else image
 
 
 def _finish(image: pyvips.Image, plan: Plan, choice: FormatChoice, original: str) -> Rendered:
@@ -120,10 +186,7 @@ def _finish(image: pyvips.Image, plan: Plan, choice: FormatChoice, original: str
     check_quality(plan.quality, fmt)  # the original's format kept: known only now
     if not choice.vary and not choice.alpha_fallback:
         check_fits(fmt, image.width, image.height)  # before computing anything, when nothing can change fmt
-    if pixels.has_alpha(image):
-        image = image.copy_memory()  # evaluated once here, then both inspected and encoded
-        if image.extract_band(3).min() >= 255:
-            image = image.extract_band(0, n=3)
+    image = _opaque(image)
     transparent = pixels.has_alpha(image)
     if choice.vary and not fits(fmt, image.width, image.height):
         # f_auto promises the best format the client takes; JPEG and PNG every client takes.

@@ -280,7 +280,8 @@ VARIABLES: tuple[Variable, ...] = (
             "transformations allowed in strict mode, separated by '|'", shown="unset"),
     _server("CUTOUT_MAX_AGE", INTEGER, 3600, "Cache-Control max-age (s) for URLs without a version", low=0),
     _server("CUTOUT_MAX_PIXELS", INTEGER, 50_000_000,
-            "largest original (and result) in pixels; refused from the header", low=1),
+            "largest original (and result) in pixels, an animation's frames together; refused from the "
+            "header", low=1),
     _server("CUTOUT_RENDER_THREADS", INTEGER, os.cpu_count() or 2, "threads for cheap renders",
             shown="cores", low=1, high=256),
     _server("CUTOUT_MODEL_WORKERS", INTEGER, 1, "concurrent background-removal jobs per process",

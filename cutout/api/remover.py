@@ -34,7 +34,7 @@ from grammar import parse_path
 from grammar.errors import NotFound, OriginError, StillGenerating
 from grammar.path import versioned_source
 from transform import compile_plan
-from transform.decode import oriented_size, sniff
+from transform.decode import oriented_size, page_count, sniff
 
 if TYPE_CHECKING:
     from cutout.api.tasks import Tasks
@@ -357,17 +357,24 @@ class Remover:
         if options.bg_source == "bg_image_file" and "bg_image_file" not in fields:
             if not (files or {}).get("bg_image_file"):
                 raise ApiError("invalid_parameter", "bg_image_file is empty", parameter="bg_image_file")
-        width, height = await anyio.to_thread.run_sync(self._size, public_id)
+        width, height, pages = await anyio.to_thread.run_sync(self._shape, public_id)
         options = await self.background(options, fields, files)
-        return Job(
-            public_id, options, transformation(options, width, height), companion(options, width, height)
-        )
+        # An animated original is cut out on its first frame, as the hosted APIs do (the engine refuses a
+        # background removed on every frame of an animation, which a WebP result would otherwise be).
+        first = "pg_1/" if pages > 1 else ""
+        made, mask = transformation(options, width, height), companion(options, width, height)
+        return Job(public_id, options, first + made, first + mask)
 
     async def dimensions(self, public_id: str) -> tuple[int, int]:
         """The original's width and height (400/413 as ``job``): for the adapters' vendor limits."""
         return await anyio.to_thread.run_sync(self._size, public_id)
 
     def _size(self, public_id: str) -> tuple[int, int]:
+        width, height, _ = self._shape(public_id)
+        return width, height
+
+    def _shape(self, public_id: str) -> tuple[int, int, int]:
+        """The original's width and height (as ``dimensions``) and its pages (frames of an animation)."""
         originals = self.service.originals
         path = originals.local(originals.locate(public_id))
         try:
@@ -383,7 +390,7 @@ class Remover:
                 f"The image has {width}x{height} pixels; the limit is "
                 f"{self.service.settings.max_pixels} pixels",
             )
-        return width, height
+        return width, height, page_count(header)
 
     def _prepare(self, public_id: str, transformation: str) -> Prepared:
         known = self._memoised(public_id, transformation)

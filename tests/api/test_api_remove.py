@@ -143,6 +143,23 @@ def test_format_webp(api: TestClient) -> None:
     assert response.headers["content-type"] == "image/webp"
 
 
+def test_an_animated_gif_is_cut_out_on_its_first_frame(api: TestClient) -> None:
+    """As the hosted APIs do; a WebP result, which could hold an animation, too (the engine refuses a
+    background removed on every frame)."""
+    from tests.transform.transform_helpers import animation
+
+    for fmt, kind in (("webp", "image/webp"), ("png", "image/png")):
+        response = api.post(URL, content=animation("gif"), headers={"Content-Type": "image/gif"},
+                            params={"format": fmt})  # fmt: skip
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == kind
+        out = image(response.content)
+        assert (out.width, out.height, out.bands, out.get_typeof("n-pages") and out.get("n-pages")) in (
+            (160, 100, 4, 1),
+            (160, 100, 4, 0),
+        )
+
+
 @pytest.mark.parametrize("encoding", ["base64", "data_uri"])
 def test_json_output(api: TestClient, encoding: str) -> None:
     response = api.post(URL, content=road(), headers=JPEG, params={"output": "json", "encoding": encoding})

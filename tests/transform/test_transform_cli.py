@@ -40,3 +40,11 @@ def test_render_reports_client_errors(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "400 Invalid transformation parameter - w_-3" in capsys.readouterr().err
     assert main(["render", "l_x/fl_layer_apply", str(source), "-o", str(tmp_path / "o.png")]) == 1
     assert "404 Layer x: pass --originals DIR" in capsys.readouterr().err
+
+
+def test_render_an_animation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    files = write_sources(tmp_path)
+    out = tmp_path / "out.webp"
+    assert main(["render", "c_scale,w_80", str(files["anim"]), "-o", str(out)]) == 0, capsys.readouterr().err
+    assert f"{out}: webp 80x50, 4 frames" in capsys.readouterr().out
+    assert pyvips.Image.new_from_file(str(out)).get("n-pages") == 4

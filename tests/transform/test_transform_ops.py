@@ -26,7 +26,7 @@ class Row(NamedTuple):
     op: str
     transformation: str
     source: (
-        str  # photo (320x240 JPEG), cutout (200x160 PNG with alpha), product, oriented (transform_helpers)
+        str  # photo (320x240 JPEG), cutout (200x160 PNG with alpha), product, oriented, anim (GIF)
     )
     size: tuple[int, int]
     bands: int
@@ -58,6 +58,8 @@ ROWS = [
     Row("a_", "a_vflip", "photo", (320, 240), 3, "jpg"),
     Row("a_", "a_ignore", "oriented", (120, 80), 3, "jpg"),
     Row("a_", "a_ignore,c_scale,w_60", "oriented", (60, 40), 3, "jpg"),  # shrink-on-load path
+    # The third frame of the animated GIF (its blue disc), as a still (test_transform_animation: more).
+    Row("pg_", "c_scale,f_png,pg_3,w_120", "anim", (120, 75), 3, "png"),
     Row("a_", "a_ignore.90", "oriented", (80, 120), 3, "jpg"),
     Row("r_", "r_20", "photo", (320, 240), 4, "png"),
     Row("r_", "r_10:20:40:60", "photo", (320, 240), 4, "png"),

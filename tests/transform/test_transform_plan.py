@@ -400,16 +400,16 @@ ERRORS = [
         "fl_progressive:semi",
         InvalidArgument,
         "Invalid transformation parameter - fl_progressive:semi: flags must be layer_apply, no_overflow, "
-        "relative, region_relative, preserve_transparency, progressive, attachment[:<filename>] (joined by "
-        "'.'); progressive:semi is not supported (use fl_progressive: libvips writes one progressive scan "
-        "script)",
+        "relative, region_relative, preserve_transparency, progressive, animated, awebp, "
+        "attachment[:<filename>] (joined by '.'); progressive:semi is not supported (use fl_progressive: "
+        "libvips writes one progressive scan script)",
     ),
     (
         "fl_lossy",
         InvalidArgument,
         "Invalid transformation parameter - fl_lossy: flags must be layer_apply, no_overflow, relative, "
-        "region_relative, preserve_transparency, progressive, attachment[:<filename>] (joined by '.'); "
-        "lossy is not supported",
+        "region_relative, preserve_transparency, progressive, animated, awebp, attachment[:<filename>] "
+        "(joined by '.'); lossy is not supported",
     ),
     (
         "fl_progressive.progressive:none",

@@ -33,18 +33,21 @@ def png_declaring(width: int, height: int) -> bytes:
 
 
 FORMATS = [
-    # (transformation, extension, accept) -> (fmt, vary, alpha_fallback)
+    # (transformation, extension, accept) -> (fmt, vary, alpha_fallback, animation under f_auto)
     ("c_scale,w_10", None, None, FormatChoice(None, False, True)),
     ("c_scale,w_10", "jpeg", None, FormatChoice("jpg")),
     ("c_scale,w_10", "TIF", None, FormatChoice("tiff")),
     ("f_png", "jpg", None, FormatChoice("png")),
-    ("f_auto", "jpg", "image/avif,image/webp,*/*", FormatChoice("avif", True)),
-    ("f_auto", None, "image/avif;q=0,image/webp", FormatChoice("webp", True)),
-    ("f_auto", None, "image/*,*/*;q=0.8", FormatChoice("jpg", True, True)),
-    ("f_auto", None, None, FormatChoice("jpg", True, True)),
+    ("f_auto", "jpg", "image/avif,image/webp,*/*", FormatChoice("avif", True, False, "webp")),
+    ("f_auto", "jpg", "image/avif,*/*", FormatChoice("avif", True, False, "gif")),
+    ("f_auto", None, "image/avif;q=0,image/webp", FormatChoice("webp", True, False, "webp")),
+    ("f_auto", None, "image/*,*/*;q=0.8", FormatChoice("jpg", True, True, "gif")),
+    ("f_auto", None, None, FormatChoice("jpg", True, True, "gif")),
     ("fl_preserve_transparency", "jpg", None, FormatChoice("jpg", False, True)),
     ("f_jpg,fl_preserve_transparency", "png", None, FormatChoice("jpg", False, True)),
-    ("f_auto,fl_preserve_transparency", None, "image/webp", FormatChoice("webp", True)),
+    ("f_auto,fl_preserve_transparency", None, "image/webp", FormatChoice("webp", True, False, "webp")),
+    ("f_webp,fl_awebp", "gif", None, FormatChoice("webp")),
+    ("fl_animated", "gif", None, FormatChoice("gif")),
 ]
 
 
@@ -58,7 +61,7 @@ def test_negotiate_format(text: str, extension: str | None, accept: str | None, 
 
 def test_format_keys_differ() -> None:
     keys = {choice.key for *_, choice in FORMATS}
-    assert len(keys) == len({(c.fmt, c.alpha_fallback) for *_, c in FORMATS})
+    assert len(keys) == len({(c.fmt, c.alpha_fallback, c.animation) for *_, c in FORMATS})
 
 
 def test_unwritable_extension_is_a_400() -> None:

@@ -90,14 +90,54 @@ def oriented() -> pyvips.Image:
     return image
 
 
+#: The colours of animation()'s frames, in order.
+FRAME_COLOURS = ([220, 30, 30], [30, 200, 40], [40, 60, 220], [240, 220, 20], [200, 40, 200], [30, 200, 200])
+
+
+def animation(
+    fmt: str = "gif",
+    frames: int = 4,
+    width: int = 160,
+    height: int = 100,
+    delays: list[int] | None = None,
+    loop: int = 0,
+) -> bytes:
+    """An animated GIF or WebP made here: on a light grey frame, a disc of FRAME_COLOURS[i] that moves
+    right 30 px a frame (back to the left when at the right edge), and a black square at the top left (to
+    see flips and rotations); delays 100, 200, 300 ... ms unless given; ``loop`` 0 plays forever. No two
+    frames in a row are alike (the writers would merge them into one)."""
+    x, y = _xy(width, height)
+    images = []
+    for index in range(frames):
+        centre = 30 + (30 * index) % (width - 40)
+        disc = ((x - centre) ** 2 + (y - height / 2) ** 2) ** 0.5 < height * 0.2
+        square = (x < width * 0.125) & (y < height * 0.2)
+        colour = FRAME_COLOURS[index % len(FRAME_COLOURS)]
+        images.append(square.ifthenelse([0, 0, 0], disc.ifthenelse(colour, [235, 235, 235])))
+    strip = pyvips.Image.arrayjoin(images, across=1).cast("uchar").copy(interpretation="srgb")
+    strip.set_type(pyvips.GValue.gint_type, "page-height", height)
+    strip.set_type(pyvips.GValue.array_int_type, "delay", delays or [100 * (i + 1) for i in range(frames)])
+    strip.set_type(pyvips.GValue.gint_type, "loop", loop)
+    return bytes(strip.gifsave_buffer() if fmt == "gif" else strip.webpsave_buffer(lossless=True))
+
+
+def frames_of(data: bytes) -> list[pyvips.Image]:
+    """Every frame of an encoded image (one for a still), as 8-bit sRGB."""
+    image = pyvips.Image.new_from_buffer(data, "")
+    if image.get_typeof("n-pages") and image.get("n-pages") > 1:
+        image = pyvips.Image.new_from_buffer(data, "", n=-1)
+    height = image.get("page-height") if image.get_typeof("page-height") else image.height
+    return [image.crop(0, top, image.width, height) for top in range(0, image.height, height)]
+
+
 #: A real photograph with one face (the astronaut from scikit-image's data, public domain: see
 #: cutout/samples/LICENSES.md), for the face gravities.
 FACE_PHOTO = Path(__file__).resolve().parents[2] / "cutout/samples/docs/rmv_bgd/woman_orig.jpg"
 
 
 def write_sources(folder: Path) -> dict[str, Path]:
-    """Writes the originals once: photo.jpg, cutout.png, product.jpg, oriented.jpg and the layers
-    logo.png, road.jpg; ``face`` is the real photograph FACE_PHOTO."""
+    """Writes the originals once: photo.jpg, cutout.png, product.jpg, oriented.jpg, the animated
+    anim.gif and the layers logo.png, road.jpg; ``face`` is the real photograph FACE_PHOTO."""
     files = {
         "face": FACE_PHOTO,
         "photo": folder / "photo.jpg",
@@ -106,6 +146,7 @@ def write_sources(folder: Path) -> dict[str, Path]:
         "oriented": folder / "oriented.jpg",
         "logo": folder / "logo.png",
         "road": folder / "road.jpg",
+        "anim": folder / "anim.gif",
     }
     photo().write_to_file(str(files["photo"]), Q=92)
     cutout().write_to_file(str(files["cutout"]))
@@ -113,6 +154,7 @@ def write_sources(folder: Path) -> dict[str, Path]:
     oriented().write_to_file(str(files["oriented"]), Q=92)
     logo().write_to_file(str(files["logo"]))
     road().write_to_file(str(files["road"]))
+    files["anim"].write_bytes(animation())
     return files
 
 

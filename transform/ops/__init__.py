@@ -9,6 +9,7 @@ from transform.ops import (  # noqa: F401  (registration)
     named,
     outline,
     output,
+    pages,
     placeholder,
     resize,
     shadow,

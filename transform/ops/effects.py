@@ -236,7 +236,7 @@ def _background_removal(removal: Removal, prefix: str) -> Action:
         alpha = alpha.gravity("north-west", image.width, image.height, extend="copy")  # rounding: +-1 px
         return pixels.normalize(cut_out(image.copy_memory(), alpha))
 
-    return Action("e_" + removal.render(), run, segmentation=True)
+    return Action("e_" + removal.render(), run, segmentation=True, still_only="e_background_removal")
 
 
 effect(

@@ -39,7 +39,7 @@ def _build(name: str, value: int, prefix: str) -> Action:
             image = _treat(image, face, name, value)
         return image
 
-    return Action(canonical, run, faces=True)
+    return Action(canonical, run, faces=True, still_only=f"e_{name}")
 
 
 def _box(image: pyvips.Image, face: Face) -> tuple[int, int, int, int]:

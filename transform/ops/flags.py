@@ -11,7 +11,11 @@ from transform.ops.registry import ParamSpec, param
 LAYER_FLAGS = ("layer_apply", "no_overflow", "relative", "region_relative")
 #: preserve_transparency: a JPEG choice becomes PNG when the result is transparent.
 #: progressive: progressive JPEG, interlaced PNG (other formats have no such mode); :none is the default.
-OUTPUT_FLAGS = ("preserve_transparency", "progressive", "progressive:none")
+#: animated, awebp: Cloudinary's "deliver every frame" (awebp: as an animated WebP). An animated original
+#: delivered as GIF or WebP keeps its frames here with or without them; they are accepted so that URLs
+#: written for Cloudinary work, and refused with a format that cannot animate (f_jpg,fl_animated).
+ANIMATION_FLAGS = ("animated", "awebp")
+OUTPUT_FLAGS = ("preserve_transparency", "progressive", "progressive:none", *ANIMATION_FLAGS)
 #: attachment[:<filename>]: the same image, sent with ``Content-Disposition: attachment`` (a download)
 #: named <filename>.<delivered format>, or after the public id; only the headers change.
 ATTACHMENT = "attachment"
@@ -65,7 +69,8 @@ def _flags(key: str, value: str) -> tuple[str, ...]:
         if flag.startswith(f"{ATTACHMENT}:"):
             _check_filename(key, value, flag)
         elif flag not in LAYER_FLAGS + OUTPUT_FLAGS + (ATTACHMENT,):
-            known = ", ".join(LAYER_FLAGS + OUTPUT_FLAGS[:2]) + f", {ATTACHMENT}[:<filename>]"
+            names = (*LAYER_FLAGS, *OUTPUT_FLAGS[:2], *ANIMATION_FLAGS, f"{ATTACHMENT}[:<filename>]")
+            known = ", ".join(names)
             raise InvalidArgument(
                 key,
                 value,
@@ -89,6 +94,8 @@ param(
         "a c_crop's w_/h_ fractions of the face it cuts around); "
         "preserve_transparency keeps alpha by delivering PNG instead of JPEG; "
         "progressive makes progressive JPEG or interlaced PNG; "
+        "animated and awebp ask for every frame of an animated original (kept anyway in GIF and WebP; "
+        "a 400 with a format that cannot animate); "
         "attachment[:<filename>] sends the image as a download named <filename> (default: the public id's "
         "last part) with the delivered format's extension",
         "flags",

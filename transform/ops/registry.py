@@ -60,6 +60,9 @@ class Ctx:
     #: The original, upright, scaled down to fit a side with shrink-on-load (cheap): for a detector that
     #: looks at the untouched original (a first step, prefix ""). None inside layers.
     preview: Callable[[int], pyvips.Image] | None = None
+    #: The steps run on each frame of an animation in turn (transform/frames.py): what looks at the
+    #: content to choose where to cut (g_auto) must not choose differently from one frame to the next.
+    animated: bool = False
 
 
 Apply = Callable[[Ctx, pyvips.Image], pyvips.Image]
@@ -85,6 +88,9 @@ class Action:
     segmentation: bool = False
     faces: bool = False  # it detects faces (the detector's id is then part of the derivative's key)
     scaler: Scaler | None = None  # set when the renderer may replace this action by shrink-on-load
+    #: Why the action cannot run on each frame of an animation (it detects faces or removes the
+    #: background: one model run, one cached mask per frame), as the 400 names it; None when it can.
+    still_only: str | None = None
 
 
 # Builders take the parsed params of one component (key -> typed value), the keys already claimed by
@@ -111,8 +117,9 @@ CROP_MODES: dict[str, str] = {}  # mode -> help
 
 # Cloudinary keys this server knows of but does not implement: a clearer 400 than "unknown".
 UNSUPPORTED = {
-    "pg": "pages (pg_)",
     "if": "conditions (if_)",
+    "dl": "frame delays of animations (dl_)",
+    "vs": "frame sampling of animations (vs_)",
     "dn": "density (dn_)",
     "cs": "colour spaces (cs_)",
     "fn": "custom functions",

@@ -498,7 +498,11 @@ def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action |
     keys += ["fl"] if relative else []
     claimed.update(keys)
 
+    centred = _centred(spec)
+
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
+        if ctx.animated and centred is not None:
+            return centred.apply(image, ctx.limits)  # (never inside a layer: a layer's image is a still)
         # The detector reads a shrink-on-load preview of the original (a first step) or this image (after
         # other steps); a cached detection reads no pixels at all. So no copy_memory to share them.
         found = focus.find(spec.gravity, ctx, image, prefix) if spec.content and spec.gravity else None
@@ -519,4 +523,15 @@ def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action |
         scaler=None if relative else spec,
         segmentation=focus.needs_mask(spec.gravity),
         faces=focus.needs_faces(spec.gravity),
+        still_only=f"g_{spec.gravity}" if spec.content and centred is None else None,
     )
+
+
+def _centred(spec: Resize) -> Resize | None:
+    """What g_auto (and its g_auto:subject, g_auto:face... focal forms) is on an animated image: the
+    centre, as Cloudinary documents, so that no two frames are cut at different places. c_auto is then
+    the centred fill its g_auto falls back to, and so is c_fill_pad (which pads only where g_auto would
+    cut the content: with the centre there is no such content). None for other gravities."""
+    if spec.gravity is None or not (spec.gravity == "auto" or spec.gravity.startswith("auto:")):
+        return None
+    return replace(spec, gravity="center", mode="fill" if spec.mode in ("auto", "fill_pad") else spec.mode)

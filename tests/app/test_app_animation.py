@@ -1,0 +1,116 @@
+"""Animated originals over HTTP: frames kept in GIF and WebP (f_auto by Accept, cached per choice),
+pg_ frames, and the 400s and 413 an animation can get (tests/transform/test_transform_animation.py has
+the rendering itself)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pyvips
+
+from tests.app.helpers import SAMPLES, ClientFactory, wait_for_200
+from tests.transform.transform_helpers import animation
+
+
+@pytest.fixture
+def originals(tmp_path: Path) -> Path:
+    folder = tmp_path / "originals"
+    (folder / "docs").mkdir(parents=True)
+    (folder / "docs" / "anim.gif").write_bytes(animation("gif"))
+    (folder / "docs" / "spin.webp").write_bytes(animation("webp", frames=3))
+    (folder / "docs" / "road.jpg").write_bytes((SAMPLES / "docs" / "road.jpg").read_bytes())
+    return folder
+
+
+def frames(content: bytes) -> tuple[int, int, int, list[int]]:
+    """(width, frame height, frames, delays) of an answer."""
+    image = pyvips.Image.new_from_buffer(content, "")
+    pages = image.get("n-pages") if image.get_typeof("n-pages") else 1
+    delays = list(image.get("delay")) if image.get_typeof("delay") else []
+    return image.width, image.height, pages, delays
+
+
+def test_a_scaled_gif_and_webp_stay_animated(make_client: ClientFactory, originals: Path) -> None:
+    client = make_client(originals=originals)
+    gif = client.get("/image/upload/c_scale,w_80/docs/anim.gif")
+    assert gif.status_code == 200, gif.headers.get("x-cld-error")
+    assert gif.headers["content-type"] == "image/gif"
+    assert frames(gif.content) == (80, 50, 4, [100, 200, 300, 400])
+    webp = client.get("/image/upload/c_fill,h_40,w_40/docs/spin.webp")
+    assert webp.headers["content-type"] == "image/webp"
+    assert frames(webp.content) == (40, 40, 3, [100, 200, 300])
+    converted = client.get("/image/upload/c_scale,w_80/f_webp,fl_awebp/docs/anim.gif")
+    assert converted.headers["content-type"] == "image/webp"
+    assert frames(converted.content) == (80, 50, 4, [100, 200, 300, 400])
+    still = client.get("/image/upload/c_scale,w_80/docs/anim.jpg")
+    assert still.headers["content-type"] == "image/jpeg" and frames(still.content)[2] == 1
+
+
+def test_f_auto_answers_webp_or_gif_by_accept_and_caches_each(
+    make_client: ClientFactory, originals: Path
+) -> None:
+    client = make_client(originals=originals)
+    url = "/image/upload/c_scale,w_80/f_auto/docs/anim.gif"
+    for _ in range(2):  # the second time from the cache: each Accept its own entry
+        modern = client.get(url, headers={"Accept": "image/avif,image/webp,*/*"})
+        assert (modern.headers["content-type"], modern.headers["vary"]) == ("image/webp", "Accept")
+        assert frames(modern.content)[2] == 4
+        old = client.get(url, headers={"Accept": "image/avif,*/*"})
+        assert old.headers["content-type"] == "image/gif" and frames(old.content)[2] == 4
+    # A still under f_auto is negotiated as it always was.
+    road = client.get("/image/upload/c_scale,w_80/f_auto/docs/road.jpg", headers={"Accept": "image/avif,*/*"})
+    assert road.headers["content-type"] == "image/avif"
+
+
+def test_pg_picks_frames(make_client: ClientFactory, originals: Path) -> None:
+    client = make_client(originals=originals)
+    one = client.get("/image/upload/pg_2/docs/anim.gif")
+    assert one.status_code == 200 and frames(one.content)[:3] == (160, 100, 1)
+    two = client.get("/image/upload/c_scale,w_80/pg_2-3/docs/anim.gif")
+    assert frames(two.content) == (80, 50, 2, [200, 300])
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "message"),
+    [
+        ("/image/upload/pg_9/docs/anim.gif", 400,
+         "Invalid transformation parameter - pg_9: page 9 does not exist: the image has 4 frames"),
+        ("/image/upload/pg_2/docs/road.jpg", 400,
+         "Invalid transformation parameter - pg_2: page 2 does not exist: the image has 1 frame "),
+        ("/image/upload/pg_0/docs/anim.gif", 400,
+         "Invalid transformation parameter - pg_0: pages count from 1"),
+        ("/image/upload/c_thumb,g_face,h_50,w_50/docs/anim.gif", 400,
+         "Invalid transformation: g_face is not supported on an animated image"),
+        ("/image/upload/fl_animated/docs/anim.jpg", 400,
+         "Invalid transformation: fl_animated and fl_awebp ask for an animation"),
+    ],
+)  # fmt: skip
+def test_what_an_animation_cannot_get(
+    make_client: ClientFactory, originals: Path, url: str, status: int, message: str
+) -> None:
+    response = make_client(originals=originals).get(url)
+    assert response.status_code == status
+    assert response.headers["x-cld-error"].startswith(message)
+
+
+def test_background_removal_of_every_frame_is_a_400(make_client: ClientFactory, originals: Path) -> None:
+    """Found when the original is opened: after the 423 of a background-removal URL, the 400."""
+    client = make_client(originals=originals)
+    answer = wait_for_200(client, "/image/upload/e_background_removal/docs/anim.gif")
+    assert answer.status_code == 400
+    assert answer.headers["x-cld-error"].startswith(
+        "Invalid transformation: e_background_removal is not supported on an animated image"
+    )
+    first = wait_for_200(client, "/image/upload/e_background_removal/pg_1/docs/anim.png")
+    assert first.status_code == 200 and first.headers["content-type"] == "image/png"
+
+
+def test_an_animation_bomb_is_a_413(make_client: ClientFactory, originals: Path) -> None:
+    """Four frames of 160x100 are 64000 pixels together: over a 50000-pixel limit that each frame is
+    within, refused before decoding."""
+    client = make_client(originals=originals, max_pixels=50_000)
+    answer = client.get("/image/upload/c_scale,w_80/docs/anim.gif")
+    assert answer.status_code == 413
+    assert answer.headers["x-cld-error"].startswith("Animation is too large: 4 frames of 160x100 pixels")
+    assert client.get("/image/upload/c_scale,w_80/pg_1-3/docs/anim.gif").status_code == 200

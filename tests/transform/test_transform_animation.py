@@ -1,0 +1,313 @@
+"""Animated GIF and WebP originals: transformed frame by frame, delivered with every frame, delay and
+loop when the format animates (GIF, WebP, f_auto), as their first frame otherwise; pg_ chooses frames.
+
+The originals are made here (transform_helpers.animation): 160x100 frames of a light grey ground with
+a black square at the top left and a disc, of another colour on each frame, moving right 30 px a frame.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pyvips
+from transform_helpers import FRAME_COLOURS, CornerSegmenter, animation, frames_of, run
+
+from cache import PIPELINE_VERSION
+from grammar import parse_transformation
+from grammar.errors import BadRequest, InvalidArgument, TooLarge
+from transform import Limits, compile_plan, negotiate_format
+
+GREY = [235, 235, 235]
+BLACK = [0, 0, 0]
+
+
+def colour_at(frame: pyvips.Image, x: int, y: int) -> list[float]:
+    return list(frame.extract_band(0, n=3).getpoint(x, y))
+
+
+def near(actual: list[float], expected: list[int], tolerance: float = 24) -> bool:
+    """GIF's palette and WebP's lossy coding move colours a little."""
+    return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True))
+
+
+def disc_colours(frames: list[pyvips.Image], centres: list[tuple[int, int]]) -> list[list[float]]:
+    return [colour_at(frame, *centre) for frame, centre in zip(frames, centres, strict=True)]
+
+
+def delays_and_loop(data: bytes) -> tuple[list[int], int]:
+    image = pyvips.Image.new_from_buffer(data, "", n=-1)
+    return list(image.get("delay")), int(image.get("loop"))
+
+
+@pytest.mark.parametrize("fmt", ["gif", "webp"])
+def test_a_scaled_animation_keeps_every_frame_delay_and_loop(fmt: str, files: dict[str, Path]) -> None:
+    """c_scale on an animated original: each frame scaled (with shrink-on-load), none dropped."""
+    source = animation(fmt, loop=3)
+    rendered = run("c_scale,w_80", source, files, extension=fmt)
+    assert (rendered.format, rendered.width, rendered.height, rendered.frames) == (fmt, 80, 50, 4)
+    frames = frames_of(rendered.data)
+    assert len(frames) == 4 and all((f.width, f.height) == (80, 50) for f in frames)
+    centres = [(15 + 15 * i, 25) for i in range(4)]
+    assert all(near(c, list(e)) for c, e in zip(disc_colours(frames, centres), FRAME_COLOURS, strict=False))
+    assert all(near(colour_at(f, 2, 2), BLACK) for f in frames)
+    assert delays_and_loop(rendered.data) == ([100, 200, 300, 400], 3)
+
+
+def test_a_gif_delivered_as_webp_is_an_animated_webp(files: dict[str, Path]) -> None:
+    for transformation in ("c_scale,w_80/f_webp", "c_scale,w_80", "c_scale,w_80/f_webp,fl_awebp"):
+        rendered = run(transformation, animation("gif"), files, extension="webp")
+        assert (rendered.format, rendered.frames) == ("webp", 4), transformation
+        assert delays_and_loop(rendered.data) == ([100, 200, 300, 400], 0)
+        assert len(frames_of(rendered.data)) == 4
+
+
+@pytest.mark.parametrize(
+    ("accept", "fmt", "still"),
+    [
+        ("image/avif,image/webp,*/*", "webp", "avif"),  # AVIF is not written animated: WebP, which is
+        ("image/webp", "webp", "webp"),
+        ("image/avif,*/*", "gif", "avif"),  # no WebP: GIF, which every client takes
+        (None, "gif", "jpg"),
+    ],
+)
+def test_f_auto_keeps_an_animation_moving(
+    accept: str | None, fmt: str, still: str, files: dict[str, Path]
+) -> None:
+    rendered = run("c_scale,w_80/f_auto", animation("gif"), files, accept=accept)
+    assert (rendered.format, rendered.frames) == (fmt, 4)
+    assert len(frames_of(rendered.data)) == 4
+    assert run("c_scale,w_80/f_auto", files["photo"], files, accept=accept).format == still  # as before
+
+
+def test_f_auto_with_a_quality_is_no_400_when_the_animation_is_a_gif(files: dict[str, Path]) -> None:
+    """q_ sets the quality of the formats that take one; f_auto chose GIF for this client."""
+    rendered = run("c_scale,w_80/f_auto/q_80", animation("gif"), files, accept="image/avif")
+    assert (rendered.format, rendered.frames) == ("gif", 4)
+    with pytest.raises(InvalidArgument, match="quality has no effect on GIF"):
+        run("c_scale,w_80/q_80", animation("gif"), files, extension="gif")
+
+
+@pytest.mark.parametrize("fmt", ["jpg", "png", "avif"])
+def test_a_still_format_gets_the_first_frame(fmt: str, files: dict[str, Path]) -> None:
+    """As Cloudinary delivers an animated GIF asked as JPEG: its first frame."""
+    rendered = run("c_scale,w_80", animation("gif"), files, extension=fmt)
+    [frame] = frames_of(rendered.data)
+    assert (rendered.format, rendered.frames, frame.width, frame.height) == (fmt, 1, 80, 50)
+    assert near(colour_at(frame, 15, 25), FRAME_COLOURS[0], 40)
+
+
+def test_pg_delivers_one_frame_as_a_still(files: dict[str, Path]) -> None:
+    for transformation, extension, index in (("pg_2", "gif", 1), ("c_scale,w_80,pg_3", "png", 2),
+                                             ("pg_4/c_scale,w_80", "webp", 3)):  # fmt: skip
+        rendered = run(transformation, animation("gif"), files, extension=extension)
+        [frame] = frames_of(rendered.data)
+        scale = frame.width / 160
+        centre = (round((30 + 30 * index) * scale), round(50 * scale))
+        assert near(colour_at(frame, *centre), FRAME_COLOURS[index]), transformation
+        assert rendered.frames == 1
+
+
+def test_pg_lists_and_ranges_keep_those_frames_in_that_order(files: dict[str, Path]) -> None:
+    rendered = run("pg_2-3", animation("gif"), files, extension="gif")
+    colours = disc_colours(frames_of(rendered.data), [(60, 50), (90, 50)])
+    assert rendered.frames == 2
+    assert near(colours[0], FRAME_COLOURS[1]) and near(colours[1], FRAME_COLOURS[2])
+    assert delays_and_loop(rendered.data)[0] == [200, 300]
+    rendered = run("pg_4;1", animation("gif"), files, extension="webp")
+    frames = frames_of(rendered.data)
+    colours = disc_colours(frames, [(120, 50), (30, 50)])
+    assert near(colours[0], FRAME_COLOURS[3]) and near(colours[1], FRAME_COLOURS[0])
+    assert delays_and_loop(rendered.data)[0] == [400, 100]
+
+
+@pytest.mark.parametrize(
+    ("transformation", "message"),
+    [
+        ("pg_5", "pg_5: page 5 does not exist: the image has 4 frames (pages count from 1)"),
+        ("pg_2-9", "pg_2-9: page 9 does not exist: the image has 4 frames"),
+    ],
+)
+def test_pages_past_the_last_frame_are_a_400(
+    transformation: str, message: str, files: dict[str, Path]
+) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        run(transformation, animation("gif"), files, extension="gif")
+    assert caught.value.status == 400
+    assert caught.value.public.startswith(f"Invalid transformation parameter - {message}")
+
+
+def test_a_still_has_one_page(files: dict[str, Path]) -> None:
+    assert run("pg_1,c_scale,w_50", files["photo"], files).width == 50
+    with pytest.raises(InvalidArgument, match="page 2 does not exist: the image has 1 frame "):
+        run("pg_2", files["photo"], files)
+
+
+@pytest.mark.parametrize(
+    ("transformation", "message"),
+    [
+        ("pg_0", "pg_0: pages count from 1 (pg_1 is the first frame)"),
+        ("pg_3-2", "pg_3-2: the range 3-2 goes backwards; write it first-last"),
+        ("pg_-1", "pg_-1: pages must be frame numbers from 1, ranges <first>-<last> or both joined by ';'"),
+        ("pg_all", "pg_all: pages must be frame numbers from 1"),
+        ("pg_name:skin", "pg_name:skin: pages must be frame numbers from 1, ranges <first>-<last> or both "
+         "joined by ';' (pg_2, pg_2-4, pg_1;3); a name (PSD layers) is not supported"),
+        ("pg_1/pg_2", "Invalid transformation: pg_ is given twice, with different pages"),
+        ("l_logo,pg_2/fl_layer_apply", "Invalid transformation: pg_ applies to the delivered image, not "
+         "inside a layer"),
+    ],
+)
+def test_bad_pages_are_400s_before_rendering(transformation: str, message: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        compile_plan(parse_transformation(transformation))
+    assert caught.value.status == 400
+    assert message in caught.value.public
+
+
+def test_pages_are_canonical_and_part_of_the_derivative() -> None:
+    plan = compile_plan(parse_transformation("w_80,pg_02-3;4,c_scale"))
+    assert plan.canonical == plan.derivative == "c_scale,pg_2-3;4,w_80"
+    assert compile_plan(parse_transformation("pg_1/pg_1")).derivative == "pg_1/pg_1"
+    # fl_animated and fl_awebp change no byte: the derivative (and the cache entry) is shared.
+    flagged = compile_plan(parse_transformation("c_scale,w_80/f_webp,fl_awebp"))
+    assert flagged.derivative == "c_scale,w_80/f_webp"
+
+
+def test_cache_keys_tell_apart_what_differs() -> None:
+    """f_auto's key holds what an animation would become for this client (WebP or GIF); the pipeline
+    version changed with animations, so stills cached as an animation's first frame are not served."""
+    plan = compile_plan(parse_transformation("c_scale,w_80/f_auto"))
+    webp = negotiate_format(plan, extension=None, accept="image/avif,image/webp")
+    gif = negotiate_format(plan, extension=None, accept="image/avif")
+    assert webp.fmt == gif.fmt == "avif" and webp.key != gif.key
+    assert PIPELINE_VERSION == "6"
+
+
+@pytest.mark.parametrize("extension", ["jpg", "png", "avif", "tiff"])
+def test_fl_animated_with_a_still_format_is_a_400(extension: str) -> None:
+    plan = compile_plan(parse_transformation("fl_animated"))
+    with pytest.raises(BadRequest, match="cannot hold one here: deliver it as GIF or WebP"):
+        negotiate_format(plan, extension=extension, accept=None)
+    assert negotiate_format(plan, extension=None, accept=None).fmt is None  # the original's own format
+
+
+def frame_sizes_and_corner(rendered_data: bytes) -> tuple[set[tuple[int, int]], list[list[float]]]:
+    frames = frames_of(rendered_data)
+    return {(f.width, f.height) for f in frames}, [colour_at(f, f.width - 3, 2) for f in frames]
+
+
+@pytest.mark.parametrize(
+    ("transformation", "size", "check"),
+    [
+        # Rotated a quarter turn clockwise: the square comes to the top right of every frame.
+        ("a_90", (100, 160), lambda f: near(colour_at(f, f.width - 3, 2), BLACK)),
+        ("a_hflip", (160, 100), lambda f: near(colour_at(f, f.width - 3, 2), BLACK)),
+        # Cut at the bottom right of each frame: the square is gone from all of them.
+        ("c_crop,g_south_east,h_50,w_70", (70, 50), lambda f: near(colour_at(f, 2, f.height - 3), GREY)),
+        ("b_blue,c_pad,h_120,w_160", (160, 120), lambda f: near(colour_at(f, 80, 3), [0, 0, 255])),
+        ("c_fill,g_north_west,h_40,w_40", (40, 40), lambda f: near(colour_at(f, 2, 2), BLACK)),
+        ("e_grayscale", (160, 100), lambda f: len({round(v) for v in colour_at(f, 60, 50)}) == 1),
+        ("r_max", (160, 100), lambda f: f.bands == 4 and f.getpoint(0, 0)[3] == 0),
+        # A layer on every frame, placed at the gravity.
+        ("l_logo/fl_layer_apply,g_south_east", (160, 100),
+         lambda f: near(colour_at(f, 150, 80), [245, 197, 24])),  # fmt: skip
+    ],
+)
+def test_operations_apply_to_every_frame(
+    transformation: str, size: tuple[int, int], check: object, files: dict[str, Path]
+) -> None:
+    rendered = run(transformation, animation("gif"), files, extension="gif")
+    frames = frames_of(rendered.data)
+    assert rendered.frames == 4 and len(frames) >= 3  # (the GIF writer merges frames it finds equal)
+    assert {(f.width, f.height) for f in frames} == {size}
+    assert all(check(f) for f in frames), transformation  # type: ignore[operator]
+
+
+def test_g_auto_is_the_centre_on_an_animation(files: dict[str, Path]) -> None:
+    """Cloudinary: g_auto on an animated image is the centre, so no two frames are cut differently;
+    c_auto (g_auto by default) is the centred fill."""
+    centred = run("c_fill,g_center,h_80,w_60", animation("gif"), files, extension="gif").data
+    for transformation in ("c_fill,g_auto,h_80,w_60", "c_fill,g_auto:subject,h_80,w_60", "c_auto,h_80,w_60"):
+        assert run(transformation, animation("gif"), files, extension="gif").data == centred, transformation
+
+
+@pytest.mark.parametrize(
+    ("transformation", "named"),
+    [
+        ("e_background_removal", "e_background_removal"),
+        ("c_thumb,g_face,h_50,w_50", "g_face"),
+        ("e_pixelate_faces", "e_pixelate_faces"),
+        ("l_logo/fl_layer_apply,g_faces", "a layer placed with g_faces"),
+    ],
+)
+def test_models_on_every_frame_are_a_400(transformation: str, named: str, files: dict[str, Path]) -> None:
+    """Face detection and background removal would run once per frame: refused, naming the step and
+    the way to one frame; the same URL on one frame (pg_) or as a still format is rendered."""
+    with pytest.raises(BadRequest) as caught:
+        run(transformation, animation("gif"), files, segmenter=CornerSegmenter(), extension="gif")
+    assert caught.value.public == (
+        f"Invalid transformation: {named} is not supported on an animated image (it would run on every "
+        "frame); deliver one frame with pg_ (pg_1 is the first) or a format that does not animate "
+        "(f_jpg, f_png)"
+    )
+    if "face" not in transformation:  # (the face model is not needed to check the 400)
+        for still in (f"pg_1/{transformation}", f"{transformation}/f_png"):
+            rendered = run(still, animation("gif"), files, segmenter=CornerSegmenter(), extension="gif")
+            assert rendered.frames == 1
+
+
+def test_frames_cut_to_different_sizes_are_a_400(files: dict[str, Path]) -> None:
+    """e_trim cuts each frame to its own content: the moving disc gives every frame another size."""
+    with pytest.raises(BadRequest) as caught:
+        run("e_trim:10:rgb:ebebeb", animation("gif"), files, extension="gif")
+    assert caught.value.public.startswith(
+        "Invalid transformation: e_trim:10:rgb:ebebeb makes frames of different sizes ("
+    )
+    assert run("e_trim:10:rgb:ebebeb/pg_2", animation("gif"), files, extension="gif").frames == 1
+
+
+def test_all_frames_count_against_the_pixel_limit(files: dict[str, Path]) -> None:
+    """Each frame is 16000 pixels: four of them are over a 50000-pixel limit, an animation bomb refused
+    before it is decoded; one frame of it, or two, are within."""
+    limits = Limits(max_pixels=50_000)
+    with pytest.raises(TooLarge) as caught:
+        run("c_scale,w_80", animation("gif"), files, extension="gif", limits=limits)
+    assert caught.value.public == (
+        "Animation is too large: 4 frames of 160x100 pixels (0.064 megapixels together); the limit is "
+        "0.050 megapixels: deliver fewer frames (pg_) or one"
+    )
+    three = run("pg_1-3", animation("gif"), files, extension="gif", limits=Limits(max_pixels=48_000))
+    assert three.frames == 3
+    assert run("c_scale,w_80", animation("gif"), files, extension="jpg", limits=limits).frames == 1
+
+
+def test_at_most_max_frames_are_delivered(files: dict[str, Path]) -> None:
+    """Cloudinary truncates what it transforms on the fly to its first 100 frames."""
+    rendered = run("c_scale,w_80", animation("gif", frames=6), files, extension="gif",
+                   limits=Limits(max_frames=3))  # fmt: skip
+    assert rendered.frames == 3 and delays_and_loop(rendered.data)[0] == [100, 200, 300]
+
+
+def test_an_animation_as_stored_is_its_own_bytes(files: dict[str, Path]) -> None:
+    source = animation("webp")
+    assert run("", source, files, extension="webp").data == source
+
+
+def test_the_webp_side_limit_is_of_one_frame(files: dict[str, Path]) -> None:
+    """100 frames 200 pixels high stack to 20000 pixels: more than WebP holds in one image (16383 a
+    side), but each frame it holds."""
+    source = animation("gif", frames=100, height=200, delays=[50] * 100)
+    rendered = run("a_hflip", source, files, extension="webp")
+    assert (rendered.format, rendered.frames, rendered.height) == ("webp", 100, 200)
+
+
+def test_pg_chooses_a_page_of_a_multi_page_tiff(files: dict[str, Path]) -> None:
+    """TIFF does not animate here: a page of it is delivered, as a still."""
+    red, blue = ((pyvips.Image.black(40, 30) + rgb).cast("uchar") for rgb in ([255, 0, 0], [0, 0, 255]))
+    strip = pyvips.Image.arrayjoin([red, blue], across=1).copy(interpretation="srgb")
+    strip.set_type(pyvips.GValue.gint_type, "page-height", 30)
+    source = bytes(strip.tiffsave_buffer())
+    for transformation, colour in (("c_scale,w_20", [255, 0, 0]), ("pg_2/c_scale,w_20", [0, 0, 255]),
+                                   ("pg_2;1", [0, 0, 255])):  # fmt: skip
+        [frame] = frames_of(run(transformation, source, files, extension="png").data)
+        assert near(colour_at(frame, 5, 5), colour, 0), transformation

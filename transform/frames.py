@@ -1,0 +1,135 @@
+"""Animations: an animated GIF or WebP original transformed frame by frame.
+
+libvips opens the frames of an animation as one tall strip, each frame ``page-height`` high, with the
+animation's ``delay`` (ms per frame) and ``loop`` (0: forever) as metadata; its GIF and WebP writers
+write such a strip back as an animation. Scaling a strip scales every frame (``thumbnail`` with
+shrink-on-load, the fast path), but a crop, a rotation or a layer placed at a gravity would treat the
+strip as one image. So the frames are cut apart, every step runs on each of them as on a still image,
+and the results are stacked into a strip again with the delays and the loop of the frames kept.
+
+What chooses where to cut by looking at the content must choose the same place on every frame: g_auto
+is the centre (Cloudinary: "animated images: center"); what detects faces or removes the background
+(one model run, one cached mask per frame) is a 400 naming it, which suggests one frame (``pg_``).
+
+Limits: the frames delivered count together against the pixel limits (a small GIF of thousands of
+frames is as large as a photograph of their total), and at most ``Limits.max_frames`` are delivered,
+the first ones, as Cloudinary truncates what it transforms on the fly to 100 frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyvips
+
+from grammar.errors import BadRequest, TooLarge
+from transform import pixels
+from transform.decode import Source, open_image, thumbnail
+from transform.limits import Limits, check_output, megapixels
+from transform.ops import Action, Ctx
+from transform.plan import MATERIALISE_EVERY
+
+#: What libvips' loaders put on a strip; a frame cut from one must not carry them into the steps
+#: (``thumbnail_image`` of an image with a page-height would scale it as pages).
+_STRIP_FIELDS = ("page-height", "n-pages", "delay", "gif-delay", "loop", "gif-loop")
+
+
+def check_frames(width: int, height: int, count: int, limits: Limits) -> None:
+    """Refuse an animation whose frames, together, are larger than the originals' limit (before any is
+    decoded: a GIF of 5000 frames of 100x100 pixels decodes to 50 megapixels)."""
+    total = width * height * count
+    if total > limits.max_pixels:
+        raise TooLarge(
+            f"Animation is too large: {count} frames of {width}x{height} pixels ({megapixels(total)} "
+            f"megapixels together); the limit is {megapixels(limits.max_pixels)} megapixels: deliver fewer "
+            "frames (pg_) or one"
+        )
+
+
+def still_only(plan_reason: str | None) -> None:
+    """A 400 for steps that cannot run on each frame (see ``Action.still_only``)."""
+    if plan_reason is not None:
+        raise BadRequest(
+            f"Invalid transformation: {plan_reason} is not supported on an animated image (it would run "
+            "on every frame); deliver one frame with pg_ (pg_1 is the first) or a format that does not "
+            "animate (f_jpg, f_png)"
+        )
+
+
+def load(
+    source: Source, header: pyvips.Image, pages: Sequence[int], limits: Limits, size: tuple[int, int] | None
+) -> tuple[list[pyvips.Image], list[int], int]:
+    """The chosen frames (0-based page numbers, in that order) of ``source`` (whose first page's header
+    is ``header``) as separate 8-bit sRGB images, scaled to ``size`` with shrink-on-load when given;
+    their delays (ms) and the loop count."""
+    delays = _delays(header)
+    loop = int(header.get("loop")) if header.get_typeof("loop") != 0 else 0
+    frames: list[pyvips.Image] = []
+    for first, count in _runs(pages):
+        # Consecutive frames are decoded together: a GIF frame is drawn over the ones before it, so
+        # decoding frames one by one would decode the start of the animation again for each.
+        if size is not None:
+            strip = thumbnail(source, *size, autorotate=False, page=first, pages=count)
+        else:
+            strip = pixels.normalize(open_image(source, limits, page=first, pages=count)[0])
+        # In memory once: each frame is read by its own steps, in whatever order they read it.
+        strip = strip.copy_memory()
+        height = strip.height // count
+        for index in range(count):
+            frame = strip.crop(0, index * height, strip.width, height).copy()
+            for name in _STRIP_FIELDS:
+                if frame.get_typeof(name) != 0:
+                    frame.remove(name)
+            frames.append(frame)
+    return frames, [delays[page] if page < len(delays) else 100 for page in pages], loop
+
+
+def run_frames(steps: Sequence[Action], ctx: Ctx, frames: list[pyvips.Image]) -> list[pyvips.Image]:
+    """Every step on every frame, step by step, so that a step that makes frames of different sizes (e_trim
+    cuts each to its own content) is named in the 400."""
+    for done, step in enumerate(steps, 1):
+        frames = [step.run(ctx, frame) for frame in frames]
+        sizes = {(frame.width, frame.height) for frame in frames}
+        if len(sizes) > 1:
+            raise BadRequest(
+                f"Invalid transformation: {step.canonical} makes frames of different sizes "
+                f"({', '.join(f'{w}x{h}' for w, h in sorted(sizes))}) of this animated image, which an "
+                "animation cannot hold; deliver one frame with pg_ (pg_1 is the first)"
+            )
+        width, height = sizes.pop()
+        check_output(width, height * len(frames), ctx.limits)
+        if done < len(steps) and (step.wide or done % MATERIALISE_EVERY == 0):
+            frames = [frame.copy_memory() for frame in frames]  # as plan.run_steps, for each frame
+    return frames
+
+
+def join(frames: list[pyvips.Image], delays: list[int], loop: int) -> pyvips.Image:
+    """The frames as one strip that libvips' GIF and WebP writers write as an animation."""
+    if len({frame.bands for frame in frames}) > 1:
+        # A step that looks at the content to choose its bands made some frames transparent and not
+        # others: all of them get sRGB with alpha, as arrayjoin wants one band count.
+        frames = [pixels.with_alpha(pixels.normalize(frame)) for frame in frames]
+    strip = pyvips.Image.arrayjoin(frames, across=1).copy()
+    strip.set_type(pyvips.GValue.gint_type, "page-height", frames[0].height)
+    strip.set_type(pyvips.GValue.array_int_type, "delay", delays)
+    strip.set_type(pyvips.GValue.gint_type, "loop", loop)
+    return strip
+
+
+def _delays(header: pyvips.Image) -> list[int]:
+    """The animation's delays in ms, one per page of the file (libvips gives them all, whichever pages
+    were opened); an empty list when the file has none (100 ms is then used, libvips' own default)."""
+    if header.get_typeof("delay") == 0:
+        return []
+    return [int(delay) for delay in header.get("delay")]
+
+
+def _runs(pages: Sequence[int]) -> list[tuple[int, int]]:
+    """[0, 1, 2, 5, 3] -> [(0, 3), (5, 1), (3, 1)]: (first page, count) of consecutive pages."""
+    runs: list[tuple[int, int]] = []
+    for page in pages:
+        if runs and runs[-1][0] + runs[-1][1] == page:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((page, 1))
+    return runs
