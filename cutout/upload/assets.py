@@ -160,8 +160,10 @@ class Assets:
         try:
             header = pyvips.Image.new_from_file(str(path))
             width, height = int(header.width), int(header.height)
+            pages = int(header.get("n-pages")) if header.get_typeof("n-pages") != 0 else 1
         except pyvips.Error:  # described all the same; delivering it answers why it cannot be read
             width = height = 0
+            pages = 1
         fmt = path.suffix.lower().lstrip(".")
         return {
             "public_id": public_id,
@@ -172,6 +174,7 @@ class Assets:
             "bytes": st.st_size,
             "width": width,
             "height": height,
+            "pages": max(1, pages),
             "etag": _md5_of(str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino),
             "fingerprint": self.originals.version(found),
             "created_at": iso(modified),
@@ -211,12 +214,13 @@ class Assets:
     def mark_finished(self, public_id: str) -> None:
         self.originals.delete_record(f"jobs/{public_id}")
 
-    def content_fields(self, data: bytes, fmt: str, width: int, height: int) -> Record:
+    def content_fields(self, data: bytes, fmt: str, width: int, height: int, pages: int = 1) -> Record:
         """The fields of a record that describe one version's bytes; ``fingerprint`` is the version the
-        originals store gives them once written (a folder: sha256; object storage: the ETag)."""
+        originals store gives them once written (a folder: sha256; object storage: the ETag). ``pages``:
+        an animation's frames (Cloudinary's ``pages``, shown when more than one)."""
         etag = hashlib.md5(data).hexdigest()  # Cloudinary's etag: the file's MD5
         return {
-            "format": fmt, "bytes": len(data), "width": width, "height": height,
+            "format": fmt, "bytes": len(data), "width": width, "height": height, "pages": pages,
             "etag": etag, "fingerprint": self.originals.fingerprint(data, md5=etag),
             "version_id": uuid.uuid4().hex,
         }  # fmt: skip
@@ -314,6 +318,8 @@ def view(record: Record, base: Base, secret: str) -> Record:
         "display_name": record.get("display_name") or public_id.rpartition("/")[2],
         "access_mode": "public",
     }
+    if record.get("pages", 1) > 1:
+        shown["pages"] = record["pages"]
     if record.get("original_filename"):
         shown["original_filename"] = record["original_filename"]
     if record["context"]:

@@ -236,7 +236,7 @@ class Jobs:
         except UploadError:
             return
         log.warning("%s: the record did not match the original (a crash mid-write); reconciled", public_id)
-        record.update(self.assets.content_fields(data, shape.format, shape.width, shape.height))
+        record.update(self.assets.content_fields(data, shape.format, shape.width, shape.height, shape.pages))
         record.update({"version": new_version(record["version"]), "job": None, "info": {}, "deleted": False})
         self.assets.save(record)
 

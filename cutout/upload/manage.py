@@ -73,7 +73,9 @@ class Manage:
             data = self.service.originals.read(source)
             if self.assets.record(source) is None:  # a file put in by hand: its record gets the MD5 etag
                 record.update(
-                    self.assets.content_fields(data, record["format"], record["width"], record["height"])
+                    self.assets.content_fields(
+                        data, record["format"], record["width"], record["height"], record.get("pages", 1)
+                    )
                 )
             kept = self.assets.record(target)  # a replaced or deleted target's backups stay restorable
             backups = [b for b in (kept or {}).get("backups", [])

@@ -220,7 +220,7 @@ class Uploads:
                 "asset_id": before["asset_id"] if before and (old or before.get("backups"))
                 else uuid.uuid4().hex,
                 "version": new_version(before["version"] if before else None),
-                **self.assets.content_fields(data, fmt, width, height),
+                **self.assets.content_fields(data, fmt, width, height, found.pages),
                 "created_at": old["created_at"] if old else iso(now),
                 "uploaded_at": iso(now),
                 **{k: v for k, v in details.items() if v is not None},
@@ -419,7 +419,9 @@ class Uploads:
             if data is None:
                 return {"error": "no_backup"}
             found = inspect(data, self.settings.max_pixels)
-            record.update(self.assets.content_fields(data, found.format, found.width, found.height))
+            record.update(
+                self.assets.content_fields(data, found.format, found.width, found.height, found.pages)
+            )
             record["version_id"] = chosen["version_id"]  # the same bytes: the backup stands for it
             if chosen.get("original_filename"):  # the name those bytes came with
                 record["original_filename"] = chosen["original_filename"]

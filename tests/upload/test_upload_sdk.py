@@ -229,6 +229,29 @@ def _png_header(width: int, height: int, idat: bytes | None = None) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
+def _animation(width: int, height: int, frames: int, *, declared: int | None = None) -> bytes:
+    """A GIF of ``frames`` frames; ``declared``: its screen and frames then say they are that many
+    pixels square, with the data of the small ones (an animated decompression bomb)."""
+    black = pyvips.Image.black(width, height)
+    colours = [black.new_from_image([40 * i, 90, 200]).cast("uchar") for i in range(frames)]
+    strip = pyvips.Image.arrayjoin(colours, across=1).copy()
+    strip.set_type(pyvips.GValue.gint_type, "page-height", height)
+    data: bytes = strip.write_to_buffer(".gif")
+    if declared is not None:
+        size = struct.pack("<HH", declared, declared)
+        data = data[:6] + size + data[10:]  # the logical screen, then each frame's descriptor
+        frame = b"\x2c\0\0\0\0"  # an image descriptor at (0, 0)
+        data = data.replace(frame + struct.pack("<HH", width, height), frame + size)
+    return data
+
+
+def test_an_animation_is_described_with_its_pages(sdk: Any) -> None:
+    done = sdk.uploader.upload(io.BytesIO(_animation(40, 30, 4)), public_id="anim/four")
+    assert (done["format"], done["width"], done["height"], done["pages"]) == ("gif", 40, 30, 4)
+    assert sdk.api.resource("anim/four")["pages"] == 4
+    assert "pages" not in sdk.uploader.upload(io.BytesIO(ROAD.read_bytes()), public_id="anim/still")
+
+
 def _files_outside_records(root: Path) -> list[Path]:
     """Every file and folder under ``root`` but the records' ``.cutout`` (never walked into: the server
     removes its empty folders while the test looks, and rglob then fails on a folder gone)."""
@@ -257,6 +280,7 @@ def _files_outside_records(root: Path) -> list[Path]:
         ({}, ("empty.jpg", b""), "BadRequest", "Empty file"),
         ({}, ("half.jpg", ROUTER.read_bytes()[:20000]), "BadRequest", "truncated or damaged JPG"),
         ({}, ("bomb.png", _png_header(60000, 60000)), "BadRequest", "Image is too large: 60000x60000"),
+        ({}, ("frames.gif", _animation(8, 8, 2, declared=5000)), "BadRequest", "2 frames of 5000x5000"),
         ({}, ("notes.txt", b"hello, world"), "BadRequest", "Invalid image file"),
         ({}, ("huge.jpg", b"\xff\xd8\xff" + bytes(4 << 20)), "BadRequest", "File size too large"),
         ({"public_id": "../../etc/passwd"}, None, "BadRequest", "'..' folders"),
