@@ -19,7 +19,6 @@ from cutout.settings import Settings, SettingsError
 from cutout.versions import Versions
 from grammar import DeliveryPath, Param, parse_path, parse_transformation, verify_delivery
 from grammar.errors import NotFound, OriginError, Unauthorized
-from transform.ops.flags import attachment_name
 
 #: URL plus Accept header longer than this are not memoised (a client could fill the table with huge ones).
 MAX_MEMO_TEXT = 2048
@@ -54,7 +53,9 @@ class Prepared:
 
     @property
     def allow_name(self) -> str:
-        return f"{self.plan.derivative}|{self.public_id}"
+        """What ``cutout eager`` allows in strict mode: the whole transformation (d_ and fl_attachment
+        included, as Cloudinary matches an eager transformation's whole string) for this public id."""
+        return f"{self.plan.canonical}|{self.public_id}"
 
 
 def check_transformations(settings: Settings) -> tuple[str, ...]:
@@ -68,7 +69,7 @@ def check_transformations(settings: Settings) -> tuple[str, ...]:
     for text in settings.allowed_transformations:
         try:
             plan = transform.compile_plan(parse_transformation(text), named=settings.named)
-            allowed.append(plan.derivative)
+            allowed.append(plan.canonical)
         except OriginError as exc:
             raise SettingsError(f"CUTOUT_ALLOWED_TRANSFORMATIONS: {text!r}: {exc.public}") from None
     return tuple(allowed)
@@ -188,22 +189,22 @@ class Resolver:
     def _unsigned_ok(self, path: DeliveryPath, plan: transform.Plan) -> bool:
         # Named transformations, with the delivery choices Cloudinary's rollout guide chains after them
         # (t_<name>/f_auto/q_auto): a format or an automatic quality changes what the image shows no more
-        # than the extension does, which needs no signature either.
+        # than the extension does, which needs no signature either. Anything else is compared whole, as
+        # Cloudinary compares an allowed or eager transformation's string: d_ and fl_attachment too.
         named_only = all(_free(p) for c in path.components for p in c.params)
-        return named_only or plan.derivative in self.allowed
+        return named_only or plan.canonical in self.allowed
 
     def _check_strict(self, path: DeliveryPath, plan: transform.Plan) -> None:
         if self._unsigned_ok(path, plan):
             return
-        if self.coordinator.allowed(f"{plan.derivative}|{path.public_id}"):
+        if self.coordinator.allowed(f"{plan.canonical}|{path.public_id}"):
             return
         raise Unauthorized(f"Transformation {path.raw_transformation} is not allowed")
 
 
 def _free(param: Param) -> bool:
-    """A parameter strict mode lets through unsigned: a named transformation, or a choice that renders
-    nothing new: the format, an automatic quality, a default image (the same transformation on another
-    original) or an attachment (only the headers change)."""
-    if param.key in ("t", "f", "d") or (param.key == "q" and param.value.startswith("auto")):
-        return True
-    return param.key == "fl" and all(attachment_name(flag) is not None for flag in param.value.split("."))
+    """A parameter strict mode lets through unsigned: a named transformation, or a delivery choice that
+    renders nothing new (the format, an automatic quality). Not d_ nor fl_attachment, though they change
+    no byte either: Cloudinary's strict mode lets through only transformations it was told of (eager,
+    allowed, named) or signed, whole, and a default image delivers another original than the URL names."""
+    return param.key in ("t", "f") or (param.key == "q" and param.value.startswith("auto"))

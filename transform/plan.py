@@ -39,7 +39,7 @@ _PLACEMENT_KEYS = frozenset({"fl", "g", "x", "y", "c", "w", "h", "ar", "dpr", "o
 @dataclass(frozen=True)
 class Plan:
     #: The whole transformation, canonical: ``w_400,c_scale`` and ``c_scale,w_400`` read alike (the
-    #: console shows it; keys, strict mode and eager use ``derivative``).
+    #: console shows it; strict mode and eager compare it whole; cache keys use ``derivative``).
     canonical: str
     #: ``canonical`` without what does not change the bytes (d_, fl_attachment): the text a derivative is
     #: cached under, so ``d_avatar/c_scale,w_90`` delivering the default shares its entry with
