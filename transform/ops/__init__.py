@@ -28,6 +28,7 @@ from transform.ops.registry import (
     Source,
     op_names,
     render_param,
+    scale_for_dpr,
     spec_for,
 )
 
@@ -43,5 +44,6 @@ __all__ = [
     "Source",
     "op_names",
     "render_param",
+    "scale_for_dpr",
     "spec_for",
 ]
