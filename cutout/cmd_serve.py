@@ -30,15 +30,14 @@ EXAMPLES = (
     ("scaled to 400 px wide", "c_scale,w_400/docs/road"),
     ("filled to 300x300, WebP or AVIF when the browser takes it",
      "c_fill,h_300,w_300/f_auto/docs/rmv_bgd/router_orig"),
-    ("background removed, transparent PNG (423 until ready, then 200)",
-     "e_background_removal/docs/rmv_bgd/dog_couch_orig.png"),
+    ("background removed (423 until ready, then 200)", "e_background_removal/docs/rmv_bgd/dog_couch_orig"),
     ("cut-out placed over another picture",
      "e_background_removal/c_scale,w_400/u_docs:road/fl_layer_apply,y_-200/docs/rmv_bgd/dog_couch_orig"),
     ("cut-out, scaled, over a backdrop, as PNG",
      "e_background_removal/c_scale,h_375/u_docs:bg_beach/c_scale,w_800/fl_layer_apply,g_south/"
      "docs/rmv_bgd/woman_orig.png"),
-    ("cut-out with a drop shadow, transparent PNG",
-     "e_background_removal/e_dropshadow/c_scale,h_105/docs/rmv_bgd/router_orig.png"),
+    ("cut-out with a drop shadow",
+     "e_background_removal/e_dropshadow/c_scale,h_105/docs/rmv_bgd/router_orig"),
 )
 
 

@@ -51,12 +51,11 @@ class FormatChoice:
 
 
 def negotiate_format(plan: Plan, *, extension: str | None, accept: str | None) -> FormatChoice:
-    """f_ wins over the extension; neither: the original's format. f_auto: AVIF, else WebP (by Accept),
-    else JPEG (PNG if transparent). Under fl_preserve_transparency every JPEG choice, the original's
-    included, becomes PNG when the result is transparent."""
+    """f_ wins over the extension. f_auto: AVIF, else WebP (by Accept), else JPEG (PNG if transparent).
+    Under fl_preserve_transparency every JPEG choice becomes PNG when the result is transparent."""
     choice = _choose(plan, extension=extension, accept=accept)
     check_quality(plan.quality, choice.fmt)
-    if plan.preserve_transparency and choice.fmt in ("jpg", None):  # None: the original's, maybe JPEG
+    if plan.preserve_transparency and choice.fmt == "jpg":
         return replace(choice, alpha_fallback=True)
     return choice
 
@@ -77,10 +76,7 @@ def _choose(plan: Plan, *, extension: str | None, accept: str | None) -> FormatC
         if fmt not in WRITABLE:
             raise BadRequest(f"Invalid extension .{extension}: can deliver {', '.join(WRITABLE)}")
         return FormatChoice(fmt)
-    # No f_ and no extension: the original's format, as Cloudinary delivers such a URL (url-gen writes
-    # none); transparency the format cannot hold is flattened on b_ or white (render.py), as Cloudinary
-    # fills rounded corners of a JPEG. fl_preserve_transparency asks for PNG instead.
-    return FormatChoice(None)
+    return FormatChoice(None, alpha_fallback=True)
 
 
 def check_quality(quality: Quality | None, fmt: str | None) -> None:

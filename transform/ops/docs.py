@@ -30,7 +30,7 @@ DEFAULTS = {
     "c": "scale, when w_, h_ or ar_ is given",
     "g": "center",
     "dpr": "1.0",
-    "f": "the extension's format, else the original's (a JPEG made transparent is filled with b_ or white)",
+    "f": "the extension's format, else the original's (PNG when the result is transparent and it is JPEG)",
     "q": "auto (good)",
 }
 
