@@ -24,12 +24,11 @@ from cutout.fasthits import FastHits
 from cutout.fetch import FetchPolicy
 from cutout.headers import header_safe
 from cutout.queued import QueuedModel
-from cutout.remote import RemoteOriginals, fetch_signed, split_fetch_path
+from cutout.remote import RemoteOriginals, upload_request
 from cutout.responses import CORS, NOSNIFF, Delivered, answer
 from cutout.service import Service
 from cutout.settings import Settings, load_settings
 from grammar.errors import OriginError, Overloaded
-from grammar.path import versioned_source
 from transform.seam import Segmenter
 
 log = logging.getLogger("cutout.app")
@@ -59,18 +58,14 @@ async def deliver(request: Request) -> Response:
     service: Service = request.app.state.service
     raw_path = (request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1")
     try:
-        fetched = split_fetch_path(raw_path)
-        vouched = False
-        if fetched is not None:  # /image/fetch/: the fetched image becomes an original, then as upload
-            prefix, components, url = fetched
-            # The delivery URL's query string is ignored, as Cloudinary ignores it on fetch URLs: a remote
-            # URL's own query is escaped into the path (a.png%3Ftoken%3Dabc), as the SDKs write it.
-            vouched = fetch_signed(raw_path, components, service.settings.api_secret)
-            service.resolver.check_fetch(prefix, components, signed=vouched)  # before anything is fetched
-            public_id = await request.app.state.remote.public_id(url)
-            source = versioned_source(public_id)  # v1: the folder is never read as a component
-            raw_path = f"{prefix}/image/upload/{components}{'/' if components else ''}{source}"
-        delivered = await service.deliver(raw_path, request.headers.get("accept"), vouched=vouched)
+        vouched, parsed = False, None
+        # /image/fetch/: the fetched image becomes an original, then the request is an upload URL's.
+        upload = await upload_request(raw_path, service.resolver, request.app.state.remote,
+                                      service.settings.api_secret)  # fmt: skip
+        if upload is not None:
+            raw_path, vouched, parsed = upload
+        delivered = await service.deliver(raw_path, request.headers.get("accept"), vouched=vouched,
+                                          parsed=parsed)  # fmt: skip
     except OriginError:
         raise
     except Exception as exc:

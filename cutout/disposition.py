@@ -18,21 +18,19 @@ from __future__ import annotations
 import unicodedata
 from urllib.parse import quote
 
+from grammar.path import is_control
+
 #: RFC 8187's attr-char, beside letters and digits: what ``filename*`` may hold unencoded.
 _ATTR_SAFE = "!#$&+-.^_`|~"
 
 
 def content_disposition(stem: str, extension: str) -> str:
-    name = "".join("_" if _control(c) else c for c in f"{stem}.{extension}")
+    name = "".join("_" if is_control(c) else c for c in f"{stem}.{extension}")
     fallback = _ascii(name)
     header = f'attachment; filename="{_quoted(fallback)}"'
     if fallback != name:
         header += f"; filename*=UTF-8''{quote(name, safe=_ATTR_SAFE)}"
     return header
-
-
-def _control(char: str) -> bool:
-    return ord(char) < 32 or 127 <= ord(char) < 160
 
 
 def _ascii(name: str) -> str:

@@ -5,7 +5,8 @@ as the original ``fetched/<sha256>`` (in a bounded store: ``cache.transient``), 
 an ordinary upload URL for that original: claimed, queued, rendered and cached by the same core, with
 ``e_background_removal`` too (which Cloudinary refuses on fetched images), and one mask per content
 whichever way the image came. The URL's validators (ETag, Last-Modified) are kept, and the copy is
-revalidated once it is older than ``CUTOUT_FETCH_TTL``.
+revalidated once it is older than ``CUTOUT_FETCH_TTL``. An image that cannot be downloaded is a missing
+original: a default image (``d_``) stands in for it, as on upload URLs (``upload_request``).
 
 The delivery URL's own query string is ignored, as Cloudinary ignores it on fetch URLs (a cache-busting
 ``?v=2`` or @cloudinary/url-gen's ``_a`` changes nothing, and a signed URL stays valid with one): a remote
@@ -29,10 +30,11 @@ import diskcache
 
 from cache import OriginalsStore
 from cache.transient import FETCHED
-from cutout.fetch import FetchPolicy, NotModified, Validators, fetch, revalidate
+from cutout.fetch import FailedDownload, FetchPolicy, NotModified, Validators, fetch, revalidate
 from cutout.image_check import check_image
+from cutout.resolve import Parsed, Resolver
 from grammar.errors import BadRequest, NotFound, Unauthorized
-from grammar.path import split_signature
+from grammar.path import split_signature, versioned_source
 from grammar.signature import verify_fetch
 
 FOLDER = FETCHED
@@ -53,6 +55,44 @@ def split_fetch_path(raw_path: str) -> tuple[str, str, str] | None:
             url = re.sub(r"^(https?):/(?!/)", r"\1://", url, flags=re.IGNORECASE)
             return prefix, "/".join(segments[:i]), url
     raise BadRequest("A fetch URL ends with the image's http(s) URL: /image/fetch/[<transformations>/]<url>")
+
+
+async def upload_request(
+    raw_path: str, resolver: Resolver, remote: RemoteOriginals, secret: str | None
+) -> tuple[str, bool, Parsed] | None:
+    """A fetch path as the upload request that delivers its image, else None (not a fetch path): the
+    upload path, whether the fetch path's signature was checked, and the path parsed and compiled.
+
+    The URL's signature, cloud name and transformation (and strict mode) are checked before anything is
+    fetched. A download that fails (unreachable, timed out, or answered 404 or another error) leaves a
+    URL with a default image (d_) the request of a missing original: the default is delivered, with the
+    failure in X-Cld-Error; without d_ the failure is the answer.
+    """
+    fetched = split_fetch_path(raw_path)
+    if fetched is None:
+        return None
+    prefix, components, url = fetched
+    vouched = fetch_signed(raw_path, components, secret)
+    checked = resolver.check_fetch(prefix, components, signed=vouched)
+    try:
+        public_id = await remote.public_id(url)
+        parsed = checked.of(public_id)
+    except FailedDownload as failed:
+        if checked.plan.default_image is None:
+            raise
+        public_id = unavailable_id(url)
+        parsed = checked.of(public_id, missing=failed)
+    source = versioned_source(public_id)  # v1: the folder is never read as a component
+    return f"{prefix}/image/upload/{components}{'/' if components else ''}{source}", vouched, parsed
+
+
+def unavailable_id(url: str) -> str:
+    """The public id a fetch URL whose image could not be downloaded is delivered under: an original that
+    never exists (fetched images are named by their content's hash, not a URL's), so the request resolves
+    as an upload URL whose original is missing: its default image (d_) stands in, as Cloudinary delivers
+    the default when a fetched image is missing, and a queued job (a worker prepares the request again)
+    finds the same."""
+    return f"{FOLDER}/unavailable/{hashlib.sha256(url.encode()).hexdigest()}"
 
 
 def fetch_signed(raw_path: str, components: str, secret: str | None) -> bool:

@@ -9,7 +9,7 @@ server runs it in its thread pool); ``memoised`` answers repeated URLs without b
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import transform
 from cache import Coordinator, Located, OriginalsStore, derivative_key
@@ -19,7 +19,7 @@ from cutout.settings import Settings, SettingsError
 from cutout.versions import Versions
 from grammar import DeliveryPath, Param, parse_path, parse_transformation, verify_delivery
 from grammar.errors import NotFound, OriginError, Unauthorized
-from transform.ops.flags import attachment_name
+from grammar.path import escape_public_id
 
 #: URL plus Accept header longer than this are not memoised (a client could fill the table with huge ones).
 MAX_MEMO_TEXT = 2048
@@ -51,10 +51,31 @@ class Prepared:
     substitute: str | None = None
     #: fl_attachment: the download's file name without extension; None when not an attachment.
     attachment: str | None = None
+    #: The X-Cld-Error of a success that is not quite what was asked: why ``substitute`` stands in.
+    warning: str | None = None
 
     @property
     def allow_name(self) -> str:
-        return f"{self.plan.derivative}|{self.public_id}"
+        """What ``cutout eager`` allows in strict mode: the whole transformation (d_ and fl_attachment
+        included, as Cloudinary matches an eager transformation's whole string) for this public id."""
+        return f"{self.plan.canonical}|{self.public_id}"
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A delivery path parsed and its transformation compiled ahead of ``Resolver.prepare``: a fetch URL's,
+    checked before its image is fetched (``Resolver.check_fetch``), then delivered without parsing again.
+    ``missing``: why the original is known not to exist (its download failed); the default image (d_)
+    stands in at once, or this error is the answer."""
+
+    path: DeliveryPath
+    plan: transform.Plan
+    missing: OriginError | None = None
+
+    def of(self, public_id: str, missing: OriginError | None = None) -> Parsed:
+        """The same request for the original ``public_id`` (the fetched image's, once it is known)."""
+        path = replace(self.path, public_id=public_id, raw_source=escape_public_id(public_id))
+        return replace(self, path=path, missing=missing)
 
 
 def check_transformations(settings: Settings) -> tuple[str, ...]:
@@ -68,7 +89,7 @@ def check_transformations(settings: Settings) -> tuple[str, ...]:
     for text in settings.allowed_transformations:
         try:
             plan = transform.compile_plan(parse_transformation(text), named=settings.named)
-            allowed.append(plan.derivative)
+            allowed.append(plan.canonical)
         except OriginError as exc:
             raise SettingsError(f"CUTOUT_ALLOWED_TRANSFORMATIONS: {text!r}: {exc.public}") from None
     return tuple(allowed)
@@ -96,8 +117,11 @@ class Resolver:
             return None
         return known[0]
 
-    def resolve(self, raw_path: str, accept: str | None, *, signed_ok: bool = False) -> Prepared:
-        """``prepare`` for a raw URL path, memoised (blocking: see the module docstring).
+    def resolve(
+        self, raw_path: str, accept: str | None, *, signed_ok: bool = False, parsed: Parsed | None = None
+    ) -> Prepared:
+        """``prepare`` for a raw URL path, memoised (blocking: see the module docstring). ``parsed``: the
+        path already parsed and compiled (it must be ``raw_path``'s).
 
         Only successful preparations are remembered, and checks depend only on the URL and the settings,
         so reuse is safe (``signed_ok`` comes with a path that keeps its own ``s--SIG--``, so a memo made
@@ -106,7 +130,11 @@ class Resolver:
         known = self.memoised(raw_path, accept)
         if known is not None:
             return known
-        prepared = self.prepare(parse_path(raw_path), accept=accept, signed_ok=signed_ok)
+        if parsed is None:
+            prepared = self.prepare(parse_path(raw_path), accept=accept, signed_ok=signed_ok)
+        else:
+            prepared = self.prepare(parsed.path, accept=accept, signed_ok=signed_ok, plan=parsed.plan,
+                                    missing=parsed.missing)  # fmt: skip
         # A default delivered for a missing original is not remembered: the memo's check is that its files
         # are unchanged, and an upload of the missing original changes none of them. Looked up every time,
         # the real original is served from the first request after it arrives.
@@ -114,12 +142,22 @@ class Resolver:
             self._memo[(raw_path, accept)] = (prepared, time.monotonic() + MEMO_SECONDS)
         return prepared
 
-    def prepare(self, path: DeliveryPath, *, accept: str | None, signed_ok: bool = False) -> Prepared:
-        """Blocking. ``signed_ok``: the caller vouches for the URL (``cutout eager`` into the cache)."""
+    def prepare(
+        self,
+        path: DeliveryPath,
+        *,
+        accept: str | None,
+        signed_ok: bool = False,
+        plan: transform.Plan | None = None,
+        missing: OriginError | None = None,
+    ) -> Prepared:
+        """Blocking. ``signed_ok``: the caller vouches for the URL (``cutout eager`` into the cache);
+        ``plan``: ``path``'s, already compiled; ``missing``: see ``Parsed``."""
         self._check_cloud(path)
         signed = signed_ok or self._check_signature(path)
-        plan = transform.compile_plan(path.components, named=self.settings.named)
-        source, substitute = self._locate(path.public_id, plan.default_image)
+        if plan is None:
+            plan = transform.compile_plan(path.components, named=self.settings.named)
+        source, substitute, warning = self._locate(path.public_id, plan.default_image, missing)
         layer_ids = sorted(plan.layer_ids)
         layers = [self.originals.locate(lid, what=LAYER_MISSING) for lid in layer_ids]
         fingerprint = self.originals.version(source)  # after locating: see Prepared.files
@@ -142,27 +180,36 @@ class Resolver:
         if attachment == "":  # fl_attachment without a name: named after the public id's last part
             attachment = path.public_id.rpartition("/")[2]
         return Prepared(key, plan, source, fingerprint, choice, path.public_id, versioned,
-                        (source, *layers), (request + path.raw_source, accept), substitute, attachment)
+                        (source, *layers), (request + path.raw_source, accept), substitute, attachment,
+                        warning)  # fmt: skip
 
-    def _locate(self, public_id: str, default: str | None) -> tuple[Located, str | None]:
-        """The original, else the default image d_ names (and its id, as the substitute); a default that is
-        missing too is the original's 404. Only "not found" falls back: a storage that does not answer
-        (503) or an original cutout cannot read (400) is not replaced by a placeholder."""
-        try:
-            return self.originals.locate(public_id), None
-        except NotFound as missing:
-            if default is None or default == public_id:
-                raise
+    def _locate(
+        self, public_id: str, default: str | None, missing: OriginError | None
+    ) -> tuple[Located, str | None, str | None]:
+        """The original, else the default image d_ names (its id as the substitute, and the warning that
+        says so); a default that is missing too leaves the original's error (404, or the failed download
+        of a fetch URL: ``missing``). Only "not found" falls back: a storage that does not answer (503) or
+        an original cutout cannot read (400) is not replaced by a placeholder."""
+        gone = missing
+        if gone is None:
             try:
-                return self.originals.locate(default), default
-            except NotFound:
-                raise missing from None
+                return self.originals.locate(public_id), None, None
+            except NotFound as not_found:
+                gone = not_found
+        if default is None or default == public_id:
+            raise gone
+        try:
+            located = self.originals.locate(default)
+        except NotFound:
+            raise gone from None
+        return located, default, f"{gone.public} (default image {default} delivered)"
 
-    def check_fetch(self, prefix: str, components: str, *, signed: bool) -> None:
+    def check_fetch(self, prefix: str, components: str, *, signed: bool) -> Parsed:
         """What can be told of a fetch URL before its image is fetched, so that a URL refused anyway
         fetches and stores nothing: its cloud name, its transformation (400s), and in strict mode an
         unsigned one's right to render (401), by the rule its upload URL meets after (``_check_strict``;
-        the allow-list of ``cutout eager`` names originals, which a fetched image is not yet)."""
+        the allow-list of ``cutout eager`` names originals, which a fetched image is not yet). Returns the
+        upload path the fetched image will be delivered by, compiled (``Parsed.of`` names the image)."""
         slash = "/" if components else ""
         path = parse_path(f"{prefix}/image/upload/{components}{slash}v1/fetched/image")
         self._check_cloud(path)
@@ -170,6 +217,7 @@ class Resolver:
         if self.settings.strict and not signed and path.components and not self._unsigned_ok(path, plan):
             raise Unauthorized(f"Transformation {path.raw_transformation} is not allowed on an unsigned "
                                "fetch URL in strict mode: sign it")  # fmt: skip
+        return Parsed(path, plan)
 
     def _check_cloud(self, path: DeliveryPath) -> None:
         wanted = self.settings.cloud_name
@@ -188,22 +236,22 @@ class Resolver:
     def _unsigned_ok(self, path: DeliveryPath, plan: transform.Plan) -> bool:
         # Named transformations, with the delivery choices Cloudinary's rollout guide chains after them
         # (t_<name>/f_auto/q_auto): a format or an automatic quality changes what the image shows no more
-        # than the extension does, which needs no signature either.
+        # than the extension does, which needs no signature either. Anything else is compared whole, as
+        # Cloudinary compares an allowed or eager transformation's string: d_ and fl_attachment too.
         named_only = all(_free(p) for c in path.components for p in c.params)
-        return named_only or plan.derivative in self.allowed
+        return named_only or plan.canonical in self.allowed
 
     def _check_strict(self, path: DeliveryPath, plan: transform.Plan) -> None:
         if self._unsigned_ok(path, plan):
             return
-        if self.coordinator.allowed(f"{plan.derivative}|{path.public_id}"):
+        if self.coordinator.allowed(f"{plan.canonical}|{path.public_id}"):
             return
         raise Unauthorized(f"Transformation {path.raw_transformation} is not allowed")
 
 
 def _free(param: Param) -> bool:
-    """A parameter strict mode lets through unsigned: a named transformation, or a choice that renders
-    nothing new: the format, an automatic quality, a default image (the same transformation on another
-    original) or an attachment (only the headers change)."""
-    if param.key in ("t", "f", "d") or (param.key == "q" and param.value.startswith("auto")):
-        return True
-    return param.key == "fl" and all(attachment_name(flag) is not None for flag in param.value.split("."))
+    """A parameter strict mode lets through unsigned: a named transformation, or a delivery choice that
+    renders nothing new (the format, an automatic quality). Not d_ nor fl_attachment, though they change
+    no byte either: Cloudinary's strict mode lets through only transformations it was told of (eager,
+    allowed, named) or signed, whole, and a default image delivers another original than the URL names."""
+    return param.key in ("t", "f") or (param.key == "q" and param.value.startswith("auto"))

@@ -18,7 +18,7 @@ from cache import BlobStore, Coordinator, DerivativeCache, Entry, OriginalsStore
 from cutout import metrics
 from cutout.backends import open_stores, queued_model
 from cutout.masks import Segmentation
-from cutout.resolve import MAX_MEMO_TEXT, Prepared, Resolver, check_transformations
+from cutout.resolve import MAX_MEMO_TEXT, Parsed, Prepared, Resolver, check_transformations
 from cutout.responses import Delivered
 from cutout.schedule import Scheduler
 from cutout.settings import Settings
@@ -26,7 +26,7 @@ from cutout.store import Store, failure_error
 from transform.seam import Segmenter
 
 __all__ = [
-    "MAX_MEMO_TEXT", "Delivered", "Prepared", "Service", "check_transformations", "failure_error",
+    "MAX_MEMO_TEXT", "Delivered", "Parsed", "Prepared", "Service", "check_transformations", "failure_error",
 ]
 
 
@@ -72,14 +72,17 @@ class Service:
     def close(self) -> None:
         self.scheduler.close()
 
-    async def deliver(self, raw_path: str, accept: str | None, *, vouched: bool = False) -> Delivered:
-        """``vouched``: the caller checked the path's ``s--SIG--`` against what it signs (a fetch URL's)."""
+    async def deliver(
+        self, raw_path: str, accept: str | None, *, vouched: bool = False, parsed: Parsed | None = None
+    ) -> Delivered:
+        """``vouched``: the caller checked the path's ``s--SIG--`` against what it signs (a fetch URL's);
+        ``parsed``: ``raw_path`` already parsed and compiled (a fetch URL's, see ``Resolver.check_fetch``)."""
         known = self.resolver.memoised(raw_path, accept)
         if known is not None:
             prepared, entry = known, await self.store.fetch(known.key)
         else:  # one trip to the thread pool for both: each costs the event loop some work too
             prepared, entry = await anyio.to_thread.run_sync(
-                self._resolve_and_look_up, raw_path, accept, vouched
+                self._resolve_and_look_up, raw_path, accept, vouched, parsed
             )
         if entry is not None:
             metrics.cache_hits_total.inc()
@@ -89,9 +92,9 @@ class Service:
         return delivered(prepared, entry)
 
     def _resolve_and_look_up(
-        self, raw_path: str, accept: str | None, vouched: bool = False
+        self, raw_path: str, accept: str | None, vouched: bool = False, parsed: Parsed | None = None
     ) -> tuple[Prepared, Entry | None]:
-        prepared = self.resolver.resolve(raw_path, accept, signed_ok=vouched)
+        prepared = self.resolver.resolve(raw_path, accept, signed_ok=vouched, parsed=parsed)
         return prepared, self.store.lookup(prepared.key)
 
     def hot(self, raw_path: str, accept: str | None) -> Delivered | None:
@@ -107,7 +110,6 @@ class Service:
 
 def delivered(prepared: Prepared, entry: Entry) -> Delivered:
     """How ``entry`` answers the request ``prepared`` stands for."""
-    warning = None
-    if prepared.substitute is not None:  # Cloudinary warns in X-Cld-Error on such a success too
-        warning = f"Resource not found - {prepared.public_id} (default image {prepared.substitute} delivered)"
-    return Delivered(entry, prepared.choice.vary, prepared.versioned, warning, prepared.attachment)
+    # A default image standing in for a missing original: Cloudinary warns in X-Cld-Error on such a
+    # success too (prepared.warning).
+    return Delivered(entry, prepared.choice.vary, prepared.versioned, prepared.warning, prepared.attachment)

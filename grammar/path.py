@@ -91,6 +91,16 @@ def layer_public_id(value: str, what: str = "layer public id") -> str:
     return decoded
 
 
+def is_control(char: str) -> bool:
+    """A C0 or C1 control character, or DEL: what must never reach a header or a file name (an attachment's
+    name goes into ``Content-Disposition``, where a CR or LF would end the header).
+
+    >>> [is_control(c) for c in ("a", "\\r", "\\x7f", "\\x85", "é")]
+    [False, True, True, True, False]
+    """
+    return ord(char) < 32 or 127 <= ord(char) < 160
+
+
 def is_component(segment: str) -> bool:
     """True when any ``key_value`` token of the segment has a Cloudinary key (or is a $variable)."""
     for token in segment.split(","):

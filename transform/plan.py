@@ -18,7 +18,7 @@ from grammar.ast import Component
 from grammar.errors import BadRequest, NotFound
 from transform import pixels
 from transform.limits import check_output
-from transform.ops import ACTION_ORDER, BUILDERS, Action, Ctx, focus, render_param, spec_for
+from transform.ops import ACTION_ORDER, BUILDERS, Action, Ctx, focus, render_param, scale_for_dpr, spec_for
 from transform.ops.args import Color
 from transform.ops.flags import ANIMATION_FLAGS, attachment_name, is_output_flag
 from transform.ops.focus import CONTENT_GRAVITIES, PLACING_GRAVITIES, regions
@@ -40,9 +40,10 @@ _PLACEMENT_KEYS = frozenset({"fl", "g", "x", "y", "c", "w", "h", "ar", "dpr", "o
 @dataclass(frozen=True)
 class Plan:
     #: The whole transformation, canonical: ``w_400,c_scale`` and ``c_scale,w_400`` read alike (the
-    #: console shows it; keys, strict mode and eager use ``derivative``).
+    #: console shows it; strict mode and eager compare it whole; cache keys use ``derivative``).
     canonical: str
-    #: ``canonical`` without what does not change the bytes (d_, fl_attachment): the text a derivative is
+    #: ``canonical`` without what does not change the bytes (d_, fl_attachment), its lengths at their
+    #: device pixel ratio (``r_10/...dpr_2.0`` draws, and is keyed as, ``r_20``): the text a derivative is
     #: cached under, so ``d_avatar/c_scale,w_90`` delivering the default shares its entry with
     #: ``c_scale,w_90`` of the default itself, and a download shares the image's. "" is no transformation.
     derivative: str
@@ -120,6 +121,9 @@ def block_source_key(source_key: str, autorotate: bool) -> str:
 def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | None = None) -> Plan:
     blocks = [_Block()]
     canonical: list[str] = []
+    # What the steps of each component see: ``canonical`` at its device pixel ratio (lengths multiplied,
+    # the chain's dpr_ written in), so that a layer's key tells a text drawn at dpr_2.0 from dpr_1.0's.
+    seen: list[str] = []
     derivative: list[str] = []
     out: dict[str, Any] = {}
     layer_ids: set[str] = set()
@@ -134,6 +138,12 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
                 "(named transformations count with their own)"
             )
         canonical.append(",".join(render_param(key, params[key]) for key in sorted(params)))
+        pixel_ratio = None if delivery_dpr else params.get("dpr", ratio)
+        if pixel_ratio is not None and pixel_ratio != 1.0:
+            # Lengths in pixels at the component's device pixel ratio (its own dpr_, else the chain's):
+            # the derivative's text says what is drawn (r_10 at dpr_2.0 is r_20), so its key does too.
+            params = scale_for_dpr(params, pixel_ratio)
+        seen.append(",".join(render_param(key, params[key]) for key in sorted(params)))
         bytes_part = _derivative_part(params)
         if bytes_part:
             derivative.append(bytes_part)
@@ -155,6 +165,7 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
             continue  # applied to every sized component (_delivery_dpr)
         if ratio is not None and ("w" in params or "h" in params) and "dpr" not in params:
             params = {**params, "dpr": ratio}
+            seen[-1] = ",".join(render_param(key, params[key]) for key in sorted(params))
         closes = "layer_apply" in params.get("fl", ())
         if "l" in params or "u" in params:
             if "l" in params and "u" in params:
@@ -168,7 +179,7 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
             block = _Block(opener=params, start=len(canonical) - 1, text=text)
             inner = {k: v for k, v in params.items() if k not in ("l", "u")}
             if index in alone:
-                _add_layer(blocks[-1], _one_component_layer(block, inner, canonical[-1], _prefix(blocks[-1])))
+                _add_layer(blocks[-1], _one_component_layer(block, inner, seen[-1], _prefix(blocks[-1])))
                 continue
             blocks.append(block)
             if inner and not closes:
@@ -181,7 +192,7 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
             if len(blocks) == 1:
                 raise BadRequest("Invalid transformation: fl_layer_apply without an l_ or u_ layer to apply")
             layer = blocks.pop()
-            closed = _layer_step(layer, params, "/".join(canonical[layer.start :]), _prefix(blocks[-1]))
+            closed = _layer_step(layer, params, "/".join(seen[layer.start :]), _prefix(blocks[-1]))
             _add_layer(blocks[-1], closed)
     # Every opener left open was made a one-component layer (_unclosed_openers).
     assert len(blocks) == 1
@@ -360,7 +371,8 @@ def _text_options(params: Mapping[str, Any], layer: TextLayer) -> tuple[dict[str
     wrap = None
     width = rest.get("w")
     if rest.get("c") == "fit" and width is not None and not width.relative and "h" not in rest:
-        wrap = int(width.value)
+        # The box at the text's device pixel ratio, as its font size is (TextLayer.at_dpr).
+        wrap = round(width.value * rest.pop("dpr", 1.0))
         del rest["c"], rest["w"]
     return rest, TextOptions(rest.pop("co", None), background, wrap, stroke)
 

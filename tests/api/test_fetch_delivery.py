@@ -172,3 +172,28 @@ def test_the_query_string_is_ignored_as_on_cloudinary(origin: LocalServer, make_
     escaped = sign(f"c_scale,w_60/{remote}%3Ftoken%3Dabc", "fetch-secret")
     assert api.get(f"/image/fetch/s--{escaped}--/c_scale,w_60/{remote}%3Ftoken%3Dabc").status_code == 200
     assert origin.paths() == ["/road.jpg", "/road.jpg?token=abc"]
+
+
+def test_a_fetch_url_is_parsed_and_compiled_once(
+    origin: LocalServer, api: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checks made before fetching parse and compile the URL; the delivery after uses that result."""
+    import transform
+    from cutout import resolve
+
+    calls: list[str] = []
+    compile_plan, parse_path = transform.compile_plan, resolve.parse_path
+
+    def counted_compile(*args: object, **kwargs: object) -> object:
+        calls.append("compile")
+        return compile_plan(*args, **kwargs)  # type: ignore[arg-type]
+
+    def counted_parse(path: str) -> object:
+        calls.append("parse")
+        return parse_path(path)
+
+    monkeypatch.setattr(transform, "compile_plan", counted_compile)
+    monkeypatch.setattr(resolve, "parse_path", counted_parse)
+    response = api.get(f"/image/fetch/c_scale,w_70/{origin.url('/road.jpg')}")
+    assert response.status_code == 200 and pyvips.Image.new_from_buffer(response.content, "").width == 70
+    assert calls == ["parse", "compile"]

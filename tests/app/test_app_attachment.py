@@ -127,8 +127,23 @@ def test_a_placeholder_download_is_named_after_the_requested_id(client: TestClie
     )
 
 
-def test_strict_mode_lets_a_download_of_an_allowed_image_through(make_client: Any) -> None:
-    client = make_client(strict=True, allowed_transformations=("c_scale,w_64",))
-    assert client.get("/image/upload/fl_attachment/docs/road.jpg").status_code == 200
-    assert client.get("/image/upload/c_scale,fl_attachment:x,w_64/docs/road.jpg").status_code == 200
-    assert client.get("/image/upload/c_scale,fl_attachment:x,w_65/docs/road.jpg").status_code == 401
+def test_strict_mode_serves_a_download_only_when_signed_or_allowed_as_written(make_client: Any) -> None:
+    """Cloudinary's strict mode matches a transformation's whole string: an allowed c_scale,w_64 does not
+    allow its download, nor does anything allow a bare fl_attachment, unless signed or allowed itself."""
+    allowed_transformations = ("c_scale,w_64", "c_scale,fl_attachment:x,w_48")
+    client = make_client(strict=True, api_secret="abcd", allowed_transformations=allowed_transformations)
+    bare = client.get("/image/upload/fl_attachment/docs/road.jpg")
+    assert bare.status_code == 401
+    assert bare.headers["x-cld-error"] == "Transformation fl_attachment is not allowed"
+    assert client.get("/image/upload/c_scale,w_64/docs/road.jpg").status_code == 200
+    assert client.get("/image/upload/c_scale,fl_attachment:x,w_64/docs/road.jpg").status_code == 401
+    allowed = client.get("/image/upload/c_scale,fl_attachment:x,w_48/docs/road.jpg")
+    assert allowed.status_code == 200
+    assert allowed.headers["content-disposition"] == 'attachment; filename="x.jpg"'
+    assert client.get("/image/upload/c_scale,fl_attachment:y,w_48/docs/road.jpg").status_code == 401
+    signed = sdk("docs/road", flags="attachment", sign_url=True, api_secret="abcd", format="jpg")
+    answer = client.get(signed)
+    assert answer.status_code == 200
+    assert answer.headers["content-disposition"] == 'attachment; filename="road.jpg"'
+    # A bad name is the client's 400 before strict mode's 401.
+    assert client.get("/image/upload/fl_attachment:a%0D%0Ab/docs/road.jpg").status_code == 400

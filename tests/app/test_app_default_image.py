@@ -164,11 +164,30 @@ def test_signed_urls_and_strict_mode(make_client: ClientFactory, originals: Path
     assert answer.status_code == 200 and size(answer.content) == (90, 60)
     assert answer.headers["x-cld-error"] == WARNING
     assert client.get(signed.replace("w_90", "w_91")).status_code == 401  # the signature covers d_
-    # Strict mode: d_ alone renders nothing new (the default as stored), like f_; a transformation does.
-    assert client.get("/image/upload/d_docs:road.jpg/nobody").status_code == 200
+    # Strict mode, unsigned: d_ is a transformation like any other (Cloudinary's strict mode lets only
+    # signed, eager, allowed or named transformations through), even alone.
+    alone = client.get("/image/upload/d_docs:road.jpg/nobody")
+    assert alone.status_code == 401
+    assert alone.headers["x-cld-error"] == "Transformation d_docs:road.jpg is not allowed"
     refused = client.get("/image/upload/d_docs:road.jpg/c_scale,w_91/nobody")
     assert refused.status_code == 401
     assert refused.headers["x-cld-error"] == "Transformation d_docs:road.jpg/c_scale,w_91 is not allowed"
+    # Nor does d_ ride along with what is free (t_, f_, q_auto) or with an allowed transformation.
+    assert client.get("/image/upload/d_docs:road.jpg/f_auto/q_auto/nobody").status_code == 401
+    assert client.get("/image/upload/f_png/nobody").status_code == 404  # free, and no default: the 404
+
+
+def test_strict_mode_allows_a_default_image_allowed_as_written(
+    make_client: ClientFactory, originals: Path
+) -> None:
+    client = make_client(originals=originals, strict=True,
+                         allowed_transformations=("c_scale,w_90", "c_scale,d_docs:road,w_80"))  # fmt: skip
+    assert client.get("/image/upload/c_scale,w_90/docs/road").status_code == 200
+    assert client.get("/image/upload/d_docs:road/c_scale,w_90/nobody").status_code == 401
+    allowed = client.get("/image/upload/c_scale,d_docs:road.jpg,w_80/nobody")  # the same, canonically
+    assert allowed.status_code == 200 and allowed.headers["x-cld-error"] == WARNING
+    other = client.get("/image/upload/c_scale,d_docs:rmv_bgd:router_orig,w_80/nobody")
+    assert other.status_code == 401
 
 
 def test_background_removal_of_a_placeholder_is_the_defaults(

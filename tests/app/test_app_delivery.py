@@ -88,6 +88,22 @@ def test_a_delivery_dpr_in_its_own_component(client: Any) -> None:
     assert alone.status_code == 400 and "dpr_2.0: dpr_ needs w_ or h_" in alone.headers["x-cld-error"]
 
 
+def test_a_delivery_dpr_scales_every_length(client: Any) -> None:
+    """url-gen's delivery dpr multiplies the radius, the border and the text too (Cloudinary adjusts what
+    the ratio concerns): the image is the one with every length doubled. Beyond a bound: a 400."""
+    chain = "c_scale,w_150/l_text:Arial_12:Hi/fl_layer_apply,g_north_west,x_4,y_4/bo_2px_solid_red,r_8"
+    at_dpr = client.get(f"/image/upload/{chain}/dpr_2.0/docs/road.png")
+    doubled = client.get(
+        "/image/upload/c_scale,w_300/l_text:Arial_24:Hi/fl_layer_apply,g_north_west,x_8,y_8/"
+        "bo_4px_solid_red,r_16/docs/road.png"
+    )
+    assert at_dpr.status_code == doubled.status_code == 200
+    assert at_dpr.content == doubled.content and decoded(at_dpr.content).width == 308
+    too_thick = client.get("/image/upload/c_scale,w_150/bo_900px_solid_red/dpr_2.0/docs/road.png")
+    assert too_thick.status_code == 400
+    assert "border width 900 times dpr_2.0 is 1800" in too_thick.headers["x-cld-error"]
+
+
 def test_format_from_extension_and_f_auto(client: Any) -> None:
     png = client.get(sdk("docs/road", width=100, crop="scale", format="png"))
     assert png.headers["content-type"] == "image/png"

@@ -29,6 +29,7 @@ from transform.ops.registry import (
     Source,
     op_names,
     render_param,
+    scale_for_dpr,
     spec_for,
 )
 
@@ -44,5 +45,6 @@ __all__ = [
     "Source",
     "op_names",
     "render_param",
+    "scale_for_dpr",
     "spec_for",
 ]

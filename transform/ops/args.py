@@ -82,6 +82,27 @@ class Color:
         return self.text
 
 
+def at_dpr(key: str, shown: str, pixels: int, ratio: float, noun: str, low: int, high: int) -> int:
+    """``pixels`` at a device pixel ratio (dpr_): multiplied and rounded, never below a positive ``low``
+    (a 1 px border stays 1 px at dpr_0.5), and a 400 beyond the bounds the URL could have written
+    (``shown``: the parameter's value as written)."""
+    result = round(pixels * ratio)
+    if low > 0:
+        result = max(result, low)
+    if not low <= result <= high:
+        raise InvalidArgument(
+            key, shown, f"{noun} {pixels} times dpr_{fmt_float(ratio)} is {result}, beyond {low} to {high}"
+        )
+    return result
+
+
+def offset_at_dpr(key: str, value: Dim, ratio: float) -> Dim:
+    """An offset (x_, y_) at a device pixel ratio: pixels multiplied, fractions as they are."""
+    if value.relative:
+        return value
+    return Dim(at_dpr(key, str(value), int(value.value), ratio, "offset", -MAX_LENGTH, MAX_LENGTH), False)
+
+
 def int_in(key: str, value: str, noun: str, low: int, high: int, *, shown: str | None = None) -> int:
     """``shown``: the whole value to quote in the error, when ``value`` is one part of it."""
     number = integer(value)

@@ -130,6 +130,17 @@ def _render_strength(name: str, strength: int) -> str:
     return name if strength == 100 else f"{name}:{strength}"
 
 
+def _blur_at_dpr(strength: int, ratio: float) -> int:
+    """A blur's strength is its radius (sigma = strength / 20 px): a device pixel ratio multiplies it, as
+    Cloudinary's blur at dpr_2.0 looks on the screen as the blur at dpr_1.0 does."""
+    return args.at_dpr("e", _render_strength("blur", strength), strength, ratio, "blur strength", 1, 2000)
+
+
+def _effect_at_dpr(key: str, chosen: Effect, ratio: float) -> Effect:
+    scale = chosen.spec.dpr
+    return chosen if scale is None else Effect(chosen.spec, scale(chosen.arguments, ratio))
+
+
 _SHADOW_DEFAULTS = {"azimuth": 215, "elevation": 45, "spread": 50}
 
 
@@ -265,6 +276,7 @@ effect(
         lambda s: _render_strength("blur", s),
         _blur,
         "Gaussian blur, strength 1-2000 (default 100)",
+        dpr=_blur_at_dpr,
     )
 )
 effect(
@@ -292,5 +304,6 @@ param(
         _parse,
         "an effect e_<name>[:<arguments>] (the effects table); only the last e_ of a component applies",
         "effect",
+        dpr=_effect_at_dpr,
     )
 )

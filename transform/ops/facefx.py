@@ -30,6 +30,12 @@ def _render(name: str) -> Callable[[int], str]:
     return lambda value: name if value == _DEFAULTS[name] else f"{name}:{value}"
 
 
+def _at_dpr(name: str, noun: str, high: int) -> Callable[[int, float], int]:
+    """Both are lengths on the image (a blur's radius, a square's side): a device pixel ratio multiplies
+    them."""
+    return lambda value, ratio: args.at_dpr("e", _render(name)(value), value, ratio, noun, 1, high)
+
+
 def _build(name: str, value: int, prefix: str) -> Action:
     canonical = "e_" + _render(name)(value)
 
@@ -76,6 +82,7 @@ effect(
         _render("blur_faces"),
         lambda value, prefix: _build("blur_faces", value, prefix),
         "blur every face the detector finds: strength 1-2000 (default 500); no face, no change",
+        dpr=_at_dpr("blur_faces", "blur strength", 2000),
     )
 )
 effect(
@@ -85,5 +92,6 @@ effect(
         _render("pixelate_faces"),
         lambda value, prefix: _build("pixelate_faces", value, prefix),
         "pixelate every face the detector finds: squares of 1-200 px (default 5); no face, no change",
+        dpr=_at_dpr("pixelate_faces", "pixel square size", 200),
     )
 )

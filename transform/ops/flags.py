@@ -6,6 +6,7 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 from grammar.errors import InvalidArgument
+from grammar.path import is_control
 from transform.ops.registry import ParamSpec, param
 
 LAYER_FLAGS = ("layer_apply", "no_overflow", "relative", "region_relative")
@@ -53,7 +54,7 @@ def _check_filename(key: str, value: str, flag: str) -> None:
     problem = None
     if not name:
         problem = "must not be empty"
-    elif any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name) or "/" in name or "\\" in name:
+    elif any(map(is_control, name)) or "/" in name or "\\" in name:
         problem = "must not contain control characters, '/' or '\\'"
     elif name in (".", ".."):
         problem = "must not be '.' or '..'"

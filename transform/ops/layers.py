@@ -48,6 +48,12 @@ def _render_layer(value: str | TextLayer) -> str:
     return str(value) if isinstance(value, TextLayer) else value.replace("/", ":")
 
 
+def _layer_at_dpr(key: str, value: str | TextLayer, ratio: float) -> str | TextLayer:
+    """Text is drawn larger at a device pixel ratio; an image layer keeps its size unless the layer's own
+    w_/h_ (multiplied as any) size it."""
+    return value.at_dpr(key, ratio) if isinstance(value, TextLayer) else value
+
+
 param(
     ParamSpec(
         "l",
@@ -57,6 +63,7 @@ param(
         "co_ colours it, b_ puts a background behind it, c_fit,w_ wraps it)",
         "layer",
         _render_layer,
+        _layer_at_dpr,
     )
 )
 param(
@@ -67,6 +74,7 @@ param(
         "open an underlay layer block (placed under the image)",
         "layer",
         _render_layer,
+        _layer_at_dpr,
     )
 )
 

@@ -83,6 +83,18 @@ def _pixels(side: Side, extent: int) -> int:
     return round(extent * amount / 100) if percent else amount
 
 
+def _side_at_dpr(side: Side, ratio: float, shown: str, noun: str, high: int) -> Side:
+    """A side or corner in pixels at a device pixel ratio; a percentage stays one."""
+    amount, percent = side
+    return side if percent else (args.at_dpr("e", shown, amount, ratio, noun, 0, high), False)
+
+
+def _margin_at_dpr(margin: Margin, ratio: float) -> Margin:
+    shown = _render_margin(margin)
+    top, right, bottom, left = (_side_at_dpr(side, ratio, shown, "margin", MAX_MARGIN_PX) for side in margin)
+    return top, right, bottom, left
+
+
 def _margin(margin: Margin, prefix: str) -> Action:
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
         top, right, bottom, left = (
@@ -129,6 +141,12 @@ def _render_roi(roi: Roi) -> str:
     return "roi:" + ":".join(_render_side(corner) for corner in roi)
 
 
+def _roi_at_dpr(roi: Roi, ratio: float) -> Roi:
+    shown = _render_roi(roi)
+    x1, y1, x2, y2 = (_side_at_dpr(c, ratio, shown, "region coordinate", args.MAX_LENGTH) for c in roi)
+    return x1, y1, x2, y2
+
+
 def _roi(roi: Roi, prefix: str) -> Action:
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
         x1, x2 = (min(_pixels(c, image.width), image.width) for c in (roi[0], roi[2]))
@@ -166,6 +184,7 @@ effect(
         _margin,
         "transparent space around the image: 1, 2 or 4 values (top, right, bottom, left), pixels 0-4096 "
         "or percent 0-100 with p (e_margin:10p)",
+        dpr=_margin_at_dpr,
     )
 )
 effect(
@@ -176,5 +195,6 @@ effect(
         _roi,
         "only this region may be foreground: outside the rectangle becomes transparent (after "
         "e_background_removal: the cut-out is limited to it; the canvas keeps its size)",
+        dpr=_roi_at_dpr,
     )
 )

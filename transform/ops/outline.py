@@ -59,6 +59,13 @@ def _render(outline: Outline) -> str:
     return ":".join(parts)
 
 
+def _at_dpr(outline: Outline, ratio: float) -> Outline:
+    mode, width, blur = outline
+    shown = _render(outline)
+    return (mode, args.at_dpr("e", shown, width, ratio, "outline width", 1, 100),
+            args.at_dpr("e", shown, blur, ratio, "outline blur", 0, 200))  # fmt: skip
+
+
 def _outline(arguments: tuple[Outline, Mapping[str, Any]], prefix: str) -> Action:
     (mode, width, blur), qualifiers = arguments
     colour: Color = qualifiers.get("co", BLACK)
@@ -132,5 +139,6 @@ effect(
         "1-100 px (default 5) and blur 0-200 (default 0); modes reaching outside grow the canvas by the "
         "band's reach",
         qualifiers=("co",),
+        dpr=_at_dpr,
     )
 )

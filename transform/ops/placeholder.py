@@ -24,7 +24,8 @@ param(
         "default image",
         _default_id,
         "the image delivered, with the same transformation, when the requested original does not exist "
-        "(d_docs:placeholders:avatar.png); the answer says so in X-Cld-Error and is cached briefly",
+        "or a fetch URL's image cannot be downloaded (d_docs:placeholders:avatar.png); the answer says so "
+        "in X-Cld-Error and is cached briefly",
         "default",
         lambda v: v.replace("/", ":"),
     )

@@ -32,6 +32,10 @@ class ParamSpec:
     help: str
     action: str
     render: Callable[[Any], str] = str
+    #: How a device pixel ratio (dpr_) scales a parsed value, ``(key, value, ratio) -> value``: lengths in
+    #: pixels are multiplied (``args.at_dpr``); None: dpr_ leaves the parameter as it is (fractions,
+    #: colours, angles, levels; w_ and h_, which the resize multiplies itself).
+    dpr: Callable[[str, Any, float], Any] | None = None
 
 
 Source = str | os.PathLike[str] | bytes
@@ -108,6 +112,8 @@ class EffectSpec:
     #: Other keys of its component the effect reads (``co_`` for e_colorize). When set, ``build`` gets
     #: ``(arguments, {key: value of the keys present})`` as its arguments.
     qualifiers: tuple[str, ...] = ()
+    #: How dpr_ scales the parsed arguments, ``(arguments, ratio) -> arguments`` (see ParamSpec.dpr).
+    dpr: Callable[[Any, float], Any] | None = None
 
 
 PARAMS: dict[str, ParamSpec] = {}
@@ -171,3 +177,16 @@ def op_names() -> list[str]:
 
 def render_param(key: str, value: Any) -> str:
     return f"{key}_{PARAMS[key].render(value)}"
+
+
+def scale_for_dpr(params: Mapping[str, Any], ratio: float) -> dict[str, Any]:
+    """A component's params at a device pixel ratio: each length it gives in pixels multiplied, as
+    Cloudinary tunes every parameter the ratio concerns, not only the size (its support article "How does
+    using DPR differ from setting multiplied dimension values?": a blur's strength, a text's font size).
+    ``c_scale,w_100/r_10/dpr_2.0`` is ``c_scale,w_200/r_20``."""
+    return {key: _scaled(key, value, ratio) for key, value in params.items()}
+
+
+def _scaled(key: str, value: Any, ratio: float) -> Any:
+    scale = PARAMS[key].dpr
+    return value if scale is None else scale(key, value, ratio)

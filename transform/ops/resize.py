@@ -141,7 +141,8 @@ param(
         "dpr",
         "device pixel ratio",
         _dpr,
-        "multiplies w_ and h_ (dpr_2.0); alone in a component, those of the whole chain",
+        "device pixel ratio (dpr_2.0): multiplies the component's lengths in pixels (w_, h_, x_, y_, r_, "
+        "bo_, text sizes, blur strengths...); alone in a component, those of the whole chain",
         "resize",
         args.fmt_float,
     )
@@ -174,6 +175,7 @@ param(
         lambda k, v: args.offset(k, v, "x"),
         "horizontal offset in pixels or a fraction, for c_crop and fl_layer_apply",
         "resize",
+        dpr=args.offset_at_dpr,
     )
 )
 param(
@@ -183,6 +185,7 @@ param(
         lambda k, v: args.offset(k, v, "y"),
         "vertical offset in pixels or a fraction, for c_crop and fl_layer_apply",
         "resize",
+        dpr=args.offset_at_dpr,
     )
 )
 

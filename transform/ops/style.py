@@ -66,6 +66,18 @@ def _border(key: str, value: str) -> tuple[int, Color]:
     return width, args.color(key, match[2], "border colour")
 
 
+def _radius_at_dpr(key: str, value: tuple[int, ...] | str, ratio: float) -> tuple[int, ...] | str:
+    if isinstance(value, str):  # max: a circle or an ellipse, whatever the size
+        return value
+    shown = ":".join(map(str, value))
+    return tuple(args.at_dpr(key, shown, r, ratio, "radius", 0, args.MAX_LENGTH) for r in value)
+
+
+def _border_at_dpr(key: str, value: tuple[int, Color], ratio: float) -> tuple[int, Color]:
+    width, colour = value
+    return args.at_dpr(key, f"{width}px_solid_{colour}", width, ratio, "border width", 1, 1000), colour
+
+
 def _background(key: str, value: str) -> Color | AutoBackground:
     if value == "auto" or value.startswith("auto:"):
         return parse_auto(key, value)
@@ -94,6 +106,7 @@ param(
         "round the corners: pixels, a:b[:c[:d]] (clockwise from top-left), or max",
         "radius",
         lambda v: v if isinstance(v, str) else ":".join(map(str, v)),
+        _radius_at_dpr,
     )
 )
 param(
@@ -104,6 +117,7 @@ param(
         "solid border around the image (bo_5px_solid_black)",
         "border",
         lambda v: f"{v[0]}px_solid_{v[1]}",
+        _border_at_dpr,
     )
 )
 param(

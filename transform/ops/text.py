@@ -18,18 +18,19 @@ text boxes).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from urllib.parse import unquote
+from dataclasses import dataclass, replace
+from urllib.parse import quote, unquote
 
 import pyvips
 
 from grammar.errors import InvalidArgument
 from transform import pixels
 from transform.limits import Limits, check_output
-from transform.ops.args import Color, integer
+from transform.ops.args import Color, at_dpr, integer
 
 MAX_SIZE = 1000
 MAX_TEXT = 2000  # characters, after decoding
+MAX_SPACING = 99_999  # pixels either way (see _spacing)
 BLACK = Color(0, 0, 0, 255, "black")
 _WEIGHTS = {"bold": "Bold", "semibold": "Semi-Bold", "light": "Light", "thin": "Thin", "black": "Heavy"}
 _SLANTS = {"italic": "Italic", "oblique": "Oblique", "normal": ""}
@@ -61,6 +62,23 @@ class TextLayer:
 
     def __str__(self) -> str:
         return f"text:{self.raw}"
+
+    def at_dpr(self, key: str, ratio: float) -> TextLayer:
+        """The text at a device pixel ratio: its size and spacings multiplied, so that it looks as large on
+        the screen (Cloudinary: "in order for font size to look the same in DPR 1.0 and DPR 2.0, larger
+        font should be used for the latter"); ``raw`` spelled anew to say so (it keys the drawn text)."""
+        size = at_dpr(key, str(self), self.size, ratio, "text size", 1, MAX_SIZE)
+        styles = []
+        for style in self.styles:
+            name, _, pixels = style.rpartition("_")
+            if name in ("letter_spacing", "line_spacing"):
+                spacing = at_dpr(key, str(self), int(pixels), ratio, name.replace("_", " "),
+                                 -MAX_SPACING, MAX_SPACING)  # fmt: skip
+                style = f"{name}_{spacing}"
+            styles.append(style)
+        text = self.raw.partition(":")[2]
+        raw = "_".join([quote(self.family, safe=""), str(size), *styles]) + f":{text}"
+        return replace(self, size=size, styles=tuple(styles), raw=raw)
 
 
 def parse_text(key: str, value: str) -> TextLayer:
@@ -102,7 +120,7 @@ def parse_text(key: str, value: str) -> TextLayer:
 def _spacing(text: str) -> int | None:
     """A spacing in pixels, under 100000 either way (the renderer's canvas bounds the rest), else None."""
     number = integer(text)
-    return number if number is not None and abs(number) < 100_000 else None
+    return number if number is not None and abs(number) <= MAX_SPACING else None
 
 
 def _estimated_size(layer: TextLayer, wrap: int | None, line_spacing: int = 0) -> tuple[int, int]:
