@@ -20,6 +20,7 @@ from cache import DerivativeCache
 from cache.s3 import S3Blobs, S3Endpoint, S3Originals, TieredBlobs
 from cutout import adapters, api, console, metrics, upload
 from cutout.api import front as api_front
+from cutout.client import Client
 from cutout.fasthits import FastHits
 from cutout.fetch import FetchPolicy
 from cutout.headers import header_safe
@@ -70,7 +71,8 @@ async def deliver(request: Request) -> Response:
             public_id = await request.app.state.remote.public_id(url)
             source = versioned_source(public_id)  # v1: the folder is never read as a component
             raw_path = f"{prefix}/image/upload/{components}{'/' if components else ''}{source}"
-        delivered = await service.deliver(raw_path, request.headers.get("accept"), vouched=vouched)
+        delivered = await service.deliver(raw_path, request.headers.get("accept"), vouched=vouched,
+                                          client=Client(request.receive))
     except OriginError:
         raise
     except Exception as exc:

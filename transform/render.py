@@ -17,6 +17,7 @@ from transform.limits import Limits, check_output
 from transform.ops import Action, Ctx, LoadLayer
 from transform.plan import Plan, block_source_key, run_steps
 from transform.seam import MaskSource
+from transform.watch import UNWATCHED, Watch
 
 DEFAULT_LIMITS = Limits()
 
@@ -40,25 +41,52 @@ def render(
     masks: MaskSource | None = None,
     faces: FaceSource | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    watch: Watch = UNWATCHED,
 ) -> Rendered:
-    """Thread-safe: nothing is shared between calls but the (immutable) plan."""
+    """Thread-safe: nothing is shared between calls but the (immutable) plan. ``watch`` stops the render
+    from another thread (``Watch.stop``): its libvips work ends at the next tile, and the render raises
+    the error it was stopped with, whatever libvips or a step raised meanwhile."""
+    try:
+        watch.check()  # stopped before it began (its client left while it waited for a thread)
+        return _render(plan, source, source_key, choice, load_layer, masks, faces, limits, watch)
+    except Exception as exc:
+        stopped = watch.error  # whatever libvips ("killed for image") or a step made of being stopped
+        if stopped is not None and exc is not stopped:
+            raise stopped from exc
+        raise
+    finally:
+        watch.close()
+
+
+def _render(
+    plan: Plan,
+    source: Source,
+    source_key: str,
+    choice: FormatChoice,
+    load_layer: LoadLayer | None,
+    masks: MaskSource | None,
+    faces: FaceSource | None,
+    limits: Limits,
+    watch: Watch,
+) -> Rendered:
     stored = _as_stored(plan, source, choice, limits)
     if stored is not None:
         return stored
     ctx = Ctx(
         source_key=block_source_key(source_key, plan.autorotate),
-        decode=lambda layer, autorotate: decode(layer, limits, autorotate),
+        decode=lambda layer, autorotate: watch.own(decode(layer, limits, autorotate)),
         masks=masks,
         faces=faces,
         load_layer=load_layer,
         limits=limits,
-        preview=_preview(source, plan.autorotate, limits),
+        preview=_preview(source, plan.autorotate, limits, watch),
+        watch=watch,
     )
     try:
-        image, original, steps = _start(plan, source, limits)
+        image, original, steps = _start(plan, source, limits, watch)
         image = run_steps(steps, ctx, image)
         check_output(image.width, image.height, limits)  # also when there were no steps
-        return _finish(image, plan, choice, original)
+        return _finish(image, plan, choice, original, watch)
     except pyvips.Error as exc:
         # "out of order read" is a pipeline of ours reading a sequential source twice: our bug, not damage.
         if DECODER_FAILURE.search(str(exc)) and "out of order read" not in str(exc):
@@ -86,42 +114,48 @@ def _as_stored(plan: Plan, source: Source, choice: FormatChoice, limits: Limits)
     return Rendered(data, original, width, height, pixels.has_alpha(header))
 
 
-def _preview(source: Source, autorotate: bool, limits: Limits) -> Callable[[int], pyvips.Image]:
+def _preview(
+    source: Source, autorotate: bool, limits: Limits, watch: Watch
+) -> Callable[[int], pyvips.Image]:
     def preview(side: int) -> pyvips.Image:
         header, _ = open_image(source, limits)
         width, height = oriented_size(header, autorotate)
         scale = min(1.0, side / max(width, height))
         size = max(1, round(width * scale)), max(1, round(height * scale))
-        return thumbnail(source, *size, autorotate=autorotate)
+        return watch.own(thumbnail(source, *size, autorotate=autorotate), fresh=True)  # never cached
 
     return preview
 
 
-def _start(plan: Plan, source: Source, limits: Limits) -> tuple[pyvips.Image, str, Sequence[Action]]:
+def _start(
+    plan: Plan, source: Source, limits: Limits, watch: Watch
+) -> tuple[pyvips.Image, str, Sequence[Action]]:
+    """The image the steps start from (owned by ``watch``), the original's format, and the steps left."""
     image, original = open_image(source, limits)
     rotate = plan.autorotate
     first = plan.steps[0].scaler if plan.steps else None
     size = first.scaled_size(*oriented_size(image, rotate)) if first is not None else None
     if size is not None:
         check_output(*size, limits)
-        image, rest = thumbnail(source, *size, autorotate=rotate), plan.steps[1:]
+        # thumbnail is an operation libvips never caches: its result is this render's alone.
+        image, rest = watch.own(thumbnail(source, *size, autorotate=rotate), fresh=True), plan.steps[1:]
         if not all(step.sequential for step in rest):
             # thumbnail reads its source once, top to bottom; a rotation, a flip or a smart crop does not
             # (libvips: "out of order read"). The image is already down to its delivered size.
-            image = image.copy_memory()
+            image = watch.materialise(image)
         return image, original, rest
     if plan.sequential and (upright(image) or not rotate):
         image, _ = open_image(source, limits, access="sequential")
-    return pixels.normalize(image.autorot() if rotate else image), original, plan.steps
+    return watch.own(pixels.normalize(image.autorot() if rotate else image)), original, plan.steps
 
 
-def _finish(image: pyvips.Image, plan: Plan, choice: FormatChoice, original: str) -> Rendered:
+def _finish(image: pyvips.Image, plan: Plan, choice: FormatChoice, original: str, watch: Watch) -> Rendered:
     fmt = choice.fmt or (original if original in WRITABLE else "png")
     check_quality(plan.quality, fmt)  # the original's format kept: known only now
     if not choice.vary and not choice.alpha_fallback:
         check_fits(fmt, image.width, image.height)  # before computing anything, when nothing can change fmt
     if pixels.has_alpha(image):
-        image = image.copy_memory()  # evaluated once here, then both inspected and encoded
+        image = watch.materialise(image)  # evaluated once here, then both inspected and encoded
         if image.extract_band(3).min() >= 255:
             image = image.extract_band(0, n=3)
     transparent = pixels.has_alpha(image)

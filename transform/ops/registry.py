@@ -19,6 +19,7 @@ from grammar.errors import UnknownParameter
 from transform.faces import FaceSource
 from transform.limits import Limits
 from transform.seam import MaskSource
+from transform.watch import UNWATCHED, Watch
 
 # Non-image actions (layer, flags, named, output, default) are handled by the plan compiler itself.
 ACTION_ORDER = ("resize", "angle", "effect", "radius", "border", "opacity", "background")
@@ -60,6 +61,8 @@ class Ctx:
     #: The original, upright, scaled down to fit a side with shrink-on-load (cheap): for a detector that
     #: looks at the untouched original (a first step, prefix ""). None inside layers.
     preview: Callable[[int], pyvips.Image] | None = None
+    #: The render's kill switch (transform/watch.py): ``run_steps`` hands it each step's result.
+    watch: Watch = UNWATCHED
 
 
 Apply = Callable[[Ctx, pyvips.Image], pyvips.Image]
