@@ -113,12 +113,19 @@ class Scheduler:
         confidences: list[float] = []
         with self.deadlines.limit(watch) as budget:
             outside = partial(self.deadlines.paused, budget)
-            rendered = transform.render(
-                prepared.plan, self.originals.local(prepared.source), source_key=prepared.source_key,
-                choice=prepared.choice, load_layer=self._layer,
-                masks=None if masks is None else noting(masks, confidences, outside),
-                faces=detecting(faces, outside), limits=self.limits, watch=watch,
-            )
+            try:
+                rendered = transform.render(
+                    prepared.plan, self.originals.local(prepared.source), source_key=prepared.source_key,
+                    choice=prepared.choice, load_layer=self._layer,
+                    masks=None if masks is None else noting(masks, confidences, outside),
+                    faces=detecting(faces, outside), limits=self.limits, watch=watch,
+                )
+            except (RenderTimeout, ClientGone) as exc:
+                reason = "time_budget" if isinstance(exc, RenderTimeout) else "client_gone"
+                metrics.renders_stopped_total.labels(reason).inc()
+                log.info("render of %s stopped (%s) after %.2f s", prepared.key, reason,
+                         time.perf_counter() - started)
+                raise
         metrics.render_seconds.observe(time.perf_counter() - started)
         # The model's confidence travels with the cut-out: the HTTP API reports it with every result.
         extra = {"confidence": min(confidences)} if confidences else {}

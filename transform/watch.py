@@ -45,6 +45,10 @@ class Watch:
         operation, such as a ``copy_memory`` result), killed with the render. Use the result."""
         if not fresh:
             image = image.copy()
+        # libvips' set_kill also flags the image whose progress an image reports (its progress_signal,
+        # inherited from upstream): a file's loader once its pixels were read, shared by every render of
+        # the file through the operation cache. This image reports to nobody, so it stops only itself.
+        image.set_progress(False)
         with self._lock:
             if self.error is not None:
                 image.set_kill(True)
