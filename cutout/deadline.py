@@ -32,11 +32,13 @@ GRAIN = 0.05
 
 @dataclass(eq=False)
 class Budget:
-    """One render's clock: ``left`` seconds when it last started counting (``since``; None: paused)."""
+    """One render's clock: ``left`` seconds when it last started counting (``since``; None: paused,
+    ``pauses`` deep: a paused block may hold another)."""
 
     watch: Watch
     left: float
     since: float | None = field(default_factory=time.monotonic)
+    pauses: int = 0
     done: bool = False
 
     def remaining(self, now: float) -> float:
@@ -75,13 +77,16 @@ class Deadlines:
             yield
             return
         with self._wake:
-            if budget.since is not None:
+            if budget.pauses == 0:
                 budget.left, budget.since = budget.remaining(time.monotonic()), None
+            budget.pauses += 1
         try:
             yield
         finally:
             with self._wake:
-                budget.since = time.monotonic()
+                budget.pauses -= 1
+                if budget.pauses == 0:
+                    budget.since = time.monotonic()
 
     def _push(self, due: float, budget: Budget) -> None:
         with self._wake:

@@ -12,8 +12,8 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -33,38 +33,22 @@ from cutout.resolve import LAYER_MISSING, Prepared
 from cutout.settings import Settings
 from cutout.store import Store, failure_error
 from grammar.errors import ClientGone, NotAvailable, OriginError, Overloaded, RenderTimeout, StillGenerating
-from transform.faces import Face, FaceSource
 from transform.seam import Mask, MaskSource
 from transform.watch import UNWATCHED, Watch
 
 log = logging.getLogger("cutout.schedule")
 
-#: Runs a block with the render's time budget paused (``Deadlines.paused`` of the render's budget).
-Outside = Callable[[], AbstractContextManager[None]]
-
 #: How often a waiting request (or ``cutout eager``) looks whether a queued generation is done.
 POLL_SECONDS = 0.05
 
 
-def noting(masks: MaskSource, confidences: list[float], outside: Outside) -> MaskSource:
-    """``masks`` that also append each mask's confidence to ``confidences``, run ``outside`` the render's
-    time budget (the model's inference)."""
+def noting(masks: MaskSource, confidences: list[float]) -> MaskSource:
+    """``masks`` that also append each mask's confidence to ``confidences``."""
 
     def source(image: pyvips.Image, *, key: str, fine_edges: bool) -> Mask:
-        with outside():
-            mask = masks(image, key=key, fine_edges=fine_edges)
+        mask = masks(image, key=key, fine_edges=fine_edges)
         confidences.append(mask.confidence)
         return mask
-
-    return source
-
-
-def detecting(faces: FaceSource, outside: Outside) -> FaceSource:
-    """``faces``, run ``outside`` the render's time budget (the detector's inference)."""
-
-    def source(image: pyvips.Image, *, key: str) -> tuple[Face, ...]:
-        with outside():
-            return faces(image, key=key)
 
     return source
 
@@ -112,13 +96,12 @@ class Scheduler:
         faces = self.models.faces.storing_while(lambda: self.originals.current(files))
         confidences: list[float] = []
         with self.deadlines.limit(watch) as budget:
-            outside = partial(self.deadlines.paused, budget)
             try:
                 rendered = transform.render(
                     prepared.plan, self.originals.local(prepared.source), source_key=prepared.source_key,
                     choice=prepared.choice, load_layer=self._layer,
-                    masks=None if masks is None else noting(masks, confidences, outside),
-                    faces=detecting(faces, outside), limits=self.limits, watch=watch,
+                    masks=None if masks is None else noting(masks, confidences), faces=faces,
+                    limits=self.limits, watch=watch, uncounted=partial(self.deadlines.paused, budget),
                 )
             except (RenderTimeout, ClientGone) as exc:
                 reason = "time_budget" if isinstance(exc, RenderTimeout) else "client_gone"

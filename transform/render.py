@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import pyvips
@@ -42,13 +43,26 @@ def render(
     faces: FaceSource | None = None,
     limits: Limits = DEFAULT_LIMITS,
     watch: Watch = UNWATCHED,
+    uncounted: Callable[[], AbstractContextManager[None]] = nullcontext,
 ) -> Rendered:
     """Thread-safe: nothing is shared between calls but the (immutable) plan. ``watch`` stops the render
     from another thread (``Watch.stop``): its libvips work ends at the next tile, and the render raises
-    the error it was stopped with, whatever libvips or a step raised meanwhile."""
+    the error it was stopped with, whatever libvips or a step raised meanwhile. ``uncounted`` (see
+    ``Ctx.uncounted``) runs the work a time budget does not count."""
     try:
         watch.check()  # stopped before it began (its client left while it waited for a thread)
-        return _render(plan, source, source_key, choice, load_layer, masks, faces, limits, watch)
+        ctx = Ctx(
+            source_key=block_source_key(source_key, plan.autorotate),
+            decode=lambda layer, autorotate: watch.own(decode(layer, limits, autorotate)),
+            masks=masks,
+            faces=faces,
+            load_layer=load_layer,
+            limits=limits,
+            preview=_preview(source, plan.autorotate, limits, watch),
+            watch=watch,
+            uncounted=uncounted,
+        )
+        return _render(plan, source, choice, ctx)
     except Exception as exc:
         stopped = watch.error  # whatever libvips ("killed for image") or a step made of being stopped
         if stopped is not None and exc is not stopped:
@@ -58,30 +72,11 @@ def render(
         watch.close()
 
 
-def _render(
-    plan: Plan,
-    source: Source,
-    source_key: str,
-    choice: FormatChoice,
-    load_layer: LoadLayer | None,
-    masks: MaskSource | None,
-    faces: FaceSource | None,
-    limits: Limits,
-    watch: Watch,
-) -> Rendered:
+def _render(plan: Plan, source: Source, choice: FormatChoice, ctx: Ctx) -> Rendered:
+    limits, watch = ctx.limits, ctx.watch
     stored = _as_stored(plan, source, choice, limits)
     if stored is not None:
         return stored
-    ctx = Ctx(
-        source_key=block_source_key(source_key, plan.autorotate),
-        decode=lambda layer, autorotate: watch.own(decode(layer, limits, autorotate)),
-        masks=masks,
-        faces=faces,
-        load_layer=load_layer,
-        limits=limits,
-        preview=_preview(source, plan.autorotate, limits, watch),
-        watch=watch,
-    )
     try:
         image, original, steps = _start(plan, source, limits, watch)
         image = run_steps(steps, ctx, image)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -63,6 +64,10 @@ class Ctx:
     preview: Callable[[int], pyvips.Image] | None = None
     #: The render's kill switch (transform/watch.py): ``run_steps`` hands it each step's result.
     watch: Watch = UNWATCHED
+    #: Runs a block outside the render's time budget: work whose cost a URL cannot multiply (a model's
+    #: inference, composing a cut-out from its mask: fixed by the image and the model). ``with
+    #: ctx.uncounted(): ...``; the server's stops the budget's clock meanwhile.
+    uncounted: Callable[[], AbstractContextManager[None]] = nullcontext
 
 
 Apply = Callable[[Ctx, pyvips.Image], pyvips.Image]
