@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import pyvips
 from starlette.testclient import TestClient
 
 from cutout.settings import Settings
 from tests.app.helpers import SAMPLES, ClientFactory, EllipseSegmenter, client_factory, metric, wait_for_200
+from tests.app.server_process import ServerProcess
 
 #: Many seconds of blurring on a 1500 x 1500 original, whatever the machine: every budget here stops it.
 HEAVY = "e_blur:2000/e_blur:2000/e_blur:2000/e_blur:2000/e_blur:2000"
@@ -145,3 +149,37 @@ def test_a_generation_goes_on_when_the_client_that_asked_leaves(make_client: Cli
     assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [200]  # to nobody
     response = client.get(path)
     assert response.status_code == 200 and model.calls == 1
+
+
+def stopped(base_url: str, reason: str) -> float:
+    for line in httpx.get(base_url + "/metrics", timeout=10).text.splitlines():
+        if line.startswith(f'cutout_renders_stopped_total{{reason="{reason}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_a_real_server_stops_renders_past_the_budget_and_of_clients_that_hung_up(
+    servers: list[ServerProcess], tmp_path: Path, originals: Path
+) -> None:
+    """uvicorn reports the closed connection; the budget stops what runs past it; the server goes on."""
+    noise = pyvips.Image.gaussnoise(3000, 3000, mean=128, sigma=40)
+    noise.bandjoin([noise.rot90(), noise.rot180()]).cast("uchar").write_to_file(str(originals / "huge.jpg"))
+    env = {"CUTOUT_BACKGROUND_REMOVAL": "0", "CUTOUT_RENDER_TIMEOUT": "0.5"}
+    server = ServerProcess(originals, tmp_path / "cache", env=env)
+    servers.append(server)
+    server.wait_ready()
+    late = httpx.get(f"{server.url}/demo/image/upload/{HEAVY}/huge", timeout=60)
+    assert late.status_code == 503 and "time limit of 0.5 s" in late.headers["x-cld-error"]
+    assert stopped(server.url, "time_budget") == 1
+    assert httpx.get(f"{server.url}/demo/image/upload/c_scale,w_100/huge").status_code == 200
+
+    with socket.create_connection(("127.0.0.1", server.port)) as hanging:
+        hanging.sendall(f"GET /demo/image/upload/e_blur:1999/{HEAVY}/huge HTTP/1.1\r\n"
+                        "Host: cutout\r\n\r\n".encode())
+        time.sleep(0.1)  # the render has begun; well within its budget, the client hangs up
+    deadline = time.monotonic() + 60
+    while stopped(server.url, "client_gone") + stopped(server.url, "time_budget") < 2:
+        assert time.monotonic() < deadline, "the render was not stopped"
+        time.sleep(0.1)
+    assert stopped(server.url, "client_gone") == 1  # stopped by the hang-up, not by the budget
+    assert httpx.get(f"{server.url}/demo/image/upload/c_scale,w_120/huge").status_code == 200
