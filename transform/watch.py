@@ -9,8 +9,9 @@ renderer ``release``s one once its successor exists), so it holds no memory the 
 
 libvips' operation cache shares images between renders (two loads of one file, or one operation on the
 same input, are one image), and a kill flag set on a shared image would stop other renders too, or stay
-set and fail the next one. So ``own`` flags a fresh ``copy`` (the one operation libvips never caches,
-"to make fresh vipsimages to stop sharing"), and only this render pulls pixels through it.
+set and fail the next one (libvips clears a flag only when it sees it). So ``own`` flags a fresh
+``copy`` (an operation libvips never caches, "to make fresh vipsimages to stop sharing") that reports
+progress to no other image (see ``own``): only this render pulls pixels through it.
 
 >>> import pyvips
 >>> watch = Watch()
@@ -101,6 +102,9 @@ class Unwatched(Watch):
 
     def stop(self, error: BaseException) -> bool:
         return False  # one instance for every such render: nothing may stop them all
+
+    def close(self) -> None:
+        pass
 
 
 UNWATCHED = Unwatched()
