@@ -4,11 +4,16 @@
    ``pyvips.Image.thumbnail`` + ``jpegsave_buffer`` of the same file (target: ratio <= 1.2).
 2. Peak memory (ru_maxrss of a fresh subprocess) of a 50-megapixel JPEG to ``w_800`` (target <= 300 MB),
    beside the bare thumbnail's in the same way.
+3. The render time budget's cost on ordinary renders (``--budget``): each render with no watch (the
+   reference), with the shipped budget (a ``transform.Watch`` armed on the ``cutout.deadline`` timer: a
+   fresh copy of each image the work flows through, stopped from the timer thread), and with libvips'
+   eval callback instead (weserv's way: progress signalled on those images, a Python callback per tile
+   that checks the clock), for a small photo, the 12 MP ``c_scale,w_400`` and a 12 MP full decode.
 
 The originals are a real photograph from ../shared/eval upscaled (not a flat image, so the JPEG decoder
 does real work), written to a temporary folder.
 
-    .venv/bin/python bench/render_bench.py [--rounds 7]
+    .venv/bin/python bench/render_bench.py [--rounds 7] [--budget [--budget-rounds 41]]
 """
 
 from __future__ import annotations
@@ -20,8 +25,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pyvips
+
+from transform import Watch
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT.parent / "shared" / "eval" / "ecssd_subset64" / "image" / "0048.jpg"
@@ -70,6 +78,70 @@ def timed(fn: object, path: Path) -> float:
     return time.perf_counter() - start
 
 
+class EvalWatch(Watch):
+    """The alternative to the shipped watch: each image the work flows through signals progress, and a
+    Python callback on every tile ("eval") compares the clock with the deadline and kills the image."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.deadline = time.monotonic() + seconds
+
+    def own(self, image: pyvips.Image, *, fresh: bool = False) -> pyvips.Image:
+        image = super().own(image, fresh=fresh)
+        image.set_progress(True)
+        image.signal_connect("eval", self._check)
+        return image
+
+    def _check(self, image: pyvips.Image, progress: Any) -> None:
+        if time.monotonic() > self.deadline:
+            image.set_kill(True)
+
+
+def budget_rows(cases: list[tuple[str, Path, str]], rounds: int) -> None:
+    """Each case rendered with no watch, the shipped budget and the eval callback, interleaved."""
+    from cutout.deadline import Deadlines
+    from grammar import parse_transformation
+    from transform import FormatChoice, compile_plan, render
+
+    deadlines = Deadlines(10.0, lambda: RuntimeError("over budget"))
+
+    def plain(plan: Any, path: Path) -> None:
+        render(plan, str(path), source_key="bench", choice=FormatChoice("jpg"))
+
+    def budgeted(plan: Any, path: Path) -> None:
+        watch = Watch()
+        with deadlines.limit(watch):
+            render(plan, str(path), source_key="bench", choice=FormatChoice("jpg"), watch=watch)
+
+    def evaluated(plan: Any, path: Path) -> None:
+        render(plan, str(path), source_key="bench", choice=FormatChoice("jpg"), watch=EvalWatch(10.0))
+
+    ways = {"no budget": plain, "budget (timer + kill)": budgeted, "eval callback": evaluated}
+    print(f"Render time budget, per render, {rounds} rounds (the ways' order turns each round);")
+    print("  median wall time, median and least CPU time of the process (libvips' threads included):")
+    for label, path, text in cases:
+        plan = compile_plan(parse_transformation(text))
+        for way in ways.values():
+            way(plan, path)  # warm-up
+        wall: dict[str, list[float]] = {name: [] for name in ways}
+        cpu: dict[str, list[float]] = {name: [] for name in ways}
+        names = list(ways)
+        for round_ in range(rounds):
+            for name in names[round_ % 3:] + names[:round_ % 3]:
+                start, start_cpu = time.perf_counter(), time.process_time()
+                ways[name](plan, path)
+                wall[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - start_cpu)
+        ref = statistics.median(cpu["no budget"])
+        print(f"  {label}: {text}")
+        for name in ways:
+            median, walled = statistics.median(cpu[name]), statistics.median(wall[name])
+            print(f"    {name:22s} wall {walled * 1000:8.2f} ms   cpu {median * 1000:8.2f} ms"
+                  f" (least {min(cpu[name]) * 1000:7.2f})   cpu ratio {median / ref:.3f}"
+                  f"   {(median - ref) * 1e6:+7.0f} us")
+    deadlines.close()
+
+
 def peak_mb(path: Path, how: str, width: int) -> float:
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, str(path), how, str(width)],
@@ -84,10 +156,20 @@ def peak_mb(path: Path, how: str, width: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--budget", action="store_true", help="only the time budget's cost (section 3)")
+    parser.add_argument("--budget-rounds", type=int, default=41)
     args = parser.parse_args()
     pyvips.cache_set_max(0)  # no operation cache: every round decodes the file again
     with tempfile.TemporaryDirectory() as tmp:
         twelve = make_original(Path(tmp), 4000, 3000)
+        if args.budget:
+            small = make_original(Path(tmp), 640, 480)
+            budget_rows([
+                ("0.3 MP photo", small, "c_scale,w_200"),
+                ("12 MP, shrink-on-load", twelve, "c_scale,w_400"),
+                ("12 MP, full decode, 3 steps", twelve, "a_0/c_fill,w_800,h_600/e_sharpen"),
+            ], args.budget_rounds)
+            return 0
         fifty = make_original(Path(tmp), 8000, 6250)
         engine(twelve), bare(twelve)  # warm-up: libraries loaded, file in the page cache
         rows: dict[str, list[float]] = {"bare": [], "engine": []}

@@ -20,6 +20,7 @@ from cache import DerivativeCache
 from cache.s3 import S3Blobs, S3Endpoint, S3Originals, TieredBlobs
 from cutout import adapters, api, console, metrics, upload
 from cutout.api import front as api_front
+from cutout.client import Client
 from cutout.fasthits import FastHits
 from cutout.fetch import FetchPolicy
 from cutout.headers import header_safe
@@ -65,7 +66,7 @@ async def deliver(request: Request) -> Response:
         if upload is not None:
             raw_path, vouched, parsed = upload
         delivered = await service.deliver(raw_path, request.headers.get("accept"), vouched=vouched,
-                                          parsed=parsed)  # fmt: skip
+                                          parsed=parsed, client=Client(request.receive))  # fmt: skip
     except OriginError:
         raise
     except Exception as exc:

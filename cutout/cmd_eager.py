@@ -256,7 +256,9 @@ def _into_cache(args: argparse.Namespace) -> Generate:
     from cutout.service import Service
     from grammar import parse_path
 
-    overrides = {"originals": args.originals, "cache_dir": args.cache_dir}
+    # No render time budget: eager is how an operator makes on purpose, on this machine's time, what
+    # a server's CUTOUT_RENDER_TIMEOUT refuses to make while a client waits.
+    overrides = {"originals": args.originals, "cache_dir": args.cache_dir, "render_timeout": 0.0}
     settings, cache_dir = settings_with_cache_folder(overrides)
     try:
         cache = DerivativeCache(cache_dir, size_limit=settings.cache_size)

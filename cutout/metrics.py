@@ -20,6 +20,11 @@ requests_total = Counter("cutout_requests_total", "HTTP requests answered, by st
 answered_200 = requests_total.labels("200")
 answered_304 = requests_total.labels("304")
 render_seconds = Histogram("cutout_render_seconds", "Time to render one derivative (cache misses)")
+renders_stopped_total = Counter(
+    "cutout_renders_stopped_total",
+    "Renders stopped before their end: reason time_budget (CUTOUT_RENDER_TIMEOUT) or client_gone",
+    ["reason"],
+)
 inference_total = Counter("cutout_inference_total", "Segmentation model runs (mask cache misses)")
 inference_seconds = Histogram(
     "cutout_inference_seconds", "Time of one segmentation model run",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import threading
 import time
@@ -23,14 +24,17 @@ import pyvips
 import transform
 from cache import Coordinator, Entry, OriginalsStore
 from cutout import metrics
+from cutout.client import Client, watching
+from cutout.deadline import Deadlines
 from cutout.generate import Generator
 from cutout.masks import Segmentation
 from cutout.queued import QueuedGenerator
 from cutout.resolve import LAYER_MISSING, Prepared
 from cutout.settings import Settings
 from cutout.store import Store, failure_error
-from grammar.errors import NotAvailable, OriginError, Overloaded, StillGenerating
+from grammar.errors import ClientGone, NotAvailable, OriginError, Overloaded, RenderTimeout, StillGenerating
 from transform.seam import Mask, MaskSource
+from transform.watch import UNWATCHED, Watch
 
 log = logging.getLogger("cutout.schedule")
 
@@ -73,22 +77,38 @@ class Scheduler:
                                        failure_ttl=settings.failure_seconds)
         self._limiter: anyio.CapacityLimiter | None = None
         self._inflight = 0
+        seconds = settings.render_timeout
+        retry = math.ceil(settings.failure_seconds)  # the failure is remembered that long
+        self.deadlines = Deadlines(seconds, lambda: RenderTimeout(seconds, retry))
 
     def close(self) -> None:
         self.generator.close()
+        self.deadlines.close()
 
     # -- rendering (blocking, in a worker thread) ----------------------------------------------------
-    def render_entry(self, prepared: Prepared) -> Entry:
+    def render_entry(self, prepared: Prepared, watch: Watch | None = None) -> Entry:
+        """``watch``: stops the render from elsewhere too (its client leaving); the budget uses it."""
         started = time.perf_counter()
+        if watch is None:  # nothing to stop it but the budget: without one, no watch at all
+            watch = Watch() if self.deadlines.seconds > 0 else UNWATCHED
         cached, files = self.models.masks, prepared.files
         masks = None if cached is None else cached.storing_while(lambda: self.originals.current(files))
+        faces = self.models.faces.storing_while(lambda: self.originals.current(files))
         confidences: list[float] = []
-        rendered = transform.render(
-            prepared.plan, self.originals.local(prepared.source), source_key=prepared.source_key,
-            choice=prepared.choice,
-            load_layer=self._layer, masks=None if masks is None else noting(masks, confidences),
-            faces=self.models.faces.storing_while(lambda: self.originals.current(files)), limits=self.limits,
-        )
+        with self.deadlines.limit(watch) as budget:
+            try:
+                rendered = transform.render(
+                    prepared.plan, self.originals.local(prepared.source), source_key=prepared.source_key,
+                    choice=prepared.choice, load_layer=self._layer,
+                    masks=None if masks is None else noting(masks, confidences), faces=faces,
+                    limits=self.limits, watch=watch, uncounted=partial(self.deadlines.paused, budget),
+                )
+            except (RenderTimeout, ClientGone) as exc:
+                reason = "time_budget" if isinstance(exc, RenderTimeout) else "client_gone"
+                metrics.renders_stopped_total.labels(reason).inc()
+                log.info("render of %s stopped (%s) after %.2f s", prepared.key, reason,
+                         time.perf_counter() - started)
+                raise
         metrics.render_seconds.observe(time.perf_counter() - started)
         # The model's confidence travels with the cut-out: the HTTP API reports it with every result.
         extra = {"confidence": min(confidences)} if confidences else {}
@@ -108,11 +128,14 @@ class Scheduler:
         log.info("%s changed while rendering %s; the result is not stored", prepared.public_id, prepared.key)
         return False
 
-    def produce(self, prepared: Prepared) -> Entry:
+    def produce(self, prepared: Prepared, watch: Watch | None = None) -> Entry:
         """Render and store, remembering a client-caused failure briefly (blocking; cheap renders and
-        ``cutout eager``)."""
+        ``cutout eager``). A render past its time budget is remembered too: the same URL asked again
+        meanwhile is answered at once, not given the budget again."""
         try:
-            entry = self.render_entry(prepared)
+            entry = self.render_entry(prepared, watch)
+        except ClientGone:
+            raise  # the client's leaving says nothing about the URL: nothing remembered, nothing kept
         except OriginError as exc:
             if self.current(prepared):  # a file rewritten under the render is not the URL's failure
                 ttl = self.settings.failure_seconds
@@ -195,21 +218,27 @@ class Scheduler:
             time.sleep(POLL_SECONDS)
 
     # -- serving a miss (async) --------------------------------------------------------------------
-    async def make(self, prepared: Prepared) -> Entry:
+    async def make(self, prepared: Prepared, client: Client | None = None) -> Entry:
         """The derivative for a request the store missed: rendered now, or generated (423 until done,
-        or until ``wait_seconds``)."""
+        or until ``wait_seconds``). A render now is abandoned if ``client`` leaves meanwhile (ClientGone);
+        a generation never is: other requests may wait for it, and the one that asked was told to come
+        back (423), which it does on a new connection."""
         if prepared.plan.needs_segmentation:
             return await self._generated(prepared)
-        return await self._render_now(prepared)
+        return await self._render_now(prepared, client)
 
-    async def _render_now(self, prepared: Prepared) -> Entry:
+    async def _render_now(self, prepared: Prepared, client: Client | None) -> Entry:
         if self._inflight >= self.settings.queue_size:
             raise Overloaded(public="Too many renders in progress; retry later")
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self.settings.render_threads)
         self._inflight += 1
+        watch = Watch()
         try:
-            return await anyio.to_thread.run_sync(self.produce, prepared, limiter=self._limiter)
+            # Nobody else waits for this render (a cheap render is made per request), so the client's
+            # leaving stops it, also while it waits for a thread.
+            async with watching(client, lambda: watch.stop(ClientGone())):
+                return await anyio.to_thread.run_sync(self.produce, prepared, watch, limiter=self._limiter)
         finally:
             self._inflight -= 1
 

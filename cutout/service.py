@@ -17,6 +17,7 @@ import anyio.to_thread
 from cache import BlobStore, Coordinator, DerivativeCache, Entry, OriginalsStore
 from cutout import metrics
 from cutout.backends import open_stores, queued_model
+from cutout.client import Client
 from cutout.masks import Segmentation
 from cutout.resolve import MAX_MEMO_TEXT, Parsed, Prepared, Resolver, check_transformations
 from cutout.responses import Delivered
@@ -51,7 +52,8 @@ class Service:
         segmenter: Segmenter | None,
     ) -> Service:
         models = Segmentation(segmenter, blobs)
-        store = Store(blobs, coordinator, memory_budget=settings.memory_cache)
+        store = Store(blobs, coordinator, memory_budget=settings.memory_cache,
+                      failure_seconds=settings.failure_seconds)
         return cls(
             settings, originals, coordinator, models,
             Resolver(settings, originals, coordinator, models),
@@ -73,10 +75,17 @@ class Service:
         self.scheduler.close()
 
     async def deliver(
-        self, raw_path: str, accept: str | None, *, vouched: bool = False, parsed: Parsed | None = None
+        self,
+        raw_path: str,
+        accept: str | None,
+        *,
+        vouched: bool = False,
+        parsed: Parsed | None = None,
+        client: Client | None = None,
     ) -> Delivered:
         """``vouched``: the caller checked the path's ``s--SIG--`` against what it signs (a fetch URL's);
-        ``parsed``: ``raw_path`` already parsed and compiled (a fetch URL's, see ``Resolver.check_fetch``)."""
+        ``parsed``: ``raw_path`` already parsed and compiled (a fetch URL's, see ``Resolver.check_fetch``).
+        ``client``: a render made for this request is abandoned if it leaves (``Scheduler.make``)."""
         known = self.resolver.memoised(raw_path, accept)
         if known is not None:
             prepared, entry = known, await self.store.fetch(known.key)
@@ -88,7 +97,7 @@ class Service:
             metrics.cache_hits_total.inc()
         else:
             metrics.cache_misses_total.inc()
-            entry = await self.scheduler.make(prepared)
+            entry = await self.scheduler.make(prepared, client)
         return delivered(prepared, entry)
 
     def _resolve_and_look_up(

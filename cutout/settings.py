@@ -61,6 +61,7 @@ class Settings:
     render_threads: int = _setting("CUTOUT_RENDER_THREADS")
     model_workers: int = _setting("CUTOUT_MODEL_WORKERS")
     queue_size: int = _setting("CUTOUT_QUEUE_SIZE")
+    render_timeout: float = _setting("CUTOUT_RENDER_TIMEOUT")
     lease_seconds: float = _setting("CUTOUT_LEASE_SECONDS")
     failure_seconds: float = _setting("CUTOUT_FAILURE_SECONDS")
     memory_cache: int = _setting("CUTOUT_MEMORY_CACHE")

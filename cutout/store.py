@@ -4,6 +4,7 @@ and the remembered failure of a key that was tried recently."""
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from collections.abc import Mapping
 
@@ -16,6 +17,7 @@ from grammar.errors import (
     NotAvailable,
     NotFound,
     OriginError,
+    Overloaded,
     TooLarge,
     Unauthorized,
     Undecodable,
@@ -28,7 +30,11 @@ _BY_STATUS: Mapping[int, type[OriginError]] = {
 }
 
 
-def failure_error(status: int, message: str) -> OriginError:
+def failure_error(status: int, message: str, retry_after: int = 1) -> OriginError:
+    """The error a remembered failure answers with again; a 503 (a render past its time budget, a
+    storage that did not answer) says when to retry: ``retry_after``, how long failures are kept."""
+    if status == 503:
+        return Overloaded(retry_after, public=message)
     cls = _BY_STATUS.get(status)
     if cls is not None:
         return cls(message)
@@ -38,9 +44,12 @@ def failure_error(status: int, message: str) -> OriginError:
 
 
 class Store:
-    def __init__(self, blobs: BlobStore, coordinator: Coordinator, *, memory_budget: int) -> None:
+    def __init__(
+        self, blobs: BlobStore, coordinator: Coordinator, *, memory_budget: int, failure_seconds: float = 1.0
+    ) -> None:
         self.blobs = blobs
         self.coordinator = coordinator
+        self.retry_after = math.ceil(failure_seconds)  # a remembered 503 says when it is forgotten
         self.memory = MemoryEntries(memory_budget)
         #: Seconds between two uses of one memory entry told to the blob store.
         self.use_period = 60.0
@@ -81,7 +90,7 @@ class Store:
             return entry
         failure = self.coordinator.failure(key)
         if failure is not None:
-            raise failure_error(failure.status, failure.message)
+            raise failure_error(failure.status, failure.message, self.retry_after)
         return None
 
     async def fetch(self, key: str) -> Entry | None:

@@ -94,3 +94,28 @@ class Overloaded(OriginError):
 
     def __init__(self, retry_after: int = 1, public: str | None = None) -> None:
         super().__init__(public, headers={"Retry-After": str(retry_after)})
+
+
+class RenderTimeout(OriginError):
+    """A render stopped at the per-render time budget (``CUTOUT_RENDER_TIMEOUT``). 503, as imgproxy
+    answers its ``IMGPROXY_TIMEOUT``: the limit is this server's capacity, not a mistake in the URL (a 4xx
+    would be cached by CDNs and blame the URL, which may render on a faster or idler server), and 504 is
+    what a gateway in front says when it gave up waiting for us."""
+
+    status = 503
+    default_public = "Rendering took too long and was stopped"
+
+    def __init__(self, seconds: float, retry_after: int) -> None:
+        super().__init__(
+            f"Rendering stopped at the time limit of {seconds:g} s per image; "
+            "a smaller image or lighter effects (a smaller blur) render within it",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+class ClientGone(OriginError):
+    """The client closed the connection while its render ran: the render was abandoned. Nobody receives
+    the answer; 499 is nginx's "client closed request", as in the logs and metrics."""
+
+    status = 499
+    default_public = "Client closed the request"

@@ -9,6 +9,7 @@ TestClient.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from urllib.parse import quote, unquote
@@ -108,16 +109,22 @@ def get(client: TestClient, text: str, accept: str = "*/*") -> tuple[int, dict[s
             "state": dict(client.app_state),
         }
         received = False
+        answered = asyncio.Event()
 
         async def receive() -> Message:
             nonlocal received
             if received:
+                # As a server does: the client is there until the answer is sent (a disconnect at
+                # once would abandon every render, as a client that left does).
+                await answered.wait()
                 return {"type": "http.disconnect"}
             received = True
             return {"type": "http.request", "body": b"", "more_body": False}
 
         async def send(message: Message) -> None:
             messages.append(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                answered.set()
 
         try:
             await client.app(scope, receive, send)

@@ -9,5 +9,8 @@ from transform.formats import FormatChoice, negotiate_format
 from transform.limits import Limits
 from transform.plan import Plan, compile_plan
 from transform.render import Rendered, render
+from transform.watch import Watch
 
-__all__ = ["FormatChoice", "Limits", "Plan", "Rendered", "compile_plan", "negotiate_format", "render"]
+__all__ = [
+    "FormatChoice", "Limits", "Plan", "Rendered", "Watch", "compile_plan", "negotiate_format", "render",
+]

@@ -87,8 +87,13 @@ def load(
 def run_frames(steps: Sequence[Action], ctx: Ctx, frames: list[pyvips.Image]) -> list[pyvips.Image]:
     """Every step on every frame, step by step, so that a step that makes frames of different sizes (e_trim
     cuts each to its own content) is named in the 400."""
+    watch = ctx.watch  # as plan.run_steps: each frame's step result owned in place of its source
     for done, step in enumerate(steps, 1):
-        frames = [step.run(ctx, frame) for frame in frames]
+        watch.check()
+        made = [watch.own(step.run(ctx, frame)) for frame in frames]
+        for frame in frames:
+            watch.release(frame)
+        frames = made
         sizes = {(frame.width, frame.height) for frame in frames}
         if len(sizes) > 1:
             raise BadRequest(
@@ -99,7 +104,7 @@ def run_frames(steps: Sequence[Action], ctx: Ctx, frames: list[pyvips.Image]) ->
         width, height = sizes.pop()
         check_output(width, height * len(frames), ctx.limits)
         if done < len(steps) and (step.wide or done % MATERIALISE_EVERY == 0):
-            frames = [frame.copy_memory() for frame in frames]  # as plan.run_steps, for each frame
+            frames = [watch.materialise(frame) for frame in frames]  # as plan.run_steps, for each frame
     return frames
 
 

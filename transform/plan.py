@@ -99,15 +99,20 @@ class _Block:
 
 def run_steps(steps: Sequence[Action], ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
     """Each step's result is checked against the output limit while it is still only described (steps
-    that would compute a larger intermediate check it themselves)."""
+    that would compute a larger intermediate check it themselves). Each is owned by ``ctx.watch`` in
+    place of the image it was made from, so that stopping the render stops the work now flowing."""
+    watch = ctx.watch
     for done, step in enumerate(steps, 1):
-        image = step.run(ctx, image)
+        watch.check()  # stopped during work libvips does not run (a model, numpy): no further step
+        made = watch.own(step.run(ctx, image))
+        watch.release(image)
+        image = made
         check_output(image.width, image.height, ctx.limits)
         if done < len(steps) and (step.wide or done % MATERIALISE_EVERY == 0):
             # Computed before the next step: after a wide-margin operation (see Action.wide), and every so
             # often, because a lazy pipeline thousands of operations deep overflows libvips' C stack when
             # it is evaluated (a segfault that takes the worker down). The last step's result streams.
-            image = image.copy_memory()
+            image = watch.materialise(image)
     return image
 
 

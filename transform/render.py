@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 
 import pyvips
@@ -26,6 +27,7 @@ from transform.limits import Limits, check_output
 from transform.ops import Action, Ctx, LoadLayer
 from transform.plan import Plan, block_source_key, run_steps
 from transform.seam import MaskSource
+from transform.watch import UNWATCHED, Watch
 
 DEFAULT_LIMITS = Limits()
 
@@ -50,19 +52,40 @@ def render(
     masks: MaskSource | None = None,
     faces: FaceSource | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    watch: Watch = UNWATCHED,
+    uncounted: Callable[[], AbstractContextManager[None]] = nullcontext,
 ) -> Rendered:
-    """Thread-safe: nothing is shared between calls but the (immutable) plan."""
+    """Thread-safe: nothing is shared between calls but the (immutable) plan. ``watch`` stops the render
+    from another thread (``Watch.stop``): its libvips work ends at the next tile, and the render raises
+    the error it was stopped with, whatever libvips or a step raised meanwhile. ``uncounted`` (see
+    ``Ctx.uncounted``) runs the work a time budget does not count."""
+    try:
+        watch.check()  # stopped before it began (its client left while it waited for a thread)
+        ctx = Ctx(
+            source_key=block_source_key(source_key, plan.autorotate),
+            decode=lambda layer, autorotate: watch.own(decode(layer, limits, autorotate)),
+            masks=masks,
+            faces=faces,
+            load_layer=load_layer,
+            limits=limits,
+            watch=watch,
+            uncounted=uncounted,
+        )
+        return _render(plan, source, choice, ctx)
+    except Exception as exc:
+        stopped = watch.error  # whatever libvips ("killed for image") or a step made of being stopped
+        if stopped is not None and exc is not stopped:
+            raise stopped from exc
+        raise
+    finally:
+        watch.close()
+
+
+def _render(plan: Plan, source: Source, choice: FormatChoice, ctx: Ctx) -> Rendered:
+    limits, watch = ctx.limits, ctx.watch
     stored = _as_stored(plan, source, choice, limits)
     if stored is not None:
         return stored
-    ctx = Ctx(
-        source_key=block_source_key(source_key, plan.autorotate),
-        decode=lambda layer, autorotate: decode(layer, limits, autorotate),
-        masks=masks,
-        faces=faces,
-        load_layer=load_layer,
-        limits=limits,
-    )
     try:
         header, original = open_image(source, limits)
         count = page_count(header)
@@ -74,11 +97,11 @@ def render(
         if pages[0] != 0:
             # The page's key: a face detection or mask of page 3 is not page 1's.
             ctx = replace(ctx, source_key=f"{ctx.source_key}|page{pages[0] + 1}")
-        ctx = replace(ctx, preview=_preview(source, plan.autorotate, limits, pages[0]))
-        image, original, steps = _start(plan, source, limits, pages[0])
+        ctx = replace(ctx, preview=_preview(source, plan.autorotate, limits, pages[0], watch))
+        image, original, steps = _start(plan, source, limits, pages[0], watch)
         image = run_steps(steps, ctx, image)
         check_output(image.width, image.height, limits)  # also when there were no steps
-        return _finish(image, plan, choice, original)
+        return _finish(image, plan, choice, original, watch)
     except pyvips.Error as exc:
         # "out of order read" is a pipeline of ours reading a sequential source twice: our bug, not damage.
         if DECODER_FAILURE.search(str(exc)) and "out of order read" not in str(exc):
@@ -106,35 +129,41 @@ def _as_stored(plan: Plan, source: Source, choice: FormatChoice, limits: Limits)
     return Rendered(data, original, width, height, pixels.has_alpha(header))
 
 
-def _preview(source: Source, autorotate: bool, limits: Limits, page: int) -> Callable[[int], pyvips.Image]:
+def _preview(
+    source: Source, autorotate: bool, limits: Limits, page: int, watch: Watch
+) -> Callable[[int], pyvips.Image]:
     def preview(side: int) -> pyvips.Image:
         header, _ = open_image(source, limits, page=page)
         width, height = oriented_size(header, autorotate)
         scale = min(1.0, side / max(width, height))
         size = max(1, round(width * scale)), max(1, round(height * scale))
-        return thumbnail(source, *size, autorotate=autorotate, page=page)
+        # thumbnail is an operation libvips never caches: its result is this render's alone.
+        return watch.own(thumbnail(source, *size, autorotate=autorotate, page=page), fresh=True)
 
     return preview
 
 
 def _start(
-    plan: Plan, source: Source, limits: Limits, page: int
+    plan: Plan, source: Source, limits: Limits, page: int, watch: Watch
 ) -> tuple[pyvips.Image, str, Sequence[Action]]:
+    """The image the steps start from (owned by ``watch``), the original's format, and the steps left."""
     image, original = open_image(source, limits, page=page)
     rotate = plan.autorotate
     first = plan.steps[0].scaler if plan.steps else None
     size = first.scaled_size(*oriented_size(image, rotate)) if first is not None else None
     if size is not None:
         check_output(*size, limits)
-        image, rest = thumbnail(source, *size, autorotate=rotate, page=page), plan.steps[1:]
+        # thumbnail is an operation libvips never caches: its result is this render's alone.
+        image = watch.own(thumbnail(source, *size, autorotate=rotate, page=page), fresh=True)
+        rest = plan.steps[1:]
         if not all(step.sequential for step in rest):
             # thumbnail reads its source once, top to bottom; a rotation, a flip or a smart crop does not
             # (libvips: "out of order read"). The image is already down to its delivered size.
-            image = image.copy_memory()
+            image = watch.materialise(image)
         return image, original, rest
     if plan.sequential and (upright(image) or not rotate):
         image, _ = open_image(source, limits, access="sequential", page=page)
-    return pixels.normalize(image.autorot() if rotate else image), original, plan.steps
+    return watch.own(pixels.normalize(image.autorot() if rotate else image)), original, plan.steps
 
 
 def _animate(
@@ -156,6 +185,7 @@ def _animate(
     if size is not None:
         check_output(size[0], size[1] * len(pages), ctx.limits)
     images, delays, loop = frames.load(source, header, pages, ctx.limits, size)
+    images = [ctx.watch.own(image, fresh=True) for image in images]  # each a copy of its own
     steps = plan.steps[1:] if size is not None else plan.steps
     images = frames.run_frames(steps, replace(ctx, animated=True), images)
     strip = frames.join(images, delays, loop)
@@ -166,27 +196,27 @@ def _animate(
     if choice.vary and not fits(fmt, strip.width, frame_height):
         fmt = "gif"  # what every client takes
     check_fits(fmt, strip.width, frame_height)
-    strip = _opaque(strip)
+    strip = _opaque(strip, ctx.watch)
     data = encode(strip, fmt, plan.quality)
     return Rendered(data, fmt, strip.width, frame_height, pixels.has_alpha(strip), frames=len(images))
 
 
-def _opaque(image: pyvips.Image) -> pyvips.Image:
+def _opaque(image: pyvips.Image, watch: Watch) -> pyvips.Image:
     """``image`` without its alpha band when nothing in it is transparent (a smaller file), computed
     once here: the result is then both inspected and encoded."""
     if not pixels.has_alpha(image):
         return image
-    image = image.copy_memory()
+    image = watch.materialise(image)
     opaque = image.extract_band(image.bands - 1).min() >= 255
     return image.extract_band(0, n=image.bands - 1) if opaque else image
 
 
-def _finish(image: pyvips.Image, plan: Plan, choice: FormatChoice, original: str) -> Rendered:
+def _finish(image: pyvips.Image, plan: Plan, choice: FormatChoice, original: str, watch: Watch) -> Rendered:
     fmt = choice.fmt or (original if original in WRITABLE else "png")
     check_quality(plan.quality, fmt)  # the original's format kept: known only now
     if not choice.vary and not choice.alpha_fallback:
         check_fits(fmt, image.width, image.height)  # before computing anything, when nothing can change fmt
-    image = _opaque(image)
+    image = _opaque(image, watch)
     transparent = pixels.has_alpha(image)
     if choice.vary and not fits(fmt, image.width, image.height):
         # f_auto promises the best format the client takes; JPEG and PNG every client takes.

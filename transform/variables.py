@@ -287,6 +287,12 @@ VARIABLES: tuple[Variable, ...] = (
     _server("CUTOUT_MODEL_WORKERS", INTEGER, 1, "concurrent background-removal jobs per process",
             low=1, high=64),
     _server("CUTOUT_QUEUE_SIZE", INTEGER, 64, "renders waiting or running per process before 503", low=1),
+    _server("CUTOUT_RENDER_TIMEOUT", NUMBER, 10.0,
+            "seconds a render may run (wall clock from when it gets a thread; background removal's model "
+            "and cut-out and face detection not counted): past it libvips stops at the next tile, nothing "
+            "is cached and the URL answers 503 for CUTOUT_FAILURE_SECONDS; 0: no limit. `cutout eager` "
+            "into the cache has none",
+            shown="10 (0: none)", low=0.0, high=3600.0),
     _server("CUTOUT_LEASE_SECONDS", NUMBER, 60.0,
             "lease of a generation claim (renewed while the job runs), at least 0.5", low=0.5),
     # At least a second: a failure that expires as it is written is never reported, and waiting requests

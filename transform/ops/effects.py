@@ -23,7 +23,7 @@ from transform.ops.registry import (
     param,
     render_param,
 )
-from transform.seam import cut_out, fit_for_segmentation
+from transform.seam import MaskSource, cut_out, fit_for_segmentation
 
 
 @dataclass(frozen=True)
@@ -234,10 +234,14 @@ def _background_removal(removal: Removal, prefix: str) -> Action:
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
         if ctx.masks is None:
             raise NotAvailable("Background removal is not available: no segmentation model")
+        with ctx.uncounted():  # the model, then the cut-out at the size the model fits the image to
+            return cut(ctx, image, ctx.masks)
+
+    def cut(ctx: Ctx, image: pyvips.Image, masks: MaskSource) -> pyvips.Image:
         fitted = fit_for_segmentation(image)
         fitted = fitted.copy_memory()  # read by the segmenter and by the compositing: decode once
         # The same key with or without fullsize_y: one mask, made at the fitted size.
-        mask = ctx.masks(fitted, key=f"{ctx.source_key}|{prefix}", fine_edges=removal.fine_edges)
+        mask = masks(fitted, key=f"{ctx.source_key}|{prefix}", fine_edges=removal.fine_edges)
         if not removal.full_size or (fitted.width, fitted.height) == (image.width, image.height):
             return pixels.normalize(cut_out(fitted, mask.alpha))
         # The guided upsampling has followed the photo's edges up to the fitted size; the last step to

@@ -80,9 +80,10 @@ def find(gravity: str, ctx: Ctx, image: pyvips.Image, prefix: str) -> Face | Non
     if ctx.masks is None:
         raise NotAvailable("Background removal is not available: no segmentation model")
     # The mask e_background_removal of this image would use (same fitting, same key): made once.
-    fitted = fit_for_segmentation(image).copy_memory()
-    mask = ctx.masks(fitted, key=key, fine_edges=False)
-    return subject_box(mask.alpha)
+    with ctx.uncounted():  # the model
+        fitted = fit_for_segmentation(image).copy_memory()
+        mask = ctx.masks(fitted, key=key, fine_edges=False)
+        return subject_box(mask.alpha)
 
 
 def regions(gravity: str, ctx: Ctx, image: pyvips.Image, prefix: str) -> tuple[Face, ...]:
@@ -104,7 +105,8 @@ def detect(ctx: Ctx, image: pyvips.Image, prefix: str) -> tuple[Face, ...]:
     # The untouched original: the detector's input decoded with shrink-on-load (a 12-megapixel JPEG at
     # 1/8 scale) rather than the whole image the crop reads. Read only when the detection is not cached.
     seen = ctx.preview(DETECT_SIDE) if prefix == "" and ctx.preview is not None else image
-    return ctx.faces(seen, key=f"{ctx.source_key}|{prefix}")
+    with ctx.uncounted():  # the detector
+        return ctx.faces(seen, key=f"{ctx.source_key}|{prefix}")
 
 
 def subject_box(alpha: pyvips.Image) -> Face | None:

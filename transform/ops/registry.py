@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,6 +20,7 @@ from grammar.errors import UnknownParameter
 from transform.faces import FaceSource
 from transform.limits import Limits
 from transform.seam import MaskSource
+from transform.watch import UNWATCHED, Watch
 
 # Non-image actions (layer, flags, named, output, default) are handled by the plan compiler itself.
 ACTION_ORDER = ("resize", "angle", "effect", "radius", "border", "opacity", "background")
@@ -67,6 +69,12 @@ class Ctx:
     #: The steps run on each frame of an animation in turn (transform/frames.py): what looks at the
     #: content to choose where to cut (g_auto) must not choose differently from one frame to the next.
     animated: bool = False
+    #: The render's kill switch (transform/watch.py): ``run_steps`` hands it each step's result.
+    watch: Watch = UNWATCHED
+    #: Runs a block outside the render's time budget: work whose cost a URL cannot multiply (a model's
+    #: inference, composing a cut-out from its mask: fixed by the image and the model). ``with
+    #: ctx.uncounted(): ...``; the server's stops the budget's clock meanwhile.
+    uncounted: Callable[[], AbstractContextManager[None]] = nullcontext
 
 
 Apply = Callable[[Ctx, pyvips.Image], pyvips.Image]
