@@ -152,6 +152,18 @@ def quality_for(fmt: str, quality: Quality | None) -> int:
     return table[quality.level if quality is not None and quality.level else "good"]
 
 
+#: libvips' GIF quantisation effort (1-10, its default 7) for an animation: 7 costs about 4x the time
+#: of 4 for 7 % smaller files and a little less error (bench/RESULTS.md, session 15: ten 480x270 frames
+#: of a photo 2.2 s against 0.57 s), and an animation multiplies it by its frames, past the render budget
+#: for a few seconds of video-like GIF. A still keeps 7 (0.7 s for 800 px wide, once, then cached).
+GIF_ANIMATION_EFFORT = 4
+
+
+def _gif_effort(image: pyvips.Image) -> int:
+    animated = image.get_typeof("page-height") != 0 and image.get("page-height") < image.height
+    return GIF_ANIMATION_EFFORT if animated else 7
+
+
 def encode(image: pyvips.Image, fmt: str, quality: Quality | None, *, progressive: bool = False) -> bytes:
     """``progressive``: progressive JPEG, interlaced (Adam7) PNG; the other formats have no such mode."""
     q = quality_for(fmt, quality)
@@ -166,7 +178,7 @@ def encode(image: pyvips.Image, fmt: str, quality: Quality | None, *, progressiv
     elif fmt == "avif":
         data = image.heifsave_buffer(Q=q, compression="av1", effort=2, keep="none")
     elif fmt == "gif":
-        data = image.gifsave_buffer(keep="none")
+        data = image.gifsave_buffer(effort=_gif_effort(image), keep="none")
     elif fmt == "tiff":
         data = image.tiffsave_buffer(compression="deflate", keep="none")
     else:
