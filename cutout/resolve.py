@@ -61,7 +61,8 @@ def check_transformations(settings: Settings) -> tuple[str, ...]:
     """Compile named and allowed transformations at start-up; returns the allowed canonical forms."""
     for name, text in settings.named.items():
         try:
-            transform.compile_plan(parse_transformation(text), named=settings.named)
+            # Its variables may be set by the URLs that use it ($width_150/t_passport).
+            transform.compile_plan(parse_transformation(text), named=settings.named, unbound=True)
         except OriginError as exc:
             raise SettingsError(f"CUTOUT_NAMED_TRANSFORMATIONS: t_{name} = {text!r}: {exc.public}") from None
     allowed = []

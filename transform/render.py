@@ -9,12 +9,14 @@ import pyvips
 
 from grammar.errors import Undecodable
 from grammar.image_formats import WRITABLE
-from transform import pixels
+from transform import dynamic, pixels
 from transform.decode import DECODER_FAILURE, Source, decode, open_image, oriented_size, thumbnail, upright
+from transform.expressions import AssetFacts
 from transform.faces import FaceSource
 from transform.formats import FormatChoice, check_fits, check_quality, encode, fits
 from transform.limits import Limits, check_output
 from transform.ops import Action, Ctx, LoadLayer
+from transform.ops.registry import Origin
 from transform.plan import Plan, block_source_key, run_steps
 from transform.seam import MaskSource
 
@@ -40,11 +42,18 @@ def render(
     masks: MaskSource | None = None,
     faces: FaceSource | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    asset: AssetFacts | None = None,
 ) -> Rendered:
-    """Thread-safe: nothing is shared between calls but the (immutable) plan."""
+    """Thread-safe: nothing is shared between calls but the (immutable) plan. ``asset``: the delivered
+    asset's tags and context, for a plan that reads them (``Plan.needs_asset``; none: no tags)."""
     stored = _as_stored(plan, source, choice, limits)
     if stored is not None:
         return stored
+    asset = asset or AssetFacts()
+    if plan.needs_asset:
+        # Masks and faces are keyed by what the steps before them made, which the asset's tags and
+        # context decide too when a condition reads them.
+        source_key = f"{source_key}|asset:{asset.token}"
     ctx = Ctx(
         source_key=block_source_key(source_key, plan.autorotate),
         decode=lambda layer, autorotate: decode(layer, limits, autorotate),
@@ -53,6 +62,8 @@ def render(
         load_layer=load_layer,
         limits=limits,
         preview=_preview(source, plan.autorotate, limits),
+        origin=_origin(source, plan.autorotate, limits) if plan.reads else None,
+        asset=asset,
     )
     try:
         image, original, steps = _start(plan, source, limits)
@@ -84,6 +95,12 @@ def _as_stored(plan: Plan, source: Source, choice: FormatChoice, limits: Limits)
         with open(source, "rb") as handle:
             data = handle.read()
     return Rendered(data, original, width, height, pixels.has_alpha(header))
+
+
+def _origin(source: Source, autorotate: bool, limits: Limits) -> Origin:
+    """The original as iw, ih and pc read it: upright (unless a_ignore), from its header."""
+    header, _ = open_image(source, limits)
+    return dynamic.origin(header, oriented_size(header, autorotate))
 
 
 def _preview(source: Source, autorotate: bool, limits: Limits) -> Callable[[int], pyvips.Image]:

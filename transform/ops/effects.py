@@ -292,5 +292,6 @@ param(
         _parse,
         "an effect e_<name>[:<arguments>] (the effects table); only the last e_ of a component applies",
         "effect",
+        variables="integer",
     )
 )

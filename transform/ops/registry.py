@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pyvips
 
 from grammar.errors import UnknownParameter
+from transform.expressions import AssetFacts, Value
 from transform.faces import FaceSource
 from transform.limits import Limits
 from transform.seam import MaskSource
@@ -32,10 +33,26 @@ class ParamSpec:
     help: str
     action: str
     render: Callable[[Any], str] = str
+    #: The value may be written with $variables and arithmetic (``w_iw_div_2``, ``r_10:$v``), evaluated
+    #: when the URL or the image decides it (transform/expressions.py); how a computed number is written
+    #: back: "integer" (rounded: pixels, percent, degrees) or "decimal". None: only literal values.
+    variables: str | None = None
 
 
 Source = str | os.PathLike[str] | bytes
 LoadLayer = Callable[[str], tuple[Source, str]]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The image a block of steps started from, as conditions and expressions read it: ``iw``, ``ih``
+    (upright), ``pc`` (its pages) and, for ``fc`` inside a layer, the image itself (the delivered
+    original's faces are found on ``Ctx.preview``)."""
+
+    width: int
+    height: int
+    pages: int = 1
+    image: pyvips.Image | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +77,13 @@ class Ctx:
     #: The original, upright, scaled down to fit a side with shrink-on-load (cheap): for a detector that
     #: looks at the untouched original (a first step, prefix ""). None inside layers.
     preview: Callable[[int], pyvips.Image] | None = None
+    #: What iw, ih, pc and fc read (set by the renderer when a step reads them, and for each layer).
+    origin: Origin | None = None
+    #: The delivered asset's tags and context, for conditions on tags and ctx:!key!.
+    asset: AssetFacts = AssetFacts()
+    #: The user variables assigned so far (transform/dynamic.py): one table for the whole render, layers
+    #: included, filled in URL order as the steps run (a render runs its steps on one thread).
+    variables: dict[str, Value] = field(default_factory=dict)
 
 
 Apply = Callable[[Ctx, pyvips.Image], pyvips.Image]
@@ -85,6 +109,9 @@ class Action:
     segmentation: bool = False
     faces: bool = False  # it detects faces (the detector's id is then part of the derivative's key)
     scaler: Scaler | None = None  # set when the renderer may replace this action by shrink-on-load
+    #: The names it reads when rendering (w, iw, fc, tags, ctx...; transform/expressions.py): a condition,
+    #: a variable, or a value written with them. Empty for every ordinary step.
+    reads: frozenset[str] = frozenset()
 
 
 # Builders take the parsed params of one component (key -> typed value), the keys already claimed by
@@ -112,13 +139,11 @@ CROP_MODES: dict[str, str] = {}  # mode -> help
 # Cloudinary keys this server knows of but does not implement: a clearer 400 than "unknown".
 UNSUPPORTED = {
     "pg": "pages (pg_)",
-    "if": "conditions (if_)",
     "dn": "density (dn_)",
     "cs": "colour spaces (cs_)",
     "fn": "custom functions",
     "p": "prefixes (p_)",
     "bl": "baselines (bl_)",
-    "$": "user variables",
 }
 
 
@@ -148,10 +173,11 @@ def effect_claims(params: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def spec_for(key: str) -> ParamSpec:
-    spec = PARAMS.get(key)
+    """The spec of a URL key; every ``$name`` shares the one of ``$`` (an assignment)."""
+    spec = PARAMS.get("$" if key.startswith("$") else key)
     if spec is not None:
         return spec
-    label = UNSUPPORTED.get("$" if key.startswith("$") else key)
+    label = UNSUPPORTED.get(key)
     raise UnknownParameter(key, hint=f" ({label} not supported by this server)" if label else "")
 
 
@@ -163,4 +189,4 @@ def op_names() -> list[str]:
 
 
 def render_param(key: str, value: Any) -> str:
-    return f"{key}_{PARAMS[key].render(value)}"
+    return f"{key}_{spec_for(key).render(value)}"

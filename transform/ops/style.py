@@ -84,6 +84,7 @@ param(
         "ignore: do not apply the EXIF orientation",
         "angle",
         lambda t: ".".join(t),
+        variables="integer",
     )
 )
 param(
@@ -94,6 +95,7 @@ param(
         "round the corners: pixels, a:b[:c[:d]] (clockwise from top-left), or max",
         "radius",
         lambda v: v if isinstance(v, str) else ":".join(map(str, v)),
+        variables="integer",
     )
 )
 param(
@@ -108,7 +110,12 @@ param(
 )
 param(
     ParamSpec(
-        "o", "opacity", lambda k, v: args.int_in(k, v, "opacity", 0, 100), "opacity in percent", "opacity"
+        "o",
+        "opacity",
+        lambda k, v: args.int_in(k, v, "opacity", 0, 100),
+        "opacity in percent",
+        "opacity",
+        variables="integer",
     )
 )
 param(
