@@ -88,6 +88,7 @@ class Scheduler:
             choice=prepared.choice,
             load_layer=self._layer, masks=None if masks is None else noting(masks, confidences),
             faces=self.models.faces.storing_while(lambda: self.originals.current(files)), limits=self.limits,
+            asset=prepared.asset,
         )
         metrics.render_seconds.observe(time.perf_counter() - started)
         # The model's confidence travels with the cut-out: the HTTP API reports it with every result.
