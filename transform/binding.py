@@ -24,9 +24,11 @@ from transform.expressions import (
     as_expression,
     fold,
     reads,
+    text_of,
 )
 from transform.ops.conditions import Assignment
 from transform.ops.registry import spec_for
+from transform.ops.text import TextLayer, interpolate, interpolated
 
 #: Names read from the asset's record (tags, ctx:!key!): the delivered asset's, so not inside a layer.
 RECORD_NAMES = ASSET_NAMES | {"ctx", "md"}
@@ -95,7 +97,22 @@ def bind(params: Mapping[str, Any], scope: Scope, *, in_layer: bool) -> dict[str
             bound[key] = _bind_template(key, value, scope, in_layer)
         else:
             bound[key] = value
+        if isinstance(bound[key], TextLayer) and interpolated(bound[key]):
+            bound[key] = _interpolate(key, bound[key], scope, in_layer)
     return bound
+
+
+def _interpolate(key: str, layer: TextLayer, scope: Scope, in_layer: bool) -> TextLayer:
+    """The values the URL decides put into the text now; the others are put in when rendering."""
+    values = {}
+    for name in sorted(interpolated(layer)):
+        if name not in scope.known and not scope.unbound:
+            raise InvalidArgument(key, str(layer), f"{name} is not defined (set it earlier in the chain: "
+                                  f"{name}_<value>)")  # fmt: skip
+        value = scope.known.get(name)
+        if value is not None:
+            values[name] = text_of(value)
+    return interpolate(layer, values)
 
 
 def _fold(key: str, text: str, assignment: Assignment, scope: Scope) -> Any:

@@ -18,7 +18,7 @@ import pyvips
 
 from grammar.ast import Condition, Expression
 from grammar.errors import InvalidArgument, NotAvailable
-from transform.expressions import Facts, Num, Template, Unevaluable, Value, evaluate, holds
+from transform.expressions import Facts, Num, Template, Unevaluable, Value, evaluate, holds, text_of
 from transform.faces.centerface import DETECT_SIDE
 from transform.ops.registry import Action, Ctx, Origin, spec_for
 
@@ -129,6 +129,15 @@ def deferred(
         faces=any(s.faces for s in probe) or "fc" in reads,
         reads=reads.union(*(s.reads for s in probe)),
     )
+
+
+def texts(ctx: Ctx, names: frozenset[str], layer: str) -> dict[str, str]:
+    """What ``$(name)`` shows in a text layer for each of ``names``, from the variables set so far."""
+    missing = sorted(names - set(ctx.variables))
+    if missing:
+        raise InvalidArgument("l", layer, f"{missing[0]} is not defined here (it is set on another way "
+                              "through an if_ block, or not at all)")  # fmt: skip
+    return {name: text_of(ctx.variables[name]) for name in names}
 
 
 def assignment(name: str, expression: Expression, *, canonical: str, reads: frozenset[str]) -> Action:

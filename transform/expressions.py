@@ -122,6 +122,15 @@ class Facts:
     asset: AssetFacts
 
 
+def text_of(value: Value) -> str:
+    """What ``$(name)`` in a text layer shows of a value: a number as written or computed, text decoded."""
+    if isinstance(value, Num):
+        return value.text(rounding=False)
+    if isinstance(value, Str):
+        return value.text
+    return ":".join(value)
+
+
 def describe(value: Value) -> str:
     if isinstance(value, Num):
         return value.text(rounding=False)
@@ -367,8 +376,14 @@ def pieces(value: str) -> list[str]:
     return out
 
 
-def has_expression(value: str) -> bool:
-    return any(_EXPRESSION.search(piece) for piece in pieces(value))
+#: A part that is one whole variable: what a parameter of free text takes (``l_text:$style:Hi``), where
+#: names and operators are text of its own (a folder named ``w``).
+_WHOLE_VARIABLE = re.compile(r"\$[A-Za-z][A-Za-z0-9]*")
+
+
+def has_expression(value: str, *, text: bool = False) -> bool:
+    found = _WHOLE_VARIABLE.fullmatch if text else _EXPRESSION.search
+    return any(found(piece) for piece in pieces(value))
 
 
 @dataclass(frozen=True)
@@ -381,10 +396,11 @@ class Template:
     rounding: bool
 
     @classmethod
-    def parse(cls, key: str, value: str, *, rounding: bool) -> Template:
+    def parse(cls, key: str, value: str, *, rounding: bool, text: bool = False) -> Template:
+        """``text``: only whole-variable parts are expressions (see ``has_expression``)."""
         parts: list[str | Expression] = []
         for piece in pieces(value):
-            if not _EXPRESSION.search(piece):
+            if not (_WHOLE_VARIABLE.fullmatch(piece) if text else _EXPRESSION.search(piece)):
                 parts.append(piece)
                 continue
             try:

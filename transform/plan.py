@@ -36,7 +36,7 @@ from transform.ops.focus import CONTENT_GRAVITIES, PLACING_GRAVITIES, regions
 from transform.ops.layers import Box, Placement, composite, finish_layer, on_region, place_layer
 from transform.ops.output import Quality
 from transform.ops.resize import resize_from
-from transform.ops.text import TextLayer, render_text
+from transform.ops.text import TextLayer, interpolate, interpolated, render_text
 
 MAX_NAMED_DEPTH = 8
 #: if_ blocks inside if_ blocks: enough for any real chain, and a bound on the compile's recursion.
@@ -495,8 +495,9 @@ def _value(key: str, text: str) -> Any:
     """A parameter's typed value; a value written with variables or arithmetic (``w_iw_div_2``) is kept
     as a Template, for the compile to fold and the render to finish."""
     spec = spec_for(key)
-    if spec.variables is not None and has_expression(text):
-        return Template.parse(key, text, rounding=spec.variables == "integer")
+    free = spec.variables == "text"
+    if spec.variables is not None and has_expression(text, text=free):
+        return Template.parse(key, text, rounding=spec.variables == "integer", text=free)
     return spec.parse(key, text)
 
 
@@ -670,13 +671,16 @@ def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str, prefix
     # A layer sized to the face moves in fractions of the face too (g_face,y_-0.1: a tenth of its height up).
     region_offsets = at.region_relative or layer.region_sized
 
+    shown = interpolated(source) if isinstance(source, TextLayer) else frozenset()  # $(name) left to render
+
     def start(ctx: Ctx) -> tuple[pyvips.Image, str]:
         """The layer's image before its own steps, and the key of that image."""
         if isinstance(source, TextLayer):
             options = text or TextOptions()
-            drawn = render_text(source, options.colour, options.background, options.wrap, ctx.limits,
+            written = interpolate(source, dynamic.texts(ctx, shown, str(source))) if shown else source
+            drawn = render_text(written, options.colour, options.background, options.wrap, ctx.limits,
                                 options.stroke)  # fmt: skip
-            return drawn, f"{source}|{options}"
+            return drawn, f"{written}|{options}"
         if ctx.load_layer is None:
             raise NotFound(f"Unknown or invalid referenced image {source} of type upload")
         found, key = ctx.load_layer(source)
@@ -716,4 +720,4 @@ def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str, prefix
     return Action(canonical, run,
                   segmentation=any(s.segmentation for s in steps) or focus.needs_mask(region),
                   faces=any(s.faces for s in steps) or focus.needs_faces(region),
-                  reads=frozenset().union(*(s.reads for s in steps)))  # fmt: skip
+                  reads=shown.union(*(s.reads for s in steps)))  # fmt: skip

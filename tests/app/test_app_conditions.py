@@ -65,6 +65,25 @@ def test_sdk_urls_with_conditions_and_variables(client: TestClient) -> None:
         assert size(client.get(url)) == expected, url
 
 
+def test_sdk_text_layers_with_variables(client: TestClient) -> None:
+    name = sdk("docs/road", transformation=[
+        {"variables": [["$name", "!Jane!"]]},
+        {"overlay": {"font_family": "Arial", "font_size": 40, "text": "Hello $(name)"}},
+        {"flags": "layer_apply"},
+    ])  # fmt: skip
+    upload = "/demo/image/upload"
+    assert name == f"{upload}/$name_!Jane!/l_text:Arial_40:Hello%20$(name)/fl_layer_apply/v1/docs/road"
+    written = client.get(f"{upload}/l_text:Arial_40:Hello%20Jane/fl_layer_apply/v1/docs/road")
+    assert client.get(name).content == written.content
+    style = sdk("docs/road", transformation=[
+        {"$style": "!Arial_12!"}, {"overlay": {"text": "hello-world", "text_style": "$style"}},
+        {"flags": "layer_apply"},
+    ])  # fmt: skip
+    assert style == f"{upload}/$style_!Arial_12!/l_text:$style:hello-world/fl_layer_apply/v1/docs/road"
+    written = client.get(f"{upload}/l_text:Arial_12:hello-world/fl_layer_apply/v1/docs/road")
+    assert client.get(style).content == written.content
+
+
 def test_a_condition_on_the_current_image_and_one_on_the_original(client: TestClient) -> None:
     scaled = "/image/upload/c_scale,w_300/if_{}_lt_500/e_grayscale/if_end/docs/road.jpg"
     assert grey(client.get(scaled.format("w")))  # 300 now

@@ -32,6 +32,13 @@ FOLDED = [
     ("w_100_div_3", "w_33"),  # computed widths are whole pixels
     ("$r_16:9/ar_$r,c_fill,w_160", "ar_16:9,c_fill,w_160"),
     ("$w_300", ""),  # a variable nobody uses changes nothing
+    # layers: a whole variable as a part of l_/u_, and $(name) in a text layer's text
+    ("$img_!logo!/l_$img/fl_layer_apply", "l_logo/fl_layer_apply"),
+    ("$style_!Arial_12!/l_text:$style:hi/fl_layer_apply", "l_text:Arial_12:hi/fl_layer_apply"),
+    ("$name_!Jane%20Doe!/l_text:Arial_40:Hello%20$(name)/fl_layer_apply",
+     "l_text:Arial_40:Hello%20Jane%20Doe/fl_layer_apply"),
+    ("$n_3_mul_4/l_text:Arial_40:$(n)%20items/fl_layer_apply", "l_text:Arial_40:12%20items/fl_layer_apply"),
+    ("l_w:logo/fl_layer_apply", "l_w:logo/fl_layer_apply"),  # a folder named like a name is a folder
 ]
 
 
@@ -151,6 +158,11 @@ ERRORS = [
                             "from the URL (only its arguments may depend on the image)"),
     ("if_md:!a!_eq_!b!/w_1/if_end", "Invalid transformation parameter - if_md:!a!_eq_!b!: structured "
      "metadata (md:) is not supported by this server; use ctx:!key!"),
+    ("l_text:Arial_40:Hi%20$(name)/fl_layer_apply", "Invalid transformation parameter - "
+     "l_text:Arial_40:Hi%20$(name): $name is not defined (set it earlier in the chain: $name_<value>)"),
+    ("$n_iw/l_text:$n:Hi/fl_layer_apply", "Invalid transformation parameter - l_text:$n:Hi: a value only the "
+     "image decides is not supported in a component with l_ (set it from the URL, or size the layer in a "
+     "component of its own)"),
     ("/".join(["if_w_gt_1"] * 9 + ["if_end"] * 9),
      "Invalid transformation: if_ blocks nest more than 8 deep"),
 ]  # fmt: skip
@@ -255,3 +267,14 @@ def test_page_count(files: dict[str, Path], tmp_path: Path) -> None:
     pages.write_to_file(str(path))
     assert run("if_pc_eq_3/c_scale,w_10/if_end", path, files).width == 10
     assert run("if_pc_eq_3/c_scale,w_10/if_end", files["photo"], files).width == 320
+
+
+def test_a_text_layer_shows_a_variable_the_image_decides(files: dict[str, Path]) -> None:
+    """The same pixels as the text written out: iw of the photo is 320."""
+    shown = run("$n_iw/l_text:Arial_30:Width%20$(n)/fl_layer_apply,g_south", files["photo"], files)
+    written = run("l_text:Arial_30:Width%20320/fl_layer_apply,g_south", files["photo"], files)
+    other = run("l_text:Arial_30:Width%20321/fl_layer_apply,g_south", files["photo"], files)
+    assert shown.data == written.data != other.data
+    with pytest.raises(InvalidArgument) as caught:
+        run("if_iw_gt_1000/$n_1/if_end/l_text:Arial_30:$(n)/fl_layer_apply", files["photo"], files)
+    assert "$n is not defined here" in caught.value.public

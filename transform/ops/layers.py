@@ -54,9 +54,11 @@ param(
         "overlay",
         _layer_id,
         "open an overlay layer block with an image (l_docs:logo) or text (l_text:Arial_40_bold:Hello; "
-        "co_ colours it, b_ puts a background behind it, c_fit,w_ wraps it)",
+        "co_ colours it, b_ puts a background behind it, c_fit,w_ wraps it; $(name) in the text is a "
+        "variable's value)",
         "layer",
         _render_layer,
+        variables="text",
     )
 )
 param(
@@ -67,6 +69,7 @@ param(
         "open an underlay layer block (placed under the image)",
         "layer",
         _render_layer,
+        variables="text",
     )
 )
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import pyvips
 
 from grammar.errors import UnknownParameter
-from transform.expressions import AssetFacts, Value
+from transform.expressions import AssetFacts, Template, Value
 from transform.faces import FaceSource
 from transform.limits import Limits
 from transform.seam import MaskSource
@@ -35,7 +35,8 @@ class ParamSpec:
     render: Callable[[Any], str] = str
     #: The value may be written with $variables and arithmetic (``w_iw_div_2``, ``r_10:$v``), evaluated
     #: when the URL or the image decides it (transform/expressions.py); how a computed number is written
-    #: back: "integer" (rounded: pixels, percent, degrees) or "decimal". None: only literal values.
+    #: back: "integer" (rounded: pixels, percent, degrees) or "decimal"; "text": only a ':'-separated part
+    #: that is a whole $variable the URL sets (``l_text:$style:Hi``). None: only literal values.
     variables: str | None = None
 
 
@@ -189,4 +190,6 @@ def op_names() -> list[str]:
 
 
 def render_param(key: str, value: Any) -> str:
+    if isinstance(value, Template):  # a value the image decides: written as the URL's expression
+        return f"{key}_{value}"
     return f"{key}_{spec_for(key).render(value)}"
