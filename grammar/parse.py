@@ -143,7 +143,15 @@ def parse_expression(text: str) -> Expression:
     return cast(Expression, _parse_value(text, "expression"))
 
 
+#: Operators one value may hold: far more than any real use, and every walk of the tree (folding,
+#: evaluating, writing it back) recurses once per operator.
+MAX_OPERATORS = 64
+_OPERATOR = re.compile(r"_(?:add|sub|mul|div|mod|pow|eq|ne|lt|gt|lte|gte|in|nin|and|or)_|_to_[fi]")
+
+
 def _parse_value(text: str, start: str) -> object:
+    if len(_OPERATOR.findall(text)) > MAX_OPERATORS:
+        raise TransformationSyntaxError(f"more than {MAX_OPERATORS} operators in one value")
     try:
         return parser().parse(text, start=start)
     except UnexpectedInput as exc:

@@ -238,7 +238,7 @@ def convert(value: Value, to: str) -> Num:
             shown = f"!{value.raw}!" if value.raw else "an empty text (no such context value?)"
             raise Unevaluable(f"{shown} is not a number (_to_{to})") from None
     else:
-        number = value.value
+        number = _finite(value.value)
     return Num(float(math.trunc(number)) if to == "i" else number)
 
 

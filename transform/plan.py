@@ -8,7 +8,7 @@ source and the headers, not the bytes: ``derivative``, what a cached result is k
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -246,7 +246,7 @@ def _component(state: _State, index: int, params: dict[str, Any]) -> None:
             out["b"] = params["b"]  # b_auto has no colour until the image is seen: JPEG gets white
         _add_component(blocks[-1], params, layer=_layer_block(blocks))
     if closes:
-        _check_static(params, "fl_layer_apply")
+        params = _static(state, params, _PLACEMENT_KEYS, "fl_layer_apply")
         if len(blocks) == 1:
             raise BadRequest("Invalid transformation: fl_layer_apply without an l_ or u_ layer to apply")
         if blocks[-1].condition is not None:
@@ -261,12 +261,14 @@ def _open_layer(state: _State, index: int, params: dict[str, Any], closes: bool)
     blocks = state.blocks
     if "l" in params and "u" in params:
         raise BadRequest("Invalid transformation: l_ and u_ cannot open two layers in one component")
-    _check_static(params, "l_" if "l" in params else "u_")
+    # Its own image must be known to key the result; placing it too when it is also applied here.
+    placed = {"l", "u", *(_PLACEMENT_KEYS if index in state.alone else ())}
+    params = _static(state, params, placed, "l_" if "l" in params else "u_")
     source = params.get("l") or params["u"]
     text = None
     if isinstance(source, TextLayer):
         params, text = _text_options(params, source)
-    else:
+    elif source is not _STAND_IN:
         state.layer_ids.add(source)  # text is drawn, not looked up
     block = _Block(opener=params, start=len(state.canonical) - 1, text=text)
     inner = {k: v for k, v in params.items() if k not in ("l", "u")}
@@ -365,15 +367,33 @@ def _assign(state: _State, params: dict[str, Any]) -> bool:
     return not params
 
 
-def _check_static(params: Mapping[str, Any], where: str) -> None:
-    dynamic_keys = sorted(k for k, v in params.items() if isinstance(v, Template))
-    if dynamic_keys:
-        key = dynamic_keys[0]
-        raise BadRequest(
-            f"Invalid transformation parameter - {key}_{params[key]}: a value only the image decides is not "
-            f"supported in a component with {where} (set it from the URL, or size the layer in a component "
-            "of its own)"
-        )
+#: What a layer's image is while a named transformation is checked on its own (``unbound``) and its id
+#: is a variable the URLs using it will set (``l_$img``): any image will do to check the rest.
+_STAND_IN = "(a layer the URL names)"
+
+
+def _static(state: _State, params: dict[str, Any], keys: Set[str], where: str) -> dict[str, Any]:
+    """``params``, whose ``keys`` must be known before rendering (what a layer shows and where it goes).
+    A named transformation checked alone gets stand-ins for the variables its users will set."""
+    for key in sorted(k for k in keys if isinstance(params.get(k), Template)):
+        template = params[key]
+        unbound = {n for n in template.reads() if n.startswith("$") and n not in state.scope.known}
+        if not state.scope.unbound or template.reads() - unbound:
+            raise BadRequest(
+                f"Invalid transformation parameter - {key}_{template}: a value only the image decides is "
+                f"not supported in a component with {where} (set it from the URL, or size the layer in a "
+                "component of its own)"
+            )
+        params = {**params, key: _stand_in(key, template)}
+    return params
+
+
+def _stand_in(key: str, template: Template) -> Any:
+    if key not in ("l", "u"):
+        return spec_for(key).parse(key, template.stand_in())
+    if str(template).startswith("text:"):
+        return TextLayer("sans", 12, (), "?", "sans_12:%3F")
+    return _STAND_IN
 
 
 def _layer_block(blocks: Sequence[_Block]) -> _Block | None:

@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from cutout.resolve import MEMO_SECONDS
 from grammar import parse_path
-from tests.app.helpers import SAMPLES, ClientFactory
+from tests.app.helpers import SAMPLES, ClientFactory, EllipseSegmenter, wait_for_200
 
 KEY, SECRET = "key-1", "secret-1"
 
@@ -88,6 +88,17 @@ def test_a_condition_on_the_current_image_and_one_on_the_original(client: TestCl
     scaled = "/image/upload/c_scale,w_300/if_{}_lt_500/e_grayscale/if_end/docs/road.jpg"
     assert grey(client.get(scaled.format("w")))  # 300 now
     assert not grey(client.get(scaled.format("iw")))  # 640 at first
+
+
+def test_background_removal_in_a_branch(client: TestClient, stub: EllipseSegmenter) -> None:
+    """A plan with background removal in a branch is made as one (423 until done), whichever branch its
+    image takes; the model runs only for the images that take it."""
+    taken = wait_for_200(client, "/image/upload/if_iw_gt_500/e_background_removal/if_end/f_png/docs/road")
+    assert taken.status_code == 200 and pyvips.Image.new_from_buffer(taken.content, "").bands == 4
+    assert stub.calls == 1
+    other = wait_for_200(client, "/image/upload/if_iw_gt_5000/e_background_removal/if_end/f_png/docs/road")
+    assert other.status_code == 200 and pyvips.Image.new_from_buffer(other.content, "").bands == 3
+    assert stub.calls == 1
 
 
 def test_cache_keys(client: TestClient) -> None:

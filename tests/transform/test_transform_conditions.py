@@ -101,6 +101,15 @@ def test_a_named_transformation_may_use_the_urls_variables() -> None:
     with pytest.raises(InvalidArgument):
         plan("t_passport", named=named)
     plan("c_thumb,g_auto,h_$width,w_$width", unbound=True)  # checked on its own at start-up
+    # Layers too: what they show and where they go comes from the URL.
+    overlay = "l_$img/c_scale,w_$w/fl_layer_apply,g_north_east,x_$pad"
+    plan(overlay, unbound=True)
+    plan("l_text:$style:Hi%20$(name)/fl_layer_apply", unbound=True)
+    used = plan("$img_!logo!,$pad_5,$w_40/t_overlay", named={"overlay": overlay})
+    assert used.derivative == "l_logo/c_scale,w_40/fl_layer_apply,g_north_east,x_5"
+    assert used.layer_ids == {"logo"}
+    with pytest.raises(BadRequest, match="a value only the image decides"):  # not a URL's variable
+        plan("$s_iw/l_text:$s:Hi/fl_layer_apply", unbound=True)
 
 
 ERRORS = [
