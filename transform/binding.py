@@ -74,12 +74,18 @@ class Scope:
 
 
 _MISSING: Any = object()
+_FOLDED = (Assignment, Template, TextLayer)
 
 
 def bind(params: Mapping[str, Any], scope: Scope, *, in_layer: bool) -> dict[str, Any]:
     """A component's parameters with what the URL decides folded in: templates whose values are all
     known become the parameter's typed value; assignments the URL decides are dropped (and remembered),
     unless inside a condition; the others stay, as Assignment and Template, for the render."""
+    for value in params.values():
+        if isinstance(value, _FOLDED):
+            break
+    else:
+        return dict(params)  # (most components: nothing to fold; this is on every compile's path)
     bound: dict[str, Any] = {}
     # The component's assignments first, in URL order: its other parameters may use them.
     ordered = sorted(params.items(), key=lambda item: not isinstance(item[1], Assignment))

@@ -381,7 +381,15 @@ def pieces(value: str) -> list[str]:
 _WHOLE_VARIABLE = re.compile(r"\$[A-Za-z][A-Za-z0-9]*")
 
 
+_ALL_NAMES = frozenset({*NAMES, *UNSUPPORTED_NAMES})
+
+
 def has_expression(value: str, *, text: bool = False) -> bool:
+    if "$" not in value:  # (most values: a number, a ratio, a word; this is on every compile's path)
+        if text:
+            return False
+        if "_" not in value and ":!" not in value:
+            return any(piece in _ALL_NAMES for piece in value.split(":"))
     found = _WHOLE_VARIABLE.fullmatch if text else _EXPRESSION.search
     return any(found(piece) for piece in pieces(value))
 

@@ -47,6 +47,7 @@ MAX_COMPONENTS = 64
 #: Steps after which the image is computed before going on (see run_steps).
 MATERIALISE_EVERY = 32
 _IN_CONDITION = "inside an if_ block"
+_IN_LAYER = "inside a layer"
 _PLACEMENT_KEYS = frozenset({"fl", "g", "x", "y", "c", "w", "h", "ar", "dpr", "o"})
 
 
@@ -203,13 +204,14 @@ class _State:
     def nested(self) -> str | None:
         """Where the component is, when not on the delivered image itself (what f_, q_, d_... refuse)."""
         if self.in_layer:
-            return "inside a layer"
+            return _IN_LAYER
         return _IN_CONDITION if self.scope.conditional else None
 
 
 def _component(state: _State, index: int, params: dict[str, Any]) -> None:
     blocks, out = state.blocks, state.out
-    params = bind(params, state.scope, in_layer=state.in_layer)
+    nested = state.nested
+    params = bind(params, state.scope, in_layer=nested == _IN_LAYER)
     if not params:
         return  # only variables the URL decides: nothing to do, nothing to key by
     delivery_dpr = _is_delivery_dpr(params)
@@ -221,14 +223,14 @@ def _component(state: _State, index: int, params: dict[str, Any]) -> None:
         return  # only variables set when rendering
     for key in ("f", "q"):
         if key in params:
-            if state.nested:
+            if nested:
                 raise BadRequest(
-                    f"Invalid transformation: {key}_ applies to the delivered image, not {state.nested}"
+                    f"Invalid transformation: {key}_ applies to the delivered image, not {nested}"
                 )
             out[key] = params.pop(key)
-    _take_output_flags(params, out, nested=state.nested)
+    _take_output_flags(params, out, nested=nested)
     if "d" in params:
-        _take_default(params, out, nested=state.nested)
+        _take_default(params, out, nested=nested)
     if not bytes_part:
         return  # only d_ or fl_attachment: no step (nor an empty part in later steps' prefixes)
     if delivery_dpr:
@@ -359,6 +361,8 @@ def _close_condition(state: _State) -> None:
 def _assign(state: _State, params: dict[str, Any]) -> bool:
     """Moves the assignments left for the render out of ``params`` into steps of the current block (the
     canonical text keeps them); True when nothing else is left."""
+    if not any(key[0] == "$" for key in params):
+        return False
     for key in [k for k, v in params.items() if isinstance(v, Assignment)]:
         assignment = params.pop(key)
         step = dynamic.assignment(key, assignment.expression, canonical=render_param(key, assignment),
@@ -416,8 +420,11 @@ def _derivative_part(params: Mapping[str, Any]) -> str:
 def _ordered(params: Mapping[str, Any]) -> list[str]:
     """The keys in canonical order: ``if_`` first, the variables in URL order (each may use the one
     before), then the rest alphabetically (what Cloudinary's SDKs write)."""
-    variables = [key for key in params if key.startswith("$")]
-    rest = sorted(key for key in params if key != "if" and not key.startswith("$"))
+    keys = sorted(params)
+    if not keys or (keys[0][0] != "$" and "if" not in params):  # ('$' sorts first)
+        return keys
+    variables = [key for key in params if key[0] == "$"]
+    rest = [key for key in keys if key != "if" and key[0] != "$"]
     return ["if"] * ("if" in params) + variables + rest
 
 
@@ -515,9 +522,9 @@ def _value(key: str, text: str) -> Any:
     """A parameter's typed value; a value written with variables or arithmetic (``w_iw_div_2``) is kept
     as a Template, for the compile to fold and the render to finish."""
     spec = spec_for(key)
-    free = spec.variables == "text"
-    if spec.variables is not None and has_expression(text, text=free):
-        return Template.parse(key, text, rounding=spec.variables == "integer", text=free)
+    kind = spec.variables
+    if kind is not None and has_expression(text, text=kind == "text"):
+        return Template.parse(key, text, rounding=kind == "integer", text=kind == "text")
     return spec.parse(key, text)
 
 

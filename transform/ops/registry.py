@@ -175,7 +175,7 @@ def effect_claims(params: Mapping[str, Any]) -> tuple[str, ...]:
 
 def spec_for(key: str) -> ParamSpec:
     """The spec of a URL key; every ``$name`` shares the one of ``$`` (an assignment)."""
-    spec = PARAMS.get("$" if key.startswith("$") else key)
+    spec = PARAMS.get(key) or (PARAMS.get("$") if key[:1] == "$" else None)
     if spec is not None:
         return spec
     label = UNSUPPORTED.get(key)
@@ -190,6 +190,6 @@ def op_names() -> list[str]:
 
 
 def render_param(key: str, value: Any) -> str:
-    if isinstance(value, Template):  # a value the image decides: written as the URL's expression
+    if type(value) is Template:  # a value the image decides: as the URL writes it
         return f"{key}_{value}"
-    return f"{key}_{spec_for(key).render(value)}"
+    return f"{key}_{(PARAMS.get(key) or spec_for(key)).render(value)}"
