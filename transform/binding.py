@@ -18,7 +18,6 @@ from transform.expressions import (
     ASSET_NAMES,
     Num,
     Str,
-    Template,
     Unevaluable,
     Value,
     as_expression,
@@ -29,6 +28,7 @@ from transform.expressions import (
 from transform.ops.conditions import Assignment
 from transform.ops.registry import spec_for
 from transform.ops.text import TextLayer, interpolate, interpolated
+from transform.templates import Template
 
 #: Names read from the asset's record (tags, ctx:!key!): the delivered asset's, so not inside a layer.
 RECORD_NAMES = ASSET_NAMES | {"ctx", "md"}

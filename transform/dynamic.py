@@ -18,9 +18,10 @@ import pyvips
 
 from grammar.ast import Condition, Expression
 from grammar.errors import InvalidArgument, NotAvailable
-from transform.expressions import Facts, Num, Template, Unevaluable, Value, evaluate, holds, text_of
+from transform.expressions import Facts, Num, Unevaluable, Value, evaluate, holds, text_of
 from transform.faces.centerface import DETECT_SIDE
 from transform.ops.registry import Action, Ctx, Origin, spec_for
+from transform.templates import Template
 
 Runner = Callable[[Sequence[Action], Ctx, pyvips.Image], pyvips.Image]
 Build = Callable[[Mapping[str, Any]], list[Action]]

@@ -18,15 +18,7 @@ from grammar.ast import Component, Condition
 from grammar.errors import BadRequest, NotFound
 from transform import dynamic, pixels
 from transform.binding import Scope, bind
-from transform.expressions import (
-    Template,
-    Unevaluable,
-    as_expression,
-    condition_reads,
-    fold_condition,
-    has_expression,
-    reads,
-)
+from transform.expressions import Unevaluable, as_expression, condition_reads, fold_condition, reads
 from transform.limits import check_output
 from transform.ops import ACTION_ORDER, BUILDERS, Action, Ctx, focus, render_param, spec_for
 from transform.ops.args import Color
@@ -37,6 +29,7 @@ from transform.ops.layers import Box, Placement, composite, finish_layer, on_reg
 from transform.ops.output import Quality
 from transform.ops.resize import resize_from
 from transform.ops.text import TextLayer, interpolate, interpolated, render_text
+from transform.templates import Template, has_expression
 
 MAX_NAMED_DEPTH = 8
 #: if_ blocks inside if_ blocks: enough for any real chain, and a bound on the compile's recursion.

@@ -16,10 +16,11 @@ from typing import Any, Protocol
 import pyvips
 
 from grammar.errors import UnknownParameter
-from transform.expressions import AssetFacts, Template, Value
+from transform.expressions import AssetFacts, Value
 from transform.faces import FaceSource
 from transform.limits import Limits
 from transform.seam import MaskSource
+from transform.templates import Template
 
 # Non-image actions (layer, flags, named, output, default) are handled by the plan compiler itself.
 ACTION_ORDER = ("resize", "angle", "effect", "radius", "border", "opacity", "background")
