@@ -26,6 +26,7 @@ def derivative_key(
     *,
     layers: str = "",
     model: str = "",
+    asset: str = "",
     pipeline_version: str = PIPELINE_VERSION,
 ) -> str:
     """The cache key of one rendered derivative.
@@ -34,11 +35,14 @@ def derivative_key(
     the tokens of layer originals, so replacing an overlay file invalidates the derivatives that use it.
     ``model`` is the segmenter's id (model file, its pre- and post-processing version, recipe) for
     derivatives that remove a background, so a new model or a new mask pipeline makes new cut-outs.
+    ``asset`` is what the asset's record says that the derivative depends on (the tags and context a
+    condition reads), so retagging an asset makes new derivatives of such URLs; empty for all others.
     """
     # No transformation: the original as stored (``transform.render``), no longer a re-encoding of it,
     # under a key of its own so that re-encodings cached before are not served for it.
     fields = (canonical or AS_STORED, public_id, fingerprint, format_key, layers, model, pipeline_version)
-    return "d:" + _digest("derivative", *fields)
+    # Only when there is one, so that every other derivative keeps the key it had.
+    return "d:" + _digest("derivative", *fields, *([asset] if asset else []))
 
 
 def mask_key(source_key: str, model_id: str, fine_edges: bool) -> str:

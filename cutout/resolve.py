@@ -8,6 +8,7 @@ server runs it in its thread pool); ``memoised`` answers repeated URLs without b
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, replace
 
@@ -16,10 +17,11 @@ from cache import Coordinator, Located, OriginalsStore, derivative_key
 from cutout.masks import Segmentation
 from cutout.memory import BoundedDict
 from cutout.settings import Settings, SettingsError
-from cutout.versions import Versions
+from cutout.versions import Versions, asset_record_name
 from grammar import DeliveryPath, Param, parse_path, parse_transformation, verify_delivery
 from grammar.errors import NotFound, OriginError, Unauthorized
 from grammar.path import escape_public_id
+from transform.expressions import AssetFacts
 
 #: URL plus Accept header longer than this are not memoised (a client could fill the table with huge ones).
 MAX_MEMO_TEXT = 2048
@@ -53,6 +55,8 @@ class Prepared:
     attachment: str | None = None
     #: The X-Cld-Error of a success that is not quite what was asked: why ``substitute`` stands in.
     warning: str | None = None
+    #: The asset's tags and context, when the plan's conditions read them (``Plan.needs_asset``).
+    asset: AssetFacts | None = None
 
     @property
     def allow_name(self) -> str:
@@ -82,7 +86,8 @@ def check_transformations(settings: Settings) -> tuple[str, ...]:
     """Compile named and allowed transformations at start-up; returns the allowed canonical forms."""
     for name, text in settings.named.items():
         try:
-            transform.compile_plan(parse_transformation(text), named=settings.named)
+            # Its variables may be set by the URLs that use it ($width_150/t_passport).
+            transform.compile_plan(parse_transformation(text), named=settings.named, unbound=True)
         except OriginError as exc:
             raise SettingsError(f"CUTOUT_NAMED_TRANSFORMATIONS: t_{name} = {text!r}: {exc.public}") from None
     allowed = []
@@ -165,23 +170,40 @@ class Resolver:
             self._check_strict(path, plan)
         prints = ",".join(f"{i}={self.originals.version(f)}" for i, f in zip(layer_ids, layers, strict=True))
         choice = transform.negotiate_format(plan, extension=path.extension, accept=accept)
+        asset = self._asset(substitute or path.public_id) if plan.needs_asset else None
         # Keyed by the source used: a default delivered for a missing original is the default's own
         # derivative (one entry for every missing id), and the original uploaded later has a key of its own.
         key = derivative_key(plan.derivative, substitute or path.public_id, fingerprint, choice.key,
-                             layers=prints, model=self.models.model_for(plan))
+                             layers=prints, model=self.models.model_for(plan),
+                             asset=asset.token if asset is not None else "")  # fmt: skip
         request = "/image/upload/" + (f"{path.raw_transformation}/" if path.raw_transformation else "")
         if path.version is not None:  # kept: without it a folder named like a component (w_100/x) is one
             request += f"v{path.version}/"
         # Immutable only when the URL names the version the original has now (cutout/versions.py); never a
         # default standing in for it: the URL's image is still to come.
-        versioned = (path.version is not None and substitute is None
+        # Nor when a condition reads the asset's tags or context: they change without a new version.
+        versioned = (path.version is not None and substitute is None and asset is None
                      and self.versions.is_current(source, path.version))  # fmt: skip
         attachment = plan.attachment
         if attachment == "":  # fl_attachment without a name: named after the public id's last part
             attachment = path.public_id.rpartition("/")[2]
         return Prepared(key, plan, source, fingerprint, choice, path.public_id, versioned,
                         (source, *layers), (request + path.raw_source, accept), substitute, attachment,
-                        warning)  # fmt: skip
+                        warning, asset)  # fmt: skip
+
+    def _asset(self, public_id: str) -> AssetFacts:
+        """The tags and context the Upload API keeps in the asset's record; none for an original put in
+        the folder by hand (no record), as the Admin API describes it."""
+        try:
+            data = self.originals.get_record(asset_record_name(public_id))
+        except ValueError:  # not a name records take: no record
+            data = None
+        record = json.loads(data) if data is not None else {}
+        if not isinstance(record, dict) or record.get("deleted"):
+            record = {}
+        tags = tuple(str(tag) for tag in record.get("tags") or ())
+        context = tuple(sorted((str(k), str(v)) for k, v in dict(record.get("context") or {}).items()))
+        return AssetFacts(tags, context)
 
     def _locate(
         self, public_id: str, default: str | None, missing: OriginError | None

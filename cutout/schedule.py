@@ -102,6 +102,7 @@ class Scheduler:
                     choice=prepared.choice, load_layer=self._layer,
                     masks=None if masks is None else noting(masks, confidences), faces=faces,
                     limits=self.limits, watch=watch, uncounted=partial(self.deadlines.paused, budget),
+                    asset=prepared.asset,
                 )
             except (RenderTimeout, ClientGone) as exc:
                 reason = "time_budget" if isinstance(exc, RenderTimeout) else "client_gone"

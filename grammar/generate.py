@@ -21,7 +21,13 @@ HERE = Path(__file__).resolve().parent
 GRAMMAR = HERE / "transformation.lark"
 TARGET = HERE / "_lalr.py"
 #: The options of the parser; strict mode is the point of building it here.
-OPTIONS = {"parser": "lalr", "lexer": "contextual", "strict": True, "maybe_placeholders": False}
+OPTIONS = {
+    "parser": "lalr",
+    "lexer": "contextual",
+    "strict": True,
+    "maybe_placeholders": False,
+    "start": ["start", "condition", "expression"],
+}
 
 
 def grammar_digest() -> str:

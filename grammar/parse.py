@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import cast
+from typing import Any, cast
 
 # The parser is lark's stand-alone module generated from transformation.lark (grammar/generate.py says
 # why): it brings its own copies of lark's classes, so Transformer, Token and the errors come from it.
@@ -16,8 +16,22 @@ from grammar._lalr import (
     UnexpectedCharacters,
     UnexpectedInput,
     UnexpectedToken,
+    VisitError,
 )
-from grammar.ast import Component, Param
+from grammar.ast import (
+    Comparison,
+    Component,
+    Condition,
+    Conversion,
+    Expression,
+    Lookup,
+    Name,
+    Number,
+    Operation,
+    Param,
+    Text,
+    Variable,
+)
 from grammar.errors import TransformationSyntaxError
 
 _SHOWN_CHARS = 120
@@ -40,6 +54,53 @@ class _ToAst(Transformer[Token, tuple[Component, ...]]):
     def value(self, tokens: list[Token]) -> str:
         return "".join(tokens)
 
+    # ---- expressions (the `condition` and `expression` start rules) ----
+    def condition(self, groups: list[tuple[Comparison, ...]]) -> Condition:
+        return Condition(tuple(groups))
+
+    def conjunction(self, comparisons: list[Comparison]) -> tuple[Comparison, ...]:
+        return tuple(comparisons)
+
+    def comparison(self, children: list[Any]) -> Comparison:
+        left, operator, right = children
+        return Comparison(left, _operator(operator), right)
+
+    def expression(self, children: list[Expression]) -> Expression:
+        return children[0]
+
+    def sum(self, children: list[Any]) -> Operation:
+        left, operator, right = children
+        return Operation(left, _operator(operator), right)
+
+    product = power = sum
+
+    def conversion(self, children: list[Any]) -> Conversion:
+        operand, to = children
+        return Conversion(operand, str(to)[-1])
+
+    def number(self, children: list[Token]) -> Number:
+        return Number(float(children[0]), str(children[0]))
+
+    def ratio(self, children: list[Token]) -> Number:
+        left, right = (float(t) for t in children)
+        text = f"{children[0]}:{children[1]}"
+        if right == 0:
+            raise TransformationSyntaxError(f"ratio {text} divides by zero")
+        return Number(left / right, text)
+
+    def variable(self, children: list[Token]) -> Variable:
+        return Variable(str(children[0]))
+
+    def name(self, children: list[Token]) -> Name:
+        return Name(str(children[0]))
+
+    def text(self, children: list[Token]) -> Text:
+        return Text(str(children[0])[1:-1])
+
+    def lookup(self, children: list[Token]) -> Lookup:
+        source, key = children
+        return Lookup(str(source), Text(str(key)[1:-1]))
+
 
 @functools.cache
 def parser() -> Lark:
@@ -59,13 +120,75 @@ def parse_transformation(text: str) -> tuple[Component, ...]:
         return ()
     try:
         # With a tree-less transformer, parse() returns what _ToAst.start returns.
-        result = cast(tuple[Component, ...], parser().parse(text))
+        result = cast(tuple[Component, ...], parser().parse(text, start="start"))
     except UnexpectedInput as exc:
         raise syntax_error(text, exc) from None
     for component in result:
         for param in component.params:
             _check_pieces(text, param)
     return result
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_condition(text: str) -> Condition:
+    """The value of ``if_``: ``"w_gt_1000_and_ar_lt_1.0"`` -> a Condition. Raises
+    ``TransformationSyntaxError`` whose message says where and what was expected (no URL context: the
+    caller names the parameter)."""
+    return cast(Condition, _parse_value(text, "condition"))
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_expression(text: str) -> Expression:
+    """A ``$name_`` value or a number written as arithmetic: ``"iw_div_2"`` -> an Operation."""
+    return cast(Expression, _parse_value(text, "expression"))
+
+
+#: Operators one value may hold: far more than any real use, and every walk of the tree (folding,
+#: evaluating, writing it back) recurses once per operator.
+MAX_OPERATORS = 64
+_OPERATOR = re.compile(r"_(?:add|sub|mul|div|mod|pow|eq|ne|lt|gt|lte|gte|in|nin|and|or)_|_to_[fi]")
+
+
+def _parse_value(text: str, start: str) -> object:
+    if len(_OPERATOR.findall(text)) > MAX_OPERATORS:
+        raise TransformationSyntaxError(f"more than {MAX_OPERATORS} operators in one value")
+    try:
+        return parser().parse(text, start=start)
+    except UnexpectedInput as exc:
+        column, expected = _position(text, exc)
+        found = f"{text[column - 1 : column + 5]!r}" if column <= len(text) else "end of text"
+        raise TransformationSyntaxError(
+            f"unexpected {found} at character {column}; expected {_expected_in_expression(expected, start)}"
+        ) from None
+    except VisitError as exc:  # the transformer's own refusals (a ratio of zero)
+        if isinstance(exc.orig_exc, TransformationSyntaxError):
+            raise exc.orig_exc from None
+        raise
+
+
+_OPERAND = "a number, a ratio (3:4), a $variable, a name (w, iw, ...), !text! or ctx:!key!"
+
+
+def _expected_in_expression(expected: set[str], start: str) -> str:
+    if expected & {"NUMBER", "KEY", "VARIABLE"}:
+        return _OPERAND
+    if expected == {"STRING"}:
+        return "!key! (ctx:!key!)"
+    wanted = []
+    if "COMPARE" in expected and start == "condition":
+        wanted.append("a comparison (_eq_, _ne_, _lt_, _gt_, _lte_, _gte_, _in_, _nin_)")
+    if expected & {"ADDITIVE", "MULTIPLICATIVE", "POW"}:
+        wanted.append("an operator (_add_, _sub_, _mul_, _div_, _mod_, _pow_, _to_f, _to_i)")
+    if "_AND" in expected and start == "condition":
+        wanted.append("_and_ or _or_")
+    if "$END" in expected or start == "expression":
+        wanted.append("the end")
+    return ", ".join(wanted) or ", ".join(sorted(expected))
+
+
+def _operator(token: Token) -> str:
+    """``_mul_`` -> ``mul``."""
+    return str(token).strip("_")
 
 
 #: An empty piece: a separator followed by another, or ending the value (NUMBER holds a '.' only between

@@ -45,6 +45,9 @@ CORPUS = [
     "/image/upload/s--abcdefgh--/w_10/photo.jpg",
     f"/image/upload/s--{sign('c_thumb,h_12,w_12/photo.jpg', SECRET)}--/c_thumb,h_12,w_12/photo.jpg",
     "/image/upload/w_10/v1700000000/photo.jpg",
+    "/image/upload/if_w_gt_20_and_ar_lt_2.0/c_scale,w_10/if_else/e_grayscale/if_end/photo.jpg",
+    "/image/upload/$w_iw_div_2,$t_!sale!/if_$t_in_tags,c_crop,h_ih_sub_4,w_$w_mul_1.5/photo.png",
+    "/image/upload/$n_fc_add_pc/l_text:Arial_8:n%20$(n)/fl_layer_apply,g_south/photo.webp",
 ]
 # Characters and pieces that break things: separators, escapes (also malformed or of control
 # characters), dot segments, non-ASCII, digits (numbers grow), keys of unsupported parameters.
@@ -52,6 +55,7 @@ PIECES = [
     *"/_,:;.$-%!~()?#&+=*@ 0123456789abcdefgilrstuvwxyzABFS\\\x00\u00e9\u202e\U0001f600",
     "..", "/../", "./", "%2F", "%2e%2e", "%00", "%zz", "%", "%C3%A9", "%ff", "//", "v1/", "s--abcdefgh--/",
     "w_99999999999", "e_background_removal/", "l_photo/", "fl_layer_apply,", "t_nope/", "$v_1,", "z_2,",
+    "if_", "if_end/", "if_else/", "_gt_", "_div_0", "_to_f", "$(v)", "!a!_in_tags", "iw_mul_",
 ]  # fmt: skip
 ALLOWED_5XX = {501, 503}
 ACCEPT = ["image/avif,image/webp,*/*", "image/webp", "*/*", "", "image/avif;q=0", "text/html;q=x,\u00e9"]

@@ -13,7 +13,7 @@ from grammar import parse_path
 from grammar.errors import BadRequest
 from grammar.signature import verify_delivery
 from transform.ops import CROP_MODES, EFFECTS, PARAMS
-from transform.ops.docs import BEGIN, END, markdown_table, with_table
+from transform.ops.docs import BEGIN, END, markdown_table, shown_key, with_table
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 REFRESH = "run `python -m transform.ops.docs --write README.md`"
@@ -52,7 +52,7 @@ def test_readme_table_is_the_generated_one() -> None:
 
 def test_every_registered_parameter_effect_and_mode_is_in_the_table() -> None:
     block = generated_block()
-    missing = [f"{key}_" for key in PARAMS if f"| `{key}_` |" not in block]
+    missing = [f"{key}_" for key in PARAMS if f"| `{shown_key(key)}_` |" not in block]
     missing += [f"e_{name}" for name in EFFECTS if f"| `e_{name}` |" not in block]
     missing += [f"c_{mode}" for mode in CROP_MODES if f"| `c_{mode}` |" not in block]
     assert not missing, f"not in the README: {missing}; {REFRESH}"
@@ -98,3 +98,10 @@ def test_signature_example_verifies() -> None:
     parsed = parse_path(path)
     assert verify_delivery(parsed, "my-secret")
     assert not verify_delivery(parsed, "another-secret")
+
+
+def test_condition_and_variable_examples_are_accepted() -> None:
+    examples = re.findall(r"`(/image/upload/[^`]+)`", part("Conditions and variables."))
+    assert len(examples) >= 5
+    for path in examples:
+        check(path)

@@ -8,32 +8,40 @@ source and the headers, not the bytes: ``derivative``, what a cached result is k
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pyvips
 
-from grammar.ast import Component
+from grammar.ast import Component, Condition
 from grammar.errors import BadRequest, NotFound
-from transform import pixels
+from transform import dynamic, pixels
+from transform.binding import Scope, bind
+from transform.expressions import Unevaluable, as_expression, condition_reads, fold_condition, reads
 from transform.limits import check_output
 from transform.ops import ACTION_ORDER, BUILDERS, Action, Ctx, focus, render_param, scale_for_dpr, spec_for
 from transform.ops.args import Color
+from transform.ops.conditions import Assignment
 from transform.ops.flags import ANIMATION_FLAGS, attachment_name, is_output_flag
 from transform.ops.focus import CONTENT_GRAVITIES, PLACING_GRAVITIES, regions
 from transform.ops.layers import Box, Placement, composite, finish_layer, on_region, place_layer
 from transform.ops.output import Quality
 from transform.ops.pages import Pages
 from transform.ops.resize import resize_from
-from transform.ops.text import TextLayer, render_text
+from transform.ops.text import TextLayer, interpolate, interpolated, render_text
+from transform.templates import Template, has_expression
 
 MAX_NAMED_DEPTH = 8
+#: if_ blocks inside if_ blocks: enough for any real chain, and a bound on the compile's recursion.
+MAX_CONDITION_DEPTH = 8
 #: Chained components a URL may ask for: far more than any real use, few enough that one URL cannot
 #: keep a worker busy for minutes.
 MAX_COMPONENTS = 64
 #: Steps after which the image is computed before going on (see run_steps).
 MATERIALISE_EVERY = 32
+_IN_CONDITION = "inside an if_ block"
+_IN_LAYER = "inside a layer"
 _PLACEMENT_KEYS = frozenset({"fl", "g", "x", "y", "c", "w", "h", "ar", "dpr", "o"})
 
 
@@ -71,6 +79,14 @@ class Plan:
     pages: Pages | None = None
     #: fl_animated or fl_awebp: the URL asks for an animation (a format that cannot hold one is a 400).
     animated: bool = False
+    #: What the steps read when rendering (w, iw, fc, tags, ctx, $variables...): conditions and values
+    #: written with the image's names. Empty for a plan the URL alone decides.
+    reads: frozenset[str] = frozenset()
+
+    @property
+    def needs_asset(self) -> bool:
+        """The steps read the asset's record (tags, ctx:!key!): its facts go into the key and the render."""
+        return bool(self.reads & {"tags", "ctx"})
 
     @property
     def sequential(self) -> bool:
@@ -86,10 +102,13 @@ class Plan:
 
 @dataclass
 class _Block:
-    """A plan being built: the base image, or a layer between its opener and fl_layer_apply."""
+    """A plan being built: the base image, a layer between its opener and fl_layer_apply, or a branch of
+    a condition between its if_ and if_end (``condition`` set)."""
 
     opener: dict[str, Any] = field(default_factory=dict)
     start: int = 0  # index of the opening component in the canonical list
+    condition: Condition | None = None
+    then: list[Action] | None = None  # an if_ block's first branch, once its if_else is reached
     steps: list[Action] = field(default_factory=list)
     parts: list[str] = field(default_factory=list)  # canonical components, for mask keys
     autorotate: bool = True  # False when a component of the block says a_ignore
@@ -123,91 +142,43 @@ def block_source_key(source_key: str, autorotate: bool) -> str:
     return source_key if autorotate else f"{source_key}|a_ignore"
 
 
-def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | None = None) -> Plan:
-    blocks = [_Block()]
-    canonical: list[str] = []
-    # What the steps of each component see: ``canonical`` at its device pixel ratio (lengths multiplied,
-    # the chain's dpr_ written in), so that a layer's key tells a text drawn at dpr_2.0 from dpr_1.0's.
-    seen: list[str] = []
-    derivative: list[str] = []
-    out: dict[str, Any] = {}
-    layer_ids: set[str] = set()
+def compile_plan(
+    components: Sequence[Component], *, named: Mapping[str, str] | None = None, unbound: bool = False
+) -> Plan:
+    """``unbound``: variables used before they are assigned are left to the URL that will use the text
+    (a named transformation checked on its own, ``$width_150/t_passport``)."""
+    state = _State(Scope(unbound=unbound))
     expanded = _expand(components, named or {}, 0)
-    ratio = _delivery_dpr(expanded)
-    alone = _unclosed_openers(expanded)
+    state.ratio = _delivery_dpr(expanded)
+    state.alone = _unclosed_openers(expanded)
     for index, params in enumerate(expanded):
-        delivery_dpr = _is_delivery_dpr(params)
-        if len(canonical) == MAX_COMPONENTS:
+        if len(state.canonical) >= MAX_COMPONENTS:
             raise BadRequest(
                 f"Invalid transformation: more than {MAX_COMPONENTS} chained components "
                 "(named transformations count with their own)"
             )
-        canonical.append(",".join(render_param(key, params[key]) for key in sorted(params)))
-        pixel_ratio = None if delivery_dpr else params.get("dpr", ratio)
-        if pixel_ratio is not None and pixel_ratio != 1.0:
-            # Lengths in pixels at the component's device pixel ratio (its own dpr_, else the chain's):
-            # the derivative's text says what is drawn (r_10 at dpr_2.0 is r_20), so its key does too.
-            params = scale_for_dpr(params, pixel_ratio)
-        seen.append(",".join(render_param(key, params[key]) for key in sorted(params)))
-        bytes_part = _derivative_part(params)
-        if bytes_part:
-            derivative.append(bytes_part)
-        for key in ("f", "q", "pg"):
-            if key in params:
-                if len(blocks) > 1 or (key == "pg" and ("l" in params or "u" in params)):
-                    raise BadRequest(
-                        f"Invalid transformation: {key}_ applies to the delivered image, not inside a layer"
-                    )
-                if key == "pg" and out.get(key, params[key]) != params[key]:
-                    raise BadRequest("Invalid transformation: pg_ is given twice, with different pages")
-                out[key] = params.pop(key)
-        _take_output_flags(params, out, inside_layer=len(blocks) > 1)
-        if "d" in params:
-            _take_default(params, out, inside_layer=len(blocks) > 1)
-        if not bytes_part:
-            continue  # only d_ or fl_attachment: no step (nor an empty part in later steps' prefixes)
-        if delivery_dpr:
-            continue  # applied to every sized component (_delivery_dpr)
-        if ratio is not None and ("w" in params or "h" in params) and "dpr" not in params:
-            params = {**params, "dpr": ratio}
-            seen[-1] = ",".join(render_param(key, params[key]) for key in sorted(params))
-        closes = "layer_apply" in params.get("fl", ())
-        if "l" in params or "u" in params:
-            if "l" in params and "u" in params:
-                raise BadRequest("Invalid transformation: l_ and u_ cannot open two layers in one component")
-            source = params.get("l") or params["u"]
-            text = None
-            if isinstance(source, TextLayer):
-                params, text = _text_options(params, source)
-            else:
-                layer_ids.add(source)  # text is drawn, not looked up
-            block = _Block(opener=params, start=len(canonical) - 1, text=text)
-            inner = {k: v for k, v in params.items() if k not in ("l", "u")}
-            if index in alone:
-                _add_layer(blocks[-1], _one_component_layer(block, inner, seen[-1], _prefix(blocks[-1])))
-                continue
-            blocks.append(block)
-            if inner and not closes:
-                _add_component(block, inner, inside_layer=True)
-        elif not closes:
-            if isinstance(params.get("b"), Color) and len(blocks) == 1:
-                out["b"] = params["b"]  # b_auto has no colour until the image is seen: JPEG gets white
-            _add_component(blocks[-1], params, inside_layer=len(blocks) > 1)
-        if closes:
-            if len(blocks) == 1:
-                raise BadRequest("Invalid transformation: fl_layer_apply without an l_ or u_ layer to apply")
-            layer = blocks.pop()
-            closed = _layer_step(layer, params, "/".join(seen[layer.start :]), _prefix(blocks[-1]))
-            _add_layer(blocks[-1], closed)
+        condition = params.pop("if", None)
+        if condition is None:
+            _component(state, index, params)
+        elif isinstance(condition, str):
+            _branch_word(state, condition, params)
+        else:
+            _condition(state, index, condition, params)
+    blocks = state.blocks
+    if blocks[-1].condition is not None:
+        raise BadRequest(
+            "Invalid transformation: if_ without its if_end (every if_ block is closed by if_end)"
+        )
     # Every opener left open was made a one-component layer (_unclosed_openers).
     assert len(blocks) == 1
     steps = tuple(blocks[0].steps)
+    out = state.out
     return Plan(
-        canonical="/".join(canonical),
-        derivative="/".join(derivative),
+        canonical="/".join(state.canonical),
+        derivative="/".join(state.derivative),
         steps=steps,
         needs_segmentation=any(s.segmentation for s in steps),
-        layer_ids=frozenset(layer_ids),
+        layer_ids=frozenset(state.layer_ids),
         requested_format=out.get("f"),
         quality=out.get("q"),
         background=out.get("b"),
@@ -219,14 +190,259 @@ def compile_plan(components: Sequence[Component], *, named: Mapping[str, str] | 
         attachment=_attachment(out.get("fl", ())),
         pages=out.get("pg"),
         animated=any(flag in ANIMATION_FLAGS for flag in out.get("fl", ())),
+        reads=frozenset().union(*(s.reads for s in steps)),
     )
+
+
+@dataclass
+class _State:
+    """The compile so far: the blocks open (base, layers, if_ branches), the canonical text and what
+    applies to the delivered image as a whole (``out``)."""
+
+    scope: Scope
+    blocks: list[_Block] = field(default_factory=lambda: [_Block()])
+    canonical: list[str] = field(default_factory=list)
+    #: What the steps of each component see: ``canonical`` at its device pixel ratio (lengths multiplied,
+    #: the chain's dpr_ written in), so that a layer's key tells a text drawn at dpr_2.0 from dpr_1.0's.
+    #: One entry per entry of ``canonical``.
+    seen: list[str] = field(default_factory=list)
+    derivative: list[str] = field(default_factory=list)
+    out: dict[str, Any] = field(default_factory=dict)
+    layer_ids: set[str] = field(default_factory=set)
+    ratio: float | None = None
+    alone: set[int] = field(default_factory=set)
+
+    @property
+    def in_layer(self) -> bool:
+        return any(block.opener for block in self.blocks)
+
+    @property
+    def nested(self) -> str | None:
+        """Where the component is, when not on the delivered image itself (what f_, q_, d_... refuse)."""
+        if self.in_layer:
+            return _IN_LAYER
+        return _IN_CONDITION if self.scope.conditional else None
+
+
+def _component(state: _State, index: int, params: dict[str, Any]) -> None:
+    blocks, out = state.blocks, state.out
+    nested = state.nested
+    params = bind(params, state.scope, in_layer=nested == _IN_LAYER)
+    if not params:
+        return  # only variables the URL decides: nothing to do, nothing to key by
+    delivery_dpr = _is_delivery_dpr(params)
+    state.canonical.append(_render(params))
+    pixel_ratio = None if delivery_dpr else params.get("dpr", state.ratio)
+    if pixel_ratio is not None and pixel_ratio != 1.0:
+        # Lengths in pixels at the component's device pixel ratio (its own dpr_, else the chain's): the
+        # derivative's text says what is drawn (r_10 at dpr_2.0 is r_20), so its key does too.
+        params = scale_for_dpr(params, pixel_ratio)
+    state.seen.append(_render(params))
+    bytes_part = _derivative_part(params)
+    if bytes_part:
+        state.derivative.append(bytes_part)
+    if _assign(state, params):
+        return  # only variables set when rendering
+    for key in ("f", "q", "pg"):
+        if key in params:
+            if nested:
+                raise BadRequest(
+                    f"Invalid transformation: {key}_ applies to the delivered image, not {nested}"
+                )
+            if key == "pg" and ("l" in params or "u" in params):
+                raise BadRequest(
+                    f"Invalid transformation: pg_ applies to the delivered image, not {_IN_LAYER}"
+                )
+            if key == "pg" and out.get(key, params[key]) != params[key]:
+                raise BadRequest("Invalid transformation: pg_ is given twice, with different pages")
+            out[key] = params.pop(key)
+    _take_output_flags(params, out, nested=nested)
+    if "d" in params:
+        _take_default(params, out, nested=nested)
+    if not bytes_part:
+        return  # only d_ or fl_attachment: no step (nor an empty part in later steps' prefixes)
+    if delivery_dpr:
+        if state.scope.conditional:
+            raise BadRequest("Invalid transformation: a dpr_ component of its own (it multiplies the whole "
+                             "chain) cannot be inside an if_ block")  # fmt: skip
+        return  # applied to every sized component (_delivery_dpr)
+    if state.ratio is not None and ("w" in params or "h" in params) and "dpr" not in params:
+        params = {**params, "dpr": state.ratio}
+        state.seen[-1] = _render(params)
+    closes = "layer_apply" in params.get("fl", ())
+    if "l" in params or "u" in params:
+        _open_layer(state, index, params, closes)
+    elif not closes:
+        if isinstance(params.get("b"), Color) and len(blocks) == 1:
+            out["b"] = params["b"]  # b_auto has no colour until the image is seen: JPEG gets white
+        _add_component(blocks[-1], params, layer=_layer_block(blocks))
+    if closes:
+        params = _static(state, params, _PLACEMENT_KEYS, "fl_layer_apply")
+        if len(blocks) == 1:
+            raise BadRequest("Invalid transformation: fl_layer_apply without an l_ or u_ layer to apply")
+        if blocks[-1].condition is not None:
+            raise BadRequest("Invalid transformation: fl_layer_apply inside an if_ block applies a layer "
+                             "opened outside it; close the if_ block (if_end) first")  # fmt: skip
+        layer = blocks.pop()
+        closed = _layer_step(layer, params, "/".join(state.seen[layer.start :]), _prefix(blocks[-1]))
+        _add_layer(blocks[-1], closed)
+
+
+def _open_layer(state: _State, index: int, params: dict[str, Any], closes: bool) -> None:
+    blocks = state.blocks
+    if "l" in params and "u" in params:
+        raise BadRequest("Invalid transformation: l_ and u_ cannot open two layers in one component")
+    # Its own image must be known to key the result; placing it too when it is also applied here.
+    placed = {"l", "u", *(_PLACEMENT_KEYS if index in state.alone else ())}
+    params = _static(state, params, placed, "l_" if "l" in params else "u_")
+    source = params.get("l") or params["u"]
+    text = None
+    if isinstance(source, TextLayer):
+        params, text = _text_options(params, source)
+    elif source is not _STAND_IN:
+        state.layer_ids.add(source)  # text is drawn, not looked up
+    block = _Block(opener=params, start=len(state.canonical) - 1, text=text)
+    inner = {k: v for k, v in params.items() if k not in ("l", "u")}
+    if index in state.alone:
+        canonical = state.seen[-1]
+        _add_layer(blocks[-1], _one_component_layer(block, inner, canonical, _prefix(blocks[-1])))
+        return
+    blocks.append(block)
+    if inner and not closes:
+        _add_component(block, inner, layer=block)
+
+
+def _condition(state: _State, index: int, condition: Condition, params: dict[str, Any]) -> None:
+    """``if_<condition>`` alone opens a block up to its if_end; with other parameters, it applies to
+    that component alone (Cloudinary's rule)."""
+    blocks = state.blocks
+    if sum(1 for b in blocks if b.condition is not None) >= MAX_CONDITION_DEPTH:
+        raise BadRequest(f"Invalid transformation: if_ blocks nest more than {MAX_CONDITION_DEPTH} deep")
+    try:
+        condition = fold_condition(condition, state.scope.known, unbound=state.scope.unbound)
+    except Unevaluable as exc:
+        raise BadRequest(f"Invalid transformation parameter - if_{condition}: {exc}") from None
+    names = condition_reads(condition)
+    if state.in_layer and names & {"tags", "ctx"}:
+        raise BadRequest(f"Invalid transformation parameter - if_{condition}: tags and ctx:!key! are the "
+                         "delivered asset's; they cannot be tested inside a layer")  # fmt: skip
+    parent = blocks[-1]
+    head = render_param("if", condition)
+    blocks.append(_Block(start=len(state.canonical), condition=condition, parts=[*parent.parts, head],
+                         autorotate=parent.autorotate))  # fmt: skip
+    state.scope.enter()
+    if not params:
+        state.canonical.append(head)
+        state.seen.append(head)
+        state.derivative.append(head)
+        return
+    if "l" in params or "u" in params or "layer_apply" in params.get("fl", ()):
+        raise BadRequest(f"Invalid transformation: {head} with other parameters applies to its component "
+                         "alone, which cannot open or apply a layer; use if_.../if_end")  # fmt: skip
+    before = len(state.canonical)
+    _component(state, index, params)
+    if len(state.canonical) == before:  # only variables: their component still has its condition
+        state.canonical.append("")
+        state.seen.append("")
+        state.derivative.append("")
+    state.canonical[-1] = ",".join(filter(None, [head, state.canonical[-1]]))
+    state.seen[-1] = ",".join(filter(None, [head, state.seen[-1]]))
+    state.derivative[-1] = ",".join(filter(None, [head, state.derivative[-1]]))
+    _close_condition(state)
+
+
+def _branch_word(state: _State, word: str, params: dict[str, Any]) -> None:
+    """``if_else`` and ``if_end``, each alone in its component."""
+    blocks = state.blocks
+    if params:
+        raise BadRequest(f"Invalid transformation: if_{word} must be alone in its component")
+    block = blocks[-1]
+    if block.condition is None:
+        where = " (inside a layer opened after it)" if state.scope.conditional else ""
+        raise BadRequest(f"Invalid transformation: if_{word} without an if_ before it{where}")
+    if word == "else" and block.then is not None:
+        raise BadRequest("Invalid transformation: if_else given twice in one if_ block")
+    state.canonical.append(f"if_{word}")
+    state.seen.append(f"if_{word}")
+    state.derivative.append(f"if_{word}")
+    if word == "else":
+        block.then, block.steps = block.steps, []
+        block.parts = [*block.parts[: len(blocks[-2].parts) + 1], "if_else"]  # the if_, then the else
+        state.scope.otherwise()
+        return
+    _close_condition(state)
+
+
+def _close_condition(state: _State) -> None:
+    blocks = state.blocks
+    block = blocks.pop()
+    assert block.condition is not None
+    then, otherwise = (block.then, block.steps) if block.then is not None else (block.steps, [])
+    parent = blocks[-1]
+    for name, value in state.scope.leave().items():
+        # Known before the block and changed by a branch: the way that leaves it alone needs its value.
+        expression = as_expression(value)
+        parent.steps.append(dynamic.assignment(name, expression, canonical=f"{name}_{expression}",
+                                               reads=frozenset()))  # fmt: skip
+    step = dynamic.conditional(
+        block.condition, then, otherwise, canonical="/".join(state.seen[block.start :]),
+        reads=frozenset(condition_reads(block.condition)), runner=run_steps,
+    )  # fmt: skip
+    _add_layer(parent, step)
+
+
+def _assign(state: _State, params: dict[str, Any]) -> bool:
+    """Moves the assignments left for the render out of ``params`` into steps of the current block (the
+    canonical text keeps them); True when nothing else is left."""
+    if not any(key[0] == "$" for key in params):
+        return False
+    for key in [k for k, v in params.items() if isinstance(v, Assignment)]:
+        assignment = params.pop(key)
+        step = dynamic.assignment(key, assignment.expression, canonical=render_param(key, assignment),
+                                  reads=frozenset(reads(assignment.expression)))  # fmt: skip
+        state.blocks[-1].steps.append(step)
+    return not params
+
+
+#: What a layer's image is while a named transformation is checked on its own (``unbound``) and its id
+#: is a variable the URLs using it will set (``l_$img``): any image will do to check the rest.
+_STAND_IN = "(a layer the URL names)"
+
+
+def _static(state: _State, params: dict[str, Any], keys: Set[str], where: str) -> dict[str, Any]:
+    """``params``, whose ``keys`` must be known before rendering (what a layer shows and where it goes).
+    A named transformation checked alone gets stand-ins for the variables its users will set."""
+    for key in sorted(k for k in keys if isinstance(params.get(k), Template)):
+        template = params[key]
+        unbound = {n for n in template.reads() if n.startswith("$") and n not in state.scope.known}
+        if not state.scope.unbound or template.reads() - unbound:
+            raise BadRequest(
+                f"Invalid transformation parameter - {key}_{template}: a value only the image decides is "
+                f"not supported in a component with {where} (set it from the URL, or size the layer in a "
+                "component of its own)"
+            )
+        params = {**params, key: _stand_in(key, template)}
+    return params
+
+
+def _stand_in(key: str, template: Template) -> Any:
+    if key not in ("l", "u"):
+        return spec_for(key).parse(key, template.stand_in())
+    if str(template).startswith("text:"):
+        return TextLayer("sans", 12, (), "?", "sans_12:%3F")
+    return _STAND_IN
+
+
+def _layer_block(blocks: Sequence[_Block]) -> _Block | None:
+    """The innermost layer block open, if any (an if_ block inside a layer belongs to it)."""
+    return next((block for block in reversed(blocks) if block.opener), None)
 
 
 def _derivative_part(params: Mapping[str, Any]) -> str:
     """A component's canonical text without the params that leave the bytes alone (d_, fl_attachment, and
     fl_animated and fl_awebp: an animation is delivered animated with or without them)."""
     kept = []
-    for key in sorted(params):
+    for key in _ordered(params):
         value = params[key]
         if key == "fl":
             value = tuple(f for f in value if attachment_name(f) is None and f not in ANIMATION_FLAGS)
@@ -235,14 +451,29 @@ def _derivative_part(params: Mapping[str, Any]) -> str:
     return ",".join(kept)
 
 
-def _take_default(params: dict[str, Any], out: dict[str, Any], *, inside_layer: bool) -> None:
+def _ordered(params: Mapping[str, Any]) -> list[str]:
+    """The keys in canonical order: ``if_`` first, the variables in URL order (each may use the one
+    before), then the rest alphabetically (what Cloudinary's SDKs write)."""
+    keys = sorted(params)
+    if not keys or (keys[0][0] != "$" and "if" not in params):  # ('$' sorts first)
+        return keys
+    variables = [key for key in params if key[0] == "$"]
+    rest = [key for key in keys if key != "if" and key[0] != "$"]
+    return ["if"] * ("if" in params) + variables + rest
+
+
+def _render(params: Mapping[str, Any]) -> str:
+    return ",".join(render_param(key, params[key]) for key in _ordered(params))
+
+
+def _take_default(params: dict[str, Any], out: dict[str, Any], *, nested: str | None) -> None:
     """d_ names the default of the delivered image, wherever it is in the chain (outside layers): the
     whole transformation then applies to the default. A layer's own missing image stays a 404."""
     default = params.pop("d")
-    if inside_layer or "l" in params or "u" in params:
+    if nested or "l" in params or "u" in params:
+        where = nested if nested == _IN_CONDITION else "inside a layer or in the component that opens one"
         raise BadRequest(
-            "Invalid transformation: d_ names the default of the delivered image; it cannot be inside a "
-            "layer or in the component that opens one"
+            f"Invalid transformation: d_ names the default of the delivered image; it cannot be {where}"
         )
     if out.setdefault("d", default) != default:
         raise BadRequest("Invalid transformation: d_ is given twice, with different images")
@@ -255,15 +486,15 @@ def _attachment(flags: Sequence[str]) -> str | None:
     return names.pop() if names else None
 
 
-def _take_output_flags(params: dict[str, Any], out: dict[str, Any], *, inside_layer: bool) -> None:
+def _take_output_flags(params: dict[str, Any], out: dict[str, Any], *, nested: str | None) -> None:
     """Moves the output flags out of a component's fl_ into ``out["fl"]``; the layer flags stay."""
     flags = params.get("fl", ())
     output = [flag for flag in flags if is_output_flag(flag)]
     if not output:
         return
-    if inside_layer:
+    if nested:
         raise BadRequest(
-            f"Invalid transformation: fl_{output[0]} applies to the delivered image, not inside a layer"
+            f"Invalid transformation: fl_{output[0]} applies to the delivered image, not {nested}"
         )
     out["fl"] = (*out.get("fl", ()), *output)
     rest = tuple(flag for flag in flags if not is_output_flag(flag))
@@ -298,7 +529,7 @@ def _expand(components: Sequence[Component], named: Mapping[str, str], depth: in
     for component in components:
         params: dict[str, Any] = {}
         for p in component.params:
-            value = spec_for(p.key).parse(p.key, p.value)
+            value = _value(p.key, p.value)
             if p.key == "fl" and "fl" in params:  # fl_layer_apply,fl_relative == fl_layer_apply.relative
                 value = tuple(sorted({*params["fl"], *value}))
             elif p.key in params and p.key != "e":  # Cloudinary: only the last effect of a component applies
@@ -319,6 +550,16 @@ def _expand(components: Sequence[Component], named: Mapping[str, str], depth: in
 
             result.extend(_expand(parse_transformation(named[name]), named, depth + 1))
     return result
+
+
+def _value(key: str, text: str) -> Any:
+    """A parameter's typed value; a value written with variables or arithmetic (``w_iw_div_2``) is kept
+    as a Template, for the compile to fold and the render to finish."""
+    spec = spec_for(key)
+    kind = spec.variables
+    if kind is not None and has_expression(text, text=kind == "text"):
+        return Template.parse(key, text, rounding=kind == "integer", text=kind == "text")
+    return spec.parse(key, text)
 
 
 def _unclosed_openers(expanded: Sequence[Mapping[str, Any]]) -> set[int]:
@@ -349,7 +590,7 @@ def _one_component_layer(block: _Block, params: Mapping[str, Any], canonical: st
     transforms the layer first."""
     own = {k: v for k, v in params.items() if k not in _PLACEMENT_KEYS}
     if own:
-        _add_component(block, own, inside_layer=True)
+        _add_component(block, own, layer=block)
     return _layer_step(block, {k: v for k, v in params.items() if k in _PLACEMENT_KEYS}, canonical, prefix)
 
 
@@ -387,8 +628,13 @@ def _add_layer(block: _Block, step: Action) -> None:
     block.parts.append(step.canonical)
 
 
-def _add_component(block: _Block, params: Mapping[str, Any], *, inside_layer: bool) -> None:
+def _add_component(block: _Block, params: Mapping[str, Any], *, layer: _Block | None) -> None:
+    """``layer``: the innermost layer block the component is in (``block`` itself, or the layer an
+    if_ block ``block`` is inside), None on the delivered image."""
     if "ignore" in params.get("a", ()):
+        if block.condition is not None:
+            raise BadRequest("Invalid transformation: a_ignore (how the original is loaded) cannot be inside "
+                             "an if_ block")  # fmt: skip
         block.autorotate = False
     flags = params.get("fl", ())
     # fl_relative in a layer's own sizing component (the reference's l_icon/c_scale,fl_relative,w_0.3/
@@ -399,6 +645,7 @@ def _add_component(block: _Block, params: Mapping[str, Any], *, inside_layer: bo
     region_crop = (
         flags == ("region_relative",) and params.get("c") == "crop" and params.get("g") in CONTENT_GRAVITIES
     )
+    inside_layer = layer is not None
     if flags and not region_crop and (not inside_layer or flags not in (("relative",), ("region_relative",))):
         raise BadRequest(
             f"Invalid transformation parameter - {render_param('fl', flags)}: no_overflow, relative and "
@@ -408,10 +655,24 @@ def _add_component(block: _Block, params: Mapping[str, Any], *, inside_layer: bo
         raise BadRequest(
             f"Invalid transformation parameter - fl_{flags[0]}: fl_{flags[0]} needs w_ or h_ to size"
         )
-    if flags == ("region_relative",) and inside_layer:
-        block.region_sized = True
-    block.steps.extend(_actions(params, block.parts))
-    block.parts.append(",".join(render_param(k, params[k]) for k in sorted(params)))
+    if flags == ("region_relative",) and layer is not None:
+        layer.region_sized = True
+    if any(isinstance(v, Template) for v in params.values()):
+        block.steps.append(_deferred(params, list(block.parts)))
+    else:
+        block.steps.extend(_actions(params, block.parts))
+    block.parts.append(_render(params))
+
+
+def _deferred(params: Mapping[str, Any], parts: list[str]) -> Action:
+    """A component with values only the image decides: built now with stand-ins (which checks all the
+    rest of it), and for real when rendering."""
+    static = {k: v for k, v in params.items() if not isinstance(v, Template)}
+    templates = {k: v for k, v in params.items() if isinstance(v, Template)}
+    stand_ins = {k: spec_for(k).parse(k, t.stand_in()) for k, t in templates.items()}
+    probe = _actions({**params, **stand_ins}, parts)
+    return dynamic.deferred(static, templates, lambda bound: _actions(bound, parts),
+                            canonical=_render(params), probe=probe, runner=run_steps)  # fmt: skip
 
 
 def _actions(params: Mapping[str, Any], parts: list[str]) -> list[Action]:
@@ -472,23 +733,31 @@ def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str, prefix
     # A layer sized to the face moves in fractions of the face too (g_face,y_-0.1: a tenth of its height up).
     region_offsets = at.region_relative or layer.region_sized
 
+    shown = interpolated(source) if isinstance(source, TextLayer) else frozenset()  # $(name) left to render
+
     def start(ctx: Ctx) -> tuple[pyvips.Image, str]:
         """The layer's image before its own steps, and the key of that image."""
         if isinstance(source, TextLayer):
             options = text or TextOptions()
-            drawn = render_text(source, options.colour, options.background, options.wrap, ctx.limits,
+            written = interpolate(source, dynamic.texts(ctx, shown, str(source))) if shown else source
+            drawn = render_text(written, options.colour, options.background, options.wrap, ctx.limits,
                                 options.stroke)  # fmt: skip
-            return drawn, f"{source}|{options}"
+            return drawn, f"{written}|{options}"
         if ctx.load_layer is None:
             raise NotFound(f"Unknown or invalid referenced image {source} of type upload")
         found, key = ctx.load_layer(source)
         return ctx.decode(found, autorotate), block_source_key(key, autorotate)
 
+    # Steps that use variables may use ones set outside the layer (from the base image or the asset):
+    # what they make is keyed by those values too, not by the layer's own image alone.
+    outer = any(name.startswith("$") for step in steps for name in step.reads)
+
     def content(ctx: Ctx, begun: tuple[pyvips.Image, str], base: tuple[int, int],
                 box: tuple[int, int] | None) -> pyvips.Image:  # fmt: skip
         # A layer's image is a still (the first frame of an animated one), whatever it is placed on.
-        layer_ctx = replace(ctx, source_key=begun[1], layer_base=base, layer_region=box, preview=None,
-                            animated=False)  # fmt: skip
+        key = f"{begun[1]}|{sorted(ctx.variables.items())}" if outer else begun[1]
+        layer_ctx = replace(ctx, source_key=key, layer_base=base, layer_region=box, preview=None,
+                            origin=dynamic.origin(begun[0], keep=True), animated=False)  # fmt: skip
         return run_steps(steps, layer_ctx, begun[0])
 
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
@@ -514,4 +783,5 @@ def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str, prefix
     return Action(canonical, run,
                   segmentation=any(s.segmentation for s in steps) or focus.needs_mask(region),
                   faces=any(s.faces for s in steps) or focus.needs_faces(region),
-                  still_only=f"a layer placed with g_{region}" if region else None)  # fmt: skip
+                  still_only=f"a layer placed with g_{region}" if region else None,
+                  reads=shown.union(*(s.reads for s in steps)))  # fmt: skip

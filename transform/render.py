@@ -10,7 +10,7 @@ import pyvips
 
 from grammar.errors import Undecodable
 from grammar.image_formats import WRITABLE
-from transform import frames, pixels
+from transform import dynamic, frames, pixels
 from transform.decode import (
     DECODER_FAILURE,
     Source,
@@ -21,10 +21,12 @@ from transform.decode import (
     thumbnail,
     upright,
 )
+from transform.expressions import AssetFacts
 from transform.faces import FaceSource
 from transform.formats import ANIMATED, FormatChoice, check_fits, check_quality, encode, fits
 from transform.limits import Limits, check_output
 from transform.ops import Action, Ctx, LoadLayer
+from transform.ops.registry import Origin
 from transform.plan import Plan, block_source_key, run_steps
 from transform.seam import MaskSource
 from transform.watch import UNWATCHED, Watch
@@ -54,13 +56,20 @@ def render(
     limits: Limits = DEFAULT_LIMITS,
     watch: Watch = UNWATCHED,
     uncounted: Callable[[], AbstractContextManager[None]] = nullcontext,
+    asset: AssetFacts | None = None,
 ) -> Rendered:
     """Thread-safe: nothing is shared between calls but the (immutable) plan. ``watch`` stops the render
     from another thread (``Watch.stop``): its libvips work ends at the next tile, and the render raises
     the error it was stopped with, whatever libvips or a step raised meanwhile. ``uncounted`` (see
-    ``Ctx.uncounted``) runs the work a time budget does not count."""
+    ``Ctx.uncounted``) runs the work a time budget does not count. ``asset``: the delivered asset's tags
+    and context, for a plan that reads them (``Plan.needs_asset``; none: no tags)."""
     try:
         watch.check()  # stopped before it began (its client left while it waited for a thread)
+        asset = asset or AssetFacts()
+        if plan.needs_asset:
+            # Masks and faces are keyed by what the steps before them made, which the asset's tags and
+            # context decide too when a condition reads them.
+            source_key = f"{source_key}|asset:{asset.token}"
         ctx = Ctx(
             source_key=block_source_key(source_key, plan.autorotate),
             decode=lambda layer, autorotate: watch.own(decode(layer, limits, autorotate)),
@@ -70,6 +79,7 @@ def render(
             limits=limits,
             watch=watch,
             uncounted=uncounted,
+            asset=asset,
         )
         return _render(plan, source, choice, ctx)
     except Exception as exc:
@@ -86,6 +96,8 @@ def _render(plan: Plan, source: Source, choice: FormatChoice, ctx: Ctx) -> Rende
     stored = _as_stored(plan, source, choice, limits)
     if stored is not None:
         return stored
+    if plan.reads:
+        ctx = replace(ctx, origin=_origin(source, plan.autorotate, limits))
     try:
         header, original = open_image(source, limits)
         count = page_count(header)
@@ -127,6 +139,12 @@ def _as_stored(plan: Plan, source: Source, choice: FormatChoice, limits: Limits)
         with open(source, "rb") as handle:
             data = handle.read()
     return Rendered(data, original, width, height, pixels.has_alpha(header))
+
+
+def _origin(source: Source, autorotate: bool, limits: Limits) -> Origin:
+    """The original as iw, ih and pc read it: upright (unless a_ignore), from its header."""
+    header, _ = open_image(source, limits)
+    return dynamic.origin(header, oriented_size(header, autorotate))
 
 
 def _preview(

@@ -13,7 +13,7 @@ import lark
 import pytest
 
 from grammar import _lalr, generate
-from grammar.parse import _ToAst, parse_transformation, parser
+from grammar.parse import _ToAst, parse_condition, parse_expression, parse_transformation, parser
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = Path(__file__).parent / "cases"
@@ -31,7 +31,7 @@ def test_generated_parser_is_from_the_current_grammar() -> None:
 def fresh_parser() -> lark.Lark:
     """The grammar built now, in strict mode (interegular proves no two terminals collide), with the
     same transformer methods as the generated parser's."""
-    methods = {name: getattr(_ToAst, name) for name in ("start", "component", "param", "value")}
+    methods = {name: value for name, value in vars(_ToAst).items() if not name.startswith("_")}
     transformer = type("FreshToAst", (lark.Transformer,), methods)()
     return lark.Lark(generate.GRAMMAR.read_text(), **generate.OPTIONS, transformer=transformer)
 
@@ -44,6 +44,9 @@ def corpus() -> list[str]:
 
 
 BAD = ["c_scale,,w_4", "w_4//c_fit", "w_", "w400", "W_400", "w_4 ", "w_<x>", "\xfc_3"]
+#: The values of if_ and of $variables, parsed by the grammar's other two start rules.
+CONDITIONS = ["w_gt_1000", "ar_gt_3:4_and_w_gt_300_or_fc_gte_1", "!sale!_in_tags", "ctx:!kind!_eq_!!"]
+EXPRESSIONS = ["iw_div_2", "3_add_$a_mul_4_pow_2_sub_-1", "ctx:!x_pos!_to_f_mul_w", "!Arial_12!", "1.5"]
 
 
 def test_generated_parser_agrees_with_a_fresh_strict_build() -> None:
@@ -51,13 +54,17 @@ def test_generated_parser_agrees_with_a_fresh_strict_build() -> None:
     texts = corpus()
     assert len(texts) > 50
     for text in texts:
-        assert parse_transformation(text) == fresh.parse(text), text
+        assert parse_transformation(text) == fresh.parse(text, start="start"), text
     for text in BAD:
         with pytest.raises(lark.exceptions.UnexpectedInput) as theirs:
-            fresh.parse(text)
+            fresh.parse(text, start="start")
         with pytest.raises(_lalr.UnexpectedInput) as ours:
-            parser().parse(text)
+            parser().parse(text, start="start")
         assert summary(ours.value) == summary(theirs.value), text
+    for text in CONDITIONS:
+        assert parse_condition(text) == fresh.parse(text, start="condition"), text
+    for text in EXPRESSIONS:
+        assert parse_expression(text) == fresh.parse(text, start="expression"), text
 
 
 def summary(exc: Any) -> tuple[str, int, list[str]]:

@@ -154,6 +154,10 @@ ROWS = [
     Row("c_auto", "c_auto,g_auto:face,h_120,w_90", "face", (90, 120), 3, "jpg"),
     Row("g_", "c_fill,g_auto:subject,h_240,w_100", "photo", (100, 240), 3, "jpg"),
     Row("g_", "c_thumb,g_auto:object,h_100,w_100", "product", (100, 100), 3, "jpg"),
+    # Conditions and variables: the branch taken, and a size from the original's.
+    Row("if_", "if_ar_gt_1.0/c_fill,h_100,w_100/if_else/c_scale,w_50/if_end", "photo", (100, 100), 3, "jpg"),
+    Row("if_", "if_w_gt_300,e_grayscale", "cutout", (200, 160), 4, "png"),  # not taken: the cut-out
+    Row("$_", "$w_iw_div_4/c_scale,w_$w/e_blur:$w_mul_2", "photo", (80, 60), 3, "jpg"),
 ]
 NAMED = {"badge": "c_fill,h_50,w_50/r_max"}
 NO_FACE = "e_pixelate_faces"  # on the photo, which has no face: the one effect row that changes nothing

@@ -216,11 +216,12 @@ ERRORS = [
         + "; w_auto (a size from Client Hints) is not supported",
     ),
     (
-        "h_ih_div_2",
+        "h_$small",
         InvalidArgument,
-        "Invalid transformation parameter - h_ih_div_2: height " + WIDTH
-        + "; arithmetic and variables (iw, ih, $name, _div_, ...) are not supported",
+        "Invalid transformation parameter - h_$small: $small is not defined (set it earlier in the chain: "
+        "$small_<value>)",
     ),
+    ("$w_0/h_$w", InvalidArgument, "Invalid transformation parameter - h_$w (= 0): height " + WIDTH),
     ("h_4294967296", InvalidArgument, "Invalid transformation parameter - h_4294967296: height " + WIDTH),
     (
         "w_" + "9" * 5000,

@@ -129,18 +129,12 @@ def dimension(key: str, value: str, noun: str) -> Dim:
     unsupported = ""
     if value == "auto" or value.startswith("auto:"):
         unsupported = f"; {key}_auto (a size from Client Hints) is not supported"
-    elif _VARIABLE.search(value):
-        unsupported = "; arithmetic and variables (iw, ih, $name, _div_, ...) are not supported"
     raise InvalidArgument(
         key,
         value,
         f"{noun} must be a positive integer up to {MAX_LENGTH} (pixels) "
         f"or a decimal fraction up to {fmt_float(MAX_FRACTION)}{unsupported}",
     )
-
-
-#: What Cloudinary's arithmetic values are made of (``w_iw_div_2``, ``h_ih``, ``w_$small``).
-_VARIABLE = re.compile(r"\$|^(iw|ih|cw|ch|fw|fh|ar|iar|w|h)(_|$)|_(add|sub|mul|div|mod|pow)_")
 
 
 def offset(key: str, value: str, noun: str) -> Dim:

@@ -55,7 +55,14 @@ def effect_arguments(spec: EffectSpec) -> str:
 
 def _expectation(exc: InvalidArgument) -> str:
     text = re.sub(r"^.*? (must be|takes) ", "", exc.expected, count=1)
+    # Where a condition or an expression went wrong is the probe's business, not the table's.
+    text = text.partition(": unexpected ")[0]
     return text.replace(f"; {_PROBE} is not supported", "")
+
+
+def shown_key(key: str) -> str:
+    """How the table writes a key: every ``$name`` is one row."""
+    return "$<name>" if key == "$" else key
 
 
 def cell(text: str) -> str:
@@ -74,8 +81,10 @@ def markdown_table() -> str:
     ]
     for key, spec in PARAMS.items():
         values = expected_values(spec)
+        if spec.variables:
+            values += "; or with $variables and arithmetic (w_iw_div_2)"
         default = DEFAULTS.get(key, "")
-        lines.append(_row(f"`{key}_`", spec.noun, cell(values), cell(default), cell(spec.help)))
+        lines.append(_row(f"`{shown_key(key)}_`", spec.noun, cell(values), cell(default), cell(spec.help)))
     lines += ["", _row("crop mode", "what it does"), "|---|---|"]
     lines += [_row(f"`c_{mode}`", cell(help)) for mode, help in CROP_MODES.items()]
     lines += ["", _row("effect", "arguments after ':'", "what it does"), "|---|---|---|"]

@@ -309,5 +309,6 @@ param(
         "an effect e_<name>[:<arguments>] (the effects table); only the last e_ of a component applies",
         "effect",
         dpr=_effect_at_dpr,
+        variables="integer",
     )
 )

@@ -60,10 +60,12 @@ param(
         "overlay",
         _layer_id,
         "open an overlay layer block with an image (l_docs:logo) or text (l_text:Arial_40_bold:Hello; "
-        "co_ colours it, b_ puts a background behind it, c_fit,w_ wraps it)",
+        "co_ colours it, b_ puts a background behind it, c_fit,w_ wraps it; $(name) in the text is a "
+        "variable's value)",
         "layer",
         _render_layer,
         _layer_at_dpr,
+        variables="text",
     )
 )
 param(
@@ -75,6 +77,7 @@ param(
         "layer",
         _render_layer,
         _layer_at_dpr,
+        variables="text",
     )
 )
 

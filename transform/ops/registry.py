@@ -11,15 +11,17 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pyvips
 
-from grammar.errors import UnknownParameter
+from grammar.errors import BadRequest, UnknownParameter
+from transform.expressions import AssetFacts, Value
 from transform.faces import FaceSource
 from transform.limits import Limits
 from transform.seam import MaskSource
+from transform.templates import Template
 from transform.watch import UNWATCHED, Watch
 
 # Non-image actions (layer, flags, named, output, default) are handled by the plan compiler itself.
@@ -38,10 +40,27 @@ class ParamSpec:
     #: pixels are multiplied (``args.at_dpr``); None: dpr_ leaves the parameter as it is (fractions,
     #: colours, angles, levels; w_ and h_, which the resize multiplies itself).
     dpr: Callable[[str, Any, float], Any] | None = None
+    #: The value may be written with $variables and arithmetic (``w_iw_div_2``, ``r_10:$v``), evaluated
+    #: when the URL or the image decides it (transform/expressions.py); how a computed number is written
+    #: back: "integer" (rounded: pixels, percent, degrees) or "decimal"; "text": only a ':'-separated part
+    #: that is a whole $variable the URL sets (``l_text:$style:Hi``). None: only literal values.
+    variables: str | None = None
 
 
 Source = str | os.PathLike[str] | bytes
 LoadLayer = Callable[[str], tuple[Source, str]]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The image a block of steps started from, as conditions and expressions read it: ``iw``, ``ih``
+    (upright), ``pc`` (its pages) and, for ``fc`` inside a layer, the image itself (the delivered
+    original's faces are found on ``Ctx.preview``)."""
+
+    width: int
+    height: int
+    pages: int = 1
+    image: pyvips.Image | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +94,13 @@ class Ctx:
     #: inference, composing a cut-out from its mask: fixed by the image and the model). ``with
     #: ctx.uncounted(): ...``; the server's stops the budget's clock meanwhile.
     uncounted: Callable[[], AbstractContextManager[None]] = nullcontext
+    #: What iw, ih, pc and fc read (set by the renderer when a step reads them, and for each layer).
+    origin: Origin | None = None
+    #: The delivered asset's tags and context, for conditions on tags and ctx:!key!.
+    asset: AssetFacts = AssetFacts()
+    #: The user variables assigned so far (transform/dynamic.py): one table for the whole render, layers
+    #: included, filled in URL order as the steps run (a render runs its steps on one thread).
+    variables: dict[str, Value] = field(default_factory=dict)
 
 
 Apply = Callable[[Ctx, pyvips.Image], pyvips.Image]
@@ -103,6 +129,9 @@ class Action:
     #: Why the action cannot run on each frame of an animation (it detects faces or removes the
     #: background: one model run, one cached mask per frame), as the 400 names it; None when it can.
     still_only: str | None = None
+    #: The names it reads when rendering (w, iw, fc, tags, ctx...; transform/expressions.py): a condition,
+    #: a variable, or a value written with them. Empty for every ordinary step.
+    reads: frozenset[str] = frozenset()
 
 
 # Builders take the parsed params of one component (key -> typed value), the keys already claimed by
@@ -131,7 +160,6 @@ CROP_MODES: dict[str, str] = {}  # mode -> help
 
 # Cloudinary keys this server knows of but does not implement: a clearer 400 than "unknown".
 UNSUPPORTED = {
-    "if": "conditions (if_)",
     "dl": "frame delays of animations (dl_)",
     "vs": "frame sampling of animations (vs_)",
     "dn": "density (dn_)",
@@ -139,7 +167,6 @@ UNSUPPORTED = {
     "fn": "custom functions",
     "p": "prefixes (p_)",
     "bl": "baselines (bl_)",
-    "$": "user variables",
 }
 
 
@@ -169,10 +196,11 @@ def effect_claims(params: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def spec_for(key: str) -> ParamSpec:
-    spec = PARAMS.get(key)
+    """The spec of a URL key; every ``$name`` shares the one of ``$`` (an assignment)."""
+    spec = PARAMS.get(key) or (PARAMS.get("$") if key[:1] == "$" else None)
     if spec is not None:
         return spec
-    label = UNSUPPORTED.get("$" if key.startswith("$") else key)
+    label = UNSUPPORTED.get(key)
     raise UnknownParameter(key, hint=f" ({label} not supported by this server)" if label else "")
 
 
@@ -184,7 +212,9 @@ def op_names() -> list[str]:
 
 
 def render_param(key: str, value: Any) -> str:
-    return f"{key}_{PARAMS[key].render(value)}"
+    if type(value) is Template:  # a value the image decides: as the URL writes it
+        return f"{key}_{value}"
+    return f"{key}_{(PARAMS.get(key) or spec_for(key)).render(value)}"
 
 
 def scale_for_dpr(params: Mapping[str, Any], ratio: float) -> dict[str, Any]:
@@ -196,5 +226,13 @@ def scale_for_dpr(params: Mapping[str, Any], ratio: float) -> dict[str, Any]:
 
 
 def _scaled(key: str, value: Any, ratio: float) -> Any:
-    scale = PARAMS[key].dpr
-    return value if scale is None else scale(key, value, ratio)
+    scale = spec_for(key).dpr
+    if scale is None:
+        return value
+    if type(value) is Template:
+        # A length the image decides is known only when rendering, after the ratio was applied.
+        raise BadRequest(
+            f"Invalid transformation: {key}_{value} is decided by the image, and dpr_ cannot scale it; "
+            f"write the length with the ratio in it ({key}_..._mul_2) or leave dpr_ out"
+        )
+    return scale(key, value, ratio)

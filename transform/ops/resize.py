@@ -124,6 +124,7 @@ param(
         lambda k, v: args.dimension(k, v, "width"),
         "width in pixels, or a fraction of the current width (w_0.5)",
         "resize",
+        variables="integer",
     )
 )
 param(
@@ -133,9 +134,14 @@ param(
         lambda k, v: args.dimension(k, v, "height"),
         "height in pixels, or a fraction of the current height (h_0.5)",
         "resize",
+        variables="integer",
     )
 )
-param(ParamSpec("ar", "aspect ratio", _ratio, "aspect ratio for c_ (ar_16:9 or ar_1.5)", "resize"))
+param(
+    ParamSpec(
+        "ar", "aspect ratio", _ratio, "aspect ratio for c_ (ar_16:9 or ar_1.5)", "resize", variables="decimal"
+    )
+)
 param(
     ParamSpec(
         "dpr",
@@ -166,6 +172,7 @@ param(
         "closer, below 1.0 more of the surroundings",
         "resize",
         args.fmt_float,
+        variables="decimal",
     )
 )
 param(
@@ -176,6 +183,7 @@ param(
         "horizontal offset in pixels or a fraction, for c_crop and fl_layer_apply",
         "resize",
         dpr=args.offset_at_dpr,
+        variables="integer",
     )
 )
 param(
@@ -186,6 +194,7 @@ param(
         "vertical offset in pixels or a fraction, for c_crop and fl_layer_apply",
         "resize",
         dpr=args.offset_at_dpr,
+        variables="integer",
     )
 )
 

@@ -96,6 +96,7 @@ param(
         "ignore: do not apply the EXIF orientation",
         "angle",
         lambda t: ".".join(t),
+        variables="integer",
     )
 )
 param(
@@ -107,6 +108,7 @@ param(
         "radius",
         lambda v: v if isinstance(v, str) else ":".join(map(str, v)),
         _radius_at_dpr,
+        variables="integer",
     )
 )
 param(
@@ -122,7 +124,12 @@ param(
 )
 param(
     ParamSpec(
-        "o", "opacity", lambda k, v: args.int_in(k, v, "opacity", 0, 100), "opacity in percent", "opacity"
+        "o",
+        "opacity",
+        lambda k, v: args.int_in(k, v, "opacity", 0, 100),
+        "opacity in percent",
+        "opacity",
+        variables="integer",
     )
 )
 param(

@@ -18,6 +18,8 @@ text boxes).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import quote, unquote
 
@@ -115,6 +117,33 @@ def parse_text(key: str, value: str) -> TextLayer:
         raise InvalidArgument(key, value[:40] + "...", f"text layers hold at most {MAX_TEXT} characters")
     family = "_".join(tokens[:size_at])
     return TextLayer(family, size, tuple(styles), text, rest)
+
+
+#: ``$(name)`` in a text layer's text: the value of the variable ``$name`` (transform/binding.py puts in
+#: those the URL decides, the render the others).
+INTERPOLATION = re.compile(r"\$\(([A-Za-z][A-Za-z0-9]*)\)")
+
+
+def interpolated(layer: TextLayer) -> frozenset[str]:
+    """The variables (``$name``) whose values the text shows."""
+    return frozenset("$" + name for name in INTERPOLATION.findall(layer.text))
+
+
+def interpolate(layer: TextLayer, values: Mapping[str, str]) -> TextLayer:
+    """The layer with each ``$(name)`` whose ``$name`` is in ``values`` replaced by that text, in the text
+    and in its URL spelling (what the canonical form and the cache key show)."""
+
+    def put(text: str, encode: bool) -> str:
+        def value(match: re.Match[str]) -> str:
+            found = values.get("$" + match[1])
+            if found is None:
+                return match[0]
+            return quote(found, safe="") if encode else found
+
+        return INTERPOLATION.sub(value, text)
+
+    style, _, encoded = layer.raw.partition(":")
+    return replace(layer, text=put(layer.text, False), raw=f"{style}:{put(encoded, True)}")
 
 
 def _spacing(text: str) -> int | None:
