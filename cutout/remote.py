@@ -23,7 +23,7 @@ import re
 import time
 from dataclasses import asdict
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import anyio.to_thread
 import diskcache
@@ -34,8 +34,9 @@ from cutout.fetch import FailedDownload, FetchPolicy, NotModified, Validators, f
 from cutout.image_check import check_image
 from cutout.resolve import Parsed, Resolver
 from grammar.errors import BadRequest, NotFound, Unauthorized
-from grammar.path import split_signature, versioned_source
+from grammar.path import is_control, split_signature, versioned_source
 from grammar.signature import verify_fetch
+from transform.ops.flags import MAX_FILENAME
 
 FOLDER = FETCHED
 _MARK = "/image/fetch/"
@@ -74,16 +75,34 @@ async def upload_request(
     prefix, components, url = fetched
     vouched = fetch_signed(raw_path, components, secret)
     checked = resolver.check_fetch(prefix, components, signed=vouched)
+    name = download_name(url)
     try:
         public_id = await remote.public_id(url)
-        parsed = checked.of(public_id)
+        parsed = checked.of(public_id, name=name)
     except FailedDownload as failed:
         if checked.plan.default_image is None:
             raise
         public_id = unavailable_id(url)
-        parsed = checked.of(public_id, missing=failed)
+        parsed = checked.of(public_id, missing=failed, name=name)
     source = versioned_source(public_id)  # v1: the folder is never read as a component
     return f"{prefix}/image/upload/{components}{'/' if components else ''}{source}", vouched, parsed
+
+
+def download_name(url: str) -> str:
+    """What a download of a fetched image (fl_attachment without a name) is called: the remote file's
+    name, the last segment of its URL's path without extension, as Cloudinary names a fetched asset after
+    its URL (not the content hash the copy is stored under); "image" when the path has none.
+
+    >>> download_name("https://example.org/photos/caf%C3%A9.large.jpg?size=2")
+    'café.large'
+    >>> download_name("https://example.org/")
+    'image'
+    """
+    segment = unquote(urlsplit(url).path.rpartition("/")[2])
+    stem = segment.rpartition(".")[0] if "." in segment else segment
+    # What an fl_attachment:<name> may not hold (transform/ops/flags.py) is not taken from a URL either.
+    stem = "".join("_" if is_control(c) or c in "/\\" else c for c in stem)[:MAX_FILENAME].strip()
+    return stem if stem not in ("", ".", "..") else "image"
 
 
 def unavailable_id(url: str) -> str:

@@ -75,11 +75,21 @@ class Parsed:
     path: DeliveryPath
     plan: transform.Plan
     missing: OriginError | None = None
+    #: The file name (without extension) of a download (fl_attachment) that gives none, when it is not
+    #: the public id's: a fetched image's, from its URL (cutout/remote.py ``download_name``).
+    name: str | None = None
 
-    def of(self, public_id: str, missing: OriginError | None = None) -> Parsed:
+    def of(self, public_id: str, missing: OriginError | None = None, *, name: str | None = None) -> Parsed:
         """The same request for the original ``public_id`` (the fetched image's, once it is known)."""
         path = replace(self.path, public_id=public_id, raw_source=escape_public_id(public_id))
-        return replace(self, path=path, missing=missing)
+        return replace(self, path=path, missing=missing, name=name)
+
+    def named(self, prepared: Prepared) -> Prepared:
+        """``prepared`` (this request's, perhaps memoised for another URL of the same original) with the
+        download's name this request gives it."""
+        if self.name is None or prepared.plan.attachment != "":
+            return prepared
+        return replace(prepared, attachment=self.name)
 
 
 def check_transformations(settings: Settings) -> tuple[str, ...]:
@@ -185,7 +195,7 @@ class Resolver:
         versioned = (path.version is not None and substitute is None and asset is None
                      and self.versions.is_current(source, path.version))  # fmt: skip
         attachment = plan.attachment
-        if attachment == "":  # fl_attachment without a name: named after the public id's last part
+        if attachment == "":  # no name given: the public id's last part (a fetch URL's: Parsed.named)
             attachment = path.public_id.rpartition("/")[2]
         return Prepared(key, plan, source, fingerprint, choice, path.public_id, versioned,
                         (source, *layers), (request + path.raw_source, accept), substitute, attachment,

@@ -93,6 +93,8 @@ class Service:
             prepared, entry = await anyio.to_thread.run_sync(
                 self._resolve_and_look_up, raw_path, accept, vouched, parsed
             )
+        if parsed is not None:
+            prepared = parsed.named(prepared)  # not in the memo: URLs of one fetched image share it
         if entry is not None:
             metrics.cache_hits_total.inc()
         else:

@@ -156,3 +156,14 @@ def test_strict_mode_wants_the_default_signed(origin: LocalServer, make_api: Cli
     signed = sdk(remote, default_image="docs:road", sign_url=True, api_secret="fetch-secret")
     response = api.get(signed)
     assert response.status_code == 200 and response.headers["x-cld-error"].endswith(DEFAULT)
+
+
+def test_a_download_of_the_default_is_named_after_the_remote_file(
+    origin: LocalServer, api: TestClient
+) -> None:
+    """The default stands in for the fetched image: a download (fl_attachment without a name) is still
+    named after the remote file, as an upload URL's is after its public id, not after a hash of the URL."""
+    response = api.get(f"/image/fetch/d_docs:road.jpg,fl_attachment/{origin.url('/gone.jpg')}")
+    assert response.status_code == 200, response.text
+    assert response.headers["x-cld-error"].endswith(DEFAULT)
+    assert response.headers["content-disposition"] == 'attachment; filename="gone.jpg"'

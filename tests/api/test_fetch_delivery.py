@@ -197,3 +197,36 @@ def test_a_fetch_url_is_parsed_and_compiled_once(
     response = api.get(f"/image/fetch/c_scale,w_70/{origin.url('/road.jpg')}")
     assert response.status_code == 200 and pyvips.Image.new_from_buffer(response.content, "").width == 70
     assert calls == ["parse", "compile"]
+
+
+def test_a_download_is_named_after_the_remote_file(origin: LocalServer, api: TestClient) -> None:
+    """fl_attachment without a name: the remote file's name (its URL's last segment, without extension),
+    as Cloudinary names a fetched asset by its URL, not the content hash the copy is stored under. Two
+    URLs of one image (one stored original, one memoised preparation) keep their own names."""
+    origin.routes["/photos/copy.of.road.jpg"] = road_route
+    origin.routes["/"] = road_route
+    cases = [
+        (origin.url("/road.jpg"), "road"),
+        (origin.url("/photos/copy.of.road.jpg") + "%3Fsize%3D2", "copy.of.road"),  # its own query escaped
+        (origin.url("/road.jpg"), "road"),  # again, after the copy's memo of the same original
+        (origin.url("/"), "image"),  # no file name in the URL
+    ]
+    for remote, name in cases:
+        answer = api.get(f"/image/fetch/c_scale,fl_attachment,w_40/{remote}")
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-disposition"] == f'attachment; filename="{name}.jpg"', remote
+    named = api.get(f"/image/fetch/fl_attachment:mine/{origin.url('/road.jpg')}")
+    assert named.headers["content-disposition"] == 'attachment; filename="mine.jpg"'
+    plain = api.get(f"/image/fetch/c_scale,w_40/{origin.url('/road.jpg')}")
+    assert plain.status_code == 200 and "content-disposition" not in plain.headers
+
+
+def test_download_names() -> None:
+    from cutout.remote import download_name
+
+    assert download_name("https://a.org/x/caf%C3%A9.large.jpg?size=2") == "café.large"
+    assert download_name("https://a.org/x/photo") == "photo"
+    assert download_name("https://a.org/") == download_name("https://a.org") == "image"
+    assert download_name("https://a.org/x/.png") == download_name("https://a.org/x/...jpg") == "image"
+    assert download_name("https://a.org/x/a%2Fb%5Cc%0D%0A.jpg") == "a_b_c__"  # never a folder nor a header
+    assert download_name(f"https://a.org/{'n' * 300}.jpg") == "n" * 200

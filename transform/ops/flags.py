@@ -98,7 +98,7 @@ param(
         "animated and awebp ask for every frame of an animated original (kept anyway in GIF and WebP; "
         "a 400 with a format that cannot animate); "
         "attachment[:<filename>] sends the image as a download named <filename> (default: the public id's "
-        "last part) with the delivered format's extension",
+        "last part; a fetch URL's remote file name) with the delivered format's extension",
         "flags",
         lambda v: ".".join(v),
     )
