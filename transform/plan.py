@@ -16,7 +16,7 @@ import pyvips
 
 from grammar.ast import Component, Condition
 from grammar.errors import BadRequest, NotFound
-from transform import dynamic, pixels
+from transform import dynamic, pixels, ratio
 from transform.binding import Scope, bind
 from transform.expressions import Unevaluable, as_expression, condition_reads, fold_condition, reads
 from transform.limits import check_output
@@ -30,6 +30,7 @@ from transform.ops.output import Quality
 from transform.ops.pages import Pages
 from transform.ops.resize import resize_from
 from transform.ops.text import TextLayer, interpolate, interpolated, render_text
+from transform.ratio import Sizing
 from transform.templates import Template, has_expression
 
 MAX_NAMED_DEPTH = 8
@@ -114,6 +115,11 @@ class _Block:
     autorotate: bool = True  # False when a component of the block says a_ignore
     text: TextOptions | None = None  # the opener's co_, b_ and text box, when the layer is text
     region_sized: bool = False  # a component of the layer says fl_region_relative
+    #: Whether its image is at the chain's dpr_ (base and layer blocks; an if_ block shares its parent's,
+    #: each branch starting from what it was at the if_: ``scaled_at_if``, and ``scaled_then`` at if_else).
+    sizing: Sizing = field(default_factory=Sizing)
+    scaled_at_if: bool = False
+    scaled_then: bool | None = None
 
 
 def run_steps(steps: Sequence[Action], ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
@@ -151,6 +157,7 @@ def compile_plan(
     expanded = _expand(components, named or {}, 0)
     state.ratio = _delivery_dpr(expanded)
     state.alone = _unclosed_openers(expanded)
+    state.later = ratio.sized_later(expanded, state.alone)
     for index, params in enumerate(expanded):
         if len(state.canonical) >= MAX_COMPONENTS:
             raise BadRequest(
@@ -211,6 +218,8 @@ class _State:
     layer_ids: set[str] = field(default_factory=set)
     ratio: float | None = None
     alone: set[int] = field(default_factory=set)
+    #: The components with w_/h_ that a later one of their block sizes again (ratio.sized_later).
+    later: set[int] = field(default_factory=set)
 
     @property
     def in_layer(self) -> bool:
@@ -232,13 +241,15 @@ def _component(state: _State, index: int, params: dict[str, Any]) -> None:
         return  # only variables the URL decides: nothing to do, nothing to key by
     delivery_dpr = _is_delivery_dpr(params)
     state.canonical.append(_render(params))
-    pixel_ratio = None if delivery_dpr else params.get("dpr", state.ratio)
-    if pixel_ratio is not None and pixel_ratio != 1.0:
-        # Lengths in pixels at the component's device pixel ratio (its own dpr_, else the chain's): the
-        # derivative's text says what is drawn (r_10 at dpr_2.0 is r_20), so its key does too.
-        params = scale_for_dpr(params, pixel_ratio)
+    chained = not delivery_dpr and state.ratio is not None and "dpr" not in params
+    # Lengths in pixels at the component's device pixel ratio: the derivative's text says what is drawn
+    # (r_10 at dpr_2.0 is r_20), so its key does too.
+    params, opened = (params, None) if delivery_dpr else _at_ratio(state, index, params)
     state.seen.append(_render(params))
-    bytes_part = _derivative_part(params)
+    # The chain's own ratio, where a component is sized at it, goes without saying (the chain's dpr_
+    # component is in the derivative); a dpr_1.0 where the chain's ratio leaves the sizes does not.
+    shown = {k: v for k, v in params.items() if k != "dpr" or v != state.ratio} if chained else params
+    bytes_part = _derivative_part(shown)
     if bytes_part:
         state.derivative.append(bytes_part)
     if _assign(state, params):
@@ -265,13 +276,10 @@ def _component(state: _State, index: int, params: dict[str, Any]) -> None:
         if state.scope.conditional:
             raise BadRequest("Invalid transformation: a dpr_ component of its own (it multiplies the whole "
                              "chain) cannot be inside an if_ block")  # fmt: skip
-        return  # applied to every sized component (_delivery_dpr)
-    if state.ratio is not None and ("w" in params or "h" in params) and "dpr" not in params:
-        params = {**params, "dpr": state.ratio}
-        state.seen[-1] = _render(params)
+        return  # applied to the components it concerns (_at_ratio)
     closes = "layer_apply" in params.get("fl", ())
     if "l" in params or "u" in params:
-        _open_layer(state, index, params, closes)
+        _open_layer(state, index, params, closes, opened or Sizing())
     elif not closes:
         if isinstance(params.get("b"), Color) and len(blocks) == 1:
             out["b"] = params["b"]  # b_auto has no colour until the image is seen: JPEG gets white
@@ -288,7 +296,30 @@ def _component(state: _State, index: int, params: dict[str, Any]) -> None:
         _add_layer(blocks[-1], closed)
 
 
-def _open_layer(state: _State, index: int, params: dict[str, Any], closes: bool) -> None:
+def _at_ratio(state: _State, index: int, params: dict[str, Any]) -> tuple[dict[str, Any], Sizing | None]:
+    """The component's lengths at its device pixel ratio: its own dpr_'s, else the chain's where
+    transform/ratio.py says; and the Sizing of the layer it opens, if it opens one."""
+    block = _layer_block(state.blocks) or state.blocks[0]
+    opens = "l" in params or "u" in params
+    layer = block.sizing.layer(params.get("l", params.get("u"))) if opens else None
+    own, chain = params.get("dpr"), state.ratio
+    if own is not None:
+        if not opens and own == chain and ("w" in params or "h" in params):
+            block.sizing.scaled = block.sizing.target  # sized at the chain's ratio by its own dpr_
+        return (params if own == 1.0 else scale_for_dpr(params, own)), layer
+    if chain is None:
+        return params, layer
+    last = index not in state.later
+    if opens and (index in state.alone or "layer_apply" in params.get("fl", ())):
+        return ratio.one_component(params, chain, layer or Sizing(), _PLACEMENT_KEYS), layer
+    if opens:
+        return ratio.component(params, chain, layer or Sizing(), last=last), layer
+    if "layer_apply" in params.get("fl", ()) and block.opener:
+        return ratio.closer(params, chain, block.sizing), None
+    return ratio.component(params, chain, block.sizing, last=last), None
+
+
+def _open_layer(state: _State, index: int, params: dict[str, Any], closes: bool, sizing: Sizing) -> None:
     blocks = state.blocks
     if "l" in params and "u" in params:
         raise BadRequest("Invalid transformation: l_ and u_ cannot open two layers in one component")
@@ -301,7 +332,7 @@ def _open_layer(state: _State, index: int, params: dict[str, Any], closes: bool)
         params, text = _text_options(params, source)
     elif source is not _STAND_IN:
         state.layer_ids.add(source)  # text is drawn, not looked up
-    block = _Block(opener=params, start=len(state.canonical) - 1, text=text)
+    block = _Block(opener=params, start=len(state.canonical) - 1, text=text, sizing=sizing)
     inner = {k: v for k, v in params.items() if k not in ("l", "u")}
     if index in state.alone:
         canonical = state.seen[-1]
@@ -328,8 +359,9 @@ def _condition(state: _State, index: int, condition: Condition, params: dict[str
                          "delivered asset's; they cannot be tested inside a layer")  # fmt: skip
     parent = blocks[-1]
     head = render_param("if", condition)
+    scaled = (_layer_block(blocks) or blocks[0]).sizing.scaled
     blocks.append(_Block(start=len(state.canonical), condition=condition, parts=[*parent.parts, head],
-                         autorotate=parent.autorotate))  # fmt: skip
+                         autorotate=parent.autorotate, scaled_at_if=scaled))  # fmt: skip
     state.scope.enter()
     if not params:
         state.canonical.append(head)
@@ -366,6 +398,8 @@ def _branch_word(state: _State, word: str, params: dict[str, Any]) -> None:
     state.seen.append(f"if_{word}")
     state.derivative.append(f"if_{word}")
     if word == "else":
+        sizing = (_layer_block(blocks) or blocks[0]).sizing
+        block.scaled_then, sizing.scaled = sizing.scaled, block.scaled_at_if
         block.then, block.steps = block.steps, []
         block.parts = [*block.parts[: len(blocks[-2].parts) + 1], "if_else"]  # the if_, then the else
         state.scope.otherwise()
@@ -379,6 +413,8 @@ def _close_condition(state: _State) -> None:
     assert block.condition is not None
     then, otherwise = (block.then, block.steps) if block.then is not None else (block.steps, [])
     parent = blocks[-1]
+    if block.scaled_then:  # at the ratio after either branch: lengths after it are taken as at the ratio
+        (_layer_block(blocks) or blocks[0]).sizing.scaled = True
     for name, value in state.scope.leave().items():
         # Known before the block and changed by a branch: the way that leaves it alone needs its value.
         expression = as_expression(value)

@@ -1,13 +1,18 @@
 """dpr_ multiplies every length a component gives in pixels, not only w_ and h_: Cloudinary tunes each
 parameter the ratio concerns ("How does using DPR differ from setting multiplied dimension values?": a
 blur's strength, a text overlay's font size), so that the image looks the same on the screen. A URL at
-dpr_2.0 draws exactly what the URL with every length doubled draws at dpr_1.0."""
+dpr_2.0 draws exactly what the URL with every length doubled draws at dpr_1.0, where its lengths are
+measured on an image at the ratio; those measured on the original before the chain is sized, a crop's
+region before the chain is sized, and fractions of an image already at the ratio stay (transform/ratio.py):
+the result at dpr_2.0 is the result at dpr_1.0 with twice the pixels."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+import pyvips
 from transform_helpers import run
 
 from grammar import parse_transformation
@@ -105,3 +110,116 @@ def test_a_length_beyond_its_bounds_at_dpr_is_a_400(text: str, message: str) -> 
     with pytest.raises(BadRequest) as caught:
         compile_plan(parse_transformation(text))
     assert caught.value.public == message
+
+
+# (at dpr_2.0, the same at dpr_1.0 with only what the ratio multiplies multiplied): lengths before the chain
+# is sized act on the original, the same at every ratio (until 2027-01 they were multiplied too: text, r_,
+# bo_, a layer's size and place, a crop's region twice as large relative to the image).
+WHERE_AT_THE_RATIO = [
+    ("r_60/l_text:Arial_60:Hi,co_white/fl_layer_apply,g_north_west,x_40,y_40/c_scale,w_100/dpr_2.0",
+     "r_60/l_text:Arial_60:Hi,co_white/fl_layer_apply,g_north_west,x_40,y_40/c_scale,w_200"),
+    ("bo_10px_solid_red/c_scale,w_100/dpr_2.0", "bo_10px_solid_red/c_scale,w_200"),
+    ("co_black,e_shadow:60,x_20,y_20/c_scale,w_100/dpr_2.0", "co_black,e_shadow:60,x_20,y_20/c_scale,w_200"),
+    # A crop or an mpad before the chain is sized: the same region of the original, in twice the pixels.
+    ("c_crop,w_200,h_200,x_100,y_100/c_scale,w_100/dpr_2.0", "c_crop,w_200,h_200,x_100,y_100/c_scale,w_200"),
+    ("c_mpad,w_600,h_600,b_red/c_scale,w_120/dpr_2.0", "c_mpad,w_600,h_600,b_red/c_scale,w_240"),
+    # The last sizing of the chain gets the ratio, a crop too: dpr_ multiplies the delivered size.
+    ("c_crop,w_100,h_100,x_10,y_10/dpr_2.0", "c_crop,w_200,h_200,x_20,y_20"),
+    # Image layers placed on the original: their size and place stay; after, lengths at the ratio (r_20).
+    ("l_logo/c_scale,w_100/r_10/fl_layer_apply,g_south_east,x_20,y_20/c_scale,w_120/r_10/dpr_2.0",
+     "l_logo/c_scale,w_100/r_10/fl_layer_apply,g_south_east,x_20,y_20/c_scale,w_240/r_20"),
+    ("l_logo,c_scale,w_30,g_north_east,x_5,y_5,r_4/c_scale,w_150/dpr_2.0",
+     "l_logo,c_scale,w_30,g_north_east,x_5,y_5,r_4/c_scale,w_300"),
+    ("l_text:Arial_40:Hi,co_white/c_scale,w_100/fl_layer_apply,g_center/c_scale,w_150/dpr_2.0",
+     "l_text:Arial_40:Hi,co_white/c_scale,w_100/fl_layer_apply,g_center/c_scale,w_300"),
+    # On a chain at the ratio: a layer's own crop is of its original (stays), its scaling and place double;
+    # a one-component layer's r_ rounds the logo before its w_ sizes it (stays).
+    ("c_scale,w_160/l_road/c_crop,w_200,h_150,x_50,y_40/c_scale,w_60/fl_layer_apply,g_north_east,x_6,y_6/"
+     "dpr_2.0",
+     "c_scale,w_320/l_road/c_crop,w_200,h_150,x_50,y_40/c_scale,w_120/fl_layer_apply,g_north_east,x_12,y_12"),
+    ("c_scale,w_150/l_logo,c_scale,w_30,g_north_east,x_5,y_5,r_4/dpr_2.0",
+     "c_scale,w_300/l_logo,c_scale,w_60,g_north_east,x_10,y_10,r_4"),
+    # Fractions: of the original, multiplied (the chain's first sizing); of an image at the ratio, not.
+    ("c_scale,w_0.25/r_10/dpr_2.0", "c_scale,w_0.5/r_20"),
+    ("c_scale,w_120/c_scale,w_0.5/dpr_2.0", "c_scale,w_240/c_scale,w_0.5"),
+    ("c_scale,w_100/c_pad,w_150,h_1.0,b_red/dpr_2.0", "c_scale,w_200/c_pad,w_300,h_1.0,b_red"),
+    # fl_relative: a fraction of the base, which is at the ratio already: 0.3 of 200 px is 60 (was 115).
+    ("c_scale,w_100/l_logo/c_scale,fl_relative,w_0.3/fl_layer_apply,g_north_west/dpr_2.0",
+     "c_scale,w_200/l_logo/c_scale,w_60/fl_layer_apply,g_north_west"),
+    ("c_scale,w_100/l_logo/fl_layer_apply,fl_relative,g_north_west,w_0.3/dpr_2.0",
+     "c_scale,w_200/l_logo/fl_layer_apply,g_north_west,w_60"),
+    ("c_scale,w_200/l_logo/c_scale,dpr_2.0,fl_relative,w_0.3/fl_layer_apply,g_north_west",
+     "c_scale,w_200/l_logo/c_scale,w_60/fl_layer_apply,g_north_west"),  # its own dpr_ neither
+    # Each branch of an if_ block from where the chain stood at the if_; a crop is the last sizing of its way.
+    ("if_w_gt_1000/c_scale,w_100/if_else/c_scale,w_0.5/if_end/r_10/dpr_2.0",
+     "if_w_gt_1000/c_scale,w_200/if_else/c_scale,w_1.0/if_end/r_20"),
+    ("if_w_gt_100/c_crop,w_50,h_50/if_else/c_scale,w_100/if_end/dpr_2.0",
+     "if_w_gt_100/c_crop,w_100,h_100/if_else/c_scale,w_200/if_end"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("at_dpr", "plain"), WHERE_AT_THE_RATIO)
+def test_dpr_multiplies_what_is_measured_on_an_image_at_the_ratio(
+    files: dict[str, Path], at_dpr: str, plain: str
+) -> None:
+    scaled = run(at_dpr, files["road"], files, extension="png")
+    expected = run(plain, files["road"], files, extension="png")
+    assert (scaled.width, scaled.height) == (expected.width, expected.height)
+    assert scaled.data == expected.data
+
+
+def _pixels(image: pyvips.Image) -> np.ndarray:
+    return np.asarray(image.numpy(), dtype=np.float64)
+
+
+# Chains with lengths before and after their sizing: text and image layers, r_, bo_, placements, crops.
+LOOKS_THE_SAME = [
+    "r_60/l_text:Arial_60:Hi,co_white/fl_layer_apply,g_north_west,x_40,y_40/c_scale,w_100",
+    "c_scale,w_100/r_20/l_text:Arial_20:Hi,co_white/fl_layer_apply,g_north_west,x_10,y_10",
+    "bo_10px_solid_red/c_scale,w_100/bo_2px_solid_blue",
+    "c_crop,w_200,h_200,x_100,y_100/c_scale,w_100/r_10",
+    "l_logo/c_scale,w_100/r_10/fl_layer_apply,g_south_east,x_20,y_20/c_scale,w_120/r_10",
+    "c_scale,w_200/l_logo/c_scale,w_50/r_5/fl_layer_apply,g_south_east,x_10,y_10/bo_3px_solid_blue",
+    "c_scale,w_100/l_logo/c_scale,fl_relative,w_0.3/fl_layer_apply,g_north_west",
+    "l_text:Arial_40:Hi,co_white/c_scale,w_100/fl_layer_apply,g_center/c_scale,w_150",
+    "c_scale,w_160/l_road/c_crop,w_200,h_150,x_50,y_40/c_scale,w_60/fl_layer_apply,g_north_east,x_6,y_6",
+    "c_scale,w_120/c_scale,w_0.5",
+]
+
+
+@pytest.mark.parametrize("chain", LOOKS_THE_SAME)
+def test_the_result_at_dpr_2_is_the_result_at_dpr_1_with_twice_the_pixels(
+    files: dict[str, Path], chain: str
+) -> None:
+    """What the ratio is for: shown at half its size, the dpr_2.0 result looks as the dpr_1.0 one. Each 2x2
+    block of the dpr_2.0 result averaged is the dpr_1.0 pixel, but for resampling (at most 1.1 on average
+    here; a text twice too large, a layer at the wrong size or place, a crop of another region: 3.7 to 22).
+    A side may differ by a pixel (rounded halves: 112.5 px)."""
+    one, two = (
+        pyvips.Image.new_from_buffer(run(text, files["road"], files, extension="png").data, "")
+        for text in (chain, f"{chain}/dpr_2.0")
+    )
+    assert abs(two.width - 2 * one.width) <= 1 and abs(two.height - 2 * one.height) <= 1
+    shown = two.shrink(2, 2)
+    width, height = min(one.width, shown.width), min(one.height, shown.height)
+    difference = np.abs(_pixels(one.crop(0, 0, width, height)) - _pixels(shown.crop(0, 0, width, height)))
+    assert difference.mean() < 2.0, difference.mean()
+
+
+def test_the_derivative_says_where_the_ratio_leaves_a_size() -> None:
+    """Cached results are keyed by what is drawn: a size the chain's ratio leaves says dpr_1.0 (a result
+    cached when every sized component took the ratio is never served for it), a length it leaves is as
+    written, and a size it multiplies goes without saying (the chain's dpr_ component is in the key)."""
+    cases = {
+        "c_crop,h_200,w_200,x_100,y_100/c_scale,w_100/dpr_2.0":
+            "c_crop,dpr_1.0,h_200,w_200,x_100,y_100/c_scale,w_100/dpr_2.0",
+        "r_60/l_text:Arial_60:Hi/fl_layer_apply,x_40/c_scale,w_100/dpr_2.0":
+            "r_60/l_text:Arial_60:Hi/fl_layer_apply,x_40/c_scale,w_100/dpr_2.0",
+        "c_scale,w_100/l_logo/c_scale,fl_relative,w_0.3/fl_layer_apply/dpr_2.0":
+            "c_scale,w_100/l_logo/c_scale,dpr_1.0,fl_relative,w_0.3/fl_layer_apply/dpr_2.0",
+        "c_scale,w_100/c_scale,w_0.5/r_10/dpr_2.0": "c_scale,w_100/c_scale,dpr_1.0,w_0.5/r_20/dpr_2.0",
+        "l_logo/c_scale,w_50/fl_layer_apply,x_5/c_scale,w_100/dpr_2.0":
+            "l_logo/c_scale,dpr_1.0,w_50/fl_layer_apply,x_5/c_scale,w_100/dpr_2.0",
+    }  # fmt: skip
+    for text, derivative in cases.items():
+        assert compile_plan(parse_transformation(text)).derivative == derivative, text

@@ -261,3 +261,21 @@ def test_a_region_relative_crop_without_a_face_is_relative_to_the_image(layered:
     out = run("c_crop,fl_region_relative,g_face,h_0.5,w_0.5", layered["road"], layered, extension="png")
     road = pyvips.Image.new_from_file(str(layered["road"]))
     assert (out.width, out.height) == (round(road.width * 0.5), round(road.height * 0.5))
+
+
+@pytest.mark.parametrize(
+    "chain",
+    [
+        "l_glasses/c_scale,fl_region_relative,w_1.1/fl_layer_apply,g_faces",
+        "l_glasses/fl_layer_apply,fl_region_relative,g_faces,w_1.1",
+        "g_faces,l_glasses,fl_region_relative,w_0.5",  # one component
+        "c_crop,fl_region_relative,g_face,h_2.0,w_2.0",  # fractions of the face a crop cuts around
+    ],
+)
+def test_dpr_leaves_region_fractions(chain: str, layered: dict[str, Path]) -> None:
+    """A fraction of a face's box is of a face on an image at the ratio already: dpr_2.0 leaves it (it
+    made the layers, and the crop, twice as large relative to the face)."""
+    at_dpr = run(f"c_scale,w_450/{chain}/dpr_2.0", layered["pair"], layered, extension="png")
+    plain = run(f"c_scale,w_900/{chain}", layered["pair"], layered, extension="png")
+    assert (at_dpr.width, at_dpr.height) == (plain.width, plain.height)
+    assert at_dpr.data == plain.data

@@ -148,7 +148,9 @@ param(
         "device pixel ratio",
         _dpr,
         "device pixel ratio (dpr_2.0): multiplies the component's lengths in pixels (w_, h_, x_, y_, r_, "
-        "bo_, text sizes, blur strengths...); alone in a component, those of the whole chain",
+        "bo_, text sizes, blur strengths...); alone in a component, those of the whole chain measured on an "
+        "image at the ratio (not on the original before the chain is sized, nor fractions of an image at "
+        "the ratio)",
         "resize",
         args.fmt_float,
     )
@@ -227,7 +229,7 @@ class Resize:
         ``found``: the face or subject box a content gravity found in ``image`` (None: none was).
         Sizes are checked against ``limits`` before libvips is asked for them."""
         iw, ih = image.width, image.height
-        width, height = self.box(iw, ih, reference or (iw, ih))
+        width, height = self.box(iw, ih, reference or (iw, ih), outside=reference is not None)
         check_sides(width, height)  # the box itself may stay a description (c_limit, c_mpad, c_crop)
         spec = self
         if self.gravity in focus.CONTENT_GRAVITIES:
@@ -241,11 +243,13 @@ class Resize:
         """Whether the crop centres on faces or the subject (found at render time)."""
         return self.gravity in focus.CONTENT_GRAVITIES
 
-    def box(self, iw: int, ih: int, reference: tuple[int, int]) -> tuple[int, int]:
+    def box(self, iw: int, ih: int, reference: tuple[int, int], *, outside: bool = False) -> tuple[int, int]:
         """The target box in pixels; a missing side follows ar_, else the image's own aspect ratio
-        (or, for c_crop, the image's own side)."""
-        w = self.w.px(reference[0]) * self.dpr if self.w else None
-        h = self.h.px(reference[1]) * self.dpr if self.h else None
+        (or, for c_crop, the image's own side). ``outside``: ``reference`` is another image's size (the
+        base of a fl_relative layer, a face's box): its fractions are not multiplied by dpr_, that image
+        being at its own ratio already (transform/ratio.py)."""
+        w = self._px(self.w, reference[0], outside) if self.w else None
+        h = self._px(self.h, reference[1], outside) if self.h else None
         if self.ar and w is None and h is None:
             r = self.ar.value
             if self.mode == "scale":
@@ -263,6 +267,9 @@ class Resize:
         elif h is None:
             h = w * ih / iw
         return max(1, round(w)), max(1, round(h))  # type: ignore[arg-type]
+
+    def _px(self, side: Dim, reference: int, outside: bool) -> float:
+        return side.px(reference) * (1.0 if outside and side.relative else self.dpr)
 
     def scaled_size(self, width: int, height: int) -> tuple[int, int] | None:
         if self.mode not in ("scale", "fit", "limit", "mfit"):
