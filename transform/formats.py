@@ -70,10 +70,14 @@ def negotiate_format(plan: Plan, *, extension: str | None, accept: str | None) -
     Under fl_preserve_transparency every JPEG choice becomes PNG when the result is transparent."""
     choice = _choose(plan, extension=extension, accept=accept)
     check_quality(plan.quality, choice.fmt)
-    if plan.animated and choice.fmt is not None and not choice.vary and choice.fmt not in ANIMATED:
+    still = choice.fmt if choice.fmt not in (None, *ANIMATED) and not choice.vary else None
+    # dl_, vs_ and e_loop time an animation: with a format that holds none they would change nothing.
+    asked = ["fl_animated and fl_awebp ask for"] if plan.animated else []
+    asked += [f"{name} times the frames of" for name in plan.timing.named()]
+    if still is not None and asked:
         raise BadRequest(
-            "Invalid transformation: fl_animated and fl_awebp ask for an animation, and "
-            f"{choice.fmt.upper()} cannot hold one here: deliver it as GIF or WebP (f_gif, f_webp, f_auto)"
+            f"Invalid transformation: {asked[0]} an animation, and {still.upper()} cannot hold one here: "
+            "deliver it as GIF or WebP (f_gif, f_webp, f_auto)"
         )
     if plan.preserve_transparency and choice.fmt == "jpg":
         return replace(choice, alpha_fallback=True)

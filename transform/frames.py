@@ -5,7 +5,8 @@ animation's ``delay`` (ms per frame) and ``loop`` (0: forever) as metadata; its 
 write such a strip back as an animation. Scaling a strip scales every frame (``thumbnail`` with
 shrink-on-load, the fast path), but a crop, a rotation or a layer placed at a gravity would treat the
 strip as one image. So the frames are cut apart, every step runs on each of them as on a still image,
-and the results are stacked into a strip again with the delays and the loop of the frames kept.
+and the results are stacked into a strip again with their delays and the loop count (the original's, or
+what dl_, vs_ and e_loop make of them: transform/timeline.py chooses the frames and their timing).
 
 What chooses where to cut by looking at the content must choose the same place on every frame: g_auto
 is the centre (Cloudinary: "animated images: center"); what detects faces or removes the background
@@ -13,7 +14,7 @@ is the centre (Cloudinary: "animated images: center"); what detects faces or rem
 
 Limits: the frames delivered count together against the pixel limits (a small GIF of thousands of
 frames is as large as a photograph of their total), and at most ``Limits.max_frames`` are delivered,
-the first ones, as Cloudinary truncates what it transforms on the fly to 100 frames.
+the first ones (of those vs_ sampled), as Cloudinary truncates what it transforms on the fly to 100 frames.
 """
 
 from __future__ import annotations
@@ -57,13 +58,10 @@ def still_only(plan_reason: str | None) -> None:
 
 
 def load(
-    source: Source, header: pyvips.Image, pages: Sequence[int], limits: Limits, size: tuple[int, int] | None
-) -> tuple[list[pyvips.Image], list[int], int]:
-    """The chosen frames (0-based page numbers, in that order) of ``source`` (whose first page's header
-    is ``header``) as separate 8-bit sRGB images, scaled to ``size`` with shrink-on-load when given;
-    their delays (ms) and the loop count."""
-    delays = _delays(header)
-    loop = int(header.get("loop")) if header.get_typeof("loop") != 0 else 0
+    source: Source, pages: Sequence[int], limits: Limits, size: tuple[int, int] | None
+) -> list[pyvips.Image]:
+    """The chosen frames (0-based page numbers, in that order; transform/timeline.py chooses them) of
+    ``source`` as separate 8-bit sRGB images, scaled to ``size`` with shrink-on-load when given."""
     frames: list[pyvips.Image] = []
     for first, count in _runs(pages):
         # Consecutive frames are decoded together: a GIF frame is drawn over the ones before it, so
@@ -81,7 +79,7 @@ def load(
                 if frame.get_typeof(name) != 0:
                     frame.remove(name)
             frames.append(frame)
-    return frames, [delays[page] if page < len(delays) else 100 for page in pages], loop
+    return frames
 
 
 def run_frames(steps: Sequence[Action], ctx: Ctx, frames: list[pyvips.Image]) -> list[pyvips.Image]:
@@ -108,7 +106,7 @@ def run_frames(steps: Sequence[Action], ctx: Ctx, frames: list[pyvips.Image]) ->
     return frames
 
 
-def join(frames: list[pyvips.Image], delays: list[int], loop: int) -> pyvips.Image:
+def join(frames: list[pyvips.Image], delays: Sequence[int], loop: int) -> pyvips.Image:
     """The frames as one strip that libvips' GIF and WebP writers write as an animation."""
     if len({frame.bands for frame in frames}) > 1:
         # A step that looks at the content to choose its bands made some frames transparent and not
@@ -116,17 +114,9 @@ def join(frames: list[pyvips.Image], delays: list[int], loop: int) -> pyvips.Ima
         frames = [pixels.with_alpha(pixels.normalize(frame)) for frame in frames]
     strip = pyvips.Image.arrayjoin(frames, across=1).copy()
     strip.set_type(pyvips.GValue.gint_type, "page-height", frames[0].height)
-    strip.set_type(pyvips.GValue.array_int_type, "delay", delays)
+    strip.set_type(pyvips.GValue.array_int_type, "delay", list(delays))
     strip.set_type(pyvips.GValue.gint_type, "loop", loop)
     return strip
-
-
-def _delays(header: pyvips.Image) -> list[int]:
-    """The animation's delays in ms, one per page of the file (libvips gives them all, whichever pages
-    were opened); an empty list when the file has none (100 ms is then used, libvips' own default)."""
-    if header.get_typeof("delay") == 0:
-        return []
-    return [int(delay) for delay in header.get("delay")]
 
 
 def _runs(pages: Sequence[int]) -> list[tuple[int, int]]:

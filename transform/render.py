@@ -17,7 +17,6 @@ from transform.decode import (
     decode,
     open_image,
     oriented_size,
-    page_count,
     thumbnail,
     upright,
 )
@@ -29,6 +28,7 @@ from transform.ops import Action, Ctx, LoadLayer
 from transform.ops.registry import Origin
 from transform.plan import Plan, block_source_key, run_steps
 from transform.seam import MaskSource
+from transform.timeline import Timeline, timeline
 from transform.watch import UNWATCHED, Watch
 
 DEFAULT_LIMITS = Limits()
@@ -100,17 +100,18 @@ def _render(plan: Plan, source: Source, choice: FormatChoice, ctx: Ctx) -> Rende
         ctx = replace(ctx, origin=_origin(source, plan.autorotate, limits))
     try:
         header, original = open_image(source, limits)
-        count = page_count(header)
-        pages = plan.pages.select(count, limits.max_frames) if plan.pages else tuple(range(count))
-        animation = choice.animated_format(original) if original in ANIMATED and len(pages) > 1 else None
+        chosen = timeline(header, plan.pages, plan.timing, limits)
+        several = len(chosen.pages) > 1
+        animation = choice.animated_format(original) if original in ANIMATED and several else None
         if animation is not None:
-            return _animate(plan, source, header, pages[: limits.max_frames], animation, choice, ctx)
-        # A still: the first frame chosen (pg_), or the first of an animation asked in a still format.
-        if pages[0] != 0:
+            return _animate(plan, source, header, chosen, animation, choice, ctx)
+        # A still: the first frame chosen (pg_, vs_), or the first of an animation asked in a still format.
+        page = chosen.pages[0]
+        if page != 0:
             # The page's key: a face detection or mask of page 3 is not page 1's.
-            ctx = replace(ctx, source_key=f"{ctx.source_key}|page{pages[0] + 1}")
-        ctx = replace(ctx, preview=_preview(source, plan.autorotate, limits, pages[0], watch))
-        image, original, steps = _start(plan, source, limits, pages[0], watch)
+            ctx = replace(ctx, source_key=f"{ctx.source_key}|page{page + 1}")
+        ctx = replace(ctx, preview=_preview(source, plan.autorotate, limits, page, watch))
+        image, original, steps = _start(plan, source, limits, page, watch)
         image = run_steps(steps, ctx, image)
         check_output(image.width, image.height, limits)  # also when there were no steps
         return _finish(image, plan, choice, original, watch)
@@ -188,7 +189,7 @@ def _animate(
     plan: Plan,
     source: Source,
     header: pyvips.Image,
-    pages: Sequence[int],
+    chosen: Timeline,
     fmt: str,
     choice: FormatChoice,
     ctx: Ctx,
@@ -197,16 +198,17 @@ def _animate(
     EXIF orientation is not applied: GIF has none, and libvips turns no animation upright."""
     frames.still_only(plan.still_only)
     width, height = header.width, header.height  # of one frame: the header is the first page's
-    frames.check_frames(width, height, len(pages), ctx.limits)
+    count = len(chosen.pages)
+    frames.check_frames(width, height, count, ctx.limits)
     first = plan.steps[0].scaler if plan.steps else None
     size = first.scaled_size(width, height) if first is not None else None
     if size is not None:
-        check_output(size[0], size[1] * len(pages), ctx.limits)
-    images, delays, loop = frames.load(source, header, pages, ctx.limits, size)
+        check_output(size[0], size[1] * count, ctx.limits)
+    images = frames.load(source, chosen.pages, ctx.limits, size)
     images = [ctx.watch.own(image, fresh=True) for image in images]  # each a copy of its own
     steps = plan.steps[1:] if size is not None else plan.steps
     images = frames.run_frames(steps, replace(ctx, animated=True), images)
-    strip = frames.join(images, delays, loop)
+    strip = frames.join(images, chosen.delays, chosen.loop)
     check_output(strip.width, strip.height, ctx.limits)
     if not choice.vary:
         check_quality(plan.quality, fmt)  # under f_auto, q_ applies where the format chosen takes it

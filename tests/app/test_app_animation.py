@@ -84,6 +84,21 @@ def test_pg_picks_frames(make_client: ClientFactory, originals: Path) -> None:
          "Invalid transformation: g_face is not supported on an animated image"),
         ("/image/upload/fl_animated/docs/anim.jpg", 400,
          "Invalid transformation: fl_animated and fl_awebp ask for an animation"),
+        ("/image/upload/pg_5-/docs/anim.gif", 400,
+         "Invalid transformation parameter - pg_5-: page 5 does not exist: the image has 4 frames"),
+        ("/image/upload/dl_200/docs/anim.jpg", 400,
+         "Invalid transformation: dl_200 times the frames of an animation, and JPG cannot hold one here"),
+        ("/image/upload/e_loop:2/f_png/docs/anim.gif", 400,
+         "Invalid transformation: e_loop:2 times the frames of an animation, and PNG cannot hold one here"),
+        ("/image/upload/dl_0/docs/anim.gif", 400,
+         "Invalid transformation parameter - dl_0: the delay in milliseconds must be an integer from 1"),
+        ("/image/upload/vs_auto/docs/anim.gif", 400,
+         "Invalid transformation parameter - vs_auto: sampling must be a number of frames (vs_10) or of "
+         "seconds between frames (vs_0.5s)"),
+        ("/image/upload/e_loop:x/docs/anim.gif", 400,
+         "Invalid transformation parameter - e_loop:x: e_loop's additional plays must be an integer"),
+        ("/image/upload/fl_apng/docs/anim.png", 400,
+         "Invalid transformation parameter - fl_apng: flags must be"),
     ],
 )  # fmt: skip
 def test_what_an_animation_cannot_get(
@@ -92,6 +107,32 @@ def test_what_an_animation_cannot_get(
     response = make_client(originals=originals).get(url)
     assert response.status_code == status
     assert response.headers["x-cld-error"].startswith(message)
+
+
+def loop_of(content: bytes) -> int:
+    return int(pyvips.Image.new_from_buffer(content, "", n=-1).get("loop"))
+
+
+def test_pg_to_the_last_frame_dl_e_loop_and_vs(make_client: ClientFactory, originals: Path) -> None:
+    """Cloudinary's animation controls over HTTP; each one part of the cache key (asked twice: the
+    second answer from the cache, still the URL's own)."""
+    client = make_client(originals=originals)
+    for _ in range(2):
+        tail = client.get("/image/upload/c_scale,w_80/pg_2-/docs/anim.gif")
+        assert frames(tail.content) == (80, 50, 3, [200, 300, 400])
+        slow = client.get("/image/upload/c_scale,w_80/dl_250/docs/anim.gif")
+        assert slow.status_code == 200, slow.headers.get("x-cld-error")
+        assert frames(slow.content) == (80, 50, 4, [250] * 4)
+        faster = client.get("/image/upload/c_scale,w_80/dl_120/docs/anim.gif")
+        assert frames(faster.content)[3] == [120] * 4
+        thrice = client.get("/image/upload/c_scale,w_80/e_loop:2/docs/anim.gif")
+        assert loop_of(thrice.content) == 3 and frames(thrice.content)[3] == [100, 200, 300, 400]
+        forever = client.get("/image/upload/e_loop:0/e_loop:0/docs/spin.webp")
+        assert forever.headers["content-type"] == "image/webp" and loop_of(forever.content) == 1
+        sampled = client.get("/image/upload/c_scale,w_80/vs_2/docs/anim.gif")
+        assert frames(sampled.content) == (80, 50, 2, [500, 500])
+        every = client.get("/image/upload/vs_0.25s,dl_100/f_webp/docs/anim.gif")
+        assert frames(every.content) == (160, 100, 4, [100] * 4)
 
 
 def test_background_removal_of_every_frame_is_a_400(make_client: ClientFactory, originals: Path) -> None:

@@ -7,6 +7,7 @@ a black square at the top left and a disc, of another colour on each frame, movi
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from cache import PIPELINE_VERSION
 from grammar import parse_transformation
 from grammar.errors import BadRequest, InvalidArgument, TooLarge
 from transform import Limits, compile_plan, negotiate_format
+from transform.ops.pages import Loop, Sampling, Timing
+from transform.timeline import sample
 
 GREY = [235, 235, 235]
 BLACK = [0, 0, 0]
@@ -126,6 +129,8 @@ def test_pg_lists_and_ranges_keep_those_frames_in_that_order(files: dict[str, Pa
     [
         ("pg_5", "pg_5: page 5 does not exist: the image has 4 frames (pages count from 1)"),
         ("pg_2-9", "pg_2-9: page 9 does not exist: the image has 4 frames"),
+        ("pg_5-", "pg_5-: page 5 does not exist: the image has 4 frames"),
+        ("pg_1;5-/vs_2", "pg_1;5-: page 5 does not exist: the image has 4 frames"),
     ],
 )
 def test_pages_past_the_last_frame_are_a_400(
@@ -148,10 +153,13 @@ def test_a_still_has_one_page(files: dict[str, Path]) -> None:
     [
         ("pg_0", "pg_0: pages count from 1 (pg_1 is the first frame)"),
         ("pg_3-2", "pg_3-2: the range 3-2 goes backwards; write it first-last"),
-        ("pg_-1", "pg_-1: pages must be frame numbers from 1, ranges <first>-<last> or both joined by ';'"),
+        ("pg_-1", "pg_-1: pages must be frame numbers from 1, ranges <first>-<last>, <first>- (to the "
+         "last frame) or these joined by ';'"),
         ("pg_all", "pg_all: pages must be frame numbers from 1"),
-        ("pg_name:skin", "pg_name:skin: pages must be frame numbers from 1, ranges <first>-<last> or both "
-         "joined by ';' (pg_2, pg_2-4, pg_1;3); a name (PSD layers) is not supported"),
+        ("pg_5-x", "pg_5-x: pages must be frame numbers from 1"),
+        ("pg_name:skin", "pg_name:skin: pages must be frame numbers from 1, ranges <first>-<last>, <first>- "
+         "(to the last frame) or these joined by ';' (pg_2, pg_2-4, pg_5-, pg_1;3); a name (PSD layers) is "
+         "not supported"),
         ("pg_1/pg_2", "Invalid transformation: pg_ is given twice, with different pages"),
         ("l_logo,pg_2/fl_layer_apply", "Invalid transformation: pg_ applies to the delivered image, not "
          "inside a layer"),
@@ -311,3 +319,215 @@ def test_pg_chooses_a_page_of_a_multi_page_tiff(files: dict[str, Path]) -> None:
                                    ("pg_2;1", [0, 0, 255])):  # fmt: skip
         [frame] = frames_of(run(transformation, source, files, extension="png").data)
         assert near(colour_at(frame, 5, 5), colour, 0), transformation
+
+
+# ---- pg_ to the last frame, dl_, e_loop, vs_ (transform/ops/pages.py, transform/timeline.py) ----------
+
+
+def kept_frames(data: bytes) -> list[int]:
+    """Which frames of animation() an answer holds, told by the colour of each frame's disc (frame i's
+    disc is FRAME_COLOURS[i], centred 30 + 30 i px from the left while it fits)."""
+    kept = []
+    for frame in frames_of(data):
+        found = [i for i in range(4) if near(colour_at(frame, 30 + 30 * i, 50), FRAME_COLOURS[i], 30)]
+        assert len(found) == 1, found
+        kept.append(found[0])
+    return kept
+
+
+@pytest.mark.parametrize(
+    ("transformation", "kept", "delays"),
+    [
+        ("pg_3-", [2, 3], [300, 400]),
+        ("pg_1;3-", [0, 2, 3], [100, 300, 400]),
+        ("pg_4;2-", [3, 1, 2, 3], [400, 200, 300, 400]),
+        ("pg_1-", [0, 1, 2, 3], [100, 200, 300, 400]),
+    ],
+)
+def test_pg_ranges_to_the_last_frame(
+    transformation: str, kept: list[int], delays: list[int], files: dict[str, Path]
+) -> None:
+    """Cloudinary's paged-media guide: "a hyphen with no ending page ... until the end"."""
+    rendered = run(transformation, animation("gif"), files, extension="webp")
+    assert (rendered.frames, kept_frames(rendered.data)) == (len(kept), kept)
+    assert delays_and_loop(rendered.data)[0] == delays
+
+
+@pytest.mark.parametrize(
+    ("fmt", "transformation", "delays"),
+    [
+        ("gif", "dl_250", [250] * 4),
+        ("webp", "dl_250", [250] * 4),
+        ("webp", "c_scale,w_80/dl_125", [125] * 4),
+        ("gif", "c_scale,w_80/dl_125", [120] * 4),  # a GIF holds hundredths: libvips rounds half to even
+        ("gif", "dl_655350", [655350] * 4),
+        ("webp", "pg_2-3,dl_40", [40, 40]),
+    ],
+)
+def test_dl_sets_every_frames_delay(
+    fmt: str, transformation: str, delays: list[int], files: dict[str, Path]
+) -> None:
+    source = animation("gif", loop=2)
+    rendered = run(transformation, source, files, extension=fmt)
+    assert rendered.format == fmt
+    assert delays_and_loop(rendered.data) == (delays, 2)  # the loop count kept
+    assert len(frames_of(rendered.data)) == len(delays)
+
+
+@pytest.mark.parametrize(
+    ("transformation", "loop"),
+    [
+        ("c_scale,w_80", 3),  # absent: the original's loop count
+        ("e_loop", 0),  # forever
+        ("e_loop:0", 1),  # no more play after the first
+        ("e_loop:2", 3),  # two more: three in all (libvips' loop counts every play)
+        ("c_scale,w_80/e_loop:65534", 65535),
+    ],
+)
+@pytest.mark.parametrize("fmt", ["gif", "webp"])
+def test_e_loop_sets_how_often_the_animation_plays(
+    transformation: str, loop: int, fmt: str, files: dict[str, Path]
+) -> None:
+    rendered = run(transformation, animation("webp", loop=3), files, extension=fmt)
+    assert delays_and_loop(rendered.data) == ([100, 200, 300, 400], loop)
+    assert rendered.frames == 4
+
+
+def test_e_loop_writes_the_gif_loop_count_as_browsers_read_it(files: dict[str, Path]) -> None:
+    """A GIF's NETSCAPE2.0 block counts the plays after the first (what e_loop:<n> counts); a GIF that
+    plays once has none."""
+    for transformation, repeats in (("e_loop", 0), ("e_loop:2", 2), ("e_loop:0", None)):
+        data = run(transformation, animation("gif"), files, extension="gif").data
+        found = data.find(b"NETSCAPE2.0")
+        count = int.from_bytes(data[found + 13 : found + 15], "little") if found >= 0 else None
+        assert count == repeats, transformation
+
+
+@pytest.mark.parametrize(
+    ("transformation", "kept", "delays"),
+    [
+        # Delays 100, 200, 300, 400 ms: frames start at 0, 100, 300 and 600 ms of 1000.
+        ("vs_2", [0, 2], [500, 500]),  # instants 0 and 500 ms
+        ("vs_3", [0, 2, 3], [333, 334, 333]),  # 0, 333 and 667 ms; the duration kept to the millisecond
+        ("vs_4", [0, 1, 2, 3], [100, 200, 300, 400]),  # as many as there are: all, as they were
+        ("vs_40", [0, 1, 2, 3], [100, 200, 300, 400]),
+        ("vs_0.25s", [0, 1, 2, 3], [250, 250, 250, 250]),  # 0, 250, 500, 750 ms: each frame once
+        ("vs_0.5s", [0, 2], [500, 500]),
+        ("vs_0.35s", [0, 2, 3], [350, 350, 300]),  # 0, 350, 700 ms; the last shown to the end
+        ("vs_2,dl_80", [0, 2], [80, 80]),  # dl_ sets the delays of the frames sampled
+        ("pg_2-/vs_2", [1, 2], [450, 450]),  # sampled from the frames pg_ chose (900 ms)
+    ],
+)
+def test_vs_samples_frames_evenly_over_the_duration(
+    transformation: str, kept: list[int], delays: list[int], files: dict[str, Path]
+) -> None:
+    """Cloudinary: an integer is "the total number of frames to sample ... spread evenly over the
+    duration", a number of seconds "the number of seconds between each sampled frame"."""
+    rendered = run(transformation, animation("gif"), files, extension="webp")
+    assert (rendered.frames, kept_frames(rendered.data)) == (len(kept), kept)
+    assert delays_and_loop(rendered.data) == (delays, 0)
+
+
+def test_vs_of_one_frame_is_a_still(files: dict[str, Path]) -> None:
+    for transformation in ("vs_1", "vs_5s", "c_scale,w_80/vs_1/dl_100/e_loop"):
+        rendered = run(transformation, animation("gif"), files, extension="gif")
+        assert rendered.frames == 1 and len(frames_of(rendered.data)) == 1, transformation
+
+
+def test_vs_samples_a_long_animation_then_the_frame_cap_applies(files: dict[str, Path]) -> None:
+    """Six frames (2100 ms) and a cap of three: vs_3 samples all six (instants 0, 700 and 1400 ms, in the
+    first, fourth and fifth frames), which the cap keeps; without vs_ the first three are delivered."""
+    source = animation("gif", frames=6)
+    capped = Limits(max_frames=3)
+    rendered = run("vs_3", source, files, extension="webp", limits=capped)
+    colours = disc_colours(frames_of(rendered.data), [(30, 50), (120, 50), (30, 50)])
+    assert all(near(c, e) for c, e in zip(colours, [FRAME_COLOURS[i] for i in (0, 3, 4)], strict=True))
+    assert delays_and_loop(rendered.data)[0] == [700, 700, 700]
+    assert delays_and_loop(run("", source, files, extension="webp", limits=capped).data)[0] == [100, 200, 300]
+
+
+def test_sampling_frames_of_unequal_and_of_no_delays() -> None:
+    # A long first frame: the instants 0 and 500 ms both fall in it; it is shown the whole second.
+    assert sample([900, 50, 50], Sampling(frames=2)) == [(0, 1000)]
+    # As many instants as frames (or more) keep every frame as it was, whatever their delays.
+    assert sample([900, 50, 50], Sampling(frames=3)) == [(0, 900), (1, 50), (2, 50)]
+    assert sample([900, 50, 50], Sampling(seconds=Decimal("0.05"))) == [(0, 900), (1, 50), (2, 50)]
+    # Frames without delays are sampled by their order and keep no delay.
+    assert sample([0] * 6, Sampling(frames=3)) == [(0, 0), (2, 0), (4, 0)]
+    assert sample([0] * 6, Sampling(seconds=Decimal("1"))) == [(i, 0) for i in range(6)]
+
+
+def test_timing_on_a_still_original_changes_nothing(files: dict[str, Path]) -> None:
+    """A still has one frame: nothing to delay, sample or loop (the URL may serve animations too)."""
+    plain = run("c_scale,w_80", files["photo"], files, extension="gif")
+    for transformation in ("c_scale,w_80/dl_200", "c_scale,w_80/e_loop:2/vs_3"):
+        rendered = run(transformation, files["photo"], files, extension="gif")
+        assert (rendered.frames, rendered.data) == (1, plain.data), transformation
+
+
+@pytest.mark.parametrize(
+    ("transformation", "message"),
+    [
+        ("dl_0", "dl_0: the delay in milliseconds must be an integer from 1 to 655350"),
+        ("dl_655351", "dl_655351: the delay in milliseconds must be an integer from 1 to 655350"),
+        ("dl_1.5", "dl_1.5: the delay in milliseconds must be an integer from 1 to 655350"),
+        ("vs_0", "vs_0: sampling must be a number of frames (vs_10) or of seconds between frames (vs_0.5s)"),
+        ("vs_0s", "vs_0s: sampling must be a number of frames"),
+        ("vs_-2", "vs_-2: sampling must be a number of frames"),
+        ("vs_auto", "vs_auto: sampling must be a number of frames"),
+        ("vs_10%", "vs_10%: sampling must be a number of frames (vs_10) or of seconds between frames "
+         "(vs_0.5s); a percentage is not supported"),
+        ("vs_10%25", "vs_10%25: sampling must be a number of frames (vs_10) or of seconds between frames "
+         "(vs_0.5s); a percentage is not supported"),
+        ("e_loop:-1", "e_loop:-1: e_loop's additional plays must be an integer from 0 to 65534"),
+        ("e_loop:65535", "e_loop:65535: e_loop's additional plays must be an integer from 0 to 65534"),
+        ("e_loop:forever", "e_loop:forever: e_loop's additional plays must be an integer from 0 to 65534"),
+        ("$n_iw/e_loop:$n", "e_loop:$n: the loop count must be known from the URL"),
+        ("fl_apng", "fl_apng: flags must be layer_apply"),
+        ("fl_apng", "apng is not supported (libvips writes no animated PNG: deliver the animation as WebP "
+         "or GIF, f_webp or f_gif)"),
+        ("pg_2,dl_200", "Invalid transformation: dl_200 times the frames of an animation, and pg_2 delivers "
+         "one frame as a still; choose several (pg_2-4) or leave it out"),
+        ("e_loop/pg_3-3", "Invalid transformation: e_loop times the frames of an animation, and pg_3 "),
+        ("dl_100/dl_200", "Invalid transformation: dl_ is given twice, with different delays"),
+        ("vs_2/vs_3", "Invalid transformation: vs_ is given twice, with different samplings"),
+        ("e_loop/e_loop:1", "Invalid transformation: e_loop is given twice, with different loops"),
+        ("l_logo,vs_2/fl_layer_apply", "Invalid transformation: vs_ applies to the delivered image, not "
+         "inside a layer"),
+        ("l_logo/e_loop:2/fl_layer_apply", "Invalid transformation: e_loop applies to the delivered image, "
+         "not inside a layer"),
+        ("if_w_gt_100/dl_100/if_end", "Invalid transformation: dl_ applies to the delivered image, not "
+         "inside an if_ block"),
+    ],
+)  # fmt: skip
+def test_bad_timing_is_a_400_naming_it(transformation: str, message: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        compile_plan(parse_transformation(transformation))
+    assert caught.value.status == 400
+    assert message in caught.value.public
+
+
+@pytest.mark.parametrize("transformation", ["dl_200", "e_loop", "e_loop:3", "vs_10", "vs_0.5s"])
+@pytest.mark.parametrize("extension", ["jpg", "png", "avif", "tiff"])
+def test_timing_with_a_still_format_is_a_400(transformation: str, extension: str) -> None:
+    """As fl_animated: the format named cannot hold an animation, so the parameter would do nothing."""
+    plan = compile_plan(parse_transformation(transformation))
+    with pytest.raises(BadRequest) as caught:
+        negotiate_format(plan, extension=extension, accept=None)
+    assert caught.value.public == (
+        f"Invalid transformation: {transformation} times the frames of an animation, and "
+        f"{extension.upper()} cannot hold one here: deliver it as GIF or WebP (f_gif, f_webp, f_auto)"
+    )
+    for animating in ("gif", "webp", None):  # and f_auto, which delivers an animation as WebP or GIF
+        negotiate_format(plan, extension=animating, accept=None)
+    auto = compile_plan(parse_transformation(f"{transformation}/f_auto"))
+    negotiate_format(auto, extension="jpg", accept=None)
+
+
+def test_timing_is_canonical_and_part_of_the_derivative() -> None:
+    """What the bytes depend on is in the cache key: each value written one way."""
+    plan = compile_plan(parse_transformation("dl_0200,vs_0.50s/e_loop:02/pg_02-"))
+    assert plan.canonical == plan.derivative == "dl_200,vs_0.5s/e_loop:2/pg_2-"
+    assert plan.timing == Timing(200, Sampling(seconds=Decimal("0.5")), Loop(2))
+    texts = ("dl_100", "dl_200", "e_loop", "e_loop:1", "vs_2", "vs_2s", "")
+    assert len({compile_plan(parse_transformation(t)).derivative for t in texts}) == len(texts)

@@ -160,8 +160,6 @@ CROP_MODES: dict[str, str] = {}  # mode -> help
 
 # Cloudinary keys this server knows of but does not implement: a clearer 400 than "unknown".
 UNSUPPORTED = {
-    "dl": "frame delays of animations (dl_)",
-    "vs": "frame sampling of animations (vs_)",
     "dn": "density (dn_)",
     "cs": "colour spaces (cs_)",
     "fn": "custom functions",
