@@ -144,6 +144,7 @@ def test_pages_past_the_last_frame_are_a_400(
 
 def test_a_still_has_one_page(files: dict[str, Path]) -> None:
     assert run("pg_1,c_scale,w_50", files["photo"], files).width == 50
+    assert run("pg_0000000001,c_scale,w_50", files["photo"], files).width == 50  # zeros are no digits
     with pytest.raises(InvalidArgument, match="page 2 does not exist: the image has 1 frame "):
         run("pg_2", files["photo"], files)
 
@@ -153,6 +154,8 @@ def test_a_still_has_one_page(files: dict[str, Path]) -> None:
     [
         ("pg_0", "pg_0: pages count from 1 (pg_1 is the first frame)"),
         ("pg_3-2", "pg_3-2: the range 3-2 goes backwards; write it first-last"),
+        ("pg_99999999999", "pg_99999999999: page numbers of at most 9 digits"),
+        ("pg_1-0000012345678901", "pg_1-0000012345678901: page numbers of at most 9"),
         ("pg_-1", "pg_-1: pages must be frame numbers from 1, ranges <first>-<last>, <first>- (to the "
          "last frame) or these joined by ';'"),
         ("pg_all", "pg_all: pages must be frame numbers from 1"),

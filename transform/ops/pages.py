@@ -121,9 +121,13 @@ def check_timing(timing: Timing, pages: Pages | None) -> None:
         )
 
 
-def _number(digits: str) -> int:
-    """Past 9 digits a number is past any image's frames either way: clamped, so int() stays cheap."""
-    return int(digits) if len(digits) <= 9 else 10**9
+def _number(key: str, value: str, digits: str) -> int:
+    """Leading zeros are no digits (pg_0001 is page 1); past 9 digits a number is past any image's frames
+    and refused as written (clamping it would name another page in the 400 and the canonical text)."""
+    significant = digits.lstrip("0") or "0"
+    if len(significant) > 9:
+        raise InvalidArgument(key, value, "page numbers of at most 9 digits (no image has more frames)")
+    return int(significant)
 
 
 def _pages(key: str, value: str) -> Pages:
@@ -136,8 +140,11 @@ def _pages(key: str, value: str) -> Pages:
         if found is None:
             why = "; a name (PSD layers) is not supported" if part.startswith(("name", "embedded")) else ""
             raise InvalidArgument(key, value, _EXPECTED + why)
-        first = _number(found.group(1))
-        last = _number(found.group(3)) if found.group(3) is not None else None if found.group(2) else first
+        first = _number(key, value, found.group(1))
+        if found.group(3) is not None:
+            last: int | None = _number(key, value, found.group(3))
+        else:
+            last = None if found.group(2) else first  # "5-": to the last frame
         if first < 1:
             raise InvalidArgument(key, value, "pages count from 1 (pg_1 is the first frame)")
         if last is not None and last < first:
