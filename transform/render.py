@@ -104,8 +104,10 @@ def _render(plan: Plan, source: Source, choice: FormatChoice, ctx: Ctx) -> Rende
         pages = plan.pages.select(count, limits.max_frames) if plan.pages else tuple(range(count))
         animation = choice.animated_format(original) if original in ANIMATED and len(pages) > 1 else None
         if animation is not None:
-            return _animate(plan, source, header, pages[: limits.max_frames], animation, choice, ctx)
+            delivered = pages[: limits.max_frames]
+            return _animate(plan, source, (header, original), delivered, animation, choice, ctx)
         # A still: the first frame chosen (pg_), or the first of an animation asked in a still format.
+        frames.check_decoded(header.width, header.height, pages[:1], original, limits)  # (and _preview's)
         if pages[0] != 0:
             # The page's key: a face detection or mask of page 3 is not page 1's.
             ctx = replace(ctx, source_key=f"{ctx.source_key}|page{pages[0] + 1}")
@@ -187,23 +189,25 @@ def _start(
 def _animate(
     plan: Plan,
     source: Source,
-    header: pyvips.Image,
+    opened: tuple[pyvips.Image, str],
     pages: Sequence[int],
     fmt: str,
     choice: FormatChoice,
     ctx: Ctx,
 ) -> Rendered:
-    """Every chosen frame through the steps (transform/frames.py), delivered as an animation in ``fmt``.
-    EXIF orientation is not applied: GIF has none, and libvips turns no animation upright."""
+    """Every chosen frame through the steps (transform/frames.py), delivered as an animation in ``fmt``;
+    ``opened``: the original's first page and its format. EXIF orientation is not applied: GIF has none,
+    and libvips turns no animation upright."""
+    header, original = opened
     frames.still_only(plan.still_only)
     width, height = header.width, header.height  # of one frame: the header is the first page's
     frames.check_frames(width, height, len(pages), ctx.limits)
+    frames.check_decoded(width, height, pages, original, ctx.limits)
     first = plan.steps[0].scaler if plan.steps else None
     size = first.scaled_size(width, height) if first is not None else None
     if size is not None:
         check_output(size[0], size[1] * len(pages), ctx.limits)
-    images, delays, loop = frames.load(source, header, pages, ctx.limits, size)
-    images = [ctx.watch.own(image, fresh=True) for image in images]  # each a copy of its own
+    images, delays, loop = frames.load(source, header, pages, ctx.limits, size, ctx.watch)
     steps = plan.steps[1:] if size is not None else plan.steps
     images = frames.run_frames(steps, replace(ctx, animated=True), images)
     strip = frames.join(images, delays, loop)

@@ -10,7 +10,7 @@ import pytest
 import pyvips
 
 from tests.app.helpers import SAMPLES, ClientFactory, wait_for_200
-from tests.transform.transform_helpers import animation
+from tests.transform.transform_helpers import animation, declared_gif
 
 
 @pytest.fixture
@@ -114,3 +114,22 @@ def test_an_animation_bomb_is_a_413(make_client: ClientFactory, originals: Path)
     assert answer.status_code == 413
     assert answer.headers["x-cld-error"].startswith("Animation is too large: 4 frames of 160x100 pixels")
     assert client.get("/image/upload/c_scale,w_80/pg_1-3/docs/anim.gif").status_code == 200
+
+
+def test_the_frames_decoded_to_reach_a_frame_are_bounded_by_the_limit(
+    make_client: ClientFactory, originals: Path
+) -> None:
+    """A GIF placed in the folder by hand (uploads refuse it): 120 frames of 1000x1000 pixels in 4 KB.
+    Reaching frame 120 decodes the 119 before it, in one request libvips cannot stop between tiles: a
+    413 before anything is decoded, as for the frames delivered."""
+    (originals / "docs" / "bomb.gif").write_bytes(declared_gif(120, 1000))
+    client = make_client(originals=originals)
+    for url in ("/image/upload/pg_120/docs/bomb.gif", "/image/upload/c_scale,w_10/pg_1;120/docs/bomb.gif",
+                "/image/upload/c_scale,w_10,pg_120/docs/bomb.jpg"):  # fmt: skip
+        answer = client.get(url)
+        assert answer.status_code == 413, url
+        assert answer.headers["x-cld-error"].startswith(
+            "Animation is too large: each frame is drawn over the frames before it, so delivering "
+        ), url
+        assert "the limit is 50.0 megapixels: deliver earlier frames (pg_)" in answer.headers["x-cld-error"]
+    assert client.get("/image/upload/c_scale,w_10,pg_40/docs/bomb.gif").status_code == 200

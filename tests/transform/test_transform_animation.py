@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import pyvips
-from transform_helpers import FRAME_COLOURS, CornerSegmenter, animation, frames_of, run
+from transform_helpers import FRAME_COLOURS, CornerSegmenter, animation, declared_gif, frames_of, run
 
 from cache import PIPELINE_VERSION
 from grammar import parse_transformation
@@ -279,6 +279,40 @@ def test_all_frames_count_against_the_pixel_limit(files: dict[str, Path]) -> Non
     three = run("pg_1-3", animation("gif"), files, extension="gif", limits=Limits(max_pixels=48_000))
     assert three.frames == 3
     assert run("c_scale,w_80", animation("gif"), files, extension="jpg", limits=limits).frames == 1
+
+
+@pytest.mark.parametrize(
+    ("transformation", "extension", "reach", "decoded"),
+    [
+        ("pg_120", "gif", "frame 120", 120),  # a still of the last frame
+        ("c_scale,w_10,pg_120", "png", "frame 120", 120),  # (shrink-on-load decodes it as well)
+        ("pg_1;120", "gif", "frames up to 120", 121),  # two frames delivered, each run from the first
+        ("c_scale,w_10/pg_30-60", "webp", "frames up to 60", 60),
+    ],
+)
+def test_the_frames_decoded_to_reach_a_frame_count_against_the_pixel_limit(
+    transformation: str, extension: str, reach: str, decoded: int, files: dict[str, Path]
+) -> None:
+    """A GIF frame is drawn over the frames before it: reaching frame 120 decodes 120 frames, here of a
+    megapixel each, in one libvips request the render budget cannot stop. They count against the
+    limit (50 megapixels) before any is decoded, whichever frames are delivered."""
+    source = declared_gif(120, 1000)
+    with pytest.raises(TooLarge) as caught:
+        run(transformation, source, files, extension=extension)
+    assert caught.value.status == 413
+    assert caught.value.public == (
+        f"Animation is too large: each frame is drawn over the frames before it, so delivering {reach} "
+        f"decodes {decoded} frames of 1000x1000 pixels ({decoded}.0 megapixels together); the limit is "
+        "50.0 megapixels: deliver earlier frames (pg_)"
+    )
+
+
+def test_frames_within_the_decoding_limit_are_delivered(files: dict[str, Path]) -> None:
+    source = declared_gif(120, 1000)
+    assert run("c_scale,w_10,pg_50", source, files, extension="png").frames == 1
+    assert run("c_scale,w_10/pg_40-50", source, files, extension="gif").frames == 11
+    # As a still format, an animation is its first frame chosen: only that one is decoded.
+    assert run("c_scale,w_10/pg_1;120", source, files, extension="jpg").frames == 1
 
 
 def test_at_most_max_frames_are_delivered(files: dict[str, Path]) -> None:
