@@ -23,7 +23,15 @@ from transform.decode import (
 )
 from transform.expressions import AssetFacts
 from transform.faces import FaceSource
-from transform.formats import ANIMATED, FormatChoice, check_fits, check_quality, encode, fits
+from transform.formats import (
+    ANIMATED,
+    FormatChoice,
+    check_animated,
+    check_fits,
+    check_quality,
+    encode,
+    fits,
+)
 from transform.limits import Limits, check_output
 from transform.ops import Action, Ctx, LoadLayer
 from transform.ops.registry import Origin
@@ -93,6 +101,8 @@ def render(
 
 def _render(plan: Plan, source: Source, choice: FormatChoice, ctx: Ctx) -> Rendered:
     limits, watch = ctx.limits, ctx.watch
+    if plan.animated:  # (the server checked it by the original's extension: by its content here)
+        check_animated(plan, choice, open_image(source, limits)[1])
     stored = _as_stored(plan, source, choice, limits)
     if stored is not None:
         return stored
@@ -100,12 +110,9 @@ def _render(plan: Plan, source: Source, choice: FormatChoice, ctx: Ctx) -> Rende
         ctx = replace(ctx, origin=_origin(source, plan.autorotate, limits))
     try:
         header, original = open_image(source, limits)
-        count = page_count(header)
-        pages = plan.pages.select(count, limits.max_frames) if plan.pages else tuple(range(count))
-        animation = choice.animated_format(original) if original in ANIMATED and len(pages) > 1 else None
+        pages, animation = _delivery(plan, header, original, choice, limits)
         if animation is not None:
-            delivered = pages[: limits.max_frames]
-            return _animate(plan, source, (header, original), delivered, animation, choice, ctx)
+            return _animate(plan, source, (header, original), pages, animation, choice, ctx)
         # A still: the first frame chosen (pg_), or the first of an animation asked in a still format.
         frames.check_decoded(header.width, header.height, pages[:1], original, limits)  # (and _preview's)
         if pages[0] != 0:
@@ -121,6 +128,28 @@ def _render(plan: Plan, source: Source, choice: FormatChoice, ctx: Ctx) -> Rende
         if DECODER_FAILURE.search(str(exc)) and "out of order read" not in str(exc):
             raise Undecodable("Image cannot be decoded: damaged image data", detail=str(exc)) from exc
         raise
+
+
+def delivers_animation(plan: Plan, source: Source, choice: FormatChoice, limits: Limits) -> bool:
+    """Whether ``render`` delivers ``source`` as an animation (several frames of a GIF or WebP, in a
+    format that animates), from its header alone. Then no step runs the segmentation model (g_auto is the
+    centre of every frame, a model step is a 400): a server that makes model runs wait in a queue
+    (cutout/schedule.py) renders such a URL at once. Raises what ``render`` would for the header."""
+    header, original = open_image(source, limits)
+    return _delivery(plan, header, original, choice, limits)[1] is not None
+
+
+def _delivery(
+    plan: Plan, header: pyvips.Image, original: str, choice: FormatChoice, limits: Limits
+) -> tuple[tuple[int, ...], str | None]:
+    """The pages delivered (0-based; pg_, else all of them; at most ``limits.max_frames``), and the format
+    they are delivered in as an animation; None when a still is delivered (one page, or a format that
+    does not animate: its first page chosen)."""
+    count = page_count(header)
+    pages = plan.pages.select(count, limits.max_frames) if plan.pages else tuple(range(count))
+    pages = pages[: limits.max_frames]
+    animation = choice.animated_format(original) if original in ANIMATED and len(pages) > 1 else None
+    return pages, animation
 
 
 def _as_stored(plan: Plan, source: Source, choice: FormatChoice, limits: Limits) -> Rendered | None:

@@ -16,7 +16,7 @@ from transform_helpers import FRAME_COLOURS, CornerSegmenter, animation, declare
 from cache import PIPELINE_VERSION
 from grammar import parse_transformation
 from grammar.errors import BadRequest, InvalidArgument, TooLarge
-from transform import Limits, compile_plan, negotiate_format
+from transform import Limits, compile_plan, delivers_animation, negotiate_format
 
 GREY = [235, 235, 235]
 BLACK = [0, 0, 0]
@@ -191,6 +191,28 @@ def test_fl_animated_with_a_still_format_is_a_400(extension: str) -> None:
     assert negotiate_format(plan, extension=None, accept=None).fmt is None  # the original's own format
 
 
+@pytest.mark.parametrize("original", ["jpg", "png", "heic"])
+def test_fl_animated_with_a_still_original_and_no_format_named_is_a_400(
+    original: str, files: dict[str, Path]
+) -> None:
+    """No format named: the original's own is delivered, and it cannot animate either (a HEIC original
+    is delivered as PNG). Told by the server from the original's extension; by the renderer from its
+    content (its own bytes are not delivered as they are, as without the flag)."""
+    plan = compile_plan(parse_transformation("fl_animated"))
+    with pytest.raises(BadRequest, match=f"and {'PNG' if original == 'heic' else original.upper()} cannot"):
+        negotiate_format(plan, extension=None, accept=None, original=original)
+    for fmt in ("gif", "webp"):
+        assert negotiate_format(plan, extension=None, accept=None, original=fmt).fmt is None
+    assert negotiate_format(plan, extension="gif", accept=None, original="jpg").fmt == "gif"
+    assert negotiate_format(compile_plan(parse_transformation("fl_animated/f_auto")), extension=None,
+                            accept=None, original="jpg").vary  # fmt: skip
+    with pytest.raises(BadRequest, match="and JPG cannot hold one here"):
+        run("fl_animated", files["photo"], files)
+    source = animation("gif")
+    assert run("fl_animated", source, files).data == source  # as stored: every frame
+    assert run("c_scale,w_80/fl_animated", source, files).frames == 4
+
+
 def frame_sizes_and_corner(rendered_data: bytes) -> tuple[set[tuple[int, int]], list[list[float]]]:
     frames = frames_of(rendered_data)
     return {(f.width, f.height) for f in frames}, [colour_at(f, f.width - 3, 2) for f in frames]
@@ -345,3 +367,20 @@ def test_pg_chooses_a_page_of_a_multi_page_tiff(files: dict[str, Path]) -> None:
                                    ("pg_2;1", [0, 0, 255])):  # fmt: skip
         [frame] = frames_of(run(transformation, source, files, extension="png").data)
         assert near(colour_at(frame, 5, 5), colour, 0), transformation
+
+
+def test_whether_an_animation_is_delivered_is_told_from_the_header(files: dict[str, Path]) -> None:
+    """What the server asks before it queues a model run (cutout/resolve.py): an animation's g_auto is
+    the centre and needs no model; its first frame, or one frame, is a still that does."""
+    source = animation("gif")
+    for transformation, extension, animated in (
+        ("c_auto,h_80,w_60", "gif", True), ("c_auto,h_80,w_60", "webp", True),
+        ("c_auto,h_80,w_60/f_auto", None, True), ("c_auto,h_80,w_60", "jpg", False),
+        ("c_auto,h_80,w_60/pg_2", "gif", False), ("e_background_removal/pg_2-3", "gif", True),
+    ):  # fmt: skip
+        plan = compile_plan(parse_transformation(transformation))
+        choice = negotiate_format(plan, extension=extension, accept=None)
+        assert delivers_animation(plan, source, choice, Limits()) is animated, (transformation, extension)
+    plan = compile_plan(parse_transformation("c_auto,h_80,w_60"))
+    gif = negotiate_format(plan, extension="gif", accept=None)
+    assert not delivers_animation(plan, str(files["photo"]), gif, Limits())  # a still as GIF
