@@ -254,6 +254,37 @@ def test_g_auto_is_the_centre_on_an_animation(files: dict[str, Path]) -> None:
 
 
 @pytest.mark.parametrize(
+    ("transformation", "place"),
+    [
+        ("b_auto,c_pad,h_100,w_100", (50, 5)),
+        ("b_auto:predominant,c_lpad,h_100,w_100", (50, 95)),
+        ("b_auto:border_gradient,c_pad,h_100,w_100", (50, 5)),
+        ("c_scale,w_50/b_auto:predominant_contrast,c_mpad,h_100,w_100", (25, 5)),  # after another step
+    ],
+)
+def test_b_auto_pads_every_frame_with_the_first_frames_colour(
+    transformation: str, place: tuple[int, int], files: dict[str, Path]
+) -> None:
+    """b_auto measured on each frame would give each its own pad colour (a flicker): it is measured once,
+    on the first frame, as g_auto is one centre for every frame."""
+    colours = ([200, 30, 30], [30, 160, 40], [40, 60, 200])  # a frame of each, solid
+    strip = pyvips.Image.arrayjoin(
+        [(pyvips.Image.black(100, 50) + colour).cast("uchar") for colour in colours], across=1
+    ).copy(interpretation="srgb")
+    strip.set_type(pyvips.GValue.gint_type, "page-height", 50)
+    source = bytes(strip.gifsave_buffer())
+    rendered = run(transformation, source, files, extension="gif")
+    frames = frames_of(rendered.data)
+    assert rendered.frames == 3 and len(frames) == 3
+    pads = [colour_at(frame, *place) for frame in frames]
+    assert all(near(pad, [round(v) for v in pads[0]], 6) for pad in pads), pads
+    # The same colour a still of the first frame gets.
+    first = frames_of(run(f"{transformation}/pg_1", source, files, extension="gif").data)[0]
+    assert near(colour_at(first, *place), [round(v) for v in pads[0]], 6)
+    assert not near(pads[0], colours[1], 60)  # (the second frame's own colour is not it)
+
+
+@pytest.mark.parametrize(
     ("transformation", "named"),
     [
         ("e_background_removal", "e_background_removal"),
