@@ -15,6 +15,8 @@ is the centre (Cloudinary: "animated images: center"); what detects faces or rem
 Limits: the frames delivered count together against the pixel limits (a small GIF of thousands of
 frames is as large as a photograph of their total), and at most ``Limits.max_frames`` are delivered,
 the first ones (of those vs_ sampled), as Cloudinary truncates what it transforms on the fly to 100 frames.
+The frames decoded count as well: a frame of a GIF or WebP is drawn over the ones before it, so reaching
+frame n decodes the n - 1 before it too (``check_decoded``).
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ import pyvips
 from grammar.errors import BadRequest, TooLarge
 from transform import pixels
 from transform.decode import Source, open_image, thumbnail
+from transform.formats import ANIMATED
 from transform.limits import Limits, check_output, megapixels
 from transform.ops import Action, Ctx
 from transform.plan import MATERIALISE_EVERY
+from transform.watch import Watch
 
 #: What libvips' loaders put on a strip; a frame cut from one must not carry them into the steps
 #: (``thumbnail_image`` of an image with a page-height would scale it as pages).
@@ -47,6 +51,27 @@ def check_frames(width: int, height: int, count: int, limits: Limits) -> None:
         )
 
 
+def check_decoded(width: int, height: int, pages: Sequence[int], original: str, limits: Limits) -> None:
+    """Refuse to decode the frames ``pages`` (0-based, in the order ``load`` reads them) of a GIF or WebP
+    when the frames decoded to reach them are, together, larger than the originals' limit. Each frame is
+    drawn over the ones before it (libnsgif, libwebp's animation decoder), so reaching frame n decodes
+    every frame before it too, inside one libvips region request: the render's watch, which stops work
+    between tiles (transform/watch.py), cannot stop that, and pg_10000 of 10000 frames of 1000x1000
+    pixels held a render thread for a minute. Bounded here, before any is decoded, a decode is bounded
+    by the limit as a still's is. Each run of consecutive pages ``load`` decodes counts from the first
+    frame (an upper bound). A TIFF's pages are decoded alone: not counted."""
+    decoded = sum(first + count for first, count in _runs(pages))
+    total = width * height * decoded
+    if original in ANIMATED and total > limits.max_pixels:
+        reach = f"frame {pages[0] + 1}" if len(pages) == 1 else f"frames up to {max(pages) + 1}"
+        raise TooLarge(
+            f"Animation is too large: each frame is drawn over the frames before it, so delivering {reach} "
+            f"decodes {decoded} frames of {width}x{height} pixels ({megapixels(total)} "
+            f"megapixels together); the limit is {megapixels(limits.max_pixels)} megapixels: deliver "
+            "earlier frames (pg_)"
+        )
+
+
 def still_only(plan_reason: str | None) -> None:
     """A 400 for steps that cannot run on each frame (see ``Action.still_only``)."""
     if plan_reason is not None:
@@ -58,27 +83,30 @@ def still_only(plan_reason: str | None) -> None:
 
 
 def load(
-    source: Source, pages: Sequence[int], limits: Limits, size: tuple[int, int] | None
+    source: Source, pages: Sequence[int], limits: Limits, size: tuple[int, int] | None, watch: Watch
 ) -> list[pyvips.Image]:
     """The chosen frames (0-based page numbers, in that order; transform/timeline.py chooses them) of
-    ``source`` as separate 8-bit sRGB images, scaled to ``size`` with shrink-on-load when given."""
+    ``source`` as separate 8-bit sRGB images, each owned by ``watch``, scaled to ``size`` with
+    shrink-on-load when given."""
     frames: list[pyvips.Image] = []
     for first, count in _runs(pages):
         # Consecutive frames are decoded together: a GIF frame is drawn over the ones before it, so
         # decoding frames one by one would decode the start of the animation again for each.
-        if size is not None:
-            strip = thumbnail(source, *size, autorotate=False, page=first, pages=count)
+        # Owned before it is computed, so that stopping the render stops the decode at its next tile.
+        if size is not None:  # (thumbnail is an operation libvips never caches: this render's alone)
+            strip = watch.own(thumbnail(source, *size, autorotate=False, page=first, pages=count), fresh=True)
         else:
-            strip = pixels.normalize(open_image(source, limits, page=first, pages=count)[0])
+            strip = watch.own(pixels.normalize(open_image(source, limits, page=first, pages=count)[0]))
         # In memory once: each frame is read by its own steps, in whatever order they read it.
-        strip = strip.copy_memory()
+        strip = watch.materialise(strip)
         height = strip.height // count
         for index in range(count):
             frame = strip.crop(0, index * height, strip.width, height).copy()
             for name in _STRIP_FIELDS:
                 if frame.get_typeof(name) != 0:
                     frame.remove(name)
-            frames.append(frame)
+            frames.append(watch.own(frame, fresh=True))  # a copy of its own
+        watch.release(strip)
     return frames
 
 

@@ -543,7 +543,11 @@ def _delivery_dpr(expanded: Sequence[Mapping[str, Any]]) -> float | None:
     alone = [p["dpr"] for p in expanded if _is_delivery_dpr(p)]
     if not alone:
         return None
-    if len(set(alone)) > 1:
+    # A component's own dpr_ would win over the chain's for that component, leaving the chain's unused
+    # where it is the only sized one (c_scale,w_100,dpr_2.0/dpr_3.0): two ratios for one delivered image
+    # are a contradiction however they are placed, as two dpr_ components are.
+    own = [p["dpr"] for p in expanded if "dpr" in p and not _is_delivery_dpr(p)]
+    if len(set(alone + own)) > 1:
         raise BadRequest("Invalid transformation: dpr_ is given twice, with different values")
     if not any("w" in p or "h" in p for p in expanded):
         value = render_param("dpr", alone[0])

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 import pyvips
-from transform_helpers import FRAME_COLOURS, CornerSegmenter, animation, frames_of, run
+from transform_helpers import FRAME_COLOURS, CornerSegmenter, animation, declared_gif, frames_of, run
 
 from cache import PIPELINE_VERSION
 from grammar import parse_transformation
 from grammar.errors import BadRequest, InvalidArgument, TooLarge
-from transform import Limits, compile_plan, negotiate_format
+from transform import Limits, compile_plan, delivers_animation, negotiate_format
 from transform.ops.pages import Loop, Sampling, Timing
 from transform.timeline import sample
 
@@ -202,6 +202,28 @@ def test_fl_animated_with_a_still_format_is_a_400(extension: str) -> None:
     assert negotiate_format(plan, extension=None, accept=None).fmt is None  # the original's own format
 
 
+@pytest.mark.parametrize("original", ["jpg", "png", "heic"])
+def test_fl_animated_with_a_still_original_and_no_format_named_is_a_400(
+    original: str, files: dict[str, Path]
+) -> None:
+    """No format named: the original's own is delivered, and it cannot animate either (a HEIC original
+    is delivered as PNG). Told by the server from the original's extension; by the renderer from its
+    content (its own bytes are not delivered as they are, as without the flag)."""
+    plan = compile_plan(parse_transformation("fl_animated"))
+    with pytest.raises(BadRequest, match=f"and {'PNG' if original == 'heic' else original.upper()} cannot"):
+        negotiate_format(plan, extension=None, accept=None, original=original)
+    for fmt in ("gif", "webp"):
+        assert negotiate_format(plan, extension=None, accept=None, original=fmt).fmt is None
+    assert negotiate_format(plan, extension="gif", accept=None, original="jpg").fmt == "gif"
+    assert negotiate_format(compile_plan(parse_transformation("fl_animated/f_auto")), extension=None,
+                            accept=None, original="jpg").vary  # fmt: skip
+    with pytest.raises(BadRequest, match="and JPG cannot hold one here"):
+        run("fl_animated", files["photo"], files)
+    source = animation("gif")
+    assert run("fl_animated", source, files).data == source  # as stored: every frame
+    assert run("c_scale,w_80/fl_animated", source, files).frames == 4
+
+
 def frame_sizes_and_corner(rendered_data: bytes) -> tuple[set[tuple[int, int]], list[list[float]]]:
     frames = frames_of(rendered_data)
     return {(f.width, f.height) for f in frames}, [colour_at(f, f.width - 3, 2) for f in frames]
@@ -240,6 +262,37 @@ def test_g_auto_is_the_centre_on_an_animation(files: dict[str, Path]) -> None:
     centred = run("c_fill,g_center,h_80,w_60", animation("gif"), files, extension="gif").data
     for transformation in ("c_fill,g_auto,h_80,w_60", "c_fill,g_auto:subject,h_80,w_60", "c_auto,h_80,w_60"):
         assert run(transformation, animation("gif"), files, extension="gif").data == centred, transformation
+
+
+@pytest.mark.parametrize(
+    ("transformation", "place"),
+    [
+        ("b_auto,c_pad,h_100,w_100", (50, 5)),
+        ("b_auto:predominant,c_lpad,h_100,w_100", (50, 95)),
+        ("b_auto:border_gradient,c_pad,h_100,w_100", (50, 5)),
+        ("c_scale,w_50/b_auto:predominant_contrast,c_mpad,h_100,w_100", (25, 5)),  # after another step
+    ],
+)
+def test_b_auto_pads_every_frame_with_the_first_frames_colour(
+    transformation: str, place: tuple[int, int], files: dict[str, Path]
+) -> None:
+    """b_auto measured on each frame would give each its own pad colour (a flicker): it is measured once,
+    on the first frame, as g_auto is one centre for every frame."""
+    colours = ([200, 30, 30], [30, 160, 40], [40, 60, 200])  # a frame of each, solid
+    strip = pyvips.Image.arrayjoin(
+        [(pyvips.Image.black(100, 50) + colour).cast("uchar") for colour in colours], across=1
+    ).copy(interpretation="srgb")
+    strip.set_type(pyvips.GValue.gint_type, "page-height", 50)
+    source = bytes(strip.gifsave_buffer())
+    rendered = run(transformation, source, files, extension="gif")
+    frames = frames_of(rendered.data)
+    assert rendered.frames == 3 and len(frames) == 3
+    pads = [colour_at(frame, *place) for frame in frames]
+    assert all(near(pad, [round(v) for v in pads[0]], 6) for pad in pads), pads
+    # The same colour a still of the first frame gets.
+    first = frames_of(run(f"{transformation}/pg_1", source, files, extension="gif").data)[0]
+    assert near(colour_at(first, *place), [round(v) for v in pads[0]], 6)
+    assert not near(pads[0], colours[1], 60)  # (the second frame's own colour is not it)
 
 
 @pytest.mark.parametrize(
@@ -290,6 +343,40 @@ def test_all_frames_count_against_the_pixel_limit(files: dict[str, Path]) -> Non
     three = run("pg_1-3", animation("gif"), files, extension="gif", limits=Limits(max_pixels=48_000))
     assert three.frames == 3
     assert run("c_scale,w_80", animation("gif"), files, extension="jpg", limits=limits).frames == 1
+
+
+@pytest.mark.parametrize(
+    ("transformation", "extension", "reach", "decoded"),
+    [
+        ("pg_120", "gif", "frame 120", 120),  # a still of the last frame
+        ("c_scale,w_10,pg_120", "png", "frame 120", 120),  # (shrink-on-load decodes it as well)
+        ("pg_1;120", "gif", "frames up to 120", 121),  # two frames delivered, each run from the first
+        ("c_scale,w_10/pg_30-60", "webp", "frames up to 60", 60),
+    ],
+)
+def test_the_frames_decoded_to_reach_a_frame_count_against_the_pixel_limit(
+    transformation: str, extension: str, reach: str, decoded: int, files: dict[str, Path]
+) -> None:
+    """A GIF frame is drawn over the frames before it: reaching frame 120 decodes 120 frames, here of a
+    megapixel each, in one libvips request the render budget cannot stop. They count against the
+    limit (50 megapixels) before any is decoded, whichever frames are delivered."""
+    source = declared_gif(120, 1000)
+    with pytest.raises(TooLarge) as caught:
+        run(transformation, source, files, extension=extension)
+    assert caught.value.status == 413
+    assert caught.value.public == (
+        f"Animation is too large: each frame is drawn over the frames before it, so delivering {reach} "
+        f"decodes {decoded} frames of 1000x1000 pixels ({decoded}.0 megapixels together); the limit is "
+        "50.0 megapixels: deliver earlier frames (pg_)"
+    )
+
+
+def test_frames_within_the_decoding_limit_are_delivered(files: dict[str, Path]) -> None:
+    source = declared_gif(120, 1000)
+    assert run("c_scale,w_10,pg_50", source, files, extension="png").frames == 1
+    assert run("c_scale,w_10/pg_40-50", source, files, extension="gif").frames == 11
+    # As a still format, an animation is its first frame chosen: only that one is decoded.
+    assert run("c_scale,w_10/pg_1;120", source, files, extension="jpg").frames == 1
 
 
 def test_at_most_max_frames_are_delivered(files: dict[str, Path]) -> None:
@@ -534,3 +621,18 @@ def test_timing_is_canonical_and_part_of_the_derivative() -> None:
     assert plan.timing == Timing(200, Sampling(seconds=Decimal("0.5")), Loop(2))
     texts = ("dl_100", "dl_200", "e_loop", "e_loop:1", "vs_2", "vs_2s", "")
     assert len({compile_plan(parse_transformation(t)).derivative for t in texts}) == len(texts)
+def test_whether_an_animation_is_delivered_is_told_from_the_header(files: dict[str, Path]) -> None:
+    """What the server asks before it queues a model run (cutout/resolve.py): an animation's g_auto is
+    the centre and needs no model; its first frame, or one frame, is a still that does."""
+    source = animation("gif")
+    for transformation, extension, animated in (
+        ("c_auto,h_80,w_60", "gif", True), ("c_auto,h_80,w_60", "webp", True),
+        ("c_auto,h_80,w_60/f_auto", None, True), ("c_auto,h_80,w_60", "jpg", False),
+        ("c_auto,h_80,w_60/pg_2", "gif", False), ("e_background_removal/pg_2-3", "gif", True),
+    ):  # fmt: skip
+        plan = compile_plan(parse_transformation(transformation))
+        choice = negotiate_format(plan, extension=extension, accept=None)
+        assert delivers_animation(plan, source, choice, Limits()) is animated, (transformation, extension)
+    plan = compile_plan(parse_transformation("c_auto,h_80,w_60"))
+    gif = negotiate_format(plan, extension="gif", accept=None)
+    assert not delivers_animation(plan, str(files["photo"]), gif, Limits())  # a still as GIF
