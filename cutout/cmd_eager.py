@@ -274,7 +274,7 @@ def _into_cache(args: argparse.Namespace) -> Generate:
         # Eager is the operator's own doing: no signature or strict check, and it allow-lists the result.
         delivery = parse_path(path)
         prepared = service.resolver.prepare(delivery, accept=args.accept, signed_ok=True)
-        if prepared.plan.needs_segmentation and service.models.segmenter is None:
+        if prepared.segmenting and service.models.segmenter is None:
             with model_lock:  # loaded once, and only when a line needs it
                 if not model_tried:
                     model_tried = True
@@ -282,7 +282,7 @@ def _into_cache(args: argparse.Namespace) -> Generate:
             # Again, now that the key can name the model (as the server's does).
             prepared = service.resolver.prepare(delivery, accept=args.accept, signed_ok=True)
         made = cache.get(prepared.key) is None
-        if made and prepared.plan.needs_segmentation:
+        if made and prepared.segmenting:
             service.scheduler.generate_and_wait(prepared)  # claims like a server: never two model runs
         elif made:
             service.scheduler.produce(prepared)

@@ -89,8 +89,10 @@ class Segmentation:
         self.segmenter = segmenter
         self.masks = CachedMasks(segmenter, self._blobs) if segmenter is not None else None
 
-    def model_for(self, plan: Plan) -> str:
+    def model_for(self, plan: Plan, *, segmenting: bool | None = None) -> str:
         """The model's id for a plan that removes a background (part of its key), and the face detector's
-        for one with a face gravity, else ''."""
-        model = self.segmenter.model_id if plan.needs_segmentation and self.segmenter is not None else ""
+        for one with a face gravity, else ''. ``segmenting``: whether the model runs, when known better
+        than by the plan (not on an animation: ``Prepared.segmenting``)."""
+        runs = plan.needs_segmentation if segmenting is None else segmenting
+        model = self.segmenter.model_id if runs and self.segmenter is not None else ""
         return f"{model}+{DETECTOR_ID}" if plan.needs_faces else model

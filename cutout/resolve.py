@@ -20,6 +20,7 @@ from cutout.settings import Settings, SettingsError
 from cutout.versions import Versions, asset_record_name
 from grammar import DeliveryPath, Param, parse_path, parse_transformation, verify_delivery
 from grammar.errors import NotFound, OriginError, Unauthorized
+from grammar.image_formats import FORMAT_OF
 from grammar.path import escape_public_id
 from transform.expressions import AssetFacts
 
@@ -57,6 +58,10 @@ class Prepared:
     warning: str | None = None
     #: The asset's tags and context, when the plan's conditions read them (``Plan.needs_asset``).
     asset: AssetFacts | None = None
+    #: The render runs the segmentation model: made by a claimed, queued job (423 until done), as
+    #: ``Scheduler.make`` does. The plan needs the model and the original is not delivered animated
+    #: (where g_auto is the centre of every frame and a model step is a 400: rendered at once).
+    segmenting: bool = False
 
     @property
     def allow_name(self) -> str:
@@ -120,6 +125,7 @@ class Resolver:
         self.models = models
         self.allowed = frozenset(check_transformations(settings))
         self.versions = Versions(originals)
+        self.limits = transform.Limits(max_pixels=settings.max_pixels)  # the renders' (cutout/schedule.py)
         # (prepared, expiry); cachetools' TTLCache would do, at 4x the cost of a look-up on the hot path.
         self._memo: BoundedDict[tuple[str, str | None], tuple[Prepared, float]] = BoundedDict(4096)
 
@@ -179,12 +185,17 @@ class Resolver:
         if self.settings.strict and not signed and path.components:
             self._check_strict(path, plan)
         prints = ",".join(f"{i}={self.originals.version(f)}" for i, f in zip(layer_ids, layers, strict=True))
-        choice = transform.negotiate_format(plan, extension=path.extension, accept=accept)
+        # The original's format by its extension (it names the delivered format when the URL does not):
+        # fl_animated with one that cannot animate is a 400 before the cache is asked, whose entry is
+        # shared with the URL without the flag.
+        original = FORMAT_OF.get(source.path.suffix.lower().removeprefix("."))
+        choice = transform.negotiate_format(plan, extension=path.extension, accept=accept, original=original)
+        segmenting = plan.needs_segmentation and not self._animated(plan, source, choice)
         asset = self._asset(substitute or path.public_id) if plan.needs_asset else None
         # Keyed by the source used: a default delivered for a missing original is the default's own
         # derivative (one entry for every missing id), and the original uploaded later has a key of its own.
         key = derivative_key(plan.derivative, substitute or path.public_id, fingerprint, choice.key,
-                             layers=prints, model=self.models.model_for(plan),
+                             layers=prints, model=self.models.model_for(plan, segmenting=segmenting),
                              asset=asset.token if asset is not None else "")  # fmt: skip
         request = "/image/upload/" + (f"{path.raw_transformation}/" if path.raw_transformation else "")
         if path.version is not None:  # kept: without it a folder named like a component (w_100/x) is one
@@ -199,7 +210,18 @@ class Resolver:
             attachment = path.public_id.rpartition("/")[2]
         return Prepared(key, plan, source, fingerprint, choice, path.public_id, versioned,
                         (source, *layers), (request + path.raw_source, accept), substitute, attachment,
-                        warning, asset)  # fmt: skip
+                        warning, asset, segmenting)  # fmt: skip
+
+    def _animated(self, plan: transform.Plan, source: Located, choice: transform.FormatChoice) -> bool:
+        """Whether the render delivers ``source`` animated (blocking: a header read; only GIF and WebP
+        originals, by their extension, are read). An original whose header cannot tell (damaged, too
+        large, a page it lacks) is not: its render says what is wrong, as for any URL."""
+        if source.path.suffix.lower() not in (".gif", ".webp"):
+            return False
+        try:
+            return transform.delivers_animation(plan, self.originals.local(source), choice, self.limits)
+        except OriginError:
+            return False
 
     def _asset(self, public_id: str) -> AssetFacts:
         """The tags and context the Upload API keeps in the asset's record; none for an original put in

@@ -164,7 +164,7 @@ class Scheduler:
         at once, two sizes of one cut-out) would each run the model on a cache miss. The second waits
         for the first's claim on the content and then finds its mask cached. The holder renews the claim
         while it renders; a dead holder's claim lapses with its lease and the waiter goes on."""
-        if not prepared.plan.needs_segmentation or self.models.masks is None:
+        if not prepared.segmenting or self.models.masks is None:
             yield
             return
         key, owner = f"segment:{prepared.source_key}", f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -223,8 +223,9 @@ class Scheduler:
         """The derivative for a request the store missed: rendered now, or generated (423 until done,
         or until ``wait_seconds``). A render now is abandoned if ``client`` leaves meanwhile (ClientGone);
         a generation never is: other requests may wait for it, and the one that asked was told to come
-        back (423), which it does on a new connection."""
-        if prepared.plan.needs_segmentation:
+        back (423), which it does on a new connection. Only a render that runs the model is generated
+        (``Prepared.segmenting``): not an animation's, whose g_auto is the centre."""
+        if prepared.segmenting:
             return await self._generated(prepared)
         return await self._render_now(prepared, client)
 

@@ -8,9 +8,10 @@ rendered = render(plan, "originals/dog.jpg", source_key=etag, choice=choice, loa
 from transform.formats import FormatChoice, negotiate_format
 from transform.limits import Limits
 from transform.plan import Plan, compile_plan
-from transform.render import Rendered, render
+from transform.render import Rendered, delivers_animation, render
 from transform.watch import Watch
 
 __all__ = [
-    "FormatChoice", "Limits", "Plan", "Rendered", "Watch", "compile_plan", "negotiate_format", "render",
+    "FormatChoice", "Limits", "Plan", "Rendered", "Watch", "compile_plan", "delivers_animation",
+    "negotiate_format", "render",
 ]

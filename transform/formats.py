@@ -65,19 +65,37 @@ class FormatChoice:
         return fmt if fmt in ANIMATED else None
 
 
-def negotiate_format(plan: Plan, *, extension: str | None, accept: str | None) -> FormatChoice:
+def negotiate_format(
+    plan: Plan, *, extension: str | None, accept: str | None, original: str | None = None
+) -> FormatChoice:
     """f_ wins over the extension. f_auto: AVIF, else WebP (by Accept), else JPEG (PNG if transparent).
-    Under fl_preserve_transparency every JPEG choice becomes PNG when the result is transparent."""
+    Under fl_preserve_transparency every JPEG choice becomes PNG when the result is transparent.
+    ``original``: the original's format, when known (see ``check_animated``)."""
     choice = _choose(plan, extension=extension, accept=accept)
     check_quality(plan.quality, choice.fmt)
-    if plan.animated and choice.fmt is not None and not choice.vary and choice.fmt not in ANIMATED:
-        raise BadRequest(
-            "Invalid transformation: fl_animated and fl_awebp ask for an animation, and "
-            f"{choice.fmt.upper()} cannot hold one here: deliver it as GIF or WebP (f_gif, f_webp, f_auto)"
-        )
+    check_animated(plan, choice, original)
     if plan.preserve_transparency and choice.fmt == "jpg":
         return replace(choice, alpha_fallback=True)
     return choice
+
+
+def check_animated(plan: Plan, choice: FormatChoice, original: str | None) -> None:
+    """A 400 for fl_animated or fl_awebp, and for dl_, vs_ and e_loop (they time an animation: with a
+    format that holds none they would change nothing), when the format delivered cannot hold an
+    animation: the one the URL names, else the original's own (``original``; None while it is not known,
+    and the renderer checks again once it is). f_auto delivers an animation in WebP or GIF."""
+    asked = ["fl_animated and fl_awebp ask for"] if plan.animated else []
+    asked += [f"{name} times the frames of" for name in plan.timing.named()]
+    if not asked or choice.vary:
+        return
+    fmt = choice.fmt or original
+    if fmt is None or fmt in ANIMATED:
+        return
+    shown = fmt if fmt in WRITABLE else "png"  # an original libvips reads but cannot write: as PNG
+    raise BadRequest(
+        f"Invalid transformation: {asked[0]} an animation, and {shown.upper()} cannot hold one here: "
+        "deliver it as GIF or WebP (f_gif, f_webp, f_auto)"
+    )
 
 
 def _choose(plan: Plan, *, extension: str | None, accept: str | None) -> FormatChoice:

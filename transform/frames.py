@@ -5,7 +5,8 @@ animation's ``delay`` (ms per frame) and ``loop`` (0: forever) as metadata; its 
 write such a strip back as an animation. Scaling a strip scales every frame (``thumbnail`` with
 shrink-on-load, the fast path), but a crop, a rotation or a layer placed at a gravity would treat the
 strip as one image. So the frames are cut apart, every step runs on each of them as on a still image,
-and the results are stacked into a strip again with the delays and the loop of the frames kept.
+and the results are stacked into a strip again with their delays and the loop count (the original's, or
+what dl_, vs_ and e_loop make of them: transform/timeline.py chooses the frames and their timing).
 
 What chooses where to cut by looking at the content must choose the same place on every frame: g_auto
 is the centre (Cloudinary: "animated images: center"); what detects faces or removes the background
@@ -13,7 +14,9 @@ is the centre (Cloudinary: "animated images: center"); what detects faces or rem
 
 Limits: the frames delivered count together against the pixel limits (a small GIF of thousands of
 frames is as large as a photograph of their total), and at most ``Limits.max_frames`` are delivered,
-the first ones, as Cloudinary truncates what it transforms on the fly to 100 frames.
+the first ones (of those vs_ sampled), as Cloudinary truncates what it transforms on the fly to 100 frames.
+The frames decoded count as well: a frame of a GIF or WebP is drawn over the ones before it, so reaching
+frame n decodes the n - 1 before it too (``check_decoded``).
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ import pyvips
 from grammar.errors import BadRequest, TooLarge
 from transform import pixels
 from transform.decode import Source, open_image, thumbnail
+from transform.formats import ANIMATED
 from transform.limits import Limits, check_output, megapixels
 from transform.ops import Action, Ctx
 from transform.plan import MATERIALISE_EVERY
+from transform.watch import Watch
 
 #: What libvips' loaders put on a strip; a frame cut from one must not carry them into the steps
 #: (``thumbnail_image`` of an image with a page-height would scale it as pages).
@@ -46,6 +51,27 @@ def check_frames(width: int, height: int, count: int, limits: Limits) -> None:
         )
 
 
+def check_decoded(width: int, height: int, pages: Sequence[int], original: str, limits: Limits) -> None:
+    """Refuse to decode the frames ``pages`` (0-based, in the order ``load`` reads them) of a GIF or WebP
+    when the frames decoded to reach them are, together, larger than the originals' limit. Each frame is
+    drawn over the ones before it (libnsgif, libwebp's animation decoder), so reaching frame n decodes
+    every frame before it too, inside one libvips region request: the render's watch, which stops work
+    between tiles (transform/watch.py), cannot stop that, and pg_10000 of 10000 frames of 1000x1000
+    pixels held a render thread for a minute. Bounded here, before any is decoded, a decode is bounded
+    by the limit as a still's is. Each run of consecutive pages ``load`` decodes counts from the first
+    frame (an upper bound). A TIFF's pages are decoded alone: not counted."""
+    decoded = sum(first + count for first, count in _runs(pages))
+    total = width * height * decoded
+    if original in ANIMATED and total > limits.max_pixels:
+        reach = f"frame {pages[0] + 1}" if len(pages) == 1 else f"frames up to {max(pages) + 1}"
+        raise TooLarge(
+            f"Animation is too large: each frame is drawn over the frames before it, so delivering {reach} "
+            f"decodes {decoded} frames of {width}x{height} pixels ({megapixels(total)} "
+            f"megapixels together); the limit is {megapixels(limits.max_pixels)} megapixels: deliver "
+            "earlier frames (pg_)"
+        )
+
+
 def still_only(plan_reason: str | None) -> None:
     """A 400 for steps that cannot run on each frame (see ``Action.still_only``)."""
     if plan_reason is not None:
@@ -57,31 +83,31 @@ def still_only(plan_reason: str | None) -> None:
 
 
 def load(
-    source: Source, header: pyvips.Image, pages: Sequence[int], limits: Limits, size: tuple[int, int] | None
-) -> tuple[list[pyvips.Image], list[int], int]:
-    """The chosen frames (0-based page numbers, in that order) of ``source`` (whose first page's header
-    is ``header``) as separate 8-bit sRGB images, scaled to ``size`` with shrink-on-load when given;
-    their delays (ms) and the loop count."""
-    delays = _delays(header)
-    loop = int(header.get("loop")) if header.get_typeof("loop") != 0 else 0
+    source: Source, pages: Sequence[int], limits: Limits, size: tuple[int, int] | None, watch: Watch
+) -> list[pyvips.Image]:
+    """The chosen frames (0-based page numbers, in that order; transform/timeline.py chooses them) of
+    ``source`` as separate 8-bit sRGB images, each owned by ``watch``, scaled to ``size`` with
+    shrink-on-load when given."""
     frames: list[pyvips.Image] = []
     for first, count in _runs(pages):
         # Consecutive frames are decoded together: a GIF frame is drawn over the ones before it, so
         # decoding frames one by one would decode the start of the animation again for each.
-        if size is not None:
-            strip = thumbnail(source, *size, autorotate=False, page=first, pages=count)
+        # Owned before it is computed, so that stopping the render stops the decode at its next tile.
+        if size is not None:  # (thumbnail is an operation libvips never caches: this render's alone)
+            strip = watch.own(thumbnail(source, *size, autorotate=False, page=first, pages=count), fresh=True)
         else:
-            strip = pixels.normalize(open_image(source, limits, page=first, pages=count)[0])
+            strip = watch.own(pixels.normalize(open_image(source, limits, page=first, pages=count)[0]))
         # In memory once: each frame is read by its own steps, in whatever order they read it.
-        strip = strip.copy_memory()
+        strip = watch.materialise(strip)
         height = strip.height // count
         for index in range(count):
             frame = strip.crop(0, index * height, strip.width, height).copy()
             for name in _STRIP_FIELDS:
                 if frame.get_typeof(name) != 0:
                     frame.remove(name)
-            frames.append(frame)
-    return frames, [delays[page] if page < len(delays) else 100 for page in pages], loop
+            frames.append(watch.own(frame, fresh=True))  # a copy of its own
+        watch.release(strip)
+    return frames
 
 
 def run_frames(steps: Sequence[Action], ctx: Ctx, frames: list[pyvips.Image]) -> list[pyvips.Image]:
@@ -108,7 +134,7 @@ def run_frames(steps: Sequence[Action], ctx: Ctx, frames: list[pyvips.Image]) ->
     return frames
 
 
-def join(frames: list[pyvips.Image], delays: list[int], loop: int) -> pyvips.Image:
+def join(frames: list[pyvips.Image], delays: Sequence[int], loop: int) -> pyvips.Image:
     """The frames as one strip that libvips' GIF and WebP writers write as an animation."""
     if len({frame.bands for frame in frames}) > 1:
         # A step that looks at the content to choose its bands made some frames transparent and not
@@ -116,17 +142,9 @@ def join(frames: list[pyvips.Image], delays: list[int], loop: int) -> pyvips.Ima
         frames = [pixels.with_alpha(pixels.normalize(frame)) for frame in frames]
     strip = pyvips.Image.arrayjoin(frames, across=1).copy()
     strip.set_type(pyvips.GValue.gint_type, "page-height", frames[0].height)
-    strip.set_type(pyvips.GValue.array_int_type, "delay", delays)
+    strip.set_type(pyvips.GValue.array_int_type, "delay", list(delays))
     strip.set_type(pyvips.GValue.gint_type, "loop", loop)
     return strip
-
-
-def _delays(header: pyvips.Image) -> list[int]:
-    """The animation's delays in ms, one per page of the file (libvips gives them all, whichever pages
-    were opened); an empty list when the file has none (100 ms is then used, libvips' own default)."""
-    if header.get_typeof("delay") == 0:
-        return []
-    return [int(delay) for delay in header.get("delay")]
 
 
 def _runs(pages: Sequence[int]) -> list[tuple[int, int]]:

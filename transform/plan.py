@@ -23,11 +23,12 @@ from transform.limits import check_output
 from transform.ops import ACTION_ORDER, BUILDERS, Action, Ctx, focus, render_param, scale_for_dpr, spec_for
 from transform.ops.args import Color
 from transform.ops.conditions import Assignment
+from transform.ops.effects import Effect
 from transform.ops.flags import ANIMATION_FLAGS, attachment_name, is_output_flag
 from transform.ops.focus import CONTENT_GRAVITIES, PLACING_GRAVITIES, regions
 from transform.ops.layers import Box, Placement, composite, finish_layer, on_region, place_layer
 from transform.ops.output import Quality
-from transform.ops.pages import Pages
+from transform.ops.pages import Loop, Pages, Timing, check_timing
 from transform.ops.resize import resize_from
 from transform.ops.text import TextLayer, interpolate, interpolated, render_text
 from transform.ratio import Sizing
@@ -80,6 +81,8 @@ class Plan:
     pages: Pages | None = None
     #: fl_animated or fl_awebp: the URL asks for an animation (a format that cannot hold one is a 400).
     animated: bool = False
+    #: dl_, vs_ and e_loop: the delivered animation's delays, sampling and loop (the original's if none).
+    timing: Timing = Timing()
     #: What the steps read when rendering (w, iw, fc, tags, ctx, $variables...): conditions and values
     #: written with the image's names. Empty for a plan the URL alone decides.
     reads: frozenset[str] = frozenset()
@@ -180,6 +183,8 @@ def compile_plan(
     assert len(blocks) == 1
     steps = tuple(blocks[0].steps)
     out = state.out
+    timing = Timing(out.get("dl"), out.get("vs"), out.get("loop"))
+    check_timing(timing, out.get("pg"))
     return Plan(
         canonical="/".join(state.canonical),
         derivative="/".join(state.derivative),
@@ -197,6 +202,7 @@ def compile_plan(
         attachment=_attachment(out.get("fl", ())),
         pages=out.get("pg"),
         animated=any(flag in ANIMATION_FLAGS for flag in out.get("fl", ())),
+        timing=timing,
         reads=frozenset().union(*(s.reads for s in steps)),
     )
 
@@ -254,19 +260,7 @@ def _component(state: _State, index: int, params: dict[str, Any]) -> None:
         state.derivative.append(bytes_part)
     if _assign(state, params):
         return  # only variables set when rendering
-    for key in ("f", "q", "pg"):
-        if key in params:
-            if nested:
-                raise BadRequest(
-                    f"Invalid transformation: {key}_ applies to the delivered image, not {nested}"
-                )
-            if key == "pg" and ("l" in params or "u" in params):
-                raise BadRequest(
-                    f"Invalid transformation: pg_ applies to the delivered image, not {_IN_LAYER}"
-                )
-            if key == "pg" and out.get(key, params[key]) != params[key]:
-                raise BadRequest("Invalid transformation: pg_ is given twice, with different pages")
-            out[key] = params.pop(key)
+    _take_delivery(params, out, nested=nested)
     _take_output_flags(params, out, nested=nested)
     if "d" in params:
         _take_default(params, out, nested=nested)
@@ -502,6 +496,40 @@ def _render(params: Mapping[str, Any]) -> str:
     return ",".join(render_param(key, params[key]) for key in _ordered(params))
 
 
+#: Keys that apply to the delivered image as a whole, taken out of their component; the animation's
+#: (pg_, dl_, vs_, and e_loop, taken as "loop") may not differ between two components.
+_DELIVERY = ("f", "q", "pg", "dl", "vs")
+_ANIMATION = {"pg": "pages", "dl": "delays", "vs": "samplings", "loop": "loops"}
+
+
+def _take_delivery(params: dict[str, Any], out: dict[str, Any], *, nested: str | None) -> None:
+    """Moves f_, q_, pg_, dl_, vs_ and e_loop out of a component into ``out``."""
+    chosen = params.get("e")
+    if isinstance(chosen, Template) and str(chosen).split(":")[0] == "loop":
+        raise BadRequest(f"Invalid transformation parameter - e_{chosen}: the loop count must be known from "
+                         "the URL (it applies to the delivered animation)")  # fmt: skip
+    taken = [key for key in _DELIVERY if key in params]
+    if isinstance(chosen, Effect) and isinstance(chosen.arguments, Loop):
+        taken.append("e")
+    for key in taken:
+        shown = "e_loop" if key == "e" else f"{key}_"
+        if nested:
+            raise BadRequest(f"Invalid transformation: {shown} applies to the delivered image, not {nested}")
+        if key in _ANIMATION or key == "e":
+            if "l" in params or "u" in params:
+                raise BadRequest(
+                    f"Invalid transformation: {shown} applies to the delivered image, not {_IN_LAYER}"
+                )
+        value = params.pop(key)
+        if key == "e":
+            key, value = "loop", value.arguments
+        if key in _ANIMATION and out.get(key, value) != value:
+            raise BadRequest(
+                f"Invalid transformation: {shown} is given twice, with different {_ANIMATION[key]}"
+            )
+        out[key] = value
+
+
 def _take_default(params: dict[str, Any], out: dict[str, Any], *, nested: str | None) -> None:
     """d_ names the default of the delivered image, wherever it is in the chain (outside layers): the
     whole transformation then applies to the default. A layer's own missing image stays a 404."""
@@ -551,7 +579,11 @@ def _delivery_dpr(expanded: Sequence[Mapping[str, Any]]) -> float | None:
     alone = [p["dpr"] for p in expanded if _is_delivery_dpr(p)]
     if not alone:
         return None
-    if len(set(alone)) > 1:
+    # A component's own dpr_ would win over the chain's for that component, leaving the chain's unused
+    # where it is the only sized one (c_scale,w_100,dpr_2.0/dpr_3.0): two ratios for one delivered image
+    # are a contradiction however they are placed, as two dpr_ components are.
+    own = [p["dpr"] for p in expanded if "dpr" in p and not _is_delivery_dpr(p)]
+    if len(set(alone + own)) > 1:
         raise BadRequest("Invalid transformation: dpr_ is given twice, with different values")
     if not any("w" in p or "h" in p for p in expanded):
         value = render_param("dpr", alone[0])

@@ -17,18 +17,26 @@ from transform.decode import (
     decode,
     open_image,
     oriented_size,
-    page_count,
     thumbnail,
     upright,
 )
 from transform.expressions import AssetFacts
 from transform.faces import FaceSource
-from transform.formats import ANIMATED, FormatChoice, check_fits, check_quality, encode, fits
+from transform.formats import (
+    ANIMATED,
+    FormatChoice,
+    check_animated,
+    check_fits,
+    check_quality,
+    encode,
+    fits,
+)
 from transform.limits import Limits, check_output
 from transform.ops import Action, Ctx, LoadLayer
 from transform.ops.registry import Origin
 from transform.plan import Plan, block_source_key, run_steps
 from transform.seam import MaskSource
+from transform.timeline import Timeline, timeline
 from transform.watch import UNWATCHED, Watch
 
 DEFAULT_LIMITS = Limits()
@@ -93,6 +101,8 @@ def render(
 
 def _render(plan: Plan, source: Source, choice: FormatChoice, ctx: Ctx) -> Rendered:
     limits, watch = ctx.limits, ctx.watch
+    if plan.animated or plan.timing.named():  # (the server checked by the extension: by content here)
+        check_animated(plan, choice, open_image(source, limits)[1])
     stored = _as_stored(plan, source, choice, limits)
     if stored is not None:
         return stored
@@ -100,17 +110,18 @@ def _render(plan: Plan, source: Source, choice: FormatChoice, ctx: Ctx) -> Rende
         ctx = replace(ctx, origin=_origin(source, plan.autorotate, limits))
     try:
         header, original = open_image(source, limits)
-        count = page_count(header)
-        pages = plan.pages.select(count, limits.max_frames) if plan.pages else tuple(range(count))
-        animation = choice.animated_format(original) if original in ANIMATED and len(pages) > 1 else None
+        chosen, animation = _delivery(plan, header, original, choice, limits)
         if animation is not None:
-            return _animate(plan, source, header, pages[: limits.max_frames], animation, choice, ctx)
-        # A still: the first frame chosen (pg_), or the first of an animation asked in a still format.
-        if pages[0] != 0:
+            return _animate(plan, source, (header, original), chosen, animation, choice, ctx)
+        # A still: the first frame chosen (pg_, vs_), or the first of an animation asked in a still format.
+        page = chosen.pages[0]
+        # (and what _preview decodes)
+        frames.check_decoded(header.width, header.height, chosen.pages[:1], original, limits)
+        if page != 0:
             # The page's key: a face detection or mask of page 3 is not page 1's.
-            ctx = replace(ctx, source_key=f"{ctx.source_key}|page{pages[0] + 1}")
-        ctx = replace(ctx, preview=_preview(source, plan.autorotate, limits, pages[0], watch))
-        image, original, steps = _start(plan, source, limits, pages[0], watch)
+            ctx = replace(ctx, source_key=f"{ctx.source_key}|page{page + 1}")
+        ctx = replace(ctx, preview=_preview(source, plan.autorotate, limits, page, watch))
+        image, original, steps = _start(plan, source, limits, page, watch)
         image = run_steps(steps, ctx, image)
         check_output(image.width, image.height, limits)  # also when there were no steps
         return _finish(image, plan, choice, original, watch)
@@ -119,6 +130,26 @@ def _render(plan: Plan, source: Source, choice: FormatChoice, ctx: Ctx) -> Rende
         if DECODER_FAILURE.search(str(exc)) and "out of order read" not in str(exc):
             raise Undecodable("Image cannot be decoded: damaged image data", detail=str(exc)) from exc
         raise
+
+
+def delivers_animation(plan: Plan, source: Source, choice: FormatChoice, limits: Limits) -> bool:
+    """Whether ``render`` delivers ``source`` as an animation (several frames of a GIF or WebP, in a
+    format that animates), from its header alone. Then no step runs the segmentation model (g_auto is the
+    centre of every frame, a model step is a 400): a server that makes model runs wait in a queue
+    (cutout/schedule.py) renders such a URL at once. Raises what ``render`` would for the header."""
+    header, original = open_image(source, limits)
+    return _delivery(plan, header, original, choice, limits)[1] is not None
+
+
+def _delivery(
+    plan: Plan, header: pyvips.Image, original: str, choice: FormatChoice, limits: Limits
+) -> tuple[Timeline, str | None]:
+    """The frames delivered (transform/timeline.py: pg_, vs_, at most ``limits.max_frames``, with their
+    delays and loop), and the format they are delivered in as an animation; None when a still is delivered
+    (one frame, or a format that does not animate: the first frame chosen)."""
+    chosen = timeline(header, plan.pages, plan.timing, limits)
+    several = len(chosen.pages) > 1
+    return chosen, choice.animated_format(original) if original in ANIMATED and several else None
 
 
 def _as_stored(plan: Plan, source: Source, choice: FormatChoice, limits: Limits) -> Rendered | None:
@@ -187,26 +218,29 @@ def _start(
 def _animate(
     plan: Plan,
     source: Source,
-    header: pyvips.Image,
-    pages: Sequence[int],
+    opened: tuple[pyvips.Image, str],
+    chosen: Timeline,
     fmt: str,
     choice: FormatChoice,
     ctx: Ctx,
 ) -> Rendered:
-    """Every chosen frame through the steps (transform/frames.py), delivered as an animation in ``fmt``.
-    EXIF orientation is not applied: GIF has none, and libvips turns no animation upright."""
+    """Every chosen frame through the steps (transform/frames.py), delivered as an animation in ``fmt``;
+    ``opened``: the original's first page and its format. EXIF orientation is not applied: GIF has none,
+    and libvips turns no animation upright."""
+    header, original = opened
     frames.still_only(plan.still_only)
     width, height = header.width, header.height  # of one frame: the header is the first page's
-    frames.check_frames(width, height, len(pages), ctx.limits)
+    count = len(chosen.pages)
+    frames.check_frames(width, height, count, ctx.limits)
+    frames.check_decoded(width, height, chosen.pages, original, ctx.limits)
     first = plan.steps[0].scaler if plan.steps else None
     size = first.scaled_size(width, height) if first is not None else None
     if size is not None:
-        check_output(size[0], size[1] * len(pages), ctx.limits)
-    images, delays, loop = frames.load(source, header, pages, ctx.limits, size)
-    images = [ctx.watch.own(image, fresh=True) for image in images]  # each a copy of its own
+        check_output(size[0], size[1] * count, ctx.limits)
+    images = frames.load(source, chosen.pages, ctx.limits, size, ctx.watch)
     steps = plan.steps[1:] if size is not None else plan.steps
     images = frames.run_frames(steps, replace(ctx, animated=True), images)
-    strip = frames.join(images, delays, loop)
+    strip = frames.join(images, chosen.delays, chosen.loop)
     check_output(strip.width, strip.height, ctx.limits)
     if not choice.vary:
         check_quality(plan.quality, fmt)  # under f_auto, q_ applies where the format chosen takes it

@@ -448,7 +448,7 @@ class Uploads:
         for item in eagers:
             prepared = await anyio.to_thread.run_sync(self.jobs.prepare_eager, record, item)
             url, secure_url = base.urls(delivery_path(record, item.transformation, item.extension))
-            if background or prepared.plan.needs_segmentation:
+            if background or prepared.segmenting:
                 later.append(item)
                 shown.append({"transformation": item.transformation, "status": "processing",
                               "batch_id": batch, "url": url, "secure_url": secure_url})  # fmt: skip

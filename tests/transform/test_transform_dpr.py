@@ -112,6 +112,28 @@ def test_a_length_beyond_its_bounds_at_dpr_is_a_400(text: str, message: str) -> 
     assert caught.value.public == message
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "dpr_2.0/c_scale,w_100/dpr_3.0",  # two dpr_ components
+        "c_scale,dpr_2.0,w_100/dpr_3.0",  # the component's own would leave the chain's unused
+        "dpr_3.0/c_scale,dpr_2.0,w_100",
+        "c_scale,w_300/l_logo,c_scale,dpr_1.0,w_20/fl_layer_apply/dpr_2.0",  # in a layer too
+    ],
+)
+def test_two_different_ratios_are_a_400(text: str) -> None:
+    """One delivered image has one device pixel ratio: a dpr_ of its own component and a different one
+    in another component would leave one of them silently unused."""
+    with pytest.raises(BadRequest) as caught:
+        compile_plan(parse_transformation(text))
+    assert caught.value.public == "Invalid transformation: dpr_ is given twice, with different values"
+
+
+def test_the_same_ratio_written_twice_is_one() -> None:
+    assert compile_plan(parse_transformation("c_scale,dpr_2.0,w_100/dpr_2.0")).steps
+    assert compile_plan(parse_transformation("c_scale,dpr_2.0,w_100/c_crop,dpr_3.0,w_20")).steps  # no chain's
+
+
 # (at dpr_2.0, the same at dpr_1.0 with only what the ratio multiplies multiplied): lengths before the chain
 # is sized act on the original, the same at every ratio (until 2027-01 they were multiplied too: text, r_,
 # bo_, a layer's size and place, a crop's region twice as large relative to the image).

@@ -486,7 +486,7 @@ ERRORS = [
         InvalidArgument,
         "Invalid transformation parameter - e_oilpaint: effect must be one of "
         "background_removal, grayscale, blur, sharpen, dropshadow, blur_faces, pixelate_faces, alpha_mask, "
-        "margin, roi, outline, shadow, "
+        "margin, roi, outline, loop, shadow, "
         "colorize, negate, "
         "sepia, brightness, contrast, saturation, trim",
     ),

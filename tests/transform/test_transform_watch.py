@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 import pyvips
+from transform_helpers import animation
 
 from grammar import parse_transformation
-from transform import FormatChoice, Rendered, Watch, compile_plan, render
+from transform import FormatChoice, Limits, Rendered, Watch, compile_plan, frames, render
 from transform.watch import UNWATCHED
 
 #: Seconds of blurring (each e_blur:2000 is computed in full before the next): stopped well before its end.
@@ -115,3 +116,15 @@ def test_stopping_one_render_leaves_the_others_of_the_same_original(big: Path) -
 def test_the_command_lines_render_cannot_be_stopped() -> None:
     assert not UNWATCHED.stop(Stopped("no"))
     assert not UNWATCHED.stopped
+
+
+def test_an_animations_frames_are_owned_before_they_are_decoded() -> None:
+    """frames.load computes the frames into memory at once: the strip it decodes is the watch's before
+    that, so a stopped render decodes nothing (libvips stops at the first tile)."""
+    source = animation("gif", frames=3)
+    watch = Watch()
+    watch.stop(Stopped("over budget"))
+    for size in (None, (80, 50)):  # decoded in full, and with shrink-on-load
+        with pytest.raises(pyvips.Error):
+            frames.load(source, [0, 1, 2], Limits(), size, watch)
+    assert len(frames.load(source, [0, 1, 2], Limits(), None, Watch())) == 3

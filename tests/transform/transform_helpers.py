@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -119,6 +120,21 @@ def animation(
     strip.set_type(pyvips.GValue.array_int_type, "delay", delays or [100 * (i + 1) for i in range(frames)])
     strip.set_type(pyvips.GValue.gint_type, "loop", loop)
     return bytes(strip.gifsave_buffer() if fmt == "gif" else strip.webpsave_buffer(lossless=True))
+
+
+def declared_gif(frames: int, side: int) -> bytes:
+    """A GIF of ``frames`` 8x8 frames whose screen and frame descriptors say they are ``side`` pixels
+    square: a small file that decodes to ``frames`` frames of that size (an animation bomb; built as
+    tests/upload/test_upload_sdk.py builds one)."""
+    black = pyvips.Image.black(8, 8)
+    colours = [black.new_from_image([40 * (i % 6), 90, 200]).cast("uchar") for i in range(frames)]
+    strip = pyvips.Image.arrayjoin(colours, across=1).copy(interpretation="srgb")
+    strip.set_type(pyvips.GValue.gint_type, "page-height", 8)
+    data = bytes(strip.gifsave_buffer())
+    size = struct.pack("<HH", side, side)
+    data = data[:6] + size + data[10:]  # the logical screen, then each frame's descriptor
+    descriptor = b"\x2c\0\0\0\0"  # an image descriptor at (0, 0)
+    return data.replace(descriptor + struct.pack("<HH", 8, 8), descriptor + size)
 
 
 def frames_of(data: bytes) -> list[pyvips.Image]:

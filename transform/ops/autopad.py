@@ -122,8 +122,11 @@ def parse_auto(key: str, value: str) -> AutoBackground:
     return AutoBackground(mode, number, direction, palette)
 
 
-def resolve(background: Color | AutoBackground | None, image: pyvips.Image) -> Color | Gradient | None:
-    """The colour (or gradient) a pad gets: b_auto's is measured on ``image`` (the image being padded)."""
+def resolve(
+    background: Color | AutoBackground | Gradient | None, image: pyvips.Image
+) -> Color | Gradient | None:
+    """The colour (or gradient) a pad gets: b_auto's is measured on ``image`` (the image being padded);
+    one measured already (an animation's, on its first frame) is kept."""
     if not isinstance(background, AutoBackground):
         return background
     mode = background.mode

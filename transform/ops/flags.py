@@ -23,6 +23,8 @@ ATTACHMENT = "attachment"
 #: Longest attachment file name, in characters: far more than any real one, well under header limits.
 MAX_FILENAME = 200
 _WHY = {
+    # libvips' PNG writer has no animation chunks (acTL, fcTL), and its PNG loader reads one frame.
+    "apng": " (libvips writes no animated PNG: deliver the animation as WebP or GIF, f_webp or f_gif)",
     "progressive:semi": " (use fl_progressive: libvips writes one progressive scan script)",
     "progressive:steep": " (use fl_progressive: libvips writes one progressive scan script)",
 }

@@ -98,6 +98,9 @@ class Ctx:
     origin: Origin | None = None
     #: The delivered asset's tags and context, for conditions on tags and ctx:!key!.
     asset: AssetFacts = AssetFacts()
+    #: What a step measured on an animation's first frame, for the frames after it (b_auto's colour: one
+    #: colour for every frame), by a key of the step's own. One table per render, as ``variables``.
+    measured: dict[object, Any] = field(default_factory=dict)
     #: The user variables assigned so far (transform/dynamic.py): one table for the whole render, layers
     #: included, filled in URL order as the steps run (a render runs its steps on one thread).
     variables: dict[str, Value] = field(default_factory=dict)
@@ -160,8 +163,6 @@ CROP_MODES: dict[str, str] = {}  # mode -> help
 
 # Cloudinary keys this server knows of but does not implement: a clearer 400 than "unknown".
 UNSUPPORTED = {
-    "dl": "frame delays of animations (dl_)",
-    "vs": "frame sampling of animations (vs_)",
     "dn": "density (dn_)",
     "cs": "colour spaces (cs_)",
     "fn": "custom functions",

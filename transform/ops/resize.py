@@ -15,7 +15,7 @@ from transform.faces import Face
 from transform.limits import Limits, check_output, check_sides
 from transform.ops import args, autopad, focus
 from transform.ops.args import Color, Dim
-from transform.ops.autopad import AutoBackground
+from transform.ops.autopad import AutoBackground, Gradient
 from transform.ops.registry import (
     CROP_MODES,
     Action,
@@ -211,7 +211,9 @@ class Resize:
     gravity: str | None = None
     x: Dim | None = None
     y: Dim | None = None
-    background: Color | AutoBackground | None = None
+    #: b_: a colour, b_auto (measured on the image padded), or what b_auto measured on an animation's
+    #: first frame (a colour or a gradient), given to every frame.
+    background: Color | AutoBackground | Gradient | None = None
     zoom: float | None = None
     #: The box a face or subject gravity found (fractions of the image) and how much room a region
     #: around it gets (focus.FACE_CONTEXT, SUBJECT_CONTEXT), set by ``apply``.
@@ -518,10 +520,17 @@ def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action |
     claimed.update(keys)
 
     centred = _centred(spec)
+    measured = object()  # b_auto's colour on an animation's first frame, this step's in Ctx.measured
 
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
         if ctx.animated and centred is not None:
             return centred.apply(image, ctx.limits)  # (never inside a layer: a layer's image is a still)
+        if ctx.animated and isinstance(spec.background, AutoBackground):
+            # One pad colour for every frame, as g_auto is one centre: measured on each frame, it would
+            # flicker from one frame to the next. The frames run each step in order: the first measures.
+            if measured not in ctx.measured:
+                ctx.measured[measured] = autopad.resolve(spec.background, image)
+            return replace(spec, background=ctx.measured[measured]).apply(image, ctx.limits)
         # The detector reads a shrink-on-load preview of the original (a first step) or this image (after
         # other steps); a cached detection reads no pixels at all. So no copy_memory to share them.
         found = focus.find(spec.gravity, ctx, image, prefix) if spec.content and spec.gravity else None
