@@ -53,6 +53,9 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+# Derandomized, no example database: the same 25 cases on every machine (schemathesis once failed to
+# generate a body, "Unsupported type: 'Binary'", and hypothesis then replayed that example every run).
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
+          database=None)  # fmt: skip
 def test_no_5xx_and_every_answer_matches_the_document(case: schemathesis.Case, base_url: str) -> None:
     case.call_and_validate(base_url=base_url, headers=AUTH, checks=CHECKS, timeout=30)
