@@ -33,7 +33,6 @@ from transform.formats import (
 )
 from transform.limits import Limits, check_output
 from transform.ops import Action, Ctx, LoadLayer
-from transform.ops.registry import Origin
 from transform.plan import Plan, block_source_key, run_steps
 from transform.seam import MaskSource
 from transform.timeline import Timeline, timeline
@@ -101,15 +100,16 @@ def render(
 
 def _render(plan: Plan, source: Source, choice: FormatChoice, ctx: Ctx) -> Rendered:
     limits, watch = ctx.limits, ctx.watch
-    if plan.animated or plan.timing.named():  # (the server checked by the extension: by content here)
-        check_animated(plan, choice, open_image(source, limits)[1])
-    stored = _as_stored(plan, source, choice, limits)
-    if stored is not None:
-        return stored
-    if plan.reads:
-        ctx = replace(ctx, origin=_origin(source, plan.autorotate, limits))
     try:
+        # The first page's header, opened once for every question below (each open sniffs the file).
         header, original = open_image(source, limits)
+        if plan.animated or plan.timing.named():  # (the server checked by the extension: by content here)
+            check_animated(plan, choice, original)
+        stored = _as_stored(plan, source, choice, (header, original), limits)
+        if stored is not None:
+            return stored
+        if plan.reads:  # iw, ih and pc: the original upright (unless a_ignore), from its header
+            ctx = replace(ctx, origin=dynamic.origin(header, oriented_size(header, plan.autorotate)))
         chosen, animation = _delivery(plan, header, original, choice, limits)
         if animation is not None:
             return _animate(plan, source, (header, original), chosen, animation, choice, ctx)
@@ -152,14 +152,16 @@ def _delivery(
     return chosen, choice.animated_format(original) if original in ANIMATED and several else None
 
 
-def _as_stored(plan: Plan, source: Source, choice: FormatChoice, limits: Limits) -> Rendered | None:
+def _as_stored(
+    plan: Plan, source: Source, choice: FormatChoice, opened: tuple[pyvips.Image, str], limits: Limits
+) -> Rendered | None:
     """The original's own bytes when the URL asks for it as it is (no transformation at all, its own
     format or none named; d_ and fl_attachment change no byte): as Cloudinary delivers an original, so
     that the upload's ``bytes`` and ``etag`` are what is served, its metadata and animation kept, and
-    nothing is decoded."""
+    nothing is decoded. ``opened``: the original's first page and its format."""
     if plan.derivative or choice.vary:  # (no transformation makes transparency: alpha_fallback is moot)
         return None
-    header, original = open_image(source, limits)
+    header, original = opened
     if original not in WRITABLE or choice.fmt not in (None, original):
         return None
     width, height = oriented_size(header)
@@ -170,12 +172,6 @@ def _as_stored(plan: Plan, source: Source, choice: FormatChoice, limits: Limits)
         with open(source, "rb") as handle:
             data = handle.read()
     return Rendered(data, original, width, height, pixels.has_alpha(header))
-
-
-def _origin(source: Source, autorotate: bool, limits: Limits) -> Origin:
-    """The original as iw, ih and pc read it: upright (unless a_ignore), from its header."""
-    header, _ = open_image(source, limits)
-    return dynamic.origin(header, oriented_size(header, autorotate))
 
 
 def _preview(
