@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pyvips
 
 from grammar.errors import OriginError, TooLarge, Undecodable
-from transform.decode import sniff
+from transform.decode import page_count, sniff
 
 
 class NotAnImage(OriginError):
@@ -44,7 +44,7 @@ def check_image(data: bytes, max_pixels: int) -> Checked:
         # From a source over the bytes, not ``new_from_buffer``, which copies the whole file first.
         header = pyvips.Image.new_from_source(pyvips.Source.new_from_memory(data), "", access="sequential")
         width, height = int(header.width), int(header.height)
-        pages = max(1, int(header.get("n-pages"))) if header.get_typeof("n-pages") != 0 else 1
+        pages = max(1, page_count(header))
     except pyvips.Error:
         raise Undecodable(f"Invalid image file: its {fmt.upper()} header cannot be read") from None
     if width * height > max_pixels:

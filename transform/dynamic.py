@@ -18,6 +18,7 @@ import pyvips
 
 from grammar.ast import Condition, Expression
 from grammar.errors import InvalidArgument, NotAvailable
+from transform.decode import page_count
 from transform.expressions import Facts, Num, Unevaluable, Value, evaluate, holds, text_of
 from transform.faces.centerface import DETECT_SIDE
 from transform.ops.registry import Action, Ctx, Origin, spec_for
@@ -31,8 +32,7 @@ def origin(image: pyvips.Image, size: tuple[int, int] | None = None, *, keep: bo
     """What iw, ih, pc (and fc in a layer: ``keep`` the image) read of the image a block starts from;
     ``size`` when it is not the image's own (the original upright, told from its header)."""
     width, height = size or (image.width, image.height)
-    pages = image.get("n-pages") if image.get_typeof("n-pages") else 1
-    return Origin(width, height, max(1, int(pages)), image if keep else None)
+    return Origin(width, height, max(1, page_count(image)), image if keep else None)
 
 
 def facts(ctx: Ctx, image: pyvips.Image) -> Facts:

@@ -30,6 +30,7 @@ import pyvips
 from cache import Coordinator, OriginalsStore
 from cutout.versions import ASSET_RECORDS, asset_record_name
 from grammar.errors import NotFound
+from transform.decode import page_count
 
 Record = dict[str, Any]
 
@@ -160,7 +161,7 @@ class Assets:
         try:
             header = pyvips.Image.new_from_file(str(path))
             width, height = int(header.width), int(header.height)
-            pages = int(header.get("n-pages")) if header.get_typeof("n-pages") != 0 else 1
+            pages = page_count(header)
         except pyvips.Error:  # described all the same; delivering it answers why it cannot be read
             width = height = 0
             pages = 1
