@@ -31,7 +31,7 @@ from transform.decode import Source, open_image, thumbnail
 from transform.formats import ANIMATED
 from transform.limits import Limits, check_output, megapixels
 from transform.ops import Action, Ctx
-from transform.plan import MATERIALISE_EVERY
+from transform.runner import run_each
 from transform.watch import Watch
 
 #: What libvips' loaders put on a strip; a frame cut from one must not carry them into the steps
@@ -113,14 +113,9 @@ def load(
 def run_frames(steps: Sequence[Action], ctx: Ctx, frames: list[pyvips.Image]) -> list[pyvips.Image]:
     """Every step on every frame, step by step, so that a step that makes frames of different sizes (e_trim
     cuts each to its own content) is named in the 400."""
-    watch = ctx.watch  # as plan.run_steps: each frame's step result owned in place of its source
-    for done, step in enumerate(steps, 1):
-        watch.check()
-        made = [watch.own(step.run(ctx, frame)) for frame in frames]
-        for frame in frames:
-            watch.release(frame)
-        frames = made
-        sizes = {(frame.width, frame.height) for frame in frames}
+
+    def check(step: Action, made: list[pyvips.Image]) -> None:
+        sizes = {(frame.width, frame.height) for frame in made}
         if len(sizes) > 1:
             raise BadRequest(
                 f"Invalid transformation: {step.canonical} makes frames of different sizes "
@@ -128,10 +123,9 @@ def run_frames(steps: Sequence[Action], ctx: Ctx, frames: list[pyvips.Image]) ->
                 "animation cannot hold; deliver one frame with pg_ (pg_1 is the first)"
             )
         width, height = sizes.pop()
-        check_output(width, height * len(frames), ctx.limits)
-        if done < len(steps) and (step.wide or done % MATERIALISE_EVERY == 0):
-            frames = [watch.materialise(frame) for frame in frames]  # as plan.run_steps, for each frame
-    return frames
+        check_output(width, height * len(made), ctx.limits)
+
+    return run_each(steps, ctx, frames, check)
 
 
 def join(frames: list[pyvips.Image], delays: Sequence[int], loop: int) -> pyvips.Image:

@@ -9,29 +9,26 @@ source and the headers, not the bytes: ``derivative``, what a cached result is k
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence, Set
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-import pyvips
-
 from grammar.ast import Component, Condition
-from grammar.errors import BadRequest, NotFound
-from transform import dynamic, pixels, ratio
+from grammar.errors import BadRequest
+from transform import dynamic, ratio
 from transform.binding import Scope, bind
 from transform.expressions import Unevaluable, as_expression, condition_reads, fold_condition, reads
-from transform.limits import check_output
-from transform.ops import ACTION_ORDER, BUILDERS, Action, Ctx, focus, render_param, scale_for_dpr, spec_for
+from transform.layering import PLACEMENT_KEYS, TextOptions, layer_step, text_options, unclosed_openers
+from transform.ops import ACTION_ORDER, BUILDERS, Action, render_param, scale_for_dpr, spec_for
 from transform.ops.args import Color
 from transform.ops.conditions import Assignment
 from transform.ops.effects import Effect
 from transform.ops.flags import ANIMATION_FLAGS, attachment_name, is_output_flag
-from transform.ops.focus import CONTENT_GRAVITIES, PLACING_GRAVITIES, regions
-from transform.ops.layers import Box, Placement, composite, finish_layer, on_region, place_layer
+from transform.ops.focus import CONTENT_GRAVITIES
 from transform.ops.output import Quality
 from transform.ops.pages import Loop, Pages, Timing, check_timing
-from transform.ops.resize import resize_from
-from transform.ops.text import TextLayer, interpolate, interpolated, render_text
+from transform.ops.text import TextLayer
 from transform.ratio import Sizing
+from transform.runner import run_steps
 from transform.templates import Template, has_expression
 
 MAX_NAMED_DEPTH = 8
@@ -40,11 +37,8 @@ MAX_CONDITION_DEPTH = 8
 #: Chained components a URL may ask for: far more than any real use, few enough that one URL cannot
 #: keep a worker busy for minutes.
 MAX_COMPONENTS = 64
-#: Steps after which the image is computed before going on (see run_steps).
-MATERIALISE_EVERY = 32
 _IN_CONDITION = "inside an if_ block"
 _IN_LAYER = "inside a layer"
-_PLACEMENT_KEYS = frozenset({"fl", "g", "x", "y", "c", "w", "h", "ar", "dpr", "o"})
 
 
 @dataclass(frozen=True)
@@ -125,32 +119,6 @@ class _Block:
     scaled_then: bool | None = None
 
 
-def run_steps(steps: Sequence[Action], ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
-    """Each step's result is checked against the output limit while it is still only described (steps
-    that would compute a larger intermediate check it themselves). Each is owned by ``ctx.watch`` in
-    place of the image it was made from, so that stopping the render stops the work now flowing."""
-    watch = ctx.watch
-    for done, step in enumerate(steps, 1):
-        watch.check()  # stopped during work libvips does not run (a model, numpy): no further step
-        made = watch.own(step.run(ctx, image))
-        watch.release(image)
-        image = made
-        check_output(image.width, image.height, ctx.limits)
-        if done < len(steps) and (step.wide or done % MATERIALISE_EVERY == 0):
-            # Computed before the next step: after a wide-margin operation (see Action.wide), and every so
-            # often, because a lazy pipeline thousands of operations deep overflows libvips' C stack when
-            # it is evaluated (a segfault that takes the worker down). The last step's result streams.
-            image = watch.materialise(image)
-    return image
-
-
-def block_source_key(source_key: str, autorotate: bool) -> str:
-    """The key of the image a block's steps start from: under a_ignore, the source as stored rather than
-    turned upright. Mask keys need it: a_ignore may follow e_background_removal, so the canonical steps
-    before the mask do not tell the two apart."""
-    return source_key if autorotate else f"{source_key}|a_ignore"
-
-
 def compile_plan(
     components: Sequence[Component], *, named: Mapping[str, str] | None = None, unbound: bool = False
 ) -> Plan:
@@ -159,7 +127,7 @@ def compile_plan(
     state = _State(Scope(unbound=unbound))
     expanded = _expand(components, named or {}, 0)
     state.ratio = _delivery_dpr(expanded)
-    state.alone = _unclosed_openers(expanded)
+    state.alone = unclosed_openers(expanded)
     state.later = ratio.sized_later(expanded, state.alone)
     for index, params in enumerate(expanded):
         if len(state.canonical) >= MAX_COMPONENTS:
@@ -179,7 +147,7 @@ def compile_plan(
         raise BadRequest(
             "Invalid transformation: if_ without its if_end (every if_ block is closed by if_end)"
         )
-    # Every opener left open was made a one-component layer (_unclosed_openers).
+    # Every opener left open was made a one-component layer (layering.unclosed_openers).
     assert len(blocks) == 1
     steps = tuple(blocks[0].steps)
     out = state.out
@@ -279,7 +247,7 @@ def _component(state: _State, index: int, params: dict[str, Any]) -> None:
             out["b"] = params["b"]  # b_auto has no colour until the image is seen: JPEG gets white
         _add_component(blocks[-1], params, layer=_layer_block(blocks))
     if closes:
-        params = _static(state, params, _PLACEMENT_KEYS, "fl_layer_apply")
+        params = _static(state, params, PLACEMENT_KEYS, "fl_layer_apply")
         if len(blocks) == 1:
             raise BadRequest("Invalid transformation: fl_layer_apply without an l_ or u_ layer to apply")
         if blocks[-1].condition is not None:
@@ -305,7 +273,7 @@ def _at_ratio(state: _State, index: int, params: dict[str, Any]) -> tuple[dict[s
         return params, layer
     last = index not in state.later
     if opens and (index in state.alone or "layer_apply" in params.get("fl", ())):
-        return ratio.one_component(params, chain, layer or Sizing(), _PLACEMENT_KEYS), layer
+        return ratio.one_component(params, chain, layer or Sizing(), PLACEMENT_KEYS), layer
     if opens:
         return ratio.component(params, chain, layer or Sizing(), last=last), layer
     if "layer_apply" in params.get("fl", ()) and block.opener:
@@ -318,12 +286,12 @@ def _open_layer(state: _State, index: int, params: dict[str, Any], closes: bool,
     if "l" in params and "u" in params:
         raise BadRequest("Invalid transformation: l_ and u_ cannot open two layers in one component")
     # Its own image must be known to key the result; placing it too when it is also applied here.
-    placed = {"l", "u", *(_PLACEMENT_KEYS if index in state.alone else ())}
+    placed = {"l", "u", *(PLACEMENT_KEYS if index in state.alone else ())}
     params = _static(state, params, placed, "l_" if "l" in params else "u_")
     source = params.get("l") or params["u"]
     text = None
     if isinstance(source, TextLayer):
-        params, text = _text_options(params, source)
+        params, text = text_options(params, source)
     elif source is not _STAND_IN:
         state.layer_ids.add(source)  # text is drawn, not looked up
     block = _Block(opener=params, start=len(state.canonical) - 1, text=text, sizing=sizing)
@@ -630,22 +598,6 @@ def _value(key: str, text: str) -> Any:
     return spec.parse(key, text)
 
 
-def _unclosed_openers(expanded: Sequence[Mapping[str, Any]]) -> set[int]:
-    """Indices of the l_/u_ components that no later fl_layer_apply closes (matched innermost first,
-    like brackets). Such a component is a whole layer by itself, as older SDKs and Cloudinary's training
-    material write it: ``l_logo,g_north_east`` (or the SDK's ``g_north_east,l_logo``) places the logo at
-    the top right; the component's c_/w_/h_ size the layer and its g_/x_/y_ place it."""
-    open_: list[int] = []
-    for index, params in enumerate(expanded):
-        opens = "l" in params or "u" in params
-        closes = "layer_apply" in params.get("fl", ())
-        if opens and not closes:
-            open_.append(index)
-        elif closes and not opens and open_:
-            open_.pop()
-    return set(open_)
-
-
 def _prefix(block: _Block) -> str:
     """The canonical steps a layer closed now is placed after (what a face detection of the image under it
     is keyed by)."""
@@ -656,39 +608,15 @@ def _one_component_layer(block: _Block, params: Mapping[str, Any], canonical: st
     """The layer of a component that opens and applies it at once: the placement keys (and sizing, which
     fl_relative makes relative to the base) go to fl_layer_apply's Placement, the rest (e_, a_, r_, bo_ ...)
     transforms the layer first."""
-    own = {k: v for k, v in params.items() if k not in _PLACEMENT_KEYS}
+    own = {k: v for k, v in params.items() if k not in PLACEMENT_KEYS}
     if own:
         _add_component(block, own, layer=block)
-    return _layer_step(block, {k: v for k, v in params.items() if k in _PLACEMENT_KEYS}, canonical, prefix)
+    return _layer_step(block, {k: v for k, v in params.items() if k in PLACEMENT_KEYS}, canonical, prefix)
 
 
-@dataclass(frozen=True)
-class TextOptions:
-    colour: Color | None = None
-    background: Color | None = None
-    wrap: int | None = None
-    stroke: tuple[int, Color] | None = None
-
-
-def _text_options(params: Mapping[str, Any], layer: TextLayer) -> tuple[dict[str, Any], TextOptions]:
-    """A text layer's own qualifiers, taken out of its opening component: ``co_`` is the text colour,
-    ``b_`` its background, ``c_fit`` with a pixel ``w_`` (no ``h_``) a text box the lines wrap to,
-    rather than a scaling of the drawn text, and with the ``stroke`` style ``bo_`` the stroke."""
-    rest = dict(params)
-    stroke = rest.pop("bo", None) if "stroke" in layer.styles else None
-    background = rest.pop("b", None)
-    if background is not None and not isinstance(background, Color):
-        raise BadRequest(
-            f"Invalid transformation parameter - {render_param('b', background)}: "
-            "a text layer's background is a colour"
-        )
-    wrap = None
-    width = rest.get("w")
-    if rest.get("c") == "fit" and width is not None and not width.relative and "h" not in rest:
-        # The box at the text's device pixel ratio, as its font size is (TextLayer.at_dpr).
-        wrap = round(width.value * rest.pop("dpr", 1.0))
-        del rest["c"], rest["w"]
-    return rest, TextOptions(rest.pop("co", None), background, wrap, stroke)
+def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str, prefix: str) -> Action:
+    return layer_step(layer.opener, closer, layer.steps, text=layer.text, autorotate=layer.autorotate,
+                      region_sized=layer.region_sized, canonical=canonical, prefix=prefix)  # fmt: skip
 
 
 def _add_layer(block: _Block, step: Action) -> None:
@@ -753,103 +681,3 @@ def _actions(params: Mapping[str, Any], parts: list[str]) -> list[Action]:
         if action is not None:
             actions.append(action)
     return actions
-
-
-def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str, prefix: str) -> Action:
-    opener = layer.opener
-    underlay = "u" in opener
-    source: str | TextLayer = opener["u"] if underlay else opener["l"]
-    text = layer.text
-    placing = {k: v for k, v in closer.items() if k not in ("l", "u")}
-    stray = sorted(set(placing) - _PLACEMENT_KEYS)
-    if stray:
-        raise BadRequest(
-            f"Invalid transformation parameter - {render_param(stray[0], placing[stray[0]])}: "
-            "not supported in a fl_layer_apply component (use g_, x_, y_, o_, c_, w_, h_, fl_)"
-        )
-    gravity = placing.get("g", "center")
-    region = gravity if gravity in PLACING_GRAVITIES else None
-    if gravity not in pixels.COMPASS and region is None:
-        raise BadRequest(
-            f"Invalid transformation: g_{gravity} cannot place a layer; use a compass gravity, or g_face, "
-            "g_faces, g_auto:face, g_auto:faces or g_auto:subject"
-        )
-    flags = placing.get("fl", ())
-    if "relative" in flags and "region_relative" in flags:
-        raise BadRequest(
-            "Invalid transformation parameter - fl_region_relative: fl_relative and fl_region_relative "
-            "cannot size one layer together"
-        )
-    if region is None and ("region_relative" in flags or layer.region_sized):
-        raise BadRequest(
-            "Invalid transformation parameter - fl_region_relative: it needs a region to be relative to "
-            "(g_face, g_faces, g_auto:face or g_auto:subject in the fl_layer_apply component)"
-        )
-    at = Placement(
-        gravity="center" if region else gravity,
-        x=placing.get("x"),
-        y=placing.get("y"),
-        sizing=resize_from(placing, placing=True),
-        relative="relative" in flags,
-        no_overflow="no_overflow" in flags,
-        opacity=placing.get("o"),
-        region_relative="region_relative" in flags,
-    )
-    steps = tuple(layer.steps)
-    autorotate = layer.autorotate
-    per_region = layer.region_sized  # the layer's own steps differ per face: run once per face
-    # A layer sized to the face moves in fractions of the face too (g_face,y_-0.1: a tenth of its height up).
-    region_offsets = at.region_relative or layer.region_sized
-
-    shown = interpolated(source) if isinstance(source, TextLayer) else frozenset()  # $(name) left to render
-
-    def start(ctx: Ctx) -> tuple[pyvips.Image, str]:
-        """The layer's image before its own steps, and the key of that image."""
-        if isinstance(source, TextLayer):
-            options = text or TextOptions()
-            written = interpolate(source, dynamic.texts(ctx, shown, str(source))) if shown else source
-            drawn = render_text(written, options.colour, options.background, options.wrap, ctx.limits,
-                                options.stroke)  # fmt: skip
-            return drawn, f"{written}|{options}"
-        if ctx.load_layer is None:
-            raise NotFound(f"Unknown or invalid referenced image {source} of type upload")
-        found, key = ctx.load_layer(source)
-        return ctx.decode(found, autorotate), block_source_key(key, autorotate)
-
-    # Steps that use variables may use ones set outside the layer (from the base image or the asset):
-    # what they make is keyed by those values too, not by the layer's own image alone.
-    outer = any(name.startswith("$") for step in steps for name in step.reads)
-
-    def content(ctx: Ctx, begun: tuple[pyvips.Image, str], base: tuple[int, int],
-                box: tuple[int, int] | None) -> pyvips.Image:  # fmt: skip
-        # A layer's image is a still (the first frame of an animated one), whatever it is placed on.
-        key = f"{begun[1]}|{sorted(ctx.variables.items())}" if outer else begun[1]
-        layer_ctx = replace(ctx, source_key=key, layer_base=base, layer_region=box, preview=None,
-                            origin=dynamic.origin(begun[0], keep=True), animated=False)  # fmt: skip
-        return run_steps(steps, layer_ctx, begun[0])
-
-    def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
-        base = (image.width, image.height)
-        if region is None:
-            layer = content(ctx, start(ctx), base, None)
-            return place_layer(image, layer, underlay=underlay, at=at, limits=ctx.limits)
-        boxes = [
-            Box(f.left * base[0], f.top * base[1], f.width * base[0], f.height * base[1])
-            for f in regions(region, ctx, image, prefix)
-        ]
-        if not boxes:
-            return image  # Cloudinary: no face (no special position) found, no layer placed
-        begun = start(ctx)  # decoded (or drawn) once, however many faces
-        shared = None if per_region else content(ctx, begun, base, None)
-        placed = []
-        for box in boxes:
-            drawn = content(ctx, begun, base, box.size) if shared is None else shared
-            drawn = finish_layer(drawn, at, box.size if at.region_relative else base, ctx.limits)
-            placed.append((drawn, *on_region(drawn, box, at, base, region_offsets=region_offsets)))
-        return composite(image, placed, underlay=underlay, no_overflow=at.no_overflow, limits=ctx.limits)
-
-    return Action(canonical, run,
-                  segmentation=any(s.segmentation for s in steps) or focus.needs_mask(region),
-                  faces=any(s.faces for s in steps) or focus.needs_faces(region),
-                  still_only=f"a layer placed with g_{region}" if region else None,
-                  reads=shown.union(*(s.reads for s in steps)))  # fmt: skip

@@ -75,7 +75,7 @@ def sized_later(expanded: Sequence[Mapping[str, Any]], alone: Collection[int]) -
     """Indices of the components with ``w_``/``h_`` that a later component of the same block (the
     delivered image, or the layer between an ``l_`` and its ``fl_layer_apply``) may size again: not one in
     the other branch of an if_ block they are both in. ``alone``: the openers that are a whole layer by
-    themselves (plan._unclosed_openers)."""
+    themselves (layering.unclosed_openers)."""
     blocks: list[list[tuple[int, dict[int, str]]]] = [[]]
     later: set[int] = set()
     branches: dict[int, str] = {}  # the if_ blocks open: the index of each if_, and the branch taken

@@ -33,7 +33,8 @@ from transform.formats import (
 )
 from transform.limits import Limits, check_output
 from transform.ops import Action, Ctx, LoadLayer
-from transform.plan import Plan, block_source_key, run_steps
+from transform.plan import Plan
+from transform.runner import block_source_key, run_steps
 from transform.seam import MaskSource
 from transform.timeline import Timeline, timeline
 from transform.watch import UNWATCHED, Watch

@@ -67,7 +67,7 @@ class Origin:
 class Ctx:
     """What a step may need besides the image. ``source_key`` fingerprints the image the steps started
     from (the original, or a layer's source inside a layer block; marked when a_ignore leaves it as
-    stored, see ``plan.block_source_key``); ``decode`` is the renderer's limit-checking loader, used for
+    stored, see ``runner.block_source_key``); ``decode`` is the renderer's limit-checking loader, used for
     layers (``autorotate`` False under ``a_ignore``); ``limits`` bound every image the steps make;
     ``layer_base``, inside a layer block, is the size of the image the layer will be placed on (what a
     fl_relative w_/h_ of the layer's own components is a fraction of)."""
