@@ -4,6 +4,8 @@ Components run in URL order. Inside a component the params become actions in ``A
 written back in alphabetical order (what Cloudinary's SDKs emit), so ``w_400,c_scale`` and
 ``c_scale,w_400`` give the same plan and the same ``canonical``. ``d_`` and ``fl_attachment`` choose the
 source and the headers, not the bytes: ``derivative``, what a cached result is keyed by, leaves them out.
+A layer, once its fl_layer_apply closes it, becomes one step (transform/layering.py); transform/runner.py
+runs the steps.
 """
 
 from __future__ import annotations
