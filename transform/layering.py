@@ -18,6 +18,7 @@ from grammar.errors import BadRequest, NotFound
 from transform import dynamic, pixels
 from transform.ops import Action, Ctx, focus, render_param
 from transform.ops.args import Color
+from transform.ops.blends import MODES, Blend, is_blend
 from transform.ops.focus import PLACING_GRAVITIES, regions
 from transform.ops.layers import Box, Placement, composite, finish_layer, on_region, place_layer
 from transform.ops.resize import resize_from
@@ -26,6 +27,15 @@ from transform.runner import block_source_key, run_steps
 
 #: What a fl_layer_apply component may say: where the layer goes and how large it is there.
 PLACEMENT_KEYS = frozenset({"fl", "g", "x", "y", "c", "w", "h", "ar", "dpr", "o"})
+#: ... and how it is blended: its e_ must be a blend mode (transform/ops/blends.py).
+APPLY_KEYS = PLACEMENT_KEYS | {"e"}
+
+
+def placing_keys(params: Mapping[str, Any]) -> frozenset[str]:
+    """The keys of a component that opens and applies a layer at once that place it: PLACEMENT_KEYS, and
+    its e_ when that is a blend mode (``c_scale,e_cut_out,g_south_west,l_logo,w_200``); any other e_
+    transforms the layer first (``l_logo,e_grayscale``)."""
+    return APPLY_KEYS if is_blend(params.get("e")) else PLACEMENT_KEYS
 
 
 def unclosed_openers(expanded: Sequence[Mapping[str, Any]]) -> set[int]:
@@ -94,12 +104,14 @@ def layer_step(
     underlay = "u" in opener
     source: str | TextLayer = opener["u"] if underlay else opener["l"]
     placing = {k: v for k, v in closer.items() if k not in ("l", "u")}
-    stray = sorted(set(placing) - PLACEMENT_KEYS)
+    stray = sorted(set(placing) - APPLY_KEYS)
     if stray:
         raise BadRequest(
             f"Invalid transformation parameter - {render_param(stray[0], placing[stray[0]])}: "
-            "not supported in a fl_layer_apply component (use g_, x_, y_, o_, c_, w_, h_, fl_)"
+            "not supported in a fl_layer_apply component (use g_, x_, y_, o_, c_, w_, h_, fl_, or a blend "
+            "mode e_)"
         )
+    blend = _blend(placing, underlay)
     gravity = placing.get("g", "center")
     region = gravity if gravity in PLACING_GRAVITIES else None
     if gravity not in pixels.COMPASS and region is None:
@@ -118,6 +130,8 @@ def layer_step(
             "Invalid transformation parameter - fl_region_relative: it needs a region to be relative to "
             "(g_face, g_faces, g_auto:face or g_auto:subject in the fl_layer_apply component)"
         )
+    tiled, cutter = "tiled" in flags, "cutter" in flags
+    _check_shapes(placing, underlay=underlay, tiled=tiled, cutter=cutter, blend=blend is not None)
     at = Placement(
         gravity="center" if region else gravity,
         x=placing.get("x"),
@@ -127,6 +141,9 @@ def layer_step(
         no_overflow="no_overflow" in flags,
         opacity=placing.get("o"),
         region_relative="region_relative" in flags,
+        blend=blend,
+        cutter=cutter,
+        tiled=tiled,
     )
     steps = tuple(steps)
     per_region = region_sized  # the layer's own steps differ per face: run once per face
@@ -178,10 +195,50 @@ def layer_step(
             drawn = content(ctx, begun, base, box.size) if shared is None else shared
             drawn = finish_layer(drawn, at, box.size if at.region_relative else base, ctx.limits)
             placed.append((drawn, *on_region(drawn, box, at, base, region_offsets=region_offsets)))
-        return composite(image, placed, underlay=underlay, no_overflow=at.no_overflow, limits=ctx.limits)
+        return composite(image, placed, underlay=underlay, no_overflow=at.no_overflow, limits=ctx.limits,
+                         blend=at.blend, cutter=at.cutter)  # fmt: skip
 
     return Action(canonical, run,
                   segmentation=any(s.segmentation for s in steps) or focus.needs_mask(region),
                   faces=any(s.faces for s in steps) or focus.needs_faces(region),
                   still_only=f"a layer placed with g_{region}" if region else None,
                   reads=shown.union(*(s.reads for s in steps)))  # fmt: skip
+
+
+def _blend(placing: Mapping[str, Any], underlay: bool) -> Blend | None:
+    """The blend mode the fl_layer_apply component's e_ names (None: the layer goes over, or under, as it
+    is). Only an overlay blends: an underlay is under the image, which covers it."""
+    chosen = placing.get("e")
+    if chosen is None:
+        return None
+    if not is_blend(chosen):
+        raise BadRequest(
+            f"Invalid transformation parameter - e_{chosen}: not a blend mode; a fl_layer_apply component's "
+            f"e_ is one of {', '.join(f'e_{name}' for name in MODES)} (put other effects in a component "
+            "of the layer's own, before fl_layer_apply)"
+        )
+    if underlay:
+        raise BadRequest(
+            f"Invalid transformation parameter - e_{chosen}: blend modes apply an overlay (l_), not an "
+            "underlay (u_)"
+        )
+    blend: Blend = chosen.arguments
+    return blend
+
+
+def _check_shapes(
+    placing: Mapping[str, Any], *, underlay: bool, tiled: bool, cutter: bool, blend: bool
+) -> None:
+    """fl_cutter and fl_tiled with what they cannot go with: a 400 naming the flag."""
+    if cutter and (underlay or blend or tiled):
+        other = "an underlay (u_)" if underlay else "fl_tiled" if tiled else f"e_{placing['e']}"
+        raise BadRequest(
+            f"Invalid transformation parameter - fl_cutter: it trims the image to an overlay's shape, and "
+            f"cannot go with {other}"
+        )
+    placed = sorted(key for key in ("g", "x", "y") if key in placing)
+    if tiled and placed:
+        raise BadRequest(
+            f"Invalid transformation parameter - fl_tiled: the tiles cover the whole image from its top-left "
+            f"corner; {render_param(placed[0], placing[placed[0]])} cannot place them"
+        )

@@ -19,7 +19,15 @@ from grammar.errors import BadRequest
 from transform import dynamic, ratio
 from transform.binding import Scope, bind
 from transform.expressions import Unevaluable, as_expression, condition_reads, fold_condition, reads
-from transform.layering import PLACEMENT_KEYS, TextOptions, layer_step, text_options, unclosed_openers
+from transform.layering import (
+    APPLY_KEYS,
+    PLACEMENT_KEYS,
+    TextOptions,
+    layer_step,
+    placing_keys,
+    text_options,
+    unclosed_openers,
+)
 from transform.ops import ACTION_ORDER, BUILDERS, Action, render_param, scale_for_dpr, spec_for
 from transform.ops.args import Color
 from transform.ops.conditions import Assignment
@@ -249,7 +257,7 @@ def _component(state: _State, index: int, params: dict[str, Any]) -> None:
             out["b"] = params["b"]  # b_auto has no colour until the image is seen: JPEG gets white
         _add_component(blocks[-1], params, layer=_layer_block(blocks))
     if closes:
-        params = _static(state, params, PLACEMENT_KEYS, "fl_layer_apply")
+        params = _static(state, params, APPLY_KEYS, "fl_layer_apply")
         if len(blocks) == 1:
             raise BadRequest("Invalid transformation: fl_layer_apply without an l_ or u_ layer to apply")
         if blocks[-1].condition is not None:
@@ -288,7 +296,7 @@ def _open_layer(state: _State, index: int, params: dict[str, Any], closes: bool,
     if "l" in params and "u" in params:
         raise BadRequest("Invalid transformation: l_ and u_ cannot open two layers in one component")
     # Its own image must be known to key the result; placing it too when it is also applied here.
-    placed = {"l", "u", *(PLACEMENT_KEYS if index in state.alone else ())}
+    placed = {"l", "u", *(placing_keys(params) if index in state.alone else ())}
     params = _static(state, params, placed, "l_" if "l" in params else "u_")
     source = params.get("l") or params["u"]
     text = None
@@ -610,10 +618,11 @@ def _one_component_layer(block: _Block, params: Mapping[str, Any], canonical: st
     """The layer of a component that opens and applies it at once: the placement keys (and sizing, which
     fl_relative makes relative to the base) go to fl_layer_apply's Placement, the rest (e_, a_, r_, bo_ ...)
     transforms the layer first."""
-    own = {k: v for k, v in params.items() if k not in PLACEMENT_KEYS}
+    placing = placing_keys(params)  # and its e_, when that is a blend mode (c_scale,e_cut_out,l_logo)
+    own = {k: v for k, v in params.items() if k not in placing}
     if own:
         _add_component(block, own, layer=block)
-    return _layer_step(block, {k: v for k, v in params.items() if k in PLACEMENT_KEYS}, canonical, prefix)
+    return _layer_step(block, {k: v for k, v in params.items() if k in placing}, canonical, prefix)
 
 
 def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str, prefix: str) -> Action:
@@ -646,8 +655,9 @@ def _add_component(block: _Block, params: Mapping[str, Any], *, layer: _Block | 
     inside_layer = layer is not None
     if flags and not region_crop and (not inside_layer or flags not in (("relative",), ("region_relative",))):
         raise BadRequest(
-            f"Invalid transformation parameter - {render_param('fl', flags)}: no_overflow, relative and "
-            "region_relative qualify fl_layer_apply (relative or region_relative also a layer's own w_ or h_)"
+            f"Invalid transformation parameter - {render_param('fl', flags)}: no_overflow, relative, "
+            "region_relative, cutter and tiled qualify fl_layer_apply (relative or region_relative also a "
+            "layer's own w_ or h_)"
         )
     if flags and "w" not in params and "h" not in params:
         raise BadRequest(

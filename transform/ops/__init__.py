@@ -1,6 +1,7 @@
 """The op registry and its families. Importing this package registers every op, in this order."""
 
 from transform.ops import (  # noqa: F401  (registration)
+    blends,
     conditions,
     effects,
     facefx,

@@ -9,7 +9,7 @@ from grammar.errors import InvalidArgument
 from grammar.path import is_control
 from transform.ops.registry import ParamSpec, param
 
-LAYER_FLAGS = ("layer_apply", "no_overflow", "relative", "region_relative")
+LAYER_FLAGS = ("layer_apply", "no_overflow", "relative", "region_relative", "cutter", "tiled")
 #: preserve_transparency: a JPEG choice becomes PNG when the result is transparent.
 #: progressive: progressive JPEG, interlaced PNG (other formats have no such mode); :none is the default.
 #: animated, awebp: Cloudinary's "deliver every frame" (awebp: as an animated WebP). An animated original
@@ -94,7 +94,9 @@ param(
         "flags: layer_apply closes a layer block (no_overflow, relative qualify it; relative also makes "
         "a layer's own w_/h_ fractions of the image it is placed on; region_relative makes them, and "
         "x_/y_, fractions of the face or subject box g_face, g_faces or g_auto:subject places it on, and "
-        "a c_crop's w_/h_ fractions of the face it cuts around); "
+        "a c_crop's w_/h_ fractions of the face it cuts around); cutter trims the image to the layer's "
+        "shape (only what is under its opaque pixels is left); tiled repeats the layer over the whole "
+        "image; "
         "preserve_transparency keeps alpha by delivering PNG instead of JPEG; "
         "progressive makes progressive JPEG or interlaced PNG; "
         "animated and awebp ask for every frame of an animated original (kept anyway in GIF and WebP; "

@@ -20,6 +20,7 @@ from transform import pixels
 from transform.limits import Limits, check_output
 from transform.ops import args
 from transform.ops.args import Dim
+from transform.ops.blends import SUBTRACTIVE, Blend, anti_removal, blend_layers, tile
 from transform.ops.registry import ParamSpec, param
 from transform.ops.resize import Resize
 from transform.ops.style import set_opacity
@@ -93,6 +94,10 @@ class Placement:
     opacity: int | None = None
     #: fl_region_relative: fractions of the region (face, subject) the layer is placed on.
     region_relative: bool = False
+    #: e_multiply, e_mask... in the fl_layer_apply component (transform/ops/blends.py); None: over.
+    blend: Blend | None = None
+    cutter: bool = False  # fl_cutter: the base trimmed to the layer's shape
+    tiled: bool = False  # fl_tiled: the layer repeated over the whole base
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,8 @@ def finish_layer(
         layer = at.sizing.apply(layer, limits, reference=reference if relative else None)
     if at.opacity is not None:
         layer = set_opacity(layer, at.opacity)
+    if at.blend is not None and at.blend.level is not None:  # e_anti_removal
+        layer = anti_removal(layer, at.blend.level)
     return layer
 
 
@@ -128,10 +135,15 @@ def place_layer(
     """Composite ``layer`` over (or under) ``base`` at a compass gravity; fractions of x/y are of the
     base's size."""
     layer = finish_layer(layer, at, (base.width, base.height), limits)
-    dx = at.x.px(base.width) if at.x else 0
-    dy = at.y.px(base.height) if at.y else 0
-    left, top = pixels.place((base.width, base.height), (layer.width, layer.height), at.gravity, dx, dy)
-    return composite(base, [(layer, left, top)], underlay=underlay, no_overflow=at.no_overflow, limits=limits)
+    if at.tiled:
+        # From the top-left corner over the whole base: nothing beyond it (the plan refuses g_/x_/y_).
+        layer, left, top = tile(layer, (base.width, base.height)), 0, 0
+    else:
+        dx = at.x.px(base.width) if at.x else 0
+        dy = at.y.px(base.height) if at.y else 0
+        left, top = pixels.place((base.width, base.height), (layer.width, layer.height), at.gravity, dx, dy)
+    return composite(base, [(layer, left, top)], underlay=underlay, no_overflow=at.no_overflow, limits=limits,
+                     blend=at.blend, cutter=at.cutter)  # fmt: skip
 
 
 def on_region(
@@ -155,10 +167,12 @@ def composite(
     underlay: bool,
     no_overflow: bool,
     limits: Limits,
+    blend: Blend | None = None,
+    cutter: bool = False,
 ) -> pyvips.Image:
     """``layers`` (image, left, top in base pixels) over (or under) ``base`` in one composite, on a canvas
-    grown to hold them unless ``no_overflow``."""
-    if no_overflow:
+    grown to hold them unless ``no_overflow`` (or a ``blend`` that only takes away, or ``cutter``)."""
+    if no_overflow or cutter or (blend is not None and blend.name in SUBTRACTIVE):
         x0, y0, width, height = 0, 0, base.width, base.height
         # A layer wholly outside the base changes nothing wherever it is: keep libvips' offsets small.
         layers = [
@@ -171,6 +185,9 @@ def composite(
         width = max(base.width, *(left + layer.width for layer, left, _ in layers)) - x0
         height = max(base.height, *(top + layer.height for layer, _, top in layers)) - y0
         check_output(width, height, limits, "Canvas holding the layer")
+    if cutter or (blend is not None and blend.mode != "over"):
+        mode = blend.mode if blend is not None else "over"
+        return blend_layers(base, layers, (x0, y0, width, height), mode=mode, cutter=cutter)
     canvas = pixels.solid(width, height, [0, 0, 0, 0])
     images = [pixels.with_alpha(base)] + [pixels.with_alpha(layer) for layer, _, _ in layers]
     xs = [-x0] + [left - x0 for _, left, _ in layers]
