@@ -87,6 +87,17 @@ ROWS = [
     Row("fl_", "l_road/c_scale,fl_relative,w_0.3/fl_layer_apply,g_north_east", "photo", (320, 240), 3, "jpg"),
     Row("fl_", "r_20/f_jpg,fl_preserve_transparency", "photo", (320, 240), 4, "png"),
     Row("fl_", "c_scale,w_100/fl_progressive", "photo", (100, 75), 3, "jpg"),
+    # Blending a layer (tests/transform/test_transform_blends.py checks the formulas pixel by pixel).
+    Row("e_multiply", "l_road/c_scale,w_200/fl_layer_apply,e_multiply", "photo", (320, 240), 3, "jpg"),
+    Row("e_screen", "l_road/c_scale,w_200/fl_layer_apply,e_screen", "photo", (320, 240), 3, "jpg"),
+    Row("e_overlay", "l_road/c_scale,w_200/fl_layer_apply,e_overlay", "photo", (320, 240), 3, "jpg"),
+    Row("e_mask", "l_logo/c_scale,w_200/fl_layer_apply,e_mask", "photo", (320, 240), 4, "png"),
+    Row("e_cut_out", "l_logo/c_scale,w_200/fl_layer_apply,e_cut_out", "photo", (320, 240), 4, "png"),
+    Row("e_cut_out", "c_scale,e_cut_out,g_south_west,l_logo,w_120,x_20,y_20", "photo", (320, 240), 4, "png"),
+    Row("e_anti_removal", "l_logo/c_scale,w_200/fl_layer_apply,e_anti_removal:80", "photo", (320, 240), 3,
+        "jpg"),  # fmt: skip
+    Row("fl_", "l_logo/c_scale,w_200/fl_layer_apply,fl_cutter", "photo", (200, 150), 4, "png"),
+    Row("fl_", "l_logo/c_scale,w_60/fl_layer_apply,fl_tiled", "photo", (320, 240), 3, "jpg"),
     Row("fl_", "c_scale,w_100/fl_progressive", "cutout", (100, 80), 4, "png"),
     Row("t_", "t_badge", "photo", (50, 50), 4, "png"),
     # The original is there: the default image is not used (what it stands in for is tests/app's).

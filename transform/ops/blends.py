@@ -114,9 +114,7 @@ def anti_removal(layer: pyvips.Image, level: int) -> pyvips.Image:
     cell = 8
     cells = (math.ceil(width / cell) + 1, math.ceil(height / cell) + 1)
     # Two bands of noise in -1..1 on the coarse grid, enlarged: a displacement that varies smoothly.
-    coarse = [
-        pyvips.Image.gaussnoise(*cells, sigma=0.5, mean=0.0, seed=_SEED + band) for band in range(2)
-    ]
+    coarse = [pyvips.Image.gaussnoise(*cells, sigma=0.5, mean=0.0, seed=_SEED + band) for band in range(2)]
     field = coarse[0].bandjoin(coarse[1]).resize(cell, kernel="linear").crop(0, 0, width, height)
     amplitude = level / 100 * 3.0
     index = pyvips.Image.xyz(width, height) + field * amplitude
