@@ -153,6 +153,9 @@ ROWS = [
     Row("b_", "b_auto:predominant_gradient_contrast:2:vertical:palette_red_blue_orange,c_pad,h_300,w_300",
         "photo", (300, 300), 3, "jpg"),  # fmt: skip
     Row("c_fill_pad", "b_auto:border_gradient,c_fill_pad,g_auto,h_300,w_100", "photo", (100, 300), 3, "jpg"),
+    # The image itself, blurred, as the pad (tests/transform/test_transform_blurred_pad.py: more).
+    Row("b_", "b_blurred,c_pad,h_300,w_200", "photo", (200, 300), 3, "jpg"),
+    Row("b_", "b_blurred:400:-60,c_lpad,h_240,w_480", "photo", (480, 240), 3, "jpg"),
     # Face gravities on a real photograph (the astronaut, 512x512), with the real detector.
     Row("c_thumb", "c_thumb,g_face,h_150,w_150", "face", (150, 150), 3, "jpg"),
     Row("z_", "c_thumb,g_face,h_150,w_150,z_0.5", "face", (150, 150), 3, "jpg"),
@@ -213,7 +216,8 @@ def test_op_renders(row: Row, files: dict[str, Path]) -> None:
 #: or a crop is measured by its size; an effect that does nothing keeps the size).
 CHANGING = [
     r for r in ROWS
-    if (r.op.startswith(("e_", "co_")) or "b_auto" in r.transformation) and r.transformation != NO_FACE
+    if (r.op.startswith(("e_", "co_")) or "b_auto" in r.transformation or "b_blurred" in r.transformation)
+    and r.transformation != NO_FACE
     and r.op != TIMING
 ]  # fmt: skip
 

@@ -20,6 +20,11 @@ bottom right; ``diagonal_asc``, bottom left to top right), 4 colours from the fo
 right, bottom left, bottom right; the reference: "each gets interpolated between the four corners and this
 parameter is ignored", so a direction given with 4 is accepted and has no effect). A ``palette`` limits
 the colours to the named ones: each chosen colour becomes the nearest palette colour.
+
+``b_blurred[:<intensity>][:<brightness>]`` pads with the image itself, scaled to fill the whole frame,
+blurred and lightened or darkened: intensity 1-2000 (default 100: a Gaussian of sigma 5 % of the frame's
+shorter side; 2000, of its whole side: hardly more than the image's mean colour), brightness -300..100
+(default 0; in hundredths of a stop: 100 doubles the light, -100 halves it, -300 leaves an eighth).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import pyvips
 from grammar.errors import InvalidArgument
 from transform import pixels
 from transform.limits import Limits, check_output, check_sides
+from transform.ops import args
 from transform.ops.args import Color, color
 
 if TYPE_CHECKING:
@@ -99,6 +105,64 @@ class Gradient:
         return (image + 0.5).cast("uchar").copy(interpretation="srgb")
 
 
+@dataclass(frozen=True)
+class BlurredBackground:
+    """b_blurred[:<intensity>][:<brightness>], as the URL says it."""
+
+    intensity: int = 100
+    brightness: int = 0
+
+    def __str__(self) -> str:
+        parts = ["blurred", str(self.intensity)] + ([str(self.brightness)] if self.brightness else [])
+        return ":".join(parts if parts[1:] != ["100"] else ["blurred"])
+
+
+@dataclass(frozen=True)
+class Blurred:
+    """b_blurred's pad for one image: that image, made into a frame's background."""
+
+    image: pyvips.Image
+    spec: BlurredBackground
+
+    def canvas(self, width: int, height: int) -> pyvips.Image:
+        """The image scaled to cover ``width`` x ``height`` (centred; its own transparency on white),
+        blurred and brightened, as an opaque RGB image."""
+        image = self.image
+        if pixels.has_alpha(image):
+            image = pixels.flatten(image, [255, 255, 255, 255])
+        sigma = self.spec.intensity / 100 * 0.05 * min(width, height)
+        # Blurred at a scale where sigma is a few pixels (a wide Gaussian costs its width for every
+        # pixel), then enlarged: what is smooth at the small scale stays smooth.
+        work = min(1.0, _WORK_SIGMA / sigma)
+        small_w, small_h = max(1, round(width * work)), max(1, round(height * work))
+        cover = max(small_w / image.width, small_h / image.height)
+        scaled = pixels.scale_to(image, max(small_w, round(image.width * cover)),
+                                 max(small_h, round(image.height * cover)))  # fmt: skip
+        left, top = (scaled.width - small_w) // 2, (scaled.height - small_h) // 2
+        small = scaled.extract_area(left, top, small_w, small_h)
+        blurred = small.gaussblur(max(0.3, sigma * work))
+        if work < 1.0:
+            blurred = blurred.resize(width / small_w, vscale=height / small_h, kernel="linear")
+            blurred = blurred.embed(0, 0, width, height, extend="copy")  # rounding: edge pixels repeated
+        lit = blurred * 2 ** (self.spec.brightness / 100)
+        return lit.extract_band(0, n=3).cast("uchar").copy(interpretation="srgb")
+
+
+#: The sigma, in pixels, b_blurred's blur is computed at (see Blurred.canvas).
+_WORK_SIGMA = 4.0
+
+
+def parse_blurred(key: str, value: str) -> BlurredBackground:
+    parts = value.split(":")[1:]
+    if len(parts) > 2:
+        raise InvalidArgument(
+            key, value, "b_blurred takes blurred[:<intensity 1-2000>][:<brightness -300..100>]"
+        )
+    intensity = args.int_in(key, parts[0], "blur intensity", 1, 2000, shown=value) if parts else 100
+    brightness = args.int_in(key, parts[1], "brightness", -300, 100, shown=value) if len(parts) > 1 else 0
+    return BlurredBackground(intensity, brightness)
+
+
 def _unit_ramps(width: int, height: int) -> tuple[pyvips.Image, pyvips.Image]:
     """x and y from 0 at the first pixel to 1 at the last, one band each (float)."""
     xyz = pyvips.Image.xyz(width, height)
@@ -123,10 +187,12 @@ def parse_auto(key: str, value: str) -> AutoBackground:
 
 
 def resolve(
-    background: Color | AutoBackground | Gradient | None, image: pyvips.Image
-) -> Color | Gradient | None:
+    background: Color | AutoBackground | BlurredBackground | Gradient | None, image: pyvips.Image
+) -> Color | Gradient | Blurred | None:
     """The colour (or gradient) a pad gets: b_auto's is measured on ``image`` (the image being padded);
-    one measured already (an animation's, on its first frame) is kept."""
+    one measured already (an animation's, on its first frame) is kept. b_blurred's is ``image`` itself."""
+    if isinstance(background, BlurredBackground):
+        return Blurred(image, background)
     if not isinstance(background, AutoBackground):
         return background
     mode = background.mode
@@ -148,12 +214,12 @@ def _nearest(rgb: tuple[int, int, int], palette: tuple[Color, ...]) -> tuple[int
 
 
 def pad_to(
-    image: pyvips.Image, width: int, height: int, left: int, top: int, fill: Color | Gradient | None
+    image: pyvips.Image, width: int, height: int, left: int, top: int, fill: Color | Gradient | Blurred | None
 ) -> pyvips.Image:
-    """``image`` on a ``width`` x ``height`` canvas at (left, top): of the colour, the gradient (which also
-    fills the image's transparent areas, as a colour does), or, with none, transparent (an image with
-    alpha) or white."""
-    if isinstance(fill, Gradient):
+    """``image`` on a ``width`` x ``height`` canvas at (left, top): of the colour, the gradient or the
+    blurred image (which also fill the image's transparent areas, as a colour does), or, with none,
+    transparent (an image with alpha) or white."""
+    if isinstance(fill, Gradient | Blurred):
         canvas = fill.canvas(width, height)
         return canvas.composite2(pixels.with_alpha(image), "over", x=left, y=top).extract_band(0, n=3).cast(
             "uchar").copy(interpretation="srgb")  # fmt: skip

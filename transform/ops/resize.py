@@ -15,7 +15,7 @@ from transform.faces import Face
 from transform.limits import Limits, check_output, check_sides
 from transform.ops import args, autopad, focus
 from transform.ops.args import Color, Dim
-from transform.ops.autopad import AutoBackground, Gradient
+from transform.ops.autopad import AutoBackground, BlurredBackground, Gradient
 from transform.ops.registry import (
     CROP_MODES,
     Action,
@@ -211,9 +211,9 @@ class Resize:
     gravity: str | None = None
     x: Dim | None = None
     y: Dim | None = None
-    #: b_: a colour, b_auto (measured on the image padded), or what b_auto measured on an animation's
-    #: first frame (a colour or a gradient), given to every frame.
-    background: Color | AutoBackground | Gradient | None = None
+    #: b_: a colour, b_auto (measured on the image padded), b_blurred (the image padded, blurred), or what
+    #: b_auto measured on an animation's first frame (a colour or a gradient), given to every frame.
+    background: Color | AutoBackground | BlurredBackground | Gradient | None = None
     zoom: float | None = None
     #: The box a face or subject gravity found (fractions of the image) and how much room a region
     #: around it gets (focus.FACE_CONTEXT, SUBJECT_CONTEXT), set by ``apply``.

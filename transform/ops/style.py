@@ -12,7 +12,7 @@ from grammar.errors import BadRequest, InvalidArgument
 from transform import pixels
 from transform.ops import args
 from transform.ops.args import Color
-from transform.ops.autopad import AutoBackground, parse_auto
+from transform.ops.autopad import AutoBackground, BlurredBackground, parse_auto, parse_blurred
 from transform.ops.registry import Action, Ctx, ParamSpec, builder, param, render_param
 
 _ANGLE_MODES = ("hflip", "vflip", "ignore")
@@ -78,13 +78,17 @@ def _border_at_dpr(key: str, value: tuple[int, Color], ratio: float) -> tuple[in
     return args.at_dpr(key, f"{width}px_solid_{colour}", width, ratio, "border width", 1, 1000), colour
 
 
-def _background(key: str, value: str) -> Color | AutoBackground:
+def _background(key: str, value: str) -> Color | AutoBackground | BlurredBackground:
     if value == "auto" or value.startswith("auto:"):
         return parse_auto(key, value)
+    if value == "blurred" or value.startswith("blurred:"):
+        return parse_blurred(key, value)
     try:
         return args.color(key, value, "background", allow_transparent=True)
     except InvalidArgument as exc:
-        raise InvalidArgument(key, value, exc.expected + ", or auto[:<mode>] with a pad") from None
+        raise InvalidArgument(
+            key, value, exc.expected + ", or auto[:<mode>] or blurred[:<intensity>][:<brightness>] with a pad"
+        ) from None
 
 
 param(
@@ -139,7 +143,8 @@ param(
         lambda k, v: _background(k, v),
         "background colour: pad colour with c_pad (b_auto[:<mode>][:2|4][:<direction>][:palette_<colours>]: "
         "taken from the image, a colour or, with a gradient mode, a fade of 2 or 4 colours, with c_pad, "
-        "c_lpad, c_mpad, c_fill_pad), else fills transparent areas",
+        "c_lpad, c_mpad, c_fill_pad; b_blurred[:<intensity 1-2000>][:<brightness -300..100>]: the image "
+        "itself, filling the frame, blurred, with the same pads), else fills transparent areas",
         "background",
     )
 )
@@ -289,9 +294,10 @@ def build_background(params: Mapping[str, Any], claimed: set[str], prefix: str) 
     if "b" not in params or "b" in claimed:
         return None
     colour = params["b"]
-    if isinstance(colour, AutoBackground):
+    if isinstance(colour, AutoBackground | BlurredBackground):
+        name = "b_blurred" if isinstance(colour, BlurredBackground) else "b_auto"
         raise BadRequest(
-            f"Invalid transformation parameter - b_{colour}: b_auto is the pad colour of c_pad, c_lpad, "
+            f"Invalid transformation parameter - b_{colour}: {name} is the pad of c_pad, c_lpad, "
             "c_mpad or c_fill_pad, in the same component"
         )
     if colour.a == 0:
