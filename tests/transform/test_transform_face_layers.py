@@ -219,8 +219,8 @@ def test_g_auto_subject_places_the_layer_on_the_subject(layered: dict[str, Path]
         ("l_glasses/c_scale,fl_region_relative,w_1.0/fl_layer_apply,g_north", "it needs a region"),
         ("l_glasses/fl_layer_apply,fl_region_relative,w_1.0", "fl_region_relative: it needs a region"),
         ("l_glasses/fl_layer_apply.region_relative.relative,g_faces,w_1.0", "fl_relative and fl_region"),
-        ("c_scale,fl_region_relative,w_0.5", "fl_region_relative: no_overflow, relative and region_rel"),
-        ("c_crop,fl_region_relative,g_north,w_0.5", "fl_region_relative: no_overflow, relative and"),
+        ("c_scale,fl_region_relative,w_0.5", "fl_region_relative: no_overflow, relative, region_rel"),
+        ("c_crop,fl_region_relative,g_north,w_0.5", "fl_region_relative: no_overflow, relative,"),
         ("l_glasses/e_grayscale,fl_region_relative/fl_layer_apply,g_faces", "fl_region_relative needs w_ or"),
     ],
 )

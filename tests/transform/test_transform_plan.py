@@ -401,7 +401,7 @@ ERRORS = [
         "fl_progressive:semi",
         InvalidArgument,
         "Invalid transformation parameter - fl_progressive:semi: flags must be layer_apply, no_overflow, "
-        "relative, region_relative, preserve_transparency, progressive, animated, awebp, "
+        "relative, region_relative, cutter, tiled, preserve_transparency, progressive, animated, awebp, "
         "attachment[:<filename>] (joined by '.'); progressive:semi is not supported (use fl_progressive: "
         "libvips writes one progressive scan script)",
     ),
@@ -409,8 +409,8 @@ ERRORS = [
         "fl_lossy",
         InvalidArgument,
         "Invalid transformation parameter - fl_lossy: flags must be layer_apply, no_overflow, relative, "
-        "region_relative, preserve_transparency, progressive, animated, awebp, attachment[:<filename>] "
-        "(joined by '.'); lossy is not supported",
+        "region_relative, cutter, tiled, preserve_transparency, progressive, animated, awebp, "
+        "attachment[:<filename>] (joined by '.'); lossy is not supported",
     ),
     (
         "fl_progressive.progressive:none",
@@ -485,6 +485,7 @@ ERRORS = [
         "e_oilpaint",
         InvalidArgument,
         "Invalid transformation parameter - e_oilpaint: effect must be one of "
+        "multiply, screen, overlay, mask, cut_out, anti_removal, "
         "background_removal, grayscale, blur, sharpen, dropshadow, blur_faces, pixelate_faces, alpha_mask, "
         "margin, roi, outline, loop, shadow, "
         "colorize, negate, "
@@ -505,8 +506,9 @@ ERRORS = [
     (
         "l_a/c_scale,fl_no_overflow,w_0.5/fl_layer_apply",
         BadRequest,
-        "Invalid transformation parameter - fl_no_overflow: no_overflow, relative and "
-        "region_relative qualify fl_layer_apply (relative or region_relative also a layer's own w_ or h_)",
+        "Invalid transformation parameter - fl_no_overflow: no_overflow, relative, "
+        "region_relative, cutter and tiled qualify fl_layer_apply (relative or region_relative also a "
+        "layer's own w_ or h_)",
     ),
     (
         "l_a/e_grayscale,fl_relative/fl_layer_apply",
@@ -516,8 +518,9 @@ ERRORS = [
     (
         "c_scale,fl_relative,w_0.5",
         BadRequest,
-        "Invalid transformation parameter - fl_relative: no_overflow, relative and "
-        "region_relative qualify fl_layer_apply (relative or region_relative also a layer's own w_ or h_)",
+        "Invalid transformation parameter - fl_relative: no_overflow, relative, "
+        "region_relative, cutter and tiled qualify fl_layer_apply (relative or region_relative also a "
+        "layer's own w_ or h_)",
     ),
     (
         "e_contrast:level_150",
@@ -568,7 +571,7 @@ ERRORS = [
         "b_reddish",
         InvalidArgument,
         "Invalid transformation parameter - b_reddish: background must be a colour name or rgb:RRGGBB[AA], "
-        "transparent, or auto[:<mode>] with a pad",
+        "transparent, or auto[:<mode>] or blurred[:<intensity>][:<brightness>] with a pad",
     ),
     (
         "e_outline:dotted",
@@ -601,8 +604,9 @@ ERRORS = [
     (
         "fl_no_overflow",
         BadRequest,
-        "Invalid transformation parameter - fl_no_overflow: no_overflow, relative and "
-        "region_relative qualify fl_layer_apply (relative or region_relative also a layer's own w_ or h_)",
+        "Invalid transformation parameter - fl_no_overflow: no_overflow, relative, "
+        "region_relative, cutter and tiled qualify fl_layer_apply (relative or region_relative also a "
+        "layer's own w_ or h_)",
     ),
     (
         "b_transparent",
@@ -614,7 +618,8 @@ ERRORS = [
         "b_rgb:12345",
         InvalidArgument,
         "Invalid transformation parameter - b_rgb:12345: background must be a colour "
-        "name or rgb:RRGGBB[AA], transparent, or auto[:<mode>] with a pad",
+        "name or rgb:RRGGBB[AA], transparent, or auto[:<mode>] or blurred[:<intensity>][:<brightness>] "
+        "with a pad",
     ),
     (
         "bo_5px_dashed_red",
@@ -654,8 +659,9 @@ ERRORS = [
     (
         "l_a/fl_layer_apply,e_blur",
         BadRequest,
-        "Invalid transformation parameter - e_blur: not supported in a "
-        "fl_layer_apply component (use g_, x_, y_, o_, c_, w_, h_, fl_)",
+        "Invalid transformation parameter - e_blur: not a blend mode; a fl_layer_apply component's e_ is "
+        "one of e_multiply, e_screen, e_overlay, e_mask, e_cut_out, e_anti_removal (put other effects in a "
+        "component of the layer's own, before fl_layer_apply)",
     ),
     # d_: a public id checked as a delivered one is; the default of the delivered image only.
     (

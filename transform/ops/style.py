@@ -295,10 +295,10 @@ def build_background(params: Mapping[str, Any], claimed: set[str], prefix: str) 
         return None
     colour = params["b"]
     if isinstance(colour, AutoBackground | BlurredBackground):
-        name = "b_blurred" if isinstance(colour, BlurredBackground) else "b_auto"
+        what = "b_blurred is the pad" if isinstance(colour, BlurredBackground) else "b_auto is the pad colour"
         raise BadRequest(
-            f"Invalid transformation parameter - b_{colour}: {name} is the pad of c_pad, c_lpad, "
-            "c_mpad or c_fill_pad, in the same component"
+            f"Invalid transformation parameter - b_{colour}: {what} of c_pad, c_lpad, c_mpad or c_fill_pad, "
+            "in the same component"
         )
     if colour.a == 0:
         raise BadRequest(
