@@ -76,11 +76,12 @@ def pixelate(image: pyvips.Image, size: int) -> pyvips.Image:
     width, height = image.width, image.height
     alpha = pixels.has_alpha(image)
     work = image.premultiply() if alpha else image.cast("float")
-    # Pad to whole squares by repeating the edge: the cut squares then average their own pixels only
-    # (as the repeats equal the edge pixels, a cut square's mean leans to its edge: a small, even bias).
+    # Padded with zeros to whole squares, and divided by the share of each square that is image: the cut
+    # squares on the right and bottom edges are then the mean of their own pixels.
     across, down = math.ceil(width / size) * size, math.ceil(height / size) * size
-    work = work.embed(0, 0, across, down, extend="copy")
-    blocks = work.shrink(size, size).zoom(size, size).crop(0, 0, width, height)
+    sums = work.embed(0, 0, across, down, extend="black").shrink(size, size)
+    covered = (pyvips.Image.black(width, height) + 1).embed(0, 0, across, down, extend="black")
+    blocks = (sums / covered.shrink(size, size)).zoom(size, size).crop(0, 0, width, height)
     if alpha:
         blocks = blocks.unpremultiply()
     return (blocks + 0.5).cast("uchar").copy(interpretation="srgb")
@@ -100,6 +101,9 @@ def _at_dpr(name: str) -> Callable[[int, float], int]:
 
 def _pixelate_region(arguments: tuple[int, Mapping[str, Any]], prefix: str) -> Action:
     size, qualifiers = arguments
+    # The dpr_ its w_/h_ are drawn at, as a resize's (transform/ratio.py: the chain's ratio, or 1.0 where
+    # the pixels were multiplied already); x_/y_ and the square size were multiplied by their own specs.
+    ratio: float = qualifiers.get("dpr", 1.0)
     box: dict[str, Dim | None] = {}
     for key in ("x", "y", "w", "h"):
         value = qualifiers.get(key)
@@ -108,8 +112,10 @@ def _pixelate_region(arguments: tuple[int, Mapping[str, Any]], prefix: str) -> A
                 f"Invalid transformation parameter - {render_param(key, value)}: e_pixelate_region's "
                 f"{key}_ must be a number"
             )
+        if value is not None and key in ("w", "h") and not value.relative:
+            value = Dim(round(value.value * ratio), False)
         box[key] = value
-    # Alphabetical, as the plan writes components: e_, h_, w_, x_, y_.
+    # Alphabetical, as the plan writes components: dpr_, e_, h_, w_, x_, y_.
     parts = {
         **{k: render_param(k, v) for k, v in qualifiers.items()},
         "e": "e_" + _render("pixelate_region")(size),
@@ -179,7 +185,7 @@ effect(
         _pixelate_region,
         "pixelate the box x_, y_ (default 0), w_, h_ (default: to the edges; pixels or fractions of the "
         "image): squares of 1-200 px (default 5)",
-        qualifiers=("x", "y", "w", "h"),
+        qualifiers=("x", "y", "w", "h", "dpr"),
         dpr=_at_dpr("pixelate_region"),
     )
 )

@@ -180,7 +180,8 @@ def _gamma(level: int, prefix: str) -> Action:
     # display gamma above 1 does); -50 -> 0.5 (in squared: darker).
     exponent = 1 + level / 100
     return _point_op(
-        "e_" + _render_level("gamma", 0)(level), lambda rgb: _rounded(rgb.gamma(exponent=exponent))
+        "e_" + _render_level("gamma", 0)(level),
+        lambda rgb: _rounded((rgb / 255) ** (1 / exponent) * 255),  # (libvips' gamma truncates to uchar)
     )
 
 
@@ -194,7 +195,8 @@ param(
         "co",
         "colour",
         lambda k, v: args.color(k, v, "colour"),
-        "the colour of e_colorize (default gray), e_outline (black) or e_shadow (gray)",
+        "the colour of e_colorize (default gray), e_make_transparent (default: the edges' colour), e_outline "
+        "(black) or e_shadow (gray)",
         "effect",
     )
 )
