@@ -2,9 +2,11 @@
 
 from transform.ops import (  # noqa: F401  (registration)
     conditions,
+    detail,
     effects,
     facefx,
     flags,
+    keying,
     layers,
     matte,
     named,
