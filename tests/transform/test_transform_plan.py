@@ -287,14 +287,14 @@ ERRORS = [
     (
         "co_red",
         BadRequest,
-        "Invalid transformation parameter - co_red: co_ needs e_colorize, e_outline or e_shadow in the "
-        "same component",
+        "Invalid transformation parameter - co_red: co_ needs e_colorize, e_make_transparent, e_outline or "
+        "e_shadow in the same component",
     ),
     (
         "co_red,e_blur",
         BadRequest,
-        "Invalid transformation parameter - co_red: co_ needs e_colorize, e_outline or e_shadow in the "
-        "same component",
+        "Invalid transformation parameter - co_red: co_ needs e_colorize, e_make_transparent, e_outline or "
+        "e_shadow in the same component",
     ),
     (
         "co_reddish,e_colorize",
@@ -486,10 +486,11 @@ ERRORS = [
         InvalidArgument,
         "Invalid transformation parameter - e_oilpaint: effect must be one of "
         "multiply, screen, overlay, mask, cut_out, anti_removal, "
-        "background_removal, grayscale, blur, sharpen, dropshadow, blur_faces, pixelate_faces, alpha_mask, "
-        "margin, roi, outline, loop, shadow, "
+        "background_removal, grayscale, blur, sharpen, dropshadow, unsharp_mask, pixelate, pixelate_region, "
+        "vignette, blur_faces, pixelate_faces, make_transparent, replace_color, opacity_threshold, "
+        "alpha_mask, margin, roi, outline, loop, shadow, "
         "colorize, negate, "
-        "sepia, brightness, contrast, saturation, trim",
+        "sepia, brightness, contrast, saturation, blackwhite, hue, gamma, trim",
     ),
     (
         "e_dropshadow:azimuth_400",

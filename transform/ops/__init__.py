@@ -3,9 +3,11 @@
 from transform.ops import (  # noqa: F401  (registration)
     blends,
     conditions,
+    detail,
     effects,
     facefx,
     flags,
+    keying,
     layers,
     matte,
     named,

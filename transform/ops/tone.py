@@ -1,6 +1,8 @@
 """Colour adjustments: ``e_colorize`` (with ``co_``), ``e_negate``, ``e_sepia``, ``e_brightness``,
-``e_contrast`` and ``e_saturation``. Each is a point operation on the colour bands (alpha kept), done with
-libvips' linear and recomb on the sRGB values, as the CSS filter functions of the same names define them.
+``e_contrast``, ``e_saturation``, ``e_blackwhite``, ``e_hue`` and ``e_gamma``. Each is a point operation on
+the colour bands (alpha kept). The first six are libvips' linear and recomb on the sRGB values, as the CSS
+filter functions of the same names define them; e_hue turns the hue in CIE LCh (lightness and chroma kept,
+as a hue rotation in sRGB would not), e_blackwhite thresholds the luma, e_gamma is a power curve.
 
 Ranges and defaults are Cloudinary's (transformation reference; for e_contrast, whose reference entry gives
 none, the SDKs' documented server default 0).
@@ -147,6 +149,42 @@ def _contrast(level: int, prefix: str) -> Action:
     )
 
 
+def _blackwhite(level: int, prefix: str) -> Action:
+    threshold = level * 2.55  # the level is a percentage of the luma's range
+
+    def two_tone(rgb: pyvips.Image) -> pyvips.Image:
+        white = rgb.colourspace("b-w") >= threshold
+        # (the condition's b-w interpretation would otherwise pass to the result)
+        return white.ifthenelse([255, 255, 255], [0, 0, 0]).cast("uchar").copy(interpretation="srgb")
+
+    return _point_op("e_" + _render_level("blackwhite", 50)(level), two_tone)
+
+
+#: Cloudinary does not publish its scale: e_hue:100 turns the hue half way round the colour wheel and
+#: -100 the other way, so the two ends of the range meet, as on the wheel (ImageMagick's -modulate scale).
+DEGREES_PER_HUE_LEVEL = 1.8
+
+
+def _hue(level: int, prefix: str) -> Action:
+    turn = level * DEGREES_PER_HUE_LEVEL
+
+    def fn(rgb: pyvips.Image) -> pyvips.Image:
+        lch = rgb.colourspace("lch")
+        return lch.linear([1, 1, 1], [0, 0, turn]).copy(interpretation="lch").colourspace("srgb")
+
+    return _point_op("e_" + _render_level("hue", 80)(level), fn)
+
+
+def _gamma(level: int, prefix: str) -> Action:
+    # out = in ** (1 / exponent): level 0 -> exponent 1 (no change); 150 -> 2.5 (midtones lifted, as a
+    # display gamma above 1 does); -50 -> 0.5 (in squared: darker).
+    exponent = 1 + level / 100
+    return _point_op(
+        "e_" + _render_level("gamma", 0)(level),
+        lambda rgb: _rounded((rgb / 255) ** (1 / exponent) * 255),  # (libvips' gamma truncates to uchar)
+    )
+
+
 def _saturation(level: int, prefix: str) -> Action:
     matrix = _saturate(1 + level / 100)
     return _point_op("e_" + _render_level("saturation", 80)(level), lambda rgb: _rounded(rgb.recomb(matrix)))
@@ -157,7 +195,8 @@ param(
         "co",
         "colour",
         lambda k, v: args.color(k, v, "colour"),
-        "the colour of e_colorize (default gray), e_outline (black) or e_shadow (gray)",
+        "the colour of e_colorize (default gray), e_make_transparent (default: the edges' colour), e_outline "
+        "(black) or e_shadow (gray)",
         "effect",
     )
 )
@@ -213,5 +252,35 @@ effect(
         _render_level("saturation", 80),
         _saturation,
         "scale the colourfulness by 1 + level/100 (-100 is grey): level -100 to 100 (default 80)",
+    )
+)
+effect(
+    EffectSpec(
+        "blackwhite",
+        _level("blackwhite", 0, 100, 50),
+        _render_level("blackwhite", 50),
+        _blackwhite,
+        "pure black and white: white where the luma is at least level % of full, black elsewhere: "
+        "level 0-100 (default 50)",
+    )
+)
+effect(
+    EffectSpec(
+        "hue",
+        _level("hue", -100, 100, 80),
+        _render_level("hue", 80),
+        _hue,
+        "turn the hue by level x 1.8 degrees (100: half way round), lightness and chroma kept: level "
+        "-100 to 100 (default 80)",
+    )
+)
+effect(
+    EffectSpec(
+        "gamma",
+        _level("gamma", -50, 150, 0),
+        _render_level("gamma", 0),
+        _gamma,
+        "gamma curve out = in^(1/(1 + level/100)): above 0 lighter midtones, below darker: level -50 to "
+        "150 (default 0, no change)",
     )
 )
