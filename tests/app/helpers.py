@@ -40,12 +40,14 @@ SAMPLES = Path(__file__).resolve().parents[2] / "cutout" / "samples"
 
 
 class EllipseSegmenter:
-    """Foreground = the centred ellipse. Counts its calls and can be slowed down."""
+    """Foreground = the centred ellipse. Counts its calls and can be slowed down, or held until ``gate`` is
+    set (a test that must act while the model runs, whatever the machine's load)."""
 
     model_id = "test-ellipse-1"
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, gate: threading.Event | None = None) -> None:
         self.delay = delay
+        self.gate = gate
         self.calls = 0
         self._lock = threading.Lock()
 
@@ -53,6 +55,8 @@ class EllipseSegmenter:
         with self._lock:
             self.calls += 1
         time.sleep(self.delay)
+        if self.gate is not None:
+            self.gate.wait(30)
         xy = pyvips.Image.xyz(image.width, image.height)
         dx = (xy[0] - image.width / 2) / (image.width * 0.4)
         dy = (xy[1] - image.height / 2) / (image.height * 0.4)

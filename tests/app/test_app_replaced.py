@@ -4,6 +4,7 @@ key of the content it replaced (that key would come back if the old file did).""
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -93,7 +94,8 @@ def test_a_generation_of_replaced_content_is_not_stored(tmp_path: Path, origin: 
     (tmp_path / "originals").mkdir()
     red, blue = square(tmp_path / "red.png", [255, 0, 0]), square(tmp_path / "blue.png", [0, 0, 255])
     shutil.copy(red, tmp_path / "originals" / "a.png")
-    segmenter = EllipseSegmenter(delay=0.5)
+    replaced = threading.Event()  # the model does not finish before the file is replaced, however loaded
+    segmenter = EllipseSegmenter(gate=replaced)
     server = origin(tmp_path, segmenter)
     url = "/image/upload/e_background_removal/a.png"
     waiting = server.resolver.prepare(parse_path(url), accept=None)
@@ -104,6 +106,7 @@ def test_a_generation_of_replaced_content_is_not_stored(tmp_path: Path, origin: 
 
     anyio.run(first_request)
     shutil.copy(blue, tmp_path / "originals" / "a.png")  # while the model runs
+    replaced.set()
     deadline = time.monotonic() + 10
     while server.coordinator.claimed(waiting.key) and time.monotonic() < deadline:
         time.sleep(0.05)
