@@ -2,9 +2,9 @@
 
 libvips opens the frames of an animation as one tall strip, each frame ``page-height`` high, with the
 animation's ``delay`` (ms per frame) and ``loop`` (0: forever) as metadata; its GIF and WebP writers
-write such a strip back as an animation. Scaling a strip scales every frame (``thumbnail`` with
-shrink-on-load, the fast path), but a crop, a rotation or a layer placed at a gravity would treat the
-strip as one image. So the frames are cut apart, every step runs on each of them as on a still image,
+write such a strip back as an animation. A crop, a rotation or a layer placed at a gravity would treat
+the strip as one image, so the frames are cut apart (the first step's scaling, with a WebP's
+shrink-on-load, as they are), every step runs on each of them as on a still image,
 and the results are stacked into a strip again with their delays and the loop count (the original's, or
 what dl_, vs_ and e_loop make of them: transform/timeline.py chooses the frames and their timing).
 
@@ -16,7 +16,7 @@ Limits: the frames delivered count together against the pixel limits (a small GI
 frames is as large as a photograph of their total), and at most ``Limits.max_frames`` are delivered,
 the first ones (of those vs_ sampled), as Cloudinary truncates what it transforms on the fly to 100 frames.
 The frames decoded count as well: a frame of a GIF or WebP is drawn over the ones before it, so reaching
-frame n decodes the n - 1 before it too (``check_decoded``).
+frame n decodes the n - 1 before it too (``check_decoded``), once for all the frames chosen (``load``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import pyvips
 
 from grammar.errors import BadRequest, TooLarge
 from transform import pixels
-from transform.decode import Source, open_image, thumbnail
+from transform.decode import Source, open_image
 from transform.formats import ANIMATED
 from transform.limits import Limits, check_output, megapixels
 from transform.ops import Action, Ctx
@@ -52,18 +52,19 @@ def check_frames(width: int, height: int, count: int, limits: Limits) -> None:
 
 
 def check_decoded(width: int, height: int, pages: Sequence[int], original: str, limits: Limits) -> None:
-    """Refuse to decode the frames ``pages`` (0-based, in the order ``load`` reads them) of a GIF or WebP
-    when the frames decoded to reach them are, together, larger than the originals' limit. Each frame is
-    drawn over the ones before it (libnsgif, libwebp's animation decoder), so reaching frame n decodes
-    every frame before it too, inside one libvips region request: the render's watch, which stops work
-    between tiles (transform/watch.py), cannot stop that, and pg_10000 of 10000 frames of 1000x1000
-    pixels held a render thread for a minute. Bounded here, before any is decoded, a decode is bounded
-    by the limit as a still's is. Each run of consecutive pages ``load`` decodes counts from the first
-    frame (an upper bound). A TIFF's pages are decoded alone: not counted."""
-    decoded = sum(first + count for first, count in _runs(pages))
+    """Refuse to decode the frames ``pages`` (0-based) of a GIF or WebP when the frames decoded to reach
+    them are, together, larger than the originals' limit. Each frame is drawn over the ones before it
+    (libnsgif, libvips' WebP compositor), so reaching frame n decodes every frame before it too: for a
+    still of frame n, inside one libvips region request that the render's watch, which stops work between
+    tiles (transform/watch.py), cannot stop (pg_10000 of 10000 frames of 1000x1000 pixels held a render
+    thread for a minute); for an animation, in one read from the first frame to the last one chosen
+    (``load``), each frame decoded once whichever and however many are chosen. Bounded here, before any
+    is decoded, a decode is bounded by the limit as a still's is. A TIFF's pages are decoded alone: not
+    counted."""
+    decoded = max(pages) + 1
     total = width * height * decoded
     if original in ANIMATED and total > limits.max_pixels:
-        reach = f"frame {pages[0] + 1}" if len(pages) == 1 else f"frames up to {max(pages) + 1}"
+        reach = f"frame {decoded}" if len(set(pages)) == 1 else f"frames up to {decoded}"
         raise TooLarge(
             f"Animation is too large: each frame is drawn over the frames before it, so delivering {reach} "
             f"decodes {decoded} frames of {width}x{height} pixels ({megapixels(total)} "
@@ -85,29 +86,46 @@ def still_only(plan_reason: str | None) -> None:
 def load(
     source: Source, pages: Sequence[int], limits: Limits, size: tuple[int, int] | None, watch: Watch
 ) -> list[pyvips.Image]:
-    """The chosen frames (0-based page numbers, in that order; transform/timeline.py chooses them) of
-    ``source`` as separate 8-bit sRGB images, each owned by ``watch``, scaled to ``size`` with
-    shrink-on-load when given."""
-    frames: list[pyvips.Image] = []
-    for first, count in _runs(pages):
-        # Consecutive frames are decoded together: a GIF frame is drawn over the ones before it, so
-        # decoding frames one by one would decode the start of the animation again for each.
-        # Owned before it is computed, so that stopping the render stops the decode at its next tile.
-        if size is not None:  # (thumbnail is an operation libvips never caches: this render's alone)
-            strip = watch.own(thumbnail(source, *size, autorotate=False, page=first, pages=count), fresh=True)
-        else:
-            strip = watch.own(pixels.normalize(open_image(source, limits, page=first, pages=count)[0]))
-        # In memory once: each frame is read by its own steps, in whatever order they read it.
-        strip = watch.materialise(strip)
-        height = strip.height // count
-        for index in range(count):
-            frame = strip.crop(0, index * height, strip.width, height).copy()
-            for name in _STRIP_FIELDS:
-                if frame.get_typeof(name) != 0:
-                    frame.remove(name)
-            frames.append(watch.own(frame, fresh=True))  # a copy of its own
-        watch.release(strip)
-    return frames
+    """The chosen frames (0-based page numbers, in that order, repeats allowed; transform/timeline.py
+    chooses them) of ``source`` as separate 8-bit sRGB images, each owned by ``watch``, scaled to ``size``
+    (a WebP with shrink-on-load) when given."""
+    # One loader over the frames up to the last one chosen, read once from the top: a GIF or WebP frame is
+    # drawn over the ones before it, and the loader decodes its frames in order, holding only the current
+    # one (libnsgif's frame, libvips' WebP canvas). A loader per run of consecutive frames decoded the
+    # start again for each run (vs_10 of 300 frames: 1360 frames). Sequential access: random access would
+    # decode the whole strip into memory (or a temporary file) first; this way only the frames chosen are
+    # kept, each copied out as the read passes it. (A sequential load is never cached: this render's own.)
+    reach = max(pages) + 1
+    scale = 1.0
+    if size is not None:
+        header, fmt = open_image(source, limits)  # (the render's own open of the header: libvips' cache)
+        if fmt == "webp":  # libwebp decodes smaller (what thumbnail does); the rest is scaled per frame
+            scale = min(1.0, max(size[0] / header.width, size[1] / header.height))
+    opened, _ = open_image(source, limits, access="sequential", pages=reach, scale=scale)
+    # Owned before it is computed, so that stopping the render stops the decode at its next tile.
+    strip = watch.own(pixels.normalize(opened))
+    height = strip.height // reach
+    passing = pyvips.Region.new(strip)
+    read = 0  # the frames read so far
+    decoded: dict[int, pyvips.Image] = {}
+    for page in sorted(set(pages)):  # in increasing order: the strip is read top to bottom, once
+        # The frames in between, one request each (a pixel of a frame's last line: the loader passes
+        # every line of the strip on its way). Reaching frame 1000 in one request would hold the render
+        # until it is reached (libvips checks the kill flag once per request); so the watch can stop
+        # the render between any two frames.
+        for skipped in range(read, page):
+            passing.fetch(0, (skipped + 1) * height - 1, 1, 1)
+        read = page + 1
+        frame = strip.crop(0, page * height, strip.width, height).copy()
+        for name in _STRIP_FIELDS:
+            if frame.get_typeof(name) != 0:
+                frame.remove(name)
+        if size is not None:
+            # Each chosen frame alone: a thumbnail of the strip would scale every frame up to the last.
+            frame = frame.thumbnail_image(size[0], height=size[1], size="force", no_rotate=True)
+        decoded[page] = frame.copy_memory()  # in memory: read by its own steps, in whatever order
+    watch.release(strip)
+    return [watch.own(decoded[page]) for page in pages]  # each a copy of its own (a page may repeat)
 
 
 def run_frames(steps: Sequence[Action], ctx: Ctx, frames: list[pyvips.Image]) -> list[pyvips.Image]:
@@ -145,14 +163,3 @@ def join(frames: list[pyvips.Image], delays: Sequence[int], loop: int) -> pyvips
     strip.set_type(pyvips.GValue.array_int_type, "delay", list(delays))
     strip.set_type(pyvips.GValue.gint_type, "loop", loop)
     return strip
-
-
-def _runs(pages: Sequence[int]) -> list[tuple[int, int]]:
-    """[0, 1, 2, 5, 3] -> [(0, 3), (5, 1), (3, 1)]: (first page, count) of consecutive pages."""
-    runs: list[tuple[int, int]] = []
-    for page in pages:
-        if runs and runs[-1][0] + runs[-1][1] == page:
-            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
-        else:
-            runs.append((page, 1))
-    return runs
