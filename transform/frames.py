@@ -34,6 +34,10 @@ from transform.ops import Action, Ctx
 from transform.plan import MATERIALISE_EVERY
 from transform.watch import Watch
 
+#: About how many lines of a GIF's strip ``load`` passes in one request on the way to a chosen frame (at
+#: least a frame): libvips takes ~4 us a request of 1 to 16 lines, so the watch waits at most ~20 ms
+#: (plus the decoding of the frames passed) to stop it.
+_PASSED_LINES = 4096
 #: What libvips' loaders put on a strip; a frame cut from one must not carry them into the steps
 #: (``thumbnail_image`` of an image with a page-height would scale it as pages).
 _STRIP_FIELDS = ("page-height", "n-pages", "delay", "gif-delay", "loop", "gif-loop")
@@ -58,9 +62,9 @@ def check_decoded(width: int, height: int, pages: Sequence[int], original: str, 
     still of frame n, inside one libvips region request that the render's watch, which stops work between
     tiles (transform/watch.py), cannot stop (pg_10000 of 10000 frames of 1000x1000 pixels held a render
     thread for a minute); for an animation, in one read from the first frame to the last one chosen
-    (``load``), each frame decoded once whichever and however many are chosen. Bounded here, before any
-    is decoded, a decode is bounded by the limit as a still's is. A TIFF's pages are decoded alone: not
-    counted."""
+    (``load``; a WebP's inside one request too), each frame decoded once whichever are chosen. Bounded
+    here, before any is decoded, a decode is bounded by the limit as a still's is. A TIFF's pages are
+    decoded alone: not counted."""
     decoded = max(pages) + 1
     total = width * height * decoded
     if original in ANIMATED and total > limits.max_pixels:
@@ -90,11 +94,13 @@ def load(
     chooses them) of ``source`` as separate 8-bit sRGB images, each owned by ``watch``, scaled to ``size``
     (a WebP with shrink-on-load) when given."""
     # One loader over the frames up to the last one chosen, read once from the top: a GIF or WebP frame is
-    # drawn over the ones before it, and the loader decodes its frames in order, holding only the current
-    # one (libnsgif's frame, libvips' WebP canvas). A loader per run of consecutive frames decoded the
-    # start again for each run (vs_10 of 300 frames: 1360 frames). Sequential access: random access would
-    # decode the whole strip into memory (or a temporary file) first; this way only the frames chosen are
-    # kept, each copied out as the read passes it. (A sequential load is never cached: this render's own.)
+    # drawn over the ones before it, and a loader decodes its frames in order. A loader per run of
+    # consecutive frames decoded the start again for each run (vs_10 of 300 frames: 1360 frames).
+    # What libvips holds meanwhile (libvips 8.18): a GIF loader is sequential, holding only its current
+    # frame (300 frames of 400x400: 30 MB in all); the WebP loader is not, and decodes the strip up to the
+    # last frame chosen at the first request, into memory (under libvips' 100 MB disc threshold) or an
+    # unlinked temporary file, as it decoded each run before. Either way check_decoded has bounded it.
+    # (A sequential load is never cached: this render's own.)
     reach = max(pages) + 1
     scale = 1.0
     if size is not None:
@@ -105,25 +111,30 @@ def load(
     # Owned before it is computed, so that stopping the render stops the decode at its next tile.
     strip = watch.own(pixels.normalize(opened))
     height = strip.height // reach
-    passing = pyvips.Region.new(strip)
+    step = max(1, _PASSED_LINES // height)  # frames passed per request on the way to a chosen frame
     read = 0  # the frames read so far
     decoded: dict[int, pyvips.Image] = {}
-    for page in sorted(set(pages)):  # in increasing order: the strip is read top to bottom, once
-        # The frames in between, one request each (a pixel of a frame's last line: the loader passes
-        # every line of the strip on its way). Reaching frame 1000 in one request would hold the render
-        # until it is reached (libvips checks the kill flag once per request); so the watch can stop
-        # the render between any two frames.
-        for skipped in range(read, page):
-            passing.fetch(0, (skipped + 1) * height - 1, 1, 1)
-        read = page + 1
-        frame = strip.crop(0, page * height, strip.width, height).copy()
-        for name in _STRIP_FIELDS:
-            if frame.get_typeof(name) != 0:
-                frame.remove(name)
+    for first, count in _runs(sorted(set(pages))):  # in increasing order: the strip is read top to bottom
+        # The frames in between, passed in requests of their own (a GIF's loader walks every line of the
+        # strip on its way, 16 lines per libvips request, 1 for heights with no factor near 16): the
+        # watch, which libvips consults once per request, can stop the render between them. (A WebP's
+        # strip is decoded at the first request.) A Region.fetch per step would spare the request's
+        # threads, but held ~60 KB more per fetch of a WebP strip.
+        for reached in range(read + step, first + 1, step):
+            strip.crop(0, reached * height - 1, 1, 1).copy_memory()  # the last line of the frames reached
+        read = first + count
+        # Consecutive frames chosen are computed together (one evaluation, each frame scaled as a page).
+        run = strip.crop(0, first * height, strip.width, count * height).copy()
+        run.set_type(pyvips.GValue.gint_type, "page-height", height)
         if size is not None:
-            # Each chosen frame alone: a thumbnail of the strip would scale every frame up to the last.
-            frame = frame.thumbnail_image(size[0], height=size[1], size="force", no_rotate=True)
-        decoded[page] = frame.copy_memory()  # in memory: read by its own steps, in whatever order
+            run = run.thumbnail_image(size[0], height=size[1], size="force", no_rotate=True)
+        run = run.copy_memory()  # in memory: each frame is read by its own steps, in whatever order
+        for index in range(count):
+            frame = run.crop(0, index * run.height // count, run.width, run.height // count).copy()
+            for name in _STRIP_FIELDS:
+                if frame.get_typeof(name) != 0:
+                    frame.remove(name)
+            decoded[first + index] = frame
     watch.release(strip)
     return [watch.own(decoded[page]) for page in pages]  # each a copy of its own (a page may repeat)
 
@@ -163,3 +174,14 @@ def join(frames: list[pyvips.Image], delays: Sequence[int], loop: int) -> pyvips
     strip.set_type(pyvips.GValue.array_int_type, "delay", list(delays))
     strip.set_type(pyvips.GValue.gint_type, "loop", loop)
     return strip
+
+
+def _runs(pages: Sequence[int]) -> list[tuple[int, int]]:
+    """[0, 1, 2, 5, 6, 9] -> [(0, 3), (5, 2), (9, 1)]: (first page, count) of consecutive pages."""
+    runs: list[tuple[int, int]] = []
+    for page in pages:
+        if runs and runs[-1][0] + runs[-1][1] == page:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((page, 1))
+    return runs
