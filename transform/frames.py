@@ -34,10 +34,6 @@ from transform.ops import Action, Ctx
 from transform.plan import MATERIALISE_EVERY
 from transform.watch import Watch
 
-#: About how many lines of a GIF's strip ``load`` passes in one request on the way to a chosen frame (at
-#: least a frame): libvips takes ~4 us a request of 1 to 16 lines, so the watch waits at most ~20 ms
-#: (plus the decoding of the frames passed) to stop it.
-_PASSED_LINES = 4096
 #: What libvips' loaders put on a strip; a frame cut from one must not carry them into the steps
 #: (``thumbnail_image`` of an image with a page-height would scale it as pages).
 _STRIP_FIELDS = ("page-height", "n-pages", "delay", "gif-delay", "loop", "gif-loop")
@@ -61,10 +57,10 @@ def check_decoded(width: int, height: int, pages: Sequence[int], original: str, 
     (libnsgif, libvips' WebP compositor), so reaching frame n decodes every frame before it too: for a
     still of frame n, inside one libvips region request that the render's watch, which stops work between
     tiles (transform/watch.py), cannot stop (pg_10000 of 10000 frames of 1000x1000 pixels held a render
-    thread for a minute); for an animation, in one read from the first frame to the last one chosen
-    (``load``; a WebP's inside one request too), each frame decoded once whichever are chosen. Bounded
-    here, before any is decoded, a decode is bounded by the limit as a still's is. A TIFF's pages are
-    decoded alone: not counted."""
+    thread for a minute); for an animation, in one read from the first frame to the last one chosen,
+    each frame decoded once whichever are chosen, or in a loader per run of consecutive frames where that
+    costs less (``load``), each an unstoppable request too. Bounded here, before any is decoded, a decode
+    is bounded by the limit as a still's is. A TIFF's pages are decoded alone: not counted."""
     decoded = max(pages) + 1
     total = width * height * decoded
     if original in ANIMATED and total > limits.max_pixels:
@@ -93,50 +89,83 @@ def load(
     """The chosen frames (0-based page numbers, in that order, repeats allowed; transform/timeline.py
     chooses them) of ``source`` as separate 8-bit sRGB images, each owned by ``watch``, scaled to ``size``
     (a WebP with shrink-on-load) when given."""
-    # One loader over the frames up to the last one chosen, read once from the top: a GIF or WebP frame is
-    # drawn over the ones before it, and a loader decodes its frames in order. A loader per run of
-    # consecutive frames decoded the start again for each run (vs_10 of 300 frames: 1360 frames).
-    # What libvips holds meanwhile (libvips 8.18): a GIF loader is sequential, holding only its current
-    # frame (300 frames of 400x400: 30 MB in all); the WebP loader is not, and decodes the strip up to the
-    # last frame chosen at the first request, into memory (under libvips' 100 MB disc threshold) or an
-    # unlinked temporary file, as it decoded each run before. Either way check_decoded has bounded it.
-    # (A sequential load is never cached: this render's own.)
+    # A GIF or WebP frame is drawn over the ones before it, so a loader decodes every frame before the
+    # first it delivers. Two ways to read the runs of consecutive frames chosen, whichever costs less:
+    # - one loader over the frames up to the last one chosen, each run cropped from it in increasing
+    #   order: each frame decoded once (vs_10 of 300 frames: 300 frames, not the 1360 of a loader per run),
+    #   but libvips carries the whole strip: a GIF's sequential loader line by line, a few lines per
+    #   request (``_strip_cost``), a WebP's loader (not sequential) decoding it whole into memory or an
+    #   unlinked temporary file at the first request;
+    # - a loader per run (``page``, ``pages``): each decodes the frames before its run again, inside the
+    #   decoder (libnsgif, libwebp), and carries only its run (pg_1;300: 301 frames decoded, 2 carried).
+    # Either decode is one libvips request the render's watch cannot stop, as a still's decode is one:
+    # check_decoded bounded the frames up to the last one chosen by the limit before any is decoded, so
+    # the one loader's work is bounded; loaders per run are taken only where they cost less.
     reach = max(pages) + 1
+    runs = _runs(sorted(set(pages)))  # in increasing order: a strip is read top to bottom
+    header, fmt = open_image(source, limits)  # (the render's own open of the header: libvips' cache)
     scale = 1.0
-    if size is not None:
-        header, fmt = open_image(source, limits)  # (the render's own open of the header: libvips' cache)
-        if fmt == "webp":  # libwebp decodes smaller (what thumbnail does); the rest is scaled per frame
-            scale = min(1.0, max(size[0] / header.width, size[1] / header.height))
-    opened, _ = open_image(source, limits, access="sequential", pages=reach, scale=scale)
-    # Owned before it is computed, so that stopping the render stops the decode at its next tile.
-    strip = watch.own(pixels.normalize(opened))
-    height = strip.height // reach
-    step = max(1, _PASSED_LINES // height)  # frames passed per request on the way to a chosen frame
-    read = 0  # the frames read so far
+    if size is not None and fmt == "webp":  # libwebp decodes smaller (what thumbnail does); the rest is
+        scale = min(1.0, max(size[0] / header.width, size[1] / header.height))  # scaled per frame
+    per_run = sum(first + count for first, count in runs)
+    strip_cost = _strip_cost(fmt, header.width, header.height) * reach
     decoded: dict[int, pyvips.Image] = {}
-    for first, count in _runs(sorted(set(pages))):  # in increasing order: the strip is read top to bottom
-        # The frames in between, passed in requests of their own (a GIF's loader walks every line of the
-        # strip on its way, 16 lines per libvips request, 1 for heights with no factor near 16): the
-        # watch, which libvips consults once per request, can stop the render between them. (A WebP's
-        # strip is decoded at the first request.) A Region.fetch per step would spare the request's
-        # threads, but held ~60 KB more per fetch of a WebP strip.
-        for reached in range(read + step, first + 1, step):
-            strip.crop(0, reached * height - 1, 1, 1).copy_memory()  # the last line of the frames reached
-        read = first + count
-        # Consecutive frames chosen are computed together (one evaluation, each frame scaled as a page).
-        run = strip.crop(0, first * height, strip.width, count * height).copy()
-        run.set_type(pyvips.GValue.gint_type, "page-height", height)
-        if size is not None:
-            run = run.thumbnail_image(size[0], height=size[1], size="force", no_rotate=True)
-        run = run.copy_memory()  # in memory: each frame is read by its own steps, in whatever order
-        for index in range(count):
-            frame = run.crop(0, index * run.height // count, run.width, run.height // count).copy()
-            for name in _STRIP_FIELDS:
-                if frame.get_typeof(name) != 0:
-                    frame.remove(name)
-            decoded[first + index] = frame
-    watch.release(strip)
+    if per_run <= strip_cost:
+        for first, count in runs:
+            strip = _open_strip(source, limits, first, count, scale, watch)
+            decoded.update(_read_run(strip, first, 0, count, size))
+            watch.release(strip)
+    else:
+        strip = _open_strip(source, limits, 0, reach, scale, watch)
+        for first, count in runs:  # stopped between runs, the render stops at the next one (owned strip)
+            decoded.update(_read_run(strip, first, first, count, size))
+        watch.release(strip)
     return [watch.own(decoded[page]) for page in pages]  # each a copy of its own (a page may repeat)
+
+
+def _open_strip(
+    source: Source, limits: Limits, page: int, count: int, scale: float, watch: Watch
+) -> pyvips.Image:
+    """Frames ``page`` to ``page + count - 1`` as a strip, 8-bit sRGB, owned by ``watch``."""
+    # Sequential: a GIF loader holds only its current frame. (A sequential load is never cached: this
+    # render's own.)
+    opened, _ = open_image(source, limits, access="sequential", page=page, pages=count, scale=scale)
+    # Owned before it is computed, so that stopping the render stops the decode at its next tile.
+    return watch.own(pixels.normalize(opened))
+
+
+def _read_run(
+    strip: pyvips.Image, first: int, at: int, count: int, size: tuple[int, int] | None
+) -> dict[int, pyvips.Image]:
+    """The ``count`` frames from frame ``at`` of ``strip`` (frames ``first``... of the animation), in
+    memory, each scaled to ``size`` when given: one evaluation, each frame scaled as a page."""
+    height = strip.get("page-height") if strip.get_typeof("page-height") != 0 else strip.height // count
+    run = strip.crop(0, at * height, strip.width, count * height).copy()
+    run.set_type(pyvips.GValue.gint_type, "page-height", height)
+    if size is not None:
+        run = run.thumbnail_image(size[0], height=size[1], size="force", no_rotate=True)
+    run = run.copy_memory()  # in memory: each frame is read by its own steps, in whatever order
+    frames: dict[int, pyvips.Image] = {}
+    for index in range(count):
+        frame = run.crop(0, index * run.height // count, run.width, run.height // count).copy()
+        for name in _STRIP_FIELDS:
+            if frame.get_typeof(name) != 0:
+                frame.remove(name)
+        frames[first + index] = frame
+    return frames
+
+
+def _strip_cost(fmt: str, width: int, height: int) -> float:
+    """What one loader over the whole strip costs per frame it passes, in frames decoded by a loader of
+    their own (measured, libvips 8.18, 150 frames, the last one read). A WebP strip is decoded whole into
+    memory or a temporary file: ~3 (400x400: 3.2 to 3.4). A GIF's sequential loader is asked for the strip
+    a few lines at a time, at ~4 us a request, as many lines as the largest divisor of the frame height up
+    to 16 (a prime height: one line), while its frames decode at ~3 ns a pixel and ~10 ns a line: 400x400
+    1.1, 400x401 3.2, 50x53 19, 2x4001 87."""
+    if fmt != "gif":
+        return 3.0
+    lines = max(lines for lines in range(1, 17) if height % lines == 0)
+    return 1.0 + 4000 / (lines * (3 * width + 10))
 
 
 def run_frames(steps: Sequence[Action], ctx: Ctx, frames: list[pyvips.Image]) -> list[pyvips.Image]:

@@ -392,7 +392,7 @@ EVERY_30TH = list(range(0, 300, 30))
         ("vs_10", EVERY_30TH),  # 10 instants over 12 s: frames 1, 31 ... 271 (decoded: 271, not 1360)
         ("vs_1.2s", EVERY_30TH),
         ("c_scale,w_30/vs_10", EVERY_30TH),  # each frame scaled (a WebP decoded at half size)
-        ("pg_1;50;100;150", [0, 49, 99, 149]),  # decoded: 150 frames, not 301
+        ("pg_1;50;100;150", [0, 49, 99, 149]),  # counted: 150 frames, not 301 (decoded: a loader a run)
         ("pg_150;1;150", [149, 0, 149]),  # in the order written, a frame twice
         ("pg_1-3;298-", [0, 1, 2, 297, 298, 299]),
     ],
@@ -400,9 +400,10 @@ EVERY_30TH = list(range(0, 300, 30))
 def test_sparse_frames_of_a_long_animation_are_decoded_once(
     transformation: str, kept: list[int], fmt: str, files: dict[str, Path]
 ) -> None:
-    """Each chosen frame needs the frames before it (a frame holds only what changed): they are
-    decoded once, in one read up to the last frame chosen, and counted once against the limit. A read
-    per run of consecutive frames decoded (and counted) the start again for each: over the limit here."""
+    """Each chosen frame needs the frames before it (a frame holds only what changed): the frames up
+    to the last one chosen are counted once against the limit (counted per run of consecutive frames,
+    from the first frame each time, they were over it here). They are read in one pass (vs_10), or by a
+    loader per run where that costs less (a WebP's pg_1;50;100;150: 301 frames decoded, 4 kept)."""
     rendered = run(transformation, numbered_animation(fmt), files, extension=fmt, limits=ONCE)
     assert (rendered.format, rendered.frames) == (fmt, len(kept))
     assert frame_numbers(rendered.data) == kept
@@ -437,6 +438,18 @@ def test_frames_reaching_too_far_are_refused_before_any_is_decoded(
     limit = Limits(max_pixels=270 * 60 * 20)  # one frame short of vs_10's 271
     with pytest.raises(TooLarge, match="delivering frames up to 271 decodes 271 frames of 60x20 pixels"):
         run("vs_10", numbered_animation(), files, extension="gif", limits=limit)
+
+
+@pytest.mark.parametrize(("transformation", "kept"), [("pg_300;1;3", [299, 0, 2]), ("vs_10", EVERY_30TH)])
+def test_far_frames_of_tall_narrow_frames_are_the_frames_chosen(
+    transformation: str, kept: list[int], files: dict[str, Path]
+) -> None:
+    """libvips passes a GIF strip of frames 4001 (a prime) lines high one line per request (~4 us each):
+    one read over 300 frames of 10x4001 pixels takes seconds, so a loader per run of frames chosen
+    decodes the frames before it inside libnsgif instead. Each frame delivered is the one chosen."""
+    source = numbered_animation("gif", width=10, height=4001)
+    rendered = run(transformation, source, files, extension="gif")
+    assert frame_numbers(rendered.data) == kept
 
 
 def test_frames_within_the_decoding_limit_are_delivered(files: dict[str, Path]) -> None:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import pytest
 import pyvips
 from transform_helpers import animation
@@ -131,23 +129,3 @@ def test_an_animations_frames_are_owned_before_they_are_decoded() -> None:
             frames.load(source, [0, 1, 2], Limits(), size, watch)
     assert len(frames.load(source, [0, 1, 2], Limits(), None, Watch())) == 3
 
-
-def test_the_frames_on_the_way_to_a_far_frame_are_read_one_request_each() -> None:
-    """frames.load reads every frame up to the last one chosen (each is drawn over the ones before it), a
-    request for each: a render stopped on the way stops at the next frame. libvips passes a strip one
-    request per line for frames 4001 (a prime) lines high: 300 frames of 2x4001 pixels take seconds to
-    pass, which in one request no watch could stop."""
-    count, height = 300, 4001
-    colours = np.array([[(37 * i) % 256, 90, 200] for i in range(count)], dtype=np.uint8)
-    strip = pyvips.Image.new_from_array(np.repeat(colours, 2 * height, axis=0).reshape(count * height, 2, 3))
-    strip = strip.copy(interpretation="srgb")
-    strip.set_type(pyvips.GValue.gint_type, "page-height", height)
-    source = bytes(strip.gifsave_buffer())
-    with stopped_after(0.2) as watch:
-        started = time.monotonic()
-        with pytest.raises(pyvips.Error, match="killed"):
-            frames.load(source, [0, count - 1], Limits(), None, watch)
-        assert time.monotonic() - started < 2.5  # at the next frame, not at the end of the read (~6 s)
-    third, first = frames.load(source, [2, 0], Limits(), None, Watch())  # unstopped: the frames themselves
-    colours = [list(frame.getpoint(1, height - 1))[:3] for frame in (third, first)]
-    assert colours == [[74, 90, 200], [0, 90, 200]]
