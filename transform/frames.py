@@ -100,7 +100,8 @@ def load(
     #   decoder (libnsgif, libwebp), and carries only its run (pg_1;300: 301 frames decoded, 2 carried).
     # Either decode is one libvips request the render's watch cannot stop, as a still's decode is one:
     # check_decoded bounded the frames up to the last one chosen by the limit before any is decoded, so
-    # the one loader's work is bounded; loaders per run are taken only where they cost less.
+    # the one loader's work is bounded; loaders per run are taken only where they cost less and their
+    # frames together are within the limit as well.
     reach = max(pages) + 1
     runs = _runs(sorted(set(pages)))  # in increasing order: a strip is read top to bottom
     header, fmt = open_image(source, limits)  # (the render's own open of the header: libvips' cache)
@@ -110,7 +111,10 @@ def load(
     per_run = sum(first + count for first, count in runs)
     strip_cost = _strip_cost(fmt, header.width, header.height) * reach
     decoded: dict[int, pyvips.Image] = {}
-    if per_run <= strip_cost:
+    # Loaders per run only where their decodes together are within the limit too, as the one loader's
+    # are (check_decoded): whichever way is taken, what is decoded is bounded by the limit.
+    bounded = per_run * header.width * header.height <= limits.max_pixels
+    if per_run <= strip_cost and bounded:
         for first, count in runs:
             strip = _open_strip(source, limits, first, count, scale, watch)
             decoded.update(_read_run(strip, first, 0, count, size))
