@@ -46,10 +46,17 @@ def sniff(head: bytes) -> str | None:
 
 
 def open_image(
-    source: Source, limits: Limits, *, access: str = "random", page: int = 0, pages: int = 1
+    source: Source,
+    limits: Limits,
+    *,
+    access: str = "random",
+    page: int = 0,
+    pages: int = 1,
+    scale: float = 1.0,
 ) -> tuple[pyvips.Image, str]:
     """The lazily-opened original (header read, pixels not yet) and its format: its first page, or
-    ``pages`` pages from ``page`` (0-based) as one tall strip, each ``page-height`` high (animations)."""
+    ``pages`` pages from ``page`` (0-based) as one tall strip, each ``page-height`` high (animations).
+    ``scale``: a WebP decoded that much smaller (libwebp scales as it decodes: shrink-on-load)."""
     if isinstance(source, bytes):
         fmt = sniff(source[:16])
     else:
@@ -60,7 +67,11 @@ def open_image(
             raise NotFound("Resource not found", detail=str(exc)) from exc
     if fmt is None:
         raise Undecodable("Image cannot be decoded: not a JPEG, PNG, GIF, WebP, AVIF, HEIC or TIFF image")
-    options = {"access": access, "fail_on": "truncated", **_page_options(page, pages)}
+    options: dict[str, object] = {"access": access, "fail_on": "truncated", **_page_options(page, pages)}
+    if scale != 1.0:
+        if fmt != "webp":
+            raise ValueError(f"only a WebP is decoded scaled, not {fmt}")  # (our bug: the loader has none)
+        options["scale"] = scale
     try:
         if isinstance(source, bytes):
             image = pyvips.Image.new_from_buffer(source, "", **options)
@@ -100,16 +111,16 @@ def decode(source: Source, limits: Limits, autorotate: bool = True) -> pyvips.Im
 
 
 def thumbnail(
-    source: Source, width: int, height: int, *, autorotate: bool = True, page: int = 0, pages: int = 1
+    source: Source, width: int, height: int, *, autorotate: bool = True, page: int = 0
 ) -> pyvips.Image:
     """Exactly ``width`` x ``height``, auto-rotated (unless told not to), decoded with shrink-on-load (JPEG
     DCT scaling, WebP and HEIF reduced decodes): the fast path when the first step only scales the image.
-    ``page``, ``pages``: as ``open_image``; each page of the strip is scaled to ``width`` x ``height``."""
+    ``page``: as ``open_image`` (an animation's frames are scaled by transform/frames.py)."""
     options: dict[str, object] = {"height": height, "size": "force", "fail_on": "truncated",
                                   "no_rotate": not autorotate}  # fmt: skip
     # Loader options go into the file name ("anim.gif[page=2]") or option_string: thumbnail has no
     # arguments of its own for them.
-    chosen = ",".join(f"{name}={value}" for name, value in _page_options(page, pages).items())
+    chosen = ",".join(f"{name}={value}" for name, value in _page_options(page, 1).items())
     if isinstance(source, bytes):
         image = pyvips.Image.thumbnail_buffer(source, width, option_string=chosen, **options)
     else:

@@ -10,7 +10,7 @@ import pytest
 import pyvips
 
 from tests.app.helpers import SAMPLES, ClientFactory, EllipseSegmenter, wait_for_200
-from tests.transform.transform_helpers import animation, declared_gif
+from tests.transform.transform_helpers import animation, declared_gif, frame_numbers, numbered_animation
 
 
 @pytest.fixture
@@ -220,3 +220,30 @@ def test_the_frames_decoded_to_reach_a_frame_are_bounded_by_the_limit(
         ), url
         assert "the limit is 50.0 megapixels: deliver earlier frames (pg_)" in answer.headers["x-cld-error"]
     assert client.get("/image/upload/c_scale,w_10,pg_40/docs/bomb.gif").status_code == 200
+
+
+def test_sparse_frames_of_a_long_animation_are_delivered(make_client: ClientFactory, originals: Path) -> None:
+    """300 frames of 60x20 pixels, each showing its index (from 0): vs_ and a pg_ list deliver the frames
+    they choose, the frames before the last one decoded once (each is drawn over the ones before it), and
+    counted once against the limit, here every frame once. Reaching further than the limit allows is a 413."""
+    (originals / "docs" / "long.gif").write_bytes(numbered_animation("gif"))
+    (originals / "docs" / "long.webp").write_bytes(numbered_animation("webp"))
+    client = make_client(originals=originals, max_pixels=300 * 60 * 20)
+    for url, kept in [
+        ("/image/upload/vs_10/docs/long.gif", list(range(0, 300, 30))),
+        ("/image/upload/c_scale,w_30/vs_10/docs/long.webp", list(range(0, 300, 30))),
+        ("/image/upload/pg_1;50;100;150/docs/long.gif", [0, 49, 99, 149]),
+        ("/image/upload/pg_150;1;300/docs/long.webp", [149, 0, 299]),
+    ]:
+        answer = client.get(url)
+        assert answer.status_code == 200, url
+        assert frame_numbers(answer.content) == kept, url
+    client = make_client(originals=originals, max_pixels=100 * 60 * 20)
+    answer = client.get("/image/upload/vs_10/docs/long.webp")  # (not one rendered above: no cached copy)
+    assert answer.status_code == 413
+    assert answer.headers["x-cld-error"] == (
+        "Animation is too large: each frame is drawn over the frames before it, so delivering frames up to "
+        "271 decodes 271 frames of 60x20 pixels (0.325 megapixels together); the limit is 0.120 megapixels: "
+        "deliver earlier frames (pg_)"
+    )
+    assert frame_numbers(client.get("/image/upload/pg_1;50;100/docs/long.gif").content) == [0, 49, 99]

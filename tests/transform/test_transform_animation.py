@@ -12,12 +12,21 @@ from pathlib import Path
 
 import pytest
 import pyvips
-from transform_helpers import FRAME_COLOURS, CornerSegmenter, animation, declared_gif, frames_of, run
+from transform_helpers import (
+    FRAME_COLOURS,
+    CornerSegmenter,
+    animation,
+    declared_gif,
+    frame_numbers,
+    frames_of,
+    numbered_animation,
+    run,
+)
 
 from cache import PIPELINE_VERSION
 from grammar import parse_transformation
 from grammar.errors import BadRequest, InvalidArgument, TooLarge
-from transform import Limits, compile_plan, delivers_animation, negotiate_format
+from transform import Limits, compile_plan, delivers_animation, frames, negotiate_format
 from transform.ops.pages import Loop, Sampling, Timing
 from transform.timeline import sample
 
@@ -350,7 +359,7 @@ def test_all_frames_count_against_the_pixel_limit(files: dict[str, Path]) -> Non
     [
         ("pg_120", "gif", "frame 120", 120),  # a still of the last frame
         ("c_scale,w_10,pg_120", "png", "frame 120", 120),  # (shrink-on-load decodes it as well)
-        ("pg_1;120", "gif", "frames up to 120", 121),  # two frames delivered, each run from the first
+        ("pg_1;120", "gif", "frames up to 120", 120),  # two frames delivered, in one read from the first
         ("c_scale,w_10/pg_30-60", "webp", "frames up to 60", 60),
     ],
 )
@@ -358,8 +367,8 @@ def test_the_frames_decoded_to_reach_a_frame_count_against_the_pixel_limit(
     transformation: str, extension: str, reach: str, decoded: int, files: dict[str, Path]
 ) -> None:
     """A GIF frame is drawn over the frames before it: reaching frame 120 decodes 120 frames, here of a
-    megapixel each, in one libvips request the render budget cannot stop. They count against the
-    limit (50 megapixels) before any is decoded, whichever frames are delivered."""
+    megapixel each (the frames on the way to the last one chosen are decoded once, whichever are
+    chosen). They count against the limit (50 megapixels) before any is decoded."""
     source = declared_gif(120, 1000)
     with pytest.raises(TooLarge) as caught:
         run(transformation, source, files, extension=extension)
@@ -369,6 +378,78 @@ def test_the_frames_decoded_to_reach_a_frame_count_against_the_pixel_limit(
         f"decodes {decoded} frames of 1000x1000 pixels ({decoded}.0 megapixels together); the limit is "
         "50.0 megapixels: deliver earlier frames (pg_)"
     )
+
+
+#: Every frame of numbered_animation (300 frames of 60x20 pixels) decoded once, and not a frame more.
+ONCE = Limits(max_pixels=300 * 60 * 20)
+EVERY_30TH = list(range(0, 300, 30))
+
+
+@pytest.mark.parametrize("fmt", ["gif", "webp"])
+@pytest.mark.parametrize(
+    ("transformation", "kept"),
+    [
+        ("vs_10", EVERY_30TH),  # 10 instants over 12 s: frames 1, 31 ... 271 (decoded: 271, not 1360)
+        ("vs_1.2s", EVERY_30TH),
+        ("c_scale,w_30/vs_10", EVERY_30TH),  # each frame scaled (a WebP decoded at half size)
+        ("pg_1;50;100;150", [0, 49, 99, 149]),  # counted: 150 frames, not 301 (decoded: a loader a run)
+        ("pg_150;1;150", [149, 0, 149]),  # in the order written, a frame twice
+        ("pg_1-3;298-", [0, 1, 2, 297, 298, 299]),
+    ],
+)
+def test_sparse_frames_of_a_long_animation_are_decoded_once(
+    transformation: str, kept: list[int], fmt: str, files: dict[str, Path]
+) -> None:
+    """Each chosen frame needs the frames before it (a frame holds only what changed): the frames up
+    to the last one chosen are counted once against the limit (counted per run of consecutive frames,
+    from the first frame each time, they were over it here). They are read in one pass (vs_10), or by a
+    loader per run where that costs less (a WebP's pg_1;50;100;150: 301 frames decoded, 4 kept)."""
+    rendered = run(transformation, numbered_animation(fmt), files, extension=fmt, limits=ONCE)
+    assert (rendered.format, rendered.frames) == (fmt, len(kept))
+    assert frame_numbers(rendered.data) == kept
+    if transformation.startswith("vs_"):
+        assert delays_and_loop(rendered.data) == ([1200] * 10, 0)
+
+
+def test_frames_reaching_too_far_are_refused_before_any_is_decoded(
+    files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """10,000 frames of a megapixel each: reaching the last one, or sampling the animation, decodes
+    thousands of megapixels, a 413 before anything is decoded. Within the limit, the same numbers of
+    frames of a smaller animation are delivered."""
+    source = declared_gif(10_000, 1000)
+
+    def no_decoding(*args: object) -> None:
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(frames, "load", no_decoding)
+    for transformation, extension, reach, decoded in [
+        ("pg_10000", "gif", "frame 10000", 10_000),  # a still of the last frame
+        ("pg_1;10000", "webp", "frames up to 10000", 10_000),
+        ("vs_10", "gif", "frames up to 9001", 9001),  # instants 0, 1/10 ... 9/10 of the duration
+    ]:
+        with pytest.raises(TooLarge) as caught:
+            run(transformation, source, files, extension=extension)
+        assert caught.value.public == (
+            "Animation is too large: each frame is drawn over the frames before it, so delivering "
+            f"{reach} decodes {decoded} frames of 1000x1000 pixels ({decoded}.0 megapixels together); the "
+            "limit is 50.0 megapixels: deliver earlier frames (pg_)"
+        ), transformation
+    limit = Limits(max_pixels=270 * 60 * 20)  # one frame short of vs_10's 271
+    with pytest.raises(TooLarge, match="delivering frames up to 271 decodes 271 frames of 60x20 pixels"):
+        run("vs_10", numbered_animation(), files, extension="gif", limits=limit)
+
+
+@pytest.mark.parametrize(("transformation", "kept"), [("pg_300;1;3", [299, 0, 2]), ("vs_10", EVERY_30TH)])
+def test_far_frames_of_tall_narrow_frames_are_the_frames_chosen(
+    transformation: str, kept: list[int], files: dict[str, Path]
+) -> None:
+    """libvips passes a GIF strip of frames 4001 (a prime) lines high one line per request (~4 us each):
+    one read over 300 frames of 10x4001 pixels takes seconds, so a loader per run of frames chosen
+    decodes the frames before it inside libnsgif instead. Each frame delivered is the one chosen."""
+    source = numbered_animation("gif", width=10, height=4001)
+    rendered = run(transformation, source, files, extension="gif")
+    assert frame_numbers(rendered.data) == kept
 
 
 def test_frames_within_the_decoding_limit_are_delivered(files: dict[str, Path]) -> None:

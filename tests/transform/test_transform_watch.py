@@ -128,3 +128,4 @@ def test_an_animations_frames_are_owned_before_they_are_decoded() -> None:
         with pytest.raises(pyvips.Error):
             frames.load(source, [0, 1, 2], Limits(), size, watch)
     assert len(frames.load(source, [0, 1, 2], Limits(), None, Watch())) == 3
+

@@ -137,6 +137,42 @@ def declared_gif(frames: int, side: int) -> bytes:
     return data.replace(descriptor + struct.pack("<HH", 8, 8), descriptor + size)
 
 
+#: The bits of a frame's index numbered_animation draws (frames up to 1023).
+NUMBER_BITS = 10
+
+
+def numbered_animation(fmt: str = "gif", frames: int = 300, width: int = 60, height: int = 20) -> bytes:
+    """A long animated GIF or WebP whose frames show their own index (from 0) in binary: NUMBER_BITS
+    blocks across the top half, white for a 1, black for a 0 (which GIF's palette and WebP keep), over a
+    grey that darkens frame by frame; every frame 40 ms. The writers store only what changed from the
+    frame before (GIF: the changed rectangle over the previous frame), so a frame is right only when
+    the frames before it were decoded. ``frame_numbers`` reads the numbers back."""
+    block = width // NUMBER_BITS
+    ground = np.zeros((height, width), dtype=np.uint8)
+    planes = []
+    for index in range(frames):
+        ground[:] = 250 - index % 200
+        for bit in range(NUMBER_BITS):
+            ground[: height // 2, bit * block : (bit + 1) * block] = 255 if index >> bit & 1 else 0
+        planes.append(np.repeat(ground[:, :, None], 3, axis=2))
+    strip = pyvips.Image.new_from_array(np.concatenate(planes)).copy(interpretation="srgb")
+    strip.set_type(pyvips.GValue.gint_type, "page-height", height)
+    strip.set_type(pyvips.GValue.array_int_type, "delay", [40] * frames)
+    strip.set_type(pyvips.GValue.gint_type, "loop", 0)
+    return bytes(strip.gifsave_buffer() if fmt == "gif" else strip.webpsave_buffer(lossless=True))
+
+
+def frame_numbers(data: bytes) -> list[int]:
+    """The index each frame of an encoded numbered_animation (scaled or not) shows."""
+    numbers = []
+    for frame in frames_of(data):
+        block = frame.width / NUMBER_BITS
+        row = frame.height // 4  # the middle of the top half
+        bits = [frame.getpoint(int((bit + 0.5) * block), row)[0] > 128 for bit in range(NUMBER_BITS)]
+        numbers.append(sum(1 << bit for bit, on in enumerate(bits) if on))
+    return numbers
+
+
 def frames_of(data: bytes) -> list[pyvips.Image]:
     """Every frame of an encoded image (one for a still), as 8-bit sRGB."""
     image = pyvips.Image.new_from_buffer(data, "")
