@@ -31,6 +31,7 @@ def plan() -> dict[str, tuple[list[list[str]], str | None]]:
         "parse": ([["parse_bench.py"]], None),
         "startup": ([["startup_bench.py"]], None),
         "render": ([["render_bench.py"]], None),
+        "animation": ([["animation_bench.py"]], None),
         "faces": ([["faces_bench.py"]], None),
         "http": ([["http_bench.py"]], f"{' and '.join(missing)} not installed" if missing else None),
         "api": ([["api_bench.py"]], None),  # without wrk it skips its rps part itself
