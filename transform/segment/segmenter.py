@@ -191,8 +191,8 @@ class IsNetSegmenter:
             sure_plain, sure_flipped = score(plain), score(flipped)
             larger = holder(plain, flipped) if nesting else None
             if larger is flipped and max(sure_plain, sure_flipped) < REVIEW_BELOW:
-                # Neither view is sure enough to be shown to a person (``REVIEW_BELOW``): the mirror's
-                # extra part is not trusted, and the photo's own map (the default's) is kept alone.
+                # Both views would be sent to a person for review (``REVIEW_BELOW``): the mirror's extra
+                # part is not trusted, and the photo's own map (the default's) is kept alone.
                 return plain, True
             if larger is not None:
                 return larger, True
