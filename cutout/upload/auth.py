@@ -4,7 +4,10 @@
 The signature is the SDKs' ``api_sign_request``: every parameter but ``file``, ``cloud_name``,
 ``resource_type``, ``api_key`` and ``signature``, empty ones dropped, as ``k=v`` sorted and joined by
 ``&``, the secret appended, hex SHA-1 (40 characters) or SHA-256 (64). Signature version 2 (the SDKs'
-default) writes ``&`` inside a value as ``%26``; version 1 does not, and is accepted too. The timestamp
+default) writes ``&`` inside a value as ``%26``. Version 1 does not, which makes its string ambiguous: a
+signature for ``context=a&folder=f`` is also one for a lone ``context`` of ``a&folder=f``, so whoever holds
+a signed form could move one parameter into another's value (drop the folder it was signed for). It is
+refused; it differs from version 2 only where a value holds ``&``, and the refusal says so. The timestamp
 may be at most an hour old (Cloudinary's rule), and every comparison is in constant time.
 
 >>> sign({"public_id": "sample_image", "timestamp": "1315060510"}, "abcd")
@@ -131,10 +134,12 @@ def check_signed(
     if int(stamp) - now > MAX_AGE:
         raise unauthorized(f"Stale request - reported time {stamp} is more than 1 hour ahead")
     algorithm = _ALGORITHMS.get(len(signature))
-    valid = algorithm is not None and any(
-        [_same(signature.lower(), sign(params, api_secret, algorithm, version)) for version in (2, 1)]
+    if algorithm is not None and _same(signature.lower(), sign(params, api_secret, algorithm)):
+        return
+    hint = ""
+    if algorithm is not None and _same(signature.lower(), sign(params, api_secret, algorithm, 1)):
+        hint = (" It is a signature_version 1 signature, which leaves '&' inside values unescaped (an "
+                "ambiguous string): sign with signature_version 2, as current SDKs do.")  # fmt: skip
+    raise unauthorized(
+        f"Invalid Signature {signature[:64]}. String to sign - '{string_to_sign(params)}'.{hint}"
     )
-    if not valid:
-        raise unauthorized(
-            f"Invalid Signature {signature[:64]}. String to sign - '{string_to_sign(params)}'."
-        )

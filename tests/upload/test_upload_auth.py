@@ -42,7 +42,26 @@ def test_matches_the_sdk(algorithm: str, version: int) -> None:
     expected = api_sign_request(params, SECRET, algorithm, signature_version=version)
     assert auth.sign(params, SECRET, algorithm, version) == expected
     signed = {**params, "api_key": "k", "signature": expected}
-    auth.check_signed(signed, "k", SECRET, now=1700000000)
+    if version == 2:
+        auth.check_signed(signed, "k", SECRET, now=1700000000)
+        return
+    with pytest.raises(UploadError, match="signature_version 1") as info:  # values with '&': ambiguous
+        auth.check_signed(signed, "k", SECRET, now=1700000000)
+    assert info.value.status == 401
+    plain = {"public_id": "a/b c", "tags": "t1,t2", "timestamp": "1700000000"}  # no '&': v1 is v2
+    one = api_sign_request(plain, SECRET, algorithm, signature_version=1)
+    auth.check_signed({**plain, "api_key": "k", "signature": one}, "k", SECRET, now=1700000000)
+
+
+def test_a_version_1_signature_cannot_move_a_parameter_into_another_ones_value() -> None:
+    # Signed for a context and a folder; sent with the folder inside the context's value instead.
+    signed_for = {"context": "alt=a", "folder": "shop", "timestamp": "1700000000"}
+    signature = api_sign_request(signed_for, SECRET, "sha1", signature_version=1)
+    moved = {"context": "alt=a&folder=shop", "timestamp": "1700000000"}
+    with pytest.raises(UploadError, match="Invalid Signature") as info:
+        auth.check_signed({**moved, "api_key": "k", "signature": signature}, "k", SECRET, now=1700000000)
+    assert info.value.status == 401
+    auth.check_signed({**signed_for, "api_key": "k", "signature": signature}, "k", SECRET, now=1700000000)
 
 
 def test_refusals() -> None:
