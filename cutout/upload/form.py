@@ -1,5 +1,6 @@
 """The Upload API's multipart body, read as it streams in with python-multipart's own parser: fields
-as text, the one ``file`` part as the chunks the server received, joined once at the end.
+as text, the one ``file`` part as the chunks the server received, joined once at the end; or, when the
+caller is not known by the time ``file`` begins, in a temporary file (``spool``).
 
 starlette's ``MultiPartParser`` copies every chunk of a file part into a ``SpooledTemporaryFile`` (a
 ``BytesIO`` growing by reallocation, or a disk file past its spool size, written through the thread
@@ -11,22 +12,57 @@ is kept as it is (a part of one is a ``memoryview``, no copy), so the bytes are 
 from __future__ import annotations
 
 import codecs
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
+import anyio.to_thread
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from cutout.formbody import MISSING_END
 from cutout.upload.errors import bad
+from cutout.upload.spool import Spool
 
 #: More fields than this are refused (starlette's ``max_fields`` as the Upload API set it).
 MAX_FIELDS = 256
+#: The fields other than ``file``, together (a long context, tag list or eager list is a few KB): more is
+#: refused, so that the parameters of a caller not known yet never hold more memory than this.
+MAX_FIELDS_BYTES = 1 << 20
+
+#: Whether the fields read so far make the caller known (its signature holds); asked when ``file`` begins.
+Known = Callable[[list[tuple[str, str]]], bool]
+
+
+def text(raw: bytes, charset: str) -> str:
+    try:
+        return raw.decode(charset)
+    except UnicodeDecodeError:  # as starlette does: a field is never refused for its encoding
+        return raw.decode("latin-1")
 
 
 class FilePart:
-    def __init__(self, name: str, filename: str) -> None:
-        self.name, self.filename = name, filename
+    """The ``file`` part: its ``chunks`` in memory, or its ``spool`` when its caller was not known when it
+    began. ``filename`` is None for a ``file`` sent as a text field (a data URI, base64, a URL)."""
+
+    def __init__(
+        self, name: str, filename: str | None, spool: Spool | None = None, charset: str = "utf-8"
+    ) -> None:
+        self.name, self.filename, self.charset = name, filename, charset
         self.chunks: list[bytes | memoryview] = []
+        self.spool = spool
+
+    def add(self, data: bytes | memoryview) -> None:
+        if self.spool is not None:
+            self.spool.add(data)
+        else:
+            self.chunks.append(data)
+
+    def read(self) -> bytes:
+        """Blocking when spooled: the part's bytes."""
+        return self.spool.read() if self.spool is not None else b"".join(self.chunks)
+
+    def close(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
 
 
 class _Part:
@@ -38,23 +74,24 @@ class _Part:
 
 
 class MultipartForm:
-    """Callbacks for ``MultipartParser``: ``fields`` in order, and ``file``, the one file part."""
+    """Callbacks for ``MultipartParser``: ``fields`` in order, and ``file``, the one file part (or the
+    ``file`` field, when it is spooled)."""
 
-    def __init__(self, charset: str, max_field_bytes: int) -> None:
+    def __init__(self, charset: str, max_field_bytes: int, known: Known | None = None) -> None:
         self.charset = charset
         self.max_field_bytes = max_field_bytes  # a data URI or base64 ``file`` comes as a field
+        self.known = known
         self.fields: list[tuple[str, str]] = []
         self.file: FilePart | None = None
         self.ended = False  # the closing boundary was read
+        self._fields_bytes = 0
+        self._file_field = False  # a ``file`` text field was read into ``fields``
         self._part = _Part()
         self._header_name = bytearray()
         self._header_value = bytearray()
 
     def _text(self, raw: bytes) -> str:
-        try:
-            return raw.decode(self.charset)
-        except UnicodeDecodeError:  # as starlette does: a field is never refused for its encoding
-            return raw.decode("latin-1")
+        return text(raw, self.charset)
 
     def on_part_begin(self) -> None:
         self._part = _Part()
@@ -78,11 +115,23 @@ class MultipartForm:
         if b"filename" in options:
             if self._part.name != "file":
                 raise bad(f"Only file may be a file part, not {self._part.name[:40]}")
-            if self.file is not None:
+            if self.file is not None and self.file.filename is not None:
                 raise bad("Malformed form body: more than one file part")
-            self._part.file = self.file = FilePart(self._part.name, self._text(options[b"filename"]))
+            # The caller is known by now (the SDKs send the file last): kept in memory. Else on disk.
+            self._begin_file(self._text(options[b"filename"]), spooled=not self._known())
         elif len(self.fields) >= MAX_FIELDS:
             raise bad(f"Malformed form body: more than {MAX_FIELDS} fields")
+        elif self._part.name == "file" and not self._known():
+            self._begin_file(None, spooled=True)  # a data URI or base64 from a caller not known yet
+
+    def _known(self) -> bool:
+        return self.known is None or self.known(self.fields)
+
+    def _begin_file(self, filename: str | None, *, spooled: bool) -> None:
+        if self.file is not None or self._file_field:
+            raise bad("file is given more than once")
+        spool = Spool() if spooled else None
+        self._part.file = self.file = FilePart(self._part.name, filename, spool, self.charset)
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._part.file is not None:
@@ -90,20 +139,29 @@ class MultipartForm:
             # kept without a copy; a piece of one as a view of it, copied only by the final join.
             # (The parser's look-behind pieces are bytes too; anything mutable is copied.)
             if not isinstance(data, bytes):
-                self._part.file.chunks.append(bytes(data[start:end]))
+                self._part.file.add(bytes(data[start:end]))
             elif start == 0 and end == len(data):
-                self._part.file.chunks.append(data)
+                self._part.file.add(data)
             else:
-                self._part.file.chunks.append(memoryview(data)[start:end])
+                self._part.file.add(memoryview(data)[start:end])
             return
         if len(self._part.data) + end - start > self.max_field_bytes:
             raise bad(
                 f"Malformed form body: the field {self._part.name[:40]} is over {self.max_field_bytes} bytes"
             )
+        if self._part.name != "file":
+            self._fields_bytes += end - start
+            if self._fields_bytes > MAX_FIELDS_BYTES:
+                raise bad(f"Malformed form body: the fields other than file are over {MAX_FIELDS_BYTES} "
+                          "bytes together")  # fmt: skip
         self._part.data += data[start:end]
 
     def on_part_end(self) -> None:
         if self._part.file is None:
+            if self._part.name == "file":
+                if self.file is not None:
+                    raise bad("file is given more than once")
+                self._file_field = True
             self.fields.append((self._part.name, self._text(bytes(self._part.data))))
 
     def on_end(self) -> None:
@@ -111,10 +169,13 @@ class MultipartForm:
 
 
 async def read_multipart(
-    content_type: str, stream: AsyncIterator[bytes], max_field_bytes: int
+    content_type: str, stream: AsyncIterator[bytes], max_field_bytes: int, known: Known | None = None
 ) -> tuple[list[tuple[str, str]], FilePart | None]:
-    """The fields of a ``multipart/form-data`` body and its file part (None when it has none); a 400
-    naming what is wrong with a malformed one (a field over ``max_field_bytes`` included)."""
+    """The fields of a ``multipart/form-data`` body and its ``file`` part (None when it has none; a spooled
+    one is the caller's to read or close); a 400 naming what is wrong with a malformed one (a field over
+    ``max_field_bytes`` included). ``known``: whether the fields so far make the caller known; when it says
+    no as ``file`` begins, the file (or a ``file`` text field) is spooled to disk. Without it, every
+    caller is known."""
     _, params = parse_options_header(content_type)
     boundary = params.get(b"boundary")
     if not boundary:
@@ -124,17 +185,29 @@ async def read_multipart(
         charset = codecs.lookup(charset).name
     except LookupError:
         charset = "latin-1"
-    form = MultipartForm(charset, max_field_bytes)
+    form = MultipartForm(charset, max_field_bytes, known)
     callbacks = {name: getattr(form, name) for name in dir(MultipartForm) if name.startswith("on_")}
     parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
     try:
         async for chunk in stream:
             parser.write(chunk)
+            spool = form.file.spool if form.file is not None else None
+            if spool is not None and spool.due:
+                await anyio.to_thread.run_sync(spool.flush)
         parser.finalize()
+        # python-multipart's finalize() does not check that the body got to its end: a body cut short (a
+        # client that died, a proxy's limit) would pass as complete, its last part truncated or dropped.
+        if not form.ended:
+            raise bad(f"Malformed form body: {MISSING_END}")
     except FormParserError as exc:
+        _close(form)
         raise bad(f"Malformed form body: Invalid multipart data ({exc})") from None
-    # python-multipart's finalize() does not check that the body got to its end: a body cut short (a
-    # client that died, a proxy's limit) would pass as complete, its last part truncated or dropped.
-    if not form.ended:
-        raise bad(f"Malformed form body: {MISSING_END}")
+    except BaseException:
+        _close(form)
+        raise
     return form.fields, form.file
+
+
+def _close(form: MultipartForm) -> None:
+    if form.file is not None:
+        form.file.close()

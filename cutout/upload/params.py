@@ -8,12 +8,13 @@ import base64
 import re
 import secrets
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
+import anyio
+import anyio.to_thread
+from starlette.formparsers import FormParser, MultiPartException
 from starlette.requests import Request
 
 import transform
@@ -21,7 +22,8 @@ from cutout import jsonbody
 from cutout.api.errors import ApiError
 from cutout.api.intake import limit_body
 from cutout.upload.errors import UploadError, bad
-from cutout.upload.form import read_multipart
+from cutout.upload.form import read_multipart, text
+from cutout.upload.spool import Spool
 from grammar import parse_transformation
 from grammar.errors import OriginError
 from grammar.image_formats import EXTENSIONS
@@ -48,46 +50,128 @@ class Received:
     filename: str | None
 
 
-async def read(request: Request, limit: int) -> Received:
-    """The request's parameters (query and body) and its ``file`` part; 400 for a malformed body and
-    for a body over ``limit`` bytes (counted while it streams)."""
-    try:
-        limit_body(request, limit)
-        return await _read(request, limit)
-    except ApiError as exc:  # the body limit, in the HTTP API's shape
-        if exc.code == "file_too_large":
-            raise bad(
-                f"File size too large: the request body is over CUTOUT_MAX_UPLOAD_BYTES ({limit} bytes)"
-            ) from None
-        raise UploadError(exc.status, exc.detail) from None
+#: Raises an ``UploadError`` (401, 403) unless these parameters come from a caller allowed to make the call.
+Check = Callable[[dict[str, str]], None]
+
+#: Bodies of callers not known yet that went to disk (over ``spool.SPILL_BYTES``), parsed at once: each
+#: is read back into memory only to find its signature, so this bounds what unknown callers hold.
+_UNKNOWN_PARSED_AT_ONCE = 2
 
 
-async def _read(request: Request, limit: int) -> Received:
-    items: list[tuple[str, str]] = list(request.query_params.multi_items())
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    file: bytes | None = None
-    filename: str | None = None
-    if media == "multipart/form-data":
-        fields, part = await read_multipart(request.headers["content-type"], request.stream(), limit)
-        items += fields
-        if part is not None:
-            file, filename = b"".join(part.chunks), part.filename
-    elif media == "application/x-www-form-urlencoded":
+class Reader:
+    """Reads one server's Upload and Admin API requests: their parameters (query and body) and ``file``,
+    once their caller is known (``Check``). A body's bytes come before the signature they carry can be
+    checked: what a caller not known yet sends waits on disk, not in memory (``cutout.upload.spool``)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._unknown: anyio.Semaphore | None = None  # made in the event loop, at its first use
+
+    async def read(self, request: Request, check: Check | None = None) -> Received:
+        """The request's parameters and file once ``check`` passes on all of them (None: the caller is
+        known already, by HTTP Basic); 400 for a malformed body and for a body over the limit (counted
+        while it streams); what ``check`` raises for a caller it refuses, before any file is read back."""
         try:
-            form = await request.form(max_files=1, max_fields=256, max_part_size=limit)
-        except MultiPartException as exc:
-            raise bad(f"Malformed form body: {exc.message}") from None
-        except HTTPException as exc:
-            raise bad(f"Malformed form body: {exc.detail}") from None
+            limit_body(request, self.limit)
+            return await self._read(request, check)
+        except ApiError as exc:  # the body limit, in the HTTP API's shape
+            if exc.code == "file_too_large":
+                raise bad("File size too large: the request body is over CUTOUT_MAX_UPLOAD_BYTES "
+                          f"({self.limit} bytes)") from None  # fmt: skip
+            raise UploadError(exc.status, exc.detail) from None
+
+    async def _read(self, request: Request, check: Check | None) -> Received:
+        items: list[tuple[str, str]] = list(request.query_params.multi_items())
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media == "multipart/form-data":
+            return await self._multipart(request, items, check)
+        if media in ("application/x-www-form-urlencoded", "application/json"):
+            if check is None or _passes(check, items):  # HTTP Basic, or a signature in the query
+                raw = await request.body()
+            else:
+                return await self._unknown_body(request, media, items, check)
+            items += await _parse(request, media, raw, self.limit)
+        elif media and request.method != "GET":
+            raise bad(f"Content-Type {media} is not multipart/form-data, form-urlencoded or JSON")
+        params = _merge(items)
+        if check is not None:
+            check(params)
+        return Received(params, None, None)
+
+    async def _multipart(
+        self, request: Request, items: list[tuple[str, str]], check: Check | None
+    ) -> Received:
+        def known(fields: list[tuple[str, str]]) -> bool:
+            return check is None or _passes(check, items + fields)
+
+        content_type = request.headers["content-type"]
+        fields, part = await read_multipart(content_type, request.stream(), self.limit, known)
         try:
-            items += [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
+            params = _merge(items + fields)
+            if check is not None:
+                check(params)
+            if part is None:
+                return Received(params, None, None)
+            if "file" in params:
+                raise bad("file is given more than once")
+            data = part.read() if part.spool is None else await anyio.to_thread.run_sync(part.read)
         finally:
-            await form.close()
-    elif media == "application/json":
-        items += _json(await request.body())
-    elif media and request.method != "GET":
-        raise bad(f"Content-Type {media} is not multipart/form-data, form-urlencoded or JSON")
-    return Received(_merge(items), file, filename)
+            if part is not None:
+                part.close()
+        if part.filename is None:  # a ``file`` text field (data URI, base64, URL) that waited on disk
+            return Received({**params, "file": text(data, part.charset)}, None, None)
+        return Received(params, data, part.filename)
+
+    async def _unknown_body(
+        self, request: Request, media: str, items: list[tuple[str, str]], check: Check
+    ) -> Received:
+        """A form-urlencoded or JSON body whose caller is not known before it is read (its signature is in
+        it): written to disk as it comes, then parsed and checked; at most ``_UNKNOWN_PARSED_AT_ONCE`` of
+        those over ``SPILL_BYTES`` at once."""
+        spool = Spool()
+        try:
+            async for chunk in request.stream():
+                spool.add(chunk)
+                if spool.due:
+                    await anyio.to_thread.run_sync(spool.flush)
+            if not spool.spilled:
+                return self._checked(items + await _parse(request, media, spool.read(), self.limit), check)
+            if self._unknown is None:
+                self._unknown = anyio.Semaphore(_UNKNOWN_PARSED_AT_ONCE)
+            async with self._unknown:
+                raw = await anyio.to_thread.run_sync(spool.read)
+                return self._checked(items + await _parse(request, media, raw, self.limit), check)
+        finally:
+            spool.close()
+
+    @staticmethod
+    def _checked(items: list[tuple[str, str]], check: Check) -> Received:
+        params = _merge(items)
+        check(params)
+        return Received(params, None, None)
+
+
+def _passes(check: Check, items: list[tuple[str, str]]) -> bool:
+    try:
+        check(_merge(items))
+    except UploadError:
+        return False
+    return True
+
+
+async def _parse(request: Request, media: str, raw: bytes, limit: int) -> list[tuple[str, str]]:
+    """The fields of a whole form-urlencoded or JSON body."""
+    if media == "application/json":
+        return _json(raw)
+
+    async def whole() -> AsyncGenerator[bytes, None]:
+        yield raw
+
+    try:
+        form = await FormParser(request.headers, whole(), max_fields=256, max_part_size=limit).parse()
+    except MultiPartException as exc:
+        raise bad(f"Malformed form body: {exc.message}") from None
+    return [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
 
 
 def _json(raw: bytes) -> list[tuple[str, str]]:

@@ -18,7 +18,7 @@ from cutout.responses import CORS, NOSNIFF
 from cutout.upload import auth
 from cutout.upload.assets import Base
 from cutout.upload.errors import UploadError, bad, from_origin
-from cutout.upload.params import Received, read
+from cutout.upload.params import Received
 from cutout.upload.parts import content_range
 from cutout.upload.uploads import Uploads
 from grammar.errors import BadRequest, NotFound, OriginError
@@ -93,11 +93,13 @@ def base_of(request: Request, uploads: Uploads) -> Base:
 
 async def _signed(request: Request, uploads: Uploads, unsigned: frozenset[str] = frozenset()) -> Received:
     """The request's parameters once its caller is known: HTTP Basic, or the SDK's signature."""
-    received = await read(request, uploads.settings.max_upload_bytes)
-    signed = "signature" in received.params
-    if not auth.check_basic_upload(request, uploads.api_key, uploads.api_secret, signed):
-        auth.check_signed(received.params, uploads.api_key, uploads.api_secret, unsigned=unsigned)
-    return received
+
+    def check(params: dict[str, str]) -> None:
+        signed = "signature" in params
+        if not auth.check_basic_upload(request, uploads.api_key, uploads.api_secret, signed):
+            auth.check_signed(params, uploads.api_key, uploads.api_secret, unsigned=unsigned)
+
+    return await uploads.reader.read(request, check)
 
 
 #: The SDKs send these with the ``tags`` and ``context`` calls but leave them out of the signature.
@@ -106,7 +108,7 @@ _NOT_SIGNED_FOR_TAGS = frozenset({"notification_url", "batch_id"})
 
 async def _admin(request: Request, uploads: Uploads) -> dict[str, str]:
     auth.check_admin(request, uploads.api_key, uploads.api_secret)
-    return (await read(request, uploads.settings.max_upload_bytes)).params
+    return (await uploads.reader.read(request)).params
 
 
 async def upload(request: Request, uploads: Uploads) -> Any:

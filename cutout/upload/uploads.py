@@ -75,6 +75,7 @@ class Uploads:
         self.hook_policy = webhook_policy()
         self.fetch_policy = FetchPolicy.from_environ()
         self.parts = Parts(service.originals, settings.max_upload_bytes)
+        self.reader = p.Reader(settings.max_upload_bytes)
         self.manage = Manage(self)
 
     # == the Upload API ================================================================================
