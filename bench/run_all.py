@@ -36,6 +36,7 @@ def plan() -> dict[str, tuple[list[list[str]], str | None]]:
         "http": ([["http_bench.py"]], f"{' and '.join(missing)} not installed" if missing else None),
         "api": ([["api_bench.py"]], None),  # without wrk it skips its rps part itself
         "upload": ([["upload_bench.py"]], "nginx not installed" if "nginx" in missing else None),
+        "upload_memory": ([["upload_memory_bench.py"]], None),
         "adapters": ([["adapters_bench.py"]], None),
         "face_layers": ([["face_layers_bench.py"]], None),
         "scale": ([["scale_bench.py"]], None if shutil.which("redis-server", path=search)
