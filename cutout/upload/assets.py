@@ -146,7 +146,10 @@ class Assets:
     def current(self, public_id: str) -> Record | None:
         """The asset as it is now: its record, or one made from a file without a record; None when there
         is no such asset (or it was deleted)."""
-        record = self.record(public_id)
+        return self.current_of(public_id, self.record(public_id))
+
+    def current_of(self, public_id: str, record: Record | None) -> Record | None:
+        """``current`` for a caller that has read the stored record (``record``) already."""
         if record is not None:
             return None if record.get("deleted") else record
         try:

@@ -209,10 +209,10 @@ class Uploads:
         found = inspect(data, self.settings.max_pixels)
         fmt, width, height = found.format, found.width, found.height
         with self.assets.locked(public_id):
-            old = self.assets.current(public_id)
+            stored = self.assets.record(public_id)  # a deleted asset's record keeps its backups
+            old = self.assets.current_of(public_id, stored)
             if old is not None and not overwrite:
                 return old, "existing"
-            stored = self.assets.record(public_id)  # a deleted asset's record keeps its backups
             before = old or stored
             now = time.time()
             record: Record = {
