@@ -103,12 +103,47 @@ def offset_at_dpr(key: str, value: Dim, ratio: float) -> Dim:
     return Dim(at_dpr(key, str(value), int(value.value), ratio, "offset", -MAX_LENGTH, MAX_LENGTH), False)
 
 
-def int_in(key: str, value: str, noun: str, low: int, high: int, *, shown: str | None = None) -> int:
-    """``shown``: the whole value to quote in the error, when ``value`` is one part of it."""
+def int_in(
+    key: str, value: str, noun: str, low: int, high: int, *, shown: str | None = None, forms: str = ""
+) -> int:
+    """``shown``: the whole value to quote in the error, when ``value`` is one part of it; ``forms``: the
+    spellings accepted, said in brackets after the range (``bare or level_<n>``)."""
     number = integer(value)
     if number is None or not low <= number <= high:
-        raise InvalidArgument(key, shown or value, f"{noun} must be an integer from {low} to {high}")
+        said = f" ({forms})" if forms else ""
+        raise InvalidArgument(key, shown or value, f"{noun} must be an integer from {low} to {high}{said}")
     return number
+
+
+@dataclass(frozen=True)
+class Level:
+    """An effect's optional integer, ``e_<name>[:<n>]`` (a level, strength, tolerance or square size):
+    ``parse`` and ``render`` are its EffectSpec's pair. ``default`` when the number is left out, and left
+    out of the canonical form (``e_vignette:20`` is ``e_vignette``). ``verbose``: a prefix the reference
+    also writes before the number (``level_`` in ``e_sepia:level_50``), accepted and dropped (once);
+    ``say_verbose``: whether the error names that spelling too. E.g.
+    ``Level("sepia", "sepia level", 1, 100, 80, "level_", say_verbose=True)`` refuses ``e_sepia:0`` with
+    ``sepia level must be an integer from 1 to 100 (bare or level_<n>)``.
+    """
+
+    name: str
+    noun: str  # as the error names the number: "vignette strength"
+    low: int
+    high: int
+    default: int
+    verbose: str = ""
+    say_verbose: bool = False
+
+    def parse(self, value: str, rest: str) -> int:
+        """``value``: the e_ value as written (quoted in the error); ``rest``: the text after "name:"."""
+        if rest == "":
+            return self.default
+        forms = f"bare or {self.verbose}<n>" if self.say_verbose else ""
+        number = rest.removeprefix(self.verbose)
+        return int_in("e", number, self.noun, self.low, self.high, shown=value, forms=forms)
+
+    def render(self, level: int) -> str:
+        return self.name if level == self.default else f"{self.name}:{level}"
 
 
 def number(key: str, value: str, noun: str, *, low: float, high: float) -> float:

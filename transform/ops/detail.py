@@ -31,7 +31,10 @@ from transform.ops.args import Dim
 from transform.ops.effects import rgb_only
 from transform.ops.registry import Action, Ctx, EffectSpec, effect, render_param
 
-DEFAULTS = {"unsharp_mask": 100, "pixelate": 5, "pixelate_region": 5, "vignette": 20}
+UNSHARP_MASK = args.Level("unsharp_mask", "unsharp_mask strength", 1, 2000, 100)
+PIXELATE = args.Level("pixelate", "pixel square size", 1, 200, 5)
+PIXELATE_REGION = args.Level("pixelate_region", "pixel square size", 1, 200, 5)
+VIGNETTE = args.Level("vignette", "vignette strength", 0, 100, 20)
 #: The unsharp mask's blur, in pixels (sigma): the fine detail it brings out.
 UNSHARP_SIGMA = 1.0
 #: Where the vignette starts darkening and over how long it reaches black, on the ellipse radius (1 on
@@ -41,17 +44,6 @@ UNSHARP_SIGMA = 1.0
 START_AT_0 = math.sqrt(2)
 START_AT_100 = 0.1
 FADE_LENGTH = 0.6
-
-
-def _parse(name: str, noun: str, low: int, high: int) -> Callable[[str, str], int]:
-    def parse(value: str, rest: str) -> int:
-        return DEFAULTS[name] if rest == "" else args.int_in("e", rest, noun, low, high, shown=value)
-
-    return parse
-
-
-def _render(name: str) -> Callable[[int], str]:
-    return lambda value: name if value == DEFAULTS[name] else f"{name}:{value}"
 
 
 def _unsharp_mask(strength: int, prefix: str) -> Action:
@@ -64,7 +56,7 @@ def _unsharp_mask(strength: int, prefix: str) -> Action:
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
         return rgb_only(image, sharpen)
 
-    return Action("e_" + _render("unsharp_mask")(strength), run)
+    return Action("e_" + UNSHARP_MASK.render(strength), run)
 
 
 def pixelate(image: pyvips.Image, size: int) -> pyvips.Image:
@@ -91,12 +83,14 @@ def _pixelate(size: int, prefix: str) -> Action:
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
         return pixelate(image, size)
 
-    return Action("e_" + _render("pixelate")(size), run)
+    return Action("e_" + PIXELATE.render(size), run)
 
 
-def _at_dpr(name: str) -> Callable[[int, float], int]:
+def _at_dpr(level: args.Level) -> Callable[[int, float], int]:
     """A square's side is a length on the image: a device pixel ratio multiplies it."""
-    return lambda size, ratio: args.at_dpr("e", _render(name)(size), size, ratio, "pixel square size", 1, 200)
+    return lambda size, ratio: args.at_dpr(
+        "e", level.render(size), size, ratio, level.noun, level.low, level.high
+    )
 
 
 def _pixelate_region(arguments: tuple[int, Mapping[str, Any]], prefix: str) -> Action:
@@ -118,7 +112,7 @@ def _pixelate_region(arguments: tuple[int, Mapping[str, Any]], prefix: str) -> A
     # Alphabetical, as the plan writes components: dpr_, e_, h_, w_, x_, y_.
     parts = {
         **{k: render_param(k, v) for k, v in qualifiers.items()},
-        "e": "e_" + _render("pixelate_region")(size),
+        "e": "e_" + PIXELATE_REGION.render(size),
     }
     canonical = ",".join(parts[k] for k in sorted(parts))
 
@@ -154,14 +148,14 @@ def _vignette(strength: int, prefix: str) -> Action:
         light = vignette_mask(image.width, image.height, strength)
         return rgb_only(image, lambda rgb: (rgb * light + 0.5).cast("uchar"))
 
-    return Action("e_" + _render("vignette")(strength), run)
+    return Action("e_" + VIGNETTE.render(strength), run)
 
 
 effect(
     EffectSpec(
         "unsharp_mask",
-        _parse("unsharp_mask", "unsharp_mask strength", 1, 2000),
-        _render("unsharp_mask"),
+        UNSHARP_MASK.parse,
+        UNSHARP_MASK.render,
         _unsharp_mask,
         "the classic unsharp mask on each colour channel (1 px radius), amount strength/100: strength "
         "1-2000 (default 100)",
@@ -170,30 +164,30 @@ effect(
 effect(
     EffectSpec(
         "pixelate",
-        _parse("pixelate", "pixel square size", 1, 200),
-        _render("pixelate"),
+        PIXELATE.parse,
+        PIXELATE.render,
         _pixelate,
         "pixelate the whole image: squares of 1-200 px (default 5), each its pixels' mean",
-        dpr=_at_dpr("pixelate"),
+        dpr=_at_dpr(PIXELATE),
     )
 )
 effect(
     EffectSpec(
         "pixelate_region",
-        _parse("pixelate_region", "pixel square size", 1, 200),
-        _render("pixelate_region"),
+        PIXELATE_REGION.parse,
+        PIXELATE_REGION.render,
         _pixelate_region,
         "pixelate the box x_, y_ (default 0), w_, h_ (default: to the edges; pixels or fractions of the "
         "image): squares of 1-200 px (default 5)",
         qualifiers=("x", "y", "w", "h", "dpr"),
-        dpr=_at_dpr("pixelate_region"),
+        dpr=_at_dpr(PIXELATE_REGION),
     )
 )
 effect(
     EffectSpec(
         "vignette",
-        _parse("vignette", "vignette strength", 0, 100),
-        _render("vignette"),
+        VIGNETTE.parse,
+        VIGNETTE.render,
         _vignette,
         "darken towards black away from the centre: strength 0-100 (default 20; higher starts nearer the "
         "centre)",

@@ -31,25 +31,16 @@ from transform.ops.args import Color
 from transform.ops.effects import rgb_only
 from transform.ops.registry import Action, Ctx, EffectSpec, effect, render_param
 
-TRANSPARENT_TOLERANCE = 10
+TRANSPARENT = args.Level("make_transparent", "make_transparent tolerance", 0, 100, 10)
 REPLACE_TOLERANCE = 50
-OPACITY_THRESHOLD = 50
+#: level_ is the reference's verbose spelling (e_opacity_threshold:level_50); its error does not name it.
+OPACITY_THRESHOLD = args.Level("opacity_threshold", "opacity_threshold level", 1, 100, 50, "level_")
 #: Side of the thumbnail the predominant colour is measured on, and the bins a channel is counted in.
 MEASURE_SIDE = 256
 BINS = 16
 
 
 # -- e_make_transparent ---------------------------------------------------------------------------------
-
-
-def _parse_transparent(value: str, rest: str) -> int:
-    if rest == "":
-        return TRANSPARENT_TOLERANCE
-    return args.int_in("e", rest, "make_transparent tolerance", 0, 100, shown=value)
-
-
-def _render_transparent(tolerance: int) -> str:
-    return "make_transparent" if tolerance == TRANSPARENT_TOLERANCE else f"make_transparent:{tolerance}"
 
 
 def _within(rgb: pyvips.Image, colour: list[float], tolerance: int) -> pyvips.Image:
@@ -80,7 +71,7 @@ def _make_transparent(arguments: tuple[int, Mapping[str, Any]], prefix: str) -> 
     colour: Color | None = qualifiers.get("co")
     # Alphabetical, as the plan writes components: co_, e_.
     parts = [*(render_param(k, v) for k, v in sorted(qualifiers.items()))]
-    parts.append("e_" + _render_transparent(tolerance))
+    parts.append("e_" + TRANSPARENT.render(tolerance))
 
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
         image = pixels.with_alpha(image).copy_memory()  # read to measure, then to key
@@ -216,16 +207,6 @@ def _replace_color(replace: Replace, prefix: str) -> Action:
 # -- e_opacity_threshold --------------------------------------------------------------------------------
 
 
-def _parse_threshold(value: str, rest: str) -> int:
-    if rest == "":
-        return OPACITY_THRESHOLD
-    return args.int_in("e", rest.removeprefix("level_"), "opacity_threshold level", 1, 100, shown=value)
-
-
-def _render_threshold(level: int) -> str:
-    return "opacity_threshold" if level == OPACITY_THRESHOLD else f"opacity_threshold:{level}"
-
-
 def _opacity_threshold(level: int, prefix: str) -> Action:
     threshold = level * 2.55
 
@@ -235,14 +216,14 @@ def _opacity_threshold(level: int, prefix: str) -> Action:
         alpha = (image.extract_band(3) >= threshold).ifthenelse(255, 0)
         return image.extract_band(0, n=3).bandjoin(alpha).cast("uchar").copy(interpretation="srgb")
 
-    return Action("e_" + _render_threshold(level), run, sequential=True)
+    return Action("e_" + OPACITY_THRESHOLD.render(level), run, sequential=True)
 
 
 effect(
     EffectSpec(
         "make_transparent",
-        _parse_transparent,
-        _render_transparent,
+        TRANSPARENT.parse,
+        TRANSPARENT.render,
         _make_transparent,
         "make the background transparent: the edges' colour where it touches the edges, or the co_ colour "
         "everywhere: tolerance 0-100 (default 10)",
@@ -263,8 +244,8 @@ effect(
 effect(
     EffectSpec(
         "opacity_threshold",
-        _parse_threshold,
-        _render_threshold,
+        OPACITY_THRESHOLD.parse,
+        OPACITY_THRESHOLD.render,
         _opacity_threshold,
         "alpha below level % becomes fully transparent, the rest fully opaque: level 1-100 (default 50)",
     )

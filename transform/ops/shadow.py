@@ -22,20 +22,11 @@ from transform.ops import args
 from transform.ops.args import Color, Dim
 from transform.ops.registry import Action, Ctx, EffectSpec, effect, render_param
 
-DEFAULT_STRENGTH = 40
+#: strength_ is the reference's verbose spelling (e_shadow:strength_40); its error does not name it.
+STRENGTH = args.Level("shadow", "shadow strength", 0, 100, 40, "strength_")
 GRAY = Color(128, 128, 128, 255, "gray")
 #: sigma of the blur in pixels per unit of strength: e_shadow:100 is a 12.5 px (sigma) soft edge.
 SIGMA_PER_STRENGTH = 0.125
-
-
-def _parse(value: str, rest: str) -> int:
-    if rest == "":
-        return DEFAULT_STRENGTH
-    return args.int_in("e", rest.removeprefix("strength_"), "shadow strength", 0, 100, shown=value)
-
-
-def _render(strength: int) -> str:
-    return "shadow" if strength == DEFAULT_STRENGTH else f"shadow:{strength}"
 
 
 def _shadow(arguments: tuple[int, Mapping[str, Any]], prefix: str) -> Action:
@@ -44,7 +35,7 @@ def _shadow(arguments: tuple[int, Mapping[str, Any]], prefix: str) -> Action:
     x: Dim | None = qualifiers.get("x")
     y: Dim | None = qualifiers.get("y")
     # Alphabetical, as the plan writes components: co_, e_, x_, y_.
-    parts = {**{k: render_param(k, v) for k, v in qualifiers.items()}, "e": "e_" + _render(strength)}
+    parts = {**{k: render_param(k, v) for k, v in qualifiers.items()}, "e": "e_" + STRENGTH.render(strength)}
     canonical = ",".join(parts[k] for k in sorted(parts))
 
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
@@ -80,8 +71,8 @@ def cast_shadow(image: pyvips.Image, colour: Color, dx: int, dy: int, sigma: flo
 effect(
     EffectSpec(
         "shadow",
-        _parse,
-        _render,
+        STRENGTH.parse,
+        STRENGTH.render,
         _shadow,
         "a shadow of the image's shape in the co_ colour (default gray), moved by x_, y_ (default 2 % of the "
         "shorter side, to the bottom right) and blurred: strength 0-100 (default 40); the canvas grows to "

@@ -24,23 +24,24 @@ from transform.ops.registry import Action, Ctx, EffectSpec, ParamSpec, effect, p
 GRAY = Color(128, 128, 128, 255, "gray")
 
 
-def _level(name: str, low: int, high: int, default: int) -> Callable[[str, str], int]:
+#: How the errors say a level may be written (as args.Level says it; e_contrast parses its own forms).
+_FORMS = "bare or level_<n>"
+
+
+def _level(name: str, low: int, high: int, default: int) -> args.Level:
     """``e_<name>:<n>``, or the reference's verbose form ``e_<name>:level_<n>`` (the same level)."""
-
-    def parse(value: str, rest: str) -> int:
-        if rest == "":
-            return default
-        return _level_number(value, rest.removeprefix("level_"), f"{name} level", low, high)
-
-    return parse
+    return args.Level(name, f"{name} level", low, high, default, "level_", say_verbose=True)
 
 
-def _level_number(value: str, text: str, noun: str, low: int, high: int) -> int:
-    number = args.integer(text)
-    if number is None or not low <= number <= high:
-        expected = f"{noun} must be an integer from {low} to {high} (bare or level_<n>)"
-        raise InvalidArgument("e", value, expected)
-    return number
+COLORIZE = _level("colorize", 0, 100, 100)
+SEPIA = _level("sepia", 1, 100, 80)
+BRIGHTNESS = _level("brightness", -99, 100, 80)
+#: Its parse is _parse_contrast (two scales, two spellings); the render is the plain level's.
+CONTRAST = _level("contrast", -100, 100, 0)
+SATURATION = _level("saturation", -100, 100, 80)
+BLACKWHITE = _level("blackwhite", 0, 100, 50)
+HUE = _level("hue", -100, 100, 80)
+GAMMA = _level("gamma", -50, 150, 0)
 
 
 def _parse_contrast(value: str, rest: str) -> int:
@@ -66,18 +67,16 @@ def _parse_contrast(value: str, rest: str) -> int:
     if kind == "linear":
         if level_text is None:
             return 0  # linear's default, 100 %, is no change
-        return _level_number(value, level_text, "linear contrast level", 1, 200) - 100
-    return 0 if level_text is None else _level_number(value, level_text, "contrast level", -100, 100)
+        return args.int_in("e", level_text, "linear contrast level", 1, 200, shown=value, forms=_FORMS) - 100
+    if level_text is None:
+        return 0
+    return args.int_in("e", level_text, "contrast level", -100, 100, shown=value, forms=_FORMS)
 
 
 _CONTRAST_FORMS = (
     "contrast takes level_<n> (-100 to 100) and type_sigmoidal or type_linear (level 1 to 200) separated "
     "by ';', or <n>[:<type>]"
 )
-
-
-def _render_level(name: str, default: int) -> Callable[[int], str]:
-    return lambda level: name if level == default else f"{name}:{level}"
 
 
 def _rounded(image: pyvips.Image) -> pyvips.Image:
@@ -118,7 +117,7 @@ def _colorize(arguments: tuple[int, Mapping[str, Any]], prefix: str) -> Action:
     canonical = ",".join(
         [
             *(render_param(k, v) for k, v in sorted(qualifiers.items())),
-            "e_" + _render_level("colorize", 100)(level),
+            "e_" + COLORIZE.render(level),
         ]
     )
     return _point_op(
@@ -133,20 +132,18 @@ def _negate(arguments: None, prefix: str) -> Action:
 
 def _sepia(level: int, prefix: str) -> Action:
     matrix = _blend(_SEPIA, level / 100)
-    return _point_op("e_" + _render_level("sepia", 80)(level), lambda rgb: _rounded(rgb.recomb(matrix)))
+    return _point_op("e_" + SEPIA.render(level), lambda rgb: _rounded(rgb.recomb(matrix)))
 
 
 def _brightness(level: int, prefix: str) -> Action:
     factor = 1 + level / 100  # -99 -> 1 % of the light, 100 -> twice: hence Cloudinary's odd -99 floor
-    return _point_op("e_" + _render_level("brightness", 80)(level), lambda rgb: _rounded(rgb * factor))
+    return _point_op("e_" + BRIGHTNESS.render(level), lambda rgb: _rounded(rgb * factor))
 
 
 def _contrast(level: int, prefix: str) -> Action:
     factor = 1 + level / 100  # -100 -> flat mid-grey, 100 -> twice the distance from mid-grey
     offset = 127.5 * (1 - factor)
-    return _point_op(
-        "e_" + _render_level("contrast", 0)(level), lambda rgb: _rounded(rgb.linear(factor, offset))
-    )
+    return _point_op("e_" + CONTRAST.render(level), lambda rgb: _rounded(rgb.linear(factor, offset)))
 
 
 def _blackwhite(level: int, prefix: str) -> Action:
@@ -157,7 +154,7 @@ def _blackwhite(level: int, prefix: str) -> Action:
         # (the condition's b-w interpretation would otherwise pass to the result)
         return white.ifthenelse([255, 255, 255], [0, 0, 0]).cast("uchar").copy(interpretation="srgb")
 
-    return _point_op("e_" + _render_level("blackwhite", 50)(level), two_tone)
+    return _point_op("e_" + BLACKWHITE.render(level), two_tone)
 
 
 #: Cloudinary does not publish its scale: e_hue:100 turns the hue half way round the colour wheel and
@@ -172,7 +169,7 @@ def _hue(level: int, prefix: str) -> Action:
         lch = rgb.colourspace("lch")
         return lch.linear([1, 1, 1], [0, 0, turn]).copy(interpretation="lch").colourspace("srgb")
 
-    return _point_op("e_" + _render_level("hue", 80)(level), fn)
+    return _point_op("e_" + HUE.render(level), fn)
 
 
 def _gamma(level: int, prefix: str) -> Action:
@@ -180,14 +177,14 @@ def _gamma(level: int, prefix: str) -> Action:
     # display gamma above 1 does); -50 -> 0.5 (in squared: darker).
     exponent = 1 + level / 100
     return _point_op(
-        "e_" + _render_level("gamma", 0)(level),
+        "e_" + GAMMA.render(level),
         lambda rgb: _rounded((rgb / 255) ** (1 / exponent) * 255),  # (libvips' gamma truncates to uchar)
     )
 
 
 def _saturation(level: int, prefix: str) -> Action:
     matrix = _saturate(1 + level / 100)
-    return _point_op("e_" + _render_level("saturation", 80)(level), lambda rgb: _rounded(rgb.recomb(matrix)))
+    return _point_op("e_" + SATURATION.render(level), lambda rgb: _rounded(rgb.recomb(matrix)))
 
 
 param(
@@ -203,8 +200,8 @@ param(
 effect(
     EffectSpec(
         "colorize",
-        _level("colorize", 0, 100, 100),
-        _render_level("colorize", 100),
+        COLORIZE.parse,
+        COLORIZE.render,
         _colorize,
         "blend towards the co_ colour (default gray): level 0-100 (default 100, a flat colour)",
         qualifiers=("co",),
@@ -218,8 +215,8 @@ effect(
 effect(
     EffectSpec(
         "sepia",
-        _level("sepia", 1, 100, 80),
-        _render_level("sepia", 80),
+        SEPIA.parse,
+        SEPIA.render,
         _sepia,
         "sepia toning: level 1-100 (default 80)",
     )
@@ -227,8 +224,8 @@ effect(
 effect(
     EffectSpec(
         "brightness",
-        _level("brightness", -99, 100, 80),
-        _render_level("brightness", 80),
+        BRIGHTNESS.parse,
+        BRIGHTNESS.render,
         _brightness,
         "scale the light by 1 + level/100: level -99 to 100 (default 80)",
     )
@@ -237,7 +234,7 @@ effect(
     EffectSpec(
         "contrast",
         _parse_contrast,
-        _render_level("contrast", 0),
+        CONTRAST.render,
         _contrast,
         "stretch (or, below 0, flatten) around mid-grey by 1 + level/100: level -100 to 100 (default 0, no "
         "change); type_linear: level 1 to 200 (default 100) as CSS contrast(level%), the same curve as "
@@ -248,8 +245,8 @@ effect(
 effect(
     EffectSpec(
         "saturation",
-        _level("saturation", -100, 100, 80),
-        _render_level("saturation", 80),
+        SATURATION.parse,
+        SATURATION.render,
         _saturation,
         "scale the colourfulness by 1 + level/100 (-100 is grey): level -100 to 100 (default 80)",
     )
@@ -257,8 +254,8 @@ effect(
 effect(
     EffectSpec(
         "blackwhite",
-        _level("blackwhite", 0, 100, 50),
-        _render_level("blackwhite", 50),
+        BLACKWHITE.parse,
+        BLACKWHITE.render,
         _blackwhite,
         "pure black and white: white where the luma is at least level % of full, black elsewhere: "
         "level 0-100 (default 50)",
@@ -267,8 +264,8 @@ effect(
 effect(
     EffectSpec(
         "hue",
-        _level("hue", -100, 100, 80),
-        _render_level("hue", 80),
+        HUE.parse,
+        HUE.render,
         _hue,
         "turn the hue by level x 1.8 degrees (100: half way round), lightness and chroma kept: level "
         "-100 to 100 (default 80)",
@@ -277,8 +274,8 @@ effect(
 effect(
     EffectSpec(
         "gamma",
-        _level("gamma", -50, 150, 0),
-        _render_level("gamma", 0),
+        GAMMA.parse,
+        GAMMA.render,
         _gamma,
         "gamma curve out = in^(1/(1 + level/100)): above 0 lighter midtones, below darker: level -50 to "
         "150 (default 0, no change)",
