@@ -22,9 +22,9 @@ from transform.decode import page_count
 from transform.expressions import Facts, Num, Unevaluable, Value, evaluate, holds, text_of
 from transform.faces.centerface import DETECT_SIDE
 from transform.ops.registry import Action, Ctx, Origin, spec_for
+from transform.runner import run_steps
 from transform.templates import Template
 
-Runner = Callable[[Sequence[Action], Ctx, pyvips.Image], pyvips.Image]
 Build = Callable[[Mapping[str, Any]], list[Action]]
 
 
@@ -72,7 +72,6 @@ def conditional(
     *,
     canonical: str,
     reads: frozenset[str],
-    runner: Runner,
 ) -> Action:
     """``if_<condition>/<then>/if_else/<otherwise>/if_end`` as one step; ``reads`` is what the condition
     reads (the branches' steps say their own)."""
@@ -83,7 +82,7 @@ def conditional(
             chosen = then if holds(condition, facts(ctx, image)) else otherwise
         except Unevaluable as exc:
             raise InvalidArgument("if", str(condition), str(exc)) from None
-        return runner(chosen, ctx, image)
+        return run_steps(chosen, ctx, image)
 
     return Action(
         canonical,
@@ -103,7 +102,6 @@ def deferred(
     *,
     canonical: str,
     probe: Sequence[Action],
-    runner: Runner,
 ) -> Action:
     """A component whose ``templates`` (``w_iw_div_2``) are known only from the image: evaluated, parsed
     as if the URL had said the numbers, and built into its actions when rendering. ``probe`` is the
@@ -120,7 +118,7 @@ def deferred(
                 params[key] = spec_for(key).parse(key, text)
             except InvalidArgument as exc:
                 raise InvalidArgument(key, f"{template} (= {text} here)", exc.expected) from None
-        return runner(build(params), ctx, image)
+        return run_steps(build(params), ctx, image)
 
     return Action(
         canonical,

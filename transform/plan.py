@@ -4,8 +4,9 @@ Components run in URL order. Inside a component the params become actions in ``A
 written back in alphabetical order (what Cloudinary's SDKs emit), so ``w_400,c_scale`` and
 ``c_scale,w_400`` give the same plan and the same ``canonical``. ``d_`` and ``fl_attachment`` choose the
 source and the headers, not the bytes: ``derivative``, what a cached result is keyed by, leaves them out.
-A layer, once its fl_layer_apply closes it, becomes one step (transform/layering.py); transform/runner.py
-runs the steps.
+What applies to the delivered image as a whole (f_, q_, d_, pg_, a dpr_ of its own...) is taken out of
+its component by transform/delivery.py. A layer, once its fl_layer_apply closes it, becomes one step
+(transform/layering.py), as an if_ block does (transform/dynamic.py); transform/runner.py runs the steps.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from grammar.ast import Component, Condition
 from grammar.errors import BadRequest
-from transform import dynamic, ratio
+from transform import delivery, dynamic, ratio
 from transform.binding import Scope, bind
 from transform.expressions import Unevaluable, as_expression, condition_reads, fold_condition, reads
 from transform.layering import (
@@ -31,14 +32,12 @@ from transform.layering import (
 from transform.ops import ACTION_ORDER, BUILDERS, Action, render_param, scale_for_dpr, spec_for
 from transform.ops.args import Color
 from transform.ops.conditions import Assignment
-from transform.ops.effects import Effect
-from transform.ops.flags import ANIMATION_FLAGS, attachment_name, is_output_flag
+from transform.ops.flags import ANIMATION_FLAGS, attachment_name
 from transform.ops.focus import CONTENT_GRAVITIES
 from transform.ops.output import Quality
-from transform.ops.pages import Loop, Pages, Timing, check_timing
+from transform.ops.pages import Pages, Timing, check_timing
 from transform.ops.text import TextLayer
 from transform.ratio import Sizing
-from transform.runner import run_steps
 from transform.templates import Template, has_expression
 
 MAX_NAMED_DEPTH = 8
@@ -47,8 +46,6 @@ MAX_CONDITION_DEPTH = 8
 #: Chained components a URL may ask for: far more than any real use, few enough that one URL cannot
 #: keep a worker busy for minutes.
 MAX_COMPONENTS = 64
-_IN_CONDITION = "inside an if_ block"
-_IN_LAYER = "inside a layer"
 
 
 @dataclass(frozen=True)
@@ -136,7 +133,7 @@ def compile_plan(
     (a named transformation checked on its own, ``$width_150/t_passport``)."""
     state = _State(Scope(unbound=unbound))
     expanded = _expand(components, named or {}, 0)
-    state.ratio = _delivery_dpr(expanded)
+    state.ratio = delivery.delivery_dpr(expanded)
     state.alone = unclosed_openers(expanded)
     state.later = ratio.sized_later(expanded, state.alone)
     for index, params in enumerate(expanded):
@@ -177,7 +174,7 @@ def compile_plan(
         progressive="progressive" in out.get("fl", ()),
         needs_faces=any(s.faces for s in steps),
         default_image=out.get("d"),
-        attachment=_attachment(out.get("fl", ())),
+        attachment=delivery.attachment(out.get("fl", ())),
         pages=out.get("pg"),
         animated=any(flag in ANIMATION_FLAGS for flag in out.get("fl", ())),
         timing=timing,
@@ -213,17 +210,17 @@ class _State:
     def nested(self) -> str | None:
         """Where the component is, when not on the delivered image itself (what f_, q_, d_... refuse)."""
         if self.in_layer:
-            return _IN_LAYER
-        return _IN_CONDITION if self.scope.conditional else None
+            return delivery.IN_LAYER
+        return delivery.IN_CONDITION if self.scope.conditional else None
 
 
 def _component(state: _State, index: int, params: dict[str, Any]) -> None:
     blocks, out = state.blocks, state.out
     nested = state.nested
-    params = bind(params, state.scope, in_layer=nested == _IN_LAYER)
+    params = bind(params, state.scope, in_layer=nested == delivery.IN_LAYER)
     if not params:
         return  # only variables the URL decides: nothing to do, nothing to key by
-    delivery_dpr = _is_delivery_dpr(params)
+    delivery_dpr = delivery.is_delivery_dpr(params)
     state.canonical.append(_render(params))
     chained = not delivery_dpr and state.ratio is not None and "dpr" not in params
     # Lengths in pixels at the component's device pixel ratio: the derivative's text says what is drawn
@@ -238,10 +235,10 @@ def _component(state: _State, index: int, params: dict[str, Any]) -> None:
         state.derivative.append(bytes_part)
     if _assign(state, params):
         return  # only variables set when rendering
-    _take_delivery(params, out, nested=nested)
-    _take_output_flags(params, out, nested=nested)
+    delivery.take_delivery(params, out, nested=nested)
+    delivery.take_output_flags(params, out, nested=nested)
     if "d" in params:
-        _take_default(params, out, nested=nested)
+        delivery.take_default(params, out, nested=nested)
     if not bytes_part:
         return  # only d_ or fl_attachment: no step (nor an empty part in later steps' prefixes)
     if delivery_dpr:
@@ -265,7 +262,7 @@ def _component(state: _State, index: int, params: dict[str, Any]) -> None:
                              "opened outside it; close the if_ block (if_end) first")  # fmt: skip
         layer = blocks.pop()
         closed = _layer_step(layer, params, "/".join(state.seen[layer.start :]), _prefix(blocks[-1]))
-        _add_layer(blocks[-1], closed)
+        _add_closed_block(blocks[-1], closed)
 
 
 def _at_ratio(state: _State, index: int, params: dict[str, Any]) -> tuple[dict[str, Any], Sizing | None]:
@@ -308,7 +305,7 @@ def _open_layer(state: _State, index: int, params: dict[str, Any], closes: bool,
     inner = {k: v for k, v in params.items() if k not in ("l", "u")}
     if index in state.alone:
         canonical = state.seen[-1]
-        _add_layer(blocks[-1], _one_component_layer(block, inner, canonical, _prefix(blocks[-1])))
+        _add_closed_block(blocks[-1], _one_component_layer(block, inner, canonical, _prefix(blocks[-1])))
         return
     blocks.append(block)
     if inner and not closes:
@@ -394,9 +391,9 @@ def _close_condition(state: _State) -> None:
                                                reads=frozenset()))  # fmt: skip
     step = dynamic.conditional(
         block.condition, then, otherwise, canonical="/".join(state.seen[block.start :]),
-        reads=frozenset(condition_reads(block.condition)), runner=run_steps,
+        reads=frozenset(condition_reads(block.condition)),
     )  # fmt: skip
-    _add_layer(parent, step)
+    _add_closed_block(parent, step)
 
 
 def _assign(state: _State, params: dict[str, Any]) -> bool:
@@ -474,101 +471,6 @@ def _render(params: Mapping[str, Any]) -> str:
     return ",".join(render_param(key, params[key]) for key in _ordered(params))
 
 
-#: Keys that apply to the delivered image as a whole, taken out of their component; the animation's
-#: (pg_, dl_, vs_, and e_loop, taken as "loop") may not differ between two components.
-_DELIVERY = ("f", "q", "pg", "dl", "vs")
-_ANIMATION = {"pg": "pages", "dl": "delays", "vs": "samplings", "loop": "loops"}
-
-
-def _take_delivery(params: dict[str, Any], out: dict[str, Any], *, nested: str | None) -> None:
-    """Moves f_, q_, pg_, dl_, vs_ and e_loop out of a component into ``out``."""
-    chosen = params.get("e")
-    if isinstance(chosen, Template) and str(chosen).split(":")[0] == "loop":
-        raise BadRequest(f"Invalid transformation parameter - e_{chosen}: the loop count must be known from "
-                         "the URL (it applies to the delivered animation)")  # fmt: skip
-    taken = [key for key in _DELIVERY if key in params]
-    if isinstance(chosen, Effect) and isinstance(chosen.arguments, Loop):
-        taken.append("e")
-    for key in taken:
-        shown = "e_loop" if key == "e" else f"{key}_"
-        if nested:
-            raise BadRequest(f"Invalid transformation: {shown} applies to the delivered image, not {nested}")
-        if key in _ANIMATION or key == "e":
-            if "l" in params or "u" in params:
-                raise BadRequest(
-                    f"Invalid transformation: {shown} applies to the delivered image, not {_IN_LAYER}"
-                )
-        value = params.pop(key)
-        if key == "e":
-            key, value = "loop", value.arguments
-        if key in _ANIMATION and out.get(key, value) != value:
-            raise BadRequest(
-                f"Invalid transformation: {shown} is given twice, with different {_ANIMATION[key]}"
-            )
-        out[key] = value
-
-
-def _take_default(params: dict[str, Any], out: dict[str, Any], *, nested: str | None) -> None:
-    """d_ names the default of the delivered image, wherever it is in the chain (outside layers): the
-    whole transformation then applies to the default. A layer's own missing image stays a 404."""
-    default = params.pop("d")
-    if nested or "l" in params or "u" in params:
-        where = nested if nested == _IN_CONDITION else "inside a layer or in the component that opens one"
-        raise BadRequest(
-            f"Invalid transformation: d_ names the default of the delivered image; it cannot be {where}"
-        )
-    if out.setdefault("d", default) != default:
-        raise BadRequest("Invalid transformation: d_ is given twice, with different images")
-
-
-def _attachment(flags: Sequence[str]) -> str | None:
-    names = {name for name in map(attachment_name, flags) if name is not None}
-    if len(names) > 1:
-        raise BadRequest("Invalid transformation: fl_attachment is given twice, with different names")
-    return names.pop() if names else None
-
-
-def _take_output_flags(params: dict[str, Any], out: dict[str, Any], *, nested: str | None) -> None:
-    """Moves the output flags out of a component's fl_ into ``out["fl"]``; the layer flags stay."""
-    flags = params.get("fl", ())
-    output = [flag for flag in flags if is_output_flag(flag)]
-    if not output:
-        return
-    if nested:
-        raise BadRequest(
-            f"Invalid transformation: fl_{output[0]} applies to the delivered image, not {nested}"
-        )
-    out["fl"] = (*out.get("fl", ()), *output)
-    rest = tuple(flag for flag in flags if not is_output_flag(flag))
-    if rest:
-        params["fl"] = rest
-    else:
-        del params["fl"]
-
-
-def _is_delivery_dpr(params: Mapping[str, Any]) -> bool:
-    return set(params) - {"f", "q", "d"} == {"dpr"}
-
-
-def _delivery_dpr(expanded: Sequence[Mapping[str, Any]]) -> float | None:
-    """The dpr_ of a component that holds nothing else (with f_/q_ at most): Cloudinary's URL-gen SDKs
-    write ``c_scale,h_300/dpr_2.0`` (a delivery action), which multiplies the requested sizes of the
-    whole chain (600 px high). None when there is none."""
-    alone = [p["dpr"] for p in expanded if _is_delivery_dpr(p)]
-    if not alone:
-        return None
-    # A component's own dpr_ would win over the chain's for that component, leaving the chain's unused
-    # where it is the only sized one (c_scale,w_100,dpr_2.0/dpr_3.0): two ratios for one delivered image
-    # are a contradiction however they are placed, as two dpr_ components are.
-    own = [p["dpr"] for p in expanded if "dpr" in p and not _is_delivery_dpr(p)]
-    if len(set(alone + own)) > 1:
-        raise BadRequest("Invalid transformation: dpr_ is given twice, with different values")
-    if not any("w" in p or "h" in p for p in expanded):
-        value = render_param("dpr", alone[0])
-        raise BadRequest(f"Invalid transformation parameter - {value}: dpr_ needs w_ or h_ to multiply")
-    return float(alone[0])
-
-
 def _expand(components: Sequence[Component], named: Mapping[str, str], depth: int) -> list[dict[str, Any]]:
     """Parse every component's params through the registry, replacing t_ components by their definitions."""
     result: list[dict[str, Any]] = []
@@ -630,7 +532,9 @@ def _layer_step(layer: _Block, closer: Mapping[str, Any], canonical: str, prefix
                       region_sized=layer.region_sized, canonical=canonical, prefix=prefix)  # fmt: skip
 
 
-def _add_layer(block: _Block, step: Action) -> None:
+def _add_closed_block(block: _Block, step: Action) -> None:
+    """Adds a closed layer or if_ block to ``block`` as one step, its canonical text one part of the
+    prefix (mask and face keys) of the steps after it."""
     block.steps.append(step)
     block.parts.append(step.canonical)
 
@@ -680,7 +584,7 @@ def _deferred(params: Mapping[str, Any], parts: list[str]) -> Action:
     stand_ins = {k: spec_for(k).parse(k, t.stand_in()) for k, t in templates.items()}
     probe = _actions({**params, **stand_ins}, parts)
     return dynamic.deferred(static, templates, lambda bound: _actions(bound, parts),
-                            canonical=_render(params), probe=probe, runner=run_steps)  # fmt: skip
+                            canonical=_render(params), probe=probe)  # fmt: skip
 
 
 def _actions(params: Mapping[str, Any], parts: list[str]) -> list[Action]:
