@@ -145,17 +145,19 @@ def test_a_client_hanging_up_mid_upload_is_no_server_error(
     assert client.put(path, content=road() + bytes(1000)).status_code == 200  # not used up by the hang-up
 
 def test_upload_url_is_signed(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The file id carries its size and expiry under the server's signature: changing either, or
-    signing without the server's keys, gives a URL that takes nothing; an expired one neither."""
+    """The file id carries its size, expiry and key's tag under the server's signature: changing any,
+    or signing without the server's keys, gives a URL that takes nothing; an expired one neither."""
     files = [{"content_type": "image/jpg", "file_name": "a.jpg", "file_size": len(road())}]
     put = client.post("/s2s/v2.0/file/sod", headers=BEARER, json={"files": files}).json()["data"]["files"][0]
     url, file_id = put["requests"][0]["url"], put["file_id"]
-    nonce, size, expires, signature = file_id.split("-")
-    bigger = f"{nonce}-{int(size, 16) + 1:x}-{expires}-{signature}"
-    later = f"{nonce}-{size}-{int(expires, 16) + 3600:x}-{signature}"
+    nonce, size, expires, tag, signature = file_id.split("-")
+    bigger = f"{nonce}-{int(size, 16) + 1:x}-{expires}-{tag}-{signature}"
+    later = f"{nonce}-{size}-{int(expires, 16) + 3600:x}-{tag}-{signature}"
+    retagged = f"{nonce}-{size}-{expires}-{'0' * len(tag)}-{signature}"
     keyless: Any = SimpleNamespace(settings=SimpleNamespace(api_secret=None, api_keys=()))
-    forged = f"{nonce}-{size}-{expires}-{perfectcorp._signature(keyless, f'{nonce}-{size}-{expires}')}"
-    for other in (bigger, later, forged):
+    body = f"{nonce}-{size}-{expires}-{tag}"
+    forged = f"{body}-{perfectcorp._signature(keyless, body)}"
+    for other in (bigger, later, retagged, forged):
         assert client.put(url.replace(file_id, other), content=road()).status_code == 403
     monkeypatch.setattr(perfectcorp, "time", SimpleNamespace(time=lambda: int(expires, 16) + 1.0))
     assert client.put(url, content=road()).status_code == 403
