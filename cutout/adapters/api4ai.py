@@ -286,7 +286,7 @@ async def _front_intake(api: Api, request: Request, headers: front.Headers, body
     return base.Read(_native(mode), "image_file", data, context=(mode, name, _md5(data)))
 
 
-def _front_fits(api: Api, job: Job, received: Intake) -> bool:
+def _front_fits(api: Api, job: Job, received: Intake, owner: str) -> bool:
     size = base.known_size(api, job.public_id)  # known once the route has checked this image
     return size is not None and _fits(*size)
 

@@ -219,7 +219,7 @@ async def _front_intake(api: Api, request: Request, headers: front.Headers, body
     return Intake(MODES[mode], "body", data)
 
 
-def _front_fits(api: Api, job: Job, received: Intake) -> bool:
+def _front_fits(api: Api, job: Job, received: Intake, owner: str) -> bool:
     size = base.known_size(api, job.public_id)  # known once the route has checked this image
     return size is not None and _fits(*size)
 

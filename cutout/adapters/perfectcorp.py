@@ -18,12 +18,16 @@ Deliberate leniency: polling_interval says 2 s, but a task times out only after 
 a poll (a slow client is not punished for a missed beat); the result URL is the delivery URL of the
 result, valid as long as the cache keeps it rather than for a limited time.
 
+A file id belongs to the key whose file step handed it out, as a task belongs to the key that made it:
+another key naming it in a task is answered as for a file never uploaded (the seed's 404), whether or not
+it was. The id carries a tag of its key, signed with it, so any worker checks it without a read.
+
 What each step costs a repeated photo (the flow has five requests where the native async one has three,
 so each is kept to bookkeeping): the file step writes nothing (the file id is signed: it carries its
-size and expiry); the PUT finds the photo by its hash in memory, as the native POST does, and records
-the upload in one thread hop; a task on a result already made is created successful (one record, no
-driver), so the first poll answers it; a poll is one thread hop; the result URL is a delivery URL,
-served by the delivery hot path."""
+size, expiry and key's tag); the PUT finds the photo by its hash in memory, as the native POST does, and
+records the upload in one thread hop; a task on a result already made is created successful (one
+record, no driver), so the first poll answers it; a poll is one thread hop; the result URL is a
+delivery URL, served by the delivery hot path."""
 
 from __future__ import annotations
 
@@ -135,7 +139,7 @@ async def create_files(request: Request, api: Api) -> Response:
             raise Refused(400, "invalid_parameter", "file_size must be the file's size in bytes")
         if size >= MAX_BYTES:
             raise Refused(400, "exceed_max_filesize", f"The file must be under {MAX_BYTES} bytes")
-        file_id = _file_id(api, size)
+        file_id = _file_id(api, size, auth.caller(request))
         # An API route, not a delivery URL: where this request came to (CUTOUT_PUBLIC_URL names delivery's
         # host, which may be a CDN that does not take PUTs).
         url = request_base(request) + UPLOADS + file_id
@@ -145,22 +149,52 @@ async def create_files(request: Request, api: Api) -> Response:
     return ok({"files": answered})
 
 
-def _file_id(api: Api, size: int) -> str:
+def _file_id(api: Api, size: int, owner: str) -> str:
     """A file id that carries what its upload URL allows, signed: 128 random bits, the declared size and
     the expiry (CUTOUT_TASK_TTL from now, as a presigned URL's), so handing it out writes nothing and
-    any worker can check it; only its first use is recorded (by the PUT)."""
-    body = f"{uuid.uuid4().hex}-{size:x}-{int(time.time() + api.settings.task_ttl):x}"
+    any worker can check it; only its first use is recorded (by the PUT). And whose it is: the tag of
+    ``owner`` (``_owner_tag``), which only that key's tasks match (``_owned``)."""
+    nonce = uuid.uuid4().hex
+    expires = int(time.time() + api.settings.task_ttl)
+    body = f"{nonce}-{size:x}-{expires:x}-{_owner_tag(api, nonce, owner)}"
     return f"{body}-{_signature(api, body)}"
+
+
+def _signed(api: Api, file_id: str) -> list[str] | None:
+    """A file id's parts (random bits, size, expiry, owner tag) when this server signed it, else None.
+    An id from before ids carried their key's tag has three parts and no tag."""
+    body, _, signature = file_id.rpartition("-")
+    parts = body.split("-")
+    if len(parts) not in (3, 4):
+        return None
+    return parts if hmac.compare_digest(signature.encode(), _signature(api, body).encode()) else None
 
 
 def _declared(api: Api, file_id: str) -> int | None:
     """The size a file id was handed out for; None for one this server did not sign, or expired."""
-    body, _, signature = file_id.rpartition("-")
-    parts = body.split("-")
-    if len(parts) != 3 or not hmac.compare_digest(signature.encode(), _signature(api, body).encode()):
+    parts = _signed(api, file_id)
+    if parts is None:
         return None
     size, expires = int(parts[1], 16), int(parts[2], 16)  # hex: what this server signed
     return size if time.time() <= expires else None
+
+
+def _owned(api: Api, file_id: str, owner: str) -> bool:
+    """Whether the caller ``owner`` may name ``file_id`` in a task: an id this server handed out to the
+    same key. An id without a tag (from before they had one) is the open API's only ('' : no keys), so
+    with keys it is as unknown as any other key's."""
+    parts = _signed(api, file_id)
+    if parts is None:
+        return False
+    if len(parts) == 3:
+        return owner == ""
+    return hmac.compare_digest(parts[3].encode(), _owner_tag(api, parts[0], owner).encode())
+
+
+def _owner_tag(api: Api, nonce: str, owner: str) -> str:
+    """The caller's tag in a file id: keyed by the server's secret and mixed with the id's random bits,
+    so an id names no key and two ids of one key have unrelated tags; the id's signature covers it."""
+    return _signature(api, f"owner\0{nonce}\0{owner}")[:16]
 
 
 def _signature(api: Api, body: str) -> str:
@@ -258,11 +292,15 @@ async def create_task(request: Request, api: Api) -> Response:
 
 async def _by_id(api: Api, file_id: str, owner: str) -> str:
     """An uploaded file's original, or a result's (its dst_id is its task's id: made again from the
-    cache, stored as an original; the caller's own task only)."""
-    task = await base.task(api, file_id, owner) if file_id.startswith("tsk_") else None
-    known = {"job": task["job"]} if task is not None and "perfectcorp" in task["job"] else None
-    name = f"perfectcorp-file:{file_id}"
-    known = known or base.written(api, name) or await base.noted(api, name)
+    cache, stored as an original). The caller's own only: another key's file or task is answered as one
+    never uploaded, before anything about it is read (uploaded or not, decodable or not)."""
+    known: dict[str, Any] | None = None
+    if file_id.startswith("tsk_"):
+        task = await base.task(api, file_id, owner)
+        known = {"job": task["job"]} if task is not None and "perfectcorp" in task["job"] else None
+    elif _owned(api, file_id, owner):
+        name = f"perfectcorp-file:{file_id}"
+        known = base.written(api, name) or await base.noted(api, name)
     if known is None:  # the seed: a file not uploaded to its URL is a 404
         raise Refused(404, "unknown_internal_error", f"File {file_id} was not uploaded (or has expired)")
     if known.get("undecodable"):

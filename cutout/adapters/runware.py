@@ -16,8 +16,11 @@ own codes are still being standardised.
 
 Every image the adapter names with an ``imageUUID`` (an upload, a result) is a note beside the native
 tasks (``Tasks.note``, kept CUTOUT_TASK_TTL): a result's note is its job, so naming it later makes it
-again from the cache, never a second store of results. The UUID is derived from the image (a UUID v4 in
-form: its version bits set on a sha256), so the same image keeps one UUID."""
+again from the cache, never a second store of results. The UUID is derived from the image and the caller
+(a UUID v4 in form: its version bits set on a sha256), so the same image keeps one UUID for one key.
+An image UUID belongs to the key that made it, as a task does: its note keeps the caller (``owner_of``
+its key), and another key naming it is answered as for an unknown UUID (``invalidImageUUID``); another
+key sending the same image gets a UUID of its own, so nobody learns that an image was sent before."""
 
 from __future__ import annotations
 
@@ -39,12 +42,12 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from cutout import jsonbody
 from cutout.adapters import base
-from cutout.api import Api, front
+from cutout.api import Api, auth, front
 from cutout.api.errors import ApiError, request_base
 from cutout.api.intake import Intake, decode_b64
 from cutout.api.remover import HOT_BYTES, Job, Result
 from cutout.api.runner import PAYLOADS
-from cutout.api.tasks import ERROR, FINAL, SUCCESS, owner_of
+from cutout.api.tasks import ERROR, FINAL, SUCCESS, owner_of, visible
 from cutout.memory import BoundedDict, ByContent
 from grammar.image_formats import MIME
 from grammar.path import versioned_source
@@ -143,21 +146,26 @@ class Session:
                 "imageURL": url}  # fmt: skip
 
     async def _named(self, what: dict[str, Any]) -> str:
-        """The imageUUID of an image: derived from what it is (an original, or a job's result), so the
-        same image keeps its UUID, and the note is written only the first time (a read after that)."""
-        image_uuid = _image_uuid(what)
+        """The caller's imageUUID of an image: derived from what it is (an original, or a job's result)
+        and the caller, so the same image keeps its UUID for one key, and the note (with its owner, as a
+        task keeps its own) is written only the first time (a read after that)."""
+        image_uuid = _image_uuid(what, self.owner)
         # Written (again: the same value, its lifetime renewed) unless this process wrote it within the
         # last half of the notes' lifetime, so a repeated request costs no thread hop for it.
         renew = _renew(image_uuid)
         if base.written(self.api, renew) is None:
-            await base.note(self.api, f"runware-image:{image_uuid}", what)
+            await base.note(self.api, f"runware-image:{image_uuid}", {**what, "owner": self.owner})
             base.remember_note(self.api, renew, True, share=0.5)
         return image_uuid
 
     async def _stored(self, image: str, field: str) -> str:
         """The public id of an image given as the UUID of an earlier one, a URL, a data URI or base64."""
         if _UUID.fullmatch(image):
-            known = await base.noted(self.api, f"runware-image:{image.lower()}")
+            # Another key's image is answered as an unknown one (``visible``, as its tasks are): the same
+            # error, before anything of it is used. A note from before notes kept their owner is the
+            # open API's only ('' : no keys).
+            noted = await base.noted(self.api, f"runware-image:{image.lower()}")
+            known = None if noted is None else visible({"owner": "", **noted}, self.owner)
             if known is None:
                 raise TaskError("invalidImageUUID", f"No image {image} (unknown, or older than the "
                                 "server's CUTOUT_TASK_TTL)", field)  # fmt: skip
@@ -283,8 +291,10 @@ def _task_uuid(task: dict[str, Any]) -> str:
     return task_uuid
 
 
-def _image_uuid(what: dict[str, Any]) -> str:
-    digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+def _image_uuid(what: dict[str, Any], owner: str) -> str:
+    # The owner in the digest: a UUID is not the same for two keys, so one key cannot tell from its own
+    # UUID of an image that another key's UUID it came across names the same image.
+    digest = hashlib.sha256(json.dumps({"image": what, "owner": owner}, sort_keys=True).encode()).hexdigest()
     return str(uuid.UUID(digest[:32], version=4))
 
 
@@ -565,26 +575,27 @@ async def _front_intake(api: Api, request: Request, headers: front.Headers, body
     return base.Read(native, "image_file_b64", data, context=(task, output_type, session.ignored))
 
 
-#: A job's result imageUUID (a JSON dump and a sha256, twice per repeat before), by job.
-_RESULT_UUIDS: BoundedDict[Job, str] = BoundedDict(4096)
+#: A job's result imageUUID for a caller (a JSON dump and a sha256, twice per repeat before), by both.
+_RESULT_UUIDS: BoundedDict[tuple[Job, str], str] = BoundedDict(4096)
 
 
-def _result_uuid(job: Job) -> str:
-    known = _RESULT_UUIDS.get(job)
+def _result_uuid(job: Job, owner: str) -> str:
+    known = _RESULT_UUIDS.get((job, owner))
     if known is None:
-        known = _RESULT_UUIDS[job] = _image_uuid({"job": job.as_json()})
+        known = _RESULT_UUIDS[job, owner] = _image_uuid({"job": job.as_json()}, owner)
     return known
 
 
-def _front_fits(api: Api, job: Job, received: Intake) -> bool:
-    # The result's imageUUID note: written by the route within half its lifetime, else the route writes it.
-    return base.written(api, _renew(_result_uuid(job))) is not None
+def _front_fits(api: Api, job: Job, received: Intake, owner: str) -> bool:
+    # The caller's imageUUID note of the result: written by the route within half its lifetime, else the
+    # route writes it (another key's repeat of the same request has a UUID of its own to note).
+    return base.written(api, _renew(_result_uuid(job, owner))) is not None
 
 
 def _front_respond(api: Api, job: Job, result: Result, request: Request, received: Intake) -> Response:
     assert isinstance(received, base.Read)
     task, output_type, ignored = received.context
-    image_uuid = _result_uuid(job)
+    image_uuid = _result_uuid(job, auth.caller(request))
     context = _context(request_base(request), api, task, job, image_uuid, output_type)
     return _answer([item(context, result.entry.data, result.meta["format"])], [], 200, ignored)
 

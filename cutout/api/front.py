@@ -46,7 +46,7 @@ def _always(headers: Headers) -> bool:
     return True
 
 
-def _fits(api: Api, job: Job, received: Intake) -> bool:
+def _fits(api: Api, job: Job, received: Intake, owner: str) -> bool:
     return True
 
 
@@ -75,9 +75,11 @@ class Face:
     respond: Callable[[Api, Job, Result, Request, Intake], Response]
     #: False leaves the request to the route before its body is read (the native: a task asked for).
     admits: Callable[[Headers], bool] = _always
-    #: The route's own checks that need the job (a vendor's limits on the image's size): False leaves
-    #: the request to the route. Asked for every request answered here, before the key's rate is taken.
-    fits: Callable[[Api, Job, Intake], bool] = _fits
+    #: The route's own checks that need the job (a vendor's limits on the image's size) or the caller
+    #: (``owner_of`` its key: what the route noted for it): False leaves the request to the route. Asked
+    #: for every request answered here, before the key's rate is taken. (``respond`` reads the caller with
+    #: ``auth.caller``, as the route does.)
+    fits: Callable[[Api, Job, Intake, str], bool] = _fits
     #: The ``cutout_api_requests_total`` route label the route counts its answers under, if any.
     label: str | None = None
 
@@ -150,17 +152,19 @@ class RepeatFront:
         if len(body) != length:
             return None
         request = Request(scope, _replaying(recorded, receive))
+        auth.admit(request, key)  # the caller, for fits and respond, as the route's gate marks it
+        owner = auth.caller(request)
         shape = (face.path, headers.get(b"content-type", b""), scope["query_string"], length, body[:64],
                  body[-64:])  # fmt: skip
         seen = self._seen.get(shape)
         if seen is not None and seen[0] == body:
             result = api.remover.ready(seen[1])
-            if result is not None and face.fits(api, seen[1], seen[2]):
+            if result is not None and face.fits(api, seen[1], seen[2], owner):
                 api.gate.take(key)
                 return seen[1], result, request, seen[2]
         received = await face.intake(api, request, headers, body)
         repeat = api.remover.repeat(received) if received is not None else None
-        if received is None or repeat is None or not face.fits(api, repeat[0], received):
+        if received is None or repeat is None or not face.fits(api, repeat[0], received, owner):
             return None
         api.gate.take(key)  # only now: a request handed to the route is counted there (a 429 is its)
         self._seen[shape] = (body, repeat[0], received)

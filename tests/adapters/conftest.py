@@ -25,6 +25,8 @@ from tests.app.server_process import free_port
 from tests.fetch.servers import LocalServer, RecordingHandler, send, serving
 
 KEY = "adapter-key-1"
+#: A second key of the two-key servers (``two_keys``, ``live_two_keys``): what KEY makes is not its.
+OTHER_KEY = "adapter-key-2"
 
 
 def settings_in(folder: Path, **changes: Any) -> Settings:
@@ -112,6 +114,27 @@ def modelless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     app = create_app(settings_in(tmp_path_factory.mktemp("modelless")), segmenter=None, load_model=False)
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="module")
+def two_keys(tmp_path_factory: pytest.TempPathFactory, stub: EllipseSegmenter) -> Iterator[TestClient]:
+    """The app with two keys in CUTOUT_API_KEYS (KEY and OTHER_KEY): what one key makes, the other may
+    not name."""
+    from cutout.app import create_app
+
+    settings = settings_in(tmp_path_factory.mktemp("two-keys"), api_keys=(KEY, OTHER_KEY))
+    app = create_app(settings, segmenter=stub, load_model=False)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def live_two_keys(tmp_path_factory: pytest.TempPathFactory, stub: EllipseSegmenter) -> Iterator[Live]:
+    """``two_keys`` under uvicorn, for the vendors' own clients."""
+    from cutout.app import create_app
+
+    settings = settings_in(tmp_path_factory.mktemp("live-two-keys"), api_keys=(KEY, OTHER_KEY))
+    yield from serve(create_app(settings, segmenter=stub, load_model=False))
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ rule, Bearer auth, and one real-model run checking pixels."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from types import SimpleNamespace
@@ -14,17 +15,20 @@ import pytest
 from starlette.testclient import TestClient
 
 from cutout.adapters import perfectcorp
-from tests.adapters.conftest import KEY, Live, check_mask, image, photo, road
+from tests.adapters.conftest import KEY, OTHER_KEY, Live, check_mask, image, photo, road
 from tests.app.helpers import hang_up
 from tests.fetch.servers import LocalServer
 
 BEARER = {"Authorization": f"Bearer {KEY}"}
+OTHER = {"Authorization": f"Bearer {OTHER_KEY}"}
 
 
-def uploaded(client: Any, data: bytes, kind: str = "image/jpg", size: int | None = None) -> str:
+def uploaded(
+    client: Any, data: bytes, kind: str = "image/jpg", size: int | None = None, headers: Any = BEARER
+) -> str:
     """The seed's steps 2: ask for an upload URL, PUT the bytes there as told; the file id."""
     files = [{"content_type": kind, "file_name": "photo.jpg", "file_size": size or len(data)}]
-    answer = client.post("/s2s/v2.0/file/sod", headers=BEARER, json={"files": files})
+    answer = client.post("/s2s/v2.0/file/sod", headers=headers, json={"files": files})
     assert answer.status_code == 200, answer.text
     [entry] = answer.json()["data"]["files"]
     [put] = entry["requests"]
@@ -44,8 +48,8 @@ def finished(client: Any, task_id: str) -> dict[str, Any]:
         time.sleep(0.05)
 
 
-def started(client: Any, body: dict[str, Any]) -> Any:
-    return client.post("/s2s/v2.0/task/sod", headers=BEARER, json=body)
+def started(client: Any, body: dict[str, Any], headers: Any = BEARER) -> Any:
+    return client.post("/s2s/v2.0/task/sod", headers=headers, json=body)
 
 
 def test_file_task_poll_and_chain(client: TestClient, stub: Any) -> None:
@@ -59,6 +63,47 @@ def test_file_task_poll_and_chain(client: TestClient, stub: Any) -> None:
     calls = stub.calls  # the result chained by its dst_id: a new image, no upload
     chained = finished(client, started(client, {"src_file_id": result["dst_id"]}).json()["data"]["task_id"])
     assert chained["task_status"] == "success" and stub.calls == calls + 1
+
+
+def test_a_file_id_is_its_keys(two_keys: TestClient) -> None:
+    """A file id names a file for the key whose file step handed it out: another key naming it, uploaded
+    or not, an image or not, is answered as for a file id of its own never uploaded (the seed's 404), the
+    same body but for the id; the key that made it still runs its task."""
+    ids = {"image": uploaded(two_keys, road()), "not an image": uploaded(two_keys, b"plain text, no image")}
+    files = [{"content_type": "image/jpg", "file_name": "a.jpg", "file_size": 10}]
+    [entry] = two_keys.post("/s2s/v2.0/file/sod", headers=BEARER, json={"files": files}).json()["data"][
+        "files"]  # fmt: skip
+    ids["not uploaded"] = entry["file_id"]
+    [own] = two_keys.post("/s2s/v2.0/file/sod", headers=OTHER, json={"files": files}).json()["data"]["files"]
+    unknown = started(two_keys, {"src_file_id": own["file_id"]}, OTHER)  # its own, never uploaded
+    assert (unknown.status_code, unknown.json()["error_code"]) == (404, "unknown_internal_error")
+    for case, file_id in ids.items():
+        refused = started(two_keys, {"src_file_id": file_id}, OTHER)
+        assert refused.status_code == 404, (case, refused.text)
+        assert refused.json() == json.loads(unknown.text.replace(own["file_id"], file_id)), case
+        assert refused.headers["cache-control"] == unknown.headers["cache-control"]
+    answer = started(two_keys, {"src_file_id": ids["image"]})
+    assert answer.status_code == 200, answer.text
+    assert finished(two_keys, answer.json()["data"]["task_id"])["task_status"] == "success"
+    failed = finished(two_keys, started(two_keys, {"src_file_id": ids["not an image"]}).json()["data"][
+        "task_id"])  # fmt: skip
+    assert (failed["task_status"], failed["error"]) == ("error", "error_decode_image")
+
+
+def test_a_file_id_from_before_tags_is_the_open_apis_only() -> None:
+    """A file id handed out before ids carried their key's tag (three parts, signed) still takes its
+    upload, but only a server open without keys lets a task name it; a tag of one key is not another's."""
+    from cutout.api.tasks import owner_of
+
+    api: Any = SimpleNamespace(settings=SimpleNamespace(api_secret="s", api_keys=(KEY, OTHER_KEY),
+                                                        task_ttl=600))  # fmt: skip
+    body = f"{'a' * 32}-{10:x}-{int(time.time() + 600):x}"
+    legacy = f"{body}-{perfectcorp._signature(api, body)}"
+    assert perfectcorp._declared(api, legacy) == 10
+    assert perfectcorp._owned(api, legacy, "") and not perfectcorp._owned(api, legacy, owner_of(KEY))
+    tagged = perfectcorp._file_id(api, 10, owner_of(KEY))
+    assert perfectcorp._declared(api, tagged) == 10 and perfectcorp._owned(api, tagged, owner_of(KEY))
+    assert not any(perfectcorp._owned(api, tagged, owner) for owner in (owner_of(OTHER_KEY), ""))
 
 
 def test_by_url(client: TestClient, origin: LocalServer) -> None:
@@ -145,17 +190,19 @@ def test_a_client_hanging_up_mid_upload_is_no_server_error(
     assert client.put(path, content=road() + bytes(1000)).status_code == 200  # not used up by the hang-up
 
 def test_upload_url_is_signed(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The file id carries its size and expiry under the server's signature: changing either, or
-    signing without the server's keys, gives a URL that takes nothing; an expired one neither."""
+    """The file id carries its size, expiry and key's tag under the server's signature: changing any,
+    or signing without the server's keys, gives a URL that takes nothing; an expired one neither."""
     files = [{"content_type": "image/jpg", "file_name": "a.jpg", "file_size": len(road())}]
     put = client.post("/s2s/v2.0/file/sod", headers=BEARER, json={"files": files}).json()["data"]["files"][0]
     url, file_id = put["requests"][0]["url"], put["file_id"]
-    nonce, size, expires, signature = file_id.split("-")
-    bigger = f"{nonce}-{int(size, 16) + 1:x}-{expires}-{signature}"
-    later = f"{nonce}-{size}-{int(expires, 16) + 3600:x}-{signature}"
+    nonce, size, expires, tag, signature = file_id.split("-")
+    bigger = f"{nonce}-{int(size, 16) + 1:x}-{expires}-{tag}-{signature}"
+    later = f"{nonce}-{size}-{int(expires, 16) + 3600:x}-{tag}-{signature}"
+    retagged = f"{nonce}-{size}-{expires}-{'0' * len(tag)}-{signature}"
     keyless: Any = SimpleNamespace(settings=SimpleNamespace(api_secret=None, api_keys=()))
-    forged = f"{nonce}-{size}-{expires}-{perfectcorp._signature(keyless, f'{nonce}-{size}-{expires}')}"
-    for other in (bigger, later, forged):
+    body = f"{nonce}-{size}-{expires}-{tag}"
+    forged = f"{body}-{perfectcorp._signature(keyless, body)}"
+    for other in (bigger, later, retagged, forged):
         assert client.put(url.replace(file_id, other), content=road()).status_code == 403
     monkeypatch.setattr(perfectcorp, "time", SimpleNamespace(time=lambda: int(expires, 16) + 1.0))
     assert client.put(url, content=road()).status_code == 403

@@ -19,10 +19,11 @@ import pytest
 import pyvips
 from starlette.testclient import TestClient
 
-from tests.adapters.conftest import KEY, Live, check_composite, check_mask, image, photo, road
+from tests.adapters.conftest import KEY, OTHER_KEY, Live, check_composite, check_mask, image, photo, road
 from tests.fetch.servers import LocalServer, send, serving
 
 BEARER = {"Authorization": f"Bearer {KEY}"}
+OTHER = {"Authorization": f"Bearer {OTHER_KEY}"}
 ROAD_B64 = base64.b64encode(road()).decode()
 
 
@@ -149,6 +150,104 @@ def test_url_output_cost_hints_and_chaining(client: TestClient, stub: Any) -> No
     ]).json()["data"]  # fmt: skip
     assert [decoded(one).bands for one in chained] == [1, 4]
     assert stub.calls == calls + 1  # the result is a new image (segmented once); the upload is the road's
+
+
+def test_an_image_uuid_is_its_keys(two_keys: TestClient, answered: list[bool]) -> None:
+    """An imageUUID (an upload's, a result's, one answered by the ASGI front) names an image for the key
+    that made it: another key naming it, over HTTP or the WebSocket, is answered as for an unknown UUID
+    (the same invalidImageUUID error but for the UUIDs); the same image sent by the other key has a UUID
+    of its own, which that key uses and the first may not; the key that made one still uses it."""
+    upload = {"taskType": "imageUpload", "taskUUID": str(uuid.uuid4()), "image": ROAD_B64}
+    [uploaded] = two_keys.post("/v1", headers=BEARER, json=[upload]).json()["data"]
+    same = [removal(outputType="URL")]  # byte for byte again: its repeats are the ASGI front's answers
+    [made], [again] = (two_keys.post("/v1", headers=BEARER, json=same).json()["data"] for _ in range(2))
+    assert made["imageUUID"] == again["imageUUID"] != uploaded["imageUUID"]
+    [theirs_uploaded] = two_keys.post("/v1", headers=OTHER, json=[upload]).json()["data"]
+    [theirs_made] = two_keys.post("/v1", headers=OTHER, json=same).json()["data"]
+    assert theirs_uploaded["imageUUID"] != uploaded["imageUUID"]
+    assert theirs_made["imageUUID"] != made["imageUUID"]
+    assert answered == [False, False, True, False, False]  # the front: only the first key's own repeat
+
+    def asked(headers: dict[str, str], image_uuid: str) -> tuple[int, dict[str, Any]]:
+        task = removal(inputImage=image_uuid, taskUUID=str(uuid.uuid4()))
+        answer = two_keys.post("/v1", headers=headers, json=[task])
+        return answer.status_code, json.loads(answer.text.replace(image_uuid, "IMAGE").replace(
+            task["taskUUID"], "TASK"))  # fmt: skip
+
+    unknown = asked(OTHER, str(uuid.uuid4()))
+    assert unknown[0] == 400 and unknown[1]["errors"][0]["code"] == "invalidImageUUID"
+    for image_uuid in (uploaded["imageUUID"], made["imageUUID"]):
+        assert asked(OTHER, image_uuid) == unknown
+        status, answer = asked(BEARER, image_uuid)
+        assert status == 200 and decoded(answer["data"][0]).bands == 4
+    # The result's first (naming the upload makes the same result again, which notes its UUID anyway).
+    for image_uuid in (theirs_made["imageUUID"], theirs_uploaded["imageUUID"]):
+        assert asked(BEARER, image_uuid) == asked(BEARER, str(uuid.uuid4()))
+        assert asked(OTHER, image_uuid)[0] == 200
+    with two_keys.websocket_connect("/v1") as socket:
+        socket.send_json([{"taskType": "authentication", "apiKey": OTHER_KEY}])
+        assert socket.receive_json()["data"][0]["connectionSessionUUID"]
+        task = removal(inputImage=uploaded["imageUUID"])
+        socket.send_json([task])
+        [error] = socket.receive_json()["errors"]
+        assert (error["code"], error["parameter"], error["taskUUID"]) == (
+            "invalidImageUUID", "inputImage", task["taskUUID"])  # fmt: skip
+
+
+def test_an_image_note_from_before_owners_is_the_open_apis_only(two_keys: TestClient) -> None:
+    """An image UUID noted before notes kept their owner is as unknown to every key (where the API is
+    open without keys, '' is everyone's owner and it is still found)."""
+    from cutout.adapters import runware
+
+    api = two_keys.app.app.state.api  # type: ignore[attr-defined]
+    upload = {"taskType": "imageUpload", "taskUUID": str(uuid.uuid4()), "image": ROAD_B64}
+    [uploaded] = two_keys.post("/v1", headers=BEARER, json=[upload]).json()["data"]
+    legacy = str(uuid.uuid4())
+    noted = api.tasks.noted(f"runware-image:{uploaded['imageUUID']}")
+    api.tasks.note(f"runware-image:{legacy}", {"public_id": noted["public_id"]})  # no owner
+    for headers in (BEARER, OTHER):
+        [error] = two_keys.post("/v1", headers=headers, json=[removal(inputImage=legacy)]).json()["errors"]
+        assert error["code"] == "invalidImageUUID"
+    session = runware.Session(api, "http://testserver", "")
+    assert asyncio.run(session._stored(legacy, "inputImage")) == noted["public_id"]
+
+
+# Under pytest an asyncio transport of the SDK's event loops is left to the collector (as below).
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_the_runware_sdk_keeps_a_keys_uuids(live_two_keys: Live, tmp_path: Path) -> None:
+    """Runware's Python SDK with two keys: the image one key uploads (``uploadImage``) is refused to the
+    other by its UUID, as an unknown UUID is, and still made by the key that uploaded it."""
+    from runware import IImageBackgroundRemoval, Runware
+
+    path = tmp_path / "road.jpg"
+    path.write_bytes(road())
+    url = live_two_keys.url.replace("http", "ws") + "/v1"
+
+    async def run() -> tuple[Any, BaseException, BaseException]:
+        mine, other = Runware(api_key=KEY, url=url), Runware(api_key=OTHER_KEY, url=url, max_retries=0)
+        await mine.connect()
+        await other.connect()
+        try:
+            upload = await mine.uploadImage(str(path))
+            assert upload is not None and upload.imageUUID
+            refusals = []
+            for image_uuid in (upload.imageUUID, str(uuid.uuid4())):
+                try:
+                    await other.imageBackgroundRemoval(IImageBackgroundRemoval(inputImage=image_uuid))
+                except Exception as exc:  # noqa: BLE001 - the SDK raises the task's error as it comes
+                    refusals.append(exc)
+            [cutout] = await mine.imageBackgroundRemoval(
+                IImageBackgroundRemoval(inputImage=upload.imageUUID, outputType="base64Data")
+            )
+        finally:
+            await mine.disconnect()
+            await other.disconnect()
+        return cutout, *refusals
+
+    cutout, refused, unknown = asyncio.run(asyncio.wait_for(run(), 120))
+    assert image(base64.b64decode(cutout.imageBase64Data)).bands == 4
+    assert "invalidImageUUID" in str(refused) and "invalidImageUUID" in str(unknown)
+    gc.collect()
 
 
 def test_mixed_array_and_auth(client: TestClient) -> None:

@@ -1,6 +1,7 @@
 """The vendor adapters across replicas sharing Redis (CUTOUT_STATE): their notes (Perfect Corp's uploads
 and polls, Runware's image UUIDs) live beside the API's tasks in Redis, so each step of a vendor's flow
-may land on any replica; Perfect Corp's signed upload URL is honoured by every replica."""
+may land on any replica; Perfect Corp's signed upload URL is honoured by every replica. A file id or an
+image UUID is its key's on every replica: another key is answered as for an unknown one."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from tests.app.helpers import SAMPLES, ClientFactory, EllipseSegmenter, client_f
 
 pytestmark = pytest.mark.integration
 BEARER = {"Authorization": f"Bearer {KEY}"}
+OTHER_KEY = "another-key"
+OTHER = {"Authorization": f"Bearer {OTHER_KEY}"}
 
 
 @pytest.fixture
@@ -26,7 +29,7 @@ def make_replica(tmp_path: Path, redis_url: str) -> Iterator[ClientFactory]:
     originals = tmp_path / "originals"
     shutil.copytree(SAMPLES, originals)
     settings = Settings(originals=originals, cache_dir=tmp_path / "one", render_threads=2, lease_seconds=5,
-                        api_keys=(KEY,), api_wait_seconds=10, state=redis_url)  # fmt: skip
+                        api_keys=(KEY, OTHER_KEY), api_wait_seconds=10, state=redis_url)  # fmt: skip
     yield from client_factory(settings, EllipseSegmenter())
 
 
@@ -37,6 +40,8 @@ def test_perfectcorp_steps_on_alternating_replicas(make_replica: ClientFactory, 
     put = entry["requests"][0]
     assert other.put(put["url"], headers=put["headers"], content=road()).status_code == 200
     assert one.put(put["url"], headers=put["headers"], content=road()).status_code == 403  # once, anywhere
+    refused = other.post("/s2s/v2.0/task/sod", headers=OTHER, json={"src_file_id": entry["file_id"]})
+    assert (refused.status_code, refused.json()["error_code"]) == (404, "unknown_internal_error")
     made = one.post("/s2s/v2.0/task/sod", headers=BEARER, json={"src_file_id": entry["file_id"]})
     assert made.status_code == 200, made.text
     path = f"/s2s/v2.0/task/sod/{made.json()['data']['task_id']}"
@@ -60,5 +65,7 @@ def test_runware_image_uuid_on_another_replica(make_replica: ClientFactory, tmp_
     assert answer.status_code == 200, answer.text
     removal = {"taskType": "imageBackgroundRemoval", "taskUUID": str(uuid.uuid4()),
                "inputImage": answer.json()["data"][0]["imageUUID"], "outputType": "URL"}  # fmt: skip
+    refused = other.post("/v1", json=[removal], headers=OTHER)
+    assert refused.status_code == 400 and refused.json()["errors"][0]["code"] == "invalidImageUUID"
     chained = other.post("/v1", json=[removal], headers=BEARER)
     assert chained.status_code == 200 and chained.json()["data"][0]["imageURL"], chained.text
