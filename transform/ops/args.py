@@ -145,6 +145,11 @@ class Level:
     def render(self, level: int) -> str:
         return self.name if level == self.default else f"{self.name}:{level}"
 
+    def at_dpr(self, level: int, ratio: float) -> int:
+        """A level that is a length on the image (a blur's radius, a square's side) at a device pixel
+        ratio: multiplied, within the same range (the EffectSpec's ``dpr``)."""
+        return at_dpr("e", self.render(level), level, ratio, self.noun, self.low, self.high)
+
 
 def number(key: str, value: str, noun: str, *, low: float, high: float) -> float:
     if not _NUMBER.fullmatch(value) or not low <= float(value) <= high:

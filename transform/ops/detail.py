@@ -19,7 +19,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pyvips
@@ -84,13 +84,6 @@ def _pixelate(size: int, prefix: str) -> Action:
         return pixelate(image, size)
 
     return Action("e_" + PIXELATE.render(size), run)
-
-
-def _at_dpr(level: args.Level) -> Callable[[int, float], int]:
-    """A square's side is a length on the image: a device pixel ratio multiplies it."""
-    return lambda size, ratio: args.at_dpr(
-        "e", level.render(size), size, ratio, level.noun, level.low, level.high
-    )
 
 
 def _pixelate_region(arguments: tuple[int, Mapping[str, Any]], prefix: str) -> Action:
@@ -168,7 +161,7 @@ effect(
         PIXELATE.render,
         _pixelate,
         "pixelate the whole image: squares of 1-200 px (default 5), each its pixels' mean",
-        dpr=_at_dpr(PIXELATE),
+        dpr=PIXELATE.at_dpr,  # a square's side is a length on the image
     )
 )
 effect(
@@ -180,7 +173,7 @@ effect(
         "pixelate the box x_, y_ (default 0), w_, h_ (default: to the edges; pixels or fractions of the "
         "image): squares of 1-200 px (default 5)",
         qualifiers=("x", "y", "w", "h", "dpr"),
-        dpr=_at_dpr(PIXELATE_REGION),
+        dpr=PIXELATE_REGION.at_dpr,
     )
 )
 effect(

@@ -7,7 +7,6 @@ same cached detection as the face gravities (one per original)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import pyvips
 
@@ -19,25 +18,14 @@ BLUR_DEFAULT = 500
 PIXELATE_DEFAULT = 5
 
 
-def _parse(name: str, noun: str, high: int) -> Callable[[str, str], int]:
-    def parse(value: str, rest: str) -> int:
-        return _DEFAULTS[name] if rest == "" else args.int_in("e", rest, noun, 1, high, shown=value)
-
-    return parse
-
-
-def _render(name: str) -> Callable[[int], str]:
-    return lambda value: name if value == _DEFAULTS[name] else f"{name}:{value}"
-
-
-def _at_dpr(name: str, noun: str, high: int) -> Callable[[int, float], int]:
-    """Both are lengths on the image (a blur's radius, a square's side): a device pixel ratio multiplies
-    them."""
-    return lambda value, ratio: args.at_dpr("e", _render(name)(value), value, ratio, noun, 1, high)
+#: Both are lengths on the image (a blur's radius, a square's side): a device pixel ratio multiplies them.
+BLUR = args.Level("blur_faces", "blur strength", 1, 2000, BLUR_DEFAULT)
+PIXELATE = args.Level("pixelate_faces", "pixel square size", 1, 200, PIXELATE_DEFAULT)
+_LEVELS = {level.name: level for level in (BLUR, PIXELATE)}
 
 
 def _build(name: str, value: int, prefix: str) -> Action:
-    canonical = "e_" + _render(name)(value)
+    canonical = "e_" + _LEVELS[name].render(value)
 
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
         faces = focus.detect(ctx, image, prefix)
@@ -74,24 +62,23 @@ def _treat(image: pyvips.Image, face: Face, name: str, value: int) -> pyvips.Ima
     return image.insert(patch.cast(image.format).copy(interpretation=image.interpretation), left, top)
 
 
-_DEFAULTS = {"blur_faces": BLUR_DEFAULT, "pixelate_faces": PIXELATE_DEFAULT}
 effect(
     EffectSpec(
         "blur_faces",
-        _parse("blur_faces", "blur strength", 2000),
-        _render("blur_faces"),
+        BLUR.parse,
+        BLUR.render,
         lambda value, prefix: _build("blur_faces", value, prefix),
         "blur every face the detector finds: strength 1-2000 (default 500); no face, no change",
-        dpr=_at_dpr("blur_faces", "blur strength", 2000),
+        dpr=BLUR.at_dpr,
     )
 )
 effect(
     EffectSpec(
         "pixelate_faces",
-        _parse("pixelate_faces", "pixel square size", 200),
-        _render("pixelate_faces"),
+        PIXELATE.parse,
+        PIXELATE.render,
         lambda value, prefix: _build("pixelate_faces", value, prefix),
         "pixelate every face the detector finds: squares of 1-200 px (default 5); no face, no change",
-        dpr=_at_dpr("pixelate_faces", "pixel square size", 200),
+        dpr=PIXELATE.at_dpr,
     )
 )
