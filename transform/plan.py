@@ -452,10 +452,14 @@ def _derivative_part(params: Mapping[str, Any]) -> str:
     kept = []
     for key in _ordered(params):
         value = params[key]
+        if key == "d":
+            continue
         if key == "fl":
             value = tuple(f for f in value if attachment_name(f) is None and f not in ANIMATION_FLAGS)
-        if key != "d" and value:
-            kept.append(render_param(key, value))
+            if not value:
+                continue
+        # Not a truth test on the value: o_0 is 0 and changes every byte (fully transparent).
+        kept.append(render_param(key, value))
     return ",".join(kept)
 
 

@@ -187,6 +187,21 @@ def test_default_image_and_attachment_are_not_steps(
     assert plan(p.canonical).derivative == derivative
 
 
+@pytest.mark.parametrize(
+    ("text", "derivative"),
+    [
+        ("o_0", "o_0"),
+        ("o_0,w_100", "o_0,w_100"),
+        ("l_docs:road/fl_layer_apply,o_0", "l_docs:road/fl_layer_apply,o_0"),
+        ("l_docs:road,o_0/fl_layer_apply", "l_docs:road,o_0/fl_layer_apply"),
+    ],
+)
+def test_a_zero_value_is_keyed(text: str, derivative: str) -> None:
+    """o_0 (fully transparent) changes every byte: it is in the derivative's key, or ``o_0,w_100`` is
+    served ``w_100``'s cached bytes and ``o_0`` alone the original's."""
+    assert plan(text).derivative == derivative
+
+
 def test_segmentation_inside_a_layer_counts() -> None:
     p = plan("l_a:b/e_background_removal/fl_layer_apply/l_c/fl_layer_apply")
     assert p.needs_segmentation
