@@ -212,7 +212,11 @@ def test_segmentation_inside_a_layer_counts() -> None:
 WIDTH = "must be a positive integer up to 16384 (pixels) or a decimal fraction up to 100.0"
 OFFSET = "must be an integer from -16384 to 16384 (pixels) or a decimal fraction from -100.0 to 100.0"
 RATIO = "aspect ratio must be a ratio like 16:9 or a positive decimal like 1.5, from 1:1000 to 1000:1"
+NEEDS_X = "x_ needs c_crop, e_shadow or a fl_layer_apply component"
 ERRORS = [
+    # A value with arithmetic is checked with 1 standing in for it: the message names what was written.
+    ("x_w_add_20", BadRequest, "Invalid transformation parameter - x_w_add_20: " + NEEDS_X),
+    ("w_100,y_ih_div_2", BadRequest, "Invalid transformation parameter - y_ih_div_2: y" + NEEDS_X[1:]),
     ("w_-3", InvalidArgument, "Invalid transformation parameter - w_-3: width " + WIDTH),
     ("w_0", InvalidArgument, "Invalid transformation parameter - w_0: width " + WIDTH),
     # Numbers that do not fit libvips' 32-bit arguments (found by tests/test_app_fuzz.py).
