@@ -194,6 +194,8 @@ def test_default_image_and_attachment_are_not_steps(
         ("o_0,w_100", "o_0,w_100"),
         ("l_docs:road/fl_layer_apply,o_0", "l_docs:road/fl_layer_apply,o_0"),
         ("l_docs:road,o_0/fl_layer_apply", "l_docs:road,o_0/fl_layer_apply"),
+        # (was a 500: a conditional component with nothing in the derivative had no text to prefix)
+        ("if_w_gt_100,o_0/e_sharpen", "if_w_gt_100,o_0/e_sharpen"),
     ],
 )
 def test_a_zero_value_is_keyed(text: str, derivative: str) -> None:
