@@ -449,10 +449,14 @@ def _derivative_part(params: Mapping[str, Any]) -> str:
     kept = []
     for key in _ordered(params):
         value = params[key]
+        if key == "d":
+            continue
         if key == "fl":
             value = tuple(f for f in value if attachment_name(f) is None and f not in ANIMATION_FLAGS)
-        if key != "d" and value:
-            kept.append(render_param(key, value))
+            if not value:
+                continue
+        # Not a truth test on the value: o_0 is 0 and changes every byte (fully transparent).
+        kept.append(render_param(key, value))
     return ",".join(kept)
 
 
@@ -582,9 +586,26 @@ def _deferred(params: Mapping[str, Any], parts: list[str]) -> Action:
     static = {k: v for k, v in params.items() if not isinstance(v, Template)}
     templates = {k: v for k, v in params.items() if isinstance(v, Template)}
     stand_ins = {k: spec_for(k).parse(k, t.stand_in()) for k, t in templates.items()}
-    probe = _actions({**params, **stand_ins}, parts)
+    try:
+        probe = _actions({**params, **stand_ins}, parts)
+    except BadRequest as exc:
+        raise _as_written(exc, stand_ins, templates) from None
     return dynamic.deferred(static, templates, lambda bound: _actions(bound, parts),
                             canonical=_render(params), probe=probe)  # fmt: skip
+
+
+def _as_written(
+    exc: BadRequest, stand_ins: Mapping[str, Any], templates: Mapping[str, Template]
+) -> BadRequest:
+    """``exc`` naming the parameters as the URL writes them: a check of the probe reports the stand-in
+    (``x_w_add_20`` probed as ``x_1``), a value the client never wrote."""
+    for key, template in templates.items():
+        probed = f"- {render_param(key, stand_ins[key])}:"
+        if probed in exc.public:
+            exc.public = exc.public.replace(probed, f"- {key}_{template}:", 1)
+            exc.detail = exc.detail.replace(probed, f"- {key}_{template}:", 1)
+            exc.args = (exc.public,)
+    return exc
 
 
 def _actions(params: Mapping[str, Any], parts: list[str]) -> list[Action]:

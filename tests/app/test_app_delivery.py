@@ -140,6 +140,21 @@ def test_equivalent_parameter_orders_share_one_cache_entry(client: Any) -> None:
     assert metric(client, "cutout_cache_hits_total") == hits + 1
 
 
+def test_zero_opacity_is_its_own_derivative(client: Any) -> None:
+    """o_0 makes the image fully transparent: not the original's bytes, and not the cached bytes of the
+    same URL without it (o_0 was left out of the cache key as if it were no value at all)."""
+    plain = client.get("/image/upload/c_scale,w_30/docs/road.png")
+    assert plain.status_code == 200
+    for path in ("/image/upload/o_0,c_scale,w_30/docs/road.png",
+                 "/image/upload/c_scale,w_30/o_0/docs/road.png"):  # fmt: skip
+        clear = client.get(path)
+        assert clear.status_code == 200 and clear.content != plain.content, path
+        image = decoded(clear.content)
+        assert (image.width, image.bands, image[3].max()) == (30, 4, 0), path
+    original = client.get("/image/upload/docs/road.jpg").content
+    assert client.get("/image/upload/o_0/docs/road.jpg").content != original
+
+
 @pytest.mark.parametrize(
     ("path", "status", "message"),
     [

@@ -187,6 +187,23 @@ def test_default_image_and_attachment_are_not_steps(
     assert plan(p.canonical).derivative == derivative
 
 
+@pytest.mark.parametrize(
+    ("text", "derivative"),
+    [
+        ("o_0", "o_0"),
+        ("o_0,w_100", "o_0,w_100"),
+        ("l_docs:road/fl_layer_apply,o_0", "l_docs:road/fl_layer_apply,o_0"),
+        ("l_docs:road,o_0/fl_layer_apply", "l_docs:road,o_0/fl_layer_apply"),
+        # (was a 500: a conditional component with nothing in the derivative had no text to prefix)
+        ("if_w_gt_100,o_0/e_sharpen", "if_w_gt_100,o_0/e_sharpen"),
+    ],
+)
+def test_a_zero_value_is_keyed(text: str, derivative: str) -> None:
+    """o_0 (fully transparent) changes every byte: it is in the derivative's key, or ``o_0,w_100`` is
+    served ``w_100``'s cached bytes and ``o_0`` alone the original's."""
+    assert plan(text).derivative == derivative
+
+
 def test_segmentation_inside_a_layer_counts() -> None:
     p = plan("l_a:b/e_background_removal/fl_layer_apply/l_c/fl_layer_apply")
     assert p.needs_segmentation
@@ -197,7 +214,11 @@ def test_segmentation_inside_a_layer_counts() -> None:
 WIDTH = "must be a positive integer up to 16384 (pixels) or a decimal fraction up to 100.0"
 OFFSET = "must be an integer from -16384 to 16384 (pixels) or a decimal fraction from -100.0 to 100.0"
 RATIO = "aspect ratio must be a ratio like 16:9 or a positive decimal like 1.5, from 1:1000 to 1000:1"
+NEEDS_X = "x_ needs c_crop, e_shadow or a fl_layer_apply component"
 ERRORS = [
+    # A value with arithmetic is checked with 1 standing in for it: the message names what was written.
+    ("x_w_add_20", BadRequest, "Invalid transformation parameter - x_w_add_20: " + NEEDS_X),
+    ("w_100,y_ih_div_2", BadRequest, "Invalid transformation parameter - y_ih_div_2: y" + NEEDS_X[1:]),
     ("w_-3", InvalidArgument, "Invalid transformation parameter - w_-3: width " + WIDTH),
     ("w_0", InvalidArgument, "Invalid transformation parameter - w_0: width " + WIDTH),
     # Numbers that do not fit libvips' 32-bit arguments (found by tests/test_app_fuzz.py).

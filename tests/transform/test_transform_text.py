@@ -194,9 +194,13 @@ def test_a_huge_text_is_refused_before_it_is_drawn(files: dict[str, Path]) -> No
 
     with pytest.raises(TooLarge, match="Text layer is too large"):
         run(f"l_text:Arial_1000:{'W' * 1500}/fl_layer_apply", files["photo"], files)
+    # Letter spacing widens the line as much as the glyphs do: 32 letters 2000 px apart are too wide
+    # (Pango failed on them, a 400 saying only "unable to call text").
+    with pytest.raises(TooLarge, match="Text layer is too large"):
+        run(f"l_text:Arial_1000_letter_spacing_1000:{'W' * 32}/fl_layer_apply", files["photo"], files)
 
 
-@pytest.mark.parametrize("text", ["%20", "%250A", "%20%20"])
+@pytest.mark.parametrize("text", ["%20", "%250A", "%20%20", "%E2%80%AE", "%E2%80%8B%20"])
 def test_a_text_with_nothing_to_draw_is_a_400(text: str) -> None:
     with pytest.raises(InvalidArgument, match="must have something to draw"):
         compile_plan(parse_transformation(f"l_text:Arial_20:{text}/fl_layer_apply"))

@@ -19,6 +19,7 @@ text boxes).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import quote, unquote
@@ -37,6 +38,9 @@ BLACK = Color(0, 0, 0, 255, "black")
 _WEIGHTS = {"bold": "Bold", "semibold": "Semi-Bold", "light": "Light", "thin": "Thin", "black": "Heavy"}
 _SLANTS = {"italic": "Italic", "oblique": "Oblique", "normal": ""}
 _DECORATIONS = ("underline", "strikethrough", "stroke")
+#: Characters that draw nothing, like spaces (format and control: U+200B, U+202E): Pango lays out an
+#: empty line for a text of only these, and libvips fails on it ("unable to call text").
+_INVISIBLE = ("Cf", "Cc")
 #: The stroke of ``stroke`` without a bo_ in the component.
 DEFAULT_STROKE = (1, BLACK)
 _ALIGNMENTS = {
@@ -111,7 +115,7 @@ def parse_text(key: str, value: str) -> TextLayer:
         text = unquote(unquote(encoded, errors="strict"), errors="strict")
     except UnicodeDecodeError:
         raise InvalidArgument(key, value, "the text's percent-encoding is not valid UTF-8") from None
-    if not text.strip():
+    if all(char.isspace() or unicodedata.category(char) in _INVISIBLE for char in text):
         raise InvalidArgument(key, value, "the text of a text layer must have something to draw")
     if len(text) > MAX_TEXT:
         raise InvalidArgument(key, value[:40] + "...", f"text layers hold at most {MAX_TEXT} characters")
@@ -152,12 +156,14 @@ def _spacing(text: str) -> int | None:
     return number if number is not None and abs(number) <= MAX_SPACING else None
 
 
-def _estimated_size(layer: TextLayer, wrap: int | None, line_spacing: int = 0) -> tuple[int, int]:
+def _estimated_size(
+    layer: TextLayer, wrap: int | None, line_spacing: int = 0, letter_spacing: int = 0
+) -> tuple[int, int]:
     """A generous bound on the drawn size, known before drawing: glyphs are at most about as wide as the
-    font size, lines 1.5 times as tall plus the extra spacing between them (so 2,000 characters at
-    1000 px are refused, not drawn)."""
+    font size plus the letter spacing, lines 1.5 times as tall plus the extra spacing between them (so
+    2,000 characters at 1000 px are refused, not drawn)."""
     lines = layer.text.split("\n")
-    widest = max(len(line) for line in lines) * layer.size
+    widest = max(len(line) for line in lines) * max(1, layer.size + letter_spacing)
     rows = len(lines)
     if wrap is not None and widest > wrap:
         rows += sum(len(line) for line in lines) * layer.size // max(1, wrap)
@@ -200,7 +206,8 @@ def render_text(
         options["spacing"] = line
     if wrap is not None:
         options["width"] = wrap
-    check_output(*_estimated_size(layer, wrap, line), limits, "Text layer")  # libvips draws it at once
+    # libvips draws it at once
+    check_output(*_estimated_size(layer, wrap, line, letter), limits, "Text layer")
     try:
         mask = pyvips.Image.text(markup, **options)
     except pyvips.Error as exc:  # Pango refusing this text or font description: the client's input
