@@ -8,6 +8,10 @@ import hashlib
 #: Bump when the rendering pipeline changes output for the same URL; old entries then simply miss.
 #: (Changes to background removal need no bump here: the segmenter's id is in the keys that use it.)
 PIPELINE_VERSION = "6"  # 6: animations kept (were their first frame); 5: CMYK, borders, q_ on PNG
+#: Bump when derivatives' keys must change but masks and faces (whose keys carry PIPELINE_VERSION) are
+#: still good. 1: a zero value is in the key (o_0 was left out: an o_0 URL's image could be stored under
+#: the key of the same URL without it, and served for that URL).
+DERIVATIVE_EPOCH = "1"
 #: The canonical text standing for "no transformation" in a derivative's key.
 AS_STORED = "(as stored)"
 
@@ -40,7 +44,8 @@ def derivative_key(
     """
     # No transformation: the original as stored (``transform.render``), no longer a re-encoding of it,
     # under a key of its own so that re-encodings cached before are not served for it.
-    fields = (canonical or AS_STORED, public_id, fingerprint, format_key, layers, model, pipeline_version)
+    version = f"{pipeline_version}.{DERIVATIVE_EPOCH}"
+    fields = (canonical or AS_STORED, public_id, fingerprint, format_key, layers, model, version)
     # Only when there is one, so that every other derivative keeps the key it had.
     return "d:" + _digest("derivative", *fields, *([asset] if asset else []))
 
