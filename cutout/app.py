@@ -21,6 +21,7 @@ from cache.s3 import S3Blobs, S3Endpoint, S3Originals, TieredBlobs
 from cutout import adapters, api, console, metrics, upload
 from cutout.api import front as api_front
 from cutout.client import Client
+from cutout.cors import HEADER_NAMES
 from cutout.fasthits import FastHits
 from cutout.fetch import FetchPolicy
 from cutout.headers import header_safe
@@ -53,6 +54,21 @@ register_url_convertor("cutout_anything", AnythingConvertor())
 def image_response(request: Request, delivered: Delivered, max_age: int) -> Response:
     status, headers, body = answer(delivered, max_age, request.headers.get("if-none-match", ""))
     return Response(body, status_code=status, headers=headers)
+
+
+#: A browser asks before a cross-site ``fetch`` of an image that sends a header of its own (or a method
+#: other than GET and HEAD): delivery answers are readable by any page (``CORS``), so any header may come.
+_PREFLIGHT = {**CORS, **NOSNIFF, "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+              "Access-Control-Max-Age": "86400", "Allow": "GET, HEAD, OPTIONS"}  # fmt: skip
+
+
+async def preflight(request: Request) -> Response:
+    """OPTIONS on a delivery URL: 204 with what it allows (a CORS preflight, or a plain OPTIONS)."""
+    headers = dict(_PREFLIGHT)
+    asked = request.headers.get("access-control-request-headers", "").strip()
+    if asked and len(asked) <= 1000 and HEADER_NAMES.fullmatch(asked):  # else no header is allowed
+        headers["Access-Control-Allow-Headers"] = asked
+    return Response(status_code=204, headers=headers)
 
 
 async def deliver(request: Request) -> Response:
@@ -242,8 +258,9 @@ def create_app(
                 multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
     catch_all = Route("/{path:cutout_anything}", deliver, methods=["GET", "HEAD"])
+    options = Route("/{path:cutout_anything}", preflight, methods=["OPTIONS"])
     # The adapters first: the API's catch-all /v1/{rest} would otherwise answer API4AI's /v1/... paths.
-    routes = [*OWN_ROUTES, *adapters.ROUTES, *api.ROUTES, *upload.ROUTES, *console.ROUTES, catch_all]
+    routes = [*OWN_ROUTES, *adapters.ROUTES, *api.ROUTES, *upload.ROUTES, *console.ROUTES, catch_all, options]
     handlers = {OriginError: on_origin_error, HTTPException: on_http_error}
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     repeats = (api_front.NATIVE, *adapters.FACES)  # repeated POSTs answered before Starlette's routing

@@ -389,3 +389,22 @@ def test_a_named_replica_names_itself_on_every_answer(make_client: ClientFactory
                      named.get("/healthz")):
         assert response.headers["x-cutout-replica"] == "replica-7", response.status_code
     assert "x-cutout-replica" not in make_client().get(url).headers
+
+
+def test_a_browsers_preflight_of_a_delivery_url_is_answered(client: Any) -> None:
+    """A cross-site ``fetch`` of an image with a header of its own asks first (OPTIONS): allowed, any
+    header that is a header name; the image itself is then readable by the page (its CORS headers)."""
+    url = "/image/upload/c_scale,w_30/docs/road.jpg"
+    asked = {"Origin": "https://shop.example", "Access-Control-Request-Method": "GET",
+             "Access-Control-Request-Headers": "x-requested-with, accept"}  # fmt: skip
+    answer = client.options(url, headers=asked)
+    assert answer.status_code == 204 and answer.content == b""
+    assert answer.headers["access-control-allow-origin"] == "*"
+    assert answer.headers["access-control-allow-methods"] == "GET, HEAD, OPTIONS"
+    assert answer.headers["access-control-allow-headers"] == "x-requested-with, accept"
+    bad = client.options(url, headers={**asked, "Access-Control-Request-Headers": "x-a, (y)"})
+    assert bad.status_code == 204 and "access-control-allow-headers" not in bad.headers
+    plain = client.options(url)
+    assert plain.status_code == 204 and plain.headers["allow"] == "GET, HEAD, OPTIONS"
+    image = client.get(url, headers={"Origin": "https://shop.example", "X-Requested-With": "fetch"})
+    assert image.status_code == 200 and image.headers["access-control-allow-origin"] == "*"

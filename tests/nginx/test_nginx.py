@@ -130,6 +130,12 @@ def test_hits_errors_and_headers_through_nginx(stack: Stack) -> None:
     avif = httpx.get(auto, headers={"Accept": "image/avif;q=0.9,image/webp;q=0"})
     assert avif.headers["content-type"] == "image/avif"
     assert httpx.get(stack.nginx + "/metrics").status_code == 404
+    asked = {"Origin": "https://shop.example", "Access-Control-Request-Method": "GET",
+             "Access-Control-Request-Headers": "x-requested-with"}  # fmt: skip
+    preflight = httpx.options(url, headers=asked)  # a page's fetch with a header of its own asks first
+    assert preflight.status_code == 204, preflight.headers
+    assert preflight.headers["access-control-allow-headers"] == "x-requested-with"
+    assert httpx.post(url).status_code == 403  # other methods stop at nginx
 
 
 def test_nginx_bounds_the_request_headers(stack: Stack) -> None:
