@@ -38,7 +38,8 @@ CROP_MODES.update(
     "b_ also fills transparent areas",
     lpad="like pad, but never scales up",
     mpad="pad to w x h without scaling, when the image is smaller than that",
-    crop="cut a w x h region out without scaling, at the gravity or at x,y",
+    crop="cut a w x h region out without scaling, at the gravity or at x,y (g_custom alone: the custom "
+    "region)",
     thumb="exactly w x h: with a face or subject gravity, the region around it (the face about half the "
     "height; z_ zooms) scaled to w x h; with no face found, or another gravity, like fill",
     fill_pad="with g_auto only: exactly w x h, filled where the interesting content fits the crop, else "
@@ -162,8 +163,9 @@ param(
         "g",
         "gravity",
         _gravity,
-        "where to crop, pad or place a layer: compass point, auto, or the faces or the subject "
-        "(a layer on g_faces gets one copy per face)",
+        "where to crop, pad or place a layer: compass point, auto, the faces or the subject (a layer on "
+        "g_faces gets one copy per face), or the asset's custom coordinates (custom, custom:face, "
+        "custom:faces: crops only)",
         "resize",
     )
 )
