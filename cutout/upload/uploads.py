@@ -448,6 +448,9 @@ class Uploads:
                 record["original_filename"] = chosen["original_filename"]
             if "info" in chosen:  # what those bytes are (backups made before it was kept: unchanged)
                 record["info"] = chosen["info"]
+            regions = record.get("custom_coordinates") or []
+            if any(x + w > found.width or y + h > found.height for x, y, w, h in regions):
+                del record["custom_coordinates"]  # they were drawn on another image, not inside this one
             record.update({"version": new_version(record["version"]), "deleted": False, "derived": [],
                            "job": None, "uploaded_at": iso(time.time())})  # fmt: skip
             self.assets.mark_unfinished(public_id)  # a crash between the two writes is reconciled

@@ -132,3 +132,20 @@ def test_bad_coordinates_are_refused_and_nothing_changes(sdk: Any, tmp_path: Pat
     assert dict(sdk.api.resource("coords/kept", coordinates=True))["coordinates"] == {"custom": [RED]}
     with pytest.raises(sdk.exceptions.BadRequest, match="Parameter face_coordinates is not supported"):
         sdk.uploader.upload(str(source), public_id="coords/faces", face_coordinates=[RED])
+
+
+def test_a_new_upload_and_a_restore_keep_only_coordinates_of_their_image(sdk: Any, tmp_path: Path) -> None:
+    big = _original(tmp_path / "blocks.png")
+    small = tmp_path / "small.png"
+    pyvips.Image.new_from_file(str(big)).resize(0.5).write_to_file(str(small))
+    first = sdk.uploader.upload(str(small), public_id="coords/restored", backup=True)
+    sdk.uploader.upload(str(big), public_id="coords/restored", backup=True, custom_coordinates=GREEN)
+    assert dict(sdk.api.resource("coords/restored", coordinates=True))["coordinates"] == {"custom": [GREEN]}
+    # The 300x200 version back: GREEN is outside it, so it no longer describes the asset.
+    sdk.api.restore(["coords/restored"], versions=[first["version_id"]])
+    restored = dict(sdk.api.resource("coords/restored", coordinates=True))
+    assert restored["width"] == WIDTH // 2 and restored["coordinates"] == {}
+    # An upload over the id is a new image: coordinates only if it brings its own.
+    sdk.api.update("coords/restored", custom_coordinates=[1, 1, 10, 10])
+    sdk.uploader.upload(str(big), public_id="coords/restored")
+    assert dict(sdk.api.resource("coords/restored", coordinates=True))["coordinates"] == {}
