@@ -149,3 +149,11 @@ def test_a_new_upload_and_a_restore_keep_only_coordinates_of_their_image(sdk: An
     sdk.api.update("coords/restored", custom_coordinates=[1, 1, 10, 10])
     sdk.uploader.upload(str(big), public_id="coords/restored")
     assert dict(sdk.api.resource("coords/restored", coordinates=True))["coordinates"] == {}
+
+
+def test_an_eager_g_custom_crop_uses_the_coordinates_of_its_upload(sdk: Any, tmp_path: Path) -> None:
+    source = _original(tmp_path / "blocks.png")
+    up = sdk.uploader.upload(str(source), public_id="coords/eager", custom_coordinates=GREEN,
+                             eager=[{"crop": "crop", "gravity": "custom"}])  # fmt: skip
+    [made] = up["eager"]
+    assert made["transformation"] == "c_crop,g_custom" and (made["width"], made["height"]) == (100, 100)
