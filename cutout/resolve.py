@@ -57,7 +57,7 @@ class Prepared:
     attachment: str | None = None
     #: The X-Cld-Error of a success that is not quite what was asked: why ``substitute`` stands in.
     warning: str | None = None
-    #: The asset's tags and context, when the plan's conditions read them (``Plan.needs_asset``).
+    #: The asset's tags, context and custom coordinates, when the plan reads them (``Plan.needs_asset``).
     asset: AssetFacts | None = None
     #: The render runs the segmentation model: made by a claimed, queued job (423 until done), as
     #: ``Scheduler.make`` does. The plan needs the model and the original is not delivered animated
