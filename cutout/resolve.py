@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 import transform
 from cache import Coordinator, Located, OriginalsStore, derivative_key
@@ -56,7 +57,7 @@ class Prepared:
     attachment: str | None = None
     #: The X-Cld-Error of a success that is not quite what was asked: why ``substitute`` stands in.
     warning: str | None = None
-    #: The asset's tags and context, when the plan's conditions read them (``Plan.needs_asset``).
+    #: The asset's tags, context and custom coordinates, when the plan reads them (``Plan.needs_asset``).
     asset: AssetFacts | None = None
     #: The render runs the segmentation model: made by a claimed, queued job (423 until done), as
     #: ``Scheduler.make`` does. The plan needs the model and the original is not delivered animated
@@ -159,7 +160,10 @@ class Resolver:
         # A default delivered for a missing original is not remembered: the memo's check is that its files
         # are unchanged, and an upload of the missing original changes none of them. Looked up every time,
         # the real original is served from the first request after it arrives.
-        if prepared.substitute is None and len(raw_path) + len(accept or "") <= MAX_MEMO_TEXT:
+        # Nor one that read the asset's record (tags, context, custom coordinates): an Admin API update
+        # changes it, not the files the memo checks, and the next request must see the update.
+        if (prepared.substitute is None and prepared.asset is None
+                and len(raw_path) + len(accept or "") <= MAX_MEMO_TEXT):  # fmt: skip
             self._memo[(raw_path, accept)] = (prepared, time.monotonic() + MEMO_SECONDS)
         return prepared
 
@@ -224,8 +228,8 @@ class Resolver:
             return False
 
     def _asset(self, public_id: str) -> AssetFacts:
-        """The tags and context the Upload API keeps in the asset's record; none for an original put in
-        the folder by hand (no record), as the Admin API describes it."""
+        """The tags, context and custom coordinates the Upload API keeps in the asset's record; none for
+        an original put in the folder by hand (no record), as the Admin API describes it."""
         try:
             data = self.originals.get_record(asset_record_name(public_id))
         except ValueError:  # not a name records take: no record
@@ -235,7 +239,7 @@ class Resolver:
             record = {}
         tags = tuple(str(tag) for tag in record.get("tags") or ())
         context = tuple(sorted((str(k), str(v)) for k, v in dict(record.get("context") or {}).items()))
-        return AssetFacts(tags, context)
+        return AssetFacts(tags, context, _custom(record))
 
     def _locate(
         self, public_id: str, default: str | None, missing: OriginError | None
@@ -309,3 +313,13 @@ def _free(param: Param) -> bool:
     no byte either: Cloudinary's strict mode lets through only transformations it was told of (eager,
     allowed, named) or signed, whole, and a default image delivers another original than the URL names."""
     return param.key in ("t", "f") or (param.key == "q" and param.value.startswith("auto"))
+
+
+def _custom(record: dict[str, Any]) -> tuple[tuple[float, float, float, float], ...]:
+    """The record's custom coordinates (pixels of the original it describes) as fractions of it: what
+    g_custom crops on, whatever the steps before it made of the image's size."""
+    width, height = record.get("width"), record.get("height")
+    regions = record.get("custom_coordinates") or ()
+    if not isinstance(width, int) or not isinstance(height, int) or width < 1 or height < 1:
+        return ()
+    return tuple((x / width, y / height, w / width, h / height) for x, y, w, h in regions)

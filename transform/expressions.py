@@ -99,15 +99,19 @@ Value = Num | Str | tuple[str, ...]  # the last: a list of tags
 
 @dataclass(frozen=True)
 class AssetFacts:
-    """What the asset's record says that conditions may read: its tags and context."""
+    """What the asset's record says that conditions may read (its tags and context) and g_custom crops
+    on (its custom coordinates, as fractions of the original: left, top, width, height)."""
 
     tags: tuple[str, ...] = ()
     context: tuple[tuple[str, str], ...] = ()
+    custom: tuple[tuple[float, float, float, float], ...] = ()
 
     @property
     def token(self) -> str:
         """Text that changes whenever these facts do: part of the keys of results that read them."""
-        return repr((sorted(self.tags), sorted(self.context)))
+        facts = repr((sorted(self.tags), sorted(self.context)))
+        # Without custom coordinates, the text it was before they existed (keys already cached stay valid).
+        return f"{facts}|custom:{self.custom!r}" if self.custom else facts
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from transform.ops import ACTION_ORDER, BUILDERS, Action, render_param, scale_fo
 from transform.ops.args import Color
 from transform.ops.conditions import Assignment
 from transform.ops.flags import ANIMATION_FLAGS, attachment_name
-from transform.ops.focus import CONTENT_GRAVITIES
+from transform.ops.focus import CONTENT_GRAVITIES, CUSTOM_GRAVITIES
 from transform.ops.output import Quality
 from transform.ops.pages import Pages, Timing, check_timing
 from transform.ops.text import TextLayer
@@ -90,8 +90,9 @@ class Plan:
 
     @property
     def needs_asset(self) -> bool:
-        """The steps read the asset's record (tags, ctx:!key!): its facts go into the key and the render."""
-        return bool(self.reads & {"tags", "ctx"})
+        """The steps read the asset's record (tags, ctx:!key!, g_custom's coordinates): its facts go into
+        the key and the render."""
+        return bool(self.reads & {"tags", "ctx", "custom"})
 
     @property
     def sequential(self) -> bool:
@@ -573,6 +574,10 @@ def _add_component(block: _Block, params: Mapping[str, Any], *, layer: _Block | 
         )
     if flags == ("region_relative",) and layer is not None:
         layer.region_sized = True
+    if layer is not None and params.get("g") in CUSTOM_GRAVITIES:
+        # The custom coordinates read are the delivered asset's, not the layer's image's.
+        raise BadRequest(f"Invalid transformation parameter - g_{params['g']}: custom coordinates are the "
+                         "delivered asset's; g_custom cannot crop inside a layer")  # fmt: skip
     if any(isinstance(v, Template) for v in params.values()):
         block.steps.append(_deferred(params, list(block.parts)))
     else:

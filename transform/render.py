@@ -69,8 +69,8 @@ def render(
     """Thread-safe: nothing is shared between calls but the (immutable) plan. ``watch`` stops the render
     from another thread (``Watch.stop``): its libvips work ends at the next tile, and the render raises
     the error it was stopped with, whatever libvips or a step raised meanwhile. ``uncounted`` (see
-    ``Ctx.uncounted``) runs the work a time budget does not count. ``asset``: the delivered asset's tags
-    and context, for a plan that reads them (``Plan.needs_asset``; none: no tags)."""
+    ``Ctx.uncounted``) runs the work a time budget does not count. ``asset``: the delivered asset's tags,
+    context and custom coordinates, for a plan that reads them (``Plan.needs_asset``; none: no tags)."""
     try:
         watch.check()  # stopped before it began (its client left while it waited for a thread)
         asset = asset or AssetFacts()

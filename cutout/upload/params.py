@@ -361,6 +361,49 @@ def _split_eq(raw: str) -> tuple[str, str, str]:
     return raw[: match.start()], "=", raw[match.end() :]
 
 
+#: Custom regions one asset may keep (Cloudinary publishes no limit; each one is kept on the record).
+MAX_CUSTOM_COORDINATES = 100
+_COORDINATE = re.compile(r"[0-9]{1,9}")
+Region = tuple[int, int, int, int]
+
+
+def custom_coordinates(params: Mapping[str, str]) -> list[Region] | None:
+    """``custom_coordinates``: ``x,y,w,h`` regions (pixels of the original: left, top, width, height)
+    separated by '|', as the SDKs send their list of lists; a ``key[]`` list of four numbers is one region.
+    None when not given; [] when empty (which clears them). Checked against the image by ``inside``."""
+    if "custom_coordinates" not in params:
+        return None
+    text = params["custom_coordinates"].strip()
+    parts = text.split("|") if text else []
+    if len(parts) > MAX_CUSTOM_COORDINATES:
+        raise bad(f"custom_coordinates: at most {MAX_CUSTOM_COORDINATES} regions, got {len(parts)}")
+    regions = []
+    for part in parts:
+        numbers = [n.strip() for n in part.split(",")]
+        if len(numbers) != 4 or not all(_COORDINATE.fullmatch(n) for n in numbers):
+            raise bad(
+                f"custom_coordinates: {part[:60]!r} is not a region: four non-negative integers x,y,w,h "
+                "(regions separated by '|')"
+            )
+        x, y, w, h = (int(n) for n in numbers)
+        if w < 1 or h < 1:
+            raise bad(f"custom_coordinates: {part[:60]!r} is an empty region (its width and height must be "
+                      "at least 1)")  # fmt: skip
+        regions.append((x, y, w, h))
+    return regions
+
+
+def inside(regions: list[Region], width: int, height: int) -> list[list[int]]:
+    """The regions as the record keeps them, or a 400 for one that is not inside the ``width`` x
+    ``height`` image they describe."""
+    for x, y, w, h in regions:
+        if x + w > width or y + h > height:
+            raise bad(
+                f"custom_coordinates: the region {x},{y},{w},{h} is not inside the image ({width}x{height})"
+            )
+    return [list(region) for region in regions]
+
+
 def background_removal(params: Mapping[str, str]) -> bool | None:
     """None when not asked for; else whether fine edges were."""
     value = params.get("background_removal", "")

@@ -36,13 +36,14 @@ SIGNING = p.SIGNING
 UPLOAD_PARAMS = (*SIGNING, "file", "public_id", "folder", "use_filename", "unique_filename", "overwrite",
                  "tags", "context", "eager", "eager_async", "eager_notification_url", "notification_url",
                  "background_removal", "backup", "invalidate", "type", "filename_override", "display_name",
-                 "resource_type", "asset_folder")  # fmt: skip
+                 "resource_type", "asset_folder", "custom_coordinates")  # fmt: skip
 EXPLICIT_PARAMS = (*SIGNING, "public_id", "type", "eager", "eager_async", "eager_notification_url",
                    "notification_url", "background_removal", "tags", "context", "invalidate",
-                   "resource_type")  # fmt: skip
+                   "resource_type", "custom_coordinates")  # fmt: skip
 DESTROY_PARAMS = (*SIGNING, "public_id", "type", "invalidate", "resource_type")
-UPDATE_PARAMS = ("background_removal", "notification_url", "tags", "context", "display_name", "asset_folder")
-RESOURCE_PARAMS = ("versions", "max_results")
+UPDATE_PARAMS = ("background_removal", "notification_url", "tags", "context", "display_name", "asset_folder",
+                 "custom_coordinates")  # fmt: skip
+RESOURCE_PARAMS = ("versions", "max_results", "coordinates")
 LIST_PARAMS = ("prefix", "max_results", "next_cursor", "tags", "context", "type", "public_ids")
 RESTORE_PARAMS = ("public_ids", "versions")
 _VERSION_FIELDS = ("version_id", "version", "format", "size", "time")
@@ -55,6 +56,7 @@ class _Asked:
     public_id: str
     tags: list[str] | None
     context: dict[str, str] | None
+    custom: list[p.Region] | None
     fine: bool | None
     eagers: list[p.Eager]
     notification_url: str | None
@@ -88,6 +90,7 @@ class Uploads:
             "original_filename": _stem(_filename(received)),
             "display_name": params.get("display_name"),
             "asset_folder": p.asset_folder(params),
+            "custom_coordinates": asked.custom or None,  # checked against the image by _store
         }  # fmt: skip
         record, outcome = await anyio.to_thread.run_sync(
             partial(self._store, asked.public_id, data, details, overwrite=asked.overwrite, fine=asked.fine,
@@ -113,7 +116,8 @@ class Uploads:
         self.check_type(params)
         asked = _Asked(
             public_id=self.check_writable(p.choose_public_id(params, _filename(received)), "public_id"),
-            tags=p.tags(params), context=p.context(params), fine=self._removal(params),
+            tags=p.tags(params), context=p.context(params), custom=p.custom_coordinates(params),
+            fine=self._removal(params),
             eagers=p.eager(params, self.settings.named),
             notification_url=self._hook(params, "notification_url"),
             eager_url=self._hook(params, "eager_notification_url"),
@@ -208,6 +212,9 @@ class Uploads:
         for both): (the record, new|overwritten|existing)."""
         found = inspect(data, self.settings.max_pixels)
         fmt, width, height = found.format, found.width, found.height
+        custom = details.get("custom_coordinates")
+        if custom:
+            details = {**details, "custom_coordinates": p.inside(custom, width, height)}
         with self.assets.locked(public_id):
             stored = self.assets.record(public_id)  # a deleted asset's record keeps its backups
             old = self.assets.current_of(public_id, stored)
@@ -268,7 +275,8 @@ class Uploads:
         eagers = p.eager(params, self.settings.named)
         notification_url = self._hook(params, "notification_url")
         eager_url = self._hook(params, "eager_notification_url")
-        changes = {"tags": p.tags(params), "context": p.context(params)}
+        changes = {"tags": p.tags(params), "context": p.context(params),
+                   "custom_coordinates": p.custom_coordinates(params)}  # fmt: skip
         eager_async = p.flag(params, "eager_async")
         p.flag(params, "invalidate")
         record = await anyio.to_thread.run_sync(
@@ -294,7 +302,13 @@ class Uploads:
             record = self.assets.current(public_id)
             if record is None:
                 raise not_found(public_id)
+            custom = changes.get("custom_coordinates")
+            if custom is not None:  # checked against the image the record describes; [] clears them
+                kept = p.inside(custom, record["width"], record["height"])
+                changes = {**changes, "custom_coordinates": kept}
             record.update({k: v for k, v in changes.items() if v is not None})
+            if record.get("custom_coordinates") == []:
+                del record["custom_coordinates"]
             if fine is not None:
                 if record.get("job"):
                     raise UploadError(420, f"Background removal of {public_id} is already pending")
@@ -331,6 +345,11 @@ class Uploads:
         if record is None:
             raise not_found(public_id)
         shown = self._detailed(record, base, versions=p.flag(query, "versions"))
+        if p.flag(query, "coordinates"):
+            # Cloudinary's shape; its ``faces`` (the detector's boxes) are not listed: this server detects
+            # faces when a URL crops on them, per derivative, and keeps no record of them per asset.
+            custom = record.get("custom_coordinates")
+            shown["coordinates"] = {"custom": custom} if custom else {}
         shown["derived"] = shown["derived"][: p.max_results(query, 500)]
         return shown
 
@@ -356,6 +375,7 @@ class Uploads:
             "context": p.context(params),
             "display_name": params.get("display_name"),
             "asset_folder": p.asset_folder(params),
+            "custom_coordinates": p.custom_coordinates(params),
         }
         record = await anyio.to_thread.run_sync(
             partial(self._change, public_id, changes, fine, notification_url, base)
@@ -428,6 +448,9 @@ class Uploads:
                 record["original_filename"] = chosen["original_filename"]
             if "info" in chosen:  # what those bytes are (backups made before it was kept: unchanged)
                 record["info"] = chosen["info"]
+            regions = record.get("custom_coordinates") or []
+            if any(x + w > found.width or y + h > found.height for x, y, w, h in regions):
+                del record["custom_coordinates"]  # they were drawn on another image, not inside this one
             record.update({"version": new_version(record["version"]), "deleted": False, "derived": [],
                            "job": None, "uploaded_at": iso(time.time())})  # fmt: skip
             self.assets.mark_unfinished(public_id)  # a crash between the two writes is reconciled

@@ -84,7 +84,7 @@ def test_basic_sign_in_with_key_and_secret(make: Any) -> None:
 BAD = [
     "w_100,,h_80",  # syntax: the column of the empty parameter
     "c_scale,w_abc",  # a bad value
-    "c_thumb,g_custom,h_100,w_100",  # not supported
+    "c_thumb,g_liquid,h_100,w_100",  # not supported
     "e_background_removal/z_2",  # unknown parameter
     "co_red",  # a rule between parameters
     "w_100,w_200",  # twice in one component
@@ -114,7 +114,7 @@ def test_check_columns_point_at_the_problem(make: Any) -> None:
 
     assert column("w_100,,h_80") == 7
     assert column("c_scale,w_abc") == 9
-    assert column("e_background_removal/c_fill,g_custom,h_9,w_9") == 29
+    assert column("e_background_removal/c_fill,g_liquid,h_9,w_9") == 29
     assert column("e_background_removal/z_2") == 22
     assert column("c_fill,w_100/w_100,w_200") == 14
 

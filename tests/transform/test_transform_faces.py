@@ -16,11 +16,13 @@ import pytest
 import pyvips
 from transform_helpers import FACE_PHOTO, run
 
-from grammar import parse_path
+from grammar import parse_path, parse_transformation
 from grammar.errors import BadRequest, NotAvailable
 from tests.conftest import require_face_model
+from transform import compile_plan, negotiate_format, render
+from transform.expressions import AssetFacts
 from transform.faces import Face
-from transform.faces.centerface import DETECTOR_ID, default_detector
+from transform.faces.centerface import DETECTOR_ID, default_detector, detect_faces
 
 #: Where the astronaut's face is (fractions of the photo), by eye: forehead to chin, ear to ear.
 FACE_CENTRE = (0.44, 0.23)
@@ -218,7 +220,8 @@ def test_the_server_detects_once_and_caches(tmp_path: Path) -> None:
         ("z_2", "z_ needs c_thumb"),
         ("c_crop,g_north,h_100,w_100,z_2", "z_ with c_crop needs a face or subject gravity"),
         ("c_fill,g_auto:dog,h_100,w_100", "object classes such as g_auto:dog are not supported"),
-        ("c_fill,g_custom,h_100,w_100", "gravity custom is not supported"),
+        ("c_fill,g_liquid,h_100,w_100", "gravity liquid is not supported"),
+        ("c_pad,g_custom,h_100,w_100", "custom gravity needs c_fill"),
         ("c_thumb,g_face,h_100,w_100,z_0", "zoom must be a number from 0.1 to 10.0"),
         ("l_logo/fl_layer_apply,g_face:center", "g_face:center cannot place a layer"),
         ("c_auto,g_north,h_100,w_100", "c_auto takes g_auto"),
@@ -329,3 +332,25 @@ def test_face_effects_change_the_face_and_nothing_else(transformation: str, file
 def test_face_effects_leave_a_photo_without_faces_alone(files: dict[str, Path]) -> None:
     out = run("e_blur_faces", files["photo"], files, extension="png")
     assert out.data == run("", files["photo"], files, extension="png").data
+
+
+def _with_asset(transformation: str, source: Path, asset: AssetFacts) -> bytes:
+    plan = compile_plan(parse_transformation(transformation))
+    choice = negotiate_format(plan, extension="png", accept=None)
+    return render(plan, str(source), source_key="custom-face", choice=choice, faces=detect_faces,
+                  asset=asset).data  # fmt: skip
+
+
+@pytest.mark.parametrize("gravity", ["custom:face", "custom:faces"])
+def test_custom_face_is_the_face_gravity_without_custom_coordinates(
+    gravity: str, files: dict[str, Path]
+) -> None:
+    """Cloudinary: g_custom:face "defaults to face gravity if no custom coordinates are available"; with
+    them, the custom region wins over the detector."""
+    got = _with_asset(f"c_thumb,g_{gravity},h_100,w_100", files["face"], AssetFacts())
+    face = gravity.removeprefix("custom:")
+    expected = run(f"c_thumb,g_{face},h_100,w_100", files["face"], files, extension="png")
+    assert got == expected.data
+    corner = AssetFacts(custom=((0.0, 0.75, 0.25, 0.25),))  # the bottom-left corner: no face there
+    custom = _with_asset(f"c_thumb,g_{gravity},h_100,w_100", files["face"], corner)
+    assert got != custom and not default_detector().detect(image_of(custom))

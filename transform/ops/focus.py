@@ -10,6 +10,10 @@ box in fractions of the image, so it survives the scaling ``c_fill`` does before
 No face found: ``g_face``/``g_faces`` fall back to north, as Cloudinary documents ("defaults to north
 gravity if no face is detected"), ``g_face:center`` to the centre, ``g_face:auto`` and ``g_auto:face``
 to the automatic (attention) crop. An empty subject mask falls back to the automatic crop.
+
+Custom coordinates (``g_custom``, ``g_custom:face``, ``g_custom:faces``) come from the asset's record
+(``ctx.asset.custom``, fractions of the original): the first region is the focus; an asset without any
+falls back to the centre, or to the face gravity named.
 """
 
 from __future__ import annotations
@@ -36,7 +40,11 @@ FACE_GRAVITIES = {
     "auto:faces": ("all", "auto"),
 }
 SUBJECT_GRAVITIES = ("auto:subject", "auto:object")
-CONTENT_GRAVITIES = (*FACE_GRAVITIES, *SUBJECT_GRAVITIES)
+#: g_custom: the asset's first custom region (the Upload API's ``custom_coordinates``, kept on its record);
+#: without one, the gravity named here (Cloudinary: g_custom "defaults to center gravity", g_custom:face
+#: and g_custom:faces to face detection).
+CUSTOM_GRAVITIES = {"custom": "center", "custom:face": "face", "custom:faces": "faces"}
+CONTENT_GRAVITIES = (*FACE_GRAVITIES, *SUBJECT_GRAVITIES, *CUSTOM_GRAVITIES)
 #: The content gravities that place a layer (fl_layer_apply,g_faces): on the largest face, on every face
 #: (one copy each) or on the subject. The :center/:auto fallbacks name crops, not placements.
 PLACING_GRAVITIES = ("face", "faces", "auto:face", "auto:faces", *SUBJECT_GRAVITIES)
@@ -47,6 +55,8 @@ FOCUS = "focus"
 FACE_CONTEXT = 2.4
 #: The same for a subject: its box and a little room around it.
 SUBJECT_CONTEXT = 1.15
+#: The same for a custom region: the region itself (the uploader drew it where the crop must go).
+CUSTOM_CONTEXT = 1.0
 #: Mask value (0-255) from which a pixel counts as subject.
 SUBJECT_LEVEL = 128
 #: Side of the mask thumbnail the subject's box is measured on.
@@ -54,7 +64,21 @@ PROBE = 512
 
 
 def needs_faces(gravity: str | None) -> bool:
-    return gravity in FACE_GRAVITIES
+    """Whether the crop may detect faces (g_custom:face does for an asset without custom coordinates)."""
+    return gravity in FACE_GRAVITIES or CUSTOM_GRAVITIES.get(gravity or "") in FACE_GRAVITIES
+
+
+def needs_asset(gravity: str | None) -> bool:
+    """Whether the crop reads the asset's record (its custom coordinates)."""
+    return gravity in CUSTOM_GRAVITIES
+
+
+def resolve_custom(gravity: str, ctx: Ctx) -> str:
+    """What a custom gravity is for this asset: ``custom`` when its record has custom coordinates, else
+    its documented fallback (center, or the face gravity of g_custom:face[s]). Others: as they are."""
+    if gravity not in CUSTOM_GRAVITIES:
+        return gravity
+    return "custom" if ctx.asset.custom else CUSTOM_GRAVITIES[gravity]
 
 
 def needs_mask(gravity: str | None) -> bool:
@@ -62,16 +86,24 @@ def needs_mask(gravity: str | None) -> bool:
 
 
 def fallback(gravity: str) -> str:
+    if gravity in CUSTOM_GRAVITIES:
+        return CUSTOM_GRAVITIES[gravity]
     return FACE_GRAVITIES[gravity][1] if gravity in FACE_GRAVITIES else "auto"
 
 
 def context(gravity: str | None) -> float:
+    if gravity in CUSTOM_GRAVITIES:
+        return CUSTOM_CONTEXT
     return FACE_CONTEXT if gravity in FACE_GRAVITIES else SUBJECT_CONTEXT
 
 
 def find(gravity: str, ctx: Ctx, image: pyvips.Image, prefix: str) -> Face | None:
     """The box a content gravity centres on in ``image`` (fractions), or None when there is none."""
     key = f"{ctx.source_key}|{prefix}"
+    if gravity in CUSTOM_GRAVITIES:
+        # Fractions of the original (kept so by the server): they hold after a resize before the crop.
+        first = ctx.asset.custom[0] if ctx.asset.custom else None
+        return None if first is None else Face(*first, 1.0)
     if gravity in FACE_GRAVITIES:
         faces = detect(ctx, image, prefix)
         if not faces:

@@ -96,7 +96,8 @@ class Ctx:
     uncounted: Callable[[], AbstractContextManager[None]] = nullcontext
     #: What iw, ih, pc and fc read (set by the renderer when a step reads them, and for each layer).
     origin: Origin | None = None
-    #: The delivered asset's tags and context, for conditions on tags and ctx:!key!.
+    #: The delivered asset's tags and context, for conditions on tags and ctx:!key!, and its custom
+    #: coordinates, for g_custom.
     asset: AssetFacts = AssetFacts()
     #: What a step measured on an animation's first frame, for the frames after it (b_auto's colour: one
     #: colour for every frame), by a key of the step's own. One table per render, as ``variables``.

@@ -38,7 +38,8 @@ CROP_MODES.update(
     "b_ also fills transparent areas",
     lpad="like pad, but never scales up",
     mpad="pad to w x h without scaling, when the image is smaller than that",
-    crop="cut a w x h region out without scaling, at the gravity or at x,y",
+    crop="cut a w x h region out without scaling, at the gravity or at x,y (g_custom alone: the custom "
+    "region)",
     thumb="exactly w x h: with a face or subject gravity, the region around it (the face about half the "
     "height; z_ zooms) scaled to w x h; with no face found, or another gravity, like fill",
     fill_pad="with g_auto only: exactly w x h, filled where the interesting content fits the crop, else "
@@ -55,7 +56,7 @@ _CONTENT_MODES = ("fill", "lfill", "crop", "thumb", "auto")  # those a face or s
 _ZOOM_MODES = ("thumb", "crop", "auto")
 GRAVITIES = (*pixels.COMPASS, "auto", *focus.CONTENT_GRAVITIES)
 _UNSUPPORTED_GRAVITY = (
-    "custom", "liquid", "ocr_text", "adv_face", "adv_faces", "adv_eyes", "body", "no_faces"
+    "custom_no_override", "liquid", "ocr_text", "adv_face", "adv_faces", "adv_eyes", "body", "no_faces"
 )  # fmt: skip
 
 
@@ -95,9 +96,11 @@ def _gravity(key: str, value: str) -> str:
         raise InvalidArgument(
             key,
             value,
-            f"gravity {value} is not supported (custom coordinates, text, eye and body detection are "
-            f"not); expected one of {', '.join(GRAVITIES)}",
+            f"gravity {value} is not supported (text, eye and body detection are not); expected one of "
+            f"{', '.join(GRAVITIES)}",
         )
+    if value.startswith("custom:") and value not in GRAVITIES:
+        raise InvalidArgument(key, value, "g_custom takes face or faces as its fallback (g_custom:face)")
     if value.startswith("auto:") and value not in GRAVITIES:
         raise InvalidArgument(
             key,
@@ -160,8 +163,9 @@ param(
         "g",
         "gravity",
         _gravity,
-        "where to crop, pad or place a layer: compass point, auto, or the faces or the subject "
-        "(a layer on g_faces gets one copy per face)",
+        "where to crop, pad or place a layer: compass point, auto, the faces or the subject (a layer on "
+        "g_faces gets one copy per face), or the asset's custom coordinates (custom, custom:face, "
+        "custom:faces: crops only)",
         "resize",
     )
 )
@@ -219,6 +223,8 @@ class Resize:
     #: around it gets (focus.FACE_CONTEXT, SUBJECT_CONTEXT), set by ``apply``.
     focus: Face | None = None
     spread: float = 1.0
+    #: c_crop with no w_, h_ or ar_ on a custom region: that region's own shape (exactly the region).
+    region_shape: bool = False
 
     def apply(
         self,
@@ -236,7 +242,8 @@ class Resize:
         spec = self
         if self.gravity in focus.CONTENT_GRAVITIES:
             gravity = focus.FOCUS if found is not None else focus.fallback(self.gravity)
-            spec = replace(self, gravity=gravity, focus=found, spread=focus.context(self.gravity))
+            spec = replace(self, gravity=gravity, focus=found, spread=focus.context(self.gravity),
+                           region_shape=self.gravity in focus.CUSTOM_GRAVITIES)  # fmt: skip
         run = _MODES[spec.mode]
         return run(spec, image, width, height, limits)
 
@@ -337,8 +344,11 @@ def _cut(
 
 def _crop(spec: Resize, image: pyvips.Image, width: int, height: int, limits: Limits) -> pyvips.Image:
     if spec.focus is not None and spec.w is None and spec.h is None:
-        # c_crop around a face with only ar_: the thumbnail's region (z_ zooms), not scaled.
+        # c_crop around a face with only ar_: the thumbnail's region (z_ zooms), not scaled; around a
+        # custom region with no ar_ either, that region itself (Cloudinary's c_crop,g_custom).
         aspect = spec.ar.value if spec.ar else image.width / image.height
+        if spec.region_shape and not spec.ar:
+            aspect = (spec.focus.width * image.width) / max(spec.focus.height * image.height, 1e-9)
         region = _region(spec, image, aspect)
         return image.extract_area(region.left, region.top, region.width, region.height)
     width, height = min(width, image.width), min(height, image.height)
@@ -447,7 +457,8 @@ def resize_from(params: Mapping[str, Any], *, placing: bool = False) -> Resize |
                 )
         return None
     mode = mode or "scale"
-    if not sizes:
+    # c_crop,g_custom alone cuts the custom region out (its size is the region's).
+    if not sizes and not (mode == "crop" and not placing and params.get("g") in focus.CUSTOM_GRAVITIES):
         raise BadRequest(f"Invalid transformation parameter - c_{mode}: c_{mode} needs w_, h_ or ar_")
     if "ar" in params and "w" in params and "h" in params:
         raise BadRequest("Invalid transformation: ar_ cannot be combined with both w_ and h_")
@@ -464,9 +475,10 @@ def resize_from(params: Mapping[str, Any], *, placing: bool = False) -> Resize |
             )
         gravity = "auto:subject" if gravity in (None, "auto") else gravity
     if gravity in focus.CONTENT_GRAVITIES and mode not in _CONTENT_MODES:
+        kind = "custom" if gravity in focus.CUSTOM_GRAVITIES else "face or subject"
         raise BadRequest(
-            f"Invalid transformation parameter - g_{gravity}: a face or subject gravity needs c_fill, "
-            f"c_lfill, c_crop, c_thumb or c_auto (not c_{mode})"
+            f"Invalid transformation parameter - g_{gravity}: a {kind} gravity needs c_fill, c_lfill, "
+            f"c_crop, c_thumb or c_auto (not c_{mode})"
         )
     if "z" in params and not placing and mode not in _ZOOM_MODES:
         zoom = render_param("z", params["z"])
@@ -520,6 +532,8 @@ def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action |
     claimed.update(keys)
 
     centred = _centred(spec)
+    gravity = spec.gravity or ""
+    custom = focus.needs_asset(gravity)
     measured = object()  # b_auto's colour on an animation's first frame, this step's in Ctx.measured
 
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
@@ -533,14 +547,16 @@ def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action |
             return replace(spec, background=ctx.measured[measured]).apply(image, ctx.limits)
         # The detector reads a shrink-on-load preview of the original (a first step) or this image (after
         # other steps); a cached detection reads no pixels at all. So no copy_memory to share them.
-        found = focus.find(spec.gravity, ctx, image, prefix) if spec.content and spec.gravity else None
+        # g_custom: the asset's region, or (none in its record) the gravity Cloudinary falls back to.
+        now = spec if not custom else replace(spec, gravity=focus.resolve_custom(gravity, ctx))
+        found = focus.find(now.gravity, ctx, image, prefix) if now.content and now.gravity else None
         reference = (ctx.layer_region if region else ctx.layer_base) if relative else None
         if region and ctx.layer_region is None:
             # Not in a layer on a face: a crop with fl_region_relative, fractions of the box it found (of
             # the image when none was found, as without the flag).
             box = (found.width * image.width, found.height * image.height) if found is not None else None
             reference = (max(1, round(box[0])), max(1, round(box[1]))) if box is not None else None
-        return spec.apply(image, ctx.limits, reference=reference, found=found)
+        return now.apply(image, ctx.limits, reference=reference, found=found)
 
     sequential = spec.gravity != "auto" and spec.mode not in _PADDED and not spec.content
     canonical = ",".join(render_param(k, params[k]) for k in sorted(keys))
@@ -552,6 +568,7 @@ def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action |
         segmentation=focus.needs_mask(spec.gravity),
         faces=focus.needs_faces(spec.gravity),
         still_only=f"g_{spec.gravity}" if spec.content and centred is None else None,
+        reads=frozenset({"custom"}) if custom else frozenset(),
     )
 
 
