@@ -318,10 +318,12 @@ def choose_public_id(params: Mapping[str, str], filename: str | None) -> str:
     ``unique_filename=false``), else a random id; under ``folder``."""
     folder = check_folder(params.get("folder", ""))
     public_id = params.get("public_id", "")
-    if not public_id and flag(params, "use_filename") and filename:
+    # Both read whether they matter or not, so that a malformed value is a 400, never passed over.
+    use_filename, unique = flag(params, "use_filename"), flag(params, "unique_filename", True)
+    if not public_id and use_filename and filename:
         stem = re.sub(r"[^\w.-]+", "_", PurePosixPath(filename.replace("\\", "/")).stem).strip("._")
         if stem:
-            public_id = stem + (f"_{random_id(6)}" if flag(params, "unique_filename", True) else "")
+            public_id = stem + (f"_{random_id(6)}" if unique else "")
     if not public_id:
         public_id = random_id()
     return check_new_public_id(f"{folder}/{public_id}" if folder else public_id)
