@@ -22,7 +22,7 @@ from cutout import jsonbody
 from cutout.api.errors import ApiError
 from cutout.api.intake import limit_body
 from cutout.upload.errors import UploadError, bad
-from cutout.upload.form import read_multipart, text
+from cutout.upload.form import MAX_FIELDS, read_multipart, text
 from cutout.upload.spool import Spool
 from grammar import parse_transformation
 from grammar.errors import OriginError
@@ -168,7 +168,7 @@ async def _parse(request: Request, media: str, raw: bytes, limit: int) -> list[t
         yield raw
 
     try:
-        form = await FormParser(request.headers, whole(), max_fields=256, max_part_size=limit).parse()
+        form = await FormParser(request.headers, whole(), max_fields=MAX_FIELDS, max_part_size=limit).parse()
     except MultiPartException as exc:
         raise bad(f"Malformed form body: {exc.message}") from None
     return [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
