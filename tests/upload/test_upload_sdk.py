@@ -274,6 +274,13 @@ def test_an_exif_rotated_photo_is_described_as_delivered(sdk: Any, server: Serve
     # Orientation 3 (upside down) keeps the sides; the bytes are kept as sent either way.
     flipped = sdk.uploader.upload(io.BytesIO(_rotated_jpeg(120, 80, 3)), public_id="exif/flipped")
     assert (flipped["width"], flipped["height"]) == (120, 80)
+    # An original put into the folder by hand is described from its file the same way.
+    command = server.process.args
+    assert isinstance(command, list)
+    originals = Path(command[command.index("--originals") + 1])
+    (originals / "exif-by-hand.jpg").write_bytes(_rotated_jpeg(120, 80, 8))
+    by_hand = sdk.api.resource("exif-by-hand")
+    assert (by_hand["width"], by_hand["height"]) == (80, 120)
 
 
 def _files_outside_records(root: Path) -> list[Path]:
