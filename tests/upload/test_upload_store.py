@@ -105,6 +105,14 @@ def test_filename_flags_are_booleans_even_when_unused(name: str) -> None:
         assert caught.value.status == 400
 
 
+def test_a_file_part_without_a_filename_is_named_in_the_refusal() -> None:
+    """multipart reads a part without a filename as a text field: the 400 says what to add."""
+    from cutout.upload.images import decode_file_field
+
+    with pytest.raises(UploadError, match="a file part needs a filename in its Content-Disposition"):
+        decode_file_field(ROAD[:2000].decode("latin-1"))
+
+
 def test_an_exif_rotated_image_is_checked_upright() -> None:
     """``check_image`` gives the size delivery serves: EXIF orientations 5-8 swap the sides."""
     from cutout.image_check import check_image
