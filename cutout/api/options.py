@@ -260,7 +260,10 @@ def _size(value: str) -> dict[str, object]:
     match = _SIZE.fullmatch(value)
     if not match:
         raise invalid("size", f"size must be full, auto, preview or <width>x<height>, got {value!r}")
-    return {"size": (int(match.group(1)), int(match.group(2)))}
+    width, height = int(match.group(1)), int(match.group(2))
+    if max(width, height) > args.MAX_LENGTH:  # else the engine's 400 about w_<n>, naming no option
+        raise invalid("size", f"size: at most {args.MAX_LENGTH} px a side, got {value!r}")
+    return {"size": (width, height)}
 
 
 def _check_together(options: Options, fields: Mapping[str, str]) -> None:

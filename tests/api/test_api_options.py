@@ -315,3 +315,16 @@ def test_crop_margin_takes_commas_or_spaces() -> None:
         assert "e_margin:10:20" in transformation(options, 640, 480), text
     with pytest.raises(ApiError, match="1, 2 or 4 values"):
         parse_options({"crop": "true", "crop_margin": "1 2 3"})
+
+
+def test_a_size_past_the_engines_limit_names_size(api: TestClient) -> None:
+    """``size=16385x1`` was the engine's 400 about ``w_16385``, with no ``parameter``: the option the
+    client sent is named, with its limit."""
+    for size in ("16385x1", "1x20000", "99999x99999"):
+        response = api.post("/v1/remove-background", params={"public_id": "docs/road", "size": size})
+        assert response.status_code == 400, size
+        error = response.json()["errors"][0]
+        assert (error["code"], error["parameter"]) == ("invalid_parameter", "size"), error
+        assert "16384" in error["detail"] and "w_" not in error["detail"], error
+    scaled = api.post("/v1/remove-background", params={"public_id": "docs/road", "size": "16384x16384"})
+    assert scaled.status_code == 200 and scaled.headers["x-width"] == "640"
