@@ -328,3 +328,18 @@ def test_a_size_past_the_engines_limit_names_size(api: TestClient) -> None:
         assert "16384" in error["detail"] and "w_" not in error["detail"], error
     scaled = api.post("/v1/remove-background", params={"public_id": "docs/road", "size": "16384x16384"})
     assert scaled.status_code == 200 and scaled.headers["x-width"] == "640"
+
+
+def test_a_fully_transparent_bg_color_is_the_plain_cutout(api: TestClient) -> None:
+    """The cut-out over a colour with alpha 0 is the cut-out itself (remove.bg's ``00000000``, rembg's
+    ``0,0,0,0``): the same image as without bg_color, where it was the engine's 400 about ``b_rgb:00000000``
+    with no ``parameter``."""
+    plain = api.post("/v1/remove-background", params={"public_id": "docs/road"})
+    assert plain.status_code == 200
+    for colour in ("00000000", "#0000", "0,0,0,0", "255,0,0,0.0"):
+        response = api.post("/v1/remove-background", params={"public_id": "docs/road", "bg_color": colour})
+        assert response.status_code == 200, (colour, response.text[:300])
+        assert response.headers["content-type"] == "image/png" and response.content == plain.content, colour
+    as_jpeg = api.post("/v1/remove-background", params={"public_id": "docs/road", "bg_color": "0000",
+                                                         "format": "jpg"})  # fmt: skip
+    assert as_jpeg.status_code == 200 and as_jpeg.headers["content-type"] == "image/jpeg"
