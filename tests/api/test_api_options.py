@@ -5,7 +5,9 @@ value a 400 naming it, and one model run for every option of one image (by /metr
 from __future__ import annotations
 
 import base64
+import struct
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,17 @@ def origin(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalServer]:  # before 
     with serving("127.0.0.2") as server:
         server.routes["/green.png"] = answer(200, solid_png([0, 200, 0]), "image/png")
         yield server
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` over a few bytes of pixels: a decompression bomb."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = chunk(b"IDAT", zlib.compress(bytes(4096)))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + pixels + chunk(b"IEND", b"")
 
 
 def test_a_background_image_by_file_is_cover_fitted_under_the_cutout(api: TestClient) -> None:
@@ -101,6 +114,11 @@ def test_a_transparent_background_image_keeps_png(api: TestClient) -> None:
         ({"params": {"bg_image_file": base64.b64encode(b"not an image").decode()}},
          415, "invalid_file_type", "bg_image_file"),
         ({"params": {"shadow": "1", "channels": "alpha"}}, 400, "invalid_parameter", "shadow"),
+        # A background refused by its header or its end names the background, not "the image".
+        ({"params": {"bg_image_file": base64.b64encode(_png_header(60000, 60000)).decode()}},
+         413, "resolution_too_high", "bg_image_file"),
+        ({"params": {"bg_image_file": base64.b64encode(road()[:3000]).decode()}},
+         422, "failed_to_read_image", "bg_image_file"),
     ],
 )  # fmt: skip
 def test_bad_backgrounds_and_shadows(
@@ -110,6 +128,8 @@ def test_bad_backgrounds_and_shadows(
     assert response.status_code == status, response.text
     (error,) = response.json()["errors"]
     assert (error["code"], error["parameter"]) == (code, parameter)
+    if code in ("resolution_too_high", "failed_to_read_image", "invalid_file_type"):
+        assert parameter in error["detail"], error  # the vendors' envelopes carry no parameter
 
 
 def test_a_background_file_part_that_is_empty_or_a_stray_file(api: TestClient) -> None:
