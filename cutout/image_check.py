@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pyvips
 
 from grammar.errors import OriginError, TooLarge, Undecodable
-from transform.decode import page_count, sniff
+from transform.decode import oriented_size, page_count, sniff
 
 
 class NotAnImage(OriginError):
@@ -43,7 +43,9 @@ def check_image(data: bytes, max_pixels: int) -> Checked:
     try:
         # From a source over the bytes, not ``new_from_buffer``, which copies the whole file first.
         header = pyvips.Image.new_from_source(pyvips.Source.new_from_memory(data), "", access="sequential")
-        width, height = int(header.width), int(header.height)
+        # Upright, as delivery serves it (a phone's portrait photo is stored landscape with EXIF
+        # orientation 6); the pixel limit is the same either way.
+        width, height = oriented_size(header)
         pages = max(1, page_count(header))
     except pyvips.Error:
         raise Undecodable(f"Invalid image file: its {fmt.upper()} header cannot be read") from None

@@ -28,14 +28,36 @@ def loads(raw: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     {'a': [1, 2]}
     """
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, object_pairs_hook=_unique, parse_int=_integer)
     except RecursionError:
         raise JsonBodyError(f"it nests deeper than {max_depth} levels") from None
-    except ValueError as exc:  # UnicodeDecodeError included; also int() of a 4300+ digit number
+    except JsonBodyError:
+        raise
+    except ValueError as exc:  # UnicodeDecodeError included
         raise JsonBodyError(str(exc)[:200]) from None
     if _deeper_than(data, max_depth):
         raise JsonBodyError(f"it nests deeper than {max_depth} levels")
     return data
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are all different: ``json.loads`` keeps the last of a repeated key, so
+    ``{"channels": "alpha", "channels": "rgba"}`` would pass one value over in silence, where a form or a
+    query with a parameter twice is refused (RFC 8259: names SHOULD be unique)."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise JsonBodyError(f"the key {key[:60]!r} is given more than once in an object")
+        data[key] = value
+    return data
+
+
+def _integer(digits: str) -> int:
+    """``int`` of a JSON integer, refused past Python's 4300 digits with words for the client (``int``'s
+    own message tells the reader to call ``sys.set_int_max_str_digits``)."""
+    if len(digits.lstrip("-")) > 4300:
+        raise JsonBodyError(f"a number of {len(digits)} digits is too long")
+    return int(digits)
 
 
 def _deeper_than(data: Any, limit: int) -> bool:

@@ -46,6 +46,16 @@ def test_the_reader() -> None:
     for text in (b"[", b"\xff", "[" + "9" * 5000 + "]"):  # int() of 4300+ digits is a ValueError too
         with pytest.raises(jsonbody.JsonBodyError):
             jsonbody.loads(text)
+    with pytest.raises(jsonbody.JsonBodyError, match="a number of 5000 digits is too long"):
+        jsonbody.loads("[" + "9" * 5000 + "]")  # int()'s own words tell the reader to call sys.set_int_...
+
+
+def test_a_repeated_key_is_refused() -> None:
+    """``json.loads`` keeps the last of a repeated key: one value would be passed over in silence."""
+    assert jsonbody.loads('{"a": {"b": 1}, "b": {"b": 2}}') == {"a": {"b": 1}, "b": {"b": 2}}
+    for text in ('{"channels": "alpha", "channels": "rgba"}', '[{"x": 1, "y": 2, "x": 1}]'):
+        with pytest.raises(jsonbody.JsonBodyError, match="the key '.+' is given more than once"):
+            jsonbody.loads(text)
 
 
 #: (path, headers, body, the answer's error text as each face shapes it)
@@ -105,3 +115,17 @@ def test_a_body_of_ordinary_depth_is_read(client: TestClient) -> None:
     """Past the reader to the signature check: the JSON was read."""
     response = client.post("/v1_1/demo/image/destroy", json={"public_id": "docs/road", "invalidate": [True]})
     assert response.status_code == 401 and "api_key" in response.json()["error"]["message"]
+
+
+DUPLICATED = b'{"public_id": "docs/road", "url": "http://a.example/x.jpg", "url": "http://b.example/y.jpg"}'
+
+
+@pytest.mark.parametrize(("path", "headers", "body", "message"), FACES, ids=[f[0][:30] for f in FACES])
+def test_a_repeated_key_is_each_faces_400(
+    client: TestClient, path: str, headers: dict[str, str], body: bytes, message: Any
+) -> None:
+    """As a parameter given twice in a form or a query: every face that reads JSON refuses it."""
+    wrapped = b"[" + DUPLICATED + b"]" if path == "/v1" else DUPLICATED  # Runware: an array of tasks
+    response = client.post(path, content=wrapped, headers={**headers, **JSON})
+    assert response.status_code == 400, response.text[:300]
+    assert message(response.json()) and "'url' is given more than once" in response.text, response.text[:300]

@@ -174,17 +174,18 @@ def _answer(data: bytes) -> Response:
 
 
 def _url(raw: bytes) -> str:
-    body = None
+    body, why = None, "Expected one field, url, a string"
     # Microsoft's own curl samples send {'url':'...'} (single quotes), which the service took.
     for text in (raw, raw.replace(b"'", b'"')):
         try:
             body = jsonbody.loads(text)
             break
-        except jsonbody.JsonBodyError:
-            continue
+        except jsonbody.JsonBodyError as exc:
+            if "more than once" in str(exc):  # JSON, but with "url" twice: say so, not "one field"
+                why = f"{why}: {exc}"
+                break
     if not isinstance(body, dict) or not isinstance(body.get("url"), str) or set(body) != {"url"}:
-        raise AzureError("The request body must be JSON {\"url\": \"<image URL>\"}.",
-                         ("InvalidArgument", "Expected one field, url, a string"))  # fmt: skip
+        raise AzureError('The request body must be JSON {"url": "<image URL>"}.', ("InvalidArgument", why))
     return str(body["url"])
 
 

@@ -108,8 +108,8 @@ async def _json(request: Request, api: Api) -> dict[str, Any]:
     base.limited(request, api, 64 * 1024)
     try:
         body = jsonbody.loads(await request.body())
-    except jsonbody.JsonBodyError:
-        body = None
+    except jsonbody.JsonBodyError as exc:
+        raise Refused(400, "invalid_parameter", f"The body must be a JSON object: {exc}") from None
     if not isinstance(body, dict):
         raise Refused(400, "invalid_parameter", "The body must be a JSON object")
     return body

@@ -111,8 +111,9 @@ def _choice(name: str, value: str, *choices: str) -> str:
     return value
 
 
-def _colour(value: str) -> tuple[str, bool]:
-    """``#rgb[a]``, ``rrggbb[aa]``, a colour name, or ``r,g,b[,a]`` (0-255; a may be 0-1) -> engine text."""
+def _colour(value: str) -> tuple[str, int]:
+    """``#rgb[a]``, ``rrggbb[aa]``, a colour name, or ``r,g,b[,a]`` (0-255; a may be 0-1) -> engine text,
+    and its alpha (0-255)."""
     text = value.strip()
     if "," in text:
         parts = [p.strip() for p in text.split(",")]
@@ -135,7 +136,7 @@ def _colour(value: str) -> tuple[str, bool]:
         raise invalid(
             "bg_color", f"bg_color must be a hex colour, a colour name or r,g,b[,a], got {value!r}"
         ) from None
-    return str(colour), colour.a == 255
+    return str(colour), colour.a
 
 
 def _margin(value: str) -> str:
@@ -180,7 +181,11 @@ def parse_options(fields: Mapping[str, str], file_fields: Collection[str] = ()) 
         elif name in ("fine_edges", "crop"):
             values[name] = flag(name, value)
         elif name == "bg_color":
-            values["bg_color"], values["bg_opaque"] = _colour(value)
+            colour, alpha = _colour(value)
+            # The cut-out over a colour with alpha 0 is the cut-out itself (remove.bg's 00000000, rembg's
+            # bgc=0,0,0,0); the engine refuses a transparent b_ outside a pad crop, so none is given.
+            if alpha > 0:
+                values["bg_color"], values["bg_opaque"] = colour, alpha == 255
         elif name == "crop_margin":
             values[name] = _margin(value)
         elif name == "size":
@@ -260,7 +265,10 @@ def _size(value: str) -> dict[str, object]:
     match = _SIZE.fullmatch(value)
     if not match:
         raise invalid("size", f"size must be full, auto, preview or <width>x<height>, got {value!r}")
-    return {"size": (int(match.group(1)), int(match.group(2)))}
+    width, height = int(match.group(1)), int(match.group(2))
+    if max(width, height) > args.MAX_LENGTH:  # else the engine's 400 about w_<n>, naming no option
+        raise invalid("size", f"size: at most {args.MAX_LENGTH} px a side, got {value!r}")
+    return {"size": (width, height)}
 
 
 def _check_together(options: Options, fields: Mapping[str, str]) -> None:

@@ -316,7 +316,12 @@ class Remover:
         try:  # before the write: a refused file is never kept
             check_image(data, self.service.settings.max_pixels)
         except OriginError as exc:
-            raise from_origin(exc, parameter=None if source == "body" else source) from None
+            error = from_origin(exc)
+            if source != "body":  # which image (a background's too): as the parameter, and in the detail
+                # that every face's envelope carries
+                detail = f"{source}: {error.detail}"
+                error = ApiError(error.code, detail, parameter=source, headers=error.headers)
+            raise error from None
         originals.write(public_id, fmt, data, version=digest)  # cache.transient: bounded, by content
         return public_id
 

@@ -213,6 +213,10 @@ def _answer(
 
 async def _task(request: Request, api: Api) -> dict[str, Any]:
     """The task the path names, if it is the caller's: another key's is answered as an unknown one."""
+    for name in request.query_params:  # e.g. /result?format=jpg would answer the task's PNG as if asked
+        detail = (f"{name[:60]!r} is not taken here: the task's options are fixed when it is made "
+                  "(send them to POST /v1/remove-background)")  # fmt: skip
+        raise ApiError("invalid_parameter", detail, parameter=name[:60])
     found = await anyio.to_thread.run_sync(api.tasks.get, request.path_params["task_id"])
     task = visible(found, auth.caller(request))
     if task is None:

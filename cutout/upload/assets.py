@@ -30,7 +30,7 @@ import pyvips
 from cache import Coordinator, OriginalsStore
 from cutout.versions import ASSET_RECORDS, asset_record_name
 from grammar.errors import NotFound
-from transform.decode import page_count
+from transform.decode import oriented_size, page_count
 
 Record = dict[str, Any]
 
@@ -163,7 +163,7 @@ class Assets:
             return None
         try:
             header = pyvips.Image.new_from_file(str(path))
-            width, height = int(header.width), int(header.height)
+            width, height = oriented_size(header)  # upright, as delivered (image_check's too)
             pages = page_count(header)
         except pyvips.Error:  # described all the same; delivering it answers why it cannot be read
             width = height = 0

@@ -22,8 +22,10 @@ from cutout.formbody import MISSING_END
 from cutout.upload.errors import bad
 from cutout.upload.spool import Spool
 
-#: More fields than this are refused (starlette's ``max_fields`` as the Upload API set it).
-MAX_FIELDS = 256
+#: More fields than this are refused: room for the tag and context commands' documented 1000 ids (the SDKs
+#: send each as its own ``public_ids[]`` field) and the call's other parameters, so that the 1001st id is
+#: refused naming that limit. Their bytes are bounded by ``MAX_FIELDS_BYTES`` however many there are.
+MAX_FIELDS = 1100
 #: The fields other than ``file``, together (a long context, tag list or eager list is a few KB): more is
 #: refused, so that the parameters of a caller not known yet never hold more memory than this.
 MAX_FIELDS_BYTES = 1 << 20

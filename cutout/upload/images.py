@@ -28,7 +28,11 @@ def decode_file_field(text: str) -> bytes | None:
     try:
         return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise bad("file must be a file part, a data URI, base64 or an http(s) URL") from None
+        # Often a file part sent without a filename, which multipart reads as a text field: say so.
+        raise bad(
+            "file must be a file part, a data URI, base64 or an http(s) URL; it is a text field that is "
+            "none of those (a file part needs a filename in its Content-Disposition)"
+        ) from None
 
 
 def inspect(data: bytes, max_pixels: int) -> Checked:

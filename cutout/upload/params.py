@@ -22,7 +22,7 @@ from cutout import jsonbody
 from cutout.api.errors import ApiError
 from cutout.api.intake import limit_body
 from cutout.upload.errors import UploadError, bad
-from cutout.upload.form import read_multipart, text
+from cutout.upload.form import MAX_FIELDS, read_multipart, text
 from cutout.upload.spool import Spool
 from grammar import parse_transformation
 from grammar.errors import OriginError
@@ -168,7 +168,7 @@ async def _parse(request: Request, media: str, raw: bytes, limit: int) -> list[t
         yield raw
 
     try:
-        form = await FormParser(request.headers, whole(), max_fields=256, max_part_size=limit).parse()
+        form = await FormParser(request.headers, whole(), max_fields=MAX_FIELDS, max_part_size=limit).parse()
     except MultiPartException as exc:
         raise bad(f"Malformed form body: {exc.message}") from None
     return [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
@@ -318,10 +318,12 @@ def choose_public_id(params: Mapping[str, str], filename: str | None) -> str:
     ``unique_filename=false``), else a random id; under ``folder``."""
     folder = check_folder(params.get("folder", ""))
     public_id = params.get("public_id", "")
-    if not public_id and flag(params, "use_filename") and filename:
+    # Both read whether they matter or not, so that a malformed value is a 400, never passed over.
+    use_filename, unique = flag(params, "use_filename"), flag(params, "unique_filename", True)
+    if not public_id and use_filename and filename:
         stem = re.sub(r"[^\w.-]+", "_", PurePosixPath(filename.replace("\\", "/")).stem).strip("._")
         if stem:
-            public_id = stem + (f"_{random_id(6)}" if flag(params, "unique_filename", True) else "")
+            public_id = stem + (f"_{random_id(6)}" if unique else "")
     if not public_id:
         public_id = random_id()
     return check_new_public_id(f"{folder}/{public_id}" if folder else public_id)

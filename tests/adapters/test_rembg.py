@@ -52,6 +52,8 @@ CASES: list[tuple[str, str, dict[str, Any], int, Any, str | None]] = [
      None),  # fmt: skip
     ("get background colour", "GET", {"params": {"url": None, "bgc": "0,0,255,255"}}, 200, 4, None),
     ("get translucent background", "GET", {"params": {"url": None, "bgc": "0,0,255,128"}}, 200, 4, None),
+    # rembg's own bgc=0,0,0,0: the cut-out over nothing is the cut-out (was the engine's b_ 400, a 422).
+    ("get transparent background", "GET", {"params": {"url": None, "bgc": "0,0,0,0"}}, 200, 4, None),
     ("get url", "GET", {"params": {"url": None}}, 200, 4, None),
     ("get url mask", "GET", {"params": {"url": None, "om": "true", "extras": "{}"}}, 200, 1, "extras"),
     ("bad threshold", "POST", {"files": files(), "data": {"af": "300"}}, 422, "af", None),

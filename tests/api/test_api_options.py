@@ -5,7 +5,9 @@ value a 400 naming it, and one model run for every option of one image (by /metr
 from __future__ import annotations
 
 import base64
+import struct
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,17 @@ def origin(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalServer]:  # before 
     with serving("127.0.0.2") as server:
         server.routes["/green.png"] = answer(200, solid_png([0, 200, 0]), "image/png")
         yield server
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` over a few bytes of pixels: a decompression bomb."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = chunk(b"IDAT", zlib.compress(bytes(4096)))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + pixels + chunk(b"IEND", b"")
 
 
 def test_a_background_image_by_file_is_cover_fitted_under_the_cutout(api: TestClient) -> None:
@@ -101,6 +114,11 @@ def test_a_transparent_background_image_keeps_png(api: TestClient) -> None:
         ({"params": {"bg_image_file": base64.b64encode(b"not an image").decode()}},
          415, "invalid_file_type", "bg_image_file"),
         ({"params": {"shadow": "1", "channels": "alpha"}}, 400, "invalid_parameter", "shadow"),
+        # A background refused by its header or its end names the background, not "the image".
+        ({"params": {"bg_image_file": base64.b64encode(_png_header(60000, 60000)).decode()}},
+         413, "resolution_too_high", "bg_image_file"),
+        ({"params": {"bg_image_file": base64.b64encode(road()[:3000]).decode()}},
+         422, "failed_to_read_image", "bg_image_file"),
     ],
 )  # fmt: skip
 def test_bad_backgrounds_and_shadows(
@@ -110,6 +128,8 @@ def test_bad_backgrounds_and_shadows(
     assert response.status_code == status, response.text
     (error,) = response.json()["errors"]
     assert (error["code"], error["parameter"]) == (code, parameter)
+    if code in ("resolution_too_high", "failed_to_read_image", "invalid_file_type"):
+        assert parameter in error["detail"], error  # the vendors' envelopes carry no parameter
 
 
 def test_a_background_file_part_that_is_empty_or_a_stray_file(api: TestClient) -> None:
@@ -315,3 +335,31 @@ def test_crop_margin_takes_commas_or_spaces() -> None:
         assert "e_margin:10:20" in transformation(options, 640, 480), text
     with pytest.raises(ApiError, match="1, 2 or 4 values"):
         parse_options({"crop": "true", "crop_margin": "1 2 3"})
+
+
+def test_a_size_past_the_engines_limit_names_size(api: TestClient) -> None:
+    """``size=16385x1`` was the engine's 400 about ``w_16385``, with no ``parameter``: the option the
+    client sent is named, with its limit."""
+    for size in ("16385x1", "1x20000", "99999x99999"):
+        response = api.post("/v1/remove-background", params={"public_id": "docs/road", "size": size})
+        assert response.status_code == 400, size
+        error = response.json()["errors"][0]
+        assert (error["code"], error["parameter"]) == ("invalid_parameter", "size"), error
+        assert "16384" in error["detail"] and "w_" not in error["detail"], error
+    scaled = api.post("/v1/remove-background", params={"public_id": "docs/road", "size": "16384x16384"})
+    assert scaled.status_code == 200 and scaled.headers["x-width"] == "640"
+
+
+def test_a_fully_transparent_bg_color_is_the_plain_cutout(api: TestClient) -> None:
+    """The cut-out over a colour with alpha 0 is the cut-out itself (remove.bg's ``00000000``, rembg's
+    ``0,0,0,0``): the same image as without bg_color, where it was the engine's 400 about ``b_rgb:00000000``
+    with no ``parameter``."""
+    plain = api.post("/v1/remove-background", params={"public_id": "docs/road"})
+    assert plain.status_code == 200
+    for colour in ("00000000", "#0000", "0,0,0,0", "255,0,0,0.0"):
+        response = api.post("/v1/remove-background", params={"public_id": "docs/road", "bg_color": colour})
+        assert response.status_code == 200, (colour, response.text[:300])
+        assert response.headers["content-type"] == "image/png" and response.content == plain.content, colour
+    as_jpeg = api.post("/v1/remove-background", params={"public_id": "docs/road", "bg_color": "0000",
+                                                         "format": "jpg"})  # fmt: skip
+    assert as_jpeg.status_code == 200 and as_jpeg.headers["content-type"] == "image/jpeg"

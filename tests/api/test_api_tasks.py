@@ -107,6 +107,21 @@ def test_delete_and_unknown_tasks(api: TestClient) -> None:
         assert answer.json()["errors"][0]["code"] == "not_found"
 
 
+def test_the_task_routes_refuse_query_parameters(api: TestClient) -> None:
+    """A task's options were fixed when it was made: ``/result?format=jpg`` would answer its PNG as if
+    asked, so a query parameter on a task route is a 400 naming it (the task is left as it was)."""
+    location = api.post(URL, content=road(), headers=JPEG, params={"async": "true"}).headers["location"]
+    assert finished(api, location)["status"] == "success"
+    for method, path, name in (("GET", location + "/result", "format"), ("GET", location, "foo"),
+                               ("DELETE", location, "force")):  # fmt: skip
+        response = api.request(method, path, params={name: "jpg"})
+        assert response.status_code == 400, (method, path, response.text)
+        error = response.json()["errors"][0]
+        assert (error["code"], error["parameter"]) == ("invalid_parameter", name)
+        assert "the task's options are fixed when it is made" in error["detail"]
+    assert api.get(location + "/result").status_code == 200
+
+
 def test_an_expired_task_is_404(make_api: ClientFactory) -> None:
     client = make_api(task_ttl=1.0)
     location = client.post(URL, content=road(), headers=JPEG, params={"async": "1"}).headers["location"]

@@ -115,6 +115,20 @@ def test_tag_commands(sdk: Any) -> None:
         sdk.uploader.add_tag("a", ["tag/x"], notification_url="http://127.0.0.1/x")
 
 
+def test_tag_and_context_commands_take_the_documented_thousand_ids(sdk: Any) -> None:
+    """The SDK sends each id as its own ``public_ids[]`` field: 1000 of them (the documented limit) are
+    read, and the 1001st is refused naming that limit, not the form reader's field count."""
+    sdk.uploader.upload(str(ROAD), public_id="many/one")
+    ids = ["many/one", *(f"many/none{i}" for i in range(999))]
+    assert sdk.uploader.add_tag("lots", ids) == {"public_ids": ["many/one"]}
+    assert sdk.uploader.add_context({"k": "v"}, ids) == {"public_ids": ["many/one"]}
+    assert dict(sdk.api.resource("many/one"))["tags"] == ["lots"]
+    for call in (lambda: sdk.uploader.add_tag("x", [*ids, "many/extra"]),
+                 lambda: sdk.uploader.add_context({"k": "v"}, [*ids, "many/extra"])):  # fmt: skip
+        with pytest.raises(sdk.exceptions.BadRequest, match="at most 1000"):
+            call()
+
+
 def test_delete_resources_by_ids_and_by_prefix(sdk: Any, server: ServerProcess) -> None:
     for name in ("p/1", "p/2", "p/sub/3", "q/1"):
         sdk.uploader.upload(str(ROAD), public_id=f"del/{name}", backup=name == "q/1")

@@ -252,6 +252,37 @@ def test_an_animation_is_described_with_its_pages(sdk: Any) -> None:
     assert "pages" not in sdk.uploader.upload(io.BytesIO(ROAD.read_bytes()), public_id="anim/still")
 
 
+def _rotated_jpeg(width: int, height: int, orientation: int) -> bytes:
+    image = pyvips.Image.black(width, height, bands=3).copy()
+    image.set_type(pyvips.GValue.gint_type, "orientation", orientation)
+    return bytes(image.jpegsave_buffer())
+
+
+def test_an_exif_rotated_photo_is_described_as_delivered(sdk: Any, server: ServerProcess) -> None:
+    """A phone's portrait photo is stored landscape with EXIF orientation 6; delivery turns it upright, so
+    the asset's width and height (upload, resource, listing) are the upright ones, as Cloudinary's."""
+    done = sdk.uploader.upload(io.BytesIO(_rotated_jpeg(120, 80, 6)), public_id="exif/portrait")
+    assert (done["width"], done["height"]) == (80, 120)
+    resource = sdk.api.resource("exif/portrait")
+    assert (resource["width"], resource["height"]) == (80, 120)
+    listed = sdk.api.resources(prefix="exif/")["resources"][0]
+    assert (listed["width"], listed["height"]) == (80, 120)
+    served = httpx.get(f"{server.url}/{CLOUD}/image/upload/f_png/exif/portrait.jpg", timeout=60)
+    assert served.status_code == 200
+    image = pyvips.Image.new_from_buffer(served.content, "")
+    assert (image.width, image.height) == (80, 120)
+    # Orientation 3 (upside down) keeps the sides; the bytes are kept as sent either way.
+    flipped = sdk.uploader.upload(io.BytesIO(_rotated_jpeg(120, 80, 3)), public_id="exif/flipped")
+    assert (flipped["width"], flipped["height"]) == (120, 80)
+    # An original put into the folder by hand is described from its file the same way.
+    command = server.process.args
+    assert isinstance(command, list)
+    originals = Path(command[command.index("--originals") + 1])
+    (originals / "exif-by-hand.jpg").write_bytes(_rotated_jpeg(120, 80, 8))
+    by_hand = sdk.api.resource("exif-by-hand")
+    assert (by_hand["width"], by_hand["height"]) == (80, 120)
+
+
 def _files_outside_records(root: Path) -> list[Path]:
     """Every file and folder under ``root`` but the records' ``.cutout`` (never walked into: the server
     removes its empty folders while the test looks, and rglob then fails on a folder gone)."""

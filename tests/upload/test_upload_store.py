@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import pyvips
 
 from cache import FolderOriginals
 from cutout.upload import params
@@ -92,6 +93,35 @@ def test_public_ids() -> None:
     for hostile in ("a//b", "a/./b", " lead", "a\nb", "é" * 201):
         with pytest.raises(UploadError):
             params.check_public_id(hostile)
+
+
+@pytest.mark.parametrize("name", ["use_filename", "unique_filename"])
+def test_filename_flags_are_booleans_even_when_unused(name: str) -> None:
+    """A malformed ``use_filename`` or ``unique_filename`` is a 400 naming it, as ``overwrite``'s is, even
+    where the value would not matter (an explicit public_id; unique_filename without use_filename)."""
+    for given in ({"public_id": "a"}, {}, {"use_filename": "true"}):
+        with pytest.raises(UploadError, match=f"{name} must be true or false") as caught:
+            params.choose_public_id({**given, name: "nah"}, "x.jpg")
+        assert caught.value.status == 400
+
+
+def test_a_file_part_without_a_filename_is_named_in_the_refusal() -> None:
+    """multipart reads a part without a filename as a text field: the 400 says what to add."""
+    from cutout.upload.images import decode_file_field
+
+    with pytest.raises(UploadError, match="a file part needs a filename in its Content-Disposition"):
+        decode_file_field(ROAD[:2000].decode("latin-1"))
+
+
+def test_an_exif_rotated_image_is_checked_upright() -> None:
+    """``check_image`` gives the size delivery serves: EXIF orientations 5-8 swap the sides."""
+    from cutout.image_check import check_image
+
+    for orientation, size in ((1, (120, 80)), (3, (120, 80)), (6, (80, 120)), (8, (80, 120))):
+        image = pyvips.Image.black(120, 80, bands=3).copy()
+        image.set_type(pyvips.GValue.gint_type, "orientation", orientation)
+        checked = check_image(bytes(image.jpegsave_buffer()), 10_000)
+        assert (checked.width, checked.height) == size, orientation
 
 
 def test_a_write_of_a_new_id_looks_for_no_other_format(
