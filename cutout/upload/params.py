@@ -93,6 +93,9 @@ class Reader:
             items += await _parse(request, media, raw, self.limit)
         elif media and request.method != "GET":
             raise bad(f"Content-Type {media} is not multipart/form-data, form-urlencoded or JSON")
+        elif _has_body(request):  # read as nothing, its parameters would be silently ignored
+            raise bad("The request has a body but no Content-Type: send multipart/form-data, "
+                      "application/x-www-form-urlencoded or application/json")  # fmt: skip
         params = _merge(items)
         if check is not None:
             check(params)
@@ -149,6 +152,11 @@ class Reader:
         params = _merge(items)
         check(params)
         return Received(params, None, None)
+
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length", "").strip()
+    return "transfer-encoding" in request.headers or (length != "" and length != "0")
 
 
 def _passes(check: Check, items: list[tuple[str, str]]) -> bool:

@@ -213,3 +213,13 @@ def test_answers_are_json(spool_server: tuple[ServerProcess, Path]) -> None:
     answer = httpx.post(_upload_url(server), data={"public_id": "x"}, timeout=30)
     assert answer.status_code == 401
     assert json.loads(answer.text)["error"]["message"] == "Must supply api_key"
+
+
+def test_a_body_without_a_content_type_is_refused(spool_server: tuple[ServerProcess, Path]) -> None:
+    server, _ = spool_server
+    answer = httpx.post(_upload_url(server), content=b"file=data:,x&public_id=a", timeout=30)
+    assert answer.status_code == 400
+    assert "no Content-Type" in answer.json()["error"]["message"]
+    # No body and no Content-Type: the parameters are the query's, as before.
+    answer = httpx.post(_upload_url(server) + "?public_id=a", timeout=30)
+    assert answer.status_code == 401 and answer.json()["error"]["message"] == "Must supply api_key"
