@@ -196,7 +196,10 @@ class Jobs:
                             outage.public, outage.__cause__ or outage.detail)
         finally:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self.service.coordinator.release, key, self.owner)
+                try:
+                    await anyio.to_thread.run_sync(self.service.coordinator.release, key, self.owner)
+                except Exception as exc:  # Redis away: the claim lapses after its lease instead
+                    _log_failure(exc, f"releasing the upload work on {public_id} failed")
 
     async def _keep_claim(self, key: str) -> None:
         while True:
