@@ -199,6 +199,19 @@ def check_buckets(settings: Settings) -> None:
                 raise SettingsError(f"{name}: the storage has no bucket {bucket!r} ({url})")
 
 
+def check_state(settings: Settings) -> None:
+    """A SettingsError naming CUTOUT_STATE when its Redis refuses this client for good (a wrong password,
+    a database it does not have): else every new cut-out answers 503, and every worker waits, for ever."""
+    if settings.state is None:
+        return
+    from cache.redis_state import refusal
+
+    refused = refusal(settings.state)
+    if refused is not None:
+        raise SettingsError(f"CUTOUT_STATE: Redis refuses this client ({refused.rstrip('.')}): check the "
+                            "password, user and database in the URL")
+
+
 def _read_named(path: Path) -> dict[str, str]:
     env = "CUTOUT_NAMED_TRANSFORMATIONS"
     try:
