@@ -74,6 +74,22 @@ def connect(url: str, *, timeout: float = 2.0) -> redis.Redis:
                                 health_check_interval=10, decode_responses=False)
 
 
+def refusal(url: str, *, timeout: float = 2.0) -> str | None:
+    """What Redis at ``url`` answered when it refuses this client for good (a wrong password or user, a
+    database it does not have), else None: it accepts, or does not answer now (a start before Redis is up
+    is not refused for that: everything waits for it and recovers)."""
+    client = connect(url, timeout=timeout)
+    try:
+        client.ping()
+    except (redis.AuthenticationError, redis.ResponseError) as exc:  # before ConnectionError: a subclass
+        return str(exc)
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
+    return None
+
+
 class RedisCoordinator:
     def __init__(self, url: str, *, timeout: float = 2.0, retry_after: int = 5) -> None:
         self.url = url

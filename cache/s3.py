@@ -135,6 +135,11 @@ class S3Endpoint:
         return found
 
 
+# What S3 answers for a key it does not know or a signature made with the wrong secret: no retry and no
+# other bucket helps, every request would fail the same way.
+_CREDENTIAL_CODES = ("InvalidAccessKeyId", "SignatureDoesNotMatch")
+
+
 def missing_bucket(url: str, endpoint: str | None = None, *, timeout: float = 5.0) -> str | None:
     """The bucket of ``url`` when the storage answers that it does not exist, else None (it exists, or
     the storage does not answer now: a start before the storage is up is not refused for that)."""
@@ -144,6 +149,20 @@ def missing_bucket(url: str, endpoint: str | None = None, *, timeout: float = 5.
     except _errors() as exc:
         if _missing(exc) or _code(exc) == "NoSuchBucket":
             return location.bucket
+    return None
+
+
+def refused_credentials(url: str, endpoint: str | None = None, *, timeout: float = 5.0) -> str | None:
+    """The storage's error code when it refuses the credentials themselves (an unknown access key, a
+    wrong secret), else None. A HEAD's 403 has no body to tell that from a policy that only denies the
+    HEAD, so this GETs a key that is not there: its error names the cause, and needs only GetObject."""
+    location = S3Location.parse(url)
+    try:
+        client(endpoint, timeout=timeout).get_object(Bucket=location.bucket,
+                                                     Key=f"{location.prefix}.cutout-start-check")
+    except _errors() as exc:
+        if _code(exc) in _CREDENTIAL_CODES:
+            return _code(exc)
     return None
 
 

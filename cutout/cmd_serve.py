@@ -16,6 +16,7 @@ from cutout.settings import (
     Settings,
     SettingsError,
     check_buckets,
+    check_state,
     describe,
     export_for_workers,
     ignored_model_variables,
@@ -87,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_transformations(settings)
         check_buckets(settings)
+        check_state(settings)
         check_listening(settings)
     except SettingsError as exc:
         print(f"cutout serve: {exc}", file=sys.stderr)

@@ -88,7 +88,10 @@ class QueuedModel:
                 if self._known is None:
                     raise
                 # Redis is away: the id announced last still names the cut-outs already made, so the
-                # cached ones keep being served (new ones wait for Redis, as their queue does).
+                # cached ones keep being served (new ones wait for Redis, as their queue does). Kept for
+                # another period: a Redis that times out (paused, partitioned) instead of refusing would
+                # otherwise cost every cut-out served meanwhile the whole timeout.
+                self._known = (self._known[0], now)
                 return self._known[0]
             if announced is None:
                 raise Overloaded(5, public="No background-removal worker has started yet; retry later")

@@ -182,15 +182,34 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> str | None:
 
 def check_buckets(settings: Settings) -> None:
     """A SettingsError naming the variable whose bucket the storage says does not exist (a typo there
-    otherwise shows only as a warning per request, and cut-outs that stay 423 for ever)."""
-    from cache.s3 import missing_bucket
+    otherwise shows only as a warning per request, and cut-outs that stay 423 for ever), or whose
+    credentials it refuses."""
+    from cache.s3 import missing_bucket, refused_credentials
 
     named = (("CUTOUT_ORIGINALS", settings.originals), ("CUTOUT_SHARED_CACHE", settings.shared_cache))
     for name, url in named:
         if isinstance(url, str) and url.startswith("s3://"):
+            # Wrong credentials otherwise start a replica that answers 503 to every render, for ever.
+            refused = refused_credentials(url, settings.s3_endpoint, timeout=settings.s3_timeout)
+            if refused is not None:
+                raise SettingsError(f"{name}: the storage refuses the credentials ({refused}): check AWS_"
+                                    f"ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the AWS profile) for {url}")
             bucket = missing_bucket(url, settings.s3_endpoint, timeout=settings.s3_timeout)
             if bucket is not None:
                 raise SettingsError(f"{name}: the storage has no bucket {bucket!r} ({url})")
+
+
+def check_state(settings: Settings) -> None:
+    """A SettingsError naming CUTOUT_STATE when its Redis refuses this client for good (a wrong password,
+    a database it does not have): else every new cut-out answers 503, and every worker waits, for ever."""
+    if settings.state is None:
+        return
+    from cache.redis_state import refusal
+
+    refused = refusal(settings.state)
+    if refused is not None:
+        raise SettingsError(f"CUTOUT_STATE: Redis refuses this client ({refused.rstrip('.')}): check the "
+                            "password, user and database in the URL")
 
 
 def _read_named(path: Path) -> dict[str, str]:

@@ -22,7 +22,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from cutout.cli import settings_with_cache_folder
-from cutout.settings import Settings, SettingsError, check_buckets, unknown_variables
+from cutout.settings import Settings, SettingsError, check_buckets, check_state, unknown_variables
 from grammar import parse_path
 from grammar.errors import OriginError
 
@@ -215,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
         if settings.state is None:
             raise SettingsError("CUTOUT_STATE (--state) is required: the Redis the queue is in")
         check_buckets(settings)
+        check_state(settings)
 
     try:
         settings, cache_dir = settings_with_cache_folder(overrides, checked)

@@ -127,6 +127,16 @@ def test_the_scale_out_settings_take_urls_and_name_what_is_wrong(tmp_path: Path)
         load_settings({"CUTOUT_BACKGROUND_REMOVAL": "queue"})
 
 
+def test_a_redis_url_with_a_bad_port_or_database_is_named_at_start() -> None:
+    """redis-py raised a traceback from the app's start for these ports, and used database 0 for 'abc'."""
+    for value in ("redis://127.0.0.1:notaport/0", "redis://127.0.0.1:99999/0", "redis://127.0.0.1:6379/abc",
+                  "rediss://h:0x10/1"):
+        with pytest.raises(SettingsError, match="^CUTOUT_STATE: expected redis://"):
+            load_settings({"CUTOUT_STATE": value})
+    for value in ("redis://127.0.0.1:6379/0", "redis://:secret@redis", "rediss://h:6380/", "unix:///run/r.sock"):
+        assert load_settings({"CUTOUT_STATE": value}).state == value
+
+
 def test_the_fetchers_and_webhooks_variables_are_checked_at_start_up(tmp_path: Path) -> None:
     """Read where they are used (the fetcher, webhooks), but checked with the rest: a bad one stops
     `cutout serve` with its name, not with a traceback from the app's start-up."""

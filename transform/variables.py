@@ -142,6 +142,20 @@ def _url(text: str, schemes: tuple[str, ...]) -> str:
     return url
 
 
+def _redis_url(text: str) -> str:
+    """A Redis URL whose port and database redis-py can use: it would raise a traceback from the app's
+    start for a port that is not a number, and silently use database 0 for a path that is not one."""
+    from urllib.parse import urlsplit
+
+    url = _url(text, ("redis", "rediss", "unix"))
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "unix":
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number or out of range
+        if parts.path.strip("/") and not parts.path.strip("/").isdigit():
+            raise ValueError(text)
+    return url
+
+
 def _base_url(text: str) -> str:
     """An http(s) URL that paths are appended to: no query or fragment, no trailing '/'."""
     url = _url(text, ("http", "https"))
@@ -158,7 +172,7 @@ TEXT = Kind("text", lambda text: text)
 ORIGINALS = Kind("a folder or s3://bucket[/prefix]", _originals)
 S3_URL = Kind("s3://bucket[/prefix]", lambda text: _url(text, ("s3",)))
 REDIS_URL = Kind("redis://[:password@]host[:port][/db], rediss://... or unix:///path",
-                 lambda text: _url(text, ("redis", "rediss", "unix")))
+                 _redis_url)
 HTTP_URL = Kind("an http:// or https:// URL", lambda text: _url(text, ("http", "https")))
 BASE_URL = Kind("an http:// or https:// URL without a query", lambda text: _base_url(text))
 REMOVAL = Kind("1/0/true/false or queue", _removal)

@@ -52,6 +52,21 @@ def _outage(exc: BaseException) -> Overloaded | None:
     return exc if isinstance(exc, Overloaded) else None
 
 
+# The scale-out stores' clients, named rather than imported (the default path imports neither).
+_CLIENTS = ("botocore", "urllib3", "redis")
+
+
+def _log_failure(exc: Exception, what: str) -> None:
+    """One line for a store that is away (expected, and retried), a traceback for anything else."""
+    outage = _outage(exc)
+    if outage is None and type(exc).__module__.partition(".")[0] in _CLIENTS:
+        log.warning("%s: %s", what, exc)  # a storage call that got no answer, straight from its client
+    elif outage is None:
+        log.exception(what)
+    else:
+        log.warning("%s: %s (%s)", what, outage.public, outage.__cause__ or outage.detail)
+
+
 class Jobs:
     def __init__(self, settings: Settings, service: Service, assets: Assets) -> None:
         assert settings.api_key and settings.api_secret, "checked by load_settings"
@@ -136,16 +151,26 @@ class Jobs:
         self.group.start_soon(self.drive, public_id)
 
     async def sweep_forever(self) -> None:
-        """Finish what a stopped or dead process left: at start-up, then every lease."""
+        """Finish what a stopped or dead process left: at start-up, then every lease. A failed listing
+        (the storage away) is logged and tried again next time: an exception out of here would end the
+        task group every driver runs in, and every later upload with work would answer 500."""
         while True:
-            for public_id in await anyio.to_thread.run_sync(self.assets.unfinished):
-                self.start(public_id)
+            try:
+                for public_id in await anyio.to_thread.run_sync(self.assets.unfinished):
+                    self.start(public_id)
+            except Exception as exc:
+                _log_failure(exc, "sweeping unfinished upload work failed; trying again later")
             await anyio.sleep(max(self.lease, 1.0))
 
     async def drive(self, public_id: str) -> None:
         key = f"upload-job:{public_id}"
         claim = self.service.coordinator.claim
-        if not await anyio.to_thread.run_sync(partial(claim, key, self.owner, lease=self.lease)):
+        try:
+            claimed = await anyio.to_thread.run_sync(partial(claim, key, self.owner, lease=self.lease))
+        except Exception as exc:  # Redis away: as an exception out of the sweep, it would end the group
+            _log_failure(exc, f"upload work on {public_id} waits; the sweep retries it")
+            return
+        if not claimed:
             return  # somebody drives it; if they die, the sweep comes back after the lease
         try:
             async with anyio.create_task_group() as group:
@@ -171,7 +196,10 @@ class Jobs:
                             outage.public, outage.__cause__ or outage.detail)
         finally:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self.service.coordinator.release, key, self.owner)
+                try:
+                    await anyio.to_thread.run_sync(self.service.coordinator.release, key, self.owner)
+                except Exception as exc:  # Redis away: the claim lapses after its lease instead
+                    _log_failure(exc, f"releasing the upload work on {public_id} failed")
 
     async def _keep_claim(self, key: str) -> None:
         while True:

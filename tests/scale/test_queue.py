@@ -220,3 +220,34 @@ def test_cutout_worker_stopped_by_a_signal_is_not_counted_alive(redis_url: str, 
     finally:
         worker.kill()
         queue.close()
+
+
+def test_a_redis_that_does_not_answer_is_asked_the_model_id_once_a_period_not_once_a_request(
+        redis_server: RedisServer, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A paused or partitioned Redis times out rather than refusing: asking it again for every cut-out
+    made each cached cut-out wait the whole timeout (2 s) for as long as Redis was away."""
+    import os
+
+    import cutout.queued
+    from cutout.queued import QueuedModel
+
+    monkeypatch.setattr(cutout.queued, "MODEL_ID_SECONDS", 0.5)
+    queue = ModelQueue(redis_url, timeout=0.3)
+    queue.announce("isnet-abc", "CPUExecutionProvider", "w")
+    model = QueuedModel(queue)
+    asked = []
+    real = queue.model
+    monkeypatch.setattr(queue, "model", lambda: asked.append(1) or real())
+    assert model.model_id == "isnet-abc" and len(asked) == 1
+    assert redis_server.process is not None
+    os.kill(redis_server.process.pid, signal.SIGSTOP)
+    try:
+        time.sleep(0.6)
+        assert [model.model_id for _ in range(5)] == ["isnet-abc"] * 5  # the id announced last
+        assert len(asked) == 2  # one timed-out question, then the id known serves the period
+        time.sleep(0.6)
+        assert model.model_id == "isnet-abc" and len(asked) == 3
+    finally:
+        os.kill(redis_server.process.pid, signal.SIGCONT)
+    time.sleep(0.6)
+    assert model.model_id == "isnet-abc" and len(asked) == 4

@@ -56,3 +56,29 @@ def test_redis_down_claims_answer_503_and_failures_degrade(redis_server: RedisSe
     finally:
         redis_server.start()
     assert state.claim("k", "a", lease=5)  # the client reconnects by itself
+
+
+def test_a_redis_that_refuses_the_client_stops_the_start_with_the_variables_name(
+        redis_server: RedisServer, redis_url: str) -> None:
+    """Else a wrong password started replicas that answer 503 to every new cut-out, and workers that
+    wait for the Redis they 'cannot reach', for ever."""
+    import redis
+
+    from cutout.settings import SettingsError, check_state, load_settings
+
+    check_state(load_settings({"CUTOUT_STATE": redis_url}))
+    port = redis_server.port
+    check_state(load_settings({"CUTOUT_STATE": "redis://127.0.0.1:1/0"}))  # not up yet: it may come
+    with pytest.raises(SettingsError, match="^CUTOUT_STATE: Redis refuses this client .*DB index"):
+        check_state(load_settings({"CUTOUT_STATE": f"redis://127.0.0.1:{port}/999"}))
+    with redis.Redis(port=port) as admin:
+        admin.config_set("requirepass", "right")
+    try:
+        with pytest.raises(SettingsError, match="^CUTOUT_STATE: Redis refuses this client .*password"):
+            check_state(load_settings({"CUTOUT_STATE": f"redis://:wrong@127.0.0.1:{port}/0"}))
+        with pytest.raises(SettingsError, match="^CUTOUT_STATE: Redis refuses this client"):
+            check_state(load_settings({"CUTOUT_STATE": redis_url}))  # none given: NOAUTH
+        check_state(load_settings({"CUTOUT_STATE": f"redis://:right@127.0.0.1:{port}/0"}))
+    finally:
+        with redis.Redis(port=port, password="right") as admin:
+            admin.config_set("requirepass", "")

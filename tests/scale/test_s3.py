@@ -236,3 +236,22 @@ def test_a_bucket_the_storage_does_not_have_stops_the_start_with_the_variables_n
     # A storage that does not answer (not started yet) is not a reason to refuse the start.
     away = {"CUTOUT_S3_ENDPOINT": "http://127.0.0.1:1", "CUTOUT_S3_TIMEOUT": "0.5"}
     check_buckets(load_settings({**env, **away}))
+
+
+def test_credentials_the_storage_refuses_stop_the_start_with_the_variables_name(
+        seaweed: SeaweedS3, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Else the replica starts, says ready (degraded), and answers 503 to every render for ever."""
+    from cutout.settings import SettingsError, check_buckets, load_settings
+
+    for name, value in seaweed.env().items():
+        monkeypatch.setenv(name, value)
+    env = {**seaweed.env(), "CUTOUT_ORIGINALS": f"s3://{bucket}/originals",
+           "CUTOUT_SHARED_CACHE": f"s3://{bucket}/derived"}
+    check_buckets(load_settings(env))
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    with pytest.raises(SettingsError, match="^CUTOUT_ORIGINALS: the storage refuses the credentials "
+                                            r"\(SignatureDoesNotMatch\): check AWS_ACCESS_KEY_ID"):
+        check_buckets(load_settings(env))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "nobody")
+    with pytest.raises(SettingsError, match=r"^CUTOUT_SHARED_CACHE: .*\(InvalidAccessKeyId\)"):
+        check_buckets(load_settings({**env, "CUTOUT_ORIGINALS": "/"}))

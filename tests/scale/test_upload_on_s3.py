@@ -14,7 +14,7 @@ import pyvips
 
 from tests.app.server_process import ServerProcess
 from tests.conftest import require_model
-from tests.scale.servers import SeaweedS3
+from tests.scale.servers import RedisServer, SeaweedS3
 from tests.upload.conftest import CLOUD, ENV, KEY, SECRET
 from tests.upload.test_upload_sdk import ROAD, ROUTER, status_of
 
@@ -111,3 +111,41 @@ def test_an_original_put_straight_into_the_bucket_has_one_version(sdk: Any, seaw
     again = dict(sdk.api.resource("placed/road"))
     assert first["version"] == again["version"] == listed[0]["version"] == int(modified.timestamp())
     assert first["created_at"] == again["created_at"]
+
+
+def test_upload_work_survives_the_storage_and_redis_going_away_while_it_sweeps(
+        seaweed: SeaweedS3, bucket: str, redis_server: RedisServer, redis_url: str, tmp_path: Path) -> None:
+    """The sweep of unfinished work failed once (a listing that timed out, a claim with Redis away) and
+    ended the task group every upload's work runs in: each later upload with work answered 500, and work a
+    dead replica left was never finished by this one."""
+    from cutout.upload.auth import sign
+
+    env = {**ENV, **seaweed.env(), "CUTOUT_LEASE_SECONDS": "1", "CUTOUT_S3_TIMEOUT": "0.5",
+           "CUTOUT_BACKGROUND_REMOVAL": "queue", "CUTOUT_STATE": redis_url}  # no worker: the work stays
+    server = ServerProcess(f"s3://{bucket}/originals", tmp_path / "cache", env=env)  # type: ignore[arg-type]
+
+    def upload(public_id: str) -> httpx.Response:
+        params = {"public_id": public_id, "timestamp": str(int(time.time())),
+                  "background_removal": "cloudinary_ai"}
+        form = {**params, "signature": sign(params, SECRET), "api_key": KEY}
+        return httpx.post(f"{server.url}/v1_1/{CLOUD}/image/upload", data=form, timeout=30,
+                          files={"file": ("road.jpg", ROAD.read_bytes(), "image/jpeg")})
+
+    try:
+        server.wait_ready()
+        assert upload("away/first").status_code == 200  # pending for ever: the sweep drives it each lease
+        redis_server.stop()
+        time.sleep(2.5)  # the sweep's drive meets Redis away
+        redis_server.start()
+        seaweed.pause()
+        time.sleep(2.5)  # the sweep's listing times out
+        seaweed.resume()
+        deadline = time.monotonic() + 20
+        while (answer := upload("away/second")).status_code == 503 and time.monotonic() < deadline:
+            time.sleep(0.5)  # the storage marked away for a moment after the timeout
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["info"]["background_removal"]["cloudinary_ai"]["status"] == "pending"
+        assert "Traceback" not in server.log.read_text()
+    finally:
+        seaweed.resume()
+        server.stop()
