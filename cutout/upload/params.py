@@ -96,10 +96,7 @@ class Reader:
         elif _has_body(request):  # read as nothing, its parameters would be silently ignored
             raise bad("The request has a body but no Content-Type: send multipart/form-data, "
                       "application/x-www-form-urlencoded or application/json")  # fmt: skip
-        params = _merge(items)
-        if check is not None:
-            check(params)
-        return Received(params, None, None)
+        return self._checked(items, check)
 
     async def _multipart(
         self, request: Request, items: list[tuple[str, str]], check: Check | None
@@ -148,9 +145,11 @@ class Reader:
             spool.close()
 
     @staticmethod
-    def _checked(items: list[tuple[str, str]], check: Check) -> Received:
+    def _checked(items: list[tuple[str, str]], check: Check | None) -> Received:
+        """The parameters of a request without a file part, once ``check`` passes on them."""
         params = _merge(items)
-        check(params)
+        if check is not None:
+            check(params)
         return Received(params, None, None)
 
 
