@@ -21,6 +21,10 @@ class JsonBodyError(ValueError):
     error). A ValueError, so that existing ``except ValueError`` clauses keep catching it."""
 
 
+class RepeatedKey(JsonBodyError):
+    """JSON, but an object gives one key twice (``_unique``)."""
+
+
 def loads(raw: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     """``raw`` parsed, or JsonBodyError.
 
@@ -47,7 +51,7 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for key, value in pairs:
         if key in data:
-            raise JsonBodyError(f"the key {key[:60]!r} is given more than once in an object")
+            raise RepeatedKey(f"the key {key[:60]!r} is given more than once in an object")
         data[key] = value
     return data
 

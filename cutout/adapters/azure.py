@@ -180,10 +180,11 @@ def _url(raw: bytes) -> str:
         try:
             body = jsonbody.loads(text)
             break
-        except jsonbody.JsonBodyError as exc:
-            if "more than once" in str(exc):  # JSON, but with "url" twice: say so, not "one field"
-                why = f"{why}: {exc}"
-                break
+        except jsonbody.RepeatedKey as exc:  # JSON, but with "url" twice: say so, not "one field"
+            why = f"{why}: {exc}"
+            break
+        except jsonbody.JsonBodyError:
+            continue
     if not isinstance(body, dict) or not isinstance(body.get("url"), str) or set(body) != {"url"}:
         raise AzureError('The request body must be JSON {"url": "<image URL>"}.', ("InvalidArgument", why))
     return str(body["url"])
