@@ -83,8 +83,10 @@ def client(endpoint: str | None = None, *, timeout: float = 5.0, pool: int = 32)
     # No CRC32 of every body botocore sends unless an operation requires one: an original written with
     # the MD5 its upload already computed carries it as Content-MD5, which the storage checks (0.6-0.8 ms
     # of CPU less per 2 MB PUT, measured against SeaweedFS); responses are still validated.
+    # Two tries in all: botocore's ``max_attempts`` counts the retries after the first (it made three,
+    # so a stalled storage held a request for three timeouts), ``total_max_attempts`` the tries.
     config = Config(connect_timeout=timeout, read_timeout=timeout, max_pool_connections=pool,
-                    retries={"max_attempts": 2, "mode": "standard"}, s3={"addressing_style": "path"},
+                    retries={"total_max_attempts": 2, "mode": "standard"}, s3={"addressing_style": "path"},
                     request_checksum_calculation="when_required")
     return boto3.session.Session().client("s3", endpoint_url=endpoint or None, config=config)
 

@@ -45,7 +45,7 @@ def test_a_stalled_storage_is_503_within_the_bound_while_cached_answers_serve(
     try:
         started = time.monotonic()
         assert httpx.get(cached, timeout=30).status_code == 200  # what was located a moment ago
-        assert time.monotonic() - started < 2 * TIMEOUT * 2 + 2
+        assert time.monotonic() - started < 2 * TIMEOUT + 1.5  # one call's two tries (it was three)
 
         def new(i: int) -> tuple[int, float, str]:
             began = time.monotonic()
