@@ -52,7 +52,10 @@ register_url_convertor("cutout_anything", AnythingConvertor())
 
 
 def image_response(request: Request, delivered: Delivered, max_age: int) -> Response:
-    status, headers, body = answer(delivered, max_age, request.headers.get("if-none-match", ""))
+    ranged = request.method == "GET"  # Range is defined for GET only (RFC 9110 14.2)
+    status, headers, body = answer(delivered, max_age, request.headers.get("if-none-match", ""),
+                                   request.headers.get("range", "") if ranged else "",
+                                   request.headers.get("if-range", ""))  # fmt: skip
     return Response(body, status_code=status, headers=headers)
 
 

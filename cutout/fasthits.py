@@ -81,12 +81,16 @@ class FastHits:
         if service is None or not hot or scope["path"] in self.skip:
             await self.app(scope, receive, send)
             return
-        accept = if_none_match = None
+        accept = if_none_match = ranged = if_range = None
         for name, value in scope["headers"]:  # the last of repeated headers wins, as in a dict
             if name == b"accept":
                 accept = value
             elif name == b"if-none-match":
                 if_none_match = value
+            elif name == b"range" and scope["method"] == "GET":  # defined for GET only
+                ranged = value
+            elif name == b"if-range":
+                if_range = value
         raw_path = scope.get("raw_path") or scope["path"].encode()
         accept_text = accept.decode("latin-1") if accept else None
         delivered = service.hot(raw_path.decode("latin-1"), accept_text)
@@ -95,10 +99,12 @@ class FastHits:
             return
         metrics.cache_hits_total.inc()
         shape = delivered.shape
-        raw = None if if_none_match else self._encoded.get(shape)
+        raw = None if if_none_match or ranged else self._encoded.get(shape)
         if raw is None:
             inm = if_none_match.decode("latin-1") if if_none_match else ""
-            status, extra, body = answer(delivered, service.settings.max_age, inm)
+            status, extra, body = answer(delivered, service.settings.max_age, inm,
+                                         ranged.decode("latin-1") if ranged else "",
+                                         if_range.decode("latin-1") if if_range else "")  # fmt: skip
             # A 304 carries no Content-Length: it would have to be the 200's (RFC 9110, 8.6).
             raw = encode(extra, len(body) if status != 304 else None)
             if status == 200:

@@ -19,6 +19,8 @@ requests_total = Counter("cutout_requests_total", "HTTP requests answered, by st
 # Bound once: a label lookup per hit is measurable on the hot path.
 answered_200 = requests_total.labels("200")
 answered_304 = requests_total.labels("304")
+answered_206 = requests_total.labels("206")
+answered_416 = requests_total.labels("416")
 render_seconds = Histogram("cutout_render_seconds", "Time to render one derivative (cache misses)")
 renders_stopped_total = Counter(
     "cutout_renders_stopped_total",

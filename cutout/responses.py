@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from cache import Entry
 from cutout import metrics
@@ -10,7 +11,8 @@ from cutout.disposition import content_disposition
 from cutout.headers import header_safe
 from grammar.image_formats import MIME
 
-CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "X-Cld-Error,Content-Length"}
+CORS = {"Access-Control-Allow-Origin": "*",
+        "Access-Control-Expose-Headers": "X-Cld-Error,Content-Length,Content-Range,Accept-Ranges"}
 IMMUTABLE = "public, max-age=31536000, immutable"
 #: The longest a default image delivered for a missing original (d_) may be cached: as long as a 404
 #: (app.py), so that a CDN shields the origin from a page of missing images, yet serves the original
@@ -48,8 +50,34 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
     return "*" in candidates or etag in candidates
 
 
-def answer(delivered: Delivered, max_age: int, if_none_match: str) -> tuple[int, dict[str, str], bytes]:
-    """200 with the bytes, or 304 when the client already has them (strong ETag = hash of the bytes)."""
+def byte_range(header: str, size: int) -> tuple[int, int] | None | Literal[False]:
+    """The one range ``Range: bytes=...`` asks of ``size`` bytes, as (first, last) inclusive; None when
+    the header is to be ignored (not bytes, not one range, not well formed: RFC 9110 14.2 lets a server
+    answer those with the whole 200); False when no byte of it exists (416)."""
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None  # several ranges: the whole image is smaller than a multipart answer's bookkeeping
+    first, dash, last = spec.strip().partition("-")
+    if not dash or not (first.isdigit() or first == "") or not (last.isdigit() or last == ""):
+        return None
+    if first == "":  # the last N bytes
+        if last == "":
+            return None
+        suffix = int(last)
+        return (max(size - suffix, 0), size - 1) if suffix and size else False
+    start = int(first)
+    if last != "" and int(last) < start:
+        return None
+    if start >= size:
+        return False
+    return start, size - 1 if last == "" else min(int(last), size - 1)
+
+
+def answer(delivered: Delivered, max_age: int, if_none_match: str, range_header: str = "",
+           if_range: str = "") -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+    """200 with the bytes, or 304 when the client already has them (strong ETag = hash of the bytes).
+    ``range_header``: a GET's Range (a resumed download, a CDN fetching a piece): 206 with those bytes,
+    416 when none of them exist; honoured only when ``if_range`` is empty or this strong ETag."""
     entry = delivered.entry
     etag = f'"{entry.etag}"'
     if delivered.warning is not None:
@@ -64,9 +92,23 @@ def answer(delivered: Delivered, max_age: int, if_none_match: str) -> tuple[int,
     if etag_matches(if_none_match, etag):
         metrics.answered_304.inc()
         return 304, headers, b""
-    metrics.answered_200.inc()
     fmt = str(entry.meta["format"])
     headers["Content-Type"] = MIME.get(fmt, "application/octet-stream")
+    headers["Accept-Ranges"] = "bytes"
     if delivered.attachment is not None:
         headers["Content-Disposition"] = content_disposition(delivered.attachment, fmt)
+    # If-Range names the version the client holds a part of: another version (or a date, which a
+    # derivative has none of that could be compared strongly) gets the whole image.
+    if range_header and (not if_range or if_range.strip() == etag):
+        wanted = byte_range(range_header, len(entry.data))
+        if wanted is False:
+            metrics.answered_416.inc()
+            headers.pop("Content-Type")
+            return 416, {**headers, "Content-Range": f"bytes */{len(entry.data)}"}, b""
+        if wanted:
+            first, last = wanted
+            metrics.answered_206.inc()
+            headers["Content-Range"] = f"bytes {first}-{last}/{len(entry.data)}"
+            return 206, headers, entry.data[first : last + 1]
+    metrics.answered_200.inc()
     return 200, headers, entry.data

@@ -31,7 +31,8 @@ def test_original_and_scaled_from_sdk_urls(client: Any) -> None:
     assert original.headers["content-type"] == "image/jpeg"
     assert (decoded(original.content).width, decoded(original.content).height) == (640, 427)
     assert original.headers["access-control-allow-origin"] == "*"
-    assert original.headers["access-control-expose-headers"] == "X-Cld-Error,Content-Length"
+    assert original.headers["access-control-expose-headers"] == \
+        "X-Cld-Error,Content-Length,Content-Range,Accept-Ranges"
     # The SDK adds v1 to ids with folders: not this original's version (the time it was written), so
     # not immutable (the file may be replaced); its own version is.
     assert original.headers["cache-control"] == "public, max-age=3600"
@@ -130,6 +131,43 @@ def test_etag_304_head_and_cache_hits(client: Any) -> None:
     head = client.head(url)
     assert head.status_code == 200 and head.content == b""
     assert int(head.headers["content-length"]) == len(first.content)
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["full path", "fast path"])
+def test_a_range_of_a_derivative_is_a_206_of_those_bytes(client: Any, fast: bool) -> None:
+    """A resumed download or a CDN fetching a piece: one byte range is a 206 of exactly those bytes, on the
+    full path and on the in-memory fast path alike; none of them there is a 416; the rest is the 200."""
+    url = f"/demo/image/upload/c_scale,w_{120 + fast}/docs/road"
+    whole = client.get(url)
+    if fast:  # the second request makes it hot: later ones are answered before Starlette
+        client.get(url)
+        assert client.app.state.service.hot(url, "*/*") is not None  # httpx sends Accept: */*
+    body, size, etag = whole.content, len(whole.content), whole.headers["etag"]
+    assert whole.headers["accept-ranges"] == "bytes"
+    for asked, first, last in (("bytes=0-99", 0, 99), ("bytes=100-", 100, size - 1), ("bytes=-50", size - 50,
+                               size - 1), ("bytes=10-999999", 10, size - 1), ("bytes=-999999", 0, size - 1)):
+        part = client.get(url, headers={"Range": asked})
+        assert part.status_code == 206, asked
+        assert part.content == body[first : last + 1], asked
+        assert part.headers["content-range"] == f"bytes {first}-{last}/{size}", asked
+        assert int(part.headers["content-length"]) == last - first + 1
+        assert part.headers["etag"] == etag and part.headers["content-type"] == "image/jpeg"
+    beyond = client.get(url, headers={"Range": f"bytes={size}-"})
+    assert beyond.status_code == 416 and beyond.content == b""
+    assert beyond.headers["content-range"] == f"bytes */{size}"
+    # Not one well-formed byte range: ignored, as RFC 9110 allows; so are HEAD's and another version's.
+    for ignored in ("bytes=5-2", "bytes=0-1,5-9", "items=0-1", "bytes=abc", "bytes=-"):
+        answer = client.get(url, headers={"Range": ignored})
+        assert answer.status_code == 200 and answer.content == body, ignored
+    assert client.get(url, headers={"Range": "bytes=0-9", "If-Range": '"other"'}).content == body
+    matching = client.get(url, headers={"Range": "bytes=0-9", "If-Range": etag})
+    assert matching.status_code == 206 and matching.content == body[:10]
+    head = client.head(url, headers={"Range": "bytes=0-9"})
+    assert head.status_code == 200 and int(head.headers["content-length"]) == size
+    # The client already holds this version: If-None-Match comes first (RFC 9110 13.2.2).
+    assert client.get(url, headers={"Range": "bytes=0-9", "If-None-Match": etag}).status_code == 304
+    # A range never changes what later requests get.
+    assert client.get(url).content == body
 
 
 def test_equivalent_parameter_orders_share_one_cache_entry(client: Any) -> None:

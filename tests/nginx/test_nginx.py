@@ -110,12 +110,20 @@ def test_hits_errors_and_headers_through_nginx(stack: Stack) -> None:
     assert httpx.get(url, headers={"If-None-Match": first.headers["etag"]}).status_code == 304
     head = httpx.head(url)
     assert head.status_code == 200 and head.headers["x-cache-status"] == "HIT"
+    # A byte range: from nginx's cache (which keeps whole answers), and from cutout on a miss.
+    for path in ("c_scale,w_120", "c_scale,w_121"):
+        piece = httpx.get(f"{stack.nginx}/demo/image/upload/{path}/docs/road", headers={"Range": "bytes=-20"})
+        whole = httpx.get(f"{stack.nginx}/demo/image/upload/{path}/docs/road")
+        assert piece.status_code == 206 and piece.content == whole.content[-20:], path
+        size = len(whole.content)
+        assert piece.headers["content-range"] == f"bytes {size - 20}-{size - 1}/{size}"
 
     bad = httpx.get(stack.nginx + "/demo/image/upload/w_abc/docs/road")
     assert bad.status_code == 400 and "w_abc" in bad.headers["x-cld-error"]
     for answer in (first, second, head, bad):  # once: nginx's own, cutout's hidden
         assert answer.headers.get_list("x-content-type-options") == ["nosniff"]
-    assert bad.headers["access-control-expose-headers"] == "X-Cld-Error,Content-Length"
+    assert bad.headers["access-control-expose-headers"] == \
+        "X-Cld-Error,Content-Length,Content-Range,Accept-Ranges"
     assert httpx.get(stack.nginx + "/demo/image/upload/w_abc/docs/road").headers["x-cache-status"] == "HIT"
 
     auto = stack.nginx + "/demo/image/upload/c_scale,w_90/f_auto/docs/road"
