@@ -104,8 +104,7 @@ class Uploads:
         shown = view(record, base, self.api_secret)
         if outcome == "existing":
             return {**shown, "existing": True}
-        if asked.custom:  # Cloudinary's upload response "includes the set coordinates" (custom_focus_areas)
-            shown["coordinates"] = {"custom": record["custom_coordinates"]}
+        shown.update(_coordinates(record))
         if outcome == "overwritten":
             shown["overwritten"] = True
         if asked.eagers:  # before the driver starts: its eager batch goes first, on this version
@@ -258,6 +257,7 @@ class Uploads:
                     "notification_type": "upload",
                     "timestamp": iso(now),
                     **view(record, base, self.api_secret),
+                    **_coordinates(record),  # the answer's fields: those it set too
                 }
                 self.jobs.notify(record, notification_url, payload)
             # The marker first when a crash between the writes would matter: a record that no longer
@@ -530,6 +530,15 @@ class Uploads:
                 record["eager_jobs"] = [*record.get("eager_jobs", []), queued]
                 self.assets.mark_unfinished(record["public_id"])
             self.assets.save(record)
+
+
+def _coordinates(record: Record) -> Record:
+    """The ``coordinates`` an upload's answer (and its notification) shows for the custom coordinates it
+    set: Cloudinary's custom_focus_areas page, "The response includes the set coordinates"
+    (``coordinates: {"custom": [[x, y, w, h]]}``); nothing when it set none (a new upload keeps none it
+    does not bring)."""
+    custom = record.get("custom_coordinates")
+    return {"coordinates": {"custom": custom}} if custom else {}
 
 
 def refuse_animated_removal(pages: int) -> None:

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from tests.transform.transform_helpers import animation
-from tests.upload.test_upload_sdk import ROAD
+from tests.upload.conftest import Receiver
+from tests.upload.test_upload_sdk import ROAD, notified
 
 
 def test_a_fractional_timestamp_signed_by_the_sdk_is_accepted(sdk: Any) -> None:
@@ -49,9 +50,11 @@ def test_explicit_takes_its_documented_overwrite_display_name_and_asset_folder(s
         sdk.uploader.explicit("expl/road", type="upload", **{"async": True})
 
 
-def test_upload_and_explicit_answer_with_the_coordinates_they_set(sdk: Any) -> None:
-    up = sdk.uploader.upload(str(ROAD), public_id="coords/echo", custom_coordinates=[[10, 20, 30, 40]])
+def test_upload_and_explicit_answer_with_the_coordinates_they_set(sdk: Any, receiver: Receiver) -> None:
+    up = sdk.uploader.upload(str(ROAD), public_id="coords/echo", custom_coordinates=[[10, 20, 30, 40]],
+                             notification_url=receiver.url)  # fmt: skip
     assert up["coordinates"] == {"custom": [[10, 20, 30, 40]]}
+    assert notified(receiver, "coords/echo", "upload")["coordinates"] == up["coordinates"]
     plain = sdk.uploader.upload(str(ROAD), public_id="coords/plain")
     assert "coordinates" not in plain
     moved = sdk.uploader.explicit("coords/echo", type="upload",
