@@ -45,7 +45,8 @@ OPTION_DOCS: dict[str, tuple[dict[str, object], str]] = {
     "channels": ({"type": "string", "enum": ["rgba", "alpha"]},
                  "rgba: the cut-out; alpha: a one-band mask the size of the input"),
     "fine_edges": (_BOOL, "finer hair and fur"),
-    "bg_color": (_TEXT, "background colour: hex (#f00, ff0000, ff000080), a colour name, or r,g,b[,a]"),
+    "bg_color": (_TEXT, "background colour: hex (#f00, ff0000, ff000080), a colour name, or r,g,b[,a] "
+                        "(a: 0-255, or 0.0-1.0 with a decimal point; a bare 1 is refused as ambiguous)"),
     "bg_image_file": ({"type": "string", "format": "binary"},
                       "a background image, cover-fitted behind the cut-out: a multipart file part, or base64 "
                       "(bare or a data URI) in a form or JSON field"),
@@ -112,8 +113,12 @@ def _choice(name: str, value: str, *choices: str) -> str:
 
 
 def _colour(value: str) -> tuple[str, int]:
-    """``#rgb[a]``, ``rrggbb[aa]``, a colour name, or ``r,g,b[,a]`` (0-255; a may be 0-1) -> engine text,
-    and its alpha (0-255)."""
+    """``#rgb[a]``, ``rrggbb[aa]``, a colour name, or ``r,g,b[,a]`` -> engine text, and its alpha (0-255).
+
+    remove.bg's bg_color is a hex code or a colour name only; ``r,g,b[,a]`` is this server's own form, so
+    its alpha scale is ours to define, and it must not be guessed: with a decimal point it is a fraction
+    (CSS's ``rgba``: ``0.5``, ``1.0``), without one a whole number from 0 to 255 (as the 8-digit hex and
+    rembg's ``bgc``). A bare ``1`` is both opaque (CSS) and 1/255 (the other scale), so it is refused."""
     text = value.strip()
     if "," in text:
         parts = [p.strip() for p in text.split(",")]
@@ -121,12 +126,12 @@ def _colour(value: str) -> tuple[str, int]:
             numbers = [float(p) for p in parts]
         except ValueError:
             numbers = []
-        if len(numbers) == 4 and 0 <= numbers[3] <= 1 and "." in parts[3]:
-            numbers[3] *= 255
         if len(numbers) not in (3, 4) or not all(0 <= n <= 255 for n in numbers):
             raise invalid(
                 "bg_color", f"bg_color as r,g,b[,a] needs 3 or 4 numbers from 0 to 255, got {value!r}"
             )
+        if len(numbers) == 4:
+            numbers[3] = _alpha(parts[3], numbers[3], value)
         text = "rgb:" + "".join(f"{round(n):02x}" for n in numbers)
     elif _HEX.fullmatch(text):
         text = "rgb:" + text.removeprefix("#")
@@ -137,6 +142,26 @@ def _colour(value: str) -> tuple[str, int]:
             "bg_color", f"bg_color must be a hex colour, a colour name or r,g,b[,a], got {value!r}"
         ) from None
     return str(colour), colour.a
+
+
+def _alpha(written: str, number: float, value: str) -> float:
+    """The alpha of ``r,g,b,a`` on the 0-255 scale: a fraction from 0.0 to 1.0 when written with a decimal
+    point, else a whole number from 0 to 255; 400 for ``1`` (which scale?) and for a point above 1."""
+    if "." in written:
+        if number > 1:
+            raise invalid(
+                "bg_color",
+                f"bg_color alpha {written!r} has a decimal point, so it is a fraction from 0.0 to 1.0 "
+                f"(or write a whole number from 0 to 255), got {value!r}",
+            )
+        return number * 255
+    if number == 1:
+        raise invalid(
+            "bg_color",
+            f"bg_color alpha 1 is ambiguous (opaque as a fraction, 1/255 as a whole number): write 1.0 or "
+            f"255 for opaque, got {value!r}",
+        )
+    return number
 
 
 def _margin(value: str) -> str:

@@ -36,6 +36,7 @@ async def running(settings: Settings, service: Service) -> AsyncIterator[Uploads
         group.start_soon(uploads.jobs.sweep_forever)
         group.start_soon(uploads.parts.sweep_forever)
         group.start_soon(_index_existing, uploads)
+        group.start_soon(_upright_existing, uploads)
         yield uploads
         group.cancel_scope.cancel()
 
@@ -50,3 +51,15 @@ async def _index_existing(uploads: Uploads) -> None:
         return
     if indexed:
         log.info("indexed the tags of %d existing assets", indexed)
+
+
+async def _upright_existing(uploads: Uploads) -> None:
+    """Records that kept an EXIF-rotated photo's stored sides get its upright size, once, in the
+    background (a failure is logged, and the next start tries again)."""
+    try:
+        repaired = await anyio.to_thread.run_sync(uploads.assets.upright_existing)
+    except Exception:
+        log.exception("turning upright the sizes of existing assets failed; the next start tries again")
+        return
+    if repaired:
+        log.info("turned upright the recorded size of %d existing assets", repaired)

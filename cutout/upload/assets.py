@@ -132,6 +132,50 @@ class Assets:
         self.originals.put_record(_INDEXED_MARKER, b"{}")
         return indexed
 
+    # -- records from before sizes were read upright -------------------------------------------------------
+    def upright_existing(self) -> int:
+        """Turn upright the sizes of records written before uploads were described upright (an EXIF
+        orientation 5-8 photo recorded with its stored sides, 300x200 where every delivery is 200x300).
+        Once per store (a marker record), in the background at start-up: one header read per asset, once,
+        rather than one on every read of a record (object storage fetches an original to read it). Safe
+        to run twice or on two replicas at once: a record is changed only under its lock, only while the
+        stored original is still the one it describes (its fingerprint), and only when its size is the
+        stored sides and the upright sides differ; a repaired record no longer matches. How many changed."""
+        if self.originals.get_record(_UPRIGHT_MARKER) is not None:
+            return 0
+        repaired = 0
+        for name in list(self.originals.list_records(ASSET_RECORDS)):
+            public_id = name.removeprefix(f"{ASSET_RECORDS}/")
+            with self.locked(public_id):
+                record = self.record(public_id)
+                if record is None or record.get("deleted") or record.get("pages", 1) > 1:
+                    continue  # (EXIF orientation is not applied to animations)
+                size = self._upright_size(public_id, record)
+                if size is None:
+                    continue
+                record["width"], record["height"] = size
+                regions = record.get("custom_coordinates") or []
+                if any(x + w > size[0] or y + h > size[1] for x, y, w, h in regions):
+                    del record["custom_coordinates"]  # checked against the sideways size: as restore does
+                self._write(record)
+                repaired += 1
+        self.originals.put_record(_UPRIGHT_MARKER, b"{}")
+        return repaired
+
+    def _upright_size(self, public_id: str, record: Record) -> tuple[int, int] | None:
+        """The upright size of the stored original when the record holds its stored sides instead; None
+        when the record is right, or describes other bytes than those stored (a newer write wins)."""
+        try:
+            found = self.originals.locate(public_id)
+            if self.originals.version(found) != record.get("fingerprint"):
+                return None
+            header = pyvips.Image.new_from_file(str(self.originals.local(found)))
+        except (NotFound, FileNotFoundError, pyvips.Error):
+            return None
+        stored, upright = (header.width, header.height), oriented_size(header)
+        recorded = (record.get("width"), record.get("height"))
+        return upright if recorded == stored and upright != stored else None
+
     def untag(self, public_id: str, tag: str) -> None:
         """Drop ``public_id``'s index entry for ``tag`` if its record does not have the tag (blocking)."""
         with self.locked(public_id):
@@ -235,6 +279,8 @@ class Assets:
 
 #: Written once every record saved before the tag index existed has been indexed.
 _INDEXED_MARKER = "index/tags-1"
+#: Written once every record saved before sizes were read upright (EXIF orientation) has been checked.
+_UPRIGHT_MARKER = "index/upright-1"
 
 
 def _removal_status(info: Any) -> str | None:

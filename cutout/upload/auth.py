@@ -8,7 +8,8 @@ default) writes ``&`` inside a value as ``%26``. Version 1 does not, which makes
 signature for ``context=a&folder=f`` is also one for a lone ``context`` of ``a&folder=f``, so whoever holds
 a signed form could move one parameter into another's value (drop the folder it was signed for). It is
 refused; it differs from version 2 only where a value holds ``&``, and the refusal says so. The timestamp
-may be at most an hour old (Cloudinary's rule), and every comparison is in constant time.
+(Unix seconds, whole or not: ``reported_time``) may be at most an hour old (Cloudinary's rule), and every
+comparison is in constant time.
 
 >>> sign({"public_id": "sample_image", "timestamp": "1315060510"}, "abcd")
 'b4ad47fb4e25c7bf5f92a20089f9db59bc302313'
@@ -20,13 +21,14 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Mapping
 
 from starlette.requests import Request
 
 from cutout.public_url import foreign_page
-from cutout.upload.errors import UploadError, unauthorized
+from cutout.upload.errors import UploadError, bad, unauthorized
 
 EXCLUDED = frozenset({"file", "cloud_name", "resource_type", "api_key", "signature"})
 #: How old a signed request's timestamp may be (and how far ahead of our clock), seconds.
@@ -105,6 +107,26 @@ def check_admin(request: Request, api_key: str, api_secret: str) -> None:
         raise unauthorized("Missing credentials: the Admin API takes HTTP Basic api_key:api_secret")
 
 
+#: Unix seconds as a signed call may write them: whole (what the SDKs send), with a fraction, or in the
+#: exponent form some clients' number formatting makes (``1.759930024E9``). Bounded, so that no value is
+#: thousands of digits long; what it says is checked for freshness, and the signature covers it as sent.
+_TIMESTAMP = re.compile(r"[0-9]{1,18}(\.[0-9]{1,9})?([eE]\+?[0-9]{1,2})?", re.ASCII)
+
+
+def reported_time(stamp: str) -> float:
+    """The moment a signed call's ``timestamp`` reports; a 400 naming it when it is missing or is not Unix
+    seconds. Cloudinary reads the value as a number, not as whole digits: a client whose formatting sent
+    ``timestamp=1.759930024E9`` was answered "Invalid Signature ... String to sign - '...&timestamp=
+    1.759930024E9'" (cloudinary_npm#59), so the time passed and the signature was checked over the text as
+    sent. A fractional time is therefore accepted here too; its signature is over the string given."""
+    if stamp == "":
+        raise bad("Missing required parameter - timestamp")
+    if _TIMESTAMP.fullmatch(stamp) is None:
+        raise bad(f"Invalid parameter - timestamp: {stamp[:40]!r} is not Unix time in seconds "
+                  "(e.g. 1700000000, or 1700000000.5)")  # fmt: skip
+    return float(stamp)
+
+
 def check_signed(
     params: Mapping[str, str],
     api_key: str,
@@ -113,7 +135,8 @@ def check_signed(
     unsigned: frozenset[str] = frozenset(),
 ) -> None:
     """401 unless ``params`` carry our api_key, a fresh timestamp and a valid signature of the rest
-    (less ``unsigned``: parameters the SDKs send but leave out of the signature for that call)."""
+    (less ``unsigned``: parameters the SDKs send but leave out of the signature for that call); 400 for a
+    missing or malformed timestamp (``reported_time``: a parameter's value, not the caller's identity)."""
     if unsigned:
         params = {k: v for k, v in params.items() if k not in unsigned}
     given_key = params.get("api_key", "")
@@ -125,13 +148,11 @@ def check_signed(
     if not signature:
         raise unauthorized("Missing required parameter - signature")
     stamp = params.get("timestamp", "")
-    # At most 18 digits: int() of thousands of them is a ValueError (and no clock is that far off).
-    if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 18:
-        raise unauthorized("Missing or invalid parameter - timestamp (Unix seconds)")
+    moment = reported_time(stamp)
     now = time.time() if now is None else now
-    if now - int(stamp) > MAX_AGE:
+    if now - moment > MAX_AGE:
         raise unauthorized(f"Stale request - reported time {stamp} is more than 1 hour ago")
-    if int(stamp) - now > MAX_AGE:
+    if moment - now > MAX_AGE:
         raise unauthorized(f"Stale request - reported time {stamp} is more than 1 hour ahead")
     algorithm = _ALGORITHMS.get(len(signature))
     if algorithm is not None and _same(signature.lower(), sign(params, api_secret, algorithm)):

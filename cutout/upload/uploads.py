@@ -37,9 +37,14 @@ UPLOAD_PARAMS = (*SIGNING, "file", "public_id", "folder", "use_filename", "uniqu
                  "tags", "context", "eager", "eager_async", "eager_notification_url", "notification_url",
                  "background_removal", "backup", "invalidate", "type", "filename_override", "display_name",
                  "resource_type", "asset_folder", "custom_coordinates")  # fmt: skip
+#: explicit's documented parameters that this server implements (Cloudinary's Upload API reference,
+#: "explicit"); the others it documents (async, metadata, headers, face_coordinates, regions, moderation,
+#: the analyses...) are refused by name. ``overwrite`` there is about derived *videos*: "When specifying
+#: existing eager transformations for images, corresponding derived images are always regenerated".
 EXPLICIT_PARAMS = (*SIGNING, "public_id", "type", "eager", "eager_async", "eager_notification_url",
                    "notification_url", "background_removal", "tags", "context", "invalidate",
-                   "resource_type", "custom_coordinates")  # fmt: skip
+                   "resource_type", "custom_coordinates", "overwrite", "display_name",
+                   "asset_folder")  # fmt: skip
 DESTROY_PARAMS = (*SIGNING, "public_id", "type", "invalidate", "resource_type")
 UPDATE_PARAMS = ("background_removal", "notification_url", "tags", "context", "display_name", "asset_folder",
                  "custom_coordinates")  # fmt: skip
@@ -99,6 +104,7 @@ class Uploads:
         shown = view(record, base, self.api_secret)
         if outcome == "existing":
             return {**shown, "existing": True}
+        shown.update(_coordinates(record))
         if outcome == "overwritten":
             shown["overwritten"] = True
         if asked.eagers:  # before the driver starts: its eager batch goes first, on this version
@@ -212,6 +218,8 @@ class Uploads:
         for both): (the record, new|overwritten|existing)."""
         found = inspect(data, self.settings.max_pixels)
         fmt, width, height = found.format, found.width, found.height
+        if fine is not None:
+            refuse_animated_removal(found.pages)
         custom = details.get("custom_coordinates")
         if custom:
             details = {**details, "custom_coordinates": p.inside(custom, width, height)}
@@ -249,6 +257,7 @@ class Uploads:
                     "notification_type": "upload",
                     "timestamp": iso(now),
                     **view(record, base, self.api_secret),
+                    **_coordinates(record),  # the answer's fields: those it set too
                 }
                 self.jobs.notify(record, notification_url, payload)
             # The marker first when a crash between the writes would matter: a record that no longer
@@ -275,14 +284,24 @@ class Uploads:
         eagers = p.eager(params, self.settings.named)
         notification_url = self._hook(params, "notification_url")
         eager_url = self._hook(params, "eager_notification_url")
-        changes = {"tags": p.tags(params), "context": p.context(params),
-                   "custom_coordinates": p.custom_coordinates(params)}  # fmt: skip
+        changes = {
+            "tags": p.tags(params), "context": p.context(params),
+            "custom_coordinates": p.custom_coordinates(params),
+            "display_name": params.get("display_name"), "asset_folder": p.asset_folder(params),
+        }  # fmt: skip
         eager_async = p.flag(params, "eager_async")
         p.flag(params, "invalidate")
+        # Accepted as a boolean only: an image's eager derivative is made from the same original by the
+        # same transformation whether it is made again or taken from the cache (the same bytes), which is
+        # what Cloudinary's "derived images are always regenerated" gives.
+        p.flag(params, "overwrite")
         record = await anyio.to_thread.run_sync(
             partial(self._change, public_id, changes, fine, notification_url, base)
         )
         shown = view(record, base, self.api_secret)
+        if changes["custom_coordinates"] is not None:  # as the upload's answer shows those it set
+            custom = record.get("custom_coordinates")
+            shown["coordinates"] = {"custom": custom} if custom else {}
         if eagers:
             shown["eager"] = await self._eager(
                 record, eagers, base, eager_async, eager_url or notification_url
@@ -310,6 +329,7 @@ class Uploads:
             if record.get("custom_coordinates") == []:
                 del record["custom_coordinates"]
             if fine is not None:
+                refuse_animated_removal(record.get("pages", 1))
                 if record.get("job"):
                     raise UploadError(420, f"Background removal of {public_id} is already pending")
                 self.jobs.ask_removal(record, fine, notification_url, base)
@@ -510,6 +530,28 @@ class Uploads:
                 record["eager_jobs"] = [*record.get("eager_jobs", []), queued]
                 self.assets.mark_unfinished(record["public_id"])
             self.assets.save(record)
+
+
+def _coordinates(record: Record) -> Record:
+    """The ``coordinates`` an upload's answer (and its notification) shows for the custom coordinates it
+    set: Cloudinary's custom_focus_areas page, "The response includes the set coordinates"
+    (``coordinates: {"custom": [[x, y, w, h]]}``); nothing when it set none (a new upload keeps none it
+    does not bring)."""
+    custom = record.get("custom_coordinates")
+    return {"coordinates": {"custom": custom}} if custom else {}
+
+
+def refuse_animated_removal(pages: int) -> None:
+    """A 400 for ``background_removal`` of an animation. The removal replaces the original with one PNG
+    (Cloudinary: the background-removed image is stored, as a PNG), which would keep the first frame and
+    silently drop the others; running the model on every frame is what delivery refuses too (one model
+    run and one cached mask per frame: transform/frames.py), so the upload names it instead."""
+    if pages > 1:
+        raise bad(
+            f"background_removal is not supported on an animated image ({pages} frames): the result is "
+            "one PNG, which would keep only the first frame. Upload one frame, or remove the background "
+            "of one frame at delivery (e_background_removal/pg_1)"
+        )
 
 
 def _filename(received: p.Received) -> str | None:

@@ -111,11 +111,35 @@ def test_bg_color_fills_the_background_and_auto_picks_jpeg(api: TestClient) -> N
     assert red[0] > 240 and red[1] < 20 and red[2] < 20
 
 
-@pytest.mark.parametrize("colour", ["ff0000", "red", "255,0,0", "255,0,0,1.0", "#f00f"])
+@pytest.mark.parametrize("colour", ["ff0000", "red", "255,0,0", "255,0,0,1.0", "255,0,0,255", "#f00f"])
 def test_bg_color_spellings(api: TestClient, colour: str) -> None:
     response = api.post(URL, content=road(), headers=JPEG, params={"bg_color": colour, "format": "png"})
     assert response.status_code == 200, response.text
-    assert image(response.content).getpoint(2, 2)[:3] == [255.0, 0.0, 0.0]
+    assert image(response.content).getpoint(2, 2) in ([255.0, 0.0, 0.0], [255.0, 0.0, 0.0, 255.0])  # opaque
+
+
+@pytest.mark.parametrize("colour", ["255,0,0,0.5", "255,0,0,128", "ff000080"])
+def test_bg_color_alpha_scales(api: TestClient, colour: str) -> None:
+    """r,g,b,a: with a decimal point a fraction (CSS's rgba), without one 0-255 (as the 8-digit hex)."""
+    response = api.post(URL, content=road(), headers=JPEG, params={"bg_color": colour, "format": "png"})
+    assert response.status_code == 200, response.text
+    assert image(response.content).getpoint(2, 2) == [255.0, 0.0, 0.0, 128.0]
+
+
+@pytest.mark.parametrize(
+    ("colour", "words"),
+    [
+        ("255,0,0,1", "bg_color alpha 1 is ambiguous (opaque as a fraction, 1/255 as a whole number)"),
+        ("255,0,0,01", "bg_color alpha 1 is ambiguous"),
+        ("255,0,0,127.5", "bg_color alpha '127.5' has a decimal point, so it is a fraction from 0.0 to 1.0"),
+    ],
+)
+def test_an_ambiguous_bg_color_alpha_is_a_400(api: TestClient, colour: str, words: str) -> None:
+    # It was 1/255 (nearly transparent) for "1", where CSS's rgba means opaque.
+    response = api.post(URL, content=road(), headers=JPEG, params={"bg_color": colour})
+    assert response.status_code == 400, response.text
+    (error,) = response.json()["errors"]
+    assert error["parameter"] == "bg_color" and words in error["detail"]
 
 
 def test_crop_to_the_foreground_with_a_margin(api: TestClient) -> None:

@@ -76,19 +76,49 @@ def test_refusals() -> None:
         ({**good, "signature": "0" * 40}, "Invalid Signature"),
         ({**good, "signature": "abc"}, "Invalid Signature"),
         ({**good, "public_id": "y"}, "Invalid Signature"),
-        ({**good, "timestamp": "soon"}, "timestamp"),
-        # int() refuses more than 4300 digits: this was a 500, before any signature was checked.
-        ({**good, "timestamp": "1" * 5000}, "invalid parameter - timestamp"),
-        ({**good, "timestamp": "0" * 5000 + str(int(now))}, "invalid parameter - timestamp"),
-        ({**good, "timestamp": "\u0661\u0662"}, "invalid parameter - timestamp"),  # Arabic-Indic digits
     ]
     for bad, words in cases:
         with pytest.raises(UploadError, match=words) as info:
             auth.check_signed(bad, "k", SECRET)
         assert info.value.status == 401
+    # A missing or malformed timestamp is a parameter's fault, not the caller's identity: 400 naming it.
+    malformed = [
+        ({k: v for k, v in good.items() if k != "timestamp"}, "Missing required parameter - timestamp"),
+        ({**good, "timestamp": "soon"}, "Invalid parameter - timestamp: 'soon' is not Unix time"),
+        # int() refuses more than 4300 digits: this was a 500, before any signature was checked.
+        ({**good, "timestamp": "1" * 5000}, "Invalid parameter - timestamp"),
+        ({**good, "timestamp": "0" * 5000 + str(int(now))}, "Invalid parameter - timestamp"),
+        ({**good, "timestamp": "\u0661\u0662"}, "Invalid parameter - timestamp"),  # Arabic-Indic digits
+        ({**good, "timestamp": "-1"}, "Invalid parameter - timestamp"),
+        ({**good, "timestamp": "nan"}, "Invalid parameter - timestamp"),
+        ({**good, "timestamp": "1e400"}, "Invalid parameter - timestamp"),
+    ]
+    for bad, words in malformed:
+        with pytest.raises(UploadError, match=words) as info:
+            auth.check_signed(bad, "k", SECRET)
+        assert info.value.status == 400
     stale = {"public_id": "x", "timestamp": str(int(now) - 3700)}
     with pytest.raises(UploadError, match="Stale request"):
         auth.check_signed({**stale, "api_key": "k", "signature": auth.sign(stale, SECRET)}, "k", SECRET)
+
+
+@pytest.mark.parametrize("written", ["{now:.1f}", "{now:.6f}", "{now:.9E}"])
+def test_a_fractional_timestamp_is_unix_seconds_signed_as_sent(written: str) -> None:
+    """Cloudinary reads ``timestamp`` as a number (a client that sent ``1.759930024E9`` was told its
+    signature was wrong, not its time: cloudinary_npm#59); the signature covers the text as sent."""
+    now = time.time()
+    params = {"public_id": "x", "timestamp": written.format(now=now)}
+    signed = {**params, "api_key": "k", "signature": auth.sign(params, SECRET)}
+    auth.check_signed(signed, "k", SECRET, now=now)
+    with pytest.raises(UploadError, match="Invalid Signature") as info:  # signed as whole seconds
+        whole = {**params, "timestamp": str(int(now))}
+        auth.check_signed({**params, "api_key": "k", "signature": auth.sign(whole, SECRET)}, "k", SECRET)
+    assert info.value.status == 401
+    stale = {"public_id": "x", "timestamp": f"{now - 3600.5:.1f}"}
+    with pytest.raises(UploadError, match="Stale request") as info:
+        auth.check_signed({**stale, "api_key": "k", "signature": auth.sign(stale, SECRET)}, "k", SECRET,
+                          now=now)  # fmt: skip
+    assert info.value.status == 401
 
 
 def test_parameters_the_sdk_leaves_unsigned() -> None:

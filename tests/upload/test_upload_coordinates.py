@@ -86,7 +86,8 @@ def _is(pixel: Any, colour: tuple[int, int, int]) -> bool:
 def test_custom_coordinates_with_the_sdk_end_to_end(sdk: Any, server: ServerProcess, tmp_path: Path) -> None:
     source = _original(tmp_path / "blocks.png")
     up = sdk.uploader.upload(str(source), public_id="coords/blocks", custom_coordinates=[RED, GREEN])
-    assert up["width"] == WIDTH and "coordinates" not in up
+    # Cloudinary's custom_focus_areas page: "The response includes the set coordinates".
+    assert up["width"] == WIDTH and up["coordinates"] == {"custom": [RED, GREEN]}
     shown = dict(sdk.api.resource("coords/blocks", coordinates=True))
     assert shown["coordinates"] == {"custom": [RED, GREEN]}
     assert "coordinates" not in dict(sdk.api.resource("coords/blocks"))
