@@ -133,11 +133,20 @@ def compile_plan(
     """``unbound``: variables used before they are assigned are left to the URL that will use the text
     (a named transformation checked on its own, ``$width_150/t_passport``)."""
     state = _State(Scope(unbound=unbound))
-    expanded = _expand(components, named or {}, 0)
+    written: list[dict[str, str]] = []
+    expanded = _expand(components, named or {}, 0, written)
+    try:
+        return _compile(state, expanded)
+    except BadRequest as exc:
+        raise _naming_written(exc, [*reversed(written[: state.at + 1]), *written[state.at + 1 :]]) from None
+
+
+def _compile(state: _State, expanded: list[dict[str, Any]]) -> Plan:
     state.ratio = delivery.delivery_dpr(expanded)
     state.alone = unclosed_openers(expanded)
     state.later = ratio.sized_later(expanded, state.alone)
     for index, params in enumerate(expanded):
+        state.at = index
         if len(state.canonical) >= MAX_COMPONENTS:
             raise BadRequest(
                 f"Invalid transformation: more than {MAX_COMPONENTS} chained components "
@@ -202,6 +211,8 @@ class _State:
     alone: set[int] = field(default_factory=set)
     #: The components with w_/h_ that a later one of their block sizes again (ratio.sized_later).
     later: set[int] = field(default_factory=set)
+    #: The index of the component being compiled (what a 400 is most likely about).
+    at: int = 0
 
     @property
     def in_layer(self) -> bool:
@@ -476,21 +487,37 @@ def _render(params: Mapping[str, Any]) -> str:
     return ",".join(render_param(key, params[key]) for key in _ordered(params))
 
 
-def _expand(components: Sequence[Component], named: Mapping[str, str], depth: int) -> list[dict[str, Any]]:
-    """Parse every component's params through the registry, replacing t_ components by their definitions."""
+def _expand(
+    components: Sequence[Component], named: Mapping[str, str], depth: int, written: list[dict[str, str]]
+) -> list[dict[str, Any]]:
+    """Parse every component's params through the registry, replacing t_ components by their definitions.
+    ``written`` gets, for each component returned, its params' canonical text -> the text the URL wrote
+    (what an error names: ``co_rgb:999`` is checked as ``co_rgb:999999``)."""
     result: list[dict[str, Any]] = []
     for component in components:
         params: dict[str, Any] = {}
+        texts: dict[str, str] = {}
         for p in component.params:
             value = _value(p.key, p.value)
+            texts.setdefault(render_param(p.key, value), f"{p.key}_{p.value}")
             if p.key == "fl" and "fl" in params:  # fl_layer_apply,fl_relative == fl_layer_apply.relative
                 value = tuple(sorted({*params["fl"], *value}))
-            elif p.key in params and p.key != "e":  # Cloudinary: only the last effect of a component applies
+            elif p.key == "e" and "e" in params:
+                # Cloudinary applies only the last effect of a component and drops the others without a
+                # word; here the client learns that one of the two would not run.
+                first = next(q for q in component.params if q.key == "e")
+                raise BadRequest(
+                    f"Invalid transformation: e_{first.value} and e_{p.value} in one component "
+                    f"({component.raw!r}); only one effect applies per component: chain them, "
+                    f"e_{first.value}/e_{p.value}"
+                )
+            elif p.key in params:
                 raise BadRequest(f"Invalid transformation: {p.key}_ appears twice in {component.raw!r}")
             params.pop(p.key, None)
             params[p.key] = value
         if "t" not in params:
             result.append(params)
+            written.append(texts)
             continue
         if len(params) > 1:
             raise BadRequest(f"Invalid transformation: t_ must be alone in its component ({component.raw!r})")
@@ -501,8 +528,27 @@ def _expand(components: Sequence[Component], named: Mapping[str, str], depth: in
                 raise BadRequest(f"Unknown transformation {name}")
             from grammar import parse_transformation
 
-            result.extend(_expand(parse_transformation(named[name]), named, depth + 1))
+            result.extend(_expand(parse_transformation(named[name]), named, depth + 1, written))
     return result
+
+
+def _naming_written(exc: BadRequest, written: Sequence[Mapping[str, str]]) -> BadRequest:
+    """``exc`` naming each parameter as the URL wrote it, not as it was checked: a check after parsing
+    sees typed values and names them canonically (``co_RGB:999`` -> ``co_rgb:999999``, ``x_05`` ->
+    ``x_5``), a text the client never sent. ``written``: the failing component's texts first, so that a
+    parameter written in two ways in two components is named as the failing one writes it."""
+    seen: set[str] = set()
+    for texts in written:
+        for canonical, text in texts.items():
+            if canonical in seen:
+                continue
+            seen.add(canonical)
+            shown = f"- {canonical}:"
+            if text != canonical and shown in exc.public:
+                exc.public = exc.public.replace(shown, f"- {text}:", 1)
+                exc.detail = exc.detail.replace(shown, f"- {text}:", 1)
+                exc.args = (exc.public,)
+    return exc
 
 
 def _value(key: str, text: str) -> Any:

@@ -1,4 +1,5 @@
-"""Effects: ``e_<name>[:<arguments>]``. Within one component only the last ``e_`` applies (Cloudinary)."""
+"""Effects: ``e_<name>[:<arguments>]``. One ``e_`` per component: Cloudinary applies only the last and drops
+the others silently, so two are a 400 here (transform/plan.py)."""
 
 from __future__ import annotations
 
@@ -306,7 +307,7 @@ param(
         "e",
         "effect",
         _parse,
-        "an effect e_<name>[:<arguments>] (the effects table); only the last e_ of a component applies",
+        "an effect e_<name>[:<arguments>] (the effects table); one per component (two are a 400)",
         "effect",
         dpr=_effect_at_dpr,
         variables="integer",
