@@ -11,6 +11,7 @@ its component by transform/delivery.py. A layer, once its fl_layer_apply closes 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
@@ -133,7 +134,7 @@ def compile_plan(
     """``unbound``: variables used before they are assigned are left to the URL that will use the text
     (a named transformation checked on its own, ``$width_150/t_passport``)."""
     state = _State(Scope(unbound=unbound))
-    written: list[dict[str, str]] = []
+    written = state.written
     expanded = _expand(components, named or {}, 0, written)
     try:
         return _compile(state, expanded)
@@ -213,6 +214,8 @@ class _State:
     later: set[int] = field(default_factory=set)
     #: The index of the component being compiled (what a 400 is most likely about).
     at: int = 0
+    #: Each component's params, canonical text (and at its device pixel ratio) -> as the URL wrote it.
+    written: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def in_layer(self) -> bool:
@@ -237,7 +240,9 @@ def _component(state: _State, index: int, params: dict[str, Any]) -> None:
     chained = not delivery_dpr and state.ratio is not None and "dpr" not in params
     # Lengths in pixels at the component's device pixel ratio: the derivative's text says what is drawn
     # (r_10 at dpr_2.0 is r_20), so its key does too.
+    unscaled = params
     params, opened = (params, None) if delivery_dpr else _at_ratio(state, index, params)
+    _note_scaled(state.written[index], unscaled, params)
     state.seen.append(_render(params))
     # The chain's own ratio, where a component is sized at it, goes without saying (the chain's dpr_
     # component is in the derivative); a dpr_1.0 where the chain's ratio leaves the sizes does not.
@@ -275,6 +280,15 @@ def _component(state: _State, index: int, params: dict[str, Any]) -> None:
         layer = blocks.pop()
         closed = _layer_step(layer, params, "/".join(state.seen[layer.start :]), _prefix(blocks[-1]))
         _add_closed_block(blocks[-1], closed)
+
+
+def _note_scaled(texts: dict[str, str], unscaled: Mapping[str, Any], scaled: Mapping[str, Any]) -> None:
+    """A check of a length at its device pixel ratio names it as the URL wrote it too (``x_05`` at
+    dpr_2.0 is checked as ``x_10``)."""
+    for key, value in scaled.items():
+        if key in unscaled and value is not unscaled[key]:
+            original = render_param(key, unscaled[key])
+            texts.setdefault(render_param(key, value), texts.get(original, original))
 
 
 def _at_ratio(state: _State, index: int, params: dict[str, Any]) -> tuple[dict[str, Any], Sizing | None]:
@@ -543,11 +557,15 @@ def _naming_written(exc: BadRequest, written: Sequence[Mapping[str, str]]) -> Ba
             if canonical in seen:
                 continue
             seen.add(canonical)
-            shown = f"- {canonical}:"
-            if text != canonical and shown in exc.public:
-                exc.public = exc.public.replace(shown, f"- {text}:", 1)
-                exc.detail = exc.detail.replace(shown, f"- {text}:", 1)
-                exc.args = (exc.public,)
+            if text == canonical:
+                continue
+            # Where a message names a parameter: after "- " (the parameter at fault), "; " or "(" (one it
+            # clashes with); not inside a list of parameters that would do ("needs e_shadow or ...").
+            named = re.compile(rf"(?:(?<=- )|(?<=; )|(?<=\())({re.escape(canonical)})(?=[: )]|$)")
+            written_as = text.replace("\\", "\\\\")  # a replacement template: only backslashes are special
+            exc.public = named.sub(written_as, exc.public, count=1)
+            exc.detail = named.sub(written_as, exc.detail, count=1)
+            exc.args = (exc.public,)
     return exc
 
 

@@ -291,6 +291,17 @@ ERRORS = [
         "Invalid transformation parameter - co_rgb:999999: co_ needs e_colorize, e_make_transparent, "
         "e_outline or e_shadow in the same component",
     ),
+    (  # checked at its device pixel ratio (x_10), named as written
+        "w_100,x_05/dpr_2.0",
+        BadRequest,
+        "Invalid transformation parameter - x_05: x_ needs c_crop, e_shadow or a fl_layer_apply component",
+    ),
+    (
+        "l_a/fl_layer_apply,fl_tiled,x_05",
+        BadRequest,
+        "Invalid transformation parameter - fl_tiled: the tiles cover the whole image from its top-left "
+        "corner; x_05 cannot place them",
+    ),
     (
         "co_rgb:999,e_colorize/co_rgb:999",
         BadRequest,
