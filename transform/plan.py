@@ -70,7 +70,7 @@ class Plan:
     autorotate: bool = True
     #: fl_preserve_transparency: a JPEG choice becomes PNG when the result is transparent.
     preserve_transparency: bool = False
-    #: fl_progressive: progressive JPEG, interlaced PNG.
+    #: fl_progressive: progressive JPEG, interlaced PNG or GIF.
     progressive: bool = False
     #: A face gravity: faces are detected (the detector's id then goes into the derivative's key).
     needs_faces: bool = False
