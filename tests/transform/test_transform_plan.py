@@ -234,6 +234,12 @@ ERRORS = [
         "Invalid transformation: e_blur and e_negate in one component ('if_w_gt_10,e_blur,w_5,e_negate'); "
         "only one effect applies per component: chain them, e_blur/e_negate",
     ),
+    (
+        "e_background_removal:fineedges_y;fineedges_n",
+        InvalidArgument,
+        "Invalid transformation parameter - e_background_removal:fineedges_y;fineedges_n: "
+        "e_background_removal's fineedges is given twice",
+    ),
     # A plus sign is no number of Cloudinary's (its reference writes x_-20, never x_+20): refused, named
     # as written, by every parameter sharing the number parsers.
     ("w_+100", InvalidArgument, "Invalid transformation parameter - w_+100: width " + WIDTH),

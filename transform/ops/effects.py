@@ -213,7 +213,12 @@ class Removal:
 
 def _parse_removal(value: str, rest: str) -> Removal:
     fine = full = False
+    seen: set[str] = set()
     for option in rest.split(";") if rest else []:
+        name = option.partition("_")[0]
+        if name in seen:  # fineedges_y;fineedges_n: one of the two would be dropped silently
+            raise InvalidArgument("e", value, f"e_background_removal's {name} is given twice")
+        seen.add(name)
         if option.startswith("hints_"):
             raise InvalidArgument(
                 "e",
