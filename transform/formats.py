@@ -136,7 +136,7 @@ def check_quality(quality: Quality | None, fmt: str | None) -> None:
         return
     raise InvalidArgument(
         "q",
-        str(quality),
+        quality.written or str(quality),
         f"quality has no effect on {fmt.upper()} output ({_NO_QUALITY[fmt]}); it sets JPEG, WebP and AVIF "
         "compression and PNG quantisation: leave q_ out, use q_auto, or ask for f_jpg, f_webp, f_avif "
         "or f_png",

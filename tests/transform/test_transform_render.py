@@ -182,6 +182,14 @@ def test_progressive_flag(files: dict[str, Path], transformation: str, source: s
     assert (out.get_typeof("interlaced") != 0 and out.get("interlaced") == 1) == interlaced
 
 
+def test_a_400_known_only_when_rendering_names_the_value_as_written(files: dict[str, Path]) -> None:
+    with pytest.raises(BadRequest) as caught:
+        run("c_scale,w_50/q_080", files["photo"], files, extension="gif")
+    assert caught.value.public.startswith("Invalid transformation parameter - q_080: quality has no effect")
+    same = [compile_plan(parse_transformation(text)).derivative for text in ("q_080", "q_80")]
+    assert same == ["q_80", "q_80"]  # one quality, one cache entry
+
+
 def test_progressive_gif_is_interlaced(files: dict[str, Path]) -> None:
     """GIF has an interlaced form, which fl_progressive asks for (it was dropped silently)."""
     flagged, plain = (
