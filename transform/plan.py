@@ -182,7 +182,7 @@ def _compile(state: _State, expanded: list[dict[str, Any]]) -> Plan:
         background=out.get("b"),
         autorotate=blocks[0].autorotate,
         preserve_transparency="preserve_transparency" in out.get("fl", ()),
-        progressive="progressive" in out.get("fl", ()),
+        progressive=delivery.progressive(out.get("fl", ())),
         needs_faces=any(s.faces for s in steps),
         default_image=out.get("d"),
         attachment=delivery.attachment(out.get("fl", ())),

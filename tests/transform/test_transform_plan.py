@@ -240,6 +240,16 @@ ERRORS = [
         "Invalid transformation parameter - e_background_removal:fineedges_y;fineedges_n: "
         "e_background_removal's fineedges is given twice",
     ),
+    (  # two fl_ of one component, or two components: the check of one fl_ did not see both
+        "fl_progressive,fl_progressive:none",
+        BadRequest,
+        "Invalid transformation: fl_progressive and fl_progressive:none ask for opposite things; keep one",
+    ),
+    (
+        "c_scale,w_10/fl_progressive/fl_progressive:none",
+        BadRequest,
+        "Invalid transformation: fl_progressive and fl_progressive:none ask for opposite things; keep one",
+    ),
     # A plus sign is no number of Cloudinary's (its reference writes x_-20, never x_+20): refused, named
     # as written, by every parameter sharing the number parsers.
     ("w_+100", InvalidArgument, "Invalid transformation parameter - w_+100: width " + WIDTH),
