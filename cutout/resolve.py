@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import unicodedata
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,6 +32,34 @@ MAX_MEMO_TEXT = 2048
 #: catches a new original that would now resolve first (a .jpg added next to the .png served).
 MEMO_SECONDS = 2.0
 LAYER_MISSING = "Unknown or invalid referenced image {} of type upload"
+
+
+def locate_either_form(
+    originals: OriginalsStore, public_id: str, *, what: str = "Resource not found - {}"
+) -> Located:
+    """The original ``public_id`` names, else the one its other Unicode normal form names: ``café`` is
+    written composed (NFC, what keyboards and most web pages write) or decomposed (NFD: ``e`` then a
+    combining accent, what macOS file names and pastes from them often are), two strings that look alike
+    and mean the same (Unicode's canonical equivalence). The id as written wins when both are stored.
+    Safe: NFC and NFD map no character to ``/`` or ``.`` (only the compatibility forms, NFKC, turn
+    ``／`` into ``/``), and the store checks the other form as it checks any id. A 404 for a decomposed
+    id says so, with its code points, as the two look identical on screen."""
+    try:
+        return originals.locate(public_id, what=what)
+    except NotFound as exc:
+        missing = exc
+    for form in ("NFC", "NFD"):
+        other = unicodedata.normalize(form, public_id)
+        if other != public_id:
+            try:
+                return originals.locate(other, what=what)
+            except NotFound:
+                continue
+    if unicodedata.is_normalized("NFC", public_id):
+        raise missing
+    written = public_id.encode("ascii", "backslashreplace").decode("ascii")
+    raise NotFound(f"{missing.public} (written in decomposed Unicode, NFD: {written}; no original has this "
+                   "id in either form)") from None  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -184,7 +213,7 @@ class Resolver:
             plan = transform.compile_plan(path.components, named=self.settings.named)
         source, substitute, warning = self._locate(path.public_id, plan.default_image, missing)
         layer_ids = sorted(plan.layer_ids)
-        layers = [self.originals.locate(lid, what=LAYER_MISSING) for lid in layer_ids]
+        layers = [locate_either_form(self.originals, lid, what=LAYER_MISSING) for lid in layer_ids]
         fingerprint = self.originals.version(source)  # after locating: see Prepared.files
         if self.settings.strict and not signed and path.components:
             self._check_strict(path, plan)
@@ -195,10 +224,10 @@ class Resolver:
         original = FORMAT_OF.get(source.path.suffix.lower().removeprefix("."))
         choice = transform.negotiate_format(plan, extension=path.extension, accept=accept, original=original)
         segmenting = plan.needs_segmentation and not self._animated(plan, source, choice)
-        asset = self._asset(substitute or path.public_id) if plan.needs_asset else None
+        asset = self._asset(substitute or source.public_id) if plan.needs_asset else None
         # Keyed by the source used: a default delivered for a missing original is the default's own
         # derivative (one entry for every missing id), and the original uploaded later has a key of its own.
-        key = derivative_key(plan.derivative, substitute or path.public_id, fingerprint, choice.key,
+        key = derivative_key(plan.derivative, substitute or source.public_id, fingerprint, choice.key,
                              layers=prints, model=self.models.model_for(plan, segmenting=segmenting),
                              asset=asset.token if asset is not None else "")  # fmt: skip
         request = "/image/upload/" + (f"{path.raw_transformation}/" if path.raw_transformation else "")
@@ -251,13 +280,13 @@ class Resolver:
         gone = missing
         if gone is None:
             try:
-                return self.originals.locate(public_id), None, None
+                return locate_either_form(self.originals, public_id), None, None
             except NotFound as not_found:
                 gone = not_found
         if default is None or default == public_id:
             raise gone
         try:
-            located = self.originals.locate(default)
+            located = locate_either_form(self.originals, default)
         except NotFound:
             raise gone from None
         return located, default, f"{gone.public} (default image {default} delivered)"

@@ -29,7 +29,7 @@ from cutout.deadline import Deadlines
 from cutout.generate import Generator
 from cutout.masks import Segmentation
 from cutout.queued import QueuedGenerator
-from cutout.resolve import LAYER_MISSING, Prepared
+from cutout.resolve import LAYER_MISSING, Prepared, locate_either_form
 from cutout.settings import Settings
 from cutout.store import Store, failure_error
 from grammar.errors import ClientGone, NotAvailable, OriginError, Overloaded, RenderTimeout, StillGenerating
@@ -117,7 +117,7 @@ class Scheduler:
                         has_alpha=rendered.has_alpha, **extra)
 
     def _layer(self, public_id: str) -> tuple[Path, str]:
-        found = self.originals.locate(public_id, what=LAYER_MISSING)
+        found = locate_either_form(self.originals, public_id, what=LAYER_MISSING)
         return self.originals.local(found), self.originals.version(found)
 
     def current(self, prepared: Prepared) -> bool:

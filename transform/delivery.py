@@ -77,6 +77,15 @@ def attachment(flags: Sequence[str]) -> str | None:
     return names.pop() if names else None
 
 
+def progressive(flags: Sequence[str]) -> bool:
+    """Whether fl_progressive asks for progressive output. With fl_progressive:none too (in two fl_ of a
+    component, or two components) one of the two would be dropped silently: a 400, as in one fl_."""
+    if "progressive" in flags and "progressive:none" in flags:
+        raise BadRequest("Invalid transformation: fl_progressive and fl_progressive:none ask for opposite "
+                         "things; keep one")  # fmt: skip
+    return "progressive" in flags
+
+
 def take_output_flags(params: dict[str, Any], out: dict[str, Any], *, nested: str | None) -> None:
     """Moves the output flags out of a component's fl_ into ``out["fl"]``; the layer flags stay."""
     flags = params.get("fl", ())

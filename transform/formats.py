@@ -32,6 +32,15 @@ _NO_QUALITY = {
     "gif": "lossless once reduced to its 256-colour palette; lossy GIF, fl_lossy, is not supported",
     "tiff": "lossless, deflate",
 }
+#: Formats fl_progressive cannot affect, and why. Cloudinary documents the flag for JPEG (its SDKs:
+#: "Generates a JPG image using the progressive (interlaced) JPG format"; its reference adds PNG); GIF has
+#: an interlaced form too, which libvips writes. A format the URL names is a 400 with the flag, as q_ is
+#: above; under f_auto the flag applies where the format chosen has the mode (the URL cannot know which).
+_NO_PROGRESSIVE = {
+    "webp": "WebP has no progressive mode",
+    "avif": "AVIF has no progressive mode here",
+    "tiff": "TIFF has no progressive mode",
+}
 _QUALITY = {  # q_auto levels, and the default when q_ is absent ("good")
     "jpg": {"best": 90, "good": 80, "eco": 70, "low": 60},
     "webp": {"best": 90, "good": 80, "eco": 70, "low": 60},
@@ -73,6 +82,8 @@ def negotiate_format(
     ``original``: the original's format, when known (see ``check_animated``)."""
     choice = _choose(plan, extension=extension, accept=accept)
     check_quality(plan.quality, choice.fmt)
+    if not choice.vary:
+        check_progressive(plan.progressive, choice.fmt)
     check_animated(plan, choice, original)
     if plan.preserve_transparency and choice.fmt == "jpg":
         return replace(choice, alpha_fallback=True)
@@ -125,10 +136,23 @@ def check_quality(quality: Quality | None, fmt: str | None) -> None:
         return
     raise InvalidArgument(
         "q",
-        str(quality),
+        quality.written or str(quality),
         f"quality has no effect on {fmt.upper()} output ({_NO_QUALITY[fmt]}); it sets JPEG, WebP and AVIF "
         "compression and PNG quantisation: leave q_ out, use q_auto, or ask for f_jpg, f_webp, f_avif "
         "or f_png",
+    )
+
+
+def check_progressive(progressive: bool, fmt: str | None) -> None:
+    """A 400 for fl_progressive with a format that has no progressive mode (WebP, AVIF, TIFF), rather
+    than a silently ignored flag: before rendering when the URL names the format, after it when the
+    original's is kept. Not under f_auto (the caller's choice.vary)."""
+    if not progressive or fmt not in _NO_PROGRESSIVE:
+        return
+    raise BadRequest(
+        f"Invalid transformation parameter - fl_progressive: no effect on {fmt.upper()} output "
+        f"({_NO_PROGRESSIVE[fmt]}); it makes progressive JPEG and interlaced PNG or GIF: leave it out, "
+        "or ask for f_jpg, f_png, f_gif or f_auto"
     )
 
 
@@ -183,7 +207,8 @@ def _gif_effort(image: pyvips.Image) -> int:
 
 
 def encode(image: pyvips.Image, fmt: str, quality: Quality | None, *, progressive: bool = False) -> bytes:
-    """``progressive``: progressive JPEG, interlaced (Adam7) PNG; the other formats have no such mode."""
+    """``progressive``: progressive JPEG, interlaced (Adam7) PNG, interlaced GIF; WebP, AVIF and TIFF have
+    no such mode (check_progressive refuses it with them unless f_auto chose them)."""
     q = quality_for(fmt, quality)
     if fmt == "jpg":
         data = image.jpegsave_buffer(Q=q, optimize_coding=True, keep="none", interlace=progressive)
@@ -196,7 +221,7 @@ def encode(image: pyvips.Image, fmt: str, quality: Quality | None, *, progressiv
     elif fmt == "avif":
         data = image.heifsave_buffer(Q=q, compression="av1", effort=2, keep="none")
     elif fmt == "gif":
-        data = image.gifsave_buffer(effort=_gif_effort(image), keep="none")
+        data = image.gifsave_buffer(effort=_gif_effort(image), keep="none", interlace=progressive)
     elif fmt == "tiff":
         data = image.tiffsave_buffer(compression="deflate", keep="none")
     else:

@@ -11,6 +11,7 @@ its component by transform/delivery.py. A layer, once its fl_layer_apply closes 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,7 +70,7 @@ class Plan:
     autorotate: bool = True
     #: fl_preserve_transparency: a JPEG choice becomes PNG when the result is transparent.
     preserve_transparency: bool = False
-    #: fl_progressive: progressive JPEG, interlaced PNG.
+    #: fl_progressive: progressive JPEG, interlaced PNG or GIF.
     progressive: bool = False
     #: A face gravity: faces are detected (the detector's id then goes into the derivative's key).
     needs_faces: bool = False
@@ -133,11 +134,20 @@ def compile_plan(
     """``unbound``: variables used before they are assigned are left to the URL that will use the text
     (a named transformation checked on its own, ``$width_150/t_passport``)."""
     state = _State(Scope(unbound=unbound))
-    expanded = _expand(components, named or {}, 0)
+    written = state.written
+    expanded = _expand(components, named or {}, 0, written)
+    try:
+        return _compile(state, expanded)
+    except BadRequest as exc:
+        raise _naming_written(exc, [*reversed(written[: state.at + 1]), *written[state.at + 1 :]]) from None
+
+
+def _compile(state: _State, expanded: list[dict[str, Any]]) -> Plan:
     state.ratio = delivery.delivery_dpr(expanded)
     state.alone = unclosed_openers(expanded)
     state.later = ratio.sized_later(expanded, state.alone)
     for index, params in enumerate(expanded):
+        state.at = index
         if len(state.canonical) >= MAX_COMPONENTS:
             raise BadRequest(
                 f"Invalid transformation: more than {MAX_COMPONENTS} chained components "
@@ -172,7 +182,7 @@ def compile_plan(
         background=out.get("b"),
         autorotate=blocks[0].autorotate,
         preserve_transparency="preserve_transparency" in out.get("fl", ()),
-        progressive="progressive" in out.get("fl", ()),
+        progressive=delivery.progressive(out.get("fl", ())),
         needs_faces=any(s.faces for s in steps),
         default_image=out.get("d"),
         attachment=delivery.attachment(out.get("fl", ())),
@@ -202,6 +212,10 @@ class _State:
     alone: set[int] = field(default_factory=set)
     #: The components with w_/h_ that a later one of their block sizes again (ratio.sized_later).
     later: set[int] = field(default_factory=set)
+    #: The index of the component being compiled (what a 400 is most likely about).
+    at: int = 0
+    #: Each component's params, canonical text (and at its device pixel ratio) -> as the URL wrote it.
+    written: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def in_layer(self) -> bool:
@@ -226,7 +240,9 @@ def _component(state: _State, index: int, params: dict[str, Any]) -> None:
     chained = not delivery_dpr and state.ratio is not None and "dpr" not in params
     # Lengths in pixels at the component's device pixel ratio: the derivative's text says what is drawn
     # (r_10 at dpr_2.0 is r_20), so its key does too.
+    unscaled = params
     params, opened = (params, None) if delivery_dpr else _at_ratio(state, index, params)
+    _note_scaled(state.written[index], unscaled, params)
     state.seen.append(_render(params))
     # The chain's own ratio, where a component is sized at it, goes without saying (the chain's dpr_
     # component is in the derivative); a dpr_1.0 where the chain's ratio leaves the sizes does not.
@@ -264,6 +280,15 @@ def _component(state: _State, index: int, params: dict[str, Any]) -> None:
         layer = blocks.pop()
         closed = _layer_step(layer, params, "/".join(state.seen[layer.start :]), _prefix(blocks[-1]))
         _add_closed_block(blocks[-1], closed)
+
+
+def _note_scaled(texts: dict[str, str], unscaled: Mapping[str, Any], scaled: Mapping[str, Any]) -> None:
+    """A check of a length at its device pixel ratio names it as the URL wrote it too (``x_05`` at
+    dpr_2.0 is checked as ``x_10``)."""
+    for key, value in scaled.items():
+        if key in unscaled and value is not unscaled[key]:
+            original = render_param(key, unscaled[key])
+            texts.setdefault(render_param(key, value), texts.get(original, original))
 
 
 def _at_ratio(state: _State, index: int, params: dict[str, Any]) -> tuple[dict[str, Any], Sizing | None]:
@@ -476,21 +501,37 @@ def _render(params: Mapping[str, Any]) -> str:
     return ",".join(render_param(key, params[key]) for key in _ordered(params))
 
 
-def _expand(components: Sequence[Component], named: Mapping[str, str], depth: int) -> list[dict[str, Any]]:
-    """Parse every component's params through the registry, replacing t_ components by their definitions."""
+def _expand(
+    components: Sequence[Component], named: Mapping[str, str], depth: int, written: list[dict[str, str]]
+) -> list[dict[str, Any]]:
+    """Parse every component's params through the registry, replacing t_ components by their definitions.
+    ``written`` gets, for each component returned, its params' canonical text -> the text the URL wrote
+    (what an error names: ``co_rgb:999`` is checked as ``co_rgb:999999``)."""
     result: list[dict[str, Any]] = []
     for component in components:
         params: dict[str, Any] = {}
+        texts: dict[str, str] = {}
         for p in component.params:
             value = _value(p.key, p.value)
+            texts.setdefault(render_param(p.key, value), f"{p.key}_{p.value}")
             if p.key == "fl" and "fl" in params:  # fl_layer_apply,fl_relative == fl_layer_apply.relative
                 value = tuple(sorted({*params["fl"], *value}))
-            elif p.key in params and p.key != "e":  # Cloudinary: only the last effect of a component applies
+            elif p.key == "e" and "e" in params:
+                # Cloudinary applies only the last effect of a component and drops the others without a
+                # word; here the client learns that one of the two would not run.
+                first = next(q for q in component.params if q.key == "e")
+                raise BadRequest(
+                    f"Invalid transformation: e_{first.value} and e_{p.value} in one component "
+                    f"({component.raw!r}); only one effect applies per component: chain them, "
+                    f"e_{first.value}/e_{p.value}"
+                )
+            elif p.key in params:
                 raise BadRequest(f"Invalid transformation: {p.key}_ appears twice in {component.raw!r}")
             params.pop(p.key, None)
             params[p.key] = value
         if "t" not in params:
             result.append(params)
+            written.append(texts)
             continue
         if len(params) > 1:
             raise BadRequest(f"Invalid transformation: t_ must be alone in its component ({component.raw!r})")
@@ -501,8 +542,31 @@ def _expand(components: Sequence[Component], named: Mapping[str, str], depth: in
                 raise BadRequest(f"Unknown transformation {name}")
             from grammar import parse_transformation
 
-            result.extend(_expand(parse_transformation(named[name]), named, depth + 1))
+            result.extend(_expand(parse_transformation(named[name]), named, depth + 1, written))
     return result
+
+
+def _naming_written(exc: BadRequest, written: Sequence[Mapping[str, str]]) -> BadRequest:
+    """``exc`` naming each parameter as the URL wrote it, not as it was checked: a check after parsing
+    sees typed values and names them canonically (``co_RGB:999`` -> ``co_rgb:999999``, ``x_05`` ->
+    ``x_5``), a text the client never sent. ``written``: the failing component's texts first, so that a
+    parameter written in two ways in two components is named as the failing one writes it."""
+    seen: set[str] = set()
+    for texts in written:
+        for canonical, text in texts.items():
+            if canonical in seen:
+                continue
+            seen.add(canonical)
+            if text == canonical:
+                continue
+            # Where a message names a parameter: after "- " (the parameter at fault), "; " or "(" (one it
+            # clashes with); not inside a list of parameters that would do ("needs e_shadow or ...").
+            named = re.compile(rf"(?:(?<=- )|(?<=; )|(?<=\())({re.escape(canonical)})(?=[: )]|$)")
+            written_as = text.replace("\\", "\\\\")  # a replacement template: only backslashes are special
+            exc.public = named.sub(written_as, exc.public, count=1)
+            exc.detail = named.sub(written_as, exc.detail, count=1)
+            exc.args = (exc.public,)
+    return exc
 
 
 def _value(key: str, text: str) -> Any:

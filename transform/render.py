@@ -27,6 +27,7 @@ from transform.formats import (
     FormatChoice,
     check_animated,
     check_fits,
+    check_progressive,
     check_quality,
     encode,
     fits,
@@ -241,12 +242,13 @@ def _animate(
     check_output(strip.width, strip.height, ctx.limits)
     if not choice.vary:
         check_quality(plan.quality, fmt)  # under f_auto, q_ applies where the format chosen takes it
+        check_progressive(plan.progressive, fmt)
     frame_height = images[0].height
     if choice.vary and not fits(fmt, strip.width, frame_height):
         fmt = "gif"  # what every client takes
     check_fits(fmt, strip.width, frame_height)
     strip = _opaque(strip, ctx.watch)
-    data = encode(strip, fmt, plan.quality)
+    data = encode(strip, fmt, plan.quality, progressive=plan.progressive)
     return Rendered(data, fmt, strip.width, frame_height, pixels.has_alpha(strip), frames=len(images))
 
 
@@ -263,6 +265,8 @@ def _opaque(image: pyvips.Image, watch: Watch) -> pyvips.Image:
 def _finish(image: pyvips.Image, plan: Plan, choice: FormatChoice, original: str, watch: Watch) -> Rendered:
     fmt = choice.fmt or (original if original in WRITABLE else "png")
     check_quality(plan.quality, fmt)  # the original's format kept: known only now
+    if not choice.vary:
+        check_progressive(plan.progressive, fmt)
     if not choice.vary and not choice.alpha_fallback:
         check_fits(fmt, image.width, image.height)  # before computing anything, when nothing can change fmt
     image = _opaque(image, watch)

@@ -235,6 +235,36 @@ def test_the_error_header_is_utf8_percent_encoding_of_the_body(
     assert unquote(header) == response.text.strip() == f"Resource not found - docs/{unquote(public_id)}"
 
 
+def test_a_public_id_is_found_in_either_unicode_form(make_client: ClientFactory, tmp_path: Path) -> None:
+    """café composed (NFC: %C3%A9) and decomposed (NFD: e + U+0301, %CC%81) look alike and mean the same:
+    either URL finds either file, as a layer too; the id as written wins when both are stored. A 404 for
+    a decomposed id says so (it looked identical to the composed id's)."""
+    originals = tmp_path / "originals"
+    originals.mkdir()
+    road = (SAMPLES / "docs" / "road.jpg").read_bytes()
+    (originals / "cafe\u0301.jpg").write_bytes(road)  # stored decomposed (a macOS file name)
+    (originals / "th\u00e9.jpg").write_bytes(road)  # stored composed
+    client = make_client(originals=originals)
+    for path in ("caf%C3%A9.jpg", "cafe%CC%81.jpg", "th%C3%A9.jpg", "the%CC%81.jpg"):
+        answer = client.get(f"/image/upload/c_scale,w_40/{path}")
+        assert answer.status_code == 200, (path, answer.headers.get("x-cld-error"))
+    layered = client.get("/image/upload/l_caf%C3%A9,w_20/fl_layer_apply/the%CC%81.jpg")
+    assert layered.status_code == 200, layered.headers.get("x-cld-error")
+    small = pyvips.Image.new_from_buffer(road, "").thumbnail_image(30).jpegsave_buffer()
+    (originals / "cafe\u0301.jpg").unlink()
+    (originals / "caf\u00e9.jpg").write_bytes(small)
+    (originals / "cafe\u0301.jpg").write_bytes(road)
+    assert decoded(client.get("/image/upload/caf%C3%A9.jpg").content).width == 30
+    assert decoded(client.get("/image/upload/cafe%CC%81.jpg").content).width == 640
+    composed, decomposed = (client.get(f"/image/upload/{p}.jpg") for p in ("na%C3%AFve", "nai%CC%88ve"))
+    assert (composed.status_code, decomposed.status_code) == (404, 404)
+    assert composed.text.strip() == "Resource not found - na\u00efve"
+    assert decomposed.text.strip() == (
+        "Resource not found - nai\u0308ve (written in decomposed Unicode, NFD: nai\\u0308ve; no original "
+        "has this id in either form)"
+    )
+
+
 def test_every_delivery_answer_says_nosniff(client: Any) -> None:
     """Images, 304s, hits from memory (the fast path) and text/plain errors alike."""
     url = "/image/upload/c_scale,w_30/docs/road.jpg"

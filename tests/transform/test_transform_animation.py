@@ -100,6 +100,15 @@ def test_f_auto_with_a_quality_is_no_400_when_the_animation_is_a_gif(files: dict
         run("c_scale,w_80/q_80", animation("gif"), files, extension="gif")
 
 
+def test_fl_progressive_interlaces_an_animated_gif(files: dict[str, Path]) -> None:
+    """The animation's encode was not given the flag: dropped silently."""
+    rendered = run("c_scale,w_80/fl_progressive", animation("gif"), files, extension="gif")
+    assert rendered.frames == 4
+    assert pyvips.Image.new_from_buffer(rendered.data, "").get("interlaced") == 1
+    with pytest.raises(BadRequest, match="fl_progressive: no effect on WEBP output"):
+        run("c_scale,w_80/fl_progressive", animation("gif"), files, extension="webp")
+
+
 @pytest.mark.parametrize("fmt", ["jpg", "png", "avif"])
 def test_a_still_format_gets_the_first_frame(fmt: str, files: dict[str, Path]) -> None:
     """As Cloudinary delivers an animated GIF asked as JPEG: its first frame."""

@@ -32,7 +32,6 @@ CANONICAL = [
     ("bo_5px_solid_rgb:00390B60", "bo_5px_solid_rgb:00390b60"),
     ("e_blur:100", "e_blur"),
     ("e_blur:300", "e_blur:300"),
-    ("e_sharpen,e_blur:50", "e_blur:50"),  # only the last effect of a component applies
     ("e_dropshadow:azimuth_215;elevation_45;spread_50", "e_dropshadow"),
     ("e_dropshadow:spread_20;azimuth_220", "e_dropshadow:azimuth_220;spread_20"),
     ("e_background_removal:fineedges_n", "e_background_removal"),
@@ -87,7 +86,6 @@ CANONICAL = [
     ("co_red,e_colorize:40", "co_red,e_colorize:40"),
     ("e_negate", "e_negate"),
     ("e_sepia:80", "e_sepia"),
-    ("e_brightness:+20", "e_brightness:20"),
     ("e_brightness:80", "e_brightness"),
     ("e_contrast:0", "e_contrast"),
     ("e_contrast:-30", "e_contrast:-30"),
@@ -216,6 +214,116 @@ OFFSET = "must be an integer from -16384 to 16384 (pixels) or a decimal fraction
 RATIO = "aspect ratio must be a ratio like 16:9 or a positive decimal like 1.5, from 1:1000 to 1000:1"
 NEEDS_X = "x_ needs c_crop, e_shadow or a fl_layer_apply component"
 ERRORS = [
+    # Cloudinary runs only the last effect of a component and drops the others without a word: a 400
+    # names both (an e_roi before another effect was dropped so, and the cut-out went unbounded).
+    (
+        "e_sharpen,e_blur:50",
+        BadRequest,
+        "Invalid transformation: e_sharpen and e_blur:50 in one component ('e_sharpen,e_blur:50'); only one "
+        "effect applies per component: chain them, e_sharpen/e_blur:50",
+    ),
+    (
+        "e_background_removal/e_roi:0:0:50p:100p,e_blur",
+        BadRequest,
+        "Invalid transformation: e_roi:0:0:50p:100p and e_blur in one component ('e_roi:0:0:50p:100p,"
+        "e_blur'); only one effect applies per component: chain them, e_roi:0:0:50p:100p/e_blur",
+    ),
+    (
+        "if_w_gt_10,e_blur,w_5,e_negate",
+        BadRequest,
+        "Invalid transformation: e_blur and e_negate in one component ('if_w_gt_10,e_blur,w_5,e_negate'); "
+        "only one effect applies per component: chain them, e_blur/e_negate",
+    ),
+    (
+        "e_background_removal:fineedges_y;fineedges_n",
+        InvalidArgument,
+        "Invalid transformation parameter - e_background_removal:fineedges_y;fineedges_n: "
+        "e_background_removal's fineedges is given twice",
+    ),
+    (  # two fl_ of one component, or two components: the check of one fl_ did not see both
+        "fl_progressive,fl_progressive:none",
+        BadRequest,
+        "Invalid transformation: fl_progressive and fl_progressive:none ask for opposite things; keep one",
+    ),
+    (
+        "c_scale,w_10/fl_progressive/fl_progressive:none",
+        BadRequest,
+        "Invalid transformation: fl_progressive and fl_progressive:none ask for opposite things; keep one",
+    ),
+    # A plus sign is no number of Cloudinary's (its reference writes x_-20, never x_+20): refused, named
+    # as written, by every parameter sharing the number parsers.
+    ("w_+100", InvalidArgument, "Invalid transformation parameter - w_+100: width " + WIDTH),
+    ("h_+0.5", InvalidArgument, "Invalid transformation parameter - h_+0.5: height " + WIDTH),
+    (
+        "c_crop,w_10,x_+5",
+        InvalidArgument,
+        "Invalid transformation parameter - x_+5: x must be an integer from -16384 to 16384 (pixels) or a "
+        "decimal fraction from -100.0 to 100.0",
+    ),
+    ("c_fill,ar_+16:9,w_10", InvalidArgument, "Invalid transformation parameter - ar_+16:9: " + RATIO),
+    ("c_fill,ar_16:+9,w_10", InvalidArgument, "Invalid transformation parameter - ar_16:+9: " + RATIO),
+    (
+        "dpr_+2.0,w_10",
+        InvalidArgument,
+        "Invalid transformation parameter - dpr_+2.0: device pixel ratio must be a number from 0.1 to 10.0",
+    ),
+    (
+        "o_+50",
+        InvalidArgument,
+        "Invalid transformation parameter - o_+50: opacity must be an integer from 0 to 100",
+    ),
+    (
+        "e_blur:+50",
+        InvalidArgument,
+        "Invalid transformation parameter - e_blur:+50: blur strength must be an integer from 1 to 2000",
+    ),
+    (
+        "e_brightness:+20",
+        InvalidArgument,
+        "Invalid transformation parameter - e_brightness:+20: brightness level must be an integer from -99 "
+        "to 100 (bare or level_<n>)",
+    ),
+    (
+        "a_+45",
+        InvalidArgument,
+        "Invalid transformation parameter - a_+45: angle must be degrees (-3600 to 3600), hflip, vflip or "
+        "ignore, joined by '.'",
+    ),
+    # A check after parsing names the parameter as the client wrote it, not as it was normalised.
+    (
+        "co_RGB:999,w_100",
+        BadRequest,
+        "Invalid transformation parameter - co_RGB:999: co_ needs e_colorize, e_make_transparent, "
+        "e_outline or e_shadow in the same component",
+    ),
+    (
+        "x_05",
+        BadRequest,
+        "Invalid transformation parameter - x_05: x_ needs c_crop, e_shadow or a fl_layer_apply component",
+    ),
+    (  # the same colour written two ways: named as the failing component writes it
+        "co_RGB:999,e_colorize/co_rgb:999999",
+        BadRequest,
+        "Invalid transformation parameter - co_rgb:999999: co_ needs e_colorize, e_make_transparent, "
+        "e_outline or e_shadow in the same component",
+    ),
+    (  # checked at its device pixel ratio (x_10), named as written
+        "w_100,x_05/dpr_2.0",
+        BadRequest,
+        "Invalid transformation parameter - x_05: x_ needs c_crop, e_shadow or a fl_layer_apply component",
+    ),
+    (
+        "l_a/fl_layer_apply,fl_tiled,x_05",
+        BadRequest,
+        "Invalid transformation parameter - fl_tiled: the tiles cover the whole image from its top-left "
+        "corner; x_05 cannot place them",
+    ),
+    (
+        "co_rgb:999,e_colorize/co_rgb:999",
+        BadRequest,
+        "Invalid transformation parameter - co_rgb:999: co_ needs e_colorize, e_make_transparent, "
+        "e_outline or e_shadow in the same component",
+    ),
     # A value with arithmetic is checked with 1 standing in for it: the message names what was written.
     ("x_w_add_20", BadRequest, "Invalid transformation parameter - x_w_add_20: " + NEEDS_X),
     ("w_100,y_ih_div_2", BadRequest, "Invalid transformation parameter - y_ih_div_2: y" + NEEDS_X[1:]),

@@ -182,6 +182,48 @@ def test_progressive_flag(files: dict[str, Path], transformation: str, source: s
     assert (out.get_typeof("interlaced") != 0 and out.get("interlaced") == 1) == interlaced
 
 
+def test_a_400_known_only_when_rendering_names_the_value_as_written(files: dict[str, Path]) -> None:
+    with pytest.raises(BadRequest) as caught:
+        run("c_scale,w_50/q_080", files["photo"], files, extension="gif")
+    assert caught.value.public.startswith("Invalid transformation parameter - q_080: quality has no effect")
+    same = [compile_plan(parse_transformation(text)).derivative for text in ("q_080", "q_80")]
+    assert same == ["q_80", "q_80"]  # one quality, one cache entry
+
+
+def test_progressive_gif_is_interlaced(files: dict[str, Path]) -> None:
+    """GIF has an interlaced form, which fl_progressive asks for (it was dropped silently)."""
+    flagged, plain = (
+        pyvips.Image.new_from_buffer(run(text, files["photo"], files, extension="gif").data, "")
+        for text in ("fl_progressive", "c_scale,w_50")
+    )
+    assert (flagged.get("interlaced"), plain.get_typeof("interlaced")) == (1, 0)
+
+
+@pytest.mark.parametrize(("extension", "shown"), [("webp", "WEBP"), ("avif", "AVIF"), ("tiff", "TIFF")])
+def test_progressive_with_a_format_that_has_none_is_a_400(
+    files: dict[str, Path], extension: str, shown: str
+) -> None:
+    with pytest.raises(BadRequest) as caught:
+        run("c_scale,w_50/fl_progressive", files["photo"], files, extension=extension)
+    assert caught.value.public.startswith(
+        f"Invalid transformation parameter - fl_progressive: no effect on {shown} output"
+    )
+
+
+def test_progressive_with_f_auto_applies_where_the_format_chosen_has_it(files: dict[str, Path]) -> None:
+    """The URL cannot know what f_auto chooses: no 400; progressive where the choice has the mode."""
+    webp = run("fl_progressive/f_auto", files["photo"], files, accept="image/webp")
+    jpeg = run("fl_progressive/f_auto", files["photo"], files, accept="image/jpeg")
+    assert (webp.format, jpeg.format) == ("webp", "jpg")
+    assert pyvips.Image.new_from_buffer(jpeg.data, "").get("interlaced") == 1
+
+
+def test_progressive_with_the_originals_format_kept_is_checked_when_known(files: dict[str, Path]) -> None:
+    webp = run("c_scale,w_50", files["photo"], files, extension="webp").data
+    with pytest.raises(BadRequest, match="fl_progressive: no effect on WEBP output"):
+        run("c_scale,w_40/fl_progressive", webp, files)
+
+
 def test_preserve_transparency_beats_a_jpg_extension(files: dict[str, Path]) -> None:
     kept = run("r_20/fl_preserve_transparency", files["photo"], files, extension="jpg")
     flat = run("r_20", files["photo"], files, extension="jpg")

@@ -86,6 +86,18 @@ def test_parse(value: str, family: str, size: int, styles: tuple[str, ...], text
         ("l_text:Arial_40_shadow:Hi/fl_layer_apply", "shadow is not supported"),
         ("l_text:Arial_40:%25FF/fl_layer_apply", "percent-encoding is not valid UTF-8"),
         ("b_auto,l_text:Arial_40:Hi/fl_layer_apply", "a text layer's background is a colour"),
+        # One of each: the drawing took the first and dropped the other silently.
+        ("l_text:Arial_40_bold_light:Hi/fl_layer_apply", "a text layer takes one weight: bold and light"),
+        ("l_text:Arial_40_italic_normal:Hi/fl_layer_apply", "takes one slant: italic and normal"),
+        ("l_text:Arial_40_left_right:Hi/fl_layer_apply", "a text layer takes one alignment: left and right"),
+        (
+            "l_text:Arial_40_letter_spacing_5_letter_spacing_9:Hi/fl_layer_apply",
+            "a text layer takes one letter spacing: letter_spacing_5 and letter_spacing_9",
+        ),
+        (
+            "l_text:Arial_40_line_spacing_5_line_spacing_-2:Hi/fl_layer_apply",
+            "a text layer takes one line spacing: line_spacing_5 and line_spacing_-2",
+        ),
     ],
 )
 def test_bad_text_layers_are_400s(transformation: str, message: str) -> None:

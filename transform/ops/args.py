@@ -16,9 +16,11 @@ from grammar.image_formats import EXTENSIONS
 from grammar.path import layer_public_id
 from transform.colors import NAMED_COLORS
 
-_INT = re.compile(r"[+-]?[0-9]+")
-_DECIMAL = re.compile(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+)")
-_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)")
+# A minus sign only: Cloudinary's reference writes negative values (x_-20, e_brightness:-50) and never a
+# plus sign, which no SDK emits either; w_+100 is refused rather than read as w_100.
+_INT = re.compile(r"-?[0-9]+")
+_DECIMAL = re.compile(r"-?([0-9]+\.[0-9]*|\.[0-9]+)")
+_NUMBER = re.compile(r"-?([0-9]+\.?[0-9]*|\.[0-9]+)")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _EXTENSIONS = tuple(f".{ext}" for ext in EXTENSIONS)
 
@@ -34,13 +36,13 @@ MAX_RATIO = 1000.0
 
 
 def integer(value: str) -> int | None:
-    """The integer ``value`` writes (ASCII digits, optional sign), else None. Absurdly long numbers are
+    """The integer ``value`` writes (ASCII digits, optional minus sign), else None. Absurdly long numbers are
     clamped to 10**18 (every range here is far smaller), so that int() never parses thousands of digits:
     it refuses more than 4300 with a ValueError, leading zeros included (``w_000...0400``)."""
     if not _INT.fullmatch(value):
         return None
     sign = -1 if value.startswith("-") else 1
-    digits = value.lstrip("+-").lstrip("0")
+    digits = value.lstrip("-").lstrip("0")
     if len(digits) > 18:
         return sign * 10**18
     return sign * int(digits or "0")

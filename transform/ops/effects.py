@@ -1,4 +1,5 @@
-"""Effects: ``e_<name>[:<arguments>]``. Within one component only the last ``e_`` applies (Cloudinary)."""
+"""Effects: ``e_<name>[:<arguments>]``. One ``e_`` per component: Cloudinary applies only the last and drops
+the others silently, so two are a 400 here (transform/plan.py)."""
 
 from __future__ import annotations
 
@@ -212,7 +213,12 @@ class Removal:
 
 def _parse_removal(value: str, rest: str) -> Removal:
     fine = full = False
+    seen: set[str] = set()
     for option in rest.split(";") if rest else []:
+        name = option.partition("_")[0]
+        if name in seen:  # fineedges_y;fineedges_n: one of the two would be dropped silently
+            raise InvalidArgument("e", value, f"e_background_removal's {name} is given twice")
+        seen.add(name)
         if option.startswith("hints_"):
             raise InvalidArgument(
                 "e",
@@ -306,7 +312,7 @@ param(
         "e",
         "effect",
         _parse,
-        "an effect e_<name>[:<arguments>] (the effects table); only the last e_ of a component applies",
+        "an effect e_<name>[:<arguments>] (the effects table); one per component (two are a 400)",
         "effect",
         dpr=_effect_at_dpr,
         variables="integer",

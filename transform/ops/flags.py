@@ -11,7 +11,8 @@ from transform.ops.registry import ParamSpec, param
 
 LAYER_FLAGS = ("layer_apply", "no_overflow", "relative", "region_relative", "cutter", "tiled")
 #: preserve_transparency: a JPEG choice becomes PNG when the result is transparent.
-#: progressive: progressive JPEG, interlaced PNG (other formats have no such mode); :none is the default.
+#: progressive: progressive JPEG, interlaced PNG or GIF (WebP, AVIF and TIFF have no such mode: a 400 with
+#: them, unless f_auto chose them); :none is the default.
 #: animated, awebp: Cloudinary's "deliver every frame" (awebp: as an animated WebP). An animated original
 #: delivered as GIF or WebP keeps its frames here with or without them; they are accepted so that URLs
 #: written for Cloudinary work, and refused with a format that cannot animate (f_jpg,fl_animated).
@@ -98,7 +99,8 @@ param(
         "shape (only what is under its opaque pixels is left); tiled repeats the layer over the whole "
         "image; "
         "preserve_transparency keeps alpha by delivering PNG instead of JPEG; "
-        "progressive makes progressive JPEG or interlaced PNG; "
+        "progressive makes progressive JPEG or interlaced PNG or GIF (a 400 with WebP, AVIF or TIFF output; "
+        "under f_auto it applies when JPEG or PNG is chosen, the client's Accept deciding); "
         "animated and awebp ask for every frame of an animated original (kept anyway in GIF and WebP; "
         "a 400 with a format that cannot animate); "
         "attachment[:<filename>] sends the image as a download named <filename> (default: the public id's "

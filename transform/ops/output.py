@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from grammar.errors import InvalidArgument
 from grammar.image_formats import FORMAT_OF, WRITABLE
@@ -19,6 +19,9 @@ class Quality:
 
     number: int | None
     level: str | None
+    #: The value as the URL wrote it (``080``), for a 400 only known when rendering (q_ with GIF output);
+    #: not part of the value: ``q_080`` and ``q_80`` are one quality, one cache entry.
+    written: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         if self.number is not None:
@@ -38,10 +41,10 @@ def _quality(key: str, value: str) -> Quality:
             raise InvalidArgument(
                 key, value, f"quality must be 1-100, auto, or auto:{'|'.join(QUALITY_LEVELS)}"
             )
-        return Quality(None, level)
+        return Quality(None, level, value)
     number = args.integer(value)
     if number is not None and 1 <= number <= 100 and value.isdigit():  # no sign: q_+50 is not a quality
-        return Quality(number, None)
+        return Quality(number, None, value)
     raise InvalidArgument(key, value, f"quality must be 1-100, auto, or auto:{'|'.join(QUALITY_LEVELS)}")
 
 

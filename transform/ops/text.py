@@ -101,16 +101,25 @@ def parse_text(key: str, value: str) -> TextLayer:
         raise InvalidArgument(key, value, _EXPECTED)
     styles: list[str] = []
     extra = tokens[size_at + 1 :]
+    chosen: dict[str, str] = {}  # group -> the token that chose it: one of each (the reference's syntax)
     while extra:
         token = extra.pop(0)
         spacing = _spacing(extra[1]) if token in ("letter", "line") and len(extra) >= 2 else None
         if extra[:1] == ["spacing"] and spacing is not None:
-            styles.append(f"{token}_spacing_{spacing}")
+            style = f"{token}_spacing_{spacing}"
+            group: str | None = f"{token} spacing"
             del extra[:2]
         elif token in _WEIGHTS or token in _SLANTS or token in _DECORATIONS or token in _ALIGNMENTS:
-            styles.append(token)
+            style = token
+            group = _group(token)
         else:
             raise InvalidArgument(key, value, f"{_EXPECTED}; {token} is not supported")
+        if group is not None and group in chosen:
+            # The drawing takes one of each: the other would be dropped silently (bold_light, left_right).
+            raise InvalidArgument(key, value, f"a text layer takes one {group}: {chosen[group]} and {style}")
+        if group is not None:
+            chosen[group] = style
+        styles.append(style)
     try:
         text = unquote(unquote(encoded, errors="strict"), errors="strict")
     except UnicodeDecodeError:
@@ -121,6 +130,15 @@ def parse_text(key: str, value: str) -> TextLayer:
         raise InvalidArgument(key, value[:40] + "...", f"text layers hold at most {MAX_TEXT} characters")
     family = "_".join(tokens[:size_at])
     return TextLayer(family, size, tuple(styles), text, rest)
+
+
+def _group(token: str) -> str | None:
+    """The style a token chooses one of (None for a decoration: underline and stroke go together)."""
+    if token in _WEIGHTS:
+        return "weight"
+    if token in _SLANTS:
+        return "slant"
+    return "alignment" if token in _ALIGNMENTS else None
 
 
 #: ``$(name)`` in a text layer's text: the value of the variable ``$name`` (transform/binding.py puts in
