@@ -95,10 +95,11 @@ async def results(request: Request, api: Api) -> Response:
 
 
 def _mode(request: Request) -> str:
-    mode = request.query_params.get("mode", "fg-image")
+    query = base.query(request)
+    mode = query.get("mode", "fg-image")
     if mode not in MODES:
         raise ApiError("invalid_parameter", f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    extra = [name for name in request.query_params if name != "mode"]
+    extra = [name for name in query if name != "mode"]
     if extra:
         raise ApiError("invalid_parameter", f"unknown query parameter {extra[0]!r}")
     return mode

@@ -121,7 +121,10 @@ async def _segment(request: Request, api: Api) -> Response:
 
 def _mode(request: Request) -> str:
     """The query's mode, once api-version and the query's names are checked (Azure's 400s)."""
-    query = request.query_params
+    try:
+        query = base.query(request)
+    except ApiError as exc:  # a name twice: which value would Azure's client have meant?
+        raise AzureError("Analyze query is invalid.", ("InvalidArgument", exc.detail)) from None
     if query.get("api-version") not in API_VERSIONS:
         raise AzureError(
             f"The api-version must be {' or '.join(API_VERSIONS)}.",

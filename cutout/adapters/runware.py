@@ -70,14 +70,15 @@ class TaskError(Exception):
 
     def __init__(
         self, code: str, message: str, parameter: str | None = None, status: int = 400,
-        headers: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None, task_type: str | None = None,
     ) -> None:  # fmt: skip
         super().__init__(message)
         self.code, self.message, self.parameter, self.status = code, message, parameter, status
         self.headers = headers or {}  # Retry-After, when the answer is to try again
+        self.task_type = task_type  # the task's type where the task itself is not at hand
 
     def body(self, task: dict[str, Any]) -> dict[str, Any]:
-        error = {"code": self.code, "message": self.message, "taskType": task.get("taskType"),
+        error = {"code": self.code, "message": self.message, "taskType": task.get("taskType", self.task_type),
                  "taskUUID": task.get("taskUUID")}  # fmt: skip
         if self.parameter is not None:
             error["parameter"] = self.parameter
@@ -210,7 +211,9 @@ class Session:
     def removal_asked(self, task: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], str, str]:
         """An imageBackgroundRemoval task read: (the task with its settings merged, native fields,
         outputType, inputImage); its errors raised."""
-        task = {**task, **(task.get("settings") or {})}  # the newer API nests the options in settings
+        settings = task.get("settings") or {}
+        _check(isinstance(settings, dict), "settings", "settings must be an object of the task's options")
+        task = {**task, **settings}  # the newer API nests the options in settings
         unknown = sorted(set(task) - FIELDS)
         if unknown:
             raise TaskError("unsupportedParameter", f"unknown parameter {unknown[0]!r}", unknown[0])
@@ -224,7 +227,9 @@ class Session:
     def _options(self, task: dict[str, Any]) -> tuple[dict[str, str], str, str]:
         """The task's options -> (native fields, outputType, outputFormat)."""
         output_type = task.get("outputType", "URL")
-        _check(output_type in OUTPUT_TYPES, "outputType", "outputType must be URL, dataURI or base64Data")
+        # isinstance first: a list or an object is not hashable, and ``in`` a dict raised (a 500)
+        _check(isinstance(output_type, str) and output_type in OUTPUT_TYPES, "outputType",
+               "outputType must be URL, dataURI or base64Data")  # fmt: skip
         fmt = task.get("outputFormat", "PNG")
         _check(isinstance(fmt, str) and fmt.upper() in FORMATS, "outputFormat",
                "outputFormat must be PNG, JPG or WEBP")  # fmt: skip
@@ -367,6 +372,14 @@ def webhook_payload(task: dict[str, Any], data: bytes | None) -> dict[str, Any]:
 PAYLOADS["runware"] = webhook_payload
 
 
+def _api_key(task: dict[str, Any]) -> str | None:
+    """An authentication task's apiKey: a string, or None when absent (a number or a list was a 500)."""
+    key = task.get("apiKey")
+    if key is not None and not isinstance(key, str):
+        raise TaskError("invalidApiKey", "apiKey must be a string", "apiKey", 401, task_type="authentication")
+    return key
+
+
 def refusal(exc: ApiError, key: str | None) -> dict[str, Any]:
     """The gate's answer (no key, a wrong one, too many requests) as Runware's authentication error."""
     if exc.code == "rate_limited":
@@ -390,7 +403,7 @@ def _tasks(raw: bytes, key: str | None) -> tuple[list[Any], str | None]:
         raise TaskError("invalidJSON", f"The body must be a JSON array of tasks: {exc}") from None
     tasks = tasks if isinstance(tasks, list) else [tasks]
     if tasks and isinstance(tasks[0], dict) and tasks[0].get("taskType") == "authentication":
-        key = key or tasks[0].get("apiKey")
+        key = key or _api_key(tasks[0])
         tasks = tasks[1:]
     return tasks, key
 
@@ -479,7 +492,11 @@ async def socket(websocket: WebSocket) -> None:
             kind = task.get("taskType") if isinstance(task, dict) else None
             if kind == "authentication":
                 try:
-                    key = api.gate.check_key(task.get("apiKey"), "the apiKey of an authentication task")
+                    given = _api_key(task)
+                    key = api.gate.check_key(given, "the apiKey of an authentication task")
+                except TaskError as exc:
+                    await send({"errors": [exc.body(task)]})
+                    continue
                 except ApiError as exc:
                     await send({"errors": [refusal(exc, task.get("apiKey"))]})
                     continue

@@ -162,6 +162,17 @@ def test_key(client: TestClient) -> None:
         assert refused.json()["error"]["message"].startswith("Access denied due to invalid subscription key")
 
 
+def test_a_query_name_twice_is_refused(client: TestClient) -> None:
+    """mode twice was the last one (a one-band matte for a client that also asked backgroundRemoval)."""
+    params = [("api-version", "2023-02-01-preview"), ("mode", "backgroundRemoval"),
+              ("mode", "foregroundMatting")]  # fmt: skip
+    refused = client.post(PATH, params=params, headers=OCTET, content=road())
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert error["code"] == "InvalidRequest"
+    assert error["innererror"] == {"code": "InvalidArgument", "message": "mode is given more than once"}
+
+
 def test_sixteen_megapixels_at_most(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """backgroundRemoval is capped (16 MP; shown here with a cap the road photo passes, as a 20 MP photo
     costs half a minute on a loaded machine), foregroundMatting keeps the input's size."""

@@ -56,6 +56,10 @@ CASES: list[tuple[str, dict[str, Any], Any, str | None]] = [
     ("alpha matting, defaults", {"alphaMatting": True, "alphaMattingForegroundThreshold": 240}, 4, None),
     ("settings object", {"settings": {"returnOnlyMask": True, "postProcessMask": True}}, 1, None),
     ("bad outputType", {"outputType": "file"}, "invalidOutputType", "outputType"),
+    # A list is not hashable: ``in`` the dict of output types raised, a 500 for the whole request.
+    ("outputType a list", {"outputType": ["URL"]}, "invalidOutputType", "outputType"),
+    ("settings a list", {"settings": [{"returnOnlyMask": True}]}, "invalidSettings", "settings"),
+    ("settings a string", {"settings": "returnOnlyMask"}, "invalidSettings", "settings"),
     ("bad outputFormat", {"outputFormat": "GIF"}, "invalidOutputFormat", "outputFormat"),
     (
         "bad threshold",
@@ -272,6 +276,21 @@ def test_mixed_array_and_auth(client: TestClient) -> None:
         "/v1", headers=BEARER, json=[{"taskType": "imageInference", "taskUUID": str(uuid.uuid4())}]
     )
     assert other.json()["errors"][0]["code"] == "unsupportedTaskType"
+
+
+def test_an_api_key_that_is_not_a_string(client: TestClient) -> None:
+    """A number or a list as the authentication task's apiKey was a 500 over HTTP, and closed the socket."""
+    for key in (5, [KEY], {"key": KEY}):
+        refused = client.post("/v1", json=[{"taskType": "authentication", "apiKey": key}, removal()])
+        assert refused.status_code == 401
+        [error] = refused.json()["errors"]
+        expected = ("invalidApiKey", "apiKey", "authentication")
+        assert (error["code"], error["parameter"], error["taskType"]) == expected
+    with client.websocket_connect("/v1") as socket:
+        socket.send_json([{"taskType": "authentication", "apiKey": [KEY]}])
+        assert socket.receive_json()["errors"][0]["code"] == "invalidApiKey"
+        socket.send_json([{"taskType": "authentication", "apiKey": KEY}])  # the socket is still open
+        assert socket.receive_json()["data"][0]["connectionSessionUUID"]
 
 
 def test_async_get_response(client: TestClient) -> None:
