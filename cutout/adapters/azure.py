@@ -75,8 +75,10 @@ def error(exc: ApiError) -> Response:
         answer.headers.update(exc.headers)
         return answer
     if exc.code == "file_too_large":  # the body stopped at the limit (``limit_body`` names it)
+        # That limit allows a multipart envelope around the image: the image's own is Azure's (or the
+        # server's, when lower), the one the message names (not 21037056, a number of no document).
         found = _LIMIT.search(exc.detail)
-        return _size(int(found[1]) if found else MAX_BYTES).response()
+        return _size(min(int(found[1]), MAX_BYTES) if found else MAX_BYTES).response()
     if exc.code in ("invalid_file_type", "failed_to_read_image"):
         return _FORMAT.response()
     if exc.code in ("failed_image_download", "forbidden_url", "download_timeout"):

@@ -173,6 +173,16 @@ def test_a_query_name_twice_is_refused(client: TestClient) -> None:
     assert error["innererror"] == {"code": "InvalidArgument", "message": "mode is given more than once"}
 
 
+def test_a_body_past_the_limit_names_azures_limit(client: TestClient) -> None:
+    """A body past the limit with its multipart allowance named that allowance's 21037056 bytes."""
+    headers = {**OCTET, "Content-Length": str(30 * 1024 * 1024)}
+    refused = client.post(PATH, params=query(), headers=headers, content=b"x")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"] == (
+        "The image size is not allowed to be zero or larger than 20971520 bytes."
+    )
+
+
 def test_sixteen_megapixels_at_most(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """backgroundRemoval is capped (16 MP; shown here with a cap the road photo passes, as a 20 MP photo
     costs half a minute on a loaded machine), foregroundMatting keeps the input's size."""
