@@ -61,6 +61,9 @@ THRESHOLDS = {"alphaMattingForegroundThreshold": 240, "alphaMattingBackgroundThr
 FIELDS = frozenset({"taskType", "taskUUID", "inputImage", "outputType", "outputFormat", "outputQuality",
                     "includeCost", "rgba", "postProcessMask", "returnOnlyMask", "alphaMatting", "model",
                     "deliveryMethod", "webhookURL", "settings", *THRESHOLDS})  # fmt: skip
+#: The other task types' fields (the SDK's imageUpload; Runware's task polling): nothing else is read.
+TASK_FIELDS = {"imageUpload": frozenset({"taskType", "taskUUID", "image"}),
+               "getResponse": frozenset({"taskType", "taskUUID"})}  # fmt: skip
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 MAX_BODY = 64 * 1024 * 1024
 
@@ -123,6 +126,10 @@ class Session:
             raise TaskError("invalidTask", "Each task must be a JSON object")
         kind = task.get("taskType")
         task_uuid = _task_uuid(task)
+        if isinstance(kind, str) and kind in TASK_FIELDS:  # a field these do not read was ignored unseen
+            unknown = sorted(set(task) - TASK_FIELDS[kind])
+            if unknown:
+                raise TaskError("unsupportedParameter", f"unknown parameter {unknown[0]!r}", unknown[0])
         try:
             if kind == REMOVAL:
                 return await self.removal(task)
@@ -248,6 +255,13 @@ class Session:
                 self.ignored.append(f"{name}={value}")  # tunes rembg-style matting, not cutout's model
         if task.get("postProcessMask"):
             self.ignored.append("postProcessMask")
+        # Hints, but of the types Runware's SDK sends (IImageBackgroundRemoval): model an AIR id (text) or a
+        # number, outputQuality an integer; anything else is a client's mistake, not a hint.
+        model, quality = task.get("model", ""), task.get("outputQuality", 95)
+        _check(isinstance(model, (str, int)) and not isinstance(model, bool), "model",
+               "model must be a model's AIR identifier")  # fmt: skip
+        _check(isinstance(quality, int) and not isinstance(quality, bool) and 1 <= quality <= 100,
+               "outputQuality", "outputQuality must be an integer from 1 to 100")  # fmt: skip
         for name in ("model", "outputQuality"):
             if name in task:
                 self.ignored.append(f"{name}={task[name]}")

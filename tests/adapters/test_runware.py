@@ -60,6 +60,10 @@ CASES: list[tuple[str, dict[str, Any], Any, str | None]] = [
     ("outputType a list", {"outputType": ["URL"]}, "invalidOutputType", "outputType"),
     ("settings a list", {"settings": [{"returnOnlyMask": True}]}, "invalidSettings", "settings"),
     ("settings a string", {"settings": "returnOnlyMask"}, "invalidSettings", "settings"),
+    # Hints, but typed as Runware's SDK types them: a quality of 500 or "high" was listed, not refused.
+    ("outputQuality text", {"outputQuality": "high"}, "invalidOutputQuality", "outputQuality"),
+    ("outputQuality 500", {"outputQuality": 500}, "invalidOutputQuality", "outputQuality"),
+    ("model an object", {"model": {"air": "runware:109@1"}}, "invalidModel", "model"),
     ("bad outputFormat", {"outputFormat": "GIF"}, "invalidOutputFormat", "outputFormat"),
     (
         "bad threshold",
@@ -291,6 +295,21 @@ def test_an_api_key_that_is_not_a_string(client: TestClient) -> None:
         assert socket.receive_json()["errors"][0]["code"] == "invalidApiKey"
         socket.send_json([{"taskType": "authentication", "apiKey": KEY}])  # the socket is still open
         assert socket.receive_json()["data"][0]["connectionSessionUUID"]
+
+
+def test_upload_and_polling_refuse_fields_they_do_not_read(client: TestClient) -> None:
+    """imageUpload and getResponse ignored any other field unseen (imageBackgroundRemoval refused it)."""
+    upload = {"taskType": "imageUpload", "taskUUID": str(uuid.uuid4()), "image": ROAD_B64, "width": 100}
+    poll = {"taskType": "getResponse", "taskUUID": str(uuid.uuid4()), "outputType": "URL"}
+    for task, name in ((upload, "width"), (poll, "outputType")):
+        refused = client.post("/v1", headers=BEARER, json=[task])
+        assert refused.status_code == 400
+        [error] = refused.json()["errors"]
+        assert (error["code"], error["parameter"], error["taskUUID"]) == (
+            "unsupportedParameter", name, task["taskUUID"],
+        )  # fmt: skip
+    del upload["width"]
+    assert client.post("/v1", headers=BEARER, json=[upload]).json()["data"][0]["imageUUID"]
 
 
 def test_async_get_response(client: TestClient) -> None:
