@@ -489,14 +489,17 @@ async def socket(websocket: WebSocket) -> None:
         async with lock:
             await websocket.send_text(json.dumps(message))
 
-    async def one(task: dict[str, Any]) -> None:
+    async def one(task: Any) -> None:
+        # A task that is not an object (``[5]``) is answered with no type or UUID: reading them off it
+        # raised in the task group, which closed the whole socket (1011).
+        named = task if isinstance(task, dict) else {}
         try:
             await send({"data": [await Session(api, base_url, owner_of(key or "")).run(task)]})
         except TaskError as exc:
-            await send({"errors": [exc.body(task)]})
+            await send({"errors": [exc.body(named)]})
         except Exception:  # a bug: logged, answered, and the socket's other tasks go on
             base.log.exception("runware task over the WebSocket")
-            await send({"errors": [TaskError("internalError", "Internal error", status=500).body(task)]})
+            await send({"errors": [TaskError("internalError", "Internal error", status=500).body(named)]})
 
     async def received(tasks: list[Any]) -> None:
         """Answer a message's tasks (the slow ones in the background). Each message after the
@@ -520,7 +523,7 @@ async def socket(websocket: WebSocket) -> None:
                 await send({"data": [{"taskType": "ping", "pong": True}]})
             elif key is None:
                 error = {"code": "missingApiKey", "message": "Authenticate first", "taskType": kind,
-                         "taskUUID": (task or {}).get("taskUUID")}  # fmt: skip
+                         "taskUUID": task.get("taskUUID") if isinstance(task, dict) else None}  # fmt: skip
                 await send({"errors": [error]})
             else:
                 group.start_soon(one, task)

@@ -457,6 +457,24 @@ def test_socket_protocol(client: TestClient) -> None:
         assert socket.receive_json()["errors"][0]["code"] == "invalidJSON"
 
 
+def test_a_task_that_is_not_an_object_keeps_the_socket(client: TestClient) -> None:
+    """[5] over the WebSocket closed it with 1011, before authentication and after: reading the task's
+    type and UUID off a number raised in the socket's task group."""
+    with client.websocket_connect("/v1") as socket:
+        socket.send_json([5])
+        assert socket.receive_json()["errors"][0] == {
+            "code": "missingApiKey", "message": "Authenticate first", "taskType": None, "taskUUID": None,
+        }  # fmt: skip
+        socket.send_json([{"taskType": "authentication", "apiKey": KEY}])
+        assert socket.receive_json()["data"][0]["connectionSessionUUID"]
+        for task in (5, None, "imageBackgroundRemoval", [removal()]):
+            socket.send_json([task])
+            [error] = socket.receive_json()["errors"]
+            assert (error["code"], error["taskType"], error["taskUUID"]) == ("invalidTask", None, None)
+        socket.send_json([{"taskType": "ping", "ping": True}])
+        assert socket.receive_json() == {"data": [{"taskType": "ping", "pong": True}]}
+
+
 def test_no_model(modelless: TestClient) -> None:
     [error] = modelless.post("/v1", headers=BEARER, json=[removal()]).json()["errors"]
     assert error["code"] == "modelUnavailable" and error["taskType"] == "imageBackgroundRemoval"
