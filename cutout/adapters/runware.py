@@ -65,6 +65,8 @@ FIELDS = frozenset({"taskType", "taskUUID", "inputImage", "outputType", "outputF
 TASK_FIELDS = {"imageUpload": frozenset({"taskType", "taskUUID", "image"}),
                "getResponse": frozenset({"taskType", "taskUUID"})}  # fmt: skip
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+#: A URL's scheme is case-insensitive (RFC 3986): HTTPS://... was read as base64 and refused.
+_URL = re.compile(r"https?://", re.I)
 MAX_BODY = 64 * 1024 * 1024
 
 
@@ -181,14 +183,14 @@ class Session:
                 return str(known["public_id"])
             made = await base.make(self.api, Job.from_json(known["job"]))  # a result: again, from the cache
             return await base.store(self.api, data=made.data)
-        if re.match(r"https?://", image):
+        if _URL.match(image):
             return await base.store(self.api, url=image)
         return await base.store(self.api, data=_decoded(image, field))
 
     async def _job(self, image: str, field: str, native: dict[str, str]) -> Job:
         """The job for ``native`` on an image given as ``_stored`` takes it; one carried as base64 or a
         data URI through the native POST's hot path (seen before, by any face: found in memory)."""
-        if _UUID.fullmatch(image) or re.match(r"https?://", image):
+        if _UUID.fullmatch(image) or _URL.match(image):
             return await base.job(self.api, await self._stored(image, field), native)
         return await base.carried_job(self.api, _decoded(image, field), native)
 
@@ -601,7 +603,7 @@ async def _front_intake(api: Api, request: Request, headers: front.Headers, body
         task, native, output_type, image = session.removal_asked(tasks[0])
         if task.get("deliveryMethod", "sync") != "sync" or "webhookURL" in task:
             return None
-        if _UUID.fullmatch(image) or re.match(r"https?://", image):
+        if _UUID.fullmatch(image) or _URL.match(image):
             return None
         data = _decoded(image, "inputImage")
     except TaskError:

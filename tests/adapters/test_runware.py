@@ -50,6 +50,7 @@ CASES: list[tuple[str, dict[str, Any], Any, str | None]] = [
         None,
     ),
     ("URL in", {"inputImage": "ORIGIN/road.jpg"}, 4, None),
+    ("URL in, scheme in capitals", {"inputImage": "ORIGIN/road.jpg", "scheme": "HTTP"}, 4, None),
     ("JPG with an opaque rgba", {"outputFormat": "JPG", "rgba": [255, 0, 0, 255]}, 3, None),
     ("WEBP", {"outputFormat": "WEBP"}, 4, None),
     ("only the mask", {"returnOnlyMask": True}, 1, None),
@@ -97,6 +98,8 @@ def test_removal(
         del task["inputImage"]
     elif task["inputImage"].startswith("ORIGIN"):
         task["inputImage"] = task["inputImage"].replace("ORIGIN", origin.origin)
+        if "scheme" in task:  # a URL's scheme is case-insensitive: HTTP://... was read as base64
+            task["inputImage"] = task.pop("scheme") + task["inputImage"][len("http") :]
     response = client.post("/v1", headers=BEARER, json=[task])
     body = response.json()
     if isinstance(expected, int):
