@@ -64,6 +64,9 @@ FIELDS = frozenset({"taskType", "taskUUID", "inputImage", "outputType", "outputF
 #: The other task types' fields (the SDK's imageUpload; Runware's task polling): nothing else is read.
 TASK_FIELDS = {"imageUpload": frozenset({"taskType", "taskUUID", "image"}),
                "getResponse": frozenset({"taskType", "taskUUID"})}  # fmt: skip
+#: What the settings object holds (the SDK's IBackgroundRemovalSettings): the removal's own options, not
+#: the task's identity or delivery (a taskUUID there answered the task under another UUID).
+SETTINGS = frozenset({"returnOnlyMask", "alphaMatting", "postProcessMask", "rgba", *THRESHOLDS})
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 #: A URL's scheme is case-insensitive (RFC 3986): HTTPS://... was read as base64 and refused.
 _URL = re.compile(r"https?://", re.I)
@@ -222,6 +225,12 @@ class Session:
         outputType, inputImage); its errors raised."""
         settings = task.get("settings") or {}
         _check(isinstance(settings, dict), "settings", "settings must be an object of the task's options")
+        for name in sorted(settings):
+            if name not in SETTINGS:
+                raise TaskError("unsupportedParameter", f"unknown parameter {name!r} in settings "
+                                f"({', '.join(sorted(SETTINGS))})", f"settings.{name}")  # fmt: skip
+            _check(name not in task or task[name] == settings[name], name,
+                   f"{name} is given twice, in the task and in settings, with two values")  # fmt: skip
         task = {**task, **settings}  # the newer API nests the options in settings
         unknown = sorted(set(task) - FIELDS)
         if unknown:

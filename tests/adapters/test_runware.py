@@ -61,6 +61,14 @@ CASES: list[tuple[str, dict[str, Any], Any, str | None]] = [
     ("outputType a list", {"outputType": ["URL"]}, "invalidOutputType", "outputType"),
     ("settings a list", {"settings": [{"returnOnlyMask": True}]}, "invalidSettings", "settings"),
     ("settings a string", {"settings": "returnOnlyMask"}, "invalidSettings", "settings"),
+    # settings holds the removal's options: a taskUUID there answered the task under another UUID.
+    ("taskUUID in settings", {"settings": {"taskUUID": str(uuid.uuid4())}}, "unsupportedParameter",
+     "settings.taskUUID"),  # fmt: skip
+    ("outputType in settings", {"settings": {"outputType": "URL"}}, "unsupportedParameter",
+     "settings.outputType"),  # fmt: skip
+    ("rgba twice, two values", {"rgba": [0, 0, 0, 0], "settings": {"rgba": [255, 0, 0, 255]}}, "invalidRgba",
+     "rgba"),  # fmt: skip
+    ("rgba twice, one value", {"rgba": [255, 0, 0, 255], "settings": {"rgba": [255, 0, 0, 255]}}, 3, None),
     # Hints, but typed as Runware's SDK types them: a quality of 500 or "high" was listed, not refused.
     ("outputQuality text", {"outputQuality": "high"}, "invalidOutputQuality", "outputQuality"),
     ("outputQuality 500", {"outputQuality": 500}, "invalidOutputQuality", "outputQuality"),
