@@ -521,6 +521,10 @@ async def socket(websocket: WebSocket) -> None:
             if kind == "authentication":
                 try:
                     given = _api_key(task)
+                    resumed = task.get("connectionSessionUUID")
+                    if resumed is not None and not isinstance(resumed, str):  # it was echoed, whatever it was
+                        raise TaskError("invalidConnectionSessionUUID", "connectionSessionUUID must be the "
+                                        "string an earlier authentication answered", "connectionSessionUUID")
                     key = api.gate.check_key(given, "the apiKey of an authentication task")
                 except TaskError as exc:
                     await send({"errors": [exc.body(task)]})
@@ -528,7 +532,7 @@ async def socket(websocket: WebSocket) -> None:
                 except ApiError as exc:
                     await send({"errors": [refusal(exc, task.get("apiKey"))]})
                     continue
-                session_uuid = task.get("connectionSessionUUID") or str(uuid.uuid4())
+                session_uuid = resumed or str(uuid.uuid4())
                 await send({"data": [{"taskType": "authentication", "connectionSessionUUID": session_uuid}]})
             elif kind == "ping":
                 await send({"data": [{"taskType": "ping", "pong": True}]})

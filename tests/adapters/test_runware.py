@@ -304,6 +304,8 @@ def test_an_api_key_that_is_not_a_string(client: TestClient) -> None:
     with client.websocket_connect("/v1") as socket:
         socket.send_json([{"taskType": "authentication", "apiKey": [KEY]}])
         assert socket.receive_json()["errors"][0]["code"] == "invalidApiKey"
+        socket.send_json([{"taskType": "authentication", "apiKey": KEY, "connectionSessionUUID": {"a": 1}}])
+        assert socket.receive_json()["errors"][0]["code"] == "invalidConnectionSessionUUID"  # was echoed
         socket.send_json([{"taskType": "authentication", "apiKey": KEY}])  # the socket is still open
         assert socket.receive_json()["data"][0]["connectionSessionUUID"]
 
