@@ -95,10 +95,11 @@ async def results(request: Request, api: Api) -> Response:
 
 
 def _mode(request: Request) -> str:
-    mode = request.query_params.get("mode", "fg-image")
+    query = base.query(request)
+    mode = query.get("mode", "fg-image")
     if mode not in MODES:
         raise ApiError("invalid_parameter", f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    extra = [name for name in request.query_params if name != "mode"]
+    extra = [name for name in query if name != "mode"]
     if extra:
         raise ApiError("invalid_parameter", f"unknown query parameter {extra[0]!r}")
     return mode
@@ -154,7 +155,7 @@ async def _process(
     ignored: list[str],
 ) -> dict[str, Any]:
     url = None if data is not None else name
-    label = name if data is not None else PurePosixPath(urlsplit(name).path).name or name
+    label = name if data is not None else _url_name(name)
     native = _native(mode)
     # The native POST's hot path for a carried image without a background (the job, by the image's hash
     # and the options, in memory, after this vendor's own checks of the bytes).
@@ -192,6 +193,15 @@ async def _process(
             raise Failure(f"Can not load image. {exc.detail}", label, data) from None
         raise
     return _success(mode, label, _md5(data), made.data, made.meta)
+
+
+def _url_name(url: str) -> str:
+    """The file name a URL ends in (the result's ``name``), else the URL. A URL that does not parse
+    (``http://[::1``: urlsplit raises) was a 500 here; the download names what is wrong with it."""
+    try:
+        return PurePosixPath(urlsplit(url).path).name or url
+    except ValueError:
+        return url
 
 
 def _native(mode: str) -> dict[str, str]:

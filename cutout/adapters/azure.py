@@ -75,8 +75,10 @@ def error(exc: ApiError) -> Response:
         answer.headers.update(exc.headers)
         return answer
     if exc.code == "file_too_large":  # the body stopped at the limit (``limit_body`` names it)
+        # That limit allows a multipart envelope around the image: the image's own is Azure's (or the
+        # server's, when lower), the one the message names (not 21037056, a number of no document).
         found = _LIMIT.search(exc.detail)
-        return _size(int(found[1]) if found else MAX_BYTES).response()
+        return _size(min(int(found[1]), MAX_BYTES) if found else MAX_BYTES).response()
     if exc.code in ("invalid_file_type", "failed_to_read_image"):
         return _FORMAT.response()
     if exc.code in ("failed_image_download", "forbidden_url", "download_timeout"):
@@ -121,7 +123,10 @@ async def _segment(request: Request, api: Api) -> Response:
 
 def _mode(request: Request) -> str:
     """The query's mode, once api-version and the query's names are checked (Azure's 400s)."""
-    query = request.query_params
+    try:
+        query = base.query(request)
+    except ApiError as exc:  # a name twice: which value would Azure's client have meant?
+        raise AzureError("Analyze query is invalid.", ("InvalidArgument", exc.detail)) from None
     if query.get("api-version") not in API_VERSIONS:
         raise AzureError(
             f"The api-version must be {' or '.join(API_VERSIONS)}.",

@@ -152,6 +152,17 @@ def limited(request: Request, api: Api, limit: int | None = None) -> None:
     limit_body(request, server if limit is None else min(limit, server))
 
 
+def query(request: Request) -> dict[str, str]:
+    """The query, one value per name. A name given twice is a 400 naming it (as the native intake's): a
+    dict of the query keeps the last value and drops the other unseen (``mode=fg-image&mode=fg-mask``)."""
+    values: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if name in values:
+            raise ApiError("invalid_parameter", f"{name} is given more than once", parameter=name)
+        values[name] = value
+    return values
+
+
 @dataclass(frozen=True)
 class Made:
     data: bytes

@@ -120,8 +120,16 @@ def ok(data: dict[str, Any]) -> JSONResponse:
 
 
 # -- files ---------------------------------------------------------------------------------------------------
+#: A file step's fields: anything else was ignored unseen (the task step refuses what it does not read).
+_FILE_FIELDS = frozenset({"content_type", "file_name", "file_size"})
+
+
 async def create_files(request: Request, api: Api) -> Response:
-    files = (await _json(request, api)).get("files")
+    body = await _json(request, api)
+    unknown = sorted(set(body) - {"files"})
+    if unknown:
+        raise Refused(400, "invalid_parameter", f"unknown parameter {unknown[0]!r}")
+    files = body.get("files")
     if not isinstance(files, list) or not files:
         raise Refused(
             400, "invalid_parameter", "files must be a list of {content_type, file_name, file_size}"
@@ -130,6 +138,9 @@ async def create_files(request: Request, api: Api) -> Response:
     for entry in files:
         if not isinstance(entry, dict):
             raise Refused(400, "invalid_parameter", "each file must be an object")
+        extra = sorted(set(entry) - _FILE_FIELDS)
+        if extra:
+            raise Refused(400, "invalid_parameter", f"unknown parameter {extra[0]!r} of a file")
         kind, name, size = entry.get("content_type"), entry.get("file_name"), entry.get("file_size")
         if kind not in TYPES:
             raise Refused(400, "invalid_parameter", f"content_type must be one of {', '.join(TYPES)}")

@@ -50,8 +50,10 @@ def error(exc: ApiError) -> Response:
     """A bad value as FastAPI's validation error (422, ``detail`` a list naming it); the rest as
     ``{"detail": "..."}`` with cutout's status (rembg itself would answer 500 for an unreadable image)."""
     if exc.code in ("invalid_parameter", "missing_source"):
-        where = "query" if exc.parameter in ("url", "bgc", "extras") else "body"
-        detail = [{"loc": [where, exc.parameter or "file"], "msg": exc.detail, "type": "value_error"}]
+        # The native store names its own field for a bad URL: rembg's client sent it as the query's url.
+        name = "url" if exc.parameter == "image_url" else exc.parameter
+        where = "query" if name in ("url", "bgc", "extras") else "body"
+        detail = [{"loc": [where, name or "file"], "msg": exc.detail, "type": "value_error"}]
         return JSONResponse({"detail": detail}, 422, headers={"Cache-Control": "no-store"})
     return JSONResponse(
         {"detail": exc.detail}, exc.status, headers={"Cache-Control": "no-store", **exc.headers}
@@ -106,7 +108,7 @@ def _count(text: str, top: int | None) -> int | None:
 
 
 async def remove_get(request: Request, api: Api) -> Response:
-    values = dict(request.query_params)
+    values = base.query(request)
     url = values.pop("url", None)
     if not url:
         raise ApiError("missing_source", "url is required", parameter="url")
@@ -122,7 +124,7 @@ async def remove_post(request: Request, api: Api) -> Response:
 async def _posted(request: Request, api: Api) -> tuple[bytes, dict[str, str], list[str]]:
     """A POST's image, native fields and hints, read as rembg reads them (its errors raised)."""
     limit_body(request, api.settings.max_upload_bytes)
-    values = dict(request.query_params)
+    values = base.query(request)
     misplaced = [name for name in values if name in FORM]
     if misplaced:  # rembg reads these from the form on POST: in the query they would do nothing
         raise invalid(misplaced[0], f"on POST, {misplaced[0]} is a form field, not a query parameter")

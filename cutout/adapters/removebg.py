@@ -109,6 +109,9 @@ def translate(fields: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     for name in ("channels", "bg_color", "image_url", "image_file_b64", "public_id"):
         if name in values:
             native[name] = values.pop(name)
+    if "bg_image_file" in values:  # a text field (or a JSON string) by that name: "unknown" misled
+        raise invalid("bg_image_file", "bg_image_file must be a file part of a multipart body "
+                      "(or give bg_image_url)")  # fmt: skip
     fmt = values.pop("format", "auto")
     if fmt != "zip":
         native["format"] = _one_of(fmt, "format", ("auto", "png", "jpg", "webp"))

@@ -61,7 +61,15 @@ THRESHOLDS = {"alphaMattingForegroundThreshold": 240, "alphaMattingBackgroundThr
 FIELDS = frozenset({"taskType", "taskUUID", "inputImage", "outputType", "outputFormat", "outputQuality",
                     "includeCost", "rgba", "postProcessMask", "returnOnlyMask", "alphaMatting", "model",
                     "deliveryMethod", "webhookURL", "settings", *THRESHOLDS})  # fmt: skip
+#: The other task types' fields (the SDK's imageUpload; Runware's task polling): nothing else is read.
+TASK_FIELDS = {"imageUpload": frozenset({"taskType", "taskUUID", "image"}),
+               "getResponse": frozenset({"taskType", "taskUUID"})}  # fmt: skip
+#: What the settings object holds (the SDK's IBackgroundRemovalSettings): the removal's own options, not
+#: the task's identity or delivery (a taskUUID there answered the task under another UUID).
+SETTINGS = frozenset({"returnOnlyMask", "alphaMatting", "postProcessMask", "rgba", *THRESHOLDS})
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+#: A URL's scheme is case-insensitive (RFC 3986): HTTPS://... was read as base64 and refused.
+_URL = re.compile(r"https?://", re.I)
 MAX_BODY = 64 * 1024 * 1024
 
 
@@ -70,14 +78,15 @@ class TaskError(Exception):
 
     def __init__(
         self, code: str, message: str, parameter: str | None = None, status: int = 400,
-        headers: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None, task_type: str | None = None,
     ) -> None:  # fmt: skip
         super().__init__(message)
         self.code, self.message, self.parameter, self.status = code, message, parameter, status
         self.headers = headers or {}  # Retry-After, when the answer is to try again
+        self.task_type = task_type  # the task's type where the task itself is not at hand
 
     def body(self, task: dict[str, Any]) -> dict[str, Any]:
-        error = {"code": self.code, "message": self.message, "taskType": task.get("taskType"),
+        error = {"code": self.code, "message": self.message, "taskType": task.get("taskType", self.task_type),
                  "taskUUID": task.get("taskUUID")}  # fmt: skip
         if self.parameter is not None:
             error["parameter"] = self.parameter
@@ -122,6 +131,10 @@ class Session:
             raise TaskError("invalidTask", "Each task must be a JSON object")
         kind = task.get("taskType")
         task_uuid = _task_uuid(task)
+        if isinstance(kind, str) and kind in TASK_FIELDS:  # a field these do not read was ignored unseen
+            unknown = sorted(set(task) - TASK_FIELDS[kind])
+            if unknown:
+                raise TaskError("unsupportedParameter", f"unknown parameter {unknown[0]!r}", unknown[0])
         try:
             if kind == REMOVAL:
                 return await self.removal(task)
@@ -173,14 +186,14 @@ class Session:
                 return str(known["public_id"])
             made = await base.make(self.api, Job.from_json(known["job"]))  # a result: again, from the cache
             return await base.store(self.api, data=made.data)
-        if re.match(r"https?://", image):
+        if _URL.match(image):
             return await base.store(self.api, url=image)
         return await base.store(self.api, data=_decoded(image, field))
 
     async def _job(self, image: str, field: str, native: dict[str, str]) -> Job:
         """The job for ``native`` on an image given as ``_stored`` takes it; one carried as base64 or a
         data URI through the native POST's hot path (seen before, by any face: found in memory)."""
-        if _UUID.fullmatch(image) or re.match(r"https?://", image):
+        if _UUID.fullmatch(image) or _URL.match(image):
             return await base.job(self.api, await self._stored(image, field), native)
         return await base.carried_job(self.api, _decoded(image, field), native)
 
@@ -210,7 +223,15 @@ class Session:
     def removal_asked(self, task: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], str, str]:
         """An imageBackgroundRemoval task read: (the task with its settings merged, native fields,
         outputType, inputImage); its errors raised."""
-        task = {**task, **(task.get("settings") or {})}  # the newer API nests the options in settings
+        settings = task.get("settings") or {}
+        _check(isinstance(settings, dict), "settings", "settings must be an object of the task's options")
+        for name in sorted(settings):
+            if name not in SETTINGS:
+                raise TaskError("unsupportedParameter", f"unknown parameter {name!r} in settings "
+                                f"({', '.join(sorted(SETTINGS))})", f"settings.{name}")  # fmt: skip
+            _check(name not in task or task[name] == settings[name], name,
+                   f"{name} is given twice, in the task and in settings, with two values")  # fmt: skip
+        task = {**task, **settings}  # the newer API nests the options in settings
         unknown = sorted(set(task) - FIELDS)
         if unknown:
             raise TaskError("unsupportedParameter", f"unknown parameter {unknown[0]!r}", unknown[0])
@@ -224,7 +245,9 @@ class Session:
     def _options(self, task: dict[str, Any]) -> tuple[dict[str, str], str, str]:
         """The task's options -> (native fields, outputType, outputFormat)."""
         output_type = task.get("outputType", "URL")
-        _check(output_type in OUTPUT_TYPES, "outputType", "outputType must be URL, dataURI or base64Data")
+        # isinstance first: a list or an object is not hashable, and ``in`` a dict raised (a 500)
+        _check(isinstance(output_type, str) and output_type in OUTPUT_TYPES, "outputType",
+               "outputType must be URL, dataURI or base64Data")  # fmt: skip
         fmt = task.get("outputFormat", "PNG")
         _check(isinstance(fmt, str) and fmt.upper() in FORMATS, "outputFormat",
                "outputFormat must be PNG, JPG or WEBP")  # fmt: skip
@@ -243,6 +266,13 @@ class Session:
                 self.ignored.append(f"{name}={value}")  # tunes rembg-style matting, not cutout's model
         if task.get("postProcessMask"):
             self.ignored.append("postProcessMask")
+        # Hints, but of the types Runware's SDK sends (IImageBackgroundRemoval): model an AIR id (text) or a
+        # number, outputQuality an integer; anything else is a client's mistake, not a hint.
+        model, quality = task.get("model", ""), task.get("outputQuality", 95)
+        _check(isinstance(model, (str, int)) and not isinstance(model, bool), "model",
+               "model must be a model's AIR identifier")  # fmt: skip
+        _check(isinstance(quality, int) and not isinstance(quality, bool) and 1 <= quality <= 100,
+               "outputQuality", "outputQuality must be an integer from 1 to 100")  # fmt: skip
         for name in ("model", "outputQuality"):
             if name in task:
                 self.ignored.append(f"{name}={task[name]}")
@@ -367,6 +397,14 @@ def webhook_payload(task: dict[str, Any], data: bytes | None) -> dict[str, Any]:
 PAYLOADS["runware"] = webhook_payload
 
 
+def _api_key(task: dict[str, Any]) -> str | None:
+    """An authentication task's apiKey: a string, or None when absent (a number or a list was a 500)."""
+    key = task.get("apiKey")
+    if key is not None and not isinstance(key, str):
+        raise TaskError("invalidApiKey", "apiKey must be a string", "apiKey", 401, task_type="authentication")
+    return key
+
+
 def refusal(exc: ApiError, key: str | None) -> dict[str, Any]:
     """The gate's answer (no key, a wrong one, too many requests) as Runware's authentication error."""
     if exc.code == "rate_limited":
@@ -390,7 +428,7 @@ def _tasks(raw: bytes, key: str | None) -> tuple[list[Any], str | None]:
         raise TaskError("invalidJSON", f"The body must be a JSON array of tasks: {exc}") from None
     tasks = tasks if isinstance(tasks, list) else [tasks]
     if tasks and isinstance(tasks[0], dict) and tasks[0].get("taskType") == "authentication":
-        key = key or tasks[0].get("apiKey")
+        key = key or _api_key(tasks[0])
         tasks = tasks[1:]
     return tasks, key
 
@@ -462,14 +500,17 @@ async def socket(websocket: WebSocket) -> None:
         async with lock:
             await websocket.send_text(json.dumps(message))
 
-    async def one(task: dict[str, Any]) -> None:
+    async def one(task: Any) -> None:
+        # A task that is not an object (``[5]``) is answered with no type or UUID: reading them off it
+        # raised in the task group, which closed the whole socket (1011).
+        named = task if isinstance(task, dict) else {}
         try:
             await send({"data": [await Session(api, base_url, owner_of(key or "")).run(task)]})
         except TaskError as exc:
-            await send({"errors": [exc.body(task)]})
+            await send({"errors": [exc.body(named)]})
         except Exception:  # a bug: logged, answered, and the socket's other tasks go on
             base.log.exception("runware task over the WebSocket")
-            await send({"errors": [TaskError("internalError", "Internal error", status=500).body(task)]})
+            await send({"errors": [TaskError("internalError", "Internal error", status=500).body(named)]})
 
     async def received(tasks: list[Any]) -> None:
         """Answer a message's tasks (the slow ones in the background). Each message after the
@@ -479,17 +520,25 @@ async def socket(websocket: WebSocket) -> None:
             kind = task.get("taskType") if isinstance(task, dict) else None
             if kind == "authentication":
                 try:
-                    key = api.gate.check_key(task.get("apiKey"), "the apiKey of an authentication task")
+                    given = _api_key(task)
+                    resumed = task.get("connectionSessionUUID")
+                    if resumed is not None and not isinstance(resumed, str):  # it was echoed, whatever it was
+                        raise TaskError("invalidConnectionSessionUUID", "connectionSessionUUID must be the "
+                                        "string an earlier authentication answered", "connectionSessionUUID")
+                    key = api.gate.check_key(given, "the apiKey of an authentication task")
+                except TaskError as exc:
+                    await send({"errors": [exc.body(task)]})
+                    continue
                 except ApiError as exc:
                     await send({"errors": [refusal(exc, task.get("apiKey"))]})
                     continue
-                session_uuid = task.get("connectionSessionUUID") or str(uuid.uuid4())
+                session_uuid = resumed or str(uuid.uuid4())
                 await send({"data": [{"taskType": "authentication", "connectionSessionUUID": session_uuid}]})
             elif kind == "ping":
                 await send({"data": [{"taskType": "ping", "pong": True}]})
             elif key is None:
                 error = {"code": "missingApiKey", "message": "Authenticate first", "taskType": kind,
-                         "taskUUID": (task or {}).get("taskUUID")}  # fmt: skip
+                         "taskUUID": task.get("taskUUID") if isinstance(task, dict) else None}  # fmt: skip
                 await send({"errors": [error]})
             else:
                 group.start_soon(one, task)
@@ -567,7 +616,7 @@ async def _front_intake(api: Api, request: Request, headers: front.Headers, body
         task, native, output_type, image = session.removal_asked(tasks[0])
         if task.get("deliveryMethod", "sync") != "sync" or "webhookURL" in task:
             return None
-        if _UUID.fullmatch(image) or re.match(r"https?://", image):
+        if _UUID.fullmatch(image) or _URL.match(image):
             return None
         data = _decoded(image, "inputImage")
     except TaskError:

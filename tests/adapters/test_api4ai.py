@@ -190,6 +190,19 @@ def test_version_modes_and_keys(client: TestClient) -> None:
     )
 
 
+def test_mode_twice_is_refused(client: TestClient) -> None:
+    """mode=fg-image&mode=fg-mask answered the mask: the first mode was dropped unseen."""
+    response = client.post(f"{URL}?mode=fg-image&mode=fg-mask", headers=KEYED, files=img())
+    assert response.status_code == 422 and response.json()["detail"] == "mode is given more than once"
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://[example.com]/a.jpg"])
+def test_a_url_that_does_not_parse(client: TestClient, url: str) -> None:
+    """urlsplit raises on an unclosed IPv6 bracket: naming the result after the URL's file was a 500."""
+    response = client.post(URL, headers=KEYED, data={"url": url})
+    assert response.status_code == 422 and "URL" in response.json()["detail"]
+
+
 def test_request_too_large(client: TestClient) -> None:
     response = client.post(URL, headers={**KEYED, "Content-Length": str(33 * 1024 * 1024)}, content=b"x")
     assert response.status_code == 413 and "Request Entity Too Large" in response.text

@@ -162,6 +162,27 @@ def test_key(client: TestClient) -> None:
         assert refused.json()["error"]["message"].startswith("Access denied due to invalid subscription key")
 
 
+def test_a_query_name_twice_is_refused(client: TestClient) -> None:
+    """mode twice was the last one (a one-band matte for a client that also asked backgroundRemoval)."""
+    params = [("api-version", "2023-02-01-preview"), ("mode", "backgroundRemoval"),
+              ("mode", "foregroundMatting")]  # fmt: skip
+    refused = client.post(PATH, params=params, headers=OCTET, content=road())
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert error["code"] == "InvalidRequest"
+    assert error["innererror"] == {"code": "InvalidArgument", "message": "mode is given more than once"}
+
+
+def test_a_body_past_the_limit_names_azures_limit(client: TestClient) -> None:
+    """A body past the limit with its multipart allowance named that allowance's 21037056 bytes."""
+    headers = {**OCTET, "Content-Length": str(30 * 1024 * 1024)}
+    refused = client.post(PATH, params=query(), headers=headers, content=b"x")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"] == (
+        "The image size is not allowed to be zero or larger than 20971520 bytes."
+    )
+
+
 def test_sixteen_megapixels_at_most(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """backgroundRemoval is capped (16 MP; shown here with a cap the road photo passes, as a 20 MP photo
     costs half a minute on a loaded machine), foregroundMatting keeps the input's size."""

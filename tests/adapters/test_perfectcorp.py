@@ -159,6 +159,16 @@ def test_file_errors(client: TestClient, files: list[Any], code: str) -> None:
     assert (answer.status_code, answer.json()["error_code"]) == (400, code)
 
 
+def test_the_file_step_refuses_fields_it_does_not_read(client: TestClient) -> None:
+    """A file's field or a body's field other than files was ignored unseen (the task step refused it)."""
+    entry = {"content_type": "image/jpg", "file_name": "a.jpg", "file_size": 10}
+    for body, name in (({"files": [{**entry, "width": 10}]}, "width"), ({"files": [entry], "x": 1}, "x")):
+        answer = client.post("/s2s/v2.0/file/sod", headers=BEARER, json=body)
+        assert (answer.status_code, answer.json()["error_code"]) == (400, "invalid_parameter")
+        assert repr(name) in answer.json()["error"]
+    assert client.post("/s2s/v2.0/file/sod", headers=BEARER, json={"files": [entry]}).status_code == 200
+
+
 def test_upload_url_rules(client: TestClient) -> None:
     files = [{"content_type": "image/jpg", "file_name": "a.jpg", "file_size": len(road())}]
     put = client.post("/s2s/v2.0/file/sod", headers=BEARER, json={"files": files}).json()["data"]["files"][0]

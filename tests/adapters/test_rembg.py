@@ -116,6 +116,18 @@ def test_errors_other_than_validation(client: TestClient, origin: LocalServer) -
     assert refused.status_code == 403 and refused.json()["detail"]
 
 
+def test_a_query_name_twice_and_a_bad_url_are_named_as_rembg_reads_them(client: TestClient) -> None:
+    """bgc twice was the last one silently (the first dropped); a url without a scheme was named as the
+    native API's image_url, in the body, where rembg's client sent the query's url."""
+    twice = client.post(f"{URL}?bgc=255,0,0,255&bgc=0,0,0,0", headers=KEYED, files=files())
+    assert twice.status_code == 422 and twice.json()["detail"][0]["loc"] == ["query", "bgc"]
+    assert "more than once" in twice.json()["detail"][0]["msg"]
+    get_twice = client.get(f"{URL}?url=http://a.example/a.jpg&url=http://b.example/b.jpg", headers=KEYED)
+    assert get_twice.status_code == 422 and get_twice.json()["detail"][0]["loc"] == ["query", "url"]
+    no_scheme = client.get(URL, headers=KEYED, params={"url": "road.jpg"})
+    assert no_scheme.status_code == 422 and no_scheme.json()["detail"][0]["loc"] == ["query", "url"]
+
+
 def test_chained_mask_then_cutout(client: TestClient, stub: Any) -> None:
     """The mask and then the cutout of one image: one segmentation, the mask matching the alpha."""
     data = image(road()).crop(10, 10, 320, 200).jpegsave_buffer()

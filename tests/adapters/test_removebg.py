@@ -202,6 +202,17 @@ def test_requests(
         assert out.width * out.height <= 250_000
 
 
+def test_a_background_file_that_is_not_a_file(client: TestClient) -> None:
+    """bg_image_file as a text field, or in a JSON body, was an "unknown parameter": it is remove.bg's."""
+    for kwargs in ({"files": files(), "data": {"bg_image_file": "beach.jpg"}},
+                   {"json": {"image_file_b64": B64, "bg_image_file": B64}}):  # fmt: skip
+        refused = client.post(URL, headers=KEYED, **kwargs)
+        assert refused.status_code == 400
+        [error] = refused.json()["errors"]
+        assert error["code"] == "invalid_parameter"
+        assert error["detail"].startswith("bg_image_file must be a file part of a multipart body")
+
+
 def test_no_image_names_remove_bgs_fields(client: TestClient) -> None:
     refused = client.post(URL, headers=KEYED, data={"size": "auto"})
     assert refused.status_code == 400

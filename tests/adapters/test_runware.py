@@ -50,12 +50,29 @@ CASES: list[tuple[str, dict[str, Any], Any, str | None]] = [
         None,
     ),
     ("URL in", {"inputImage": "ORIGIN/road.jpg"}, 4, None),
+    ("URL in, scheme in capitals", {"inputImage": "ORIGIN/road.jpg", "scheme": "HTTP"}, 4, None),
     ("JPG with an opaque rgba", {"outputFormat": "JPG", "rgba": [255, 0, 0, 255]}, 3, None),
     ("WEBP", {"outputFormat": "WEBP"}, 4, None),
     ("only the mask", {"returnOnlyMask": True}, 1, None),
     ("alpha matting, defaults", {"alphaMatting": True, "alphaMattingForegroundThreshold": 240}, 4, None),
     ("settings object", {"settings": {"returnOnlyMask": True, "postProcessMask": True}}, 1, None),
     ("bad outputType", {"outputType": "file"}, "invalidOutputType", "outputType"),
+    # A list is not hashable: ``in`` the dict of output types raised, a 500 for the whole request.
+    ("outputType a list", {"outputType": ["URL"]}, "invalidOutputType", "outputType"),
+    ("settings a list", {"settings": [{"returnOnlyMask": True}]}, "invalidSettings", "settings"),
+    ("settings a string", {"settings": "returnOnlyMask"}, "invalidSettings", "settings"),
+    # settings holds the removal's options: a taskUUID there answered the task under another UUID.
+    ("taskUUID in settings", {"settings": {"taskUUID": str(uuid.uuid4())}}, "unsupportedParameter",
+     "settings.taskUUID"),  # fmt: skip
+    ("outputType in settings", {"settings": {"outputType": "URL"}}, "unsupportedParameter",
+     "settings.outputType"),  # fmt: skip
+    ("rgba twice, two values", {"rgba": [0, 0, 0, 0], "settings": {"rgba": [255, 0, 0, 255]}}, "invalidRgba",
+     "rgba"),  # fmt: skip
+    ("rgba twice, one value", {"rgba": [255, 0, 0, 255], "settings": {"rgba": [255, 0, 0, 255]}}, 3, None),
+    # Hints, but typed as Runware's SDK types them: a quality of 500 or "high" was listed, not refused.
+    ("outputQuality text", {"outputQuality": "high"}, "invalidOutputQuality", "outputQuality"),
+    ("outputQuality 500", {"outputQuality": 500}, "invalidOutputQuality", "outputQuality"),
+    ("model an object", {"model": {"air": "runware:109@1"}}, "invalidModel", "model"),
     ("bad outputFormat", {"outputFormat": "GIF"}, "invalidOutputFormat", "outputFormat"),
     (
         "bad threshold",
@@ -89,6 +106,8 @@ def test_removal(
         del task["inputImage"]
     elif task["inputImage"].startswith("ORIGIN"):
         task["inputImage"] = task["inputImage"].replace("ORIGIN", origin.origin)
+        if "scheme" in task:  # a URL's scheme is case-insensitive: HTTP://... was read as base64
+            task["inputImage"] = task.pop("scheme") + task["inputImage"][len("http") :]
     response = client.post("/v1", headers=BEARER, json=[task])
     body = response.json()
     if isinstance(expected, int):
@@ -274,6 +293,38 @@ def test_mixed_array_and_auth(client: TestClient) -> None:
     assert other.json()["errors"][0]["code"] == "unsupportedTaskType"
 
 
+def test_an_api_key_that_is_not_a_string(client: TestClient) -> None:
+    """A number or a list as the authentication task's apiKey was a 500 over HTTP, and closed the socket."""
+    for key in (5, [KEY], {"key": KEY}):
+        refused = client.post("/v1", json=[{"taskType": "authentication", "apiKey": key}, removal()])
+        assert refused.status_code == 401
+        [error] = refused.json()["errors"]
+        expected = ("invalidApiKey", "apiKey", "authentication")
+        assert (error["code"], error["parameter"], error["taskType"]) == expected
+    with client.websocket_connect("/v1") as socket:
+        socket.send_json([{"taskType": "authentication", "apiKey": [KEY]}])
+        assert socket.receive_json()["errors"][0]["code"] == "invalidApiKey"
+        socket.send_json([{"taskType": "authentication", "apiKey": KEY, "connectionSessionUUID": {"a": 1}}])
+        assert socket.receive_json()["errors"][0]["code"] == "invalidConnectionSessionUUID"  # was echoed
+        socket.send_json([{"taskType": "authentication", "apiKey": KEY}])  # the socket is still open
+        assert socket.receive_json()["data"][0]["connectionSessionUUID"]
+
+
+def test_upload_and_polling_refuse_fields_they_do_not_read(client: TestClient) -> None:
+    """imageUpload and getResponse ignored any other field unseen (imageBackgroundRemoval refused it)."""
+    upload = {"taskType": "imageUpload", "taskUUID": str(uuid.uuid4()), "image": ROAD_B64, "width": 100}
+    poll = {"taskType": "getResponse", "taskUUID": str(uuid.uuid4()), "outputType": "URL"}
+    for task, name in ((upload, "width"), (poll, "outputType")):
+        refused = client.post("/v1", headers=BEARER, json=[task])
+        assert refused.status_code == 400
+        [error] = refused.json()["errors"]
+        assert (error["code"], error["parameter"], error["taskUUID"]) == (
+            "unsupportedParameter", name, task["taskUUID"],
+        )  # fmt: skip
+    del upload["width"]
+    assert client.post("/v1", headers=BEARER, json=[upload]).json()["data"][0]["imageUUID"]
+
+
 def test_async_get_response(client: TestClient) -> None:
     task = removal(deliveryMethod="async", outputType="dataURI")
     ack = client.post("/v1", headers=BEARER, json=[task]).json()["data"][0]
@@ -417,6 +468,24 @@ def test_socket_protocol(client: TestClient) -> None:
         assert by_uuid[bad["taskUUID"]]["errors"][0]["code"] == "invalidOutputFormat"
         socket.send_text("not json")
         assert socket.receive_json()["errors"][0]["code"] == "invalidJSON"
+
+
+def test_a_task_that_is_not_an_object_keeps_the_socket(client: TestClient) -> None:
+    """[5] over the WebSocket closed it with 1011, before authentication and after: reading the task's
+    type and UUID off a number raised in the socket's task group."""
+    with client.websocket_connect("/v1") as socket:
+        socket.send_json([5])
+        assert socket.receive_json()["errors"][0] == {
+            "code": "missingApiKey", "message": "Authenticate first", "taskType": None, "taskUUID": None,
+        }  # fmt: skip
+        socket.send_json([{"taskType": "authentication", "apiKey": KEY}])
+        assert socket.receive_json()["data"][0]["connectionSessionUUID"]
+        for task in (5, None, "imageBackgroundRemoval", [removal()]):
+            socket.send_json([task])
+            [error] = socket.receive_json()["errors"]
+            assert (error["code"], error["taskType"], error["taskUUID"]) == ("invalidTask", None, None)
+        socket.send_json([{"taskType": "ping", "ping": True}])
+        assert socket.receive_json() == {"data": [{"taskType": "ping", "pong": True}]}
 
 
 def test_no_model(modelless: TestClient) -> None:
