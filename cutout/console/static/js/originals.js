@@ -115,10 +115,17 @@ export class Originals {
   select(publicId) {
     const item = this.items.get(publicId);
     if (!item) return;
-    for (const other of this.items.values()) other.li.firstChild.setAttribute("aria-pressed", "false");
-    item.li.firstChild.setAttribute("aria-pressed", "true");
-    this.selected = publicId;
+    this.mark(publicId);
     this.onSelect(item.asset);
+  }
+
+  // Which original the builder shows (one opened by its id too, listed here or not): its entry, if any,
+  // is the one pressed, and a removal followed to its end re-opens it only while it is still shown.
+  mark(publicId) {
+    for (const [id, other] of this.items) {
+      other.li.firstChild.setAttribute("aria-pressed", String(id === publicId));
+    }
+    this.selected = publicId;
   }
 
   wireUploads() {

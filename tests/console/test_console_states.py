@@ -1,0 +1,110 @@
+"""The console's page in states a first test drive meets beside the happy path (QA pass 18): an original
+opened by its id rather than from the grid, an id that does not exist after one that does, and a server
+that stops answering while the page is open. Each time the page shows what is true now, not what it
+showed before. A real browser, a real `cutout serve` with the Upload/Admin API; no model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.app.server_process import ServerProcess
+from tests.console.browser import Session, chromium, console_server
+
+pytestmark = pytest.mark.integration
+
+KEY, SECRET = "states-key", "states-secret"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    root: Path = tmp_path_factory.mktemp("console-states")
+    env = {"CUTOUT_UPLOAD": "1", "CUTOUT_API_KEY": KEY, "CUTOUT_API_SECRET": SECRET}
+    yield from console_server(root, env)
+
+
+@pytest.fixture(scope="module")
+def browser(server: ServerProcess) -> Iterator[Session]:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=20_000)
+    with chromium(http_credentials={"username": KEY, "password": SECRET}) as session:
+        yield session
+
+
+def _open(page: object, public_id: str) -> None:
+    from playwright.sync_api import Page
+
+    assert isinstance(page, Page)
+    page.fill("#public-id", public_id)
+    page.press("#public-id", "Enter")
+
+
+def test_an_original_opened_by_its_id_is_the_one_marked_in_the_grid(
+    server: ServerProcess, browser: Session
+) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.page()
+    page.goto(server.url + "/console")
+    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    pressed = page.locator("#grid .thumb[aria-pressed=true]")
+    expect(pressed).to_have_count(1)
+    first = pressed.locator(".id").inner_text()
+    other = "docs/road" if first != "docs/road" else "docs/bg_beach"
+    _open(page, other)
+    expect(page.locator("#before-info")).to_contain_text("×")
+    # The grid said the first original was the one shown, while the builder showed another.
+    expect(pressed).to_have_count(1)
+    expect(pressed.locator(".id")).to_have_text(other)
+    # An id the grid does not list (here: none) leaves no entry pressed.
+    _open(page, "no/such")
+    expect(pressed).to_have_count(0)
+
+
+def test_a_missing_original_does_not_show_the_previous_picture(
+    server: ServerProcess, browser: Session
+) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.page()
+    page.goto(server.url + "/console")
+    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    _open(page, "docs/road")
+    expect(page.locator("#before-info")).to_contain_text("640 × 427")
+    _open(page, "no/such")
+    expect(page.locator("#before-info")).to_contain_text("404")
+    # The road stayed in the "Original" frame above "404 Resource not found - no/such".
+    assert page.get_attribute("#before", "src") is None
+    expect(page.locator("#after-info")).to_contain_text("The delivery URL answers 404")
+
+
+def test_a_server_that_stops_answering_is_said_so_and_the_old_result_goes(
+    server: ServerProcess, browser: Session
+) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.page()
+    page.goto(server.url + "/console")
+    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    _open(page, "docs/road")
+    page.click("button[data-preset=square]")
+    expect(page.locator("#after-info")).to_contain_text("300 × 300")
+    assert page.inner_text("#python")
+    # From now on the server cannot be reached (a refused connection, as when it is stopped).
+    page.route("**/console/check*", lambda route: route.abort("connectionrefused"))
+    page.fill("#transformation", "c_scale,w_100")
+    message = page.locator("#t-message")
+    expect(message).to_contain_text("Cannot reach the server")  # was the browser's bare "Failed to fetch"
+    # The square thumbnail, its URL and its code stayed under c_scale,w_100 as if they were its own.
+    expect(page.locator("#after-info")).to_contain_text("could not be checked")
+    assert page.get_attribute("#after", "src") is None
+    assert page.input_value("#url") == ""
+    assert page.inner_text("#python") == "" and page.inner_text("#javascript") == ""
+    page.unroute("**/console/check*")
+    page.fill("#transformation", "c_scale,w_100")
+    page.press("#transformation", "Enter")
+    expect(page.locator("#after-info")).to_contain_text("100 × 67")
+    assert not [line for line in browser.console if line.startswith("pageerror")], browser.console
