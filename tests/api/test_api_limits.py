@@ -89,3 +89,22 @@ def test_a_plain_options_is_told_the_methods_the_route_takes(api: TestClient) ->
     preflight = api.options("/v1/remove-background", headers={
         "Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
     assert preflight.status_code == 204 and "POST" in preflight.headers["access-control-allow-methods"]
+
+
+
+def test_an_error_quotes_a_huge_name_or_value_in_part(api: TestClient) -> None:
+    """A 1 MB field name was sent back whole, twice (in ``detail`` and ``parameter``); a 1 MB value once."""
+    big = "z" * (1 << 20)
+    cases = (
+        ({"public_id": "docs/road", big: 1}, "unknown parameter 'zzz", "zzz"),
+        ({"public_id": "docs/road", "format": big}, "format must be one of auto, png, jpg, webp, got 'zzz",
+         "format"),
+    )
+    for body, detail, parameter in cases:
+        answer = api.post(URL, json=body)
+        assert answer.status_code == 400
+        assert len(answer.content) < 2000
+        error = error_of(answer)
+        assert error["code"] == "invalid_parameter"
+        assert str(error["detail"]).startswith(detail) and "characters left out" in str(error["detail"])
+        assert str(error["parameter"]).startswith(parameter) and len(str(error["parameter"])) <= 100
