@@ -290,6 +290,9 @@ def _check_together(options: Options, fields: Mapping[str, str]) -> None:
         raise invalid("encoding", "encoding needs output=json")
     if options.size is not None and "max_megapixels" in fields:
         raise invalid("max_megapixels", "give size=<width>x<height> or max_megapixels, not both")
+    if fields.get("size") == "preview" and "max_megapixels" in fields:
+        # preview is max_megapixels=0.25: whichever of the two came last won, the other was dropped
+        raise invalid("max_megapixels", "give size=preview (0.25 megapixels) or max_megapixels, not both")
 
 
 def output_format(options: Options) -> str:
