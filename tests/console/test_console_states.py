@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.app.server_process import ServerProcess
-from tests.console.browser import Session, chromium, console_server
+from tests.console.browser import PHONE, Session, chromium, console_server
 
 pytestmark = pytest.mark.integration
 
@@ -108,3 +108,28 @@ def test_a_server_that_stops_answering_is_said_so_and_the_old_result_goes(
     page.press("#transformation", "Enter")
     expect(page.locator("#after-info")).to_contain_text("100 × 67")
     assert not [line for line in browser.console if line.startswith("pageerror")], browser.console
+
+
+def test_the_caret_of_a_long_transformation_is_in_view(server: ServerProcess, browser: Session) -> None:
+    """At phone width, the ^ under column 76 was past the message's hidden edge: it said where the error
+    is, out of sight. The line now scrolls, and opens with the column in view."""
+    from playwright.sync_api import expect
+
+    page = browser.page(PHONE)
+    page.goto(server.url + "/console")
+    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    _open(page, "docs/road")
+    text = ("c_scale,w_200/e_background_removal/c_crop,w_50,h_50,g_north_east,x_10,y_10/e_sharpen:abc/"
+            "e_grayscale")
+    page.fill("#transformation", text)
+    caret = page.locator("#t-message .caret")
+    expect(caret).to_contain_text("^")
+    column = caret.inner_text().split("\n")[1].index("^") + 1
+    assert column == text.index("e_sharpen") + 1
+    seen = caret.evaluate("""(line, [length, column]) => {
+        const char = line.scrollWidth / Math.max(length, column);
+        const x = (column - 1) * char;
+        return [line.scrollWidth > line.clientWidth, x >= line.scrollLeft,
+                x + char <= line.scrollLeft + line.clientWidth];
+    }""", [len(text), column])
+    assert seen == [True, True, True], seen

@@ -127,6 +127,9 @@ export class Builder {
       const value = this.field.value;
       caret.textContent = `${value}\n${" ".repeat(column - 1)}^`;
       box.prepend(caret);
+      // The column in view, near the middle: monospace, so one character is the width over the longest line.
+      const char = caret.scrollWidth / Math.max(value.length, column);
+      caret.scrollLeft = Math.max(0, (column - 0.5) * char - caret.clientWidth / 2);
     }
   }
 
