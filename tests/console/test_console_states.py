@@ -133,3 +133,35 @@ def test_the_caret_of_a_long_transformation_is_in_view(server: ServerProcess, br
                 x + char <= line.scrollLeft + line.clientWidth];
     }""", [len(text), column])
     assert seen == [True, True, True], seen
+
+
+def test_while_a_result_is_generated_the_previous_one_is_not_shown(
+    server: ServerProcess, browser: Session
+) -> None:
+    """A 423 showed "Generating…" over the result of the transformation before (the untouched original,
+    say), as if that were what was being made. The 423 is the server's own (Retry-After: 1), answered
+    here for the first request of the new result so that no model is needed."""
+    from playwright.sync_api import Route, expect
+
+    page = browser.page()
+    page.goto(server.url + "/console")
+    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    _open(page, "docs/road")
+    expect(page.locator("#after-info")).to_contain_text("640 × 427")  # no transformation: the original
+    assert page.get_attribute("#after", "src")
+    held: list[Route] = []
+
+    def locked(route: Route) -> None:
+        if not held:
+            held.append(route)
+            route.fulfill(status=423, headers={"Retry-After": "1"}, body="")
+        else:
+            route.continue_()
+
+    page.route("**/image/upload/c_scale,w_120/**", locked)
+    page.fill("#transformation", "c_scale,w_120")
+    expect(page.locator("#generating")).to_be_visible()
+    assert page.get_attribute("#after", "src") is None
+    expect(page.locator("#after-info")).to_contain_text("120 × 80")
+    expect(page.locator("#generating")).to_be_hidden()
+    assert page.get_attribute("#after", "src")

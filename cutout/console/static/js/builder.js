@@ -193,7 +193,12 @@ export class Builder {
     try {
       const { blob, type } = await fetchImage(path, {
         signal: controller.signal,
-        onGenerating: () => { generating.hidden = false; info.textContent = "Generating (423): the image appears when it is ready."; },
+        onGenerating: () => {
+          // Not the previous result under "Generating…", as if it were this one's.
+          $("after").removeAttribute("src");
+          generating.hidden = false;
+          info.textContent = "Generating (423): the image appears when it is ready.";
+        },
       });
       if (controller.signal.aborted) return;
       await this.place($("after"), blob);
