@@ -165,3 +165,26 @@ def test_while_a_result_is_generated_the_previous_one_is_not_shown(
     expect(page.locator("#after-info")).to_contain_text("120 × 80")
     expect(page.locator("#generating")).to_be_hidden()
     assert page.get_attribute("#after", "src")
+
+
+def test_load_more_from_the_keyboard_goes_on_to_the_new_originals(
+    server: ServerProcess, browser: Session
+) -> None:
+    """Enter on "Load more" for the last page hid the focused button, and the focus fell back to the top
+    of the page: a keyboard user had to Tab through everything again."""
+    from playwright.sync_api import expect
+
+    page = browser.page()
+    page.goto(server.url + "/console?page_size=2")
+    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    page.fill("#prefix", "docs/rmv_bgd/")
+    page.press("#prefix", "Enter")
+    grid = page.locator("#grid .thumb")
+    expect(grid).to_have_count(2)
+    page.focus("#more")
+    page.keyboard.press("Enter")
+    expect(grid).to_have_count(3)
+    expect(page.locator("#more")).to_be_hidden()
+    expect(grid.nth(2)).to_be_focused()
+    page.keyboard.press("Enter")  # and it is an original like the others: Enter opens it
+    expect(page.locator("#public-id")).to_have_value(grid.nth(2).locator(".id").inner_text())

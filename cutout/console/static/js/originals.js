@@ -46,9 +46,14 @@ export class Originals {
       return;
     }
     status.textContent = "Loading…";
+    // "Load more" from the keyboard: the focus goes on to the first new original, not to the page's top
+    // (where it fell when the last page hid the button).
+    const fromMore = document.activeElement === $("more");
     try {
       const listing = await listResources(this.cloud, { prefix: this.prefix, cursor: this.cursor, max: PAGE_SIZE });
+      const known = this.items.size;
       for (const asset of listing.resources || []) this.show(asset, false);
+      if (fromMore && this.items.size > known) [...this.items.values()][known].li.firstChild.focus();
       this.cursor = listing.next_cursor || "";
       $("more").hidden = !this.cursor;
       this.count();
