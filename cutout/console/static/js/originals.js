@@ -138,6 +138,7 @@ export class Originals {
     const picker = $("files");
     if (!this.config.upload) {
       drop.hidden = true;
+      $("search").hidden = true; // it searches the Admin API's listing: without it, Search did nothing
       $("remove-bg").closest("label").hidden = true;
       $("upload-off").hidden = false;
       $("upload-off").textContent = "Uploads and the originals list need the Upload/Admin API: start the server "
