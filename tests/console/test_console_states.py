@@ -188,3 +188,22 @@ def test_load_more_from_the_keyboard_goes_on_to_the_new_originals(
     expect(grid.nth(2)).to_be_focused()
     page.keyboard.press("Enter")  # and it is an original like the others: Enter opens it
     expect(page.locator("#public-id")).to_have_value(grid.nth(2).locator(".id").inner_text())
+
+
+def test_a_result_the_browser_cannot_show_says_so(server: ServerProcess, browser: Session) -> None:
+    """f_tiff is a result the server makes and Chromium cannot decode: the page showed a broken picture
+    and "0 × 0 · tiff"."""
+    from playwright.sync_api import expect
+
+    page = browser.page()
+    page.goto(server.url + "/console")
+    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    _open(page, "docs/road")
+    page.fill("#transformation", "c_scale,w_200/f_tiff")
+    info = page.locator("#after-info")
+    expect(info).to_contain_text("this browser cannot show tiff")
+    assert "0 × 0" not in info.inner_text()
+    assert page.get_attribute("#after", "src") is None
+    assert "/c_scale,w_200/f_tiff/v" in page.input_value("#url")
+    page.fill("#transformation", "c_scale,w_200/f_png")  # and a format it can show is shown again
+    expect(info).to_contain_text("200 × 133 · png")

@@ -21,7 +21,10 @@ function describe(width, height, type, bytes) {
   const format = (type.split("/")[1] || type || "?").replace("jpeg", "jpg");
   const size = bytes >= 1024 * 1024 ? `${(bytes / 1048576).toFixed(2)} MB`
     : bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KB` : `${bytes} B`;
-  return `${width} × ${height} · ${format} · ${size} (${bytes.toLocaleString("en")} bytes)`;
+  const text = `${format} · ${size} (${bytes.toLocaleString("en")} bytes)`;
+  // A format the browser cannot decode (f_tiff) has no size here: not "0 × 0", and a broken picture.
+  if (!width) return `${text}: this browser cannot show ${format}; Open downloads it`;
+  return `${width} × ${height} · ${text}`;
 }
 
 export class Builder {
@@ -106,7 +109,7 @@ export class Builder {
     while (this.urls.length > 8) URL.revokeObjectURL(this.urls.shift());
     return new Promise((resolve) => {
       img.onload = () => resolve();
-      img.onerror = () => resolve();
+      img.onerror = () => { img.removeAttribute("src"); resolve(); }; // not the browser's broken-image icon
       img.src = url;
     });
   }
