@@ -5,11 +5,13 @@ showed before. A real browser, a real `cutout serve` with the Upload/Admin API; 
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.app.helpers import SAMPLES
 from tests.app.server_process import ServerProcess
 from tests.console.browser import PHONE, Session, chromium, console_server
 
@@ -21,7 +23,9 @@ KEY, SECRET = "states-key", "states-secret"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     root: Path = tmp_path_factory.mktemp("console-states")
-    env = {"CUTOUT_UPLOAD": "1", "CUTOUT_API_KEY": KEY, "CUTOUT_API_SECRET": SECRET}
+    # No model: nothing here needs one, and uploads are tried where background removal is off.
+    env = {"CUTOUT_UPLOAD": "1", "CUTOUT_API_KEY": KEY, "CUTOUT_API_SECRET": SECRET,
+           "CUTOUT_BACKGROUND_REMOVAL": "0"}  # fmt: skip
     yield from console_server(root, env)
 
 
@@ -207,3 +211,26 @@ def test_a_result_the_browser_cannot_show_says_so(server: ServerProcess, browser
     assert "/c_scale,w_200/f_tiff/v" in page.input_value("#url")
     page.fill("#transformation", "c_scale,w_200/f_png")  # and a format it can show is shown again
     expect(info).to_contain_text("200 × 133 · png")
+
+
+def test_without_background_removal_an_upload_is_not_asked_for_it(
+    server: ServerProcess, browser: Session, tmp_path: Path
+) -> None:
+    """The server has no model: "Remove background on upload" was shown, checked, and every upload failed
+    with "background removal is not available on this server"."""
+    from playwright.sync_api import expect
+
+    page = browser.page()
+    page.goto(server.url + "/console")
+    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    expect(page.locator("#cloud")).to_contain_text("background removal is off")
+    expect(page.locator("#remove-bg")).to_be_hidden()
+    assert not page.is_checked("#remove-bg")
+    photo = tmp_path / "plain.jpg"
+    shutil.copy(SAMPLES / "docs/road.jpg", photo)
+    with page.expect_file_chooser() as chooser:
+        page.click("#drop")
+    chooser.value.set_files(str(photo))
+    row = page.locator("#uploads li", has_text="plain.jpg")
+    expect(row).to_contain_text("uploaded")
+    assert "failed" not in row.inner_text()

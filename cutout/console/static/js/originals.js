@@ -136,6 +136,11 @@ export class Originals {
   wireUploads() {
     const drop = $("drop");
     const picker = $("files");
+    if (!this.config.background_removal) {
+      // Checked by default, it made every upload fail: "background removal is not available".
+      $("remove-bg").checked = false;
+      $("remove-bg").closest("label").hidden = true;
+    }
     if (!this.config.upload) {
       drop.hidden = true;
       $("search").hidden = true; // it searches the Admin API's listing: without it, Search did nothing
