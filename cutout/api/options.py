@@ -31,8 +31,9 @@ FILES = ("image_file", "bg_image_file")
 PREVIEW_MEGAPIXELS = 0.25
 MAX_MEGAPIXELS = 1000.0
 
+_BOOL: dict[str, object] = {"type": "string", "enum": ["true", "false", "1", "0"]}
 #: A true/false field, as text (a query, a form); JSON may send true and false (``openapi``).
-FLAG: dict[str, object] = {"type": "string", "enum": ["true", "false", "1", "0"]}
+FLAG = _BOOL
 _TEXT: dict[str, object] = {"type": "string"}
 #: name -> (JSON schema of the field's text, what it means): the OpenAPI document and docs page.
 SOURCE_DOCS: dict[str, tuple[dict[str, object], str]] = {
@@ -45,7 +46,7 @@ SOURCE_DOCS: dict[str, tuple[dict[str, object], str]] = {
 OPTION_DOCS: dict[str, tuple[dict[str, object], str]] = {
     "channels": ({"type": "string", "enum": ["rgba", "alpha"]},
                  "rgba: the cut-out; alpha: a one-band mask the size of the input"),
-    "fine_edges": (FLAG, "finer hair and fur"),
+    "fine_edges": (_BOOL, "finer hair and fur"),
     "bg_color": (_TEXT, "background colour: hex (#f00, ff0000, ff000080), a colour name, or r,g,b[,a]"),
     "bg_image_file": ({"type": "string", "format": "binary"},
                       "a background image, cover-fitted behind the cut-out: a multipart file part, or base64 "
@@ -56,7 +57,7 @@ OPTION_DOCS: dict[str, tuple[dict[str, object], str]] = {
                       "(azimuth_<0-360>;elevation_<0-90>;spread_<0-100>)"),
     "roi": (_TEXT, "only this region may be foreground: x1 y1 x2 y2 (corners; px or %, separated by spaces "
                    "or commas), e.g. 10% 0% 90% 100%"),
-    "crop": (FLAG, "crop to the foreground"),
+    "crop": (_BOOL, "crop to the foreground"),
     "crop_margin": (_TEXT, "space kept around the cropped foreground: 1, 2 or 4 values in px or %"),
     "size": (_TEXT, "full (default), auto, preview (0.25 megapixels at most) or <width>x<height> to fit in"),
     "max_megapixels": ({"type": "string", "pattern": "^[0-9.]+$"}, "scale the result down to at most this"),
@@ -65,7 +66,7 @@ OPTION_DOCS: dict[str, tuple[dict[str, object], str]] = {
     "output": ({"type": "string", "enum": ["binary", "json"]}, "the image itself, or JSON describing it"),
     "encoding": ({"type": "string", "enum": ["base64", "data_uri", "url"]},
                  "the image's encoding in JSON output; url: a delivery URL that GETs it without a key"),
-    "async": (FLAG, "answer 202 with a task at once"),
+    "async": (_BOOL, "answer 202 with a task at once"),
     "webhook_url": (_TEXT, "notified (Standard Webhooks) when the task ends"),
 }  # fmt: skip
 
