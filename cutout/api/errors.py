@@ -40,15 +40,34 @@ CODES: dict[str, tuple[int, str]] = {
 }
 
 
+#: The longest ``detail`` and ``parameter`` an error carries. They quote what the client sent (an unknown
+#: field's name, a malformed value), and a JSON body may send megabytes of either: it was sent back whole
+#: (twice, for a name), the answer to a 5 MB key being 10 MB.
+MAX_DETAIL = 1000
+MAX_PARAMETER = 100
+
+
+def bounded(text: str, limit: int) -> str:
+    """``text``, or its start and end around a note of what was left out: the start says what is wrong,
+    the end often how to put it right."""
+    if len(text) <= limit:
+        return text
+    tail = limit // 4
+    head = limit - tail - 40  # the note's room: 32 characters and the count's digits
+    note = f" [... {len(text) - head - tail} characters left out ...] "
+    return text[:head] + note + text[-tail:]
+
+
 class ApiError(Exception):
     def __init__(
         self, code: str, detail: str, *, parameter: str | None = None, headers: dict[str, str] | None = None
     ) -> None:
+        detail = bounded(detail, MAX_DETAIL)
         super().__init__(detail)
         self.code = code
         self.status, self.title = CODES[code]
         self.detail = detail
-        self.parameter = parameter
+        self.parameter = None if parameter is None else bounded(parameter, MAX_PARAMETER)
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:

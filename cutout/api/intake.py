@@ -93,6 +93,12 @@ async def read(request: Request, limit: int) -> Intake:
                 f"Content-Type {media or '(none)'} is not an image, multipart, form or JSON body",
             )
         body = None
+    if "image_file" in fields:  # text (query, form or JSON), not a file part: it was passed over unread
+        raise ApiError(
+            "invalid_parameter",
+            "image_file must be a multipart file part; send base64 or a data URI as image_file_b64",
+            parameter="image_file",
+        )
     given = (["body"] if body else []) + (["image_file"] if upload is not None else [])
     given += [name for name in SOURCES if name in fields and name != "image_file"]
     source = check_sources(given)

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from cutout.api.errors import CODES
-from cutout.api.options import OPTION_DOCS, SOURCE_DOCS
+from cutout.api.options import FLAG, MAX_MEGAPIXELS, OPTION_DOCS, SOURCE_DOCS
 
 _REF = "#/components/schemas/"
 
@@ -64,9 +64,21 @@ _RESULT = {
 _TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
-def _fields() -> dict[str, Any]:
+def _fields(body: str = "multipart") -> dict[str, Any]:
+    """The fields of a ``body`` of that kind: ``multipart`` (file parts too), ``form`` (url-encoded: text
+    only, so no image_file, and bg_image_file as base64) or ``json`` (text only, and true/false and
+    numbers as JSON writes them: ``{"crop": true}``, as the README's examples send it, was outside the
+    document, whose flags were strings only)."""
     properties: dict[str, Any] = {}
     for name, (schema, text) in {**SOURCE_DOCS, **OPTION_DOCS}.items():
+        if body != "multipart" and name == "image_file":
+            continue  # a text image_file is refused: image_file_b64 carries base64
+        if body != "multipart" and schema.get("format") == "binary":
+            schema = {"type": "string"}
+        if body == "json" and schema is FLAG:
+            schema = {"anyOf": [{"type": "boolean"}, FLAG]}
+        elif body == "json" and name == "max_megapixels":
+            schema = {"anyOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": MAX_MEGAPIXELS}, schema]}
         properties[name] = {**schema, "description": text}
     return properties
 
@@ -152,7 +164,10 @@ def _schemas() -> dict[str, Any]:
 
 @cache
 def document() -> dict[str, Any]:
-    fields = {"type": "object", "properties": _fields(), "additionalProperties": False}
+    fields = {
+        body: {"type": "object", "properties": _fields(body), "additionalProperties": False}
+        for body in ("multipart", "form", "json")
+    }
     # A file part cannot be a query parameter; bg_image_file may be, as base64 text.
     query = [
         {"name": name, "in": "query", "required": False, "description": text,
@@ -195,9 +210,9 @@ def document() -> dict[str, Any]:
                         "content": {
                             "image/*": _IMAGE,
                             "application/octet-stream": _IMAGE,
-                            "multipart/form-data": {"schema": fields},
-                            "application/x-www-form-urlencoded": {"schema": fields},
-                            "application/json": {"schema": fields},
+                            "multipart/form-data": {"schema": fields["multipart"]},
+                            "application/x-www-form-urlencoded": {"schema": fields["form"]},
+                            "application/json": {"schema": fields["json"]},
                         },
                     },
                     "responses": {"200": _RESULT, "202": _ACCEPTED, **_error_responses(*_REMOVE)},

@@ -32,6 +32,8 @@ PREVIEW_MEGAPIXELS = 0.25
 MAX_MEGAPIXELS = 1000.0
 
 _BOOL: dict[str, object] = {"type": "string", "enum": ["true", "false", "1", "0"]}
+#: A true/false field, as text (a query, a form); JSON may send true and false (``openapi``).
+FLAG = _BOOL
 _TEXT: dict[str, object] = {"type": "string"}
 #: name -> (JSON schema of the field's text, what it means): the OpenAPI document and docs page.
 SOURCE_DOCS: dict[str, tuple[dict[str, object], str]] = {
@@ -315,6 +317,9 @@ def _check_together(options: Options, fields: Mapping[str, str]) -> None:
         raise invalid("encoding", "encoding needs output=json")
     if options.size is not None and "max_megapixels" in fields:
         raise invalid("max_megapixels", "give size=<width>x<height> or max_megapixels, not both")
+    if fields.get("size") == "preview" and "max_megapixels" in fields:
+        # preview is max_megapixels=0.25: whichever of the two came last won, the other was dropped
+        raise invalid("max_megapixels", "give size=preview (0.25 megapixels) or max_megapixels, not both")
 
 
 def output_format(options: Options) -> str:

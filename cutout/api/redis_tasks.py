@@ -39,13 +39,23 @@ class RedisTasks(Tasks):
         return task
 
     def put(self, task: dict[str, Any]) -> None:
+        self._write(task, only_if_there=False)
+
+    def update(self, task: dict[str, Any]) -> bool:
+        # SET XX: atomic, so a DELETE between the driver's read and write wins.
+        return self._write(task, only_if_there=True)
+
+    def _write(self, task: dict[str, Any], only_if_there: bool) -> bool:
         pipe = self.client.pipeline()
-        pipe.set(_TASK + task["task_id"], json.dumps(task), px=self._remaining_ms(task))
+        pipe.set(_TASK + task["task_id"], json.dumps(task), px=self._remaining_ms(task), xx=only_if_there)
         if task["status"] in FINAL and not _hook_pending(task):
             pipe.srem(_OPEN, task["task_id"])
         else:
             pipe.sadd(_OPEN, task["task_id"])
-        pipe.execute()
+        written = bool(pipe.execute()[0])
+        if not written:  # deleted: not listed as open either (the sweep would drop it, a lease later)
+            self.client.srem(_OPEN, task["task_id"])
+        return written
 
     def get(self, task_id: str) -> dict[str, Any] | None:
         raw = self.client.get(_TASK + task_id)
@@ -55,12 +65,14 @@ class RedisTasks(Tasks):
         return task
 
     def finish(self, task: dict[str, Any], *, result: dict[str, Any] | None = None, data: bytes | None = None,
-               error: dict[str, Any] | None = None) -> dict[str, Any]:
+               error: dict[str, Any] | None = None) -> dict[str, Any] | None:
         task = {**task, "status": SUCCESS if error is None else ERROR, "finished_at": time.time(),
                 "result": result, "error": error}
         if data is not None:
             self.client.set(_TASK + task["task_id"] + ":data", data, px=self._remaining_ms(task))
-        self.put(task)
+        if not self.update(task):
+            self.client.delete(_TASK + task["task_id"] + ":data")
+            return None
         return task
 
     def data(self, task_id: str) -> bytes | None:

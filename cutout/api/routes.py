@@ -273,7 +273,11 @@ async def no_route(request: Request, api: Api) -> Response:
     raise ApiError("not_found", f"No API route {path}")
 
 
-_ANY = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+#: OPTIONS too: else a plain OPTIONS (no Access-Control-Request-Method: a CORS preflight is answered by
+#: ``cors`` before routing) fell to the delivery URLs' and was told ``Allow: GET, HEAD, OPTIONS`` of
+#: routes that take POST (or GET and DELETE); here it is a 405 that names what the route takes, as the
+#: vendors' faces answer it.
+_ANY = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 ROUTES: tuple[Route, ...] = (
     Route(
         "/v1/remove-background", endpoint(remove_background, "POST /v1/remove-background"), methods=["POST"]

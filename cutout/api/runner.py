@@ -87,9 +87,13 @@ class Runner:
                         metrics.api_tasks_total.labels("resumed").inc()
                     metrics.api_queue_depth.inc()
                     try:
-                        task = await self._run(task)
+                        ended = await self._run(task)
                     finally:
                         metrics.api_queue_depth.dec()
+                    if ended is None:  # deleted while it ran: gone, webhook and all
+                        group.cancel_scope.cancel()
+                        return
+                    task = ended
                 if task["webhook_url"] and self.signer is not None:
                     await self._notify(task)
                 group.cancel_scope.cancel()
@@ -104,9 +108,11 @@ class Runner:
             await anyio.sleep(self.lease / 3)
             await anyio.to_thread.run_sync(self.tasks.renew, task_id, self.owner, self.lease)
 
-    async def _run(self, task: dict[str, Any]) -> dict[str, Any]:
+    async def _run(self, task: dict[str, Any]) -> dict[str, Any] | None:
+        """The task ended (its result or its error), or None: it was deleted (DELETE /v1/tasks/<id>)."""
         task = {**task, "status": RUNNING}
-        await anyio.to_thread.run_sync(self.tasks.put, task)
+        if not await anyio.to_thread.run_sync(self.tasks.update, task):
+            return None
         job = Job.from_json(task["job"])
         while True:
             try:
@@ -120,9 +126,10 @@ class Runner:
             if result is not None:
                 return await self._finish(task, result=result.meta, data=result.entry.data)
 
-    async def _finish(self, task: dict[str, Any], **outcome: Any) -> dict[str, Any]:
+    async def _finish(self, task: dict[str, Any], **outcome: Any) -> dict[str, Any] | None:
         finished = await anyio.to_thread.run_sync(partial(self.tasks.finish, task, **outcome))
-        metrics.api_tasks_total.labels(finished["status"]).inc()
+        if finished is not None:
+            metrics.api_tasks_total.labels(finished["status"]).inc()
         return finished
 
     async def _notify(self, task: dict[str, Any]) -> None:
@@ -138,7 +145,8 @@ class Runner:
                 **task,
                 "webhook": Delivery.new(task["webhook_url"], payload, self.signer.scheme).to_json(),
             }
-            await anyio.to_thread.run_sync(self.tasks.put, task)
+            if not await anyio.to_thread.run_sync(self.tasks.update, task):
+                return  # deleted: nobody to tell about it
         delivery = Delivery.from_json(task["webhook"])
         if delivery.state != "pending":
             return
@@ -146,7 +154,7 @@ class Runner:
         async def keep(attempted: Delivery) -> None:
             nonlocal task
             task = {**task, "webhook": attempted.to_json()}
-            await anyio.to_thread.run_sync(self.tasks.put, task)
+            await anyio.to_thread.run_sync(self.tasks.update, task)  # not a deleted task back
 
         try:
             await deliver(delivery, self.signer, self.hook_policy, on_attempt=keep)

@@ -69,6 +69,15 @@ class Tasks:
         remaining = max(1.0, task["created_at"] + self.ttl - time.time())
         self.cache.set(task["task_id"], task, expire=remaining)
 
+    def update(self, task: dict[str, Any]) -> bool:
+        """``put`` a task that exists, and say whether it did: its driver's writes (running, finished,
+        the webhook's progress) never bring back a task that a DELETE removed meanwhile."""
+        with self.cache.transact():
+            if task["task_id"] not in self.cache:
+                return False
+            self.put(task)
+        return True
+
     def get(self, task_id: str) -> dict[str, Any] | None:
         task: dict[str, Any] | None = self.cache.get(task_id)
         return task
@@ -80,7 +89,8 @@ class Tasks:
         result: dict[str, Any] | None = None,
         data: bytes | None = None,
         error: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | None:
+        """The task finished, or None when it was deleted meanwhile (then nothing of it is kept)."""
         task = {
             **task,
             "status": SUCCESS if error is None else ERROR,
@@ -91,7 +101,9 @@ class Tasks:
         if data is not None:
             remaining = max(1.0, task["created_at"] + self.ttl - time.time())
             self.cache.set(f"{task['task_id']}:data", data, expire=remaining)
-        self.put(task)
+        if not self.update(task):
+            self.cache.delete(f"{task['task_id']}:data")
+            return None
         return task
 
     def data(self, task_id: str) -> bytes | None:

@@ -143,6 +143,10 @@ async def check_endpoint(request: Request, service: Service) -> Response:
     unknown = sorted(set(query) - {"transformation", "public_id", "version"})
     if unknown:
         return _error(400, f"Unknown parameter {unknown[0]!r}: expected transformation, public_id, version")
+    names = [name for name, _ in query.multi_items()]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:  # else the last one was checked and the others passed over
+        return _error(400, f"{repeated[0]} is given more than once")
     transformation = query.get("transformation", "").strip()
     public_id = query.get("public_id", "")
     version_text = query.get("version", "")

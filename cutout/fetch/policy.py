@@ -161,6 +161,11 @@ def _is_address(host: str) -> bool:
 
 def parse_url(text: str) -> httpx.URL:
     try:
-        return httpx.URL(text)
+        url = httpx.URL(text)
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
         raise InvalidUrl(f"Not a valid URL: {text[:200]!r} ({str(exc)[:100]})", detail=str(exc)) from None
+    # httpx takes any number as a port, and the resolver wraps it: :65536 was fetched from port 0, :99999
+    # from 34463 (another service than the URL names).
+    if url.port is not None and not 1 <= url.port <= 65535:
+        raise InvalidUrl(f"Not a valid URL: {text[:200]!r} (the port must be 1 to 65535, not {url.port})")
+    return url

@@ -73,3 +73,38 @@ def test_a_full_queue_is_503_with_retry_after(make_api: ClientFactory) -> None:
 def test_unknown_routes_under_v1(api: TestClient) -> None:
     assert api.get("/v1/remove-background").status_code == 405
     assert api.get("/v1/tasks/tsk_nothing").status_code == 404
+
+
+def test_a_plain_options_is_told_the_methods_the_route_takes(api: TestClient) -> None:
+    """Not the delivery URLs' ``Allow: GET, HEAD, OPTIONS`` (schemathesis' ST205 on the live server)."""
+    for path, allowed in (("/v1/remove-background", "POST"), ("/v1/tasks/tsk_x", "GET, HEAD, DELETE"),
+                          ("/v1/tasks/tsk_x/result", "GET, HEAD")):  # fmt: skip
+        answer = api.options(path)
+        assert answer.status_code == 405, path
+        assert answer.headers["allow"] == allowed
+        assert error_of(answer)["code"] == "method_not_allowed"
+        assert "OPTIONS" in error_of(answer)["detail"]
+    assert error_of(api.options("/v1/nothing"))["code"] == "not_found"
+    # A browser's CORS preflight is still answered as one.
+    preflight = api.options("/v1/remove-background", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code == 204 and "POST" in preflight.headers["access-control-allow-methods"]
+
+
+
+def test_an_error_quotes_a_huge_name_or_value_in_part(api: TestClient) -> None:
+    """A 1 MB field name was sent back whole, twice (in ``detail`` and ``parameter``); a 1 MB value once."""
+    big = "z" * (1 << 20)
+    cases = (
+        ({"public_id": "docs/road", big: 1}, "unknown parameter 'zzz", "zzz"),
+        ({"public_id": "docs/road", "format": big}, "format must be one of auto, png, jpg, webp, got 'zzz",
+         "format"),
+    )
+    for body, detail, parameter in cases:
+        answer = api.post(URL, json=body)
+        assert answer.status_code == 400
+        assert len(answer.content) < 2000
+        error = error_of(answer)
+        assert error["code"] == "invalid_parameter"
+        assert str(error["detail"]).startswith(detail) and "characters left out" in str(error["detail"])
+        assert str(error["parameter"]).startswith(parameter) and len(str(error["parameter"])) <= 100

@@ -72,3 +72,31 @@ def test_the_readme_error_table_lists_every_code() -> None:
     table = readme[readme.index("<!-- api errors -->") : readme.index("<!-- end of api errors -->")]
     rows = {line.split("|")[1].strip(" `"): int(line.split("|")[2]) for line in table.splitlines()[3:]}
     assert rows == {code: status for code, (status, _) in CODES.items()}
+
+
+def test_the_json_body_schema_takes_what_the_api_takes(api: TestClient) -> None:
+    """The README's JSON examples (``{"crop": true, ...}``) are valid bodies by /openapi.json, and so are
+    JSON's own true, false and numbers, which the API takes: the document's flags were strings only. A
+    text ``image_file``, which the API refuses, is no longer in the JSON and url-encoded bodies."""
+    import json
+    import re
+
+    jsonschema_rs = pytest.importorskip("jsonschema_rs")  # schemathesis' own validator
+    operation = api.get("/openapi.json").json()["paths"]["/v1/remove-background"]["post"]
+    content = operation["requestBody"]["content"]
+    valid = jsonschema_rs.validator_for(content["application/json"]["schema"]).is_valid
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## The HTTP API") : readme.index("## Drop-in for the hosted")]
+    examples = [json.loads(body) for body in re.findall(r"-d '(\{.*?\})'", section)]
+    assert len(examples) >= 3 and any(example.get("crop") is True for example in examples)
+    for example in examples:
+        assert valid(example), example
+    body = {"public_id": "docs/road", "crop": True, "fine_edges": False, "max_megapixels": 0.5,
+            "async": False}  # fmt: skip
+    assert valid(body)
+    assert api.post("/v1/remove-background", json=body).status_code == 200
+    for wrong in ({"crop": "maybe"}, {"max_megapixels": 0}, {"max_megapixels": 5000}, {"image_file": "aGk="}):
+        assert not valid({"public_id": "docs/road", **wrong}), wrong
+        assert api.post("/v1/remove-background", json={"public_id": "docs/road", **wrong}).status_code == 400
+    assert "image_file" not in content["application/x-www-form-urlencoded"]["schema"]["properties"]
+    assert content["multipart/form-data"]["schema"]["properties"]["image_file"]["format"] == "binary"

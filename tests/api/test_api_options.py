@@ -363,3 +363,18 @@ def test_a_fully_transparent_bg_color_is_the_plain_cutout(api: TestClient) -> No
     as_jpeg = api.post("/v1/remove-background", params={"public_id": "docs/road", "bg_color": "0000",
                                                          "format": "jpg"})  # fmt: skip
     assert as_jpeg.status_code == 200 and as_jpeg.headers["content-type"] == "image/jpeg"
+
+
+def test_size_preview_and_max_megapixels_are_one_or_the_other() -> None:
+    """``size=preview`` is ``max_megapixels=0.25``: with both, the one given last won and the other was
+    dropped without a word (a 200 of 1 MP for ``size=preview&max_megapixels=1``)."""
+    from cutout.api.errors import ApiError
+    from cutout.api.options import parse_options
+
+    for fields in ({"size": "preview", "max_megapixels": "1"}, {"max_megapixels": "1", "size": "preview"}):
+        with pytest.raises(ApiError, match="size=preview .* or max_megapixels, not both") as caught:
+            parse_options(fields)
+        assert caught.value.parameter == "max_megapixels"
+    for size in ("full", "auto"):  # the original's size, limited: the two agree
+        assert parse_options({"size": size, "max_megapixels": "1"}).max_megapixels == 1.0
+    assert parse_options({"size": "preview"}).max_megapixels == 0.25

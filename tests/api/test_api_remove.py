@@ -261,6 +261,24 @@ def test_no_image_and_two_images(api: TestClient) -> None:
     assert two.status_code == 400 and two.json()["errors"][0]["code"] == "multiple_sources"
 
 
+def test_image_file_as_text_is_refused_not_passed_over(api: TestClient) -> None:
+    """image_file as a text field (a form field, a JSON string, the query) was read as no image at all: with
+    another image, the answer was that one's cut-out; alone, "No image given"."""
+    text = base64.b64encode(road()).decode()
+    for kwargs in (
+        {"data": {"image_file": text, "public_id": "docs/road"}},
+        {"json": {"image_file": text, "public_id": "docs/road"}},
+        {"json": {"image_file": text}},
+        {"params": {"image_file": "x"}, "content": road(), "headers": JPEG},
+    ):
+        response = api.post(URL, **kwargs)  # type: ignore[arg-type]
+        assert response.status_code == 400, (kwargs.keys(), response.text)
+        error = response.json()["errors"][0]
+        assert (error["code"], error["parameter"]) == ("invalid_parameter", "image_file")
+        assert "image_file_b64" in error["detail"]
+    assert api.post(URL, files={"image_file": ("road.jpg", road(), "image/jpeg")}).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("kwargs", "status", "code"),
     [

@@ -107,6 +107,39 @@ def test_delete_and_unknown_tasks(api: TestClient) -> None:
         assert answer.json()["errors"][0]["code"] == "not_found"
 
 
+def test_a_task_deleted_while_it_runs_stays_deleted(make_api: ClientFactory) -> None:
+    """DELETE answered 204 while the task ran, and the task came back when its driver finished it: a
+    success with its result, readable and chainable, as if never deleted."""
+    client = make_api(segmenter=EllipseSegmenter(delay=1.5))
+    location = client.post(URL, content=road(), headers=JPEG, params={"async": "1"}).headers["location"]
+    deadline = time.monotonic() + 10
+    while client.get(location).json()["status"] != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.get(location).json()["status"] == "running"
+    assert client.delete(location).status_code == 204
+    time.sleep(2.5)  # the segmenter is done: the driver has finished (or, before, written back) the task
+    task_id = location.rsplit("/", 1)[1]
+    for answer in (client.get(location), client.get(location + "/result"),
+                   client.post(URL, json={"task_id": task_id})):  # fmt: skip
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["errors"][0]["code"] == "not_found"
+
+
+def test_a_deleted_task_is_not_written_back(tmp_path: Path) -> None:
+    """The store's side: ``update`` and ``finish`` of a deleted task keep nothing of it."""
+    from cutout.api.tasks import Tasks
+
+    tasks = Tasks(tmp_path / "tasks", ttl=60)
+    task = tasks.create({"public_id": "x"}, None)
+    assert tasks.update({**task, "status": "running"}) and tasks.get(task["task_id"])["status"] == "running"
+    assert tasks.delete(task["task_id"])
+    assert not tasks.update({**task, "status": "running"})
+    assert tasks.finish(task, result={"width": 1}, data=b"image") is None
+    assert tasks.get(task["task_id"]) is None and tasks.data(task["task_id"]) is None
+    assert tasks.unfinished() == []
+    tasks.close()
+
+
 def test_the_task_routes_refuse_query_parameters(api: TestClient) -> None:
     """A task's options were fixed when it was made: ``/result?format=jpg`` would answer its PNG as if
     asked, so a query parameter on a task route is a 400 naming it (the task is left as it was)."""

@@ -29,6 +29,7 @@ def test_open_console_without_uploads_or_model(server: ServerProcess) -> None:
         expect(page.locator("#upload-off")).to_contain_text("CUTOUT_UPLOAD=1", timeout=20_000)
         expect(page.locator("#cloud")).to_contain_text("background removal is off")
         expect(page.locator("#drop")).to_be_hidden()
+        expect(page.locator("#search")).to_be_hidden()  # shown, it searched nothing: no listing to search
         page.fill("#public-id", "docs/road")
         page.press("#public-id", "Enter")
         expect(page.locator("#before-info")).to_contain_text("640 × 427 · jpg", timeout=20_000)

@@ -147,6 +147,12 @@ def test_check_refuses_what_is_no_transformation_and_bad_requests(make: Any) -> 
     assert client.get("/console/check", params={"public_id": "a", "version": "x1"}).status_code == 400
     huge = client.get("/console/check", params={"public_id": "a", "version": "1" * 5000})  # was a 500
     assert huge.status_code == 400 and "up to 18 digits" in huge.json()["error"]["message"]
+    # A parameter given twice: the last was checked, the first passed over without a word.
+    for query in ("transformation=w_10&transformation=w_20&public_id=docs/road",
+                  "public_id=docs/road&public_id=x"):
+        twice = client.get("/console/check?" + query)
+        assert twice.status_code == 400, query
+        assert "given more than once" in twice.json()["error"]["message"]
 
 
 def test_strict_mode_answers_like_the_url(make: Any) -> None:

@@ -82,3 +82,21 @@ def test_a_redis_that_refuses_the_client_stops_the_start_with_the_variables_name
     finally:
         with redis.Redis(port=port, password="right") as admin:
             admin.config_set("requirepass", "")
+
+
+def test_redis_tasks_a_deleted_task_is_not_written_back(redis_url: str) -> None:
+    """As the folder's tasks (tests/api/test_api_tasks.py): the driver's writes after a DELETE keep
+    nothing, so the task does not come back, finished, on any replica."""
+    from cutout.api.redis_tasks import RedisTasks
+
+    tasks = RedisTasks(redis_url, ttl=60)
+    task = tasks.create({"public_id": "x"}, None)
+    assert tasks.update({**task, "status": "running"})
+    got = tasks.get(task["task_id"])
+    assert got is not None and got["status"] == "running"
+    assert tasks.delete(task["task_id"])
+    assert not tasks.update({**task, "status": "running"})
+    assert tasks.finish(task, result={"width": 1}, data=b"image") is None
+    assert tasks.get(task["task_id"]) is None and tasks.data(task["task_id"]) is None
+    assert all(found["task_id"] != task["task_id"] for found in tasks.unfinished())
+    tasks.close()

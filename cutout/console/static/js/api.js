@@ -8,6 +8,17 @@ export class ApiError extends Error {
   }
 }
 
+// fetch, with a network failure (server down, connection refused) said in words: the browser's own
+// TypeError says only "Failed to fetch". An abort stays an AbortError, for callers that cancel.
+async function reach(url, options) {
+  try {
+    return await fetch(url, options);
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError(0, `Cannot reach the server (${error.message})`);
+  }
+}
+
 async function json(response) {
   let body = null;
   try {
@@ -23,13 +34,13 @@ async function json(response) {
 }
 
 export async function getConfig() {
-  return json(await fetch("/console/config", { credentials: "same-origin" }));
+  return json(await reach("/console/config", { credentials: "same-origin" }));
 }
 
 export async function check(transformation, asset, signal) {
   const query = new URLSearchParams({ transformation, public_id: asset.public_id });
   if (asset.version) query.set("version", String(asset.version));
-  return json(await fetch(`/console/check?${query}`, { signal, credentials: "same-origin" }));
+  return json(await reach(`/console/check?${query}`, { signal, credentials: "same-origin" }));
 }
 
 // The Admin API: GET /v1_1/<cloud>/resources/image/upload?prefix=&max_results=&next_cursor=
@@ -37,13 +48,13 @@ export async function listResources(cloud, { prefix = "", cursor = "", max = 30 
   const query = new URLSearchParams({ max_results: String(max) });
   if (prefix) query.set("prefix", prefix);
   if (cursor) query.set("next_cursor", cursor);
-  return json(await fetch(`/v1_1/${encodeURIComponent(cloud)}/resources/image/upload?${query}`,
+  return json(await reach(`/v1_1/${encodeURIComponent(cloud)}/resources/image/upload?${query}`,
                           { credentials: "same-origin" }));
 }
 
 export async function getResource(cloud, publicId) {
   const path = publicId.split("/").map(encodeURIComponent).join("/");
-  return json(await fetch(`/v1_1/${encodeURIComponent(cloud)}/resources/image/upload/${path}`,
+  return json(await reach(`/v1_1/${encodeURIComponent(cloud)}/resources/image/upload/${path}`,
                           { credentials: "same-origin" }));
 }
 
@@ -57,7 +68,7 @@ export function removal(resource) {
 // The server signs the parameters (the secret stays there), then the browser posts the file to the
 // Upload API itself, with progress.
 export async function upload(cloud, file, params, onProgress) {
-  const signed = await json(await fetch("/console/sign", {
+  const signed = await json(await reach("/console/sign", {
     method: "POST",
     credentials: "same-origin",
     headers: { "Content-Type": "application/json" },
@@ -118,7 +129,7 @@ const sleep = (ms, signal) => new Promise((resolve, reject) => {
 // again, telling the caller (onGenerating) so the page can say so.
 export async function fetchImage(url, { signal, onGenerating } = {}) {
   for (;;) {
-    const response = await fetch(url, { signal, credentials: "same-origin" });
+    const response = await reach(url, { signal, credentials: "same-origin" });
     if (response.status === 423) {
       onGenerating?.();
       const seconds = Number(response.headers.get("Retry-After")) || 2;

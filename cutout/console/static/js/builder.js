@@ -21,18 +21,23 @@ function describe(width, height, type, bytes) {
   const format = (type.split("/")[1] || type || "?").replace("jpeg", "jpg");
   const size = bytes >= 1024 * 1024 ? `${(bytes / 1048576).toFixed(2)} MB`
     : bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KB` : `${bytes} B`;
-  return `${width} × ${height} · ${format} · ${size} (${bytes.toLocaleString("en")} bytes)`;
+  const text = `${format} · ${size} (${bytes.toLocaleString("en")} bytes)`;
+  // A format the browser cannot decode (f_tiff) has no size here: not "0 × 0", and a broken picture.
+  if (!width) return `${text}: this browser cannot show ${format}; Open downloads it`;
+  return `${width} × ${height} · ${text}`;
 }
 
 export class Builder {
-  constructor(config, { otherIds }) {
+  constructor(config, { otherIds, onOpen }) {
     this.cloud = config.cloud;
     this.otherIds = otherIds; // () -> public ids listed in the grid
+    this.onOpen = onOpen; // (public id) -> void: an original opened by its id, for the grid to mark
     this.asset = null;
     this.field = $("transformation");
     this.timer = 0;
     this.checking = null; // AbortController of the check in flight
     this.loading = null; // AbortController of the result image being fetched
+    this.original = null; // AbortController of the original image being fetched
     this.urls = []; // object URLs to revoke
     this.field.addEventListener("input", () => this.schedule());
     this.field.addEventListener("keydown", (event) => {
@@ -61,6 +66,7 @@ export class Builder {
           asset = { public_id: id }; // the check below says what the delivery URL answers (404...)
         }
       }
+      this.onOpen?.(asset.public_id); // else the grid goes on marking the original shown before
       this.select(asset);
     });
   }
@@ -80,12 +86,19 @@ export class Builder {
   }
 
   // The original at its real size, with what the delivery URL answers.
+  // Only the latest original counts: one asked for before it may answer after it.
   async showImage(img, url, info) {
+    this.original?.abort();
+    const controller = (this.original = new AbortController());
+    info.textContent = "Loading…";
     try {
-      const { blob, type } = await fetchImage(url);
+      const { blob, type } = await fetchImage(url, { signal: controller.signal });
+      if (controller.signal.aborted) return;
       await this.place(img, blob);
       info.textContent = describe(img.naturalWidth, img.naturalHeight, type, blob.size);
     } catch (error) {
+      if (error.name === "AbortError" || controller.signal.aborted) return;
+      img.removeAttribute("src"); // not the previous original's picture over this one's error
       info.textContent = `${error.status || ""} ${error.message}`.trim();
     }
   }
@@ -96,7 +109,7 @@ export class Builder {
     while (this.urls.length > 8) URL.revokeObjectURL(this.urls.shift());
     return new Promise((resolve) => {
       img.onload = () => resolve();
-      img.onerror = () => resolve();
+      img.onerror = () => { img.removeAttribute("src"); resolve(); }; // not the browser's broken-image icon
       img.src = url;
     });
   }
@@ -117,6 +130,9 @@ export class Builder {
       const value = this.field.value;
       caret.textContent = `${value}\n${" ".repeat(column - 1)}^`;
       box.prepend(caret);
+      // The column in view, near the middle: monospace, so one character is the width over the longest line.
+      const char = caret.scrollWidth / Math.max(value.length, column);
+      caret.scrollLeft = Math.max(0, (column - 0.5) * char - caret.clientWidth / 2);
     }
   }
 
@@ -133,7 +149,11 @@ export class Builder {
     try {
       answer = await check(text, this.asset, controller.signal);
     } catch (error) {
-      if (error.name !== "AbortError") this.message(error.message, "bad", null);
+      if (error.name === "AbortError" || controller.signal.aborted) return;
+      // The server is down or refused the check: the URL, code and result of the text checked before
+      // would pass for this one's, so they go.
+      this.message(`${error.status || ""} ${error.message}`.trim(), "bad", null);
+      this.clear("", "No result: the transformation could not be checked.");
       return;
     }
     if (controller.signal.aborted) return;
@@ -142,13 +162,7 @@ export class Builder {
     $("open-url").href = answer.url;
     if (!answer.ok) {
       this.message(`${answer.status} ${answer.message}`, "bad", answer.column);
-      $("python").textContent = "";
-      $("javascript").textContent = "";
-      this.loading?.abort();
-      $("after").removeAttribute("src");
-      $("after-info").textContent = `The delivery URL answers ${answer.status}.`;
-      $("generating").hidden = true;
-      $("compare").hidden = true;
+      this.clear(answer.url, `The delivery URL answers ${answer.status}.`);
       return;
     }
     this.message(text ? `Valid: ${answer.canonical || "(no change)"}` : "No transformation: the original.", "good",
@@ -156,6 +170,19 @@ export class Builder {
     $("python").textContent = answer.python;
     $("javascript").textContent = answer.javascript;
     this.load(answer.path, answer.cutout);
+  }
+
+  // No result to show (``url`` is the delivery URL that answers an error, or none): ``why`` says so.
+  clear(url, why) {
+    $("url").value = url;
+    $("open-url").href = url || "#";
+    $("python").textContent = "";
+    $("javascript").textContent = "";
+    this.loading?.abort();
+    $("after").removeAttribute("src");
+    $("after-info").textContent = why;
+    $("generating").hidden = true;
+    $("compare").hidden = true;
   }
 
   // The result, through the delivery URL itself: 423 shows "Generating…" until it is ready.
@@ -169,7 +196,12 @@ export class Builder {
     try {
       const { blob, type } = await fetchImage(path, {
         signal: controller.signal,
-        onGenerating: () => { generating.hidden = false; info.textContent = "Generating (423): the image appears when it is ready."; },
+        onGenerating: () => {
+          // Not the previous result under "Generating…", as if it were this one's.
+          $("after").removeAttribute("src");
+          generating.hidden = false;
+          info.textContent = "Generating (423): the image appears when it is ready.";
+        },
       });
       if (controller.signal.aborted) return;
       await this.place($("after"), blob);

@@ -8,7 +8,10 @@ async function start() {
   document.getElementById("cloud").textContent =
     `cloud ${config.cloud}${config.background_removal ? "" : " · background removal is off on this server"}`;
   let originals = null;
-  const builder = new Builder(config, { otherIds: () => originals?.ids() ?? [] });
+  const builder = new Builder(config, {
+    otherIds: () => originals?.ids() ?? [],
+    onOpen: (publicId) => originals?.mark(publicId),
+  });
   originals = new Originals(config, { onSelect: (asset) => builder.select(asset) });
   await originals.reload();
   document.body.dataset.ready = "true"; // for tests: the first listing is on the page

@@ -46,9 +46,14 @@ export class Originals {
       return;
     }
     status.textContent = "Loading…";
+    // "Load more" from the keyboard: the focus goes on to the first new original, not to the page's top
+    // (where it fell when the last page hid the button).
+    const fromMore = document.activeElement === $("more");
     try {
       const listing = await listResources(this.cloud, { prefix: this.prefix, cursor: this.cursor, max: PAGE_SIZE });
+      const known = this.items.size;
       for (const asset of listing.resources || []) this.show(asset, false);
+      if (fromMore && this.items.size > known) [...this.items.values()][known].li.firstChild.focus();
       this.cursor = listing.next_cursor || "";
       $("more").hidden = !this.cursor;
       this.count();
@@ -115,17 +120,30 @@ export class Originals {
   select(publicId) {
     const item = this.items.get(publicId);
     if (!item) return;
-    for (const other of this.items.values()) other.li.firstChild.setAttribute("aria-pressed", "false");
-    item.li.firstChild.setAttribute("aria-pressed", "true");
-    this.selected = publicId;
+    this.mark(publicId);
     this.onSelect(item.asset);
+  }
+
+  // Which original the builder shows (one opened by its id too, listed here or not): its entry, if any,
+  // is the one pressed, and a removal followed to its end re-opens it only while it is still shown.
+  mark(publicId) {
+    for (const [id, other] of this.items) {
+      other.li.firstChild.setAttribute("aria-pressed", String(id === publicId));
+    }
+    this.selected = publicId;
   }
 
   wireUploads() {
     const drop = $("drop");
     const picker = $("files");
+    if (!this.config.background_removal) {
+      // Checked by default, it made every upload fail: "background removal is not available".
+      $("remove-bg").checked = false;
+      $("remove-bg").closest("label").hidden = true;
+    }
     if (!this.config.upload) {
       drop.hidden = true;
+      $("search").hidden = true; // it searches the Admin API's listing: without it, Search did nothing
       $("remove-bg").closest("label").hidden = true;
       $("upload-off").hidden = false;
       $("upload-off").textContent = "Uploads and the originals list need the Upload/Admin API: start the server "

@@ -1,0 +1,236 @@
+"""The console's page in states a first test drive meets beside the happy path (QA pass 18): an original
+opened by its id rather than from the grid, an id that does not exist after one that does, and a server
+that stops answering while the page is open. Each time the page shows what is true now, not what it
+showed before. A real browser, a real `cutout serve` with the Upload/Admin API; no model."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.app.helpers import SAMPLES
+from tests.app.server_process import ServerProcess
+from tests.console.browser import PHONE, Session, chromium, console_server
+
+pytestmark = pytest.mark.integration
+
+KEY, SECRET = "states-key", "states-secret"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    root: Path = tmp_path_factory.mktemp("console-states")
+    # No model: nothing here needs one, and uploads are tried where background removal is off.
+    env = {"CUTOUT_UPLOAD": "1", "CUTOUT_API_KEY": KEY, "CUTOUT_API_SECRET": SECRET,
+           "CUTOUT_BACKGROUND_REMOVAL": "0"}  # fmt: skip
+    yield from console_server(root, env)
+
+
+@pytest.fixture(scope="module")
+def browser(server: ServerProcess) -> Iterator[Session]:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=20_000)
+    with chromium(http_credentials={"username": KEY, "password": SECRET}) as session:
+        yield session
+
+
+def _open(page: object, public_id: str) -> None:
+    from playwright.sync_api import Page
+
+    assert isinstance(page, Page)
+    page.fill("#public-id", public_id)
+    page.press("#public-id", "Enter")
+
+
+def test_an_original_opened_by_its_id_is_the_one_marked_in_the_grid(
+    server: ServerProcess, browser: Session
+) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.page()
+    page.goto(server.url + "/console")
+    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    pressed = page.locator("#grid .thumb[aria-pressed=true]")
+    expect(pressed).to_have_count(1)
+    first = pressed.locator(".id").inner_text()
+    other = "docs/road" if first != "docs/road" else "docs/bg_beach"
+    _open(page, other)
+    expect(page.locator("#before-info")).to_contain_text("×")
+    # The grid said the first original was the one shown, while the builder showed another.
+    expect(pressed).to_have_count(1)
+    expect(pressed.locator(".id")).to_have_text(other)
+    # An id the grid does not list (here: none) leaves no entry pressed.
+    _open(page, "no/such")
+    expect(pressed).to_have_count(0)
+
+
+def test_a_missing_original_does_not_show_the_previous_picture(
+    server: ServerProcess, browser: Session
+) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.page()
+    page.goto(server.url + "/console")
+    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    _open(page, "docs/road")
+    expect(page.locator("#before-info")).to_contain_text("640 × 427")
+    _open(page, "no/such")
+    expect(page.locator("#before-info")).to_contain_text("404")
+    # The road stayed in the "Original" frame above "404 Resource not found - no/such".
+    assert page.get_attribute("#before", "src") is None
+    expect(page.locator("#after-info")).to_contain_text("The delivery URL answers 404")
+
+
+def test_a_server_that_stops_answering_is_said_so_and_the_old_result_goes(
+    server: ServerProcess, browser: Session
+) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.page()
+    page.goto(server.url + "/console")
+    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    _open(page, "docs/road")
+    page.click("button[data-preset=square]")
+    expect(page.locator("#after-info")).to_contain_text("300 × 300")
+    assert page.inner_text("#python")
+    # From now on the server cannot be reached (a refused connection, as when it is stopped).
+    page.route("**/console/check*", lambda route: route.abort("connectionrefused"))
+    page.fill("#transformation", "c_scale,w_100")
+    message = page.locator("#t-message")
+    expect(message).to_contain_text("Cannot reach the server")  # was the browser's bare "Failed to fetch"
+    # The square thumbnail, its URL and its code stayed under c_scale,w_100 as if they were its own.
+    expect(page.locator("#after-info")).to_contain_text("could not be checked")
+    assert page.get_attribute("#after", "src") is None
+    assert page.input_value("#url") == ""
+    assert page.inner_text("#python") == "" and page.inner_text("#javascript") == ""
+    page.unroute("**/console/check*")
+    page.fill("#transformation", "c_scale,w_100")
+    page.press("#transformation", "Enter")
+    expect(page.locator("#after-info")).to_contain_text("100 × 67")
+    assert not [line for line in browser.console if line.startswith("pageerror")], browser.console
+
+
+def test_the_caret_of_a_long_transformation_is_in_view(server: ServerProcess, browser: Session) -> None:
+    """At phone width, the ^ under column 76 was past the message's hidden edge: it said where the error
+    is, out of sight. The line now scrolls, and opens with the column in view."""
+    from playwright.sync_api import expect
+
+    page = browser.page(PHONE)
+    page.goto(server.url + "/console")
+    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    _open(page, "docs/road")
+    text = ("c_scale,w_200/e_background_removal/c_crop,w_50,h_50,g_north_east,x_10,y_10/e_sharpen:abc/"
+            "e_grayscale")
+    page.fill("#transformation", text)
+    caret = page.locator("#t-message .caret")
+    expect(caret).to_contain_text("^")
+    column = caret.inner_text().split("\n")[1].index("^") + 1
+    assert column == text.index("e_sharpen") + 1
+    seen = caret.evaluate("""(line, [length, column]) => {
+        const char = line.scrollWidth / Math.max(length, column);
+        const x = (column - 1) * char;
+        return [line.scrollWidth > line.clientWidth, x >= line.scrollLeft,
+                x + char <= line.scrollLeft + line.clientWidth];
+    }""", [len(text), column])
+    assert seen == [True, True, True], seen
+
+
+def test_while_a_result_is_generated_the_previous_one_is_not_shown(
+    server: ServerProcess, browser: Session
+) -> None:
+    """A 423 showed "Generating…" over the result of the transformation before (the untouched original,
+    say), as if that were what was being made. The 423 is the server's own (Retry-After: 1), answered
+    here for the first request of the new result so that no model is needed."""
+    from playwright.sync_api import Route, expect
+
+    page = browser.page()
+    page.goto(server.url + "/console")
+    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    _open(page, "docs/road")
+    expect(page.locator("#after-info")).to_contain_text("640 × 427")  # no transformation: the original
+    assert page.get_attribute("#after", "src")
+    held: list[Route] = []
+
+    def locked(route: Route) -> None:
+        if not held:
+            held.append(route)
+            route.fulfill(status=423, headers={"Retry-After": "1"}, body="")
+        else:
+            route.continue_()
+
+    page.route("**/image/upload/c_scale,w_120/**", locked)
+    page.fill("#transformation", "c_scale,w_120")
+    expect(page.locator("#generating")).to_be_visible()
+    assert page.get_attribute("#after", "src") is None
+    expect(page.locator("#after-info")).to_contain_text("120 × 80")
+    expect(page.locator("#generating")).to_be_hidden()
+    assert page.get_attribute("#after", "src")
+
+
+def test_load_more_from_the_keyboard_goes_on_to_the_new_originals(
+    server: ServerProcess, browser: Session
+) -> None:
+    """Enter on "Load more" for the last page hid the focused button, and the focus fell back to the top
+    of the page: a keyboard user had to Tab through everything again."""
+    from playwright.sync_api import expect
+
+    page = browser.page()
+    page.goto(server.url + "/console?page_size=2")
+    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    page.fill("#prefix", "docs/rmv_bgd/")
+    page.press("#prefix", "Enter")
+    grid = page.locator("#grid .thumb")
+    expect(grid).to_have_count(2)
+    page.focus("#more")
+    page.keyboard.press("Enter")
+    expect(grid).to_have_count(3)
+    expect(page.locator("#more")).to_be_hidden()
+    expect(grid.nth(2)).to_be_focused()
+    page.keyboard.press("Enter")  # and it is an original like the others: Enter opens it
+    expect(page.locator("#public-id")).to_have_value(grid.nth(2).locator(".id").inner_text())
+
+
+def test_a_result_the_browser_cannot_show_says_so(server: ServerProcess, browser: Session) -> None:
+    """f_tiff is a result the server makes and Chromium cannot decode: the page showed a broken picture
+    and "0 × 0 · tiff"."""
+    from playwright.sync_api import expect
+
+    page = browser.page()
+    page.goto(server.url + "/console")
+    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    _open(page, "docs/road")
+    page.fill("#transformation", "c_scale,w_200/f_tiff")
+    info = page.locator("#after-info")
+    expect(info).to_contain_text("this browser cannot show tiff")
+    assert "0 × 0" not in info.inner_text()
+    assert page.get_attribute("#after", "src") is None
+    assert "/c_scale,w_200/f_tiff/v" in page.input_value("#url")
+    page.fill("#transformation", "c_scale,w_200/f_png")  # and a format it can show is shown again
+    expect(info).to_contain_text("200 × 133 · png")
+
+
+def test_without_background_removal_an_upload_is_not_asked_for_it(
+    server: ServerProcess, browser: Session, tmp_path: Path
+) -> None:
+    """The server has no model: "Remove background on upload" was shown, checked, and every upload failed
+    with "background removal is not available on this server"."""
+    from playwright.sync_api import expect
+
+    page = browser.page()
+    page.goto(server.url + "/console")
+    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    expect(page.locator("#cloud")).to_contain_text("background removal is off")
+    expect(page.locator("#remove-bg")).to_be_hidden()
+    assert not page.is_checked("#remove-bg")
+    photo = tmp_path / "plain.jpg"
+    shutil.copy(SAMPLES / "docs/road.jpg", photo)
+    with page.expect_file_chooser() as chooser:
+        page.click("#drop")
+    chooser.value.set_files(str(photo))
+    row = page.locator("#uploads li", has_text="plain.jpg")
+    expect(row).to_contain_text("uploaded")
+    assert "failed" not in row.inner_text()
