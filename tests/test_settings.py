@@ -25,6 +25,7 @@ from cutout.settings import (
     with_table,
 )
 from transform.variables import (
+    BYTES,
     NAMES,
     ORIGINALS,
     PATH,
@@ -157,6 +158,38 @@ def test_lists_hosts_and_the_cloud_name_that_can_never_work_are_refused(tmp_path
     fine = load_settings({"CUTOUT_ORIGINALS": str(tmp_path), "CUTOUT_CLOUD_NAME": "my-shop_2",
                           "CUTOUT_FETCH_ALLOW": "*.example.org, ::1, 127.0.0.2"})
     assert fine.cloud_name == "my-shop_2"
+
+
+NUMERIC = [v for v in VARIABLES if v.kind.expected in ("an integer", "a number") or v.kind is BYTES]
+
+
+@pytest.mark.parametrize("variable", NUMERIC, ids=[v.name for v in NUMERIC])
+def test_every_number_has_a_ceiling_and_a_value_past_it_is_named(variable: Variable) -> None:
+    """A value no setting can use (a digit too many, a unit that slipped) stops the start with its name:
+    CUTOUT_CACHE_SIZE=99999999T was a traceback from SQLite at the app's start-up, CUTOUT_LEASE_SECONDS=1e300
+    a dead lease-renewal thread, CUTOUT_MAX_AGE=10**20 a Cache-Control no cache reads."""
+    assert variable.high is not None and variable.default_text
+    huge = "99999999T" if variable.kind is BYTES else "99999999999999999999"
+    with pytest.raises(VariableError, match=f"^{variable.name}: expected between .*, got {huge}$"):
+        parse(variable, huge)
+
+
+def test_byte_bounds_are_said_as_an_operator_writes_them(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"^CUTOUT_CACHE_SIZE: expected between 1M and 1024T, got 2000T$"):
+        load_settings({"CUTOUT_ORIGINALS": str(tmp_path), "CUTOUT_CACHE_SIZE": "2000T"})
+    with pytest.raises(SettingsError, match=r"^CUTOUT_MAX_HEADER_BYTES: expected between 4K and 16M, got 1k"):
+        load_settings({"CUTOUT_MAX_HEADER_BYTES": "1k"})
+    assert load_settings({"CUTOUT_CACHE_SIZE": "1024T"}).cache_size == 1 << 50
+
+
+def test_a_huge_cache_size_stops_serve_with_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CUTOUT_CACHE_SIZE", "99999999T")
+    monkeypatch.setenv("CUTOUT_BACKGROUND_REMOVAL", "0")
+    assert main(["serve", "--originals", str(tmp_path), "--cache-dir", str(tmp_path / "cache")]) == 2
+    err = capsys.readouterr().err
+    assert err == "cutout serve: CUTOUT_CACHE_SIZE: expected between 1M and 1024T, got 99999999T\n"
 
 
 def test_a_cutout_variable_nothing_reads_is_named_with_the_setting_it_looks_like() -> None:
