@@ -72,15 +72,38 @@ def run(args: argparse.Namespace) -> int:
         except (pyvips.Error, OSError) as exc:
             return path, target, f"cannot decode: {_decode_reason(exc)}"
 
-    failed = 0
-    with ThreadPoolExecutor(PIPELINE_DEPTH if pipelined else 1) as pool:
-        for path, target, outcome in pool.map(one, args.inputs):  # in input order
-            if isinstance(outcome, str):
-                failed += 1
-                print(f"{path}: failed: {outcome}", file=sys.stderr)
-            else:
-                print(f"{path}: confidence {outcome:.3f} -> {target}", flush=True)
-    if failed == len(args.inputs):
+    failed = written = 0
+
+    def report(path: Path, target: Path, outcome: float | str) -> None:
+        nonlocal failed, written
+        if isinstance(outcome, str):
+            failed += 1
+            print(f"{path}: failed: {outcome}", file=sys.stderr)
+        else:
+            written += 1
+            print(f"{path}: confidence {outcome:.3f} -> {target}", flush=True)
+
+    pool = ThreadPoolExecutor(PIPELINE_DEPTH if pipelined else 1)
+    futures = [pool.submit(one, path) for path in args.inputs]
+    reported = 0
+    try:
+        for future in futures:  # in input order
+            outcome = future.result()
+            reported += 1
+            report(*outcome)
+    except KeyboardInterrupt:
+        # Ctrl-C: the images in hand are finished (whole files, renamed into place) and said like the
+        # others, so the operator knows which outputs exist; those not started never are.
+        for future in futures[reported:]:
+            future.cancel()
+        pool.shutdown(wait=True)  # a second Ctrl-C ends the process at once (cli.py)
+        for future in futures[reported:]:
+            if not future.cancelled() and future.exception() is None:
+                report(*future.result())
+        raise
+    finally:
+        pool.shutdown(wait=True)
+    if not written:
         _remove_folders(created)  # nothing was written: no empty folder of ours left behind
     return 1 if failed else 0
 

@@ -645,6 +645,26 @@ def test_remove_bg_interrupted_exits_130_quietly(tmp_path: Path) -> None:
     assert len(list((tmp_path / "out").iterdir())) < 3  # those in hand finished, the rest never started
 
 
+def test_remove_bg_interrupted_says_which_outputs_it_finished(tmp_path: Path) -> None:
+    """The images in hand when Ctrl-C comes are finished: each is said like the others (they were written
+    without a word), and every file in the folder is one that was said."""
+    inputs = []
+    for name in ("a", "b", "c", "d"):
+        inputs.append(tmp_path / f"{name}.jpg")
+        shutil.copyfile(ROUTER, inputs[-1])
+    started, out = tmp_path / "started", tmp_path / "out"
+    args = [str(started), "remove-bg", *map(str, inputs), "-o", str(out)]
+    with subprocess.Popen([sys.executable, "-c", SLOW_REMOVE_BG, *args], cwd=ROOT, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        wait_until(started.exists, process)
+        process.send_signal(signal.SIGINT)
+        said, err = process.communicate(timeout=30)
+    assert process.returncode == 130 and err == "cutout remove-bg: interrupted\n"
+    written = sorted(path.name for path in out.iterdir())
+    assert written and len(written) < 4
+    assert sorted(line.rsplit("/", 1)[-1] for line in said.splitlines()) == written, said
+
+
 def test_eager_through_a_server_stops_at_the_first_interrupt(tmp_path: Path, tiny_server: TinyServer) -> None:
     """Ctrl-C while a request is in flight (the server holds its answer 5 s): the run ends at once with
     one line, without waiting for that answer, and the next line is never sent."""
