@@ -41,11 +41,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     with _second_interrupt_ends_at_once():
         try:
+            _warn_of_unknown_variables(args.command)
             module = importlib.import_module(COMMANDS[args.command][0])
             return int(module.run(args))
         except KeyboardInterrupt:  # Ctrl-C is the user's choice, not a crash: no traceback
             print(f"cutout {args.command}: interrupted", file=sys.stderr)
             return 130  # as a shell reports a command that SIGINT ended
+
+
+def _warn_of_unknown_variables(command: str) -> None:
+    """Every command reads CUTOUT_* variables (the server's, the model's, CUTOUT_HOME): one that nothing
+    reads is named before any command runs, so a misspelt CUTOUT_ORT_THREADS under remove-bg, or
+    CUTOUT_HOME under fetch-model, is seen, and so is CUTOUT_ORIGINAL when serve then stops for want of
+    CUTOUT_ORIGINALS."""
+    from cutout.settings import unknown_variables
+
+    stray = unknown_variables()
+    if stray:
+        print(f"cutout {command}: warning: {stray}", file=sys.stderr, flush=True)
 
 
 def _version() -> str:

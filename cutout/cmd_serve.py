@@ -20,7 +20,6 @@ from cutout.settings import (
     describe,
     export_for_workers,
     ignored_model_variables,
-    unknown_variables,
 )
 from transform.variables import BY_NAME
 
@@ -78,9 +77,9 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"cutout serve: {exc}", file=sys.stderr)
         return 2
-    for warning in (unknown_variables(), ignored_model_variables(settings)):
-        if warning:
-            print(f"cutout serve: warning: {warning}", file=sys.stderr, flush=True)
+    ignored = ignored_model_variables(settings)
+    if ignored:
+        print(f"cutout serve: warning: {ignored}", file=sys.stderr, flush=True)
     # Before anything imports prometheus_client (cutout.service does).
     export_for_workers(settings, _OPTIONS, _metrics_folder(cache_dir / "metrics"))
     from cutout.service import check_transformations

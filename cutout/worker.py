@@ -22,7 +22,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from cutout.cli import settings_with_cache_folder
-from cutout.settings import Settings, SettingsError, check_buckets, check_state, unknown_variables
+from cutout.settings import Settings, SettingsError, check_buckets, check_state
 from grammar import parse_path
 from grammar.errors import OriginError
 
@@ -222,9 +222,6 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"cutout worker: {exc}", file=sys.stderr)
         return 2
-    stray = unknown_variables()
-    if stray:
-        print(f"cutout worker: warning: {stray}", file=sys.stderr, flush=True)
     try:
         import redis
 

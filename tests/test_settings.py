@@ -202,6 +202,28 @@ def test_a_cutout_variable_nothing_reads_is_named_with_the_setting_it_looks_like
     assert unknown_variables({"CUTOUT_STRICT": "1", "HOME": "/root"}) is None
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [["serve", "--cache-dir", "{tmp}/cache"], ["worker", "--cache-dir", "{tmp}/cache"],
+     ["remove-bg", "{tmp}/no.jpg", "-o", "{tmp}/out"], ["render", "", "{tmp}/no.jpg", "-o", "{tmp}/a.png"],
+     ["eager", "{tmp}/no.txt", "--originals", "{tmp}", "--cache-dir", "{tmp}/cache"],
+     ["fetch-model", "--from-dist", "{tmp}/no-dist"]],
+    ids=lambda argv: argv[0],
+)
+def test_every_command_names_a_cutout_variable_nothing_reads(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Said before the command runs: remove-bg, render, eager and fetch-model said nothing (a misspelt
+    CUTOUT_ORT_THREADS or CUTOUT_HOME passed in silence), and serve said it only once the settings were
+    good, so CUTOUT_ORIGINAL=... stopped it with 'CUTOUT_ORIGINALS is required' and no hint."""
+    monkeypatch.setenv("CUTOUT_ORIGINAL", str(tmp_path))
+    assert main([arg.replace("{tmp}", str(tmp_path)) for arg in argv]) != 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"cutout {argv[0]}: warning: CUTOUT_ORIGINAL (did you mean CUTOUT_ORIGINALS?): "
+                          "not a cutout setting, ignored"), err
+    assert err.count("CUTOUT_ORIGINAL ") == 1  # once, not again from the command itself
+
+
 def test_cutout_version() -> None:
     done = subprocess.run([sys.executable, "-m", "cutout.cli", "--version"], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[1])  # fmt: skip
