@@ -52,8 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _warn_of_unknown_variables(command: str) -> None:
     """Every command reads CUTOUT_* variables (the server's, the model's, CUTOUT_HOME): one that nothing
     reads is named before any command runs, so a misspelt CUTOUT_ORT_THREADS under remove-bg, or
-    CUTOUT_HOME under fetch-model, is seen, and so is CUTOUT_ORIGINAL when serve then stops for want of
-    CUTOUT_ORIGINALS."""
+    CUTOUT_HOME under fetch-model, is seen, and so is a misspelt CUTOUT_ORIGINALS when serve then stops
+    for want of it."""
     from cutout.settings import unknown_variables
 
     stray = unknown_variables()
