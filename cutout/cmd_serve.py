@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cutout.cli import settings_with_cache_folder
+from cutout.cli import make_folder, settings_with_cache_folder
 from cutout.settings import (
     Settings,
     SettingsError,
@@ -81,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
     if ignored:
         print(f"cutout serve: warning: {ignored}", file=sys.stderr, flush=True)
     # Before anything imports prometheus_client (cutout.service does).
+    problem = make_folder(cache_dir / "metrics")  # a file there was a traceback
+    if problem:
+        print(f"cutout serve: CUTOUT_CACHE_DIR (--cache-dir): {problem}", file=sys.stderr)
+        return 2
     export_for_workers(settings, _OPTIONS, _metrics_folder(cache_dir / "metrics"))
     from cutout.service import check_transformations
 

@@ -409,6 +409,36 @@ def test_serve_cache_dir_that_cannot_be_one(
     assert afile.read_text() == "keep"
 
 
+@pytest.mark.parametrize("command", ["serve", "worker", "eager"])
+@pytest.mark.parametrize("where", ["blobs-a-file", "metrics-a-file", "refuses-files"])
+def test_a_cache_dir_that_cannot_hold_the_cache_is_said_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str,
+    where: str,
+) -> None:
+    """A folder whose blobs/ is a file was an SQLite traceback from serve's start-up (the worker's: from
+    its first job); metrics/ a file, or a folder that refuses files (sysfs refuses even root), a
+    traceback from serve before it started: now each is one line naming the setting, before the model."""
+    cache_dir = tmp_path / "cache"
+    if where == "refuses-files":
+        cache_dir = Path("/sys/kernel")
+        if not cache_dir.is_dir():
+            pytest.skip("no /sys/kernel here")
+    elif where == "metrics-a-file" and command != "serve":
+        pytest.skip("only serve keeps metrics files in the cache folder")
+    else:
+        cache_dir.mkdir()
+        (cache_dir / where.split("-")[0]).write_text("keep")
+    lines = tmp_path / "lines.txt"
+    lines.write_text("c_scale,w_10 docs/road\n")
+    monkeypatch.setenv("CUTOUT_BACKGROUND_REMOVAL", "0")
+    argv = {"serve": [], "worker": ["--state", "redis://127.0.0.1:1/0", "--once"], "eager": [str(lines)]}
+    started = main([command, *argv[command], "--originals", str(SAMPLES), "--cache-dir", str(cache_dir)])
+    assert started == 2
+    err = capsys.readouterr().err
+    one_line(err, f"cutout {command}: CUTOUT_CACHE_DIR (--cache-dir): ")
+    assert str(cache_dir) in err
+
+
 # -- eager through a server ------------------------------------------------------------------------------
 
 
