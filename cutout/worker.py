@@ -255,6 +255,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"cutout worker: {problem}", file=sys.stderr)
         return 2
     print(f"cutout worker: model {segmenter.model_id} on {running[0]}", flush=True)
+    # Said because nothing else tells: a worker on another machine without the shared tier stores its
+    # cut-outs where no server looks, and every server answers 423 for them for ever.
+    where = settings.shared_cache or (f"{cache_dir.resolve()} only (CUTOUT_SHARED_CACHE unset: servers see "
+                                      "them only if they use this same cache folder)")
+    print(f"cutout worker: cut-outs stored in {where}", flush=True)
     cache = DerivativeCache(cache_dir, size_limit=settings.cache_size)
     service = Service.open(settings, cache, segmenter=segmenter)
     assert settings.state is not None  # checked it

@@ -810,9 +810,13 @@ def test_worker_once_gives_up_on_a_redis_that_is_away(
                    "--state", state, "--once"])
     assert status == 1
     assert time.monotonic() - start < 10
-    err = capsys.readouterr().err
+    said = capsys.readouterr()
+    err = said.err
     one_line(err, "cutout worker: the Redis of CUTOUT_STATE cannot be reached (")
     assert err.endswith("; --once gives up after 0.5 s\n")
+    # A worker without the shared tier says where its cut-outs go: only servers on that folder see them.
+    assert (f"cutout worker: cut-outs stored in {(tmp_path / 'cache').resolve()} only (CUTOUT_SHARED_CACHE "
+            "unset: servers see them only if they use this same cache folder)\n") in said.out
 
 
 def test_worker_once_gives_up_when_redis_goes_away_midway(monkeypatch: pytest.MonkeyPatch) -> None:
