@@ -848,3 +848,24 @@ def test_serve_examples_leave_out_background_removal_when_it_is_off(removal: str
     assert ("423 until ready" in text) is (removal != "0")
     assert "c_scale,w_400/docs/road" in text  # the rest is still listed
     assert ("background removal is off" in text) is (removal == "0")
+
+
+def test_serve_examples_on_a_folder_of_ones_own_name_its_originals(tmp_path: Path) -> None:
+    """`make run ORIGINALS=/srv/photos` printed the samples' URLs, every one a 404 there: a folder without
+    the samples gets the same kinds of URL on one of its own originals, an empty one a line saying so."""
+    from cutout.cmd_serve import example_urls
+    from cutout.settings import load_settings
+
+    own = tmp_path / "own"
+    (own / "summer 2026").mkdir(parents=True)
+    shutil.copyfile(ROUTER, own / "summer 2026" / "beach.jpg")
+    text = "\n".join(example_urls(load_settings({"CUTOUT_ORIGINALS": str(own)})))
+    assert "docs/" not in text
+    assert "/demo/image/upload/c_scale,w_400/summer%202026/beach\n" in text
+    assert "/demo/image/upload/e_background_removal/summer%202026/beach\n" in text
+    (tmp_path / "empty").mkdir()
+    [line] = example_urls(load_settings({"CUTOUT_ORIGINALS": str(tmp_path / "empty")}))
+    assert line == (f"  (none yet: {tmp_path / 'empty'} holds no originals; put <public_id>.jpg files "
+                    "there, or upload them)")
+    samples = "\n".join(example_urls(load_settings({"CUTOUT_ORIGINALS": str(SAMPLES)})))
+    assert "u_docs:road/fl_layer_apply,y_-200/docs/rmv_bgd/dog_couch_orig" in samples
