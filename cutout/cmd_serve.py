@@ -77,7 +77,7 @@ def example_urls(settings: Settings) -> list[str]:
     """The examples that work here: on the sample originals when the folder has them, else on one of its
     own (the samples' URLs would all be 404s); without background removal (CUTOUT_BACKGROUND_REMOVAL=0)
     those that need it would answer 501, so they are left out, and a last line says why."""
-    base = f"http://{settings.host}:{settings.port}"
+    base = browsable_base(settings)
     cloud = f"/{settings.cloud_name}" if settings.cloud_name else "/demo"
     off = settings.background_removal is False
     examples: Sequence[tuple[str, str]] = EXAMPLES
@@ -96,6 +96,14 @@ def example_urls(settings: Settings) -> list[str]:
     if off:
         urls.append("  (background removal is off, CUTOUT_BACKGROUND_REMOVAL=0: its examples are left out)")
     return urls
+
+
+def browsable_base(settings: Settings) -> str:
+    """``http://host:port`` that a browser on this machine reaches the server at: the wildcard addresses
+    (--host 0.0.0.0 or ::) are where it listens, not an address to go to, and an IPv6 address is
+    written in brackets (``http://::1:8080`` is no URL)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(settings.host, settings.host)
+    return f"http://{f'[{host}]' if ':' in host else host}:{settings.port}"
 
 
 def _has(originals: FolderOriginals, public_id: str) -> bool:
@@ -150,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     if args.print_examples:
         print("cutout is serving these example URLs:\n" + "\n".join(example_urls(settings)), flush=True)
         if settings.console:
-            print(f"the console: http://{settings.host}:{settings.port}/console", flush=True)
+            print(f"the console: {browsable_base(settings)}/console", flush=True)
     # cutout never uses the client's address, so uvicorn's X-Forwarded-For middleware would only
     # cost time on every hit; no access log for the same reason (nginx in front keeps one).
     # httptools with a header size limit and a header timeout (cutout/serving.py), named by import

@@ -869,3 +869,17 @@ def test_serve_examples_on_a_folder_of_ones_own_name_its_originals(tmp_path: Pat
                     "there, or upload them)")
     samples = "\n".join(example_urls(load_settings({"CUTOUT_ORIGINALS": str(SAMPLES)})))
     assert "u_docs:road/fl_layer_apply,y_-200/docs/rmv_bgd/dog_couch_orig" in samples
+
+
+@pytest.mark.parametrize(
+    ("host", "base"),
+    [("0.0.0.0", "http://127.0.0.1:8080"), ("::", "http://[::1]:8080"), ("::1", "http://[::1]:8080"),
+     ("10.0.0.5", "http://10.0.0.5:8080"), ("localhost", "http://localhost:8080")],
+)
+def test_serve_examples_are_urls_a_browser_here_can_open(host: str, base: str) -> None:
+    """--host :: printed http://:::8080/... (no URL), --host 0.0.0.0 an address that is only listened on."""
+    from cutout.cmd_serve import example_urls
+    from cutout.settings import load_settings
+
+    first = example_urls(load_settings({"CUTOUT_ORIGINALS": str(SAMPLES), "CUTOUT_HOST": host}))[0]
+    assert first.split()[-1] == f"{base}/demo/image/upload/docs/rmv_bgd/dog_couch_orig"
