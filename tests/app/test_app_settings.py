@@ -32,6 +32,8 @@ def test_settings_from_environment_and_overrides(tmp_path: Path) -> None:
         ({"CUTOUT_STRICT": "maybe"}, "CUTOUT_STRICT: expected 1/0/true/false"),
         ({"CUTOUT_CACHE_SIZE": "lots"}, "CUTOUT_CACHE_SIZE: expected a size"),
         ({"CUTOUT_ORIGINALS": "/no/such/folder"}, "CUTOUT_ORIGINALS: /no/such/folder is not a folder"),
+        # A space an env file left after the name: shown, else the message names a folder that exists.
+        ({"CUTOUT_ORIGINALS": "/tmp "}, "CUTOUT_ORIGINALS: '/tmp ' is not a folder"),
         ({"CUTOUT_NAMED_TRANSFORMATIONS": "/no/such.toml"}, "CUTOUT_NAMED_TRANSFORMATIONS: cannot read"),
         # 0 would forget a failure as it is written: never reported, the model rerun on every poll.
         ({"CUTOUT_FAILURE_SECONDS": "0"}, "CUTOUT_FAILURE_SECONDS: expected between 1.0 and .*, got 0$"),
