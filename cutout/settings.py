@@ -178,7 +178,7 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> str | None:
     known = [v.name for v in variables.VARIABLES]
     named = []
     for name in strays:
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.8)
         named.append(f"{name} (did you mean {close[0]}?)" if close else name)
     return f"{', '.join(named)}: not a cutout setting, ignored (the settings: README, 'Settings')"
 

@@ -200,6 +200,11 @@ def test_a_cutout_variable_nothing_reads_is_named_with_the_setting_it_looks_like
         "(the settings: README, 'Settings')"
     )
     assert unknown_variables({"CUTOUT_STRICT": "1", "HOME": "/root"}) is None
+    # Names are case-sensitive: a lower-case one is not read either, and said so.
+    assert unknown_variables({"cutout_port": "9000"}) == (
+        "cutout_port (did you mean CUTOUT_PORT?): not a cutout setting, ignored (the settings: README, "
+        "'Settings')"
+    )
 
 
 @pytest.mark.parametrize(

@@ -532,7 +532,8 @@ def undeclared(environ: Mapping[str, str] | None = None) -> list[str]:
     """The ``CUTOUT_*`` names in ``environ`` (default: this process's) that no variable here declares."""
     source = os.environ if environ is None else environ
     declared = {v.name for v in VARIABLES} | _SUITE
-    return sorted(name for name in source if name.startswith("CUTOUT_") and name not in declared)
+    # Any case: the environment's names are case-sensitive, so cutout_port is not CUTOUT_PORT and is not read.
+    return sorted(name for name in source if name.upper().startswith("CUTOUT_") and name not in declared)
 
 
 def given(group: Group, environ: Mapping[str, str] | None = None) -> list[str]:
