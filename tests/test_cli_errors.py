@@ -329,6 +329,9 @@ def test_eager_unreadable_input(
         (["--timeout", "nan"], "argument --timeout: must be a positive number of seconds"),
         (["--timeout", "soon"], "argument --timeout: not a number of seconds"),
         (["--concurrency", "0"], "argument --concurrency: must be at least 1"),
+        # Slips: a thread each; a timeout past what time_t holds failed every line instead.
+        (["--concurrency", "100000000"], "argument --concurrency: must be at most 256, not 100000000"),
+        (["--timeout", "1e300"], "argument --timeout: must be at most 2592000 seconds (30 days)"),
         (["--server", "notaurl"], "argument --server: not an http:// or https:// URL of a server"),
         (["--accept", "garbage!!"], "argument --accept: not an Accept header (media ranges such as "),
         (["--accept", "image/webp;q=2"], "argument --accept: not an Accept header"),
