@@ -57,6 +57,23 @@ def test_readme_table_is_the_generated_one() -> None:
     assert block == markdown_table(), f"the README's settings table is stale: {REFRESH}"
 
 
+def test_write_to_a_file_that_is_not_the_readme_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m cutout.settings --write README.md` run from another folder was a traceback."""
+    from cutout.settings import main as settings_main
+
+    assert settings_main(["--write", str(tmp_path / "README.md")]) == 1
+    assert capsys.readouterr().err == (f"python -m cutout.settings: {tmp_path / 'README.md'}: "
+                                       "No such file or directory\n")
+    other = tmp_path / "other.md"
+    other.write_text("no markers\n")
+    assert settings_main(["--write", str(other)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"python -m cutout.settings: {other}: README has no ") and err.count("\n") == 1
+    assert other.read_text() == "no markers\n"
+
+
 def test_with_table_replaces_only_the_generated_block() -> None:
     text = f"before\n{BEGIN}\nold rows\n{END}\nafter\n"
     assert with_table(text) == f"before\n{BEGIN}\n{markdown_table()}{END}\nafter\n"
