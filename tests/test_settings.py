@@ -167,7 +167,8 @@ def test_the_fetchers_and_webhooks_variables_are_checked_at_start_up(tmp_path: P
 
 
 def test_lists_hosts_and_the_cloud_name_that_can_never_work_are_refused(tmp_path: Path) -> None:
-    for name, value in (("CUTOUT_API_KEYS", ", ,"), ("CUTOUT_CLOUD_NAME", "a/b"),
+    for name, value in (("CUTOUT_API_KEYS", ", ,"), ("CUTOUT_ALLOWED_TRANSFORMATIONS", " | "),
+                        ("CUTOUT_FETCH_ALLOW_NETWORKS", ","), ("CUTOUT_CLOUD_NAME", "a/b"),
                         ("CUTOUT_CLOUD_NAME", "a b"), ("CUTOUT_FETCH_ALLOW", "bad host!"),
                         ("CUTOUT_WEBHOOK_ALLOW", "hooks.example.org/x")):
         with pytest.raises(SettingsError, match=f"^{name}: expected"):

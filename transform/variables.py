@@ -111,7 +111,7 @@ QUALITIES = ("default", "best")
 
 def _networks(text: str) -> tuple[str, ...]:
     """``10.1.0.0/16, fd00::/8`` -> ('10.1.0.0/16', 'fd00::/8'), each checked to be an address or network."""
-    names = tuple(p.strip() for p in text.split(",") if p.strip())
+    names = _names(text)
     return tuple(str(ipaddress.ip_network(name, strict=False)) for name in names)
 
 
@@ -181,9 +181,14 @@ INTEGER = Kind("an integer", _integer)
 NUMBER = Kind("a number", float)
 BOOLEAN = Kind("1/0/true/false", _boolean)
 BYTES = Kind("a size in bytes such as 2G or 500M", _bytes)
-TRANSFORMATIONS = Kind(
-    "transformations separated by '|'", lambda text: tuple(p.strip() for p in text.split("|") if p.strip())
-)
+def _transformations(text: str) -> tuple[str, ...]:
+    parts = tuple(p.strip() for p in text.split("|") if p.strip())
+    if not parts:  # "|": set, but to nothing (as _names: not silently the same as unset)
+        raise ValueError(text)
+    return parts
+
+
+TRANSFORMATIONS = Kind("transformations separated by '|'", _transformations)
 def _names(text: str) -> tuple[str, ...]:
     names = tuple(p.strip() for p in text.split(",") if p.strip())
     if not names:  # set, but to nothing a list can hold (", ,"): not silently the same as unset
