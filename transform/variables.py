@@ -189,6 +189,8 @@ def _transformations(text: str) -> tuple[str, ...]:
 
 
 TRANSFORMATIONS = Kind("transformations separated by '|'", _transformations)
+
+
 def _names(text: str) -> tuple[str, ...]:
     names = tuple(p.strip() for p in text.split(",") if p.strip())
     if not names:  # set, but to nothing a list can hold (", ,"): not silently the same as unset
