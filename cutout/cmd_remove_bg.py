@@ -13,6 +13,7 @@ from pathlib import Path
 import pyvips
 
 from cutout.cli import make_folder
+from grammar.image_formats import EXTENSIONS
 from transform.files import replacing
 from transform.seam import cut_out, fit_for_segmentation
 from transform.segment import IsNetSegmenter, SegmenterError, load_segmenter
@@ -136,6 +137,10 @@ def _check_outputs(inputs: list[Path], folder: Path, fmt: str) -> str | None:
     target = _overwritten_input(inputs, folder, fmt)
     if target is not None:
         return f"the output {target} would overwrite an input; choose another -o folder or --format"
+    if not folder.exists() and folder.suffix.lower().lstrip(".") in EXTENSIONS:
+        # `cutout render ... -o cut.png` names a file; here that made a folder cut.png/ holding <stem>.png
+        return (f"-o {folder} looks like a file name, but -o is the output folder (each INPUT gives "
+                f"<name>.{fmt} in it); create the folder first if that is its name")
     problem = make_folder(folder)
     return f"-o: {problem}" if problem else None
 

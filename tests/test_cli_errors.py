@@ -167,6 +167,20 @@ def test_remove_bg_input_that_is_not_a_file(
     assert not (tmp_path / "out").exists()
 
 
+def test_remove_bg_output_named_like_a_file_is_not_made_a_folder(
+    tmp_path: Path, loads: list[EllipseSegmenter], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-o cut.png (as `cutout render` takes it) made a folder cut.png/ holding router_orig.png."""
+    out = tmp_path / "cut.png"
+    assert main(["remove-bg", str(ROUTER), "-o", str(out)]) == 2
+    one_line(capsys.readouterr().err, f"cutout remove-bg: -o {out} looks like a file name, but -o is the "
+                                      "output folder (each INPUT gives <name>.png in it)")
+    assert not out.exists() and loads == []
+    out.mkdir()  # a folder of that name made on purpose is used
+    assert main(["remove-bg", str(ROUTER), "-o", str(out)]) == 0
+    assert (out / "router_orig.png").is_file()
+
+
 def test_remove_bg_output_folder_that_refuses_files(
     loads: list[EllipseSegmenter], capsys: pytest.CaptureFixture[str]
 ) -> None:
