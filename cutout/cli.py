@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -41,11 +43,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     with _second_interrupt_ends_at_once():
         try:
+            _warn_of_unknown_variables(args.command)
             module = importlib.import_module(COMMANDS[args.command][0])
             return int(module.run(args))
         except KeyboardInterrupt:  # Ctrl-C is the user's choice, not a crash: no traceback
             print(f"cutout {args.command}: interrupted", file=sys.stderr)
             return 130  # as a shell reports a command that SIGINT ended
+
+
+def _warn_of_unknown_variables(command: str) -> None:
+    """Every command reads CUTOUT_* variables (the server's, the model's, CUTOUT_HOME): one that nothing
+    reads is named before any command runs, so a misspelt CUTOUT_ORT_THREADS under remove-bg, or
+    CUTOUT_HOME under fetch-model, is seen, and so is a misspelt CUTOUT_ORIGINALS when serve then stops
+    for want of it."""
+    from cutout.settings import unknown_variables
+
+    stray = unknown_variables()
+    if stray:
+        print(f"cutout {command}: warning: {stray}", file=sys.stderr, flush=True)
 
 
 def _version() -> str:
@@ -94,22 +109,42 @@ def settings_with_cache_folder(
     _, cache_dir = settings.require_paths()
     if check is not None:
         check(settings)
-    problem = make_folder(cache_dir)
+    problem = make_folder(cache_dir) or _cache_problem(cache_dir, settings.cache_size)
     if problem:
         raise SettingsError(f"CUTOUT_CACHE_DIR (--cache-dir): {problem}")
     return settings, cache_dir
 
 
+def _cache_problem(cache_dir: Path, size_limit: int) -> str | None:
+    """Why the cache cannot be opened in ``cache_dir`` (its blobs/ or state/ a file, or a database that
+    is none): said here, and not as a traceback from the server's start-up or the worker's first job."""
+    import sqlite3
+
+    from cache.store import DerivativeCache
+
+    try:
+        DerivativeCache(cache_dir, size_limit=size_limit).close()
+    except (OSError, sqlite3.Error) as exc:
+        return f"cannot use {cache_dir} as the cache: {exc}"
+    return None
+
+
 def make_folder(path: Path) -> str | None:
-    """Create ``path`` (and its parents) unless it is already a folder; the reason when it cannot be one."""
-    if path.is_dir():
-        return None
-    if path.exists():
+    """Create ``path`` (and its parents) unless it is already a folder, and write a file in it once; the
+    reason when it cannot be a folder that takes files (a folder that refuses them otherwise stopped
+    `cutout serve` with a traceback from its first write)."""
+    if path.exists() and not path.is_dir():
         return f"{path} is not a folder"
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         return f"cannot create the folder {path}: {exc.strerror or exc}"
+    try:  # is_dir and os.access do not tell: root passes the permission bits, sysfs still refuses files
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".cutout-probe-")
+    except OSError as exc:
+        return f"cannot write files in {path}: {exc.strerror or exc}"
+    os.close(fd)
+    os.unlink(probe)
     return None
 
 

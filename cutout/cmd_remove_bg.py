@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
-import os
 import sys
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +13,7 @@ from pathlib import Path
 import pyvips
 
 from cutout.cli import make_folder
+from grammar.image_formats import EXTENSIONS
 from transform.files import replacing
 from transform.seam import cut_out, fit_for_segmentation
 from transform.segment import IsNetSegmenter, SegmenterError, load_segmenter
@@ -72,15 +71,38 @@ def run(args: argparse.Namespace) -> int:
         except (pyvips.Error, OSError) as exc:
             return path, target, f"cannot decode: {_decode_reason(exc)}"
 
-    failed = 0
-    with ThreadPoolExecutor(PIPELINE_DEPTH if pipelined else 1) as pool:
-        for path, target, outcome in pool.map(one, args.inputs):  # in input order
-            if isinstance(outcome, str):
-                failed += 1
-                print(f"{path}: failed: {outcome}", file=sys.stderr)
-            else:
-                print(f"{path}: confidence {outcome:.3f} -> {target}", flush=True)
-    if failed == len(args.inputs):
+    failed = written = 0
+
+    def report(path: Path, target: Path, outcome: float | str) -> None:
+        nonlocal failed, written
+        if isinstance(outcome, str):
+            failed += 1
+            print(f"{path}: failed: {outcome}", file=sys.stderr)
+        else:
+            written += 1
+            print(f"{path}: confidence {outcome:.3f} -> {target}", flush=True)
+
+    pool = ThreadPoolExecutor(PIPELINE_DEPTH if pipelined else 1)
+    futures = [pool.submit(one, path) for path in args.inputs]
+    reported = 0
+    try:
+        for future in futures:  # in input order
+            outcome = future.result()
+            reported += 1
+            report(*outcome)
+    except KeyboardInterrupt:
+        # Ctrl-C: the images in hand are finished (whole files, renamed into place) and said like the
+        # others, so the operator knows which outputs exist; those not started never are.
+        for future in futures[reported:]:
+            future.cancel()
+        pool.shutdown(wait=True)  # a second Ctrl-C ends the process at once (cli.py)
+        for future in futures[reported:]:
+            if not future.cancelled() and future.exception() is None:
+                report(*future.result())
+        raise
+    finally:
+        pool.shutdown(wait=True)
+    if not written:
         _remove_folders(created)  # nothing was written: no empty folder of ours left behind
     return 1 if failed else 0
 
@@ -115,16 +137,12 @@ def _check_outputs(inputs: list[Path], folder: Path, fmt: str) -> str | None:
     target = _overwritten_input(inputs, folder, fmt)
     if target is not None:
         return f"the output {target} would overwrite an input; choose another -o folder or --format"
+    if not folder.exists() and folder.suffix.lower().lstrip(".") in EXTENSIONS:
+        # `cutout render ... -o cut.png` names a file; here that made a folder cut.png/ holding <stem>.png
+        return (f"-o {folder} looks like a file name, but -o is the output folder (each INPUT gives "
+                f"<name>.{fmt} in it); create the folder first if that is its name")
     problem = make_folder(folder)
-    if problem:
-        return f"-o: {problem}"
-    try:  # is_dir and os.access do not tell: root passes the permission bits, sysfs still refuses files
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".cutout-probe-")
-    except OSError as exc:
-        return f"-o: cannot write files in {folder}: {exc.strerror or exc}"
-    os.close(fd)
-    os.unlink(probe)
-    return None
+    return f"-o: {problem}" if problem else None
 
 
 def _missing_folders(folder: Path) -> list[Path]:

@@ -8,10 +8,12 @@ import os
 import shutil
 import socket
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-from cutout.cli import settings_with_cache_folder
+from cutout.cli import make_folder, settings_with_cache_folder
 from cutout.settings import (
     Settings,
     SettingsError,
@@ -20,9 +22,12 @@ from cutout.settings import (
     describe,
     export_for_workers,
     ignored_model_variables,
-    unknown_variables,
 )
+from grammar.errors import OriginError
 from transform.variables import BY_NAME
+
+if TYPE_CHECKING:
+    from cache.folder import FolderOriginals
 
 _OPTIONS = ("originals", "cache_dir", "host", "port", "workers")
 
@@ -54,17 +59,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="info", choices=levels)
 
 
+#: The public ids EXAMPLES name: a folder of originals without all of them gets OWN_EXAMPLES instead.
+SAMPLE_IDS = ("docs/rmv_bgd/dog_couch_orig", "docs/rmv_bgd/router_orig", "docs/rmv_bgd/woman_orig",
+              "docs/road", "docs/bg_beach")
+
+#: The same kinds of URL on one original of the operator's own folder (`make run ORIGINALS=...`).
+OWN_EXAMPLES = (
+    ("the original", "{id}"),
+    ("scaled to 400 px wide", "c_scale,w_400/{id}"),
+    ("filled to 300x300, WebP or AVIF when the browser takes it", "c_fill,h_300,w_300/f_auto/{id}"),
+    ("background removed (423 until ready, then 200)", "e_background_removal/{id}"),
+    ("cut-out with a drop shadow", "e_background_removal/e_dropshadow/c_scale,h_105/{id}"),
+)
+
+
 def example_urls(settings: Settings) -> list[str]:
-    """The examples that work here: without background removal (CUTOUT_BACKGROUND_REMOVAL=0) those that
-    need it would answer 501, so they are left out, and a last line says why."""
-    base = f"http://{settings.host}:{settings.port}"
+    """The examples that work here: on the sample originals when the folder has them, else on one of its
+    own (the samples' URLs would all be 404s); without background removal (CUTOUT_BACKGROUND_REMOVAL=0)
+    those that need it would answer 501, so they are left out, and a last line says why."""
+    base = browsable_base(settings)
     cloud = f"/{settings.cloud_name}" if settings.cloud_name else "/demo"
     off = settings.background_removal is False
-    urls = [f"  {what}:\n    {base}{cloud}/image/upload/{path}" for what, path in EXAMPLES
+    examples: Sequence[tuple[str, str]] = EXAMPLES
+    if isinstance(settings.originals, Path):  # s3:// originals are not listed here: the samples it is
+        from cache.folder import FolderOriginals
+
+        originals = FolderOriginals(settings.originals)
+        if not all(_has(originals, public_id) for public_id in SAMPLE_IDS):
+            own = next(originals.list(), None)
+            if own is None:
+                return [f"  (none yet: {settings.originals} holds no originals; put <public_id>.jpg files "
+                        "there, or upload them)"]
+            examples = [(what, path.format(id=quote(own, safe="/"))) for what, path in OWN_EXAMPLES]
+    urls = [f"  {what}:\n    {base}{cloud}/image/upload/{path}" for what, path in examples
             if not (off and "e_background_removal" in path)]
     if off:
         urls.append("  (background removal is off, CUTOUT_BACKGROUND_REMOVAL=0: its examples are left out)")
     return urls
+
+
+def browsable_base(settings: Settings) -> str:
+    """``http://host:port`` that a browser on this machine reaches the server at: the wildcard addresses
+    (--host 0.0.0.0 or ::) are where it listens, not an address to go to, and an IPv6 address is
+    written in brackets (``http://::1:8080`` is no URL)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(settings.host, settings.host)
+    return f"http://{f'[{host}]' if ':' in host else host}:{settings.port}"
+
+
+def _has(originals: FolderOriginals, public_id: str) -> bool:
+    try:
+        originals.find(public_id)
+    except OriginError:
+        return False
+    return True
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,10 +125,14 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"cutout serve: {exc}", file=sys.stderr)
         return 2
-    for warning in (unknown_variables(), ignored_model_variables(settings)):
-        if warning:
-            print(f"cutout serve: warning: {warning}", file=sys.stderr, flush=True)
+    ignored = ignored_model_variables(settings)
+    if ignored:
+        print(f"cutout serve: warning: {ignored}", file=sys.stderr, flush=True)
     # Before anything imports prometheus_client (cutout.service does).
+    problem = make_folder(cache_dir / "metrics")  # a file there was a traceback
+    if problem:
+        print(f"cutout serve: CUTOUT_CACHE_DIR (--cache-dir): {problem}", file=sys.stderr)
+        return 2
     export_for_workers(settings, _OPTIONS, _metrics_folder(cache_dir / "metrics"))
     from cutout.service import check_transformations
 
@@ -107,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     if args.print_examples:
         print("cutout is serving these example URLs:\n" + "\n".join(example_urls(settings)), flush=True)
         if settings.console:
-            print(f"the console: http://{settings.host}:{settings.port}/console", flush=True)
+            print(f"the console: {browsable_base(settings)}/console", flush=True)
     # cutout never uses the client's address, so uvicorn's X-Forwarded-For middleware would only
     # cost time on every hit; no access log for the same reason (nginx in front keeps one).
     # httptools with a header size limit and a header timeout (cutout/serving.py), named by import

@@ -129,7 +129,10 @@ def load_settings(
         except ValueError as exc:
             raise SettingsError(f"CUTOUT_API_WEBHOOK_SECRET: {exc}") from None
     if isinstance(settings.originals, Path) and not settings.originals.is_dir():
-        raise SettingsError(f"CUTOUT_ORIGINALS: {settings.originals} is not a folder")
+        shown = str(settings.originals)
+        if shown != shown.strip():  # a space an env file left at the end of the line: seen, not guessed
+            shown = repr(shown)
+        raise SettingsError(f"CUTOUT_ORIGINALS: {shown} is not a folder")
     if settings.upload and not (settings.api_key and settings.api_secret):
         raise SettingsError("CUTOUT_UPLOAD=1 needs CUTOUT_API_KEY and CUTOUT_API_SECRET (the SDK's api_key "
                             "and api_secret)")
@@ -175,7 +178,7 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> str | None:
     known = [v.name for v in variables.VARIABLES]
     named = []
     for name in strays:
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.8)
         named.append(f"{name} (did you mean {close[0]}?)" if close else name)
     return f"{', '.join(named)}: not a cutout setting, ignored (the settings: README, 'Settings')"
 

@@ -22,7 +22,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from cutout.cli import settings_with_cache_folder
-from cutout.settings import Settings, SettingsError, check_buckets, check_state, unknown_variables
+from cutout.settings import Settings, SettingsError, check_buckets, check_state
 from grammar import parse_path
 from grammar.errors import OriginError
 
@@ -222,9 +222,6 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"cutout worker: {exc}", file=sys.stderr)
         return 2
-    stray = unknown_variables()
-    if stray:
-        print(f"cutout worker: warning: {stray}", file=sys.stderr, flush=True)
     try:
         import redis
 
@@ -258,6 +255,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"cutout worker: {problem}", file=sys.stderr)
         return 2
     print(f"cutout worker: model {segmenter.model_id} on {running[0]}", flush=True)
+    # Said because nothing else tells: a worker on another machine without the shared tier stores its
+    # cut-outs where no server looks, and every server answers 423 for them for ever.
+    where = settings.shared_cache or (f"{cache_dir.resolve()} only (CUTOUT_SHARED_CACHE unset: servers see "
+                                      "them only if they use this same cache folder)")
+    print(f"cutout worker: cut-outs stored in {where}", flush=True)
     cache = DerivativeCache(cache_dir, size_limit=settings.cache_size)
     service = Service.open(settings, cache, segmenter=segmenter)
     assert settings.state is not None  # checked it

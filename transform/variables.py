@@ -111,7 +111,7 @@ QUALITIES = ("default", "best")
 
 def _networks(text: str) -> tuple[str, ...]:
     """``10.1.0.0/16, fd00::/8`` -> ('10.1.0.0/16', 'fd00::/8'), each checked to be an address or network."""
-    names = tuple(p.strip() for p in text.split(",") if p.strip())
+    names = _names(text)
     return tuple(str(ipaddress.ip_network(name, strict=False)) for name in names)
 
 
@@ -181,9 +181,16 @@ INTEGER = Kind("an integer", _integer)
 NUMBER = Kind("a number", float)
 BOOLEAN = Kind("1/0/true/false", _boolean)
 BYTES = Kind("a size in bytes such as 2G or 500M", _bytes)
-TRANSFORMATIONS = Kind(
-    "transformations separated by '|'", lambda text: tuple(p.strip() for p in text.split("|") if p.strip())
-)
+def _transformations(text: str) -> tuple[str, ...]:
+    parts = tuple(p.strip() for p in text.split("|") if p.strip())
+    if not parts:  # "|": set, but to nothing (as _names: not silently the same as unset)
+        raise ValueError(text)
+    return parts
+
+
+TRANSFORMATIONS = Kind("transformations separated by '|'", _transformations)
+
+
 def _names(text: str) -> tuple[str, ...]:
     names = tuple(p.strip() for p in text.split(",") if p.strip())
     if not names:  # set, but to nothing a list can hold (", ,"): not silently the same as unset
@@ -258,6 +265,15 @@ def _fetch(name: str, kind: Kind, default: Any, help: str, **extra: Any) -> Vari
     return Variable(name, "fetch", kind, default, help, **extra)
 
 
+# Every number has a ceiling (tests/test_settings.py checks it): past it a value is a typo (a unit that
+# slipped, a digit too many), and it would not start anything but fail later, far from its name: a cache
+# size past SQLite's 64-bit integers as a traceback from the app's start-up, a lease of 1e300 s as a dead
+# renewal thread, a max-age past the 2^31 RFC 9111 tells caches to cap at.
+_STORE_MAX = 1 << 50  # bytes on disk or in a bucket: 1024T
+_MEMORY_MAX = 1 << 40  # bytes in memory or in one body: 1T
+_YEAR = 365 * 86400.0
+_MAX_AGE_MAX = 1 << 31
+
 VARIABLES: tuple[Variable, ...] = (
     _server("CUTOUT_ORIGINALS", ORIGINALS, None,
             "originals: a folder of <public_id>.<ext>, or s3://bucket/prefix (objects "
@@ -271,7 +287,7 @@ VARIABLES: tuple[Variable, ...] = (
     _server("CUTOUT_MAX_CONNECTIONS", INTEGER, 1000,
             "open connections (and requests in flight) per worker process; past it uvicorn answers 503 "
             "(its limit_concurrency). Facing the internet, nginx in front limits clients (README)",
-            low=1),
+            low=1, high=1_000_000),
     _server("CUTOUT_HEADER_TIMEOUT", NUMBER, 15.0,
             "seconds a client has to send a request's line and headers, from connecting or from its first "
             "byte; slower ones (slowloris) get 408 and are closed", low=1.0, high=600.0),
@@ -280,7 +296,7 @@ VARIABLES: tuple[Variable, ...] = (
             shown="64K", low=4 << 10, high=16 << 20),
     _server("CUTOUT_CACHE_SIZE", BYTES, 2 << 30,
             "cache size limit in bytes (suffixes K, M, G); least recently used entries go first",
-            shown="2G", low=1 << 20),
+            shown="2G", low=1 << 20, high=_STORE_MAX),
     _server("CUTOUT_WAIT_SECONDS", NUMBER, 0.0,
             "how long a request waits for a queued generation before 423", low=0.0, high=600.0),
     _server("CUTOUT_CLOUD_NAME", CLOUD_NAME, None, "the only cloud name accepted in paths (others 404)",
@@ -292,15 +308,17 @@ VARIABLES: tuple[Variable, ...] = (
             "TOML or JSON file: name -> transformation string, used as t_<name>"),
     _server("CUTOUT_ALLOWED_TRANSFORMATIONS", TRANSFORMATIONS, (),
             "transformations allowed in strict mode, separated by '|'", shown="unset"),
-    _server("CUTOUT_MAX_AGE", INTEGER, 3600, "Cache-Control max-age (s) for URLs without a version", low=0),
+    _server("CUTOUT_MAX_AGE", INTEGER, 3600, "Cache-Control max-age (s) for URLs without a version", low=0,
+            high=_MAX_AGE_MAX),
     _server("CUTOUT_MAX_PIXELS", INTEGER, 50_000_000,
             "largest original (and result) in pixels, an animation's frames together; refused from the "
-            "header", low=1),
+            "header", low=1, high=10**12),
     _server("CUTOUT_RENDER_THREADS", INTEGER, os.cpu_count() or 2, "threads for cheap renders",
             shown="cores", low=1, high=256),
     _server("CUTOUT_MODEL_WORKERS", INTEGER, 1, "concurrent background-removal jobs per process",
             low=1, high=64),
-    _server("CUTOUT_QUEUE_SIZE", INTEGER, 64, "renders waiting or running per process before 503", low=1),
+    _server("CUTOUT_QUEUE_SIZE", INTEGER, 64, "renders waiting or running per process before 503", low=1,
+            high=1_000_000),
     _server("CUTOUT_RENDER_TIMEOUT", NUMBER, 10.0,
             "seconds a render may run (wall clock from when it gets a thread; background removal's model "
             "and cut-out and face detection not counted): past it libvips stops at the next tile, nothing "
@@ -308,14 +326,17 @@ VARIABLES: tuple[Variable, ...] = (
             "into the cache has none",
             shown="10 (0: none)", low=0.0, high=3600.0),
     _server("CUTOUT_LEASE_SECONDS", NUMBER, 60.0,
-            "lease of a generation claim (renewed while the job runs), at least 0.5", low=0.5),
+            "lease of a generation claim (renewed while the job runs), at least 0.5", low=0.5,
+            high=86400.0),
     # At least a second: a failure that expires as it is written is never reported, and waiting requests
     # would resubmit the job every poll, running the model in a loop while clients get 423.
     _server("CUTOUT_FAILURE_SECONDS", NUMBER, 30.0, "how long a failed generation is remembered, at least 1",
-            low=1.0),
-    _server("CUTOUT_RETRY_AFTER", INTEGER, 2, "Retry-After seconds of a 423 (a 503 says 1)", low=1),
+            low=1.0, high=_YEAR),
+    _server("CUTOUT_RETRY_AFTER", INTEGER, 2, "Retry-After seconds of a 423 (a 503 says 1)", low=1,
+            high=86400),
     _server("CUTOUT_MEMORY_CACHE", BYTES, 64 << 20,
-            "per-process memory for hot derivatives, bytes (suffixes K, M, G)", shown="64M", low=0),
+            "per-process memory for hot derivatives, bytes (suffixes K, M, G)", shown="64M", low=0,
+            high=_MEMORY_MAX),
     _server("CUTOUT_BACKGROUND_REMOVAL", REMOVAL, True,
             "load the model at start-up (missing: no start); 0 serves without it "
             "(e_background_removal answers 501); queue (with CUTOUT_STATE) serves without it and queues "
@@ -340,7 +361,7 @@ VARIABLES: tuple[Variable, ...] = (
             low=0.1, high=120.0),
     _server("CUTOUT_ORIGINALS_CACHE", BYTES, 2 << 30,
             "local copies of s3:// originals kept for renders, bytes (suffixes K, M, G); least recently "
-            "used out first", shown="2G", low=1 << 20),
+            "used out first", shown="2G", low=1 << 20, high=_STORE_MAX),
     _server("CUTOUT_API_KEYS", NAMES, (),
             "keys of the HTTP API (/v1/...), separated by ','; a request sends one as Authorization: "
             "Bearer <key> or X-Api-Key; unset (and CUTOUT_API_OPEN=0): the API is off (404)", shown="unset"),
@@ -352,27 +373,30 @@ VARIABLES: tuple[Variable, ...] = (
             low=0.0, high=600.0),
     _server("CUTOUT_API_RATE", NUMBER, 0.0,
             "API requests per second per key (a token bucket holding 10 seconds' worth); 0: no limit",
-            shown="0 (no limit)", low=0.0),
-    _server("CUTOUT_TASK_TTL", NUMBER, 86400.0, "seconds an API task and its result are kept", low=1.0),
+            shown="0 (no limit)", low=0.0, high=1_000_000.0),
+    _server("CUTOUT_TASK_TTL", NUMBER, 86400.0, "seconds an API task and its result are kept", low=1.0,
+            high=_YEAR),
     _server("CUTOUT_API_UPLOAD_CACHE", BYTES, 2 << 30,
             "images sent to the HTTP API (api-uploads/<sha256>), kept beside the originals "
             "(.cutout/transient/), bytes (suffixes K, M, G); least recently used out first: a dropped one's "
             "delivery URLs (encoding=url) answer 404 until it is sent again. With s3:// originals they are "
-            "objects under api-uploads/ (expire them with a lifecycle rule)", shown="2G", low=1 << 20),
+            "objects under api-uploads/ (expire them with a lifecycle rule)", shown="2G", low=1 << 20,
+            high=_STORE_MAX),
     _server("CUTOUT_API_WEBHOOK_SECRET", TEXT, None,
             "Standard Webhooks secret (whsec_<base64>) that signs the API's webhook_url notifications; "
             "unset: webhook_url is refused"),
     _server("CUTOUT_FETCH_TTL", NUMBER, 3600.0,
             "seconds an image fetched for /image/fetch/ is used before it is revalidated with its ETag "
-            "or modification date", low=0.0),
+            "or modification date", low=0.0, high=_YEAR),
     _server("CUTOUT_FETCH_CACHE", BYTES, 1 << 30,
             "images fetched for /image/fetch/ and the HTTP API's image_url (fetched/<sha256>), kept beside "
             "the originals (.cutout/transient/), bytes (suffixes K, M, G); least recently used out first "
             "(fetched again when next asked). With s3:// originals they are objects under fetched/ (expire "
-            "them with a lifecycle rule)", shown="1G", low=1 << 20),
+            "them with a lifecycle rule)", shown="1G", low=1 << 20,
+            high=_STORE_MAX),
     _server("CUTOUT_MAX_UPLOAD_BYTES", BYTES, 50 << 20,
             "largest HTTP API or Upload API request body in bytes (suffixes K, M, G), enforced while it "
-            "streams", shown="50M", low=1024),
+            "streams", shown="50M", low=1024, high=_MEMORY_MAX),
     _server("CUTOUT_UPLOAD", BOOLEAN, False,
             "1 turns on the Cloudinary-compatible Upload and Admin API (/v1_1/<cloud>/...; needs "
             "CUTOUT_API_KEY and CUTOUT_API_SECRET); 0: those routes answer 404"),
@@ -414,7 +438,8 @@ VARIABLES: tuple[Variable, ...] = (
     _model("CUTOUT_QUALITY", _choice(*QUALITIES), "default",
            "background-removal quality: best averages the maps of four inputs (the photo and its mirror "
            "image at two sizes: 3.1x the inference)"),
-    _model("CUTOUT_ORT_THREADS", INTEGER, None, "onnxruntime intra-op threads", shown="all cores", low=1),
+    _model("CUTOUT_ORT_THREADS", INTEGER, None, "onnxruntime intra-op threads", shown="all cores", low=1,
+           high=1024),
     _model("CUTOUT_ORT_PROVIDERS", NAMES, (),
            "onnxruntime execution providers, e.g. CUDAExecutionProvider,CPUExecutionProvider with "
            "onnxruntime-gpu", shown="CPU"),
@@ -432,7 +457,7 @@ VARIABLES: tuple[Variable, ...] = (
            "store at 10.1.0.0/16), separated by ','; narrower than CUTOUT_FETCH_ALLOW_PRIVATE", shown="none"),
     _fetch("CUTOUT_FETCH_MAX_BYTES", BYTES, 50 << 20,
            "largest fetched image in bytes (suffixes K, M, G), enforced while it downloads", shown="50M",
-           low=1),
+           low=1, high=_MEMORY_MAX),
     _fetch("CUTOUT_FETCH_CONNECT_TIMEOUT", NUMBER, 5.0, "seconds to connect to a server fetched from",
            low=0.1, high=600.0),
     _fetch("CUTOUT_FETCH_TIMEOUT", NUMBER, 30.0,
@@ -459,19 +484,32 @@ def parse(variable: Variable, raw: object) -> Any:
         except ValueError:
             raise VariableError(f"{variable.name}: expected {variable.kind.expected}, got {raw!r}") from None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        _check_range(variable, value)
+        _check_range(variable, value, raw.strip() if isinstance(raw, str) else str(value))
     return value
 
 
-def _check_range(variable: Variable, value: float) -> None:
-    low, high = variable.low, variable.high
+def _check_range(variable: Variable, value: float, given: str) -> None:
+    """``given``: the value as the operator wrote it (``2P``, not the bytes it stands for)."""
+    low, high = (None if b is None else _bound_text(variable, b) for b in (variable.low, variable.high))
     bounds = f"at least {low}" if high is None else f"between {low} and {high}"
     # nan passes every comparison, and an expiry of now + nan is stored as NULL (never expires), as good
     # as one of now + inf: a failure remembered for ever, a dead worker's claim that never lapses.
     if isinstance(value, float) and not math.isfinite(value):
-        raise VariableError(f"{variable.name}: expected a finite number, {bounds}, got {value}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise VariableError(f"{variable.name}: expected {bounds}, got {value}")
+        raise VariableError(f"{variable.name}: expected a finite number, {bounds}, got {given}")
+    if (variable.low is not None and value < variable.low) or (
+        variable.high is not None and value > variable.high
+    ):
+        raise VariableError(f"{variable.name}: expected {bounds}, got {given}")
+
+
+def _bound_text(variable: Variable, bound: float) -> str:
+    """A byte bound in the largest suffix that writes it exactly (``1M``, not 1048576)."""
+    if variable.kind is not BYTES or not bound:
+        return str(bound)
+    for exponent in (4, 3, 2, 1):
+        if bound % 1024**exponent == 0:
+            return f"{int(bound) // 1024**exponent}{'_KMGT'[exponent]}"
+    return str(bound)
 
 
 def read(
@@ -501,7 +539,8 @@ def undeclared(environ: Mapping[str, str] | None = None) -> list[str]:
     """The ``CUTOUT_*`` names in ``environ`` (default: this process's) that no variable here declares."""
     source = os.environ if environ is None else environ
     declared = {v.name for v in VARIABLES} | _SUITE
-    return sorted(name for name in source if name.startswith("CUTOUT_") and name not in declared)
+    # Any case: the environment's names are case-sensitive, so cutout_port is not CUTOUT_PORT and is not read.
+    return sorted(name for name in source if name.upper().startswith("CUTOUT_") and name not in declared)
 
 
 def given(group: Group, environ: Mapping[str, str] | None = None) -> list[str]:

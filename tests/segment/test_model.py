@@ -182,7 +182,7 @@ def test_config_parses_model_variables(env: dict[str, str], expected: dict[str, 
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"CUTOUT_ORT_THREADS": "0"}, "CUTOUT_ORT_THREADS: expected at least 1, got 0"),
+        ({"CUTOUT_ORT_THREADS": "0"}, "CUTOUT_ORT_THREADS: expected between 1 and 1024, got 0"),
         ({"CUTOUT_ORT_THREADS": "many"}, "CUTOUT_ORT_THREADS: expected an integer, got 'many'"),
         ({"CUTOUT_ORT_SPIN": "maybe"}, "CUTOUT_ORT_SPIN: expected 1/0/true/false, got 'maybe'"),
         ({"CUTOUT_QUALITY": "max"}, "CUTOUT_QUALITY: expected one of default, best, got 'max'"),

@@ -117,7 +117,12 @@ def table_command(argv: list[str], program: str, table: str, write: Callable[[st
     """``python -m <program> [--write README.md]``: print ``table``, or rewrite the file with ``write``."""
     if len(argv) == 2 and argv[0] == "--write":
         path = Path(argv[1])
-        path.write_text(write(path.read_text(encoding="utf-8")), encoding="utf-8")
+        try:  # run from another folder, or on another file: one line, not a traceback
+            path.write_text(write(path.read_text(encoding="utf-8")), encoding="utf-8")
+        except (OSError, ValueError) as exc:
+            reason = f"{exc.strerror}" if isinstance(exc, OSError) and exc.strerror else str(exc)
+            print(f"python -m {program}: {path}: {reason}", file=sys.stderr)
+            return 1
         return 0
     if not argv:
         print(table, end="")
