@@ -142,6 +142,10 @@ def check_url(url: httpx.URL, policy: FetchPolicy) -> str:
         raise InvalidUrl("The URL has no host")
     if not (_HOST_NAME.fullmatch(host) or _is_address(host)):
         raise InvalidUrl(f"The URL's host {host[:100]!r} is not a valid host name")
+    if url.port is not None and not 0 < url.port < 65536:
+        # httpx takes any number; a connection to it fails only later, as if the receiver were down,
+        # and a webhook would be retried for hours on a URL that can never work.
+        raise InvalidUrl(f"The URL's port {url.port} is not between 1 and 65535")
     if not policy.allow:
         raise ForbiddenUrl(f"Fetching URLs is turned off on this server ({policy.allow_name} is empty)")
     if not host_allowed(host, policy.allow):

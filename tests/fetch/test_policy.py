@@ -108,6 +108,8 @@ def test_urls_refused_before_resolving(url: str, message: str) -> None:
         ("http:///a.jpg", "no host"),
         ("http://[not-an-address/", "not a valid host name|Not a valid URL"),
         ("http://exa mple.org/a.jpg", "not a valid host name"),
+        ("http://example.org:99999/a.jpg", "port 99999 is not between 1 and 65535"),
+        ("http://127.0.0.1:0/hook", "port 0 is not between 1 and 65535"),
     ],
 )
 def test_what_is_no_url_is_the_clients_400(url: str, message: str) -> None:
