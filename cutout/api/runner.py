@@ -18,7 +18,7 @@ from cutout.api.errors import ApiError
 from cutout.api.remover import Job, Remover
 from cutout.api.tasks import FINAL, RUNNING, Tasks
 from cutout.fetch import FetchPolicy
-from cutout.webhooks import Delivery, Signer, deliver
+from cutout.webhooks import Delivery, RetryPolicy, Signer, deliver
 
 log = logging.getLogger("cutout.api")
 
@@ -39,8 +39,11 @@ class Runner:
         signer: Signer | None,
         hook_policy: FetchPolicy,
         lease: float = LEASE_SECONDS,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.lease = lease
+        # CUTOUT_WEBHOOK_TRIES bounds these deliveries as it does the Upload API's.
+        self.retry = RetryPolicy.from_environ() if retry is None else retry
         self.remover = remover
         self.tasks = tasks
         self.signer = signer
@@ -149,7 +152,7 @@ class Runner:
             await anyio.to_thread.run_sync(self.tasks.put, task)
 
         try:
-            await deliver(delivery, self.signer, self.hook_policy, on_attempt=keep)
+            await deliver(delivery, self.signer, self.hook_policy, self.retry, on_attempt=keep)
         except Exception:
             log.exception("webhook of task %s", task["task_id"])
 
