@@ -30,7 +30,7 @@ from cutout.schedule import POLL_SECONDS
 from cutout.service import Prepared, Service
 from cutout.settings import Settings
 from cutout.upload import params as p
-from cutout.upload.assets import Assets, Base, Record, delivery_path, new_version
+from cutout.upload.assets import Assets, Base, Record, delivery_path, iso, new_version
 from cutout.upload.errors import UploadError
 from cutout.upload.images import inspect
 from cutout.webhooks import CloudinarySigner, Delivery, RetryPolicy, deliver, webhook_policy
@@ -136,9 +136,12 @@ class Jobs:
                 list_derived(record, [m for m in made if "status" not in m])
             if batch["notify"]:
                 of = batch["of"]
+                # timestamp and notification_context as Cloudinary's eager notifications carry them
+                # (receivers order and deduplicate by them), as do cutout's other notifications.
                 payload = {"notification_type": "eager", "eager": made, "batch_id": batch["batch"],
                            "public_id": public_id, "asset_id": of["asset_id"],
-                           "version": of["version"]}  # fmt: skip
+                           "version": of["version"], "timestamp": iso(time.time()),
+                           "notification_context": {"triggered_at": _now_precise()}}  # fmt: skip
                 self.notify(record, batch["notify"], payload)
             self.assets.save(record)
 

@@ -438,3 +438,18 @@ def test_an_eager_naming_a_missing_overlay_is_listed_failed_not_an_error_after_s
     note = notified(receiver, "docs2/overlaid", "eager")
     assert [e["transformation"] for e in note["eager"]] == ["c_scale,w_30"]
     assert sdk.uploader.destroy("docs2/overlaid") == {"result": "ok"}
+
+
+def test_the_eager_notification_carries_its_timestamp(sdk: Any, receiver: Receiver) -> None:
+    """As Cloudinary's eager notifications do (``timestamp``, ``notification_context.triggered_at``),
+    beside the batch, the asset and what was made."""
+    up = sdk.uploader.upload(str(ROAD), public_id="docs2/stamped", eager="c_scale,w_20", eager_async=True,
+                             eager_notification_url=receiver.url)  # fmt: skip
+    note = notified(receiver, "docs2/stamped", "eager")
+    assert note["timestamp"].startswith(up["created_at"][:4]) and note["timestamp"].endswith("Z")
+    assert note["notification_context"]["triggered_at"].endswith("Z")
+    assert (note["batch_id"], note["asset_id"], note["version"]) == (
+        up["eager"][0]["batch_id"], up["asset_id"], up["version"]
+    )
+    assert note["eager"][0]["transformation"] == "c_scale,w_20" and note["eager"][0]["width"] == 20
+    assert sdk.uploader.destroy("docs2/stamped") == {"result": "ok"}
