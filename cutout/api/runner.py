@@ -7,6 +7,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -134,7 +135,10 @@ class Runner:
         if task.get("webhook") is None:
             shape = PAYLOADS.get(task["job"].get("payload", ""))
             if shape is None:
-                payload = {"type": f"task.{task['status']}", "data": public_view(task)}
+                # Standard Webhooks' recommended shape: type, timestamp (when the event occurred: the task
+                # ended; each try's own time is the webhook-timestamp header) and data.
+                payload = {"type": f"task.{task['status']}", "timestamp": _iso(task["finished_at"]),
+                           "data": public_view(task)}  # fmt: skip
             else:
                 payload = shape(task, await anyio.to_thread.run_sync(self.tasks.data, task["task_id"]))
             task = {
@@ -155,6 +159,11 @@ class Runner:
             await deliver(delivery, self.signer, self.hook_policy, self.retry, on_attempt=keep)
         except Exception:
             log.exception("webhook of task %s", task["task_id"])
+
+
+def _iso(moment: float | None) -> str:
+    when = datetime.now(UTC) if moment is None else datetime.fromtimestamp(moment, UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def public_view(task: dict[str, Any]) -> dict[str, Any]:

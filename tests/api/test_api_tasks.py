@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -161,6 +162,9 @@ def test_webhook_signed_with_standard_webhooks(
     payload = Webhook(SECRET).verify(seen.body, seen.headers)
     assert payload["type"] == "task.success"
     assert payload["data"]["task_id"] == location.rsplit("/", 1)[1]
+    # Standard Webhooks' recommended timestamp: when the task ended, in ISO 8601
+    ended = datetime.fromisoformat(payload["timestamp"].replace("Z", "+00:00")).timestamp()
+    assert abs(ended - payload["data"]["finished_at"]) < 0.001
     assert json.loads(seen.body)["data"]["result"]["width"] == 640
 
 
