@@ -7,6 +7,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -18,7 +19,7 @@ from cutout.api.errors import ApiError
 from cutout.api.remover import Job, Remover
 from cutout.api.tasks import FINAL, RUNNING, Tasks
 from cutout.fetch import FetchPolicy
-from cutout.webhooks import Delivery, Signer, deliver
+from cutout.webhooks import Delivery, RetryPolicy, Signer, deliver
 
 log = logging.getLogger("cutout.api")
 
@@ -39,8 +40,11 @@ class Runner:
         signer: Signer | None,
         hook_policy: FetchPolicy,
         lease: float = LEASE_SECONDS,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.lease = lease
+        # CUTOUT_WEBHOOK_TRIES bounds these deliveries as it does the Upload API's.
+        self.retry = RetryPolicy.from_environ() if retry is None else retry
         self.remover = remover
         self.tasks = tasks
         self.signer = signer
@@ -138,7 +142,10 @@ class Runner:
         if task.get("webhook") is None:
             shape = PAYLOADS.get(task["job"].get("payload", ""))
             if shape is None:
-                payload = {"type": f"task.{task['status']}", "data": public_view(task)}
+                # Standard Webhooks' recommended shape: type, timestamp (when the event occurred: the task
+                # ended; each try's own time is the webhook-timestamp header) and data.
+                payload = {"type": f"task.{task['status']}", "timestamp": _iso(task["finished_at"]),
+                           "data": public_view(task)}  # fmt: skip
             else:
                 payload = shape(task, await anyio.to_thread.run_sync(self.tasks.data, task["task_id"]))
             task = {
@@ -157,9 +164,14 @@ class Runner:
             await anyio.to_thread.run_sync(self.tasks.update, task)  # not a deleted task back
 
         try:
-            await deliver(delivery, self.signer, self.hook_policy, on_attempt=keep)
+            await deliver(delivery, self.signer, self.hook_policy, self.retry, on_attempt=keep)
         except Exception:
             log.exception("webhook of task %s", task["task_id"])
+
+
+def _iso(moment: float | None) -> str:
+    when = datetime.now(UTC) if moment is None else datetime.fromtimestamp(moment, UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def public_view(task: dict[str, Any]) -> dict[str, Any]:

@@ -142,6 +142,8 @@ def check_url(url: httpx.URL, policy: FetchPolicy) -> str:
         raise InvalidUrl("The URL has no host")
     if not (_HOST_NAME.fullmatch(host) or _is_address(host)):
         raise InvalidUrl(f"The URL's host {host[:100]!r} is not a valid host name")
+    if bad_port(url):  # a redirect's Location is not read by parse_url
+        raise InvalidUrl(f"The URL's port {url.port} is not between 1 and 65535")
     if not policy.allow:
         raise ForbiddenUrl(f"Fetching URLs is turned off on this server ({policy.allow_name} is empty)")
     if not host_allowed(host, policy.allow):
@@ -165,7 +167,13 @@ def parse_url(text: str) -> httpx.URL:
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
         raise InvalidUrl(f"Not a valid URL: {text[:200]!r} ({str(exc)[:100]})", detail=str(exc)) from None
     # httpx takes any number as a port, and the resolver wraps it: :65536 was fetched from port 0, :99999
-    # from 34463 (another service than the URL names).
-    if url.port is not None and not 1 <= url.port <= 65535:
-        raise InvalidUrl(f"Not a valid URL: {text[:200]!r} (the port must be 1 to 65535, not {url.port})")
+    # from 34463 (another service than the URL names); a webhook to it would be retried for hours as if
+    # its receiver were down.
+    if bad_port(url):
+        raise InvalidUrl(f"Not a valid URL: {text[:200]!r} (port {url.port} is not between 1 and 65535)")
     return url
+
+
+def bad_port(url: httpx.URL) -> bool:
+    """Whether ``url`` names a port no connection can use (parse_url's URLs, and a redirect's)."""
+    return url.port is not None and not 1 <= url.port <= 65535

@@ -30,7 +30,7 @@ from cutout.schedule import POLL_SECONDS
 from cutout.service import Prepared, Service
 from cutout.settings import Settings
 from cutout.upload import params as p
-from cutout.upload.assets import Assets, Base, Record, delivery_path, new_version
+from cutout.upload.assets import Assets, Base, Record, delivery_path, iso, new_version
 from cutout.upload.errors import UploadError
 from cutout.upload.images import inspect
 from cutout.webhooks import CloudinarySigner, Delivery, RetryPolicy, deliver, webhook_policy
@@ -90,7 +90,7 @@ class Jobs:
 
     def notify(self, record: Record, url: str, payload: dict[str, Any]) -> None:
         delivery = Delivery.new(url, {**payload, "signature_key": self.api_key}, "cloudinary")
-        record["notifications"] = [*record["notifications"], delivery.to_json()][-KEPT_NOTIFICATIONS:]
+        record["notifications"] = kept([*record["notifications"], delivery.to_json()])
 
     def prepare_eager(self, record: Record, item: p.Eager) -> Prepared:
         path = parse_path(f"/image/upload/{delivery_path(record, item.transformation, item.extension)}")
@@ -136,9 +136,12 @@ class Jobs:
                 list_derived(record, [m for m in made if "status" not in m])
             if batch["notify"]:
                 of = batch["of"]
+                # timestamp and notification_context as Cloudinary's eager notifications carry them
+                # (receivers order and deduplicate by them), as do cutout's other notifications.
                 payload = {"notification_type": "eager", "eager": made, "batch_id": batch["batch"],
                            "public_id": public_id, "asset_id": of["asset_id"],
-                           "version": of["version"]}  # fmt: skip
+                           "version": of["version"], "timestamp": iso(time.time()),
+                           "notification_context": {"triggered_at": _now_precise()}}  # fmt: skip
                 self.notify(record, batch["notify"], payload)
             self.assets.save(record)
 
@@ -412,6 +415,18 @@ def pending(record: Record | None) -> list[str]:
     if record is None:
         return []
     return [t for t in record.get("notifications", []) if Delivery.from_json(t).state == "pending"]
+
+
+def kept(texts: list[str]) -> list[str]:
+    """At most KEPT_NOTIFICATIONS of an asset's deliveries, dropping the oldest finished ones first: a
+    delivery still to be made is dropped only when that many newer ones wait too (a receiver away while
+    an asset changes often), else it would be lost silently while a record of a finished one stays."""
+    texts = list(texts)
+    while len(texts) > KEPT_NOTIFICATIONS:
+        states = (Delivery.from_json(text).state for text in texts)
+        drop = next((i for i, state in enumerate(states) if state != "pending"), 0)
+        del texts[drop]
+    return texts
 
 
 def unfinished(record: Record) -> bool:

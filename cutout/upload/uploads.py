@@ -490,7 +490,14 @@ class Uploads:
         later: list[p.Eager] = []
         batch = uuid.uuid4().hex
         for item in eagers:
-            prepared = await anyio.to_thread.run_sync(self.jobs.prepare_eager, record, item)
+            try:
+                prepared = await anyio.to_thread.run_sync(self.jobs.prepare_eager, record, item)
+            except OriginError as exc:
+                # An overlay it names is missing, say: the asset is already stored (and an explicit's
+                # changes made), so the answer must say so; an error here would have the client believe
+                # nothing happened. The item says why it was not made, as a failed render's does.
+                shown.append(_failed(item, exc))
+                continue
             url, secure_url = base.urls(delivery_path(record, item.transformation, item.extension))
             if background or prepared.segmenting:
                 later.append(item)
@@ -500,9 +507,7 @@ class Uploads:
             try:
                 entry = await self.service.scheduler.make(prepared)
             except OriginError as exc:  # the upload is stored: the item says why it was not made
-                shown.append(
-                    {"transformation": item.transformation, "status": "failed", "reason": exc.public}
-                )
+                shown.append(_failed(item, exc))
                 continue
             shown.append(derived(item, entry, url, secure_url))
         done = [item for item in shown if "status" not in item]
@@ -530,6 +535,10 @@ class Uploads:
                 record["eager_jobs"] = [*record.get("eager_jobs", []), queued]
                 self.assets.mark_unfinished(record["public_id"])
             self.assets.save(record)
+
+
+def _failed(item: p.Eager, exc: OriginError) -> Record:
+    return {"transformation": item.transformation, "status": "failed", "reason": exc.public}
 
 
 def _coordinates(record: Record) -> Record:

@@ -34,8 +34,14 @@ from transform import variables
 from transform.variables import BY_NAME
 
 State = Literal["pending", "delivered", "failed"]
-#: Answers worth another try: the receiver is overloaded, restarting or asked us to wait.
+#: Answers worth another try: the receiver is overloaded, restarting or asked us to wait; and every 5xx
+#: (``retried``): a server's own error, such as the 520-524 a CDN in front of the receiver answers when
+#: it is down or slow, is what a retry is for, as other senders treat it.
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def retried(status: int) -> bool:
+    return status in RETRY_STATUSES or 500 <= status <= 599
 
 
 #: Why an attempt failed: refused by policy (never retried), no answer in time, no connection or a
@@ -208,7 +214,7 @@ async def _post(
     if 200 <= status < 300:
         return status
     error = f"The receiver answered {status}"
-    if status in RETRY_STATUSES:
+    if retried(status):
         retry_after = _retry_after(response.headers.get("retry-after"), now)
         raise _Outcome(status, "receiver_error", error, True, retry_after)
     # A redirect is not followed (its target was never checked or signed for); other 4xx mean "never".

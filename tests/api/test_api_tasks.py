@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -194,6 +195,9 @@ def test_webhook_signed_with_standard_webhooks(
     payload = Webhook(SECRET).verify(seen.body, seen.headers)
     assert payload["type"] == "task.success"
     assert payload["data"]["task_id"] == location.rsplit("/", 1)[1]
+    # Standard Webhooks' recommended timestamp: when the task ended, in ISO 8601
+    ended = datetime.fromisoformat(payload["timestamp"].replace("Z", "+00:00")).timestamp()
+    assert abs(ended - payload["data"]["finished_at"]) < 0.001
     assert json.loads(seen.body)["data"]["result"]["width"] == 640
 
 
@@ -235,6 +239,25 @@ def test_a_webhook_interrupted_by_a_restart_is_resumed(
     first_try, second_try = receiver.seen
     assert first_try.headers["webhook-id"] == second_try.headers["webhook-id"]  # the same delivery
     assert Webhook(SECRET).verify(second_try.body, second_try.headers)["type"] == "task.success"
+
+
+def test_a_webhook_is_tried_as_often_as_cutout_webhook_tries_says(
+    receiver: LocalServer, make_api: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The HTTP API's deliveries keep to CUTOUT_WEBHOOK_TRIES as the Upload API's do (they took the
+    default, 8 tries over about four minutes, whatever it said)."""
+    monkeypatch.setenv("CUTOUT_FETCH_ALLOW_NETWORKS", "127.0.0.2/32")
+    monkeypatch.setenv("CUTOUT_WEBHOOK_TRIES", "2")
+    receiver.routes["/hook"] = lambda handler: send(handler, 500, b"broken", "text/plain")
+    client = make_api(api_webhook_secret=SECRET)
+    params = {"async": "1", "webhook_url": receiver.url("/hook")}
+    finished(client, client.post(URL, content=road(), headers=JPEG, params=params).headers["location"])
+    deadline = time.monotonic() + 10
+    while len(receiver.seen) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(3)  # a third try would come 1 to 2 s after the second
+    assert len(receiver.seen) == 2
+    assert receiver.seen[0].headers["webhook-id"] == receiver.seen[1].headers["webhook-id"]
 
 
 def test_a_task_is_its_keys_alone(make_api: ClientFactory) -> None:

@@ -109,9 +109,10 @@ def test_urls_refused_before_resolving(url: str, message: str) -> None:
         ("http://[not-an-address/", "not a valid host name|Not a valid URL"),
         ("http://exa mple.org/a.jpg", "not a valid host name"),
         # httpx takes any port, and getaddrinfo wraps it: these were fetched from port 0 and 34463
-        ("http://example.org:65536/a.jpg", "the port must be 1 to 65535, not 65536"),
-        ("http://example.org:99999/a.jpg", "the port must be 1 to 65535, not 99999"),
-        ("http://example.org:0/a.jpg", "the port must be 1 to 65535, not 0"),
+        ("http://example.org:65536/a.jpg", "port 65536 is not between 1 and 65535"),
+        ("http://example.org:99999/a.jpg", "port 99999 is not between 1 and 65535"),
+        ("http://example.org:0/a.jpg", "port 0 is not between 1 and 65535"),
+        ("http://127.0.0.1:0/hook", "port 0 is not between 1 and 65535"),
     ],
 )
 def test_what_is_no_url_is_the_clients_400(url: str, message: str) -> None:

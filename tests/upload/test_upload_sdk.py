@@ -306,6 +306,9 @@ def _files_outside_records(root: Path) -> list[Path]:
         ({"type": "private"}, None, "BadRequest", "type 'private' is not supported"),
         ({"eager": "w_abc"}, None, "BadRequest", "eager: Invalid transformation parameter - w_abc"),
         ({"notification_url": "ftp://example.org/x"}, None, "BadRequest", "notification_url: Only http"),
+        ({"notification_url": "http://127.0.0.1:99999/x"}, None, "BadRequest", "notification_url: .*99999"),
+        ({"eager": "w_10", "eager_notification_url": "http://127.0.0.1:0/x"}, None, "BadRequest",
+         "eager_notification_url: .*port 0"),
         ({"api_secret": "wrong"}, None, "AuthorizationRequired", "Invalid Signature"),
         ({"api_key": "999"}, None, "AuthorizationRequired", "Unknown API key 999"),
         ({}, ("empty.jpg", b""), "BadRequest", "Empty file"),
@@ -412,3 +415,41 @@ def test_failed_removal_keeps_the_original_and_notifies(sdk: Any, receiver: Rece
     assert "decod" in resource["info"]["background_removal"]["cloudinary_ai"]["reason"]
     assert resource["etag"] == hashlib.md5(damaged).hexdigest() and resource["version"] == up["version"]
 
+
+
+def test_an_eager_naming_a_missing_overlay_is_listed_failed_not_an_error_after_storing(
+    sdk: Any, receiver: Receiver
+) -> None:
+    """The overlay is found missing once the original is stored: the answer must say the upload (and
+    an explicit's tags) happened, with that eager item failed, rather than a 404 that has the client
+    believe nothing was stored."""
+    eager = "c_scale,w_30|l_no_such_overlay"
+    up = sdk.uploader.upload(str(ROAD), public_id="docs2/overlaid", eager=eager)
+    assert up["eager"][0]["width"] == 30
+    assert up["eager"][1]["status"] == "failed" and "no_such_overlay" in up["eager"][1]["reason"]
+    assert up["eager"][1]["transformation"] == "l_no_such_overlay"
+    derived = dict(sdk.api.resource("docs2/overlaid"))["derived"]
+    assert [d["transformation"] for d in derived] == ["c_scale,w_30"]
+
+    later = sdk.uploader.explicit("docs2/overlaid", type="upload", tags=["x"], eager=eager, eager_async=True,
+                                  eager_notification_url=receiver.url)  # fmt: skip
+    assert later["tags"] == ["x"]
+    assert [e["status"] for e in later["eager"]] == ["processing", "failed"]
+    note = notified(receiver, "docs2/overlaid", "eager")
+    assert [e["transformation"] for e in note["eager"]] == ["c_scale,w_30"]
+    assert sdk.uploader.destroy("docs2/overlaid") == {"result": "ok"}
+
+
+def test_the_eager_notification_carries_its_timestamp(sdk: Any, receiver: Receiver) -> None:
+    """As Cloudinary's eager notifications do (``timestamp``, ``notification_context.triggered_at``),
+    beside the batch, the asset and what was made."""
+    up = sdk.uploader.upload(str(ROAD), public_id="docs2/stamped", eager="c_scale,w_20", eager_async=True,
+                             eager_notification_url=receiver.url)  # fmt: skip
+    note = notified(receiver, "docs2/stamped", "eager")
+    assert note["timestamp"].startswith(up["created_at"][:4]) and note["timestamp"].endswith("Z")
+    assert note["notification_context"]["triggered_at"].endswith("Z")
+    assert (note["batch_id"], note["asset_id"], note["version"]) == (
+        up["eager"][0]["batch_id"], up["asset_id"], up["version"]
+    )
+    assert note["eager"][0]["transformation"] == "c_scale,w_20" and note["eager"][0]["width"] == 20
+    assert sdk.uploader.destroy("docs2/stamped") == {"result": "ok"}

@@ -11,6 +11,9 @@ import pyvips
 from cache import FolderOriginals
 from cutout.upload import params
 from cutout.upload.errors import UploadError
+from cutout.upload.jobs import KEPT_NOTIFICATIONS, kept
+from cutout.webhooks import Delivery
+from cutout.webhooks.delivery import State
 from grammar.errors import NotFound
 from tests.app.helpers import SAMPLES
 
@@ -186,3 +189,22 @@ def test_records_from_before_sizes_were_upright_are_repaired_once_at_start_up(tm
     # The stored original is not the one that record describes: left for whoever writes it next.
     assert json.loads(store.get_record("assets/new/right") or b"{}")["width"] == 120
     assert Assets(store, None).upright_existing() == 0  # type: ignore[arg-type]  # done: the marker says so
+
+
+def test_notifications_still_to_deliver_are_kept_before_finished_ones() -> None:
+    """A record keeps KEPT_NOTIFICATIONS deliveries; a full list drops the oldest finished one, not the
+    oldest still to be delivered (it used to keep the newest, whatever their state)."""
+
+    def delivery(n: int, state: State) -> str:
+        made = Delivery.new(f"https://hooks.example.org/{n}", {"n": n}, "cloudinary")
+        made.state = state
+        return made.to_json()
+
+    first_pending = delivery(0, "pending")
+    texts = [first_pending] + [delivery(n, "delivered") for n in range(1, KEPT_NOTIFICATIONS)]
+    after = kept([*texts, delivery(99, "pending")])
+    assert len(after) == KEPT_NOTIFICATIONS
+    assert after[0] == first_pending and Delivery.from_json(after[-1]).url.endswith("/99")
+    assert "https://hooks.example.org/1" not in [Delivery.from_json(t).url for t in after]  # oldest finished
+    all_pending = [delivery(n, "pending") for n in range(KEPT_NOTIFICATIONS + 1)]
+    assert kept(all_pending) == all_pending[1:]  # none finished: the oldest goes, the list stays bounded

@@ -199,6 +199,18 @@ async def test_gives_up_after_the_bounded_number_of_tries(receiver: LocalServer,
     assert done.attempts[-1].code == "receiver_error" and done.attempts[-1].status == 500
 
 
+@pytest.mark.parametrize("status", [500, 507, 522, 524])
+async def test_every_server_error_is_retried(receiver: LocalServer, policy: FetchPolicy, status: int) -> None:
+    """A 5xx is the receiver's (or the CDN in front of it: 522, 524) passing trouble, not a refusal;
+    507 and the 52x used to end the delivery at the first try."""
+    receiver.routes["/hook"] = flaky([(status, {})], anything)
+    done = await deliver(
+        Delivery.new(receiver.url("/hook"), PAYLOAD, "cloudinary"), CloudinarySigner(SECRET), policy,
+        RetryPolicy(tries=3), sleep=Sleeps(),
+    )  # fmt: skip
+    assert done.state == "delivered" and [a.status for a in done.attempts] == [status, 200]
+
+
 @pytest.mark.parametrize("status", [400, 404, 410, 302])
 async def test_a_permanent_refusal_is_not_retried(
     receiver: LocalServer, policy: FetchPolicy, status: int
