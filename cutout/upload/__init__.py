@@ -8,7 +8,7 @@ what is left (background removals, eager batches, notifications)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
@@ -35,31 +35,19 @@ async def running(settings: Settings, service: Service) -> AsyncIterator[Uploads
         uploads.jobs.group = group
         group.start_soon(uploads.jobs.sweep_forever)
         group.start_soon(uploads.parts.sweep_forever)
-        group.start_soon(_index_existing, uploads)
-        group.start_soon(_upright_existing, uploads)
+        group.start_soon(_once, uploads.assets.index_existing, "indexing the tags")
+        group.start_soon(_once, uploads.assets.upright_existing, "turning upright the recorded size")
         yield uploads
         group.cancel_scope.cancel()
 
 
-async def _index_existing(uploads: Uploads) -> None:
-    """Records from before the tag index get indexed once, in the background (a failure is logged, and
-    the next start tries again)."""
+async def _once(work: Callable[[], int], what: str) -> None:
+    """One of the stores' one-time repairs of records written by older versions (``Assets.index_existing``,
+    ``upright_existing``), in the background: a failure is logged, and the next start tries again."""
     try:
-        indexed = await anyio.to_thread.run_sync(uploads.assets.index_existing)
+        done = await anyio.to_thread.run_sync(work)
     except Exception:
-        log.exception("indexing the tags of existing assets failed; the next start tries again")
+        log.exception("%s of existing assets failed; the next start tries again", what)
         return
-    if indexed:
-        log.info("indexed the tags of %d existing assets", indexed)
-
-
-async def _upright_existing(uploads: Uploads) -> None:
-    """Records that kept an EXIF-rotated photo's stored sides get its upright size, once, in the
-    background (a failure is logged, and the next start tries again)."""
-    try:
-        repaired = await anyio.to_thread.run_sync(uploads.assets.upright_existing)
-    except Exception:
-        log.exception("turning upright the sizes of existing assets failed; the next start tries again")
-        return
-    if repaired:
-        log.info("turned upright the recorded size of %d existing assets", repaired)
+    if done:
+        log.info("%s of %d existing assets: done", what, done)
