@@ -18,7 +18,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -116,21 +116,29 @@ class Assets:
     def index_existing(self) -> int:
         """Index the tags of records saved before the tag index existed (blocking; once per store: a
         marker record says it is done, and running it twice is harmless). How many were indexed."""
-        if self.originals.get_record(_INDEXED_MARKER) is not None:
+
+        def index(record: Record) -> bool:
+            if all(t in record.get("indexed", []) for t in record.get("tags", [])):
+                return False
+            self.save(record)
+            return True
+
+        return self._repair_once(_INDEXED_MARKER, index)
+
+    def _repair_once(self, marker: str, repair: Callable[[Record], bool]) -> int:
+        """``repair`` every asset's record (not deleted), each under its lock, once per store: the
+        ``marker`` record says it is done. How many ``repair`` says it changed."""
+        if self.originals.get_record(marker) is not None:
             return 0
-        indexed = 0
+        changed = 0
         for name in list(self.originals.list_records(ASSET_RECORDS)):
             public_id = name.removeprefix(f"{ASSET_RECORDS}/")
             with self.locked(public_id):
                 record = self.record(public_id)
-                if record is None or record.get("deleted"):
-                    continue
-                if all(t in record.get("indexed", []) for t in record.get("tags", [])):
-                    continue
-                self.save(record)
-                indexed += 1
-        self.originals.put_record(_INDEXED_MARKER, b"{}")
-        return indexed
+                if record is not None and not record.get("deleted") and repair(record):
+                    changed += 1
+        self.originals.put_record(marker, b"{}")
+        return changed
 
     # -- records from before sizes were read upright -------------------------------------------------------
     def upright_existing(self) -> int:
@@ -141,26 +149,21 @@ class Assets:
         to run twice or on two replicas at once: a record is changed only under its lock, only while the
         stored original is still the one it describes (its fingerprint), and only when its size is the
         stored sides and the upright sides differ; a repaired record no longer matches. How many changed."""
-        if self.originals.get_record(_UPRIGHT_MARKER) is not None:
-            return 0
-        repaired = 0
-        for name in list(self.originals.list_records(ASSET_RECORDS)):
-            public_id = name.removeprefix(f"{ASSET_RECORDS}/")
-            with self.locked(public_id):
-                record = self.record(public_id)
-                if record is None or record.get("deleted") or record.get("pages", 1) > 1:
-                    continue  # (EXIF orientation is not applied to animations)
-                size = self._upright_size(public_id, record)
-                if size is None:
-                    continue
-                record["width"], record["height"] = size
-                regions = record.get("custom_coordinates") or []
-                if any(x + w > size[0] or y + h > size[1] for x, y, w, h in regions):
-                    del record["custom_coordinates"]  # checked against the sideways size: as restore does
-                self._write(record)
-                repaired += 1
-        self.originals.put_record(_UPRIGHT_MARKER, b"{}")
-        return repaired
+
+        def upright(record: Record) -> bool:
+            if record.get("pages", 1) > 1:  # EXIF orientation is not applied to animations
+                return False
+            size = self._upright_size(record["public_id"], record)
+            if size is None:
+                return False
+            record["width"], record["height"] = size
+            regions = record.get("custom_coordinates") or []
+            if any(x + w > size[0] or y + h > size[1] for x, y, w, h in regions):
+                del record["custom_coordinates"]  # checked against the sideways size: as restore does
+            self._write(record)
+            return True
+
+        return self._repair_once(_UPRIGHT_MARKER, upright)
 
     def _upright_size(self, public_id: str, record: Record) -> tuple[int, int] | None:
         """The upright size of the stored original when the record holds its stored sides instead; None
