@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,6 +39,16 @@ def browser(server: ServerProcess) -> Iterator[Session]:
         yield session
 
 
+def _ready(browser: Session, url: str) -> Any:
+    """A new page of ``browser`` at ``url``, once the console says it is ready."""
+    from playwright.sync_api import expect
+
+    page = browser.page()
+    page.goto(url)
+    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    return page
+
+
 def _open(page: object, public_id: str) -> None:
     from playwright.sync_api import Page
 
@@ -51,9 +62,7 @@ def test_an_original_opened_by_its_id_is_the_one_marked_in_the_grid(
 ) -> None:
     from playwright.sync_api import expect
 
-    page = browser.page()
-    page.goto(server.url + "/console")
-    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    page = _ready(browser, server.url + "/console")
     pressed = page.locator("#grid .thumb[aria-pressed=true]")
     expect(pressed).to_have_count(1)
     first = pressed.locator(".id").inner_text()
@@ -73,9 +82,7 @@ def test_a_missing_original_does_not_show_the_previous_picture(
 ) -> None:
     from playwright.sync_api import expect
 
-    page = browser.page()
-    page.goto(server.url + "/console")
-    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    page = _ready(browser, server.url + "/console")
     _open(page, "docs/road")
     expect(page.locator("#before-info")).to_contain_text("640 × 427")
     _open(page, "no/such")
@@ -90,9 +97,7 @@ def test_a_server_that_stops_answering_is_said_so_and_the_old_result_goes(
 ) -> None:
     from playwright.sync_api import expect
 
-    page = browser.page()
-    page.goto(server.url + "/console")
-    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    page = _ready(browser, server.url + "/console")
     _open(page, "docs/road")
     page.click("button[data-preset=square]")
     expect(page.locator("#after-info")).to_contain_text("300 × 300")
@@ -147,9 +152,7 @@ def test_while_a_result_is_generated_the_previous_one_is_not_shown(
     here for the first request of the new result so that no model is needed."""
     from playwright.sync_api import Route, expect
 
-    page = browser.page()
-    page.goto(server.url + "/console")
-    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    page = _ready(browser, server.url + "/console")
     _open(page, "docs/road")
     expect(page.locator("#after-info")).to_contain_text("640 × 427")  # no transformation: the original
     assert page.get_attribute("#after", "src")
@@ -178,9 +181,7 @@ def test_load_more_from_the_keyboard_goes_on_to_the_new_originals(
     of the page: a keyboard user had to Tab through everything again."""
     from playwright.sync_api import expect
 
-    page = browser.page()
-    page.goto(server.url + "/console?page_size=2")
-    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    page = _ready(browser, server.url + "/console?page_size=2")
     page.fill("#prefix", "docs/rmv_bgd/")
     page.press("#prefix", "Enter")
     grid = page.locator("#grid .thumb")
@@ -199,9 +200,7 @@ def test_a_result_the_browser_cannot_show_says_so(server: ServerProcess, browser
     and "0 × 0 · tiff"."""
     from playwright.sync_api import expect
 
-    page = browser.page()
-    page.goto(server.url + "/console")
-    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    page = _ready(browser, server.url + "/console")
     _open(page, "docs/road")
     page.fill("#transformation", "c_scale,w_200/f_tiff")
     info = page.locator("#after-info")
@@ -220,9 +219,7 @@ def test_without_background_removal_an_upload_is_not_asked_for_it(
     with "background removal is not available on this server"."""
     from playwright.sync_api import expect
 
-    page = browser.page()
-    page.goto(server.url + "/console")
-    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    page = _ready(browser, server.url + "/console")
     expect(page.locator("#cloud")).to_contain_text("background removal is off")
     expect(page.locator("#remove-bg")).to_be_hidden()
     assert not page.is_checked("#remove-bg")
