@@ -3,19 +3,18 @@ retried with exponential back-off and jitter, every attempt recorded on a ``Deli
 persist and resume."""
 
 from cutout.webhooks.delivery import (
-    RETRY_STATUSES,
     Attempt,
     Delivery,
     FailureCode,
     RetryPolicy,
     attempt,
     deliver,
+    retried,
     webhook_policy,
 )
 from cutout.webhooks.signing import CloudinarySigner, Scheme, Signer, StandardSigner
 
 __all__ = [
-    "RETRY_STATUSES",
     "Attempt",
     "CloudinarySigner",
     "Delivery",
@@ -26,5 +25,6 @@ __all__ = [
     "StandardSigner",
     "attempt",
     "deliver",
+    "retried",
     "webhook_policy",
 ]

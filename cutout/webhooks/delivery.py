@@ -34,14 +34,15 @@ from transform import variables
 from transform.variables import BY_NAME
 
 State = Literal["pending", "delivered", "failed"]
-#: Answers worth another try: the receiver is overloaded, restarting or asked us to wait; and every 5xx
-#: (``retried``): a server's own error, such as the 520-524 a CDN in front of the receiver answers when
-#: it is down or slow, is what a retry is for, as other senders treat it.
-RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: The 4xx answers worth another try: the receiver timed out reading, is not ready, or asked us to wait.
+_RETRY_4XX = frozenset({408, 425, 429})
 
 
 def retried(status: int) -> bool:
-    return status in RETRY_STATUSES or 500 <= status <= 599
+    """Whether an answer is worth another try: those 4xx, and every 5xx: a server's own error, such as
+    the 520-524 a CDN in front of the receiver answers when it is down or slow, is what a retry is for,
+    as other senders treat it."""
+    return status in _RETRY_4XX or 500 <= status <= 599
 
 
 #: Why an attempt failed: refused by policy (never retried), no answer in time, no connection or a
