@@ -25,7 +25,7 @@ from starlette.responses import Response
 from cutout import metrics
 from cutout.api import Api, auth, front
 from cutout.api.errors import ApiError, from_origin
-from cutout.api.intake import Intake, limit_body
+from cutout.api.intake import Intake, limit_body, merge
 from cutout.api.remover import UPLOADS, Job, Result
 from cutout.api.routes import delivery_path
 from cutout.api.tasks import ERROR, SUCCESS, new_id, visible
@@ -156,10 +156,7 @@ def query(request: Request) -> dict[str, str]:
     """The query, one value per name. A name given twice is a 400 naming it (as the native intake's): a
     dict of the query keeps the last value and drops the other unseen (``mode=fg-image&mode=fg-mask``)."""
     values: dict[str, str] = {}
-    for name, value in request.query_params.multi_items():
-        if name in values:
-            raise ApiError("invalid_parameter", f"{name} is given more than once", parameter=name)
-        values[name] = value
+    merge(values, request.query_params.multi_items(), "query")
     return values
 
 

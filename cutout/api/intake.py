@@ -73,7 +73,7 @@ def _too_large(limit: int) -> ApiError:
 async def read(request: Request, limit: int) -> Intake:
     limit_body(request, limit)
     fields: dict[str, str] = {}
-    _merge(fields, request.query_params.multi_items(), "query")
+    merge(fields, request.query_params.multi_items(), "query")
     media = media_type(request.headers.get("content-type", ""))
     body: bytes | None = None
     upload: bytes | None = None
@@ -119,7 +119,9 @@ async def _body(request: Request) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _merge(fields: dict[str, str], items: Any, where: str) -> None:
+def merge(fields: dict[str, str], items: Any, where: str) -> None:
+    """``items`` (name, value) into ``fields``; a name given twice, here or before, is a 400 naming it
+    (a dict would keep the last value and drop the other unseen)."""
     for name, value in items:
         if name in fields:
             raise ApiError("invalid_parameter", f"{name} is given more than once", parameter=name)
@@ -156,7 +158,7 @@ async def _files(request: Request, fields: dict[str, str], limit: int) -> dict[s
             else:
                 if name in files:
                     raise ApiError("invalid_parameter", f"{name} is given more than once", parameter=name)
-                _merge(fields, [(name, value)], "body")
+                merge(fields, [(name, value)], "body")
     finally:
         await form.close()
     return files
@@ -178,7 +180,7 @@ def _json(raw: bytes, fields: dict[str, str]) -> None:
         elif not isinstance(value, str):
             raise ApiError("invalid_parameter", f"{name} must be a string, number or boolean", parameter=name)
         items.append((name, value))
-    _merge(fields, items, "body")
+    merge(fields, items, "body")
 
 
 def decode_b64(text: str, name: str = "image_file_b64") -> bytes:
