@@ -14,6 +14,7 @@ Everything else the page does goes through the Upload/Admin API and the delivery
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
@@ -143,8 +144,8 @@ async def check_endpoint(request: Request, service: Service) -> Response:
     unknown = sorted(set(query) - {"transformation", "public_id", "version"})
     if unknown:
         return _error(400, f"Unknown parameter {unknown[0]!r}: expected transformation, public_id, version")
-    names = [name for name, _ in query.multi_items()]
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    counts = Counter(name for name, _ in query.multi_items())  # one pass: a query may hold thousands
+    repeated = sorted(name for name, n in counts.items() if n > 1)
     if repeated:  # else the last one was checked and the others passed over
         return _error(400, f"{repeated[0]} is given more than once")
     transformation = query.get("transformation", "").strip()
