@@ -18,7 +18,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from transform import variables
 from transform.ops.docs import cell, replace_block, table_command
@@ -86,6 +86,7 @@ class Settings:
     upload: bool = _setting("CUTOUT_UPLOAD")
     resource_list: bool = _setting("CUTOUT_RESOURCE_LIST")
     api_key: str | None = _setting("CUTOUT_API_KEY")
+    signature_algorithm: Literal["sha1", "sha256"] = _setting("CUTOUT_SIGNATURE_ALGORITHM")
     public_url: str | None = _setting("CUTOUT_PUBLIC_URL")
     console: bool = _setting("CUTOUT_CONSOLE")
     named: Mapping[str, str] = field(default_factory=dict, metadata={"help": "loaded named transformations"})

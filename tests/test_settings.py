@@ -155,6 +155,13 @@ def test_a_redis_url_with_a_bad_port_or_database_is_named_at_start() -> None:
         assert load_settings({"CUTOUT_STATE": value}).state == value
 
 
+def test_the_signature_algorithm_is_sha1_or_sha256() -> None:
+    assert load_settings({}).signature_algorithm == "sha1"  # Cloudinary's default
+    assert load_settings({"CUTOUT_SIGNATURE_ALGORITHM": "SHA256"}).signature_algorithm == "sha256"
+    with pytest.raises(SettingsError, match="^CUTOUT_SIGNATURE_ALGORITHM: .*sha1, sha256"):
+        load_settings({"CUTOUT_SIGNATURE_ALGORITHM": "md5"})
+
+
 def test_the_fetchers_and_webhooks_variables_are_checked_at_start_up(tmp_path: Path) -> None:
     """Read where they are used (the fetcher, webhooks), but checked with the rest: a bad one stops
     `cutout serve` with its name, not with a traceback from the app's start-up."""

@@ -406,6 +406,10 @@ VARIABLES: tuple[Variable, ...] = (
     _server("CUTOUT_API_KEY", TEXT, None,
             "the api_key of the Upload and Admin API (CUTOUT_API_SECRET is its secret), as Cloudinary's "
             "SDKs send it"),
+    _server("CUTOUT_SIGNATURE_ALGORITHM", _choice("sha1", "sha256"), "sha1",
+            "the digest of the Upload API's signatures sent out, as a Cloudinary account's signature "
+            "algorithm: X-Cld-Signature of notifications and the signature of answers (the SDKs' "
+            "signature_algorithm); signed requests are taken in either"),
     _server("CUTOUT_PUBLIC_URL", BASE_URL, None,
             "the base URL clients reach delivery at (https://images.example.org, or with a path behind a "
             "proxy): the url and secure_url of Upload and Admin API answers and notifications are made from "

@@ -24,9 +24,9 @@ from cutout.api.options import flag
 from cutout.api.remover import Job, Remover, Result
 from cutout.api.runner import Runner, public_view
 from cutout.api.tasks import FINAL, SUCCESS, Tasks, visible
-from cutout.fetch import check_url, parse_url
 from cutout.gone import client_gone
 from cutout.settings import Settings
+from cutout.webhooks import check_target
 from grammar.errors import OriginError
 from grammar.image_formats import MIME
 from grammar.path import escape_public_id, versioned_source
@@ -138,7 +138,7 @@ def _check_webhook(api: Api, url: str) -> None:
     if api.runner.signer is None:
         raise invalid("webhook_url", "webhook_url needs CUTOUT_API_WEBHOOK_SECRET set on the server")
     try:
-        check_url(parse_url(url), api.runner.hook_policy)
+        check_target(url, api.runner.hook_policy)
     except OriginError as exc:
         raise invalid("webhook_url", f"webhook_url: {exc.public}") from None
 

@@ -338,12 +338,13 @@ def delivery_path(record: Record, transformation: str = "", extension: str = "")
     return f"{prefix}v{record['version']}/{public_id}.{extension or record['format']}"
 
 
-def response_signature(public_id: str, version: int, secret: str) -> str:
-    """What ``cloudinary.utils.verify_api_response_signature`` checks (signature version 1)."""
-    return hashlib.sha1(f"public_id={public_id}&version={version}{secret}".encode()).hexdigest()
+def response_signature(public_id: str, version: int, secret: str, algorithm: str = "sha1") -> str:
+    """What ``cloudinary.utils.verify_api_response_signature`` checks (signature version 1), in the
+    SDK's ``signature_algorithm`` (CUTOUT_SIGNATURE_ALGORITHM)."""
+    return hashlib.new(algorithm, f"public_id={public_id}&version={version}{secret}".encode()).hexdigest()
 
 
-def view(record: Record, base: Base, secret: str) -> Record:
+def view(record: Record, base: Base, secret: str, algorithm: str = "sha1") -> Record:
     """The asset as the Upload API's responses and the Admin API describe it (Cloudinary's fields)."""
     url, secure_url = base.urls(delivery_path(record))
     public_id = record["public_id"]
@@ -353,7 +354,7 @@ def view(record: Record, base: Base, secret: str) -> Record:
         "public_id": public_id,
         "version": record["version"],
         "version_id": record["version_id"],
-        "signature": response_signature(public_id, record["version"], secret),
+        "signature": response_signature(public_id, record["version"], secret, algorithm),
         "width": record["width"],
         "height": record["height"],
         "format": record["format"],

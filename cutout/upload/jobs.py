@@ -74,7 +74,7 @@ class Jobs:
         self.service = service
         self.assets = assets
         self.api_key = settings.api_key
-        self.signer = CloudinarySigner(settings.api_secret)
+        self.signer = CloudinarySigner(settings.api_secret, settings.signature_algorithm)
         self.hook_policy = webhook_policy()
         self.retry = RetryPolicy.from_environ()
         self.lease = settings.lease_seconds

@@ -12,7 +12,7 @@ import anyio
 import anyio.to_thread
 
 from cutout.upload import params as p
-from cutout.upload.assets import Base, Record, iso, new_version, view
+from cutout.upload.assets import Base, Record, iso, new_version
 from cutout.upload.errors import UploadError, bad, not_found
 from cutout.upload.jobs import unfinished
 
@@ -52,7 +52,7 @@ class Manage:
         overwrite = p.flag(params, "overwrite")
         p.flag(params, "invalidate")
         record = await anyio.to_thread.run_sync(partial(self._rename, source, target, overwrite=overwrite))
-        return view(record, base, self.uploads.api_secret)
+        return self.uploads.view(record, base)
 
     def _rename(self, source: str, target: str, *, overwrite: bool) -> Record:
         with self.assets.locked_all([source, target]):
@@ -223,7 +223,7 @@ class Manage:
         limit = p.max_results(query, 10)
         after = p.uncursor(query["next_cursor"]) if query.get("next_cursor") else None
         records, last = await anyio.to_thread.run_sync(self._tagged, _tag(tag), limit, after)
-        found = [view(r, base, self.uploads.api_secret) for r in records]
+        found = [self.uploads.view(r, base) for r in records]
         return {"resources": found, **({"next_cursor": p.cursor(last)} if last else {})}
 
     async def resource_list(self, tag: str) -> Record:

@@ -435,7 +435,8 @@ class Eager:
 
 def eager(params: Mapping[str, str], named: Mapping[str, str]) -> list[Eager]:
     """``eager``: transformations separated by '|', each optionally ending in ``/<extension>``; each
-    compiled now, so a bad one is a 400 before anything is stored. At most MAX_EAGER of them."""
+    compiled now, so a bad one is a 400 before anything is stored. At most MAX_EAGER of them. The same
+    one twice (transformation and extension: the same derived URL) is kept once, in its first place."""
     found = []
     items = [p for p in params.get("eager", "").split("|") if p.strip()]
     if len(items) > MAX_EAGER:  # counted before any is compiled: a body of thousands costs nothing
@@ -451,7 +452,8 @@ def eager(params: Mapping[str, str], named: Mapping[str, str]) -> list[Eager]:
             transform.compile_plan(parse_transformation(item), named=named)
         except OriginError as exc:
             raise bad(f"eager: {exc.public}") from None
-        found.append(Eager(item, extension))
+        if Eager(item, extension) not in found:  # one derived per URL, listed once, as Cloudinary's
+            found.append(Eager(item, extension))
     return found
 
 

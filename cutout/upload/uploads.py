@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 import anyio
 import anyio.to_thread
 
-from cutout.fetch import FetchPolicy, check_url, fetch, parse_url
+from cutout.fetch import FetchPolicy, fetch
 from cutout.service import Service
 from cutout.settings import Settings
 from cutout.upload import params as p
@@ -26,7 +26,7 @@ from cutout.upload.images import decode_file_field, inspect
 from cutout.upload.jobs import Jobs, derived, list_derived, pending, summary, unfinished
 from cutout.upload.manage import Manage
 from cutout.upload.parts import Parts, Range
-from cutout.webhooks import Delivery, webhook_policy
+from cutout.webhooks import Delivery, check_target, webhook_policy
 from grammar.errors import OriginError
 
 log = logging.getLogger("cutout.upload")
@@ -85,6 +85,10 @@ class Uploads:
         self.reader = p.Reader(settings.max_upload_bytes)
         self.manage = Manage(self)
 
+    def view(self, record: Record, base: Base) -> Record:
+        """The asset as answers and notifications show it, signed in CUTOUT_SIGNATURE_ALGORITHM."""
+        return view(record, base, self.api_secret, self.settings.signature_algorithm)
+
     # == the Upload API ================================================================================
     async def upload(self, received: p.Received, base: Base) -> Record:
         asked = self._asked(received)
@@ -97,19 +101,25 @@ class Uploads:
             "asset_folder": p.asset_folder(params),
             "custom_coordinates": asked.custom or None,  # checked against the image by _store
         }  # fmt: skip
+        # With eager transformations the upload's notification lists them as the answer does (Cloudinary's
+        # upload notification carries the answer's ``eager``), so it is kept once they are made.
         record, outcome = await anyio.to_thread.run_sync(
             partial(self._store, asked.public_id, data, details, overwrite=asked.overwrite, fine=asked.fine,
-                    notification_url=asked.notification_url, base=base)
+                    notification_url=asked.notification_url, notify=not asked.eagers, base=base)
         )  # fmt: skip
-        shown = view(record, base, self.api_secret)
+        shown = self.view(record, base)
         if outcome == "existing":
             return {**shown, "existing": True}
         shown.update(_coordinates(record))
         if outcome == "overwritten":
             shown["overwritten"] = True
         if asked.eagers:  # before the driver starts: its eager batch goes first, on this version
+            note = None
+            if asked.notification_url:
+                note = (asked.notification_url, self._upload_note(record, base, record["uploaded_at"]))
             shown["eager"] = await self._eager(
-                record, asked.eagers, base, asked.eager_async, asked.eager_url or asked.notification_url
+                record, asked.eagers, base, asked.eager_async, asked.eager_url or asked.notification_url,
+                note,
             )
         self.jobs.start_if_unfinished(record)
         return {**shown, "api_key": self.api_key}
@@ -182,7 +192,7 @@ class Uploads:
         url = params.get(name) or None
         if url is not None:
             try:
-                check_url(parse_url(url), self.hook_policy)
+                check_target(url, self.hook_policy)
             except OriginError as exc:  # a parameter the server cannot use: 400, whatever the reason
                 raise bad(f"{name}: {exc.public}") from None
         return url
@@ -212,6 +222,7 @@ class Uploads:
         overwrite: bool,
         fine: bool | None,
         notification_url: str | None,
+        notify: bool,
         base: Base,
     ) -> tuple[Record, str]:
         """Check one upload, then store it under the asset's lock (blocking, one trip to the thread pool
@@ -252,14 +263,8 @@ class Uploads:
                 self.jobs.ask_removal(record, fine, notification_url, base)
             # With a background removal too: Cloudinary sends the upload's notification when the upload
             # is done (the answer's fields: info says the removal is pending), its ``info`` one later.
-            if notification_url:
-                payload = {
-                    "notification_type": "upload",
-                    "timestamp": iso(now),
-                    **view(record, base, self.api_secret),
-                    **_coordinates(record),  # the answer's fields: those it set too
-                }
-                self.jobs.notify(record, notification_url, payload)
+            if notification_url and notify:  # kept with the record: one write, whatever happens next
+                self.jobs.notify(record, notification_url, self._upload_note(record, base, iso(now)))
             # The marker first when a crash between the writes would matter: a record that no longer
             # describes the original (a restart reconciles it), or work a restart must find. A new id
             # without work needs none: its original alone is an asset, described from the file.
@@ -298,14 +303,20 @@ class Uploads:
         record = await anyio.to_thread.run_sync(
             partial(self._change, public_id, changes, fine, notification_url, base)
         )
-        shown = view(record, base, self.api_secret)
+        shown = self.view(record, base)
         if changes["custom_coordinates"] is not None:  # as the upload's answer shows those it set
             custom = record.get("custom_coordinates")
             shown["coordinates"] = {"custom": custom} if custom else {}
-        if eagers:
-            shown["eager"] = await self._eager(
-                record, eagers, base, eager_async, eager_url or notification_url
-            )
+        # Cloudinary's reference: explicit's notification_url is told "when the operation or any
+        # additional requested asynchronous action is completed": the operation itself too, so the answer
+        # goes there (as an upload's does, notification_type upload), then any eager batch or removal.
+        note = None
+        if notification_url:
+            note = (notification_url, _note(shown, iso(time.time())))
+        if eagers or note:
+            made = await self._eager(record, eagers, base, eager_async, eager_url or notification_url, note)
+            if eagers:
+                shown["eager"] = made
         self.jobs.start_if_unfinished(record)
         return shown
 
@@ -374,7 +385,7 @@ class Uploads:
         return shown
 
     def _detailed(self, record: Record, base: Base, *, versions: bool = False) -> Record:
-        shown = view(record, base, self.api_secret)
+        shown = self.view(record, base)
         shown["backup"] = bool(record.get("backups"))
         shown["derived"] = record.get("derived", [])
         if versions:
@@ -415,7 +426,7 @@ class Uploads:
                 raise bad(f"public_ids: 1 to 100 ids per call, not {len(ids)}")
             wanted = list(dict.fromkeys(p.check_public_id(i, "public_ids") for i in ids))
             records = [await anyio.to_thread.run_sync(self.assets.current, i) for i in wanted]
-            return {"resources": [view(r, base, self.api_secret) for r in records if r is not None]}
+            return {"resources": [self.view(r, base) for r in records if r is not None]}
         limit = p.max_results(query, 10)
         prefix = p.check_prefix(query.get("prefix", ""))
         after = p.uncursor(query["next_cursor"]) if query.get("next_cursor") else None
@@ -431,7 +442,7 @@ class Uploads:
             last = public_id
             record = self.assets.current(public_id)
             if record is not None:
-                found.append(view(record, base, self.api_secret))
+                found.append(self.view(record, base))
         more = last is not None and ids[-1] != last
         return {"resources": found, **({"next_cursor": p.cursor(last)} if more and last else {})}
 
@@ -481,11 +492,23 @@ class Uploads:
             return self._detailed(record, base)
 
     # == eager transformations ==========================================================================
+    def _upload_note(self, record: Record, base: Base, timestamp: str) -> Record:
+        """An upload's notification: the answer's fields, the coordinates it set included."""
+        return _note({**self.view(record, base), **_coordinates(record)}, timestamp)
+
     async def _eager(
-        self, record: Record, eagers: list[p.Eager], base: Base, background: bool, notify: str | None
+        self,
+        record: Record,
+        eagers: list[p.Eager],
+        base: Base,
+        background: bool,
+        notify: str | None,
+        note: tuple[str, Record] | None = None,
     ) -> list[Record]:
         """Cheap eager transformations made now; background removals and ``eager_async`` ones kept on
-        the record as a batch the asset's driver makes (so a restart makes them too)."""
+        the record as a batch the asset's driver makes (so a restart makes them too). ``note``: a
+        notification (its URL, its payload) that lists what this answers (``eager``, when any were
+        asked), kept in the same write as the batch, so that it goes before the batch's own."""
         shown: list[Record] = []
         later: list[p.Eager] = []
         batch = uuid.uuid4().hex
@@ -518,13 +541,16 @@ class Uploads:
                 "of": {k: record[k] for k in ("public_id", "version", "format", "fingerprint", "asset_id")},
                 "items": [{"transformation": e.transformation, "extension": e.extension} for e in later],
             }  # fmt: skip
-        if done or queued:
-            await anyio.to_thread.run_sync(self._add_derived, record, done, queued)
-        if queued:
+        notes = [(note[0], {**note[1], **({"eager": shown} if eagers else {})})] if note else []
+        if done or queued or notes:
+            await anyio.to_thread.run_sync(self._add_derived, record, done, queued, notes)
+        if queued or notes:
             self.jobs.start(record["public_id"])
         return shown
 
-    def _add_derived(self, made: Record, derived: list[Record], queued: Record | None) -> None:
+    def _add_derived(
+        self, made: Record, derived: list[Record], queued: Record | None, notes: list[tuple[str, Record]]
+    ) -> None:
         with self.assets.locked(made["public_id"]):
             record = self.assets.current(made["public_id"])
             if record is None:
@@ -533,8 +559,17 @@ class Uploads:
                 list_derived(record, derived)
             if queued is not None:
                 record["eager_jobs"] = [*record.get("eager_jobs", []), queued]
+            for url, payload in notes:  # of what was answered, even if a newer upload came meanwhile
+                self.jobs.notify(record, url, payload)
+            if queued is not None or notes:
                 self.assets.mark_unfinished(record["public_id"])
             self.assets.save(record)
+
+
+def _note(shown: Record, timestamp: str) -> Record:
+    """The notification of an upload or explicit: its answer, with Cloudinary's ``notification_type``
+    and ``timestamp``."""
+    return {"notification_type": "upload", "timestamp": timestamp, **shown}
 
 
 def _failed(item: p.Eager, exc: OriginError) -> Record:

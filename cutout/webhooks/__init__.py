@@ -3,11 +3,13 @@ retried with exponential back-off and jitter, every attempt recorded on a ``Deli
 persist and resume."""
 
 from cutout.webhooks.delivery import (
+    MAX_URL,
     Attempt,
     Delivery,
     FailureCode,
     RetryPolicy,
     attempt,
+    check_target,
     deliver,
     retried,
     webhook_policy,
@@ -19,11 +21,13 @@ __all__ = [
     "CloudinarySigner",
     "Delivery",
     "FailureCode",
+    "MAX_URL",
     "RetryPolicy",
     "Scheme",
     "Signer",
     "StandardSigner",
     "attempt",
+    "check_target",
     "deliver",
     "retried",
     "webhook_policy",

@@ -25,7 +25,9 @@ from cutout.fetch import (
     FetchPolicy,
     ForbiddenUrl,
     GuardedClient,
+    InvalidUrl,
     Resolver,
+    check_url,
     resolve,
 )
 from cutout.fetch.policy import parse_url
@@ -108,6 +110,21 @@ class RetryPolicy:
         ceiling = min(self.max_delay, self.base * self.factor ** (tries_made - 1))
         # Jitter spreads the retries of many deliveries that failed together (a receiver restart).
         return rng.uniform(ceiling / 2, ceiling)
+
+
+#: The longest webhook URL taken (characters). 2048 is what URLs are commonly held to (browsers' and
+#: CDNs' practical limit, the sitemaps protocol's), far beyond any receiver's address; the URL is stored
+#: with every delivery of it (up to 20 on an asset's record) and sent at every try, so a parameter of
+#: megabytes would otherwise be kept and re-sent for as long as the deliveries last.
+MAX_URL = 2048
+
+
+def check_target(url: str, policy: FetchPolicy) -> None:
+    """Refuse a webhook URL before anything is stored: too long, not a URL, or one the address rules
+    refuse (an OriginError whose ``public`` says why; the caller names the parameter)."""
+    if len(url) > MAX_URL:
+        raise InvalidUrl(f"The URL is {len(url)} characters long; at most {MAX_URL} are taken")
+    check_url(parse_url(url), policy)
 
 
 def webhook_policy(environ: Mapping[str, str] | None = None) -> FetchPolicy:

@@ -214,6 +214,12 @@ def test_webhook_url_needs_a_secret_and_an_allowed_url(api: TestClient, make_api
     assert bare.status_code == 400 and bare.json()["errors"][0]["detail"] == (
         "webhook_url: The URL has no scheme: write it in full, with http:// or https://"
     )
+    # As the Upload API's notification_url: a URL past 2048 characters is refused, naming the limit.
+    long = client.post(URL, content=road(), headers=JPEG,
+                       params={"webhook_url": "https://example.org/" + "a" * 2029})  # fmt: skip
+    assert long.status_code == 400 and long.json()["errors"][0]["detail"] == (
+        "webhook_url: The URL is 2049 characters long; at most 2048 are taken"
+    )
 
 
 def test_a_webhook_interrupted_by_a_restart_is_resumed(
