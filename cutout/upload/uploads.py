@@ -222,7 +222,7 @@ class Uploads:
         overwrite: bool,
         fine: bool | None,
         notification_url: str | None,
-        notify: bool,
+        notify: bool = True,
         base: Base,
     ) -> tuple[Record, str]:
         """Check one upload, then store it under the asset's lock (blocking, one trip to the thread pool
