@@ -364,6 +364,30 @@ def test_signed_urls(make_client: ClientFactory) -> None:
     assert response.status_code == 401 and "signature" in response.headers["x-cld-error"].lower()
 
 
+def test_seo_suffix_urls_are_the_upload_urls_they_alias(make_client: ClientFactory) -> None:
+    """/images/.../<public_id>/<suffix>.<ext> (pycloudinary's url_suffix) delivers what /image/upload/
+    .../<public_id>.<ext> does: the same bytes and etag, signed the same (the suffix is not signed, so any
+    suffix passes), and a strict server's refusal is the same."""
+    client = make_client(api_secret="abcd")
+    plain = client.get("/demo/image/upload/c_scale,w_40/v1/docs/road.jpg")
+    for suffix in ("nice-road.jpg", "another%20name.jpg"):
+        seo = client.get(f"/demo/images/c_scale,w_40/v1/docs/road/{suffix}")
+        assert seo.status_code == 200, seo.headers.get("x-cld-error")
+        assert seo.content == plain.content and seo.headers["etag"] == plain.headers["etag"]
+        assert client.head(f"/images/c_scale,w_40/v1/docs/road/{suffix}").status_code == 200
+    assert client.get("/images/docs/road/seaside.png").headers["content-type"] == "image/png"
+    missing = client.get("/demo/images/docs/nope/seaside.jpg")
+    assert missing.status_code == 404 and missing.headers["x-cld-error"] == "Resource not found - docs/nope"
+    signed = sdk("docs/road", width=77, crop="scale", format="jpg", url_suffix="seaside", sign_url=True,
+                 api_secret="abcd")  # fmt: skip
+    assert "/demo/images/s--" in signed and signed.endswith("/docs/road/seaside.jpg")
+    strict = make_client(strict=True, api_secret="abcd")
+    assert strict.get(signed).status_code == 200
+    assert strict.get(signed.replace("/seaside.jpg", "/other.jpg")).status_code == 200
+    assert strict.get(signed.replace("w_77", "w_78")).status_code == 401
+    assert strict.get("/demo/images/c_scale,w_77/docs/road/seaside.jpg").status_code == 401
+
+
 def test_strict_mode(make_client: ClientFactory, tmp_path: Path) -> None:
     named = tmp_path / "named.toml"
     named.write_text('thumb = "c_fill,h_100,w_100"\n')
