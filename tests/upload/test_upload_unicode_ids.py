@@ -48,8 +48,15 @@ def test_every_lookup_finds_the_asset_by_its_other_spelling(sdk: Any, server: Se
     assert moved["public_id"] == "uni/moved"
     with pytest.raises(sdk.exceptions.NotFound):
         sdk.api.resource(NFC)
-    gone = sdk.api.delete_resources(["uni/moved"])["deleted"]
-    assert gone == {"uni/moved": "deleted"}
+    # A rename onto a look-alike of an asset is onto that asset: refused without overwrite, as for its id.
+    sdk.uploader.upload(str(ROAD), public_id=NFC)
+    with pytest.raises(sdk.exceptions.BadRequest, match="already exists"):
+        sdk.uploader.rename("uni/moved", NFD)
+    onto = sdk.uploader.rename("uni/moved", NFD, overwrite=True)
+    assert onto["public_id"] == NFC
+    assert sorted(p.name for p in folder.iterdir()) == ["caf\u00e9.jpg"]
+    gone = sdk.api.delete_resources([NFD])["deleted"]
+    assert gone == {NFD: "deleted"}
 
 
 def test_a_decomposed_upload_keeps_its_spelling(sdk: Any, server: ServerProcess) -> None:
