@@ -30,7 +30,7 @@ from cutout.remote import RemoteOriginals, upload_request
 from cutout.responses import CORS, NOSNIFF, Delivered, answer
 from cutout.service import Service
 from cutout.settings import Settings, load_settings
-from grammar.errors import OriginError, Overloaded
+from grammar.errors import NotFound, OriginError, Overloaded
 from transform.seam import Segmenter
 
 log = logging.getLogger("cutout.app")
@@ -125,6 +125,15 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     return await on_origin_error(request, error)
 
 
+async def not_an_image(request: Request) -> Response:
+    """``/``, ``/favicon.ico``, ``/robots.txt``: what browsers and crawlers ask every host for. None is a
+    delivery URL, so a 400 (a mistake in the URL language) would fill the logs with client errors that are
+    nobody's; a plain 404 says there is nothing there. No robots.txt on purpose: RFC 9309 (2.3.1.3) reads
+    a 4xx as "no rules", so crawlers may index the images (image search), which is what an image origin
+    wants; an operator who wants rules sets them at the CDN or proxy in front, where the host is known."""
+    raise NotFound(f"Not found: {request.url.path} (this server is an image origin; see /healthz)")
+
+
 async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok\n")
 
@@ -201,6 +210,9 @@ OWN_ROUTES = (
     Route("/metrics", metrics_endpoint, methods=["GET"]),
     *api.DOC_ROUTES,
 )
+#: Paths a browser or crawler asks for on its own: a 404, never parsed as delivery URLs (``not_an_image``).
+NOT_IMAGES = tuple(Route(path, not_an_image, methods=["GET", "HEAD"])
+                   for path in ("/", "/favicon.ico", "/robots.txt"))  # fmt: skip
 ROUTES_HELP = (
     "delivery URLs are GET or HEAD /[<cloud_name>/]image/upload/[<transformations>/][v<version>/]"
     "<public_id>[.<ext>] or /[<cloud_name>/]image/fetch/[<transformations>/]<url>; also GET "
@@ -263,8 +275,10 @@ def create_app(
     catch_all = Route("/{path:cutout_anything}", deliver, methods=["GET", "HEAD"])
     options = Route("/{path:cutout_anything}", preflight, methods=["OPTIONS"])
     # The adapters first: the API's catch-all /v1/{rest} would otherwise answer API4AI's /v1/... paths.
-    routes = [*OWN_ROUTES, *adapters.ROUTES, *api.ROUTES, *upload.ROUTES, *console.ROUTES, catch_all, options]
+    routes = [*OWN_ROUTES, *NOT_IMAGES, *adapters.ROUTES, *api.ROUTES, *upload.ROUTES, *console.ROUTES,
+              catch_all, options]
     handlers = {OriginError: on_origin_error, HTTPException: on_http_error}
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     repeats = (api_front.NATIVE, *adapters.FACES)  # repeated POSTs answered before Starlette's routing
-    return FastHits(app, skip=frozenset(route.path for route in OWN_ROUTES), repeats=repeats)
+    skip = frozenset(route.path for route in (*OWN_ROUTES, *NOT_IMAGES))
+    return FastHits(app, skip=skip, repeats=repeats)

@@ -29,8 +29,14 @@ _VERSION = re.compile(r"v[0-9]{1,18}")
 _CLOUD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,127}")
 _SHAPE = (
     "expected /<cloud_name>/image/upload/[s--<signature>--/][<transformation>/][v<version>/]"
-    "<public_id>[.<extension>], or the same without /<cloud_name>"
+    "<public_id>[.<extension>], or the same without /<cloud_name>, or /images/ in place of /image/upload/"
+    " with /<public_id>/<seo_suffix>[.<extension>]"
 )
+#: Cloudinary's dynamic SEO suffix URLs (the SDKs' ``url_suffix``): ``/images/`` stands for
+#: ``/image/upload/`` and a last segment, the suffix, follows the public id: a name for search engines and
+#: for people, not part of what is delivered (nor of what the signature covers; the extension is the
+#: format's, written after the suffix).
+_SEO = "images"
 
 
 def parse_path(path: str) -> DeliveryPath:
@@ -39,7 +45,8 @@ def parse_path(path: str) -> DeliveryPath:
         raise BadRequest(f"Delivery path is too long ({len(path)} characters; at most {MAX_PATH})")
     if not path.startswith("/"):
         raise BadRequest(f"Invalid delivery path {show(path)}: must start with '/'")
-    cloud_name, resource_type, delivery_type, rest = _split_prefix(path, path[1:].split("/"))
+    cloud_name, seo, rest = _split_prefix(path, path[1:].split("/"))
+    resource_type, delivery_type = SUPPORTED
     if not rest or rest == [""]:
         raise BadRequest(f"Invalid delivery path {show(path)}: no public id")
     if rest[-1] == "":
@@ -47,6 +54,8 @@ def parse_path(path: str) -> DeliveryPath:
     if "" in rest:
         raise BadRequest(f"Invalid delivery path {show(path)}: empty component ('//')")
     signature, rest = split_signature(rest)
+    if seo:
+        rest = _without_suffix(path, rest)
     component_texts, version, source_segments = _split_components(rest)
     raw_transformation = "/".join(component_texts)
     raw_source = "/".join(source_segments)
@@ -110,9 +119,12 @@ def is_component(segment: str) -> bool:
     return False
 
 
-def _split_prefix(path: str, segments: list[str]) -> tuple[str | None, str, str, list[str]]:
+def _split_prefix(path: str, segments: list[str]) -> tuple[str | None, bool, list[str]]:
+    """The cloud name, whether the path is an SEO (``/images/``) one, and the segments after the prefix.
+    A cloud's own prefix wins over ``images`` (a cloud may be named so: ``/images/image/upload/x``)."""
     first, second = segments[0], segments[1] if len(segments) > 1 else ""
     third = segments[2] if len(segments) > 2 else ""
+    seo = False
     if first in SHORTCUTS:
         cloud_name, (resource_type, delivery_type), rest = None, SHORTCUTS[first], segments[1:]
     elif first in RESOURCE_TYPES and second in DELIVERY_TYPES:
@@ -121,11 +133,12 @@ def _split_prefix(path: str, segments: list[str]) -> tuple[str | None, str, str,
         cloud_name, (resource_type, delivery_type), rest = first, SHORTCUTS[second], segments[2:]
     elif second in RESOURCE_TYPES and third in DELIVERY_TYPES:
         cloud_name, resource_type, delivery_type, rest = first, second, third, segments[3:]
+    elif first == _SEO:
+        (cloud_name, (resource_type, delivery_type), rest), seo = (None, SUPPORTED, segments[1:]), True
+    elif second == _SEO:
+        (cloud_name, (resource_type, delivery_type), rest), seo = (first, SUPPORTED, segments[2:]), True
     else:
-        raise BadRequest(
-            f"Invalid delivery path {show(path)}: {_SHAPE}"
-            " (root paths and /images/ SEO paths are not supported)"
-        )
+        raise BadRequest(f"Invalid delivery path {show(path)}: {_SHAPE} (root paths are not supported)")
     if (resource_type, delivery_type) != SUPPORTED:
         raise BadRequest(
             f"Unsupported delivery type {resource_type}/{delivery_type}: only image/upload is supported (and "
@@ -136,7 +149,23 @@ def _split_prefix(path: str, segments: list[str]) -> tuple[str | None, str, str,
             f"Invalid cloud name {show(cloud_name)}:"
             " expected a letter then up to 127 letters, digits, '-' or '_'"
         )
-    return cloud_name, resource_type, delivery_type, rest
+    return cloud_name, seo, rest
+
+
+def _without_suffix(path: str, rest: list[str]) -> list[str]:
+    """An SEO path's segments as the ``/image/upload/`` path they alias: the suffix dropped, its
+    extension moved onto the public id, as the SDKs sign it (``<public_id>.<ext>``); it then means what
+    it means there (a format, or else part of the id)."""
+    if len(rest) < 2:
+        raise BadRequest(
+            f"Invalid delivery path {show(path)}: an /images/ (SEO) path ends with "
+            "<public_id>/<seo_suffix>[.<extension>]"
+        )
+    *head, suffix = rest
+    stem, dot, extension = suffix.rpartition(".")
+    if dot and stem:
+        head[-1] += f".{extension}"
+    return head
 
 
 def split_signature(rest: list[str]) -> tuple[str | None, list[str]]:

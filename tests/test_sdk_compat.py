@@ -317,6 +317,18 @@ def test_random_option_combinations(
     check_round_trip(public_id, transformation, host)
 
 
+@pytest.mark.parametrize("host", [{"cloud_name": "demo"}, {"cloud_name": "demo", "private_cdn": True}])
+@pytest.mark.parametrize("public_id", ["sample", "docs/rmv_bgd/dog", "caf\u00e9 au lait"])
+def test_seo_suffix_urls_parse_as_the_upload_urls_they_alias(public_id: str, host: dict[str, Any]) -> None:
+    """``url_suffix`` (``/images/``): the same transformation, version, public id and format as the URL
+    without it, and the same signature (the SDK signs neither the suffix nor ``images``)."""
+    options = {"width": 40, "crop": "scale", "format": "png", "sign_url": True, "api_secret": "s", **host}
+    seo, plain = (parse_path(sdk_path(public_id, {**options, **extra}))
+                  for extra in ({"url_suffix": "a-b"}, {}))  # fmt: skip
+    assert seo == plain
+    assert seo.public_id == public_id and seo.extension == "png" and seo.signature is not None
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -325,8 +337,8 @@ def test_random_option_combinations(
             'Invalid delivery path "/demo/sample": expected /<cloud_name>/image/upload/',
         ),
         (
-            {"url_suffix": "hello", "private_cdn": True},
-            'Invalid delivery path "/images/sample/hello": expected',
+            {"url_suffix": "hello", "resource_type": "raw", "private_cdn": True},
+            'Invalid delivery path "/files/sample/hello": expected',
         ),
         ({"type": "fetch"}, "Unsupported delivery type image/fetch: " + ONLY),
         ({"type": "authenticated", "sign_url": True}, "Unsupported delivery type image/authenticated: only"),

@@ -43,6 +43,7 @@ from typing import Any
 from grammar.errors import BadRequest
 from transform.ops import scale_for_dpr
 from transform.ops.args import Dim, fmt_float
+from transform.ops.blends import is_blend
 from transform.ops.text import TextLayer
 from transform.templates import Template
 
@@ -127,9 +128,10 @@ def component(params: Mapping[str, Any], ratio: float, sizing: Sizing, *, last: 
 
 def closer(params: Mapping[str, Any], ratio: float, layer: Sizing) -> dict[str, Any]:
     """``fl_layer_apply``: its ``w_``/``h_`` are the layer's last sizing, its ``x_``/``y_`` lengths on
-    the image under it."""
+    the image under it, its blend's lengths on the layer (``_on_the_layer``)."""
     sized = _sized(params, ratio, layer, last=True)
-    return _lengths(sized, ratio if layer.target else 1.0, lambda key: key in _OFFSETS)
+    placed = _lengths(sized, ratio if layer.target else 1.0, lambda key: key in _OFFSETS)
+    return _on_the_layer(placed, ratio, layer)
 
 
 def one_component(
@@ -139,9 +141,19 @@ def one_component(
     own steps (``r_8``) act on the layer before the placement's ``w_``/``h_`` size it, ``x_``/``y_``
     place it on the image under it."""
     before = ratio if layer.scaled else 1.0
+    if is_blend(params.get("e")):  # it places the layer (after its sizing), as in fl_layer_apply
+        placement = {*placement, "e"}
     sized = _sized(params, ratio, layer, last=True)
     own = _lengths(sized, before, lambda key: key not in placement)
-    return _lengths(own, ratio if layer.target else 1.0, lambda key: key in _OFFSETS)
+    placed = _lengths(own, ratio if layer.target else 1.0, lambda key: key in _OFFSETS)
+    return _on_the_layer(placed, ratio, layer) if "e" in placement else placed
+
+
+def _on_the_layer(params: dict[str, Any], ratio: float, layer: Sizing) -> dict[str, Any]:
+    """The blend's lengths (``e_anti_removal``'s warp, in pixels of the layer) at the ratio the layer ends
+    at, once placed: the ratio where its sizing (or a text's drawing) brought it there, else none (an
+    image layer with no sizing is its original at every ratio)."""
+    return _lengths(params, ratio if layer.scaled else 1.0, lambda key: key == "e")
 
 
 def _lengths(params: Mapping[str, Any], ratio: float, chosen: Callable[[str], bool]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from grammar.errors import NotFound, OriginError, StillGenerating
 from grammar.path import versioned_source
 from transform import compile_plan
 from transform.decode import oriented_size, page_count, sniff
+from transform.ops.matte import margin_too_large
 
 if TYPE_CHECKING:
     from cutout.api.tasks import Tasks
@@ -425,7 +426,7 @@ class Remover:
                     return None
                 mask_entry = found
         except OriginError as exc:
-            raise from_origin(exc) from None
+            raise _named(from_origin(exc)) from None
         meta = self._described.get((entry.etag, mask_entry.etag))
         if meta is None:
             meta = await anyio.to_thread.run_sync(describe, entry, mask_entry)
@@ -448,6 +449,16 @@ class Remover:
         if self.service.models.masks is None:
             raise ApiError("model_unavailable", "Background removal is not available: no segmentation model")
         return await self.service.scheduler.wait_until(prepared, deadline)
+
+
+def _named(error: ApiError) -> ApiError:
+    """A render's error in the API's words: the 413 of the margin ``crop_margin`` added names it (the
+    caller never wrote ``e_margin``), with the size it would make and the limit."""
+    stated = margin_too_large(error.detail) if error.code == "resolution_too_high" else None
+    if stated is None:
+        return error
+    detail = f"crop_margin makes the result too large: {stated}"
+    return ApiError(error.code, detail, parameter="crop_margin", headers=error.headers)
 
 
 def _check_layer_id(public_id: str, parameter: str) -> None:

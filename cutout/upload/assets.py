@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -189,6 +190,22 @@ class Assets:
             if record is not None and tag in record.get("indexed", []):
                 record["indexed"] = [t for t in record["indexed"] if t != tag]
                 self._write(record)  # not ``save``: nothing to index
+
+    def spelled(self, public_id: str, *, deleted: bool = False) -> str:
+        """The spelling of ``public_id`` its asset has: the id as written when there is such an asset, else
+        its other Unicode normal form (NFC or NFD) when that one is, else the id as written. ``café``
+        composed and decomposed look alike and mean the same, and delivery URLs find either
+        (``cutout.resolve.locate_either_form``): every API call finds it the same way, and an upload under
+        the other spelling replaces the asset rather than storing a look-alike twin. ``deleted``: a
+        deleted asset's record counts too (restore, and the version an upload must pass)."""
+        forms = dict.fromkeys([public_id, *(unicodedata.normalize(f, public_id) for f in ("NFC", "NFD"))])
+        if len(forms) == 1:  # ASCII, most ids: nothing else to look for
+            return public_id
+        for form in forms:
+            record = self.record(form)
+            if self.current_of(form, record) is not None or (deleted and record is not None):
+                return form
+        return public_id
 
     def current(self, public_id: str) -> Record | None:
         """The asset as it is now: its record, or one made from a file without a record; None when there

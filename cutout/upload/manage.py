@@ -55,6 +55,9 @@ class Manage:
         return self.uploads.view(record, base)
 
     def _rename(self, source: str, target: str, *, overwrite: bool) -> Record:
+        # Either spelling names an asset (``Assets.spelled``): the target too, so that a rename onto an
+        # asset's look-alike replaces it (overwrite=true) rather than storing a twin.
+        source, target = self.assets.spelled(source), self.assets.spelled(target, deleted=True)
         with self.assets.locked_all([source, target]):
             record = self.assets.current(source)
             if record is None:
@@ -125,6 +128,7 @@ class Manage:
 
     def _tag(self, public_id: str, command: str, named: list[str]) -> bool:
         """One asset's tags changed as ``command`` says; False when there is no such asset."""
+        public_id = self.assets.spelled(public_id)
         with self.assets.locked(public_id):
             record = self.assets.current(public_id)
             if record is None:
@@ -162,6 +166,7 @@ class Manage:
 
     def _set_context(self, public_id: str, pairs: dict[str, str] | None) -> bool:
         """``pairs`` merged into the asset's context (None: all removed); False when there is no asset."""
+        public_id = self.assets.spelled(public_id)
         with self.assets.locked(public_id):
             record = self.assets.current(public_id)
             if record is None:

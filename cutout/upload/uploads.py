@@ -234,6 +234,7 @@ class Uploads:
         custom = details.get("custom_coordinates")
         if custom:
             details = {**details, "custom_coordinates": p.inside(custom, width, height)}
+        public_id = self.assets.spelled(public_id, deleted=True)  # no look-alike twin of an asset
         with self.assets.locked(public_id):
             stored = self.assets.record(public_id)  # a deleted asset's record keeps its backups
             old = self.assets.current_of(public_id, stored)
@@ -328,6 +329,7 @@ class Uploads:
         notification_url: str | None,
         base: Base,
     ) -> Record:
+        public_id = self.assets.spelled(public_id)
         with self.assets.locked(public_id):
             record = self.assets.current(public_id)
             if record is None:
@@ -355,6 +357,7 @@ class Uploads:
         return await anyio.to_thread.run_sync(self.destroy_one, public_id)
 
     def destroy_one(self, public_id: str) -> dict[str, str]:
+        public_id = self.assets.spelled(public_id)
         with self.assets.locked(public_id):
             record = self.assets.current(public_id)
             if record is None:
@@ -372,7 +375,7 @@ class Uploads:
     async def resource(self, public_id: str, query: dict[str, str], base: Base) -> Record:
         p.refuse_unknown(query, RESOURCE_PARAMS, "Admin API resource")
         p.check_public_id(public_id)  # the path's id, checked as destroy checks its parameter's
-        record = await anyio.to_thread.run_sync(self.assets.current, public_id)
+        record = await anyio.to_thread.run_sync(self._current, public_id)
         if record is None:
             raise not_found(public_id)
         shown = self._detailed(record, base, versions=p.flag(query, "versions"))
@@ -383,6 +386,10 @@ class Uploads:
             shown["coordinates"] = {"custom": custom} if custom else {}
         shown["derived"] = shown["derived"][: p.max_results(query, 500)]
         return shown
+
+    def _current(self, public_id: str) -> Record | None:
+        """The asset ``public_id`` names in either Unicode spelling (``Assets.spelled``), else None."""
+        return self.assets.current(self.assets.spelled(public_id))
 
     def _detailed(self, record: Record, base: Base, *, versions: bool = False) -> Record:
         shown = self.view(record, base)
@@ -425,8 +432,10 @@ class Uploads:
             if not 1 <= len(ids) <= 100:
                 raise bad(f"public_ids: 1 to 100 ids per call, not {len(ids)}")
             wanted = list(dict.fromkeys(p.check_public_id(i, "public_ids") for i in ids))
-            records = [await anyio.to_thread.run_sync(self.assets.current, i) for i in wanted]
-            return {"resources": [self.view(r, base) for r in records if r is not None]}
+            records = [await anyio.to_thread.run_sync(self._current, i) for i in wanted]
+            # Each asset once, though asked for by both its spellings.
+            found = {r["public_id"]: r for r in records if r is not None}
+            return {"resources": [self.view(r, base) for r in found.values()]}
         limit = p.max_results(query, 10)
         prefix = p.check_prefix(query.get("prefix", ""))
         after = p.uncursor(query["next_cursor"]) if query.get("next_cursor") else None
@@ -459,6 +468,7 @@ class Uploads:
         return results
 
     def _restore(self, public_id: str, versions: list[str], base: Base) -> Record:
+        public_id = self.assets.spelled(public_id, deleted=True)
         with self.assets.locked(public_id):
             record = self.assets.record(public_id)
             backups = (record or {}).get("backups", [])

@@ -14,7 +14,7 @@ import pyvips
 from starlette.testclient import TestClient
 
 from cutout.settings import Settings
-from tests.api.conftest import noise_png, road
+from tests.api.conftest import finished, noise_png, road
 from tests.app.helpers import ClientFactory, EllipseSegmenter, wait_for_200
 from tests.fetch.servers import LocalServer, answer, serving
 
@@ -151,6 +151,28 @@ def test_crop_to_the_foreground_with_a_margin(api: TestClient) -> None:
     assert (outer.width, outer.height) == (inner.width + 20, inner.height + 20)
     assert margin.headers["x-foreground-left"] == "10" and margin.headers["x-foreground-top"] == "10"
     assert abs(inner.width - 512) <= 3
+
+
+def test_a_margin_past_the_output_limit_is_a_413_naming_crop_margin(make_api: ClientFactory) -> None:
+    """The render's 413 names crop_margin (never the e_margin the caller did not write), the size it would
+    make and the limit; a task's error says the same. A delivery URL's e_margin names e_margin."""
+    api = make_api(max_pixels=300_000)
+    wanted = "crop_margin makes the result too large: 1111x942 pixels (1.0 megapixels); the limit is 0.300"
+    params = {"crop": "true", "crop_margin": "300"}
+    response = api.post(URL, content=road(), headers=JPEG, params=params)
+    assert response.status_code == 413, response.text
+    (error,) = response.json()["errors"]
+    assert error["code"] == "resolution_too_high" and error["parameter"] == "crop_margin"
+    assert error["detail"].startswith(wanted)
+    queued = api.post(URL, content=road(), headers=JPEG, params={**params, "async": "1"})
+    task = finished(api, queued.headers["location"])
+    assert task["error"]["code"] == "resolution_too_high" and task["error"]["message"].startswith(wanted)
+    url = api.get("/image/upload/e_margin:300/docs/road.png")
+    assert url.status_code == 413
+    assert url.headers["x-cld-error"] == (
+        "Result of e_margin:300 is too large: 1240x1027 pixels (1.3 megapixels); "
+        "the limit is 0.300 megapixels"
+    )
 
 
 def test_size_and_max_megapixels_scale_down(api: TestClient) -> None:

@@ -207,7 +207,8 @@ def test_zero_opacity_is_its_own_derivative(client: Any) -> None:
         ("/image/upload/e_%0A/docs/road", 400, "e_%0A"),
         ("/image/upload/w_10/a%0Ab.jpg", 400, "public id"),
         ("/demo/image/upload/c_scale,w_50/docs/road%0A.jpg", 400, "public id"),
-        ("/favicon.ico", 400, "Invalid delivery path"),
+        ("/favicon.ico", 404, "Not found: /favicon.ico"),
+        ("/demo/favicon.ico", 400, "Invalid delivery path"),
     ],
 )
 def test_client_errors(client: Any, path: str, status: int, message: str) -> None:
@@ -263,6 +264,22 @@ def test_a_public_id_is_found_in_either_unicode_form(make_client: ClientFactory,
         "Resource not found - nai\u0308ve (written in decomposed Unicode, NFD: nai\\u0308ve; no original "
         "has this id in either form)"
     )
+
+
+@pytest.mark.parametrize("path", ["/", "/favicon.ico", "/robots.txt"])
+def test_what_browsers_and_crawlers_ask_for_is_a_plain_404(client: Any, path: str) -> None:
+    """Not a 400 (no mistake in the URL language): a short text 404, GET and HEAD alike; the server's own
+    routes beside them still answer."""
+    for response in (client.get(path), client.head(path)):
+        assert response.status_code == 404, (path, response.status_code)
+        assert response.headers["x-cld-error"] == f"Not found: {path} (this server is an image origin; " \
+            "see /healthz)"
+        assert response.headers["content-type"].startswith("text/plain")
+    assert client.get(path).text.strip() == client.get(path).headers["x-cld-error"]
+    assert client.head(path).content == b""
+    assert client.post(path).status_code == 405
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/image/upload/c_scale,w_20/docs/road.jpg").status_code == 200
 
 
 def test_every_delivery_answer_says_nosniff(client: Any) -> None:
@@ -345,6 +362,30 @@ def test_signed_urls(make_client: ClientFactory) -> None:
     forged = sdk("docs/road", width=121, crop="scale", sign_url=True, api_secret="wrong")
     response = client.get(forged)
     assert response.status_code == 401 and "signature" in response.headers["x-cld-error"].lower()
+
+
+def test_seo_suffix_urls_are_the_upload_urls_they_alias(make_client: ClientFactory) -> None:
+    """/images/.../<public_id>/<suffix>.<ext> (pycloudinary's url_suffix) delivers what /image/upload/
+    .../<public_id>.<ext> does: the same bytes and etag, signed the same (the suffix is not signed, so any
+    suffix passes), and a strict server's refusal is the same."""
+    client = make_client(api_secret="abcd")
+    plain = client.get("/demo/image/upload/c_scale,w_40/v1/docs/road.jpg")
+    for suffix in ("nice-road.jpg", "another%20name.jpg"):
+        seo = client.get(f"/demo/images/c_scale,w_40/v1/docs/road/{suffix}")
+        assert seo.status_code == 200, seo.headers.get("x-cld-error")
+        assert seo.content == plain.content and seo.headers["etag"] == plain.headers["etag"]
+        assert client.head(f"/images/c_scale,w_40/v1/docs/road/{suffix}").status_code == 200
+    assert client.get("/images/docs/road/seaside.png").headers["content-type"] == "image/png"
+    missing = client.get("/demo/images/docs/nope/seaside.jpg")
+    assert missing.status_code == 404 and missing.headers["x-cld-error"] == "Resource not found - docs/nope"
+    signed = sdk("docs/road", width=77, crop="scale", format="jpg", url_suffix="seaside", sign_url=True,
+                 api_secret="abcd")  # fmt: skip
+    assert "/demo/images/s--" in signed and signed.endswith("/docs/road/seaside.jpg")
+    strict = make_client(strict=True, api_secret="abcd")
+    assert strict.get(signed).status_code == 200
+    assert strict.get(signed.replace("/seaside.jpg", "/other.jpg")).status_code == 200
+    assert strict.get(signed.replace("w_77", "w_78")).status_code == 401
+    assert strict.get("/demo/images/c_scale,w_77/docs/road/seaside.jpg").status_code == 401
 
 
 def test_strict_mode(make_client: ClientFactory, tmp_path: Path) -> None:

@@ -80,6 +80,20 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("/image/image/upload/x", dict(cloud_name="image", public_id="x")),
     ("/demo/image/upload/s--foo/x", dict(signature=None, public_id="s--foo/x")),
     ("/demo/image/upload/rmv_bgd", dict(comps=[], public_id="rmv_bgd")),
+    # Dynamic SEO suffixes (url_suffix): /images/ is /image/upload/; the suffix is dropped and its extension
+    # goes onto the public id, as the SDKs sign it; the version and the signature stay where they were.
+    ("/demo/images/test/hello", dict(cloud_name="demo", public_id="test", extension=None, raw_source="test")),
+    (
+        "/images/s--h7JaWt6b--/c_scale,w_40/v1/docs/road/nice-road.JPG",
+        dict(cloud_name=None, signature="h7JaWt6b", comps=["c_scale,w_40"], version=1, public_id="docs/road",
+             extension="jpg", raw_transformation="c_scale,w_40", raw_source="docs/road.JPG"),
+    ),
+    ("/demo/images/w_1/caf%C3%A9/x%20y.png", dict(public_id="caf\u00e9", raw_source="caf%C3%A9.png")),
+    ("/demo/images/a/b.c.webp", dict(public_id="a", extension="webp")),
+    ("/demo/images/a/b.foo", dict(public_id="a.foo", extension=None)),  # as /image/upload/a.foo
+    # A cloud's own prefix wins over the SEO shortcut: a cloud may be named "images".
+    ("/images/image/upload/x", dict(cloud_name="images", public_id="x")),
+    ("/images/iu/x", dict(cloud_name="images", public_id="x")),
 ]
 
 
@@ -100,9 +114,10 @@ def test_components_are_parsed() -> None:
 
 SHAPE = (
     "expected /<cloud_name>/image/upload/[s--<signature>--/][<transformation>/][v<version>/]"
-    "<public_id>[.<extension>], or the same without /<cloud_name>"
-    " (root paths and /images/ SEO paths are not supported)"
+    "<public_id>[.<extension>], or the same without /<cloud_name>, or /images/ in place of /image/upload/"
+    " with /<public_id>/<seo_suffix>[.<extension>] (root paths are not supported)"
 )
+SEO_SHAPE = "an /images/ (SEO) path ends with <public_id>/<seo_suffix>[.<extension>]"
 
 ERRORS = [
     ("/demo/image/upload/", 'Invalid delivery path "/demo/image/upload/": no public id'),
@@ -120,7 +135,11 @@ ERRORS = [
     ("/demo/image/fetch/x", "Unsupported delivery type image/fetch: " + ONLY),
     ("/image/private/x", "Unsupported delivery type image/private: " + ONLY),
     ("/demo/test", f'Invalid delivery path "/demo/test": {SHAPE}'),
-    ("/demo/images/test/hello", f'Invalid delivery path "/demo/images/test/hello": {SHAPE}'),
+    ("/demo/images/hello", f'Invalid delivery path "/demo/images/hello": {SEO_SHAPE}'),
+    ("/images/hello.jpg", f'Invalid delivery path "/images/hello.jpg": {SEO_SHAPE}'),
+    ("/images/s--abcdefgh--/x", f'Invalid delivery path "/images/s--abcdefgh--/x": {SEO_SHAPE}'),
+    ("/demo/images/x/", "Invalid delivery path \"/demo/images/x/\": no public id (the path ends with '/')"),
+    ("/demo/files/test/hello", f'Invalid delivery path "/demo/files/test/hello": {SHAPE}'),
     ("/", f'Invalid delivery path "/": {SHAPE}'),
     ("demo/image/upload/x", "Invalid delivery path \"demo/image/upload/x\": must start with '/'"),
     (

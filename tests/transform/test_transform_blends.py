@@ -12,6 +12,7 @@ from transform_helpers import run
 
 from grammar.errors import BadRequest
 from grammar.parse import parse_transformation
+from transform.ops.blends import anti_removal
 from transform.plan import compile_plan
 
 BASE = (200, 100, 50)
@@ -142,6 +143,24 @@ def test_anti_removal_distorts_the_layer_and_is_repeatable(sources: dict[str, Pa
         np.abs(strong[layer_area].astype(int) - plain[layer_area]).mean()
         > np.abs(marked[layer_area].astype(int) - plain[layer_area]).mean()
     )
+
+
+def test_anti_removal_at_a_ratio_is_an_enlargement_of_it_at_one() -> None:
+    """Its warp and grain are lengths in the layer's pixels: at scale 2 (dpr_2.0), a layer twice the size is
+    warped and grained as the 2x of the layer at scale 1 (each 2x2 block averaged: 0.9 from resampling;
+    19 when the scale was left at 1, a finer warp and a grain averaged away). The size is kept at any
+    ratio (1.5: rounding)."""
+    xy = pyvips.Image.xyz(48, 32)
+    layer = ((xy[0] * 5 + xy[1] * 3) % 256).bandjoin([xy[1] * 7 % 256, 128, 255])
+    layer = layer.cast("uchar").copy(interpretation="srgb")
+    one = np.asarray(anti_removal(layer, 100).numpy(), dtype=float)
+    for scale, most in ((2.0, 1.5), (1.0, None)):
+        two = anti_removal(layer.resize(2, kernel="nearest"), 100, scale)
+        assert (two.width, two.height) == (96, 64)
+        difference = np.abs(np.asarray(two.shrink(2, 2).numpy(), dtype=float) - one).mean()
+        assert difference < most if most is not None else difference > 10, (scale, difference)
+    odd = anti_removal(layer.resize(1.5, kernel="nearest"), 100, 1.5)
+    assert (odd.width, odd.height) == (72, 48)
 
 
 def test_the_one_component_form_blends_too(sources: dict[str, Path]) -> None:

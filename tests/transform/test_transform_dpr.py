@@ -206,6 +206,13 @@ LOOKS_THE_SAME = [
     "l_text:Arial_40:Hi,co_white/c_scale,w_100/fl_layer_apply,g_center/c_scale,w_150",
     "c_scale,w_160/l_road/c_crop,w_200,h_150,x_50,y_40/c_scale,w_60/fl_layer_apply,g_north_east,x_6,y_6",
     "c_scale,w_120/c_scale,w_0.5",
+    # e_anti_removal's warp and grain are lengths on the layer, at the ratio the layer ends at: a text, an
+    # image layer sized in its own chain or by fl_layer_apply, the one-component form (0.2 to 0.6; before
+    # they were: 1.2 to 7.9, a finer warp and a finer, fainter-when-shrunk grain at dpr_2.0).
+    "c_scale,w_200/l_text:Arial_40_bold:Hi,co_white/fl_layer_apply,e_anti_removal:100",
+    "c_scale,w_200/l_logo/c_scale,w_80/fl_layer_apply,e_anti_removal:100,g_center",
+    "c_scale,w_200/l_road/fl_layer_apply,c_scale,e_anti_removal:100,w_120",
+    "c_scale,w_200/c_scale,e_anti_removal:100,l_road,w_120",
 ]
 
 

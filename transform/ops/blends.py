@@ -15,7 +15,7 @@ an overlay"); ``fl_tiled`` repeats the layer over the whole base from its top-le
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pyvips
 
@@ -47,6 +47,10 @@ _SEED = 20261207
 class Blend:
     name: str
     level: int | None = None  # anti_removal's
+    #: The device pixel ratio anti_removal's lengths (its warp, its grain) are drawn at: dpr_2.0's layer
+    #: is twice dpr_1.0's in pixels, and is warped and grained as a 2x enlargement of it. Not written in
+    #: the text: a dpr_ other than 1 is always in the derivative's text (transform/plan.py).
+    scale: float = 1.0
 
     def __str__(self) -> str:
         if self.level is None or self.level == DEFAULT_LEVEL:
@@ -84,6 +88,10 @@ def _outside_a_layer(blend: Blend, prefix: str) -> Action:
     )
 
 
+def _anti_removal_at_dpr(blend: Blend, ratio: float) -> Blend:
+    return replace(blend, scale=blend.scale * ratio)
+
+
 _HELP = {
     "multiply": "blend mode of a layer (in its fl_layer_apply component): the layer's colours multiply the "
     "image's (darkens; white leaves it as it is)",
@@ -99,31 +107,47 @@ _HELP = {
     "0-100 (default 50; 0: placed as it is)",
 }
 for _name in MODES:
-    effect(EffectSpec(_name, _parser(_name), str, _outside_a_layer, _HELP[_name]))  # type: ignore[arg-type]
+    effect(EffectSpec(_name, _parser(_name), str, _outside_a_layer, _HELP[_name],  # type: ignore[arg-type]
+                      dpr=_anti_removal_at_dpr if _name == "anti_removal" else None))
 
 
-def anti_removal(layer: pyvips.Image, level: int) -> pyvips.Image:
+def anti_removal(layer: pyvips.Image, level: int, scale: float = 1.0) -> pyvips.Image:
     """The layer warped by a smooth random displacement (up to level/100 x 3 px, a cell every 8 px) and
-    grained (Gaussian noise, sigma level/100 x 24 levels, on its colour only): a removal that subtracts a
-    known logo leaves its outline and grain behind, while the mark stays as legible. Seeded: the same
-    URL gives the same bytes."""
+    grained (Gaussian noise, sigma level/100 x 24 levels, on its colour only, a grain a pixel): a removal
+    that subtracts a known logo leaves its outline and grain behind, while the mark stays as legible.
+    Seeded: the same URL gives the same bytes. ``scale`` (the layer's device pixel ratio) multiplies the
+    pixel lengths, the displacement, its cell and the grain's size, not the grain's strength (levels): at
+    dpr_2.0 the same noise is drawn enlarged, as a 2x of dpr_1.0's."""
     if level == 0:
         return layer
     layer = pixels.with_alpha(layer)
     width, height = layer.width, layer.height
-    cell = 8
+    cell = 8 * scale
     cells = (math.ceil(width / cell) + 1, math.ceil(height / cell) + 1)
     # Two bands of noise in -1..1 on the coarse grid, enlarged: a displacement that varies smoothly.
     coarse = [pyvips.Image.gaussnoise(*cells, sigma=0.5, mean=0.0, seed=_SEED + band) for band in range(2)]
-    field = coarse[0].bandjoin(coarse[1]).resize(cell, kernel="linear").crop(0, 0, width, height)
-    amplitude = level / 100 * 3.0
+    field = _covering(coarse[0].bandjoin(coarse[1]).resize(cell, kernel="linear"), width, height)
+    amplitude = level / 100 * 3.0 * scale
     index = pyvips.Image.xyz(width, height) + field * amplitude
     warped = layer.premultiply().mapim(index, interpolate=pyvips.Interpolate.new("bilinear"),
                                        premultiplied=True, extend="black").unpremultiply()  # fmt: skip
-    grain = pyvips.Image.gaussnoise(width, height, sigma=level / 100 * 24, mean=0.0, seed=_SEED + 2)
+    sigma = level / 100 * 24
+    if scale == 1.0:
+        grain = pyvips.Image.gaussnoise(width, height, sigma=sigma, mean=0.0, seed=_SEED + 2)
+    else:  # the grain of the layer at dpr_1.0, each of its pixels drawn over ``scale`` x ``scale`` pixels
+        small = (math.ceil(width / scale), math.ceil(height / scale))
+        grain = pyvips.Image.gaussnoise(*small, sigma=sigma, mean=0.0, seed=_SEED + 2)
+        grain = _covering(grain.resize(scale, kernel="nearest"), width, height)
     colour = warped.extract_band(0, n=3) + grain
     out = colour.bandjoin(warped.extract_band(3)).cast("uchar")
     return out.copy(interpretation="srgb")
+
+
+def _covering(image: pyvips.Image, width: int, height: int) -> pyvips.Image:
+    """``image`` cut (or, where an enlargement's rounding fell a pixel short, extended) to the size."""
+    if image.width < width or image.height < height:
+        image = image.embed(0, 0, max(width, image.width), max(height, image.height), extend="copy")
+    return image.crop(0, 0, width, height)
 
 
 def tile(layer: pyvips.Image, size: tuple[int, int]) -> pyvips.Image:

@@ -125,7 +125,7 @@ def finish_layer(
     if at.opacity is not None:
         layer = set_opacity(layer, at.opacity)
     if at.blend is not None and at.blend.level is not None:  # e_anti_removal
-        layer = anti_removal(layer, at.blend.level)
+        layer = anti_removal(layer, at.blend.level, at.blend.scale)
     return layer
 
 

@@ -12,6 +12,8 @@ image shares its one mask."""
 
 from __future__ import annotations
 
+import re
+
 import pyvips
 
 from grammar.errors import BadRequest, InvalidArgument
@@ -28,6 +30,9 @@ Margin = tuple[Side, Side, Side, Side]
 Roi = tuple[Side, Side, Side, Side]
 MAX_MARGIN_PX = 4096
 MAX_MARGIN_PERCENT = 100
+#: The 413 of a margin that makes the result too large. Matched as text (``margin_too_large``): a failure
+#: comes back from a queue worker, or from the shared failure memory, as its status and message alone.
+_TOO_LARGE = re.compile(r"Result of e_margin:\S+ is too large: (.+)", re.S)
 
 
 def _alpha_mask(arguments: None, prefix: str) -> Action:
@@ -104,12 +109,19 @@ def _margin(margin: Margin, prefix: str) -> Action:
         if top == right == bottom == left == 0:
             return image
         width, height = image.width + left + right, image.height + top + bottom
-        check_output(width, height, ctx.limits)
+        check_output(width, height, ctx.limits, f"Result of e_{_render_margin(margin)}")
         return pixels.with_alpha(image).embed(
             left, top, width, height, extend="background", background=[0] * 4
         )
 
     return Action("e_" + _render_margin(margin), run)
+
+
+def margin_too_large(public: str) -> str | None:
+    """The size and limit an ``e_margin`` 413 states (``1111x942 pixels (...); the limit is ...``), or
+    None for another message: the HTTP API names its ``crop_margin`` with them."""
+    match = _TOO_LARGE.fullmatch(public)
+    return None if match is None else match.group(1)
 
 
 def _parse_roi(value: str, rest: str) -> Roi:
