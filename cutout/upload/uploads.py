@@ -408,6 +408,9 @@ class Uploads:
         p.check_public_id(public_id)
         fine = self._removal(params)
         notification_url = self._hook(params, "notification_url")
+        if notification_url and fine is None:  # an update is answered at once: nothing else to tell
+            raise bad("notification_url: an update notifies only of the background_removal it asks for; "
+                      "send background_removal with it (explicit notifies of its own answer)")
         changes = {
             "tags": p.tags(params),
             "context": p.context(params),

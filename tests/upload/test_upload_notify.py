@@ -100,6 +100,10 @@ def test_explicit_with_only_a_notification_url_notifies_its_answer(sdk: Any, rec
     assert note["notification_type"] == "upload" and note["eager"] == again["eager"]
     assert again["eager"][0]["width"] == 25
     assert kinds(receiver, "notify/explicit") == ["upload", "upload"]
+    # The Admin API's update has nothing to tell without a background removal: refused, not ignored.
+    with pytest.raises(sdk.exceptions.BadRequest, match="notification_url: an update notifies only of "):
+        sdk.api.update("notify/explicit", tags=["quiet"], notification_url=receiver.url)
+    assert dict(sdk.api.resource("notify/explicit"))["tags"] == ["told"]
     assert sdk.uploader.destroy("notify/explicit") == {"result": "ok"}
 
 
