@@ -574,8 +574,9 @@ def _value(key: str, text: str) -> Any:
     as a Template, for the compile to fold and the render to finish."""
     spec = spec_for(key)
     kind = spec.variables
-    if kind is not None and has_expression(text, text=kind == "text"):
-        return Template.parse(key, text, rounding=kind == "integer", text=kind == "text")
+    head, rest = spec.variable_head(text) if spec.variable_head is not None else (text, "")
+    if kind is not None and has_expression(head, text=kind == "text"):
+        return Template.parse(key, head, rounding=kind == "integer", text=kind == "text", suffix=rest)
     return spec.parse(key, text)
 
 

@@ -29,6 +29,8 @@ FOLDED = [
     ("r_10:$v:30,$v_20", "r_10:20:30"),  # a component's variables come first
     ("$e_!blur!/e_$e:300", "e_blur:300"),
     ("$a_90/a_$a", "a_90"),
+    # a border's width (Cloudinary writes no "px" after the variable), its colour as written
+    ("$b_15/bo_$b_solid_rgb:FFB235", "bo_15px_solid_rgb:ffb235"),
     ("w_100_div_3", "w_33"),  # computed widths are whole pixels
     ("$r_16:9/ar_$r,c_fill,w_160", "ar_16:9,c_fill,w_160"),
     ("$w_300", ""),  # a variable nobody uses changes nothing
@@ -63,6 +65,7 @@ LEFT = [
      {"fc"}),
     ("if_!sale!_in_tags/e_grayscale/if_end", "if_!sale!_in_tags/e_grayscale/if_end", {"tags"}),
     ("$w_300/if_w_gt_$w/c_scale,w_$w/if_end", "if_w_gt_300/c_scale,w_300/if_end", {"w"}),
+    ("bo_w_div_50_solid_black", "bo_w_div_50_solid_black", {"w"}),
 ]  # fmt: skip
 
 
@@ -211,6 +214,9 @@ RENDERED = [
     ("$w_iw/if_w_gt_100/$w_50/if_end/c_scale,w_$w", (50, 38)),  # set in a branch, used after it
     ("$w_40/if_w_gt_1000/$w_50/if_end/c_scale,w_$w", (40, 30)),  # the way around the branch keeps it
     ("$w_40/if_w_gt_100/$w_50/if_else/$w_60/if_end/c_scale,w_$w", (50, 38)),
+    # Cloudinary's "User-defined Variables with Border": a tenth of the width, at most 15 px
+    ("c_scale,w_100/$b_w_mul_0.1/if_$b_gt_15,$b_15/bo_$b_solid_rgb:FFB235", (120, 95)),
+    ("$b_w_mul_0.1/if_$b_gt_15,$b_15/bo_$b_solid_rgb:FFB235", (350, 270)),
     # a condition inside a layer looks at the layer (logo: 80x60)
     ("l_logo/if_w_eq_80/c_scale,w_40/if_end/fl_layer_apply,g_north_east", (320, 240)),
     ("if_w_gt_100/l_logo/fl_layer_apply,g_north_east/if_end", (320, 240)),
