@@ -168,6 +168,8 @@ def interpolate(layer: TextLayer, values: Mapping[str, str]) -> TextLayer:
 
         return INTERPOLATION.sub(value, text)
 
+    if any("\x00" in value for value in values.values()):  # as parse_text refuses it in the text itself
+        raise InvalidArgument("l", str(layer), "a text layer's text and font must not contain NUL (%00)")
     style, _, encoded = layer.raw.partition(":")
     return replace(layer, text=put(layer.text, False), raw=f"{style}:{put(encoded, True)}")
 
