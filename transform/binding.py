@@ -74,6 +74,9 @@ class Scope:
 
 
 _MISSING: Any = object()
+#: A parameter a named transformation checked on its own leaves to the URLs that use it (``co_$c``, its
+#: variable theirs to set): the rest of it is checked without it.
+_UNCHECKED: Any = object()
 _FOLDED = (Assignment, Template, TextLayer)
 
 
@@ -101,6 +104,9 @@ def bind(params: Mapping[str, Any], scope: Scope, *, in_layer: bool) -> dict[str
             bound[key] = Assignment(key, expression)
         elif isinstance(value, Template):
             bound[key] = _bind_template(key, value, scope, in_layer)
+            if bound[key] is _UNCHECKED:
+                del bound[key]
+                continue
         else:
             bound[key] = value
         if isinstance(bound[key], TextLayer) and interpolated(bound[key]):
@@ -130,6 +136,14 @@ def _fold(key: str, text: str, assignment: Assignment, scope: Scope) -> Any:
 
 def _bind_template(key: str, template: Template, scope: Scope, in_layer: bool) -> Any:
     folded = template.fold(scope.known, unbound=scope.unbound)
+    if folded.dynamic and spec_for(key).variables is None:
+        if scope.unbound and all(name.startswith("$") for name in folded.reads()):
+            return _UNCHECKED  # a named transformation alone: the URLs using it set the variable
+        # A value the compile itself needs (a format, a crop mode, a colour...): the URL must decide it.
+        raise InvalidArgument(
+            key, str(template), "a $variable here must be set from the URL, outside if_ blocks (not from "
+            "the image, ctx:!key! or a branch), as only the URL's text decides this parameter"
+        )  # fmt: skip
     if folded.dynamic:
         _check_record(key, str(template), folded.reads(), in_layer)
         if key == "e" and not isinstance(folded.parts[0], str):

@@ -569,13 +569,23 @@ def _naming_written(exc: BadRequest, written: Sequence[Mapping[str, str]]) -> Ba
     return exc
 
 
+#: Parameters whose values are not expressions (no ParamSpec.variables) but which a whole $variable the
+#: URL sets may stand for, as README promises "any value when the URL alone decides": ``$q_50/q_$q``,
+#: ``$c_!red!/co_$c``. Not those the compile reads before it knows the variables (fl_, dpr_, if_, t_;
+#: l_/u_ have their own); binding.py folds these or answers 400 when only the image could decide them.
+URL_VARIABLE_KEYS = frozenset({"b", "c", "co", "d", "dl", "f", "g", "pg", "q", "vs"})
+
+
 def _value(key: str, text: str) -> Any:
     """A parameter's typed value; a value written with variables or arithmetic (``w_iw_div_2``) is kept
     as a Template, for the compile to fold and the render to finish."""
     spec = spec_for(key)
     kind = spec.variables
-    if kind is not None and has_expression(text, text=kind == "text"):
-        return Template.parse(key, text, rounding=kind == "integer", text=kind == "text")
+    if kind is None and key in URL_VARIABLE_KEYS and "$" in text and has_expression(text, text=True):
+        return Template.parse(key, text, rounding=True, text=True)
+    head, rest = spec.variable_head(text) if spec.variable_head is not None else (text, "")
+    if kind is not None and has_expression(head, text=kind == "text"):
+        return Template.parse(key, head, rounding=kind == "integer", text=kind == "text", suffix=rest)
     return spec.parse(key, text)
 
 

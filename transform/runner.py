@@ -23,8 +23,11 @@ def run_steps(steps: Sequence[Action], ctx: Ctx, image: pyvips.Image) -> pyvips.
     """Each step's result is checked against the output limit while it is still only described (steps
     that would compute a larger intermediate check it themselves)."""
 
-    def check(_step: Action, made: list[pyvips.Image]) -> None:
-        check_output(made[0].width, made[0].height, ctx.limits)
+    def check(step: Action, made: list[pyvips.Image]) -> None:
+        # Before the last step the image is not the result: name the step that made it, or a 413 for
+        # a_45/c_scale,w_100 said "Result is too large" of a 100-pixel result.
+        what = "Result" if step is steps[-1] else f"The image after {step.canonical}"
+        check_output(made[0].width, made[0].height, ctx.limits, what)
 
     return run_each(steps, ctx, [image], check)[0]
 

@@ -75,9 +75,12 @@ class Template:
     key: str
     parts: tuple[str | Expression, ...]
     rounding: bool
+    #: Literal text after the last part, not split on ':' (a border's ``_solid_rgb:FFB235`` after its
+    #: width: ``bo_$size_solid_rgb:FFB235``, where only the width may be an expression).
+    suffix: str = ""
 
     @classmethod
-    def parse(cls, key: str, value: str, *, rounding: bool, text: bool = False) -> Template:
+    def parse(cls, key: str, value: str, *, rounding: bool, text: bool = False, suffix: str = "") -> Template:
         """``text``: only whole-variable parts are expressions (see ``has_expression``)."""
         parts: list[str | Expression] = []
         for piece in pieces(value):
@@ -87,8 +90,9 @@ class Template:
             try:
                 parts.append(parse_expression(piece))
             except TransformationSyntaxError as exc:
-                raise InvalidArgument(key, value, f"invalid expression {piece}: {exc.public}") from None
-        return cls(key, tuple(parts), rounding)
+                shown = value + suffix
+                raise InvalidArgument(key, shown, f"invalid expression {piece}: {exc.public}") from None
+        return cls(key, tuple(parts), rounding, suffix)
 
     @property
     def dynamic(self) -> bool:
@@ -106,7 +110,7 @@ class Template:
             except Unevaluable as exc:
                 raise InvalidArgument(self.key, str(self), str(exc)) from None
             parts.append(self._text(folded) if is_value(folded) else folded)  # type: ignore[arg-type]
-        return Template(self.key, tuple(parts), self.rounding)
+        return Template(self.key, tuple(parts), self.rounding, self.suffix)
 
     def substitute(self, facts: Facts) -> str:
         """The value's text when rendering."""
@@ -119,7 +123,7 @@ class Template:
                 texts.append(self._text(evaluate(part, facts)))
             except Unevaluable as exc:
                 raise InvalidArgument(self.key, str(self), str(exc)) from None
-        return ":".join(texts)
+        return ":".join(texts) + self.suffix
 
     def _text(self, value: Value) -> str:
         if isinstance(value, Num):
@@ -130,14 +134,14 @@ class Template:
 
     def text(self) -> str:
         assert not self.dynamic
-        return ":".join(str(part) for part in self.parts)
+        return ":".join(str(part) for part in self.parts) + self.suffix
 
     def stand_in(self) -> str:
         """The value with 1 for every expression: what the compile checks the rest of a component with."""
-        return ":".join(part if isinstance(part, str) else "1" for part in self.parts)
+        return ":".join(part if isinstance(part, str) else "1" for part in self.parts) + self.suffix
 
     def reads(self) -> set[str]:
         return set().union(*(reads(p) for p in self.parts if not isinstance(p, str)))
 
     def __str__(self) -> str:
-        return ":".join(str(part) for part in self.parts)
+        return ":".join(str(part) for part in self.parts) + self.suffix

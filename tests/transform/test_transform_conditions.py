@@ -29,6 +29,15 @@ FOLDED = [
     ("r_10:$v:30,$v_20", "r_10:20:30"),  # a component's variables come first
     ("$e_!blur!/e_$e:300", "e_blur:300"),
     ("$a_90/a_$a", "a_90"),
+    # a border's width (Cloudinary writes no "px" after the variable), its colour as written
+    ("$b_15/bo_$b_solid_rgb:FFB235", "bo_15px_solid_rgb:ffb235"),
+    # any other value, a whole variable the URL sets
+    ("$q_50/q_$q", "q_50"),
+    ("$c_!red!/co_$c,e_colorize", "co_red,e_colorize"),
+    ("$hex_!00ff00!/co_rgb:$hex,e_colorize", "co_rgb:00ff00,e_colorize"),
+    ("$m_!fill!,$g_!north!/c_$m,g_$g,h_10,w_10", "c_fill,g_north,h_10,w_10"),
+    ("$f_!png!/c_scale,f_$f,w_10", "c_scale,f_png,w_10"),
+    ("$b_!5px_solid_red!/bo_$b", "bo_5px_solid_red"),
     ("w_100_div_3", "w_33"),  # computed widths are whole pixels
     ("$r_16:9/ar_$r,c_fill,w_160", "ar_16:9,c_fill,w_160"),
     ("$w_300", ""),  # a variable nobody uses changes nothing
@@ -63,6 +72,7 @@ LEFT = [
      {"fc"}),
     ("if_!sale!_in_tags/e_grayscale/if_end", "if_!sale!_in_tags/e_grayscale/if_end", {"tags"}),
     ("$w_300/if_w_gt_$w/c_scale,w_$w/if_end", "if_w_gt_300/c_scale,w_300/if_end", {"w"}),
+    ("bo_w_div_50_solid_black", "bo_w_div_50_solid_black", {"w"}),
 ]  # fmt: skip
 
 
@@ -105,6 +115,8 @@ def test_a_named_transformation_may_use_the_urls_variables() -> None:
     overlay = "l_$img/c_scale,w_$w/fl_layer_apply,g_north_east,x_$pad"
     plan(overlay, unbound=True)
     plan("l_text:$style:Hi%20$(name)/fl_layer_apply", unbound=True)
+    plan("co_$tint,e_colorize/q_$q", unbound=True)  # the URLs using it set them
+    assert plan("$tint_!red!/t_tint", named={"tint": "co_$tint,e_colorize"}).derivative == "co_red,e_colorize"
     used = plan("$img_!logo!,$pad_5,$w_40/t_overlay", named={"overlay": overlay})
     assert used.derivative == "l_logo/c_scale,w_40/fl_layer_apply,g_north_east,x_5"
     assert used.layer_ids == {"logo"}
@@ -172,6 +184,9 @@ ERRORS = [
     ("$n_iw/l_text:$n:Hi/fl_layer_apply", "Invalid transformation parameter - l_text:$n:Hi: a value only the "
      "image decides is not supported in a component with l_ (set it from the URL, or size the layer in a "
      "component of its own)"),
+    ("$q_iw_div_10/q_$q", "Invalid transformation parameter - q_$q: a $variable here must be set from the "
+     "URL, outside if_ blocks (not from the image, ctx:!key! or a branch), as only the URL's text decides "
+     "this parameter"),
     ("/".join(["if_w_gt_1"] * 9 + ["if_end"] * 9),
      "Invalid transformation: if_ blocks nest more than 8 deep"),
 ]  # fmt: skip
@@ -211,6 +226,9 @@ RENDERED = [
     ("$w_iw/if_w_gt_100/$w_50/if_end/c_scale,w_$w", (50, 38)),  # set in a branch, used after it
     ("$w_40/if_w_gt_1000/$w_50/if_end/c_scale,w_$w", (40, 30)),  # the way around the branch keeps it
     ("$w_40/if_w_gt_100/$w_50/if_else/$w_60/if_end/c_scale,w_$w", (50, 38)),
+    # Cloudinary's "User-defined Variables with Border": a tenth of the width, at most 15 px
+    ("c_scale,w_100/$b_w_mul_0.1/if_$b_gt_15,$b_15/bo_$b_solid_rgb:FFB235", (120, 95)),
+    ("$b_w_mul_0.1/if_$b_gt_15,$b_15/bo_$b_solid_rgb:FFB235", (350, 270)),
     # a condition inside a layer looks at the layer (logo: 80x60)
     ("l_logo/if_w_eq_80/c_scale,w_40/if_end/fl_layer_apply,g_north_east", (320, 240)),
     ("if_w_gt_100/l_logo/fl_layer_apply,g_north_east/if_end", (320, 240)),

@@ -35,6 +35,12 @@ TOO_LARGE: list[tuple[str, str, dict[str, Any], str]] = [
     ),
     ("c_scale,h_7000,w_7000/a_45", "photo", {}, too_large("9899x9899", "98.0")),
     ("c_scale,h_7000,w_7000/bo_1000px_solid_red", "photo", {}, too_large("9000x9000", "81.0")),
+    (  # an image on the way, not the (small) result: the step that makes it is named
+        "c_scale,h_7000,w_7000/a_45/c_scale,w_100",
+        "photo",
+        {},
+        too_large("9899x9899", "98.0", "The image after a_45"),
+    ),
     ("l_road/w_16384/fl_layer_apply", "photo", {}, too_large("16384x12288", "201.3")),
     ("l_logo/c_scale,fl_layer_apply,fl_relative,w_100.0", "photo", {}, too_large("32000x24000", "768.0")),
     (

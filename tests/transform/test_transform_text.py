@@ -85,6 +85,11 @@ def test_parse(value: str, family: str, size: int, styles: tuple[str, ...], text
         ("l_text:Arial_0:Hi/fl_layer_apply", "size 1 to 1000"),
         ("l_text:Arial_40_shadow:Hi/fl_layer_apply", "shadow is not supported"),
         ("l_text:Arial_40:%25FF/fl_layer_apply", "percent-encoding is not valid UTF-8"),
+        # A C string ends at NUL: "a%00b" drew "a" and dropped the rest silently.
+        ("l_text:Arial_40:a%00b/fl_layer_apply", "must not contain NUL (%00)"),
+        ("l_text:Arial_40:a%2500b/fl_layer_apply", "must not contain NUL (%00)"),
+        ("l_text:Ari%00al_40:ab/fl_layer_apply", "must not contain NUL (%00)"),
+        ("$t_!a%00b!/l_text:Arial_40:$(t)/fl_layer_apply", "must not contain NUL (%00)"),
         ("b_auto,l_text:Arial_40:Hi/fl_layer_apply", "a text layer's background is a colour"),
         # One of each: the drawing took the first and dropped the other silently.
         ("l_text:Arial_40_bold_light:Hi/fl_layer_apply", "a text layer takes one weight: bold and light"),

@@ -45,6 +45,9 @@ class ParamSpec:
     #: back: "integer" (rounded: pixels, percent, degrees) or "decimal"; "text": only a ':'-separated part
     #: that is a whole $variable the URL sets (``l_text:$style:Hi``). None: only literal values.
     variables: str | None = None
+    #: For a value of which only a leading part may be an expression (``bo_$size_solid_red``: the width),
+    #: that part and the literal rest; None: the whole value, split on ':', is the template.
+    variable_head: Callable[[str], tuple[str, str]] | None = None
 
 
 Source = str | os.PathLike[str] | bytes

@@ -53,7 +53,9 @@ def _radius(key: str, value: str) -> tuple[int, ...] | str:
     )
 
 
-_BORDER = re.compile(r"([0-9]+)px_solid_(.+)")
+# "px" may be left out: Cloudinary's own example of a width from a variable, bo_$size_solid_rgb:FFB235,
+# is bo_15_solid_rgb:FFB235 once the variable is put in.
+_BORDER = re.compile(r"([0-9]+)(?:px)?_solid_(.+)")
 
 
 def _border(key: str, value: str) -> tuple[int, Color]:
@@ -64,6 +66,13 @@ def _border(key: str, value: str) -> tuple[int, Color]:
             key, value, "border must be <width>px_solid_<colour>, width 1 to 1000 (bo_5px_solid_black)"
         )
     return width, args.color(key, match[2], "border colour")
+
+
+def _border_head(value: str) -> tuple[str, str]:
+    """``$size_solid_rgb:FFB235`` -> ("$size", "_solid_rgb:FFB235"): only the width may be an expression
+    (``bo_w_div_50_solid_black``); the colour, which has ':' of its own, stays as written."""
+    head, solid, colour = value.partition("_solid_")
+    return (head, solid + colour) if solid else (value, "")
 
 
 def _radius_at_dpr(key: str, value: tuple[int, ...] | str, ratio: float) -> tuple[int, ...] | str:
@@ -124,6 +133,8 @@ param(
         "border",
         lambda v: f"{v[0]}px_solid_{v[1]}",
         _border_at_dpr,
+        variables="integer",
+        variable_head=_border_head,
     )
 )
 param(

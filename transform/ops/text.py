@@ -124,6 +124,10 @@ def parse_text(key: str, value: str) -> TextLayer:
         text = unquote(unquote(encoded, errors="strict"), errors="strict")
     except UnicodeDecodeError:
         raise InvalidArgument(key, value, "the text's percent-encoding is not valid UTF-8") from None
+    if "\x00" in text or "\x00" in unquote(style):
+        # libvips hands the text (and the font's name) to Pango as a C string: a NUL would end it there,
+        # and what follows would be dropped without a word ("a%00b" drew "a").
+        raise InvalidArgument(key, value, "a text layer's text and font must not contain NUL (%00)")
     if all(char.isspace() or unicodedata.category(char) in _INVISIBLE for char in text):
         raise InvalidArgument(key, value, "the text of a text layer must have something to draw")
     if len(text) > MAX_TEXT:
@@ -164,6 +168,8 @@ def interpolate(layer: TextLayer, values: Mapping[str, str]) -> TextLayer:
 
         return INTERPOLATION.sub(value, text)
 
+    if any("\x00" in value for value in values.values()):  # as parse_text refuses it in the text itself
+        raise InvalidArgument("l", str(layer), "a text layer's text and font must not contain NUL (%00)")
     style, _, encoded = layer.raw.partition(":")
     return replace(layer, text=put(layer.text, False), raw=f"{style}:{put(encoded, True)}")
 
