@@ -35,6 +35,7 @@ from cache.blobs import DiskBlobs, Entry
 from cache.folder import _RANK, _UNREADABLE, RECORD_SUFFIX, RECORDS, _valid
 from cache.hotfiles import HotFiles
 from cache.seams import Located
+from cache.transient import is_transient
 from grammar.errors import BadRequest, NotFound, Overloaded
 from grammar.image_formats import EXTENSIONS
 from transform.files import replacing
@@ -481,7 +482,9 @@ class S3Originals:
         for page in pages:
             for item in page.get("Contents", []):
                 stem, dot, ext = item["Key"][len(self.location.prefix):].rpartition(".")
-                if dot and stem and ext in _RANK and stem not in seen:
+                # The server's own images (cache.transient) share the prefix here, but are no assets:
+                # a folder of originals keeps them apart and never lists them either.
+                if dot and stem and ext in _RANK and stem not in seen and not is_transient(stem):
                     seen.add(stem)
                     yield stem
 

@@ -192,6 +192,14 @@ def test_writes_deletes_and_records_as_the_folder_keeps_them(s3: Counting, bucke
     assert originals.get_record("assets/items/none") is None
     assert sorted(originals.list_records("assets")) == ["assets/items/bag"]
     assert sorted(originals.list("")) == ["items/bag"]  # records are not originals
+    # Nor the images the server keeps for itself here (cache.transient), as a folder of originals keeps
+    # them apart: the HTTP API's uploads and fetched images are no assets of the Admin API or console.
+    digest = "0" * 64
+    originals.write(f"api-uploads/{digest}", "jpg", ROAD)
+    originals.write(f"fetched/{digest}", "png", b"\x89PNG")
+    kept = originals.locate(f"api-uploads/{digest}").stamp[0]  # type: ignore[index]
+    assert kept == f"shop/api-uploads/{digest}.jpg"
+    assert sorted(originals.list("")) == ["items/bag"] and list(originals.list("api-uploads/")) == []
     originals.delete_record("jobs/items/bag")
     originals.delete_record("jobs/items/bag")  # idempotent
     assert list(originals.list_records("jobs")) == []
