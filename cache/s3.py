@@ -35,6 +35,7 @@ from cache.blobs import DiskBlobs, Entry
 from cache.folder import _RANK, _UNREADABLE, RECORD_SUFFIX, RECORDS, _valid
 from cache.hotfiles import HotFiles
 from cache.seams import Located
+from cache.transient import is_transient
 from grammar.errors import BadRequest, NotFound, Overloaded
 from grammar.image_formats import EXTENSIONS
 from transform.files import replacing
@@ -466,22 +467,33 @@ class S3Originals:
         if not _valid(prefix):
             return
         base = f"{self.location.prefix}{RECORDS}/"
-        pages = self.s3.get_paginator("list_objects_v2").paginate(
-            Bucket=self.location.bucket, Prefix=f"{base}{prefix}/")
-        for page in pages:
+        for page in self._pages(f"{base}{prefix}/"):
             for item in page.get("Contents", []):
                 name = item["Key"][len(base):]
                 if name.endswith(RECORD_SUFFIX) and not name.rpartition("/")[2].startswith("."):
                     yield name.removesuffix(RECORD_SUFFIX)
 
+    def _pages(self, prefix: str) -> Iterator[dict[str, Any]]:
+        """The listing of ``prefix``, page by page. A storage that does not answer is a 503 with
+        Retry-After, as for a lookup (a listing is the Admin API's and the tag index's), never a 500."""
+        if self.at.down():
+            raise StorageUnavailable()
+        try:
+            yield from self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.location.bucket,
+                                                                          Prefix=prefix)
+        except self._errors as exc:
+            log.warning("listing %s: %s", prefix, exc)
+            self.at.failed(exc)
+            raise StorageUnavailable() from exc
+
     def list(self, prefix: str = "") -> Iterator[str]:
-        pages = self.s3.get_paginator("list_objects_v2").paginate(
-            Bucket=self.location.bucket, Prefix=self.location.prefix + prefix)
         seen: set[str] = set()
-        for page in pages:
+        for page in self._pages(self.location.prefix + prefix):
             for item in page.get("Contents", []):
                 stem, dot, ext = item["Key"][len(self.location.prefix):].rpartition(".")
-                if dot and stem and ext in _RANK and stem not in seen:
+                # The server's own images (cache.transient) share the prefix here, but are no assets:
+                # a folder of originals keeps them apart and never lists them either.
+                if dot and stem and ext in _RANK and stem not in seen and not is_transient(stem):
                     seen.add(stem)
                     yield stem
 

@@ -35,6 +35,13 @@ FETCHED, API_UPLOADS = "fetched", "api-uploads"
 _ID = re.compile(r"([a-z-]+)/([0-9a-f]{64})")
 
 
+def is_transient(public_id: str) -> bool:
+    """Whether ``public_id`` names an image the server stores for itself (``fetched/<sha256>``,
+    ``api-uploads/<sha256>``): not an asset, so never listed among the originals, wherever it is kept."""
+    found = _ID.fullmatch(public_id)
+    return found is not None and found[1] in (FETCHED, API_UPLOADS)
+
+
 @dataclass(frozen=True)
 class Held:
     """The stamp of an original kept here: its content digest (the file never changes)."""

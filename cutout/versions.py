@@ -52,7 +52,13 @@ class Versions:
         try:
             data = self.originals.get_record(asset_record_name(found.public_id))
             record = json.loads(data) if data is not None else None
-            if isinstance(record, dict) and not record.get("deleted"):
+            # The record's version is ``found``'s only while the record describes ``found``'s bytes: a
+            # replica whose lookup of the id is a moment old (another replica just uploaded over it) would
+            # otherwise serve the old bytes as the new version's immutable image. Other bytes: the time
+            # of their own last write, as for an original placed by hand.
+            located = self.originals.version(found)
+            if (isinstance(record, dict) and not record.get("deleted")
+                    and record.get("fingerprint", located) == located):  # fmt: skip
                 version = record.get("version")
                 if isinstance(version, int):
                     return version

@@ -21,6 +21,7 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from cutout import metrics
 from cutout.cli import settings_with_cache_folder
 from cutout.settings import Settings, SettingsError, check_buckets, check_state
 from grammar import parse_path
@@ -100,6 +101,7 @@ class Worker:
                     announced = time.monotonic()
                 job = self.queue.take(self.consumer, block=1.0)
             except Exception as exc:  # noqa: BLE001 - Redis away: wait and try again (--once: a while)
+                metrics.state_reachable.set(0)  # --metrics-port says what a server's scrape says
                 failing_since = failing_since or time.monotonic()
                 if once and time.monotonic() - failing_since >= REDIS_WAIT_SECONDS:
                     log.error("taking a job failed for %.0fs: %s; --once gives up", REDIS_WAIT_SECONDS, exc)
@@ -108,6 +110,7 @@ class Worker:
                 self.stopping.wait(1.0)
                 continue
             failing_since = None
+            metrics.state_reachable.set(1)
             if job is None:
                 if once:
                     return True

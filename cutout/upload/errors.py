@@ -41,4 +41,6 @@ def not_found(public_id: str) -> UploadError:
 def from_origin(exc: OriginError, parameter: str | None = None) -> UploadError:
     """The engine's or the fetcher's error with its own message (and the parameter it came from)."""
     message = exc.public if parameter is None else f"{parameter}: {exc.public}"
-    return UploadError(exc.status, message)
+    # A 503's Retry-After goes along (the storage or Redis away): the client is told when to retry.
+    retry = {"Retry-After": exc.headers["Retry-After"]} if "Retry-After" in exc.headers else None
+    return UploadError(exc.status, message, headers=retry)

@@ -199,6 +199,38 @@ def test_a_worker_that_stops_takes_its_heartbeat_with_it(redis_url: str, tmp_pat
         close()
 
 
+def test_a_workers_metrics_say_whether_redis_answers(redis_server: RedisServer, redis_url: str,
+                                                    tmp_path: Path) -> None:
+    """cutout_state_reachable on --metrics-port follows the worker's own calls to Redis: it read 0 for
+    ever on a worker (only a server's scrape set it), so an alert on it fired for every healthy worker."""
+    from prometheus_client import REGISTRY
+
+    def reachable() -> float | None:
+        return REGISTRY.get_sample_value("cutout_state_reachable")
+
+    worker, queue, close = _in_process_worker(redis_url, tmp_path)
+    running = threading.Thread(target=worker.run)
+    try:
+        assert worker.run(once=True) and reachable() == 1
+        redis_server.stop()
+        running.start()
+        deadline = time.monotonic() + 20
+        while reachable() != 0:
+            assert time.monotonic() < deadline, "Redis away, and the worker's metrics did not say so"
+            time.sleep(0.1)
+        redis_server.start()
+        while reachable() != 1:
+            assert time.monotonic() < deadline + 20, "Redis back, and the worker's metrics did not say so"
+            time.sleep(0.1)
+    finally:
+        if redis_server.process is None:
+            redis_server.start()
+        worker.stopping.set()
+        if running.is_alive():
+            running.join(timeout=10)
+        close()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_cutout_worker_stopped_by_a_signal_is_not_counted_alive(redis_url: str, tmp_path: Path,
                                                                 sig: signal.Signals) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from cache import DiskBlobs, Entry
 from cache.s3 import S3Blobs, S3Originals, TieredBlobs, client
+from cutout.versions import Versions, asset_record_name
 from grammar.errors import BadRequest, NotFound, Overloaded
 from tests.app.helpers import SAMPLES
 from tests.scale.servers import SeaweedS3
@@ -82,6 +84,23 @@ def test_an_original_replaced_after_lookup_is_never_read_as_the_old_version(s3: 
     again = originals.locate("a")
     assert originals.version(again) != originals.version(found)
     assert originals.local(again).read_bytes() == ROAD + b"\0"
+
+
+def test_a_replica_that_located_the_old_bytes_does_not_serve_them_as_the_new_version(
+        s3: Counting, bucket: str, tmp_path: Path) -> None:
+    """Replica B located an id a moment before replica A uploaded over it: the new record's version is
+    not B's located bytes' version, so B does not call the URL naming that version immutable."""
+    s3.put_object(Bucket=bucket, Key="docs/road.jpg", Body=ROAD)
+    b = S3Originals(f"s3://{bucket}", tmp_path / "hot-b", s3=s3)
+    old = b.locate("docs/road")
+    a = S3Originals(f"s3://{bucket}", tmp_path / "hot-a", s3=s3)
+    new = a.write("docs/road", "jpg", ROAD + b"\0")
+    a.put_record(asset_record_name("docs/road"),
+                 json.dumps({"version": 2_000_000_000, "fingerprint": a.version(new)}).encode())
+    assert b.locate("docs/road") == old  # remembered for RECHECK_SECONDS: the old bytes still
+    assert not Versions(b).is_current(old, 2_000_000_000)
+    located = S3Originals(f"s3://{bucket}", tmp_path / "hot-c", s3=s3).locate("docs/road")
+    assert Versions(b).is_current(located, 2_000_000_000)  # the bytes the record describes
 
 
 def test_current_never_sends_a_request_on_the_event_loop(s3: Counting, bucket: str, tmp_path: Path,
@@ -173,6 +192,14 @@ def test_writes_deletes_and_records_as_the_folder_keeps_them(s3: Counting, bucke
     assert originals.get_record("assets/items/none") is None
     assert sorted(originals.list_records("assets")) == ["assets/items/bag"]
     assert sorted(originals.list("")) == ["items/bag"]  # records are not originals
+    # Nor the images the server keeps for itself here (cache.transient), as a folder of originals keeps
+    # them apart: the HTTP API's uploads and fetched images are no assets of the Admin API or console.
+    digest = "0" * 64
+    originals.write(f"api-uploads/{digest}", "jpg", ROAD)
+    originals.write(f"fetched/{digest}", "png", b"\x89PNG")
+    kept = originals.locate(f"api-uploads/{digest}").stamp[0]  # type: ignore[index]
+    assert kept == f"shop/api-uploads/{digest}.jpg"
+    assert sorted(originals.list("")) == ["items/bag"] and list(originals.list("api-uploads/")) == []
     originals.delete_record("jobs/items/bag")
     originals.delete_record("jobs/items/bag")  # idempotent
     assert list(originals.list_records("jobs")) == []

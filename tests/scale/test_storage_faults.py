@@ -106,3 +106,41 @@ def test_an_original_replaced_in_storage_gets_a_new_key_and_the_old_key_keeps_ol
     assert again.headers["etag"] != first.headers["etag"]
     keys = [o["Key"] for o in seaweed.client().list_objects_v2(Bucket=bucket, Prefix="derived/")["Contents"]]
     assert len(keys) == 2  # one per version of the original, each under its own key
+
+
+def test_a_stalled_storage_is_a_503_with_retry_after_for_the_upload_and_admin_api(
+        seaweed: SeaweedS3, bucket: str, tmp_path: Path) -> None:
+    """The Admin API's listing read the bucket without the storage's bound: a stalled storage was a 500
+    (\"Internal error\"); and the Upload API's 503s left out the Retry-After the engine's error carries."""
+    from tests.upload.conftest import CLOUD, ENV, KEY, SECRET
+
+    upload_samples(seaweed, bucket)
+    env = {**ENV, **seaweed.env(), "CUTOUT_BACKGROUND_REMOVAL": "0", "CUTOUT_S3_TIMEOUT": str(TIMEOUT)}
+    server = ServerProcess(f"s3://{bucket}/originals", tmp_path / "cache", env=env)  # type: ignore[arg-type]
+    api = f"{server.url}/v1_1/{CLOUD}"
+    try:
+        server.wait_ready()
+        listed = httpx.get(f"{api}/resources/image", auth=(KEY, SECRET), timeout=30)
+        assert listed.status_code == 200 and listed.json()["resources"]
+        seaweed.pause()
+        try:
+            for call in (lambda: httpx.get(f"{api}/resources/image", auth=(KEY, SECRET), timeout=30),
+                         lambda: httpx.get(f"{api}/resources/image/upload/docs/road", auth=(KEY, SECRET),
+                                           timeout=30),
+                         lambda: httpx.post(f"{api}/image/upload", auth=(KEY, SECRET), timeout=30,
+                                            files={"file": (SAMPLES / "docs" / "road.jpg").read_bytes()},
+                                            data={"public_id": "docs/stalled"})):
+                began = time.monotonic()
+                answer = call()
+                assert answer.status_code == 503, answer.text
+                assert answer.headers.get("retry-after"), answer.headers
+                assert "retry later" in answer.json()["error"]["message"]
+                assert time.monotonic() - began < 2 * TIMEOUT + 3
+        finally:
+            seaweed.resume()
+        deadline = time.monotonic() + 30
+        while (listed := httpx.get(f"{api}/resources/image", auth=(KEY, SECRET))).status_code != 200:
+            assert time.monotonic() < deadline, listed.text
+            time.sleep(0.5)
+    finally:
+        server.stop()
