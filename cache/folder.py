@@ -142,6 +142,10 @@ class FolderOriginals:
         except OSError:  # gone meanwhile, or a name too long for the file system (ENAMETOOLONG)
             raise missing from None
 
+    def forget(self, public_id: str) -> None:
+        """Nothing to drop: a listing is kept only while its folder's mtime holds, and what is located is
+        the file by its name, stat'ed at each lookup."""
+
     def find(self, public_id: str, *, what: str = "Resource not found - {}") -> Path:
         return self.locate(public_id, what=what).path
 

@@ -224,6 +224,9 @@ class S3Originals:
     def _key(self, public_id: str, ext: str) -> str:
         return f"{self.location.prefix}{public_id}.{ext}"
 
+    def forget(self, public_id: str) -> None:
+        self._located.pop(public_id, None)
+
     def locate(self, public_id: str, *, what: str = "Resource not found - {}") -> Located:
         missing = NotFound(what.format(public_id))
         if not _valid(public_id):

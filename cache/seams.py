@@ -32,6 +32,11 @@ class OriginalsStore(Protocol):
         """One lookup (blocking); ``NotFound(what.format(public_id))`` when there is none."""
         ...
 
+    def forget(self, public_id: str) -> None:
+        """Drop whatever an earlier ``locate`` of ``public_id`` remembers, so that the next one asks the
+        storage: a replica that learns from the asset's record that another wrote the id a moment ago."""
+        ...
+
     def version(self, found: Located) -> str:
         """A token that changes when the content does (blocking: a new original is hashed)."""
         ...

@@ -70,6 +70,9 @@ class TransientOriginals:
                     return Located(public_id, path, Held(digest))
         return self.originals.locate(public_id, what=what)
 
+    def forget(self, public_id: str) -> None:
+        self.originals.forget(public_id)  # what is held here is named by its digest: never out of date
+
     def version(self, found: Located) -> str:
         if isinstance(found.stamp, Held):
             return found.stamp.digest

@@ -212,6 +212,11 @@ class Resolver:
         if plan is None:
             plan = transform.compile_plan(path.components, named=self.settings.named)
         source, substitute, warning = self._locate(path.public_id, plan.default_image, missing)
+        if path.version is not None and substitute is None and self.versions.behind(source, path.version):
+            # The URL names the version another replica uploaded a moment ago, this one's lookup the bytes
+            # before it: look again, so the new version's URL never shows (nor lets a CDN keep) the old.
+            self.originals.forget(source.public_id)
+            source, substitute, warning = self._locate(path.public_id, plan.default_image, missing)
         layer_ids = sorted(plan.layer_ids)
         layers = [locate_either_form(self.originals, lid, what=LAYER_MISSING) for lid in layer_ids]
         fingerprint = self.originals.version(source)  # after locating: see Prepared.files

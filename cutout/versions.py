@@ -33,22 +33,32 @@ class Versions:
 
     def __init__(self, originals: OriginalsStore) -> None:
         self.originals = originals
-        self._known: BoundedDict[tuple[str, object], int | None] = BoundedDict(16384)
+        # (version found has now, the version its record names when the record describes other bytes)
+        self._known: BoundedDict[tuple[str, object], tuple[int | None, int | None]] = BoundedDict(16384)
 
     def is_current(self, found: Located, version: int) -> bool:
+        return self._read(found, version)[0] == version
+
+    def behind(self, found: Located, version: int) -> bool:
+        """Whether ``version`` is the one the asset's record names for bytes other than ``found``'s: the
+        lookup that gave ``found`` is older than the upload that made ``version`` (another replica wrote
+        the id a moment ago), so a fresh lookup finds the bytes the URL names."""
+        return self._read(found, version)[1] == version
+
+    def _read(self, found: Located, version: int) -> tuple[int | None, int | None]:
         key = (found.public_id, found.stamp)
         known = self._known.get(key)
-        if known == version:
-            return True
-        # Not remembered, or remembered as another: read again (the record's version moves on an upload
+        if known is not None and version in known:
+            return known
+        # Not remembered, or remembered as others: read again (the record's version moves on an upload
         # of the same bytes, which leaves the stamp as it was).
-        now = self.current(found)
+        now = self._current(found)
         self._known[key] = now
-        return now == version
+        return now
 
-    def current(self, found: Located) -> int | None:
-        """The version ``found`` has now; None when it cannot be told (the storage is away: the URL is
-        then served, but not as immutable)."""
+    def _current(self, found: Located) -> tuple[int | None, int | None]:
+        """The version ``found`` has now, None when it cannot be told (the storage is away: the URL is
+        then served, but not as immutable); and the version its record names for other bytes, if so."""
         try:
             data = self.originals.get_record(asset_record_name(found.public_id))
             record = json.loads(data) if data is not None else None
@@ -56,15 +66,17 @@ class Versions:
             # replica whose lookup of the id is a moment old (another replica just uploaded over it) would
             # otherwise serve the old bytes as the new version's immutable image. Other bytes: the time
             # of their own last write, as for an original placed by hand.
-            located = self.originals.version(found)
-            if (isinstance(record, dict) and not record.get("deleted")
-                    and record.get("fingerprint", located) == located):  # fmt: skip
+            newer = None
+            if isinstance(record, dict) and not record.get("deleted"):
                 version = record.get("version")
                 if isinstance(version, int):
-                    return version
-            return int(self.originals.modified(found))
+                    written = record.get("fingerprint")
+                    if written is None or written == self.originals.version(found):
+                        return version, None
+                    newer = version
+            return int(self.originals.modified(found)), newer
         except (ValueError, NotFound):  # not a name records take; gone since it was located
-            return None
+            return None, None
         except OriginError as exc:  # the storage is away
             log.warning("the version of %s: %s", found.public_id, exc)
-            return None
+            return None, None

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
-from cache import DiskBlobs, Entry
+from cache import DerivativeCache, DiskBlobs, Entry
 from cache.s3 import S3Blobs, S3Originals, TieredBlobs, client
+from cutout.service import Service
+from cutout.settings import Settings
 from cutout.versions import Versions, asset_record_name
 from grammar.errors import BadRequest, NotFound, Overloaded
 from tests.app.helpers import SAMPLES
@@ -101,6 +103,21 @@ def test_a_replica_that_located_the_old_bytes_does_not_serve_them_as_the_new_ver
     assert not Versions(b).is_current(old, 2_000_000_000)
     located = S3Originals(f"s3://{bucket}", tmp_path / "hot-c", s3=s3).locate("docs/road")
     assert Versions(b).is_current(located, 2_000_000_000)  # the bytes the record describes
+    # Delivery on B: the URL naming the new version looks again and serves the new bytes as immutable,
+    # within the moment B's lookup is remembered; the old version's URL is served, not as immutable.
+    assert b.locate("docs/road") == old
+    settings = Settings(originals=tmp_path, cache_dir=tmp_path / "cache")
+    cache = DerivativeCache(tmp_path / "cache")
+    service = Service.over(settings, originals=b, blobs=cache, coordinator=cache, segmenter=None)
+    try:
+        prepared = service.resolver.resolve("/image/upload/v2000000000/docs/road.jpg", None)
+        assert prepared.source != old and prepared.source_key == a.version(new) and prepared.versioned
+        assert b.locate("docs/road") == prepared.source
+        again = service.resolver.resolve("/image/upload/v1999999999/docs/road.jpg", None)
+        assert again.source == prepared.source and not again.versioned
+    finally:
+        service.close()
+        cache.close()
 
 
 def test_current_never_sends_a_request_on_the_event_loop(s3: Counting, bucket: str, tmp_path: Path,
