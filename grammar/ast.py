@@ -33,7 +33,10 @@ class DeliveryPath:
 
     ``public_id`` is percent-decoded with ``/`` folders; ``extension`` is lower-case and set only for a
     known image format. ``raw_transformation`` and ``raw_source`` are the URL's own text (still
-    percent-encoded), which is what delivery signatures hash.
+    percent-encoded), which is what delivery signatures hash. ``transformation`` is the text the
+    ``components`` were parsed from: ``raw_transformation`` with its percent-encoded structural characters
+    decoded (``%24w_300`` is ``$w_300``; grammar/path.py ``plain_component`` says which), which a signature
+    may cover too.
     """
 
     cloud_name: str | None
@@ -46,6 +49,7 @@ class DeliveryPath:
     extension: str | None
     raw_transformation: str
     raw_source: str
+    transformation: str
 
 
 # ---- expressions: the values of if_ and $name_, and numbers written as arithmetic ---------------------

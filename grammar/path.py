@@ -37,6 +37,14 @@ _SHAPE = (
 #: for people, not part of what is delivered (nor of what the signature covers; the extension is the
 #: format's, written after the suffix).
 _SEO = "images"
+_ENCODED = re.compile("%([0-9A-Fa-f]{2})")
+_ENCODED_COMMA = re.compile("%2[Cc]")
+#: What a component's percent-encoding may stand for and mean the same decoded (``plain_component``): the
+#: reserved characters a path segment may hold as they are (RFC 3986 ``pchar``), but for ``,``, and the
+#: unreserved ones (which RFC 3986 says are the same encoded or not).
+_DECODED = frozenset("!$&'()*+;=:@-._~abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+#: Keys whose values keep their own percent-encoding rules (see ``plain_component``).
+_OWN_ESCAPING = frozenset({"l", "u", "d"})
 
 
 def parse_path(path: str) -> DeliveryPath:
@@ -58,6 +66,7 @@ def parse_path(path: str) -> DeliveryPath:
         rest = _without_suffix(path, rest)
     component_texts, version, source_segments = _split_components(rest)
     raw_transformation = "/".join(component_texts)
+    transformation = "/".join(plain_component(text) for text in component_texts)
     raw_source = "/".join(source_segments)
     public_id, extension = _split_source(raw_source)
     return DeliveryPath(
@@ -65,12 +74,13 @@ def parse_path(path: str) -> DeliveryPath:
         resource_type=resource_type,
         delivery_type=delivery_type,
         signature=signature,
-        components=parse_transformation(raw_transformation),
+        components=parse_transformation(transformation),
         version=version,
         public_id=public_id,
         extension=extension,
         raw_transformation=raw_transformation,
         raw_source=raw_source,
+        transformation=transformation,
     )
 
 
@@ -110,9 +120,52 @@ def is_control(char: str) -> bool:
     return ord(char) < 32 or 127 <= ord(char) < 160
 
 
+def plain_component(segment: str) -> str:
+    """A transformation component with its percent-encoded structural characters decoded: some HTTP
+    clients, proxies and CDNs encode ``$ : ! ; ,`` in a path (RFC 3986 lets them; Cloudinary decodes a
+    path before it reads it), so ``%24w_300`` is ``$w_300`` and ``ar_16%3A9`` is ``ar_16:9``.
+
+    What is never decoded here: ``%25`` and ``%2F`` (a decoded ``%`` or ``/`` would change what follows
+    it), and anything in a token whose value keeps its own escaping rules: layers, underlays and default
+    images (``l_``, ``u_``, ``d_``: a text layer decodes its text twice, ``%252C`` and ``%2C`` being a
+    literal comma there, and an id's ``%3A`` is a colon, not a folder) and ``fl_attachment``'s file name.
+    An encoded comma separates tokens but in those and in a ``!string!`` (where it is a literal comma, as
+    it was before); everything after such a token, to the next unencoded comma, stays as written.
+
+    >>> plain_component("c_scale%2Cw_%24w")
+    'c_scale,w_$w'
+    >>> plain_component("if_%21sale%21_in_tags%2Cl_text:Arial_40:a%2Cb%24")
+    'if_!sale!_in_tags,l_text:Arial_40:a%2Cb%24'
+    """
+    if "%" not in segment:
+        return segment
+    tokens = []
+    for token in segment.split(","):
+        pieces = _ENCODED_COMMA.split(token)
+        plain: list[str] = []
+        for index, piece in enumerate(pieces):
+            decoded = _ENCODED.sub(_structural, piece)
+            key, _, value = decoded.partition("_")
+            if key in _OWN_ESCAPING or (key == "fl" and value.startswith("attachment")):
+                plain.append("%2C".join(pieces[index:]))  # all as written, to the next ','
+                break
+            if decoded.count("!") % 2:  # a !string! open at the comma: it holds the comma
+                rest = [_ENCODED.sub(_structural, after) for after in pieces[index + 1 :]]
+                plain.append("%2C".join([decoded, *rest]))
+                break
+            plain.append(decoded)
+        tokens.append(",".join(plain))
+    return ",".join(tokens)
+
+
+def _structural(match: re.Match[str]) -> str:
+    char = chr(int(match.group(1), 16))
+    return char if char in _DECODED else match.group(0)
+
+
 def is_component(segment: str) -> bool:
     """True when any ``key_value`` token of the segment has a Cloudinary key (or is a $variable)."""
-    for token in segment.split(","):
+    for token in plain_component(segment).split(","):
         key, underscore, _ = token.partition("_")
         if underscore and (key in PARAM_KEYS or (key.startswith("$") and len(key) > 1)):
             return True

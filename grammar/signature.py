@@ -26,11 +26,15 @@ def sign(to_sign: str, secret: str, *, algorithm: Algorithm = "sha1", length: Li
 
 
 def strings_to_sign(path: DeliveryPath) -> list[str]:
-    """What the signature may cover: without the version (what SDKs sign) and with it."""
-    variants = ["/".join(filter(None, [path.raw_transformation, path.raw_source]))]
-    if path.version is not None:
-        parts = [path.raw_transformation, f"v{path.version}", path.raw_source]
-        variants.append("/".join(filter(None, parts)))
+    """What the signature may cover: without the version (what SDKs sign) and with it; the transformation
+    as written, and as its components were read (``%24w_300`` read as ``$w_300``: a proxy that encodes
+    ``$`` in a URL an SDK signed with ``$w_300`` has not changed what the URL asks for)."""
+    variants = []
+    for transformation in dict.fromkeys([path.raw_transformation, path.transformation]):
+        variants.append("/".join(filter(None, [transformation, path.raw_source])))
+        if path.version is not None:
+            parts = [transformation, f"v{path.version}", path.raw_source]
+            variants.append("/".join(filter(None, parts)))
     return variants
 
 

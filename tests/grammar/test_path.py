@@ -8,6 +8,7 @@ import pytest
 
 from grammar import is_component, layer_public_id, parse_path
 from grammar.errors import BadRequest, TransformationSyntaxError
+from grammar.path import plain_component
 
 ONLY = "only image/upload is supported (and image/fetch where the server fetches)"
 
@@ -242,3 +243,60 @@ def test_a_default_image_is_checked_as_a_layer_is_and_named_in_the_400() -> None
     assert found == "docs/placeholders/avatar"
     with pytest.raises(BadRequest, match='^Invalid default image public id "%2E%2E:etc": folder names'):
         layer_public_id("%2E%2E:etc", "default image public id")
+
+
+@pytest.mark.parametrize(
+    ("segment", "expected"),
+    [
+        ("%24w_300", "$w_300"),
+        ("c_scale,w_%24w", "c_scale,w_$w"),
+        ("ar_16%3A9,c_fill,w_100", "ar_16:9,c_fill,w_100"),
+        ("ar_16%3a9", "ar_16:9"),  # lower-case hex is the same
+        ("if_%21sale%21_in_tags", "if_!sale!_in_tags"),
+        ("c_scale%2Cw_300", "c_scale,w_300"),  # an encoded comma between parameters separates them
+        ("e_dropshadow:azimuth_220%3Belevation_60", "e_dropshadow:azimuth_220;elevation_60"),
+        ("w_%31%30%30", "w_100"),  # unreserved characters are the same encoded (RFC 3986)
+        # Never decoded: %25 and %2F, and whatever is in a token with its own escaping rules.
+        ("w_%2525", "w_%2525"),
+        ("w_1%2F2", "w_1%2F2"),
+        ("l_text:Arial_40:a%2Cb%252Cc%24%21", "l_text:Arial_40:a%2Cb%252Cc%24%21"),
+        ("co_red%2Cl_text:Arial_40:a%2Cb", "co_red,l_text:Arial_40:a%2Cb"),  # the text's comma stays
+        ("l_docs:a%3Ab,w_100", "l_docs:a%3Ab,w_100"),  # a colon in an id, not a folder
+        ("u_a%24b", "u_a%24b"),
+        ("d_a%3Ab", "d_a%3Ab"),
+        ("fl_attachment:a%2Cb%3Ac", "fl_attachment:a%2Cb%3Ac"),
+        ("if_%21a%2Cb%21_in_tags", "if_!a%2Cb!_in_tags"),  # a comma inside a !string! is the tag's
+        ("if_%21a%21_in_tags%2Cw_100", "if_!a!_in_tags,w_100"),  # after a closed one it separates
+        ("c_scale,w_300", "c_scale,w_300"),
+    ],
+)
+def test_plain_component(segment: str, expected: str) -> None:
+    assert plain_component(segment) == expected
+
+
+@pytest.mark.parametrize(
+    ("encoded", "plain"),
+    [
+        ("%24w_300/c_scale,w_%24w/docs/road.jpg", "$w_300/c_scale,w_$w/docs/road.jpg"),
+        ("ar_16%3A9,c_fill,w_100/v1/docs/road", "ar_16:9,c_fill,w_100/v1/docs/road"),
+        ("if_%21sale%21_in_tags,w_1/docs/road", "if_!sale!_in_tags,w_1/docs/road"),
+        ("c_scale%2Cw_300/docs/road", "c_scale,w_300/docs/road"),
+    ],
+)
+def test_encoded_structural_characters_read_as_decoded(encoded: str, plain: str) -> None:
+    """An encoded component is the decoded one (a component, not the public id's first folder); its
+    text as written stays in raw_transformation, which signatures hash."""
+    got, want = parse_path(f"/d/image/upload/{encoded}"), parse_path(f"/d/image/upload/{plain}")
+    assert got.components == want.components and got.public_id == want.public_id
+    assert got.transformation == want.raw_transformation
+    written = encoded.rsplit("/docs/", 1)[0]
+    assert got.raw_transformation == written.removesuffix("/v1")
+
+
+def test_a_public_ids_encoding_is_unchanged_by_component_decoding() -> None:
+    """The public id is decoded as before (%2F a '/' inside the id's folders, %25 a '%'); a folder
+    encoded like a component is read as one, as the same folder written plainly is."""
+    path = parse_path("/image/upload/w_%31/v1/a%2Fb%25%24.jpg")
+    assert path.public_id == "a/b%$" and path.raw_source == "a%2Fb%25%24.jpg"
+    assert [c.raw for c in path.components] == ["w_1"]
+    assert parse_path("/image/upload/docs%24/road").public_id == "docs$/road"

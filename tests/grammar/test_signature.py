@@ -82,3 +82,24 @@ def test_empty_secret_never_verifies() -> None:
 def test_strings_to_sign() -> None:
     parsed = parse_path("/t/image/upload/s--Ai4Znfl3--/c_crop,h_20,w_10/v1234/image.jpg")
     assert strings_to_sign(parsed) == ["c_crop,h_20,w_10/image.jpg", "c_crop,h_20,w_10/v1234/image.jpg"]
+
+
+ENCODED = "%24w_300/c_scale,w_%24w/image.jpg"
+
+
+def test_a_signature_still_verifies_once_a_proxy_encodes_the_transformation() -> None:
+    """The SDK signs ``$w_300/c_scale,w_$w/...``; a client or CDN that sends ``%24w_300`` asks for the same
+    thing, so the signature of what its components read as verifies too (and the text as written)."""
+    signature = sign("$w_300/c_scale,w_$w/image.jpg", "b")
+    assert verify_delivery(parse_path(f"/t/image/upload/s--{signature}--/{ENCODED}"), "b")
+    assert verify_delivery(parse_path(f"/t/image/upload/s--{signature}--/$w_300/c_scale,w_$w/image.jpg"), "b")
+    changed = ENCODED.replace("300", "301")
+    assert not verify_delivery(parse_path(f"/t/image/upload/s--{signature}--/{changed}"), "b")
+    written = sign(ENCODED, "b")  # signed as written: verifies as before
+    assert verify_delivery(parse_path(f"/t/image/upload/s--{written}--/{ENCODED}"), "b")
+    parsed = parse_path("/t/image/upload/s--Ai4Znfl3--/c_crop%2Ch_20,w_10/v1234/image.jpg")
+    assert strings_to_sign(parsed) == [
+        "c_crop%2Ch_20,w_10/image.jpg", "c_crop%2Ch_20,w_10/v1234/image.jpg",
+        "c_crop,h_20,w_10/image.jpg", "c_crop,h_20,w_10/v1234/image.jpg",
+    ]  # fmt: skip
+    assert verify_delivery(parsed, "b")
