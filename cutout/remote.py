@@ -34,7 +34,7 @@ from cutout.fetch import FailedDownload, FetchPolicy, NotModified, Validators, f
 from cutout.image_check import check_image
 from cutout.resolve import Parsed, Resolver
 from grammar.errors import BadRequest, NotFound, Unauthorized
-from grammar.path import is_control, split_signature, versioned_source
+from grammar.path import is_control, plain_component, split_signature, versioned_source
 from grammar.signature import verify_fetch
 from transform.ops.flags import MAX_FILENAME
 
@@ -126,7 +126,11 @@ def fetch_signed(raw_path: str, components: str, secret: str | None) -> bool:
     transformation = "/".join(rest[:-1])
     # as signed, and as a browser or proxy may have folded its "//" (accepted as Cloudinary accepts it)
     written = {raw_url, re.sub(r"^(https?(?::|%3A))/(?!/)", r"\1//", raw_url, flags=re.IGNORECASE)}
-    if not any(verify_fetch(signature, transformation, url, secret) for url in written):
+    # the transformation as written, and as its components are read (grammar/path.py plain_component:
+    # a proxy that encodes the $ of an SDK-signed $w_300 asks for the same thing)
+    plain = "/".join(plain_component(segment) for segment in rest[:-1])
+    readings = dict.fromkeys([transformation, plain])
+    if not any(verify_fetch(signature, form, url, secret) for form in readings for url in written):
         raise Unauthorized(f"Invalid signature s--{signature}-- for {transformation or 'no transformation'} "
                            f"of {raw_url[:200]}")  # fmt: skip
     return True

@@ -119,6 +119,12 @@ def test_fetch_urls_signed_by_the_sdk(origin: LocalServer, make_api: ClientFacto
     assert wrong.status_code == 401 and "Invalid signature" in wrong.text
     other = signed({"width": 60, "crop": "scale"}).replace("road.jpg", "road.jpg%3Fx%3D1")
     assert api.get(other).status_code == 401  # the signature is for another remote URL
+    variables = signed({"raw_transformation": "$w_50/c_scale,w_$w"})
+    assert "/$w_50/c_scale,w_$w/" in variables and api.get(variables).status_code == 200
+    proxied = api.get(variables.replace("$", "%24"))  # a proxy's encoding: the same request, signed
+    assert proxied.status_code == 200, proxied.text
+    assert pyvips.Image.new_from_buffer(proxied.content, "").width == 50
+    assert api.get(variables.replace("$w_50", "%24w_51")).status_code == 401
 
 
 def test_a_fetch_url_refused_anyway_fetches_nothing(origin: LocalServer, make_api: ClientFactory) -> None:
