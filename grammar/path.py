@@ -38,11 +38,11 @@ _SHAPE = (
 #: format's, written after the suffix).
 _SEO = "images"
 _ENCODED = re.compile("%([0-9A-Fa-f]{2})")
-_ENCODED_COMMA = re.compile("%2[Cc]")
+_PIECES = re.compile("%[0-9A-Fa-f]{2}|!|[^%!]+|%")
 #: What a component's percent-encoding may stand for and mean the same decoded (``plain_component``): the
-#: reserved characters a path segment may hold as they are (RFC 3986 ``pchar``), but for ``,``, and the
-#: unreserved ones (which RFC 3986 says are the same encoded or not).
-_DECODED = frozenset("!$&'()*+;=:@-._~abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+#: reserved characters a path segment may hold as they are (RFC 3986 ``pchar``), but for ``,`` and ``!``
+#: (strings' quotes, ``_next_piece``), and the unreserved ones (the same encoded or not, RFC 3986 says).
+_DECODED = frozenset("$&'()*+;=:@-._~abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 #: Keys whose values keep their own percent-encoding rules (see ``plain_component``).
 _OWN_ESCAPING = frozenset({"l", "u", "d"})
 
@@ -129,33 +129,54 @@ def plain_component(segment: str) -> str:
     it), and anything in a token whose value keeps its own escaping rules: layers, underlays and default
     images (``l_``, ``u_``, ``d_``: a text layer decodes its text twice, ``%252C`` and ``%2C`` being a
     literal comma there, and an id's ``%3A`` is a colon, not a folder) and ``fl_attachment``'s file name.
-    An encoded comma separates tokens but in those and in a ``!string!`` (where it is a literal comma, as
-    it was before); everything after such a token, to the next unencoded comma, stays as written.
+    Nor is what is inside a ``!string!`` (its text is percent-encoded by its own rule: ``%21`` a literal
+    ``!`` there, ``%3A`` a colon, not a separator); where the component has no unencoded ``!``, its
+    ``%21`` are the strings' quotes. An encoded comma separates tokens but in those values and strings
+    (a literal comma there, as before); what follows such a value, to the next unencoded comma, stays as
+    written.
 
     >>> plain_component("c_scale%2Cw_%24w")
     'c_scale,w_$w'
     >>> plain_component("if_%21sale%21_in_tags%2Cl_text:Arial_40:a%2Cb%24")
     'if_!sale!_in_tags,l_text:Arial_40:a%2Cb%24'
+    >>> plain_component("if_!a%21b%3Ac!_in_tags%2Cw_1")
+    'if_!a%21b%3Ac!_in_tags,w_1'
     """
     if "%" not in segment:
         return segment
     tokens = []
     for token in segment.split(","):
-        pieces = _ENCODED_COMMA.split(token)
         plain: list[str] = []
-        for index, piece in enumerate(pieces):
-            decoded = _ENCODED.sub(_structural, piece)
-            key, _, value = decoded.partition("_")
+        rest = token
+        while rest:
+            key, _, value = _ENCODED.sub(_structural, rest).partition("_")
             if key in _OWN_ESCAPING or (key == "fl" and value.startswith("attachment")):
-                plain.append("%2C".join(pieces[index:]))  # all as written, to the next ','
+                plain.append(rest)  # as written, to the next ','
                 break
-            if decoded.count("!") % 2:  # a !string! open at the comma: it holds the comma
-                rest = [_ENCODED.sub(_structural, after) for after in pieces[index + 1 :]]
-                plain.append("%2C".join([decoded, *rest]))
-                break
-            plain.append(decoded)
+            piece, rest = _next_piece(rest, quote="!" if "!" in token else "%21")
+            plain.append(piece)
         tokens.append(",".join(plain))
     return ",".join(tokens)
+
+
+def _next_piece(text: str, quote: str) -> tuple[str, str]:
+    """The first ``key_value`` of ``text`` read plainly (structural characters decoded but in strings),
+    and what follows the encoded comma that ends it (empty when none does). ``quote`` is how the
+    component writes a string's ``!``: as it is, or (no ``!`` anywhere in it) as ``%21``."""
+    parts: list[str] = []
+    inside = False
+    for match in _PIECES.finditer(text):
+        unit = match.group(0)
+        if unit.upper() == quote:
+            inside = not inside
+            parts.append("!")
+        elif inside or unit.upper() == "%21":
+            parts.append(unit)
+        elif unit.upper() == "%2C":
+            return "".join(parts), text[match.end() :]
+        else:
+            parts.append(_ENCODED.sub(_structural, unit))
+    return "".join(parts), ""
 
 
 def _structural(match: re.Match[str]) -> str:

@@ -267,6 +267,11 @@ def test_a_default_image_is_checked_as_a_layer_is_and_named_in_the_400() -> None
         ("fl_attachment:a%2Cb%3Ac", "fl_attachment:a%2Cb%3Ac"),
         ("if_%21a%2Cb%21_in_tags", "if_!a%2Cb!_in_tags"),  # a comma inside a !string! is the tag's
         ("if_%21a%21_in_tags%2Cw_100", "if_!a!_in_tags,w_100"),  # after a closed one it separates
+        # A string's text keeps its own encoding (%21 a literal '!', %3A a colon in a tag, not two tags);
+        # with no '!' as it is in the component, its %21 are the quotes.
+        ("if_!a%21b%3Ac!_in_tags%2Cw_1", "if_!a%21b%3Ac!_in_tags,w_1"),
+        ("if_%21a%3Ab%21_in_tags%2Cw_%31", "if_!a%3Ab!_in_tags,w_1"),
+        ("%24t_%21x%2Cy%21", "$t_!x%2Cy!"),
         ("c_scale,w_300", "c_scale,w_300"),
     ],
 )
