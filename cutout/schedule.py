@@ -110,6 +110,14 @@ class Scheduler:
                 log.info("render of %s stopped (%s) after %.2f s", prepared.key, reason,
                          time.perf_counter() - started)
                 raise
+            except (pyvips.Error, OSError):
+                # libvips reads pixels lazily, opening the file again: an original removed or replaced
+                # meanwhile (a destroy, rename or upload of the id) fails the render half way. That is
+                # the file's change, not a broken render: say so (409, as a generation says it), not 500.
+                if self.originals.current(files):
+                    raise
+                raise failure_error(409, f"{prepared.public_id} changed while it was being rendered; "
+                                         "ask again") from None
         metrics.render_seconds.observe(time.perf_counter() - started)
         # The model's confidence travels with the cut-out: the HTTP API reports it with every result.
         extra = {"confidence": min(confidences)} if confidences else {}

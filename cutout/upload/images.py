@@ -17,7 +17,8 @@ _DATA_URI = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.ASC
 def decode_file_field(text: str) -> bytes | None:
     """The bytes of a ``file`` given as a data URI or bare base64; None when it is neither (a URL)."""
     text = text.strip()
-    if text.startswith("data:"):
+    data_uri = text.startswith("data:")
+    if data_uri:
         match = _DATA_URI.match(text)
         if match is None:
             raise bad("file: a data URI must be data:<type>;base64,<data>")
@@ -28,6 +29,9 @@ def decode_file_field(text: str) -> bytes | None:
     try:
         return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
     except (binascii.Error, ValueError):
+        if data_uri:  # it said what it is: its data is what is wrong, not how the field was sent
+            raise bad("file: the data URI's data is not base64 (A-Z, a-z, 0-9, '+' and '/', then '=' "
+                      "padding)") from None  # fmt: skip
         # Often a file part sent without a filename, which multipart reads as a text field: say so.
         raise bad(
             "file must be a file part, a data URI, base64 or an http(s) URL; it is a text field that is "

@@ -464,10 +464,17 @@ class Uploads:
         if not ids:
             raise bad("Missing required parameter - public_ids")
         versions = [v for v in params.get("versions", "").split(",") if v]
+        # One version per public id, in the same order: a version number is Unix seconds, so one asset's
+        # number can also be another's, and a list applied to every id restored an asset to a version the
+        # caller never named for it.
+        if versions and len(versions) != len(ids):
+            raise bad(f"versions: {len(versions)} given for {len(ids)} public_ids; give one version per "
+                      "public id, in the same order (or none: the latest backup of each)")  # fmt: skip
         results = {}
-        for public_id in ids:
+        for index, public_id in enumerate(ids):
             p.check_public_id(public_id, "public_ids")
-            results[public_id] = await anyio.to_thread.run_sync(self._restore, public_id, versions, base)
+            wanted = versions[index : index + 1]
+            results[public_id] = await anyio.to_thread.run_sync(self._restore, public_id, wanted, base)
         return results
 
     def _restore(self, public_id: str, versions: list[str], base: Base) -> Record:

@@ -3,6 +3,7 @@ key of the content it replaced (that key would come back if the old file did).""
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import threading
 import time
@@ -17,7 +18,7 @@ from cache import DerivativeCache
 from cutout.service import Service
 from cutout.settings import Settings
 from grammar import parse_path
-from grammar.errors import StillGenerating, Undecodable
+from grammar.errors import OriginError, StillGenerating, Undecodable
 from tests.app.helpers import EllipseSegmenter
 
 
@@ -135,3 +136,29 @@ def test_a_failure_while_the_file_is_rewritten_is_not_remembered(tmp_path: Path,
     assert prepared.key == waiting.key
     assert again.store.lookup(prepared.key) is None  # no remembered 422 for red
     assert colour(again.scheduler.produce(prepared).data) == [255, 0, 0]
+
+
+def test_an_original_removed_while_it_renders_is_a_409_not_a_crash(
+    tmp_path: Path, origin: MakeService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libvips opens the file again for its pixels: a destroy or rename of the id half way through a render
+    (an upload's eager transformations race them) failed with a bare pyvips.Error, a 500 to the client."""
+    rendering = importlib.import_module("transform.render")  # the package's `render` is the function
+    (tmp_path / "originals").mkdir()
+    original = tmp_path / "originals" / "a.jpg"
+    (pyvips.Image.black(640, 480) + [200, 10, 10]).cast("uchar").copy(interpretation="srgb").jpegsave(
+        str(original)
+    )
+    server = origin(tmp_path)
+    prepared = server.resolver.prepare(parse_path("/image/upload/c_scale,w_10/a.jpg"), accept=None)
+    real = rendering._finish
+
+    def removed_half_way(*args: object, **kwargs: object) -> object:
+        original.unlink()  # the header was read and the pipeline built; the pixels are not read yet
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rendering, "_finish", removed_half_way)
+    with pytest.raises(OriginError) as caught:
+        server.scheduler.produce(prepared)
+    assert caught.value.status == 409 and "changed while it was being rendered" in caught.value.public
+    assert server.store.lookup(prepared.key) is None

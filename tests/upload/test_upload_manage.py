@@ -329,3 +329,19 @@ def test_restore_brings_back_the_name_those_bytes_came_with(sdk: Any) -> None:
     assert (first["original_filename"], second["original_filename"]) == ("road", "router_orig")
     restored = sdk.api.restore(["names/a"], versions=[first["version_id"]])["names/a"]
     assert restored["etag"] == first["etag"] and restored["original_filename"] == "road"
+
+
+def test_restore_pairs_each_version_with_its_public_id(sdk: Any) -> None:
+    """Versions are Unix seconds, so two assets share numbers: a list applied to every id restored the
+    second asset to its own backup that happened to carry the first asset's number."""
+    a1 = sdk.uploader.upload(str(ROAD), public_id="pairs/a", backup=True)
+    sdk.uploader.upload(str(ROUTER), public_id="pairs/a", backup=True)
+    b1 = sdk.uploader.upload(str(ROUTER), public_id="pairs/b", backup=True)
+    b2 = sdk.uploader.upload(str(ROAD), public_id="pairs/b", backup=True)
+    both = sdk.api.restore(["pairs/a", "pairs/b"], versions=[a1["version_id"], str(b1["version"])])
+    assert both["pairs/a"]["etag"] == a1["etag"] and both["pairs/b"]["etag"] == b1["etag"], both
+    with pytest.raises(sdk.exceptions.BadRequest, match="versions: 1 given for 2 public_ids"):
+        sdk.api.restore(["pairs/a", "pairs/b"], versions=[str(b2["version"])])
+    assert sdk.api.resource("pairs/b")["etag"] == b1["etag"]  # the refused call changed nothing
+    missing = sdk.api.restore(["pairs/b"], versions=[a1["version_id"]])  # another asset's version
+    assert missing == {"pairs/b": {"error": "no_backup"}}

@@ -116,6 +116,16 @@ def test_a_file_part_without_a_filename_is_named_in_the_refusal() -> None:
         decode_file_field(ROAD[:2000].decode("latin-1"))
 
 
+def test_a_data_uri_with_bad_base64_is_named_as_such() -> None:
+    """A data URI says what it is: its refusal names its data, not how the field was sent."""
+    from cutout.upload.images import decode_file_field
+
+    for data in ("!!!!", "-_-_" * 10):  # not base64; URL-safe base64 (not what data URIs carry)
+        with pytest.raises(UploadError, match="the data URI's data is not base64") as caught:
+            decode_file_field(f"data:image/jpeg;base64,{data}")
+        assert caught.value.status == 400
+
+
 def test_an_exif_rotated_image_is_checked_upright() -> None:
     """``check_image`` gives the size delivery serves: EXIF orientations 5-8 swap the sides."""
     from cutout.image_check import check_image
