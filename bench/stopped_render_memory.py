@@ -3,8 +3,8 @@ same number of renders of the same original that finish (the reference, same run
 
 A stopped render's error held its render's frames in its traceback, and they the Watch holding the
 error: a cycle that kept every image the render had made until the garbage collector's next full pass,
-which an idle server may not run for hours (QA: 1.6 GB held after a stress test; 6.4 GB of libvips
-buffers in one run of this). Each case gets a new server (memory a process has freed is not always given
+which an idle server may not run for hours (QA: 1.6 GB held after a stress test; 7 GB in this
+benchmark before the fix). Each case gets a new server (memory a process has freed is not always given
 back to the system, so one case would carry into the next), makes ``--requests`` different URLs of a
 ``--megapixels`` JPEG at once, and reads the server's resident memory (``/proc``) while they run and
 ``--settle`` seconds after the last answer:
