@@ -19,8 +19,8 @@ from tests.app.helpers import SAMPLES, ClientFactory, EllipseSegmenter, client_f
 
 #: Many seconds of blurring on a 1500 x 1500 original, whatever the machine.
 HEAVY = "e_blur:2000/e_blur:2000/e_blur:2000/e_blur:2000/e_blur:2000"
-#: A render of a second or so: long enough for a client to leave while it runs.
-MEDIUM = "e_blur:150/c_scale,w_600"
+#: A render of a few tenths of a second: long enough for a client to leave while it runs.
+MEDIUM = "e_blur:2000/e_blur:2000/c_scale,w_600"
 
 
 @pytest.fixture
