@@ -6,7 +6,7 @@ quality) is skipped with the reason. Takes about an hour on 2 cores; ``--only`` 
     .venv/bin/python bench/run_all.py [--only NAME,...]
 
 NAME: parse, startup, render, faces, http, api, upload, adapters, face_layers, scale, segment_speed,
-segment_memory, regression, quality.
+segment_memory, regression, quality, stopped_memory, miss_storm.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ def plan() -> dict[str, tuple[list[list[str]], str | None]]:
         "api": ([["api_bench.py"]], None),  # without wrk it skips its rps part itself
         "upload": ([["upload_bench.py"]], "nginx not installed" if "nginx" in missing else None),
         "upload_memory": ([["upload_memory_bench.py"]], None),
+        "stopped_memory": ([["stopped_render_memory.py"]], None),
+        "miss_storm": ([["miss_storm_bench.py"]], None),
         "adapters": ([["adapters_bench.py"]], None),
         "face_layers": ([["face_layers_bench.py"]], None),
         "scale": ([["scale_bench.py"]], None if shutil.which("redis-server", path=search)

@@ -27,6 +27,10 @@ renders_stopped_total = Counter(
     "Renders stopped before their end: reason time_budget (CUTOUT_RENDER_TIMEOUT) or client_gone",
     ["reason"],
 )
+renders_shared_total = Counter(
+    "cutout_renders_shared_total",
+    "Requests answered by a render another request for the same URL had started in this process",
+)
 inference_total = Counter("cutout_inference_total", "Segmentation model runs (mask cache misses)")
 inference_seconds = Histogram(
     "cutout_inference_seconds", "Time of one segmentation model run",

@@ -53,6 +53,21 @@ def noting(masks: MaskSource, confidences: list[float]) -> MaskSource:
     return source
 
 
+class _Shared:
+    """A render in progress and how many requests wait for it (used on the event loop only)."""
+
+    def __init__(self, task: asyncio.Task[Entry], watch: Watch) -> None:
+        self.task = task
+        self.watch = watch
+        self.waiting = 0
+
+
+def _retrieved(task: asyncio.Task[Entry]) -> None:
+    # Every waiter may have left before the render ended: its error is nobody's to report then.
+    if not task.cancelled():
+        task.exception()
+
+
 class Scheduler:
     def __init__(
         self,
@@ -76,7 +91,8 @@ class Scheduler:
                                        queue_size=settings.queue_size, lease=settings.lease_seconds,
                                        failure_ttl=settings.failure_seconds)
         self._limiter: anyio.CapacityLimiter | None = None
-        self._inflight = 0
+        self._inflight = 0  # renders queued or running (not requests: those sharing one count once)
+        self._renders: dict[str, _Shared] = {}  # cache key -> its render in progress in this process
         seconds = settings.render_timeout
         retry = math.ceil(settings.failure_seconds)  # the failure is remembered that long
         self.deadlines = Deadlines(seconds, lambda: RenderTimeout(seconds, retry))
@@ -238,19 +254,64 @@ class Scheduler:
         return await self._render_now(prepared, client)
 
     async def _render_now(self, prepared: Prepared, client: Client | None) -> Entry:
-        if self._inflight >= self.settings.queue_size:
-            raise Overloaded(public="Too many renders in progress; retry later")
+        """One render per key in this process however many requests ask for it meanwhile (a CDN's miss
+        storm asks at once): they all wait for it and get its entry or its error. Each request's client
+        leaving ends its own wait; the render is stopped only when the last one waiting has left."""
+        shared = self._renders.get(prepared.key)
+        if shared is None:
+            if self._inflight >= self.settings.queue_size:
+                raise Overloaded(public="Too many renders in progress; retry later")
+            watch = Watch()
+            shared = self._renders[prepared.key] = _Shared(
+                asyncio.get_running_loop().create_task(self._render(prepared, watch)), watch)
+            shared.task.add_done_callback(_retrieved)
+        else:
+            metrics.renders_shared_total.inc()
+        shared.waiting += 1
+        gone = asyncio.Event()
+        left = True  # also when this wait is cancelled (the server stopping)
+        try:
+            async with watching(client, gone.set):
+                leaving = asyncio.ensure_future(gone.wait())
+                try:
+                    await asyncio.wait((shared.task, leaving), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    leaving.cancel()
+            left = not shared.task.done()
+        finally:
+            shared.waiting -= 1
+            last = left and shared.waiting == 0
+            if last:
+                # Nobody waits for it any more: stop it, and let a later request start afresh rather
+                # than join a render on its way out.
+                shared.watch.stop(ClientGone())
+                if self._renders.get(prepared.key) is shared:
+                    del self._renders[prepared.key]
+        task = shared.task
+        del shared
+        try:
+            if left:
+                if last:  # the last one waits for the stop to reach libvips, as a request alone did
+                    await asyncio.wait((task,))
+                raise ClientGone()
+            return task.result()
+        finally:
+            # The task holds its error, whose traceback will hold this frame: a local naming the task
+            # would make a cycle that keeps the render's images until the garbage collector's next pass.
+            del task
+
+    async def _render(self, prepared: Prepared, watch: Watch) -> Entry:
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self.settings.render_threads)
         self._inflight += 1
-        watch = Watch()
         try:
-            # Nobody else waits for this render (a cheap render is made per request), so the client's
-            # leaving stops it, also while it waits for a thread.
-            async with watching(client, lambda: watch.stop(ClientGone())):
-                return await anyio.to_thread.run_sync(self.produce, prepared, watch, limiter=self._limiter)
+            return await anyio.to_thread.run_sync(self.produce, prepared, watch, limiter=self._limiter)
         finally:
             self._inflight -= 1
+            shared = self._renders.get(prepared.key)
+            if shared is not None and shared.watch is watch:
+                del self._renders[prepared.key]
+            del shared  # (as above: this frame is in the error's traceback)
 
     async def _generated(self, prepared: Prepared) -> Entry:
         if self.models.masks is None:

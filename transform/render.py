@@ -92,9 +92,10 @@ def render(
         )
         return _render(plan, source, choice, ctx)
     except Exception as exc:
-        stopped = watch.error  # whatever libvips ("killed for image") or a step made of being stopped
-        if stopped is not None and exc is not stopped:
-            raise stopped from exc
+        # Whatever libvips ("killed for image") or a step made of being stopped. Not kept in a local:
+        # this frame is in the error's traceback, and a local naming the error would make a cycle.
+        if watch.error is not None and exc is not watch.error:
+            raise watch.error from exc
         raise
     finally:
         watch.close()

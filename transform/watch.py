@@ -36,10 +36,11 @@ class Watch:
         self._lock = threading.Lock()
         self._held: dict[int, pyvips.Image] = {}
         self.error: BaseException | None = None
+        self._stopped = False  # outlives ``error``, which ``close`` lets go of
 
     @property
     def stopped(self) -> bool:
-        return self.error is not None
+        return self._stopped
 
     def own(self, image: pyvips.Image, *, fresh: bool = False) -> pyvips.Image:
         """``image``, as an image only this render uses (a copy unless ``fresh``: made by no cached
@@ -72,9 +73,9 @@ class Watch:
     def stop(self, error: BaseException) -> bool:
         """Stop the render with ``error`` (from any thread); False when it was already stopped."""
         with self._lock:
-            if self.error is not None:
+            if self._stopped:
                 return False
-            self.error = error
+            self._stopped, self.error = True, error
             for image in self._held.values():
                 image.set_kill(True)
             return True
@@ -86,9 +87,14 @@ class Watch:
             raise self.error
 
     def close(self) -> None:
-        """The render is over: let go of its images (a timer may hold the watch a while longer)."""
+        """The render is over: let go of its images (a timer may hold the watch a while longer), and of
+        the error it was stopped with. That error, raised, holds the render's frames in its traceback,
+        and they hold this watch: a cycle that kept every image of a stopped render (GBs of a large
+        original's layers) until the garbage collector's next full pass, which an idle server may not
+        run for hours. The error itself goes on up to the caller; ``stopped`` stays True."""
         with self._lock:
             self._held.clear()
+            self.error = None
 
 
 class Unwatched(Watch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -129,3 +130,25 @@ def test_an_animations_frames_are_owned_before_they_are_decoded() -> None:
             frames.load(source, [0, 1, 2], Limits(), size, watch)
     assert len(frames.load(source, [0, 1, 2], Limits(), None, Watch())) == 3
 
+
+
+def live_images() -> int:
+    return sum(isinstance(thing, pyvips.Image) for thing in gc.get_objects())
+
+
+@pytest.mark.parametrize("text", [HEAVY, f"l_big/l_big/{HEAVY}/fl_layer_apply/fl_layer_apply"])
+def test_a_stopped_render_leaves_no_image_for_the_garbage_collector(big: Path, text: str) -> None:
+    """The stop error's traceback holds the render's frames, and they the watch that holds the error: left
+    as a cycle, every image the render made (GBs for a large original) lived until a full collection,
+    which an idle server may not run for hours. They must go with the last reference to the error."""
+    gc.collect()
+    before = live_images()
+    gc.disable()
+    try:
+        with stopped_after(0.2) as watch, pytest.raises(Stopped) as caught:
+            draw(text, big, watch)
+        del watch, caught
+        left = live_images() - before
+    finally:
+        gc.enable()
+    assert left == 0
