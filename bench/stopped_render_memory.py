@@ -22,7 +22,6 @@ finished (about 1x when a stopped render lets go of what it made).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import threading
@@ -35,20 +34,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import pyvips  # noqa: E402
 
-from tests.app.server_process import ServerProcess  # noqa: E402
-
-
-def rss_mib(group: int) -> float:
-    """Resident memory of every process in the server's process group, MiB."""
-    total = 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == group:
-                total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-    return total / 2**20
+from tests.app.server_process import ServerProcess, rss_mib  # noqa: E402
 
 
 def original(folder: Path, megapixels: float) -> None:

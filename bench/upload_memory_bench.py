@@ -33,22 +33,9 @@ sys.path.insert(0, str(ROOT))
 from urllib3 import encode_multipart_formdata  # noqa: E402
 
 from cutout.upload import auth  # noqa: E402
-from tests.app.server_process import ServerProcess  # noqa: E402
+from tests.app.server_process import ServerProcess, rss_mib  # noqa: E402
 
 CLOUD, KEY, SECRET = "bench", "111222333444555", "bench-secret"
-
-
-def rss_mib(group: int) -> float:
-    """Resident memory of every process in the server's process group, MiB."""
-    total = 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == group:
-                total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-    return total / 2**20
 
 
 def body(data: bytes, known: bool, n: int) -> tuple[bytes, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +38,17 @@ def client_factory(
     for client in clients:
         client.__exit__(None, None, None)
 SAMPLES = Path(__file__).resolve().parents[2] / "cutout" / "samples"
+#: Many seconds of blurring on a 1500 x 1500 original (``noisy_originals``), whatever the machine.
+HEAVY = "e_blur:2000/e_blur:2000/e_blur:2000/e_blur:2000/e_blur:2000"
+
+
+def noisy_originals(folder: Path) -> Path:
+    """The samples' ``docs`` and ``big.jpg``, 1500 x 1500 of noise (no cheap decode, slow to blur)."""
+    shutil.copytree(SAMPLES / "docs", folder / "docs")
+    noise = pyvips.Image.gaussnoise(1500, 1500, mean=128, sigma=40)
+    big = noise.bandjoin([noise.rot90(), noise.rot180()]).cast("uchar")
+    big.write_to_file(str(folder / "big.jpg"), Q=90)
+    return folder
 
 
 class EllipseSegmenter:

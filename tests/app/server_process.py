@@ -71,3 +71,16 @@ def metric(base_url: str, name: str) -> float:
         if line.startswith(name + " ") or line.startswith(name + "{"):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def rss_mib(group: int) -> float:
+    """Resident memory of every process in the server's process group, MiB."""
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == group:
+                total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+    return total / 2**20

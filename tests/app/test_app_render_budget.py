@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import time
 from pathlib import Path
@@ -15,21 +14,21 @@ import pyvips
 from starlette.testclient import TestClient
 
 from cutout.settings import Settings
-from tests.app.helpers import SAMPLES, ClientFactory, EllipseSegmenter, client_factory, metric, wait_for_200
+from tests.app.helpers import (
+    HEAVY,
+    ClientFactory,
+    EllipseSegmenter,
+    client_factory,
+    metric,
+    noisy_originals,
+    wait_for_200,
+)
 from tests.app.server_process import ServerProcess
-
-#: Many seconds of blurring on a 1500 x 1500 original, whatever the machine: every budget here stops it.
-HEAVY = "e_blur:2000/e_blur:2000/e_blur:2000/e_blur:2000/e_blur:2000"
 
 
 @pytest.fixture
 def originals(tmp_path: Path) -> Path:
-    folder = tmp_path / "originals"
-    shutil.copytree(SAMPLES / "docs", folder / "docs")
-    noise = pyvips.Image.gaussnoise(1500, 1500, mean=128, sigma=40)
-    big = noise.bandjoin([noise.rot90(), noise.rot180()]).cast("uchar")
-    big.write_to_file(str(folder / "big.jpg"), Q=90)
-    return folder
+    return noisy_originals(tmp_path / "originals")
 
 
 @pytest.fixture

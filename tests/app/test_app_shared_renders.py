@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -15,21 +14,22 @@ import pyvips
 from starlette.testclient import TestClient
 
 from cutout.settings import Settings
-from tests.app.helpers import SAMPLES, ClientFactory, EllipseSegmenter, client_factory, metric
+from tests.app.helpers import (
+    HEAVY,
+    ClientFactory,
+    EllipseSegmenter,
+    client_factory,
+    metric,
+    noisy_originals,
+)
 
-#: Many seconds of blurring on a 1500 x 1500 original, whatever the machine.
-HEAVY = "e_blur:2000/e_blur:2000/e_blur:2000/e_blur:2000/e_blur:2000"
 #: A render of a few tenths of a second: long enough for a client to leave while it runs.
 MEDIUM = "e_blur:2000/e_blur:2000/c_scale,w_600"
 
 
 @pytest.fixture
 def originals(tmp_path: Path) -> Path:
-    folder = tmp_path / "originals"
-    shutil.copytree(SAMPLES / "docs", folder / "docs")
-    noise = pyvips.Image.gaussnoise(1500, 1500, mean=128, sigma=40)
-    noise.bandjoin([noise.rot90(), noise.rot180()]).cast("uchar").write_to_file(str(folder / "big.jpg"), Q=90)
-    return folder
+    return noisy_originals(tmp_path / "originals")
 
 
 @pytest.fixture
