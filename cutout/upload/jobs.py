@@ -109,7 +109,7 @@ class Jobs:
 
     async def _make_eager(self, of: Record, item: p.Eager, base: Base) -> Record:
         def failed(reason: str) -> Record:
-            return {"transformation": item.transformation, "status": "failed", "reason": reason}
+            return {"transformation": written(item), "status": "failed", "reason": reason}
 
         newer = f"{of['public_id']} has a newer version than v{of['version']}"
         while True:
@@ -435,7 +435,9 @@ def unfinished(record: Record) -> bool:
 
 def list_derived(record: Record, derived: list[Record]) -> None:
     for item in derived:
-        entry = {**item, "id": hashlib.md5(item["url"].encode()).hexdigest()}
+        # Listed as before answers wrote the format in: the transformation alone (its ``format`` beside it).
+        entry = {**item, "transformation": p.eager_item(item["transformation"]).transformation,
+                 "id": hashlib.md5(item["url"].encode()).hexdigest()}  # fmt: skip
         record["derived"] = [d for d in record.get("derived", []) if d["id"] != entry["id"]] + [entry]
 
 
@@ -447,9 +449,15 @@ def summary(delivery: Delivery) -> Record:
     }  # fmt: skip
 
 
+def written(item: p.Eager) -> str:
+    """The eager transformation as Cloudinary's answers and notifications write it: with its format, when
+    one was asked for, after a slash (``sp_full_hd/mp4`` in the SDKs' sample eager notification)."""
+    return f"{item.transformation}/{item.extension}" if item.extension else item.transformation
+
+
 def derived(item: p.Eager, entry: Entry, url: str, secure_url: str) -> Record:
     return {
-        "transformation": item.transformation, "width": int(entry.meta["width"]),
+        "transformation": written(item), "width": int(entry.meta["width"]),
         "height": int(entry.meta["height"]), "bytes": len(entry.data), "format": entry.meta["format"],
         "url": url, "secure_url": secure_url,
     }  # fmt: skip

@@ -294,18 +294,30 @@ def check_prefix(prefix: str) -> str:
 
 
 def check_folder(folder: str) -> str:
-    """``folder``, its trailing slashes dropped (``shop/`` is the folder ``shop``); an absolute one
-    (``/shop``) is a 400, as the id it would make is."""
-    if folder.startswith("/"):
-        raise bad(f"folder may not be an absolute path: {folder[:80]!r}")
-    return _checked_folder(folder.rstrip("/"), "folder")
+    """``folder``, its leading and trailing slashes dropped (``/shop/`` is the folder ``shop``), as
+    Cloudinary drops them from the public id the folder makes, and as ``asset_folder``'s are."""
+    return _checked_folder(folder.strip("/"), "folder")
 
 
-def asset_folder(params: dict[str, str]) -> str | None:
+def asset_folder(params: Mapping[str, str]) -> str | None:
     """``asset_folder`` (dynamic folders: where the asset is filed, apart from its public id), checked as
-    a folder is; None when not given ("" is the root)."""
+    a folder is (at most MAX_PUBLIC_ID characters); None when not given ("" is the root)."""
     given = params.get("asset_folder")
     return None if given is None else _checked_folder(given.strip("/"), "asset_folder")
+
+
+#: A display name's length. Cloudinary publishes no limit; one kept on every record and shown in every
+#: answer and listing is held to a public id's.
+MAX_DISPLAY_NAME = MAX_PUBLIC_ID
+
+
+def display_name(params: Mapping[str, str]) -> str | None:
+    """``display_name`` (dynamic folders: the name shown for the asset), at most MAX_DISPLAY_NAME
+    characters; None when not given."""
+    given = params.get("display_name")
+    if given is not None and len(given) > MAX_DISPLAY_NAME:
+        raise bad(f"display_name is too long: {len(given)} characters, at most {MAX_DISPLAY_NAME}")
+    return given
 
 
 def _checked_folder(folder: str, name: str) -> str:
@@ -441,20 +453,26 @@ def eager(params: Mapping[str, str], named: Mapping[str, str]) -> list[Eager]:
     items = [p for p in params.get("eager", "").split("|") if p.strip()]
     if len(items) > MAX_EAGER:  # counted before any is compiled: a body of thousands costs nothing
         raise bad(f"eager: at most {MAX_EAGER} transformations per call, got {len(items)}")
-    for item in items:
-        head, slash, tail = item.rpartition("/")
-        extension = ""
-        if slash and ("_" not in tail and "," not in tail):
-            if tail and tail.lower() not in EXTENSIONS:
-                raise bad(f"eager: {tail!r} is not an image format ({', '.join(EXTENSIONS)})")
-            item, extension = head, tail.lower()
+    for written in items:
+        item = eager_item(written)
         try:
-            transform.compile_plan(parse_transformation(item), named=named)
+            transform.compile_plan(parse_transformation(item.transformation), named=named)
         except OriginError as exc:
             raise bad(f"eager: {exc.public}") from None
-        if Eager(item, extension) not in found:  # one derived per URL, listed once, as Cloudinary's
-            found.append(Eager(item, extension))
+        if item not in found:  # one derived per URL, listed once, as Cloudinary's
+            found.append(item)
     return found
+
+
+def eager_item(text: str) -> Eager:
+    """One eager transformation, split from the ``/<extension>`` it may end in (a last part with no '_'
+    or ',': no transformation's parameter is written so), or a 400 for one that is not an image format."""
+    head, slash, tail = text.rpartition("/")
+    if slash and ("_" not in tail and "," not in tail):
+        if tail and tail.lower() not in EXTENSIONS:
+            raise bad(f"eager: {tail!r} is not an image format ({', '.join(EXTENSIONS)})")
+        return Eager(head, tail.lower())
+    return Eager(text, "")
 
 
 def max_results(query: dict[str, str], default: int) -> int:

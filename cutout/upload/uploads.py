@@ -23,7 +23,7 @@ from cutout.upload import params as p
 from cutout.upload.assets import Assets, Base, Record, delivery_path, iso, new_version, view
 from cutout.upload.errors import UploadError, bad, from_origin, not_found
 from cutout.upload.images import decode_file_field, inspect
-from cutout.upload.jobs import Jobs, derived, list_derived, pending, summary, unfinished
+from cutout.upload.jobs import Jobs, derived, list_derived, pending, summary, unfinished, written
 from cutout.upload.manage import Manage
 from cutout.upload.parts import Parts, Range
 from cutout.webhooks import Delivery, check_target, webhook_policy
@@ -97,7 +97,7 @@ class Uploads:
         details = {
             "tags": asked.tags or [], "context": asked.context or {}, "backup": asked.backup,
             "original_filename": _stem(_filename(received)),
-            "display_name": params.get("display_name"),
+            "display_name": p.display_name(params),
             "asset_folder": p.asset_folder(params),
             "custom_coordinates": asked.custom or None,  # checked against the image by _store
         }  # fmt: skip
@@ -108,8 +108,8 @@ class Uploads:
                     notification_url=asked.notification_url, notify=not asked.eagers, base=base)
         )  # fmt: skip
         shown = self.view(record, base)
-        if outcome == "existing":
-            return {**shown, "existing": True}
+        if outcome == "existing":  # Cloudinary's answer names the key whatever the outcome
+            return {**shown, "existing": True, "api_key": self.api_key}
         shown.update(_coordinates(record))
         if outcome == "overwritten":
             shown["overwritten"] = True
@@ -141,6 +141,7 @@ class Uploads:
             eager_async=p.flag(params, "eager_async"),
         )  # fmt: skip
         p.flag(params, "invalidate")  # accepted (a new version is a new URL), but only as a boolean
+        p.display_name(params), p.asset_folder(params)  # read again by ``upload``: here for every part
         return asked
 
     async def upload_part(
@@ -293,7 +294,7 @@ class Uploads:
         changes = {
             "tags": p.tags(params), "context": p.context(params),
             "custom_coordinates": p.custom_coordinates(params),
-            "display_name": params.get("display_name"), "asset_folder": p.asset_folder(params),
+            "display_name": p.display_name(params), "asset_folder": p.asset_folder(params),
         }  # fmt: skip
         eager_async = p.flag(params, "eager_async")
         p.flag(params, "invalidate")
@@ -319,7 +320,7 @@ class Uploads:
             if eagers:
                 shown["eager"] = made
         self.jobs.start_if_unfinished(record)
-        return shown
+        return {**shown, "api_key": self.api_key}  # as an upload's answer (Cloudinary's explicit has it)
 
     def _change(
         self,
@@ -414,7 +415,7 @@ class Uploads:
         changes = {
             "tags": p.tags(params),
             "context": p.context(params),
-            "display_name": params.get("display_name"),
+            "display_name": p.display_name(params),
             "asset_folder": p.asset_folder(params),
             "custom_coordinates": p.custom_coordinates(params),
         }
@@ -544,7 +545,7 @@ class Uploads:
             url, secure_url = base.urls(delivery_path(record, item.transformation, item.extension))
             if background or prepared.segmenting:
                 later.append(item)
-                shown.append({"transformation": item.transformation, "status": "processing",
+                shown.append({"transformation": written(item), "status": "processing",
                               "batch_id": batch, "url": url, "secure_url": secure_url})  # fmt: skip
                 continue
             try:
@@ -593,7 +594,7 @@ def _note(shown: Record, timestamp: str) -> Record:
 
 
 def _failed(item: p.Eager, exc: OriginError) -> Record:
-    return {"transformation": item.transformation, "status": "failed", "reason": exc.public}
+    return {"transformation": written(item), "status": "failed", "reason": exc.public}
 
 
 def _coordinates(record: Record) -> Record:
