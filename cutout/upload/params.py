@@ -294,9 +294,12 @@ def check_prefix(prefix: str) -> str:
 
 
 def check_folder(folder: str) -> str:
-    """``folder``, its leading and trailing slashes dropped (``/shop/`` is the folder ``shop``), as
-    Cloudinary drops them from the public id the folder makes, and as ``asset_folder``'s are."""
-    return _checked_folder(folder.strip("/"), "folder")
+    """``folder``, its trailing slashes dropped (``shop/`` is the folder ``shop``); an absolute one
+    (``/shop``) is a 400, as the id it would make is (issue 11 names absolute paths among the hostile
+    folders; ``asset_folder`` is a label, not where the original is written, and drops its slashes)."""
+    if folder.startswith("/"):
+        raise bad(f"folder may not be an absolute path: {folder[:80]!r}")
+    return _checked_folder(folder.rstrip("/"), "folder")
 
 
 def asset_folder(params: Mapping[str, str]) -> str | None:

@@ -61,7 +61,7 @@ def test_an_empty_asset_folder_is_the_root_on_upload_and_update(sdk: Any, server
     moved = sdk.api.update("answers/empty/b", asset_folder="")
     assert moved["asset_folder"] == ""
     assert dict(sdk.api.resource("answers/empty/b"))["asset_folder"] == ""
-    slashed = sdk.uploader.upload(str(ROAD), public_id="c", folder="/answers/slashed/", asset_folder="/x/")
+    slashed = sdk.uploader.upload(str(ROAD), public_id="c", folder="answers/slashed/", asset_folder="/x/")
     assert (slashed["public_id"], slashed["asset_folder"]) == ("answers/slashed/c", "x")
 
 

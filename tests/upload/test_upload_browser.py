@@ -163,15 +163,19 @@ def test_asset_folder_files_the_asset_apart_from_its_public_id(client: TestClien
     assert bad.status_code == 400 and "asset_folder" in bad.json()["error"]["message"]
 
 
-def test_folder_and_asset_folder_drop_leading_and_trailing_slashes(client: TestClient) -> None:
-    """Cloudinary omits a public id's leading and trailing slashes: ``folder=/abs/`` files the asset under
-    ``abs``, as ``asset_folder=/abs/`` is the asset folder ``abs`` (both were told apart: a 400 for one,
-    the other quietly normalised)."""
-    answer = client.post("/v1_1/demo/image/upload",
-                         data={"folder": "/absolute/", "public_id": "a", "asset_folder": "/filed/"},
+def test_an_absolute_folder_is_a_400_and_stores_nothing(client: TestClient) -> None:
+    """``folder=/abs`` was stored as ``abs/<random id>``; the README says an absolute folder is a 400.
+    ``asset_folder`` is a label, not where the original is written: its slashes are dropped."""
+    answer = client.post("/v1_1/demo/image/upload", data={"folder": "/absolute"},
                          files={"file": ("road.jpg", ROAD)}, auth=(KEY, SECRET))  # fmt: skip
-    assert answer.status_code == 200, answer.text
-    assert (answer.json()["public_id"], answer.json()["asset_folder"]) == ("absolute/a", "filed")
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"] == "folder may not be an absolute path: '/absolute'"
+    prefix = {"prefix": "absolute/"}
+    listed = client.get("/v1_1/demo/resources/image/upload", params=prefix, auth=(KEY, SECRET))
+    assert listed.json()["resources"] == []
+    filed = client.post("/v1_1/demo/image/upload", data={"public_id": "filed", "asset_folder": "/filed/"},
+                        files={"file": ("road.jpg", ROAD)}, auth=(KEY, SECRET))  # fmt: skip
+    assert filed.status_code == 200 and filed.json()["asset_folder"] == "filed"
     kept = client.post("/v1_1/demo/image/upload", data={"folder": "relative/", "public_id": "a"},
                        files={"file": ("road.jpg", ROAD)}, auth=(KEY, SECRET))  # fmt: skip
     assert kept.status_code == 200 and kept.json()["public_id"] == "relative/a"

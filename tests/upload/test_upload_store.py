@@ -86,11 +86,9 @@ def test_eager_is_capped() -> None:
 
 def test_public_ids() -> None:
     assert params.choose_public_id({"folder": "shop/", "public_id": "a b"}, None) == "shop/a b"
-    for slashed in ("/shop", "/shop/", "//shop"):  # dropped, as Cloudinary drops a public id's
-        assert params.choose_public_id({"folder": slashed, "public_id": "a"}, None) == "shop/a"
-    assert params.choose_public_id({"folder": "/", "public_id": "a"}, None) == "a"
-    with pytest.raises(UploadError, match="folder may not contain empty"):
-        params.choose_public_id({"folder": "/shop//summer/", "public_id": "a"}, None)
+    for absolute in ("/shop", "/shop/", "//shop", "/"):  # the README's rule: an absolute folder is a 400
+        with pytest.raises(UploadError, match="folder may not be an absolute path"):
+            params.choose_public_id({"folder": absolute, "public_id": "a"}, None)
     chosen = params.choose_public_id({"use_filename": "1"}, "/tmp/My Photo.JPG")
     assert chosen.startswith("My_Photo_") and len(chosen) == len("My_Photo_") + 6
     assert params.choose_public_id({"use_filename": "true", "unique_filename": "false"}, "x.jpg") == "x"
