@@ -127,11 +127,11 @@ def _mode(request: Request) -> str:
         query = base.query(request)
     except ApiError as exc:  # a name twice: which value would Azure's client have meant?
         raise AzureError("Analyze query is invalid.", ("InvalidArgument", exc.detail)) from None
-    if query.get("api-version") not in API_VERSIONS:
-        raise AzureError(
-            f"The api-version must be {' or '.join(API_VERSIONS)}.",
-            ("InvalidApiVersion", f"api-version {query.get('api-version')!r} is not supported"),
-        )
+    version = query.get("api-version")
+    if version not in API_VERSIONS:
+        # An absent one was "api-version None is not supported": Python's None, naming nothing sent.
+        said = "api-version is missing" if version is None else f"api-version {version!r} is not supported"
+        raise AzureError(f"The api-version must be {' or '.join(API_VERSIONS)}.", ("InvalidApiVersion", said))
     mode = query.get("mode")
     if mode not in MODES:
         raise AzureError(
