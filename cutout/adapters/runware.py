@@ -238,7 +238,9 @@ class Session:
         native, output_type, fmt = self._options(task)
         image = task.get("inputImage")
         if not isinstance(image, str) or not image:
-            message = "inputImage is required: a UUID, URL, data URI or base64 image"
+            # A number or a list was told "is required", as if it had not been sent.
+            said = "is required" if image in (None, "") else f"must be a string, not {_kind(image)}"
+            message = f"inputImage {said}: a UUID, URL, data URI or base64 image"
             raise TaskError("invalidInputImage", message, "inputImage")
         return task, native, output_type, image
 
@@ -352,6 +354,17 @@ def _context(
 _DECODED: ByContent[str, bytes] = ByContent(
     16 << 20, HOT_BYTES, cost=lambda text, data: len(text) + len(data)
 )
+
+
+def _kind(value: Any) -> str:
+    """A JSON value's type as JSON names it (``a number``, ``an array``...), for a message."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    return "an object" if isinstance(value, dict) else type(value).__name__
 
 
 def _decoded(image: str, field: str) -> bytes:

@@ -310,6 +310,19 @@ def test_an_api_key_that_is_not_a_string(client: TestClient) -> None:
         assert socket.receive_json()["data"][0]["connectionSessionUUID"]
 
 
+@pytest.mark.parametrize(("sent", "said"), [
+    (None, "inputImage is required"), ("", "inputImage is required"), (123, "must be a string, not a number"),
+    (["a"], "must be a string, not an array"), (True, "must be a string, not a boolean"),
+])  # fmt: skip
+def test_an_input_image_that_is_not_a_string_is_told_so(client: TestClient, sent: Any, said: str) -> None:
+    """A number or a list as inputImage was told "inputImage is required", as if it had not been sent."""
+    response = client.post("/v1", headers=BEARER, json=[removal(inputImage=sent)])
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert (error["code"], error["parameter"]) == ("invalidInputImage", "inputImage")
+    assert said in error["message"]
+
+
 def test_upload_and_polling_refuse_fields_they_do_not_read(client: TestClient) -> None:
     """imageUpload and getResponse ignored any other field unseen (imageBackgroundRemoval refused it)."""
     upload = {"taskType": "imageUpload", "taskUUID": str(uuid.uuid4()), "image": ROAD_B64, "width": 100}
