@@ -81,7 +81,10 @@ def error(exc: ApiError) -> Response:
         return _size(min(int(found[1]), MAX_BYTES) if found else MAX_BYTES).response()
     if exc.code in ("invalid_file_type", "failed_to_read_image"):
         return _FORMAT.response()
-    if exc.code in ("failed_image_download", "forbidden_url", "download_timeout"):
+    # A malformed URL ("", no scheme) is the seed's "badly formatted" case too: it was answered with the
+    # native message alone, without the documented message or inner error.
+    badly_formatted = exc.code == "invalid_parameter" and exc.parameter == "image_url"
+    if badly_formatted or exc.code in ("failed_image_download", "forbidden_url", "download_timeout"):
         inner = ("InvalidImageUrl", exc.detail)
         return AzureError("Image URL is badly formatted or not accessible.", inner).response()
     if exc.status >= 500:

@@ -186,6 +186,19 @@ def test_the_api_version_error_names_what_was_sent(
     assert response.json()["error"]["innererror"] == {"code": "InvalidApiVersion", "message": said}
 
 
+@pytest.mark.parametrize("url", ["", "not a url", "road.jpg"])
+def test_a_malformed_url_is_the_documented_badly_formatted_error(client: TestClient, url: str) -> None:
+    """The seed: "InvalidRequest - Image URL is badly formatted or not accessible". A URL without a scheme
+    was answered with the native message alone, no inner error."""
+    response = client.post(PATH, params=query(), headers={**KEYED, "Content-Type": "application/json"},
+                           json={"url": url})  # fmt: skip
+    assert response.status_code == 400
+    error = response.json()["error"]
+    documented = "Image URL is badly formatted or not accessible."
+    assert (error["code"], error["message"]) == ("InvalidRequest", documented)
+    assert error["innererror"]["code"] == "InvalidImageUrl" and error["innererror"]["message"]
+
+
 def test_a_body_past_the_limit_names_azures_limit(client: TestClient) -> None:
     """A body past the limit with its multipart allowance named that allowance's 21037056 bytes."""
     headers = {**OCTET, "Content-Length": str(30 * 1024 * 1024)}
