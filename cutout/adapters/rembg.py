@@ -56,9 +56,11 @@ def error(exc: ApiError, get: bool = False) -> Response:
         where = "query" if get or name in ("url", "bgc", "extras") else "body"
         detail = [{"loc": [where, name or "file"], "msg": exc.detail, "type": "value_error"}]
         return JSONResponse({"detail": detail}, 422, headers={"Cache-Control": "no-store"})
-    return JSONResponse(
-        {"detail": exc.detail}, exc.status, headers={"Cache-Control": "no-store", **exc.headers}
-    )
+    text = exc.detail
+    if exc.parameter is None and text.startswith("the body"):
+        # The native API's name for a carried image; rembg's client sent it as the multipart part file.
+        text = "file" + text.removeprefix("the body")
+    return JSONResponse({"detail": text}, exc.status, headers={"Cache-Control": "no-store", **exc.headers})
 
 
 def translate(values: dict[str, str]) -> tuple[dict[str, str], list[str]]:
