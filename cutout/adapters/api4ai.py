@@ -180,7 +180,10 @@ async def _process(
         elif option == "bg_image_url":
             native[option] = given[field][0]
         else:
-            native[option], _ = await _image(api, given[field][1], None, given[field][0])
+            try:
+                native[option], _ = await _image(api, given[field][1], None, given[field][0])
+            except Failure as failed:  # the result still describes the image, not its background
+                raise Failure(_background(field, failed.message), label, data) from None
     try:
         job = known
         if job is None:
@@ -190,9 +193,18 @@ async def _process(
         made = await base.make(api, job)
     except ApiError as exc:  # a file that only fails when decoded in full (a truncated JPEG)
         if exc.code in IMAGE_ERRORS:
-            raise Failure(f"Can not load image. {exc.detail}", label, data) from None
+            message = f"Can not load image. {exc.detail}"
+            if exc.parameter == "bg_image_url":  # was told as the image's own fault
+                message = _background("url-bg", message)
+            raise Failure(message, label, data) from None
         raise
     return _success(mode, label, _md5(data), made.data, made.meta)
+
+
+def _background(field: str, message: str) -> str:
+    """A background's failure, named as the background's: "Can not load image." read as the image's own
+    (and an ``image-bg`` failure was reported under the background's file name and md5)."""
+    return f"Can not load background image ({field}).{message.removeprefix('Can not load image.')}"
 
 
 def _url_name(url: str) -> str:

@@ -81,7 +81,10 @@ def error(exc: ApiError) -> Response:
         return _size(min(int(found[1]), MAX_BYTES) if found else MAX_BYTES).response()
     if exc.code in ("invalid_file_type", "failed_to_read_image"):
         return _FORMAT.response()
-    if exc.code in ("failed_image_download", "forbidden_url", "download_timeout"):
+    # A malformed URL ("", no scheme) is the seed's "badly formatted" case too: it was answered with the
+    # native message alone, without the documented message or inner error.
+    badly_formatted = exc.code == "invalid_parameter" and exc.parameter == "image_url"
+    if badly_formatted or exc.code in ("failed_image_download", "forbidden_url", "download_timeout"):
         inner = ("InvalidImageUrl", exc.detail)
         return AzureError("Image URL is badly formatted or not accessible.", inner).response()
     if exc.status >= 500:
@@ -127,11 +130,11 @@ def _mode(request: Request) -> str:
         query = base.query(request)
     except ApiError as exc:  # a name twice: which value would Azure's client have meant?
         raise AzureError("Analyze query is invalid.", ("InvalidArgument", exc.detail)) from None
-    if query.get("api-version") not in API_VERSIONS:
-        raise AzureError(
-            f"The api-version must be {' or '.join(API_VERSIONS)}.",
-            ("InvalidApiVersion", f"api-version {query.get('api-version')!r} is not supported"),
-        )
+    version = query.get("api-version")
+    if version not in API_VERSIONS:
+        # An absent one was "api-version None is not supported": Python's None, naming nothing sent.
+        said = "api-version is missing" if version is None else f"api-version {version!r} is not supported"
+        raise AzureError(f"The api-version must be {' or '.join(API_VERSIONS)}.", ("InvalidApiVersion", said))
     mode = query.get("mode")
     if mode not in MODES:
         raise AzureError(

@@ -46,18 +46,21 @@ INTEGERS = {"af": (240, 255), "ab": (10, 255), "ae": (10, None)}
 FORM = ("model", "a", "af", "ab", "ae", "om", "ppm")  # POST: form fields; bgc and extras stay in the query
 
 
-def error(exc: ApiError) -> Response:
+def error(exc: ApiError, get: bool = False) -> Response:
     """A bad value as FastAPI's validation error (422, ``detail`` a list naming it); the rest as
-    ``{"detail": "..."}`` with cutout's status (rembg itself would answer 500 for an unreadable image)."""
+    ``{"detail": "..."}`` with cutout's status (rembg itself would answer 500 for an unreadable image).
+    ``get``: every option of a GET is a query parameter, and FastAPI's ``loc`` says so."""
     if exc.code in ("invalid_parameter", "missing_source"):
         # The native store names its own field for a bad URL: rembg's client sent it as the query's url.
         name = "url" if exc.parameter == "image_url" else exc.parameter
-        where = "query" if name in ("url", "bgc", "extras") else "body"
+        where = "query" if get or name in ("url", "bgc", "extras") else "body"
         detail = [{"loc": [where, name or "file"], "msg": exc.detail, "type": "value_error"}]
         return JSONResponse({"detail": detail}, 422, headers={"Cache-Control": "no-store"})
-    return JSONResponse(
-        {"detail": exc.detail}, exc.status, headers={"Cache-Control": "no-store", **exc.headers}
-    )
+    text = exc.detail
+    if exc.parameter is None and text.startswith("the body"):
+        # The native API's name for a carried image; rembg's client sent it as the multipart part file.
+        text = "file" + text.removeprefix("the body")
+    return JSONResponse({"detail": text}, exc.status, headers={"Cache-Control": "no-store", **exc.headers})
 
 
 def translate(values: dict[str, str]) -> tuple[dict[str, str], list[str]]:
@@ -108,11 +111,14 @@ def _count(text: str, top: int | None) -> int | None:
 
 
 async def remove_get(request: Request, api: Api) -> Response:
-    values = base.query(request)
-    url = values.pop("url", None)
-    if not url:
-        raise ApiError("missing_source", "url is required", parameter="url")
-    native, ignored = translate(values)
+    try:
+        values = base.query(request)
+        url = values.pop("url", None)
+        if not url:
+            raise ApiError("missing_source", "url is required", parameter="url")
+        native, ignored = translate(values)
+    except ApiError as exc:  # a GET's options are its query's (was loc ["body", ...], as on POST)
+        return error(exc, get=True)
     return await _answer(api, await base.job(api, await base.store(api, url=url), native), native, ignored)
 
 

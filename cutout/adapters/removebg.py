@@ -64,9 +64,18 @@ class NoForeground(ApiError):
                       "https://www.remove.bg/supported-images.")  # fmt: skip
 
 
+#: The image fields, named alike in remove.bg's request and the native API's errors.
+_IMAGES = ("image_file", "image_file_b64", "image_url", "bg_image_file", "bg_image_url")
+
+
 def error(exc: ApiError) -> Response:
     status = _STATUS.get(exc.code, 400 if exc.status < 500 else exc.status)
-    detail = {"detail": exc.detail} if exc.detail else {}
+    text = exc.detail
+    if exc.parameter in _IMAGES and text and exc.parameter not in text:
+        # remove.bg's envelope has no ``parameter``: "Redirect loop: ..." did not say whether the image
+        # or the background image failed.
+        text = f"{exc.parameter}: {text}"
+    detail = {"detail": text} if text else {}
     body = {"errors": [{"title": exc.title, "code": exc.code, **detail}]}
     return JSONResponse(body, status, headers={"Cache-Control": "no-store", **exc.headers})
 

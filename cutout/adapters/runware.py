@@ -111,6 +111,19 @@ def from_api(exc: ApiError) -> TaskError:
     return TaskError(_camel(exc.code), exc.detail, parameter, exc.status, exc.headers)
 
 
+def _carried_fault(exc: ApiError, field: str) -> TaskError:
+    """The native error of an image carried in ``field`` (base64, a data URI), named as that field: the
+    native API calls a carried image "the body", which here is the JSON of the tasks, and names no
+    parameter ("the body is not a JPEG, PNG..." for an inputImage that is base64 of no image)."""
+    failed = from_api(exc)
+    if exc.parameter is None:
+        detail = exc.detail
+        failed.message = field + detail.removeprefix("the body") if detail.startswith("the body") else (
+            f"{field}: {detail}")  # fmt: skip
+        failed.parameter = field
+    return failed
+
+
 def _check(condition: bool, field: str, message: str) -> None:
     if not condition:
         raise TaskError(f"invalid{field[0].upper()}{field[1:]}", message, field)
@@ -188,14 +201,20 @@ class Session:
             return await base.store(self.api, data=made.data)
         if _URL.match(image):
             return await base.store(self.api, url=image)
-        return await base.store(self.api, data=_decoded(image, field))
+        try:
+            return await base.store(self.api, data=_decoded(image, field))
+        except ApiError as exc:
+            raise _carried_fault(exc, field) from None
 
     async def _job(self, image: str, field: str, native: dict[str, str]) -> Job:
         """The job for ``native`` on an image given as ``_stored`` takes it; one carried as base64 or a
         data URI through the native POST's hot path (seen before, by any face: found in memory)."""
         if _UUID.fullmatch(image) or _URL.match(image):
             return await base.job(self.api, await self._stored(image, field), native)
-        return await base.carried_job(self.api, _decoded(image, field), native)
+        try:
+            return await base.carried_job(self.api, _decoded(image, field), native)
+        except ApiError as exc:
+            raise _carried_fault(exc, field) from None
 
     # -- imageBackgroundRemoval ------------------------------------------------------------------------
     async def removal(self, task: dict[str, Any]) -> dict[str, Any]:
@@ -238,7 +257,9 @@ class Session:
         native, output_type, fmt = self._options(task)
         image = task.get("inputImage")
         if not isinstance(image, str) or not image:
-            message = "inputImage is required: a UUID, URL, data URI or base64 image"
+            # A number or a list was told "is required", as if it had not been sent.
+            said = "is required" if image in (None, "") else f"must be a string, not {_kind(image)}"
+            message = f"inputImage {said}: a UUID, URL, data URI or base64 image"
             raise TaskError("invalidInputImage", message, "inputImage")
         return task, native, output_type, image
 
@@ -352,6 +373,17 @@ def _context(
 _DECODED: ByContent[str, bytes] = ByContent(
     16 << 20, HOT_BYTES, cost=lambda text, data: len(text) + len(data)
 )
+
+
+def _kind(value: Any) -> str:
+    """A JSON value's type as JSON names it (``a number``, ``an array``...), for a message."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    return "an object" if isinstance(value, dict) else type(value).__name__
 
 
 def _decoded(image: str, field: str) -> bytes:

@@ -5,6 +5,7 @@ against a live server (only the host changed), and one real-model run checking p
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shutil
 import subprocess
@@ -201,6 +202,24 @@ def test_a_url_that_does_not_parse(client: TestClient, url: str) -> None:
     """urlsplit raises on an unclosed IPv6 bracket: naming the result after the URL's file was a 500."""
     response = client.post(URL, headers=KEYED, data={"url": url})
     assert response.status_code == 422 and "URL" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("background", ["image-bg", "url-bg"])
+def test_a_background_that_cannot_be_loaded_is_named_as_the_background(
+    client: TestClient, origin: LocalServer, background: str
+) -> None:
+    """A bad background was "Can not load image." (read as the image's own fault), and an image-bg's
+    failure was reported under the background's file name and md5, not the image's."""
+    if background == "image-bg":
+        sent = {"files": {**img(), "image-bg": ("bg.txt", b"not an image", "text/plain")}}
+    else:
+        sent = {"files": img(), "data": {"url-bg": origin.url("/text.txt")}}
+    response = client.post(URL, headers=KEYED, **sent)
+    assert response.status_code == 200, response.text
+    [result] = response.json()["results"]
+    assert (result["status"]["code"], result["name"]) == ("failure", "img.jpg")
+    assert result["md5"] == hashlib.md5(road(), usedforsecurity=False).hexdigest()
+    assert result["status"]["message"].startswith(f"Can not load background image ({background}).")
 
 
 def test_request_too_large(client: TestClient) -> None:

@@ -173,6 +173,32 @@ def test_a_query_name_twice_is_refused(client: TestClient) -> None:
     assert error["innererror"] == {"code": "InvalidArgument", "message": "mode is given more than once"}
 
 
+@pytest.mark.parametrize(("params", "said"), [
+    ({"mode": "backgroundRemoval"}, "api-version is missing"),
+    ({"mode": "backgroundRemoval", "api-version": "2024-02-01"}, "api-version '2024-02-01' is not supported"),
+])  # fmt: skip
+def test_the_api_version_error_names_what_was_sent(
+    client: TestClient, params: dict[str, str], said: str
+) -> None:
+    """An absent api-version was "api-version None is not supported" (Python's None)."""
+    response = client.post(PATH, params=params, headers=OCTET, content=road())
+    assert response.status_code == 400
+    assert response.json()["error"]["innererror"] == {"code": "InvalidApiVersion", "message": said}
+
+
+@pytest.mark.parametrize("url", ["", "not a url", "road.jpg"])
+def test_a_malformed_url_is_the_documented_badly_formatted_error(client: TestClient, url: str) -> None:
+    """The seed: "InvalidRequest - Image URL is badly formatted or not accessible". A URL without a scheme
+    was answered with the native message alone, no inner error."""
+    response = client.post(PATH, params=query(), headers={**KEYED, "Content-Type": "application/json"},
+                           json={"url": url})  # fmt: skip
+    assert response.status_code == 400
+    error = response.json()["error"]
+    documented = "Image URL is badly formatted or not accessible."
+    assert (error["code"], error["message"]) == ("InvalidRequest", documented)
+    assert error["innererror"]["code"] == "InvalidImageUrl" and error["innererror"]["message"]
+
+
 def test_a_body_past_the_limit_names_azures_limit(client: TestClient) -> None:
     """A body past the limit with its multipart allowance named that allowance's 21037056 bytes."""
     headers = {**OCTET, "Content-Length": str(30 * 1024 * 1024)}

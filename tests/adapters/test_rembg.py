@@ -128,6 +128,22 @@ def test_a_query_name_twice_and_a_bad_url_are_named_as_rembg_reads_them(client: 
     assert no_scheme.status_code == 422 and no_scheme.json()["detail"][0]["loc"] == ["query", "url"]
 
 
+def test_a_file_that_is_not_an_image_is_named_file(client: TestClient) -> None:
+    """It was "the body is not a JPEG, PNG...": rembg's client sent a multipart part named file."""
+    response = client.post(URL, headers=KEYED, files={"file": ("a.txt", b"not an image", "text/plain")})
+    assert response.status_code == 415
+    assert response.json()["detail"].startswith("file is not a JPEG")
+
+
+@pytest.mark.parametrize("query", ["model=nope", "om=maybe", "af=300", "size=1", "om=true&om=false"])
+def test_a_bad_get_option_is_located_in_the_query(client: TestClient, query: str) -> None:
+    """On a GET every option is a query parameter (FastAPI's loc ["query", name]); it was ["body", name],
+    as for a POST's form fields."""
+    response = client.get(f"{URL}?url=http://a.example/a.jpg&{query}", headers=KEYED)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["query", query.split("=")[0]]
+
+
 def test_chained_mask_then_cutout(client: TestClient, stub: Any) -> None:
     """The mask and then the cutout of one image: one segmentation, the mask matching the alpha."""
     data = image(road()).crop(10, 10, 320, 200).jpegsave_buffer()

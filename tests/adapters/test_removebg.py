@@ -213,6 +213,18 @@ def test_a_background_file_that_is_not_a_file(client: TestClient) -> None:
         assert error["detail"].startswith("bg_image_file must be a file part of a multipart body")
 
 
+@pytest.mark.parametrize("field", ["image_url", "bg_image_url"])
+def test_a_url_that_fails_is_named(client: TestClient, origin: LocalServer, field: str) -> None:
+    """remove.bg's envelope has no parameter: a failed download's detail ("... answered 404 Not Found")
+    did not say whether the image or the background failed."""
+    sent = {"image_url": origin.url("/missing.jpg")} if field == "image_url" else {
+        "image_file_b64": B64, "bg_image_url": origin.url("/missing.jpg")}  # fmt: skip
+    refused = client.post(URL, headers=KEYED, data=sent)
+    assert refused.status_code == 400
+    [error] = refused.json()["errors"]
+    assert error["code"] == "failed_image_download" and error["detail"].startswith(f"{field}: ")
+
+
 def test_no_image_names_remove_bgs_fields(client: TestClient) -> None:
     refused = client.post(URL, headers=KEYED, data={"size": "auto"})
     assert refused.status_code == 400

@@ -83,7 +83,8 @@ CASES: list[tuple[str, dict[str, Any], Any, str | None]] = [
     ("bad rgba", {"rgba": [255, 0, 0]}, "invalidRgba", "rgba"),
     ("mask as JPG", {"returnOnlyMask": True, "outputFormat": "JPG"}, "invalidParameter", "outputFormat"),
     ("no inputImage", {"inputImage": None}, "invalidInputImage", "inputImage"),
-    ("not an image", {"inputImage": base64.b64encode(b"hello there").decode()}, "invalidFileType", None),
+    ("not an image", {"inputImage": base64.b64encode(b"hello there").decode()}, "invalidFileType",
+     "inputImage"),  # fmt: skip
     ("unknown image UUID", {"inputImage": str(uuid.uuid4())}, "invalidImageUUID", "inputImage"),
     ("bad taskUUID", {"taskUUID": "1"}, "invalidTaskUUID", "taskUUID"),
     ("unknown field", {"strength": 1}, "unsupportedParameter", "strength"),
@@ -308,6 +309,32 @@ def test_an_api_key_that_is_not_a_string(client: TestClient) -> None:
         assert socket.receive_json()["errors"][0]["code"] == "invalidConnectionSessionUUID"  # was echoed
         socket.send_json([{"taskType": "authentication", "apiKey": KEY}])  # the socket is still open
         assert socket.receive_json()["data"][0]["connectionSessionUUID"]
+
+
+@pytest.mark.parametrize(("sent", "said"), [
+    (None, "inputImage is required"), ("", "inputImage is required"), (123, "must be a string, not a number"),
+    (["a"], "must be a string, not an array"), (True, "must be a string, not a boolean"),
+])  # fmt: skip
+def test_an_input_image_that_is_not_a_string_is_told_so(client: TestClient, sent: Any, said: str) -> None:
+    """A number or a list as inputImage was told "inputImage is required", as if it had not been sent."""
+    response = client.post("/v1", headers=BEARER, json=[removal(inputImage=sent)])
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert (error["code"], error["parameter"]) == ("invalidInputImage", "inputImage")
+    assert said in error["message"]
+
+
+def test_a_carried_image_that_is_not_one_is_named_as_its_field(client: TestClient) -> None:
+    """base64 of no image was "the body is not a JPEG, PNG..." with no parameter: the body is the JSON of
+    the tasks; it is inputImage (or imageUpload's image) that is not an image."""
+    text = base64.b64encode(b"hello, not an image").decode()
+    for task, field in ((removal(inputImage=text), "inputImage"),
+                        ({"taskType": "imageUpload", "taskUUID": str(uuid.uuid4()), "image": text}, "image")):
+        response = client.post("/v1", headers=BEARER, json=[task])
+        assert response.status_code == 415
+        [error] = response.json()["errors"]
+        assert (error["code"], error["parameter"]) == ("invalidFileType", field)
+        assert error["message"].startswith(f"{field} is not a JPEG")  # fmt: skip
 
 
 def test_upload_and_polling_refuse_fields_they_do_not_read(client: TestClient) -> None:
