@@ -7,8 +7,9 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from stat import S_ISDIR, S_ISLNK, S_ISREG
 
@@ -121,9 +122,12 @@ class FolderOriginals:
         self._lock = threading.Lock()
 
     def locate(self, public_id: str, *, what: str = "Resource not found - {}") -> Located:
-        missing = NotFound(what.format(public_id))
+        # Made where it is raised, never kept in a local: this frame is in its traceback, and a local
+        # naming it made a cycle that kept the frames above (a render's images, for a missing layer)
+        # until the garbage collector's next full pass.
+        missing = partial(NotFound, what.format(public_id))
         if not _valid(public_id):
-            raise missing
+            raise missing()
         folder, _, stem = public_id.rpartition("/")
         try:
             listing = self._listing(folder)
@@ -133,14 +137,14 @@ class FolderOriginals:
             if found is None:
                 if stem in listing.unreadable:
                     raise _unsupported(public_id, listing.unreadable[stem])
-                raise missing
+                raise missing()
             name, inside = found
             if not inside:  # symlinks are fine inside the tree, refused when they point out of it
-                raise missing
+                raise missing()
             path = self.root / folder / name
             return Located(public_id, path, file_stamp(os.stat(path)))
         except OSError:  # gone meanwhile, or a name too long for the file system (ENAMETOOLONG)
-            raise missing from None
+            raise missing() from None
 
     def forget(self, public_id: str) -> None:
         """Nothing to drop: a listing is kept only while its folder's mtime holds, and what is located is
@@ -188,7 +192,7 @@ class FolderOriginals:
             for stem, (_, name, link) in best.items()
         }, unreadable
 
-    def _probe(self, public_id: str, folder: str, stem: str, missing: NotFound) -> Located:
+    def _probe(self, public_id: str, folder: str, stem: str, missing: Callable[[], NotFound]) -> Located:
         """``locate`` without a listing: each candidate name in the listing's order of preference, the
         same checks (a file, following links; a link must resolve inside the root). An unreadable
         format is recognised in lower or upper case here (a listing also sees ``photo.Psd``)."""
@@ -202,14 +206,14 @@ class FolderOriginals:
             if not S_ISREG(st.st_mode):
                 continue
             if not self.inside(folder):
-                raise missing
+                raise missing()
             if os.path.islink(path) and not Path(path).resolve().is_relative_to(self.root):
-                raise missing
+                raise missing()
             return Located(public_id, Path(path), file_stamp(st))
         for ext in _UNREADABLE_NAMES:
             if os.path.isfile(f"{base}/{stem}.{ext}"):
                 raise _unsupported(public_id, ext)
-        raise missing
+        raise missing()
 
     def inside(self, folder: str) -> bool:
         """Whether ``root/folder`` is a folder (or can be made one) that stays in the root: no part of it

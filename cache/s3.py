@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -228,9 +229,9 @@ class S3Originals:
         self._located.pop(public_id, None)
 
     def locate(self, public_id: str, *, what: str = "Resource not found - {}") -> Located:
-        missing = NotFound(what.format(public_id))
+        missing = partial(NotFound, what.format(public_id))  # made where raised: see FolderOriginals.locate
         if not _valid(public_id):
-            raise missing
+            raise missing()
         known = self._located.get(public_id)
         if known is not None and time.monotonic() - known[1] <= RECHECK_SECONDS:
             return known[0]
@@ -243,7 +244,7 @@ class S3Originals:
             listed = self.s3.list_objects_v2(Bucket=self.location.bucket, Prefix=start, MaxKeys=100)
         except self._errors as exc:
             if _code(exc) == "NoSuchBucket":
-                raise missing from None
+                raise missing() from None
             log.warning("listing %s: %s", start, exc)
             self.at.failed(exc)
             if not _code(exc) and known is not None:  # no answer at all: what was there a moment ago
@@ -266,7 +267,7 @@ class S3Originals:
             if unreadable:
                 raise BadRequest(f"Unsupported original format .{unreadable} - {public_id}: cutout reads "
                                  f"{', '.join(EXTENSIONS)} originals")
-            raise missing
+            raise missing()
         _, ext, etag = best
         key = start + ext
         now = time.monotonic()

@@ -46,20 +46,22 @@ def locate_either_form(
     id says so, with its code points, as the two look identical on screen."""
     try:
         return originals.locate(public_id, what=what)
-    except NotFound as exc:
-        missing = exc
-    for form in ("NFC", "NFD"):
-        other = unicodedata.normalize(form, public_id)
-        if other != public_id:
-            try:
-                return originals.locate(other, what=what)
-            except NotFound:
-                continue
-    if unicodedata.is_normalized("NFC", public_id):
-        raise missing
-    written = public_id.encode("ascii", "backslashreplace").decode("ascii")
-    raise NotFound(f"{missing.public} (written in decomposed Unicode, NFD: {written}; no original has this "
-                   "id in either form)") from None  # fmt: skip
+    except NotFound as missing:
+        # The other form is looked up in here, not after the block with the error kept in a local: this
+        # frame is in the error's traceback, and a local naming it made a cycle that kept a render's
+        # images (a layer that is missing) until the garbage collector's next full pass.
+        for form in ("NFC", "NFD"):
+            other = unicodedata.normalize(form, public_id)
+            if other != public_id:
+                try:
+                    return originals.locate(other, what=what)
+                except NotFound:
+                    continue
+        if unicodedata.is_normalized("NFC", public_id):
+            raise
+        written = public_id.encode("ascii", "backslashreplace").decode("ascii")
+        raise NotFound(f"{missing.public} (written in decomposed Unicode, NFD: {written}; no original has "
+                       "this id in either form)") from None  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -283,18 +285,22 @@ class Resolver:
         of a fetch URL: ``missing``). Only "not found" falls back: a storage that does not answer (503) or
         an original cutout cannot read (400) is not replaced by a placeholder."""
         gone = missing
-        if gone is None:
-            try:
-                return locate_either_form(self.originals, public_id), None, None
-            except NotFound as not_found:
-                gone = not_found
-        if default is None or default == public_id:
-            raise gone
         try:
-            located = locate_either_form(self.originals, default)
-        except NotFound:
-            raise gone from None
-        return located, default, f"{gone.public} (default image {default} delivered)"
+            if gone is None:
+                try:
+                    return locate_either_form(self.originals, public_id), None, None
+                except NotFound as not_found:
+                    gone = not_found
+            if default is None or default == public_id:
+                raise gone
+            try:
+                located = locate_either_form(self.originals, default)
+            except NotFound:
+                raise gone from None
+            return located, default, f"{gone.public} (default image {default} delivered)"
+        finally:
+            # Raised, the error's traceback holds this frame: locals naming it would make a cycle.
+            del gone, missing
 
     def check_fetch(self, prefix: str, components: str, *, signed: bool) -> Parsed:
         """What can be told of a fetch URL before its image is fetched, so that a URL refused anyway

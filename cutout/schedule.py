@@ -11,6 +11,7 @@ import math
 import os
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,8 +65,14 @@ class _Shared:
 
 def _retrieved(task: asyncio.Task[Entry]) -> None:
     # Every waiter may have left before the render ended: its error is nobody's to report then.
-    if not task.cancelled():
-        task.exception()
+    if task.cancelled() or (error := task.exception()) is None:
+        return
+    # Nor may it keep the render's images: anyio's frame that awaited the worker thread's future is in
+    # the error's traceback and holds that future, which holds the error. An error no waiter re-raises
+    # (ClientGone, the last client gone) stayed in that cycle, with the stopped render's frames and
+    # images, until the garbage collector's next full pass. Clearing the frames' locals (the traceback
+    # itself stays for a log) breaks it whoever reads the error.
+    traceback.clear_frames(error.__traceback__)
 
 
 class Scheduler:
