@@ -498,7 +498,9 @@ async def post(request: Request, api: Api) -> Response:
                 seen.add(named)
             data.append(await session.run(task))
         except TaskError as exc:
-            errors.append((exc, task if isinstance(task, dict) else {}))
+            # Without its traceback: it holds this frame, whose ``errors`` would hold it, a cycle keeping
+            # the request's tasks (their base64 images) until the garbage collector's next full pass.
+            errors.append((exc.with_traceback(None), task if isinstance(task, dict) else {}))
     status = 200 if data or not errors else max(exc.status for exc, _ in errors)
     retry = {k: v for exc, _ in errors for k, v in exc.headers.items()} if status != 200 else {}
     return _answer(data, [exc.body(task) for exc, task in errors], status, session.ignored, retry)
