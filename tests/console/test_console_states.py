@@ -231,3 +231,47 @@ def test_without_background_removal_an_upload_is_not_asked_for_it(
     row = page.locator("#uploads li", has_text="plain.jpg")
     expect(row).to_contain_text("uploaded")
     assert "failed" not in row.inner_text()
+
+
+def _held(page: Any, public_id: str) -> list[Any]:
+    """Hold the delivery requests for ``public_id`` (not its thumbnails, nor its Admin API record) until
+    the test lets them go."""
+    held: list[Any] = []
+
+    def delivery(url: str) -> bool:
+        return url.endswith("/" + public_id) and "/resources/" not in url and "c_fill" not in url
+
+    page.route(delivery, lambda route: held.append(route))
+    return held
+
+
+def _release(page: Any, held: list[Any]) -> None:
+    from playwright.sync_api import Error
+
+    page.unroute_all()
+    for route in held:
+        try:
+            route.continue_()
+        except Error:  # cancelled by the page meanwhile (its AbortController): nothing to let go
+            pass
+
+
+def test_a_newly_chosen_original_does_not_show_the_previous_one_while_it_loads(
+    server: ServerProcess, browser: Session
+) -> None:
+    """QA pass 19: a 30 MB upload took seconds to show, and meanwhile the original chosen before and its
+    result stayed in both frames, under the new one's id and "Loading…"."""
+    from playwright.sync_api import expect
+
+    page = _ready(browser, server.url + "/console")
+    _open(page, "docs/road")
+    expect(page.locator("#after-info")).to_contain_text("640 × 427")
+    held = _held(page, "docs/bg_beach")
+    _open(page, "docs/bg_beach")
+    expect(page.locator("#before-info")).to_have_text("Loading…")
+    assert page.get_attribute("#before", "src") is None
+    assert page.get_attribute("#after", "src") is None
+    expect(page.locator("#after-info")).not_to_contain_text("640 × 427")
+    _release(page, held)
+    expect(page.locator("#before-info")).to_contain_text("1000 × 872")
+    expect(page.locator("#after-info")).to_contain_text("1000 × 872")

@@ -79,6 +79,11 @@ export class Builder {
   select(asset) {
     this.asset = asset;
     $("public-id").value = asset.public_id;
+    // Until they load, the frames are empty: a large original took seconds, and the previous original
+    // and its result stayed under this one's name and "Loading…", as if they were its own.
+    for (const id of ["before", "after", "compare-before"]) $(id).removeAttribute("src");
+    $("compare").hidden = true;
+    $("after-info").textContent = "Loading…";
     const before = deliveryPath(this.cloud, "", asset);
     this.showImage($("before"), before, $("before-info"));
     $("compare-before").src = before;
