@@ -6,7 +6,7 @@ showed before. A real browser, a real `cutout serve` with the Upload/Admin API; 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -233,15 +233,15 @@ def test_without_background_removal_an_upload_is_not_asked_for_it(
     assert "failed" not in row.inner_text()
 
 
+def _delivery(public_id: str) -> Callable[[str], bool]:
+    """Matches the delivery URLs of ``public_id``'s original (not thumbnails, nor its Admin API record)."""
+    return lambda url: url.endswith("/" + public_id) and "/resources/" not in url and "c_fill" not in url
+
+
 def _held(page: Any, public_id: str) -> list[Any]:
-    """Hold the delivery requests for ``public_id`` (not its thumbnails, nor its Admin API record) until
-    the test lets them go."""
+    """Hold the delivery requests for ``public_id``'s original until the test lets them go."""
     held: list[Any] = []
-
-    def delivery(url: str) -> bool:
-        return url.endswith("/" + public_id) and "/resources/" not in url and "c_fill" not in url
-
-    page.route(delivery, lambda route: held.append(route))
+    page.route(_delivery(public_id), lambda route: held.append(route))
     return held
 
 
@@ -275,3 +275,23 @@ def test_a_newly_chosen_original_does_not_show_the_previous_one_while_it_loads(
     _release(page, held)
     expect(page.locator("#before-info")).to_contain_text("1000 × 872")
     expect(page.locator("#after-info")).to_contain_text("1000 × 872")
+
+
+def test_an_original_that_could_not_be_fetched_comes_back_with_the_server(
+    server: ServerProcess, browser: Session
+) -> None:
+    """QA pass 19: the server was restarted while the page was open. Once it answered again the next
+    transformation showed its result, but the Original frame kept "Cannot reach the server" until
+    another original was chosen."""
+    from playwright.sync_api import expect
+
+    page = _ready(browser, server.url + "/console")
+    # Its original refused, as by a stopped server; the check still answers (the server is back).
+    page.route(_delivery("docs/road"), lambda route: route.abort("connectionrefused"))
+    _open(page, "docs/road")
+    expect(page.locator("#before-info")).to_contain_text("Cannot reach the server")
+    page.unroute_all()
+    page.fill("#transformation", "c_scale,w_100")
+    expect(page.locator("#after-info")).to_contain_text("100 × 67")
+    expect(page.locator("#before-info")).to_contain_text("640 × 427")
+    assert page.get_attribute("#before", "src")

@@ -33,6 +33,7 @@ export class Builder {
     this.otherIds = otherIds; // () -> public ids listed in the grid
     this.onOpen = onOpen; // (public id) -> void: an original opened by its id, for the grid to mark
     this.asset = null;
+    this.beforeFailed = false; // the original could not be fetched (its frame shows why)
     this.field = $("transformation");
     this.timer = 0;
     this.checking = null; // AbortController of the check in flight
@@ -93,6 +94,7 @@ export class Builder {
   // The original at its real size, with what the delivery URL answers.
   // Only the latest original counts: one asked for before it may answer after it.
   async showImage(img, url, info) {
+    this.beforeFailed = false;
     this.original?.abort();
     const controller = (this.original = new AbortController());
     info.textContent = "Loading…";
@@ -105,6 +107,7 @@ export class Builder {
       if (error.name === "AbortError" || controller.signal.aborted) return;
       img.removeAttribute("src"); // not the previous original's picture over this one's error
       info.textContent = `${error.status || ""} ${error.message}`.trim();
+      this.beforeFailed = true; // fetched again once the server answers (validate)
     }
   }
 
@@ -174,6 +177,13 @@ export class Builder {
                  null);
     $("python").textContent = answer.python;
     $("javascript").textContent = answer.javascript;
+    // The server answers again after the original could not be fetched (it was down): the Original frame
+    // said "Cannot reach the server" beside a fresh result until another original was chosen.
+    if (this.beforeFailed) {
+      const before = deliveryPath(this.cloud, "", this.asset);
+      this.showImage($("before"), before, $("before-info"));
+      $("compare-before").src = before;
+    }
     this.load(answer.path, answer.cutout);
   }
 
