@@ -295,3 +295,21 @@ def test_an_original_that_could_not_be_fetched_comes_back_with_the_server(
     expect(page.locator("#after-info")).to_contain_text("100 × 67")
     expect(page.locator("#before-info")).to_contain_text("640 × 427")
     assert page.get_attribute("#before", "src")
+
+
+def test_a_refused_upload_does_not_look_done(server: ServerProcess, browser: Session, tmp_path: Path) -> None:
+    """QA pass 19: a text file sent with images failed, in red, over a full progress bar like those of
+    the uploads that worked (the bytes had all gone before the server refused them)."""
+    from playwright.sync_api import expect
+
+    page = _ready(browser, server.url + "/console")
+    notes, photo = tmp_path / "notes.txt", tmp_path / "photo.jpg"
+    notes.write_text("not an image\n")
+    shutil.copy(SAMPLES / "docs/road.jpg", photo)
+    page.set_input_files("#files", [str(notes), str(photo)])
+    refused = page.locator("#uploads li", has_text="notes.txt")
+    expect(refused).to_contain_text("failed: Invalid image file")
+    expect(refused.locator("progress")).to_be_hidden()
+    done = page.locator("#uploads li", has_text="photo.jpg")
+    expect(done).to_contain_text("uploaded")
+    expect(done.locator("progress")).to_be_visible()

@@ -202,6 +202,8 @@ export class Originals {
     } catch (error) {
       status.textContent = `failed: ${error.message}`;
       row.classList.add("failed");
+      // Full (the file was sent before the server refused it), it looked like the uploads that worked.
+      bar.hidden = true;
     }
   }
 
