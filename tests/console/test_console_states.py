@@ -313,3 +313,41 @@ def test_a_refused_upload_does_not_look_done(server: ServerProcess, browser: Ses
     done = page.locator("#uploads li", has_text="photo.jpg")
     expect(done).to_contain_text("uploaded")
     expect(done.locator("progress")).to_be_visible()
+
+
+def test_copy_and_open_act_only_on_what_is_there(server: ServerProcess, browser: Session) -> None:
+    """QA pass 19: with no code (a bad transformation) or no URL (the server down) Copy was on, put nothing
+    on the clipboard and said "Copied the python"; Open (href="#") opened the console again; "Copied"
+    stayed under the next URL; and the three buttons were all just "Copy" to a screen reader."""
+    from playwright.sync_api import expect
+
+    browser.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = _ready(browser, server.url + "/console")
+    names = [page.locator(f"button[data-copy={what}]") for what in ("url", "python", "javascript")]
+    assert [name.get_attribute("aria-label") for name in names] == [
+        "Copy the delivery URL", "Copy the Python code", "Copy the JavaScript code"]
+    _open(page, "docs/road")
+    page.fill("#transformation", "c_scale,w_90")
+    expect(page.locator("#after-info")).to_contain_text("90 × 60")
+    for name in names:
+        expect(name).to_be_enabled()
+    names[1].click()
+    expect(page.locator("#copied")).to_have_text("Copied the Python code to the clipboard.")
+    page.fill("#transformation", "c_scale,w_")  # a 400: a URL, no code
+    expect(page.locator("#t-message")).to_contain_text("400")
+    expect(page.locator("#copied")).to_have_text("")
+    expect(names[0]).to_be_enabled()
+    expect(names[1]).to_be_disabled()
+    expect(names[2]).to_be_disabled()
+    page.route("**/console/check*", lambda route: route.abort("connectionrefused"))
+    page.fill("#transformation", "c_scale,w_80")
+    expect(page.locator("#t-message")).to_contain_text("Cannot reach the server")
+    expect(names[0]).to_be_disabled()
+    assert page.get_attribute("#open-url", "href") is None
+    page.unroute_all()
+    page.fill("#transformation", "c_scale,w_70")
+    expect(page.locator("#after-info")).to_contain_text("70 × 47")
+    assert page.get_attribute("#open-url", "href") == page.input_value("#url")
+    names[0].click()
+    expect(page.locator("#copied")).to_have_text("Copied the delivery URL to the clipboard.")
+    assert page.evaluate("navigator.clipboard.readText()") == page.input_value("#url")

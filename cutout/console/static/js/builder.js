@@ -17,6 +17,8 @@ const PRESETS = {
   },
 };
 
+const COPIED = { url: "delivery URL", python: "Python code", javascript: "JavaScript code" };
+
 function describe(width, height, type, bytes) {
   const format = (type.split("/")[1] || type || "?").replace("jpeg", "jpg");
   const size = bytes >= 1024 * 1024 ? `${(bytes / 1048576).toFixed(2)} MB`
@@ -167,7 +169,6 @@ export class Builder {
     if (controller.signal.aborted) return;
     this.field.setAttribute("aria-invalid", String(!answer.ok));
     $("url").value = answer.url;
-    $("open-url").href = answer.url;
     if (!answer.ok) {
       this.message(`${answer.status} ${answer.message}`, "bad", answer.column);
       this.clear(answer.url, `The delivery URL answers ${answer.status}.`);
@@ -177,6 +178,7 @@ export class Builder {
                  null);
     $("python").textContent = answer.python;
     $("javascript").textContent = answer.javascript;
+    this.actions();
     // The server answers again after the original could not be fetched (it was down): the Original frame
     // said "Cannot reach the server" beside a fresh result until another original was chosen.
     if (this.beforeFailed) {
@@ -190,9 +192,9 @@ export class Builder {
   // No result to show (``url`` is the delivery URL that answers an error, or none): ``why`` says so.
   clear(url, why) {
     $("url").value = url;
-    $("open-url").href = url || "#";
     $("python").textContent = "";
     $("javascript").textContent = "";
+    this.actions();
     this.loading?.abort();
     $("after").removeAttribute("src");
     $("after-info").textContent = why;
@@ -244,12 +246,25 @@ export class Builder {
     $("compare-range").setAttribute("aria-valuetext", `${$("compare-range").value}% before`);
   }
 
+  // Copy and Open act on what is there. With no URL or code (nothing opened yet, an error) they were on:
+  // Copy put nothing on the clipboard and said "Copied the URL", Open (href="#") opened the console
+  // again. "Copied …" goes with the URL it was said of.
+  actions() {
+    for (const button of document.querySelectorAll("button[data-copy]")) {
+      const source = $(button.dataset.copy);
+      button.disabled = !(source.value ?? source.textContent);
+    }
+    const url = $("url").value;
+    if (url) $("open-url").href = url; else $("open-url").removeAttribute("href");
+    $("copied").textContent = "";
+  }
+
   async copy(what) {
     const source = $(what);
     const text = source.value ?? source.textContent;
     try {
       await navigator.clipboard.writeText(text);
-      $("copied").textContent = `Copied the ${what === "url" ? "URL" : what} to the clipboard.`;
+      $("copied").textContent = `Copied the ${COPIED[what]} to the clipboard.`;
     } catch {
       // No clipboard permission (plain http on another host): select it for Ctrl+C instead.
       const range = document.createRange();
