@@ -351,3 +351,23 @@ def test_copy_and_open_act_only_on_what_is_there(server: ServerProcess, browser:
     names[0].click()
     expect(page.locator("#copied")).to_have_text("Copied the delivery URL to the clipboard.")
     assert page.evaluate("navigator.clipboard.readText()") == page.input_value("#url")
+
+
+def test_a_text_layer_with_spaces_and_accents_is_checked_as_the_browser_sends_it(
+    server: ServerProcess, browser: Session
+) -> None:
+    """QA pass 19: "l_text:Arial_40:héllo wörld" said "400 unexpected character ' '", though its delivery
+    URL, which the browser sends %-encoded, answers 200. A caret still falls under the text as checked."""
+    from playwright.sync_api import expect
+
+    page = _ready(browser, server.url + "/console")
+    _open(page, "docs/road")
+    page.fill("#transformation", "l_text:Arial_40:héllo wörld")
+    expect(page.locator("#t-message")).to_contain_text("Valid")
+    expect(page.locator("#after-info")).to_contain_text("640 × 427")
+    assert "/l_text:Arial_40:h%C3%A9llo%20w%C3%B6rld/" in page.input_value("#url")
+    page.fill("#transformation", "l_text:Arial_40:é/w_x")
+    caret = page.locator("#t-message .caret")
+    expect(caret).to_contain_text("^")
+    line, mark = caret.inner_text().split("\n")[:2]
+    assert line.startswith("l_text:Arial_40:%C3%A9/w_x") and line[mark.index("^"):].startswith("w_x")

@@ -129,7 +129,9 @@ export class Builder {
     this.timer = setTimeout(() => this.validate(), 250);
   }
 
-  message(text, kind, column) {
+  // ``checked``: the text the column counts in, as the server checked it (a space or an é in a text
+  // layer is sent %-encoded, as the browser sends the delivery URL).
+  message(text, kind, column, checked = this.field.value) {
     const box = $("t-message");
     box.className = `message ${kind}`;
     box.textContent = text;
@@ -137,7 +139,7 @@ export class Builder {
       // A caret under the field's text: the column the parser named (1-based).
       const caret = document.createElement("span");
       caret.className = "caret";
-      const value = this.field.value;
+      const value = checked;
       caret.textContent = `${value}\n${" ".repeat(column - 1)}^`;
       box.prepend(caret);
       // The column in view, near the middle: monospace, so one character is the width over the longest line.
@@ -170,7 +172,7 @@ export class Builder {
     this.field.setAttribute("aria-invalid", String(!answer.ok));
     $("url").value = answer.url;
     if (!answer.ok) {
-      this.message(`${answer.status} ${answer.message}`, "bad", answer.column);
+      this.message(`${answer.status} ${answer.message}`, "bad", answer.column, answer.transformation);
       this.clear(answer.url, `The delivery URL answers ${answer.status}.`);
       return;
     }
