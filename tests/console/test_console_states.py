@@ -313,6 +313,12 @@ def test_a_refused_upload_does_not_look_done(server: ServerProcess, browser: Ses
     done = page.locator("#uploads li", has_text="photo.jpg")
     expect(done).to_contain_text("uploaded")
     expect(done.locator("progress")).to_be_visible()
+    # What each upload came to is told to a screen reader, not every percent on the way (the list was live).
+    assert page.get_attribute("#uploads", "aria-live") is None
+    news = page.locator("#upload-news")
+    expect(news).to_contain_text("photo.jpg: uploaded.")
+    expect(news).to_contain_text("notes.txt: failed: Invalid image file")
+    assert "%" not in news.inner_text()
 
 
 def test_copy_and_open_act_only_on_what_is_there(server: ServerProcess, browser: Session) -> None:
