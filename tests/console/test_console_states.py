@@ -396,3 +396,28 @@ def test_dark_mode_follows_the_system(server: ServerProcess) -> None:
             for selector in ("body", "#builder", "#transformation", "#presets button"):
                 assert (luminance(page, selector, "backgroundColor") < 0.25) is dark, (scheme, selector)
             assert (luminance(page, "body", "color") > 0.75) is dark
+
+
+def test_a_sign_in_that_no_longer_holds_says_to_sign_in_again(
+    server: ServerProcess, browser: Session
+) -> None:
+    """QA pass 19: the server restarted with another secret while the page was open; every request said
+    "401 Wrong API key or secret" and nothing told the user what to do (the browser asks again only for
+    a page load). The 401 is the server's own body and header, answered here for the open page."""
+    from playwright.sync_api import Route, expect
+
+    page = _ready(browser, server.url + "/console")
+
+    def refused(route: Route) -> None:
+        route.fulfill(status=401, content_type="application/json",
+                      headers={"WWW-Authenticate": 'Basic realm="cutout console", charset="UTF-8"'},
+                      body='{"error":{"message":"Wrong API key or secret"}}')
+
+    page.route("**/console/check*", refused)
+    page.route("**/v1_1/**", refused)
+    page.fill("#transformation", "c_scale,w_60")
+    expect(page.locator("#t-message")).to_have_text(
+        "401 Wrong API key or secret (reload the page to sign in again)")
+    page.press("#prefix", "Enter")
+    expect(page.locator("#grid-status")).to_contain_text("reload the page to sign in again")
+    page.unroute_all()
