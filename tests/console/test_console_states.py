@@ -379,7 +379,7 @@ def test_a_text_layer_with_spaces_and_accents_is_checked_as_the_browser_sends_it
     assert line.startswith("l_text:Arial_40:%C3%A9/w_x") and line[mark.index("^"):].startswith("w_x")
 
 
-def test_dark_mode_follows_the_system(server: ServerProcess) -> None:
+def test_dark_mode_follows_the_system(server: ServerProcess, browser: Session) -> None:
     """QA pass 19: under a dark system theme the page stayed white (``color-scheme: light`` only)."""
     from playwright.sync_api import expect
 
@@ -389,13 +389,14 @@ def test_dark_mode_follows_the_system(server: ServerProcess) -> None:
         return (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
 
     for scheme, dark in (("dark", True), ("light", False)):
-        with chromium(http_credentials={"username": KEY, "password": SECRET}, color_scheme=scheme) as session:
-            page = session.page()
-            page.goto(server.url + "/console")
-            expect(page.locator("body[data-ready=true]")).to_have_count(1)
-            for selector in ("body", "#builder", "#transformation", "#presets button"):
-                assert (luminance(page, selector, "backgroundColor") < 0.25) is dark, (scheme, selector)
-            assert (luminance(page, "body", "color") > 0.75) is dark
+        page = browser.page()
+        page.emulate_media(color_scheme=scheme)
+        page.goto(server.url + "/console")
+        expect(page.locator("body[data-ready=true]")).to_have_count(1)
+        for selector in ("body", "#builder", "#transformation", "#presets button"):
+            assert (luminance(page, selector, "backgroundColor") < 0.25) is dark, (scheme, selector)
+        assert (luminance(page, "body", "color") > 0.75) is dark
+        page.close()
 
 
 def test_a_sign_in_that_no_longer_holds_says_to_sign_in_again(
