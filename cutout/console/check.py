@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import transform
 from cutout.console import snippets
@@ -30,6 +31,19 @@ class Target:
     cloud: str
     public_id: str
     version: int | None
+
+
+#: What a browser percent-encodes in a URL's path (WHATWG's path percent-encode set, less ``#`` and ``?``,
+#: which end the path instead), besides every character outside printable ASCII.
+_SENT_ENCODED = frozenset(' "<>`{}')
+
+
+def as_sent(transformation: str) -> str:
+    """The transformation as its URL reaches the server: typed in the builder (or the address bar) as
+    ``l_text:Arial_40:héllo wörld``, the browser sends ``h%C3%A9llo%20w%C3%B6rld``, which the delivery URL
+    takes; checked as typed, the space and the ``é`` were a 400 that URL never answers."""
+    return "".join(quote(ch, safe="") if ch in _SENT_ENCODED or not " " < ch < "\x7f" else ch
+                   for ch in transformation)
 
 
 def delivery_path(target: Target, transformation: str) -> str:
@@ -75,6 +89,7 @@ def column_of(error: OriginError, transformation: str) -> int | None:
 
 def check(service: Service, target: Target, transformation: str, accept: str | None) -> dict[str, Any]:
     """Blocking (the resolver reads the originals store): run it in a thread."""
+    transformation = as_sent(transformation)
     path = delivery_path(target, transformation)
     answer: dict[str, Any] = {"transformation": transformation, "path": path, "url": target.base_url + path}
     try:

@@ -119,6 +119,23 @@ def test_check_columns_point_at_the_problem(make: Any) -> None:
     assert column("c_fill,w_100/w_100,w_200") == 14
 
 
+def test_check_takes_text_as_the_browser_sends_it(make: Any) -> None:
+    """QA pass 19: a text layer typed with a space or an accent was "400 unexpected character ' '", though
+    the browser sends its delivery URL %-encoded and that URL answers 200."""
+    client = make()
+    answer = client.get("/console/check", params={
+        "transformation": "l_text:Arial_40:héllo wörld", "public_id": "docs/road"}).json()
+    assert answer["ok"] is True, answer
+    assert answer["transformation"] == "l_text:Arial_40:h%C3%A9llo%20w%C3%B6rld"
+    assert answer["path"] == "/demo/image/upload/l_text:Arial_40:h%C3%A9llo%20w%C3%B6rld/v1/docs/road"
+    assert client.get(answer["path"]).status_code == 200
+    # An error's column counts in the text as sent (the page draws its caret under that text).
+    bad = client.get("/console/check", params={"transformation": "l_text:Arial_40:é/w_x",
+                                               "public_id": "docs/road"}).json()
+    assert bad["status"] == 400 and bad["transformation"] == "l_text:Arial_40:%C3%A9/w_x"
+    assert bad["column"] == bad["transformation"].index("w_x") + 1
+
+
 def test_check_of_a_good_transformation(make: Any) -> None:
     client = make()
     answer = client.get("/console/check", params={

@@ -6,7 +6,7 @@ showed before. A real browser, a real `cutout serve` with the Upload/Admin API; 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -231,3 +231,194 @@ def test_without_background_removal_an_upload_is_not_asked_for_it(
     row = page.locator("#uploads li", has_text="plain.jpg")
     expect(row).to_contain_text("uploaded")
     assert "failed" not in row.inner_text()
+
+
+def _delivery(public_id: str) -> Callable[[str], bool]:
+    """Matches the delivery URLs of ``public_id``'s original (not thumbnails, nor its Admin API record)."""
+    return lambda url: url.endswith("/" + public_id) and "/resources/" not in url and "c_fill" not in url
+
+
+def _held(page: Any, public_id: str) -> list[Any]:
+    """Hold the delivery requests for ``public_id``'s original until the test lets them go."""
+    held: list[Any] = []
+    page.route(_delivery(public_id), lambda route: held.append(route))
+    return held
+
+
+def _release(page: Any, held: list[Any]) -> None:
+    from playwright.sync_api import Error
+
+    page.unroute_all()
+    for route in held:
+        try:
+            route.continue_()
+        except Error:  # cancelled by the page meanwhile (its AbortController): nothing to let go
+            pass
+
+
+def test_a_newly_chosen_original_does_not_show_the_previous_one_while_it_loads(
+    server: ServerProcess, browser: Session
+) -> None:
+    """QA pass 19: a 30 MB upload took seconds to show, and meanwhile the original chosen before and its
+    result stayed in both frames, under the new one's id and "Loading…"."""
+    from playwright.sync_api import expect
+
+    page = _ready(browser, server.url + "/console")
+    _open(page, "docs/road")
+    expect(page.locator("#after-info")).to_contain_text("640 × 427")
+    held = _held(page, "docs/bg_beach")
+    _open(page, "docs/bg_beach")
+    expect(page.locator("#before-info")).to_have_text("Loading…")
+    assert page.get_attribute("#before", "src") is None
+    assert page.get_attribute("#after", "src") is None
+    expect(page.locator("#after-info")).not_to_contain_text("640 × 427")
+    _release(page, held)
+    expect(page.locator("#before-info")).to_contain_text("1000 × 872")
+    expect(page.locator("#after-info")).to_contain_text("1000 × 872")
+
+
+def test_an_original_that_could_not_be_fetched_comes_back_with_the_server(
+    server: ServerProcess, browser: Session
+) -> None:
+    """QA pass 19: the server was restarted while the page was open. Once it answered again the next
+    transformation showed its result, but the Original frame kept "Cannot reach the server" until
+    another original was chosen."""
+    from playwright.sync_api import expect
+
+    page = _ready(browser, server.url + "/console")
+    # Its original refused, as by a stopped server; the check still answers (the server is back).
+    page.route(_delivery("docs/road"), lambda route: route.abort("connectionrefused"))
+    _open(page, "docs/road")
+    expect(page.locator("#before-info")).to_contain_text("Cannot reach the server")
+    page.unroute_all()
+    page.fill("#transformation", "c_scale,w_100")
+    expect(page.locator("#after-info")).to_contain_text("100 × 67")
+    expect(page.locator("#before-info")).to_contain_text("640 × 427")
+    assert page.get_attribute("#before", "src")
+
+
+def test_a_refused_upload_does_not_look_done(server: ServerProcess, browser: Session, tmp_path: Path) -> None:
+    """QA pass 19: a text file sent with images failed, in red, over a full progress bar like those of
+    the uploads that worked (the bytes had all gone before the server refused them)."""
+    from playwright.sync_api import expect
+
+    page = _ready(browser, server.url + "/console")
+    notes, photo = tmp_path / "notes.txt", tmp_path / "photo.jpg"
+    notes.write_text("not an image\n")
+    shutil.copy(SAMPLES / "docs/road.jpg", photo)
+    page.set_input_files("#files", [str(notes), str(photo)])
+    refused = page.locator("#uploads li", has_text="notes.txt")
+    expect(refused).to_contain_text("failed: Invalid image file")
+    expect(refused.locator("progress")).to_be_hidden()
+    done = page.locator("#uploads li", has_text="photo.jpg")
+    expect(done).to_contain_text("uploaded")
+    expect(done.locator("progress")).to_be_visible()
+    # What each upload came to is told to a screen reader, not every percent on the way (the list was live).
+    assert page.get_attribute("#uploads", "aria-live") is None
+    news = page.locator("#upload-news")
+    expect(news).to_contain_text("photo.jpg: uploaded.")
+    expect(news).to_contain_text("notes.txt: failed: Invalid image file")
+    assert "%" not in news.inner_text()
+
+
+def test_copy_and_open_act_only_on_what_is_there(server: ServerProcess, browser: Session) -> None:
+    """QA pass 19: with no code (a bad transformation) or no URL (the server down) Copy was on, put nothing
+    on the clipboard and said "Copied the python"; Open (href="#") opened the console again; "Copied"
+    stayed under the next URL; and the three buttons were all just "Copy" to a screen reader."""
+    from playwright.sync_api import expect
+
+    browser.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = _ready(browser, server.url + "/console")
+    names = [page.locator(f"button[data-copy={what}]") for what in ("url", "python", "javascript")]
+    assert [name.get_attribute("aria-label") for name in names] == [
+        "Copy the delivery URL", "Copy the Python code", "Copy the JavaScript code"]
+    _open(page, "docs/road")
+    page.fill("#transformation", "c_scale,w_90")
+    expect(page.locator("#after-info")).to_contain_text("90 × 60")
+    for name in names:
+        expect(name).to_be_enabled()
+    names[1].click()
+    expect(page.locator("#copied")).to_have_text("Copied the Python code to the clipboard.")
+    page.fill("#transformation", "c_scale,w_")  # a 400: a URL, no code
+    expect(page.locator("#t-message")).to_contain_text("400")
+    expect(page.locator("#copied")).to_have_text("")
+    expect(names[0]).to_be_enabled()
+    expect(names[1]).to_be_disabled()
+    expect(names[2]).to_be_disabled()
+    page.route("**/console/check*", lambda route: route.abort("connectionrefused"))
+    page.fill("#transformation", "c_scale,w_80")
+    expect(page.locator("#t-message")).to_contain_text("Cannot reach the server")
+    expect(names[0]).to_be_disabled()
+    assert page.get_attribute("#open-url", "href") is None
+    page.unroute_all()
+    page.fill("#transformation", "c_scale,w_70")
+    expect(page.locator("#after-info")).to_contain_text("70 × 47")
+    assert page.get_attribute("#open-url", "href") == page.input_value("#url")
+    names[0].click()
+    expect(page.locator("#copied")).to_have_text("Copied the delivery URL to the clipboard.")
+    assert page.evaluate("navigator.clipboard.readText()") == page.input_value("#url")
+
+
+def test_a_text_layer_with_spaces_and_accents_is_checked_as_the_browser_sends_it(
+    server: ServerProcess, browser: Session
+) -> None:
+    """QA pass 19: "l_text:Arial_40:héllo wörld" said "400 unexpected character ' '", though its delivery
+    URL, which the browser sends %-encoded, answers 200. A caret still falls under the text as checked."""
+    from playwright.sync_api import expect
+
+    page = _ready(browser, server.url + "/console")
+    _open(page, "docs/road")
+    page.fill("#transformation", "l_text:Arial_40:héllo wörld")
+    expect(page.locator("#t-message")).to_contain_text("Valid")
+    expect(page.locator("#after-info")).to_contain_text("640 × 427")
+    assert "/l_text:Arial_40:h%C3%A9llo%20w%C3%B6rld/" in page.input_value("#url")
+    page.fill("#transformation", "l_text:Arial_40:é/w_x")
+    caret = page.locator("#t-message .caret")
+    expect(caret).to_contain_text("^")
+    line, mark = caret.inner_text().split("\n")[:2]
+    assert line.startswith("l_text:Arial_40:%C3%A9/w_x") and line[mark.index("^"):].startswith("w_x")
+
+
+def test_dark_mode_follows_the_system(server: ServerProcess, browser: Session) -> None:
+    """QA pass 19: under a dark system theme the page stayed white (``color-scheme: light`` only)."""
+    from playwright.sync_api import expect
+
+    def luminance(page: Any, selector: str, prop: str) -> float:
+        rgb = page.eval_on_selector(selector, f"e => getComputedStyle(e).{prop}")
+        red, green, blue = (float(part.strip(" )")) for part in rgb[rgb.index("(") + 1:].split(",")[:3])
+        return (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
+
+    for scheme, dark in (("dark", True), ("light", False)):
+        page = browser.page()
+        page.emulate_media(color_scheme=scheme)
+        page.goto(server.url + "/console")
+        expect(page.locator("body[data-ready=true]")).to_have_count(1)
+        for selector in ("body", "#builder", "#transformation", "#presets button"):
+            assert (luminance(page, selector, "backgroundColor") < 0.25) is dark, (scheme, selector)
+        assert (luminance(page, "body", "color") > 0.75) is dark
+        page.close()
+
+
+def test_a_sign_in_that_no_longer_holds_says_to_sign_in_again(
+    server: ServerProcess, browser: Session
+) -> None:
+    """QA pass 19: the server restarted with another secret while the page was open; every request said
+    "401 Wrong API key or secret" and nothing told the user what to do (the browser asks again only for
+    a page load). The 401 is the server's own body and header, answered here for the open page."""
+    from playwright.sync_api import Route, expect
+
+    page = _ready(browser, server.url + "/console")
+
+    def refused(route: Route) -> None:
+        route.fulfill(status=401, content_type="application/json",
+                      headers={"WWW-Authenticate": 'Basic realm="cutout console", charset="UTF-8"'},
+                      body='{"error":{"message":"Wrong API key or secret"}}')
+
+    page.route("**/console/check*", refused)
+    page.route("**/v1_1/**", refused)
+    page.fill("#transformation", "c_scale,w_60")
+    expect(page.locator("#t-message")).to_have_text(
+        "401 Wrong API key or secret (reload the page to sign in again)")
+    page.press("#prefix", "Enter")
+    expect(page.locator("#grid-status")).to_contain_text("reload the page to sign in again")
+    page.unroute_all()

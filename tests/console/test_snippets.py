@@ -32,6 +32,7 @@ CASES = [
     "a_hflip.45,b_white/r_max/o_50",
     "c_pad,h_300,w_300,b_auto:predominant",
     "l_text:Arial_40_bold:Hello%2C%20world/fl_layer_apply,g_north",
+    "l_text:Arial_40:h%C3%A9llo%20w%C3%B6rld",  # typed "héllo wörld": checked as the browser sends it
     "t_thumb",
     "e_blur:300,w_100,x_-10",
 ]

@@ -28,9 +28,16 @@ async function json(response) {
   }
   if (!response.ok) {
     const message = body?.error?.message || `${response.status} ${response.statusText}`;
-    throw new ApiError(response.status, message);
+    throw new ApiError(response.status, signIn(response.status, message));
   }
   return body;
+}
+
+// A 401 from the console's endpoints or the Upload/Admin API means the sign-in no longer holds (the
+// server restarted with another key or secret): the browser asks again only when the page is loaded,
+// and the message alone ("Wrong API key or secret") left the user with nothing to do.
+function signIn(status, message) {
+  return status === 401 ? `${message} (reload the page to sign in again)` : message;
 }
 
 export async function getConfig() {
@@ -90,7 +97,10 @@ export async function upload(cloud, file, params, onProgress) {
     request.onload = () => {
       const body = request.response;
       if (request.status >= 200 && request.status < 300 && body) resolve(body);
-      else reject(new ApiError(request.status, body?.error?.message || `upload failed (${request.status})`));
+      else {
+        const message = body?.error?.message || `upload failed (${request.status})`;
+        reject(new ApiError(request.status, signIn(request.status, message)));
+      }
     };
     request.onerror = () => reject(new ApiError(0, "network error during upload"));
     request.send(form);

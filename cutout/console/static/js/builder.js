@@ -17,6 +17,8 @@ const PRESETS = {
   },
 };
 
+const COPIED = { url: "delivery URL", python: "Python code", javascript: "JavaScript code" };
+
 function describe(width, height, type, bytes) {
   const format = (type.split("/")[1] || type || "?").replace("jpeg", "jpg");
   const size = bytes >= 1024 * 1024 ? `${(bytes / 1048576).toFixed(2)} MB`
@@ -33,6 +35,7 @@ export class Builder {
     this.otherIds = otherIds; // () -> public ids listed in the grid
     this.onOpen = onOpen; // (public id) -> void: an original opened by its id, for the grid to mark
     this.asset = null;
+    this.beforeFailed = false; // the original could not be fetched (its frame shows why)
     this.field = $("transformation");
     this.timer = 0;
     this.checking = null; // AbortController of the check in flight
@@ -79,6 +82,11 @@ export class Builder {
   select(asset) {
     this.asset = asset;
     $("public-id").value = asset.public_id;
+    // Until they load, the frames are empty: a large original took seconds, and the previous original
+    // and its result stayed under this one's name and "Loading…", as if they were its own.
+    for (const id of ["before", "after", "compare-before"]) $(id).removeAttribute("src");
+    $("compare").hidden = true;
+    $("after-info").textContent = "Loading…";
     const before = deliveryPath(this.cloud, "", asset);
     this.showImage($("before"), before, $("before-info"));
     $("compare-before").src = before;
@@ -88,6 +96,7 @@ export class Builder {
   // The original at its real size, with what the delivery URL answers.
   // Only the latest original counts: one asked for before it may answer after it.
   async showImage(img, url, info) {
+    this.beforeFailed = false;
     this.original?.abort();
     const controller = (this.original = new AbortController());
     info.textContent = "Loading…";
@@ -100,6 +109,7 @@ export class Builder {
       if (error.name === "AbortError" || controller.signal.aborted) return;
       img.removeAttribute("src"); // not the previous original's picture over this one's error
       info.textContent = `${error.status || ""} ${error.message}`.trim();
+      this.beforeFailed = true; // fetched again once the server answers (validate)
     }
   }
 
@@ -119,7 +129,9 @@ export class Builder {
     this.timer = setTimeout(() => this.validate(), 250);
   }
 
-  message(text, kind, column) {
+  // ``checked``: the text the column counts in, as the server checked it (a space or an é in a text
+  // layer is sent %-encoded, as the browser sends the delivery URL).
+  message(text, kind, column, checked = this.field.value) {
     const box = $("t-message");
     box.className = `message ${kind}`;
     box.textContent = text;
@@ -127,7 +139,7 @@ export class Builder {
       // A caret under the field's text: the column the parser named (1-based).
       const caret = document.createElement("span");
       caret.className = "caret";
-      const value = this.field.value;
+      const value = checked;
       caret.textContent = `${value}\n${" ".repeat(column - 1)}^`;
       box.prepend(caret);
       // The column in view, near the middle: monospace, so one character is the width over the longest line.
@@ -159,9 +171,8 @@ export class Builder {
     if (controller.signal.aborted) return;
     this.field.setAttribute("aria-invalid", String(!answer.ok));
     $("url").value = answer.url;
-    $("open-url").href = answer.url;
     if (!answer.ok) {
-      this.message(`${answer.status} ${answer.message}`, "bad", answer.column);
+      this.message(`${answer.status} ${answer.message}`, "bad", answer.column, answer.transformation);
       this.clear(answer.url, `The delivery URL answers ${answer.status}.`);
       return;
     }
@@ -169,15 +180,23 @@ export class Builder {
                  null);
     $("python").textContent = answer.python;
     $("javascript").textContent = answer.javascript;
+    this.actions();
+    // The server answers again after the original could not be fetched (it was down): the Original frame
+    // said "Cannot reach the server" beside a fresh result until another original was chosen.
+    if (this.beforeFailed) {
+      const before = deliveryPath(this.cloud, "", this.asset);
+      this.showImage($("before"), before, $("before-info"));
+      $("compare-before").src = before;
+    }
     this.load(answer.path, answer.cutout);
   }
 
   // No result to show (``url`` is the delivery URL that answers an error, or none): ``why`` says so.
   clear(url, why) {
     $("url").value = url;
-    $("open-url").href = url || "#";
     $("python").textContent = "";
     $("javascript").textContent = "";
+    this.actions();
     this.loading?.abort();
     $("after").removeAttribute("src");
     $("after-info").textContent = why;
@@ -229,12 +248,25 @@ export class Builder {
     $("compare-range").setAttribute("aria-valuetext", `${$("compare-range").value}% before`);
   }
 
+  // Copy and Open act on what is there. With no URL or code (nothing opened yet, an error) they were on:
+  // Copy put nothing on the clipboard and said "Copied the URL", Open (href="#") opened the console
+  // again. "Copied …" goes with the URL it was said of.
+  actions() {
+    for (const button of document.querySelectorAll("button[data-copy]")) {
+      const source = $(button.dataset.copy);
+      button.disabled = !(source.value ?? source.textContent);
+    }
+    const url = $("url").value;
+    if (url) $("open-url").href = url; else $("open-url").removeAttribute("href");
+    $("copied").textContent = "";
+  }
+
   async copy(what) {
     const source = $(what);
     const text = source.value ?? source.textContent;
     try {
       await navigator.clipboard.writeText(text);
-      $("copied").textContent = `Copied the ${what === "url" ? "URL" : what} to the clipboard.`;
+      $("copied").textContent = `Copied the ${COPIED[what]} to the clipboard.`;
     } catch {
       // No clipboard permission (plain http on another host): select it for Ctrl+C instead.
       const range = document.createRange();

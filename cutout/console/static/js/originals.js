@@ -176,6 +176,15 @@ export class Originals {
     const status = document.createElement("span");
     status.className = "state";
     status.textContent = "waiting";
+    // The list was a live region: a screen reader read out every percent of every upload. Only what
+    // each upload came to is told (#upload-news); the percent is on the bar.
+    const tell = (text) => {
+      status.textContent = text;
+      // Added, not replaced: several uploads end at once, and each is read.
+      const news = $("upload-news");
+      news.append(Object.assign(document.createElement("span"), { textContent: `${file.name}: ${text}. ` }));
+      while (news.childElementCount > 10) news.firstElementChild.remove();
+    };
     const bar = document.createElement("progress");
     bar.max = 1;
     bar.value = 0;
@@ -193,23 +202,25 @@ export class Originals {
       });
       bar.value = 1;
       const state = removal(asset);
-      status.textContent = state?.status === "pending" ? "uploaded · removing background…" : "uploaded";
+      tell(state?.status === "pending" ? "uploaded · removing background…" : "uploaded");
       const pending = state?.status === "pending";
       if (pending) this.following.add(asset.public_id); // followed here, with this row's status
       this.show(asset, true);
       this.select(asset.public_id);
-      if (pending) await this.follow(asset.public_id, status);
+      if (pending) await this.follow(asset.public_id, tell);
     } catch (error) {
-      status.textContent = `failed: ${error.message}`;
+      tell(`failed: ${error.message}`);
       row.classList.add("failed");
+      // Full (the file was sent before the server refused it), it looked like the uploads that worked.
+      bar.hidden = true;
     }
   }
 
-  // Poll the Admin API until the background removal is no longer pending; ``status`` is the upload
-  // row to tell (null for one listed as pending).
-  async follow(publicId, status) {
+  // Poll the Admin API until the background removal is no longer pending; ``tell`` says how it goes in
+  // the upload's row (null for one listed as pending).
+  async follow(publicId, tell) {
     this.following.add(publicId);
-    const say = (text) => { if (status) status.textContent = text; };
+    const say = (text) => tell?.(text);
     try {
       for (;;) {
         await new Promise((resolve) => setTimeout(resolve, POLL_MS));
