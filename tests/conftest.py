@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import pyvips
 
 if TYPE_CHECKING:
     from tests.app.server_process import ServerProcess
@@ -16,6 +18,12 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CUTOUT_SHARED_DIR", ROOT.parent / "shared"))
 OUTPUT_DIR = Path(os.environ.get("SAVE_OUTPUT_DIR", ROOT / "tests" / "output"))
+
+
+def live_images() -> int:
+    """How many ``pyvips.Image`` objects are alive: with the collector off, the ones a reference cycle
+    would keep until its next full pass (a stopped or failed render's images)."""
+    return sum(isinstance(thing, pyvips.Image) for thing in gc.get_objects())
 
 
 def require(condition: bool, reason: str) -> None:

@@ -22,13 +22,8 @@ from cache.folder import FolderOriginals
 from cutout.resolve import LAYER_MISSING, locate_either_form
 from grammar import parse_transformation
 from grammar.errors import NotFound
+from tests.conftest import live_images
 from transform import FormatChoice, Watch, compile_plan, render
-
-
-def live_images() -> int:
-    return sum(isinstance(thing, pyvips.Image) for thing in gc.get_objects())
-
-
 
 
 @pytest.mark.parametrize("layer", ["docs:nothere", "docs:cafe%CC%81"])  # (decomposed: both forms looked up)

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import pyvips
 from starlette.testclient import TestClient
 
 from cutout.settings import Settings
@@ -22,6 +21,7 @@ from tests.app.helpers import (
     metric,
     noisy_originals,
 )
+from tests.conftest import live_images
 
 #: A render of a few tenths of a second: long enough for a client to leave while it runs.
 MEDIUM = "e_blur:2000/e_blur:2000/c_scale,w_600"
@@ -155,13 +155,13 @@ def test_a_shared_render_past_its_budget_leaves_no_image_for_the_garbage_collect
     client = make_client(render_timeout=0.3)
     at_once(client, "/demo/image/upload/c_scale,w_50/big.jpg", [None])  # the app's own first-use objects
     gc.collect()
-    before = sum(isinstance(thing, pyvips.Image) for thing in gc.get_objects())
+    before = live_images()
     gc.disable()
     try:
         answers = at_once(client, f"/demo/image/upload/l_big/{HEAVY}/fl_layer_apply/big.jpg", [None] * 3)
         # The render's thread lets go of its frames just after it has handed back the error.
         deadline = time.monotonic() + 10
-        while (left := sum(isinstance(thing, pyvips.Image) for thing in gc.get_objects()) - before) > 0:
+        while (left := live_images() - before) > 0:
             if time.monotonic() > deadline:
                 break
             time.sleep(0.05)
@@ -181,12 +181,12 @@ def test_a_render_every_client_left_leaves_no_image_for_the_garbage_collector(
     client = make_client()
     at_once(client, "/demo/image/upload/c_scale,w_50/big.jpg", [None])  # the app's own first-use objects
     gc.collect()
-    before = sum(isinstance(thing, pyvips.Image) for thing in gc.get_objects())
+    before = live_images()
     gc.disable()
     try:
         answers = at_once(client, f"/demo/image/upload/l_big/{HEAVY}/fl_layer_apply/big.jpg", [0.2, 0.3])
         deadline = time.monotonic() + 10  # (the render's thread lets go of its frames just after)
-        while (left := sum(isinstance(thing, pyvips.Image) for thing in gc.get_objects()) - before) > 0:
+        while (left := live_images() - before) > 0:
             if time.monotonic() > deadline:
                 break
             time.sleep(0.05)

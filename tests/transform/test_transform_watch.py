@@ -14,6 +14,7 @@ import pyvips
 from transform_helpers import animation
 
 from grammar import parse_transformation
+from tests.conftest import live_images
 from transform import FormatChoice, Limits, Rendered, Watch, compile_plan, frames, render
 from transform.watch import UNWATCHED
 
@@ -129,11 +130,6 @@ def test_an_animations_frames_are_owned_before_they_are_decoded() -> None:
         with pytest.raises(pyvips.Error):
             frames.load(source, [0, 1, 2], Limits(), size, watch)
     assert len(frames.load(source, [0, 1, 2], Limits(), None, Watch())) == 3
-
-
-
-def live_images() -> int:
-    return sum(isinstance(thing, pyvips.Image) for thing in gc.get_objects())
 
 
 @pytest.mark.parametrize("text", [HEAVY, f"l_big/l_big/{HEAVY}/fl_layer_apply/fl_layer_apply"])
