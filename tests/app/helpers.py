@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import threading
 import time
@@ -119,3 +120,30 @@ def hang_up(client: TestClient, path: str, headers: dict[str, str], part: bytes,
     starts = [m["status"] for m in sent if m["type"] == "http.response.start"]
     return int(starts[0]) if starts else 0
 
+
+async def asgi_get(app: Any, path: str, leave_after: float | None) -> list[dict[str, Any]]:
+    """A GET of ``path`` called as a server calls the app, whose client closes the connection after
+    ``leave_after`` seconds (None: never); the messages the app sent."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+        "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
+        "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
+    }  # fmt: skip
+    asked = False
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal asked
+        if not asked:
+            asked = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        if leave_after is None:
+            await asyncio.Event().wait()  # until the app stops listening (cancelled)
+        await asyncio.sleep(leave_after or 0)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent

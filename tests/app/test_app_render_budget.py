@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from tests.app.helpers import (
     HEAVY,
     ClientFactory,
     EllipseSegmenter,
+    asgi_get,
     client_factory,
     metric,
     noisy_originals,
@@ -121,28 +121,8 @@ def test_a_generation_past_the_budget_fails_for_everyone_waiting(make_client: Cl
 def leave_after(client: TestClient, path: str, seconds: float) -> list[dict[str, Any]]:
     """Call ``client``'s app as a server does for a GET of ``path`` whose client closes the connection
     after ``seconds``; the messages the app sent."""
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-        "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
-        "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
-    }  # fmt: skip
-    asked = False
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        nonlocal asked
-        if not asked:
-            asked = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.sleep(seconds)
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
     assert client.portal is not None
-    client.portal.call(client.app, scope, receive, send)
-    return sent
+    return client.portal.call(asgi_get, client.app, path, seconds)
 
 
 def test_a_render_whose_client_leaves_is_abandoned(make_client: ClientFactory) -> None:

@@ -17,6 +17,7 @@ from tests.app.helpers import (
     HEAVY,
     ClientFactory,
     EllipseSegmenter,
+    asgi_get,
     client_factory,
     metric,
     noisy_originals,
@@ -40,35 +41,10 @@ def make_client(tmp_path: Path, originals: Path) -> Any:
 
 
 async def get(app: Any, path: str, leave_after: float | None) -> tuple[int, bytes]:
-    """A GET of ``path`` called as a server calls the app; its client closes the connection after
-    ``leave_after`` seconds (None: never). (status, body); status 0 when nothing was sent."""
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-        "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
-        "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
-    }  # fmt: skip
-    asked = False
-    status, body = 0, b""
-
-    async def receive() -> dict[str, Any]:
-        nonlocal asked
-        if not asked:
-            asked = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        if leave_after is None:
-            await asyncio.Event().wait()  # until the app stops listening (cancelled)
-        await asyncio.sleep(leave_after or 0)
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status, body
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        elif message["type"] == "http.response.body":
-            body += message.get("body", b"")
-
-    await app(scope, receive, send)
-    return status, body
+    """``asgi_get``'s answer as (status, body); status 0 when nothing was sent."""
+    sent = await asgi_get(app, path, leave_after)
+    status = next((m["status"] for m in sent if m["type"] == "http.response.start"), 0)
+    return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
 
 
 def at_once(client: TestClient, path: str, leave_after: list[float | None]) -> list[tuple[int, bytes]]:
