@@ -526,7 +526,9 @@ def test_eager_through_a_slow_server_keeps_to_the_overall_timeout(
     assert err.count("timed out (--timeout reached)") == 2
     # The first request gets the minimum second, the second none: the deadline had passed.
     assert elapsed < 3, elapsed
-    assert len(tiny_server.accepts) == 1
+    # At most the first reached the server: the second was never sent. (Under a heavy load the first
+    # may not have been read by the server's thread within its second, so this is not ``== 1``.)
+    assert len(tiny_server.accepts) <= 1
 
 
 def test_remove_bg_mask_of_a_transparent_original_is_the_cut_outs_alpha(
