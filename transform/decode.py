@@ -9,7 +9,7 @@ memory is spent on it.
 from __future__ import annotations
 
 import os
-import re
+from collections.abc import Callable, Sequence
 
 import pyvips
 
@@ -18,10 +18,8 @@ from transform import pixels
 from transform.limits import Limits, check_original
 
 Source = str | os.PathLike[str] | bytes
-#: The libvips message of a failure inside a decoder (as opposed to an error of ours).
-DECODER_FAILURE = re.compile(
-    r"VipsForeignLoad|VipsJpeg|VipsPng|libpng|gifload|webp|heif|tiff|premature|truncat", re.I
-)
+#: Formats whose frames are each drawn over the ones before: reaching page n decodes pages 0 to n.
+DRAWN_OVER = ("gif", "webp")
 
 
 def sniff(head: bytes) -> str | None:
@@ -127,3 +125,44 @@ def thumbnail(
         name = os.fspath(source)
         image = pyvips.Image.thumbnail(f"{name}[{chosen}]" if chosen else name, width, **options)
     return pixels.normalize(image)
+
+
+def fails_alone(
+    source: Source, pages: Sequence[int] = (0,), own: Callable[[pyvips.Image], pyvips.Image] | None = None
+) -> bool:
+    """Whether ``pages`` (0-based) of ``source`` fail to decode in full on their own, as renders decode
+    them (``fail_on`` truncated): True for a damaged original. False when the file is gone, which is not
+    damage (a destroy or rename meanwhile: the caller's error stands).
+
+    This, not the text of a render's ``pyvips.Error``, says whether a render failed on damaged data:
+    libvips keeps one error buffer for the whole process, which pyvips reads and clears into each error
+    it raises, and also writes and clears on every method call it looks up (``image.copy()`` first tries
+    a property named "copy"). So under concurrent renders an error's text is often empty, or another
+    thread's ("image: no property named `copy'"). Whether a decode fails is its return code: this
+    thread's own. The bytes are read afresh into a new source, so that no image is shared with another
+    render through libvips' operation cache (where a failed or stopped load could be found again).
+    ``own``: makes each image stoppable (``Watch.own``): the caller's time budget covers this decode."""
+    if isinstance(source, bytes):
+        data = source
+    else:
+        try:
+            with open(source, "rb") as handle:
+                data = handle.read()
+        except OSError:
+            return False
+
+    def load(**options: object) -> pyvips.Image:
+        return pyvips.Image.new_from_source(pyvips.Source.new_from_memory(data), "", access="sequential",
+                                            **options)  # fmt: skip
+
+    try:
+        count = page_count(load())
+        chosen = sorted({page for page in pages if 0 <= page < count}) or [0]
+        # Frames drawn over earlier ones are read from the first, as the render's loader reads them.
+        spans = [(0, chosen[-1] + 1)] if sniff(data[:16]) in DRAWN_OVER else [(page, 1) for page in chosen]
+        for first, n in spans:
+            image = load(fail_on="truncated", **_page_options(first, n))
+            (own(image) if own is not None else image).avg()
+    except pyvips.Error:
+        return True
+    return False
