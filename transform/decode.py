@@ -55,14 +55,10 @@ def open_image(
     """The lazily-opened original (header read, pixels not yet) and its format: its first page, or
     ``pages`` pages from ``page`` (0-based) as one tall strip, each ``page-height`` high (animations).
     ``scale``: a WebP decoded that much smaller (libwebp scales as it decodes: shrink-on-load)."""
-    if isinstance(source, bytes):
-        fmt = sniff(source[:16])
-    else:
-        try:
-            with open(source, "rb") as handle:
-                fmt = sniff(handle.read(16))
-        except FileNotFoundError as exc:
-            raise NotFound("Resource not found", detail=str(exc)) from exc
+    try:
+        fmt = _sniffed(source)
+    except FileNotFoundError as exc:
+        raise NotFound("Resource not found", detail=str(exc)) from exc
     if fmt is None:
         raise Undecodable("Image cannot be decoded: not a JPEG, PNG, GIF, WebP, AVIF, HEIC or TIFF image")
     options: dict[str, object] = {"access": access, "fail_on": "truncated", **_page_options(page, pages)}
@@ -139,30 +135,32 @@ def fails_alone(
     it raises, and also writes and clears on every method call it looks up (``image.copy()`` first tries
     a property named "copy"). So under concurrent renders an error's text is often empty, or another
     thread's ("image: no property named `copy'"). Whether a decode fails is its return code: this
-    thread's own. The bytes are read afresh into a new source, so that no image is shared with another
-    render through libvips' operation cache (where a failed or stopped load could be found again).
-    ``own``: makes each image stoppable (``Watch.own``): the caller's time budget covers this decode."""
-    if isinstance(source, bytes):
-        data = source
-    else:
-        try:
-            with open(source, "rb") as handle:
-                data = handle.read()
-        except OSError:
-            return False
+    thread's own. Each load is from a new source, so that no image is shared with another render through
+    libvips' operation cache (where a failed or stopped load could be found again). ``own``: makes each
+    image stoppable (``Watch.own``), so that the caller's time budget covers this decode too."""
 
     def load(**options: object) -> pyvips.Image:
-        return pyvips.Image.new_from_source(pyvips.Source.new_from_memory(data), "", access="sequential",
-                                            **options)  # fmt: skip
+        fresh = (pyvips.Source.new_from_memory(source) if isinstance(source, bytes)
+                 else pyvips.Source.new_from_file(os.fspath(source)))  # fmt: skip
+        return pyvips.Image.new_from_source(fresh, "", access="sequential", **options)
 
     try:
-        count = page_count(load())
+        header = load()
+        count = page_count(header)
         chosen = sorted({page for page in pages if 0 <= page < count}) or [0]
         # Frames drawn over earlier ones are read from the first, as the render's loader reads them.
-        spans = [(0, chosen[-1] + 1)] if sniff(data[:16]) in DRAWN_OVER else [(page, 1) for page in chosen]
+        spans = [(0, chosen[-1] + 1)] if _sniffed(source) in DRAWN_OVER else [(page, 1) for page in chosen]
         for first, n in spans:
             image = load(fail_on="truncated", **_page_options(first, n))
             (own(image) if own is not None else image).avg()
-    except pyvips.Error:
-        return True
+    except (pyvips.Error, OSError):
+        return isinstance(source, bytes) or os.path.exists(source)  # (a file gone meanwhile: not damage)
     return False
+
+
+def _sniffed(source: Source) -> str | None:
+    """``sniff`` of the source's first bytes."""
+    if isinstance(source, bytes):
+        return sniff(source[:16])
+    with open(source, "rb") as handle:
+        return sniff(handle.read(16))
