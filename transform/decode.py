@@ -9,7 +9,7 @@ memory is spent on it.
 from __future__ import annotations
 
 import os
-import re
+from collections.abc import Callable, Sequence
 
 import pyvips
 
@@ -18,10 +18,8 @@ from transform import pixels
 from transform.limits import Limits, check_original
 
 Source = str | os.PathLike[str] | bytes
-#: The libvips message of a failure inside a decoder (as opposed to an error of ours).
-DECODER_FAILURE = re.compile(
-    r"VipsForeignLoad|VipsJpeg|VipsPng|libpng|gifload|webp|heif|tiff|premature|truncat", re.I
-)
+#: Formats whose frames are each drawn over the ones before: reaching page n decodes pages 0 to n.
+DRAWN_OVER = ("gif", "webp")
 
 
 def sniff(head: bytes) -> str | None:
@@ -57,14 +55,10 @@ def open_image(
     """The lazily-opened original (header read, pixels not yet) and its format: its first page, or
     ``pages`` pages from ``page`` (0-based) as one tall strip, each ``page-height`` high (animations).
     ``scale``: a WebP decoded that much smaller (libwebp scales as it decodes: shrink-on-load)."""
-    if isinstance(source, bytes):
-        fmt = sniff(source[:16])
-    else:
-        try:
-            with open(source, "rb") as handle:
-                fmt = sniff(handle.read(16))
-        except FileNotFoundError as exc:
-            raise NotFound("Resource not found", detail=str(exc)) from exc
+    try:
+        fmt = _sniffed(source)
+    except FileNotFoundError as exc:
+        raise NotFound("Resource not found", detail=str(exc)) from exc
     if fmt is None:
         raise Undecodable("Image cannot be decoded: not a JPEG, PNG, GIF, WebP, AVIF, HEIC or TIFF image")
     options: dict[str, object] = {"access": access, "fail_on": "truncated", **_page_options(page, pages)}
@@ -127,3 +121,46 @@ def thumbnail(
         name = os.fspath(source)
         image = pyvips.Image.thumbnail(f"{name}[{chosen}]" if chosen else name, width, **options)
     return pixels.normalize(image)
+
+
+def fails_alone(
+    source: Source, pages: Sequence[int] = (0,), own: Callable[[pyvips.Image], pyvips.Image] | None = None
+) -> bool:
+    """Whether ``pages`` (0-based) of ``source`` fail to decode in full on their own, as renders decode
+    them (``fail_on`` truncated): True for a damaged original. False when the file is gone, which is not
+    damage (a destroy or rename meanwhile: the caller's error stands).
+
+    This, not the text of a render's ``pyvips.Error``, says whether a render failed on damaged data:
+    libvips keeps one error buffer for the whole process, which pyvips reads and clears into each error
+    it raises, and also writes and clears on every method call it looks up (``image.copy()`` first tries
+    a property named "copy"). So under concurrent renders an error's text is often empty, or another
+    thread's ("image: no property named `copy'"). Whether a decode fails is its return code: this
+    thread's own. Each load is from a new source, so that no image is shared with another render through
+    libvips' operation cache (where a failed or stopped load could be found again). ``own``: makes each
+    image stoppable (``Watch.own``), so that the caller's time budget covers this decode too."""
+
+    def load(**options: object) -> pyvips.Image:
+        fresh = (pyvips.Source.new_from_memory(source) if isinstance(source, bytes)
+                 else pyvips.Source.new_from_file(os.fspath(source)))  # fmt: skip
+        return pyvips.Image.new_from_source(fresh, "", access="sequential", **options)
+
+    try:
+        header = load()
+        count = page_count(header)
+        chosen = sorted({page for page in pages if 0 <= page < count}) or [0]
+        # Frames drawn over earlier ones are read from the first, as the render's loader reads them.
+        spans = [(0, chosen[-1] + 1)] if _sniffed(source) in DRAWN_OVER else [(page, 1) for page in chosen]
+        for first, n in spans:
+            image = load(fail_on="truncated", **_page_options(first, n))
+            (own(image) if own is not None else image).avg()
+    except (pyvips.Error, OSError):
+        return isinstance(source, bytes) or os.path.exists(source)  # (a file gone meanwhile: not damage)
+    return False
+
+
+def _sniffed(source: Source) -> str | None:
+    """``sniff`` of the source's first bytes."""
+    if isinstance(source, bytes):
+        return sniff(source[:16])
+    with open(source, "rb") as handle:
+        return sniff(handle.read(16))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
@@ -12,9 +13,9 @@ from grammar.errors import Undecodable
 from grammar.image_formats import WRITABLE
 from transform import dynamic, frames, pixels
 from transform.decode import (
-    DECODER_FAILURE,
     Source,
     decode,
+    fails_alone,
     open_image,
     oriented_size,
     thumbnail,
@@ -79,9 +80,15 @@ def render(
             # Masks and faces are keyed by what the steps before them made, which the asset's tags and
             # context decide too when a condition reads them.
             source_key = f"{source_key}|asset:{asset.token}"
+        layers: list[Source] = []  # the layers' originals decoded: a failure may be theirs
+
+        def decode_layer(layer: Source, autorotate: bool) -> pyvips.Image:
+            layers.append(layer)
+            return watch.own(decode(layer, limits, autorotate))
+
         ctx = Ctx(
             source_key=block_source_key(source_key, plan.autorotate),
-            decode=lambda layer, autorotate: watch.own(decode(layer, limits, autorotate)),
+            decode=decode_layer,
             masks=masks,
             faces=faces,
             load_layer=load_layer,
@@ -90,7 +97,7 @@ def render(
             uncounted=uncounted,
             asset=asset,
         )
-        return _render(plan, source, choice, ctx)
+        return _render(plan, source, choice, ctx, layers)
     except Exception as exc:
         # Whatever libvips ("killed for image") or a step made of being stopped. Not kept in a local:
         # this frame is in the error's traceback, and a local naming the error would make a cycle.
@@ -101,8 +108,9 @@ def render(
         watch.close()
 
 
-def _render(plan: Plan, source: Source, choice: FormatChoice, ctx: Ctx) -> Rendered:
+def _render(plan: Plan, source: Source, choice: FormatChoice, ctx: Ctx, layers: Sequence[Source]) -> Rendered:
     limits, watch = ctx.limits, ctx.watch
+    pages: Sequence[int] = (0,)  # the original's pages decoded, once chosen
     try:
         # The first page's header, opened once for every question below (each open sniffs the file).
         header, original = open_image(source, limits)
@@ -114,6 +122,7 @@ def _render(plan: Plan, source: Source, choice: FormatChoice, ctx: Ctx) -> Rende
         if plan.reads:  # iw, ih and pc: the original upright (unless a_ignore), from its header
             ctx = replace(ctx, origin=dynamic.origin(header, oriented_size(header, plan.autorotate)))
         chosen, animation = _delivery(plan, header, original, choice, limits)
+        pages = chosen.pages if animation is not None else chosen.pages[:1]
         if animation is not None:
             return _animate(plan, source, (header, original), chosen, animation, choice, ctx)
         # A still: the first frame chosen (pg_, vs_), or the first of an animation asked in a still format.
@@ -129,10 +138,30 @@ def _render(plan: Plan, source: Source, choice: FormatChoice, ctx: Ctx) -> Rende
         check_output(image.width, image.height, limits)  # also when there were no steps
         return _finish(image, plan, choice, original, watch)
     except pyvips.Error as exc:
-        # "out of order read" is a pipeline of ours reading a sequential source twice: our bug, not damage.
-        if DECODER_FAILURE.search(str(exc)) and "out of order read" not in str(exc):
-            raise Undecodable("Image cannot be decoded: damaged image data", detail=str(exc)) from exc
-        raise
+        # Damaged data (a 422) or a fault of ours (a 500, such as a pipeline reading a sequential source
+        # twice: "out of order read")? Not from the error's text, which under concurrent renders is often
+        # empty or another thread's (decode.fails_alone): from decoding what the render read, alone. A
+        # stopped render is neither: render() raises what stopped it.
+        if watch.stopped:
+            raise
+        culprit = _damaged(source, pages, layers, watch)
+        if culprit is None:
+            raise
+        said = exc.detail.strip() or "libvips gave no reason"
+        raise Undecodable(
+            "Image cannot be decoded: damaged image data",
+            detail=f"{culprit} fails to decode on its own ({exc.message}: {said})",
+        ) from exc
+
+
+def _damaged(source: Source, pages: Sequence[int], layers: Sequence[Source], watch: Watch) -> str | None:
+    """What of the render's input is damaged: "the original", "layer <name>", or None (none is)."""
+    if fails_alone(source, pages, watch.own):
+        return "the original"
+    for layer in dict.fromkeys(layers):  # each once (a layer placed twice)
+        if layer != source and fails_alone(layer, own=watch.own):
+            return "layer " + (f"of {len(layer)} bytes" if isinstance(layer, bytes) else os.fspath(layer))
+    return None
 
 
 def delivers_animation(plan: Plan, source: Source, choice: FormatChoice, limits: Limits) -> bool:
