@@ -459,10 +459,21 @@ def _tasks(raw: bytes, key: str | None) -> tuple[list[Any], str | None]:
     except jsonbody.JsonBodyError as exc:
         raise TaskError("invalidJSON", f"The body must be a JSON array of tasks: {exc}") from None
     tasks = tasks if isinstance(tasks, list) else [tasks]
-    if tasks and isinstance(tasks[0], dict) and tasks[0].get("taskType") == "authentication":
+    if not tasks:
+        raise no_tasks()
+    if isinstance(tasks[0], dict) and tasks[0].get("taskType") == "authentication":
         key = key or _api_key(tasks[0])
         tasks = tasks[1:]
     return tasks, key
+
+
+def no_tasks(authenticated: bool = False) -> TaskError:
+    """An array with nothing to run: answered as Runware answers a malformed request (400, its error
+    object) rather than ``{}`` or silence, which a client waiting on its taskUUIDs could not tell from
+    a lost answer. ``authenticated``: the array held only an authentication task (over HTTP, where the
+    key is all it gave; the WebSocket answers the authentication itself)."""
+    what = "only an authentication task" if authenticated else "an empty array"
+    return TaskError("invalidTasks", f"Send a JSON array of at least one task; got {what}")
 
 
 def _answer(
@@ -484,6 +495,8 @@ async def post(request: Request, api: Api) -> Response:
         known = api.gate.check_key(key, _SENT_AS)
     except ApiError as exc:
         return JSONResponse({"errors": [refusal(exc, key)]}, exc.status, headers=exc.headers)
+    if not tasks:  # after the key: an unknown caller is told 401 first, as for any request
+        raise no_tasks(authenticated=True)
     session = Session(api, request_base(request), owner_of(known))
     data: list[dict[str, Any]] = []
     errors: list[tuple[TaskError, dict[str, Any]]] = []
@@ -604,6 +617,9 @@ async def socket(websocket: WebSocket) -> None:
                     await send({"errors": [refused]})
                     continue
                 tasks = tasks if isinstance(tasks, list) else [tasks]
+                if not tasks:
+                    await send({"errors": [no_tasks().body({})]})
+                    continue
                 if await allowed(tasks):
                     await received(tasks)
     except Exception:  # a bug: logged, answered in Runware's shape, and the socket closed with a frame

@@ -26,6 +26,8 @@ from cutout.formbody import read_form
 
 _DATA_URI = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.ASCII)
 _RAW_TYPES = ("application/octet-stream",)
+#: The sources that name an image (rather than carry it): empty, they name nothing.
+_NAMED = ("image_url", "public_id", "task_id")
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,10 @@ async def read(request: Request, limit: int) -> Intake:
     given = (["body"] if body else []) + (["image_file"] if upload is not None else [])
     given += [name for name in SOURCES if name in fields and name != "image_file"]
     source = check_sources(given)
+    if source in _NAMED and not fields[source].strip():
+        # An empty identifier is the client's mistake, not an unknown image: "No original ''" (404) read
+        # as if the server had lost it.
+        raise ApiError("invalid_parameter", f"{source} is empty", parameter=source)
     if source == "body":
         return Intake(fields, source, body, files)
     if source == "image_file":

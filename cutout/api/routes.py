@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import logging
 import math
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -261,9 +262,15 @@ async def delete_task(request: Request, api: Api) -> Response:
 async def no_route(request: Request, api: Api) -> Response:
     """Anything else under /v1/ answers in the API's shape, instead of falling to the delivery URLs."""
     path = request.url.path
+    # /v1/tasks/ and /v1/tasks//result match no route ({task_id} takes one character at least): an empty
+    # task id is the client's 400 naming it, where the route takes the method, not "No API route" (404).
+    empty_id = _EMPTY_TASK_ID.fullmatch(path) is not None
+    matched = path.replace("/v1/tasks/", "/v1/tasks/-", 1) if empty_id else path
     allowed = [
-        m for route in ROUTES[:-1] if route.path_regex.match(path) for m in sorted(route.methods or ())
+        m for route in ROUTES[:-1] if route.path_regex.match(matched) for m in sorted(route.methods or ())
     ]
+    if empty_id and request.method in allowed:
+        raise invalid("task_id", f"task_id is empty: {request.method} {path} names no task")
     if allowed:
         return JSONResponse(
             ApiError("method_not_allowed", f"{request.method} is not allowed on {path}").body(),
@@ -273,6 +280,7 @@ async def no_route(request: Request, api: Api) -> Response:
     raise ApiError("not_found", f"No API route {path}")
 
 
+_EMPTY_TASK_ID = re.compile(r"/v1/tasks/(/result)?")
 #: OPTIONS too: else a plain OPTIONS (no Access-Control-Request-Method: a CORS preflight is answered by
 #: ``cors`` before routing) fell to the delivery URLs' and was told ``Allow: GET, HEAD, OPTIONS`` of
 #: routes that take POST (or GET and DELETE); here it is a 405 that names what the route takes, as the

@@ -179,6 +179,16 @@ def test_upload_url_rules(client: TestClient) -> None:
     assert client.put(url.replace(put["file_id"], "0" * 32), content=road()).status_code == 403
     slashed = client.put(url.replace(put["file_id"], "a%2Fb"), content=road())  # was delivery's 405 text
     assert slashed.status_code == 403 and slashed.json()["error_code"]
+    empty = client.put(url.replace(put["file_id"], ""), content=road())  # was "unknown" (403)
+    assert empty.status_code == 400 and "file_id is empty" in empty.json()["error"]
+
+
+def test_an_empty_task_id_is_a_400_naming_it(client: TestClient) -> None:
+    """GET /s2s/v2.0/task/sod/ was "No task  (unknown, or timed out)": the server's memory blamed."""
+    answer = client.get("/s2s/v2.0/task/sod/", headers=BEARER)
+    assert answer.status_code == 400
+    assert answer.json() == {"status": 400, "error_code": "invalid_parameter",
+                             "error": "task_id is empty: GET /s2s/v2.0/task/sod/<task_id>"}  # fmt: skip
 
 
 

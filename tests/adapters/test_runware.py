@@ -518,3 +518,30 @@ def test_a_task_that_is_not_an_object_keeps_the_socket(client: TestClient) -> No
 def test_no_model(modelless: TestClient) -> None:
     [error] = modelless.post("/v1", headers=BEARER, json=[removal()]).json()["errors"]
     assert error["code"] == "modelUnavailable" and error["taskType"] == "imageBackgroundRemoval"
+
+
+def test_an_array_with_no_task_is_a_400_on_both_transports(client: TestClient) -> None:
+    """[] was answered 200 {} over HTTP and not at all over the WebSocket: a client waiting on its
+    taskUUIDs could not tell it from a lost answer."""
+    for headers, body, said in (
+        (BEARER, [], "an empty array"),
+        ({}, [], "an empty array"),  # malformed before anything else, as invalidJSON is
+        ({}, [{"taskType": "authentication", "apiKey": KEY}], "only an authentication task"),
+    ):
+        response = client.post("/v1", headers=headers, json=body)
+        assert response.status_code == 400
+        [error] = response.json()["errors"]
+        assert error["code"] == "invalidTasks" and said in error["message"]
+        assert (error["taskType"], error["taskUUID"]) == (None, None)
+    wrong = client.post("/v1", json=[{"taskType": "authentication", "apiKey": "wrong"}])
+    assert wrong.status_code == 401  # the key is checked before the array is found empty
+    with client.websocket_connect("/v1") as socket:
+        socket.send_json([])  # before authentication too
+        assert socket.receive_json()["errors"][0]["code"] == "invalidTasks"
+        socket.send_json([{"taskType": "authentication", "apiKey": KEY}])
+        assert socket.receive_json()["data"][0]["connectionSessionUUID"]
+        socket.send_json([])
+        [error] = socket.receive_json()["errors"]
+        assert error["code"] == "invalidTasks" and "an empty array" in error["message"]
+        socket.send_json([{"taskType": "ping", "ping": True}])  # the socket goes on
+        assert socket.receive_json() == {"data": [{"taskType": "ping", "pong": True}]}
