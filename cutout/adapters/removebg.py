@@ -69,6 +69,12 @@ class NoForeground(ApiError):
 
 #: The image fields, named alike in remove.bg's request and the native API's errors.
 _IMAGES = ("image_file", "image_file_b64", "image_url", "bg_image_file", "bg_image_url")
+#: remove.bg's fields (its OpenAPI file's) and the native public_id: what may come as JSON null, which is
+#: "not given" (the field's default), as its generated clients send an optional field they do not set.
+#: shadow_type and shadow_opacity are refused with a value, but a null asks for nothing.
+FIELDS = frozenset((*_IMAGES, "public_id", "size", "type", "type_level", "semitransparency", "crop",
+                    "crop_margin", "roi", "scale", "position", "add_shadow", "channels", "bg_color",
+                    "format", "shadow_type", "shadow_opacity"))  # fmt: skip
 
 
 def error(exc: ApiError) -> Response:
@@ -173,13 +179,15 @@ class _Asked:
 async def _asked(request: Request, api: Api) -> _Asked:
     """The request read and translated as remove.bg's (its errors raised)."""
     try:
-        received = await read(request, api.settings.max_upload_bytes)
+        received = await read(request, api.settings.max_upload_bytes, FIELDS)
     except ApiError as exc:
         if exc.code != "missing_source":
             raise
         # The native intake names the HTTP API's own fields (public_id, task_id): a remove.bg client
         # is told remove.bg's.
-        raise ApiError("missing_source", _NO_IMAGE) from None
+        # A null image field (``{"image_url": null}``) is named, as the native intake names it.
+        said = f"{exc.parameter} is null, which is as not given. " if exc.parameter in _IMAGES else ""
+        raise ApiError("missing_source", said + _NO_IMAGE, parameter=exc.parameter) from None
     native, ignored = translate(received.fields)
     is_zip = received.fields.get("format") == "zip"
     if is_zip and native.get("channels") == "alpha":

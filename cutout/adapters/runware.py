@@ -142,6 +142,7 @@ class Session:
     async def run(self, task: Any) -> dict[str, Any]:
         if not isinstance(task, dict):
             raise TaskError("invalidTask", "Each task must be a JSON object")
+        task = given(task)
         kind = task.get("taskType")
         task_uuid = _task_uuid(task)
         if isinstance(kind, str) and kind in TASK_FIELDS:  # a field these do not read was ignored unseen
@@ -157,8 +158,8 @@ class Session:
                 return await self.response(task_uuid)
         except ApiError as exc:
             raise from_api(exc) from None
-        raise TaskError("unsupportedTaskType", f"taskType {kind!r} is not served here: {REMOVAL}, "
-                        "imageUpload, getResponse", "taskType")  # fmt: skip
+        said = "taskType is required" if kind is None else f"taskType {kind!r} is not served here"
+        raise TaskError("unsupportedTaskType", f"{said}: {REMOVAL}, imageUpload, getResponse", "taskType")
 
     # -- imageUpload -------------------------------------------------------------------------------
     async def upload(self, task: dict[str, Any]) -> dict[str, Any]:
@@ -242,8 +243,10 @@ class Session:
     def removal_asked(self, task: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], str, str]:
         """An imageBackgroundRemoval task read: (the task with its settings merged, native fields,
         outputType, inputImage); its errors raised."""
+        task = given(task)
         settings = task.get("settings") or {}
         _check(isinstance(settings, dict), "settings", "settings must be an object of the task's options")
+        settings = given(settings)
         for name in sorted(settings):
             if name not in SETTINGS:
                 raise TaskError("unsupportedParameter", f"unknown parameter {name!r} in settings "
@@ -338,8 +341,18 @@ class Session:
 def _task_uuid(task: dict[str, Any]) -> str:
     task_uuid = task.get("taskUUID")
     if not isinstance(task_uuid, str) or not _UUID.fullmatch(task_uuid):
-        raise TaskError("invalidTaskUUID", "taskUUID must be a UUID v4 string", "taskUUID")
+        said = "is required" if task_uuid is None else "must be"
+        raise TaskError("invalidTaskUUID", f"taskUUID {said} a UUID v4 string", "taskUUID")
     return task_uuid
+
+
+def given(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` without those sent as ``null``: a null is "not given" (the field's default), as SDKs
+    and JavaScript clients write an optional field they do not set (Runware's reference lists defaults,
+    never a null). A required one left out this way is then refused as missing, by name."""
+    if all(value is not None for value in fields.values()):
+        return fields
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def _image_uuid(what: dict[str, Any], owner: str) -> str:

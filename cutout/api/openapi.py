@@ -79,6 +79,11 @@ def _fields(body: str = "multipart") -> dict[str, Any]:
             schema = {"anyOf": [{"type": "boolean"}, FLAG]}
         elif body == "json" and name == "max_megapixels":
             schema = {"anyOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": MAX_MEGAPIXELS}, schema]}
+        if body == "json":  # null is "not given" (``intake._json``), as SDKs write an unset optional field
+            either = schema.get("anyOf")
+            kinds: list[Any] = list(either) if isinstance(either, list) else [schema]
+            schema = {"anyOf": [*kinds, {"type": "null"}]}
+            text += " (null: not given)"
         properties[name] = {**schema, "description": text}
     return properties
 

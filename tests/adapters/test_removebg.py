@@ -435,3 +435,21 @@ def test_a_crop_margin_past_remove_bgs_bounds_is_clamped_not_refused(client: Tes
     bad = {"image_file_b64": B64, "crop": "true", "crop_margin": "ten"}
     refused = client.post(URL, headers=KEYED, data=bad)
     assert refused.status_code == 400 and "crop_margin" in refused.json()["errors"][0]["detail"]
+
+
+def test_a_json_null_is_a_field_not_given(client: TestClient) -> None:
+    """remove.bg's generated clients send null for an optional field they do not set: it is the field's
+    default (size preview, format auto...), where it was a 400 "must be a string, number or boolean".
+    shadow_type is refused with a value, but null asks for nothing."""
+    nulls = {name: None for name in ("size", "type", "type_level", "format", "roi", "crop", "crop_margin",
+                                     "scale", "position", "channels", "add_shadow", "semitransparency",
+                                     "bg_color", "bg_image_url", "shadow_type", "shadow_opacity")}
+    response = client.post(URL, headers=KEYED, json={"image_file_b64": B64, **nulls})
+    assert response.status_code == 200, response.text
+    assert int(response.headers["x-width"]) * int(response.headers["x-height"]) <= 250_000  # preview
+    assert "x-cutout-ignored-hints" not in response.headers
+    for body, said in (({"image_url": None}, "image_url is null"),
+                       ({"image_file_b64": B64, "sizee": None}, "unknown parameter 'sizee'")):  # fmt: skip
+        refused = client.post(URL, headers=KEYED, json=body)
+        assert refused.status_code == 400
+        assert said in refused.json()["errors"][0]["detail"]

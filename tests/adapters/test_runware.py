@@ -545,3 +545,28 @@ def test_an_array_with_no_task_is_a_400_on_both_transports(client: TestClient) -
         assert error["code"] == "invalidTasks" and "an empty array" in error["message"]
         socket.send_json([{"taskType": "ping", "ping": True}])  # the socket goes on
         assert socket.receive_json() == {"data": [{"taskType": "ping", "pong": True}]}
+
+
+def test_a_null_field_is_its_default(client: TestClient) -> None:
+    """null for an optional field (an SDK's unset one) was a 400 ("outputFormat must be PNG, JPG or WEBP"
+    for outputFormat: null); it is the field's default, in the task and in settings. A required one
+    null is refused as missing, by name."""
+    nulls = {name: None for name in ("outputFormat", "outputQuality", "includeCost", "rgba", "model",
+                                     "returnOnlyMask", "alphaMatting", "deliveryMethod", "webhookURL")}
+    task = removal(**nulls, settings={"postProcessMask": None, "alphaMattingErodeSize": None})
+    response = client.post("/v1", headers=BEARER, json=[task])
+    assert response.status_code == 200, response.text
+    [item] = response.json()["data"]
+    assert decoded(item).bands == 4 and "cost" not in item
+    assert "x-cutout-ignored-hints" not in response.headers  # a null model or quality is no hint
+    for field, said in (("inputImage", "inputImage is required"), ("taskUUID", "taskUUID is required"),
+                        ("taskType", "taskType is required")):  # fmt: skip
+        refused = client.post("/v1", headers=BEARER, json=[{**removal(), field: None}])
+        assert refused.status_code == 400
+        [error] = refused.json()["errors"]
+        assert error["parameter"] == field and said in error["message"]
+    with client.websocket_connect("/v1") as socket:
+        socket.send_json([{"taskType": "authentication", "apiKey": KEY, "connectionSessionUUID": None}])
+        assert socket.receive_json()["data"][0]["connectionSessionUUID"]
+        socket.send_json([removal(outputFormat=None)])
+        assert decoded(socket.receive_json()["data"][0]).bands == 4
