@@ -475,7 +475,12 @@ def _tasks(raw: bytes, key: str | None) -> tuple[list[Any], str | None]:
     if not tasks:
         raise no_tasks()
     if isinstance(tasks[0], dict) and tasks[0].get("taskType") == "authentication":
-        key = key or _api_key(tasks[0])
+        given = _api_key(tasks[0])
+        if key and given and given != key:  # the header used to win silently
+            raise TaskError("conflictingApiKey", "Authorization: Bearer and the authentication task's "
+                            "apiKey carry different keys: send one of them (or the same key in each)",
+                            "apiKey", task_type="authentication")  # fmt: skip
+        key = key or given
         tasks = tasks[1:]
     return tasks, key
 
@@ -671,7 +676,7 @@ async def _front_intake(api: Api, request: Request, headers: front.Headers, body
     """One synchronous imageBackgroundRemoval whose image is carried (base64 or a data URI); anything
     else (several tasks, a UUID or URL, async, a webhook, an error) is the route's."""
     try:
-        tasks, _ = _tasks(body, None)
+        tasks, _ = _tasks(body, FACE.key(headers))  # as the route reads them: a second key is its 400
         if len(tasks) != 1 or not isinstance(tasks[0], dict) or tasks[0].get("taskType") != REMOVAL:
             return None
         _task_uuid(tasks[0])

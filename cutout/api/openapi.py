@@ -31,7 +31,10 @@ def _error_responses(*codes: str) -> dict[str, Any]:
     }
 
 
-_COMMON = ("auth_failed", "rate_limited", "internal_error", "not_found", "method_not_allowed")
+#: invalid_parameter: every route's 400 for two different keys (``auth.one_key``), an empty task id, or a
+#: query parameter on a task route.
+_COMMON = ("invalid_parameter", "auth_failed", "rate_limited", "internal_error", "not_found",
+           "method_not_allowed")  # fmt: skip
 _REMOVE = tuple(code for code in CODES if code != "method_not_allowed")
 _IMAGE = {"schema": {"type": "string", "contentMediaType": "image/*"}}
 _ACCEPTED = {

@@ -103,7 +103,7 @@ async def _answered(handler: Handler, request: Request, api: Api) -> Response:
 async def remove_background(request: Request, api: Api) -> Response:
     received = await intake.read(request, api.settings.max_upload_bytes)
     fields = received.fields
-    run_async = flag("async", fields.get("async", "false")) or _prefers_async(request)
+    run_async = _run_async(fields.get("async"), _prefers_async(request))
     webhook_url = fields.get("webhook_url")
     if webhook_url is not None:
         _check_webhook(api, webhook_url)
@@ -124,6 +124,19 @@ async def remove_background(request: Request, api: Api) -> Response:
                 await _queued(api, job, webhook_url, auth.caller(request))
             return result_response(result, job, request, api.settings)
     return await _queued(api, job, webhook_url, auth.caller(request))
+
+
+def _run_async(asked: str | None, prefers: bool) -> bool:
+    """Whether to answer 202 at once: ``async=true`` or ``Prefer: respond-async``. Both given and at odds
+    (``async=false`` with the header) is a 400 naming both: the header used to win silently, though a
+    client that writes async=false has said what it wants (RFC 7240 lets a server ignore a preference,
+    not a parameter)."""
+    if asked is None:
+        return prefers
+    wanted = flag("async", asked)
+    if prefers and not wanted:
+        raise invalid("async", f"async={asked} and Prefer: respond-async disagree: send one of them")
+    return wanted or prefers
 
 
 def _prefers_async(request: Request) -> bool:
