@@ -142,16 +142,16 @@ class Session:
     async def run(self, task: Any) -> dict[str, Any]:
         if not isinstance(task, dict):
             raise TaskError("invalidTask", "Each task must be a JSON object")
-        task = given(task)
         kind = task.get("taskType")
         task_uuid = _task_uuid(task)
         if isinstance(kind, str) and kind in TASK_FIELDS:  # a field these do not read was ignored unseen
-            unknown = sorted(set(task) - TASK_FIELDS[kind])
+            unknown = sorted(set(task) - TASK_FIELDS[kind])  # null or not: a misspelt name is refused
             if unknown:
                 raise TaskError("unsupportedParameter", f"unknown parameter {unknown[0]!r}", unknown[0])
+        raw, task = task, given(task)
         try:
             if kind == REMOVAL:
-                return await self.removal(task)
+                return await self.removal(raw)  # its unknown names checked with its nulls (removal_asked)
             if kind == "imageUpload":
                 return await self.upload(task)
             if kind == "getResponse":
@@ -243,20 +243,22 @@ class Session:
     def removal_asked(self, task: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], str, str]:
         """An imageBackgroundRemoval task read: (the task with its settings merged, native fields,
         outputType, inputImage); its errors raised."""
-        task = given(task)
         settings = task.get("settings") or {}
         _check(isinstance(settings, dict), "settings", "settings must be an object of the task's options")
-        settings = given(settings)
+        # Unknown names first, nulls included (a misspelt name is refused, whatever its value); then the
+        # nulls are left out, as not given (``given``).
         for name in sorted(settings):
             if name not in SETTINGS:
                 raise TaskError("unsupportedParameter", f"unknown parameter {name!r} in settings "
                                 f"({', '.join(sorted(SETTINGS))})", f"settings.{name}")  # fmt: skip
+        unknown = sorted(set(task) - FIELDS)  # settings' names are all FIELDS
+        if unknown:
+            raise TaskError("unsupportedParameter", f"unknown parameter {unknown[0]!r}", unknown[0])
+        task, settings = given(task), given(settings)
+        for name in sorted(settings):
             _check(name not in task or task[name] == settings[name], name,
                    f"{name} is given twice, in the task and in settings, with two values")  # fmt: skip
         task = {**task, **settings}  # the newer API nests the options in settings
-        unknown = sorted(set(task) - FIELDS)
-        if unknown:
-            raise TaskError("unsupportedParameter", f"unknown parameter {unknown[0]!r}", unknown[0])
         native, output_type, fmt = self._options(task)
         image = task.get("inputImage")
         if not isinstance(image, str) or not image:

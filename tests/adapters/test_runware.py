@@ -565,6 +565,11 @@ def test_a_null_field_is_its_default(client: TestClient) -> None:
         assert refused.status_code == 400
         [error] = refused.json()["errors"]
         assert error["parameter"] == field and said in error["message"]
+    misspelt = [(removal(colour=None), "colour"), (removal(settings={"colour": None}), "settings.colour"),
+                ({"taskType": "getResponse", "taskUUID": str(uuid.uuid4()), "id": None}, "id")]
+    for task, name in misspelt:
+        refused = client.post("/v1", headers=BEARER, json=[task])  # a misspelt name, null or not
+        assert refused.json()["errors"][0]["parameter"] == name
     with client.websocket_connect("/v1") as socket:
         socket.send_json([{"taskType": "authentication", "apiKey": KEY, "connectionSessionUUID": None}])
         assert socket.receive_json()["data"][0]["connectionSessionUUID"]
