@@ -193,6 +193,9 @@ def _url(raw: bytes) -> str:
             break
         except jsonbody.JsonBodyError:
             continue
+    if isinstance(body, dict) and "url" in body and body["url"] is None:
+        # Azure's one field is required: a null (an SDK's unset field) is named, not "Expected one field".
+        why = "url is null: it is required (the image's URL)"
     if not isinstance(body, dict) or not isinstance(body.get("url"), str) or set(body) != {"url"}:
         raise AzureError('The request body must be JSON {"url": "<image URL>"}.', ("InvalidArgument", why))
     return str(body["url"])

@@ -74,21 +74,20 @@ def raw_key(*names: str, bearer: bool = False) -> Callable[[front.Headers], str 
             value = headers.get(name.lower().encode())  # ASGI's raw header names are lower case
             return value.decode("latin-1") if value is not None else None
 
-        return _key(get, names, bearer)
+        try:
+            return _key(get, names, bearer)
+        except ApiError:
+            return None  # two different keys: the route's 400, in the vendor's envelope
 
     return read
 
 
 def _key(get: Callable[[str], str | None], names: tuple[str, ...], bearer: bool) -> str | None:
-    if bearer:
-        scheme, _, token = (get("authorization") or "").partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
-    for name in names:
-        value = get(name)
-        if value:
-            return value
-    return None
+    """The key of ``Authorization: Bearer`` (when ``bearer``), else of the first of ``names``; a 400
+    naming them when two carry different keys (``auth.one_key``): no vendor documents an order among
+    them (remove.bg and rembg know X-Api-Key alone, RapidAPI X-RapidAPI-Key; Bearer is cutout's own)."""
+    sent = [("Authorization: Bearer", auth.bearer_token(get("authorization") or ""))] if bearer else []
+    return auth.one_key(sent + [(name, get(name)) for name in names])
 
 
 def key_headers(*names: str, bearer: bool = False) -> frozenset[bytes]:

@@ -224,6 +224,8 @@ async def upload(request: Request, api: Api) -> Response:
     so), once, with its declared size (what a presigned URL allows); the id is the credential, as a
     presigned URL's signature is."""
     file_id = request.path_params["file_id"]
+    if not file_id:  # an upload URL cut short: the client's 400 naming it, not "unknown" (403)
+        raise Refused(400, "invalid_parameter", f"file_id is empty: PUT {UPLOADS}<file_id>")
     size = _declared(api, file_id)
     if size is None:
         raise Refused(403, "invalid_parameter", "This upload URL is unknown, expired or already used")
@@ -335,6 +337,8 @@ async def _by_url(api: Api, url: str) -> str:
 
 async def get_task(request: Request, api: Api) -> Response:
     task_id = request.path_params["task_id"]
+    if not task_id:  # "No task  (unknown, or timed out...)" blamed the server's memory for an empty id
+        raise Refused(400, "invalid_parameter", "task_id is empty: GET /s2s/v2.0/task/sod/<task_id>")
     task = await anyio.to_thread.run_sync(_polled, api.tasks, task_id, auth.caller(request))
     if task is None:
         raise Refused(400, "InvalidTaskId", f"No task {task_id} (unknown, or timed out: poll within the "

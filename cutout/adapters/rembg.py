@@ -54,6 +54,8 @@ def error(exc: ApiError, get: bool = False) -> Response:
         # The native store names its own field for a bad URL: rembg's client sent it as the query's url.
         name = "url" if exc.parameter == "image_url" else exc.parameter
         where = "query" if get or name in ("url", "bgc", "extras") else "body"
+        if name in _KEYS:  # two different keys (``base.HeaderKey``)
+            where = "header"
         detail = [{"loc": [where, name or "file"], "msg": exc.detail, "type": "value_error"}]
         return JSONResponse({"detail": detail}, 422, headers={"Cache-Control": "no-store"})
     text = exc.detail

@@ -44,6 +44,9 @@ SIZES: dict[str, float] = {
 TYPES = ("auto", "person", "product", "animal", "car", "car_interior", "car_part", "transportation",
          "graphics", "other")  # fmt: skip
 TYPE_LEVELS = ("none", "latest", "1", "2")
+#: remove.bg's bounds of ``crop_margin``, each side (``clamped_margin``).
+MAX_MARGIN_PX, MAX_MARGIN_PERCENT = 500, 50
+_MARGIN_SIDE = re.compile(r"([0-9]+)(px|%)?")
 _NO_IMAGE = "Send the image as image_file, image_file_b64 or image_url"
 #: The region of interest that is the whole image (what the clients send by default): nothing to do.
 _WHOLE = re.compile(r"0(px|%)? 0(px|%)? 100% 100%")
@@ -66,6 +69,12 @@ class NoForeground(ApiError):
 
 #: The image fields, named alike in remove.bg's request and the native API's errors.
 _IMAGES = ("image_file", "image_file_b64", "image_url", "bg_image_file", "bg_image_url")
+#: remove.bg's fields (its OpenAPI file's) and the native public_id: what may come as JSON null, which is
+#: "not given" (the field's default), as its generated clients send an optional field they do not set.
+#: shadow_type and shadow_opacity are refused with a value, but a null asks for nothing.
+FIELDS = frozenset((*_IMAGES, "public_id", "size", "type", "type_level", "semitransparency", "crop",
+                    "crop_margin", "roi", "scale", "position", "add_shadow", "channels", "bg_color",
+                    "format", "shadow_type", "shadow_opacity"))  # fmt: skip
 
 
 def error(exc: ApiError) -> Response:
@@ -101,7 +110,7 @@ def translate(fields: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     if crop:
         native["crop"] = "true"
         if margin is not None:
-            native["crop_margin"] = ",".join(margin.replace(",", " ").split())  # remove.bg separates by space
+            native["crop_margin"] = clamped_margin(margin)
     elif margin is not None and re.fullmatch(r"0(px|%)?", margin.strip()) is None:
         raise invalid("crop_margin", "crop_margin needs crop=true")
     roi = values.pop("roi", None)
@@ -129,6 +138,29 @@ def translate(fields: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     return native, ignored
 
 
+def clamped_margin(margin: str) -> str:
+    """remove.bg's ``crop_margin`` (separated by spaces) as the native option's text, each side clamped
+    as remove.bg documents: "The maximum margin that can be added on each side is 50% of the subject
+    dimensions or 500 pixels" (its API reference and OpenAPI file). Read per unit: a relative margin
+    (``%``, of the cropped subject, as ``e_margin``'s ``p`` after ``e_trim``) at most 50%, an absolute
+    one (``px``, or no unit) at most 500 px; the subject's size is not known before the cut-out, so a
+    pixel margin is not also held to half the subject. remove.bg clamps rather than refuses, so a
+    client that sends ``600px`` gets a result from both; what is not a margin at all is left to the
+    native parser's 400 naming crop_margin."""
+    sides = []
+    for side in margin.replace(",", " ").split():
+        found = _MARGIN_SIDE.fullmatch(side)
+        if found is None:
+            sides.append(side)
+            continue
+        digits, unit = found[1], found[2] or ""
+        top = MAX_MARGIN_PERCENT if unit == "%" else MAX_MARGIN_PX
+        # Compared as text past 9 digits: int() of thousands of digits raises (a 500).
+        amount = top if len(digits) > 9 else min(int(digits), top)
+        sides.append(f"{amount}{unit}")
+    return ",".join(sides)
+
+
 def _one_of(value: str, name: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise invalid(name, f"{name} must be one of {', '.join(choices)}, got {value!r}")
@@ -147,13 +179,15 @@ class _Asked:
 async def _asked(request: Request, api: Api) -> _Asked:
     """The request read and translated as remove.bg's (its errors raised)."""
     try:
-        received = await read(request, api.settings.max_upload_bytes)
+        received = await read(request, api.settings.max_upload_bytes, FIELDS)
     except ApiError as exc:
         if exc.code != "missing_source":
             raise
         # The native intake names the HTTP API's own fields (public_id, task_id): a remove.bg client
         # is told remove.bg's.
-        raise ApiError("missing_source", _NO_IMAGE) from None
+        # A null image field (``{"image_url": null}``) is named, as the native intake names it.
+        said = f"{exc.parameter} is null, which is as not given. " if exc.parameter in _IMAGES else ""
+        raise ApiError("missing_source", said + _NO_IMAGE, parameter=exc.parameter) from None
     native, ignored = translate(received.fields)
     is_zip = received.fields.get("format") == "zip"
     if is_zip and native.get("channels") == "alpha":

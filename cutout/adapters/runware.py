@@ -145,20 +145,21 @@ class Session:
         kind = task.get("taskType")
         task_uuid = _task_uuid(task)
         if isinstance(kind, str) and kind in TASK_FIELDS:  # a field these do not read was ignored unseen
-            unknown = sorted(set(task) - TASK_FIELDS[kind])
+            unknown = sorted(set(task) - TASK_FIELDS[kind])  # null or not: a misspelt name is refused
             if unknown:
                 raise TaskError("unsupportedParameter", f"unknown parameter {unknown[0]!r}", unknown[0])
+        raw, task = task, given(task)
         try:
             if kind == REMOVAL:
-                return await self.removal(task)
+                return await self.removal(raw)  # its unknown names checked with its nulls (removal_asked)
             if kind == "imageUpload":
                 return await self.upload(task)
             if kind == "getResponse":
                 return await self.response(task_uuid)
         except ApiError as exc:
             raise from_api(exc) from None
-        raise TaskError("unsupportedTaskType", f"taskType {kind!r} is not served here: {REMOVAL}, "
-                        "imageUpload, getResponse", "taskType")  # fmt: skip
+        said = "taskType is required" if kind is None else f"taskType {kind!r} is not served here"
+        raise TaskError("unsupportedTaskType", f"{said}: {REMOVAL}, imageUpload, getResponse", "taskType")
 
     # -- imageUpload -------------------------------------------------------------------------------
     async def upload(self, task: dict[str, Any]) -> dict[str, Any]:
@@ -244,16 +245,20 @@ class Session:
         outputType, inputImage); its errors raised."""
         settings = task.get("settings") or {}
         _check(isinstance(settings, dict), "settings", "settings must be an object of the task's options")
+        # Unknown names first, nulls included (a misspelt name is refused, whatever its value); then the
+        # nulls are left out, as not given (``given``).
         for name in sorted(settings):
             if name not in SETTINGS:
                 raise TaskError("unsupportedParameter", f"unknown parameter {name!r} in settings "
                                 f"({', '.join(sorted(SETTINGS))})", f"settings.{name}")  # fmt: skip
+        unknown = sorted(set(task) - FIELDS)  # settings' names are all FIELDS
+        if unknown:
+            raise TaskError("unsupportedParameter", f"unknown parameter {unknown[0]!r}", unknown[0])
+        task, settings = given(task), given(settings)
+        for name in sorted(settings):
             _check(name not in task or task[name] == settings[name], name,
                    f"{name} is given twice, in the task and in settings, with two values")  # fmt: skip
         task = {**task, **settings}  # the newer API nests the options in settings
-        unknown = sorted(set(task) - FIELDS)
-        if unknown:
-            raise TaskError("unsupportedParameter", f"unknown parameter {unknown[0]!r}", unknown[0])
         native, output_type, fmt = self._options(task)
         image = task.get("inputImage")
         if not isinstance(image, str) or not image:
@@ -338,8 +343,18 @@ class Session:
 def _task_uuid(task: dict[str, Any]) -> str:
     task_uuid = task.get("taskUUID")
     if not isinstance(task_uuid, str) or not _UUID.fullmatch(task_uuid):
-        raise TaskError("invalidTaskUUID", "taskUUID must be a UUID v4 string", "taskUUID")
+        said = "is required" if task_uuid is None else "must be"
+        raise TaskError("invalidTaskUUID", f"taskUUID {said} a UUID v4 string", "taskUUID")
     return task_uuid
+
+
+def given(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` without those sent as ``null``: a null is "not given" (the field's default), as SDKs
+    and JavaScript clients write an optional field they do not set (Runware's reference lists defaults,
+    never a null). A required one left out this way is then refused as missing, by name."""
+    if all(value is not None for value in fields.values()):
+        return fields
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def _image_uuid(what: dict[str, Any], owner: str) -> str:
@@ -459,10 +474,26 @@ def _tasks(raw: bytes, key: str | None) -> tuple[list[Any], str | None]:
     except jsonbody.JsonBodyError as exc:
         raise TaskError("invalidJSON", f"The body must be a JSON array of tasks: {exc}") from None
     tasks = tasks if isinstance(tasks, list) else [tasks]
-    if tasks and isinstance(tasks[0], dict) and tasks[0].get("taskType") == "authentication":
-        key = key or _api_key(tasks[0])
+    if not tasks:
+        raise no_tasks()
+    if isinstance(tasks[0], dict) and tasks[0].get("taskType") == "authentication":
+        given = _api_key(tasks[0])
+        if key and given and given != key:  # the header used to win silently
+            raise TaskError("conflictingApiKey", "Authorization: Bearer and the authentication task's "
+                            "apiKey carry different keys: send one of them (or the same key in each)",
+                            "apiKey", task_type="authentication")  # fmt: skip
+        key = key or given
         tasks = tasks[1:]
     return tasks, key
+
+
+def no_tasks(authenticated: bool = False) -> TaskError:
+    """An array with nothing to run: answered as Runware answers a malformed request (400, its error
+    object) rather than ``{}`` or silence, which a client waiting on its taskUUIDs could not tell from
+    a lost answer. ``authenticated``: the array held only an authentication task (over HTTP, where the
+    key is all it gave; the WebSocket answers the authentication itself)."""
+    what = "only an authentication task" if authenticated else "an empty array"
+    return TaskError("invalidTasks", f"Send a JSON array of at least one task; got {what}")
 
 
 def _answer(
@@ -484,6 +515,8 @@ async def post(request: Request, api: Api) -> Response:
         known = api.gate.check_key(key, _SENT_AS)
     except ApiError as exc:
         return JSONResponse({"errors": [refusal(exc, key)]}, exc.status, headers=exc.headers)
+    if not tasks:  # after the key: an unknown caller is told 401 first, as for any request
+        raise no_tasks(authenticated=True)
     session = Session(api, request_base(request), owner_of(known))
     data: list[dict[str, Any]] = []
     errors: list[tuple[TaskError, dict[str, Any]]] = []
@@ -604,6 +637,9 @@ async def socket(websocket: WebSocket) -> None:
                     await send({"errors": [refused]})
                     continue
                 tasks = tasks if isinstance(tasks, list) else [tasks]
+                if not tasks:
+                    await send({"errors": [no_tasks().body({})]})
+                    continue
                 if await allowed(tasks):
                     await received(tasks)
     except Exception:  # a bug: logged, answered in Runware's shape, and the socket closed with a frame
@@ -642,7 +678,7 @@ async def _front_intake(api: Api, request: Request, headers: front.Headers, body
     """One synchronous imageBackgroundRemoval whose image is carried (base64 or a data URI); anything
     else (several tasks, a UUID or URL, async, a webhook, an error) is the route's."""
     try:
-        tasks, _ = _tasks(body, None)
+        tasks, _ = _tasks(body, FACE.key(headers))  # as the route reads them: a second key is its 400
         if len(tasks) != 1 or not isinstance(tasks[0], dict) or tasks[0].get("taskType") != REMOVAL:
             return None
         _task_uuid(tasks[0])

@@ -28,11 +28,30 @@ def presented(request: Request) -> str | None:
 
 
 def presented_in(authorization: str, x_api_key: str | None) -> str | None:
-    """The key of ``Authorization: Bearer <key>``, else of ``X-Api-Key``, else None."""
+    """The key of ``Authorization: Bearer <key>``, else of ``X-Api-Key``, else None; a 400 when both carry
+    a key and they differ (``one_key``)."""
+    return one_key([("Authorization: Bearer", bearer_token(authorization)), ("X-Api-Key", x_api_key)])
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The key of an ``Authorization: Bearer <key>`` header's value (None for another scheme, or none)."""
     scheme, _, token = authorization.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return x_api_key or None
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def one_key(sent: list[tuple[str, str | None]]) -> str | None:
+    """The key of the first of ``sent`` (where, key) that carries one, else None. Two that carry
+    different keys are a 400 naming both: the first used to win silently, so a request whose other key
+    was the one meant ran, and was counted, as another caller's (or was refused as no caller at all)."""
+    given = [(where, key) for where, key in sent if key]
+    if len({key for _, key in given}) > 1:
+        names = " and ".join(where for where, _ in given)
+        raise ApiError(
+            "invalid_parameter",
+            f"{names} carry different keys: send one of them (or the same key in each)",
+            parameter=given[1][0],
+        )
+    return given[0][1] if given else None
 
 
 #: Where the native API reads its key (``presented``).

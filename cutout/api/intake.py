@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,11 +22,13 @@ from starlette.types import Message
 
 from cutout import jsonbody
 from cutout.api.errors import ApiError
-from cutout.api.options import FILES, SOURCES, check_sources
+from cutout.api.options import CONTROL, FILES, OPTION_DOCS, SOURCES, check_sources
 from cutout.formbody import read_form
 
 _DATA_URI = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.ASCII)
 _RAW_TYPES = ("application/octet-stream",)
+#: The sources that name an image (rather than carry it): empty, they name nothing.
+_NAMED = ("image_url", "public_id", "task_id")
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,13 @@ def _too_large(limit: int) -> ApiError:
     return ApiError("file_too_large", f"The request body is larger than the limit of {limit} bytes")
 
 
-async def read(request: Request, limit: int) -> Intake:
+#: The native API's field names: a null field by another name is refused as unknown, as it is with a value.
+NATIVE_FIELDS = frozenset((*SOURCES, *CONTROL, *OPTION_DOCS))
+
+
+async def read(request: Request, limit: int, known: Collection[str] = NATIVE_FIELDS) -> Intake:
+    """``known``: the field names of the face that reads it (a vendor's own), which may come as JSON
+    ``null`` (not given); any other name is refused, with a null too, as a misspelt name with a value is."""
     limit_body(request, limit)
     fields: dict[str, str] = {}
     merge(fields, request.query_params.multi_items(), "query")
@@ -78,11 +87,15 @@ async def read(request: Request, limit: int) -> Intake:
     body: bytes | None = None
     upload: bytes | None = None
     files: dict[str, bytes] = {}
+    nulled: list[str] = []
     if media == "multipart/form-data" or media == "application/x-www-form-urlencoded":
         files = await _files(request, fields, limit)
         upload = files.pop("image_file", None)
     elif media == "application/json":
-        _json(await _body(request), fields)
+        nulled = _json(await _body(request), fields)
+        for name in nulled:
+            if name not in known:
+                raise ApiError("invalid_parameter", f"unknown parameter {name!r}", parameter=name)
     elif is_raw(media):
         body = await _body(request)
     else:
@@ -101,7 +114,20 @@ async def read(request: Request, limit: int) -> Intake:
         )
     given = (["body"] if body else []) + (["image_file"] if upload is not None else [])
     given += [name for name in SOURCES if name in fields and name != "image_file"]
+    if not given:
+        for name in SOURCES:
+            if name in nulled:  # the one required field (one of them): null is not an image
+                raise ApiError(
+                    "missing_source",
+                    f"{name} is null, which is as not given: send the image as the body, image_file, "
+                    "image_file_b64, image_url, public_id or task_id",
+                    parameter=name,
+                )
     source = check_sources(given)
+    if source in _NAMED and not fields[source].strip():
+        # An empty identifier is the client's mistake, not an unknown image: "No original ''" (404) read
+        # as if the server had lost it.
+        raise ApiError("invalid_parameter", f"{source} is empty", parameter=source)
     if source == "body":
         return Intake(fields, source, body, files)
     if source == "image_file":
@@ -164,7 +190,10 @@ async def _files(request: Request, fields: dict[str, str], limit: int) -> dict[s
     return files
 
 
-def _json(raw: bytes, fields: dict[str, str]) -> None:
+def _json(raw: bytes, fields: dict[str, str]) -> list[str]:
+    """The JSON object's fields into ``fields``; the names sent as ``null``, which are left out: a null
+    is "not given" (the default), as generated SDKs and JavaScript clients write an optional field they
+    do not set. Returned so that a null image can be named when no image is given."""
     try:
         data = jsonbody.loads(raw) if raw else {}
     except jsonbody.JsonBodyError as exc:
@@ -172,15 +201,22 @@ def _json(raw: bytes, fields: dict[str, str]) -> None:
     if not isinstance(data, dict):
         raise ApiError("invalid_body", "The JSON body must be an object")
     items = []
+    nulled = []
     for name, value in data.items():
+        if value is None:
+            nulled.append(name)
+            continue
         if isinstance(value, bool):
             value = "true" if value else "false"
         elif isinstance(value, int | float):
             value = str(value)
         elif not isinstance(value, str):
-            raise ApiError("invalid_parameter", f"{name} must be a string, number or boolean", parameter=name)
+            raise ApiError(
+                "invalid_parameter", f"{name} must be a string, number, boolean or null", parameter=name
+            )
         items.append((name, value))
     merge(fields, items, "body")
+    return nulled
 
 
 def decode_b64(text: str, name: str = "image_file_b64") -> bytes:

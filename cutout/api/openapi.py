@@ -31,7 +31,10 @@ def _error_responses(*codes: str) -> dict[str, Any]:
     }
 
 
-_COMMON = ("auth_failed", "rate_limited", "internal_error", "not_found", "method_not_allowed")
+#: invalid_parameter: every route's 400 for two different keys (``auth.one_key``), an empty task id, or a
+#: query parameter on a task route.
+_COMMON = ("invalid_parameter", "auth_failed", "rate_limited", "internal_error", "not_found",
+           "method_not_allowed")  # fmt: skip
 _REMOVE = tuple(code for code in CODES if code != "method_not_allowed")
 _IMAGE = {"schema": {"type": "string", "contentMediaType": "image/*"}}
 _ACCEPTED = {
@@ -79,6 +82,11 @@ def _fields(body: str = "multipart") -> dict[str, Any]:
             schema = {"anyOf": [{"type": "boolean"}, FLAG]}
         elif body == "json" and name == "max_megapixels":
             schema = {"anyOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": MAX_MEGAPIXELS}, schema]}
+        if body == "json":  # null is "not given" (``intake._json``), as SDKs write an unset optional field
+            either = schema.get("anyOf")
+            kinds: list[Any] = list(either) if isinstance(either, list) else [schema]
+            schema = {"anyOf": [*kinds, {"type": "null"}]}
+            text += " (null: not given)"
         properties[name] = {**schema, "description": text}
     return properties
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import logging
 import math
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -102,7 +103,7 @@ async def _answered(handler: Handler, request: Request, api: Api) -> Response:
 async def remove_background(request: Request, api: Api) -> Response:
     received = await intake.read(request, api.settings.max_upload_bytes)
     fields = received.fields
-    run_async = flag("async", fields.get("async", "false")) or _prefers_async(request)
+    run_async = _run_async(fields.get("async"), _prefers_async(request))
     webhook_url = fields.get("webhook_url")
     if webhook_url is not None:
         _check_webhook(api, webhook_url)
@@ -123,6 +124,19 @@ async def remove_background(request: Request, api: Api) -> Response:
                 await _queued(api, job, webhook_url, auth.caller(request))
             return result_response(result, job, request, api.settings)
     return await _queued(api, job, webhook_url, auth.caller(request))
+
+
+def _run_async(asked: str | None, prefers: bool) -> bool:
+    """Whether to answer 202 at once: ``async=true`` or ``Prefer: respond-async``. Both given and at odds
+    (``async=false`` with the header) is a 400 naming both: the header used to win silently, though a
+    client that writes async=false has said what it wants (RFC 7240 lets a server ignore a preference,
+    not a parameter)."""
+    if asked is None:
+        return prefers
+    wanted = flag("async", asked)
+    if prefers and not wanted:
+        raise invalid("async", f"async={asked} and Prefer: respond-async disagree: send one of them")
+    return wanted or prefers
 
 
 def _prefers_async(request: Request) -> bool:
@@ -261,9 +275,15 @@ async def delete_task(request: Request, api: Api) -> Response:
 async def no_route(request: Request, api: Api) -> Response:
     """Anything else under /v1/ answers in the API's shape, instead of falling to the delivery URLs."""
     path = request.url.path
+    # /v1/tasks/ and /v1/tasks//result match no route ({task_id} takes one character at least): an empty
+    # task id is the client's 400 naming it, where the route takes the method, not "No API route" (404).
+    empty_id = _EMPTY_TASK_ID.fullmatch(path) is not None
+    matched = path.replace("/v1/tasks/", "/v1/tasks/-", 1) if empty_id else path
     allowed = [
-        m for route in ROUTES[:-1] if route.path_regex.match(path) for m in sorted(route.methods or ())
+        m for route in ROUTES[:-1] if route.path_regex.match(matched) for m in sorted(route.methods or ())
     ]
+    if empty_id and request.method in allowed:
+        raise invalid("task_id", f"task_id is empty: {request.method} {path} names no task")
     if allowed:
         return JSONResponse(
             ApiError("method_not_allowed", f"{request.method} is not allowed on {path}").body(),
@@ -273,6 +293,7 @@ async def no_route(request: Request, api: Api) -> Response:
     raise ApiError("not_found", f"No API route {path}")
 
 
+_EMPTY_TASK_ID = re.compile(r"/v1/tasks/(/result)?")
 #: OPTIONS too: else a plain OPTIONS (no Access-Control-Request-Method: a CORS preflight is answered by
 #: ``cors`` before routing) fell to the delivery URLs' and was told ``Allow: GET, HEAD, OPTIONS`` of
 #: routes that take POST (or GET and DELETE); here it is a 405 that names what the route takes, as the

@@ -5,6 +5,7 @@ rather than by the delivery URLs' catch-all, and a sync answer past the API's wa
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,3 +146,51 @@ def test_a_missing_key_is_told_the_faces_own_header(
     refused = client.post(path, content=b"{}", headers={"Content-Type": "application/json"})
     assert refused.status_code in (401, 403)
     assert f"Send a valid API key as {named}" in refused.text and not_named not in refused.text
+
+
+@pytest.mark.parametrize(("path", "headers", "status", "said"), [
+    ("/v1.0/removebg", {"X-Api-Key": KEY, "Authorization": "Bearer other"}, 400,
+     "Authorization: Bearer and X-Api-Key carry different keys"),
+    ("/api/remove", {"X-Api-Key": "other", "Authorization": f"Bearer {KEY}"}, 422,  # rembg: FastAPI's 422
+     "Authorization: Bearer and X-Api-Key carry different keys"),
+    ("/v1/results", {"X-RapidAPI-Key": KEY, "X-Api-Key": "other"}, 422,  # API4AI: FastAPI's 422
+     "X-RapidAPI-Key and X-Api-Key carry different keys"),
+])  # fmt: skip
+def test_two_different_keys_are_the_faces_400(
+    client: TestClient, path: str, headers: dict[str, str], status: int, said: str
+) -> None:
+    """The first key header a face reads won silently over a different one (Bearer over remove.bg's
+    X-Api-Key, X-RapidAPI-Key over X-Api-Key): which caller was meant? No vendor says, so neither wins."""
+    refused = client.post(path, headers=headers, files={"file": ("road.jpg", road(), "image/jpeg")})
+    assert refused.status_code == status
+    assert said in refused.text
+    every = {"X-Api-Key": KEY, "Authorization": f"Bearer {KEY}", "X-RapidAPI-Key": KEY}
+    same = client.post(path, headers=every, content=b"")  # the same key in each is one key
+    assert same.status_code not in (401, 403) and "different keys" not in same.text
+
+
+def test_runware_a_header_key_and_a_different_authentication_task_are_a_400(client: TestClient) -> None:
+    """The Bearer header won silently over the authentication task's apiKey."""
+    body = [{"taskType": "authentication", "apiKey": "other"}, {"taskType": "ping"}]
+    refused = client.post("/v1", headers={"Authorization": f"Bearer {KEY}"}, json=body)
+    assert refused.status_code == 400
+    [error] = refused.json()["errors"]
+    assert (error["code"], error["parameter"], error["taskType"]) == ("conflictingApiKey", "apiKey",
+                                                                      "authentication")  # fmt: skip
+    body[0]["apiKey"] = KEY  # the same key twice is one key
+    agreed = client.post("/v1", headers={"Authorization": f"Bearer {KEY}"}, json=body)
+    assert agreed.json()["errors"][0]["code"] != "conflictingApiKey"  # ping is the WebSocket's alone
+
+
+def test_runware_a_repeat_with_two_different_keys_is_the_routes_400(client: TestClient) -> None:
+    """The ASGI front reads the tasks as the route does: a repeat whose authentication task names
+    another key than the header is not answered under the header's key."""
+    task = {"taskType": "imageBackgroundRemoval", "inputImage": base64.b64encode(road()).decode(),
+            "outputType": "base64Data"}  # fmt: skip
+    for _ in range(2):
+        done = client.post("/v1", headers={"Authorization": f"Bearer {KEY}"},
+                           json=[{**task, "taskUUID": str(uuid.uuid4())}])  # fmt: skip
+        assert done.status_code == 200
+    body = [{"taskType": "authentication", "apiKey": "other"}, {**task, "taskUUID": str(uuid.uuid4())}]
+    refused = client.post("/v1", headers={"Authorization": f"Bearer {KEY}"}, json=body)
+    assert refused.status_code == 400 and refused.json()["errors"][0]["code"] == "conflictingApiKey"

@@ -186,6 +186,15 @@ def test_the_api_version_error_names_what_was_sent(
     assert response.json()["error"]["innererror"] == {"code": "InvalidApiVersion", "message": said}
 
 
+def test_a_null_url_is_named_as_required(client: TestClient) -> None:
+    """Azure's one field is required: {"url": null} was told "Expected one field, url, a string"."""
+    response = client.post(PATH, params=query(), headers=KEYED, json={"url": None})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["innererror"] == {"code": "InvalidArgument", "message": "url is null: it is required (the "
+                                   "image's URL)"}  # fmt: skip
+
+
 @pytest.mark.parametrize("url", ["", "not a url", "road.jpg"])
 def test_a_malformed_url_is_the_documented_badly_formatted_error(client: TestClient, url: str) -> None:
     """The seed: "InvalidRequest - Image URL is badly formatted or not accessible". A URL without a scheme

@@ -109,6 +109,9 @@ def test_a_file_id_from_before_tags_is_the_open_apis_only() -> None:
 def test_by_url(client: TestClient, origin: LocalServer) -> None:
     task_id = started(client, {"src_file_url": origin.url("/road.jpg")}).json()["data"]["task_id"]
     assert finished(client, task_id)["task_status"] == "success"
+    # The other source null (an SDK's unset field) is as not given.
+    with_null = started(client, {"src_file_id": None, "src_file_url": origin.url("/road.jpg")})
+    assert finished(client, with_null.json()["data"]["task_id"])["task_status"] == "success"
 
 
 #: (case, the task's body or a step that fails, status, error_code)
@@ -119,6 +122,7 @@ ERRORS: list[tuple[str, Any, int, str]] = [
     ("url not an image", {"src_file_url": "ORIGIN/text.txt"}, 400, "error_decode_image"),
     ("both sources", {"src_file_id": "a", "src_file_url": "b"}, 400, "invalid_parameter"),
     ("no source", {}, 400, "invalid_parameter"),
+    ("both sources null", {"src_file_id": None, "src_file_url": None}, 400, "invalid_parameter"),
     ("unknown field", {"src_file_id": "a", "mode": "x"}, 400, "invalid_parameter"),
 ]
 
@@ -137,7 +141,7 @@ def test_task_errors(
     elif body == "text":
         body = {"src_file_id": uploaded(client, b"plain text, not an image")}
     else:
-        body = {k: v.replace("ORIGIN", origin.origin) for k, v in body.items()}
+        body = {k: v and v.replace("ORIGIN", origin.origin) for k, v in body.items()}
     answer = started(client, body)
     if code in ENGINE_SIDE:  # the seed: the engine's failures are the task's status, not the request's
         assert answer.status_code == 200, answer.text
@@ -179,6 +183,16 @@ def test_upload_url_rules(client: TestClient) -> None:
     assert client.put(url.replace(put["file_id"], "0" * 32), content=road()).status_code == 403
     slashed = client.put(url.replace(put["file_id"], "a%2Fb"), content=road())  # was delivery's 405 text
     assert slashed.status_code == 403 and slashed.json()["error_code"]
+    empty = client.put(url.replace(put["file_id"], ""), content=road())  # was "unknown" (403)
+    assert empty.status_code == 400 and "file_id is empty" in empty.json()["error"]
+
+
+def test_an_empty_task_id_is_a_400_naming_it(client: TestClient) -> None:
+    """GET /s2s/v2.0/task/sod/ was "No task  (unknown, or timed out)": the server's memory blamed."""
+    answer = client.get("/s2s/v2.0/task/sod/", headers=BEARER)
+    assert answer.status_code == 400
+    assert answer.json() == {"status": 400, "error_code": "invalid_parameter",
+                             "error": "task_id is empty: GET /s2s/v2.0/task/sod/<task_id>"}  # fmt: skip
 
 
 

@@ -410,3 +410,46 @@ def test_zip_colours_recombine_with_the_alpha_into_the_cut_out(client: TestClien
     recombined, expected = colour * alpha[..., None], rgba[..., :3] * alpha[..., None]
     assert np.abs(recombined - expected)[soft].mean() < 4
     assert (recombined - expected)[soft].mean() < 2  # no fringe: not lighter on average
+
+
+@pytest.mark.parametrize(("sent", "clamped"), [
+    ("600px", "500px"), ("4000px", "500px"), ("80%", "50%"), ("700", "500"), ("10px 90%", "10px,50%"),
+    ("500px 50%", "500px,50%"), ("1" + "0" * 5000 + "px", "500px"), ("ten", "ten"),
+])  # fmt: skip
+def test_crop_margin_is_clamped_as_remove_bg_clamps_it(sent: str, clamped: str) -> None:
+    from cutout.adapters.removebg import clamped_margin
+
+    assert clamped_margin(sent) == clamped
+
+
+def test_a_crop_margin_past_remove_bgs_bounds_is_clamped_not_refused(client: TestClient) -> None:
+    """remove.bg: "The maximum margin that can be added on each side is 50% of the subject dimensions or
+    500 pixels". 4000px was cutout's 400 (the result too large), 80% a larger margin than remove.bg's."""
+    sizes = {}
+    for margin in ("500px", "4000px", "50%", "80%"):
+        sent = {"image_file_b64": B64, "size": "full", "crop": "true", "crop_margin": margin}
+        response = client.post(URL, headers=KEYED, data=sent)
+        assert response.status_code == 200, response.text
+        sizes[margin] = (response.headers["x-width"], response.headers["x-height"])
+    assert sizes["4000px"] == sizes["500px"] and sizes["80%"] == sizes["50%"]
+    bad = {"image_file_b64": B64, "crop": "true", "crop_margin": "ten"}
+    refused = client.post(URL, headers=KEYED, data=bad)
+    assert refused.status_code == 400 and "crop_margin" in refused.json()["errors"][0]["detail"]
+
+
+def test_a_json_null_is_a_field_not_given(client: TestClient) -> None:
+    """remove.bg's generated clients send null for an optional field they do not set: it is the field's
+    default (size preview, format auto...), where it was a 400 "must be a string, number or boolean".
+    shadow_type is refused with a value, but null asks for nothing."""
+    nulls = {name: None for name in ("size", "type", "type_level", "format", "roi", "crop", "crop_margin",
+                                     "scale", "position", "channels", "add_shadow", "semitransparency",
+                                     "bg_color", "bg_image_url", "shadow_type", "shadow_opacity")}
+    response = client.post(URL, headers=KEYED, json={"image_file_b64": B64, **nulls})
+    assert response.status_code == 200, response.text
+    assert int(response.headers["x-width"]) * int(response.headers["x-height"]) <= 250_000  # preview
+    assert "x-cutout-ignored-hints" not in response.headers
+    for body, said in (({"image_url": None}, "image_url is null"),
+                       ({"image_file_b64": B64, "sizee": None}, "unknown parameter 'sizee'")):  # fmt: skip
+        refused = client.post(URL, headers=KEYED, json=body)
+        assert refused.status_code == 400
+        assert said in refused.json()["errors"][0]["detail"]

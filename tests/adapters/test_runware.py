@@ -518,3 +518,60 @@ def test_a_task_that_is_not_an_object_keeps_the_socket(client: TestClient) -> No
 def test_no_model(modelless: TestClient) -> None:
     [error] = modelless.post("/v1", headers=BEARER, json=[removal()]).json()["errors"]
     assert error["code"] == "modelUnavailable" and error["taskType"] == "imageBackgroundRemoval"
+
+
+def test_an_array_with_no_task_is_a_400_on_both_transports(client: TestClient) -> None:
+    """[] was answered 200 {} over HTTP and not at all over the WebSocket: a client waiting on its
+    taskUUIDs could not tell it from a lost answer."""
+    for headers, body, said in (
+        (BEARER, [], "an empty array"),
+        ({}, [], "an empty array"),  # malformed before anything else, as invalidJSON is
+        ({}, [{"taskType": "authentication", "apiKey": KEY}], "only an authentication task"),
+    ):
+        response = client.post("/v1", headers=headers, json=body)
+        assert response.status_code == 400
+        [error] = response.json()["errors"]
+        assert error["code"] == "invalidTasks" and said in error["message"]
+        assert (error["taskType"], error["taskUUID"]) == (None, None)
+    wrong = client.post("/v1", json=[{"taskType": "authentication", "apiKey": "wrong"}])
+    assert wrong.status_code == 401  # the key is checked before the array is found empty
+    with client.websocket_connect("/v1") as socket:
+        socket.send_json([])  # before authentication too
+        assert socket.receive_json()["errors"][0]["code"] == "invalidTasks"
+        socket.send_json([{"taskType": "authentication", "apiKey": KEY}])
+        assert socket.receive_json()["data"][0]["connectionSessionUUID"]
+        socket.send_json([])
+        [error] = socket.receive_json()["errors"]
+        assert error["code"] == "invalidTasks" and "an empty array" in error["message"]
+        socket.send_json([{"taskType": "ping", "ping": True}])  # the socket goes on
+        assert socket.receive_json() == {"data": [{"taskType": "ping", "pong": True}]}
+
+
+def test_a_null_field_is_its_default(client: TestClient) -> None:
+    """null for an optional field (an SDK's unset one) was a 400 ("outputFormat must be PNG, JPG or WEBP"
+    for outputFormat: null); it is the field's default, in the task and in settings. A required one
+    null is refused as missing, by name."""
+    nulls = {name: None for name in ("outputFormat", "outputQuality", "includeCost", "rgba", "model",
+                                     "returnOnlyMask", "alphaMatting", "deliveryMethod", "webhookURL")}
+    task = removal(**nulls, settings={"postProcessMask": None, "alphaMattingErodeSize": None})
+    response = client.post("/v1", headers=BEARER, json=[task])
+    assert response.status_code == 200, response.text
+    [item] = response.json()["data"]
+    assert decoded(item).bands == 4 and "cost" not in item
+    assert "x-cutout-ignored-hints" not in response.headers  # a null model or quality is no hint
+    for field, said in (("inputImage", "inputImage is required"), ("taskUUID", "taskUUID is required"),
+                        ("taskType", "taskType is required")):  # fmt: skip
+        refused = client.post("/v1", headers=BEARER, json=[{**removal(), field: None}])
+        assert refused.status_code == 400
+        [error] = refused.json()["errors"]
+        assert error["parameter"] == field and said in error["message"]
+    misspelt = [(removal(colour=None), "colour"), (removal(settings={"colour": None}), "settings.colour"),
+                ({"taskType": "getResponse", "taskUUID": str(uuid.uuid4()), "id": None}, "id")]
+    for task, name in misspelt:
+        refused = client.post("/v1", headers=BEARER, json=[task])  # a misspelt name, null or not
+        assert refused.json()["errors"][0]["parameter"] == name
+    with client.websocket_connect("/v1") as socket:
+        socket.send_json([{"taskType": "authentication", "apiKey": KEY, "connectionSessionUUID": None}])
+        assert socket.receive_json()["data"][0]["connectionSessionUUID"]
+        socket.send_json([removal(outputFormat=None)])
+        assert decoded(socket.receive_json()["data"][0]).bands == 4

@@ -70,6 +70,16 @@ def test_a_wrong_or_missing_key_gets_the_routes_401(api: TestClient, answered: l
     assert sample(api, "cutout_api_requests_total", route=ROUTE, status="401") == before + 2
 
 
+def test_two_different_keys_get_the_routes_400(api: TestClient, answered: list[bool]) -> None:
+    """A repeat with a second, different key (X-Api-Key beside the fixture's Bearer) is the route's 400,
+    never the front's 200 under the Bearer key."""
+    api.post(URL, content=road(), headers=JPEG).raise_for_status()
+    assert api.post(URL, content=road(), headers=JPEG).status_code == 200
+    both = api.post(URL, content=road(), headers={**JPEG, "X-Api-Key": "other"})
+    assert both.status_code == 400 and both.json()["errors"][0]["parameter"] == "X-Api-Key"
+    assert answered == [False, True, False]
+
+
 def test_tasks_errors_and_the_rate_go_to_the_route(make_api: ClientFactory, answered: list[bool]) -> None:
     client = make_api(api_rate=0.1)  # a bucket of one request
     client.post(URL, content=road(), headers=JPEG).raise_for_status()

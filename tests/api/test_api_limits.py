@@ -35,6 +35,34 @@ def test_x_api_key_works_too(api: TestClient) -> None:
     assert response.status_code == 200
 
 
+def test_two_different_keys_are_a_400_naming_both(api: TestClient) -> None:
+    """Bearer won silently over a different X-Api-Key: the request ran as a caller it may not have meant
+    (or was refused 401 with the other key right). The same key in both is one key."""
+    for other in ("nope", "test-key-2"):  # a wrong one, and one that would be let in where it is a key
+        # Bearer: the fixture's
+        response = api.post(URL, content=road(), headers={**JPEG, "X-Api-Key": other})
+        assert response.status_code == 400
+        error = error_of(response)
+        assert (error["code"], error["parameter"]) == ("invalid_parameter", "X-Api-Key")
+        assert "Authorization: Bearer and X-Api-Key carry different keys" in error["detail"]
+    assert api.get("/v1/tasks/tsk_x", headers={"X-Api-Key": "nope"}).status_code == 400  # every route
+    same = api.post(URL, content=road(), headers={**JPEG, "X-Api-Key": KEY})
+    assert same.status_code == 200
+
+
+def test_async_false_with_prefer_respond_async_is_a_400_naming_both(api: TestClient) -> None:
+    """Prefer: respond-async won silently over async=false (202 for a client that asked for the image)."""
+    for value in ("false", "0"):
+        response = api.post(URL, content=road(), headers={**JPEG, "Prefer": "respond-async"},
+                            params={"async": value})  # fmt: skip
+        assert response.status_code == 400
+        error = error_of(response)
+        assert error["parameter"] == "async"
+        assert f"async={value} and Prefer: respond-async disagree" in error["detail"]
+    agreed = api.post(URL, content=road(), headers={**JPEG, "Prefer": "respond-async"}, params={"async": "1"})
+    assert agreed.status_code == 202
+
+
 def test_rate_limit_per_key(make_api: ClientFactory) -> None:
     client = make_api(api_rate=0.1)  # a bucket of one request
     assert client.get("/v1/tasks/tsk_x").status_code == 404

@@ -378,3 +378,32 @@ def test_size_preview_and_max_megapixels_are_one_or_the_other() -> None:
     for size in ("full", "auto"):  # the original's size, limited: the two agree
         assert parse_options({"size": size, "max_megapixels": "1"}).max_megapixels == 1.0
     assert parse_options({"size": "preview"}).max_megapixels == 0.25
+
+
+def test_a_json_null_is_an_option_not_given(api: TestClient) -> None:
+    """null for an option (an SDK's unset field) was a 400 "must be a string, number or boolean": it is
+    the option's default, so the answer is the request's without it."""
+    plain = api.post(URL, json={"public_id": "docs/road", "output": "json"}).json()
+    nulls = {name: None for name in ("bg_color", "crop", "crop_margin", "size", "max_megapixels", "format",
+                                     "shadow", "roi", "async", "webhook_url", "encoding", "image_url")}
+    nulled = api.post(URL, json={"public_id": "docs/road", "output": "json", **nulls})
+    assert nulled.status_code == 200, nulled.text
+    assert {k: v for k, v in nulled.json().items() if k != "image"} == {
+        k: v for k, v in plain.items() if k != "image"
+    }
+    assert nulled.json()["image"] == plain["image"]
+
+
+@pytest.mark.parametrize(("body", "code", "parameter", "said"), [
+    ({"public_id": None}, "missing_source", "public_id", "public_id is null"),
+    ({"image_url": None, "crop": True}, "missing_source", "image_url", "image_url is null"),
+    ({"public_id": "docs/road", "colour": None}, "invalid_parameter", "colour", "unknown parameter 'colour'"),
+    ({"public_id": "docs/road", "crop": [True]}, "invalid_parameter", "crop", "must be a string"),
+])  # fmt: skip
+def test_a_null_image_or_an_unknown_null_is_a_400_naming_it(
+    api: TestClient, body: dict[str, Any], code: str, parameter: str, said: str
+) -> None:
+    response = api.post(URL, json=body)
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert (error["code"], error["parameter"]) == (code, parameter) and said in error["detail"]

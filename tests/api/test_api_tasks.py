@@ -108,6 +108,23 @@ def test_delete_and_unknown_tasks(api: TestClient) -> None:
         assert answer.json()["errors"][0]["code"] == "not_found"
 
 
+def test_an_empty_task_id_is_a_400_naming_it(api: TestClient) -> None:
+    """/v1/tasks/ (and //result) matched no route: 404 "No API route", as if the API had no tasks."""
+    for method, path in (("GET", "/v1/tasks/"), ("GET", "/v1/tasks//result"), ("DELETE", "/v1/tasks/")):
+        answer = api.request(method, path)
+        assert answer.status_code == 400, (method, path)
+        [error] = answer.json()["errors"]
+        assert (error["code"], error["parameter"]) == ("invalid_parameter", "task_id")
+        assert "task_id is empty" in error["detail"]
+    wrong = api.post("/v1/tasks//result")  # a method the route does not take is still its 405
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, HEAD"
+    for source in ("task_id", "public_id", "image_url"):  # as the image to chain onto or to cut out
+        refused = api.post(URL, params={source: ""})
+        assert refused.status_code == 400, source
+        [error] = refused.json()["errors"]
+        assert (error["parameter"], error["detail"]) == (source, f"{source} is empty")
+
+
 def test_a_task_deleted_while_it_runs_stays_deleted(make_api: ClientFactory) -> None:
     """DELETE answered 204 while the task ran, and the task came back when its driver finished it: a
     success with its result, readable and chainable, as if never deleted."""
