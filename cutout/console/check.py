@@ -15,7 +15,7 @@ from urllib.parse import quote
 import transform
 from cutout.console import snippets
 from cutout.service import Service
-from grammar import parse_path, parse_transformation
+from grammar import parse_path, parse_transformation, plain_transformation
 from grammar.errors import BadRequest, OriginError
 
 _SYNTAX_COLUMN = re.compile(r"at column (\d+) of ")
@@ -90,12 +90,16 @@ def column_of(error: OriginError, transformation: str) -> int | None:
 def check(service: Service, target: Target, transformation: str, accept: str | None) -> dict[str, Any]:
     """Blocking (the resolver reads the originals store): run it in a thread."""
     transformation = as_sent(transformation)
+    # Read as delivery reads it (``%24w_300`` is ``$w_300``): by delivery's own function, so the two
+    # cannot drift apart. Messages and columns are about this text (the page draws its caret under it).
+    read = plain_transformation(transformation)
     path = delivery_path(target, transformation)
-    answer: dict[str, Any] = {"transformation": transformation, "path": path, "url": target.base_url + path}
+    answer: dict[str, Any] = {"transformation": transformation, "read": read, "path": path,
+                              "url": target.base_url + path}
     try:
         # The parser and compiler first: they name the column even where the path would read the text
         # as folders (then the delivery URL would say the original is missing, which helps nobody).
-        plan = transform.compile_plan(parse_transformation(transformation), named=service.settings.named)
+        plan = transform.compile_plan(parse_transformation(read), named=service.settings.named)
         if parse_path(path).raw_transformation != transformation:
             raise BadRequest(f"{transformation!r} is not read as a transformation in a delivery URL: its "
                              "first component has no known parameter key, so it would be a folder")
@@ -103,7 +107,7 @@ def check(service: Service, target: Target, transformation: str, accept: str | N
         service.resolver.resolve(path, accept)
     except OriginError as exc:
         answer.update(ok=False, status=exc.status, message=exc.public,
-                      column=column_of(exc, transformation))
+                      column=column_of(exc, read))
         return answer
     answer.update(
         ok=True, status=200, message="", column=None, canonical=plan.canonical,

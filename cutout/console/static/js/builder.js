@@ -129,8 +129,9 @@ export class Builder {
     this.timer = setTimeout(() => this.validate(), 250);
   }
 
-  // ``checked``: the text the column counts in, as the server checked it (a space or an é in a text
-  // layer is sent %-encoded, as the browser sends the delivery URL).
+  // ``checked``: the text the column counts in, as the server read it (a space or an é in a text layer
+  // is sent %-encoded, as the browser sends the delivery URL; an encoded structural character, %24 or
+  // %2C, is read decoded, as delivery reads it).
   message(text, kind, column, checked = this.field.value) {
     const box = $("t-message");
     box.className = `message ${kind}`;
@@ -172,7 +173,7 @@ export class Builder {
     this.field.setAttribute("aria-invalid", String(!answer.ok));
     $("url").value = answer.url;
     if (!answer.ok) {
-      this.message(`${answer.status} ${answer.message}`, "bad", answer.column, answer.transformation);
+      this.message(`${answer.status} ${answer.message}`, "bad", answer.column, answer.read);
       this.clear(answer.url, `The delivery URL answers ${answer.status}.`);
       return;
     }
