@@ -17,10 +17,12 @@ from cutout.console import snippets
 from cutout.service import Service
 from grammar import parse_path, parse_transformation, plain_transformation
 from grammar.errors import BadRequest, OriginError
+from grammar.parse import quoted as grammar_quoted
 
 _SYNTAX_COLUMN = re.compile(r"at column (\d+) of ")
 _PARAMETER = re.compile(r"parameter - ([a-z]+)(?:_([^:\s]*))?")
-_COMPONENT = re.compile(r"in '([^']*)'$")
+#: A component the message quotes last (``grammar.parse.quoted``: ``\'`` and ``\\`` escaped inside).
+_COMPONENT = re.compile(r"in ('(?:[^'\\]|\\.)*')$")
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def column_of(error: OriginError, transformation: str) -> int | None:
         start = 0
         for component in components:  # the component's own text, where it starts in the whole string
             start = transformation.find(component.raw, start)
-            if component.raw == quoted.group(1) and start >= 0:
+            if grammar_quoted(component.raw) == quoted.group(1) and start >= 0:
                 return start + 1
             start += len(component.raw)
     return None

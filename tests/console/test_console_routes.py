@@ -120,6 +120,7 @@ def test_check_columns_point_at_the_problem(make: Any) -> None:
     assert column("e_background_removal/c_fill,g_liquid,h_9,w_9") == 29
     assert column("e_background_removal/z_2") == 22
     assert column("c_fill,w_100/w_100,w_200") == 14
+    assert column("c_fill,w_100/w_1,l_text:Arial_40:it's,w_2") == 14  # a quote in the quoted component
 
 
 def test_check_takes_text_as_the_browser_sends_it(make: Any) -> None:
