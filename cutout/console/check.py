@@ -103,8 +103,9 @@ def check(service: Service, target: Target, transformation: str, accept: str | N
         # as folders (then the delivery URL would say the original is missing, which helps nobody).
         plan = transform.compile_plan(parse_transformation(read), named=service.settings.named)
         if parse_path(path).raw_transformation != transformation:
-            raise BadRequest(f"{transformation!r} is not read as a transformation in a delivery URL: its "
-                             "first component has no known parameter key, so it would be a folder")
+            raise BadRequest(f"{grammar_quoted(transformation)} is not read as a transformation in a "
+                             "delivery URL: its first component has no known parameter key, so it would be a "
+                             "folder")
         # The original, its layers, strict mode: resolved as the URL would be (nothing is rendered).
         service.resolver.resolve(path, accept)
     except OriginError as exc:
