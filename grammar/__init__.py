@@ -2,7 +2,7 @@
 
 from grammar.ast import Component, DeliveryPath, Param
 from grammar.parse import parse_condition, parse_expression, parse_transformation
-from grammar.path import is_component, layer_public_id, parse_path
+from grammar.path import is_component, layer_public_id, parse_path, plain_transformation
 from grammar.signature import sign, verify_delivery
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "parse_expression",
     "parse_path",
     "parse_transformation",
+    "plain_transformation",
     "sign",
     "verify_delivery",
 ]

@@ -156,7 +156,7 @@ def _parse_value(text: str, start: str) -> object:
         return parser().parse(text, start=start)
     except UnexpectedInput as exc:
         column, expected = _position(text, exc)
-        found = f"{text[column - 1 : column + 5]!r}" if column <= len(text) else "end of text"
+        found = quoted(text[column - 1 : column + 5]) if column <= len(text) else "end of text"
         raise TransformationSyntaxError(
             f"unexpected {found} at character {column}; expected {_expected_in_expression(expected, start)}"
         ) from None
@@ -217,16 +217,36 @@ def syntax_error(text: str, exc: UnexpectedInput) -> TransformationSyntaxError:
     return TransformationSyntaxError(public, detail=f"{public} ({type(exc).__name__})")
 
 
-def show(text: str) -> str:
-    """Quote client text for a message (and an HTTP header): ASCII only, bounded length."""
+def show(text: str, quote: str = '"') -> str:
+    """Quote client text for a message, bounded in length: as the client wrote it (``"héllo"``, the
+    body is UTF-8), but for what cannot be seen or would act on a terminal, a log line or a header (control
+    characters, line and paragraph separators, bidi overrides, lone surrogates), which are backslash
+    escapes (``"a\\nb"``). ``X-Cld-Error`` takes the message through ``cutout.headers.header_safe``,
+    which percent-encodes what is not ASCII.
+
+    >>> print(show("héllo wörld"), show("a\\nb\\x1b[31m\\u202e"), show("it's", "'"))
+    "héllo wörld" "a\\nb\\x1b[31m\\u202e" 'it\\'s'
+    """
     if len(text) > _SHOWN_CHARS:
         text = text[:_SHOWN_CHARS] + "..."
-    return '"' + _escape(text).replace('"', '\\"') + '"'
+    return quote + _escape(text).replace(quote, "\\" + quote) + quote
+
+
+def quoted(text: str) -> str:
+    """``show`` in single quotes, for the messages that write a value so (``unexpected 'é!' at ...``)."""
+    return show(text, "'")
 
 
 def _escape(text: str) -> str:
-    """Backslash escapes for anything outside printable ASCII (control characters included)."""
-    return text.encode("unicode_escape").decode("ascii")
+    """Backslash escapes for the backslash itself and for what is not printable (``str.isprintable``:
+    control and format characters, separators other than the space, unassigned code points)."""
+    return "".join(char if char.isprintable() and char != "\\" else _escaped(char) for char in text)
+
+
+def _escaped(char: str) -> str:
+    # unicode_escape writes \n, \t, \\, \xNN, \uNNNN and \UNNNNNNNN; a lone surrogate (what
+    # surrogateescape leaves for an undecodable byte) is written as its code point.
+    return char.encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 def _position(text: str, exc: UnexpectedInput) -> tuple[int, set[str]]:

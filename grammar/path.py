@@ -66,7 +66,7 @@ def parse_path(path: str) -> DeliveryPath:
         rest = _without_suffix(path, rest)
     component_texts, version, source_segments = _split_components(rest)
     raw_transformation = "/".join(component_texts)
-    transformation = "/".join(plain_component(text) for text in component_texts)
+    transformation = plain_transformation(raw_transformation)
     raw_source = "/".join(source_segments)
     public_id, extension = _split_source(raw_source)
     return DeliveryPath(
@@ -118,6 +118,17 @@ def is_control(char: str) -> bool:
     [False, True, True, True, False]
     """
     return ord(char) < 32 or 127 <= ord(char) < 160
+
+
+def plain_transformation(raw: str) -> str:
+    """A transformation as delivery reads it (``DeliveryPath.transformation``): each ``/`` component's
+    percent-encoded structural characters decoded (``plain_component``). The console's check reads a typed
+    transformation through this too, so it answers what the delivery URL would.
+
+    >>> plain_transformation("%24w_300/c_scale%2Cw_%24w")
+    '$w_300/c_scale,w_$w'
+    """
+    return "/".join(plain_component(text) for text in raw.split("/"))
 
 
 def plain_component(segment: str) -> str:

@@ -28,6 +28,7 @@ from grammar.ast import (
     Text,
     Variable,
 )
+from grammar.parse import quoted
 
 #: The image characteristics cutout evaluates, and what each is.
 NAMES = {
@@ -255,14 +256,14 @@ def check_name(name: str) -> None:
     if name in UNSUPPORTED_NAMES:
         raise Unevaluable(f"{name} is not supported by this server: {UNSUPPORTED_NAMES[name]}")
     known = ", ".join(NAMES)
-    raise Unevaluable(f"unknown name {name!r} (names are {known}, ctx:!key!, or a $variable)")
+    raise Unevaluable(f"unknown name {quoted(name)} (names are {known}, ctx:!key!, or a $variable)")
 
 
 def check_lookup(source: str) -> None:
     if source == "md":
         raise Unevaluable("structured metadata (md:) is not supported by this server; use ctx:!key!")
     if source not in LOOKUPS:
-        raise Unevaluable(f"unknown source {source!r}: ctx:!key! reads the asset's context")
+        raise Unevaluable(f"unknown source {quoted(source)}: ctx:!key! reads the asset's context")
 
 
 # ---- compile time -----------------------------------------------------------------------------------

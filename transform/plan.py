@@ -18,6 +18,7 @@ from typing import Any
 
 from grammar.ast import Component, Condition
 from grammar.errors import BadRequest
+from grammar.parse import quoted
 from transform import delivery, dynamic, ratio
 from transform.binding import Scope, bind
 from transform.expressions import Unevaluable, as_expression, condition_reads, fold_condition, reads
@@ -522,11 +523,11 @@ def _expand(
                 first = next(q for q in component.params if q.key == "e")
                 raise BadRequest(
                     f"Invalid transformation: e_{first.value} and e_{p.value} in one component "
-                    f"({component.raw!r}); only one effect applies per component: chain them, "
+                    f"({quoted(component.raw)}); only one effect applies per component: chain them, "
                     f"e_{first.value}/e_{p.value}"
                 )
             elif p.key in params:
-                raise BadRequest(f"Invalid transformation: {p.key}_ appears twice in {component.raw!r}")
+                raise BadRequest(f"Invalid transformation: {p.key}_ appears twice in {quoted(component.raw)}")
             params.pop(p.key, None)
             params[p.key] = value
         if "t" not in params:
@@ -534,7 +535,8 @@ def _expand(
             written.append(texts)
             continue
         if len(params) > 1:
-            raise BadRequest(f"Invalid transformation: t_ must be alone in its component ({component.raw!r})")
+            raise BadRequest(f"Invalid transformation: t_ must be alone in its component "
+                             f"({quoted(component.raw)})")
         if depth >= MAX_NAMED_DEPTH:
             raise BadRequest("Invalid transformation: named transformations nest too deeply (a cycle?)")
         for name in params["t"]:

@@ -15,12 +15,14 @@ from urllib.parse import quote
 import transform
 from cutout.console import snippets
 from cutout.service import Service
-from grammar import parse_path, parse_transformation
+from grammar import parse_path, parse_transformation, plain_transformation
 from grammar.errors import BadRequest, OriginError
+from grammar.parse import quoted as grammar_quoted
 
 _SYNTAX_COLUMN = re.compile(r"at column (\d+) of ")
 _PARAMETER = re.compile(r"parameter - ([a-z]+)(?:_([^:\s]*))?")
-_COMPONENT = re.compile(r"in '([^']*)'$")
+#: A component the message quotes last (``grammar.parse.quoted``: ``\'`` and ``\\`` escaped inside).
+_COMPONENT = re.compile(r"in ('(?:[^'\\]|\\.)*')$")
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def column_of(error: OriginError, transformation: str) -> int | None:
         start = 0
         for component in components:  # the component's own text, where it starts in the whole string
             start = transformation.find(component.raw, start)
-            if component.raw == quoted.group(1) and start >= 0:
+            if grammar_quoted(component.raw) == quoted.group(1) and start >= 0:
                 return start + 1
             start += len(component.raw)
     return None
@@ -90,20 +92,25 @@ def column_of(error: OriginError, transformation: str) -> int | None:
 def check(service: Service, target: Target, transformation: str, accept: str | None) -> dict[str, Any]:
     """Blocking (the resolver reads the originals store): run it in a thread."""
     transformation = as_sent(transformation)
+    # Read as delivery reads it (``%24w_300`` is ``$w_300``): by delivery's own function, so the two
+    # cannot drift apart. Messages and columns are about this text (the page draws its caret under it).
+    read = plain_transformation(transformation)
     path = delivery_path(target, transformation)
-    answer: dict[str, Any] = {"transformation": transformation, "path": path, "url": target.base_url + path}
+    answer: dict[str, Any] = {"transformation": transformation, "read": read, "path": path,
+                              "url": target.base_url + path}
     try:
         # The parser and compiler first: they name the column even where the path would read the text
         # as folders (then the delivery URL would say the original is missing, which helps nobody).
-        plan = transform.compile_plan(parse_transformation(transformation), named=service.settings.named)
+        plan = transform.compile_plan(parse_transformation(read), named=service.settings.named)
         if parse_path(path).raw_transformation != transformation:
-            raise BadRequest(f"{transformation!r} is not read as a transformation in a delivery URL: its "
-                             "first component has no known parameter key, so it would be a folder")
+            raise BadRequest(f"{grammar_quoted(transformation)} is not read as a transformation in a "
+                             "delivery URL: its first component has no known parameter key, so it would be a "
+                             "folder")
         # The original, its layers, strict mode: resolved as the URL would be (nothing is rendered).
         service.resolver.resolve(path, accept)
     except OriginError as exc:
         answer.update(ok=False, status=exc.status, message=exc.public,
-                      column=column_of(exc, transformation))
+                      column=column_of(exc, read))
         return answer
     answer.update(
         ok=True, status=200, message="", column=None, canonical=plan.canonical,

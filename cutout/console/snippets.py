@@ -15,7 +15,7 @@ import json
 import re
 from urllib.parse import urlsplit
 
-from grammar import parse_transformation
+from grammar import parse_transformation, plain_transformation
 
 #: Delivery keys whose SDK option passes a plain string or integer through unchanged (checked against
 #: the SDK's ``generate_transformation_string``: ``#`` colours, lists, dicts and expressions are what it
@@ -51,9 +51,16 @@ def _value(text: str) -> int | str:
 
 
 def python_components(transformation: str) -> list[dict[str, int | str]]:
-    """One dict per component: SDK options where they round-trip exactly, else ``raw_transformation``."""
+    """One dict per component: SDK options where they round-trip exactly, else ``raw_transformation``.
+    ``transformation`` is as the URL writes it, read as delivery reads it (``plain_transformation``); a
+    component with an encoded structural character (``%24w_300``) goes in as written."""
     result: list[dict[str, int | str]] = []
-    for component in parse_transformation(transformation):
+    written = transformation.split("/")
+    components = parse_transformation(plain_transformation(transformation))
+    for raw, component in zip(written, components, strict=True):
+        if raw != component.raw:
+            result.append({"raw_transformation": raw})
+            continue
         texts = [f"{p.key}_{p.value}" for p in component.params]
         keys = [p.key for p in component.params]
         plain = (
@@ -112,7 +119,9 @@ def javascript(base_url: str, cloud: str, transformation: str, public_id: str, v
     if version:
         chain += f"\n  .setVersion({version})"
     if transformation:
-        chain += f"\n  .addTransformation({json.dumps(transformation)})"
+        # As delivery reads it: url-gen encodes the URL's '%' again (%24 would reach the server as %2524,
+        # a literal "%24"), and writes '$', ',' and ':' as they are.
+        chain += f"\n  .addTransformation({json.dumps(plain_transformation(transformation))})"
     return "\n".join([
         'import { Cloudinary } from "@cloudinary/url-gen";',
         "",

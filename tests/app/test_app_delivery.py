@@ -236,6 +236,23 @@ def test_the_error_header_is_utf8_percent_encoding_of_the_body(
     assert unquote(header) == response.text.strip() == f"Resource not found - docs/{unquote(public_id)}"
 
 
+def test_a_400_shows_the_id_as_written_and_escapes_what_cannot_be_seen(client: Any) -> None:
+    """A message quotes the client's text as written (héllo, not h\\xe9llo: the body is UTF-8, the header
+    its percent-encoding), while a newline or an ANSI escape stays a visible escape in both."""
+    response = client.get("/image/upload/w_10/h%C3%A9llo/%2E%2E/x.jpg")
+    assert response.status_code == 400
+    assert response.text.strip() == (
+        "Invalid public id \"héllo/../x\": folder names must not be empty, '.' or '..'"
+    )
+    assert response.headers["x-cld-error"].isascii()
+    assert unquote(response.headers["x-cld-error"]) == response.text.strip()
+    hidden = client.get("/image/upload/w_10/h%C3%A9%0A%1B%5B31m.jpg")
+    assert hidden.status_code == 400
+    assert 'public id "hé\\n\\x1b[31m"' in hidden.text
+    assert "\n" not in hidden.text.strip() and "\x1b" not in hidden.text
+    assert unquote(hidden.headers["x-cld-error"]) == hidden.text.strip()
+
+
 def test_a_public_id_is_found_in_either_unicode_form(make_client: ClientFactory, tmp_path: Path) -> None:
     """café composed (NFC: %C3%A9) and decomposed (NFD: e + U+0301, %CC%81) look alike and mean the same:
     either URL finds either file, as a layer too; the id as written wins when both are stored. A 404 for

@@ -1,9 +1,10 @@
 """The console with no secret set, on loopback, in a real browser: open without signing in, uploads
-off and saying why, the builder working on any original, and a server without the model answering
-background removal with its 501 under the result."""
+off and saying why, the builder working on any original (its underlay preset on another), and a server
+without the model answering background removal with its 501 under the result."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -37,6 +38,17 @@ def test_open_console_without_uploads_or_model(server: ServerProcess) -> None:
         expect(page.locator("#after-info")).to_contain_text("320 × 214 · jpg", timeout=20_000)
         page.click("button[data-preset=cutout]")
         expect(page.locator("#after-info")).to_contain_text("501", timeout=20_000)
+        # No listing to take an underlay from: a sample other than the original (docs/road was laid under
+        # itself); its layer is found (the check is valid) and, without the model, the cut-out is a 501.
+        page.click("button[data-preset=underlay]")
+        expect(page.locator("#transformation")).to_have_value(re.compile(r"/u_docs:bg_beach/"))
+        expect(page.locator("#t-message")).to_contain_text("Valid: ")
+        expect(page.locator("#after-info")).to_contain_text("501", timeout=20_000)
+        page.fill("#public-id", "docs/bg_beach")
+        page.press("#public-id", "Enter")
+        expect(page.locator("#before-info")).to_contain_text("1000 × 872", timeout=20_000)
+        page.click("button[data-preset=underlay]")
+        expect(page.locator("#transformation")).to_have_value(re.compile(r"/u_docs:road/"))
         OUTPUT_DIR.joinpath("console").mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(OUTPUT_DIR / "console" / "open-no-model.png"), full_page=True)
         assert not [line for line in session.console if line.startswith("pageerror")], session.console

@@ -12,6 +12,7 @@ from typing import Any
 
 import cloudinary.utils
 import pytest
+import pyvips
 from starlette.testclient import TestClient
 
 from cutout.settings import Settings
@@ -90,6 +91,8 @@ BAD = [
     "w_100,w_200",  # twice in one component
     "u_docs:nothing/fl_layer_apply",  # a missing layer: the resolver's 404
     "e_background_removal/c_scale,w_",
+    "c_scale%2Cw_abc",  # an encoded comma separates parameters, as in delivery
+    "%24w_abc/c_scale,w_%24w",  # an encoded $ is a variable's, as in delivery
 ]
 
 
@@ -117,6 +120,7 @@ def test_check_columns_point_at_the_problem(make: Any) -> None:
     assert column("e_background_removal/c_fill,g_liquid,h_9,w_9") == 29
     assert column("e_background_removal/z_2") == 22
     assert column("c_fill,w_100/w_100,w_200") == 14
+    assert column("c_fill,w_100/w_1,l_text:Arial_40:it's,w_2") == 14  # a quote in the quoted component
 
 
 def test_check_takes_text_as_the_browser_sends_it(make: Any) -> None:
@@ -134,6 +138,25 @@ def test_check_takes_text_as_the_browser_sends_it(make: Any) -> None:
                                                "public_id": "docs/road"}).json()
     assert bad["status"] == 400 and bad["transformation"] == "l_text:Arial_40:%C3%A9/w_x"
     assert bad["column"] == bad["transformation"].index("w_x") + 1
+
+
+def test_check_reads_encoded_structural_characters_as_delivery_does(make: Any) -> None:
+    """%24 is $, %2C a comma and %3A a colon in a component (grammar's plain_transformation), in the check
+    as in the delivery URL: the check said 400 (unexpected '%') to a URL that answers 200."""
+    client = make()
+    text = "%24w_60/c_scale%2Cw_%24w/ar_16%3A9,c_fill"
+    answer = client.get("/console/check", params={"transformation": text, "public_id": "docs/road"}).json()
+    assert answer["ok"] is True, answer
+    assert answer["transformation"] == text  # the URL keeps what was written
+    assert answer["read"] == "$w_60/c_scale,w_$w/ar_16:9,c_fill"
+    assert answer["canonical"] == client.get("/console/check", params={
+        "transformation": answer["read"], "public_id": "docs/road"}).json()["canonical"]
+    delivered = client.get(answer["path"])
+    assert delivered.status_code == 200 and pyvips.Image.new_from_buffer(delivered.content, "").width == 60
+    # A mistake after an encoded comma: the column counts in the text as read, under which the caret goes.
+    bad = client.get("/console/check", params={"transformation": "c_scale%2Cw_abc",
+                                               "public_id": "docs/road"}).json()
+    assert bad["status"] == 400 and bad["read"] == "c_scale,w_abc" and bad["column"] == 9
 
 
 def test_check_of_a_good_transformation(make: Any) -> None:

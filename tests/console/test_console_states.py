@@ -14,6 +14,7 @@ import pytest
 
 from tests.app.helpers import SAMPLES
 from tests.app.server_process import ServerProcess
+from tests.conftest import OUTPUT_DIR
 from tests.console.browser import PHONE, Session, chromium, console_server
 
 pytestmark = pytest.mark.integration
@@ -321,6 +322,64 @@ def test_a_refused_upload_does_not_look_done(server: ServerProcess, browser: Ses
     assert "%" not in news.inner_text()
 
 
+def test_finished_upload_rows_can_be_cleared_and_the_list_is_bounded(
+    server: ServerProcess, browser: Session, tmp_path: Path
+) -> None:
+    """The rows of the uploads made from the page were never cleared: the list grew with every upload.
+    "Clear finished uploads" takes away those that came to an end (one under way stays, with its bar),
+    and past 20 rows the oldest finished ones go."""
+    from playwright.sync_api import expect
+
+    page = _ready(browser, server.url + "/console")
+    clear = page.locator("#clear-uploads")
+    rows = page.locator("#uploads li")
+    expect(clear).to_be_hidden()  # nothing to clear yet
+    refused = []
+    for n in range(23):
+        refused.append(tmp_path / f"notes{n:02}.txt")
+        refused[-1].write_text("not an image\n")
+    page.set_input_files("#files", [str(path) for path in refused[:20]])
+    expect(rows.filter(has_text="failed: ")).to_have_count(20)
+    page.set_input_files("#files", [str(path) for path in refused[20:]])
+    expect(rows.filter(has_text="notes22.txt")).to_contain_text("failed: ")
+    expect(rows.filter(has_text="failed: ")).to_have_count(20)
+    expect(rows).to_have_count(20)  # bounded: the oldest three finished rows went
+    assert rows.first.locator(".name").inner_text() == "notes22.txt"  # newest first; notes00-02 went
+    expect(rows.filter(has_text="notes02.txt")).to_have_count(0)
+    expect(clear).to_be_visible()
+
+    # An upload still under way (held before it is signed) is not cleared.
+    held: list[Any] = []
+    page.route("**/console/sign", lambda route: held.append(route))
+    photo = tmp_path / "held.jpg"
+    shutil.copy(SAMPLES / "docs/road.jpg", photo)
+    page.set_input_files("#files", str(photo))
+    expect(rows.filter(has_text="held.jpg")).to_have_count(1)
+    page.screenshot(path=str(_shots() / "uploads-before-clear.png"))
+    clear.click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("held.jpg")
+    expect(clear).to_be_hidden()
+    assert page.evaluate("document.activeElement.id") == "drop"  # the focus stays on the uploads
+    assert len(held) == 1
+    held[0].continue_()
+    page.unroute_all()
+    expect(rows.first).to_contain_text("uploaded")
+    expect(clear).to_be_visible()
+    page.focus("#clear-uploads")
+    page.keyboard.press("Enter")
+    expect(rows).to_have_count(0)
+    expect(clear).to_be_hidden()
+    page.screenshot(path=str(_shots() / "uploads-cleared.png"))
+    assert not [line for line in browser.console if line.startswith("pageerror")], browser.console
+
+
+def _shots() -> Path:
+    shots = OUTPUT_DIR / "console"
+    shots.mkdir(parents=True, exist_ok=True)
+    return shots
+
+
 def test_copy_and_open_act_only_on_what_is_there(server: ServerProcess, browser: Session) -> None:
     """QA pass 19: with no code (a bad transformation) or no URL (the server down) Copy was on, put nothing
     on the clipboard and said "Copied the python"; Open (href="#") opened the console again; "Copied"
@@ -377,6 +436,27 @@ def test_a_text_layer_with_spaces_and_accents_is_checked_as_the_browser_sends_it
     expect(caret).to_contain_text("^")
     line, mark = caret.inner_text().split("\n")[:2]
     assert line.startswith("l_text:Arial_40:%C3%A9/w_x") and line[mark.index("^"):].startswith("w_x")
+
+
+def test_encoded_structural_characters_are_read_as_delivery_reads_them(
+    server: ServerProcess, browser: Session
+) -> None:
+    """%24 is $ and %2C a comma in a component, to the check as to the delivery URL (it said 400 to a URL
+    that answers 200); the caret falls under the text as read."""
+    from playwright.sync_api import expect
+
+    page = _ready(browser, server.url + "/console")
+    _open(page, "docs/road")
+    page.fill("#transformation", "%24w_90/c_scale%2Cw_%24w")
+    expect(page.locator("#t-message")).to_contain_text("Valid")
+    expect(page.locator("#after-info")).to_contain_text("90 × 60")
+    assert "/%24w_90/c_scale%2Cw_%24w/" in page.input_value("#url")  # the URL keeps what was typed
+    page.fill("#transformation", "c_scale%2Cw_x")
+    caret = page.locator("#t-message .caret")
+    expect(caret).to_contain_text("^")
+    line, mark = caret.inner_text().split("\n")[:2]
+    assert line == "c_scale,w_x" and line[mark.index("^"):] == "w_x"
+    page.locator("#builder").screenshot(path=str(_shots() / "encoded-caret.png"))
 
 
 def test_dark_mode_follows_the_system(server: ServerProcess, browser: Session) -> None:

@@ -35,6 +35,7 @@ CASES = [
     "l_text:Arial_40:h%C3%A9llo%20w%C3%B6rld",  # typed "héllo wörld": checked as the browser sends it
     "t_thumb",
     "e_blur:300,w_100,x_-10",
+    "%24w_300/c_scale%2Cw_%24w/ar_16%3A9,c_fill",  # encoded structural characters: delivery decodes them
 ]
 TARGETS = [
     Target("http://127.0.0.1:8080", "demo", "docs/road", 1700000000),
@@ -80,6 +81,10 @@ def test_python_snippet_uses_sdk_options_where_they_round_trip() -> None:
     assert snippets.python_components("e_background_removal/c_scale,w_400") == [
         {"effect": "background_removal"}, {"crop": "scale", "width": 400}]
     assert snippets.python_components("w_400,c_scale") == [{"raw_transformation": "w_400,c_scale"}]
+    # Read as delivery reads it, written as typed: the SDK copies a raw_transformation as it is.
+    assert snippets.python_components("%24w_300/c_scale%2Cw_400/c_scale,w_400") == [
+        {"raw_transformation": "%24w_300"}, {"raw_transformation": "c_scale%2Cw_400"},
+        {"crop": "scale", "width": 400}]
 
 
 @pytest.fixture(scope="module")

@@ -87,9 +87,12 @@ ERRORS = [
     ("q_auto::good", "column 8 of \"q_auto::good\": missing value after \"q_auto:\""),
     (
         "\u00fc_3",
-        'column 1 of "\\xfc_3": expected a parameter key (lower-case letters or a $variable), '
-        "found character '\\xfc'",
+        'column 1 of "\u00fc_3": expected a parameter key (lower-case letters or a $variable), '
+        "found character '\u00fc'",
     ),
+    # What cannot be seen, or would act on a log line or a terminal, stays escaped.
+    ("w_\x1b[31m", 'column 3 of "w_\\x1b[31m": unexpected character \'\\x1b\''),
+    ("w_1\u202e", 'column 4 of "w_1\\u202e": unexpected character \'\\u202e\''),
 ]
 
 

@@ -5,7 +5,8 @@ import { check, deliveryPath, fetchImage, getResource } from "./api.js";
 const $ = (id) => document.getElementById(id);
 
 // Presets: Cloudinary's own examples for background removal, on whatever image is selected. The
-// underlay goes under the cut-out: the first other original that is listed (docs/bg_beach in the samples).
+// underlay goes under the cut-out: another original that is listed (docs/bg_beach in the samples), else a
+// sample that is not the original itself (underlayId).
 const PRESETS = {
   cutout: () => "e_background_removal",
   colour: () => "e_background_removal/b_rgb:dbe7f7",
@@ -16,6 +17,9 @@ const PRESETS = {
     return `e_background_removal/c_scale,w_400/u_${layer.replaceAll("/", ":")}/c_fill,h_500,w_700/fl_layer_apply`;
   },
 };
+
+// The samples' background and another photo (cutout/samples): the underlay when no other original is listed.
+const SAMPLE_UNDERLAYS = ["docs/bg_beach", "docs/road"];
 
 const COPIED = { url: "delivery URL", python: "Python code", javascript: "JavaScript code" };
 
@@ -75,8 +79,12 @@ export class Builder {
   }
 
   underlayId() {
-    const others = this.otherIds().filter((id) => id !== this.asset?.public_id);
-    return others.find((id) => id.endsWith("bg_beach")) || others[0] || "docs/road";
+    const shown = this.asset?.public_id;
+    const others = this.otherIds().filter((id) => id !== shown);
+    if (others.length) return others.find((id) => id.endsWith("bg_beach")) || others[0];
+    // Nothing else listed (uploads off: no listing; a prefix that lists only this one): a sample, never
+    // the original itself (docs/road laid docs/road under its own cut-out).
+    return SAMPLE_UNDERLAYS.find((id) => id !== shown);
   }
 
   select(asset) {
@@ -129,8 +137,9 @@ export class Builder {
     this.timer = setTimeout(() => this.validate(), 250);
   }
 
-  // ``checked``: the text the column counts in, as the server checked it (a space or an é in a text
-  // layer is sent %-encoded, as the browser sends the delivery URL).
+  // ``checked``: the text the column counts in, as the server read it (a space or an é in a text layer
+  // is sent %-encoded, as the browser sends the delivery URL; an encoded structural character, %24 or
+  // %2C, is read decoded, as delivery reads it).
   message(text, kind, column, checked = this.field.value) {
     const box = $("t-message");
     box.className = `message ${kind}`;
@@ -172,7 +181,7 @@ export class Builder {
     this.field.setAttribute("aria-invalid", String(!answer.ok));
     $("url").value = answer.url;
     if (!answer.ok) {
-      this.message(`${answer.status} ${answer.message}`, "bad", answer.column, answer.transformation);
+      this.message(`${answer.status} ${answer.message}`, "bad", answer.column, answer.read);
       this.clear(answer.url, `The delivery URL answers ${answer.status}.`);
       return;
     }

@@ -6,6 +6,8 @@ import { deliveryPath, getResource, listResources, removal, upload } from "./api
 const $ = (id) => document.getElementById(id);
 const THUMB = "c_fill,h_208,w_208/f_auto";
 const POLL_MS = 1500;
+// Upload rows kept at most: past it, the oldest finished ones go (one still under way stays, with its bar).
+const UPLOAD_ROWS = 20;
 // Originals per page of the listing (?page_size=N on the page's URL changes it, 1 to 500).
 const PAGE_SIZE = Math.min(500, Math.max(1, Number(new URLSearchParams(location.search).get("page_size")) || 30));
 
@@ -25,6 +27,11 @@ export class Originals {
       this.reload();
     });
     $("more").addEventListener("click", () => this.page());
+    $("clear-uploads").addEventListener("click", () => {
+      for (const row of this.finishedRows()) row.remove();
+      this.tidyUploads();
+      $("drop").focus(); // not lost on the page's body with the button, now hidden
+    });
     this.wireUploads();
   }
 
@@ -164,6 +171,20 @@ export class Originals {
     });
   }
 
+  // The rows of uploads that came to an end (uploaded, refused, removal done or failed), newest first.
+  finishedRows() {
+    return [...$("uploads").children].filter((row) => row.dataset.state === "finished");
+  }
+
+  // The list stays bounded (the oldest finished rows go past UPLOAD_ROWS), and Clear is there while it
+  // has something to clear.
+  tidyUploads() {
+    const finished = this.finishedRows();
+    let excess = $("uploads").childElementCount - UPLOAD_ROWS;
+    while (excess-- > 0 && finished.length) finished.pop().remove();
+    $("clear-uploads").hidden = !this.finishedRows().length;
+  }
+
   uploadAll(files) {
     return Promise.all(files.map((file) => this.uploadOne(file)));
   }
@@ -190,7 +211,9 @@ export class Originals {
     bar.value = 0;
     bar.setAttribute("aria-label", `Upload of ${file.name}`);
     row.append(name, status, bar);
+    row.dataset.state = "active"; // until it is uploaded and any background removal has ended
     $("uploads").prepend(row);
+    this.tidyUploads();
     const params = { use_filename: "true", unique_filename: "true" };
     // Browsing a folder ("shop/"): uploads go into it.
     if (this.prefix.endsWith("/") && this.prefix.length > 1) params.folder = this.prefix.slice(0, -1);
@@ -213,6 +236,9 @@ export class Originals {
       row.classList.add("failed");
       // Full (the file was sent before the server refused it), it looked like the uploads that worked.
       bar.hidden = true;
+    } finally {
+      row.dataset.state = "finished";
+      this.tidyUploads();
     }
   }
 
