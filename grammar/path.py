@@ -304,7 +304,7 @@ def _decode(text: str, what: str) -> str:
 def _check_public_id(public_id: str, label: str) -> None:
     if len(public_id) > MAX_PUBLIC_ID:
         raise BadRequest(f"public_id is too long ({len(public_id)} characters; at most {MAX_PUBLIC_ID})")
-    if "\\" in public_id or any(ord(char) < 32 or ord(char) == 127 for char in public_id):
+    if "\\" in public_id or any(map(is_control, public_id)):  # C1 too: ids are quoted in 404 bodies
         raise BadRequest(f"Invalid {label}: backslashes and control characters are not allowed")
     if any(part in ("", ".", "..") for part in public_id.split("/")):
         raise BadRequest(f"Invalid {label}: folder names must not be empty, '.' or '..'")

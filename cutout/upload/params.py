@@ -34,7 +34,9 @@ SIGNING = ("timestamp", "signature", "api_key")
 MAX_PUBLIC_ID = 255
 #: One folder or name of a public id (the file system's limit, less room for an extension).
 MAX_PART_BYTES = 200
-_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\?#]")
+#: Control characters (C0, DEL and C1, as grammar.path.is_control: ids are quoted in messages and
+#: file names), backslashes, and what would end a URL's path.
+_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\\?#]")
 _NOT_IN_NEW_IDS = re.compile(r"[&%<>+,]")
 _VERSION_LIKE = re.compile(r"v[0-9]+")
 _RANDOM = string.ascii_lowercase + string.digits

@@ -169,6 +169,10 @@ ERRORS = [
         "/demo/image/upload/a%00b",
         'Invalid public id "a\\x00b": backslashes and control characters are not allowed',
     ),
+    (  # a C1 control (CSI) too: the id is quoted in the 404's body
+        "/demo/image/upload/a%C2%9Bb",
+        'Invalid public id "a\\x9bb": backslashes and control characters are not allowed',
+    ),
     ("/demo/image/upload/%FF", 'Invalid public id "%FF": percent-encoding is not valid UTF-8'),
     ("/demo/image/upload/" + "a" * 256, "public_id is too long (256 characters; at most 255)"),
     ("/demo/image/upload/" + "a" * 8200, "Delivery path is too long (8219 characters; at most 8192)"),

@@ -320,6 +320,7 @@ def _files_outside_records(root: Path) -> list[Path]:
         ({"public_id": "../../etc/passwd"}, None, "BadRequest", "'..' folders"),
         ({"public_id": "/abs/path"}, None, "BadRequest", "absolute path"),
         ({"public_id": "bad\x01id"}, None, "BadRequest", "control characters"),
+        ({"public_id": "bad\x9bid"}, None, "BadRequest", "control characters"),
         ({"public_id": "x" * 300}, None, "BadRequest", "public_id is too long"),
         ({"public_id": "ok", "folder": "../up"}, None, "BadRequest", "folder may not contain"),
         ({"public_id": "a/.hidden"}, None, "BadRequest", "starting with '.'"),
