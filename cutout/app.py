@@ -26,6 +26,7 @@ from cutout.fasthits import FastHits
 from cutout.fetch import FetchPolicy
 from cutout.headers import header_safe
 from cutout.queued import QueuedModel
+from cutout.readiness import Check, Finding, Readiness
 from cutout.remote import RemoteOriginals, upload_request
 from cutout.responses import CORS, NOSNIFF, Delivered, answer
 from cutout.service import Service
@@ -148,45 +149,70 @@ def on_s3(service: Service) -> dict[tuple[int, str], tuple[str, S3Endpoint]]:
     return found
 
 
-async def readyz(request: Request) -> Response:
-    """503 only for what stops this process serving: no model where it should run one, a cache it cannot
-    write. A queue-mode replica with no live worker, with Redis away or with S3 not answering still
-    serves cached answers (what a load balancer sends it): ready, and says what is degraded."""
-    service: Service = request.app.state.service
-    problems, degraded = [], []
+def readiness_checks(service: Service) -> Readiness:
+    """/readyz's checks for ``service`` (``cutout.readiness``). 503 only for what stops this process
+    serving: no model where it should run one, a cache folder it cannot write, checks that do not complete.
+    A queue-mode replica with no live worker, with Redis away or with S3 not answering still serves cached
+    answers (what a load balancer sends it): ready, and says what is degraded."""
+    checks: list[Check] = []
+    problems: tuple[str, ...] = ()
     segmenter = service.models.segmenter
     if service.settings.queued and segmenter is not None:
         model = "background removal queued for `cutout worker` (CUTOUT_BACKGROUND_REMOVAL=queue)"
         queue = cast(QueuedModel, segmenter)
-        try:  # the id the workers announced (Redis, read at most every few seconds)
-            model += f", model {await anyio.to_thread.run_sync(lambda: queue.model_id)}"
-            # The id stays once announced: whether a worker runs now is its own heartbeat's question.
-            if not await anyio.to_thread.run_sync(queue.workers_alive):
-                degraded.append("no background-removal worker is alive (new cut-outs queue and wait)")
-        except OriginError as exc:  # no worker has announced its model, or Redis cannot be reached
-            degraded.append(f"new cut-outs wait: {exc.public}")
+
+        def workers() -> Finding:
+            try:  # the id the workers announced (Redis, read at most every few seconds)
+                found = Finding(model=f", model {queue.model_id}")
+                # The id stays once announced: whether a worker runs now is its own heartbeat's question.
+                if not queue.workers_alive():
+                    return Finding(degraded=("no background-removal worker is alive (new cut-outs queue and "
+                                             "wait)",), model=found.model)
+                return found
+            except OriginError as exc:  # no worker has announced its model, or Redis cannot be reached
+                return Finding(degraded=(f"new cut-outs wait: {exc.public}",))
+
+        checks.append(Check(f"the queue's Redis ({service.settings.state})", workers))
     elif segmenter is not None:
         model = f"background removal with model {segmenter.model_id}"
     elif service.settings.background_removal:
         model = "segmentation model not loaded (background removal answers 501)"
-        problems.append(model)
+        problems = (model,)
     else:
         model = "background removal off (CUTOUT_BACKGROUND_REMOVAL=0)"
-    if not await anyio.to_thread.run_sync(service.coordinator.writable):
-        if service.settings.state:  # shared state: cached answers and renders go on without it
-            degraded.append(f"{service.settings.state} cannot be written (new generations answer 503)")
-        else:
-            problems.append(f"cache {service.settings.cache_dir} is not writable")
+    state, cache_dir = service.settings.state, service.settings.cache_dir
+
+    def writable() -> Finding:
+        if service.coordinator.writable():
+            return Finding()
+        if state:  # shared state: cached answers and renders go on without it
+            return Finding(degraded=(f"{state} cannot be written (new generations answer 503)",))
+        return Finding(problems=(f"cache {cache_dir} is not writable",))
+
+    # Its own cache folder not answering stops this process; a shared Redis only degrades it.
+    checks.append(Check(state or f"cache {cache_dir}", writable, critical=not state))
     for (_, bucket), (setting, endpoint) in on_s3(service).items():
-        # At most one HEAD of the bucket every few seconds per endpoint, however often this is polled.
-        trouble = await anyio.to_thread.run_sync(endpoint.problem, bucket)
-        if trouble is not None:
-            degraded.append(f"the storage of {setting} (bucket {bucket}) {trouble}: what needs it is 503")
-    no_store = {"Cache-Control": "no-store"}
-    if problems:
-        return PlainTextResponse("not ready: " + "; ".join(problems) + "\n", 503, headers=no_store)
-    note = f" (degraded: {'; '.join(degraded)})" if degraded else ""
-    return PlainTextResponse(f"ready: {model}{note}\n", headers=no_store)
+        def storage(bucket: str = bucket, setting: str = setting, endpoint: S3Endpoint = endpoint) -> Finding:
+            # At most one HEAD of the bucket every few seconds per endpoint, however often this runs.
+            trouble = endpoint.problem(bucket)
+            if trouble is None:
+                return Finding()
+            where = f"the storage of {setting} (bucket {bucket})"
+            return Finding(degraded=(f"{where} {trouble}: what needs it is 503",))
+
+        checks.append(Check(f"the storage of {setting} (bucket {bucket})", storage))
+    return Readiness(model, checks, problems=problems)
+
+
+async def readyz(request: Request) -> Response:
+    """Answered from the last round of background checks (``cutout.readiness``): never waits on a
+    backend, which a stalled S3 or a paused Redis made it do for seconds."""
+    readiness: Readiness = request.app.state.readiness
+    state = readiness.last()
+    if state is None:  # the first probe: starts the checks and waits for their first round (bounded)
+        state = await anyio.to_thread.run_sync(readiness.state)
+    status, text = readiness.answer(state)
+    return PlainTextResponse(text, status, headers={"Cache-Control": "no-store"})
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -254,6 +280,7 @@ def create_app(
             model = await anyio.to_thread.run_sync(start_segmenter)
         cache = DerivativeCache(cache_dir, size_limit=settings.cache_size)
         app.state.service = Service.open(settings, cache, segmenter=model)
+        app.state.readiness = readiness_checks(app.state.service)
         app.state.remote = RemoteOriginals(app.state.service.originals, cache_dir / "fetched",
                                            FetchPolicy.from_environ(), settings.fetch_ttl,
                                            settings.max_pixels)  # fmt: skip
@@ -264,6 +291,7 @@ def create_app(
             ):
                 yield
         finally:
+            app.state.readiness.close()
             app.state.service.close()
             app.state.remote.close()
             cache.close()

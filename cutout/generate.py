@@ -3,7 +3,10 @@
 Exactly one generation per derivative, across threads and worker processes: the first request claims
 the key in the shared cache (atomic ``add`` with a lease) and queues the job on this process's bounded
 model pool; everybody else sees the claim and answers 423. The owner renews the lease while the job
-runs, so only a dead process's claim expires and lets a later request claim again.
+runs, so only a dead process's claim expires and lets a later request claim again. A process that stops
+cleanly (``close``: SIGTERM, Ctrl-C) gives its claims back at once, queued and running jobs' alike, and
+keeps nothing its running jobs make afterwards: the next request, here after a restart or on another
+process, generates at once instead of waiting out the lease.
 """
 
 from __future__ import annotations
@@ -18,7 +21,12 @@ from functools import partial
 
 from cache import BlobStore, Coordinator, Entry
 from cutout import metrics
+from cutout.store import remembered
 from grammar.errors import OriginError, Overloaded
+
+#: What waits on a job in this process: called with the job's failure when it was not remembered (a
+#: storage that did not answer, a crash), which its waiters answer with once; else with None.
+Waiter = Callable[[OriginError | None], None]
 
 log = logging.getLogger("cutout.generate")
 
@@ -44,9 +52,9 @@ class Generator:
         self._active: set[str] = set()
         # Called once the job of a key has stored its result (or failed) and released its claim: a
         # request waiting on it in this process wakes then, not at its next poll.
-        self._when_done: dict[str, list[Callable[[], None]]] = {}
+        self._when_done: dict[str, list[Waiter]] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # closed: nothing a job makes after it is kept
         self._renewer = threading.Thread(target=self._renew_loop, name="cutout-lease", daemon=True)
         self._renewer.start()
 
@@ -86,29 +94,38 @@ class Generator:
             self._finish(key)
 
     def _run(self, key: str, job: Callable[[], Entry | None]) -> None:
+        failed: OriginError | None = None
         try:
             entry = job()
-            if entry is not None:  # None: nothing to keep (the original changed while it ran)
+            # None: nothing to keep (the original changed while it ran). Closed meanwhile: the claim was
+            # given back and the job may run elsewhere already; this process is on its way out.
+            if entry is not None and not self._stop.is_set():
                 self.blobs.put(key, entry)
         except OriginError as exc:
             log.info("generation of %s failed: %s (%s)", key, exc.public, exc.detail)
-            self.coordinator.remember_failure(key, exc.status, exc.public, ttl=self.failure_ttl)
+            if remembered(exc):
+                if not self._stop.is_set():
+                    self.coordinator.remember_failure(key, exc.status, exc.public, ttl=self.failure_ttl)
+            else:  # not the URL's failure: its waiters are told, the next request generates again
+                failed = exc
         except Exception:
             log.exception("generation of %s crashed", key)
-            self.coordinator.remember_failure(key, 500, OriginError.default_public, ttl=self.failure_ttl)
+            failed = OriginError()
         finally:
-            self._finish(key)
+            self._finish(key, failed)
+            del failed  # (its traceback holds this frame)
 
-    def when_done(self, key: str, callback: Callable[[], None]) -> bool:
-        """Call ``callback`` (from the worker thread) once this process's job for ``key`` has ended;
-        False, and nothing registered, when no such job is queued or running here."""
+    def when_done(self, key: str, callback: Waiter) -> bool:
+        """Call ``callback`` (from the worker thread) once this process's job for ``key`` has ended, with
+        its failure when that was not remembered; False, and nothing registered, when no such job is
+        queued or running here."""
         with self._lock:
             if key not in self._active:
                 return False
             self._when_done.setdefault(key, []).append(callback)
             return True
 
-    def _finish(self, key: str) -> None:
+    def _finish(self, key: str, failed: OriginError | None = None) -> None:
         with self._lock:
             self._active.discard(key)
             callbacks = self._when_done.pop(key, [])
@@ -123,7 +140,7 @@ class Generator:
             metrics.queue_depth.dec()
         for callback in callbacks:
             try:
-                callback()
+                callback(failed)
             except Exception:  # a waiter gone away (its loop closed): it polls no more either
                 log.debug("a waiter on %s could not be woken", key, exc_info=True)
 
@@ -143,5 +160,16 @@ class Generator:
             log.exception("renewing the claim on %s failed; retrying", key)
 
     def close(self) -> None:
+        """Stop: queued jobs are cancelled (``_cancelled`` gives their claims back) and the claims of the
+        running ones are given back now. A running model cannot be interrupted, and the process may end
+        before it does (uvicorn re-raises the SIGTERM it handled), so waiting for it would leave its
+        claim to lapse with the lease while every other process answers 423. What it makes is dropped."""
         self._stop.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            running = list(self._active)
+        for key in running:
+            try:
+                self.coordinator.release(key, self.owner)
+            except Exception:  # noqa: BLE001 - as in ``_finish``: it lapses with its lease
+                log.exception("giving back the claim on %s failed; it expires with its lease", key)

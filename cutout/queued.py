@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from cache import BlobStore, Coordinator, Entry
 from cutout import metrics
 from cutout.settings import Settings
-from grammar.errors import NotAvailable, Overloaded
+from grammar.errors import NotAvailable, OriginError, Overloaded
 from transform.seam import Mask
 
 if TYPE_CHECKING:  # redis-py is the `cutout[scale]` extra: imported only when a queue is made
@@ -60,7 +60,7 @@ class QueuedGenerator:
         metrics.jobs_queued_total.inc()
         return True
 
-    def when_done(self, key: str, callback: Callable[[], None]) -> bool:
+    def when_done(self, key: str, callback: Callable[[OriginError | None], None]) -> bool:
         """Never: the jobs run in `cutout worker` processes, so waiters poll the shared store."""
         return False
 

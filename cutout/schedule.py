@@ -32,7 +32,7 @@ from cutout.masks import Segmentation
 from cutout.queued import QueuedGenerator
 from cutout.resolve import LAYER_MISSING, Prepared, locate_either_form
 from cutout.settings import Settings
-from cutout.store import Store, failure_error
+from cutout.store import Store, again, failure_error, remembered
 from grammar.errors import ClientGone, NotAvailable, OriginError, Overloaded, RenderTimeout, StillGenerating
 from transform.seam import Mask, MaskSource
 from transform.watch import UNWATCHED, Watch
@@ -100,12 +100,24 @@ class Scheduler:
         self._limiter: anyio.CapacityLimiter | None = None
         self._inflight = 0  # renders queued or running (not requests: those sharing one count once)
         self._renders: dict[str, _Shared] = {}  # cache key -> its render in progress in this process
+        # The claims on model runs held now (key -> owner), given back by ``close``.
+        self._segmenting_now: dict[str, str] = {}
+        self._closed = False
         seconds = settings.render_timeout
         retry = math.ceil(settings.failure_seconds)  # the failure is remembered that long
         self.deadlines = Deadlines(seconds, lambda: RenderTimeout(seconds, retry))
 
     def close(self) -> None:
+        """Stop; the claims on the model runs of this process go back at once (see ``Generator.close``):
+        a process waiting for one (``_segmenting``) runs the model itself instead of waiting out the
+        lease."""
+        self._closed = True
         self.generator.close()
+        for key, owner in list(self._segmenting_now.items()):
+            try:
+                self.coordinator.release(key, owner)
+            except Exception:  # noqa: BLE001 - it lapses with its lease
+                log.exception("giving back the claim on %s failed; it expires with its lease", key)
         self.deadlines.close()
 
     # -- rendering (blocking, in a worker thread) ----------------------------------------------------
@@ -169,7 +181,9 @@ class Scheduler:
         except ClientGone:
             raise  # the client's leaving says nothing about the URL: nothing remembered, nothing kept
         except OriginError as exc:
-            if self.current(prepared):  # a file rewritten under the render is not the URL's failure
+            # Neither a file rewritten under the render nor a storage that did not answer is the URL's
+            # failure (``remembered``): the next request renders again.
+            if remembered(exc) and self.current(prepared):
                 ttl = self.settings.failure_seconds
                 self.coordinator.remember_failure(prepared.key, exc.status, exc.public, ttl=ttl)
             raise
@@ -201,7 +215,10 @@ class Scheduler:
         key, owner = f"segment:{prepared.source_key}", f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         lease = self.settings.lease_seconds
         while not self.coordinator.claim(key, owner, lease=lease):
+            if self._closed:  # stopping: the job is given back (Generator.close), not run now
+                raise Overloaded(public="Server is shutting down; retry later")
             time.sleep(POLL_SECONDS)
+        self._segmenting_now[key] = owner
         done = threading.Event()
 
         def renew() -> None:  # held while the model runs, however long that takes
@@ -218,6 +235,8 @@ class Scheduler:
         finally:
             done.set()
             renewer.join()
+            if self._segmenting_now.get(key) == owner:
+                del self._segmenting_now[key]
             self.coordinator.release(key, owner)
 
     # -- generations (claimed for every process) -----------------------------------------------------
@@ -346,8 +365,11 @@ class Scheduler:
         saved a sync API request half a poll on average (25 ms)."""
         loop = asyncio.get_running_loop()
         done = asyncio.Event()
+        failures: list[OriginError] = []
 
-        def wake() -> None:
+        def wake(failed: OriginError | None) -> None:
+            if failed is not None:
+                failures.append(failed)
             loop.call_soon_threadsafe(done.set)
 
         if not self.generator.when_done(key, wake):
@@ -355,3 +377,8 @@ class Scheduler:
             return
         with anyio.move_on_after(remaining):
             await done.wait()
+        if failures:
+            # Not remembered (not the URL's failure: a storage that did not answer, a crash), so the
+            # store will not say it: the requests that waited for this run hear it from the run itself.
+            # The next request generates again.
+            raise again(failures[0])

@@ -18,6 +18,7 @@ from grammar.errors import (
     NotFound,
     OriginError,
     Overloaded,
+    RenderTimeout,
     TooLarge,
     Unauthorized,
     Undecodable,
@@ -41,6 +42,22 @@ def failure_error(status: int, message: str, retry_after: int = 1) -> OriginErro
     error = OriginError(message)
     error.status = status
     return error
+
+
+def remembered(error: OriginError) -> bool:
+    """Whether ``error`` is the URL's own failure, answered again for ``CUTOUT_FAILURE_SECONDS``: what the
+    client's image or URL caused (bad, missing, too large, undecodable; a render past its time budget,
+    which the same URL would meet again). Never what the infrastructure did (a storage or Redis that did
+    not answer, a full queue, a crash): remembered, that answered 503 for the whole period after the
+    storage was back, and a failure is never a result to keep."""
+    return isinstance(error, RenderTimeout) or (error.status < 500 and error.status in _BY_STATUS)
+
+
+def again(error: OriginError) -> OriginError:
+    """A fresh copy of ``error`` for one more request (an error object raised in several requests would
+    collect all their tracebacks)."""
+    retry = error.headers.get("Retry-After", "")
+    return failure_error(error.status, error.public, int(retry) if retry.isdigit() else 1)
 
 
 class Store:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from cutout import metrics
 from cutout.cli import settings_with_cache_folder
 from cutout.settings import Settings, SettingsError, check_buckets, check_state
+from cutout.store import remembered
 from grammar import parse_path
 from grammar.errors import OriginError
 
@@ -157,7 +158,7 @@ class Worker:
             prepared = service.resolver.prepare(parse_path(job.request), accept=job.accept or None,
                                                 signed_ok=True)
         except OriginError as exc:  # the original is gone, or the request no longer resolves
-            if exc.status < 500:  # a storage that did not answer is not the URL's failure
+            if remembered(exc):  # a storage that did not answer is not the URL's failure
                 service.coordinator.remember_failure(job.key, exc.status, exc.public,
                                                      ttl=service.settings.failure_seconds)
             return
@@ -174,13 +175,15 @@ class Worker:
         except OriginError as exc:
             log.info("%s failed in %.2fs: %s (%s)", prepared.public_id, time.perf_counter() - started,
                      exc.public, exc.detail)
-            service.coordinator.remember_failure(job.key, exc.status, exc.public,
-                                                 ttl=service.settings.failure_seconds)
+            # Only the image's own failure is remembered (``remembered``): a storage or Redis that did
+            # not answer is not, or the URL would answer 503 for CUTOUT_FAILURE_SECONDS after it is
+            # back; the next request queues it again.
+            if remembered(exc):
+                service.coordinator.remember_failure(job.key, exc.status, exc.public,
+                                                     ttl=service.settings.failure_seconds)
             return
-        except Exception:
+        except Exception:  # a crash is not the image's failure either: logged, not remembered
             log.exception("generation of %s (%s) crashed", prepared.public_id, job.key)
-            service.coordinator.remember_failure(job.key, 500, OriginError.default_public,
-                                                 ttl=service.settings.failure_seconds)
             return
         # None: the original changed while it ran, nothing is stored (the next request has a new key).
         outcome = "done" if entry is not None else "dropped (its original changed meanwhile)"

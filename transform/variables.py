@@ -326,11 +326,14 @@ VARIABLES: tuple[Variable, ...] = (
             "into the cache has none",
             shown="10 (0: none)", low=0.0, high=3600.0),
     _server("CUTOUT_LEASE_SECONDS", NUMBER, 60.0,
-            "lease of a generation claim (renewed while the job runs), at least 0.5", low=0.5,
+            "lease of a generation claim (renewed while the job runs; a clean stop gives it back, a killed "
+            "process's lapses), at least 0.5", low=0.5,
             high=86400.0),
     # At least a second: a failure that expires as it is written is never reported, and waiting requests
     # would resubmit the job every poll, running the model in a loop while clients get 423.
-    _server("CUTOUT_FAILURE_SECONDS", NUMBER, 30.0, "how long a failed generation is remembered, at least 1",
+    _server("CUTOUT_FAILURE_SECONDS", NUMBER, 30.0,
+            "how long a failure of the image itself (undecodable, too large, not found, past the render "
+            "budget) is remembered, at least 1; a storage or Redis that did not answer, or a crash, never is",
             low=1.0, high=_YEAR),
     _server("CUTOUT_RETRY_AFTER", INTEGER, 2, "Retry-After seconds of a 423 (a 503 says 1)", low=1,
             high=86400),

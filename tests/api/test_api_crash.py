@@ -1,5 +1,6 @@
 """A real `cutout serve` killed (SIGKILL) while it makes a task's result: after a restart on the same
-cache, the task is picked up again and ends with its result. A task never ends without one or an error."""
+cache, the task is picked up again and ends with its result. A task never ends without one or an error.
+Stopped cleanly (SIGTERM) instead, it gives back its claims, the model run's included."""
 
 from __future__ import annotations
 
@@ -75,3 +76,41 @@ def test_a_server_killed_mid_task_finishes_it_after_a_restart(
     source = pyvips.Image.new_from_buffer(photo, "")
     assert (mask.width, mask.height, mask.bands) == (source.width, source.height, 1)
     assert metric(second.url, "cutout_inference_total") == 1  # the mask was made again, once
+
+
+@pytest.mark.slow
+def test_a_server_stopped_mid_task_gives_back_the_model_runs_claim(
+    servers: list[ServerProcess], tmp_path: Path
+) -> None:
+    """SIGTERM while the task's model runs: the task's claim was given back already, the generation's
+    (CUTOUT_LEASE_SECONDS, 10 minutes here) was not, and the restarted server waited it out."""
+    from cache.coordinator import DiskCoordinator
+
+    require_model()
+    originals, cache = tmp_path / "originals", tmp_path / "cache"
+    shutil.copytree(SAMPLES, originals)
+    photo = (SAMPLES / "docs" / "rmv_bgd" / "dog_couch_orig.jpg").read_bytes()
+    env = {**ENV, "CUTOUT_LEASE_SECONDS": "600"}
+    first = ServerProcess(originals, cache, env=env)
+    servers.append(first)
+    first.wait_ready(path="/readyz", timeout=300)
+    accepted = httpx.post(
+        first.url + "/v1/remove-background", content=photo, timeout=60,
+        headers={**AUTH, "Content-Type": "image/jpeg"}, params={"async": "1", "channels": "alpha"},
+    )  # fmt: skip
+    assert accepted.status_code == 202, accepted.text
+    location = accepted.headers["location"]
+    running = wait_status(first, location, ("running", "success", "error"), timeout=60)
+    assert running["status"] == "running", running
+    time.sleep(0.3)
+    first.stop()  # SIGTERM
+    state = DiskCoordinator(cache)
+    try:
+        assert state.depth() == 0, "the stopped server's generation claim is still there"
+    finally:
+        state.close()
+    second = ServerProcess(originals, cache, env=env)
+    servers.append(second)
+    second.wait_ready(path="/readyz", timeout=300)
+    done = wait_status(second, location, ("success", "error"), timeout=240)
+    assert done["status"] == "success", done

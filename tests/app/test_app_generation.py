@@ -229,22 +229,95 @@ def test_a_job_that_just_failed_is_not_run_again(
     assert not cache.claimed("k") and cache.get("k") is None
 
 
-def test_close_releases_the_claims_of_queued_jobs(
+def test_close_gives_back_the_claims_of_queued_and_running_jobs(
     cache: DerivativeCache, make_generator: Callable[..., Generator]
 ) -> None:
-    """Shutdown cancels queued jobs; their claims must go with them, or after a restart their URLs
-    answer 423 until the lease runs out."""
-    gate = threading.Event()
+    """Shutdown cancels queued jobs and abandons running ones; the claims of both must go with them, or
+    after a restart (or on another process) their URLs answer 423 until the lease runs out. A running
+    job that ends afterwards stores nothing: its claim is somebody else's to take now."""
+    gate, started = threading.Event(), threading.Event()
+
+    def running() -> Entry:
+        started.set()
+        return _blocked(gate)()
+
     generator = make_generator(queue_size=2)
     try:
-        assert generator.submit("running", _blocked(gate))
+        assert generator.submit("running", running)
         assert generator.submit("queued", _png(b"q"))
+        assert started.wait(10)
         generator.close()
         assert not cache.claimed("queued")
-        assert cache.claimed("running"), "a running job keeps its claim until it is done"
+        assert not cache.claimed("running"), "a running job's claim must be given back at close"
+        restarted = make_generator()
+        assert restarted.submit("running", _blocked(gate)), "another process generates it at once"
     finally:
         gate.set()
+    deadline = time.monotonic() + 10
+    while cache.get("running") is None:  # the restarted one's job
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     assert make_generator().submit("queued", _png(b"q")), "a restarted process can generate it"
+
+
+def test_a_job_ending_after_close_keeps_nothing(
+    cache: DerivativeCache, make_generator: Callable[..., Generator]
+) -> None:
+    gate, ended = threading.Event(), threading.Event()
+    generator = make_generator()
+    assert generator.submit("k", _blocked(gate))
+    assert generator.when_done("k", lambda failed: ended.set())
+    generator.close()
+    gate.set()
+    assert ended.wait(10)
+    assert cache.get("k") is None and not cache.claimed("k") and cache.failure("k") is None
+
+
+class StorageDownOnce(EllipseSegmenter):
+    """The model's run fails as a job does when the shared storage stops answering meanwhile (a 503 with
+    Retry-After, ``StorageUnavailable``), then works."""
+
+    def segment(self, image: pyvips.Image, *, fine_edges: bool) -> Mask:
+        if self.calls == 0:
+            self.calls += 1
+            from cache.s3 import StorageUnavailable
+
+            raise StorageUnavailable()
+        return super().segment(image, fine_edges=fine_edges)
+
+
+def test_a_generation_failed_by_the_storage_is_told_to_its_waiters_and_not_remembered(
+    make_client: ClientFactory,
+) -> None:
+    """Not the image's failure: remembered, it answered 503 for CUTOUT_FAILURE_SECONDS (30 s here) after
+    the storage was back. The request that waited hears it; the next one generates."""
+    model = StorageDownOnce()
+    client = make_client(segmenter=model, wait_seconds=20, failure_seconds=30)
+    failed = client.get(CUTOUT)
+    assert failed.status_code == 503, failed.text
+    assert failed.headers["retry-after"] == "2"  # the storage's, not the 30 s of a remembered failure
+    assert "Storage is unavailable" in failed.headers["x-cld-error"]
+    service = client.app.state.service
+    key = service.resolver.prepare(parse_path(CUTOUT), accept=None).key
+    assert service.coordinator.failure(key) is None and not service.coordinator.claimed(key)
+    again = client.get(CUTOUT)
+    assert again.status_code == 200 and again.headers["content-type"] == "image/png"
+    assert model.calls == 2
+
+
+def test_a_crashed_generation_is_told_to_its_waiters_and_not_remembered(make_client: ClientFactory) -> None:
+    class CrashOnce(EllipseSegmenter):
+        def segment(self, image: pyvips.Image, *, fine_edges: bool) -> Mask:
+            if self.calls == 0:
+                self.calls += 1
+                raise RuntimeError("out of device memory")
+            return super().segment(image, fine_edges=fine_edges)
+
+    model = CrashOnce()
+    client = make_client(segmenter=model, wait_seconds=20)
+    crashed = client.get(CUTOUT)
+    assert crashed.status_code == 500 and crashed.headers["x-cld-error"] == "Internal error"
+    assert client.get(CUTOUT).status_code == 200 and model.calls == 2
 
 
 def _submit_until_queued(generator: Generator, key: str, timeout: float = 5.0) -> bool:

@@ -1,5 +1,6 @@
 """A real `cutout serve` (uvicorn subprocess): HTTP, multi-process metrics, eager through the server,
-and with the real model: one inference for a burst across two workers, recovery after SIGKILL."""
+and with the real model: one inference for a burst across two workers, recovery after SIGKILL, and after
+SIGTERM at once (a clean stop gives its claims back)."""
 
 from __future__ import annotations
 
@@ -125,3 +126,32 @@ def test_sigkill_mid_generation_then_a_later_request_succeeds(
     done = poll_200(second.url + CUTOUT)
     assert done.status_code == 200
     assert metric(second.url, "cutout_inference_total") == 1
+
+
+@pytest.mark.slow
+def test_sigterm_mid_generation_gives_the_claims_back_and_a_restarted_server_makes_it_at_once(
+    servers: list[ServerProcess], tmp_path: Path
+) -> None:
+    """A clean stop (SIGTERM, Ctrl-C) left the claims of the model run in flight (the derivative's and
+    the content's) to lapse with the lease: the restarted server answered 423 that long, running nothing."""
+    from cache.coordinator import DiskCoordinator
+
+    require_model()
+    cache = tmp_path / "cache"
+    env = {"CUTOUT_LEASE_SECONDS": "600"}  # a claim left behind would hold the cut-out for 10 minutes
+    first = ServerProcess(SAMPLES, cache, env=env)
+    servers.append(first)
+    first.wait_ready(path="/readyz", timeout=300)
+    assert httpx.get(first.url + CUTOUT, timeout=60).status_code == 423
+    first.stop()  # SIGTERM while the model runs
+    state = DiskCoordinator(cache)
+    try:
+        assert state.depth() == 0, "a claim of the stopped server is still there"
+    finally:
+        state.close()
+
+    second = ServerProcess(SAMPLES, cache, env=env)
+    servers.append(second)
+    second.wait_ready(path="/readyz", timeout=300)
+    done = poll_200(second.url + CUTOUT, timeout=240)
+    assert done.status_code == 200 and done.headers["content-type"] == "image/png"

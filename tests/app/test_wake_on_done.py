@@ -27,7 +27,7 @@ def test_when_done_calls_back_after_the_result_is_stored_and_the_claim_released(
         seen: list[tuple[bool, bool]] = []
         woken = threading.Event()
 
-        def wake() -> None:
+        def wake(failed: object) -> None:
             seen.append((blobs.get("k") is not None, coordinator.claimed("k")))
             woken.set()
 

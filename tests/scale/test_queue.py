@@ -157,6 +157,47 @@ def test_a_worker_logs_a_failed_job_as_failed(redis_url: str, tmp_path: Path,
         cache.close()
 
 
+def test_a_job_failed_by_the_storage_is_not_remembered_and_runs_again(redis_url: str, tmp_path: Path) -> None:
+    """A worker whose storage (or Redis) stopped answering mid-job: the failure is not the image's, so it
+    is not remembered (it answered 503 for CUTOUT_FAILURE_SECONDS after the storage was back); the next
+    request queues the job again and it is made. An undecodable image stays remembered (above)."""
+    from cache import DerivativeCache
+    from cache.s3 import StorageUnavailable
+    from cutout.service import Service
+    from cutout.settings import load_settings
+    from cutout.worker import Worker
+    from grammar import parse_path
+    from tests.app.helpers import EllipseSegmenter
+
+    class StorageDownOnce(EllipseSegmenter):
+        def segment(self, image: Any, *, fine_edges: bool) -> Any:
+            if self.calls == 0:
+                self.calls += 1
+                raise StorageUnavailable()
+            return super().segment(image, fine_edges=fine_edges)
+
+    settings = load_settings({"CUTOUT_ORIGINALS": str(SAMPLES), "CUTOUT_CACHE_DIR": str(tmp_path / "c"),
+                              "CUTOUT_STATE": redis_url, "CUTOUT_FAILURE_SECONDS": "600"})
+    cache = DerivativeCache(tmp_path / "c")
+    model = StorageDownOnce()
+    service = Service.open(settings, cache, segmenter=model)
+    queue = ModelQueue(redis_url, lease=5)
+    try:
+        request = "/image/upload/e_background_removal/docs/rmv_bgd/router_orig"
+        key = service.resolver.prepare(parse_path(request), accept=None, signed_ok=True).key
+        for owner in ("job:1", "job:2"):  # the first fails; a request after it queues the second
+            queue.enqueue(key, request, None, owner)
+            assert Worker(service, queue, consumer="w").run(once=True)
+            if owner == "job:1":
+                assert service.coordinator.failure(key) is None, "the storage's failure was remembered"
+                assert service.store.lookup(key) is None and not service.coordinator.claimed(key)
+        assert model.calls == 2 and service.store.lookup(key) is not None
+    finally:
+        queue.close()
+        service.close()
+        cache.close()
+
+
 def _in_process_worker(redis_url: str, tmp_path: Path) -> tuple[Any, ModelQueue, Callable[[], None]]:
     """A Worker over the samples with a stand-in model (no model load); and what closes it."""
     from cache import DerivativeCache
@@ -252,6 +293,45 @@ def test_cutout_worker_stopped_by_a_signal_is_not_counted_alive(redis_url: str, 
     finally:
         worker.kill()
         queue.close()
+
+
+@pytest.mark.slow
+def test_cutout_worker_stopped_mid_job_finishes_it_and_leaves_no_claim_or_pending_job(
+        redis_server: RedisServer, redis_url: str, tmp_path: Path) -> None:
+    """SIGTERM while the model runs: the job in hand ends (one inference), is stored and acknowledged,
+    and its claim is given back; nothing waits for CUTOUT_LEASE_SECONDS (10 minutes here)."""
+    import httpx
+
+    from cache.redis_state import RedisCoordinator
+    from tests.app.server_process import ServerProcess
+    from tests.app.test_app_server import CUTOUT
+    from tests.conftest import require_model
+    from tests.scale.cluster import WorkerProcess
+
+    require_model()
+    env = {"CUTOUT_STATE": redis_url, "CUTOUT_BACKGROUND_REMOVAL": "queue", "CUTOUT_LEASE_SECONDS": "600"}
+    cache = tmp_path / "cache"  # one folder for both: no shared tier needed
+    worker = WorkerProcess(str(SAMPLES), cache, env)
+    server = ServerProcess(SAMPLES, cache, env=env)
+    try:
+        worker.wait_ready()
+        server.wait_ready()
+        deadline = time.monotonic() + 60
+        while (first := httpx.get(server.url + CUTOUT, timeout=30)).status_code == 503:  # not announced
+            assert time.monotonic() < deadline, first.text
+            time.sleep(0.2)
+        assert first.status_code == 423, first.text
+        while redis_server.pending() == 0:  # taken
+            assert time.monotonic() < deadline, worker.log.read_text()
+            time.sleep(0.02)
+        worker.kill(signal.SIGTERM)
+        assert worker.process.returncode == 0, worker.log.read_text()
+        assert redis_server.pending() == 0 and RedisCoordinator(redis_url).depth() == 0
+        done = httpx.get(server.url + CUTOUT, timeout=30)
+        assert done.status_code == 200 and done.headers["content-type"] == "image/png"
+    finally:
+        worker.kill()
+        server.stop()
 
 
 def test_a_redis_that_does_not_answer_is_asked_the_model_id_once_a_period_not_once_a_request(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -100,3 +101,37 @@ def test_redis_tasks_a_deleted_task_is_not_written_back(redis_url: str) -> None:
     assert tasks.get(task["task_id"]) is None and tasks.data(task["task_id"]) is None
     assert all(found["task_id"] != task["task_id"] for found in tasks.unfinished())
     tasks.close()
+
+
+@pytest.mark.slow
+def test_a_server_on_redis_stopped_mid_generation_gives_its_claims_back(redis_url: str,
+                                                                         tmp_path: Path) -> None:
+    """`cutout serve` with CUTOUT_STATE (claims in Redis, the model in-process): SIGTERM while the model
+    runs leaves no claim, so another replica (here: the restarted one, with its own cache folder) makes
+    the cut-out at once rather than after CUTOUT_LEASE_SECONDS (10 minutes here)."""
+    import httpx
+
+    from tests.app.helpers import SAMPLES
+    from tests.app.server_process import ServerProcess
+    from tests.app.test_app_server import CUTOUT, poll_200
+    from tests.conftest import require_model
+
+    require_model()
+    env = {"CUTOUT_STATE": redis_url, "CUTOUT_LEASE_SECONDS": "600"}
+    first = ServerProcess(SAMPLES, tmp_path / "one", env=env)
+    second: ServerProcess | None = None
+    state = RedisCoordinator(redis_url)
+    try:
+        first.wait_ready(path="/readyz", timeout=300)
+        assert httpx.get(first.url + CUTOUT, timeout=60).status_code == 423
+        assert state.depth() >= 1
+        first.stop()  # SIGTERM while the model runs
+        assert state.depth() == 0, "a claim of the stopped server is still in Redis"
+        second = ServerProcess(SAMPLES, tmp_path / "two", env=env)
+        second.wait_ready(path="/readyz", timeout=300)
+        done = poll_200(second.url + CUTOUT, timeout=240)
+        assert done.status_code == 200 and done.headers["content-type"] == "image/png"
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
