@@ -541,6 +541,19 @@ class S3Blobs:
         except self._errors as exc:
             self._failed("PUT", key, exc)
 
+    def has(self, key: str) -> bool | None:
+        """Whether the object is there; None when the storage did not answer (a HEAD, not the bytes)."""
+        if self.at.down():
+            return None
+        try:
+            self.s3.head_object(Bucket=self.location.bucket, Key=self.location.prefix + key)
+        except self._errors as exc:
+            if _missing(exc):
+                return False
+            self._failed("HEAD", key, exc)
+            return None
+        return True
+
     def mark_used(self, key: str) -> None:
         return None
 
@@ -584,6 +597,12 @@ class TieredBlobs:
     def put(self, key: str, entry: Entry) -> None:
         self.local.put(key, entry)
         self.shared.put(key, entry)
+
+    def share(self, key: str, entry: Entry) -> None:
+        """Put ``entry``, found in the local tier, into the shared one where that lacks it: a put made
+        while the shared tier was down reached only the local one, and the replicas look in the shared."""
+        if self.shared.has(key) is False:
+            self.shared.put(key, entry)
 
     def mark_used(self, key: str) -> None:
         self.local.mark_used(key)

@@ -21,6 +21,7 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from cache.s3 import TieredBlobs
 from cutout import metrics
 from cutout.cli import settings_with_cache_folder
 from cutout.settings import Settings, SettingsError, check_buckets, check_state
@@ -152,8 +153,13 @@ class Worker:
 
     def _generate(self, job: Job) -> None:
         service = self.service
-        if service.store.blobs.get(job.key) is not None:
-            return  # made meanwhile (a job queued twice)
+        made = service.store.blobs.get(job.key)
+        if made is not None:  # made meanwhile (a job queued twice), or made while the shared cache was down
+            if isinstance(service.store.blobs, TieredBlobs):
+                # Then it is only in this worker's local tier, and the servers, which find it only in the
+                # shared one, would queue it again and again: put it there.
+                service.store.blobs.share(job.key, made)
+            return
         try:
             prepared = service.resolver.prepare(parse_path(job.request), accept=job.accept or None,
                                                 signed_ok=True)

@@ -363,3 +363,43 @@ def test_a_redis_that_does_not_answer_is_asked_the_model_id_once_a_period_not_on
         os.kill(redis_server.process.pid, signal.SIGCONT)
     time.sleep(0.6)
     assert model.model_id == "isnet-abc" and len(asked) == 4
+
+
+def test_a_job_made_while_the_shared_cache_was_down_is_put_there_when_queued_again(
+        redis_url: str, seaweed: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cut-out made while the shared cache did not answer reached only the worker's local tier (the
+    shared put is skipped, logged). The servers look in the shared tier, find nothing and queue it again:
+    the worker, finding it made, puts it into the shared tier, instead of returning while the servers
+    answer 423 until its local copy is evicted."""
+    from cache import DerivativeCache
+    from cutout.service import Service
+    from cutout.settings import load_settings
+    from cutout.worker import Worker
+    from grammar import parse_path
+    from tests.app.helpers import EllipseSegmenter
+
+    for name, value in seaweed.env().items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings({**seaweed.env(), "CUTOUT_ORIGINALS": str(SAMPLES),
+                              "CUTOUT_CACHE_DIR": str(tmp_path / "c"), "CUTOUT_STATE": redis_url,
+                              "CUTOUT_SHARED_CACHE": f"s3://{bucket}/derived"})
+    cache = DerivativeCache(tmp_path / "c")
+    model = EllipseSegmenter()
+    service = Service.open(settings, cache, segmenter=model)
+    queue = ModelQueue(redis_url, lease=5)
+    blobs = service.store.blobs
+    try:
+        request = "/image/upload/e_background_removal/docs/rmv_bgd/router_orig"
+        key = service.resolver.prepare(parse_path(request), accept=None, signed_ok=True).key
+        with monkeypatch.context() as patch:  # the shared tier is down while the job runs: its put is skipped
+            patch.setattr(blobs.shared.at, "down", lambda: True)
+            queue.enqueue(key, request, None, "job:1")
+            assert Worker(service, queue, consumer="w").run(once=True)
+        assert blobs.local.get(key) is not None and blobs.shared.has(key) is False
+        queue.enqueue(key, request, None, "job:2")  # a server found nothing in the shared tier
+        assert Worker(service, queue, consumer="w").run(once=True)
+        assert blobs.shared.has(key) is True and model.calls == 1  # put there, not made again
+    finally:
+        queue.close()
+        service.close()
+        cache.close()
