@@ -169,6 +169,13 @@ def run(args: argparse.Namespace) -> int:
         print("cutout eager: --timeout applies only with --server (straight into the cache there is none)",
               file=sys.stderr)
         return 2
+    folders = (("--originals", args.originals), ("--cache-dir", args.cache_dir))
+    given = [flag for flag, value in folders if value]
+    if args.server and given:
+        # Through a server its own folders are used: one given here would be ignored without a word.
+        print(f"cutout eager: {' and '.join(given)} {'is' if len(given) == 1 else 'are'} for straight into "
+              "the cache; with --server the server's own are used: give one or the other", file=sys.stderr)
+        return 2
     try:
         lines = read_lines(args.files)
     except InputError as exc:

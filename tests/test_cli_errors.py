@@ -373,6 +373,27 @@ def test_eager_timeout_without_a_server_is_refused(
     assert not (tmp_path / "cache").exists()
 
 
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--originals", "SAMPLES"], "--originals is"),
+        (["--cache-dir", "CACHE"], "--cache-dir is"),
+        (["--originals", "SAMPLES", "--cache-dir", "CACHE"], "--originals and --cache-dir are"),
+    ],
+)
+def test_eager_folders_with_a_server_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], named: str
+) -> None:
+    """Through a server its own folders are used: a folder given as well is refused, not ignored."""
+    lines = tmp_path / "lines.txt"
+    lines.write_text("c_scale,w_10 docs/road\n")
+    paths = {"SAMPLES": str(SAMPLES), "CACHE": str(tmp_path / "cache")}
+    args = [paths.get(flag, flag) for flag in flags]
+    assert main(["eager", str(lines), "--server", "http://127.0.0.1:9", *args]) == 2
+    one_line(capsys.readouterr().err, f"cutout eager: {named} for straight into the cache; with --server")
+    assert not (tmp_path / "cache").exists()
+
+
 def test_eager_help_says_the_timeout_default_and_the_exit_statuses(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
