@@ -910,6 +910,25 @@ def test_serve_examples_on_a_folder_of_ones_own_name_its_originals(tmp_path: Pat
     assert "u_docs:road/fl_layer_apply,y_-200/docs/rmv_bgd/dog_couch_orig" in samples
 
 
+@pytest.mark.parametrize("folder", ["w_100", "v2", "e_sale", "$theme_1"])
+def test_serve_examples_mark_where_an_id_named_like_a_component_starts(tmp_path: Path, folder: str) -> None:
+    """An original in a folder named like a component or a version gets v1/ before its id, so that every
+    example URL finds it: `c_scale,w_400/w_100/photo` is w_100 applied to a `photo` that is not there."""
+    from cutout.cmd_serve import example_urls
+    from cutout.settings import load_settings
+    from grammar.path import parse_path
+
+    own = tmp_path / "own"
+    (own / folder).mkdir(parents=True)
+    shutil.copyfile(ROUTER, own / folder / "photo.jpg")
+    text = "\n".join(example_urls(load_settings({"CUTOUT_ORIGINALS": str(own)})))
+    urls = [line.strip() for line in text.splitlines() if line.strip().startswith("http")]
+    assert len(urls) == 5
+    for url in urls:
+        assert "/v1/" in url
+        assert parse_path(url.removeprefix("http://127.0.0.1:8080")).public_id == f"{folder}/photo", url
+
+
 @pytest.mark.parametrize(
     ("host", "base"),
     [("0.0.0.0", "http://127.0.0.1:8080"), ("::", "http://[::1]:8080"), ("::1", "http://[::1]:8080"),
