@@ -145,6 +145,24 @@ def test_the_scale_out_settings_take_urls_and_name_what_is_wrong(tmp_path: Path)
         load_settings({"CUTOUT_BACKGROUND_REMOVAL": "queue"})
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--port", "abc"], "CUTOUT_PORT (--port): expected an integer, got 'abc'"),
+        (["--port", "-5"], "CUTOUT_PORT (--port): expected between 1 and 65535, got -5"),
+        (["--workers", "0"], "CUTOUT_WORKERS (--workers): expected between 1 and 64, got 0"),
+    ],
+)
+def test_a_bad_command_line_value_is_named_by_its_option_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    """`cutout serve --port abc` said only CUTOUT_PORT, a variable the operator may never have set."""
+    assert main(["serve", "--originals", str(tmp_path), "--cache-dir", str(tmp_path / "c"), *argv]) == 2
+    assert capsys.readouterr().err == f"cutout serve: {message}\n"
+    with pytest.raises(SettingsError, match="^CUTOUT_PORT: expected an integer"):
+        load_settings({"CUTOUT_PORT": "abc"})  # from the environment: the variable alone
+
+
 def test_a_redis_url_with_a_bad_port_or_database_is_named_at_start() -> None:
     """redis-py raised a traceback from the app's start for these ports, and used database 0 for 'abc'."""
     for value in ("redis://127.0.0.1:notaport/0", "redis://127.0.0.1:99999/0", "redis://127.0.0.1:6379/abc",

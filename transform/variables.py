@@ -530,6 +530,15 @@ def read(
         raw: object = source.get(variable.name)
         if overrides and overrides.get(variable.name) is not None:
             raw = overrides[variable.name]
+            try:
+                values[variable.name] = parse(variable, raw)
+            except VariableError as exc:
+                # The value came from the command line: named as given there too (`--port abc` said only
+                # CUTOUT_PORT, which the operator may never have set).
+                flag = "--" + variable.name.removeprefix("CUTOUT_").lower().replace("_", "-")
+                named = f"{variable.name} ({flag}):"
+                raise VariableError(str(exc).replace(f"{variable.name}:", named, 1)) from None
+            continue
         values[variable.name] = parse(variable, raw)
     return values
 
