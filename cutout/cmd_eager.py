@@ -86,6 +86,9 @@ def _server_url(text: str) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise argparse.ArgumentTypeError(f"not an http:// or https:// URL of a server: {text!r}")
+    if parts.query or parts.fragment or text.endswith(("?", "#")):
+        # httpx drops the base's path for it: every line was asked as GET / and failed with a 404.
+        raise argparse.ArgumentTypeError(f"a server's URL takes no query or fragment (?, #): {text!r}")
     return text
 
 

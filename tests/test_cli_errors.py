@@ -347,6 +347,8 @@ def test_eager_unreadable_input(
         (["--concurrency", "100000000"], "argument --concurrency: must be at most 256, not 100000000"),
         (["--timeout", "1e300"], "argument --timeout: must be at most 2592000 seconds (30 days)"),
         (["--server", "notaurl"], "argument --server: not an http:// or https:// URL of a server"),
+        (["--server", "http://127.0.0.1:9?x=1"], "argument --server: a server's URL takes no query or"),
+        (["--server", "http://127.0.0.1:9/cdn#top"], "argument --server: a server's URL takes no query"),
         (["--accept", "garbage!!"], "argument --accept: not an Accept header (media ranges such as "),
         (["--accept", "image/webp;q=2"], "argument --accept: not an Accept header"),
         (["--accept", "image/avif,,*/*"], "argument --accept: not an Accept header"),
