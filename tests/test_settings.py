@@ -35,6 +35,7 @@ from transform.variables import (
     Variable,
     VariableError,
     parse,
+    read,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -201,6 +202,24 @@ def test_lists_hosts_and_the_cloud_name_that_can_never_work_are_refused(tmp_path
     fine = load_settings({"CUTOUT_ORIGINALS": str(tmp_path), "CUTOUT_CLOUD_NAME": "my-shop_2",
                           "CUTOUT_FETCH_ALLOW": "*.example.org, ::1, 127.0.0.2"})
     assert fine.cloud_name == "my-shop_2"
+
+
+@pytest.mark.parametrize("value", ["images.example.org:8080", "10.0.0.5:80", "[::1]:8080", "example.org:"])
+@pytest.mark.parametrize("name", ["CUTOUT_FETCH_ALLOW", "CUTOUT_WEBHOOK_ALLOW"])
+def test_a_host_with_a_port_is_refused_as_it_could_never_match(name: str, value: str) -> None:
+    """Hosts are matched without their port: images.example.org:8080 was kept and every fetch from that
+    server refused as not allowed, the setting silently doing nothing."""
+    with pytest.raises(SettingsError, match=rf"^{name}: expected host names without a port.*got '"):
+        load_settings({name: f"*.example.org, {value}"})
+
+
+def test_an_ipv6_literal_is_allowed_as_urls_write_it_in_brackets() -> None:
+    """[::1] was a glob set of the characters ':' and '1' that no host matches."""
+    from cutout.fetch.policy import host_allowed
+
+    [allow] = [v for name, v in read("fetch", {"CUTOUT_FETCH_ALLOW": "[::1]"}).items()
+               if name == "CUTOUT_FETCH_ALLOW"]
+    assert allow == ("::1",) and host_allowed("::1", allow) and not host_allowed("1", allow)
 
 
 NUMERIC = [v for v in VARIABLES if v.kind.expected in ("an integer", "a number") or v.kind is BYTES]

@@ -199,11 +199,18 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def _host_patterns(text: str) -> tuple[str, ...]:
-    patterns = _names(text)
-    for pattern in patterns:
+    patterns = []
+    for pattern in _names(text):
         if not re.fullmatch(r"[A-Za-z0-9*?.:\-\[\]]+", pattern):  # IPv6 literals too
             raise ValueError(pattern)
-    return patterns
+        # A host is matched without its port, so example.org:8080 would never match: refused, not kept.
+        if re.fullmatch(r"[^:\[\]]+:[0-9]*|\[[^\]]*\]:[0-9]*", pattern):
+            raise ValueError(pattern)
+        # [::1] as a URL writes it: to fnmatch the brackets are a set of characters, never the address.
+        if pattern.startswith("[") and pattern.endswith("]") and ":" in pattern:
+            pattern = pattern[1:-1]
+        patterns.append(pattern)
+    return tuple(patterns)
 
 
 def _cloud_name(text: str) -> str:
@@ -213,7 +220,8 @@ def _cloud_name(text: str) -> str:
 
 
 NAMES = Kind("names separated by ','", _names)
-HOST_PATTERNS = Kind("host names or glob patterns (*.example.org, *) separated by ','", _host_patterns)
+HOST_PATTERNS = Kind("host names without a port, or glob patterns (*.example.org, *), separated by ','",
+                     _host_patterns)
 CLOUD_NAME = Kind("a letter, then up to 127 letters, digits, '-' or '_'", _cloud_name)
 NETWORKS = Kind("addresses or networks such as 10.1.0.0/16, separated by ','", _networks)
 MODEL_SIZE = Kind("a size like 1024 or 1024x768 (16 to 8192 pixels)", _model_size)
