@@ -213,6 +213,16 @@ def test_a_host_with_a_port_is_refused_as_it_could_never_match(name: str, value:
         load_settings({name: f"*.example.org, {value}"})
 
 
+@pytest.mark.parametrize("value", ["https://s3.example.org:abc", "http://s3.example.org:99999", "http://:8333",
+                                   "http://s3 example.org", "https://images.example.org/c dn"])
+@pytest.mark.parametrize("name", ["CUTOUT_S3_ENDPOINT", "CUTOUT_PUBLIC_URL"])
+def test_an_http_url_whose_port_or_host_cannot_be_used_is_refused(name: str, value: str) -> None:
+    """An S3 endpoint of https://h:abc started the server, which then failed every render that needed S3."""
+    with pytest.raises(SettingsError, match=rf"^{name}: expected an http:// or https:// URL"):
+        load_settings({name: value})
+    assert load_settings({name: "http://[::1]:8333/"}) is not None
+
+
 def test_an_ipv6_literal_is_allowed_as_urls_write_it_in_brackets() -> None:
     """[::1] was a glob set of the characters ':' and '1' that no host matches."""
     from cutout.fetch.policy import host_allowed

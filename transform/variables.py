@@ -156,9 +156,26 @@ def _redis_url(text: str) -> str:
     return url
 
 
+def _http_url(text: str) -> str:
+    """An http(s) URL with a host name and, when it gives one, a port that is a number: `https://h:abc` or
+    one with a space in it was kept, and every request made from it failed later (an S3 endpoint's at each
+    render, with nothing said at start)."""
+    from urllib.parse import urlsplit
+
+    url = _url(text, ("http", "https"))
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError:
+        raise ValueError(text) from None
+    if not parts.hostname or re.search(r"[\s\x00-\x1f\x7f]", url):
+        raise ValueError(text)
+    return url
+
+
 def _base_url(text: str) -> str:
     """An http(s) URL that paths are appended to: no query or fragment, no trailing '/'."""
-    url = _url(text, ("http", "https"))
+    url = _http_url(text)
     if "?" in url or "#" in url:
         raise ValueError(text)
     return url.rstrip("/")
@@ -173,7 +190,7 @@ ORIGINALS = Kind("a folder or s3://bucket[/prefix]", _originals)
 S3_URL = Kind("s3://bucket[/prefix]", lambda text: _url(text, ("s3",)))
 REDIS_URL = Kind("redis://[:password@]host[:port][/db], rediss://... or unix:///path",
                  _redis_url)
-HTTP_URL = Kind("an http:// or https:// URL", lambda text: _url(text, ("http", "https")))
+HTTP_URL = Kind("an http:// or https:// URL", _http_url)
 BASE_URL = Kind("an http:// or https:// URL without a query", lambda text: _base_url(text))
 REMOVAL = Kind("1/0/true/false or queue", _removal)
 PATH = Kind("a path", lambda text: Path(text).expanduser())  # "~/..." from systemd or Docker, unexpanded
