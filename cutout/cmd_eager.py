@@ -131,12 +131,14 @@ def read_lines(files: list[str]) -> list[str]:
 
 def _read_text(name: str) -> str:
     label = "stdin" if name == "-" else name
+    # utf-8-sig: a byte-order mark (Windows editors write one) would stay glued to the first line, which
+    # then failed as no delivery path, the mark invisible in the message.
     try:
         if name != "-":
-            return Path(name).read_text(encoding="utf-8")
+            return Path(name).read_text(encoding="utf-8-sig")
         # The bytes when there are some, so stdin is UTF-8 whatever the locale says, as files are.
         stream = getattr(sys.stdin, "buffer", None)
-        return stream.read().decode("utf-8") if stream is not None else sys.stdin.read()
+        return stream.read().decode("utf-8-sig") if stream is not None else sys.stdin.read().lstrip("\ufeff")
     except UnicodeDecodeError as exc:
         raise InputError(f"{label} is not UTF-8 text (byte {exc.start})") from exc
     except OSError as exc:

@@ -318,6 +318,19 @@ def test_eager_dash_reads_stdin_and_counts_what_was_cached(
     assert "cutout eager: 1 generated, 0 failed, 1 already cached\n" in capsys.readouterr().err
 
 
+def test_eager_reads_a_file_or_stdin_that_starts_with_a_byte_order_mark(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A list saved by a Windows editor (a UTF-8 BOM, CRLF line ends) failed its first line as no path."""
+    lines = tmp_path / "lines.txt"
+    lines.write_bytes(b"\xef\xbb\xbf/image/upload/c_scale,w_13/docs/road\r\nc_scale,w_14 docs/road\r\n")
+    assert eager_into(tmp_path, str(lines)) == 0
+    assert "cutout eager: 2 generated, 0 failed\n" in capsys.readouterr().err
+    fake_stdin(monkeypatch, b"\xef\xbb\xbfc_scale,w_15 docs/road\n")
+    assert eager_into(tmp_path, "-") == 0
+    assert "cutout eager: 1 generated, 0 failed\n" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("source", ["missing", "not-utf8", "folder", "stdin-not-utf8"])
 def test_eager_unreadable_input(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], source: str
