@@ -294,6 +294,26 @@ def test_render_formats_that_agree(
     assert out.read_bytes().startswith(magic)
 
 
+def test_render_to_standard_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """-o - wrote a file named '-': the image goes to standard output, what was written to standard error."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["render", "c_scale,w_20/f_png", str(ROUTER), "-o", "-"]) == 0
+    out, err = capsysbinary.readouterr()
+    assert out.startswith(b"\x89PNG") and err.startswith(b"-: png 20x") and not (tmp_path / "-").exists()
+    assert main(["render", "c_scale,w_20", str(ROUTER), "-o", "-", "--format", "webp"]) == 0
+    assert capsysbinary.readouterr().out[8:12] == b"WEBP"
+
+
+def test_render_to_standard_output_refuses_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    assert main(["render", "c_scale,w_20", str(ROUTER), "-o", "-"]) == 2
+    one_line(capsys.readouterr().err, "cutout render: -o -: standard output is a terminal")
+
+
 # -- eager: input ---------------------------------------------------------------------------------------
 
 
