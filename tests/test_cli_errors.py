@@ -482,6 +482,23 @@ def test_serve_cache_dir_that_cannot_be_one(
     assert afile.read_text() == "keep"
 
 
+@pytest.mark.parametrize("command", ["serve", "worker", "eager"])
+def test_a_cache_dir_that_is_the_originals_folder_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """The cache's own folders were made among the originals (blobs/, state/, fetched/), without a word."""
+    originals = tmp_path / "photos"
+    originals.mkdir()
+    lines = tmp_path / "lines.txt"
+    lines.write_text("c_scale,w_10 docs/road\n")
+    extra = {"serve": [], "worker": ["--state", "redis://127.0.0.1:9/0"], "eager": [str(lines)]}[command]
+    same = f"{tmp_path}/./photos/"  # the same folder written another way
+    assert main([command, *extra, "--originals", str(originals), "--cache-dir", same]) == 2
+    one_line(capsys.readouterr().err, f"cutout {command}: CUTOUT_CACHE_DIR (--cache-dir): {originals} is "
+             "the originals folder (CUTOUT_ORIGINALS): give the cache a folder of its own")
+    assert list(originals.iterdir()) == []
+
+
 @pytest.mark.parametrize(("command", "where"), [
     (command, where) for command in ("serve", "worker", "eager")
     for where in ("blobs-a-file", "metrics-a-file", "refuses-files")
