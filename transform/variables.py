@@ -304,8 +304,8 @@ VARIABLES: tuple[Variable, ...] = (
             "originals: a folder of <public_id>.<ext>, or s3://bucket/prefix (objects "
             "<prefix>/<public_id>.<ext>; endpoint and credentials from CUTOUT_S3_ENDPOINT and the AWS_* "
             "variables)", shown="—"),
-    _server("CUTOUT_CACHE_DIR", PATH, None, "derivative and mask cache folder (shared by workers)",
-            shown="—"),
+    _server("CUTOUT_CACHE_DIR", PATH, None,
+            "derivative and mask cache folder (shared by workers; not the originals folder)", shown="—"),
     _server("CUTOUT_HOST", TEXT, "127.0.0.1", "address to listen on"),
     _server("CUTOUT_PORT", INTEGER, 8080, "TCP port to listen on", low=1, high=65535),
     _server("CUTOUT_WORKERS", INTEGER, 1, "uvicorn worker processes", low=1, high=64),
