@@ -27,12 +27,15 @@ model: $(STAMP) ## fetch IS-Net into $CUTOUT_HOME (default ~/.cache/cutout); a n
 
 # The console (/console) is on, open on loopback; its address is printed with the example URLs.
 # Without ORIGINALS (or CUTOUT_ORIGINALS) the originals are a writable copy of the samples under CUTOUT_HOME
-# (the console uploads into it, and the checkout stays clean); a folder of one's own gets no samples copied
-# in. Uploads are on with a key "local" and a random secret kept in CUTOUT_HOME/run-secret, which is the
+# (the console uploads into it, and the checkout stays clean), made once, whole or not at all: copied again
+# on every run, a sample deleted came back, and one replaced by an upload in another format (docs/road as
+# PNG) was shadowed by the restored JPEG, tried first. A folder of one's own gets no samples copied in. Uploads are on with a key "local" and a random secret kept in CUTOUT_HOME/run-secret, which is the
 # console's password (the secret never goes in a URL).
 RUN_HOME := $${CUTOUT_HOME:-$$HOME/.cache/cutout}
 run: model ## start the server on :8080 (PORT=..., ORIGINALS=...; or CUTOUT_PORT, CUTOUT_ORIGINALS)
-	@test -n "$(ORIGINALS)" || (mkdir -p "$(RUN_HOME)/originals" && cp -Rn cutout/samples/. "$(RUN_HOME)/originals/")
+	@test -n "$(ORIGINALS)" || test -d "$(RUN_HOME)/originals" || (mkdir -p "$(RUN_HOME)" && \
+	  rm -rf "$(RUN_HOME)/originals.part" && cp -R cutout/samples "$(RUN_HOME)/originals.part" && \
+	  rm -rf "$(RUN_HOME)/originals.part/.cutout" && mv "$(RUN_HOME)/originals.part" "$(RUN_HOME)/originals")
 	@test -s "$(RUN_HOME)/run-secret" || (umask 077 && $(PY) -c 'import secrets; print(secrets.token_urlsafe(18))' > "$(RUN_HOME)/run-secret")
 	@echo "console sign-in: user $${CUTOUT_API_KEY:-local}, password in $(RUN_HOME)/run-secret"
 	CUTOUT_CONSOLE=$${CUTOUT_CONSOLE:-1} CUTOUT_UPLOAD=$${CUTOUT_UPLOAD:-1} CUTOUT_API_KEY=$${CUTOUT_API_KEY:-local} \

@@ -106,7 +106,11 @@ def settings_with_cache_folder(
     from cutout.settings import SettingsError, load_settings
 
     settings = load_settings(overrides=overrides)
-    _, cache_dir = settings.require_paths()
+    originals, cache_dir = settings.require_paths()
+    if isinstance(originals, Path) and originals.resolve() == cache_dir.resolve():
+        # The cache's blobs/, state/ and fetched/ would sit among the originals, in the Upload API's ids.
+        raise SettingsError(f"CUTOUT_CACHE_DIR (--cache-dir): {cache_dir} is the originals folder "
+                            "(CUTOUT_ORIGINALS): give the cache a folder of its own")
     if check is not None:
         check(settings)
     problem = make_folder(cache_dir) or _cache_problem(cache_dir, settings.cache_size)

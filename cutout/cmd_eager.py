@@ -86,6 +86,9 @@ def _server_url(text: str) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise argparse.ArgumentTypeError(f"not an http:// or https:// URL of a server: {text!r}")
+    if parts.query or parts.fragment or text.endswith(("?", "#")):
+        # httpx drops the base's path for it: every line was asked as GET / and failed with a 404.
+        raise argparse.ArgumentTypeError(f"a server's URL takes no query or fragment (?, #): {text!r}")
     return text
 
 
@@ -128,12 +131,14 @@ def read_lines(files: list[str]) -> list[str]:
 
 def _read_text(name: str) -> str:
     label = "stdin" if name == "-" else name
+    # utf-8-sig: a byte-order mark (Windows editors write one) would stay glued to the first line, which
+    # then failed as no delivery path, the mark invisible in the message.
     try:
         if name != "-":
-            return Path(name).read_text(encoding="utf-8")
+            return Path(name).read_text(encoding="utf-8-sig")
         # The bytes when there are some, so stdin is UTF-8 whatever the locale says, as files are.
         stream = getattr(sys.stdin, "buffer", None)
-        return stream.read().decode("utf-8") if stream is not None else sys.stdin.read()
+        return stream.read().decode("utf-8-sig") if stream is not None else sys.stdin.read().lstrip("\ufeff")
     except UnicodeDecodeError as exc:
         raise InputError(f"{label} is not UTF-8 text (byte {exc.start})") from exc
     except OSError as exc:
@@ -168,6 +173,13 @@ def run(args: argparse.Namespace) -> int:
     if args.timeout is not None and not args.server:
         print("cutout eager: --timeout applies only with --server (straight into the cache there is none)",
               file=sys.stderr)
+        return 2
+    folders = (("--originals", args.originals), ("--cache-dir", args.cache_dir))
+    given = [flag for flag, value in folders if value]
+    if args.server and given:
+        # Through a server its own folders are used: one given here would be ignored without a word.
+        print(f"cutout eager: {' and '.join(given)} {'is' if len(given) == 1 else 'are'} for straight into "
+              "the cache; with --server the server's own are used: give one or the other", file=sys.stderr)
         return 2
     try:
         lines = read_lines(args.files)

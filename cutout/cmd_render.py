@@ -24,7 +24,7 @@ from transform.seam import DirectMasks, MaskSource
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("transformation", help="e.g. 'c_fill,g_auto,h_300,w_400/f_webp' ('' for none)")
     parser.add_argument("source", type=Path, help="the original image file")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="output file")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output file ('-': standard output)")
     parser.add_argument("--originals", type=Path, help="folder where layer ids are found as <id>.<ext>")
     parser.add_argument(
         "--format",
@@ -62,8 +62,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"cutout render: -o {args.output}: {made}: name the file .{rendered.format}", file=sys.stderr)
         return 2
     try:
-        with replacing(args.output) as temp:  # a failed write leaves no truncated image behind
-            temp.write_bytes(rendered.data)
+        if _to_stdout(args.output):
+            sys.stdout.buffer.write(rendered.data)
+            sys.stdout.buffer.flush()
+        else:
+            with replacing(args.output) as temp:  # a failed write leaves no truncated image behind
+                temp.write_bytes(rendered.data)
     except OSError as exc:
         print(f"cutout render: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -71,15 +75,25 @@ def run(args: argparse.Namespace) -> int:
     size = f"{rendered.width}x{rendered.height}"
     if rendered.frames > 1:
         size += f", {rendered.frames} frames"
-    print(f"{args.output}: {rendered.format} {size}{alpha}, {len(rendered.data)} bytes")
+    # With -o - the image is standard output: what was written is said on standard error.
+    print(f"{args.output}: {rendered.format} {size}{alpha}, {len(rendered.data)} bytes",
+          file=sys.stderr if _to_stdout(args.output) else sys.stdout)
     return 0
+
+
+def _to_stdout(output: Path) -> bool:
+    """``-o -``, as `cutout eager` reads ``-`` as standard input (it wrote a file named '-')."""
+    return str(output) == "-"
 
 
 def _check_paths(output: Path, originals: Path | None) -> str | None:
     """Mistakes in the paths given, found before rendering (which may load the model)."""
-    if output.is_dir():
+    if _to_stdout(output):
+        if sys.stdout.isatty():  # image bytes would garble the terminal, as curl refuses them there too
+            return "-o -: standard output is a terminal: redirect it (> out.jpg) or name a file"
+    elif output.is_dir():
         return f"-o {output} is a folder: name the output file"
-    if not output.parent.is_dir():
+    elif not output.parent.is_dir():
         missing = "no folder" if not output.parent.exists() else "not a folder:"
         return f"-o {output}: {missing} {output.parent}"
     if originals is not None and not originals.is_dir():

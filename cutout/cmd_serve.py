@@ -90,12 +90,27 @@ def example_urls(settings: Settings) -> list[str]:
             if own is None:
                 return [f"  (none yet: {settings.originals} holds no originals; put <public_id>.jpg files "
                         "there, or upload them)"]
-            examples = [(what, path.format(id=quote(own, safe="/"))) for what, path in OWN_EXAMPLES]
+            examples = [(what, path.format(id=_url_tail(own))) for what, path in OWN_EXAMPLES]
     urls = [f"  {what}:\n    {base}{cloud}/image/upload/{path}" for what, path in examples
             if not (off and "e_background_removal" in path)]
     if off:
         urls.append("  (background removal is off, CUTOUT_BACKGROUND_REMOVAL=0: its examples are left out)")
     return urls
+
+
+def _url_tail(public_id: str) -> str:
+    """``public_id`` as the end of a delivery URL: with ``v1/`` before it when its first folder would be read
+    as a component or a version (``w_100/photo`` is w_100 applied to ``photo``), as the SDKs mark where an
+    id in folders starts; as it is otherwise, like the samples' URLs."""
+    from grammar.path import parse_path
+
+    written = quote(public_id, safe="/")
+    try:
+        if parse_path(f"/image/upload/{written}").public_id == public_id:
+            return written
+    except OriginError:
+        pass
+    return f"v1/{written}"
 
 
 def browsable_base(settings: Settings) -> str:

@@ -219,9 +219,12 @@ def check_state(settings: Settings) -> None:
 def _read_named(path: Path) -> dict[str, str]:
     env = "CUTOUT_NAMED_TRANSFORMATIONS"
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark (Windows editors) made the file "not valid TOML" at line 1, column 1.
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise SettingsError(f"{env}: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{env}: {path} is not UTF-8 text (byte {exc.start})") from None
     kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
     try:
         data = json.loads(text) if kind == "JSON" else tomllib.loads(text)

@@ -294,6 +294,26 @@ def test_render_formats_that_agree(
     assert out.read_bytes().startswith(magic)
 
 
+def test_render_to_standard_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """-o - wrote a file named '-': the image goes to standard output, what was written to standard error."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["render", "c_scale,w_20/f_png", str(ROUTER), "-o", "-"]) == 0
+    out, err = capsysbinary.readouterr()
+    assert out.startswith(b"\x89PNG") and err.startswith(b"-: png 20x") and not (tmp_path / "-").exists()
+    assert main(["render", "c_scale,w_20", str(ROUTER), "-o", "-", "--format", "webp"]) == 0
+    assert capsysbinary.readouterr().out[8:12] == b"WEBP"
+
+
+def test_render_to_standard_output_refuses_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    assert main(["render", "c_scale,w_20", str(ROUTER), "-o", "-"]) == 2
+    one_line(capsys.readouterr().err, "cutout render: -o -: standard output is a terminal")
+
+
 # -- eager: input ---------------------------------------------------------------------------------------
 
 
@@ -316,6 +336,19 @@ def test_eager_dash_reads_stdin_and_counts_what_was_cached(
     fake_stdin(monkeypatch, b"c_scale,w_12 docs/road\n")
     assert eager_into(tmp_path, str(lines), "-") == 0
     assert "cutout eager: 1 generated, 0 failed, 1 already cached\n" in capsys.readouterr().err
+
+
+def test_eager_reads_a_file_or_stdin_that_starts_with_a_byte_order_mark(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A list saved by a Windows editor (a UTF-8 BOM, CRLF line ends) failed its first line as no path."""
+    lines = tmp_path / "lines.txt"
+    lines.write_bytes(b"\xef\xbb\xbf/image/upload/c_scale,w_13/docs/road\r\nc_scale,w_14 docs/road\r\n")
+    assert eager_into(tmp_path, str(lines)) == 0
+    assert "cutout eager: 2 generated, 0 failed\n" in capsys.readouterr().err
+    fake_stdin(monkeypatch, b"\xef\xbb\xbfc_scale,w_15 docs/road\n")
+    assert eager_into(tmp_path, "-") == 0
+    assert "cutout eager: 1 generated, 0 failed\n" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("source", ["missing", "not-utf8", "folder", "stdin-not-utf8"])
@@ -347,6 +380,8 @@ def test_eager_unreadable_input(
         (["--concurrency", "100000000"], "argument --concurrency: must be at most 256, not 100000000"),
         (["--timeout", "1e300"], "argument --timeout: must be at most 2592000 seconds (30 days)"),
         (["--server", "notaurl"], "argument --server: not an http:// or https:// URL of a server"),
+        (["--server", "http://127.0.0.1:9?x=1"], "argument --server: a server's URL takes no query or"),
+        (["--server", "http://127.0.0.1:9/cdn#top"], "argument --server: a server's URL takes no query"),
         (["--accept", "garbage!!"], "argument --accept: not an Accept header (media ranges such as "),
         (["--accept", "image/webp;q=2"], "argument --accept: not an Accept header"),
         (["--accept", "image/avif,,*/*"], "argument --accept: not an Accept header"),
@@ -370,6 +405,27 @@ def test_eager_timeout_without_a_server_is_refused(
     lines.write_text("c_scale,w_10 docs/road\n")
     assert eager_into(tmp_path, str(lines), "--timeout", "5") == 2
     one_line(capsys.readouterr().err, "cutout eager: --timeout applies only with --server")
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--originals", "SAMPLES"], "--originals is"),
+        (["--cache-dir", "CACHE"], "--cache-dir is"),
+        (["--originals", "SAMPLES", "--cache-dir", "CACHE"], "--originals and --cache-dir are"),
+    ],
+)
+def test_eager_folders_with_a_server_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], named: str
+) -> None:
+    """Through a server its own folders are used: a folder given as well is refused, not ignored."""
+    lines = tmp_path / "lines.txt"
+    lines.write_text("c_scale,w_10 docs/road\n")
+    paths = {"SAMPLES": str(SAMPLES), "CACHE": str(tmp_path / "cache")}
+    args = [paths.get(flag, flag) for flag in flags]
+    assert main(["eager", str(lines), "--server", "http://127.0.0.1:9", *args]) == 2
+    one_line(capsys.readouterr().err, f"cutout eager: {named} for straight into the cache; with --server")
     assert not (tmp_path / "cache").exists()
 
 
@@ -424,6 +480,23 @@ def test_serve_cache_dir_that_cannot_be_one(
     one_line(err, "cutout serve: CUTOUT_CACHE_DIR (--cache-dir): ")
     assert str(cache_dir) in err
     assert afile.read_text() == "keep"
+
+
+@pytest.mark.parametrize("command", ["serve", "worker", "eager"])
+def test_a_cache_dir_that_is_the_originals_folder_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """The cache's own folders were made among the originals (blobs/, state/, fetched/), without a word."""
+    originals = tmp_path / "photos"
+    originals.mkdir()
+    lines = tmp_path / "lines.txt"
+    lines.write_text("c_scale,w_10 docs/road\n")
+    extra = {"serve": [], "worker": ["--state", "redis://127.0.0.1:9/0"], "eager": [str(lines)]}[command]
+    same = f"{tmp_path}/./photos/"  # the same folder written another way
+    assert main([command, *extra, "--originals", str(originals), "--cache-dir", same]) == 2
+    one_line(capsys.readouterr().err, f"cutout {command}: CUTOUT_CACHE_DIR (--cache-dir): {originals} is "
+             "the originals folder (CUTOUT_ORIGINALS): give the cache a folder of its own")
+    assert list(originals.iterdir()) == []
 
 
 @pytest.mark.parametrize(("command", "where"), [
@@ -887,6 +960,25 @@ def test_serve_examples_on_a_folder_of_ones_own_name_its_originals(tmp_path: Pat
                     "there, or upload them)")
     samples = "\n".join(example_urls(load_settings({"CUTOUT_ORIGINALS": str(SAMPLES)})))
     assert "u_docs:road/fl_layer_apply,y_-200/docs/rmv_bgd/dog_couch_orig" in samples
+
+
+@pytest.mark.parametrize("folder", ["w_100", "v2", "e_sale", "$theme_1"])
+def test_serve_examples_mark_where_an_id_named_like_a_component_starts(tmp_path: Path, folder: str) -> None:
+    """An original in a folder named like a component or a version gets v1/ before its id, so that every
+    example URL finds it: `c_scale,w_400/w_100/photo` is w_100 applied to a `photo` that is not there."""
+    from cutout.cmd_serve import example_urls
+    from cutout.settings import load_settings
+    from grammar.path import parse_path
+
+    own = tmp_path / "own"
+    (own / folder).mkdir(parents=True)
+    shutil.copyfile(ROUTER, own / folder / "photo.jpg")
+    text = "\n".join(example_urls(load_settings({"CUTOUT_ORIGINALS": str(own)})))
+    urls = [line.strip() for line in text.splitlines() if line.strip().startswith("http")]
+    assert len(urls) == 5
+    for url in urls:
+        assert "/v1/" in url
+        assert parse_path(url.removeprefix("http://127.0.0.1:8080")).public_id == f"{folder}/photo", url
 
 
 @pytest.mark.parametrize(

@@ -100,6 +100,14 @@ def test_signature_example_verifies() -> None:
     assert not verify_delivery(parsed, "another-secret")
 
 
+def test_the_dpr_example_of_a_length_past_its_bound_is_refused_naming_it() -> None:
+    """The example was `e_blur:1500/dpr_2.0`, which is refused first for having no w_ or h_ to multiply."""
+    [example] = re.findall(r"\(`([^`]+)` is a blur of 3000, over 2000\)", part("Device pixel ratio."))
+    with pytest.raises(BadRequest) as caught:
+        check(f"/image/upload/{example}/docs/road.jpg")
+    assert "e_blur:1500: blur strength 1500 times dpr_2.0 is 3000" in caught.value.public
+
+
 def test_condition_and_variable_examples_are_accepted() -> None:
     examples = re.findall(r"`(/image/upload/[^`]+)`", part("Conditions and variables."))
     assert len(examples) >= 5

@@ -32,7 +32,7 @@ def test_run_defaults_to_the_samples_on_8080() -> None:
     text = make("-n", "run")
     assert "--port 8080 " in serve_line(text)
     assert '--originals "${CUTOUT_HOME:-$HOME/.cache/cutout}/originals"' in serve_line(text)
-    assert 'test -n "" || (mkdir -p' in text  # the samples are copied in
+    assert 'test -n "" || test -d' in text  # the samples are copied in (once)
 
 
 def test_run_honours_cutout_port_and_cutout_originals() -> None:
@@ -52,3 +52,21 @@ def test_help_lists_every_target_and_the_readme_says_so() -> None:
     listed = re.findall(r"^  make (\S+) +\S", make("help"), re.M)
     assert sorted(listed) == sorted(phony.group(1).split())
     assert "make help" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_run_copies_the_samples_once_and_never_over_what_was_changed(tmp_path: Path) -> None:
+    """The copy of the samples is made once: copied again on every `make run`, a sample replaced by an
+    upload in another format (docs/road as PNG) came back as JPEG, which is tried first and so hid the
+    upload, and a sample deleted came back. Runs `make run`'s own copy line, not the server."""
+    text = make("-n", "run")
+    start = text.index('test -n "" ||')
+    copy = text[start:text.index("\ntest -s", start)].replace("\\\n", " ")
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "CUTOUT_HOME": str(tmp_path / "home")}
+    subprocess.run(["sh", "-c", copy], cwd=ROOT, env=env, check=True, timeout=60)
+    originals = tmp_path / "home" / "originals"
+    assert (originals / "docs" / "road.jpg").is_file() and not (tmp_path / "home" / "originals.part").exists()
+    assert not (originals / ".cutout").exists()
+    (originals / "docs" / "road.jpg").rename(originals / "docs" / "road.png")  # as an upload replaces it
+    (originals / "docs" / "bg_beach.jpg").unlink()  # as the console deletes it
+    subprocess.run(["sh", "-c", copy], cwd=ROOT, env=env, check=True, timeout=60)
+    assert sorted(p.name for p in (originals / "docs").iterdir()) == ["rmv_bgd", "road.png"]

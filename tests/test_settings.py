@@ -35,6 +35,7 @@ from transform.variables import (
     Variable,
     VariableError,
     parse,
+    read,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,6 +146,24 @@ def test_the_scale_out_settings_take_urls_and_name_what_is_wrong(tmp_path: Path)
         load_settings({"CUTOUT_BACKGROUND_REMOVAL": "queue"})
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--port", "abc"], "CUTOUT_PORT (--port): expected an integer, got 'abc'"),
+        (["--port", "-5"], "CUTOUT_PORT (--port): expected between 1 and 65535, got -5"),
+        (["--workers", "0"], "CUTOUT_WORKERS (--workers): expected between 1 and 64, got 0"),
+    ],
+)
+def test_a_bad_command_line_value_is_named_by_its_option_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    """`cutout serve --port abc` said only CUTOUT_PORT, a variable the operator may never have set."""
+    assert main(["serve", "--originals", str(tmp_path), "--cache-dir", str(tmp_path / "c"), *argv]) == 2
+    assert capsys.readouterr().err == f"cutout serve: {message}\n"
+    with pytest.raises(SettingsError, match="^CUTOUT_PORT: expected an integer"):
+        load_settings({"CUTOUT_PORT": "abc"})  # from the environment: the variable alone
+
+
 def test_a_redis_url_with_a_bad_port_or_database_is_named_at_start() -> None:
     """redis-py raised a traceback from the app's start for these ports, and used database 0 for 'abc'."""
     for value in ("redis://127.0.0.1:notaport/0", "redis://127.0.0.1:99999/0", "redis://127.0.0.1:6379/abc",
@@ -183,6 +202,34 @@ def test_lists_hosts_and_the_cloud_name_that_can_never_work_are_refused(tmp_path
     fine = load_settings({"CUTOUT_ORIGINALS": str(tmp_path), "CUTOUT_CLOUD_NAME": "my-shop_2",
                           "CUTOUT_FETCH_ALLOW": "*.example.org, ::1, 127.0.0.2"})
     assert fine.cloud_name == "my-shop_2"
+
+
+@pytest.mark.parametrize("value", ["images.example.org:8080", "10.0.0.5:80", "[::1]:8080", "example.org:"])
+@pytest.mark.parametrize("name", ["CUTOUT_FETCH_ALLOW", "CUTOUT_WEBHOOK_ALLOW"])
+def test_a_host_with_a_port_is_refused_as_it_could_never_match(name: str, value: str) -> None:
+    """Hosts are matched without their port: images.example.org:8080 was kept and every fetch from that
+    server refused as not allowed, the setting silently doing nothing."""
+    with pytest.raises(SettingsError, match=rf"^{name}: expected host names without a port.*got '"):
+        load_settings({name: f"*.example.org, {value}"})
+
+
+@pytest.mark.parametrize("value", ["https://s3.example.org:abc", "http://s3.example.org:99999", "http://:8333",
+                                   "http://s3 example.org", "https://images.example.org/c dn"])
+@pytest.mark.parametrize("name", ["CUTOUT_S3_ENDPOINT", "CUTOUT_PUBLIC_URL"])
+def test_an_http_url_whose_port_or_host_cannot_be_used_is_refused(name: str, value: str) -> None:
+    """An S3 endpoint of https://h:abc started the server, which then failed every render that needed S3."""
+    with pytest.raises(SettingsError, match=rf"^{name}: expected an http:// or https:// URL"):
+        load_settings({name: value})
+    assert load_settings({name: "http://[::1]:8333/"}) is not None
+
+
+def test_an_ipv6_literal_is_allowed_as_urls_write_it_in_brackets() -> None:
+    """[::1] was a glob set of the characters ':' and '1' that no host matches."""
+    from cutout.fetch.policy import host_allowed
+
+    [allow] = [v for name, v in read("fetch", {"CUTOUT_FETCH_ALLOW": "[::1]"}).items()
+               if name == "CUTOUT_FETCH_ALLOW"]
+    assert allow == ("::1",) and host_allowed("::1", allow) and not host_allowed("1", allow)
 
 
 NUMERIC = [v for v in VARIABLES if v.kind.expected in ("an integer", "a number") or v.kind is BYTES]

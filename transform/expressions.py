@@ -44,9 +44,10 @@ NAMES = {
 }
 #: Names Cloudinary defines that this server does not evaluate, and why.
 UNSUPPORTED_NAMES = {
-    "cp": "pages (pg_) are not supported",
-    "px": "pages (pg_) are not supported",
-    "py": "pages (pg_) are not supported",
+    # pg_ chooses frames, but a condition is decided once for the whole image, never frame by frame.
+    "cp": "a condition holds for the whole image, not page by page (pg_ chooses the pages)",
+    "px": "a page's offset in its document (PSD layers) is not read",
+    "py": "a page's offset in its document (PSD layers) is not read",
     "tar": "the trimmed aspect ratio is not computed",
     "ils": "the illustration score is not computed",
     "idn": "the initial density is not read",

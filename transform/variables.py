@@ -156,9 +156,26 @@ def _redis_url(text: str) -> str:
     return url
 
 
+def _http_url(text: str) -> str:
+    """An http(s) URL with a host name and, when it gives one, a port that is a number: `https://h:abc` or
+    one with a space in it was kept, and every request made from it failed later (an S3 endpoint's at each
+    render, with nothing said at start)."""
+    from urllib.parse import urlsplit
+
+    url = _url(text, ("http", "https"))
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError:
+        raise ValueError(text) from None
+    if not parts.hostname or re.search(r"[\s\x00-\x1f\x7f]", url):
+        raise ValueError(text)
+    return url
+
+
 def _base_url(text: str) -> str:
     """An http(s) URL that paths are appended to: no query or fragment, no trailing '/'."""
-    url = _url(text, ("http", "https"))
+    url = _http_url(text)
     if "?" in url or "#" in url:
         raise ValueError(text)
     return url.rstrip("/")
@@ -173,7 +190,7 @@ ORIGINALS = Kind("a folder or s3://bucket[/prefix]", _originals)
 S3_URL = Kind("s3://bucket[/prefix]", lambda text: _url(text, ("s3",)))
 REDIS_URL = Kind("redis://[:password@]host[:port][/db], rediss://... or unix:///path",
                  _redis_url)
-HTTP_URL = Kind("an http:// or https:// URL", lambda text: _url(text, ("http", "https")))
+HTTP_URL = Kind("an http:// or https:// URL", _http_url)
 BASE_URL = Kind("an http:// or https:// URL without a query", lambda text: _base_url(text))
 REMOVAL = Kind("1/0/true/false or queue", _removal)
 PATH = Kind("a path", lambda text: Path(text).expanduser())  # "~/..." from systemd or Docker, unexpanded
@@ -199,11 +216,18 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def _host_patterns(text: str) -> tuple[str, ...]:
-    patterns = _names(text)
-    for pattern in patterns:
+    patterns = []
+    for pattern in _names(text):
         if not re.fullmatch(r"[A-Za-z0-9*?.:\-\[\]]+", pattern):  # IPv6 literals too
             raise ValueError(pattern)
-    return patterns
+        # A host is matched without its port, so example.org:8080 would never match: refused, not kept.
+        if re.fullmatch(r"[^:\[\]]+:[0-9]*|\[[^\]]*\]:[0-9]*", pattern):
+            raise ValueError(pattern)
+        # [::1] as a URL writes it: to fnmatch the brackets are a set of characters, never the address.
+        if pattern.startswith("[") and pattern.endswith("]") and ":" in pattern:
+            pattern = pattern[1:-1]
+        patterns.append(pattern)
+    return tuple(patterns)
 
 
 def _cloud_name(text: str) -> str:
@@ -213,7 +237,8 @@ def _cloud_name(text: str) -> str:
 
 
 NAMES = Kind("names separated by ','", _names)
-HOST_PATTERNS = Kind("host names or glob patterns (*.example.org, *) separated by ','", _host_patterns)
+HOST_PATTERNS = Kind("host names without a port, or glob patterns (*.example.org, *), separated by ','",
+                     _host_patterns)
 CLOUD_NAME = Kind("a letter, then up to 127 letters, digits, '-' or '_'", _cloud_name)
 NETWORKS = Kind("addresses or networks such as 10.1.0.0/16, separated by ','", _networks)
 MODEL_SIZE = Kind("a size like 1024 or 1024x768 (16 to 8192 pixels)", _model_size)
@@ -279,8 +304,8 @@ VARIABLES: tuple[Variable, ...] = (
             "originals: a folder of <public_id>.<ext>, or s3://bucket/prefix (objects "
             "<prefix>/<public_id>.<ext>; endpoint and credentials from CUTOUT_S3_ENDPOINT and the AWS_* "
             "variables)", shown="—"),
-    _server("CUTOUT_CACHE_DIR", PATH, None, "derivative and mask cache folder (shared by workers)",
-            shown="—"),
+    _server("CUTOUT_CACHE_DIR", PATH, None,
+            "derivative and mask cache folder (shared by workers; not the originals folder)", shown="—"),
     _server("CUTOUT_HOST", TEXT, "127.0.0.1", "address to listen on"),
     _server("CUTOUT_PORT", INTEGER, 8080, "TCP port to listen on", low=1, high=65535),
     _server("CUTOUT_WORKERS", INTEGER, 1, "uvicorn worker processes", low=1, high=64),
@@ -533,6 +558,15 @@ def read(
         raw: object = source.get(variable.name)
         if overrides and overrides.get(variable.name) is not None:
             raw = overrides[variable.name]
+            try:
+                values[variable.name] = parse(variable, raw)
+            except VariableError as exc:
+                # The value came from the command line: named as given there too (`--port abc` said only
+                # CUTOUT_PORT, which the operator may never have set).
+                flag = "--" + variable.name.removeprefix("CUTOUT_").lower().replace("_", "-")
+                named = f"{variable.name} ({flag}):"
+                raise VariableError(str(exc).replace(f"{variable.name}:", named, 1)) from None
+            continue
         values[variable.name] = parse(variable, raw)
     return values
 

@@ -354,6 +354,7 @@ class Uploads:
     async def destroy(self, params: dict[str, str]) -> dict[str, str]:
         p.refuse_unknown(params, DESTROY_PARAMS, "destroy")
         self.check_type(params)
+        p.flag(params, "invalidate")  # accepted (nothing to purge), but only as a boolean, as upload takes it
         public_id = p.check_public_id(params.get("public_id", ""))
         return await anyio.to_thread.run_sync(self.destroy_one, public_id)
 

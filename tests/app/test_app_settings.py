@@ -65,6 +65,19 @@ def test_named_transformations_are_validated_at_start_up(tmp_path: Path) -> None
         load_settings({"CUTOUT_NAMED_TRANSFORMATIONS": str(upper)})
 
 
+@pytest.mark.parametrize("suffix", ["toml", "json"])
+def test_named_transformations_saved_with_a_byte_order_mark_are_read(tmp_path: Path, suffix: str) -> None:
+    """A file a Windows editor saved (a UTF-8 BOM) was "not valid TOML" (or JSON) at its first character."""
+    named = tmp_path / f"named.{suffix}"
+    text = 'thumb = "c_fill,h_100,w_100"\n' if suffix == "toml" else '{"thumb": "c_fill,h_100,w_100"}'
+    named.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    loaded = load_settings({"CUTOUT_NAMED_TRANSFORMATIONS": str(named)})
+    assert loaded.named == {"thumb": "c_fill,h_100,w_100"}
+    named.write_bytes(b"\xff\xfe" + text.encode("utf-16-le"))  # UTF-16, as Notepad once saved "Unicode"
+    with pytest.raises(SettingsError, match=f"^CUTOUT_NAMED_TRANSFORMATIONS: {named} is not UTF-8 text"):
+        load_settings({"CUTOUT_NAMED_TRANSFORMATIONS": str(named)})
+
+
 def test_originals_never_leave_their_folder(tmp_path: Path) -> None:
     root = tmp_path / "originals"
     (root / "docs").mkdir(parents=True)

@@ -143,7 +143,10 @@ def test_hits_errors_and_headers_through_nginx(stack: Stack) -> None:
     preflight = httpx.options(url, headers=asked)  # a page's fetch with a header of its own asks first
     assert preflight.status_code == 204, preflight.headers
     assert preflight.headers["access-control-allow-headers"] == "x-requested-with"
-    assert httpx.post(url).status_code == 403  # other methods stop at nginx
+    posted = httpx.post(url)  # other methods stop at nginx, with the 405 cutout would give them
+    assert posted.status_code == 405 and posted.headers["allow"] == "GET, HEAD, OPTIONS", posted.headers
+    assert posted.headers["x-cld-error"].startswith("Method POST not allowed")
+    assert "x-cache-status" not in posted.headers
 
 
 def test_nginx_bounds_the_request_headers(stack: Stack) -> None:
@@ -292,7 +295,7 @@ def test_the_upload_api_through_nginx(tmp_path: Path) -> None:
 def test_every_api_face_passes_through_nginx_and_the_console_does_not(tmp_path: Path) -> None:
     """The drop-in paths (remove.bg, rembg, Azure, Perfect Corp, API4AI, Runware's POST and WebSocket)
     reach cutout through the recipe, uncached and with the TLS scheme forwarded: each answers in its own
-    shape (no model here: its 'not available'), not nginx's 403 for a POST."""
+    shape (no model here: its 'not available'), not nginx's 405 for a POST."""
     import websockets.sync.client
 
     key = "nginx-key"
@@ -314,7 +317,7 @@ def test_every_api_face_passes_through_nginx_and_the_console_does_not(tmp_path: 
         ]  # fmt: skip
         for path, kwargs in asked:
             answer = httpx.post(stack.nginx + path, timeout=60, **kwargs)
-            assert answer.status_code != 403 and "x-cache-status" not in answer.headers, (path, answer.text)
+            assert answer.status_code != 405 and "x-cache-status" not in answer.headers, (path, answer.text)
             assert answer.headers["content-type"].startswith("application/json"), (path, answer.text)
         files = [{"content_type": "image/jpg", "file_name": "a.jpg", "file_size": len(road)}]
         upload = httpx.post(stack.nginx + "/s2s/v2.0/file/sod", headers=bearer, json={"files": files})
@@ -322,7 +325,7 @@ def test_every_api_face_passes_through_nginx_and_the_console_does_not(tmp_path: 
         [put] = upload.json()["data"]["files"][0]["requests"]
         assert put["url"].startswith(stack.nginx + "/s2s/"), put  # the client's Host, port included
         sent = httpx.put(put["url"], headers=put["headers"], content=road)
-        assert sent.status_code != 403 and sent.headers["content-type"].startswith("application/json")
+        assert sent.status_code != 405 and sent.headers["content-type"].startswith("application/json")
 
         with websockets.sync.client.connect(stack.nginx.replace("http", "ws", 1) + "/v1") as socket:
             socket.send(json.dumps([{"taskType": "authentication", "apiKey": key}]))

@@ -137,8 +137,8 @@ ERRORS = [
     ),
     (
         "if_cp_gt_1/w_1/if_end",
-        "Invalid transformation parameter - if_cp_gt_1: cp is not supported by this server: pages (pg_) are "
-        "not supported",
+        "Invalid transformation parameter - if_cp_gt_1: cp is not supported by this server: a condition "
+        "holds for the whole image, not page by page (pg_ chooses the pages)",
     ),
     (
         "if_w_gtt_5/w_1/if_end",

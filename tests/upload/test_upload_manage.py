@@ -293,6 +293,15 @@ def test_an_id_uploaded_again_gets_a_higher_version(sdk: Any) -> None:
     assert dict(sdk.api.resource("ver/b"))["asset_id"] == second["asset_id"]
 
 
+def test_destroy_takes_invalidate_only_as_a_boolean(sdk: Any) -> None:
+    """destroy took invalidate=perhaps and deleted the asset, where upload and rename refuse it."""
+    sdk.uploader.upload(str(ROAD), public_id="inv/a")
+    with pytest.raises(sdk.exceptions.BadRequest, match="invalidate must be true or false"):
+        sdk.uploader.destroy("inv/a", invalidate="perhaps")
+    assert dict(sdk.api.resource("inv/a"))["public_id"] == "inv/a"  # refused: nothing deleted
+    assert sdk.uploader.destroy("inv/a", invalidate=True) == {"result": "ok"}
+
+
 def test_only_the_current_version_is_served_as_immutable(sdk: Any) -> None:
     """The URL an upload answers is immutable while it names the asset's version; once the id holds a
     newer upload (or for a made-up version) the same URL serves the current image with the short max-age,

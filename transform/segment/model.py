@@ -319,8 +319,9 @@ def _session(config: ModelConfig) -> onnxruntime.InferenceSession:
         return optimized.session(config.path, options, providers)
     except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable files
         raise ModelMissing(
-            f"Cannot load the model at {config.path}: {exc}. Run `cutout fetch-model`, or point "
-            "CUTOUT_MODEL at a compatible ONNX file."
+            # onnxruntime's own message may end with a full stop (or two): one is added here.
+            f"Cannot load the model at {config.path}: {str(exc).rstrip('. ')}. Run `cutout fetch-model`, or "
+            "point CUTOUT_MODEL at a compatible ONNX file."
         ) from exc
 
 
