@@ -14,7 +14,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from cache import DerivativeCache
 from cache.s3 import S3Blobs, S3Endpoint, S3Originals, TieredBlobs
@@ -121,9 +121,24 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
         public = f"Method {request.method} not allowed on {request.scope['path']}: {ROUTES_HELP}"
     else:
         public = exc.detail
-    error = OriginError(public, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed(request)
+    error = OriginError(public, headers=headers)
     error.status = exc.status_code
     return await on_origin_error(request, error)
+
+
+def _allowed(request: Request) -> str:
+    """Every method some route takes at this path: Starlette's 405 names only the first route's (a
+    delivery URL's GET, HEAD; its OPTIONS is another route)."""
+    methods: dict[str, None] = {}
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE and isinstance(route, Route):
+            methods.update(dict.fromkeys(sorted(route.methods or ())))
+    order = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+    return ", ".join(sorted(methods, key=lambda m: order.index(m) if m in order else len(order)))
 
 
 async def not_an_image(request: Request) -> Response:
