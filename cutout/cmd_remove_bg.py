@@ -14,6 +14,7 @@ import pyvips
 
 from cutout.cli import make_folder
 from grammar.image_formats import EXTENSIONS
+from transform.decode import fails_alone
 from transform.files import replacing
 from transform.seam import cut_out, fit_for_segmentation
 from transform.segment import IsNetSegmenter, SegmenterError, load_segmenter
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         except OutputError as exc:
             return path, target, f"cannot write {target}: {exc}"
         except (pyvips.Error, OSError) as exc:
-            return path, target, f"cannot decode: {_decode_reason(exc)}"
+            return path, target, f"cannot decode: {_decode_reason(exc, path, alone=not pipelined)}"
 
     failed = written = 0
 
@@ -248,10 +249,16 @@ def _lines(exc: pyvips.Error) -> list[str]:
     return [line for line in str(exc.detail or exc.message).splitlines() if line.strip()]
 
 
-def _decode_reason(exc: pyvips.Error | OSError) -> str:
+def _decode_reason(exc: pyvips.Error | OSError, path: Path, *, alone: bool) -> str:
     if isinstance(exc, OSError):
         return str(exc)
     lines = _lines(exc)
+    if alone and lines:
+        return lines[0]
+    # Photos pipelined: libvips' error text is one buffer for the whole process, so this one's may be empty
+    # or another photo's ("image: no property named `copy'"). Decoding it alone says whether it is damaged.
+    if fails_alone(path):
+        return "damaged image data"
     return lines[0] if lines else str(exc.message)
 
 

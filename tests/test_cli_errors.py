@@ -142,6 +142,27 @@ def test_remove_bg_output_name_taken_by_a_folder(
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["router_orig.webp"]
 
 
+def test_remove_bg_pipelined_says_each_damaged_photo_is_damaged(
+    tmp_path: Path, loads: list[EllipseSegmenter], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Photos in flight at once: libvips' error text (one buffer for the process) may be empty or another
+    photo's, so the reason comes from decoding the photo alone."""
+    monkeypatch.setattr(EllipseSegmenter, "model", types.SimpleNamespace(), raising=False)  # its lock
+    inputs = []
+    for n in range(4):
+        broken = tmp_path / f"broken{n}.png"
+        broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+        good = tmp_path / f"good{n}.png"
+        pyvips.Image.black(40, 30).write_to_file(str(good))
+        inputs += [str(broken), str(good)]
+    assert main(["remove-bg", *inputs, "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    for n in range(4):
+        assert f"broken{n}.png: failed: cannot decode: damaged image data\n" in err
+    assert err.count("failed") == 4
+
+
 def test_remove_bg_undecodable_input_still_says_so(
     tmp_path: Path, loads: list[EllipseSegmenter], capsys: pytest.CaptureFixture[str]
 ) -> None:
