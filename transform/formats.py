@@ -41,6 +41,9 @@ _NO_PROGRESSIVE = {
     "avif": "AVIF has no progressive mode here",
     "tiff": "TIFF has no progressive mode",
 }
+#: Formats whose encoder takes q_<n>:420|444 (libvips' subsample_mode: on is 4:2:0, off 4:4:4).
+_CHROMA = ("jpg", "avif")
+_SUBSAMPLE = {"420": "on", "444": "off", None: "auto"}
 _QUALITY = {  # q_auto levels, and the default when q_ is absent ("good")
     "jpg": {"best": 90, "good": 80, "eco": 70, "low": 60},
     "webp": {"best": 90, "good": 80, "eco": 70, "low": 60},
@@ -84,6 +87,7 @@ def negotiate_format(
     check_quality(plan.quality, choice.fmt)
     if not choice.vary:
         check_progressive(plan.progressive, choice.fmt)
+        check_chroma(plan.quality, choice.fmt)
     check_animated(plan, choice, original)
     if plan.preserve_transparency and choice.fmt == "jpg":
         return replace(choice, alpha_fallback=True)
@@ -140,6 +144,20 @@ def check_quality(quality: Quality | None, fmt: str | None) -> None:
         f"quality has no effect on {fmt.upper()} output ({_NO_QUALITY[fmt]}); it sets JPEG, WebP and AVIF "
         "compression and PNG quantisation: leave q_ out, use q_auto, or ask for f_jpg, f_webp, f_avif "
         "or f_png",
+    )
+
+
+def check_chroma(quality: Quality | None, fmt: str | None) -> None:
+    """A 400 for q_<n>:420|444 with a format that has no chroma subsampling to set (libwebp's lossy WebP
+    is always 4:2:0; PNG, GIF and TIFF keep full colour): as fl_progressive, when the URL names the
+    format or the original's is kept; under f_auto (the caller's choice.vary) it applies where it can."""
+    if quality is None or quality.chroma is None or fmt is None or fmt in _CHROMA:
+        return
+    raise InvalidArgument(
+        "q",
+        quality.written or str(quality),
+        f"chroma subsampling has no effect on {fmt.upper()} output; it sets JPEG and AVIF encoding: "
+        f"use q_{quality.number}, or ask for f_jpg, f_avif or f_auto",
     )
 
 
@@ -210,8 +228,11 @@ def encode(image: pyvips.Image, fmt: str, quality: Quality | None, *, progressiv
     """``progressive``: progressive JPEG, interlaced (Adam7) PNG, interlaced GIF; WebP, AVIF and TIFF have
     no such mode (check_progressive refuses it with them unless f_auto chose them)."""
     q = quality_for(fmt, quality)
+    subsample = _SUBSAMPLE[quality.chroma if quality is not None else None]
     if fmt == "jpg":
-        data = image.jpegsave_buffer(Q=q, optimize_coding=True, keep="none", interlace=progressive)
+        data = image.jpegsave_buffer(
+            Q=q, optimize_coding=True, keep="none", interlace=progressive, subsample_mode=subsample
+        )
     elif fmt == "png" and quality is not None and quality.number is not None:
         data = image.pngsave_buffer(compression=6, keep="none", interlace=progressive, palette=True, Q=q)
     elif fmt == "png":
@@ -219,7 +240,9 @@ def encode(image: pyvips.Image, fmt: str, quality: Quality | None, *, progressiv
     elif fmt == "webp":
         data = image.webpsave_buffer(Q=q, effort=4, keep="none")
     elif fmt == "avif":
-        data = image.heifsave_buffer(Q=q, compression="av1", effort=2, keep="none")
+        data = image.heifsave_buffer(
+            Q=q, compression="av1", effort=2, keep="none", subsample_mode=subsample
+        )
     elif fmt == "gif":
         data = image.gifsave_buffer(effort=_gif_effort(image), keep="none", interlace=progressive)
     elif fmt == "tiff":

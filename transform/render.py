@@ -27,6 +27,7 @@ from transform.formats import (
     ANIMATED,
     FormatChoice,
     check_animated,
+    check_chroma,
     check_fits,
     check_progressive,
     check_quality,
@@ -273,6 +274,7 @@ def _animate(
     if not choice.vary:
         check_quality(plan.quality, fmt)  # under f_auto, q_ applies where the format chosen takes it
         check_progressive(plan.progressive, fmt)
+        check_chroma(plan.quality, fmt)
     frame_height = images[0].height
     if choice.vary and not fits(fmt, strip.width, frame_height):
         fmt = "gif"  # what every client takes
@@ -297,6 +299,7 @@ def _finish(image: pyvips.Image, plan: Plan, choice: FormatChoice, original: str
     check_quality(plan.quality, fmt)  # the original's format kept: known only now
     if not choice.vary:
         check_progressive(plan.progressive, fmt)
+        check_chroma(plan.quality, fmt)
     if not choice.vary and not choice.alpha_fallback:
         check_fits(fmt, image.width, image.height)  # before computing anything, when nothing can change fmt
     image = _opaque(image, watch)

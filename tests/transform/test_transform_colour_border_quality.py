@@ -171,3 +171,50 @@ def test_quality_with_a_kept_gif_original_is_a_400(tmp_path: Path) -> None:
     photo(64, 48).write_to_file(str(path))
     with pytest.raises(InvalidArgument, match="no effect on GIF output"):
         run("q_80", path, {})
+
+
+# -- chroma subsampling: q_<n>:420 and q_<n>:444 ----------------------------------------------------------
+
+
+def _subsampling(data: bytes) -> str:
+    return str(pyvips.Image.new_from_buffer(data, "").get("jpeg-chroma-subsample"))
+
+
+def test_quality_chroma_subsampling_sets_the_jpeg_encoding(tmp_path: Path) -> None:
+    """Cloudinary's q_80:444 (full colour resolution) and q_95:420 (halved) were a 400 "quality must be
+    1-100": they set the JPEG's subsampling whatever the quality (libvips alone keeps 4:4:4 from 90 up)."""
+    path = tmp_path / "photo.jpg"
+    photo(320, 240).write_to_file(str(path))
+    assert _subsampling(run("c_scale,w_200/q_80", path, {}).data) == "4:2:0"
+    full = run("c_scale,w_200/q_80:444", path, {})
+    assert (full.format, _subsampling(full.data)) == ("jpg", "4:4:4")
+    assert _subsampling(run("c_scale,w_200/q_95:420", path, {}).data) == "4:2:0"
+    assert _subsampling(run("c_scale,w_200/q_95", path, {}).data) == "4:4:4"
+
+
+def test_quality_chroma_subsampling_is_part_of_the_quality() -> None:
+    quality = compile_plan(parse_transformation("q_80:444")).quality
+    assert quality is not None and str(quality) == "80:444"
+    assert quality != compile_plan(parse_transformation("q_80")).quality  # another cache entry
+
+
+@pytest.mark.parametrize(
+    ("text", "extension", "message"),
+    [
+        ("q_80:422", "jpg", "chroma subsampling must be 420 or 444"),
+        ("q_auto:444", "jpg", "quality must be 1-100"),
+        ("q_80:444", "webp", "chroma subsampling has no effect on WEBP output"),
+        ("q_80:420/f_png", "jpg", "chroma subsampling has no effect on PNG output"),
+    ],
+)
+def test_quality_chroma_subsampling_refused_where_it_cannot_apply(
+    text: str, extension: str, message: str
+) -> None:
+    with pytest.raises(InvalidArgument, match=message) as caught:
+        _choice(text, extension)
+    assert caught.value.status == 400
+
+
+def test_quality_chroma_subsampling_under_f_auto_applies_where_it_can() -> None:
+    assert _choice("q_80:444/f_auto", None, "image/webp,*/*").fmt == "webp"
+    assert _choice("q_80:444", "avif").fmt == "avif"

@@ -11,21 +11,26 @@ from transform.ops.registry import ParamSpec, param
 
 FORMATS = WRITABLE
 QUALITY_LEVELS = ("best", "good", "eco", "low")
+#: q_<n>:420 / q_<n>:444: Cloudinary's chroma subsampling toggle (its SDKs' chromaSubSampling), halved
+#: colour resolution or full. Without it libvips decides (full from quality 90 up, as Cloudinary's JPEGs).
+CHROMA = ("420", "444")
 
 
 @dataclass(frozen=True)
 class Quality:
-    """``q_80`` -> Quality(80, None); ``q_auto:eco`` -> Quality(None, "eco")."""
+    """``q_80`` -> Quality(80, None); ``q_auto:eco`` -> Quality(None, "eco"); ``q_80:444`` ->
+    Quality(80, None, chroma="444")."""
 
     number: int | None
     level: str | None
     #: The value as the URL wrote it (``080``), for a 400 only known when rendering (q_ with GIF output);
     #: not part of the value: ``q_080`` and ``q_80`` are one quality, one cache entry.
     written: str = field(default="", compare=False)
+    chroma: str | None = None
 
     def __str__(self) -> str:
         if self.number is not None:
-            return str(self.number)
+            return str(self.number) + (f":{self.chroma}" if self.chroma else "")
         return "auto" if self.level == "good" else f"auto:{self.level}"
 
 
@@ -42,9 +47,12 @@ def _quality(key: str, value: str) -> Quality:
                 key, value, f"quality must be 1-100, auto, or auto:{'|'.join(QUALITY_LEVELS)}"
             )
         return Quality(None, level, value)
-    number = args.integer(value)
-    if number is not None and 1 <= number <= 100 and value.isdigit():  # no sign: q_+50 is not a quality
-        return Quality(number, None, value)
+    text, colon, chroma = value.partition(":")
+    number = args.integer(text)
+    if number is not None and 1 <= number <= 100 and text.isdigit():  # no sign: q_+50 is not a quality
+        if colon and chroma not in CHROMA:
+            raise InvalidArgument(key, value, "a quality's chroma subsampling must be 420 or 444 (q_80:444)")
+        return Quality(number, None, value, chroma or None)
     raise InvalidArgument(key, value, f"quality must be 1-100, auto, or auto:{'|'.join(QUALITY_LEVELS)}")
 
 
@@ -55,6 +63,7 @@ param(
 )
 _QUALITY_HELP = (
     "JPEG/WebP/AVIF quality or PNG palette quantisation 1-100 (a 400 for GIF/TIFF), "
-    "or auto[:best|good|eco|low]"
+    "or auto[:best|good|eco|low]; 1-100:420 or :444 also sets JPEG and AVIF chroma subsampling "
+    "(444: full colour resolution; a 400 with other formats, except where f_auto chose them)"
 )
 param(ParamSpec("q", "quality", _quality, _QUALITY_HELP, "output"))
