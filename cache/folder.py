@@ -259,7 +259,8 @@ class FolderOriginals:
     def _list(self, folder: str, path: Path) -> tuple[
         dict[str, tuple[str, bool]], dict[str, str], dict[str, tuple[tuple[str, bool], ...]]
     ]:
-        found: dict[str, list[tuple[int, str, bool]]] = {}
+        best: dict[str, tuple[int, str, bool]] = {}
+        others: dict[str, list[tuple[int, str, bool]]] = {}  # every file of a stem found more than once
         unreadable: dict[str, str] = {}
         with os.scandir(path) as entries:
             for entry in entries:
@@ -271,20 +272,24 @@ class FolderOriginals:
                 if not dot or not stem or rank is None:
                     continue
                 if entry.is_file():  # follows symlinks: a link to a file counts, a broken one does not
-                    found.setdefault(stem, []).append((rank, entry.name, entry.is_symlink()))
+                    file = (rank, entry.name, entry.is_symlink())
+                    known = best.get(stem)
+                    if known is None:
+                        best[stem] = file
+                        continue
+                    others.setdefault(stem, [known]).append(file)
+                    if rank < known[0]:
+                        best[stem] = file
         real = path.resolve()
         here = self.inside(folder)  # a plain file is where its folder is; only links move
 
-        def files(candidates: list[tuple[int, str, bool]]) -> tuple[tuple[str, bool], ...]:
-            return tuple(
-                (name, here and (real / name).resolve().is_relative_to(self.root) if link else here)
-                for _, name, link in sorted(candidates)
-            )
+        def inside(name: str, link: bool) -> bool:
+            return here and (real / name).resolve().is_relative_to(self.root) if link else here
 
-        best = {stem: files([min(candidates)])[0] for stem, candidates in found.items()}
-        several = {stem: files(candidates) for stem, candidates in found.items()
-                   if len(candidates) > 1 and several_formats([name for _, name, _ in candidates])}
-        return best, unreadable, several
+        several = {stem: tuple((name, inside(name, link)) for _, name, link in sorted(files))
+                   for stem, files in others.items() if several_formats([name for _, name, _ in files])}
+        found = {stem: (name, inside(name, link)) for stem, (_, name, link) in best.items()}
+        return found, unreadable, several
 
     def _probe(self, public_id: str, folder: str, stem: str, missing: Callable[[], NotFound]) -> Located:
         """``locate`` without a listing: each candidate name (a ``stat`` each, as a miss costs), the same
