@@ -55,8 +55,21 @@ _UNREADABLE_NAMES = tuple(e for lower in UNREADABLE for e in dict.fromkeys((lowe
 #: ``format`` is the format of the stored original it describes.
 ASSET_RECORDS = "assets"
 
-_warned: LRUCache[tuple[str, tuple[str, ...]], bool] = LRUCache(4096)
-_warned_lock = threading.Lock()
+
+class Warned:
+    """What a store has warned of already (bounded), so that a warning is logged once, not per lookup."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._seen: LRUCache[object, bool] = LRUCache(max_entries)
+        self._lock = threading.Lock()
+
+    def first(self, key: object) -> bool:
+        """Whether ``key`` is new (and from now on known)."""
+        with self._lock:
+            if key in self._seen:
+                return False
+            self._seen[key] = True
+            return True
 
 
 def recorded_format(data: bytes | None) -> str | None:
@@ -78,7 +91,7 @@ def several_formats(names: Sequence[str]) -> bool:
     return len({FORMAT_OF[name.rpartition(".")[2].lower()] for name in names}) > 1
 
 
-def pick(public_id: str, names: Sequence[str], record: bytes | None) -> str:
+def pick(public_id: str, names: Sequence[str], record: bytes | None, warned: Warned) -> str:
     """Which of ``names``, the files of ``public_id`` (in several formats, in the extension order), is
     its original: the first in the format its asset record names, where there is one (the original the
     Upload API stored: the one the Admin API describes and the upload's URL names; a file put beside it
@@ -87,11 +100,8 @@ def pick(public_id: str, names: Sequence[str], record: bytes | None) -> str:
     set of files."""
     wanted = recorded_format(record)
     chosen = next((n for n in names if FORMAT_OF[n.rpartition(".")[2].lower()] == wanted), names[0])
-    key = (public_id, tuple(names))
-    with _warned_lock:
-        if key in _warned:
-            return chosen
-        _warned[key] = True
+    if not warned.first((public_id, tuple(names))):
+        return chosen
     ignored = ", ".join(n for n in names if n != chosen)
     if wanted is not None and FORMAT_OF[chosen.rpartition(".")[2].lower()] == wanted:
         why = f"the Upload API's record of the asset names its {wanted} original"
@@ -183,6 +193,7 @@ class FolderOriginals:
         self.fingerprints = Fingerprints()
         self._listings: LRUCache[str, _Listing] = LRUCache(1024)
         self._lock = threading.Lock()
+        self._warned = Warned()
 
     def locate(self, public_id: str, *, what: str = "Resource not found - {}") -> Located:
         # Made where it is raised, never kept in a local: this frame is in its traceback, and a local
@@ -225,7 +236,7 @@ class FolderOriginals:
         known = listing.chosen.get(stem)
         if known is None:
             files = dict(listing.several[stem])
-            name = pick(public_id, list(files), self._asset_record(public_id))
+            name = pick(public_id, list(files), self._asset_record(public_id), self._warned)
             known = listing.chosen[stem] = (name, files[name])
         return known
 
@@ -312,7 +323,7 @@ class FolderOriginals:
             names = list(found)
             name = names[0]
             if several_formats(names):
-                name = pick(public_id, names, self._asset_record(public_id))
+                name = pick(public_id, names, self._asset_record(public_id), self._warned)
             path = f"{base}/{name}"
             if os.path.islink(path) and not Path(path).resolve().is_relative_to(self.root):
                 raise missing()

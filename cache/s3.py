@@ -39,6 +39,7 @@ from cache.folder import (
     ASSET_RECORDS,
     RECORD_SUFFIX,
     RECORDS,
+    Warned,
     _valid,
     pick,
     several_formats,
@@ -233,6 +234,7 @@ class S3Originals:
         # public id -> (its objects and ETags, the extension chosen) for an id stored in several formats
         # (``pick``): its record is read once per set of objects, not once per listing.
         self._chosen: LRUCache[str, tuple[tuple[tuple[str, str], ...], str]] = LRUCache(4096)
+        self._warned = Warned()
 
     def _key(self, public_id: str, ext: str) -> str:
         return f"{self.location.prefix}{public_id}.{ext}"
@@ -304,7 +306,8 @@ class S3Originals:
             record = self.get_record(f"{ASSET_RECORDS}/{public_id}")
         except ValueError:  # not a name records take: no record
             record = None
-        name = pick(public_id, [f"{public_id.rpartition('/')[2]}.{ext}" for ext, _ in objects], record)
+        name = pick(public_id, [f"{public_id.rpartition('/')[2]}.{ext}" for ext, _ in objects], record,
+                    self._warned)
         ext = name.rpartition(".")[2]
         self._chosen[public_id] = (objects, ext)
         return ext
