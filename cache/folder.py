@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from stat import S_ISDIR, S_ISLNK, S_ISREG
@@ -17,10 +19,13 @@ from cachetools import LRUCache
 
 from cache.seams import Located
 from grammar.errors import BadRequest, NotFound
-from grammar.image_formats import EXTENSIONS, UNREADABLE
+from grammar.image_formats import EXTENSIONS, FORMAT_OF, UNREADABLE
 from transform.files import sha256_of, write_atomically
 
-#: Tried in this order, so a public id present as both .jpg and .png resolves the same way every time.
+log = logging.getLogger("cutout.originals")
+
+#: Tried in this order, so a public id present as both .jpg and .png resolves the same way every time
+#: (unless the asset's record names one of them: ``pick``).
 _UNREADABLE = frozenset(UNREADABLE)
 _RANK = {ext: i for i, ext in enumerate(e for lower in EXTENSIONS for e in (lower, lower.upper()))}
 
@@ -44,6 +49,69 @@ _QUIET_NS = 1_000_000_000
 #: it again, 23 ms for 20 000 files on every upload into it); its candidate names are looked up instead.
 _PROBE_FROM = 128
 _UNREADABLE_NAMES = tuple(e for lower in UNREADABLE for e in dict.fromkeys((lower, lower.upper())))
+
+
+#: The Upload API's record of an asset is the record ``assets/<public_id>`` (``cutout/versions.py``); its
+#: ``format`` is the format of the stored original it describes.
+ASSET_RECORDS = "assets"
+
+
+class Warned:
+    """What a store has warned of already (bounded), so that a warning is logged once, not per lookup."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._seen: LRUCache[object, bool] = LRUCache(max_entries)
+        self._lock = threading.Lock()
+
+    def first(self, key: object) -> bool:
+        """Whether ``key`` is new (and from now on known)."""
+        with self._lock:
+            if key in self._seen:
+                return False
+            self._seen[key] = True
+            return True
+
+
+def recorded_format(data: bytes | None) -> str | None:
+    """The ``format`` an asset record (``ASSET_RECORDS``) names; None for none, a deleted asset's, or a
+    record that cannot be read."""
+    try:
+        record = json.loads(data) if data is not None else None
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or record.get("deleted"):
+        return None
+    wanted = record.get("format")
+    return wanted if isinstance(wanted, str) else None
+
+
+def several_formats(names: Sequence[str]) -> bool:
+    """Whether the files ``names`` (or their extensions) of one id are in more than one format (``a.jpg``
+    and ``a.JPEG`` are one: the extension order picks among them, no record need be read)."""
+    return len({FORMAT_OF[name.rpartition(".")[2].lower()] for name in names}) > 1
+
+
+def pick(public_id: str, names: Sequence[str], record: bytes | None, warned: Warned) -> str:
+    """Which of ``names``, the files of ``public_id`` (in several formats, in the extension order), is
+    its original: the first in the format its asset record names, where there is one (the original the
+    Upload API stored: the one the Admin API describes and the upload's URL names; a file put beside it
+    by hand must not hide it), else the first (a folder of originals placed by hand: the extension
+    order, as always). Either way the others are never delivered: a warning says so, once per id and
+    set of files."""
+    wanted = recorded_format(record)
+    chosen = next((n for n in names if FORMAT_OF[n.rpartition(".")[2].lower()] == wanted), names[0])
+    if not warned.first((public_id, tuple(names))):
+        return chosen
+    ignored = ", ".join(n for n in names if n != chosen)
+    if wanted is not None and FORMAT_OF[chosen.rpartition(".")[2].lower()] == wanted:
+        why = f"the Upload API's record of the asset names its {wanted} original"
+    elif wanted is not None:
+        why = f"the first in the extension order: the asset's record names {wanted}, stored in none of them"
+    else:
+        why = "the first in the extension order: no asset record names one"
+    log.warning("%s is stored in several formats: %s is delivered (%s); %s never is: remove it, or "
+                "give it an id of its own", public_id, chosen, why, ignored)
+    return chosen
 
 
 def file_stamp(st: os.stat_result) -> FileStamp:
@@ -102,6 +170,11 @@ class _Listing:
     taken_ns: int
     best: dict[str, tuple[str, bool]]
     unreadable: dict[str, str]
+    #: The stems stored in more than one format: each file as ``best`` holds one, in the extension order.
+    several: dict[str, tuple[tuple[str, bool], ...]]
+    #: stem -> the one of ``several`` that is its original (``pick``), once asked: kept while the listing
+    #: is (the folder unchanged), so a record is read once per listing, not once per lookup.
+    chosen: dict[str, tuple[str, bool]] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -120,6 +193,7 @@ class FolderOriginals:
         self.fingerprints = Fingerprints()
         self._listings: LRUCache[str, _Listing] = LRUCache(1024)
         self._lock = threading.Lock()
+        self._warned = Warned()
 
     def locate(self, public_id: str, *, what: str = "Resource not found - {}") -> Located:
         # Made where it is raised, never kept in a local: this frame is in its traceback, and a local
@@ -138,6 +212,8 @@ class FolderOriginals:
                 if stem in listing.unreadable:
                     raise _unsupported(public_id, listing.unreadable[stem])
                 raise missing()
+            if stem in listing.several:
+                found = self._chosen(public_id, listing, stem)
             name, inside = found
             if not inside:  # symlinks are fine inside the tree, refused when they point out of it
                 raise missing()
@@ -147,8 +223,28 @@ class FolderOriginals:
             raise missing() from None
 
     def forget(self, public_id: str) -> None:
-        """Nothing to drop: a listing is kept only while its folder's mtime holds, and what is located is
-        the file by its name, stat'ed at each lookup."""
+        """Only which format of an id stored in several is its original (read from its record) is dropped:
+        a listing is kept only while its folder's mtime holds, and what is located is the file by its
+        name, stat'ed at each lookup."""
+        folder, _, stem = public_id.rpartition("/")
+        with self._lock:
+            listing = self._listings.get(folder)
+        if listing is not None:
+            listing.chosen.pop(stem, None)
+
+    def _chosen(self, public_id: str, listing: _Listing, stem: str) -> tuple[str, bool]:
+        known = listing.chosen.get(stem)
+        if known is None:
+            files = dict(listing.several[stem])
+            name = pick(public_id, list(files), self._asset_record(public_id), self._warned)
+            known = listing.chosen[stem] = (name, files[name])
+        return known
+
+    def _asset_record(self, public_id: str) -> bytes | None:
+        try:
+            return self.get_record(f"{ASSET_RECORDS}/{public_id}")
+        except (OSError, ValueError):  # a name too long for a record: no record
+            return None
 
     def find(self, public_id: str, *, what: str = "Resource not found - {}") -> Path:
         return self.locate(public_id, what=what).path
@@ -171,8 +267,11 @@ class FolderOriginals:
             self._listings[folder] = listing
         return listing
 
-    def _list(self, folder: str, path: Path) -> tuple[dict[str, tuple[str, bool]], dict[str, str]]:
+    def _list(self, folder: str, path: Path) -> tuple[
+        dict[str, tuple[str, bool]], dict[str, str], dict[str, tuple[tuple[str, bool], ...]]
+    ]:
         best: dict[str, tuple[int, str, bool]] = {}
+        others: dict[str, list[tuple[int, str, bool]]] = {}  # every file of a stem found more than once
         unreadable: dict[str, str] = {}
         with os.scandir(path) as entries:
             for entry in entries:
@@ -181,35 +280,54 @@ class FolderOriginals:
                     unreadable[stem] = ext
                     continue
                 rank = _RANK.get(ext)
-                if not dot or not stem or rank is None or rank >= best.get(stem, (len(_RANK), "", False))[0]:
+                if not dot or not stem or rank is None:
                     continue
                 if entry.is_file():  # follows symlinks: a link to a file counts, a broken one does not
-                    best[stem] = (rank, entry.name, entry.is_symlink())
+                    file = (rank, entry.name, entry.is_symlink())
+                    known = best.get(stem)
+                    if known is None:
+                        best[stem] = file
+                        continue
+                    others.setdefault(stem, [known]).append(file)
+                    if rank < known[0]:
+                        best[stem] = file
         real = path.resolve()
         here = self.inside(folder)  # a plain file is where its folder is; only links move
-        return {
-            stem: (name, here and (real / name).resolve().is_relative_to(self.root) if link else here)
-            for stem, (_, name, link) in best.items()
-        }, unreadable
+
+        def inside(name: str, link: bool) -> bool:
+            return here and (real / name).resolve().is_relative_to(self.root) if link else here
+
+        several = {stem: tuple((name, inside(name, link)) for _, name, link in sorted(files))
+                   for stem, files in others.items() if several_formats([name for _, name, _ in files])}
+        found = {stem: (name, inside(name, link)) for stem, (_, name, link) in best.items()}
+        return found, unreadable, several
 
     def _probe(self, public_id: str, folder: str, stem: str, missing: Callable[[], NotFound]) -> Located:
-        """``locate`` without a listing: each candidate name in the listing's order of preference, the
-        same checks (a file, following links; a link must resolve inside the root). An unreadable
-        format is recognised in lower or upper case here (a listing also sees ``photo.Psd``)."""
+        """``locate`` without a listing: each candidate name (a ``stat`` each, as a miss costs), the same
+        choice and checks (the extension order, or the record where the id is in several formats; a
+        file, following links; a link must resolve inside the root). An unreadable format is recognised
+        in lower or upper case here (a listing also sees ``photo.Psd``)."""
         base = f"{self.root}/{folder}" if folder else str(self.root)
-        for ext in _RANK:
-            path = f"{base}/{stem}.{ext}"
+        found: dict[str, os.stat_result] = {}
+        for ext in _RANK:  # every one: an id stored in several formats is told by its record (``pick``)
+            name = f"{stem}.{ext}"
             try:
-                st = os.stat(path)
+                st = os.stat(f"{base}/{name}")
             except OSError:
                 continue
-            if not S_ISREG(st.st_mode):
-                continue
+            if S_ISREG(st.st_mode):
+                found[name] = st
+        if found:
             if not self.inside(folder):
                 raise missing()
+            names = list(found)
+            name = names[0]
+            if several_formats(names):
+                name = pick(public_id, names, self._asset_record(public_id), self._warned)
+            path = f"{base}/{name}"
             if os.path.islink(path) and not Path(path).resolve().is_relative_to(self.root):
                 raise missing()
-            return Located(public_id, Path(path), file_stamp(st))
+            return Located(public_id, Path(path), file_stamp(found[name]))
         for ext in _UNREADABLE_NAMES:
             if os.path.isfile(f"{base}/{stem}.{ext}"):
                 raise _unsupported(public_id, ext)

@@ -33,7 +33,17 @@ from urllib.parse import urlsplit
 from cachetools import LRUCache
 
 from cache.blobs import DiskBlobs, Entry
-from cache.folder import _RANK, _UNREADABLE, RECORD_SUFFIX, RECORDS, _valid
+from cache.folder import (
+    _RANK,
+    _UNREADABLE,
+    ASSET_RECORDS,
+    RECORD_SUFFIX,
+    RECORDS,
+    Warned,
+    _valid,
+    pick,
+    several_formats,
+)
 from cache.hotfiles import HotFiles
 from cache.seams import Located
 from cache.transient import is_transient
@@ -221,12 +231,17 @@ class S3Originals:
         self._errors = _errors()
         # key -> (etag, LastModified as a POSIX time), from the listing that located it: ``modified``.
         self._modified: LRUCache[str, tuple[str, float]] = LRUCache(65536)
+        # public id -> (its objects and ETags, the extension chosen) for an id stored in several formats
+        # (``pick``): its record is read once per set of objects, not once per listing.
+        self._chosen: LRUCache[str, tuple[tuple[tuple[str, str], ...], str]] = LRUCache(4096)
+        self._warned = Warned()
 
     def _key(self, public_id: str, ext: str) -> str:
         return f"{self.location.prefix}{public_id}.{ext}"
 
     def forget(self, public_id: str) -> None:
         self._located.pop(public_id, None)
+        self._chosen.pop(public_id, None)
 
     def locate(self, public_id: str, *, what: str = "Resource not found - {}") -> Located:
         missing = partial(NotFound, what.format(public_id))  # made where raised: see FolderOriginals.locate
@@ -250,8 +265,7 @@ class S3Originals:
             if not _code(exc) and known is not None:  # no answer at all: what was there a moment ago
                 return known[0]
             raise StorageUnavailable() from exc
-        best: tuple[int, str, str] | None = None
-        modified: Any = None
+        candidates: list[tuple[int, str, str, Any]] = []
         unreadable = ""
         for item in listed.get("Contents", []):
             ext = item["Key"][len(start):]
@@ -260,15 +274,18 @@ class S3Originals:
             if ext.lower() in _UNREADABLE:
                 unreadable = ext
             rank = _RANK.get(ext)
-            if rank is not None and (best is None or rank < best[0]):
-                best = (rank, ext, item["ETag"])
-                modified = item.get("LastModified")
-        if best is None:
+            if rank is not None:
+                candidates.append((rank, ext, item["ETag"], item.get("LastModified")))
+        if not candidates:
             if unreadable:
                 raise BadRequest(f"Unsupported original format .{unreadable} - {public_id}: cutout reads "
                                  f"{', '.join(EXTENSIONS)} originals")
             raise missing()
-        _, ext, etag = best
+        candidates.sort(key=lambda c: c[0])
+        _, ext, etag, modified = candidates[0]
+        if len(candidates) > 1 and several_formats([c[1] for c in candidates]):
+            ext = self._pick(public_id, candidates)
+            _, ext, etag, modified = next(c for c in candidates if c[1] == ext)
         key = start + ext
         now = time.monotonic()
         self._checked[key] = (etag, now)
@@ -277,6 +294,23 @@ class S3Originals:
         found = Located(public_id, self.hot.path(key, etag, ext), (key, etag))
         self._located[public_id] = (found, now)
         return found
+
+    def _pick(self, public_id: str, candidates: list[tuple[int, str, str, Any]]) -> str:
+        """The extension of the object that is the original of an id stored in several formats (``pick``:
+        the format its asset record names, else the first in the extension order), as the folder chooses."""
+        objects = tuple((ext, etag) for _, ext, etag, _ in candidates)
+        known = self._chosen.get(public_id)
+        if known is not None and known[0] == objects:
+            return known[1]
+        try:
+            record = self.get_record(f"{ASSET_RECORDS}/{public_id}")
+        except ValueError:  # not a name records take: no record
+            record = None
+        name = pick(public_id, [f"{public_id.rpartition('/')[2]}.{ext}" for ext, _ in objects], record,
+                    self._warned)
+        ext = name.rpartition(".")[2]
+        self._chosen[public_id] = (objects, ext)
+        return ext
 
     def version(self, found: Located) -> str:
         key, etag = _stamp(found)

@@ -29,7 +29,9 @@ class Located:
 
 class OriginalsStore(Protocol):
     def locate(self, public_id: str, *, what: str = "Resource not found - {}") -> Located:
-        """One lookup (blocking); ``NotFound(what.format(public_id))`` when there is none."""
+        """One lookup (blocking); ``NotFound(what.format(public_id))`` when there is none. An id stored in
+        several formats is the file in the format its asset record names, else the first in the extension
+        order (``cache.folder.pick``), the same in every store."""
         ...
 
     def forget(self, public_id: str) -> None:

@@ -29,7 +29,7 @@ from transform.expressions import AssetFacts
 #: URL plus Accept header longer than this are not memoised (a client could fill the table with huge ones).
 MAX_MEMO_TEXT = 2048
 #: How long a memoised preparation is trusted. Its stamps catch changed files at once; the short life
-#: catches a new original that would now resolve first (a .jpg added next to the .png served).
+#: catches a new original that would now resolve first (a .jpg added next to a .png put there by hand).
 MEMO_SECONDS = 2.0
 LAYER_MISSING = "Unknown or invalid referenced image {} of type upload"
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import logging
 
+# Where the Upload API keeps an asset's record, under the originals store's records: the store reads its
+# ``format`` too, to tell which of an id's files is the asset's original (``cache.folder.pick``).
+from cache.folder import ASSET_RECORDS as ASSET_RECORDS
 from cache.seams import Located, OriginalsStore
 from cutout.memory import BoundedDict
 from grammar.errors import NotFound, OriginError
 
 log = logging.getLogger(__name__)
-
-#: Where the Upload API keeps an asset's record, under the originals store's records.
-ASSET_RECORDS = "assets"
 
 
 def asset_record_name(public_id: str) -> str:

@@ -145,3 +145,67 @@ def test_a_big_folder_changing_now_is_not_listed_per_lookup(
     os.utime(root / "big", ns=(1_000_000_000, 1_000_000_000))  # quiet again: listed, and kept
     assert store.locate("big/new").path.name == "new.jpg"
     assert store._listing("big") is not None
+
+
+def test_an_id_in_two_formats_is_the_one_its_asset_record_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file put by hand beside an uploaded original (``road.jpg`` beside the uploaded ``road.png``) does
+    not hide it: the format the asset's record names wins over the extension order, which stays the rule
+    without a record. The record is read once per listing, not per lookup; a warning names the file that
+    is never delivered, once."""
+    store = FolderOriginals(tmp_path)
+    store.write("docs/road", "png", b"uploaded")
+    store.put_record("assets/docs/road", b'{"public_id": "docs/road", "format": "png"}')
+    (tmp_path / "docs" / "road.jpg").write_bytes(b"by hand")
+    (tmp_path / "docs" / "plain.png").write_bytes(b"png")
+    (tmp_path / "docs" / "plain.jpg").write_bytes(b"jpeg")  # no record: the extension order
+    (tmp_path / "docs" / "gone.png").write_bytes(b"png")
+    (tmp_path / "docs" / "gone.jpg").write_bytes(b"jpeg")
+    store.put_record("assets/docs/gone", b'{"format": "png", "deleted": true}')  # a deleted asset's
+    os.utime(tmp_path / "docs", ns=(1_000_000_000, 1_000_000_000))  # a quiet folder: its listing is kept
+    with caplog.at_level("WARNING", logger="cutout.originals"):
+        assert store.locate("docs/road").path.name == "road.png"
+        assert store.locate("docs/plain").path.name == "plain.jpg"
+        assert store.locate("docs/gone").path.name == "gone.jpg"
+        monkeypatch.setattr(store, "get_record", lambda *_: pytest.fail("read a record per lookup"))
+        assert store.locate("docs/road").path.name == "road.png"
+        monkeypatch.undo()
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 3 and "docs/road is stored in several formats: road.png is delivered" in warned[0]
+    assert "road.jpg never is" in warned[0] and "record of the asset names its png" in warned[0]
+    assert "plain.jpg is delivered (the first in the extension order" in warned[1]
+    store.put_record("assets/docs/road", b'{"format": "jpg"}')
+    store.forget("docs/road")  # a replica told by the record that the id changed looks again
+    assert store.locate("docs/road").path.name == "road.jpg"
+    store.put_record("assets/docs/road", b'{"format": "webp"}')  # in none of the files: the order
+    store.forget("docs/road")
+    assert store.locate("docs/road").path.name == "road.jpg"
+    (tmp_path / "docs" / "road.JPEG").write_bytes(b"x")  # one format twice: no record needed
+    (tmp_path / "docs" / "one.jpg").write_bytes(b"x")
+    (tmp_path / "docs" / "one.JPEG").write_bytes(b"x")
+    monkeypatch.setattr(store, "get_record", lambda *_: pytest.fail("read a record for one format"))
+    assert store.locate("docs/one").path.name == "one.jpg"
+    monkeypatch.undo()
+    store.write("docs/road", "png", b"uploaded again")  # an upload still removes the other formats
+    assert sorted(p.name for p in (tmp_path / "docs").glob("road.*")) == ["road.png"]
+
+
+def test_a_big_folder_changing_now_chooses_by_the_record_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "root"
+    (root / "big").mkdir(parents=True)
+    for i in range(200):
+        (root / "big" / f"f{i}.jpg").write_bytes(b"x")
+    store = FolderOriginals(root)
+    assert store.locate("big/f0").path.name == "f0.jpg"  # listed: now it is known big
+    monkeypatch.setattr(store, "_list", lambda *_: pytest.fail("listed a big folder that is changing"))
+    store.write("big/road", "png", b"uploaded")
+    store.put_record("assets/big/road", b'{"format": "png"}')
+    (root / "big" / "road.jpg").write_bytes(b"by hand")
+    found = store.locate("big/road")
+    assert found.path.name == "road.png" and store.current([found])
+    (root / "big" / "plain.png").write_bytes(b"png")
+    (root / "big" / "plain.jpg").write_bytes(b"jpeg")
+    assert store.locate("big/plain").path.name == "plain.jpg"

@@ -56,10 +56,13 @@ def test_one_listing_per_lookup_etag_version_and_conditional_fetch(s3: Counting,
     originals = S3Originals(f"s3://{bucket}/shop", tmp_path / "hot", s3=s3)
     s3.calls.clear()
     found = originals.locate("docs/road")
-    assert s3.calls == ["list_objects_v2"]  # every extension in one request
+    # Every extension in one request; an id in two formats reads its asset record too (none here: the
+    # extension order), once: ``test_an_id_in_two_formats_is_the_one_its_asset_record_names``.
+    assert s3.calls == ["list_objects_v2", "get_object"]
     assert found.stamp[0] == "shop/docs/road.jpg"  # type: ignore[index]
+    s3.calls.clear()
     version = originals.version(found)
-    assert version.startswith("s3:") and s3.calls == ["list_objects_v2"]  # the ETag: no read
+    assert version.startswith("s3:") and s3.calls == []  # the ETag: no read
     assert not found.path.exists()  # nothing fetched for a lookup
     assert originals.local(found).read_bytes() == ROAD
     assert originals.local(found) == found.path and s3.calls.count("get_object") == 1  # kept locally
@@ -299,3 +302,31 @@ def test_credentials_the_storage_refuses_stop_the_start_with_the_variables_name(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "nobody")
     with pytest.raises(SettingsError, match=r"^CUTOUT_SHARED_CACHE: .*\(InvalidAccessKeyId\)"):
         check_buckets(load_settings({**env, "CUTOUT_ORIGINALS": "/"}))
+
+
+def test_an_id_in_two_formats_is_the_one_its_asset_record_names(s3: Counting, bucket: str,
+                                                                 tmp_path: Path) -> None:
+    """As in the folder: a JPEG put beside an uploaded PNG does not hide it; the record is read once per
+    set of objects, not on every listing."""
+    originals = S3Originals(f"s3://{bucket}/shop", tmp_path / "hot", s3=s3)
+    originals.write("docs/road", "png", b"\x89PNG uploaded")
+    originals.put_record("assets/docs/road", json.dumps({"format": "png"}).encode())
+    s3.put_object(Bucket=bucket, Key="shop/docs/road.jpg", Body=ROAD)  # by hand
+    originals.forget("docs/road")
+    s3.calls.clear()
+    assert originals.locate("docs/road").stamp[0] == "shop/docs/road.png"  # type: ignore[index]
+    assert s3.calls == ["list_objects_v2", "get_object"]
+    originals.forget("docs/road")  # forgotten: the record is read again
+    s3.calls.clear()
+    assert originals.locate("docs/road").stamp[0] == "shop/docs/road.png"  # type: ignore[index]
+    assert s3.calls == ["list_objects_v2", "get_object"]
+    originals._located.clear()  # listed again (as after RECHECK_SECONDS): the same objects, no record read
+    s3.calls.clear()
+    assert originals.locate("docs/road").stamp[0] == "shop/docs/road.png"  # type: ignore[index]
+    assert s3.calls == ["list_objects_v2"]
+    originals.put_record("assets/docs/road", json.dumps({"format": "png", "deleted": True}).encode())
+    originals.forget("docs/road")
+    assert originals.locate("docs/road").stamp[0] == "shop/docs/road.jpg"  # type: ignore[index]
+    originals.write("docs/road", "png", b"\x89PNG again")  # an upload still removes the other formats
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="shop/docs/road.")
+    assert [item["Key"] for item in listed["Contents"]] == ["shop/docs/road.png"]
