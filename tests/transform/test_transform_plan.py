@@ -531,15 +531,15 @@ ERRORS = [
         InvalidArgument,
         "Invalid transformation parameter - fl_progressive:semi: flags must be layer_apply, no_overflow, "
         "relative, region_relative, cutter, tiled, preserve_transparency, progressive, animated, awebp, "
-        "attachment[:<filename>] (joined by '.'); progressive:semi is not supported (use fl_progressive: "
-        "libvips writes one progressive scan script)",
+        "strip_profile, attachment[:<filename>] (joined by '.'); progressive:semi is not supported (use "
+        "fl_progressive: libvips writes one progressive scan script)",
     ),
     (
         "fl_lossy",
         InvalidArgument,
         "Invalid transformation parameter - fl_lossy: flags must be layer_apply, no_overflow, relative, "
         "region_relative, cutter, tiled, preserve_transparency, progressive, animated, awebp, "
-        "attachment[:<filename>] (joined by '.'); lossy is not supported",
+        "strip_profile, attachment[:<filename>] (joined by '.'); lossy is not supported",
     ),
     (
         "fl_progressive.progressive:none",

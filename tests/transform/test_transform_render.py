@@ -453,3 +453,20 @@ def test_seed_examples(
     decoded = pyvips.Image.new_from_buffer(rendered.data, "")
     assert ((decoded.width, decoded.height), decoded.bands, rendered.format) == (size, bands, fmt)
     check_golden(f"seed-{transformation.split('/')[1].replace(',', '-').replace(':', '-')}", rendered)
+
+
+@pytest.mark.parametrize("extension", ["jpg", "png", "webp"])
+def test_fl_strip_profile_is_what_every_output_is_already(files: dict[str, Path], extension: str) -> None:
+    """Cloudinary's fl_strip_profile clears the metadata: every output here is written without any (an
+    ICC profile's colours converted to sRGB first), so the flag is done, and the bytes are the plain
+    render's."""
+    photo = pyvips.Image.new_from_file(str(files["photo"]))
+    with_metadata = photo.icc_transform("p3", embedded=False, input_profile="srgb").copy()
+    with_metadata.set_type(pyvips.GValue.gstr_type, "exif-ifd0-Artist", "someone")
+    data = with_metadata.jpegsave_buffer(keep="all")
+    assert "icc-profile-data" in pyvips.Image.new_from_buffer(data, "").get_fields()
+    stripped = run("c_scale,w_50,fl_strip_profile", data, files, extension=extension)
+    plain = run("c_scale,w_50", data, files, extension=extension)
+    assert stripped.data == plain.data
+    fields = pyvips.Image.new_from_buffer(stripped.data, "").get_fields()
+    assert not {"icc-profile-data", "exif-data", "xmp-data", "iptc-data"} & set(fields)

@@ -17,7 +17,11 @@ LAYER_FLAGS = ("layer_apply", "no_overflow", "relative", "region_relative", "cut
 #: delivered as GIF or WebP keeps its frames here with or without them; they are accepted so that URLs
 #: written for Cloudinary work, and refused with a format that cannot animate (f_jpg,fl_animated).
 ANIMATION_FLAGS = ("animated", "awebp")
-OUTPUT_FLAGS = ("preserve_transparency", "progressive", "progressive:none", *ANIMATION_FLAGS)
+#: strip_profile: Cloudinary's "clear all metadata (IPTC, Exif, XMP)": what every output here is anyway
+#: (written with keep="none", colours converted to sRGB first, transform/formats.py), so it is done, not
+#: ignored; fl_keep_iptc, which asks for the opposite, is refused.
+STRIP_PROFILE = "strip_profile"
+OUTPUT_FLAGS = ("preserve_transparency", "progressive", "progressive:none", *ANIMATION_FLAGS, STRIP_PROFILE)
 #: attachment[:<filename>]: the same image, sent with ``Content-Disposition: attachment`` (a download)
 #: named <filename>.<delivered format>, or after the public id; only the headers change.
 ATTACHMENT = "attachment"
@@ -73,7 +77,8 @@ def _flags(key: str, value: str) -> tuple[str, ...]:
         if flag.startswith(f"{ATTACHMENT}:"):
             _check_filename(key, value, flag)
         elif flag not in LAYER_FLAGS + OUTPUT_FLAGS + (ATTACHMENT,):
-            names = (*LAYER_FLAGS, *OUTPUT_FLAGS[:2], *ANIMATION_FLAGS, f"{ATTACHMENT}[:<filename>]")
+            names = (*LAYER_FLAGS, *OUTPUT_FLAGS[:2], *ANIMATION_FLAGS, STRIP_PROFILE,
+                     f"{ATTACHMENT}[:<filename>]")
             known = ", ".join(names)
             raise InvalidArgument(
                 key,
@@ -103,6 +108,7 @@ param(
         "under f_auto it applies when JPEG or PNG is chosen, the client's Accept deciding); "
         "animated and awebp ask for every frame of an animated original (kept anyway in GIF and WebP; "
         "a 400 with a format that cannot animate); "
+        "strip_profile asks for no metadata (Exif, IPTC, XMP, ICC profile), as every output is written here; "
         "attachment[:<filename>] sends the image as a download named <filename> (default: the public id's "
         "last part; a fetch URL's remote file name) with the delivered format's extension",
         "flags",
