@@ -21,6 +21,7 @@ KEY = "crash-key"
 AUTH = {"X-Api-Key": KEY}
 # A short lease: the dead server's claims (the task's and the generation's) lapse within seconds.
 ENV = {"CUTOUT_API_KEYS": KEY, "CUTOUT_LEASE_SECONDS": "2", "CUTOUT_API_WAIT_SECONDS": "0"}
+PHOTO = SAMPLES / "docs" / "rmv_bgd" / "dog_couch_orig.jpg"
 
 
 def task(server: ServerProcess, location: str) -> dict[str, Any]:
@@ -41,27 +42,34 @@ def wait_status(
         time.sleep(0.05)
 
 
-@pytest.mark.slow
-def test_a_server_killed_mid_task_finishes_it_after_a_restart(
-    servers: list[ServerProcess], tmp_path: Path
-) -> None:
+def running_task(
+    servers: list[ServerProcess], tmp_path: Path, env: dict[str, str]
+) -> tuple[ServerProcess, Path, Path, str, dict[str, Any]]:
+    """A server over a copy of the samples (the API stores what it is sent among the originals) whose
+    background-removal task's model is running: (server, originals, cache, task location, its status)."""
     require_model()
     originals, cache = tmp_path / "originals", tmp_path / "cache"
-    shutil.copytree(SAMPLES, originals)  # the API stores what it is sent among the originals
-    photo = (SAMPLES / "docs" / "rmv_bgd" / "dog_couch_orig.jpg").read_bytes()
-
-    first = ServerProcess(originals, cache, env=ENV)
-    servers.append(first)
-    first.wait_ready(path="/readyz", timeout=300)
+    shutil.copytree(SAMPLES, originals)
+    server = ServerProcess(originals, cache, env=env)
+    servers.append(server)
+    server.wait_ready(path="/readyz", timeout=300)
     accepted = httpx.post(
-        first.url + "/v1/remove-background", content=photo, timeout=60,
+        server.url + "/v1/remove-background", content=PHOTO.read_bytes(), timeout=60,
         headers={**AUTH, "Content-Type": "image/jpeg"}, params={"async": "1", "channels": "alpha"},
     )  # fmt: skip
     assert accepted.status_code == 202, accepted.text
     location = accepted.headers["location"]
-    running = wait_status(first, location, ("running", "success", "error"), timeout=60)
-    assert running["status"] == "running", running  # the model needs seconds: killed while it runs
+    running = wait_status(server, location, ("running", "success", "error"), timeout=60)
+    assert running["status"] == "running", running  # the model needs seconds: stopped while it runs
     time.sleep(0.3)
+    return server, originals, cache, location, running
+
+
+@pytest.mark.slow
+def test_a_server_killed_mid_task_finishes_it_after_a_restart(
+    servers: list[ServerProcess], tmp_path: Path
+) -> None:
+    first, originals, cache, location, running = running_task(servers, tmp_path, ENV)
     first.kill()  # SIGKILL: no shutdown, its claims stay behind until their leases lapse
 
     second = ServerProcess(originals, cache, env=ENV)
@@ -73,7 +81,7 @@ def test_a_server_killed_mid_task_finishes_it_after_a_restart(
     result = httpx.get(second.url + location + "/result", headers=AUTH, timeout=30)
     assert result.status_code == 200
     mask = pyvips.Image.new_from_buffer(result.content, "")
-    source = pyvips.Image.new_from_buffer(photo, "")
+    source = pyvips.Image.new_from_file(str(PHOTO))
     assert (mask.width, mask.height, mask.bands) == (source.width, source.height, 1)
     assert metric(second.url, "cutout_inference_total") == 1  # the mask was made again, once
 
@@ -86,23 +94,8 @@ def test_a_server_stopped_mid_task_gives_back_the_model_runs_claim(
     (CUTOUT_LEASE_SECONDS, 10 minutes here) was not, and the restarted server waited it out."""
     from cache.coordinator import DiskCoordinator
 
-    require_model()
-    originals, cache = tmp_path / "originals", tmp_path / "cache"
-    shutil.copytree(SAMPLES, originals)
-    photo = (SAMPLES / "docs" / "rmv_bgd" / "dog_couch_orig.jpg").read_bytes()
     env = {**ENV, "CUTOUT_LEASE_SECONDS": "600"}
-    first = ServerProcess(originals, cache, env=env)
-    servers.append(first)
-    first.wait_ready(path="/readyz", timeout=300)
-    accepted = httpx.post(
-        first.url + "/v1/remove-background", content=photo, timeout=60,
-        headers={**AUTH, "Content-Type": "image/jpeg"}, params={"async": "1", "channels": "alpha"},
-    )  # fmt: skip
-    assert accepted.status_code == 202, accepted.text
-    location = accepted.headers["location"]
-    running = wait_status(first, location, ("running", "success", "error"), timeout=60)
-    assert running["status"] == "running", running
-    time.sleep(0.3)
+    first, originals, cache, location, _ = running_task(servers, tmp_path, env)
     first.stop()  # SIGTERM
     state = DiskCoordinator(cache)
     try:
