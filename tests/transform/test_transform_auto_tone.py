@@ -213,3 +213,18 @@ def test_greyscale_and_16_bit_originals() -> None:
             assert np.abs(out[..., 0] - out[..., 2]).max() <= 1, effect  # still grey
         if effect != "e_vibrance:100":
             assert out[..., 0].std() > 2 * _ramp(100, 160)[..., 0].std(), effect
+
+
+def test_an_animation_is_measured_once_on_its_first_frame() -> None:
+    """Measured on each frame, a dark and a light frame would get opposite curves (a flicker): every
+    frame gets the first frame's."""
+    dark, light = _ramp(30, 110), _ramp(110, 190)  # medians 70 and 150
+    strip = np.concatenate([dark, light], axis=0).astype(np.uint8)
+    image = pyvips.Image.new_from_memory(strip.tobytes(), 64, 64, 3, "uchar").copy(interpretation="srgb")
+    image.set_type(pyvips.GValue.gint_type, "page-height", 32)
+    rendered = run("e_auto_brightness", bytes(image.gifsave_buffer()), {}, extension="gif")
+    frames = pyvips.Image.new_from_buffer(rendered.data, "", n=-1)
+    assert rendered.frames == 2
+    second = np.asarray(frames.crop(0, 32, 64, 32).numpy(), dtype=np.float64)[..., :3]
+    # The first frame's curve lifts the light frame too; its own would have darkened it a little.
+    assert second.mean() > light.mean() + 15

@@ -4,7 +4,7 @@
 point operation on the colour bands (alpha kept). The first six are libvips' linear and recomb on the sRGB
 values, as the CSS filter functions of the same names define them; e_hue turns the hue in CIE LCh
 (lightness and chroma kept, as a hue rotation in sRGB would not), e_blackwhite thresholds the luma, e_gamma
-is a power curve, e_vibrance scales the LCh chroma, less the more colourful a pixel already is.
+is a power curve, e_vibrance scales the CIE chroma, less the more colourful a pixel already is.
 
 The automatic ones measure the image first (histograms of a thumbnail, see ``_Sample``) and then map each
 band through a 256-entry table (maplut): one cheap streaming pass, whatever the measurement decided.
@@ -201,13 +201,15 @@ def _saturation(level: int, prefix: str) -> Action:
 # -- e_vibrance -----------------------------------------------------------------------------------------
 
 VIBRANCE = args.Level("vibrance", "vibrance strength", -100, 100, 20)
-#: The LCh chroma from which a colour counts as vivid and e_vibrance leaves it alone; below, the boost
+#: The CIE chroma (LCh C) from which a colour counts as vivid and e_vibrance leaves it alone; below, the boost
 #: grows as the chroma falls (sRGB's most colourful pixels reach 100 to 130, skin 20 to 40, a dull
 #: sky 10 to 25).
 VIVID_CHROMA = 100.0
-#: Skin tones, whatever the skin, lie in a narrow band of LCh hue angles (about 25 to 80 degrees, centred
+#: Skin tones, whatever the skin, lie in a narrow band of CIE hue angles (about 20 to 90 degrees, centred
 #: near 55): there the boost is cut by up to SKIN_PROTECTION, or faces turn orange.
 SKIN_HUE, SKIN_HALF_WIDTH, SKIN_PROTECTION = 55.0, 35.0, 0.7
+_SKIN_A, _SKIN_B = math.cos(math.radians(SKIN_HUE)), math.sin(math.radians(SKIN_HUE))
+_SKIN_EDGE = math.cos(math.radians(SKIN_HALF_WIDTH))
 
 
 def _clip_low(image: pyvips.Image, floor: float = 0.0) -> pyvips.Image:
@@ -215,23 +217,27 @@ def _clip_low(image: pyvips.Image, floor: float = 0.0) -> pyvips.Image:
 
 
 def vibrance(rgb: pyvips.Image, strength: int) -> pyvips.Image:
-    """Chroma C becomes C x (1 + strength/100 x (1 - C/VIVID_CHROMA) x skin), in CIE LCh (lightness and
-    hue kept): at 100 a dull colour gets nearly twice its chroma, a vivid one next to none more, a grey
-    none at all; below 0 the dull colours fade to grey first. ``skin`` is 1 outside the skin hues, down to
-    1 - SKIN_PROTECTION at their centre."""
-    lch = rgb.colourspace("lch")
-    lightness, chroma, hue = lch[0], lch[1], lch[2]
+    """Chroma C becomes C x (1 + strength/100 x (1 - C/VIVID_CHROMA) x skin), lightness and hue kept: at
+    100 a dull colour gets nearly twice its chroma, a vivid one next to none more, a grey none at all;
+    below 0 the dull colours fade to grey first. ``skin`` is 1 outside the skin hues, down to
+    1 - SKIN_PROTECTION at their centre. In CIE Lab, a and b scaled alike (the LCh hue kept): half the
+    cost of a round trip through LCh, whose hue angle needs an atan per pixel; how near a pixel's hue is to
+    the skin's is the cosine of the angle between them, (a, b) . (cos 55, sin 55) / C."""
+    lab = rgb.colourspace("lab")
+    lightness, a, b = lab[0], lab[1], lab[2]
+    chroma = (a * a + b * b) ** 0.5
     muted = _clip_low(1 - chroma / VIVID_CHROMA)
-    skin = _clip_low(1 - (hue - SKIN_HUE).abs() / SKIN_HALF_WIDTH)
+    closeness = (a * _SKIN_A + b * _SKIN_B) / (chroma + 1e-6)  # 1 on the skin hue, 0 a quarter turn off
+    skin = _clip_low((closeness - _SKIN_EDGE) / (1 - _SKIN_EDGE))
     factor = 1 + (strength / 100) * muted * (1 - SKIN_PROTECTION * skin)
-    boosted = lightness.bandjoin([chroma * factor, hue]).copy(interpretation="lch")
+    boosted = lightness.bandjoin([a * factor, b * factor]).copy(interpretation="lab")
     return boosted.colourspace("srgb")
 
 
 def _vibrance(strength: int, prefix: str) -> Action:
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
         if strength == 0:
-            return image  # (the LCh round trip would move a few values by one)
+            return image  # (the Lab round trip would move a few values by one)
         return rgb_only(image, lambda rgb: vibrance(rgb, strength))
 
     return Action("e_" + VIBRANCE.render(strength), run, sequential=True)
@@ -553,7 +559,7 @@ effect(
         VIBRANCE.parse,
         VIBRANCE.render,
         _vibrance,
-        "boost the colourfulness of the dull colours more than of the vivid ones (LCh chroma x (1 + "
+        "boost the colourfulness of the dull colours more than of the vivid ones (CIE chroma x (1 + "
         "strength/100 x (1 - chroma/100)), skin hues boosted less): strength -100 to 100 (default 20; "
         "below 0 the dull colours fade first)",
     )
