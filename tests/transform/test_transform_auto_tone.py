@@ -166,6 +166,9 @@ def test_auto_color_levels_a_colour_cast_away() -> None:
     half = _out("e_auto_color:50", cast)
     assert spread / 4 < np.ptp(half.reshape(-1, 3).mean(axis=0)) < spread
     assert (_out("e_auto_color:0", cast) == cast).all()
+    # Bands too narrow to stretch to full (the gain is capped) are still levelled alike.
+    narrow = _ramp(100, 160, tint=(20, 0, -20))
+    assert np.ptp(_out("e_auto_color", narrow).reshape(-1, 3).mean(axis=0)) < 2
 
 
 def _cast(rgb: np.ndarray) -> float:

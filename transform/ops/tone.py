@@ -304,16 +304,18 @@ def _percentile(counts: np.ndarray, share: float) -> float:
     return float(np.searchsorted(cumulative, share * cumulative[-1]))
 
 
-def _stretch(counts: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """The linear map taking the histogram's CLIP and 1 - CLIP percentiles to 0 and 255 (levels); with
-    the gain capped at MAX_GAIN, the range's middle moves no further than keeps it inside 0..255."""
+def _stretch(counts: np.ndarray, centre: bool) -> Callable[[np.ndarray], np.ndarray]:
+    """The linear map taking the histogram's CLIP and 1 - CLIP percentiles to 0 and 255 (levels). With
+    the gain capped at MAX_GAIN, the range's middle goes to mid-grey when ``centre`` (per band: the bands
+    are levelled alike, or a cast would stay), else no further than keeps the range inside 0..255 (the
+    contrast stretch: no brightness change it need not make)."""
     low, high = _percentile(counts, CLIP), _percentile(counts, 1 - CLIP)
     if high <= low:
         return lambda x: x  # one flat level: nothing to stretch
     gain = min(255 / (high - low), MAX_GAIN)
     half = gain * (high - low) / 2
     middle = (low + high) / 2
-    target = min(max(middle, half), 255 - half)
+    target = 127.5 if centre else min(max(middle, half), 255 - half)
     return lambda x: (x - middle) * gain + target
 
 
@@ -359,11 +361,11 @@ def auto_curves(sample: _Sample, strengths: Mapping[str, float]) -> Curves:
             continue
         counts = sample.histograms(curves)
         if stage == "color":
-            fns = [_stretch(counts[band]) for band in range(3)]
+            fns = [_stretch(counts[band], centre=True) for band in range(3)]
         elif stage == "contrast":
             # On the three bands' histograms together, not the luma's: a blue sky stretched by its luma
             # would clip its blue band and turn cyan.
-            fns = [_stretch(counts[:3].sum(axis=0))]
+            fns = [_stretch(counts[:3].sum(axis=0), centre=False)]
         else:
             fns = [_brighten(counts[3])]
         curves = _then(curves, fns, strength)
@@ -590,8 +592,9 @@ effect(
         AUTO_COLOR.parse,
         AUTO_COLOR.render,
         _auto(AUTO_COLOR, "color"),
-        "levels per band: each of R, G, B stretched to full on its own range (0.5 % clipped at each end, at "
-        "most x4), which removes a colour cast, blended with the original: blend 0-100 (default 100)",
+        "levels per band: each of R, G, B stretched to full on its own range (0.5 % clipped at each end; at "
+        "most x4, its middle then at mid-grey), which removes a colour cast, blended with the original: "
+        "blend 0-100 (default 100)",
     )
 )
 effect(
