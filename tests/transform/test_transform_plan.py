@@ -619,7 +619,8 @@ ERRORS = [
         "vignette, blur_faces, pixelate_faces, make_transparent, replace_color, opacity_threshold, "
         "alpha_mask, margin, roi, outline, loop, shadow, "
         "colorize, negate, "
-        "sepia, brightness, contrast, saturation, blackwhite, hue, gamma, trim",
+        "sepia, brightness, contrast, saturation, blackwhite, hue, gamma, vibrance, auto_contrast, "
+        "auto_brightness, auto_color, improve, trim",
     ),
     (
         "e_dropshadow:azimuth_400",
