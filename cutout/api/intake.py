@@ -22,7 +22,7 @@ from starlette.types import Message
 
 from cutout import jsonbody
 from cutout.api.errors import ApiError
-from cutout.api.options import CONTROL, FILES, OPTION_DOCS, SOURCES, check_sources
+from cutout.api.options import CONTROL, FILES, OPTION_DOCS, SOURCES, check_sources, unknown_parameter
 from cutout.formbody import read_form
 
 _DATA_URI = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.ASCII)
@@ -95,7 +95,7 @@ async def read(request: Request, limit: int, known: Collection[str] = NATIVE_FIE
         nulled = _json(await _body(request), fields)
         for name in nulled:
             if name not in known:
-                raise ApiError("invalid_parameter", f"unknown parameter {name!r}", parameter=name)
+                raise ApiError("invalid_parameter", unknown_parameter(name, known), parameter=name)
     elif is_raw(media):
         body = await _body(request)
     else:

@@ -9,6 +9,7 @@ canonical form and one mask cache.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Collection, Mapping
@@ -193,6 +194,13 @@ def _megapixels(value: str) -> float:
     return number
 
 
+def unknown_parameter(name: str, known: Collection[str]) -> str:
+    """The message for a field by an unknown name, with the known name it is closest to, if one is close
+    (``chanels``: a typo, which the client otherwise has to find by reading the whole list)."""
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+    return f"unknown parameter {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+
+
 def parse_options(fields: Mapping[str, str], file_fields: Collection[str] = ()) -> Options:
     """Every field that is not a source or a control field must be an option; unknown ones are refused.
     ``file_fields`` names the multipart file parts that came besides the image (bg_image_file)."""
@@ -236,7 +244,7 @@ def parse_options(fields: Mapping[str, str], file_fields: Collection[str] = ()) 
         elif name == "roi":
             values[name] = _roi(value)
         else:
-            raise invalid(name, f"unknown parameter {name!r}")
+            raise invalid(name, unknown_parameter(name, (*SOURCES, *CONTROL, *OPTION_DOCS)))
     options = Options(**values)  # type: ignore[arg-type]
     _check_together(options, fields)
     return options

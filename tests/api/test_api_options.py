@@ -337,6 +337,24 @@ def test_crop_margin_takes_commas_or_spaces() -> None:
         parse_options({"crop": "true", "crop_margin": "1 2 3"})
 
 
+def test_an_unknown_parameter_names_the_known_one_it_is_close_to(api: TestClient) -> None:
+    """A typo is pointed at; a name like none of them is only refused."""
+    said = {}
+    for name in ("chanels", "bg_colour", "zzz"):
+        response = api.post(URL, data={"public_id": "docs/road", name: "alpha"})
+        assert response.status_code == 400
+        [error] = response.json()["errors"]
+        said[name] = (error["parameter"], error["detail"])
+    assert said == {
+        "chanels": ("chanels", "unknown parameter 'chanels' (did you mean 'channels'?)"),
+        "bg_colour": ("bg_colour", "unknown parameter 'bg_colour' (did you mean 'bg_color'?)"),
+        "zzz": ("zzz", "unknown parameter 'zzz'"),
+    }
+    # A null under a misspelt name (JSON) is refused the same way.
+    nulled = api.post(URL, json={"public_id": "docs/road", "webhok_url": None}).json()["errors"][0]
+    assert nulled["detail"] == "unknown parameter 'webhok_url' (did you mean 'webhook_url'?)"
+
+
 def test_a_size_past_the_engines_limit_names_size(api: TestClient) -> None:
     """``size=16385x1`` was the engine's 400 about ``w_16385``, with no ``parameter``: the option the
     client sent is named, with its limit."""
