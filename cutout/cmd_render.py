@@ -141,8 +141,9 @@ def _render(args: argparse.Namespace) -> Rendered:
         path = originals.find(public_id, what="Unknown or invalid referenced image {} of type upload")
         return str(path), _fingerprint(path)
 
-    if not args.source.is_file():
-        raise NotFound(f"Resource not found - {args.source}")
+    if not args.source.is_file():  # said as a file's problem: this is a local path, not a public id
+        problem = "is a folder, not an image file" if args.source.is_dir() else "no such file"
+        raise NotFound(f"{args.source}: {problem}")
     return render(
         plan,
         str(args.source),

@@ -142,6 +142,15 @@ def test_remove_bg_output_name_taken_by_a_folder(
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["router_orig.webp"]
 
 
+def test_render_of_a_missing_file_or_a_folder_says_which(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = ((tmp_path / "nope.jpg", "no such file"), (tmp_path, "is a folder, not an image file"))
+    for source, said in cases:
+        assert main(["render", "c_scale,w_10", str(source), "-o", str(tmp_path / "out.png")]) == 1
+        assert f"cutout render: 404 {source}: {said}" in capsys.readouterr().err
+
+
 def test_remove_bg_pipelined_says_each_damaged_photo_is_damaged(
     tmp_path: Path, loads: list[EllipseSegmenter], capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
