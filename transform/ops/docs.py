@@ -81,8 +81,10 @@ def markdown_table() -> str:
     ]
     for key, spec in PARAMS.items():
         values = expected_values(spec)
-        if spec.variables:
-            values += "; or with $variables and arithmetic (w_iw_div_2)"
+        if spec.variables:  # each row its own example (w_iw_div_2 on the e_ row read as an effect)
+            example = {"w": "w_iw_div_2", "x": "x_iw_div_2", "h": "h_ih_div_2", "y": "y_ih_div_2"}.get(
+                key, f"{shown_key(key)}_$v")
+            values += f"; or with $variables and arithmetic ({example})"
         default = DEFAULTS.get(key, "")
         lines.append(_row(f"`{shown_key(key)}_`", spec.noun, cell(values), cell(default), cell(spec.help)))
     lines += ["", _row("crop mode", "what it does"), "|---|---|"]
