@@ -14,7 +14,7 @@ import pytest
 import pyvips
 
 from tests.app.helpers import SAMPLES
-from tests.app.server_process import ServerProcess, metric
+from tests.app.server_process import ServerProcess, claims_left, metric
 from tests.conftest import require_model
 
 KEY = "crash-key"
@@ -92,16 +92,10 @@ def test_a_server_stopped_mid_task_gives_back_the_model_runs_claim(
 ) -> None:
     """SIGTERM while the task's model runs: the task's claim was given back already, the generation's
     (CUTOUT_LEASE_SECONDS, 10 minutes here) was not, and the restarted server waited it out."""
-    from cache.coordinator import DiskCoordinator
-
     env = {**ENV, "CUTOUT_LEASE_SECONDS": "600"}
     first, originals, cache, location, _ = running_task(servers, tmp_path, env)
     first.stop()  # SIGTERM
-    state = DiskCoordinator(cache)
-    try:
-        assert state.depth() == 0, "the stopped server's generation claim is still there"
-    finally:
-        state.close()
+    assert claims_left(cache) == 0, "the stopped server's generation claim is still there"
     second = ServerProcess(originals, cache, env=env)
     servers.append(second)
     second.wait_ready(path="/readyz", timeout=300)

@@ -65,6 +65,17 @@ class ServerProcess:
                 self.kill()
 
 
+def claims_left(cache: Path) -> int:
+    """The claims (derivatives' and contents') a stopped server left in its cache folder's state."""
+    from cache.coordinator import DiskCoordinator
+
+    state = DiskCoordinator(cache)
+    try:
+        return state.depth()
+    finally:
+        state.close()
+
+
 def metric(base_url: str, name: str) -> float:
     total = 0.0
     for line in httpx.get(base_url + "/metrics", timeout=10).text.splitlines():

@@ -16,7 +16,7 @@ import pytest
 
 from cutout.cli import main
 from tests.app.helpers import SAMPLES
-from tests.app.server_process import ROOT, ServerProcess, free_port, metric
+from tests.app.server_process import ROOT, ServerProcess, claims_left, free_port, metric
 from tests.conftest import require_model
 
 CUTOUT = "/demo/image/upload/e_background_removal/c_scale,w_300/docs/rmv_bgd/dog_couch_orig"
@@ -134,8 +134,6 @@ def test_sigterm_mid_generation_gives_the_claims_back_and_a_restarted_server_mak
 ) -> None:
     """A clean stop (SIGTERM, Ctrl-C) left the claims of the model run in flight (the derivative's and
     the content's) to lapse with the lease: the restarted server answered 423 that long, running nothing."""
-    from cache.coordinator import DiskCoordinator
-
     require_model()
     cache = tmp_path / "cache"
     env = {"CUTOUT_LEASE_SECONDS": "600"}  # a claim left behind would hold the cut-out for 10 minutes
@@ -144,11 +142,7 @@ def test_sigterm_mid_generation_gives_the_claims_back_and_a_restarted_server_mak
     first.wait_ready(path="/readyz", timeout=300)
     assert httpx.get(first.url + CUTOUT, timeout=60).status_code == 423
     first.stop()  # SIGTERM while the model runs
-    state = DiskCoordinator(cache)
-    try:
-        assert state.depth() == 0, "a claim of the stopped server is still there"
-    finally:
-        state.close()
+    assert claims_left(cache) == 0, "a claim of the stopped server is still there"
 
     second = ServerProcess(SAMPLES, cache, env=env)
     servers.append(second)

@@ -57,6 +57,15 @@ def at_once(client: TestClient, path: str, leave_after: list[float | None]) -> l
     return client.portal.call(all_of_them)
 
 
+def images_left(before: int, seconds: float = 10.0) -> int:
+    """``live_images()`` over ``before`` once the render's thread has let go of its frames (just after it
+    handed back the error), or when ``seconds`` have passed."""
+    deadline = time.monotonic() + seconds
+    while (left := live_images() - before) > 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
 def renders(client: TestClient) -> float:
     return metric(client, "cutout_render_seconds_count")
 
@@ -138,12 +147,7 @@ def test_a_shared_render_past_its_budget_leaves_no_image_for_the_garbage_collect
     gc.disable()
     try:
         answers = at_once(client, f"/demo/image/upload/l_big/{HEAVY}/fl_layer_apply/big.jpg", [None] * 3)
-        # The render's thread lets go of its frames just after it has handed back the error.
-        deadline = time.monotonic() + 10
-        while (left := live_images() - before) > 0:
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        left = images_left(before)
     finally:
         gc.enable()
     assert [status for status, _ in answers] == [503] * 3
@@ -164,11 +168,7 @@ def test_a_render_every_client_left_leaves_no_image_for_the_garbage_collector(
     gc.disable()
     try:
         answers = at_once(client, f"/demo/image/upload/l_big/{HEAVY}/fl_layer_apply/big.jpg", [0.2, 0.3])
-        deadline = time.monotonic() + 10  # (the render's thread lets go of its frames just after)
-        while (left := live_images() - before) > 0:
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        left = images_left(before)
     finally:
         gc.enable()
     assert [status for status, _ in answers] == [499, 499]
