@@ -85,10 +85,15 @@ def recorded_format(data: bytes | None) -> str | None:
     return wanted if isinstance(wanted, str) else None
 
 
+def format_of(name: str) -> str:
+    """The format of an original's file name (``a.JPEG``: jpg)."""
+    return FORMAT_OF[name.rpartition(".")[2].lower()]
+
+
 def several_formats(names: Sequence[str]) -> bool:
     """Whether the files ``names`` (or their extensions) of one id are in more than one format (``a.jpg``
     and ``a.JPEG`` are one: the extension order picks among them, no record need be read)."""
-    return len({FORMAT_OF[name.rpartition(".")[2].lower()] for name in names}) > 1
+    return len({format_of(name) for name in names}) > 1
 
 
 def pick(public_id: str, names: Sequence[str], record: bytes | None, warned: Warned) -> str:
@@ -99,11 +104,11 @@ def pick(public_id: str, names: Sequence[str], record: bytes | None, warned: War
     order, as always). Either way the others are never delivered: a warning says so, once per id and
     set of files."""
     wanted = recorded_format(record)
-    chosen = next((n for n in names if FORMAT_OF[n.rpartition(".")[2].lower()] == wanted), names[0])
+    chosen = next((n for n in names if format_of(n) == wanted), names[0])
     if not warned.first((public_id, tuple(names))):
         return chosen
     ignored = ", ".join(n for n in names if n != chosen)
-    if wanted is not None and FORMAT_OF[chosen.rpartition(".")[2].lower()] == wanted:
+    if wanted is not None and format_of(chosen) == wanted:
         why = f"the Upload API's record of the asset names its {wanted} original"
     elif wanted is not None:
         why = f"the first in the extension order: the asset's record names {wanted}, stored in none of them"
