@@ -54,6 +54,18 @@ def solid(width: int, height: int, rgba: list[int]) -> pyvips.Image:
     return (pyvips.Image.black(width, height) + rgba).cast("uchar").copy(interpretation="srgb")
 
 
+#: Side of the thumbnail an operation measures the image on (a predominant colour, level histograms):
+#: such measures barely move with the size, and a 256-px thumbnail costs a fraction of a render.
+MEASURE_SIDE = 256
+
+
+def measured(image: pyvips.Image) -> pyvips.Image:
+    """``image`` shrunk to fit MEASURE_SIDE (as it is, when it fits): what a measure reads."""
+    if max(image.width, image.height) > MEASURE_SIDE:
+        return image.thumbnail_image(MEASURE_SIDE, height=MEASURE_SIDE)
+    return image
+
+
 def scale_to(image: pyvips.Image, width: int, height: int) -> pyvips.Image:
     """Resize to exactly width x height (Lanczos; alpha premultiplied while resampling: no dark fringes)."""
     width, height = max(1, width), max(1, height)

@@ -35,8 +35,7 @@ TRANSPARENT = args.Level("make_transparent", "make_transparent tolerance", 0, 10
 REPLACE_TOLERANCE = 50
 #: level_ is the reference's verbose spelling (e_opacity_threshold:level_50); its error does not name it.
 OPACITY_THRESHOLD = args.Level("opacity_threshold", "opacity_threshold level", 1, 100, 50, "level_")
-#: Side of the thumbnail the predominant colour is measured on, and the bins a channel is counted in.
-MEASURE_SIDE = 256
+#: The bins a channel is counted in for the predominant colour (measured on ``pixels.measured``).
 BINS = 16
 
 
@@ -150,9 +149,7 @@ def _parse_replace(value: str, rest: str) -> Replace:
 def predominant_colour(image: pyvips.Image) -> list[float]:
     """The mean colour of the most populated cell of a 16x16x16 grid over sRGB, among the opaque pixels
     of a thumbnail: the colour most of the image is close to."""
-    small = image
-    if max(image.width, image.height) > MEASURE_SIDE:
-        small = image.thumbnail_image(MEASURE_SIDE, height=MEASURE_SIDE)
+    small = pixels.measured(image)
     # numpy: a 3-D histogram's fullest cell and a masked mean are one line each; libvips has neither.
     array = np.asarray(small.numpy(), dtype=np.int32).reshape(-1, small.bands)
     if small.bands == 4:

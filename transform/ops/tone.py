@@ -249,9 +249,6 @@ AUTO_CONTRAST = args.Level("auto_contrast", "auto_contrast blend", 0, 100, 100)
 AUTO_BRIGHTNESS = args.Level("auto_brightness", "auto_brightness blend", 0, 100, 100)
 AUTO_COLOR = args.Level("auto_color", "auto_color blend", 0, 100, 100)
 
-#: Side of the thumbnail the automatic adjustments measure: percentiles of a histogram barely move with
-#: the size, and a 256-px thumbnail costs a fraction of the render (replace_color measures the same way).
-MEASURE_SIDE = 256
 #: The share of the pixels at each end that a stretch lets clip: a few specks (a specular highlight, a
 #: dead pixel) must not decide it.
 CLIP = 0.005
@@ -271,9 +268,7 @@ class _Sample:
     with the histograms of their R, G, B and luma: what the automatic adjustments measure."""
 
     def __init__(self, image: pyvips.Image) -> None:
-        small = image
-        if max(image.width, image.height) > MEASURE_SIDE:
-            small = image.thumbnail_image(MEASURE_SIDE, height=MEASURE_SIDE)
+        small = pixels.measured(image)  # (percentiles of a histogram barely move with the size)
         self.rgb = small.extract_band(0, n=3) if pixels.has_alpha(small) else small
         self.alpha = small.extract_band(3) if pixels.has_alpha(small) else None
 
