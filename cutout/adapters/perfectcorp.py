@@ -45,7 +45,7 @@ from starlette.routing import Route
 from cutout import jsonbody
 from cutout.adapters import base
 from cutout.api import Api, auth
-from cutout.api.errors import ApiError, request_base
+from cutout.api.errors import ApiError, request_base, unknown_parameter
 from cutout.api.remover import Job
 from cutout.api.tasks import ERROR, FINAL, Tasks, visible
 from transform.decode import sniff
@@ -128,7 +128,7 @@ async def create_files(request: Request, api: Api) -> Response:
     body = await _json(request, api)
     unknown = sorted(set(body) - {"files"})
     if unknown:
-        raise Refused(400, "invalid_parameter", f"unknown parameter {unknown[0]!r}")
+        raise Refused(400, "invalid_parameter", unknown_parameter(unknown[0], ("files",)))
     files = body.get("files")
     if not isinstance(files, list) or not files:
         raise Refused(
@@ -274,9 +274,10 @@ _IMAGE_REFUSALS = frozenset({"invalid_file_type", "failed_to_read_image", "resol
 async def create_task(request: Request, api: Api) -> Response:
     body = await _json(request, api)
     file_id, url = body.get("src_file_id"), body.get("src_file_url")
-    unknown = sorted(set(body) - {"src_file_id", "src_file_url"})
+    known = ("src_file_id", "src_file_url")
+    unknown = sorted(set(body) - set(known))
     if unknown:
-        raise Refused(400, "invalid_parameter", f"unknown parameter {unknown[0]!r}")
+        raise Refused(400, "invalid_parameter", unknown_parameter(unknown[0], known))
     if (file_id is None) == (url is None) or not isinstance(file_id or url, str):
         raise Refused(400, "invalid_parameter", "Give one of src_file_id or src_file_url")
     try:

@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from cutout.adapters import base
 from cutout.api import Api, front
-from cutout.api.errors import ApiError, invalid
+from cutout.api.errors import ApiError, invalid, unknown_parameter
 from cutout.api.intake import Intake, limit_body
 from cutout.api.options import flag
 from cutout.api.remover import Job, Result
@@ -99,7 +99,7 @@ def translate(values: dict[str, str]) -> tuple[dict[str, str], list[str]]:
             raise invalid("bgc", f"bgc must be r,g,b,a with each from 0 to 255, got {bgc[:60]!r}")
         native["bg_color"] = "#" + "".join(f"{c:02x}" for c in channels if c is not None)
     for name in values:
-        raise invalid(name, f"unknown parameter {name!r}")
+        raise invalid(name, unknown_parameter(name, (*FORM, "bgc", "extras")))
     return native, ignored
 
 
@@ -153,8 +153,8 @@ async def _posted(request: Request, api: Api) -> tuple[bytes, dict[str, str], li
             elif name not in FORM:
                 raise invalid(
                     name,
-                    f"unknown parameter {name!r}"
-                    + (" (rembg reads it from the query)" if name in ("bgc", "extras") else ""),
+                    f"unknown parameter {name!r} (rembg reads it from the query)" if name in ("bgc", "extras")
+                    else unknown_parameter(name, FORM),
                 )
             else:
                 values[name] = value

@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from cutout.adapters import base
 from cutout.api import Api, front
-from cutout.api.errors import ApiError, invalid
+from cutout.api.errors import ApiError, invalid, unknown_parameter
 from cutout.api.intake import Intake, read
 from cutout.api.options import SOURCES, flag
 from cutout.api.remover import Job, Result
@@ -134,7 +134,7 @@ def translate(fields: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     if fmt != "zip":
         native["format"] = _one_of(fmt, "format", ("auto", "png", "jpg", "webp"))
     for name in values:
-        raise invalid(name, f"unknown parameter {name!r}")
+        raise invalid(name, unknown_parameter(name, FIELDS))
     return native, ignored
 
 

@@ -43,7 +43,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from cutout import jsonbody
 from cutout.adapters import base
 from cutout.api import Api, auth, front
-from cutout.api.errors import ApiError, request_base
+from cutout.api.errors import ApiError, request_base, unknown_parameter
 from cutout.api.intake import Intake, decode_b64
 from cutout.api.remover import HOT_BYTES, Job, Result
 from cutout.api.runner import PAYLOADS
@@ -147,7 +147,8 @@ class Session:
         if isinstance(kind, str) and kind in TASK_FIELDS:  # a field these do not read was ignored unseen
             unknown = sorted(set(task) - TASK_FIELDS[kind])  # null or not: a misspelt name is refused
             if unknown:
-                raise TaskError("unsupportedParameter", f"unknown parameter {unknown[0]!r}", unknown[0])
+                raise TaskError("unsupportedParameter", unknown_parameter(unknown[0], TASK_FIELDS[kind]),
+                                unknown[0])
         raw, task = task, given(task)
         try:
             if kind == REMOVAL:
@@ -253,7 +254,7 @@ class Session:
                                 f"({', '.join(sorted(SETTINGS))})", f"settings.{name}")  # fmt: skip
         unknown = sorted(set(task) - FIELDS)  # settings' names are all FIELDS
         if unknown:
-            raise TaskError("unsupportedParameter", f"unknown parameter {unknown[0]!r}", unknown[0])
+            raise TaskError("unsupportedParameter", unknown_parameter(unknown[0], FIELDS), unknown[0])
         task, settings = given(task), given(settings)
         for name in sorted(settings):
             _check(name not in task or task[name] == settings[name], name,

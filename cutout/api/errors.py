@@ -6,6 +6,8 @@ errors while the API answers JSON."""
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Collection
 from typing import Any
 
 from starlette.requests import HTTPConnection
@@ -56,6 +58,13 @@ def bounded(text: str, limit: int) -> str:
     head = limit - tail - 40  # the note's room: 32 characters and the count's digits
     note = f" [... {len(text) - head - tail} characters left out ...] "
     return text[:head] + note + text[-tail:]
+
+
+def unknown_parameter(name: str, known: Collection[str]) -> str:
+    """The message for a field by an unknown name, with the known name it is closest to, if one is close
+    (``chanels``: a typo, which the client otherwise has to find by reading the whole list)."""
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+    return f"unknown parameter {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
 
 
 class ApiError(Exception):

@@ -21,8 +21,8 @@ from starlette.requests import Request
 from starlette.types import Message
 
 from cutout import jsonbody
-from cutout.api.errors import ApiError
-from cutout.api.options import CONTROL, FILES, OPTION_DOCS, SOURCES, check_sources, unknown_parameter
+from cutout.api.errors import ApiError, unknown_parameter
+from cutout.api.options import CONTROL, FILES, OPTION_DOCS, SOURCES, check_sources
 from cutout.formbody import read_form
 
 _DATA_URI = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.ASCII)

@@ -9,13 +9,12 @@ canonical form and one mask cache.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from cutout.api.errors import ApiError, invalid
+from cutout.api.errors import ApiError, invalid, unknown_parameter
 from grammar.errors import InvalidArgument
 from transform.ops import EFFECTS, args
 from transform.ops.effects import Removal
@@ -192,13 +191,6 @@ def _megapixels(value: str) -> float:
             "max_megapixels", f"max_megapixels must be a number above 0, at most {MAX_MEGAPIXELS:g}"
         )
     return number
-
-
-def unknown_parameter(name: str, known: Collection[str]) -> str:
-    """The message for a field by an unknown name, with the known name it is closest to, if one is close
-    (``chanels``: a typo, which the client otherwise has to find by reading the whole list)."""
-    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
-    return f"unknown parameter {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
 
 
 def parse_options(fields: Mapping[str, str], file_fields: Collection[str] = ()) -> Options:

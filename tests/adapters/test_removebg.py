@@ -453,3 +453,10 @@ def test_a_json_null_is_a_field_not_given(client: TestClient) -> None:
         refused = client.post(URL, headers=KEYED, json=body)
         assert refused.status_code == 400
         assert said in refused.json()["errors"][0]["detail"]
+
+
+def test_a_misspelt_field_names_the_one_it_is_close_to(client: TestClient) -> None:
+    """As the native API does (cutout.api.errors.unknown_parameter), with remove.bg's own field names."""
+    refused = client.post(URL, headers=KEYED, data={"image_file_b64": B64, "bg_colour": "red"})
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["detail"] == "unknown parameter 'bg_colour' (did you mean 'bg_color'?)"
