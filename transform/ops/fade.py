@@ -61,13 +61,13 @@ def parse_fade(value: str, rest: str) -> Fade:
     tokens = rest.split(":") if rest else []
     mode = tokens.pop(0) if tokens and tokens[0] in MODES else None
     if tokens and tokens[0][:2] in ("x_", "y_"):
-        raise InvalidArgument(
-            "e", value, f"{tokens[0][0]}_ is a parameter of its own, in the same component: "
-            f"e_gradient_fade,{tokens[0]}"
-        )  # fmt: skip
+        own = f"{tokens[0][0]}_ is a parameter of its own, in the same component: e_gradient_fade,{tokens[0]}"
+        raise InvalidArgument("e", value, own)
     if len(tokens) > 1 or (tokens and args.integer(tokens[0]) is None):
         raise InvalidArgument("e", value, _FORMS)
-    strength = args.int_in("e", tokens[0], "gradient_fade strength", 0, 100, shown=value) if tokens else 20
+    if not tokens:
+        return Fade(mode)
+    strength = args.int_in("e", tokens[0], "gradient_fade strength", 0, 100, shown=value)
     return Fade(mode, strength)
 
 
@@ -87,8 +87,9 @@ def _ramp(size: int, offset: Dim | None, symmetric: bool, exponent: float) -> np
     return from_start if offset.value > 0 else from_end
 
 
-def fade_mask(width: int, height: int, x: Dim | None, y: Dim | None, strength: int, symmetric: bool) -> (
-        pyvips.Image | None):  # fmt: skip
+def fade_mask(
+    width: int, height: int, x: Dim | None, y: Dim | None, strength: int, symmetric: bool
+) -> pyvips.Image | None:
     """A one-band float image of the opacity each pixel keeps (0..1); None when nothing fades."""
     if x is None and y is None:
         y = DEFAULT_Y
@@ -97,8 +98,8 @@ def fade_mask(width: int, height: int, x: Dim | None, y: Dim | None, strength: i
     down = _ramp(height, y, symmetric, exponent)
     if across is None and down is None:
         return None
-    masks = [_spread(line, horizontal, width, height)
-             for line, horizontal in ((across, True), (down, False)) if line is not None]  # fmt: skip
+    lines = ((across, True), (down, False))
+    masks = [_spread(line, horizontal, width, height) for line, horizontal in lines if line is not None]
     return masks[0] if len(masks) == 1 else masks[0] * masks[1]
 
 

@@ -188,7 +188,7 @@ param(
         "x",
         "x offset",
         lambda k, v: args.offset(k, v, "x"),
-        "horizontal offset in pixels or a fraction, for c_crop and fl_layer_apply",
+        "horizontal offset in pixels or a fraction, for c_crop, fl_layer_apply, e_shadow and e_gradient_fade",
         "resize",
         dpr=args.offset_at_dpr,
         variables="integer",
@@ -199,7 +199,7 @@ param(
         "y",
         "y offset",
         lambda k, v: args.offset(k, v, "y"),
-        "vertical offset in pixels or a fraction, for c_crop and fl_layer_apply",
+        "vertical offset in pixels or a fraction, for c_crop, fl_layer_apply, e_shadow and e_gradient_fade",
         "resize",
         dpr=args.offset_at_dpr,
         variables="integer",
@@ -446,8 +446,8 @@ _KEYS = ("ar", "c", "dpr", "g", "h", "w", "x", "y", "z")
 _NEEDS = {
     "dpr": "dpr_ needs w_ or h_ in the same component",
     "g": "g_ needs c_fill, c_lfill, c_pad, c_lpad, c_mpad, c_crop or c_thumb, or a fl_layer_apply component",
-    "x": "x_ needs c_crop, e_shadow or a fl_layer_apply component",
-    "y": "y_ needs c_crop, e_shadow or a fl_layer_apply component",
+    "x": "x_ needs c_crop, e_shadow, e_gradient_fade or a fl_layer_apply component",
+    "y": "y_ needs c_crop, e_shadow, e_gradient_fade or a fl_layer_apply component",
     "z": "z_ needs c_thumb, c_crop or c_auto",
 }
 
