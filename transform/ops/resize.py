@@ -86,7 +86,10 @@ def _dpr(key: str, value: str) -> float:
         raise InvalidArgument(
             key,
             value,
-            "dpr_auto needs Client Hints, which this server does not use; give a number such as dpr_2.0",
+            # Resolved from Client Hints before compiling (transform/hints.py): this one is in a named
+            # transformation, where Cloudinary does not resolve it either.
+            "dpr_auto works only in the URL's own components, not in a named transformation; give a "
+            "number such as dpr_2.0",
         )
     return args.number(key, value, "device pixel ratio", low=0.1, high=10.0)
 
