@@ -7,19 +7,23 @@ hints with every image request)."""
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
-from urllib.parse import unquote
 
 from transform.hints import ACCEPT_CH, NO_HINTS, Hints
 
 __all__ = ["ACCEPT_CH", "add_hint_arguments", "client_hints", "hint_headers", "hints_of", "may_use_hints"]
 
 
+#: The URLs that read hints: ``w_auto`` or ``dpr_auto``, the underscore perhaps percent-encoded (as some
+#: proxies write it). nginx/*.conf keys its cache by the same test, so the two agree on which answers
+#: vary. A URL that encodes a letter too (``w_%61uto``, which means w_auto) gets the fallbacks whatever
+#: the hints: one answer for everyone, which any cache may share.
+_HINTED = re.compile("(w|dpr)(_|%5[Ff])auto")
+
+
 def may_use_hints(raw_path: str) -> bool:
-    """Whether the path may hold w_auto or dpr_auto: a superset test on its decoded text (``w%5Fauto`` is
-    ``w_auto`` too), so no URL that uses them is answered without its hints."""
-    text = unquote(raw_path) if "%" in raw_path else raw_path
-    return "w_auto" in text or "dpr_auto" in text
+    return _HINTED.search(raw_path) is not None
 
 
 def client_hints(raw_path: str, header: Callable[[str], str | None]) -> Hints:
