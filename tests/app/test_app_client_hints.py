@@ -10,6 +10,8 @@ import pyvips
 from cloudinary.utils import cloudinary_url
 
 from cutout.settings import SettingsError
+from grammar import parse_path
+from transform.hints import Hints
 
 HINT_HEADERS = ("Sec-CH-DPR", "DPR", "Sec-CH-Width", "Width", "Sec-CH-Viewport-Width", "Viewport-Width")
 
@@ -136,3 +138,15 @@ def test_signed_and_strict_judge_the_url_as_written(make_client: Any) -> None:
     unsigned = client.get("/demo/image/upload/c_scale,w_auto:100:400/docs/road.jpg")
     assert unsigned.status_code == 401
     assert client.get("/demo/image/upload/c_scale,w_400/docs/road.jpg").status_code == 200
+
+
+def test_a_queued_job_prepares_the_size_the_hints_chose(client: Any) -> None:
+    """A worker prepares the job's request again without the client's headers (cutout/worker.py): the
+    request carries the settled transformation, which compiles to the same key."""
+    resolver = client.app.state.service.resolver
+    url = "/demo/image/upload/c_scale,w_auto,dpr_auto/docs/road.jpg"
+    hinted = resolver.resolve(url, None, hints=Hints(dpr=2.0, width=660))
+    assert hinted.request[0] == "/image/upload/c_scale,w_400,dpr_2.0/docs/road.jpg"
+    again = resolver.prepare(parse_path(hinted.request[0]), accept=None, signed_ok=True)
+    assert again.key == hinted.key and again.key != resolver.resolve(url, None).key
+    assert hinted.hinted == HINT_HEADERS and again.hinted == ()
