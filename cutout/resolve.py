@@ -26,7 +26,7 @@ from grammar.errors import NotFound, OriginError, Unauthorized
 from grammar.image_formats import FORMAT_OF
 from grammar.path import escape_public_id
 from transform.expressions import AssetFacts
-from transform.hints import NO_HINTS, Hints, compile_unhinted, resolve_hints
+from transform.hints import NO_HINTS, Hints, compile_unhinted, resolve_hints, written_name
 
 #: URL plus Accept header longer than this are not memoised (a client could fill the table with huge ones).
 MAX_MEMO_TEXT = 2048
@@ -232,7 +232,7 @@ class Resolver:
         auto = resolve_hints(path.components, hints)
         written = None
         if auto.written:
-            unhinted, written = compile_unhinted(path.components, named=self.settings.named)
+            unhinted, written = self._unhinted(path)
             plan = unhinted if hints == NO_HINTS else transform.compile_plan(auto.components,
                                                                              named=self.settings.named)
         elif plan is None:
@@ -338,11 +338,18 @@ class Resolver:
         slash = "/" if components else ""
         path = parse_path(f"{prefix}/image/upload/{components}{slash}v1/fetched/image")
         self._check_cloud(path)
-        plan, written = compile_unhinted(path.components, named=self.settings.named)
+        plan, written = self._unhinted(path)
         if self.settings.strict and not signed and path.components and not self._unsigned_ok(path, written):
             raise Unauthorized(f"Transformation {path.raw_transformation} is not allowed on an unsigned "
                                "fetch URL in strict mode: sign it")  # fmt: skip
         return Parsed(path, plan)
+
+    def _unhinted(self, path: DeliveryPath) -> tuple[transform.Plan, str]:
+        """``path``'s plan without Client Hints and the name strict mode compares (as
+        transform/hints.py ``compile_unhinted``, through ``transform.compile_plan``)."""
+        resolved = resolve_hints(path.components, NO_HINTS)
+        plan = transform.compile_plan(resolved.components, named=self.settings.named)
+        return plan, written_name(plan.canonical, resolved)
 
     def _check_cloud(self, path: DeliveryPath) -> None:
         wanted = self.settings.cloud_name
