@@ -25,6 +25,7 @@ from cutout.cors import header_names
 from cutout.fasthits import FastHits
 from cutout.fetch import FetchPolicy
 from cutout.headers import header_safe
+from cutout.hinting import client_hints
 from cutout.queued import QueuedModel
 from cutout.readiness import Check, Finding, Readiness
 from cutout.remote import RemoteOriginals, upload_request
@@ -86,7 +87,8 @@ async def deliver(request: Request) -> Response:
         if upload is not None:
             raw_path, vouched, parsed = upload
         delivered = await service.deliver(raw_path, request.headers.get("accept"), vouched=vouched,
-                                          parsed=parsed, client=Client(request.receive))  # fmt: skip
+                                          parsed=parsed, client=Client(request.receive),
+                                          hints=client_hints(raw_path, request.headers.get))  # fmt: skip
     except OriginError:
         raise
     except Exception as exc:

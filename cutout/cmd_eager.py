@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from cutout.cli import settings_with_cache_folder
+from cutout.hinting import add_hint_arguments, hint_headers, hints_of
 from cutout.settings import SettingsError
 from transform.variables import BY_NAME
 
@@ -34,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=_at_least_one, default=2, help="generated at once (default 2)")
     parser.add_argument("--accept", type=_accept, default=None,
                         help="Accept header to negotiate f_auto with, e.g. 'image/avif,image/webp,*/*'")
+    add_hint_arguments(parser)
     parser.add_argument("--server", type=_server_url, default=None,
                         help="request the derivatives from this server (an http:// or https:// URL) instead; "
                         "one it cannot connect to stops the run (exit 1)")
@@ -191,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.server:
         deadline = time.monotonic() + (args.timeout or DEFAULT_TIMEOUT)
-        generate, close = _through_server(args.server, deadline, args.accept)
+        generate, close = _through_server(args.server, deadline, args.accept, hint_headers(args))
     else:
         try:
             generate, close = _into_cache(args)
@@ -288,6 +290,7 @@ def _into_cache(args: argparse.Namespace) -> Generate:
         problem = f"cannot use {cache_dir} as the cache: {exc}"
         raise SettingsError(f"CUTOUT_CACHE_DIR (--cache-dir): {problem}") from exc
     service = Service.open(settings, cache, segmenter=None)
+    hints = hints_of(args)
     model_lock = threading.Lock()
     model_tried = False
 
@@ -295,14 +298,14 @@ def _into_cache(args: argparse.Namespace) -> Generate:
         nonlocal model_tried
         # Eager is the operator's own doing: no signature or strict check, and it allow-lists the result.
         delivery = parse_path(path)
-        prepared = service.resolver.prepare(delivery, accept=args.accept, signed_ok=True)
+        prepared = service.resolver.prepare(delivery, accept=args.accept, signed_ok=True, hints=hints)
         if prepared.segmenting and service.models.segmenter is None:
             with model_lock:  # loaded once, and only when a line needs it
                 if not model_tried:
                     model_tried = True
                     service.models.use(_load_segmenter())
             # Again, now that the key can name the model (as the server's does).
-            prepared = service.resolver.prepare(delivery, accept=args.accept, signed_ok=True)
+            prepared = service.resolver.prepare(delivery, accept=args.accept, signed_ok=True, hints=hints)
         made = cache.get(prepared.key) is None
         if made and prepared.segmenting:
             service.scheduler.generate_and_wait(prepared)  # claims like a server: never two model runs
@@ -324,11 +327,11 @@ MIN_REQUEST_SECONDS = 1.0
 TIMED_OUT = "timed out (--timeout reached)"
 
 
-def _through_server(server: str, deadline: float, accept: str | None) -> Generate:
+def _through_server(server: str, deadline: float, accept: str | None, hints: dict[str, str]) -> Generate:
     import httpx
 
     client = httpx.Client(base_url=server.rstrip("/"))
-    headers = {"Accept": accept or "*/*"}
+    headers = {"Accept": accept or "*/*", **hints}
 
     def generate(path: str) -> bool:
         while True:

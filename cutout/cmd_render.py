@@ -11,6 +11,7 @@ import hashlib
 import sys
 from pathlib import Path
 
+from cutout.hinting import add_hint_arguments, hints_of
 from cutout.originals import Originals
 from grammar import parse_transformation
 from grammar.errors import NotFound, OriginError
@@ -18,6 +19,7 @@ from grammar.image_formats import EXTENSIONS, FORMAT_OF, WRITABLE
 from transform import FormatChoice, Plan, Rendered, compile_plan, negotiate_format, render
 from transform.faces.centerface import detect_faces
 from transform.files import replacing
+from transform.hints import resolve_hints
 from transform.seam import DirectMasks, MaskSource
 
 
@@ -32,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="output format (default: OUT's extension, else the original's, PNG if transparent); "
         "it, OUT's extension and an f_ in the transformation must agree",
     )
+    add_hint_arguments(parser)
 
 
 #: The extensions -o may have: those of the formats this server writes (none at all is fine too).
@@ -131,7 +134,9 @@ def _choice(plan: Plan, output: Path, option: str | None) -> FormatChoice:
 
 def _render(args: argparse.Namespace) -> Rendered:
     text = args.transformation.strip("/")
-    plan = compile_plan(parse_transformation(text) if text else ())
+    # w_auto and dpr_auto as the server settles them for a browser sending these hints (none: fallbacks).
+    components = resolve_hints(parse_transformation(text) if text else (), hints_of(args)).components
+    plan = compile_plan(components)
     choice = _choice(plan, args.output, args.format)
     originals = Originals(args.originals) if args.originals else None
 

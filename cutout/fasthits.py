@@ -16,11 +16,14 @@ from starlette.types import Message, Receive, Scope, Send
 
 from cutout import cors, metrics
 from cutout.api import Api, front
+from cutout.hinting import ACCEPT_CH, client_hints
 from cutout.memory import BoundedDict
 from cutout.responses import Shape, answer
 from cutout.service import Service
 
 RawHeaders = list[tuple[bytes, bytes]]
+#: The Client Hints w_auto and dpr_auto read (ASGI header names are lower case).
+_HINTS = frozenset(name.lower().encode() for name in ACCEPT_CH.split(", "))
 
 
 def encode(headers: dict[str, str], length: int | None) -> RawHeaders:
@@ -82,8 +85,11 @@ class FastHits:
             await self.app(scope, receive, send)
             return
         accept = if_none_match = ranged = if_range = None
+        hinted: dict[str, str] = {}
         for name, value in scope["headers"]:  # the last of repeated headers wins, as in a dict
-            if name == b"accept":
+            if name in _HINTS:
+                hinted[name.decode("latin-1")] = value.decode("latin-1")
+            elif name == b"accept":
                 accept = value
             elif name == b"if-none-match":
                 if_none_match = value
@@ -93,7 +99,9 @@ class FastHits:
                 if_range = value
         raw_path = scope.get("raw_path") or scope["path"].encode()
         accept_text = accept.decode("latin-1") if accept else None
-        delivered = service.hot(raw_path.decode("latin-1"), accept_text)
+        path_text = raw_path.decode("latin-1")
+        hints = client_hints(path_text, lambda name: hinted.get(name.lower()))
+        delivered = service.hot(path_text, accept_text, hints)
         if delivered is None:
             await self.app(scope, receive, send)
             return

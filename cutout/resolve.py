@@ -1,9 +1,10 @@
-"""The resolver: a request (path, Accept) becomes a prepared plan and its cache key.
+"""The resolver: a request (path, Accept, Client Hints) becomes a prepared plan and its cache key.
 
-It checks the cloud name, the signature and strict mode, expands named transformations, negotiates the
-format, finds the original (or, when it is missing, the default image ``d_`` names) and its layers and
-reads their versions. Finding and hashing touch the originals store, so ``resolve`` is blocking (the
-server runs it in its thread pool); ``memoised`` answers repeated URLs without blocking.
+It checks the cloud name, the signature and strict mode, expands named transformations, settles w_auto
+and dpr_auto from the Client Hints (transform/hints.py), negotiates the format, finds the original (or,
+when it is missing, the default image ``d_`` names) and its layers and reads their versions. Finding and
+hashing touch the originals store, so ``resolve`` is blocking (the server runs it in its thread pool);
+``memoised`` answers repeated URLs without blocking.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from grammar.errors import NotFound, OriginError, Unauthorized
 from grammar.image_formats import FORMAT_OF
 from grammar.path import escape_public_id
 from transform.expressions import AssetFacts
+from transform.hints import NO_HINTS, Hints, compile_unhinted, resolve_hints, written_name
 
 #: URL plus Accept header longer than this are not memoised (a client could fill the table with huge ones).
 MAX_MEMO_TEXT = 2048
@@ -94,12 +96,17 @@ class Prepared:
     #: ``Scheduler.make`` does. The plan needs the model and the original is not delivered animated
     #: (where g_auto is the centre of every frame and a model step is a 400: rendered at once).
     segmenting: bool = False
+    #: The Client Hints headers w_auto and dpr_auto were settled from (the response's Vary names them).
+    hinted: tuple[str, ...] = ()
+    #: The transformation strict mode compares when it is not ``plan.canonical``: a URL with w_auto or
+    #: dpr_auto, whose plan names the size the hints chose (transform/hints.py ``written_name``).
+    written: str | None = None
 
     @property
     def allow_name(self) -> str:
         """What ``cutout eager`` allows in strict mode: the whole transformation (d_ and fl_attachment
         included, as Cloudinary matches an eager transformation's whole string) for this public id."""
-        return f"{self.plan.canonical}|{self.public_id}"
+        return f"{self.written or self.plan.canonical}|{self.public_id}"
 
 
 @dataclass(frozen=True)
@@ -110,7 +117,7 @@ class Parsed:
     stands in at once, or this error is the answer."""
 
     path: DeliveryPath
-    plan: transform.Plan
+    plan: transform.Plan  # without Client Hints (transform/hints.py compile_unhinted)
     missing: OriginError | None = None
     #: The file name (without extension) of a download (fl_attachment) that gives none, when it is not
     #: the public id's: a fetched image's, from its URL (cutout/remote.py ``download_name``).
@@ -140,8 +147,7 @@ def check_transformations(settings: Settings) -> tuple[str, ...]:
     allowed = []
     for text in settings.allowed_transformations:
         try:
-            plan = transform.compile_plan(parse_transformation(text), named=settings.named)
-            allowed.append(plan.canonical)
+            allowed.append(compile_unhinted(parse_transformation(text), named=settings.named)[1])
         except OriginError as exc:
             raise SettingsError(f"CUTOUT_ALLOWED_TRANSFORMATIONS: {text!r}: {exc.public}") from None
     return tuple(allowed)
@@ -159,35 +165,43 @@ class Resolver:
         self.versions = Versions(originals)
         self.limits = transform.Limits(max_pixels=settings.max_pixels)  # the renders' (cutout/schedule.py)
         # (prepared, expiry); cachetools' TTLCache would do, at 4x the cost of a look-up on the hot path.
-        self._memo: BoundedDict[tuple[str, str | None], tuple[Prepared, float]] = BoundedDict(4096)
+        self._memo: BoundedDict[tuple[str, str | None, Hints], tuple[Prepared, float]] = BoundedDict(4096)
 
-    def memoised(self, raw_path: str, accept: str | None) -> Prepared | None:
+    def memoised(self, raw_path: str, accept: str | None, hints: Hints = NO_HINTS) -> Prepared | None:
         """The preparation of a URL resolved in the last ``MEMO_SECONDS`` whose files are unchanged, else
         None. Never blocks for long: a dict lookup and one ``stat`` per file (of inodes the kernel
         holds; that check is what lets a replaced original be served at once)."""
-        known = self._memo.get((raw_path, accept))
+        known = self._memo.get((raw_path, accept, hints))
         if known is None or known[1] <= time.monotonic() or not self.originals.current(known[0].files):
             return None
         return known[0]
 
     def resolve(
-        self, raw_path: str, accept: str | None, *, signed_ok: bool = False, parsed: Parsed | None = None
+        self,
+        raw_path: str,
+        accept: str | None,
+        *,
+        signed_ok: bool = False,
+        parsed: Parsed | None = None,
+        hints: Hints = NO_HINTS,
     ) -> Prepared:
         """``prepare`` for a raw URL path, memoised (blocking: see the module docstring). ``parsed``: the
-        path already parsed and compiled (it must be ``raw_path``'s).
+        path already parsed and compiled (it must be ``raw_path``'s). ``hints``: the request's Client
+        Hints; the caller passes NO_HINTS for a URL that cannot use them (cutout/hinting.py), so that the
+        memo is not split by hints nothing reads.
 
         Only successful preparations are remembered, and checks depend only on the URL and the settings,
         so reuse is safe (``signed_ok`` comes with a path that keeps its own ``s--SIG--``, so a memo made
         with it is reached only by the same signature).
         """
-        known = self.memoised(raw_path, accept)
+        known = self.memoised(raw_path, accept, hints)
         if known is not None:
             return known
         if parsed is None:
-            prepared = self.prepare(parse_path(raw_path), accept=accept, signed_ok=signed_ok)
+            prepared = self.prepare(parse_path(raw_path), accept=accept, signed_ok=signed_ok, hints=hints)
         else:
             prepared = self.prepare(parsed.path, accept=accept, signed_ok=signed_ok, plan=parsed.plan,
-                                    missing=parsed.missing)  # fmt: skip
+                                    missing=parsed.missing, hints=hints)  # fmt: skip
         # A default delivered for a missing original is not remembered: the memo's check is that its files
         # are unchanged, and an upload of the missing original changes none of them. Looked up every time,
         # the real original is served from the first request after it arrives.
@@ -195,7 +209,7 @@ class Resolver:
         # changes it, not the files the memo checks, and the next request must see the update.
         if (prepared.substitute is None and prepared.asset is None
                 and len(raw_path) + len(accept or "") <= MAX_MEMO_TEXT):  # fmt: skip
-            self._memo[(raw_path, accept)] = (prepared, time.monotonic() + MEMO_SECONDS)
+            self._memo[(raw_path, accept, hints)] = (prepared, time.monotonic() + MEMO_SECONDS)
         return prepared
 
     def prepare(
@@ -206,12 +220,22 @@ class Resolver:
         signed_ok: bool = False,
         plan: transform.Plan | None = None,
         missing: OriginError | None = None,
+        hints: Hints = NO_HINTS,
     ) -> Prepared:
         """Blocking. ``signed_ok``: the caller vouches for the URL (``cutout eager`` into the cache);
-        ``plan``: ``path``'s, already compiled; ``missing``: see ``Parsed``."""
+        ``plan``: ``path``'s, already compiled (without hints); ``missing``: see ``Parsed``; ``hints``: the
+        request's Client Hints, which settle w_auto and dpr_auto (none: their fallbacks)."""
         self._check_cloud(path)
         signed = signed_ok or self._check_signature(path)
-        if plan is None:
+        # Settled before compiling, as f_auto is before rendering: the plan, and so the key, name the size
+        # these hints chose. The signature above and strict mode below judge the URL as written.
+        auto = resolve_hints(path.components, hints)
+        written = None
+        if auto.written:
+            unhinted, written = self._unhinted(path)
+            plan = unhinted if hints == NO_HINTS else transform.compile_plan(auto.components,
+                                                                             named=self.settings.named)
+        elif plan is None:
             plan = transform.compile_plan(path.components, named=self.settings.named)
         source, substitute, warning = self._locate(path.public_id, plan.default_image, missing)
         if path.version is not None and substitute is None and self.versions.behind(source, path.version):
@@ -223,7 +247,7 @@ class Resolver:
         layers = [locate_either_form(self.originals, lid, what=LAYER_MISSING) for lid in layer_ids]
         fingerprint = self.originals.version(source)  # after locating: see Prepared.files
         if self.settings.strict and not signed and path.components:
-            self._check_strict(path, plan)
+            self._check_strict(path, written or plan.canonical)
         prints = ",".join(f"{i}={self.originals.version(f)}" for i, f in zip(layer_ids, layers, strict=True))
         # The original's format by its extension (it names the delivered format when the URL does not):
         # fl_animated with one that cannot animate is a 400 before the cache is asked, whose entry is
@@ -237,7 +261,10 @@ class Resolver:
         key = derivative_key(plan.derivative, substitute or source.public_id, fingerprint, choice.key,
                              layers=prints, model=self.models.model_for(plan, segmenting=segmenting),
                              asset=asset.token if asset is not None else "")  # fmt: skip
-        request = "/image/upload/" + (f"{path.raw_transformation}/" if path.raw_transformation else "")
+        # A worker prepares the job again without the request's headers: it gets the transformation with
+        # the hints' values written in (w_400,dpr_2.0), which compiles to this plan and key.
+        text = "/".join(c.raw for c in auto.components) if auto.written else path.raw_transformation
+        request = "/image/upload/" + (f"{text}/" if text else "")
         if path.version is not None:  # kept: without it a folder named like a component (w_100/x) is one
             request += f"v{path.version}/"
         # Immutable only when the URL names the version the original has now (cutout/versions.py); never a
@@ -250,7 +277,7 @@ class Resolver:
             attachment = path.public_id.rpartition("/")[2]
         return Prepared(key, plan, source, fingerprint, choice, path.public_id, versioned,
                         (source, *layers), (request + path.raw_source, accept), substitute, attachment,
-                        warning, asset, segmenting)  # fmt: skip
+                        warning, asset, segmenting, auto.vary, written)  # fmt: skip
 
     def _animated(self, plan: transform.Plan, source: Located, choice: transform.FormatChoice) -> bool:
         """Whether the render delivers ``source`` animated (blocking: a header read; only GIF and WebP
@@ -311,11 +338,18 @@ class Resolver:
         slash = "/" if components else ""
         path = parse_path(f"{prefix}/image/upload/{components}{slash}v1/fetched/image")
         self._check_cloud(path)
-        plan = transform.compile_plan(path.components, named=self.settings.named)
-        if self.settings.strict and not signed and path.components and not self._unsigned_ok(path, plan):
+        plan, written = self._unhinted(path)
+        if self.settings.strict and not signed and path.components and not self._unsigned_ok(path, written):
             raise Unauthorized(f"Transformation {path.raw_transformation} is not allowed on an unsigned "
                                "fetch URL in strict mode: sign it")  # fmt: skip
         return Parsed(path, plan)
+
+    def _unhinted(self, path: DeliveryPath) -> tuple[transform.Plan, str]:
+        """``path``'s plan without Client Hints and the name strict mode compares (as
+        transform/hints.py ``compile_unhinted``, through ``transform.compile_plan``)."""
+        resolved = resolve_hints(path.components, NO_HINTS)
+        plan = transform.compile_plan(resolved.components, named=self.settings.named)
+        return plan, written_name(plan.canonical, resolved)
 
     def _check_cloud(self, path: DeliveryPath) -> None:
         wanted = self.settings.cloud_name
@@ -331,18 +365,19 @@ class Resolver:
             raise Unauthorized(f"Invalid signature s--{path.signature}-- for {path.raw_transformation}")
         return True
 
-    def _unsigned_ok(self, path: DeliveryPath, plan: transform.Plan) -> bool:
+    def _unsigned_ok(self, path: DeliveryPath, canonical: str) -> bool:
         # Named transformations, with the delivery choices Cloudinary's rollout guide chains after them
         # (t_<name>/f_auto/q_auto): a format or an automatic quality changes what the image shows no more
         # than the extension does, which needs no signature either. Anything else is compared whole, as
         # Cloudinary compares an allowed or eager transformation's string: d_ and fl_attachment too.
         named_only = all(_free(p) for c in path.components for p in c.params)
-        return named_only or plan.canonical in self.allowed
+        return named_only or canonical in self.allowed
 
-    def _check_strict(self, path: DeliveryPath, plan: transform.Plan) -> None:
-        if self._unsigned_ok(path, plan):
+    def _check_strict(self, path: DeliveryPath, canonical: str) -> None:
+        """``canonical``: the transformation as written (``Prepared.allow_name``'s first part)."""
+        if self._unsigned_ok(path, canonical):
             return
-        if self.coordinator.allowed(f"{plan.canonical}|{path.public_id}"):
+        if self.coordinator.allowed(f"{canonical}|{path.public_id}"):
             return
         raise Unauthorized(f"Transformation {path.raw_transformation} is not allowed")
 

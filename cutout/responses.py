@@ -10,6 +10,7 @@ from cutout import metrics
 from cutout.disposition import content_disposition
 from cutout.headers import header_safe
 from grammar.image_formats import MIME
+from transform.hints import ACCEPT_CH
 
 CORS = {"Access-Control-Allow-Origin": "*",
         "Access-Control-Expose-Headers": "X-Cld-Error,Content-Length,Content-Range,Accept-Ranges"}
@@ -18,8 +19,8 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 #: (app.py), so that a CDN shields the origin from a page of missing images, yet serves the original
 #: within a minute of its upload instead of the placeholder for CUTOUT_MAX_AGE or, versioned, a year.
 PLACEHOLDER_MAX_AGE = 60
-#: What the headers of a 200 depend on: (etag, vary, versioned, warning, attachment).
-Shape = tuple[str, bool, bool, str | None, str | None]
+#: What the headers of a 200 depend on: (etag, vary, versioned, warning, attachment, hinted).
+Shape = tuple[str, str | None, bool, str | None, str | None, bool]
 #: On every delivery answer, images and text/plain errors alike: a browser must not sniff an image, or an
 #: error that quotes the URL, into HTML or script.
 NOSNIFF = {"X-Content-Type-Options": "nosniff"}
@@ -27,22 +28,24 @@ NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 
 @dataclass(frozen=True)
 class Delivered:
-    """A derivative and how it was asked for: ``vary`` when f_auto chose by Accept, ``versioned`` when
-    the URL has a version (then it is immutable). ``warning``: the X-Cld-Error of a success that is not
-    quite what was asked (a default image for a missing original). ``attachment``: fl_attachment's file
-    name without extension."""
+    """A derivative and how it was asked for: ``vary``, the Vary header's value, when f_auto chose by
+    Accept or w_auto and dpr_auto by Client Hints; ``versioned`` when the URL has a version (then it is
+    immutable). ``warning``: the X-Cld-Error of a success that is not quite what was asked (a default
+    image for a missing original). ``attachment``: fl_attachment's file name without extension.
+    ``hinted``: w_auto or dpr_auto read Client Hints (then Accept-CH asks browsers to send them)."""
 
     entry: Entry
-    vary: bool
+    vary: str | None
     versioned: bool
     warning: str | None = None
     attachment: str | None = None
+    hinted: bool = False
 
     @property
     def shape(self) -> Shape:
         """Everything the headers of a 200 depend on (FastHits encodes them once per shape). Not the
         entry alone: one image is answered with and without Content-Disposition or a warning."""
-        return self.entry.etag, self.vary, self.versioned, self.warning, self.attachment
+        return self.entry.etag, self.vary, self.versioned, self.warning, self.attachment, self.hinted
 
 
 def etag_matches(if_none_match: str, etag: str) -> bool:
@@ -86,7 +89,12 @@ def answer(delivered: Delivered, max_age: int, if_none_match: str, range_header:
         cache_control = IMMUTABLE if delivered.versioned else f"public, max-age={max_age}"
     headers = {**CORS, **NOSNIFF, "ETag": etag, "Cache-Control": cache_control}
     if delivered.vary:
-        headers["Vary"] = "Accept"
+        headers["Vary"] = delivered.vary
+    if delivered.hinted:
+        # Browsers send hints to an origin that asks for them; a page on another origin delegates them
+        # (Permissions-Policy, README). No Critical-CH: it makes a browser retry a navigation, and an
+        # image without hints is already answered well (the fallback).
+        headers["Accept-CH"] = ACCEPT_CH
     if delivered.warning is not None:
         headers["X-Cld-Error"] = header_safe(delivered.warning)
     if etag_matches(if_none_match, etag):

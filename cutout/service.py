@@ -24,6 +24,7 @@ from cutout.responses import Delivered
 from cutout.schedule import Scheduler
 from cutout.settings import Settings
 from cutout.store import Store, failure_error
+from transform.hints import NO_HINTS, Hints
 from transform.seam import Segmenter
 
 __all__ = [
@@ -82,16 +83,18 @@ class Service:
         vouched: bool = False,
         parsed: Parsed | None = None,
         client: Client | None = None,
+        hints: Hints = NO_HINTS,
     ) -> Delivered:
         """``vouched``: the caller checked the path's ``s--SIG--`` against what it signs (a fetch URL's);
         ``parsed``: ``raw_path`` already parsed and compiled (a fetch URL's, see ``Resolver.check_fetch``).
-        ``client``: a render made for this request is abandoned if it leaves (``Scheduler.make``)."""
-        known = self.resolver.memoised(raw_path, accept)
+        ``client``: a render made for this request is abandoned if it leaves (``Scheduler.make``).
+        ``hints``: its Client Hints, when the URL may use them (cutout/hinting.py)."""
+        known = self.resolver.memoised(raw_path, accept, hints)
         if known is not None:
             prepared, entry = known, await self.store.fetch(known.key)
         else:  # one trip to the thread pool for both: each costs the event loop some work too
             prepared, entry = await anyio.to_thread.run_sync(
-                self._resolve_and_look_up, raw_path, accept, vouched, parsed
+                self._resolve_and_look_up, raw_path, accept, vouched, parsed, hints
             )
         if parsed is not None:
             prepared = parsed.named(prepared)  # not in the memo: URLs of one fetched image share it
@@ -103,16 +106,21 @@ class Service:
         return delivered(prepared, entry)
 
     def _resolve_and_look_up(
-        self, raw_path: str, accept: str | None, vouched: bool = False, parsed: Parsed | None = None
+        self,
+        raw_path: str,
+        accept: str | None,
+        vouched: bool = False,
+        parsed: Parsed | None = None,
+        hints: Hints = NO_HINTS,
     ) -> tuple[Prepared, Entry | None]:
-        prepared = self.resolver.resolve(raw_path, accept, signed_ok=vouched, parsed=parsed)
+        prepared = self.resolver.resolve(raw_path, accept, signed_ok=vouched, parsed=parsed, hints=hints)
         return prepared, self.store.lookup(prepared.key)
 
-    def hot(self, raw_path: str, accept: str | None) -> Delivered | None:
+    def hot(self, raw_path: str, accept: str | None, hints: Hints = NO_HINTS) -> Delivered | None:
         """The derivative when both its preparation and its bytes are in this process's memory, else None
         (then ``deliver``). Never blocks; the caller runs ``store.record_uses`` in a thread when
         ``store.uses_pending``, after answering."""
-        prepared = self.resolver.memoised(raw_path, accept)
+        prepared = self.resolver.memoised(raw_path, accept, hints)
         entry = self.store.cached(prepared.key) if prepared is not None else None
         if prepared is None or entry is None:
             return None
@@ -123,4 +131,8 @@ def delivered(prepared: Prepared, entry: Entry) -> Delivered:
     """How ``entry`` answers the request ``prepared`` stands for."""
     # A default image standing in for a missing original: Cloudinary warns in X-Cld-Error on such a
     # success too (prepared.warning).
-    return Delivered(entry, prepared.choice.vary, prepared.versioned, prepared.warning, prepared.attachment)
+    # Vary names what chose among this URL's answers: Accept for f_auto, the Client Hints that settled
+    # w_auto and dpr_auto.
+    vary = ", ".join((*(("Accept",) if prepared.choice.vary else ()), *prepared.hinted)) or None
+    return Delivered(entry, vary, prepared.versioned, prepared.warning, prepared.attachment,
+                     bool(prepared.hinted))  # fmt: skip

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import transform
 from cutout.console import snippets
 from cutout.service import Service
 from grammar import parse_path, parse_transformation, plain_transformation
 from grammar.errors import BadRequest, OriginError
 from grammar.parse import quoted as grammar_quoted
+from transform.hints import compile_unhinted
 
 _SYNTAX_COLUMN = re.compile(r"at column (\d+) of ")
 _PARAMETER = re.compile(r"parameter - ([a-z]+)(?:_([^:\s]*))?")
@@ -101,7 +101,8 @@ def check(service: Service, target: Target, transformation: str, accept: str | N
     try:
         # The parser and compiler first: they name the column even where the path would read the text
         # as folders (then the delivery URL would say the original is missing, which helps nobody).
-        plan = transform.compile_plan(parse_transformation(read), named=service.settings.named)
+        # w_auto and dpr_auto as a request without Client Hints gets them (their fallbacks).
+        plan, _ = compile_unhinted(parse_transformation(read), named=service.settings.named)
         if parse_path(path).raw_transformation != transformation:
             raise BadRequest(f"{grammar_quoted(transformation)} is not read as a transformation in a "
                              "delivery URL: its first component has no known parameter key, so it would be a "

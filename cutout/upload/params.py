@@ -17,7 +17,6 @@ import anyio.to_thread
 from starlette.formparsers import FormParser, MultiPartException
 from starlette.requests import Request
 
-import transform
 from cutout import jsonbody
 from cutout.api.errors import ApiError
 from cutout.api.intake import limit_body
@@ -27,6 +26,7 @@ from cutout.upload.spool import Spool
 from grammar import parse_transformation
 from grammar.errors import OriginError
 from grammar.image_formats import EXTENSIONS
+from transform.hints import compile_unhinted
 
 #: The parameters every signed call carries besides its own.
 SIGNING = ("timestamp", "signature", "api_key")
@@ -461,7 +461,7 @@ def eager(params: Mapping[str, str], named: Mapping[str, str]) -> list[Eager]:
     for written in items:
         item = eager_item(written)
         try:
-            transform.compile_plan(parse_transformation(item.transformation), named=named)
+            compile_unhinted(parse_transformation(item.transformation), named=named)  # w_auto: its fallback
         except OriginError as exc:
             raise bad(f"eager: {exc.public}") from None
         if item not in found:  # one derived per URL, listed once, as Cloudinary's

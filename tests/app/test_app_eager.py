@@ -73,3 +73,25 @@ def test_eager_waits_for_a_server_already_generating(
     assert code == 0
     assert segmenter.calls == 0  # eager's model never ran: the server's result was waited for
     assert server.get(url).status_code == 200
+
+
+def test_eager_makes_w_auto_and_dpr_auto_for_the_hints_it_is_given(
+    make_client: ClientFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without a browser: the fallbacks, or the hints --dpr and --width give; strict mode then allows the
+    URL as written, whatever hints its requests bring."""
+    lines = tmp_path / "eager.txt"
+    lines.write_text("/demo/image/upload/c_scale,w_auto:100:300/dpr_auto/docs/road\n")
+    cache_dir = tmp_path / "cache"
+    for extra in ([], ["--dpr", "2", "--width", "500"]):
+        code = main(["eager", str(lines), "--originals", str(SAMPLES), "--cache-dir", str(cache_dir), *extra])
+        assert code == 0, capsys.readouterr().err
+    client = make_client(cache_dir=cache_dir, strict=True)
+    url = "/demo/image/upload/c_scale,w_auto:100:300/dpr_auto/docs/road"
+    hits = metric(client, "cutout_cache_hits_total")
+    assert client.get(url).status_code == 200  # the fallback: 300 at DPR 1
+    assert client.get(url, headers={"Sec-CH-DPR": "2", "Sec-CH-Width": "500"}).status_code == 200
+    assert metric(client, "cutout_cache_hits_total") == hits + 2
+    other = client.get(url, headers={"Sec-CH-DPR": "3"})  # allowed as written; rendered now
+    assert other.status_code == 200 and metric(client, "cutout_cache_hits_total") == hits + 2
+    assert client.get("/demo/image/upload/c_scale,w_300/dpr_1.0/docs/road").status_code == 401

@@ -27,6 +27,10 @@ CASES: list[tuple[str, list[list[tuple[str, str]]]]] = [
     ("a_hflip.45", [[("a", "hflip.45")]]),
     ("bo_5px_solid_black", [[("bo", "5px_solid_black")]]),
     ("q_auto:good/f_auto", [[("q", "auto:good")], [("f", "auto")]]),
+    # Client Hints forms: the grammar keeps them as written; transform/hints.py settles them per request.
+    ("c_scale,w_auto,dpr_auto", [[("c", "scale"), ("w", "auto"), ("dpr", "auto")]]),
+    ("c_limit,w_auto:100:400", [[("c", "limit"), ("w", "auto:100:400")]]),
+    ("w_auto:breakpoints_200_1920_30_15:800", [[("w", "auto:breakpoints_200_1920_30_15:800")]]),
     ("r_10:20:30:40,r_max", [[("r", "10:20:30:40"), ("r", "max")]]),
     ("$w_400,if_w_gt_400,w_$w", [[("$w", "400"), ("if", "w_gt_400"), ("w", "$w")]]),
     ("w_iw_mul_0.5", [[("w", "iw_mul_0.5")]]),

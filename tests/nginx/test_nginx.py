@@ -137,6 +137,24 @@ def test_hits_errors_and_headers_through_nginx(stack: Stack) -> None:
     assert refused.headers["content-type"] == plain.headers["content-type"]  # as cutout reads q=0
     avif = httpx.get(auto, headers={"Accept": "image/avif;q=0.9,image/webp;q=0"})
     assert avif.headers["content-type"] == "image/avif"
+    # dpr_auto and w_auto: the hints are in the key, so a DPR 2 phone never gets the DPR 1 entry.
+    hinted = stack.nginx + "/demo/image/upload/c_scale,w_90/dpr_auto/docs/road"
+    sizes = {}
+    for dpr in ("1", "2", "1", "2"):
+        answer = httpx.get(hinted, headers={"Sec-CH-DPR": dpr})
+        assert answer.status_code == 200 and answer.headers["vary"] == "Sec-CH-DPR, DPR"
+        sizes.setdefault(dpr, set()).add((answer.headers["etag"], len(answer.content)))
+        assert "Sec-CH-DPR" in answer.headers["accept-ch"]
+    assert len(sizes["1"]) == len(sizes["2"]) == 1 and sizes["1"] != sizes["2"]
+    assert httpx.get(hinted, headers={"Sec-CH-DPR": "2"}).headers["x-cache-status"] == "HIT"
+    width = stack.nginx + "/demo/image/upload/c_scale,w_auto:100:300/docs/road"
+    narrow = httpx.get(width, headers={"Sec-CH-Width": "150"})
+    wide = httpx.get(width, headers={"Sec-CH-Width": "450"})
+    fallback = httpx.get(width)
+    assert len({narrow.headers["etag"], wide.headers["etag"], fallback.headers["etag"]}) == 3
+    # A URL without auto answers every device alike: one entry, whatever hints come.
+    first_hint = httpx.get(auto, headers={"Accept": "*/*", "Sec-CH-DPR": "3"})
+    assert first_hint.headers["x-cache-status"] == "HIT" and "accept-ch" not in first_hint.headers
     assert httpx.get(stack.nginx + "/metrics").status_code == 404
     asked = {"Origin": "https://shop.example", "Access-Control-Request-Method": "GET",
              "Access-Control-Request-Headers": "x-requested-with"}  # fmt: skip

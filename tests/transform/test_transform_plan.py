@@ -344,7 +344,8 @@ ERRORS = [
         "w_auto",
         InvalidArgument,
         "Invalid transformation parameter - w_auto: width " + WIDTH
-        + "; w_auto (a size from Client Hints) is not supported",
+        + "; w_auto (a size from Client Hints) works only as w_auto in the URL's own components, not in a "
+        "named transformation",
     ),
     (
         "h_$small",
@@ -594,8 +595,8 @@ ERRORS = [
     (
         "dpr_auto,w_100",
         InvalidArgument,
-        "Invalid transformation parameter - dpr_auto: dpr_auto needs Client Hints, "
-        "which this server does not use; give a number such as dpr_2.0",
+        "Invalid transformation parameter - dpr_auto: dpr_auto works only in the URL's own components, not "
+        "in a named transformation; give a number such as dpr_2.0",
     ),
     ("ar_16:9,h_9,w_16", BadRequest, "Invalid transformation: ar_ cannot be combined with both w_ and h_"),
     (

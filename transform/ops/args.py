@@ -170,7 +170,10 @@ def dimension(key: str, value: str, noun: str) -> Dim:
         return Dim(float(value), relative=True)
     unsupported = ""
     if value == "auto" or value.startswith("auto:"):
-        unsupported = f"; {key}_auto (a size from Client Hints) is not supported"
+        # Resolved from Client Hints before compiling (transform/hints.py): what reaches here is inside a
+        # named transformation, where Cloudinary does not resolve it either, or not a width.
+        unsupported = (f"; {key}_auto (a size from Client Hints) works only as w_auto in the URL's own "
+                       "components, not in a named transformation")
     raise InvalidArgument(
         key,
         value,

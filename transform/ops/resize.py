@@ -88,7 +88,10 @@ def _dpr(key: str, value: str) -> float:
         raise InvalidArgument(
             key,
             value,
-            "dpr_auto needs Client Hints, which this server does not use; give a number such as dpr_2.0",
+            # Resolved from Client Hints before compiling (transform/hints.py): this one is in a named
+            # transformation, where Cloudinary does not resolve it either.
+            "dpr_auto works only in the URL's own components, not in a named transformation; give a "
+            "number such as dpr_2.0",
         )
     return args.number(key, value, "device pixel ratio", low=0.1, high=10.0)
 
@@ -127,7 +130,8 @@ param(
         "w",
         "width",
         lambda k, v: args.dimension(k, v, "width"),
-        "width in pixels, or a fraction of the current width (w_0.5)",
+        "width in pixels, or a fraction of the current width (w_0.5); w_auto[:<step>[:<fallback>]]: from "
+        "the browser's Client Hints, rounded up to the step (100), else the fallback (see Responsive sizes)",
         "resize",
         variables="integer",
     )
@@ -155,7 +159,7 @@ param(
         "device pixel ratio (dpr_2.0): multiplies the component's lengths in pixels (w_, h_, x_, y_, r_, "
         "bo_, text sizes, blur strengths...); alone in a component, those of the whole chain measured on an "
         "image at the ratio (not on the original before the chain is sized, nor fractions of an image at "
-        "the ratio)",
+        "the ratio); dpr_auto: the browser's Client Hint rounded up to a whole number, 1.0 without one",
         "resize",
         args.fmt_float,
     )

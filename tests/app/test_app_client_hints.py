@@ -1,0 +1,152 @@
+"""w_auto and dpr_auto through the real server: Client Hints choose the size, the cache keeps one entry per
+size chosen, and the answer says what it varied on (transform/hints.py has the rules and their sources)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import pyvips
+from cloudinary.utils import cloudinary_url
+
+from cutout.settings import SettingsError
+from grammar import parse_path
+from transform.hints import Hints
+
+HINT_HEADERS = ("Sec-CH-DPR", "DPR", "Sec-CH-Width", "Width", "Sec-CH-Viewport-Width", "Viewport-Width")
+
+
+def width_of(content: bytes) -> int:
+    return int(pyvips.Image.new_from_buffer(content, "").width)
+
+
+def test_dpr_hints_choose_the_pixel_size_and_each_is_its_own_cache_entry(client: Any) -> None:
+    url = "/demo/image/upload/c_scale,w_100/dpr_auto/docs/road.jpg"
+    one = client.get(url, headers={"Sec-CH-DPR": "1"})
+    two = client.get(url, headers={"Sec-CH-DPR": "2"})
+    odd = client.get(url, headers={"Sec-CH-DPR": "2.625"})  # rounded up: 3
+    legacy = client.get(url, headers={"DPR": "2"})  # the name before Sec-CH-
+    assert [r.status_code for r in (one, two, odd, legacy)] == [200] * 4
+    assert [width_of(r.content) for r in (one, two, odd, legacy)] == [100, 200, 300, 200]
+    assert len({one.headers["etag"], two.headers["etag"], odd.headers["etag"]}) == 3
+    assert legacy.headers["etag"] == two.headers["etag"]  # the same size: the same entry
+    # The same as writing the ratio.
+    written = client.get("/demo/image/upload/c_scale,w_100/dpr_2.0/docs/road.jpg")
+    assert written.content == two.content
+    assert one.headers["vary"] == "Sec-CH-DPR, DPR"
+    assert "Sec-CH-DPR" in one.headers["accept-ch"] and "Sec-CH-Width" in one.headers["accept-ch"]
+    assert "critical-ch" not in one.headers
+
+
+def test_no_hints_get_the_documented_fallbacks(client: Any) -> None:
+    # dpr_auto: 1.0; w_auto:<step>:<fallback>: the fallback rounded up to the step (387 -> 400);
+    # w_auto alone: the width as it is (road.jpg is 640 wide), which a c_limit after it caps.
+    plain = client.get("/demo/image/upload/c_scale,w_100/dpr_auto/docs/road.jpg")
+    assert width_of(plain.content) == 100
+    fallback = client.get("/demo/image/upload/c_scale,w_auto:100:387/docs/road.jpg")
+    assert width_of(fallback.content) == 400
+    original = width_of(client.get("/demo/image/upload/docs/road.jpg").content)
+    unsized = client.get("/demo/image/upload/c_limit,w_auto/docs/road.jpg")
+    assert width_of(unsized.content) == original
+    capped = client.get("/demo/image/upload/dpr_auto,w_auto/c_limit,w_300/docs/road.jpg")
+    assert width_of(capped.content) == 300
+    assert fallback.headers["vary"] == ", ".join(HINT_HEADERS)
+
+
+def test_width_hints_are_device_pixels_rounded_up_to_the_step(client: Any) -> None:
+    url = "/demo/image/upload/c_scale,w_auto:100:400/docs/road.jpg"
+    assert width_of(client.get(url, headers={"Sec-CH-Width": "250"}).content) == 300
+    assert width_of(client.get(url, headers={"Width": "250"}).content) == 300
+    # The viewport is in CSS pixels: 150 at DPR 2 is 300 device pixels.
+    viewport = client.get(url, headers={"Sec-CH-Viewport-Width": "150", "Sec-CH-DPR": "2"})
+    assert width_of(viewport.content) == 300
+    # With dpr_auto the width hint is not multiplied twice: 330 CSS px, rounded to 400, times 2.
+    both = "/demo/image/upload/c_scale,w_auto,dpr_auto/docs/road.jpg"
+    answer = client.get(both, headers={"Sec-CH-Width": "660", "Sec-CH-DPR": "2"})
+    assert answer.status_code == 200 and width_of(answer.content) == 800
+    assert answer.headers["vary"] == ", ".join(HINT_HEADERS)
+
+
+def test_f_auto_and_hints_vary_together(client: Any) -> None:
+    url = "/demo/image/upload/c_scale,w_100/dpr_auto/f_auto/docs/road.jpg"
+    answer = client.get(url, headers={"Accept": "image/webp,*/*", "Sec-CH-DPR": "2"})
+    assert answer.headers["content-type"] == "image/webp" and width_of(answer.content) == 200
+    assert answer.headers["vary"] == "Accept, Sec-CH-DPR, DPR"
+
+
+def test_hostile_hints_are_bounded_not_errors(client: Any) -> None:
+    url = "/demo/image/upload/c_limit,w_auto:100/dpr_auto/docs/road.jpg"
+    widths, etags = set(), set()
+    for dpr, width in (("1e9", "10000000"), ("1000000000", "99999999999"), ("NaN", "-5"), ("abc", "0"),
+                       ("4", "8192"), ("inf", "1" * 40)):
+        answer = client.get(url, headers={"Sec-CH-DPR": dpr, "Sec-CH-Width": width})
+        assert answer.status_code == 200, (dpr, width, answer.text)
+        widths.add(width_of(answer.content))
+        etags.add(answer.headers["etag"])
+    # A DPR counts as 4 at most, and c_limit never enlarges: the original's width at most, times 4.
+    assert max(widths) <= 4 * 640
+    assert len(etags) <= 2  # the huge ones are one image (DPR 4, the original's width), unusable ones another
+
+
+def test_hints_do_not_change_urls_without_auto(client: Any) -> None:
+    url = "/demo/image/upload/c_scale,w_120/docs/road.jpg"
+    plain = client.get(url)
+    hinted = client.get(url, headers={"Sec-CH-DPR": "3", "Sec-CH-Width": "900"})
+    assert width_of(hinted.content) == 120 and hinted.headers["etag"] == plain.headers["etag"]
+    assert "vary" not in hinted.headers and "accept-ch" not in hinted.headers
+
+
+def test_fast_path_answers_hinted_repeats_per_device(client: Any) -> None:
+    url = "/demo/image/upload/c_scale,w_100/dpr_auto/docs/road.jpg"
+    service = client.app.state.service
+    for dpr, width in (("1", 100), ("2", 200), ("1", 100), ("2", 200), ("3", 300)):
+        answer = client.get(url, headers={"Sec-CH-DPR": dpr})
+        assert width_of(answer.content) == width
+    assert service.hot(url, None) is None  # without hints: not what was memoised for DPR 2
+    repeat = client.get(url, headers={"Sec-CH-DPR": "2"})
+    assert repeat.headers["vary"] == "Sec-CH-DPR, DPR" and "accept-ch" in repeat.headers
+
+
+def test_bad_auto_forms_are_400(client: Any) -> None:
+    for url, said in (
+        ("/demo/image/upload/c_scale,w_auto:breakpoints/docs/road.jpg", "w_auto:breakpoints"),
+        ("/demo/image/upload/c_scale,w_auto:0:400/docs/road.jpg", "rounding step"),
+        ("/demo/image/upload/c_scale,w_auto:100:abc/docs/road.jpg", "rounding step"),
+        ("/demo/image/upload/c_scale,w_auto:1:2:3/docs/road.jpg", "w_auto:<rounding step>"),
+    ):
+        answer = client.get(url, headers={"Sec-CH-Width": "500"})
+        assert answer.status_code == 400 and said in answer.headers["x-cld-error"], url
+
+
+def test_named_transformations_do_not_resolve_auto(make_client: Any) -> None:
+    """Cloudinary: f_auto, dpr_auto and w_auto do not work inside named transformations: said at start."""
+    with pytest.raises(SettingsError, match="t_responsive .* not in a named transformation"):
+        make_client(named={"responsive": "c_scale,w_auto"})
+
+
+def test_signed_and_strict_judge_the_url_as_written(make_client: Any) -> None:
+    secret = "abcd"
+    client = make_client(strict=True, api_secret=secret, allowed_transformations=("c_scale,w_400",))
+    signed, _ = cloudinary_url("docs/road.jpg", transformation=[{"crop": "scale", "width": "auto:100:400"},
+                                                              {"dpr": "auto"}],
+                               sign_url=True, api_secret=secret, cloud_name="demo", api_key="k")
+    path = "/" + signed.split("://", 1)[1].split("/", 1)[1]
+    for dpr in ("1", "2"):
+        answer = client.get(path, headers={"Sec-CH-DPR": dpr, "Sec-CH-Width": "800"})
+        assert answer.status_code == 200, answer.text
+    # An allowed c_scale,w_400 (what w_auto:100:400 is without hints) does not allow the auto URL.
+    unsigned = client.get("/demo/image/upload/c_scale,w_auto:100:400/docs/road.jpg")
+    assert unsigned.status_code == 401
+    assert client.get("/demo/image/upload/c_scale,w_400/docs/road.jpg").status_code == 200
+
+
+def test_a_queued_job_prepares_the_size_the_hints_chose(client: Any) -> None:
+    """A worker prepares the job's request again without the client's headers (cutout/worker.py): the
+    request carries the settled transformation, which compiles to the same key."""
+    resolver = client.app.state.service.resolver
+    url = "/demo/image/upload/c_scale,w_auto,dpr_auto/docs/road.jpg"
+    hinted = resolver.resolve(url, None, hints=Hints(dpr=2.0, width=660))
+    assert hinted.request[0] == "/image/upload/c_scale,w_400,dpr_2.0/docs/road.jpg"
+    again = resolver.prepare(parse_path(hinted.request[0]), accept=None, signed_ok=True)
+    assert again.key == hinted.key and again.key != resolver.resolve(url, None).key
+    assert hinted.hinted == HINT_HEADERS and again.hinted == ()
