@@ -14,7 +14,8 @@ from typing import Any
 from grammar.errors import BadRequest
 from transform.ops import render_param
 from transform.ops.effects import Effect
-from transform.ops.flags import attachment_name, is_output_flag
+from transform.ops.flags import KEEP_IPTC, STRIP_PROFILE, attachment_name, is_output_flag
+from transform.ops.output import Quality
 from transform.ops.pages import Loop
 from transform.templates import Template
 
@@ -84,6 +85,23 @@ def progressive(flags: Sequence[str]) -> bool:
         raise BadRequest("Invalid transformation: fl_progressive and fl_progressive:none ask for opposite "
                          "things; keep one")  # fmt: skip
     return "progressive" in flags
+
+
+def keeps_metadata(flags: Sequence[str], quality: Quality | None) -> bool:
+    """Whether fl_keep_iptc asks for the original's metadata. Cloudinary documents that it cannot be
+    combined with q_auto (https://cloudinary.com/documentation/transformation_reference#fl_keep_iptc),
+    which strips metadata; and fl_strip_profile, in another component, asks for the opposite."""
+    if KEEP_IPTC not in flags:
+        return False
+    if STRIP_PROFILE in flags:
+        raise BadRequest("Invalid transformation: fl_keep_iptc and fl_strip_profile ask for opposite things "
+                         "(the original's metadata, and none); keep one")  # fmt: skip
+    if quality is not None and quality.number is None:
+        raise BadRequest(
+            f"Invalid transformation parameter - fl_keep_iptc: cannot be combined with q_{quality} "
+            "(automatic quality strips metadata, as Cloudinary's); give a number (q_80) or leave q_ out"
+        )
+    return True
 
 
 def take_output_flags(params: dict[str, Any], out: dict[str, Any], *, nested: str | None) -> None:
