@@ -281,7 +281,7 @@ def gif_lossy(q: int) -> dict[str, int]:
     """libvips' GIF writer has no lossy LZW (gifsicle's --lossy, Cloudinary's lossy GIF): what it offers
     for a smaller file at a loss is fewer palette colours (bitdepth) and, in an animation, pixels that
     changed less than ``interframe_maxerror`` left to the frame before (then transparent, which LZW
-    packs well). 80 (the default) takes 128 colours, 30 % smaller for a photo (bench/RESULTS.md)."""
+    packs well). 80 (the default) takes 128 colours: docs/road.jpg at 300 px wide, 59 KB against 73 KB."""
     bitdepth = 8 if q >= 90 else 7 if q >= 75 else 6 if q >= 55 else 5 if q >= 35 else 4
     return {"bitdepth": bitdepth, "interframe_maxerror": round((100 - q) * 0.32)}
 
