@@ -38,12 +38,18 @@ _NO_QUALITY = {
 #: (https://cloudinary.com/documentation/transformation_reference#fl_lossy).
 LOSSY_QUALITY = 80
 #: Formats that hold no metadata libvips writes (its GIF writer writes no XMP, Exif or IPTC), for
-#: fl_keep_iptc; IPTC itself (IIM) only JPEG and TIFF hold, XMP and Exif the others too.
+#: fl_keep_iptc.
 _NO_METADATA = ("gif",)
 #: What fl_keep_iptc carries from the original: not its ICC profile, which describes colours the output
 #: no longer has (converted to sRGB).
 METADATA_FIELDS = ("exif-data", "xmp-data", "iptc-data")
-_KEEP = pyvips.enums.ForeignKeep.EXIF | pyvips.enums.ForeignKeep.XMP | pyvips.enums.ForeignKeep.IPTC
+_EXIF, _XMP, _IPTC = (pyvips.enums.ForeignKeep.EXIF, pyvips.enums.ForeignKeep.XMP,
+                      pyvips.enums.ForeignKeep.IPTC)  # fmt: skip
+#: What each writer keeps of them, as libvips 8.18 writes and reads back: IPTC (IIM) only in JPEG; PNG,
+#: WebP and AVIF take XMP and Exif; TIFF XMP only (no Exif; its IPTC tag libvips writes cut to a quarter of
+#: the block, which would be damaged metadata: not written).
+_KEEPS = {"jpg": _EXIF | _XMP | _IPTC, "png": _EXIF | _XMP, "webp": _EXIF | _XMP, "avif": _EXIF | _XMP,
+          "tiff": _XMP}  # fmt: skip
 #: Formats fl_progressive cannot affect, and why. Cloudinary documents the flag for JPEG (its SDKs:
 #: "Generates a JPG image using the progressive (interlaced) JPG format"; its reference adds PNG); GIF has
 #: an interlaced form too, which libvips writes. A format the URL names is a 400 with the flag, as q_ is
@@ -181,8 +187,8 @@ def check_metadata(keep: bool, fmt: str | None) -> None:
     if keep and fmt in _NO_METADATA:
         raise BadRequest(
             f"Invalid transformation parameter - fl_keep_iptc: {fmt.upper()} output holds no IPTC, XMP or "
-            "Exif metadata here; ask for f_jpg or f_tiff (IPTC, XMP and Exif), or f_png, f_webp or "
-            "f_avif (XMP and Exif)"
+            "Exif metadata here; ask for f_jpg (IPTC, XMP and Exif), f_png, f_webp or f_avif (XMP and "
+            "Exif) or f_tiff (XMP)"
         )
 
 
@@ -333,8 +339,8 @@ def encode(
     q = quality_for(fmt, quality)
     subsample = _SUBSAMPLE[quality.chroma if quality is not None else None]
     keep: int | str = "none"
-    if metadata is not None:
-        image, keep = with_metadata(image, metadata), _KEEP
+    if metadata is not None and fmt in _KEEPS:
+        image, keep = with_metadata(image, metadata), _KEEPS[fmt]
     if fmt == "jpg":
         data = image.jpegsave_buffer(
             Q=q, optimize_coding=True, keep=keep, interlace=progressive, subsample_mode=subsample
