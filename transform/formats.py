@@ -107,7 +107,7 @@ def negotiate_format(
     if not choice.vary:
         check_progressive(plan.progressive, choice.fmt)
         check_chroma(plan.quality, choice.fmt)
-        check_metadata(plan.keep_metadata, choice.fmt)
+        check_metadata(plan.metadata, choice.fmt)
     check_animated(plan, choice, original)
     if plan.preserve_transparency and choice.fmt == "jpg":
         return replace(choice, alpha_fallback=True)
@@ -180,13 +180,15 @@ def check_lossy(lossy: bool, fmt: str | None) -> None:
         )
 
 
-def check_metadata(keep: bool, fmt: str | None) -> None:
-    """A 400 for fl_keep_iptc with a format that holds none of the metadata (GIF), when the URL names it
-    or the original's is kept; under f_auto (which may deliver an animation as GIF) it applies where the
-    format chosen holds it, as fl_progressive does."""
-    if keep and fmt in _NO_METADATA:
+def check_metadata(kept: str | None, fmt: str | None) -> None:
+    """A 400 for fl_keep_iptc or fl_keep_attribution (``kept``: the plan's ``metadata``) with a format
+    that holds none of the metadata (GIF), when the URL names it or the original's is kept; under f_auto
+    (which may deliver an animation as GIF) it applies where the format chosen holds it, as
+    fl_progressive does."""
+    if kept is not None and fmt in _NO_METADATA:
+        flag = "fl_keep_iptc" if kept == "all" else "fl_keep_attribution"
         raise BadRequest(
-            f"Invalid transformation parameter - fl_keep_iptc: {fmt.upper()} output holds no IPTC, XMP or "
+            f"Invalid transformation parameter - {flag}: {fmt.upper()} output holds no IPTC, XMP or "
             "Exif metadata here; ask for f_jpg (IPTC, XMP and Exif), f_png, f_webp or f_avif (XMP and "
             "Exif) or f_tiff (XMP)"
         )
@@ -317,6 +319,12 @@ def with_metadata(image: pyvips.Image, metadata: dict[str, bytes]) -> pyvips.Ima
     stored, a viewer would turn the image a second time). Under a_ignore too: a viewer honouring the tag
     would undo what a_ignore asked for."""
     image = image.copy()
+    # What the steps carried along of the original's, only ``metadata`` to be written: its blocks, and
+    # the Exif fields libvips parsed from it ("exif-ifd0-Make"...), which its writer puts back into the
+    # Exif it writes.
+    for name in image.get_fields():
+        if name in METADATA_FIELDS or name.startswith("exif-"):
+            image.remove(name)
     for name, blob in metadata.items():
         image.set_type(pyvips.GValue.blob_type, name, blob)
     image.set_type(pyvips.GValue.gint_type, "orientation", 1)
@@ -339,7 +347,7 @@ def encode(
     q = quality_for(fmt, quality)
     subsample = _SUBSAMPLE[quality.chroma if quality is not None else None]
     keep: int | str = "none"
-    if metadata is not None and fmt in _KEEPS:
+    if metadata and fmt in _KEEPS:  # (none to keep: written as without the flag)
         image, keep = with_metadata(image, metadata), _KEEPS[fmt]
     if fmt == "jpg":
         data = image.jpegsave_buffer(

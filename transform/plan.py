@@ -75,8 +75,9 @@ class Plan:
     progressive: bool = False
     #: fl_lossy: lossy PNG (a quantised palette) and GIF (fewer colours); a 400 with TIFF.
     lossy: bool = False
-    #: fl_keep_iptc: the original's IPTC, XMP and Exif are written where the format holds them.
-    keep_metadata: bool = False
+    #: What of the original's metadata is written, where the format holds it: "all" (fl_keep_iptc: its
+    #: IPTC, XMP and Exif), "attribution" (fl_keep_attribution: their rights fields), None (none).
+    metadata: str | None = None
     #: A face gravity: faces are detected (the detector's id then goes into the derivative's key).
     needs_faces: bool = False
     #: d_: the public id delivered (with this plan) when the requested original does not exist.
@@ -189,7 +190,7 @@ def _compile(state: _State, expanded: list[dict[str, Any]]) -> Plan:
         preserve_transparency="preserve_transparency" in out.get("fl", ()),
         progressive=delivery.progressive(out.get("fl", ())),
         lossy=LOSSY in out.get("fl", ()),
-        keep_metadata=delivery.keeps_metadata(out.get("fl", ()), out.get("q")),
+        metadata=delivery.kept_metadata(out.get("fl", ()), out.get("q")),
         needs_faces=any(s.faces for s in steps),
         default_image=out.get("d"),
         attachment=delivery.attachment(out.get("fl", ())),

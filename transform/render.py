@@ -38,6 +38,7 @@ from transform.formats import (
     original_metadata,
 )
 from transform.limits import Limits, check_output
+from transform.metadata import attribution
 from transform.ops import Action, Ctx, LoadLayer
 from transform.plan import Plan
 from transform.runner import block_source_key, run_steps
@@ -278,7 +279,7 @@ def _animate(
         check_quality(plan.quality, fmt, lossy=plan.lossy)  # under f_auto, where the format takes it
         check_progressive(plan.progressive, fmt)
         check_chroma(plan.quality, fmt)
-        check_metadata(plan.keep_metadata, fmt)
+        check_metadata(plan.metadata, fmt)
     frame_height = images[0].height
     if choice.vary and not fits(fmt, strip.width, frame_height):
         fmt = "gif"  # what every client takes
@@ -300,8 +301,10 @@ def _opaque(image: pyvips.Image, watch: Watch) -> pyvips.Image:
 
 def _encode(image: pyvips.Image, fmt: str, plan: Plan, header: pyvips.Image) -> bytes:
     """``image`` in ``fmt`` as the plan's output flags ask; ``header``: the original's, whose metadata
-    fl_keep_iptc keeps."""
-    metadata = original_metadata(header) if plan.keep_metadata else None
+    fl_keep_iptc keeps (fl_keep_attribution: its rights fields)."""
+    metadata = original_metadata(header) if plan.metadata is not None else None
+    if metadata is not None and plan.metadata == "attribution":
+        metadata = attribution(metadata)
     return encode(image, fmt, plan.quality, progressive=plan.progressive, lossy=plan.lossy, metadata=metadata)
 
 
@@ -314,7 +317,7 @@ def _finish(
     if not choice.vary:
         check_progressive(plan.progressive, fmt)
         check_chroma(plan.quality, fmt)
-        check_metadata(plan.keep_metadata, fmt)
+        check_metadata(plan.metadata, fmt)
     if not choice.vary and not choice.alpha_fallback:
         check_fits(fmt, image.width, image.height)  # before computing anything, when nothing can change fmt
     image = _opaque(image, watch)

@@ -3,6 +3,7 @@ fl_lossy (palette PNG, fewer-colour GIF) and f_auto's media types (f_auto:image,
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -158,7 +159,7 @@ def test_keep_iptc_in_other_formats_keeps_what_they_hold(tagged: Path, fmt: str)
 def test_keep_iptc_changes_the_derivative() -> None:
     kept = compile_plan(parse_transformation("fl_keep_iptc,c_scale,w_120"))
     plain = compile_plan(parse_transformation("c_scale,w_120"))
-    assert kept.keep_metadata and not plain.keep_metadata
+    assert (kept.metadata, plain.metadata) == ("all", None)
     assert kept.derivative != plain.derivative
 
 
@@ -269,3 +270,77 @@ def test_auto_animated_keeps_an_animation(tmp_path: Path) -> None:
     strip.gifsave(str(path))
     out = run("c_scale,w_32/f_auto:animated", path, {}, accept="image/png")
     assert (out.format, out.frames) == ("gif", 3)
+
+
+# -- fl_keep_attribution ---------------------------------------------------------------------------------
+
+_XMP_MIXED = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"'
+    b' xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/" xmlns:xmp="http://ns.adobe.com/xap/1.0/"'
+    b' photoshop:Credit="Agency X" xmp:CreatorTool="SecretCam 3000">'
+    b"<dc:rights>(c) Jane Doe</dc:rights><dc:description>Taken at home, 12 Elm St</dc:description>"
+    b"</rdf:Description></rdf:RDF></x:xmpmeta>"
+)
+
+
+def _exif_block() -> bytes:
+    """Exif with IFD0 Artist (0x013B), Copyright (0x8298) and Make (0x010F), big-endian."""
+    values = [(0x010F, b"SecretCam\0"), (0x013B, b"Jane Doe\0"), (0x8298, b"(c) Jane Doe 2026\0")]
+    start = 8 + 2 + 12 * len(values) + 4
+    entries, data = b"", b""
+    for tag, value in values:
+        entries += struct.pack(">HHII", tag, 2, len(value), start + len(data))
+        data += value
+    return b"Exif\0\0MM\0*" + struct.pack(">IH", 8, len(values)) + entries + b"\0\0\0\0" + data
+
+
+def _iptc_mixed() -> bytes:
+    def dataset(number: int, text: str) -> bytes:
+        data = text.encode()
+        return bytes([0x1C, 2, number]) + len(data).to_bytes(2, "big") + data
+
+    iim = dataset(80, "Jane Doe") + dataset(120, "A private caption") + dataset(116, "(c) Jane Doe 2026")
+    padded = iim + b"\0" * (len(iim) % 2)
+    return b"Photoshop 3.0\0" + b"8BIM\x04\x04\0\0" + len(iim).to_bytes(4, "big") + padded
+
+
+@pytest.fixture
+def mixed(tmp_path: Path) -> Path:
+    image = photo(160, 120).copy()
+    image.set_type(pyvips.GValue.blob_type, "iptc-data", _iptc_mixed())
+    image.set_type(pyvips.GValue.blob_type, "xmp-data", _XMP_MIXED)
+    image.set_type(pyvips.GValue.blob_type, "exif-data", _exif_block())
+    path = tmp_path / "mixed.jpg"
+    image.jpegsave(str(path), keep="all")
+    return path
+
+
+def test_keep_attribution_keeps_the_rights_fields_alone(mixed: Path) -> None:
+    out = _fields(run("fl_keep_attribution,c_scale,w_80", mixed, {}).data)
+    iptc, xmp = bytes(out.get("iptc-data")), bytes(out.get("xmp-data"))
+    assert b"Jane Doe" in iptc and b"(c) Jane Doe 2026" in iptc and b"private caption" not in iptc
+    assert b"(c) Jane Doe" in xmp and b"Agency X" in xmp
+    assert b"12 Elm St" not in xmp and b"SecretCam" not in xmp
+    assert str(out.get("exif-ifd0-Artist")).startswith("Jane Doe")
+    assert str(out.get("exif-ifd0-Copyright")).startswith("(c) Jane Doe 2026")
+    assert out.get_typeof("exif-ifd0-Make") == 0
+    everything = _fields(run("fl_keep_iptc,c_scale,w_80", mixed, {}).data)
+    assert b"private caption" in bytes(everything.get("iptc-data"))
+    assert str(everything.get("exif-ifd0-Make")).startswith("SecretCam")
+
+
+def test_keep_attribution_with_nothing_to_keep_writes_nothing(landscape: Path, tmp_path: Path) -> None:
+    path = tmp_path / "plain.jpg"
+    pyvips.Image.new_from_file(str(landscape)).jpegsave(str(path))
+    kept = run("fl_keep_attribution,c_scale,w_80", path, {})
+    assert kept.data == run("c_scale,w_80", path, {}).data
+
+
+def test_keep_attribution_rules() -> None:
+    assert compile_plan(parse_transformation("fl_keep_attribution/q_auto")).metadata == "attribution"
+    assert compile_plan(parse_transformation("fl_keep_attribution.keep_iptc")).metadata == "all"
+    with pytest.raises(BadRequest, match="fl_keep_attribution and fl_strip_profile ask for opposite"):
+        compile_plan(parse_transformation("fl_keep_attribution/fl_strip_profile"))
+    with pytest.raises(BadRequest, match="fl_keep_attribution: GIF output holds no"):
+        _choice("fl_keep_attribution/f_gif")

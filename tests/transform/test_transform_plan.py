@@ -567,17 +567,17 @@ ERRORS = [
         InvalidArgument,
         "Invalid transformation parameter - fl_progressive:semi: flags must be layer_apply, no_overflow, "
         "relative, region_relative, cutter, tiled, preserve_transparency, progressive, animated, awebp, "
-        "strip_profile, keep_iptc, lossy, attachment[:<filename>] (joined by '.'); progressive:semi is not "
-        "supported (use "
+        "strip_profile, keep_iptc, keep_attribution, lossy, attachment[:<filename>] (joined by '.'); "
+        "progressive:semi is not supported (use "
         "fl_progressive: libvips writes one progressive scan script)",
     ),
     (
-        "fl_keep_attribution",
+        "fl_png8",
         InvalidArgument,
-        "Invalid transformation parameter - fl_keep_attribution: flags must be layer_apply, no_overflow, "
-        "relative, region_relative, cutter, tiled, preserve_transparency, progressive, animated, awebp, "
-        "strip_profile, keep_iptc, lossy, attachment[:<filename>] (joined by '.'); keep_attribution is not "
-        "supported",
+        "Invalid transformation parameter - fl_png8: flags must be layer_apply, no_overflow, relative, "
+        "region_relative, cutter, tiled, preserve_transparency, progressive, animated, awebp, "
+        "strip_profile, keep_iptc, keep_attribution, lossy, attachment[:<filename>] (joined by '.'); png8 "
+        "is not supported",
     ),
     (
         "fl_progressive.progressive:none",
