@@ -76,7 +76,8 @@ param(
     )
 )
 _QUALITY_HELP = (
-    "JPEG/WebP/AVIF quality or PNG palette quantisation 1-100 (a 400 for GIF/TIFF), "
+    "JPEG/WebP/AVIF quality or PNG palette quantisation 1-100, GIF colours with fl_lossy (else a 400 for "
+    "GIF; TIFF: a 400), "
     "or auto[:best|good|eco|low]; 1-100:420 or :444 also sets JPEG and AVIF chroma subsampling "
     "(444: full colour resolution; a 400 with other formats, except where f_auto chose them)"
 )
