@@ -85,6 +85,7 @@ def test_changed_file_is_rehashed_not_trusted_from_sidecar(tmp_path: Path) -> No
         ("missing", "missing"),
         ("hash", "sha256"),
         ("listing", "no usable entry"),
+        ("not json", "could not be read as JSON"),
     ],
 )
 def test_assemble_rejects_bad_input_and_leaves_no_file(tmp_path: Path, damage: str, message: str) -> None:
@@ -95,6 +96,8 @@ def test_assemble_rejects_bad_input_and_leaves_no_file(tmp_path: Path, damage: s
         variant = Variant("test", variant.resource, "0" * 64, variant.size, "m.onnx")
     if damage == "listing":
         (dist / "resources.json").write_text("{}")
+    if damage == "not json":
+        (dist / "resources.json").write_text("{chunks: [")
     dest = tmp_path / "out" / "m.onnx"
     with pytest.raises(FetchError, match=message):
         assemble(dist, variant, dest)

@@ -259,6 +259,10 @@ def frame_sizes_and_corner(rendered_data: bytes) -> tuple[set[tuple[int, int]], 
         ("c_fill,g_north_west,h_40,w_40", (40, 40), lambda f: near(colour_at(f, 2, 2), BLACK)),
         ("e_grayscale", (160, 100), lambda f: len({round(v) for v in colour_at(f, 60, 50)}) == 1),
         ("r_max", (160, 100), lambda f: f.bands == 4 and f.getpoint(0, 0)[3] == 0),
+        # Colour casts and fades, frame by frame (the grey backdrop of each).
+        ("e_tint:100:white:black", (160, 100), lambda f: near(colour_at(f, 2, f.height - 3), BLACK)),
+        ("e_blue:-100", (160, 100), lambda f: near(colour_at(f, 2, f.height - 3), [235, 235, 0])),
+        ("b_blue,e_gradient_fade", (160, 100), lambda f: near(colour_at(f, 2, 0), [0, 0, 255], 40)),
         # A layer on every frame, placed at the gravity.
         ("l_logo/fl_layer_apply,g_south_east", (160, 100),
          lambda f: near(colour_at(f, 150, 80), [245, 197, 24])),  # fmt: skip

@@ -212,7 +212,7 @@ def test_segmentation_inside_a_layer_counts() -> None:
 WIDTH = "must be a positive integer up to 16384 (pixels) or a decimal fraction up to 100.0"
 OFFSET = "must be an integer from -16384 to 16384 (pixels) or a decimal fraction from -100.0 to 100.0"
 RATIO = "aspect ratio must be a ratio like 16:9 or a positive decimal like 1.5, from 1:1000 to 1000:1"
-NEEDS_X = "x_ needs c_crop, e_shadow or a fl_layer_apply component"
+NEEDS_X = "x_ needs c_crop, e_shadow, e_gradient_fade or a fl_layer_apply component"
 ERRORS = [
     # Cloudinary runs only the last effect of a component and drops the others without a word: a 400
     # names both (an e_roi before another effect was dropped so, and the cut-out went unbounded).
@@ -299,7 +299,8 @@ ERRORS = [
     (
         "x_05",
         BadRequest,
-        "Invalid transformation parameter - x_05: x_ needs c_crop, e_shadow or a fl_layer_apply component",
+        "Invalid transformation parameter - x_05: x_ needs c_crop, e_shadow, e_gradient_fade "
+        "or a fl_layer_apply component",
     ),
     (  # the same colour written two ways: named as the failing component writes it
         "co_RGB:999,e_colorize/co_rgb:999999",
@@ -310,7 +311,8 @@ ERRORS = [
     (  # checked at its device pixel ratio (x_10), named as written
         "w_100,x_05/dpr_2.0",
         BadRequest,
-        "Invalid transformation parameter - x_05: x_ needs c_crop, e_shadow or a fl_layer_apply component",
+        "Invalid transformation parameter - x_05: x_ needs c_crop, e_shadow, e_gradient_fade "
+        "or a fl_layer_apply component",
     ),
     (
         "l_a/fl_layer_apply,fl_tiled,x_05",
@@ -607,12 +609,14 @@ ERRORS = [
     (
         "x_10",
         BadRequest,
-        "Invalid transformation parameter - x_10: x_ needs c_crop, e_shadow or a fl_layer_apply component",
+        "Invalid transformation parameter - x_10: x_ needs c_crop, e_shadow, e_gradient_fade "
+        "or a fl_layer_apply component",
     ),
     (
         "c_fill,w_100,y_10",
         BadRequest,
-        "Invalid transformation parameter - y_10: y_ needs c_crop, e_shadow or a fl_layer_apply component",
+        "Invalid transformation parameter - y_10: y_ needs c_crop, e_shadow, e_gradient_fade "
+        "or a fl_layer_apply component",
     ),
     (
         "c_crop,g_auto,w_10,x_1",
@@ -654,8 +658,8 @@ ERRORS = [
         "Invalid transformation parameter - e_oilpaint: effect must be one of "
         "multiply, screen, overlay, mask, cut_out, anti_removal, "
         "background_removal, grayscale, blur, sharpen, dropshadow, unsharp_mask, pixelate, pixelate_region, "
-        "vignette, blur_faces, pixelate_faces, make_transparent, replace_color, opacity_threshold, "
-        "alpha_mask, margin, roi, outline, loop, shadow, "
+        "vignette, blur_faces, pixelate_faces, gradient_fade, make_transparent, replace_color, "
+        "opacity_threshold, alpha_mask, margin, roi, outline, loop, shadow, tint, red, green, blue, "
         "colorize, negate, "
         "sepia, brightness, contrast, saturation, blackwhite, hue, gamma, vibrance, auto_contrast, "
         "auto_brightness, auto_color, improve, trim",

@@ -6,6 +6,7 @@ from transform.ops import (  # noqa: F401  (registration)
     detail,
     effects,
     facefx,
+    fade,
     flags,
     keying,
     layers,
@@ -18,6 +19,7 @@ from transform.ops import (  # noqa: F401  (registration)
     resize,
     shadow,
     style,
+    tint,
     tone,
     trim,
 )

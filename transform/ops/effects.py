@@ -59,7 +59,7 @@ def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action |
                 f"Invalid transformation parameter - {render_param(key, params[key])}: "
                 f"{key}_ needs {users} in the same component"
             )
-    if chosen is None:
+    if chosen is None or "e" in claimed:  # (claimed: the resize ran it before its pad, see before_pad)
         return None
     claimed.add("e")
     if not chosen.spec.qualifiers:

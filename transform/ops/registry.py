@@ -158,6 +158,11 @@ class EffectSpec:
     qualifiers: tuple[str, ...] = ()
     #: How dpr_ scales the parsed arguments, ``(arguments, ratio) -> arguments`` (see ParamSpec.dpr).
     dpr: Callable[[Any, float], Any] | None = None
+    #: For an effect that, in a component whose c_pad, c_lpad or c_mpad pads the image, acts on the image
+    #: before the pad is laid around it (e_gradient_fade:symmetric_pad fades the image into the pad):
+    #: ``build``'s arguments -> that operation, or None when the effect acts afterwards as usual. The
+    #: resize then claims the e_ (and its qualifiers), and the effect step is left out.
+    before_pad: Callable[[Any], Callable[[pyvips.Image], pyvips.Image] | None] | None = None
 
 
 PARAMS: dict[str, ParamSpec] = {}

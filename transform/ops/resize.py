@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pyvips
@@ -26,7 +26,12 @@ from transform.ops.registry import (
     param,
     render_param,
 )
-from transform.ops.style import AUTO_TURNS
+
+#: a_auto_right / a_auto_left (https://cloudinary.com/documentation/transformation_reference#a_angle;
+#: its SDKs: "Rotate image 90 degrees clockwise [counterclockwise] only if the requested aspect ratio does
+#: not match the image's aspect ratio"): qualifiers of the resize, parsed with a_ (transform/ops/style.py),
+#: which turn the image before sizing it.
+AUTO_TURNS = ("auto_right", "auto_left")
 
 CROP_MODES.update(
     scale="resize to exactly w x h (one given: keep aspect ratio)",
@@ -49,6 +54,8 @@ CROP_MODES.update(
     "mask's object, 423 while it is made) or the faces (g_auto:face), at least w x h of the image where it "
     "has them, scaled to w x h; z_ zooms",
 )
+#: An operation on the image before a pad is laid around it (Resize.before_pad).
+Before = Callable[[pyvips.Image], pyvips.Image]
 _PAD = ("pad", "lpad", "mpad")
 _PADDED = (*_PAD, "fill_pad")  # modes whose b_ is the pad colour
 _GRAVITY_MODES = ("fill", "lfill", "pad", "lpad", "mpad", "crop", "thumb", "fill_pad", "auto")
@@ -187,7 +194,7 @@ param(
         "x",
         "x offset",
         lambda k, v: args.offset(k, v, "x"),
-        "horizontal offset in pixels or a fraction, for c_crop and fl_layer_apply",
+        "horizontal offset in pixels or a fraction, for c_crop, fl_layer_apply, e_shadow and e_gradient_fade",
         "resize",
         dpr=args.offset_at_dpr,
         variables="integer",
@@ -198,7 +205,7 @@ param(
         "y",
         "y offset",
         lambda k, v: args.offset(k, v, "y"),
-        "vertical offset in pixels or a fraction, for c_crop and fl_layer_apply",
+        "vertical offset in pixels or a fraction, for c_crop, fl_layer_apply, e_shadow and e_gradient_fade",
         "resize",
         dpr=args.offset_at_dpr,
         variables="integer",
@@ -226,6 +233,9 @@ class Resize:
     spread: float = 1.0
     #: c_crop with no w_, h_ or ar_ on a custom region: that region's own shape (exactly the region).
     region_shape: bool = False
+    #: What the component's effect does to the image before the pad (c_pad, c_lpad, c_mpad) is laid
+    #: around it (EffectSpec.before_pad: e_gradient_fade:symmetric_pad fades the image into the pad).
+    before_pad: Before | None = field(default=None, compare=False)
 
     def apply(
         self,
@@ -405,6 +415,7 @@ def _auto(spec: Resize, image: pyvips.Image, width: int, height: int, limits: Li
 def _pad(spec: Resize, image: pyvips.Image, width: int, height: int, limits: Limits) -> pyvips.Image:
     colour = autopad.resolve(spec.background, image)  # b_auto: measured on the image before scaling
     if spec.mode == "mpad" and (image.width > width or image.height > height):
+        image = spec.before_pad(image) if spec.before_pad else image
         if colour is None:
             return image
         return autopad.pad_to(image, image.width, image.height, 0, 0, colour)  # fills transparent areas
@@ -414,6 +425,8 @@ def _pad(spec: Resize, image: pyvips.Image, width: int, height: int, limits: Lim
         if spec.mode == "lpad":
             scale = min(scale, 1.0)
         image = pixels.scale_to(image, round(image.width * scale), round(image.height * scale))
+    if spec.before_pad is not None:
+        image = spec.before_pad(image)
     # The pad colour also fills transparent areas: Cloudinary's recommended way to put a background
     # under a cut-out is b_<colour>,c_pad,w_1.0 (a pad that adds nothing).
     left, top = pixels.place((width, height), (image.width, image.height), spec.gravity or "center")
@@ -439,8 +452,8 @@ _KEYS = ("ar", "c", "dpr", "g", "h", "w", "x", "y", "z")
 _NEEDS = {
     "dpr": "dpr_ needs w_ or h_ in the same component",
     "g": "g_ needs c_fill, c_lfill, c_pad, c_lpad, c_mpad, c_crop or c_thumb, or a fl_layer_apply component",
-    "x": "x_ needs c_crop, e_shadow or a fl_layer_apply component",
-    "y": "y_ needs c_crop, e_shadow or a fl_layer_apply component",
+    "x": "x_ needs c_crop, e_shadow, e_gradient_fade or a fl_layer_apply component",
+    "y": "y_ needs c_crop, e_shadow, e_gradient_fade or a fl_layer_apply component",
     "z": "z_ needs c_thumb, c_crop or c_auto",
 }
 
@@ -518,17 +531,22 @@ def resize_from(params: Mapping[str, Any], *, placing: bool = False) -> Resize |
 
 @builder("resize")
 def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action | None:
+    given = params
     # x_/y_ (and co_) may belong to the component's effect (co_red,e_shadow:50,x_-15,y_15).
     params = {k: v for k, v in params.items() if k not in effect_claims(params)}
     spec = resize_from(params)
     if spec is None:
         return None
+    before, effect_keys = _before_pad(given, spec)
+    if before is not None:
+        spec = replace(spec, before_pad=before)
+        params = {**params, **{k: given[k] for k in effect_keys}}
     # fl_relative reaches here only inside a layer (the plan compiler checks): fractions of the base;
     # fl_region_relative inside a layer placed on a face or the subject: fractions of that box; on a face
     # or subject crop outside layers, of the box the crop found.
     region = "region_relative" in params.get("fl", ())
     relative = region or "relative" in params.get("fl", ())
-    keys = [k for k in _KEYS if k in params] + (["b"] if spec.background else [])
+    keys = [k for k in _KEYS if k in params] + (["b"] if spec.background else []) + effect_keys
     keys += ["fl"] if relative else []
     claimed.update(keys)
     turn = _auto_turn(params)
@@ -604,6 +622,18 @@ def _turns(spec: Resize, image: pyvips.Image, reference: tuple[int, int] | None)
     iw, ih = image.width, image.height
     width, height = spec.box(iw, ih, reference or (iw, ih), outside=reference is not None)
     return (width > height and ih > iw) or (width < height and iw > ih)
+
+
+def _before_pad(params: Mapping[str, Any], spec: Resize) -> tuple[Before | None, list[str]]:
+    """The component's effect when it acts on the image before this pad (EffectSpec.before_pad), and the
+    keys the resize then claims for it (e, and its qualifiers: they are rendered with the resize)."""
+    chosen = params.get("e")
+    if chosen is None or chosen.spec.before_pad is None or spec.mode not in _PAD:
+        return None, []
+    hook = chosen.spec.before_pad
+    extra = {k: params[k] for k in chosen.spec.qualifiers if k in params}
+    before = hook((chosen.arguments, extra) if chosen.spec.qualifiers else chosen.arguments)
+    return (before, ["e", *extra]) if before is not None else (None, [])
 
 
 def _centred(spec: Resize) -> Resize | None:

