@@ -126,7 +126,7 @@ def _choice(plan: Plan, output: Path, option: str | None) -> FormatChoice:
     for (label, fmt), (other, other_fmt) in zip(given, given[1:], strict=False):
         # f_auto with an extension is left to the check of the result: without Accept it is JPEG, or PNG
         # when transparent.
-        if fmt != other_fmt and not (other_fmt == "auto" and label.startswith("-o")):
+        if fmt != other_fmt and not (other_fmt.startswith("auto") and label.startswith("-o")):
             raise UsageError(f"{label} and {other} disagree on the output format: give one, or the same")
     # As an extension: f_ (the same, or f_auto) still wins, and fl_preserve_transparency still applies.
     return negotiate_format(plan, extension=option or extension, accept=None)

@@ -177,7 +177,8 @@ PLAUSIBLE: dict[str, st.SearchStrategy[str]] = {
     "c": st.sampled_from([*CROP_MODES, "fill_pad", "auto"]),
     "ar": st.one_of(RATIOS, NUMBERS),
     "g": st.sampled_from([*pixels.COMPASS, "auto", "auto:dog", "face", "xy_center"]),
-    "a": st.one_of(NUMBERS, st.sampled_from(["hflip", "vflip.90", "hflip.vflip", "ignore", "auto_right"])),
+    "a": st.one_of(NUMBERS, st.sampled_from(["hflip", "vflip.90", "hflip.vflip", "ignore", "auto_right",
+                                             "auto_left.hflip"])),  # fmt: skip
     "r": st.one_of(NUMBERS, st.sampled_from(["max"]), RATIOS),
     "bo": st.tuples(NUMBERS, COLOURS).map(lambda t: f"{t[0]}px_solid_{t[1]}"),
     "b": COLOURS,
@@ -190,9 +191,10 @@ PLAUSIBLE: dict[str, st.SearchStrategy[str]] = {
     "l": st.sampled_from(["photo", "docs:logo", "docs:logo.png", "missing", "text:Arial_20:Hi", "..:x"]),
     "u": st.sampled_from(["photo", "docs:logo", "missing", "fetch:aGk="]),
     "fl": st.sampled_from(["layer_apply", "no_overflow", "relative", "layer_apply.relative", "progressive",
-                           "preserve_transparency", "attachment"]),
+                           "preserve_transparency", "attachment", "lossy", "keep_iptc", "keep_attribution"]),
     "t": st.sampled_from(["thumb", "a.b", "x!"]),
-    "f": st.sampled_from(["png", "jpg", "jpeg", "webp", "avif", "gif", "tiff", "auto", "heic", "bmp"]),
+    "f": st.sampled_from(["png", "jpg", "jpeg", "webp", "avif", "gif", "tiff", "auto", "auto:animated",
+                          "heic", "bmp"]),
     "q": st.one_of(NUMBERS, st.sampled_from(["auto", "auto:eco", "auto:x"])),
 }  # fmt: skip
 KEYS = st.one_of(

@@ -14,7 +14,8 @@ from typing import Any
 from grammar.errors import BadRequest
 from transform.ops import render_param
 from transform.ops.effects import Effect
-from transform.ops.flags import attachment_name, is_output_flag
+from transform.ops.flags import KEEP_ATTRIBUTION, KEEP_IPTC, STRIP_PROFILE, attachment_name, is_output_flag
+from transform.ops.output import Quality
 from transform.ops.pages import Loop
 from transform.templates import Template
 
@@ -84,6 +85,28 @@ def progressive(flags: Sequence[str]) -> bool:
         raise BadRequest("Invalid transformation: fl_progressive and fl_progressive:none ask for opposite "
                          "things; keep one")  # fmt: skip
     return "progressive" in flags
+
+
+def kept_metadata(flags: Sequence[str], quality: Quality | None) -> str | None:
+    """What of the original's metadata the output keeps: "all" (fl_keep_iptc), "attribution"
+    (fl_keep_attribution alone: its rights fields), or None. Cloudinary documents that fl_keep_iptc cannot
+    be combined with q_auto (https://cloudinary.com/documentation/transformation_reference#fl_keep_iptc),
+    which strips metadata; it says no such thing of fl_keep_attribution, whose few fields q_auto has no
+    reason to drop. fl_strip_profile, in another component, asks for the opposite of either."""
+    flag = KEEP_IPTC if KEEP_IPTC in flags else KEEP_ATTRIBUTION if KEEP_ATTRIBUTION in flags else None
+    if flag is None:
+        return None
+    if STRIP_PROFILE in flags:
+        raise BadRequest(f"Invalid transformation: fl_{flag} and fl_strip_profile ask for opposite things "
+                         "(the original's metadata, and none); keep one")  # fmt: skip
+    if flag == KEEP_ATTRIBUTION:
+        return "attribution"
+    if quality is not None and quality.number is None:
+        raise BadRequest(
+            f"Invalid transformation parameter - fl_keep_iptc: cannot be combined with q_{quality} "
+            "(automatic quality strips metadata, as Cloudinary's); give a number (q_80) or leave q_ out"
+        )
+    return "all"
 
 
 def take_output_flags(params: dict[str, Any], out: dict[str, Any], *, nested: str | None) -> None:

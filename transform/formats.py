@@ -1,20 +1,22 @@
 """Choosing the output format (f_, the URL's extension, Accept) and encoding it.
 
-Encoder settings, chosen on purpose: metadata is always stripped (the image has been converted to sRGB,
-and EXIF orientation applied); JPEG uses optimised Huffman tables (a few % smaller for nearly no time);
-PNG uses zlib level 6 (9 costs several times the CPU for ~1-2 %); WebP and AVIF use effort 4 and 2
-(AVIF's higher efforts are many times slower on a 2-core server for small gains).
+Encoder settings, chosen on purpose: metadata is stripped (the image has been converted to sRGB, and EXIF
+orientation applied) unless fl_keep_iptc asks for the original's; JPEG uses optimised Huffman tables (a
+few % smaller for nearly no time); PNG uses zlib level 6 (9 costs several times the CPU for ~1-2 %); WebP
+and AVIF use effort 4 and 2 (AVIF's higher efforts are many times slower on a 2-core server for small
+gains).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cache
 
 import pyvips
 
-from grammar.errors import BadRequest, InvalidArgument
+from grammar.errors import BadRequest, InvalidArgument, NotAvailable
 from grammar.image_formats import FORMAT_OF, WRITABLE
-from transform.ops.output import Quality
+from transform.ops.output import AUTO_FORMATS, Quality
 from transform.plan import Plan
 
 #: The longest side each encoder can write (libjpeg: 65500; WebP: 16383; AVIF through libheif: 16384;
@@ -24,14 +26,30 @@ MAX_SIDE = {"jpg": 65500, "webp": 16383, "avif": 16384, "gif": 65535}
 #: Cloudinary delivers an animated GIF asked as JPEG. (libvips writes no animated AVIF or PNG.)
 ANIMATED = ("gif", "webp")
 _NAMES = {"jpg": "JPEG", "webp": "WebP", "avif": "AVIF", "gif": "GIF"}
-#: Formats a number in q_ cannot affect, and why (Cloudinary's lossy GIF needs fl_lossy, which this server
-#: refuses). q_auto stays valid with them: choosing "as good as it gets" for a lossless format is an
+#: Formats a number in q_ cannot affect, and why (GIF takes one with fl_lossy, as Cloudinary's lossy GIF
+#: does). q_auto stays valid with them: choosing "as good as it gets" for a lossless format is an
 #: automatic choice, and f_auto/q_auto must work everywhere. (PNG takes a number: it is quantised to a
 #: palette at that quality, as a URL written for Cloudinary's PNG quantisation expects a smaller file.)
 _NO_QUALITY = {
-    "gif": "lossless once reduced to its 256-colour palette; lossy GIF, fl_lossy, is not supported",
+    "gif": "lossless once reduced to its 256-colour palette, unless fl_lossy asks for fewer colours",
     "tiff": "lossless, deflate",
 }
+#: fl_lossy's quality when q_ gives none: Cloudinary's documented default for lossy GIF
+#: (https://cloudinary.com/documentation/transformation_reference#fl_lossy).
+LOSSY_QUALITY = 80
+#: Formats that hold no metadata libvips writes (its GIF writer writes no XMP, Exif or IPTC), for
+#: fl_keep_iptc.
+_NO_METADATA = ("gif",)
+#: What fl_keep_iptc carries from the original: not its ICC profile, which describes colours the output
+#: no longer has (converted to sRGB).
+METADATA_FIELDS = ("exif-data", "xmp-data", "iptc-data")
+_EXIF, _XMP, _IPTC = (pyvips.enums.ForeignKeep.EXIF, pyvips.enums.ForeignKeep.XMP,
+                      pyvips.enums.ForeignKeep.IPTC)  # fmt: skip
+#: What each writer keeps of them, as libvips 8.18 writes and reads back: IPTC (IIM) only in JPEG; PNG,
+#: WebP and AVIF take XMP and Exif; TIFF XMP only (no Exif; its IPTC tag libvips writes cut to a quarter of
+#: the block, which would be damaged metadata: not written).
+_KEEPS = {"jpg": _EXIF | _XMP | _IPTC, "png": _EXIF | _XMP, "webp": _EXIF | _XMP, "avif": _EXIF | _XMP,
+          "tiff": _XMP}  # fmt: skip
 #: Formats fl_progressive cannot affect, and why. Cloudinary documents the flag for JPEG (its SDKs:
 #: "Generates a JPG image using the progressive (interlaced) JPG format"; its reference adds PNG); GIF has
 #: an interlaced form too, which libvips writes. A format the URL names is a 400 with the flag, as q_ is
@@ -84,10 +102,12 @@ def negotiate_format(
     Under fl_preserve_transparency every JPEG choice becomes PNG when the result is transparent.
     ``original``: the original's format, when known (see ``check_animated``)."""
     choice = _choose(plan, extension=extension, accept=accept)
-    check_quality(plan.quality, choice.fmt)
+    check_quality(plan.quality, choice.fmt, lossy=plan.lossy)
+    check_lossy(plan.lossy, choice.fmt)
     if not choice.vary:
         check_progressive(plan.progressive, choice.fmt)
         check_chroma(plan.quality, choice.fmt)
+        check_metadata(plan.metadata, choice.fmt)
     check_animated(plan, choice, original)
     if plan.preserve_transparency and choice.fmt == "jpg":
         return replace(choice, alpha_fallback=True)
@@ -115,9 +135,11 @@ def check_animated(plan: Plan, choice: FormatChoice, original: str | None) -> No
 
 def _choose(plan: Plan, *, extension: str | None, accept: str | None) -> FormatChoice:
     requested = plan.requested_format
-    if requested == "auto":
+    if requested in AUTO_FORMATS:
         accepted = _accepted_types(accept or "")
         animation = "webp" if "image/webp" in accepted else "gif"
+        if requested == "auto:animated":  # only the formats that animate, a still as one frame
+            return FormatChoice(animation, vary=True, animation=animation)
         if "image/avif" in accepted:
             return FormatChoice("avif", vary=True, animation=animation)
         if "image/webp" in accepted:
@@ -133,10 +155,11 @@ def _choose(plan: Plan, *, extension: str | None, accept: str | None) -> FormatC
     return FormatChoice(None, alpha_fallback=True)
 
 
-def check_quality(quality: Quality | None, fmt: str | None) -> None:
-    """A 400 for q_<number> with a format it cannot affect (GIF, TIFF), rather than a silently ignored
-    parameter: before rendering when the URL names the format, after it when the original's is kept."""
-    if quality is None or quality.number is None or fmt not in _NO_QUALITY:
+def check_quality(quality: Quality | None, fmt: str | None, *, lossy: bool = False) -> None:
+    """A 400 for q_<number> with a format it cannot affect (GIF without fl_lossy, TIFF), rather than a
+    silently ignored parameter: before rendering when the URL names the format, after it when the
+    original's is kept."""
+    if quality is None or quality.number is None or fmt not in _NO_QUALITY or (lossy and fmt == "gif"):
         return
     raise InvalidArgument(
         "q",
@@ -145,6 +168,37 @@ def check_quality(quality: Quality | None, fmt: str | None) -> None:
         "compression and PNG quantisation: leave q_ out, use q_auto, or ask for f_jpg, f_webp, f_avif "
         "or f_png",
     )
+
+
+def check_lossy(lossy: bool, fmt: str | None) -> None:
+    """A 400 for fl_lossy with TIFF output (written lossless here: deflate), rather than a flag silently
+    ignored. JPEG, WebP and AVIF are lossy whatever the flag says: what it asks for is done."""
+    if lossy and fmt == "tiff":
+        raise BadRequest(
+            "Invalid transformation parameter - fl_lossy: no effect on TIFF output (written lossless, "
+            "deflate); it makes PNG and GIF lossy: leave it out, or ask for f_png, f_gif, f_jpg or f_webp"
+        )
+
+
+def check_metadata(kept: str | None, fmt: str | None) -> None:
+    """A 400 for fl_keep_iptc or fl_keep_attribution (``kept``: the plan's ``metadata``) with a format
+    that holds none of the metadata (GIF), when the URL names it or the original's is kept; under f_auto
+    (which may deliver an animation as GIF) it applies where the format chosen holds it, as
+    fl_progressive does."""
+    if kept is not None and fmt in _NO_METADATA:
+        flag = "fl_keep_iptc" if kept == "all" else "fl_keep_attribution"
+        raise BadRequest(
+            f"Invalid transformation parameter - {flag}: {fmt.upper()} output holds no IPTC, XMP or "
+            "Exif metadata here; ask for f_jpg (IPTC, XMP and Exif), f_png, f_webp or f_avif (XMP and "
+            "Exif) or f_tiff (XMP)"
+        )
+
+
+def original_metadata(header: pyvips.Image) -> dict[str, bytes]:
+    """The original's IPTC, XMP and Exif blocks, as its header holds them, for fl_keep_iptc: read from
+    the header rather than carried through the steps, which make new images (a layer, a pad, a cut-out)
+    that would lose them."""
+    return {name: bytes(header.get(name)) for name in METADATA_FIELDS if header.get_typeof(name) != 0}
 
 
 def check_chroma(quality: Quality | None, fmt: str | None) -> None:
@@ -224,29 +278,95 @@ def _gif_effort(image: pyvips.Image) -> int:
     return GIF_ANIMATION_EFFORT if animated else 7
 
 
-def encode(image: pyvips.Image, fmt: str, quality: Quality | None, *, progressive: bool = False) -> bytes:
+def _lossy_quality(quality: Quality | None) -> int:
+    """fl_lossy's quality: q_'s number, q_auto's level, else Cloudinary's default, 80."""
+    if quality is None:
+        return LOSSY_QUALITY
+    return quality_for("jpg", quality)
+
+
+def gif_lossy(q: int) -> dict[str, int]:
+    """libvips' GIF writer has no lossy LZW (gifsicle's --lossy, Cloudinary's lossy GIF): what it offers
+    for a smaller file at a loss is fewer palette colours (bitdepth) and, in an animation, pixels that
+    changed less than ``interframe_maxerror`` left to the frame before (then transparent, which LZW
+    packs well). 80 (the default) takes 128 colours: docs/road.jpg at 300 px wide, 59 KB against 73 KB."""
+    bitdepth = 8 if q >= 90 else 7 if q >= 75 else 6 if q >= 55 else 5 if q >= 35 else 4
+    return {"bitdepth": bitdepth, "interframe_maxerror": round((100 - q) * 0.32)}
+
+
+@cache
+def quantises() -> bool:
+    """Whether this libvips writes palette PNG (it needs libimagequant or quantizr, and without one
+    writes an ordinary PNG with a warning): a PNG's IHDR colour type, byte 25, is 3 for a palette."""
+    sample = pyvips.Image.black(4, 4, bands=3).pngsave_buffer(palette=True, Q=80, keep="none")
+    return bytes(sample)[25] == 3
+
+
+def _palette(q: int) -> dict[str, object]:
+    """pngsave's arguments for a palette at quality ``q``; a 501 where libvips cannot quantise, rather
+    than a lossless PNG where the URL asked for a smaller lossy one."""
+    if not quantises():
+        raise NotAvailable(
+            "Palette PNG (q_ or fl_lossy with PNG output) needs libvips built with libimagequant or "
+            "quantizr, which this server's is not"
+        )
+    return {"palette": True, "Q": q}
+
+
+def with_metadata(image: pyvips.Image, metadata: dict[str, bytes]) -> pyvips.Image:
+    """``image`` carrying the original's metadata blocks, upright: its Exif orientation 1, as the steps
+    turned the pixels upright (libvips writes the Exif's Orientation from the image's own field; left as
+    stored, a viewer would turn the image a second time). Under a_ignore too: a viewer honouring the tag
+    would undo what a_ignore asked for."""
+    image = image.copy()
+    # What the steps carried along of the original's, only ``metadata`` to be written: its blocks, and
+    # the Exif fields libvips parsed from it ("exif-ifd0-Make"...), which its writer puts back into the
+    # Exif it writes.
+    for name in image.get_fields():
+        if name in METADATA_FIELDS or name.startswith("exif-"):
+            image.remove(name)
+    for name, blob in metadata.items():
+        image.set_type(pyvips.GValue.blob_type, name, blob)
+    image.set_type(pyvips.GValue.gint_type, "orientation", 1)
+    return image
+
+
+def encode(
+    image: pyvips.Image,
+    fmt: str,
+    quality: Quality | None,
+    *,
+    progressive: bool = False,
+    lossy: bool = False,
+    metadata: dict[str, bytes] | None = None,
+) -> bytes:
     """``progressive``: progressive JPEG, interlaced (Adam7) PNG, interlaced GIF; WebP, AVIF and TIFF have
-    no such mode (check_progressive refuses it with them unless f_auto chose them)."""
+    no such mode (check_progressive refuses it with them unless f_auto chose them). ``lossy``: fl_lossy,
+    a palette PNG and a GIF of fewer colours. ``metadata``: fl_keep_iptc's blocks of the original
+    (``original_metadata``), written where the format holds them; None: none written."""
     q = quality_for(fmt, quality)
     subsample = _SUBSAMPLE[quality.chroma if quality is not None else None]
+    keep: int | str = "none"
+    if metadata and fmt in _KEEPS:  # (none to keep: written as without the flag)
+        image, keep = with_metadata(image, metadata), _KEEPS[fmt]
     if fmt == "jpg":
         data = image.jpegsave_buffer(
-            Q=q, optimize_coding=True, keep="none", interlace=progressive, subsample_mode=subsample
+            Q=q, optimize_coding=True, keep=keep, interlace=progressive, subsample_mode=subsample
         )
-    elif fmt == "png" and quality is not None and quality.number is not None:
-        data = image.pngsave_buffer(compression=6, keep="none", interlace=progressive, palette=True, Q=q)
+    elif fmt == "png" and (lossy or (quality is not None and quality.number is not None)):
+        q = _lossy_quality(quality) if lossy else q
+        data = image.pngsave_buffer(compression=6, keep=keep, interlace=progressive, **_palette(q))
     elif fmt == "png":
-        data = image.pngsave_buffer(compression=6, keep="none", interlace=progressive)
+        data = image.pngsave_buffer(compression=6, keep=keep, interlace=progressive)
     elif fmt == "webp":
-        data = image.webpsave_buffer(Q=q, effort=4, keep="none")
+        data = image.webpsave_buffer(Q=q, effort=4, keep=keep)
     elif fmt == "avif":
-        data = image.heifsave_buffer(
-            Q=q, compression="av1", effort=2, keep="none", subsample_mode=subsample
-        )
+        data = image.heifsave_buffer(Q=q, compression="av1", effort=2, keep=keep, subsample_mode=subsample)
     elif fmt == "gif":
-        data = image.gifsave_buffer(effort=_gif_effort(image), keep="none", interlace=progressive)
+        extra = gif_lossy(_lossy_quality(quality)) if lossy else {}
+        data = image.gifsave_buffer(effort=_gif_effort(image), keep=keep, interlace=progressive, **extra)
     elif fmt == "tiff":
-        data = image.tiffsave_buffer(compression="deflate", keep="none")
+        data = image.tiffsave_buffer(compression="deflate", keep=keep)
     else:
         raise BadRequest(f"Invalid format {fmt}: can deliver {', '.join(WRITABLE)}")
     return bytes(data)

@@ -34,7 +34,7 @@ from transform.layering import (
 from transform.ops import ACTION_ORDER, BUILDERS, Action, render_param, scale_for_dpr, spec_for
 from transform.ops.args import Color
 from transform.ops.conditions import Assignment
-from transform.ops.flags import ANIMATION_FLAGS, attachment_name
+from transform.ops.flags import ANIMATION_FLAGS, LOSSY, attachment_name
 from transform.ops.focus import CONTENT_GRAVITIES, CUSTOM_GRAVITIES
 from transform.ops.output import Quality
 from transform.ops.pages import Pages, Timing, check_timing
@@ -73,6 +73,11 @@ class Plan:
     preserve_transparency: bool = False
     #: fl_progressive: progressive JPEG, interlaced PNG or GIF.
     progressive: bool = False
+    #: fl_lossy: lossy PNG (a quantised palette) and GIF (fewer colours); a 400 with TIFF.
+    lossy: bool = False
+    #: What of the original's metadata is written, where the format holds it: "all" (fl_keep_iptc: its
+    #: IPTC, XMP and Exif), "attribution" (fl_keep_attribution: their rights fields), None (none).
+    metadata: str | None = None
     #: A face gravity: faces are detected (the detector's id then goes into the derivative's key).
     needs_faces: bool = False
     #: d_: the public id delivered (with this plan) when the requested original does not exist.
@@ -184,6 +189,8 @@ def _compile(state: _State, expanded: list[dict[str, Any]]) -> Plan:
         autorotate=blocks[0].autorotate,
         preserve_transparency="preserve_transparency" in out.get("fl", ()),
         progressive=delivery.progressive(out.get("fl", ())),
+        lossy=LOSSY in out.get("fl", ()),
+        metadata=delivery.kept_metadata(out.get("fl", ()), out.get("q")),
         needs_faces=any(s.faces for s in steps),
         default_image=out.get("d"),
         attachment=delivery.attachment(out.get("fl", ())),

@@ -29,12 +29,16 @@ from transform.formats import (
     check_animated,
     check_chroma,
     check_fits,
+    check_lossy,
+    check_metadata,
     check_progressive,
     check_quality,
     encode,
     fits,
+    original_metadata,
 )
 from transform.limits import Limits, check_output
+from transform.metadata import attribution
 from transform.ops import Action, Ctx, LoadLayer
 from transform.plan import Plan
 from transform.runner import block_source_key, run_steps
@@ -137,7 +141,7 @@ def _render(plan: Plan, source: Source, choice: FormatChoice, ctx: Ctx, layers: 
         image, original, steps = _start(plan, source, limits, page, watch)
         image = run_steps(steps, ctx, image)
         check_output(image.width, image.height, limits)  # also when there were no steps
-        return _finish(image, plan, choice, original, watch)
+        return _finish(image, plan, choice, original, watch, header)
     except pyvips.Error as exc:
         # Damaged data (a 422) or a fault of ours (a 500, such as a pipeline reading a sequential source
         # twice: "out of order read")? Not from the error's text, which under concurrent renders is often
@@ -272,15 +276,16 @@ def _animate(
     strip = frames.join(images, chosen.delays, chosen.loop)
     check_output(strip.width, strip.height, ctx.limits)
     if not choice.vary:
-        check_quality(plan.quality, fmt)  # under f_auto, q_ applies where the format chosen takes it
+        check_quality(plan.quality, fmt, lossy=plan.lossy)  # under f_auto, where the format takes it
         check_progressive(plan.progressive, fmt)
         check_chroma(plan.quality, fmt)
+        check_metadata(plan.metadata, fmt)
     frame_height = images[0].height
     if choice.vary and not fits(fmt, strip.width, frame_height):
         fmt = "gif"  # what every client takes
     check_fits(fmt, strip.width, frame_height)
     strip = _opaque(strip, ctx.watch)
-    data = encode(strip, fmt, plan.quality, progressive=plan.progressive)
+    data = _encode(strip, fmt, plan, header)
     return Rendered(data, fmt, strip.width, frame_height, pixels.has_alpha(strip), frames=len(images))
 
 
@@ -294,12 +299,25 @@ def _opaque(image: pyvips.Image, watch: Watch) -> pyvips.Image:
     return image.extract_band(0, n=image.bands - 1) if opaque else image
 
 
-def _finish(image: pyvips.Image, plan: Plan, choice: FormatChoice, original: str, watch: Watch) -> Rendered:
+def _encode(image: pyvips.Image, fmt: str, plan: Plan, header: pyvips.Image) -> bytes:
+    """``image`` in ``fmt`` as the plan's output flags ask; ``header``: the original's, whose metadata
+    fl_keep_iptc keeps (fl_keep_attribution: its rights fields)."""
+    metadata = original_metadata(header) if plan.metadata is not None else None
+    if metadata is not None and plan.metadata == "attribution":
+        metadata = attribution(metadata)
+    return encode(image, fmt, plan.quality, progressive=plan.progressive, lossy=plan.lossy, metadata=metadata)
+
+
+def _finish(
+    image: pyvips.Image, plan: Plan, choice: FormatChoice, original: str, watch: Watch, header: pyvips.Image
+) -> Rendered:
     fmt = choice.fmt or (original if original in WRITABLE else "png")
-    check_quality(plan.quality, fmt)  # the original's format kept: known only now
+    check_quality(plan.quality, fmt, lossy=plan.lossy)  # the original's format kept: known only now
+    check_lossy(plan.lossy, fmt)
     if not choice.vary:
         check_progressive(plan.progressive, fmt)
         check_chroma(plan.quality, fmt)
+        check_metadata(plan.metadata, fmt)
     if not choice.vary and not choice.alpha_fallback:
         check_fits(fmt, image.width, image.height)  # before computing anything, when nothing can change fmt
     image = _opaque(image, watch)
@@ -315,5 +333,5 @@ def _finish(image: pyvips.Image, plan: Plan, choice: FormatChoice, original: str
             rgba = background.rgba if background is not None and background.a == 255 else [255, 255, 255, 255]
             image, transparent = pixels.flatten(image, rgba), False
     check_fits(fmt, image.width, image.height)
-    data = encode(image, fmt, plan.quality, progressive=plan.progressive)
+    data = _encode(image, fmt, plan, header)
     return Rendered(data=data, format=fmt, width=image.width, height=image.height, has_alpha=transparent)

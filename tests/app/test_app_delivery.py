@@ -118,6 +118,26 @@ def test_format_from_extension_and_f_auto(client: Any) -> None:
     assert plain.headers["etag"] != webp.headers["etag"]
 
 
+def test_output_flags_and_auto_media_types_are_their_own_derivatives(client: Any) -> None:
+    """fl_lossy, fl_keep_iptc, a_auto_right and f_auto:animated change the bytes: each its own cache entry,
+    none served the bytes of the URL without it."""
+    plain_png = client.get("/image/upload/c_scale,w_120/docs/road.png")
+    lossy = client.get("/image/upload/c_scale,fl_lossy,w_120/docs/road.png")
+    assert lossy.status_code == 200 and len(lossy.content) < len(plain_png.content)
+    assert decoded(lossy.content).get("palette")
+    plain = client.get("/image/upload/c_fill,h_90,w_60/docs/road.jpg")
+    turned = client.get("/image/upload/a_auto_right,c_fill,h_90,w_60/docs/road.jpg")
+    assert turned.status_code == 200 and turned.content != plain.content
+    assert (decoded(turned.content).width, decoded(turned.content).height) == (60, 90)
+    url = "/image/upload/c_scale,w_60/f_auto:animated/docs/road.jpg"
+    animated = client.get(url, headers={"Accept": "*/*"})
+    assert animated.headers["content-type"] == "image/gif" and animated.headers["vary"] == "Accept"
+    webp = client.get(url, headers={"Accept": "image/avif,image/webp"})
+    assert webp.headers["content-type"] == "image/webp"
+    refused = client.get("/image/upload/fl_keep_iptc/q_auto/docs/road.jpg")
+    assert refused.status_code == 400 and "fl_keep_iptc" in refused.headers["x-cld-error"]
+
+
 def test_etag_304_head_and_cache_hits(client: Any) -> None:
     url = sdk("docs/rmv_bgd/router_orig", width=200, crop="scale")
     first = client.get(url)

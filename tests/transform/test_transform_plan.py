@@ -286,8 +286,8 @@ ERRORS = [
     (
         "a_+45",
         InvalidArgument,
-        "Invalid transformation parameter - a_+45: angle must be degrees (-3600 to 3600), hflip, vflip or "
-        "ignore, joined by '.'",
+        "Invalid transformation parameter - a_+45: angle must be degrees (-3600 to 3600), hflip, vflip, "
+        "ignore, auto_right or auto_left, joined by '.'",
     ),
     # A check after parsing names the parameter as the client wrote it, not as it was normalised.
     (
@@ -395,7 +395,7 @@ ERRORS = [
         "a_2147483648",
         InvalidArgument,
         "Invalid transformation parameter - a_2147483648: angle must be degrees (-3600 to 3600), "
-        "hflip, vflip or ignore, joined by '.'",
+        "hflip, vflip, ignore, auto_right or auto_left, joined by '.'",
     ),
     (
         "e_blur:4294967296",
@@ -513,10 +513,46 @@ ERRORS = [
         "or rgb:RRGGBB[AA]",
     ),
     (
-        "a_auto_right,c_fill,h_10,w_20",
+        "a_auto_right",
+        BadRequest,
+        "Invalid transformation parameter - a_auto_right: it qualifies a resize in its component (c_ with "
+        "w_ and h_, or ar_): it turns the image when the box's orientation is not the image's",
+    ),
+    (
+        "a_auto_left,c_fill,w_20",
+        BadRequest,
+        "Invalid transformation parameter - a_auto_left: it needs a box with an aspect ratio, w_ and h_ "
+        "or ar_ (with one side the box takes the image's own shape, which always matches)",
+    ),
+    (
+        "a_auto_left.auto_right,c_fill,h_10,w_20",
         InvalidArgument,
-        "Invalid transformation parameter - a_auto_right: auto_right is not supported (when Cloudinary "
-        "counts an aspect ratio as matching is not documented); rotate explicitly with a_90 or a_-90",
+        "Invalid transformation parameter - a_auto_left.auto_right: angle takes one of auto_right and "
+        "auto_left, once",
+    ),
+    (
+        "fl_keep_iptc/q_auto",
+        BadRequest,
+        "Invalid transformation parameter - fl_keep_iptc: cannot be combined with q_auto (automatic "
+        "quality strips metadata, as Cloudinary's); give a number (q_80) or leave q_ out",
+    ),
+    (
+        "fl_keep_iptc.strip_profile",
+        InvalidArgument,
+        "Invalid transformation parameter - fl_keep_iptc.strip_profile: flags must not ask for "
+        "strip_profile and keep_iptc together (no metadata, and the original's)",
+    ),
+    (
+        "fl_keep_iptc/fl_strip_profile",
+        BadRequest,
+        "Invalid transformation: fl_keep_iptc and fl_strip_profile ask for opposite things (the "
+        "original's metadata, and none); keep one",
+    ),
+    (
+        "f_auto:video",
+        InvalidArgument,
+        "Invalid transformation parameter - f_auto:video: f_auto:video chooses a video format, and cutout "
+        "delivers images only: use f_auto, f_auto:image or f_auto:animated",
     ),
     (
         "a_ignore.ignore",
@@ -527,22 +563,24 @@ ERRORS = [
         "a_sideways",
         InvalidArgument,
         "Invalid transformation parameter - a_sideways: angle must be degrees (-3600 to 3600), "
-        "hflip, vflip or ignore, joined by '.'",
+        "hflip, vflip, ignore, auto_right or auto_left, joined by '.'",
     ),
     (
         "fl_progressive:semi",
         InvalidArgument,
         "Invalid transformation parameter - fl_progressive:semi: flags must be layer_apply, no_overflow, "
         "relative, region_relative, cutter, tiled, preserve_transparency, progressive, animated, awebp, "
-        "strip_profile, attachment[:<filename>] (joined by '.'); progressive:semi is not supported (use "
+        "strip_profile, keep_iptc, keep_attribution, lossy, attachment[:<filename>] (joined by '.'); "
+        "progressive:semi is not supported (use "
         "fl_progressive: libvips writes one progressive scan script)",
     ),
     (
-        "fl_lossy",
+        "fl_png8",
         InvalidArgument,
-        "Invalid transformation parameter - fl_lossy: flags must be layer_apply, no_overflow, relative, "
+        "Invalid transformation parameter - fl_png8: flags must be layer_apply, no_overflow, relative, "
         "region_relative, cutter, tiled, preserve_transparency, progressive, animated, awebp, "
-        "strip_profile, attachment[:<filename>] (joined by '.'); lossy is not supported",
+        "strip_profile, keep_iptc, keep_attribution, lossy, attachment[:<filename>] (joined by '.'); png8 "
+        "is not supported",
     ),
     (
         "fl_progressive.progressive:none",
@@ -782,7 +820,7 @@ ERRORS = [
         "f_bmp",
         InvalidArgument,
         "Invalid transformation parameter - f_bmp: format must be one of jpg, png, webp, "
-        "avif, gif, tiff, auto",
+        "avif, gif, tiff, auto, auto:image, auto:animated",
     ),
     ("t_nope", BadRequest, "Unknown transformation nope"),
     ("t_loop", BadRequest, "Invalid transformation: named transformations nest too deeply (a cycle?)"),

@@ -19,9 +19,23 @@ LAYER_FLAGS = ("layer_apply", "no_overflow", "relative", "region_relative", "cut
 ANIMATION_FLAGS = ("animated", "awebp")
 #: strip_profile: Cloudinary's "clear all metadata (IPTC, Exif, XMP)": what every output here is anyway
 #: (written with keep="none", colours converted to sRGB first, transform/formats.py), so it is done, not
-#: ignored; fl_keep_iptc, which asks for the opposite, is refused.
+#: ignored; with keep_iptc, which asks for the opposite, it is a 400.
 STRIP_PROFILE = "strip_profile"
-OUTPUT_FLAGS = ("preserve_transparency", "progressive", "progressive:none", *ANIMATION_FLAGS, STRIP_PROFILE)
+#: keep_iptc (https://cloudinary.com/documentation/transformation_reference#fl_keep_iptc; its SDKs: "Keeps
+#: all meta-data"): the original's IPTC, XMP and Exif go into the output, where its format holds them
+#: (transform/formats.py). Cloudinary refuses it with q_auto, which strips metadata: so does this server.
+KEEP_IPTC = "keep_iptc"
+#: keep_attribution (https://cloudinary.com/documentation/transformation_reference#fl_keep_attribution):
+#: of the original's metadata, the rights fields alone (who made it, who owns it: transform/metadata.py).
+KEEP_ATTRIBUTION = "keep_attribution"
+#: The flags that keep some of the original's metadata.
+KEEP_FLAGS = (KEEP_IPTC, KEEP_ATTRIBUTION)
+#: lossy (https://cloudinary.com/documentation/transformation_reference#fl_lossy): lossy GIF and PNG
+#: (a PNG quantised to a palette, a GIF given fewer colours; q_ sets how lossy, 80 by default, as
+#: Cloudinary's). JPEG, WebP and AVIF are lossy already; TIFF, written lossless here, is a 400.
+LOSSY = "lossy"
+OUTPUT_FLAGS = ("preserve_transparency", "progressive", "progressive:none", *ANIMATION_FLAGS, STRIP_PROFILE,
+                *KEEP_FLAGS, LOSSY)  # fmt: skip
 #: attachment[:<filename>]: the same image, sent with ``Content-Disposition: attachment`` (a download)
 #: named <filename>.<delivered format>, or after the public id; only the headers change.
 ATTACHMENT = "attachment"
@@ -77,8 +91,8 @@ def _flags(key: str, value: str) -> tuple[str, ...]:
         if flag.startswith(f"{ATTACHMENT}:"):
             _check_filename(key, value, flag)
         elif flag not in LAYER_FLAGS + OUTPUT_FLAGS + (ATTACHMENT,):
-            names = (*LAYER_FLAGS, *OUTPUT_FLAGS[:2], *ANIMATION_FLAGS, STRIP_PROFILE,
-                     f"{ATTACHMENT}[:<filename>]")
+            names = (*LAYER_FLAGS, *OUTPUT_FLAGS[:2], *ANIMATION_FLAGS, STRIP_PROFILE, *KEEP_FLAGS,
+                     LOSSY, f"{ATTACHMENT}[:<filename>]")
             known = ", ".join(names)
             raise InvalidArgument(
                 key,
@@ -87,6 +101,10 @@ def _flags(key: str, value: str) -> tuple[str, ...]:
             )
     if "progressive" in flags and "progressive:none" in flags:
         raise InvalidArgument(key, value, "flags must not ask for progressive and progressive:none together")
+    kept = [flag for flag in KEEP_FLAGS if flag in flags]
+    if STRIP_PROFILE in flags and kept:
+        raise InvalidArgument(key, value, f"flags must not ask for strip_profile and {kept[0]} together "
+                              "(no metadata, and the original's)")  # fmt: skip
     if len({flag for flag in flags if attachment_name(flag) is not None}) > 1:
         raise InvalidArgument(key, value, "flags must not name two attachments")
     return tuple(sorted(set(flags)))
@@ -109,6 +127,12 @@ param(
         "animated and awebp ask for every frame of an animated original (kept anyway in GIF and WebP; "
         "a 400 with a format that cannot animate); "
         "strip_profile asks for no metadata (Exif, IPTC, XMP, ICC profile), as every output is written here; "
+        "keep_iptc keeps the original's IPTC, XMP and Exif metadata (IPTC in JPEG; XMP and Exif also in "
+        "PNG, WebP and AVIF; XMP in TIFF; a 400 with GIF output, which holds none, and with q_auto); "
+        "keep_attribution keeps of them only the rights fields (creator, credit, source, copyright "
+        "notice, rights usage terms, licensor; Exif Artist and Copyright), q_auto allowed; "
+        "lossy makes PNG output a quantised palette and GIF output fewer colours, q_ setting how lossy "
+        "(80 by default; a 400 with TIFF output; JPEG, WebP and AVIF are lossy anyway); "
         "attachment[:<filename>] sends the image as a download named <filename> (default: the public id's "
         "last part; a fetch URL's remote file name) with the delivered format's extension",
         "flags",

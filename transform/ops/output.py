@@ -14,6 +14,12 @@ QUALITY_LEVELS = ("best", "good", "eco", "low")
 #: q_<n>:420 / q_<n>:444: Cloudinary's chroma subsampling toggle (its SDKs' chromaSubSampling), halved
 #: colour resolution or full. Without it libvips decides (full from quality 90 up, as Cloudinary's JPEGs).
 CHROMA = ("420", "444")
+#: f_auto[:image|animated] (https://cloudinary.com/documentation/transformation_reference#f_format): the
+#: media type f_auto chooses among. image: image formats only, which is all f_auto chooses from here
+#: (cutout delivers no video), so f_auto:image is f_auto. animated: formats that hold an animation only:
+#: WebP where the client takes it, else GIF (libvips writes no animated AVIF or PNG), a still delivered in
+#: them as one frame. (f_auto:video would choose a video format: cutout makes none, so it is a 400.)
+AUTO_FORMATS = ("auto", "auto:image", "auto:animated")
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,10 @@ class Quality:
 
 def _format(key: str, value: str) -> str:
     value = FORMAT_OF.get(value, value)
-    return args.enum_of(*FORMATS, "auto")(key, value, "format")
+    if value == "auto:video":
+        raise InvalidArgument(key, value, "f_auto:video chooses a video format, and cutout delivers images "
+                              "only: use f_auto, f_auto:image or f_auto:animated")  # fmt: skip
+    return args.enum_of(*FORMATS, *AUTO_FORMATS)(key, value, "format")
 
 
 def _quality(key: str, value: str) -> Quality:
@@ -58,11 +67,17 @@ def _quality(key: str, value: str) -> Quality:
 
 param(
     ParamSpec(
-        "f", "format", _format, "delivery format: " + ", ".join(FORMATS) + ", auto (by Accept)", "output"
+        "f",
+        "format",
+        _format,
+        "delivery format: " + ", ".join(FORMATS) + ", auto (by Accept; auto:image is the same, "
+        "auto:animated chooses among the formats that animate: WebP by Accept, else GIF)",
+        "output",
     )
 )
 _QUALITY_HELP = (
-    "JPEG/WebP/AVIF quality or PNG palette quantisation 1-100 (a 400 for GIF/TIFF), "
+    "JPEG/WebP/AVIF quality or PNG palette quantisation 1-100, GIF colours with fl_lossy (else a 400 for "
+    "GIF; TIFF: a 400), "
     "or auto[:best|good|eco|low]; 1-100:420 or :444 also sets JPEG and AVIF chroma subsampling "
     "(444: full colour resolution; a 400 with other formats, except where f_auto chose them)"
 )

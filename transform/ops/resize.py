@@ -27,6 +27,12 @@ from transform.ops.registry import (
     render_param,
 )
 
+#: a_auto_right / a_auto_left (https://cloudinary.com/documentation/transformation_reference#a_angle;
+#: its SDKs: "Rotate image 90 degrees clockwise [counterclockwise] only if the requested aspect ratio does
+#: not match the image's aspect ratio"): qualifiers of the resize, parsed with a_ (transform/ops/style.py),
+#: which turn the image before sizing it.
+AUTO_TURNS = ("auto_right", "auto_left")
+
 CROP_MODES.update(
     scale="resize to exactly w x h (one given: keep aspect ratio)",
     fit="largest size that fits inside w x h, aspect ratio kept",
@@ -547,6 +553,9 @@ def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action |
     keys = [k for k in _KEYS if k in params] + (["b"] if spec.background else []) + effect_keys
     keys += ["fl"] if relative else []
     claimed.update(keys)
+    turn = _auto_turn(params)
+    if turn is not None:
+        claimed.add("a")
 
     centred = _centred(spec)
     gravity = spec.gravity or ""
@@ -554,6 +563,12 @@ def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action |
     measured = object()  # b_auto's colour on an animation's first frame, this step's in Ctx.measured
 
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
+        reference = (ctx.layer_region if region else ctx.layer_base) if relative else None
+        seen = prefix
+        if turn is not None and _turns(spec, image, reference):
+            image = image.rot("d90" if turn == "auto_right" else "d270")
+            # What a detector reads is the image turned, not the original's preview: keyed as such.
+            seen = f"{prefix}/a_{turn}" if prefix else f"a_{turn}"
         if ctx.animated and centred is not None:
             return centred.apply(image, ctx.limits)  # (never inside a layer: a layer's image is a still)
         if ctx.animated and isinstance(spec.background, AutoBackground):
@@ -566,8 +581,7 @@ def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action |
         # other steps); a cached detection reads no pixels at all. So no copy_memory to share them.
         # g_custom: the asset's region, or (none in its record) the gravity Cloudinary falls back to.
         now = spec if not custom else replace(spec, gravity=focus.resolve_custom(gravity, ctx))
-        found = focus.find(now.gravity, ctx, image, prefix) if now.content and now.gravity else None
-        reference = (ctx.layer_region if region else ctx.layer_base) if relative else None
+        found = focus.find(now.gravity, ctx, image, seen) if now.content and now.gravity else None
         if region and ctx.layer_region is None:
             # Not in a layer on a face: a crop with fl_region_relative, fractions of the box it found (of
             # the image when none was found, as without the flag).
@@ -575,18 +589,43 @@ def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action |
             reference = (max(1, round(box[0])), max(1, round(box[1]))) if box is not None else None
         return now.apply(image, ctx.limits, reference=reference, found=found)
 
-    sequential = spec.gravity != "auto" and spec.mode not in _PADDED and not spec.content
+    sequential = spec.gravity != "auto" and spec.mode not in _PADDED and not spec.content and turn is None
     canonical = ",".join(render_param(k, params[k]) for k in sorted(keys))
+    if turn is not None:  # (a_ sorts first; the rest of a_ is the angle step's, after the resize)
+        canonical = f"a_{turn},{canonical}"
     return Action(
         canonical,
         run,
         sequential=sequential,
-        scaler=None if relative else spec,
+        scaler=None if relative or turn is not None else spec,
         segmentation=focus.needs_mask(spec.gravity),
         faces=focus.needs_faces(spec.gravity),
         still_only=f"g_{spec.gravity}" if spec.content and centred is None else None,
         reads=frozenset({"custom"}) if custom else frozenset(),
     )
+
+
+def _auto_turn(params: Mapping[str, Any]) -> str | None:
+    """a_auto_right or a_auto_left of the component, once checked that its resize gives an aspect ratio
+    to compare the image's with: w_ and h_, or ar_ (with one side alone the box takes the image's own
+    shape, which always matches, so the turn could never happen). None when there is none."""
+    turn = next((t for t in params.get("a", ()) if t in AUTO_TURNS), None)
+    if turn is not None and "ar" not in params and not ("w" in params and "h" in params):
+        raise BadRequest(
+            f"Invalid transformation parameter - a_{turn}: it needs a box with an aspect ratio, w_ and h_ "
+            "or ar_ (with one side the box takes the image's own shape, which always matches)"
+        )
+    return turn
+
+
+def _turns(spec: Resize, image: pyvips.Image, reference: tuple[int, int] | None) -> bool:
+    """Whether a_auto_right / a_auto_left turn ``image``: the requested box and the image are one
+    landscape (wider than high), the other portrait. Cloudinary does not document when two aspect ratios
+    "match": orientation is what a quarter turn can change, so that is what is compared; a square box or
+    image matches either (a turn would make it no closer to the box)."""
+    iw, ih = image.width, image.height
+    width, height = spec.box(iw, ih, reference or (iw, ih), outside=reference is not None)
+    return (width > height and ih > iw) or (width < height and iw > ih)
 
 
 def _before_pad(params: Mapping[str, Any], spec: Resize) -> tuple[Before | None, list[str]]:

@@ -14,30 +14,31 @@ from transform.ops import args
 from transform.ops.args import Color
 from transform.ops.autopad import AutoBackground, BlurredBackground, parse_auto, parse_blurred
 from transform.ops.registry import Action, Ctx, ParamSpec, builder, param, render_param
+from transform.ops.resize import AUTO_TURNS
 
-_ANGLE_MODES = ("hflip", "vflip", "ignore")
+# a_auto_right / a_auto_left (AUTO_TURNS) qualify the component's resize, which turns the image before
+# sizing it (transform/ops/resize.py); the angle step after it leaves them out.
+_ANGLE_MODES = ("hflip", "vflip", "ignore", *AUTO_TURNS)
 
 
 def _angle(key: str, value: str) -> tuple[str, ...]:
     """Tokens in URL order, except ``ignore`` (a fact about loading, not a step), which goes first."""
     tokens = tuple(value.split("."))
     for token in tokens:
-        if token in ("auto_right", "auto_left"):
-            raise InvalidArgument(
-                key,
-                value,
-                f"{token} is not supported (when Cloudinary counts an aspect ratio as matching is not "
-                "documented); rotate explicitly with a_90 or a_-90",
-            )
         degrees = args.integer(token)
         if token not in _ANGLE_MODES and not (degrees is not None and abs(degrees) <= 3600):
             raise InvalidArgument(
-                key, value, "angle must be degrees (-3600 to 3600), hflip, vflip or ignore, joined by '.'"
+                key,
+                value,
+                "angle must be degrees (-3600 to 3600), hflip, vflip, ignore, auto_right or auto_left, "
+                "joined by '.'",
             )
     if sum(t not in _ANGLE_MODES for t in tokens) > 1:
         raise InvalidArgument(key, value, "angle takes one number of degrees (a_45, a_hflip.45)")
     if tokens.count("ignore") > 1:
         raise InvalidArgument(key, value, "angle takes ignore once")
+    if sum(t in AUTO_TURNS for t in tokens) > 1:
+        raise InvalidArgument(key, value, "angle takes one of auto_right and auto_left, once")
     steps = tuple(t if t in _ANGLE_MODES else str(args.integer(t)) for t in tokens if t != "ignore")
     return ("ignore", *steps) if "ignore" in tokens else steps
 
@@ -106,7 +107,9 @@ param(
         "angle",
         _angle,
         "rotate clockwise by degrees; hflip, vflip; combine with '.' (a_hflip.45); "
-        "ignore: do not apply the EXIF orientation",
+        "ignore: do not apply the EXIF orientation; auto_right, auto_left: with the component's resize "
+        "(w_ and h_, or ar_), first turn the image a quarter clockwise / counter-clockwise when the box "
+        "and the image are not both landscape or both portrait",
         "angle",
         lambda t: ".".join(t),
         variables="integer",
@@ -256,7 +259,14 @@ def _around(image: pyvips.Image, width: int, radii: tuple[float, ...] | None) ->
 def build_angle(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action | None:
     if "a" not in params:
         return None
-    tokens = tuple(t for t in params["a"] if t != "ignore")  # a_ignore acts when the source is loaded
+    turn = next((t for t in params["a"] if t in AUTO_TURNS), None)
+    if turn is not None and "a" not in claimed:
+        raise BadRequest(
+            f"Invalid transformation parameter - a_{turn}: it qualifies a resize in its component (c_ with "
+            "w_ and h_, or ar_): it turns the image when the box's orientation is not the image's"
+        )
+    # a_ignore acts when the source is loaded; a_auto_right and a_auto_left in the resize, before it.
+    tokens = tuple(t for t in params["a"] if t != "ignore" and t not in AUTO_TURNS)
     if not tokens:
         return None
     sequential = all(t == "hflip" or (t not in _ANGLE_MODES and int(t) % 360 == 0) for t in tokens)
