@@ -108,7 +108,9 @@ def cut_out(
     return to_float(mask.alpha), mask.confidence
 
 
-def evaluate(folder: Path, args: argparse.Namespace, memo: MemoModel, csv_dir: Path) -> None:
+def evaluate(folder: Path, args: argparse.Namespace, memo: MemoModel, csv_dir: Path) -> list[str]:
+    """Score every photo of ``folder``, print the tables; the failures ``--check`` counts: each level's
+    photos under recipe B's floor, and a level whose mean IoU or MAE is not better than recipe B's."""
     levels = {level: IsNetSegmenter(memo, quality=level) for level in args.levels}  # type: ignore[arg-type]
     plain = levels.get("default") or IsNetSegmenter(memo)  # type: ignore[arg-type]
     variants = ["B", *levels] + (["old"] if args.old else []) + (["fine"] if args.fine_edges else [])
@@ -178,10 +180,16 @@ def evaluate(folder: Path, args: argparse.Namespace, memo: MemoModel, csv_dir: P
         under = sum(s.iou < f for s, f in zip(results[v], floor, strict=True))
         print(f"ALL {v:<8} {fmt(mean(results[v]))}  under the floor {under:3d}  "
               f"{seconds[v] / max(n, 1):.2f} s/photo")
+    failures: list[str] = []
     for v in variants[1:]:
         for record, s, f in zip(rows, results[v], floor, strict=True):
             if s.iou < f:
                 print(f"  under the floor: {v} {record['photo']} IoU {s.iou:.3f} (recipe B {f + FLOOR:.3f})")
+                failures.append(f"{folder.name} {v} {record['photo']} under the floor")
+    for level in levels:
+        ours, raw = mean(results[level]), mean(results["B"])
+        if not (ours.iou > raw.iou and ours.mae < raw.mae):
+            failures.append(f"{folder.name} {level}: mean {fmt(ours)} not better than recipe B's {fmt(raw)}")
     for level in levels:
         ious = [s.iou for s in results[level]]
         scored = confidences[level]
@@ -192,6 +200,7 @@ def evaluate(folder: Path, args: argparse.Namespace, memo: MemoModel, csv_dir: P
         print(f"confidence ({level}) vs IoU: Spearman {spearman(scored, ious):.3f}; below {REVIEW_BELOW} it "
               f"flags {flagged_bad}/{len(bad)} cut-outs with IoU < {BAD_IOU}, "
               f"{flagged_good}/{len(good)} others")
+    return failures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fine-edges", action="store_true", help="also score fineedges_y")
     parser.add_argument("--limit", type=int, default=None, help="only the first N photos of each set")
     parser.add_argument("--csv-dir", type=Path, default=Path(__file__).resolve().parent / "out")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 when a photo of a level falls under recipe B's floor or a level's mean "
+                             "is not better than recipe B's (`make quality`)")
     args = parser.parse_args(argv)
     args.levels = [level for level in args.levels.split(",") if level]
     unknown = set(args.levels) - set(QUALITIES)
@@ -209,8 +221,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown quality levels {sorted(unknown)}; known: {', '.join(QUALITIES)}")
     memo = MemoModel(load_segmenter().model)
     print(f"model {memo.config.path}")
-    for folder in args.dirs:
-        evaluate(folder, args, memo, args.csv_dir)
+    failures = [failure for folder in args.dirs for failure in evaluate(folder, args, memo, args.csv_dir)]
+    if args.check and failures:
+        print("\nFAILED:\n  " + "\n  ".join(failures))
+        return 1
     return 0
 
 

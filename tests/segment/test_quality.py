@@ -360,12 +360,17 @@ def test_real_cut_outs_on_eval_photos(segmenter: object, eval_dir: Path) -> None
         assert 0 < mask.confidence <= 1
 
 
+#: Every QUARTER-th photo of ecssd_val200 (50 of 200): the 200 inferences took a third of `make test`
+#: (6 minutes of about 20 on 2 idle cores). `make quality` scores all 200 and fails the same way.
+QUARTER = 4
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(1800)  # 200 inferences: about 5 minutes on 2 idle cores, more on a shared machine
+@pytest.mark.timeout(900)  # 50 inferences: about 1.5 minutes on 2 idle cores, more on a shared machine
 def test_no_photo_of_ecssd_val200_falls_under_the_raw_models_floor(segmenter: object, eval_dir: Path) -> None:
     """The default cut-out is never much worse than the network alone with rembg's recipe (recipe B),
-    photo by photo, on 200 photos nobody tuned on; and better on average (bench/quality.py prints
-    the same comparison with every figure)."""
+    photo by photo, on a quarter of 200 photos nobody tuned on, spread over the set; and better on
+    average (`make quality`: bench/quality.py's same comparison on all 200, with every figure)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
     from metrics import load_mask, mean, pairs, scores
     from quality import FLOOR, MemoModel, recipe_b
@@ -378,7 +383,9 @@ def test_no_photo_of_ecssd_val200_falls_under_the_raw_models_floor(segmenter: ob
     ours = IsNetSegmenter(memo)  # type: ignore[arg-type]
     assert ours.model_id == segmenter.model_id  # type: ignore[attr-defined]  # the served default
     raw, default, under = [], [], []
-    for pair in pairs(folder):
+    every = list(pairs(folder))
+    assert len(every) == 200
+    for pair in every[::QUARTER]:
         memo.new_photo()  # recipe B and the default share the photo's one inference
         image = pyvips.Image.new_from_file(str(pair.image))
         truth = load_mask(pair.mask)
@@ -388,7 +395,7 @@ def test_no_photo_of_ecssd_val200_falls_under_the_raw_models_floor(segmenter: ob
         default.append(d)
         if d.iou < b.iou - FLOOR:
             under.append(f"{pair.stem}: {d.iou:.3f} against recipe B's {b.iou:.3f}")
-    assert len(default) == 200
+    assert len(default) == 200 // QUARTER
     assert not under, under
     assert mean(default).iou > mean(raw).iou and mean(default).mae < mean(raw).mae
 
