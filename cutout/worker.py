@@ -25,7 +25,7 @@ from cache.s3 import TieredBlobs
 from cutout import metrics
 from cutout.cli import settings_with_cache_folder
 from cutout.settings import Settings, SettingsError, check_buckets, check_state
-from cutout.store import remembered
+from cutout.store import Failures
 from grammar import parse_path
 from grammar.errors import OriginError
 
@@ -83,6 +83,9 @@ class Worker:
         self.service, self.queue, self.consumer = service, queue, consumer
         self.lease = service.settings.lease_seconds
         self.stopping = threading.Event()
+        settings = service.settings
+        self.failures = Failures(service.coordinator, failure_seconds=settings.failure_seconds,
+                                 backoff_seconds=settings.crash_backoff_seconds)
 
     def run(self, *, once: bool = False, announce: tuple[str, str] | None = None) -> bool:
         """False when, with ``once``, Redis stayed away for REDIS_WAIT_SECONDS (without, it waits for it).
@@ -163,10 +166,8 @@ class Worker:
         try:
             prepared = service.resolver.prepare(parse_path(job.request), accept=job.accept or None,
                                                 signed_ok=True)
-        except OriginError as exc:  # the original is gone, or the request no longer resolves
-            if remembered(exc):  # a storage that did not answer is not the URL's failure
-                service.coordinator.remember_failure(job.key, exc.status, exc.public,
-                                                     ttl=service.settings.failure_seconds)
+        except OriginError as exc:  # the original is gone, the request no longer resolves, storage is down
+            self.failures.failed(job.key, exc)
             return
         if prepared.key != job.key:
             # The original, a layer or the model changed since the job was queued: its key names content
@@ -178,18 +179,17 @@ class Worker:
             entry = service.scheduler.generation(prepared)
             if entry is not None:
                 service.store.keep(job.key, entry)
+                self.failures.succeeded(job.key)
         except OriginError as exc:
             log.info("%s failed in %.2fs: %s (%s)", prepared.public_id, time.perf_counter() - started,
                      exc.public, exc.detail)
-            # Only the image's own failure is remembered (``remembered``): a storage or Redis that did
-            # not answer is not, or the URL would answer 503 for CUTOUT_FAILURE_SECONDS after it is
-            # back; the next request queues it again.
-            if remembered(exc):
-                service.coordinator.remember_failure(job.key, exc.status, exc.public,
-                                                     ttl=service.settings.failure_seconds)
+            # The image's own failure is remembered for CUTOUT_FAILURE_SECONDS; a storage or Redis that
+            # did not answer only for a back-off (``Failures``), as the servers' polls would queue it again.
+            self.failures.failed(job.key, exc)
             return
-        except Exception:  # a crash is not the image's failure either: logged, not remembered
+        except Exception:  # a crash is not the image's failure either: backed off from, not remembered
             log.exception("generation of %s (%s) crashed", prepared.public_id, job.key)
+            self.failures.failed(job.key, OriginError())
             return
         # None: the original changed while it ran, nothing is stored (the next request has a new key).
         outcome = "done" if entry is not None else "dropped (its original changed meanwhile)"
