@@ -367,6 +367,13 @@ VARIABLES: tuple[Variable, ...] = (
             "answered with that 500/503 again before it runs again (never stored as a result): 1 s after "
             "the first failure in a row, doubling with each, back to 1 s after a success; at least 1",
             low=1.0, high=3600.0),
+    # A supervisor kills a process its grace period after SIGTERM (Docker 10 s, Kubernetes 30 s): a worker
+    # that waited for a longer job was killed, and the job waited out CUTOUT_LEASE_SECONDS.
+    _server("CUTOUT_STOP_GRACE_SECONDS", NUMBER, 8.0,
+            "how long `cutout worker`, told to stop (SIGTERM, Ctrl-C), lets the job in hand finish: past it, "
+            "or at a second signal, it stops its model and hands the job back to the queue, where another "
+            "worker takes it at once; under the supervisor's own grace period (Docker's is 10 s)",
+            low=0.0, high=3600.0),
     _server("CUTOUT_RETRY_AFTER", INTEGER, 2, "Retry-After seconds of a 423 (a 503 says 1)", low=1,
             high=86400),
     _server("CUTOUT_MEMORY_CACHE", BYTES, 64 << 20,
