@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from functools import cached_property
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -97,9 +98,13 @@ class Worker:
         # The job in hand and what stops its heartbeat; the job handed back (``hand_back``), if any.
         self._current: tuple[Job, threading.Event] | None = None
         self._handed_back: Job | None = None
-        settings = service.settings
-        self.failures = Failures(service.coordinator, failure_seconds=settings.failure_seconds,
-                                 backoff_seconds=settings.crash_backoff_seconds)
+
+    @cached_property
+    def failures(self) -> Failures:
+        """How a job's failure is remembered (made at the first: a worker that gets no job needs none)."""
+        settings = self.service.settings
+        return Failures(self.service.coordinator, failure_seconds=settings.failure_seconds,
+                        backoff_seconds=settings.crash_backoff_seconds)
 
     def run(self, *, once: bool = False, announce: tuple[str, str] | None = None) -> bool:
         """False when, with ``once``, Redis stayed away for REDIS_WAIT_SECONDS (without, it waits for it).
