@@ -1,10 +1,11 @@
 """What the processes serving one cache agree on, in diskcache (``<directory>/state``): generation
-claims with a lease, remembered failures with a short expiry, and the strict-mode allow-list of
-eager-generated transformations. Never evicted by size, so a busy cache cannot drop a claim or forget
-that a strict-mode derivative was pre-generated."""
+claims with a lease, remembered failures with a short expiry (and how many in a row), and the strict-mode
+allow-list of eager-generated transformations. Never evicted by size, so a busy cache cannot drop a claim
+or forget that a strict-mode derivative was pre-generated."""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,17 @@ _CLAIM = "claim:"
 class Failure:
     status: int
     message: str
+    #: Seconds it was remembered for, the Retry-After of a 503 answering it (None: written by a version
+    #: that did not say).
+    retry_after: int | None = None
+
+
+def failure_of(value: object) -> Failure | None:
+    """A stored failure record, ``[status, message, seconds]`` (or without the seconds: older writers)."""
+    if not isinstance(value, (list, tuple)) or len(value) not in (2, 3):
+        return None
+    seconds = int(value[2]) if len(value) == 3 else None
+    return Failure(int(value[0]), str(value[1]), seconds)
 
 
 class DiskCoordinator:
@@ -63,14 +75,19 @@ class DiskCoordinator:
 
     # -- failures --------------------------------------------------------------------------------
     def remember_failure(self, key: str, status: int, message: str, *, ttl: float) -> None:
-        self.state.set("fail:" + key, (status, message), expire=ttl)
+        self.state.set("fail:" + key, (status, message, math.ceil(ttl)), expire=ttl)
 
     def failure(self, key: str) -> Failure | None:
-        value = self.state.get("fail:" + key)
-        if value is None:
-            return None
-        status, message = value
-        return Failure(int(status), str(message))
+        return failure_of(self.state.get("fail:" + key))
+
+    def failed_again(self, key: str, *, keep: float) -> int:
+        with self.state.transact():
+            count = int(self.state.get("streak:" + key, 0)) + 1
+            self.state.set("streak:" + key, count, expire=keep)
+        return count
+
+    def succeeded(self, key: str) -> None:
+        self.state.delete("streak:" + key)
 
     # -- eager allow-list (strict mode) ----------------------------------------------------------
     def allow(self, name: str) -> None:

@@ -55,6 +55,20 @@ _FORGET = """
 if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then redis.call('DEL', KEYS[1]) end
 """
 
+# A job handed back by the worker holding it: queued again as a new entry (a waiting worker's XREADGROUP
+# takes it at once; the old one would move only once idle for a lease), the old one gone, its waiting note
+# pointing at the new one. Only while this consumer still holds it: one taken over meanwhile stays.
+_GIVE_BACK = """
+local held = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #held == 0 or held[1][2] ~= ARGV[7] then return false end
+local new = redis.call('XADD', KEYS[1], '*', 'key', ARGV[3], 'request', ARGV[4], 'accept', ARGV[5],
+                       'owner', ARGV[6])
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if redis.call('HGET', KEYS[2], 'owner') == ARGV[6] then redis.call('HSET', KEYS[2], 'id', new) end
+return new
+"""
+
 
 @dataclass(frozen=True)
 class Job:
@@ -82,6 +96,7 @@ class ModelQueue:
         self._alive = self.client.register_script(_ALIVE)
         self._waiting = self.client.register_script(_WAITING)
         self._forget = self.client.register_script(_FORGET)
+        self._give_back = self.client.register_script(_GIVE_BACK)
 
     def close(self) -> None:
         self.client.close()
@@ -189,6 +204,12 @@ class ModelQueue:
         """Reset the job's idle time: it is being worked on (``XCLAIM`` to the same consumer)."""
         self.client.xclaim(STREAM, GROUP, consumer, min_idle_time=0, message_ids=[job.id], justid=True)
         self.beat(consumer)
+
+    def give_back(self, job: Job, consumer: str) -> bool:
+        """``consumer`` stops before ``job`` is done: the job is queued again for the next worker, with
+        the claim it carries (its owner). False when ``consumer`` no longer held it."""
+        args = [GROUP, job.id, job.key, job.request, job.accept, job.owner, consumer]
+        return self._give_back(keys=[STREAM, WAITING + job.key], args=args) is not None
 
     def done(self, job: Job) -> None:
         pipe = self.client.pipeline()

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 
 import redis
 
-from cache.coordinator import Failure
+from cache.coordinator import Failure, failure_of
 from grammar.errors import Overloaded
 
 log = logging.getLogger("cutout.state")
@@ -131,7 +132,7 @@ class RedisCoordinator:
 
     # -- failures --------------------------------------------------------------------------------
     def remember_failure(self, key: str, status: int, message: str, *, ttl: float) -> None:
-        value = json.dumps([status, message])
+        value = json.dumps([status, message, math.ceil(ttl)])
         try:
             self.client.set(PREFIX + "fail:" + key, value, px=max(1, int(ttl * 1000)))
         except redis.RedisError as exc:  # an optimisation lost: the next request tries again
@@ -143,10 +144,25 @@ class RedisCoordinator:
         except redis.RedisError as exc:
             log.warning("Redis at %s: %s", self.url, exc)
             return None
-        if raw is None:
-            return None
-        status, message = json.loads(raw)
-        return Failure(int(status), str(message))
+        return None if raw is None else failure_of(json.loads(raw))
+
+    def failed_again(self, key: str, *, keep: float) -> int:
+        name = PREFIX + "streak:" + key
+        try:
+            with self.client.pipeline() as pipe:  # MULTI: two processes failing at once count two
+                pipe.incr(name)
+                pipe.pexpire(name, max(1, int(keep * 1000)))
+                count, _ = pipe.execute()
+            return int(count)
+        except redis.RedisError as exc:  # an optimisation lost: counted as a first failure
+            log.warning("Redis at %s: failure of %s not counted: %s", self.url, key, exc)
+            return 1
+
+    def succeeded(self, key: str) -> None:
+        try:
+            self.client.delete(PREFIX + "streak:" + key)
+        except redis.RedisError as exc:  # the count lapses on its own
+            log.warning("Redis at %s: %s", self.url, exc)
 
     # -- eager allow-list (strict mode) ----------------------------------------------------------
     def allow(self, name: str) -> None:

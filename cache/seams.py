@@ -149,6 +149,16 @@ class Coordinator(Protocol):
 
     def failure(self, key: str) -> Failure | None: ...
 
+    def failed_again(self, key: str, *, keep: float) -> int:
+        """Count one more failure of ``key`` in a row and return the count, this one included; the count
+        is forgotten ``keep`` seconds after the last failure, or at ``succeeded``. Best effort: a store
+        that cannot count says 1."""
+        ...
+
+    def succeeded(self, key: str) -> None:
+        """``key`` was made: its failures in a row start again from none (best effort)."""
+        ...
+
     def allow(self, name: str) -> None: ...
 
     def allowed(self, name: str) -> bool: ...

@@ -21,7 +21,7 @@ from functools import partial
 
 from cache import BlobStore, Coordinator, Entry
 from cutout import metrics
-from cutout.store import remembered
+from cutout.store import Failures, remembered
 from grammar.errors import OriginError, Overloaded
 
 #: What waits on a job in this process: called with the job's failure when it was not remembered (a
@@ -41,11 +41,12 @@ class Generator:
         queue_size: int,
         lease: float,
         failure_ttl: float,
+        backoff: float = 30.0,
     ) -> None:
         self.blobs = blobs
         self.coordinator = coordinator
         self.lease = lease
-        self.failure_ttl = failure_ttl
+        self.failures = Failures(coordinator, failure_seconds=failure_ttl, backoff_seconds=backoff)
         self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cutout-model")
         self._slots = threading.BoundedSemaphore(queue_size)
@@ -101,19 +102,22 @@ class Generator:
             # given back and the job may run elsewhere already; this process is on its way out.
             if entry is not None and not self._stop.is_set():
                 self.blobs.put(key, entry)
+                self.failures.succeeded(key)
         except OriginError as exc:
             log.info("generation of %s failed: %s (%s)", key, exc.public, exc.detail)
-            if remembered(exc):
-                if not self._stop.is_set():
-                    self.coordinator.remember_failure(key, exc.status, exc.public, ttl=self.failure_ttl)
-            else:  # not the URL's failure: its waiters are told, the next request generates again
-                failed = exc
+            failed = exc
         except Exception:
             log.exception("generation of %s crashed", key)
             failed = OriginError()
         finally:
-            self._finish(key, failed)
-            del failed  # (its traceback holds this frame)
+            told = failed
+            if failed is not None:
+                if not self._stop.is_set():  # remembered before the claim goes: no poll queues it again
+                    self.failures.failed(key, failed)
+                if remembered(failed):
+                    told = None  # the URL's own failure: its waiters read it from the store
+            self._finish(key, told)
+            del failed, told  # (its traceback holds this frame)
 
     def when_done(self, key: str, callback: Waiter) -> bool:
         """Call ``callback`` (from the worker thread) once this process's job for ``key`` has ended, with

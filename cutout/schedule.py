@@ -96,7 +96,8 @@ class Scheduler:
         else:
             self.generator = Generator(store.blobs, coordinator, workers=settings.model_workers,
                                        queue_size=settings.queue_size, lease=settings.lease_seconds,
-                                       failure_ttl=settings.failure_seconds)
+                                       failure_ttl=settings.failure_seconds,
+                                       backoff=settings.crash_backoff_seconds)
         self._limiter: anyio.CapacityLimiter | None = None
         self._inflight = 0  # renders queued or running (not requests: those sharing one count once)
         self._renders: dict[str, _Shared] = {}  # cache key -> its render in progress in this process
@@ -378,7 +379,7 @@ class Scheduler:
         with anyio.move_on_after(remaining):
             await done.wait()
         if failures:
-            # Not remembered (not the URL's failure: a storage that did not answer, a crash), so the
-            # store will not say it: the requests that waited for this run hear it from the run itself.
-            # The next request generates again.
+            # Not the URL's failure (a storage that did not answer, a crash): the store says it only for
+            # a back-off (``Failures``), if it could keep it; the requests that waited for this run hear
+            # it from the run itself. A request after the back-off generates again.
             raise again(failures[0])

@@ -64,6 +64,8 @@ class Settings:
     render_timeout: float = _setting("CUTOUT_RENDER_TIMEOUT")
     lease_seconds: float = _setting("CUTOUT_LEASE_SECONDS")
     failure_seconds: float = _setting("CUTOUT_FAILURE_SECONDS")
+    crash_backoff_seconds: float = _setting("CUTOUT_CRASH_BACKOFF_SECONDS")
+    stop_grace_seconds: float = _setting("CUTOUT_STOP_GRACE_SECONDS")
     memory_cache: int = _setting("CUTOUT_MEMORY_CACHE")
     background_removal: bool | str = _setting("CUTOUT_BACKGROUND_REMOVAL")
     state: str | None = _setting("CUTOUT_STATE")

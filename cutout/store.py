@@ -49,8 +49,50 @@ def remembered(error: OriginError) -> bool:
     client's image or URL caused (bad, missing, too large, undecodable; a render past its time budget,
     which the same URL would meet again). Never what the infrastructure did (a storage or Redis that did
     not answer, a full queue, a crash): remembered, that answered 503 for the whole period after the
-    storage was back, and a failure is never a result to keep."""
+    storage was back, and a failure is never a result to keep. A generation backs off from those
+    instead (``Failures``)."""
     return isinstance(error, RenderTimeout) or (error.status < 500 and error.status in _BY_STATUS)
+
+
+#: The back-off after a first crash (``Failures``), doubled with each crash in a row.
+FIRST_BACKOFF = 1.0
+
+
+class Failures:
+    """What a generation's failure leaves for the next request, one policy for every process that runs
+    the model (a server's model pool, `cutout worker`). The image's own failure (``remembered``) is
+    answered again for ``CUTOUT_FAILURE_SECONDS``. A crash, or a storage or Redis that did not answer, is
+    not the image's, so it is remembered only for a back-off: 1 s after the first in a row, doubling up to
+    ``CUTOUT_CRASH_BACKOFF_SECONDS``, from 1 s again after a success. Without it an original that crashes
+    the pipeline every time (or a worker's storage that is down) ran the model for every request, a
+    queued one for every poll of every waiting request. A failure is never stored as a result."""
+
+    def __init__(self, coordinator: Coordinator, *, failure_seconds: float, backoff_seconds: float) -> None:
+        self.coordinator = coordinator
+        self.failure_seconds = failure_seconds
+        self.backoff_seconds = backoff_seconds
+
+    def failed(self, key: str, error: OriginError) -> None:
+        """Remember ``error`` for ``key`` (best effort: a store that cannot is logged, never raised, as
+        the job's claim must still be given back)."""
+        try:
+            if remembered(error):
+                ttl = self.failure_seconds
+            else:
+                # The count outlives the longest back-off, so the next crash after one backs off longer.
+                count = self.coordinator.failed_again(key, keep=2 * self.backoff_seconds)
+                ttl = min(self.backoff_seconds, FIRST_BACKOFF * 2.0 ** min(count - 1, 30))
+                log.info("%s failed %d time(s) in a row (%s); tried again after %g s", key, count,
+                         error.public, ttl)
+            self.coordinator.remember_failure(key, error.status, error.public, ttl=ttl)
+        except Exception:  # noqa: BLE001 - the next request tries again, as without it
+            log.exception("remembering the failure of %s failed", key)
+
+    def succeeded(self, key: str) -> None:
+        try:
+            self.coordinator.succeeded(key)
+        except Exception:  # noqa: BLE001 - the count lapses on its own; the result is what matters
+            log.exception("forgetting the failures of %s failed", key)
 
 
 def again(error: OriginError) -> OriginError:
@@ -66,7 +108,7 @@ class Store:
     ) -> None:
         self.blobs = blobs
         self.coordinator = coordinator
-        self.retry_after = math.ceil(failure_seconds)  # a remembered 503 says when it is forgotten
+        self.retry_after = math.ceil(failure_seconds)  # for a failure remembered without its seconds
         self.memory = MemoryEntries(memory_budget)
         #: Seconds between two uses of one memory entry told to the blob store.
         self.use_period = 60.0
@@ -106,8 +148,8 @@ class Store:
             self.memory.put(key, entry)
             return entry
         failure = self.coordinator.failure(key)
-        if failure is not None:
-            raise failure_error(failure.status, failure.message, self.retry_after)
+        if failure is not None:  # a 503 says when it is forgotten: a back-off's seconds, or the period's
+            raise failure_error(failure.status, failure.message, failure.retry_after or self.retry_after)
         return None
 
     async def fetch(self, key: str) -> Entry | None:

@@ -4,8 +4,11 @@ A worker takes jobs from the Redis stream (``cache.redis_queue``), prepares each
 the same resolver (so its key is computed the same way, with the model it runs) and generates it through
 the scheduler's own ``generation``, writing masks and derivatives to the shared stores. It renews the
 job's claim and the stream entry while it works; killed, its job goes to the next worker once the lease
-has passed. It reads the same settings as the servers (CUTOUT_ORIGINALS, CUTOUT_CACHE_DIR, CUTOUT_STATE,
-CUTOUT_SHARED_CACHE, CUTOUT_NAMED_TRANSFORMATIONS, and the model's variables such as CUTOUT_ORT_PROVIDERS).
+has passed. Told to stop (SIGTERM, Ctrl-C), it finishes the job in hand within CUTOUT_STOP_GRACE_SECONDS,
+else (or at a second signal) stops its model and hands the job back to the queue for another worker at
+once: a supervisor kills a process its own grace period after SIGTERM. It reads the same settings as the
+servers (CUTOUT_ORIGINALS, CUTOUT_CACHE_DIR, CUTOUT_STATE, CUTOUT_SHARED_CACHE, CUTOUT_NAMED_TRANSFORMATIONS,
+and the model's variables such as CUTOUT_ORT_PROVIDERS).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
+from functools import cached_property
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -25,7 +30,7 @@ from cache.s3 import TieredBlobs
 from cutout import metrics
 from cutout.cli import settings_with_cache_folder
 from cutout.settings import Settings, SettingsError, check_buckets, check_state
-from cutout.store import remembered
+from cutout.store import Failures
 from grammar import parse_path
 from grammar.errors import OriginError
 
@@ -42,6 +47,9 @@ ANNOUNCE_SECONDS = 5.0
 #: run must end rather than wait for a Redis that may never come.
 REDIS_WAIT_SECONDS = 10.0
 ACCELERATORS = ("CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider")
+#: How long a stopping worker waits for the job it handed back to unwind (its model stopped) before it
+#: exits regardless: a render past the model is not stopped, and nothing it makes is wanted any more.
+UNWIND_SECONDS = 2.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,10 +87,24 @@ def provider_problem(requested: tuple[str, ...], running: list[str]) -> str | No
 
 
 class Worker:
-    def __init__(self, service: Service, queue: ModelQueue, *, consumer: str) -> None:
+    def __init__(self, service: Service, queue: ModelQueue, *, consumer: str,
+                 interrupt: Callable[[], None] | None = None) -> None:
+        """``interrupt``: stops the model's runs in progress (``Model.interrupt``), for ``hand_back``."""
         self.service, self.queue, self.consumer = service, queue, consumer
         self.lease = service.settings.lease_seconds
         self.stopping = threading.Event()
+        self.interrupt = interrupt
+        self._lock = threading.Lock()
+        # The job in hand and what stops its heartbeat; the job handed back (``hand_back``), if any.
+        self._current: tuple[Job, threading.Event] | None = None
+        self._handed_back: Job | None = None
+
+    @cached_property
+    def failures(self) -> Failures:
+        """How a job's failure is remembered (made at the first: a worker that gets no job needs none)."""
+        settings = self.service.settings
+        return Failures(self.service.coordinator, failure_seconds=settings.failure_seconds,
+                        backoff_seconds=settings.crash_backoff_seconds)
 
     def run(self, *, once: bool = False, announce: tuple[str, str] | None = None) -> bool:
         """False when, with ``once``, Redis stayed away for REDIS_WAIT_SECONDS (without, it waits for it).
@@ -90,7 +112,7 @@ class Worker:
         try:
             return self._take_jobs(once, announce)
         finally:
-            self._leave()
+            self.leave()
 
     def _take_jobs(self, once: bool, announce: tuple[str, str] | None) -> bool:
         announced = 0.0
@@ -117,6 +139,9 @@ class Worker:
                 if once:
                     return True
                 continue
+            if self.stopping.is_set():  # taken while told to stop: the next worker has it at once
+                self._give_back(job)
+                break
             try:
                 self.work(job)
             except Exception:  # noqa: BLE001 - e.g. Redis gone mid-job: the job is taken again later
@@ -139,17 +164,52 @@ class Worker:
             return
         finished = threading.Event()
         beating = threading.Thread(target=self._heartbeat, args=(job, finished), daemon=True)
+        with self._lock:
+            self._current = (job, finished)
         beating.start()
         try:
             self._generate(job)
         finally:
             finished.set()
             beating.join()  # a renewal in flight would beat again after a stopping worker left
-            try:
-                coordinator.release(job.key, job.owner)
-            except Exception:  # noqa: BLE001 - it lapses with its lease
-                log.exception("releasing %s failed", job.key)
-            self._done(job)
+            with self._lock:
+                self._current = None
+                handed_back = self._handed_back is job
+            if not handed_back:  # else its claim and its entry are the next worker's
+                try:
+                    coordinator.release(job.key, job.owner)
+                except Exception:  # noqa: BLE001 - it lapses with its lease
+                    log.exception("releasing %s failed", job.key)
+                self._done(job)
+
+    def hand_back(self) -> bool:
+        """Give up the job in hand (from another thread: a stop past its grace): it is queued again for
+        the next worker, with the claim it carries, and the model's run is stopped; what the job does
+        afterwards is neither released, acknowledged nor remembered as a failure (a result it still
+        stores is the same bytes the next worker makes). False when no job is in hand."""
+        with self._lock:
+            if self._current is None or self._handed_back is not None:
+                return False
+            job, finished = self._current
+            self._handed_back = job
+        finished.set()  # its heartbeat ends: the job is the next worker's
+        self._give_back(job)
+        if self.interrupt is not None:
+            self.interrupt()
+        return True
+
+    def _give_back(self, job: Job) -> None:
+        try:
+            if self.queue.give_back(job, self.consumer):
+                log.info("job %s for %s handed back to the queue", job.id, job.key)
+        except Exception as exc:  # noqa: BLE001 - pending still: the next worker takes it after the lease
+            log.warning("handing %s back failed: %s; the next worker takes it after the lease", job.key, exc)
+
+    def _failed(self, job: Job, error: OriginError) -> None:
+        with self._lock:
+            if self._handed_back is job:  # stopped by ``hand_back``: not the image's failure, nor a crash
+                return
+        self.failures.failed(job.key, error)
 
     def _generate(self, job: Job) -> None:
         service = self.service
@@ -163,10 +223,8 @@ class Worker:
         try:
             prepared = service.resolver.prepare(parse_path(job.request), accept=job.accept or None,
                                                 signed_ok=True)
-        except OriginError as exc:  # the original is gone, or the request no longer resolves
-            if remembered(exc):  # a storage that did not answer is not the URL's failure
-                service.coordinator.remember_failure(job.key, exc.status, exc.public,
-                                                     ttl=service.settings.failure_seconds)
+        except OriginError as exc:  # the original is gone, the request no longer resolves, storage is down
+            self._failed(job, exc)
             return
         if prepared.key != job.key:
             # The original, a layer or the model changed since the job was queued: its key names content
@@ -178,18 +236,18 @@ class Worker:
             entry = service.scheduler.generation(prepared)
             if entry is not None:
                 service.store.keep(job.key, entry)
+                self.failures.succeeded(job.key)
         except OriginError as exc:
             log.info("%s failed in %.2fs: %s (%s)", prepared.public_id, time.perf_counter() - started,
                      exc.public, exc.detail)
-            # Only the image's own failure is remembered (``remembered``): a storage or Redis that did
-            # not answer is not, or the URL would answer 503 for CUTOUT_FAILURE_SECONDS after it is
-            # back; the next request queues it again.
-            if remembered(exc):
-                service.coordinator.remember_failure(job.key, exc.status, exc.public,
-                                                     ttl=service.settings.failure_seconds)
+            # The image's own failure is remembered for CUTOUT_FAILURE_SECONDS; a storage or Redis that
+            # did not answer only for a back-off (``Failures``), as the servers' polls would queue it again.
+            self._failed(job, exc)
             return
-        except Exception:  # a crash is not the image's failure either: logged, not remembered
-            log.exception("generation of %s (%s) crashed", prepared.public_id, job.key)
+        except Exception:  # a crash is not the image's failure either: backed off from, not remembered
+            if self._handed_back is not job:
+                log.exception("generation of %s (%s) crashed", prepared.public_id, job.key)
+            self._failed(job, OriginError())
             return
         # None: the original changed while it ran, nothing is stored (the next request has a new key).
         outcome = "done" if entry is not None else "dropped (its original changed meanwhile)"
@@ -203,7 +261,7 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - retried next round, well within the lease
                 log.warning("renewing %s failed: %s", job.key, exc)
 
-    def _leave(self) -> None:
+    def leave(self) -> None:
         try:
             self.queue.leave(self.consumer)
         except Exception as exc:  # noqa: BLE001 - Redis away: the heartbeat lapses on its own
@@ -288,19 +346,54 @@ def run(args: argparse.Namespace) -> int:
                 cache.close()
                 return 1
             print(f"{unreachable}; waiting for it", file=sys.stderr, flush=True)
-    worker = Worker(service, queue, consumer=f"{socket.gethostname()}-{os.getpid()}")
+    worker = Worker(service, queue, consumer=f"{socket.gethostname()}-{os.getpid()}",
+                    interrupt=segmenter.model.interrupt)
+    signals: list[float] = []  # when each stop signal came
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        worker.stopping.set()  # the job in hand is finished first
+        signals.append(time.monotonic())
+        worker.stopping.set()  # the job in hand may finish within the grace (``until_stopped``)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    outcome: list[bool] = []
+    # The jobs run in a thread: a signal's handler runs only in the main thread, between two bytecodes,
+    # so while the model ran in it no stop could be heard before the inference ended.
+    jobs = threading.Thread(target=lambda: outcome.append(worker.run(
+        once=args.once, announce=(segmenter.model_id, running[0]))), name="cutout-jobs", daemon=True)
+    jobs.start()
     try:
-        emptied = worker.run(once=args.once, announce=(segmenter.model_id, running[0]))
+        until_stopped(worker, jobs, signals, settings.stop_grace_seconds)
     finally:
         service.close()
         cache.close()
-    if not emptied:
+    if jobs.is_alive():
+        # A render after the model is not stopped by ``interrupt``; nothing it makes is wanted. The
+        # interpreter's exit would wait on no daemon thread, but its native code could outlive the
+        # modules it uses: leave at once, as a supervisor's SIGKILL would, its heartbeat first.
+        log.warning("the handed-back job is still unwinding; exiting without it")
+        worker.leave()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    if outcome and not outcome[0]:
         print("cutout worker: the Redis of CUTOUT_STATE went away; --once gives up", file=sys.stderr)
         return 1
     return 0
+
+
+def until_stopped(worker: Worker, jobs: threading.Thread, signals: list[float], grace: float) -> None:
+    """Wait for ``jobs`` to end; once told to stop, the job in hand is handed back past ``grace`` seconds
+    or at a second signal, and the jobs' thread is waited for UNWIND_SECONDS more at most."""
+    handed_back_at: float | None = None
+    while jobs.is_alive():
+        jobs.join(0.1)  # short: the signal handlers run in this thread, between these waits
+        now = time.monotonic()
+        if handed_back_at is None and signals and (len(signals) > 1 or now - signals[0] >= grace):
+            handed_back_at = now
+            if worker.hand_back():
+                why = "a second signal" if len(signals) > 1 else f"the job did not end within {grace:g} s"
+                log.info("stopping: %s; the job was handed back", why)
+        if handed_back_at is not None and now - handed_back_at >= UNWIND_SECONDS:
+            return

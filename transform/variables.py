@@ -360,6 +360,20 @@ VARIABLES: tuple[Variable, ...] = (
             "how long a failure of the image itself (undecodable, too large, not found, past the render "
             "budget) is remembered, at least 1; a storage or Redis that did not answer, or a crash, never is",
             low=1.0, high=_YEAR),
+    # A crash or an outage is not remembered as the image's failure, but retried at once it would run the
+    # model for every request (a queued job: every poll of every waiting request), so it backs off.
+    _server("CUTOUT_CRASH_BACKOFF_SECONDS", NUMBER, 30.0,
+            "longest a background removal that crashed, or met a storage or Redis that did not answer, is "
+            "answered with that 500/503 again before it runs again (never stored as a result): 1 s after "
+            "the first failure in a row, doubling with each, back to 1 s after a success; at least 1",
+            low=1.0, high=3600.0),
+    # A supervisor kills a process its grace period after SIGTERM (Docker 10 s, Kubernetes 30 s): a worker
+    # that waited for a longer job was killed, and the job waited out CUTOUT_LEASE_SECONDS.
+    _server("CUTOUT_STOP_GRACE_SECONDS", NUMBER, 8.0,
+            "how long `cutout worker`, told to stop (SIGTERM, Ctrl-C), lets the job in hand finish: past it, "
+            "or at a second signal, it stops its model and hands the job back to the queue, where another "
+            "worker takes it at once; under the supervisor's own grace period (Docker's is 10 s)",
+            low=0.0, high=3600.0),
     _server("CUTOUT_RETRY_AFTER", INTEGER, 2, "Retry-After seconds of a 423 (a 503 says 1)", low=1,
             high=86400),
     _server("CUTOUT_MEMORY_CACHE", BYTES, 64 << 20,

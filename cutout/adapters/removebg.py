@@ -271,10 +271,20 @@ def _zip(colour: bytes, alpha: bytes) -> bytes:
     return out.getvalue()
 
 
+#: What ``GET /v1.0/account`` reports: a self-hosted server meters nothing, so no balance is true, and
+#: JSON has no infinity. Clients call it to check that credits remain before they send images (the
+#: ``credits.total > 0`` or ``free_calls > 0`` of remove.bg's own clients); a refusal, or zero, stopped
+#: them. A large constant passes any such check, says "unlimited" to a person reading it, and never goes
+#: down: every answer's ``X-Credits-Charged`` is 0. Under ``subscription``, the credits remove.bg spends
+#: first, the ones a client showing a monthly budget reads.
+UNMETERED = 1_000_000_000
+
+
 async def account(request: Request, api: Api) -> Response:
-    """remove.bg's credit balance: cutout has no credits to report, and a made-up balance would be
-    worse than a refusal a client can show."""
-    raise ApiError("not_found", "GET /v1.0/account is not supported by this server: it charges no credits")
+    """remove.bg's credit balance, in its shape: the unmetered constant (``UNMETERED``)."""
+    credits = {"total": UNMETERED, "subscription": UNMETERED, "payg": 0, "enterprise": 0}
+    body = {"data": {"attributes": {"credits": credits, "api": {"free_calls": UNMETERED, "sizes": "all"}}}}
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
 PATH = "/v1.0/removebg"

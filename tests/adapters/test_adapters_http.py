@@ -125,10 +125,6 @@ def test_runware_refuses_one_task_uuid_for_two_tasks(client: TestClient) -> None
     assert error["code"] == "invalidTaskUUID" and "given to two tasks" in error["message"]
 
 
-def test_remove_bg_account_is_refused_in_its_shape(client: TestClient) -> None:
-    answer = client.get("/v1.0/account", headers={"X-Api-Key": KEY})
-    assert answer.status_code == 400 and "x-cld-error" not in answer.headers
-    assert "charges no credits" in answer.json()["errors"][0]["detail"]
 
 
 @pytest.mark.parametrize(("path", "named", "not_named"), [

@@ -300,6 +300,30 @@ def test_the_removebg_client(live: Live, tmp_path: Path, monkeypatch: pytest.Mon
         module.RemoveBg("wrong", str(tmp_path / "errors.log")).remove_background_from_base64_img(B64)
 
 
+@pytest.mark.parametrize("headers", [KEYED, {"Authorization": f"Bearer {KEY}"}])
+def test_the_account_says_in_remove_bgs_shape_that_nothing_is_metered(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    """remove.bg's clients check the balance before they send images (``credits.total > 0``,
+    ``free_calls > 0``): it answered 400, which stopped them. Nothing is metered: a large constant."""
+    answer = client.get("/v1.0/account", headers=headers)
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+    attributes = answer.json()["data"]["attributes"]
+    credits, api = attributes["credits"], attributes["api"]
+    assert set(credits) == {"total", "subscription", "payg", "enterprise"}
+    assert set(api) == {"free_calls", "sizes"}
+    assert credits["total"] == credits["subscription"] + credits["payg"] + credits["enterprise"]
+    assert credits["total"] > 0 and api["free_calls"] > 0 and api["sizes"] == "all"
+    client.post(URL, headers=KEYED, files=files())  # charges nothing: the balance does not move
+    assert client.get("/v1.0/account", headers=headers).json() == answer.json()
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-Api-Key": "wrong"}])
+def test_the_account_needs_the_key_as_the_other_routes(client: TestClient, headers: dict[str, str]) -> None:
+    refused = client.get("/v1.0/account", headers=headers)
+    assert refused.status_code == 403 and refused.json()["errors"][0]["code"] == "auth_failed"
+
+
 @pytest.mark.slow
 def test_real_model(real: Live) -> None:
     source = image(photo())

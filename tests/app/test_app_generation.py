@@ -286,11 +286,12 @@ class StorageDownOnce(EllipseSegmenter):
         return super().segment(image, fine_edges=fine_edges)
 
 
-def test_a_generation_failed_by_the_storage_is_told_to_its_waiters_and_not_remembered(
+def test_a_generation_failed_by_the_storage_is_told_to_its_waiters_and_only_backed_off_from(
     make_client: ClientFactory,
 ) -> None:
     """Not the image's failure: remembered, it answered 503 for CUTOUT_FAILURE_SECONDS (30 s here) after
-    the storage was back. The request that waited hears it; the next one generates."""
+    the storage was back. The request that waited hears it; the back-off (1 s) answers it meanwhile, with
+    that Retry-After; the next request after it generates."""
     model = StorageDownOnce()
     client = make_client(segmenter=model, wait_seconds=20, failure_seconds=30)
     failed = client.get(CUTOUT)
@@ -299,25 +300,79 @@ def test_a_generation_failed_by_the_storage_is_told_to_its_waiters_and_not_remem
     assert "Storage is unavailable" in failed.headers["x-cld-error"]
     service = client.app.state.service
     key = service.resolver.prepare(parse_path(CUTOUT), accept=None).key
-    assert service.coordinator.failure(key) is None and not service.coordinator.claimed(key)
+    assert not service.coordinator.claimed(key)
+    meanwhile = client.get(CUTOUT)
+    assert meanwhile.status_code == 503 and meanwhile.headers["retry-after"] == "1"
+    time.sleep(1.1)
     again = client.get(CUTOUT)
     assert again.status_code == 200 and again.headers["content-type"] == "image/png"
     assert model.calls == 2
 
 
-def test_a_crashed_generation_is_told_to_its_waiters_and_not_remembered(make_client: ClientFactory) -> None:
-    class CrashOnce(EllipseSegmenter):
+def test_a_crashing_generation_backs_off_and_runs_again_after_it(make_client: ClientFactory) -> None:
+    """A pipeline that crashes every time runs the model once per back-off (1 s, then 2 s...), not once
+    per request: meanwhile the crash is answered again (500, nothing stored). Its waiters hear it too."""
+
+    class Crashing(EllipseSegmenter):
+        crashing = True
+
         def segment(self, image: pyvips.Image, *, fine_edges: bool) -> Mask:
-            if self.calls == 0:
+            if self.crashing:
                 self.calls += 1
                 raise RuntimeError("out of device memory")
             return super().segment(image, fine_edges=fine_edges)
 
-    model = CrashOnce()
+    model = Crashing()
     client = make_client(segmenter=model, wait_seconds=20)
-    crashed = client.get(CUTOUT)
-    assert crashed.status_code == 500 and crashed.headers["x-cld-error"] == "Internal error"
-    assert client.get(CUTOUT).status_code == 200 and model.calls == 2
+    for runs, backoff in ((1, 1.0), (2, 2.0)):
+        crashed = client.get(CUTOUT)  # waits for the run, which crashes: told to its waiter
+        assert crashed.status_code == 500 and crashed.headers["x-cld-error"] == "Internal error"
+        again = client.get(CUTOUT)  # within the back-off: answered again, the model not run
+        assert again.status_code == 500 and again.headers["x-cld-error"] == "Internal error"
+        assert model.calls == runs
+        time.sleep(backoff + 0.1)
+    model.crashing = False
+    assert client.get(CUTOUT).status_code == 200 and model.calls == 3
+
+
+def test_a_success_ends_the_back_off_of_a_generation(
+    cache: DerivativeCache, make_generator: Callable[..., Generator]
+) -> None:
+    """Crashes in a row back off 1 s, 2 s, 4 s...; one success and the next crash backs off 1 s again."""
+    generator = make_generator()
+    runs: list[str] = []
+
+    def crash() -> Entry:
+        runs.append("crash")
+        raise RuntimeError("segfault in a native library")
+
+    def ran(job: Callable[[], Entry]) -> bool:
+        """Whether ``job`` ran (it is not remembered as failing); waits for its end."""
+        before = len(runs)
+        if not generator.submit("k", job):
+            return False
+        deadline = time.monotonic() + 10
+        while cache.claimed("k"):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        return len(runs) > before
+
+    def succeed() -> Entry:
+        runs.append("ok")
+        return Entry.of(b"ok", format="png")
+
+    assert ran(crash) and not ran(crash)  # backs off 1 s
+    failure = cache.failure("k")
+    assert failure is not None and failure.status == 500
+    time.sleep(1.1)
+    assert ran(crash) and not ran(crash)  # 2 s now
+    time.sleep(2.1)
+    assert ran(succeed) and cache.get("k") is not None and cache.failure("k") is None
+    cache.blobs.delete("k")  # evicted: made again, and this time it crashes
+    assert ran(crash) and not ran(crash)
+    time.sleep(1.1)  # 1 s again, not 4 s
+    assert ran(crash)
+    assert runs == ["crash", "crash", "ok", "crash", "crash"]
 
 
 def _submit_until_queued(generator: Generator, key: str, timeout: float = 5.0) -> bool:

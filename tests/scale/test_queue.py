@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -14,6 +15,7 @@ import pytest
 from cache.redis_queue import ModelQueue
 from cutout.cli import main
 from cutout.worker import provider_problem
+from grammar.errors import OriginError
 from tests.app.helpers import SAMPLES
 from tests.scale.servers import RedisServer
 
@@ -157,10 +159,11 @@ def test_a_worker_logs_a_failed_job_as_failed(redis_url: str, tmp_path: Path,
         cache.close()
 
 
-def test_a_job_failed_by_the_storage_is_not_remembered_and_runs_again(redis_url: str, tmp_path: Path) -> None:
+def test_a_job_failed_by_the_storage_backs_off_briefly_and_runs_again(redis_url: str, tmp_path: Path) -> None:
     """A worker whose storage (or Redis) stopped answering mid-job: the failure is not the image's, so it
-    is not remembered (it answered 503 for CUTOUT_FAILURE_SECONDS after the storage was back); the next
-    request queues the job again and it is made. An undecodable image stays remembered (above)."""
+    is not remembered for CUTOUT_FAILURE_SECONDS (it answered 503 that long after the storage was back),
+    only for a back-off of 1 s (every server's poll queued the job again meanwhile: the model ran for each);
+    a request after it queues the job again and it is made. An undecodable image stays remembered (above)."""
     from cache import DerivativeCache
     from cache.s3 import StorageUnavailable
     from cutout.service import Service
@@ -187,10 +190,18 @@ def test_a_job_failed_by_the_storage_is_not_remembered_and_runs_again(redis_url:
         key = service.resolver.prepare(parse_path(request), accept=None, signed_ok=True).key
         for owner in ("job:1", "job:2"):  # the first fails; a request after it queues the second
             queue.enqueue(key, request, None, owner)
-            assert Worker(service, queue, consumer="w").run(once=True)
-            if owner == "job:1":
-                assert service.coordinator.failure(key) is None, "the storage's failure was remembered"
-                assert service.store.lookup(key) is None and not service.coordinator.claimed(key)
+            if owner == "job:1":  # its one job (a run --once waits a second more for another)
+                job = queue.take("w", block=1.0)
+                assert job is not None
+                Worker(service, queue, consumer="w").work(job)
+                with pytest.raises(OriginError) as backing_off:  # what a server's poll answers meanwhile
+                    service.store.lookup(key)
+                assert backing_off.value.status == 503 and backing_off.value.headers["Retry-After"] == "1"
+                assert not service.coordinator.claimed(key)
+                time.sleep(1.1)
+                assert service.store.lookup(key) is None  # over: the next request queues it again
+            else:
+                assert Worker(service, queue, consumer="w").run(once=True)
         assert model.calls == 2 and service.store.lookup(key) is not None
     finally:
         queue.close()
@@ -198,8 +209,9 @@ def test_a_job_failed_by_the_storage_is_not_remembered_and_runs_again(redis_url:
         cache.close()
 
 
-def _in_process_worker(redis_url: str, tmp_path: Path) -> tuple[Any, ModelQueue, Callable[[], None]]:
-    """A Worker over the samples with a stand-in model (no model load); and what closes it."""
+def _in_process_worker(redis_url: str, tmp_path: Path,
+                       model: Any = None) -> tuple[Any, ModelQueue, Callable[[], None]]:
+    """A Worker over the samples with a stand-in ``model`` (no model load); and what closes it."""
     from cache import DerivativeCache
     from cutout.service import Service
     from cutout.settings import load_settings
@@ -209,7 +221,7 @@ def _in_process_worker(redis_url: str, tmp_path: Path) -> tuple[Any, ModelQueue,
     settings = load_settings({"CUTOUT_ORIGINALS": str(SAMPLES), "CUTOUT_CACHE_DIR": str(tmp_path / "c"),
                               "CUTOUT_STATE": redis_url})
     cache = DerivativeCache(tmp_path / "c")
-    service = Service.open(settings, cache, segmenter=EllipseSegmenter())
+    service = Service.open(settings, cache, segmenter=model or EllipseSegmenter())
     queue = ModelQueue(redis_url, lease=5)
 
     def close() -> None:
@@ -298,8 +310,9 @@ def test_cutout_worker_stopped_by_a_signal_is_not_counted_alive(redis_url: str, 
 @pytest.mark.slow
 def test_cutout_worker_stopped_mid_job_finishes_it_and_leaves_no_claim_or_pending_job(
         redis_server: RedisServer, redis_url: str, tmp_path: Path) -> None:
-    """SIGTERM while the model runs: the job in hand ends (one inference), is stored and acknowledged,
-    and its claim is given back; nothing waits for CUTOUT_LEASE_SECONDS (10 minutes here)."""
+    """SIGTERM while the model runs, within CUTOUT_STOP_GRACE_SECONDS: the job in hand ends (one
+    inference), is stored and acknowledged, and its claim is given back; nothing waits for
+    CUTOUT_LEASE_SECONDS (10 minutes here)."""
     import httpx
 
     from cache.redis_state import RedisCoordinator
@@ -311,7 +324,7 @@ def test_cutout_worker_stopped_mid_job_finishes_it_and_leaves_no_claim_or_pendin
     require_model()
     env = {"CUTOUT_STATE": redis_url, "CUTOUT_BACKGROUND_REMOVAL": "queue", "CUTOUT_LEASE_SECONDS": "600"}
     cache = tmp_path / "cache"  # one folder for both: no shared tier needed
-    worker = WorkerProcess(str(SAMPLES), cache, env)
+    worker = WorkerProcess(str(SAMPLES), cache, {**env, "CUTOUT_STOP_GRACE_SECONDS": "600"})
     server = ServerProcess(SAMPLES, cache, env=env)
     try:
         worker.wait_ready()
@@ -332,6 +345,116 @@ def test_cutout_worker_stopped_mid_job_finishes_it_and_leaves_no_claim_or_pendin
     finally:
         worker.kill()
         server.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", ["past the grace", "a second signal"])
+def test_cutout_worker_stopped_mid_job_hands_it_back_to_the_next_worker_at_once(
+        redis_server: RedisServer, redis_url: str, tmp_path: Path, stop: str) -> None:
+    """SIGTERM while the model runs, and the job does not end within CUTOUT_STOP_GRACE_SECONDS (0.2 s;
+    or a second signal, with a grace of 10 minutes): the worker stops its model, hands the job back and
+    exits, where it finished the job first and a supervisor's grace period (Docker's 10 s) killed it
+    meanwhile. Another worker takes the job at once, not after CUTOUT_LEASE_SECONDS (10 minutes here)."""
+    import httpx
+
+    from cache.redis_state import RedisCoordinator
+    from tests.app.server_process import ServerProcess
+    from tests.app.test_app_server import CUTOUT
+    from tests.conftest import require_model
+    from tests.scale.cluster import WorkerProcess
+
+    require_model()
+    env = {"CUTOUT_STATE": redis_url, "CUTOUT_BACKGROUND_REMOVAL": "queue", "CUTOUT_LEASE_SECONDS": "600"}
+    grace = "0.2" if stop == "past the grace" else "600"
+    cache = tmp_path / "cache"
+    first = WorkerProcess(str(SAMPLES), cache, {**env, "CUTOUT_STOP_GRACE_SECONDS": grace})
+    server = ServerProcess(SAMPLES, cache, env=env)
+    second: WorkerProcess | None = None
+    queue = ModelQueue(redis_url, lease=600)
+    try:
+        first.wait_ready()
+        server.wait_ready()
+        deadline = time.monotonic() + 120
+        while (asked := httpx.get(server.url + CUTOUT, timeout=30)).status_code == 503:  # not announced
+            assert time.monotonic() < deadline, asked.text
+            time.sleep(0.2)
+        assert asked.status_code == 423, asked.text
+        while redis_server.pending() == 0:  # taken
+            assert time.monotonic() < deadline, first.log.read_text()
+            time.sleep(0.02)
+        time.sleep(0.3)  # into the model's run (seconds on these CPUs)
+        os.killpg(first.process.pid, signal.SIGTERM)
+        if stop == "a second signal":
+            time.sleep(0.3)
+            os.killpg(first.process.pid, signal.SIGTERM)
+        assert first.process.wait(timeout=60) == 0, first.log.read_text()
+        log = first.log.read_text()
+        assert "handed back to the queue" in log and "crashed" not in log, log
+        # Queued again, not taken; its claim still the job's, so no server queues it twice meanwhile.
+        assert redis_server.pending() == 0 and queue.depth() == 1 and RedisCoordinator(redis_url).depth() == 1
+        assert httpx.get(server.url + CUTOUT, timeout=30).status_code == 423
+        second = WorkerProcess(str(SAMPLES), cache, env)
+        second.wait_ready()
+        deadline = time.monotonic() + 240
+        while (done := httpx.get(server.url + CUTOUT, timeout=30)).status_code == 423:
+            assert time.monotonic() < deadline, second.log.read_text()
+            time.sleep(0.2)
+        assert done.status_code == 200 and done.headers["content-type"] == "image/png", done.text
+        assert second.inferences() == 1 and queue.depth() == 0
+    finally:
+        first.kill()
+        if second is not None:
+            second.kill()
+        server.stop()
+        queue.close()
+
+
+def test_a_job_handed_back_goes_to_the_next_worker_and_is_not_finished_here(
+        redis_url: str, tmp_path: Path) -> None:
+    """``Worker.hand_back`` (a stop past its grace) while the model runs: the job is queued again with its
+    claim for the next worker, and the first, once its model's run is stopped, neither acknowledges nor
+    releases it nor remembers the stopped run as a crash (a back-off would answer 500 meanwhile)."""
+    from cache.redis_state import RedisCoordinator
+    from grammar import parse_path
+    from tests.app.helpers import EllipseSegmenter
+
+    class Interruptible(EllipseSegmenter):
+        """Held in its run until interrupted, which it ends as onnxruntime's terminate flag does."""
+
+        def segment(self, image: Any, *, fine_edges: bool) -> Any:
+            self.calls += 1
+            assert self.gate is not None and self.gate.wait(30)
+            raise RuntimeError("Exiting due to terminate flag being set to true.")
+
+    model = Interruptible(gate=threading.Event())
+    worker, queue, close = _in_process_worker(redis_url, tmp_path, model)
+    assert model.gate is not None
+    worker.interrupt = model.gate.set
+    coordinator = RedisCoordinator(redis_url)
+    request = "/image/upload/e_background_removal/docs/rmv_bgd/router_orig"
+    key = worker.service.resolver.prepare(parse_path(request), accept=None, signed_ok=True).key
+    assert coordinator.claim(key, "job:1", lease=30)  # as a server queues it
+    queue.enqueue(key, request, None, "job:1")
+    running = threading.Thread(target=worker.run)
+    try:
+        assert not worker.hand_back()  # no job in hand
+        running.start()
+        deadline = time.monotonic() + 20
+        while model.calls == 0:
+            assert time.monotonic() < deadline, "the job never reached the model"
+            time.sleep(0.01)
+        assert worker.hand_back() and not worker.hand_back()  # once
+        worker.stopping.set()
+        running.join(timeout=20)
+        assert not running.is_alive()
+        assert coordinator.claimed(key) and coordinator.failure(key) is None
+        again = queue.take("next", block=1.0)
+        assert again is not None and (again.key, again.owner, again.request) == (key, "job:1", request)
+        assert queue.depth() == 1  # the old entry gone, the new one taken
+    finally:
+        worker.stopping.set()
+        close()
+        coordinator.close()
 
 
 def test_a_redis_that_does_not_answer_is_asked_the_model_id_once_a_period_not_once_a_request(

@@ -44,6 +44,27 @@ def test_failures_expire_and_the_allow_list_is_shared(redis_url: str) -> None:
     assert other.allowed("c_scale,w_10|docs/road") and other.writable()
 
 
+@pytest.mark.parametrize("store", ["redis", "folder"])
+def test_failures_in_a_row_are_counted_shared_kept_a_while_and_reset_by_a_success(
+        redis_url: str, tmp_path: Path, store: str) -> None:
+    """The back-off's count (``cutout.store.Failures``), alike in both coordinators."""
+    from cache import DerivativeCache
+
+    if store == "redis":
+        one, other = RedisCoordinator(redis_url), RedisCoordinator(redis_url)
+    else:
+        one = other = DerivativeCache(tmp_path / "c")
+    assert [one.failed_again("k", keep=5), other.failed_again("k", keep=5)] == [1, 2]
+    assert one.failed_again("other", keep=0.3) == 1
+    other.succeeded("k")
+    assert one.failed_again("k", keep=5) == 1
+    time.sleep(0.4)  # kept that long after the last failure: a crash long after starts from 1 again
+    assert one.failed_again("other", keep=5) == 1
+    one.remember_failure("k", 503, "storage down", ttl=2.5)
+    failure = other.failure("k")
+    assert failure is not None and failure.retry_after == 3  # what a 503 answering it says
+
+
 def test_redis_down_claims_answer_503_and_failures_degrade(redis_server: RedisServer, redis_url: str) -> None:
     state = RedisCoordinator(redis_url, timeout=0.5)
     redis_server.stop()
@@ -53,6 +74,8 @@ def test_redis_down_claims_answer_503_and_failures_degrade(redis_server: RedisSe
         assert raised.value.status == 503 and raised.value.headers["Retry-After"]
         assert state.failure("k") is None  # not known: the render is tried again
         state.remember_failure("k", 400, "bad", ttl=5)  # logged, not raised
+        assert state.failed_again("k", keep=5) == 1  # not counted: the shortest back-off
+        state.succeeded("k")  # logged, not raised
         assert not state.writable()
     finally:
         redis_server.start()

@@ -341,3 +341,35 @@ def test_alpha_grey_and_oversized_inputs(segmenter: IsNetSegmenter) -> None:
 def fp32_manifest(path: Path) -> dict[str, str]:
     manifest: dict[str, str] = json.loads(path.with_name(path.name + ".json").read_text())
     return manifest
+
+
+@pytest.mark.slow
+def test_an_interrupted_inference_raises_and_the_session_runs_the_next(segmenter: IsNetSegmenter) -> None:
+    """``Model.interrupt`` (a `cutout worker` handing its job back on a stop): the run in progress ends
+    in a fraction of its time with onnxruntime's error, and the next run is whole. A model with no run in
+    progress is unaffected."""
+    import threading
+    import time
+
+    model = segmenter.model
+    model.interrupt()  # nothing running: nothing to stop, nothing stopped later
+    image, truth = scene("plain")
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            segmenter.segment(image, fine_edges=False)
+            outcome.append(None)
+        except Exception as exc:  # noqa: BLE001 - what the worker's thread sees
+            outcome.append(exc)
+
+    running = threading.Thread(target=run)
+    running.start()
+    deadline = time.monotonic() + 30
+    while not model._running:  # the inference has started (after the photo's preparation)
+        assert running.is_alive() and time.monotonic() < deadline
+        time.sleep(0.005)
+    model.interrupt()
+    running.join(timeout=60)
+    assert len(outcome) == 1 and outcome[0] is not None and "terminate" in str(outcome[0])
+    assert iou(segmenter.segment(image, fine_edges=False).alpha, truth) > 0.95

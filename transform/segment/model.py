@@ -29,7 +29,7 @@ from transform import variables
 from transform.segment import optimized
 from transform.segment.checks import file_sha256, fp32_is_valid, preferred_model_path
 from transform.segment.paths import FP32_FILENAME, INPUT_SIZE_KEY, MEDIUM, SMALL
-from transform.segment.session_options import ort_options, release_options
+from transform.segment.session_options import ort_options, run_options
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -169,7 +169,9 @@ class Model:
         #: The network takes any input size (a multiple of SIZE_STEP): the float32 copy does.
         self.dynamic: bool = fixed is None
         self.keep_aspect: bool = self.dynamic and config.aspect == "keep"
-        self._release_options = release_options()
+        #: The options of the inferences running now, so that ``interrupt`` can stop them.
+        self._running: list[onnxruntime.RunOptions] = []
+        self._running_lock = threading.Lock()
         #: Set by a caller that pipelines photos in threads (``cutout remove-bg``): one inference at a
         #: time, each with every intra-op thread, while the other threads prepare and finish photos.
         self.exclusive: threading.Lock | None = None
@@ -194,13 +196,27 @@ class Model:
         end (for a caller about to do large work: see ``release_arena``); otherwise the arena keeps it
         for the next run, which is then about 10 % faster.
         """
-        options = self._release_options if release else None
-        with self.exclusive or nullcontext():
-            out = self.session.run([self.output_name], {self.input_name: batch}, options)[0]
+        options = run_options(release=release)  # one per run: ``interrupt`` stops the runs it names
+        with self._running_lock:
+            self._running.append(options)
+        try:
+            with self.exclusive or nullcontext():
+                out = self.session.run([self.output_name], {self.input_name: batch}, options)[0]
+        finally:
+            with self._running_lock:
+                self._running.remove(options)
         prob = np.asarray(out, dtype=np.float32).reshape(out.shape[-2], out.shape[-1])
         if prob.min() < 0.0 or prob.max() > 1.0:  # logits, not yet passed through a sigmoid
             prob = (1.0 / (1.0 + np.exp(-prob))).astype(np.float32)
         return prob
+
+    def interrupt(self) -> None:
+        """Stop the inferences running now: each raises (onnxruntime's ``RunOptions.terminate``, checked
+        between the graph's nodes) instead of returning, and the session stays usable for the next run.
+        A `cutout worker` told to stop hands its job to another worker without waiting for its model."""
+        with self._running_lock:
+            for options in self._running:
+                options.terminate = True
 
 
 # Photos above 2048x2048 (or with fine edges) release the arena after their inference: their full-size

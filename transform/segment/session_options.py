@@ -34,10 +34,12 @@ def ort_options(threads: int, *, spin: bool = False) -> onnxruntime.SessionOptio
     return options
 
 
-def release_options() -> onnxruntime.RunOptions:
-    """Run options that give the memory the CPU arena took for this run back at its end."""
+def run_options(*, release: bool) -> onnxruntime.RunOptions:
+    """One run's options (a run can be stopped through them: ``Model.interrupt``); ``release``: give the
+    memory the CPU arena took for this run back at its end."""
     import onnxruntime as ort
 
     options = ort.RunOptions()
-    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    if release:
+        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
     return options
