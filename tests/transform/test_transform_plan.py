@@ -344,8 +344,14 @@ ERRORS = [
         "w_auto",
         InvalidArgument,
         "Invalid transformation parameter - w_auto: width " + WIDTH
-        + "; w_auto (a size from Client Hints) works only as w_auto in the URL's own components, not in a "
-        "named transformation",
+        + "; w_auto (a width from Client Hints) works only in the URL's own components, not in a named "
+        "transformation",
+    ),
+    (
+        "c_scale,h_auto",  # not "works only as w_auto ... not in a named transformation": there is none
+        InvalidArgument,
+        "Invalid transformation parameter - h_auto: height " + WIDTH
+        + "; h_auto does not exist: only the width has a size from Client Hints (w_auto)",
     ),
     (
         "h_$small",
