@@ -22,6 +22,16 @@ _ANCHORS: dict[str, tuple[float, float, int, int]] = {
 COMPASS = tuple(_ANCHORS)
 
 
+#: Rec. 709 luma weights of R, G, B: what e_saturation's grey, e_auto_*'s histograms and e_tint's
+#: gradient read as a pixel's lightness.
+LUMA = (0.2126, 0.7152, 0.0722)
+
+
+def luma(rgb: pyvips.Image) -> pyvips.Image:
+    """One uchar band: the luma of a 3-band 8-bit image, rounded."""
+    return (rgb.recomb(pyvips.Image.new_from_list([list(LUMA)])) + 0.5).cast("uchar")
+
+
 def has_alpha(image: pyvips.Image) -> bool:
     return image.bands in (2, 4)
 
