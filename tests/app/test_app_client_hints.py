@@ -172,3 +172,23 @@ def test_every_error_answer_of_a_hinted_url_varies_on_the_hints(make_client: Any
     # Errors of URLs without w_auto or dpr_auto do not vary on hints.
     plain = client.get("/demo/image/upload/c_scale,w_0/docs/road.jpg", headers={"Sec-CH-Width": "200"})
     assert plain.status_code == 400 and "vary" not in plain.headers and "accept-ch" not in plain.headers
+
+
+def test_repeated_hint_headers_get_one_answer_on_either_path(client: Any) -> None:
+    """The first of repeated headers counts on the fast path as in the app (Starlette's headers.get):
+    which path serves a request must not change the size it gets."""
+    url = "/demo/image/upload/c_scale,w_auto:10/docs/road.jpg"  # (small: kept in memory, hot)
+    for _ in range(3):
+        client.get(url, headers={"Sec-CH-Width": "60"})
+    service = client.app.state.service
+    assert service.hot(url, "*/*", Hints(width=60)) is not None  # the fast path could answer 60
+    twice = [("Sec-CH-Width", "30"), ("Sec-CH-Width", "60")]
+    assert [width_of(client.get(url, headers=twice).content) for _ in range(3)] == [30] * 3
+    # Accept too: f_auto's first Accept decides, hot or not (WebP is hot, but listed second).
+    auto = "/demo/image/upload/c_scale,w_50,f_auto/docs/road.jpg"
+    for _ in range(3):
+        client.get(auto, headers={"Accept": "image/webp"})
+    assert service.hot(auto, "image/webp") is not None
+    accepts = [("Accept", "image/png"), ("Accept", "image/webp")]
+    types = {client.get(auto, headers=accepts).headers["content-type"] for _ in range(3)}
+    assert len(types) == 1 and "image/webp" not in types
