@@ -85,5 +85,7 @@ def _positive(text: str) -> str:
     except ValueError:
         value = 0.0
     if not value > 0 or Hints.read(lambda _: text) == NO_HINTS:
-        raise argparse.ArgumentTypeError(f"not a positive number: {text!r}")
+        # (1e3 and a 14-digit width are positive numbers too, but not hints the server reads)
+        raise argparse.ArgumentTypeError(f"not a positive decimal number (as 2 or 2.5, at most 12 digits "
+                                         f"before the point, no exponent): {text!r}")
     return text
