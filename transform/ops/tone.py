@@ -289,8 +289,10 @@ class _Sample:
 
 def _counts(bands: pyvips.Image) -> np.ndarray:
     """hist_find's counts of each band's levels 0..255, as a (bands, 256) array."""
-    found = np.asarray(bands.hist_find().numpy(), dtype=np.float64)
-    return found.reshape(-1, bands.bands)[:256].T
+    found = np.asarray(bands.hist_find().numpy(), dtype=np.float64).reshape(-1, bands.bands)[:256]
+    # A ushort image's histogram is only as long as its highest value: a masked sample with no
+    # transparent pixel and nothing brighter than 196 has 197 bins. Always 256, as callers index them.
+    return np.pad(found, ((0, 256 - len(found)), (0, 0))).T
 
 
 def _percentile(counts: np.ndarray, share: float) -> float:
