@@ -40,6 +40,14 @@ def with_alpha(image: pyvips.Image) -> pyvips.Image:
     return image if has_alpha(image) else image.bandjoin(255)
 
 
+def mask_alpha(image: pyvips.Image, mask: pyvips.Image) -> pyvips.Image:
+    """Multiply the image's alpha (opaque if none) by a one-band uchar mask (255 keeps a pixel)."""
+    if not has_alpha(image):
+        return image.bandjoin(mask).copy(interpretation="srgb")
+    alpha = (image.extract_band(3).cast("float") * mask / 255 + 0.5).cast("uchar")
+    return image.extract_band(0, n=3).bandjoin(alpha).copy(interpretation="srgb")
+
+
 def normalize(image: pyvips.Image) -> pyvips.Image:
     """Any decoded image -> 8-bit sRGB (3 bands, or 4 with alpha); embedded ICC profiles honoured."""
     if image.get_typeof("icc-profile-data") != 0 and image.interpretation != "multiband":

@@ -34,7 +34,6 @@ from transform import pixels
 from transform.ops import args
 from transform.ops.args import Dim
 from transform.ops.registry import Action, Ctx, EffectSpec, effect, render_param
-from transform.ops.style import mask_alpha
 
 MODES = ("symmetric", "symmetric_pad")
 DEFAULT_STRENGTH = 20
@@ -115,7 +114,7 @@ def fade(image: pyvips.Image, x: Dim | None, y: Dim | None, strength: int, symme
     mask = fade_mask(image.width, image.height, x, y, strength, symmetric)
     if mask is None:
         return image
-    return mask_alpha(pixels.normalize(image), (mask * 255 + 0.5).cast("uchar"))
+    return pixels.mask_alpha(pixels.normalize(image), (mask * 255 + 0.5).cast("uchar"))
 
 
 def _arguments(arguments: tuple[Fade, Mapping[str, Any]]) -> tuple[Fade, Dim | None, Dim | None]:
