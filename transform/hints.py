@@ -227,8 +227,10 @@ def _width(auto: AutoWidth, hints: Hints, ratio: float) -> str:
     else:
         return "1.0"
     rounded = math.ceil(css / auto.step) * auto.step
-    # Never more than dpr_ may multiply into a length the URL could write (transform/ops/registry.py).
-    return str(max(1, min(rounded, int(MAX_LENGTH / ratio))))
+    # Never a width the URL could not write (MAX_LENGTH: a dpr_ under 1 would otherwise let a wide hint
+    # make w_20000, a 400 naming what nobody wrote), nor more than dpr_ may multiply into one
+    # (transform/ops/registry.py).
+    return str(max(1, min(rounded, MAX_LENGTH, int(MAX_LENGTH / ratio))))
 
 
 def written_name(canonical: str, resolved: Resolved) -> str:

@@ -76,10 +76,14 @@ def test_hints_are_read_and_bounded(headers: dict[str, str], expected: Hints) ->
         ("c_scale,w_auto", Hints(dpr=2.0, width=660), "c_scale,w_700"),  # no dpr_: the device pixels
         # A step so large the ratio would multiply it past what a URL may write: capped.
         ("c_scale,w_auto:16000,dpr_auto", Hints(dpr=4.0, width=8000), "c_scale,w_4096,dpr_4.0"),
+        # A dpr_ under 1 divides a wide hint past what a URL may write: capped there too (was w_80000,
+        # a 400 naming a width nobody wrote).
+        ("c_scale,w_auto,dpr_0.1", Hints(width=8000), "c_scale,w_16384,dpr_0.1"),
     ],
 )
 def test_settled_values(text: str, hints: Hints, expected: str) -> None:
     assert settled(text, hints) == expected
+    compile_plan(resolve_hints(parse_transformation(text), hints).components)  # and it is a valid URL
 
 
 def test_vary_names_what_could_change_the_answer() -> None:
