@@ -25,7 +25,7 @@ from cutout.cors import header_names
 from cutout.fasthits import FastHits
 from cutout.fetch import FetchPolicy
 from cutout.headers import header_safe
-from cutout.hinting import client_hints
+from cutout.hinting import client_hints, error_headers
 from cutout.queued import QueuedModel
 from cutout.readiness import Check, Finding, Readiness
 from cutout.remote import RemoteOriginals, upload_request
@@ -103,9 +103,11 @@ async def on_origin_error(request: Request, exc: Exception) -> Response:
     if exc.status >= 500:
         log.warning("%s -> %d %s (%s)", request.url.path, exc.status, exc.public, exc.detail)
     no_store = exc.status == 423 or exc.status >= 500
+    raw_path = (request.scope.get("raw_path") or request.scope["path"].encode()).decode("latin-1")
     headers = {
         **CORS,
         **NOSNIFF,
+        **error_headers(raw_path),
         **exc.headers,
         "X-Cld-Error": header_safe(exc.public),
         "Cache-Control": "no-store" if no_store else "public, max-age=60",

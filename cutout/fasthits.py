@@ -24,6 +24,8 @@ from cutout.service import Service
 RawHeaders = list[tuple[bytes, bytes]]
 #: The Client Hints w_auto and dpr_auto read (ASGI header names are lower case).
 _HINTS = frozenset(name.lower().encode() for name in ACCEPT_CH.split(", "))
+#: Every request header a hot answer depends on.
+_READ = _HINTS | {b"accept", b"if-none-match", b"range", b"if-range"}
 
 
 def encode(headers: dict[str, str], length: int | None) -> RawHeaders:
@@ -84,19 +86,17 @@ class FastHits:
         if service is None or not hot or scope["path"] in self.skip:
             await self.app(scope, receive, send)
             return
-        accept = if_none_match = ranged = if_range = None
-        hinted: dict[str, str] = {}
-        for name, value in scope["headers"]:  # the last of repeated headers wins, as in a dict
-            if name in _HINTS:
-                hinted[name.decode("latin-1")] = value.decode("latin-1")
-            elif name == b"accept":
-                accept = value
-            elif name == b"if-none-match":
-                if_none_match = value
-            elif name == b"range" and scope["method"] == "GET":  # defined for GET only
-                ranged = value
-            elif name == b"if-range":
-                if_range = value
+        # The first of repeated headers wins, as in Starlette's ``headers.get`` that the app reads them
+        # with: a request (Width: 300, Width: 900) must get the same answer whichever path serves it.
+        first: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            if name in _READ and name not in first:
+                first[name] = value
+        accept, if_none_match = first.get(b"accept"), first.get(b"if-none-match")
+        if_range = first.get(b"if-range")
+        ranged = first.get(b"range") if scope["method"] == "GET" else None  # defined for GET only
+        hinted = {name.decode("latin-1"): value.decode("latin-1") for name, value in first.items()
+                  if name in _HINTS}  # fmt: skip
         raw_path = scope.get("raw_path") or scope["path"].encode()
         accept_text = accept.decode("latin-1") if accept else None
         path_text = raw_path.decode("latin-1")

@@ -12,7 +12,15 @@ from collections.abc import Callable
 
 from transform.hints import ACCEPT_CH, NO_HINTS, Hints
 
-__all__ = ["ACCEPT_CH", "add_hint_arguments", "client_hints", "hint_headers", "hints_of", "may_use_hints"]
+__all__ = [
+    "ACCEPT_CH",
+    "add_hint_arguments",
+    "client_hints",
+    "error_headers",
+    "hint_headers",
+    "hints_of",
+    "may_use_hints",
+]
 
 
 #: The URLs that read hints: ``w_auto`` or ``dpr_auto``, the underscore perhaps percent-encoded (as some
@@ -29,6 +37,20 @@ def may_use_hints(raw_path: str) -> bool:
 def client_hints(raw_path: str, header: Callable[[str], str | None]) -> Hints:
     """The request's hints when its URL may use them, else NO_HINTS. ``header``: by name, any case."""
     return Hints.read(header) if may_use_hints(raw_path) else NO_HINTS
+
+
+def error_headers(raw_path: str) -> dict[str, str]:
+    """Vary and Accept-CH for an error answer (400, 413, 423...) to a URL that may read hints, else none.
+
+    Such an error may be the hints' doing (a width hint that pushes a render past CUTOUT_MAX_PIXELS is a
+    413 that a narrower device never gets), and errors are cacheable for a minute: a shared cache must
+    not hand one device's refusal to another. Every hint header is named, whether or not this URL's
+    parameters read it (they are not parsed here, and may not parse at all): an over-wide Vary on an
+    error costs only a few cache entries. Accept-CH so that a browser's first request, often a 423
+    while a cut-out is made, already asks for the hints its retry should send."""
+    if not may_use_hints(raw_path):
+        return {}
+    return {"Vary": ACCEPT_CH, "Accept-CH": ACCEPT_CH}
 
 
 def add_hint_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,5 +85,7 @@ def _positive(text: str) -> str:
     except ValueError:
         value = 0.0
     if not value > 0 or Hints.read(lambda _: text) == NO_HINTS:
-        raise argparse.ArgumentTypeError(f"not a positive number: {text!r}")
+        # (1e3 and a 14-digit width are positive numbers too, but not hints the server reads)
+        raise argparse.ArgumentTypeError(f"not a positive decimal number (as 2 or 2.5, at most 12 digits "
+                                         f"before the point, no exponent): {text!r}")
     return text

@@ -263,7 +263,7 @@ class Resolver:
                              asset=asset.token if asset is not None else "")  # fmt: skip
         # A worker prepares the job again without the request's headers: it gets the transformation with
         # the hints' values written in (w_400,dpr_2.0), which compiles to this plan and key.
-        text = "/".join(c.raw for c in auto.components) if auto.written else path.raw_transformation
+        text = auto.transformation if auto.written else path.raw_transformation
         request = "/image/upload/" + (f"{text}/" if text else "")
         if path.version is not None:  # kept: without it a folder named like a component (w_100/x) is one
             request += f"v{path.version}/"

@@ -115,13 +115,17 @@ class AutoWidth:
 
 @dataclass(frozen=True)
 class Resolved:
-    """The components with w_auto and dpr_auto replaced; ``vary``: the request headers the values were
-    read from (every one that could change them, for Vary); ``written``: the auto parameters as the URL
-    writes them, in order (empty when the URL has none)."""
+    """The components with w_auto and dpr_auto replaced (each keeping its ``raw`` text as the URL wrote
+    it, which a 400 quotes: ``t_ must be alone in its component ('t_big,w_auto')``, not the value the
+    hints chose); ``vary``: the request headers the values were read from (every one that could change
+    them, for Vary); ``written``: the auto parameters as the URL writes them, in order (empty when the URL
+    has none); ``transformation``: the chain with the chosen values written in (``c_scale,w_400``),
+    which compiles to the same plan without any hint."""
 
     components: tuple[Component, ...]
     vary: tuple[str, ...]
     written: tuple[str, ...]
+    transformation: str
 
 
 def is_auto(param: Param) -> bool:
@@ -163,7 +167,7 @@ def resolve_hints(components: Sequence[Component], hints: Hints) -> Resolved:
     """``components`` with each ``w_auto...`` and ``dpr_auto`` made the value ``hints`` decide."""
     written = tuple(f"{p.key}_{p.value}" for c in components for p in c.params if is_auto(p))
     if not written:
-        return Resolved(tuple(components), (), ())
+        return Resolved(tuple(components), (), (), "/".join(c.raw for c in components))
     ratio = float(auto_dpr(hints))
     chain = None
     for component in components:
@@ -171,10 +175,12 @@ def resolve_hints(components: Sequence[Component], hints: Hints) -> Resolved:
         if "dpr" in keys and keys <= _DPR_KEYS:
             chain = _ratio_of(component, ratio)
     resolved = []
+    texts = []
     vary: set[str] = set()
     for component in components:
         if not any(is_auto(p) for p in component.params):
             resolved.append(component)
+            texts.append(component.raw)
             continue
         own = _ratio_of(component, ratio)
         params = []
@@ -186,10 +192,10 @@ def resolve_hints(components: Sequence[Component], hints: Hints) -> Resolved:
                 vary.update((*WIDTH_HEADERS, *VIEWPORT_HEADERS, *DPR_HEADERS))
                 p = replace(p, value=_width(auto_width(p.value), hints, own or chain or 1.0))
             params.append(p)
-        text = ",".join(f"{p.key}_{p.value}" for p in params)
-        resolved.append(Component(tuple(params), text))
+        resolved.append(Component(tuple(params), component.raw))
+        texts.append(",".join(f"{p.key}_{p.value}" for p in params))
     order = (*DPR_HEADERS, *WIDTH_HEADERS, *VIEWPORT_HEADERS)
-    return Resolved(tuple(resolved), tuple(h for h in order if h in vary), written)
+    return Resolved(tuple(resolved), tuple(h for h in order if h in vary), written, "/".join(texts))
 
 
 def _ratio_of(component: Component, auto: float) -> float | None:
@@ -221,8 +227,10 @@ def _width(auto: AutoWidth, hints: Hints, ratio: float) -> str:
     else:
         return "1.0"
     rounded = math.ceil(css / auto.step) * auto.step
-    # Never more than dpr_ may multiply into a length the URL could write (transform/ops/registry.py).
-    return str(max(1, min(rounded, int(MAX_LENGTH / ratio))))
+    # Never a width the URL could not write (MAX_LENGTH: a dpr_ under 1 would otherwise let a wide hint
+    # make w_20000, a 400 naming what nobody wrote), nor more than dpr_ may multiply into one
+    # (transform/ops/registry.py).
+    return str(max(1, min(rounded, MAX_LENGTH, int(MAX_LENGTH / ratio))))
 
 
 def written_name(canonical: str, resolved: Resolved) -> str:

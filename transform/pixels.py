@@ -22,12 +22,30 @@ _ANCHORS: dict[str, tuple[float, float, int, int]] = {
 COMPASS = tuple(_ANCHORS)
 
 
+#: Rec. 709 luma weights of R, G, B: what e_saturation's grey, e_auto_*'s histograms and e_tint's
+#: gradient read as a pixel's lightness.
+LUMA = (0.2126, 0.7152, 0.0722)
+
+
+def luma(rgb: pyvips.Image) -> pyvips.Image:
+    """One uchar band: the luma of a 3-band 8-bit image, rounded."""
+    return (rgb.recomb(pyvips.Image.new_from_list([list(LUMA)])) + 0.5).cast("uchar")
+
+
 def has_alpha(image: pyvips.Image) -> bool:
     return image.bands in (2, 4)
 
 
 def with_alpha(image: pyvips.Image) -> pyvips.Image:
     return image if has_alpha(image) else image.bandjoin(255)
+
+
+def mask_alpha(image: pyvips.Image, mask: pyvips.Image) -> pyvips.Image:
+    """Multiply the image's alpha (opaque if none) by a one-band uchar mask (255 keeps a pixel)."""
+    if not has_alpha(image):
+        return image.bandjoin(mask).copy(interpretation="srgb")
+    alpha = (image.extract_band(3).cast("float") * mask / 255 + 0.5).cast("uchar")
+    return image.extract_band(0, n=3).bandjoin(alpha).copy(interpretation="srgb")
 
 
 def normalize(image: pyvips.Image) -> pyvips.Image:

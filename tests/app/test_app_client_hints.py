@@ -150,3 +150,45 @@ def test_a_queued_job_prepares_the_size_the_hints_chose(client: Any) -> None:
     again = resolver.prepare(parse_path(hinted.request[0]), accept=None, signed_ok=True)
     assert again.key == hinted.key and again.key != resolver.resolve(url, None).key
     assert hinted.hinted == HINT_HEADERS and again.hinted == ()
+
+
+def test_every_error_answer_of_a_hinted_url_varies_on_the_hints(make_client: Any) -> None:
+    """A width hint can push a render past CUTOUT_MAX_PIXELS: that refusal (cacheable for a minute) must
+    not be handed by a shared cache to a narrower device, nor the narrow device's 200 to a wide one."""
+    client = make_client(max_pixels=2_000_000)
+    url = "/demo/image/upload/c_pad,w_auto,h_1500/docs/road.jpg"
+    narrow = client.get(url, headers={"Sec-CH-Width": "300"})
+    wide = client.get(url, headers={"Sec-CH-Width": "4000"})
+    assert narrow.status_code == 200 and wide.status_code == 413, wide.text
+    assert narrow.headers["vary"] == wide.headers["vary"] == ", ".join(HINT_HEADERS)
+    assert "Sec-CH-Width" in wide.headers["accept-ch"]
+    # A bad form, and the first request of a cut-out (a 423 while it is made), say so too.
+    bad = client.get("/demo/image/upload/c_scale,w_auto:0/docs/road.jpg")
+    queued = client.get("/demo/image/upload/e_background_removal/c_scale,w_auto/docs/road.png",
+                        headers={"Sec-CH-Width": "200"})  # fmt: skip
+    assert (bad.status_code, queued.status_code) == (400, 423)
+    assert bad.headers["vary"] == queued.headers["vary"] == ", ".join(HINT_HEADERS)
+    assert "accept-ch" in queued.headers
+    # Errors of URLs without w_auto or dpr_auto do not vary on hints.
+    plain = client.get("/demo/image/upload/c_scale,w_0/docs/road.jpg", headers={"Sec-CH-Width": "200"})
+    assert plain.status_code == 400 and "vary" not in plain.headers and "accept-ch" not in plain.headers
+
+
+def test_repeated_hint_headers_get_one_answer_on_either_path(client: Any) -> None:
+    """The first of repeated headers counts on the fast path as in the app (Starlette's headers.get):
+    which path serves a request must not change the size it gets."""
+    url = "/demo/image/upload/c_scale,w_auto:10/docs/road.jpg"  # (small: kept in memory, hot)
+    for _ in range(3):
+        client.get(url, headers={"Sec-CH-Width": "60"})
+    service = client.app.state.service
+    assert service.hot(url, "*/*", Hints(width=60)) is not None  # the fast path could answer 60
+    twice = [("Sec-CH-Width", "30"), ("Sec-CH-Width", "60")]
+    assert [width_of(client.get(url, headers=twice).content) for _ in range(3)] == [30] * 3
+    # Accept too: f_auto's first Accept decides, hot or not (WebP is hot, but listed second).
+    auto = "/demo/image/upload/c_scale,w_50,f_auto/docs/road.jpg"
+    for _ in range(3):
+        client.get(auto, headers={"Accept": "image/webp"})
+    assert service.hot(auto, "image/webp") is not None
+    accepts = [("Accept", "image/png"), ("Accept", "image/webp")]
+    types = {client.get(auto, headers=accepts).headers["content-type"] for _ in range(3)}
+    assert len(types) == 1 and "image/webp" not in types

@@ -95,3 +95,15 @@ def test_eager_makes_w_auto_and_dpr_auto_for_the_hints_it_is_given(
     other = client.get(url, headers={"Sec-CH-DPR": "3"})  # allowed as written; rendered now
     assert other.status_code == 200 and metric(client, "cutout_cache_hits_total") == hits + 2
     assert client.get("/demo/image/upload/c_scale,w_300/dpr_1.0/docs/road").status_code == 401
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "inf", "1e3", "99999999999999"])
+def test_eager_refuses_a_hint_the_server_would_ignore(
+    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Else the derivative made would silently be the fallback's; the message says what a hint may be
+    (1e3 and a 14-digit width are positive numbers, yet no hint the server reads)."""
+    with pytest.raises(SystemExit):
+        main(["eager", "--originals", str(SAMPLES), "--cache-dir", str(tmp_path), "--width", value])
+    said = capsys.readouterr().err
+    assert "argument --width: not a positive decimal number" in said and repr(value) in said

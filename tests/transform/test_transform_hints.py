@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import pytest
 
 from grammar import parse_transformation
-from grammar.errors import InvalidArgument
+from grammar.errors import BadRequest, InvalidArgument
 from transform import compile_plan
 from transform.hints import (
     MAX_AUTO_DPR,
@@ -31,7 +31,7 @@ def read(headers: Mapping[str, str]) -> Hints:
 
 
 def settled(text: str, hints: Hints) -> str:
-    return "/".join(c.raw for c in resolve_hints(parse_transformation(text), hints).components)
+    return resolve_hints(parse_transformation(text), hints).transformation
 
 
 @pytest.mark.parametrize(
@@ -76,10 +76,14 @@ def test_hints_are_read_and_bounded(headers: dict[str, str], expected: Hints) ->
         ("c_scale,w_auto", Hints(dpr=2.0, width=660), "c_scale,w_700"),  # no dpr_: the device pixels
         # A step so large the ratio would multiply it past what a URL may write: capped.
         ("c_scale,w_auto:16000,dpr_auto", Hints(dpr=4.0, width=8000), "c_scale,w_4096,dpr_4.0"),
+        # A dpr_ under 1 divides a wide hint past what a URL may write: capped there too (was w_80000,
+        # a 400 naming a width nobody wrote).
+        ("c_scale,w_auto,dpr_0.1", Hints(width=8000), "c_scale,w_16384,dpr_0.1"),
     ],
 )
 def test_settled_values(text: str, hints: Hints, expected: str) -> None:
     assert settled(text, hints) == expected
+    compile_plan(resolve_hints(parse_transformation(text), hints).components)  # and it is a valid URL
 
 
 def test_vary_names_what_could_change_the_answer() -> None:
@@ -125,3 +129,13 @@ def test_keys_differ_per_settled_size_and_strict_names_the_url_as_written() -> N
 
 def test_auto_dpr_never_exceeds_its_bound() -> None:
     assert [auto_dpr(Hints(dpr=d)) for d in (0.5, 1.0, 1.01, 3.5, 4.0, 4.5, 1e300)] == [1, 1, 2, 4, 4, 4, 4]
+
+
+def test_an_error_quotes_the_component_as_the_url_wrote_it() -> None:
+    """Not the value the hints (or their absence) chose: ('t_big,w_1.0') names nothing the user wrote."""
+    components = parse_transformation("c_scale,w_auto,dpr_auto/t_big,w_auto")
+    resolved = resolve_hints(components, Hints(dpr=2.0, width=800))
+    assert [c.raw for c in resolved.components] == ["c_scale,w_auto,dpr_auto", "t_big,w_auto"]
+    assert resolved.transformation == "c_scale,w_400,dpr_2.0/t_big,w_800"
+    with pytest.raises(BadRequest, match=r"\('t_big,w_auto'\)"):
+        compile_unhinted(components, named={"big": "c_fill,w_900"})

@@ -344,8 +344,14 @@ ERRORS = [
         "w_auto",
         InvalidArgument,
         "Invalid transformation parameter - w_auto: width " + WIDTH
-        + "; w_auto (a size from Client Hints) works only as w_auto in the URL's own components, not in a "
-        "named transformation",
+        + "; w_auto (a width from Client Hints) works only in the URL's own components, not in a named "
+        "transformation",
+    ),
+    (
+        "c_scale,h_auto",  # not "works only as w_auto ... not in a named transformation": there is none
+        InvalidArgument,
+        "Invalid transformation parameter - h_auto: height " + WIDTH
+        + "; h_auto does not exist: only the width has a size from Client Hints (w_auto)",
     ),
     (
         "h_$small",
@@ -660,10 +666,10 @@ ERRORS = [
         "multiply, screen, overlay, mask, cut_out, anti_removal, "
         "background_removal, grayscale, blur, sharpen, dropshadow, unsharp_mask, pixelate, pixelate_region, "
         "vignette, blur_faces, pixelate_faces, gradient_fade, make_transparent, replace_color, "
-        "opacity_threshold, alpha_mask, margin, roi, outline, loop, shadow, tint, red, green, blue, "
+        "opacity_threshold, alpha_mask, margin, roi, outline, loop, shadow, "
         "colorize, negate, "
         "sepia, brightness, contrast, saturation, blackwhite, hue, gamma, vibrance, auto_contrast, "
-        "auto_brightness, auto_color, improve, trim",
+        "auto_brightness, auto_color, improve, tint, red, green, blue, trim",
     ),
     (
         "e_dropshadow:azimuth_400",

@@ -171,6 +171,13 @@ def test_equalize_spreads_a_flat_image_over_the_whole_gradient() -> None:
     assert equalized.max() - equalized.min() > 220
 
 
+def test_equalize_measures_an_opaque_alpha_image_with_no_bright_pixel() -> None:
+    """Its masked histogram is short (libvips sizes a ushort histogram by the highest value): was a 500."""
+    dark = _ramp(20, 180, alpha=255)
+    equalized = _out("e_tint:equalize:100:black:white", dark)
+    assert equalized[:, :, 0].max() - equalized[:, :, 0].min() > 220
+
+
 @pytest.mark.parametrize(
     ("places", "expected"),
     [

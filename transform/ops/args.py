@@ -172,8 +172,12 @@ def dimension(key: str, value: str, noun: str) -> Dim:
     if value == "auto" or value.startswith("auto:"):
         # Resolved from Client Hints before compiling (transform/hints.py): what reaches here is inside a
         # named transformation, where Cloudinary does not resolve it either, or not a width.
-        unsupported = (f"; {key}_auto (a size from Client Hints) works only as w_auto in the URL's own "
-                       "components, not in a named transformation")
+        unsupported = (
+            "; w_auto (a width from Client Hints) works only in the URL's own components, not in a named "
+            "transformation"
+            if key == "w"
+            else f"; {key}_auto does not exist: only the width has a size from Client Hints (w_auto)"
+        )
     raise InvalidArgument(
         key,
         value,

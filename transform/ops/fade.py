@@ -110,15 +110,11 @@ def _spread(line: np.ndarray, horizontal: bool, width: int, height: int) -> pyvi
     return pyvips.Image.new_from_memory(data, *size, 1, "float").embed(0, 0, width, height, extend="copy")
 
 
-def _masked(image: pyvips.Image, mask: pyvips.Image) -> pyvips.Image:
-    image = pixels.with_alpha(pixels.normalize(image))
-    alpha = (image.extract_band(3) * mask + 0.5).cast("uchar")
-    return image.extract_band(0, n=3).bandjoin(alpha).copy(interpretation="srgb")
-
-
 def fade(image: pyvips.Image, x: Dim | None, y: Dim | None, strength: int, symmetric: bool) -> pyvips.Image:
     mask = fade_mask(image.width, image.height, x, y, strength, symmetric)
-    return image if mask is None else _masked(image, mask)
+    if mask is None:
+        return image
+    return pixels.mask_alpha(pixels.normalize(image), (mask * 255 + 0.5).cast("uchar"))
 
 
 def _arguments(arguments: tuple[Fade, Mapping[str, Any]]) -> tuple[Fade, Dim | None, Dim | None]:

@@ -205,19 +205,11 @@ def shape_mask(width: int, height: int, radii: tuple[float, ...] | None) -> pyvi
     return pyvips.Image.svgload_buffer(svg.encode()).extract_band(3)
 
 
-def mask_alpha(image: pyvips.Image, mask: pyvips.Image) -> pyvips.Image:
-    """Multiply the image's alpha (opaque if none) by a one-band mask."""
-    if not pixels.has_alpha(image):
-        return image.bandjoin(mask).copy(interpretation="srgb")
-    alpha = (image.extract_band(3).cast("float") * mask / 255 + 0.5).cast("uchar")
-    return image.extract_band(0, n=3).bandjoin(alpha).copy(interpretation="srgb")
-
-
 def round_corners(image: pyvips.Image, radius: tuple[int, ...] | str) -> pyvips.Image:
     radii = corner_radii(radius, image.width, image.height)
     if radii is not None and not any(radii):
         return image
-    return mask_alpha(image, shape_mask(image.width, image.height, radii))
+    return pixels.mask_alpha(image, shape_mask(image.width, image.height, radii))
 
 
 def add_border(
@@ -233,8 +225,8 @@ def add_border(
     if radius is not None:
         radii = corner_radii(radius, image.width, image.height)
         grown = None if radii is None else tuple(r + width if r else 0.0 for r in radii)
-        ring = mask_alpha(ring, shape_mask(outer_w, outer_h, grown))
-    ring = mask_alpha(ring, _around(image, width, radii))
+        ring = pixels.mask_alpha(ring, shape_mask(outer_w, outer_h, grown))
+    ring = pixels.mask_alpha(ring, _around(image, width, radii))
     # The ring's coverage and the image's never overlap (the hole is the shape r_ cut the image to), so
     # adding them (premultiplied) gives the image inside, the ring outside and a seamless antialiased
     # edge between: where an opaque image was rounded, its alpha and the ring's sum to exactly opaque.
@@ -295,7 +287,8 @@ def build_border(params: Mapping[str, Any], claimed: set[str], prefix: str) -> A
 def set_opacity(image: pyvips.Image, percent: int) -> pyvips.Image:
     if percent == 100:
         return image
-    return mask_alpha(image, pyvips.Image.black(image.width, image.height) + round(255 * percent / 100))
+    level = round(255 * percent / 100)
+    return pixels.mask_alpha(image, pyvips.Image.black(image.width, image.height) + level)
 
 
 @builder("opacity")

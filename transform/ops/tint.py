@@ -39,11 +39,11 @@ from transform.ops import args
 from transform.ops.args import Color
 from transform.ops.effects import rgb_only
 from transform.ops.registry import Action, Ctx, EffectSpec, effect
+from transform.ops.tone import luma_counts
 
 RED = Color(255, 0, 0, 255, "red")
 DEFAULT_AMOUNT = 60
 MAX_COLOURS = 10
-_LUMA = [[0.2126, 0.7152, 0.0722]]
 _FORMS = (
     "tint takes [equalize:][<amount 0-100>:]<colour>[:<position>p]... (up to 10 colours, a colour name or "
     "rgb:RRGGBB[AA], a position 0p to 100p): e_tint:equalize:80:red:50p:blue"
@@ -166,20 +166,10 @@ def _table_image(table: np.ndarray) -> pyvips.Image:
     return pyvips.Image.new_from_memory(data.tobytes(), 256, 1, data.shape[2], "float")
 
 
-def _luma(rgb: pyvips.Image) -> pyvips.Image:
-    return (rgb.recomb(pyvips.Image.new_from_list(_LUMA)) + 0.5).cast("uchar")
-
-
 def equalising_curve(image: pyvips.Image) -> np.ndarray:
     """The 256-entry curve that flattens the histogram of the image's luma (opaque pixels of a
     thumbnail; all of them when none is opaque)."""
-    small = pixels.measured(image)
-    rgb = small.extract_band(0, n=3) if pixels.has_alpha(small) else small
-    luma = np.asarray(_luma(rgb).numpy()).reshape(-1)
-    if pixels.has_alpha(small):
-        opaque = np.asarray(small.extract_band(3).numpy()).reshape(-1) >= 128
-        luma = luma[opaque] if opaque.any() else luma
-    counts = np.bincount(luma, minlength=256).astype(np.float64)
+    counts = luma_counts(image)
     cumulative = np.cumsum(counts)
     lowest = cumulative[np.nonzero(counts)[0][0]]
     if cumulative[-1] <= lowest:
@@ -196,6 +186,7 @@ def _tint(tint: Tint, prefix: str) -> Action:
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
         if amount == 0 and not tint.equalize:
             return image
+        image = pixels.normalize(image)  # (measured as it is tinted: 8-bit sRGB)
         curve = None
         if tint.equalize:
             curve = ctx.measured.get(key)
@@ -207,11 +198,11 @@ def _tint(tint: Tint, prefix: str) -> Action:
             rgb = rgb.cast("uchar")
             if curve is not None:
                 rgb = (rgb.maplut(curve) + 0.5).cast("uchar")
-            over = _luma(rgb).maplut(layer)
+            over = pixels.luma(rgb).maplut(layer)
             weight = over.extract_band(3) * (amount / 255)
             return (rgb + (over.extract_band(0, n=3) - rgb) * weight + 0.5).cast("uchar")
 
-        return rgb_only(pixels.normalize(image), fn)
+        return rgb_only(image, fn)
 
     return Action("e_" + tint.render(), run, sequential=not tint.equalize)
 

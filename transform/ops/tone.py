@@ -110,7 +110,7 @@ def _blend(matrix: list[list[float]], amount: float) -> pyvips.Image:
 
 
 _SEPIA = [[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]]
-_LUMA = (0.2126, 0.7152, 0.0722)
+_LUMA = pixels.LUMA
 
 
 def _saturate(factor: float) -> pyvips.Image:
@@ -275,7 +275,7 @@ class _Sample:
     def histograms(self, curves: Curves) -> np.ndarray:
         """(4, 256) counts of R, G, B and luma of the sample once mapped through ``curves``."""
         rgb = self.rgb.maplut(_lut(curves))
-        luma = (rgb.recomb(pyvips.Image.new_from_list([list(_LUMA)])) + 0.5).cast("uchar")
+        luma = pixels.luma(rgb)
         bands = rgb.bandjoin(luma)
         if self.alpha is not None:
             # Transparent pixels counted from 256 up, past the 0..255 bins read: a masked histogram.
@@ -289,8 +289,10 @@ class _Sample:
 
 def _counts(bands: pyvips.Image) -> np.ndarray:
     """hist_find's counts of each band's levels 0..255, as a (bands, 256) array."""
-    found = np.asarray(bands.hist_find().numpy(), dtype=np.float64)
-    return found.reshape(-1, bands.bands)[:256].T
+    found = np.asarray(bands.hist_find().numpy(), dtype=np.float64).reshape(-1, bands.bands)[:256]
+    # A ushort image's histogram is only as long as its highest value: a masked sample with no
+    # transparent pixel and nothing brighter than 196 has 197 bins. Always 256, as callers index them.
+    return np.pad(found, ((0, 256 - len(found)), (0, 0))).T
 
 
 def _percentile(counts: np.ndarray, share: float) -> float:
@@ -323,6 +325,13 @@ def _brighten(counts: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
 
 def _identity() -> Curves:
     return np.tile(_LEVELS, (3, 1))
+
+
+def luma_counts(image: pyvips.Image) -> np.ndarray:
+    """(256,) counts of the luma levels of the image's opaque pixels, thumbnailed (all pixels when none
+    is opaque): what e_tint:equalize spreads."""
+    counts: np.ndarray = _Sample(image).histograms(_identity())[3]
+    return counts
 
 
 def _then(curves: Curves, fns: list[Callable[[np.ndarray], np.ndarray]], strength: float) -> Curves:
