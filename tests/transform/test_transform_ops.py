@@ -77,6 +77,7 @@ ROWS = [
     Row("f_", "c_scale,w_100/f_avif", "photo", (100, 75), 3, "avif"),
     Row("f_", "c_scale,w_100/f_jpg", "cutout", (100, 80), 3, "jpg"),
     Row("q_", "c_scale,w_100/q_30", "photo", (100, 75), 3, "jpg"),
+    Row("cs_", "c_scale,cs_srgb,w_100", "photo", (100, 75), 3, "jpg"),
     Row("l_", "l_logo/c_scale,w_40/fl_layer_apply,g_north_east,x_5,y_5", "photo", (320, 240), 3, "jpg"),
     Row("l_", "l_logo/fl_layer_apply,g_north_west,x_-30,y_-20", "photo", (350, 260), 4, "png"),
     Row("l_", "g_north_east,l_logo", "photo", (320, 240), 3, "jpg"),

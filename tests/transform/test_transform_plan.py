@@ -275,7 +275,8 @@ ERRORS = [
     (
         "e_blur:+50",
         InvalidArgument,
-        "Invalid transformation parameter - e_blur:+50: blur strength must be an integer from 1 to 2000",
+        "Invalid transformation parameter - e_blur:+50: blur strength must be an integer from 1 to 2000 "
+        "(larger ones are 2000)",
     ),
     (
         "e_brightness:+20",
@@ -389,7 +390,7 @@ ERRORS = [
         "bo_4294967296px_solid_red",
         InvalidArgument,
         "Invalid transformation parameter - bo_4294967296px_solid_red: border must be "
-        "<width>px_solid_<colour>, width 1 to 1000 (bo_5px_solid_black)",
+        "<width>px_solid_<colour>, width 0 to 1000 (bo_5px_solid_black)",
     ),
     (
         "a_2147483648",
@@ -398,9 +399,9 @@ ERRORS = [
         "hflip, vflip, ignore, auto_right or auto_left, joined by '.'",
     ),
     (
-        "e_blur:4294967296",
+        "e_sharpen:4294967296",
         InvalidArgument,
-        "Invalid transformation parameter - e_blur:4294967296: blur strength must be an integer "
+        "Invalid transformation parameter - e_sharpen:4294967296: sharpen strength must be an integer "
         "from 1 to 2000",
     ),
     (
@@ -643,9 +644,10 @@ ERRORS = [
         "(object classes such as g_auto:dog are not supported)",
     ),
     (
-        "e_blur:2001",
+        "e_blur:0",
         InvalidArgument,
-        "Invalid transformation parameter - e_blur:2001: blur strength must be an integer from 1 to 2000",
+        "Invalid transformation parameter - e_blur:0: blur strength must be an integer from 1 to 2000 "
+        "(larger ones are 2000)",
     ),
     (
         "e_grayscale:5",
@@ -798,7 +800,7 @@ ERRORS = [
         "bo_5px_dashed_red",
         InvalidArgument,
         "Invalid transformation parameter - bo_5px_dashed_red: border must be "
-        "<width>px_solid_<colour>, width 1 to 1000 (bo_5px_solid_black)",
+        "<width>px_solid_<colour>, width 0 to 1000 (bo_5px_solid_black)",
     ),
     (
         "o_101",

@@ -84,6 +84,17 @@ def _strength(name: str) -> Any:
     return parse
 
 
+def _blur_strength(value: str, rest: str) -> int:
+    """e_blur's strength, 1 to 2000; a larger one is 2000 (sites write e_blur:10000 to blur an underlay
+    away, ``u_<id>,...,e_blur:10000``, and Cloudinary delivers it: its blur stops at 2000)."""
+    if rest == "":
+        return 100
+    strength = args.integer(rest)
+    if strength is not None and strength > 2000:
+        return 2000
+    return args.int_in("e", rest, "blur strength", 1, 2000, shown=value, forms="larger ones are 2000")
+
+
 def rgb_only(image: pyvips.Image, fn: Any) -> pyvips.Image:
     """Run ``fn`` on the colour bands and put the alpha band back unchanged."""
     if not pixels.has_alpha(image):
@@ -282,10 +293,10 @@ effect(
 effect(
     EffectSpec(
         "blur",
-        _strength("blur"),
+        _blur_strength,
         lambda s: _render_strength("blur", s),
         _blur,
-        "Gaussian blur, strength 1-2000 (default 100)",
+        "Gaussian blur, strength 1-2000 (default 100; a larger one is 2000)",
         dpr=_blur_at_dpr,
     )
 )
