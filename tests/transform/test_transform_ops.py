@@ -152,6 +152,8 @@ ROWS = [
         "jpg",
     ),
     Row("e_vignette", "e_vignette:60", "photo", (320, 240), 3, "jpg"),
+    Row("e_cartoonify", "e_cartoonify", "photo", (320, 240), 3, "jpg"),
+    Row("e_cartoonify", "e_cartoonify:70:bw", "cutout", (200, 160), 4, "png"),
     Row("e_pixelate", "e_pixelate:12", "photo", (320, 240), 3, "jpg"),
     Row("e_pixelate", "e_pixelate", "cutout", (200, 160), 4, "png"),
     Row("e_pixelate_region", "e_pixelate_region:10,h_100,w_120,x_150,y_60", "photo", (320, 240), 3, "jpg"),
