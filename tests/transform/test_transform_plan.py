@@ -276,7 +276,7 @@ ERRORS = [
         "e_blur:+50",
         InvalidArgument,
         "Invalid transformation parameter - e_blur:+50: blur strength must be an integer from 1 to 2000 "
-        "(larger ones are 2000)",
+        "(larger ones up to 100000 are 2000)",
     ),
     (
         "e_brightness:+20",
@@ -647,7 +647,7 @@ ERRORS = [
         "e_blur:0",
         InvalidArgument,
         "Invalid transformation parameter - e_blur:0: blur strength must be an integer from 1 to 2000 "
-        "(larger ones are 2000)",
+        "(larger ones up to 100000 are 2000)",
     ),
     (
         "e_grayscale:5",
@@ -659,9 +659,9 @@ ERRORS = [
         InvalidArgument,
         "Invalid transformation parameter - e_oilpaint: effect must be one of "
         "multiply, screen, overlay, mask, cut_out, anti_removal, "
-        "background_removal, grayscale, blur, sharpen, dropshadow, unsharp_mask, pixelate, pixelate_region, "
-        "vignette, blur_faces, pixelate_faces, gradient_fade, make_transparent, replace_color, "
-        "opacity_threshold, alpha_mask, margin, roi, outline, loop, shadow, tint, red, green, blue, "
+        "background_removal, grayscale, blur, sharpen, dropshadow, cartoonify, unsharp_mask, pixelate, "
+        "pixelate_region, vignette, blur_faces, pixelate_faces, gradient_fade, make_transparent, "
+        "replace_color, opacity_threshold, alpha_mask, margin, roi, outline, loop, shadow, tint, red, green, blue, "
         "colorize, negate, "
         "sepia, brightness, contrast, saturation, blackwhite, hue, gamma, vibrance, auto_contrast, "
         "auto_brightness, auto_color, improve, trim",
