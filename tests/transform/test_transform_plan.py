@@ -661,8 +661,8 @@ ERRORS = [
         "multiply, screen, overlay, mask, cut_out, anti_removal, "
         "background_removal, grayscale, blur, sharpen, dropshadow, cartoonify, unsharp_mask, pixelate, "
         "pixelate_region, vignette, blur_faces, pixelate_faces, gradient_fade, make_transparent, "
-        "replace_color, opacity_threshold, alpha_mask, margin, roi, outline, loop, shadow, tint, red, green, blue, "
-        "colorize, negate, "
+        "replace_color, opacity_threshold, alpha_mask, margin, roi, outline, loop, shadow, tint, red, green, "
+        "blue, colorize, negate, "
         "sepia, brightness, contrast, saturation, blackwhite, hue, gamma, vibrance, auto_contrast, "
         "auto_brightness, auto_color, improve, trim",
     ),
