@@ -25,12 +25,13 @@ IN_LAYER = "inside a layer"
 
 #: Keys that apply to the delivered image as a whole, taken out of their component; the animation's
 #: (pg_, dl_, vs_, and e_loop, taken as "loop") may not differ between two components.
-_DELIVERY = ("f", "q", "pg", "dl", "vs")
+_DELIVERY = ("f", "q", "cs", "pg", "dl", "vs")
 _ANIMATION = {"pg": "pages", "dl": "delays", "vs": "samplings", "loop": "loops"}
 
 
 def take_delivery(params: dict[str, Any], out: dict[str, Any], *, nested: str | None) -> None:
-    """Moves f_, q_, pg_, dl_, vs_ and e_loop out of a component into ``out``."""
+    """Moves f_, q_, cs_, pg_, dl_, vs_ and e_loop out of a component into ``out`` (cs_ only to be checked:
+    what it asks for is what every output is, transform/ops/output.py COLOUR_SPACES)."""
     chosen = params.get("e")
     if isinstance(chosen, Template) and str(chosen).split(":")[0] == "loop":
         raise BadRequest(f"Invalid transformation parameter - e_{chosen}: the loop count must be known from "
@@ -127,9 +128,13 @@ def take_output_flags(params: dict[str, Any], out: dict[str, Any], *, nested: st
         del params["fl"]
 
 
+#: What a dpr_ of its own may come with (``dpr_1.0,cs_srgb``).
+DPR_COMPANIONS = frozenset({"f", "q", "cs", "d"})
+
+
 def is_delivery_dpr(params: Mapping[str, Any]) -> bool:
-    """The component is a dpr_ of its own (with f_, q_ or d_ at most)."""
-    return set(params) - {"f", "q", "d"} == {"dpr"}
+    """The component is a dpr_ of its own (with f_, q_, cs_ or d_ at most: ``dpr_1.0,cs_srgb``)."""
+    return set(params) - DPR_COMPANIONS == {"dpr"}
 
 
 def delivery_dpr(expanded: Sequence[Mapping[str, Any]]) -> float | None:

@@ -49,6 +49,7 @@ from dataclasses import dataclass, replace
 
 from grammar.ast import Component, Param
 from grammar.errors import InvalidArgument
+from transform.delivery import DPR_COMPANIONS
 from transform.ops.args import MAX_LENGTH, fmt_float, integer
 from transform.plan import Plan, compile_plan
 
@@ -65,7 +66,6 @@ MAX_AUTO_DPR = 4
 #: The widest a width hint counts as: an 8K screen's 7680 device pixels fit.
 MAX_HINT_WIDTH = 8192
 _HINT_NUMBER = re.compile(r"[0-9]{1,12}(\.[0-9]{0,12})?|\.[0-9]{1,12}")
-_DPR_KEYS = frozenset({"dpr", "f", "q", "d"})  # a dpr_ alone (transform/delivery.py is_delivery_dpr)
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ def resolve_hints(components: Sequence[Component], hints: Hints) -> Resolved:
     chain = None
     for component in components:
         keys = {p.key for p in component.params}
-        if "dpr" in keys and keys <= _DPR_KEYS:
+        if "dpr" in keys and keys - DPR_COMPANIONS == {"dpr"}:  # as delivery.is_delivery_dpr reads it
             chain = _ratio_of(component, ratio)
     resolved = []
     texts = []

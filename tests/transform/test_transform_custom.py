@@ -105,7 +105,7 @@ def test_without_custom_coordinates_g_custom_is_the_centre() -> None:
         ("c_fill,g_custom,h_10", None),
         ("l_logo/c_crop,g_custom/fl_layer_apply", "g_custom cannot crop inside a layer"),
         ("l_logo/fl_layer_apply,g_custom", "g_custom cannot place a layer"),
-        ("c_fill,g_custom", "c_fill needs w_, h_ or ar_"),
+        ("c_fill,g_custom,z_2", "c_fill needs w_, h_ or ar_"),
     ],
 )
 def test_refusals(transformation: str, message: str | None) -> None:

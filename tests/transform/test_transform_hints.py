@@ -73,6 +73,8 @@ def test_hints_are_read_and_bounded(headers: dict[str, str], expected: Hints) ->
         ("c_scale,w_auto,dpr_auto", Hints(dpr=2.0, width=660), "c_scale,w_400,dpr_2.0"),
         ("c_scale,w_auto/dpr_auto", Hints(dpr=2.625, width=1050), "c_scale,w_400/dpr_3.0"),
         ("c_scale,w_auto/dpr_2.0", Hints(width=800), "c_scale,w_400/dpr_2.0"),
+        # The chain's dpr_ as delivery reads it: with f_, q_, cs_ or d_ beside it (delivery.DPR_COMPANIONS).
+        ("c_scale,w_auto/dpr_auto,cs_srgb", Hints(dpr=2.0, width=800), "c_scale,w_400/dpr_2.0,cs_srgb"),
         ("c_scale,w_auto", Hints(dpr=2.0, width=660), "c_scale,w_700"),  # no dpr_: the device pixels
         # A step so large the ratio would multiply it past what a URL may write: capped.
         ("c_scale,w_auto:16000,dpr_auto", Hints(dpr=4.0, width=8000), "c_scale,w_4096,dpr_4.0"),

@@ -2,6 +2,7 @@
 
 from transform.ops import (  # noqa: F401  (registration)
     blends,
+    cartoon,
     conditions,
     detail,
     effects,

@@ -84,6 +84,23 @@ def _strength(name: str) -> Any:
     return parse
 
 
+#: The largest e_blur strength taken (as 2000): see _blur_strength.
+BLUR_CLAMPED = 100_000
+
+
+def _blur_strength(value: str, rest: str) -> int:
+    """e_blur's strength, 1 to 2000; a larger one, up to BLUR_CLAMPED, is 2000 (sites write e_blur:10000
+    to blur an underlay away, ``u_<id>,...,e_blur:10000``, and Cloudinary delivers it: its blur stops at
+    2000). Beyond that it is no strength anyone means: a 400."""
+    if rest == "":
+        return 100
+    strength = args.integer(rest)
+    if strength is not None and 2000 < strength <= BLUR_CLAMPED:
+        return 2000
+    return args.int_in("e", rest, "blur strength", 1, 2000, shown=value,
+                       forms=f"larger ones up to {BLUR_CLAMPED} are 2000")  # fmt: skip
+
+
 def rgb_only(image: pyvips.Image, fn: Any) -> pyvips.Image:
     """Run ``fn`` on the colour bands and put the alpha band back unchanged."""
     if not pixels.has_alpha(image):
@@ -282,10 +299,10 @@ effect(
 effect(
     EffectSpec(
         "blur",
-        _strength("blur"),
+        _blur_strength,
         lambda s: _render_strength("blur", s),
         _blur,
-        "Gaussian blur, strength 1-2000 (default 100)",
+        "Gaussian blur, strength 1-2000 (default 100; a larger one, up to 100000, is 2000)",
         dpr=_blur_at_dpr,
     )
 )

@@ -1,4 +1,5 @@
-"""Delivery format ``f_`` and quality ``q_``: they describe the output, not a step on the image."""
+"""Delivery format ``f_``, quality ``q_`` and colour space ``cs_``: they describe the output, not a step on
+the image."""
 
 from __future__ import annotations
 
@@ -82,3 +83,30 @@ _QUALITY_HELP = (
     "(444: full colour resolution; a 400 with other formats, except where f_auto chose them)"
 )
 param(ParamSpec("q", "quality", _quality, _QUALITY_HELP, "output"))
+
+
+#: cs_ values this server's output already is (https://cloudinary.com/documentation/transformation_reference
+#: #cs_color_space): every image is converted to sRGB from its embedded profile on decode
+#: (transform/pixels.py) and written without a profile, which viewers read as sRGB; tinysrgb asks for a
+#: compact sRGB profile in the file, which draws the same colours. Sites write cs_srgb beside dpr_ and c_
+#: (``dpr_1.0,cs_srgb``). The others (cmyk, keep_cmyk, no_cmyk, icc:<id>, copy...) would need profiles or
+#: CMYK output this server does not write: a 400.
+COLOUR_SPACES = ("srgb", "tinysrgb")
+
+
+def _colour_space(key: str, value: str) -> str:
+    if value in COLOUR_SPACES:
+        return value
+    raise InvalidArgument(key, value, "colour space must be srgb or tinysrgb (output is always sRGB; CMYK, "
+                          "kept and custom ICC profiles are not supported)")  # fmt: skip
+
+
+param(
+    ParamSpec(
+        "cs",
+        "colour space",
+        _colour_space,
+        "output colour space: srgb or tinysrgb, what every output is (converted to sRGB, no profile kept)",
+        "output",
+    )
+)

@@ -173,7 +173,6 @@ CROP_MODES: dict[str, str] = {}  # mode -> help
 # Cloudinary keys this server knows of but does not implement: a clearer 400 than "unknown".
 UNSUPPORTED = {
     "dn": "density (dn_)",
-    "cs": "colour spaces (cs_)",
     "fn": "custom functions",
     "p": "prefixes (p_)",
     "bl": "baselines (bl_)",

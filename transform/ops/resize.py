@@ -307,12 +307,18 @@ class Resize:
 def _fit_size(mode: str, iw: int, ih: int, width: int, height: int) -> tuple[int, int]:
     if mode == "scale":
         return width, height
-    scale = min(width / iw, height / ih)
-    if mode == "limit":
-        scale = min(scale, 1.0)
-    elif mode == "mfit":
-        scale = max(scale, 1.0)
-    return max(1, round(iw * scale)), max(1, round(ih * scale))
+    fitted = min(width / iw, height / ih)
+    scale = min(fitted, 1.0) if mode == "limit" else max(fitted, 1.0) if mode == "mfit" else fitted
+    w, h = max(1, round(iw * scale)), max(1, round(ih * scale))
+    if scale == fitted:
+        # Rounded from the scale, the side of the box the image fits can come out a pixel short of it: a
+        # box from one side has the other rounded (c_fit,w_645 of a 640x427 image: 645x430), and 430/427
+        # gives 644.5, which rounds to 644. That side is the box's, as c_scale,w_645 makes it.
+        if h == height and w == width - 1:
+            w = width
+        elif w == width and h == height - 1:
+            h = height
+    return w, h
 
 
 def _fit(spec: Resize, image: pyvips.Image, width: int, height: int, limits: Limits) -> pyvips.Image:
@@ -462,6 +468,29 @@ _NEEDS = {
 }
 
 
+def sized_as_is(params: Mapping[str, Any]) -> bool:
+    """A crop mode with no w_, h_ or ar_ (``c_fill,g_face``, ``c_pad,b_auto:predominant``): Cloudinary
+    delivers the image at its own size, so the mode has nothing to do. Its own console apps write such URLs
+    (``c_pad,b_auto:predominant,fl_preserve_transparency``), and sites use them (tests/transform/corpus)."""
+    return "c" in params and not any(k in params for k in ("w", "h", "ar"))
+
+
+def _default_gravity(params: Mapping[str, Any]) -> bool:
+    """g_center with a mode that crops nothing (c_scale, c_fit, c_limit, c_mfit): it is where such a mode
+    leaves the image anyway, so Cloudinary takes it (``c_fit,f_auto,g_center,q_60,w_645`` on real sites);
+    any other gravity there is a 400, as it would move nothing."""
+    return params.get("g") == "center" and params.get("c", "scale") not in _GRAVITY_MODES
+
+
+def sizing_params(params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``params`` as the resize reads them: with w_ and h_ both given, ar_ is left out, as Cloudinary
+    sizes by the two (next-cloudinary's CldImage writes ``c_fill,ar_16:9,w_3840,h_3000``; sites write
+    ``ar_16:11,c_fill,h_600,w_800``); g_center is left out where it is the mode's own placement."""
+    dropped = {"ar"} if {"ar", "w", "h"} <= params.keys() else set()
+    dropped |= {"g"} if _default_gravity(params) else set()
+    return {k: v for k, v in params.items() if k not in dropped} if dropped else params
+
+
 def resize_from(params: Mapping[str, Any], *, placing: bool = False) -> Resize | None:
     """The Resize a component's params ask for, with qualifier checks; None when there is nothing to size.
     ``placing``: in a fl_layer_apply component g_, x_ and y_ place the layer instead."""
@@ -477,14 +506,15 @@ def resize_from(params: Mapping[str, Any], *, placing: bool = False) -> Resize |
     mode = mode or "scale"
     # c_crop,g_custom alone cuts the custom region out (its size is the region's).
     if not sizes and not (mode == "crop" and not placing and params.get("g") in focus.CUSTOM_GRAVITIES):
-        raise BadRequest(f"Invalid transformation parameter - c_{mode}: c_{mode} needs w_, h_ or ar_")
-    if "ar" in params and "w" in params and "h" in params:
-        raise BadRequest("Invalid transformation: ar_ cannot be combined with both w_ and h_")
+        if any(key in params for key in ("dpr", "x", "y", "z")):
+            raise BadRequest(f"Invalid transformation parameter - c_{mode}: c_{mode} needs w_, h_ or ar_")
+        return None  # (sized_as_is: the image's own size, so nothing to do)
+    params = sizing_params(params)
     if "dpr" in params and "w" not in params and "h" not in params:
         raise BadRequest(
             f"Invalid transformation parameter - {render_param('dpr', params['dpr'])}: {_NEEDS['dpr']}"
         )
-    gravity = None if placing else params.get("g")
+    gravity = None if placing or _default_gravity(params) else params.get("g")
     if mode == "auto":
         if gravity is not None and gravity not in ("auto", *focus.CONTENT_GRAVITIES):
             raise BadRequest(
@@ -540,7 +570,12 @@ def build(params: Mapping[str, Any], claimed: set[str], prefix: str) -> Action |
     params = {k: v for k, v in params.items() if k not in effect_claims(params)}
     spec = resize_from(params)
     if spec is None:
+        if sized_as_is(params):  # the mode, its gravity and pad colour: nothing to do (sized_as_is)
+            claimed.update(k for k in ("c", "g", "b") if k in params and (k != "b" or params["c"] in _PADDED))
         return None
+    ignored = params.keys() - sizing_params(params).keys()  # ar_ beside w_ and h_; g_center (sizing_params)
+    claimed.update(ignored)
+    params = sizing_params(params)
     before, effect_keys = _before_pad(given, spec)
     if before is not None:
         spec = replace(spec, before_pad=before)

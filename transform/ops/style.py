@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -56,15 +57,17 @@ def _radius(key: str, value: str) -> tuple[int, ...] | str:
 
 # "px" may be left out: Cloudinary's own example of a width from a variable, bo_$size_solid_rgb:FFB235,
 # is bo_15_solid_rgb:FFB235 once the variable is put in.
-_BORDER = re.compile(r"([0-9]+)(?:px)?_solid_(.+)")
+# A width of 0 is no border (sites write bo_0px_solid_rgb:ffffff beside r_0 and o_100, their defaults); a
+# decimal one is rounded to whole pixels, half up (bo_1.5px_solid_white is 2 px), as the image has no finer.
+_BORDER = re.compile(r"([0-9]+(?:\.[0-9]+)?)(?:px)?_solid_(.+)")
 
 
 def _border(key: str, value: str) -> tuple[int, Color]:
     match = _BORDER.fullmatch(value)
-    width = args.integer(match[1]) if match else None
-    if match is None or width is None or not 1 <= width <= 1000:
+    width = math.floor(float(match[1]) + 0.5) if match and len(match[1]) <= 12 else None
+    if match is None or width is None or not 0 <= width <= 1000:
         raise InvalidArgument(
-            key, value, "border must be <width>px_solid_<colour>, width 1 to 1000 (bo_5px_solid_black)"
+            key, value, "border must be <width>px_solid_<colour>, width 0 to 1000 (bo_5px_solid_black)"
         )
     return width, args.color(key, match[2], "border colour")
 
@@ -85,6 +88,8 @@ def _radius_at_dpr(key: str, value: tuple[int, ...] | str, ratio: float) -> tupl
 
 def _border_at_dpr(key: str, value: tuple[int, Color], ratio: float) -> tuple[int, Color]:
     width, colour = value
+    if width == 0:
+        return value
     return args.at_dpr(key, f"{width}px_solid_{colour}", width, ratio, "border width", 1, 1000), colour
 
 
@@ -278,6 +283,8 @@ def build_border(params: Mapping[str, Any], claimed: set[str], prefix: str) -> A
     if "bo" not in params:
         return None
     width, colour = params["bo"]
+    if width == 0:  # no border (the r_ in its component rounds the corners on its own)
+        return None
     radius = params.get("r")
     return Action(
         render_param("bo", params["bo"]), lambda ctx, image: add_border(image, width, colour, radius)
