@@ -666,8 +666,8 @@ ERRORS = [
         "Invalid transformation parameter - e_oilpaint: effect must be one of "
         "multiply, screen, overlay, mask, cut_out, anti_removal, "
         "background_removal, grayscale, blur, sharpen, dropshadow, cartoonify, unsharp_mask, pixelate, "
-        "pixelate_region, vignette, blur_faces, pixelate_faces, gradient_fade, make_transparent, replace_color, "
-        "opacity_threshold, alpha_mask, margin, roi, outline, loop, shadow, "
+        "pixelate_region, vignette, blur_faces, pixelate_faces, gradient_fade, make_transparent, "
+        "replace_color, opacity_threshold, alpha_mask, margin, roi, outline, loop, shadow, "
         "colorize, negate, "
         "sepia, brightness, contrast, saturation, blackwhite, hue, gamma, vibrance, auto_contrast, "
         "auto_brightness, auto_color, improve, tint, red, green, blue, trim",
