@@ -48,9 +48,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from grammar.ast import Component, Param
-from grammar.errors import InvalidArgument
+from grammar.errors import BadRequest, InvalidArgument
 from transform.delivery import DPR_COMPANIONS
 from transform.ops.args import MAX_LENGTH, fmt_float, integer
+from transform.ops.registry import spec_for
 from transform.plan import Plan, compile_plan
 
 DPR_HEADERS = ("Sec-CH-DPR", "DPR")
@@ -206,10 +207,9 @@ def _ratio_of(component: Component, auto: float) -> float | None:
             if p.value == "auto":
                 return auto
             try:
-                number = float(p.value)
-            except ValueError:
+                return float(spec_for("dpr").parse("dpr", p.value))  # as compiling reads it
+            except BadRequest:
                 return None
-            return number if 0.1 <= number <= 10.0 else None
     return None
 
 
