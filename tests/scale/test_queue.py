@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -18,6 +18,9 @@ from cutout.worker import provider_problem
 from grammar.errors import OriginError
 from tests.app.helpers import SAMPLES
 from tests.scale.servers import RedisServer
+
+if TYPE_CHECKING:
+    from tests.scale.cluster import WorkerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -307,6 +310,23 @@ def test_cutout_worker_stopped_by_a_signal_is_not_counted_alive(redis_url: str, 
         queue.close()
 
 
+def _ask_until_taken(url: str, worker: WorkerProcess, redis_server: RedisServer, *, seconds: float) -> None:
+    """Ask the server for the cut-out (423: queued) once it has announced the queue, then wait until
+    ``worker`` has taken the job (the model is about to run)."""
+    import httpx
+
+    from tests.app.test_app_server import CUTOUT
+
+    deadline = time.monotonic() + seconds
+    while (asked := httpx.get(url + CUTOUT, timeout=30)).status_code == 503:  # not announced
+        assert time.monotonic() < deadline, asked.text
+        time.sleep(0.2)
+    assert asked.status_code == 423, asked.text
+    while redis_server.pending() == 0:  # taken
+        assert time.monotonic() < deadline, worker.log.read_text()
+        time.sleep(0.02)
+
+
 @pytest.mark.slow
 def test_cutout_worker_stopped_mid_job_finishes_it_and_leaves_no_claim_or_pending_job(
         redis_server: RedisServer, redis_url: str, tmp_path: Path) -> None:
@@ -329,14 +349,7 @@ def test_cutout_worker_stopped_mid_job_finishes_it_and_leaves_no_claim_or_pendin
     try:
         worker.wait_ready()
         server.wait_ready()
-        deadline = time.monotonic() + 60
-        while (first := httpx.get(server.url + CUTOUT, timeout=30)).status_code == 503:  # not announced
-            assert time.monotonic() < deadline, first.text
-            time.sleep(0.2)
-        assert first.status_code == 423, first.text
-        while redis_server.pending() == 0:  # taken
-            assert time.monotonic() < deadline, worker.log.read_text()
-            time.sleep(0.02)
+        _ask_until_taken(server.url, worker, redis_server, seconds=60)
         worker.kill(signal.SIGTERM)
         assert worker.process.returncode == 0, worker.log.read_text()
         assert redis_server.pending() == 0 and RedisCoordinator(redis_url).depth() == 0
@@ -374,14 +387,7 @@ def test_cutout_worker_stopped_mid_job_hands_it_back_to_the_next_worker_at_once(
     try:
         first.wait_ready()
         server.wait_ready()
-        deadline = time.monotonic() + 120
-        while (asked := httpx.get(server.url + CUTOUT, timeout=30)).status_code == 503:  # not announced
-            assert time.monotonic() < deadline, asked.text
-            time.sleep(0.2)
-        assert asked.status_code == 423, asked.text
-        while redis_server.pending() == 0:  # taken
-            assert time.monotonic() < deadline, first.log.read_text()
-            time.sleep(0.02)
+        _ask_until_taken(server.url, first, redis_server, seconds=120)
         time.sleep(0.3)  # into the model's run (seconds on these CPUs)
         os.killpg(first.process.pid, signal.SIGTERM)
         if stop == "a second signal":
