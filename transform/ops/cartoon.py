@@ -69,8 +69,8 @@ def _render(cartoon: Cartoon) -> str:
     return text if cartoon.strength == DEFAULT_STRENGTH else f"{text}:{cartoon.strength}"
 
 
-def _flatten(rgb: pyvips.Image, reduction: int | str) -> pyvips.Image:
-    smooth = rgb.median(SMOOTHING)
+def _flatten(smooth: pyvips.Image, reduction: int | str) -> pyvips.Image:
+    """``smooth``: the image after its median (shared with ``_outlines``)."""
     if reduction == "bw":
         smooth, levels = smooth.colourspace("b-w"), BW_LEVELS
     elif reduction == 0:
@@ -85,9 +85,9 @@ def _flatten(rgb: pyvips.Image, reduction: int | str) -> pyvips.Image:
     return flat.bandjoin([flat, flat]) if flat.bands == 1 else flat  # (bw: back to three bands)
 
 
-def _outlines(rgb: pyvips.Image, strength: int) -> pyvips.Image:
-    """255 where an outline is drawn."""
-    edges = rgb.median(SMOOTHING).colourspace("b-w").canny(sigma=EDGE_SIGMA)
+def _outlines(smooth: pyvips.Image, strength: int) -> pyvips.Image:
+    """255 where an outline is drawn, found on the image after its median."""
+    edges = smooth.colourspace("b-w").canny(sigma=EDGE_SIGMA)
     lines = edges > THRESHOLD_AT_100 + THRESHOLD_STEP * (100 - strength)
     if strength >= LINE_WIDENS_AT:
         lines = lines.morph(pyvips.Image.new_from_array([[255] * 3] * 3), "dilate")
@@ -98,10 +98,11 @@ def _cartoonify(cartoon: Cartoon, prefix: str) -> Action:
     reduction = cartoon.strength if cartoon.reduction is None else cartoon.reduction
 
     def draw(rgb: pyvips.Image) -> pyvips.Image:
-        flat = _flatten(rgb, reduction)
+        smooth = rgb.median(SMOOTHING)  # one median for the colours and the lines
+        flat = _flatten(smooth, reduction)
         if cartoon.strength == 0:
             return flat
-        return _outlines(rgb, cartoon.strength).ifthenelse(0, flat).copy(interpretation="srgb")
+        return _outlines(smooth, cartoon.strength).ifthenelse(0, flat).copy(interpretation="srgb")
 
     def run(ctx: Ctx, image: pyvips.Image) -> pyvips.Image:
         return rgb_only(image, draw)
